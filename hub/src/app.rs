@@ -1,0 +1,175 @@
+//! Starting and stopping the hub: connect, migrate, declare, run every component, drain.
+//!
+//! Shutdown order (SIGINT/SIGTERM or the caller's token): stop taking deliveries and firing
+//! timers, let in-flight handlers finish, flush the outbox relay, close the connection.
+
+use std::sync::Arc;
+
+use contracts::{QueueSpec, Topology};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::{self, Broker, ConsumerSettings, Handler, Publisher};
+use crate::config::HubConfig;
+use crate::store::{self, relay, timers};
+
+/// What a handler factory may use.
+#[derive(Debug, Clone)]
+pub struct HubContext {
+    /// The database pool.
+    pub pool: PgPool,
+    /// The namespace's topology.
+    pub topology: Arc<Topology>,
+    /// This process's `app_id` on outgoing messages.
+    pub app_id: String,
+}
+
+/// Builds a handler once the hub is connected.
+pub type HandlerFactory = Box<dyn Fn(&HubContext) -> Arc<dyn Handler> + Send + Sync>;
+
+/// A work queue and the handler that consumes it.
+pub struct Registration {
+    /// The queue and its bindings.
+    pub queue: QueueSpec,
+    /// Makes its handler.
+    pub factory: HandlerFactory,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which parts of the hub this process runs (`hub run --only ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Components {
+    /// Saga engines and other consumers.
+    pub consumers: bool,
+    /// The outbox relay.
+    pub relay: bool,
+    /// The timer poller.
+    pub timers: bool,
+}
+
+impl Components {
+    /// Everything.
+    pub const ALL: Components = Components {
+        consumers: true,
+        relay: true,
+        timers: true,
+    };
+}
+
+/// The topology of `config`'s namespace with these queues.
+pub fn topology(config: &HubConfig, queues: Vec<QueueSpec>) -> anyhow::Result<Topology> {
+    Ok(Topology::new(
+        config.namespace.clone(),
+        queues,
+        config.retry_tiers.0.clone(),
+    )?)
+}
+
+/// Runs the hub until `shutdown` is cancelled, then drains and returns.
+pub async fn run(
+    config: &HubConfig,
+    components: Components,
+    registrations: Vec<Registration>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app_id = format!("hub/{}", std::process::id());
+    let topology = Arc::new(topology(
+        config,
+        registrations.iter().map(|r| r.queue.clone()).collect(),
+    )?);
+    let pool = store::connect(&config.database_url, config.db_pool).await?;
+    // The connection outlives the consumers so the relay can flush after they stop.
+    let connection_token = CancellationToken::new();
+    let broker = Broker::connect(&config.amqp_url, &app_id, connection_token.clone()).await?;
+    let channel = broker
+        .channel(&connection_token)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("broker connection closed during start"))?;
+    broker::declare(&channel, &topology, config.delivery_limit).await?;
+    let _ = channel.close(200, "topology declared".into()).await;
+
+    let publisher = Arc::new(Publisher::new(broker.clone(), connection_token.clone()));
+    let ctx = HubContext {
+        pool: pool.clone(),
+        topology: topology.clone(),
+        app_id: app_id.clone(),
+    };
+    let consuming = TaskTracker::new();
+    if components.consumers {
+        for r in &registrations {
+            let settings = ConsumerSettings {
+                queue: topology.work_queue(&r.queue.name),
+                prefetch: config.prefetch,
+                max_attempts: config.max_attempts,
+                handler_timeout: config.handler_timeout,
+                jitter: config.retry_jitter,
+            };
+            consuming.spawn(broker::run_consumer(
+                broker.clone(),
+                publisher.clone(),
+                topology.clone(),
+                settings,
+                (r.factory)(&ctx),
+                shutdown.clone(),
+            ));
+        }
+    }
+    if components.timers {
+        consuming.spawn(timers::run_timers(
+            pool.clone(),
+            config.relay_batch,
+            config.poll_interval,
+            shutdown.clone(),
+        ));
+    }
+    consuming.close();
+    let relay_stop = CancellationToken::new();
+    let relay_task = components.relay.then(|| {
+        tokio::spawn(relay::run_relay(
+            pool.clone(),
+            publisher.clone(),
+            relay::RelaySettings {
+                batch: config.relay_batch,
+                poll_interval: config.poll_interval,
+            },
+            relay_stop.clone(),
+        ))
+    });
+    tracing::info!(
+        namespace = %config.namespace,
+        queues = registrations.len(),
+        consumers = components.consumers,
+        relay = components.relay,
+        timers = components.timers,
+        "hub running"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("draining: finishing in-flight messages");
+    if tokio::time::timeout(config.drain_timeout, consuming.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight messages did not finish in time; the broker will redeliver them");
+    }
+    relay_stop.cancel();
+    if let Some(task) = relay_task
+        && tokio::time::timeout(config.drain_timeout, task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the outbox relay did not flush in time; the rest goes out at next start");
+    }
+    connection_token.cancel();
+    pool.close().await;
+    tracing::info!("hub stopped");
+    Ok(())
+}

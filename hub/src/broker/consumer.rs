@@ -1,0 +1,332 @@
+//! The one consumer runner: bounded prefetch, acks only after the handler's work is committed,
+//! and turns every failure into a decision. A bad body, a failing or panicking handler never
+//! stops the consumer.
+//!
+//! | handler result                         | what happens                                          |
+//! |----------------------------------------|-------------------------------------------------------|
+//! | `Ok`                                   | ack                                                   |
+//! | transient, attempts left               | to the retry tier for this attempt, TTL with jitter   |
+//! | transient, no attempts left            | dead-lettered, kind `retries_exhausted`               |
+//! | permanent / invalid input / panic      | dead-lettered at once                                 |
+//!
+//! A retry or dead letter is published (and confirmed) before the original is acked; if that
+//! publish fails the original is nacked back to its queue, where `x-delivery-limit` bounds it.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::{Failure, FailureKind};
+use chrono::Utc;
+use contracts::metadata::ErrorKind;
+use contracts::{Metadata, Topology, headers};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::properties::{
+    decode_properties, header_str, header_time, header_u32, long_string, time_value, with_headers,
+};
+use super::{Broker, Publisher};
+
+/// A message as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Properties and headers.
+    pub metadata: Metadata,
+    /// The JSON body, unparsed: the handler decodes it into its contract type.
+    pub body: Vec<u8>,
+    /// The work queue it came from (full name).
+    pub queue: String,
+    /// The exchange it was first published to (not the retry path it may have taken since).
+    pub exchange: String,
+    /// The routing key it was first published with.
+    pub routing_key: String,
+    /// How many times handling it failed before this delivery.
+    pub previous_failures: u32,
+}
+
+/// Handles the messages of one queue. Object-safe so that sagas of different types can sit in
+/// one list.
+pub trait Handler: Send + Sync + 'static {
+    /// A stable name, used as the inbox's consumer key: renaming it re-handles old messages.
+    fn name(&self) -> &str;
+
+    /// Handles one message. `Ok` means its effects are committed.
+    fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<(), Failure>>;
+}
+
+/// How one consumer runs.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Full name of the work queue.
+    pub queue: String,
+    /// Unacked messages in flight at once (and so handler calls at once).
+    pub prefetch: u16,
+    /// Handling attempts before a transiently failing message is dead-lettered.
+    pub max_attempts: u32,
+    /// A handler running longer than this counts as a transient failure.
+    pub handler_timeout: Duration,
+    /// Random spread of retry delays, as a fraction of the tier's delay (0.2 = ±20%).
+    pub jitter: f64,
+}
+
+struct Shared {
+    publisher: Arc<Publisher>,
+    topology: Arc<Topology>,
+    settings: ConsumerSettings,
+    handler: Arc<dyn Handler>,
+}
+
+/// Consumes `settings.queue` until `shutdown`, reconnecting as often as the broker goes away;
+/// then stops taking deliveries and waits for those in flight to finish.
+pub async fn run_consumer(
+    broker: Broker,
+    publisher: Arc<Publisher>,
+    topology: Arc<Topology>,
+    settings: ConsumerSettings,
+    handler: Arc<dyn Handler>,
+    shutdown: CancellationToken,
+) {
+    let shared = Arc::new(Shared {
+        publisher,
+        topology,
+        settings,
+        handler,
+    });
+    let queue = shared.settings.queue.clone();
+    while !shutdown.is_cancelled() {
+        let Some(channel) = broker.channel(&shutdown).await else {
+            break;
+        };
+        let consumer = async {
+            channel
+                .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+                .await?;
+            channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+        }
+        .await;
+        let mut consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%queue, error = %e, "cannot consume; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        tracing::info!(%queue, handler = shared.handler.name(), "consuming");
+        let in_flight = TaskTracker::new();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+                    break;
+                }
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let shared = shared.clone();
+                        in_flight.spawn(async move { process(&shared, delivery).await });
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(%queue, error = %e, "consumer failed; reconnecting");
+                        break;
+                    }
+                    None => break,
+                },
+            }
+        }
+        // Finish what was taken before giving the channel up: its acks go on this channel.
+        in_flight.close();
+        in_flight.wait().await;
+    }
+    tracing::info!(%queue, "consumer stopped");
+}
+
+enum Outcome {
+    Done,
+    Failed(Failure, ErrorKind),
+}
+
+async fn process(shared: &Shared, delivery: Delivery) {
+    let props = &delivery.properties;
+    let previous_failures = header_u32(props, headers::ATTEMPTS).unwrap_or(0);
+    let exchange = header_str(props, headers::ORIGINAL_EXCHANGE)
+        .unwrap_or_else(|| delivery.exchange.to_string());
+    let routing_key = header_str(props, headers::ORIGINAL_ROUTING_KEY)
+        .unwrap_or_else(|| delivery.routing_key.to_string());
+    let outcome = match decode_properties(props) {
+        Err(reason) => Outcome::Failed(Failure::invalid_input(reason), ErrorKind::InvalidInput),
+        Ok(metadata) => {
+            let incoming = Incoming {
+                metadata,
+                body: delivery.data.clone(),
+                queue: shared.settings.queue.clone(),
+                exchange: exchange.clone(),
+                routing_key: routing_key.clone(),
+                previous_failures,
+            };
+            let handled = AssertUnwindSafe(tokio::time::timeout(
+                shared.settings.handler_timeout,
+                shared.handler.handle(&incoming),
+            ))
+            .catch_unwind()
+            .await;
+            match handled {
+                Ok(Ok(Ok(()))) => Outcome::Done,
+                Ok(Ok(Err(f))) => {
+                    let kind = match f.kind {
+                        FailureKind::Transient => ErrorKind::RetriesExhausted,
+                        FailureKind::Permanent => ErrorKind::Permanent,
+                        FailureKind::InvalidInput => ErrorKind::InvalidInput,
+                    };
+                    Outcome::Failed(f, kind)
+                }
+                Ok(Err(_elapsed)) => Outcome::Failed(
+                    Failure::transient(format!(
+                        "handler did not finish within {:?}",
+                        shared.settings.handler_timeout
+                    )),
+                    ErrorKind::RetriesExhausted,
+                ),
+                Err(_panic) => Outcome::Failed(
+                    Failure::permanent("handler panicked"),
+                    ErrorKind::HandlerPanicked,
+                ),
+            }
+        }
+    };
+    let failure = match outcome {
+        Outcome::Done => {
+            ack(&delivery).await;
+            return;
+        }
+        Outcome::Failed(f, kind) => (f, kind),
+    };
+    let (failure, dead_kind) = failure;
+    let attempts = previous_failures + 1;
+    let now = time_value(Utc::now());
+    let first = header_time(props, headers::FIRST_FAILURE).map_or_else(|| now.clone(), time_value);
+    let mut set: Vec<(&str, AMQPValue)> = vec![
+        (headers::ATTEMPTS, AMQPValue::LongLongInt(attempts.into())),
+        (headers::FIRST_FAILURE, first),
+        (headers::LAST_FAILURE, now),
+        (headers::ORIGINAL_EXCHANGE, long_string(&exchange)),
+        (headers::ORIGINAL_ROUTING_KEY, long_string(&routing_key)),
+        (headers::QUEUE, long_string(&shared.settings.queue)),
+        (headers::ERROR_TEXT, long_string(&failure.reason)),
+    ];
+    let message_id = props
+        .message_id()
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let message_type = props
+        .kind()
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let retry = failure.is_transient() && attempts < shared.settings.max_attempts;
+    let published = if retry {
+        let tier = shared.topology.tier_for_attempt(attempts);
+        let delay = jittered(
+            shared.topology.retry_tiers()[tier].delay,
+            shared.settings.jitter,
+        );
+        set.push((headers::ERROR_KIND, long_string("transient")));
+        tracing::info!(
+            queue = %shared.settings.queue, %message_id, %message_type, attempts,
+            retry_in_ms = delay.as_millis() as u64, reason = %failure.reason,
+            "transient failure; retrying later"
+        );
+        let props = with_headers(props, &set).with_expiration(delay.as_millis().to_string().into());
+        let tier_exchange = shared.topology.retry_tier(tier);
+        // The routing key travels with the message: the tier dead-letters it to the requeue
+        // exchange, where it names this work queue.
+        shared
+            .publisher
+            .publish_raw(
+                &tier_exchange,
+                &shared.settings.queue,
+                props,
+                &delivery.data,
+            )
+            .await
+    } else {
+        set.push((headers::ERROR_KIND, long_string(dead_kind.as_str())));
+        tracing::warn!(
+            queue = %shared.settings.queue, %message_id, %message_type, attempts,
+            kind = %dead_kind, reason = %failure.reason,
+            "message dead-lettered"
+        );
+        let props = with_headers(props, &set);
+        shared
+            .publisher
+            .publish_raw(
+                &shared.topology.dead_exchange(),
+                &shared.settings.queue,
+                props,
+                &delivery.data,
+            )
+            .await
+    };
+    match published {
+        Ok(()) => ack(&delivery).await,
+        Err(e) => {
+            tracing::warn!(queue = %shared.settings.queue, %message_id, error = %e, "could not park the failed message; returning it to its queue");
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            if let Err(e) = delivery.acker.nack(requeue).await {
+                tracing::debug!(error = %e, "nack failed; the broker redelivers after the channel closes");
+            }
+        }
+    }
+}
+
+async fn ack(delivery: &Delivery) {
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        // The channel died after the work was committed: the broker redelivers, the inbox skips.
+        tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
+    }
+}
+
+fn jittered(delay: Duration, jitter: f64) -> Duration {
+    let jitter = jitter.clamp(0.0, 0.9);
+    if jitter == 0.0 {
+        return delay;
+    }
+    delay.mul_f64(rand::rng().random_range(1.0 - jitter..=1.0 + jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jittered;
+    use std::time::Duration;
+
+    #[test]
+    fn jitter_stays_within_its_spread() {
+        let base = Duration::from_millis(1000);
+        for _ in 0..1000 {
+            let d = jittered(base, 0.2);
+            assert!((800..=1200).contains(&d.as_millis()), "{d:?}");
+        }
+        assert_eq!(jittered(base, 0.0), base);
+    }
+}

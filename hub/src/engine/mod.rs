@@ -1,0 +1,180 @@
+//! The saga engine. A saga is a pure transition function, `(state, message) -> (new state,
+//! commands, timers)`; the engine around it does the I/O, exactly as DESIGN.md's "Sagas" says:
+//!
+//! 1. skip the message if its `message_id` is already in the inbox;
+//! 2. lock the saga row (`SELECT ... FOR UPDATE`) and apply the transition;
+//! 3. in one transaction: new state (version + 1), a history row, the outgoing messages into
+//!    the outbox, timers, the inbox row;
+//! 4. the consumer runner acks after the commit.
+
+mod runner;
+
+use std::time::Duration;
+
+use adapters::Failure;
+use chrono::{DateTime, Utc};
+use contracts::{Message, Metadata};
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::broker::Incoming;
+
+pub use runner::SagaEngine;
+
+/// A saga: its state type, how it reads messages, and its pure transition.
+pub trait Saga: Send + Sync + 'static {
+    /// The state kept in the saga row (as JSON).
+    type State: Serialize + DeserializeOwned + Send + Sync;
+    /// What the saga reads out of a message.
+    type Input: Send + Sync;
+
+    /// The saga type, stored with each instance and used in the inbox key.
+    fn saga_type(&self) -> &'static str;
+
+    /// Decodes a message and names the instance it belongs to. An error here is invalid
+    /// input, dead-lettered with its reason.
+    fn read(&self, message: &Incoming) -> Result<(SagaKey, Self::Input), Failure>;
+
+    /// The transition. `state` is `None` when no instance exists yet. Pure: everything it may
+    /// depend on is in its arguments (the time is `ctx.now`).
+    fn transition(
+        &self,
+        state: Option<&Self::State>,
+        input: &Self::Input,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Self::State>, Failure>;
+
+    /// A short name of the state for listing and history (`awaiting_mvd`).
+    fn state_name(&self, state: &Self::State) -> String;
+
+    /// Whether the saga has ended.
+    fn is_terminal(&self, state: &Self::State) -> bool;
+}
+
+/// Which instance a message belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaKey {
+    /// The saga id, also the `correlation_id` of its messages.
+    pub id: Uuid,
+    /// A business key operators search by (application number, order number), if any.
+    pub business_key: Option<String>,
+}
+
+impl SagaKey {
+    /// The key of the instance of `saga_type` for a business key: the id is derived from both,
+    /// so every message carrying that business key finds the same instance.
+    pub fn for_business_key(saga_type: &str, business_key: &str) -> Self {
+        Self {
+            id: Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("{saga_type}/{business_key}").as_bytes(),
+            ),
+            business_key: Some(business_key.to_owned()),
+        }
+    }
+
+    /// The key named by a message's `correlation_id`, which must be a saga id.
+    pub fn from_correlation_id(metadata: &Metadata) -> Result<Self, Failure> {
+        let raw = metadata.correlation_id.as_deref().ok_or_else(|| {
+            Failure::invalid_input("property correlation_id (the saga id) is missing")
+        })?;
+        let id = Uuid::parse_str(raw).map_err(|_| {
+            Failure::invalid_input(format!(
+                "property correlation_id {raw:?} is not a saga id (UUID)"
+            ))
+        })?;
+        Ok(Self {
+            id,
+            business_key: None,
+        })
+    }
+}
+
+/// What a transition may look at besides the state and the input.
+#[derive(Debug)]
+pub struct StepContext<'a> {
+    /// The time of this step.
+    pub now: DateTime<Utc>,
+    /// The saga id.
+    pub saga_id: Uuid,
+    /// The message being handled.
+    pub message: &'a Metadata,
+}
+
+/// A message a transition sends. It is published to the bus with the message type as routing
+/// key, or to `reply_to` when it answers a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    /// `name.vN`.
+    pub message_type: String,
+    /// JSON body.
+    pub body: Vec<u8>,
+    /// When set, the message goes to this queue through the default exchange (a reply).
+    pub reply_to: Option<String>,
+}
+
+impl Command {
+    /// A command or event carrying `message`.
+    pub fn new<M: Message>(message: &M) -> Result<Self, Failure> {
+        Ok(Self {
+            message_type: M::TYPE.to_string(),
+            body: contracts::encode(message)
+                .map_err(|e| Failure::permanent(format!("cannot encode {}: {e}", M::TYPE)))?,
+            reply_to: None,
+        })
+    }
+}
+
+/// A timeout a transition asks for; when due it comes back to this saga's queue as a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRequest {
+    /// Unique within the saga: setting a timer of the same name replaces it.
+    pub name: String,
+    /// How long after this step it fires.
+    pub after: Duration,
+    /// The message it fires.
+    pub message: Command,
+}
+
+/// The result of a transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step<S> {
+    /// The new state.
+    pub state: S,
+    /// Messages to send, in order.
+    pub commands: Vec<Command>,
+    /// Timers to set (or replace).
+    pub timers: Vec<TimerRequest>,
+    /// Names of timers to cancel.
+    pub cancel_timers: Vec<String>,
+}
+
+impl<S> Step<S> {
+    /// Move to `state` with no effects.
+    pub fn to(state: S) -> Self {
+        Self {
+            state,
+            commands: Vec::new(),
+            timers: Vec::new(),
+            cancel_timers: Vec::new(),
+        }
+    }
+
+    /// Also send `command`.
+    pub fn send(mut self, command: Command) -> Self {
+        self.commands.push(command);
+        self
+    }
+
+    /// Also set a timer.
+    pub fn set_timer(mut self, timer: TimerRequest) -> Self {
+        self.timers.push(timer);
+        self
+    }
+
+    /// Also cancel the timer `name`.
+    pub fn cancel_timer(mut self, name: impl Into<String>) -> Self {
+        self.cancel_timers.push(name.into());
+        self
+    }
+}

@@ -1,0 +1,282 @@
+//! The engine's I/O shell around a [`Saga`]: one PostgreSQL transaction per message.
+
+use std::sync::Arc;
+
+use adapters::Failure;
+use chrono::Utc;
+use contracts::{Metadata, Topology};
+use futures_util::future::BoxFuture;
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{Command, Saga, SagaKey, StepContext};
+use crate::broker::{Envelope, Handler, Incoming};
+use crate::store::{is_transient, outbox};
+
+/// Runs one saga type on one queue.
+#[derive(Debug)]
+pub struct SagaEngine<S> {
+    saga: S,
+    pool: PgPool,
+    topology: Arc<Topology>,
+    /// Full name of this saga's work queue: timers come back here.
+    queue: String,
+    app_id: String,
+    inbox_key: String,
+}
+
+enum StepError {
+    /// Someone else created or changed the row first: run the step again.
+    Conflict,
+    Failed(Failure),
+}
+
+impl From<sqlx::Error> for StepError {
+    fn from(e: sqlx::Error) -> Self {
+        StepError::Failed(db_failure(&e))
+    }
+}
+
+impl From<Failure> for StepError {
+    fn from(f: Failure) -> Self {
+        StepError::Failed(f)
+    }
+}
+
+fn db_failure(e: &sqlx::Error) -> Failure {
+    if is_transient(e) {
+        Failure::transient(format!("database: {e}"))
+    } else {
+        Failure::permanent(format!("database: {e}"))
+    }
+}
+
+/// How many times a step is re-run when it loses a race to create or update the row.
+const CONFLICT_RETRIES: usize = 5;
+
+impl<S: Saga> SagaEngine<S> {
+    /// An engine for `saga` consuming work queue `queue_short` of `topology`.
+    pub fn new(
+        saga: S,
+        pool: PgPool,
+        topology: Arc<Topology>,
+        queue_short: &str,
+        app_id: &str,
+    ) -> Self {
+        let inbox_key = format!("saga:{}", saga.saga_type());
+        Self {
+            queue: topology.work_queue(queue_short),
+            saga,
+            pool,
+            topology,
+            app_id: app_id.to_owned(),
+            inbox_key,
+        }
+    }
+
+    async fn step(
+        &self,
+        message: &Incoming,
+        key: &SagaKey,
+        input: &S::Input,
+    ) -> Result<(), StepError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.inbox_key)
+        .bind(message.metadata.message_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let row: Option<(Json<serde_json::Value>, i64, String)> =
+            sqlx::query_as("SELECT state, version, state_name FROM sagas WHERE id = $1 FOR UPDATE")
+                .bind(key.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (state, version, from_state) = match row {
+            Some((Json(value), version, name)) => {
+                let state = serde_json::from_value::<S::State>(value).map_err(|e| {
+                    Failure::permanent(format!(
+                        "stored state of saga {} cannot be read: {e}",
+                        key.id
+                    ))
+                })?;
+                (Some(state), version, Some(name))
+            }
+            None => (None, 0, None),
+        };
+        let ctx = StepContext {
+            now: Utc::now(),
+            saga_id: key.id,
+            message: &message.metadata,
+        };
+        let step = self.saga.transition(state.as_ref(), input, &ctx)?;
+        let to_state = self.saga.state_name(&step.state);
+        let terminal = self.saga.is_terminal(&step.state);
+        let state_json = serde_json::to_value(&step.state)
+            .map_err(|e| Failure::permanent(format!("new state cannot be stored: {e}")))?;
+        let written = if version == 0 {
+            sqlx::query(
+                "INSERT INTO sagas (id, saga_type, business_key, state_name, state, terminal, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(key.id)
+            .bind(self.saga.saga_type())
+            .bind(key.business_key.as_deref())
+            .bind(&to_state)
+            .bind(Json(&state_json))
+            .bind(terminal)
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE sagas SET state_name = $2, state = $3, terminal = $4, version = version + 1, updated_at = now()
+                 WHERE id = $1 AND version = $5",
+            )
+            .bind(key.id)
+            .bind(&to_state)
+            .bind(Json(&state_json))
+            .bind(terminal)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+        };
+        if written.rows_affected() != 1 {
+            return Err(StepError::Conflict);
+        }
+        let envelopes: Vec<Envelope> = step
+            .commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| self.envelope(&message.metadata, key.id, &format!("out/{i}"), c, None))
+            .collect();
+        let outgoing: Vec<Uuid> = envelopes.iter().map(|e| e.metadata.message_id).collect();
+        sqlx::query(
+            "INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id)
+        .bind(version + 1)
+        .bind(message.metadata.message_id)
+        .bind(&message.metadata.message_type)
+        .bind(from_state.as_deref())
+        .bind(&to_state)
+        .bind(&outgoing)
+        .execute(&mut *tx)
+        .await?;
+        outbox::insert(&mut tx, &envelopes).await?;
+        self.write_timers(&mut tx, &message.metadata, key.id, &step)
+            .await?;
+        tx.commit().await?;
+        tracing::debug!(saga_id = %key.id, saga_type = self.saga.saga_type(), from = ?from_state, to = %to_state, sent = outgoing.len(), "saga step committed");
+        Ok(())
+    }
+
+    async fn write_timers(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        cause: &Metadata,
+        saga_id: Uuid,
+        step: &super::Step<S::State>,
+    ) -> Result<(), sqlx::Error> {
+        if !step.cancel_timers.is_empty() {
+            sqlx::query("DELETE FROM timers WHERE saga_id = $1 AND name = ANY($2)")
+                .bind(saga_id)
+                .bind(&step.cancel_timers)
+                .execute(&mut **tx)
+                .await?;
+        }
+        for timer in &step.timers {
+            let due = Utc::now() + timer.after;
+            let envelope = self.envelope(
+                cause,
+                saga_id,
+                &format!("timer/{}", timer.name),
+                &timer.message,
+                Some(&self.queue),
+            );
+            sqlx::query(
+                "INSERT INTO timers (id, saga_id, name, due_at, exchange, routing_key, metadata, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (saga_id, name) DO UPDATE SET id = excluded.id, due_at = excluded.due_at,
+                     exchange = excluded.exchange, routing_key = excluded.routing_key,
+                     metadata = excluded.metadata, body = excluded.body, created_at = now()",
+            )
+            .bind(envelope.metadata.message_id)
+            .bind(saga_id)
+            .bind(&timer.name)
+            .bind(due)
+            .bind(&envelope.exchange)
+            .bind(&envelope.routing_key)
+            .bind(Json(&envelope.metadata))
+            .bind(&envelope.body)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The envelope of an outgoing message. Its id is derived from the cause's id, so the same
+    /// input always yields the same ids and a receiver deduplicates any re-send.
+    fn envelope(
+        &self,
+        cause: &Metadata,
+        saga_id: Uuid,
+        slot: &str,
+        c: &Command,
+        to_queue: Option<&str>,
+    ) -> Envelope {
+        let mut metadata = Metadata::caused_by(cause, c.message_type.clone(), self.app_id.clone())
+            .with_correlation_id(saga_id.to_string())
+            .with_message_id(Uuid::new_v5(
+                &cause.message_id,
+                format!("{}/{slot}", self.saga.saga_type()).as_bytes(),
+            ));
+        let (exchange, routing_key) = match (to_queue, &c.reply_to) {
+            // A timer goes straight back to this saga's queue.
+            (Some(queue), _) => (self.topology.requeue_exchange(), queue.to_owned()),
+            (None, Some(reply_to)) => (String::new(), reply_to.clone()),
+            (None, None) => (self.topology.bus_exchange(), c.message_type.clone()),
+        };
+        if c.reply_to.is_some() {
+            metadata.correlation_id = cause.correlation_id.clone();
+        }
+        Envelope {
+            exchange,
+            routing_key,
+            metadata,
+            body: c.body.clone(),
+        }
+    }
+}
+
+impl<S: Saga> Handler for SagaEngine<S> {
+    fn name(&self) -> &str {
+        &self.inbox_key
+    }
+
+    fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let (key, input) = self.saga.read(message)?;
+            for _ in 0..CONFLICT_RETRIES {
+                match self.step(message, &key, &input).await {
+                    Ok(()) => return Ok(()),
+                    Err(StepError::Conflict) => continue,
+                    Err(StepError::Failed(f)) => return Err(f),
+                }
+            }
+            Err(Failure::transient(format!(
+                "saga {} kept changing during {CONFLICT_RETRIES} attempts",
+                key.id
+            )))
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! The integration hub: broker runtime, store, saga engine, outbox relay and timers.
+//!
+//! The binary (`hub`) is a thin CLI over [`app::run`]; tests and embedders use the same
+//! functions with their own sagas.
+
+pub mod app;
+pub mod broker;
+pub mod config;
+pub mod engine;
+pub mod store;
+
+pub use adapters::{Failure, FailureKind};

@@ -1,0 +1,152 @@
+//! The outbox relay: claims unsent rows with `FOR UPDATE SKIP LOCKED` (so several hub
+//! processes share the work without publishing a row twice at once), publishes the batch with
+//! confirms in flight together, and marks the batch in one statement.
+//!
+//! A crash after the publish and before the mark publishes the row again on restart: delivery
+//! is at-least-once, and receivers deduplicate by `message_id` in their inbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contracts::Metadata;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use sqlx::types::Json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::OUTBOX_CHANNEL;
+use crate::broker::{Envelope, Publisher};
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Rows per batch.
+    pub batch: i64,
+    /// Look for rows this often even without a notification.
+    pub poll_interval: Duration,
+}
+
+type Row = (Uuid, String, String, Json<Metadata>, Vec<u8>);
+
+/// Publishes one batch; returns how many rows it claimed.
+pub async fn relay_once(
+    pool: &PgPool,
+    publisher: &Publisher,
+    batch: i64,
+) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, exchange, routing_key, metadata, body FROM outbox
+         WHERE sent_at IS NULL AND available_at <= now()
+         ORDER BY created_at LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let envelopes: Vec<Envelope> = rows
+        .into_iter()
+        .map(
+            |(_, exchange, routing_key, Json(metadata), body)| Envelope {
+                exchange,
+                routing_key,
+                metadata,
+                body,
+            },
+        )
+        .collect();
+    let results = publisher.publish_all(&envelopes).await;
+    let mut sent = Vec::new();
+    let (mut failed, mut errors) = (Vec::new(), Vec::new());
+    for (envelope, result) in envelopes.iter().zip(results) {
+        match result {
+            Ok(()) => sent.push(envelope.metadata.message_id),
+            Err(e) => {
+                tracing::warn!(message_id = %envelope.metadata.message_id, message_type = %envelope.metadata.message_type, error = %e, "outbox publish failed; will retry");
+                failed.push(envelope.metadata.message_id);
+                errors.push(e.to_string());
+            }
+        }
+    }
+    if !sent.is_empty() {
+        sqlx::query(
+            "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)",
+        )
+        .bind(&sent)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !failed.is_empty() {
+        // Back off per row: 1 s, 2 s, 4 s ... up to 5 minutes.
+        sqlx::query(
+            "UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.error,
+                 available_at = now() + least(interval '1 second' * power(2, o.attempts), interval '5 minutes')
+             FROM UNNEST($1::uuid[], $2::text[]) AS f(id, error) WHERE o.id = f.id",
+        )
+        .bind(&failed)
+        .bind(&errors)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(envelopes.len())
+}
+
+/// Relays until `stop`, then flushes what is left (as far as the broker lets it) and returns.
+pub async fn run_relay(
+    pool: PgPool,
+    publisher: Arc<Publisher>,
+    settings: RelaySettings,
+    stop: CancellationToken,
+) {
+    let mut listener = listen(&pool).await;
+    loop {
+        drain(&pool, &publisher, settings.batch).await;
+        if stop.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(settings.poll_interval) => {}
+            woke = next_notification(&mut listener) => if !woke {
+                // The listener broke: fall back to polling and try to listen again.
+                tokio::time::sleep(settings.poll_interval).await;
+                listener = listen(&pool).await;
+            },
+        }
+    }
+    drain(&pool, &publisher, settings.batch).await;
+    tracing::info!("outbox relay stopped");
+}
+
+/// Publishes batches until one comes back short or fails.
+async fn drain(pool: &PgPool, publisher: &Publisher, batch: i64) {
+    loop {
+        match relay_once(pool, publisher, batch).await {
+            Ok(n) if n as i64 >= batch => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay could not read the outbox; will retry");
+                return;
+            }
+        }
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(OUTBOX_CHANNEL).await.ok()?;
+    Some(listener)
+}
+
+async fn next_notification(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(l) => l.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
