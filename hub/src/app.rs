@@ -80,7 +80,9 @@ pub async fn run(
     registrations: Vec<Registration>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app_id = format!("hub/{}", std::process::id());
+    // Which process sent a message: several hub processes (or engines in one test) share a
+    // namespace, and operators need to tell them apart.
+    let app_id = format!("hub/{}/{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let topology = Arc::new(topology(
         config,
         registrations.iter().map(|r| r.queue.clone()).collect(),
@@ -168,6 +170,7 @@ pub async fn run(
     {
         tracing::warn!("the outbox relay did not flush in time; the rest goes out at next start");
     }
+    broker.close().await;
     connection_token.cancel();
     pool.close().await;
     tracing::info!("hub stopped");

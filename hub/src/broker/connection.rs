@@ -72,6 +72,14 @@ impl Broker {
         }
     }
 
+    /// Closes the current connection cleanly (the supervisor stops when its token is cancelled).
+    pub async fn close(&self) {
+        let conn = self.current.borrow().clone();
+        if let Some(conn) = conn {
+            let _ = conn.close(200, "closing".into()).await;
+        }
+    }
+
     /// True while a connection is up.
     pub fn is_connected(&self) -> bool {
         self.current

@@ -114,7 +114,7 @@ pub fn decode_properties(p: &BasicProperties) -> Result<Metadata, String> {
 }
 
 /// A string header, whichever AMQP string type the sender used.
-pub(crate) fn header_str(p: &BasicProperties, name: &str) -> Option<String> {
+pub fn header_str(p: &BasicProperties, name: &str) -> Option<String> {
     match p.headers().as_ref()?.inner().get(name)? {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ShortString(s) => Some(s.to_string()),
@@ -123,7 +123,7 @@ pub(crate) fn header_str(p: &BasicProperties, name: &str) -> Option<String> {
 }
 
 /// An integer header, whichever AMQP integer type the sender used.
-pub(crate) fn header_u32(p: &BasicProperties, name: &str) -> Option<u32> {
+pub fn header_u32(p: &BasicProperties, name: &str) -> Option<u32> {
     let v = p.headers().as_ref()?.inner().get(name)?;
     let n: i64 = match v {
         AMQPValue::ShortShortInt(n) => (*n).into(),

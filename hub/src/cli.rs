@@ -1,0 +1,187 @@
+//! The `hub` command line. It lives in the library so that a binary embedding other sagas
+//! (the end-to-end tests' fixture) gets the very same commands, flags and drain.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use crate::app::{self, Components, Registration};
+use crate::broker::{self, Broker, ConnectError};
+use crate::config::{HubConfig, mask_url};
+use crate::store::{self, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code when RabbitMQ or PostgreSQL cannot be reached (sysexits EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hub",
+    version,
+    about = "The integration hub of the national e-services portal",
+    long_about = "The integration hub of the national e-services portal: runs every multi-step \
+                  process as a durable saga over RabbitMQ and PostgreSQL.\n\nLogs go to stderr \
+                  (RUST_LOG sets the level, e.g. RUST_LOG=hub=debug); results go to stdout."
+)]
+struct Cli {
+    #[command(flatten)]
+    config: HubConfig,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub until SIGINT or SIGTERM, then drain and exit 0.
+    #[command(after_help = "Examples:\n  hub run\n  hub run --only relay,timers\n  \
+                            AMQP_URL=amqp://hub:secret@mq:5672/%2f DATABASE_URL=postgres://hub@db/hub hub run")]
+    Run {
+        /// Run only these components (comma separated); all by default.
+        #[arg(long, value_delimiter = ',', value_enum)]
+        only: Vec<Component>,
+    },
+    /// Create the database if needed and apply the migrations, then exit.
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/hub hub migrate"
+    )]
+    Migrate,
+    /// Declare the broker topology of the namespace and print it.
+    #[command(
+        after_help = "Examples:\n  hub topology\n  hub topology --dry-run --json\n  \
+                            HUB_NAMESPACE=staging hub topology"
+    )]
+    Topology {
+        /// Print the declarations without connecting to the broker.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Component {
+    /// Saga engines and other queue consumers.
+    Consumers,
+    /// The outbox relay.
+    Relay,
+    /// The timer poller.
+    Timers,
+}
+
+/// Parses the command line and runs it with these saga registrations; returns the exit code.
+pub fn main(registrations: fn() -> Vec<Registration>) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli, registrations)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let unavailable = e.downcast_ref::<ConnectError>().is_some()
+                || e.downcast_ref::<StoreError>().is_some();
+            eprintln!("error: {e:#}");
+            if unavailable {
+                ExitCode::from(EXIT_UNAVAILABLE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn execute(cli: Cli, registrations: fn() -> Vec<Registration>) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command {
+        Command::Run { only } => {
+            let components = if only.is_empty() {
+                Components::ALL
+            } else {
+                Components {
+                    consumers: only.contains(&Component::Consumers),
+                    relay: only.contains(&Component::Relay),
+                    timers: only.contains(&Component::Timers),
+                }
+            };
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            app::run(&config, components, registrations(), shutdown).await
+        }
+        Command::Migrate => {
+            let pool = store::connect(&config.database_url, 1).await?;
+            let applied = store::MIGRATOR.iter().count();
+            pool.close().await;
+            println!("database is at the latest schema ({applied} migrations)");
+            Ok(())
+        }
+        Command::Topology { dry_run, json } => {
+            let queues = registrations().into_iter().map(|r| r.queue).collect();
+            let topology = app::topology(&config, queues)?;
+            if !dry_run {
+                let token = CancellationToken::new();
+                let broker =
+                    Broker::connect(&config.amqp_url, "hub topology", token.clone()).await?;
+                let channel = broker
+                    .channel(&token)
+                    .await
+                    .context("broker connection closed")?;
+                broker::declare(&channel, &topology, config.delivery_limit)
+                    .await
+                    .context("declaring the topology failed")?;
+                let _ = channel.close(200, "topology declared".into()).await;
+                broker.close().await;
+                token.cancel();
+            }
+            let plan = broker::topology::describe(&topology, config.delivery_limit);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", broker::topology::table(&plan));
+                if !dry_run {
+                    println!("declared on {}", mask_url(&config.amqp_url));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("signal received");
+    token.cancel();
+}

@@ -1,0 +1,406 @@
+//! `TestEnv`: one test's isolated namespace and database, and the helpers every test uses.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use contracts::{Message, Metadata, Namespace, QueueSpec, RetryTier, Topology};
+use hub::app::{self, Components, Registration};
+use hub::broker::{self, Broker, Envelope, Publisher};
+use hub::config::{HubConfig, Tiers};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The broker tests use, unless `TEST_AMQP_URL` says otherwise.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The PostgreSQL server tests use (any database on it), unless `TEST_DATABASE_URL` says
+/// otherwise. Each test creates its own database there.
+pub fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Logs to stderr when `TEST_LOG` is set (`TEST_LOG=hub=debug`), quiet otherwise.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, or fails the test after `timeout` with
+/// `what` in the message. This is how tests wait: on a condition, with a deadline.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One test's namespace and database.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// The hub configuration for this test (fast retry tiers, short polls).
+    pub config: HubConfig,
+    /// The test's own database, migrated.
+    pub pool: PgPool,
+    /// A broker connection for the test's own publishing and inspection.
+    pub broker: Broker,
+    /// Publisher with confirms on that connection.
+    pub publisher: Publisher,
+    token: CancellationToken,
+    queues: Mutex<Vec<String>>,
+    exchanges: Mutex<Vec<String>>,
+    database: String,
+}
+
+impl TestEnv {
+    /// A fresh namespace and database on the default local servers.
+    pub async fn new() -> Self {
+        Self::with_broker(&amqp_url()).await
+    }
+
+    /// A fresh namespace and database, with the broker at `amqp_url`.
+    pub async fn with_broker(amqp_url: &str) -> Self {
+        init_logging();
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let database = format!("hubtest_{id}");
+        let mut db_url = url::Url::parse(&postgres_url()).expect("TEST_DATABASE_URL is a URL");
+        db_url.set_path(&database);
+        let config = HubConfig {
+            amqp_url: amqp_url.to_owned(),
+            database_url: db_url.to_string(),
+            namespace: Namespace::new(format!("t-{id}")).expect("valid namespace"),
+            prefetch: 16,
+            max_attempts: 4,
+            delivery_limit: 20,
+            retry_tiers: Tiers(
+                [300, 600, 900]
+                    .into_iter()
+                    .map(|ms| RetryTier {
+                        delay: Duration::from_millis(ms),
+                    })
+                    .collect(),
+            ),
+            retry_jitter: 0.2,
+            handler_timeout: Duration::from_secs(10),
+            db_pool: 8,
+            relay_batch: 64,
+            poll_interval: Duration::from_millis(100),
+            drain_timeout: Duration::from_secs(10),
+        };
+        let pool = hub::store::connect(&config.database_url, 4)
+            .await
+            .expect("PostgreSQL is running (see README, Prerequisites)");
+        let token = CancellationToken::new();
+        let broker = Broker::connect(amqp_url, "test harness", token.clone())
+            .await
+            .expect("RabbitMQ is running (see README, Prerequisites)");
+        let publisher = Publisher::new(broker.clone(), token.clone());
+        Self {
+            config,
+            pool,
+            broker,
+            publisher,
+            token,
+            queues: Mutex::new(Vec::new()),
+            exchanges: Mutex::new(Vec::new()),
+            database,
+        }
+    }
+
+    /// The topology of this namespace with these queues.
+    pub fn topology(&self, queues: Vec<QueueSpec>) -> Topology {
+        app::topology(&self.config, queues).expect("valid topology")
+    }
+
+    /// Declares the topology (as the hub does at start) and remembers it for cleanup.
+    pub async fn declare(&self, queues: Vec<QueueSpec>) -> Topology {
+        let topology = self.topology(queues);
+        let channel = self.channel().await;
+        broker::declare(&channel, &topology, self.config.delivery_limit)
+            .await
+            .expect("topology declared");
+        for d in broker::describe(&topology, self.config.delivery_limit) {
+            match d {
+                broker::Declaration::Exchange { name, .. } => self.exchanges.lock().expect("lock").push(name),
+                broker::Declaration::Queue { name, .. } => self.queues.lock().expect("lock").push(name),
+                broker::Declaration::Binding { .. } => {}
+            }
+        }
+        topology
+    }
+
+    /// A channel on the test's connection.
+    pub async fn channel(&self) -> lapin::Channel {
+        self.broker.channel(&self.token).await.expect("broker channel")
+    }
+
+    /// Publishes `message` on the bus with a fresh id; returns its metadata.
+    pub async fn send<M: Message>(&self, message: &M) -> Metadata {
+        let metadata = Metadata::new(M::TYPE.to_string(), "test");
+        self.send_with(message, metadata.clone()).await;
+        metadata
+    }
+
+    /// Publishes `message` on the bus with the given metadata (to re-send an id).
+    pub async fn send_with<M: Message>(&self, message: &M, metadata: Metadata) {
+        let envelope = Envelope {
+            exchange: self.topology(vec![]).bus_exchange(),
+            routing_key: M::TYPE.to_string(),
+            metadata,
+            body: contracts::encode(message).expect("encodes"),
+        };
+        self.publisher.publish(&envelope).await.expect("published and confirmed");
+    }
+
+    /// Declares a queue that collects copies of the messages matching `patterns` from the bus.
+    pub async fn observe(&self, name: &str, patterns: &[String]) -> Observer {
+        let topology = self.topology(vec![]);
+        let queue = topology.work_queue(name);
+        let channel = self.channel().await;
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from(b"quorum".to_vec())));
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(queue.as_str().into(), durable, args)
+            .await
+            .expect("observer declared");
+        for p in patterns {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    topology.bus_exchange().into(),
+                    p.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("observer bound");
+        }
+        self.queues.lock().expect("lock").push(queue.clone());
+        Observer { channel, queue }
+    }
+
+    /// Runs a hub in this process with these registrations.
+    pub fn spawn_hub(&self, components: Components, registrations: Vec<Registration>) -> RunningHub {
+        let token = CancellationToken::new();
+        let config = self.config.clone();
+        let t = token.clone();
+        let task = tokio::spawn(async move { app::run(&config, components, registrations, t).await });
+        RunningHub { token, task }
+    }
+
+    /// Environment variables that point a `hub`-like process at this test's namespace.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        let c = &self.config;
+        let tiers: Vec<String> = c
+            .retry_tiers
+            .0
+            .iter()
+            .map(|t| format!("{}ms", t.delay.as_millis()))
+            .collect();
+        vec![
+            ("AMQP_URL".into(), c.amqp_url.clone()),
+            ("DATABASE_URL".into(), c.database_url.clone()),
+            ("HUB_NAMESPACE".into(), c.namespace.to_string()),
+            ("HUB_MAX_ATTEMPTS".into(), c.max_attempts.to_string()),
+            ("HUB_RETRY_TIERS".into(), tiers.join(",")),
+            ("HUB_POLL_INTERVAL".into(), format!("{}ms", c.poll_interval.as_millis())),
+            ("HUB_DB_POOL".into(), "4".into()),
+        ]
+    }
+
+    /// Remembers extra broker objects for cleanup.
+    pub fn forget_later(&self, queue: String) {
+        self.queues.lock().expect("lock").push(queue);
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Cleanup must also run when the test panicked, and Drop cannot await: do it on a
+        // thread of its own with a small runtime.
+        let queues = std::mem::take(&mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()));
+        let exchanges = std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
+        let amqp = self.config.amqp_url.clone();
+        let database = self.database.clone();
+        let pool = self.pool.clone();
+        self.token.cancel();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                pool.close().await;
+                if let Ok(conn) = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default()).await {
+                    if let Ok(ch) = conn.create_channel().await {
+                        for q in queues {
+                            let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
+                        }
+                        for x in exchanges {
+                            let _ = ch
+                                .exchange_delete(x.into(), lapin::options::ExchangeDeleteOptions::default())
+                                .await;
+                        }
+                    }
+                    let _ = conn.close(200, "cleanup".into()).await;
+                }
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A hub running inside the test process.
+#[derive(Debug)]
+pub struct RunningHub {
+    token: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningHub {
+    /// Drains and stops it; fails the test if it failed.
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.task.await.expect("hub task").expect("hub ran and drained");
+    }
+}
+
+/// A queue that collects copies of messages from the bus, read with `basic.get`.
+#[derive(Debug)]
+pub struct Observer {
+    channel: lapin::Channel,
+    /// Full queue name.
+    pub queue: String,
+}
+
+/// One observed message.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// Its metadata.
+    pub metadata: Metadata,
+    /// Its body as JSON.
+    pub body: serde_json::Value,
+    /// Its raw properties (for headers).
+    pub properties: lapin::BasicProperties,
+}
+
+impl Observer {
+    /// Reads an existing queue (a dead-letter queue, say).
+    pub async fn attach(env: &TestEnv, queue: String) -> Self {
+        Self {
+            channel: env.channel().await,
+            queue,
+        }
+    }
+
+    /// Takes `n` messages as they are, properties and raw body, or fails after `timeout`.
+    pub async fn take_raw(&self, n: usize, timeout: Duration) -> Vec<(lapin::BasicProperties, Vec<u8>)> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while got.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} with {} of {n} messages on {}",
+                got.len(),
+                self.queue
+            );
+            let d = self
+                .channel
+                .basic_get(self.queue.as_str().into(), BasicGetOptions::default())
+                .await
+                .expect("basic.get");
+            match d {
+                Some(d) => {
+                    d.delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+                    got.push((d.delivery.properties.clone(), d.delivery.data.clone()));
+                }
+                None => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+        got
+    }
+
+    /// Takes messages until `n` were taken, or fails after `timeout`.
+    pub async fn take(&self, n: usize, timeout: Duration) -> Vec<Observed> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while got.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} with {} of {n} messages on {}",
+                got.len(),
+                self.queue
+            );
+            match self.get().await {
+                Some(m) => got.push(m),
+                None => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+        got
+    }
+
+    /// Takes one message if there is one.
+    pub async fn get(&self) -> Option<Observed> {
+        let d = self
+            .channel
+            .basic_get(self.queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .expect("basic.get")?;
+        d.delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+        let metadata = hub::broker::decode_properties(&d.delivery.properties).expect("hub metadata");
+        let body = serde_json::from_slice(&d.delivery.data).unwrap_or(serde_json::Value::Null);
+        Some(Observed {
+            metadata,
+            body,
+            properties: d.delivery.properties.clone(),
+        })
+    }
+
+    /// How many messages wait in the queue now.
+    pub async fn depth(&self) -> u32 {
+        queue_depth(&self.channel, &self.queue).await
+    }
+}
+
+/// How many ready messages wait in `queue`.
+pub async fn queue_depth(channel: &lapin::Channel, queue: &str) -> u32 {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .expect("queue exists")
+        .message_count()
+}
+
+/// Shared state handlers in tests record into.
+pub type Shared<T> = Arc<Mutex<T>>;

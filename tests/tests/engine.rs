@@ -1,0 +1,286 @@
+//! The saga engine against the real RabbitMQ and PostgreSQL: state, history, outbox, inbox,
+//! dead letters, and concurrent engines.
+
+use std::time::Duration;
+
+use contracts::{Message, Metadata, headers};
+use e2e::harness::queue_depth;
+use e2e::ledger::{self, AccountOpened, Deposit, Deposited, Ledger, OpenAccount};
+use e2e::{TestEnv, wait_until};
+use hub::app::Components;
+use hub::broker::Envelope;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn events() -> Vec<String> {
+    vec![AccountOpened::TYPE.to_string(), Deposited::TYPE.to_string()]
+}
+
+async fn account(env: &TestEnv, name: &str) -> Option<(ledger::Account, i64)> {
+    sqlx::query_as::<_, (Json<ledger::Account>, i64)>("SELECT state, version FROM sagas WHERE id = $1")
+        .bind(Ledger::key(name).id)
+        .fetch_optional(&env.pool)
+        .await
+        .expect("query")
+        .map(|(Json(a), v)| (a, v))
+}
+
+async fn wait_for_applied(env: &TestEnv, name: &str, n: usize) -> (ledger::Account, i64) {
+    wait_until(WAIT, &format!("{n} deposits applied to {name}"), || async {
+        account(env, name).await.filter(|(a, _)| a.applied.len() >= n)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_message_changes_state_writes_history_and_its_events_are_published_once() {
+    let env = TestEnv::new().await;
+    env.declare(vec![ledger::queue_spec()]).await;
+    let observer = env.observe("observe", &events()).await;
+    let hub = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
+
+    let open = env
+        .send(&OpenAccount {
+            account: "alice".into(),
+            expire_after_ms: None,
+        })
+        .await;
+    wait_until(WAIT, "the account saga", || account(&env, "alice")).await;
+    let deposits = [(1, 500), (2, 250)];
+    let mut sent = Vec::new();
+    for (seq, amount) in deposits {
+        sent.push(
+            env.send(&Deposit {
+                account: "alice".into(),
+                amount,
+                seq,
+            })
+            .await,
+        );
+    }
+    let (state, version) = wait_for_applied(&env, "alice", 2).await;
+    assert_eq!(state.balance, 750);
+    assert_eq!(state.applied, vec![1, 2]);
+    assert_eq!(version, 3);
+
+    let history: Vec<(i64, Uuid, String, Option<String>, String, Vec<Uuid>)> = sqlx::query_as(
+        "SELECT version, message_id, message_type, from_state, to_state, outgoing FROM saga_history
+         WHERE saga_id = $1 ORDER BY version",
+    )
+    .bind(Ledger::key("alice").id)
+    .fetch_all(&env.pool)
+    .await
+    .expect("history");
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[0].1, open.message_id);
+    assert_eq!(history[0].3, None, "the first step creates the saga");
+    assert_eq!(history[1].1, sent[0].message_id);
+    assert_eq!(history[2].2, "test.deposit.v1");
+    assert!(history.iter().all(|h| h.5.len() == 1), "each step sent one event");
+
+    // Every event arrives, in the saga's correlation, caused by the message that made it.
+    let got = observer.take(3, WAIT).await;
+    let outgoing: Vec<Uuid> = history.iter().map(|h| h.5[0]).collect();
+    let mut got_ids: Vec<Uuid> = got.iter().map(|m| m.metadata.message_id).collect();
+    got_ids.sort();
+    let mut want = outgoing.clone();
+    want.sort();
+    assert_eq!(got_ids, want);
+    let saga_id = Ledger::key("alice").id.to_string();
+    assert!(got.iter().all(|m| m.metadata.correlation_id.as_deref() == Some(saga_id.as_str())));
+    let last = got.iter().find(|m| m.metadata.message_type == "test.deposited.v1" && m.body["seq"] == 2);
+    assert_eq!(last.map(|m| m.metadata.causation_id), Some(Some(sent[1].message_id)));
+    assert_eq!(last.map(|m| m.body["balance"].clone()), Some(serde_json::json!(750)));
+
+    // Published once: every outbox row was confirmed on its first attempt, and nothing more
+    // is waiting on the observer queue.
+    let unsent_or_retried: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL OR attempts <> 1")
+            .fetch_one(&env.pool)
+            .await
+            .expect("outbox");
+    assert_eq!(unsent_or_retried, 0);
+    assert_eq!(observer.depth().await, 0);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_twice_has_its_effect_once() {
+    let env = TestEnv::new().await;
+    env.declare(vec![ledger::queue_spec()]).await;
+    let observer = env.observe("observe", &[Deposited::TYPE.to_string()]).await;
+    let hub = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
+    env.send(&OpenAccount {
+        account: "bob".into(),
+        expire_after_ms: None,
+    })
+    .await;
+    let deposit = Deposit {
+        account: "bob".into(),
+        amount: 100,
+        seq: 1,
+    };
+    let metadata = Metadata::new(Deposit::TYPE.to_string(), "test");
+    env.send_with(&deposit, metadata.clone()).await;
+    env.send_with(&deposit, metadata.clone()).await;
+    // A third, distinct deposit marks the point where both copies have been consumed: the
+    // queue is FIFO and the saga serialises its steps.
+    env.send(&Deposit { seq: 2, ..deposit.clone() }).await;
+    let (state, version) = wait_for_applied(&env, "bob", 2).await;
+    assert_eq!(state.applied, vec![1, 2], "the duplicate was not applied");
+    assert_eq!(state.balance, 200);
+    assert_eq!(version, 3);
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_id = $1")
+        .bind(metadata.message_id)
+        .fetch_one(&env.pool)
+        .await
+        .expect("inbox");
+    assert_eq!(inbox, 1);
+    let got = observer.take(2, WAIT).await;
+    assert_eq!(got.iter().filter(|m| m.body["seq"] == 1).count(), 1);
+    hub.stop().await;
+    assert_eq!(observer.depth().await, 0, "no second event for the duplicate");
+}
+
+#[tokio::test]
+async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_processed() {
+    let env = TestEnv::new().await;
+    let topology = env.declare(vec![ledger::queue_spec()]).await;
+    let hub = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
+    env.send(&OpenAccount {
+        account: "carol".into(),
+        expire_after_ms: None,
+    })
+    .await;
+
+    let bus = topology.bus_exchange();
+    let raw = |body: &[u8], metadata: Metadata| Envelope {
+        exchange: bus.clone(),
+        routing_key: Deposit::TYPE.to_string(),
+        metadata,
+        body: body.to_vec(),
+    };
+    let not_json = Metadata::new(Deposit::TYPE.to_string(), "test");
+    env.publisher.publish(&raw(b"{not json", not_json.clone())).await.expect("sent");
+    let invalid = Metadata::new(Deposit::TYPE.to_string(), "test");
+    env.publisher
+        .publish(&raw(br#"{"account":"carol","amount":-5,"seq":9}"#, invalid.clone()))
+        .await
+        .expect("sent");
+    // No message_id at all: only the runtime can refuse it.
+    let no_id = lapin::BasicProperties::default().with_type(Deposit::TYPE.to_string().into());
+    env.publisher
+        .publish_raw(&bus, &Deposit::TYPE.to_string(), no_id, br#"{"account":"carol","amount":1,"seq":8}"#)
+        .await
+        .expect("sent");
+    // A deposit to an account that does not exist: a permanent failure of the saga.
+    let unknown = env
+        .send(&Deposit {
+            account: "nobody".into(),
+            amount: 1,
+            seq: 7,
+        })
+        .await;
+    env.send(&Deposit {
+        account: "carol".into(),
+        amount: 42,
+        seq: 1,
+    })
+    .await;
+
+    let (state, _) = wait_for_applied(&env, "carol", 1).await;
+    assert_eq!(state.balance, 42, "the good message after the bad ones was processed");
+
+    let dead = e2e::Observer::attach(&env, topology.dead_queue(ledger::QUEUE)).await;
+    let letters = dead.take_raw(4, WAIT).await;
+    let header = |p: &lapin::BasicProperties, name: &str| hub::broker::header_str(p, name);
+    let by_id = |id: Uuid| {
+        letters
+            .iter()
+            .find(|(p, _)| p.message_id().as_ref().map(ToString::to_string) == Some(id.to_string()))
+            .unwrap_or_else(|| panic!("dead letter {id} not found"))
+    };
+    let (p, body) = by_id(not_json.message_id);
+    assert_eq!(body, b"{not json", "the body is kept as it came");
+    assert_eq!(header(p, headers::ERROR_KIND).as_deref(), Some("invalid_input"));
+    assert!(header(p, headers::ERROR_TEXT).is_some_and(|t| t.contains("not a valid test.deposit.v1 JSON")));
+    assert_eq!(header(p, headers::ORIGINAL_EXCHANGE), Some(bus.clone()));
+    assert_eq!(header(p, headers::ORIGINAL_ROUTING_KEY).as_deref(), Some("test.deposit.v1"));
+    assert_eq!(header(p, headers::QUEUE), Some(topology.work_queue(ledger::QUEUE)));
+    assert_eq!(hub::broker::header_u32(p, headers::ATTEMPTS), Some(1));
+    assert!(header(p, headers::FIRST_FAILURE).is_some() && header(p, headers::LAST_FAILURE).is_some());
+
+    let (p, _) = by_id(invalid.message_id);
+    assert_eq!(header(p, headers::ERROR_KIND).as_deref(), Some("invalid_input"));
+    assert_eq!(
+        header(p, headers::ERROR_TEXT).as_deref(),
+        Some("test.deposit.v1 failed validation: amount: must be positive")
+    );
+    let (p, _) = by_id(unknown.message_id);
+    assert_eq!(header(p, headers::ERROR_KIND).as_deref(), Some("permanent"));
+    assert_eq!(header(p, headers::ERROR_TEXT).as_deref(), Some("no such account"));
+    let (p, _) = letters
+        .iter()
+        .find(|(p, _)| p.message_id().is_none())
+        .expect("the message without id was dead-lettered");
+    assert_eq!(header(p, headers::ERROR_TEXT).as_deref(), Some("property message_id is missing"));
+
+    // None of them left a trace in the saga or the inbox.
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(&env.pool)
+        .await
+        .expect("inbox");
+    assert_eq!(inbox, 2, "only the opening and the good deposit were handled");
+    hub.stop().await;
+    assert_eq!(queue_depth(&env.channel().await, &topology.work_queue(ledger::QUEUE)).await, 0);
+}
+
+#[tokio::test]
+async fn two_engines_on_one_queue_apply_every_event_once_in_a_serial_order() {
+    const N: u64 = 200;
+    let env = TestEnv::new().await;
+    env.declare(vec![ledger::queue_spec()]).await;
+    let first = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
+    let second = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
+    env.send(&OpenAccount {
+        account: "dave".into(),
+        expire_after_ms: None,
+    })
+    .await;
+    wait_until(WAIT, "the account saga", || account(&env, "dave")).await;
+    let sends = (1..=N).map(|seq| {
+        let env = &env;
+        async move {
+            env.send(&Deposit {
+                account: "dave".into(),
+                amount: seq as i64,
+                seq,
+            })
+            .await
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    let (state, version) = wait_for_applied(&env, "dave", N as usize).await;
+    let mut applied = state.applied.clone();
+    applied.sort_unstable();
+    assert_eq!(applied, (1..=N).collect::<Vec<_>>(), "every deposit applied exactly once");
+    assert_eq!(state.balance, (1..=N as i64).sum::<i64>(), "no lost update");
+    assert_eq!(version, N as i64 + 1);
+    // The history is one unbroken chain of versions, and its order is the order of `applied`.
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM saga_history WHERE saga_id = $1 ORDER BY version")
+        .bind(Ledger::key("dave").id)
+        .fetch_all(&env.pool)
+        .await
+        .expect("history");
+    assert_eq!(versions, (1..=N as i64 + 1).collect::<Vec<_>>());
+    // Both engines took part: each process writes its own app_id on what it sends.
+    let senders: i64 = sqlx::query_scalar("SELECT count(DISTINCT metadata->>'app_id') FROM outbox")
+        .fetch_one(&env.pool)
+        .await
+        .expect("outbox");
+    assert_eq!(senders, 2, "both engines handled deposits");
+    first.stop().await;
+    second.stop().await;
+}
