@@ -6,6 +6,7 @@
 //! | name              | kind            | role                                                    |
 //! |-------------------|-----------------|---------------------------------------------------------|
 //! | `ns.bus`          | topic exchange  | every message, routing key = message type               |
+//! | `ns.unrouted`     | fanout + queue  | alternate exchange of `ns.bus`: messages no queue takes |
 //! | `ns.Q`            | quorum queue    | work queue `Q`, bound to `ns.bus` by type patterns      |
 //! | `ns.requeue`      | direct exchange | back from a retry tier: routing key = work queue name   |
 //! | `ns.retry.N`      | fanout + queue  | retry tier N: waits out its TTL, then dead-letters to   |
@@ -73,7 +74,7 @@ pub struct QueueSpec {
     pub bindings: Vec<String>,
 }
 
-const RESERVED: [&str; 4] = ["bus", "requeue", "retry", "dead"];
+const RESERVED: [&str; 5] = ["bus", "requeue", "retry", "dead", "unrouted"];
 
 impl QueueSpec {
     /// A queue spec; the name is checked when the topology is built.
@@ -103,7 +104,7 @@ impl QueueSpec {
             Err(NamespaceError {
                 what: "queue name",
                 value: self.name.clone(),
-                rule: "use dotted segments of a-z, 0-9, '_' or '-', not starting with bus, requeue, retry or dead, not ending with .dead",
+                rule: "use dotted segments of a-z, 0-9, '_' or '-', not starting with bus, requeue, retry, dead or unrouted, not ending with .dead",
             })
         }
     }
@@ -166,6 +167,12 @@ impl Topology {
     /// The topic exchange every message is published to.
     pub fn bus_exchange(&self) -> String {
         format!("{}.bus", self.namespace)
+    }
+
+    /// The alternate exchange of the bus (and its queue, same name): a message that matches
+    /// no binding is kept here for operators instead of being dropped.
+    pub fn unrouted(&self) -> String {
+        format!("{}.unrouted", self.namespace)
     }
 
     /// The direct exchange that takes messages back from the retry tiers to their queue.

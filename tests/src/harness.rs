@@ -239,19 +239,19 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         // Cleanup must also run when the test panicked, and Drop cannot await: do it on a
-        // thread of its own with a small runtime.
+        // thread of its own with a small runtime. The test's pool is not closed from there (its
+        // connections belong to the test's runtime, which this blocks); the forced DROP DATABASE
+        // ends them.
         let queues = std::mem::take(&mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()));
         let exchanges = std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
         let amqp = self.config.amqp_url.clone();
         let database = self.database.clone();
-        let pool = self.pool.clone();
         self.token.cancel();
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async move {
-                pool.close().await;
                 if let Ok(conn) = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default()).await {
                     if let Ok(ch) = conn.create_channel().await {
                         for q in queues {

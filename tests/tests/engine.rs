@@ -50,6 +50,8 @@ async fn a_message_changes_state_writes_history_and_its_events_are_published_onc
     wait_until(WAIT, "the account saga", || account(&env, "alice")).await;
     let deposits = [(1, 500), (2, 250)];
     let mut sent = Vec::new();
+    // One after the other, so that the history's order is known (concurrent deposits are the
+    // subject of the two-engines test).
     for (seq, amount) in deposits {
         sent.push(
             env.send(&Deposit {
@@ -59,6 +61,7 @@ async fn a_message_changes_state_writes_history_and_its_events_are_published_onc
             })
             .await,
         );
+        wait_for_applied(&env, "alice", seq as usize).await;
     }
     let (state, version) = wait_for_applied(&env, "alice", 2).await;
     assert_eq!(state.balance, 750);
@@ -117,6 +120,7 @@ async fn the_same_message_delivered_twice_has_its_effect_once() {
         expire_after_ms: None,
     })
     .await;
+    wait_until(WAIT, "the account saga", || account(&env, "bob")).await;
     let deposit = Deposit {
         account: "bob".into(),
         amount: 100,
@@ -125,10 +129,15 @@ async fn the_same_message_delivered_twice_has_its_effect_once() {
     let metadata = Metadata::new(Deposit::TYPE.to_string(), "test");
     env.send_with(&deposit, metadata.clone()).await;
     env.send_with(&deposit, metadata.clone()).await;
-    // A third, distinct deposit marks the point where both copies have been consumed: the
-    // queue is FIFO and the saga serialises its steps.
     env.send(&Deposit { seq: 2, ..deposit.clone() }).await;
-    let (state, version) = wait_for_applied(&env, "bob", 2).await;
+    wait_for_applied(&env, "bob", 2).await;
+    // Stopping drains the consumer: every delivered message is finished, and an empty queue
+    // then means both copies were consumed.
+    let got = observer.take(2, WAIT).await;
+    hub.stop().await;
+    let work = env.topology(vec![]).work_queue(ledger::QUEUE);
+    assert_eq!(queue_depth(&env.channel().await, &work).await, 0, "every copy was consumed");
+    let (state, version) = account(&env, "bob").await.expect("saga");
     assert_eq!(state.applied, vec![1, 2], "the duplicate was not applied");
     assert_eq!(state.balance, 200);
     assert_eq!(version, 3);
@@ -138,9 +147,7 @@ async fn the_same_message_delivered_twice_has_its_effect_once() {
         .await
         .expect("inbox");
     assert_eq!(inbox, 1);
-    let got = observer.take(2, WAIT).await;
     assert_eq!(got.iter().filter(|m| m.body["seq"] == 1).count(), 1);
-    hub.stop().await;
     assert_eq!(observer.depth().await, 0, "no second event for the duplicate");
 }
 
@@ -154,6 +161,7 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
         expire_after_ms: None,
     })
     .await;
+    wait_until(WAIT, "the account saga", || account(&env, "carol")).await;
 
     let bus = topology.bus_exchange();
     let raw = |body: &[u8], metadata: Metadata| Envelope {

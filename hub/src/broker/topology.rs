@@ -18,6 +18,8 @@ pub enum Declaration {
         name: String,
         /// `topic`, `direct` or `fanout`.
         exchange_type: &'static str,
+        /// Arguments, as text.
+        arguments: Vec<(&'static str, String)>,
     },
     /// A durable quorum queue.
     Queue {
@@ -45,8 +47,24 @@ pub fn describe(topology: &Topology, delivery_limit: u32) -> Vec<Declaration> {
     let exchange = |name: String, exchange_type| Declaration::Exchange {
         name,
         exchange_type,
+        arguments: vec![],
     };
-    out.push(exchange(topology.bus_exchange(), "topic"));
+    out.push(exchange(topology.unrouted(), "fanout"));
+    out.push(Declaration::Queue {
+        name: topology.unrouted(),
+        role: "unrouted",
+        arguments: vec![],
+    });
+    out.push(Declaration::Binding {
+        queue: topology.unrouted(),
+        exchange: topology.unrouted(),
+        key: String::new(),
+    });
+    out.push(Declaration::Exchange {
+        name: topology.bus_exchange(),
+        exchange_type: "topic",
+        arguments: vec![("alternate-exchange", topology.unrouted())],
+    });
     out.push(exchange(topology.requeue_exchange(), "direct"));
     out.push(exchange(topology.dead_exchange(), "direct"));
     for (i, tier) in topology.retry_tiers().iter().enumerate() {
@@ -125,14 +143,19 @@ pub async fn declare(
             Declaration::Exchange {
                 name,
                 exchange_type,
+                arguments,
             } => {
+                let mut args = FieldTable::default();
+                for (k, v) in arguments {
+                    args.insert(k.into(), long_string(&v));
+                }
                 let kind = match exchange_type {
                     "topic" => ExchangeKind::Topic,
                     "direct" => ExchangeKind::Direct,
                     _ => ExchangeKind::Fanout,
                 };
                 channel
-                    .exchange_declare(name.into(), kind, durable, FieldTable::default())
+                    .exchange_declare(name.into(), kind, durable, args)
                     .await?;
             }
             Declaration::Queue {
@@ -183,11 +206,15 @@ pub fn table(plan: &[Declaration]) -> String {
             Declaration::Exchange {
                 name,
                 exchange_type,
-            } => [
-                "exchange".into(),
-                name.clone(),
-                format!("{exchange_type}, durable"),
-            ],
+                arguments,
+            } => {
+                let args: Vec<String> = arguments.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+                [
+                    "exchange".into(),
+                    name.clone(),
+                    format!("{exchange_type}, durable;{}", args.concat()),
+                ]
+            }
             Declaration::Queue {
                 name,
                 role,
