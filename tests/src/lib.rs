@@ -4,5 +4,6 @@
 pub mod harness;
 pub mod ledger;
 pub mod private_broker;
+pub mod process;
 
 pub use harness::{Observer, RunningHub, TestEnv, wait_until};
