@@ -82,7 +82,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Which process sent a message: several hub processes (or engines in one test) share a
     // namespace, and operators need to tell them apart.
-    let app_id = format!("hub/{}/{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let app_id = format!(
+        "hub/{}/{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
     let topology = Arc::new(topology(
         config,
         registrations.iter().map(|r| r.queue.clone()).collect(),

@@ -3,12 +3,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::{self, Components, Registration};
 use crate::broker::{self, Broker, ConnectError};
 use crate::config::{HubConfig, mask_url};
 use crate::store::{self, StoreError};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when RabbitMQ or PostgreSQL cannot be reached (sysexits EX_UNAVAILABLE).
@@ -75,6 +75,11 @@ enum Component {
 pub fn main(registrations: fn() -> Vec<Registration>) -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // A handler's panic is caught and dead-lettered by the consumer runner; report it as one
+    // log line (with where it happened) instead of the default multi-line dump on stderr.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "a task panicked");
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,7 +8,9 @@ use contracts::{Message, Metadata, Namespace, QueueSpec, RetryTier, Topology};
 use hub::app::{self, Components, Registration};
 use hub::broker::{self, Broker, Envelope, Publisher};
 use hub::config::{HubConfig, Tiers};
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -16,13 +18,15 @@ use uuid::Uuid;
 
 /// The broker tests use, unless `TEST_AMQP_URL` says otherwise.
 pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// The PostgreSQL server tests use (any database on it), unless `TEST_DATABASE_URL` says
 /// otherwise. Each test creates its own database there.
 pub fn postgres_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Logs to stderr when `TEST_LOG` is set (`TEST_LOG=hub=debug`), quiet otherwise.
@@ -48,7 +52,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -139,8 +146,12 @@ impl TestEnv {
             .expect("topology declared");
         for d in broker::describe(&topology, self.config.delivery_limit) {
             match d {
-                broker::Declaration::Exchange { name, .. } => self.exchanges.lock().expect("lock").push(name),
-                broker::Declaration::Queue { name, .. } => self.queues.lock().expect("lock").push(name),
+                broker::Declaration::Exchange { name, .. } => {
+                    self.exchanges.lock().expect("lock").push(name)
+                }
+                broker::Declaration::Queue { name, .. } => {
+                    self.queues.lock().expect("lock").push(name)
+                }
                 broker::Declaration::Binding { .. } => {}
             }
         }
@@ -149,7 +160,10 @@ impl TestEnv {
 
     /// A channel on the test's connection.
     pub async fn channel(&self) -> lapin::Channel {
-        self.broker.channel(&self.token).await.expect("broker channel")
+        self.broker
+            .channel(&self.token)
+            .await
+            .expect("broker channel")
     }
 
     /// Publishes `message` on the bus with a fresh id; returns its metadata.
@@ -167,7 +181,10 @@ impl TestEnv {
             metadata,
             body: contracts::encode(message).expect("encodes"),
         };
-        self.publisher.publish(&envelope).await.expect("published and confirmed");
+        self.publisher
+            .publish(&envelope)
+            .await
+            .expect("published and confirmed");
     }
 
     /// Declares a queue that collects copies of the messages matching `patterns` from the bus.
@@ -176,7 +193,10 @@ impl TestEnv {
         let queue = topology.work_queue(name);
         let channel = self.channel().await;
         let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from(b"quorum".to_vec())));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from(b"quorum".to_vec())),
+        );
         let durable = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
@@ -202,11 +222,16 @@ impl TestEnv {
     }
 
     /// Runs a hub in this process with these registrations.
-    pub fn spawn_hub(&self, components: Components, registrations: Vec<Registration>) -> RunningHub {
+    pub fn spawn_hub(
+        &self,
+        components: Components,
+        registrations: Vec<Registration>,
+    ) -> RunningHub {
         let token = CancellationToken::new();
         let config = self.config.clone();
         let t = token.clone();
-        let task = tokio::spawn(async move { app::run(&config, components, registrations, t).await });
+        let task =
+            tokio::spawn(async move { app::run(&config, components, registrations, t).await });
         RunningHub { token, task }
     }
 
@@ -225,7 +250,10 @@ impl TestEnv {
             ("HUB_NAMESPACE".into(), c.namespace.to_string()),
             ("HUB_MAX_ATTEMPTS".into(), c.max_attempts.to_string()),
             ("HUB_RETRY_TIERS".into(), tiers.join(",")),
-            ("HUB_POLL_INTERVAL".into(), format!("{}ms", c.poll_interval.as_millis())),
+            (
+                "HUB_POLL_INTERVAL".into(),
+                format!("{}ms", c.poll_interval.as_millis()),
+            ),
             ("HUB_DB_POOL".into(), "4".into()),
         ]
     }
@@ -243,32 +271,45 @@ impl Drop for TestEnv {
         // connections belong to the test's runtime, which this blocks); the forced DROP DATABASE
         // ends them.
         let queues = std::mem::take(&mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()));
-        let exchanges = std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
+        let exchanges =
+            std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
         let amqp = self.config.amqp_url.clone();
         let database = self.database.clone();
         self.token.cancel();
         let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(conn) = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default()).await {
+                if let Ok(conn) =
+                    lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default()).await
+                {
                     if let Ok(ch) = conn.create_channel().await {
                         for q in queues {
-                            let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
+                            let _ = ch
+                                .queue_delete(q.into(), QueueDeleteOptions::default())
+                                .await;
                         }
                         for x in exchanges {
                             let _ = ch
-                                .exchange_delete(x.into(), lapin::options::ExchangeDeleteOptions::default())
+                                .exchange_delete(
+                                    x.into(),
+                                    lapin::options::ExchangeDeleteOptions::default(),
+                                )
                                 .await;
                         }
                     }
                     let _ = conn.close(200, "cleanup".into()).await;
                 }
                 if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")))
-                        .execute(&admin)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
                     admin.close().await;
                 }
             });
@@ -288,7 +329,10 @@ impl RunningHub {
     /// Drains and stops it; fails the test if it failed.
     pub async fn stop(self) {
         self.token.cancel();
-        self.task.await.expect("hub task").expect("hub ran and drained");
+        self.task
+            .await
+            .expect("hub task")
+            .expect("hub ran and drained");
     }
 }
 
@@ -321,7 +365,11 @@ impl Observer {
     }
 
     /// Takes `n` messages as they are, properties and raw body, or fails after `timeout`.
-    pub async fn take_raw(&self, n: usize, timeout: Duration) -> Vec<(lapin::BasicProperties, Vec<u8>)> {
+    pub async fn take_raw(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<(lapin::BasicProperties, Vec<u8>)> {
         let mut got = Vec::new();
         let deadline = Instant::now() + timeout;
         while got.len() < n {
@@ -338,7 +386,11 @@ impl Observer {
                 .expect("basic.get");
             match d {
                 Some(d) => {
-                    d.delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+                    d.delivery
+                        .acker
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .expect("ack");
                     got.push((d.delivery.properties.clone(), d.delivery.data.clone()));
                 }
                 None => tokio::time::sleep(Duration::from_millis(25)).await,
@@ -373,8 +425,13 @@ impl Observer {
             .basic_get(self.queue.as_str().into(), BasicGetOptions::default())
             .await
             .expect("basic.get")?;
-        d.delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
-        let metadata = hub::broker::decode_properties(&d.delivery.properties).expect("hub metadata");
+        d.delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("ack");
+        let metadata =
+            hub::broker::decode_properties(&d.delivery.properties).expect("hub metadata");
         let body = serde_json::from_slice(&d.delivery.data).unwrap_or(serde_json::Value::Null);
         Some(Observed {
             metadata,

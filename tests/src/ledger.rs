@@ -143,7 +143,9 @@ impl Saga for Ledger {
         } else if ExpiryDue::TYPE.matches(t) {
             Input::Expiry(contracts::decode(t, &message.body)?)
         } else {
-            return Err(Failure::invalid_input(format!("the ledger saga does not take {t}")));
+            return Err(Failure::invalid_input(format!(
+                "the ledger saga does not take {t}"
+            )));
         };
         let account = match &input {
             Input::Open(m) => &m.account,
@@ -153,7 +155,12 @@ impl Saga for Ledger {
         Ok((Ledger::key(account), input))
     }
 
-    fn transition(&self, state: Option<&Account>, input: &Input, _ctx: &StepContext<'_>) -> Result<Step<Account>, Failure> {
+    fn transition(
+        &self,
+        state: Option<&Account>,
+        input: &Input,
+        _ctx: &StepContext<'_>,
+    ) -> Result<Step<Account>, Failure> {
         match (state, input) {
             (None, Input::Open(m)) => {
                 let mut step = Step::to(Account {
@@ -213,7 +220,10 @@ impl Saga for Ledger {
 /// The ledger's queue, bound to the commands it takes from the bus (timers come back through
 /// the requeue exchange).
 pub fn queue_spec() -> contracts::QueueSpec {
-    contracts::QueueSpec::new(QUEUE, [OpenAccount::TYPE.to_string(), Deposit::TYPE.to_string()])
+    contracts::QueueSpec::new(
+        QUEUE,
+        [OpenAccount::TYPE.to_string(), Deposit::TYPE.to_string()],
+    )
 }
 
 /// The registration that runs the ledger in a hub.
@@ -261,10 +271,16 @@ mod tests {
             amount: 5,
             seq: 1,
         });
-        let after = Ledger.transition(Some(&step.state), &dep, &ctx(&m)).expect("deposits");
+        let after = Ledger
+            .transition(Some(&step.state), &dep, &ctx(&m))
+            .expect("deposits");
         assert_eq!(after.state.balance, 5);
         assert_eq!(after.state.applied, vec![1]);
         assert!(Ledger.transition(None, &dep, &ctx(&m)).is_err());
-        assert!(Ledger.transition(Some(&step.state), &open, &ctx(&m)).is_err());
+        assert!(
+            Ledger
+                .transition(Some(&step.state), &open, &ctx(&m))
+                .is_err()
+        );
     }
 }

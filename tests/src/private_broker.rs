@@ -109,7 +109,9 @@ impl PrivateBroker {
                 );
             }
             let url = self.url();
-            if let Ok(c) = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await {
+            if let Ok(c) =
+                lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
+            {
                 let _ = c.close(200, "ready check".into()).await;
                 return;
             }
@@ -133,7 +135,9 @@ impl PrivateBroker {
             .ok()
             .and_then(|p| p.trim().parse::<u32>().ok())
             .unwrap_or_else(|| child.id());
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -142,7 +146,10 @@ impl PrivateBroker {
         let _ = child.wait();
         // The VM may not be the script's own process on every platform.
         if pid != child.id() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 

@@ -26,7 +26,10 @@ impl HubProcess {
             .arg("run")
             .args(args)
             .envs(env.process_env())
-            .env("RUST_LOG", std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -75,7 +78,11 @@ impl HubProcess {
     /// Fails the test (with the log) if the process has exited.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("wait") {
-            panic!("{} exited early with {status}; its log:\n{}", self.name, self.log_tail());
+            panic!(
+                "{} exited early with {status}; its log:\n{}",
+                self.name,
+                self.log_tail()
+            );
         }
     }
 

@@ -56,7 +56,9 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
     }
     let hub = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
     wait_until(WAIT, "some deposits applied", || async {
-        account(&env, "grace").await.filter(|a| a.applied.len() >= 100)
+        account(&env, "grace")
+            .await
+            .filter(|a| a.applied.len() >= 100)
     })
     .await;
     let before = account(&env, "grace").await.map_or(0, |a| a.applied.len());
@@ -64,15 +66,24 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
     rabbit.restart().await;
     let after = account(&env, "grace").await.map_or(0, |a| a.applied.len());
     eprintln!("restart began after {before} of {N} deposits; {after} applied when it was back");
-    assert!(after < N as usize, "the restart happened mid-stream ({after} of {N} already applied)");
+    assert!(
+        after < N as usize,
+        "the restart happened mid-stream ({after} of {N} already applied)"
+    );
 
     let state = wait_until(WAIT, "every deposit applied after the restart", || async {
-        account(&env, "grace").await.filter(|a| a.applied.len() >= N as usize)
+        account(&env, "grace")
+            .await
+            .filter(|a| a.applied.len() >= N as usize)
     })
     .await;
     let mut applied = state.applied.clone();
     applied.sort_unstable();
-    assert_eq!(applied, (1..=N).collect::<Vec<_>>(), "each deposit applied exactly once");
+    assert_eq!(
+        applied,
+        (1..=N).collect::<Vec<_>>(),
+        "each deposit applied exactly once"
+    );
     assert_eq!(state.balance, N as i64);
 
     // The old observer channel died with the broker; read the same queue on a new one.
@@ -80,19 +91,27 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
     let seen = std::sync::Mutex::new(HashMap::<Uuid, usize>::new());
     wait_until(WAIT, "every event delivered", || async {
         while let Some(m) = observer.get().await {
-            *seen.lock().expect("lock").entry(m.metadata.message_id).or_default() += 1;
+            *seen
+                .lock()
+                .expect("lock")
+                .entry(m.metadata.message_id)
+                .or_default() += 1;
         }
         (seen.lock().expect("lock").len() >= N as usize).then_some(())
     })
     .await;
     hub.stop().await;
     let seen = seen.into_inner().expect("lock");
-    let outgoing: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM outbox WHERE routing_key = 'test.deposited.v1'")
-        .fetch_all(&env.pool)
-        .await
-        .expect("outbox");
+    let outgoing: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM outbox WHERE routing_key = 'test.deposited.v1'")
+            .fetch_all(&env.pool)
+            .await
+            .expect("outbox");
     assert_eq!(outgoing.len(), N as usize, "one event per deposit");
-    assert!(outgoing.iter().all(|id| seen.contains_key(id)), "every event delivered");
+    assert!(
+        outgoing.iter().all(|id| seen.contains_key(id)),
+        "every event delivered"
+    );
     assert_eq!(seen.len(), N as usize, "no event under a new id");
     let twice = seen.values().filter(|&&n| n > 1).count();
     eprintln!("{twice} events were delivered twice (same message_id) around the restart");
@@ -101,7 +120,8 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
         .await
         .expect("outbox");
     assert_eq!(unsent, 0);
-    let dead = e2e::harness::queue_depth(&env.channel().await, &topology.dead_queue(ledger::QUEUE)).await;
+    let dead =
+        e2e::harness::queue_depth(&env.channel().await, &topology.dead_queue(ledger::QUEUE)).await;
     assert_eq!(dead, 0, "nothing dead-lettered by the restart");
     drop(env);
 }

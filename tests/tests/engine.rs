@@ -14,22 +14,37 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// One row of `saga_history`.
+#[derive(Debug, sqlx::FromRow)]
+struct HistoryRow {
+    version: i64,
+    message_id: Uuid,
+    message_type: String,
+    from_state: Option<String>,
+    to_state: String,
+    outgoing: Vec<Uuid>,
+}
+
 fn events() -> Vec<String> {
     vec![AccountOpened::TYPE.to_string(), Deposited::TYPE.to_string()]
 }
 
 async fn account(env: &TestEnv, name: &str) -> Option<(ledger::Account, i64)> {
-    sqlx::query_as::<_, (Json<ledger::Account>, i64)>("SELECT state, version FROM sagas WHERE id = $1")
-        .bind(Ledger::key(name).id)
-        .fetch_optional(&env.pool)
-        .await
-        .expect("query")
-        .map(|(Json(a), v)| (a, v))
+    sqlx::query_as::<_, (Json<ledger::Account>, i64)>(
+        "SELECT state, version FROM sagas WHERE id = $1",
+    )
+    .bind(Ledger::key(name).id)
+    .fetch_optional(&env.pool)
+    .await
+    .expect("query")
+    .map(|(Json(a), v)| (a, v))
 }
 
 async fn wait_for_applied(env: &TestEnv, name: &str, n: usize) -> (ledger::Account, i64) {
     wait_until(WAIT, &format!("{n} deposits applied to {name}"), || async {
-        account(env, name).await.filter(|(a, _)| a.applied.len() >= n)
+        account(env, name)
+            .await
+            .filter(|(a, _)| a.applied.len() >= n)
     })
     .await
 }
@@ -68,7 +83,7 @@ async fn a_message_changes_state_writes_history_and_its_events_are_published_onc
     assert_eq!(state.applied, vec![1, 2]);
     assert_eq!(version, 3);
 
-    let history: Vec<(i64, Uuid, String, Option<String>, String, Vec<Uuid>)> = sqlx::query_as(
+    let history: Vec<HistoryRow> = sqlx::query_as(
         "SELECT version, message_id, message_type, from_state, to_state, outgoing FROM saga_history
          WHERE saga_id = $1 ORDER BY version",
     )
@@ -76,26 +91,48 @@ async fn a_message_changes_state_writes_history_and_its_events_are_published_onc
     .fetch_all(&env.pool)
     .await
     .expect("history");
-    assert_eq!(history.len(), 3);
-    assert_eq!(history[0].1, open.message_id);
-    assert_eq!(history[0].3, None, "the first step creates the saga");
-    assert_eq!(history[1].1, sent[0].message_id);
-    assert_eq!(history[2].2, "test.deposit.v1");
-    assert!(history.iter().all(|h| h.5.len() == 1), "each step sent one event");
+    assert_eq!(
+        history.iter().map(|h| h.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(history[0].message_id, open.message_id);
+    assert_eq!(
+        history[0].from_state, None,
+        "the first step creates the saga"
+    );
+    assert_eq!(history[1].message_id, sent[0].message_id);
+    assert_eq!(history[2].message_id, sent[1].message_id);
+    assert_eq!(history[2].message_type, "test.deposit.v1");
+    assert!(history.iter().all(|h| h.to_state == "open"));
+    assert!(
+        history.iter().all(|h| h.outgoing.len() == 1),
+        "each step sent one event"
+    );
 
     // Every event arrives, in the saga's correlation, caused by the message that made it.
     let got = observer.take(3, WAIT).await;
-    let outgoing: Vec<Uuid> = history.iter().map(|h| h.5[0]).collect();
+    let outgoing: Vec<Uuid> = history.iter().map(|h| h.outgoing[0]).collect();
     let mut got_ids: Vec<Uuid> = got.iter().map(|m| m.metadata.message_id).collect();
     got_ids.sort();
     let mut want = outgoing.clone();
     want.sort();
     assert_eq!(got_ids, want);
     let saga_id = Ledger::key("alice").id.to_string();
-    assert!(got.iter().all(|m| m.metadata.correlation_id.as_deref() == Some(saga_id.as_str())));
-    let last = got.iter().find(|m| m.metadata.message_type == "test.deposited.v1" && m.body["seq"] == 2);
-    assert_eq!(last.map(|m| m.metadata.causation_id), Some(Some(sent[1].message_id)));
-    assert_eq!(last.map(|m| m.body["balance"].clone()), Some(serde_json::json!(750)));
+    assert!(
+        got.iter()
+            .all(|m| m.metadata.correlation_id.as_deref() == Some(saga_id.as_str()))
+    );
+    let last = got
+        .iter()
+        .find(|m| m.metadata.message_type == "test.deposited.v1" && m.body["seq"] == 2);
+    assert_eq!(
+        last.map(|m| m.metadata.causation_id),
+        Some(Some(sent[1].message_id))
+    );
+    assert_eq!(
+        last.map(|m| m.body["balance"].clone()),
+        Some(serde_json::json!(750))
+    );
 
     // Published once: every outbox row was confirmed on its first attempt, and nothing more
     // is waiting on the observer queue.
@@ -129,14 +166,22 @@ async fn the_same_message_delivered_twice_has_its_effect_once() {
     let metadata = Metadata::new(Deposit::TYPE.to_string(), "test");
     env.send_with(&deposit, metadata.clone()).await;
     env.send_with(&deposit, metadata.clone()).await;
-    env.send(&Deposit { seq: 2, ..deposit.clone() }).await;
+    env.send(&Deposit {
+        seq: 2,
+        ..deposit.clone()
+    })
+    .await;
     wait_for_applied(&env, "bob", 2).await;
     // Stopping drains the consumer: every delivered message is finished, and an empty queue
     // then means both copies were consumed.
     let got = observer.take(2, WAIT).await;
     hub.stop().await;
     let work = env.topology(vec![]).work_queue(ledger::QUEUE);
-    assert_eq!(queue_depth(&env.channel().await, &work).await, 0, "every copy was consumed");
+    assert_eq!(
+        queue_depth(&env.channel().await, &work).await,
+        0,
+        "every copy was consumed"
+    );
     let (state, version) = account(&env, "bob").await.expect("saga");
     assert_eq!(state.applied, vec![1, 2], "the duplicate was not applied");
     assert_eq!(state.balance, 200);
@@ -148,7 +193,11 @@ async fn the_same_message_delivered_twice_has_its_effect_once() {
         .expect("inbox");
     assert_eq!(inbox, 1);
     assert_eq!(got.iter().filter(|m| m.body["seq"] == 1).count(), 1);
-    assert_eq!(observer.depth().await, 0, "no second event for the duplicate");
+    assert_eq!(
+        observer.depth().await,
+        0,
+        "no second event for the duplicate"
+    );
 }
 
 #[tokio::test]
@@ -171,16 +220,27 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
         body: body.to_vec(),
     };
     let not_json = Metadata::new(Deposit::TYPE.to_string(), "test");
-    env.publisher.publish(&raw(b"{not json", not_json.clone())).await.expect("sent");
+    env.publisher
+        .publish(&raw(b"{not json", not_json.clone()))
+        .await
+        .expect("sent");
     let invalid = Metadata::new(Deposit::TYPE.to_string(), "test");
     env.publisher
-        .publish(&raw(br#"{"account":"carol","amount":-5,"seq":9}"#, invalid.clone()))
+        .publish(&raw(
+            br#"{"account":"carol","amount":-5,"seq":9}"#,
+            invalid.clone(),
+        ))
         .await
         .expect("sent");
     // No message_id at all: only the runtime can refuse it.
     let no_id = lapin::BasicProperties::default().with_type(Deposit::TYPE.to_string().into());
     env.publisher
-        .publish_raw(&bus, &Deposit::TYPE.to_string(), no_id, br#"{"account":"carol","amount":1,"seq":8}"#)
+        .publish_raw(
+            &bus,
+            &Deposit::TYPE.to_string(),
+            no_id,
+            br#"{"account":"carol","amount":1,"seq":8}"#,
+        )
         .await
         .expect("sent");
     // A deposit to an account that does not exist: a permanent failure of the saga.
@@ -199,7 +259,10 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
     .await;
 
     let (state, _) = wait_for_applied(&env, "carol", 1).await;
-    assert_eq!(state.balance, 42, "the good message after the bad ones was processed");
+    assert_eq!(
+        state.balance, 42,
+        "the good message after the bad ones was processed"
+    );
 
     let dead = e2e::Observer::attach(&env, topology.dead_queue(ledger::QUEUE)).await;
     let letters = dead.take_raw(4, WAIT).await;
@@ -212,37 +275,66 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
     };
     let (p, body) = by_id(not_json.message_id);
     assert_eq!(body, b"{not json", "the body is kept as it came");
-    assert_eq!(header(p, headers::ERROR_KIND).as_deref(), Some("invalid_input"));
-    assert!(header(p, headers::ERROR_TEXT).is_some_and(|t| t.contains("not a valid test.deposit.v1 JSON")));
+    assert_eq!(
+        header(p, headers::ERROR_KIND).as_deref(),
+        Some("invalid_input")
+    );
+    assert!(
+        header(p, headers::ERROR_TEXT)
+            .is_some_and(|t| t.contains("not a valid test.deposit.v1 JSON"))
+    );
     assert_eq!(header(p, headers::ORIGINAL_EXCHANGE), Some(bus.clone()));
-    assert_eq!(header(p, headers::ORIGINAL_ROUTING_KEY).as_deref(), Some("test.deposit.v1"));
-    assert_eq!(header(p, headers::QUEUE), Some(topology.work_queue(ledger::QUEUE)));
+    assert_eq!(
+        header(p, headers::ORIGINAL_ROUTING_KEY).as_deref(),
+        Some("test.deposit.v1")
+    );
+    assert_eq!(
+        header(p, headers::QUEUE),
+        Some(topology.work_queue(ledger::QUEUE))
+    );
     assert_eq!(hub::broker::header_u32(p, headers::ATTEMPTS), Some(1));
-    assert!(header(p, headers::FIRST_FAILURE).is_some() && header(p, headers::LAST_FAILURE).is_some());
+    assert!(
+        header(p, headers::FIRST_FAILURE).is_some() && header(p, headers::LAST_FAILURE).is_some()
+    );
 
     let (p, _) = by_id(invalid.message_id);
-    assert_eq!(header(p, headers::ERROR_KIND).as_deref(), Some("invalid_input"));
+    assert_eq!(
+        header(p, headers::ERROR_KIND).as_deref(),
+        Some("invalid_input")
+    );
     assert_eq!(
         header(p, headers::ERROR_TEXT).as_deref(),
         Some("test.deposit.v1 failed validation: amount: must be positive")
     );
     let (p, _) = by_id(unknown.message_id);
     assert_eq!(header(p, headers::ERROR_KIND).as_deref(), Some("permanent"));
-    assert_eq!(header(p, headers::ERROR_TEXT).as_deref(), Some("no such account"));
+    assert_eq!(
+        header(p, headers::ERROR_TEXT).as_deref(),
+        Some("no such account")
+    );
     let (p, _) = letters
         .iter()
         .find(|(p, _)| p.message_id().is_none())
         .expect("the message without id was dead-lettered");
-    assert_eq!(header(p, headers::ERROR_TEXT).as_deref(), Some("property message_id is missing"));
+    assert_eq!(
+        header(p, headers::ERROR_TEXT).as_deref(),
+        Some("property message_id is missing")
+    );
 
     // None of them left a trace in the saga or the inbox.
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
         .fetch_one(&env.pool)
         .await
         .expect("inbox");
-    assert_eq!(inbox, 2, "only the opening and the good deposit were handled");
+    assert_eq!(
+        inbox, 2,
+        "only the opening and the good deposit were handled"
+    );
     hub.stop().await;
-    assert_eq!(queue_depth(&env.channel().await, &topology.work_queue(ledger::QUEUE)).await, 0);
+    assert_eq!(
+        queue_depth(&env.channel().await, &topology.work_queue(ledger::QUEUE)).await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -273,15 +365,20 @@ async fn two_engines_on_one_queue_apply_every_event_once_in_a_serial_order() {
     let (state, version) = wait_for_applied(&env, "dave", N as usize).await;
     let mut applied = state.applied.clone();
     applied.sort_unstable();
-    assert_eq!(applied, (1..=N).collect::<Vec<_>>(), "every deposit applied exactly once");
+    assert_eq!(
+        applied,
+        (1..=N).collect::<Vec<_>>(),
+        "every deposit applied exactly once"
+    );
     assert_eq!(state.balance, (1..=N as i64).sum::<i64>(), "no lost update");
     assert_eq!(version, N as i64 + 1);
     // The history is one unbroken chain of versions, and its order is the order of `applied`.
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM saga_history WHERE saga_id = $1 ORDER BY version")
-        .bind(Ledger::key("dave").id)
-        .fetch_all(&env.pool)
-        .await
-        .expect("history");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM saga_history WHERE saga_id = $1 ORDER BY version")
+            .bind(Ledger::key("dave").id)
+            .fetch_all(&env.pool)
+            .await
+            .expect("history");
     assert_eq!(versions, (1..=N as i64 + 1).collect::<Vec<_>>());
     // Both engines took part: each process writes its own app_id on what it sends.
     let senders: i64 = sqlx::query_scalar("SELECT count(DISTINCT metadata->>'app_id') FROM outbox")

@@ -55,12 +55,20 @@ async fn deposit(env: &TestEnv, name: &str, seq: u64) {
 /// Takes messages until every one of `expected` ids was seen; returns how often each was seen.
 async fn collect(observer: &Observer, expected: usize) -> HashMap<Uuid, usize> {
     let seen = std::sync::Mutex::new(HashMap::<Uuid, usize>::new());
-    wait_until(WAIT, &format!("{expected} distinct messages on the observer"), || async {
-        while let Some(m) = observer.get().await {
-            *seen.lock().expect("lock").entry(m.metadata.message_id).or_default() += 1;
-        }
-        (seen.lock().expect("lock").len() >= expected).then_some(())
-    })
+    wait_until(
+        WAIT,
+        &format!("{expected} distinct messages on the observer"),
+        || async {
+            while let Some(m) = observer.get().await {
+                *seen
+                    .lock()
+                    .expect("lock")
+                    .entry(m.metadata.message_id)
+                    .or_default() += 1;
+            }
+            (seen.lock().expect("lock").len() >= expected).then_some(())
+        },
+    )
     .await;
     seen.into_inner().expect("lock")
 }
@@ -71,7 +79,10 @@ async fn events_committed_before_a_sigkill_are_published_once_by_the_next_proces
     let env = TestEnv::new().await;
     env.declare(vec![ledger::queue_spec()]).await;
     let observer = env
-        .observe("observe", &[AccountOpened::TYPE.to_string(), Deposited::TYPE.to_string()])
+        .observe(
+            "observe",
+            &[AccountOpened::TYPE.to_string(), Deposited::TYPE.to_string()],
+        )
         .await;
 
     // A process that commits but never publishes: its relay is not running.
@@ -84,11 +95,19 @@ async fn events_committed_before_a_sigkill_are_published_once_by_the_next_proces
     wait_until(WAIT, "every deposit committed", || {
         engine.assert_running();
         let env = &env;
-        async move { account(env, "erin").await.filter(|a| a.applied.len() == N as usize) }
+        async move {
+            account(env, "erin")
+                .await
+                .filter(|a| a.applied.len() == N as usize)
+        }
     })
     .await;
     let committed = count(&env, "SELECT count(*) FROM outbox WHERE sent_at IS NULL").await;
-    assert_eq!(committed, N as i64 + 1, "every event is committed and waiting");
+    assert_eq!(
+        committed,
+        N as i64 + 1,
+        "every event is committed and waiting"
+    );
     assert_eq!(observer.depth().await, 0, "nothing was published yet");
     engine.kill();
 
@@ -97,7 +116,10 @@ async fn events_committed_before_a_sigkill_are_published_once_by_the_next_proces
     let seen = collect(&observer, N as usize + 1).await;
     let status = relay.terminate(DRAIN);
     assert!(status.success(), "SIGTERM drains and exits 0, got {status}");
-    assert!(seen.values().all(|&n| n == 1), "each event published once: {seen:?}");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "each event published once: {seen:?}"
+    );
     let outbox: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM outbox WHERE sent_at IS NOT NULL")
         .fetch_all(&env.pool)
         .await
@@ -123,7 +145,11 @@ async fn a_hub_killed_mid_stream_loses_nothing_and_applies_nothing_twice() {
     wait_until(WAIT, "a third of the deposits", || {
         first.assert_running();
         let env = &env;
-        async move { account(env, "frank").await.filter(|a| a.applied.len() >= N as usize / 3) }
+        async move {
+            account(env, "frank")
+                .await
+                .filter(|a| a.applied.len() >= N as usize / 3)
+        }
     })
     .await;
     first.kill();
@@ -131,12 +157,18 @@ async fn a_hub_killed_mid_stream_loses_nothing_and_applies_nothing_twice() {
 
     let second = HubProcess::run(&env, binary(), "second", &[]);
     let state = wait_until(WAIT, "every deposit applied", || async {
-        account(&env, "frank").await.filter(|a| a.applied.len() >= N as usize)
+        account(&env, "frank")
+            .await
+            .filter(|a| a.applied.len() >= N as usize)
     })
     .await;
     let mut applied = state.applied.clone();
     applied.sort_unstable();
-    assert_eq!(applied, (1..=N).collect::<Vec<_>>(), "each deposit applied exactly once");
+    assert_eq!(
+        applied,
+        (1..=N).collect::<Vec<_>>(),
+        "each deposit applied exactly once"
+    );
     assert_eq!(state.balance, N as i64);
 
     let seen = collect(&observer, N as usize).await;
@@ -148,7 +180,10 @@ async fn a_hub_killed_mid_stream_loses_nothing_and_applies_nothing_twice() {
             .await
             .expect("outbox");
     assert_eq!(outgoing.len(), N as usize, "one event per deposit, no more");
-    assert!(outgoing.iter().all(|id| seen.contains_key(id)), "every event delivered");
+    assert!(
+        outgoing.iter().all(|id| seen.contains_key(id)),
+        "every event delivered"
+    );
     // At-least-once on the wire: a copy published just before the kill may go out again, with
     // the same message_id, so receivers deduplicate it.
     let redelivered = seen.values().filter(|&&n| n > 1).count();
@@ -161,7 +196,9 @@ async fn due_timers_fire_once_with_two_hub_processes() {
     const ACCOUNTS: usize = 40;
     let env = TestEnv::new().await;
     env.declare(vec![ledger::queue_spec()]).await;
-    let observer = env.observe("observe", &[AccountClosed::TYPE.to_string()]).await;
+    let observer = env
+        .observe("observe", &[AccountClosed::TYPE.to_string()])
+        .await;
     let a = HubProcess::run(&env, binary(), "a", &[]);
     let b = HubProcess::run(&env, binary(), "b", &[]);
     let names: Vec<String> = (0..ACCOUNTS).map(|i| format!("acct-{i}")).collect();
@@ -182,9 +219,19 @@ async fn due_timers_fire_once_with_two_hub_processes() {
         assert_eq!(state.expiries, 1, "{name}'s timer fired once");
     }
     let (sa, sb) = (a.terminate(DRAIN), b.terminate(DRAIN));
-    assert!(sa.success() && sb.success(), "both drain and exit 0: {sa}, {sb}");
-    assert!(seen.values().all(|&n| n == 1), "one close event per account: {seen:?}");
+    assert!(
+        sa.success() && sb.success(),
+        "both drain and exit 0: {sa}, {sb}"
+    );
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "one close event per account: {seen:?}"
+    );
     assert_eq!(observer.depth().await, 0);
-    let fired = count(&env, "SELECT count(*) FROM outbox WHERE metadata->>'message_type' = 'test.expiry_due.v1'").await;
+    let fired = count(
+        &env,
+        "SELECT count(*) FROM outbox WHERE metadata->>'message_type' = 'test.expiry_due.v1'",
+    )
+    .await;
     assert_eq!(fired, ACCOUNTS as i64, "one expiry message per timer");
 }

@@ -108,14 +108,25 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn attempts(&self, id: Uuid) -> Vec<Attempt> {
-        self.calls.lock().expect("lock").get(&id).cloned().unwrap_or_default()
+        self.calls
+            .lock()
+            .expect("lock")
+            .get(&id)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
 #[tokio::test]
 async fn a_handler_failing_twice_is_retried_through_the_delay_tiers_and_completes() {
     let f = fixture().await;
-    let sent = f.env.send(&Probe { fail_times: 2, panic: false }).await;
+    let sent = f
+        .env
+        .send(&Probe {
+            fail_times: 2,
+            panic: false,
+        })
+        .await;
     let attempts = wait_until(WAIT, "the third attempt to succeed", || async {
         let a = f.attempts(sent.message_id);
         a.last().is_some_and(|l| l.succeeded).then_some(a)
@@ -123,7 +134,10 @@ async fn a_handler_failing_twice_is_retried_through_the_delay_tiers_and_complete
     .await;
     assert_eq!(attempts.len(), 3, "two failures, one success");
     assert_eq!(
-        attempts.iter().map(|a| a.previous_failures).collect::<Vec<_>>(),
+        attempts
+            .iter()
+            .map(|a| a.previous_failures)
+            .collect::<Vec<_>>(),
         vec![0, 1, 2],
         "each redelivery carries its failure count"
     );
@@ -133,7 +147,10 @@ async fn a_handler_failing_twice_is_retried_through_the_delay_tiers_and_complete
     for (i, pair) in attempts.windows(2).enumerate() {
         let measured = pair[1].at - pair[0].at;
         let nominal = tiers[i].delay;
-        eprintln!("retry {}: nominal {nominal:?}, measured {measured:?}", i + 1);
+        eprintln!(
+            "retry {}: nominal {nominal:?}, measured {measured:?}",
+            i + 1
+        );
         assert!(
             measured >= nominal.mul_f64(1.0 - jitter),
             "retry {} came back after {measured:?}, before tier {} ({nominal:?} -{jitter})",
@@ -150,53 +167,111 @@ async fn a_handler_failing_twice_is_retried_through_the_delay_tiers_and_complete
     f.hub.stop().await;
     let ch = f.env.channel().await;
     let topology = f.env.topology(vec![]);
-    assert_eq!(queue_depth(&ch, &topology.dead_queue(QUEUE)).await, 0, "nothing dead-lettered");
+    assert_eq!(
+        queue_depth(&ch, &topology.dead_queue(QUEUE)).await,
+        0,
+        "nothing dead-lettered"
+    );
     assert_eq!(queue_depth(&ch, &topology.work_queue(QUEUE)).await, 0);
 }
 
 #[tokio::test]
 async fn a_handler_that_always_fails_is_dead_lettered_after_the_configured_attempts() {
     let f = fixture().await;
-    let sent = f.env.send(&Probe { fail_times: u32::MAX, panic: false }).await;
+    let sent = f
+        .env
+        .send(&Probe {
+            fail_times: u32::MAX,
+            panic: false,
+        })
+        .await;
     let topology = f.env.topology(vec![]);
     let dead = Observer::attach(&f.env, topology.dead_queue(QUEUE)).await;
     let letters = dead.take_raw(1, WAIT).await;
     let (props, body) = &letters[0];
     let max = f.env.config.max_attempts;
-    assert_eq!(f.attempts(sent.message_id).len() as u32, max, "handled exactly max_attempts times");
-    assert_eq!(props.message_id().as_ref().map(|m| m.to_string()), Some(sent.message_id.to_string()));
-    assert_eq!(header_str(props, headers::ERROR_KIND).as_deref(), Some("retries_exhausted"));
+    assert_eq!(
+        f.attempts(sent.message_id).len() as u32,
+        max,
+        "handled exactly max_attempts times"
+    );
+    assert_eq!(
+        props.message_id().as_ref().map(|m| m.to_string()),
+        Some(sent.message_id.to_string())
+    );
+    assert_eq!(
+        header_str(props, headers::ERROR_KIND).as_deref(),
+        Some("retries_exhausted")
+    );
     assert_eq!(header_u32(props, headers::ATTEMPTS), Some(max));
     assert_eq!(
         header_str(props, headers::ERROR_TEXT),
         Some(format!("attempt {max} fails on purpose"))
     );
-    assert_eq!(header_str(props, headers::ORIGINAL_ROUTING_KEY).as_deref(), Some("test.probe.v1"));
-    assert_eq!(header_str(props, headers::ORIGINAL_EXCHANGE), Some(topology.bus_exchange()));
+    assert_eq!(
+        header_str(props, headers::ORIGINAL_ROUTING_KEY).as_deref(),
+        Some("test.probe.v1")
+    );
+    assert_eq!(
+        header_str(props, headers::ORIGINAL_EXCHANGE),
+        Some(topology.bus_exchange())
+    );
     let probe: Probe = serde_json::from_slice(body).expect("the body is kept");
     assert_eq!(probe.fail_times, u32::MAX);
     let Fixture { calls, hub, env } = f;
     hub.stop().await;
-    let handled = calls.lock().expect("lock").get(&sent.message_id).map_or(0, Vec::len);
-    assert_eq!(handled as u32, max, "not handled again after dead-lettering");
+    let handled = calls
+        .lock()
+        .expect("lock")
+        .get(&sent.message_id)
+        .map_or(0, Vec::len);
+    assert_eq!(
+        handled as u32, max,
+        "not handled again after dead-lettering"
+    );
     drop(env);
 }
 
 #[tokio::test]
 async fn a_panicking_handler_is_dead_lettered_and_the_consumer_goes_on() {
     let f = fixture().await;
-    let bad = f.env.send(&Probe { fail_times: 0, panic: true }).await;
-    let good = f.env.send(&Probe { fail_times: 0, panic: false }).await;
+    let bad = f
+        .env
+        .send(&Probe {
+            fail_times: 0,
+            panic: true,
+        })
+        .await;
+    let good = f
+        .env
+        .send(&Probe {
+            fail_times: 0,
+            panic: false,
+        })
+        .await;
     wait_until(WAIT, "the message after the panic", || async {
-        f.attempts(good.message_id).last().filter(|a| a.succeeded).copied()
+        f.attempts(good.message_id)
+            .last()
+            .filter(|a| a.succeeded)
+            .copied()
     })
     .await;
     let topology = f.env.topology(vec![]);
     let dead = Observer::attach(&f.env, topology.dead_queue(QUEUE)).await;
     let letters = dead.take_raw(1, WAIT).await;
     let (props, _) = &letters[0];
-    assert_eq!(props.message_id().as_ref().map(|m| m.to_string()), Some(bad.message_id.to_string()));
-    assert_eq!(header_str(props, headers::ERROR_KIND).as_deref(), Some("handler_panicked"));
-    assert_eq!(f.attempts(bad.message_id).len(), 1, "a panic is not retried");
+    assert_eq!(
+        props.message_id().as_ref().map(|m| m.to_string()),
+        Some(bad.message_id.to_string())
+    );
+    assert_eq!(
+        header_str(props, headers::ERROR_KIND).as_deref(),
+        Some("handler_panicked")
+    );
+    assert_eq!(
+        f.attempts(bad.message_id).len(),
+        1,
+        "a panic is not retried"
+    );
     f.hub.stop().await;
 }

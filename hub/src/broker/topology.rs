@@ -208,7 +208,8 @@ pub fn table(plan: &[Declaration]) -> String {
                 exchange_type,
                 arguments,
             } => {
-                let args: Vec<String> = arguments.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+                let args: Vec<String> =
+                    arguments.iter().map(|(k, v)| format!(" {k}={v}")).collect();
                 [
                     "exchange".into(),
                     name.clone(),
