@@ -104,6 +104,16 @@ async fn a_message_changes_state_writes_history_and_its_events_are_published_onc
     assert_eq!(history[2].message_id, sent[1].message_id);
     assert_eq!(history[2].message_type, "test.deposit.v1");
     assert!(history.iter().all(|h| h.to_state == "open"));
+    for change in [
+        "UPDATE saga_history SET to_state = 'x'",
+        "DELETE FROM saga_history",
+    ] {
+        let refused = sqlx::query(change).execute(&env.pool).await;
+        assert!(
+            refused.is_err(),
+            "the history is append-only: {change} was allowed"
+        );
+    }
     assert!(
         history.iter().all(|h| h.outgoing.len() == 1),
         "each step sent one event"

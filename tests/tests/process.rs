@@ -235,3 +235,70 @@ async fn due_timers_fire_once_with_two_hub_processes() {
     .await;
     assert_eq!(fired, ACCOUNTS as i64, "one expiry message per timer");
 }
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+/// Runs the hub binary with `env` overrides and returns (exit code, stderr).
+fn run_hub_with(env: &[(&str, String)], args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(binary())
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the hub binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn unreachable_servers_are_named_with_their_url_and_how_to_start_them() {
+    let env = TestEnv::new().await;
+    let amqp = format!("amqp://guest:s3cret-amqp@127.0.0.1:{}/%2f", closed_port());
+    let (code, stderr) = run_hub_with(
+        &[
+            ("AMQP_URL", amqp),
+            ("DATABASE_URL", env.config.database_url.clone()),
+        ],
+        &["run"],
+    );
+    assert_eq!(code, Some(69), "EX_UNAVAILABLE; stderr: {stderr}");
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.contains("RabbitMQ") && line.contains("127.0.0.1"),
+        "names the broker: {stderr}"
+    );
+    assert!(
+        line.contains("rabbitmq-server"),
+        "says how to start it: {stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret-amqp"),
+        "the password is masked: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+
+    let db = format!(
+        "postgres://postgres:s3cret-pg@127.0.0.1:{}/hub",
+        closed_port()
+    );
+    let (code, stderr) = run_hub_with(&[("DATABASE_URL", db)], &["migrate"]);
+    assert_eq!(code, Some(69), "EX_UNAVAILABLE; stderr: {stderr}");
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.contains("PostgreSQL"), "names the database: {stderr}");
+    assert!(
+        line.contains("pg_ctlcluster"),
+        "says how to start it: {stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret-pg"),
+        "the password is masked: {stderr}"
+    );
+}
