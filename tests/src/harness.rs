@@ -1,5 +1,6 @@
 //! `TestEnv`: one test's isolated namespace and database, and the helpers every test uses.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -370,37 +371,43 @@ impl Observer {
         n: usize,
         timeout: Duration,
     ) -> Vec<(lapin::BasicProperties, Vec<u8>)> {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + timeout;
-        while got.len() < n {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} with {} of {n} messages on {}",
-                got.len(),
-                self.queue
-            );
-            let d = self
-                .channel
-                .basic_get(self.queue.as_str().into(), BasicGetOptions::default())
-                .await
-                .expect("basic.get");
-            match d {
-                Some(d) => {
-                    d.delivery
-                        .acker
-                        .ack(BasicAckOptions::default())
-                        .await
-                        .expect("ack");
-                    got.push((d.delivery.properties.clone(), d.delivery.data.clone()));
-                }
-                None => tokio::time::sleep(Duration::from_millis(25)).await,
-            }
-        }
-        got
+        self.take_with(n, timeout, Self::get_raw).await
     }
 
     /// Takes messages until `n` were taken, or fails after `timeout`.
     pub async fn take(&self, n: usize, timeout: Duration) -> Vec<Observed> {
+        self.take_with(n, timeout, Self::get).await
+    }
+
+    /// Takes messages until `expected` distinct message ids were seen, or fails after
+    /// `timeout`; returns how many copies of each id arrived (more than one is a redelivery).
+    pub async fn collect_ids(&self, expected: usize, timeout: Duration) -> HashMap<Uuid, usize> {
+        let mut seen: HashMap<Uuid, usize> = HashMap::new();
+        let deadline = Instant::now() + timeout;
+        while seen.len() < expected {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} with {} of {expected} distinct messages on {}",
+                seen.len(),
+                self.queue
+            );
+            match self.get().await {
+                Some(m) => *seen.entry(m.metadata.message_id).or_default() += 1,
+                None => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+        seen
+    }
+
+    async fn take_with<'a, T, Fut>(
+        &'a self,
+        n: usize,
+        timeout: Duration,
+        get: impl Fn(&'a Self) -> Fut,
+    ) -> Vec<T>
+    where
+        Fut: Future<Output = Option<T>>,
+    {
         let mut got = Vec::new();
         let deadline = Instant::now() + timeout;
         while got.len() < n {
@@ -410,7 +417,7 @@ impl Observer {
                 got.len(),
                 self.queue
             );
-            match self.get().await {
+            match get(self).await {
                 Some(m) => got.push(m),
                 None => tokio::time::sleep(Duration::from_millis(25)).await,
             }
@@ -418,8 +425,7 @@ impl Observer {
         got
     }
 
-    /// Takes one message if there is one.
-    pub async fn get(&self) -> Option<Observed> {
+    async fn get_raw(&self) -> Option<(lapin::BasicProperties, Vec<u8>)> {
         let d = self
             .channel
             .basic_get(self.queue.as_str().into(), BasicGetOptions::default())
@@ -430,13 +436,18 @@ impl Observer {
             .ack(BasicAckOptions::default())
             .await
             .expect("ack");
-        let metadata =
-            hub::broker::decode_properties(&d.delivery.properties).expect("hub metadata");
-        let body = serde_json::from_slice(&d.delivery.data).unwrap_or(serde_json::Value::Null);
+        Some((d.delivery.properties, d.delivery.data))
+    }
+
+    /// Takes one message if there is one.
+    pub async fn get(&self) -> Option<Observed> {
+        let (properties, data) = self.get_raw().await?;
+        let metadata = hub::broker::decode_properties(&properties).expect("hub metadata");
+        let body = serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
         Some(Observed {
             metadata,
             body,
-            properties: d.delivery.properties.clone(),
+            properties,
         })
     }
 

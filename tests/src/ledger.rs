@@ -217,6 +217,18 @@ impl Saga for Ledger {
     }
 }
 
+/// The saga state and version of `account`, if the saga exists.
+pub async fn load(pool: &sqlx::PgPool, account: &str) -> Option<(Account, i64)> {
+    sqlx::query_as::<_, (sqlx::types::Json<Account>, i64)>(
+        "SELECT state, version FROM sagas WHERE id = $1",
+    )
+    .bind(Ledger::key(account).id)
+    .fetch_optional(pool)
+    .await
+    .expect("saga query")
+    .map(|(sqlx::types::Json(a), v)| (a, v))
+}
+
 /// The ledger's queue, bound to the commands it takes from the bus (timers come back through
 /// the requeue exchange).
 pub fn queue_spec() -> contracts::QueueSpec {

@@ -2,26 +2,19 @@
 //! nothing is lost, no effect happens twice. Runs on a private broker node so the restart does
 //! not disturb the other tests.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use contracts::Message;
-use e2e::ledger::{self, Deposit, Deposited, Ledger, OpenAccount};
+use e2e::ledger::{self, Deposit, Deposited, OpenAccount};
 use e2e::private_broker::PrivateBroker;
 use e2e::{Observer, TestEnv, wait_until};
 use hub::app::Components;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(90);
 
 async fn account(env: &TestEnv, name: &str) -> Option<ledger::Account> {
-    sqlx::query_scalar::<_, Json<ledger::Account>>("SELECT state FROM sagas WHERE id = $1")
-        .bind(Ledger::key(name).id)
-        .fetch_optional(&env.pool)
-        .await
-        .expect("query")
-        .map(|Json(a)| a)
+    ledger::load(&env.pool, name).await.map(|(a, _)| a)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,20 +81,8 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
 
     // The old observer channel died with the broker; read the same queue on a new one.
     let observer = Observer::attach(&env, observer.queue.clone()).await;
-    let seen = std::sync::Mutex::new(HashMap::<Uuid, usize>::new());
-    wait_until(WAIT, "every event delivered", || async {
-        while let Some(m) = observer.get().await {
-            *seen
-                .lock()
-                .expect("lock")
-                .entry(m.metadata.message_id)
-                .or_default() += 1;
-        }
-        (seen.lock().expect("lock").len() >= N as usize).then_some(())
-    })
-    .await;
+    let seen = observer.collect_ids(N as usize, WAIT).await;
     hub.stop().await;
-    let seen = seen.into_inner().expect("lock");
     let outgoing: Vec<Uuid> =
         sqlx::query_scalar("SELECT id FROM outbox WHERE routing_key = 'test.deposited.v1'")
             .fetch_all(&env.pool)

@@ -9,7 +9,6 @@ use e2e::ledger::{self, AccountOpened, Deposit, Deposited, Ledger, OpenAccount};
 use e2e::{TestEnv, wait_until};
 use hub::app::Components;
 use hub::broker::Envelope;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -30,14 +29,7 @@ fn events() -> Vec<String> {
 }
 
 async fn account(env: &TestEnv, name: &str) -> Option<(ledger::Account, i64)> {
-    sqlx::query_as::<_, (Json<ledger::Account>, i64)>(
-        "SELECT state, version FROM sagas WHERE id = $1",
-    )
-    .bind(Ledger::key(name).id)
-    .fetch_optional(&env.pool)
-    .await
-    .expect("query")
-    .map(|(Json(a), v)| (a, v))
+    ledger::load(&env.pool, name).await
 }
 
 async fn wait_for_applied(env: &TestEnv, name: &str, n: usize) -> (ledger::Account, i64) {

@@ -1,15 +1,13 @@
 //! The hub as an operating-system process: killed with SIGKILL between commit and publish and in
 //! the middle of a stream, two processes firing timers, SIGTERM draining.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use contracts::Message;
-use e2e::ledger::{self, AccountClosed, AccountOpened, Deposit, Deposited, Ledger, OpenAccount};
+use e2e::ledger::{self, AccountClosed, AccountOpened, Deposit, Deposited, OpenAccount};
 use e2e::process::HubProcess;
-use e2e::{Observer, TestEnv, wait_until};
-use sqlx::types::Json;
+use e2e::{TestEnv, wait_until};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -20,12 +18,7 @@ fn binary() -> &'static Path {
 }
 
 async fn account(env: &TestEnv, name: &str) -> Option<ledger::Account> {
-    sqlx::query_scalar::<_, Json<ledger::Account>>("SELECT state FROM sagas WHERE id = $1")
-        .bind(Ledger::key(name).id)
-        .fetch_optional(&env.pool)
-        .await
-        .expect("query")
-        .map(|Json(a)| a)
+    ledger::load(&env.pool, name).await.map(|(a, _)| a)
 }
 
 async fn count(env: &TestEnv, sql: &str) -> i64 {
@@ -50,27 +43,6 @@ async fn deposit(env: &TestEnv, name: &str, seq: u64) {
         seq,
     })
     .await;
-}
-
-/// Takes messages until every one of `expected` ids was seen; returns how often each was seen.
-async fn collect(observer: &Observer, expected: usize) -> HashMap<Uuid, usize> {
-    let seen = std::sync::Mutex::new(HashMap::<Uuid, usize>::new());
-    wait_until(
-        WAIT,
-        &format!("{expected} distinct messages on the observer"),
-        || async {
-            while let Some(m) = observer.get().await {
-                *seen
-                    .lock()
-                    .expect("lock")
-                    .entry(m.metadata.message_id)
-                    .or_default() += 1;
-            }
-            (seen.lock().expect("lock").len() >= expected).then_some(())
-        },
-    )
-    .await;
-    seen.into_inner().expect("lock")
 }
 
 #[tokio::test]
@@ -113,7 +85,7 @@ async fn events_committed_before_a_sigkill_are_published_once_by_the_next_proces
 
     // The next process publishes what the dead one committed, once.
     let relay = HubProcess::run(&env, binary(), "relay", &["--only", "relay"]);
-    let seen = collect(&observer, N as usize + 1).await;
+    let seen = observer.collect_ids(N as usize + 1, WAIT).await;
     let status = relay.terminate(DRAIN);
     assert!(status.success(), "SIGTERM drains and exits 0, got {status}");
     assert!(
@@ -171,7 +143,7 @@ async fn a_hub_killed_mid_stream_loses_nothing_and_applies_nothing_twice() {
     );
     assert_eq!(state.balance, N as i64);
 
-    let seen = collect(&observer, N as usize).await;
+    let seen = observer.collect_ids(N as usize, WAIT).await;
     let status = second.terminate(DRAIN);
     assert!(status.success(), "SIGTERM drains and exits 0, got {status}");
     let outgoing: Vec<Uuid> =
@@ -206,7 +178,7 @@ async fn due_timers_fire_once_with_two_hub_processes() {
         // Spread over a second so that both pollers find due timers on several ticks.
         open(&env, name, Some(200 + (i as u64 * 25))).await;
     }
-    let seen = collect(&observer, ACCOUNTS).await;
+    let seen = observer.collect_ids(ACCOUNTS, WAIT).await;
     wait_until(WAIT, "every timer consumed", || async {
         (count(&env, "SELECT count(*) FROM timers").await == 0).then_some(())
     })
