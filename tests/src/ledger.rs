@@ -229,6 +229,42 @@ pub async fn load(pool: &sqlx::PgPool, account: &str) -> Option<(Account, i64)> 
     .map(|(sqlx::types::Json(a), v)| (a, v))
 }
 
+/// Waits (up to `timeout`) until deposits `1..=n` were applied to `account`, and fails the test
+/// unless each was applied exactly once with nothing lost on the balance (every deposit in these
+/// tests is 1 kopeck, or `seq` kopecks when `amount_is_seq`).
+pub async fn wait_for_every_deposit_once(
+    pool: &sqlx::PgPool,
+    account: &str,
+    n: u64,
+    amount_is_seq: bool,
+    timeout: Duration,
+) -> (Account, i64) {
+    let (state, version) = crate::wait_until(
+        timeout,
+        &format!("{n} deposits applied to {account}"),
+        || async {
+            load(pool, account)
+                .await
+                .filter(|(a, _)| a.applied.len() >= n as usize)
+        },
+    )
+    .await;
+    let mut applied = state.applied.clone();
+    applied.sort_unstable();
+    assert_eq!(
+        applied,
+        (1..=n).collect::<Vec<_>>(),
+        "each deposit applied exactly once"
+    );
+    let expected: i64 = if amount_is_seq {
+        (1..=n as i64).sum()
+    } else {
+        n as i64
+    };
+    assert_eq!(state.balance, expected, "no lost update");
+    (state, version)
+}
+
 /// The ledger's queue, bound to the commands it takes from the bus (timers come back through
 /// the requeue exchange).
 pub fn queue_spec() -> contracts::QueueSpec {

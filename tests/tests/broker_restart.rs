@@ -64,20 +64,7 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
         "the restart happened mid-stream ({after} of {N} already applied)"
     );
 
-    let state = wait_until(WAIT, "every deposit applied after the restart", || async {
-        account(&env, "grace")
-            .await
-            .filter(|a| a.applied.len() >= N as usize)
-    })
-    .await;
-    let mut applied = state.applied.clone();
-    applied.sort_unstable();
-    assert_eq!(
-        applied,
-        (1..=N).collect::<Vec<_>>(),
-        "each deposit applied exactly once"
-    );
-    assert_eq!(state.balance, N as i64);
+    ledger::wait_for_every_deposit_once(&env.pool, "grace", N, false, WAIT).await;
 
     // The old observer channel died with the broker; read the same queue on a new one.
     let observer = Observer::attach(&env, observer.queue.clone()).await;

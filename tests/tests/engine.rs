@@ -363,25 +363,31 @@ async fn two_engines_on_one_queue_apply_every_event_once_in_a_serial_order() {
             .await
         }
     });
-    futures_util::future::join_all(sends).await;
-    let (state, version) = wait_for_applied(&env, "dave", N as usize).await;
-    let mut applied = state.applied.clone();
-    applied.sort_unstable();
-    assert_eq!(
-        applied,
-        (1..=N).collect::<Vec<_>>(),
-        "every deposit applied exactly once"
-    );
-    assert_eq!(state.balance, (1..=N as i64).sum::<i64>(), "no lost update");
+    let sent = futures_util::future::join_all(sends).await;
+    let seq_of: std::collections::HashMap<Uuid, u64> = sent
+        .iter()
+        .zip(1..=N)
+        .map(|(m, seq)| (m.message_id, seq))
+        .collect();
+    let (state, version) =
+        ledger::wait_for_every_deposit_once(&env.pool, "dave", N, true, WAIT).await;
     assert_eq!(version, N as i64 + 1);
-    // The history is one unbroken chain of versions, and its order is the order of `applied`.
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM saga_history WHERE saga_id = $1 ORDER BY version")
-            .bind(Ledger::key("dave").id)
-            .fetch_all(&env.pool)
-            .await
-            .expect("history");
+    // The history is one unbroken chain of versions, and the deposits it records, in version
+    // order, are the order the state applied them in: one serial order, seen the same by both.
+    let history: Vec<(i64, Uuid)> = sqlx::query_as(
+        "SELECT version, message_id FROM saga_history WHERE saga_id = $1 ORDER BY version",
+    )
+    .bind(Ledger::key("dave").id)
+    .fetch_all(&env.pool)
+    .await
+    .expect("history");
+    let versions: Vec<i64> = history.iter().map(|h| h.0).collect();
     assert_eq!(versions, (1..=N as i64 + 1).collect::<Vec<_>>());
+    let history_order: Vec<u64> = history[1..].iter().map(|h| seq_of[&h.1]).collect();
+    assert_eq!(
+        history_order, state.applied,
+        "history and state agree on the order"
+    );
     // Both engines took part: each process writes its own app_id on what it sends.
     let senders: i64 = sqlx::query_scalar("SELECT count(DISTINCT metadata->>'app_id') FROM outbox")
         .fetch_one(&env.pool)

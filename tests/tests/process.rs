@@ -128,20 +128,7 @@ async fn a_hub_killed_mid_stream_loses_nothing_and_applies_nothing_twice() {
     let at_kill = account(&env, "frank").await.map_or(0, |a| a.applied.len());
 
     let second = HubProcess::run(&env, binary(), "second", &[]);
-    let state = wait_until(WAIT, "every deposit applied", || async {
-        account(&env, "frank")
-            .await
-            .filter(|a| a.applied.len() >= N as usize)
-    })
-    .await;
-    let mut applied = state.applied.clone();
-    applied.sort_unstable();
-    assert_eq!(
-        applied,
-        (1..=N).collect::<Vec<_>>(),
-        "each deposit applied exactly once"
-    );
-    assert_eq!(state.balance, N as i64);
+    ledger::wait_for_every_deposit_once(&env.pool, "frank", N, false, WAIT).await;
 
     let seen = observer.collect_ids(N as usize, WAIT).await;
     let status = second.terminate(DRAIN);
