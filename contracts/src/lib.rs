@@ -6,6 +6,7 @@
 //! validates bodies. It does no I/O, so it can be used from any runtime or none.
 
 pub mod message;
+pub mod person;
 pub mod metadata;
 pub mod topology;
 pub mod validation;

@@ -1,0 +1,1 @@
+//! Identification numbers, phone numbers and names: parsing, validation, masking.
