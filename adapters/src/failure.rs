@@ -125,6 +125,229 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// A non-success answer from an external system, read once: its status, the error code from a
+/// body of the shape `{"error": "<code>", "message": "<text>"}`, and its `Retry-After`.
+///
+/// The free-text `message` is never kept: systems echo the request in it (numbers, names), and
+/// a refusal ends up in failure reasons, logs and dead-letter headers. The code is kept only when
+/// it looks like a code (`[a-z0-9_]`, at most 64 characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: reqwest::StatusCode,
+    /// The machine-readable error code, when the body had one.
+    pub code: Option<String>,
+    /// How long the system asked us to wait, when it said so in seconds.
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    /// Reads the status, `Retry-After` and the error code of a response. A body that cannot be
+    /// read or is not the error shape leaves the code out; the status still decides.
+    pub async fn read(response: reqwest::Response) -> Refusal {
+        let status = response.status();
+        let retry_after = retry_after(&response);
+        let code = response
+            .bytes()
+            .await
+            .ok()
+            .and_then(|body| error_code(&body));
+        Refusal {
+            status,
+            code,
+            retry_after,
+        }
+    }
+
+    /// The failure this refusal means, classified by [`classify_status`], with a reason naming
+    /// the system, the status and the code: `MVD answered HTTP 400 Bad Request (invalid_request)`.
+    pub fn failure(&self, system: &str) -> Failure {
+        let kind = classify_status(self.status).unwrap_or(FailureKind::Permanent);
+        let reason = match &self.code {
+            Some(code) => format!("{system} answered HTTP {} ({code})", self.status),
+            None => format!("{system} answered HTTP {}", self.status),
+        };
+        Failure::new(kind, reason)
+    }
+
+    /// The failed attempt this refusal means, carrying its `Retry-After` for [`QuickRetry`].
+    pub fn into_attempt(self, system: &str) -> Attempt {
+        Attempt {
+            failure: self.failure(system),
+            retry_after: self.retry_after,
+        }
+    }
+
+    /// True when the status is `status` and the body's code is `code`.
+    pub fn is(&self, status: u16, code: &str) -> bool {
+        self.status.as_u16() == status && self.code.as_deref() == Some(code)
+    }
+}
+
+/// The `error` code of a body `{"error": "<code>", ...}`, when it looks like a code.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let code = serde_json::from_slice::<ErrorBody>(body).ok()?.error;
+    is_code(&code).then_some(code)
+}
+
+/// Whether `s` looks like a machine-readable code (`[a-z0-9_]`, 1 to 64 characters), and so
+/// is safe to repeat in a failure reason.
+pub fn is_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A permanent failure for an answer that breaks the system's published contract: the system
+/// changed, or is not the system we think. Retrying cannot help; a person has to look.
+pub fn contract_violation(system: &str, what: impl std::fmt::Display) -> Failure {
+    Failure::permanent(format!("contract violation: {system} {what}"))
+}
+
+/// A [`contract_violation`] for a success body that does not parse into the expected shape.
+pub fn unexpected_json(system: &str, error: &serde_json::Error) -> Failure {
+    contract_violation(system, format!("answered {}", describe_json_error(error)))
+}
+
+/// What was wrong with a JSON body, safe for a failure reason: `a body that is not JSON (line
+/// 1 column 7)`, `JSON without a required field: missing field `id` at line 1 column 9`.
+///
+/// Only the parts of the parser's message that cannot carry the body's values are kept (a
+/// missing field's name, the position): a wrong-typed value is quoted by the parser, and the
+/// value may be personal data.
+pub fn describe_json_error(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {} column {}", error.line(), error.column());
+    match error.classify() {
+        Category::Syntax | Category::Eof => format!("a body that is not JSON ({at})"),
+        Category::Io => format!("a body that could not be read ({at})"),
+        Category::Data => {
+            let message = error.to_string();
+            if message.starts_with("missing field") {
+                format!("JSON without a required field: {message}")
+            } else {
+                format!("JSON with a value of the wrong type or shape ({at})")
+            }
+        }
+    }
+}
+
+/// A value chosen by the other side, for a failure reason: quoted when it looks like a code
+/// (see [`is_code`]), replaced by `(not a code)` otherwise, since it could be anything,
+/// personal data included.
+pub fn quoted_code(s: &str) -> String {
+    if is_code(s) {
+        format!("{s:?}")
+    } else {
+        "(not a code)".to_owned()
+    }
+}
+
+/// One failed attempt at a call: the failure and, when the system said so, how long it asked us
+/// to wait before the next attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// What went wrong.
+    pub failure: Failure,
+    /// The system's `Retry-After`.
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Failure> for Attempt {
+    fn from(failure: Failure) -> Self {
+        Attempt {
+            failure,
+            retry_after: None,
+        }
+    }
+}
+
+/// The few quick in-process retries every adapter makes before it hands a transient failure to
+/// the hub's delayed-retry tiers.
+///
+/// They are short on purpose: they cover a blip (a dropped connection, one 503) without holding
+/// a consumer's slot for long. Anything longer is the retry queues' job, which wait without
+/// blocking anything. Only transient failures are retried; a POST is retried with the same
+/// `Idempotency-Key`, so the system applies it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuickRetry {
+    /// Attempts in all, the first included; 1 means no retry.
+    pub attempts: usize,
+    /// Delay before the first retry; it doubles up to `max_delay`, plus up to 100 % jitter.
+    pub min_delay: Duration,
+    /// Longest delay between two attempts, before jitter.
+    pub max_delay: Duration,
+    /// Longest `Retry-After` honoured in process. A system that asks for more is left to the
+    /// delayed-retry tiers: the failure is returned at once.
+    pub max_retry_after: Duration,
+}
+
+impl Default for QuickRetry {
+    /// Three attempts, 50 ms to 500 ms apart with jitter, `Retry-After` honoured up to 1 s.
+    fn default() -> Self {
+        QuickRetry {
+            attempts: 3,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+impl QuickRetry {
+    /// No retry at all: one attempt.
+    pub const NONE: QuickRetry = QuickRetry {
+        attempts: 1,
+        min_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+        max_retry_after: Duration::ZERO,
+    };
+
+    /// Runs `attempt` until it succeeds, fails for good, or the attempts run out; returns the
+    /// last failure then. `system` names the system in the log line of each retry.
+    pub async fn run<T, F, Fut>(&self, system: &str, attempt: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
+        use backon::Retryable;
+
+        // backon is built without its `std` feature, so its jitter would start from the same
+        // fixed seed in every process; a random seed per call keeps retries from synchronising.
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.attempts.saturating_sub(1))
+            .with_jitter()
+            .with_jitter_seed(seed);
+        let max_retry_after = self.max_retry_after;
+        attempt
+            .retry(backoff)
+            .when(|a: &Attempt| a.failure.is_transient())
+            .adjust(move |a: &Attempt, delay| match (delay, a.retry_after) {
+                (Some(_), Some(asked)) if asked > max_retry_after => None,
+                (Some(delay), Some(asked)) => Some(delay.max(asked)),
+                (delay, _) => delay,
+            })
+            .notify(|a: &Attempt, delay| {
+                tracing::warn!(
+                    system,
+                    reason = %a.failure.reason,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "transient failure, retrying"
+                );
+            })
+            .await
+            .map_err(|a| a.failure)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,19 @@
 //!
 //! Each external system gets a module here (mvd, sms, erip, gossuok, backoffice) as the issues
 //! that need them land. What they share lives in [`failure`]: one classification of every
-//! failure into what the runtime should do about it.
+//! failure into what the runtime should do about it, and one policy of quick in-process retries.
 
 pub mod failure;
+pub mod mvd;
+pub mod sms;
 
 pub use failure::{Failure, FailureKind};
+
+/// `base` with `path` appended to its own path, so a base URL with a path prefix
+/// (`http://gateway/mvd/`) keeps it. `path` has no leading slash and is already URL-encoded.
+pub(crate) fn api_url(base: &url::Url, path: &str) -> url::Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{}", url.path().trim_end_matches('/'), path);
+    url.set_path(&joined);
+    url
+}

@@ -5,9 +5,14 @@
 //! and headers, derives every exchange, queue and routing-key name from one namespace, and
 //! validates bodies. It does no I/O, so it can be used from any runtime or none.
 
+pub mod issuance;
 pub mod message;
-pub mod person;
 pub mod metadata;
+pub mod mvd;
+pub mod person;
+pub mod registry;
+pub mod sealed;
+pub mod sms;
 pub mod topology;
 pub mod validation;
 
@@ -15,3 +20,13 @@ pub use message::{DecodeError, Message, MessageType, decode, encode};
 pub use metadata::{Metadata, headers};
 pub use topology::{Namespace, NamespaceError, QueueSpec, RetryTier, Topology};
 pub use validation::{FieldError, ValidationErrors};
+
+/// Message types whose bodies carry a secret in the clear (a code a person read out, a password
+/// a person typed). The hub never keeps such a body in a dead letter: it keeps the metadata and
+/// the reason, and replaces the body with a note.
+pub const SENSITIVE_TYPES: &[MessageType] = &[issuance::ConfirmPhone::TYPE];
+
+/// Whether a message of type `message_type` (`name.vN`) carries a secret in its body.
+pub fn is_sensitive(message_type: &str) -> bool {
+    SENSITIVE_TYPES.iter().any(|t| t.matches(message_type))
+}

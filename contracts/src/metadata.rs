@@ -42,6 +42,8 @@ pub mod headers {
     pub const ORIGINAL_ROUTING_KEY: &str = "x-hub-original-routing-key";
     /// The work queue the message failed on.
     pub const QUEUE: &str = "x-hub-queue";
+    /// On a dead letter: `true` when its body was replaced because it carried a secret.
+    pub const REDACTED: &str = "x-hub-redacted";
 }
 
 /// Why a message failed, as written in the [`headers::ERROR_KIND`] header of a dead letter.

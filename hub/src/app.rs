@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use contracts::{QueueSpec, Topology};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -73,13 +75,60 @@ pub fn topology(config: &HubConfig, queues: Vec<QueueSpec>) -> anyhow::Result<To
     )?)
 }
 
-/// Runs the hub until `shutdown` is cancelled, then drains and returns.
+/// A task that runs beside the consumers (an HTTP listener for callbacks), started and stopped
+/// with them.
+pub type Background = Box<
+    dyn FnOnce(&HubContext, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> + Send,
+>;
+
+/// What a hub process runs: its queues with their handlers, and background tasks.
+#[derive(Default)]
+pub struct Plan {
+    /// Queues and handlers.
+    pub registrations: Vec<Registration>,
+    /// Background tasks.
+    pub background: Vec<Background>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("registrations", &self.registrations)
+            .field("background", &self.background.len())
+            .finish()
+    }
+}
+
+impl From<Vec<Registration>> for Plan {
+    fn from(registrations: Vec<Registration>) -> Self {
+        Self {
+            registrations,
+            background: Vec::new(),
+        }
+    }
+}
+
+/// Runs the hub with these queues until `shutdown` is cancelled, then drains and returns.
 pub async fn run(
     config: &HubConfig,
     components: Components,
     registrations: Vec<Registration>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_plan(config, components, Plan::from(registrations), shutdown).await
+}
+
+/// Runs the hub with this plan until `shutdown` is cancelled, then drains and returns.
+pub async fn run_plan(
+    config: &HubConfig,
+    components: Components,
+    plan: Plan,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Plan {
+        registrations,
+        background,
+    } = plan;
     // Which process sent a message: several hub processes (or engines in one test) share a
     // namespace, and operators need to tell them apart.
     let app_id = format!(
@@ -126,6 +175,16 @@ pub async fn run(
                 (r.factory)(&ctx),
                 shutdown.clone(),
             ));
+        }
+    }
+    if components.consumers {
+        for task in background {
+            let run = task(&ctx, shutdown.clone());
+            consuming.spawn(async move {
+                if let Err(e) = run.await {
+                    tracing::error!(error = %format!("{e:#}"), "background task failed");
+                }
+            });
         }
     }
     if components.timers {

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use crate::app::{self, Components, Registration};
+use crate::app::{self, Components, Plan};
 use crate::broker::{self, Broker, ConnectError};
-use crate::config::{HubConfig, mask_url};
+use crate::config::{HubConfig, IntegrationConfig, mask_url};
 use crate::store::{self, StoreError};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -26,6 +26,9 @@ const EXIT_UNAVAILABLE: u8 = 69;
 struct Cli {
     #[command(flatten)]
     config: HubConfig,
+
+    #[command(flatten)]
+    integrations: IntegrationConfig,
 
     #[command(subcommand)]
     command: Command,
@@ -71,8 +74,11 @@ enum Component {
     Timers,
 }
 
-/// Parses the command line and runs it with these saga registrations; returns the exit code.
-pub fn main(registrations: fn() -> Vec<Registration>) -> ExitCode {
+/// What a binary runs: built from the integration settings once the command line is parsed.
+pub type PlanBuilder = fn(&IntegrationConfig) -> anyhow::Result<Plan>;
+
+/// Parses the command line and runs it with the plan `build` makes; returns the exit code.
+pub fn main(build: PlanBuilder) -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     // A handler's panic is caught and dead-lettered by the consumer runner; report it as one
@@ -90,7 +96,7 @@ pub fn main(registrations: fn() -> Vec<Registration>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli, registrations)) {
+    match runtime.block_on(execute(cli, build)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let unavailable = e.downcast_ref::<ConnectError>().is_some()
@@ -114,8 +120,9 @@ fn init_logging() {
         .init();
 }
 
-async fn execute(cli: Cli, registrations: fn() -> Vec<Registration>) -> anyhow::Result<()> {
+async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
     let config = cli.config;
+    let integrations = cli.integrations;
     match cli.command {
         Command::Run { only } => {
             let components = if only.is_empty() {
@@ -129,7 +136,7 @@ async fn execute(cli: Cli, registrations: fn() -> Vec<Registration>) -> anyhow::
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            app::run(&config, components, registrations(), shutdown).await
+            app::run_plan(&config, components, build(&integrations)?, shutdown).await
         }
         Command::Migrate => {
             let pool = store::connect(&config.database_url, 1).await?;
@@ -139,7 +146,11 @@ async fn execute(cli: Cli, registrations: fn() -> Vec<Registration>) -> anyhow::
             Ok(())
         }
         Command::Topology { dry_run, json } => {
-            let queues = registrations().into_iter().map(|r| r.queue).collect();
+            let queues = build(&integrations)?
+                .registrations
+                .into_iter()
+                .map(|r| r.queue)
+                .collect();
             let topology = app::topology(&config, queues)?;
             if !dry_run {
                 let token = CancellationToken::new();

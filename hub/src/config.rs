@@ -71,6 +71,71 @@ pub struct HubConfig {
     pub drain_timeout: Duration,
 }
 
+/// Where the external systems are and how the business sagas behave. Separate from
+/// [`HubConfig`] because the messaging core does not need it.
+#[derive(Clone, Args)]
+pub struct IntegrationConfig {
+    /// Base URL of the MVD population registry.
+    #[arg(long, env = "HUB_MVD_URL", default_value = "http://127.0.0.1:8101/")]
+    pub mvd_url: url::Url,
+
+    /// Base URL of operator A1's SMS gateway.
+    #[arg(long, env = "HUB_SMS_A1_URL", default_value = "http://127.0.0.1:8111/")]
+    pub sms_a1_url: url::Url,
+
+    /// Base URL of operator MTS's SMS gateway.
+    #[arg(long, env = "HUB_SMS_MTS_URL", default_value = "http://127.0.0.1:8112/")]
+    pub sms_mts_url: url::Url,
+
+    /// Base URL of operator life:)'s SMS gateway.
+    #[arg(long, env = "HUB_SMS_LIFE_URL", default_value = "http://127.0.0.1:8113/")]
+    pub sms_life_url: url::Url,
+
+    /// Sender id shown on the hub's SMS.
+    #[arg(long, env = "HUB_SMS_SENDER", default_value = "E-SERVICES")]
+    pub sms_sender: String,
+
+    /// Timeout of one call to an external system.
+    #[arg(long, env = "HUB_HTTP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_timeout: Duration,
+
+    /// Where the hub listens for callbacks (operators' delivery reports).
+    #[arg(long, env = "HUB_HTTP_ADDR", default_value = "127.0.0.1:8090")]
+    pub http_addr: std::net::SocketAddr,
+
+    /// The callback base URL the external systems are given (how they reach `HUB_HTTP_ADDR`).
+    #[arg(long, env = "HUB_CALLBACK_URL", default_value = "http://127.0.0.1:8090/")]
+    pub callback_url: url::Url,
+
+    /// Key that seals codes and passwords on their way to the SMS worker: 32 random bytes in
+    /// base64, optionally prefixed by a key id (`k2:...`). Unset: a development key, with a
+    /// warning.
+    #[arg(long, env = "HUB_SEAL_KEY", hide_env_values = true)]
+    pub seal_key: Option<String>,
+
+    /// How long a phone confirmation code is valid.
+    #[arg(long, env = "HUB_PHONE_CODE_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub phone_code_ttl: Duration,
+
+    /// Codes a desk may try before the application is rejected.
+    #[arg(long, env = "HUB_PHONE_CODE_ATTEMPTS", default_value_t = 3)]
+    pub phone_code_attempts: u32,
+
+    /// How long a temporary password is valid.
+    #[arg(long, env = "HUB_TEMP_PASSWORD_TTL", default_value = "72h", value_parser = parse_duration)]
+    pub temp_password_ttl: Duration,
+}
+
+impl std::fmt::Debug for IntegrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationConfig")
+            .field("mvd_url", &self.mvd_url.as_str())
+            .field("http_addr", &self.http_addr)
+            .field("seal_key", &self.seal_key.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Retry tier delays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tiers(pub Vec<RetryTier>);

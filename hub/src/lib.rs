@@ -8,6 +8,12 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod http;
+pub mod registry;
+pub mod sagas;
+pub mod secrets;
+pub mod services;
+pub mod workers;
 pub mod store;
 
 pub use adapters::{Failure, FailureKind};

@@ -1,1 +1,344 @@
-//! Simulators of the external systems (see README.md).
+//! Simulators of the external systems behind the hub: the MVD population registry and the
+//! mobile operators A1, MTS and life:) (see README.md for the HTTP API they speak).
+//!
+//! They exist so that the whole portal runs on one machine and integrators can test without the
+//! real systems. Each simulator speaks its system's own wire format with its own types — it
+//! deliberately shares nothing with the `adapters` crate, so a mismatch between an adapter and
+//! the system it talks to shows up in a test instead of hiding in a shared struct.
+//!
+//! The hub's `demo` command and the end-to-end tests start them in-process with [`start`]; the
+//! `simulators` binary does the same from the command line.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+mod error;
+mod faults;
+mod idempotency;
+mod idnumber;
+mod msisdn;
+mod mvd;
+mod operators;
+mod server;
+
+/// One of the simulated external systems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum SimKind {
+    /// The population registry of the Ministry of Internal Affairs.
+    Mvd,
+    /// Mobile operator A1.
+    A1,
+    /// Mobile operator MTS.
+    Mts,
+    /// Mobile operator life:).
+    Life,
+}
+
+impl SimKind {
+    /// Every simulator, in start order.
+    pub const ALL: [SimKind; 4] = [SimKind::Mvd, SimKind::A1, SimKind::Mts, SimKind::Life];
+
+    /// The lower-case name used on the command line, in URLs and in logs (`mvd`, `a1`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            SimKind::Mvd => "mvd",
+            SimKind::A1 => "a1",
+            SimKind::Mts => "mts",
+            SimKind::Life => "life",
+        }
+    }
+
+    /// Whether this simulator is a mobile operator.
+    pub fn is_operator(self) -> bool {
+        self != SimKind::Mvd
+    }
+}
+
+impl fmt::Display for SimKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of parsing a [`SimKind`] from a string that names no simulator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown simulator {0:?}; expected one of mvd, a1, mts, life")]
+pub struct UnknownSimKind(pub String);
+
+impl FromStr for SimKind {
+    type Err = UnknownSimKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        SimKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == wanted)
+            .ok_or_else(|| UnknownSimKind(s.to_owned()))
+    }
+}
+
+/// The TCP port of each simulator; 0 asks the OS for any free port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The MVD population registry (default 8101).
+    pub mvd: u16,
+    /// Operator A1 (default 8111).
+    pub a1: u16,
+    /// Operator MTS (default 8112).
+    pub mts: u16,
+    /// Operator life:) (default 8113).
+    pub life: u16,
+}
+
+impl Ports {
+    /// Every port 0: each simulator gets a free port from the OS (for tests).
+    pub const ANY: Ports = Ports {
+        mvd: 0,
+        a1: 0,
+        mts: 0,
+        life: 0,
+    };
+
+    /// The port of one simulator.
+    pub fn get(&self, kind: SimKind) -> u16 {
+        match kind {
+            SimKind::Mvd => self.mvd,
+            SimKind::A1 => self.a1,
+            SimKind::Mts => self.mts,
+            SimKind::Life => self.life,
+        }
+    }
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            mvd: 8101,
+            a1: 8111,
+            mts: 8112,
+            life: 8113,
+        }
+    }
+}
+
+/// What to start and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The address every simulator listens on.
+    pub bind: IpAddr,
+    /// The seed of the MVD population (the same seed gives the same persons).
+    pub seed: u64,
+    /// How many persons the MVD registry holds.
+    pub population: usize,
+    /// Start only these simulators; `None` starts every one.
+    pub only: Option<Vec<SimKind>>,
+    /// The port of each simulator.
+    pub ports: Ports,
+}
+
+impl Default for SimConfig {
+    /// 127.0.0.1, seed 42, 5000 persons, every simulator on its default port.
+    fn default() -> Self {
+        SimConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            seed: 42,
+            population: 5000,
+            only: None,
+            ports: Ports::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// The defaults, but every simulator on a free port chosen by the OS (for tests).
+    pub fn ephemeral() -> Self {
+        SimConfig {
+            ports: Ports::ANY,
+            ..SimConfig::default()
+        }
+    }
+
+    /// The simulators this configuration starts, in [`SimKind::ALL`] order, each once.
+    pub fn kinds(&self) -> Vec<SimKind> {
+        match &self.only {
+            None => SimKind::ALL.to_vec(),
+            Some(only) => SimKind::ALL
+                .into_iter()
+                .filter(|kind| only.contains(kind))
+                .collect(),
+        }
+    }
+}
+
+/// A simulator could not listen on its address (typically: the port is taken).
+///
+/// Its message names the simulator and the address and says how to choose another port; the
+/// binary exits with code 69 on it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot listen on {addr} for the {kind} simulator: {io}; choose another port with \
+     --{kind}-port <port>, or --{kind}-port 0 for any free port"
+)]
+pub struct BindError {
+    /// The simulator that could not start.
+    pub kind: SimKind,
+    /// The address it tried to listen on.
+    pub addr: SocketAddr,
+    /// What the OS said.
+    pub io: std::io::Error,
+}
+
+/// Simulators started by [`start`]: their base URLs (ending in `/`) and their tasks.
+#[derive(Debug)]
+pub struct RunningSims {
+    /// The MVD registry's base URL, if started.
+    pub mvd: Option<Url>,
+    /// Operator A1's base URL, if started.
+    pub a1: Option<Url>,
+    /// Operator MTS's base URL, if started.
+    pub mts: Option<Url>,
+    /// Operator life:)'s base URL, if started.
+    pub life: Option<Url>,
+    tasks: TaskTracker,
+}
+
+impl RunningSims {
+    /// The base URL of a started simulator (any kind, the MVD included), or `None`.
+    pub fn operator_url(&self, kind: SimKind) -> Option<&Url> {
+        match kind {
+            SimKind::Mvd => self.mvd.as_ref(),
+            SimKind::A1 => self.a1.as_ref(),
+            SimKind::Mts => self.mts.as_ref(),
+            SimKind::Life => self.life.as_ref(),
+        }
+    }
+
+    /// Waits until every server and delivery-report task has finished. They finish once the
+    /// `shutdown` token given to [`start`] is cancelled; before that this waits forever.
+    pub async fn stopped(self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Starts the configured simulators and returns once every one is listening.
+///
+/// Every listener is bound before any serves, so a taken port fails the whole start with a
+/// [`BindError`] (inside the `anyhow::Error`) and nothing is left running. The servers, and the
+/// operators' delivery reports, stop when `shutdown` is cancelled; [`RunningSims::stopped`] waits
+/// for that.
+pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Result<RunningSims> {
+    let kinds = config.kinds();
+    if kinds.is_empty() {
+        anyhow::bail!("no simulator selected: `only` is empty");
+    }
+
+    let mut listeners = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let addr = SocketAddr::new(config.bind, config.ports.get(kind));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|io| BindError { kind, addr, io })?;
+        listeners.push((kind, listener));
+    }
+
+    let tasks = TaskTracker::new();
+    let phones = Arc::new(operators::Phones::default());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client for delivery reports")?;
+
+    let mut running = RunningSims {
+        mvd: None,
+        a1: None,
+        mts: None,
+        life: None,
+        tasks: tasks.clone(),
+    };
+    for (kind, listener) in listeners {
+        let local = listener
+            .local_addr()
+            .with_context(|| format!("reading the address of the {kind} simulator"))?;
+        let url = base_url(local)?;
+        let ctx = server::SimContext::new(kind, shutdown.clone());
+        let router = match msisdn::Operator::from_kind(kind) {
+            Some(operator) => operators::router(
+                ctx,
+                operator,
+                operators::Deps {
+                    phones: phones.clone(),
+                    client: client.clone(),
+                    tasks: tasks.clone(),
+                },
+            ),
+            None => {
+                let today = chrono::Utc::now().date_naive();
+                let population = mvd::population::generate(config.seed, config.population, today);
+                mvd::router(ctx, population)
+            }
+        };
+        tasks.spawn(server::serve(kind, listener, router, shutdown.clone()));
+        tracing::info!(simulator = %kind, %url, "simulator listening");
+        match kind {
+            SimKind::Mvd => running.mvd = Some(url),
+            SimKind::A1 => running.a1 = Some(url),
+            SimKind::Mts => running.mts = Some(url),
+            SimKind::Life => running.life = Some(url),
+        }
+    }
+    Ok(running)
+}
+
+/// `http://<addr>/`; an unspecified bind address (0.0.0.0, ::) is given as the loopback one, the
+/// address a local client can actually connect to.
+fn base_url(local: SocketAddr) -> anyhow::Result<Url> {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(ip, local.port());
+    Url::parse(&format!("http://{addr}/")).with_context(|| format!("building a URL for {addr}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_and_print_lower_case() {
+        for kind in SimKind::ALL {
+            assert_eq!(kind.to_string().parse::<SimKind>(), Ok(kind));
+        }
+        assert_eq!("MTS".parse::<SimKind>(), Ok(SimKind::Mts));
+        assert!("beltelecom".parse::<SimKind>().is_err());
+    }
+
+    #[test]
+    fn only_keeps_the_canonical_order_once() {
+        let config = SimConfig {
+            only: Some(vec![SimKind::Life, SimKind::Mvd, SimKind::Life]),
+            ..SimConfig::ephemeral()
+        };
+        assert_eq!(config.kinds(), vec![SimKind::Mvd, SimKind::Life]);
+    }
+
+    #[test]
+    fn base_urls_end_with_a_slash_and_use_loopback_for_any() {
+        let url = base_url("0.0.0.0:8101".parse().expect("an address")).expect("a URL");
+        assert_eq!(url.as_str(), "http://127.0.0.1:8101/");
+        let url = base_url("[::]:8101".parse().expect("an address")).expect("a URL");
+        assert_eq!(url.as_str(), "http://[::1]:8101/");
+    }
+}

@@ -1,13 +1,148 @@
-//! Simulators of the external systems behind the hub: the MVD population registry, the mobile
-//! operators' SMS gateways, ERIP and the GosSUOK PKI. Each speaks its system's own wire format
-//! (not the adapters' types), so a mismatch between adapter and simulator shows up in a test.
-//!
-//! Not built yet: the first simulators arrive with the identifier-issuance saga. Until then the
-//! binary says so and exits with EX_UNAVAILABLE, rather than pretending to serve.
+//! `simulators`: runs the simulated external systems (MVD, A1, MTS, life:)) until Ctrl-C or
+//! SIGTERM, for integrators and for the hub's own tests. The HTTP APIs are in README.md.
 
+use std::io::Write;
+use std::net::IpAddr;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("error: no simulator is built yet; they arrive with the identifier-issuance saga");
-    ExitCode::from(69)
+use clap::Parser;
+use simulators::{BindError, Ports, SimConfig, SimKind};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code when a simulator cannot listen on its address (sysexits EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "simulators",
+    version,
+    about = "Simulators of the external systems behind the hub: the MVD population registry and \
+             the mobile operators A1, MTS and life:)",
+    long_about = "Simulators of the external systems behind the hub: the MVD population registry \
+                  and the mobile operators A1, MTS and life:). Each listens on its own port and \
+                  takes faults at run time (PUT /sim/faults).\n\nPrints one line per started \
+                  simulator to stdout (its name and base URL); logs go to stderr (RUST_LOG sets \
+                  the level, e.g. RUST_LOG=simulators=debug). Runs until Ctrl-C or SIGTERM.",
+    after_help = "Examples:\n  simulators\n  simulators --only mvd,a1 --seed 7\n  \
+                  simulators --population 200 --mvd-port 0 --a1-port 0 --mts-port 0 --life-port 0\n  \
+                  simulators --bind 0.0.0.0\n  \
+                  curl -s 'http://127.0.0.1:8101/sim/population?limit=1'"
+)]
+struct Cli {
+    /// Start only these simulators (comma separated); all by default.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<SimKind>,
+
+    /// Seed of the MVD population: the same seed gives the same persons.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// How many persons the MVD registry holds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    population: u32,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+
+    /// Port of the MVD registry (0: any free port).
+    #[arg(long, default_value_t = 8101)]
+    mvd_port: u16,
+
+    /// Port of operator A1 (0: any free port).
+    #[arg(long, default_value_t = 8111)]
+    a1_port: u16,
+
+    /// Port of operator MTS (0: any free port).
+    #[arg(long, default_value_t = 8112)]
+    mts_port: u16,
+
+    /// Port of operator life:) (0: any free port).
+    #[arg(long, default_value_t = 8113)]
+    life_port: u16,
+}
+
+impl Cli {
+    fn config(&self) -> SimConfig {
+        SimConfig {
+            bind: self.bind,
+            seed: self.seed,
+            population: self.population as usize,
+            only: (!self.only.is_empty()).then(|| self.only.clone()),
+            ports: Ports {
+                mvd: self.mvd_port,
+                a1: self.a1_port,
+                mts: self.mts_port,
+                life: self.life_port,
+            },
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+
+    let shutdown = CancellationToken::new();
+    let running = match simulators::start(cli.config(), shutdown.clone()).await {
+        Ok(running) => running,
+        Err(e) => {
+            return match e.downcast_ref::<BindError>() {
+                Some(bind) => {
+                    eprintln!("error: {bind}");
+                    ExitCode::from(EXIT_UNAVAILABLE)
+                }
+                None => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    for kind in SimKind::ALL {
+        if let Some(url) = running.operator_url(kind) {
+            // A closed stdout must not stop the simulators; the log has the URLs too.
+            let _ = writeln!(stdout, "{kind} {url}");
+        }
+    }
+    let _ = stdout.flush();
+    drop(stdout);
+
+    cancel_on_signal(shutdown).await;
+    running.stopped().await;
+    tracing::info!("simulators stopped");
+    ExitCode::SUCCESS
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Waits for Ctrl-C or SIGTERM, then cancels `token`.
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("signal received, stopping");
+    token.cancel();
 }

@@ -274,6 +274,16 @@ async fn process(shared: &Shared, delivery: Delivery) {
             kind = %dead_kind, reason = %failure.reason,
             "message dead-lettered"
         );
+        // A body with a secret in the clear (a code a person read out) is not kept.
+        let redacted = contracts::is_sensitive(&message_type);
+        if redacted {
+            set.push((headers::REDACTED, AMQPValue::Boolean(true)));
+        }
+        let body: &[u8] = if redacted {
+            br#"{"redacted":"this message type carries a secret; its body is not kept in dead letters"}"#
+        } else {
+            &delivery.data
+        };
         let props = with_headers(props, &set);
         shared
             .publisher
@@ -281,7 +291,7 @@ async fn process(shared: &Shared, delivery: Delivery) {
                 &shared.topology.dead_exchange(),
                 &shared.settings.queue,
                 props,
-                &delivery.data,
+                body,
             )
             .await
     };

@@ -8,6 +8,7 @@
 //! 4. the consumer runner acks after the commit.
 
 mod runner;
+pub(crate) mod service;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use crate::broker::Incoming;
 
 pub use runner::SagaEngine;
+pub use service::{Service, ServiceRunner};
 
 /// A saga: its state type, how it reads messages, and its pure transition.
 pub trait Saga: Send + Sync + 'static {
@@ -99,6 +101,15 @@ pub struct StepContext<'a> {
     pub saga_id: Uuid,
     /// The message being handled.
     pub message: &'a Metadata,
+    /// Fresh randomness for this step, from the operating system (tests fix it).
+    pub seed: [u8; 32],
+}
+
+impl StepContext<'_> {
+    /// A CSPRNG for this step. Call it once per transition: every call starts from the same seed.
+    pub fn rng(&self) -> rand::rngs::StdRng {
+        <rand::rngs::StdRng as rand::SeedableRng>::from_seed(self.seed)
+    }
 }
 
 /// A message a transition sends. It is published to the bus with the message type as routing

@@ -10,9 +10,10 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::service::db_failure;
 use super::{Command, Saga, SagaKey, StepContext};
 use crate::broker::{Envelope, Handler, Incoming};
-use crate::store::{is_transient, outbox};
+use crate::store::outbox;
 
 /// Runs one saga type on one queue.
 #[derive(Debug)]
@@ -44,13 +45,6 @@ impl From<Failure> for StepError {
     }
 }
 
-fn db_failure(e: &sqlx::Error) -> Failure {
-    if is_transient(e) {
-        Failure::transient(format!("database: {e}"))
-    } else {
-        Failure::permanent(format!("database: {e}"))
-    }
-}
 
 /// How many times a step is re-run when it loses a race to create or update the row.
 const CONFLICT_RETRIES: usize = 5;
@@ -117,6 +111,7 @@ impl<S: Saga> SagaEngine<S> {
             now: Utc::now(),
             saga_id: key.id,
             message: &message.metadata,
+            seed: rand::random(),
         };
         let step = self.saga.transition(state.as_ref(), input, &ctx)?;
         let to_state = self.saga.state_name(&step.state);
@@ -225,7 +220,8 @@ impl<S: Saga> SagaEngine<S> {
     }
 
     /// The envelope of an outgoing message. Its id is derived from the cause's id, so the same
-    /// input always yields the same ids and a receiver deduplicates any re-send.
+    /// input always yields the same ids and a receiver deduplicates any re-send. Answers to the
+    /// saga's commands come back to its own queue (`reply_to`).
     fn envelope(
         &self,
         cause: &Metadata,
@@ -234,27 +230,44 @@ impl<S: Saga> SagaEngine<S> {
         c: &Command,
         to_queue: Option<&str>,
     ) -> Envelope {
-        let mut metadata = Metadata::caused_by(cause, c.message_type.clone(), self.app_id.clone())
-            .with_correlation_id(saga_id.to_string())
-            .with_message_id(Uuid::new_v5(
-                &cause.message_id,
-                format!("{}/{slot}", self.saga.saga_type()).as_bytes(),
-            ));
-        let (exchange, routing_key) = match (to_queue, &c.reply_to) {
+        let slot = format!("{}/{slot}", self.saga.saga_type());
+        let mut envelope = outgoing(&self.topology, &self.app_id, cause, &slot, c);
+        envelope.metadata.correlation_id = Some(saga_id.to_string());
+        if c.reply_to.is_none() {
+            envelope.metadata.reply_to = Some(self.queue.clone());
+        }
+        if let Some(queue) = to_queue {
             // A timer goes straight back to this saga's queue.
-            (Some(queue), _) => (self.topology.requeue_exchange(), queue.to_owned()),
-            (None, Some(reply_to)) => (String::new(), reply_to.clone()),
-            (None, None) => (self.topology.bus_exchange(), c.message_type.clone()),
-        };
-        if c.reply_to.is_some() {
-            metadata.correlation_id = cause.correlation_id.clone();
+            envelope.exchange = self.topology.requeue_exchange();
+            envelope.routing_key = queue.to_owned();
         }
-        Envelope {
-            exchange,
-            routing_key,
-            metadata,
-            body: c.body.clone(),
-        }
+        envelope
+    }
+}
+
+/// The envelope of a message `c` sent because of `cause`: its id is derived from the cause's
+/// id and `slot`, so handling the same input twice yields the same ids. It goes to the bus by
+/// type, or, when it answers a request (`c.reply_to`), straight to that queue through the
+/// default exchange, keeping the request's correlation.
+pub(crate) fn outgoing(
+    topology: &Topology,
+    app_id: &str,
+    cause: &Metadata,
+    slot: &str,
+    c: &Command,
+) -> Envelope {
+    let mut metadata = Metadata::caused_by(cause, c.message_type.clone(), app_id.to_owned())
+        .with_message_id(Uuid::new_v5(&cause.message_id, slot.as_bytes()));
+    metadata.correlation_id = cause.correlation_id.clone();
+    let (exchange, routing_key) = match &c.reply_to {
+        Some(queue) => (String::new(), queue.clone()),
+        None => (topology.bus_exchange(), c.message_type.clone()),
+    };
+    Envelope {
+        exchange,
+        routing_key,
+        metadata,
+        body: c.body.clone(),
     }
 }
 

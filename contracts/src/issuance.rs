@@ -1,0 +1,356 @@
+//! Issuance of the unique identifier: what an issuance desk ("one window" service, the National
+//! Centre of Electronic Services) sends to the hub, and what it gets back.
+//!
+//! ```text
+//! desk -> issuance.apply.v1 -> hub            (application, person, document, phone, consent)
+//! hub  -> issuance.phone_code_sent.v1 -> desk (the person reads the SMS code out to the worker)
+//! desk -> issuance.confirm_phone.v1 -> hub    (the code)
+//! hub  -> issuance.identifier_issued.v1       (the notice of issuance), or
+//! hub  -> issuance.rejected.v1                (a reason code per rule, with the fields)
+//! desk -> issuance.resend_password.v1         (the temporary password SMS did not arrive)
+//! ```
+//!
+//! Every message names its application by `desk_id` + `application_number`: that pair is the
+//! saga's business key. Identification numbers and phone numbers travel as the desk typed them;
+//! the hub validates them and answers with a rejection, never a dead letter, when they are wrong.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::person::PersonStatus;
+use crate::{Message, MessageType};
+
+/// The application as the desk registered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    /// The desk's own application number.
+    pub number: String,
+    /// Date of the application.
+    pub date: NaiveDate,
+    /// The issuance service (desk) id.
+    pub desk_id: String,
+    /// The worker who took the application.
+    pub worker_id: String,
+}
+
+impl Application {
+    /// The business key of the application's saga.
+    pub fn business_key(&self) -> String {
+        application_key(&self.desk_id, &self.number)
+    }
+}
+
+/// The business key of an application: desk id and application number.
+pub fn application_key(desk_id: &str, number: &str) -> String {
+    format!("{desk_id}/{number}")
+}
+
+/// The person as stated in the application.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applicant {
+    /// The identification number from the identity document (14 characters).
+    pub identification_number: String,
+    /// Surname.
+    pub surname: String,
+    /// Given name.
+    pub given_name: String,
+    /// Patronymic, if the person has one.
+    pub patronymic: Option<String>,
+    /// Date of birth.
+    pub birth_date: NaiveDate,
+    /// Citizen, foreign citizen or stateless person.
+    pub status: PersonStatus,
+}
+
+impl std::fmt::Debug for Applicant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applicant")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Kind of identity document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// Passport of a citizen.
+    Passport,
+    /// Identity card.
+    IdCard,
+    /// Residence permit of a foreign citizen or stateless person.
+    ResidencePermit,
+}
+
+/// The identity document presented at the desk.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityDocument {
+    /// Kind.
+    pub kind: DocumentKind,
+    /// Series and number, e.g. `MP1234567`.
+    pub number: String,
+    /// Date of issue.
+    pub issued_on: NaiveDate,
+    /// Date of expiry.
+    pub expires_on: NaiveDate,
+}
+
+impl std::fmt::Debug for IdentityDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityDocument")
+            .field("kind", &self.kind)
+            .field("expires_on", &self.expires_on)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `issuance.apply.v1`: apply for a unique identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyForIdentifier {
+    /// The application.
+    pub application: Application,
+    /// The applicant.
+    pub person: Applicant,
+    /// The identity document presented.
+    pub document: IdentityDocument,
+    /// The mobile number the person uses, as typed (`+375 29 123-45-67`).
+    pub phone: String,
+    /// Written consent to reconcile the data with the MVD's information resources.
+    pub consent_to_mvd_check: bool,
+}
+
+impl Message for ApplyForIdentifier {
+    const TYPE: MessageType = MessageType::new("issuance.apply", 1);
+}
+
+/// `issuance.confirm_phone.v1`: the code the person read out from the SMS.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmPhone {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+    /// The code as the person read it.
+    pub code: String,
+}
+
+impl std::fmt::Debug for ConfirmPhone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfirmPhone")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for ConfirmPhone {
+    const TYPE: MessageType = MessageType::new("issuance.confirm_phone", 1);
+}
+
+/// `issuance.resend_password.v1`: the SMS with the temporary password did not reach the person;
+/// send a new temporary password without a new application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendTemporaryPassword {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+}
+
+impl Message for ResendTemporaryPassword {
+    const TYPE: MessageType = MessageType::new("issuance.resend_password", 1);
+}
+
+/// `issuance.phone_code_sent.v1`: a confirmation code went to the person's phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneCodeSent {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+    /// The phone, masked (`+375 29 ***-**-67`).
+    pub phone_masked: String,
+    /// The code is valid until then.
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes accepted before the application is rejected.
+    pub attempts_left: u32,
+}
+
+impl Message for PhoneCodeSent {
+    const TYPE: MessageType = MessageType::new("issuance.phone_code_sent", 1);
+}
+
+/// `issuance.phone_code_wrong.v1`: the code did not match; the desk may try again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneCodeWrong {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+    /// Attempts left.
+    pub attempts_left: u32,
+}
+
+impl Message for PhoneCodeWrong {
+    const TYPE: MessageType = MessageType::new("issuance.phone_code_wrong", 1);
+}
+
+/// The notice of issuance (izveshchenie): everything the printed notice shows.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeOfIssuance {
+    /// Notice number, unique: `UI-<year>-<desk>-<application>`.
+    pub notice_number: String,
+    /// The identifier (equal to the identification number).
+    pub identifier: String,
+    /// Date of issue.
+    pub issued_on: NaiveDate,
+    /// Surname.
+    pub surname: String,
+    /// Given name.
+    pub given_name: String,
+    /// Patronymic.
+    pub patronymic: Option<String>,
+    /// The application it answers.
+    pub application: Application,
+    /// Where the temporary password was sent (masked).
+    pub phone_masked: String,
+    /// The temporary password must be replaced before then.
+    pub temporary_password_expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NoticeOfIssuance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoticeOfIssuance")
+            .field("notice_number", &self.notice_number)
+            .field("issued_on", &self.issued_on)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `issuance.identifier_issued.v1`: the identifier is assigned and the temporary password sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifierIssued {
+    /// The notice to print and have signed.
+    pub notice: NoticeOfIssuance,
+}
+
+impl Message for IdentifierIssued {
+    const TYPE: MessageType = MessageType::new("issuance.identifier_issued", 1);
+}
+
+/// `issuance.password_resent.v1`: a new temporary password went out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordResent {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+    /// The new temporary password's expiry.
+    pub temporary_password_expires_at: DateTime<Utc>,
+}
+
+impl Message for PasswordResent {
+    const TYPE: MessageType = MessageType::new("issuance.password_resent", 1);
+}
+
+/// `issuance.password_not_delivered.v1`: the operator reported the temporary password SMS as
+/// not delivered; the desk may ask for a resend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordNotDelivered {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+}
+
+impl Message for PasswordNotDelivered {
+    const TYPE: MessageType = MessageType::new("issuance.password_not_delivered", 1);
+}
+
+/// Why an application was rejected: one code per rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The application data is malformed or breaks a rule; `fields` says which.
+    InvalidInput,
+    /// No consent to the MVD check.
+    ConsentMissing,
+    /// The identity document is invalid, expired or reported lost.
+    DocumentInvalid,
+    /// An identifier was assigned to this person before.
+    AlreadyAssigned,
+    /// The phone number is used with another identifier.
+    PhoneBound,
+    /// The phone is not a Belarusian mobile number in service.
+    PhoneNotMobile,
+    /// The MVD registry does not confirm the stated data; `fields` says which.
+    MvdMismatch,
+    /// The phone was not confirmed in time, or too many wrong codes were given.
+    PhoneNotConfirmed,
+}
+
+impl RejectReason {
+    /// Every reason, for reports.
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::InvalidInput,
+        RejectReason::ConsentMissing,
+        RejectReason::DocumentInvalid,
+        RejectReason::AlreadyAssigned,
+        RejectReason::PhoneBound,
+        RejectReason::PhoneNotMobile,
+        RejectReason::MvdMismatch,
+        RejectReason::PhoneNotConfirmed,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidInput => "invalid_input",
+            RejectReason::ConsentMissing => "consent_missing",
+            RejectReason::DocumentInvalid => "document_invalid",
+            RejectReason::AlreadyAssigned => "already_assigned",
+            RejectReason::PhoneBound => "phone_bound",
+            RejectReason::PhoneNotMobile => "phone_not_mobile",
+            RejectReason::MvdMismatch => "mvd_mismatch",
+            RejectReason::PhoneNotConfirmed => "phone_not_confirmed",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `issuance.rejected.v1`: the application ends without an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationRejected {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+    /// The rule that failed.
+    pub reason: RejectReason,
+    /// More detail where the rule has it (`expired`, `lost`, `too_many_attempts`, `timed_out`).
+    pub detail: Option<String>,
+    /// The fields concerned, with what is wrong.
+    pub fields: Vec<crate::FieldError>,
+}
+
+impl Message for ApplicationRejected {
+    const TYPE: MessageType = MessageType::new("issuance.rejected", 1);
+}
+
+/// Fired by the saga's own timer when the phone code expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneCodeExpired {
+    /// The desk.
+    pub desk_id: String,
+    /// The application number.
+    pub application_number: String,
+}
+
+impl Message for PhoneCodeExpired {
+    const TYPE: MessageType = MessageType::new("issuance.phone_code_expired", 1);
+}

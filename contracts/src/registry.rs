@@ -1,0 +1,113 @@
+//! The identifier registry inside the hub: which identifiers are assigned, which phone each one
+//! uses, and the accounts behind them. Uniqueness is kept by database constraints; the issuance
+//! saga asks the registry through these messages so that its own transition stays pure.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Message, MessageType};
+
+/// `registry.reserve.v1`: hold the identifier and the phone for an application.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserve {
+    /// The identifier (the identification number).
+    pub identifier: String,
+    /// The phone, `+375XXXXXXXXX`.
+    pub phone: String,
+    /// The application's business key.
+    pub application: String,
+}
+
+impl std::fmt::Debug for Reserve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reserve")
+            .field("application", &self.application)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for Reserve {
+    const TYPE: MessageType = MessageType::new("registry.reserve", 1);
+}
+
+/// What a reservation came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReserveOutcome {
+    /// Both are held for this application.
+    Reserved,
+    /// The identifier is assigned (or held) for another application.
+    AlreadyAssigned,
+    /// The phone is used with another identifier.
+    PhoneBound,
+}
+
+/// `registry.reserved.v1`: the answer to [`Reserve`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    /// The outcome.
+    pub outcome: ReserveOutcome,
+}
+
+impl Message for Reserved {
+    const TYPE: MessageType = MessageType::new("registry.reserved", 1);
+}
+
+/// `registry.release.v1`: undo a reservation (the application failed a later step).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// The identifier.
+    pub identifier: String,
+    /// The application that held it; a reservation of another application is left alone.
+    pub application: String,
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Release")
+            .field("application", &self.application)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for Release {
+    const TYPE: MessageType = MessageType::new("registry.release", 1);
+}
+
+/// `registry.create_account.v1`: turn the reservation into an assigned identifier with an
+/// account whose temporary password has this hash. Sent again (with a new hash) to replace the
+/// temporary password when it must be re-sent.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateAccount {
+    /// The identifier.
+    pub identifier: String,
+    /// The application that reserved it.
+    pub application: String,
+    /// Argon2 PHC string of the temporary password (never the password).
+    pub temporary_password_hash: String,
+    /// The temporary password is refused after this.
+    pub temporary_password_expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for CreateAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateAccount")
+            .field("application", &self.application)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for CreateAccount {
+    const TYPE: MessageType = MessageType::new("registry.create_account", 1);
+}
+
+/// `registry.account_created.v1`: the identifier is assigned and the account exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCreated {
+    /// True when the account already existed and only its temporary password was replaced.
+    pub password_replaced: bool,
+}
+
+impl Message for AccountCreated {
+    const TYPE: MessageType = MessageType::new("registry.account_created", 1);
+}

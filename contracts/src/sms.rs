@@ -1,0 +1,134 @@
+//! The SMS adapter worker's commands and answers: the mobile operators' subscriber check, sending
+//! an SMS (its text sealed), and the operators' delivery reports.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::person::Operator;
+use crate::sealed::Sealed;
+use crate::{Message, MessageType};
+
+/// `sms.check_subscriber.v1`: which operator serves this number, and is it active?
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSubscriber {
+    /// `+375XXXXXXXXX`.
+    pub phone: String,
+}
+
+impl std::fmt::Debug for CheckSubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckSubscriber { .. }")
+    }
+}
+
+impl Message for CheckSubscriber {
+    const TYPE: MessageType = MessageType::new("sms.check_subscriber", 1);
+}
+
+/// What the operators said about a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriberStatus {
+    /// In service.
+    Active,
+    /// Known but blocked.
+    Blocked,
+    /// No operator serves it.
+    Unknown,
+}
+
+/// `sms.subscriber_checked.v1`: the answer to [`CheckSubscriber`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberChecked {
+    /// The status.
+    pub status: SubscriberStatus,
+    /// The operator that serves it (the truth for ported numbers).
+    pub operator: Option<Operator>,
+}
+
+impl Message for SubscriberChecked {
+    const TYPE: MessageType = MessageType::new("sms.subscriber_checked", 1);
+}
+
+/// What an SMS is for (the text itself is sealed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsPurpose {
+    /// A phone confirmation code.
+    PhoneCode,
+    /// A temporary password.
+    TemporaryPassword,
+    /// A password recovery code.
+    RecoveryCode,
+}
+
+/// `sms.send.v1`: send a text to a phone.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendSms {
+    /// `+375XXXXXXXXX`.
+    pub to: String,
+    /// The operator to send through, if known (else by prefix).
+    pub operator: Option<Operator>,
+    /// Why.
+    pub purpose: SmsPurpose,
+    /// The whole text, sealed: it carries a code or a password.
+    pub text: Sealed,
+}
+
+impl std::fmt::Debug for SendSms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendSms")
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for SendSms {
+    const TYPE: MessageType = MessageType::new("sms.send", 1);
+}
+
+/// `sms.sent.v1`: the operator accepted the SMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsSent {
+    /// Why it was sent.
+    pub purpose: SmsPurpose,
+    /// The operator.
+    pub operator: Operator,
+    /// The operator's message id (delivery reports name it).
+    pub provider_message_id: String,
+}
+
+impl Message for SmsSent {
+    const TYPE: MessageType = MessageType::new("sms.sent", 1);
+}
+
+/// `sms.not_sent.v1`: the operator refused the SMS (blocked subscriber, unknown number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsNotSent {
+    /// Why it was to be sent.
+    pub purpose: SmsPurpose,
+    /// The operator's reason, without the number or the text.
+    pub reason: String,
+}
+
+impl Message for SmsNotSent {
+    const TYPE: MessageType = MessageType::new("sms.not_sent", 1);
+}
+
+/// `sms.delivery_reported.v1`: an operator's delivery report, turned into a message for the
+/// saga that sent the SMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReported {
+    /// Why it was sent.
+    pub purpose: SmsPurpose,
+    /// The operator's message id.
+    pub provider_message_id: String,
+    /// Delivered to the phone, or failed for good.
+    pub delivered: bool,
+    /// When the operator says it happened.
+    pub at: DateTime<Utc>,
+}
+
+impl Message for DeliveryReported {
+    const TYPE: MessageType = MessageType::new("sms.delivery_reported", 1);
+}

@@ -1,0 +1,133 @@
+//! The hub's HTTP side: callbacks from external systems. An operator's delivery report is turned
+//! into a `sms.delivery_reported.v1` message for the saga that sent the SMS, written to the
+//! outbox in one transaction, so a report is never lost once it has been answered `200`.
+//! Reports are deduplicated: a report's message id is derived from the operator's message id and
+//! its status, and the saga's inbox drops the second copy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use contracts::sms::{DeliveryReported, SmsPurpose};
+use contracts::{Message, Metadata, Topology};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::broker::Envelope;
+use crate::store::outbox;
+
+#[derive(Debug, Clone)]
+struct AppState {
+    pool: PgPool,
+    topology: Arc<Topology>,
+    app_id: String,
+}
+
+/// Serves the callbacks on `addr` until `shutdown`.
+pub async fn serve(
+    addr: SocketAddr,
+    pool: PgPool,
+    topology: Arc<Topology>,
+    app_id: String,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for callbacks on {addr}: {e}; set HUB_HTTP_ADDR to a free address"
+        )
+    })?;
+    tracing::info!(%addr, "listening for callbacks");
+    let app = router(AppState {
+        pool,
+        topology,
+        app_id,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/callbacks/sms/{operator}", post(sms_report))
+        .with_state(state)
+}
+
+async fn sms_report(
+    State(state): State<AppState>,
+    Path(operator): Path<String>,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let report = match adapters::sms::parse_delivery_report(&body) {
+        Ok(r) => r,
+        Err(f) => return (StatusCode::BAD_REQUEST, f.reason),
+    };
+    match record(&state, &report).await {
+        Ok(true) => (StatusCode::OK, "recorded".into()),
+        // The worker has not committed the send yet (the operator was quicker): ask again.
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("message of {operator} not known yet; retry"),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "delivery report not recorded; the operator will retry");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again later".into())
+        }
+    }
+}
+
+async fn record(
+    state: &AppState,
+    report: &adapters::sms::DeliveryReport,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = state.pool.begin().await?;
+    let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT purpose, correlation_id, reply_to FROM sms_messages WHERE provider_message_id = $1",
+    )
+    .bind(&report.provider_message_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((purpose, correlation_id, reply_to)) = row else {
+        return Ok(false);
+    };
+    let purpose: SmsPurpose = match serde_json::from_value(serde_json::Value::String(purpose)) {
+        Ok(p) => p,
+        Err(_) => return Ok(false),
+    };
+    let event = DeliveryReported {
+        purpose,
+        provider_message_id: report.provider_message_id.clone(),
+        delivered: report.delivered,
+        at: report.at,
+    };
+    let mut metadata = Metadata::new(DeliveryReported::TYPE.to_string(), state.app_id.clone())
+        .with_message_id(Uuid::new_v5(
+            &Uuid::NAMESPACE_URL,
+            format!("sms-report/{}/{}", report.provider_message_id, report.delivered).as_bytes(),
+        ));
+    metadata.correlation_id = correlation_id;
+    let (exchange, routing_key) = match reply_to {
+        Some(queue) => (String::new(), queue),
+        None => (state.topology.bus_exchange(), DeliveryReported::TYPE.to_string()),
+    };
+    let body = contracts::encode(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    outbox::insert(
+        &mut tx,
+        &[Envelope {
+            exchange,
+            routing_key,
+            metadata,
+            body,
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,824 @@
+//! The issuance of a unique identifier, one saga per application, in the order DOMAIN.md gives:
+//!
+//! ```text
+//! apply --validate--> reserving --registry--> reconciling --MVD--> checking_subscriber
+//!   --operator--> confirming_phone --code--> creating_account --registry--> sending_password
+//!   --SMS accepted--> issued (notice of issuance)
+//! any failed rule --> rejected (reason code), undoing the reservation where one was made
+//! ```
+//!
+//! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox,
+//! codes and passwords come from the step's seeded CSPRNG, and secrets leave the saga only
+//! sealed (to the SMS worker) or hashed (to the registry and the saga's own state).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::Failure;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use contracts::issuance::{
+    Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
+    IdentifierIssued, NoticeOfIssuance, PasswordNotDelivered, PasswordResent, PhoneCodeExpired,
+    PhoneCodeSent, PhoneCodeWrong, RejectReason, ResendTemporaryPassword, application_key,
+};
+use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
+use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
+use contracts::registry::{AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved};
+use contracts::sealed::Sealed;
+use contracts::sms::{
+    CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
+    SubscriberStatus,
+};
+use contracts::{FieldError, Message, ValidationErrors, decode};
+use serde::{Deserialize, Serialize};
+
+use crate::broker::Incoming;
+use crate::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
+use crate::secrets::{Sealer, hash_secret, random_digits, random_password, verify_secret};
+
+/// The saga type.
+pub const SAGA_TYPE: &str = "issuance";
+/// Its queue (short name).
+pub const QUEUE: &str = "saga.issuance";
+const CODE_TIMER: &str = "phone_code";
+
+/// Rules the texts leave to the project (see DOMAIN.md), and the SMS texts.
+#[derive(Debug, Clone)]
+pub struct IssuanceSettings {
+    /// How long a phone confirmation code is valid.
+    pub code_ttl: Duration,
+    /// Codes accepted (wrong ones included) before the application is rejected.
+    pub code_attempts: u32,
+    /// How long a temporary password is valid.
+    pub temporary_password_ttl: Duration,
+    /// The youngest age at which an identifier is issued (the age of a first passport).
+    pub min_age_years: u32,
+    /// The SMS with the phone code; `{code}` is replaced.
+    pub phone_code_text: String,
+    /// The SMS with the temporary password; `{identifier}` and `{password}` are replaced.
+    pub temporary_password_text: String,
+}
+
+impl Default for IssuanceSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::from_secs(10 * 60),
+            code_attempts: 3,
+            temporary_password_ttl: Duration::from_secs(72 * 3600),
+            min_age_years: 14,
+            phone_code_text: "Код подтверждения номера для получения идентификатора: {code}. \
+                              Никому его не сообщайте, кроме работника службы."
+                .into(),
+            temporary_password_text: "Ваш идентификатор: {identifier}. Временный пароль: \
+                                      {password}. Смените его при первом входе на портал."
+                .into(),
+        }
+    }
+}
+
+/// The issuance saga.
+#[derive(Debug, Clone)]
+pub struct IssuanceSaga {
+    sealer: Arc<Sealer>,
+    settings: IssuanceSettings,
+}
+
+impl IssuanceSaga {
+    /// The saga with the hub's sealing key and settings.
+    pub fn new(sealer: Arc<Sealer>, settings: IssuanceSettings) -> Self {
+        Self { sealer, settings }
+    }
+
+    /// The instance key of an application.
+    pub fn key(desk_id: &str, application_number: &str) -> SagaKey {
+        SagaKey::for_business_key(SAGA_TYPE, &application_key(desk_id, application_number))
+    }
+}
+
+/// The saga's queue and what it takes from the bus (answers to its own commands come by
+/// `reply_to`, the code timer through the requeue exchange).
+pub fn queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(
+        QUEUE,
+        [
+            ApplyForIdentifier::TYPE.to_string(),
+            ConfirmPhone::TYPE.to_string(),
+            ResendTemporaryPassword::TYPE.to_string(),
+        ],
+    )
+}
+
+/// The state of one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issuance {
+    /// The application.
+    pub application: Application,
+    /// The person.
+    pub person: Applicant,
+    /// The document presented.
+    pub document: contracts::issuance::IdentityDocument,
+    /// The phone, normalised (`+375XXXXXXXXX`).
+    pub phone: String,
+    /// Where it is.
+    pub stage: Stage,
+}
+
+/// Where an application is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Waiting for the registry to hold identifier and phone.
+    Reserving,
+    /// Waiting for the MVD registry.
+    Reconciling,
+    /// Waiting for the operators' subscriber check.
+    CheckingSubscriber,
+    /// Waiting for the desk to send the code the person received.
+    ConfirmingPhone {
+        /// Argon2 hash of the code.
+        code_hash: String,
+        /// Attempts left.
+        attempts_left: u32,
+        /// The code's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator that serves the phone.
+        operator: Operator,
+    },
+    /// Waiting for the registry to assign the identifier and create (or re-key) the account.
+    CreatingAccount {
+        /// The SMS with the temporary password, sealed.
+        text: Sealed,
+        /// The temporary password's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator.
+        operator: Operator,
+        /// A resend, not the first issue.
+        resend: bool,
+    },
+    /// Waiting for the operator to accept the temporary password SMS.
+    SendingPassword {
+        /// The temporary password's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator.
+        operator: Operator,
+        /// A resend, not the first issue.
+        resend: bool,
+    },
+    /// The identifier is issued.
+    Issued {
+        /// The notice number.
+        notice_number: String,
+        /// The temporary password's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator.
+        operator: Operator,
+        /// What the operator last reported about the temporary password SMS.
+        password_delivered: Option<bool>,
+    },
+    /// The application was rejected.
+    Rejected {
+        /// The rule.
+        reason: RejectReason,
+        /// Detail.
+        detail: Option<String>,
+    },
+}
+
+/// What the saga reads from a message.
+#[derive(Debug)]
+pub enum Input {
+    /// A desk's application.
+    Apply(ApplyForIdentifier),
+    /// The code the person read out.
+    Confirm(ConfirmPhone),
+    /// Resend the temporary password.
+    Resend(ResendTemporaryPassword),
+    /// The registry's answer to a reservation.
+    Reserved(Reserved),
+    /// The MVD registry's verdict.
+    Reconciled(Reconciled),
+    /// The operators' answer.
+    Subscriber(SubscriberChecked),
+    /// The code's timer.
+    CodeExpired,
+    /// The registry created the account.
+    AccountCreated(AccountCreated),
+    /// The operator accepted an SMS.
+    SmsSent(SmsSent),
+    /// The operator refused an SMS.
+    SmsNotSent(SmsNotSent),
+    /// A delivery report.
+    Delivery(DeliveryReported),
+}
+
+impl Saga for IssuanceSaga {
+    type State = Issuance;
+    type Input = Input;
+
+    fn saga_type(&self) -> &'static str {
+        SAGA_TYPE
+    }
+
+    fn read(&self, message: &Incoming) -> Result<(SagaKey, Input), Failure> {
+        let t = message.metadata.message_type.as_str();
+        let by_correlation = || SagaKey::from_correlation_id(&message.metadata);
+        let body = &message.body;
+        Ok(if ApplyForIdentifier::TYPE.matches(t) {
+            let m: ApplyForIdentifier = decode(t, body)?;
+            (
+                Self::key(&m.application.desk_id, &m.application.number),
+                Input::Apply(m),
+            )
+        } else if ConfirmPhone::TYPE.matches(t) {
+            let m: ConfirmPhone = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::Confirm(m),
+            )
+        } else if ResendTemporaryPassword::TYPE.matches(t) {
+            let m: ResendTemporaryPassword = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::Resend(m),
+            )
+        } else if Reserved::TYPE.matches(t) {
+            (by_correlation()?, Input::Reserved(decode(t, body)?))
+        } else if Reconciled::TYPE.matches(t) {
+            (by_correlation()?, Input::Reconciled(decode(t, body)?))
+        } else if SubscriberChecked::TYPE.matches(t) {
+            (by_correlation()?, Input::Subscriber(decode(t, body)?))
+        } else if PhoneCodeExpired::TYPE.matches(t) {
+            let _: PhoneCodeExpired = decode(t, body)?;
+            (by_correlation()?, Input::CodeExpired)
+        } else if AccountCreated::TYPE.matches(t) {
+            (by_correlation()?, Input::AccountCreated(decode(t, body)?))
+        } else if SmsSent::TYPE.matches(t) {
+            (by_correlation()?, Input::SmsSent(decode(t, body)?))
+        } else if SmsNotSent::TYPE.matches(t) {
+            (by_correlation()?, Input::SmsNotSent(decode(t, body)?))
+        } else if DeliveryReported::TYPE.matches(t) {
+            (by_correlation()?, Input::Delivery(decode(t, body)?))
+        } else {
+            return Err(Failure::invalid_input(format!(
+                "the issuance saga does not take {t}"
+            )));
+        })
+    }
+
+    fn transition(
+        &self,
+        state: Option<&Issuance>,
+        input: &Input,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let Some(state) = state else {
+            return match input {
+                Input::Apply(a) => self.apply(a, ctx),
+                Input::Confirm(_) | Input::Resend(_) => {
+                    Err(Failure::permanent("no such application"))
+                }
+                _ => Err(Failure::permanent(
+                    "an answer for an application that does not exist",
+                )),
+            };
+        };
+        let mut rng = ctx.rng();
+        let s = state;
+        match (&s.stage, input) {
+            (_, Input::Apply(_)) => Ok(Step::to(s.clone())), // the desk sent it again: no change
+            (Stage::Reserving, Input::Reserved(r)) => Ok(match r.outcome {
+                ReserveOutcome::Reserved => with_stage(s, Stage::Reconciling).send(Command::new(
+                    &Reconcile {
+                        person: s.person.clone(),
+                        document: s.document.clone(),
+                    },
+                )?),
+                // Nothing was reserved: nothing to undo.
+                ReserveOutcome::AlreadyAssigned => {
+                    reject(s, RejectReason::AlreadyAssigned, None, vec![], false)?
+                }
+                ReserveOutcome::PhoneBound => {
+                    reject(s, RejectReason::PhoneBound, None, vec![], false)?
+                }
+            }),
+            (Stage::Reconciling, Input::Reconciled(r)) => Ok(match &r.result {
+                ReconcileResult::Match => with_stage(s, Stage::CheckingSubscriber)
+                    .send(Command::new(&CheckSubscriber {
+                        phone: s.phone.clone(),
+                    })?),
+                ReconcileResult::Mismatch { fields } => {
+                    let fields = fields
+                        .iter()
+                        .map(|f| FieldError {
+                            field: mvd_field(f),
+                            problem: "differs from the MVD registry".into(),
+                        })
+                        .collect();
+                    reject(s, RejectReason::MvdMismatch, None, fields, true)?
+                }
+                ReconcileResult::PersonUnknown => reject(
+                    s,
+                    RejectReason::MvdMismatch,
+                    Some("person_unknown".into()),
+                    vec![FieldError {
+                        field: "person.identification_number".into(),
+                        problem: "the MVD registry does not know this person".into(),
+                    }],
+                    true,
+                )?,
+                ReconcileResult::DocumentInvalid { status } => reject(
+                    s,
+                    RejectReason::DocumentInvalid,
+                    Some(status.clone()),
+                    vec![],
+                    true,
+                )?,
+            }),
+            (Stage::CheckingSubscriber, Input::Subscriber(c)) => match (c.status, c.operator) {
+                (SubscriberStatus::Active, Some(operator)) => {
+                    let code = random_digits(&mut rng, 6);
+                    let text = self.settings.phone_code_text.replace("{code}", &code);
+                    let sealed = self.sealer.seal(&mut rng, &text)?;
+                    let expires_at = ctx.now + self.settings.code_ttl;
+                    Ok(with_stage(
+                        s,
+                        Stage::ConfirmingPhone {
+                            code_hash: hash_secret(&mut rng, &code)?,
+                            attempts_left: self.settings.code_attempts,
+                            expires_at,
+                            operator,
+                        },
+                    )
+                    .send(Command::new(&SendSms {
+                        to: s.phone.clone(),
+                        operator: Some(operator),
+                        purpose: SmsPurpose::PhoneCode,
+                        text: sealed,
+                    })?)
+                    .send(Command::new(&PhoneCodeSent {
+                        desk_id: s.application.desk_id.clone(),
+                        application_number: s.application.number.clone(),
+                        phone_masked: masked_phone(&s.phone),
+                        expires_at,
+                        attempts_left: self.settings.code_attempts,
+                    })?)
+                    .set_timer(TimerRequest {
+                        name: CODE_TIMER.into(),
+                        after: self.settings.code_ttl,
+                        message: Command::new(&PhoneCodeExpired {
+                            desk_id: s.application.desk_id.clone(),
+                            application_number: s.application.number.clone(),
+                        })?,
+                    }))
+                }
+                (status, _) => reject(
+                    s,
+                    RejectReason::PhoneNotMobile,
+                    Some(
+                        match status {
+                            SubscriberStatus::Blocked => "subscriber_blocked",
+                            _ => "no_subscriber",
+                        }
+                        .into(),
+                    ),
+                    vec![],
+                    true,
+                ),
+            },
+            (
+                Stage::ConfirmingPhone {
+                    code_hash,
+                    attempts_left,
+                    expires_at,
+                    operator,
+                },
+                Input::Confirm(c),
+            ) => {
+                if ctx.now >= *expires_at {
+                    return reject(
+                        s,
+                        RejectReason::PhoneNotConfirmed,
+                        Some("timed_out".into()),
+                        vec![],
+                        true,
+                    )
+                    .map(|st| st.cancel_timer(CODE_TIMER));
+                }
+                if verify_secret(c.code.trim(), code_hash) {
+                    let password = random_password(&mut rng);
+                    let expires_at = ctx.now + self.settings.temporary_password_ttl;
+                    let text = self
+                        .settings
+                        .temporary_password_text
+                        .replace("{identifier}", &s.person.identification_number)
+                        .replace("{password}", &password);
+                    let sealed = self.sealer.seal(&mut rng, &text)?;
+                    Ok(with_stage(
+                        s,
+                        Stage::CreatingAccount {
+                            text: sealed,
+                            expires_at,
+                            operator: *operator,
+                            resend: false,
+                        },
+                    )
+                    .send(Command::new(&CreateAccount {
+                        identifier: s.person.identification_number.clone(),
+                        application: s.application.business_key(),
+                        temporary_password_hash: hash_secret(&mut rng, &password)?,
+                        temporary_password_expires_at: expires_at,
+                    })?)
+                    .cancel_timer(CODE_TIMER))
+                } else if *attempts_left <= 1 {
+                    reject(
+                        s,
+                        RejectReason::PhoneNotConfirmed,
+                        Some("too_many_attempts".into()),
+                        vec![],
+                        true,
+                    )
+                    .map(|st| st.cancel_timer(CODE_TIMER))
+                } else {
+                    let left = attempts_left - 1;
+                    Ok(with_stage(
+                        s,
+                        Stage::ConfirmingPhone {
+                            code_hash: code_hash.clone(),
+                            attempts_left: left,
+                            expires_at: *expires_at,
+                            operator: *operator,
+                        },
+                    )
+                    .send(Command::new(&PhoneCodeWrong {
+                        desk_id: s.application.desk_id.clone(),
+                        application_number: s.application.number.clone(),
+                        attempts_left: left,
+                    })?))
+                }
+            }
+            (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => reject(
+                s,
+                RejectReason::PhoneNotConfirmed,
+                Some("timed_out".into()),
+                vec![],
+                true,
+            ),
+            (
+                Stage::CreatingAccount {
+                    text,
+                    expires_at,
+                    operator,
+                    resend,
+                },
+                Input::AccountCreated(_),
+            ) => Ok(with_stage(
+                s,
+                Stage::SendingPassword {
+                    expires_at: *expires_at,
+                    operator: *operator,
+                    resend: *resend,
+                },
+            )
+            .send(Command::new(&SendSms {
+                to: s.phone.clone(),
+                operator: Some(*operator),
+                purpose: SmsPurpose::TemporaryPassword,
+                text: text.clone(),
+            })?)),
+            (
+                Stage::SendingPassword {
+                    expires_at,
+                    operator,
+                    resend,
+                },
+                Input::SmsSent(m),
+            ) if m.purpose == SmsPurpose::TemporaryPassword => {
+                self.issued(s, *expires_at, *operator, *resend, None, ctx)
+            }
+            (
+                Stage::SendingPassword {
+                    expires_at,
+                    operator,
+                    resend,
+                },
+                Input::SmsNotSent(m),
+            ) if m.purpose == SmsPurpose::TemporaryPassword => {
+                // The identifier is assigned and the account exists; only the SMS failed. The
+                // desk learns it and may ask for a resend.
+                let step = self.issued(s, *expires_at, *operator, *resend, Some(false), ctx)?;
+                Ok(step.send(Command::new(&PasswordNotDelivered {
+                    desk_id: s.application.desk_id.clone(),
+                    application_number: s.application.number.clone(),
+                })?))
+            }
+            (
+                Stage::Issued {
+                    notice_number,
+                    expires_at,
+                    operator,
+                    password_delivered,
+                },
+                Input::Delivery(d),
+            ) if d.purpose == SmsPurpose::TemporaryPassword => {
+                let mut step = with_stage(
+                    s,
+                    Stage::Issued {
+                        notice_number: notice_number.clone(),
+                        expires_at: *expires_at,
+                        operator: *operator,
+                        password_delivered: Some(d.delivered),
+                    },
+                );
+                if !d.delivered && *password_delivered != Some(false) {
+                    step = step.send(Command::new(&PasswordNotDelivered {
+                        desk_id: s.application.desk_id.clone(),
+                        application_number: s.application.number.clone(),
+                    })?);
+                }
+                Ok(step)
+            }
+            (Stage::Issued { operator, .. }, Input::Resend(_)) => {
+                let password = random_password(&mut rng);
+                let expires_at = ctx.now + self.settings.temporary_password_ttl;
+                let text = self
+                    .settings
+                    .temporary_password_text
+                    .replace("{identifier}", &s.person.identification_number)
+                    .replace("{password}", &password);
+                Ok(with_stage(
+                    s,
+                    Stage::CreatingAccount {
+                        text: self.sealer.seal(&mut rng, &text)?,
+                        expires_at,
+                        operator: *operator,
+                        resend: true,
+                    },
+                )
+                .send(Command::new(&CreateAccount {
+                    identifier: s.person.identification_number.clone(),
+                    application: s.application.business_key(),
+                    temporary_password_hash: hash_secret(&mut rng, &password)?,
+                    temporary_password_expires_at: expires_at,
+                })?))
+            }
+            // Late or repeated answers (a delivery report of the phone code, a second copy of a
+            // reply, the code timer after the code was confirmed) change nothing.
+            _ => Ok(Step::to(s.clone())),
+        }
+    }
+
+    fn state_name(&self, state: &Issuance) -> String {
+        match &state.stage {
+            Stage::Reserving => "reserving",
+            Stage::Reconciling => "reconciling",
+            Stage::CheckingSubscriber => "checking_subscriber",
+            Stage::ConfirmingPhone { .. } => "confirming_phone",
+            Stage::CreatingAccount { .. } => "creating_account",
+            Stage::SendingPassword { .. } => "sending_password",
+            Stage::Issued { .. } => "issued",
+            Stage::Rejected { .. } => "rejected",
+        }
+        .into()
+    }
+
+    fn is_terminal(&self, state: &Issuance) -> bool {
+        matches!(state.stage, Stage::Issued { .. } | Stage::Rejected { .. })
+    }
+}
+
+impl IssuanceSaga {
+    fn apply(&self, a: &ApplyForIdentifier, ctx: &StepContext<'_>) -> Result<Step<Issuance>, Failure> {
+        let today = ctx.now.date_naive();
+        let initial = |phone: String, stage| Issuance {
+            application: a.application.clone(),
+            person: a.person.clone(),
+            document: a.document.clone(),
+            phone,
+            stage,
+        };
+        let (errors, id, phone) = validate(a, today, self.settings.min_age_years);
+        let rejected = |reason, detail: Option<&str>, fields: Vec<FieldError>| {
+            let state = initial(a.phone.clone(), Stage::Reserving);
+            reject(&state, reason, detail.map(str::to_owned), fields, false)
+        };
+        if !errors.is_empty() {
+            return rejected(RejectReason::InvalidInput, None, errors.fields);
+        }
+        if !a.consent_to_mvd_check {
+            return rejected(RejectReason::ConsentMissing, None, vec![]);
+        }
+        if a.document.expires_on < today {
+            return rejected(RejectReason::DocumentInvalid, Some("expired"), vec![]);
+        }
+        let phone = match phone {
+            Ok(p) => p,
+            Err(e) => {
+                return rejected(
+                    RejectReason::PhoneNotMobile,
+                    None,
+                    vec![FieldError {
+                        field: "phone".into(),
+                        problem: e.to_string(),
+                    }],
+                );
+            }
+        };
+        let Some(id) = id else {
+            return Err(Failure::permanent("validated identification number missing"));
+        };
+        let state = initial(phone.as_str().to_owned(), Stage::Reserving);
+        Ok(Step::to(state).send(Command::new(&Reserve {
+            identifier: id.as_str().to_owned(),
+            phone: phone.as_str().to_owned(),
+            application: a.application.business_key(),
+        })?))
+    }
+
+    fn issued(
+        &self,
+        s: &Issuance,
+        expires_at: DateTime<Utc>,
+        operator: Operator,
+        resend: bool,
+        password_delivered: Option<bool>,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let notice_number = notice_number(&s.application);
+        let step = with_stage(
+            s,
+            Stage::Issued {
+                notice_number: notice_number.clone(),
+                expires_at,
+                operator,
+                password_delivered,
+            },
+        );
+        Ok(if resend {
+            step.send(Command::new(&PasswordResent {
+                desk_id: s.application.desk_id.clone(),
+                application_number: s.application.number.clone(),
+                temporary_password_expires_at: expires_at,
+            })?)
+        } else {
+            step.send(Command::new(&IdentifierIssued {
+                notice: NoticeOfIssuance {
+                    notice_number,
+                    identifier: s.person.identification_number.clone(),
+                    issued_on: ctx.now.date_naive(),
+                    surname: s.person.surname.clone(),
+                    given_name: s.person.given_name.clone(),
+                    patronymic: s.person.patronymic.clone(),
+                    application: s.application.clone(),
+                    phone_masked: masked_phone(&s.phone),
+                    temporary_password_expires_at: expires_at,
+                },
+            })?)
+        })
+    }
+}
+
+fn with_stage(s: &Issuance, stage: Stage) -> Step<Issuance> {
+    Step::to(Issuance {
+        stage,
+        ..s.clone()
+    })
+}
+
+/// Ends the application with `reason`, telling the desk, and releases the reservation when one
+/// was made.
+fn reject(
+    s: &Issuance,
+    reason: RejectReason,
+    detail: Option<String>,
+    fields: Vec<FieldError>,
+    release: bool,
+) -> Result<Step<Issuance>, Failure> {
+    let mut step = with_stage(
+        s,
+        Stage::Rejected {
+            reason,
+            detail: detail.clone(),
+        },
+    )
+    .send(Command::new(&ApplicationRejected {
+        desk_id: s.application.desk_id.clone(),
+        application_number: s.application.number.clone(),
+        reason,
+        detail,
+        fields,
+    })?);
+    if release {
+        step = step.send(Command::new(&Release {
+            identifier: s.person.identification_number.clone(),
+            application: s.application.business_key(),
+        })?);
+    }
+    Ok(step)
+}
+
+fn masked_phone(phone: &str) -> String {
+    Msisdn::parse(phone).map_or_else(|_| "***".into(), |p| p.masked())
+}
+
+fn notice_number(a: &Application) -> String {
+    format!("UI-{}-{}-{}", a.date.year(), a.desk_id, a.number)
+}
+
+/// The application's field for an MVD field name.
+fn mvd_field(f: &str) -> String {
+    if f.starts_with("document.") {
+        f.to_owned()
+    } else {
+        format!("person.{f}")
+    }
+}
+
+/// Checks the application's form; returns the problems, the parsed identification number and
+/// the parsed phone (the phone's own rule is judged separately, as `phone_not_mobile`).
+fn validate(
+    a: &ApplyForIdentifier,
+    today: NaiveDate,
+    min_age: u32,
+) -> (ValidationErrors, Option<IdNumber>, Result<Msisdn, PhoneError>) {
+    let mut e = ValidationErrors::new();
+    e.check(!a.application.number.trim().is_empty(), "application.number", "must not be empty");
+    e.check(!a.application.desk_id.trim().is_empty(), "application.desk_id", "must not be empty");
+    e.check(!a.application.worker_id.trim().is_empty(), "application.worker_id", "must not be empty");
+    e.check(a.application.date <= today, "application.date", "must not be in the future");
+    let id = match IdNumber::parse(&a.person.identification_number) {
+        Ok(id) => {
+            if id.status() != a.person.status {
+                e.add(
+                    "person.status",
+                    format!(
+                        "does not match the identification number, which says {}",
+                        status_name(id.status())
+                    ),
+                );
+            }
+            Some(id)
+        }
+        Err(err) => {
+            e.add("person.identification_number", err.to_string());
+            None
+        }
+    };
+    for (field, value) in [
+        ("person.surname", Some(&a.person.surname)),
+        ("person.given_name", Some(&a.person.given_name)),
+        ("person.patronymic", a.person.patronymic.as_ref()),
+    ] {
+        if let Some(v) = value {
+            let v = v.trim();
+            let ok = !v.is_empty()
+                && v.chars().count() <= 100
+                && v.chars().all(|c| c.is_alphabetic() || " -'".contains(c));
+            e.check(ok, field, "must be 1-100 letters (spaces, hyphens and apostrophes allowed)");
+        }
+    }
+    match age_on(a.person.birth_date, today) {
+        Some(age) if age >= min_age => {}
+        Some(_) => e.add(
+            "person.birth_date",
+            format!("the person must be at least {min_age} years old"),
+        ),
+        None => e.add("person.birth_date", "must not be in the future"),
+    }
+    let d = &a.document;
+    e.check(!d.number.trim().is_empty(), "document.number", "must not be empty");
+    e.check(d.issued_on <= today, "document.issued_on", "must not be in the future");
+    e.check(d.issued_on < d.expires_on, "document.expires_on", "must be after the date of issue");
+    let kind_fits = match a.person.status {
+        PersonStatus::Citizen => matches!(d.kind, DocumentKind::Passport | DocumentKind::IdCard),
+        _ => d.kind == DocumentKind::ResidencePermit,
+    };
+    e.check(
+        kind_fits,
+        "document.kind",
+        "a citizen presents a passport or identity card; a foreign citizen or stateless person a residence permit",
+    );
+    let phone = Msisdn::parse(&a.phone);
+    if let Err(PhoneError::Malformed { problem }) = &phone {
+        e.add("phone", format!("is malformed: {problem}"));
+    }
+    (e, id, phone)
+}
+
+fn status_name(s: PersonStatus) -> &'static str {
+    match s {
+        PersonStatus::Citizen => "citizen",
+        PersonStatus::ForeignCitizen => "foreign citizen",
+        PersonStatus::Stateless => "stateless person",
+    }
+}
+
+fn age_on(birth: NaiveDate, today: NaiveDate) -> Option<u32> {
+    if birth > today {
+        return None;
+    }
+    let mut age = today.year() - birth.year();
+    if (today.month(), today.day()) < (birth.month(), birth.day()) {
+        age -= 1;
+    }
+    u32::try_from(age).ok()
+}

@@ -1,0 +1,4 @@
+//! The business sagas. Each is a pure state machine (see `engine`); this module holds them and
+//! nothing else.
+
+pub mod issuance;

@@ -1,0 +1,155 @@
+//! The SMS worker: the operators' subscriber check and sending. The text of an SMS arrives
+//! sealed; it is opened here, just before the call, and never logged or stored.
+
+use std::sync::Arc;
+
+use adapters::Failure;
+use adapters::sms::SmsClient;
+use contracts::person::Msisdn;
+use contracts::sms::{
+    CheckSubscriber, SendSms, SmsNotSent, SmsSent, SubscriberChecked, SubscriberStatus,
+};
+use contracts::{Message, decode};
+use futures_util::future::BoxFuture;
+use sqlx::PgConnection;
+use url::Url;
+
+use crate::broker::Incoming;
+use crate::engine::service::db_failure;
+use crate::engine::{Command, Service};
+use crate::secrets::Sealer;
+
+/// The worker's queue (short name).
+pub const QUEUE: &str = "adapter.sms";
+
+/// The queue and the commands it takes.
+pub fn queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(
+        QUEUE,
+        [CheckSubscriber::TYPE.to_string(), SendSms::TYPE.to_string()],
+    )
+}
+
+/// Talks to the mobile operators.
+#[derive(Debug, Clone)]
+pub struct SmsWorker {
+    client: SmsClient,
+    sealer: Arc<Sealer>,
+    /// Where operators post delivery reports (`{base}callbacks/sms/{operator}`), if anywhere.
+    callback_base: Option<Url>,
+}
+
+impl SmsWorker {
+    /// A worker using `client`, opening texts with `sealer`.
+    pub fn new(client: SmsClient, sealer: Arc<Sealer>, callback_base: Option<Url>) -> Self {
+        Self {
+            client,
+            sealer,
+            callback_base,
+        }
+    }
+}
+
+/// What the call came to.
+#[derive(Debug)]
+pub enum SmsOutcome {
+    /// A subscriber check's answer.
+    Checked(SubscriberChecked),
+    /// Accepted by the operator.
+    Sent(SmsSent),
+    /// Refused by the operator for good.
+    NotSent(SmsNotSent),
+}
+
+impl Service for SmsWorker {
+    type Prepared = SmsOutcome;
+
+    fn name(&self) -> &'static str {
+        "adapter.sms"
+    }
+
+    fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<SmsOutcome, Failure>> {
+        Box::pin(async move {
+            let t = message.metadata.message_type.as_str();
+            if CheckSubscriber::TYPE.matches(t) {
+                let cmd: CheckSubscriber = decode(t, &message.body)?;
+                let phone = Msisdn::parse(&cmd.phone)
+                    .map_err(|e| Failure::invalid_input(e.to_string()))?;
+                let answer = match self.client.subscriber(&phone).await? {
+                    None => SubscriberChecked {
+                        status: SubscriberStatus::Unknown,
+                        operator: None,
+                    },
+                    Some(s) => SubscriberChecked {
+                        status: if s.blocked {
+                            SubscriberStatus::Blocked
+                        } else {
+                            SubscriberStatus::Active
+                        },
+                        operator: Some(s.operator),
+                    },
+                };
+                Ok(SmsOutcome::Checked(answer))
+            } else if SendSms::TYPE.matches(t) {
+                let cmd: SendSms = decode(t, &message.body)?;
+                let to = Msisdn::parse(&cmd.to).map_err(|e| Failure::invalid_input(e.to_string()))?;
+                let operator = cmd.operator.unwrap_or_else(|| to.operator_by_prefix());
+                let text = self.sealer.open(&cmd.text)?;
+                let callback = self
+                    .callback_base
+                    .as_ref()
+                    .and_then(|b| b.join(&format!("callbacks/sms/{operator}")).ok());
+                match self
+                    .client
+                    .send(message.metadata.message_id, operator, &to, &text, callback.as_ref())
+                    .await
+                {
+                    Ok(sent) => Ok(SmsOutcome::Sent(SmsSent {
+                        purpose: cmd.purpose,
+                        operator: sent.operator,
+                        provider_message_id: sent.provider_message_id,
+                    })),
+                    // The operator refuses for good (blocked, not its subscriber): the saga
+                    // decides what that means.
+                    Err(f) if !f.is_transient() => Ok(SmsOutcome::NotSent(SmsNotSent {
+                        purpose: cmd.purpose,
+                        reason: f.reason,
+                    })),
+                    Err(f) => Err(f),
+                }
+            } else {
+                Err(Failure::invalid_input(format!("the SMS worker does not take {t}")))
+            }
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        message: &'a Incoming,
+        outcome: SmsOutcome,
+    ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
+        Box::pin(async move {
+            Ok(vec![match outcome {
+                SmsOutcome::Checked(c) => Command::new(&c)?,
+                SmsOutcome::NotSent(n) => Command::new(&n)?,
+                SmsOutcome::Sent(s) => {
+                    // Remember who asked, so the operator's delivery report finds its saga.
+                    sqlx::query(
+                        "INSERT INTO sms_messages (provider_message_id, operator, purpose, correlation_id, reply_to)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&s.provider_message_id)
+                    .bind(s.operator.to_string())
+                    .bind(serde_json::to_value(s.purpose).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                    .bind(message.metadata.correlation_id.as_deref())
+                    .bind(message.metadata.reply_to.as_deref())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| db_failure(&e))?;
+                    Command::new(&s)?
+                }
+            }])
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! What every simulator's HTTP server has in common: its context (name, faults, shutdown), the
+//! finishing touches on its router (the `/sim/` control routes, the fault layer, JSON 404/405),
+//! and serving it until shutdown. Kept in one place so the simulators behave alike.
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::SimKind;
+use crate::error;
+use crate::faults::{self, Faults};
+
+/// What every handler of one simulator may need besides its own state.
+#[derive(Debug, Clone)]
+pub(crate) struct SimContext {
+    pub(crate) kind: SimKind,
+    pub(crate) faults: Faults,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl SimContext {
+    pub(crate) fn new(kind: SimKind, shutdown: CancellationToken) -> Self {
+        SimContext {
+            kind,
+            faults: Faults::default(),
+            shutdown,
+        }
+    }
+}
+
+/// Adds the common `/sim/` routes, the JSON fallbacks and the fault layer to a simulator's own
+/// routes.
+pub(crate) fn finish(routes: Router, ctx: SimContext) -> Router {
+    routes
+        .merge(faults::sim_routes(ctx.clone()))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(ctx, faults::fault_layer))
+}
+
+/// Serves until `shutdown` is cancelled, then lets the requests in flight finish.
+pub(crate) async fn serve(
+    kind: SimKind,
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) {
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    match result {
+        Ok(()) => tracing::info!(simulator = %kind, "simulator stopped"),
+        Err(e) => tracing::error!(simulator = %kind, error = %e, "simulator failed"),
+    }
+}
