@@ -822,3 +822,295 @@ fn age_on(birth: NaiveDate, today: NaiveDate) -> Option<u32> {
     }
     u32::try_from(age).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::Metadata;
+    use contracts::issuance::IdentityDocument;
+    use uuid::Uuid;
+
+    fn saga() -> IssuanceSaga {
+        let sealer = Sealer::from_config(Some("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+            .expect("key");
+        IssuanceSaga::new(Arc::new(sealer), IssuanceSettings::default())
+    }
+
+    fn application() -> ApplyForIdentifier {
+        ApplyForIdentifier {
+            application: Application {
+                number: "A-1".into(),
+                date: NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+                desk_id: "minsk-1".into(),
+                worker_id: "w-7".into(),
+            },
+            person: Applicant {
+                identification_number: "3270287A012PB2".into(),
+                surname: "Иванова".into(),
+                given_name: "Анна".into(),
+                patronymic: Some("Сергеевна".into()),
+                birth_date: NaiveDate::from_ymd_opt(1987, 2, 27).expect("date"),
+                status: PersonStatus::Citizen,
+            },
+            document: IdentityDocument {
+                kind: DocumentKind::Passport,
+                number: "MP1234567".into(),
+                issued_on: NaiveDate::from_ymd_opt(2020, 3, 1).expect("date"),
+                expires_on: NaiveDate::from_ymd_opt(2030, 3, 1).expect("date"),
+            },
+            phone: "+375 29 123-45-67".into(),
+            consent_to_mvd_check: true,
+        }
+    }
+
+    struct Run {
+        saga: IssuanceSaga,
+        meta: Metadata,
+        seed: u8,
+        now: DateTime<Utc>,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Self {
+                saga: saga(),
+                meta: Metadata::new("test.v1", "test"),
+                seed: 0,
+                now: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+                    .expect("time")
+                    .with_timezone(&Utc),
+            }
+        }
+
+        fn step(&mut self, state: Option<&Issuance>, input: Input) -> Step<Issuance> {
+            self.seed += 1;
+            let ctx = StepContext {
+                now: self.now,
+                saga_id: Uuid::nil(),
+                message: &self.meta,
+                seed: [self.seed; 32],
+            };
+            self.saga.transition(state, &input, &ctx).expect("transition")
+        }
+    }
+
+    fn sent(step: &Step<Issuance>) -> Vec<&str> {
+        step.commands.iter().map(|c| c.message_type.as_str()).collect()
+    }
+
+    fn rejection(step: &Step<Issuance>) -> ApplicationRejected {
+        let c = step
+            .commands
+            .iter()
+            .find(|c| c.message_type == ApplicationRejected::TYPE.to_string())
+            .expect("a rejection");
+        serde_json::from_slice(&c.body).expect("body")
+    }
+
+    #[test]
+    fn a_good_application_is_issued_step_by_step_and_secrets_leave_only_sealed_or_hashed() {
+        let mut run = Run::new();
+        let s1 = run.step(None, Input::Apply(application()));
+        assert_eq!(sent(&s1), ["registry.reserve.v1"]);
+        assert_eq!(s1.state.phone, "+375291234567", "the phone is normalised");
+        let s2 = run.step(
+            Some(&s1.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::Reserved,
+            }),
+        );
+        assert_eq!(sent(&s2), ["mvd.reconcile.v1"]);
+        let s3 = run.step(
+            Some(&s2.state),
+            Input::Reconciled(Reconciled {
+                reconciliation_id: "r".into(),
+                result: ReconcileResult::Match,
+                checked_on: run.now.date_naive(),
+            }),
+        );
+        assert_eq!(sent(&s3), ["sms.check_subscriber.v1"]);
+        let s4 = run.step(
+            Some(&s3.state),
+            Input::Subscriber(SubscriberChecked {
+                status: SubscriberStatus::Active,
+                operator: Some(Operator::A1),
+            }),
+        );
+        assert_eq!(sent(&s4), ["sms.send.v1", "issuance.phone_code_sent.v1"]);
+        assert_eq!(s4.timers.len(), 1);
+        let send: SendSms = serde_json::from_slice(&s4.commands[0].body).expect("body");
+        let text = run.saga.sealer.open(&send.text).expect("opens");
+        let code: String = text.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(code.len(), 6);
+        let all_bytes = |s: &Step<Issuance>| {
+            let mut v = serde_json::to_vec(&s.state).expect("state");
+            for c in &s.commands {
+                v.extend_from_slice(&c.body);
+            }
+            String::from_utf8_lossy(&v).into_owned()
+        };
+        assert!(!all_bytes(&s4).contains(&code), "the code is never in the clear");
+
+        let s5 = run.step(
+            Some(&s4.state),
+            Input::Confirm(ConfirmPhone {
+                desk_id: "minsk-1".into(),
+                application_number: "A-1".into(),
+                code: code.clone(),
+            }),
+        );
+        assert_eq!(sent(&s5), ["registry.create_account.v1"]);
+        assert_eq!(s5.cancel_timers, vec![CODE_TIMER.to_string()]);
+        let Stage::CreatingAccount { text, .. } = &s5.state.stage else {
+            panic!("creating the account: {:?}", s5.state.stage);
+        };
+        let text = run.saga.sealer.open(text).expect("opens");
+        let password = text
+            .split("пароль: ")
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .expect("password in the text")
+            .to_owned();
+        assert_eq!(password.len(), 10);
+        let create: CreateAccount = serde_json::from_slice(&s5.commands[0].body).expect("body");
+        assert!(verify_secret(&password, &create.temporary_password_hash));
+        assert!(!all_bytes(&s5).contains(&password), "the password is never in the clear");
+
+        let s6 = run.step(
+            Some(&s5.state),
+            Input::AccountCreated(AccountCreated {
+                password_replaced: false,
+            }),
+        );
+        assert_eq!(sent(&s6), ["sms.send.v1"]);
+        let s7 = run.step(
+            Some(&s6.state),
+            Input::SmsSent(SmsSent {
+                purpose: SmsPurpose::TemporaryPassword,
+                operator: Operator::A1,
+                provider_message_id: "a1-1".into(),
+            }),
+        );
+        assert_eq!(sent(&s7), ["issuance.identifier_issued.v1"]);
+        let issued: IdentifierIssued = serde_json::from_slice(&s7.commands[0].body).expect("body");
+        assert_eq!(issued.notice.identifier, "3270287A012PB2");
+        assert_eq!(issued.notice.notice_number, "UI-2026-minsk-1-A-1");
+        assert_eq!(issued.notice.phone_masked, "+375 29 ***-**-67");
+        assert!(run.saga.is_terminal(&s7.state));
+    }
+
+    #[test]
+    fn each_broken_rule_in_the_application_is_its_own_rejection() {
+        let mut run = Run::new();
+        let mut bad = application();
+        bad.person.identification_number = "327028".into();
+        bad.person.birth_date = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+        let r = rejection(&run.step(None, Input::Apply(bad)));
+        assert_eq!(r.reason, RejectReason::InvalidInput);
+        let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["person.identification_number", "person.birth_date"]);
+
+        let mut no_consent = application();
+        no_consent.consent_to_mvd_check = false;
+        let r = rejection(&run.step(None, Input::Apply(no_consent)));
+        assert_eq!(r.reason, RejectReason::ConsentMissing);
+
+        let mut expired = application();
+        expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
+        let r = rejection(&run.step(None, Input::Apply(expired)));
+        assert_eq!((r.reason, r.detail.as_deref()), (RejectReason::DocumentInvalid, Some("expired")));
+
+        let mut landline = application();
+        landline.phone = "+375 17 123-45-67".into();
+        let r = rejection(&run.step(None, Input::Apply(landline)));
+        assert_eq!(r.reason, RejectReason::PhoneNotMobile);
+
+        let mut wrong_status = application();
+        wrong_status.person.status = PersonStatus::Stateless;
+        wrong_status.document.kind = DocumentKind::ResidencePermit;
+        let r = rejection(&run.step(None, Input::Apply(wrong_status)));
+        assert_eq!(r.fields[0].field, "person.status");
+    }
+
+    #[test]
+    fn a_failed_step_after_the_reservation_releases_it() {
+        let mut run = Run::new();
+        let s1 = run.step(None, Input::Apply(application()));
+        let taken = run.step(
+            Some(&s1.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::AlreadyAssigned,
+            }),
+        );
+        assert_eq!(rejection(&taken).reason, RejectReason::AlreadyAssigned);
+        assert_eq!(sent(&taken), ["issuance.rejected.v1"], "nothing to release");
+
+        let s2 = run.step(
+            Some(&s1.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::Reserved,
+            }),
+        );
+        let mismatch = run.step(
+            Some(&s2.state),
+            Input::Reconciled(Reconciled {
+                reconciliation_id: "r".into(),
+                result: ReconcileResult::Mismatch {
+                    fields: vec!["surname".into()],
+                },
+                checked_on: run.now.date_naive(),
+            }),
+        );
+        assert_eq!(sent(&mismatch), ["issuance.rejected.v1", "registry.release.v1"]);
+        let r = rejection(&mismatch);
+        assert_eq!(r.reason, RejectReason::MvdMismatch);
+        assert_eq!(r.fields[0].field, "person.surname");
+    }
+
+    #[test]
+    fn wrong_codes_are_counted_and_the_last_one_rejects() {
+        let mut run = Run::new();
+        let mut state = run.step(None, Input::Apply(application())).state;
+        state = run
+            .step(Some(&state), Input::Reserved(Reserved { outcome: ReserveOutcome::Reserved }))
+            .state;
+        state = run
+            .step(
+                Some(&state),
+                Input::Reconciled(Reconciled {
+                    reconciliation_id: "r".into(),
+                    result: ReconcileResult::Match,
+                    checked_on: run.now.date_naive(),
+                }),
+            )
+            .state;
+        state = run
+            .step(
+                Some(&state),
+                Input::Subscriber(SubscriberChecked {
+                    status: SubscriberStatus::Active,
+                    operator: Some(Operator::Mts),
+                }),
+            )
+            .state;
+        let wrong = || {
+            Input::Confirm(ConfirmPhone {
+                desk_id: "minsk-1".into(),
+                application_number: "A-1".into(),
+                code: "not-it".into(),
+            })
+        };
+        let first = run.step(Some(&state), wrong());
+        assert_eq!(sent(&first), ["issuance.phone_code_wrong.v1"]);
+        let second = run.step(Some(&first.state), wrong());
+        let third = run.step(Some(&second.state), wrong());
+        let r = rejection(&third);
+        assert_eq!((r.reason, r.detail.as_deref()), (RejectReason::PhoneNotConfirmed, Some("too_many_attempts")));
+        assert!(sent(&third).contains(&"registry.release.v1"));
+        assert_eq!(third.cancel_timers, vec![CODE_TIMER.to_string()]);
+
+        let expired = run.step(Some(&state), Input::CodeExpired);
+        let r = rejection(&expired);
+        assert_eq!(r.detail.as_deref(), Some("timed_out"));
+    }
+}
