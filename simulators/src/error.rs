@@ -50,7 +50,9 @@ impl IntoResponse for ApiError {
 /// Parses a JSON request body; anything malformed is `400 invalid_request` naming the problem.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::invalid_request("the request body is empty; JSON expected"));
+        return Err(ApiError::invalid_request(
+            "the request body is empty; JSON expected",
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_request(format!("malformed JSON body: {e}")))

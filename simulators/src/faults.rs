@@ -58,7 +58,11 @@ impl FaultPatch {
         }
         let rates = [
             ("error_rate", self.error_rate, &mut settings.error_rate),
-            ("timeout_rate", self.timeout_rate, &mut settings.timeout_rate),
+            (
+                "timeout_rate",
+                self.timeout_rate,
+                &mut settings.timeout_rate,
+            ),
             (
                 "drop_callback_rate",
                 self.drop_callback_rate,
@@ -107,14 +111,16 @@ pub(crate) fn roll(rate: f64) -> bool {
 /// The middleware: on `/api/` paths, waits `latency_ms`, holds a `timeout_rate` share of calls
 /// for [`TIMEOUT_HOLD`] (then answers them normally), and answers an `error_rate` share with
 /// `503 unavailable` without running the handler. Shutdown cuts every wait short with a 503.
-pub(crate) async fn fault_layer(State(ctx): State<SimContext>, req: Request, next: Next) -> Response {
+pub(crate) async fn fault_layer(
+    State(ctx): State<SimContext>,
+    req: Request,
+    next: Next,
+) -> Response {
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
     let faults = ctx.faults.get();
-    if faults.latency_ms > 0
-        && !wait(&ctx, Duration::from_millis(faults.latency_ms)).await
-    {
+    if faults.latency_ms > 0 && !wait(&ctx, Duration::from_millis(faults.latency_ms)).await {
         return unavailable("the simulator is shutting down");
     }
     if roll(faults.timeout_rate) {

@@ -1,7 +1,7 @@
 //! `simulators`: runs the simulated external systems (MVD, A1, MTS, life:)) until Ctrl-C or
 //! SIGTERM, for integrators and for the hub's own tests. The HTTP APIs are in README.md.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
 
@@ -122,6 +122,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

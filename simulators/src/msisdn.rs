@@ -176,9 +176,18 @@ mod tests {
 
     #[test]
     fn ported_unknown_and_special_numbers() {
-        assert_eq!(parse("+375441234577").serving_operator(), Some(Operator::Mts));
-        assert_eq!(parse("+375331234577").serving_operator(), Some(Operator::Life));
-        assert_eq!(parse("+375251234577").serving_operator(), Some(Operator::A1));
+        assert_eq!(
+            parse("+375441234577").serving_operator(),
+            Some(Operator::Mts)
+        );
+        assert_eq!(
+            parse("+375331234577").serving_operator(),
+            Some(Operator::Life)
+        );
+        assert_eq!(
+            parse("+375251234577").serving_operator(),
+            Some(Operator::A1)
+        );
         assert_eq!(parse("+375291230000").serving_operator(), None);
         assert!(parse("+375291239999").is_blocked());
         assert!(parse("+375291238888").never_receives());

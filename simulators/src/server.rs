@@ -35,7 +35,10 @@ pub(crate) fn finish(routes: Router, ctx: SimContext) -> Router {
         .merge(faults::sim_routes(ctx.clone()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
-        .layer(axum::middleware::from_fn_with_state(ctx, faults::fault_layer))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx,
+            faults::fault_layer,
+        ))
 }
 
 /// Serves until `shutdown` is cancelled, then lets the requests in flight finish.

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test]
 async fn error_rate_fails_the_api_but_not_sim() {
     let sims = Sims::all().await;
-    let (status, faults) = sims.put_faults(SimKind::Mts, &json!({"error_rate": 1.0})).await;
+    let (status, faults) = sims
+        .put_faults(SimKind::Mts, &json!({"error_rate": 1.0}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(faults["error_rate"], 1.0);
     assert_eq!(faults["latency_ms"], 0);
@@ -66,12 +68,14 @@ async fn error_rate_fails_the_api_but_not_sim() {
 #[tokio::test]
 async fn a_failed_call_has_no_effect_and_its_key_stays_usable() {
     let sims = Sims::all().await;
-    sims.put_faults(SimKind::A1, &json!({"error_rate": 1.0})).await;
+    sims.put_faults(SimKind::A1, &json!({"error_rate": 1.0}))
+        .await;
     let body = json!({"sender": "E-SERVICES", "to": "+375441234567", "text": "Код: 1"});
     let key = Some("9d7e0a52-2222-4222-8222-222222222222");
     let (status, _) = sims.post(SimKind::A1, "api/v1/messages", key, &body).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    sims.put_faults(SimKind::A1, &json!({"error_rate": 0.0})).await;
+    sims.put_faults(SimKind::A1, &json!({"error_rate": 0.0}))
+        .await;
     let (status, body) = sims.post(SimKind::A1, "api/v1/messages", key, &body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     sims.stop().await;
@@ -91,13 +95,19 @@ async fn latency_delays_the_api_only() {
         .await;
     let api = started.elapsed();
     assert_eq!(status, StatusCode::OK);
-    assert!(api >= Duration::from_millis(400), "the API answered in {api:?}");
+    assert!(
+        api >= Duration::from_millis(400),
+        "the API answered in {api:?}"
+    );
 
     let started = Instant::now();
     let (status, _) = sims.get(SimKind::Life, "sim/health").await;
     let sim = started.elapsed();
     assert_eq!(status, StatusCode::OK);
-    assert!(sim < Duration::from_millis(400), "/sim/ answered in {sim:?}");
+    assert!(
+        sim < Duration::from_millis(400),
+        "/sim/ answered in {sim:?}"
+    );
     sims.stop().await;
 }
 
@@ -121,13 +131,18 @@ async fn a_held_call_times_the_client_out_and_does_not_block_the_stop() {
     // A call still held when the simulators stop does not hold up the stop: it is answered
     // 503 (or its connection closed) at once instead of after 60 s.
     let mvd = sims.running.mvd.as_ref().expect("mvd");
-    let addr = format!("{}:{}", mvd.host_str().expect("a host"), mvd.port().expect("a port"));
+    let addr = format!(
+        "{}:{}",
+        mvd.host_str().expect("a host"),
+        mvd.port().expect("a port")
+    );
     let mut held = std::net::TcpStream::connect(&addr).expect("a connection");
     let request = format!(
         "POST /api/v1/reconciliations HTTP/1.1\r\nHost: {addr}\r\n\
          Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
     );
-    held.write_all(request.as_bytes()).expect("the request is sent");
+    held.write_all(request.as_bytes())
+        .expect("the request is sent");
     // Served after the held connection was accepted: the held request is in the server by now.
     let (status, _) = sims.get(SimKind::Mvd, "sim/health").await;
     assert_eq!(status, StatusCode::OK);
@@ -168,7 +183,13 @@ async fn a_taken_port_names_the_simulator_and_the_way_out() {
         ..SimConfig::ephemeral()
     })
     .await;
-    let taken = first.running.a1.as_ref().expect("a1").port().expect("a port");
+    let taken = first
+        .running
+        .a1
+        .as_ref()
+        .expect("a1")
+        .port()
+        .expect("a port");
     let result = simulators::start(
         SimConfig {
             only: Some(vec![SimKind::Mvd, SimKind::A1]),

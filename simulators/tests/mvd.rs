@@ -81,7 +81,10 @@ async fn the_population_is_deterministic_for_a_seed() {
     assert_eq!(first["total"], 300);
     assert_eq!(first["persons"].as_array().map(Vec::len), Some(20));
     assert_eq!(first, again, "same seed, same persons");
-    assert_ne!(first["persons"], other["persons"], "another seed, other persons");
+    assert_ne!(
+        first["persons"], other["persons"],
+        "another seed, other persons"
+    );
     for sims in [a, b, c] {
         sims.stop().await;
     }
@@ -110,8 +113,14 @@ async fn generated_numbers_have_the_right_check_digits() {
         }
         assert_eq!(person["status"] == "citizen", &number[11..13] == "PB");
     }
-    assert!(flagged > 20, "only {flagged} numbers with a wrong check digit");
-    assert!(new_layout > 1500, "only {new_layout} numbers in the 2012+ layout");
+    assert!(
+        flagged > 20,
+        "only {flagged} numbers with a wrong check digit"
+    );
+    assert!(
+        new_layout > 1500,
+        "only {new_layout} numbers in the 2012+ layout"
+    );
 
     // The filter finds exactly the flagged ones.
     let (_, invalid) = sims
@@ -133,7 +142,10 @@ async fn reconciliation_outcomes() {
 
     // Names compare case-insensitively after trimming.
     let mut request = request_for(&person);
-    let shouted = person["given_name"].as_str().expect("a name").to_uppercase();
+    let shouted = person["given_name"]
+        .as_str()
+        .expect("a name")
+        .to_uppercase();
     request["given_name"] = json!(format!("  {shouted} "));
     let (_, body) = reconcile(&sims, None, &request).await;
     assert_eq!(body["result"], "match", "{body}");

@@ -11,7 +11,8 @@ use simulators::SimKind::{self, A1, Life, Mts};
 const OPERATORS: [SimKind; 3] = [A1, Mts, Life];
 
 async fn subscriber(sims: &Sims, kind: SimKind, msisdn: &str) -> (StatusCode, Value) {
-    sims.get(kind, &format!("api/v1/subscribers/{msisdn}")).await
+    sims.get(kind, &format!("api/v1/subscribers/{msisdn}"))
+        .await
 }
 
 fn message(to: &str, text: &str, callback_url: Option<&str>) -> Value {
@@ -211,7 +212,8 @@ async fn duplicate_and_dropped_reports() {
 
     // Dropped: the report is never sent; the message is still delivered.
     let dropping = Receiver::start(0).await;
-    sims.put_faults(Mts, &json!({"drop_callback_rate": 1.0})).await;
+    sims.put_faults(Mts, &json!({"drop_callback_rate": 1.0}))
+        .await;
     let (_, body) = send(
         &sims,
         Mts,
@@ -242,7 +244,11 @@ async fn the_same_key_sends_once() {
     let message_id = first["message_id"].as_str().expect("an id").to_owned();
     let record = settled(&sims, Mts, &message_id).await;
     assert_eq!(record["report"]["status"], "none");
-    assert_eq!(inbox(&sims, Mts, "%2B375292223344").await.len(), 1, "one SMS only");
+    assert_eq!(
+        inbox(&sims, Mts, "%2B375292223344").await.len(),
+        1,
+        "one SMS only"
+    );
 
     let other = message("+375292223344", "Код: 778", None);
     let (status, body) = send(&sims, Mts, key, &other).await;

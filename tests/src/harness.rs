@@ -228,11 +228,16 @@ impl TestEnv {
         components: Components,
         registrations: Vec<Registration>,
     ) -> RunningHub {
+        self.spawn_plan(components, app::Plan::from(registrations))
+    }
+
+    /// Runs a hub in this process with a whole plan (registrations and background tasks).
+    pub fn spawn_plan(&self, components: Components, plan: app::Plan) -> RunningHub {
         let token = CancellationToken::new();
         let config = self.config.clone();
         let t = token.clone();
         let task =
-            tokio::spawn(async move { app::run(&config, components, registrations, t).await });
+            tokio::spawn(async move { app::run_plan(&config, components, plan, t).await });
         RunningHub { token, task }
     }
 

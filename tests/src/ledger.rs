@@ -301,6 +301,7 @@ mod tests {
             now: chrono::Utc::now(),
             saga_id: Uuid::nil(),
             message: m,
+            seed: [0; 32],
         }
     }
 

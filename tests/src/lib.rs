@@ -3,6 +3,7 @@
 
 pub mod harness;
 pub mod ledger;
+pub mod portal;
 pub mod private_broker;
 pub mod process;
 

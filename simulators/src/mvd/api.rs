@@ -76,7 +76,9 @@ impl ReconciliationRequest {
             ("document.number", &self.document.number),
         ] {
             if value.trim().is_empty() {
-                return Err(ApiError::invalid_request(format!("{name} must not be empty")));
+                return Err(ApiError::invalid_request(format!(
+                    "{name} must not be empty"
+                )));
             }
         }
         Ok(())
@@ -269,7 +271,9 @@ async fn list_population(
         .take(query.limit.min(MAX_PAGE))
         .map(|p| p.to_json(today))
         .collect();
-    Ok(axum::Json(json!({"total": selected.len(), "persons": persons})))
+    Ok(axum::Json(
+        json!({"total": selected.len(), "persons": persons}),
+    ))
 }
 
 async fn get_person(
@@ -323,7 +327,10 @@ mod tests {
 
         let mut request = request_for(person);
         request.surname = format!("  {}  ", person.surname.to_uppercase());
-        assert_eq!(reconcile_person(&population, &request, TODAY), Outcome::Match);
+        assert_eq!(
+            reconcile_person(&population, &request, TODAY),
+            Outcome::Match
+        );
 
         request.given_name = "Никто".into();
         request.birth_date = EARLIER;

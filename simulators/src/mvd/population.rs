@@ -209,15 +209,57 @@ const SURNAMES: &[(&str, &str)] = &[
 ];
 
 const MALE_NAMES: &[&str] = &[
-    "Александр", "Алексей", "Андрей", "Антон", "Артём", "Владимир", "Дмитрий", "Евгений",
-    "Иван", "Игорь", "Кирилл", "Максим", "Михаил", "Николай", "Павел", "Сергей", "Виктор",
-    "Юрий", "Олег", "Денис", "Вадим", "Геннадий", "Степан", "Фёдор",
+    "Александр",
+    "Алексей",
+    "Андрей",
+    "Антон",
+    "Артём",
+    "Владимир",
+    "Дмитрий",
+    "Евгений",
+    "Иван",
+    "Игорь",
+    "Кирилл",
+    "Максим",
+    "Михаил",
+    "Николай",
+    "Павел",
+    "Сергей",
+    "Виктор",
+    "Юрий",
+    "Олег",
+    "Денис",
+    "Вадим",
+    "Геннадий",
+    "Степан",
+    "Фёдор",
 ];
 
 const FEMALE_NAMES: &[&str] = &[
-    "Анна", "Алина", "Валентина", "Вероника", "Виктория", "Галина", "Дарья", "Екатерина",
-    "Елена", "Ирина", "Ксения", "Людмила", "Марина", "Мария", "Наталья", "Ольга", "Светлана",
-    "Татьяна", "Юлия", "Янина", "Оксана", "Алеся", "Полина", "Кристина",
+    "Анна",
+    "Алина",
+    "Валентина",
+    "Вероника",
+    "Виктория",
+    "Галина",
+    "Дарья",
+    "Екатерина",
+    "Елена",
+    "Ирина",
+    "Ксения",
+    "Людмила",
+    "Марина",
+    "Мария",
+    "Наталья",
+    "Ольга",
+    "Светлана",
+    "Татьяна",
+    "Юлия",
+    "Янина",
+    "Оксана",
+    "Алеся",
+    "Полина",
+    "Кристина",
 ];
 
 /// Patronymics as (masculine, feminine).
@@ -250,7 +292,17 @@ const PATRONYMICS: &[(&str, &str)] = &[
 
 /// Foreigners' surnames (the same for men and women), written in Cyrillic as a registry would.
 const FOREIGN_SURNAMES: &[&str] = &[
-    "Ли", "Ван", "Чжан", "Лю", "Новак", "Мюллер", "Шмидт", "Нгуен", "Озтюрк", "Коэн", "Мартинес",
+    "Ли",
+    "Ван",
+    "Чжан",
+    "Лю",
+    "Новак",
+    "Мюллер",
+    "Шмидт",
+    "Нгуен",
+    "Озтюрк",
+    "Коэн",
+    "Мартинес",
 ];
 
 const FOREIGN_MALE_NAMES: &[&str] = &["Вэй", "Мин", "Томаш", "Ахмед", "Али", "Йонас", "Кемаль"];
@@ -323,7 +375,11 @@ fn person(
     let foreign_names = status != Status::Citizen && rng.random_bool(0.5);
     let (surname, given_name, patronymic) = if foreign_names {
         let surname = *pick(rng, FOREIGN_SURNAMES);
-        let names = if female { FOREIGN_FEMALE_NAMES } else { FOREIGN_MALE_NAMES };
+        let names = if female {
+            FOREIGN_FEMALE_NAMES
+        } else {
+            FOREIGN_MALE_NAMES
+        };
         (surname.to_owned(), pick(rng, names).to_string(), None)
     } else {
         let surname = gendered(*pick(rng, SURNAMES), female);
@@ -332,14 +388,16 @@ fn person(
         let patronymic = gendered(*pick(rng, PATRONYMICS), female);
         (surname.to_owned(), given, Some(patronymic.to_owned()))
     };
-    let previous_surname = rng.random_bool(0.03).then(|| loop {
-        let candidate = if foreign_names {
-            *pick(rng, FOREIGN_SURNAMES)
-        } else {
-            gendered(*pick(rng, SURNAMES), female)
-        };
-        if candidate != surname {
-            break candidate.to_owned();
+    let previous_surname = rng.random_bool(0.03).then(|| {
+        loop {
+            let candidate = if foreign_names {
+                *pick(rng, FOREIGN_SURNAMES)
+            } else {
+                gendered(*pick(rng, SURNAMES), female)
+            };
+            if candidate != surname {
+                break candidate.to_owned();
+            }
         }
     });
 
@@ -477,9 +535,15 @@ mod tests {
         let persons = population.persons();
         let mut unique = HashSet::new();
         for p in persons {
-            assert!(unique.insert(p.identification_number.clone()), "duplicate number");
+            assert!(
+                unique.insert(p.identification_number.clone()),
+                "duplicate number"
+            );
             assert_eq!(p.identification_number.len(), 14);
-            assert_eq!(idnumber::verifies(&p.identification_number), p.check_digit_valid);
+            assert_eq!(
+                idnumber::verifies(&p.identification_number),
+                p.check_digit_valid
+            );
             if p.identification_number.starts_with('7') {
                 assert!(p.check_digit_valid, "{}", p.identification_number);
             }
@@ -522,7 +586,10 @@ mod tests {
         assert!((60..=250).contains(&renamed), "{renamed} renamed");
         let mut documents = HashSet::new();
         for p in persons {
-            assert!(documents.insert(p.document.number.clone()), "duplicate document");
+            assert!(
+                documents.insert(p.document.number.clone()),
+                "duplicate document"
+            );
             assert_eq!(p.document.number.len(), 9);
             assert!(p.birth_date >= EARLIEST_BIRTH && p.birth_date <= LATEST_BIRTH);
             assert!(p.document.issued_on >= add_years(p.birth_date, FIRST_DOCUMENT_AGE));

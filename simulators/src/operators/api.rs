@@ -197,7 +197,11 @@ async fn subscriber(
     if !ours {
         return Err(not_our_subscriber());
     }
-    let status = if number.is_blocked() { "blocked" } else { "active" };
+    let status = if number.is_blocked() {
+        "blocked"
+    } else {
+        "active"
+    };
     Ok(axum::Json(json!({
         "msisdn": number.as_str(),
         "operator": state.operator.id(),
@@ -215,10 +219,16 @@ struct SendRequest {
     callback_url: Option<String>,
 }
 
-async fn send(State(state): State<Arc<OperatorState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn send(
+    State(state): State<Arc<OperatorState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     state
         .idempotency
-        .run(&headers, "POST /api/v1/messages", &body, || accept(&state, &body))
+        .run(&headers, "POST /api/v1/messages", &body, || {
+            accept(&state, &body)
+        })
 }
 
 /// Validates and accepts a message, and starts its delivery.

@@ -73,7 +73,11 @@ pub(super) async fn deliver(state: Arc<OperatorState>, message_id: String) {
         tracing::info!(simulator = %state.ctx.kind, %message_id, "delivery report dropped (fault)");
         return;
     }
-    let copies = if roll(faults.duplicate_callback_rate) { 2 } else { 1 };
+    let copies = if roll(faults.duplicate_callback_rate) {
+        2
+    } else {
+        1
+    };
     for _ in 0..copies {
         let outcome = send_report(&state, &message_id, &callback_url, &report).await;
         state.update(&message_id, |r| match outcome {

@@ -1,0 +1,338 @@
+//! The whole portal in one test: a [`TestEnv`], every simulator on free ports, and the hub's own
+//! plan (issuance saga, registry, MVD and SMS workers, callback listener) pointed at them. The
+//! test plays the desk: it sends applications on the bus, reads the events the hub sends back,
+//! and reads the person's phone from the operator's inbox.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine;
+use contracts::Message;
+use contracts::issuance::{
+    Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentityDocument,
+};
+use contracts::person::{Msisdn, Operator, PersonStatus};
+use hub::app::Components;
+use hub::config::IntegrationConfig;
+use serde::Deserialize;
+use simulators::{RunningSims, SimConfig, SimKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::{Observed, Observer};
+use crate::{RunningHub, TestEnv, wait_until};
+
+/// How long a test waits for a journey step.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A person of the simulated MVD registry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Person {
+    /// Identification number.
+    pub identification_number: String,
+    /// Surname (the current one).
+    pub surname: String,
+    /// Given name.
+    pub given_name: String,
+    /// Patronymic.
+    pub patronymic: Option<String>,
+    /// Birth date.
+    pub birth_date: chrono::NaiveDate,
+    /// The document.
+    pub document: SimDocument,
+    /// Citizen, foreign citizen, stateless.
+    pub status: PersonStatus,
+    /// `valid`, `expired`, `lost`.
+    pub document_status: String,
+    /// The surname before a change, if any.
+    pub previous_surname: Option<String>,
+    /// Whether the identification number's check digit verifies.
+    pub check_digit_valid: bool,
+}
+
+/// A document as the simulator lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SimDocument {
+    /// Kind.
+    pub kind: DocumentKind,
+    /// Number.
+    pub number: String,
+    /// Issued.
+    pub issued_on: chrono::NaiveDate,
+    /// Expires.
+    pub expires_on: chrono::NaiveDate,
+}
+
+impl Person {
+    /// An application of this person with `phone`, as desk `desk` would send it.
+    pub fn application(&self, number: &str, phone: &str) -> ApplyForIdentifier {
+        ApplyForIdentifier {
+            application: Application {
+                number: number.into(),
+                date: chrono::Utc::now().date_naive(),
+                desk_id: DESK.into(),
+                worker_id: "worker-1".into(),
+            },
+            person: Applicant {
+                identification_number: self.identification_number.clone(),
+                surname: self.surname.clone(),
+                given_name: self.given_name.clone(),
+                patronymic: self.patronymic.clone(),
+                birth_date: self.birth_date,
+                status: self.status,
+            },
+            document: IdentityDocument {
+                kind: self.document.kind,
+                number: self.document.number.clone(),
+                issued_on: self.document.issued_on,
+                expires_on: self.document.expires_on,
+            },
+            phone: phone.into(),
+            consent_to_mvd_check: true,
+        }
+    }
+}
+
+/// The desk every test application comes from.
+pub const DESK: &str = "minsk-desk-1";
+
+/// The n-th test phone: an A1 number that is not ported, unknown, blocked or failing.
+pub fn phone(n: u32) -> String {
+    format!("+37544{:03}1234", n % 1000)
+}
+
+/// The portal under test.
+#[derive(Debug)]
+pub struct Portal {
+    /// The namespace and database.
+    pub env: TestEnv,
+    /// The simulators.
+    pub sims: RunningSims,
+    /// The hub's integration settings (simulator URLs, sealing key, timings).
+    pub integrations: IntegrationConfig,
+    hub: Option<RunningHub>,
+    sims_token: CancellationToken,
+    http: reqwest::Client,
+    desk: Observer,
+    seen: Mutex<Vec<Observed>>,
+}
+
+impl Portal {
+    /// Starts everything with the default settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything, letting the test adjust the hub's integration settings first.
+    pub async fn start_with(adjust: impl FnOnce(&mut IntegrationConfig)) -> Self {
+        let env = TestEnv::new().await;
+        let sims_token = CancellationToken::new();
+        let sims = simulators::start(
+            SimConfig {
+                population: 500,
+                ..SimConfig::ephemeral()
+            },
+            sims_token.clone(),
+        )
+        .await
+        .expect("simulators start");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let url = |k: SimKind| sims.operator_url(k).cloned().expect("simulator URL");
+        let mut integrations = IntegrationConfig {
+            mvd_url: url(SimKind::Mvd),
+            sms_a1_url: url(SimKind::A1),
+            sms_mts_url: url(SimKind::Mts),
+            sms_life_url: url(SimKind::Life),
+            sms_sender: "E-SERVICES".into(),
+            http_timeout: Duration::from_secs(2),
+            http_addr: format!("127.0.0.1:{port}").parse().expect("address"),
+            callback_url: format!("http://127.0.0.1:{port}/").parse().expect("URL"),
+            seal_key: Some(format!(
+                "t1:{}",
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            )),
+            phone_code_ttl: Duration::from_secs(60),
+            phone_code_attempts: 3,
+            temp_password_ttl: Duration::from_secs(72 * 3600),
+        };
+        adjust(&mut integrations);
+        let plan = hub::services::plan(&integrations).expect("the hub's plan");
+        let queues: Vec<_> = plan.registrations.iter().map(|r| r.queue.clone()).collect();
+        env.declare(queues).await;
+        let desk = env
+            .observe(
+                "desk",
+                &["issuance.#".to_string()],
+            )
+            .await;
+        let hub = env.spawn_plan(Components::ALL, plan);
+        Self {
+            env,
+            sims,
+            integrations,
+            hub: Some(hub),
+            sims_token,
+            http: reqwest::Client::new(),
+            desk,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The registry's population (the first `limit` persons).
+    pub async fn population(&self, limit: usize) -> Vec<Person> {
+        #[derive(Deserialize)]
+        struct Page {
+            persons: Vec<Person>,
+        }
+        let url = self
+            .sims
+            .mvd
+            .as_ref()
+            .expect("mvd")
+            .join(&format!("sim/population?offset=0&limit={limit}"))
+            .expect("url");
+        let page: Page = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("population")
+            .json()
+            .await
+            .expect("population JSON");
+        page.persons
+    }
+
+    /// Persons with a valid document, no surname change, and a verifying check digit.
+    pub async fn good_persons(&self) -> Vec<Person> {
+        let today = chrono::Utc::now().date_naive();
+        self.population(500)
+            .await
+            .into_iter()
+            .filter(|p| {
+                p.document_status == "valid"
+                    && p.previous_surname.is_none()
+                    && p.check_digit_valid
+                    && p.document.expires_on > today
+                    && p.birth_date < today - chrono::Days::new(15 * 366)
+            })
+            .collect()
+    }
+
+    /// Sends an application; returns its number.
+    pub async fn apply(&self, application: &ApplyForIdentifier) {
+        self.env.send(application).await;
+    }
+
+    /// Sends a phone code for application `number`.
+    pub async fn confirm(&self, number: &str, code: &str) {
+        self.env
+            .send(&ConfirmPhone {
+                desk_id: DESK.into(),
+                application_number: number.into(),
+                code: code.into(),
+            })
+            .await;
+    }
+
+    /// Waits for the desk to receive an event of type `M` about application `number`.
+    pub async fn event<M: Message>(&self, number: &str) -> M {
+        let wanted = M::TYPE.to_string();
+        let observed = wait_until(WAIT, &format!("{wanted} for application {number}"), || async {
+            while let Some(m) = self.desk.get().await {
+                self.seen.lock().expect("lock").push(m);
+            }
+            let seen = self.seen.lock().expect("lock");
+            seen.iter()
+                .find(|m| {
+                    m.metadata.message_type == wanted
+                        && (m.body["application_number"] == number
+                            || m.body["notice"]["application"]["number"] == number)
+                })
+                .cloned()
+        })
+        .await;
+        serde_json::from_value(observed.body).expect("event body")
+    }
+
+    /// The texts the phone received so far (oldest first).
+    pub async fn phone_texts(&self, phone: &str) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct Inbox {
+            messages: Vec<InboxMessage>,
+        }
+        #[derive(Deserialize)]
+        struct InboxMessage {
+            text: String,
+        }
+        let msisdn = Msisdn::parse(phone).expect("test phone");
+        let kind = match msisdn.operator_by_prefix() {
+            Operator::A1 => SimKind::A1,
+            Operator::Mts => SimKind::Mts,
+            Operator::Life => SimKind::Life,
+        };
+        let url = self
+            .sims
+            .operator_url(kind)
+            .expect("operator")
+            .join(&format!("sim/inbox/{}", msisdn.as_str().trim_start_matches('+')))
+            .expect("url");
+        let inbox: Inbox = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("inbox")
+            .json()
+            .await
+            .expect("inbox JSON");
+        inbox.messages.into_iter().map(|m| m.text).collect()
+    }
+
+    /// Waits for the n-th (1-based) SMS on `phone` and returns its text.
+    pub async fn nth_text(&self, phone: &str, n: usize) -> String {
+        wait_until(WAIT, &format!("SMS number {n} on the phone"), || async {
+            self.phone_texts(phone).await.into_iter().nth(n - 1)
+        })
+        .await
+    }
+
+    /// Sets faults on a simulator (`{"error_rate": 1.0}`).
+    pub async fn faults(&self, kind: SimKind, faults: serde_json::Value) {
+        let url = self
+            .sims
+            .operator_url(kind)
+            .expect("simulator")
+            .join("sim/faults")
+            .expect("url");
+        let r = self.http.put(url).json(&faults).send().await.expect("faults");
+        assert!(r.status().is_success(), "faults set: {}", r.status());
+    }
+
+    /// Stops the hub (draining) and the simulators.
+    pub async fn stop(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.stop().await;
+        }
+        self.sims_token.cancel();
+    }
+}
+
+/// The six-digit code in an SMS text.
+pub fn code_in(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .expect("a six-digit code in the SMS")
+        .to_owned()
+}
+
+/// The temporary password in an SMS text.
+pub fn password_in(text: &str) -> String {
+    text.split("пароль: ")
+        .nth(1)
+        .and_then(|rest| rest.split('.').next())
+        .expect("a temporary password in the SMS")
+        .to_owned()
+}
