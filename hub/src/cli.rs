@@ -44,6 +44,21 @@ enum Command {
         #[arg(long, value_delimiter = ',', value_enum)]
         only: Vec<Component>,
     },
+    /// Run the whole portal on this machine: every simulator and the hub, playing desks and
+    /// citizens through identifier issuance; print what happened. Exit 0 when every outcome was
+    /// the expected one, 1 otherwise.
+    #[command(after_help = "Examples:\n  hub demo\n  hub demo --applications 200 --json")]
+    Demo {
+        /// How many applications to play (8 of them break a rule on purpose).
+        #[arg(long, default_value_t = 40)]
+        applications: usize,
+        /// Seed of the simulated population.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create the database if needed and apply the migrations, then exit.
     #[command(
         after_help = "Example:\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/hub hub migrate"
@@ -137,6 +152,26 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             app::run_plan(&config, components, build(&integrations)?, shutdown).await
+        }
+        Command::Demo {
+            applications,
+            seed,
+            json,
+        } => {
+            let report = crate::demo::run(&config, applications, seed).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", crate::demo::table(&report));
+            }
+            if !report.unexpected.is_empty() {
+                anyhow::bail!(
+                    "{} of {} applications did not end as expected",
+                    report.unexpected.len(),
+                    report.started
+                );
+            }
+            Ok(())
         }
         Command::Migrate => {
             let pool = store::connect(&config.database_url, 1).await?;

@@ -7,6 +7,7 @@ pub mod app;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod registry;

@@ -1,0 +1,648 @@
+//! `hub demo`: the whole portal on one machine. Starts every simulator and the hub (in this
+//! process, against the local RabbitMQ and PostgreSQL, in a namespace and database of its own),
+//! then plays issuance desks and citizens through a number of applications — most succeed, some
+//! break each rule on purpose — reading codes and passwords from the simulated phones, and prints
+//! what happened. Exits 0 only when every outcome is the expected one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contracts::issuance::{
+    Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
+    IdentifierIssued, IdentityDocument, PhoneCodeSent, RejectReason,
+};
+use contracts::person::PersonStatus;
+use contracts::{Message, Metadata, Namespace, QueueSpec};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use serde::{Deserialize, Serialize};
+use simulators::{SimConfig, SimKind};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, Components};
+use crate::broker::{self, Broker, Envelope, Publisher, decode_properties};
+use crate::config::{HubConfig, IntegrationConfig};
+
+const DESK: &str = "demo-desk";
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What one application is meant to come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Expect {
+    Issued,
+    Rejected(RejectReasonKey),
+}
+
+/// `RejectReason` with an order, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+struct RejectReasonKey(&'static str);
+
+impl From<RejectReason> for RejectReasonKey {
+    fn from(r: RejectReason) -> Self {
+        RejectReasonKey(r.as_str())
+    }
+}
+
+/// The demo's report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Applications started.
+    pub started: usize,
+    /// Identifiers issued.
+    pub issued: usize,
+    /// Rejections by reason.
+    pub rejected: BTreeMap<String, usize>,
+    /// Outcomes that were not the expected one.
+    pub unexpected: Vec<String>,
+    /// Median time from application to the final answer, ms.
+    pub p50_ms: u64,
+    /// 99th percentile of the same, ms.
+    pub p99_ms: u64,
+    /// Wall time of the whole run, ms.
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Person {
+    identification_number: String,
+    surname: String,
+    given_name: String,
+    patronymic: Option<String>,
+    birth_date: chrono::NaiveDate,
+    document: SimDocument,
+    status: PersonStatus,
+    document_status: String,
+    previous_surname: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct SimDocument {
+    kind: DocumentKind,
+    number: String,
+    issued_on: chrono::NaiveDate,
+    expires_on: chrono::NaiveDate,
+}
+
+/// Events the desk received, by application number.
+#[derive(Debug, Default)]
+struct Desk {
+    events: Mutex<HashMap<String, Vec<(String, serde_json::Value)>>>,
+    changed: Notify,
+}
+
+impl Desk {
+    async fn wait<M: Message>(&self, number: &str) -> anyhow::Result<M> {
+        let wanted = M::TYPE.to_string();
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(body) = self
+                .events
+                .lock()
+                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
+                .get(number)
+                .and_then(|evs| evs.iter().find(|(t, _)| *t == wanted).map(|(_, b)| b.clone()))
+            {
+                return Ok(serde_json::from_value(body)?);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("application {number}: no {wanted} within {STEP_TIMEOUT:?}");
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    /// The final answer: issued or rejected.
+    async fn outcome(&self, number: &str) -> anyhow::Result<Expect> {
+        let issued = IdentifierIssued::TYPE.to_string();
+        let rejected = ApplicationRejected::TYPE.to_string();
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            let found = self
+                .events
+                .lock()
+                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
+                .get(number)
+                .and_then(|evs| {
+                    evs.iter().find_map(|(t, b)| {
+                        if *t == issued {
+                            Some(Ok(Expect::Issued))
+                        } else if *t == rejected {
+                            Some(
+                                serde_json::from_value::<ApplicationRejected>(b.clone())
+                                    .map(|r| Expect::Rejected(r.reason.into())),
+                            )
+                        } else {
+                            None
+                        }
+                    })
+                });
+            if let Some(r) = found {
+                return Ok(r?);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("application {number}: no final answer within {STEP_TIMEOUT:?}");
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+/// Runs the demo with `applications` applications; returns the report.
+pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::Result<Report> {
+    let started_at = Instant::now();
+    let token = CancellationToken::new();
+    let sims = simulators::start(
+        SimConfig {
+            seed,
+            population: (applications * 3).max(200),
+            ..SimConfig::ephemeral()
+        },
+        token.clone(),
+    )
+    .await?;
+    let url = |k: SimKind| {
+        sims.operator_url(k)
+            .cloned()
+            .context("a simulator did not start")
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut db_url = url::Url::parse(&config.database_url).context("DATABASE_URL")?;
+    db_url.set_path(&format!("hub_demo_{suffix}"));
+    let hub_config = HubConfig {
+        namespace: Namespace::new(format!("demo-{suffix}"))?,
+        database_url: db_url.to_string(),
+        poll_interval: Duration::from_millis(200),
+        ..config.clone()
+    };
+    let integrations = IntegrationConfig {
+        mvd_url: url(SimKind::Mvd)?,
+        sms_a1_url: url(SimKind::A1)?,
+        sms_mts_url: url(SimKind::Mts)?,
+        sms_life_url: url(SimKind::Life)?,
+        sms_sender: "E-SERVICES".into(),
+        http_timeout: Duration::from_secs(5),
+        http_addr: format!("127.0.0.1:{port}").parse()?,
+        callback_url: format!("http://127.0.0.1:{port}/").parse()?,
+        seal_key: None,
+        phone_code_ttl: Duration::from_secs(120),
+        phone_code_attempts: 3,
+        temp_password_ttl: Duration::from_secs(72 * 3600),
+    };
+    let plan = crate::services::plan(&integrations)?;
+    let queues: Vec<QueueSpec> = plan.registrations.iter().map(|r| r.queue.clone()).collect();
+    let topology = app::topology(&hub_config, queues)?;
+
+    // The desk's connection: it sends applications and listens to what comes back.
+    let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;
+    let channel = broker
+        .channel(&token)
+        .await
+        .context("broker connection closed")?;
+    broker::declare(&channel, &topology, hub_config.delivery_limit).await?;
+    let desk_queue = format!("{}.demo-desk", hub_config.namespace);
+    channel
+        .queue_declare(
+            desk_queue.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            desk_queue.as_str().into(),
+            topology.bus_exchange().into(),
+            "issuance.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let desk = Arc::new(Desk::default());
+    let mut consumer = channel
+        .basic_consume(
+            desk_queue.as_str().into(),
+            "demo-desk".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let listener = {
+        let desk = desk.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(d)) = consumer.next().await {
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                let (Ok(meta), Ok(body)) = (
+                    decode_properties(&d.properties),
+                    serde_json::from_slice::<serde_json::Value>(&d.data),
+                ) else {
+                    continue;
+                };
+                let number = body["application_number"]
+                    .as_str()
+                    .or_else(|| body["notice"]["application"]["number"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Ok(mut events) = desk.events.lock() {
+                    events.entry(number).or_default().push((meta.message_type, body));
+                }
+                desk.changed.notify_waiters();
+            }
+        })
+    };
+    let publisher = Arc::new(Publisher::new(broker.clone(), token.clone()));
+
+    let hub_token = CancellationToken::new();
+    let hub = {
+        let cfg = hub_config.clone();
+        let t = hub_token.clone();
+        tokio::spawn(async move { app::run_plan(&cfg, Components::ALL, plan, t).await })
+    };
+
+    let http = reqwest::Client::new();
+    let mvd = url(SimKind::Mvd)?;
+    #[derive(Deserialize)]
+    struct Page {
+        persons: Vec<Person>,
+    }
+    let population: Page = http
+        .get(mvd.join(&format!("sim/population?offset=0&limit={}", (applications * 3).max(200)))?)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let scenarios = scenarios(&population.persons, applications);
+    let ctx = Arc::new(Play {
+        publisher,
+        bus: topology.bus_exchange(),
+        desk,
+        http,
+        a1: url(SimKind::A1)?,
+    });
+    let progress = Progress::new(scenarios.len());
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = Vec::new();
+    // Scenarios that depend on an earlier issue (the same person or phone again) go after it.
+    let (first, second): (Vec<_>, Vec<_>) = scenarios.into_iter().partition(|s| !s.after_others);
+    let mut results = Vec::new();
+    for batch in [first, second] {
+        for s in batch {
+            let ctx = ctx.clone();
+            let permit = semaphore.clone();
+            let progress = progress.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit.acquire_owned().await;
+                let r = ctx.play(&s).await;
+                progress.tick();
+                (s, r)
+            }));
+        }
+        for t in tasks.drain(..) {
+            results.push(t.await?);
+        }
+    }
+    progress.finish();
+
+    let mut report = Report {
+        started: results.len(),
+        issued: 0,
+        rejected: BTreeMap::new(),
+        unexpected: Vec::new(),
+        p50_ms: 0,
+        p99_ms: 0,
+        total_ms: 0,
+    };
+    let mut times: Vec<u64> = Vec::new();
+    for (s, r) in &results {
+        match r {
+            Ok((outcome, took)) => {
+                times.push(took.as_millis() as u64);
+                match outcome {
+                    Expect::Issued => report.issued += 1,
+                    Expect::Rejected(reason) => {
+                        *report.rejected.entry(reason.0.to_owned()).or_default() += 1;
+                    }
+                }
+                if *outcome != s.expect {
+                    report.unexpected.push(format!(
+                        "{}: expected {:?}, got {:?}",
+                        s.number, s.expect, outcome
+                    ));
+                }
+            }
+            Err(e) => report.unexpected.push(format!("{}: {e:#}", s.number)),
+        }
+    }
+    times.sort_unstable();
+    let pct = |p: f64| {
+        times
+            .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0)
+    };
+    report.p50_ms = pct(0.50);
+    report.p99_ms = pct(0.99);
+
+    hub_token.cancel();
+    hub.await??;
+    listener.abort();
+    // Leave nothing behind: the demo's queues, exchanges and database.
+    for d in broker::describe(&topology, hub_config.delivery_limit) {
+        match d {
+            broker::Declaration::Queue { name, .. } => {
+                let _ = channel
+                    .queue_delete(name.into(), QueueDeleteOptions::default())
+                    .await;
+            }
+            broker::Declaration::Exchange { name, .. } => {
+                let _ = channel
+                    .exchange_delete(name.into(), lapin::options::ExchangeDeleteOptions::default())
+                    .await;
+            }
+            broker::Declaration::Binding { .. } => {}
+        }
+    }
+    broker.close().await;
+    token.cancel();
+    sims.stopped().await;
+    drop_database(&config.database_url, &format!("hub_demo_{suffix}")).await;
+    report.total_ms = started_at.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+async fn drop_database(url: &str, name: &str) {
+    let Ok(mut admin) = url::Url::parse(url) else {
+        return;
+    };
+    admin.set_path("postgres");
+    if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
+}
+
+/// One application the demo plays.
+#[derive(Debug, Clone)]
+struct Scenario {
+    number: String,
+    application: ApplyForIdentifier,
+    /// Codes to give (wrong ones to break the rule), or the one from the phone.
+    wrong_codes: u32,
+    expect: Expect,
+    after_others: bool,
+}
+
+fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
+    let today = chrono::Utc::now().date_naive();
+    let good: Vec<&Person> = population
+        .iter()
+        .filter(|p| {
+            p.document_status == "valid"
+                && p.previous_surname.is_none()
+                && p.document.expires_on > today
+                && p.birth_date < today - chrono::Days::new(15 * 366)
+        })
+        .collect();
+    let changed = population.iter().find(|p| p.previous_surname.is_some() && p.document_status == "valid");
+    let lost = population.iter().find(|p| p.document_status == "lost" && p.previous_surname.is_none());
+    let phone = |i: usize| format!("+37544{:03}{:04}", i / 10000 % 1000, 1000 + i % 9000);
+    let mut out = Vec::new();
+    let mut add = |i: usize, p: &Person, phone: String, expect: Expect, tweak: &dyn Fn(&mut ApplyForIdentifier), wrong_codes: u32, after_others: bool| {
+        let number = format!("D-{i:04}");
+        let mut application = apply(p, &number, &phone);
+        tweak(&mut application);
+        out.push(Scenario {
+            number,
+            application,
+            wrong_codes,
+            expect,
+            after_others,
+        });
+    };
+    let rejected = |r: RejectReason| Expect::Rejected(r.into());
+    let special = 8;
+    let happy = n.saturating_sub(special).max(1).min(good.len().saturating_sub(special));
+    for (i, p) in good.iter().take(happy).enumerate() {
+        add(i, p, phone(i), Expect::Issued, &|_| {}, 0, false);
+    }
+    let mut i = happy;
+    let mut next_good = good.iter().skip(happy);
+    if let Some(p) = next_good.next() {
+        add(i, p, phone(i), rejected(RejectReason::InvalidInput), &|a| a.person.identification_number = "12345".into(), 0, false);
+        i += 1;
+    }
+    if let Some(p) = next_good.next() {
+        add(i, p, phone(i), rejected(RejectReason::ConsentMissing), &|a| a.consent_to_mvd_check = false, 0, false);
+        i += 1;
+    }
+    if let Some(p) = next_good.next() {
+        // A number no operator serves.
+        add(i, p, "+375440000000".into(), rejected(RejectReason::PhoneNotMobile), &|_| {}, 0, false);
+        i += 1;
+    }
+    if let Some(p) = next_good.next() {
+        add(i, p, phone(i), rejected(RejectReason::PhoneNotConfirmed), &|_| {}, 3, false);
+        i += 1;
+    }
+    if let Some(p) = changed {
+        let old = p.previous_surname.clone().unwrap_or_default();
+        add(i, p, phone(i), rejected(RejectReason::MvdMismatch), &move |a| a.person.surname = old.clone(), 0, false);
+        i += 1;
+    }
+    if let Some(p) = lost {
+        add(i, p, phone(i), rejected(RejectReason::DocumentInvalid), &|a| {
+            a.document.expires_on = chrono::Utc::now().date_naive() + chrono::Days::new(365);
+        }, 0, false);
+        i += 1;
+    }
+    if let Some(p) = good.first() {
+        // The first person again, with a new phone, once the first issue is done.
+        add(i, p, phone(i), rejected(RejectReason::AlreadyAssigned), &|_| {}, 0, true);
+        i += 1;
+    }
+    if let Some(p) = next_good.next() {
+        // Someone else with the first person's phone.
+        add(i, p, phone(0), rejected(RejectReason::PhoneBound), &|_| {}, 0, true);
+    }
+    out
+}
+
+fn apply(p: &Person, number: &str, phone: &str) -> ApplyForIdentifier {
+    ApplyForIdentifier {
+        application: Application {
+            number: number.into(),
+            date: chrono::Utc::now().date_naive(),
+            desk_id: DESK.into(),
+            worker_id: "worker-1".into(),
+        },
+        person: Applicant {
+            identification_number: p.identification_number.clone(),
+            surname: p.surname.clone(),
+            given_name: p.given_name.clone(),
+            patronymic: p.patronymic.clone(),
+            birth_date: p.birth_date,
+            status: p.status,
+        },
+        document: IdentityDocument {
+            kind: p.document.kind,
+            number: p.document.number.clone(),
+            issued_on: p.document.issued_on,
+            expires_on: p.document.expires_on,
+        },
+        phone: phone.into(),
+        consent_to_mvd_check: true,
+    }
+}
+
+struct Play {
+    publisher: Arc<Publisher>,
+    bus: String,
+    desk: Arc<Desk>,
+    http: reqwest::Client,
+    a1: url::Url,
+}
+
+impl Play {
+    async fn send<M: Message>(&self, m: &M) -> anyhow::Result<()> {
+        let envelope = Envelope {
+            exchange: self.bus.clone(),
+            routing_key: M::TYPE.to_string(),
+            metadata: Metadata::new(M::TYPE.to_string(), "demo-desk"),
+            body: contracts::encode(m)?,
+        };
+        self.publisher.publish(&envelope).await?;
+        Ok(())
+    }
+
+    async fn play(&self, s: &Scenario) -> anyhow::Result<(Expect, Duration)> {
+        let started = Instant::now();
+        self.send(&s.application).await?;
+        if s.expect == Expect::Issued || s.wrong_codes > 0 {
+            let _: PhoneCodeSent = self.desk.wait(&s.number).await?;
+            let code = if s.wrong_codes > 0 {
+                None
+            } else {
+                Some(self.code_from_phone(&s.application.phone).await?)
+            };
+            let tries = s.wrong_codes.max(1);
+            for i in 0..tries {
+                let code = code.clone().unwrap_or_else(|| format!("wrong-{i}"));
+                self.send(&ConfirmPhone {
+                    desk_id: DESK.into(),
+                    application_number: s.number.clone(),
+                    code,
+                })
+                .await?;
+            }
+        }
+        let outcome = self.desk.outcome(&s.number).await?;
+        Ok((outcome, started.elapsed()))
+    }
+
+    /// Reads the code from the phone's inbox, as the person would from the screen.
+    async fn code_from_phone(&self, phone: &str) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct Inbox {
+            messages: Vec<Text>,
+        }
+        #[derive(Deserialize)]
+        struct Text {
+            text: String,
+        }
+        let url = self
+            .a1
+            .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let inbox: Inbox = self.http.get(url.clone()).send().await?.json().await?;
+            if let Some(code) = inbox.messages.first().and_then(|m| {
+                m.text
+                    .split(|c: char| !c.is_ascii_digit())
+                    .find(|run| run.len() == 6)
+                    .map(str::to_owned)
+            }) {
+                return Ok(code);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("no SMS code reached the phone within {STEP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A one-line progress counter on stderr, when stderr is a terminal.
+#[derive(Debug, Clone)]
+struct Progress {
+    total: usize,
+    done: Arc<std::sync::atomic::AtomicUsize>,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total,
+            done: Arc::default(),
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn tick(&self) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if self.enabled {
+            eprint!("\rapplications: {done}/{}", self.total);
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
+}
+
+/// The report as an aligned table.
+pub fn table(r: &Report) -> String {
+    let mut rows: Vec<(String, String)> = vec![
+        ("applications started".into(), r.started.to_string()),
+        ("identifiers issued".into(), r.issued.to_string()),
+    ];
+    for (reason, n) in &r.rejected {
+        rows.push((format!("rejected: {reason}"), n.to_string()));
+    }
+    rows.push(("saga time p50".into(), format!("{} ms", r.p50_ms)));
+    rows.push(("saga time p99".into(), format!("{} ms", r.p99_ms)));
+    rows.push(("total time".into(), format!("{} ms", r.total_ms)));
+    rows.push((
+        "unexpected outcomes".into(),
+        r.unexpected.len().to_string(),
+    ));
+    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        out.push_str(&format!("{k:<w$}  {v:>8}\n"));
+    }
+    for u in &r.unexpected {
+        out.push_str(&format!("  ! {u}\n"));
+    }
+    out
+}
