@@ -5,15 +5,13 @@
 //! its status, and the saga's inbox drops the second copy.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::sms::{DeliveryReported, SmsPurpose};
-use contracts::{Message, Metadata, Topology};
+use contracts::{Message, Metadata};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -24,7 +22,6 @@ use crate::store::outbox;
 #[derive(Debug, Clone)]
 struct AppState {
     pool: PgPool,
-    topology: Arc<Topology>,
     app_id: String,
 }
 
@@ -32,7 +29,6 @@ struct AppState {
 pub async fn serve(
     addr: SocketAddr,
     pool: PgPool,
-    topology: Arc<Topology>,
     app_id: String,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -42,11 +38,7 @@ pub async fn serve(
         )
     })?;
     tracing::info!(%addr, "listening for callbacks");
-    let app = router(AppState {
-        pool,
-        topology,
-        app_id,
-    });
+    let app = router(AppState { pool, app_id });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
@@ -97,6 +89,10 @@ async fn record(
     let Some((purpose, correlation_id, reply_to)) = row else {
         return Ok(false);
     };
+    let Some(reply_to) = reply_to else {
+        // Nobody waits for this SMS's fate (a detached notification): accept and forget.
+        return Ok(true);
+    };
     let purpose: SmsPurpose = match serde_json::from_value(serde_json::Value::String(purpose)) {
         Ok(p) => p,
         Err(_) => return Ok(false),
@@ -113,10 +109,7 @@ async fn record(
             format!("sms-report/{}/{}", report.provider_message_id, report.delivered).as_bytes(),
         ));
     metadata.correlation_id = correlation_id;
-    let (exchange, routing_key) = match reply_to {
-        Some(queue) => (String::new(), queue),
-        None => (state.topology.bus_exchange(), DeliveryReported::TYPE.to_string()),
-    };
+    let (exchange, routing_key) = (String::new(), reply_to);
     let body = contracts::encode(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     outbox::insert(
         &mut tx,

@@ -90,7 +90,6 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         Box::pin(crate::http::serve(
             addr,
             ctx.pool.clone(),
-            ctx.topology.clone(),
             ctx.app_id.clone(),
             shutdown,
         ))

@@ -122,6 +122,9 @@ pub struct Command {
     pub body: Vec<u8>,
     /// When set, the message goes to this queue through the default exchange (a reply).
     pub reply_to: Option<String>,
+    /// Nobody waits for an answer to it (a notification SMS sent by a service on a person's
+    /// request): it carries no `reply_to`, and its answers are not sent anywhere.
+    pub detached: bool,
 }
 
 impl Command {
@@ -132,7 +135,22 @@ impl Command {
             body: contracts::encode(message)
                 .map_err(|e| Failure::permanent(format!("cannot encode {}: {e}", M::TYPE)))?,
             reply_to: None,
+            detached: false,
         })
+    }
+}
+
+impl Command {
+    /// The same command, with no answer expected (see [`Command::detached`]).
+    pub fn detach(mut self) -> Self {
+        self.detached = true;
+        self
+    }
+
+    /// The same command, answering a request whose reply queue is `queue`.
+    pub fn reply_to(mut self, queue: impl Into<String>) -> Self {
+        self.reply_to = Some(queue.into());
+        self
     }
 }
 

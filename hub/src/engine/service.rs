@@ -7,7 +7,8 @@
 //!    message id, which goes along as the idempotency key);
 //! 3. in one transaction: the inbox row, `apply`'s database effects, the answers into the outbox.
 //!
-//! Answers go to the request's `reply_to` queue (the saga that asked), else to the bus.
+//! Answers go to the request's `reply_to` queue (the saga that asked), else to the bus; a
+//! command marked `detached` goes to the bus and expects no answer.
 
 use std::sync::Arc;
 
@@ -104,7 +105,7 @@ impl<S: Service> ServiceRunner<S> {
             .enumerate()
             .map(|(i, c)| {
                 let mut c = c.clone();
-                if c.reply_to.is_none() {
+                if c.reply_to.is_none() && !c.detached {
                     c.reply_to.clone_from(&message.metadata.reply_to);
                 }
                 let slot = format!("{}/out/{i}", self.inbox_key);

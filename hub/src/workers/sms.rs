@@ -130,7 +130,9 @@ impl Service for SmsWorker {
         outcome: SmsOutcome,
     ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
         Box::pin(async move {
-            Ok(vec![match outcome {
+            // Nobody asked for an answer (a detached notification): record, answer nobody.
+            let answer_wanted = message.metadata.reply_to.is_some();
+            let answers = vec![match outcome {
                 SmsOutcome::Checked(c) => Command::new(&c)?,
                 SmsOutcome::NotSent(n) => Command::new(&n)?,
                 SmsOutcome::Sent(s) => {
@@ -149,7 +151,8 @@ impl Service for SmsWorker {
                     .map_err(|e| db_failure(&e))?;
                     Command::new(&s)?
                 }
-            }])
+            }];
+            Ok(if answer_wanted { answers } else { Vec::new() })
         })
     }
 }
