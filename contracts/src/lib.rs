@@ -5,6 +5,7 @@
 //! and headers, derives every exchange, queue and routing-key name from one namespace, and
 //! validates bodies. It does no I/O, so it can be used from any runtime or none.
 
+pub mod account;
 pub mod issuance;
 pub mod message;
 pub mod metadata;

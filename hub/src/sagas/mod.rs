@@ -2,3 +2,4 @@
 //! nothing else.
 
 pub mod issuance;
+pub mod account;

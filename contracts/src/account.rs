@@ -1,0 +1,1 @@
+//! Account lifecycle requests from issuance desks (block, unblock, change of phone).

@@ -1,0 +1,1 @@
+//! Account lifecycle by desk application: block, unblock, change of phone.
