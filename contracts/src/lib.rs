@@ -6,6 +6,7 @@
 //! validates bodies. It does no I/O, so it can be used from any runtime or none.
 
 pub mod account;
+pub mod cabinet;
 pub mod issuance;
 pub mod message;
 pub mod metadata;
@@ -25,7 +26,14 @@ pub use validation::{FieldError, ValidationErrors};
 /// Message types whose bodies carry a secret in the clear (a code a person read out, a password
 /// a person typed). The hub never keeps such a body in a dead letter: it keeps the metadata and
 /// the reason, and replaces the body with a note.
-pub const SENSITIVE_TYPES: &[MessageType] = &[issuance::ConfirmPhone::TYPE];
+pub const SENSITIVE_TYPES: &[MessageType] = &[
+    issuance::ConfirmPhone::TYPE,
+    account::ConfirmNewPhone::TYPE,
+    cabinet::LogIn::TYPE,
+    cabinet::ChangePassword::TYPE,
+    cabinet::CompleteRecovery::TYPE,
+    cabinet::BlockSelf::TYPE,
+];
 
 /// Whether a message of type `message_type` (`name.vN`) carries a secret in its body.
 pub fn is_sensitive(message_type: &str) -> bool {

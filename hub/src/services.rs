@@ -9,6 +9,7 @@ use adapters::sms::{SmsClient, SmsConfig};
 use contracts::person::Operator;
 
 use crate::app::{Background, Plan, Registration};
+use crate::cabinet::{Cabinet, CabinetSettings};
 use crate::config::IntegrationConfig;
 use crate::engine::{SagaEngine, ServiceRunner};
 use crate::registry::{self, Registry};
@@ -38,7 +39,19 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         timeout: config.http_timeout,
     });
     let callback = Some(config.callback_url.clone());
+    let cabinet = Cabinet::new(sealer.clone(), CabinetSettings::default());
     let registrations = vec![
+        Registration {
+            queue: crate::cabinet::queue_spec(),
+            factory: Box::new(move |ctx| {
+                Arc::new(ServiceRunner::new(
+                    cabinet.clone(),
+                    ctx.pool.clone(),
+                    ctx.topology.clone(),
+                    &ctx.app_id,
+                ))
+            }),
+        },
         Registration {
             queue: issuance::queue_spec(),
             factory: Box::new(move |ctx| {

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
-use contracts::Message;
+use contracts::cabinet::{CabinetOutcome, CabinetReply};
+use contracts::{Message, Metadata};
 use contracts::issuance::{
     Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentityDocument,
 };
@@ -114,6 +115,7 @@ pub struct Portal {
     http: reqwest::Client,
     desk: Observer,
     seen: Mutex<Vec<Observed>>,
+    replies: Observer,
 }
 
 impl Portal {
@@ -167,6 +169,8 @@ impl Portal {
                 &["issuance.#".to_string()],
             )
             .await;
+        // The portal's reply queue for cabinet requests: bound to nothing, answers come by name.
+        let replies = env.observe("portal-replies", &[]).await;
         let hub = env.spawn_plan(Components::ALL, plan);
         Self {
             env,
@@ -177,6 +181,7 @@ impl Portal {
             http: reqwest::Client::new(),
             desk,
             seen: Mutex::new(Vec::new()),
+            replies,
         }
     }
 
@@ -297,6 +302,30 @@ impl Portal {
             self.phone_texts(phone).await.into_iter().nth(n - 1)
         })
         .await
+    }
+
+    /// Sends a cabinet request as the portal does (reply queue and a correlation id) and waits
+    /// for the hub's answer.
+    pub async fn cabinet<M: Message>(&self, request: &M) -> CabinetOutcome {
+        let mut metadata = Metadata::new(M::TYPE.to_string(), "portal");
+        let correlation = uuid::Uuid::new_v4().to_string();
+        metadata.correlation_id = Some(correlation.clone());
+        metadata.reply_to = Some(self.replies.queue.clone());
+        self.env.send_with(request, metadata).await;
+        let reply = wait_until(WAIT, "the cabinet's answer", || async {
+            let m = self.replies.get().await?;
+            assert_eq!(
+                m.metadata.correlation_id.as_deref(),
+                Some(correlation.as_str()),
+                "answers come one at a time to this test's requests"
+            );
+            Some(m)
+        })
+        .await;
+        assert_eq!(reply.metadata.message_type, CabinetReply::TYPE.to_string());
+        serde_json::from_value::<CabinetReply>(reply.body)
+            .expect("cabinet reply")
+            .outcome
     }
 
     /// Sets faults on a simulator (`{"error_rate": 1.0}`).

@@ -2,8 +2,14 @@
 //! reservation when a later step fails, and turns it into an assigned identifier with an account.
 //! The issuance saga talks to it by messages (`contracts::registry`), so uniqueness is enforced
 //! by PostgreSQL constraints inside the registry's own transaction while the saga stays pure.
+//!
+//! The account saga asks it (`contracts::account`) to look an account up, block it, unblock it
+//! and change its phone; every change leaves an `account_events` row (see [`account`]).
+
+mod account;
 
 use adapters::Failure;
+use contracts::account::{BlockAccount, ChangeAccountPhone, LookupAccount, UnblockAccount};
 use contracts::registry::{
     AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved,
 };
@@ -26,6 +32,10 @@ pub fn queue_spec() -> contracts::QueueSpec {
             Reserve::TYPE.to_string(),
             Release::TYPE.to_string(),
             CreateAccount::TYPE.to_string(),
+            LookupAccount::TYPE.to_string(),
+            BlockAccount::TYPE.to_string(),
+            UnblockAccount::TYPE.to_string(),
+            ChangeAccountPhone::TYPE.to_string(),
         ],
     )
 }
@@ -39,6 +49,14 @@ pub enum RegistryCommand {
     Release(Release),
     /// Assign and create (or re-key) the account.
     CreateAccount(CreateAccount),
+    /// Report an account's state (and who uses a phone).
+    LookupAccount(LookupAccount),
+    /// Block an account on a desk's application.
+    BlockAccount(BlockAccount),
+    /// Unblock an account on a desk's application.
+    UnblockAccount(UnblockAccount),
+    /// Bind an identifier to a new phone.
+    ChangePhone(ChangeAccountPhone),
 }
 
 /// The registry service.
@@ -64,6 +82,14 @@ impl Service for Registry {
                 Ok(RegistryCommand::Release(decode(t, &message.body)?))
             } else if CreateAccount::TYPE.matches(t) {
                 Ok(RegistryCommand::CreateAccount(decode(t, &message.body)?))
+            } else if LookupAccount::TYPE.matches(t) {
+                Ok(RegistryCommand::LookupAccount(decode(t, &message.body)?))
+            } else if BlockAccount::TYPE.matches(t) {
+                Ok(RegistryCommand::BlockAccount(decode(t, &message.body)?))
+            } else if UnblockAccount::TYPE.matches(t) {
+                Ok(RegistryCommand::UnblockAccount(decode(t, &message.body)?))
+            } else if ChangeAccountPhone::TYPE.matches(t) {
+                Ok(RegistryCommand::ChangePhone(decode(t, &message.body)?))
             } else {
                 Err(Failure::invalid_input(format!(
                     "the registry does not take {t}"
@@ -101,6 +127,18 @@ impl Service for Registry {
                     Ok(vec![Command::new(&AccountCreated {
                         password_replaced: replaced,
                     })?])
+                }
+                RegistryCommand::LookupAccount(l) => {
+                    Ok(vec![Command::new(&account::lookup(conn, &l).await?)?])
+                }
+                RegistryCommand::BlockAccount(b) => {
+                    Ok(vec![Command::new(&account::block(conn, &b).await?)?])
+                }
+                RegistryCommand::UnblockAccount(u) => {
+                    Ok(vec![Command::new(&account::unblock(conn, &u).await?)?])
+                }
+                RegistryCommand::ChangePhone(c) => {
+                    Ok(vec![Command::new(&account::change_phone(conn, &c).await?)?])
                 }
             }
         })

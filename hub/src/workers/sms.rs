@@ -93,7 +93,20 @@ impl Service for SmsWorker {
             } else if SendSms::TYPE.matches(t) {
                 let cmd: SendSms = decode(t, &message.body)?;
                 let to = Msisdn::parse(&cmd.to).map_err(|e| Failure::invalid_input(e.to_string()))?;
-                let operator = cmd.operator.unwrap_or_else(|| to.operator_by_prefix());
+                // Without a known operator, ask the operators (a ported number is not where
+                // its prefix says).
+                let operator = match cmd.operator {
+                    Some(o) => o,
+                    None => match self.client.subscriber(&to).await? {
+                        Some(s) => s.operator,
+                        None => {
+                            return Ok(SmsOutcome::NotSent(SmsNotSent {
+                                purpose: cmd.purpose,
+                                reason: "no operator serves the number".into(),
+                            }));
+                        }
+                    },
+                };
                 let text = self.sealer.open(&cmd.text)?;
                 let callback = self
                     .callback_base

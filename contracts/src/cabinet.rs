@@ -1,0 +1,139 @@
+//! The personal cabinet on the portal asks the hub about accounts, request/reply over the
+//! broker: each request carries `reply_to` (the portal's reply queue) and a `correlation_id`
+//! (its own request id), and the answer, `cabinet.reply.v1`, comes back to that queue with the
+//! same correlation.
+//!
+//! Answers say what the portal must show, and never whether an identifier exists to someone who
+//! has not proved they hold it: a wrong password and an unknown identifier answer alike, and the
+//! lock-out after repeated failures counts both.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Message, MessageType};
+
+macro_rules! masked_debug {
+    ($t:ty, $name:literal) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!($name, " { .. }"))
+            }
+        }
+    };
+}
+
+/// `cabinet.login.v1`: log in with the identifier and a password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogIn {
+    /// The identifier (identification number).
+    pub identifier: String,
+    /// The password as typed.
+    pub password: String,
+}
+masked_debug!(LogIn, "LogIn");
+impl Message for LogIn {
+    const TYPE: MessageType = MessageType::new("cabinet.login", 1);
+}
+
+/// `cabinet.change_password.v1`: replace the password (the temporary one at first login).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePassword {
+    /// The identifier.
+    pub identifier: String,
+    /// The current password (the temporary one at first login).
+    pub current_password: String,
+    /// The new static password.
+    pub new_password: String,
+}
+masked_debug!(ChangePassword, "ChangePassword");
+impl Message for ChangePassword {
+    const TYPE: MessageType = MessageType::new("cabinet.change_password", 1);
+}
+
+/// `cabinet.recover_password.v1`: the person lost the password; send a code to the account's
+/// phone if the identifier and phone belong together.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverPassword {
+    /// The identifier.
+    pub identifier: String,
+    /// The phone the person says is theirs.
+    pub phone: String,
+}
+masked_debug!(RecoverPassword, "RecoverPassword");
+impl Message for RecoverPassword {
+    const TYPE: MessageType = MessageType::new("cabinet.recover_password", 1);
+}
+
+/// `cabinet.complete_recovery.v1`: the code from the SMS and the new password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteRecovery {
+    /// The identifier.
+    pub identifier: String,
+    /// The code from the SMS.
+    pub code: String,
+    /// The new static password.
+    pub new_password: String,
+}
+masked_debug!(CompleteRecovery, "CompleteRecovery");
+impl Message for CompleteRecovery {
+    const TYPE: MessageType = MessageType::new("cabinet.complete_recovery", 1);
+}
+
+/// `cabinet.block.v1`: the person gives up the identifier (self-service block).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSelf {
+    /// The identifier.
+    pub identifier: String,
+    /// The password, to prove it is the holder.
+    pub password: String,
+}
+masked_debug!(BlockSelf, "BlockSelf");
+impl Message for BlockSelf {
+    const TYPE: MessageType = MessageType::new("cabinet.block", 1);
+}
+
+/// What the portal must show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CabinetOutcome {
+    /// Done: logged in (with the assurance level), password changed, account blocked.
+    Ok {
+        /// `substantial` for the unique identifier (DOMAIN.md).
+        assurance_level: String,
+    },
+    /// The password is the temporary one: it must be replaced before anything else.
+    MustChangePassword,
+    /// The temporary password expired: a new one comes from a desk.
+    TemporaryPasswordExpired,
+    /// The identifier or the password is wrong (the portal cannot tell which, on purpose).
+    WrongCredentials,
+    /// The identifier is blocked; unblocking is by application at an issuance desk.
+    Blocked,
+    /// Too many failures: try again after `until`.
+    LockedOut {
+        /// When attempts are accepted again.
+        until: DateTime<Utc>,
+    },
+    /// The new password breaks the rules.
+    WeakPassword {
+        /// What is wrong with it.
+        problems: Vec<String>,
+    },
+    /// A recovery code went to the phone, if the identifier and phone belong together.
+    CodeSentIfKnown,
+    /// The recovery code is wrong.
+    WrongCode,
+    /// There is no valid recovery code (expired, used up, or never sent).
+    CodeExpired,
+}
+
+/// `cabinet.reply.v1`: the answer to every cabinet request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CabinetReply {
+    /// The outcome.
+    #[serde(flatten)]
+    pub outcome: CabinetOutcome,
+}
+impl Message for CabinetReply {
+    const TYPE: MessageType = MessageType::new("cabinet.reply", 1);
+}

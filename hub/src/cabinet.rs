@@ -1,0 +1,518 @@
+//! The personal cabinet's account operations, answered over the broker (request/reply): log in,
+//! replace the temporary password, change the password, recover a lost one by an SMS code, and
+//! block the identifier oneself.
+//!
+//! Rules:
+//! - passwords and codes are checked against argon2 hashes; none is stored or logged in clear;
+//! - failures count per identifier *as typed*, known or not, and lock attempts out for a time
+//!   that doubles with each further failure, so the answers never tell whether an identifier
+//!   exists to someone who has not proved they hold it;
+//! - each request runs in one transaction that locks the identifier's throttle row, so parallel
+//!   guesses are serialised and counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::Failure;
+use chrono::{DateTime, Utc};
+use contracts::cabinet::{
+    BlockSelf, CabinetOutcome, CabinetReply, ChangePassword, CompleteRecovery, LogIn,
+    RecoverPassword,
+};
+use contracts::person::Msisdn;
+use contracts::sms::{SendSms, SmsPurpose};
+use contracts::{Message, decode};
+use futures_util::future::BoxFuture;
+use sqlx::PgConnection;
+
+use crate::broker::Incoming;
+use crate::engine::service::db_failure;
+use crate::engine::{Command, Service};
+use crate::secrets::{Sealer, hash_secret, random_digits, verify_secret};
+
+/// The cabinet's queue (short name).
+pub const QUEUE: &str = "cabinet";
+
+/// The queue and the requests it takes.
+pub fn queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(
+        QUEUE,
+        [
+            LogIn::TYPE.to_string(),
+            ChangePassword::TYPE.to_string(),
+            RecoverPassword::TYPE.to_string(),
+            CompleteRecovery::TYPE.to_string(),
+            BlockSelf::TYPE.to_string(),
+        ],
+    )
+}
+
+/// Limits and texts.
+#[derive(Debug, Clone)]
+pub struct CabinetSettings {
+    /// Failures answered plainly; the next one starts a lock-out.
+    pub free_failures: i32,
+    /// The first lock-out; each further failure doubles it.
+    pub first_lockout: Duration,
+    /// The longest lock-out.
+    pub max_lockout: Duration,
+    /// How long a recovery code is valid.
+    pub recovery_code_ttl: Duration,
+    /// Wrong recovery codes accepted before the code is void.
+    pub recovery_attempts: i32,
+    /// Shortest time between two recovery codes for one identifier.
+    pub recovery_interval: Duration,
+    /// The recovery SMS; `{code}` is replaced.
+    pub recovery_text: String,
+}
+
+impl Default for CabinetSettings {
+    fn default() -> Self {
+        Self {
+            free_failures: 5,
+            first_lockout: Duration::from_secs(60),
+            max_lockout: Duration::from_secs(24 * 3600),
+            recovery_code_ttl: Duration::from_secs(10 * 60),
+            recovery_attempts: 3,
+            recovery_interval: Duration::from_secs(60),
+            recovery_text: "Код для восстановления пароля: {code}. Никому его не сообщайте."
+                .into(),
+        }
+    }
+}
+
+/// The cabinet service.
+#[derive(Debug, Clone)]
+pub struct Cabinet {
+    sealer: Arc<Sealer>,
+    settings: CabinetSettings,
+}
+
+impl Cabinet {
+    /// The service with the hub's sealing key.
+    pub fn new(sealer: Arc<Sealer>, settings: CabinetSettings) -> Self {
+        Self { sealer, settings }
+    }
+}
+
+/// A decoded request.
+#[derive(Debug)]
+pub enum Request {
+    /// Log in.
+    LogIn(LogIn),
+    /// Change the password.
+    Change(ChangePassword),
+    /// Start a recovery.
+    Recover(RecoverPassword),
+    /// Finish a recovery.
+    Complete(CompleteRecovery),
+    /// Block oneself.
+    Block(BlockSelf),
+}
+
+const LEVEL: &str = "substantial";
+
+fn ok() -> CabinetOutcome {
+    CabinetOutcome::Ok {
+        assurance_level: LEVEL.into(),
+    }
+}
+
+struct Account {
+    password_hash: String,
+    must_change_password: bool,
+    temporary_expires_at: Option<DateTime<Utc>>,
+    blocked: bool,
+}
+
+impl Service for Cabinet {
+    type Prepared = Request;
+
+    fn name(&self) -> &'static str {
+        "cabinet"
+    }
+
+    fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Request, Failure>> {
+        Box::pin(async move {
+            let t = message.metadata.message_type.as_str();
+            let b = &message.body;
+            Ok(if LogIn::TYPE.matches(t) {
+                Request::LogIn(decode(t, b)?)
+            } else if ChangePassword::TYPE.matches(t) {
+                Request::Change(decode(t, b)?)
+            } else if RecoverPassword::TYPE.matches(t) {
+                Request::Recover(decode(t, b)?)
+            } else if CompleteRecovery::TYPE.matches(t) {
+                Request::Complete(decode(t, b)?)
+            } else if BlockSelf::TYPE.matches(t) {
+                Request::Block(decode(t, b)?)
+            } else {
+                return Err(Failure::invalid_input(format!(
+                    "the cabinet does not take {t}"
+                )));
+            })
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        _message: &'a Incoming,
+        request: Request,
+    ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
+        Box::pin(async move {
+            let mut extra = Vec::new();
+            let outcome = match request {
+                Request::LogIn(r) => self.log_in(conn, &r).await,
+                Request::Change(r) => self.change(conn, &r).await,
+                Request::Recover(r) => self.recover(conn, &r, &mut extra).await,
+                Request::Complete(r) => self.complete(conn, &r).await,
+                Request::Block(r) => self.block(conn, &r).await,
+            }
+            .map_err(|e| db_failure(&e))?;
+            let mut answers = vec![Command::new(&CabinetReply { outcome })?];
+            answers.extend(extra);
+            Ok(answers)
+        })
+    }
+}
+
+fn normalise(identifier: &str) -> String {
+    identifier.trim().to_uppercase()
+}
+
+impl Cabinet {
+    /// Locks the throttle row; returns the lock-out end if attempts are locked out now.
+    async fn locked(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+    ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        sqlx::query("INSERT INTO login_throttle (identifier) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT locked_until FROM login_throttle WHERE identifier = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(until.filter(|u| *u > Utc::now()))
+    }
+
+    /// Counts a failure; the answer is `wrong` unless this failure starts a lock-out.
+    async fn fail(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        wrong: CabinetOutcome,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
+        let failures: i32 = sqlx::query_scalar(
+            "UPDATE login_throttle SET failures = failures + 1, updated_at = now()
+             WHERE identifier = $1 RETURNING failures",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        let over = failures - self.settings.free_failures;
+        if over <= 0 {
+            return Ok(wrong);
+        }
+        let factor = 2u32.saturating_pow((over - 1).unsigned_abs().min(20));
+        let lockout = self
+            .settings
+            .first_lockout
+            .saturating_mul(factor)
+            .min(self.settings.max_lockout);
+        let until = Utc::now() + lockout;
+        sqlx::query("UPDATE login_throttle SET locked_until = $2 WHERE identifier = $1")
+            .bind(id)
+            .bind(until)
+            .execute(&mut *conn)
+            .await?;
+        Ok(CabinetOutcome::LockedOut { until })
+    }
+
+    async fn succeed(&self, conn: &mut PgConnection, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE login_throttle SET failures = 0, locked_until = NULL, updated_at = now()
+             WHERE identifier = $1",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+    }
+
+    async fn account(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+    ) -> Result<Option<Account>, sqlx::Error> {
+        let row: Option<(String, bool, Option<DateTime<Utc>>, bool)> = sqlx::query_as(
+            "SELECT password_hash, must_change_password, temporary_expires_at, blocked
+             FROM accounts WHERE identifier = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(row.map(|(password_hash, must_change_password, temporary_expires_at, blocked)| Account {
+            password_hash,
+            must_change_password,
+            temporary_expires_at,
+            blocked,
+        }))
+    }
+
+    /// Checks the password; `Err(outcome)` is the answer when it does not hold.
+    async fn authenticate(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+        password: &str,
+    ) -> Result<Result<Account, CabinetOutcome>, sqlx::Error> {
+        if let Some(until) = self.locked(conn, id).await? {
+            return Ok(Err(CabinetOutcome::LockedOut { until }));
+        }
+        let account = self.account(conn, id).await?;
+        let holds = account
+            .as_ref()
+            .is_some_and(|a| verify_secret(password, &a.password_hash));
+        let Some(account) = account.filter(|_| holds) else {
+            return Ok(Err(
+                self.fail(conn, id, CabinetOutcome::WrongCredentials).await?
+            ));
+        };
+        self.succeed(conn, id).await?;
+        if account.blocked {
+            return Ok(Err(CabinetOutcome::Blocked));
+        }
+        if account.must_change_password
+            && account.temporary_expires_at.is_some_and(|t| t <= Utc::now())
+        {
+            return Ok(Err(CabinetOutcome::TemporaryPasswordExpired));
+        }
+        Ok(Ok(account))
+    }
+
+    async fn log_in(&self, conn: &mut PgConnection, r: &LogIn) -> Result<CabinetOutcome, sqlx::Error> {
+        let id = normalise(&r.identifier);
+        Ok(match self.authenticate(conn, &id, &r.password).await? {
+            Err(outcome) => outcome,
+            Ok(a) if a.must_change_password => CabinetOutcome::MustChangePassword,
+            Ok(_) => {
+                event(conn, &id, "logged_in").await?;
+                ok()
+            }
+        })
+    }
+
+    async fn change(
+        &self,
+        conn: &mut PgConnection,
+        r: &ChangePassword,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
+        let id = normalise(&r.identifier);
+        if let Err(outcome) = self.authenticate(conn, &id, &r.current_password).await? {
+            return Ok(outcome);
+        }
+        let problems = password_problems(&r.new_password, &id, Some(&r.current_password));
+        if !problems.is_empty() {
+            return Ok(CabinetOutcome::WeakPassword { problems });
+        }
+        set_password(conn, &id, &r.new_password).await?;
+        event(conn, &id, "password_changed").await?;
+        Ok(ok())
+    }
+
+    async fn recover(
+        &self,
+        conn: &mut PgConnection,
+        r: &RecoverPassword,
+        extra: &mut Vec<Command>,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
+        let id = normalise(&r.identifier);
+        let phone = Msisdn::parse(&r.phone).ok();
+        let found: Option<(String, bool)> = sqlx::query_as(
+            "SELECT i.phone, a.blocked FROM identifiers i JOIN accounts a USING (identifier)
+             WHERE i.identifier = $1",
+        )
+        .bind(&id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let matches = matches!((&found, &phone), (Some((p, false)), Some(given)) if p == given.as_str());
+        if !matches {
+            return Ok(CabinetOutcome::CodeSentIfKnown);
+        }
+        let recent: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM recoveries WHERE identifier = $1 AND created_at > now() - $2::interval)",
+        )
+        .bind(&id)
+        .bind(format!("{} seconds", self.settings.recovery_interval.as_secs()))
+        .fetch_one(&mut *conn)
+        .await?;
+        if recent {
+            // One code per interval: a flood of requests sends no flood of SMS.
+            return Ok(CabinetOutcome::CodeSentIfKnown);
+        }
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+        let code = random_digits(&mut rng, 6);
+        let (Ok(code_hash), Ok(text), Some(phone)) = (
+            hash_secret(&mut rng, &code),
+            self.sealer
+                .seal(&mut rng, &self.settings.recovery_text.replace("{code}", &code)),
+            phone,
+        ) else {
+            return Ok(CabinetOutcome::CodeSentIfKnown);
+        };
+        sqlx::query(
+            "INSERT INTO recoveries (identifier, code_hash, expires_at, attempts_left)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (identifier) DO UPDATE SET code_hash = excluded.code_hash,
+                 expires_at = excluded.expires_at, attempts_left = excluded.attempts_left,
+                 created_at = now()",
+        )
+        .bind(&id)
+        .bind(&code_hash)
+        .bind(Utc::now() + self.settings.recovery_code_ttl)
+        .bind(self.settings.recovery_attempts)
+        .execute(&mut *conn)
+        .await?;
+        event(conn, &id, "recovery_code_sent").await?;
+        if let Ok(send) = Command::new(&SendSms {
+            to: phone.as_str().to_owned(),
+            operator: None,
+            purpose: SmsPurpose::RecoveryCode,
+            text,
+        }) {
+            extra.push(send.detach());
+        }
+        Ok(CabinetOutcome::CodeSentIfKnown)
+    }
+
+    async fn complete(
+        &self,
+        conn: &mut PgConnection,
+        r: &CompleteRecovery,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
+        let id = normalise(&r.identifier);
+        if let Some(until) = self.locked(conn, &id).await? {
+            return Ok(CabinetOutcome::LockedOut { until });
+        }
+        let row: Option<(String, DateTime<Utc>, i32)> = sqlx::query_as(
+            "SELECT code_hash, expires_at, attempts_left FROM recoveries WHERE identifier = $1 FOR UPDATE",
+        )
+        .bind(&id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((hash, expires_at, attempts_left)) =
+            row.filter(|(_, e, left)| *e > Utc::now() && *left > 0)
+        else {
+            return Ok(CabinetOutcome::CodeExpired);
+        };
+        let _ = (expires_at, attempts_left);
+        if !verify_secret(r.code.trim(), &hash) {
+            sqlx::query("UPDATE recoveries SET attempts_left = attempts_left - 1 WHERE identifier = $1")
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
+            return self.fail(conn, &id, CabinetOutcome::WrongCode).await;
+        }
+        let problems = password_problems(&r.new_password, &id, None);
+        if !problems.is_empty() {
+            return Ok(CabinetOutcome::WeakPassword { problems });
+        }
+        set_password(conn, &id, &r.new_password).await?;
+        sqlx::query("DELETE FROM recoveries WHERE identifier = $1")
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        self.succeed(conn, &id).await?;
+        event(conn, &id, "password_recovered").await?;
+        Ok(ok())
+    }
+
+    async fn block(&self, conn: &mut PgConnection, r: &BlockSelf) -> Result<CabinetOutcome, sqlx::Error> {
+        let id = normalise(&r.identifier);
+        match self.authenticate(conn, &id, &r.password).await? {
+            // Blocking what is blocked already is done.
+            Err(CabinetOutcome::Blocked) => Ok(ok()),
+            Err(CabinetOutcome::TemporaryPasswordExpired) | Ok(_) => {
+                sqlx::query("UPDATE accounts SET blocked = true, updated_at = now() WHERE identifier = $1")
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                event(conn, &id, "blocked_by_person").await?;
+                Ok(ok())
+            }
+            Err(outcome) => Ok(outcome),
+        }
+    }
+}
+
+async fn set_password(conn: &mut PgConnection, id: &str, password: &str) -> Result<(), sqlx::Error> {
+    let hash = hash_secret(&mut rand::rng(), password)
+        .map_err(|f| sqlx::Error::Protocol(f.reason))?;
+    sqlx::query(
+        "UPDATE accounts SET password_hash = $2, must_change_password = false,
+             temporary_expires_at = NULL, updated_at = now()
+         WHERE identifier = $1",
+    )
+    .bind(id)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+async fn event(conn: &mut PgConnection, id: &str, what: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO account_events (identifier, event) VALUES ($1, $2)")
+        .bind(id)
+        .bind(what)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// What is wrong with a new static password (empty: nothing).
+pub fn password_problems(new: &str, identifier: &str, current: Option<&str>) -> Vec<String> {
+    let mut p = Vec::new();
+    let len = new.chars().count();
+    if !(8..=64).contains(&len) {
+        p.push("use 8 to 64 characters".to_owned());
+    }
+    if !new.chars().any(char::is_alphabetic) || !new.chars().any(|c| c.is_ascii_digit()) {
+        p.push("use at least one letter and one digit".to_owned());
+    }
+    if !identifier.is_empty() && new.to_uppercase().contains(identifier) {
+        p.push("do not include the identifier".to_owned());
+    }
+    if current == Some(new) {
+        p.push("choose a password other than the current one".to_owned());
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_problems;
+
+    #[test]
+    fn password_rules_say_what_is_wrong() {
+        assert!(password_problems("Zuber2026!", "3270287A012PB2", Some("Tmp")).is_empty());
+        assert_eq!(password_problems("short1", "X", None), ["use 8 to 64 characters"]);
+        assert_eq!(
+            password_problems("onlyletters", "X", None),
+            ["use at least one letter and one digit"]
+        );
+        assert_eq!(
+            password_problems("a3270287a012pb2", "3270287A012PB2", None),
+            ["do not include the identifier"]
+        );
+        assert_eq!(
+            password_problems("Same1234", "X", Some("Same1234")),
+            ["choose a password other than the current one"]
+        );
+    }
+}
