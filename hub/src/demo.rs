@@ -14,6 +14,7 @@ use contracts::issuance::{
     Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
     IdentifierIssued, IdentityDocument, PhoneCodeSent, RejectReason,
 };
+use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
 use contracts::person::PersonStatus;
 use contracts::{Message, Metadata, Namespace, QueueSpec};
 use futures_util::StreamExt;
@@ -57,6 +58,9 @@ pub struct Report {
     pub started: usize,
     /// Identifiers issued.
     pub issued: usize,
+    /// Issued identifiers whose holder then logged in with the temporary password, set a static
+    /// one, and logged in with it.
+    pub first_logins: usize,
     /// Rejections by reason.
     pub rejected: BTreeMap<String, usize>,
     /// Outcomes that were not the expected one.
@@ -94,6 +98,8 @@ struct SimDocument {
 #[derive(Debug, Default)]
 struct Desk {
     events: Mutex<HashMap<String, Vec<(String, serde_json::Value)>>>,
+    /// Cabinet answers, by correlation id.
+    replies: Mutex<HashMap<String, serde_json::Value>>,
     changed: Notify,
 }
 
@@ -118,6 +124,44 @@ impl Desk {
             }
             let _ = tokio::time::timeout(left, notified).await;
         }
+    }
+
+    async fn reply(&self, correlation: &str) -> anyhow::Result<CabinetOutcome> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(body) = self
+                .replies
+                .lock()
+                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
+                .remove(correlation)
+            {
+                return Ok(serde_json::from_value::<CabinetReply>(body)?.outcome);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("no cabinet answer within {STEP_TIMEOUT:?}");
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    fn record(&self, meta: Metadata, body: serde_json::Value, is_reply: bool) {
+        if is_reply {
+            if let (Some(c), Ok(mut replies)) = (meta.correlation_id, self.replies.lock()) {
+                replies.insert(c, body);
+            }
+        } else {
+            let number = body["application_number"]
+                .as_str()
+                .or_else(|| body["notice"]["application"]["number"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if let Ok(mut events) = self.events.lock() {
+                events.entry(number).or_default().push((meta.message_type, body));
+            }
+        }
+        self.changed.notify_waiters();
     }
 
     /// The final answer: issued or rejected.
@@ -211,59 +255,58 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         .await
         .context("broker connection closed")?;
     broker::declare(&channel, &topology, hub_config.delivery_limit).await?;
-    let desk_queue = format!("{}.demo-desk", hub_config.namespace);
-    channel
-        .queue_declare(
-            desk_queue.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            desk_queue.as_str().into(),
-            topology.bus_exchange().into(),
-            "issuance.#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
     let desk = Arc::new(Desk::default());
-    let mut consumer = channel
-        .basic_consume(
-            desk_queue.as_str().into(),
-            "demo-desk".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let listener = {
+    // The desk hears every issuance event; the portal's queue gets the cabinet's answers.
+    let desk_queue = format!("{}.demo-desk", hub_config.namespace);
+    let portal_queue = format!("{}.demo-portal", hub_config.namespace);
+    let mut listeners = Vec::new();
+    for (queue, binding, is_reply) in [
+        (&desk_queue, Some("issuance.#"), false),
+        (&portal_queue, None, true),
+    ] {
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        if let Some(pattern) = binding {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    topology.bus_exchange().into(),
+                    pattern.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         let desk = desk.clone();
-        tokio::spawn(async move {
+        listeners.push(tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
                 let _ = d.acker.ack(BasicAckOptions::default()).await;
-                let (Ok(meta), Ok(body)) = (
+                if let (Ok(meta), Ok(body)) = (
                     decode_properties(&d.properties),
                     serde_json::from_slice::<serde_json::Value>(&d.data),
-                ) else {
-                    continue;
-                };
-                let number = body["application_number"]
-                    .as_str()
-                    .or_else(|| body["notice"]["application"]["number"].as_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                if let Ok(mut events) = desk.events.lock() {
-                    events.entry(number).or_default().push((meta.message_type, body));
+                ) {
+                    desk.record(meta, body, is_reply);
                 }
-                desk.changed.notify_waiters();
             }
-        })
-    };
+        }));
+    }
     let publisher = Arc::new(Publisher::new(broker.clone(), token.clone()));
 
     let hub_token = CancellationToken::new();
@@ -292,6 +335,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         desk,
         http,
         a1: url(SimKind::A1)?,
+        portal_queue,
     });
     let progress = Progress::new(scenarios.len());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(8));
@@ -320,6 +364,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     let mut report = Report {
         started: results.len(),
         issued: 0,
+        first_logins: 0,
         rejected: BTreeMap::new(),
         unexpected: Vec::new(),
         p50_ms: 0,
@@ -332,7 +377,10 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
             Ok((outcome, took)) => {
                 times.push(took.as_millis() as u64);
                 match outcome {
-                    Expect::Issued => report.issued += 1,
+                    Expect::Issued => {
+                        report.issued += 1;
+                        report.first_logins += 1;
+                    }
                     Expect::Rejected(reason) => {
                         *report.rejected.entry(reason.0.to_owned()).or_default() += 1;
                     }
@@ -359,7 +407,9 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
 
     hub_token.cancel();
     hub.await??;
-    listener.abort();
+    for l in listeners {
+        l.abort();
+    }
     // Leave nothing behind: the demo's queues, exchanges and database.
     for d in broker::describe(&topology, hub_config.delivery_limit) {
         match d {
@@ -518,6 +568,7 @@ struct Play {
     desk: Arc<Desk>,
     http: reqwest::Client,
     a1: url::Url,
+    portal_queue: String,
 }
 
 impl Play {
@@ -554,11 +605,74 @@ impl Play {
             }
         }
         let outcome = self.desk.outcome(&s.number).await?;
-        Ok((outcome, started.elapsed()))
+        let took = started.elapsed();
+        if outcome == Expect::Issued {
+            self.first_login(s).await?;
+        }
+        Ok((outcome, took))
     }
 
-    /// Reads the code from the phone's inbox, as the person would from the screen.
-    async fn code_from_phone(&self, phone: &str) -> anyhow::Result<String> {
+    /// The citizen logs in with the temporary password from the phone and sets a static one.
+    async fn first_login(&self, s: &Scenario) -> anyhow::Result<()> {
+        let text = self.nth_text(&s.application.phone, 2).await?;
+        let temporary = text
+            .split("пароль: ")
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .context("no temporary password in the SMS")?
+            .to_owned();
+        let id = s.application.person.identification_number.clone();
+        let new_password = format!("Demo{}x", &s.number.replace('-', ""));
+        let done = CabinetOutcome::Ok {
+            assurance_level: "substantial".into(),
+        };
+        let steps = [
+            (
+                encoded(&LogIn {
+                    identifier: id.clone(),
+                    password: temporary.clone(),
+                })?,
+                CabinetOutcome::MustChangePassword,
+            ),
+            (
+                encoded(&ChangePassword {
+                    identifier: id.clone(),
+                    current_password: temporary.clone(),
+                    new_password: new_password.clone(),
+                })?,
+                done.clone(),
+            ),
+            (
+                encoded(&LogIn {
+                    identifier: id.clone(),
+                    password: new_password.clone(),
+                })?,
+                done,
+            ),
+        ];
+        for ((message_type, body), expected) in steps {
+            let mut metadata = Metadata::new(message_type.clone(), "demo-portal");
+            let correlation = uuid::Uuid::new_v4().to_string();
+            metadata.correlation_id = Some(correlation.clone());
+            metadata.reply_to = Some(self.portal_queue.clone());
+            self.publisher
+                .publish(&Envelope {
+                    exchange: self.bus.clone(),
+                    routing_key: message_type.clone(),
+                    metadata,
+                    body,
+                })
+                .await?;
+            let got = self.desk.reply(&correlation).await?;
+            if got != expected {
+                anyhow::bail!("{message_type}: expected {expected:?}, got {got:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The n-th SMS the phone received (1-based), waiting for it.
+    async fn nth_text(&self, phone: &str, n: usize) -> anyhow::Result<String> {
         #[derive(Deserialize)]
         struct Inbox {
             messages: Vec<Text>,
@@ -573,20 +687,28 @@ impl Play {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             let inbox: Inbox = self.http.get(url.clone()).send().await?.json().await?;
-            if let Some(code) = inbox.messages.first().and_then(|m| {
-                m.text
-                    .split(|c: char| !c.is_ascii_digit())
-                    .find(|run| run.len() == 6)
-                    .map(str::to_owned)
-            }) {
-                return Ok(code);
+            if let Some(m) = inbox.messages.into_iter().nth(n - 1) {
+                return Ok(m.text);
             }
             if Instant::now() > deadline {
-                anyhow::bail!("no SMS code reached the phone within {STEP_TIMEOUT:?}");
+                anyhow::bail!("SMS number {n} did not reach the phone within {STEP_TIMEOUT:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Reads the code from the phone's inbox, as the person would from the screen.
+    async fn code_from_phone(&self, phone: &str) -> anyhow::Result<String> {
+        let text = self.nth_text(phone, 1).await?;
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|run| run.len() == 6)
+            .map(str::to_owned)
+            .context("no six-digit code in the SMS")
+    }
+}
+
+fn encoded<M: Message>(m: &M) -> anyhow::Result<(String, Vec<u8>)> {
+    Ok((M::TYPE.to_string(), contracts::encode(m)?))
 }
 
 /// A one-line progress counter on stderr, when stderr is a terminal.
@@ -625,6 +747,10 @@ pub fn table(r: &Report) -> String {
     let mut rows: Vec<(String, String)> = vec![
         ("applications started".into(), r.started.to_string()),
         ("identifiers issued".into(), r.issued.to_string()),
+        (
+            "first logins, static password set".into(),
+            r.first_logins.to_string(),
+        ),
     ];
     for (reason, n) in &r.rejected {
         rows.push((format!("rejected: {reason}"), n.to_string()));
