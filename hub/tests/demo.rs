@@ -1,0 +1,36 @@
+//! The README's main command, run as users run it: `hub demo` against the local RabbitMQ and
+//! PostgreSQL, with every simulator. It must finish with every outcome as expected and leave
+//! nothing behind.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_plays_every_journey_and_reports_them() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(["demo", "--applications", "16", "--json"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the hub binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hub demo failed: {stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the report is JSON on stdout");
+    assert_eq!(report["started"], 16);
+    assert_eq!(report["issued"], 8);
+    assert_eq!(report["first_logins"], 8);
+    let rejected = report["rejected"].as_object().expect("rejections by reason");
+    for reason in [
+        "invalid_input",
+        "consent_missing",
+        "document_invalid",
+        "already_assigned",
+        "phone_bound",
+        "phone_not_mobile",
+        "mvd_mismatch",
+        "phone_not_confirmed",
+    ] {
+        assert_eq!(rejected.get(reason), Some(&serde_json::json!(1)), "{reason}");
+    }
+    assert_eq!(report["unexpected"], serde_json::json!([]));
+    assert!(report["p99_ms"].as_u64() >= report["p50_ms"].as_u64());
+}
