@@ -658,7 +658,15 @@ mod tests {
             ),
         ];
         for p in printed {
-            for secret in [ID, PHONE, "Иванова", "Анна", "MP1234567", "493817", "lost phone"] {
+            for secret in [
+                ID,
+                PHONE,
+                "Иванова",
+                "Анна",
+                "MP1234567",
+                "493817",
+                "lost phone",
+            ] {
                 assert!(!p.contains(secret), "{p} shows {secret}");
             }
         }
@@ -670,10 +678,9 @@ mod tests {
             let json = serde_json::to_string(&r).expect("json");
             assert_eq!(json, format!("\"{}\"", r.as_str()));
         }
-        let block: BlockIdentifier = serde_json::from_str(
-            r#"{"desk_id":"d","application_number":"1","identifier":"x"}"#,
-        )
-        .expect("the reason is optional");
+        let block: BlockIdentifier =
+            serde_json::from_str(r#"{"desk_id":"d","application_number":"1","identifier":"x"}"#)
+                .expect("the reason is optional");
         assert_eq!(block.reason, None);
     }
 }

@@ -65,6 +65,29 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
             }),
         },
         Registration {
+            queue: crate::sagas::account::queue_spec(),
+            factory: Box::new({
+                use crate::sagas::account::{AccountSaga, AccountSettings, QUEUE};
+                let saga = AccountSaga::new(
+                    sealer.clone(),
+                    AccountSettings {
+                        code_ttl: config.phone_code_ttl,
+                        code_attempts: config.phone_code_attempts,
+                        ..AccountSettings::default()
+                    },
+                );
+                move |ctx| {
+                    Arc::new(SagaEngine::new(
+                        saga.clone(),
+                        ctx.pool.clone(),
+                        ctx.topology.clone(),
+                        QUEUE,
+                        &ctx.app_id,
+                    ))
+                }
+            }),
+        },
+        Registration {
             queue: registry::queue_spec(),
             factory: Box::new(|ctx| {
                 Arc::new(ServiceRunner::new(

@@ -139,7 +139,10 @@ async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered
     let (props, body) = &letters[0];
     assert_eq!(header_str(props, headers::ERROR_TEXT).as_deref(), Some("no such application"));
     assert!(!String::from_utf8_lossy(body).contains("654321"), "the code is not kept");
-    assert_eq!(props.headers().as_ref().and_then(|h| h.inner().get(headers::REDACTED)).is_some(), true);
+    assert!(
+        props.headers().as_ref().and_then(|h| h.inner().get(headers::REDACTED)).is_some(),
+        "the dead letter says its body was redacted"
+    );
     portal.stop().await;
 }
 
@@ -201,4 +204,50 @@ async fn a_duplicated_delivery_report_changes_nothing() {
     wait_until(WAIT, "both SMS reported", || async { (reports().await >= 2).then_some(()) }).await;
     portal.stop().await;
     assert_eq!(reports().await, 2, "each report applied once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_sms_that_cannot_be_sent_is_dead_lettered_sealed_and_the_desk_resends_it() {
+    let mut portal = Portal::start().await;
+    let person = portal.good_persons().await.remove(0);
+    let phone = phone(51);
+    portal.apply(&person.application("S-1", &phone)).await;
+    let _: PhoneCodeSent = portal.event("S-1").await;
+    let code = code_in(&portal.nth_text(&phone, 1).await);
+    // The operator goes down just before the password SMS.
+    portal.faults(SimKind::A1, serde_json::json!({"error_rate": 1.0})).await;
+    portal.confirm("S-1", &code).await;
+    let topology = portal.env.topology(vec![]);
+    let dead = Observer::attach(&portal.env, topology.dead_queue(hub::workers::sms::QUEUE)).await;
+    let letters = dead.take_raw(1, WAIT).await;
+    let (props, body) = &letters[0];
+    assert_eq!(header_str(props, headers::ERROR_KIND).as_deref(), Some("retries_exhausted"));
+    let text = String::from_utf8_lossy(body);
+    assert!(!text.contains("пароль") && !text.contains("Временный"), "the text is not in the clear: {text}");
+    let send: contracts::sms::SendSms = serde_json::from_slice(body).expect("the dead letter is the command");
+    let sealer = hub::secrets::Sealer::from_config(portal.integrations.seal_key.as_deref()).expect("key");
+    assert!(sealer.open(&send.text).expect("opens with the hub's key").contains("Временный пароль"));
+
+    // The operator is back; the desk asks for a new password without a new application.
+    portal.faults(SimKind::A1, serde_json::json!({"error_rate": 0.0})).await;
+    portal
+        .env
+        .send(&contracts::issuance::ResendTemporaryPassword {
+            desk_id: e2e::portal::DESK.into(),
+            application_number: "S-1".into(),
+        })
+        .await;
+    let issued: IdentifierIssued = portal.event("S-1").await;
+    assert_eq!(issued.notice.identifier, person.identification_number);
+    let password = password_in(&portal.nth_text(&phone, 2).await);
+    let login = contracts::cabinet::LogIn {
+        identifier: person.identification_number.clone(),
+        password,
+    };
+    assert_eq!(
+        portal.cabinet(&login).await,
+        contracts::cabinet::CabinetOutcome::MustChangePassword,
+        "the resent password works"
+    );
+    portal.stop().await;
 }

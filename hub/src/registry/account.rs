@@ -26,7 +26,10 @@ fn db(e: sqlx::Error) -> Failure {
 
 /// The account's `blocked` flag, locked for update; `None` when no identifier is assigned
 /// under this number (a mere reservation is no account).
-async fn lock_account(conn: &mut PgConnection, identifier: &str) -> Result<Option<(String, bool)>, Failure> {
+async fn lock_account(
+    conn: &mut PgConnection,
+    identifier: &str,
+) -> Result<Option<(String, bool)>, Failure> {
     sqlx::query_as(
         "SELECT i.phone, a.blocked
          FROM identifiers i JOIN accounts a USING (identifier)
@@ -60,7 +63,10 @@ async fn event(
 }
 
 /// `registry.lookup_account.v1`.
-pub(super) async fn lookup(conn: &mut PgConnection, l: &LookupAccount) -> Result<AccountLookedUp, Failure> {
+pub(super) async fn lookup(
+    conn: &mut PgConnection,
+    l: &LookupAccount,
+) -> Result<AccountLookedUp, Failure> {
     let blocked: Option<bool> = sqlx::query_scalar(
         "SELECT a.blocked FROM identifiers i JOIN accounts a USING (identifier)
          WHERE i.identifier = $1 AND i.status = 'assigned'",
@@ -94,16 +100,21 @@ pub(super) async fn lookup(conn: &mut PgConnection, l: &LookupAccount) -> Result
 }
 
 /// `registry.block_account.v1`: blocks an active account.
-pub(super) async fn block(conn: &mut PgConnection, b: &BlockAccount) -> Result<AccountBlocked, Failure> {
+pub(super) async fn block(
+    conn: &mut PgConnection,
+    b: &BlockAccount,
+) -> Result<AccountBlocked, Failure> {
     let outcome = match lock_account(conn, &b.identifier).await? {
         None => BlockOutcome::UnknownIdentifier,
         Some((_, true)) => BlockOutcome::AlreadyBlocked,
         Some((_, false)) => {
-            sqlx::query("UPDATE accounts SET blocked = true, updated_at = now() WHERE identifier = $1")
-                .bind(&b.identifier)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
+            sqlx::query(
+                "UPDATE accounts SET blocked = true, updated_at = now() WHERE identifier = $1",
+            )
+            .bind(&b.identifier)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
             let detail = b.reason.as_ref().map(|r| json!({ "reason": r }));
             event(conn, &b.identifier, BLOCKED_BY_DESK, &b.application, detail).await?;
             BlockOutcome::Blocked

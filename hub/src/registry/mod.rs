@@ -172,9 +172,7 @@ async fn reserve(conn: &mut PgConnection, r: &Reserve) -> Result<ReserveOutcome,
             .await?;
     Ok(match (by_identifier, by_phone) {
         // The same application asking again (a retried step): it holds both already.
-        (Some(a), Some(b)) if a == r.application && b == r.application => {
-            ReserveOutcome::Reserved
-        }
+        (Some(a), Some(b)) if a == r.application && b == r.application => ReserveOutcome::Reserved,
         (Some(_), _) => ReserveOutcome::AlreadyAssigned,
         _ => ReserveOutcome::PhoneBound,
     })

@@ -537,7 +537,13 @@ impl Saga for IssuanceSaga {
                 }
                 Ok(step)
             }
-            (Stage::Issued { operator, .. }, Input::Resend(_)) => {
+            // A resend after the notice, or while the first password SMS is stuck (the
+            // operator refused it until its retries ran out): a new password either way.
+            (
+                Stage::Issued { operator, .. } | Stage::SendingPassword { operator, .. },
+                Input::Resend(_),
+            ) => {
+                let resend = matches!(s.stage, Stage::Issued { .. });
                 let password = random_password(&mut rng);
                 let expires_at = ctx.now + self.settings.temporary_password_ttl;
                 let text = self
@@ -551,7 +557,7 @@ impl Saga for IssuanceSaga {
                         text: self.sealer.seal(&mut rng, &text)?,
                         expires_at,
                         operator: *operator,
-                        resend: true,
+                        resend,
                     },
                 )
                 .send(Command::new(&CreateAccount {
