@@ -75,8 +75,7 @@ impl Default for CabinetSettings {
             recovery_code_ttl: Duration::from_secs(10 * 60),
             recovery_attempts: 3,
             recovery_interval: Duration::from_secs(60),
-            recovery_text: "Код для восстановления пароля: {code}. Никому его не сообщайте."
-                .into(),
+            recovery_text: "Код для восстановления пароля: {code}. Никому его не сообщайте.".into(),
         }
     }
 }
@@ -257,12 +256,14 @@ impl Cabinet {
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-        Ok(row.map(|(password_hash, must_change_password, temporary_expires_at, blocked)| Account {
-            password_hash,
-            must_change_password,
-            temporary_expires_at,
-            blocked,
-        }))
+        Ok(row.map(
+            |(password_hash, must_change_password, temporary_expires_at, blocked)| Account {
+                password_hash,
+                must_change_password,
+                temporary_expires_at,
+                blocked,
+            },
+        ))
     }
 
     /// Checks the password; `Err(outcome)` is the answer when it does not hold.
@@ -280,23 +281,29 @@ impl Cabinet {
             .as_ref()
             .is_some_and(|a| verify_secret(password, &a.password_hash));
         let Some(account) = account.filter(|_| holds) else {
-            return Ok(Err(
-                self.fail(conn, id, CabinetOutcome::WrongCredentials).await?
-            ));
+            return Ok(Err(self
+                .fail(conn, id, CabinetOutcome::WrongCredentials)
+                .await?));
         };
         self.succeed(conn, id).await?;
         if account.blocked {
             return Ok(Err(CabinetOutcome::Blocked));
         }
         if account.must_change_password
-            && account.temporary_expires_at.is_some_and(|t| t <= Utc::now())
+            && account
+                .temporary_expires_at
+                .is_some_and(|t| t <= Utc::now())
         {
             return Ok(Err(CabinetOutcome::TemporaryPasswordExpired));
         }
         Ok(Ok(account))
     }
 
-    async fn log_in(&self, conn: &mut PgConnection, r: &LogIn) -> Result<CabinetOutcome, sqlx::Error> {
+    async fn log_in(
+        &self,
+        conn: &mut PgConnection,
+        r: &LogIn,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
         Ok(match self.authenticate(conn, &id, &r.password).await? {
             Err(outcome) => outcome,
@@ -341,7 +348,8 @@ impl Cabinet {
         .bind(&id)
         .fetch_optional(&mut *conn)
         .await?;
-        let matches = matches!((&found, &phone), (Some((p, false)), Some(given)) if p == given.as_str());
+        let matches =
+            matches!((&found, &phone), (Some((p, false)), Some(given)) if p == given.as_str());
         if !matches {
             return Ok(CabinetOutcome::CodeSentIfKnown);
         }
@@ -360,8 +368,10 @@ impl Cabinet {
         let code = random_digits(&mut rng, 6);
         let (Ok(code_hash), Ok(text), Some(phone)) = (
             hash_secret(&mut rng, &code),
-            self.sealer
-                .seal(&mut rng, &self.settings.recovery_text.replace("{code}", &code)),
+            self.sealer.seal(
+                &mut rng,
+                &self.settings.recovery_text.replace("{code}", &code),
+            ),
             phone,
         ) else {
             return Ok(CabinetOutcome::CodeSentIfKnown);
@@ -413,10 +423,12 @@ impl Cabinet {
         };
         let _ = (expires_at, attempts_left);
         if !verify_secret(r.code.trim(), &hash) {
-            sqlx::query("UPDATE recoveries SET attempts_left = attempts_left - 1 WHERE identifier = $1")
-                .bind(&id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "UPDATE recoveries SET attempts_left = attempts_left - 1 WHERE identifier = $1",
+            )
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
             return self.fail(conn, &id, CabinetOutcome::WrongCode).await;
         }
         let problems = password_problems(&r.new_password, &id, None);
@@ -433,16 +445,22 @@ impl Cabinet {
         Ok(ok())
     }
 
-    async fn block(&self, conn: &mut PgConnection, r: &BlockSelf) -> Result<CabinetOutcome, sqlx::Error> {
+    async fn block(
+        &self,
+        conn: &mut PgConnection,
+        r: &BlockSelf,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
         match self.authenticate(conn, &id, &r.password).await? {
             // Blocking what is blocked already is done.
             Err(CabinetOutcome::Blocked) => Ok(ok()),
             Err(CabinetOutcome::TemporaryPasswordExpired) | Ok(_) => {
-                sqlx::query("UPDATE accounts SET blocked = true, updated_at = now() WHERE identifier = $1")
-                    .bind(&id)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE accounts SET blocked = true, updated_at = now() WHERE identifier = $1",
+                )
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
                 event(conn, &id, "blocked_by_person").await?;
                 Ok(ok())
             }
@@ -451,9 +469,13 @@ impl Cabinet {
     }
 }
 
-async fn set_password(conn: &mut PgConnection, id: &str, password: &str) -> Result<(), sqlx::Error> {
-    let hash = hash_secret(&mut rand::rng(), password)
-        .map_err(|f| sqlx::Error::Protocol(f.reason))?;
+async fn set_password(
+    conn: &mut PgConnection,
+    id: &str,
+    password: &str,
+) -> Result<(), sqlx::Error> {
+    let hash =
+        hash_secret(&mut rand::rng(), password).map_err(|f| sqlx::Error::Protocol(f.reason))?;
     sqlx::query(
         "UPDATE accounts SET password_hash = $2, must_change_password = false,
              temporary_expires_at = NULL, updated_at = now()
@@ -501,7 +523,10 @@ mod tests {
     #[test]
     fn password_rules_say_what_is_wrong() {
         assert!(password_problems("Zuber2026!", "3270287A012PB2", Some("Tmp")).is_empty());
-        assert_eq!(password_problems("short1", "X", None), ["use 8 to 64 characters"]);
+        assert_eq!(
+            password_problems("short1", "X", None),
+            ["use 8 to 64 characters"]
+        );
         assert_eq!(
             password_problems("onlyletters", "X", None),
             ["use at least one letter and one digit"]

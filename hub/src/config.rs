@@ -84,11 +84,19 @@ pub struct IntegrationConfig {
     pub sms_a1_url: url::Url,
 
     /// Base URL of operator MTS's SMS gateway.
-    #[arg(long, env = "HUB_SMS_MTS_URL", default_value = "http://127.0.0.1:8112/")]
+    #[arg(
+        long,
+        env = "HUB_SMS_MTS_URL",
+        default_value = "http://127.0.0.1:8112/"
+    )]
     pub sms_mts_url: url::Url,
 
     /// Base URL of operator life:)'s SMS gateway.
-    #[arg(long, env = "HUB_SMS_LIFE_URL", default_value = "http://127.0.0.1:8113/")]
+    #[arg(
+        long,
+        env = "HUB_SMS_LIFE_URL",
+        default_value = "http://127.0.0.1:8113/"
+    )]
     pub sms_life_url: url::Url,
 
     /// Sender id shown on the hub's SMS.
@@ -104,7 +112,11 @@ pub struct IntegrationConfig {
     pub http_addr: std::net::SocketAddr,
 
     /// The callback base URL the external systems are given (how they reach `HUB_HTTP_ADDR`).
-    #[arg(long, env = "HUB_CALLBACK_URL", default_value = "http://127.0.0.1:8090/")]
+    #[arg(
+        long,
+        env = "HUB_CALLBACK_URL",
+        default_value = "http://127.0.0.1:8090/"
+    )]
     pub callback_url: url::Url,
 
     /// Key that seals codes and passwords on their way to the SMS worker: 32 random bytes in

@@ -10,15 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
 use contracts::issuance::{
     Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
     IdentifierIssued, IdentityDocument, PhoneCodeSent, RejectReason,
 };
-use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
 use contracts::person::PersonStatus;
 use contracts::{Message, Metadata, Namespace, QueueSpec};
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use serde::{Deserialize, Serialize};
 use simulators::{SimConfig, SimKind};
@@ -114,7 +116,11 @@ impl Desk {
                 .lock()
                 .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
                 .get(number)
-                .and_then(|evs| evs.iter().find(|(t, _)| *t == wanted).map(|(_, b)| b.clone()))
+                .and_then(|evs| {
+                    evs.iter()
+                        .find(|(t, _)| *t == wanted)
+                        .map(|(_, b)| b.clone())
+                })
             {
                 return Ok(serde_json::from_value(body)?);
             }
@@ -158,7 +164,10 @@ impl Desk {
                 .unwrap_or_default()
                 .to_owned();
             if let Ok(mut events) = self.events.lock() {
-                events.entry(number).or_default().push((meta.message_type, body));
+                events
+                    .entry(number)
+                    .or_default()
+                    .push((meta.message_type, body));
             }
         }
         self.changed.notify_waiters();
@@ -220,7 +229,9 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
             .cloned()
             .context("a simulator did not start")
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut db_url = url::Url::parse(&config.database_url).context("DATABASE_URL")?;
     db_url.set_path(&format!("hub_demo_{suffix}"));
@@ -323,7 +334,10 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         persons: Vec<Person>,
     }
     let population: Page = http
-        .get(mvd.join(&format!("sim/population?offset=0&limit={}", (applications * 3).max(200)))?)
+        .get(mvd.join(&format!(
+            "sim/population?offset=0&limit={}",
+            (applications * 3).max(200)
+        ))?)
         .send()
         .await?
         .json()
@@ -420,7 +434,10 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
             }
             broker::Declaration::Exchange { name, .. } => {
                 let _ = channel
-                    .exchange_delete(name.into(), lapin::options::ExchangeDeleteOptions::default())
+                    .exchange_delete(
+                        name.into(),
+                        lapin::options::ExchangeDeleteOptions::default(),
+                    )
                     .await;
             }
             broker::Declaration::Binding { .. } => {}
@@ -471,11 +488,21 @@ fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
                 && p.birth_date < today - chrono::Days::new(15 * 366)
         })
         .collect();
-    let changed = population.iter().find(|p| p.previous_surname.is_some() && p.document_status == "valid");
-    let lost = population.iter().find(|p| p.document_status == "lost" && p.previous_surname.is_none());
+    let changed = population
+        .iter()
+        .find(|p| p.previous_surname.is_some() && p.document_status == "valid");
+    let lost = population
+        .iter()
+        .find(|p| p.document_status == "lost" && p.previous_surname.is_none());
     let phone = |i: usize| format!("+37544{:03}{:04}", i / 10000 % 1000, 1000 + i % 9000);
     let mut out = Vec::new();
-    let mut add = |i: usize, p: &Person, phone: String, expect: Expect, tweak: &dyn Fn(&mut ApplyForIdentifier), wrong_codes: u32, after_others: bool| {
+    let mut add = |i: usize,
+                   p: &Person,
+                   phone: String,
+                   expect: Expect,
+                   tweak: &dyn Fn(&mut ApplyForIdentifier),
+                   wrong_codes: u32,
+                   after_others: bool| {
         let number = format!("D-{i:04}");
         let mut application = apply(p, &number, &phone);
         tweak(&mut application);
@@ -489,48 +516,115 @@ fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
     };
     let rejected = |r: RejectReason| Expect::Rejected(r.into());
     let special = 8;
-    let happy = n.saturating_sub(special).max(1).min(good.len().saturating_sub(special));
+    let happy = n
+        .saturating_sub(special)
+        .max(1)
+        .min(good.len().saturating_sub(special));
     for (i, p) in good.iter().take(happy).enumerate() {
         add(i, p, phone(i), Expect::Issued, &|_| {}, 0, false);
     }
     let mut i = happy;
     let mut next_good = good.iter().skip(happy);
     if let Some(p) = next_good.next() {
-        add(i, p, phone(i), rejected(RejectReason::InvalidInput), &|a| a.person.identification_number = "12345".into(), 0, false);
+        add(
+            i,
+            p,
+            phone(i),
+            rejected(RejectReason::InvalidInput),
+            &|a| a.person.identification_number = "12345".into(),
+            0,
+            false,
+        );
         i += 1;
     }
     if let Some(p) = next_good.next() {
-        add(i, p, phone(i), rejected(RejectReason::ConsentMissing), &|a| a.consent_to_mvd_check = false, 0, false);
+        add(
+            i,
+            p,
+            phone(i),
+            rejected(RejectReason::ConsentMissing),
+            &|a| a.consent_to_mvd_check = false,
+            0,
+            false,
+        );
         i += 1;
     }
     if let Some(p) = next_good.next() {
         // A number no operator serves.
-        add(i, p, "+375440000000".into(), rejected(RejectReason::PhoneNotMobile), &|_| {}, 0, false);
+        add(
+            i,
+            p,
+            "+375440000000".into(),
+            rejected(RejectReason::PhoneNotMobile),
+            &|_| {},
+            0,
+            false,
+        );
         i += 1;
     }
     if let Some(p) = next_good.next() {
-        add(i, p, phone(i), rejected(RejectReason::PhoneNotConfirmed), &|_| {}, 3, false);
+        add(
+            i,
+            p,
+            phone(i),
+            rejected(RejectReason::PhoneNotConfirmed),
+            &|_| {},
+            3,
+            false,
+        );
         i += 1;
     }
     if let Some(p) = changed {
         let old = p.previous_surname.clone().unwrap_or_default();
-        add(i, p, phone(i), rejected(RejectReason::MvdMismatch), &move |a| a.person.surname = old.clone(), 0, false);
+        add(
+            i,
+            p,
+            phone(i),
+            rejected(RejectReason::MvdMismatch),
+            &move |a| a.person.surname = old.clone(),
+            0,
+            false,
+        );
         i += 1;
     }
     if let Some(p) = lost {
-        add(i, p, phone(i), rejected(RejectReason::DocumentInvalid), &|a| {
-            a.document.expires_on = chrono::Utc::now().date_naive() + chrono::Days::new(365);
-        }, 0, false);
+        add(
+            i,
+            p,
+            phone(i),
+            rejected(RejectReason::DocumentInvalid),
+            &|a| {
+                a.document.expires_on = chrono::Utc::now().date_naive() + chrono::Days::new(365);
+            },
+            0,
+            false,
+        );
         i += 1;
     }
     if let Some(p) = good.first() {
         // The first person again, with a new phone, once the first issue is done.
-        add(i, p, phone(i), rejected(RejectReason::AlreadyAssigned), &|_| {}, 0, true);
+        add(
+            i,
+            p,
+            phone(i),
+            rejected(RejectReason::AlreadyAssigned),
+            &|_| {},
+            0,
+            true,
+        );
         i += 1;
     }
     if let Some(p) = next_good.next() {
         // Someone else with the first person's phone.
-        add(i, p, phone(0), rejected(RejectReason::PhoneBound), &|_| {}, 0, true);
+        add(
+            i,
+            p,
+            phone(0),
+            rejected(RejectReason::PhoneBound),
+            &|_| {},
+            0,
+            true,
+        );
     }
     out
 }
@@ -758,10 +852,7 @@ pub fn table(r: &Report) -> String {
     rows.push(("saga time p50".into(), format!("{} ms", r.p50_ms)));
     rows.push(("saga time p99".into(), format!("{} ms", r.p99_ms)));
     rows.push(("total time".into(), format!("{} ms", r.total_ms)));
-    rows.push((
-        "unexpected outcomes".into(),
-        r.unexpected.len().to_string(),
-    ));
+    rows.push(("unexpected outcomes".into(), r.unexpected.len().to_string()));
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {

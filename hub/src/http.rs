@@ -4,7 +4,6 @@
 //! Reports are deduplicated: a report's message id is derived from the operator's message id and
 //! its status, and the saga's inbox drops the second copy.
 
-use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -13,6 +12,7 @@ use axum::routing::{get, post};
 use contracts::sms::{DeliveryReported, SmsPurpose};
 use contracts::{Message, Metadata};
 use sqlx::PgPool;
+use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -106,7 +106,11 @@ async fn record(
     let mut metadata = Metadata::new(DeliveryReported::TYPE.to_string(), state.app_id.clone())
         .with_message_id(Uuid::new_v5(
             &Uuid::NAMESPACE_URL,
-            format!("sms-report/{}/{}", report.provider_message_id, report.delivered).as_bytes(),
+            format!(
+                "sms-report/{}/{}",
+                report.provider_message_id, report.delivered
+            )
+            .as_bytes(),
         ));
     metadata.correlation_id = correlation_id;
     let (exchange, routing_key) = (String::new(), reply_to);

@@ -15,7 +15,7 @@ pub mod registry;
 pub mod sagas;
 pub mod secrets;
 pub mod services;
-pub mod workers;
 pub mod store;
+pub mod workers;
 
 pub use adapters::{Failure, FailureKind};

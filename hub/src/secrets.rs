@@ -121,7 +121,11 @@ pub fn hash_secret(rng: &mut impl RngCore, secret: &str) -> Result<String, Failu
 /// Whether `secret` matches the argon2 hash `phc`. A malformed hash never matches.
 pub fn verify_secret(secret: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -164,12 +168,16 @@ mod tests {
         let json = serde_json::to_string(&sealed).expect("json");
         assert!(!json.contains("Xy3kLmNpQr"));
         assert_eq!(sealer.open(&sealed).expect("opens"), "Пароль: Xy3kLmNpQr");
-        let other = Sealer::from_config(Some(&format!("k1:{}", B64.encode([8u8; 32])))).expect("key");
+        let other =
+            Sealer::from_config(Some(&format!("k1:{}", B64.encode([8u8; 32])))).expect("key");
         assert!(other.open(&sealed).is_err(), "another key does not open it");
         let mut tampered = sealed.clone();
         tampered.ciphertext = B64.encode(b"garbage that is not it");
         assert!(sealer.open(&tampered).is_err());
-        assert!(Sealer::from_config(Some("c2hvcnQ=")).is_err(), "a short key is refused");
+        assert!(
+            Sealer::from_config(Some("c2hvcnQ=")).is_err(),
+            "a short key is refused"
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@ fn the_demo_plays_every_journey_and_reports_them() {
     assert_eq!(report["started"], 16);
     assert_eq!(report["issued"], 8);
     assert_eq!(report["first_logins"], 8);
-    let rejected = report["rejected"].as_object().expect("rejections by reason");
+    let rejected = report["rejected"]
+        .as_object()
+        .expect("rejections by reason");
     for reason in [
         "invalid_input",
         "consent_missing",
@@ -29,7 +31,11 @@ fn the_demo_plays_every_journey_and_reports_them() {
         "mvd_mismatch",
         "phone_not_confirmed",
     ] {
-        assert_eq!(rejected.get(reason), Some(&serde_json::json!(1)), "{reason}");
+        assert_eq!(
+            rejected.get(reason),
+            Some(&serde_json::json!(1)),
+            "{reason}"
+        );
     }
     assert_eq!(report["unexpected"], serde_json::json!([]));
     assert!(report["p99_ms"].as_u64() >= report["p50_ms"].as_u64());

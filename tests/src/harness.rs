@@ -236,8 +236,7 @@ impl TestEnv {
         let token = CancellationToken::new();
         let config = self.config.clone();
         let t = token.clone();
-        let task =
-            tokio::spawn(async move { app::run_plan(&config, components, plan, t).await });
+        let task = tokio::spawn(async move { app::run_plan(&config, components, plan, t).await });
         RunningHub { token, task }
     }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use contracts::cabinet::{CabinetOutcome, CabinetReply};
-use contracts::{Message, Metadata};
 use contracts::issuance::{
     Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentityDocument,
 };
 use contracts::person::{Msisdn, Operator, PersonStatus};
+use contracts::{Message, Metadata};
 use hub::app::Components;
 use hub::config::IntegrationConfig;
 use serde::Deserialize;
@@ -163,12 +163,7 @@ impl Portal {
         let plan = hub::services::plan(&integrations).expect("the hub's plan");
         let queues: Vec<_> = plan.registrations.iter().map(|r| r.queue.clone()).collect();
         env.declare(queues).await;
-        let desk = env
-            .observe(
-                "desk",
-                &["issuance.#".to_string()],
-            )
-            .await;
+        let desk = env.observe("desk", &["issuance.#".to_string()]).await;
         // The portal's reply queue for cabinet requests: bound to nothing, answers come by name.
         let replies = env.observe("portal-replies", &[]).await;
         let hub = env.spawn_plan(Components::ALL, plan);
@@ -245,19 +240,23 @@ impl Portal {
     /// Waits for the desk to receive an event of type `M` about application `number`.
     pub async fn event<M: Message>(&self, number: &str) -> M {
         let wanted = M::TYPE.to_string();
-        let observed = wait_until(WAIT, &format!("{wanted} for application {number}"), || async {
-            while let Some(m) = self.desk.get().await {
-                self.seen.lock().expect("lock").push(m);
-            }
-            let seen = self.seen.lock().expect("lock");
-            seen.iter()
-                .find(|m| {
-                    m.metadata.message_type == wanted
-                        && (m.body["application_number"] == number
-                            || m.body["notice"]["application"]["number"] == number)
-                })
-                .cloned()
-        })
+        let observed = wait_until(
+            WAIT,
+            &format!("{wanted} for application {number}"),
+            || async {
+                while let Some(m) = self.desk.get().await {
+                    self.seen.lock().expect("lock").push(m);
+                }
+                let seen = self.seen.lock().expect("lock");
+                seen.iter()
+                    .find(|m| {
+                        m.metadata.message_type == wanted
+                            && (m.body["application_number"] == number
+                                || m.body["notice"]["application"]["number"] == number)
+                    })
+                    .cloned()
+            },
+        )
         .await;
         serde_json::from_value(observed.body).expect("event body")
     }
@@ -282,7 +281,10 @@ impl Portal {
             .sims
             .operator_url(kind)
             .expect("operator")
-            .join(&format!("sim/inbox/{}", msisdn.as_str().trim_start_matches('+')))
+            .join(&format!(
+                "sim/inbox/{}",
+                msisdn.as_str().trim_start_matches('+')
+            ))
             .expect("url");
         let inbox: Inbox = self
             .http
@@ -336,7 +338,13 @@ impl Portal {
             .expect("simulator")
             .join("sim/faults")
             .expect("url");
-        let r = self.http.put(url).json(&faults).send().await.expect("faults");
+        let r = self
+            .http
+            .put(url)
+            .json(&faults)
+            .send()
+            .await
+            .expect("faults");
         assert!(r.status().is_success(), "faults set: {}", r.status());
     }
 

@@ -39,13 +39,19 @@ fn ok() -> CabinetOutcome {
 async fn the_first_login_forces_a_new_password_which_then_works() {
     let mut portal = Portal::start().await;
     let (id, temporary, _) = issued(&portal, 0).await;
-    assert_eq!(portal.cabinet(&login(&id, &temporary)).await, CabinetOutcome::MustChangePassword);
+    assert_eq!(
+        portal.cabinet(&login(&id, &temporary)).await,
+        CabinetOutcome::MustChangePassword
+    );
     let weak = ChangePassword {
         identifier: id.clone(),
         current_password: temporary.clone(),
         new_password: "short".into(),
     };
-    assert!(matches!(portal.cabinet(&weak).await, CabinetOutcome::WeakPassword { .. }));
+    assert!(matches!(
+        portal.cabinet(&weak).await,
+        CabinetOutcome::WeakPassword { .. }
+    ));
     let change = ChangePassword {
         identifier: id.clone(),
         current_password: temporary.clone(),
@@ -75,7 +81,10 @@ async fn repeated_failures_lock_out_known_and_unknown_identifiers_alike() {
             );
         }
         let sixth = portal.cabinet(&login(who, "not-the-password1")).await;
-        assert!(matches!(sixth, CabinetOutcome::LockedOut { .. }), "{sixth:?}");
+        assert!(
+            matches!(sixth, CabinetOutcome::LockedOut { .. }),
+            "{sixth:?}"
+        );
     }
     // Locked out: even the right password is not checked now.
     assert!(matches!(
@@ -94,14 +103,25 @@ async fn a_lost_password_is_recovered_by_an_sms_code() {
         identifier: id.clone(),
         phone: e2e::portal::phone(999),
     };
-    assert_eq!(portal.cabinet(&wrong_phone).await, CabinetOutcome::CodeSentIfKnown);
+    assert_eq!(
+        portal.cabinet(&wrong_phone).await,
+        CabinetOutcome::CodeSentIfKnown
+    );
     let right = RecoverPassword {
         identifier: id.clone(),
         phone: phone.clone(),
     };
-    assert_eq!(portal.cabinet(&right).await, CabinetOutcome::CodeSentIfKnown);
+    assert_eq!(
+        portal.cabinet(&right).await,
+        CabinetOutcome::CodeSentIfKnown
+    );
     let code = code_in(&portal.nth_text(&phone, 3).await);
-    assert!(portal.phone_texts(&e2e::portal::phone(999)).await.is_empty());
+    assert!(
+        portal
+            .phone_texts(&e2e::portal::phone(999))
+            .await
+            .is_empty()
+    );
     let wrong = CompleteRecovery {
         identifier: id.clone(),
         code: "000000".into(),
@@ -118,7 +138,11 @@ async fn a_lost_password_is_recovered_by_an_sms_code() {
     };
     assert_eq!(portal.cabinet(&complete).await, ok());
     assert_eq!(portal.cabinet(&login(&id, "Recovered2026")).await, ok());
-    assert_eq!(portal.cabinet(&complete).await, CabinetOutcome::CodeExpired, "a code works once");
+    assert_eq!(
+        portal.cabinet(&complete).await,
+        CabinetOutcome::CodeExpired,
+        "a code works once"
+    );
     let codes: i64 = sqlx::query_scalar("SELECT count(*) FROM recoveries")
         .fetch_one(&portal.env.pool)
         .await
@@ -142,19 +166,24 @@ async fn a_person_blocks_the_identifier_and_can_no_longer_log_in() {
         password: "Static2026pass".into(),
     };
     assert_eq!(portal.cabinet(&block).await, ok());
-    assert_eq!(portal.cabinet(&login(&id, "Static2026pass")).await, CabinetOutcome::Blocked);
+    assert_eq!(
+        portal.cabinet(&login(&id, "Static2026pass")).await,
+        CabinetOutcome::Blocked
+    );
     assert_eq!(
         portal.cabinet(&login(&id, "wrong-password1")).await,
         CabinetOutcome::WrongCredentials,
         "a blocked account tells nothing to someone without the password"
     );
-    let events: Vec<String> = sqlx::query_scalar(
-        "SELECT event FROM account_events WHERE identifier = $1 ORDER BY id",
-    )
-    .bind(&id)
-    .fetch_all(&portal.env.pool)
-    .await
-    .expect("events");
-    assert_eq!(events, ["account_created", "password_changed", "blocked_by_person"]);
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event FROM account_events WHERE identifier = $1 ORDER BY id")
+            .bind(&id)
+            .fetch_all(&portal.env.pool)
+            .await
+            .expect("events");
+    assert_eq!(
+        events,
+        ["account_created", "password_changed", "blocked_by_person"]
+    );
     portal.stop().await;
 }

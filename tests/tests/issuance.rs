@@ -1,17 +1,22 @@
 //! Issuance of the unique identifier end to end: the hub's own plan, every simulator, the real
 //! RabbitMQ and PostgreSQL. The test is the desk and reads the person's phone.
 
+use contracts::headers;
 use contracts::issuance::{
     ApplicationRejected, IdentifierIssued, PhoneCodeSent, PhoneCodeWrong, RejectReason,
 };
-use contracts::headers;
 use e2e::portal::{Portal, WAIT, code_in, password_in, phone};
 use e2e::{Observer, wait_until};
 use hub::broker::header_str;
 use simulators::SimKind;
 
 /// Runs one application through to the notice; returns (notice, temporary password).
-async fn issue(portal: &Portal, person: &e2e::portal::Person, number: &str, phone: &str) -> (IdentifierIssued, String) {
+async fn issue(
+    portal: &Portal,
+    person: &e2e::portal::Person,
+    number: &str,
+    phone: &str,
+) -> (IdentifierIssued, String) {
     portal.apply(&person.application(number, phone)).await;
     let sent: PhoneCodeSent = portal.event(number).await;
     assert_eq!(sent.attempts_left, 3);
@@ -60,15 +65,27 @@ async fn an_identifier_is_issued_once_per_person_and_phone_with_no_secret_in_the
     .fetch_one(&portal.env.pool)
     .await
     .expect("dump");
-    assert!(!dump.contains(&password), "the temporary password is stored somewhere in the clear");
-    assert!(!dump.contains(&format!("\"{code}\"")) && !dump.contains(&format!(": {code}")), "the code is stored in the clear");
+    assert!(
+        !dump.contains(&password),
+        "the temporary password is stored somewhere in the clear"
+    );
+    assert!(
+        !dump.contains(&format!("\"{code}\"")) && !dump.contains(&format!(": {code}")),
+        "the code is stored in the clear"
+    );
 
     // The same person again, with another phone: already assigned.
     portal.apply(&alice.application("A-2", &phone(2))).await;
-    assert_eq!(rejected(&portal, "A-2").await.reason, RejectReason::AlreadyAssigned);
+    assert_eq!(
+        rejected(&portal, "A-2").await.reason,
+        RejectReason::AlreadyAssigned
+    );
     // Another person with the first phone: the phone is bound.
     portal.apply(&bob.application("A-3", &phone(1))).await;
-    assert_eq!(rejected(&portal, "A-3").await.reason, RejectReason::PhoneBound);
+    assert_eq!(
+        rejected(&portal, "A-3").await.reason,
+        RejectReason::PhoneBound
+    );
     // The rejected applications hold nothing.
     let held: i64 = sqlx::query_scalar("SELECT count(*) FROM identifiers")
         .fetch_one(&portal.env.pool)
@@ -95,7 +112,13 @@ async fn the_mvd_verdict_rejects_mismatches_and_lost_documents_and_releases_the_
     portal.apply(&old_name).await;
     let r = rejected(&portal, "M-1").await;
     assert_eq!(r.reason, RejectReason::MvdMismatch);
-    assert_eq!(r.fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(), ["person.surname"]);
+    assert_eq!(
+        r.fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect::<Vec<_>>(),
+        ["person.surname"]
+    );
 
     let mut lost_app = lost.application("M-2", &phone(12));
     // The desk sees a date in the future; the registry knows the document was reported lost.
@@ -117,7 +140,8 @@ async fn the_mvd_verdict_rejects_mismatches_and_lost_documents_and_releases_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered_without_its_body() {
+async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered_without_its_body()
+{
     let mut portal = Portal::start().await;
     let person = portal.good_persons().await.remove(0);
     portal.apply(&person.application("C-1", &phone(21))).await;
@@ -128,19 +152,36 @@ async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered
     portal.confirm("C-1", "111111x").await;
     portal.confirm("C-1", "222222x").await;
     let r = rejected(&portal, "C-1").await;
-    assert_eq!((r.reason, r.detail.as_deref()), (RejectReason::PhoneNotConfirmed, Some("too_many_attempts")));
+    assert_eq!(
+        (r.reason, r.detail.as_deref()),
+        (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
+    );
 
     // A confirmation for an application that does not exist fails for good: its dead letter
     // keeps the reason, not the code.
     portal.confirm("no-such-application", "654321").await;
     let topology = portal.env.topology(vec![]);
-    let dead = Observer::attach(&portal.env, topology.dead_queue(hub::sagas::issuance::QUEUE)).await;
+    let dead = Observer::attach(
+        &portal.env,
+        topology.dead_queue(hub::sagas::issuance::QUEUE),
+    )
+    .await;
     let letters = dead.take_raw(1, WAIT).await;
     let (props, body) = &letters[0];
-    assert_eq!(header_str(props, headers::ERROR_TEXT).as_deref(), Some("no such application"));
-    assert!(!String::from_utf8_lossy(body).contains("654321"), "the code is not kept");
+    assert_eq!(
+        header_str(props, headers::ERROR_TEXT).as_deref(),
+        Some("no such application")
+    );
     assert!(
-        props.headers().as_ref().and_then(|h| h.inner().get(headers::REDACTED)).is_some(),
+        !String::from_utf8_lossy(body).contains("654321"),
+        "the code is not kept"
+    );
+    assert!(
+        props
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get(headers::REDACTED))
+            .is_some(),
         "the dead letter says its body was redacted"
     );
     portal.stop().await;
@@ -150,7 +191,9 @@ async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered
 async fn the_saga_waits_while_the_mvd_is_down_and_completes_when_it_is_back() {
     let mut portal = Portal::start().await;
     let person = portal.good_persons().await.remove(0);
-    portal.faults(SimKind::Mvd, serde_json::json!({"error_rate": 1.0})).await;
+    portal
+        .faults(SimKind::Mvd, serde_json::json!({"error_rate": 1.0}))
+        .await;
     portal.apply(&person.application("D-1", &phone(31))).await;
     // The reconciliation fails and waits in the retry tiers.
     wait_until(WAIT, "the saga waiting for the MVD", || async {
@@ -161,7 +204,9 @@ async fn the_saga_waits_while_the_mvd_is_down_and_completes_when_it_is_back() {
         (state.as_deref() == Some("reconciling")).then_some(())
     })
     .await;
-    portal.faults(SimKind::Mvd, serde_json::json!({"error_rate": 0.0})).await;
+    portal
+        .faults(SimKind::Mvd, serde_json::json!({"error_rate": 0.0}))
+        .await;
     let sent: PhoneCodeSent = portal.event("D-1").await;
     assert_eq!(sent.application_number, "D-1");
     portal.stop().await;
@@ -170,7 +215,12 @@ async fn the_saga_waits_while_the_mvd_is_down_and_completes_when_it_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicated_delivery_report_changes_nothing() {
     let mut portal = Portal::start().await;
-    portal.faults(SimKind::A1, serde_json::json!({"duplicate_callback_rate": 1.0})).await;
+    portal
+        .faults(
+            SimKind::A1,
+            serde_json::json!({"duplicate_callback_rate": 1.0}),
+        )
+        .await;
     let person = portal.good_persons().await.remove(0);
     issue(&portal, &person, "R-1", &phone(41)).await;
     // Both copies of the password's delivery report reach the hub; the saga takes one.
@@ -201,7 +251,10 @@ async fn a_duplicated_delivery_report_changes_nothing() {
         }
     };
     // Two SMS (code and password), one report each taken; the duplicates were skipped.
-    wait_until(WAIT, "both SMS reported", || async { (reports().await >= 2).then_some(()) }).await;
+    wait_until(WAIT, "both SMS reported", || async {
+        (reports().await >= 2).then_some(())
+    })
+    .await;
     portal.stop().await;
     assert_eq!(reports().await, 2, "each report applied once");
 }
@@ -215,21 +268,38 @@ async fn a_password_sms_that_cannot_be_sent_is_dead_lettered_sealed_and_the_desk
     let _: PhoneCodeSent = portal.event("S-1").await;
     let code = code_in(&portal.nth_text(&phone, 1).await);
     // The operator goes down just before the password SMS.
-    portal.faults(SimKind::A1, serde_json::json!({"error_rate": 1.0})).await;
+    portal
+        .faults(SimKind::A1, serde_json::json!({"error_rate": 1.0}))
+        .await;
     portal.confirm("S-1", &code).await;
     let topology = portal.env.topology(vec![]);
     let dead = Observer::attach(&portal.env, topology.dead_queue(hub::workers::sms::QUEUE)).await;
     let letters = dead.take_raw(1, WAIT).await;
     let (props, body) = &letters[0];
-    assert_eq!(header_str(props, headers::ERROR_KIND).as_deref(), Some("retries_exhausted"));
+    assert_eq!(
+        header_str(props, headers::ERROR_KIND).as_deref(),
+        Some("retries_exhausted")
+    );
     let text = String::from_utf8_lossy(body);
-    assert!(!text.contains("пароль") && !text.contains("Временный"), "the text is not in the clear: {text}");
-    let send: contracts::sms::SendSms = serde_json::from_slice(body).expect("the dead letter is the command");
-    let sealer = hub::secrets::Sealer::from_config(portal.integrations.seal_key.as_deref()).expect("key");
-    assert!(sealer.open(&send.text).expect("opens with the hub's key").contains("Временный пароль"));
+    assert!(
+        !text.contains("пароль") && !text.contains("Временный"),
+        "the text is not in the clear: {text}"
+    );
+    let send: contracts::sms::SendSms =
+        serde_json::from_slice(body).expect("the dead letter is the command");
+    let sealer =
+        hub::secrets::Sealer::from_config(portal.integrations.seal_key.as_deref()).expect("key");
+    assert!(
+        sealer
+            .open(&send.text)
+            .expect("opens with the hub's key")
+            .contains("Временный пароль")
+    );
 
     // The operator is back; the desk asks for a new password without a new application.
-    portal.faults(SimKind::A1, serde_json::json!({"error_rate": 0.0})).await;
+    portal
+        .faults(SimKind::A1, serde_json::json!({"error_rate": 0.0}))
+        .await;
     portal
         .env
         .send(&contracts::issuance::ResendTemporaryPassword {

@@ -45,7 +45,6 @@ impl From<Failure> for StepError {
     }
 }
 
-
 /// How many times a step is re-run when it loses a race to create or update the row.
 const CONFLICT_RETRIES: usize = 5;
 

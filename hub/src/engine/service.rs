@@ -32,8 +32,10 @@ pub trait Service: Send + Sync + 'static {
 
     /// Outside the transaction: decode the message and call what must be called. A failure
     /// here is classified as usual (transient ones are retried later).
-    fn prepare<'a>(&'a self, message: &'a Incoming)
-    -> BoxFuture<'a, Result<Self::Prepared, Failure>>;
+    fn prepare<'a>(
+        &'a self,
+        message: &'a Incoming,
+    ) -> BoxFuture<'a, Result<Self::Prepared, Failure>>;
 
     /// Inside the transaction: database effects; returns the answers to send.
     fn apply<'a>(

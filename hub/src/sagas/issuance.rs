@@ -23,7 +23,9 @@ use contracts::issuance::{
 };
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
 use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
-use contracts::registry::{AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved};
+use contracts::registry::{
+    AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved,
+};
 use contracts::sealed::Sealed;
 use contracts::sms::{
     CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
@@ -287,12 +289,12 @@ impl Saga for IssuanceSaga {
         match (&s.stage, input) {
             (_, Input::Apply(_)) => Ok(Step::to(s.clone())), // the desk sent it again: no change
             (Stage::Reserving, Input::Reserved(r)) => Ok(match r.outcome {
-                ReserveOutcome::Reserved => with_stage(s, Stage::Reconciling).send(Command::new(
-                    &Reconcile {
+                ReserveOutcome::Reserved => {
+                    with_stage(s, Stage::Reconciling).send(Command::new(&Reconcile {
                         person: s.person.clone(),
                         document: s.document.clone(),
-                    },
-                )?),
+                    })?)
+                }
                 // Nothing was reserved: nothing to undo.
                 ReserveOutcome::AlreadyAssigned => {
                     reject(s, RejectReason::AlreadyAssigned, None, vec![], false)?
@@ -302,10 +304,11 @@ impl Saga for IssuanceSaga {
                 }
             }),
             (Stage::Reconciling, Input::Reconciled(r)) => Ok(match &r.result {
-                ReconcileResult::Match => with_stage(s, Stage::CheckingSubscriber)
-                    .send(Command::new(&CheckSubscriber {
+                ReconcileResult::Match => {
+                    with_stage(s, Stage::CheckingSubscriber).send(Command::new(&CheckSubscriber {
                         phone: s.phone.clone(),
-                    })?),
+                    })?)
+                }
                 ReconcileResult::Mismatch { fields } => {
                     let fields = fields
                         .iter()
@@ -593,7 +596,11 @@ impl Saga for IssuanceSaga {
 }
 
 impl IssuanceSaga {
-    fn apply(&self, a: &ApplyForIdentifier, ctx: &StepContext<'_>) -> Result<Step<Issuance>, Failure> {
+    fn apply(
+        &self,
+        a: &ApplyForIdentifier,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
         let today = ctx.now.date_naive();
         let initial = |phone: String, stage| Issuance {
             application: a.application.clone(),
@@ -630,7 +637,9 @@ impl IssuanceSaga {
             }
         };
         let Some(id) = id else {
-            return Err(Failure::permanent("validated identification number missing"));
+            return Err(Failure::permanent(
+                "validated identification number missing",
+            ));
         };
         let state = initial(phone.as_str().to_owned(), Stage::Reserving);
         Ok(Step::to(state).send(Command::new(&Reserve {
@@ -684,10 +693,7 @@ impl IssuanceSaga {
 }
 
 fn with_stage(s: &Issuance, stage: Stage) -> Step<Issuance> {
-    Step::to(Issuance {
-        stage,
-        ..s.clone()
-    })
+    Step::to(Issuance { stage, ..s.clone() })
 }
 
 /// Ends the application with `reason`, telling the desk, and releases the reservation when one
@@ -745,12 +751,32 @@ fn validate(
     a: &ApplyForIdentifier,
     today: NaiveDate,
     min_age: u32,
-) -> (ValidationErrors, Option<IdNumber>, Result<Msisdn, PhoneError>) {
+) -> (
+    ValidationErrors,
+    Option<IdNumber>,
+    Result<Msisdn, PhoneError>,
+) {
     let mut e = ValidationErrors::new();
-    e.check(!a.application.number.trim().is_empty(), "application.number", "must not be empty");
-    e.check(!a.application.desk_id.trim().is_empty(), "application.desk_id", "must not be empty");
-    e.check(!a.application.worker_id.trim().is_empty(), "application.worker_id", "must not be empty");
-    e.check(a.application.date <= today, "application.date", "must not be in the future");
+    e.check(
+        !a.application.number.trim().is_empty(),
+        "application.number",
+        "must not be empty",
+    );
+    e.check(
+        !a.application.desk_id.trim().is_empty(),
+        "application.desk_id",
+        "must not be empty",
+    );
+    e.check(
+        !a.application.worker_id.trim().is_empty(),
+        "application.worker_id",
+        "must not be empty",
+    );
+    e.check(
+        a.application.date <= today,
+        "application.date",
+        "must not be in the future",
+    );
     let id = match IdNumber::parse(&a.person.identification_number) {
         Ok(id) => {
             if id.status() != a.person.status {
@@ -779,7 +805,11 @@ fn validate(
             let ok = !v.is_empty()
                 && v.chars().count() <= 100
                 && v.chars().all(|c| c.is_alphabetic() || " -'".contains(c));
-            e.check(ok, field, "must be 1-100 letters (spaces, hyphens and apostrophes allowed)");
+            e.check(
+                ok,
+                field,
+                "must be 1-100 letters (spaces, hyphens and apostrophes allowed)",
+            );
         }
     }
     match age_on(a.person.birth_date, today) {
@@ -791,9 +821,21 @@ fn validate(
         None => e.add("person.birth_date", "must not be in the future"),
     }
     let d = &a.document;
-    e.check(!d.number.trim().is_empty(), "document.number", "must not be empty");
-    e.check(d.issued_on <= today, "document.issued_on", "must not be in the future");
-    e.check(d.issued_on < d.expires_on, "document.expires_on", "must be after the date of issue");
+    e.check(
+        !d.number.trim().is_empty(),
+        "document.number",
+        "must not be empty",
+    );
+    e.check(
+        d.issued_on <= today,
+        "document.issued_on",
+        "must not be in the future",
+    );
+    e.check(
+        d.issued_on < d.expires_on,
+        "document.expires_on",
+        "must be after the date of issue",
+    );
     let kind_fits = match a.person.status {
         PersonStatus::Citizen => matches!(d.kind, DocumentKind::Passport | DocumentKind::IdCard),
         _ => d.kind == DocumentKind::ResidencePermit,
@@ -896,12 +938,17 @@ mod tests {
                 message: &self.meta,
                 seed: [self.seed; 32],
             };
-            self.saga.transition(state, &input, &ctx).expect("transition")
+            self.saga
+                .transition(state, &input, &ctx)
+                .expect("transition")
         }
     }
 
     fn sent(step: &Step<Issuance>) -> Vec<&str> {
-        step.commands.iter().map(|c| c.message_type.as_str()).collect()
+        step.commands
+            .iter()
+            .map(|c| c.message_type.as_str())
+            .collect()
     }
 
     fn rejection(step: &Step<Issuance>) -> ApplicationRejected {
@@ -955,7 +1002,10 @@ mod tests {
             }
             String::from_utf8_lossy(&v).into_owned()
         };
-        assert!(!all_bytes(&s4).contains(&code), "the code is never in the clear");
+        assert!(
+            !all_bytes(&s4).contains(&code),
+            "the code is never in the clear"
+        );
 
         let s5 = run.step(
             Some(&s4.state),
@@ -980,7 +1030,10 @@ mod tests {
         assert_eq!(password.len(), 10);
         let create: CreateAccount = serde_json::from_slice(&s5.commands[0].body).expect("body");
         assert!(verify_secret(&password, &create.temporary_password_hash));
-        assert!(!all_bytes(&s5).contains(&password), "the password is never in the clear");
+        assert!(
+            !all_bytes(&s5).contains(&password),
+            "the password is never in the clear"
+        );
 
         let s6 = run.step(
             Some(&s5.state),
@@ -1014,7 +1067,10 @@ mod tests {
         let r = rejection(&run.step(None, Input::Apply(bad)));
         assert_eq!(r.reason, RejectReason::InvalidInput);
         let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["person.identification_number", "person.birth_date"]);
+        assert_eq!(
+            fields,
+            ["person.identification_number", "person.birth_date"]
+        );
 
         let mut no_consent = application();
         no_consent.consent_to_mvd_check = false;
@@ -1024,7 +1080,10 @@ mod tests {
         let mut expired = application();
         expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
         let r = rejection(&run.step(None, Input::Apply(expired)));
-        assert_eq!((r.reason, r.detail.as_deref()), (RejectReason::DocumentInvalid, Some("expired")));
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (RejectReason::DocumentInvalid, Some("expired"))
+        );
 
         let mut landline = application();
         landline.phone = "+375 17 123-45-67".into();
@@ -1067,7 +1126,10 @@ mod tests {
                 checked_on: run.now.date_naive(),
             }),
         );
-        assert_eq!(sent(&mismatch), ["issuance.rejected.v1", "registry.release.v1"]);
+        assert_eq!(
+            sent(&mismatch),
+            ["issuance.rejected.v1", "registry.release.v1"]
+        );
         let r = rejection(&mismatch);
         assert_eq!(r.reason, RejectReason::MvdMismatch);
         assert_eq!(r.fields[0].field, "person.surname");
@@ -1078,7 +1140,12 @@ mod tests {
         let mut run = Run::new();
         let mut state = run.step(None, Input::Apply(application())).state;
         state = run
-            .step(Some(&state), Input::Reserved(Reserved { outcome: ReserveOutcome::Reserved }))
+            .step(
+                Some(&state),
+                Input::Reserved(Reserved {
+                    outcome: ReserveOutcome::Reserved,
+                }),
+            )
             .state;
         state = run
             .step(
@@ -1111,7 +1178,10 @@ mod tests {
         let second = run.step(Some(&first.state), wrong());
         let third = run.step(Some(&second.state), wrong());
         let r = rejection(&third);
-        assert_eq!((r.reason, r.detail.as_deref()), (RejectReason::PhoneNotConfirmed, Some("too_many_attempts")));
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
+        );
         assert!(sent(&third).contains(&"registry.release.v1"));
         assert_eq!(third.cancel_timers, vec![CODE_TIMER.to_string()]);
 

@@ -1,5 +1,5 @@
 //! The business sagas. Each is a pure state machine (see `engine`); this module holds them and
 //! nothing else.
 
-pub mod issuance;
 pub mod account;
+pub mod issuance;

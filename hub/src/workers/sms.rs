@@ -73,8 +73,8 @@ impl Service for SmsWorker {
             let t = message.metadata.message_type.as_str();
             if CheckSubscriber::TYPE.matches(t) {
                 let cmd: CheckSubscriber = decode(t, &message.body)?;
-                let phone = Msisdn::parse(&cmd.phone)
-                    .map_err(|e| Failure::invalid_input(e.to_string()))?;
+                let phone =
+                    Msisdn::parse(&cmd.phone).map_err(|e| Failure::invalid_input(e.to_string()))?;
                 let answer = match self.client.subscriber(&phone).await? {
                     None => SubscriberChecked {
                         status: SubscriberStatus::Unknown,
@@ -92,7 +92,8 @@ impl Service for SmsWorker {
                 Ok(SmsOutcome::Checked(answer))
             } else if SendSms::TYPE.matches(t) {
                 let cmd: SendSms = decode(t, &message.body)?;
-                let to = Msisdn::parse(&cmd.to).map_err(|e| Failure::invalid_input(e.to_string()))?;
+                let to =
+                    Msisdn::parse(&cmd.to).map_err(|e| Failure::invalid_input(e.to_string()))?;
                 // Without a known operator, ask the operators (a ported number is not where
                 // its prefix says).
                 let operator = match cmd.operator {
@@ -114,7 +115,13 @@ impl Service for SmsWorker {
                     .and_then(|b| b.join(&format!("callbacks/sms/{operator}")).ok());
                 match self
                     .client
-                    .send(message.metadata.message_id, operator, &to, &text, callback.as_ref())
+                    .send(
+                        message.metadata.message_id,
+                        operator,
+                        &to,
+                        &text,
+                        callback.as_ref(),
+                    )
                     .await
                 {
                     Ok(sent) => Ok(SmsOutcome::Sent(SmsSent {
@@ -131,7 +138,9 @@ impl Service for SmsWorker {
                     Err(f) => Err(f),
                 }
             } else {
-                Err(Failure::invalid_input(format!("the SMS worker does not take {t}")))
+                Err(Failure::invalid_input(format!(
+                    "the SMS worker does not take {t}"
+                )))
             }
         })
     }
