@@ -2,7 +2,7 @@
 //! from the hub, so the operators are an independent check of the hub's phone handling.
 //!
 //! The rules (README): `+375 44` A1, `+375 33` MTS, `+375 25` life:), `+375 29` followed by
-//! 1/3/6/9 A1 and 2/5/7/8 MTS (0 and 4 are not mobile numbers here). A number ending in `77` is
+//! 1/3/6/9 (and 0/4, outside the table) A1 and 2/5/7/8 MTS. A number ending in `77` is
 //! ported to the next operator (A1 → MTS → life:) → A1); one ending in `0000` has no subscriber;
 //! one ending in `9999` is blocked; one ending in `8888` never receives a message.
 
@@ -62,7 +62,7 @@ impl Msisdn {
         let number = Msisdn(format!("+{digits}"));
         match &rest[..2] {
             "25" | "33" | "44" => Some(number),
-            "29" if !rest[2..].starts_with(['0', '4']) => Some(number),
+            "29" => Some(number),
             _ => None,
         }
     }
@@ -81,7 +81,8 @@ impl Msisdn {
             "33" => Operator::Mts,
             "25" => Operator::Life,
             _ => match first {
-                b'1' | b'3' | b'6' | b'9' => Operator::A1,
+                // 0 and 4 are not in the published table; like the hub, count them as A1's.
+                b'0' | b'1' | b'3' | b'4' | b'6' | b'9' => Operator::A1,
                 _ => Operator::Mts,
             },
         }
@@ -150,7 +151,10 @@ mod tests {
         assert_eq!(parse("375291234567").as_str(), "+375291234567");
         assert!(Msisdn::parse("+37529123456").is_none());
         assert!(Msisdn::parse("+375171234567").is_none(), "Minsk landline");
-        assert!(Msisdn::parse("+375294234567").is_none());
+        assert_eq!(
+            Msisdn::parse("+375294234567").map(|m| m.prefix_operator()),
+            Some(Operator::A1)
+        );
         assert!(Msisdn::parse("+79161234567").is_none());
         assert!(Msisdn::parse("+3752912345a7").is_none());
     }
