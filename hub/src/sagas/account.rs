@@ -804,16 +804,14 @@ fn validate_unblock(
         "person.identification_number",
         &p.identification_number,
     );
-    if let Some(id) = &id {
-        if id.status() != p.status {
-            e.add(
-                "person.status",
-                format!(
-                    "does not match the identification number, which says {}",
-                    status_name(id.status())
-                ),
-            );
-        }
+    if let Some(id) = id.as_ref().filter(|id| id.status() != p.status) {
+        e.add(
+            "person.status",
+            format!(
+                "does not match the identification number, which says {}",
+                status_name(id.status())
+            ),
+        );
     }
     for (field, value) in [
         ("person.surname", Some(&p.surname)),

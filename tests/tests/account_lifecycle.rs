@@ -1,0 +1,364 @@
+//! The account lifecycle by desk application end to end: blocking, unblocking after the identity
+//! and MVD checks, and changing the phone with an SMS code, against the hub's own plan, every
+//! simulator, the real RabbitMQ and PostgreSQL. The test is the desk and reads the phones.
+
+use std::sync::Mutex;
+
+use contracts::Message;
+use contracts::account::{
+    BlockIdentifier, ChangePhone, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked,
+    NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged, RequestRejectReason, RequestRejected,
+    UnblockIdentifier,
+};
+use contracts::cabinet::{CabinetOutcome, LogIn};
+use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
+use e2e::harness::Observed;
+use e2e::portal::{DESK, Person, Portal, WAIT, code_in, password_in, phone};
+use e2e::{Observer, wait_until};
+
+/// The desk's side of the account requests: its own observer of `identifier.*` events.
+struct Desk {
+    observer: Observer,
+    seen: Mutex<Vec<Observed>>,
+}
+
+impl Desk {
+    async fn new(portal: &Portal) -> Self {
+        Self {
+            observer: portal
+                .env
+                .observe("desk2", &["identifier.#".to_string()])
+                .await,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Waits for an event of type `M` about application `number`.
+    async fn event<M: Message>(&self, number: &str) -> M {
+        let wanted = M::TYPE.to_string();
+        let observed = wait_until(
+            WAIT,
+            &format!("{wanted} for application {number}"),
+            || async {
+                while let Some(m) = self.observer.get().await {
+                    self.seen.lock().expect("lock").push(m);
+                }
+                let seen = self.seen.lock().expect("lock");
+                seen.iter()
+                    .find(|m| {
+                        m.metadata.message_type == wanted && m.body["application_number"] == number
+                    })
+                    .cloned()
+            },
+        )
+        .await;
+        serde_json::from_value(observed.body).expect("event body")
+    }
+
+    async fn rejected(&self, number: &str) -> RequestRejected {
+        self.event::<RequestRejected>(number).await
+    }
+}
+
+/// Issues an identifier the way a desk does; returns the temporary password.
+async fn issue(portal: &Portal, person: &Person, number: &str, phone: &str) -> String {
+    portal.apply(&person.application(number, phone)).await;
+    let _: PhoneCodeSent = portal.event(number).await;
+    let code = code_in(&portal.nth_text(phone, 1).await);
+    portal.confirm(number, &code).await;
+    let _: IdentifierIssued = portal.event(number).await;
+    password_in(&portal.nth_text(phone, 2).await)
+}
+
+fn block(number: &str, identifier: &str) -> BlockIdentifier {
+    BlockIdentifier {
+        desk_id: DESK.into(),
+        application_number: number.into(),
+        identifier: identifier.into(),
+        reason: Some("the person gives the identifier up".into()),
+    }
+}
+
+fn unblock(number: &str, person: &Person) -> UnblockIdentifier {
+    let application = person.application(number, &phone(0));
+    UnblockIdentifier {
+        desk_id: DESK.into(),
+        application_number: number.into(),
+        person: application.person,
+        document: application.document,
+    }
+}
+
+fn change_phone(number: &str, identifier: &str, new_phone: &str) -> ChangePhone {
+    ChangePhone {
+        desk_id: DESK.into(),
+        application_number: number.into(),
+        identifier: identifier.into(),
+        new_phone: new_phone.into(),
+    }
+}
+
+fn confirm(number: &str, code: &str) -> ConfirmNewPhone {
+    ConfirmNewPhone {
+        desk_id: DESK.into(),
+        application_number: number.into(),
+        code: code.into(),
+    }
+}
+
+fn login(identifier: &str, password: &str) -> LogIn {
+    LogIn {
+        identifier: identifier.into(),
+        password: password.into(),
+    }
+}
+
+async fn blocked(portal: &Portal, identifier: &str) -> bool {
+    sqlx::query_scalar("SELECT blocked FROM accounts WHERE identifier = $1")
+        .bind(identifier)
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("account")
+}
+
+/// The account's history: (event, desk application) in order.
+async fn history(portal: &Portal, identifier: &str) -> Vec<(String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT event, application FROM account_events WHERE identifier = $1 ORDER BY id",
+    )
+    .bind(identifier)
+    .fetch_all(&portal.env.pool)
+    .await
+    .expect("account events")
+}
+
+async fn phone_of(portal: &Portal, identifier: &str) -> String {
+    sqlx::query_scalar("SELECT phone FROM identifiers WHERE identifier = $1")
+        .bind(identifier)
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("identifier")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_kept() {
+    let mut portal = Portal::start().await;
+    let desk = Desk::new(&portal).await;
+    let persons = portal.good_persons().await;
+    let (alice, bob) = (&persons[0], &persons[1]);
+    let id = alice.identification_number.clone();
+    let password = issue(&portal, alice, "I-1", &phone(1)).await;
+    let before = history(&portal, &id).await;
+    assert_eq!(
+        before.len(),
+        1,
+        "issuance wrote the account's first event: {before:?}"
+    );
+
+    // Blocked by desk: the flag, the event with its application, and the cabinet refuses.
+    portal.env.send(&block("B-1", &id.to_lowercase())).await;
+    let b: IdentifierBlocked = desk.event("B-1").await;
+    assert_eq!(b.desk_id, DESK);
+    assert!(blocked(&portal, &id).await);
+    let after_block = history(&portal, &id).await;
+    assert_eq!(
+        after_block.last(),
+        Some(&("blocked_by_desk".to_string(), Some(format!("{DESK}/B-1"))))
+    );
+    assert_eq!(
+        portal.cabinet(&login(&id, &password)).await,
+        CabinetOutcome::Blocked
+    );
+
+    // Blocking again, and blocking an identifier nobody holds, are rejected.
+    portal.env.send(&block("B-2", &id)).await;
+    assert_eq!(
+        desk.rejected("B-2").await.reason,
+        RequestRejectReason::AlreadyBlocked
+    );
+    portal
+        .env
+        .send(&block("B-3", &bob.identification_number))
+        .await;
+    assert_eq!(
+        desk.rejected("B-3").await.reason,
+        RequestRejectReason::UnknownIdentifier
+    );
+
+    // Failed logins while blocked lock the cabinet out.
+    let mut locked_out = false;
+    for _ in 0..20 {
+        if let CabinetOutcome::LockedOut { .. } = portal.cabinet(&login(&id, "not-it")).await {
+            locked_out = true;
+            break;
+        }
+    }
+    assert!(locked_out, "wrong passwords lead to a lock-out");
+
+    // A stated surname that the MVD registry does not confirm: still blocked.
+    let mut wrong = unblock("U-1", alice);
+    wrong.person.surname = format!("{}а", alice.surname);
+    portal.env.send(&wrong).await;
+    let r = desk.rejected("U-1").await;
+    assert_eq!(r.reason, RequestRejectReason::MvdMismatch);
+    assert_eq!(
+        r.fields
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect::<Vec<_>>(),
+        ["person.surname"]
+    );
+    assert!(blocked(&portal, &id).await);
+
+    // The person's correct data: unblocked, every earlier event still there, the old password
+    // works again and the lock-out is gone.
+    portal.env.send(&unblock("U-2", alice)).await;
+    let _: IdentifierUnblocked = desk.event("U-2").await;
+    assert!(!blocked(&portal, &id).await);
+    let after_unblock = history(&portal, &id).await;
+    assert_eq!(
+        after_unblock[..after_block.len()],
+        after_block[..],
+        "no event is lost"
+    );
+    assert_eq!(
+        after_unblock[after_block.len()..],
+        [("unblocked_by_desk".to_string(), Some(format!("{DESK}/U-2")))]
+    );
+    assert_eq!(
+        portal.cabinet(&login(&id, &password)).await,
+        CabinetOutcome::MustChangePassword
+    );
+
+    // Nothing to unblock any more; an identifier nobody holds cannot be unblocked either.
+    portal.env.send(&unblock("U-3", alice)).await;
+    assert_eq!(
+        desk.rejected("U-3").await.reason,
+        RequestRejectReason::NotBlocked
+    );
+    portal.env.send(&unblock("U-4", bob)).await;
+    assert_eq!(
+        desk.rejected("U-4").await.reason,
+        RequestRejectReason::UnknownIdentifier
+    );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
+    let mut portal = Portal::start().await;
+    let desk = Desk::new(&portal).await;
+    let persons = portal.good_persons().await;
+    let (alice, bob) = (&persons[0], &persons[1]);
+    let id = alice.identification_number.clone();
+    issue(&portal, alice, "I-1", &phone(1)).await;
+    issue(&portal, bob, "I-2", &phone(2)).await;
+
+    // A free number, confirmed with the code the new phone received.
+    let new_phone = phone(3);
+    portal.env.send(&change_phone("P-1", &id, &new_phone)).await;
+    let sent: NewPhoneCodeSent = desk.event("P-1").await;
+    assert_eq!(sent.phone_masked, "+375 44 ***-**-34");
+    assert_eq!(sent.attempts_left, 3);
+    assert_eq!(
+        phone_of(&portal, &id).await,
+        phone(1),
+        "nothing changes before the code"
+    );
+    let code = code_in(&portal.nth_text(&new_phone, 1).await);
+    portal.env.send(&confirm("P-1", &code)).await;
+    let changed: PhoneChanged = desk.event("P-1").await;
+    assert_eq!(changed.phone_masked, "+375 44 ***-**-34");
+    assert_eq!(phone_of(&portal, &id).await, new_phone);
+    let (event, application, previous): (String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT event, application, detail->>'previous_phone' FROM account_events
+         WHERE identifier = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&id)
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("the last event");
+    assert_eq!(
+        (event.as_str(), application, previous),
+        ("phone_changed", Some(format!("{DESK}/P-1")), Some(phone(1)))
+    );
+    // The code is nowhere in the clear.
+    let dump: String = sqlx::query_scalar(
+        "SELECT concat_ws(' ',
+            (SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM outbox),
+            (SELECT string_agg(state::text, ' ') FROM sagas))",
+    )
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("dump");
+    assert!(!dump.contains(&format!("\"{code}\"")) && !dump.contains(&format!(": {code}")));
+
+    // Bob's phone is bound to Bob: refused before any SMS.
+    portal.env.send(&change_phone("P-2", &id, &phone(2))).await;
+    let r = desk.rejected("P-2").await;
+    assert_eq!(r.reason, RequestRejectReason::PhoneBound);
+    assert!(
+        portal.phone_texts(&phone(2)).await.len() == 2,
+        "no code went to Bob's phone"
+    );
+
+    // Alice's old phone is free now: Bob may take it.
+    portal
+        .env
+        .send(&change_phone("P-3", &bob.identification_number, &phone(1)))
+        .await;
+    let _: NewPhoneCodeSent = desk.event("P-3").await;
+    let code = wait_until(WAIT, "the code on the old phone", || async {
+        portal
+            .phone_texts(&phone(1))
+            .await
+            .iter()
+            .find(|t| t.contains("нового номера"))
+            .map(|t| code_in(t))
+    })
+    .await;
+    portal.env.send(&confirm("P-3", &code)).await;
+    let _: PhoneChanged = desk.event("P-3").await;
+    assert_eq!(
+        phone_of(&portal, &bob.identification_number).await,
+        phone(1)
+    );
+
+    // Wrong codes: counted, and the last one ends the request with the phone unchanged.
+    portal.env.send(&change_phone("P-4", &id, &phone(4))).await;
+    let _: NewPhoneCodeSent = desk.event("P-4").await;
+    portal.env.send(&confirm("P-4", "000000x")).await;
+    let wrong: NewPhoneCodeWrong = desk.event("P-4").await;
+    assert_eq!(wrong.attempts_left, 2);
+    portal.env.send(&confirm("P-4", "111111x")).await;
+    portal.env.send(&confirm("P-4", "222222x")).await;
+    let r = desk.rejected("P-4").await;
+    assert_eq!(
+        (r.reason, r.detail.as_deref()),
+        (
+            RequestRejectReason::PhoneNotConfirmed,
+            Some("too_many_attempts")
+        )
+    );
+    assert_eq!(phone_of(&portal, &id).await, new_phone);
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_code_that_is_never_given_times_out() {
+    let mut portal =
+        Portal::start_with(|c| c.phone_code_ttl = std::time::Duration::from_secs(8)).await;
+    let desk = Desk::new(&portal).await;
+    let person = portal.good_persons().await.remove(0);
+    let id = person.identification_number.clone();
+    issue(&portal, &person, "I-1", &phone(1)).await;
+    portal.env.send(&change_phone("T-1", &id, &phone(5))).await;
+    let _: NewPhoneCodeSent = desk.event("T-1").await;
+    let r = desk.rejected("T-1").await;
+    assert_eq!(
+        (r.reason, r.detail.as_deref()),
+        (RequestRejectReason::PhoneNotConfirmed, Some("timed_out"))
+    );
+    assert_eq!(phone_of(&portal, &id).await, phone(1));
+    portal.stop().await;
+}
