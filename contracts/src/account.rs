@@ -69,6 +69,9 @@ pub struct UnblockIdentifier {
     pub person: Applicant,
     /// The identity document presented.
     pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD, as for issuance. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
 }
 
 impl std::fmt::Debug for UnblockIdentifier {
@@ -224,6 +227,8 @@ impl Message for PhoneChanged {
 pub enum RequestRejectReason {
     /// The request is malformed or breaks a rule; `fields` says which.
     InvalidInput,
+    /// No consent to the MVD check an unblock needs.
+    ConsentMissing,
     /// No identifier is assigned under this number.
     UnknownIdentifier,
     /// The identifier is blocked (already, or so it cannot change its phone).
@@ -244,8 +249,9 @@ pub enum RequestRejectReason {
 
 impl RequestRejectReason {
     /// Every reason, for reports.
-    pub const ALL: [RequestRejectReason; 9] = [
+    pub const ALL: [RequestRejectReason; 10] = [
         RequestRejectReason::InvalidInput,
+        RequestRejectReason::ConsentMissing,
         RequestRejectReason::UnknownIdentifier,
         RequestRejectReason::AlreadyBlocked,
         RequestRejectReason::NotBlocked,
@@ -260,6 +266,7 @@ impl RequestRejectReason {
     pub fn as_str(self) -> &'static str {
         match self {
             RequestRejectReason::InvalidInput => "invalid_input",
+            RequestRejectReason::ConsentMissing => "consent_missing",
             RequestRejectReason::UnknownIdentifier => "unknown_identifier",
             RequestRejectReason::AlreadyBlocked => "already_blocked",
             RequestRejectReason::NotBlocked => "not_blocked",
@@ -607,6 +614,7 @@ mod tests {
                     application_number: "1".into(),
                     person,
                     document,
+                    consent_to_mvd_check: true,
                 }
             ),
             format!(

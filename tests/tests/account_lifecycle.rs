@@ -86,6 +86,7 @@ fn unblock(number: &str, person: &Person) -> UnblockIdentifier {
         application_number: number.into(),
         person: application.person,
         document: application.document,
+        consent_to_mvd_check: true,
     }
 }
 

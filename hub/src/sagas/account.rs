@@ -647,6 +647,9 @@ fn start_unblock(u: &UnblockIdentifier, today: NaiveDate) -> Result<Step<Account
     if !e.is_empty() {
         return reject(&state, Reason::InvalidInput, None, e.fields);
     }
+    if !u.consent_to_mvd_check {
+        return reject(&state, Reason::ConsentMissing, None, vec![]);
+    }
     if u.document.expires_on < today {
         return reject(&state, Reason::DocumentInvalid, Some("expired"), vec![]);
     }
@@ -914,6 +917,7 @@ mod tests {
                 issued_on: NaiveDate::from_ymd_opt(2020, 3, 1).expect("date"),
                 expires_on: NaiveDate::from_ymd_opt(2030, 3, 1).expect("date"),
             },
+            consent_to_mvd_check: true,
         }
     }
 
@@ -1132,6 +1136,13 @@ mod tests {
         );
         assert_eq!(r.reason, Reason::UnknownIdentifier);
         assert_eq!(r.fields[0].field, "person.identification_number");
+
+        let no_consent = UnblockIdentifier {
+            consent_to_mvd_check: false,
+            ..unblock()
+        };
+        let r = reason_after(&mut run, vec![Input::Unblock(no_consent)]);
+        assert_eq!(r.reason, Reason::ConsentMissing);
 
         let r = reason_after(
             &mut run,
