@@ -4,6 +4,7 @@
 //! that need them land. What they share lives in [`failure`]: one classification of every
 //! failure into what the runtime should do about it, and one policy of quick in-process retries.
 
+pub mod erip;
 pub mod failure;
 pub mod mvd;
 pub mod sms;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod http;
+pub mod procedures;
 pub mod registry;
 pub mod sagas;
 pub mod secrets;

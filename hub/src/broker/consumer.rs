@@ -153,6 +153,9 @@ pub async fn run_consumer(
         }
         // Finish what was taken before giving the channel up: its acks go on this channel.
         in_flight.close();
+        if !in_flight.is_empty() {
+            tracing::debug!(%queue, in_flight = in_flight.len(), "finishing in-flight messages");
+        }
         in_flight.wait().await;
     }
     tracing::info!(%queue, "consumer stopped");
@@ -303,17 +306,30 @@ async fn process(shared: &Shared, delivery: Delivery) {
                 requeue: true,
                 ..BasicNackOptions::default()
             };
-            if let Err(e) = delivery.acker.nack(requeue).await {
+            let nacked = tokio::time::timeout(ACK_TIMEOUT, delivery.acker.nack(requeue)).await;
+            if let Some(e) = match nacked {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("not written within {ACK_TIMEOUT:?}")),
+            } {
                 tracing::debug!(error = %e, "nack failed; the broker redelivers after the channel closes");
             }
         }
     }
 }
 
+/// Longest wait for an ack or nack to be written: on a connection that died unnoticed it would
+/// otherwise hold the consumer's drain for ever.
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn ack(delivery: &Delivery) {
-    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+    match tokio::time::timeout(ACK_TIMEOUT, delivery.acker.ack(BasicAckOptions::default())).await {
+        Ok(Ok(_)) => {}
         // The channel died after the work was committed: the broker redelivers, the inbox skips.
-        tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
+        }
+        Err(_) => tracing::warn!("ack not written within {ACK_TIMEOUT:?}; the broker will redeliver"),
     }
 }
 

@@ -134,6 +134,9 @@ impl Publisher {
     }
 }
 
+/// Longest wait for a publisher confirm.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn publish_on(
     ch: &Channel,
     exchange: &str,
@@ -145,20 +148,24 @@ async fn publish_on(
         mandatory: true,
         ..BasicPublishOptions::default()
     };
-    let confirm = ch
-        .basic_publish(
+    // A connection that dies without the client noticing would leave a confirm pending for
+    // ever; bound the wait, and treat silence as a lost channel (the message is re-sent, and its
+    // id makes the copy harmless).
+    let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+        ch.basic_publish(
             exchange.into(),
             routing_key.into(),
             options,
             body,
             properties,
         )
+        .await?
         .await
-        .map_err(|e| PublishError::Connection(e.to_string()))?;
-    match confirm
-        .await
-        .map_err(|e| PublishError::Connection(e.to_string()))?
-    {
+    })
+    .await
+    .map_err(|_| PublishError::Connection(format!("no confirm within {CONFIRM_TIMEOUT:?}")))?
+    .map_err(|e| PublishError::Connection(e.to_string()))?;
+    match confirmed {
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Err(PublishError::Unroutable {
             exchange: exchange.to_owned(),

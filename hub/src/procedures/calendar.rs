@@ -1,0 +1,1 @@
+//! The Belarus working-day calendar (placeholder).

@@ -1,0 +1,5 @@
+//! Administrative procedures: the catalogue, the working-day calendar, and (to come) the
+//! application saga.
+
+pub mod calendar;
+pub mod catalogue;
