@@ -12,6 +12,7 @@ pub mod message;
 pub mod metadata;
 pub mod mvd;
 pub mod person;
+pub mod procedure;
 pub mod registry;
 pub mod sealed;
 pub mod sms;

@@ -86,14 +86,28 @@ pub type Background = Box<
 pub struct Plan {
     /// Queues and handlers.
     pub registrations: Vec<Registration>,
+    /// Queues the hub declares but others consume (an authority's queue).
+    pub foreign_queues: Vec<QueueSpec>,
     /// Background tasks.
     pub background: Vec<Background>,
+}
+
+impl Plan {
+    /// Every queue of the plan: consumed and foreign.
+    pub fn queues(&self) -> Vec<QueueSpec> {
+        self.registrations
+            .iter()
+            .map(|r| r.queue.clone())
+            .chain(self.foreign_queues.iter().cloned())
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plan")
             .field("registrations", &self.registrations)
+            .field("foreign_queues", &self.foreign_queues)
             .field("background", &self.background.len())
             .finish()
     }
@@ -103,6 +117,7 @@ impl From<Vec<Registration>> for Plan {
     fn from(registrations: Vec<Registration>) -> Self {
         Self {
             registrations,
+            foreign_queues: Vec::new(),
             background: Vec::new(),
         }
     }
@@ -125,9 +140,11 @@ pub async fn run_plan(
     plan: Plan,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let queues = plan.queues();
     let Plan {
         registrations,
         background,
+        ..
     } = plan;
     // Which process sent a message: several hub processes (or engines in one test) share a
     // namespace, and operators need to tell them apart.
@@ -136,10 +153,7 @@ pub async fn run_plan(
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
-    let topology = Arc::new(topology(
-        config,
-        registrations.iter().map(|r| r.queue.clone()).collect(),
-    )?);
+    let topology = Arc::new(topology(config, queues)?);
     let pool = store::connect(&config.database_url, config.db_pool).await?;
     // The connection outlives the consumers so the relay can flush after they stop.
     let connection_token = CancellationToken::new();

@@ -107,6 +107,23 @@ pub struct IntegrationConfig {
     #[arg(long, env = "HUB_HTTP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub http_timeout: Duration,
 
+    /// Base URL of ERIP's invoicing API.
+    #[arg(long, env = "HUB_ERIP_URL", default_value = "http://127.0.0.1:8121/")]
+    pub erip_url: url::Url,
+
+    /// ERIP's shared secret for the HMAC signature of its notifications.
+    #[arg(
+        long,
+        env = "HUB_ERIP_SECRET",
+        default_value = "erip-dev-secret",
+        hide_env_values = true
+    )]
+    pub erip_secret: String,
+
+    /// How long an ERIP invoice may stay unpaid before the application ends.
+    #[arg(long, env = "HUB_PAYMENT_TTL", default_value = "72h", value_parser = parse_duration)]
+    pub payment_ttl: Duration,
+
     /// Where the hub listens for callbacks (operators' delivery reports).
     #[arg(long, env = "HUB_HTTP_ADDR", default_value = "127.0.0.1:8090")]
     pub http_addr: std::net::SocketAddr,

@@ -16,7 +16,7 @@ use contracts::issuance::{
     IdentifierIssued, IdentityDocument, PhoneCodeSent, RejectReason,
 };
 use contracts::person::PersonStatus;
-use contracts::{Message, Metadata, Namespace, QueueSpec};
+use contracts::{Message, Metadata, Namespace};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -215,15 +215,13 @@ impl Desk {
 pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::Result<Report> {
     let started_at = Instant::now();
     let token = CancellationToken::new();
-    let sims = simulators::start(
-        SimConfig {
-            seed,
-            population: (applications * 3).max(200),
-            ..SimConfig::ephemeral()
-        },
-        token.clone(),
-    )
-    .await?;
+    let sim_config = SimConfig {
+        seed,
+        population: (applications * 3).max(200),
+        ..SimConfig::ephemeral()
+    };
+    let erip_secret = sim_config.erip_secret.clone();
+    let sims = simulators::start(sim_config, token.clone()).await?;
     let url = |k: SimKind| {
         sims.operator_url(k)
             .cloned()
@@ -254,10 +252,12 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         phone_code_ttl: Duration::from_secs(120),
         phone_code_attempts: 3,
         temp_password_ttl: Duration::from_secs(72 * 3600),
+        erip_url: url(SimKind::Erip)?,
+        erip_secret,
+        payment_ttl: Duration::from_secs(3600),
     };
     let plan = crate::services::plan(&integrations)?;
-    let queues: Vec<QueueSpec> = plan.registrations.iter().map(|r| r.queue.clone()).collect();
-    let topology = app::topology(&hub_config, queues)?;
+    let topology = app::topology(&hub_config, plan.queues())?;
 
     // The desk's connection: it sends applications and listens to what comes back.
     let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;

@@ -7,22 +7,41 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use contracts::sms::{DeliveryReported, SmsPurpose};
 use contracts::{Message, Metadata};
 use sqlx::PgPool;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::broker::Envelope;
 use crate::store::outbox;
 
+/// What the callbacks need to know besides the database.
+#[derive(Clone)]
+pub struct Callbacks {
+    /// ERIP's shared secret for notification signatures.
+    pub erip_secret: Vec<u8>,
+    /// The full name of the procedure saga's queue (ERIP's events go there).
+    pub procedure_queue: String,
+}
+
+impl std::fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("procedure_queue", &self.procedure_queue)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct AppState {
     pool: PgPool,
     app_id: String,
+    callbacks: Arc<Callbacks>,
 }
 
 /// Serves the callbacks on `addr` until `shutdown`.
@@ -30,6 +49,7 @@ pub async fn serve(
     addr: SocketAddr,
     pool: PgPool,
     app_id: String,
+    callbacks: Callbacks,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -38,7 +58,11 @@ pub async fn serve(
         )
     })?;
     tracing::info!(%addr, "listening for callbacks");
-    let app = router(AppState { pool, app_id });
+    let app = router(AppState {
+        pool,
+        app_id,
+        callbacks: Arc::new(callbacks),
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
@@ -49,6 +73,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/callbacks/sms/{operator}", post(sms_report))
+        .route("/callbacks/erip", post(erip_notification))
         .with_state(state)
 }
 
@@ -120,6 +145,91 @@ async fn record(
         &[Envelope {
             exchange,
             routing_key,
+            metadata,
+            body,
+        }],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// ERIP's signed notification: verified, then turned into a message for the application's saga,
+/// found by the order number in its state. The message id is derived from the order number and
+/// the status, so a notification sent twice (or re-sent under a new event id) counts once.
+async fn erip_notification(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let signature = headers
+        .get("x-erip-signature")
+        .and_then(|v| v.to_str().ok());
+    let n =
+        match adapters::erip::verify_notification(&state.callbacks.erip_secret, &body, signature) {
+            Ok(n) => n,
+            Err(f) => {
+                tracing::warn!(reason = %f.reason, "ERIP notification refused");
+                return (StatusCode::UNAUTHORIZED, f.reason);
+            }
+        };
+    match record_invoice_event(&state, &n).await {
+        Ok(true) => (StatusCode::OK, "recorded".into()),
+        Ok(false) => {
+            // No application has this order number: nothing waits for it. Acknowledge, so ERIP
+            // stops re-sending, and leave a trace for operators.
+            tracing::warn!(invoice = %n.invoice_id, "ERIP notification for an unknown order number");
+            (StatusCode::OK, "unknown order number".into())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ERIP notification not recorded; ERIP will retry");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again later".into())
+        }
+    }
+}
+
+async fn record_invoice_event(
+    state: &AppState,
+    n: &adapters::erip::EripNotification,
+) -> Result<bool, sqlx::Error> {
+    use adapters::erip::InvoiceStatus;
+    use contracts::procedure::{InvoiceEvent, InvoiceNotified};
+    let event = match n.status {
+        InvoiceStatus::Paid => InvoiceEvent::Paid,
+        InvoiceStatus::Expired => InvoiceEvent::Expired,
+        InvoiceStatus::Cancelled => InvoiceEvent::Cancelled,
+        InvoiceStatus::Refunded => InvoiceEvent::Refunded,
+        // "awaiting" is not news.
+        InvoiceStatus::Awaiting => return Ok(true),
+    };
+    let mut tx = state.pool.begin().await?;
+    let saga: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM sagas WHERE saga_type = 'procedure' AND state->>'order_number' = $1",
+    )
+    .bind(&n.account_number)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(saga) = saga else {
+        return Ok(false);
+    };
+    let message = InvoiceNotified {
+        order_number: n.account_number.clone(),
+        event,
+        amount_kopecks: n.amount_kopecks,
+        operation_id: n.operation_id.clone(),
+    };
+    let mut metadata = Metadata::new(InvoiceNotified::TYPE.to_string(), state.app_id.clone())
+        .with_message_id(Uuid::new_v5(
+            &Uuid::NAMESPACE_URL,
+            format!("erip/{}/{:?}", n.account_number, event).as_bytes(),
+        ));
+    metadata.correlation_id = Some(saga.to_string());
+    let body = contracts::encode(&message).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    outbox::insert(
+        &mut tx,
+        &[Envelope {
+            exchange: String::new(),
+            routing_key: state.callbacks.procedure_queue.clone(),
             metadata,
             body,
         }],

@@ -12,11 +12,18 @@ use crate::app::{Background, Plan, Registration};
 use crate::cabinet::{Cabinet, CabinetSettings};
 use crate::config::IntegrationConfig;
 use crate::engine::{SagaEngine, ServiceRunner};
+use crate::procedures::calendar::Calendar;
+use crate::procedures::catalogue::Catalogue;
+use crate::procedures::saga::{
+    self as procedure, ProcedureSaga, ProcedureSettings, authority_queue,
+};
 use crate::registry::{self, Registry};
 use crate::sagas::issuance::{self, IssuanceSaga, IssuanceSettings};
 use crate::secrets::Sealer;
+use crate::workers::erip::{self as erip_worker, EripWorker};
 use crate::workers::mvd::{self as mvd_worker, MvdWorker};
 use crate::workers::sms::{self as sms_worker, SmsWorker};
+use adapters::erip::EripClient;
 
 /// Everything `hub run` runs.
 pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
@@ -39,8 +46,47 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         timeout: config.http_timeout,
     });
     let callback = Some(config.callback_url.clone());
+    let catalogue = Arc::new(Catalogue::embedded()?);
+    let calendar = Arc::new(Calendar::belarus()?);
+    let procedure_settings = ProcedureSettings {
+        payment_ttl: config.payment_ttl,
+    };
+    let erip = EripClient::new(config.erip_url.clone(), config.http_timeout);
+    let erip_notify = config.callback_url.join("callbacks/erip").ok();
+    let foreign_queues = catalogue
+        .authorities()
+        .map(|a| contracts::QueueSpec::new(authority_queue(&a.id), Vec::<String>::new()))
+        .collect();
     let cabinet = Cabinet::new(sealer.clone(), CabinetSettings::default());
     let registrations = vec![
+        Registration {
+            queue: procedure::queue_spec(),
+            factory: Box::new(move |ctx| {
+                Arc::new(SagaEngine::new(
+                    ProcedureSaga::new(
+                        catalogue.clone(),
+                        calendar.clone(),
+                        procedure_settings.clone(),
+                        ctx.topology.namespace().as_str(),
+                    ),
+                    ctx.pool.clone(),
+                    ctx.topology.clone(),
+                    procedure::QUEUE,
+                    &ctx.app_id,
+                ))
+            }),
+        },
+        Registration {
+            queue: erip_worker::queue_spec(),
+            factory: Box::new(move |ctx| {
+                Arc::new(ServiceRunner::new(
+                    EripWorker::new(erip.clone(), ctx.pool.clone(), erip_notify.clone()),
+                    ctx.pool.clone(),
+                    ctx.topology.clone(),
+                    &ctx.app_id,
+                ))
+            }),
+        },
         Registration {
             queue: crate::cabinet::queue_spec(),
             factory: Box::new(move |ctx| {
@@ -122,16 +168,22 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         },
     ];
     let addr = config.http_addr;
+    let erip_secret = config.erip_secret.clone().into_bytes();
     let http: Background = Box::new(move |ctx, shutdown| {
         Box::pin(crate::http::serve(
             addr,
             ctx.pool.clone(),
             ctx.app_id.clone(),
+            crate::http::Callbacks {
+                erip_secret: erip_secret.clone(),
+                procedure_queue: ctx.topology.work_queue(procedure::QUEUE),
+            },
             shutdown,
         ))
     });
     Ok(Plan {
         registrations,
+        foreign_queues,
         background: vec![http],
     })
 }

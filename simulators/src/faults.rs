@@ -22,7 +22,7 @@ use crate::server::SimContext;
 /// How long a call picked by `timeout_rate` is held before it is answered.
 pub(crate) const TIMEOUT_HOLD: Duration = Duration::from_secs(60);
 
-/// The largest `latency_ms` accepted (ten minutes).
+/// The largest `latency_ms` (and `notification_delay_ms`) accepted (ten minutes).
 const MAX_LATENCY_MS: u64 = 600_000;
 
 /// The faults in force on one simulator.
@@ -33,6 +33,9 @@ pub(crate) struct FaultSettings {
     pub(crate) timeout_rate: f64,
     pub(crate) drop_callback_rate: f64,
     pub(crate) duplicate_callback_rate: f64,
+    /// How long each ERIP notification waits before its first attempt: notifications arrive
+    /// late, after the hub has moved on, as with a real system's queue.
+    pub(crate) notification_delay_ms: u64,
 }
 
 /// A `PUT /sim/faults` body: the fields given replace the current values, the others stay.
@@ -44,6 +47,7 @@ struct FaultPatch {
     timeout_rate: Option<f64>,
     drop_callback_rate: Option<f64>,
     duplicate_callback_rate: Option<f64>,
+    notification_delay_ms: Option<u64>,
 }
 
 impl FaultPatch {
@@ -55,6 +59,14 @@ impl FaultPatch {
                 )));
             }
             settings.latency_ms = latency_ms;
+        }
+        if let Some(delay_ms) = self.notification_delay_ms {
+            if delay_ms > MAX_LATENCY_MS {
+                return Err(ApiError::invalid_request(format!(
+                    "notification_delay_ms must be at most {MAX_LATENCY_MS}"
+                )));
+            }
+            settings.notification_delay_ms = delay_ms;
         }
         let rates = [
             ("error_rate", self.error_rate, &mut settings.error_rate),

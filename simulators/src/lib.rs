@@ -1,5 +1,6 @@
-//! Simulators of the external systems behind the hub: the MVD population registry and the
-//! mobile operators A1, MTS and life:) (see README.md for the HTTP API they speak).
+//! Simulators of the external systems behind the hub: the MVD population registry, the mobile
+//! operators A1, MTS and life:) and the ERIP payment system (see README.md for the HTTP API they
+//! speak).
 //!
 //! They exist so that the whole portal runs on one machine and integrators can test without the
 //! real systems. Each simulator speaks its system's own wire format with its own types — it
@@ -20,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
+pub mod authority;
+mod erip;
 mod error;
 mod faults;
 mod idempotency;
@@ -40,11 +43,19 @@ pub enum SimKind {
     Mts,
     /// Mobile operator life:).
     Life,
+    /// The ERIP payment system (invoices by account number, signed payment notifications).
+    Erip,
 }
 
 impl SimKind {
     /// Every simulator, in start order.
-    pub const ALL: [SimKind; 4] = [SimKind::Mvd, SimKind::A1, SimKind::Mts, SimKind::Life];
+    pub const ALL: [SimKind; 5] = [
+        SimKind::Mvd,
+        SimKind::A1,
+        SimKind::Mts,
+        SimKind::Life,
+        SimKind::Erip,
+    ];
 
     /// The lower-case name used on the command line, in URLs and in logs (`mvd`, `a1`, ...).
     pub fn name(self) -> &'static str {
@@ -53,12 +64,13 @@ impl SimKind {
             SimKind::A1 => "a1",
             SimKind::Mts => "mts",
             SimKind::Life => "life",
+            SimKind::Erip => "erip",
         }
     }
 
     /// Whether this simulator is a mobile operator.
     pub fn is_operator(self) -> bool {
-        self != SimKind::Mvd
+        matches!(self, SimKind::A1 | SimKind::Mts | SimKind::Life)
     }
 }
 
@@ -70,7 +82,7 @@ impl fmt::Display for SimKind {
 
 /// The error of parsing a [`SimKind`] from a string that names no simulator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown simulator {0:?}; expected one of mvd, a1, mts, life")]
+#[error("unknown simulator {0:?}; expected one of mvd, a1, mts, life, erip")]
 pub struct UnknownSimKind(pub String);
 
 impl FromStr for SimKind {
@@ -96,6 +108,8 @@ pub struct Ports {
     pub mts: u16,
     /// Operator life:) (default 8113).
     pub life: u16,
+    /// The ERIP payment system (default 8121).
+    pub erip: u16,
 }
 
 impl Ports {
@@ -105,6 +119,7 @@ impl Ports {
         a1: 0,
         mts: 0,
         life: 0,
+        erip: 0,
     };
 
     /// The port of one simulator.
@@ -114,6 +129,7 @@ impl Ports {
             SimKind::A1 => self.a1,
             SimKind::Mts => self.mts,
             SimKind::Life => self.life,
+            SimKind::Erip => self.erip,
         }
     }
 }
@@ -125,12 +141,16 @@ impl Default for Ports {
             a1: 8111,
             mts: 8112,
             life: 8113,
+            erip: 8121,
         }
     }
 }
 
+/// The ERIP notification secret when none is given: fine for one machine, never for a real one.
+pub const DEFAULT_ERIP_SECRET: &str = "erip-dev-secret";
+
 /// What to start and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SimConfig {
     /// The address every simulator listens on.
     pub bind: IpAddr,
@@ -142,10 +162,28 @@ pub struct SimConfig {
     pub only: Option<Vec<SimKind>>,
     /// The port of each simulator.
     pub ports: Ports,
+    /// The secret ERIP signs its notifications with (HMAC-SHA256 over the body); the hub
+    /// verifies them with the same one.
+    pub erip_secret: String,
+}
+
+impl fmt::Debug for SimConfig {
+    /// Leaves the ERIP secret out: whoever holds it can forge payment notifications.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("bind", &self.bind)
+            .field("seed", &self.seed)
+            .field("population", &self.population)
+            .field("only", &self.only)
+            .field("ports", &self.ports)
+            .field("erip_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for SimConfig {
-    /// 127.0.0.1, seed 42, 5000 persons, every simulator on its default port.
+    /// 127.0.0.1, seed 42, 5000 persons, every simulator on its default port, ERIP secret
+    /// [`DEFAULT_ERIP_SECRET`].
     fn default() -> Self {
         SimConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -153,6 +191,7 @@ impl Default for SimConfig {
             population: 5000,
             only: None,
             ports: Ports::default(),
+            erip_secret: DEFAULT_ERIP_SECRET.to_owned(),
         }
     }
 }
@@ -207,17 +246,20 @@ pub struct RunningSims {
     pub mts: Option<Url>,
     /// Operator life:)'s base URL, if started.
     pub life: Option<Url>,
+    /// The ERIP payment system's base URL, if started.
+    pub erip: Option<Url>,
     tasks: TaskTracker,
 }
 
 impl RunningSims {
-    /// The base URL of a started simulator (any kind, the MVD included), or `None`.
+    /// The base URL of a started simulator (any kind, the MVD and ERIP included), or `None`.
     pub fn operator_url(&self, kind: SimKind) -> Option<&Url> {
         match kind {
             SimKind::Mvd => self.mvd.as_ref(),
             SimKind::A1 => self.a1.as_ref(),
             SimKind::Mts => self.mts.as_ref(),
             SimKind::Life => self.life.as_ref(),
+            SimKind::Erip => self.erip.as_ref(),
         }
     }
 
@@ -232,9 +274,9 @@ impl RunningSims {
 /// Starts the configured simulators and returns once every one is listening.
 ///
 /// Every listener is bound before any serves, so a taken port fails the whole start with a
-/// [`BindError`] (inside the `anyhow::Error`) and nothing is left running. The servers, and the
-/// operators' delivery reports, stop when `shutdown` is cancelled; [`RunningSims::stopped`] waits
-/// for that.
+/// [`BindError`] (inside the `anyhow::Error`) and nothing is left running. The servers, the
+/// operators' delivery reports and ERIP's notifications and expiry clock stop when `shutdown` is
+/// cancelled; [`RunningSims::stopped`] waits for that.
 pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Result<RunningSims> {
     let kinds = config.kinds();
     if kinds.is_empty() {
@@ -257,13 +299,14 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         .connect_timeout(std::time::Duration::from_secs(2))
         .timeout(std::time::Duration::from_secs(5))
         .build()
-        .context("building the HTTP client for delivery reports")?;
+        .context("building the HTTP client for delivery reports and notifications")?;
 
     let mut running = RunningSims {
         mvd: None,
         a1: None,
         mts: None,
         life: None,
+        erip: None,
         tasks: tasks.clone(),
     };
     for (kind, listener) in listeners {
@@ -272,8 +315,16 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             .with_context(|| format!("reading the address of the {kind} simulator"))?;
         let url = base_url(local)?;
         let ctx = server::SimContext::new(kind, shutdown.clone());
-        let router = match msisdn::Operator::from_kind(kind) {
-            Some(operator) => operators::router(
+        let router = match (kind, msisdn::Operator::from_kind(kind)) {
+            (SimKind::Erip, _) => erip::router(
+                ctx,
+                erip::Deps {
+                    client: client.clone(),
+                    tasks: tasks.clone(),
+                    secret: config.erip_secret.clone().into_bytes(),
+                },
+            ),
+            (_, Some(operator)) => operators::router(
                 ctx,
                 operator,
                 operators::Deps {
@@ -282,7 +333,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
                     tasks: tasks.clone(),
                 },
             ),
-            None => {
+            (_, None) => {
                 let today = chrono::Utc::now().date_naive();
                 let population = mvd::population::generate(config.seed, config.population, today);
                 mvd::router(ctx, population)
@@ -295,6 +346,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             SimKind::A1 => running.a1 = Some(url),
             SimKind::Mts => running.mts = Some(url),
             SimKind::Life => running.life = Some(url),
+            SimKind::Erip => running.erip = Some(url),
         }
     }
     Ok(running)

@@ -1,12 +1,12 @@
-//! `simulators`: runs the simulated external systems (MVD, A1, MTS, life:)) until Ctrl-C or
-//! SIGTERM, for integrators and for the hub's own tests. The HTTP APIs are in README.md.
+//! `simulators`: runs the simulated external systems (MVD, A1, MTS, life:), ERIP) until Ctrl-C
+//! or SIGTERM, for integrators and for the hub's own tests. The HTTP APIs are in README.md.
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use simulators::{BindError, Ports, SimConfig, SimKind};
+use simulators::{BindError, DEFAULT_ERIP_SECRET, Ports, SimConfig, SimKind};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when a simulator cannot listen on its address (sysexits EX_UNAVAILABLE).
@@ -16,15 +16,17 @@ const EXIT_UNAVAILABLE: u8 = 69;
 #[command(
     name = "simulators",
     version,
-    about = "Simulators of the external systems behind the hub: the MVD population registry and \
-             the mobile operators A1, MTS and life:)",
-    long_about = "Simulators of the external systems behind the hub: the MVD population registry \
-                  and the mobile operators A1, MTS and life:). Each listens on its own port and \
-                  takes faults at run time (PUT /sim/faults).\n\nPrints one line per started \
+    about = "Simulators of the external systems behind the hub: the MVD population registry, \
+             the mobile operators A1, MTS and life:) and the ERIP payment system",
+    long_about = "Simulators of the external systems behind the hub: the MVD population registry, \
+                  the mobile operators A1, MTS and life:) and the ERIP payment system. Each \
+                  listens on its own port and takes faults at run time (PUT /sim/faults).\n\n\
+                  Prints one line per started \
                   simulator to stdout (its name and base URL); logs go to stderr (RUST_LOG sets \
                   the level, e.g. RUST_LOG=simulators=debug). Runs until Ctrl-C or SIGTERM.",
     after_help = "Examples:\n  simulators\n  simulators --only mvd,a1 --seed 7\n  \
-                  simulators --population 200 --mvd-port 0 --a1-port 0 --mts-port 0 --life-port 0\n  \
+                  simulators --population 200 --mvd-port 0 --a1-port 0 --mts-port 0 --life-port 0 \
+                  --erip-port 0\n  \
                   simulators --bind 0.0.0.0\n  \
                   curl -s 'http://127.0.0.1:8101/sim/population?limit=1'"
 )]
@@ -60,6 +62,14 @@ struct Cli {
     /// Port of operator life:) (0: any free port).
     #[arg(long, default_value_t = 8113)]
     life_port: u16,
+
+    /// Port of the ERIP payment system (0: any free port).
+    #[arg(long, default_value_t = 8121)]
+    erip_port: u16,
+
+    /// The secret ERIP signs its notifications with (HMAC-SHA256); the hub needs the same one.
+    #[arg(long, env = "ERIP_SECRET", default_value = DEFAULT_ERIP_SECRET, hide_env_values = true)]
+    erip_secret: String,
 }
 
 impl Cli {
@@ -74,7 +84,9 @@ impl Cli {
                 a1: self.a1_port,
                 mts: self.mts_port,
                 life: self.life_port,
+                erip: self.erip_port,
             },
+            erip_secret: self.erip_secret.clone(),
         }
     }
 }

@@ -476,3 +476,41 @@ pub async fn queue_depth(channel: &lapin::Channel, queue: &str) -> u32 {
 
 /// Shared state handlers in tests record into.
 pub type Shared<T> = Arc<Mutex<T>>;
+
+/// Makes sure the local RabbitMQ has `user` with `password` and full rights on `/`, as an
+/// agency's own broker user (RabbitMQ checks a message's `user_id` against it). Uses
+/// `rabbitmqctl`, which the tests' machine has with the broker.
+pub fn ensure_broker_user(user: &str, password: &str) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |args: &[&str]| {
+        std::process::Command::new("rabbitmqctl")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("rabbitmqctl runs ({e}); it comes with RabbitMQ"))
+    };
+    let listed = run(&["-q", "list_users"]);
+    let exists = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(user));
+    if !exists {
+        let added = run(&["add_user", user, password]);
+        assert!(
+            added.status.success()
+                || String::from_utf8_lossy(&added.stderr).contains("already exists"),
+            "rabbitmqctl add_user {user}: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    } else {
+        let changed = run(&["change_password", user, password]);
+        assert!(
+            changed.status.success(),
+            "rabbitmqctl change_password {user}"
+        );
+    }
+    let granted = run(&["set_permissions", "-p", "/", user, ".*", ".*", ".*"]);
+    assert!(
+        granted.status.success(),
+        "rabbitmqctl set_permissions {user}"
+    );
+}

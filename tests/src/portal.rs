@@ -158,12 +158,19 @@ impl Portal {
             phone_code_ttl: Duration::from_secs(60),
             phone_code_attempts: 3,
             temp_password_ttl: Duration::from_secs(72 * 3600),
+            erip_url: url(SimKind::Erip),
+            erip_secret: sims_erip_secret(),
+            payment_ttl: Duration::from_secs(3600),
         };
         adjust(&mut integrations);
         let plan = hub::services::plan(&integrations).expect("the hub's plan");
-        let queues: Vec<_> = plan.registrations.iter().map(|r| r.queue.clone()).collect();
-        env.declare(queues).await;
-        let desk = env.observe("desk", &["issuance.#".to_string()]).await;
+        env.declare(plan.queues()).await;
+        let desk = env
+            .observe(
+                "desk",
+                &["issuance.#".to_string(), "procedure.#".to_string()],
+            )
+            .await;
         // The portal's reply queue for cabinet requests: bound to nothing, answers come by name.
         let replies = env.observe("portal-replies", &[]).await;
         let hub = env.spawn_plan(Components::ALL, plan);
@@ -237,7 +244,8 @@ impl Portal {
             .await;
     }
 
-    /// Waits for the desk to receive an event of type `M` about application `number`.
+    /// Waits for an event of type `M` about application `number` (an issuance's number, or a
+    /// procedure application's id).
     pub async fn event<M: Message>(&self, number: &str) -> M {
         let wanted = M::TYPE.to_string();
         let observed = wait_until(
@@ -252,6 +260,7 @@ impl Portal {
                     .find(|m| {
                         m.metadata.message_type == wanted
                             && (m.body["application_number"] == number
+                                || m.body["application_id"] == number
                                 || m.body["notice"]["application"]["number"] == number)
                     })
                     .cloned()
@@ -330,6 +339,101 @@ impl Portal {
             .outcome
     }
 
+    /// Every event of type `M` about application `number` seen so far.
+    pub async fn events_so_far<M: Message>(&self, number: &str) -> usize {
+        while let Some(m) = self.desk.get().await {
+            self.seen.lock().expect("lock").push(m);
+        }
+        let wanted = M::TYPE.to_string();
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| {
+                m.metadata.message_type == wanted
+                    && (m.body["application_number"] == number
+                        || m.body["application_id"] == number)
+            })
+            .count()
+    }
+
+    /// Starts the simulated back-office of `authority`, connected as its own broker user (made
+    /// on the local RabbitMQ if missing), deciding `decide_after` after registering.
+    pub fn start_authority(&self, authority: &str, decide_after: Duration) {
+        let catalogue =
+            hub::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
+        let user = catalogue
+            .authority(authority)
+            .expect("an authority of the catalogue")
+            .broker_user
+            .clone();
+        crate::harness::ensure_broker_user(&user, AUTHORITY_PASSWORD);
+        let mut url = url::Url::parse(&self.env.config.amqp_url).expect("AMQP URL");
+        url.set_username(&user).expect("user");
+        url.set_password(Some(AUTHORITY_PASSWORD))
+            .expect("password");
+        let topology = self.env.topology(vec![]);
+        let config = simulators::authority::AuthorityConfig {
+            amqp_url: url.to_string(),
+            broker_user: user,
+            authority: authority.to_owned(),
+            queue: topology.work_queue(&hub::procedures::saga::authority_queue(authority)),
+            bus_exchange: topology.bus_exchange(),
+            decide_after,
+        };
+        let token = self.sims_token.clone();
+        tokio::spawn(async move {
+            if let Err(e) = simulators::authority::run(config, token).await {
+                panic!("the authority simulator failed: {e:#}");
+            }
+        });
+    }
+
+    /// Pays the invoice of `order_number` at the simulated bank.
+    pub async fn pay(&self, order_number: &str) {
+        let url = self
+            .sims
+            .operator_url(SimKind::Erip)
+            .expect("erip")
+            .join(&format!("sim/invoices/by-account/{order_number}/pay"))
+            .expect("url");
+        let r = self
+            .http
+            .post(url)
+            .json(&serde_json::json!({"channel": "bank"}))
+            .send()
+            .await
+            .expect("pay");
+        assert!(r.status().is_success(), "paid: {}", r.status());
+    }
+
+    /// ERIP's view of the invoice with this order number (`status` etc.).
+    pub async fn erip_invoice(&self, order_number: &str) -> serde_json::Value {
+        let url = self
+            .sims
+            .operator_url(SimKind::Erip)
+            .expect("erip")
+            .join("sim/invoices")
+            .expect("url");
+        let all: serde_json::Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("invoices")
+            .json()
+            .await
+            .expect("JSON");
+        let list = all.get("invoices").cloned().unwrap_or(all);
+        list.as_array()
+            .and_then(|l| {
+                l.iter()
+                    .find(|i| i["account_number"] == order_number)
+                    .cloned()
+            })
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     /// Sets faults on a simulator (`{"error_rate": 1.0}`).
     pub async fn faults(&self, kind: SimKind, faults: serde_json::Value) {
         let url = self
@@ -355,6 +459,13 @@ impl Portal {
         }
         self.sims_token.cancel();
     }
+}
+
+/// The password the tests' authority users have on the local broker.
+pub const AUTHORITY_PASSWORD: &str = "authority-test-password";
+
+fn sims_erip_secret() -> String {
+    SimConfig::default().erip_secret
 }
 
 /// The six-digit code in an SMS text.

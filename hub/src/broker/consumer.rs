@@ -329,7 +329,9 @@ async fn ack(delivery: &Delivery) {
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
         }
-        Err(_) => tracing::warn!("ack not written within {ACK_TIMEOUT:?}; the broker will redeliver"),
+        Err(_) => {
+            tracing::warn!("ack not written within {ACK_TIMEOUT:?}; the broker will redeliver")
+        }
     }
 }
 

@@ -1,0 +1,450 @@
+//! Administrative procedures: the portal submits an application, the person pays through ERIP
+//! when the procedure has a fee, the deciding authority registers and decides it, and the
+//! person may withdraw it until the decision.
+//!
+//! ```text
+//! portal -> procedure.submit.v1 -> hub -> procedure.accepted.v1 (number, order number, amount)
+//! ERIP   -> (payment notification) -> hub -> procedure.payment_received.v1
+//! hub    -> authority.application.v1 -> authority (its own queue, its own broker user)
+//! authority -> authority.registered.v1 / authority.info_requested.v1 / authority.decided.v1
+//! hub    -> procedure.registered.v1 / procedure.info_requested.v1 / procedure.decided.v1
+//! portal -> procedure.withdraw.v1 -> hub -> authority.withdrawal.v1 -> authority
+//! authority -> authority.withdrawal_answered.v1 -> hub -> procedure.withdrawn.v1 (or decided)
+//! ```
+//!
+//! An application is named by the portal's `application_id` (a UUID it makes); that is the
+//! saga's business key. Messages from an authority carry the saga id as `correlation_id`, as
+//! the application they answer did, and the broker-validated `user_id` of the authority's own
+//! broker user: the hub takes a decision only from the authority that owns the procedure.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{FieldError, Message, MessageType};
+
+/// How strongly the person was identified at login (DOMAIN.md: e-mail `basic`, unique
+/// identifier `substantial`, EDS `high`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssuranceLevel {
+    /// E-mail registration.
+    Basic,
+    /// The unique identifier.
+    Substantial,
+    /// An EDS certificate.
+    High,
+}
+
+/// The applicant as the portal knows them from the current login.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applicant {
+    /// The account's identifier.
+    pub identifier: String,
+    /// The assurance level of the current login.
+    pub assurance_level: AssuranceLevel,
+}
+
+impl std::fmt::Debug for Applicant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Applicant")
+            .field("assurance_level", &self.assurance_level)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `procedure.submit.v1`: an electronic application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmitApplication {
+    /// The portal's id of the application (its business key).
+    pub application_id: Uuid,
+    /// The procedure's code in the catalogue (`1.1.5`).
+    pub procedure_code: String,
+    /// Who applies.
+    pub applicant: Applicant,
+    /// The form, field name -> value.
+    pub form: serde_json::Map<String, serde_json::Value>,
+    /// References to attachments kept by the portal.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+}
+
+impl Message for SubmitApplication {
+    const TYPE: MessageType = MessageType::new("procedure.submit", 1);
+}
+
+/// `procedure.withdraw.v1`: the person withdraws the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawApplication {
+    /// The application.
+    pub application_id: Uuid,
+}
+
+impl Message for WithdrawApplication {
+    const TYPE: MessageType = MessageType::new("procedure.withdraw", 1);
+}
+
+/// `procedure.accepted.v1`: the application is accepted for processing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationAccepted {
+    /// The application.
+    pub application_id: Uuid,
+    /// The hub's application number, shown to the person.
+    pub number: String,
+    /// The 30-digit ERIP order number to pay by, for a paid procedure.
+    pub order_number: Option<String>,
+    /// The fee in kopecks (BYN), 0 for a free procedure.
+    pub amount_kopecks: u64,
+    /// Pay before then, or the application ends.
+    pub pay_before: Option<DateTime<Utc>>,
+}
+
+impl Message for ApplicationAccepted {
+    const TYPE: MessageType = MessageType::new("procedure.accepted", 1);
+}
+
+/// `procedure.payment_received.v1`: ERIP reported the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentReceived {
+    /// The application.
+    pub application_id: Uuid,
+    /// ERIP's operation number.
+    pub operation_id: String,
+    /// Amount paid, kopecks.
+    pub amount_kopecks: u64,
+}
+
+impl Message for PaymentReceived {
+    const TYPE: MessageType = MessageType::new("procedure.payment_received", 1);
+}
+
+/// `procedure.registered.v1`: the authority registered the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationRegistered {
+    /// The application.
+    pub application_id: Uuid,
+    /// The authority's registration number.
+    pub registration_number: String,
+    /// The statutory term ends on this day (working days on the Belarus calendar).
+    pub decision_due: NaiveDate,
+}
+
+impl Message for ApplicationRegistered {
+    const TYPE: MessageType = MessageType::new("procedure.registered", 1);
+}
+
+/// `procedure.info_requested.v1`: the authority asks for more information.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoRequested {
+    /// The application.
+    pub application_id: Uuid,
+    /// What the authority asks.
+    pub request: String,
+}
+
+impl Message for InfoRequested {
+    const TYPE: MessageType = MessageType::new("procedure.info_requested", 1);
+}
+
+/// The authority's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Granted.
+    Granted,
+    /// Refused.
+    Refused,
+}
+
+/// `procedure.decided.v1`: the decision, into the cabinet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationDecided {
+    /// The application.
+    pub application_id: Uuid,
+    /// Granted or refused.
+    pub verdict: Verdict,
+    /// The decision document (or the notice of it), as the authority sent it.
+    pub document: String,
+    /// When the authority decided.
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Message for ApplicationDecided {
+    const TYPE: MessageType = MessageType::new("procedure.decided", 1);
+}
+
+/// `procedure.withdrawn.v1`: the application is withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationWithdrawn {
+    /// The application.
+    pub application_id: Uuid,
+    /// The fee paid that is due back to the person, kopecks (0 when nothing was paid).
+    pub refund_due_kopecks: u64,
+}
+
+impl Message for ApplicationWithdrawn {
+    const TYPE: MessageType = MessageType::new("procedure.withdrawn", 1);
+}
+
+/// Why an application ended without a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcedureRejectReason {
+    /// No such procedure in the catalogue.
+    UnknownProcedure,
+    /// The form breaks the procedure's rules; `fields` says which.
+    InvalidInput,
+    /// The login's assurance level is below the procedure's.
+    AssuranceTooLow,
+    /// The invoice was not paid in time.
+    PaymentExpired,
+    /// The withdrawal came after the decision.
+    AlreadyDecided,
+}
+
+/// `procedure.rejected.v1`: the application (or a request about it) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationRejected {
+    /// The application.
+    pub application_id: Uuid,
+    /// The rule.
+    pub reason: ProcedureRejectReason,
+    /// The fields concerned.
+    pub fields: Vec<FieldError>,
+}
+
+impl Message for ApplicationRejected {
+    const TYPE: MessageType = MessageType::new("procedure.rejected", 1);
+}
+
+/// `procedure.overdue.v1`: the statutory term passed without a decision (for operators).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationOverdue {
+    /// The application.
+    pub application_id: Uuid,
+    /// The procedure.
+    pub procedure_code: String,
+    /// The authority.
+    pub authority: String,
+    /// The last day of the term.
+    pub decision_due: NaiveDate,
+}
+
+impl Message for ApplicationOverdue {
+    const TYPE: MessageType = MessageType::new("procedure.overdue", 1);
+}
+
+/// `authority.application.v1`: a new application, to the authority's own queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorityApplication {
+    /// The application.
+    pub application_id: Uuid,
+    /// The hub's application number.
+    pub number: String,
+    /// The procedure.
+    pub procedure_code: String,
+    /// The applicant's identifier.
+    pub applicant: String,
+    /// The form.
+    pub form: serde_json::Map<String, serde_json::Value>,
+    /// Attachments.
+    pub attachments: Vec<String>,
+    /// The fee paid, kopecks.
+    pub paid_kopecks: u64,
+    /// The last day of the statutory term.
+    pub decision_due: NaiveDate,
+}
+
+impl Message for AuthorityApplication {
+    const TYPE: MessageType = MessageType::new("authority.application", 1);
+}
+
+/// `authority.withdrawal.v1`: the person withdraws; the authority answers whether it can still
+/// stop (it has not decided) or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityWithdrawal {
+    /// The application.
+    pub application_id: Uuid,
+}
+
+impl Message for AuthorityWithdrawal {
+    const TYPE: MessageType = MessageType::new("authority.withdrawal", 1);
+}
+
+/// `authority.registered.v1`: from the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityRegistered {
+    /// The application.
+    pub application_id: Uuid,
+    /// The authority's registration number.
+    pub registration_number: String,
+}
+
+impl Message for AuthorityRegistered {
+    const TYPE: MessageType = MessageType::new("authority.registered", 1);
+}
+
+/// `authority.info_requested.v1`: from the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityInfoRequested {
+    /// The application.
+    pub application_id: Uuid,
+    /// What it asks.
+    pub request: String,
+}
+
+impl Message for AuthorityInfoRequested {
+    const TYPE: MessageType = MessageType::new("authority.info_requested", 1);
+}
+
+/// `authority.decided.v1`: from the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityDecided {
+    /// The application.
+    pub application_id: Uuid,
+    /// Granted or refused.
+    pub verdict: Verdict,
+    /// The decision document or notice.
+    pub document: String,
+    /// When.
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Message for AuthorityDecided {
+    const TYPE: MessageType = MessageType::new("authority.decided", 1);
+}
+
+/// `authority.withdrawal_answered.v1`: from the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityWithdrawalAnswered {
+    /// The application.
+    pub application_id: Uuid,
+    /// True: processing stopped. False: already decided (the decision follows or came).
+    pub accepted: bool,
+}
+
+impl Message for AuthorityWithdrawalAnswered {
+    const TYPE: MessageType = MessageType::new("authority.withdrawal_answered", 1);
+}
+
+/// `erip.create_invoice.v1`: to the ERIP worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateInvoice {
+    /// The 30-digit order (account) number.
+    pub order_number: String,
+    /// Kopecks.
+    pub amount_kopecks: u64,
+    /// Shown to the payer.
+    pub description: String,
+    /// The invoice expires then.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Message for CreateInvoice {
+    const TYPE: MessageType = MessageType::new("erip.create_invoice", 1);
+}
+
+/// `erip.invoice_created.v1`: the ERIP worker's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceCreated {
+    /// ERIP's invoice id.
+    pub invoice_id: String,
+}
+
+impl Message for InvoiceCreated {
+    const TYPE: MessageType = MessageType::new("erip.invoice_created", 1);
+}
+
+/// `erip.cancel_invoice.v1`: to the ERIP worker (a withdrawal before payment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelInvoice {
+    /// The order number of the invoice.
+    pub order_number: String,
+}
+
+impl Message for CancelInvoice {
+    const TYPE: MessageType = MessageType::new("erip.cancel_invoice", 1);
+}
+
+/// What ERIP says happened to an invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceEvent {
+    /// Paid.
+    Paid,
+    /// Expired unpaid.
+    Expired,
+    /// Cancelled.
+    Cancelled,
+    /// Refunded.
+    Refunded,
+}
+
+/// `erip.invoice_event.v1`: an ERIP notification, verified and turned into a message for the
+/// saga that owns the order number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceNotified {
+    /// The order number.
+    pub order_number: String,
+    /// What happened.
+    pub event: InvoiceEvent,
+    /// Amount, kopecks.
+    pub amount_kopecks: u64,
+    /// ERIP's operation number of a payment.
+    pub operation_id: Option<String>,
+}
+
+impl Message for InvoiceNotified {
+    const TYPE: MessageType = MessageType::new("erip.invoice_event", 1);
+}
+
+/// A 30-digit order number: 29 digits and a Luhn check digit, so a mistyped number is caught
+/// before it reaches ERIP.
+pub fn order_number_check_digit(first29: &str) -> Option<u8> {
+    if first29.len() != 29 || !first29.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sum: u32 = first29
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let dd = d * 2;
+                if dd > 9 { dd - 9 } else { dd }
+            } else {
+                d
+            }
+        })
+        .sum();
+    u8::try_from((10 - sum % 10) % 10).ok()
+}
+
+/// Whether `s` is a well-formed order number (30 digits, check digit right).
+pub fn is_order_number(s: &str) -> bool {
+    s.len() == 30
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && order_number_check_digit(&s[..29]).map(|d| b'0' + d) == s.as_bytes().last().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_carry_a_luhn_check_digit() {
+        let body = "12345678901234567890123456789";
+        let d = order_number_check_digit(body).expect("digits");
+        let n = format!("{body}{d}");
+        assert!(is_order_number(&n));
+        let mut wrong = n.clone().into_bytes();
+        wrong[29] = b'0' + (d + 1) % 10;
+        assert!(!is_order_number(&String::from_utf8(wrong).expect("ascii")));
+        // A single changed digit is always caught.
+        let mut typo = n.into_bytes();
+        typo[3] = if typo[3] == b'9' { b'0' } else { typo[3] + 1 };
+        assert!(!is_order_number(&String::from_utf8(typo).expect("ascii")));
+        assert!(!is_order_number("123"));
+    }
+}

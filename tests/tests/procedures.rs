@@ -1,0 +1,284 @@
+//! Administrative procedures end to end: the hub's plan, the ERIP simulator, an authority's
+//! back-office speaking the queue contracts as its own broker user, the real RabbitMQ and
+//! PostgreSQL. The test is the portal.
+
+use std::time::Duration;
+
+use contracts::procedure::{
+    Applicant, ApplicationAccepted, ApplicationDecided, ApplicationRegistered, ApplicationRejected,
+    ApplicationWithdrawn, AssuranceLevel, PaymentReceived, ProcedureRejectReason,
+    SubmitApplication, Verdict, WithdrawApplication, is_order_number,
+};
+use contracts::{Message, Metadata, headers};
+use e2e::portal::{Portal, WAIT};
+use e2e::{Observer, wait_until};
+use hub::broker::header_str;
+use serde_json::json;
+use simulators::SimKind;
+use uuid::Uuid;
+
+/// A free procedure of a queue authority (pension certificate, FSZN).
+const FREE: &str = "2.19";
+const FREE_AUTHORITY: &str = "fszn";
+/// A paid one (duplicate civil-status certificate, 21.00 BYN, civil registry).
+const PAID: &str = "5.13";
+const PAID_AUTHORITY: &str = "minsk-civil-registry";
+/// One that needs an EDS login (passport).
+const HIGH: &str = "11.1.2";
+
+fn submit(code: &str, level: AssuranceLevel) -> SubmitApplication {
+    let form = match code {
+        FREE => json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"}),
+        PAID => json!({"record_kind": "birth", "record_year": 1990}),
+        _ => json!({"passport_number": "MP1234567", "passport_expires": "2026-12-31"}),
+    };
+    SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: code.into(),
+        applicant: Applicant {
+            identifier: "3270287A012PB2".into(),
+            assurance_level: level,
+        },
+        form: form.as_object().cloned().expect("object"),
+        attachments: vec!["att-1".into()],
+    }
+}
+
+async fn state_name(portal: &Portal, id: Uuid) -> Option<String> {
+    sqlx::query_scalar("SELECT state_name FROM sagas WHERE id = $1")
+        .bind(hub::procedures::saga::ProcedureSaga::key(id).id)
+        .fetch_optional(&portal.env.pool)
+        .await
+        .expect("saga")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_procedure_goes_from_submission_to_decision() {
+    let mut portal = Portal::start().await;
+    portal.start_authority(FREE_AUTHORITY, Duration::from_millis(200));
+    let app = submit(FREE, AssuranceLevel::Substantial);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    assert_eq!((accepted.amount_kopecks, accepted.order_number), (0, None));
+    let registered: ApplicationRegistered = portal.event(&id).await;
+    assert!(registered.registration_number.starts_with("FSZN-"));
+    assert!(registered.decision_due > chrono::Utc::now().date_naive());
+    let decided: ApplicationDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, Verdict::Granted);
+    assert_eq!(
+        state_name(&portal, app.application_id).await.as_deref(),
+        Some("decided")
+    );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_procedure_is_paid_once_although_erip_notifies_twice() {
+    let mut portal = Portal::start().await;
+    portal.start_authority(PAID_AUTHORITY, Duration::from_millis(200));
+    portal
+        .faults(SimKind::Erip, json!({"duplicate_callback_rate": 1.0}))
+        .await;
+    let app = submit(PAID, AssuranceLevel::Substantial);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    assert_eq!(accepted.amount_kopecks, 2100);
+    let order = accepted.order_number.expect("an order number");
+    assert!(
+        is_order_number(&order),
+        "30 digits with a check digit: {order}"
+    );
+    wait_until(WAIT, "the ERIP invoice", || async {
+        let invoice = portal.erip_invoice(&order).await;
+        (invoice["status"] == "awaiting").then_some(())
+    })
+    .await;
+    portal.pay(&order).await;
+    let paid: PaymentReceived = portal.event(&id).await;
+    assert_eq!(paid.amount_kopecks, 2100);
+    let decided: ApplicationDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, Verdict::Granted);
+    portal.stop().await;
+    assert_eq!(
+        portal.events_so_far::<PaymentReceived>(&id).await,
+        1,
+        "the payment counted once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_invoice_expires_and_ends_the_application() {
+    let mut portal = Portal::start_with(|c| c.payment_ttl = Duration::from_secs(2)).await;
+    let app = submit(PAID, AssuranceLevel::Substantial);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    let rejected: ApplicationRejected = portal.event(&id).await;
+    assert_eq!(rejected.reason, ProcedureRejectReason::PaymentExpired);
+    let order = accepted.order_number.expect("order number");
+    // Closed either way: ERIP's own expiry, or the hub's cancellation at its deadline.
+    wait_until(WAIT, "the invoice closed at ERIP", || async {
+        let status = portal.erip_invoice(&order).await["status"].clone();
+        (status == "cancelled" || status == "expired").then_some(())
+    })
+    .await;
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_below_the_procedures_assurance_level_is_refused() {
+    let mut portal = Portal::start().await;
+    let app = submit(HIGH, AssuranceLevel::Substantial);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let rejected: ApplicationRejected = portal.event(&id).await;
+    assert_eq!(rejected.reason, ProcedureRejectReason::AssuranceTooLow);
+    assert_eq!(rejected.fields[0].field, "applicant.assurance_level");
+    let mut bad_form = submit(FREE, AssuranceLevel::Substantial);
+    bad_form.form.remove("period_to");
+    bad_form.form.insert("colour".into(), json!("red"));
+    let id = bad_form.application_id.to_string();
+    portal.env.send(&bad_form).await;
+    let rejected: ApplicationRejected = portal.event(&id).await;
+    assert_eq!(rejected.reason, ProcedureRejectReason::InvalidInput);
+    let fields: Vec<&str> = rejected.fields.iter().map(|f| f.field.as_str()).collect();
+    assert!(
+        fields.contains(&"form.period_to") && fields.contains(&"form.colour"),
+        "{fields:?}"
+    );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawal_before_payment_cancels_the_invoice_and_after_payment_owes_a_refund() {
+    let mut portal = Portal::start().await;
+    // The authority takes its time, so the withdrawal reaches it before any decision.
+    portal.start_authority(PAID_AUTHORITY, Duration::from_secs(600));
+    let before = submit(PAID, AssuranceLevel::Substantial);
+    let id = before.application_id.to_string();
+    portal.env.send(&before).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    let order = accepted.order_number.expect("order number");
+    portal
+        .env
+        .send(&WithdrawApplication {
+            application_id: before.application_id,
+        })
+        .await;
+    let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
+    assert_eq!(withdrawn.refund_due_kopecks, 0);
+    wait_until(WAIT, "the invoice cancelled at ERIP", || async {
+        (portal.erip_invoice(&order).await["status"] == "cancelled").then_some(())
+    })
+    .await;
+
+    let after = submit(PAID, AssuranceLevel::Substantial);
+    let id = after.application_id.to_string();
+    portal.env.send(&after).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    let order = accepted.order_number.expect("order number");
+    wait_until(WAIT, "the ERIP invoice", || async {
+        (portal.erip_invoice(&order).await["status"] == "awaiting").then_some(())
+    })
+    .await;
+    portal.pay(&order).await;
+    let _: ApplicationRegistered = portal.event(&id).await;
+    portal
+        .env
+        .send(&WithdrawApplication {
+            application_id: after.application_id,
+        })
+        .await;
+    let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
+    assert_eq!(
+        withdrawn.refund_due_kopecks, 2100,
+        "the fee paid is due back"
+    );
+    assert_eq!(
+        state_name(&portal, after.application_id).await.as_deref(),
+        Some("withdrawn")
+    );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_racing_the_decision_ends_in_exactly_one_of_them() {
+    let mut portal = Portal::start().await;
+    // The authority decides the moment it registers.
+    portal.start_authority(FREE_AUTHORITY, Duration::ZERO);
+    let app = submit(FREE, AssuranceLevel::Substantial);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let _: ApplicationAccepted = portal.event(&id).await;
+    portal
+        .env
+        .send(&WithdrawApplication {
+            application_id: app.application_id,
+        })
+        .await;
+    let end = wait_until(WAIT, "the application to end", || async {
+        state_name(&portal, app.application_id)
+            .await
+            .filter(|s| s == "decided" || s == "withdrawn")
+    })
+    .await;
+    // Let the losing side's answer arrive too, then check that everyone saw one ending.
+    if end == "decided" {
+        let refused: ApplicationRejected = portal.event(&id).await;
+        assert_eq!(refused.reason, ProcedureRejectReason::AlreadyDecided);
+    }
+    portal.stop().await;
+    let decided = portal.events_so_far::<ApplicationDecided>(&id).await;
+    let withdrawn = portal.events_so_far::<ApplicationWithdrawn>(&id).await;
+    assert_eq!(
+        decided + withdrawn,
+        1,
+        "exactly one ending: {decided} decided, {withdrawn} withdrawn"
+    );
+    assert_eq!(
+        end == "decided",
+        decided == 1,
+        "the saga and the portal agree"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_sent_by_another_authority_is_dead_lettered() {
+    let mut portal = Portal::start().await;
+    let app = submit(FREE, AssuranceLevel::Substantial);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let _: ApplicationAccepted = portal.event(&id).await;
+    // The test's own connection is `guest`, not FSZN's broker user.
+    let forged = contracts::procedure::AuthorityDecided {
+        application_id: app.application_id,
+        verdict: Verdict::Granted,
+        document: "forged".into(),
+        decided_at: chrono::Utc::now(),
+    };
+    let mut metadata = Metadata::new(
+        contracts::procedure::AuthorityDecided::TYPE.to_string(),
+        "intruder",
+    );
+    metadata.user_id = Some("guest".into());
+    portal.env.send_with(&forged, metadata).await;
+    let topology = portal.env.topology(vec![]);
+    let dead = Observer::attach(
+        &portal.env,
+        topology.dead_queue(hub::procedures::saga::QUEUE),
+    )
+    .await;
+    let letters = dead.take_raw(1, WAIT).await;
+    let reason = header_str(&letters[0].0, headers::ERROR_TEXT).unwrap_or_default();
+    assert!(
+        reason.contains("\"guest\"") && reason.contains("authority-fszn"),
+        "{reason}"
+    );
+    assert_eq!(
+        state_name(&portal, app.application_id).await.as_deref(),
+        Some("at_authority")
+    );
+    portal.stop().await;
+}
