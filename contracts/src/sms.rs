@@ -60,6 +60,8 @@ pub enum SmsPurpose {
     TemporaryPassword,
     /// A password recovery code.
     RecoveryCode,
+    /// A notice about the person's application (registered, decided): nothing secret.
+    Notice,
 }
 
 /// `sms.send.v1`: send a text to a phone.
@@ -85,6 +87,26 @@ impl std::fmt::Debug for SendSms {
 
 impl Message for SendSms {
     const TYPE: MessageType = MessageType::new("sms.send", 1);
+}
+
+/// `sms.notify_holder.v1`: tell the holder of an identifier something by SMS, at the phone the
+/// registry has for it. Nobody waits for an answer.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyHolder {
+    /// The identifier whose phone gets the SMS.
+    pub identifier: String,
+    /// The text (a notice: nothing secret).
+    pub text: String,
+}
+
+impl std::fmt::Debug for NotifyHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NotifyHolder { .. }")
+    }
+}
+
+impl Message for NotifyHolder {
+    const TYPE: MessageType = MessageType::new("sms.notify_holder", 1);
 }
 
 /// `sms.sent.v1`: the operator accepted the SMS.

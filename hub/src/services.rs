@@ -159,7 +159,12 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
             queue: sms_worker::queue_spec(),
             factory: Box::new(move |ctx| {
                 Arc::new(ServiceRunner::new(
-                    SmsWorker::new(sms.clone(), sealer.clone(), callback.clone()),
+                    SmsWorker::new(
+                        sms.clone(),
+                        sealer.clone(),
+                        ctx.pool.clone(),
+                        callback.clone(),
+                    ),
                     ctx.pool.clone(),
                     ctx.topology.clone(),
                     &ctx.app_id,

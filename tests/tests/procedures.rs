@@ -282,3 +282,33 @@ async fn a_decision_sent_by_another_authority_is_dead_lettered() {
     );
     portal.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_is_told_of_registration_and_decision_by_sms() {
+    use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
+    let mut portal = Portal::start().await;
+    portal.start_authority(FREE_AUTHORITY, Duration::from_millis(100));
+    // First the person gets an identifier (two SMS: the code and the temporary password).
+    let person = portal.good_persons().await.remove(0);
+    let phone = e2e::portal::phone(61);
+    portal.apply(&person.application("N-1", &phone)).await;
+    let _: PhoneCodeSent = portal.event("N-1").await;
+    let code = e2e::portal::code_in(&portal.nth_text(&phone, 1).await);
+    portal.confirm("N-1", &code).await;
+    let _: IdentifierIssued = portal.event("N-1").await;
+    // Then applies for a procedure with it.
+    let mut app = submit(FREE, AssuranceLevel::Substantial);
+    app.applicant.identifier = person.identification_number.clone();
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    let _: ApplicationDecided = portal.event(&id).await;
+    let registered_sms = portal.nth_text(&phone, 3).await;
+    let decided_sms = portal.nth_text(&phone, 4).await;
+    assert!(
+        registered_sms.contains(&accepted.number) && registered_sms.contains("зарегистрировано"),
+        "{registered_sms}"
+    );
+    assert!(decided_sms.contains("удовлетворено"), "{decided_sms}");
+    portal.stop().await;
+}

@@ -28,6 +28,7 @@ use contracts::procedure::{
     PaymentReceived, ProcedureRejectReason, SubmitApplication, Verdict, WithdrawApplication,
     order_number_check_digit,
 };
+use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -364,7 +365,17 @@ impl Saga for ProcedureSaga {
                     application_id: s.application_id,
                     registration_number: r.registration_number.clone(),
                     decision_due: due,
-                })?))
+                })?)
+                .send(self.notify(
+                    s,
+                    format!(
+                        "Заявление № {} зарегистрировано ({}), рег. № {}. Решение — до {}.",
+                        s.number,
+                        self.authority_name(&s.authority),
+                        r.registration_number,
+                        due.format("%d.%m.%Y")
+                    ),
+                )?))
             }
             (Stage::AtAuthority | Stage::Withdrawing, Input::InfoRequested(r)) => {
                 Ok(Step::to(s.clone()).send(Command::new(&InfoRequested {
@@ -382,7 +393,18 @@ impl Saga for ProcedureSaga {
                         verdict: d.verdict,
                         document: d.document.clone(),
                         decided_at: d.decided_at,
-                    })?))
+                    })?)
+                    .send(self.notify(
+                        s,
+                        format!(
+                            "По заявлению № {} принято решение: {}. Решение — в личном кабинете.",
+                            s.number,
+                            match d.verdict {
+                                Verdict::Granted => "удовлетворено",
+                                Verdict::Refused => "отказано",
+                            }
+                        ),
+                    )?))
             }
             (Stage::AtAuthority, Input::Withdraw(_)) => Ok(with_stage(s, Stage::Withdrawing).send(
                 Command::new(&AuthorityWithdrawal {
@@ -463,6 +485,22 @@ impl Saga for ProcedureSaga {
 }
 
 impl ProcedureSaga {
+    /// An SMS to the applicant (at the phone the registry has for the identifier); nobody
+    /// waits for its fate: the cabinet has the same news.
+    fn notify(&self, s: &Application, text: String) -> Result<Command, Failure> {
+        Ok(Command::new(&NotifyHolder {
+            identifier: s.applicant.clone(),
+            text,
+        })?
+        .detach())
+    }
+
+    fn authority_name(&self, id: &str) -> String {
+        self.catalogue
+            .authority(id)
+            .map_or_else(|| id.to_owned(), |a| a.name.clone())
+    }
+
     fn queue_of(&self, authority: &str) -> String {
         format!("{}{}", self.prefix, authority_queue(authority))
     }
@@ -806,7 +844,11 @@ mod tests {
             .from(Some("authority-minsk-zags"))
             .step(Some(&late.state), registered)
             .expect("the owner registers");
-        assert_eq!(sent(&ok), ["procedure.registered.v1"]);
+        assert_eq!(
+            sent(&ok),
+            ["procedure.registered.v1", "sms.notify_holder.v1"]
+        );
+        assert!(ok.commands[1].detached, "nobody waits for the notice SMS");
     }
 
     #[test]
@@ -846,7 +888,10 @@ mod tests {
                 }),
             )
             .expect("decided");
-        assert_eq!(sent(&decided), ["procedure.decided.v1"]);
+        assert_eq!(
+            sent(&decided),
+            ["procedure.decided.v1", "sms.notify_holder.v1"]
+        );
         let refused = run
             .step(
                 Some(&decided.state),

@@ -7,11 +7,12 @@ use adapters::Failure;
 use adapters::sms::SmsClient;
 use contracts::person::Msisdn;
 use contracts::sms::{
-    CheckSubscriber, SendSms, SmsNotSent, SmsSent, SubscriberChecked, SubscriberStatus,
+    CheckSubscriber, NotifyHolder, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
+    SubscriberStatus,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use url::Url;
 
 use crate::broker::Incoming;
@@ -26,7 +27,11 @@ pub const QUEUE: &str = "adapter.sms";
 pub fn queue_spec() -> contracts::QueueSpec {
     contracts::QueueSpec::new(
         QUEUE,
-        [CheckSubscriber::TYPE.to_string(), SendSms::TYPE.to_string()],
+        [
+            CheckSubscriber::TYPE.to_string(),
+            SendSms::TYPE.to_string(),
+            NotifyHolder::TYPE.to_string(),
+        ],
     )
 }
 
@@ -35,16 +40,24 @@ pub fn queue_spec() -> contracts::QueueSpec {
 pub struct SmsWorker {
     client: SmsClient,
     sealer: Arc<Sealer>,
+    /// Where the registry keeps the holders' phones (`sms.notify_holder.v1`).
+    pool: PgPool,
     /// Where operators post delivery reports (`{base}callbacks/sms/{operator}`), if anywhere.
     callback_base: Option<Url>,
 }
 
 impl SmsWorker {
     /// A worker using `client`, opening texts with `sealer`.
-    pub fn new(client: SmsClient, sealer: Arc<Sealer>, callback_base: Option<Url>) -> Self {
+    pub fn new(
+        client: SmsClient,
+        sealer: Arc<Sealer>,
+        pool: PgPool,
+        callback_base: Option<Url>,
+    ) -> Self {
         Self {
             client,
             sealer,
+            pool,
             callback_base,
         }
     }
@@ -59,6 +72,55 @@ pub enum SmsOutcome {
     Sent(SmsSent),
     /// Refused by the operator for good.
     NotSent(SmsNotSent),
+}
+
+impl SmsWorker {
+    async fn notify_holder(
+        &self,
+        message: &Incoming,
+        cmd: &NotifyHolder,
+    ) -> Result<SmsOutcome, Failure> {
+        let not_sent = |reason: &str| {
+            Ok(SmsOutcome::NotSent(SmsNotSent {
+                purpose: SmsPurpose::Notice,
+                reason: reason.to_owned(),
+            }))
+        };
+        let phone: Option<String> =
+            sqlx::query_scalar("SELECT phone FROM identifiers WHERE identifier = $1")
+                .bind(&cmd.identifier)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_failure(&e))?;
+        let Some(to) = phone.and_then(|p| Msisdn::parse(&p).ok()) else {
+            // An applicant who logged in another way has no phone here: the cabinet shows the
+            // notice, the SMS is skipped.
+            tracing::info!("no phone for the holder; the notice SMS is skipped");
+            return not_sent("no phone for the holder");
+        };
+        let Some(subscriber) = self.client.subscriber(&to).await? else {
+            return not_sent("no operator serves the number");
+        };
+        match self
+            .client
+            .send(
+                message.metadata.message_id,
+                subscriber.operator,
+                &to,
+                &cmd.text,
+                None,
+            )
+            .await
+        {
+            Ok(s) => Ok(SmsOutcome::Sent(SmsSent {
+                purpose: SmsPurpose::Notice,
+                operator: s.operator,
+                provider_message_id: s.provider_message_id,
+            })),
+            Err(f) if !f.is_transient() => not_sent(&f.reason),
+            Err(f) => Err(f),
+        }
+    }
 }
 
 impl Service for SmsWorker {
@@ -137,6 +199,9 @@ impl Service for SmsWorker {
                     })),
                     Err(f) => Err(f),
                 }
+            } else if NotifyHolder::TYPE.matches(t) {
+                let cmd: NotifyHolder = decode(t, &message.body)?;
+                self.notify_holder(message, &cmd).await
             } else {
                 Err(Failure::invalid_input(format!(
                     "the SMS worker does not take {t}"
