@@ -428,6 +428,185 @@ pub fn is_order_number(s: &str) -> bool {
         && order_number_check_digit(&s[..29]).map(|d| b'0' + d) == s.as_bytes().last().copied()
 }
 
+// Administrative complaints (DOMAIN.md: an applicant "may appeal a decision"). A complaint is
+// named by the portal's `complaint_id`; it goes to the authority that decided the application,
+// which answers on the bus as its own broker user, as it does for applications:
+//
+// portal -> complaint.submit.v1 -> hub -> complaint.accepted.v1 | complaint.rejected.v1
+// hub    -> authority.complaint.v1 -> authority -> authority.complaint_decided.v1
+// hub    -> complaint.decided.v1
+// portal -> complaint.withdraw.v1 -> hub -> authority.complaint_withdrawal.v1 -> authority
+// authority -> authority.complaint_withdrawal_answered.v1 -> hub -> complaint.withdrawn.v1
+
+/// `complaint.submit.v1`: the applicant appeals the decision on an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitComplaint {
+    /// The portal's id of the complaint (its business key).
+    pub complaint_id: Uuid,
+    /// The application whose decision is appealed.
+    pub application_id: Uuid,
+    /// Who complains; must be the application's applicant.
+    pub applicant_identifier: String,
+    /// The complaint.
+    pub text: String,
+}
+
+impl Message for SubmitComplaint {
+    const TYPE: MessageType = MessageType::new("complaint.submit", 1);
+}
+
+/// `complaint.withdraw.v1`: the applicant withdraws the complaint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawComplaint {
+    /// The complaint.
+    pub complaint_id: Uuid,
+}
+
+impl Message for WithdrawComplaint {
+    const TYPE: MessageType = MessageType::new("complaint.withdraw", 1);
+}
+
+/// `complaint.accepted.v1`: the complaint went to the authority that hears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintAccepted {
+    /// The complaint.
+    pub complaint_id: Uuid,
+    /// The application appealed.
+    pub application_id: Uuid,
+    /// The authority that hears it (the one that decided).
+    pub authority: String,
+}
+
+impl Message for ComplaintAccepted {
+    const TYPE: MessageType = MessageType::new("complaint.accepted", 1);
+}
+
+/// The authority's verdict on a complaint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintVerdict {
+    /// The complaint is founded; the decision is revised.
+    Upheld,
+    /// The decision stands.
+    Dismissed,
+}
+
+/// `complaint.decided.v1`: the decision on the complaint, into the cabinet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintDecided {
+    /// The complaint.
+    pub complaint_id: Uuid,
+    /// Upheld or dismissed.
+    pub verdict: ComplaintVerdict,
+    /// The decision document, as the authority sent it.
+    pub document: String,
+    /// When the authority decided.
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Message for ComplaintDecided {
+    const TYPE: MessageType = MessageType::new("complaint.decided", 1);
+}
+
+/// `complaint.withdrawn.v1`: the complaint is withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintWithdrawn {
+    /// The complaint.
+    pub complaint_id: Uuid,
+}
+
+impl Message for ComplaintWithdrawn {
+    const TYPE: MessageType = MessageType::new("complaint.withdrawn", 1);
+}
+
+/// Why a complaint (or a request about it) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintRejectReason {
+    /// The application is not decided: there is nothing to appeal yet.
+    NoDecisionToAppeal,
+    /// No such application.
+    UnknownApplication,
+    /// The complainant is not the application's applicant.
+    NotTheApplicant,
+    /// The withdrawal came after the decision on the complaint.
+    AlreadyDecided,
+}
+
+/// `complaint.rejected.v1`: the complaint (or its withdrawal) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintRejected {
+    /// The complaint.
+    pub complaint_id: Uuid,
+    /// The rule.
+    pub reason: ComplaintRejectReason,
+    /// For the person.
+    pub detail: String,
+}
+
+impl Message for ComplaintRejected {
+    const TYPE: MessageType = MessageType::new("complaint.rejected", 1);
+}
+
+/// `authority.complaint.v1`: a complaint, to the deciding authority's own queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityComplaint {
+    /// The complaint.
+    pub complaint_id: Uuid,
+    /// The application appealed.
+    pub application_id: Uuid,
+    /// The hub's number of the application.
+    pub application_number: String,
+    /// The complaint.
+    pub text: String,
+}
+
+impl Message for AuthorityComplaint {
+    const TYPE: MessageType = MessageType::new("authority.complaint", 1);
+}
+
+/// `authority.complaint_withdrawal.v1`: the person withdraws the complaint; the authority
+/// answers whether it can still stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityComplaintWithdrawal {
+    /// The complaint.
+    pub complaint_id: Uuid,
+}
+
+impl Message for AuthorityComplaintWithdrawal {
+    const TYPE: MessageType = MessageType::new("authority.complaint_withdrawal", 1);
+}
+
+/// `authority.complaint_decided.v1`: from the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityComplaintDecided {
+    /// The complaint.
+    pub complaint_id: Uuid,
+    /// Upheld or dismissed.
+    pub verdict: ComplaintVerdict,
+    /// The decision document.
+    pub document: String,
+    /// When.
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Message for AuthorityComplaintDecided {
+    const TYPE: MessageType = MessageType::new("authority.complaint_decided", 1);
+}
+
+/// `authority.complaint_withdrawal_answered.v1`: from the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityComplaintWithdrawalAnswered {
+    /// The complaint.
+    pub complaint_id: Uuid,
+    /// True: it stopped. False: it had decided (the decision follows or came).
+    pub accepted: bool,
+}
+
+impl Message for AuthorityComplaintWithdrawalAnswered {
+    const TYPE: MessageType = MessageType::new("authority.complaint_withdrawal_answered", 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

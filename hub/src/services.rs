@@ -14,6 +14,7 @@ use crate::config::IntegrationConfig;
 use crate::engine::{SagaEngine, ServiceRunner};
 use crate::procedures::calendar::Calendar;
 use crate::procedures::catalogue::Catalogue;
+use crate::procedures::complaint::{self, ApplicationLookup, ComplaintSaga};
 use crate::procedures::saga::{
     self as procedure, ProcedureSaga, ProcedureSettings, authority_queue,
 };
@@ -59,6 +60,32 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         .collect();
     let cabinet = Cabinet::new(sealer.clone(), CabinetSettings::default());
     let registrations = vec![
+        Registration {
+            queue: complaint::queue_spec(),
+            factory: Box::new({
+                let catalogue = catalogue.clone();
+                move |ctx| {
+                    Arc::new(SagaEngine::new(
+                        ComplaintSaga::new(catalogue.clone(), ctx.topology.namespace().as_str()),
+                        ctx.pool.clone(),
+                        ctx.topology.clone(),
+                        complaint::QUEUE,
+                        &ctx.app_id,
+                    ))
+                }
+            }),
+        },
+        Registration {
+            queue: complaint::lookup_queue_spec(),
+            factory: Box::new(|ctx| {
+                Arc::new(ServiceRunner::new(
+                    ApplicationLookup::new(ctx.pool.clone()),
+                    ctx.pool.clone(),
+                    ctx.topology.clone(),
+                    &ctx.app_id,
+                ))
+            }),
+        },
         Registration {
             queue: procedure::queue_spec(),
             factory: Box::new(move |ctx| {

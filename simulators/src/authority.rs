@@ -6,6 +6,10 @@
 //!   when the form asks for it (`"simulate_info_request": true`), then after `decide_after`
 //!   `authority.decided.v1` (refused when the form says `"simulate_refusal": true`, else granted);
 //! - `authority.withdrawal.v1` -> `authority.withdrawal_answered.v1`: accepted unless it decided.
+//! - `authority.complaint.v1` -> after `complaint_decide_after` `authority.complaint_decided.v1`
+//!   (dismissed), unless the complaint was withdrawn first;
+//! - `authority.complaint_withdrawal.v1` -> `authority.complaint_withdrawal_answered.v1`:
+//!   accepted unless it decided.
 //!
 //! Every answer carries the application's `correlation_id`, a fresh `message_id`, the message
 //! type, and `user_id` = the broker user (RabbitMQ checks it), and is published persistent with
@@ -40,11 +44,13 @@ pub struct AuthorityConfig {
     pub bus_exchange: String,
     /// How long after registering it decides.
     pub decide_after: Duration,
+    /// How long after receiving a complaint it decides it.
+    pub complaint_decide_after: Duration,
 }
 
 #[derive(Debug, Default)]
 struct Book {
-    /// Application id -> decided (true) or withdrawn (false).
+    /// Application or complaint id -> decided (true) or withdrawn (false).
     ended: HashMap<String, bool>,
     registered: u64,
 }
@@ -216,6 +222,68 @@ async fn handle(
             "authority.withdrawal_answered.v1",
             &correlation,
             json!({"application_id": id, "accepted": accepted}),
+        )
+        .await
+    } else if kind == "authority.complaint.v1" {
+        // Complaints share the book with applications: their ids are the portal's UUIDs too.
+        let id = body["complaint_id"].as_str().unwrap_or_default().to_owned();
+        let (channel, config, book, shutdown) = (
+            channel.clone(),
+            config.clone(),
+            book.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(config.complaint_decide_after) => {}
+            }
+            let decide = book
+                .lock()
+                .map(|mut b| match b.ended.get(&id) {
+                    Some(_) => false,
+                    None => {
+                        b.ended.insert(id.clone(), true);
+                        true
+                    }
+                })
+                .unwrap_or(false);
+            if decide {
+                let document = format!("Decision on complaint {id}: the decision stands.");
+                let answer = json!({"complaint_id": id, "verdict": "dismissed",
+                    "document": document, "decided_at": chrono::Utc::now()});
+                if let Err(e) = publish(
+                    &channel,
+                    &config,
+                    "authority.complaint_decided.v1",
+                    &correlation,
+                    answer,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e, "complaint decision not published");
+                }
+            }
+        });
+        Ok(())
+    } else if kind == "authority.complaint_withdrawal.v1" {
+        let id = body["complaint_id"].as_str().unwrap_or_default().to_owned();
+        let accepted = {
+            let mut b = book.lock().map_err(|_| anyhow::anyhow!("book poisoned"))?;
+            match b.ended.get(&id) {
+                Some(true) => false,
+                _ => {
+                    b.ended.insert(id.clone(), false);
+                    true
+                }
+            }
+        };
+        publish(
+            channel,
+            config,
+            "authority.complaint_withdrawal_answered.v1",
+            &correlation,
+            json!({"complaint_id": id, "accepted": accepted}),
         )
         .await
     } else {

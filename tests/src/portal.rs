@@ -168,7 +168,11 @@ impl Portal {
         let desk = env
             .observe(
                 "desk",
-                &["issuance.#".to_string(), "procedure.#".to_string()],
+                &[
+                    "issuance.#".to_string(),
+                    "procedure.#".to_string(),
+                    "complaint.#".to_string(),
+                ],
             )
             .await;
         // The portal's reply queue for cabinet requests: bound to nothing, answers come by name.
@@ -261,6 +265,7 @@ impl Portal {
                         m.metadata.message_type == wanted
                             && (m.body["application_number"] == number
                                 || m.body["application_id"] == number
+                                || m.body["complaint_id"] == number
                                 || m.body["notice"]["application"]["number"] == number)
                     })
                     .cloned()
@@ -360,6 +365,16 @@ impl Portal {
     /// Starts the simulated back-office of `authority`, connected as its own broker user (made
     /// on the local RabbitMQ if missing), deciding `decide_after` after registering.
     pub fn start_authority(&self, authority: &str, decide_after: Duration) {
+        self.start_authority_with(authority, decide_after, decide_after);
+    }
+
+    /// Like [`Portal::start_authority`], with its own delay for deciding complaints.
+    pub fn start_authority_with(
+        &self,
+        authority: &str,
+        decide_after: Duration,
+        complaint_decide_after: Duration,
+    ) {
         let catalogue =
             hub::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
         let user = catalogue
@@ -380,6 +395,7 @@ impl Portal {
             queue: topology.work_queue(&hub::procedures::saga::authority_queue(authority)),
             bus_exchange: topology.bus_exchange(),
             decide_after,
+            complaint_decide_after,
         };
         let token = self.sims_token.clone();
         tokio::spawn(async move {

@@ -3,4 +3,5 @@
 
 pub mod calendar;
 pub mod catalogue;
+pub mod complaint;
 pub mod saga;

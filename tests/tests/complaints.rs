@@ -1,0 +1,132 @@
+//! Administrative complaints end to end: an application decided by an authority's back-office
+//! (the queue-contract simulator, as its own broker user), then a complaint against it, heard
+//! by the same authority, through the real RabbitMQ and PostgreSQL. The test is the portal.
+
+use std::time::Duration;
+
+use contracts::procedure::{
+    Applicant, ApplicationDecided, ApplicationRegistered, AssuranceLevel, ComplaintAccepted,
+    ComplaintDecided, ComplaintRejectReason, ComplaintRejected, ComplaintVerdict,
+    ComplaintWithdrawn, SubmitApplication, SubmitComplaint, WithdrawComplaint,
+};
+use e2e::portal::{Portal, WAIT};
+use e2e::wait_until;
+use hub::procedures::complaint::ComplaintSaga;
+use serde_json::json;
+use uuid::Uuid;
+
+/// A free procedure of a queue authority (pension certificate, FSZN).
+const FREE: &str = "2.19";
+const FREE_AUTHORITY: &str = "fszn";
+const APPLICANT: &str = "3270287A012PB2";
+
+fn application() -> SubmitApplication {
+    let form = json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"});
+    SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: FREE.into(),
+        applicant: Applicant {
+            identifier: APPLICANT.into(),
+            assurance_level: AssuranceLevel::Substantial,
+        },
+        form: form.as_object().cloned().expect("object"),
+        attachments: vec![],
+    }
+}
+
+fn complaint(application_id: Uuid) -> SubmitComplaint {
+    SubmitComplaint {
+        complaint_id: Uuid::new_v4(),
+        application_id,
+        applicant_identifier: APPLICANT.into(),
+        text: "The certificate leaves out March.".into(),
+    }
+}
+
+/// Submits a free application and waits for the authority's decision.
+async fn decided_application(portal: &Portal) -> Uuid {
+    let app = application();
+    portal.env.send(&app).await;
+    let _: ApplicationDecided = portal.event(&app.application_id.to_string()).await;
+    app.application_id
+}
+
+async fn complaint_state(portal: &Portal, id: Uuid) -> Option<String> {
+    sqlx::query_scalar("SELECT state_name FROM sagas WHERE id = $1")
+        .bind(ComplaintSaga::key(id).id)
+        .fetch_optional(&portal.env.pool)
+        .await
+        .expect("saga")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_is_heard_and_decided_by_the_authority_that_decided() {
+    let mut portal = Portal::start().await;
+    portal.start_authority(FREE_AUTHORITY, Duration::from_millis(200));
+    let application_id = decided_application(&portal).await;
+    let c = complaint(application_id);
+    let id = c.complaint_id.to_string();
+    portal.env.send(&c).await;
+    let accepted: ComplaintAccepted = portal.event(&id).await;
+    assert_eq!(accepted.authority, FREE_AUTHORITY);
+    assert_eq!(accepted.application_id, application_id);
+    let decided: ComplaintDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, ComplaintVerdict::Dismissed);
+    assert!(decided.document.contains(&id), "{}", decided.document);
+    assert_eq!(
+        complaint_state(&portal, c.complaint_id).await.as_deref(),
+        Some("decided")
+    );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_against_an_undecided_application_is_rejected() {
+    let mut portal = Portal::start().await;
+    // The authority registers at once and takes its time to decide.
+    portal.start_authority(FREE_AUTHORITY, Duration::from_secs(600));
+    let app = application();
+    portal.env.send(&app).await;
+    let _: ApplicationRegistered = portal.event(&app.application_id.to_string()).await;
+    let c = complaint(app.application_id);
+    let id = c.complaint_id.to_string();
+    portal.env.send(&c).await;
+    let rejected: ComplaintRejected = portal.event(&id).await;
+    assert_eq!(rejected.reason, ComplaintRejectReason::NoDecisionToAppeal);
+    assert_eq!(
+        complaint_state(&portal, c.complaint_id).await.as_deref(),
+        Some("rejected")
+    );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_withdrawn_before_the_decision_ends_withdrawn() {
+    let mut portal = Portal::start().await;
+    // The authority decides applications at once but takes its time over complaints, so the
+    // withdrawal surely reaches it first.
+    portal.start_authority_with(
+        FREE_AUTHORITY,
+        Duration::from_millis(100),
+        Duration::from_secs(600),
+    );
+    let application_id = decided_application(&portal).await;
+    let c = complaint(application_id);
+    let id = c.complaint_id.to_string();
+    portal.env.send(&c).await;
+    let _: ComplaintAccepted = portal.event(&id).await;
+    portal
+        .env
+        .send(&WithdrawComplaint {
+            complaint_id: c.complaint_id,
+        })
+        .await;
+    let withdrawn: ComplaintWithdrawn = portal.event(&id).await;
+    assert_eq!(withdrawn.complaint_id, c.complaint_id);
+    wait_until(WAIT, "the complaint saga ended withdrawn", || async {
+        (complaint_state(&portal, c.complaint_id).await.as_deref() == Some("withdrawn"))
+            .then_some(())
+    })
+    .await;
+    portal.stop().await;
+}
