@@ -84,6 +84,37 @@ impl Message for WithdrawApplication {
     const TYPE: MessageType = MessageType::new("procedure.withdraw", 1);
 }
 
+/// `procedure.attach_receipt.v1`: the person attaches the electronic receipt of the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachReceipt {
+    /// The application.
+    pub application_id: Uuid,
+    /// The ERIP operation number on the receipt.
+    pub operation_id: String,
+    /// The amount on the receipt, kopecks.
+    pub amount_kopecks: u64,
+}
+
+impl Message for AttachReceipt {
+    const TYPE: MessageType = MessageType::new("procedure.attach_receipt", 1);
+}
+
+/// `procedure.receipt_checked.v1`: the attached receipt against ERIP's own record of the
+/// payment (checked when both are there, whichever came first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptChecked {
+    /// The application.
+    pub application_id: Uuid,
+    /// The receipt matches ERIP's record.
+    pub matches: bool,
+    /// What differs, when it does not.
+    pub problem: Option<String>,
+}
+
+impl Message for ReceiptChecked {
+    const TYPE: MessageType = MessageType::new("procedure.receipt_checked", 1);
+}
+
 /// `procedure.accepted.v1`: the application is accepted for processing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplicationAccepted {

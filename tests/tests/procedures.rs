@@ -98,6 +98,17 @@ async fn a_paid_procedure_is_paid_once_although_erip_notifies_twice() {
     portal.pay(&order).await;
     let paid: PaymentReceived = portal.event(&id).await;
     assert_eq!(paid.amount_kopecks, 2100);
+    // The person attaches the receipt the bank gave: it matches ERIP's record.
+    portal
+        .env
+        .send(&contracts::procedure::AttachReceipt {
+            application_id: app.application_id,
+            operation_id: paid.operation_id.clone(),
+            amount_kopecks: 2100,
+        })
+        .await;
+    let checked: contracts::procedure::ReceiptChecked = portal.event(&id).await;
+    assert!(checked.matches, "{checked:?}");
     let decided: ApplicationDecided = portal.event(&id).await;
     assert_eq!(decided.verdict, Verdict::Granted);
     portal.stop().await;

@@ -22,11 +22,11 @@ use adapters::Failure;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
-    ApplicationRejected, ApplicationWithdrawn, AuthorityApplication, AuthorityDecided,
-    AuthorityInfoRequested, AuthorityRegistered, AuthorityWithdrawal, AuthorityWithdrawalAnswered,
-    CancelInvoice, CreateInvoice, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified,
-    PaymentReceived, ProcedureRejectReason, SubmitApplication, Verdict, WithdrawApplication,
-    order_number_check_digit,
+    ApplicationRejected, ApplicationWithdrawn, AttachReceipt, AuthorityApplication,
+    AuthorityDecided, AuthorityInfoRequested, AuthorityRegistered, AuthorityWithdrawal,
+    AuthorityWithdrawalAnswered, CancelInvoice, CreateInvoice, InfoRequested, InvoiceCreated,
+    InvoiceEvent, InvoiceNotified, PaymentReceived, ProcedureRejectReason, ReceiptChecked,
+    SubmitApplication, Verdict, WithdrawApplication, order_number_check_digit,
 };
 use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
@@ -71,6 +71,7 @@ pub fn queue_spec() -> contracts::QueueSpec {
         [
             SubmitApplication::TYPE.to_string(),
             WithdrawApplication::TYPE.to_string(),
+            AttachReceipt::TYPE.to_string(),
             AuthorityRegistered::TYPE.to_string(),
             AuthorityInfoRequested::TYPE.to_string(),
             AuthorityDecided::TYPE.to_string(),
@@ -151,6 +152,9 @@ pub struct Application {
     pub invoice_id: Option<String>,
     /// The payment, once made.
     pub paid: Option<Paid>,
+    /// The receipt the person attached, if any.
+    #[serde(default)]
+    pub receipt: Option<Paid>,
     /// The authority's registration number.
     pub registration_number: Option<String>,
     /// The last day of the statutory term.
@@ -205,6 +209,8 @@ pub enum Input {
     Submit(SubmitApplication),
     /// The person withdraws.
     Withdraw(WithdrawApplication),
+    /// The person attaches the payment receipt.
+    Receipt(AttachReceipt),
     /// ERIP created the invoice.
     InvoiceCreated(InvoiceCreated),
     /// ERIP reported on the invoice.
@@ -252,6 +258,9 @@ impl Saga for ProcedureSaga {
         } else if WithdrawApplication::TYPE.matches(t) {
             let m: WithdrawApplication = decode(t, b)?;
             (by_id(m.application_id), Input::Withdraw(m))
+        } else if AttachReceipt::TYPE.matches(t) {
+            let m: AttachReceipt = decode(t, b)?;
+            (by_id(m.application_id), Input::Receipt(m))
         } else if InvoiceCreated::TYPE.matches(t) {
             (by_correlation()?, Input::InvoiceCreated(decode(t, b)?))
         } else if InvoiceNotified::TYPE.matches(t) {
@@ -295,6 +304,19 @@ impl Saga for ProcedureSaga {
         }
         match (&s.stage, input) {
             (_, Input::Submit(_)) => Ok(Step::to(s.clone())),
+            // A receipt is recorded whenever it comes; it is checked once ERIP's record is
+            // there too.
+            (_, Input::Receipt(r)) => {
+                let next = Application {
+                    receipt: Some(Paid {
+                        operation_id: r.operation_id.clone(),
+                        amount_kopecks: r.amount_kopecks,
+                    }),
+                    ..s.clone()
+                };
+                let check = receipt_check(&next)?;
+                Ok(check.into_iter().fold(Step::to(next), Step::send))
+            }
             (Stage::AwaitingPayment { .. }, Input::InvoiceCreated(c)) => {
                 Ok(Step::to(Application {
                     invoice_id: Some(c.invoice_id.clone()),
@@ -318,7 +340,8 @@ impl Saga for ProcedureSaga {
                         operation_id: paid.operation_id,
                         amount_kopecks: paid.amount_kopecks,
                     })?);
-                Ok(step)
+                let check = receipt_check(&with_payment)?;
+                Ok(check.into_iter().fold(step, Step::send))
             }
             (Stage::AwaitingPayment { .. }, Input::Invoice(n))
                 if n.event == InvoiceEvent::Expired =>
@@ -547,6 +570,7 @@ impl ProcedureSaga {
             order_number: None,
             invoice_id: None,
             paid: None,
+            receipt: None,
             registration_number: None,
             decision_due: None,
             stage: Stage::AtAuthority,
@@ -654,6 +678,28 @@ impl ProcedureSaga {
                 })?,
             }))
     }
+}
+
+/// The receipt against ERIP's record, when both are known.
+fn receipt_check(app: &Application) -> Result<Option<Command>, Failure> {
+    let (Some(receipt), Some(paid)) = (&app.receipt, &app.paid) else {
+        return Ok(None);
+    };
+    let problem = if receipt.operation_id != paid.operation_id {
+        Some("the receipt's operation number is not ERIP's".to_owned())
+    } else if receipt.amount_kopecks != paid.amount_kopecks {
+        Some(format!(
+            "the receipt says {} kopecks, ERIP received {}",
+            receipt.amount_kopecks, paid.amount_kopecks
+        ))
+    } else {
+        None
+    };
+    Ok(Some(Command::new(&ReceiptChecked {
+        application_id: app.application_id,
+        matches: problem.is_none(),
+        problem,
+    })?))
 }
 
 fn accepted(app: &Application, pay_before: Option<DateTime<Utc>>) -> ApplicationAccepted {
@@ -849,6 +895,41 @@ mod tests {
             ["procedure.registered.v1", "sms.notify_holder.v1"]
         );
         assert!(ok.commands[1].detached, "nobody waits for the notice SMS");
+    }
+
+    #[test]
+    fn a_receipt_is_checked_against_erips_record_whichever_comes_first() {
+        let run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let receipt = |operation: &str, amount| {
+            Input::Receipt(AttachReceipt {
+                application_id: Uuid::from_u128(1),
+                operation_id: operation.into(),
+                amount_kopecks: amount,
+            })
+        };
+        let early = run
+            .step(Some(&submitted.state), receipt("op-1", 2100))
+            .expect("recorded");
+        assert!(early.commands.is_empty(), "nothing to check against yet");
+        let paid_step = run.step(Some(&early.state), paid()).expect("paid");
+        let check: ReceiptChecked = paid_step
+            .commands
+            .iter()
+            .find(|c| c.message_type == "procedure.receipt_checked.v1")
+            .map(|c| serde_json::from_slice(&c.body).expect("body"))
+            .expect("checked when the payment came");
+        assert!(check.matches);
+        let wrong = run
+            .step(Some(&paid_step.state), receipt("op-1", 2000))
+            .expect("checked");
+        let check: ReceiptChecked = serde_json::from_slice(&wrong.commands[0].body).expect("body");
+        assert!(!check.matches);
+        assert_eq!(
+            check.problem.as_deref(),
+            Some("the receipt says 2000 kopecks, ERIP received 2100")
+        );
     }
 
     #[test]
