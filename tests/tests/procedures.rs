@@ -323,3 +323,39 @@ async fn the_holder_is_told_of_registration_and_decision_by_sms() {
     assert!(decided_sms.contains("удовлетворено"), "{decided_sms}");
     portal.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_past_its_term_raises_the_overdue_event() {
+    let mut portal = Portal::start().await;
+    // No authority runs: nobody decides.
+    let app = submit(FREE, AssuranceLevel::Substantial);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let _: ApplicationAccepted = portal.event(&id).await;
+    let saga = hub::procedures::saga::ProcedureSaga::key(app.application_id).id;
+    // The term is days long; let it pass by moving the timer's due time to now.
+    let moved = wait_until(WAIT, "the overdue timer", || async {
+        let n =
+            sqlx::query("UPDATE timers SET due_at = now() WHERE saga_id = $1 AND name = 'overdue'")
+                .bind(saga)
+                .execute(&portal.env.pool)
+                .await
+                .expect("timers")
+                .rows_affected();
+        (n == 1).then_some(n)
+    })
+    .await;
+    assert_eq!(moved, 1);
+    let overdue: contracts::procedure::ApplicationOverdue = portal.event(&id).await;
+    assert_eq!(overdue.procedure_code, FREE);
+    assert_eq!(overdue.authority, FREE_AUTHORITY);
+    assert!(
+        overdue.decision_due > chrono::Utc::now().date_naive(),
+        "due in working days from today"
+    );
+    assert_eq!(
+        state_name(&portal, app.application_id).await.as_deref(),
+        Some("at_authority")
+    );
+    portal.stop().await;
+}
