@@ -386,21 +386,20 @@ impl Observer {
     /// Takes messages until `expected` distinct message ids were seen, or fails after
     /// `timeout`; returns how many copies of each id arrived (more than one is a redelivery).
     pub async fn collect_ids(&self, expected: usize, timeout: Duration) -> HashMap<Uuid, usize> {
-        let mut seen: HashMap<Uuid, usize> = HashMap::new();
-        let deadline = Instant::now() + timeout;
-        while seen.len() < expected {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} with {} of {expected} distinct messages on {}",
-                seen.len(),
-                self.queue
-            );
-            match self.get().await {
-                Some(m) => *seen.entry(m.metadata.message_id).or_default() += 1,
-                None => tokio::time::sleep(Duration::from_millis(25)).await,
+        let seen: Mutex<HashMap<Uuid, usize>> = Mutex::new(HashMap::new());
+        let what = format!("{expected} distinct messages on {}", self.queue);
+        wait_until(timeout, &what, || async {
+            while let Some(m) = self.get().await {
+                *seen
+                    .lock()
+                    .expect("lock")
+                    .entry(m.metadata.message_id)
+                    .or_default() += 1;
             }
-        }
-        seen
+            (seen.lock().expect("lock").len() >= expected).then_some(())
+        })
+        .await;
+        seen.into_inner().expect("lock")
     }
 
     async fn take_with<'a, T, Fut>(
@@ -412,21 +411,17 @@ impl Observer {
     where
         Fut: Future<Output = Option<T>>,
     {
-        let mut got = Vec::new();
-        let deadline = Instant::now() + timeout;
-        while got.len() < n {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} with {} of {n} messages on {}",
-                got.len(),
-                self.queue
-            );
-            match get(self).await {
-                Some(m) => got.push(m),
-                None => tokio::time::sleep(Duration::from_millis(25)).await,
+        let got = Mutex::new(Vec::new());
+        let what = format!("{n} messages on {}", self.queue);
+        wait_until(timeout, &what, || async {
+            while got.lock().expect("lock").len() < n {
+                let Some(m) = get(self).await else { break };
+                got.lock().expect("lock").push(m);
             }
-        }
-        got
+            (got.lock().expect("lock").len() >= n).then_some(())
+        })
+        .await;
+        got.into_inner().expect("lock")
     }
 
     async fn get_raw(&self) -> Option<(lapin::BasicProperties, Vec<u8>)> {

@@ -97,31 +97,30 @@ impl PrivateBroker {
                 )
             });
         self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
         // Ready means the AMQP handshake works, not merely that the port is open.
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "the private RabbitMQ node exited with {status} while starting:\n{}",
-                    self.output_tail()
-                );
-            }
-            let url = self.url();
-            if let Ok(c) =
-                lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
-            {
+        let url = self.url();
+        let dir = self.dir.clone();
+        let child = self.child.as_mut().map(std::sync::Mutex::new);
+        crate::wait_until(
+            START_TIMEOUT,
+            "the private RabbitMQ node to start",
+            || async {
+                if let Some(child) = &child
+                    && let Ok(Some(status)) = child.lock().expect("lock").try_wait()
+                {
+                    panic!(
+                        "the private RabbitMQ node exited with {status} while starting:\n{}",
+                        output_tail(&dir)
+                    );
+                }
+                let c = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+                    .await
+                    .ok()?;
                 let _ = c.close(200, "ready check".into()).await;
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the private RabbitMQ node did not start within {START_TIMEOUT:?}:\n{}",
-                self.output_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+                Some(())
+            },
+        )
+        .await;
     }
 
     /// Stops the node gracefully (SIGTERM) and waits until it has exited. Its data stays.
@@ -159,12 +158,6 @@ impl PrivateBroker {
         tokio::task::block_in_place(|| self.stop());
         self.boot().await;
     }
-
-    fn output_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
 }
 
 impl Drop for PrivateBroker {
@@ -172,4 +165,11 @@ impl Drop for PrivateBroker {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The last lines of the node's output, for failure messages.
+fn output_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("server.out")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }

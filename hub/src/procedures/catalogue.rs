@@ -302,6 +302,30 @@ struct RawField {
 }
 
 impl Catalogue {
+    /// Only `authority` may send this: the broker checked the sender's `user_id` against its
+    /// connection, and the catalogue says whose it must be. `what` names the thing answered, as
+    /// the refusal reads it (`procedure 2.19 is decided by fszn`).
+    pub fn check_sender(
+        &self,
+        authority: &str,
+        user_id: Option<&str>,
+        what: &str,
+    ) -> Result<(), crate::Failure> {
+        let expected = self
+            .authority(authority)
+            .map(|a| a.broker_user.as_str())
+            .ok_or_else(|| {
+                crate::Failure::permanent(format!("authority {authority} is not in the catalogue"))
+            })?;
+        match user_id {
+            Some(user) if user == expected => Ok(()),
+            other => Err(crate::Failure::permanent(format!(
+                "sent by broker user {:?}, but {what} (user {expected:?})",
+                other.unwrap_or("<none>"),
+            ))),
+        }
+    }
+
     /// The catalogue compiled into the hub (`hub/data/procedures.toml`).
     pub fn embedded() -> Result<Catalogue, CatalogueError> {
         Self::from_toml(EMBEDDED)

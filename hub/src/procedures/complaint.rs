@@ -393,21 +393,11 @@ impl ComplaintSaga {
     /// sender's `user_id` against its connection, the catalogue says whose it must be.
     fn check_sender(&self, s: &Complaint, ctx: &StepContext<'_>) -> Result<(), Failure> {
         let authority = self.authority(s)?;
-        let expected = self
-            .catalogue
-            .authority(authority)
-            .map(|a| a.broker_user.as_str())
-            .ok_or_else(|| {
-                Failure::permanent(format!("authority {authority} is not in the catalogue"))
-            })?;
-        match ctx.message.user_id.as_deref() {
-            Some(user) if user == expected => Ok(()),
-            other => Err(Failure::permanent(format!(
-                "sent by broker user {:?}, but complaint {} is heard by {authority} (user {expected:?})",
-                other.unwrap_or("<none>"),
-                s.complaint_id,
-            ))),
-        }
+        self.catalogue.check_sender(
+            authority,
+            ctx.message.user_id.as_deref(),
+            &format!("complaint {} is heard by {authority}", s.complaint_id),
+        )
     }
 }
 

@@ -531,22 +531,14 @@ impl ProcedureSaga {
     /// Only the authority that owns the procedure may answer for it: the broker checked the
     /// sender's `user_id` against its connection, the catalogue says whose it must be.
     fn check_sender(&self, s: &Application, ctx: &StepContext<'_>) -> Result<(), Failure> {
-        let expected = self
-            .catalogue
-            .authority(&s.authority)
-            .map(|a| a.broker_user.as_str())
-            .ok_or_else(|| {
-                Failure::permanent(format!("authority {} is not in the catalogue", s.authority))
-            })?;
-        match ctx.message.user_id.as_deref() {
-            Some(user) if user == expected => Ok(()),
-            other => Err(Failure::permanent(format!(
-                "sent by broker user {:?}, but procedure {} is decided by {} (user {expected:?})",
-                other.unwrap_or("<none>"),
-                s.procedure_code,
-                s.authority
-            ))),
-        }
+        self.catalogue.check_sender(
+            &s.authority,
+            ctx.message.user_id.as_deref(),
+            &format!(
+                "procedure {} is decided by {}",
+                s.procedure_code, s.authority
+            ),
+        )
     }
 
     fn submit(
