@@ -4,9 +4,11 @@
 //! that need them land. What they share lives in [`failure`]: one classification of every
 //! failure into what the runtime should do about it, and one policy of quick in-process retries.
 
+pub mod backoffice;
 pub mod erip;
 pub mod failure;
 pub mod mvd;
+mod signature;
 pub mod sms;
 
 pub use failure::{Failure, FailureKind};

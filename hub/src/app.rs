@@ -25,6 +25,9 @@ pub struct HubContext {
     pub topology: Arc<Topology>,
     /// This process's `app_id` on outgoing messages.
     pub app_id: String,
+    /// The broker user the hub connects as: what the broker puts in `user_id` checks for the
+    /// hub's own messages (the bridge from HTTP back-offices speaks as it).
+    pub broker_user: String,
 }
 
 /// Builds a handler once the hub is connected.
@@ -170,6 +173,7 @@ pub async fn run_plan(
         pool: pool.clone(),
         topology: topology.clone(),
         app_id: app_id.clone(),
+        broker_user: broker::broker_user(&config.amqp_url),
     };
     let consuming = TaskTracker::new();
     if components.consumers {

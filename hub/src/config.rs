@@ -153,6 +153,55 @@ pub struct IntegrationConfig {
     /// How long a temporary password is valid.
     #[arg(long, env = "HUB_TEMP_PASSWORD_TTL", default_value = "72h", value_parser = parse_duration)]
     pub temp_password_ttl: Duration,
+
+    /// The settings the catalogue's HTTP authorities name (`base_url_key`, `secret_key`, e.g.
+    /// `HUB_AUTHORITY_TAX_MINISTRY_URL`). A key not given here is read from the environment;
+    /// unset there too, the URL is the back-office simulator's
+    /// (`http://127.0.0.1:8131/<authority>/`) and the secret its development one.
+    #[arg(skip)]
+    pub authority_settings: std::collections::HashMap<String, String>,
+}
+
+/// The back-office simulator's development secret: the default of every HTTP authority's
+/// `secret_key`, for one machine only.
+pub const DEV_BACKOFFICE_SECRET: &str = "backoffice-dev-secret";
+
+impl IntegrationConfig {
+    /// The value of a setting the catalogue names: given in `authority_settings`, else from the
+    /// environment.
+    pub fn authority_setting(&self, key: &str) -> Option<String> {
+        self.authority_settings
+            .get(key)
+            .cloned()
+            .or_else(|| std::env::var(key).ok())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Where an HTTP authority's back-office is, and the secret both sides sign with.
+    pub fn backoffice(
+        &self,
+        authority: &str,
+        base_url_key: &str,
+        secret_key: &str,
+    ) -> anyhow::Result<(url::Url, Vec<u8>)> {
+        let url = match self.authority_setting(base_url_key) {
+            Some(v) => {
+                let mut url = url::Url::parse(&v).map_err(|e| {
+                    anyhow::anyhow!("{base_url_key}={v:?} is not a URL ({e}); write e.g. https://backoffice.example.by/api/")
+                })?;
+                if !url.path().ends_with('/') {
+                    let path = format!("{}/", url.path());
+                    url.set_path(&path);
+                }
+                url
+            }
+            None => format!("http://127.0.0.1:8131/{authority}/").parse()?,
+        };
+        let secret = self
+            .authority_setting(secret_key)
+            .unwrap_or_else(|| DEV_BACKOFFICE_SECRET.to_owned());
+        Ok((url, secret.into_bytes()))
+    }
 }
 
 impl std::fmt::Debug for IntegrationConfig {

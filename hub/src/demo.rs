@@ -31,6 +31,8 @@ use crate::app::{self, Components};
 use crate::broker::{self, Broker, Envelope, Publisher, decode_properties};
 use crate::config::{HubConfig, IntegrationConfig};
 
+mod procedures;
+
 const DESK: &str = "demo-desk";
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -65,6 +67,12 @@ pub struct Report {
     pub first_logins: usize,
     /// Rejections by reason.
     pub rejected: BTreeMap<String, usize>,
+    /// Administrative procedures the new identifier holders applied for, by outcome.
+    pub procedures: BTreeMap<String, usize>,
+    /// Why the journeys at authorities on the bus were left out, when they were.
+    pub procedures_on_bus_skipped: Option<String>,
+    /// Median time from an application for a procedure to its outcome, ms.
+    pub procedure_p50_ms: u64,
     /// Outcomes that were not the expected one.
     pub unexpected: Vec<String>,
     /// Median time from application to the final answer, ms.
@@ -158,9 +166,12 @@ impl Desk {
                 replies.insert(c, body);
             }
         } else {
+            // Issuance events by application number; procedures' and complaints' by their id.
             let number = body["application_number"]
                 .as_str()
                 .or_else(|| body["notice"]["application"]["number"].as_str())
+                .or_else(|| body["complaint_id"].as_str())
+                .or_else(|| body["application_id"].as_str())
                 .unwrap_or_default()
                 .to_owned();
             if let Ok(mut events) = self.events.lock() {
@@ -221,6 +232,10 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         ..SimConfig::ephemeral()
     };
     let erip_secret = sim_config.erip_secret.clone();
+    let backoffice_secret = sim_config.backoffice.secret.clone();
+    let mut sim_config = sim_config;
+    sim_config.backoffice.decide_after = AUTHORITY_DELAY;
+    sim_config.backoffice.complaint_decide_after = AUTHORITY_DELAY;
     let sims = simulators::start(sim_config, token.clone()).await?;
     let url = |k: SimKind| {
         sims.operator_url(k)
@@ -255,6 +270,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         erip_url: url(SimKind::Erip)?,
         erip_secret,
         payment_ttl: Duration::from_secs(3600),
+        authority_settings: backoffice_settings(&url(SimKind::BackOffice)?, &backoffice_secret)?,
     };
     let plan = crate::services::plan(&integrations)?;
     let topology = app::topology(&hub_config, plan.queues())?;
@@ -271,9 +287,13 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     let desk_queue = format!("{}.demo-desk", hub_config.namespace);
     let portal_queue = format!("{}.demo-portal", hub_config.namespace);
     let mut listeners = Vec::new();
-    for (queue, binding, is_reply) in [
-        (&desk_queue, Some("issuance.#"), false),
-        (&portal_queue, None, true),
+    for (queue, bindings, is_reply) in [
+        (
+            &desk_queue,
+            &["issuance.#", "procedure.#", "complaint.#"][..],
+            false,
+        ),
+        (&portal_queue, &[][..], true),
     ] {
         channel
             .queue_declare(
@@ -286,12 +306,12 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
                 FieldTable::default(),
             )
             .await?;
-        if let Some(pattern) = binding {
+        for pattern in bindings {
             channel
                 .queue_bind(
                     queue.as_str().into(),
                     topology.bus_exchange().into(),
-                    pattern.into(),
+                    (*pattern).into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
@@ -343,12 +363,17 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         .json()
         .await?;
     let scenarios = scenarios(&population.persons, applications);
+    // The authorities on the bus connect as their own broker users, which the demo creates
+    // on the local broker; where it may not, their journeys are left out (and the report says
+    // why), while the HTTP back-offices still decide.
+    let bus_skipped = start_bus_authorities(&hub_config, &topology, &token);
     let ctx = Arc::new(Play {
         publisher,
         bus: topology.bus_exchange(),
         desk,
         http,
         a1: url(SimKind::A1)?,
+        erip: url(SimKind::Erip)?,
         portal_queue,
     });
     let progress = Progress::new(scenarios.len());
@@ -375,11 +400,40 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     }
     progress.finish();
 
+    // Second act: the new identifier holders apply for procedures.
+    let holders: Vec<String> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok((Expect::Issued, _))))
+        .map(|(s, _)| s.application.person.identification_number.clone())
+        .collect();
+    let journeys = procedures::Journey::deal(holders.len(), bus_skipped.is_none());
+    let progress = Progress::new(journeys.len()).named("procedures");
+    let mut procedure_tasks = Vec::new();
+    for (journey, identifier) in journeys.into_iter().zip(holders) {
+        let ctx = ctx.clone();
+        let permit = semaphore.clone();
+        let progress = progress.clone();
+        procedure_tasks.push(tokio::spawn(async move {
+            let _permit = permit.acquire_owned().await;
+            let r = ctx.procedure(journey, &identifier).await;
+            progress.tick();
+            (journey, r)
+        }));
+    }
+    let mut procedure_results = Vec::new();
+    for t in procedure_tasks {
+        procedure_results.push(t.await?);
+    }
+    progress.finish();
+
     let mut report = Report {
         started: results.len(),
         issued: 0,
         first_logins: 0,
         rejected: BTreeMap::new(),
+        procedures: BTreeMap::new(),
+        procedures_on_bus_skipped: bus_skipped,
+        procedure_p50_ms: 0,
         unexpected: Vec::new(),
         p50_ms: 0,
         p99_ms: 0,
@@ -409,15 +463,27 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
             Err(e) => report.unexpected.push(format!("{}: {e:#}", s.number)),
         }
     }
-    times.sort_unstable();
-    let pct = |p: f64| {
-        times
-            .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(0)
-    };
-    report.p50_ms = pct(0.50);
-    report.p99_ms = pct(0.99);
+    let mut procedure_times: Vec<u64> = Vec::new();
+    for (i, (journey, r)) in procedure_results.iter().enumerate() {
+        match r {
+            Ok((outcome, took)) => {
+                procedure_times.push(took.as_millis() as u64);
+                *report.procedures.entry(outcome.clone()).or_default() += 1;
+                if outcome != journey.expected() {
+                    report.unexpected.push(format!(
+                        "procedure {i} ({journey:?}): expected {}, got {outcome}",
+                        journey.expected()
+                    ));
+                }
+            }
+            Err(e) => report
+                .unexpected
+                .push(format!("procedure {i} ({journey:?}): {e:#}")),
+        }
+    }
+    report.p50_ms = percentile(&mut times, 0.50);
+    report.p99_ms = percentile(&mut times, 0.99);
+    report.procedure_p50_ms = percentile(&mut procedure_times, 0.50);
 
     hub_token.cancel();
     hub.await??;
@@ -449,6 +515,114 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     drop_database(&config.database_url, &format!("hub_demo_{suffix}")).await;
     report.total_ms = started_at.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// How long the simulated authorities take to decide.
+const AUTHORITY_DELAY: Duration = Duration::from_millis(500);
+
+/// The `p` quantile of `times` (sorted in place), 0 when empty.
+fn percentile(times: &mut [u64], p: f64) -> u64 {
+    times.sort_unstable();
+    times
+        .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Points every HTTP authority of the catalogue at the back-office simulator.
+fn backoffice_settings(
+    simulator: &url::Url,
+    secret: &str,
+) -> anyhow::Result<HashMap<String, String>> {
+    let catalogue = crate::procedures::catalogue::Catalogue::embedded()?;
+    let mut settings = HashMap::new();
+    for a in catalogue.authorities() {
+        if let crate::procedures::catalogue::AuthorityChannel::Http {
+            base_url_key,
+            secret_key,
+        } = &a.channel
+        {
+            settings.insert(
+                base_url_key.clone(),
+                simulator.join(&format!("{}/", a.id))?.to_string(),
+            );
+            settings.insert(secret_key.clone(), secret.to_owned());
+        }
+    }
+    Ok(settings)
+}
+
+/// Starts the back-office simulators of the demo's authorities on the bus, each as its own
+/// broker user (created with `rabbitmqctl`). Returns why they could not start, if so.
+fn start_bus_authorities(
+    config: &HubConfig,
+    topology: &contracts::Topology,
+    token: &CancellationToken,
+) -> Option<String> {
+    let catalogue = match crate::procedures::catalogue::Catalogue::embedded() {
+        Ok(c) => c,
+        Err(e) => return Some(e.to_string()),
+    };
+    let vhost = url::Url::parse(&config.amqp_url)
+        .ok()
+        .map(|u| {
+            let path = u.path().trim_start_matches('/');
+            if path.is_empty() {
+                "/".to_owned()
+            } else {
+                percent_encoding::percent_decode_str(path)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            }
+        })
+        .unwrap_or_else(|| "/".to_owned());
+    let mut configs = Vec::new();
+    for id in procedures::QUEUE_AUTHORITIES {
+        let Some(user) = catalogue.authority(id).and_then(|a| a.broker_user()) else {
+            return Some(format!(
+                "{id} is not an authority on the bus in the catalogue"
+            ));
+        };
+        if let Err(e) = crate::agency::ensure_user_with_rabbitmqctl(
+            user,
+            crate::agency::DEV_PASSWORD,
+            id,
+            &vhost,
+        ) {
+            return Some(format!(
+                "the broker user {user} could not be created ({e:#}); run the demo where \
+                 rabbitmqctl may administer the broker, or create the users with the commands \
+                 of README \"Agencies on the bus\""
+            ));
+        }
+        let Ok(mut url) = url::Url::parse(&config.amqp_url) else {
+            return Some("the AMQP URL does not parse".into());
+        };
+        if url.set_username(user).is_err()
+            || url.set_password(Some(crate::agency::DEV_PASSWORD)).is_err()
+        {
+            return Some("the AMQP URL takes no user".into());
+        }
+        configs.push(simulators::authority::AuthorityConfig {
+            amqp_url: url.to_string(),
+            broker_user: user.to_owned(),
+            authority: id.to_owned(),
+            queue: topology.work_queue(&crate::procedures::saga::authority_queue(id)),
+            bus_exchange: topology.bus_exchange(),
+            decide_after: AUTHORITY_DELAY,
+            complaint_decide_after: AUTHORITY_DELAY,
+        });
+    }
+    for c in configs {
+        let token = token.clone();
+        tokio::spawn(async move {
+            let authority = c.authority.clone();
+            if let Err(e) = simulators::authority::run(c, token).await {
+                tracing::error!(%authority, error = %format!("{e:#}"), "an authority simulator stopped");
+            }
+        });
+    }
+    None
 }
 
 async fn drop_database(url: &str, name: &str) {
@@ -662,6 +836,7 @@ struct Play {
     desk: Arc<Desk>,
     http: reqwest::Client,
     a1: url::Url,
+    erip: url::Url,
     portal_queue: String,
 }
 
@@ -808,6 +983,7 @@ fn encoded<M: Message>(m: &M) -> anyhow::Result<(String, Vec<u8>)> {
 /// A one-line progress counter on stderr, when stderr is a terminal.
 #[derive(Debug, Clone)]
 struct Progress {
+    name: &'static str,
     total: usize,
     done: Arc<std::sync::atomic::AtomicUsize>,
     enabled: bool,
@@ -816,16 +992,22 @@ struct Progress {
 impl Progress {
     fn new(total: usize) -> Self {
         Self {
+            name: "applications",
             total,
             done: Arc::default(),
             enabled: std::io::stderr().is_terminal(),
         }
     }
 
+    fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
     fn tick(&self) {
         let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if self.enabled {
-            eprint!("\rapplications: {done}/{}", self.total);
+            eprint!("\r{}: {done}/{}", self.name, self.total);
         }
     }
 
@@ -849,14 +1031,26 @@ pub fn table(r: &Report) -> String {
     for (reason, n) in &r.rejected {
         rows.push((format!("rejected: {reason}"), n.to_string()));
     }
+    for (outcome, n) in &r.procedures {
+        rows.push((format!("procedures: {outcome}"), n.to_string()));
+    }
     rows.push(("saga time p50".into(), format!("{} ms", r.p50_ms)));
     rows.push(("saga time p99".into(), format!("{} ms", r.p99_ms)));
+    rows.push((
+        "procedure time p50".into(),
+        format!("{} ms", r.procedure_p50_ms),
+    ));
     rows.push(("total time".into(), format!("{} ms", r.total_ms)));
     rows.push(("unexpected outcomes".into(), r.unexpected.len().to_string()));
     let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in rows {
         out.push_str(&format!("{k:<w$}  {v:>8}\n"));
+    }
+    if let Some(why) = &r.procedures_on_bus_skipped {
+        out.push_str(&format!(
+            "  (procedures at authorities on the bus left out: {why})\n"
+        ));
     }
     for u in &r.unexpected {
         out.push_str(&format!("  ! {u}\n"));

@@ -3,6 +3,7 @@
 //! The binary (`hub`) is a thin CLI over [`app::run`]; tests and embedders use the same
 //! functions with their own sagas.
 
+pub mod agency;
 pub mod app;
 pub mod broker;
 pub mod cabinet;

@@ -13,7 +13,7 @@ use crate::cabinet::{Cabinet, CabinetSettings};
 use crate::config::IntegrationConfig;
 use crate::engine::{SagaEngine, ServiceRunner};
 use crate::procedures::calendar::Calendar;
-use crate::procedures::catalogue::Catalogue;
+use crate::procedures::catalogue::{AuthorityChannel, Catalogue};
 use crate::procedures::complaint::{self, ApplicationLookup, ComplaintSaga};
 use crate::procedures::saga::{
     self as procedure, ProcedureSaga, ProcedureSettings, authority_queue,
@@ -21,9 +21,11 @@ use crate::procedures::saga::{
 use crate::registry::{self, Registry};
 use crate::sagas::issuance::{self, IssuanceSaga, IssuanceSettings};
 use crate::secrets::Sealer;
+use crate::workers::backoffice::{self as backoffice_worker, BackOfficeWorker};
 use crate::workers::erip::{self as erip_worker, EripWorker};
 use crate::workers::mvd::{self as mvd_worker, MvdWorker};
 use crate::workers::sms::{self as sms_worker, SmsWorker};
+use adapters::backoffice::BackOfficeClient;
 use adapters::erip::EripClient;
 
 /// Everything `hub run` runs.
@@ -54,19 +56,62 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     };
     let erip = EripClient::new(config.erip_url.clone(), config.http_timeout);
     let erip_notify = config.callback_url.join("callbacks/erip").ok();
-    let foreign_queues = catalogue
-        .authorities()
-        .map(|a| contracts::QueueSpec::new(authority_queue(&a.id), Vec::<String>::new()))
-        .collect();
+    // A queue authority consumes its queue itself; an HTTP one's queue is the bridge's.
+    let mut foreign_queues = Vec::new();
+    let mut bridges = Vec::new();
+    let mut authority_secrets = HashMap::new();
+    for a in catalogue.authorities() {
+        match &a.channel {
+            AuthorityChannel::Queue { .. } => foreign_queues.push(contracts::QueueSpec::new(
+                authority_queue(&a.id),
+                Vec::<String>::new(),
+            )),
+            AuthorityChannel::Http {
+                base_url_key,
+                secret_key,
+            } => {
+                let (url, secret) = config.backoffice(&a.id, base_url_key, secret_key)?;
+                let client = BackOfficeClient::new(
+                    format!("the back-office of {}", a.id),
+                    url,
+                    secret.clone(),
+                    config.http_timeout,
+                );
+                let callback = config
+                    .callback_url
+                    .join(&backoffice_worker::callback_path(&a.id))?;
+                authority_secrets.insert(a.id.clone(), secret);
+                bridges.push(Registration {
+                    queue: backoffice_worker::queue_spec(&a.id),
+                    factory: Box::new(move |ctx| {
+                        Arc::new(ServiceRunner::new(
+                            BackOfficeWorker::new(
+                                client.clone(),
+                                callback.clone(),
+                                &ctx.broker_user,
+                            ),
+                            ctx.pool.clone(),
+                            ctx.topology.clone(),
+                            &ctx.app_id,
+                        ))
+                    }),
+                });
+            }
+        }
+    }
     let cabinet = Cabinet::new(sealer.clone(), CabinetSettings::default());
-    let registrations = vec![
+    let mut registrations = vec![
         Registration {
             queue: complaint::queue_spec(),
             factory: Box::new({
                 let catalogue = catalogue.clone();
                 move |ctx| {
                     Arc::new(SagaEngine::new(
-                        ComplaintSaga::new(catalogue.clone(), ctx.topology.namespace().as_str()),
+                        ComplaintSaga::new(
+                            catalogue.clone(),
+                            ctx.topology.namespace().as_str(),
+                            &ctx.broker_user,
+                        ),
                         ctx.pool.clone(),
                         ctx.topology.clone(),
                         complaint::QUEUE,
@@ -88,19 +133,23 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         },
         Registration {
             queue: procedure::queue_spec(),
-            factory: Box::new(move |ctx| {
-                Arc::new(SagaEngine::new(
-                    ProcedureSaga::new(
-                        catalogue.clone(),
-                        calendar.clone(),
-                        procedure_settings.clone(),
-                        ctx.topology.namespace().as_str(),
-                    ),
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    procedure::QUEUE,
-                    &ctx.app_id,
-                ))
+            factory: Box::new({
+                let catalogue = catalogue.clone();
+                move |ctx| {
+                    Arc::new(SagaEngine::new(
+                        ProcedureSaga::new(
+                            catalogue.clone(),
+                            calendar.clone(),
+                            procedure_settings.clone(),
+                            ctx.topology.namespace().as_str(),
+                            &ctx.broker_user,
+                        ),
+                        ctx.pool.clone(),
+                        ctx.topology.clone(),
+                        procedure::QUEUE,
+                        &ctx.app_id,
+                    ))
+                }
             }),
         },
         Registration {
@@ -199,19 +248,24 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
             }),
         },
     ];
+    registrations.extend(bridges);
     let addr = config.http_addr;
     let erip_secret = config.erip_secret.clone().into_bytes();
     let http: Background = Box::new(move |ctx, shutdown| {
-        Box::pin(crate::http::serve(
-            addr,
-            ctx.pool.clone(),
-            ctx.app_id.clone(),
-            crate::http::Callbacks {
-                erip_secret: erip_secret.clone(),
-                procedure_queue: ctx.topology.work_queue(procedure::QUEUE),
-            },
-            shutdown,
-        ))
+        let callbacks = crate::http::Callbacks {
+            erip_secret: erip_secret.clone(),
+            procedure_queue: ctx.topology.work_queue(procedure::QUEUE),
+            bus_exchange: ctx.topology.bus_exchange(),
+            bridge_user: ctx.broker_user.clone(),
+            authority_secrets: authority_secrets.clone(),
+        };
+        // The bridge speaks as the hub's broker user: that user must be no authority's own.
+        let checked = catalogue.check_bridge_user(&ctx.broker_user);
+        let (pool, app_id) = (ctx.pool.clone(), ctx.app_id.clone());
+        Box::pin(async move {
+            checked?;
+            crate::http::serve(addr, pool, app_id, callbacks, shutdown).await
+        })
     });
     Ok(Plan {
         registrations,

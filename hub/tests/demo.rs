@@ -37,6 +37,18 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "{reason}"
         );
     }
+    // Each new holder applies for a procedure: the eight journeys once each.
+    assert_eq!(report["procedures_on_bus_skipped"], serde_json::Value::Null);
+    assert_eq!(
+        report["procedures"],
+        serde_json::json!({
+            "granted": 4,
+            "refused": 1,
+            "withdrawn": 1,
+            "rejected: assurance_too_low": 1,
+            "complaint dismissed": 1,
+        })
+    );
     assert_eq!(report["unexpected"], serde_json::json!([]));
     assert!(report["p99_ms"].as_u64() >= report["p50_ms"].as_u64());
 }

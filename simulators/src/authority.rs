@@ -1,10 +1,13 @@
 //! An authority's back-office that speaks the hub's queue contracts: the reference client an
 //! agency copies. It connects to RabbitMQ as the authority's own broker user, consumes the
-//! authority's queue, and answers on the bus:
+//! authority's queue, hands each message to the authority's clerk (`clerk.rs`, shared with
+//! the HTTP back-office) and answers on the bus:
 //!
 //! - `authority.application.v1` -> `authority.registered.v1` at once, `authority.info_requested.v1`
-//!   when the form asks for it (`"simulate_info_request": true`), then after `decide_after`
-//!   `authority.decided.v1` (refused when the form says `"simulate_refusal": true`, else granted);
+//!   when asked (the form's `"simulate_info_request": true` or the attachment
+//!   `simulate:info_request`), then after `decide_after` `authority.decided.v1` (refused when
+//!   asked the same way with `simulate_refusal` / `simulate:refusal`, else granted);
+//!   a redelivered application gets the same registration number again, and nothing more;
 //! - `authority.withdrawal.v1` -> `authority.withdrawal_answered.v1`: accepted unless it decided.
 //! - `authority.complaint.v1` -> after `complaint_decide_after` `authority.complaint_decided.v1`
 //!   (dismissed), unless the complaint was withdrawn first;
@@ -13,10 +16,11 @@
 //!
 //! Every answer carries the application's `correlation_id`, a fresh `message_id`, the message
 //! type, and `user_id` = the broker user (RabbitMQ checks it), and is published persistent with
-//! a publisher confirm; a delivery is acked only after its answers are confirmed.
+//! a publisher confirm. A delivery is acked only after the answer it gets at once (the
+//! registration, a withdrawal's answer) is confirmed; the clerk's later answers (the info
+//! request, the decisions) are published when it gives them, and a failed one is logged.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -26,8 +30,12 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::clerk::{Answer, Application, Clerk, Outbox, Pace};
 
 /// How the simulated authority behaves.
 #[derive(Debug, Clone)]
@@ -48,11 +56,27 @@ pub struct AuthorityConfig {
     pub complaint_decide_after: Duration,
 }
 
-#[derive(Debug, Default)]
-struct Book {
-    /// Application or complaint id -> decided (true) or withdrawn (false).
-    ended: HashMap<String, bool>,
-    registered: u64,
+/// Publishes the clerk's later answers on the bus, correlated with the application they answer.
+#[derive(Debug)]
+struct Bus {
+    channel: Channel,
+    config: Arc<AuthorityConfig>,
+}
+
+impl Outbox for Bus {
+    /// The application's `correlation_id`.
+    type Address = Option<String>;
+
+    async fn send(&self, correlation: &Option<String>, answer: &Answer) -> anyhow::Result<()> {
+        publish(
+            &self.channel,
+            &self.config,
+            answer.message_type(),
+            correlation,
+            answer.to_json(),
+        )
+        .await
+    }
 }
 
 /// Runs the authority until `shutdown`.
@@ -70,8 +94,24 @@ pub async fn run(config: AuthorityConfig, shutdown: CancellationToken) -> anyhow
             FieldTable::default(),
         )
         .await?;
-    let book = Arc::new(Mutex::new(Book::default()));
     let config = Arc::new(config);
+    let pace = Pace {
+        decide_after: config.decide_after,
+        complaint_decide_after: config.complaint_decide_after,
+    };
+    // The clerk's timers stop with the consumer, whatever ends it.
+    let (tasks, stopping) = (TaskTracker::new(), shutdown.child_token());
+    let bus = Bus {
+        channel: channel.clone(),
+        config: config.clone(),
+    };
+    let clerk = Clerk::new(
+        &config.authority,
+        pace,
+        bus,
+        tasks.clone(),
+        stopping.clone(),
+    );
     loop {
         let delivery = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -92,17 +132,7 @@ pub async fn run(config: AuthorityConfig, shutdown: CancellationToken) -> anyhow
             .as_ref()
             .map(ToString::to_string);
         let body: Value = serde_json::from_slice(&delivery.data).unwrap_or(Value::Null);
-        let handled = handle(
-            &channel,
-            &config,
-            &book,
-            &kind,
-            &body,
-            correlation,
-            &shutdown,
-        )
-        .await;
-        match handled {
+        match handle(&channel, &config, &clerk, &kind, &body, correlation).await {
             Ok(()) => {
                 delivery.acker.ack(BasicAckOptions::default()).await?;
             }
@@ -118,178 +148,67 @@ pub async fn run(config: AuthorityConfig, shutdown: CancellationToken) -> anyhow
             }
         }
     }
+    stopping.cancel();
+    tasks.close();
+    tasks.wait().await;
     let _ = conn.close(200, "authority stopping".into()).await;
     Ok(())
 }
 
+/// Hands one message to the clerk and publishes the answer it gives on the spot.
 async fn handle(
     channel: &Channel,
-    config: &Arc<AuthorityConfig>,
-    book: &Arc<Mutex<Book>>,
+    config: &AuthorityConfig,
+    clerk: &Arc<Clerk<Bus>>,
     kind: &str,
     body: &Value,
     correlation: Option<String>,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let id = body["application_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    if kind == "authority.application.v1" {
-        let n = {
-            let mut b = book.lock().map_err(|_| anyhow::anyhow!("book poisoned"))?;
-            b.registered += 1;
-            b.registered
-        };
-        let number = format!("{}-{n:06}", config.authority.to_uppercase());
-        publish(
-            channel,
-            config,
-            "authority.registered.v1",
-            &correlation,
-            json!({"application_id": id, "registration_number": number}),
-        )
-        .await?;
-        if body["form"]["simulate_info_request"] == json!(true) {
+    let id = |field: &str| body[field].as_str().and_then(|s| Uuid::parse_str(s).ok());
+    match (kind, id("application_id"), id("complaint_id")) {
+        ("authority.application.v1", Some(id), _) => {
+            let empty = Map::new();
+            let form = body["form"].as_object().unwrap_or(&empty);
+            let attachments: Vec<&str> = body["attachments"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let number = clerk.register(Application::new(id, form).marked(&attachments));
+            let answer = json!({"application_id": id, "registration_number": number});
             publish(
                 channel,
                 config,
-                "authority.info_requested.v1",
+                "authority.registered.v1",
                 &correlation,
-                json!({"application_id": id, "request": "Please attach a copy of the lease."}),
+                answer,
             )
             .await?;
+            // Only now, so that the registration goes out before the info request.
+            clerk.take_up(id, correlation);
+            Ok(())
         }
-        let verdict = if body["form"]["simulate_refusal"] == json!(true) {
-            "refused"
-        } else {
-            "granted"
-        };
-        // Decide later, unless the person withdraws first.
-        let (channel, config, book, shutdown) = (
-            channel.clone(),
-            config.clone(),
-            book.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(config.decide_after) => {}
-            }
-            let decide = book
-                .lock()
-                .map(|mut b| match b.ended.get(&id) {
-                    Some(_) => false,
-                    None => {
-                        b.ended.insert(id.clone(), true);
-                        true
-                    }
-                })
-                .unwrap_or(false);
-            if decide {
-                let document = format!("Decision on application {id}: {verdict}.");
-                let answer = json!({"application_id": id, "verdict": verdict,
-                    "document": document, "decided_at": chrono::Utc::now()});
-                if let Err(e) = publish(
-                    &channel,
-                    &config,
-                    "authority.decided.v1",
-                    &correlation,
-                    answer,
-                )
-                .await
-                {
-                    tracing::warn!(error = %e, "decision not published");
-                }
-            }
-        });
-        Ok(())
-    } else if kind == "authority.withdrawal.v1" {
-        let accepted = {
-            let mut b = book.lock().map_err(|_| anyhow::anyhow!("book poisoned"))?;
-            match b.ended.get(&id) {
-                Some(true) => false,
-                _ => {
-                    b.ended.insert(id.clone(), false);
-                    true
-                }
-            }
-        };
-        publish(
-            channel,
-            config,
-            "authority.withdrawal_answered.v1",
-            &correlation,
-            json!({"application_id": id, "accepted": accepted}),
-        )
-        .await
-    } else if kind == "authority.complaint.v1" {
-        // Complaints share the book with applications: their ids are the portal's UUIDs too.
-        let id = body["complaint_id"].as_str().unwrap_or_default().to_owned();
-        let (channel, config, book, shutdown) = (
-            channel.clone(),
-            config.clone(),
-            book.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(config.complaint_decide_after) => {}
-            }
-            let decide = book
-                .lock()
-                .map(|mut b| match b.ended.get(&id) {
-                    Some(_) => false,
-                    None => {
-                        b.ended.insert(id.clone(), true);
-                        true
-                    }
-                })
-                .unwrap_or(false);
-            if decide {
-                let document = format!("Decision on complaint {id}: the decision stands.");
-                let answer = json!({"complaint_id": id, "verdict": "dismissed",
-                    "document": document, "decided_at": chrono::Utc::now()});
-                if let Err(e) = publish(
-                    &channel,
-                    &config,
-                    "authority.complaint_decided.v1",
-                    &correlation,
-                    answer,
-                )
-                .await
-                {
-                    tracing::warn!(error = %e, "complaint decision not published");
-                }
-            }
-        });
-        Ok(())
-    } else if kind == "authority.complaint_withdrawal.v1" {
-        let id = body["complaint_id"].as_str().unwrap_or_default().to_owned();
-        let accepted = {
-            let mut b = book.lock().map_err(|_| anyhow::anyhow!("book poisoned"))?;
-            match b.ended.get(&id) {
-                Some(true) => false,
-                _ => {
-                    b.ended.insert(id.clone(), false);
-                    true
-                }
-            }
-        };
-        publish(
-            channel,
-            config,
-            "authority.complaint_withdrawal_answered.v1",
-            &correlation,
-            json!({"complaint_id": id, "accepted": accepted}),
-        )
-        .await
-    } else {
-        // Not ours to understand: answer nothing, keep going (the hub never sends other types).
-        tracing::warn!(%kind, "authority ignores a message type it does not know");
-        Ok(())
+        ("authority.withdrawal.v1", Some(id), _) => {
+            // One it never had is not being processed: nothing to stop, so accepted.
+            let accepted = clerk.withdraw(id).unwrap_or(true);
+            let answer = json!({"application_id": id, "accepted": accepted});
+            let kind = "authority.withdrawal_answered.v1";
+            publish(channel, config, kind, &correlation, answer).await
+        }
+        ("authority.complaint.v1", _, Some(id)) => {
+            clerk.receive_complaint(id, correlation);
+            Ok(())
+        }
+        ("authority.complaint_withdrawal.v1", _, Some(id)) => {
+            let accepted = clerk.withdraw_complaint(id).unwrap_or(true);
+            let answer = json!({"complaint_id": id, "accepted": accepted});
+            let kind = "authority.complaint_withdrawal_answered.v1";
+            publish(channel, config, kind, &correlation, answer).await
+        }
+        _ => {
+            // Not ours to understand: answer nothing, keep going (the hub never sends it).
+            tracing::warn!(%kind, "authority ignores a message it does not understand");
+            Ok(())
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Fault injection, shared by every simulator: integrators must see their adapters cope with a
 //! slow, failing or hanging system and with lost or repeated delivery reports, so the faults are
-//! set at run time through `/sim/faults` and applied by one axum middleware to the `/api/` paths
-//! (never to `/sim/`, so a test can always control and inspect a simulator).
+//! set at run time through `/sim/faults` and applied by one axum middleware to the API paths
+//! (every path but `/sim/`, so a test can always control and inspect a simulator).
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -120,15 +120,16 @@ pub(crate) fn roll(rate: f64) -> bool {
     rate > 0.0 && rand::random::<f64>() < rate
 }
 
-/// The middleware: on `/api/` paths, waits `latency_ms`, holds a `timeout_rate` share of calls
-/// for [`TIMEOUT_HOLD`] (then answers them normally), and answers an `error_rate` share with
+/// The middleware: on the API paths (every path but `/sim/`, since the back-offices' are not
+/// under `/api/`), waits `latency_ms`, holds a `timeout_rate` share of calls for
+/// [`TIMEOUT_HOLD`] (then answers them normally), and answers an `error_rate` share with
 /// `503 unavailable` without running the handler. Shutdown cuts every wait short with a 503.
 pub(crate) async fn fault_layer(
     State(ctx): State<SimContext>,
     req: Request,
     next: Next,
 ) -> Response {
-    if !req.uri().path().starts_with("/api/") {
+    if req.uri().path().starts_with("/sim/") {
         return next.run(req).await;
     }
     let faults = ctx.faults.get();

@@ -1,6 +1,7 @@
 //! Simulators of the external systems behind the hub: the MVD population registry, the mobile
-//! operators A1, MTS and life:) and the ERIP payment system (see README.md for the HTTP API they
-//! speak).
+//! operators A1, MTS and life:), the ERIP payment system and the authorities' HTTP back-offices
+//! (see README.md for the HTTP API they speak), and an authority's back-office on the hub's
+//! queue ([`authority`]). Both back-offices share one clerk, so they decide alike.
 //!
 //! They exist so that the whole portal runs on one machine and integrators can test without the
 //! real systems. Each simulator speaks its system's own wire format with its own types — it
@@ -14,6 +15,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -22,6 +24,9 @@ use tokio_util::task::TaskTracker;
 use url::Url;
 
 pub mod authority;
+mod backoffice;
+mod clerk;
+pub use clerk::{INFO_REQUEST_ATTACHMENT, REFUSAL_ATTACHMENT};
 mod erip;
 mod error;
 mod faults;
@@ -45,16 +50,20 @@ pub enum SimKind {
     Life,
     /// The ERIP payment system (invoices by account number, signed payment notifications).
     Erip,
+    /// The HTTP back-offices of the authorities (one server, an authority per path prefix).
+    #[value(name = "backoffice")]
+    BackOffice,
 }
 
 impl SimKind {
     /// Every simulator, in start order.
-    pub const ALL: [SimKind; 5] = [
+    pub const ALL: [SimKind; 6] = [
         SimKind::Mvd,
         SimKind::A1,
         SimKind::Mts,
         SimKind::Life,
         SimKind::Erip,
+        SimKind::BackOffice,
     ];
 
     /// The lower-case name used on the command line, in URLs and in logs (`mvd`, `a1`, ...).
@@ -65,6 +74,7 @@ impl SimKind {
             SimKind::Mts => "mts",
             SimKind::Life => "life",
             SimKind::Erip => "erip",
+            SimKind::BackOffice => "backoffice",
         }
     }
 
@@ -82,7 +92,7 @@ impl fmt::Display for SimKind {
 
 /// The error of parsing a [`SimKind`] from a string that names no simulator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown simulator {0:?}; expected one of mvd, a1, mts, life, erip")]
+#[error("unknown simulator {0:?}; expected one of mvd, a1, mts, life, erip, backoffice")]
 pub struct UnknownSimKind(pub String);
 
 impl FromStr for SimKind {
@@ -110,6 +120,8 @@ pub struct Ports {
     pub life: u16,
     /// The ERIP payment system (default 8121).
     pub erip: u16,
+    /// The authorities' HTTP back-offices (default 8131).
+    pub backoffice: u16,
 }
 
 impl Ports {
@@ -120,6 +132,7 @@ impl Ports {
         mts: 0,
         life: 0,
         erip: 0,
+        backoffice: 0,
     };
 
     /// The port of one simulator.
@@ -130,6 +143,7 @@ impl Ports {
             SimKind::Mts => self.mts,
             SimKind::Life => self.life,
             SimKind::Erip => self.erip,
+            SimKind::BackOffice => self.backoffice,
         }
     }
 }
@@ -142,12 +156,50 @@ impl Default for Ports {
             mts: 8112,
             life: 8113,
             erip: 8121,
+            backoffice: 8131,
         }
     }
 }
 
 /// The ERIP notification secret when none is given: fine for one machine, never for a real one.
 pub const DEFAULT_ERIP_SECRET: &str = "erip-dev-secret";
+
+/// The back-offices' secret when none is given: fine for one machine, never for a real one.
+pub const DEFAULT_BACKOFFICE_SECRET: &str = "backoffice-dev-secret";
+
+/// How the simulated HTTP back-offices behave (the same for every authority they serve).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BackOfficeSimConfig {
+    /// The secret both directions are signed with (HMAC-SHA256 over the body): the hub's calls
+    /// and the back-offices' callbacks. The hub needs the same one; it must not be empty.
+    pub secret: String,
+    /// How long after taking an application up a back-office decides it.
+    pub decide_after: Duration,
+    /// How long after receiving a complaint a back-office decides it.
+    pub complaint_decide_after: Duration,
+}
+
+impl fmt::Debug for BackOfficeSimConfig {
+    /// Leaves the secret out: whoever holds it can forge decisions.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackOfficeSimConfig")
+            .field("secret", &"<redacted>")
+            .field("decide_after", &self.decide_after)
+            .field("complaint_decide_after", &self.complaint_decide_after)
+            .finish()
+    }
+}
+
+impl Default for BackOfficeSimConfig {
+    /// Secret [`DEFAULT_BACKOFFICE_SECRET`], decisions and complaint decisions after 2 s.
+    fn default() -> Self {
+        BackOfficeSimConfig {
+            secret: DEFAULT_BACKOFFICE_SECRET.to_owned(),
+            decide_after: Duration::from_secs(2),
+            complaint_decide_after: Duration::from_secs(2),
+        }
+    }
+}
 
 /// What to start and how.
 #[derive(Clone, PartialEq, Eq)]
@@ -165,6 +217,8 @@ pub struct SimConfig {
     /// The secret ERIP signs its notifications with (HMAC-SHA256 over the body); the hub
     /// verifies them with the same one.
     pub erip_secret: String,
+    /// The HTTP back-offices.
+    pub backoffice: BackOfficeSimConfig,
 }
 
 impl fmt::Debug for SimConfig {
@@ -177,13 +231,14 @@ impl fmt::Debug for SimConfig {
             .field("only", &self.only)
             .field("ports", &self.ports)
             .field("erip_secret", &"<redacted>")
+            .field("backoffice", &self.backoffice)
             .finish()
     }
 }
 
 impl Default for SimConfig {
     /// 127.0.0.1, seed 42, 5000 persons, every simulator on its default port, ERIP secret
-    /// [`DEFAULT_ERIP_SECRET`].
+    /// [`DEFAULT_ERIP_SECRET`], the back-offices' defaults ([`BackOfficeSimConfig::default`]).
     fn default() -> Self {
         SimConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -192,6 +247,7 @@ impl Default for SimConfig {
             only: None,
             ports: Ports::default(),
             erip_secret: DEFAULT_ERIP_SECRET.to_owned(),
+            backoffice: BackOfficeSimConfig::default(),
         }
     }
 }
@@ -248,11 +304,15 @@ pub struct RunningSims {
     pub life: Option<Url>,
     /// The ERIP payment system's base URL, if started.
     pub erip: Option<Url>,
+    /// The HTTP back-offices' server URL, if started; an authority's base URL is under it
+    /// ([`RunningSims::backoffice_url`]).
+    pub backoffice: Option<Url>,
     tasks: TaskTracker,
 }
 
 impl RunningSims {
-    /// The base URL of a started simulator (any kind, the MVD and ERIP included), or `None`.
+    /// The base URL of a started simulator (any kind, the MVD, ERIP and the back-offices'
+    /// server included), or `None`.
     pub fn operator_url(&self, kind: SimKind) -> Option<&Url> {
         match kind {
             SimKind::Mvd => self.mvd.as_ref(),
@@ -260,10 +320,19 @@ impl RunningSims {
             SimKind::Mts => self.mts.as_ref(),
             SimKind::Life => self.life.as_ref(),
             SimKind::Erip => self.erip.as_ref(),
+            SimKind::BackOffice => self.backoffice.as_ref(),
         }
     }
 
-    /// Waits until every server and delivery-report task has finished. They finish once the
+    /// The base URL of one authority's HTTP back-office (`http://127.0.0.1:8131/tax-ministry/`),
+    /// if the back-offices were started. Any id of `[a-z0-9-]` (but `sim`) is served.
+    pub fn backoffice_url(&self, authority: &str) -> Option<Url> {
+        self.backoffice
+            .as_ref()
+            .and_then(|server| server.join(&format!("{authority}/")).ok())
+    }
+
+    /// Waits until every server, delivery-report, notification and callback task has finished. They finish once the
     /// `shutdown` token given to [`start`] is cancelled; before that this waits forever.
     pub async fn stopped(self) {
         self.tasks.close();
@@ -276,11 +345,16 @@ impl RunningSims {
 /// Every listener is bound before any serves, so a taken port fails the whole start with a
 /// [`BindError`] (inside the `anyhow::Error`) and nothing is left running. The servers, the
 /// operators' delivery reports and ERIP's notifications and expiry clock stop when `shutdown` is
-/// cancelled; [`RunningSims::stopped`] waits for that.
+/// cancelled; so do the back-offices' timers and callbacks. [`RunningSims::stopped`] waits for
+/// that.
 pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Result<RunningSims> {
     let kinds = config.kinds();
     if kinds.is_empty() {
         anyhow::bail!("no simulator selected: `only` is empty");
+    }
+    if kinds.contains(&SimKind::BackOffice) && config.backoffice.secret.is_empty() {
+        // An empty key signs nothing anyone could not forge.
+        anyhow::bail!("the back-office secret is empty; give one with --backoffice-secret");
     }
 
     let mut listeners = Vec::with_capacity(kinds.len());
@@ -296,10 +370,10 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
     let phones = Arc::new(operators::Phones::default());
     let client = reqwest::Client::builder()
         .no_proxy()
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5))
         .build()
-        .context("building the HTTP client for delivery reports and notifications")?;
+        .context("building the HTTP client for delivery reports, notifications and callbacks")?;
 
     let mut running = RunningSims {
         mvd: None,
@@ -307,6 +381,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         mts: None,
         life: None,
         erip: None,
+        backoffice: None,
         tasks: tasks.clone(),
     };
     for (kind, listener) in listeners {
@@ -316,6 +391,18 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         let url = base_url(local)?;
         let ctx = server::SimContext::new(kind, shutdown.clone());
         let router = match (kind, msisdn::Operator::from_kind(kind)) {
+            (SimKind::BackOffice, _) => backoffice::router(
+                ctx,
+                backoffice::Deps {
+                    client: client.clone(),
+                    tasks: tasks.clone(),
+                    secret: config.backoffice.secret.clone().into_bytes(),
+                    pace: clerk::Pace {
+                        decide_after: config.backoffice.decide_after,
+                        complaint_decide_after: config.backoffice.complaint_decide_after,
+                    },
+                },
+            ),
             (SimKind::Erip, _) => erip::router(
                 ctx,
                 erip::Deps {
@@ -347,6 +434,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             SimKind::Mts => running.mts = Some(url),
             SimKind::Life => running.life = Some(url),
             SimKind::Erip => running.erip = Some(url),
+            SimKind::BackOffice => running.backoffice = Some(url),
         }
     }
     Ok(running)

@@ -1,12 +1,17 @@
-//! `simulators`: runs the simulated external systems (MVD, A1, MTS, life:), ERIP) until Ctrl-C
-//! or SIGTERM, for integrators and for the hub's own tests. The HTTP APIs are in README.md.
+//! `simulators`: runs the simulated external systems (MVD, A1, MTS, life:), ERIP, the
+//! authorities' HTTP back-offices) until Ctrl-C or SIGTERM, for integrators and for the hub's own
+//! tests. The HTTP APIs are in README.md.
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use simulators::{BindError, DEFAULT_ERIP_SECRET, Ports, SimConfig, SimKind};
+use simulators::{
+    BackOfficeSimConfig, BindError, DEFAULT_BACKOFFICE_SECRET, DEFAULT_ERIP_SECRET, Ports,
+    SimConfig, SimKind,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when a simulator cannot listen on its address (sysexits EX_UNAVAILABLE).
@@ -17,16 +22,19 @@ const EXIT_UNAVAILABLE: u8 = 69;
     name = "simulators",
     version,
     about = "Simulators of the external systems behind the hub: the MVD population registry, \
-             the mobile operators A1, MTS and life:) and the ERIP payment system",
+             the mobile operators A1, MTS and life:), the ERIP payment system and the \
+             authorities' HTTP back-offices",
     long_about = "Simulators of the external systems behind the hub: the MVD population registry, \
-                  the mobile operators A1, MTS and life:) and the ERIP payment system. Each \
-                  listens on its own port and takes faults at run time (PUT /sim/faults).\n\n\
+                  the mobile operators A1, MTS and life:), the ERIP payment system and the \
+                  authorities' HTTP back-offices (any authority under its own path prefix, \
+                  http://127.0.0.1:8131/<authority>/). Each listens on its own port and takes faults at run time (PUT /sim/faults).\n\n\
                   Prints one line per started \
                   simulator to stdout (its name and base URL); logs go to stderr (RUST_LOG sets \
                   the level, e.g. RUST_LOG=simulators=debug). Runs until Ctrl-C or SIGTERM.",
     after_help = "Examples:\n  simulators\n  simulators --only mvd,a1 --seed 7\n  \
                   simulators --population 200 --mvd-port 0 --a1-port 0 --mts-port 0 --life-port 0 \
-                  --erip-port 0\n  \
+                  --erip-port 0 --backoffice-port 0\n  \
+                  simulators --only backoffice --backoffice-decide-after-ms 500\n  \
                   simulators --bind 0.0.0.0\n  \
                   curl -s 'http://127.0.0.1:8101/sim/population?limit=1'"
 )]
@@ -70,6 +78,23 @@ struct Cli {
     /// The secret ERIP signs its notifications with (HMAC-SHA256); the hub needs the same one.
     #[arg(long, env = "ERIP_SECRET", default_value = DEFAULT_ERIP_SECRET, hide_env_values = true)]
     erip_secret: String,
+
+    /// Port of the authorities' HTTP back-offices (0: any free port).
+    #[arg(long, default_value_t = 8131)]
+    backoffice_port: u16,
+
+    /// The secret the back-offices and the hub sign their calls with (HMAC-SHA256); the hub
+    /// needs the same one.
+    #[arg(long, env = "BACKOFFICE_SECRET", default_value = DEFAULT_BACKOFFICE_SECRET, hide_env_values = true)]
+    backoffice_secret: String,
+
+    /// How long after taking an application up a back-office decides it, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    backoffice_decide_after_ms: u64,
+
+    /// How long after receiving a complaint a back-office decides it, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    backoffice_complaint_decide_after_ms: u64,
 }
 
 impl Cli {
@@ -85,8 +110,16 @@ impl Cli {
                 mts: self.mts_port,
                 life: self.life_port,
                 erip: self.erip_port,
+                backoffice: self.backoffice_port,
             },
             erip_secret: self.erip_secret.clone(),
+            backoffice: BackOfficeSimConfig {
+                secret: self.backoffice_secret.clone(),
+                decide_after: Duration::from_millis(self.backoffice_decide_after_ms),
+                complaint_decide_after: Duration::from_millis(
+                    self.backoffice_complaint_decide_after_ms,
+                ),
+            },
         }
     }
 }

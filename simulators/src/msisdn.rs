@@ -17,10 +17,10 @@ pub(crate) enum Operator {
 }
 
 impl Operator {
-    /// The operator a simulator kind stands for (`None` for the MVD and ERIP).
+    /// The operator a simulator kind stands for (`None` for the MVD, ERIP and the back-offices).
     pub(crate) fn from_kind(kind: crate::SimKind) -> Option<Operator> {
         match kind {
-            crate::SimKind::Mvd | crate::SimKind::Erip => None,
+            crate::SimKind::Mvd | crate::SimKind::Erip | crate::SimKind::BackOffice => None,
             crate::SimKind::A1 => Some(Operator::A1),
             crate::SimKind::Mts => Some(Operator::Mts),
             crate::SimKind::Life => Some(Operator::Life),

@@ -126,17 +126,25 @@ impl Portal {
 
     /// Starts everything, letting the test adjust the hub's integration settings first.
     pub async fn start_with(adjust: impl FnOnce(&mut IntegrationConfig)) -> Self {
+        Self::start_custom(|_| {}, adjust).await
+    }
+
+    /// Starts everything, letting the test adjust the simulators' and then the hub's settings.
+    pub async fn start_custom(
+        adjust_sims: impl FnOnce(&mut SimConfig),
+        adjust: impl FnOnce(&mut IntegrationConfig),
+    ) -> Self {
         let env = TestEnv::new().await;
         let sims_token = CancellationToken::new();
-        let sims = simulators::start(
-            SimConfig {
-                population: 500,
-                ..SimConfig::ephemeral()
-            },
-            sims_token.clone(),
-        )
-        .await
-        .expect("simulators start");
+        let mut sim_config = SimConfig {
+            population: 500,
+            ..SimConfig::ephemeral()
+        };
+        adjust_sims(&mut sim_config);
+        let backoffice_secret = sim_config.backoffice.secret.clone();
+        let sims = simulators::start(sim_config, sims_token.clone())
+            .await
+            .expect("simulators start");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -161,6 +169,7 @@ impl Portal {
             erip_url: url(SimKind::Erip),
             erip_secret: sims_erip_secret(),
             payment_ttl: Duration::from_secs(3600),
+            authority_settings: backoffice_settings(&url(SimKind::BackOffice), &backoffice_secret),
         };
         adjust(&mut integrations);
         let plan = hub::services::plan(&integrations).expect("the hub's plan");
@@ -379,10 +388,11 @@ impl Portal {
             hub::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
         let user = catalogue
             .authority(authority)
-            .expect("an authority of the catalogue")
-            .broker_user
-            .clone();
-        crate::harness::ensure_broker_user(&user, AUTHORITY_PASSWORD);
+            .and_then(|a| a.broker_user())
+            .expect("a queue authority of the catalogue")
+            .to_owned();
+        hub::agency::ensure_user_with_rabbitmqctl(&user, AUTHORITY_PASSWORD, authority, "/")
+            .expect("the authority's broker user");
         let mut url = url::Url::parse(&self.env.config.amqp_url).expect("AMQP URL");
         url.set_username(&user).expect("user");
         url.set_password(Some(AUTHORITY_PASSWORD))
@@ -478,7 +488,29 @@ impl Portal {
 }
 
 /// The password the tests' authority users have on the local broker.
-pub const AUTHORITY_PASSWORD: &str = "authority-test-password";
+pub const AUTHORITY_PASSWORD: &str = hub::agency::DEV_PASSWORD;
+
+/// The settings that point every HTTP authority of the catalogue at the back-office simulator.
+pub fn backoffice_settings(
+    simulator: &url::Url,
+    secret: &str,
+) -> std::collections::HashMap<String, String> {
+    let catalogue =
+        hub::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
+    let mut settings = std::collections::HashMap::new();
+    for a in catalogue.authorities() {
+        if let hub::procedures::catalogue::AuthorityChannel::Http {
+            base_url_key,
+            secret_key,
+        } = &a.channel
+        {
+            let url = simulator.join(&format!("{}/", a.id)).expect("URL");
+            settings.insert(base_url_key.clone(), url.to_string());
+            settings.insert(secret_key.clone(), secret.to_owned());
+        }
+    }
+    settings
+}
 
 fn sims_erip_secret() -> String {
     SimConfig::default().erip_secret

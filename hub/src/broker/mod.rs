@@ -13,3 +13,29 @@ pub use consumer::{ConsumerSettings, Handler, Incoming, run_consumer};
 pub use properties::{Envelope, decode_properties, encode_properties, header_str, header_u32};
 pub use publisher::{PublishError, Publisher};
 pub use topology::{Declaration, declare, describe};
+
+/// The user an AMQP URL logs in as: its user name, or `guest` when it names none (the AMQP
+/// URI spec's default). The broker checks a message's `user_id` against it.
+pub fn broker_user(amqp_url: &str) -> String {
+    url::Url::parse(amqp_url)
+        .ok()
+        .filter(|u| !u.username().is_empty())
+        .map_or_else(
+            || "guest".to_owned(),
+            |u| {
+                percent_encoding::percent_decode_str(u.username())
+                    .decode_utf8_lossy()
+                    .into_owned()
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_broker_user_comes_from_the_url() {
+        assert_eq!(super::broker_user("amqp://hub:pw@h:5672/%2f"), "hub");
+        assert_eq!(super::broker_user("amqp://a%40b:pw@h/%2f"), "a@b");
+        assert_eq!(super::broker_user("amqp://h:5672/%2f"), "guest");
+    }
+}

@@ -125,6 +125,9 @@ pub struct Command {
     /// Nobody waits for an answer to it (a notification SMS sent by a service on a person's
     /// request): it carries no `reply_to`, and its answers are not sent anywhere.
     pub detached: bool,
+    /// Sent as this broker user (`user_id`, which the broker checks against the hub's
+    /// connection): set by the bridge that speaks for an HTTP back-office.
+    pub user_id: Option<String>,
 }
 
 impl Command {
@@ -136,6 +139,7 @@ impl Command {
                 .map_err(|e| Failure::permanent(format!("cannot encode {}: {e}", M::TYPE)))?,
             reply_to: None,
             detached: false,
+            user_id: None,
         })
     }
 }
@@ -144,6 +148,12 @@ impl Command {
     /// The same command, with no answer expected (see [`Command::detached`]).
     pub fn detach(mut self) -> Self {
         self.detached = true;
+        self
+    }
+
+    /// The same command, sent as broker user `user` (see [`Command::user_id`]).
+    pub fn as_user(mut self, user: impl Into<String>) -> Self {
+        self.user_id = Some(user.into());
         self
     }
 

@@ -258,6 +258,7 @@ pub(crate) fn outgoing(
     let mut metadata = Metadata::caused_by(cause, c.message_type.clone(), app_id.to_owned())
         .with_message_id(Uuid::new_v5(&cause.message_id, slot.as_bytes()));
     metadata.correlation_id = cause.correlation_id.clone();
+    metadata.user_id.clone_from(&c.user_id);
     let (exchange, routing_key) = match &c.reply_to {
         Some(queue) => (String::new(), queue.clone()),
         None => (topology.bus_exchange(), c.message_type.clone()),

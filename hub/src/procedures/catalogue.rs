@@ -136,12 +136,20 @@ pub enum CatalogueError {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuthorityChannel {
     /// The authority consumes its own queue on the bus (a queue-contract agency).
-    Queue,
-    /// The hub calls the authority's HTTP back-office.
+    Queue {
+        /// The RabbitMQ user the authority connects as: only messages carrying it as the
+        /// broker-checked `user_id` are taken as the authority's answers.
+        broker_user: String,
+    },
+    /// The hub calls the authority's HTTP back-office, and the back-office calls the hub back.
+    /// Its answers enter the bus through the hub's bridge, which checks their signature and
+    /// that the application is the authority's; they carry the hub's own broker user.
     Http {
         /// The configuration key holding the back-office's base URL: the URL is deployment
         /// configuration, the catalogue only says where to find it.
         base_url_key: String,
+        /// The configuration key holding the secret both sides sign their requests with.
+        secret_key: String,
     },
 }
 
@@ -152,11 +160,18 @@ pub struct Authority {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// The RabbitMQ user the authority connects as: only messages carrying it as the
-    /// broker-checked `user_id` are taken as the authority's answers.
-    pub broker_user: String,
     /// How the hub reaches it.
     pub channel: AuthorityChannel,
+}
+
+impl Authority {
+    /// The broker user of a queue-contract authority; `None` for an HTTP one.
+    pub fn broker_user(&self) -> Option<&str> {
+        match &self.channel {
+            AuthorityChannel::Queue { broker_user } => Some(broker_user),
+            AuthorityChannel::Http { .. } => None,
+        }
+    }
 }
 
 /// What a form field holds, with the limits that go with each kind.
@@ -259,9 +274,10 @@ enum RawChannel {
 struct RawAuthority {
     id: String,
     name: String,
-    broker_user: String,
+    broker_user: Option<String>,
     channel: RawChannel,
     base_url_key: Option<String>,
+    secret_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -303,17 +319,20 @@ struct RawField {
 
 impl Catalogue {
     /// Only `authority` may send this: the broker checked the sender's `user_id` against its
-    /// connection, and the catalogue says whose it must be. `what` names the thing answered, as
-    /// the refusal reads it (`procedure 2.19 is decided by fszn`).
+    /// connection, and the catalogue says whose it must be — the authority's own broker user
+    /// for a queue-contract authority, the hub's bridge (`bridge_user`, the hub's own broker
+    /// user) for an HTTP one. `what` names the thing answered, as the refusal reads it
+    /// (`procedure 2.19 is decided by fszn`).
     pub fn check_sender(
         &self,
         authority: &str,
         user_id: Option<&str>,
         what: &str,
+        bridge_user: &str,
     ) -> Result<(), crate::Failure> {
         let expected = self
             .authority(authority)
-            .map(|a| a.broker_user.as_str())
+            .map(|a| a.broker_user().unwrap_or(bridge_user))
             .ok_or_else(|| {
                 crate::Failure::permanent(format!("authority {authority} is not in the catalogue"))
             })?;
@@ -323,6 +342,22 @@ impl Catalogue {
                 "sent by broker user {:?}, but {what} (user {expected:?})",
                 other.unwrap_or("<none>"),
             ))),
+        }
+    }
+
+    /// Refuses a hub whose own broker user is an authority's: the hub's bridge would then
+    /// speak for that authority.
+    pub fn check_bridge_user(&self, bridge_user: &str) -> Result<(), CatalogueError> {
+        match self
+            .authorities()
+            .find(|a| a.broker_user() == Some(bridge_user))
+        {
+            Some(a) => Err(CatalogueError::SharedBrokerUser {
+                user: bridge_user.to_owned(),
+                first: a.id.clone(),
+                second: "the hub itself".to_owned(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -354,14 +389,16 @@ impl Catalogue {
             if by_id.contains_key(&authority.id) {
                 return Err(CatalogueError::DuplicateAuthority { id: authority.id });
             }
-            if let Some(first) = users.get(&authority.broker_user) {
-                return Err(CatalogueError::SharedBrokerUser {
-                    user: authority.broker_user,
-                    first: first.clone(),
-                    second: authority.id,
-                });
+            if let Some(user) = authority.broker_user() {
+                if let Some(first) = users.get(user) {
+                    return Err(CatalogueError::SharedBrokerUser {
+                        user: user.to_owned(),
+                        first: first.clone(),
+                        second: authority.id,
+                    });
+                }
+                users.insert(user.to_owned(), authority.id.clone());
             }
-            users.insert(authority.broker_user.clone(), authority.id.clone());
             by_id.insert(authority.id.clone(), authorities.len());
             authorities.push(authority);
         }
@@ -526,23 +563,34 @@ fn authority(raw: RawAuthority) -> Result<Authority, CatalogueError> {
     if raw.name.trim().is_empty() {
         return Err(bad("the name is empty"));
     }
-    if raw.broker_user.trim().is_empty() {
-        return Err(bad("the broker_user is empty"));
-    }
-    let channel = match (raw.channel, raw.base_url_key) {
-        (RawChannel::Queue, None) => AuthorityChannel::Queue,
-        (RawChannel::Queue, Some(_)) => {
-            return Err(bad("a queue authority takes no base_url_key"));
+    let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let channel = match raw.channel {
+        RawChannel::Queue => {
+            if raw.base_url_key.is_some() || raw.secret_key.is_some() {
+                return Err(bad("a queue authority takes no base_url_key or secret_key"));
+            }
+            AuthorityChannel::Queue {
+                broker_user: given(raw.broker_user)
+                    .ok_or_else(|| bad("a queue authority needs a broker_user"))?,
+            }
         }
-        (RawChannel::Http, Some(key)) if !key.trim().is_empty() => {
-            AuthorityChannel::Http { base_url_key: key }
+        RawChannel::Http => {
+            if raw.broker_user.is_some() {
+                return Err(bad(
+                    "an http authority takes no broker_user (its answers come through the hub)",
+                ));
+            }
+            AuthorityChannel::Http {
+                base_url_key: given(raw.base_url_key)
+                    .ok_or_else(|| bad("an http authority needs a base_url_key"))?,
+                secret_key: given(raw.secret_key)
+                    .ok_or_else(|| bad("an http authority needs a secret_key"))?,
+            }
         }
-        (RawChannel::Http, _) => return Err(bad("an http authority needs a base_url_key")),
     };
     Ok(Authority {
         id: raw.id,
         name: raw.name,
-        broker_user: raw.broker_user,
         channel,
     })
 }
@@ -696,7 +744,7 @@ mod tests {
         );
         assert!(
             c.authorities()
-                .any(|a| a.channel == AuthorityChannel::Queue)
+                .any(|a| matches!(a.channel, AuthorityChannel::Queue { .. }))
         );
         // Every authority decides something.
         for a in c.authorities() {
@@ -712,11 +760,31 @@ mod tests {
             Some(p.authority.as_str())
         );
         assert_eq!(
-            c.authority("fszn").map(|a| a.broker_user.as_str()),
+            c.authority("fszn").and_then(Authority::broker_user),
             Some("authority-fszn")
         );
         assert!(c.procedure("99.99").is_none());
         assert!(c.authority("nobody").is_none());
+    }
+
+    #[test]
+    fn http_authorities_answer_through_the_hubs_bridge_only() {
+        let c = embedded();
+        let check = |authority, user| c.check_sender(authority, user, "it is theirs", "hub");
+        assert!(check("tax-ministry", Some("hub")).is_ok());
+        assert!(check("tax-ministry", Some("authority-fszn")).is_err());
+        assert!(check("tax-ministry", None).is_err());
+        assert!(check("fszn", Some("authority-fszn")).is_ok());
+        assert!(
+            check("fszn", Some("hub")).is_err(),
+            "the bridge never speaks for a queue authority"
+        );
+        assert!(check("nobody", Some("hub")).is_err());
+        assert!(c.check_bridge_user("hub").is_ok());
+        assert!(matches!(
+            c.check_bridge_user("authority-fszn"),
+            Err(CatalogueError::SharedBrokerUser { .. })
+        ));
     }
 
     #[test]
@@ -747,9 +815,9 @@ channel = "queue"
 [[authority]]
 id = "tax-ministry"
 name = "Ministry of Taxes and Duties"
-broker_user = "authority-tax-ministry"
 channel = "http"
 base_url_key = "HUB_TAX_URL"
+secret_key = "HUB_TAX_SECRET"
 "#;
 
     /// The test authorities plus one procedure with `body` spliced in after its `code`.
@@ -902,12 +970,17 @@ base_url_key = "HUB_TAX_URL"
             load_error(&shared),
             CatalogueError::SharedBrokerUser { ref first, ref second, .. } if first == "fszn" && second == "other"
         ));
-        let no_url =
-            "[[authority]]\nid = \"a\"\nname = \"A\"\nbroker_user = \"u\"\nchannel = \"http\"\n";
-        assert!(matches!(
-            load_error(no_url),
-            CatalogueError::BadAuthority { .. }
-        ));
+        for bad_http in [
+            "channel = \"http\"\nsecret_key = \"S\"",
+            "channel = \"http\"\nbase_url_key = \"K\"",
+            "channel = \"http\"\nbase_url_key = \"K\"\nsecret_key = \"S\"\nbroker_user = \"u\"",
+        ] {
+            let text = format!("[[authority]]\nid = \"a\"\nname = \"A\"\n{bad_http}\n");
+            assert!(
+                matches!(load_error(&text), CatalogueError::BadAuthority { .. }),
+                "{bad_http}"
+            );
+        }
         let stray_url = "[[authority]]\nid = \"a\"\nname = \"A\"\nbroker_user = \"u\"\nchannel = \"queue\"\nbase_url_key = \"K\"\n";
         assert!(matches!(
             load_error(stray_url),

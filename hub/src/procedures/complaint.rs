@@ -99,15 +99,18 @@ pub struct ComplaintSaga {
     catalogue: Arc<Catalogue>,
     /// The namespace prefix of queue names (`ns.`), to address authorities' queues.
     prefix: String,
+    /// The hub's own broker user: HTTP back-offices' answers come through its bridge.
+    bridge_user: String,
 }
 
 impl ComplaintSaga {
     /// The saga over the catalogue (whose broker users answer for which authority);
     /// `namespace` addresses the authorities' queues.
-    pub fn new(catalogue: Arc<Catalogue>, namespace: &str) -> Self {
+    pub fn new(catalogue: Arc<Catalogue>, namespace: &str, bridge_user: &str) -> Self {
         Self {
             catalogue,
             prefix: format!("{namespace}."),
+            bridge_user: bridge_user.to_owned(),
         }
     }
 
@@ -397,6 +400,7 @@ impl ComplaintSaga {
             authority,
             ctx.message.user_id.as_deref(),
             &format!("complaint {} is heard by {authority}", s.complaint_id),
+            &self.bridge_user,
         )
     }
 }
@@ -501,7 +505,11 @@ mod tests {
     impl Run {
         fn new() -> Self {
             Self {
-                saga: ComplaintSaga::new(Arc::new(Catalogue::embedded().expect("catalogue")), "ns"),
+                saga: ComplaintSaga::new(
+                    Arc::new(Catalogue::embedded().expect("catalogue")),
+                    "ns",
+                    "hub",
+                ),
                 meta: Metadata::new("t.v1", "t"),
                 now: DateTime::parse_from_rfc3339("2026-04-16T09:00:00+03:00")
                     .expect("time")

@@ -103,6 +103,8 @@ pub struct ProcedureSaga {
     settings: ProcedureSettings,
     /// The namespace prefix of queue names (`ns.`), to address authorities' queues.
     prefix: String,
+    /// The hub's own broker user: HTTP back-offices' answers come through its bridge.
+    bridge_user: String,
 }
 
 impl ProcedureSaga {
@@ -112,12 +114,14 @@ impl ProcedureSaga {
         calendar: Arc<Calendar>,
         settings: ProcedureSettings,
         namespace: &str,
+        bridge_user: &str,
     ) -> Self {
         Self {
             catalogue,
             calendar,
             settings,
             prefix: format!("{namespace}."),
+            bridge_user: bridge_user.to_owned(),
         }
     }
 
@@ -538,6 +542,7 @@ impl ProcedureSaga {
                 "procedure {} is decided by {}",
                 s.procedure_code, s.authority
             ),
+            &self.bridge_user,
         )
     }
 
@@ -754,6 +759,7 @@ mod tests {
                     Arc::new(Calendar::belarus().expect("calendar")),
                     ProcedureSettings::default(),
                     "ns",
+                    "hub",
                 ),
                 meta: Metadata::new("t.v1", "t"),
                 // Thursday 16 April 2026: the term crosses a weekend, the transferred 20 April

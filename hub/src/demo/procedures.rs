@@ -1,0 +1,226 @@
+//! The demo's second act: people who got their identifier use the portal's administrative
+//! procedures — free and paid ones, at authorities on the bus and at authorities with an HTTP
+//! back-office — and some break a rule or change their mind on purpose. Each journey knows the
+//! outcome it must come to.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contracts::procedure::{
+    Applicant, ApplicationAccepted, ApplicationDecided, ApplicationRejected, ApplicationWithdrawn,
+    AssuranceLevel, ComplaintDecided, ComplaintVerdict, PaymentReceived, ProcedureRejectReason,
+    SubmitApplication, SubmitComplaint, Verdict, WithdrawApplication,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Play, STEP_TIMEOUT};
+
+/// The authorities on the bus the journeys use: the demo runs their back-office simulators.
+pub(super) const QUEUE_AUTHORITIES: [&str; 2] = ["fszn", "minsk-civil-registry"];
+
+/// What a person does on the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Journey {
+    /// A pension certificate from FSZN (free, on the bus).
+    FreeOnBus,
+    /// A duplicate birth certificate from the civil registry (21.00 BYN, on the bus), paid.
+    PaidOnBus,
+    /// A tax certificate from the Ministry of Taxes (free, HTTP back-office).
+    FreeOverHttp,
+    /// A pet registration in Minsk (12.60 BYN, HTTP back-office), paid.
+    PaidOverHttp,
+    /// A certificate the authority refuses.
+    Refused,
+    /// A paid application withdrawn before paying.
+    Withdrawn,
+    /// A passport, which needs an EDS login, with an identifier login.
+    AssuranceTooLow,
+    /// A complaint against a granted certificate, which the authority dismisses.
+    Complaint,
+}
+
+impl Journey {
+    /// Every journey, in the order the demo deals them out.
+    const ALL: [Journey; 8] = [
+        Journey::FreeOverHttp,
+        Journey::PaidOnBus,
+        Journey::FreeOnBus,
+        Journey::PaidOverHttp,
+        Journey::Complaint,
+        Journey::Refused,
+        Journey::Withdrawn,
+        Journey::AssuranceTooLow,
+    ];
+
+    /// Journeys that need an authority on the bus (its own broker user).
+    fn on_bus(self) -> bool {
+        matches!(
+            self,
+            Journey::FreeOnBus | Journey::PaidOnBus | Journey::Withdrawn
+        )
+    }
+
+    /// The outcome it must come to.
+    pub(super) fn expected(self) -> &'static str {
+        match self {
+            Journey::FreeOnBus | Journey::PaidOnBus | Journey::FreeOverHttp => "granted",
+            Journey::PaidOverHttp => "granted",
+            Journey::Refused => "refused",
+            Journey::Withdrawn => "withdrawn",
+            Journey::AssuranceTooLow => "rejected: assurance_too_low",
+            Journey::Complaint => "complaint dismissed",
+        }
+    }
+
+    /// The journeys for `n` people; without authorities on the bus, only the others.
+    pub(super) fn deal(n: usize, bus: bool) -> Vec<Journey> {
+        Journey::ALL
+            .into_iter()
+            .filter(|j| bus || !j.on_bus())
+            .cycle()
+            .take(n)
+            .collect()
+    }
+}
+
+/// The application a journey submits, for the person with `identifier`.
+fn application(journey: Journey, identifier: &str) -> SubmitApplication {
+    let (code, form, level) = match journey {
+        Journey::FreeOnBus => (
+            "2.19",
+            json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"}),
+            AssuranceLevel::Substantial,
+        ),
+        Journey::PaidOnBus | Journey::Withdrawn => (
+            "5.13",
+            json!({"record_kind": "birth", "record_year": 1990}),
+            AssuranceLevel::Substantial,
+        ),
+        Journey::FreeOverHttp | Journey::Refused => (
+            "18.13",
+            json!({"tax_year": 2025, "purpose": "embassy"}),
+            AssuranceLevel::Substantial,
+        ),
+        Journey::PaidOverHttp => (
+            "16.6",
+            json!({"species": "dog", "pet_name": "Rex", "microchipped": true}),
+            AssuranceLevel::Substantial,
+        ),
+        Journey::AssuranceTooLow => (
+            "11.1.2",
+            json!({"passport_number": "MP1234567", "passport_expires": "2026-12-31"}),
+            AssuranceLevel::Substantial,
+        ),
+        Journey::Complaint => (
+            "1.3.1",
+            json!({"address": "Minsk, Nezavisimosti 1-1", "purpose": "bank"}),
+            AssuranceLevel::Substantial,
+        ),
+    };
+    let mut attachments = vec!["scan-1".to_owned()];
+    if journey == Journey::Refused {
+        // The back-office simulators refuse what asks for it (simulators/README.md).
+        attachments.push(simulators::REFUSAL_ATTACHMENT.to_owned());
+    }
+    SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: code.into(),
+        applicant: Applicant {
+            identifier: identifier.to_owned(),
+            assurance_level: level,
+        },
+        form: form.as_object().cloned().unwrap_or_default(),
+        attachments,
+    }
+}
+
+impl Play {
+    /// Plays one journey; returns its outcome and how long it took.
+    pub(super) async fn procedure(
+        &self,
+        journey: Journey,
+        identifier: &str,
+    ) -> anyhow::Result<(String, Duration)> {
+        let started = Instant::now();
+        let app = application(journey, identifier);
+        let key = app.application_id.to_string();
+        self.send(&app).await?;
+        if journey == Journey::AssuranceTooLow {
+            let rejected: ApplicationRejected = self.desk.wait(&key).await?;
+            let reason = match rejected.reason {
+                ProcedureRejectReason::AssuranceTooLow => "assurance_too_low",
+                _ => "other",
+            };
+            return Ok((format!("rejected: {reason}"), started.elapsed()));
+        }
+        let accepted: ApplicationAccepted = self.desk.wait(&key).await?;
+        if journey == Journey::Withdrawn {
+            self.send(&WithdrawApplication {
+                application_id: app.application_id,
+            })
+            .await?;
+            let _: ApplicationWithdrawn = self.desk.wait(&key).await?;
+            return Ok(("withdrawn".into(), started.elapsed()));
+        }
+        if let Some(order) = &accepted.order_number {
+            self.pay(order).await?;
+            let paid: PaymentReceived = self.desk.wait(&key).await?;
+            anyhow::ensure!(
+                paid.amount_kopecks == accepted.amount_kopecks,
+                "paid {} of {} kopecks",
+                paid.amount_kopecks,
+                accepted.amount_kopecks
+            );
+        }
+        let decided: ApplicationDecided = self.desk.wait(&key).await?;
+        let verdict = match decided.verdict {
+            Verdict::Granted => "granted",
+            Verdict::Refused => "refused",
+        };
+        if journey != Journey::Complaint {
+            return Ok((verdict.to_owned(), started.elapsed()));
+        }
+        let complaint = SubmitComplaint {
+            complaint_id: Uuid::new_v4(),
+            application_id: app.application_id,
+            applicant_identifier: identifier.to_owned(),
+            text: "The certificate gives the wrong flat number.".into(),
+        };
+        self.send(&complaint).await?;
+        let decided: ComplaintDecided = self.desk.wait(&complaint.complaint_id.to_string()).await?;
+        let verdict = match decided.verdict {
+            ComplaintVerdict::Upheld => "complaint upheld",
+            ComplaintVerdict::Dismissed => "complaint dismissed",
+        };
+        Ok((verdict.to_owned(), started.elapsed()))
+    }
+
+    /// Pays the invoice with this order number at the simulated bank, once ERIP has it.
+    async fn pay(&self, order_number: &str) -> anyhow::Result<()> {
+        let url = self
+            .erip
+            .join(&format!("sim/invoices/by-account/{order_number}/pay"))?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let r = self
+                .http
+                .post(url.clone())
+                .json(&json!({"channel": "bank"}))
+                .send()
+                .await
+                .context("the ERIP simulator")?;
+            if r.status().is_success() {
+                return Ok(());
+            }
+            // 404: the hub has not created the invoice yet.
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "order {order_number} could not be paid within {STEP_TIMEOUT:?}: {}",
+                    r.status()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! The clerk of a simulated authority: what the authority does with an application or a
+//! complaint, whatever carries them. The queue back-office ([`crate::authority`]) and the HTTP
+//! back-office ([`crate::backoffice`]) both hand their work to a [`Clerk`], so they behave
+//! alike by construction; each only moves messages.
+//!
+//! The clerk keeps the book of one authority:
+//!
+//! - an application is registered once, under the next registration number
+//!   (`<AUTHORITY>-000001`); a repeat gets the same number and nothing more;
+//! - once taken up, it asks for more information at once when the form says
+//!   `"simulate_info_request": true` or an attachment is [`INFO_REQUEST_ATTACHMENT`], and
+//!   decides `decide_after` later: `refused` when the form says `"simulate_refusal": true` or
+//!   an attachment is [`REFUSAL_ATTACHMENT`], else `granted` — unless it was withdrawn first.
+//!   (The hub validates forms against its catalogue, so through the hub only the attachment
+//!   markers reach the clerk);
+//! - a withdrawal is accepted unless the application was decided (a repeat answers the same);
+//! - a complaint is decided `dismissed` `complaint_decide_after` after it arrived, unless it was
+//!   withdrawn first; its withdrawal is accepted unless it was decided.
+//!
+//! The answers the clerk gives on the spot (a registration number, a withdrawal's answer) are
+//! return values; the ones it gives later on its own (an info request, a decision) go through
+//! an [`Outbox`], which the transport implements.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::error::timestamp;
+
+/// What the clerk asks for when the form asks it to ask.
+const INFO_REQUEST: &str = "Please attach a copy of the lease.";
+
+/// Where the answers the clerk gives later go: the bus, or the hub's callback URL.
+pub(crate) trait Outbox: Send + Sync + 'static {
+    /// Where one application's or complaint's answers go (a correlation id, a callback URL).
+    type Address: Clone + Send + Sync + 'static;
+
+    /// Sends one answer; an error means it was not delivered and will not be (the clerk logs
+    /// it). It may take long: it runs on the case's own task.
+    fn send(
+        &self,
+        to: &Self::Address,
+        answer: &Answer,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The decision on an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Granted,
+    Refused,
+}
+
+impl Verdict {
+    /// The wire name: `granted`, `refused`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Verdict::Granted => "granted",
+            Verdict::Refused => "refused",
+        }
+    }
+}
+
+/// An answer the clerk gives later, on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// `authority.info_requested.v1`.
+    InfoRequested {
+        application_id: Uuid,
+        request: String,
+    },
+    /// `authority.decided.v1`.
+    Decided {
+        application_id: Uuid,
+        verdict: Verdict,
+        document: String,
+        decided_at: DateTime<Utc>,
+    },
+    /// `authority.complaint_decided.v1`; always `dismissed` here.
+    ComplaintDecided {
+        complaint_id: Uuid,
+        document: String,
+        decided_at: DateTime<Utc>,
+    },
+}
+
+impl Answer {
+    /// Its message type, as the queue contracts name it.
+    pub(crate) fn message_type(&self) -> &'static str {
+        match self {
+            Answer::InfoRequested { .. } => "authority.info_requested.v1",
+            Answer::Decided { .. } => "authority.decided.v1",
+            Answer::ComplaintDecided { .. } => "authority.complaint_decided.v1",
+        }
+    }
+
+    /// The application or complaint it is about.
+    pub(crate) fn about(&self) -> Uuid {
+        match self {
+            Answer::InfoRequested { application_id, .. }
+            | Answer::Decided { application_id, .. } => *application_id,
+            Answer::ComplaintDecided { complaint_id, .. } => *complaint_id,
+        }
+    }
+
+    /// Its body, the contract's JSON.
+    pub(crate) fn to_json(&self) -> Value {
+        match self {
+            Answer::InfoRequested {
+                application_id,
+                request,
+            } => json!({"application_id": application_id, "request": request}),
+            Answer::Decided {
+                application_id,
+                verdict,
+                document,
+                decided_at,
+            } => json!({"application_id": application_id, "verdict": verdict.name(),
+                "document": document, "decided_at": timestamp(*decided_at)}),
+            Answer::ComplaintDecided {
+                complaint_id,
+                document,
+                decided_at,
+            } => json!({"complaint_id": complaint_id, "verdict": "dismissed",
+                "document": document, "decided_at": timestamp(*decided_at)}),
+        }
+    }
+}
+
+/// An application, as much of it as the clerk looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Application {
+    pub(crate) id: Uuid,
+    /// The form says `"simulate_info_request": true`.
+    pub(crate) info_request: bool,
+    /// The form says `"simulate_refusal": true`.
+    pub(crate) refusal: bool,
+}
+
+/// An attachment reference that makes the clerk refuse the application.
+pub const REFUSAL_ATTACHMENT: &str = "simulate:refusal";
+/// An attachment reference that makes the clerk ask for more information.
+pub const INFO_REQUEST_ATTACHMENT: &str = "simulate:info_request";
+
+impl Application {
+    pub(crate) fn new(id: Uuid, form: &Map<String, Value>) -> Self {
+        let says = |field: &str| form.get(field) == Some(&Value::Bool(true));
+        Application {
+            id,
+            info_request: says("simulate_info_request"),
+            refusal: says("simulate_refusal"),
+        }
+    }
+
+    /// The same, also asked by the attachment markers.
+    pub(crate) fn marked<S: AsRef<str>>(mut self, attachments: &[S]) -> Self {
+        let has = |marker: &str| attachments.iter().any(|a| a.as_ref() == marker);
+        self.info_request |= has(INFO_REQUEST_ATTACHMENT);
+        self.refusal |= has(REFUSAL_ATTACHMENT);
+        self
+    }
+}
+
+/// Where an application is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Registered,
+    Decided(Verdict),
+    Withdrawn,
+}
+
+impl State {
+    /// The name the inspection endpoint shows: `registered`, `decided`, `withdrawn`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            State::Registered => "registered",
+            State::Decided(_) => "decided",
+            State::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// Where a complaint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ComplaintState {
+    Received,
+    Decided,
+    Withdrawn,
+}
+
+impl ComplaintState {
+    /// The name the inspection endpoint shows: `received`, `decided`, `withdrawn`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ComplaintState::Received => "received",
+            ComplaintState::Decided => "decided",
+            ComplaintState::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// One registered application.
+#[derive(Debug, Clone)]
+pub(crate) struct Case {
+    pub(crate) registration_number: String,
+    pub(crate) state: State,
+    application: Application,
+    taken_up: bool,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    applications: HashMap<Uuid, Case>,
+    complaints: HashMap<Uuid, ComplaintState>,
+    registered: u64,
+}
+
+/// How long the clerk takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pace {
+    /// From taking an application up to deciding it.
+    pub(crate) decide_after: Duration,
+    /// From receiving a complaint to deciding it.
+    pub(crate) complaint_decide_after: Duration,
+}
+
+/// The clerk of one authority; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Clerk<O: Outbox> {
+    authority: String,
+    pace: Pace,
+    outbox: O,
+    book: Mutex<Book>,
+    /// Where the cases' timers run, so that whoever stops the clerk can wait for them.
+    tasks: TaskTracker,
+    /// Cancelled when the clerk stops: pending timers end, answers not yet sent are not sent.
+    stop: CancellationToken,
+}
+
+impl<O: Outbox> Clerk<O> {
+    pub(crate) fn new(
+        authority: &str,
+        pace: Pace,
+        outbox: O,
+        tasks: TaskTracker,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Clerk {
+            authority: authority.to_owned(),
+            pace,
+            outbox,
+            book: Mutex::new(Book::default()),
+            tasks,
+            stop,
+        })
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers an application and returns its registration number; a repeat returns the same
+    /// number and changes nothing. Work on it starts with [`Self::take_up`], once the transport
+    /// has answered the registration.
+    pub(crate) fn register(&self, application: Application) -> String {
+        let mut book = self.book();
+        if let Some(case) = book.applications.get(&application.id) {
+            return case.registration_number.clone();
+        }
+        book.registered += 1;
+        let number = format!("{}-{:06}", self.authority.to_uppercase(), book.registered);
+        book.applications.insert(
+            application.id,
+            Case {
+                registration_number: number.clone(),
+                state: State::Registered,
+                application,
+                taken_up: false,
+            },
+        );
+        tracing::info!(
+            authority = %self.authority,
+            application_id = %application.id,
+            registration_number = %number,
+            "application registered"
+        );
+        number
+    }
+
+    /// Starts work on a registered application: its later answers go to `reply_to`. Only the
+    /// first call does anything.
+    pub(crate) fn take_up(self: &Arc<Self>, application_id: Uuid, reply_to: O::Address) {
+        let application = {
+            let mut book = self.book();
+            match book.applications.get_mut(&application_id) {
+                Some(case) if !case.taken_up && case.state == State::Registered => {
+                    case.taken_up = true;
+                    case.application
+                }
+                _ => return,
+            }
+        };
+        let clerk = self.clone();
+        self.tasks
+            .spawn(async move { clerk.work_on(application, reply_to).await });
+    }
+
+    /// An application's life after registration: the info request, then the decision.
+    async fn work_on(&self, application: Application, to: O::Address) {
+        if application.info_request {
+            let answer = Answer::InfoRequested {
+                application_id: application.id,
+                request: INFO_REQUEST.to_owned(),
+            };
+            self.deliver(&to, answer).await;
+        }
+        if !self.wait(self.pace.decide_after).await {
+            return;
+        }
+        let verdict = if application.refusal {
+            Verdict::Refused
+        } else {
+            Verdict::Granted
+        };
+        {
+            let mut book = self.book();
+            match book.applications.get_mut(&application.id) {
+                Some(case) if case.state == State::Registered => {
+                    case.state = State::Decided(verdict);
+                }
+                _ => return,
+            }
+        }
+        tracing::info!(
+            authority = %self.authority,
+            application_id = %application.id,
+            verdict = verdict.name(),
+            "application decided"
+        );
+        let answer = Answer::Decided {
+            application_id: application.id,
+            verdict,
+            document: format!(
+                "Decision on application {}: {}.",
+                application.id,
+                verdict.name()
+            ),
+            decided_at: Utc::now(),
+        };
+        self.deliver(&to, answer).await;
+    }
+
+    /// Withdraws an application: `Some(true)` when it stops (also again), `Some(false)` when it
+    /// was decided, `None` when the clerk does not know it.
+    pub(crate) fn withdraw(&self, application_id: Uuid) -> Option<bool> {
+        let accepted = {
+            let mut book = self.book();
+            let case = book.applications.get_mut(&application_id)?;
+            match case.state {
+                State::Decided(_) => false,
+                State::Registered | State::Withdrawn => {
+                    case.state = State::Withdrawn;
+                    true
+                }
+            }
+        };
+        tracing::info!(
+            authority = %self.authority,
+            %application_id,
+            accepted,
+            "application withdrawal answered"
+        );
+        Some(accepted)
+    }
+
+    /// Receives a complaint: it is decided later, and the decision goes to `reply_to`. A repeat
+    /// does nothing.
+    pub(crate) fn receive_complaint(self: &Arc<Self>, complaint_id: Uuid, reply_to: O::Address) {
+        {
+            let mut book = self.book();
+            if book.complaints.contains_key(&complaint_id) {
+                return;
+            }
+            book.complaints
+                .insert(complaint_id, ComplaintState::Received);
+        }
+        tracing::info!(authority = %self.authority, %complaint_id, "complaint received");
+        let clerk = self.clone();
+        self.tasks
+            .spawn(async move { clerk.decide_complaint(complaint_id, reply_to).await });
+    }
+
+    async fn decide_complaint(&self, complaint_id: Uuid, to: O::Address) {
+        if !self.wait(self.pace.complaint_decide_after).await {
+            return;
+        }
+        {
+            let mut book = self.book();
+            match book.complaints.get_mut(&complaint_id) {
+                Some(state) if *state == ComplaintState::Received => {
+                    *state = ComplaintState::Decided;
+                }
+                _ => return,
+            }
+        }
+        tracing::info!(authority = %self.authority, %complaint_id, "complaint decided");
+        let answer = Answer::ComplaintDecided {
+            complaint_id,
+            document: format!("Decision on complaint {complaint_id}: the decision stands."),
+            decided_at: Utc::now(),
+        };
+        self.deliver(&to, answer).await;
+    }
+
+    /// Withdraws a complaint: as [`Self::withdraw`].
+    pub(crate) fn withdraw_complaint(&self, complaint_id: Uuid) -> Option<bool> {
+        let accepted = {
+            let mut book = self.book();
+            let state = book.complaints.get_mut(&complaint_id)?;
+            match state {
+                ComplaintState::Decided => false,
+                ComplaintState::Received | ComplaintState::Withdrawn => {
+                    *state = ComplaintState::Withdrawn;
+                    true
+                }
+            }
+        };
+        tracing::info!(
+            authority = %self.authority,
+            %complaint_id,
+            accepted,
+            "complaint withdrawal answered"
+        );
+        Some(accepted)
+    }
+
+    /// An application as the book has it now.
+    pub(crate) fn application(&self, application_id: Uuid) -> Option<Case> {
+        self.book().applications.get(&application_id).cloned()
+    }
+
+    /// A complaint's state now.
+    pub(crate) fn complaint(&self, complaint_id: Uuid) -> Option<ComplaintState> {
+        self.book().complaints.get(&complaint_id).copied()
+    }
+
+    async fn deliver(&self, to: &O::Address, answer: Answer) {
+        if let Err(e) = self.outbox.send(to, &answer).await {
+            tracing::warn!(
+                authority = %self.authority,
+                id = %answer.about(),
+                message_type = answer.message_type(),
+                error = %e,
+                "answer not delivered"
+            );
+        }
+    }
+
+    /// Sleeps unless the clerk stops first; true when the whole time passed.
+    async fn wait(&self, duration: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => true,
+            () = self.stop.cancelled() => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    /// Hands every answer to the test.
+    struct Collect(mpsc::UnboundedSender<Answer>);
+
+    impl Outbox for Collect {
+        type Address = ();
+
+        async fn send(&self, (): &(), answer: &Answer) -> anyhow::Result<()> {
+            self.0.send(answer.clone())?;
+            Ok(())
+        }
+    }
+
+    fn clerk(decide_after: Duration) -> (Arc<Clerk<Collect>>, mpsc::UnboundedReceiver<Answer>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pace = Pace {
+            decide_after,
+            complaint_decide_after: decide_after,
+        };
+        let clerk = Clerk::new(
+            "tax-ministry",
+            pace,
+            Collect(tx),
+            TaskTracker::new(),
+            CancellationToken::new(),
+        );
+        (clerk, rx)
+    }
+
+    fn form(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_form_decides_what_the_clerk_simulates() {
+        let id = Uuid::new_v4();
+        let plain = Application::new(id, &form(json!({"address": "x"})));
+        assert!(!plain.info_request && !plain.refusal);
+        let both = Application::new(
+            id,
+            &form(json!({"simulate_info_request": true, "simulate_refusal": true})),
+        );
+        assert!(both.info_request && both.refusal);
+        let not_quite = Application::new(id, &form(json!({"simulate_refusal": "true"})));
+        assert!(!not_quite.refusal, "only the JSON true counts");
+        let marked = plain.marked(&["scan-1", REFUSAL_ATTACHMENT]);
+        assert!(marked.refusal && !marked.info_request);
+        assert!(plain.marked(&[INFO_REQUEST_ATTACHMENT]).info_request);
+    }
+
+    #[tokio::test]
+    async fn an_application_is_registered_once_and_decided_once() {
+        let (clerk, mut answers) = clerk(Duration::from_millis(10));
+        let application = Application::new(
+            Uuid::new_v4(),
+            &form(json!({"simulate_info_request": true, "simulate_refusal": true})),
+        );
+        let number = clerk.register(application);
+        assert_eq!(number, "TAX-MINISTRY-000001");
+        assert_eq!(clerk.register(application), number);
+        clerk.take_up(application.id, ());
+        clerk.take_up(application.id, ());
+        let first = answers.recv().await.expect("an answer");
+        assert_eq!(first.message_type(), "authority.info_requested.v1");
+        let second = answers.recv().await.expect("an answer");
+        assert_eq!(second.to_json()["verdict"], "refused");
+        assert_eq!(
+            clerk.application(application.id).map(|c| c.state),
+            Some(State::Decided(Verdict::Refused))
+        );
+        assert_eq!(clerk.withdraw(application.id), Some(false));
+        clerk.tasks.close();
+        clerk.tasks.wait().await;
+        assert!(answers.try_recv().is_err(), "one decision, once");
+        let other = Application::new(Uuid::new_v4(), &Map::new());
+        assert_eq!(clerk.register(other), "TAX-MINISTRY-000002");
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_application_or_complaint_is_never_decided() {
+        let (clerk, mut answers) = clerk(Duration::from_millis(10));
+        let application = Application::new(Uuid::new_v4(), &Map::new());
+        clerk.register(application);
+        clerk.take_up(application.id, ());
+        assert_eq!(clerk.withdraw(application.id), Some(true));
+        assert_eq!(clerk.withdraw(application.id), Some(true), "again the same");
+        let complaint = Uuid::new_v4();
+        clerk.receive_complaint(complaint, ());
+        assert_eq!(clerk.withdraw_complaint(complaint), Some(true));
+        clerk.tasks.close();
+        clerk.tasks.wait().await;
+        assert!(answers.try_recv().is_err());
+        assert_eq!(
+            clerk.application(application.id).map(|c| c.state),
+            Some(State::Withdrawn)
+        );
+        assert_eq!(clerk.withdraw(Uuid::new_v4()), None);
+        assert_eq!(clerk.withdraw_complaint(Uuid::new_v4()), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! Authorities whose back-office is an HTTP system, end to end: the hub's bridge calls the
+//! back-office simulator, the simulator calls the hub back with signed answers, and the bridge
+//! puts them on the bus for the sagas, through the real RabbitMQ and PostgreSQL.
+
+use std::time::Duration;
+
+use contracts::Message;
+use contracts::procedure::{
+    Applicant, ApplicationAccepted, ApplicationDecided, ApplicationRegistered,
+    ApplicationWithdrawn, AssuranceLevel, AuthorityDecided, ComplaintAccepted, ComplaintDecided,
+    ComplaintVerdict, SubmitApplication, SubmitComplaint, Verdict, WithdrawApplication,
+};
+use e2e::portal::{Portal, WAIT};
+use e2e::wait_until;
+use hub::procedures::saga::ProcedureSaga;
+use serde_json::{Value, json};
+use simulators::SimKind;
+use uuid::Uuid;
+
+/// A certificate of residence from the Minsk City Executive Committee: free, substantial.
+const CEC: &str = "minsk-city-executive-committee";
+const CEC_PROCEDURE: &str = "1.3.1";
+/// A tax certificate from the Ministry of Taxes and Duties: free, substantial.
+const TAX: &str = "tax-ministry";
+const TAX_PROCEDURE: &str = "18.13";
+const APPLICANT: &str = "3270287A012PB2";
+
+fn submit(code: &str) -> SubmitApplication {
+    let form = match code {
+        CEC_PROCEDURE => json!({"address": "Minsk, Nezavisimosti 1-1", "purpose": "bank"}),
+        _ => json!({"tax_year": 2025, "purpose": "embassy"}),
+    };
+    SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: code.into(),
+        applicant: Applicant {
+            identifier: APPLICANT.into(),
+            assurance_level: AssuranceLevel::Substantial,
+        },
+        form: form.as_object().cloned().expect("object"),
+        attachments: vec!["att-1".into()],
+    }
+}
+
+/// The hub and simulators, the back-office deciding `decide_after` after registering.
+async fn portal(decide_after: Duration) -> Portal {
+    Portal::start_custom(
+        |s| {
+            s.backoffice.decide_after = decide_after;
+            s.backoffice.complaint_decide_after = decide_after;
+        },
+        |_| {},
+    )
+    .await
+}
+
+async fn state_name(portal: &Portal, id: Uuid) -> Option<String> {
+    sqlx::query_scalar("SELECT state_name FROM sagas WHERE id = $1")
+        .bind(ProcedureSaga::key(id).id)
+        .fetch_optional(&portal.env.pool)
+        .await
+        .expect("saga")
+}
+
+/// The back-office simulator's record of an application.
+async fn at_backoffice(portal: &Portal, authority: &str, id: Uuid) -> Value {
+    let url = portal
+        .sims
+        .operator_url(SimKind::BackOffice)
+        .expect("the back-office simulator")
+        .join(&format!("sim/backoffice/{authority}/applications/{id}"))
+        .expect("URL");
+    let r = reqwest::get(url).await.expect("the simulator answers");
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return Value::Null;
+    }
+    r.json().await.expect("JSON")
+}
+
+/// Posts a back-office answer to the hub's callback as `authority`, signed with `secret`.
+async fn call_back(
+    portal: &Portal,
+    authority: &str,
+    message_type: &str,
+    body: &Value,
+    secret: &[u8],
+) -> reqwest::StatusCode {
+    let body = serde_json::to_vec(body).expect("JSON");
+    let url = portal
+        .integrations
+        .callback_url
+        .join(&format!("callbacks/authority/{authority}/{message_type}"))
+        .expect("URL");
+    reqwest::Client::new()
+        .post(url)
+        .header(
+            adapters::backoffice::AUTHORITY_SIGNATURE_HEADER,
+            adapters::backoffice::sign(secret, &body),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the hub answers")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_authority_registers_and_decides_through_the_bridge() {
+    let mut portal = portal(Duration::from_millis(300)).await;
+    let app = submit(CEC_PROCEDURE);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    assert_eq!(accepted.amount_kopecks, 0);
+    let registered: ApplicationRegistered = portal.event(&id).await;
+    let decided: ApplicationDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, Verdict::Granted);
+    assert!(decided.document.contains(&id), "{}", decided.document);
+    assert_eq!(
+        state_name(&portal, app.application_id).await.as_deref(),
+        Some("decided")
+    );
+    // The back-office holds the same application, under the number the person was told.
+    let record = at_backoffice(&portal, CEC, app.application_id).await;
+    assert_eq!(
+        record["registration_number"].as_str(),
+        Some(registered.registration_number.as_str())
+    );
+    assert_eq!(record["state"], "decided");
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_office_answers_only_for_its_own_applications_and_only_signed() {
+    let mut portal = portal(Duration::from_secs(600)).await;
+    let app = submit(TAX_PROCEDURE);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let _: ApplicationRegistered = portal.event(&id).await;
+    let secret = simulators::SimConfig::default()
+        .backoffice
+        .secret
+        .into_bytes();
+    let decision = json!(AuthorityDecided {
+        application_id: app.application_id,
+        verdict: Verdict::Refused,
+        document: "Refused by someone else.".into(),
+        decided_at: chrono::Utc::now(),
+    });
+    let decided = AuthorityDecided::TYPE.to_string();
+    // Another authority (with a valid signature of its own) may not decide it.
+    assert_eq!(
+        call_back(&portal, CEC, &decided, &decision, &secret).await,
+        reqwest::StatusCode::FORBIDDEN
+    );
+    // Nor may anyone without the authority's signature.
+    assert_eq!(
+        call_back(&portal, TAX, &decided, &decision, b"not the secret").await,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    // Nor an authority the hub does not call over HTTP, nor an unknown message type.
+    assert_eq!(
+        call_back(&portal, "fszn", &decided, &decision, &secret).await,
+        reqwest::StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call_back(&portal, TAX, "authority.registered.v1", &decision, &secret).await,
+        reqwest::StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        state_name(&portal, app.application_id).await.as_deref(),
+        Some("registered"),
+        "no refused answer touched the application"
+    );
+    // The owner's signed answer is taken, once, even when sent twice.
+    for _ in 0..2 {
+        assert_eq!(
+            call_back(&portal, TAX, &decided, &decision, &secret).await,
+            reqwest::StatusCode::OK
+        );
+    }
+    let event: ApplicationDecided = portal.event(&id).await;
+    assert_eq!(event.verdict, Verdict::Refused);
+    wait_until(WAIT, "the application decided", || async {
+        (state_name(&portal, app.application_id).await.as_deref() == Some("decided")).then_some(())
+    })
+    .await;
+    portal.stop().await;
+    assert_eq!(portal.events_so_far::<ApplicationDecided>(&id).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_at_an_http_authority_is_withdrawn_there() {
+    let mut portal = portal(Duration::from_secs(600)).await;
+    let app = submit(TAX_PROCEDURE);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let _: ApplicationRegistered = portal.event(&id).await;
+    portal
+        .env
+        .send(&WithdrawApplication {
+            application_id: app.application_id,
+        })
+        .await;
+    let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
+    assert_eq!(withdrawn.refund_due_kopecks, 0);
+    let record = at_backoffice(&portal, TAX, app.application_id).await;
+    assert_eq!(record["state"], "withdrawn", "{record}");
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_is_heard_by_the_http_authority_that_decided() {
+    let mut portal = portal(Duration::from_millis(300)).await;
+    let app = submit(CEC_PROCEDURE);
+    portal.env.send(&app).await;
+    let _: ApplicationDecided = portal.event(&app.application_id.to_string()).await;
+    let complaint = SubmitComplaint {
+        complaint_id: Uuid::new_v4(),
+        application_id: app.application_id,
+        applicant_identifier: APPLICANT.into(),
+        text: "The certificate has the wrong flat number.".into(),
+    };
+    let id = complaint.complaint_id.to_string();
+    portal.env.send(&complaint).await;
+    let accepted: ComplaintAccepted = portal.event(&id).await;
+    assert_eq!(accepted.authority, CEC);
+    let decided: ComplaintDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, ComplaintVerdict::Dismissed);
+    portal.stop().await;
+}
