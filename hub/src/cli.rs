@@ -67,12 +67,18 @@ enum Command {
     /// Declare the broker topology of the namespace and print it.
     #[command(
         after_help = "Examples:\n  hub topology\n  hub topology --dry-run --json\n  \
-                            HUB_NAMESPACE=staging hub topology"
+                            HUB_NAMESPACE=staging hub topology\n  \
+                            hub topology --agency-users > agency-users.sh"
     )]
     Topology {
         /// Print the declarations without connecting to the broker.
         #[arg(long)]
         dry_run: bool,
+        /// Print, without connecting, the `rabbitmqctl` commands that create each authority's
+        /// broker user with the least permissions it needs (for the broker's administrators;
+        /// replace the PASSWORD_OF_* placeholders).
+        #[arg(long, conflicts_with_all = ["dry_run", "json"])]
+        agency_users: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -180,12 +186,22 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             println!("database is at the latest schema ({applied} migrations)");
             Ok(())
         }
-        Command::Topology { dry_run, json } => {
-            let queues = build(&integrations)?
-                .registrations
-                .into_iter()
-                .map(|r| r.queue)
-                .collect();
+        Command::Topology {
+            dry_run,
+            json,
+            agency_users,
+        } => {
+            if agency_users {
+                let catalogue = crate::procedures::catalogue::Catalogue::embedded()?;
+                let vhost = broker::vhost(&config.amqp_url);
+                for command in crate::agency::rabbitmqctl_commands(&catalogue, &vhost) {
+                    let words: Vec<String> = command.iter().map(|w| shell_quote(w)).collect();
+                    println!("rabbitmqctl {}", words.join(" "));
+                }
+                return Ok(());
+            }
+            // Every queue of the plan, the ones others consume (authorities') too.
+            let queues = build(&integrations)?.queues();
             let topology = app::topology(&config, queues)?;
             if !dry_run {
                 let token = CancellationToken::new();
@@ -213,6 +229,19 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// A word as a POSIX shell reads it back: bare when it is plain, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 

@@ -563,19 +563,7 @@ fn start_bus_authorities(
         Ok(c) => c,
         Err(e) => return Some(e.to_string()),
     };
-    let vhost = url::Url::parse(&config.amqp_url)
-        .ok()
-        .map(|u| {
-            let path = u.path().trim_start_matches('/');
-            if path.is_empty() {
-                "/".to_owned()
-            } else {
-                percent_encoding::percent_decode_str(path)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            }
-        })
-        .unwrap_or_else(|| "/".to_owned());
+    let vhost = broker::vhost(&config.amqp_url);
     let mut configs = Vec::new();
     for id in procedures::QUEUE_AUTHORITIES {
         let Some(user) = catalogue.authority(id).and_then(|a| a.broker_user()) else {
@@ -592,7 +580,7 @@ fn start_bus_authorities(
             return Some(format!(
                 "the broker user {user} could not be created ({e:#}); run the demo where \
                  rabbitmqctl may administer the broker, or create the users with the commands \
-                 of README \"Agencies on the bus\""
+                 of `hub topology --agency-users`"
             ));
         }
         let Ok(mut url) = url::Url::parse(&config.amqp_url) else {

@@ -30,6 +30,23 @@ pub fn broker_user(amqp_url: &str) -> String {
         )
 }
 
+/// The virtual host an AMQP URL names: its path, decoded (`%2f` is `/`), or `/` when it names
+/// none.
+pub fn vhost(amqp_url: &str) -> String {
+    url::Url::parse(amqp_url)
+        .ok()
+        .map(|u| u.path().trim_start_matches('/').to_owned())
+        .filter(|p| !p.is_empty())
+        .map_or_else(
+            || "/".to_owned(),
+            |p| {
+                percent_encoding::percent_decode_str(&p)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            },
+        )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -37,5 +54,8 @@ mod tests {
         assert_eq!(super::broker_user("amqp://hub:pw@h:5672/%2f"), "hub");
         assert_eq!(super::broker_user("amqp://a%40b:pw@h/%2f"), "a@b");
         assert_eq!(super::broker_user("amqp://h:5672/%2f"), "guest");
+        assert_eq!(super::vhost("amqp://h:5672/%2f"), "/");
+        assert_eq!(super::vhost("amqp://h:5672"), "/");
+        assert_eq!(super::vhost("amqp://h:5672/staging"), "staging");
     }
 }

@@ -1,0 +1,49 @@
+//! The command line as operators and the broker's administrators use it.
+
+use std::process::Command;
+
+fn hub(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the hub binary runs")
+}
+
+#[test]
+fn agency_users_are_printed_as_rabbitmqctl_commands_with_least_privilege() {
+    let out = hub(&["topology", "--agency-users"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Each queue authority of the catalogue: a user, and permissions on its own queue only.
+    assert!(
+        stdout.contains("rabbitmqctl add_user authority-fszn PASSWORD_OF_AUTHORITY_FSZN"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            r"rabbitmqctl set_permissions -p / authority-fszn '^$' '^[a-z0-9_-]+\.bus$' '^[a-z0-9_-]+\.authority\.fszn$'"
+        ),
+        "{stdout}"
+    );
+    // Authorities with an HTTP back-office have no broker user.
+    assert!(!stdout.contains("tax-ministry"), "{stdout}");
+}
+
+#[test]
+fn the_dry_run_topology_lists_the_authorities_queues() {
+    let out = hub(&["topology", "--dry-run", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Consumed by the authority itself (on the bus) or by the hub's bridge (HTTP).
+    assert!(text.contains("hub.authority.fszn"), "{text}");
+    assert!(text.contains("hub.authority.tax-ministry"), "{text}");
+}
