@@ -5,8 +5,10 @@
 //! failure into what the runtime should do about it, and one policy of quick in-process retries.
 
 pub mod backoffice;
+pub mod email;
 pub mod erip;
 pub mod failure;
+pub mod gossuok;
 pub mod mvd;
 mod signature;
 pub mod sms;

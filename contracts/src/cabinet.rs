@@ -125,6 +125,43 @@ pub enum CabinetOutcome {
     WrongCode,
     /// There is no valid recovery code (expired, used up, or never sent).
     CodeExpired,
+    /// The registration form breaks the rules.
+    InvalidForm {
+        /// What is wrong, one entry per problem (`email: ...`, `password: ...`).
+        problems: Vec<String>,
+    },
+    /// Registration by e-mail: the activation link went to the address (or, if the address is
+    /// registered already, a note saying so: the portal cannot tell which, on purpose).
+    ActivationSent,
+    /// The activation link is unknown, used, or expired: register again.
+    ActivationInvalid,
+    /// The e-mail account exists but its activation link was not followed yet.
+    NotActivated,
+    /// A challenge to sign with the EDS key: sign the base64-decoded `to_sign` and send it
+    /// back with `nonce` before `expires_at`.
+    EdsChallenge {
+        /// The challenge's nonce (hex).
+        nonce: String,
+        /// The bytes to sign, base64.
+        to_sign: String,
+        /// When it stops being accepted.
+        expires_at: DateTime<Utc>,
+    },
+    /// The EDS proof was refused; `reason` is one of `malformed`, `bad_signature`,
+    /// `untrusted_chain`, `expired`, `not_yet_valid`, `revoked`, `wrong_key_usage`,
+    /// `unsupported_algorithm`, `challenge_expired`, `challenge_unknown` (also a replayed one).
+    EdsRefused {
+        /// Why.
+        reason: String,
+    },
+    /// The certificate's status could not be learned (the CA is unreachable): nothing was
+    /// decided; try again later.
+    TryLater {
+        /// What could not be checked.
+        reason: String,
+    },
+    /// A valid EDS whose holder has no portal account: register by EDS first.
+    NotRegistered,
 }
 
 /// `cabinet.reply.v1`: the answer to every cabinet request.

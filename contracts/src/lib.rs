@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod mvd;
 pub mod person;
 pub mod procedure;
+pub mod registration;
 pub mod registry;
 pub mod sealed;
 pub mod sms;
@@ -34,6 +35,9 @@ pub const SENSITIVE_TYPES: &[MessageType] = &[
     cabinet::ChangePassword::TYPE,
     cabinet::CompleteRecovery::TYPE,
     cabinet::BlockSelf::TYPE,
+    registration::RegisterByEmail::TYPE,
+    registration::ActivateEmail::TYPE,
+    registration::LogInByEmail::TYPE,
 ];
 
 /// Whether a message of type `message_type` (`name.vN`) carries a secret in its body.

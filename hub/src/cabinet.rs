@@ -180,9 +180,20 @@ fn normalise(identifier: &str) -> String {
     identifier.trim().to_uppercase()
 }
 
-impl Cabinet {
+/// The doubling lock-out after repeated failed logins, per login name (`login_throttle`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Throttle {
+    /// Failures answered plainly; the next one starts a lock-out.
+    pub(crate) free_failures: i32,
+    /// The first lock-out; each further failure doubles it.
+    pub(crate) first_lockout: Duration,
+    /// The longest lock-out.
+    pub(crate) max_lockout: Duration,
+}
+
+impl Throttle {
     /// Locks the throttle row; returns the lock-out end if attempts are locked out now.
-    async fn locked(
+    pub(crate) async fn locked(
         &self,
         conn: &mut PgConnection,
         id: &str,
@@ -201,7 +212,7 @@ impl Cabinet {
     }
 
     /// Counts a failure; the answer is `wrong` unless this failure starts a lock-out.
-    async fn fail(
+    pub(crate) async fn fail(
         &self,
         conn: &mut PgConnection,
         id: &str,
@@ -214,16 +225,15 @@ impl Cabinet {
         .bind(id)
         .fetch_one(&mut *conn)
         .await?;
-        let over = failures - self.settings.free_failures;
+        let over = failures - self.free_failures;
         if over <= 0 {
             return Ok(wrong);
         }
         let factor = 2u32.saturating_pow((over - 1).unsigned_abs().min(20));
         let lockout = self
-            .settings
             .first_lockout
             .saturating_mul(factor)
-            .min(self.settings.max_lockout);
+            .min(self.max_lockout);
         let until = Utc::now() + lockout;
         sqlx::query("UPDATE login_throttle SET locked_until = $2 WHERE identifier = $1")
             .bind(id)
@@ -233,7 +243,11 @@ impl Cabinet {
         Ok(CabinetOutcome::LockedOut { until })
     }
 
-    async fn succeed(&self, conn: &mut PgConnection, id: &str) -> Result<(), sqlx::Error> {
+    pub(crate) async fn succeed(
+        &self,
+        conn: &mut PgConnection,
+        id: &str,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE login_throttle SET failures = 0, locked_until = NULL, updated_at = now()
              WHERE identifier = $1",
@@ -242,6 +256,16 @@ impl Cabinet {
         .execute(&mut *conn)
         .await
         .map(|_| ())
+    }
+}
+
+impl Cabinet {
+    fn throttle(&self) -> Throttle {
+        Throttle {
+            free_failures: self.settings.free_failures,
+            first_lockout: self.settings.first_lockout,
+            max_lockout: self.settings.max_lockout,
+        }
     }
 
     async fn account(
@@ -273,7 +297,7 @@ impl Cabinet {
         id: &str,
         password: &str,
     ) -> Result<Result<Account, CabinetOutcome>, sqlx::Error> {
-        if let Some(until) = self.locked(conn, id).await? {
+        if let Some(until) = self.throttle().locked(conn, id).await? {
             return Ok(Err(CabinetOutcome::LockedOut { until }));
         }
         let account = self.account(conn, id).await?;
@@ -282,10 +306,11 @@ impl Cabinet {
             .is_some_and(|a| verify_secret(password, &a.password_hash));
         let Some(account) = account.filter(|_| holds) else {
             return Ok(Err(self
+                .throttle()
                 .fail(conn, id, CabinetOutcome::WrongCredentials)
                 .await?));
         };
-        self.succeed(conn, id).await?;
+        self.throttle().succeed(conn, id).await?;
         if account.blocked {
             return Ok(Err(CabinetOutcome::Blocked));
         }
@@ -407,7 +432,7 @@ impl Cabinet {
         r: &CompleteRecovery,
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
-        if let Some(until) = self.locked(conn, &id).await? {
+        if let Some(until) = self.throttle().locked(conn, &id).await? {
             return Ok(CabinetOutcome::LockedOut { until });
         }
         let row: Option<(String, DateTime<Utc>, i32)> = sqlx::query_as(
@@ -429,7 +454,10 @@ impl Cabinet {
             .bind(&id)
             .execute(&mut *conn)
             .await?;
-            return self.fail(conn, &id, CabinetOutcome::WrongCode).await;
+            return self
+                .throttle()
+                .fail(conn, &id, CabinetOutcome::WrongCode)
+                .await;
         }
         let problems = password_problems(&r.new_password, &id, None);
         if !problems.is_empty() {
@@ -440,7 +468,7 @@ impl Cabinet {
             .bind(&id)
             .execute(&mut *conn)
             .await?;
-        self.succeed(conn, &id).await?;
+        self.throttle().succeed(conn, &id).await?;
         event(conn, &id, "password_recovered").await?;
         Ok(ok())
     }

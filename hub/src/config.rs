@@ -154,6 +154,45 @@ pub struct IntegrationConfig {
     #[arg(long, env = "HUB_TEMP_PASSWORD_TTL", default_value = "72h", value_parser = parse_duration)]
     pub temp_password_ttl: Duration,
 
+    /// The portal's mail server, `smtp://host:port` (or `smtps://user:password@host`).
+    #[arg(
+        long,
+        env = "HUB_SMTP_URL",
+        default_value = "smtp://127.0.0.1:2525",
+        hide_env_values = true
+    )]
+    pub smtp_url: url::Url,
+
+    /// The sender of the portal's e-mails.
+    #[arg(
+        long,
+        env = "HUB_EMAIL_FROM",
+        default_value = "E-Services Portal <noreply@portal.example.by>"
+    )]
+    pub email_from: String,
+
+    /// The portal's public address: activation links point at `<it>activate?token=...`.
+    #[arg(long, env = "HUB_PORTAL_URL", default_value = "http://127.0.0.1:8080/")]
+    pub portal_url: url::Url,
+
+    /// GosSUOK, the state PKI: CRLs and certificate status.
+    #[arg(
+        long,
+        env = "HUB_GOSSUOK_URL",
+        default_value = "http://127.0.0.1:8141/"
+    )]
+    pub gossuok_url: url::Url,
+
+    /// Files with the trusted root certificates of EDS chains (DER or PEM), comma separated:
+    /// the real KUC/RUC roots in production. None: EDS proofs are refused as `untrusted_chain`
+    /// (with a warning at start).
+    #[arg(long, env = "HUB_EDS_TRUSTED_ROOTS", value_delimiter = ',')]
+    pub eds_trusted_root_files: Vec<std::path::PathBuf>,
+
+    /// Trusted roots given in code (the demo and the tests take the simulator's), DER.
+    #[arg(skip)]
+    pub eds_trusted_roots: Vec<Vec<u8>>,
+
     /// The settings the catalogue's HTTP authorities name (`base_url_key`, `secret_key`, e.g.
     /// `HUB_AUTHORITY_TAX_MINISTRY_URL`). A key not given here is read from the environment;
     /// unset there too, the URL is the back-office simulator's
@@ -167,6 +206,23 @@ pub struct IntegrationConfig {
 pub const DEV_BACKOFFICE_SECRET: &str = "backoffice-dev-secret";
 
 impl IntegrationConfig {
+    /// Every trusted EDS root, DER: the files read (PEM converted) and the ones given in code.
+    pub fn eds_roots(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let mut roots = self.eds_trusted_roots.clone();
+        for path in &self.eds_trusted_root_files {
+            let bytes = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("HUB_EDS_TRUSTED_ROOTS: cannot read {}: {e}", path.display())
+            })?;
+            roots.push(pem_or_der(&bytes).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "HUB_EDS_TRUSTED_ROOTS: {} is neither DER nor a PEM certificate",
+                    path.display()
+                )
+            })?);
+        }
+        Ok(roots)
+    }
+
     /// The value of a setting the catalogue names: given in `authority_settings`, else from the
     /// environment.
     pub fn authority_setting(&self, key: &str) -> Option<String> {
@@ -212,6 +268,24 @@ impl std::fmt::Debug for IntegrationConfig {
             .field("seal_key", &self.seal_key.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
+}
+
+/// The DER inside a PEM certificate, or the bytes themselves when they look like DER.
+fn pem_or_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    if bytes.first() == Some(&0x30) {
+        return Some(bytes.to_vec());
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let body = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)?
+        .split("-----END CERTIFICATE-----")
+        .next()?;
+    let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 /// Retry tier delays.

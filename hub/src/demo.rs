@@ -271,6 +271,14 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         erip_secret,
         payment_ttl: Duration::from_secs(3600),
         authority_settings: backoffice_settings(&url(SimKind::BackOffice)?, &backoffice_secret)?,
+        smtp_url: sims
+            .email_smtp_url()
+            .context("the e-mail simulator did not start")?,
+        email_from: "E-Services Portal <noreply@portal.example.by>".into(),
+        portal_url: "http://127.0.0.1:8080/".parse()?,
+        gossuok_url: url(SimKind::Gossuok)?,
+        eds_trusted_root_files: Vec::new(),
+        eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
     };
     let plan = crate::services::plan(&integrations)?;
     let topology = app::topology(&hub_config, plan.queues())?;
@@ -515,6 +523,13 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     drop_database(&config.database_url, &format!("hub_demo_{suffix}")).await;
     report.total_ms = started_at.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// The GosSUOK simulator's root certificate (DER): the demo's EDS trust anchor.
+async fn gossuok_root(gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
+    let r = reqwest::get(gossuok.join("ca/root.der")?).await?;
+    anyhow::ensure!(r.status().is_success(), "GosSUOK root: {}", r.status());
+    Ok(r.bytes().await?.to_vec())
 }
 
 /// How long the simulated authorities take to decide.

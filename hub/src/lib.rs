@@ -13,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod procedures;
+pub mod registration;
 pub mod registry;
 pub mod sagas;
 pub mod secrets;

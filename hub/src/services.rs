@@ -22,11 +22,14 @@ use crate::registry::{self, Registry};
 use crate::sagas::issuance::{self, IssuanceSaga, IssuanceSettings};
 use crate::secrets::Sealer;
 use crate::workers::backoffice::{self as backoffice_worker, BackOfficeWorker};
+use crate::workers::email::{self as email_worker, EmailWorker};
 use crate::workers::erip::{self as erip_worker, EripWorker};
 use crate::workers::mvd::{self as mvd_worker, MvdWorker};
 use crate::workers::sms::{self as sms_worker, SmsWorker};
 use adapters::backoffice::BackOfficeClient;
+use adapters::email::{EmailClient, EmailConfig};
 use adapters::erip::EripClient;
+use adapters::gossuok::{Checker, GosSuokClient, Validator};
 
 /// Everything `hub run` runs.
 pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
@@ -100,7 +103,59 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         }
     }
     let cabinet = Cabinet::new(sealer.clone(), CabinetSettings::default());
+    let email = EmailClient::new(EmailConfig {
+        smtp_url: config.smtp_url.clone(),
+        from: config.email_from.clone(),
+        timeout: config.http_timeout,
+    })
+    .map_err(|f| anyhow::anyhow!("HUB_SMTP_URL / HUB_EMAIL_FROM: {}", f.reason))?;
+    let portal_url = config.portal_url.clone();
+    let roots = config.eds_roots()?;
+    let eds = if roots.is_empty() {
+        tracing::warn!(
+            "no trusted EDS root (HUB_EDS_TRUSTED_ROOTS): EDS logins and registrations are refused"
+        );
+        None
+    } else {
+        let validator = Validator::new(&roots)
+            .map_err(|f| anyhow::anyhow!("HUB_EDS_TRUSTED_ROOTS: {}", f.reason))?;
+        let client = GosSuokClient::new(config.gossuok_url.clone(), config.http_timeout);
+        Some(Arc::new(Checker::new(validator, client)))
+    };
     let mut registrations = vec![
+        Registration {
+            queue: crate::registration::queue_spec(),
+            factory: Box::new({
+                let sealer = sealer.clone();
+                move |ctx| {
+                    Arc::new(ServiceRunner::new(
+                        crate::registration::Registration::new(
+                            sealer.clone(),
+                            crate::registration::RegistrationSettings::default(),
+                            ctx.pool.clone(),
+                            eds.clone(),
+                        ),
+                        ctx.pool.clone(),
+                        ctx.topology.clone(),
+                        &ctx.app_id,
+                    ))
+                }
+            }),
+        },
+        Registration {
+            queue: email_worker::queue_spec(),
+            factory: Box::new({
+                let sealer = sealer.clone();
+                move |ctx| {
+                    Arc::new(ServiceRunner::new(
+                        EmailWorker::new(email.clone(), sealer.clone(), portal_url.clone()),
+                        ctx.pool.clone(),
+                        ctx.topology.clone(),
+                        &ctx.app_id,
+                    ))
+                }
+            }),
+        },
         Registration {
             queue: complaint::queue_spec(),
             factory: Box::new({

@@ -3,6 +3,9 @@
 //! (see README.md for the HTTP API they speak), and an authority's back-office on the hub's
 //! queue ([`authority`]). Both back-offices share one clerk, so they decide alike.
 //!
+//! GosSUOK, the state PKI, is simulated with a test CA doing real bign cryptography; the CA is
+//! public ([`gossuok::ca::TestCa`]) so that validators can be tested against it without HTTP.
+//!
 //! They exist so that the whole portal runs on one machine and integrators can test without the
 //! real systems. Each simulator speaks its system's own wire format with its own types — it
 //! deliberately shares nothing with the `adapters` crate, so a mismatch between an adapter and
@@ -27,9 +30,11 @@ pub mod authority;
 mod backoffice;
 mod clerk;
 pub use clerk::{INFO_REQUEST_ATTACHMENT, REFUSAL_ATTACHMENT};
+mod email;
 mod erip;
 mod error;
 mod faults;
+pub mod gossuok;
 mod idempotency;
 mod idnumber;
 mod msisdn;
@@ -53,17 +58,23 @@ pub enum SimKind {
     /// The HTTP back-offices of the authorities (one server, an authority per path prefix).
     #[value(name = "backoffice")]
     BackOffice,
+    /// The portal's mail relay: an SMTP sink with an HTTP inbox.
+    Email,
+    /// GosSUOK, the state PKI: CA certificates, CRLs, certificate status, persons' key tokens.
+    Gossuok,
 }
 
 impl SimKind {
     /// Every simulator, in start order.
-    pub const ALL: [SimKind; 6] = [
+    pub const ALL: [SimKind; 8] = [
         SimKind::Mvd,
         SimKind::A1,
         SimKind::Mts,
         SimKind::Life,
         SimKind::Erip,
         SimKind::BackOffice,
+        SimKind::Email,
+        SimKind::Gossuok,
     ];
 
     /// The lower-case name used on the command line, in URLs and in logs (`mvd`, `a1`, ...).
@@ -75,6 +86,8 @@ impl SimKind {
             SimKind::Life => "life",
             SimKind::Erip => "erip",
             SimKind::BackOffice => "backoffice",
+            SimKind::Email => "email",
+            SimKind::Gossuok => "gossuok",
         }
     }
 
@@ -92,7 +105,9 @@ impl fmt::Display for SimKind {
 
 /// The error of parsing a [`SimKind`] from a string that names no simulator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown simulator {0:?}; expected one of mvd, a1, mts, life, erip, backoffice")]
+#[error(
+    "unknown simulator {0:?}; expected one of mvd, a1, mts, life, erip, backoffice, email, gossuok"
+)]
 pub struct UnknownSimKind(pub String);
 
 impl FromStr for SimKind {
@@ -122,6 +137,12 @@ pub struct Ports {
     pub erip: u16,
     /// The authorities' HTTP back-offices (default 8131).
     pub backoffice: u16,
+    /// The e-mail simulator's HTTP inbox (default 8151).
+    pub email: u16,
+    /// The e-mail simulator's SMTP sink (default 2525).
+    pub email_smtp: u16,
+    /// GosSUOK, the state PKI (default 8141).
+    pub gossuok: u16,
 }
 
 impl Ports {
@@ -133,9 +154,12 @@ impl Ports {
         life: 0,
         erip: 0,
         backoffice: 0,
+        email: 0,
+        email_smtp: 0,
+        gossuok: 0,
     };
 
-    /// The port of one simulator.
+    /// The (HTTP) port of one simulator.
     pub fn get(&self, kind: SimKind) -> u16 {
         match kind {
             SimKind::Mvd => self.mvd,
@@ -144,6 +168,8 @@ impl Ports {
             SimKind::Life => self.life,
             SimKind::Erip => self.erip,
             SimKind::BackOffice => self.backoffice,
+            SimKind::Email => self.email,
+            SimKind::Gossuok => self.gossuok,
         }
     }
 }
@@ -157,6 +183,9 @@ impl Default for Ports {
             life: 8113,
             erip: 8121,
             backoffice: 8131,
+            email: 8151,
+            email_smtp: 2525,
+            gossuok: 8141,
         }
     }
 }
@@ -201,12 +230,30 @@ impl Default for BackOfficeSimConfig {
     }
 }
 
+/// How the simulated GosSUOK behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossuokSimConfig {
+    /// How long each CRL is valid: its nextUpdate is its thisUpdate (the moment it is fetched)
+    /// plus this. At most 365 days.
+    pub crl_validity: Duration,
+}
+
+impl Default for GossuokSimConfig {
+    /// CRLs valid for 10 minutes.
+    fn default() -> Self {
+        GossuokSimConfig {
+            crl_validity: Duration::from_secs(600),
+        }
+    }
+}
+
 /// What to start and how.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SimConfig {
     /// The address every simulator listens on.
     pub bind: IpAddr,
-    /// The seed of the MVD population (the same seed gives the same persons).
+    /// The seed of the MVD population and of GosSUOK's CA (the same seed gives the same persons
+    /// and the same CA).
     pub seed: u64,
     /// How many persons the MVD registry holds.
     pub population: usize,
@@ -219,6 +266,8 @@ pub struct SimConfig {
     pub erip_secret: String,
     /// The HTTP back-offices.
     pub backoffice: BackOfficeSimConfig,
+    /// GosSUOK.
+    pub gossuok: GossuokSimConfig,
 }
 
 impl fmt::Debug for SimConfig {
@@ -232,13 +281,15 @@ impl fmt::Debug for SimConfig {
             .field("ports", &self.ports)
             .field("erip_secret", &"<redacted>")
             .field("backoffice", &self.backoffice)
+            .field("gossuok", &self.gossuok)
             .finish()
     }
 }
 
 impl Default for SimConfig {
     /// 127.0.0.1, seed 42, 5000 persons, every simulator on its default port, ERIP secret
-    /// [`DEFAULT_ERIP_SECRET`], the back-offices' defaults ([`BackOfficeSimConfig::default`]).
+    /// [`DEFAULT_ERIP_SECRET`], the back-offices' defaults ([`BackOfficeSimConfig::default`]),
+    /// GosSUOK's ([`GossuokSimConfig::default`]).
     fn default() -> Self {
         SimConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -248,6 +299,7 @@ impl Default for SimConfig {
             ports: Ports::default(),
             erip_secret: DEFAULT_ERIP_SECRET.to_owned(),
             backoffice: BackOfficeSimConfig::default(),
+            gossuok: GossuokSimConfig::default(),
         }
     }
 }
@@ -280,7 +332,7 @@ impl SimConfig {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "cannot listen on {addr} for the {kind} simulator: {io}; choose another port with \
-     --{kind}-port <port>, or --{kind}-port 0 for any free port"
+     {option} <port>, or {option} 0 for any free port"
 )]
 pub struct BindError {
     /// The simulator that could not start.
@@ -289,6 +341,9 @@ pub struct BindError {
     pub addr: SocketAddr,
     /// What the OS said.
     pub io: std::io::Error,
+    /// The command-line option that sets this port (`--a1-port`; `--email-smtp-port` for the
+    /// e-mail simulator's second listener).
+    pub option: String,
 }
 
 /// Simulators started by [`start`]: their base URLs (ending in `/`) and their tasks.
@@ -307,6 +362,12 @@ pub struct RunningSims {
     /// The HTTP back-offices' server URL, if started; an authority's base URL is under it
     /// ([`RunningSims::backoffice_url`]).
     pub backoffice: Option<Url>,
+    /// The e-mail simulator's inbox (HTTP) base URL, if started; its SMTP sink is at
+    /// [`RunningSims::email_smtp_url`].
+    pub email: Option<Url>,
+    email_smtp: Option<Url>,
+    /// GosSUOK's base URL, if started.
+    pub gossuok: Option<Url>,
     tasks: TaskTracker,
 }
 
@@ -321,7 +382,14 @@ impl RunningSims {
             SimKind::Life => self.life.as_ref(),
             SimKind::Erip => self.erip.as_ref(),
             SimKind::BackOffice => self.backoffice.as_ref(),
+            SimKind::Email => self.email.as_ref(),
+            SimKind::Gossuok => self.gossuok.as_ref(),
         }
+    }
+
+    /// The e-mail simulator's SMTP sink (`smtp://127.0.0.1:2525`), if it was started.
+    pub fn email_smtp_url(&self) -> Option<Url> {
+        self.email_smtp.clone()
     }
 
     /// The base URL of one authority's HTTP back-office (`http://127.0.0.1:8131/tax-ministry/`),
@@ -356,14 +424,35 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         // An empty key signs nothing anyone could not forge.
         anyhow::bail!("the back-office secret is empty; give one with --backoffice-secret");
     }
+    if kinds.contains(&SimKind::Gossuok) && config.gossuok.crl_validity > gossuok::MAX_CRL_VALIDITY
+    {
+        anyhow::bail!(
+            "GosSUOK's CRL validity is over 365 days; give less with --gossuok-crl-validity-secs"
+        );
+    }
 
     let mut listeners = Vec::with_capacity(kinds.len());
     for kind in kinds {
         let addr = SocketAddr::new(config.bind, config.ports.get(kind));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|io| BindError { kind, addr, io })?;
+        let listener = TcpListener::bind(addr).await.map_err(|io| BindError {
+            kind,
+            addr,
+            io,
+            option: format!("--{kind}-port"),
+        })?;
         listeners.push((kind, listener));
+    }
+    // The e-mail simulator's second listener, bound with the others.
+    let mut email_smtp = None;
+    if listeners.iter().any(|(kind, _)| *kind == SimKind::Email) {
+        let addr = SocketAddr::new(config.bind, config.ports.email_smtp);
+        let listener = TcpListener::bind(addr).await.map_err(|io| BindError {
+            kind: SimKind::Email,
+            addr,
+            io,
+            option: "--email-smtp-port".to_owned(),
+        })?;
+        email_smtp = Some(listener);
     }
 
     let tasks = TaskTracker::new();
@@ -382,6 +471,9 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         life: None,
         erip: None,
         backoffice: None,
+        email: None,
+        email_smtp: None,
+        gossuok: None,
         tasks: tasks.clone(),
     };
     for (kind, listener) in listeners {
@@ -391,6 +483,24 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         let url = base_url(local)?;
         let ctx = server::SimContext::new(kind, shutdown.clone());
         let router = match (kind, msisdn::Operator::from_kind(kind)) {
+            (SimKind::Email, _) => {
+                let smtp = email_smtp
+                    .take()
+                    .context("the e-mail simulator's SMTP listener is missing")?;
+                let smtp_local = smtp
+                    .local_addr()
+                    .context("reading the address of the e-mail simulator's SMTP sink")?;
+                let smtp_url = base_url(smtp_local)?;
+                let smtp_url = Url::parse(&format!(
+                    "smtp://{}:{}",
+                    smtp_url.host_str().unwrap_or("127.0.0.1"),
+                    smtp_local.port()
+                ))
+                .context("building the SMTP URL of the e-mail simulator")?;
+                tracing::info!(simulator = %kind, url = %smtp_url, "SMTP sink listening");
+                running.email_smtp = Some(smtp_url);
+                email::start(ctx, smtp, &tasks)
+            }
             (SimKind::BackOffice, _) => backoffice::router(
                 ctx,
                 backoffice::Deps {
@@ -401,6 +511,18 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
                         decide_after: config.backoffice.decide_after,
                         complaint_decide_after: config.backoffice.complaint_decide_after,
                     },
+                },
+            ),
+            (SimKind::Gossuok, _) => gossuok::router(
+                ctx,
+                gossuok::Deps {
+                    ca: gossuok::ca::TestCa::new(config.seed),
+                    population: mvd::population::generate(
+                        config.seed,
+                        config.population,
+                        chrono::Utc::now().date_naive(),
+                    ),
+                    crl_validity: config.gossuok.crl_validity,
                 },
             ),
             (SimKind::Erip, _) => erip::router(
@@ -435,6 +557,8 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             SimKind::Life => running.life = Some(url),
             SimKind::Erip => running.erip = Some(url),
             SimKind::BackOffice => running.backoffice = Some(url),
+            SimKind::Email => running.email = Some(url),
+            SimKind::Gossuok => running.gossuok = Some(url),
         }
     }
     Ok(running)

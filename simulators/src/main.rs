@@ -1,5 +1,5 @@
 //! `simulators`: runs the simulated external systems (MVD, A1, MTS, life:), ERIP, the
-//! authorities' HTTP back-offices) until Ctrl-C or SIGTERM, for integrators and for the hub's own
+//! authorities' HTTP back-offices, GosSUOK) until Ctrl-C or SIGTERM, for integrators and for the hub's own
 //! tests. The HTTP APIs are in README.md.
 
 use std::io::{IsTerminal, Write};
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use simulators::{
-    BackOfficeSimConfig, BindError, DEFAULT_BACKOFFICE_SECRET, DEFAULT_ERIP_SECRET, Ports,
-    SimConfig, SimKind,
+    BackOfficeSimConfig, BindError, DEFAULT_BACKOFFICE_SECRET, DEFAULT_ERIP_SECRET,
+    GossuokSimConfig, Ports, SimConfig, SimKind,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +27,8 @@ const EXIT_UNAVAILABLE: u8 = 69;
     long_about = "Simulators of the external systems behind the hub: the MVD population registry, \
                   the mobile operators A1, MTS and life:), the ERIP payment system and the \
                   authorities' HTTP back-offices (any authority under its own path prefix, \
-                  http://127.0.0.1:8131/<authority>/). Each listens on its own port and takes faults at run time (PUT /sim/faults).\n\n\
+                  http://127.0.0.1:8131/<authority>/), and GosSUOK, the state PKI (a test CA \
+                  signing with bign, its CRLs and the persons' key tokens). Each listens on its own port and takes faults at run time (PUT /sim/faults).\n\n\
                   Prints one line per started \
                   simulator to stdout (its name and base URL); logs go to stderr (RUST_LOG sets \
                   the level, e.g. RUST_LOG=simulators=debug). Runs until Ctrl-C or SIGTERM.",
@@ -35,6 +36,8 @@ const EXIT_UNAVAILABLE: u8 = 69;
                   simulators --population 200 --mvd-port 0 --a1-port 0 --mts-port 0 --life-port 0 \
                   --erip-port 0 --backoffice-port 0\n  \
                   simulators --only backoffice --backoffice-decide-after-ms 500\n  \
+                  simulators --only email --email-port 0 --email-smtp-port 0\n  \
+                  simulators --only gossuok --gossuok-port 0 --gossuok-crl-validity-secs 60\n  \
                   simulators --bind 0.0.0.0\n  \
                   curl -s 'http://127.0.0.1:8101/sim/population?limit=1'"
 )]
@@ -95,6 +98,23 @@ struct Cli {
     /// How long after receiving a complaint a back-office decides it, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     backoffice_complaint_decide_after_ms: u64,
+
+    /// Port of the e-mail simulator's HTTP inbox (0: any free port).
+    #[arg(long, default_value_t = 8151)]
+    email_port: u16,
+
+    /// Port of the e-mail simulator's SMTP sink (0: any free port).
+    #[arg(long, default_value_t = 2525)]
+    email_smtp_port: u16,
+
+    /// Port of GosSUOK, the state PKI (0: any free port).
+    #[arg(long, default_value_t = 8141)]
+    gossuok_port: u16,
+
+    /// How long each CRL GosSUOK signs is valid (its nextUpdate after its thisUpdate), in
+    /// seconds; at most 365 days.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    gossuok_crl_validity_secs: u64,
 }
 
 impl Cli {
@@ -111,6 +131,9 @@ impl Cli {
                 life: self.life_port,
                 erip: self.erip_port,
                 backoffice: self.backoffice_port,
+                email: self.email_port,
+                email_smtp: self.email_smtp_port,
+                gossuok: self.gossuok_port,
             },
             erip_secret: self.erip_secret.clone(),
             backoffice: BackOfficeSimConfig {
@@ -119,6 +142,9 @@ impl Cli {
                 complaint_decide_after: Duration::from_millis(
                     self.backoffice_complaint_decide_after_ms,
                 ),
+            },
+            gossuok: GossuokSimConfig {
+                crl_validity: Duration::from_secs(self.gossuok_crl_validity_secs),
             },
         }
     }
@@ -151,6 +177,9 @@ async fn main() -> ExitCode {
             // A closed stdout must not stop the simulators; the log has the URLs too.
             let _ = writeln!(stdout, "{kind} {url}");
         }
+    }
+    if let Some(url) = running.email_smtp_url() {
+        let _ = writeln!(stdout, "email-smtp {url}");
     }
     let _ = stdout.flush();
     drop(stdout);

@@ -17,10 +17,14 @@ pub(crate) enum Operator {
 }
 
 impl Operator {
-    /// The operator a simulator kind stands for (`None` for the MVD, ERIP and the back-offices).
+    /// The operator a simulator kind stands for (`None` for the other systems).
     pub(crate) fn from_kind(kind: crate::SimKind) -> Option<Operator> {
         match kind {
-            crate::SimKind::Mvd | crate::SimKind::Erip | crate::SimKind::BackOffice => None,
+            crate::SimKind::Mvd
+            | crate::SimKind::Erip
+            | crate::SimKind::BackOffice
+            | crate::SimKind::Email
+            | crate::SimKind::Gossuok => None,
             crate::SimKind::A1 => Some(Operator::A1),
             crate::SimKind::Mts => Some(Operator::Mts),
             crate::SimKind::Life => Some(Operator::Life),

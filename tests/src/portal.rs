@@ -170,6 +170,12 @@ impl Portal {
             erip_secret: sims_erip_secret(),
             payment_ttl: Duration::from_secs(3600),
             authority_settings: backoffice_settings(&url(SimKind::BackOffice), &backoffice_secret),
+            smtp_url: sims.email_smtp_url().expect("the SMTP sink"),
+            email_from: "E-Services Portal <noreply@portal.example.by>".into(),
+            portal_url: "http://127.0.0.1:8080/".parse().expect("URL"),
+            gossuok_url: url(SimKind::Gossuok),
+            eds_trusted_root_files: Vec::new(),
+            eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)).await],
         };
         adjust(&mut integrations);
         let plan = hub::services::plan(&integrations).expect("the hub's plan");
@@ -489,6 +495,15 @@ impl Portal {
 
 /// The password the tests' authority users have on the local broker.
 pub const AUTHORITY_PASSWORD: &str = hub::agency::DEV_PASSWORD;
+
+/// The GosSUOK simulator's root certificate (DER): the tests' trust anchor.
+pub async fn gossuok_root(gossuok: &url::Url) -> Vec<u8> {
+    let r = reqwest::get(gossuok.join("ca/root.der").expect("URL"))
+        .await
+        .expect("the GosSUOK simulator answers");
+    assert!(r.status().is_success(), "root certificate: {}", r.status());
+    r.bytes().await.expect("the root").to_vec()
+}
 
 /// The settings that point every HTTP authority of the catalogue at the back-office simulator.
 pub fn backoffice_settings(

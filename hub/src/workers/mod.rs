@@ -3,6 +3,7 @@
 //! message id as its idempotency key, so a redelivered command does not act twice.
 
 pub mod backoffice;
+pub mod email;
 pub mod erip;
 pub mod mvd;
 pub mod sms;

@@ -1,0 +1,1267 @@
+//! A test certification authority of the Belarusian state PKI (GosSUOK): a root ("KUC") and an
+//! intermediate, republican CA ("RUC") that issue citizens' EDS certificates and sign CRLs.
+//!
+//! The cryptography is real and is the Belarusian standards': every certificate and CRL is
+//! signed with bign-with-hbelt (STB 34.101.45 signatures over the STB 34.101.31 belt-hash of the
+//! DER `tbsCertificate`/`tbsCertList`), keys live on bign-curve256v1. So a validator tested
+//! against this CA runs exactly the checks it would run against the real one.
+//!
+//! Wire format, as GosSUOK's certificates carry it:
+//! - `signatureAlgorithm` is bign-with-hbelt `1.2.112.0.2.0.34.101.45.12` with its parameters
+//!   **absent**; the signature BIT STRING holds the 48-byte bign signature `S0 || S1`
+//!   (STB 34.101.45 byte order, as `bign256::dsa::Signature::to_bytes` gives it).
+//! - `SubjectPublicKeyInfo` is bign-pubkey `1.2.112.0.2.0.34.101.45.2.1` with the curve OID
+//!   bign-curve256v1 `1.2.112.0.2.0.34.101.45.3.1` as parameters, and the BIT STRING holds the
+//!   64-byte STB 34.101.45 public key `<x> || <y>`, each coordinate 32 bytes **little-endian**.
+//!   bign256 0.13 offers only SEC1 (`0x04 || X || Y`, big-endian) for its keys, so this module
+//!   converts (reverses each coordinate); the standard's Annex G key pair in `vectors.rs`
+//!   checks the conversion. (The crate's successor, `bignp256`, names this encoding
+//!   `PublicKey::to_bytes`.)
+//! - Key identifiers are RFC 5280's method 1 (SHA-1 of the key's BIT STRING), as x509-cert
+//!   computes them.
+//!
+//! Everything is a function of the seed: the same seed gives byte-identical CA certificates,
+//! and a holder's key is a function of its `key_seed`. No private key is stored anywhere: the
+//! keys are derived at start (belt-hash over a label and the seed, retried until the value is a
+//! valid scalar). That makes the CA worthless outside tests, which is the point.
+
+use std::fmt;
+use std::time::Duration;
+
+use belt_hash::{BeltHash, Digest};
+use bign256::dsa::signature::{Keypair, Signer};
+use bign256::dsa::{SigningKey, VerifyingKey};
+use bign256::elliptic_curve::sec1::ToEncodedPoint;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use der::Encode;
+use der::asn1::{
+    Any, BitString, GeneralizedTime, Ia5String, ObjectIdentifier, PrintableStringRef, SetOfVec,
+    Uint, UtcTime, Utf8StringRef,
+};
+use der::referenced::OwnedToRef;
+use x509_cert::Version;
+use x509_cert::attr::AttributeTypeAndValue;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, CrlNumber, CrlReason,
+    KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
+use x509_cert::ext::{AsExtension, Extension};
+use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
+    SignatureBitStringEncoding, SubjectPublicKeyInfoOwned,
+};
+use x509_cert::time::{Time, Validity};
+
+/// bign-with-hbelt: a bign signature over the belt-hash of the message (STB 34.101.45).
+pub(crate) const BIGN_WITH_HBELT: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.112.0.2.0.34.101.45.12");
+/// bign-pubkey: the algorithm of a bign public key (STB 34.101.45).
+pub(crate) const BIGN_PUBKEY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.112.0.2.0.34.101.45.2.1");
+/// bign-curve256v1: the standard 256-bit curve (STB 34.101.45).
+pub(crate) const BIGN_CURVE256V1: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.112.0.2.0.34.101.45.3.1");
+
+const ID_AT_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+const ID_AT_SURNAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.4");
+const ID_AT_SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
+const ID_AT_COUNTRY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
+const ID_AT_ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
+const ID_AT_GIVEN_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.42");
+
+/// The root's common name.
+const ROOT_CN: &str = "GosSUOK Test Root CA (KUC)";
+/// The intermediate's common name.
+const INTERMEDIATE_CN: &str = "GosSUOK Test Republican CA (RUC)";
+/// The organisation of both CAs.
+const CA_ORGANIZATION: &str = "Simulator";
+
+/// The CRL distribution point written into the certificates each CA issues. A marker, not a
+/// place to fetch from: validators use the CRL URLs they are configured with.
+const ROOT_CRL_URL: &str = "http://gossuok.sim/crl/root.crl";
+const INTERMEDIATE_CRL_URL: &str = "http://gossuok.sim/crl/intermediate.crl";
+
+/// Separates this module's derivations from any other use of belt-hash over a seed.
+const DERIVATION_DOMAIN: &[u8] = b"gossuok-sim/v1";
+
+/// Which CA signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Issuer {
+    /// The root CA (KUC): signs the intermediate, its own CRL and, for odd chains, leaves.
+    Root,
+    /// The republican CA (RUC): signs the citizens' certificates and their CRL.
+    Intermediate,
+}
+
+impl Issuer {
+    fn label(self) -> &'static str {
+        match self {
+            Issuer::Root => "root",
+            Issuer::Intermediate => "intermediate",
+        }
+    }
+
+    fn crl_url(self) -> &'static str {
+        match self {
+            Issuer::Root => ROOT_CRL_URL,
+            Issuer::Intermediate => INTERMEDIATE_CRL_URL,
+        }
+    }
+}
+
+/// The person a leaf certificate is issued to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The identification number (личный номер); the subject's `serialNumber` (2.5.4.5).
+    pub identification_number: String,
+    /// The surname (2.5.4.4).
+    pub surname: String,
+    /// The given name (2.5.4.42).
+    pub given_name: String,
+    /// The patronymic, if the person has one (only in the common name).
+    pub patronymic: Option<String>,
+}
+
+impl Subject {
+    /// `Surname GivenName Patronymic`, the patronymic left out when there is none.
+    fn common_name(&self) -> String {
+        let mut parts = vec![self.surname.as_str(), self.given_name.as_str()];
+        if let Some(patronymic) = self.patronymic.as_deref().filter(|p| !p.is_empty()) {
+            parts.push(patronymic);
+        }
+        parts.join(" ")
+    }
+}
+
+/// What a leaf certificate's key may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeafKeyUsage {
+    /// `digitalSignature | nonRepudiation`: logging in and signing, what a citizen's EDS has.
+    DigitalSignature,
+    /// `keyEncipherment` only: a key that must not be accepted for login or signing.
+    KeyEnciphermentOnly,
+}
+
+impl LeafKeyUsage {
+    fn label(self) -> &'static str {
+        match self {
+            LeafKeyUsage::DigitalSignature => "digital_signature",
+            LeafKeyUsage::KeyEnciphermentOnly => "key_encipherment_only",
+        }
+    }
+}
+
+/// How to issue a leaf certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueOptions {
+    /// Start of validity (kept to the second).
+    pub not_before: DateTime<Utc>,
+    /// End of validity (kept to the second).
+    pub not_after: DateTime<Utc>,
+    /// The key usage.
+    pub key_usage: LeafKeyUsage,
+    /// The signing CA: the intermediate normally; the root to make an odd chain.
+    pub signed_by: Issuer,
+    /// The holder's key is derived from this: the same seed, the same key.
+    pub key_seed: u64,
+}
+
+impl Default for IssueOptions {
+    /// Valid from a day ago for a year, `digitalSignature | nonRepudiation`, signed by the
+    /// intermediate, key seed 0.
+    fn default() -> Self {
+        let now = Utc::now();
+        IssueOptions {
+            not_before: now - TimeDelta::days(1),
+            not_after: now + TimeDelta::days(365),
+            key_usage: LeafKeyUsage::DigitalSignature,
+            signed_by: Issuer::Intermediate,
+            key_seed: 0,
+        }
+    }
+}
+
+/// A certificate issued by [`TestCa::issue`], with the holder's key.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate, DER.
+    pub certificate_der: Vec<u8>,
+    /// The serial number in lower-case hex, without leading `00`.
+    pub serial: String,
+    /// The holder's key, as their key token holds it.
+    pub holder: HolderKey,
+}
+
+/// A certificate holder's bign signing key. Its `Debug` shows the public key only.
+#[derive(Clone)]
+pub struct HolderKey(SigningKey);
+
+impl HolderKey {
+    /// Signs `message` as the holder's key token would: bign-with-hbelt, the 48-byte signature
+    /// `S0 || S1` of STB 34.101.45 over the belt-hash of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 48] {
+        Signer::<bign256::dsa::Signature>::sign(&self.0, message).to_bytes()
+    }
+
+    /// The public key as the certificate carries it: 64 bytes, STB 34.101.45 `<x> || <y>`, each
+    /// coordinate little-endian.
+    pub fn public_key_bytes(&self) -> Vec<u8> {
+        stb_public_key(self.0.verifying_key()).to_vec()
+    }
+}
+
+impl fmt::Debug for HolderKey {
+    /// Shows the public key; the secret stays out of logs and test output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HolderKey")
+            .field("public_key", &hex::encode(self.public_key_bytes()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a certificate was revoked: RFC 5280's CRLReason, as the CRL entry says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevocationReason {
+    /// `unspecified` (0).
+    Unspecified,
+    /// `keyCompromise` (1): the key token was lost or stolen.
+    KeyCompromise,
+    /// `cACompromise` (2).
+    CaCompromise,
+    /// `affiliationChanged` (3).
+    AffiliationChanged,
+    /// `superseded` (4): a new certificate replaced it.
+    Superseded,
+    /// `cessationOfOperation` (5).
+    CessationOfOperation,
+    /// `certificateHold` (6): suspended.
+    CertificateHold,
+}
+
+impl RevocationReason {
+    /// Every reason, in code order.
+    pub(crate) const ALL: [RevocationReason; 7] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::CertificateHold,
+    ];
+
+    /// The snake_case name (`key_compromise`), as the simulator's JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "key_compromise",
+            RevocationReason::CaCompromise => "ca_compromise",
+            RevocationReason::AffiliationChanged => "affiliation_changed",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessation_of_operation",
+            RevocationReason::CertificateHold => "certificate_hold",
+        }
+    }
+
+    /// The reason named `name` (see [`RevocationReason::as_str`]).
+    pub(crate) fn from_name(name: &str) -> Option<RevocationReason> {
+        RevocationReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == name)
+    }
+
+    fn crl_reason(self) -> CrlReason {
+        match self {
+            RevocationReason::Unspecified => CrlReason::Unspecified,
+            RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+            RevocationReason::CaCompromise => CrlReason::CaCompromise,
+            RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
+            RevocationReason::Superseded => CrlReason::Superseded,
+            RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+            RevocationReason::CertificateHold => CrlReason::CertificateHold,
+        }
+    }
+}
+
+/// One entry of a CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The revoked certificate's serial number in hex (as [`Issued::serial`]).
+    pub serial: String,
+    /// When it was revoked (kept to the second).
+    pub revoked_at: DateTime<Utc>,
+    /// Why.
+    pub reason: RevocationReason,
+}
+
+/// What can go wrong building a certificate or a CRL: only inputs out of X.509's range.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CaError {
+    /// A time before 1970 or after 9999.
+    #[error("{0} is outside the times a certificate can carry (1970 to 9999)")]
+    TimeOutOfRange(DateTime<Utc>),
+    /// A serial number that is not 1 to 40 hex digits.
+    #[error("serial {0:?} is not 1 to 40 hex digits")]
+    BadSerial(String),
+    /// The DER encoding failed.
+    #[error("DER encoding: {0}")]
+    Der(#[from] der::Error),
+    /// The certificate builder failed.
+    #[error("building the certificate: {0}")]
+    Builder(#[from] x509_cert::builder::Error),
+    /// Signing failed (it does not: bign signs any message).
+    #[error("signing: {0}")]
+    Signature(#[from] bign256::dsa::signature::Error),
+}
+
+/// One CA: its key, name and certificate.
+#[derive(Clone)]
+struct Authority {
+    key: SigningKey,
+    name: Name,
+    certificate_der: Vec<u8>,
+    serial: String,
+}
+
+/// A root and an intermediate CA derived from a seed. Its `Debug` leaves the keys out.
+#[derive(Clone)]
+pub struct TestCa {
+    seed: u64,
+    root: Authority,
+    intermediate: Authority,
+}
+
+impl fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestCa")
+            .field("seed", &self.seed)
+            .field("root_serial", &self.root.serial)
+            .field("intermediate_serial", &self.intermediate.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// The CA of `seed`: the same seed gives the same keys and byte-identical certificates.
+    ///
+    /// The root (`CN=GosSUOK Test Root CA (KUC), O=Simulator, C=BY`) is self-signed; the
+    /// intermediate (`CN=GosSUOK Test Republican CA (RUC), O=Simulator, C=BY`) is signed by it
+    /// with `pathLenConstraint` 0. Both are CAs with `keyCertSign | cRLSign`, valid for 20 years
+    /// from 2020-01-01.
+    pub fn new(seed: u64) -> TestCa {
+        Self::build(seed).expect("the test CA's fixed certificates always encode")
+    }
+
+    fn build(seed: u64) -> Result<TestCa, CaError> {
+        let not_before = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single();
+        let not_after = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).single();
+        let (Some(not_before), Some(not_after)) = (not_before, not_after) else {
+            unreachable!("fixed dates are valid");
+        };
+        let validity = validity(not_before, not_after)?;
+
+        let root_key = derive_key(&[b"ca", b"root", &seed.to_be_bytes()]);
+        let root_name = ca_name(ROOT_CN)?;
+        let root_serial = derive_serial(&[b"ca", b"root", &seed.to_be_bytes()]);
+        let root_signer = CaSigner(&root_key);
+        let mut builder = CertificateBuilder::new(
+            Profile::Manual { issuer: None },
+            SerialNumber::new(&root_serial)?,
+            validity,
+            root_name.clone(),
+            subject_public_key_info(root_key.verifying_key())?,
+            &root_signer,
+        )?;
+        add_ca_extensions(&mut builder, &root_key, None, None)?;
+        let root_der = builder.build::<CertSignature>()?.to_der()?;
+
+        let intermediate_key = derive_key(&[b"ca", b"intermediate", &seed.to_be_bytes()]);
+        let intermediate_name = ca_name(INTERMEDIATE_CN)?;
+        let intermediate_serial = derive_serial(&[b"ca", b"intermediate", &seed.to_be_bytes()]);
+        let mut builder = CertificateBuilder::new(
+            Profile::Manual {
+                issuer: Some(root_name.clone()),
+            },
+            SerialNumber::new(&intermediate_serial)?,
+            validity,
+            intermediate_name.clone(),
+            subject_public_key_info(intermediate_key.verifying_key())?,
+            &root_signer,
+        )?;
+        add_ca_extensions(&mut builder, &intermediate_key, Some(&root_key), Some(0))?;
+        let intermediate_der = builder.build::<CertSignature>()?.to_der()?;
+
+        Ok(TestCa {
+            seed,
+            root: Authority {
+                key: root_key,
+                name: root_name,
+                certificate_der: root_der,
+                serial: hex::encode(root_serial),
+            },
+            intermediate: Authority {
+                key: intermediate_key,
+                name: intermediate_name,
+                certificate_der: intermediate_der,
+                serial: hex::encode(intermediate_serial),
+            },
+        })
+    }
+
+    /// The root CA's self-signed certificate, DER.
+    pub fn root_der(&self) -> Vec<u8> {
+        self.root.certificate_der.clone()
+    }
+
+    /// The intermediate CA's certificate (signed by the root), DER.
+    pub fn intermediate_der(&self) -> Vec<u8> {
+        self.intermediate.certificate_der.clone()
+    }
+
+    /// The intermediate's serial number in lower-case hex (the root's CRL may list it).
+    pub(crate) fn intermediate_serial(&self) -> &str {
+        &self.intermediate.serial
+    }
+
+    /// Issues a leaf certificate to `subject`, signed by `options.signed_by`.
+    ///
+    /// The subject DN is `serialNumber` (the identification number), `surname`, `givenName`
+    /// and `commonName` "Surname GivenName Patronymic"; the extensions are keyUsage (critical),
+    /// basicConstraints CA:false, the authority and subject key identifiers and a CRL
+    /// distribution point. The serial (16 bytes, positive) is a function of the seed, the
+    /// subject and the options, so issuing twice alike gives the same certificate.
+    ///
+    /// # Panics
+    ///
+    /// If a validity time is before 1970 or after 9999, which X.509 cannot carry.
+    pub fn issue(&self, subject: &Subject, options: &IssueOptions) -> Issued {
+        match self.try_issue(subject, options) {
+            Ok(issued) => issued,
+            Err(e) => panic!("cannot issue the certificate: {e}"),
+        }
+    }
+
+    /// [`TestCa::issue`], with inputs out of X.509's range as an error.
+    pub(crate) fn try_issue(
+        &self,
+        subject: &Subject,
+        options: &IssueOptions,
+    ) -> Result<Issued, CaError> {
+        let issuer = self.authority(options.signed_by);
+        let holder = derive_key(&[b"holder", &options.key_seed.to_be_bytes()]);
+        let validity = validity(options.not_before, options.not_after)?;
+        let serial = derive_serial(&[
+            b"leaf",
+            &self.seed.to_be_bytes(),
+            options.signed_by.label().as_bytes(),
+            &options.key_seed.to_be_bytes(),
+            subject.identification_number.as_bytes(),
+            subject.surname.as_bytes(),
+            subject.given_name.as_bytes(),
+            subject.patronymic.as_deref().unwrap_or("").as_bytes(),
+            &options.not_before.timestamp().to_be_bytes(),
+            &options.not_after.timestamp().to_be_bytes(),
+            options.key_usage.label().as_bytes(),
+        ]);
+        let signer = CaSigner(&issuer.key);
+        let mut builder = CertificateBuilder::new(
+            Profile::Manual {
+                issuer: Some(issuer.name.clone()),
+            },
+            SerialNumber::new(&serial)?,
+            validity,
+            leaf_name(subject)?,
+            subject_public_key_info(holder.verifying_key())?,
+            &signer,
+        )?;
+        let usage = match options.key_usage {
+            LeafKeyUsage::DigitalSignature => {
+                KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
+            }
+            LeafKeyUsage::KeyEnciphermentOnly => KeyUsages::KeyEncipherment.into(),
+        };
+        builder.add_extension(&KeyUsage(usage))?;
+        builder.add_extension(&BasicConstraints {
+            ca: false,
+            path_len_constraint: None,
+        })?;
+        builder.add_extension(&authority_key_identifier(&issuer.key)?)?;
+        builder.add_extension(&subject_key_identifier(&holder)?)?;
+        builder.add_extension(&CrlDistributionPoints(vec![DistributionPoint {
+            distribution_point: Some(DistributionPointName::FullName(vec![
+                GeneralName::UniformResourceIdentifier(Ia5String::new(
+                    options.signed_by.crl_url(),
+                )?),
+            ])),
+            reasons: None,
+            crl_issuer: None,
+        }]))?;
+        let certificate = builder.build::<CertSignature>()?;
+        Ok(Issued {
+            certificate_der: certificate.to_der()?,
+            serial: hex::encode(serial),
+            holder: HolderKey(holder),
+        })
+    }
+
+    /// A CRL signed by `issuer` listing `revoked` (each entry with its CRLReason), with the
+    /// authority key identifier and a CRL number (`this_update` in Unix seconds, so a later CRL
+    /// has a greater number). An empty list leaves `revokedCertificates` out, as RFC 5280 asks.
+    ///
+    /// # Panics
+    ///
+    /// If a serial is not 1 to 40 hex digits, or a time is before 1970 or after 9999.
+    pub fn crl_der(
+        &self,
+        issuer: Issuer,
+        revoked: &[Revocation],
+        this_update: DateTime<Utc>,
+        next_update: DateTime<Utc>,
+    ) -> Vec<u8> {
+        match self.try_crl_der(issuer, revoked, this_update, next_update) {
+            Ok(der) => der,
+            Err(e) => panic!("cannot build the CRL: {e}"),
+        }
+    }
+
+    /// [`TestCa::crl_der`], with inputs out of range as an error.
+    pub(crate) fn try_crl_der(
+        &self,
+        issuer: Issuer,
+        revoked: &[Revocation],
+        this_update: DateTime<Utc>,
+        next_update: DateTime<Utc>,
+    ) -> Result<Vec<u8>, CaError> {
+        let authority = self.authority(issuer);
+        let no_extensions: &[Extension] = &[];
+        let mut entries = Vec::with_capacity(revoked.len());
+        for revocation in revoked {
+            let reason = revocation
+                .reason
+                .crl_reason()
+                .to_extension(&authority.name, no_extensions)?;
+            entries.push(RevokedCert {
+                serial_number: SerialNumber::new(&serial_bytes(&revocation.serial)?)?,
+                revocation_date: x509_time(revocation.revoked_at)?,
+                crl_entry_extensions: Some(vec![reason]),
+            });
+        }
+        let crl_number = u64::try_from(this_update.timestamp())
+            .map_err(|_| CaError::TimeOutOfRange(this_update))?;
+        let extensions = vec![
+            authority_key_identifier(&authority.key)?.to_extension(&authority.name, &[])?,
+            CrlNumber(Uint::new(&crl_number.to_be_bytes())?).to_extension(&authority.name, &[])?,
+        ];
+        let tbs = TbsCertList {
+            version: Version::V2,
+            signature: bign_with_hbelt(),
+            issuer: authority.name.clone(),
+            this_update: x509_time(this_update)?,
+            next_update: Some(x509_time(next_update)?),
+            revoked_certificates: (!entries.is_empty()).then_some(entries),
+            crl_extensions: Some(extensions),
+        };
+        let signature = CaSigner(&authority.key).try_sign(&tbs.to_der()?)?;
+        let crl = CertificateList {
+            tbs_cert_list: tbs,
+            signature_algorithm: bign_with_hbelt(),
+            signature: signature.to_bitstring()?,
+        };
+        Ok(crl.to_der()?)
+    }
+
+    fn authority(&self, issuer: Issuer) -> &Authority {
+        match issuer {
+            Issuer::Root => &self.root,
+            Issuer::Intermediate => &self.intermediate,
+        }
+    }
+}
+
+/// The 64-byte STB 34.101.45 encoding of a public key: `<x> || <y>`, each little-endian.
+pub(crate) fn stb_public_key(key: &VerifyingKey) -> [u8; 64] {
+    let point = key.to_encoded_point(false);
+    let mut out = [0_u8; 64];
+    // An uncompressed SEC1 point is 0x04 || X || Y, both big-endian.
+    if let Some(sec1) = point.as_bytes().get(1..65) {
+        out.copy_from_slice(sec1);
+    }
+    out[..32].reverse();
+    out[32..].reverse();
+    out
+}
+
+/// The key of a 64-byte STB 34.101.45 public key, or `None` if it is not a point on the curve.
+#[cfg(test)]
+pub(crate) fn verifying_key_from_stb(bytes: &[u8]) -> Option<VerifyingKey> {
+    let (x, y) = (bytes.get(..32)?, bytes.get(32..)?);
+    if y.len() != 32 {
+        return None;
+    }
+    let mut sec1 = Vec::with_capacity(65);
+    sec1.push(0x04);
+    sec1.extend(x.iter().rev());
+    sec1.extend(y.iter().rev());
+    VerifyingKey::from_sec1_bytes(&sec1).ok()
+}
+
+/// A signing key from belt-hash over the domain, the parts (each length-prefixed) and a
+/// counter, retried until the hash is a valid scalar (1..q-1: a retry is rarer than 1 in 10^9).
+fn derive_key(parts: &[&[u8]]) -> SigningKey {
+    let mut counter: u32 = 0;
+    loop {
+        let mut hasher = derivation(b"key", parts);
+        hasher.update(counter.to_be_bytes());
+        if let Ok(key) = SigningKey::from_slice(&hasher.finalize()) {
+            return key;
+        }
+        counter = counter.wrapping_add(1);
+    }
+}
+
+/// A 16-byte positive serial number without a leading zero byte (its top bits are `01`).
+fn derive_serial(parts: &[&[u8]]) -> [u8; 16] {
+    let digest = derivation(b"serial", parts).finalize();
+    let mut serial = [0_u8; 16];
+    serial.copy_from_slice(&digest[..16]);
+    serial[0] = (serial[0] & 0x3f) | 0x40;
+    serial
+}
+
+fn derivation(purpose: &[u8], parts: &[&[u8]]) -> BeltHash {
+    let mut hasher = BeltHash::new();
+    for part in [DERIVATION_DOMAIN, purpose].iter().chain(parts) {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher
+}
+
+/// The bytes of a hex serial number (an odd count of digits gets a leading zero).
+fn serial_bytes(serial: &str) -> Result<Vec<u8>, CaError> {
+    let bad = || CaError::BadSerial(serial.to_owned());
+    if serial.is_empty() || serial.len() > 40 {
+        return Err(bad());
+    }
+    let padded = if serial.len() % 2 == 1 {
+        format!("0{serial}")
+    } else {
+        serial.to_owned()
+    };
+    let bytes = hex::decode(padded).map_err(|_| bad())?;
+    let first = bytes
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(bytes.len() - 1);
+    Ok(bytes[first..].to_vec())
+}
+
+/// An X.509 time: UTCTime up to 2049, GeneralizedTime from 2050, to the second.
+fn x509_time(at: DateTime<Utc>) -> Result<Time, CaError> {
+    let out_of_range = || CaError::TimeOutOfRange(at);
+    let seconds = u64::try_from(at.timestamp()).map_err(|_| out_of_range())?;
+    let unix = Duration::from_secs(seconds);
+    let time = der::DateTime::from_unix_duration(unix).map_err(|_| out_of_range())?;
+    if time.year() < 2050 {
+        Ok(Time::UtcTime(UtcTime::from_date_time(time)?))
+    } else {
+        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(time)))
+    }
+}
+
+fn validity(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<Validity, CaError> {
+    Ok(Validity {
+        not_before: x509_time(not_before)?,
+        not_after: x509_time(not_after)?,
+    })
+}
+
+/// `C=BY, O=Simulator, CN=<cn>`.
+fn ca_name(common_name: &str) -> Result<Name, CaError> {
+    Ok(RdnSequence(vec![
+        rdn(ID_AT_COUNTRY, printable_or_utf8("BY")?)?,
+        rdn(ID_AT_ORGANIZATION, utf8(CA_ORGANIZATION)?)?,
+        rdn(ID_AT_COMMON_NAME, utf8(common_name)?)?,
+    ]))
+}
+
+/// `serialNumber=<id>, SN=<surname>, GN=<given name>, CN=<full name>`.
+fn leaf_name(subject: &Subject) -> Result<Name, CaError> {
+    Ok(RdnSequence(vec![
+        rdn(
+            ID_AT_SERIAL_NUMBER,
+            printable_or_utf8(&subject.identification_number)?,
+        )?,
+        rdn(ID_AT_SURNAME, utf8(&subject.surname)?)?,
+        rdn(ID_AT_GIVEN_NAME, utf8(&subject.given_name)?)?,
+        rdn(ID_AT_COMMON_NAME, utf8(&subject.common_name())?)?,
+    ]))
+}
+
+fn rdn(oid: ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, CaError> {
+    let attribute = AttributeTypeAndValue { oid, value };
+    Ok(RelativeDistinguishedName(SetOfVec::try_from(vec![
+        attribute,
+    ])?))
+}
+
+/// A UTF8String: names are Cyrillic.
+fn utf8(value: &str) -> Result<Any, CaError> {
+    Ok(Any::encode_from(&Utf8StringRef::new(value)?)?)
+}
+
+/// A PrintableString (what X.520 asks for `serialNumber` and `C`), or a UTF8String when the
+/// value has characters PrintableString lacks.
+fn printable_or_utf8(value: &str) -> Result<Any, CaError> {
+    match PrintableStringRef::new(value) {
+        Ok(printable) => Ok(Any::encode_from(&printable)?),
+        Err(_) => utf8(value),
+    }
+}
+
+/// bign-with-hbelt with its parameters absent.
+fn bign_with_hbelt() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: BIGN_WITH_HBELT,
+        parameters: None,
+    }
+}
+
+/// bign-pubkey with the curve as its parameters, and the STB public key.
+fn subject_public_key_info(key: &VerifyingKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
+    Ok(SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: BIGN_PUBKEY,
+            parameters: Some(Any::encode_from(&BIGN_CURVE256V1)?),
+        },
+        subject_public_key: BitString::from_bytes(&stb_public_key(key))?,
+    })
+}
+
+fn subject_key_identifier(key: &SigningKey) -> Result<SubjectKeyIdentifier, CaError> {
+    let spki = subject_public_key_info(key.verifying_key())?;
+    Ok(SubjectKeyIdentifier::try_from(spki.owned_to_ref())?)
+}
+
+fn authority_key_identifier(issuer: &SigningKey) -> Result<AuthorityKeyIdentifier, CaError> {
+    let spki = subject_public_key_info(issuer.verifying_key())?;
+    Ok(AuthorityKeyIdentifier::try_from(spki.owned_to_ref())?)
+}
+
+/// basicConstraints CA:true (with `path_len`), keyUsage `keyCertSign | cRLSign`, the subject
+/// key identifier and, below the root, the authority key identifier.
+fn add_ca_extensions(
+    builder: &mut CertificateBuilder<'_, CaSigner<'_>>,
+    key: &SigningKey,
+    issuer: Option<&SigningKey>,
+    path_len: Option<u8>,
+) -> Result<(), CaError> {
+    builder.add_extension(&BasicConstraints {
+        ca: true,
+        path_len_constraint: path_len,
+    })?;
+    builder.add_extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?;
+    builder.add_extension(&subject_key_identifier(key)?)?;
+    if let Some(issuer) = issuer {
+        builder.add_extension(&authority_key_identifier(issuer)?)?;
+    }
+    Ok(())
+}
+
+/// A CA's key as x509-cert's builder wants a signer: it names its algorithm (bign-with-hbelt,
+/// no parameters) and gives its public key as an STB SubjectPublicKeyInfo.
+struct CaSigner<'k>(&'k SigningKey);
+
+/// A CA's public key, encodable as a SubjectPublicKeyInfo.
+#[derive(Clone)]
+struct CaPublicKey(VerifyingKey);
+
+/// A bign signature as the builder puts it in the BIT STRING: the 48 bytes as they are.
+struct CertSignature([u8; 48]);
+
+impl Keypair for CaSigner<'_> {
+    type VerifyingKey = CaPublicKey;
+
+    fn verifying_key(&self) -> CaPublicKey {
+        CaPublicKey(self.0.verifying_key().clone())
+    }
+}
+
+impl DynSignatureAlgorithmIdentifier for CaSigner<'_> {
+    fn signature_algorithm_identifier(&self) -> x509_cert::spki::Result<AlgorithmIdentifierOwned> {
+        Ok(bign_with_hbelt())
+    }
+}
+
+impl Signer<CertSignature> for CaSigner<'_> {
+    fn try_sign(&self, message: &[u8]) -> Result<CertSignature, bign256::dsa::signature::Error> {
+        let signature: bign256::dsa::Signature = self.0.try_sign(message)?;
+        Ok(CertSignature(signature.to_bytes()))
+    }
+}
+
+impl EncodePublicKey for CaPublicKey {
+    fn to_public_key_der(&self) -> x509_cert::spki::Result<der::Document> {
+        let spki =
+            subject_public_key_info(&self.0).map_err(|_| x509_cert::spki::Error::KeyMalformed)?;
+        Ok(der::Document::encode_msg(&spki)?)
+    }
+}
+
+impl SignatureBitStringEncoding for CertSignature {
+    fn to_bitstring(&self) -> der::Result<BitString> {
+        BitString::from_bytes(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bign256::dsa::Signature;
+    use bign256::dsa::signature::Verifier;
+    use der::Decode;
+    use x509_cert::Certificate;
+
+    fn subject() -> Subject {
+        Subject {
+            identification_number: "3270287A012PB2".to_owned(),
+            surname: "Иванова".to_owned(),
+            given_name: "Анна".to_owned(),
+            patronymic: Some("Сергеевна".to_owned()),
+        }
+    }
+
+    fn parse(der: &[u8]) -> Certificate {
+        Certificate::from_der(der).expect("a DER certificate")
+    }
+
+    /// The key a certificate carries, decoded from its STB SubjectPublicKeyInfo.
+    fn public_key(certificate: &Certificate) -> VerifyingKey {
+        let spki = &certificate.tbs_certificate.subject_public_key_info;
+        assert_eq!(spki.algorithm.oid, BIGN_PUBKEY);
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .expect("the curve as parameters")
+            .decode_as::<ObjectIdentifier>()
+            .expect("an OID");
+        assert_eq!(curve, BIGN_CURVE256V1);
+        let bytes = spki.subject_public_key.as_bytes().expect("whole bytes");
+        assert_eq!(bytes.len(), 64);
+        verifying_key_from_stb(bytes).expect("a point on the curve")
+    }
+
+    /// Whether `certificate`'s signature verifies with `issuer`'s key (bign over the belt-hash
+    /// of the DER tbsCertificate).
+    fn verifies(certificate: &Certificate, issuer: &VerifyingKey) -> bool {
+        assert_eq!(certificate.signature_algorithm, bign_with_hbelt());
+        assert_eq!(certificate.tbs_certificate.signature, bign_with_hbelt());
+        let tbs = certificate.tbs_certificate.to_der().expect("DER");
+        let bytes = certificate.signature.as_bytes().expect("whole bytes");
+        let Ok(signature) = Signature::from_slice(bytes) else {
+            return false;
+        };
+        issuer.verify(&tbs, &signature).is_ok()
+    }
+
+    fn extension<'c>(certificate: &'c Certificate, oid: &str) -> &'c Extension {
+        let oid = ObjectIdentifier::new_unwrap(oid);
+        certificate
+            .tbs_certificate
+            .extensions
+            .as_ref()
+            .and_then(|e| e.iter().find(|e| e.extn_id == oid))
+            .expect("the extension")
+    }
+
+    fn key_usage(certificate: &Certificate) -> KeyUsage {
+        let ext = extension(certificate, "2.5.29.15");
+        assert!(ext.critical, "keyUsage is critical");
+        KeyUsage::from_der(ext.extn_value.as_bytes()).expect("a keyUsage")
+    }
+
+    fn basic_constraints(certificate: &Certificate) -> BasicConstraints {
+        let ext = extension(certificate, "2.5.29.19");
+        BasicConstraints::from_der(ext.extn_value.as_bytes()).expect("basicConstraints")
+    }
+
+    fn at(year: i32, month: u32, day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(year, month, day, 0, 0, 0)
+            .single()
+            .expect("a date")
+    }
+
+    #[test]
+    fn the_root_is_self_signed_and_self_verifies() {
+        let ca = TestCa::new(7);
+        let root = parse(&ca.root_der());
+        let key = public_key(&root);
+        assert!(verifies(&root, &key));
+        assert_eq!(root.tbs_certificate.issuer, root.tbs_certificate.subject);
+        assert_eq!(
+            root.tbs_certificate.subject.to_string(),
+            "CN=GosSUOK Test Root CA (KUC),O=Simulator,C=BY"
+        );
+        let constraints = basic_constraints(&root);
+        assert!(constraints.ca);
+        assert_eq!(
+            key_usage(&root).0,
+            KeyUsages::KeyCertSign | KeyUsages::CRLSign
+        );
+        let validity = &root.tbs_certificate.validity;
+        assert_eq!(
+            validity.not_before.to_unix_duration().as_secs(),
+            u64::try_from(at(2020, 1, 1).timestamp()).expect("positive")
+        );
+        assert_eq!(
+            validity.not_after.to_unix_duration().as_secs(),
+            u64::try_from(at(2040, 1, 1).timestamp()).expect("positive")
+        );
+    }
+
+    #[test]
+    fn the_intermediate_verifies_with_the_roots_key_only() {
+        let ca = TestCa::new(7);
+        let root = parse(&ca.root_der());
+        let intermediate = parse(&ca.intermediate_der());
+        assert!(verifies(&intermediate, &public_key(&root)));
+        assert!(!verifies(&intermediate, &public_key(&intermediate)));
+        assert_eq!(
+            intermediate.tbs_certificate.issuer,
+            root.tbs_certificate.subject
+        );
+        let constraints = basic_constraints(&intermediate);
+        assert!(constraints.ca);
+        assert_eq!(constraints.path_len_constraint, Some(0));
+        assert_eq!(
+            key_usage(&intermediate).0,
+            KeyUsages::KeyCertSign | KeyUsages::CRLSign
+        );
+        let serial = hex::encode(intermediate.tbs_certificate.serial_number.as_bytes());
+        assert_eq!(serial, ca.intermediate_serial());
+    }
+
+    #[test]
+    fn a_leaf_verifies_with_the_intermediates_key_and_names_the_person() {
+        let ca = TestCa::new(7);
+        let intermediate = parse(&ca.intermediate_der());
+        let issued = ca.issue(&subject(), &IssueOptions::default());
+        let leaf = parse(&issued.certificate_der);
+        assert!(verifies(&leaf, &public_key(&intermediate)));
+        assert!(!verifies(&leaf, &public_key(&parse(&ca.root_der()))));
+        assert_eq!(
+            leaf.tbs_certificate.issuer,
+            intermediate.tbs_certificate.subject
+        );
+        assert_eq!(
+            leaf.tbs_certificate.subject.to_string(),
+            "CN=Иванова Анна Сергеевна,GIVENNAME=Анна,SN=Иванова,SERIALNUMBER=3270287A012PB2"
+        );
+        assert_eq!(
+            hex::encode(leaf.tbs_certificate.serial_number.as_bytes()),
+            issued.serial
+        );
+        assert_eq!(issued.serial.len(), 32);
+        assert!(!issued.serial.starts_with("00"));
+        assert!(!basic_constraints(&leaf).ca);
+        assert_eq!(
+            key_usage(&leaf).0,
+            KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
+        );
+        for oid in ["2.5.29.35", "2.5.29.14", "2.5.29.31"] {
+            extension(&leaf, oid);
+        }
+        // The leaf's authority key identifier is the intermediate's subject key identifier.
+        let aki =
+            AuthorityKeyIdentifier::from_der(extension(&leaf, "2.5.29.35").extn_value.as_bytes())
+                .expect("an AKI");
+        let ski = SubjectKeyIdentifier::from_der(
+            extension(&intermediate, "2.5.29.14").extn_value.as_bytes(),
+        )
+        .expect("an SKI");
+        assert_eq!(aki.key_identifier, Some(ski.0));
+        assert_eq!(
+            issued.holder.public_key_bytes(),
+            leaf.tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes()
+        );
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_signature_fails() {
+        let ca = TestCa::new(7);
+        let intermediate = parse(&ca.intermediate_der());
+        let mut leaf = parse(
+            &ca.issue(&subject(), &IssueOptions::default())
+                .certificate_der,
+        );
+        let mut bytes = leaf.signature.raw_bytes().to_vec();
+        bytes[20] ^= 0x01;
+        leaf.signature = BitString::from_bytes(&bytes).expect("a bit string");
+        assert!(!verifies(&leaf, &public_key(&intermediate)));
+    }
+
+    #[test]
+    fn a_changed_certificate_no_longer_verifies() {
+        let ca = TestCa::new(7);
+        let intermediate = parse(&ca.intermediate_der());
+        let mut leaf = parse(
+            &ca.issue(&subject(), &IssueOptions::default())
+                .certificate_der,
+        );
+        leaf.tbs_certificate.serial_number = SerialNumber::new(&[0x42]).expect("a serial");
+        assert!(!verifies(&leaf, &public_key(&intermediate)));
+    }
+
+    #[test]
+    fn the_signature_algorithm_has_no_parameters_and_the_signature_is_48_bytes() {
+        let ca = TestCa::new(7);
+        let root = parse(&ca.root_der());
+        assert_eq!(root.signature_algorithm.oid, BIGN_WITH_HBELT);
+        assert!(root.signature_algorithm.parameters.is_none());
+        assert_eq!(root.signature.raw_bytes().len(), 48);
+        assert_eq!(root.signature.unused_bits(), 0);
+        // The encoded AlgorithmIdentifier is the bare OID in a SEQUENCE: no NULL.
+        let encoded = root.signature_algorithm.to_der().expect("DER");
+        assert_eq!(hex::encode(encoded), "300b06092a7000020022652d0c");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_ca_and_another_seed_another() {
+        let a = TestCa::new(42);
+        let b = TestCa::new(42);
+        assert_eq!(a.root_der(), b.root_der());
+        assert_eq!(a.intermediate_der(), b.intermediate_der());
+        let options = IssueOptions {
+            key_seed: 5,
+            ..IssueOptions::default()
+        };
+        assert_eq!(
+            a.issue(&subject(), &options).certificate_der,
+            b.issue(&subject(), &options).certificate_der
+        );
+        let c = TestCa::new(43);
+        assert_ne!(a.root_der(), c.root_der());
+        assert_ne!(
+            public_key(&parse(&a.root_der())).to_sec1_bytes(),
+            public_key(&parse(&c.root_der())).to_sec1_bytes()
+        );
+    }
+
+    #[test]
+    fn the_holders_signature_verifies_with_the_certificates_key() {
+        let ca = TestCa::new(7);
+        let issued = ca.issue(
+            &subject(),
+            &IssueOptions {
+                key_seed: 99,
+                ..IssueOptions::default()
+            },
+        );
+        let key = public_key(&parse(&issued.certificate_der));
+        let challenge = b"login challenge 0123456789";
+        let signature = issued.holder.sign(challenge);
+        let signature = Signature::from_bytes(&signature).expect("a bign signature");
+        assert!(key.verify(challenge, &signature).is_ok());
+        assert!(key.verify(b"another challenge", &signature).is_err());
+        // Another key seed is another key.
+        let other = ca.issue(&subject(), &IssueOptions::default());
+        assert_ne!(
+            other.holder.public_key_bytes(),
+            issued.holder.public_key_bytes()
+        );
+    }
+
+    #[test]
+    fn a_root_signed_leaf_and_a_key_encipherment_leaf() {
+        let ca = TestCa::new(7);
+        let root = parse(&ca.root_der());
+        let odd = parse(
+            &ca.issue(
+                &subject(),
+                &IssueOptions {
+                    signed_by: Issuer::Root,
+                    ..IssueOptions::default()
+                },
+            )
+            .certificate_der,
+        );
+        assert!(verifies(&odd, &public_key(&root)));
+        assert_eq!(odd.tbs_certificate.issuer, root.tbs_certificate.subject);
+
+        let wrong = parse(
+            &ca.issue(
+                &subject(),
+                &IssueOptions {
+                    key_usage: LeafKeyUsage::KeyEnciphermentOnly,
+                    ..IssueOptions::default()
+                },
+            )
+            .certificate_der,
+        );
+        let usage = key_usage(&wrong);
+        assert!(usage.key_encipherment());
+        assert!(!usage.digital_signature() && !usage.non_repudiation());
+    }
+
+    #[test]
+    fn validity_is_kept_to_the_second_and_late_dates_are_generalized_time() {
+        let ca = TestCa::new(7);
+        let not_before = at(2019, 5, 1) + TimeDelta::milliseconds(1500);
+        let options = IssueOptions {
+            not_before,
+            not_after: at(2051, 1, 1),
+            ..IssueOptions::default()
+        };
+        let leaf = parse(&ca.issue(&subject(), &options).certificate_der);
+        let validity = &leaf.tbs_certificate.validity;
+        assert!(matches!(validity.not_before, Time::UtcTime(_)));
+        assert!(matches!(validity.not_after, Time::GeneralTime(_)));
+        assert_eq!(
+            validity.not_before.to_unix_duration().as_secs(),
+            u64::try_from(not_before.timestamp()).expect("positive")
+        );
+        assert!(
+            ca.try_issue(
+                &subject(),
+                &IssueOptions {
+                    not_before: at(1969, 12, 31),
+                    ..IssueOptions::default()
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_crl_verifies_and_lists_each_serial_with_its_reason() {
+        let ca = TestCa::new(7);
+        let intermediate = parse(&ca.intermediate_der());
+        let issued = ca.issue(&subject(), &IssueOptions::default());
+        let revoked = [
+            Revocation {
+                serial: issued.serial.clone(),
+                revoked_at: at(2026, 3, 1),
+                reason: RevocationReason::KeyCompromise,
+            },
+            Revocation {
+                serial: "ff01".to_owned(),
+                revoked_at: at(2026, 3, 2),
+                reason: RevocationReason::CertificateHold,
+            },
+        ];
+        let der = ca.crl_der(
+            Issuer::Intermediate,
+            &revoked,
+            at(2026, 3, 3),
+            at(2026, 3, 4),
+        );
+        let crl = CertificateList::from_der(&der).expect("a CRL");
+        assert_eq!(crl.signature_algorithm, bign_with_hbelt());
+        let tbs = crl.tbs_cert_list.to_der().expect("DER");
+        let signature = Signature::from_slice(crl.signature.raw_bytes()).expect("a bign signature");
+        let key = public_key(&intermediate);
+        assert!(key.verify(&tbs, &signature).is_ok());
+        assert!(
+            public_key(&parse(&ca.root_der()))
+                .verify(&tbs, &signature)
+                .is_err()
+        );
+
+        assert_eq!(
+            crl.tbs_cert_list.issuer,
+            intermediate.tbs_certificate.subject
+        );
+        assert_eq!(crl.tbs_cert_list.version, Version::V2);
+        let entries = crl.tbs_cert_list.revoked_certificates.expect("entries");
+        // The DER content of a serial with its top bit set has a leading 00 (it is positive).
+        let serials: Vec<String> = entries
+            .iter()
+            .map(|e| hex::encode(e.serial_number.as_bytes()))
+            .collect();
+        let serials: Vec<&str> = serials
+            .iter()
+            .map(|s| s.strip_prefix("00").unwrap_or(s))
+            .collect();
+        assert_eq!(serials, [issued.serial.as_str(), "ff01"]);
+        let reasons: Vec<CrlReason> = entries
+            .iter()
+            .map(|e| {
+                let ext = &e.crl_entry_extensions.as_ref().expect("extensions")[0];
+                assert_eq!(ext.extn_id, ObjectIdentifier::new_unwrap("2.5.29.21"));
+                CrlReason::from_der(ext.extn_value.as_bytes()).expect("a reason")
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [CrlReason::KeyCompromise, CrlReason::CertificateHold]
+        );
+        // The revocation date is kept.
+        assert_eq!(
+            entries[0].revocation_date.to_unix_duration().as_secs(),
+            u64::try_from(at(2026, 3, 1).timestamp()).expect("positive")
+        );
+    }
+
+    #[test]
+    fn an_empty_root_crl_has_no_entries_and_verifies_with_the_root() {
+        let ca = TestCa::new(7);
+        let der = ca.crl_der(Issuer::Root, &[], at(2026, 3, 3), at(2026, 3, 4));
+        let crl = CertificateList::from_der(&der).expect("a CRL");
+        assert!(crl.tbs_cert_list.revoked_certificates.is_none());
+        let root = parse(&ca.root_der());
+        let tbs = crl.tbs_cert_list.to_der().expect("DER");
+        let signature = Signature::from_slice(crl.signature.raw_bytes()).expect("bign");
+        assert!(public_key(&root).verify(&tbs, &signature).is_ok());
+        let next = crl.tbs_cert_list.next_update.expect("a next update");
+        assert_eq!(
+            next.to_unix_duration().as_secs(),
+            u64::try_from(at(2026, 3, 4).timestamp()).expect("positive")
+        );
+    }
+
+    #[test]
+    fn serials_parse_as_hex_and_reasons_by_name() {
+        assert_eq!(serial_bytes("00ff").expect("hex"), [0xff]);
+        assert_eq!(serial_bytes("abc").expect("hex"), [0x0a, 0xbc]);
+        assert_eq!(serial_bytes("0").expect("hex"), [0x00]);
+        assert!(serial_bytes("xyz").is_err());
+        assert!(serial_bytes("").is_err());
+        assert!(serial_bytes(&"1".repeat(41)).is_err());
+        for reason in RevocationReason::ALL {
+            assert_eq!(RevocationReason::from_name(reason.as_str()), Some(reason));
+        }
+        assert_eq!(RevocationReason::from_name("keyCompromise"), None);
+    }
+
+    #[test]
+    fn debug_output_leaves_the_secret_keys_out() {
+        let ca = TestCa::new(7);
+        let issued = ca.issue(&subject(), &IssueOptions::default());
+        let secret = hex::encode(issued.holder.0.to_bytes());
+        let printed = format!("{issued:?} {ca:?}");
+        assert!(!printed.contains(&secret));
+        assert!(!printed.contains(&hex::encode(ca.root.key.to_bytes())));
+        assert!(printed.contains(&hex::encode(issued.holder.public_key_bytes())));
+    }
+
+    #[test]
+    fn stb_public_key_round_trips() {
+        let key = derive_key(&[b"test"]);
+        let bytes = stb_public_key(key.verifying_key());
+        let back = verifying_key_from_stb(&bytes).expect("a point");
+        assert_eq!(back.to_sec1_bytes(), key.verifying_key().to_sec1_bytes());
+        assert!(verifying_key_from_stb(&bytes[..63]).is_none());
+        let spki = subject_public_key_info(key.verifying_key()).expect("an SPKI");
+        let _ = spki.owned_to_ref();
+    }
+}
