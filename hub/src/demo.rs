@@ -32,6 +32,7 @@ use crate::broker::{self, Broker, Envelope, Publisher, decode_properties};
 use crate::config::{HubConfig, IntegrationConfig};
 
 mod procedures;
+mod registration;
 
 const DESK: &str = "demo-desk";
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -73,6 +74,8 @@ pub struct Report {
     pub procedures_on_bus_skipped: Option<String>,
     /// Median time from an application for a procedure to its outcome, ms.
     pub procedure_p50_ms: u64,
+    /// Registrations on the portal (by e-mail, by EDS), by outcome.
+    pub registrations: BTreeMap<String, usize>,
     /// Outcomes that were not the expected one.
     pub unexpected: Vec<String>,
     /// Median time from application to the final answer, ms.
@@ -236,6 +239,8 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     let mut sim_config = sim_config;
     sim_config.backoffice.decide_after = AUTHORITY_DELAY;
     sim_config.backoffice.complaint_decide_after = AUTHORITY_DELAY;
+    // Short-lived CRLs: a revocation reaches the hub within seconds.
+    sim_config.gossuok.crl_validity = Duration::from_secs(2);
     let sims = simulators::start(sim_config, token.clone()).await?;
     let url = |k: SimKind| {
         sims.operator_url(k)
@@ -382,6 +387,8 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         http,
         a1: url(SimKind::A1)?,
         erip: url(SimKind::Erip)?,
+        email: url(SimKind::Email)?,
+        gossuok: url(SimKind::Gossuok)?,
         portal_queue,
     });
     let progress = Progress::new(scenarios.len());
@@ -414,6 +421,8 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         .filter(|(_, r)| matches!(r, Ok((Expect::Issued, _))))
         .map(|(s, _)| s.application.person.identification_number.clone())
         .collect();
+    let signups = registration::Signup::deal(holders.len());
+    let signup_holders = holders.clone();
     let journeys = procedures::Journey::deal(holders.len(), bus_skipped.is_none());
     let progress = Progress::new(journeys.len()).named("procedures");
     let mut procedure_tasks = Vec::new();
@@ -434,6 +443,26 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     }
     progress.finish();
 
+    // Third act: registration on the portal, by e-mail and by EDS.
+    let progress = Progress::new(signups.len()).named("registrations");
+    let mut signup_tasks = Vec::new();
+    for (n, (signup, identifier)) in signups.into_iter().zip(signup_holders).enumerate() {
+        let ctx = ctx.clone();
+        let permit = semaphore.clone();
+        let progress = progress.clone();
+        signup_tasks.push(tokio::spawn(async move {
+            let _permit = permit.acquire_owned().await;
+            let r = ctx.signup(signup, &identifier, n).await;
+            progress.tick();
+            (signup, r)
+        }));
+    }
+    let mut signup_results = Vec::new();
+    for t in signup_tasks {
+        signup_results.push(t.await?);
+    }
+    progress.finish();
+
     let mut report = Report {
         started: results.len(),
         issued: 0,
@@ -442,6 +471,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         procedures: BTreeMap::new(),
         procedures_on_bus_skipped: bus_skipped,
         procedure_p50_ms: 0,
+        registrations: BTreeMap::new(),
         unexpected: Vec::new(),
         p50_ms: 0,
         p99_ms: 0,
@@ -487,6 +517,22 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
             Err(e) => report
                 .unexpected
                 .push(format!("procedure {i} ({journey:?}): {e:#}")),
+        }
+    }
+    for (i, (signup, r)) in signup_results.iter().enumerate() {
+        match r {
+            Ok((outcome, _)) => {
+                *report.registrations.entry(outcome.clone()).or_default() += 1;
+                if outcome != signup.expected() {
+                    report.unexpected.push(format!(
+                        "registration {i} ({signup:?}): expected {}, got {outcome}",
+                        signup.expected()
+                    ));
+                }
+            }
+            Err(e) => report
+                .unexpected
+                .push(format!("registration {i} ({signup:?}): {e:#}")),
         }
     }
     report.p50_ms = percentile(&mut times, 0.50);
@@ -840,6 +886,8 @@ struct Play {
     http: reqwest::Client,
     a1: url::Url,
     erip: url::Url,
+    email: url::Url,
+    gossuok: url::Url,
     portal_queue: String,
 }
 
@@ -898,48 +946,59 @@ impl Play {
         let done = CabinetOutcome::Ok {
             assurance_level: "substantial".into(),
         };
-        let steps = [
-            (
-                encoded(&LogIn {
-                    identifier: id.clone(),
-                    password: temporary.clone(),
-                })?,
-                CabinetOutcome::MustChangePassword,
-            ),
-            (
-                encoded(&ChangePassword {
-                    identifier: id.clone(),
-                    current_password: temporary.clone(),
-                    new_password: new_password.clone(),
-                })?,
-                done.clone(),
-            ),
-            (
-                encoded(&LogIn {
-                    identifier: id.clone(),
-                    password: new_password.clone(),
-                })?,
-                done,
-            ),
-        ];
-        for ((message_type, body), expected) in steps {
-            let mut metadata = Metadata::new(message_type.clone(), "demo-portal");
-            let correlation = uuid::Uuid::new_v4().to_string();
-            metadata.correlation_id = Some(correlation.clone());
-            metadata.reply_to = Some(self.portal_queue.clone());
-            self.publisher
-                .publish(&Envelope {
-                    exchange: self.bus.clone(),
-                    routing_key: message_type.clone(),
-                    metadata,
-                    body,
-                })
-                .await?;
-            let got = self.desk.reply(&correlation).await?;
-            if got != expected {
-                anyhow::bail!("{message_type}: expected {expected:?}, got {got:?}");
-            }
-        }
+        self.expect(
+            &LogIn {
+                identifier: id.clone(),
+                password: temporary.clone(),
+            },
+            &CabinetOutcome::MustChangePassword,
+        )
+        .await?;
+        self.expect(
+            &ChangePassword {
+                identifier: id.clone(),
+                current_password: temporary,
+                new_password: new_password.clone(),
+            },
+            &done,
+        )
+        .await?;
+        self.expect(
+            &LogIn {
+                identifier: id,
+                password: new_password,
+            },
+            &done,
+        )
+        .await
+    }
+
+    /// Sends a request as the portal does (reply queue, correlation id) and waits for the
+    /// answer.
+    async fn ask<M: Message>(&self, m: &M) -> anyhow::Result<CabinetOutcome> {
+        let mut metadata = Metadata::new(M::TYPE.to_string(), "demo-portal");
+        let correlation = uuid::Uuid::new_v4().to_string();
+        metadata.correlation_id = Some(correlation.clone());
+        metadata.reply_to = Some(self.portal_queue.clone());
+        self.publisher
+            .publish(&Envelope {
+                exchange: self.bus.clone(),
+                routing_key: M::TYPE.to_string(),
+                metadata,
+                body: contracts::encode(m)?,
+            })
+            .await?;
+        self.desk.reply(&correlation).await
+    }
+
+    /// [`Play::ask`], failing unless the answer is `expected`.
+    async fn expect<M: Message>(&self, m: &M, expected: &CabinetOutcome) -> anyhow::Result<()> {
+        let got = self.ask(m).await?;
+        anyhow::ensure!(
+            got == *expected,
+            "{}: expected {expected:?}, got {got:?}",
+            M::TYPE
+        );
         Ok(())
     }
 
@@ -977,10 +1036,6 @@ impl Play {
             .map(str::to_owned)
             .context("no six-digit code in the SMS")
     }
-}
-
-fn encoded<M: Message>(m: &M) -> anyhow::Result<(String, Vec<u8>)> {
-    Ok((M::TYPE.to_string(), contracts::encode(m)?))
 }
 
 /// A one-line progress counter on stderr, when stderr is a terminal.
@@ -1036,6 +1091,9 @@ pub fn table(r: &Report) -> String {
     }
     for (outcome, n) in &r.procedures {
         rows.push((format!("procedures: {outcome}"), n.to_string()));
+    }
+    for (outcome, n) in &r.registrations {
+        rows.push((format!("registrations: {outcome}"), n.to_string()));
     }
     rows.push(("saga time p50".into(), format!("{} ms", r.p50_ms)));
     rows.push(("saga time p99".into(), format!("{} ms", r.p99_ms)));

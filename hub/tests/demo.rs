@@ -49,6 +49,15 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "complaint dismissed": 1,
         })
     );
+    // And registers on the portal: by e-mail, by EDS, and one EDS revoked at the CA.
+    assert_eq!(
+        report["registrations"],
+        serde_json::json!({
+            "e-mail: activated, logged in (basic)": 4,
+            "EDS: registered, logged in (high)": 3,
+            "EDS: revoked certificate refused": 1,
+        })
+    );
     assert_eq!(report["unexpected"], serde_json::json!([]));
     assert!(report["p99_ms"].as_u64() >= report["p50_ms"].as_u64());
 }
