@@ -603,3 +603,16 @@ async fn the_same_seed_publishes_the_same_root() {
     a.stop().await;
     b.stop().await;
 }
+
+/// `compose.yaml` gives the hub this file as its trusted EDS root for the simulator started with
+/// the default seed: it must be the root that simulator publishes.
+#[test]
+fn the_committed_root_for_compose_is_the_default_seeds_root() {
+    let pem = include_str!("../data/gossuok-test-root-seed-42.pem");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = BASE64.decode(body).expect("base64");
+    assert_eq!(
+        der,
+        simulators::gossuok::ca::TestCa::new(SimConfig::default().seed).root_der()
+    );
+}
