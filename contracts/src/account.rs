@@ -332,11 +332,7 @@ pub struct LookupAccount {
     pub phone: Option<String>,
 }
 
-impl std::fmt::Debug for LookupAccount {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LookupAccount { .. }")
-    }
-}
+masked_debug!(LookupAccount, "LookupAccount");
 
 impl Message for LookupAccount {
     const TYPE: MessageType = MessageType::new("registry.lookup_account", 1);

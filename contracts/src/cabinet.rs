@@ -12,16 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Message, MessageType};
 
-macro_rules! masked_debug {
-    ($t:ty, $name:literal) => {
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(concat!($name, " { .. }"))
-            }
-        }
-    };
-}
-
 /// `cabinet.login.v1`: log in with the identifier and a password.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogIn {

@@ -5,6 +5,18 @@
 //! and headers, derives every exchange, queue and routing-key name from one namespace, and
 //! validates bodies. It does no I/O, so it can be used from any runtime or none.
 
+/// A `Debug` that prints the type's name only: for bodies that hold a password, a code or
+/// personal data, so that no log line can show them.
+macro_rules! masked_debug {
+    ($t:ty, $name:literal) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!($name, " { .. }"))
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod cabinet;
 pub mod issuance;

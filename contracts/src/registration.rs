@@ -17,16 +17,6 @@ use serde::{Deserialize, Serialize};
 use crate::sealed::Sealed;
 use crate::{Message, MessageType};
 
-macro_rules! masked_debug {
-    ($t:ty, $name:literal) => {
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(concat!($name, " { .. }"))
-            }
-        }
-    };
-}
-
 /// `registration.email.v1`: the registration form.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterByEmail {

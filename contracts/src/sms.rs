@@ -15,11 +15,7 @@ pub struct CheckSubscriber {
     pub phone: String,
 }
 
-impl std::fmt::Debug for CheckSubscriber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CheckSubscriber { .. }")
-    }
-}
+masked_debug!(CheckSubscriber, "CheckSubscriber");
 
 impl Message for CheckSubscriber {
     const TYPE: MessageType = MessageType::new("sms.check_subscriber", 1);
@@ -99,11 +95,7 @@ pub struct NotifyHolder {
     pub text: String,
 }
 
-impl std::fmt::Debug for NotifyHolder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NotifyHolder { .. }")
-    }
-}
+masked_debug!(NotifyHolder, "NotifyHolder");
 
 impl Message for NotifyHolder {
     const TYPE: MessageType = MessageType::new("sms.notify_holder", 1);
