@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod http;
+pub mod ops;
 pub mod procedures;
 pub mod registration;
 pub mod registry;
