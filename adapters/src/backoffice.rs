@@ -98,6 +98,7 @@ pub struct BackOfficeClient {
     secret: Vec<u8>,
     timeout: Duration,
     retry: QuickRetry,
+    traceparent: crate::Traceparent,
 }
 
 impl fmt::Debug for BackOfficeClient {
@@ -143,12 +144,21 @@ impl BackOfficeClient {
             secret,
             timeout,
             retry: QuickRetry::default(),
+            traceparent: crate::Traceparent::default(),
         }
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The same client, sending `traceparent` (W3C trace context) with each of its calls, so
+    /// the system's own logs join the trace of the message that caused them. `None`, or a value
+    /// that cannot be a header, sends none.
+    pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
+        self.traceparent = crate::Traceparent::new(traceparent);
         self
     }
 
@@ -283,7 +293,9 @@ impl BackOfficeClient {
                 if let Some(callback) = callback {
                     request = request.header(CALLBACK_URL_HEADER, callback.as_str());
                 }
-                let response = request
+                let response = self
+                    .traceparent
+                    .apply(request)
                     .send()
                     .await
                     .map_err(|e| transport_failure(&self.system, e))?;

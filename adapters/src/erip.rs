@@ -76,6 +76,7 @@ pub struct EripClient {
     base: Url,
     timeout: Duration,
     retry: QuickRetry,
+    traceparent: crate::Traceparent,
 }
 
 /// An invoice to register.
@@ -230,12 +231,21 @@ impl EripClient {
             base: base_url,
             timeout,
             retry: QuickRetry::default(),
+            traceparent: crate::Traceparent::default(),
         }
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The same client, sending `traceparent` (W3C trace context) with each of its calls, so
+    /// the system's own logs join the trace of the message that caused them. `None`, or a value
+    /// that cannot be a header, sends none.
+    pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
+        self.traceparent = crate::Traceparent::new(traceparent);
         self
     }
 
@@ -265,12 +275,15 @@ impl EripClient {
         let result = self
             .retry
             .run(SYSTEM, || async {
-                let response = self
+                let request = self
                     .http
                     .post(endpoint.clone())
                     .timeout(self.timeout)
                     .header("Idempotency-Key", request_id.to_string())
-                    .json(&body)
+                    .json(&body);
+                let response = self
+                    .traceparent
+                    .apply(request)
                     .send()
                     .await
                     .map_err(|e| transport_failure(SYSTEM, e))?;
@@ -316,10 +329,10 @@ impl EripClient {
         let result = self
             .retry
             .run(SYSTEM, || async {
+                let request = self.http.get(url.clone()).timeout(self.timeout);
                 let response = self
-                    .http
-                    .get(url.clone())
-                    .timeout(self.timeout)
+                    .traceparent
+                    .apply(request)
                     .send()
                     .await
                     .map_err(|e| transport_failure(SYSTEM, e))?;
@@ -373,11 +386,14 @@ impl EripClient {
         let result = self
             .retry
             .run(SYSTEM, || async {
-                let response = self
+                let request = self
                     .http
                     .post(url.clone())
                     .timeout(self.timeout)
-                    .header("Idempotency-Key", request_id.to_string())
+                    .header("Idempotency-Key", request_id.to_string());
+                let response = self
+                    .traceparent
+                    .apply(request)
                     .send()
                     .await
                     .map_err(|e| transport_failure(SYSTEM, e))?;

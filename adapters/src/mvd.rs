@@ -37,6 +37,7 @@ pub struct MvdClient {
     endpoint: Url,
     timeout: Duration,
     retry: QuickRetry,
+    traceparent: crate::Traceparent,
 }
 
 /// A person's stated data and identity document, as the registry's API takes them.
@@ -155,12 +156,21 @@ impl MvdClient {
             endpoint,
             timeout,
             retry: QuickRetry::default(),
+            traceparent: crate::Traceparent::default(),
         }
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The same client, sending `traceparent` (W3C trace context) with each of its calls, so
+    /// the system's own logs join the trace of the message that caused them. `None`, or a value
+    /// that cannot be a header, sends none.
+    pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
+        self.traceparent = crate::Traceparent::new(traceparent);
         self
     }
 
@@ -215,12 +225,15 @@ impl MvdClient {
         idempotency_key: Uuid,
         request: &ReconcileRequest,
     ) -> Result<Reconciliation, Attempt> {
-        let response = self
+        let request = self
             .http
             .post(self.endpoint.clone())
             .timeout(self.timeout)
             .header("Idempotency-Key", idempotency_key.to_string())
-            .json(request)
+            .json(request);
+        let response = self
+            .traceparent
+            .apply(request)
             .send()
             .await
             .map_err(|e| transport_failure(SYSTEM, e))?;
@@ -671,6 +684,38 @@ mod tests {
                 "every attempt carries the same key"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_traceparent_goes_along_as_a_header_and_a_malformed_one_is_left_out() {
+        let server = MockServer::start().await;
+        answer(
+            &server,
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"reconciliation_id": "r", "result": "match"})),
+        )
+        .await;
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let traced = client(&server).await.with_traceparent(Some(traceparent));
+        traced
+            .reconcile(Uuid::new_v4(), &request())
+            .await
+            .expect("reconciled");
+        traced
+            .with_traceparent(Some("bad\nvalue"))
+            .reconcile(Uuid::new_v4(), &request())
+            .await
+            .expect("reconciled without the header");
+        let calls = server.received_requests().await.unwrap_or_default();
+        let sent: Vec<Option<&str>> = calls
+            .iter()
+            .map(|c| {
+                c.headers
+                    .get(crate::TRACEPARENT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+            })
+            .collect();
+        assert_eq!(sent, [Some(traceparent), None]);
     }
 
     #[tokio::test]

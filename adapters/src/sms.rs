@@ -53,6 +53,7 @@ pub struct SmsClient {
     http: reqwest::Client,
     config: SmsConfig,
     retry: QuickRetry,
+    traceparent: crate::Traceparent,
 }
 
 /// An operator's answer about a number it serves.
@@ -100,12 +101,21 @@ impl SmsClient {
             http,
             config,
             retry: QuickRetry::default(),
+            traceparent: crate::Traceparent::default(),
         }
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The same client, sending `traceparent` (W3C trace context) with each of its calls, so
+    /// the system's own logs join the trace of the message that caused them. `None`, or a value
+    /// that cannot be a header, sends none.
+    pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
+        self.traceparent = crate::Traceparent::new(traceparent);
         self
     }
 
@@ -191,12 +201,15 @@ impl SmsClient {
         let result = self
             .retry
             .run(&system, || async {
-                let response = self
+                let request = self
                     .http
                     .post(endpoint.clone())
                     .timeout(self.config.timeout)
                     .header("Idempotency-Key", idempotency_key.to_string())
-                    .json(&body)
+                    .json(&body);
+                let response = self
+                    .traceparent
+                    .apply(request)
                     .send()
                     .await
                     .map_err(|e| transport_failure(&system, e))?;
@@ -250,10 +263,10 @@ impl SmsClient {
         );
         self.retry
             .run(&system, || async {
+                let request = self.http.get(url.clone()).timeout(self.config.timeout);
                 let response = self
-                    .http
-                    .get(url.clone())
-                    .timeout(self.config.timeout)
+                    .traceparent
+                    .apply(request)
                     .send()
                     .await
                     .map_err(|e| transport_failure(&system, e))?;

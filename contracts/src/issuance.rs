@@ -287,11 +287,13 @@ pub enum RejectReason {
     MvdMismatch,
     /// The phone was not confirmed in time, or too many wrong codes were given.
     PhoneNotConfirmed,
+    /// An operator ended the application (`hub saga cancel`); `detail` says why.
+    CancelledByOperator,
 }
 
 impl RejectReason {
     /// Every reason, for reports.
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::InvalidInput,
         RejectReason::ConsentMissing,
         RejectReason::DocumentInvalid,
@@ -300,6 +302,7 @@ impl RejectReason {
         RejectReason::PhoneNotMobile,
         RejectReason::MvdMismatch,
         RejectReason::PhoneNotConfirmed,
+        RejectReason::CancelledByOperator,
     ];
 
     /// The wire name.
@@ -313,6 +316,7 @@ impl RejectReason {
             RejectReason::PhoneNotMobile => "phone_not_mobile",
             RejectReason::MvdMismatch => "mvd_mismatch",
             RejectReason::PhoneNotConfirmed => "phone_not_confirmed",
+            RejectReason::CancelledByOperator => "cancelled_by_operator",
         }
     }
 }

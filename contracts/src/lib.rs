@@ -23,6 +23,7 @@ pub mod issuance;
 pub mod message;
 pub mod metadata;
 pub mod mvd;
+pub mod ops;
 pub mod person;
 pub mod procedure;
 pub mod registration;

@@ -211,6 +211,12 @@ pub struct ApplicationWithdrawn {
     pub application_id: Uuid,
     /// The fee paid that is due back to the person, kopecks (0 when nothing was paid).
     pub refund_due_kopecks: u64,
+    /// Set when the hub ended the application rather than the person: `cancelled_by_operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The operator's words, with `reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Message for ApplicationWithdrawn {

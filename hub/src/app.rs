@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::{self, Broker, ConsumerSettings, Handler, Publisher};
 use crate::config::HubConfig;
+use crate::health::Readiness;
 use crate::store::{self, relay, timers};
 
 /// What a handler factory may use.
@@ -58,6 +59,8 @@ pub struct Components {
     pub relay: bool,
     /// The timer poller.
     pub timers: bool,
+    /// The dead-letter keeper (`ops::keeper`): dead-letter queues into `dead_letters`.
+    pub keeper: bool,
 }
 
 impl Components {
@@ -66,6 +69,7 @@ impl Components {
         consumers: true,
         relay: true,
         timers: true,
+        keeper: true,
     };
 }
 
@@ -78,11 +82,27 @@ pub fn topology(config: &HubConfig, queues: Vec<QueueSpec>) -> anyhow::Result<To
     )?)
 }
 
-/// A task that runs beside the consumers (an HTTP listener for callbacks), started and stopped
-/// with them.
+/// A task that runs beside the consumers (an HTTP listener for callbacks and the operators'
+/// endpoints, the operators' console), started and stopped with them. It gets the process's
+/// [`Running`] parts besides the context.
 pub type Background = Box<
-    dyn FnOnce(&HubContext, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> + Send,
+    dyn FnOnce(&HubContext, &Running, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>
+        + Send,
 >;
+
+/// What a background task may use besides the [`HubContext`]: the parts that exist only once
+/// this process is connected and its handlers are made.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// What `GET /readyz` checks: this process's broker connection, database and outbox.
+    pub readiness: Readiness,
+    /// This process's broker connection.
+    pub broker: Broker,
+    /// This process's confirming publisher.
+    pub publisher: Arc<Publisher>,
+    /// The sagas this process runs (what an operator may cancel).
+    pub sagas: Arc<crate::ops::sagas::SagaTypes>,
+}
 
 /// What a hub process runs: its queues with their handlers, and background tasks.
 #[derive(Default)]
@@ -175,7 +195,10 @@ pub async fn run_plan(
         app_id: app_id.clone(),
         broker_user: broker::broker_user(&config.amqp_url),
     };
+    // What `GET /readyz` checks: this process's broker connection, database and outbox.
+    let readiness = Readiness::new(broker.clone(), pool.clone(), config.ready_max_outbox_lag);
     let consuming = TaskTracker::new();
+    let mut handlers = Vec::new();
     if components.consumers {
         for r in &registrations {
             let settings = ConsumerSettings {
@@ -185,19 +208,27 @@ pub async fn run_plan(
                 handler_timeout: config.handler_timeout,
                 jitter: config.retry_jitter,
             };
+            let handler = (r.factory)(&ctx);
+            handlers.push(handler.clone());
             consuming.spawn(broker::run_consumer(
                 broker.clone(),
                 publisher.clone(),
                 topology.clone(),
                 settings,
-                (r.factory)(&ctx),
+                handler,
                 shutdown.clone(),
             ));
         }
     }
     if components.consumers {
+        let running = Running {
+            readiness: readiness.clone(),
+            broker: broker.clone(),
+            publisher: publisher.clone(),
+            sagas: Arc::new(crate::ops::sagas::SagaTypes::new(&topology, handlers)),
+        };
         for task in background {
-            let run = task(&ctx, shutdown.clone());
+            let run = task(&ctx, &running, shutdown.clone());
             consuming.spawn(async move {
                 if let Err(e) = run.await {
                     tracing::error!(error = %format!("{e:#}"), "background task failed");
@@ -210,6 +241,14 @@ pub async fn run_plan(
             pool.clone(),
             config.relay_batch,
             config.poll_interval,
+            shutdown.clone(),
+        ));
+    }
+    if components.keeper {
+        consuming.spawn(crate::ops::keeper::run_keeper(
+            broker.clone(),
+            pool.clone(),
+            topology.clone(),
             shutdown.clone(),
         ));
     }
@@ -232,6 +271,7 @@ pub async fn run_plan(
         consumers = components.consumers,
         relay = components.relay,
         timers = components.timers,
+        keeper = components.keeper,
         "hub running"
     );
 

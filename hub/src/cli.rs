@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 /// Exit code when RabbitMQ or PostgreSQL cannot be reached (sysexits EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
+/// Exit code of a bad setting read outside the command line (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hub",
@@ -21,7 +24,8 @@ const EXIT_UNAVAILABLE: u8 = 69;
     about = "The integration hub of the national e-services portal",
     long_about = "The integration hub of the national e-services portal: runs every multi-step \
                   process as a durable saga over RabbitMQ and PostgreSQL.\n\nLogs go to stderr \
-                  (RUST_LOG sets the level, e.g. RUST_LOG=hub=debug); results go to stdout."
+                  (RUST_LOG sets the level, e.g. RUST_LOG=hub=debug; JSON lines unless stderr is a \
+                  terminal, HUB_LOG_FORMAT=json|text forces one); results go to stdout."
 )]
 struct Cli {
     #[command(flatten)]
@@ -83,6 +87,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The dead letters the keeper keeps: list and group them by cause, show one, replay,
+    /// discard or export them. Exit 3 when nothing matched, 77 when not allowed.
+    #[command(
+        after_help = "Examples:\n  hub dlq list --group\n  hub dlq show 42\n  \
+                            hub dlq replay --group 3f9c0a1b2c4d --rate 5 --reason \"MVD is back\"\n  \
+                            hub dlq discard 42 --reason \"test message\"\n  \
+                            hub dlq export --since 1d > dead-letters.jsonl"
+    )]
+    Dlq(crate::ops::dlq::cli::DlqArgs),
+    /// Inspect and repair sagas: list them (stuck ones too), show one with its timeline,
+    /// retry a stuck step, cancel one. Exit 3 when nothing (or several) matched, 77 when not
+    /// allowed.
+    #[command(after_help = "Examples:\n  hub saga list --stuck-longer-than 10m\n  \
+                            hub saga show minsk-desk-1/A-17\n  \
+                            hub saga retry-step 5d0c2a8e-0b1f-5c57-9d0e-2f1a7c3b9e41 --reason \"MVD is back\"\n  \
+                            hub saga cancel 5d0c2a8e-0b1f-5c57-9d0e-2f1a7c3b9e41 --reason \"authority closed\"")]
+    Saga(crate::ops::sagas::cli::SagaArgs),
+    /// Set up the operators' web console: `hash-password` prints the hash of a password read
+    /// from standard input, for `HUB_CONSOLE_USERS=name:<hash>`.
+    #[command(
+        after_help = "Example:\n  HUB_CONSOLE_USERS=\"ivanova:$(hub console hash-password)\" hub run"
+    )]
+    Console(crate::ops::console::cli::ConsoleArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +120,8 @@ enum Component {
     Relay,
     /// The timer poller.
     Timers,
+    /// The dead-letter keeper.
+    Keeper,
 }
 
 /// What a binary runs: built from the integration settings once the command line is parsed.
@@ -101,7 +130,10 @@ pub type PlanBuilder = fn(&IntegrationConfig) -> anyhow::Result<Plan>;
 /// Parses the command line and runs it with the plan `build` makes; returns the exit code.
 pub fn main(build: PlanBuilder) -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    if let Err(e) = init_logging() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     // A handler's panic is caught and dead-lettered by the consumer runner; report it as one
     // log line (with where it happened) instead of the default multi-line dump on stderr.
     std::panic::set_hook(Box::new(|info| {
@@ -123,6 +155,18 @@ pub fn main(build: PlanBuilder) -> ExitCode {
             let unavailable = e.downcast_ref::<ConnectError>().is_some()
                 || e.downcast_ref::<StoreError>().is_some();
             eprintln!("error: {e:#}");
+            if let Some(code) = e
+                .downcast_ref::<crate::ops::dlq::DlqError>()
+                .map(crate::ops::dlq::DlqError::exit_code)
+            {
+                return ExitCode::from(code);
+            }
+            if let Some(code) = e
+                .downcast_ref::<crate::ops::sagas::SagaOpsError>()
+                .map(crate::ops::sagas::SagaOpsError::exit_code)
+            {
+                return ExitCode::from(code);
+            }
             if unavailable {
                 ExitCode::from(EXIT_UNAVAILABLE)
             } else {
@@ -132,13 +176,10 @@ pub fn main(build: PlanBuilder) -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs on stderr: JSON lines unless stderr is a terminal, or as `HUB_LOG_FORMAT` says.
+fn init_logging() -> Result<(), String> {
+    crate::logging::init(crate::logging::LogFormat::from_env()?);
+    Ok(())
 }
 
 async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
@@ -153,6 +194,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                     consumers: only.contains(&Component::Consumers),
                     relay: only.contains(&Component::Relay),
                     timers: only.contains(&Component::Timers),
+                    keeper: only.contains(&Component::Keeper),
                 }
             };
             let shutdown = CancellationToken::new();
@@ -186,6 +228,11 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             println!("database is at the latest schema ({applied} migrations)");
             Ok(())
         }
+        Command::Dlq(args) => crate::ops::dlq::cli::run(&config, args).await,
+        Command::Saga(args) => {
+            crate::ops::sagas::cli::run(&config, &integrations, build, args).await
+        }
+        Command::Console(args) => crate::ops::console::cli::run(args),
         Command::Topology {
             dry_run,
             json,

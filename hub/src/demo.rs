@@ -284,6 +284,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         gossuok_url: url(SimKind::Gossuok)?,
         eds_trusted_root_files: Vec::new(),
         eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
+        console: Default::default(),
     };
     let plan = crate::services::plan(&integrations)?;
     let topology = app::topology(&hub_config, plan.queues())?;

@@ -1,24 +1,37 @@
-//! The hub's HTTP side: callbacks from external systems. An operator's delivery report is turned
+//! The hub's HTTP side: callbacks from external systems, and the operators' endpoints
+//! (`/healthz`, `/readyz`, `/metrics`; see [`crate::health`] and [`crate::metrics`]).
+//!
+//! Each callback continues the trace of the call that caused it when the caller sends a
+//! `traceparent` header, else starts one ([`crate::trace`]); the message it puts on the bus
+//! carries it, and its log lines carry the trace id.
+//!
+//! An operator's delivery report is turned
 //! into a `sms.delivery_reported.v1` message for the saga that sent the SMS, written to the
 //! outbox in one transaction, so a report is never lost once it has been answered `200`.
 //! Reports are deduplicated: a report's message id is derived from the operator's message id and
 //! its status, and the saga's inbox drops the second copy.
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use contracts::sms::{DeliveryReported, SmsPurpose};
 use contracts::{Message, Metadata};
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::broker::Envelope;
+use crate::health::Readiness;
+use crate::metrics::{SagaCountCache, Snapshot, metrics};
 use crate::store::outbox;
+use crate::trace::TraceContext;
 
 /// What the callbacks need to know besides the database.
 #[derive(Clone)]
@@ -54,14 +67,17 @@ struct AppState {
     pool: PgPool,
     app_id: String,
     callbacks: Arc<Callbacks>,
+    readiness: Readiness,
+    saga_counts: Arc<SagaCountCache>,
 }
 
-/// Serves the callbacks on `addr` until `shutdown`.
+/// Serves the callbacks and the operators' endpoints on `addr` until `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
     pool: PgPool,
     app_id: String,
     callbacks: Callbacks,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -74,6 +90,8 @@ pub async fn serve(
         pool,
         app_id,
         callbacks: Arc::new(callbacks),
+        readiness,
+        saga_counts: Arc::new(SagaCountCache::default()),
     });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -82,27 +100,85 @@ pub async fn serve(
 }
 
 fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
+    let callbacks = Router::new()
         .route("/callbacks/sms/{operator}", post(sms_report))
         .route("/callbacks/erip", post(erip_notification))
         .route(
             "/callbacks/authority/{authority}/{message_type}",
             post(authority_answer),
         )
+        .route_layer(middleware::from_fn(traced));
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/healthz", get(alive))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .merge(callbacks)
         .with_state(state)
+}
+
+/// Alive: the process serves HTTP.
+async fn alive() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "alive"}))
+}
+
+/// Ready: 200 with the checks, or 503 naming the failing ones.
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<crate::health::Report>) {
+    let report = state.readiness.check().await;
+    let status = if report.is_ready() {
+        StatusCode::OK
+    } else {
+        tracing::debug!(failing = ?report.failing, "not ready");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
+}
+
+/// The process's metrics, with the gauges read now from this hub's database and broker.
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let (unsent, lag) = match crate::metrics::outbox_lag(&state.pool).await {
+        Some((unsent, lag)) => (Some(unsent), Some(lag)),
+        None => (None, None),
+    };
+    let snapshot = Snapshot {
+        sagas: state.saga_counts.get(&state.pool).await.unwrap_or_default(),
+        outbox_unsent: unsent,
+        outbox_lag_seconds: lag,
+        broker_connected: Some(state.readiness.broker_connected()),
+    };
+    let text = metrics().encode(&snapshot.registry());
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// Puts a callback in a span of its own trace: a child of the caller's `traceparent`, or a new
+/// trace. The handler finds the [`TraceContext`] among the request's extensions.
+async fn traced(mut request: Request, next: Next) -> Response {
+    let parent = request
+        .headers()
+        .get(adapters::TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let trace = TraceContext::continue_or_start(parent);
+    let span = tracing::info_span!(
+        "callback",
+        path = %request.uri().path(),
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+    );
+    request.extensions_mut().insert(trace);
+    next.run(request).instrument(span).await
 }
 
 async fn sms_report(
     State(state): State<AppState>,
     Path(operator): Path<String>,
+    Extension(trace): Extension<TraceContext>,
     body: Bytes,
 ) -> (StatusCode, String) {
     let report = match adapters::sms::parse_delivery_report(&body) {
         Ok(r) => r,
         Err(f) => return (StatusCode::BAD_REQUEST, f.reason),
     };
-    match record(&state, &report).await {
+    match record(&state, &report, trace).await {
         Ok(true) => (StatusCode::OK, "recorded".into()),
         // The worker has not committed the send yet (the operator was quicker): ask again.
         Ok(false) => (
@@ -119,6 +195,7 @@ async fn sms_report(
 async fn record(
     state: &AppState,
     report: &adapters::sms::DeliveryReport,
+    trace: TraceContext,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = state.pool.begin().await?;
     let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
@@ -154,6 +231,7 @@ async fn record(
             .as_bytes(),
         ));
     metadata.correlation_id = correlation_id;
+    metadata.traceparent = Some(trace.to_string());
     let (exchange, routing_key) = (String::new(), reply_to);
     let body = contracts::encode(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     outbox::insert(
@@ -175,6 +253,7 @@ async fn record(
 /// the status, so a notification sent twice (or re-sent under a new event id) counts once.
 async fn erip_notification(
     State(state): State<AppState>,
+    Extension(trace): Extension<TraceContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
@@ -189,7 +268,7 @@ async fn erip_notification(
                 return (StatusCode::UNAUTHORIZED, f.reason);
             }
         };
-    match record_invoice_event(&state, &n).await {
+    match record_invoice_event(&state, &n, trace).await {
         Ok(true) => (StatusCode::OK, "recorded".into()),
         Ok(false) => {
             // No application has this order number: nothing waits for it. Acknowledge, so ERIP
@@ -207,6 +286,7 @@ async fn erip_notification(
 async fn record_invoice_event(
     state: &AppState,
     n: &adapters::erip::EripNotification,
+    trace: TraceContext,
 ) -> Result<bool, sqlx::Error> {
     use adapters::erip::InvoiceStatus;
     use contracts::procedure::{InvoiceEvent, InvoiceNotified};
@@ -240,6 +320,7 @@ async fn record_invoice_event(
             format!("erip/{}/{:?}", n.account_number, event).as_bytes(),
         ));
     metadata.correlation_id = Some(saga.to_string());
+    metadata.traceparent = Some(trace.to_string());
     let body = contracts::encode(&message).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     outbox::insert(
         &mut tx,
@@ -264,6 +345,7 @@ async fn record_invoice_event(
 async fn authority_answer(
     State(state): State<AppState>,
     Path((authority, message_type)): Path<(String, String)>,
+    Extension(trace): Extension<TraceContext>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
@@ -284,7 +366,7 @@ async fn authority_answer(
         Ok(s) => s,
         Err(reason) => return (StatusCode::BAD_REQUEST, reason),
     };
-    match record_authority_answer(&state, &authority, &message_type, &body, subject).await {
+    match record_authority_answer(&state, &authority, &message_type, &body, subject, trace).await {
         Ok(Recorded::Yes) => (StatusCode::OK, "recorded".into()),
         Ok(Recorded::Unknown) => (
             StatusCode::NOT_FOUND,
@@ -379,6 +461,7 @@ async fn record_authority_answer(
     message_type: &str,
     body: &[u8],
     subject: Subject,
+    trace: TraceContext,
 ) -> Result<Recorded, sqlx::Error> {
     let (saga_type, saga_id) = subject.saga();
     let mut tx = state.pool.begin().await?;
@@ -402,6 +485,7 @@ async fn record_authority_answer(
         .with_message_id(Uuid::new_v5(&Uuid::NAMESPACE_URL, &name))
         .with_correlation_id(saga_id.to_string());
     metadata.user_id = Some(state.callbacks.bridge_user.clone());
+    metadata.traceparent = Some(trace.to_string());
     outbox::insert(
         &mut tx,
         &[Envelope {

@@ -11,7 +11,10 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod health;
 pub mod http;
+pub mod logging;
+pub mod metrics;
 pub mod ops;
 pub mod procedures;
 pub mod registration;
@@ -20,6 +23,7 @@ pub mod sagas;
 pub mod secrets;
 pub mod services;
 pub mod store;
+pub mod trace;
 pub mod workers;
 
 pub use adapters::{Failure, FailureKind};

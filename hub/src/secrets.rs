@@ -129,6 +129,12 @@ pub fn verify_secret(secret: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `phc` is a hash [`verify_secret`] can check (an argon2 PHC string), not a password
+/// written into configuration by mistake.
+pub fn is_secret_hash(phc: &str) -> bool {
+    phc.starts_with("$argon2") && PasswordHash::new(phc).is_ok()
+}
+
 /// `n` random decimal digits.
 pub fn random_digits(rng: &mut impl RngCore, n: usize) -> String {
     (0..n)

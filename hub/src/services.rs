@@ -304,9 +304,11 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         },
     ];
     registrations.extend(bridges);
+    // The operators' console, on its own listener, when operators are configured.
+    let console = crate::ops::console::background(config, &catalogue)?;
     let addr = config.http_addr;
     let erip_secret = config.erip_secret.clone().into_bytes();
-    let http: Background = Box::new(move |ctx, shutdown| {
+    let http: Background = Box::new(move |ctx, running, shutdown| {
         let callbacks = crate::http::Callbacks {
             erip_secret: erip_secret.clone(),
             procedure_queue: ctx.topology.work_queue(procedure::QUEUE),
@@ -317,14 +319,15 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         // The bridge speaks as the hub's broker user: that user must be no authority's own.
         let checked = catalogue.check_bridge_user(&ctx.broker_user);
         let (pool, app_id) = (ctx.pool.clone(), ctx.app_id.clone());
+        let readiness = running.readiness.clone();
         Box::pin(async move {
             checked?;
-            crate::http::serve(addr, pool, app_id, callbacks, shutdown).await
+            crate::http::serve(addr, pool, app_id, callbacks, readiness, shutdown).await
         })
     });
     Ok(Plan {
         registrations,
         foreign_queues,
-        background: vec![http],
+        background: std::iter::once(http).chain(console).collect(),
     })
 }

@@ -112,6 +112,7 @@ impl TestEnv {
             relay_batch: 64,
             poll_interval: Duration::from_millis(100),
             drain_timeout: Duration::from_secs(10),
+            ready_max_outbox_lag: Duration::from_secs(30),
         };
         let pool = hub::store::connect(&config.database_url, 4)
             .await
@@ -266,6 +267,45 @@ impl TestEnv {
     /// Remembers extra broker objects for cleanup.
     pub fn forget_later(&self, queue: String) {
         self.queues.lock().expect("lock").push(queue);
+    }
+
+    /// The dead letters the keeper kept from queue `queue` (short name, or `unrouted`), in the
+    /// order it kept them, once there are at least `n` (fails the test after `timeout`). The
+    /// keeper runs in every hub (`Components::ALL`) and drains the `.dead` queues, so this is
+    /// where tests read dead letters.
+    pub async fn dead_letters(
+        &self,
+        queue: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<hub::ops::dlq::DeadLetter> {
+        let what = format!("{n} dead letters of {queue} kept");
+        wait_until(timeout, &what, || async {
+            let ids: Vec<i64> =
+                sqlx::query_scalar("SELECT id FROM dead_letters WHERE queue = $1 ORDER BY id")
+                    .bind(queue)
+                    .fetch_all(&self.pool)
+                    .await
+                    .expect("dead letters");
+            if ids.len() < n {
+                return None;
+            }
+            Some(
+                hub::ops::dlq::get_many(&self.pool, &ids)
+                    .await
+                    .expect("dead letters"),
+            )
+        })
+        .await
+    }
+
+    /// How many dead letters the keeper kept from queue `queue` (short name) so far.
+    pub async fn dead_letter_count(&self, queue: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE queue = $1")
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await
+            .expect("dead letters")
     }
 }
 

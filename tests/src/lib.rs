@@ -1,6 +1,8 @@
 //! End-to-end test support: each test gets its own namespace on the real RabbitMQ and its own
 //! database on the real PostgreSQL, removed when the test ends (also when it fails).
 
+pub mod browser;
+pub mod console;
 pub mod harness;
 pub mod ledger;
 pub mod portal;

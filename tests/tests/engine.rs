@@ -9,6 +9,7 @@ use e2e::ledger::{self, AccountOpened, Deposit, Deposited, Ledger, OpenAccount};
 use e2e::{TestEnv, wait_until};
 use hub::app::Components;
 use hub::broker::Envelope;
+use hub::ops::dlq::DeadLetter;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -266,60 +267,69 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
         "the good message after the bad ones was processed"
     );
 
-    let dead = e2e::Observer::attach(&env, topology.dead_queue(ledger::QUEUE)).await;
-    let letters = dead.take_raw(4, WAIT).await;
-    let header = |p: &lapin::BasicProperties, name: &str| hub::broker::header_str(p, name);
+    // The keeper moved them from the dead-letter queue into the table, headers and all.
+    let letters = env.dead_letters(ledger::QUEUE, 4, WAIT).await;
+    assert_eq!(letters.len(), 4, "each bad message kept once");
+    let header = |l: &DeadLetter, name: &str| l.header_str(name);
     let by_id = |id: Uuid| {
         letters
             .iter()
-            .find(|(p, _)| p.message_id().as_ref().map(ToString::to_string) == Some(id.to_string()))
+            .find(|l| l.message_id == Some(id))
             .unwrap_or_else(|| panic!("dead letter {id} not found"))
     };
-    let (p, body) = by_id(not_json.message_id);
-    assert_eq!(body, b"{not json", "the body is kept as it came");
+    let l = by_id(not_json.message_id);
+    assert_eq!(l.body, b"{not json", "the body is kept as it came");
     assert_eq!(
-        header(p, headers::ERROR_KIND).as_deref(),
+        header(l, headers::ERROR_KIND).as_deref(),
         Some("invalid_input")
     );
+    assert_eq!(l.error_kind, "invalid_input");
     assert!(
-        header(p, headers::ERROR_TEXT)
+        header(l, headers::ERROR_TEXT)
             .is_some_and(|t| t.contains("not a valid test.deposit.v1 JSON"))
     );
-    assert_eq!(header(p, headers::ORIGINAL_EXCHANGE), Some(bus.clone()));
+    assert!(l.error.contains("not a valid test.deposit.v1 JSON"));
+    assert_eq!(header(l, headers::ORIGINAL_EXCHANGE), Some(bus.clone()));
+    assert_eq!(l.original_exchange, bus);
     assert_eq!(
-        header(p, headers::ORIGINAL_ROUTING_KEY).as_deref(),
+        header(l, headers::ORIGINAL_ROUTING_KEY).as_deref(),
         Some("test.deposit.v1")
     );
+    assert_eq!(l.original_routing_key, "test.deposit.v1");
     assert_eq!(
-        header(p, headers::QUEUE),
+        header(l, headers::QUEUE),
         Some(topology.work_queue(ledger::QUEUE))
     );
-    assert_eq!(hub::broker::header_u32(p, headers::ATTEMPTS), Some(1));
+    assert_eq!(l.header_i64(headers::ATTEMPTS), Some(1));
+    assert_eq!(l.attempts, 1);
     assert!(
-        header(p, headers::FIRST_FAILURE).is_some() && header(p, headers::LAST_FAILURE).is_some()
+        header(l, headers::FIRST_FAILURE).is_some() && header(l, headers::LAST_FAILURE).is_some()
     );
+    assert!(l.first_failure_at.is_some() && l.last_failure_at.is_some());
 
-    let (p, _) = by_id(invalid.message_id);
+    let l = by_id(invalid.message_id);
     assert_eq!(
-        header(p, headers::ERROR_KIND).as_deref(),
+        header(l, headers::ERROR_KIND).as_deref(),
         Some("invalid_input")
     );
     assert_eq!(
-        header(p, headers::ERROR_TEXT).as_deref(),
+        header(l, headers::ERROR_TEXT).as_deref(),
         Some("test.deposit.v1 failed validation: amount: must be positive")
     );
-    let (p, _) = by_id(unknown.message_id);
-    assert_eq!(header(p, headers::ERROR_KIND).as_deref(), Some("permanent"));
+    let l = by_id(unknown.message_id);
+    assert_eq!(header(l, headers::ERROR_KIND).as_deref(), Some("permanent"));
     assert_eq!(
-        header(p, headers::ERROR_TEXT).as_deref(),
+        header(l, headers::ERROR_TEXT).as_deref(),
         Some("no such account")
     );
-    let (p, _) = letters
+    assert_eq!(l.error, "no such account");
+    let l = letters
         .iter()
-        .find(|(p, _)| p.message_id().is_none())
+        .find(|l| l.property("message_id").is_none())
         .expect("the message without id was dead-lettered");
+    assert_eq!(l.message_id, None);
     assert_eq!(
-        header(p, headers::ERROR_TEXT).as_deref(),
+        header(l, headers::ERROR_TEXT).as_deref(),
         Some("property message_id is missing")
     );
 

@@ -6,8 +6,7 @@ use contracts::issuance::{
     ApplicationRejected, IdentifierIssued, PhoneCodeSent, PhoneCodeWrong, RejectReason,
 };
 use e2e::portal::{Portal, WAIT, code_in, password_in, phone};
-use e2e::{Observer, wait_until};
-use hub::broker::header_str;
+use e2e::wait_until;
 use simulators::SimKind;
 
 /// Runs one application through to the notice; returns (notice, temporary password).
@@ -160,30 +159,29 @@ async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered
     // A confirmation for an application that does not exist fails for good: its dead letter
     // keeps the reason, not the code.
     portal.confirm("no-such-application", "654321").await;
-    let topology = portal.env.topology(vec![]);
-    let dead = Observer::attach(
-        &portal.env,
-        topology.dead_queue(hub::sagas::issuance::QUEUE),
-    )
-    .await;
-    let letters = dead.take_raw(1, WAIT).await;
-    let (props, body) = &letters[0];
+    let letters = portal
+        .env
+        .dead_letters(hub::sagas::issuance::QUEUE, 1, WAIT)
+        .await;
+    let letter = &letters[0];
     assert_eq!(
-        header_str(props, headers::ERROR_TEXT).as_deref(),
+        letter.header_str(headers::ERROR_TEXT).as_deref(),
         Some("no such application")
     );
+    assert_eq!(letter.error, "no such application");
     assert!(
-        !String::from_utf8_lossy(body).contains("654321"),
+        !String::from_utf8_lossy(&letter.body).contains("654321"),
         "the code is not kept"
     );
     assert!(
-        props
-            .headers()
-            .as_ref()
-            .and_then(|h| h.inner().get(headers::REDACTED))
-            .is_some(),
+        !letter.properties.to_string().contains("654321"),
+        "nor anywhere in its properties"
+    );
+    assert!(
+        letter.header(headers::REDACTED).is_some(),
         "the dead letter says its body was redacted"
     );
+    assert!(letter.is_redacted());
     portal.stop().await;
 }
 
@@ -272,14 +270,17 @@ async fn a_password_sms_that_cannot_be_sent_is_dead_lettered_sealed_and_the_desk
         .faults(SimKind::A1, serde_json::json!({"error_rate": 1.0}))
         .await;
     portal.confirm("S-1", &code).await;
-    let topology = portal.env.topology(vec![]);
-    let dead = Observer::attach(&portal.env, topology.dead_queue(hub::workers::sms::QUEUE)).await;
-    let letters = dead.take_raw(1, WAIT).await;
-    let (props, body) = &letters[0];
+    let letters = portal
+        .env
+        .dead_letters(hub::workers::sms::QUEUE, 1, WAIT)
+        .await;
+    let letter = &letters[0];
+    let body = &letter.body;
     assert_eq!(
-        header_str(props, headers::ERROR_KIND).as_deref(),
+        letter.header_str(headers::ERROR_KIND).as_deref(),
         Some("retries_exhausted")
     );
+    assert_eq!(letter.error_kind, "retries_exhausted");
     let text = String::from_utf8_lossy(body);
     assert!(
         !text.contains("пароль") && !text.contains("Временный"),

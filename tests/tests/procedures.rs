@@ -11,8 +11,7 @@ use contracts::procedure::{
 };
 use contracts::{Message, Metadata, headers};
 use e2e::portal::{Portal, WAIT};
-use e2e::{Observer, wait_until};
-use hub::broker::header_str;
+use e2e::wait_until;
 use serde_json::json;
 use simulators::SimKind;
 use uuid::Uuid;
@@ -275,18 +274,18 @@ async fn a_decision_sent_by_another_authority_is_dead_lettered() {
     );
     metadata.user_id = Some("guest".into());
     portal.env.send_with(&forged, metadata).await;
-    let topology = portal.env.topology(vec![]);
-    let dead = Observer::attach(
-        &portal.env,
-        topology.dead_queue(hub::procedures::saga::QUEUE),
-    )
-    .await;
-    let letters = dead.take_raw(1, WAIT).await;
-    let reason = header_str(&letters[0].0, headers::ERROR_TEXT).unwrap_or_default();
+    let letters = portal
+        .env
+        .dead_letters(hub::procedures::saga::QUEUE, 1, WAIT)
+        .await;
+    let reason = letters[0]
+        .header_str(headers::ERROR_TEXT)
+        .unwrap_or_default();
     assert!(
         reason.contains("\"guest\"") && reason.contains("authority-fszn"),
         "{reason}"
     );
+    assert_eq!(letters[0].error, reason);
     assert_eq!(
         state_name(&portal, app.application_id).await.as_deref(),
         Some("at_authority")

@@ -12,9 +12,10 @@
 //! A retry or dead letter is published (and confirmed) before the original is acked; if that
 //! publish fails the original is nacked back to its queue, where `x-delivery-limit` bounds it.
 
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use adapters::{Failure, FailureKind};
 use chrono::Utc;
@@ -30,16 +31,21 @@ use lapin::types::{AMQPValue, FieldTable};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::properties::{
     decode_properties, header_str, header_time, header_u32, long_string, time_value, with_headers,
 };
 use super::{Broker, Publisher};
+use crate::metrics::{InOutcome, metrics};
+use crate::trace::TraceContext;
 
 /// A message as a handler sees it.
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// Properties and headers.
+    /// Properties and headers. Its `traceparent` is this handling's own span (a child of the
+    /// one the message arrived with, or a new trace), so whatever the handler sends, and the
+    /// external calls it makes, continue the trace.
     pub metadata: Metadata,
     /// The JSON body, unparsed: the handler decodes it into its contract type.
     pub body: Vec<u8>,
@@ -61,6 +67,24 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Handles one message. `Ok` means its effects are committed.
     fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<(), Failure>>;
+
+    /// The saga this handler runs, if it runs one: what operators' tools may ask of it.
+    fn saga(&self) -> Option<&dyn crate::engine::SagaControl> {
+        None
+    }
+}
+
+tokio::task_local! {
+    /// Set by a handler that found its message already handled; read by the runner.
+    static DUPLICATE: Cell<bool>;
+}
+
+/// Tells the consumer runner that the message being handled was already handled before (its id
+/// is in the inbox), so it is counted as a duplicate, not as new work. Called by the engines
+/// where they skip a message; a no-op outside a consumer. It goes beside [`Handler::handle`]
+/// rather than in its result, so no handler has to change for it.
+pub fn handled_as_duplicate() {
+    let _ = DUPLICATE.try_with(|d| d.set(true));
 }
 
 /// How one consumer runs.
@@ -141,7 +165,10 @@ pub async fn run_consumer(
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let shared = shared.clone();
-                        in_flight.spawn(async move { process(&shared, delivery).await });
+                        let (trace, span) = message_span(&shared.settings.queue, &delivery);
+                        in_flight.spawn(
+                            async move { process(&shared, delivery, trace).await }.instrument(span),
+                        );
                     }
                     Some(Err(e)) => {
                         tracing::warn!(%queue, error = %e, "consumer failed; reconnecting");
@@ -162,12 +189,34 @@ pub async fn run_consumer(
 }
 
 enum Outcome {
-    Done,
+    Done { duplicate: bool },
     Failed(Failure, ErrorKind),
 }
 
-async fn process(shared: &Shared, delivery: Delivery) {
+/// The span of handling one delivery, a child of the trace the message arrived with or the
+/// root of a new one: every log line of its handling carries the trace id.
+fn message_span(queue: &str, delivery: &Delivery) -> (TraceContext, tracing::Span) {
     let props = &delivery.properties;
+    let trace = TraceContext::continue_or_start(header_str(props, headers::TRACEPARENT).as_deref());
+    let span = tracing::info_span!(
+        "message",
+        %queue,
+        message_type = props.kind().as_ref().map_or("", |t| t.as_str()),
+        message_id = props.message_id().as_ref().map_or("", |m| m.as_str()),
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+    );
+    (trace, span)
+}
+
+async fn process(shared: &Shared, delivery: Delivery, trace: TraceContext) {
+    let props = &delivery.properties;
+    let queue = shared.settings.queue.as_str();
+    let message_type = props
+        .kind()
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let previous_failures = header_u32(props, headers::ATTEMPTS).unwrap_or(0);
     let exchange = header_str(props, headers::ORIGINAL_EXCHANGE)
         .unwrap_or_else(|| delivery.exchange.to_string());
@@ -175,7 +224,9 @@ async fn process(shared: &Shared, delivery: Delivery) {
         .unwrap_or_else(|| delivery.routing_key.to_string());
     let outcome = match decode_properties(props) {
         Err(reason) => Outcome::Failed(Failure::invalid_input(reason), ErrorKind::InvalidInput),
-        Ok(metadata) => {
+        Ok(mut metadata) => {
+            // Handling it is a span of its own: what it causes carries that span as parent.
+            metadata.traceparent = Some(trace.to_string());
             let incoming = Incoming {
                 metadata,
                 body: delivery.data.clone(),
@@ -184,15 +235,20 @@ async fn process(shared: &Shared, delivery: Delivery) {
                 routing_key: routing_key.clone(),
                 previous_failures,
             };
+            let started = Instant::now();
             let handled = AssertUnwindSafe(tokio::time::timeout(
                 shared.settings.handler_timeout,
-                shared.handler.handle(&incoming),
+                DUPLICATE.scope(Cell::new(false), async {
+                    let result = shared.handler.handle(&incoming).await;
+                    (result, DUPLICATE.with(Cell::get))
+                }),
             ))
             .catch_unwind()
             .await;
+            metrics().handler_ran(queue, started.elapsed());
             match handled {
-                Ok(Ok(Ok(()))) => Outcome::Done,
-                Ok(Ok(Err(f))) => {
+                Ok(Ok((Ok(()), duplicate))) => Outcome::Done { duplicate },
+                Ok(Ok((Err(f), _))) => {
                     let kind = match f.kind {
                         FailureKind::Transient => ErrorKind::RetriesExhausted,
                         FailureKind::Permanent => ErrorKind::Permanent,
@@ -215,7 +271,13 @@ async fn process(shared: &Shared, delivery: Delivery) {
         }
     };
     let failure = match outcome {
-        Outcome::Done => {
+        Outcome::Done { duplicate } => {
+            let outcome = if duplicate {
+                InOutcome::Duplicate
+            } else {
+                InOutcome::Ok
+            };
+            metrics().message_in(queue, &message_type, outcome);
             ack(&delivery).await;
             return;
         }
@@ -239,14 +301,9 @@ async fn process(shared: &Shared, delivery: Delivery) {
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let message_type = props
-        .kind()
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
     let retry = failure.is_transient() && attempts < shared.settings.max_attempts;
+    let tier = shared.topology.tier_for_attempt(attempts);
     let published = if retry {
-        let tier = shared.topology.tier_for_attempt(attempts);
         let delay = jittered(
             shared.topology.retry_tiers()[tier].delay,
             shared.settings.jitter,
@@ -299,8 +356,18 @@ async fn process(shared: &Shared, delivery: Delivery) {
             .await
     };
     match published {
-        Ok(()) => ack(&delivery).await,
+        Ok(()) => {
+            if retry {
+                metrics().message_in(queue, &message_type, InOutcome::Retried);
+                metrics().retry(queue, tier);
+            } else {
+                metrics().message_in(queue, &message_type, InOutcome::DeadLettered);
+                metrics().dead_letter(queue, dead_kind);
+            }
+            ack(&delivery).await
+        }
         Err(e) => {
+            metrics().message_in(queue, &message_type, InOutcome::Requeued);
             tracing::warn!(queue = %shared.settings.queue, %message_id, error = %e, "could not park the failed message; returning it to its queue");
             let requeue = BasicNackOptions {
                 requeue: true,

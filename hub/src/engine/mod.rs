@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use adapters::Failure;
 use chrono::{DateTime, Utc};
+use contracts::ops::CancelSaga;
 use contracts::{Message, Metadata};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
@@ -51,6 +52,51 @@ pub trait Saga: Send + Sync + 'static {
 
     /// Whether the saga has ended.
     fn is_terminal(&self, state: &Self::State) -> bool;
+
+    /// An operator ends a stuck instance (`hub saga cancel`, message `ops.cancel_saga.v1`):
+    /// the step runs the compensations the saga defines and must end in a terminal state.
+    /// `state` is never terminal (the engine leaves an ended saga alone). Pure, like
+    /// [`Saga::transition`]. A saga that does not override it cannot be cancelled.
+    fn cancel(
+        &self,
+        state: &Self::State,
+        request: &CancelSaga,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Self::State>, Failure> {
+        let _ = (state, request, ctx);
+        Err(Failure::permanent(format!(
+            "this saga ({}) cannot be cancelled",
+            self.saga_type()
+        )))
+    }
+}
+
+/// What operators' tools may ask of a running saga type without knowing its Rust types: the
+/// CLI and the console find it through [`crate::broker::Handler::saga`] on a plan's handlers.
+pub trait SagaControl: Send + Sync {
+    /// The saga type.
+    fn saga_type(&self) -> &str;
+
+    /// Its work queue (full name): timers and operators' messages go there.
+    fn queue(&self) -> &str;
+
+    /// What cancelling the instance `saga_id` in stored state `state` would do, without doing
+    /// it; or why the saga refuses.
+    fn preview_cancel(
+        &self,
+        saga_id: Uuid,
+        state: &serde_json::Value,
+        request: &CancelSaga,
+    ) -> Result<CancelPreview, Failure>;
+}
+
+/// What a cancel would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelPreview {
+    /// The state it ends in.
+    pub to_state: String,
+    /// The types of the messages it sends (the compensations and the news), in order.
+    pub sends: Vec<String>,
 }
 
 /// Which instance a message belongs to.

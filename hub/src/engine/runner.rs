@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use adapters::Failure;
-use chrono::Utc;
-use contracts::{Metadata, Topology};
+use chrono::{DateTime, Utc};
+use contracts::ops::CancelSaga;
+use contracts::{Message, Metadata, Topology, decode};
 use futures_util::future::BoxFuture;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::service::db_failure;
-use super::{Command, Saga, SagaKey, StepContext};
+use super::{CancelPreview, Command, Saga, SagaControl, SagaKey, StepContext};
 use crate::broker::{Envelope, Handler, Incoming};
 use crate::store::outbox;
 
@@ -25,6 +26,13 @@ pub struct SagaEngine<S> {
     queue: String,
     app_id: String,
     inbox_key: String,
+}
+
+/// What a message asks of the saga: its own input, or an operator's cancel (which every saga
+/// queue takes, from the hub alone).
+enum Delivery<I> {
+    Input(I),
+    Cancel(CancelSaga),
 }
 
 enum StepError {
@@ -72,7 +80,7 @@ impl<S: Saga> SagaEngine<S> {
         &self,
         message: &Incoming,
         key: &SagaKey,
-        input: &S::Input,
+        input: &Delivery<S::Input>,
     ) -> Result<(), StepError> {
         let mut tx = self.pool.begin().await?;
         let fresh = sqlx::query(
@@ -86,33 +94,51 @@ impl<S: Saga> SagaEngine<S> {
             == 1;
         if !fresh {
             tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
+            crate::broker::handled_as_duplicate();
             tx.rollback().await?;
             return Ok(());
         }
-        let row: Option<(Json<serde_json::Value>, i64, String)> =
-            sqlx::query_as("SELECT state, version, state_name FROM sagas WHERE id = $1 FOR UPDATE")
-                .bind(key.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (state, version, from_state) = match row {
-            Some((Json(value), version, name)) => {
+        let row: Option<(Json<serde_json::Value>, i64, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT state, version, state_name, created_at FROM sagas WHERE id = $1 FOR UPDATE",
+        )
+        .bind(key.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (state, version, from_state, started_at) = match row {
+            Some((Json(value), version, name, created_at)) => {
                 let state = serde_json::from_value::<S::State>(value).map_err(|e| {
                     Failure::permanent(format!(
                         "stored state of saga {} cannot be read: {e}",
                         key.id
                     ))
                 })?;
-                (Some(state), version, Some(name))
+                (Some(state), version, Some(name), created_at)
             }
-            None => (None, 0, None),
+            None => (None, 0, None, Utc::now()),
         };
+        let was_terminal = state.as_ref().is_some_and(|s| self.saga.is_terminal(s));
         let ctx = StepContext {
             now: Utc::now(),
             saga_id: key.id,
             message: &message.metadata,
             seed: rand::random(),
         };
-        let step = self.saga.transition(state.as_ref(), input, &ctx)?;
+        let step = match (input, state.as_ref()) {
+            (Delivery::Input(input), state) => self.saga.transition(state, input, &ctx)?,
+            (Delivery::Cancel(_), None) => {
+                return Err(StepError::Failed(Failure::permanent(format!(
+                    "no saga {} to cancel",
+                    key.id
+                ))));
+            }
+            (Delivery::Cancel(_), Some(state)) if self.saga.is_terminal(state) => {
+                // It ended while the operator's message was on its way: nothing to undo.
+                tracing::warn!(saga_id = %key.id, state = from_state.as_deref().unwrap_or_default(), "cancel of an ended saga ignored");
+                tx.commit().await?;
+                return Ok(());
+            }
+            (Delivery::Cancel(request), Some(state)) => self.cancelled(state, request, &ctx)?,
+        };
         let to_state = self.saga.state_name(&step.state);
         let terminal = self.saga.is_terminal(&step.state);
         let state_json = serde_json::to_value(&step.state)
@@ -170,8 +196,51 @@ impl<S: Saga> SagaEngine<S> {
         self.write_timers(&mut tx, &message.metadata, key.id, &step)
             .await?;
         tx.commit().await?;
+        if terminal && !was_terminal {
+            let lasted = (Utc::now() - started_at).to_std().unwrap_or_default();
+            crate::metrics::metrics().saga_ended(self.saga.saga_type(), lasted);
+        }
         tracing::debug!(saga_id = %key.id, saga_type = self.saga.saga_type(), from = ?from_state, to = %to_state, sent = outgoing.len(), "saga step committed");
         Ok(())
+    }
+
+    /// The saga's cancel step, which must end it.
+    fn cancelled(
+        &self,
+        state: &S::State,
+        request: &CancelSaga,
+        ctx: &StepContext<'_>,
+    ) -> Result<super::Step<S::State>, Failure> {
+        let step = self.saga.cancel(state, request, ctx)?;
+        if !self.saga.is_terminal(&step.state) {
+            return Err(Failure::permanent(format!(
+                "the {} saga's cancel left it in {}, not ended",
+                self.saga.saga_type(),
+                self.saga.state_name(&step.state)
+            )));
+        }
+        Ok(step)
+    }
+
+    /// An operator's cancel: named by its `correlation_id`, and only from the hub's requeue
+    /// exchange (agencies may publish only to the bus).
+    fn read_cancel(&self, message: &Incoming) -> Result<(SagaKey, CancelSaga), Failure> {
+        let request: CancelSaga = decode(&message.metadata.message_type, &message.body)?;
+        let key = SagaKey::from_correlation_id(&message.metadata)?;
+        if request.saga_id != key.id {
+            return Err(Failure::invalid_input(format!(
+                "the cancel names saga {} but is correlated to {}",
+                request.saga_id, key.id
+            )));
+        }
+        if message.exchange != self.topology.requeue_exchange() {
+            return Err(Failure::invalid_input(format!(
+                "an operator's cancel is taken only from {}, not {:?}",
+                self.topology.requeue_exchange(),
+                message.exchange
+            )));
+        }
+        Ok((key, request))
     }
 
     async fn write_timers(
@@ -271,14 +340,70 @@ pub(crate) fn outgoing(
     }
 }
 
+impl<S: Saga> SagaControl for SagaEngine<S> {
+    fn saga_type(&self) -> &str {
+        self.saga.saga_type()
+    }
+
+    fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    fn preview_cancel(
+        &self,
+        saga_id: Uuid,
+        state: &serde_json::Value,
+        request: &CancelSaga,
+    ) -> Result<CancelPreview, Failure> {
+        let state = serde_json::from_value::<S::State>(state.clone()).map_err(|e| {
+            Failure::permanent(format!(
+                "stored state of saga {saga_id} cannot be read: {e}"
+            ))
+        })?;
+        if self.saga.is_terminal(&state) {
+            return Err(Failure::permanent(format!(
+                "saga {saga_id} has ended ({}): nothing to cancel",
+                self.saga.state_name(&state)
+            )));
+        }
+        let metadata = Metadata::new(CancelSaga::TYPE.to_string(), self.app_id.clone())
+            .with_correlation_id(saga_id.to_string());
+        let ctx = StepContext {
+            now: Utc::now(),
+            saga_id,
+            message: &metadata,
+            seed: rand::random(),
+        };
+        let step = self.cancelled(&state, request, &ctx)?;
+        Ok(CancelPreview {
+            to_state: self.saga.state_name(&step.state),
+            sends: step
+                .commands
+                .iter()
+                .map(|c| c.message_type.clone())
+                .collect(),
+        })
+    }
+}
+
 impl<S: Saga> Handler for SagaEngine<S> {
     fn name(&self) -> &str {
         &self.inbox_key
     }
 
+    fn saga(&self) -> Option<&dyn SagaControl> {
+        Some(self)
+    }
+
     fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
-            let (key, input) = self.saga.read(message)?;
+            let (key, input) = if CancelSaga::TYPE.matches(&message.metadata.message_type) {
+                let (key, request) = self.read_cancel(message)?;
+                (key, Delivery::Cancel(request))
+            } else {
+                let (key, input) = self.saga.read(message)?;
+                (key, Delivery::Input(input))
+            };
             for _ in 0..CONFLICT_RETRIES {
                 match self.step(message, &key, &input).await {
                     Ok(()) => return Ok(()),

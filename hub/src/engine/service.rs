@@ -83,6 +83,7 @@ impl<S: Service> ServiceRunner<S> {
     async fn run(&self, message: &Incoming) -> Result<(), Failure> {
         if self.seen(message).await? {
             tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
+            crate::broker::handled_as_duplicate();
             return Ok(());
         }
         let prepared = self.service.prepare(message).await?;
@@ -99,6 +100,7 @@ impl<S: Service> ServiceRunner<S> {
             == 1;
         if !fresh {
             // Another consumer finished the same message meanwhile: its answers stand.
+            crate::broker::handled_as_duplicate();
             return Ok(());
         }
         let answers = self.service.apply(&mut tx, message, prepared).await?;

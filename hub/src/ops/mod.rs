@@ -4,3 +4,7 @@
 //! functions.
 
 pub mod audit;
+pub mod console;
+pub mod dlq;
+pub mod keeper;
+pub mod sagas;

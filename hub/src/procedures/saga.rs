@@ -8,6 +8,8 @@
 //!           at_authority | registered --> withdrawing --authority stops--> withdrawn (refund due)
 //!                                                    --authority had decided--> decided
 //! awaiting_payment --payment term over--> rejected (payment_expired)
+//! operator's cancel (a stuck application): --> cancelled, as a withdrawal that does not wait
+//!           for the authority (invoice cancelled, or the authority told and the refund due)
 //! ```
 //!
 //! The statutory term is counted in working days on the Belarus calendar; when it passes with
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use adapters::Failure;
 use chrono::{DateTime, NaiveDate, Utc};
+use contracts::ops::CancelSaga;
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
     ApplicationRejected, ApplicationWithdrawn, AttachReceipt, AuthorityApplication,
@@ -45,6 +48,8 @@ pub const SAGA_TYPE: &str = "procedure";
 pub const QUEUE: &str = "saga.procedure";
 const PAYMENT_TIMER: &str = "payment";
 const OVERDUE_TIMER: &str = "overdue";
+/// The `reason` of the `procedure.withdrawn.v1` of an application an operator ended.
+pub const CANCELLED_BY_OPERATOR: &str = "cancelled_by_operator";
 
 /// The short name of an authority's queue: the hub sends it applications and withdrawals there.
 pub fn authority_queue(authority: &str) -> String {
@@ -203,6 +208,13 @@ pub enum Stage {
     Rejected {
         /// Why.
         reason: ProcedureRejectReason,
+    },
+    /// Ended by an operator (`hub saga cancel`), as a withdrawal.
+    Cancelled {
+        /// The operator's reason.
+        reason: String,
+        /// Fee due back, kopecks.
+        refund_due_kopecks: u64,
     },
 }
 
@@ -374,6 +386,8 @@ impl Saga for ProcedureSaga {
                 .send(Command::new(&ApplicationWithdrawn {
                     application_id: s.application_id,
                     refund_due_kopecks: 0,
+                    reason: None,
+                    detail: None,
                 })?);
                 if let Some(order) = &s.order_number {
                     step = step.send(Command::new(&CancelInvoice {
@@ -451,6 +465,8 @@ impl Saga for ProcedureSaga {
                 .send(Command::new(&ApplicationWithdrawn {
                     application_id: s.application_id,
                     refund_due_kopecks: refund,
+                    reason: None,
+                    detail: None,
                 })?))
             }
             // The authority had decided: its decision is on the way (or here already).
@@ -499,6 +515,7 @@ impl Saga for ProcedureSaga {
             Stage::Decided { .. } => "decided",
             Stage::Withdrawn { .. } => "withdrawn",
             Stage::Rejected { .. } => "rejected",
+            Stage::Cancelled { .. } => "cancelled",
         }
         .into()
     }
@@ -506,8 +523,52 @@ impl Saga for ProcedureSaga {
     fn is_terminal(&self, s: &Application) -> bool {
         matches!(
             s.stage,
-            Stage::Decided { .. } | Stage::Withdrawn { .. } | Stage::Rejected { .. }
+            Stage::Decided { .. }
+                | Stage::Withdrawn { .. }
+                | Stage::Rejected { .. }
+                | Stage::Cancelled { .. }
         )
+    }
+
+    /// Like a withdrawal, without waiting for the authority (which may be why it is stuck):
+    /// the unpaid invoice is cancelled, or the authority is told to stop and the fee paid is
+    /// recorded as due back; the portal gets `procedure.withdrawn.v1` with the reason.
+    fn cancel(
+        &self,
+        s: &Application,
+        request: &CancelSaga,
+        _ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let refund = s.paid.as_ref().map_or(0, |p| p.amount_kopecks);
+        let compensation = match (&s.stage, &s.order_number) {
+            (Stage::AwaitingPayment { .. }, Some(order)) => Some(Command::new(&CancelInvoice {
+                order_number: order.clone(),
+            })?),
+            (Stage::AwaitingPayment { .. }, None) => None,
+            (Stage::AtAuthority | Stage::Withdrawing, _) => Some(
+                Command::new(&AuthorityWithdrawal {
+                    application_id: s.application_id,
+                })?
+                .reply_to(self.queue_of(&s.authority)),
+            ),
+            _ => return Err(Failure::permanent("the application has ended")),
+        };
+        let step = with_stage(
+            s,
+            Stage::Cancelled {
+                reason: request.reason.clone(),
+                refund_due_kopecks: refund,
+            },
+        )
+        .cancel_timer(PAYMENT_TIMER)
+        .cancel_timer(OVERDUE_TIMER)
+        .send(Command::new(&ApplicationWithdrawn {
+            application_id: s.application_id,
+            refund_due_kopecks: refund,
+            reason: Some(CANCELLED_BY_OPERATOR.into()),
+            detail: Some(request.reason.clone()),
+        })?);
+        Ok(compensation.into_iter().fold(step, Step::send))
     }
 }
 
@@ -928,6 +989,79 @@ mod tests {
             check.problem.as_deref(),
             Some("the receipt says 2000 kopecks, ERIP received 2100")
         );
+    }
+
+    #[test]
+    fn an_operators_cancel_ends_a_stuck_application_as_a_withdrawal_that_does_not_wait() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let request = CancelSaga {
+            saga_id: Uuid::nil(),
+            reason: "ERIP outage, the person asked by phone".into(),
+            operator: "ivanov".into(),
+        };
+        let cancel = |run: &Run, state: &Application| {
+            let ctx = StepContext {
+                now: run.now,
+                saga_id: Uuid::nil(),
+                message: &run.meta,
+                seed: [7; 32],
+            };
+            run.saga.cancel(state, &request, &ctx)
+        };
+        // Unpaid: the invoice is closed, nothing is due back.
+        let unpaid = cancel(&run, &submitted.state).expect("cancelled");
+        assert_eq!(
+            sent(&unpaid),
+            ["procedure.withdrawn.v1", "erip.cancel_invoice.v1"]
+        );
+        assert!(run.saga.is_terminal(&unpaid.state));
+        assert_eq!(run.saga.state_name(&unpaid.state), "cancelled");
+        assert!(unpaid.cancel_timers.contains(&PAYMENT_TIMER.to_string()));
+        // Paid and with the authority: it is told to stop, the fee is due back, the portal
+        // learns why.
+        let paid_step = run.step(Some(&submitted.state), paid()).expect("paid");
+        let stuck = cancel(&run, &paid_step.state).expect("cancelled");
+        assert_eq!(
+            sent(&stuck),
+            ["procedure.withdrawn.v1", "authority.withdrawal.v1"]
+        );
+        assert_eq!(
+            stuck.commands[1].reply_to.as_deref(),
+            Some("ns.authority.minsk-civil-registry")
+        );
+        assert!(stuck.cancel_timers.contains(&OVERDUE_TIMER.to_string()));
+        let news: ApplicationWithdrawn =
+            serde_json::from_slice(&stuck.commands[0].body).expect("body");
+        assert_eq!(news.refund_due_kopecks, 2100);
+        assert_eq!(news.reason.as_deref(), Some(CANCELLED_BY_OPERATOR));
+        assert_eq!(news.detail.as_deref(), Some(request.reason.as_str()));
+        assert_eq!(
+            stuck.state.stage,
+            Stage::Cancelled {
+                reason: request.reason.clone(),
+                refund_due_kopecks: 2100,
+            }
+        );
+        // The authority's late decision changes nothing any more.
+        let now = run.now;
+        let late = run
+            .from(Some("authority-minsk-zags"))
+            .step(
+                Some(&stuck.state),
+                Input::Decided(AuthorityDecided {
+                    application_id: Uuid::from_u128(1),
+                    verdict: Verdict::Granted,
+                    document: "ok".into(),
+                    decided_at: now,
+                }),
+            )
+            .expect("ignored");
+        assert!(late.commands.is_empty());
+        assert_eq!(late.state, stuck.state);
+        // An ended application cannot be cancelled.
+        assert!(cancel(&run, &stuck.state).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!   --operator--> confirming_phone --code--> creating_account --registry--> sending_password
 //!   --SMS accepted--> issued (notice of issuance)
 //! any failed rule --> rejected (reason code), undoing the reservation where one was made
+//! operator's cancel, before the account step --> rejected (cancelled_by_operator), likewise
 //! ```
 //!
 //! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox,
@@ -22,6 +23,7 @@ use contracts::issuance::{
     PhoneCodeSent, PhoneCodeWrong, RejectReason, ResendTemporaryPassword, application_key,
 };
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
+use contracts::ops::CancelSaga;
 use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
 use contracts::registry::{
     AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved,
@@ -570,6 +572,16 @@ impl Saga for IssuanceSaga {
                     temporary_password_expires_at: expires_at,
                 })?))
             }
+            // The registry reserved after an operator's cancel (its command was stuck): undo it.
+            (
+                Stage::Rejected {
+                    reason: RejectReason::CancelledByOperator,
+                    ..
+                },
+                Input::Reserved(Reserved {
+                    outcome: ReserveOutcome::Reserved,
+                }),
+            ) => Ok(Step::to(s.clone()).send(release(s)?)),
             // Late or repeated answers (a delivery report of the phone code, a second copy of a
             // reply, the code timer after the code was confirmed) change nothing.
             _ => Ok(Step::to(s.clone())),
@@ -592,6 +604,40 @@ impl Saga for IssuanceSaga {
 
     fn is_terminal(&self, state: &Issuance) -> bool {
         matches!(state.stage, Stage::Issued { .. } | Stage::Rejected { .. })
+    }
+
+    /// The failure path with reason `cancelled_by_operator`: the desk is told, the reservation
+    /// released (also one still on its way: see the late `Reserved` above). Refused from the
+    /// account step on, when the registry may have assigned the identifier already.
+    fn cancel(
+        &self,
+        s: &Issuance,
+        request: &CancelSaga,
+        _ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        match s.stage {
+            Stage::Reserving
+            | Stage::Reconciling
+            | Stage::CheckingSubscriber
+            | Stage::ConfirmingPhone { .. } => reject(
+                s,
+                RejectReason::CancelledByOperator,
+                Some(request.reason.clone()),
+                vec![],
+                true,
+            )
+            .map(|st| st.cancel_timer(CODE_TIMER)),
+            Stage::CreatingAccount { .. } | Stage::SendingPassword { .. } => {
+                Err(Failure::permanent(
+                    "the registry may have assigned the identifier already: an application \
+                     past the phone confirmation cannot be cancelled (the desk may ask for the \
+                     temporary password again)",
+                ))
+            }
+            Stage::Issued { .. } | Stage::Rejected { .. } => {
+                Err(Failure::permanent("the application has ended"))
+            }
+        }
     }
 }
 
@@ -720,12 +766,17 @@ fn reject(
         fields,
     })?);
     if release {
-        step = step.send(Command::new(&Release {
-            identifier: s.person.identification_number.clone(),
-            application: s.application.business_key(),
-        })?);
+        step = step.send(self::release(s)?);
     }
     Ok(step)
+}
+
+/// The registry command that frees the application's reservation (a no-op when there is none).
+fn release(s: &Issuance) -> Result<Command, Failure> {
+    Command::new(&Release {
+        identifier: s.person.identification_number.clone(),
+        application: s.application.business_key(),
+    })
 }
 
 fn masked_phone(phone: &str) -> String {
@@ -1133,6 +1184,77 @@ mod tests {
         let r = rejection(&mismatch);
         assert_eq!(r.reason, RejectReason::MvdMismatch);
         assert_eq!(r.fields[0].field, "person.surname");
+    }
+
+    #[test]
+    fn an_operators_cancel_rejects_and_releases_until_the_account_step() {
+        let mut run = Run::new();
+        let request = CancelSaga {
+            saga_id: Uuid::nil(),
+            reason: "MVD outage for a week".into(),
+            operator: "ivanov".into(),
+        };
+        let cancel = |run: &Run, state: &Issuance| {
+            let ctx = StepContext {
+                now: run.now,
+                saga_id: Uuid::nil(),
+                message: &run.meta,
+                seed: [1; 32],
+            };
+            run.saga.cancel(state, &request, &ctx)
+        };
+        let reserving = run.step(None, Input::Apply(application())).state;
+        let reconciling = run
+            .step(
+                Some(&reserving),
+                Input::Reserved(Reserved {
+                    outcome: ReserveOutcome::Reserved,
+                }),
+            )
+            .state;
+        let stuck = cancel(&run, &reconciling).expect("cancelled");
+        assert_eq!(
+            sent(&stuck),
+            ["issuance.rejected.v1", "registry.release.v1"]
+        );
+        let r = rejection(&stuck);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (
+                RejectReason::CancelledByOperator,
+                Some("MVD outage for a week")
+            )
+        );
+        assert_eq!(r.reason.as_str(), "cancelled_by_operator");
+        assert!(run.saga.is_terminal(&stuck.state));
+        assert_eq!(stuck.cancel_timers, vec![CODE_TIMER.to_string()]);
+        // Cancelled while the reservation was on its way: released now, and again when the
+        // registry's late answer comes.
+        let early = cancel(&run, &reserving).expect("cancelled");
+        assert!(sent(&early).contains(&"registry.release.v1"));
+        let late = run.step(
+            Some(&early.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::Reserved,
+            }),
+        );
+        assert_eq!(sent(&late), ["registry.release.v1"]);
+        assert_eq!(late.state, early.state);
+        // Past the phone confirmation the identifier may be assigned: refused. Ended: refused.
+        let creating = Issuance {
+            stage: Stage::SendingPassword {
+                expires_at: run.now,
+                operator: Operator::A1,
+                resend: false,
+            },
+            ..reconciling.clone()
+        };
+        let refused = cancel(&run, &creating).expect_err("refused");
+        assert!(
+            refused.reason.contains("cannot be cancelled"),
+            "{refused:?}"
+        );
+        assert!(cancel(&run, &stuck.state).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::OUTBOX_CHANNEL;
 use crate::broker::{Envelope, Publisher};
+use crate::metrics::metrics;
 
 /// How the relay runs.
 #[derive(Debug, Clone)]
@@ -35,6 +36,7 @@ pub async fn relay_once(
     publisher: &Publisher,
     batch: i64,
 ) -> Result<usize, sqlx::Error> {
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, exchange, routing_key, metadata, body FROM outbox
@@ -64,6 +66,8 @@ pub async fn relay_once(
     let mut sent = Vec::new();
     let (mut failed, mut errors) = (Vec::new(), Vec::new());
     for (envelope, result) in envelopes.iter().zip(results) {
+        let (exchange, message_type) = (&envelope.exchange, &envelope.metadata.message_type);
+        metrics().relayed(exchange, message_type, result.is_ok());
         match result {
             Ok(()) => sent.push(envelope.metadata.message_id),
             Err(e) => {
@@ -94,6 +98,7 @@ pub async fn relay_once(
         .await?;
     }
     tx.commit().await?;
+    metrics().relay_batch(started.elapsed());
     Ok(envelopes.len())
 }
 

@@ -25,7 +25,12 @@ use url::Url;
 
 use crate::broker::Incoming;
 use crate::engine::{Command, Service};
+use crate::metrics::external_call;
 use crate::procedures::saga::authority_queue;
+
+/// The system label of the back-offices' calls in the metrics (one for every HTTP authority, so
+/// the label space stays small).
+const SYSTEM: &str = "backoffice";
 
 /// The queue of `authority` and the messages the hub sends there.
 pub fn queue_spec(authority: &str) -> contracts::QueueSpec {
@@ -79,28 +84,36 @@ impl Service for BackOfficeWorker {
         Box::pin(async move {
             let t = message.metadata.message_type.as_str();
             let b = &message.body;
+            let client = self
+                .client
+                .clone()
+                .with_traceparent(message.metadata.traceparent.as_deref());
             let answer = if AuthorityApplication::TYPE.matches(t) {
                 let a: AuthorityApplication = decode(t, b)?;
+                let submitted = client.submit_application(&a, &self.callback);
                 let registration_number =
-                    self.client.submit_application(&a, &self.callback).await?;
+                    external_call(SYSTEM, "submit_application", submitted).await?;
                 Some(Command::new(&AuthorityRegistered {
                     application_id: a.application_id,
                     registration_number,
                 })?)
             } else if AuthorityWithdrawal::TYPE.matches(t) {
                 let w: AuthorityWithdrawal = decode(t, b)?;
-                let accepted = self.client.withdraw_application(w.application_id).await?;
+                let withdrawn = client.withdraw_application(w.application_id);
+                let accepted = external_call(SYSTEM, "withdraw_application", withdrawn).await?;
                 Some(Command::new(&AuthorityWithdrawalAnswered {
                     application_id: w.application_id,
                     accepted,
                 })?)
             } else if AuthorityComplaint::TYPE.matches(t) {
                 let c: AuthorityComplaint = decode(t, b)?;
-                self.client.submit_complaint(&c, &self.callback).await?;
+                let submitted = client.submit_complaint(&c, &self.callback);
+                external_call(SYSTEM, "submit_complaint", submitted).await?;
                 None
             } else if AuthorityComplaintWithdrawal::TYPE.matches(t) {
                 let w: AuthorityComplaintWithdrawal = decode(t, b)?;
-                let accepted = self.client.withdraw_complaint(w.complaint_id).await?;
+                let withdrawn = client.withdraw_complaint(w.complaint_id);
+                let accepted = external_call(SYSTEM, "withdraw_complaint", withdrawn).await?;
                 Some(Command::new(&AuthorityComplaintWithdrawalAnswered {
                     complaint_id: w.complaint_id,
                     accepted,

@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::broker::Incoming;
 use crate::engine::{Command, Service};
+use crate::metrics::external_call;
 use crate::secrets::Sealer;
 
 /// The worker's queue (short name).
@@ -97,9 +98,10 @@ impl Service for EmailWorker {
             }
             let m: SendEmail = decode(t, &message.body)?;
             let (subject, text) = self.compose(&m)?;
-            self.client
-                .send(message.metadata.message_id, &m.to, &subject, &text)
-                .await?;
+            let sent = self
+                .client
+                .send(message.metadata.message_id, &m.to, &subject, &text);
+            external_call("email", "send", sent).await?;
             tracing::info!(to = %mask_email(&m.to), purpose = ?m.purpose, "e-mail sent");
             Ok(())
         })

@@ -13,6 +13,7 @@ use url::Url;
 use crate::broker::Incoming;
 use crate::engine::service::db_failure;
 use crate::engine::{Command, Service};
+use crate::metrics::external_call;
 
 /// The worker's queue (short name).
 pub const QUEUE: &str = "adapter.erip";
@@ -71,21 +72,21 @@ impl Service for EripWorker {
     fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<EripOutcome, Failure>> {
         Box::pin(async move {
             let t = message.metadata.message_type.as_str();
+            let client = self
+                .client
+                .clone()
+                .with_traceparent(message.metadata.traceparent.as_deref());
             if CreateInvoice::TYPE.matches(t) {
                 let c: CreateInvoice = decode(t, &message.body)?;
-                let invoice = self
-                    .client
-                    .create_invoice(
-                        message.metadata.message_id,
-                        &NewInvoice {
-                            account_number: c.order_number.clone(),
-                            amount_kopecks: c.amount_kopecks,
-                            description: c.description.clone(),
-                            expires_at: c.expires_at,
-                            notify_url: self.notify_url.clone(),
-                        },
-                    )
-                    .await?;
+                let invoice = NewInvoice {
+                    account_number: c.order_number.clone(),
+                    amount_kopecks: c.amount_kopecks,
+                    description: c.description.clone(),
+                    expires_at: c.expires_at,
+                    notify_url: self.notify_url.clone(),
+                };
+                let created = client.create_invoice(message.metadata.message_id, &invoice);
+                let invoice = external_call("erip", "create_invoice", created).await?;
                 Ok(EripOutcome::Created {
                     order_number: c.order_number,
                     invoice_id: invoice.invoice_id,
@@ -103,11 +104,8 @@ impl Service for EripWorker {
                     // The invoice is not created yet: cancelling must wait for it.
                     return Err(Failure::transient("invoice not created yet; cancel later"));
                 };
-                match self
-                    .client
-                    .cancel(message.metadata.message_id, &invoice_id)
-                    .await
-                {
+                let cancelled = client.cancel(message.metadata.message_id, &invoice_id);
+                match external_call("erip", "cancel_invoice", cancelled).await {
                     Ok(_) => Ok(EripOutcome::Cancelled),
                     // Paid or expired meanwhile: the saga learns it from ERIP's notification;
                     // nothing is left to cancel here (a refund is recorded by the saga).

@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 
 use crate::broker::Incoming;
 use crate::engine::{Command, Service};
+use crate::metrics::external_call;
 
 /// The worker's queue (short name).
 pub const QUEUE: &str = "adapter.mvd";
@@ -60,10 +61,16 @@ impl Service for MvdWorker {
                     expires_on: cmd.document.expires_on,
                 },
             };
-            let r = self
+            let client = self
                 .client
-                .reconcile(message.metadata.message_id, &request)
-                .await?;
+                .clone()
+                .with_traceparent(message.metadata.traceparent.as_deref());
+            let r = external_call(
+                "mvd",
+                "reconcile",
+                client.reconcile(message.metadata.message_id, &request),
+            )
+            .await?;
             Ok(Reconciled {
                 reconciliation_id: r.reconciliation_id,
                 result: match r.outcome {

@@ -18,6 +18,7 @@ use url::Url;
 use crate::broker::Incoming;
 use crate::engine::service::db_failure;
 use crate::engine::{Command, Service};
+use crate::metrics::external_call;
 use crate::secrets::Sealer;
 
 /// The worker's queue (short name).
@@ -75,6 +76,13 @@ pub enum SmsOutcome {
 }
 
 impl SmsWorker {
+    /// The client, sending the message's trace context along.
+    fn client(&self, message: &Incoming) -> SmsClient {
+        self.client
+            .clone()
+            .with_traceparent(message.metadata.traceparent.as_deref())
+    }
+
     async fn notify_holder(
         &self,
         message: &Incoming,
@@ -98,20 +106,19 @@ impl SmsWorker {
             tracing::info!("no phone for the holder; the notice SMS is skipped");
             return not_sent("no phone for the holder");
         };
-        let Some(subscriber) = self.client.subscriber(&to).await? else {
+        let client = self.client(message);
+        let asked = external_call("sms", "subscriber", client.subscriber(&to));
+        let Some(subscriber) = asked.await? else {
             return not_sent("no operator serves the number");
         };
-        match self
-            .client
-            .send(
-                message.metadata.message_id,
-                subscriber.operator,
-                &to,
-                &cmd.text,
-                None,
-            )
-            .await
-        {
+        let sent = client.send(
+            message.metadata.message_id,
+            subscriber.operator,
+            &to,
+            &cmd.text,
+            None,
+        );
+        match external_call("sms", "send", sent).await {
             Ok(s) => Ok(SmsOutcome::Sent(SmsSent {
                 purpose: SmsPurpose::Notice,
                 operator: s.operator,
@@ -137,7 +144,9 @@ impl Service for SmsWorker {
                 let cmd: CheckSubscriber = decode(t, &message.body)?;
                 let phone =
                     Msisdn::parse(&cmd.phone).map_err(|e| Failure::invalid_input(e.to_string()))?;
-                let answer = match self.client.subscriber(&phone).await? {
+                let client = self.client(message);
+                let subscriber = external_call("sms", "subscriber", client.subscriber(&phone));
+                let answer = match subscriber.await? {
                     None => SubscriberChecked {
                         status: SubscriberStatus::Unknown,
                         operator: None,
@@ -156,36 +165,37 @@ impl Service for SmsWorker {
                 let cmd: SendSms = decode(t, &message.body)?;
                 let to =
                     Msisdn::parse(&cmd.to).map_err(|e| Failure::invalid_input(e.to_string()))?;
+                let client = self.client(message);
                 // Without a known operator, ask the operators (a ported number is not where
                 // its prefix says).
                 let operator = match cmd.operator {
                     Some(o) => o,
-                    None => match self.client.subscriber(&to).await? {
-                        Some(s) => s.operator,
-                        None => {
-                            return Ok(SmsOutcome::NotSent(SmsNotSent {
-                                purpose: cmd.purpose,
-                                reason: "no operator serves the number".into(),
-                            }));
+                    None => {
+                        let asked = external_call("sms", "subscriber", client.subscriber(&to));
+                        match asked.await? {
+                            Some(s) => s.operator,
+                            None => {
+                                return Ok(SmsOutcome::NotSent(SmsNotSent {
+                                    purpose: cmd.purpose,
+                                    reason: "no operator serves the number".into(),
+                                }));
+                            }
                         }
-                    },
+                    }
                 };
                 let text = self.sealer.open(&cmd.text)?;
                 let callback = self
                     .callback_base
                     .as_ref()
                     .and_then(|b| b.join(&format!("callbacks/sms/{operator}")).ok());
-                match self
-                    .client
-                    .send(
-                        message.metadata.message_id,
-                        operator,
-                        &to,
-                        &text,
-                        callback.as_ref(),
-                    )
-                    .await
-                {
+                let sent = client.send(
+                    message.metadata.message_id,
+                    operator,
+                    &to,
+                    &text,
+                    callback.as_ref(),
+                );
+                match external_call("sms", "send", sent).await {
                     Ok(sent) => Ok(SmsOutcome::Sent(SmsSent {
                         purpose: cmd.purpose,
                         operator: sent.operator,

@@ -100,6 +100,9 @@ pub(super) struct MessageRecord {
     pub(super) report_status: ReportStatus,
     pub(super) report_attempts: u32,
     pub(super) reports_sent: u32,
+    /// The W3C `traceparent` the sender sent, if any: shown by `/sim/messages/{id}` and sent
+    /// back with the delivery report, as a traced gateway would.
+    pub(super) traceparent: Option<String>,
 }
 
 impl MessageRecord {
@@ -119,6 +122,7 @@ impl MessageRecord {
                 "attempts": self.report_attempts,
                 "sent": self.reports_sent,
             },
+            "traceparent": self.traceparent,
         })
     }
 }
@@ -227,12 +231,16 @@ async fn send(
     state
         .idempotency
         .run(&headers, "POST /api/v1/messages", &body, || {
-            accept(&state, &body)
+            accept(&state, &body, &headers)
         })
 }
 
 /// Validates and accepts a message, and starts its delivery.
-fn accept(state: &Arc<OperatorState>, body: &[u8]) -> Result<(StatusCode, Value), ApiError> {
+fn accept(
+    state: &Arc<OperatorState>,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<(StatusCode, Value), ApiError> {
     let request: SendRequest = parse_json(body)?;
     let sender = request.sender.trim();
     if sender.is_empty() || sender.chars().count() > MAX_SENDER_CHARS {
@@ -295,6 +303,10 @@ fn accept(state: &Arc<OperatorState>, body: &[u8]) -> Result<(StatusCode, Value)
         delivered_at: None,
         report_attempts: 0,
         reports_sent: 0,
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     tracing::info!(
         simulator = %state.ctx.kind,

@@ -78,8 +78,10 @@ pub(super) async fn deliver(state: Arc<OperatorState>, message_id: String) {
     } else {
         1
     };
+    // The sender's trace context goes back with the report, so the report joins its trace.
+    let traceparent = record.traceparent.as_deref();
     for _ in 0..copies {
-        let outcome = send_report(&state, &message_id, &callback_url, &report).await;
+        let outcome = send_report(&state, &message_id, &callback_url, &report, traceparent).await;
         state.update(&message_id, |r| match outcome {
             ReportStatus::Sent => {
                 r.reports_sent += 1;
@@ -101,6 +103,7 @@ async fn send_report(
     message_id: &str,
     url: &Url,
     report: &Value,
+    traceparent: Option<&str>,
 ) -> ReportStatus {
     let mut backoff = FIRST_BACKOFF;
     for attempt in 0..=REPORT_RETRIES {
@@ -111,7 +114,11 @@ async fn send_report(
             backoff *= 2;
         }
         state.update(message_id, |r| r.report_attempts += 1);
-        let request = state.deps.client.post(url.clone()).json(report).send();
+        let mut request = state.deps.client.post(url.clone()).json(report);
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let request = request.send();
         let result = tokio::select! {
             result = request => result,
             () = state.ctx.shutdown.cancelled() => return ReportStatus::Cancelled,

@@ -1,0 +1,512 @@
+//! The operators' console end to end (`hub::ops::console`).
+//!
+//! - Over HTTP, without a browser: no page without a session, no POST without the session's
+//!   CSRF token, failed logins audited and locked out, logout.
+//! - In a headless Chromium: an issuance saga sticks for real (the MVD registry fails until its
+//!   command is dead-lettered), the registry comes back, and an operator logs in (once with a
+//!   wrong password), finds the letter's group, replays it, and follows the saga to its end;
+//!   the audit trail has the operator's login and replay.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use contracts::issuance::IdentifierIssued;
+use e2e::browser::Browser;
+use e2e::console::{self, OPERATOR, PASSWORD};
+use e2e::portal::{DESK, Portal, WAIT, code_in, phone};
+use e2e::{TestEnv, wait_until};
+use hub::app::{Components, Plan};
+use hub::config::ConsoleUsers;
+use hub::ops::console::{ConsoleSettings, auth::Limits};
+use hub::sagas::issuance::IssuanceSaga;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+use simulators::SimKind;
+
+/// A client that does not follow redirects, so the test sees them.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The value of cookie `name` set by `response`, if any.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let value = v[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (value, v.to_owned())
+        })
+}
+
+/// The `value` of the first hidden `csrf` field of a page.
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\"").expect("a CSRF field");
+    let rest = &html[at..];
+    let value = rest.find("value=\"").expect("its value") + 7;
+    rest[value..]
+        .split('"')
+        .next()
+        .expect("closing quote")
+        .to_owned()
+}
+
+async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    cookies: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    client
+        .post(url)
+        .header(COOKIE, cookies)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("POST")
+}
+
+/// Opens the login page: the login cookie and the form's token.
+async fn login_form(client: &reqwest::Client, base: &str) -> (String, String) {
+    let page = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let (cookie, _) = set_cookie(&page, "hub_console_login").expect("login cookie");
+    let token = csrf_in(&page.text().await.expect("HTML"));
+    (cookie, token)
+}
+
+/// Logs in with `password`: the response.
+async fn log_in(client: &reqwest::Client, base: &str, password: &str) -> reqwest::Response {
+    let (cookie, token) = login_form(client, base).await;
+    post_form(
+        client,
+        &format!("{base}/login"),
+        &format!("hub_console_login={cookie}"),
+        &[
+            ("csrf", &token),
+            ("name", OPERATOR),
+            ("password", password),
+            ("next", "/sagas"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_need_a_session_and_posts_need_its_csrf_token() {
+    let env = TestEnv::new().await;
+    let addr: SocketAddr = console::free_addr();
+    let hash = hub::ops::console::cli::hash_password(PASSWORD).expect("hash");
+    let settings = ConsoleSettings {
+        addr,
+        users: ConsoleUsers::single(OPERATOR, &hash),
+        systems: Vec::new(),
+        probe_timeout: Duration::from_secs(1),
+        limits: Limits {
+            max_failures: 3,
+            ..Limits::default()
+        },
+    };
+    let plan = Plan {
+        background: vec![hub::ops::console::task(settings)],
+        ..Plan::default()
+    };
+    let hub = env.spawn_plan(Components::ALL, plan);
+    console::wait_listening(addr).await;
+    let base = format!("http://{addr}");
+    let client = http();
+
+    // Without a session every page sends the browser to the login, which comes back to it.
+    let saga = uuid::Uuid::new_v4();
+    for path in [
+        "/".to_owned(),
+        "/dead-letters".to_owned(),
+        "/dead-letters?status=all".to_owned(),
+        "/dead-letters/1".to_owned(),
+        "/sagas".to_owned(),
+        format!("/sagas/{saga}"),
+        "/health".to_owned(),
+    ] {
+        let r = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        let location = r.headers()[LOCATION].to_str().expect("location");
+        assert!(location.starts_with("/login"), "{path} -> {location}");
+        if path != "/" {
+            assert!(location.contains("next=%2F"), "{path} -> {location}");
+        }
+        let headers = r.headers();
+        assert_eq!(headers["cache-control"], "no-store");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .is_ok_and(|p| p.contains("default-src 'none'"))
+        );
+    }
+    // A POST without a session does nothing and goes to the login too.
+    for path in [
+        "/dead-letters/1/replay",
+        "/dead-letters/groups/abc/discard",
+        "/sagas/search",
+        "/logout",
+    ] {
+        let r = post_form(&client, &format!("{base}{path}"), "", &[("reason", "x")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.headers()[LOCATION], "/login", "{path}");
+    }
+
+    // The login form needs its own token, paired with its cookie.
+    let (_, token) = login_form(&client, &base).await;
+    let r = post_form(
+        &client,
+        &format!("{base}/login"),
+        "",
+        &[("csrf", &token), ("name", OPERATOR), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no login cookie");
+
+    // A wrong password is refused and audited; the right one opens a session.
+    let r = log_in(&client, &base, "not the password").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&r, "hub_console").is_none());
+    assert!(
+        r.text()
+            .await
+            .expect("HTML")
+            .contains("Wrong name or password")
+    );
+    let r = log_in(&client, &base, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[LOCATION],
+        "/sagas",
+        "back where the login was asked from"
+    );
+    let (session, attributes) = set_cookie(&r, "hub_console").expect("session cookie");
+    assert_eq!(session.len(), 64, "32 random bytes");
+    assert!(attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict"));
+    let cookies = format!("hub_console={session}");
+    let page = client
+        .get(format!("{base}/dead-letters"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("HTML");
+    assert!(html.contains(OPERATOR) && html.contains("No new dead letters"));
+    let csrf = csrf_in(&html);
+    for path in ["/health", "/sagas", "/dead-letters?status=all"] {
+        let r = client
+            .get(format!("{base}{path}"))
+            .header(COOKIE, &cookies)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+
+    // With a session, a POST without the session's token, or with another, is refused.
+    for fields in [
+        vec![("reason", "test")],
+        vec![("reason", "test"), ("csrf", "")],
+        vec![("reason", "test"), ("csrf", &token)],
+    ] {
+        for path in [
+            "/dead-letters/1/discard",
+            "/dead-letters/1/replay",
+            "/sagas/search",
+            "/logout",
+        ] {
+            let r = post_form(&client, &format!("{base}{path}"), &cookies, &fields).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} with {fields:?}");
+        }
+    }
+    assert!(console::audit(&env.pool, "dlq.discard").await.is_empty());
+    // With it, the action runs (and says there is no such letter).
+    let r = post_form(
+        &client,
+        &format!("{base}/dead-letters/1/discard"),
+        &cookies,
+        &[("csrf", &csrf), ("reason", "test")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = client
+        .get(format!("{base}/dead-letters"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("HTML");
+    assert!(
+        page.contains("Nothing was discarded: no dead letter matched ids 1"),
+        "{page}"
+    );
+
+    // Logout ends the session.
+    let r = post_form(
+        &client,
+        &format!("{base}/logout"),
+        &cookies,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/login");
+    let r = client
+        .get(format!("{base}/dead-letters"))
+        .header(COOKIE, &cookies)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the old cookie opens nothing"
+    );
+
+    // Three failures in a row lock the name: then even the right password is refused.
+    for _ in 0..3 {
+        assert_eq!(
+            log_in(&client, &base, "guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = log_in(&client, &base, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(set_cookie(&r, "hub_console").is_none());
+
+    let results: Vec<(String, String)> = console::audit(&env.pool, "console.login")
+        .await
+        .into_iter()
+        .map(|row| {
+            (
+                row.operator,
+                row.details.0["result"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        "failure",
+        "success",
+        "failure",
+        "failure",
+        "failure_locked",
+        "locked",
+    ]
+    .iter()
+    .map(|r| (OPERATOR.to_owned(), (*r).to_owned()))
+    .collect();
+    assert_eq!(results, expected);
+    assert_eq!(console::audit(&env.pool, "console.logout").await.len(), 1);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes() {
+    let console_config = console::config();
+    let addr = console_config.addr;
+    let mut portal = Portal::start_with(|c| c.console = console_config).await;
+    let pool = portal.env.pool.clone();
+    console::wait_listening(addr).await;
+    let base = format!("http://{addr}");
+
+    // The MVD registry fails every call: the saga's command is retried, then dead-lettered.
+    let person = portal.good_persons().await.remove(0);
+    portal
+        .faults(SimKind::Mvd, json!({"error_rate": 1.0}))
+        .await;
+    let phone = phone(21);
+    portal.apply(&person.application("CO-1", &phone)).await;
+    let saga = IssuanceSaga::key(DESK, "CO-1").id;
+    let letter: i64 = wait_until(WAIT, "the MVD command dead-lettered and kept", || async {
+        sqlx::query_scalar(
+            "SELECT id FROM dead_letters WHERE correlation_id = $1 AND message_type = $2",
+        )
+        .bind(saga.to_string())
+        .bind("mvd.reconcile.v1")
+        .fetch_optional(&pool)
+        .await
+        .expect("dead letters")
+    })
+    .await;
+    // The registry is back.
+    portal
+        .faults(SimKind::Mvd, json!({"error_rate": 0.0}))
+        .await;
+
+    let browser = Browser::start().await;
+    // No session: the console sends the browser to its login.
+    browser.goto(&format!("{base}/dead-letters")).await;
+    assert_eq!(browser.path().await, "/login");
+    browser.snapshot("console-login").await;
+    browser.fill("#name", OPERATOR).await;
+    browser.fill("#password", "not the password").await;
+    browser.click("#login").await;
+    assert!(
+        browser
+            .text("#login-error")
+            .await
+            .contains("Wrong name or password")
+    );
+    assert_eq!(browser.path().await, "/login");
+    browser.fill("#name", OPERATOR).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("#login").await;
+    assert_eq!(
+        browser.path().await,
+        "/dead-letters",
+        "back where it was going"
+    );
+    assert_eq!(browser.text("#operator").await, OPERATOR);
+
+    // The letter's group: the MVD command, with the letter in it.
+    let group = browser
+        .find("section.group[data-message-type='mvd.reconcile.v1']")
+        .await;
+    let key = group
+        .attr("data-group")
+        .await
+        .expect("attribute")
+        .expect("the group's key");
+    assert!(
+        browser
+            .try_find(&format!("#group-{key} tr[data-letter='{letter}']"))
+            .await
+            .is_some(),
+        "letter #{letter} is in its group"
+    );
+    browser.snapshot("console-dead-letters").await;
+    // The letter's own page, masked, on the way.
+    browser
+        .click(&format!(
+            "#group-{key} tr[data-letter='{letter}'] a[href='/dead-letters/{letter}']"
+        ))
+        .await;
+    assert_eq!(browser.path().await, format!("/dead-letters/{letter}"));
+    assert!(browser.text("#status").await.contains("new"));
+    let source = browser.client.source().await.expect("page source");
+    assert!(source.contains("mvd.reconcile.v1") && source.contains(&saga.to_string()));
+    assert!(!source.contains(&person.identification_number));
+    browser.click("nav a[href='/dead-letters']").await;
+    // Nothing in the clear: the person's identification number is not on the page.
+    let source = browser.client.source().await.expect("page source");
+    assert!(!source.contains(&person.identification_number));
+    browser
+        .click(&format!("#group-{key} button.replay-group"))
+        .await;
+    let flash = browser.text("#flash").await;
+    browser.snapshot("console-replayed").await;
+    assert!(flash.starts_with("Replayed 1 of 1"), "{flash}");
+    assert!(flash.contains(&format!("#{letter}")), "{flash}");
+
+    // The saga, found by its business key, moves on; the test plays the desk to the end.
+    browser.click("nav a[href='/sagas']").await;
+    browser.fill("#q", &format!("{DESK}/CO-1")).await;
+    browser.click("#search").await;
+    assert_eq!(browser.path().await, format!("/sagas/{saga}"));
+    let state = || async {
+        browser.client.refresh().await.expect("reload");
+        browser.text("#state").await
+    };
+    wait_until(WAIT, "the saga confirming the phone", || async {
+        state().await.contains("confirming_phone").then_some(())
+    })
+    .await;
+    let code = code_in(&portal.nth_text(&phone, 1).await);
+    portal.confirm("CO-1", &code).await;
+    let _: IdentifierIssued = portal.event("CO-1").await;
+    wait_until(
+        WAIT,
+        "the saga page showing it issued and ended",
+        || async {
+            let s = state().await;
+            (s.contains("issued") && s.contains("ended")).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        browser
+            .text(&format!("#saga-dead-letters tr[data-letter='{letter}']"))
+            .await
+            .contains("replayed")
+    );
+    assert!(
+        browser.try_find("#retry-step").await.is_none(),
+        "an ended saga has no step to retry"
+    );
+    browser.snapshot("console-saga").await;
+
+    // The health page: the queues with their consumers, the external systems up.
+    browser.click("nav a[href='/health']").await;
+    let mvd_queue = format!(
+        "{}.{}",
+        portal.env.config.namespace,
+        hub::workers::mvd::QUEUE
+    );
+    let row = browser
+        .text(&format!("#queues tr[data-queue='{mvd_queue}']"))
+        .await;
+    assert!(row.contains("work"), "{row}");
+    let mvd = browser
+        .text("#systems tr[data-system='MVD population registry']")
+        .await;
+    assert!(mvd.contains("up"), "{mvd}");
+    assert_eq!(browser.text("#dead-letter-count").await, "0");
+    browser.snapshot("console-health").await;
+
+    browser.click("#logout").await;
+    assert_eq!(browser.path().await, "/login");
+    browser.close().await;
+
+    // The audit trail: the operator's failed and good logins, and the replay.
+    let logins: Vec<(String, String)> = console::audit(&pool, "console.login")
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r.operator,
+                r.details.0["result"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logins,
+        [
+            (OPERATOR.to_owned(), "failure".to_owned()),
+            (OPERATOR.to_owned(), "success".to_owned())
+        ]
+    );
+    let replays = console::audit(&pool, "dlq.replay").await;
+    assert_eq!(replays.len(), 1, "{replays:?}");
+    assert_eq!(replays[0].operator, OPERATOR);
+    assert_eq!(replays[0].target, format!("group {key}"));
+    assert_eq!(replays[0].details.0["replayed"], json!([letter]));
+    portal.stop().await;
+}
