@@ -231,9 +231,34 @@ pub struct ConsoleConfig {
         default_value = "",
         hide_env_values = true,
         hide_default_value = true,
-        value_parser = ConsoleUsers::parse
+        value_parser = ConsoleUsersParser
     )]
     pub users: ConsoleUsers,
+}
+
+/// Parses `HUB_CONSOLE_USERS` with an error that does not repeat the value: a password written
+/// there by mistake must not end up in a log.
+#[derive(Debug, Clone, Copy)]
+struct ConsoleUsersParser;
+
+impl clap::builder::TypedValueParser for ConsoleUsersParser {
+    type Value = ConsoleUsers;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ConsoleUsers, clap::Error> {
+        let invalid = |e: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("HUB_CONSOLE_USERS (--console-users): {e}\n"),
+            )
+        };
+        let text = value.to_str().ok_or_else(|| invalid("not UTF-8"))?;
+        ConsoleUsers::parse(text).map_err(|e| invalid(&e))
+    }
 }
 
 impl Default for ConsoleConfig {

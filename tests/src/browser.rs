@@ -16,6 +16,8 @@ use crate::wait_until;
 
 /// How long the driver and the browser may take to start.
 const START: Duration = Duration::from_secs(60);
+/// How long a page may take to load.
+const PAGE: Duration = Duration::from_secs(30);
 
 /// A browser session and the driver behind it.
 #[derive(Debug)]
@@ -37,6 +39,9 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group, which the browser it starts joins: a test that fails before
+            // `close` still ends both (see `Drop`).
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| {
@@ -117,9 +122,20 @@ impl Browser {
         field.send_keys(text).await.expect("typed");
     }
 
-    /// Clicks the element `css` names.
+    /// Clicks the link or form button `css` names and waits for the page that loads. A click
+    /// returns before a form's submission has even started, so the old page is held and the
+    /// wait lasts until it is gone (stale), the new one loaded.
     pub async fn click(&self, css: &str) {
+        let old = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("the page");
         self.find(css).await.click().await.expect("clicked");
+        wait_until(PAGE, &format!("the page {css} loads"), || async {
+            old.tag_name().await.is_err().then_some(())
+        })
+        .await;
     }
 
     /// Saves a screenshot of the page as `<TEST_SCREENSHOTS>/<name>.png` when that variable
@@ -133,9 +149,21 @@ impl Browser {
         std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
 
-    /// Closes the session and stops the driver.
-    pub async fn close(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill().await;
+    /// Closes the session (the browser quits) and stops the driver.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Ends the driver's process group: the driver and whatever browser is still running.
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.driver.start_kill();
     }
 }

@@ -467,10 +467,11 @@ pub fn detail_text(d: &SagaDetail, now: DateTime<Utc>) -> String {
         s.business_key.as_deref().unwrap_or("-")
     ));
     out.push_str(&format!(
-        "state     {} ({}, {} steps)\n",
+        "state     {} ({}, {} step{})\n",
         s.state_name,
         if s.terminal { "ended" } else { "active" },
-        s.version
+        s.version,
+        if s.version == 1 { "" } else { "s" }
     ));
     out.push_str(&format!(
         "started   {} UTC ({} ago)\n",
