@@ -31,6 +31,7 @@ use crate::app::{self, Components};
 use crate::broker::{self, Broker, Envelope, Publisher, decode_properties};
 use crate::config::{HubConfig, IntegrationConfig};
 
+mod outage;
 mod procedures;
 mod registration;
 
@@ -76,6 +77,8 @@ pub struct Report {
     pub procedure_p50_ms: u64,
     /// Registrations on the portal (by e-mail, by EDS), by outcome.
     pub registrations: BTreeMap<String, usize>,
+    /// The MVD outage and its repair by dead-letter replay.
+    pub outage: outage::OutageReport,
     /// Outcomes that were not the expected one.
     pub unexpected: Vec<String>,
     /// Median time from application to the final answer, ms.
@@ -257,6 +260,16 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         namespace: Namespace::new(format!("demo-{suffix}"))?,
         database_url: db_url.to_string(),
         poll_interval: Duration::from_millis(200),
+        // Short retries, so the outage's commands are dead-lettered within seconds.
+        retry_tiers: crate::config::Tiers(vec![
+            contracts::RetryTier {
+                delay: Duration::from_millis(200),
+            },
+            contracts::RetryTier {
+                delay: Duration::from_millis(500),
+            },
+        ]),
+        max_attempts: 3,
         ..config.clone()
     };
     let integrations = IntegrationConfig {
@@ -382,7 +395,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     // why), while the HTTP back-offices still decide.
     let bus_skipped = start_bus_authorities(&hub_config, &topology, &token);
     let ctx = Arc::new(Play {
-        publisher,
+        publisher: publisher.clone(),
         bus: topology.bus_exchange(),
         desk,
         http,
@@ -392,6 +405,27 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         gossuok: url(SimKind::Gossuok)?,
         portal_queue,
     });
+    // First act: the MVD registry is down for a while; the operator replays what died.
+    let today = chrono::Utc::now().date_naive();
+    let spare: Vec<&Person> = population
+        .persons
+        .iter()
+        .filter(|p| is_good(p, today))
+        .rev()
+        .take(2)
+        .collect();
+    let ops_pool = ops_pool(&hub_config.database_url).await?;
+    let outage = outage::play(
+        &ctx,
+        &ops_pool,
+        &publisher,
+        &broker::broker_user(&hub_config.amqp_url),
+        &mvd,
+        &spare,
+    )
+    .await?;
+    ops_pool.close().await;
+
     let progress = Progress::new(scenarios.len());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(8));
     let mut tasks = Vec::new();
@@ -473,6 +507,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         procedures_on_bus_skipped: bus_skipped,
         procedure_p50_ms: 0,
         registrations: BTreeMap::new(),
+        outage,
         unexpected: Vec::new(),
         p50_ms: 0,
         p99_ms: 0,
@@ -519,6 +554,12 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
                 .unexpected
                 .push(format!("procedure {i} ({journey:?}): {e:#}")),
         }
+    }
+    if report.outage.issued_after_replay != report.outage.applications {
+        report.unexpected.push(format!(
+            "outage: {} of {} applications issued after the replay",
+            report.outage.issued_after_replay, report.outage.applications
+        ));
     }
     for (i, (signup, r)) in signup_results.iter().enumerate() {
         match r {
@@ -701,17 +742,46 @@ struct Scenario {
     after_others: bool,
 }
 
+/// A person every issuance rule lets through.
+fn is_good(p: &Person, today: chrono::NaiveDate) -> bool {
+    p.document_status == "valid"
+        && p.previous_surname.is_none()
+        && p.document.expires_on > today
+        && p.birth_date < today - chrono::Days::new(15 * 366)
+}
+
+/// A pool on the demo's database for the operator's tools, once the hub has created it.
+async fn ops_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        match sqlx::PgPool::connect(url).await {
+            Ok(pool) => {
+                // The hub's migrations are in once the keeper's table answers.
+                if sqlx::query("SELECT 1 FROM dead_letters LIMIT 1")
+                    .execute(&pool)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(pool);
+                }
+                pool.close().await;
+            }
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).context("the demo's database");
+            }
+            Err(_) => {}
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the demo's database was not migrated within {STEP_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
     let today = chrono::Utc::now().date_naive();
-    let good: Vec<&Person> = population
-        .iter()
-        .filter(|p| {
-            p.document_status == "valid"
-                && p.previous_surname.is_none()
-                && p.document.expires_on > today
-                && p.birth_date < today - chrono::Days::new(15 * 366)
-        })
-        .collect();
+    let good: Vec<&Person> = population.iter().filter(|p| is_good(p, today)).collect();
     let changed = population
         .iter()
         .find(|p| p.previous_surname.is_some() && p.document_status == "valid");
@@ -1087,6 +1157,22 @@ pub fn table(r: &Report) -> String {
             r.first_logins.to_string(),
         ),
     ];
+    let o = &r.outage;
+    rows.push((
+        "outage: MVD commands dead-lettered".into(),
+        o.dead_letters.to_string(),
+    ));
+    for (cause, n) in &o.groups {
+        rows.push((format!("  dlq group: {cause}"), n.to_string()));
+    }
+    rows.push((
+        "outage: replayed by the operator".into(),
+        o.replayed.to_string(),
+    ));
+    rows.push((
+        "outage: issued after the replay".into(),
+        o.issued_after_replay.to_string(),
+    ));
     for (reason, n) in &r.rejected {
         rows.push((format!("rejected: {reason}"), n.to_string()));
     }

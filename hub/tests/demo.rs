@@ -58,6 +58,18 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "EDS: revoked certificate refused": 1,
         })
     );
+    // The MVD outage: its commands dead-lettered, grouped, replayed by the operator's tools,
+    // and the applications issued.
+    let outage = &report["outage"];
+    assert_eq!(outage["applications"], 2);
+    assert_eq!(outage["dead_letters"], 2);
+    assert_eq!(outage["replayed"], 2);
+    assert_eq!(outage["issued_after_replay"], 2);
+    assert_eq!(
+        outage["groups"].as_array().map(Vec::len),
+        Some(1),
+        "{outage}"
+    );
     assert_eq!(report["unexpected"], serde_json::json!([]));
     assert!(report["p99_ms"].as_u64() >= report["p50_ms"].as_u64());
 }

@@ -710,7 +710,8 @@ async fn restore_from_dead_letter(
     let Some(letter) = dlq::get(pool, letter_id).await? else {
         return Ok(None);
     };
-    let properties = dlq::replay_properties(&letter, letter.replay_count + 1);
+    let properties =
+        dlq::replay_properties(&letter, letter.replayed_before + letter.replay_count + 1);
     let Ok(metadata) = crate::broker::decode_properties(&properties) else {
         return Ok(None);
     };
