@@ -73,6 +73,42 @@ impl Components {
     };
 }
 
+/// A command line that asks for something that does not exist (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The plan of a process that consumes only `queues` (short names; all when empty): the other
+/// queues stay declared, as queues other processes consume, and the background tasks (the HTTP
+/// listener, the console) are left to the process that consumes everything. An unknown name
+/// is an error that lists the known ones.
+pub fn only_queues(mut plan: Plan, queues: &[String]) -> anyhow::Result<Plan> {
+    if queues.is_empty() {
+        return Ok(plan);
+    }
+    let known: Vec<&str> = plan
+        .registrations
+        .iter()
+        .map(|r| r.queue.name.as_str())
+        .collect();
+    if let Some(unknown) = queues.iter().find(|q| !known.contains(&q.as_str())) {
+        return Err(UsageError(format!(
+            "--queues: {unknown:?} is not a work queue of the hub; use some of: {}",
+            known.join(", ")
+        ))
+        .into());
+    }
+    let (mine, others): (Vec<_>, Vec<_>) = plan
+        .registrations
+        .into_iter()
+        .partition(|r| queues.contains(&r.queue.name));
+    plan.foreign_queues
+        .extend(others.into_iter().map(|r| r.queue));
+    plan.registrations = mine;
+    plan.background.clear();
+    Ok(plan)
+}
+
 /// The topology of `config`'s namespace with these queues.
 pub fn topology(config: &HubConfig, queues: Vec<QueueSpec>) -> anyhow::Result<Topology> {
     Ok(Topology::new(
@@ -296,4 +332,41 @@ pub async fn run_plan(
     pool.close().await;
     tracing::info!("hub stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(name: &str) -> Registration {
+        Registration {
+            queue: QueueSpec::new(name, Vec::<String>::new()),
+            factory: Box::new(|_| unreachable!("not built in this test")),
+        }
+    }
+
+    #[test]
+    fn a_process_for_some_queues_declares_the_others_and_runs_no_background_task() {
+        let plan = Plan {
+            registrations: vec![registration("a"), registration("b"), registration("c")],
+            foreign_queues: vec![QueueSpec::new("x", Vec::<String>::new())],
+            background: vec![Box::new(|_, _, _| Box::pin(async { Ok(()) }))],
+        };
+        let plan = only_queues(plan, &["b".to_owned()]).expect("b is a queue");
+        let mine: Vec<_> = plan
+            .registrations
+            .iter()
+            .map(|r| r.queue.name.clone())
+            .collect();
+        assert_eq!(mine, ["b"]);
+        let mut declared: Vec<_> = plan.queues().into_iter().map(|q| q.name).collect();
+        declared.sort();
+        assert_eq!(declared, ["a", "b", "c", "x"]);
+        assert!(plan.background.is_empty());
+        let all = Plan {
+            registrations: vec![registration("a")],
+            ..Plan::default()
+        };
+        assert!(only_queues(all, &["z".to_owned()]).is_err());
+    }
 }

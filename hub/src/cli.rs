@@ -47,6 +47,12 @@ enum Command {
         /// Run only these components (comma separated); all by default.
         #[arg(long, value_delimiter = ',', value_enum)]
         only: Vec<Component>,
+        /// Consume only these work queues (short names, comma separated, e.g.
+        /// `adapter.sms,adapter.mvd`): an adapter worker in a process of its own. The other
+        /// queues are still declared; the HTTP listener and the console run only in a process
+        /// without `--queues`.
+        #[arg(long, value_delimiter = ',')]
+        queues: Vec<String>,
     },
     /// Run the whole portal on this machine: every simulator and the hub, playing desks and
     /// citizens through identifier issuance; print what happened. Exit 0 when every outcome was
@@ -155,6 +161,9 @@ pub fn main(build: PlanBuilder) -> ExitCode {
             let unavailable = e.downcast_ref::<ConnectError>().is_some()
                 || e.downcast_ref::<StoreError>().is_some();
             eprintln!("error: {e:#}");
+            if e.downcast_ref::<app::UsageError>().is_some() {
+                return ExitCode::from(2);
+            }
             if let Some(code) = e
                 .downcast_ref::<crate::ops::dlq::DlqError>()
                 .map(crate::ops::dlq::DlqError::exit_code)
@@ -186,7 +195,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
     let config = cli.config;
     let integrations = cli.integrations;
     match cli.command {
-        Command::Run { only } => {
+        Command::Run { only, queues } => {
             let components = if only.is_empty() {
                 Components::ALL
             } else {
@@ -199,7 +208,8 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            app::run_plan(&config, components, build(&integrations)?, shutdown).await
+            let plan = app::only_queues(build(&integrations)?, &queues)?;
+            app::run_plan(&config, components, plan, shutdown).await
         }
         Command::Demo {
             applications,

@@ -47,3 +47,15 @@ fn the_dry_run_topology_lists_the_authorities_queues() {
     assert!(text.contains("hub.authority.fszn"), "{text}");
     assert!(text.contains("hub.authority.tax-ministry"), "{text}");
 }
+
+#[test]
+fn run_refuses_a_queue_it_does_not_have_and_names_the_ones_it_has() {
+    let out = hub(&["run", "--queues", "adapter.nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"adapter.nope\" is not a work queue"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("adapter.sms"), "{stderr}");
+}
