@@ -69,6 +69,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the hub on this machine: the raw limits of the broker and the database, then
+    /// identifier issuance, free and paid applications driven through the hub with every
+    /// simulator in this process (a namespace and database of its own, removed afterwards).
+    /// Exit 0 when every saga came to its expected end, 1 otherwise.
+    #[command(
+        after_help = "Examples:\n  hub bench\n  hub bench --sagas 1000 --concurrency 64 --json-out bench.json\n  \
+                            hub bench --types free,paid --json"
+    )]
+    Bench {
+        /// Sagas of each type.
+        #[arg(long, default_value_t = 200)]
+        sagas: usize,
+        /// Sagas in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// The saga types to drive (comma separated); all by default.
+        #[arg(long, value_delimiter = ',', value_enum)]
+        types: Vec<crate::bench::SagaKind>,
+        /// Operations of each raw measurement (broker hops, database steps).
+        #[arg(long, default_value_t = 3000)]
+        raw_operations: usize,
+        /// The longest one phase (a raw measurement, one saga type) may take.
+        #[arg(long, default_value = "10m", value_parser = crate::config::parse_duration)]
+        phase_timeout: std::time::Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json_out: Option<std::path::PathBuf>,
+    },
     /// Create the database if needed and apply the migrations, then exit.
     #[command(
         after_help = "Example:\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/hub hub migrate"
@@ -229,6 +260,48 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                     report.started
                 );
             }
+            Ok(())
+        }
+        Command::Bench {
+            sagas,
+            concurrency,
+            types,
+            raw_operations,
+            phase_timeout,
+            json,
+            json_out,
+        } => {
+            anyhow::ensure!(
+                sagas > 0 && concurrency > 0,
+                "--sagas and --concurrency must be positive"
+            );
+            let settings = crate::bench::Settings {
+                sagas,
+                concurrency,
+                kinds: if types.is_empty() {
+                    crate::bench::SagaKind::ALL.to_vec()
+                } else {
+                    types
+                },
+                phase_timeout,
+                raw_operations: raw_operations.max(1),
+            };
+            let report = crate::bench::run(&config, &settings).await?;
+            let as_json = serde_json::to_string_pretty(&report)?;
+            if let Some(path) = json_out {
+                std::fs::write(&path, format!("{as_json}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{as_json}");
+            } else {
+                print!("{}", crate::bench::table(&report));
+            }
+            let failed = report.failed();
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} sagas did not come to their expected end"
+            );
             Ok(())
         }
         Command::Migrate => {

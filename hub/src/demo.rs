@@ -4,39 +4,32 @@
 //! break each rule on purpose — reading codes and passwords from the simulated phones, and prints
 //! what happened. Exits 0 only when every outcome is the expected one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
+use contracts::Message;
+use contracts::cabinet::{CabinetOutcome, ChangePassword, LogIn};
 use contracts::issuance::{
-    Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
-    IdentifierIssued, IdentityDocument, PhoneCodeSent, RejectReason,
+    ApplicationRejected, ApplyForIdentifier, ConfirmPhone, IdentifierIssued, PhoneCodeSent,
+    RejectReason,
 };
-use contracts::person::PersonStatus;
-use contracts::{Message, Metadata, Namespace};
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::FieldTable;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use simulators::{SimConfig, SimKind};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{self, Components};
-use crate::broker::{self, Broker, Envelope, Publisher, decode_properties};
-use crate::config::{HubConfig, IntegrationConfig};
+use crate::broker;
+use crate::config::HubConfig;
+pub(crate) use crate::stage::{Desk, Person, Play, STEP_TIMEOUT};
+use crate::stage::{Stage, is_good, percentile};
 
 mod outage;
-mod procedures;
+pub(crate) mod procedures;
 mod registration;
 
 const DESK: &str = "demo-desk";
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one application is meant to come to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -89,107 +82,7 @@ pub struct Report {
     pub total_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Person {
-    identification_number: String,
-    surname: String,
-    given_name: String,
-    patronymic: Option<String>,
-    birth_date: chrono::NaiveDate,
-    document: SimDocument,
-    status: PersonStatus,
-    document_status: String,
-    previous_surname: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct SimDocument {
-    kind: DocumentKind,
-    number: String,
-    issued_on: chrono::NaiveDate,
-    expires_on: chrono::NaiveDate,
-}
-
-/// Events the desk received, by application number.
-#[derive(Debug, Default)]
-struct Desk {
-    events: Mutex<HashMap<String, Vec<(String, serde_json::Value)>>>,
-    /// Cabinet answers, by correlation id.
-    replies: Mutex<HashMap<String, serde_json::Value>>,
-    changed: Notify,
-}
-
 impl Desk {
-    async fn wait<M: Message>(&self, number: &str) -> anyhow::Result<M> {
-        let wanted = M::TYPE.to_string();
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(body) = self
-                .events
-                .lock()
-                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
-                .get(number)
-                .and_then(|evs| {
-                    evs.iter()
-                        .find(|(t, _)| *t == wanted)
-                        .map(|(_, b)| b.clone())
-                })
-            {
-                return Ok(serde_json::from_value(body)?);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                anyhow::bail!("application {number}: no {wanted} within {STEP_TIMEOUT:?}");
-            }
-            let _ = tokio::time::timeout(left, notified).await;
-        }
-    }
-
-    async fn reply(&self, correlation: &str) -> anyhow::Result<CabinetOutcome> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(body) = self
-                .replies
-                .lock()
-                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
-                .remove(correlation)
-            {
-                return Ok(serde_json::from_value::<CabinetReply>(body)?.outcome);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                anyhow::bail!("no cabinet answer within {STEP_TIMEOUT:?}");
-            }
-            let _ = tokio::time::timeout(left, notified).await;
-        }
-    }
-
-    fn record(&self, meta: Metadata, body: serde_json::Value, is_reply: bool) {
-        if is_reply {
-            if let (Some(c), Ok(mut replies)) = (meta.correlation_id, self.replies.lock()) {
-                replies.insert(c, body);
-            }
-        } else {
-            // Issuance events by application number; procedures' and complaints' by their id.
-            let number = body["application_number"]
-                .as_str()
-                .or_else(|| body["notice"]["application"]["number"].as_str())
-                .or_else(|| body["complaint_id"].as_str())
-                .or_else(|| body["application_id"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            if let Ok(mut events) = self.events.lock() {
-                events
-                    .entry(number)
-                    .or_default()
-                    .push((meta.message_type, body));
-            }
-        }
-        self.changed.notify_waiters();
-    }
-
     /// The final answer: issued or rejected.
     async fn outcome(&self, number: &str) -> anyhow::Result<Expect> {
         let issued = IdentifierIssued::TYPE.to_string();
@@ -231,34 +124,16 @@ impl Desk {
 /// Runs the demo with `applications` applications; returns the report.
 pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::Result<Report> {
     let started_at = Instant::now();
-    let token = CancellationToken::new();
-    let sim_config = SimConfig {
+    let mut sim_config = SimConfig {
         seed,
         population: (applications * 3).max(200),
         ..SimConfig::ephemeral()
     };
-    let erip_secret = sim_config.erip_secret.clone();
-    let backoffice_secret = sim_config.backoffice.secret.clone();
-    let mut sim_config = sim_config;
     sim_config.backoffice.decide_after = AUTHORITY_DELAY;
     sim_config.backoffice.complaint_decide_after = AUTHORITY_DELAY;
     // Short-lived CRLs: a revocation reaches the hub within seconds.
     sim_config.gossuok.crl_validity = Duration::from_secs(2);
-    let sims = simulators::start(sim_config, token.clone()).await?;
-    let url = |k: SimKind| {
-        sims.operator_url(k)
-            .cloned()
-            .context("a simulator did not start")
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let mut db_url = url::Url::parse(&config.database_url).context("DATABASE_URL")?;
-    db_url.set_path(&format!("hub_demo_{suffix}"));
     let hub_config = HubConfig {
-        namespace: Namespace::new(format!("demo-{suffix}"))?,
-        database_url: db_url.to_string(),
         poll_interval: Duration::from_millis(200),
         // Short retries, so the outage's commands are dead-lettered within seconds.
         retry_tiers: crate::config::Tiers(vec![
@@ -272,149 +147,26 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         max_attempts: 3,
         ..config.clone()
     };
-    let integrations = IntegrationConfig {
-        mvd_url: url(SimKind::Mvd)?,
-        sms_a1_url: url(SimKind::A1)?,
-        sms_mts_url: url(SimKind::Mts)?,
-        sms_life_url: url(SimKind::Life)?,
-        sms_sender: "E-SERVICES".into(),
-        http_timeout: Duration::from_secs(5),
-        http_addr: format!("127.0.0.1:{port}").parse()?,
-        callback_url: format!("http://127.0.0.1:{port}/").parse()?,
-        seal_key: None,
-        phone_code_ttl: Duration::from_secs(120),
-        phone_code_attempts: 3,
-        temp_password_ttl: Duration::from_secs(72 * 3600),
-        erip_url: url(SimKind::Erip)?,
-        erip_secret,
-        payment_ttl: Duration::from_secs(3600),
-        authority_settings: backoffice_settings(&url(SimKind::BackOffice)?, &backoffice_secret)?,
-        smtp_url: sims
-            .email_smtp_url()
-            .context("the e-mail simulator did not start")?,
-        email_from: "E-Services Portal <noreply@portal.example.by>".into(),
-        portal_url: "http://127.0.0.1:8080/".parse()?,
-        gossuok_url: url(SimKind::Gossuok)?,
-        eds_trusted_root_files: Vec::new(),
-        eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
-        console: Default::default(),
-    };
-    let plan = crate::services::plan(&integrations)?;
-    let topology = app::topology(&hub_config, plan.queues())?;
-
-    // The desk's connection: it sends applications and listens to what comes back.
-    let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;
-    let channel = broker
-        .channel(&token)
-        .await
-        .context("broker connection closed")?;
-    broker::declare(&channel, &topology, hub_config.delivery_limit).await?;
-    let desk = Arc::new(Desk::default());
-    // The desk hears every issuance event; the portal's queue gets the cabinet's answers.
-    let desk_queue = format!("{}.demo-desk", hub_config.namespace);
-    let portal_queue = format!("{}.demo-portal", hub_config.namespace);
-    let mut listeners = Vec::new();
-    for (queue, bindings, is_reply) in [
-        (
-            &desk_queue,
-            &["issuance.#", "procedure.#", "complaint.#"][..],
-            false,
-        ),
-        (&portal_queue, &[][..], true),
-    ] {
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        for pattern in bindings {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    topology.bus_exchange().into(),
-                    (*pattern).into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let desk = desk.clone();
-        listeners.push(tokio::spawn(async move {
-            while let Some(Ok(d)) = consumer.next().await {
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
-                if let (Ok(meta), Ok(body)) = (
-                    decode_properties(&d.properties),
-                    serde_json::from_slice::<serde_json::Value>(&d.data),
-                ) {
-                    desk.record(meta, body, is_reply);
-                }
-            }
-        }));
-    }
-    let publisher = Arc::new(Publisher::new(broker.clone(), token.clone()));
-
-    let hub_token = CancellationToken::new();
-    let hub = {
-        let cfg = hub_config.clone();
-        let t = hub_token.clone();
-        tokio::spawn(async move { app::run_plan(&cfg, Components::ALL, plan, t).await })
-    };
-
-    let http = reqwest::Client::new();
-    let mvd = url(SimKind::Mvd)?;
-    #[derive(Deserialize)]
-    struct Page {
-        persons: Vec<Person>,
-    }
-    let population: Page = http
-        .get(mvd.join(&format!(
-            "sim/population?offset=0&limit={}",
-            (applications * 3).max(200)
-        ))?)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let scenarios = scenarios(&population.persons, applications);
+    let stage = Stage::start(&hub_config, sim_config, "demo").await?;
+    let hub_config = stage.hub_config.clone();
+    let mvd = stage.url(SimKind::Mvd)?;
+    let population = stage.population(stage.population).await?;
+    let scenarios = scenarios(&population, applications);
     // The authorities on the bus connect as their own broker users, which the demo creates
     // on the local broker; where it may not, their journeys are left out (and the report says
     // why), while the HTTP back-offices still decide.
-    let bus_skipped = start_bus_authorities(&hub_config, &topology, &token);
-    let ctx = Arc::new(Play {
-        publisher: publisher.clone(),
-        bus: topology.bus_exchange(),
-        desk,
-        http,
-        a1: url(SimKind::A1)?,
-        erip: url(SimKind::Erip)?,
-        email: url(SimKind::Email)?,
-        gossuok: url(SimKind::Gossuok)?,
-        portal_queue,
-    });
+    let bus_skipped = start_bus_authorities(&hub_config, &stage.topology, &stage.token);
+    let ctx = stage.play.clone();
+    let publisher = ctx.publisher.clone();
     // First act: the MVD registry is down for a while; the operator replays what died.
     let today = chrono::Utc::now().date_naive();
     let spare: Vec<&Person> = population
-        .persons
         .iter()
         .filter(|p| is_good(p, today))
         .rev()
         .take(2)
         .collect();
-    let ops_pool = ops_pool(&hub_config.database_url).await?;
+    let ops_pool = stage.pool(2).await?;
     let outage = outage::play(
         &ctx,
         &ops_pool,
@@ -581,79 +333,14 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     report.p99_ms = percentile(&mut times, 0.99);
     report.procedure_p50_ms = percentile(&mut procedure_times, 0.50);
 
-    hub_token.cancel();
-    hub.await??;
-    for l in listeners {
-        l.abort();
-    }
     // Leave nothing behind: the demo's queues, exchanges and database.
-    for d in broker::describe(&topology, hub_config.delivery_limit) {
-        match d {
-            broker::Declaration::Queue { name, .. } => {
-                let _ = channel
-                    .queue_delete(name.into(), QueueDeleteOptions::default())
-                    .await;
-            }
-            broker::Declaration::Exchange { name, .. } => {
-                let _ = channel
-                    .exchange_delete(
-                        name.into(),
-                        lapin::options::ExchangeDeleteOptions::default(),
-                    )
-                    .await;
-            }
-            broker::Declaration::Binding { .. } => {}
-        }
-    }
-    broker.close().await;
-    token.cancel();
-    sims.stopped().await;
-    drop_database(&config.database_url, &format!("hub_demo_{suffix}")).await;
+    stage.stop().await?;
     report.total_ms = started_at.elapsed().as_millis() as u64;
     Ok(report)
 }
 
-/// The GosSUOK simulator's root certificate (DER): the demo's EDS trust anchor.
-async fn gossuok_root(gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
-    let r = reqwest::get(gossuok.join("ca/root.der")?).await?;
-    anyhow::ensure!(r.status().is_success(), "GosSUOK root: {}", r.status());
-    Ok(r.bytes().await?.to_vec())
-}
-
 /// How long the simulated authorities take to decide.
 const AUTHORITY_DELAY: Duration = Duration::from_millis(500);
-
-/// The `p` quantile of `times` (sorted in place), 0 when empty.
-fn percentile(times: &mut [u64], p: f64) -> u64 {
-    times.sort_unstable();
-    times
-        .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
-        .copied()
-        .unwrap_or(0)
-}
-
-/// Points every HTTP authority of the catalogue at the back-office simulator.
-fn backoffice_settings(
-    simulator: &url::Url,
-    secret: &str,
-) -> anyhow::Result<HashMap<String, String>> {
-    let catalogue = crate::procedures::catalogue::Catalogue::embedded()?;
-    let mut settings = HashMap::new();
-    for a in catalogue.authorities() {
-        if let crate::procedures::catalogue::AuthorityChannel::Http {
-            base_url_key,
-            secret_key,
-        } = &a.channel
-        {
-            settings.insert(
-                base_url_key.clone(),
-                simulator.join(&format!("{}/", a.id))?.to_string(),
-            );
-            settings.insert(secret_key.clone(), secret.to_owned());
-        }
-    }
-    Ok(settings)
-}
 
 /// Starts the back-office simulators of the demo's authorities on the bus, each as its own
 /// broker user (created with `rabbitmqctl`). Returns why they could not start, if so.
@@ -716,21 +403,6 @@ fn start_bus_authorities(
     None
 }
 
-async fn drop_database(url: &str, name: &str) {
-    let Ok(mut admin) = url::Url::parse(url) else {
-        return;
-    };
-    admin.set_path("postgres");
-    if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await;
-        pool.close().await;
-    }
-}
-
 /// One application the demo plays.
 #[derive(Debug, Clone)]
 struct Scenario {
@@ -742,43 +414,6 @@ struct Scenario {
     after_others: bool,
 }
 
-/// A person every issuance rule lets through.
-fn is_good(p: &Person, today: chrono::NaiveDate) -> bool {
-    p.document_status == "valid"
-        && p.previous_surname.is_none()
-        && p.document.expires_on > today
-        && p.birth_date < today - chrono::Days::new(15 * 366)
-}
-
-/// A pool on the demo's database for the operator's tools, once the hub has created it.
-async fn ops_pool(url: &str) -> anyhow::Result<sqlx::PgPool> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    loop {
-        match sqlx::PgPool::connect(url).await {
-            Ok(pool) => {
-                // The hub's migrations are in once the keeper's table answers.
-                if sqlx::query("SELECT 1 FROM dead_letters LIMIT 1")
-                    .execute(&pool)
-                    .await
-                    .is_ok()
-                {
-                    return Ok(pool);
-                }
-                pool.close().await;
-            }
-            Err(e) if Instant::now() > deadline => {
-                return Err(e).context("the demo's database");
-            }
-            Err(_) => {}
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the demo's database was not migrated within {STEP_TIMEOUT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
     let today = chrono::Utc::now().date_naive();
     let good: Vec<&Person> = population.iter().filter(|p| is_good(p, today)).collect();
@@ -788,7 +423,7 @@ fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
     let lost = population
         .iter()
         .find(|p| p.document_status == "lost" && p.previous_surname.is_none());
-    let phone = |i: usize| format!("+37544{:03}{:04}", i / 10000 % 1000, 1000 + i % 9000);
+    let phone = crate::stage::a1_phone;
     let mut out = Vec::new();
     let mut add = |i: usize,
                    p: &Person,
@@ -924,56 +559,10 @@ fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
 }
 
 fn apply(p: &Person, number: &str, phone: &str) -> ApplyForIdentifier {
-    ApplyForIdentifier {
-        application: Application {
-            number: number.into(),
-            date: chrono::Utc::now().date_naive(),
-            desk_id: DESK.into(),
-            worker_id: "worker-1".into(),
-        },
-        person: Applicant {
-            identification_number: p.identification_number.clone(),
-            surname: p.surname.clone(),
-            given_name: p.given_name.clone(),
-            patronymic: p.patronymic.clone(),
-            birth_date: p.birth_date,
-            status: p.status,
-        },
-        document: IdentityDocument {
-            kind: p.document.kind,
-            number: p.document.number.clone(),
-            issued_on: p.document.issued_on,
-            expires_on: p.document.expires_on,
-        },
-        phone: phone.into(),
-        consent_to_mvd_check: true,
-    }
-}
-
-struct Play {
-    publisher: Arc<Publisher>,
-    bus: String,
-    desk: Arc<Desk>,
-    http: reqwest::Client,
-    a1: url::Url,
-    erip: url::Url,
-    email: url::Url,
-    gossuok: url::Url,
-    portal_queue: String,
+    crate::stage::identifier_application(p, number, phone, DESK)
 }
 
 impl Play {
-    async fn send<M: Message>(&self, m: &M) -> anyhow::Result<()> {
-        let envelope = Envelope {
-            exchange: self.bus.clone(),
-            routing_key: M::TYPE.to_string(),
-            metadata: Metadata::new(M::TYPE.to_string(), "demo-desk"),
-            body: contracts::encode(m)?,
-        };
-        self.publisher.publish(&envelope).await?;
-        Ok(())
-    }
-
     async fn play(&self, s: &Scenario) -> anyhow::Result<(Expect, Duration)> {
         let started = Instant::now();
         self.send(&s.application).await?;
@@ -1044,24 +633,6 @@ impl Play {
         .await
     }
 
-    /// Sends a request as the portal does (reply queue, correlation id) and waits for the
-    /// answer.
-    async fn ask<M: Message>(&self, m: &M) -> anyhow::Result<CabinetOutcome> {
-        let mut metadata = Metadata::new(M::TYPE.to_string(), "demo-portal");
-        let correlation = uuid::Uuid::new_v4().to_string();
-        metadata.correlation_id = Some(correlation.clone());
-        metadata.reply_to = Some(self.portal_queue.clone());
-        self.publisher
-            .publish(&Envelope {
-                exchange: self.bus.clone(),
-                routing_key: M::TYPE.to_string(),
-                metadata,
-                body: contracts::encode(m)?,
-            })
-            .await?;
-        self.desk.reply(&correlation).await
-    }
-
     /// [`Play::ask`], failing unless the answer is `expected`.
     async fn expect<M: Message>(&self, m: &M, expected: &CabinetOutcome) -> anyhow::Result<()> {
         let got = self.ask(m).await?;
@@ -1071,41 +642,6 @@ impl Play {
             M::TYPE
         );
         Ok(())
-    }
-
-    /// The n-th SMS the phone received (1-based), waiting for it.
-    async fn nth_text(&self, phone: &str, n: usize) -> anyhow::Result<String> {
-        #[derive(Deserialize)]
-        struct Inbox {
-            messages: Vec<Text>,
-        }
-        #[derive(Deserialize)]
-        struct Text {
-            text: String,
-        }
-        let url = self
-            .a1
-            .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let inbox: Inbox = self.http.get(url.clone()).send().await?.json().await?;
-            if let Some(m) = inbox.messages.into_iter().nth(n - 1) {
-                return Ok(m.text);
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!("SMS number {n} did not reach the phone within {STEP_TIMEOUT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Reads the code from the phone's inbox, as the person would from the screen.
-    async fn code_from_phone(&self, phone: &str) -> anyhow::Result<String> {
-        let text = self.nth_text(phone, 1).await?;
-        text.split(|c: char| !c.is_ascii_digit())
-            .find(|run| run.len() == 6)
-            .map(str::to_owned)
-            .context("no six-digit code in the SMS")
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod agency;
 pub mod app;
+pub mod bench;
 pub mod broker;
 pub mod cabinet;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod sagas;
 pub mod secrets;
 pub mod services;
+pub(crate) mod stage;
 pub mod store;
 pub mod trace;
 pub mod workers;

@@ -407,3 +407,38 @@ async fn two_engines_on_one_queue_apply_every_event_once_in_a_serial_order() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test]
+async fn the_timer_poller_sleeps_when_no_timer_is_set_and_wakes_for_the_next_one() {
+    let env = TestEnv::new().await;
+    // An empty table once made the poller spin (`greatest(0, NULL)` is 0 in SQL).
+    assert_eq!(
+        hub::store::timers::until_next_due(&env.pool).await,
+        None,
+        "no timer, no wake-up"
+    );
+    let saga = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO sagas (id, saga_type, state_name, state, version) VALUES ($1, 't', 's', '{}', 0)",
+    )
+    .bind(saga)
+    .execute(&env.pool)
+    .await
+    .expect("saga");
+    sqlx::query(
+        "INSERT INTO timers (id, saga_id, name, due_at, exchange, routing_key, metadata, body)
+         VALUES ($1, $2, 't', now() + interval '1 hour', 'x', 'k', '{}', '')",
+    )
+    .bind(Uuid::new_v4())
+    .bind(saga)
+    .execute(&env.pool)
+    .await
+    .expect("timer");
+    let next = hub::store::timers::until_next_due(&env.pool)
+        .await
+        .expect("a timer is set");
+    assert!(
+        next > Duration::from_secs(3500) && next <= Duration::from_secs(3601),
+        "{next:?}"
+    );
+}

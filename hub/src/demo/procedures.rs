@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use contracts::procedure::{
     Applicant, ApplicationAccepted, ApplicationDecided, ApplicationRejected, ApplicationWithdrawn,
     AssuranceLevel, ComplaintDecided, ComplaintVerdict, PaymentReceived, ProcedureRejectReason,
@@ -14,14 +13,14 @@ use contracts::procedure::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Play, STEP_TIMEOUT};
+use super::Play;
 
 /// The authorities on the bus the journeys use: the demo runs their back-office simulators.
 pub(super) const QUEUE_AUTHORITIES: [&str; 2] = ["fszn", "minsk-civil-registry"];
 
 /// What a person does on the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Journey {
+pub(crate) enum Journey {
     /// A pension certificate from FSZN (free, on the bus).
     FreeOnBus,
     /// A duplicate birth certificate from the civil registry (21.00 BYN, on the bus), paid.
@@ -62,7 +61,7 @@ impl Journey {
     }
 
     /// The outcome it must come to.
-    pub(super) fn expected(self) -> &'static str {
+    pub(crate) fn expected(self) -> &'static str {
         match self {
             Journey::FreeOnBus | Journey::PaidOnBus | Journey::FreeOverHttp => "granted",
             Journey::PaidOverHttp => "granted",
@@ -137,7 +136,7 @@ fn application(journey: Journey, identifier: &str) -> SubmitApplication {
 
 impl Play {
     /// Plays one journey; returns its outcome and how long it took.
-    pub(super) async fn procedure(
+    pub(crate) async fn procedure(
         &self,
         journey: Journey,
         identifier: &str,
@@ -194,33 +193,5 @@ impl Play {
             ComplaintVerdict::Dismissed => "complaint dismissed",
         };
         Ok((verdict.to_owned(), started.elapsed()))
-    }
-
-    /// Pays the invoice with this order number at the simulated bank, once ERIP has it.
-    async fn pay(&self, order_number: &str) -> anyhow::Result<()> {
-        let url = self
-            .erip
-            .join(&format!("sim/invoices/by-account/{order_number}/pay"))?;
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let r = self
-                .http
-                .post(url.clone())
-                .json(&json!({"channel": "bank"}))
-                .send()
-                .await
-                .context("the ERIP simulator")?;
-            if r.status().is_success() {
-                return Ok(());
-            }
-            // 404: the hub has not created the invoice yet.
-            if Instant::now() > deadline {
-                anyhow::bail!(
-                    "order {order_number} could not be paid within {STEP_TIMEOUT:?}: {}",
-                    r.status()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }

@@ -62,12 +62,14 @@ pub async fn run_timers(
     tracing::info!("timer poller stopped");
 }
 
-async fn until_next_due(pool: &PgPool) -> Option<Duration> {
+/// How long until the next timer is due; `None` when there is none (`greatest(0, NULL)` is 0
+/// in SQL, which once made an empty table a busy loop, so the clamp is done here).
+pub async fn until_next_due(pool: &PgPool) -> Option<Duration> {
     let ms: Option<f64> = sqlx::query_scalar(
-        "SELECT greatest(0, extract(epoch FROM min(due_at) - now()) * 1000)::float8 FROM timers",
+        "SELECT (extract(epoch FROM min(due_at) - now()) * 1000)::float8 FROM timers",
     )
     .fetch_one(pool)
     .await
     .ok()?;
-    ms.map(|ms| Duration::from_millis(ms as u64 + 1))
+    ms.map(|ms| Duration::from_millis(ms.max(0.0) as u64 + 1))
 }

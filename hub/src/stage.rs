@@ -1,0 +1,645 @@
+//! The stage `hub demo` and `hub bench` play on: every simulator and the hub in this process,
+//! against the local RabbitMQ and PostgreSQL, in a namespace and database of their own (removed
+//! by [`Stage::stop`]), with a desk and a portal listening on the bus — and the moves every
+//! player makes: send a command, wait for the answer, read the SMS code from the simulated
+//! phone, pay at the simulated ERIP.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contracts::cabinet::{CabinetOutcome, CabinetReply};
+use contracts::issuance::{
+    Applicant, Application, ApplyForIdentifier, DocumentKind, IdentityDocument,
+};
+use contracts::person::PersonStatus;
+use contracts::{Message, Metadata, Namespace, Topology};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use serde::Deserialize;
+use serde_json::json;
+use simulators::{RunningSims, SimConfig, SimKind};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, Components};
+use crate::broker::{self, Broker, Envelope, Publisher, decode_properties};
+use crate::config::{HubConfig, IntegrationConfig};
+
+/// The longest wait for one answer.
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A person of the simulated population (the MVD simulator's `sim/population`).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Person {
+    pub(crate) identification_number: String,
+    pub(crate) surname: String,
+    pub(crate) given_name: String,
+    pub(crate) patronymic: Option<String>,
+    pub(crate) birth_date: chrono::NaiveDate,
+    pub(crate) document: SimDocument,
+    pub(crate) status: PersonStatus,
+    pub(crate) document_status: String,
+    pub(crate) previous_surname: Option<String>,
+}
+
+/// A person's identity document, as the MVD simulator has it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SimDocument {
+    pub(crate) kind: DocumentKind,
+    pub(crate) number: String,
+    pub(crate) issued_on: chrono::NaiveDate,
+    pub(crate) expires_on: chrono::NaiveDate,
+}
+
+/// A person every issuance rule lets through.
+pub(crate) fn is_good(p: &Person, today: chrono::NaiveDate) -> bool {
+    p.document_status == "valid"
+        && p.previous_surname.is_none()
+        && p.document.expires_on > today
+        && p.birth_date < today - chrono::Days::new(15 * 366)
+}
+
+/// The `i`-th phone number of the A1 simulator, whose inbox [`Play::nth_text`] reads.
+pub(crate) fn a1_phone(i: usize) -> String {
+    format!("+37544{:03}{:04}", i / 10000 % 1000, 1000 + i % 9000)
+}
+
+/// The application for an identifier a desk makes for `p`.
+pub(crate) fn identifier_application(
+    p: &Person,
+    number: &str,
+    phone: &str,
+    desk: &str,
+) -> ApplyForIdentifier {
+    ApplyForIdentifier {
+        application: Application {
+            number: number.into(),
+            date: chrono::Utc::now().date_naive(),
+            desk_id: desk.into(),
+            worker_id: "worker-1".into(),
+        },
+        person: Applicant {
+            identification_number: p.identification_number.clone(),
+            surname: p.surname.clone(),
+            given_name: p.given_name.clone(),
+            patronymic: p.patronymic.clone(),
+            birth_date: p.birth_date,
+            status: p.status,
+        },
+        document: IdentityDocument {
+            kind: p.document.kind,
+            number: p.document.number.clone(),
+            issued_on: p.document.issued_on,
+            expires_on: p.document.expires_on,
+        },
+        phone: phone.into(),
+        consent_to_mvd_check: true,
+    }
+}
+
+/// Events the desk received, by application number (or application / complaint id), and the
+/// cabinet's answers by correlation id.
+#[derive(Debug, Default)]
+pub(crate) struct Desk {
+    pub(crate) events: Mutex<HashMap<String, Vec<(String, serde_json::Value)>>>,
+    /// Cabinet answers, by correlation id.
+    pub(crate) replies: Mutex<HashMap<String, serde_json::Value>>,
+    pub(crate) changed: Notify,
+}
+
+impl Desk {
+    /// The first `M` the desk received for `number`, waiting for it.
+    pub(crate) async fn wait<M: Message>(&self, number: &str) -> anyhow::Result<M> {
+        let wanted = M::TYPE.to_string();
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(body) = self
+                .events
+                .lock()
+                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
+                .get(number)
+                .and_then(|evs| {
+                    evs.iter()
+                        .find(|(t, _)| *t == wanted)
+                        .map(|(_, b)| b.clone())
+                })
+            {
+                return Ok(serde_json::from_value(body)?);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("application {number}: no {wanted} within {STEP_TIMEOUT:?}");
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    /// The cabinet's answer to the request with this correlation id, waiting for it.
+    pub(crate) async fn reply(&self, correlation: &str) -> anyhow::Result<CabinetOutcome> {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(body) = self
+                .replies
+                .lock()
+                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
+                .remove(correlation)
+            {
+                return Ok(serde_json::from_value::<CabinetReply>(body)?.outcome);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("no cabinet answer within {STEP_TIMEOUT:?}");
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    fn record(&self, meta: Metadata, body: serde_json::Value, is_reply: bool) {
+        if is_reply {
+            if let (Some(c), Ok(mut replies)) = (meta.correlation_id, self.replies.lock()) {
+                replies.insert(c, body);
+            }
+        } else {
+            // Issuance events by application number; procedures' and complaints' by their id.
+            let number = body["application_number"]
+                .as_str()
+                .or_else(|| body["notice"]["application"]["number"].as_str())
+                .or_else(|| body["complaint_id"].as_str())
+                .or_else(|| body["application_id"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if let Ok(mut events) = self.events.lock() {
+                events
+                    .entry(number)
+                    .or_default()
+                    .push((meta.message_type, body));
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// What the players share: the bus, the desk's ears, and the simulators' own doors (the phone's
+/// inbox, ERIP's bank, the mailbox, the CA).
+#[derive(Debug)]
+pub(crate) struct Play {
+    pub(crate) publisher: Arc<Publisher>,
+    pub(crate) bus: String,
+    pub(crate) desk: Arc<Desk>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) a1: url::Url,
+    pub(crate) erip: url::Url,
+    pub(crate) email: url::Url,
+    pub(crate) gossuok: url::Url,
+    pub(crate) portal_queue: String,
+    /// Who the commands say they come from.
+    pub(crate) sender: String,
+}
+
+impl Play {
+    /// Publishes a command on the bus, as a desk or the portal does.
+    pub(crate) async fn send<M: Message>(&self, m: &M) -> anyhow::Result<()> {
+        let envelope = Envelope {
+            exchange: self.bus.clone(),
+            routing_key: M::TYPE.to_string(),
+            metadata: Metadata::new(M::TYPE.to_string(), &self.sender),
+            body: contracts::encode(m)?,
+        };
+        self.publisher.publish(&envelope).await?;
+        Ok(())
+    }
+
+    /// Sends a request as the portal does (reply queue, correlation id) and waits for the
+    /// answer.
+    pub(crate) async fn ask<M: Message>(&self, m: &M) -> anyhow::Result<CabinetOutcome> {
+        let mut metadata = Metadata::new(M::TYPE.to_string(), "demo-portal");
+        let correlation = uuid::Uuid::new_v4().to_string();
+        metadata.correlation_id = Some(correlation.clone());
+        metadata.reply_to = Some(self.portal_queue.clone());
+        self.publisher
+            .publish(&Envelope {
+                exchange: self.bus.clone(),
+                routing_key: M::TYPE.to_string(),
+                metadata,
+                body: contracts::encode(m)?,
+            })
+            .await?;
+        self.desk.reply(&correlation).await
+    }
+
+    /// The n-th SMS the phone received (1-based), waiting for it.
+    pub(crate) async fn nth_text(&self, phone: &str, n: usize) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct Inbox {
+            messages: Vec<Text>,
+        }
+        #[derive(Deserialize)]
+        struct Text {
+            text: String,
+        }
+        let url = self
+            .a1
+            .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let inbox: Inbox = self.http.get(url.clone()).send().await?.json().await?;
+            if let Some(m) = inbox.messages.into_iter().nth(n - 1) {
+                return Ok(m.text);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("SMS number {n} did not reach the phone within {STEP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads the code from the phone's inbox, as the person would from the screen.
+    pub(crate) async fn code_from_phone(&self, phone: &str) -> anyhow::Result<String> {
+        let text = self.nth_text(phone, 1).await?;
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|run| run.len() == 6)
+            .map(str::to_owned)
+            .context("no six-digit code in the SMS")
+    }
+
+    /// Pays the invoice with this order number at the simulated bank, once ERIP has it.
+    pub(crate) async fn pay(&self, order_number: &str) -> anyhow::Result<()> {
+        let url = self
+            .erip
+            .join(&format!("sim/invoices/by-account/{order_number}/pay"))?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let r = self
+                .http
+                .post(url.clone())
+                .json(&json!({"channel": "bank"}))
+                .send()
+                .await
+                .context("the ERIP simulator")?;
+            if r.status().is_success() {
+                return Ok(());
+            }
+            // 404: the hub has not created the invoice yet.
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "order {order_number} could not be paid within {STEP_TIMEOUT:?}: {}",
+                    r.status()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Every simulator and the hub, running in this process in a namespace and database of their
+/// own, with a desk (every issuance, procedure and complaint event) and a portal (the cabinet's
+/// answers) listening on the bus.
+pub(crate) struct Stage {
+    /// The hub's configuration on this stage (its namespace and database).
+    pub(crate) hub_config: HubConfig,
+    /// The broker topology the hub declared.
+    pub(crate) topology: Topology,
+    /// The players' moves.
+    pub(crate) play: Arc<Play>,
+    /// Stops the simulators (and whatever else the players started).
+    pub(crate) token: CancellationToken,
+    /// The simulated population's size.
+    pub(crate) population: usize,
+    sims: RunningSims,
+    broker: Broker,
+    channel: lapin::Channel,
+    listeners: Vec<JoinHandle<()>>,
+    hub_token: CancellationToken,
+    hub: JoinHandle<anyhow::Result<()>>,
+    admin_url: String,
+    database: String,
+}
+
+impl Stage {
+    /// Starts the simulators with `sims`, then the hub with `config` in a namespace and database
+    /// named after `label` and a random suffix.
+    pub(crate) async fn start(
+        config: &HubConfig,
+        sims: SimConfig,
+        label: &str,
+    ) -> anyhow::Result<Stage> {
+        let token = CancellationToken::new();
+        let population = sims.population;
+        let erip_secret = sims.erip_secret.clone();
+        let backoffice_secret = sims.backoffice.secret.clone();
+        let sims = simulators::start(sims, token.clone()).await?;
+        let url = |k: SimKind| {
+            sims.operator_url(k)
+                .cloned()
+                .context("a simulator did not start")
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let database = format!("hub_{label}_{suffix}");
+        let mut db_url = url::Url::parse(&config.database_url).context("DATABASE_URL")?;
+        db_url.set_path(&database);
+        let hub_config = HubConfig {
+            namespace: Namespace::new(format!("{label}-{suffix}"))?,
+            database_url: db_url.to_string(),
+            ..config.clone()
+        };
+        let integrations = IntegrationConfig {
+            mvd_url: url(SimKind::Mvd)?,
+            sms_a1_url: url(SimKind::A1)?,
+            sms_mts_url: url(SimKind::Mts)?,
+            sms_life_url: url(SimKind::Life)?,
+            sms_sender: "E-SERVICES".into(),
+            http_timeout: Duration::from_secs(5),
+            http_addr: format!("127.0.0.1:{port}").parse()?,
+            callback_url: format!("http://127.0.0.1:{port}/").parse()?,
+            seal_key: None,
+            phone_code_ttl: Duration::from_secs(120),
+            phone_code_attempts: 3,
+            temp_password_ttl: Duration::from_secs(72 * 3600),
+            erip_url: url(SimKind::Erip)?,
+            erip_secret,
+            payment_ttl: Duration::from_secs(3600),
+            authority_settings: backoffice_settings(
+                &url(SimKind::BackOffice)?,
+                &backoffice_secret,
+            )?,
+            smtp_url: sims
+                .email_smtp_url()
+                .context("the e-mail simulator did not start")?,
+            email_from: "E-Services Portal <noreply@portal.example.by>".into(),
+            portal_url: "http://127.0.0.1:8080/".parse()?,
+            gossuok_url: url(SimKind::Gossuok)?,
+            eds_trusted_root_files: Vec::new(),
+            eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
+            console: Default::default(),
+        };
+        let plan = crate::services::plan(&integrations)?;
+        let topology = app::topology(&hub_config, plan.queues())?;
+
+        // The desk's connection: it sends applications and listens to what comes back.
+        let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;
+        let channel = broker
+            .channel(&token)
+            .await
+            .context("broker connection closed")?;
+        broker::declare(&channel, &topology, hub_config.delivery_limit).await?;
+        let desk = Arc::new(Desk::default());
+        // The desk hears every issuance event; the portal's queue gets the cabinet's answers.
+        let desk_queue = format!("{}.demo-desk", hub_config.namespace);
+        let portal_queue = format!("{}.demo-portal", hub_config.namespace);
+        let mut listeners = Vec::new();
+        for (queue, bindings, is_reply) in [
+            (
+                &desk_queue,
+                &["issuance.#", "procedure.#", "complaint.#"][..],
+                false,
+            ),
+            (&portal_queue, &[][..], true),
+        ] {
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            for pattern in bindings {
+                channel
+                    .queue_bind(
+                        queue.as_str().into(),
+                        topology.bus_exchange().into(),
+                        (*pattern).into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+            }
+            let mut consumer = channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            let desk = desk.clone();
+            listeners.push(tokio::spawn(async move {
+                while let Some(Ok(d)) = consumer.next().await {
+                    let _ = d.acker.ack(BasicAckOptions::default()).await;
+                    if let (Ok(meta), Ok(body)) = (
+                        decode_properties(&d.properties),
+                        serde_json::from_slice::<serde_json::Value>(&d.data),
+                    ) {
+                        desk.record(meta, body, is_reply);
+                    }
+                }
+            }));
+        }
+        let publisher = Arc::new(Publisher::new(broker.clone(), token.clone()));
+
+        let hub_token = CancellationToken::new();
+        let hub = {
+            let cfg = hub_config.clone();
+            let t = hub_token.clone();
+            tokio::spawn(async move { app::run_plan(&cfg, Components::ALL, plan, t).await })
+        };
+        let play = Arc::new(Play {
+            publisher,
+            bus: topology.bus_exchange(),
+            desk,
+            http: reqwest::Client::new(),
+            a1: url(SimKind::A1)?,
+            erip: url(SimKind::Erip)?,
+            email: url(SimKind::Email)?,
+            gossuok: url(SimKind::Gossuok)?,
+            portal_queue,
+            sender: "demo-desk".into(),
+        });
+        Ok(Stage {
+            hub_config,
+            topology,
+            play,
+            token,
+            population,
+            sims,
+            broker,
+            channel,
+            listeners,
+            hub_token,
+            hub,
+            admin_url: config.database_url.clone(),
+            database,
+        })
+    }
+
+    /// The URL of one simulator.
+    pub(crate) fn url(&self, kind: SimKind) -> anyhow::Result<url::Url> {
+        self.sims
+            .operator_url(kind)
+            .cloned()
+            .context("a simulator did not start")
+    }
+
+    /// The stage's database's name.
+    pub(crate) fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The first `limit` people of the simulated population.
+    pub(crate) async fn population(&self, limit: usize) -> anyhow::Result<Vec<Person>> {
+        #[derive(Deserialize)]
+        struct Page {
+            persons: Vec<Person>,
+        }
+        let page: Page = self
+            .play
+            .http
+            .get(
+                self.url(SimKind::Mvd)?
+                    .join(&format!("sim/population?offset=0&limit={limit}"))?,
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(page.persons)
+    }
+
+    /// A pool of `size` on the stage's database, once the hub has created and migrated it.
+    pub(crate) async fn pool(&self, size: u32) -> anyhow::Result<sqlx::PgPool> {
+        let url = &self.hub_config.database_url;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            match sqlx::postgres::PgPoolOptions::new()
+                .max_connections(size.max(1))
+                .connect(url)
+                .await
+            {
+                Ok(pool) => {
+                    // The hub's migrations are in once the keeper's table answers.
+                    if sqlx::query("SELECT 1 FROM dead_letters LIMIT 1")
+                        .execute(&pool)
+                        .await
+                        .is_ok()
+                    {
+                        return Ok(pool);
+                    }
+                    pool.close().await;
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).context("the stage's database");
+                }
+                Err(_) => {}
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the stage's database was not migrated within {STEP_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the hub (draining it), the listeners and the simulators, and removes the stage's
+    /// queues, exchanges and database. Returns the hub's own error, if it failed.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.hub_token.cancel();
+        let hub = self.hub.await;
+        for l in self.listeners {
+            l.abort();
+        }
+        for d in broker::describe(&self.topology, self.hub_config.delivery_limit) {
+            match d {
+                broker::Declaration::Queue { name, .. } => {
+                    let _ = self
+                        .channel
+                        .queue_delete(name.into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                broker::Declaration::Exchange { name, .. } => {
+                    let _ = self
+                        .channel
+                        .exchange_delete(
+                            name.into(),
+                            lapin::options::ExchangeDeleteOptions::default(),
+                        )
+                        .await;
+                }
+                broker::Declaration::Binding { .. } => {}
+            }
+        }
+        self.broker.close().await;
+        self.token.cancel();
+        self.sims.stopped().await;
+        drop_database(&self.admin_url, &self.database).await;
+        hub.context("the hub task")?
+    }
+}
+
+/// The GosSUOK simulator's root certificate (DER): the stage's EDS trust anchor.
+async fn gossuok_root(gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
+    let r = reqwest::get(gossuok.join("ca/root.der")?).await?;
+    anyhow::ensure!(r.status().is_success(), "GosSUOK root: {}", r.status());
+    Ok(r.bytes().await?.to_vec())
+}
+
+/// The `p` quantile of `times` (sorted in place), 0 when empty.
+pub(crate) fn percentile<T: Copy + Ord + Default>(times: &mut [T], p: f64) -> T {
+    times.sort_unstable();
+    times
+        .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Points every HTTP authority of the catalogue at the back-office simulator.
+fn backoffice_settings(
+    simulator: &url::Url,
+    secret: &str,
+) -> anyhow::Result<HashMap<String, String>> {
+    let catalogue = crate::procedures::catalogue::Catalogue::embedded()?;
+    let mut settings = HashMap::new();
+    for a in catalogue.authorities() {
+        if let crate::procedures::catalogue::AuthorityChannel::Http {
+            base_url_key,
+            secret_key,
+        } = &a.channel
+        {
+            settings.insert(
+                base_url_key.clone(),
+                simulator.join(&format!("{}/", a.id))?.to_string(),
+            );
+            settings.insert(secret_key.clone(), secret.to_owned());
+        }
+    }
+    Ok(settings)
+}
+
+/// Drops a database, whoever is still connected to it.
+pub(crate) async fn drop_database(url: &str, name: &str) {
+    let Ok(mut admin) = url::Url::parse(url) else {
+        return;
+    };
+    admin.set_path("postgres");
+    if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
+}

@@ -1,0 +1,134 @@
+//! `hub bench` run as users run it, with a small load: it must measure every saga type and the
+//! raw limits, report positive figures, and leave neither its queues nor its database behind.
+
+use std::process::Command;
+
+fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn postgres_url() -> String {
+    let mut url = url::Url::parse(
+        &std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/hub".into()),
+    )
+    .expect("DATABASE_URL parses");
+    url.set_path("postgres");
+    url.to_string()
+}
+
+#[test]
+fn the_bench_measures_every_saga_type_and_leaves_nothing_behind() {
+    let json_out = std::env::temp_dir().join(format!("hub-bench-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_hub"))
+        .args([
+            "bench",
+            "--sagas",
+            "10",
+            "--concurrency",
+            "4",
+            "--raw-operations",
+            "500",
+            "--json",
+            "--json-out",
+        ])
+        .arg(&json_out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the hub binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hub bench failed: {stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the report is JSON on stdout");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_out).expect("--json-out wrote the report"))
+            .expect("the written report is JSON");
+    let _ = std::fs::remove_file(&json_out);
+    assert_eq!(written, report);
+
+    for raw in ["broker_hops", "database_steps"] {
+        assert!(
+            report["raw"][raw]["per_second"].as_f64().unwrap_or(0.0) > 0.0,
+            "raw {raw}: {report}"
+        );
+    }
+    let types = report["types"].as_array().expect("figures by type");
+    let names: Vec<&str> = types
+        .iter()
+        .filter_map(|t| t["saga_type"].as_str())
+        .collect();
+    assert_eq!(names, ["issuance", "free", "paid"]);
+    for t in types {
+        assert_eq!(t["sagas"], 10, "{t}");
+        assert_eq!(t["failed"], 0, "{t}");
+        for figure in [
+            "sagas_per_second",
+            "steps_per_second",
+            "of_raw_limit",
+            "saga_p50_ms",
+            "saga_p99_ms",
+            "step_p50_ms",
+            "step_p99_ms",
+            "messages_per_saga",
+            "db_transactions_per_saga",
+            "peak_memory_mib",
+        ] {
+            assert!(
+                t[figure].as_f64().unwrap_or(0.0) > 0.0,
+                "{figure} of {}: {t}",
+                t["saga_type"]
+            );
+        }
+    }
+    assert!(report["peak_memory_mib"].as_f64().unwrap_or(0.0) > 0.0);
+
+    let namespace = report["namespace"].as_str().expect("the namespace");
+    let probe = report["probe_queue"].as_str().expect("a queue of the run");
+    let database = report["database"].as_str().expect("the database");
+    assert!(
+        probe.starts_with(namespace),
+        "{probe} is not in {namespace}"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        // The database is gone.
+        let admin = sqlx::PgPool::connect(&postgres_url())
+            .await
+            .expect("PostgreSQL");
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+            .bind(database)
+            .fetch_one(&admin)
+            .await
+            .expect("the database list");
+        admin.close().await;
+        assert_eq!(left, 0, "the bench's database {database} is still there");
+
+        // Its queues are gone: a passive declare of each answers 404.
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ");
+        for queue in [
+            probe.to_owned(),
+            format!("{namespace}.raw.a"),
+            format!("{namespace}.raw.b"),
+        ] {
+            let channel = conn.create_channel().await.expect("a channel");
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    lapin::types::FieldTable::default(),
+                )
+                .await;
+            let error = declared.expect_err("the queue is gone").to_string();
+            assert!(
+                error.contains("404") || error.contains("NOT_FOUND"),
+                "{queue}: {error}"
+            );
+        }
+        let _ = conn.close(200, "checked".into()).await;
+    });
+}
