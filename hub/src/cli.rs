@@ -54,9 +54,10 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         queues: Vec<String>,
     },
-    /// Run the whole portal on this machine: every simulator and the hub, playing desks and
-    /// citizens through identifier issuance; print what happened. Exit 0 when every outcome was
-    /// the expected one, 1 otherwise.
+    /// Run the whole portal on this machine: every simulator and the hub, playing an MVD outage
+    /// repaired by dead-letter replay, desks and citizens through identifier issuance,
+    /// administrative procedures, and registration by e-mail and by EDS; print what happened.
+    /// Exit 0 when every outcome was the expected one, 1 otherwise.
     #[command(after_help = "Examples:\n  hub demo\n  hub demo --applications 200 --json")]
     Demo {
         /// How many applications to play (8 of them break a rule on purpose).
