@@ -8,7 +8,9 @@
 //!   that doubles with each further failure, so the answers never tell whether an identifier
 //!   exists to someone who has not proved they hold it;
 //! - each request runs in one transaction that locks the identifier's throttle row, so parallel
-//!   guesses are serialised and counted.
+//!   guesses are serialised and counted;
+//! - new passwords and recovery codes are hashed before that transaction (in `prepare`), so it
+//!   holds its locks only for the check of the password or code.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use contracts::cabinet::{
     RecoverPassword,
 };
 use contracts::person::Msisdn;
+use contracts::sealed::Sealed;
 use contracts::sms::{SendSms, SmsPurpose};
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
@@ -94,19 +97,67 @@ impl Cabinet {
     }
 }
 
-/// A decoded request.
+/// A decoded request, with what it may store hashed already.
 #[derive(Debug)]
 pub enum Request {
     /// Log in.
     LogIn(LogIn),
     /// Change the password.
-    Change(ChangePassword),
-    /// Start a recovery.
-    Recover(RecoverPassword),
+    Change(ChangePassword, NewPassword),
+    /// Start a recovery, with the code it would send (`None` if making it failed).
+    Recover(RecoverPassword, Option<RecoveryCode>),
     /// Finish a recovery.
-    Complete(CompleteRecovery),
+    Complete(CompleteRecovery, NewPassword),
     /// Block oneself.
     Block(BlockSelf),
+}
+
+/// A new password, checked against the rules and hashed before the transaction.
+pub enum NewPassword {
+    /// It breaks the rules: what is wrong.
+    Weak(Vec<String>),
+    /// Its argon2 hash, or why hashing failed.
+    Hashed(Result<String, Failure>),
+}
+
+impl NewPassword {
+    fn new(new: &str, id: &str, current: Option<&str>) -> Self {
+        let problems = password_problems(new, id, current);
+        if problems.is_empty() {
+            Self::Hashed(hash_secret(&mut rand::rng(), new))
+        } else {
+            Self::Weak(problems)
+        }
+    }
+
+    /// The hash to store, or the answer when the password breaks the rules.
+    fn hash(self) -> Result<Result<String, CabinetOutcome>, sqlx::Error> {
+        match self {
+            Self::Weak(problems) => Ok(Err(CabinetOutcome::WeakPassword { problems })),
+            Self::Hashed(hash) => hash.map(Ok).map_err(|f| sqlx::Error::Protocol(f.reason)),
+        }
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Weak(problems) => f.debug_tuple("Weak").field(problems).finish(),
+            Self::Hashed(_) => f.write_str("Hashed(..)"),
+        }
+    }
+}
+
+/// A recovery code made before the transaction: its hash and the sealed SMS text.
+pub struct RecoveryCode {
+    hash: String,
+    text: Sealed,
+}
+
+impl std::fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCode(..)")
+    }
 }
 
 const LEVEL: &str = "substantial";
@@ -138,11 +189,17 @@ impl Service for Cabinet {
             Ok(if LogIn::TYPE.matches(t) {
                 Request::LogIn(decode(t, b)?)
             } else if ChangePassword::TYPE.matches(t) {
-                Request::Change(decode(t, b)?)
+                let r: ChangePassword = decode(t, b)?;
+                let id = normalise(&r.identifier);
+                let new = NewPassword::new(&r.new_password, &id, Some(&r.current_password));
+                Request::Change(r, new)
             } else if RecoverPassword::TYPE.matches(t) {
-                Request::Recover(decode(t, b)?)
+                // Made whether or not it is sent: the answer takes as long either way.
+                Request::Recover(decode(t, b)?, self.recovery_code())
             } else if CompleteRecovery::TYPE.matches(t) {
-                Request::Complete(decode(t, b)?)
+                let r: CompleteRecovery = decode(t, b)?;
+                let new = NewPassword::new(&r.new_password, &normalise(&r.identifier), None);
+                Request::Complete(r, new)
             } else if BlockSelf::TYPE.matches(t) {
                 Request::Block(decode(t, b)?)
             } else {
@@ -163,9 +220,9 @@ impl Service for Cabinet {
             let mut extra = Vec::new();
             let outcome = match request {
                 Request::LogIn(r) => self.log_in(conn, &r).await,
-                Request::Change(r) => self.change(conn, &r).await,
-                Request::Recover(r) => self.recover(conn, &r, &mut extra).await,
-                Request::Complete(r) => self.complete(conn, &r).await,
+                Request::Change(r, new) => self.change(conn, &r, new).await,
+                Request::Recover(r, code) => self.recover(conn, &r, code, &mut extra).await,
+                Request::Complete(r, new) => self.complete(conn, &r, new).await,
                 Request::Block(r) => self.block(conn, &r).await,
             }
             .map_err(|e| db_failure(&e))?;
@@ -290,7 +347,25 @@ impl Cabinet {
         ))
     }
 
-    /// Checks the password; `Err(outcome)` is the answer when it does not hold.
+    /// A fresh recovery code: its hash and the SMS that carries it.
+    fn recovery_code(&self) -> Option<RecoveryCode> {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+        let code = random_digits(&mut rng, 6);
+        let (Ok(hash), Ok(text)) = (
+            hash_secret(&mut rng, &code),
+            self.sealer.seal(
+                &mut rng,
+                &self.settings.recovery_text.replace("{code}", &code),
+            ),
+        ) else {
+            return None;
+        };
+        Some(RecoveryCode { hash, text })
+    }
+
+    /// Checks the password; `Err(outcome)` is the answer when it does not hold. The check stays
+    /// in the transaction, under the throttle row's lock, so parallel guesses are counted one by
+    /// one; the service has no database access of its own to check it before.
     async fn authenticate(
         &self,
         conn: &mut PgConnection,
@@ -344,16 +419,17 @@ impl Cabinet {
         &self,
         conn: &mut PgConnection,
         r: &ChangePassword,
+        new: NewPassword,
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
         if let Err(outcome) = self.authenticate(conn, &id, &r.current_password).await? {
             return Ok(outcome);
         }
-        let problems = password_problems(&r.new_password, &id, Some(&r.current_password));
-        if !problems.is_empty() {
-            return Ok(CabinetOutcome::WeakPassword { problems });
-        }
-        set_password(conn, &id, &r.new_password).await?;
+        let hash = match new.hash()? {
+            Ok(hash) => hash,
+            Err(weak) => return Ok(weak),
+        };
+        set_password(conn, &id, &hash).await?;
         event(conn, &id, "password_changed").await?;
         Ok(ok())
     }
@@ -362,6 +438,7 @@ impl Cabinet {
         &self,
         conn: &mut PgConnection,
         r: &RecoverPassword,
+        code: Option<RecoveryCode>,
         extra: &mut Vec<Command>,
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
@@ -389,16 +466,14 @@ impl Cabinet {
             // One code per interval: a flood of requests sends no flood of SMS.
             return Ok(CabinetOutcome::CodeSentIfKnown);
         }
-        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
-        let code = random_digits(&mut rng, 6);
-        let (Ok(code_hash), Ok(text), Some(phone)) = (
-            hash_secret(&mut rng, &code),
-            self.sealer.seal(
-                &mut rng,
-                &self.settings.recovery_text.replace("{code}", &code),
-            ),
-            phone,
-        ) else {
+        let (
+            Some(RecoveryCode {
+                hash: code_hash,
+                text,
+            }),
+            Some(phone),
+        ) = (code, phone)
+        else {
             return Ok(CabinetOutcome::CodeSentIfKnown);
         };
         sqlx::query(
@@ -430,6 +505,7 @@ impl Cabinet {
         &self,
         conn: &mut PgConnection,
         r: &CompleteRecovery,
+        new: NewPassword,
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
         if let Some(until) = self.throttle().locked(conn, &id).await? {
@@ -447,6 +523,8 @@ impl Cabinet {
             return Ok(CabinetOutcome::CodeExpired);
         };
         let _ = (expires_at, attempts_left);
+        // Checked here, under the throttle and recovery row locks: a wrong code is counted
+        // before the next attempt is checked.
         if !verify_secret(r.code.trim(), &hash) {
             sqlx::query(
                 "UPDATE recoveries SET attempts_left = attempts_left - 1 WHERE identifier = $1",
@@ -459,11 +537,11 @@ impl Cabinet {
                 .fail(conn, &id, CabinetOutcome::WrongCode)
                 .await;
         }
-        let problems = password_problems(&r.new_password, &id, None);
-        if !problems.is_empty() {
-            return Ok(CabinetOutcome::WeakPassword { problems });
-        }
-        set_password(conn, &id, &r.new_password).await?;
+        let hash = match new.hash()? {
+            Ok(hash) => hash,
+            Err(weak) => return Ok(weak),
+        };
+        set_password(conn, &id, &hash).await?;
         sqlx::query("DELETE FROM recoveries WHERE identifier = $1")
             .bind(&id)
             .execute(&mut *conn)
@@ -497,13 +575,8 @@ impl Cabinet {
     }
 }
 
-async fn set_password(
-    conn: &mut PgConnection,
-    id: &str,
-    password: &str,
-) -> Result<(), sqlx::Error> {
-    let hash =
-        hash_secret(&mut rand::rng(), password).map_err(|f| sqlx::Error::Protocol(f.reason))?;
+/// Stores `hash`, the new password's hash, as the account's password.
+async fn set_password(conn: &mut PgConnection, id: &str, hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE accounts SET password_hash = $2, must_change_password = false,
              temporary_expires_at = NULL, updated_at = now()

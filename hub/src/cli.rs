@@ -71,12 +71,13 @@ enum Command {
         json: bool,
     },
     /// Measure the hub on this machine: the raw limits of the broker and the database, then
-    /// identifier issuance, free and paid applications driven through the hub with every
-    /// simulator in this process (a namespace and database of its own, removed afterwards).
-    /// Exit 0 when every saga came to its expected end, 1 otherwise.
+    /// identifier issuance, free and paid applications driven through `hub run` processes (this
+    /// executable) with every simulator in this process, in a namespace and database of its
+    /// own per run (removed afterwards). Exit 0 when every saga came to its expected end and no
+    /// effect happened twice, 1 otherwise.
     #[command(
         after_help = "Examples:\n  hub bench\n  hub bench --sagas 1000 --concurrency 64 --json-out bench.json\n  \
-                            hub bench --types free,paid --json"
+                            hub bench --types free,paid --processes 1,2,3"
     )]
     Bench {
         /// Sagas of each type.
@@ -91,6 +92,10 @@ enum Command {
         /// Operations of each raw measurement (broker hops, database steps).
         #[arg(long, default_value_t = 3000)]
         raw_operations: usize,
+        /// Numbers of `hub run` processes to measure with, comma separated: one run each, on
+        /// a namespace and database of its own (e.g. `1,2,3` for scale-out).
+        #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u16).range(1..=16))]
+        processes: Vec<u16>,
         /// The longest one phase (a raw measurement, one saga type) may take.
         #[arg(long, default_value = "10m", value_parser = crate::config::parse_duration)]
         phase_timeout: std::time::Duration,
@@ -268,6 +273,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             concurrency,
             types,
             raw_operations,
+            processes,
             phase_timeout,
             json,
             json_out,
@@ -286,6 +292,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                 },
                 phase_timeout,
                 raw_operations: raw_operations.max(1),
+                processes: processes.into_iter().map(usize::from).collect(),
             };
             let report = crate::bench::run(&config, &settings).await?;
             let as_json = serde_json::to_string_pretty(&report)?;
@@ -302,6 +309,11 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             anyhow::ensure!(
                 failed == 0,
                 "{failed} sagas did not come to their expected end"
+            );
+            let duplicates = report.duplicates();
+            anyhow::ensure!(
+                duplicates == 0,
+                "{duplicates} effects happened more than once (see the report)"
             );
             Ok(())
         }

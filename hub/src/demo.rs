@@ -147,7 +147,13 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         max_attempts: 3,
         ..config.clone()
     };
-    let stage = Stage::start(&hub_config, sim_config, "demo").await?;
+    let stage = Stage::start(
+        &hub_config,
+        sim_config,
+        "demo",
+        crate::stage::Hubs::InProcess,
+    )
+    .await?;
     let hub_config = stage.hub_config.clone();
     let mvd = stage.url(SimKind::Mvd)?;
     let population = stage.population(stage.population).await?;

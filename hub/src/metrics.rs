@@ -69,6 +69,31 @@ impl EncodeLabelValue for InOutcome {
     }
 }
 
+/// What argon2 did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Argon2Op {
+    /// Hashed a secret.
+    Hash,
+    /// Checked a secret against a hash.
+    Verify,
+}
+
+impl Argon2Op {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Argon2Op::Hash => "hash",
+            Argon2Op::Verify => "verify",
+        }
+    }
+}
+
+impl EncodeLabelValue for Argon2Op {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct MessageIn {
     queue: String,
@@ -117,6 +142,11 @@ struct CallLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Argon2Label {
+    op: Argon2Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CallErrorLabels {
     system: &'static str,
     operation: &'static str,
@@ -139,6 +169,7 @@ pub struct Metrics {
     saga_duration: HistogramFamily<SagaLabel>,
     external_duration: HistogramFamily<CallLabels>,
     external_errors: Family<CallErrorLabels, Counter>,
+    argon2_duration: HistogramFamily<Argon2Label>,
     message_types: Mutex<HashSet<String>>,
 }
 
@@ -148,7 +179,7 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
-/// 1 ms to about 33 s: handlers, relay batches and external calls.
+/// 1 ms to about 33 s: handlers, relay batches, external calls and argon2.
 fn call_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
@@ -237,6 +268,13 @@ impl Metrics {
             "Failed calls to external systems, by system, operation and failure kind",
             external_errors.clone(),
         );
+        let argon2_duration: HistogramFamily<Argon2Label> =
+            Family::new_with_constructor(call_histogram);
+        registry.register(
+            "hub_argon2_seconds",
+            "Time spent hashing or verifying a secret with argon2, by operation",
+            argon2_duration.clone(),
+        );
         Self {
             registry,
             messages_in,
@@ -249,6 +287,7 @@ impl Metrics {
             saga_duration,
             external_duration,
             external_errors,
+            argon2_duration,
             message_types: Mutex::new(HashSet::new()),
         }
     }
@@ -345,6 +384,13 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Argon2 did `op` in `took`.
+    pub fn argon2(&self, op: Argon2Op, took: Duration) {
+        self.argon2_duration
+            .get_or_create(&Argon2Label { op })
+            .observe(took.as_secs_f64());
     }
 
     /// The process's metrics followed by `scraped` (read at scrape time), in the text format.
@@ -543,6 +589,7 @@ mod tests {
             Duration::from_millis(5),
             &Err(Failure::transient("down")),
         );
+        m.argon2(Argon2Op::Verify, Duration::from_millis(20));
         let snapshot = Snapshot {
             sagas: vec![("issuance".into(), "awaiting_mvd".into(), 3)],
             outbox_unsent: Some(2),
@@ -559,6 +606,9 @@ mod tests {
             r#"hub_messages_out_total{exchange="(default)",type="test.pong.v1"} 1"#,
             r#"hub_saga_duration_seconds_sum{saga_type="t-metrics-saga"} 42.0"#,
             r#"hub_external_call_errors_total{system="test-system",operation="ping",kind="transient"} 1"#,
+            r#"hub_argon2_seconds_count{op="verify"} "#,
+            r#"hub_argon2_seconds_sum{op="verify"} "#,
+            r#"hub_argon2_seconds_bucket{le="0.032",op="verify"} "#,
             r#"hub_sagas{saga_type="issuance",state="awaiting_mvd"} 3"#,
             "hub_outbox_unsent 2",
             "hub_outbox_lag_seconds 1.5",

@@ -7,6 +7,8 @@
 //!   sealed; only its SHA-256 is stored. Following the link activates the account once, before
 //!   it expires. Registering an address that has an account sends the owner a note instead, and
 //!   the portal gets the same answer either way (nobody learns which addresses are registered).
+//!   The password is hashed, and at login checked, before the transaction (in `prepare`); the
+//!   login's lock-out is still decided in it, under the throttle row's lock.
 //! - EDS: a challenge (nonce and time, stored, single use, short-lived) is signed by the
 //!   person's key; the certificate is validated against GosSUOK (chain to a configured root,
 //!   validity, key usage, revocation) outside the transaction, the challenge is spent inside it
@@ -27,6 +29,7 @@ use contracts::registration::{
     ActivateEmail, EdsProof, EmailPurpose, LogInByEds, LogInByEmail, RegisterByEds,
     RegisterByEmail, RequestEdsChallenge, SendEmail,
 };
+use contracts::sealed::Sealed;
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
 use rand::RngCore;
@@ -150,15 +153,42 @@ pub enum Proof {
     TryLater(String),
 }
 
+/// What a valid registration form needs stored and sent, made before the transaction.
+pub struct EmailSecrets {
+    hash: String,
+    token: String,
+    sealed: Sealed,
+}
+
+impl std::fmt::Debug for EmailSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmailSecrets(..)")
+    }
+}
+
+/// An e-mail login's password as checked before the transaction, against `hash`.
+pub struct CheckedPassword {
+    hash: String,
+    holds: bool,
+}
+
+impl std::fmt::Debug for CheckedPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedPassword")
+            .field("holds", &self.holds)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A decoded request (with the EDS proof already checked).
 #[derive(Debug)]
 pub enum Request {
-    /// Registration form.
-    Email(RegisterByEmail),
+    /// Registration form: its secrets, or what is wrong with it.
+    Email(RegisterByEmail, Result<EmailSecrets, Vec<String>>),
     /// Activation link followed.
     Activate(ActivateEmail),
-    /// E-mail login.
-    LogInEmail(LogInByEmail),
+    /// E-mail login, with the password checked if the address has one and is not locked out.
+    LogInEmail(LogInByEmail, Option<CheckedPassword>),
     /// A challenge, please.
     Challenge,
     /// EDS login.
@@ -179,11 +209,20 @@ impl Service for Registration {
             let t = message.metadata.message_type.as_str();
             let b = &message.body;
             Ok(if RegisterByEmail::TYPE.matches(t) {
-                Request::Email(decode(t, b)?)
+                let r: RegisterByEmail = decode(t, b)?;
+                let problems = form_problems(&r);
+                let secrets = if problems.is_empty() {
+                    Ok(self.email_secrets(&r)?)
+                } else {
+                    Err(problems)
+                };
+                Request::Email(r, secrets)
             } else if ActivateEmail::TYPE.matches(t) {
                 Request::Activate(decode(t, b)?)
             } else if LogInByEmail::TYPE.matches(t) {
-                Request::LogInEmail(decode(t, b)?)
+                let r: LogInByEmail = decode(t, b)?;
+                let checked = self.check_password(&r).await?;
+                Request::LogInEmail(r, checked)
             } else if RequestEdsChallenge::TYPE.matches(t) {
                 let _: RequestEdsChallenge = decode(t, b)?;
                 Request::Challenge
@@ -210,10 +249,12 @@ impl Service for Registration {
         Box::pin(async move {
             let mut extra = Vec::new();
             let outcome = match request {
-                Request::Email(r) => self.register_email(conn, &r, &mut extra).await?,
+                Request::Email(r, secrets) => {
+                    self.register_email(conn, &r, secrets, &mut extra).await?
+                }
                 Request::Activate(r) => activate(conn, &r).await.map_err(|e| db_failure(&e))?,
-                Request::LogInEmail(r) => self
-                    .log_in_email(conn, &r)
+                Request::LogInEmail(r, checked) => self
+                    .log_in_email(conn, &r, checked)
                     .await
                     .map_err(|e| db_failure(&e))?,
                 Request::Challenge => self.challenge(conn).await.map_err(|e| db_failure(&e))?,
@@ -263,42 +304,59 @@ pub fn email_problems(email: &str) -> Vec<String> {
     problems
 }
 
+/// What is wrong with a registration form (empty: nothing).
+fn form_problems(r: &RegisterByEmail) -> Vec<String> {
+    let mut problems = email_problems(&normalise_email(&r.email));
+    problems.extend(
+        password_problems(&r.password, "", None)
+            .into_iter()
+            .map(|p| format!("password: {p}")),
+    );
+    for (field, value) in [("surname", &r.surname), ("given_name", &r.given_name)] {
+        let len = value.trim().chars().count();
+        if !(1..=100).contains(&len) {
+            problems.push(format!("{field}: 1 to 100 characters"));
+        }
+    }
+    problems
+}
+
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 impl Registration {
+    /// The password's hash and the activation token of a valid form, made whatever the outcome:
+    /// the answer takes as long for a registered address as for a new one. (The thread's RNG
+    /// must not live across awaits.)
+    fn email_secrets(&self, r: &RegisterByEmail) -> Result<EmailSecrets, Failure> {
+        let mut rng = rand::rng();
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let sealed = self.sealer.seal(&mut rng, &token)?;
+        Ok(EmailSecrets {
+            hash: hash_secret(&mut rng, &r.password)?,
+            token,
+            sealed,
+        })
+    }
+
     async fn register_email(
         &self,
         conn: &mut PgConnection,
         r: &RegisterByEmail,
+        secrets: Result<EmailSecrets, Vec<String>>,
         extra: &mut Vec<Command>,
     ) -> Result<CabinetOutcome, Failure> {
         let email = normalise_email(&r.email);
-        let mut problems = email_problems(&email);
-        problems.extend(
-            password_problems(&r.password, "", None)
-                .into_iter()
-                .map(|p| format!("password: {p}")),
-        );
-        for (field, value) in [("surname", &r.surname), ("given_name", &r.given_name)] {
-            let len = value.trim().chars().count();
-            if !(1..=100).contains(&len) {
-                problems.push(format!("{field}: 1 to 100 characters"));
-            }
-        }
-        if !problems.is_empty() {
-            return Ok(CabinetOutcome::InvalidForm { problems });
-        }
-        // The costly and random parts first, whatever the outcome: the answer takes as long for
-        // a registered address as for a new one. (The thread's RNG must not live across awaits.)
-        let (hash, token, sealed) = {
-            let mut rng = rand::rng();
-            let mut bytes = [0u8; 32];
-            rng.fill_bytes(&mut bytes);
-            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-            let sealed = self.sealer.seal(&mut rng, &token)?;
-            (hash_secret(&mut rng, &r.password)?, token, sealed)
+        let EmailSecrets {
+            hash,
+            token,
+            sealed,
+        } = match secrets {
+            Ok(secrets) => secrets,
+            Err(problems) => return Ok(CabinetOutcome::InvalidForm { problems }),
         };
         let db = |e: sqlx::Error| db_failure(&e);
         let existing: Option<(Uuid, Option<DateTime<Utc>>)> =
@@ -377,10 +435,41 @@ impl Registration {
         Ok(CabinetOutcome::ActivationSent)
     }
 
+    /// Outside the transaction: checks the password against the address's hash, unless the
+    /// address has none or its logins are locked out now (no argon2 work for those).
+    async fn check_password(&self, r: &LogInByEmail) -> Result<Option<CheckedPassword>, Failure> {
+        let email = normalise_email(&r.email);
+        let locked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM login_throttle WHERE identifier = $1 AND locked_until > $2)",
+        )
+        .bind(format!("email:{email}"))
+        .bind(Utc::now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_failure(&e))?;
+        if locked {
+            return Ok(None);
+        }
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM portal_users WHERE email = $1")
+                .bind(&email)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_failure(&e))?;
+        Ok(hash.flatten().map(|hash| CheckedPassword {
+            holds: verify_secret(&r.password, &hash),
+            hash,
+        }))
+    }
+
+    /// Decides the login under the throttle row's lock, with the password checked before the
+    /// transaction; the answer counts only if the attempt is not locked out now, and each
+    /// failure is counted before the next attempt is decided, as if checked here.
     async fn log_in_email(
         &self,
         conn: &mut PgConnection,
         r: &LogInByEmail,
+        checked: Option<CheckedPassword>,
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let email = normalise_email(&r.email);
         let key = format!("email:{email}");
@@ -393,10 +482,15 @@ impl Registration {
                 .bind(&email)
                 .fetch_optional(&mut *conn)
                 .await?;
-        let holds = row
-            .as_ref()
-            .and_then(|(hash, _)| hash.as_deref())
-            .is_some_and(|h| verify_secret(&r.password, h));
+        let holds = match row.as_ref().and_then(|(hash, _)| hash.as_deref()) {
+            None => false,
+            Some(h) => match &checked {
+                Some(c) if c.hash == h => c.holds,
+                // Not checked before (locked out then, or no hash yet), or the password changed
+                // since: checked here.
+                _ => verify_secret(&r.password, h),
+            },
+        };
         if !holds {
             return throttle
                 .fail(conn, &key, CabinetOutcome::WrongCredentials)

@@ -111,6 +111,9 @@ pub(crate) struct Desk {
     /// Cabinet answers, by correlation id.
     pub(crate) replies: Mutex<HashMap<String, serde_json::Value>>,
     pub(crate) changed: Notify,
+    /// The distinct message ids seen per (application, event type): more than one is the same
+    /// effect delivered twice (a redelivery of one message keeps its id).
+    distinct: Mutex<HashMap<(String, String), Vec<uuid::Uuid>>>,
 }
 
 impl Desk {
@@ -142,6 +145,19 @@ impl Desk {
     }
 
     /// The cabinet's answer to the request with this correlation id, waiting for it.
+    /// The events the desk heard (per application and type), and those it heard under more
+    /// than one message id (the same effect twice), as `type application`.
+    pub(crate) fn effects(&self) -> (usize, Vec<String>) {
+        self.distinct.lock().map_or((0, Vec::new()), |d| {
+            let twice = d
+                .iter()
+                .filter(|(_, ids)| ids.len() > 1)
+                .map(|((number, kind), _)| format!("{kind} {number}"))
+                .collect();
+            (d.len(), twice)
+        })
+    }
+
     pub(crate) async fn reply(&self, correlation: &str) -> anyhow::Result<CabinetOutcome> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
@@ -176,6 +192,14 @@ impl Desk {
                 .or_else(|| body["application_id"].as_str())
                 .unwrap_or_default()
                 .to_owned();
+            if let (false, Ok(mut distinct)) = (number.is_empty(), self.distinct.lock()) {
+                let ids = distinct
+                    .entry((number.clone(), meta.message_type.clone()))
+                    .or_default();
+                if !ids.contains(&meta.message_id) {
+                    ids.push(meta.message_id);
+                }
+            }
             if let Ok(mut events) = self.events.lock() {
                 events
                     .entry(number)
@@ -317,19 +341,19 @@ pub(crate) struct Stage {
     broker: Broker,
     channel: lapin::Channel,
     listeners: Vec<JoinHandle<()>>,
-    hub_token: CancellationToken,
-    hub: JoinHandle<anyhow::Result<()>>,
+    hub: RunningHub,
     admin_url: String,
     database: String,
 }
 
 impl Stage {
-    /// Starts the simulators with `sims`, then the hub with `config` in a namespace and database
-    /// named after `label` and a random suffix.
+    /// Starts the simulators with `sims`, then the hub (`hubs`) with `config` in a namespace and
+    /// database named after `label` and a random suffix.
     pub(crate) async fn start(
         config: &HubConfig,
         sims: SimConfig,
         label: &str,
+        hubs: Hubs,
     ) -> anyhow::Result<Stage> {
         let token = CancellationToken::new();
         let population = sims.population;
@@ -451,11 +475,21 @@ impl Stage {
         }
         let publisher = Arc::new(Publisher::new(broker.clone(), token.clone()));
 
-        let hub_token = CancellationToken::new();
-        let hub = {
-            let cfg = hub_config.clone();
-            let t = hub_token.clone();
-            tokio::spawn(async move { app::run_plan(&cfg, Components::ALL, plan, t).await })
+        let hub = match hubs {
+            Hubs::InProcess => {
+                let token = CancellationToken::new();
+                let cfg = hub_config.clone();
+                let t = token.clone();
+                RunningHub::Task {
+                    token,
+                    task: tokio::spawn(async move {
+                        app::run_plan(&cfg, Components::ALL, plan, t).await
+                    }),
+                }
+            }
+            Hubs::Processes(n) => {
+                RunningHub::Processes(HubProcess::spawn_all(n, &hub_config, &integrations)?)
+            }
         };
         let play = Arc::new(Play {
             publisher,
@@ -479,7 +513,6 @@ impl Stage {
             broker,
             channel,
             listeners,
-            hub_token,
             hub,
             admin_url: config.database_url.clone(),
             database,
@@ -556,8 +589,7 @@ impl Stage {
     /// Stops the hub (draining it), the listeners and the simulators, and removes the stage's
     /// queues, exchanges and database. Returns the hub's own error, if it failed.
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        self.hub_token.cancel();
-        let hub = self.hub.await;
+        let hub = self.hub.stop().await;
         for l in self.listeners {
             l.abort();
         }
@@ -585,8 +617,196 @@ impl Stage {
         self.token.cancel();
         self.sims.stopped().await;
         drop_database(&self.admin_url, &self.database).await;
-        hub.context("the hub task")?
+        hub
     }
+
+    /// The hub processes' ids and metrics addresses (none when the hub runs in this process).
+    pub(crate) fn hub_processes(&self) -> Vec<(u32, std::net::SocketAddr)> {
+        match &self.hub {
+            RunningHub::Task { .. } => Vec::new(),
+            RunningHub::Processes(p) => p
+                .iter()
+                .filter_map(|h| Some((h.child.id()?, h.http)))
+                .collect(),
+        }
+    }
+}
+
+/// Where the stage runs the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hubs {
+    /// As a task of this process, beside the simulators (the demo).
+    InProcess,
+    /// As this many `hub run` processes (this executable) on the same broker and database, each
+    /// with its own HTTP listener for the callbacks it asked for.
+    Processes(usize),
+}
+
+enum RunningHub {
+    Task {
+        token: CancellationToken,
+        task: JoinHandle<anyhow::Result<()>>,
+    },
+    Processes(Vec<HubProcess>),
+}
+
+impl RunningHub {
+    /// Drains and stops the hub; its own error, if it failed.
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            RunningHub::Task { token, task } => {
+                token.cancel();
+                task.await.context("the hub task")?
+            }
+            RunningHub::Processes(processes) => {
+                let mut first_error = None;
+                for p in processes {
+                    if let Err(e) = p.stop().await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                first_error.map_or(Ok(()), Err)
+            }
+        }
+    }
+}
+
+/// One `hub run` child process of the stage.
+struct HubProcess {
+    child: tokio::process::Child,
+    http: std::net::SocketAddr,
+    log: std::path::PathBuf,
+    files: Vec<std::path::PathBuf>,
+}
+
+impl HubProcess {
+    /// Starts `n` hub processes configured like the in-process hub would be.
+    fn spawn_all(
+        n: usize,
+        config: &HubConfig,
+        integrations: &IntegrationConfig,
+    ) -> anyhow::Result<Vec<HubProcess>> {
+        let exe = std::env::current_exe().context("this executable's path, to start hub run")?;
+        let dir = std::env::temp_dir();
+        // The trusted EDS roots go by file, as in production.
+        let mut roots = Vec::new();
+        for (k, der) in integrations.eds_trusted_roots.iter().enumerate() {
+            let path = dir.join(format!("{}-eds-root-{k}.der", config.namespace));
+            std::fs::write(&path, der).with_context(|| format!("writing {}", path.display()))?;
+            roots.push(path);
+        }
+        let mut processes = Vec::new();
+        for i in 0..n {
+            let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            let log = dir.join(format!("{}-hub-{i}.log", config.namespace));
+            let stderr = std::fs::File::create(&log)
+                .with_context(|| format!("creating {}", log.display()))?;
+            let mut command = tokio::process::Command::new(&exe);
+            command
+                .arg("run")
+                .envs(process_env(config, integrations, http, &roots))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(stderr)
+                .kill_on_drop(true);
+            let child = command
+                .spawn()
+                .with_context(|| format!("starting {} run", exe.display()))?;
+            processes.push(HubProcess {
+                child,
+                http,
+                log,
+                files: if i == 0 { roots.clone() } else { Vec::new() },
+            });
+        }
+        Ok(processes)
+    }
+
+    /// SIGTERM, then waits for the drain; SIGKILL if it takes too long.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let status = match tokio::time::timeout(STEP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                self.child.kill().await?;
+                anyhow::bail!(
+                    "a hub process did not drain within {STEP_TIMEOUT:?}; its log: {}",
+                    self.log.display()
+                );
+            }
+        };
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        anyhow::ensure!(
+            status.success(),
+            "a hub process exited with {status}; its log: {}",
+            self.log.display()
+        );
+        let _ = std::fs::remove_file(&self.log);
+        Ok(())
+    }
+}
+
+/// The environment of a `hub run` process with this configuration (everything else it
+/// inherits from this process's environment).
+fn process_env(
+    config: &HubConfig,
+    i: &IntegrationConfig,
+    http: std::net::SocketAddr,
+    roots: &[std::path::PathBuf],
+) -> Vec<(String, String)> {
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let mut env: Vec<(String, String)> = [
+        ("AMQP_URL", config.amqp_url.clone()),
+        ("DATABASE_URL", config.database_url.clone()),
+        ("HUB_NAMESPACE", config.namespace.to_string()),
+        ("HUB_PREFETCH", config.prefetch.to_string()),
+        ("HUB_MAX_ATTEMPTS", config.max_attempts.to_string()),
+        ("HUB_DELIVERY_LIMIT", config.delivery_limit.to_string()),
+        ("HUB_DB_POOL", config.db_pool.to_string()),
+        ("HUB_RELAY_BATCH", config.relay_batch.to_string()),
+        ("HUB_POLL_INTERVAL", ms(config.poll_interval)),
+        ("HUB_HANDLER_TIMEOUT", ms(config.handler_timeout)),
+        ("HUB_MVD_URL", i.mvd_url.to_string()),
+        ("HUB_SMS_A1_URL", i.sms_a1_url.to_string()),
+        ("HUB_SMS_MTS_URL", i.sms_mts_url.to_string()),
+        ("HUB_SMS_LIFE_URL", i.sms_life_url.to_string()),
+        ("HUB_SMS_SENDER", i.sms_sender.clone()),
+        ("HUB_HTTP_TIMEOUT", ms(i.http_timeout)),
+        ("HUB_HTTP_ADDR", http.to_string()),
+        ("HUB_CALLBACK_URL", format!("http://{http}/")),
+        ("HUB_PHONE_CODE_TTL", ms(i.phone_code_ttl)),
+        ("HUB_PHONE_CODE_ATTEMPTS", i.phone_code_attempts.to_string()),
+        ("HUB_TEMP_PASSWORD_TTL", ms(i.temp_password_ttl)),
+        ("HUB_ERIP_URL", i.erip_url.to_string()),
+        ("HUB_ERIP_SECRET", i.erip_secret.clone()),
+        ("HUB_PAYMENT_TTL", ms(i.payment_ttl)),
+        ("HUB_SMTP_URL", i.smtp_url.to_string()),
+        ("HUB_EMAIL_FROM", i.email_from.clone()),
+        ("HUB_PORTAL_URL", i.portal_url.to_string()),
+        ("HUB_GOSSUOK_URL", i.gossuok_url.to_string()),
+        (
+            "HUB_EDS_TRUSTED_ROOTS",
+            roots
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        // One console at most per machine; the stage's hubs need none.
+        ("HUB_CONSOLE_USERS", String::new()),
+        ("HUB_LOG_FORMAT", "json".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(i.authority_settings.clone());
+    env
 }
 
 /// The GosSUOK simulator's root certificate (DER): the stage's EDS trust anchor.

@@ -1,5 +1,6 @@
-//! `hub bench` run as users run it, with a small load: it must measure every saga type and the
-//! raw limits, report positive figures, and leave neither its queues nor its database behind.
+//! `hub bench` run as users run it, with a small load and two hub processes: it must measure
+//! every saga type and the raw limits, report positive figures, count no effect twice, and leave
+//! neither its queues nor its database behind.
 
 use std::process::Command;
 
@@ -29,6 +30,8 @@ fn the_bench_measures_every_saga_type_and_leaves_nothing_behind() {
             "4",
             "--raw-operations",
             "500",
+            "--processes",
+            "2",
             "--json",
             "--json-out",
         ])
@@ -52,7 +55,32 @@ fn the_bench_measures_every_saga_type_and_leaves_nothing_behind() {
             "raw {raw}: {report}"
         );
     }
-    let types = report["types"].as_array().expect("figures by type");
+    let runs = report["runs"]
+        .as_array()
+        .expect("one run per process count");
+    assert_eq!(runs.len(), 1, "{report}");
+    let run = &runs[0];
+    assert_eq!(run["processes"], 2, "{run}");
+    let hub_memory = run["hub_peak_memory_mib"]
+        .as_array()
+        .expect("per hub process");
+    assert_eq!(hub_memory.len(), 2, "{run}");
+    assert!(
+        hub_memory.iter().all(|m| m.as_f64().unwrap_or(0.0) > 0.0),
+        "{run}"
+    );
+    let effects = &run["effects"];
+    // 10 issuances: a code and a password each, at least; 10 paid applications: one invoice each.
+    assert!(effects["sms"].as_u64().unwrap_or(0) >= 20, "{effects}");
+    assert_eq!(effects["invoices"], 10, "{effects}");
+    assert!(
+        effects["portal_events"].as_u64().unwrap_or(0) >= 30,
+        "{effects}"
+    );
+    for twice in ["sms_duplicates", "invoice_duplicates", "portal_duplicates"] {
+        assert_eq!(effects[twice], 0, "{twice}: {effects}");
+    }
+    let types = run["types"].as_array().expect("figures by type");
     let names: Vec<&str> = types
         .iter()
         .filter_map(|t| t["saga_type"].as_str())
@@ -70,7 +98,9 @@ fn the_bench_measures_every_saga_type_and_leaves_nothing_behind() {
             "step_p50_ms",
             "step_p99_ms",
             "messages_per_saga",
+            "publishes_per_step",
             "db_transactions_per_saga",
+            "hub_cpu_ms_per_saga",
             "peak_memory_mib",
         ] {
             assert!(
@@ -82,9 +112,16 @@ fn the_bench_measures_every_saga_type_and_leaves_nothing_behind() {
     }
     assert!(report["peak_memory_mib"].as_f64().unwrap_or(0.0) > 0.0);
 
-    let namespace = report["namespace"].as_str().expect("the namespace");
-    let probe = report["probe_queue"].as_str().expect("a queue of the run");
-    let database = report["database"].as_str().expect("the database");
+    // Issuance hashes codes and passwords with argon2: its time is reported.
+    assert!(
+        types[0]["argon2_ms_per_saga"].as_f64().unwrap_or(0.0) > 0.0,
+        "{}",
+        types[0]
+    );
+
+    let namespace = run["namespace"].as_str().expect("the namespace");
+    let probe = run["probe_queue"].as_str().expect("a queue of the run");
+    let database = run["database"].as_str().expect("the database");
     assert!(
         probe.starts_with(namespace),
         "{probe} is not in {namespace}"

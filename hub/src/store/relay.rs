@@ -12,6 +12,7 @@ use contracts::Metadata;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use sqlx::types::Json;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -103,13 +104,23 @@ pub async fn relay_once(
 }
 
 /// Relays until `stop`, then flushes what is left (as far as the broker lets it) and returns.
+///
+/// Every committed step notifies the relay; a busy hub commits far faster than one batch
+/// publishes. The notifications are folded into one pending wake-up, so the relay claims once per
+/// batch of work instead of once per notification (which had most claims find nothing).
 pub async fn run_relay(
     pool: PgPool,
     publisher: Arc<Publisher>,
     settings: RelaySettings,
     stop: CancellationToken,
 ) {
-    let mut listener = listen(&pool).await;
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::spawn(forward_notifications(
+        pool.clone(),
+        wake.clone(),
+        settings.poll_interval,
+        stop.clone(),
+    ));
     loop {
         drain(&pool, &publisher, settings.batch).await;
         if stop.is_cancelled() {
@@ -118,14 +129,11 @@ pub async fn run_relay(
         tokio::select! {
             () = stop.cancelled() => {}
             () = tokio::time::sleep(settings.poll_interval) => {}
-            woke = next_notification(&mut listener) => if !woke {
-                // The listener broke: fall back to polling and try to listen again.
-                tokio::time::sleep(settings.poll_interval).await;
-                listener = listen(&pool).await;
-            },
+            () = wake.notified() => {}
         }
     }
     drain(&pool, &publisher, settings.batch).await;
+    listener.abort();
     tracing::info!("outbox relay stopped");
 }
 
@@ -143,15 +151,35 @@ async fn drain(pool: &PgPool, publisher: &Publisher, batch: i64) {
     }
 }
 
+/// Turns outbox notifications into wake-ups of the relay (at most one pending: [`Notify`] keeps
+/// a single permit). A broken listener is replaced after `retry`; meanwhile the relay polls.
+async fn forward_notifications(
+    pool: PgPool,
+    wake: Arc<Notify>,
+    retry: Duration,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        if let Some(mut listener) = listen(&pool).await {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    n = listener.recv() => match n {
+                        Ok(_) => wake.notify_one(),
+                        Err(_) => break,
+                    },
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
 async fn listen(pool: &PgPool) -> Option<PgListener> {
     let mut listener = PgListener::connect_with(pool).await.ok()?;
     listener.listen(OUTBOX_CHANNEL).await.ok()?;
     Some(listener)
-}
-
-async fn next_notification(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(l) => l.recv().await.is_ok(),
-        None => std::future::pending().await,
-    }
 }
