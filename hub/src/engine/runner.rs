@@ -143,35 +143,6 @@ impl<S: Saga> SagaEngine<S> {
         let terminal = self.saga.is_terminal(&step.state);
         let state_json = serde_json::to_value(&step.state)
             .map_err(|e| Failure::permanent(format!("new state cannot be stored: {e}")))?;
-        let written = if version == 0 {
-            sqlx::query(
-                "INSERT INTO sagas (id, saga_type, business_key, state_name, state, terminal, version)
-                 VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(key.id)
-            .bind(self.saga.saga_type())
-            .bind(key.business_key.as_deref())
-            .bind(&to_state)
-            .bind(Json(&state_json))
-            .bind(terminal)
-            .execute(&mut *tx)
-            .await?
-        } else {
-            sqlx::query(
-                "UPDATE sagas SET state_name = $2, state = $3, terminal = $4, version = version + 1, updated_at = now()
-                 WHERE id = $1 AND version = $5",
-            )
-            .bind(key.id)
-            .bind(&to_state)
-            .bind(Json(&state_json))
-            .bind(terminal)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-        };
-        if written.rows_affected() != 1 {
-            return Err(StepError::Conflict);
-        }
         let envelopes: Vec<Envelope> = step
             .commands
             .iter()
@@ -179,19 +150,41 @@ impl<S: Saga> SagaEngine<S> {
             .map(|(i, c)| self.envelope(&message.metadata, key.id, &format!("out/{i}"), c, None))
             .collect();
         let outgoing: Vec<Uuid> = envelopes.iter().map(|e| e.metadata.message_id).collect();
-        sqlx::query(
-            "INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(key.id)
-        .bind(version + 1)
-        .bind(message.metadata.message_id)
-        .bind(&message.metadata.message_type)
-        .bind(from_state.as_deref())
-        .bind(&to_state)
-        .bind(&outgoing)
-        .execute(&mut *tx)
-        .await?;
+        // The saga row and its history row in one statement (one round trip): the history row
+        // is written only if the saga row was, so no row means someone else got there first.
+        let statement = if version == 0 {
+            "WITH saga AS (
+                 INSERT INTO sagas (id, saga_type, business_key, state_name, state, terminal, version)
+                 VALUES ($1, $10, $11, $6, $8, $9, 1) ON CONFLICT (id) DO NOTHING RETURNING id)
+             INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
+             SELECT id, $2, $3, $4, $5, $6, $7 FROM saga"
+        } else {
+            "WITH saga AS (
+                 UPDATE sagas SET state_name = $6, state = $8, terminal = $9, version = version + 1, updated_at = now()
+                 WHERE id = $1 AND version = $10 RETURNING id)
+             INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
+             SELECT id, $2, $3, $4, $5, $6, $7 FROM saga"
+        };
+        let query = sqlx::query(statement)
+            .bind(key.id)
+            .bind(version + 1)
+            .bind(message.metadata.message_id)
+            .bind(&message.metadata.message_type)
+            .bind(from_state.as_deref())
+            .bind(&to_state)
+            .bind(&outgoing)
+            .bind(Json(&state_json))
+            .bind(terminal);
+        let query = if version == 0 {
+            query
+                .bind(self.saga.saga_type())
+                .bind(key.business_key.as_deref())
+        } else {
+            query.bind(version)
+        };
+        if query.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Err(StepError::Conflict);
+        }
         outbox::insert(&mut tx, &envelopes).await?;
         self.write_timers(&mut tx, &message.metadata, key.id, &step)
             .await?;

@@ -5,8 +5,9 @@ use uuid::Uuid;
 
 use crate::broker::Envelope;
 
-/// Adds envelopes to the outbox in one statement. The envelope's `message_id` is the row id,
-/// so writing the same message twice is a no-op.
+/// Adds envelopes to the outbox and wakes the relays (when the transaction commits), in one
+/// statement: one round trip. The envelope's `message_id` is the row id, so writing the same
+/// message twice is a no-op.
 pub async fn insert(conn: &mut PgConnection, envelopes: &[Envelope]) -> Result<(), sqlx::Error> {
     if envelopes.is_empty() {
         return Ok(());
@@ -18,18 +19,21 @@ pub async fn insert(conn: &mut PgConnection, envelopes: &[Envelope]) -> Result<(
         envelopes.iter().map(|e| Json(&e.metadata)).collect();
     let bodies: Vec<&[u8]> = envelopes.iter().map(|e| e.body.as_slice()).collect();
     sqlx::query(
-        "INSERT INTO outbox (id, exchange, routing_key, metadata, body)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])
-         ON CONFLICT (id) DO NOTHING",
+        "WITH written AS (
+             INSERT INTO outbox (id, exchange, routing_key, metadata, body)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])
+             ON CONFLICT (id) DO NOTHING)
+         SELECT pg_notify($6, '')",
     )
     .bind(&ids)
     .bind(&exchanges)
     .bind(&keys)
     .bind(&metadata)
     .bind(&bodies)
+    .bind(super::OUTBOX_CHANNEL)
     .execute(&mut *conn)
-    .await?;
-    notify(conn).await
+    .await
+    .map(|_| ())
 }
 
 /// Wakes the relays; delivered when the surrounding transaction commits.
