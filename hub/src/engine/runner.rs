@@ -83,27 +83,43 @@ impl<S: Saga> SagaEngine<S> {
         input: &Delivery<S::Input>,
     ) -> Result<(), StepError> {
         let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query(
-            "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        // One round trip: lock the saga row (if there is one yet), then record the message in
+        // the inbox. Every step takes the two in this order, so two copies of one message cannot
+        // deadlock: the second waits for the saga, then finds the message already recorded.
+        type Read = (
+            bool,
+            Option<Json<serde_json::Value>>,
+            Option<i64>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        );
+        let (fresh, state, version, name, created_at): Read = sqlx::query_as(
+            "WITH fresh AS (
+                 INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING RETURNING 1)
+             SELECT EXISTS (SELECT 1 FROM fresh), s.state, s.version, s.state_name, s.created_at
+             FROM (VALUES (1)) AS one
+             LEFT JOIN LATERAL (
+                 SELECT state, version, state_name, created_at FROM sagas WHERE id = $3 FOR UPDATE
+             ) s ON true",
         )
         .bind(&self.inbox_key)
         .bind(message.metadata.message_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        .bind(key.id)
+        .fetch_one(&mut *tx)
+        .await?;
         if !fresh {
             tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
             crate::broker::handled_as_duplicate();
             tx.rollback().await?;
             return Ok(());
         }
-        let row: Option<(Json<serde_json::Value>, i64, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT state, version, state_name, created_at FROM sagas WHERE id = $1 FOR UPDATE",
-        )
-        .bind(key.id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = match (state, version, name, created_at) {
+            (Some(state), Some(version), Some(name), Some(created_at)) => {
+                Some((state, version, name, created_at))
+            }
+            _ => None,
+        };
         let (state, version, from_state, started_at) = match row {
             Some((Json(value), version, name, created_at)) => {
                 let state = serde_json::from_value::<S::State>(value).map_err(|e| {
