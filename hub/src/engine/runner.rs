@@ -166,22 +166,36 @@ impl<S: Saga> SagaEngine<S> {
             .map(|(i, c)| self.envelope(&message.metadata, key.id, &format!("out/{i}"), c, None))
             .collect();
         let outgoing: Vec<Uuid> = envelopes.iter().map(|e| e.metadata.message_id).collect();
-        // The saga row and its history row in one statement (one round trip): the history row
-        // is written only if the saga row was, so no row means someone else got there first.
+        // The saga row, its history row, the outbox rows and the relays' wake-up in one
+        // statement (one round trip). The history row is written only if the saga row was: none
+        // means someone else got there first, and the transaction is rolled back.
         let statement = if version == 0 {
             "WITH saga AS (
                  INSERT INTO sagas (id, saga_type, business_key, state_name, state, terminal, version)
-                 VALUES ($1, $10, $11, $6, $8, $9, 1) ON CONFLICT (id) DO NOTHING RETURNING id)
-             INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
-             SELECT id, $2, $3, $4, $5, $6, $7 FROM saga"
+                 VALUES ($1, $15, $16, $6, $8, $9, 1) ON CONFLICT (id) DO NOTHING RETURNING id),
+             history AS (
+                 INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
+                 SELECT id, $2, $3, $4, $5, $6, $7 FROM saga RETURNING 1),
+             written AS (
+                 INSERT INTO outbox (id, exchange, routing_key, metadata, body)
+                 SELECT * FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::jsonb[], $14::bytea[])
+                 ON CONFLICT (id) DO NOTHING)
+             SELECT (SELECT count(*) FROM history), pg_notify($17, '')::text"
         } else {
             "WITH saga AS (
                  UPDATE sagas SET state_name = $6, state = $8, terminal = $9, version = version + 1, updated_at = now()
-                 WHERE id = $1 AND version = $10 RETURNING id)
-             INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
-             SELECT id, $2, $3, $4, $5, $6, $7 FROM saga"
+                 WHERE id = $1 AND version = $15 RETURNING id),
+             history AS (
+                 INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
+                 SELECT id, $2, $3, $4, $5, $6, $7 FROM saga RETURNING 1),
+             written AS (
+                 INSERT INTO outbox (id, exchange, routing_key, metadata, body)
+                 SELECT * FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::jsonb[], $14::bytea[])
+                 ON CONFLICT (id) DO NOTHING)
+             SELECT (SELECT count(*) FROM history), pg_notify($16, '')::text"
         };
-        let query = sqlx::query(statement)
+        let rows = outbox::Rows::of(&envelopes);
+        let query = sqlx::query_as::<_, (i64, String)>(statement)
             .bind(key.id)
             .bind(version + 1)
             .bind(message.metadata.message_id)
@@ -190,7 +204,12 @@ impl<S: Saga> SagaEngine<S> {
             .bind(&to_state)
             .bind(&outgoing)
             .bind(Json(&state_json))
-            .bind(terminal);
+            .bind(terminal)
+            .bind(&rows.ids)
+            .bind(&rows.exchanges)
+            .bind(&rows.keys)
+            .bind(&rows.metadata)
+            .bind(&rows.bodies);
         let query = if version == 0 {
             query
                 .bind(self.saga.saga_type())
@@ -198,10 +217,13 @@ impl<S: Saga> SagaEngine<S> {
         } else {
             query.bind(version)
         };
-        if query.execute(&mut *tx).await?.rows_affected() != 1 {
+        let (written, _) = query
+            .bind(crate::store::OUTBOX_CHANNEL)
+            .fetch_one(&mut *tx)
+            .await?;
+        if written != 1 {
             return Err(StepError::Conflict);
         }
-        outbox::insert(&mut tx, &envelopes).await?;
         self.write_timers(&mut tx, &message.metadata, key.id, &step)
             .await?;
         tx.commit().await?;

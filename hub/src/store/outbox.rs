@@ -5,6 +5,35 @@ use uuid::Uuid;
 
 use crate::broker::Envelope;
 
+/// Envelopes as the outbox's column arrays, for an `UNNEST` insert (the engine writes them in
+/// its step's one statement).
+#[derive(Debug)]
+pub struct Rows<'a> {
+    /// Row ids: the messages' ids.
+    pub ids: Vec<Uuid>,
+    /// Exchanges.
+    pub exchanges: Vec<&'a str>,
+    /// Routing keys.
+    pub keys: Vec<&'a str>,
+    /// Metadata, as JSON.
+    pub metadata: Vec<Json<&'a contracts::Metadata>>,
+    /// Bodies.
+    pub bodies: Vec<&'a [u8]>,
+}
+
+impl<'a> Rows<'a> {
+    /// The columns of `envelopes`.
+    pub fn of(envelopes: &'a [Envelope]) -> Self {
+        Self {
+            ids: envelopes.iter().map(|e| e.metadata.message_id).collect(),
+            exchanges: envelopes.iter().map(|e| e.exchange.as_str()).collect(),
+            keys: envelopes.iter().map(|e| e.routing_key.as_str()).collect(),
+            metadata: envelopes.iter().map(|e| Json(&e.metadata)).collect(),
+            bodies: envelopes.iter().map(|e| e.body.as_slice()).collect(),
+        }
+    }
+}
+
 /// Adds envelopes to the outbox and wakes the relays (when the transaction commits), in one
 /// statement: one round trip. The envelope's `message_id` is the row id, so writing the same
 /// message twice is a no-op.
@@ -12,12 +41,7 @@ pub async fn insert(conn: &mut PgConnection, envelopes: &[Envelope]) -> Result<(
     if envelopes.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.metadata.message_id).collect();
-    let exchanges: Vec<&str> = envelopes.iter().map(|e| e.exchange.as_str()).collect();
-    let keys: Vec<&str> = envelopes.iter().map(|e| e.routing_key.as_str()).collect();
-    let metadata: Vec<Json<&contracts::Metadata>> =
-        envelopes.iter().map(|e| Json(&e.metadata)).collect();
-    let bodies: Vec<&[u8]> = envelopes.iter().map(|e| e.body.as_slice()).collect();
+    let rows = Rows::of(envelopes);
     sqlx::query(
         "WITH written AS (
              INSERT INTO outbox (id, exchange, routing_key, metadata, body)
@@ -25,11 +49,11 @@ pub async fn insert(conn: &mut PgConnection, envelopes: &[Envelope]) -> Result<(
              ON CONFLICT (id) DO NOTHING)
          SELECT pg_notify($6, '')",
     )
-    .bind(&ids)
-    .bind(&exchanges)
-    .bind(&keys)
-    .bind(&metadata)
-    .bind(&bodies)
+    .bind(&rows.ids)
+    .bind(&rows.exchanges)
+    .bind(&rows.keys)
+    .bind(&rows.metadata)
+    .bind(&rows.bodies)
     .bind(super::OUTBOX_CHANNEL)
     .execute(&mut *conn)
     .await
