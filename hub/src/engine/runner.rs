@@ -169,30 +169,35 @@ impl<S: Saga> SagaEngine<S> {
         // The saga row, its history row, the outbox rows and the relays' wake-up in one
         // statement (one round trip). The history row is written only if the saga row was: none
         // means someone else got there first, and the transaction is rolled back.
+        // $1-$9 the step, $10 the relays' channel, $11-$15 the outbox columns, then the saga
+        // row's own: a new saga's type and business key, or the version it must still have.
+        macro_rules! step_statement {
+            ($saga:literal) => {
+                concat!(
+                    "WITH saga AS (",
+                    $saga,
+                    " RETURNING id),
+                     history AS (
+                         INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
+                         SELECT id, $2, $3, $4, $5, $6, $7 FROM saga RETURNING 1),
+                     written AS (
+                         INSERT INTO outbox (id, exchange, routing_key, metadata, body)
+                         SELECT * FROM UNNEST($11::uuid[], $12::text[], $13::text[], $14::jsonb[], $15::bytea[])
+                         ON CONFLICT (id) DO NOTHING)
+                     SELECT (SELECT count(*) FROM history), pg_notify($10, '')::text"
+                )
+            };
+        }
         let statement = if version == 0 {
-            "WITH saga AS (
-                 INSERT INTO sagas (id, saga_type, business_key, state_name, state, terminal, version)
-                 VALUES ($1, $15, $16, $6, $8, $9, 1) ON CONFLICT (id) DO NOTHING RETURNING id),
-             history AS (
-                 INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
-                 SELECT id, $2, $3, $4, $5, $6, $7 FROM saga RETURNING 1),
-             written AS (
-                 INSERT INTO outbox (id, exchange, routing_key, metadata, body)
-                 SELECT * FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::jsonb[], $14::bytea[])
-                 ON CONFLICT (id) DO NOTHING)
-             SELECT (SELECT count(*) FROM history), pg_notify($17, '')::text"
+            step_statement!(
+                "INSERT INTO sagas (id, saga_type, business_key, state_name, state, terminal, version)
+                 VALUES ($1, $16, $17, $6, $8, $9, 1) ON CONFLICT (id) DO NOTHING"
+            )
         } else {
-            "WITH saga AS (
-                 UPDATE sagas SET state_name = $6, state = $8, terminal = $9, version = version + 1, updated_at = now()
-                 WHERE id = $1 AND version = $15 RETURNING id),
-             history AS (
-                 INSERT INTO saga_history (saga_id, version, message_id, message_type, from_state, to_state, outgoing)
-                 SELECT id, $2, $3, $4, $5, $6, $7 FROM saga RETURNING 1),
-             written AS (
-                 INSERT INTO outbox (id, exchange, routing_key, metadata, body)
-                 SELECT * FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::jsonb[], $14::bytea[])
-                 ON CONFLICT (id) DO NOTHING)
-             SELECT (SELECT count(*) FROM history), pg_notify($16, '')::text"
+            step_statement!(
+                "UPDATE sagas SET state_name = $6, state = $8, terminal = $9, version = version + 1, updated_at = now()
+                 WHERE id = $1 AND version = $16"
+            )
         };
         let rows = outbox::Rows::of(&envelopes);
         let query = sqlx::query_as::<_, (i64, String)>(statement)
@@ -205,6 +210,7 @@ impl<S: Saga> SagaEngine<S> {
             .bind(&outgoing)
             .bind(Json(&state_json))
             .bind(terminal)
+            .bind(crate::store::OUTBOX_CHANNEL)
             .bind(&rows.ids)
             .bind(&rows.exchanges)
             .bind(&rows.keys)
@@ -217,10 +223,7 @@ impl<S: Saga> SagaEngine<S> {
         } else {
             query.bind(version)
         };
-        let (written, _) = query
-            .bind(crate::store::OUTBOX_CHANNEL)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (written, _) = query.fetch_one(&mut *tx).await?;
         if written != 1 {
             return Err(StepError::Conflict);
         }
