@@ -12,7 +12,7 @@
 //! its status, and the saga's inbox drops the second copy.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -99,6 +99,9 @@ pub async fn serve(
     Ok(())
 }
 
+/// The largest callback body the hub reads (256 KiB).
+pub const CALLBACK_BODY_LIMIT: usize = 256 * 1024;
+
 fn router(state: AppState) -> Router {
     let callbacks = Router::new()
         .route("/callbacks/sms/{operator}", post(sms_report))
@@ -107,7 +110,10 @@ fn router(state: AppState) -> Router {
             "/callbacks/authority/{authority}/{message_type}",
             post(authority_answer),
         )
-        .route_layer(middleware::from_fn(traced));
+        .route_layer(middleware::from_fn(traced))
+        // Callbacks are small JSON documents: a larger body is refused (413) before it is read
+        // whole or parsed.
+        .layer(DefaultBodyLimit::max(CALLBACK_BODY_LIMIT));
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/healthz", get(alive))

@@ -230,3 +230,48 @@ async fn a_complaint_is_heard_by_the_http_authority_that_decided() {
     assert_eq!(decided.verdict, ComplaintVerdict::Dismissed);
     portal.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_callback_is_refused_before_it_is_read_and_the_hub_goes_on() {
+    let portal = portal(Duration::from_secs(3600)).await;
+    let base = &portal.integrations.callback_url;
+    let oversized = vec![b' '; hub::http::CALLBACK_BODY_LIMIT + 1];
+    let client = reqwest::Client::new();
+    let healthz = base.join("healthz").expect("URL");
+    wait_until(WAIT, "the hub's HTTP listener", || async {
+        let r = client.get(healthz.clone()).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    for path in [
+        "callbacks/erip",
+        "callbacks/sms/a1",
+        "callbacks/authority/tax-ministry/backoffice.registered.v1",
+    ] {
+        let status = client
+            .post(base.join(path).expect("URL"))
+            .header("content-type", "application/json")
+            .body(oversized.clone())
+            .send()
+            .await
+            .expect("the hub answers")
+            .status();
+        assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    // Nothing came of them, and the next well-formed (but unsigned) callback is still read and
+    // judged on its merits.
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("outbox");
+    assert_eq!(outbox, 0, "an oversized callback publishes nothing");
+    let status = client
+        .post(base.join("callbacks/erip").expect("URL"))
+        .header("content-type", "application/json")
+        .body(r#"{"event_id":"e-1"}"#)
+        .send()
+        .await
+        .expect("the hub answers")
+        .status();
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "an unsigned one");
+}

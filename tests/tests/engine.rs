@@ -250,6 +250,14 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
         )
         .await
         .expect("sent");
+    // Valid JSON, but padded past the size limit: refused before it is parsed.
+    let oversized = Metadata::new(Deposit::TYPE.to_string(), "test");
+    let mut big = br#"{"account":"carol","amount":1,"seq":6}"#.to_vec();
+    big.resize(hub::broker::MAX_BODY_BYTES + 1, b' ');
+    env.publisher
+        .publish(&raw(&big, oversized.clone()))
+        .await
+        .expect("sent");
     // A deposit to an account that does not exist: a permanent failure of the saga.
     let unknown = env
         .send(&Deposit {
@@ -272,8 +280,8 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
     );
 
     // The keeper moved them from the dead-letter queue into the table, headers and all.
-    let letters = env.dead_letters(ledger::QUEUE, 4, WAIT).await;
-    assert_eq!(letters.len(), 4, "each bad message kept once");
+    let letters = env.dead_letters(ledger::QUEUE, 5, WAIT).await;
+    assert_eq!(letters.len(), 5, "each bad message kept once");
     let header = |l: &DeadLetter, name: &str| l.header_str(name);
     let by_id = |id: Uuid| {
         letters
@@ -320,6 +328,17 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
         header(l, headers::ERROR_TEXT).as_deref(),
         Some("test.deposit.v1 failed validation: amount: must be positive")
     );
+    let l = by_id(oversized.message_id);
+    assert_eq!(l.error_kind, "invalid_input");
+    assert_eq!(
+        l.error,
+        format!(
+            "body of {} bytes is larger than the {} bytes the hub accepts",
+            hub::broker::MAX_BODY_BYTES + 1,
+            hub::broker::MAX_BODY_BYTES
+        )
+    );
+    assert_eq!(l.body.len(), hub::broker::MAX_BODY_BYTES + 1, "kept whole");
     let l = by_id(unknown.message_id);
     assert_eq!(header(l, headers::ERROR_KIND).as_deref(), Some("permanent"));
     assert_eq!(

@@ -102,6 +102,9 @@ pub struct ConsumerSettings {
     pub jitter: f64,
 }
 
+/// The largest message body a consumer hands to its handler (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 struct Shared {
     publisher: Arc<Publisher>,
     topology: Arc<Topology>,
@@ -223,6 +226,15 @@ async fn process(shared: &Shared, delivery: Delivery, trace: TraceContext) {
     let routing_key = header_str(props, headers::ORIGINAL_ROUTING_KEY)
         .unwrap_or_else(|| delivery.routing_key.to_string());
     let outcome = match decode_properties(props) {
+        // Contract messages are a few kilobytes (attachments travel as references): a larger
+        // body is refused before anything parses it, and dead-lettered with its reason.
+        _ if delivery.data.len() > MAX_BODY_BYTES => Outcome::Failed(
+            Failure::invalid_input(format!(
+                "body of {} bytes is larger than the {MAX_BODY_BYTES} bytes the hub accepts",
+                delivery.data.len()
+            )),
+            ErrorKind::InvalidInput,
+        ),
         Err(reason) => Outcome::Failed(Failure::invalid_input(reason), ErrorKind::InvalidInput),
         Ok(mut metadata) => {
             // Handling it is a span of its own: what it causes carries that span as parent.

@@ -9,7 +9,9 @@ mod publisher;
 pub mod topology;
 
 pub use connection::{Broker, ConnectError};
-pub use consumer::{ConsumerSettings, Handler, Incoming, handled_as_duplicate, run_consumer};
+pub use consumer::{
+    ConsumerSettings, Handler, Incoming, MAX_BODY_BYTES, handled_as_duplicate, run_consumer,
+};
 pub use properties::{Envelope, decode_properties, encode_properties, header_str, header_u32};
 pub use publisher::{PublishError, Publisher};
 pub use topology::{Declaration, declare, describe};
