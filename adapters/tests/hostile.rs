@@ -88,7 +88,7 @@ fn authority_callback(message_type: &str, body: &[u8], signature: Option<&str>) 
     if backoffice::verify_callback(SECRET, body, signature).is_err() {
         return false;
     }
-    let decoded = match message_type {
+    match message_type {
         t if AuthorityDecided::TYPE.matches(t) => {
             contracts::decode::<AuthorityDecided>(t, body).is_ok()
         }
@@ -96,8 +96,7 @@ fn authority_callback(message_type: &str, body: &[u8], signature: Option<&str>) 
             contracts::decode::<AuthorityRegistered>(t, body).is_ok()
         }
         t => contracts::decode::<AuthorityInfoRequested>(t, body).is_ok(),
-    };
-    decoded
+    }
 }
 
 #[test]
