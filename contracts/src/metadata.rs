@@ -44,6 +44,11 @@ pub mod headers {
     pub const QUEUE: &str = "x-hub-queue";
     /// On a dead letter: `true` when its body was replaced because it carried a secret.
     pub const REDACTED: &str = "x-hub-redacted";
+    /// On a message the hub republished (to retry or dead-letter it) for another broker user:
+    /// that user. The broker lets a connection publish only with its own `user_id`, so the copy
+    /// carries the hub's, and this header is believed only on a message whose `user_id` is the
+    /// hub's (which no one else can publish).
+    pub const ORIGINAL_USER_ID: &str = "x-hub-original-user-id";
 }
 
 /// Why a message failed, as written in the [`headers::ERROR_KIND`] header of a dead letter.

@@ -243,6 +243,7 @@ pub async fn run_plan(
                 max_attempts: config.max_attempts,
                 handler_timeout: config.handler_timeout,
                 jitter: config.retry_jitter,
+                broker_user: ctx.broker_user.clone(),
             };
             let handler = (r.factory)(&ctx);
             handlers.push(handler.clone());

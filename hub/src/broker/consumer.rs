@@ -100,6 +100,8 @@ pub struct ConsumerSettings {
     pub handler_timeout: Duration,
     /// Random spread of retry delays, as a fraction of the tier's delay (0.2 = ±20%).
     pub jitter: f64,
+    /// The hub's own broker user (the one its publisher connects as).
+    pub broker_user: String,
 }
 
 /// The largest message body a consumer hands to its handler (1 MiB).
@@ -196,6 +198,20 @@ enum Outcome {
     Failed(Failure, ErrorKind),
 }
 
+/// The properties for the hub's own copy of a message (a retry or a dead letter). The broker
+/// lets a connection publish only with its own `user_id`; a message another broker user (an
+/// agency) published goes out with the hub's, and its sender in [`headers::ORIGINAL_USER_ID`],
+/// so the retried message is still judged as that sender's and the dead letter still names it.
+fn republished_as_hub(props: &lapin::BasicProperties, hub_user: &str) -> lapin::BasicProperties {
+    match props.user_id().as_ref().map(|u| u.as_str()) {
+        Some(sender) if sender != hub_user => with_headers(
+            &props.clone().with_user_id(hub_user.into()),
+            &[(headers::ORIGINAL_USER_ID, long_string(sender))],
+        ),
+        _ => props.clone(),
+    }
+}
+
 /// The span of handling one delivery, a child of the trace the message arrived with or the
 /// root of a new one: every log line of its handling carries the trace id.
 fn message_span(queue: &str, delivery: &Delivery) -> (TraceContext, tracing::Span) {
@@ -237,6 +253,13 @@ async fn process(shared: &Shared, delivery: Delivery, trace: TraceContext) {
         ),
         Err(reason) => Outcome::Failed(Failure::invalid_input(reason), ErrorKind::InvalidInput),
         Ok(mut metadata) => {
+            // A copy the hub itself republished for another sender names that sender in a
+            // header (see `republished_as_hub`).
+            if metadata.user_id.as_deref() == Some(shared.settings.broker_user.as_str())
+                && let Some(original) = header_str(props, headers::ORIGINAL_USER_ID)
+            {
+                metadata.user_id = Some(original);
+            }
             // Handling it is a span of its own: what it causes carries that span as parent.
             metadata.traceparent = Some(trace.to_string());
             let incoming = Incoming {
@@ -313,6 +336,7 @@ async fn process(shared: &Shared, delivery: Delivery, trace: TraceContext) {
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
+    let props = &republished_as_hub(props, &shared.settings.broker_user);
     let retry = failure.is_transient() && attempts < shared.settings.max_attempts;
     let tier = shared.topology.tier_for_attempt(attempts);
     let published = if retry {
@@ -424,8 +448,24 @@ fn jittered(delay: Duration, jitter: f64) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::jittered;
+    use super::{headers, jittered, republished_as_hub};
     use std::time::Duration;
+
+    #[test]
+    fn the_hubs_copy_of_an_agencys_message_names_the_agency_in_a_header() {
+        let theirs = lapin::BasicProperties::default().with_user_id("authority-fszn".into());
+        let copy = republished_as_hub(&theirs, "hub");
+        assert_eq!(copy.user_id().as_ref().map(|u| u.as_str()), Some("hub"));
+        assert_eq!(
+            crate::broker::header_str(&copy, headers::ORIGINAL_USER_ID).as_deref(),
+            Some("authority-fszn")
+        );
+        // A retry of that copy, or the hub's own message, stays as it is.
+        let again = republished_as_hub(&copy, "hub");
+        assert_eq!(again, copy);
+        let ours = lapin::BasicProperties::default().with_user_id("hub".into());
+        assert_eq!(republished_as_hub(&ours, "hub"), ours);
+    }
 
     #[test]
     fn jitter_stays_within_its_spread() {

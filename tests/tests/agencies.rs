@@ -1,0 +1,236 @@
+//! Agencies cannot act for each other. Each queue authority connects as its own broker user
+//! (`hub::agency`), which may write the bus and read its own queue, nothing else. The broker
+//! refuses a forged `user_id` and any other write or read. The hub refuses what an authority's
+//! real user says about another authority's application: it is dead-lettered with the reason,
+//! and the saga does not move.
+
+use contracts::procedure::{
+    Applicant, ApplicationAccepted, AssuranceLevel, AuthorityDecided, SubmitApplication, Verdict,
+};
+use contracts::{Message, Metadata, headers};
+use e2e::portal::{AUTHORITY_PASSWORD, Portal, WAIT};
+use hub::procedures::catalogue::Catalogue;
+use hub::procedures::saga::{ProcedureSaga, authority_queue};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Decided by FSZN (a queue authority).
+const FSZN_PROCEDURE: &str = "2.19";
+/// Another queue authority, the one that tries.
+const OTHER: &str = "minsk-civil-registry";
+
+fn broker_user(authority: &str) -> String {
+    Catalogue::embedded()
+        .expect("the embedded catalogue")
+        .authority(authority)
+        .and_then(|a| a.broker_user())
+        .expect("a queue authority")
+        .to_owned()
+}
+
+/// A connection as `authority`'s broker user (made on the local RabbitMQ if missing).
+async fn connect_as(portal: &Portal, authority: &str) -> Connection {
+    let user = broker_user(authority);
+    hub::agency::ensure_user_with_rabbitmqctl(&user, AUTHORITY_PASSWORD, authority, "/")
+        .expect("the authority's broker user");
+    let mut url = url::Url::parse(&portal.env.config.amqp_url).expect("AMQP URL");
+    url.set_username(&user).expect("user");
+    url.set_password(Some(AUTHORITY_PASSWORD))
+        .expect("password");
+    Connection::connect(url.as_str(), ConnectionProperties::default())
+        .await
+        .expect("the authority connects")
+}
+
+fn application() -> SubmitApplication {
+    SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: FSZN_PROCEDURE.into(),
+        applicant: Applicant {
+            identifier: "3270287A012PB2".into(),
+            assurance_level: AssuranceLevel::Substantial,
+        },
+        form: json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"})
+            .as_object()
+            .cloned()
+            .expect("object"),
+        attachments: vec!["att-1".into()],
+    }
+}
+
+fn decision(application_id: Uuid) -> AuthorityDecided {
+    AuthorityDecided {
+        application_id,
+        verdict: Verdict::Granted,
+        document: "not ours to decide".into(),
+        decided_at: chrono::Utc::now(),
+    }
+}
+
+/// Publishes `body` to `exchange` with `properties` on a fresh confirming channel of `conn`;
+/// the broker's refusal, if any, as text.
+async fn publish(
+    conn: &Connection,
+    exchange: &str,
+    routing_key: &str,
+    properties: BasicProperties,
+    body: &[u8],
+) -> Result<(), String> {
+    let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    confirm.await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_refuses_a_forged_user_id_and_any_write_or_read_outside_an_agencys_rights() {
+    let mut portal = Portal::start().await;
+    let topology = portal.env.topology(vec![]);
+    let conn = connect_as(&portal, OTHER).await;
+    let body = contracts::encode(&decision(Uuid::new_v4())).expect("encodes");
+    let metadata = |user: &str| {
+        let mut m = Metadata::new(AuthorityDecided::TYPE.to_string(), "intruder");
+        m.user_id = Some(user.to_owned());
+        hub::broker::encode_properties(&m)
+    };
+    let routing_key = AuthorityDecided::TYPE.to_string();
+
+    // Its own user id on the bus: allowed (the hub then judges what it says).
+    publish(
+        &conn,
+        &topology.bus_exchange(),
+        &routing_key,
+        metadata(&broker_user(OTHER)),
+        &body,
+    )
+    .await
+    .expect("an agency may write the bus as itself");
+
+    // Another agency's user id: the broker closes the channel.
+    let forged = publish(
+        &conn,
+        &topology.bus_exchange(),
+        &routing_key,
+        metadata(&broker_user("fszn")),
+        &body,
+    )
+    .await
+    .expect_err("a forged user_id is refused");
+    assert!(forged.contains("PRECONDITION_FAILED"), "{forged}");
+
+    // Any exchange but the bus: not its to write.
+    for exchange in [String::new(), format!("{}.retry.1", topology.namespace())] {
+        let refused = publish(
+            &conn,
+            &exchange,
+            &topology.work_queue(&authority_queue("fszn")),
+            metadata(&broker_user(OTHER)),
+            &body,
+        )
+        .await
+        .expect_err("writing outside the bus is refused");
+        assert!(
+            refused.contains("ACCESS_REFUSED"),
+            "{exchange:?}: {refused}"
+        );
+    }
+
+    // Another agency's queue: not its to read; its own queue is.
+    let read = |queue: String| {
+        let conn = &conn;
+        async move {
+            let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+            channel
+                .basic_consume(
+                    queue.as_str().into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    };
+    let refused = read(topology.work_queue(&authority_queue("fszn")))
+        .await
+        .expect_err("another agency's queue is refused");
+    assert!(refused.contains("ACCESS_REFUSED"), "{refused}");
+    read(topology.work_queue(&authority_queue(OTHER)))
+        .await
+        .expect("an agency may read its own queue");
+    let _ = conn.close(200, "done".into()).await;
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_deciding_another_agencys_application_is_dead_lettered_and_the_saga_waits() {
+    let mut portal = Portal::start().await;
+    let app = application();
+    portal.env.send(&app).await;
+    let _: ApplicationAccepted = portal.event(&app.application_id.to_string()).await;
+
+    // The civil registry's real broker user, with its own user id: the broker lets it through,
+    // the hub does not, since the application is FSZN's.
+    let conn = connect_as(&portal, OTHER).await;
+    let mut metadata = Metadata::new(AuthorityDecided::TYPE.to_string(), OTHER);
+    metadata.user_id = Some(broker_user(OTHER));
+    publish(
+        &conn,
+        &portal.env.topology(vec![]).bus_exchange(),
+        &AuthorityDecided::TYPE.to_string(),
+        hub::broker::encode_properties(&metadata),
+        &contracts::encode(&decision(app.application_id)).expect("encodes"),
+    )
+    .await
+    .expect("the broker takes it");
+    let _ = conn.close(200, "done".into()).await;
+
+    let letters = portal
+        .env
+        .dead_letters(hub::procedures::saga::QUEUE, 1, WAIT)
+        .await;
+    assert_eq!(letters[0].message_id, Some(metadata.message_id));
+    let reason = &letters[0].error;
+    assert!(
+        reason.contains(&broker_user(OTHER)) && reason.contains(&broker_user("fszn")),
+        "the reason names who sent it and who may: {reason} ({})",
+        letters[0].error_kind
+    );
+    assert_eq!(
+        letters[0].header_str(headers::ERROR_TEXT).as_ref(),
+        Some(reason)
+    );
+    // The hub's copy carries the hub's user id (the broker allows no other), and the sender's in
+    // a header operators see.
+    assert_eq!(
+        letters[0].header_str(headers::ORIGINAL_USER_ID),
+        Some(broker_user(OTHER))
+    );
+    let state: Option<String> = sqlx::query_scalar("SELECT state_name FROM sagas WHERE id = $1")
+        .bind(ProcedureSaga::key(app.application_id).id)
+        .fetch_optional(&portal.env.pool)
+        .await
+        .expect("the saga");
+    assert_eq!(
+        state.as_deref(),
+        Some("at_authority"),
+        "the saga did not move"
+    );
+    portal.stop().await;
+}
