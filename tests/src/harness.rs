@@ -315,9 +315,23 @@ impl Drop for TestEnv {
         // thread of its own with a small runtime. The test's pool is not closed from there (its
         // connections belong to the test's runtime, which this blocks); the forced DROP DATABASE
         // ends them.
-        let queues = std::mem::take(&mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()));
-        let exchanges =
+        let mut queues =
+            std::mem::take(&mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut exchanges =
             std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
+        // The namespace's base topology too (retry tiers, unrouted, bus ...): a hub process of
+        // the test may have declared it without the test declaring anything.
+        for d in hub::broker::describe(&self.topology(vec![]), self.config.delivery_limit) {
+            match d {
+                hub::broker::Declaration::Queue { name, .. } if !queues.contains(&name) => {
+                    queues.push(name);
+                }
+                hub::broker::Declaration::Exchange { name, .. } if !exchanges.contains(&name) => {
+                    exchanges.push(name);
+                }
+                _ => {}
+            }
+        }
         let amqp = self.config.amqp_url.clone();
         let database = self.database.clone();
         self.token.cancel();
