@@ -378,19 +378,9 @@ impl Portal {
             .count()
     }
 
-    /// Starts the simulated back-office of `authority`, connected as its own broker user (made
-    /// on the local RabbitMQ if missing), deciding `decide_after` after registering.
-    pub fn start_authority(&self, authority: &str, decide_after: Duration) {
-        self.start_authority_with(authority, decide_after, decide_after);
-    }
-
-    /// Like [`Portal::start_authority`], with its own delay for deciding complaints.
-    pub fn start_authority_with(
-        &self,
-        authority: &str,
-        decide_after: Duration,
-        complaint_decide_after: Duration,
-    ) {
+    /// The broker user of queue authority `authority` (made on the local RabbitMQ if missing)
+    /// and the AMQP URL it connects with.
+    pub fn authority_login(&self, authority: &str) -> (String, url::Url) {
         let catalogue =
             hub::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
         let user = catalogue
@@ -404,6 +394,23 @@ impl Portal {
         url.set_username(&user).expect("user");
         url.set_password(Some(AUTHORITY_PASSWORD))
             .expect("password");
+        (user, url)
+    }
+
+    /// Starts the simulated back-office of `authority`, connected as its own broker user (made
+    /// on the local RabbitMQ if missing), deciding `decide_after` after registering.
+    pub fn start_authority(&self, authority: &str, decide_after: Duration) {
+        self.start_authority_with(authority, decide_after, decide_after);
+    }
+
+    /// Like [`Portal::start_authority`], with its own delay for deciding complaints.
+    pub fn start_authority_with(
+        &self,
+        authority: &str,
+        decide_after: Duration,
+        complaint_decide_after: Duration,
+    ) {
+        let (user, url) = self.authority_login(authority);
         let topology = self.env.topology(vec![]);
         let config = simulators::authority::AuthorityConfig {
             amqp_url: url.to_string(),

@@ -8,7 +8,7 @@ use contracts::procedure::{
     Applicant, ApplicationAccepted, AssuranceLevel, AuthorityDecided, SubmitApplication, Verdict,
 };
 use contracts::{Message, Metadata, headers};
-use e2e::portal::{AUTHORITY_PASSWORD, Portal, WAIT};
+use e2e::portal::{Portal, WAIT};
 use hub::procedures::catalogue::Catalogue;
 use hub::procedures::saga::{ProcedureSaga, authority_queue};
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
@@ -33,13 +33,7 @@ fn broker_user(authority: &str) -> String {
 
 /// A connection as `authority`'s broker user (made on the local RabbitMQ if missing).
 async fn connect_as(portal: &Portal, authority: &str) -> Connection {
-    let user = broker_user(authority);
-    hub::agency::ensure_user_with_rabbitmqctl(&user, AUTHORITY_PASSWORD, authority, "/")
-        .expect("the authority's broker user");
-    let mut url = url::Url::parse(&portal.env.config.amqp_url).expect("AMQP URL");
-    url.set_username(&user).expect("user");
-    url.set_password(Some(AUTHORITY_PASSWORD))
-        .expect("password");
+    let (_, url) = portal.authority_login(authority);
     Connection::connect(url.as_str(), ConnectionProperties::default())
         .await
         .expect("the authority connects")
