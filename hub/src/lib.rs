@@ -8,6 +8,7 @@ pub mod app;
 pub mod bench;
 pub mod broker;
 pub mod cabinet;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -105,7 +105,7 @@ pub(crate) fn identifier_application(
 
 /// Events the desk received, by application number (or application / complaint id), and the
 /// cabinet's answers by correlation id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Desk {
     pub(crate) events: Mutex<HashMap<String, Vec<(String, serde_json::Value)>>>,
     /// Cabinet answers, by correlation id.
@@ -114,13 +114,41 @@ pub(crate) struct Desk {
     /// The distinct message ids seen per (application, event type): more than one is the same
     /// effect delivered twice (a redelivery of one message keeps its id).
     distinct: Mutex<HashMap<(String, String), Vec<uuid::Uuid>>>,
+    /// The longest wait for one answer, ms ([`STEP_TIMEOUT`] unless set).
+    timeout_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Desk {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            replies: Mutex::default(),
+            changed: Notify::new(),
+            distinct: Mutex::default(),
+            timeout_ms: std::sync::atomic::AtomicU64::new(STEP_TIMEOUT.as_millis() as u64),
+        }
+    }
 }
 
 impl Desk {
+    /// The longest wait for one answer.
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Waits up to `timeout` for each answer from now on (a run with faults waits longer).
+    pub(crate) fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms.store(
+            timeout.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     /// The first `M` the desk received for `number`, waiting for it.
     pub(crate) async fn wait<M: Message>(&self, number: &str) -> anyhow::Result<M> {
         let wanted = M::TYPE.to_string();
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let timeout = self.timeout();
+        let deadline = Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
             if let Some(body) = self
@@ -138,7 +166,7 @@ impl Desk {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                anyhow::bail!("application {number}: no {wanted} within {STEP_TIMEOUT:?}");
+                anyhow::bail!("application {number}: no {wanted} within {timeout:?}");
             }
             let _ = tokio::time::timeout(left, notified).await;
         }
@@ -159,7 +187,8 @@ impl Desk {
     }
 
     pub(crate) async fn reply(&self, correlation: &str) -> anyhow::Result<CabinetOutcome> {
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let timeout = self.timeout();
+        let deadline = Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
             if let Some(body) = self
@@ -172,7 +201,7 @@ impl Desk {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                anyhow::bail!("no cabinet answer within {STEP_TIMEOUT:?}");
+                anyhow::bail!("no cabinet answer within {timeout:?}");
             }
             let _ = tokio::time::timeout(left, notified).await;
         }
@@ -237,8 +266,25 @@ impl Play {
             metadata: Metadata::new(M::TYPE.to_string(), &self.sender),
             body: contracts::encode(m)?,
         };
-        self.publisher.publish(&envelope).await?;
-        Ok(())
+        self.publish(&envelope).await
+    }
+
+    /// Publishes until the broker confirms, as a desk does: through a broker restart the same
+    /// message (same id) is sent again, and the hub's inbox takes it once.
+    async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        let deadline = Instant::now() + self.desk.timeout();
+        loop {
+            match self.publisher.publish(envelope).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).context("the broker did not confirm a command");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "publish not confirmed; sending again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
     }
 
     /// Sends a request as the portal does (reply queue, correlation id) and waits for the
@@ -248,14 +294,13 @@ impl Play {
         let correlation = uuid::Uuid::new_v4().to_string();
         metadata.correlation_id = Some(correlation.clone());
         metadata.reply_to = Some(self.portal_queue.clone());
-        self.publisher
-            .publish(&Envelope {
-                exchange: self.bus.clone(),
-                routing_key: M::TYPE.to_string(),
-                metadata,
-                body: contracts::encode(m)?,
-            })
-            .await?;
+        self.publish(&Envelope {
+            exchange: self.bus.clone(),
+            routing_key: M::TYPE.to_string(),
+            metadata,
+            body: contracts::encode(m)?,
+        })
+        .await?;
         self.desk.reply(&correlation).await
     }
 
@@ -272,15 +317,40 @@ impl Play {
         let url = self
             .a1
             .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let timeout = self.desk.timeout();
+        let deadline = Instant::now() + timeout;
         loop {
             let inbox: Inbox = self.http.get(url.clone()).send().await?.json().await?;
             if let Some(m) = inbox.messages.into_iter().nth(n - 1) {
                 return Ok(m.text);
             }
             if Instant::now() > deadline {
-                anyhow::bail!("SMS number {n} did not reach the phone within {STEP_TIMEOUT:?}");
+                anyhow::bail!("SMS number {n} did not reach the phone within {timeout:?}");
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The first SMS on the phone that contains `what`, waiting for it.
+    pub(crate) async fn text_containing(&self, phone: &str, what: &str) -> anyhow::Result<String> {
+        let url = self
+            .a1
+            .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
+        let timeout = self.desk.timeout();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let inbox: serde_json::Value = self.http.get(url.clone()).send().await?.json().await?;
+            if let Some(text) = inbox["messages"].as_array().and_then(|m| {
+                m.iter()
+                    .filter_map(|m| m["text"].as_str())
+                    .find(|t| t.contains(what))
+            }) {
+                return Ok(text.to_owned());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the SMS did not reach the phone within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -299,7 +369,8 @@ impl Play {
         let url = self
             .erip
             .join(&format!("sim/invoices/by-account/{order_number}/pay"))?;
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let timeout = self.desk.timeout();
+        let deadline = Instant::now() + timeout;
         loop {
             let r = self
                 .http
@@ -314,7 +385,7 @@ impl Play {
             // 404: the hub has not created the invoice yet.
             if Instant::now() > deadline {
                 anyhow::bail!(
-                    "order {order_number} could not be paid within {STEP_TIMEOUT:?}: {}",
+                    "order {order_number} could not be paid within {timeout:?}: {}",
                     r.status()
                 );
             }
@@ -339,11 +410,12 @@ pub(crate) struct Stage {
     pub(crate) population: usize,
     sims: RunningSims,
     broker: Broker,
-    channel: lapin::Channel,
     listeners: Vec<JoinHandle<()>>,
     hub: RunningHub,
     admin_url: String,
     database: String,
+    /// The desk's and the portal's queues.
+    own_queues: [String; 2],
 }
 
 impl Stage {
@@ -354,6 +426,18 @@ impl Stage {
         sims: SimConfig,
         label: &str,
         hubs: Hubs,
+    ) -> anyhow::Result<Stage> {
+        Self::start_logged(config, sims, label, hubs, None).await
+    }
+
+    /// [`Stage::start`], with the hub processes' log filter (`RUST_LOG`) set to `hub_log`
+    /// instead of inherited.
+    pub(crate) async fn start_logged(
+        config: &HubConfig,
+        sims: SimConfig,
+        label: &str,
+        hubs: Hubs,
+        hub_log: Option<&str>,
     ) -> anyhow::Result<Stage> {
         let token = CancellationToken::new();
         let population = sims.population;
@@ -406,6 +490,7 @@ impl Stage {
             eds_trusted_root_files: Vec::new(),
             eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
             console: Default::default(),
+            limits: Default::default(),
         };
         let plan = crate::services::plan(&integrations)?;
         let topology = app::topology(&hub_config, plan.queues())?;
@@ -419,56 +504,33 @@ impl Stage {
         broker::declare(&channel, &topology, hub_config.delivery_limit).await?;
         let desk = Arc::new(Desk::default());
         // The desk hears every issuance event; the portal's queue gets the cabinet's answers.
+        // Durable quorum queues, as a real desk's would be: an event published while the broker
+        // restarts, or while the listener reconnects, waits for it.
         let desk_queue = format!("{}.demo-desk", hub_config.namespace);
         let portal_queue = format!("{}.demo-portal", hub_config.namespace);
         let mut listeners = Vec::new();
         for (queue, bindings, is_reply) in [
             (
-                &desk_queue,
+                desk_queue.clone(),
                 &["issuance.#", "procedure.#", "complaint.#"][..],
                 false,
             ),
-            (&portal_queue, &[][..], true),
+            (portal_queue.clone(), &[][..], true),
         ] {
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..QueueDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
-            for pattern in bindings {
-                channel
-                    .queue_bind(
-                        queue.as_str().into(),
-                        topology.bus_exchange().into(),
-                        (*pattern).into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await?;
-            }
-            let mut consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-            let desk = desk.clone();
+            let bus = topology.bus_exchange();
+            listen(&channel, &queue, &bus, bindings).await?;
+            let (desk, broker, token) = (desk.clone(), broker.clone(), token.clone());
+            let bindings: Vec<&'static str> = bindings.to_vec();
             listeners.push(tokio::spawn(async move {
-                while let Some(Ok(d)) = consumer.next().await {
-                    let _ = d.acker.ack(BasicAckOptions::default()).await;
-                    if let (Ok(meta), Ok(body)) = (
-                        decode_properties(&d.properties),
-                        serde_json::from_slice::<serde_json::Value>(&d.data),
-                    ) {
-                        desk.record(meta, body, is_reply);
+                // Consume; when the connection goes (a broker restart), consume again on the
+                // next one.
+                while let Some(channel) = broker.channel(&token).await {
+                    if let Err(e) = consume(&channel, &queue, &bus, &bindings, &desk, is_reply).await
+                    {
+                        tracing::debug!(queue = %queue, error = %e, "listener lost its channel");
+                    }
+                    if token.is_cancelled() {
+                        break;
                     }
                 }
             }));
@@ -488,7 +550,12 @@ impl Stage {
                 }
             }
             Hubs::Processes(n) => {
-                RunningHub::Processes(HubProcess::spawn_all(n, &hub_config, &integrations)?)
+                RunningHub::Processes(Mutex::new(HubProcess::spawn_all(
+                    n,
+                    &hub_config,
+                    &integrations,
+                    hub_log,
+                )?))
             }
         };
         let play = Arc::new(Play {
@@ -500,7 +567,7 @@ impl Stage {
             erip: url(SimKind::Erip)?,
             email: url(SimKind::Email)?,
             gossuok: url(SimKind::Gossuok)?,
-            portal_queue,
+            portal_queue: portal_queue.clone(),
             sender: "demo-desk".into(),
         });
         Ok(Stage {
@@ -511,11 +578,11 @@ impl Stage {
             population,
             sims,
             broker,
-            channel,
             listeners,
             hub,
             admin_url: config.database_url.clone(),
             database,
+            own_queues: [desk_queue, portal_queue],
         })
     }
 
@@ -525,6 +592,29 @@ impl Stage {
             .operator_url(kind)
             .cloned()
             .context("a simulator did not start")
+    }
+
+    /// A new channel on the stage's broker connection (as it is now, after any reconnect).
+    pub(crate) async fn channel(&self) -> anyhow::Result<lapin::Channel> {
+        tokio::time::timeout(self.play.desk.timeout(), self.broker.channel(&self.token))
+            .await
+            .ok()
+            .flatten()
+            .context("no broker connection")
+    }
+
+    /// Every queue of the stage: the hub's and the desk's and portal's.
+    pub(crate) fn queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> =
+            broker::describe(&self.topology, self.hub_config.delivery_limit)
+                .into_iter()
+                .filter_map(|d| match d {
+                    broker::Declaration::Queue { name, .. } => Some(name),
+                    _ => None,
+                })
+                .collect();
+        queues.extend(self.own_queues.iter().cloned());
+        queues
     }
 
     /// The stage's database's name.
@@ -593,17 +683,28 @@ impl Stage {
         for l in self.listeners {
             l.abort();
         }
+        // A channel of the connection as it is now (the first may have gone with a restart).
+        let channel = tokio::time::timeout(STEP_TIMEOUT, self.broker.channel(&self.token))
+            .await
+            .ok()
+            .flatten();
+        if let Some(channel) = &channel {
+            for q in &self.own_queues {
+                let _ = channel
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+        }
         for d in broker::describe(&self.topology, self.hub_config.delivery_limit) {
+            let Some(channel) = &channel else { break };
             match d {
                 broker::Declaration::Queue { name, .. } => {
-                    let _ = self
-                        .channel
+                    let _ = channel
                         .queue_delete(name.into(), QueueDeleteOptions::default())
                         .await;
                 }
                 broker::Declaration::Exchange { name, .. } => {
-                    let _ = self
-                        .channel
+                    let _ = channel
                         .exchange_delete(
                             name.into(),
                             lapin::options::ExchangeDeleteOptions::default(),
@@ -620,16 +721,157 @@ impl Stage {
         hub
     }
 
-    /// The hub processes' ids and metrics addresses (none when the hub runs in this process).
+    /// The hub processes' ids and metrics addresses (none when the hub runs in this process;
+    /// a killed process is left out).
     pub(crate) fn hub_processes(&self) -> Vec<(u32, std::net::SocketAddr)> {
         match &self.hub {
             RunningHub::Task { .. } => Vec::new(),
-            RunningHub::Processes(p) => p
-                .iter()
-                .filter_map(|h| Some((h.child.id()?, h.http)))
-                .collect(),
+            RunningHub::Processes(p) => p.lock().map_or_else(
+                |_| Vec::new(),
+                |p| {
+                    p.iter()
+                        .filter_map(|h| Some((h.child.as_ref()?.id()?, h.http)))
+                        .collect()
+                },
+            ),
         }
     }
+
+    /// The hub processes' log files (JSON lines, appended to across restarts).
+    pub(crate) fn hub_logs(&self) -> Vec<std::path::PathBuf> {
+        match &self.hub {
+            RunningHub::Task { .. } => Vec::new(),
+            RunningHub::Processes(p) => p
+                .lock()
+                .map_or_else(|_| Vec::new(), |p| p.iter().map(|h| h.log.clone()).collect()),
+        }
+    }
+
+    /// Kills hub process `i` with SIGKILL (no drain, as a crash or an OOM kill would) and waits
+    /// until it is gone. False when there is no such process or it is already down.
+    pub(crate) async fn kill_hub(&self, i: usize) -> anyhow::Result<bool> {
+        let RunningHub::Processes(p) = &self.hub else {
+            return Ok(false);
+        };
+        let child = p
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?
+            .get_mut(i)
+            .and_then(|h| h.child.take());
+        let Some(mut child) = child else {
+            return Ok(false);
+        };
+        child.kill().await.context("killing a hub process")?;
+        Ok(true)
+    }
+
+    /// Starts again every hub process that exited by itself, as a supervisor (systemd, compose's
+    /// `restart:`) would; returns how many. (A process that cannot reach the broker or the
+    /// database when it starts exits at once with a message, by design.)
+    pub(crate) fn revive_exited_hubs(&self) -> anyhow::Result<usize> {
+        let RunningHub::Processes(p) = &self.hub else {
+            return Ok(0);
+        };
+        let mut p = p
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?;
+        let mut revived = 0;
+        for h in p.iter_mut() {
+            let exited = h
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                h.child = None;
+                h.spawn()?;
+                revived += 1;
+            }
+        }
+        Ok(revived)
+    }
+
+    /// Starts hub process `i` again after [`Stage::kill_hub`].
+    pub(crate) fn restart_hub(&self, i: usize) -> anyhow::Result<()> {
+        let RunningHub::Processes(p) = &self.hub else {
+            return Ok(());
+        };
+        let mut p = p
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?;
+        match p.get_mut(i) {
+            Some(h) if h.child.is_none() => h.spawn(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Declares a listener's durable quorum queue and binds it to the bus.
+async fn listen(
+    channel: &lapin::Channel,
+    queue: &str,
+    bus: &str,
+    bindings: &[&str],
+) -> anyhow::Result<()> {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await?;
+    for pattern in bindings {
+        channel
+            .queue_bind(
+                queue.into(),
+                bus.into(),
+                (*pattern).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Consumes a listener's queue into the desk until the channel goes.
+async fn consume(
+    channel: &lapin::Channel,
+    queue: &str,
+    bus: &str,
+    bindings: &[&str],
+    desk: &Desk,
+    is_reply: bool,
+) -> anyhow::Result<()> {
+    // After a broker restart the queue is there (durable); declaring again costs nothing.
+    listen(channel, queue, bus, bindings).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    while let Some(Ok(d)) = consumer.next().await {
+        if let (Ok(meta), Ok(body)) = (
+            decode_properties(&d.properties),
+            serde_json::from_slice::<serde_json::Value>(&d.data),
+        ) {
+            desk.record(meta, body, is_reply);
+        }
+        // Acked after it is recorded: a delivery lost with the connection comes again, and the
+        // desk counts effects by message id.
+        let _ = d.acker.ack(BasicAckOptions::default()).await;
+    }
+    Ok(())
 }
 
 /// Where the stage runs the hub.
@@ -647,7 +889,7 @@ enum RunningHub {
         token: CancellationToken,
         task: JoinHandle<anyhow::Result<()>>,
     },
-    Processes(Vec<HubProcess>),
+    Processes(Mutex<Vec<HubProcess>>),
 }
 
 impl RunningHub {
@@ -660,6 +902,9 @@ impl RunningHub {
             }
             RunningHub::Processes(processes) => {
                 let mut first_error = None;
+                let processes = processes
+                    .into_inner()
+                    .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?;
                 for p in processes {
                     if let Err(e) = p.stop().await {
                         first_error.get_or_insert(e);
@@ -671,12 +916,13 @@ impl RunningHub {
     }
 }
 
-/// One `hub run` child process of the stage.
+/// One `hub run` child process of the stage; `child` is `None` while it is killed.
 struct HubProcess {
-    child: tokio::process::Child,
+    child: Option<tokio::process::Child>,
     http: std::net::SocketAddr,
     log: std::path::PathBuf,
     files: Vec<std::path::PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl HubProcess {
@@ -685,8 +931,8 @@ impl HubProcess {
         n: usize,
         config: &HubConfig,
         integrations: &IntegrationConfig,
+        log_filter: Option<&str>,
     ) -> anyhow::Result<Vec<HubProcess>> {
-        let exe = std::env::current_exe().context("this executable's path, to start hub run")?;
         let dir = std::env::temp_dir();
         // The trusted EDS roots go by file, as in production.
         let mut roots = Vec::new();
@@ -699,40 +945,59 @@ impl HubProcess {
         for i in 0..n {
             let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
             let log = dir.join(format!("{}-hub-{i}.log", config.namespace));
-            let stderr = std::fs::File::create(&log)
-                .with_context(|| format!("creating {}", log.display()))?;
-            let mut command = tokio::process::Command::new(&exe);
-            command
-                .arg("run")
-                .envs(process_env(config, integrations, http, &roots))
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(stderr)
-                .kill_on_drop(true);
-            let child = command
-                .spawn()
-                .with_context(|| format!("starting {} run", exe.display()))?;
-            processes.push(HubProcess {
-                child,
+            let _ = std::fs::remove_file(&log);
+            let mut env = process_env(config, integrations, http, &roots);
+            if let Some(filter) = log_filter {
+                env.push(("RUST_LOG".into(), filter.into()));
+            }
+            let mut p = HubProcess {
+                child: None,
                 http,
                 log,
                 files: if i == 0 { roots.clone() } else { Vec::new() },
-            });
+                env,
+            };
+            p.spawn()?;
+            processes.push(p);
         }
         Ok(processes)
     }
 
+    /// Starts the process (again, after a kill: same port, same log, appended to).
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe().context("this executable's path, to start hub run")?;
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        let child = tokio::process::Command::new(&exe)
+            .arg("run")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} run", exe.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
     /// SIGTERM, then waits for the drain; SIGKILL if it takes too long.
     async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(pid) = self.child.id() {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if let Some(pid) = child.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status();
         }
-        let status = match tokio::time::timeout(STEP_TIMEOUT, self.child.wait()).await {
+        let status = match tokio::time::timeout(STEP_TIMEOUT, child.wait()).await {
             Ok(status) => status?,
             Err(_) => {
-                self.child.kill().await?;
+                child.kill().await?;
                 anyhow::bail!(
                     "a hub process did not drain within {STEP_TIMEOUT:?}; its log: {}",
                     self.log.display()
@@ -772,6 +1037,16 @@ fn process_env(
         ("HUB_RELAY_BATCH", config.relay_batch.to_string()),
         ("HUB_POLL_INTERVAL", ms(config.poll_interval)),
         ("HUB_HANDLER_TIMEOUT", ms(config.handler_timeout)),
+        (
+            "HUB_RETRY_TIERS",
+            config
+                .retry_tiers
+                .0
+                .iter()
+                .map(|t| ms(t.delay))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("HUB_MVD_URL", i.mvd_url.to_string()),
         ("HUB_SMS_A1_URL", i.sms_a1_url.to_string()),
         ("HUB_SMS_MTS_URL", i.sms_mts_url.to_string()),
