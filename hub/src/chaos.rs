@@ -257,6 +257,9 @@ async fn play(
         &settings.faults,
     );
     let servers: Servers = (rabbit.clone(), postgres.clone());
+    // Hostile input beside the load: each must be dead-lettered with its reason, and the secret
+    // it carries must not be kept in clear.
+    let planted = plant_hostile(&stage.play, &ledger).await?;
 
     // The load: `concurrency` players, each starting journeys until the time is up.
     let load_started = Instant::now();
@@ -373,7 +376,8 @@ async fn play(
 
     let needles = ledger.needles.lock().map(|n| n.clone()).unwrap_or_default();
     let phones = ledger.phones.lock().map(|p| p.clone()).unwrap_or_default();
-    let checks = checker::check(stage, &pool, &phones, &needles, &stage.hub_logs()).await?;
+    let checks =
+        checker::check(stage, &pool, &phones, &needles, &stage.hub_logs(), &planted).await?;
     pool.close().await;
     Ok(Report {
         seed: settings.seed,
@@ -389,6 +393,48 @@ async fn play(
         checks,
         total_seconds: 0.0,
     })
+}
+
+/// Sends messages a hub must refuse, each carrying a secret: a phone confirmation and a login
+/// with fields of the wrong type, and a confirmation over the size limit. Returns their ids.
+async fn plant_hostile(play: &Play, ledger: &Ledger) -> anyhow::Result<Vec<uuid::Uuid>> {
+    use contracts::cabinet::LogIn;
+    let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+    let password = format!("Hostile-{}", uuid::Uuid::new_v4().simple());
+    ledger.secret(&code);
+    ledger.secret(&password);
+    let bodies = [
+        (
+            ConfirmPhone::TYPE.to_string(),
+            serde_json::json!({"desk_id": 7, "application_number": ["C-0"], "code": code}),
+        ),
+        (
+            LogIn::TYPE.to_string(),
+            serde_json::json!({"identifier": 12, "password": password}),
+        ),
+        (
+            ConfirmPhone::TYPE.to_string(),
+            serde_json::json!({
+                "desk_id": DESK,
+                "application_number": "C-0",
+                "code": code,
+                "padding": "x".repeat(crate::broker::MAX_BODY_BYTES),
+            }),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (message_type, body) in bodies {
+        let metadata = contracts::Metadata::new(message_type.clone(), "chaos-hostile");
+        ids.push(metadata.message_id);
+        play.publish(&crate::broker::Envelope {
+            exchange: play.bus.clone(),
+            routing_key: message_type,
+            metadata,
+            body: serde_json::to_vec(&body)?,
+        })
+        .await?;
+    }
+    Ok(ids)
 }
 
 /// Applies one fault and holds it; false when there was nothing to do.

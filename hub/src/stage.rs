@@ -271,7 +271,7 @@ impl Play {
 
     /// Publishes until the broker confirms, as a desk does: through a broker restart the same
     /// message (same id) is sent again, and the hub's inbox takes it once.
-    async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
+    pub(crate) async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
         let deadline = Instant::now() + self.desk.timeout();
         loop {
             match self.publisher.publish(envelope).await {

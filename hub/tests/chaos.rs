@@ -1,6 +1,7 @@
 //! The short chaos run CI makes: `hub chaos` as users run it, for under a minute of load with
 //! every kind of fault (hub processes killed, the broker and PostgreSQL restarted, simulators
-//! misbehaving). It must inject each kind, finish every journey, and break no invariant.
+//! misbehaving), with three hostile messages carrying secrets. It must inject each kind, finish
+//! every journey, dead-letter the hostile messages with their reasons, and break no invariant.
 
 use std::process::Command;
 
@@ -65,6 +66,11 @@ fn a_short_chaos_run_injects_every_fault_and_breaks_no_invariant() {
     ] {
         assert!(count(read) > 0, "{read} is 0: {report:#}");
     }
+    assert_eq!(
+        count("hostile messages dead-lettered with their reason"),
+        3,
+        "{report:#}"
+    );
     assert_eq!(
         count("sagas ended"),
         report["journeys_done"].as_u64().unwrap_or(0),

@@ -75,11 +75,12 @@ pub(crate) async fn check(
     phones: &[String],
     needles: &Needles,
     logs: &[PathBuf],
+    planted: &[uuid::Uuid],
 ) -> anyhow::Result<Vec<Check>> {
     let mut checks = Vec::new();
     sagas(pool, &mut checks).await?;
     effects(stage, pool, phones, &mut checks).await?;
-    messages(stage, pool, &mut checks).await?;
+    messages(stage, pool, planted, &mut checks).await?;
     secrets(stage, pool, needles, logs, &mut checks).await?;
     Ok(checks)
 }
@@ -195,22 +196,46 @@ async fn effects(
     Ok(())
 }
 
-async fn messages(stage: &Stage, pool: &PgPool, checks: &mut Vec<Check>) -> anyhow::Result<()> {
+async fn messages(
+    stage: &Stage,
+    pool: &PgPool,
+    planted: &[uuid::Uuid],
+    checks: &mut Vec<Check>,
+) -> anyhow::Result<()> {
     let (outbox, unsent): (i64, i64) =
         sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE sent_at IS NULL) FROM outbox")
             .fetch_one(pool)
             .await?;
     checks.push(Check::info("outbox rows", outbox as u64));
     checks.push(Check::zero("outbox rows never published", unsent as u64, Vec::new()));
+    // The hostile messages the run sent must be there, each once, with its reason.
+    let hostile: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (message_id) error_kind, left(error, 160) FROM dead_letters
+         WHERE message_id = ANY($1) ORDER BY message_id",
+    )
+    .bind(planted)
+    .fetch_all(pool)
+    .await?;
+    checks.push(Check::info(
+        "hostile messages dead-lettered with their reason",
+        hostile.iter().filter(|(_, e)| !e.is_empty()).count() as u64,
+    ));
+    checks.push(Check::zero(
+        "hostile messages not dead-lettered (taken, or lost)",
+        (planted.len() - hostile.len().min(planted.len())) as u64,
+        Vec::new(),
+    ));
     let dead: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT queue, error_kind, left(error, 160), count(*) FROM dead_letters
+         WHERE NOT message_id = ANY($1)
          GROUP BY 1, 2, 3 ORDER BY 4 DESC",
     )
+    .bind(planted)
     .fetch_all(pool)
     .await?;
     let total: i64 = dead.iter().map(|d| d.3).sum();
     checks.push(Check::zero(
-        "dead letters",
+        "other dead letters",
         total as u64,
         dead.into_iter()
             .map(|(q, k, c, n)| {
