@@ -69,6 +69,19 @@ pub const UNKNOWN_INVOICE: &str = "unknown invoice";
 /// malformed or wrong. It never says more: the body is not to be trusted, nor echoed.
 pub const BAD_SIGNATURE: &str = signature::BAD_SIGNATURE;
 
+/// How old a notification's signed `occurred_at` may be when it arrives. ERIP re-sends a
+/// notification the hub has not acknowledged for hours, not days, so an older one is a captured
+/// copy sent again (or a notice held back on the way) and is refused whatever its signature.
+/// Three days also cover a hub that was down over a weekend.
+pub const NOTIFICATION_MAX_AGE: Duration = Duration::from_secs(72 * 3600);
+
+/// How far ahead of the hub's clock a notification's `occurred_at` may be (the two clocks
+/// differ a little; ERIP never notifies a change before it happens).
+pub const NOTIFICATION_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// The words every refusal of a notification outside the acceptance window contains.
+pub const OUTSIDE_WINDOW: &str = "outside the acceptance window";
+
 /// A client of ERIP's invoice API (`/api/v1/invoices`).
 #[derive(Clone, Debug)]
 pub struct EripClient {
@@ -670,6 +683,57 @@ pub fn verify_notification(
 ) -> Result<EripNotification, Failure> {
     signature::verify(secret, body, signature_header, "ERIP notification")?;
     parse_notification(body)
+}
+
+/// The value of [`SIGNATURE_HEADER`] for `body` as ERIP computes it: `sha256=` and the hex
+/// HMAC-SHA256 of the exact bytes with `secret`. For ERIP's stand-ins (tests, tools).
+pub fn sign_notification(secret: &[u8], body: &[u8]) -> String {
+    signature::sign(secret, body)
+}
+
+/// [`verify_notification`], then [`EripNotification::check_window`] at `now` with
+/// [`NOTIFICATION_MAX_AGE`] and [`NOTIFICATION_CLOCK_SKEW`]: what the hub's callback runs.
+///
+/// Errors: those of [`verify_notification`]; a notification outside the window is invalid
+/// input whose reason contains [`OUTSIDE_WINDOW`].
+pub fn verify_notification_at(
+    secret: &[u8],
+    body: &[u8],
+    signature_header: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<EripNotification, Failure> {
+    let n = verify_notification(secret, body, signature_header)?;
+    n.check_window(now, NOTIFICATION_MAX_AGE, NOTIFICATION_CLOCK_SKEW)?;
+    Ok(n)
+}
+
+impl EripNotification {
+    /// Refuses a notification whose signed `occurred_at` is more than `max_age` before `now` or
+    /// more than `skew` after it. The signature proves ERIP wrote the body, not when it was
+    /// sent: the time inside it is what bounds how long a captured copy could be replayed.
+    ///
+    /// Errors: invalid input naming the time and the window (a time is not a secret), with
+    /// [`OUTSIDE_WINDOW`] in the reason.
+    pub fn check_window(
+        &self,
+        now: DateTime<Utc>,
+        max_age: Duration,
+        skew: Duration,
+    ) -> Result<(), Failure> {
+        let age = now.signed_duration_since(self.occurred_at);
+        let too_old = chrono::TimeDelta::from_std(max_age).is_ok_and(|max| age > max);
+        let too_new = chrono::TimeDelta::from_std(skew).is_ok_and(|skew| -age > skew);
+        if too_old || too_new {
+            return Err(Failure::invalid_input(format!(
+                "ERIP notification: occurred_at {} is {OUTSIDE_WINDOW} (at most {} s old and \
+                 {} s ahead of the hub's clock): a replayed or held-back notification",
+                self.occurred_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                max_age.as_secs(),
+                skew.as_secs(),
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn parse_notification(body: &[u8]) -> Result<EripNotification, Failure> {
@@ -1327,6 +1391,10 @@ mod tests {
             sign(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        assert_eq!(
+            sign_notification(b"Jefe", b"what do ya want for nothing?"),
+            sign(b"Jefe", b"what do ya want for nothing?")
+        );
     }
 
     #[test]
@@ -1394,5 +1462,54 @@ mod tests {
             assert!(f.reason.starts_with("ERIP notification: "), "{}", f.reason);
             assert_no_account(&f);
         }
+    }
+
+    #[test]
+    fn a_notification_is_taken_only_inside_its_acceptance_window() {
+        let body = notification("paid", Some("123456789012345678"));
+        let signature = sign(SECRET, &body);
+        // The notification's occurred_at is 2026-11-26T10:05:00.123Z.
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("a time")
+                .with_timezone(&Utc)
+        };
+        for now in [
+            "2026-11-26T10:05:00Z", // a little before it: inside the skew
+            "2026-11-26T10:05:01Z",
+            "2026-11-29T10:05:00Z", // 72 hours later, less a fraction
+        ] {
+            verify_notification_at(SECRET, &body, Some(&signature), at(now))
+                .unwrap_or_else(|f| panic!("taken at {now}: {}", f.reason));
+        }
+        for now in [
+            "2026-11-29T10:05:01Z", // more than 72 hours later: a replay
+            "2026-12-26T10:05:00Z",
+            "2026-11-26T09:59:00Z", // more than 5 minutes before it happened
+        ] {
+            let f = verify_notification_at(SECRET, &body, Some(&signature), at(now))
+                .expect_err("outside the window");
+            assert_eq!(f.kind, FailureKind::InvalidInput, "{now}");
+            assert!(f.reason.contains(OUTSIDE_WINDOW), "{now}: {}", f.reason);
+            assert!(f.reason.contains("2026-11-26T10:05:00Z"), "{}", f.reason);
+            assert_no_account(&f);
+        }
+        // The signature is checked first: a forged body says nothing of its time.
+        let f =
+            verify_notification_at(SECRET, &body, Some("sha256=00"), at("2030-01-01T00:00:00Z"))
+                .expect_err("forged");
+        assert_eq!(f, Failure::invalid_input(BAD_SIGNATURE));
+    }
+
+    #[test]
+    fn a_signature_copied_onto_another_invoices_notification_is_refused() {
+        let body = notification("paid", Some("123456789012345678"));
+        let signature = sign(SECRET, &body);
+        let mut other: Value = serde_json::from_slice(&body).expect("JSON");
+        other["invoice_id"] = json!("erip-5b0c7a52-2222-4222-8222-222222222222");
+        other["account_number"] = json!("100000000000000000000000000027");
+        let other = other.to_string().into_bytes();
+        let f = verify_notification(SECRET, &other, Some(&signature)).expect_err("copied");
+        assert_eq!(f, Failure::invalid_input(BAD_SIGNATURE));
     }
 }

@@ -153,7 +153,8 @@ enum Command {
     #[command(
         after_help = "Examples:\n  hub topology\n  hub topology --dry-run --json\n  \
                             HUB_NAMESPACE=staging hub topology\n  \
-                            hub topology --agency-users > agency-users.sh"
+                            hub topology --agency-users > agency-users.sh\n  \
+                            hub topology --agency-users --desks minsk-desk-1,brest-desk-2"
     )]
     Topology {
         /// Print the declarations without connecting to the broker.
@@ -164,6 +165,10 @@ enum Command {
         /// replace the PASSWORD_OF_* placeholders).
         #[arg(long, conflicts_with_all = ["dry_run", "json"])]
         agency_users: bool,
+        /// With --agency-users: the issuance desks (comma separated ids) whose users
+        /// (`desk-<id>`: write the bus, read the queue `<ns>.desk.<id>`) are printed too.
+        #[arg(long, env = "HUB_DESKS", value_delimiter = ',')]
+        desks: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -413,11 +418,17 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             dry_run,
             json,
             agency_users,
+            desks,
         } => {
             if agency_users {
                 let catalogue = crate::procedures::catalogue::Catalogue::embedded()?;
                 let vhost = broker::vhost(&config.amqp_url);
-                for command in crate::agency::rabbitmqctl_commands(&catalogue, &vhost) {
+                let desks = crate::agency::check_desk_ids(&desks)
+                    .map_err(|e| anyhow::anyhow!("--desks (HUB_DESKS): {e}"))?;
+                let commands = crate::agency::rabbitmqctl_commands(&catalogue, &vhost)
+                    .into_iter()
+                    .chain(crate::agency::desk_rabbitmqctl_commands(&desks, &vhost));
+                for command in commands {
                     let words: Vec<String> = command.iter().map(|w| shell_quote(w)).collect();
                     println!("rabbitmqctl {}", words.join(" "));
                 }

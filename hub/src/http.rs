@@ -254,9 +254,17 @@ async fn record(
     Ok(true)
 }
 
-/// ERIP's signed notification: verified, then turned into a message for the application's saga,
-/// found by the order number in its state. The message id is derived from the order number and
-/// the status, so a notification sent twice (or re-sent under a new event id) counts once.
+/// ERIP's signed notification: verified (signature over the exact body, then its signed
+/// `occurred_at` inside the acceptance window, see [`adapters::erip::verify_notification_at`]),
+/// then turned into a message for the application's saga, found by the order number in its
+/// state.
+///
+/// Replays change nothing. The first notification of each (order number, status) is recorded
+/// in `erip_notifications` in the transaction that writes the saga's message; a copy — ERIP's
+/// own retry, or a captured one re-sent — finds the row and is answered `200 already recorded`
+/// with nothing written. The message id is derived from the order number and the status too, so
+/// even without the row the saga's inbox would count it once. A notification about another
+/// invoice than the one the application's saga holds is refused (`409`), whatever its signature.
 async fn erip_notification(
     State(state): State<AppState>,
     Extension(trace): Extension<TraceContext>,
@@ -266,21 +274,54 @@ async fn erip_notification(
     let signature = headers
         .get("x-erip-signature")
         .and_then(|v| v.to_str().ok());
-    let n =
-        match adapters::erip::verify_notification(&state.callbacks.erip_secret, &body, signature) {
-            Ok(n) => n,
-            Err(f) => {
-                tracing::warn!(reason = %f.reason, "ERIP notification refused");
-                return (StatusCode::UNAUTHORIZED, f.reason);
-            }
-        };
+    let verified = adapters::erip::verify_notification_at(
+        &state.callbacks.erip_secret,
+        &body,
+        signature,
+        chrono::Utc::now(),
+    );
+    let n = match verified {
+        Ok(n) => n,
+        Err(f) => {
+            tracing::warn!(reason = %f.reason, "ERIP notification refused");
+            let status = if f.reason == adapters::erip::BAD_SIGNATURE {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return (status, f.reason);
+        }
+    };
     match record_invoice_event(&state, &n, trace).await {
-        Ok(true) => (StatusCode::OK, "recorded".into()),
-        Ok(false) => {
+        Ok(Noted::Recorded) => (StatusCode::OK, "recorded".into()),
+        Ok(Noted::AlreadyRecorded) => {
+            tracing::info!(
+                invoice = %n.invoice_id,
+                event_id = %n.event_id,
+                status = %n.status,
+                "ERIP notification already recorded; nothing changes"
+            );
+            (StatusCode::OK, "already recorded".into())
+        }
+        Ok(Noted::UnknownOrder) => {
             // No application has this order number: nothing waits for it. Acknowledge, so ERIP
             // stops re-sending, and leave a trace for operators.
             tracing::warn!(invoice = %n.invoice_id, "ERIP notification for an unknown order number");
             (StatusCode::OK, "unknown order number".into())
+        }
+        Ok(Noted::OtherInvoice(expected)) => {
+            tracing::warn!(
+                invoice = %n.invoice_id,
+                %expected,
+                "ERIP notification about another invoice than the application's; refused"
+            );
+            (
+                StatusCode::CONFLICT,
+                format!(
+                    "invoice {} is not the invoice of this order number ({expected})",
+                    n.invoice_id
+                ),
+            )
         }
         Err(e) => {
             tracing::warn!(error = %e, "ERIP notification not recorded; ERIP will retry");
@@ -289,11 +330,23 @@ async fn erip_notification(
     }
 }
 
+/// What became of a verified ERIP notification.
+enum Noted {
+    /// New: the saga's message is in the outbox.
+    Recorded,
+    /// This order number's notification of this status was taken before: nothing written.
+    AlreadyRecorded,
+    /// No application has this order number.
+    UnknownOrder,
+    /// The application's saga holds this other invoice id.
+    OtherInvoice(String),
+}
+
 async fn record_invoice_event(
     state: &AppState,
     n: &adapters::erip::EripNotification,
     trace: TraceContext,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Noted, sqlx::Error> {
     use adapters::erip::InvoiceStatus;
     use contracts::procedure::{InvoiceEvent, InvoiceNotified};
     let event = match n.status {
@@ -302,18 +355,43 @@ async fn record_invoice_event(
         InvoiceStatus::Cancelled => InvoiceEvent::Cancelled,
         InvoiceStatus::Refunded => InvoiceEvent::Refunded,
         // "awaiting" is not news.
-        InvoiceStatus::Awaiting => return Ok(true),
+        InvoiceStatus::Awaiting => return Ok(Noted::Recorded),
     };
     let mut tx = state.pool.begin().await?;
-    let saga: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM sagas WHERE saga_type = 'procedure' AND state->>'order_number' = $1",
+    let saga: Option<(Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT id, state->>'invoice_id' FROM sagas
+         WHERE saga_type = 'procedure' AND state->>'order_number' = $1",
     )
     .bind(&n.account_number)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(saga) = saga else {
-        return Ok(false);
+    let Some((saga, invoice_id)) = saga else {
+        return Ok(Noted::UnknownOrder);
     };
+    // Before ERIP's answer to the invoice's creation reaches the saga, it holds no invoice id
+    // yet (ERIP may notify first): then the order number alone decides.
+    if let Some(expected) = invoice_id.filter(|id| *id != n.invoice_id) {
+        return Ok(Noted::OtherInvoice(expected));
+    }
+    let first = sqlx::query(
+        "INSERT INTO erip_notifications
+             (account_number, status, invoice_id, event_id, operation_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (account_number, status) DO NOTHING",
+    )
+    .bind(&n.account_number)
+    .bind(n.status.as_str())
+    .bind(&n.invoice_id)
+    .bind(&n.event_id)
+    .bind(&n.operation_id)
+    .bind(n.occurred_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !first {
+        return Ok(Noted::AlreadyRecorded);
+    }
     let message = InvoiceNotified {
         order_number: n.account_number.clone(),
         event,
@@ -339,7 +417,7 @@ async fn record_invoice_event(
     )
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Noted::Recorded)
 }
 
 /// An HTTP back-office's later answer (`authority.info_requested.v1`, `authority.decided.v1`,

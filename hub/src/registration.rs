@@ -12,9 +12,14 @@
 //! - EDS: a challenge (nonce and time, stored, single use, short-lived) is signed by the
 //!   person's key; the certificate is validated against GosSUOK (chain to a configured root,
 //!   validity, key usage, revocation) outside the transaction, the challenge is spent inside it
-//!   (a replay finds it spent), and the holder is registered (or linked to an account with the
-//!   same identification number) or logged in at level `high`. A CA that cannot be reached is
-//!   `try_later`, never a success.
+//!   under its row's lock (of two copies of one proof, however close, one wins), and the holder
+//!   is registered (or linked to an account with the same identification number) or logged in
+//!   at level `high`. A CA that cannot be reached is `try_later`, never a success.
+//! - Replays: a proof over a challenge already spent is refused `challenge_used`, one past its
+//!   time `challenge_expired`, one whose nonce this hub never issued (or forgot, a day after it
+//!   expired) `challenge_unknown`. A challenge is bound to no one when issued; the signature
+//!   binds it: made with another person's key, or over another challenge's bytes, it is
+//!   `bad_signature`, and that failed attempt leaves the challenge to its holder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +50,13 @@ use crate::secrets::{Sealer, hash_secret, verify_secret};
 
 /// The service's queue (short name).
 pub const QUEUE: &str = "registration";
+
+/// The refusal of a proof whose challenge was already answered: a replay.
+pub const CHALLENGE_USED: &str = "challenge_used";
+/// The refusal of a proof whose challenge's time has passed.
+pub const CHALLENGE_EXPIRED: &str = "challenge_expired";
+/// The refusal of a proof whose nonce this hub did not issue (or forgot, a day after it expired).
+pub const CHALLENGE_UNKNOWN: &str = "challenge_unknown";
 
 /// The queue and the requests it takes.
 pub fn queue_spec() -> contracts::QueueSpec {
@@ -551,18 +563,27 @@ impl Registration {
             .ok()
             .and_then(|n| <[u8; 32]>::try_from(n).ok())
         else {
-            return refused("challenge_unknown");
+            return refused(CHALLENGE_UNKNOWN);
         };
-        let issued_at: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT issued_at FROM eds_challenges
-             WHERE nonce = $1 AND used_at IS NULL AND expires_at > now()",
+        let challenge: Option<(DateTime<Utc>, bool, bool)> = sqlx::query_as(
+            "SELECT issued_at, used_at IS NOT NULL, expires_at <= now() FROM eds_challenges
+             WHERE nonce = $1",
         )
         .bind(&proof.nonce)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| db_failure(&e))?;
-        let Some(issued_at) = issued_at else {
-            return refused("challenge_unknown");
+        let issued_at = match challenge {
+            None => return refused(CHALLENGE_UNKNOWN),
+            Some((_, true, _)) => {
+                tracing::warn!(
+                    nonce = %short(&proof.nonce),
+                    "EDS proof refused: its challenge was already used (a replay)"
+                );
+                return refused(CHALLENGE_USED);
+            }
+            Some((_, false, true)) => return refused(CHALLENGE_EXPIRED),
+            Some((issued_at, false, false)) => issued_at,
         };
         let Some(checker) = &self.eds else {
             return refused("untrusted_chain");
@@ -639,9 +660,25 @@ async fn eds(
     .await?
     .rows_affected();
     if spent == 0 {
-        // Answered twice (a replay), or it expired meanwhile.
+        // Another copy of the proof spent it first (a replay), or it expired meanwhile.
+        let used: Option<bool> =
+            sqlx::query_scalar("SELECT used_at IS NOT NULL FROM eds_challenges WHERE nonce = $1")
+                .bind(&holder.nonce)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let reason = match used {
+            Some(true) => {
+                tracing::warn!(
+                    nonce = %short(&holder.nonce),
+                    "EDS proof refused: its challenge was spent by another copy (a replay)"
+                );
+                CHALLENGE_USED
+            }
+            Some(false) => CHALLENGE_EXPIRED,
+            None => CHALLENGE_UNKNOWN,
+        };
         return Ok(CabinetOutcome::EdsRefused {
-            reason: "challenge_unknown".into(),
+            reason: reason.into(),
         });
     }
     if register {
@@ -687,6 +724,11 @@ async fn eds(
     } else {
         ok(HIGH)
     })
+}
+
+/// The first characters of a nonce, enough to find it in the table from a log line.
+fn short(nonce: &str) -> &str {
+    nonce.get(..8).unwrap_or(nonce)
 }
 
 #[cfg(test)]

@@ -2,15 +2,19 @@
 //! (`hub::agency`), which may write the bus and read its own queue, nothing else. The broker
 //! refuses a forged `user_id` and any other write or read. The hub refuses what an authority's
 //! real user says about another authority's application: it is dead-lettered with the reason,
-//! and the saga does not move.
+//! and the saga does not move. A desk connects as `desk-<desk_id>`: what it publishes in another
+//! desk's name is dead-lettered with the reason naming both before any saga sees it.
 
+use contracts::issuance::{ApplyForIdentifier, ConfirmPhone, PhoneCodeSent};
 use contracts::procedure::{
     Applicant, ApplicationAccepted, AssuranceLevel, AuthorityDecided, SubmitApplication, Verdict,
 };
 use contracts::{Message, Metadata, headers};
-use e2e::portal::{Portal, WAIT};
+use e2e::portal::{DESK, Portal, WAIT, phone};
+use e2e::wait_until;
 use hub::procedures::catalogue::Catalogue;
 use hub::procedures::saga::{ProcedureSaga, authority_queue};
+use hub::sagas::issuance::IssuanceSaga;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -226,5 +230,174 @@ async fn an_agency_deciding_another_agencys_application_is_dead_lettered_and_the
         Some("at_authority"),
         "the saga did not move"
     );
+    portal.stop().await;
+}
+
+/// A desk's broker user on the local RabbitMQ, made for one test and removed after it.
+struct DeskLogin {
+    desk: String,
+    user: String,
+    url: url::Url,
+}
+
+impl DeskLogin {
+    fn new(portal: &Portal, tag: &str) -> Self {
+        let desk = format!("e2e-{tag}-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let user =
+            hub::agency::ensure_desk_user_with_rabbitmqctl(&desk, hub::agency::DEV_PASSWORD, "/")
+                .expect("the desk's broker user");
+        let mut url = url::Url::parse(&portal.env.config.amqp_url).expect("AMQP URL");
+        url.set_username(&user).expect("user");
+        url.set_password(Some(hub::agency::DEV_PASSWORD))
+            .expect("password");
+        Self { desk, user, url }
+    }
+}
+
+impl Drop for DeskLogin {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "delete_user", &self.user])
+            .output();
+    }
+}
+
+/// Whether the saga took message `message_id` (a step in its history, or an inbox row).
+async fn taken(portal: &Portal, message_id: Uuid) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM saga_history WHERE message_id = $1)
+             OR EXISTS (SELECT 1 FROM inbox WHERE message_id = $1)",
+    )
+    .bind(message_id)
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("history")
+}
+
+async fn saga_exists(portal: &Portal, id: Uuid) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sagas WHERE id = $1)")
+        .bind(id)
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("sagas")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_publishing_in_another_desks_name_is_dead_lettered_and_no_saga_is_touched() {
+    let mut portal = Portal::start().await;
+    let persons = portal.good_persons().await;
+    let a = DeskLogin::new(&portal, "a");
+    let b = format!("e2e-b-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let conn = Connection::connect(a.url.as_str(), ConnectionProperties::default())
+        .await
+        .expect("desk A connects");
+    let bus = portal.env.topology(vec![]).bus_exchange();
+    let as_desk_a = |message_type: String| {
+        let mut m = Metadata::new(message_type, a.desk.as_str());
+        m.user_id = Some(a.user.clone());
+        m
+    };
+
+    // Desk A's user applies in desk B's name: the broker takes it (the user id is A's own),
+    // the hub refuses it before the saga, naming both desks.
+    let mut forged: ApplyForIdentifier = persons[0].application("R-1", &phone(801));
+    forged.application.desk_id = b.clone();
+    let forged_meta = as_desk_a(ApplyForIdentifier::TYPE.to_string());
+    publish(
+        &conn,
+        &bus,
+        &ApplyForIdentifier::TYPE.to_string(),
+        hub::broker::encode_properties(&forged_meta),
+        &contracts::encode(&forged).expect("encodes"),
+    )
+    .await
+    .expect("the broker takes it");
+    let letters = portal
+        .env
+        .dead_letters(hub::sagas::issuance::QUEUE, 1, WAIT)
+        .await;
+    assert_eq!(letters[0].message_id, Some(forged_meta.message_id));
+    let reason = &letters[0].error;
+    assert!(
+        reason.contains(&format!("{:?}", a.user))
+            && reason.contains(&format!("{:?}", hub::agency::desk_user(&b))),
+        "the reason names the sender's desk and the desk it wrote for: {reason}"
+    );
+    assert_eq!(
+        letters[0].header_str(headers::ERROR_TEXT).as_ref(),
+        Some(reason),
+        "operators see it on the dead letter"
+    );
+    assert_eq!(
+        letters[0].header_str(headers::ORIGINAL_USER_ID),
+        Some(a.user.clone())
+    );
+    assert!(!taken(&portal, forged_meta.message_id).await);
+    for desk in [&b, &a.desk] {
+        assert!(
+            !saga_exists(&portal, IssuanceSaga::key(desk, "R-1").id).await,
+            "no saga for {desk}'s R-1"
+        );
+    }
+
+    // An application of another desk (the tests' own, trusted as the hub's): desk A confirming
+    // its phone code is refused too, and that saga does not take it.
+    let theirs = persons[1].application("R-2", &phone(802));
+    portal.apply(&theirs).await;
+    let _: PhoneCodeSent = portal.event("R-2").await;
+    let confirm = ConfirmPhone {
+        desk_id: DESK.into(),
+        application_number: "R-2".into(),
+        code: "000000".into(),
+    };
+    let confirm_meta = as_desk_a(ConfirmPhone::TYPE.to_string());
+    publish(
+        &conn,
+        &bus,
+        &ConfirmPhone::TYPE.to_string(),
+        hub::broker::encode_properties(&confirm_meta),
+        &contracts::encode(&confirm).expect("encodes"),
+    )
+    .await
+    .expect("the broker takes it");
+    let letters = portal
+        .env
+        .dead_letters(hub::sagas::issuance::QUEUE, 2, WAIT)
+        .await;
+    assert_eq!(letters[1].message_id, Some(confirm_meta.message_id));
+    assert!(
+        letters[1].error.contains(&format!("{DESK:?}")),
+        "{}",
+        letters[1].error
+    );
+    assert!(!taken(&portal, confirm_meta.message_id).await);
+
+    // Desk A's own application: accepted, its saga made and on its way.
+    let mut own: ApplyForIdentifier = persons[2].application("R-3", &phone(803));
+    own.application.desk_id = a.desk.clone();
+    let own_meta = as_desk_a(ApplyForIdentifier::TYPE.to_string());
+    publish(
+        &conn,
+        &bus,
+        &ApplyForIdentifier::TYPE.to_string(),
+        hub::broker::encode_properties(&own_meta),
+        &contracts::encode(&own).expect("encodes"),
+    )
+    .await
+    .expect("the broker takes it");
+    wait_until(WAIT, "desk A's application taken by its saga", || async {
+        taken(&portal, own_meta.message_id).await.then_some(())
+    })
+    .await;
+    assert!(saga_exists(&portal, IssuanceSaga::key(&a.desk, "R-3").id).await);
+    assert_eq!(
+        portal
+            .env
+            .dead_letter_count(hub::sagas::issuance::QUEUE)
+            .await,
+        2,
+        "only the two in another desk's name"
+    );
+    let _ = conn.close(200, "done".into()).await;
     portal.stop().await;
 }

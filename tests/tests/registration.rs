@@ -275,7 +275,7 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
     assert_eq!(
         portal.cabinet(&LogInByEds { proof: p.clone() }).await,
         CabinetOutcome::EdsRefused {
-            reason: "challenge_unknown".into()
+            reason: "challenge_used".into()
         }
     );
     // A signature over another challenge does not answer this one.

@@ -252,13 +252,22 @@ async fn process(shared: &Shared, delivery: Delivery, trace: TraceContext) {
             ErrorKind::InvalidInput,
         ),
         Err(reason) => Outcome::Failed(Failure::invalid_input(reason), ErrorKind::InvalidInput),
-        Ok(mut metadata) => {
+        Ok(mut metadata) => 'handled: {
             // A copy the hub itself republished for another sender names that sender in a
             // header (see `republished_as_hub`).
             if metadata.user_id.as_deref() == Some(shared.settings.broker_user.as_str())
                 && let Some(original) = header_str(props, headers::ORIGINAL_USER_ID)
             {
                 metadata.user_id = Some(original);
+            }
+            // A desk speaking for another desk is refused before any handler (or saga) sees it.
+            if let Err(refused) = crate::agency::authorise_desk(
+                metadata.user_id.as_deref(),
+                &shared.settings.broker_user,
+                &delivery.data,
+            ) {
+                tracing::warn!(reason = %refused.reason, "a desk's message refused");
+                break 'handled Outcome::Failed(refused, ErrorKind::Permanent);
             }
             // Handling it is a span of its own: what it causes carries that span as parent.
             metadata.traceparent = Some(trace.to_string());
