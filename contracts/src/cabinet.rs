@@ -139,7 +139,8 @@ pub enum CabinetOutcome {
     },
     /// The EDS proof was refused; `reason` is one of `malformed`, `bad_signature`,
     /// `untrusted_chain`, `expired`, `not_yet_valid`, `revoked`, `wrong_key_usage`,
-    /// `unsupported_algorithm`, `challenge_expired`, `challenge_unknown` (also a replayed one).
+    /// `unsupported_algorithm`, `challenge_used` (a replayed one), `challenge_expired`,
+    /// `challenge_unknown`.
     EdsRefused {
         /// Why.
         reason: String,
