@@ -399,30 +399,9 @@ async fn measure_raw(stage: &Stage, settings: &Settings) -> anyhow::Result<RawLi
 /// Counts what happened more than once: SMS texts per phone, invoices per order number, the
 /// portal's events per application.
 async fn effects(stage: &Stage, issued: usize) -> anyhow::Result<Effects> {
-    use futures_util::StreamExt;
     let http = &stage.play.http;
-    let a1 = stage.url(simulators::SimKind::A1)?;
-    let inboxes: Vec<anyhow::Result<Vec<String>>> =
-        futures_util::stream::iter((0..issued).map(|i| {
-            let url = a1.join(&format!("sim/inbox/{}", a1_phone(i)));
-            async move {
-                let inbox: serde_json::Value = http.get(url?).send().await?.json().await?;
-                Ok(inbox["messages"]
-                    .as_array()
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|m| m["text"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default())
-            }
-        }))
-        .buffer_unordered(16)
-        .collect()
-        .await;
     let mut e = Effects::default();
-    for texts in inboxes {
-        let mut texts = texts.context("a phone's inbox")?;
+    for (_, mut texts) in stage.play.inboxes((0..issued).map(a1_phone)).await? {
         e.sms += texts.len();
         texts.sort_unstable();
         e.sms_duplicates += texts.windows(2).filter(|w| w[0] == w[1]).count();
@@ -476,11 +455,8 @@ async fn journey(play: &Play, kind: SagaKind, person: &Person, i: usize) -> anyh
             };
             // The people issued their identifiers in the first phase (when it ran; an unknown
             // identifier only means no notice SMS).
-            let (outcome, _) = play
-                .procedure(journey, &person.identification_number)
-                .await?;
-            anyhow::ensure!(outcome == journey.expected(), "came to {outcome}");
-            Ok(())
+            play.procedure_as_expected(journey, &person.identification_number)
+                .await
         }
     }
 }

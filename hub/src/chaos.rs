@@ -21,16 +21,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use contracts::Message;
-use contracts::cabinet::{CabinetOutcome, ChangePassword, LogIn};
 use contracts::issuance::{ConfirmPhone, IdentifierIssued, PhoneCodeSent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use simulators::SimConfig;
 
+pub use crate::chaos::schedule::{Fault, FaultKind, Planned};
 use crate::config::{HubConfig, Tiers};
 use crate::demo::procedures::Journey;
-pub use crate::chaos::schedule::{Fault, FaultKind, Planned};
 use crate::stage::{Hubs, Person, Play, Stage, a1_phone, identifier_application, is_good};
 
 /// The desk the chaos run's identifier applications come from.
@@ -115,8 +114,7 @@ pub struct Report {
 impl Report {
     /// Broken invariants: failed checks and failed journeys.
     pub fn violations(&self) -> usize {
-        self.checks.iter().filter(|c| c.violation).count()
-            + usize::from(self.journeys_failed > 0)
+        self.checks.iter().filter(|c| c.violation).count() + usize::from(self.journeys_failed > 0)
     }
 }
 
@@ -164,7 +162,9 @@ pub async fn run(config: &HubConfig, settings: &Settings) -> anyhow::Result<Repo
         retry_tiers: Tiers(
             ["1s", "3s", "10s", "30s", "60s"]
                 .iter()
-                .map(|d| crate::config::parse_duration(d).map(|delay| contracts::RetryTier { delay }))
+                .map(|d| {
+                    crate::config::parse_duration(d).map(|delay| contracts::RetryTier { delay })
+                })
                 .collect::<Result<_, _>>()
                 .map_err(anyhow::Error::msg)?,
         ),
@@ -245,7 +245,10 @@ async fn play(
         .into_iter()
         .filter(|p| is_good(p, today))
         .collect();
-    anyhow::ensure!(!people.is_empty(), "the simulated population has nobody to play");
+    anyhow::ensure!(
+        !people.is_empty(),
+        "the simulated population has nobody to play"
+    );
     let people = Arc::new(people);
     let pool = stage.pool(4).await?;
     let ledger = Arc::new(Ledger::default());
@@ -369,7 +372,11 @@ async fn play(
         let settle_started = Instant::now();
         settle(stage, &pool, settings.settle_timeout).await;
         supervising.cancel();
-        (injected, duration_seconds, settle_started.elapsed().as_secs_f64())
+        (
+            injected,
+            duration_seconds,
+            settle_started.elapsed().as_secs_f64(),
+        )
     };
     let ((injected, duration_seconds, settle_seconds), ()) = tokio::join!(load, supervisor);
     bar.finish_and_clear();
@@ -453,7 +460,11 @@ async fn inject(stage: &Stage, servers: &Servers, p: &Planned) -> anyhow::Result
             let url = stage.url(*sim)?.join("sim/faults")?;
             let (on, off) = what.patches();
             let http = &stage.play.http;
-            http.put(url.clone()).json(&on).send().await?.error_for_status()?;
+            http.put(url.clone())
+                .json(&on)
+                .send()
+                .await?
+                .error_for_status()?;
             tokio::time::sleep(p.hold()).await;
             http.put(url).json(&off).send().await?.error_for_status()?;
         }
@@ -539,7 +550,13 @@ async fn journey(
             })
             .await?;
             let _: IdentifierIssued = play.desk.wait(&number).await?;
-            first_login(play, person, &phone, &number, ledger).await
+            let chosen = format!("Chaos{}x", number.replace('-', ""));
+            ledger.secret(&chosen);
+            let temporary = play
+                .first_login(&person.identification_number, &phone, &chosen)
+                .await?;
+            ledger.secret(&temporary);
+            Ok(())
         }
         Kind::Free | Kind::Paid => {
             let journey = if kind == Kind::Free {
@@ -548,76 +565,10 @@ async fn journey(
                 Journey::PaidOverHttp
             };
             let person = &people[i % people.len()];
-            let (outcome, _) = play
-                .procedure(journey, &person.identification_number)
-                .await?;
-            anyhow::ensure!(outcome == journey.expected(), "came to {outcome}");
-            Ok(())
+            play.procedure_as_expected(journey, &person.identification_number)
+                .await
         }
     }
-}
-
-/// The new holder logs in with the temporary password from the phone, sets a static one and
-/// logs in with it.
-async fn first_login(
-    play: &Play,
-    person: &Person,
-    phone: &str,
-    number: &str,
-    ledger: &Ledger,
-) -> anyhow::Result<()> {
-    let text = play.text_containing(phone, "пароль: ").await?;
-    let temporary = text
-        .split("пароль: ")
-        .nth(1)
-        .and_then(|r| r.split('.').next())
-        .context("no temporary password in the SMS")?
-        .to_owned();
-    ledger.secret(&temporary);
-    let id = person.identification_number.clone();
-    let chosen = format!("Chaos{}x", number.replace('-', ""));
-    ledger.secret(&chosen);
-    let done = CabinetOutcome::Ok {
-        assurance_level: "substantial".into(),
-    };
-    expect(
-        play,
-        &LogIn {
-            identifier: id.clone(),
-            password: temporary.clone(),
-        },
-        &CabinetOutcome::MustChangePassword,
-    )
-    .await?;
-    expect(
-        play,
-        &ChangePassword {
-            identifier: id.clone(),
-            current_password: temporary,
-            new_password: chosen.clone(),
-        },
-        &done,
-    )
-    .await?;
-    expect(
-        play,
-        &LogIn {
-            identifier: id,
-            password: chosen,
-        },
-        &done,
-    )
-    .await
-}
-
-async fn expect<M: Message>(play: &Play, m: &M, expected: &CabinetOutcome) -> anyhow::Result<()> {
-    let got = play.ask(m).await?;
-    anyhow::ensure!(
-        got == *expected,
-        "{}: expected {expected:?}, got {got:?}",
-        M::TYPE
-    );
-    Ok(())
 }
 
 /// A progress bar over the load's time on stderr when it is a terminal; hidden otherwise.

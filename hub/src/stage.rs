@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use contracts::cabinet::{CabinetOutcome, CabinetReply};
+use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
 use contracts::issuance::{
     Applicant, Application, ApplyForIdentifier, DocumentKind, IdentityDocument,
 };
@@ -304,55 +304,133 @@ impl Play {
         self.desk.reply(&correlation).await
     }
 
-    /// The n-th SMS the phone received (1-based), waiting for it.
-    pub(crate) async fn nth_text(&self, phone: &str, n: usize) -> anyhow::Result<String> {
-        #[derive(Deserialize)]
-        struct Inbox {
-            messages: Vec<Text>,
-        }
-        #[derive(Deserialize)]
-        struct Text {
-            text: String,
-        }
+    /// The texts of the SMS messages on the phone, oldest first.
+    pub(crate) async fn inbox(&self, phone: &str) -> anyhow::Result<Vec<String>> {
         let url = self
             .a1
             .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
+        let inbox: serde_json::Value = self.http.get(url).send().await?.json().await?;
+        Ok(inbox["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| m["text"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The inboxes of `phones`, a few read at once.
+    pub(crate) async fn inboxes(
+        &self,
+        phones: impl IntoIterator<Item = String>,
+    ) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+        use futures_util::TryStreamExt;
+        futures_util::stream::iter(phones.into_iter().map(|phone| async move {
+            let texts = self.inbox(&phone).await.context("a phone's inbox")?;
+            Ok::<_, anyhow::Error>((phone, texts))
+        }))
+        .buffer_unordered(16)
+        .try_collect()
+        .await
+    }
+
+    /// The SMS `pick` finds on the phone, waiting for it; `what` names it in the error.
+    async fn wait_text(
+        &self,
+        phone: &str,
+        what: &str,
+        pick: impl Fn(Vec<String>) -> Option<String>,
+    ) -> anyhow::Result<String> {
         let timeout = self.desk.timeout();
         let deadline = Instant::now() + timeout;
         loop {
-            let inbox: Inbox = self.http.get(url.clone()).send().await?.json().await?;
-            if let Some(m) = inbox.messages.into_iter().nth(n - 1) {
-                return Ok(m.text);
+            if let Some(text) = pick(self.inbox(phone).await?) {
+                return Ok(text);
             }
-            if Instant::now() > deadline {
-                anyhow::bail!("SMS number {n} did not reach the phone within {timeout:?}");
-            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{what} did not reach the phone within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
+    /// The n-th SMS the phone received (1-based), waiting for it.
+    pub(crate) async fn nth_text(&self, phone: &str, n: usize) -> anyhow::Result<String> {
+        self.wait_text(phone, &format!("SMS number {n}"), |texts| {
+            texts.into_iter().nth(n - 1)
+        })
+        .await
+    }
+
     /// The first SMS on the phone that contains `what`, waiting for it.
     pub(crate) async fn text_containing(&self, phone: &str, what: &str) -> anyhow::Result<String> {
-        let url = self
-            .a1
-            .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
-        let timeout = self.desk.timeout();
-        let deadline = Instant::now() + timeout;
-        loop {
-            let inbox: serde_json::Value = self.http.get(url.clone()).send().await?.json().await?;
-            if let Some(text) = inbox["messages"].as_array().and_then(|m| {
-                m.iter()
-                    .filter_map(|m| m["text"].as_str())
-                    .find(|t| t.contains(what))
-            }) {
-                return Ok(text.to_owned());
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the SMS did not reach the phone within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_text(phone, "the SMS", |texts| {
+            texts.into_iter().find(|t| t.contains(what))
+        })
+        .await
+    }
+
+    /// The citizen logs in with the temporary password from the phone, sets `chosen` as the
+    /// static one, and logs in with it; returns the temporary password.
+    pub(crate) async fn first_login(
+        &self,
+        identifier: &str,
+        phone: &str,
+        chosen: &str,
+    ) -> anyhow::Result<String> {
+        let text = self.text_containing(phone, "пароль: ").await?;
+        let temporary = text
+            .split("пароль: ")
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .context("no temporary password in the SMS")?
+            .to_owned();
+        let done = CabinetOutcome::Ok {
+            assurance_level: "substantial".into(),
+        };
+        self.expect(
+            &LogIn {
+                identifier: identifier.to_owned(),
+                password: temporary.clone(),
+            },
+            &CabinetOutcome::MustChangePassword,
+        )
+        .await?;
+        self.expect(
+            &ChangePassword {
+                identifier: identifier.to_owned(),
+                current_password: temporary.clone(),
+                new_password: chosen.to_owned(),
+            },
+            &done,
+        )
+        .await?;
+        self.expect(
+            &LogIn {
+                identifier: identifier.to_owned(),
+                password: chosen.to_owned(),
+            },
+            &done,
+        )
+        .await?;
+        Ok(temporary)
+    }
+
+    /// [`Play::ask`], failing unless the answer is `expected`.
+    pub(crate) async fn expect<M: Message>(
+        &self,
+        m: &M,
+        expected: &CabinetOutcome,
+    ) -> anyhow::Result<()> {
+        let got = self.ask(m).await?;
+        anyhow::ensure!(
+            got == *expected,
+            "{}: expected {expected:?}, got {got:?}",
+            M::TYPE
+        );
+        Ok(())
     }
 
     /// Reads the code from the phone's inbox, as the person would from the screen.
@@ -525,7 +603,8 @@ impl Stage {
                 // Consume; when the connection goes (a broker restart), consume again on the
                 // next one.
                 while let Some(channel) = broker.channel(&token).await {
-                    if let Err(e) = consume(&channel, &queue, &bus, &bindings, &desk, is_reply).await
+                    if let Err(e) =
+                        consume(&channel, &queue, &bus, &bindings, &desk, is_reply).await
                     {
                         tracing::debug!(queue = %queue, error = %e, "listener lost its channel");
                     }
@@ -549,14 +628,12 @@ impl Stage {
                     }),
                 }
             }
-            Hubs::Processes(n) => {
-                RunningHub::Processes(Mutex::new(HubProcess::spawn_all(
-                    n,
-                    &hub_config,
-                    &integrations,
-                    hub_log,
-                )?))
-            }
+            Hubs::Processes(n) => RunningHub::Processes(Mutex::new(HubProcess::spawn_all(
+                n,
+                &hub_config,
+                &integrations,
+                hub_log,
+            )?)),
         };
         let play = Arc::new(Play {
             publisher,
@@ -741,9 +818,10 @@ impl Stage {
     pub(crate) fn hub_logs(&self) -> Vec<std::path::PathBuf> {
         match &self.hub {
             RunningHub::Task { .. } => Vec::new(),
-            RunningHub::Processes(p) => p
-                .lock()
-                .map_or_else(|_| Vec::new(), |p| p.iter().map(|h| h.log.clone()).collect()),
+            RunningHub::Processes(p) => p.lock().map_or_else(
+                |_| Vec::new(),
+                |p| p.iter().map(|h| h.log.clone()).collect(),
+            ),
         }
     }
 

@@ -42,7 +42,10 @@ fn a_short_chaos_run_injects_every_fault_and_breaks_no_invariant() {
             .count();
         assert!(applied > 0, "no {kind} fault was injected: {report:#}");
     }
-    assert!(report["journeys_done"].as_u64().unwrap_or(0) > 0, "{report:#}");
+    assert!(
+        report["journeys_done"].as_u64().unwrap_or(0) > 0,
+        "{report:#}"
+    );
     assert_eq!(report["journeys_failed"], 0, "{report:#}");
 
     let checks = report["checks"].as_array().expect("checks");

@@ -117,29 +117,9 @@ async fn effects(
     checks: &mut Vec<Check>,
 ) -> anyhow::Result<()> {
     let http = &stage.play.http;
-    let a1 = stage.url(simulators::SimKind::A1)?;
-    let inboxes: Vec<anyhow::Result<(String, Vec<String>)>> =
-        futures_util::stream::iter(phones.iter().map(|phone| {
-            let url = a1.join(&format!("sim/inbox/{}", phone.trim_start_matches('+')));
-            async move {
-                let inbox: serde_json::Value = http.get(url?).send().await?.json().await?;
-                let texts = inbox["messages"]
-                    .as_array()
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|m| m["text"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Ok((phone.clone(), texts))
-            }
-        }))
-        .buffer_unordered(16)
-        .collect()
-        .await;
+    let inboxes = stage.play.inboxes(phones.iter().cloned()).await?;
     let (mut sms, mut twice, mut passwords_twice) = (0, Vec::new(), Vec::new());
-    for inbox in inboxes {
-        let (phone, texts) = inbox.context("a phone's inbox")?;
+    for (phone, texts) in inboxes {
         sms += texts.len();
         let passwords = texts.iter().filter(|t| t.contains("пароль: ")).count();
         if passwords > 1 {
@@ -172,10 +152,17 @@ async fn effects(
         .unwrap_or_default();
     checks.push(Check::info("ERIP invoices", orders.len() as u64));
     let n = repeats(orders);
-    checks.push(Check::zero("invoices twice for one order", n as u64, Vec::new()));
+    checks.push(Check::zero(
+        "invoices twice for one order",
+        n as u64,
+        Vec::new(),
+    ));
 
     let (events, twice) = stage.play.desk.effects();
-    checks.push(Check::info("events the desk and portal heard", events as u64));
+    checks.push(Check::info(
+        "events the desk and portal heard",
+        events as u64,
+    ));
     checks.push(Check::zero(
         "events twice (decision, payment, issue... per application)",
         twice.len() as u64,
@@ -207,7 +194,11 @@ async fn messages(
             .fetch_one(pool)
             .await?;
     checks.push(Check::info("outbox rows", outbox as u64));
-    checks.push(Check::zero("outbox rows never published", unsent as u64, Vec::new()));
+    checks.push(Check::zero(
+        "outbox rows never published",
+        unsent as u64,
+        Vec::new(),
+    ));
     // The hostile messages the run sent must be there, each once, with its reason.
     let hostile: Vec<(String, String)> = sqlx::query_as(
         "SELECT DISTINCT ON (message_id) error_kind, left(error, 160) FROM dead_letters
@@ -239,10 +230,7 @@ async fn messages(
         total as u64,
         dead.into_iter()
             .map(|(q, k, c, n)| {
-                format!(
-                    "{n} in {q}: {k}: {}",
-                    crate::ops::dlq::mask::mask_text(&c)
-                )
+                format!("{n} in {q}: {k}: {}", crate::ops::dlq::mask::mask_text(&c))
             })
             .collect(),
     ));
@@ -397,15 +385,20 @@ async fn secrets(
     .await?;
     let mut rows = 0u64;
     for table in &tables {
-        let mut stream = sqlx::query_scalar::<_, serde_json::Value>(sqlx::AssertSqlSafe(
-            format!("SELECT to_jsonb(t) FROM \"{table}\" t"),
-        ))
+        let mut stream = sqlx::query_scalar::<_, serde_json::Value>(sqlx::AssertSqlSafe(format!(
+            "SELECT to_jsonb(t) FROM \"{table}\" t"
+        )))
         .fetch(pool);
         while let Some(row) = stream.next().await {
             rows += 1;
             let mut t = Vec::new();
             texts(&row?, &mut t);
-            scan(&t, &needles.secrets, &format!("table {table}"), &mut secrets);
+            scan(
+                &t,
+                &needles.secrets,
+                &format!("table {table}"),
+                &mut secrets,
+            );
         }
     }
     checks.push(Check::info("table rows read", rows));
@@ -422,14 +415,22 @@ async fn secrets(
             queued += 1;
             let mut t = vec![String::from_utf8_lossy(&m.delivery.data).into_owned()];
             t.push(format!("{:?}", m.delivery.properties.headers()));
-            scan(&t, &needles.secrets, &format!("queue {queue}"), &mut secrets);
+            scan(
+                &t,
+                &needles.secrets,
+                &format!("queue {queue}"),
+                &mut secrets,
+            );
             *seen.entry(queue.clone()).or_insert(0u64) += 1;
         }
     }
     let _ = channel.close(200, "read".into()).await;
     checks.push(Check::info("queued messages read", queued));
 
-    checks.push(Check::info("codes and passwords looked for", needles.secrets.len() as u64));
+    checks.push(Check::info(
+        "codes and passwords looked for",
+        needles.secrets.len() as u64,
+    ));
     checks.push(Check::zero(
         "codes or passwords in clear text (logs, tables, dead letters, queues)",
         secrets.total(),

@@ -138,7 +138,12 @@ impl Planned {
 
 /// The simulators the journeys reach, with the faults each can show.
 fn sim_faults(rng: &mut StdRng, longest: Duration) -> (SimKind, SimFault, Duration) {
-    let sims = [SimKind::Mvd, SimKind::A1, SimKind::Erip, SimKind::BackOffice];
+    let sims = [
+        SimKind::Mvd,
+        SimKind::A1,
+        SimKind::Erip,
+        SimKind::BackOffice,
+    ];
     let sim = sims[rng.random_range(0..sims.len())];
     let mut choices = vec![
         SimFault::Latency(rng.random_range(200..3000)),
@@ -180,7 +185,8 @@ pub fn plan(
         return Vec::new();
     }
     let window = duration.mul_f64(0.8);
-    let count = ((duration.as_secs_f64() / every.as_secs_f64().max(0.001)) as usize).max(kinds.len());
+    let count =
+        ((duration.as_secs_f64() / every.as_secs_f64().max(0.001)) as usize).max(kinds.len());
     // A quarter of the load, at most two minutes: the longest a simulator misbehaves.
     let longest = (duration / 4).clamp(Duration::from_secs(2), Duration::from_secs(120));
     let mut order: Vec<FaultKind> = kinds.to_vec();
@@ -191,7 +197,8 @@ pub fn plan(
                 .get(i)
                 .copied()
                 .unwrap_or_else(|| kinds[rng.random_range(0..kinds.len())]);
-            let at = rng.random_range(duration / 20..window.max(duration / 20 + Duration::from_millis(1)));
+            let at = rng
+                .random_range(duration / 20..window.max(duration / 20 + Duration::from_millis(1)));
             let (fault, hold) = match kind {
                 FaultKind::Kill => (
                     Fault::KillHub {
@@ -235,10 +242,16 @@ mod tests {
         assert_ne!(a, plan(8, d, Duration::from_secs(5), 2, &FaultKind::ALL));
         assert_eq!(a.len(), 12);
         for kind in FaultKind::ALL {
-            assert!(a.iter().any(|p| p.kind() == kind), "{kind:?} missing: {a:?}");
+            assert!(
+                a.iter().any(|p| p.kind() == kind),
+                "{kind:?} missing: {a:?}"
+            );
         }
         assert!(a.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
-        assert!(a.iter().all(|p| p.at() < d.mul_f64(0.8) && p.at() >= d / 20));
+        assert!(
+            a.iter()
+                .all(|p| p.at() < d.mul_f64(0.8) && p.at() >= d / 20)
+        );
         assert!(a.iter().all(|p| match p.fault {
             Fault::KillHub { hub } => hub < 2,
             _ => true,
@@ -247,7 +260,13 @@ mod tests {
 
     #[test]
     fn only_the_kinds_asked_for() {
-        let a = plan(1, Duration::from_secs(30), Duration::from_secs(3), 1, &[FaultKind::Sims]);
+        let a = plan(
+            1,
+            Duration::from_secs(30),
+            Duration::from_secs(3),
+            1,
+            &[FaultKind::Sims],
+        );
         assert!(!a.is_empty());
         assert!(a.iter().all(|p| p.kind() == FaultKind::Sims));
         assert!(plan(1, Duration::from_secs(30), Duration::from_secs(3), 1, &[]).is_empty());

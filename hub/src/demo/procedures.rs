@@ -135,6 +135,17 @@ fn application(journey: Journey, identifier: &str) -> SubmitApplication {
 }
 
 impl Play {
+    /// Plays one journey, failing unless it comes to its expected outcome.
+    pub(crate) async fn procedure_as_expected(
+        &self,
+        journey: Journey,
+        identifier: &str,
+    ) -> anyhow::Result<()> {
+        let (outcome, _) = self.procedure(journey, identifier).await?;
+        anyhow::ensure!(outcome == journey.expected(), "came to {outcome}");
+        Ok(())
+    }
+
     /// Plays one journey; returns its outcome and how long it took.
     pub(crate) async fn procedure(
         &self,
