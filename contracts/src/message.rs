@@ -30,10 +30,10 @@ impl MessageType {
 
     /// True when `s` is this type's wire form.
     pub fn matches(&self, s: &str) -> bool {
+        // Compared as text: `v01` or `v+1` is not version 1.
         s.strip_prefix(self.name)
             .and_then(|rest| rest.strip_prefix(".v"))
-            .and_then(|v| v.parse::<u16>().ok())
-            == Some(self.version)
+            .is_some_and(|v| v == self.version.to_string())
     }
 
     /// Whether a type name is well formed: dotted segments of `[a-z0-9_]`, then `.vN`.
@@ -41,7 +41,10 @@ impl MessageType {
         let Some((name, version)) = s.rsplit_once(".v") else {
             return false;
         };
-        let version_ok = !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit());
+        // Digits without a leading zero: one spelling per version.
+        let version_ok = !version.is_empty()
+            && version.bytes().all(|b| b.is_ascii_digit())
+            && !(version.len() > 1 && version.starts_with('0'));
         let name_ok = !name.is_empty()
             && name.split('.').all(|seg| {
                 !seg.is_empty()
@@ -150,6 +153,11 @@ mod tests {
         assert!(Ping::TYPE.matches("test.ping.v2"));
         assert!(!Ping::TYPE.matches("test.ping.v1"));
         assert!(!Ping::TYPE.matches("test.pingx.v2"));
+        // One spelling per version.
+        assert!(!Ping::TYPE.matches("test.ping.v02"));
+        assert!(!Ping::TYPE.matches("test.ping.v+2"));
+        assert!(!MessageType::is_well_formed("mvd.reconcile_person.v01"));
+        assert!(MessageType::is_well_formed("mvd.reconcile_person.v10"));
         assert!(MessageType::is_well_formed("mvd.reconcile_person.v1"));
         assert!(!MessageType::is_well_formed("Mvd.x.v1"));
         assert!(!MessageType::is_well_formed("mvd..x.v1"));

@@ -146,3 +146,21 @@ pub struct DeliveryReported {
 impl Message for DeliveryReported {
     const TYPE: MessageType = MessageType::new("sms.delivery_reported", 1);
 }
+
+/// `sms.wrong_code.v1`: a code the hub sent to this phone was typed wrong. The SMS worker counts
+/// wrong codes per phone, over every application and account, and sends no further code to a
+/// phone over its limit, so rotating applications does not multiply the guesses on one phone.
+/// Nobody waits for an answer.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrongCode {
+    /// `+375XXXXXXXXX`.
+    pub phone: String,
+    /// What the code was for.
+    pub purpose: SmsPurpose,
+}
+
+masked_debug!(WrongCode, "WrongCode");
+
+impl Message for WrongCode {
+    const TYPE: MessageType = MessageType::new("sms.wrong_code", 1);
+}
