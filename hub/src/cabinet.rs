@@ -10,7 +10,16 @@
 //! - each request runs in one transaction that locks the identifier's throttle row, so parallel
 //!   guesses are serialised and counted;
 //! - new passwords and recovery codes are hashed before that transaction (in `prepare`), so it
-//!   holds its locks only for the check of the password or code.
+//!   holds its locks only for the check of the password or code;
+//! - recovery is also limited per phone number ([`PhoneLimits`]): at most
+//!   `HUB_RECOVERY_CODES_PER_PHONE` codes to one number in a window, whichever identifiers they
+//!   were asked for, and wrong codes count against the number the code went to as well as the
+//!   identifier, in the same count as the sagas' wrong phone codes; over `HUB_WRONG_CODES_PER_PHONE`
+//!   no code is sent to the number, and none checked, until the window moves on. A request held
+//!   back gets the same `code_sent_if_known` as any other, so the limits tell nobody who exists.
+//!
+//! Logging in is limited per identifier only: an identifier has exactly one phone, so the
+//! identifier's count is the phone's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +36,14 @@ use contracts::sms::{SendSms, SmsPurpose};
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::broker::Incoming;
 use crate::engine::service::db_failure;
 use crate::engine::{Command, Service};
+use crate::metrics::metrics;
 use crate::secrets::{Sealer, hash_secret, random_digits, verify_secret};
+use crate::workers::sms::{PhoneEvent, PhoneKey, PhoneLimits};
 
 /// The cabinet's queue (short name).
 pub const QUEUE: &str = "cabinet";
@@ -88,12 +100,18 @@ impl Default for CabinetSettings {
 pub struct Cabinet {
     sealer: Arc<Sealer>,
     settings: CabinetSettings,
+    limits: PhoneLimits,
 }
 
 impl Cabinet {
-    /// The service with the hub's sealing key.
-    pub fn new(sealer: Arc<Sealer>, settings: CabinetSettings) -> Self {
-        Self { sealer, settings }
+    /// The service with the hub's sealing key, its settings and the per-phone limits (the same
+    /// as the SMS worker's, so both count one phone alike).
+    pub fn new(sealer: Arc<Sealer>, settings: CabinetSettings, limits: PhoneLimits) -> Self {
+        Self {
+            sealer,
+            settings,
+            limits,
+        }
     }
 }
 
@@ -213,16 +231,17 @@ impl Service for Cabinet {
     fn apply<'a>(
         &'a self,
         conn: &'a mut PgConnection,
-        _message: &'a Incoming,
+        message: &'a Incoming,
         request: Request,
     ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
         Box::pin(async move {
             let mut extra = Vec::new();
+            let cause = message.metadata.message_id;
             let outcome = match request {
                 Request::LogIn(r) => self.log_in(conn, &r).await,
                 Request::Change(r, new) => self.change(conn, &r, new).await,
-                Request::Recover(r, code) => self.recover(conn, &r, code, &mut extra).await,
-                Request::Complete(r, new) => self.complete(conn, &r, new).await,
+                Request::Recover(r, code) => self.recover(conn, &r, code, cause, &mut extra).await,
+                Request::Complete(r, new) => self.complete(conn, &r, new, cause).await,
                 Request::Block(r) => self.block(conn, &r).await,
             }
             .map_err(|e| db_failure(&e))?;
@@ -439,6 +458,7 @@ impl Cabinet {
         conn: &mut PgConnection,
         r: &RecoverPassword,
         code: Option<RecoveryCode>,
+        cause: Uuid,
         extra: &mut Vec<Command>,
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
@@ -476,19 +496,43 @@ impl Cabinet {
         else {
             return Ok(CabinetOutcome::CodeSentIfKnown);
         };
+        // The recovery row before the phone, as `complete` takes them: no deadlock between them.
+        sqlx::query("SELECT 1 FROM recoveries WHERE identifier = $1 FOR UPDATE")
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        let key = self.limits.key(&phone);
+        self.limits.lock(conn, &key).await?;
+        for event in [PhoneEvent::RecoveryCode, PhoneEvent::WrongCode] {
+            if let Some(until) = self.limits.reached(conn, &key, event).await? {
+                // The same answer as ever: whoever asks learns nothing from the limit.
+                tracing::warn!(
+                    phone = %phone.masked(),
+                    limit = event.limit_name(),
+                    %until,
+                    "recovery code not sent: a per-phone limit is reached"
+                );
+                metrics().cabinet_limited("recover_password", event.limit_name());
+                return Ok(CabinetOutcome::CodeSentIfKnown);
+            }
+        }
         sqlx::query(
-            "INSERT INTO recoveries (identifier, code_hash, expires_at, attempts_left)
-             VALUES ($1, $2, $3, $4)
+            "INSERT INTO recoveries (identifier, code_hash, expires_at, attempts_left, phone_key)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (identifier) DO UPDATE SET code_hash = excluded.code_hash,
                  expires_at = excluded.expires_at, attempts_left = excluded.attempts_left,
-                 created_at = now()",
+                 phone_key = excluded.phone_key, created_at = now()",
         )
         .bind(&id)
         .bind(&code_hash)
         .bind(Utc::now() + self.settings.recovery_code_ttl)
         .bind(self.settings.recovery_attempts)
+        .bind(key.as_bytes())
         .execute(&mut *conn)
         .await?;
+        self.limits
+            .record(conn, &key, PhoneEvent::RecoveryCode, Some(cause))
+            .await?;
         event(conn, &id, "recovery_code_sent").await?;
         if let Ok(send) = Command::new(&SendSms {
             to: phone.as_str().to_owned(),
@@ -506,25 +550,51 @@ impl Cabinet {
         conn: &mut PgConnection,
         r: &CompleteRecovery,
         new: NewPassword,
+        cause: Uuid,
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
         if let Some(until) = self.throttle().locked(conn, &id).await? {
             return Ok(CabinetOutcome::LockedOut { until });
         }
-        let row: Option<(String, DateTime<Utc>, i32)> = sqlx::query_as(
-            "SELECT code_hash, expires_at, attempts_left FROM recoveries WHERE identifier = $1 FOR UPDATE",
+        type Row = (String, DateTime<Utc>, i32, Option<Vec<u8>>, String);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT r.code_hash, r.expires_at, r.attempts_left, r.phone_key, i.phone
+             FROM recoveries r JOIN identifiers i USING (identifier)
+             WHERE r.identifier = $1 FOR UPDATE OF r",
         )
         .bind(&id)
         .fetch_optional(&mut *conn)
         .await?;
-        let Some((hash, expires_at, attempts_left)) =
-            row.filter(|(_, e, left)| *e > Utc::now() && *left > 0)
+        let Some((hash, _, _, phone_key, phone)) =
+            row.filter(|(_, e, left, _, _)| *e > Utc::now() && *left > 0)
         else {
             return Ok(CabinetOutcome::CodeExpired);
         };
-        let _ = (expires_at, attempts_left);
-        // Checked here, under the throttle and recovery row locks: a wrong code is counted
-        // before the next attempt is checked.
+        // The phone the code went to (the identifier's own for codes older than the column).
+        let key = phone_key
+            .as_deref()
+            .and_then(PhoneKey::from_bytes)
+            .or_else(|| Msisdn::parse(&phone).ok().map(|p| self.limits.key(&p)));
+        if let Some(key) = &key {
+            self.limits.lock(conn, key).await?;
+            if let Some(until) = self
+                .limits
+                .reached(conn, key, PhoneEvent::WrongCode)
+                .await?
+            {
+                // Too many wrong codes for this phone, over every account and application: no
+                // code is checked until the oldest leaves the window.
+                tracing::warn!(
+                    limit = PhoneEvent::WrongCode.limit_name(),
+                    %until,
+                    "recovery code not checked: a per-phone limit is reached"
+                );
+                metrics().cabinet_limited("complete_recovery", PhoneEvent::WrongCode.limit_name());
+                return Ok(CabinetOutcome::LockedOut { until });
+            }
+        }
+        // Checked here, under the throttle, recovery row and phone locks: a wrong code is
+        // counted before the next attempt is checked.
         if !verify_secret(r.code.trim(), &hash) {
             sqlx::query(
                 "UPDATE recoveries SET attempts_left = attempts_left - 1 WHERE identifier = $1",
@@ -532,6 +602,11 @@ impl Cabinet {
             .bind(&id)
             .execute(&mut *conn)
             .await?;
+            if let Some(key) = &key {
+                self.limits
+                    .record(conn, key, PhoneEvent::WrongCode, Some(cause))
+                    .await?;
+            }
             return self
                 .throttle()
                 .fail(conn, &id, CabinetOutcome::WrongCode)

@@ -9,7 +9,8 @@ use contracts::{Namespace, RetryTier};
 /// Where the hub connects and how it runs. Every field has a flag and an environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct HubConfig {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL; for a cluster, its nodes' URLs separated by commas: the hub connects to
+    /// the first that answers and, when the connection is lost, tries the others in turn.
     #[arg(
         long,
         env = "AMQP_URL",
@@ -208,6 +209,78 @@ pub struct IntegrationConfig {
     /// The operators' web console ([`crate::ops::console`]).
     #[command(flatten)]
     pub console: ConsoleConfig,
+
+    /// Per-phone limits against brute force and SMS floods ([`crate::workers::sms::PhoneLimits`]).
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+}
+
+/// Per-phone limits: SMS to one number, recovery codes to one number, wrong codes typed for one
+/// number, each in a rolling window shared by every hub process (kept in PostgreSQL). A limit is
+/// at least 1: a security limit is not switched off by a zero.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// SMS of any kind sent to one number in `HUB_SMS_PER_PHONE_WINDOW`; more are not sent (the
+    /// requester gets the usual "not sent" answer).
+    #[arg(
+        long = "sms-per-phone",
+        env = "HUB_SMS_PER_PHONE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub sms_per_phone: u32,
+
+    /// The window of `HUB_SMS_PER_PHONE`.
+    #[arg(long = "sms-per-phone-window", env = "HUB_SMS_PER_PHONE_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub sms_window: Duration,
+
+    /// Password recovery codes sent to one number in `HUB_RECOVERY_CODES_WINDOW`, whichever
+    /// identifiers they were asked for.
+    #[arg(
+        long = "recovery-codes-per-phone",
+        env = "HUB_RECOVERY_CODES_PER_PHONE",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub recovery_codes_per_phone: u32,
+
+    /// The window of `HUB_RECOVERY_CODES_PER_PHONE`.
+    #[arg(long = "recovery-codes-window", env = "HUB_RECOVERY_CODES_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub recovery_codes_window: Duration,
+
+    /// Shortest time between two recovery codes for one identifier.
+    #[arg(long = "recovery-interval", env = "HUB_RECOVERY_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub recovery_interval: Duration,
+
+    /// Wrong SMS codes (phone confirmation, password recovery) typed for one number in
+    /// `HUB_WRONG_CODES_WINDOW`, over every application and account; then no further code is
+    /// sent to it or checked until the window moves on.
+    #[arg(
+        long = "wrong-codes-per-phone",
+        env = "HUB_WRONG_CODES_PER_PHONE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub wrong_codes_per_phone: u32,
+
+    /// The window of `HUB_WRONG_CODES_PER_PHONE`.
+    #[arg(long = "wrong-codes-window", env = "HUB_WRONG_CODES_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    pub wrong_codes_window: Duration,
+}
+
+impl Default for LimitsConfig {
+    /// The defaults of the flags.
+    fn default() -> Self {
+        Self {
+            sms_per_phone: 10,
+            sms_window: Duration::from_secs(3600),
+            recovery_codes_per_phone: 3,
+            recovery_codes_window: Duration::from_secs(3600),
+            recovery_interval: Duration::from_secs(60),
+            wrong_codes_per_phone: 10,
+            wrong_codes_window: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// Where the operators' console listens and who may log in. It runs only when at least one
@@ -417,6 +490,7 @@ impl std::fmt::Debug for IntegrationConfig {
             .field("mvd_url", &self.mvd_url.as_str())
             .field("http_addr", &self.http_addr)
             .field("seal_key", &self.seal_key.as_ref().map(|_| "***"))
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -476,6 +550,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// The URL with its password replaced by `***`, for messages and logs.
 pub fn mask_url(url: &str) -> String {
+    // An `AMQP_URL` may name a cluster's nodes, each with its own password.
+    let urls = crate::broker::amqp_urls(url);
+    if urls.len() > 1 {
+        return urls
+            .iter()
+            .map(|u| mask_url(u))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -521,6 +604,36 @@ mod tests {
         );
         assert!(ConsoleUsers::parse(&format!("iva nova:{a}")).is_err());
         assert!(ConsoleUsers::parse(&format!("ivanova:{a},ivanova:{b}")).is_err());
+    }
+
+    #[test]
+    fn the_limits_flags_default_to_the_limits_default() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: LimitsConfig,
+        }
+        let parsed = <Cli as clap::Parser>::try_parse_from(["hub"]).expect("defaults");
+        let d = LimitsConfig::default();
+        assert_eq!(
+            format!("{:?}", parsed.limits),
+            format!("{d:?}"),
+            "Default and the flags' defaults agree"
+        );
+        let set = <Cli as clap::Parser>::try_parse_from([
+            "hub",
+            "--sms-per-phone",
+            "3",
+            "--sms-per-phone-window",
+            "10m",
+        ])
+        .expect("set");
+        assert_eq!(set.limits.sms_per_phone, 3);
+        assert_eq!(set.limits.sms_window, Duration::from_secs(600));
+        assert!(
+            <Cli as clap::Parser>::try_parse_from(["hub", "--sms-per-phone", "0"]).is_err(),
+            "a zero limit is refused, not taken as off"
+        );
     }
 
     #[test]

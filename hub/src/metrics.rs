@@ -153,6 +153,18 @@ struct CallErrorLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CappedLabels {
+    purpose: &'static str,
+    limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LimitedLabels {
+    request: &'static str,
+    limit: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The process's counters and histograms.
@@ -170,6 +182,8 @@ pub struct Metrics {
     external_duration: HistogramFamily<CallLabels>,
     external_errors: Family<CallErrorLabels, Counter>,
     argon2_duration: HistogramFamily<Argon2Label>,
+    sms_capped: Family<CappedLabels, Counter>,
+    cabinet_limited: Family<LimitedLabels, Counter>,
     message_types: Mutex<HashSet<String>>,
 }
 
@@ -275,6 +289,18 @@ impl Metrics {
             "Time spent hashing or verifying a secret with argon2, by operation",
             argon2_duration.clone(),
         );
+        let sms_capped = Family::default();
+        registry.register(
+            "hub_sms_capped",
+            "SMS the SMS worker did not send because a per-phone limit was reached, by purpose and limit",
+            sms_capped.clone(),
+        );
+        let cabinet_limited = Family::default();
+        registry.register(
+            "hub_cabinet_phone_limited",
+            "Cabinet requests held back by a per-phone limit (no code sent, or none checked), by request and limit",
+            cabinet_limited.clone(),
+        );
         Self {
             registry,
             messages_in,
@@ -288,6 +314,8 @@ impl Metrics {
             external_duration,
             external_errors,
             argon2_duration,
+            sms_capped,
+            cabinet_limited,
             message_types: Mutex::new(HashSet::new()),
         }
     }
@@ -391,6 +419,22 @@ impl Metrics {
         self.argon2_duration
             .get_or_create(&Argon2Label { op })
             .observe(took.as_secs_f64());
+    }
+
+    /// The SMS worker did not send an SMS for `purpose` (`phone_code`, `notice`, ...) because
+    /// the per-phone `limit` (`sms_per_phone`, `wrong_codes_per_phone`) was reached.
+    pub fn sms_capped(&self, purpose: &'static str, limit: &'static str) {
+        self.sms_capped
+            .get_or_create(&CappedLabels { purpose, limit })
+            .inc();
+    }
+
+    /// The cabinet held back `request` (`recover_password`, `complete_recovery`) because the
+    /// per-phone `limit` was reached.
+    pub fn cabinet_limited(&self, request: &'static str, limit: &'static str) {
+        self.cabinet_limited
+            .get_or_create(&LimitedLabels { request, limit })
+            .inc();
     }
 
     /// The process's metrics followed by `scraped` (read at scrape time), in the text format.
@@ -590,6 +634,8 @@ mod tests {
             &Err(Failure::transient("down")),
         );
         m.argon2(Argon2Op::Verify, Duration::from_millis(20));
+        m.sms_capped("t-metrics-purpose", "sms_per_phone");
+        m.cabinet_limited("t-metrics-request", "wrong_codes_per_phone");
         let snapshot = Snapshot {
             sagas: vec![("issuance".into(), "awaiting_mvd".into(), 3)],
             outbox_unsent: Some(2),
@@ -609,6 +655,8 @@ mod tests {
             r#"hub_argon2_seconds_count{op="verify"} "#,
             r#"hub_argon2_seconds_sum{op="verify"} "#,
             r#"hub_argon2_seconds_bucket{le="0.032",op="verify"} "#,
+            r#"hub_sms_capped_total{purpose="t-metrics-purpose",limit="sms_per_phone"} 1"#,
+            r#"hub_cabinet_phone_limited_total{request="t-metrics-request",limit="wrong_codes_per_phone"} 1"#,
             r#"hub_sagas{saga_type="issuance",state="awaiting_mvd"} 3"#,
             "hub_outbox_unsent 2",
             "hub_outbox_lag_seconds 1.5",

@@ -25,7 +25,7 @@ use crate::workers::backoffice::{self as backoffice_worker, BackOfficeWorker};
 use crate::workers::email::{self as email_worker, EmailWorker};
 use crate::workers::erip::{self as erip_worker, EripWorker};
 use crate::workers::mvd::{self as mvd_worker, MvdWorker};
-use crate::workers::sms::{self as sms_worker, SmsWorker};
+use crate::workers::sms::{self as sms_worker, PhoneLimits, SmsWorker};
 use adapters::backoffice::BackOfficeClient;
 use adapters::email::{EmailClient, EmailConfig};
 use adapters::erip::EripClient;
@@ -102,7 +102,16 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
             }
         }
     }
-    let cabinet = Cabinet::new(sealer.clone(), CabinetSettings::default());
+    // One key and one set of limits for the cabinet and the SMS worker: they count one phone.
+    let limits = PhoneLimits::new(&config.limits, config.seal_key.as_deref());
+    let cabinet = Cabinet::new(
+        sealer.clone(),
+        CabinetSettings {
+            recovery_interval: config.limits.recovery_interval,
+            ..CabinetSettings::default()
+        },
+        limits.clone(),
+    );
     let email = EmailClient::new(EmailConfig {
         smtp_url: config.smtp_url.clone(),
         from: config.email_from.clone(),
@@ -295,6 +304,7 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
                         sealer.clone(),
                         ctx.pool.clone(),
                         callback.clone(),
+                        limits.clone(),
                     ),
                     ctx.pool.clone(),
                     ctx.topology.clone(),

@@ -177,6 +177,7 @@ impl Portal {
             eds_trusted_root_files: Vec::new(),
             eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)).await],
             console: Default::default(),
+            limits: Default::default(),
         };
         adjust(&mut integrations);
         let plan = hub::services::plan(&integrations).expect("the hub's plan");

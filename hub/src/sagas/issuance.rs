@@ -31,7 +31,7 @@ use contracts::registry::{
 use contracts::sealed::Sealed;
 use contracts::sms::{
     CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
-    SubscriberStatus,
+    SubscriberStatus, WrongCode,
 };
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::broker::Incoming;
 use crate::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
 use crate::secrets::{Sealer, hash_secret, random_digits, random_password, verify_secret};
+use crate::workers::sms::WRONG_CODES_PER_PHONE_REACHED;
 
 /// The saga type.
 pub const SAGA_TYPE: &str = "issuance";
@@ -442,6 +443,7 @@ impl Saga for IssuanceSaga {
                         vec![],
                         true,
                     )
+                    .and_then(|st| Ok(st.send(wrong_code(s)?)))
                     .map(|st| st.cancel_timer(CODE_TIMER))
                 } else {
                     let left = attempts_left - 1;
@@ -458,7 +460,8 @@ impl Saga for IssuanceSaga {
                         desk_id: s.application.desk_id.clone(),
                         application_number: s.application.number.clone(),
                         attempts_left: left,
-                    })?))
+                    })?)
+                    .send(wrong_code(s)?))
                 }
             }
             (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => reject(
@@ -468,6 +471,26 @@ impl Saga for IssuanceSaga {
                 vec![],
                 true,
             ),
+            // No code will come: too many wrong codes were typed for this phone over every
+            // application (the per-phone limit), the phone had too many SMS, or the operator
+            // refused it. Said now rather than when the code would have expired.
+            (Stage::ConfirmingPhone { .. }, Input::SmsNotSent(n))
+                if n.purpose == SmsPurpose::PhoneCode =>
+            {
+                let detail = if n.reason == WRONG_CODES_PER_PHONE_REACHED {
+                    "too_many_attempts"
+                } else {
+                    "code_not_delivered"
+                };
+                reject(
+                    s,
+                    RejectReason::PhoneNotConfirmed,
+                    Some(detail.into()),
+                    vec![],
+                    true,
+                )
+                .map(|st| st.cancel_timer(CODE_TIMER))
+            }
             (
                 Stage::CreatingAccount {
                     text,
@@ -769,6 +792,17 @@ fn reject(
         step = step.send(self::release(s)?);
     }
     Ok(step)
+}
+
+/// Tells the SMS worker a wrong code was typed for the application's phone: it counts them per
+/// phone over every application, so a new application on the same phone gets no fresh guesses
+/// once the phone's limit is reached.
+fn wrong_code(s: &Issuance) -> Result<Command, Failure> {
+    Command::new(&WrongCode {
+        phone: s.phone.clone(),
+        purpose: SmsPurpose::PhoneCode,
+    })
+    .map(Command::detach)
 }
 
 /// The registry command that frees the application's reservation (a no-op when there is none).
@@ -1296,7 +1330,10 @@ mod tests {
             })
         };
         let first = run.step(Some(&state), wrong());
-        assert_eq!(sent(&first), ["issuance.phone_code_wrong.v1"]);
+        assert_eq!(
+            sent(&first),
+            ["issuance.phone_code_wrong.v1", "sms.wrong_code.v1"]
+        );
         let second = run.step(Some(&first.state), wrong());
         let third = run.step(Some(&second.state), wrong());
         let r = rejection(&third);
@@ -1306,9 +1343,46 @@ mod tests {
         );
         assert!(sent(&third).contains(&"registry.release.v1"));
         assert_eq!(third.cancel_timers, vec![CODE_TIMER.to_string()]);
+        // Every wrong code, the last one too, is counted against the phone, detached.
+        for step in [&first, &second, &third] {
+            let counted: Vec<&Command> = step
+                .commands
+                .iter()
+                .filter(|c| c.message_type == "sms.wrong_code.v1")
+                .collect();
+            assert_eq!(counted.len(), 1);
+            assert!(counted[0].detached);
+            let w: WrongCode = serde_json::from_slice(&counted[0].body).expect("body");
+            assert_eq!(
+                (w.phone.as_str(), w.purpose),
+                ("+375291234567", SmsPurpose::PhoneCode)
+            );
+        }
 
         let expired = run.step(Some(&state), Input::CodeExpired);
         let r = rejection(&expired);
         assert_eq!(r.detail.as_deref(), Some("timed_out"));
+
+        // The phone's limit of wrong codes over every application is reached: the code is not
+        // sent, and the application ends at once, as if its own attempts were used up.
+        let not_sent = |reason: &str| {
+            Input::SmsNotSent(SmsNotSent {
+                purpose: SmsPurpose::PhoneCode,
+                reason: reason.into(),
+            })
+        };
+        let limited = run.step(Some(&state), not_sent(WRONG_CODES_PER_PHONE_REACHED));
+        let r = rejection(&limited);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
+        );
+        assert!(sent(&limited).contains(&"registry.release.v1"));
+        assert_eq!(limited.cancel_timers, vec![CODE_TIMER.to_string()]);
+        let refused = run.step(Some(&state), not_sent("subscriber blocked"));
+        assert_eq!(
+            rejection(&refused).detail.as_deref(),
+            Some("code_not_delivered")
+        );
     }
 }
