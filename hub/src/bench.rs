@@ -620,7 +620,7 @@ fn progress_bar(total: u64, name: &str) -> indicatif::ProgressBar {
 
 /// Deletes the raw measurement's queues, if a failed measurement left them.
 async fn delete_raw_queues(amqp_url: &str, prefix: &str) -> anyhow::Result<()> {
-    let conn = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default())
+    let conn = crate::broker::connect_first(amqp_url, lapin::ConnectionProperties::default())
         .await
         .context("the broker, to clean up")?;
     let channel = conn.create_channel().await?;

@@ -19,7 +19,7 @@ use lapin::options::{
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, ConnectionProperties};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -68,7 +68,8 @@ pub async fn broker_hops(
     in_flight: u16,
     timeout: Duration,
 ) -> anyhow::Result<Rate> {
-    let conn = Connection::connect(amqp_url, ConnectionProperties::default())
+    // The first node that answers, when AMQP_URL names a cluster.
+    let conn = crate::broker::connect_first(amqp_url, ConnectionProperties::default())
         .await
         .context("the broker for the raw hop benchmark")?;
     let (a, b) = (format!("{prefix}.raw.a"), format!("{prefix}.raw.b"));

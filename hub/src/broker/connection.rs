@@ -1,6 +1,10 @@
 //! A supervised broker connection. The broker restarting must not need a hub restart: the
 //! supervisor reconnects with jittered exponential backoff, and every component asks it for a
 //! fresh channel whenever the one it had died.
+//!
+//! `AMQP_URL` may name a cluster's nodes, separated by commas: the hub connects to the first
+//! that answers and, when that connection is lost, tries the others in turn starting after it,
+//! so it moves away from a node that went down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +17,104 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::mask_url;
 
+/// The longest one node of a list may take to answer before the next is tried: a node that is
+/// cut off rather than stopped would otherwise hold the connect for the TCP timeout (minutes).
+/// A single URL has no such limit, as before lists existed.
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The broker could not be reached or refused us.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "cannot connect to RabbitMQ at {url}: {reason}. Start it (`rabbitmq-server -detached`, or `docker compose up -d rabbitmq`) or point AMQP_URL at a running broker"
 )]
 pub struct ConnectError {
-    /// The URL with its password masked.
+    /// The URL tried, or the URLs tried separated by `, `, with their passwords masked.
     pub url: String,
-    /// The client's words.
+    /// The client's words (for several URLs, each URL's, after that URL).
     pub reason: String,
+}
+
+/// The URLs of an `AMQP_URL` value: one URL, or a cluster's nodes separated by commas
+/// (`amqp://hub:pw@mq1:5672/%2f,amqp://hub:pw@mq2:5672/%2f`; spaces around the commas are
+/// ignored). Only a comma followed by an AMQP URL (`amqp://`, `amqps://`) separates two: a
+/// comma inside a URL (in a password) stays part of it. A value naming no URL is returned as
+/// it is, for the client to refuse in its own words.
+pub fn amqp_urls(value: &str) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for piece in value.split(',') {
+        let trimmed = piece.trim();
+        let lower = trimmed.to_ascii_lowercase();
+        let starts_url = lower.starts_with("amqp://") || lower.starts_with("amqps://");
+        match urls.last_mut() {
+            Some(last) if !starts_url => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ if trimmed.is_empty() => {}
+            _ => urls.push(trimmed.to_owned()),
+        }
+    }
+    for url in &mut urls {
+        // A trailing comma or space after the last URL is a separator, not part of it.
+        let kept = url.trim_end_matches([',', ' ']).len();
+        url.truncate(kept);
+    }
+    if urls.is_empty() {
+        urls.push(value.to_owned());
+    }
+    urls
+}
+
+/// Connects to the first URL of an `AMQP_URL` value that answers: for a one-off connection
+/// (a benchmark, a clean-up) that needs no supervision.
+pub async fn connect_first(
+    amqp_url: &str,
+    properties: ConnectionProperties,
+) -> Result<Connection, ConnectError> {
+    let urls = amqp_urls(amqp_url);
+    connect_any(&urls, 0, &properties).await.map(|(c, _)| c)
+}
+
+/// Tries each of `urls` once, starting at `start` and wrapping around; returns the first
+/// connection made and the index of its URL, or every URL's failure.
+async fn connect_any(
+    urls: &[String],
+    start: usize,
+    properties: &ConnectionProperties,
+) -> Result<(Connection, usize), ConnectError> {
+    if let [url] = urls {
+        return Connection::connect(url, properties.clone())
+            .await
+            .map(|c| (c, 0))
+            .map_err(|e| ConnectError {
+                url: mask_url(url),
+                reason: e.to_string(),
+            });
+    }
+    let mut failures = Vec::with_capacity(urls.len());
+    for i in (0..urls.len()).map(|k| (start + k) % urls.len()) {
+        let url = &urls[i];
+        let reason = match tokio::time::timeout(
+            NODE_CONNECT_TIMEOUT,
+            Connection::connect(url, properties.clone()),
+        )
+        .await
+        {
+            Ok(Ok(c)) => return Ok((c, i)),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {NODE_CONNECT_TIMEOUT:?}"),
+        };
+        tracing::debug!(url = %mask_url(url), error = %reason, "broker node did not answer; trying the next");
+        failures.push(format!("{}: {reason}", mask_url(url)));
+    }
+    Err(ConnectError {
+        url: urls
+            .iter()
+            .map(|u| mask_url(u))
+            .collect::<Vec<_>>()
+            .join(", "),
+        reason: failures.join("; "),
+    })
 }
 
 /// A handle on the supervised connection; cheap to clone.
@@ -34,15 +126,20 @@ pub struct Broker {
 
 impl Broker {
     /// Connects once (so a wrong URL or a stopped broker is reported at start), then keeps the
-    /// connection up in a background task until `shutdown` is cancelled.
+    /// connection up in a background task until `shutdown` is cancelled. `url` is an
+    /// `AMQP_URL` value: one URL or several ([`amqp_urls`]).
     pub async fn connect(
         url: &str,
         name: &str,
         shutdown: CancellationToken,
     ) -> Result<Self, ConnectError> {
-        let first = open(url, name).await?;
+        let urls = amqp_urls(url);
+        let (first, node) = open(&urls, 0, name).await?;
+        if urls.len() > 1 {
+            tracing::info!(connection = %name, url = %mask_url(&urls[node]), "connected to the broker");
+        }
         let (tx, rx) = watch::channel(Some(Arc::new(first)));
-        tokio::spawn(supervise(url.to_owned(), name.to_owned(), tx, shutdown));
+        tokio::spawn(supervise(urls, node, name.to_owned(), tx, shutdown));
         Ok(Self {
             current: rx,
             name: name.to_owned(),
@@ -89,18 +186,19 @@ impl Broker {
     }
 }
 
-async fn open(url: &str, name: &str) -> Result<Connection, ConnectError> {
+async fn open(
+    urls: &[String],
+    start: usize,
+    name: &str,
+) -> Result<(Connection, usize), ConnectError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, properties)
-        .await
-        .map_err(|e| ConnectError {
-            url: mask_url(url),
-            reason: e.to_string(),
-        })
+    connect_any(urls, start, &properties).await
 }
 
+/// Watches the connection to `urls[node]` and replaces it when it fails.
 async fn supervise(
-    url: String,
+    urls: Vec<String>,
+    mut node: usize,
     name: String,
     tx: watch::Sender<Option<Arc<Connection>>>,
     shutdown: CancellationToken,
@@ -120,7 +218,7 @@ async fn supervise(
                 }
                 event = events.next() => match event {
                     Some(Event::Error(e)) => {
-                        tracing::warn!(connection = %name, error = %e, "broker connection lost; reconnecting");
+                        tracing::warn!(connection = %name, url = %mask_url(&urls[node]), error = %e, "broker connection lost; reconnecting");
                         break;
                     }
                     Some(_) => {}
@@ -139,9 +237,14 @@ async fn supervise(
             .with_max_delay(Duration::from_secs(5))
             .without_max_times()
             .build();
+        // Start with the node after the one lost (it may be down); one URL is tried alone.
+        let start = (node + 1) % urls.len();
         let reconnected = loop {
-            match open(&url, &name).await {
-                Ok(c) => break c,
+            match open(&urls, start, &name).await {
+                Ok((c, i)) => {
+                    node = i;
+                    break c;
+                }
                 Err(e) => {
                     let delay = delays.next().unwrap_or(Duration::from_secs(5));
                     tracing::warn!(connection = %name, error = %e.reason, retry_in_ms = delay.as_millis() as u64, "broker still unreachable");
@@ -152,7 +255,81 @@ async fn supervise(
                 }
             }
         };
-        tracing::info!(connection = %name, "broker connection restored");
+        tracing::info!(connection = %name, url = %mask_url(&urls[node]), "broker connection restored");
         tx.send_replace(Some(Arc::new(reconnected)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_url_stays_as_it_is_and_a_list_splits_at_commas_before_a_url() {
+        let one = "amqp://hub:pw@mq:5672/%2f";
+        assert_eq!(amqp_urls(one), [one]);
+        assert_eq!(
+            amqp_urls(" amqp://a:1/%2f, amqps://b:2/%2f ,AMQP://c:3/%2f,"),
+            ["amqp://a:1/%2f", "amqps://b:2/%2f", "AMQP://c:3/%2f"]
+        );
+        // A comma in a password is not a separator.
+        assert_eq!(
+            amqp_urls("amqp://hub:p,w@a/%2f,amqp://hub:p,w@b/%2f"),
+            ["amqp://hub:p,w@a/%2f", "amqp://hub:p,w@b/%2f"]
+        );
+        // Nothing to split: the client gets the value and refuses it in its own words.
+        assert_eq!(amqp_urls(""), [""]);
+        assert_eq!(amqp_urls("not a url"), ["not a url"]);
+    }
+
+    #[test]
+    fn a_list_is_masked_url_by_url() {
+        let masked = mask_url("amqp://hub:secret@a:5672/%2f, amqp://hub:secret@b:5672/%2f");
+        assert_eq!(
+            masked,
+            "amqp://hub:***@a:5672/%2f, amqp://hub:***@b:5672/%2f"
+        );
+    }
+
+    /// A loopback port nothing listens on.
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    #[tokio::test]
+    async fn the_error_names_every_url_tried_without_its_password() {
+        let (a, b) = (closed_port(), closed_port());
+        let value =
+            format!("amqp://hub:secret@127.0.0.1:{a}/%2f,amqp://hub:secret@127.0.0.1:{b}/%2f");
+        let e = connect_first(&value, ConnectionProperties::default())
+            .await
+            .expect_err("nothing listens");
+        let text = e.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        for port in [a, b] {
+            assert!(
+                text.contains(&format!("amqp://hub:***@127.0.0.1:{port}/%2f: ")),
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_node_that_answers_is_the_one_connected_to() {
+        let live = std::env::var("TEST_AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        let dead = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
+        let urls = [dead.clone(), live, dead];
+        let props = ConnectionProperties::default();
+        let (conn, node) = connect_any(&urls, 0, &props).await.expect("the live node");
+        assert_eq!(node, 1);
+        let _ = conn.close(200, "test".into()).await;
+        // Starting after the live node wraps around to it.
+        let (conn, node) = connect_any(&urls, 2, &props).await.expect("the live node");
+        assert_eq!(node, 1);
+        let _ = conn.close(200, "test".into()).await;
     }
 }

@@ -8,7 +8,7 @@ mod properties;
 mod publisher;
 pub mod topology;
 
-pub use connection::{Broker, ConnectError};
+pub use connection::{Broker, ConnectError, amqp_urls, connect_first};
 pub use consumer::{
     ConsumerSettings, Handler, Incoming, MAX_BODY_BYTES, handled_as_duplicate, run_consumer,
 };
@@ -17,9 +17,10 @@ pub use publisher::{PublishError, Publisher};
 pub use topology::{Declaration, declare, describe};
 
 /// The user an AMQP URL logs in as: its user name, or `guest` when it names none (the AMQP
-/// URI spec's default). The broker checks a message's `user_id` against it.
+/// URI spec's default). The broker checks a message's `user_id` against it. Of a list of URLs
+/// (a cluster's nodes, which share their users), the first's.
 pub fn broker_user(amqp_url: &str) -> String {
-    url::Url::parse(amqp_url)
+    url::Url::parse(&first_url(amqp_url))
         .ok()
         .filter(|u| !u.username().is_empty())
         .map_or_else(
@@ -33,9 +34,9 @@ pub fn broker_user(amqp_url: &str) -> String {
 }
 
 /// The virtual host an AMQP URL names: its path, decoded (`%2f` is `/`), or `/` when it names
-/// none.
+/// none. Of a list of URLs, the first's.
 pub fn vhost(amqp_url: &str) -> String {
-    url::Url::parse(amqp_url)
+    url::Url::parse(&first_url(amqp_url))
         .ok()
         .map(|u| u.path().trim_start_matches('/').to_owned())
         .filter(|p| !p.is_empty())
@@ -49,6 +50,11 @@ pub fn vhost(amqp_url: &str) -> String {
         )
 }
 
+/// The first URL of an `AMQP_URL` value.
+fn first_url(amqp_url: &str) -> String {
+    amqp_urls(amqp_url).into_iter().next().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -59,5 +65,8 @@ mod tests {
         assert_eq!(super::vhost("amqp://h:5672/%2f"), "/");
         assert_eq!(super::vhost("amqp://h:5672"), "/");
         assert_eq!(super::vhost("amqp://h:5672/staging"), "staging");
+        let cluster = "amqp://hub:pw@h1:5672/staging,amqp://hub:pw@h2:5672/staging";
+        assert_eq!(super::broker_user(cluster), "hub");
+        assert_eq!(super::vhost(cluster), "staging");
     }
 }
