@@ -95,6 +95,45 @@ pub fn desk_rabbitmqctl_commands(desk_ids: &[String], vhost: &str) -> Vec<Vec<St
         .collect()
 }
 
+/// The message types only the hub itself sends: commands to its adapter workers and their
+/// results, the registry's, and operators' (sent by `hub` commands with the hub's user).
+const INTERNAL_PREFIXES: [&str; 6] = ["mvd.", "sms.", "erip.", "email.", "registry.", "ops."];
+
+/// Checks who may send a message a consumer took, before any handler sees it:
+///
+/// - every message names its sender in `user_id`, which the broker checks against the
+///   connection; one without it cannot be attributed, so it is refused (a desk leaving it out
+///   could otherwise speak for any desk);
+/// - the hub's internal types (adapter commands and results, the registry's, operators') only
+///   from the hub's own user, so nobody on the bus can send an SMS or spend a phone's limits;
+/// - a desk user only for its own desk ([`authorise_desk`]).
+///
+/// Errors: a permanent failure naming the sender (the message is dead-lettered with it).
+pub fn authorise_sender(
+    user_id: Option<&str>,
+    hub_user: &str,
+    message_type: &str,
+    body: &[u8],
+) -> Result<(), crate::Failure> {
+    let Some(user) = user_id else {
+        return Err(crate::Failure::permanent(format!(
+            "a {message_type} message without user_id: every message must name its sender's \
+             broker user in user_id (the broker checks it against the connection)"
+        )));
+    };
+    if user != hub_user
+        && INTERNAL_PREFIXES
+            .iter()
+            .any(|p| message_type.starts_with(p))
+    {
+        return Err(crate::Failure::permanent(format!(
+            "{message_type} is the hub's own message type, but broker user {user:?} sent it: \
+             only the hub ({hub_user:?}) sends it"
+        )));
+    }
+    authorise_desk(user_id, hub_user, body)
+}
+
 /// Checks that a message a consumer took may speak for the desk its body names.
 ///
 /// `user_id` is the sender as the broker checked it (for the hub's own retry copies, the
@@ -263,6 +302,41 @@ fn regex_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_sender_is_named_and_internal_types_come_from_the_hub_only() {
+        use super::authorise_sender;
+        let body = br#"{"desk_id": "minsk-1", "application_number": "A-1", "code": "1"}"#;
+        let unattributed = authorise_sender(None, "hub", "issuance.confirm_phone.v1", body)
+            .expect_err("no user_id");
+        assert!(
+            unattributed.reason.contains("without user_id"),
+            "{unattributed:?}"
+        );
+        let forged = authorise_sender(Some("desk-minsk-1"), "hub", "sms.send.v1", b"{}")
+            .expect_err("an agency sending the hub's SMS command");
+        assert!(forged.reason.contains("desk-minsk-1"), "{forged:?}");
+        assert!(authorise_sender(Some("hub"), "hub", "sms.send.v1", b"{}").is_ok());
+        assert!(
+            authorise_sender(
+                Some("desk-minsk-1"),
+                "hub",
+                "issuance.confirm_phone.v1",
+                body
+            )
+            .is_ok()
+        );
+        assert!(
+            authorise_sender(
+                Some("desk-brest-2"),
+                "hub",
+                "issuance.confirm_phone.v1",
+                body
+            )
+            .is_err()
+        );
+        assert!(authorise_sender(Some("fszn"), "hub", "authority.decided.v1", b"{}").is_ok());
+    }
+
     use super::*;
 
     #[test]

@@ -283,7 +283,8 @@ async fn saga_exists(portal: &Portal, id: Uuid) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_desk_publishing_in_another_desks_name_is_dead_lettered_and_no_saga_is_touched() {
+async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_lettered_and_no_saga_is_touched()
+ {
     let mut portal = Portal::start().await;
     let persons = portal.good_persons().await;
     let a = DeskLogin::new(&portal, "a");
@@ -372,6 +373,55 @@ async fn a_desk_publishing_in_another_desks_name_is_dead_lettered_and_no_saga_is
     );
     assert!(!taken(&portal, confirm_meta.message_id).await);
 
+    // Desk A leaves user_id out and writes as desk B: the broker cannot check a sender that is
+    // not named, so the hub refuses a message without one.
+    let mut unnamed: ApplyForIdentifier = persons[3].application("R-4", &phone(804));
+    unnamed.application.desk_id = b.clone();
+    let unnamed_meta = Metadata::new(ApplyForIdentifier::TYPE.to_string(), a.desk.as_str());
+    publish(
+        &conn,
+        &bus,
+        &ApplyForIdentifier::TYPE.to_string(),
+        hub::broker::encode_properties(&unnamed_meta),
+        &contracts::encode(&unnamed).expect("encodes"),
+    )
+    .await
+    .expect("the broker takes it");
+    let letters = portal
+        .env
+        .dead_letters(hub::sagas::issuance::QUEUE, 3, WAIT)
+        .await;
+    assert_eq!(letters[2].message_id, Some(unnamed_meta.message_id));
+    assert!(
+        letters[2].error.contains("without user_id"),
+        "{}",
+        letters[2].error
+    );
+    assert!(!saga_exists(&portal, IssuanceSaga::key(&b, "R-4").id).await);
+
+    // Desk A sends the hub's own SMS command: only the hub sends it.
+    let sms_meta = as_desk_a("sms.send.v1".to_owned());
+    publish(
+        &conn,
+        &bus,
+        "sms.send.v1",
+        hub::broker::encode_properties(&sms_meta),
+        br#"{"to": "+375291234567", "text": "pay here"}"#,
+    )
+    .await
+    .expect("the broker takes it");
+    let letters = portal
+        .env
+        .dead_letters(hub::workers::sms::QUEUE, 1, WAIT)
+        .await;
+    assert_eq!(letters[0].message_id, Some(sms_meta.message_id));
+    assert!(
+        letters[0].error.contains("hub's own message type")
+            && letters[0].error.contains(&format!("{:?}", a.user)),
+        "{}",
+        letters[0].error
+    );
+
     // Desk A's own application: accepted, its saga made and on its way.
     let mut own: ApplyForIdentifier = persons[2].application("R-3", &phone(803));
     own.application.desk_id = a.desk.clone();
@@ -395,8 +445,8 @@ async fn a_desk_publishing_in_another_desks_name_is_dead_lettered_and_no_saga_is
             .env
             .dead_letter_count(hub::sagas::issuance::QUEUE)
             .await,
-        2,
-        "only the two in another desk's name"
+        3,
+        "only the three in another desk's name"
     );
     let _ = conn.close(200, "done".into()).await;
     portal.stop().await;

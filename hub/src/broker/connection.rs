@@ -122,6 +122,7 @@ async fn connect_any(
 pub struct Broker {
     current: watch::Receiver<Option<Arc<Connection>>>,
     name: String,
+    user: String,
 }
 
 impl Broker {
@@ -143,7 +144,13 @@ impl Broker {
         Ok(Self {
             current: rx,
             name: name.to_owned(),
+            user: super::broker_user(url),
         })
+    }
+
+    /// The broker user the connection logs in as: what the broker accepts as `user_id`.
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// A new channel on the current connection, waiting for a reconnect if there is none.

@@ -260,13 +260,15 @@ async fn process(shared: &Shared, delivery: Delivery, trace: TraceContext) {
             {
                 metadata.user_id = Some(original);
             }
-            // A desk speaking for another desk is refused before any handler (or saga) sees it.
-            if let Err(refused) = crate::agency::authorise_desk(
+            // An unattributed message, an agency sending the hub's own types or a desk speaking
+            // for another desk is refused before any handler (or saga) sees it.
+            if let Err(refused) = crate::agency::authorise_sender(
                 metadata.user_id.as_deref(),
                 &shared.settings.broker_user,
+                &metadata.message_type,
                 &delivery.data,
             ) {
-                tracing::warn!(reason = %refused.reason, "a desk's message refused");
+                tracing::warn!(reason = %refused.reason, "a message refused for its sender");
                 break 'handled Outcome::Failed(refused, ErrorKind::Permanent);
             }
             // Handling it is a span of its own: what it causes carries that span as parent.

@@ -79,9 +79,19 @@ impl Publisher {
         }
     }
 
+    /// The properties of `metadata`, naming the connection's user as the sender when it names
+    /// none: consumers refuse a message that does not say who sent it.
+    fn properties(&self, metadata: &contracts::Metadata) -> BasicProperties {
+        let props = encode_properties(metadata);
+        if metadata.user_id.is_some() {
+            return props;
+        }
+        props.with_user_id(self.broker.user().into())
+    }
+
     /// Publishes one envelope and waits for its confirm.
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), PublishError> {
-        let props = encode_properties(&envelope.metadata);
+        let props = self.properties(&envelope.metadata);
         self.publish_raw(
             &envelope.exchange,
             &envelope.routing_key,
@@ -101,7 +111,12 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let ch = self.channel().await?;
         let result = publish_on(&ch, exchange, routing_key, properties, body).await;
-        if matches!(result, Err(PublishError::Connection(_))) {
+        // A refused publish (a queue whose leader moved away, in a cluster) may go on being
+        // refused on that channel: the next attempt takes a fresh one.
+        if matches!(
+            result,
+            Err(PublishError::Connection(_) | PublishError::Nacked)
+        ) {
             self.forget(&ch).await;
         }
         result
@@ -119,14 +134,14 @@ impl Publisher {
                 &ch,
                 &e.exchange,
                 &e.routing_key,
-                encode_properties(&e.metadata),
+                self.properties(&e.metadata),
                 &e.body,
             )
         }))
         .await;
         if results
             .iter()
-            .any(|r| matches!(r, Err(PublishError::Connection(_))))
+            .any(|r| matches!(r, Err(PublishError::Connection(_) | PublishError::Nacked)))
         {
             self.forget(&ch).await;
         }
