@@ -15,16 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use contracts::issuance::{ConfirmPhone, IdentifierIssued, PhoneCodeSent};
 use serde::Serialize;
 use simulators::SimConfig;
 use sqlx::PgPool;
 
 use crate::config::HubConfig;
 use crate::demo::procedures::Journey;
-use crate::stage::{
-    Hubs, Person, Play, Stage, a1_phone, identifier_application, is_good, percentile,
-};
+use crate::stage::{Hubs, Person, Play, Stage, a1_phone, is_good, percentile};
 
 /// The desk the benchmark's identifier applications come from.
 const DESK: &str = "bench-desk";
@@ -399,27 +396,13 @@ async fn measure_raw(stage: &Stage, settings: &Settings) -> anyhow::Result<RawLi
 /// Counts what happened more than once: SMS texts per phone, invoices per order number, the
 /// portal's events per application.
 async fn effects(stage: &Stage, issued: usize) -> anyhow::Result<Effects> {
-    let http = &stage.play.http;
     let mut e = Effects::default();
     for (_, mut texts) in stage.play.inboxes((0..issued).map(a1_phone)).await? {
         e.sms += texts.len();
         texts.sort_unstable();
         e.sms_duplicates += texts.windows(2).filter(|w| w[0] == w[1]).count();
     }
-    let invoices: serde_json::Value = http
-        .get(stage.url(simulators::SimKind::Erip)?.join("sim/invoices")?)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let mut orders: Vec<&str> = invoices["invoices"]
-        .as_array()
-        .map(|i| {
-            i.iter()
-                .filter_map(|i| i["account_number"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut orders = stage.play.invoice_orders().await?;
     e.invoices = orders.len();
     orders.sort_unstable();
     e.invoice_duplicates = orders.windows(2).filter(|w| w[0] == w[1]).count();
@@ -434,17 +417,7 @@ async fn journey(play: &Play, kind: SagaKind, person: &Person, i: usize) -> anyh
         SagaKind::Issuance => {
             let number = format!("B-{i:05}");
             let phone = a1_phone(i);
-            play.send(&identifier_application(person, &number, &phone, DESK))
-                .await?;
-            let _: PhoneCodeSent = play.desk.wait(&number).await?;
-            let code = play.code_from_phone(&phone).await?;
-            play.send(&ConfirmPhone {
-                desk_id: DESK.into(),
-                application_number: number.clone(),
-                code,
-            })
-            .await?;
-            let _: IdentifierIssued = play.desk.wait(&number).await?;
+            play.issue(person, &number, &phone, DESK).await?;
             Ok(())
         }
         SagaKind::Free | SagaKind::Paid => {

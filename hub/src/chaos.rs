@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use contracts::Message;
-use contracts::issuance::{ConfirmPhone, IdentifierIssued, PhoneCodeSent};
+use contracts::issuance::ConfirmPhone;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -30,7 +30,7 @@ use simulators::SimConfig;
 pub use crate::chaos::schedule::{Fault, FaultKind, Planned};
 use crate::config::{HubConfig, Tiers};
 use crate::demo::procedures::Journey;
-use crate::stage::{Hubs, Person, Play, Stage, a1_phone, identifier_application, is_good};
+use crate::stage::{Hubs, Person, Play, Stage, a1_phone, is_good};
 
 /// The desk the chaos run's identifier applications come from.
 const DESK: &str = "chaos-desk";
@@ -538,18 +538,8 @@ async fn journey(
             if let Ok(mut p) = ledger.phones.lock() {
                 p.push(phone.clone());
             }
-            play.send(&identifier_application(person, &number, &phone, DESK))
-                .await?;
-            let _: PhoneCodeSent = play.desk.wait(&number).await?;
-            let code = play.code_from_phone(&phone).await?;
+            let code = play.issue(person, &number, &phone, DESK).await?;
             ledger.secret(&code);
-            play.send(&ConfirmPhone {
-                desk_id: DESK.into(),
-                application_number: number.clone(),
-                code,
-            })
-            .await?;
-            let _: IdentifierIssued = play.desk.wait(&number).await?;
             let chosen = format!("Chaos{}x", number.replace('-', ""));
             ledger.secret(&chosen);
             let temporary = play

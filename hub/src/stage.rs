@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
 use contracts::issuance::{
-    Applicant, Application, ApplyForIdentifier, DocumentKind, IdentityDocument,
+    Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentifierIssued,
+    IdentityDocument, PhoneCodeSent,
 };
 use contracts::person::PersonStatus;
 use contracts::{Message, Metadata, Namespace, Topology};
@@ -431,6 +432,48 @@ impl Play {
             M::TYPE
         );
         Ok(())
+    }
+
+    /// Applies for an identifier for `person` at `desk`, confirms the phone with the code it
+    /// receives, and waits for the identifier; returns the code.
+    pub(crate) async fn issue(
+        &self,
+        person: &Person,
+        number: &str,
+        phone: &str,
+        desk: &str,
+    ) -> anyhow::Result<String> {
+        self.send(&identifier_application(person, number, phone, desk))
+            .await?;
+        let _: PhoneCodeSent = self.desk.wait(number).await?;
+        let code = self.code_from_phone(phone).await?;
+        self.send(&ConfirmPhone {
+            desk_id: desk.into(),
+            application_number: number.to_owned(),
+            code: code.clone(),
+        })
+        .await?;
+        let _: IdentifierIssued = self.desk.wait(number).await?;
+        Ok(code)
+    }
+
+    /// The order numbers of every invoice at the ERIP simulator, one per invoice.
+    pub(crate) async fn invoice_orders(&self) -> anyhow::Result<Vec<String>> {
+        let invoices: serde_json::Value = self
+            .http
+            .get(self.erip.join("sim/invoices")?)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(invoices["invoices"]
+            .as_array()
+            .map(|i| {
+                i.iter()
+                    .filter_map(|i| i["account_number"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Reads the code from the phone's inbox, as the person would from the screen.

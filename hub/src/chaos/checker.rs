@@ -116,7 +116,6 @@ async fn effects(
     phones: &[String],
     checks: &mut Vec<Check>,
 ) -> anyhow::Result<()> {
-    let http = &stage.play.http;
     let inboxes = stage.play.inboxes(phones.iter().cloned()).await?;
     let (mut sms, mut twice, mut passwords_twice) = (0, Vec::new(), Vec::new());
     for (phone, texts) in inboxes {
@@ -136,20 +135,7 @@ async fn effects(
     checks.push(Check::info("SMS received", sms as u64));
     checks.push(Check::zero("SMS sent twice", twice.len() as u64, twice));
 
-    let invoices: serde_json::Value = http
-        .get(stage.url(simulators::SimKind::Erip)?.join("sim/invoices")?)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let orders: Vec<String> = invoices["invoices"]
-        .as_array()
-        .map(|i| {
-            i.iter()
-                .filter_map(|i| i["account_number"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let orders = stage.play.invoice_orders().await?;
     checks.push(Check::info("ERIP invoices", orders.len() as u64));
     let n = repeats(orders);
     checks.push(Check::zero(
