@@ -34,7 +34,7 @@ use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
 use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
 use contracts::sms::{
     CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
-    SubscriberStatus,
+    SubscriberStatus, WrongCode,
 };
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
@@ -393,10 +393,10 @@ impl Saga for AccountSaga {
                         .cancel_timer(CODE_TIMER));
                 }
                 if *attempts_left <= 1 {
-                    return not_confirmed(s, "too_many_attempts");
+                    return count_wrong_code(s, not_confirmed(s, "too_many_attempts")?);
                 }
                 let left = attempts_left - 1;
-                Ok(with_stage(
+                let step = with_stage(
                     s,
                     Stage::ConfirmingPhone {
                         code_hash: code_hash.clone(),
@@ -409,7 +409,8 @@ impl Saga for AccountSaga {
                     desk_id: s.desk_id.clone(),
                     application_number: s.application_number.clone(),
                     attempts_left: left,
-                })?))
+                })?);
+                count_wrong_code(s, step)
             }
             (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => not_confirmed(s, "timed_out"),
             // The operator refused the code for good: no code will come.
@@ -758,6 +759,24 @@ fn phone_bound(s: &AccountRequest) -> Result<Step<AccountRequest>, Failure> {
             problem: "is used with another identifier".into(),
         }],
     )
+}
+
+/// Tells the SMS worker a wrong code was typed for the new phone: it counts them per phone over
+/// every application and recovery, as for issuance.
+fn count_wrong_code(
+    s: &AccountRequest,
+    step: Step<AccountRequest>,
+) -> Result<Step<AccountRequest>, Failure> {
+    let Some(phone) = s.new_phone() else {
+        return Ok(step);
+    };
+    Ok(step.send(
+        Command::new(&WrongCode {
+            phone,
+            purpose: SmsPurpose::PhoneCode,
+        })?
+        .detach(),
+    ))
 }
 
 fn not_confirmed(s: &AccountRequest, detail: &str) -> Result<Step<AccountRequest>, Failure> {
@@ -1403,11 +1422,20 @@ mod tests {
             .expect("step")
             .state;
         let first = run.step(Some(&state), confirm("000000x"));
-        assert_eq!(sent(&first), ["identifier.phone_code_wrong.v1"]);
+        // The desk hears of it, and the SMS worker counts it against the new phone.
+        assert_eq!(
+            sent(&first),
+            ["identifier.phone_code_wrong.v1", "sms.wrong_code.v1"]
+        );
         let wrong: NewPhoneCodeWrong = body(&first);
         assert_eq!(wrong.attempts_left, 2);
         let second = run.step(Some(&first.state), confirm("111111x"));
         let third = run.step(Some(&second.state), confirm("222222x"));
+        assert!(
+            sent(&third).contains(&"sms.wrong_code.v1"),
+            "{:?}",
+            sent(&third)
+        );
         let r = rejection(&third);
         assert_eq!(
             (r.reason, r.detail.as_deref()),
