@@ -531,7 +531,8 @@ async fn journey(
             let person = people
                 .get(i)
                 .context("the simulated population ran out of people")?;
-            let number = format!("C-{i:06}");
+            // Seven digits: a six-digit code can never be read in an application number.
+            let number = format!("C-{i:07}");
             let phone = a1_phone(i);
             ledger.personal(&person.identification_number);
             ledger.personal(phone.trim_start_matches('+'));

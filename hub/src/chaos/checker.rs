@@ -8,7 +8,7 @@
 //! - no code or password in clear text in a log line, a table row, a dead letter or a queued
 //!   message, and no full identification number or phone number in a log line.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -254,55 +254,111 @@ async fn queue_depths(stage: &Stage) -> anyhow::Result<Vec<(String, u32)>> {
     Ok(depths)
 }
 
-/// Where a needle was found.
+/// Where needles were found: a count per place, and one masked excerpt per place.
 #[derive(Default)]
-struct Found(BTreeMap<String, u64>);
+struct Found(BTreeMap<String, (u64, String)>);
 
 impl Found {
-    fn add(&mut self, place: String) {
-        *self.0.entry(place).or_default() += 1;
+    fn add(&mut self, place: &str, excerpt: impl FnOnce() -> String) {
+        match self.0.get_mut(place) {
+            Some((n, _)) => *n += 1,
+            None => {
+                self.0.insert(place.to_owned(), (1, excerpt()));
+            }
+        }
     }
 
     fn total(&self) -> u64 {
-        self.0.values().sum()
+        self.0.values().map(|(n, _)| n).sum()
     }
 
     fn details(&self) -> Vec<String> {
-        self.0.iter().map(|(p, n)| format!("{n} in {p}")).collect()
+        self.0
+            .iter()
+            .map(|(p, (n, e))| format!("{n} in {p}, e.g. …{e}…"))
+            .collect()
     }
 }
 
-/// Whether `needle` occurs in `text`; an all-digit needle only where no digit is beside it (a
-/// code inside a longer number is not that code).
-fn contains(text: &str, needle: &str) -> bool {
-    if needle.is_empty() {
-        return false;
-    }
-    if !needle.bytes().all(|b| b.is_ascii_digit()) {
-        return text.contains(needle);
-    }
-    let bytes = text.as_bytes();
-    text.match_indices(needle).any(|(i, _)| {
-        let before = i.checked_sub(1).map(|j| bytes[j]);
-        let after = bytes.get(i + needle.len()).copied();
-        !before.is_some_and(|b| b.is_ascii_digit()) && !after.is_some_and(|b| b.is_ascii_digit())
-    })
+/// The strings looked for, all at once (Aho-Corasick: a run reads each text once, whatever the
+/// number of needles).
+struct Matcher {
+    automaton: Option<aho_corasick::AhoCorasick>,
+    /// Per needle: all digits (a code), matched only where no digit is beside it, since a code
+    /// inside a longer number is not that code.
+    digits: Vec<bool>,
 }
 
-/// Strings that are identifiers or times, where a run of digits is not data: UUIDs, long hex
-/// (trace and span ids, hashes), RFC 3339 timestamps.
-fn is_noise(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok()
-        || (s.len() >= 16 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-        || chrono::DateTime::parse_from_rfc3339(s).is_ok()
-        || (s.len() >= 19
-            && s.as_bytes().get(4) == Some(&b'-')
-            && chrono::NaiveDateTime::parse_from_str(&s[..19], "%Y-%m-%dT%H:%M:%S")
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(&s[..19], "%Y-%m-%d %H:%M:%S"))
-                .is_ok())
+impl Matcher {
+    fn new(needles: &[String]) -> Self {
+        let needles: Vec<&String> = needles.iter().filter(|n| !n.is_empty()).collect();
+        Self {
+            automaton: aho_corasick::AhoCorasick::new(&needles).ok(),
+            digits: needles
+                .iter()
+                .map(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .collect(),
+        }
+    }
+
+    /// The first match in `text`, as (start, end).
+    fn find(&self, text: &str) -> Option<(usize, usize)> {
+        let bytes = text.as_bytes();
+        self.automaton
+            .as_ref()?
+            .find_overlapping_iter(text)
+            .find(|m| {
+                !self.digits[m.pattern().as_usize()] || {
+                    let before = m.start().checked_sub(1).map(|j| bytes[j]);
+                    let after = bytes.get(m.end()).copied();
+                    !before.is_some_and(|b| b.is_ascii_digit())
+                        && !after.is_some_and(|b| b.is_ascii_digit())
+                }
+            })
+            .map(|m| (m.start(), m.end()))
+    }
+
+    /// Counts a match in each of `texts` under `place`, with an excerpt around the first one
+    /// (the needle itself replaced, and personal data masked).
+    fn scan(&self, texts: &[String], place: &str, found: &mut Found) {
+        for t in texts {
+            if let Some((start, end)) = self.find(t) {
+                found.add(place, || {
+                    let from = t.floor_char_boundary(start.saturating_sub(24));
+                    let to = t.ceil_char_boundary((end + 24).min(t.len()));
+                    crate::ops::dlq::mask::mask_text(&format!(
+                        "{}<found>{}",
+                        &t[from..start],
+                        &t[end..to]
+                    ))
+                });
+            }
+        }
+    }
 }
 
-/// Every text in a JSON value (strings; a bytea column's `\x...` hex decoded to text).
+/// Ids and times inside a text, where a run of digits is not data: UUIDs (also inside longer
+/// ids such as `a1-<uuid>`), long hex (trace and span ids, hashes), timestamps.
+static NOISE: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?x)
+          [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}
+        | [0-9a-fA-F]{16,}
+        | \d{4}-\d{2}-\d{2}[T\ ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}(:?\d{2})?)?",
+    )
+    .ok()
+});
+
+/// `s` with its ids and times blanked out.
+fn scrub(s: &str) -> String {
+    match NOISE.as_ref() {
+        Some(noise) => noise.replace_all(s, " ").into_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// Every text in a JSON value (strings, with ids and times blanked out; a bytea column's
+/// `\x...` hex decoded to text).
 fn texts(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
         serde_json::Value::String(s) => {
@@ -310,10 +366,13 @@ fn texts(v: &serde_json::Value, out: &mut Vec<String>) {
                 let decoded = String::from_utf8_lossy(&bytes).into_owned();
                 match serde_json::from_str::<serde_json::Value>(&decoded) {
                     Ok(inner) => texts(&inner, out),
-                    Err(_) => out.push(decoded),
+                    Err(_) => out.push(scrub(&decoded)),
                 }
-            } else if !is_noise(s) {
-                out.push(s.clone());
+            } else {
+                let t = scrub(s);
+                if !t.trim().is_empty() {
+                    out.push(t);
+                }
             }
         }
         serde_json::Value::Array(a) => a.iter().for_each(|v| texts(v, out)),
@@ -322,21 +381,14 @@ fn texts(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
-/// Counts the needles found in `text`, under `place`.
-fn scan(text: &[String], needles: &[String], place: &str, found: &mut Found) {
-    for t in text {
-        for n in needles {
-            if contains(t, n) {
-                found.add(place.to_owned());
-            }
-        }
-    }
-}
-
 /// Reads the JSON log lines of `logs` for the needles: the lines read, and where secrets and
 /// personal data were found.
 fn scan_logs(logs: &[PathBuf], needles: &Needles) -> (u64, Found, Found) {
     let (mut secrets, mut personal) = (Found::default(), Found::default());
+    let (secret, private) = (
+        Matcher::new(&needles.secrets),
+        Matcher::new(&needles.personal),
+    );
     let mut lines = 0u64;
     for log in logs {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -345,10 +397,10 @@ fn scan_logs(logs: &[PathBuf], needles: &Needles) -> (u64, Found, Found) {
             let mut t = Vec::new();
             match serde_json::from_str::<serde_json::Value>(line) {
                 Ok(v) => texts(&v, &mut t),
-                Err(_) => t.push(line.to_owned()),
+                Err(_) => t.push(scrub(line)),
             }
-            scan(&t, &needles.secrets, "hub logs", &mut secrets);
-            scan(&t, &needles.personal, "hub logs", &mut personal);
+            secret.scan(&t, "hub logs", &mut secrets);
+            private.scan(&t, "hub logs", &mut personal);
         }
     }
     (lines, secrets, personal)
@@ -363,6 +415,7 @@ async fn secrets(
 ) -> anyhow::Result<()> {
     let (lines, mut secrets, personal) = scan_logs(logs, needles);
     checks.push(Check::info("hub log lines read", lines));
+    let secret = Matcher::new(&needles.secrets);
 
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1",
@@ -379,19 +432,13 @@ async fn secrets(
             rows += 1;
             let mut t = Vec::new();
             texts(&row?, &mut t);
-            scan(
-                &t,
-                &needles.secrets,
-                &format!("table {table}"),
-                &mut secrets,
-            );
+            secret.scan(&t, &format!("table {table}"), &mut secrets);
         }
     }
     checks.push(Check::info("table rows read", rows));
 
     let mut queued = 0u64;
     let channel = stage.channel().await?;
-    let mut seen = HashMap::new();
     for queue in stage.queues() {
         // Read without acking: the messages go back when the channel closes.
         while let Some(m) = channel
@@ -399,15 +446,14 @@ async fn secrets(
             .await?
         {
             queued += 1;
-            let mut t = vec![String::from_utf8_lossy(&m.delivery.data).into_owned()];
-            t.push(format!("{:?}", m.delivery.properties.headers()));
-            scan(
-                &t,
-                &needles.secrets,
-                &format!("queue {queue}"),
-                &mut secrets,
-            );
-            *seen.entry(queue.clone()).or_insert(0u64) += 1;
+            let body = String::from_utf8_lossy(&m.delivery.data);
+            let mut t = Vec::new();
+            match serde_json::from_str::<serde_json::Value>(&body) {
+                Ok(v) => texts(&v, &mut t),
+                Err(_) => t.push(scrub(&body)),
+            }
+            t.push(scrub(&format!("{:?}", m.delivery.properties.headers())));
+            secret.scan(&t, &format!("queue {queue}"), &mut secrets);
         }
     }
     let _ = channel.close(200, "read".into()).await;
@@ -436,11 +482,14 @@ mod tests {
 
     #[test]
     fn a_code_is_found_only_as_a_whole_number() {
-        assert!(contains("your code is 123456.", "123456"));
-        assert!(contains("123456", "123456"));
-        assert!(!contains("91234567", "123456"));
-        assert!(!contains("1234567", "123456"));
-        assert!(contains("password Abc123456x", "Abc123456x"));
+        let m = Matcher::new(&["123456".into(), "Abc123456x".into()]);
+        assert!(m.find("your code is 123456.").is_some());
+        assert!(m.find("123456").is_some());
+        assert!(m.find("91234567").is_none());
+        assert!(m.find("1234567").is_none());
+        // Letters beside the digits: found (as the code or as the password).
+        assert!(m.find("password Abc123456x").is_some());
+        assert!(Matcher::new(&[]).find("anything").is_none());
     }
 
     #[test]
@@ -467,11 +516,17 @@ mod tests {
 
     #[test]
     fn timestamps_ids_and_bytea_are_read_as_they_should_be() {
-        assert!(is_noise("2026-11-27T07:38:56.123456Z"));
-        assert!(is_noise("2026-11-27 07:38:56.123456+00"));
-        assert!(is_noise("4bf92f3577b34da6a3ce929d0e0e4736"));
-        assert!(is_noise("67e55044-10b1-426f-9247-bb680e5fe0c8"));
-        assert!(!is_noise("code 123456"));
+        let m = Matcher::new(&["123456".into()]);
+        for noise in [
+            "2026-11-27T07:38:56.123456Z",
+            "at 2026-11-27 07:38:56.123456+00",
+            "4bf92f3577b34da6a3ce929d0e123456",
+            "a1-67e55044-10b1-426f-9247-bb6801234560",
+            "a1-67e55044-10b1-426f-9247-123456fe0c8a",
+        ] {
+            assert!(m.find(&scrub(noise)).is_none(), "{noise}");
+        }
+        assert!(m.find(&scrub("code 123456")).is_some());
         let body = hex::encode(br#"{"text":"code 123456"}"#);
         let mut out = Vec::new();
         texts(
