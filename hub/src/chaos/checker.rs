@@ -284,8 +284,8 @@ impl Found {
 /// number of needles).
 struct Matcher {
     automaton: Option<aho_corasick::AhoCorasick>,
-    /// Per needle: all digits (a code), matched only where no digit is beside it, since a code
-    /// inside a longer number is not that code.
+    /// Per needle: all digits (a code), matched only where it stands alone, since six digits
+    /// inside a longer number or an id are not that code.
     digits: Vec<bool>,
 }
 
@@ -309,10 +309,12 @@ impl Matcher {
             .find_overlapping_iter(text)
             .find(|m| {
                 !self.digits[m.pattern().as_usize()] || {
+                    // A code stands alone: not inside a longer number or word, and not the
+                    // number part of an id (`C-0001234`, `TAX-MINISTRY-123456`, `a/123456`).
                     let before = m.start().checked_sub(1).map(|j| bytes[j]);
                     let after = bytes.get(m.end()).copied();
-                    !before.is_some_and(|b| b.is_ascii_digit())
-                        && !after.is_some_and(|b| b.is_ascii_digit())
+                    !before.is_some_and(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b))
+                        && !after.is_some_and(|b| b.is_ascii_alphanumeric())
                 }
             })
             .map(|m| (m.start(), m.end()))
@@ -487,8 +489,21 @@ mod tests {
         assert!(m.find("123456").is_some());
         assert!(m.find("91234567").is_none());
         assert!(m.find("1234567").is_none());
-        // Letters beside the digits: found (as the code or as the password).
-        assert!(m.find("password Abc123456x").is_some());
+        // The password is found as itself; the code's digits inside it or inside an id are not
+        // the code.
+        assert_eq!(m.find("password Abc123456x"), Some((9, 19)));
+        let code = Matcher::new(&["123456".into()]);
+        for id in [
+            "TAX-MINISTRY-123456",
+            "C-123456",
+            "x123456",
+            "123456a",
+            "r/123456",
+        ] {
+            assert!(code.find(id).is_none(), "{id}");
+        }
+        assert!(code.find("Код: 123456.").is_some());
+        assert!(code.find("(123456)").is_some());
         assert!(Matcher::new(&[]).find("anything").is_none());
     }
 
