@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod console;
+pub mod eds;
 pub mod harness;
 pub mod ledger;
 pub mod portal;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use contracts::cabinet::CabinetOutcome;
 use contracts::procedure::{Applicant, ApplicationAccepted, AssuranceLevel, SubmitApplication};
 use contracts::registration::{
-    ActivateEmail, EdsProof, LogInByEds, LogInByEmail, RegisterByEds, RegisterByEmail,
-    RequestEdsChallenge,
+    ActivateEmail, LogInByEds, LogInByEmail, RegisterByEds, RegisterByEmail,
 };
+use e2e::eds::{holder, proof};
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
 use serde_json::{Value, json};
@@ -174,64 +174,6 @@ async fn a_registration_form_that_breaks_the_rules_is_answered_field_by_field() 
         CabinetOutcome::ActivationInvalid
     );
     portal.stop().await;
-}
-
-/// The identification number of a person the GosSUOK simulator has a certificate for.
-async fn holder(portal: &Portal, n: usize) -> String {
-    portal.good_persons().await.remove(n).identification_number
-}
-
-/// A challenge from the hub, signed by `id`'s key at the GosSUOK simulator (as their token would).
-async fn proof(portal: &Portal, id: &str) -> EdsProof {
-    let CabinetOutcome::EdsChallenge { nonce, to_sign, .. } =
-        portal.cabinet(&RequestEdsChallenge {}).await
-    else {
-        panic!("a challenge");
-    };
-    let gossuok = portal
-        .sims
-        .operator_url(SimKind::Gossuok)
-        .expect("the GosSUOK simulator")
-        .clone();
-    let http = reqwest::Client::new();
-    let cert: Value = http
-        .get(
-            gossuok
-                .join(&format!("sim/persons/{id}/certificate"))
-                .expect("URL"),
-        )
-        .send()
-        .await
-        .expect("certificate")
-        .json()
-        .await
-        .expect("JSON");
-    let signed: Value = http
-        .post(
-            gossuok
-                .join(&format!("sim/persons/{id}/sign"))
-                .expect("URL"),
-        )
-        .json(&json!({"data": to_sign}))
-        .send()
-        .await
-        .expect("signature")
-        .json()
-        .await
-        .expect("JSON");
-    let chain = cert["chain"]
-        .as_array()
-        .expect("a chain")
-        .iter()
-        .take(1) // the intermediate; the root is the hub's own trust anchor
-        .map(|c| c.as_str().expect("base64").to_owned())
-        .collect();
-    EdsProof {
-        certificate: cert["certificate"].as_str().expect("base64").to_owned(),
-        chain,
-        nonce,
-        signature: signed["signature"].as_str().expect("base64").to_owned(),
-    }
 }
 
 /// The serial of `id`'s certificate at the simulator.
