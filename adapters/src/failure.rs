@@ -1,65 +1,9 @@
-//! One classification of failures, used by every adapter and every handler in the hub.
-//!
-//! The variants are decisions, not causes: the consumer runtime retries a transient failure
-//! through the delayed-retry tiers, and dead-letters a permanent failure or invalid input at
-//! once. A saga that can handle a permanent failure itself gets it as a reply instead.
+//! Classification of the HTTP adapters' failures into [`Failure`]s (the type itself is the
+//! contracts', shared with the runtime), and one policy of quick in-process retries.
 
 use std::time::Duration;
 
-/// What the runtime should do with a message whose handling failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// Trying again later may succeed: timeouts, 5xx, 429, a lost connection, a busy database.
-    Transient,
-    /// Trying again cannot help: a 4xx with meaning, a state the message does not fit.
-    Permanent,
-    /// The message itself is malformed or breaks the contract.
-    InvalidInput,
-}
-
-/// A failure with its kind and a one-line description for logs and dead-letter headers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind:?}: {reason}")]
-pub struct Failure {
-    /// What to do about it.
-    pub kind: FailureKind,
-    /// What went wrong, one line, with no secret or personal data in it.
-    pub reason: String,
-}
-
-impl Failure {
-    /// A failure worth retrying.
-    pub fn transient(reason: impl Into<String>) -> Self {
-        Self::new(FailureKind::Transient, reason)
-    }
-
-    /// A failure not worth retrying.
-    pub fn permanent(reason: impl Into<String>) -> Self {
-        Self::new(FailureKind::Permanent, reason)
-    }
-
-    /// A malformed message.
-    pub fn invalid_input(reason: impl Into<String>) -> Self {
-        Self::new(FailureKind::InvalidInput, reason)
-    }
-
-    fn new(kind: FailureKind, reason: impl Into<String>) -> Self {
-        // Header values and log lines stay one line.
-        let reason = reason.into().replace(['\n', '\r'], " ");
-        Self { kind, reason }
-    }
-
-    /// True for [`FailureKind::Transient`].
-    pub fn is_transient(&self) -> bool {
-        self.kind == FailureKind::Transient
-    }
-}
-
-impl From<contracts::DecodeError> for Failure {
-    fn from(e: contracts::DecodeError) -> Self {
-        Failure::invalid_input(e.to_string())
-    }
-}
+pub use contracts::failure::{Failure, FailureKind};
 
 /// Classifies an HTTP status from an external system. `None` for success.
 ///

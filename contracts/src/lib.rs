@@ -19,6 +19,7 @@ macro_rules! masked_debug {
 
 pub mod account;
 pub mod cabinet;
+pub mod failure;
 pub mod issuance;
 pub mod message;
 pub mod metadata;
@@ -33,6 +34,7 @@ pub mod sms;
 pub mod topology;
 pub mod validation;
 
+pub use failure::{Failure, FailureKind};
 pub use message::{DecodeError, Message, MessageType, decode, encode};
 pub use metadata::{Metadata, headers};
 pub use topology::{Namespace, NamespaceError, QueueSpec, RetryTier, Topology};

@@ -1084,7 +1084,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Bodies as large as the hub takes, and as deep as the parser goes.
 
-/// The largest body the hub hands to a decoder (`hub::broker::MAX_BODY_BYTES`; this crate
+/// The largest body the hub hands to a decoder (`hub_runtime::broker::MAX_BODY_BYTES`; this crate
 /// cannot name the hub's constant).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 

@@ -3,12 +3,14 @@
 
 use std::process::ExitCode;
 
-use crate::app::{self, Components, Plan};
-use crate::broker::{self, Broker, ConnectError};
-use crate::config::{HubConfig, IntegrationConfig, mask_url};
-use crate::store::{self, StoreError};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use hub_ops::config::ConsoleConfig;
+use hub_portal::config::IntegrationConfig;
+use hub_runtime::app::{self, Components, Plan};
+use hub_runtime::broker::{self, Broker, ConnectError};
+use hub_runtime::config::{HubConfig, mask_url};
+use hub_runtime::store::{self, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code when RabbitMQ or PostgreSQL cannot be reached (sysexits EX_UNAVAILABLE).
@@ -34,6 +36,10 @@ struct Cli {
     #[command(flatten)]
     integrations: IntegrationConfig,
 
+    /// The operators' web console ([`hub_ops::console`]).
+    #[command(flatten)]
+    console: ConsoleConfig,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +60,7 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         queues: Vec<String>,
     },
+    #[cfg(feature = "lab")]
     /// Run the whole portal on this machine: every simulator and the hub, playing an MVD outage
     /// repaired by dead-letter replay, desks and citizens through identifier issuance,
     /// administrative procedures, and registration by e-mail and by EDS; print what happened.
@@ -70,6 +77,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(feature = "lab")]
     /// Measure the hub on this machine: the raw limits of the broker and the database, then
     /// identifier issuance, free and paid applications driven through `hub run` processes (this
     /// executable) with every simulator in this process, in a namespace and database of its
@@ -88,7 +96,7 @@ enum Command {
         concurrency: usize,
         /// The saga types to drive (comma separated); all by default.
         #[arg(long, value_delimiter = ',', value_enum)]
-        types: Vec<crate::bench::SagaKind>,
+        types: Vec<hub_lab::bench::SagaKind>,
         /// Operations of each raw measurement (broker hops, database steps).
         #[arg(long, default_value_t = 3000)]
         raw_operations: usize,
@@ -97,7 +105,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u16).range(1..=16))]
         processes: Vec<u16>,
         /// The longest one phase (a raw measurement, one saga type) may take.
-        #[arg(long, default_value = "10m", value_parser = crate::config::parse_duration)]
+        #[arg(long, default_value = "10m", value_parser = hub_runtime::config::parse_duration)]
         phase_timeout: std::time::Duration,
         /// Print the report as JSON.
         #[arg(long)]
@@ -106,6 +114,7 @@ enum Command {
         #[arg(long)]
         json_out: Option<std::path::PathBuf>,
     },
+    #[cfg(feature = "lab")]
     /// Run the demo's journeys at load while injecting faults on a seeded schedule (hub
     /// processes killed with SIGKILL, the broker and PostgreSQL restarted, simulators slow,
     /// failing, timing out, sending callbacks twice or late, down for a while), then check the
@@ -123,7 +132,7 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// How long to start journeys for.
-        #[arg(long, default_value = "2m", value_parser = crate::config::parse_duration)]
+        #[arg(long, default_value = "2m", value_parser = hub_runtime::config::parse_duration)]
         duration: std::time::Duration,
         /// Journeys in flight at once.
         #[arg(long, default_value_t = 8)]
@@ -133,12 +142,12 @@ enum Command {
         processes: u16,
         /// The kinds of faults to inject, comma separated; all by default.
         #[arg(long, value_delimiter = ',', value_enum)]
-        faults: Vec<crate::chaos::FaultKind>,
+        faults: Vec<hub_lab::chaos::FaultKind>,
         /// About one fault this often.
-        #[arg(long, default_value = "8s", value_parser = crate::config::parse_duration)]
+        #[arg(long, default_value = "8s", value_parser = hub_runtime::config::parse_duration)]
         fault_every: std::time::Duration,
         /// The longest the system may take to settle after the load before the check.
-        #[arg(long, default_value = "5m", value_parser = crate::config::parse_duration)]
+        #[arg(long, default_value = "5m", value_parser = hub_runtime::config::parse_duration)]
         settle_timeout: std::time::Duration,
         /// Print the report as JSON.
         #[arg(long)]
@@ -181,7 +190,7 @@ enum Command {
                             hub dlq discard 42 --reason \"test message\"\n  \
                             hub dlq export --since 1d > dead-letters.jsonl"
     )]
-    Dlq(crate::ops::dlq::cli::DlqArgs),
+    Dlq(hub_ops::dlq::cli::DlqArgs),
     /// Inspect and repair sagas: list them (stuck ones too), show one with its timeline,
     /// retry a stuck step, cancel one. Exit 3 when nothing (or several) matched, 77 when not
     /// allowed.
@@ -189,13 +198,13 @@ enum Command {
                             hub saga show minsk-desk-1/A-17\n  \
                             hub saga retry-step 5d0c2a8e-0b1f-5c57-9d0e-2f1a7c3b9e41 --reason \"MVD is back\"\n  \
                             hub saga cancel 5d0c2a8e-0b1f-5c57-9d0e-2f1a7c3b9e41 --reason \"authority closed\"")]
-    Saga(crate::ops::sagas::cli::SagaArgs),
+    Saga(hub_ops::sagas::cli::SagaArgs),
     /// Set up the operators' web console: `hash-password` prints the hash of a password read
     /// from standard input, for `HUB_CONSOLE_USERS=name:<hash>`.
     #[command(
         after_help = "Example:\n  HUB_CONSOLE_USERS=\"ivanova:$(hub console hash-password)\" hub run"
     )]
-    Console(crate::ops::console::cli::ConsoleArgs),
+    Console(hub_ops::console::cli::ConsoleArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -210,8 +219,9 @@ enum Component {
     Keeper,
 }
 
-/// What a binary runs: built from the integration settings once the command line is parsed.
-pub type PlanBuilder = fn(&IntegrationConfig) -> anyhow::Result<Plan>;
+/// What a binary runs: built from the portal's and the console's settings once the command line
+/// is parsed ([`crate::plan`] for `hub` itself).
+pub type PlanBuilder = fn(&IntegrationConfig, &ConsoleConfig) -> anyhow::Result<Plan>;
 
 /// Parses the command line and runs it with the plan `build` makes; returns the exit code.
 pub fn main(build: PlanBuilder) -> ExitCode {
@@ -245,14 +255,14 @@ pub fn main(build: PlanBuilder) -> ExitCode {
                 return ExitCode::from(2);
             }
             if let Some(code) = e
-                .downcast_ref::<crate::ops::dlq::DlqError>()
-                .map(crate::ops::dlq::DlqError::exit_code)
+                .downcast_ref::<hub_ops::dlq::DlqError>()
+                .map(hub_ops::dlq::DlqError::exit_code)
             {
                 return ExitCode::from(code);
             }
             if let Some(code) = e
-                .downcast_ref::<crate::ops::sagas::SagaOpsError>()
-                .map(crate::ops::sagas::SagaOpsError::exit_code)
+                .downcast_ref::<hub_ops::sagas::SagaOpsError>()
+                .map(hub_ops::sagas::SagaOpsError::exit_code)
             {
                 return ExitCode::from(code);
             }
@@ -267,13 +277,15 @@ pub fn main(build: PlanBuilder) -> ExitCode {
 
 /// Logs on stderr: JSON lines unless stderr is a terminal, or as `HUB_LOG_FORMAT` says.
 fn init_logging() -> Result<(), String> {
-    crate::logging::init(crate::logging::LogFormat::from_env()?);
+    hub_runtime::logging::init(hub_runtime::logging::LogFormat::from_env()?);
     Ok(())
 }
 
 async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
     let config = cli.config;
     let integrations = cli.integrations;
+    let console = cli.console;
+    let build = || build(&integrations, &console);
     match cli.command {
         Command::Run { only, queues } => {
             let components = if only.is_empty() {
@@ -288,19 +300,20 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            let plan = app::only_queues(build(&integrations)?, &queues)?;
+            let plan = app::only_queues(build()?, &queues)?;
             app::run_plan(&config, components, plan, shutdown).await
         }
+        #[cfg(feature = "lab")]
         Command::Demo {
             applications,
             seed,
             json,
         } => {
-            let report = crate::demo::run(&config, applications, seed).await?;
+            let report = hub_lab::demo::run(&config, applications, seed).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", crate::demo::table(&report));
+                print!("{}", hub_lab::demo::table(&report));
             }
             if !report.unexpected.is_empty() {
                 anyhow::bail!(
@@ -311,6 +324,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "lab")]
         Command::Bench {
             sagas,
             concurrency,
@@ -325,11 +339,11 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                 sagas > 0 && concurrency > 0,
                 "--sagas and --concurrency must be positive"
             );
-            let settings = crate::bench::Settings {
+            let settings = hub_lab::bench::Settings {
                 sagas,
                 concurrency,
                 kinds: if types.is_empty() {
-                    crate::bench::SagaKind::ALL.to_vec()
+                    hub_lab::bench::SagaKind::ALL.to_vec()
                 } else {
                     types
                 },
@@ -337,7 +351,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                 raw_operations: raw_operations.max(1),
                 processes: processes.into_iter().map(usize::from).collect(),
             };
-            let report = crate::bench::run(&config, &settings).await?;
+            let report = hub_lab::bench::run(&config, &settings).await?;
             let as_json = serde_json::to_string_pretty(&report)?;
             if let Some(path) = json_out {
                 std::fs::write(&path, format!("{as_json}\n"))
@@ -346,7 +360,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             if json {
                 println!("{as_json}");
             } else {
-                print!("{}", crate::bench::table(&report));
+                print!("{}", hub_lab::bench::table(&report));
             }
             let failed = report.failed();
             anyhow::ensure!(
@@ -360,6 +374,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        #[cfg(feature = "lab")]
         Command::Chaos {
             seed,
             duration,
@@ -374,13 +389,13 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                 concurrency > 0 && !duration.is_zero(),
                 "--concurrency and --duration must be positive"
             );
-            let settings = crate::chaos::Settings {
+            let settings = hub_lab::chaos::Settings {
                 seed,
                 duration,
                 concurrency,
                 processes: usize::from(processes),
                 faults: if faults.is_empty() {
-                    crate::chaos::FaultKind::ALL.to_vec()
+                    hub_lab::chaos::FaultKind::ALL.to_vec()
                 } else {
                     faults
                 },
@@ -389,11 +404,11 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                 // Outages last up to a quarter of the load; a journey waits them out.
                 step_timeout: (duration / 2).max(std::time::Duration::from_secs(120)),
             };
-            let report = crate::chaos::run(&config, &settings).await?;
+            let report = hub_lab::chaos::run(&config, &settings).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", crate::chaos::table(&report));
+                print!("{}", hub_lab::chaos::table(&report));
             }
             let violations = report.violations();
             anyhow::ensure!(
@@ -403,17 +418,18 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let pool = store::connect(&config.database_url, 1).await?;
-            let applied = store::MIGRATOR.iter().count();
+            let migrator = crate::migrator()?;
+            let pool = store::connect(&config.database_url, 1, &migrator).await?;
+            let applied = migrator.iter().count();
             pool.close().await;
             println!("database is at the latest schema ({applied} migrations)");
             Ok(())
         }
-        Command::Dlq(args) => crate::ops::dlq::cli::run(&config, args).await,
+        Command::Dlq(args) => hub_ops::dlq::cli::run(&config, &crate::migrator()?, args).await,
         Command::Saga(args) => {
-            crate::ops::sagas::cli::run(&config, &integrations, build, args).await
+            hub_ops::sagas::cli::run(&config, &crate::migrator()?, &build, args).await
         }
-        Command::Console(args) => crate::ops::console::cli::run(args),
+        Command::Console(args) => hub_ops::console::cli::run(args),
         Command::Topology {
             dry_run,
             json,
@@ -421,13 +437,15 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             desks,
         } => {
             if agency_users {
-                let catalogue = crate::procedures::catalogue::Catalogue::embedded()?;
+                let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
                 let vhost = broker::vhost(&config.amqp_url);
-                let desks = crate::agency::check_desk_ids(&desks)
+                let desks = hub_portal::agency::check_desk_ids(&desks)
                     .map_err(|e| anyhow::anyhow!("--desks (HUB_DESKS): {e}"))?;
-                let commands = crate::agency::rabbitmqctl_commands(&catalogue, &vhost)
+                let commands = hub_portal::agency::rabbitmqctl_commands(&catalogue, &vhost)
                     .into_iter()
-                    .chain(crate::agency::desk_rabbitmqctl_commands(&desks, &vhost));
+                    .chain(hub_portal::agency::desk_rabbitmqctl_commands(
+                        &desks, &vhost,
+                    ));
                 for command in commands {
                     let words: Vec<String> = command.iter().map(|w| shell_quote(w)).collect();
                     println!("rabbitmqctl {}", words.join(" "));
@@ -435,7 +453,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
                 return Ok(());
             }
             // Every queue of the plan, the ones others consume (authorities') too.
-            let queues = build(&integrations)?.queues();
+            let queues = build()?.queues();
             let topology = app::topology(&config, queues)?;
             if !dry_run {
                 let token = CancellationToken::new();

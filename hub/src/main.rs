@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    hub::cli::main(hub::services::plan)
+    hub::cli::main(hub::plan)
 }

@@ -6,8 +6,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use contracts::{Namespace, QueueSpec, RetryTier, Topology, headers};
-use hub::broker::{self, Broker};
-use hub::ops::keeper;
+use hub_runtime::broker::{self, Broker};
+use hub_runtime::keeper;
 use lapin::BasicProperties;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -193,9 +193,13 @@ fn text(s: &str) -> AMQPValue {
 #[tokio::test]
 async fn list_and_replay_through_the_hub_binary() {
     let scratch = Scratch::new();
-    let pool = hub::store::connect(&scratch.database_url, 2)
-        .await
-        .expect("PostgreSQL is running");
+    let pool = hub_runtime::store::connect(
+        &scratch.database_url,
+        2,
+        &hub::migrator().expect("migrations"),
+    )
+    .await
+    .expect("PostgreSQL is running");
     let token = CancellationToken::new();
     let broker = Broker::connect(&amqp_url(), "dlq cli test", token.clone())
         .await

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use contracts::Metadata;
 use contracts::procedure::{Applicant, AssuranceLevel, SubmitApplication, SubmitComplaint};
-use hub::engine::{Saga, Step, StepContext};
-use hub::procedures::calendar::Calendar;
-use hub::procedures::catalogue::Catalogue;
-use hub::procedures::complaint::{ComplaintInput, ComplaintSaga};
-use hub::procedures::saga::{Input, ProcedureSaga, ProcedureSettings};
+use hub_portal::procedures::calendar::Calendar;
+use hub_portal::procedures::catalogue::Catalogue;
+use hub_portal::procedures::complaint::{ComplaintInput, ComplaintSaga};
+use hub_portal::procedures::saga::{Input, ProcedureSaga, ProcedureSettings};
+use hub_runtime::engine::{Saga, Step, StepContext};
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -40,9 +40,10 @@ impl Db {
         let name = format!("hubtest_cli_{id}");
         let mut url = url::Url::parse(&server_url()).expect("TEST_DATABASE_URL is a URL");
         url.set_path(&name);
-        let pool = hub::store::connect(url.as_str(), 2)
-            .await
-            .expect("PostgreSQL is running (see README, Prerequisites)");
+        let pool =
+            hub_runtime::store::connect(url.as_str(), 2, &hub::migrator().expect("migrations"))
+                .await
+                .expect("PostgreSQL is running (see README, Prerequisites)");
         Self {
             pool,
             url: url.to_string(),

@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use hub::config::{ConsoleConfig, ConsoleUsers};
+use hub_ops::config::{ConsoleConfig, ConsoleUsers};
 use sqlx::PgPool;
 
 use crate::wait_until;
@@ -23,7 +23,7 @@ pub fn free_addr() -> SocketAddr {
 
 /// The console on a free port with [`OPERATOR`] and the hash of [`PASSWORD`].
 pub fn config() -> ConsoleConfig {
-    let hash = hub::ops::console::cli::hash_password(PASSWORD).expect("hash");
+    let hash = hub_ops::console::cli::hash_password(PASSWORD).expect("hash");
     ConsoleConfig {
         addr: free_addr(),
         users: ConsoleUsers::single(OPERATOR, &hash),

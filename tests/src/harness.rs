@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use contracts::{Message, Metadata, Namespace, QueueSpec, RetryTier, Topology};
-use hub::app::{self, Components, Registration};
-use hub::broker::{self, Broker, Envelope, Publisher};
-use hub::config::{HubConfig, Tiers};
+use hub_runtime::app::{self, Components, Registration};
+use hub_runtime::broker::{self, Broker, Envelope, Publisher};
+use hub_runtime::config::{HubConfig, Tiers};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
@@ -114,7 +114,8 @@ impl TestEnv {
             drain_timeout: Duration::from_secs(10),
             ready_max_outbox_lag: Duration::from_secs(30),
         };
-        let pool = hub::store::connect(&config.database_url, 4)
+        let migrator = hub::migrator().expect("the hub's migrations");
+        let pool = hub_runtime::store::connect(&config.database_url, 4, &migrator)
             .await
             .expect("PostgreSQL is running (see README, Prerequisites)");
         let token = CancellationToken::new();
@@ -278,7 +279,7 @@ impl TestEnv {
         queue: &str,
         n: usize,
         timeout: Duration,
-    ) -> Vec<hub::ops::dlq::DeadLetter> {
+    ) -> Vec<hub_ops::dlq::DeadLetter> {
         let what = format!("{n} dead letters of {queue} kept");
         wait_until(timeout, &what, || async {
             let ids: Vec<i64> =
@@ -291,7 +292,7 @@ impl TestEnv {
                 return None;
             }
             Some(
-                hub::ops::dlq::get_many(&self.pool, &ids)
+                hub_ops::dlq::get_many(&self.pool, &ids)
                     .await
                     .expect("dead letters"),
             )
@@ -321,12 +322,14 @@ impl Drop for TestEnv {
             std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
         // The namespace's base topology too (retry tiers, unrouted, bus ...): a hub process of
         // the test may have declared it without the test declaring anything.
-        for d in hub::broker::describe(&self.topology(vec![]), self.config.delivery_limit) {
+        for d in hub_runtime::broker::describe(&self.topology(vec![]), self.config.delivery_limit) {
             match d {
-                hub::broker::Declaration::Queue { name, .. } if !queues.contains(&name) => {
+                hub_runtime::broker::Declaration::Queue { name, .. } if !queues.contains(&name) => {
                     queues.push(name);
                 }
-                hub::broker::Declaration::Exchange { name, .. } if !exchanges.contains(&name) => {
+                hub_runtime::broker::Declaration::Exchange { name, .. }
+                    if !exchanges.contains(&name) =>
+                {
                     exchanges.push(name);
                 }
                 _ => {}
@@ -495,7 +498,7 @@ impl Observer {
     /// Takes one message if there is one.
     pub async fn get(&self) -> Option<Observed> {
         let (properties, data) = self.get_raw().await?;
-        let metadata = hub::broker::decode_properties(&properties).expect("hub metadata");
+        let metadata = hub_runtime::broker::decode_properties(&properties).expect("hub metadata");
         let body = serde_json::from_slice(&data).unwrap_or(serde_json::Value::Null);
         Some(Observed {
             metadata,

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use contracts::Failure;
 use contracts::{Message, MessageType, ValidationErrors};
-use hub::Failure;
-use hub::broker::Incoming;
-use hub::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
+use hub_runtime::broker::Incoming;
+use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
 use serde::{Deserialize, Serialize};
 
 /// Open an account; it expires `expire_after_ms` later if given.
@@ -275,11 +275,11 @@ pub fn queue_spec() -> contracts::QueueSpec {
 }
 
 /// The registration that runs the ledger in a hub.
-pub fn registration() -> hub::app::Registration {
-    hub::app::Registration {
+pub fn registration() -> hub_runtime::app::Registration {
+    hub_runtime::app::Registration {
         queue: queue_spec(),
         factory: Box::new(|ctx| {
-            std::sync::Arc::new(hub::engine::SagaEngine::new(
+            std::sync::Arc::new(hub_runtime::engine::SagaEngine::new(
                 Ledger,
                 ctx.pool.clone(),
                 ctx.topology.clone(),

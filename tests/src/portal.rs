@@ -13,8 +13,9 @@ use contracts::issuance::{
 };
 use contracts::person::{Msisdn, Operator, PersonStatus};
 use contracts::{Message, Metadata};
-use hub::app::Components;
-use hub::config::IntegrationConfig;
+use hub_ops::config::ConsoleConfig;
+use hub_portal::config::IntegrationConfig;
+use hub_runtime::app::Components;
 use serde::Deserialize;
 use simulators::{RunningSims, SimConfig, SimKind};
 use tokio_util::sync::CancellationToken;
@@ -129,10 +130,23 @@ impl Portal {
         Self::start_custom(|_| {}, adjust).await
     }
 
+    /// Starts everything with the operators' console configured as `console`.
+    pub async fn start_with_console(console: ConsoleConfig) -> Self {
+        Self::start_full(|_| {}, |_| {}, console).await
+    }
+
     /// Starts everything, letting the test adjust the simulators' and then the hub's settings.
     pub async fn start_custom(
         adjust_sims: impl FnOnce(&mut SimConfig),
         adjust: impl FnOnce(&mut IntegrationConfig),
+    ) -> Self {
+        Self::start_full(adjust_sims, adjust, ConsoleConfig::default()).await
+    }
+
+    async fn start_full(
+        adjust_sims: impl FnOnce(&mut SimConfig),
+        adjust: impl FnOnce(&mut IntegrationConfig),
+        console: ConsoleConfig,
     ) -> Self {
         let env = TestEnv::new().await;
         let sims_token = CancellationToken::new();
@@ -176,11 +190,10 @@ impl Portal {
             gossuok_url: url(SimKind::Gossuok),
             eds_trusted_root_files: Vec::new(),
             eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)).await],
-            console: Default::default(),
             limits: Default::default(),
         };
         adjust(&mut integrations);
-        let plan = hub::services::plan(&integrations).expect("the hub's plan");
+        let plan = hub::plan(&integrations, &console).expect("the hub's plan");
         env.declare(plan.queues()).await;
         let desk = env
             .observe(
@@ -382,14 +395,14 @@ impl Portal {
     /// The broker user of queue authority `authority` (made on the local RabbitMQ if missing)
     /// and the AMQP URL it connects with.
     pub fn authority_login(&self, authority: &str) -> (String, url::Url) {
-        let catalogue =
-            hub::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
+        let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()
+            .expect("the embedded catalogue");
         let user = catalogue
             .authority(authority)
             .and_then(|a| a.broker_user())
             .expect("a queue authority of the catalogue")
             .to_owned();
-        hub::agency::ensure_user_with_rabbitmqctl(&user, AUTHORITY_PASSWORD, authority, "/")
+        hub_portal::agency::ensure_user_with_rabbitmqctl(&user, AUTHORITY_PASSWORD, authority, "/")
             .expect("the authority's broker user");
         let mut url = url::Url::parse(&self.env.config.amqp_url).expect("AMQP URL");
         url.set_username(&user).expect("user");
@@ -417,7 +430,7 @@ impl Portal {
             amqp_url: url.to_string(),
             broker_user: user,
             authority: authority.to_owned(),
-            queue: topology.work_queue(&hub::procedures::saga::authority_queue(authority)),
+            queue: topology.work_queue(&hub_portal::procedures::saga::authority_queue(authority)),
             bus_exchange: topology.bus_exchange(),
             decide_after,
             complaint_decide_after,
@@ -503,7 +516,7 @@ impl Portal {
 }
 
 /// The password the tests' authority users have on the local broker.
-pub const AUTHORITY_PASSWORD: &str = hub::agency::DEV_PASSWORD;
+pub const AUTHORITY_PASSWORD: &str = hub_portal::agency::DEV_PASSWORD;
 
 /// The GosSUOK simulator's root certificate (DER): the tests' trust anchor.
 pub async fn gossuok_root(gossuok: &url::Url) -> Vec<u8> {
@@ -520,10 +533,10 @@ pub fn backoffice_settings(
     secret: &str,
 ) -> std::collections::HashMap<String, String> {
     let catalogue =
-        hub::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
+        hub_portal::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
     let mut settings = std::collections::HashMap::new();
     for a in catalogue.authorities() {
-        if let hub::procedures::catalogue::AuthorityChannel::Http {
+        if let hub_portal::procedures::catalogue::AuthorityChannel::Http {
             base_url_key,
             secret_key,
         } = &a.channel

@@ -1,12 +1,12 @@
 //! A RabbitMQ node of the test's own, on free ports, with its data in a temporary directory: a
 //! test can stop and start it (a broker restart) without disturbing the tests that share the
 //! machine's broker. The node is the one `hub chaos` runs on
-//! ([`hub::chaos::servers::PrivateRabbit`]); this wraps it for tests, which fail on the spot
+//! ([`hub_lab::chaos::servers::PrivateRabbit`]); this wraps it for tests, which fail on the spot
 //! when it cannot start.
 
 use std::time::Duration;
 
-use hub::chaos::servers::PrivateRabbit;
+use hub_lab::chaos::servers::PrivateRabbit;
 
 /// A private RabbitMQ node; stopped and its directory removed when dropped.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! Agencies cannot act for each other. Each queue authority connects as its own broker user
-//! (`hub::agency`), which may write the bus and read its own queue, nothing else. The broker
+//! (`hub_portal::agency`), which may write the bus and read its own queue, nothing else. The broker
 //! refuses a forged `user_id` and any other write or read. The hub refuses what an authority's
 //! real user says about another authority's application: it is dead-lettered with the reason,
 //! and the saga does not move. A desk connects as `desk-<desk_id>`: what it publishes in another
@@ -12,9 +12,9 @@ use contracts::procedure::{
 use contracts::{Message, Metadata, headers};
 use e2e::portal::{DESK, Portal, WAIT, phone};
 use e2e::wait_until;
-use hub::procedures::catalogue::Catalogue;
-use hub::procedures::saga::{ProcedureSaga, authority_queue};
-use hub::sagas::issuance::IssuanceSaga;
+use hub_portal::procedures::catalogue::Catalogue;
+use hub_portal::procedures::saga::{ProcedureSaga, authority_queue};
+use hub_portal::sagas::issuance::IssuanceSaga;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -104,7 +104,7 @@ async fn the_broker_refuses_a_forged_user_id_and_any_write_or_read_outside_an_ag
     let metadata = |user: &str| {
         let mut m = Metadata::new(AuthorityDecided::TYPE.to_string(), "intruder");
         m.user_id = Some(user.to_owned());
-        hub::broker::encode_properties(&m)
+        hub_runtime::broker::encode_properties(&m)
     };
     let routing_key = AuthorityDecided::TYPE.to_string();
 
@@ -192,7 +192,7 @@ async fn an_agency_deciding_another_agencys_application_is_dead_lettered_and_the
         &conn,
         &portal.env.topology(vec![]).bus_exchange(),
         &AuthorityDecided::TYPE.to_string(),
-        hub::broker::encode_properties(&metadata),
+        hub_runtime::broker::encode_properties(&metadata),
         &contracts::encode(&decision(app.application_id)).expect("encodes"),
     )
     .await
@@ -201,7 +201,7 @@ async fn an_agency_deciding_another_agencys_application_is_dead_lettered_and_the
 
     let letters = portal
         .env
-        .dead_letters(hub::procedures::saga::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::procedures::saga::QUEUE, 1, WAIT)
         .await;
     assert_eq!(letters[0].message_id, Some(metadata.message_id));
     let reason = &letters[0].error;
@@ -243,12 +243,15 @@ struct DeskLogin {
 impl DeskLogin {
     fn new(portal: &Portal, tag: &str) -> Self {
         let desk = format!("e2e-{tag}-{}", &Uuid::new_v4().simple().to_string()[..8]);
-        let user =
-            hub::agency::ensure_desk_user_with_rabbitmqctl(&desk, hub::agency::DEV_PASSWORD, "/")
-                .expect("the desk's broker user");
+        let user = hub_portal::agency::ensure_desk_user_with_rabbitmqctl(
+            &desk,
+            hub_portal::agency::DEV_PASSWORD,
+            "/",
+        )
+        .expect("the desk's broker user");
         let mut url = url::Url::parse(&portal.env.config.amqp_url).expect("AMQP URL");
         url.set_username(&user).expect("user");
-        url.set_password(Some(hub::agency::DEV_PASSWORD))
+        url.set_password(Some(hub_portal::agency::DEV_PASSWORD))
             .expect("password");
         Self { desk, user, url }
     }
@@ -308,20 +311,20 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
         &conn,
         &bus,
         &ApplyForIdentifier::TYPE.to_string(),
-        hub::broker::encode_properties(&forged_meta),
+        hub_runtime::broker::encode_properties(&forged_meta),
         &contracts::encode(&forged).expect("encodes"),
     )
     .await
     .expect("the broker takes it");
     let letters = portal
         .env
-        .dead_letters(hub::sagas::issuance::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::sagas::issuance::QUEUE, 1, WAIT)
         .await;
     assert_eq!(letters[0].message_id, Some(forged_meta.message_id));
     let reason = &letters[0].error;
     assert!(
         reason.contains(&format!("{:?}", a.user))
-            && reason.contains(&format!("{:?}", hub::agency::desk_user(&b))),
+            && reason.contains(&format!("{:?}", hub_portal::agency::desk_user(&b))),
         "the reason names the sender's desk and the desk it wrote for: {reason}"
     );
     assert_eq!(
@@ -356,14 +359,14 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
         &conn,
         &bus,
         &ConfirmPhone::TYPE.to_string(),
-        hub::broker::encode_properties(&confirm_meta),
+        hub_runtime::broker::encode_properties(&confirm_meta),
         &contracts::encode(&confirm).expect("encodes"),
     )
     .await
     .expect("the broker takes it");
     let letters = portal
         .env
-        .dead_letters(hub::sagas::issuance::QUEUE, 2, WAIT)
+        .dead_letters(hub_portal::sagas::issuance::QUEUE, 2, WAIT)
         .await;
     assert_eq!(letters[1].message_id, Some(confirm_meta.message_id));
     assert!(
@@ -382,14 +385,14 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
         &conn,
         &bus,
         &ApplyForIdentifier::TYPE.to_string(),
-        hub::broker::encode_properties(&unnamed_meta),
+        hub_runtime::broker::encode_properties(&unnamed_meta),
         &contracts::encode(&unnamed).expect("encodes"),
     )
     .await
     .expect("the broker takes it");
     let letters = portal
         .env
-        .dead_letters(hub::sagas::issuance::QUEUE, 3, WAIT)
+        .dead_letters(hub_portal::sagas::issuance::QUEUE, 3, WAIT)
         .await;
     assert_eq!(letters[2].message_id, Some(unnamed_meta.message_id));
     assert!(
@@ -405,14 +408,14 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
         &conn,
         &bus,
         "sms.send.v1",
-        hub::broker::encode_properties(&sms_meta),
+        hub_runtime::broker::encode_properties(&sms_meta),
         br#"{"to": "+375291234567", "text": "pay here"}"#,
     )
     .await
     .expect("the broker takes it");
     let letters = portal
         .env
-        .dead_letters(hub::workers::sms::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::workers::sms::QUEUE, 1, WAIT)
         .await;
     assert_eq!(letters[0].message_id, Some(sms_meta.message_id));
     assert!(
@@ -430,7 +433,7 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
         &conn,
         &bus,
         &ApplyForIdentifier::TYPE.to_string(),
-        hub::broker::encode_properties(&own_meta),
+        hub_runtime::broker::encode_properties(&own_meta),
         &contracts::encode(&own).expect("encodes"),
     )
     .await
@@ -443,7 +446,7 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
     assert_eq!(
         portal
             .env
-            .dead_letter_count(hub::sagas::issuance::QUEUE)
+            .dead_letter_count(hub_portal::sagas::issuance::QUEUE)
             .await,
         3,
         "only the three in another desk's name"

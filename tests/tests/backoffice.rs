@@ -12,7 +12,7 @@ use contracts::procedure::{
 };
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
-use hub::procedures::saga::ProcedureSaga;
+use hub_portal::procedures::saga::ProcedureSaga;
 use serde_json::{Value, json};
 use simulators::SimKind;
 use uuid::Uuid;
@@ -235,7 +235,7 @@ async fn a_complaint_is_heard_by_the_http_authority_that_decided() {
 async fn an_oversized_callback_is_refused_before_it_is_read_and_the_hub_goes_on() {
     let portal = portal(Duration::from_secs(3600)).await;
     let base = &portal.integrations.callback_url;
-    let oversized = vec![b' '; hub::http::CALLBACK_BODY_LIMIT + 1];
+    let oversized = vec![b' '; hub_portal::http::CALLBACK_BODY_LIMIT + 1];
     let client = reqwest::Client::new();
     let healthz = base.join("healthz").expect("URL");
     wait_until(WAIT, "the hub's HTTP listener", || async {

@@ -8,7 +8,7 @@ use contracts::Message;
 use e2e::ledger::{self, Deposit, Deposited, OpenAccount};
 use e2e::private_broker::PrivateBroker;
 use e2e::{Observer, TestEnv, wait_until};
-use hub::app::Components;
+use hub_runtime::app::Components;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(90);

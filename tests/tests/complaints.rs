@@ -11,7 +11,7 @@ use contracts::procedure::{
 };
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
-use hub::procedures::complaint::ComplaintSaga;
+use hub_portal::procedures::complaint::ComplaintSaga;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -1,4 +1,4 @@
-//! The operators' console end to end (`hub::ops::console`).
+//! The operators' console end to end (`hub_ops::console`).
 //!
 //! - Over HTTP, without a browser: no page without a session, no POST without the session's
 //!   CSRF token, failed logins audited and locked out, logout.
@@ -15,10 +15,10 @@ use e2e::browser::Browser;
 use e2e::console::{self, OPERATOR, PASSWORD};
 use e2e::portal::{DESK, Portal, WAIT, code_in, phone};
 use e2e::{TestEnv, wait_until};
-use hub::app::{Components, Plan};
-use hub::config::ConsoleUsers;
-use hub::ops::console::{ConsoleSettings, auth::Limits};
-use hub::sagas::issuance::IssuanceSaga;
+use hub_ops::config::ConsoleUsers;
+use hub_ops::console::{ConsoleSettings, auth::Limits};
+use hub_portal::sagas::issuance::IssuanceSaga;
+use hub_runtime::app::{Components, Plan};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -115,7 +115,7 @@ async fn log_in(client: &reqwest::Client, base: &str, password: &str) -> reqwest
 async fn pages_need_a_session_and_posts_need_its_csrf_token() {
     let env = TestEnv::new().await;
     let addr: SocketAddr = console::free_addr();
-    let hash = hub::ops::console::cli::hash_password(PASSWORD).expect("hash");
+    let hash = hub_ops::console::cli::hash_password(PASSWORD).expect("hash");
     let settings = ConsoleSettings {
         addr,
         users: ConsoleUsers::single(OPERATOR, &hash),
@@ -127,7 +127,7 @@ async fn pages_need_a_session_and_posts_need_its_csrf_token() {
         },
     };
     let plan = Plan {
-        background: vec![hub::ops::console::task(settings)],
+        background: vec![hub_ops::console::task(settings)],
         ..Plan::default()
     };
     let hub = env.spawn_plan(Components::ALL, plan);
@@ -332,7 +332,7 @@ async fn pages_need_a_session_and_posts_need_its_csrf_token() {
 async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes() {
     let console_config = console::config();
     let addr = console_config.addr;
-    let mut portal = Portal::start_with(|c| c.console = console_config).await;
+    let mut portal = Portal::start_with_console(console_config).await;
     let pool = portal.env.pool.clone();
     console::wait_listening(addr).await;
     let base = format!("http://{addr}");
@@ -468,7 +468,7 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
     let mvd_queue = format!(
         "{}.{}",
         portal.env.config.namespace,
-        hub::workers::mvd::QUEUE
+        hub_portal::workers::mvd::QUEUE
     );
     let row = browser
         .text(&format!("#queues tr[data-queue='{mvd_queue}']"))

@@ -1,6 +1,6 @@
 //! Dead letters end to end: the keeper moves them from the broker into `dead_letters`, and
 //! operators list, group, inspect, replay, discard and export them — through the library
-//! (`hub::ops::dlq`, what the console calls) and through the real CLI (`dlq` of the tests'
+//! (`hub_ops::dlq`, what the console calls) and through the real CLI (`dlq` of the tests'
 //! ledger hub binary, the same command line as `hub`'s). Real RabbitMQ, real PostgreSQL, the
 //! ledger test saga.
 
@@ -11,10 +11,10 @@ use base64::Engine as _;
 use contracts::{Message, Metadata, Topology, headers};
 use e2e::ledger::{self, Deposit, OpenAccount};
 use e2e::{RunningHub, TestEnv, wait_until};
-use hub::app::Components;
-use hub::broker::Envelope;
-use hub::ops::dlq::{self, DeadLetter, Disclosure, DlqError, Filter, ReplayOptions, Selection};
-use hub::ops::keeper;
+use hub_ops::dlq::{self, DeadLetter, Disclosure, DlqError, Filter, ReplayOptions, Selection};
+use hub_runtime::app::Components;
+use hub_runtime::broker::Envelope;
+use hub_runtime::keeper;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use serde_json::Value;

@@ -7,9 +7,9 @@ use contracts::{Message, Metadata, headers};
 use e2e::harness::queue_depth;
 use e2e::ledger::{self, AccountOpened, Deposit, Deposited, Ledger, OpenAccount};
 use e2e::{TestEnv, wait_until};
-use hub::app::Components;
-use hub::broker::Envelope;
-use hub::ops::dlq::DeadLetter;
+use hub_ops::dlq::DeadLetter;
+use hub_runtime::app::Components;
+use hub_runtime::broker::Envelope;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -253,7 +253,7 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
     // Valid JSON, but padded past the size limit: refused before it is parsed.
     let oversized = Metadata::new(Deposit::TYPE.to_string(), "test");
     let mut big = br#"{"account":"carol","amount":1,"seq":6}"#.to_vec();
-    big.resize(hub::broker::MAX_BODY_BYTES + 1, b' ');
+    big.resize(hub_runtime::broker::MAX_BODY_BYTES + 1, b' ');
     env.publisher
         .publish(&raw(&big, oversized.clone()))
         .await
@@ -334,11 +334,15 @@ async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_proce
         l.error,
         format!(
             "body of {} bytes is larger than the {} bytes the hub accepts",
-            hub::broker::MAX_BODY_BYTES + 1,
-            hub::broker::MAX_BODY_BYTES
+            hub_runtime::broker::MAX_BODY_BYTES + 1,
+            hub_runtime::broker::MAX_BODY_BYTES
         )
     );
-    assert_eq!(l.body.len(), hub::broker::MAX_BODY_BYTES + 1, "kept whole");
+    assert_eq!(
+        l.body.len(),
+        hub_runtime::broker::MAX_BODY_BYTES + 1,
+        "kept whole"
+    );
     let l = by_id(unknown.message_id);
     assert_eq!(header(l, headers::ERROR_KIND).as_deref(), Some("permanent"));
     assert_eq!(
@@ -436,7 +440,7 @@ async fn the_timer_poller_sleeps_when_no_timer_is_set_and_wakes_for_the_next_one
     let env = TestEnv::new().await;
     // An empty table once made the poller spin (`greatest(0, NULL)` is 0 in SQL).
     assert_eq!(
-        hub::store::timers::until_next_due(&env.pool).await,
+        hub_runtime::store::timers::until_next_due(&env.pool).await,
         None,
         "no timer, no wake-up"
     );
@@ -457,7 +461,7 @@ async fn the_timer_poller_sleeps_when_no_timer_is_set_and_wakes_for_the_next_one
     .execute(&env.pool)
     .await
     .expect("timer");
-    let next = hub::store::timers::until_next_due(&env.pool)
+    let next = hub_runtime::store::timers::until_next_due(&env.pool)
         .await
         .expect("a timer is set");
     assert!(

@@ -50,7 +50,7 @@ async fn an_identifier_is_issued_once_per_person_and_phone_with_no_secret_in_the
     .fetch_one(&portal.env.pool)
     .await
     .expect("account");
-    assert!(hub::secrets::verify_secret(&password, &hash));
+    assert!(hub_runtime::secrets::verify_secret(&password, &hash));
     assert!(must_change);
 
     // Nowhere in the database is the password or the code in the clear.
@@ -161,7 +161,7 @@ async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered
     portal.confirm("no-such-application", "654321").await;
     let letters = portal
         .env
-        .dead_letters(hub::sagas::issuance::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::sagas::issuance::QUEUE, 1, WAIT)
         .await;
     let letter = &letters[0];
     assert_eq!(
@@ -222,7 +222,7 @@ async fn a_duplicated_delivery_report_changes_nothing() {
     let person = portal.good_persons().await.remove(0);
     issue(&portal, &person, "R-1", &phone(41)).await;
     // Both copies of the password's delivery report reach the hub; the saga takes one.
-    let saga = hub::sagas::issuance::IssuanceSaga::key(e2e::portal::DESK, "R-1").id;
+    let saga = hub_portal::sagas::issuance::IssuanceSaga::key(e2e::portal::DESK, "R-1").id;
     wait_until(WAIT, "the delivery report applied", || async {
         let delivered: Option<bool> = sqlx::query_scalar(
             "SELECT (state->'stage'->>'password_delivered')::boolean FROM sagas WHERE id = $1",
@@ -272,7 +272,7 @@ async fn a_password_sms_that_cannot_be_sent_is_dead_lettered_sealed_and_the_desk
     portal.confirm("S-1", &code).await;
     let letters = portal
         .env
-        .dead_letters(hub::workers::sms::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::workers::sms::QUEUE, 1, WAIT)
         .await;
     let letter = &letters[0];
     let body = &letter.body;
@@ -288,8 +288,8 @@ async fn a_password_sms_that_cannot_be_sent_is_dead_lettered_sealed_and_the_desk
     );
     let send: contracts::sms::SendSms =
         serde_json::from_slice(body).expect("the dead letter is the command");
-    let sealer =
-        hub::secrets::Sealer::from_config(portal.integrations.seal_key.as_deref()).expect("key");
+    let sealer = hub_runtime::secrets::Sealer::from_config(portal.integrations.seal_key.as_deref())
+        .expect("key");
     assert!(
         sealer
             .open(&send.text)

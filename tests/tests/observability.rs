@@ -6,17 +6,17 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use contracts::Failure;
 use contracts::issuance::{ApplyForIdentifier, IdentifierIssued, PhoneCodeSent};
 use contracts::sms::DeliveryReported;
 use contracts::{Message, MessageType, Metadata, QueueSpec};
 use e2e::portal::{Portal, WAIT, code_in, phone};
 use e2e::{TestEnv, wait_until};
 use futures_util::future::BoxFuture;
-use hub::Failure;
-use hub::app::{Components, Registration};
-use hub::broker::{Envelope, Handler, Incoming};
-use hub::health::Readiness;
-use hub::trace::{TraceContext, trace_id_of};
+use hub_runtime::app::{Components, Registration};
+use hub_runtime::broker::{Envelope, Handler, Incoming};
+use hub_runtime::health::Readiness;
+use hub_runtime::trace::{TraceContext, trace_id_of};
 use serde::{Deserialize, Serialize};
 use simulators::SimKind;
 use tokio_util::sync::CancellationToken;
@@ -163,7 +163,7 @@ async fn an_issuance_is_one_trace_and_shows_in_the_metrics() {
     assert_eq!(status, 200);
     assert!(content_type.starts_with("application/openmetrics-text"));
     let topology = portal.env.topology(vec![]);
-    let queue = topology.work_queue(hub::sagas::issuance::QUEUE);
+    let queue = topology.work_queue(hub_portal::sagas::issuance::QUEUE);
     let apply = ApplyForIdentifier::TYPE.to_string();
     let series = |s: &str| value(&text, s).unwrap_or_else(|| panic!("{s} missing:\n{text}"));
     assert_eq!(
@@ -235,7 +235,7 @@ async fn listener(env: &TestEnv, readiness: Readiness, shutdown: &CancellationTo
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
-    let callbacks = hub::http::Callbacks {
+    let callbacks = hub_portal::http::Callbacks {
         erip_secret: b"secret".to_vec(),
         procedure_queue: "unused".into(),
         bus_exchange: "unused".into(),
@@ -244,7 +244,7 @@ async fn listener(env: &TestEnv, readiness: Readiness, shutdown: &CancellationTo
     };
     let (pool, token) = (env.pool.clone(), shutdown.clone());
     tokio::spawn(async move {
-        hub::http::serve(addr, pool, "test".into(), callbacks, readiness, token).await
+        hub_portal::http::serve(addr, pool, "test".into(), callbacks, readiness, token).await
     });
     let base = format!("http://{addr}");
     wait_until(WAIT, "the listener", || async {
@@ -293,7 +293,7 @@ async fn readyz_names_a_database_that_does_not_answer_and_an_outbox_that_lags() 
     let (status, _, body) = get(format!("{base}/readyz")).await;
     assert_eq!(status, 200, "an empty outbox does not lag: {body}");
     let mut conn = env.pool.acquire().await.expect("a connection");
-    hub::store::outbox::insert(
+    hub_runtime::store::outbox::insert(
         &mut conn,
         &[Envelope {
             exchange: String::new(),
@@ -367,7 +367,8 @@ async fn a_dead_letter_keeps_its_traceparent_and_is_counted_by_cause() {
         "the dead letter keeps the traceparent it arrived with (a replay sends it again): {kept}"
     );
     let queue = env.topology(vec![]).work_queue(QUEUE);
-    let text = hub::metrics::metrics().encode(&hub::metrics::Snapshot::default().registry());
+    let text = hub_runtime::metrics::metrics()
+        .encode(&hub_runtime::metrics::Snapshot::default().registry());
     assert_eq!(
         value(
             &text,

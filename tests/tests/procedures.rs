@@ -45,7 +45,7 @@ fn submit(code: &str, level: AssuranceLevel) -> SubmitApplication {
 
 async fn state_name(portal: &Portal, id: Uuid) -> Option<String> {
     sqlx::query_scalar("SELECT state_name FROM sagas WHERE id = $1")
-        .bind(hub::procedures::saga::ProcedureSaga::key(id).id)
+        .bind(hub_portal::procedures::saga::ProcedureSaga::key(id).id)
         .fetch_optional(&portal.env.pool)
         .await
         .expect("saga")
@@ -276,7 +276,7 @@ async fn a_decision_sent_by_another_authority_is_dead_lettered() {
     portal.env.send_with(&forged, metadata).await;
     let letters = portal
         .env
-        .dead_letters(hub::procedures::saga::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::procedures::saga::QUEUE, 1, WAIT)
         .await;
     let reason = letters[0]
         .header_str(headers::ERROR_TEXT)
@@ -341,7 +341,7 @@ async fn an_application_past_its_term_raises_the_overdue_event() {
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let _: ApplicationAccepted = portal.event(&id).await;
-    let saga = hub::procedures::saga::ProcedureSaga::key(app.application_id).id;
+    let saga = hub_portal::procedures::saga::ProcedureSaga::key(app.application_id).id;
     // The term is days long; let it pass by moving the timer's due time to now.
     let moved = wait_until(WAIT, "the overdue timer", || async {
         let n =

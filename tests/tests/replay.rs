@@ -210,7 +210,7 @@ struct Effects {
 
 async fn effects(portal: &Portal, application_id: Uuid, order: &str) -> Effects {
     let pool = &portal.env.pool;
-    let saga = hub::procedures::saga::ProcedureSaga::key(application_id).id;
+    let saga = hub_portal::procedures::saga::ProcedureSaga::key(application_id).id;
     let state = sqlx::query_as("SELECT state_name, version FROM sagas WHERE id = $1")
         .bind(saga)
         .fetch_one(pool)
@@ -258,7 +258,7 @@ async fn a_captured_erip_notification_sent_again_changes_nothing_and_forgeries_a
     let accepted: ApplicationAccepted = portal.event(&id).await;
     let order = accepted.order_number.expect("an order number");
     // The saga knows its invoice before the payment (else it never learns it: see below).
-    let saga = hub::procedures::saga::ProcedureSaga::key(app.application_id).id;
+    let saga = hub_portal::procedures::saga::ProcedureSaga::key(app.application_id).id;
     wait_until(WAIT, "the invoice id in the saga", || async {
         sqlx::query_scalar::<_, Option<String>>(
             "SELECT state->>'invoice_id' FROM sagas WHERE id = $1",
@@ -429,7 +429,7 @@ async fn a_signed_eds_challenge_answers_once_even_when_two_copies_race() {
     // And later still: used.
     assert_eq!(
         portal.cabinet(&login).await,
-        refused(hub::registration::CHALLENGE_USED)
+        refused(hub_portal::registration::CHALLENGE_USED)
     );
     let used: bool =
         sqlx::query_scalar("SELECT used_at IS NOT NULL FROM eds_challenges WHERE nonce = $1")
@@ -460,7 +460,7 @@ async fn an_expired_unknown_or_someone_elses_eds_challenge_is_refused_with_its_r
     .expect("expired");
     assert_eq!(
         portal.cabinet(&LogInByEds { proof: late }).await,
-        refused(hub::registration::CHALLENGE_EXPIRED)
+        refused(hub_portal::registration::CHALLENGE_EXPIRED)
     );
 
     // Unknown: a nonce this hub never issued, with a signature over bytes that look like a
@@ -478,7 +478,7 @@ async fn an_expired_unknown_or_someone_elses_eds_challenge_is_refused_with_its_r
     made_up.signature = sign(&portal, &id, &to_sign).await;
     assert_eq!(
         portal.cabinet(&LogInByEds { proof: made_up }).await,
-        refused(hub::registration::CHALLENGE_UNKNOWN)
+        refused(hub_portal::registration::CHALLENGE_UNKNOWN)
     );
 
     // Someone else's: the holder's signature presented with another person's certificate does
@@ -500,7 +500,7 @@ async fn an_expired_unknown_or_someone_elses_eds_challenge_is_refused_with_its_r
     );
     assert_eq!(
         portal.cabinet(&LogInByEds { proof: own }).await,
-        refused(hub::registration::CHALLENGE_USED)
+        refused(hub_portal::registration::CHALLENGE_USED)
     );
     portal.stop().await;
 }

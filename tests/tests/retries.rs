@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use contracts::Failure;
 use contracts::{Message, MessageType, QueueSpec, headers};
 use e2e::harness::{Shared, queue_depth};
 use e2e::{TestEnv, wait_until};
 use futures_util::future::BoxFuture;
-use hub::Failure;
-use hub::app::{Components, Registration};
-use hub::broker::{Handler, Incoming};
+use hub_runtime::app::{Components, Registration};
+use hub_runtime::broker::{Handler, Incoming};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -1,4 +1,4 @@
-//! Operators' saga tools end to end (`hub::ops::sagas`, which `hub saga` and the console call):
+//! Operators' saga tools end to end (`hub_ops::sagas`, which `hub saga` and the console call):
 //! the hub's own plan, every simulator, the real RabbitMQ and PostgreSQL. A saga is made to
 //! stick for real (the MVD registry failing until its command is dead-lettered, an authority
 //! that never answers), then found, shown, retried and cancelled.
@@ -12,11 +12,11 @@ use contracts::procedure::{
 };
 use e2e::portal::{DESK, Portal, WAIT, phone};
 use e2e::{Observer, wait_until};
-use hub::app::HubContext;
-use hub::ops::dlq::Disclosure;
-use hub::ops::sagas::{self, ListFilter, OperatorRequest, SagaOpsError, SagaTypes};
-use hub::procedures::saga::{CANCELLED_BY_OPERATOR, ProcedureSaga};
-use hub::sagas::issuance::IssuanceSaga;
+use hub_ops::dlq::Disclosure;
+use hub_ops::sagas::{self, ListFilter, OperatorRequest, SagaOpsError, SagaTypes};
+use hub_portal::procedures::saga::{CANCELLED_BY_OPERATOR, ProcedureSaga};
+use hub_portal::sagas::issuance::IssuanceSaga;
+use hub_runtime::app::HubContext;
 use serde_json::json;
 use simulators::SimKind;
 use sqlx::PgPool;
@@ -220,7 +220,7 @@ async fn a_stuck_application_is_listed_shown_masked_and_its_step_retried_to_comp
     assert_eq!(detail.dead_letters.len(), 1, "{:?}", detail.dead_letters);
     let letter = &detail.dead_letters[0];
     assert_eq!(letter.message_id, Some(reconcile.message_id));
-    assert_eq!(letter.queue, hub::workers::mvd::QUEUE);
+    assert_eq!(letter.queue, hub_portal::workers::mvd::QUEUE);
     assert_eq!(letter.error_kind, "retries_exhausted");
     assert_eq!(letter.status, "new");
     assert_eq!(reconcile.dead_letter_id, Some(letter.id));
@@ -374,12 +374,12 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
     assert_eq!(detail.state["applicant"], "32**********B2");
 
     // Cancelled: the authority is told, the fee is due back, the portal learns why.
-    let plan = hub::services::plan(&portal.integrations).expect("plan");
+    let plan = hub_portal::services::plan(&portal.integrations).expect("plan");
     let ctx = HubContext {
         pool: pool.clone(),
         topology: Arc::new(portal.env.topology(plan.queues())),
         app_id: "saga-ops-test".into(),
-        broker_user: hub::broker::broker_user(&portal.env.config.amqp_url),
+        broker_user: hub_runtime::broker::broker_user(&portal.env.config.amqp_url),
     };
     let types = SagaTypes::from_plan(&plan, &ctx);
     let request = OperatorRequest {
@@ -400,7 +400,7 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
         portal
             .env
             .topology(vec![])
-            .work_queue(hub::procedures::saga::QUEUE)
+            .work_queue(hub_portal::procedures::saga::QUEUE)
     );
     let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
     assert_eq!(withdrawn.refund_due_kopecks, 2100);

@@ -4,5 +4,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    hub::cli::main(|_| Ok(vec![e2e::ledger::registration()].into()))
+    hub::cli::main(|_, _| Ok(vec![e2e::ledger::registration()].into()))
 }

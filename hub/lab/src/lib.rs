@@ -1,0 +1,9 @@
+//! The lab: the whole portal on one machine with a simulator of every external system
+//! ([`stage`]), and what runs on it — the [`demo`], the benchmark ([`bench`]) and the chaos run
+//! ([`chaos`]). The only crate of the hub that links the simulators; the production binary
+//! (`cargo build -p hub --no-default-features`) leaves it out.
+
+pub mod bench;
+pub mod chaos;
+pub mod demo;
+pub mod stage;

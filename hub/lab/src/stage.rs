@@ -1,0 +1,1261 @@
+//! The stage `hub demo` and `hub bench` play on: every simulator and the hub in this process,
+//! against the local RabbitMQ and PostgreSQL, in a namespace and database of their own (removed
+//! by [`Stage::stop`]), with a desk and a portal listening on the bus — and the moves every
+//! player makes: send a command, wait for the answer, read the SMS code from the simulated
+//! phone, pay at the simulated ERIP.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
+use contracts::issuance::{
+    Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentifierIssued,
+    IdentityDocument, PhoneCodeSent,
+};
+use contracts::person::PersonStatus;
+use contracts::{Message, Metadata, Namespace, Topology};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use serde::Deserialize;
+use serde_json::json;
+use simulators::{RunningSims, SimConfig, SimKind};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use hub_portal::config::IntegrationConfig;
+use hub_runtime::app::{self, Components};
+use hub_runtime::broker::{self, Broker, Envelope, Publisher, decode_properties};
+use hub_runtime::config::HubConfig;
+
+/// The longest wait for one answer.
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A person of the simulated population (the MVD simulator's `sim/population`).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Person {
+    pub(crate) identification_number: String,
+    pub(crate) surname: String,
+    pub(crate) given_name: String,
+    pub(crate) patronymic: Option<String>,
+    pub(crate) birth_date: chrono::NaiveDate,
+    pub(crate) document: SimDocument,
+    pub(crate) status: PersonStatus,
+    pub(crate) document_status: String,
+    pub(crate) previous_surname: Option<String>,
+}
+
+/// A person's identity document, as the MVD simulator has it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct SimDocument {
+    pub(crate) kind: DocumentKind,
+    pub(crate) number: String,
+    pub(crate) issued_on: chrono::NaiveDate,
+    pub(crate) expires_on: chrono::NaiveDate,
+}
+
+/// A person every issuance rule lets through.
+pub(crate) fn is_good(p: &Person, today: chrono::NaiveDate) -> bool {
+    p.document_status == "valid"
+        && p.previous_surname.is_none()
+        && p.document.expires_on > today
+        && p.birth_date < today - chrono::Days::new(15 * 366)
+}
+
+/// The `i`-th phone number of the A1 simulator, whose inbox [`Play::nth_text`] reads.
+pub(crate) fn a1_phone(i: usize) -> String {
+    format!("+37544{:03}{:04}", i / 10000 % 1000, 1000 + i % 9000)
+}
+
+/// The application for an identifier a desk makes for `p`.
+pub(crate) fn identifier_application(
+    p: &Person,
+    number: &str,
+    phone: &str,
+    desk: &str,
+) -> ApplyForIdentifier {
+    ApplyForIdentifier {
+        application: Application {
+            number: number.into(),
+            date: chrono::Utc::now().date_naive(),
+            desk_id: desk.into(),
+            worker_id: "worker-1".into(),
+        },
+        person: Applicant {
+            identification_number: p.identification_number.clone(),
+            surname: p.surname.clone(),
+            given_name: p.given_name.clone(),
+            patronymic: p.patronymic.clone(),
+            birth_date: p.birth_date,
+            status: p.status,
+        },
+        document: IdentityDocument {
+            kind: p.document.kind,
+            number: p.document.number.clone(),
+            issued_on: p.document.issued_on,
+            expires_on: p.document.expires_on,
+        },
+        phone: phone.into(),
+        consent_to_mvd_check: true,
+    }
+}
+
+/// Events the desk received, by application number (or application / complaint id), and the
+/// cabinet's answers by correlation id.
+#[derive(Debug)]
+pub(crate) struct Desk {
+    pub(crate) events: Mutex<HashMap<String, Vec<(String, serde_json::Value)>>>,
+    /// Cabinet answers, by correlation id.
+    pub(crate) replies: Mutex<HashMap<String, serde_json::Value>>,
+    pub(crate) changed: Notify,
+    /// The distinct message ids seen per (application, event type): more than one is the same
+    /// effect delivered twice (a redelivery of one message keeps its id).
+    distinct: Mutex<HashMap<(String, String), Vec<uuid::Uuid>>>,
+    /// The longest wait for one answer, ms ([`STEP_TIMEOUT`] unless set).
+    timeout_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Desk {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            replies: Mutex::default(),
+            changed: Notify::new(),
+            distinct: Mutex::default(),
+            timeout_ms: std::sync::atomic::AtomicU64::new(STEP_TIMEOUT.as_millis() as u64),
+        }
+    }
+}
+
+impl Desk {
+    /// The longest wait for one answer.
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Waits up to `timeout` for each answer from now on (a run with faults waits longer).
+    pub(crate) fn set_timeout(&self, timeout: Duration) {
+        self.timeout_ms.store(
+            timeout.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The first `M` the desk received for `number`, waiting for it.
+    pub(crate) async fn wait<M: Message>(&self, number: &str) -> anyhow::Result<M> {
+        let wanted = M::TYPE.to_string();
+        let timeout = self.timeout();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(body) = self
+                .events
+                .lock()
+                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
+                .get(number)
+                .and_then(|evs| {
+                    evs.iter()
+                        .find(|(t, _)| *t == wanted)
+                        .map(|(_, b)| b.clone())
+                })
+            {
+                return Ok(serde_json::from_value(body)?);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("application {number}: no {wanted} within {timeout:?}");
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    /// The cabinet's answer to the request with this correlation id, waiting for it.
+    /// The events the desk heard (per application and type), and those it heard under more
+    /// than one message id (the same effect twice), as `type application`.
+    pub(crate) fn effects(&self) -> (usize, Vec<String>) {
+        self.distinct.lock().map_or((0, Vec::new()), |d| {
+            let twice = d
+                .iter()
+                .filter(|(_, ids)| ids.len() > 1)
+                .map(|((number, kind), _)| format!("{kind} {number}"))
+                .collect();
+            (d.len(), twice)
+        })
+    }
+
+    pub(crate) async fn reply(&self, correlation: &str) -> anyhow::Result<CabinetOutcome> {
+        let timeout = self.timeout();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(body) = self
+                .replies
+                .lock()
+                .map_err(|_| anyhow::anyhow!("desk lock poisoned"))?
+                .remove(correlation)
+            {
+                return Ok(serde_json::from_value::<CabinetReply>(body)?.outcome);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("no cabinet answer within {timeout:?}");
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+
+    fn record(&self, meta: Metadata, body: serde_json::Value, is_reply: bool) {
+        if is_reply {
+            if let (Some(c), Ok(mut replies)) = (meta.correlation_id, self.replies.lock()) {
+                replies.insert(c, body);
+            }
+        } else {
+            // Issuance events by application number; procedures' and complaints' by their id.
+            let number = body["application_number"]
+                .as_str()
+                .or_else(|| body["notice"]["application"]["number"].as_str())
+                .or_else(|| body["complaint_id"].as_str())
+                .or_else(|| body["application_id"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if let (false, Ok(mut distinct)) = (number.is_empty(), self.distinct.lock()) {
+                let ids = distinct
+                    .entry((number.clone(), meta.message_type.clone()))
+                    .or_default();
+                if !ids.contains(&meta.message_id) {
+                    ids.push(meta.message_id);
+                }
+            }
+            if let Ok(mut events) = self.events.lock() {
+                events
+                    .entry(number)
+                    .or_default()
+                    .push((meta.message_type, body));
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+/// What the players share: the bus, the desk's ears, and the simulators' own doors (the phone's
+/// inbox, ERIP's bank, the mailbox, the CA).
+#[derive(Debug)]
+pub(crate) struct Play {
+    pub(crate) publisher: Arc<Publisher>,
+    pub(crate) bus: String,
+    pub(crate) desk: Arc<Desk>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) a1: url::Url,
+    pub(crate) erip: url::Url,
+    pub(crate) email: url::Url,
+    pub(crate) gossuok: url::Url,
+    pub(crate) portal_queue: String,
+    /// Who the commands say they come from.
+    pub(crate) sender: String,
+}
+
+impl Play {
+    /// Publishes a command on the bus, as a desk or the portal does.
+    pub(crate) async fn send<M: Message>(&self, m: &M) -> anyhow::Result<()> {
+        let envelope = Envelope {
+            exchange: self.bus.clone(),
+            routing_key: M::TYPE.to_string(),
+            metadata: Metadata::new(M::TYPE.to_string(), &self.sender),
+            body: contracts::encode(m)?,
+        };
+        self.publish(&envelope).await
+    }
+
+    /// Publishes until the broker confirms, as a desk does: through a broker restart the same
+    /// message (same id) is sent again, and the hub's inbox takes it once.
+    pub(crate) async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        let deadline = Instant::now() + self.desk.timeout();
+        loop {
+            match self.publisher.publish(envelope).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).context("the broker did not confirm a command");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "publish not confirmed; sending again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a request as the portal does (reply queue, correlation id) and waits for the
+    /// answer.
+    pub(crate) async fn ask<M: Message>(&self, m: &M) -> anyhow::Result<CabinetOutcome> {
+        let mut metadata = Metadata::new(M::TYPE.to_string(), "demo-portal");
+        let correlation = uuid::Uuid::new_v4().to_string();
+        metadata.correlation_id = Some(correlation.clone());
+        metadata.reply_to = Some(self.portal_queue.clone());
+        self.publish(&Envelope {
+            exchange: self.bus.clone(),
+            routing_key: M::TYPE.to_string(),
+            metadata,
+            body: contracts::encode(m)?,
+        })
+        .await?;
+        self.desk.reply(&correlation).await
+    }
+
+    /// The texts of the SMS messages on the phone, oldest first.
+    pub(crate) async fn inbox(&self, phone: &str) -> anyhow::Result<Vec<String>> {
+        let url = self
+            .a1
+            .join(&format!("sim/inbox/{}", phone.trim_start_matches('+')))?;
+        let inbox: serde_json::Value = self.http.get(url).send().await?.json().await?;
+        Ok(inbox["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| m["text"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The inboxes of `phones`, a few read at once.
+    pub(crate) async fn inboxes(
+        &self,
+        phones: impl IntoIterator<Item = String>,
+    ) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+        use futures_util::TryStreamExt;
+        futures_util::stream::iter(phones.into_iter().map(|phone| async move {
+            let texts = self.inbox(&phone).await.context("a phone's inbox")?;
+            Ok::<_, anyhow::Error>((phone, texts))
+        }))
+        .buffer_unordered(16)
+        .try_collect()
+        .await
+    }
+
+    /// The SMS `pick` finds on the phone, waiting for it; `what` names it in the error.
+    async fn wait_text(
+        &self,
+        phone: &str,
+        what: &str,
+        pick: impl Fn(Vec<String>) -> Option<String>,
+    ) -> anyhow::Result<String> {
+        let timeout = self.desk.timeout();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(text) = pick(self.inbox(phone).await?) {
+                return Ok(text);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{what} did not reach the phone within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The n-th SMS the phone received (1-based), waiting for it.
+    pub(crate) async fn nth_text(&self, phone: &str, n: usize) -> anyhow::Result<String> {
+        self.wait_text(phone, &format!("SMS number {n}"), |texts| {
+            texts.into_iter().nth(n - 1)
+        })
+        .await
+    }
+
+    /// The first SMS on the phone that contains `what`, waiting for it.
+    pub(crate) async fn text_containing(&self, phone: &str, what: &str) -> anyhow::Result<String> {
+        self.wait_text(phone, "the SMS", |texts| {
+            texts.into_iter().find(|t| t.contains(what))
+        })
+        .await
+    }
+
+    /// The citizen logs in with the temporary password from the phone, sets `chosen` as the
+    /// static one, and logs in with it; returns the temporary password.
+    pub(crate) async fn first_login(
+        &self,
+        identifier: &str,
+        phone: &str,
+        chosen: &str,
+    ) -> anyhow::Result<String> {
+        let text = self.text_containing(phone, "пароль: ").await?;
+        let temporary = text
+            .split("пароль: ")
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .context("no temporary password in the SMS")?
+            .to_owned();
+        let done = CabinetOutcome::Ok {
+            assurance_level: "substantial".into(),
+        };
+        self.expect(
+            &LogIn {
+                identifier: identifier.to_owned(),
+                password: temporary.clone(),
+            },
+            &CabinetOutcome::MustChangePassword,
+        )
+        .await?;
+        self.expect(
+            &ChangePassword {
+                identifier: identifier.to_owned(),
+                current_password: temporary.clone(),
+                new_password: chosen.to_owned(),
+            },
+            &done,
+        )
+        .await?;
+        self.expect(
+            &LogIn {
+                identifier: identifier.to_owned(),
+                password: chosen.to_owned(),
+            },
+            &done,
+        )
+        .await?;
+        Ok(temporary)
+    }
+
+    /// [`Play::ask`], failing unless the answer is `expected`.
+    pub(crate) async fn expect<M: Message>(
+        &self,
+        m: &M,
+        expected: &CabinetOutcome,
+    ) -> anyhow::Result<()> {
+        let got = self.ask(m).await?;
+        anyhow::ensure!(
+            got == *expected,
+            "{}: expected {expected:?}, got {got:?}",
+            M::TYPE
+        );
+        Ok(())
+    }
+
+    /// Applies for an identifier for `person` at `desk`, confirms the phone with the code it
+    /// receives, and waits for the identifier; returns the code.
+    pub(crate) async fn issue(
+        &self,
+        person: &Person,
+        number: &str,
+        phone: &str,
+        desk: &str,
+    ) -> anyhow::Result<String> {
+        self.send(&identifier_application(person, number, phone, desk))
+            .await?;
+        let _: PhoneCodeSent = self.desk.wait(number).await?;
+        let code = self.code_from_phone(phone).await?;
+        self.send(&ConfirmPhone {
+            desk_id: desk.into(),
+            application_number: number.to_owned(),
+            code: code.clone(),
+        })
+        .await?;
+        let _: IdentifierIssued = self.desk.wait(number).await?;
+        Ok(code)
+    }
+
+    /// The order numbers of every invoice at the ERIP simulator, one per invoice.
+    pub(crate) async fn invoice_orders(&self) -> anyhow::Result<Vec<String>> {
+        let invoices: serde_json::Value = self
+            .http
+            .get(self.erip.join("sim/invoices")?)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(invoices["invoices"]
+            .as_array()
+            .map(|i| {
+                i.iter()
+                    .filter_map(|i| i["account_number"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Reads the code from the phone's inbox, as the person would from the screen.
+    pub(crate) async fn code_from_phone(&self, phone: &str) -> anyhow::Result<String> {
+        let text = self.nth_text(phone, 1).await?;
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|run| run.len() == 6)
+            .map(str::to_owned)
+            .context("no six-digit code in the SMS")
+    }
+
+    /// Pays the invoice with this order number at the simulated bank, once ERIP has it.
+    pub(crate) async fn pay(&self, order_number: &str) -> anyhow::Result<()> {
+        let url = self
+            .erip
+            .join(&format!("sim/invoices/by-account/{order_number}/pay"))?;
+        let timeout = self.desk.timeout();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self
+                .http
+                .post(url.clone())
+                .json(&json!({"channel": "bank"}))
+                .send()
+                .await
+                .context("the ERIP simulator")?;
+            if r.status().is_success() {
+                return Ok(());
+            }
+            // 404: the hub has not created the invoice yet.
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "order {order_number} could not be paid within {timeout:?}: {}",
+                    r.status()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Every simulator and the hub, running in this process in a namespace and database of their
+/// own, with a desk (every issuance, procedure and complaint event) and a portal (the cabinet's
+/// answers) listening on the bus.
+pub(crate) struct Stage {
+    /// The hub's configuration on this stage (its namespace and database).
+    pub(crate) hub_config: HubConfig,
+    /// The broker topology the hub declared.
+    pub(crate) topology: Topology,
+    /// The players' moves.
+    pub(crate) play: Arc<Play>,
+    /// Stops the simulators (and whatever else the players started).
+    pub(crate) token: CancellationToken,
+    /// The simulated population's size.
+    pub(crate) population: usize,
+    sims: RunningSims,
+    broker: Broker,
+    listeners: Vec<JoinHandle<()>>,
+    hub: RunningHub,
+    admin_url: String,
+    database: String,
+    /// The desk's and the portal's queues.
+    own_queues: [String; 2],
+}
+
+impl Stage {
+    /// Starts the simulators with `sims`, then the hub (`hubs`) with `config` in a namespace and
+    /// database named after `label` and a random suffix.
+    pub(crate) async fn start(
+        config: &HubConfig,
+        sims: SimConfig,
+        label: &str,
+        hubs: Hubs,
+    ) -> anyhow::Result<Stage> {
+        Self::start_logged(config, sims, label, hubs, None).await
+    }
+
+    /// [`Stage::start`], with the hub processes' log filter (`RUST_LOG`) set to `hub_log`
+    /// instead of inherited.
+    pub(crate) async fn start_logged(
+        config: &HubConfig,
+        sims: SimConfig,
+        label: &str,
+        hubs: Hubs,
+        hub_log: Option<&str>,
+    ) -> anyhow::Result<Stage> {
+        let token = CancellationToken::new();
+        let population = sims.population;
+        let erip_secret = sims.erip_secret.clone();
+        let backoffice_secret = sims.backoffice.secret.clone();
+        let sims = simulators::start(sims, token.clone()).await?;
+        let url = |k: SimKind| {
+            sims.operator_url(k)
+                .cloned()
+                .context("a simulator did not start")
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let database = format!("hub_{label}_{suffix}");
+        let mut db_url = url::Url::parse(&config.database_url).context("DATABASE_URL")?;
+        db_url.set_path(&database);
+        let hub_config = HubConfig {
+            namespace: Namespace::new(format!("{label}-{suffix}"))?,
+            database_url: db_url.to_string(),
+            ..config.clone()
+        };
+        let integrations = IntegrationConfig {
+            mvd_url: url(SimKind::Mvd)?,
+            sms_a1_url: url(SimKind::A1)?,
+            sms_mts_url: url(SimKind::Mts)?,
+            sms_life_url: url(SimKind::Life)?,
+            sms_sender: "E-SERVICES".into(),
+            http_timeout: Duration::from_secs(5),
+            http_addr: format!("127.0.0.1:{port}").parse()?,
+            callback_url: format!("http://127.0.0.1:{port}/").parse()?,
+            seal_key: None,
+            phone_code_ttl: Duration::from_secs(120),
+            phone_code_attempts: 3,
+            temp_password_ttl: Duration::from_secs(72 * 3600),
+            erip_url: url(SimKind::Erip)?,
+            erip_secret,
+            payment_ttl: Duration::from_secs(3600),
+            authority_settings: backoffice_settings(
+                &url(SimKind::BackOffice)?,
+                &backoffice_secret,
+            )?,
+            smtp_url: sims
+                .email_smtp_url()
+                .context("the e-mail simulator did not start")?,
+            email_from: "E-Services Portal <noreply@portal.example.by>".into(),
+            portal_url: "http://127.0.0.1:8080/".parse()?,
+            gossuok_url: url(SimKind::Gossuok)?,
+            eds_trusted_root_files: Vec::new(),
+            eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
+            limits: Default::default(),
+        };
+        let plan = hub_portal::services::plan(&integrations)?;
+        let topology = app::topology(&hub_config, plan.queues())?;
+
+        // The desk's connection: it sends applications and listens to what comes back.
+        let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;
+        let channel = broker
+            .channel(&token)
+            .await
+            .context("broker connection closed")?;
+        broker::declare(&channel, &topology, hub_config.delivery_limit).await?;
+        let desk = Arc::new(Desk::default());
+        // The desk hears every issuance event; the portal's queue gets the cabinet's answers.
+        // Durable quorum queues, as a real desk's would be: an event published while the broker
+        // restarts, or while the listener reconnects, waits for it.
+        let desk_queue = format!("{}.demo-desk", hub_config.namespace);
+        let portal_queue = format!("{}.demo-portal", hub_config.namespace);
+        let mut listeners = Vec::new();
+        for (queue, bindings, is_reply) in [
+            (
+                desk_queue.clone(),
+                &["issuance.#", "procedure.#", "complaint.#"][..],
+                false,
+            ),
+            (portal_queue.clone(), &[][..], true),
+        ] {
+            let bus = topology.bus_exchange();
+            listen(&channel, &queue, &bus, bindings).await?;
+            let (desk, broker, token) = (desk.clone(), broker.clone(), token.clone());
+            let bindings: Vec<&'static str> = bindings.to_vec();
+            listeners.push(tokio::spawn(async move {
+                // Consume; when the connection goes (a broker restart), consume again on the
+                // next one.
+                while let Some(channel) = broker.channel(&token).await {
+                    if let Err(e) =
+                        consume(&channel, &queue, &bus, &bindings, &desk, is_reply).await
+                    {
+                        tracing::debug!(queue = %queue, error = %e, "listener lost its channel");
+                    }
+                    if token.is_cancelled() {
+                        break;
+                    }
+                }
+            }));
+        }
+        let publisher = Arc::new(Publisher::new(broker.clone(), token.clone()));
+
+        let hub = match hubs {
+            Hubs::InProcess => {
+                let token = CancellationToken::new();
+                let cfg = hub_config.clone();
+                let t = token.clone();
+                RunningHub::Task {
+                    token,
+                    task: tokio::spawn(async move {
+                        app::run_plan(&cfg, Components::ALL, plan, t).await
+                    }),
+                }
+            }
+            Hubs::Processes(n) => RunningHub::Processes(Mutex::new(HubProcess::spawn_all(
+                n,
+                &hub_config,
+                &integrations,
+                hub_log,
+            )?)),
+        };
+        let play = Arc::new(Play {
+            publisher,
+            bus: topology.bus_exchange(),
+            desk,
+            http: reqwest::Client::new(),
+            a1: url(SimKind::A1)?,
+            erip: url(SimKind::Erip)?,
+            email: url(SimKind::Email)?,
+            gossuok: url(SimKind::Gossuok)?,
+            portal_queue: portal_queue.clone(),
+            sender: "demo-desk".into(),
+        });
+        Ok(Stage {
+            hub_config,
+            topology,
+            play,
+            token,
+            population,
+            sims,
+            broker,
+            listeners,
+            hub,
+            admin_url: config.database_url.clone(),
+            database,
+            own_queues: [desk_queue, portal_queue],
+        })
+    }
+
+    /// The URL of one simulator.
+    pub(crate) fn url(&self, kind: SimKind) -> anyhow::Result<url::Url> {
+        self.sims
+            .operator_url(kind)
+            .cloned()
+            .context("a simulator did not start")
+    }
+
+    /// A new channel on the stage's broker connection (as it is now, after any reconnect).
+    pub(crate) async fn channel(&self) -> anyhow::Result<lapin::Channel> {
+        tokio::time::timeout(self.play.desk.timeout(), self.broker.channel(&self.token))
+            .await
+            .ok()
+            .flatten()
+            .context("no broker connection")
+    }
+
+    /// Every queue of the stage: the hub's and the desk's and portal's.
+    pub(crate) fn queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> =
+            broker::describe(&self.topology, self.hub_config.delivery_limit)
+                .into_iter()
+                .filter_map(|d| match d {
+                    broker::Declaration::Queue { name, .. } => Some(name),
+                    _ => None,
+                })
+                .collect();
+        queues.extend(self.own_queues.iter().cloned());
+        queues
+    }
+
+    /// The stage's database's name.
+    pub(crate) fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The first `limit` people of the simulated population.
+    pub(crate) async fn population(&self, limit: usize) -> anyhow::Result<Vec<Person>> {
+        #[derive(Deserialize)]
+        struct Page {
+            persons: Vec<Person>,
+        }
+        let page: Page = self
+            .play
+            .http
+            .get(
+                self.url(SimKind::Mvd)?
+                    .join(&format!("sim/population?offset=0&limit={limit}"))?,
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(page.persons)
+    }
+
+    /// A pool of `size` on the stage's database, once the hub has created and migrated it.
+    pub(crate) async fn pool(&self, size: u32) -> anyhow::Result<sqlx::PgPool> {
+        let url = &self.hub_config.database_url;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            match sqlx::postgres::PgPoolOptions::new()
+                .max_connections(size.max(1))
+                .connect(url)
+                .await
+            {
+                Ok(pool) => {
+                    // The hub's migrations are in once the keeper's table answers.
+                    if sqlx::query("SELECT 1 FROM dead_letters LIMIT 1")
+                        .execute(&pool)
+                        .await
+                        .is_ok()
+                    {
+                        return Ok(pool);
+                    }
+                    pool.close().await;
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).context("the stage's database");
+                }
+                Err(_) => {}
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the stage's database was not migrated within {STEP_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the hub (draining it), the listeners and the simulators, and removes the stage's
+    /// queues, exchanges and database. Returns the hub's own error, if it failed.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        let hub = self.hub.stop().await;
+        for l in self.listeners {
+            l.abort();
+        }
+        // A channel of the connection as it is now (the first may have gone with a restart).
+        let channel = tokio::time::timeout(STEP_TIMEOUT, self.broker.channel(&self.token))
+            .await
+            .ok()
+            .flatten();
+        if let Some(channel) = &channel {
+            for q in &self.own_queues {
+                let _ = channel
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+            }
+        }
+        for d in broker::describe(&self.topology, self.hub_config.delivery_limit) {
+            let Some(channel) = &channel else { break };
+            match d {
+                broker::Declaration::Queue { name, .. } => {
+                    let _ = channel
+                        .queue_delete(name.into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                broker::Declaration::Exchange { name, .. } => {
+                    let _ = channel
+                        .exchange_delete(
+                            name.into(),
+                            lapin::options::ExchangeDeleteOptions::default(),
+                        )
+                        .await;
+                }
+                broker::Declaration::Binding { .. } => {}
+            }
+        }
+        self.broker.close().await;
+        self.token.cancel();
+        self.sims.stopped().await;
+        drop_database(&self.admin_url, &self.database).await;
+        hub
+    }
+
+    /// The hub processes' ids and metrics addresses (none when the hub runs in this process;
+    /// a killed process is left out).
+    pub(crate) fn hub_processes(&self) -> Vec<(u32, std::net::SocketAddr)> {
+        match &self.hub {
+            RunningHub::Task { .. } => Vec::new(),
+            RunningHub::Processes(p) => p.lock().map_or_else(
+                |_| Vec::new(),
+                |p| {
+                    p.iter()
+                        .filter_map(|h| Some((h.child.as_ref()?.id()?, h.http)))
+                        .collect()
+                },
+            ),
+        }
+    }
+
+    /// The hub processes' log files (JSON lines, appended to across restarts).
+    pub(crate) fn hub_logs(&self) -> Vec<std::path::PathBuf> {
+        match &self.hub {
+            RunningHub::Task { .. } => Vec::new(),
+            RunningHub::Processes(p) => p.lock().map_or_else(
+                |_| Vec::new(),
+                |p| p.iter().map(|h| h.log.clone()).collect(),
+            ),
+        }
+    }
+
+    /// Kills hub process `i` with SIGKILL (no drain, as a crash or an OOM kill would) and waits
+    /// until it is gone. False when there is no such process or it is already down.
+    pub(crate) async fn kill_hub(&self, i: usize) -> anyhow::Result<bool> {
+        let RunningHub::Processes(p) = &self.hub else {
+            return Ok(false);
+        };
+        let child = p
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?
+            .get_mut(i)
+            .and_then(|h| h.child.take());
+        let Some(mut child) = child else {
+            return Ok(false);
+        };
+        child.kill().await.context("killing a hub process")?;
+        Ok(true)
+    }
+
+    /// Starts again every hub process that exited by itself, as a supervisor (systemd, compose's
+    /// `restart:`) would; returns how many. (A process that cannot reach the broker or the
+    /// database when it starts exits at once with a message, by design.)
+    pub(crate) fn revive_exited_hubs(&self) -> anyhow::Result<usize> {
+        let RunningHub::Processes(p) = &self.hub else {
+            return Ok(0);
+        };
+        let mut p = p
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?;
+        let mut revived = 0;
+        for h in p.iter_mut() {
+            let exited = h
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                h.child = None;
+                h.spawn()?;
+                revived += 1;
+            }
+        }
+        Ok(revived)
+    }
+
+    /// Starts hub process `i` again after [`Stage::kill_hub`].
+    pub(crate) fn restart_hub(&self, i: usize) -> anyhow::Result<()> {
+        let RunningHub::Processes(p) = &self.hub else {
+            return Ok(());
+        };
+        let mut p = p
+            .lock()
+            .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?;
+        match p.get_mut(i) {
+            Some(h) if h.child.is_none() => h.spawn(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Declares a listener's durable quorum queue and binds it to the bus.
+async fn listen(
+    channel: &lapin::Channel,
+    queue: &str,
+    bus: &str,
+    bindings: &[&str],
+) -> anyhow::Result<()> {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await?;
+    for pattern in bindings {
+        channel
+            .queue_bind(
+                queue.into(),
+                bus.into(),
+                (*pattern).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Consumes a listener's queue into the desk until the channel goes.
+async fn consume(
+    channel: &lapin::Channel,
+    queue: &str,
+    bus: &str,
+    bindings: &[&str],
+    desk: &Desk,
+    is_reply: bool,
+) -> anyhow::Result<()> {
+    // After a broker restart the queue is there (durable); declaring again costs nothing.
+    listen(channel, queue, bus, bindings).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    while let Some(Ok(d)) = consumer.next().await {
+        if let (Ok(meta), Ok(body)) = (
+            decode_properties(&d.properties),
+            serde_json::from_slice::<serde_json::Value>(&d.data),
+        ) {
+            desk.record(meta, body, is_reply);
+        }
+        // Acked after it is recorded: a delivery lost with the connection comes again, and the
+        // desk counts effects by message id.
+        let _ = d.acker.ack(BasicAckOptions::default()).await;
+    }
+    Ok(())
+}
+
+/// Where the stage runs the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hubs {
+    /// As a task of this process, beside the simulators (the demo).
+    InProcess,
+    /// As this many `hub run` processes (this executable) on the same broker and database, each
+    /// with its own HTTP listener for the callbacks it asked for.
+    Processes(usize),
+}
+
+enum RunningHub {
+    Task {
+        token: CancellationToken,
+        task: JoinHandle<anyhow::Result<()>>,
+    },
+    Processes(Mutex<Vec<HubProcess>>),
+}
+
+impl RunningHub {
+    /// Drains and stops the hub; its own error, if it failed.
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            RunningHub::Task { token, task } => {
+                token.cancel();
+                task.await.context("the hub task")?
+            }
+            RunningHub::Processes(processes) => {
+                let mut first_error = None;
+                let processes = processes
+                    .into_inner()
+                    .map_err(|_| anyhow::anyhow!("hub processes lock poisoned"))?;
+                for p in processes {
+                    if let Err(e) = p.stop().await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                first_error.map_or(Ok(()), Err)
+            }
+        }
+    }
+}
+
+/// One `hub run` child process of the stage; `child` is `None` while it is killed.
+struct HubProcess {
+    child: Option<tokio::process::Child>,
+    http: std::net::SocketAddr,
+    log: std::path::PathBuf,
+    files: Vec<std::path::PathBuf>,
+    env: Vec<(String, String)>,
+}
+
+impl HubProcess {
+    /// Starts `n` hub processes configured like the in-process hub would be.
+    fn spawn_all(
+        n: usize,
+        config: &HubConfig,
+        integrations: &IntegrationConfig,
+        log_filter: Option<&str>,
+    ) -> anyhow::Result<Vec<HubProcess>> {
+        let dir = std::env::temp_dir();
+        // The trusted EDS roots go by file, as in production.
+        let mut roots = Vec::new();
+        for (k, der) in integrations.eds_trusted_roots.iter().enumerate() {
+            let path = dir.join(format!("{}-eds-root-{k}.der", config.namespace));
+            std::fs::write(&path, der).with_context(|| format!("writing {}", path.display()))?;
+            roots.push(path);
+        }
+        let mut processes = Vec::new();
+        for i in 0..n {
+            let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            let log = dir.join(format!("{}-hub-{i}.log", config.namespace));
+            let _ = std::fs::remove_file(&log);
+            let mut env = process_env(config, integrations, http, &roots);
+            if let Some(filter) = log_filter {
+                env.push(("RUST_LOG".into(), filter.into()));
+            }
+            let mut p = HubProcess {
+                child: None,
+                http,
+                log,
+                files: if i == 0 { roots.clone() } else { Vec::new() },
+                env,
+            };
+            p.spawn()?;
+            processes.push(p);
+        }
+        Ok(processes)
+    }
+
+    /// Starts the process (again, after a kill: same port, same log, appended to).
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe().context("this executable's path, to start hub run")?;
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        let child = tokio::process::Command::new(&exe)
+            .arg("run")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} run", exe.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for the drain; SIGKILL if it takes too long.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let status = match tokio::time::timeout(STEP_TIMEOUT, child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                child.kill().await?;
+                anyhow::bail!(
+                    "a hub process did not drain within {STEP_TIMEOUT:?}; its log: {}",
+                    self.log.display()
+                );
+            }
+        };
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        anyhow::ensure!(
+            status.success(),
+            "a hub process exited with {status}; its log: {}",
+            self.log.display()
+        );
+        let _ = std::fs::remove_file(&self.log);
+        Ok(())
+    }
+}
+
+/// The environment of a `hub run` process with this configuration (everything else it
+/// inherits from this process's environment).
+fn process_env(
+    config: &HubConfig,
+    i: &IntegrationConfig,
+    http: std::net::SocketAddr,
+    roots: &[std::path::PathBuf],
+) -> Vec<(String, String)> {
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let mut env: Vec<(String, String)> = [
+        ("AMQP_URL", config.amqp_url.clone()),
+        ("DATABASE_URL", config.database_url.clone()),
+        ("HUB_NAMESPACE", config.namespace.to_string()),
+        ("HUB_PREFETCH", config.prefetch.to_string()),
+        ("HUB_MAX_ATTEMPTS", config.max_attempts.to_string()),
+        ("HUB_DELIVERY_LIMIT", config.delivery_limit.to_string()),
+        ("HUB_DB_POOL", config.db_pool.to_string()),
+        ("HUB_RELAY_BATCH", config.relay_batch.to_string()),
+        ("HUB_POLL_INTERVAL", ms(config.poll_interval)),
+        ("HUB_HANDLER_TIMEOUT", ms(config.handler_timeout)),
+        (
+            "HUB_RETRY_TIERS",
+            config
+                .retry_tiers
+                .0
+                .iter()
+                .map(|t| ms(t.delay))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("HUB_MVD_URL", i.mvd_url.to_string()),
+        ("HUB_SMS_A1_URL", i.sms_a1_url.to_string()),
+        ("HUB_SMS_MTS_URL", i.sms_mts_url.to_string()),
+        ("HUB_SMS_LIFE_URL", i.sms_life_url.to_string()),
+        ("HUB_SMS_SENDER", i.sms_sender.clone()),
+        ("HUB_HTTP_TIMEOUT", ms(i.http_timeout)),
+        ("HUB_HTTP_ADDR", http.to_string()),
+        ("HUB_CALLBACK_URL", format!("http://{http}/")),
+        ("HUB_PHONE_CODE_TTL", ms(i.phone_code_ttl)),
+        ("HUB_PHONE_CODE_ATTEMPTS", i.phone_code_attempts.to_string()),
+        ("HUB_TEMP_PASSWORD_TTL", ms(i.temp_password_ttl)),
+        ("HUB_ERIP_URL", i.erip_url.to_string()),
+        ("HUB_ERIP_SECRET", i.erip_secret.clone()),
+        ("HUB_PAYMENT_TTL", ms(i.payment_ttl)),
+        ("HUB_SMTP_URL", i.smtp_url.to_string()),
+        ("HUB_EMAIL_FROM", i.email_from.clone()),
+        ("HUB_PORTAL_URL", i.portal_url.to_string()),
+        ("HUB_GOSSUOK_URL", i.gossuok_url.to_string()),
+        (
+            "HUB_EDS_TRUSTED_ROOTS",
+            roots
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        // One console at most per machine; the stage's hubs need none.
+        ("HUB_CONSOLE_USERS", String::new()),
+        ("HUB_LOG_FORMAT", "json".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(i.authority_settings.clone());
+    env
+}
+
+/// The GosSUOK simulator's root certificate (DER): the stage's EDS trust anchor.
+async fn gossuok_root(gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
+    let r = reqwest::get(gossuok.join("ca/root.der")?).await?;
+    anyhow::ensure!(r.status().is_success(), "GosSUOK root: {}", r.status());
+    Ok(r.bytes().await?.to_vec())
+}
+
+/// The `p` quantile of `times` (sorted in place), 0 when empty.
+pub(crate) fn percentile<T: Copy + Ord + Default>(times: &mut [T], p: f64) -> T {
+    times.sort_unstable();
+    times
+        .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Points every HTTP authority of the catalogue at the back-office simulator.
+fn backoffice_settings(
+    simulator: &url::Url,
+    secret: &str,
+) -> anyhow::Result<HashMap<String, String>> {
+    let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
+    let mut settings = HashMap::new();
+    for a in catalogue.authorities() {
+        if let hub_portal::procedures::catalogue::AuthorityChannel::Http {
+            base_url_key,
+            secret_key,
+        } = &a.channel
+        {
+            settings.insert(
+                base_url_key.clone(),
+                simulator.join(&format!("{}/", a.id))?.to_string(),
+            );
+            settings.insert(secret_key.clone(), secret.to_owned());
+        }
+    }
+    Ok(settings)
+}
+
+/// Drops a database, whoever is still connected to it.
+pub(crate) async fn drop_database(url: &str, name: &str) {
+    let Ok(mut admin) = url::Url::parse(url) else {
+        return;
+    };
+    admin.set_path("postgres");
+    if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
+}

@@ -1,0 +1,169 @@
+//! The operators' console's configuration: where it listens and who may log in.
+
+use clap::Args;
+
+/// Where the operators' console listens and who may log in. It runs only when at least one
+/// operator is configured: no users, no listener.
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleConfig {
+    /// Where the operators' console listens: its own port, not the callbacks' (keep it on a
+    /// private interface).
+    #[arg(
+        long = "console-addr",
+        env = "HUB_CONSOLE_ADDR",
+        default_value = "127.0.0.1:8091"
+    )]
+    pub addr: std::net::SocketAddr,
+
+    /// The console's operators, `name:argon2-PHC-hash`, comma separated; make a hash with
+    /// `hub console hash-password`. Unset: the console does not run.
+    #[arg(
+        long = "console-users",
+        env = "HUB_CONSOLE_USERS",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true,
+        value_parser = ConsoleUsersParser
+    )]
+    pub users: ConsoleUsers,
+}
+
+/// Parses `HUB_CONSOLE_USERS` with an error that does not repeat the value: a password written
+/// there by mistake must not end up in a log.
+#[derive(Debug, Clone, Copy)]
+struct ConsoleUsersParser;
+
+impl clap::builder::TypedValueParser for ConsoleUsersParser {
+    type Value = ConsoleUsers;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ConsoleUsers, clap::Error> {
+        let invalid = |e: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("HUB_CONSOLE_USERS (--console-users): {e}\n"),
+            )
+        };
+        let text = value.to_str().ok_or_else(|| invalid("not UTF-8"))?;
+        ConsoleUsers::parse(text).map_err(|e| invalid(&e))
+    }
+}
+
+impl Default for ConsoleConfig {
+    /// The default address, no operators: off.
+    fn default() -> Self {
+        Self {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8091)),
+            users: ConsoleUsers::default(),
+        }
+    }
+}
+
+/// The console's operators: each name with the argon2 hash (PHC string) of its password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConsoleUsers(std::collections::BTreeMap<String, String>);
+
+impl ConsoleUsers {
+    /// Reads `name:hash,name:hash`. A PHC hash has commas of its own (`m=19456,t=2,p=1`), so a
+    /// new entry starts only where a piece reads `name:$`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut entries: Vec<String> = Vec::new();
+        for piece in s.split(',') {
+            let starts_entry = piece
+                .trim()
+                .split_once(':')
+                .is_some_and(|(name, hash)| !name.is_empty() && hash.starts_with('$'));
+            match entries.last_mut() {
+                Some(last) if !starts_entry => {
+                    last.push(',');
+                    last.push_str(piece.trim());
+                }
+                _ if piece.trim().is_empty() => {}
+                _ => entries.push(piece.trim().to_owned()),
+            }
+        }
+        let mut users = std::collections::BTreeMap::new();
+        for entry in entries {
+            let (name, hash) = entry.split_once(':').ok_or_else(|| {
+                "write each operator as name:hash, e.g. ivanova:$argon2id$v=19$...; make the hash with `hub console hash-password`".to_owned()
+            })?;
+            let valid_name = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+            if !valid_name {
+                return Err(format!(
+                    "{name:?} is not an operator name: use letters, digits, '.', '_', '@', '-'"
+                ));
+            }
+            if !hub_runtime::secrets::is_secret_hash(hash) {
+                return Err(format!(
+                    "the hash of operator {name} is not an argon2 PHC string: make one with `hub console hash-password`"
+                ));
+            }
+            if users.insert(name.to_owned(), hash.to_owned()).is_some() {
+                return Err(format!("operator {name} is named twice"));
+            }
+        }
+        Ok(Self(users))
+    }
+
+    /// One operator with this hash (tests and embedders).
+    pub fn single(name: &str, hash: &str) -> Self {
+        Self(std::collections::BTreeMap::from([(
+            name.to_owned(),
+            hash.to_owned(),
+        )]))
+    }
+
+    /// No operator: the console is off.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The hash of `name`'s password.
+    pub fn hash_of(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The operators' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+impl std::fmt::Debug for ConsoleUsers {
+    /// Names only: a hash is not for logs either.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_users_split_between_entries_not_inside_hashes() {
+        let mut rng = rand::rng();
+        let a = hub_runtime::secrets::hash_secret(&mut rng, "first password").expect("hash");
+        let b = hub_runtime::secrets::hash_secret(&mut rng, "second password").expect("hash");
+        assert!(a.contains(','), "a PHC string has commas: {a}");
+        let users = ConsoleUsers::parse(&format!("ivanova:{a}, petrov:{b}")).expect("users");
+        assert_eq!(users.names().collect::<Vec<_>>(), ["ivanova", "petrov"]);
+        assert_eq!(users.hash_of("petrov"), Some(b.as_str()));
+        assert!(!format!("{users:?}").contains("argon2"), "no hash in Debug");
+        assert!(ConsoleUsers::parse("").expect("none").is_empty());
+        assert!(
+            ConsoleUsers::parse("ivanova:secret").is_err(),
+            "a clear password"
+        );
+        assert!(ConsoleUsers::parse(&format!("iva nova:{a}")).is_err());
+        assert!(ConsoleUsers::parse(&format!("ivanova:{a},ivanova:{b}")).is_err());
+    }
+}

@@ -1,0 +1,659 @@
+//! Who may use the console, and how a browser proves it is still them.
+//!
+//! - **Login** checks a name and password against the argon2 hashes of `HUB_CONSOLE_USERS`
+//!   (off the async threads: a hash takes a while on purpose). Every attempt is audited
+//!   (`console.login`, with `result` success / failure / locked in its details).
+//! - **Lock-out**: [`Limits::max_failures`] failures in a row lock that name for
+//!   [`Limits::lockout`], whether the name exists or not (so a lock says nothing about it).
+//! - **Sessions** are kept in memory: a random 32-byte id in an `HttpOnly`, `SameSite=Strict`
+//!   cookie; a session ends after [`Limits::session_lifetime`], or [`Limits::session_idle`]
+//!   without a request, or at logout.
+//! - **CSRF**: each session has a random token that every form carries; [`require_session`]
+//!   refuses (403) a POST without it before any handler runs. The login form, made before there
+//!   is a session, pairs its token with a cookie of its own instead.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::Form;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::RngCore;
+use serde::Deserialize;
+
+use super::{Console, internal, layout, see_other};
+use crate::audit::{self, Action};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "hub_console";
+/// The login form's own CSRF cookie.
+pub const LOGIN_COOKIE: &str = "hub_console_login";
+/// The largest form the console reads.
+const FORM_LIMIT: usize = 64 * 1024;
+/// Sessions kept at most (the oldest idle one goes first).
+const MAX_SESSIONS: usize = 10_000;
+/// Names whose failed logins are counted at most (a flood of made-up names cannot grow the map
+/// without bound).
+const MAX_TRACKED_NAMES: usize = 10_000;
+
+/// How long sessions last and how failed logins are limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A session ends this long after login, whatever happens.
+    pub session_lifetime: Duration,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// Failed logins in a row that lock a name.
+    pub max_failures: u32,
+    /// How long a lock lasts; failures older than this are forgotten.
+    pub lockout: Duration,
+}
+
+impl Default for Limits {
+    /// 8 hours, 30 idle minutes; 5 failures lock a name for 15 minutes.
+    fn default() -> Self {
+        Self {
+            session_lifetime: Duration::from_secs(8 * 3600),
+            session_idle: Duration::from_secs(30 * 60),
+            max_failures: 5,
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The operator of a request, put among its extensions by [`require_session`].
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub(super) id: String,
+    /// The operator's name: what the audit rows say.
+    pub operator: String,
+    /// The session's CSRF token, for the forms of the page.
+    pub csrf: String,
+}
+
+/// A one-time message shown on the next page (what an action did).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Flash {
+    pub(super) ok: bool,
+    pub(super) text: String,
+}
+
+impl Flash {
+    pub(super) fn ok(text: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            text: text.into(),
+        }
+    }
+
+    pub(super) fn error(text: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            text: text.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Session {
+    operator: String,
+    csrf: String,
+    started: Instant,
+    seen: Instant,
+    flash: Option<Flash>,
+}
+
+/// The sessions of this process.
+#[derive(Debug)]
+pub(super) struct Sessions {
+    limits: Limits,
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    pub(super) fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn alive(&self, s: &Session, now: Instant) -> bool {
+        now.saturating_duration_since(s.started) < self.limits.session_lifetime
+            && now.saturating_duration_since(s.seen) < self.limits.session_idle
+    }
+
+    /// A new session for `operator`.
+    pub(super) fn start(&self, operator: &str, now: Instant) -> SignedIn {
+        let mut map = self.lock();
+        map.retain(|_, s| self.alive(s, now));
+        if map.len() >= MAX_SESSIONS
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(id, _)| id.clone())
+        {
+            map.remove(&oldest);
+        }
+        let (id, csrf) = (random_token(), random_token());
+        map.insert(
+            id.clone(),
+            Session {
+                operator: operator.to_owned(),
+                csrf: csrf.clone(),
+                started: now,
+                seen: now,
+                flash: None,
+            },
+        );
+        SignedIn {
+            id,
+            operator: operator.to_owned(),
+            csrf,
+        }
+    }
+
+    /// The live session `id`, marked as seen now; an ended one is forgotten.
+    pub(super) fn resume(&self, id: &str, now: Instant) -> Option<SignedIn> {
+        let mut map = self.lock();
+        let alive = self.alive(map.get(id)?, now);
+        if !alive {
+            map.remove(id);
+            return None;
+        }
+        let s = map.get_mut(id)?;
+        s.seen = now;
+        Some(SignedIn {
+            id: id.to_owned(),
+            operator: s.operator.clone(),
+            csrf: s.csrf.clone(),
+        })
+    }
+
+    /// Ends session `id`.
+    pub(super) fn end(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Keeps `flash` for the next page of session `id`.
+    pub(super) fn flash(&self, id: &str, flash: Flash) {
+        if let Some(s) = self.lock().get_mut(id) {
+            s.flash = Some(flash);
+        }
+    }
+
+    /// The message kept for this page, once.
+    pub(super) fn take_flash(&self, id: &str) -> Option<Flash> {
+        self.lock().get_mut(id).and_then(|s| s.flash.take())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    failures: u32,
+    last: Instant,
+    locked_until: Option<Instant>,
+}
+
+/// Failed logins per name.
+#[derive(Debug)]
+pub(super) struct Limiter {
+    limits: Limits,
+    map: Mutex<HashMap<String, Attempts>>,
+}
+
+impl Limiter {
+    pub(super) fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Attempts>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How much longer `name` is locked, if it is.
+    pub(super) fn locked_for(&self, name: &str, now: Instant) -> Option<Duration> {
+        let until = self.lock().get(name)?.locked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Counts a failed login of `name`; true when it locks the name.
+    pub(super) fn failed(&self, name: &str, now: Instant) -> bool {
+        let lockout = self.limits.lockout;
+        let mut map = self.lock();
+        if map.len() >= MAX_TRACKED_NAMES && !map.contains_key(name) {
+            map.retain(|_, a| {
+                now.saturating_duration_since(a.last) < lockout
+                    || a.locked_until.is_some_and(|u| u > now)
+            });
+            if map.len() >= MAX_TRACKED_NAMES {
+                // Still full of fresh failures: someone is trying many names; each of them is
+                // slowed by the password hash anyway.
+                return false;
+            }
+        }
+        let a = map.entry(name.to_owned()).or_insert(Attempts {
+            failures: 0,
+            last: now,
+            locked_until: None,
+        });
+        if now.saturating_duration_since(a.last) >= lockout {
+            a.failures = 0;
+        }
+        a.failures += 1;
+        a.last = now;
+        if a.failures >= self.limits.max_failures {
+            a.failures = 0;
+            a.locked_until = Some(now + lockout);
+            return true;
+        }
+        false
+    }
+
+    /// Forgets the failures of `name` after a successful login.
+    pub(super) fn succeeded(&self, name: &str) {
+        self.lock().remove(name);
+    }
+}
+
+/// 32 random bytes from the operating system's generator, as 64 hex digits.
+pub(super) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The value of cookie `name` in the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn set_cookie(name: &str, value: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict"
+    ))
+    .unwrap_or(HeaderValue::from_static(""))
+}
+
+fn expire_cookie(name: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    ))
+    .unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Where to go after login: a path of this console, else its start page (no open redirect).
+pub(super) fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.starts_with("/\\")
+                && !p.starts_with("/login")
+                && !p.chars().any(char::is_control) =>
+        {
+            p.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// A name as the audit trail keeps it when it may be anything a stranger typed.
+fn printable(name: &str) -> String {
+    let cleaned: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    if cleaned.is_empty() {
+        "(empty)".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn forbidden() -> Response {
+    layout::plain_page(
+        StatusCode::FORBIDDEN,
+        "Refused",
+        "This form has expired or did not come from the console: reload the page and try again.",
+    )
+}
+
+/// Lets a request through only with a live session, and a POST only with the session's CSRF
+/// token; puts the [`SignedIn`] operator among the request's extensions. Without a session a
+/// page redirects to the login, which comes back to it.
+pub(super) async fn require_session(
+    State(console): State<Arc<Console>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let signed = cookie(request.headers(), SESSION_COOKIE)
+        .and_then(|id| console.sessions.resume(&id, Instant::now()));
+    let Some(signed) = signed else {
+        let back = if request.method() == Method::GET {
+            request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let location = if back.is_empty() || back == "/" {
+            "/login".to_owned()
+        } else {
+            format!(
+                "/login?next={}",
+                percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC)
+            )
+        };
+        return see_other(&location);
+    };
+    let mut request = if request.method() == Method::POST {
+        let (parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+            return layout::plain_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "This form is larger than the console takes.",
+            );
+        };
+        let token = url::form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned());
+        if !token.is_some_and(|t| same(&t, &signed.csrf)) {
+            tracing::warn!(
+                operator = %signed.operator,
+                path = %parts.uri.path(),
+                "console: a POST without the session's CSRF token was refused"
+            );
+            return forbidden();
+        }
+        Request::from_parts(parts, Body::from(bytes))
+    } else {
+        request
+    };
+    request.extensions_mut().insert(signed);
+    next.run(request).await
+}
+
+/// The login page's query.
+#[derive(Debug, Deserialize)]
+pub(super) struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /login`: the form, with a fresh login token (or straight on, when already logged in).
+pub(super) async fn login_page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(query): Query<NextQuery>,
+) -> Response {
+    let next = local_path(query.next.as_deref());
+    let signed = cookie(&headers, SESSION_COOKIE)
+        .and_then(|id| console.sessions.resume(&id, Instant::now()));
+    if signed.is_some() {
+        return see_other(&next);
+    }
+    login_form(StatusCode::OK, &next, None)
+}
+
+fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let token = random_token();
+    let mut response = (status, layout::login(&token, next, error)).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &token));
+    response
+}
+
+/// The login form.
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    name: String,
+    password: String,
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /login`.
+pub(super) async fn login(
+    State(console): State<Arc<Console>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !cookie(&headers, LOGIN_COOKIE).is_some_and(|t| same(&t, &form.csrf)) {
+        return forbidden();
+    }
+    let next = local_path(Some(&form.next));
+    let name = form.name.trim().to_owned();
+    let shown = printable(&name);
+    let now = Instant::now();
+    if let Some(wait) = console.limiter.locked_for(&name, now) {
+        if let Err(e) = audit_login(&console, &shown, "locked", peer).await {
+            tracing::warn!(error = %e, "console: a refused login was not audited");
+        }
+        let minutes = wait.as_secs().div_ceil(60);
+        return login_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            Some(&format!(
+                "Too many failed logins with this name: try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
+    }
+    let known = console.users.hash_of(&name).map(str::to_owned);
+    let hash = known.clone().unwrap_or_else(|| console.decoy_hash.clone());
+    let password = form.password;
+    let matches =
+        tokio::task::spawn_blocking(move || hub_runtime::secrets::verify_secret(&password, &hash))
+            .await
+            .unwrap_or(false);
+    if matches && known.is_some() {
+        if let Err(e) = audit_login(&console, &name, "success", peer).await {
+            return internal("Recording the login", &e);
+        }
+        console.limiter.succeeded(&name);
+        let signed = console.sessions.start(&name, now);
+        tracing::info!(operator = %name, %peer, "console: operator logged in");
+        let mut response = see_other(&next);
+        let h = response.headers_mut();
+        h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &signed.id));
+        h.append(header::SET_COOKIE, expire_cookie(LOGIN_COOKIE));
+        return response;
+    }
+    let locked = console.limiter.failed(&name, now);
+    let result = if locked { "failure_locked" } else { "failure" };
+    if let Err(e) = audit_login(&console, &shown, result, peer).await {
+        tracing::warn!(error = %e, "console: a failed login was not audited");
+    }
+    tracing::warn!(name = %shown, %peer, locked, "console: login refused");
+    login_form(
+        StatusCode::UNAUTHORIZED,
+        &next,
+        Some("Wrong name or password."),
+    )
+}
+
+async fn audit_login(
+    console: &Console,
+    operator: &str,
+    result: &str,
+    peer: SocketAddr,
+) -> Result<i64, sqlx::Error> {
+    let mut conn = console.hub.pool.acquire().await?;
+    audit::record(
+        &mut conn,
+        &Action {
+            operator,
+            action: "console.login",
+            target: "console",
+            reason: None,
+            details: serde_json::json!({"result": result, "peer": peer.ip().to_string()}),
+        },
+    )
+    .await
+}
+
+/// `POST /logout`: ends the session (audited as `console.logout`).
+pub(super) async fn logout(
+    State(console): State<Arc<Console>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(signed): Extension<SignedIn>,
+) -> Response {
+    console.sessions.end(&signed.id);
+    let recorded = async {
+        let mut conn = console.hub.pool.acquire().await?;
+        audit::record(
+            &mut conn,
+            &Action {
+                operator: &signed.operator,
+                action: "console.logout",
+                target: "console",
+                reason: None,
+                details: serde_json::json!({"peer": peer.ip().to_string()}),
+            },
+        )
+        .await
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(error = %e, "console: a logout was not audited");
+    }
+    let mut response = see_other("/login");
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, expire_cookie(SESSION_COOKIE));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        session_lifetime: Duration::from_secs(8 * 3600),
+        session_idle: Duration::from_secs(30 * 60),
+        max_failures: 3,
+        lockout: Duration::from_secs(15 * 60),
+    };
+
+    #[test]
+    fn a_session_ends_when_idle_or_old() {
+        let sessions = Sessions::new(LIMITS);
+        let t0 = Instant::now();
+        let s = sessions.start("ivanova", t0);
+        assert_eq!(s.id.len(), 64);
+        assert_ne!(s.id, s.csrf);
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        // Seen every 20 minutes: alive until 8 hours after login.
+        let mut t = t0;
+        for _ in 0..23 {
+            t += minutes(20);
+            assert!(sessions.resume(&s.id, t).is_some(), "alive at {t:?}");
+        }
+        assert!(sessions.resume(&s.id, t0 + minutes(8 * 60)).is_none());
+        assert!(sessions.resume(&s.id, t0).is_none(), "forgotten once ended");
+        let idle = sessions.start("ivanova", t0);
+        assert!(sessions.resume(&idle.id, t0 + minutes(31)).is_none());
+        let ended = sessions.start("ivanova", t0);
+        sessions.end(&ended.id);
+        assert!(sessions.resume(&ended.id, t0).is_none());
+        assert!(sessions.resume("made-up", t0).is_none());
+    }
+
+    #[test]
+    fn a_flash_is_shown_once() {
+        let sessions = Sessions::new(LIMITS);
+        let s = sessions.start("ivanova", Instant::now());
+        sessions.flash(&s.id, Flash::ok("replayed"));
+        assert_eq!(sessions.take_flash(&s.id), Some(Flash::ok("replayed")));
+        assert_eq!(sessions.take_flash(&s.id), None);
+    }
+
+    #[test]
+    fn failures_in_a_row_lock_a_name_for_a_while() {
+        let limiter = Limiter::new(LIMITS);
+        let t0 = Instant::now();
+        assert!(!limiter.failed("ivanova", t0));
+        assert!(!limiter.failed("ivanova", t0));
+        assert_eq!(limiter.locked_for("ivanova", t0), None);
+        assert!(limiter.failed("ivanova", t0), "the third locks");
+        assert_eq!(limiter.locked_for("ivanova", t0), Some(LIMITS.lockout));
+        assert_eq!(limiter.locked_for("petrov", t0), None, "per name");
+        assert_eq!(limiter.locked_for("ivanova", t0 + LIMITS.lockout), None);
+        // Failures far apart never add up; a success forgets them.
+        let limiter = Limiter::new(LIMITS);
+        for i in 0..5 {
+            assert!(!limiter.failed("petrov", t0 + LIMITS.lockout * i));
+        }
+        limiter.failed("sidorov", t0);
+        limiter.failed("sidorov", t0);
+        limiter.succeeded("sidorov");
+        assert!(!limiter.failed("sidorov", t0));
+    }
+
+    #[test]
+    fn tokens_compare_whole_and_cookies_are_found_by_name() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("other=1; hub_console=abc; hub_console_login=xyz"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie(&headers, LOGIN_COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(cookie(&headers, "missing"), None);
+        let set = set_cookie(SESSION_COOKIE, "abc");
+        let set = set.to_str().expect("ASCII");
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(local_path(Some("/sagas/1")), "/sagas/1");
+        assert_eq!(local_path(Some("//evil.example/")), "/");
+        assert_eq!(local_path(Some("/\\evil.example/")), "/");
+        assert_eq!(local_path(Some("https://evil.example/")), "/");
+        assert_eq!(local_path(Some("/login?next=/x")), "/");
+        assert_eq!(local_path(None), "/");
+    }
+}

@@ -1,0 +1,333 @@
+//! The portal's configuration: where the external systems are and how the business sagas
+//! behave, read once at start from flags and the environment, with defaults that work against
+//! the simulators on this machine.
+
+use std::time::Duration;
+
+use clap::Args;
+use hub_runtime::config::parse_duration;
+
+/// Where the external systems are and how the business sagas behave. Separate from
+/// [`HubConfig`](hub_runtime::config::HubConfig) because the messaging core does not need it.
+#[derive(Clone, Args)]
+pub struct IntegrationConfig {
+    /// Base URL of the MVD population registry.
+    #[arg(long, env = "HUB_MVD_URL", default_value = "http://127.0.0.1:8101/")]
+    pub mvd_url: url::Url,
+
+    /// Base URL of operator A1's SMS gateway.
+    #[arg(long, env = "HUB_SMS_A1_URL", default_value = "http://127.0.0.1:8111/")]
+    pub sms_a1_url: url::Url,
+
+    /// Base URL of operator MTS's SMS gateway.
+    #[arg(
+        long,
+        env = "HUB_SMS_MTS_URL",
+        default_value = "http://127.0.0.1:8112/"
+    )]
+    pub sms_mts_url: url::Url,
+
+    /// Base URL of operator life:)'s SMS gateway.
+    #[arg(
+        long,
+        env = "HUB_SMS_LIFE_URL",
+        default_value = "http://127.0.0.1:8113/"
+    )]
+    pub sms_life_url: url::Url,
+
+    /// Sender id shown on the hub's SMS.
+    #[arg(long, env = "HUB_SMS_SENDER", default_value = "E-SERVICES")]
+    pub sms_sender: String,
+
+    /// Timeout of one call to an external system.
+    #[arg(long, env = "HUB_HTTP_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_timeout: Duration,
+
+    /// Base URL of ERIP's invoicing API.
+    #[arg(long, env = "HUB_ERIP_URL", default_value = "http://127.0.0.1:8121/")]
+    pub erip_url: url::Url,
+
+    /// ERIP's shared secret for the HMAC signature of its notifications.
+    #[arg(
+        long,
+        env = "HUB_ERIP_SECRET",
+        default_value = "erip-dev-secret",
+        hide_env_values = true
+    )]
+    pub erip_secret: String,
+
+    /// How long an ERIP invoice may stay unpaid before the application ends.
+    #[arg(long, env = "HUB_PAYMENT_TTL", default_value = "72h", value_parser = parse_duration)]
+    pub payment_ttl: Duration,
+
+    /// Where the hub listens for callbacks (operators' delivery reports).
+    #[arg(long, env = "HUB_HTTP_ADDR", default_value = "127.0.0.1:8090")]
+    pub http_addr: std::net::SocketAddr,
+
+    /// The callback base URL the external systems are given (how they reach `HUB_HTTP_ADDR`).
+    #[arg(
+        long,
+        env = "HUB_CALLBACK_URL",
+        default_value = "http://127.0.0.1:8090/"
+    )]
+    pub callback_url: url::Url,
+
+    /// Key that seals codes and passwords on their way to the SMS worker: 32 random bytes in
+    /// base64, optionally prefixed by a key id (`k2:...`). Unset: a development key, with a
+    /// warning.
+    #[arg(long, env = "HUB_SEAL_KEY", hide_env_values = true)]
+    pub seal_key: Option<String>,
+
+    /// How long a phone confirmation code is valid.
+    #[arg(long, env = "HUB_PHONE_CODE_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub phone_code_ttl: Duration,
+
+    /// Codes a desk may try before the application is rejected.
+    #[arg(long, env = "HUB_PHONE_CODE_ATTEMPTS", default_value_t = 3)]
+    pub phone_code_attempts: u32,
+
+    /// How long a temporary password is valid.
+    #[arg(long, env = "HUB_TEMP_PASSWORD_TTL", default_value = "72h", value_parser = parse_duration)]
+    pub temp_password_ttl: Duration,
+
+    /// The portal's mail server, `smtp://host:port` (or `smtps://user:password@host`).
+    #[arg(
+        long,
+        env = "HUB_SMTP_URL",
+        default_value = "smtp://127.0.0.1:2525",
+        hide_env_values = true
+    )]
+    pub smtp_url: url::Url,
+
+    /// The sender of the portal's e-mails.
+    #[arg(
+        long,
+        env = "HUB_EMAIL_FROM",
+        default_value = "E-Services Portal <noreply@portal.example.by>"
+    )]
+    pub email_from: String,
+
+    /// The portal's public address: activation links point at `<it>activate?token=...`.
+    #[arg(long, env = "HUB_PORTAL_URL", default_value = "http://127.0.0.1:8080/")]
+    pub portal_url: url::Url,
+
+    /// GosSUOK, the state PKI: CRLs and certificate status.
+    #[arg(
+        long,
+        env = "HUB_GOSSUOK_URL",
+        default_value = "http://127.0.0.1:8141/"
+    )]
+    pub gossuok_url: url::Url,
+
+    /// Files with the trusted root certificates of EDS chains (DER or PEM), comma separated:
+    /// the real KUC/RUC roots in production. None: EDS proofs are refused as `untrusted_chain`
+    /// (with a warning at start).
+    #[arg(long, env = "HUB_EDS_TRUSTED_ROOTS", value_delimiter = ',')]
+    pub eds_trusted_root_files: Vec<std::path::PathBuf>,
+
+    /// Trusted roots given in code (the demo and the tests take the simulator's), DER.
+    #[arg(skip)]
+    pub eds_trusted_roots: Vec<Vec<u8>>,
+
+    /// The settings the catalogue's HTTP authorities name (`base_url_key`, `secret_key`, e.g.
+    /// `HUB_AUTHORITY_TAX_MINISTRY_URL`). A key not given here is read from the environment;
+    /// unset there too, the URL is the back-office simulator's
+    /// (`http://127.0.0.1:8131/<authority>/`) and the secret its development one.
+    #[arg(skip)]
+    pub authority_settings: std::collections::HashMap<String, String>,
+
+    /// Per-phone limits against brute force and SMS floods ([`crate::workers::sms::PhoneLimits`]).
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+}
+
+/// Per-phone limits: SMS to one number, recovery codes to one number, wrong codes typed for one
+/// number, each in a rolling window shared by every hub process (kept in PostgreSQL). A limit is
+/// at least 1: a security limit is not switched off by a zero.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// SMS of any kind sent to one number in `HUB_SMS_PER_PHONE_WINDOW`; more are not sent (the
+    /// requester gets the usual "not sent" answer).
+    #[arg(
+        long = "sms-per-phone",
+        env = "HUB_SMS_PER_PHONE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub sms_per_phone: u32,
+
+    /// The window of `HUB_SMS_PER_PHONE`.
+    #[arg(long = "sms-per-phone-window", env = "HUB_SMS_PER_PHONE_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub sms_window: Duration,
+
+    /// Password recovery codes sent to one number in `HUB_RECOVERY_CODES_WINDOW`, whichever
+    /// identifiers they were asked for.
+    #[arg(
+        long = "recovery-codes-per-phone",
+        env = "HUB_RECOVERY_CODES_PER_PHONE",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub recovery_codes_per_phone: u32,
+
+    /// The window of `HUB_RECOVERY_CODES_PER_PHONE`.
+    #[arg(long = "recovery-codes-window", env = "HUB_RECOVERY_CODES_WINDOW", default_value = "1h", value_parser = parse_duration)]
+    pub recovery_codes_window: Duration,
+
+    /// Shortest time between two recovery codes for one identifier.
+    #[arg(long = "recovery-interval", env = "HUB_RECOVERY_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub recovery_interval: Duration,
+
+    /// Wrong SMS codes (phone confirmation, password recovery) typed for one number in
+    /// `HUB_WRONG_CODES_WINDOW`, over every application and account; then no further code is
+    /// sent to it or checked until the window moves on.
+    #[arg(
+        long = "wrong-codes-per-phone",
+        env = "HUB_WRONG_CODES_PER_PHONE",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub wrong_codes_per_phone: u32,
+
+    /// The window of `HUB_WRONG_CODES_PER_PHONE`.
+    #[arg(long = "wrong-codes-window", env = "HUB_WRONG_CODES_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    pub wrong_codes_window: Duration,
+}
+
+impl Default for LimitsConfig {
+    /// The defaults of the flags.
+    fn default() -> Self {
+        Self {
+            sms_per_phone: 10,
+            sms_window: Duration::from_secs(3600),
+            recovery_codes_per_phone: 3,
+            recovery_codes_window: Duration::from_secs(3600),
+            recovery_interval: Duration::from_secs(60),
+            wrong_codes_per_phone: 10,
+            wrong_codes_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The back-office simulator's development secret: the default of every HTTP authority's
+/// `secret_key`, for one machine only.
+pub const DEV_BACKOFFICE_SECRET: &str = "backoffice-dev-secret";
+
+impl IntegrationConfig {
+    /// Every trusted EDS root, DER: the files read (PEM converted) and the ones given in code.
+    pub fn eds_roots(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let mut roots = self.eds_trusted_roots.clone();
+        for path in &self.eds_trusted_root_files {
+            let bytes = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("HUB_EDS_TRUSTED_ROOTS: cannot read {}: {e}", path.display())
+            })?;
+            roots.push(pem_or_der(&bytes).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "HUB_EDS_TRUSTED_ROOTS: {} is neither DER nor a PEM certificate",
+                    path.display()
+                )
+            })?);
+        }
+        Ok(roots)
+    }
+
+    /// The value of a setting the catalogue names: given in `authority_settings`, else from the
+    /// environment.
+    pub fn authority_setting(&self, key: &str) -> Option<String> {
+        self.authority_settings
+            .get(key)
+            .cloned()
+            .or_else(|| std::env::var(key).ok())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Where an HTTP authority's back-office is, and the secret both sides sign with.
+    pub fn backoffice(
+        &self,
+        authority: &str,
+        base_url_key: &str,
+        secret_key: &str,
+    ) -> anyhow::Result<(url::Url, Vec<u8>)> {
+        let url = match self.authority_setting(base_url_key) {
+            Some(v) => {
+                let mut url = url::Url::parse(&v).map_err(|e| {
+                    anyhow::anyhow!("{base_url_key}={v:?} is not a URL ({e}); write e.g. https://backoffice.example.by/api/")
+                })?;
+                if !url.path().ends_with('/') {
+                    let path = format!("{}/", url.path());
+                    url.set_path(&path);
+                }
+                url
+            }
+            None => format!("http://127.0.0.1:8131/{authority}/").parse()?,
+        };
+        let secret = self
+            .authority_setting(secret_key)
+            .unwrap_or_else(|| DEV_BACKOFFICE_SECRET.to_owned());
+        Ok((url, secret.into_bytes()))
+    }
+}
+
+impl std::fmt::Debug for IntegrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationConfig")
+            .field("mvd_url", &self.mvd_url.as_str())
+            .field("http_addr", &self.http_addr)
+            .field("seal_key", &self.seal_key.as_ref().map(|_| "***"))
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The DER inside a PEM certificate, or the bytes themselves when they look like DER.
+fn pem_or_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    if bytes.first() == Some(&0x30) {
+        return Some(bytes.to_vec());
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let body = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)?
+        .split("-----END CERTIFICATE-----")
+        .next()?;
+    let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limits_flags_default_to_the_limits_default() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: LimitsConfig,
+        }
+        let parsed = <Cli as clap::Parser>::try_parse_from(["hub"]).expect("defaults");
+        let d = LimitsConfig::default();
+        assert_eq!(
+            format!("{:?}", parsed.limits),
+            format!("{d:?}"),
+            "Default and the flags' defaults agree"
+        );
+        let set = <Cli as clap::Parser>::try_parse_from([
+            "hub",
+            "--sms-per-phone",
+            "3",
+            "--sms-per-phone-window",
+            "10m",
+        ])
+        .expect("set");
+        assert_eq!(set.limits.sms_per_phone, 3);
+        assert_eq!(set.limits.sms_window, Duration::from_secs(600));
+        assert!(
+            <Cli as clap::Parser>::try_parse_from(["hub", "--sms-per-phone", "0"]).is_err(),
+            "a zero limit is refused, not taken as off"
+        );
+    }
+}

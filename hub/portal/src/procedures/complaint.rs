@@ -1,0 +1,712 @@
+//! Administrative complaints, one saga per complaint (DOMAIN.md: an applicant "may appeal a
+//! decision"):
+//!
+//! ```text
+//! submit --lookup--> looking_up --application decided, same applicant--> at_authority
+//!                               --otherwise--> rejected
+//! at_authority | withdrawing --authority decided--> decided
+//! withdraw: looking_up --> withdrawn
+//!           at_authority --> withdrawing --authority stops--> withdrawn
+//!                                        --authority had decided--> decided
+//! ```
+//!
+//! The complaint is heard by the authority that decided the application. A transition is pure
+//! and cannot read the application saga's state, so the saga asks [`ApplicationLookup`], a
+//! small service over the `sagas` table, and goes on with its answer. As for applications, a
+//! withdrawal racing the decision is settled by the authority, and only the authority's own
+//! broker user may answer for it.
+
+use std::sync::Arc;
+
+use adapters::Failure;
+use contracts::procedure::{
+    AuthorityComplaint, AuthorityComplaintDecided, AuthorityComplaintWithdrawal,
+    AuthorityComplaintWithdrawalAnswered, ComplaintAccepted, ComplaintDecided,
+    ComplaintRejectReason, ComplaintRejected, ComplaintVerdict, ComplaintWithdrawn,
+    SubmitComplaint, WithdrawComplaint,
+};
+use contracts::{Message, MessageType, decode};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::catalogue::Catalogue;
+use super::saga::{self as procedure, ProcedureSaga, authority_queue};
+use hub_runtime::broker::Incoming;
+use hub_runtime::engine::db_failure;
+use hub_runtime::engine::{Command, Saga, SagaKey, Service, Step, StepContext};
+
+/// The saga type.
+pub const SAGA_TYPE: &str = "complaint";
+/// Its queue (short name).
+pub const QUEUE: &str = "saga.complaint";
+/// The lookup service's queue (short name).
+pub const LOOKUP_QUEUE: &str = "procedure.lookup";
+
+/// `procedure.lookup_application.v1`: the complaint saga asks what became of an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupApplication {
+    /// The application.
+    pub application_id: Uuid,
+}
+
+impl Message for LookupApplication {
+    const TYPE: MessageType = MessageType::new("procedure.lookup_application", 1);
+}
+
+/// `procedure.application_looked_up.v1`: the lookup's answer (to the asking saga, by its
+/// correlation id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationLookedUp {
+    /// Whether the application exists.
+    pub found: bool,
+    /// Whether it is decided.
+    pub decided: bool,
+    /// Its deciding authority (empty when not found).
+    pub authority: String,
+    /// Its applicant's identifier (empty when not found).
+    pub applicant: String,
+    /// The hub's number of the application (empty when not found).
+    pub number: String,
+}
+
+impl Message for ApplicationLookedUp {
+    const TYPE: MessageType = MessageType::new("procedure.application_looked_up", 1);
+}
+
+/// The saga's queue and what it takes from the bus.
+pub fn queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(
+        QUEUE,
+        [
+            SubmitComplaint::TYPE.to_string(),
+            WithdrawComplaint::TYPE.to_string(),
+            AuthorityComplaintDecided::TYPE.to_string(),
+            AuthorityComplaintWithdrawalAnswered::TYPE.to_string(),
+        ],
+    )
+}
+
+/// The lookup service's queue.
+pub fn lookup_queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(LOOKUP_QUEUE, [LookupApplication::TYPE.to_string()])
+}
+
+/// The complaint saga.
+#[derive(Debug, Clone)]
+pub struct ComplaintSaga {
+    catalogue: Arc<Catalogue>,
+    /// The namespace prefix of queue names (`ns.`), to address authorities' queues.
+    prefix: String,
+    /// The hub's own broker user: HTTP back-offices' answers come through its bridge.
+    bridge_user: String,
+}
+
+impl ComplaintSaga {
+    /// The saga over the catalogue (whose broker users answer for which authority);
+    /// `namespace` addresses the authorities' queues.
+    pub fn new(catalogue: Arc<Catalogue>, namespace: &str, bridge_user: &str) -> Self {
+        Self {
+            catalogue,
+            prefix: format!("{namespace}."),
+            bridge_user: bridge_user.to_owned(),
+        }
+    }
+
+    /// The instance key of a complaint.
+    pub fn key(complaint_id: Uuid) -> SagaKey {
+        SagaKey::for_business_key(SAGA_TYPE, &complaint_id.to_string())
+    }
+}
+
+/// One complaint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complaint {
+    /// The portal's id.
+    pub complaint_id: Uuid,
+    /// The application appealed.
+    pub application_id: Uuid,
+    /// Who complains.
+    pub applicant: String,
+    /// The complaint.
+    pub text: String,
+    /// The authority hearing it, once known.
+    pub authority: Option<String>,
+    /// The hub's number of the application, once known.
+    pub application_number: Option<String>,
+    /// Where it is.
+    pub stage: ComplaintStage,
+}
+
+/// Where a complaint is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum ComplaintStage {
+    /// Waiting for the application's state.
+    LookingUp,
+    /// With the authority.
+    AtAuthority,
+    /// The person withdrew; the authority is asked whether it can still stop.
+    Withdrawing,
+    /// Decided.
+    Decided {
+        /// The verdict.
+        verdict: ComplaintVerdict,
+    },
+    /// Withdrawn.
+    Withdrawn,
+    /// Refused.
+    Rejected {
+        /// Why.
+        reason: ComplaintRejectReason,
+    },
+}
+
+/// What the saga reads.
+#[derive(Debug)]
+pub enum ComplaintInput {
+    /// A new complaint.
+    Submit(SubmitComplaint),
+    /// The person withdraws.
+    Withdraw(WithdrawComplaint),
+    /// The application's state.
+    LookedUp(ApplicationLookedUp),
+    /// From the authority.
+    Decided(AuthorityComplaintDecided),
+    /// From the authority.
+    WithdrawalAnswered(AuthorityComplaintWithdrawalAnswered),
+}
+
+impl Saga for ComplaintSaga {
+    type State = Complaint;
+    type Input = ComplaintInput;
+
+    fn saga_type(&self) -> &'static str {
+        SAGA_TYPE
+    }
+
+    fn read(&self, message: &Incoming) -> Result<(SagaKey, ComplaintInput), Failure> {
+        let t = message.metadata.message_type.as_str();
+        let b = &message.body;
+        Ok(if SubmitComplaint::TYPE.matches(t) {
+            let m: SubmitComplaint = decode(t, b)?;
+            (Self::key(m.complaint_id), ComplaintInput::Submit(m))
+        } else if WithdrawComplaint::TYPE.matches(t) {
+            let m: WithdrawComplaint = decode(t, b)?;
+            (Self::key(m.complaint_id), ComplaintInput::Withdraw(m))
+        } else if ApplicationLookedUp::TYPE.matches(t) {
+            (
+                SagaKey::from_correlation_id(&message.metadata)?,
+                ComplaintInput::LookedUp(decode(t, b)?),
+            )
+        } else if AuthorityComplaintDecided::TYPE.matches(t) {
+            let m: AuthorityComplaintDecided = decode(t, b)?;
+            (Self::key(m.complaint_id), ComplaintInput::Decided(m))
+        } else if AuthorityComplaintWithdrawalAnswered::TYPE.matches(t) {
+            let m: AuthorityComplaintWithdrawalAnswered = decode(t, b)?;
+            (
+                Self::key(m.complaint_id),
+                ComplaintInput::WithdrawalAnswered(m),
+            )
+        } else {
+            return Err(Failure::invalid_input(format!(
+                "the complaint saga does not take {t}"
+            )));
+        })
+    }
+
+    fn transition(
+        &self,
+        state: Option<&Complaint>,
+        input: &ComplaintInput,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Complaint>, Failure> {
+        use ComplaintInput as I;
+        use ComplaintStage as S;
+        let Some(s) = state else {
+            return match input {
+                I::Submit(m) => Ok(Step::to(Complaint {
+                    complaint_id: m.complaint_id,
+                    application_id: m.application_id,
+                    applicant: m.applicant_identifier.clone(),
+                    text: m.text.clone(),
+                    authority: None,
+                    application_number: None,
+                    stage: S::LookingUp,
+                })
+                .send(Command::new(&LookupApplication {
+                    application_id: m.application_id,
+                })?)),
+                _ => Err(Failure::permanent("no such complaint")),
+            };
+        };
+        if matches!(input, I::Decided(_) | I::WithdrawalAnswered(_)) {
+            self.check_sender(s, ctx)?;
+        }
+        match (&s.stage, input) {
+            (S::LookingUp, I::LookedUp(a)) => self.looked_up(s, a),
+            // Nothing has reached an authority yet: the withdrawal needs nobody's consent.
+            (S::LookingUp, I::Withdraw(_)) => Ok(with_stage(s, S::Withdrawn).send(Command::new(
+                &ComplaintWithdrawn {
+                    complaint_id: s.complaint_id,
+                },
+            )?)),
+            // The decision wins over a withdrawal the authority has not answered yet: it
+            // decided first, and will refuse the withdrawal.
+            (S::AtAuthority | S::Withdrawing, I::Decided(d)) => Ok(with_stage(
+                s,
+                S::Decided { verdict: d.verdict },
+            )
+            .send(Command::new(&ComplaintDecided {
+                complaint_id: s.complaint_id,
+                verdict: d.verdict,
+                document: d.document.clone(),
+                decided_at: d.decided_at,
+            })?)),
+            (S::AtAuthority, I::Withdraw(_)) => Ok(with_stage(s, S::Withdrawing).send(
+                Command::new(&AuthorityComplaintWithdrawal {
+                    complaint_id: s.complaint_id,
+                })?
+                .reply_to(self.queue_of(s)?),
+            )),
+            (S::Withdrawing, I::WithdrawalAnswered(a)) if a.accepted => {
+                Ok(
+                    with_stage(s, S::Withdrawn).send(Command::new(&ComplaintWithdrawn {
+                        complaint_id: s.complaint_id,
+                    })?),
+                )
+            }
+            // The authority had decided: its decision is on the way (or here already).
+            (S::Withdrawing | S::Decided { .. }, I::WithdrawalAnswered(_))
+            | (S::Decided { .. }, I::Withdraw(_)) => {
+                let stage = match s.stage {
+                    S::Withdrawing => S::AtAuthority,
+                    ref other => other.clone(),
+                };
+                Ok(with_stage(s, stage).send(Command::new(&ComplaintRejected {
+                    complaint_id: s.complaint_id,
+                    reason: ComplaintRejectReason::AlreadyDecided,
+                    detail: "the authority decided on the complaint before the withdrawal".into(),
+                })?))
+            }
+            // A repeated submission, a second withdrawal, an answer after the end: no change.
+            _ => Ok(Step::to(s.clone())),
+        }
+    }
+
+    fn state_name(&self, s: &Complaint) -> String {
+        match s.stage {
+            ComplaintStage::LookingUp => "looking_up",
+            ComplaintStage::AtAuthority => "at_authority",
+            ComplaintStage::Withdrawing => "withdrawing",
+            ComplaintStage::Decided { .. } => "decided",
+            ComplaintStage::Withdrawn => "withdrawn",
+            ComplaintStage::Rejected { .. } => "rejected",
+        }
+        .into()
+    }
+
+    fn is_terminal(&self, s: &Complaint) -> bool {
+        matches!(
+            s.stage,
+            ComplaintStage::Decided { .. }
+                | ComplaintStage::Withdrawn
+                | ComplaintStage::Rejected { .. }
+        )
+    }
+}
+
+impl ComplaintSaga {
+    /// With the application's state known: refuse the complaint, or send it to the authority
+    /// that decided.
+    fn looked_up(
+        &self,
+        s: &Complaint,
+        a: &ApplicationLookedUp,
+    ) -> Result<Step<Complaint>, Failure> {
+        let refusal = if !a.found {
+            Some((
+                ComplaintRejectReason::UnknownApplication,
+                format!("there is no application {}", s.application_id),
+            ))
+        } else if a.applicant != s.applicant {
+            Some((
+                ComplaintRejectReason::NotTheApplicant,
+                "only the applicant may appeal the decision".into(),
+            ))
+        } else if !a.decided {
+            Some((
+                ComplaintRejectReason::NoDecisionToAppeal,
+                format!("application {} is not decided", a.number),
+            ))
+        } else {
+            None
+        };
+        if let Some((reason, detail)) = refusal {
+            return Ok(
+                with_stage(s, ComplaintStage::Rejected { reason }).send(Command::new(
+                    &ComplaintRejected {
+                        complaint_id: s.complaint_id,
+                        reason,
+                        detail,
+                    },
+                )?),
+            );
+        }
+        let next = Complaint {
+            authority: Some(a.authority.clone()),
+            application_number: Some(a.number.clone()),
+            stage: ComplaintStage::AtAuthority,
+            ..s.clone()
+        };
+        let queue = self.queue_of(&next)?;
+        Ok(Step::to(next)
+            .send(
+                Command::new(&AuthorityComplaint {
+                    complaint_id: s.complaint_id,
+                    application_id: s.application_id,
+                    application_number: a.number.clone(),
+                    text: s.text.clone(),
+                })?
+                .reply_to(queue),
+            )
+            .send(Command::new(&ComplaintAccepted {
+                complaint_id: s.complaint_id,
+                application_id: s.application_id,
+                authority: a.authority.clone(),
+            })?))
+    }
+
+    fn authority<'a>(&self, s: &'a Complaint) -> Result<&'a str, Failure> {
+        s.authority.as_deref().ok_or_else(|| {
+            Failure::permanent(format!("complaint {} has no authority yet", s.complaint_id))
+        })
+    }
+
+    fn queue_of(&self, s: &Complaint) -> Result<String, Failure> {
+        Ok(format!(
+            "{}{}",
+            self.prefix,
+            authority_queue(self.authority(s)?)
+        ))
+    }
+
+    /// Only the authority hearing the complaint may answer for it: the broker checked the
+    /// sender's `user_id` against its connection, the catalogue says whose it must be.
+    fn check_sender(&self, s: &Complaint, ctx: &StepContext<'_>) -> Result<(), Failure> {
+        let authority = self.authority(s)?;
+        self.catalogue.check_sender(
+            authority,
+            ctx.message.user_id.as_deref(),
+            &format!("complaint {} is heard by {authority}", s.complaint_id),
+            &self.bridge_user,
+        )
+    }
+}
+
+fn with_stage(s: &Complaint, stage: ComplaintStage) -> Step<Complaint> {
+    Step::to(Complaint { stage, ..s.clone() })
+}
+
+/// Answers the complaint saga's [`LookupApplication`] from the procedure saga's stored state:
+/// the one place that reads another saga's row, so that the complaint saga stays pure.
+#[derive(Debug, Clone)]
+pub struct ApplicationLookup {
+    pool: PgPool,
+}
+
+impl ApplicationLookup {
+    /// A lookup over the hub's database.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    async fn look_up(&self, application_id: Uuid) -> Result<ApplicationLookedUp, Failure> {
+        let state: Option<serde_json::Value> =
+            sqlx::query_scalar("SELECT state FROM sagas WHERE saga_type = $1 AND id = $2")
+                .bind(procedure::SAGA_TYPE)
+                .bind(ProcedureSaga::key(application_id).id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db_failure(&e))?;
+        Ok(looked_up(state.as_ref()))
+    }
+}
+
+/// What the stored state of a procedure saga (or its absence) says.
+fn looked_up(state: Option<&serde_json::Value>) -> ApplicationLookedUp {
+    let field = |s: &serde_json::Value, name: &str| s[name].as_str().unwrap_or_default().to_owned();
+    match state {
+        None => ApplicationLookedUp {
+            found: false,
+            decided: false,
+            authority: String::new(),
+            applicant: String::new(),
+            number: String::new(),
+        },
+        Some(s) => ApplicationLookedUp {
+            found: true,
+            decided: s["stage"]["stage"] == "decided",
+            authority: field(s, "authority"),
+            applicant: field(s, "applicant"),
+            number: field(s, "number"),
+        },
+    }
+}
+
+impl Service for ApplicationLookup {
+    type Prepared = ApplicationLookedUp;
+
+    fn name(&self) -> &'static str {
+        "procedure.lookup"
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        message: &'a Incoming,
+    ) -> BoxFuture<'a, Result<ApplicationLookedUp, Failure>> {
+        Box::pin(async move {
+            let t = message.metadata.message_type.as_str();
+            if !LookupApplication::TYPE.matches(t) {
+                return Err(Failure::invalid_input(format!(
+                    "the application lookup does not take {t}"
+                )));
+            }
+            let m: LookupApplication = decode(t, &message.body)?;
+            self.look_up(m.application_id).await
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        _message: &'a Incoming,
+        answer: ApplicationLookedUp,
+    ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
+        Box::pin(async move { Ok(vec![Command::new(&answer)?]) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use contracts::Metadata;
+
+    const APPLICANT: &str = "3270287A012PB2";
+
+    struct Run {
+        saga: ComplaintSaga,
+        meta: Metadata,
+        now: DateTime<Utc>,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Self {
+                saga: ComplaintSaga::new(
+                    Arc::new(Catalogue::embedded().expect("catalogue")),
+                    "ns",
+                    "hub",
+                ),
+                meta: Metadata::new("t.v1", "t"),
+                now: DateTime::parse_from_rfc3339("2026-04-16T09:00:00+03:00")
+                    .expect("time")
+                    .with_timezone(&Utc),
+            }
+        }
+
+        fn from(&mut self, user: Option<&str>) -> &mut Self {
+            self.meta.user_id = user.map(str::to_owned);
+            self
+        }
+
+        fn step(
+            &self,
+            state: Option<&Complaint>,
+            input: ComplaintInput,
+        ) -> Result<Step<Complaint>, Failure> {
+            let ctx = StepContext {
+                now: self.now,
+                saga_id: Uuid::nil(),
+                message: &self.meta,
+                seed: [7; 32],
+            };
+            self.saga.transition(state, &input, &ctx)
+        }
+    }
+
+    fn sent(step: &Step<Complaint>) -> Vec<&str> {
+        step.commands
+            .iter()
+            .map(|c| c.message_type.as_str())
+            .collect()
+    }
+
+    fn submit() -> ComplaintInput {
+        ComplaintInput::Submit(SubmitComplaint {
+            complaint_id: Uuid::from_u128(2),
+            application_id: Uuid::from_u128(1),
+            applicant_identifier: APPLICANT.into(),
+            text: "The certificate omits March.".into(),
+        })
+    }
+
+    fn application(decided: bool, applicant: &str) -> ComplaintInput {
+        ComplaintInput::LookedUp(ApplicationLookedUp {
+            found: true,
+            decided,
+            authority: "fszn".into(),
+            applicant: applicant.into(),
+            number: "20260416-00000000".into(),
+        })
+    }
+
+    fn rejected(step: &Step<Complaint>) -> Option<ComplaintRejectReason> {
+        match step.state.stage {
+            ComplaintStage::Rejected { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// A complaint about application 1, now with the FSZN.
+    fn at_authority(run: &Run) -> Complaint {
+        let looking = run.step(None, submit()).expect("submits").state;
+        run.step(Some(&looking), application(true, APPLICANT))
+            .expect("looked up")
+            .state
+    }
+
+    #[test]
+    fn a_complaint_against_a_decision_goes_to_the_authority_that_decided() {
+        let run = Run::new();
+        let looking = run.step(None, submit()).expect("submits");
+        assert_eq!(sent(&looking), ["procedure.lookup_application.v1"]);
+        assert_eq!(looking.commands[0].reply_to, None, "the answer comes back");
+        let accepted = run
+            .step(Some(&looking.state), application(true, APPLICANT))
+            .expect("looked up");
+        assert_eq!(
+            sent(&accepted),
+            ["authority.complaint.v1", "complaint.accepted.v1"]
+        );
+        assert_eq!(
+            accepted.commands[0].reply_to.as_deref(),
+            Some("ns.authority.fszn")
+        );
+        assert_eq!(run.saga.state_name(&accepted.state), "at_authority");
+    }
+
+    #[test]
+    fn a_complaint_needs_a_decided_application_of_the_same_applicant() {
+        let run = Run::new();
+        let looking = run.step(None, submit()).expect("submits").state;
+        let cases = [
+            (
+                application(false, APPLICANT),
+                ComplaintRejectReason::NoDecisionToAppeal,
+            ),
+            (
+                application(true, "someone else"),
+                ComplaintRejectReason::NotTheApplicant,
+            ),
+            (
+                ComplaintInput::LookedUp(looked_up(None)),
+                ComplaintRejectReason::UnknownApplication,
+            ),
+        ];
+        for (input, reason) in cases {
+            let step = run.step(Some(&looking), input).expect("answered");
+            assert_eq!(sent(&step), ["complaint.rejected.v1"]);
+            assert_eq!(rejected(&step), Some(reason));
+            assert!(run.saga.is_terminal(&step.state));
+        }
+    }
+
+    #[test]
+    fn only_the_authority_that_hears_the_complaint_may_decide_it() {
+        let mut run = Run::new();
+        let at = at_authority(&run);
+        let decided = || {
+            ComplaintInput::Decided(AuthorityComplaintDecided {
+                complaint_id: Uuid::from_u128(2),
+                verdict: ComplaintVerdict::Dismissed,
+                document: "The decision stands.".into(),
+                decided_at: DateTime::UNIX_EPOCH,
+            })
+        };
+        assert!(
+            run.from(Some("authority-minsk-zags"))
+                .step(Some(&at), decided())
+                .is_err()
+        );
+        assert!(run.from(None).step(Some(&at), decided()).is_err());
+        let ok = run
+            .from(Some("authority-fszn"))
+            .step(Some(&at), decided())
+            .expect("the owner decides");
+        assert_eq!(sent(&ok), ["complaint.decided.v1"]);
+        assert_eq!(run.saga.state_name(&ok.state), "decided");
+    }
+
+    #[test]
+    fn a_withdrawal_is_settled_by_the_authority() {
+        let mut run = Run::new();
+        let at = at_authority(&run);
+        let withdraw = || {
+            ComplaintInput::Withdraw(WithdrawComplaint {
+                complaint_id: Uuid::from_u128(2),
+            })
+        };
+        let answer = |accepted| {
+            ComplaintInput::WithdrawalAnswered(AuthorityComplaintWithdrawalAnswered {
+                complaint_id: Uuid::from_u128(2),
+                accepted,
+            })
+        };
+        let withdrawing = run.step(Some(&at), withdraw()).expect("withdraws");
+        assert_eq!(sent(&withdrawing), ["authority.complaint_withdrawal.v1"]);
+        assert_eq!(
+            withdrawing.commands[0].reply_to.as_deref(),
+            Some("ns.authority.fszn")
+        );
+        run.from(Some("authority-fszn"));
+        let withdrawn = run
+            .step(Some(&withdrawing.state), answer(true))
+            .expect("answered");
+        assert_eq!(sent(&withdrawn), ["complaint.withdrawn.v1"]);
+        assert_eq!(withdrawn.state.stage, ComplaintStage::Withdrawn);
+        // The authority had decided: the decision stands and is still awaited.
+        let refused = run
+            .step(Some(&withdrawing.state), answer(false))
+            .expect("answered");
+        assert_eq!(sent(&refused), ["complaint.rejected.v1"]);
+        assert_eq!(refused.state.stage, ComplaintStage::AtAuthority);
+        // Before any authority has it, nobody needs to agree.
+        let looking = run.step(None, submit()).expect("submits").state;
+        let early = run.step(Some(&looking), withdraw()).expect("withdraws");
+        assert_eq!(sent(&early), ["complaint.withdrawn.v1"]);
+    }
+
+    #[test]
+    fn the_lookup_reads_the_stored_application_state() {
+        let state = serde_json::json!({
+            "application_id": Uuid::from_u128(1), "number": "N-1", "authority": "fszn",
+            "applicant": APPLICANT, "stage": {"stage": "decided", "verdict": "granted"}
+        });
+        let found = looked_up(Some(&state));
+        assert!(found.found && found.decided);
+        assert_eq!(
+            (
+                found.authority.as_str(),
+                found.applicant.as_str(),
+                found.number.as_str()
+            ),
+            ("fszn", APPLICANT, "N-1")
+        );
+        let pending = serde_json::json!({"stage": {"stage": "at_authority"}});
+        assert!(!looked_up(Some(&pending)).decided);
+        assert!(!looked_up(None).found);
+    }
+}

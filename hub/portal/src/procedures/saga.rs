@@ -1,0 +1,1131 @@
+//! The application for an administrative procedure, one saga per application:
+//!
+//! ```text
+//! submit --checks--> [fee] awaiting_payment --ERIP paid--> at_authority --registered--> registered
+//!                    [free] ---------------------------> at_authority
+//! at_authority | registered --decided--> decided
+//! withdraw: awaiting_payment --> withdrawn (invoice cancelled)
+//!           at_authority | registered --> withdrawing --authority stops--> withdrawn (refund due)
+//!                                                    --authority had decided--> decided
+//! awaiting_payment --payment term over--> rejected (payment_expired)
+//! operator's cancel (a stuck application): --> cancelled, as a withdrawal that does not wait
+//!           for the authority (invoice cancelled, or the authority told and the refund due)
+//! ```
+//!
+//! The statutory term is counted in working days on the Belarus calendar; when it passes with
+//! no decision the saga raises `procedure.overdue.v1` for operators. A withdrawal racing a
+//! decision is settled by the authority, which alone knows whether it decided first: the
+//! application ends as exactly one of the two, and everyone is told the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::Failure;
+use chrono::{DateTime, NaiveDate, Utc};
+use contracts::ops::CancelSaga;
+use contracts::procedure::{
+    ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
+    ApplicationRejected, ApplicationWithdrawn, AttachReceipt, AuthorityApplication,
+    AuthorityDecided, AuthorityInfoRequested, AuthorityRegistered, AuthorityWithdrawal,
+    AuthorityWithdrawalAnswered, CancelInvoice, CreateInvoice, InfoRequested, InvoiceCreated,
+    InvoiceEvent, InvoiceNotified, PaymentReceived, ProcedureRejectReason, ReceiptChecked,
+    SubmitApplication, Verdict, WithdrawApplication, order_number_check_digit,
+};
+use contracts::sms::NotifyHolder;
+use contracts::{FieldError, Message, MessageType, decode};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::calendar::Calendar;
+use super::catalogue::Catalogue;
+use hub_runtime::broker::Incoming;
+use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
+
+/// The saga type.
+pub const SAGA_TYPE: &str = "procedure";
+/// Its queue (short name).
+pub const QUEUE: &str = "saga.procedure";
+const PAYMENT_TIMER: &str = "payment";
+const OVERDUE_TIMER: &str = "overdue";
+/// The `reason` of the `procedure.withdrawn.v1` of an application an operator ended.
+pub const CANCELLED_BY_OPERATOR: &str = "cancelled_by_operator";
+
+/// The short name of an authority's queue: the hub sends it applications and withdrawals there.
+pub fn authority_queue(authority: &str) -> String {
+    format!("authority.{authority}")
+}
+
+/// Fired by the saga's own timers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlinePassed {
+    /// The application.
+    pub application_id: Uuid,
+    /// `payment` or `overdue`.
+    pub which: String,
+}
+
+impl Message for DeadlinePassed {
+    const TYPE: MessageType = MessageType::new("procedure.deadline_passed", 1);
+}
+
+/// The queue and what it takes from the bus (ERIP's events come by name, from the callback).
+pub fn queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(
+        QUEUE,
+        [
+            SubmitApplication::TYPE.to_string(),
+            WithdrawApplication::TYPE.to_string(),
+            AttachReceipt::TYPE.to_string(),
+            AuthorityRegistered::TYPE.to_string(),
+            AuthorityInfoRequested::TYPE.to_string(),
+            AuthorityDecided::TYPE.to_string(),
+            AuthorityWithdrawalAnswered::TYPE.to_string(),
+        ],
+    )
+}
+
+/// Settings.
+#[derive(Debug, Clone)]
+pub struct ProcedureSettings {
+    /// How long an invoice may stay unpaid.
+    pub payment_ttl: Duration,
+}
+
+impl Default for ProcedureSettings {
+    fn default() -> Self {
+        Self {
+            payment_ttl: Duration::from_secs(72 * 3600),
+        }
+    }
+}
+
+/// The procedure saga.
+#[derive(Debug, Clone)]
+pub struct ProcedureSaga {
+    catalogue: Arc<Catalogue>,
+    calendar: Arc<Calendar>,
+    settings: ProcedureSettings,
+    /// The namespace prefix of queue names (`ns.`), to address authorities' queues.
+    prefix: String,
+    /// The hub's own broker user: HTTP back-offices' answers come through its bridge.
+    bridge_user: String,
+}
+
+impl ProcedureSaga {
+    /// The saga over a catalogue and a calendar; `namespace` addresses the authorities' queues.
+    pub fn new(
+        catalogue: Arc<Catalogue>,
+        calendar: Arc<Calendar>,
+        settings: ProcedureSettings,
+        namespace: &str,
+        bridge_user: &str,
+    ) -> Self {
+        Self {
+            catalogue,
+            calendar,
+            settings,
+            prefix: format!("{namespace}."),
+            bridge_user: bridge_user.to_owned(),
+        }
+    }
+
+    /// The instance key of an application.
+    pub fn key(application_id: Uuid) -> SagaKey {
+        SagaKey::for_business_key(SAGA_TYPE, &application_id.to_string())
+    }
+}
+
+/// One application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Application {
+    /// The portal's id.
+    pub application_id: Uuid,
+    /// The hub's number.
+    pub number: String,
+    /// The procedure.
+    pub procedure_code: String,
+    /// The deciding authority.
+    pub authority: String,
+    /// The applicant's identifier.
+    pub applicant: String,
+    /// The form.
+    pub form: serde_json::Map<String, serde_json::Value>,
+    /// Attachments.
+    pub attachments: Vec<String>,
+    /// The fee, kopecks.
+    pub fee_kopecks: u64,
+    /// The ERIP order number, for a paid procedure.
+    pub order_number: Option<String>,
+    /// ERIP's invoice id, once known.
+    pub invoice_id: Option<String>,
+    /// The payment, once made.
+    pub paid: Option<Paid>,
+    /// The receipt the person attached, if any.
+    #[serde(default)]
+    pub receipt: Option<Paid>,
+    /// The authority's registration number.
+    pub registration_number: Option<String>,
+    /// The last day of the statutory term.
+    pub decision_due: Option<NaiveDate>,
+    /// Where it is.
+    pub stage: Stage,
+}
+
+/// A payment ERIP reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paid {
+    /// ERIP's operation number.
+    pub operation_id: String,
+    /// Amount, kopecks.
+    pub amount_kopecks: u64,
+}
+
+/// Where an application is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Waiting for ERIP.
+    AwaitingPayment {
+        /// The invoice's term.
+        pay_before: DateTime<Utc>,
+    },
+    /// With the authority.
+    AtAuthority,
+    /// The person withdrew; the authority is asked whether it can still stop.
+    Withdrawing,
+    /// Decided.
+    Decided {
+        /// The verdict.
+        verdict: Verdict,
+    },
+    /// Withdrawn.
+    Withdrawn {
+        /// Fee due back, kopecks.
+        refund_due_kopecks: u64,
+    },
+    /// Ended without a decision.
+    Rejected {
+        /// Why.
+        reason: ProcedureRejectReason,
+    },
+    /// Ended by an operator (`hub saga cancel`), as a withdrawal.
+    Cancelled {
+        /// The operator's reason.
+        reason: String,
+        /// Fee due back, kopecks.
+        refund_due_kopecks: u64,
+    },
+}
+
+/// What the saga reads.
+#[derive(Debug)]
+pub enum Input {
+    /// A new application.
+    Submit(SubmitApplication),
+    /// The person withdraws.
+    Withdraw(WithdrawApplication),
+    /// The person attaches the payment receipt.
+    Receipt(AttachReceipt),
+    /// ERIP created the invoice.
+    InvoiceCreated(InvoiceCreated),
+    /// ERIP reported on the invoice.
+    Invoice(InvoiceNotified),
+    /// A timer.
+    Deadline(DeadlinePassed),
+    /// From the authority.
+    Registered(AuthorityRegistered),
+    /// From the authority.
+    InfoRequested(AuthorityInfoRequested),
+    /// From the authority.
+    Decided(AuthorityDecided),
+    /// From the authority.
+    WithdrawalAnswered(AuthorityWithdrawalAnswered),
+}
+
+impl Input {
+    fn is_from_authority(&self) -> bool {
+        matches!(
+            self,
+            Input::Registered(_)
+                | Input::InfoRequested(_)
+                | Input::Decided(_)
+                | Input::WithdrawalAnswered(_)
+        )
+    }
+}
+
+impl Saga for ProcedureSaga {
+    type State = Application;
+    type Input = Input;
+
+    fn saga_type(&self) -> &'static str {
+        SAGA_TYPE
+    }
+
+    fn read(&self, message: &Incoming) -> Result<(SagaKey, Input), Failure> {
+        let t = message.metadata.message_type.as_str();
+        let b = &message.body;
+        let by_id = |id: Uuid| Self::key(id);
+        let by_correlation = || SagaKey::from_correlation_id(&message.metadata);
+        Ok(if SubmitApplication::TYPE.matches(t) {
+            let m: SubmitApplication = decode(t, b)?;
+            (by_id(m.application_id), Input::Submit(m))
+        } else if WithdrawApplication::TYPE.matches(t) {
+            let m: WithdrawApplication = decode(t, b)?;
+            (by_id(m.application_id), Input::Withdraw(m))
+        } else if AttachReceipt::TYPE.matches(t) {
+            let m: AttachReceipt = decode(t, b)?;
+            (by_id(m.application_id), Input::Receipt(m))
+        } else if InvoiceCreated::TYPE.matches(t) {
+            (by_correlation()?, Input::InvoiceCreated(decode(t, b)?))
+        } else if InvoiceNotified::TYPE.matches(t) {
+            (by_correlation()?, Input::Invoice(decode(t, b)?))
+        } else if DeadlinePassed::TYPE.matches(t) {
+            let m: DeadlinePassed = decode(t, b)?;
+            (by_id(m.application_id), Input::Deadline(m))
+        } else if AuthorityRegistered::TYPE.matches(t) {
+            let m: AuthorityRegistered = decode(t, b)?;
+            (by_id(m.application_id), Input::Registered(m))
+        } else if AuthorityInfoRequested::TYPE.matches(t) {
+            let m: AuthorityInfoRequested = decode(t, b)?;
+            (by_id(m.application_id), Input::InfoRequested(m))
+        } else if AuthorityDecided::TYPE.matches(t) {
+            let m: AuthorityDecided = decode(t, b)?;
+            (by_id(m.application_id), Input::Decided(m))
+        } else if AuthorityWithdrawalAnswered::TYPE.matches(t) {
+            let m: AuthorityWithdrawalAnswered = decode(t, b)?;
+            (by_id(m.application_id), Input::WithdrawalAnswered(m))
+        } else {
+            return Err(Failure::invalid_input(format!(
+                "the procedure saga does not take {t}"
+            )));
+        })
+    }
+
+    fn transition(
+        &self,
+        state: Option<&Application>,
+        input: &Input,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let Some(s) = state else {
+            return match input {
+                Input::Submit(m) => self.submit(m, ctx),
+                _ => Err(Failure::permanent("no such application")),
+            };
+        };
+        if input.is_from_authority() {
+            self.check_sender(s, ctx)?;
+        }
+        match (&s.stage, input) {
+            (_, Input::Submit(_)) => Ok(Step::to(s.clone())),
+            // A receipt is recorded whenever it comes; it is checked once ERIP's record is
+            // there too.
+            (_, Input::Receipt(r)) => {
+                let next = Application {
+                    receipt: Some(Paid {
+                        operation_id: r.operation_id.clone(),
+                        amount_kopecks: r.amount_kopecks,
+                    }),
+                    ..s.clone()
+                };
+                let check = receipt_check(&next)?;
+                Ok(check.into_iter().fold(Step::to(next), Step::send))
+            }
+            (Stage::AwaitingPayment { .. }, Input::InvoiceCreated(c)) => {
+                Ok(Step::to(Application {
+                    invoice_id: Some(c.invoice_id.clone()),
+                    ..s.clone()
+                }))
+            }
+            (Stage::AwaitingPayment { .. }, Input::Invoice(n)) if n.event == InvoiceEvent::Paid => {
+                let paid = Paid {
+                    operation_id: n.operation_id.clone().unwrap_or_default(),
+                    amount_kopecks: n.amount_kopecks,
+                };
+                let with_payment = Application {
+                    paid: Some(paid.clone()),
+                    ..s.clone()
+                };
+                let step = self
+                    .to_authority(&with_payment, ctx)?
+                    .cancel_timer(PAYMENT_TIMER)
+                    .send(Command::new(&PaymentReceived {
+                        application_id: s.application_id,
+                        operation_id: paid.operation_id,
+                        amount_kopecks: paid.amount_kopecks,
+                    })?);
+                let check = receipt_check(&with_payment)?;
+                Ok(check.into_iter().fold(step, Step::send))
+            }
+            (Stage::AwaitingPayment { .. }, Input::Invoice(n))
+                if n.event == InvoiceEvent::Expired =>
+            {
+                reject(s, ProcedureRejectReason::PaymentExpired, vec![])
+                    .map(|st| st.cancel_timer(PAYMENT_TIMER))
+            }
+            (Stage::AwaitingPayment { .. }, Input::Deadline(d)) if d.which == PAYMENT_TIMER => {
+                // Close the invoice so that a late payment cannot land on an ended application.
+                let step = reject(s, ProcedureRejectReason::PaymentExpired, vec![])?;
+                Ok(match &s.order_number {
+                    Some(order) => step.send(Command::new(&CancelInvoice {
+                        order_number: order.clone(),
+                    })?),
+                    None => step,
+                })
+            }
+            (Stage::AwaitingPayment { .. }, Input::Withdraw(_)) => {
+                let mut step = with_stage(
+                    s,
+                    Stage::Withdrawn {
+                        refund_due_kopecks: 0,
+                    },
+                )
+                .cancel_timer(PAYMENT_TIMER)
+                .send(Command::new(&ApplicationWithdrawn {
+                    application_id: s.application_id,
+                    refund_due_kopecks: 0,
+                    reason: None,
+                    detail: None,
+                })?);
+                if let Some(order) = &s.order_number {
+                    step = step.send(Command::new(&CancelInvoice {
+                        order_number: order.clone(),
+                    })?);
+                }
+                Ok(step)
+            }
+            (Stage::AtAuthority, Input::Registered(r)) => {
+                let due = s.decision_due.unwrap_or_else(|| ctx.now.date_naive());
+                Ok(Step::to(Application {
+                    registration_number: Some(r.registration_number.clone()),
+                    ..s.clone()
+                })
+                .send(Command::new(&ApplicationRegistered {
+                    application_id: s.application_id,
+                    registration_number: r.registration_number.clone(),
+                    decision_due: due,
+                })?)
+                .send(self.notify(
+                    s,
+                    format!(
+                        "Заявление № {} зарегистрировано ({}), рег. № {}. Решение — до {}.",
+                        s.number,
+                        self.authority_name(&s.authority),
+                        r.registration_number,
+                        due.format("%d.%m.%Y")
+                    ),
+                )?))
+            }
+            (Stage::AtAuthority | Stage::Withdrawing, Input::InfoRequested(r)) => {
+                Ok(Step::to(s.clone()).send(Command::new(&InfoRequested {
+                    application_id: s.application_id,
+                    request: r.request.clone(),
+                })?))
+            }
+            // The decision wins over a withdrawal the authority has not answered yet: it
+            // decided first, and will refuse the withdrawal.
+            (Stage::AtAuthority | Stage::Withdrawing, Input::Decided(d)) => {
+                Ok(with_stage(s, Stage::Decided { verdict: d.verdict })
+                    .cancel_timer(OVERDUE_TIMER)
+                    .send(Command::new(&ApplicationDecided {
+                        application_id: s.application_id,
+                        verdict: d.verdict,
+                        document: d.document.clone(),
+                        decided_at: d.decided_at,
+                    })?)
+                    .send(self.notify(
+                        s,
+                        format!(
+                            "По заявлению № {} принято решение: {}. Решение — в личном кабинете.",
+                            s.number,
+                            match d.verdict {
+                                Verdict::Granted => "удовлетворено",
+                                Verdict::Refused => "отказано",
+                            }
+                        ),
+                    )?))
+            }
+            (Stage::AtAuthority, Input::Withdraw(_)) => Ok(with_stage(s, Stage::Withdrawing).send(
+                Command::new(&AuthorityWithdrawal {
+                    application_id: s.application_id,
+                })?
+                .reply_to(self.queue_of(&s.authority)),
+            )),
+            (Stage::Withdrawing, Input::WithdrawalAnswered(a)) if a.accepted => {
+                let refund = s.paid.as_ref().map_or(0, |p| p.amount_kopecks);
+                Ok(with_stage(
+                    s,
+                    Stage::Withdrawn {
+                        refund_due_kopecks: refund,
+                    },
+                )
+                .cancel_timer(OVERDUE_TIMER)
+                .send(Command::new(&ApplicationWithdrawn {
+                    application_id: s.application_id,
+                    refund_due_kopecks: refund,
+                    reason: None,
+                    detail: None,
+                })?))
+            }
+            // The authority had decided: its decision is on the way (or here already).
+            (Stage::Withdrawing | Stage::Decided { .. }, Input::WithdrawalAnswered(_)) => {
+                let stage = match s.stage {
+                    Stage::Withdrawing => Stage::AtAuthority,
+                    ref other => other.clone(),
+                };
+                Ok(
+                    with_stage(s, stage).send(Command::new(&ApplicationRejected {
+                        application_id: s.application_id,
+                        reason: ProcedureRejectReason::AlreadyDecided,
+                        fields: vec![],
+                    })?),
+                )
+            }
+            (Stage::Decided { .. }, Input::Withdraw(_)) => {
+                Ok(Step::to(s.clone()).send(Command::new(&ApplicationRejected {
+                    application_id: s.application_id,
+                    reason: ProcedureRejectReason::AlreadyDecided,
+                    fields: vec![],
+                })?))
+            }
+            (Stage::AtAuthority | Stage::Withdrawing, Input::Deadline(d))
+                if d.which == OVERDUE_TIMER =>
+            {
+                Ok(Step::to(s.clone()).send(Command::new(&ApplicationOverdue {
+                    application_id: s.application_id,
+                    procedure_code: s.procedure_code.clone(),
+                    authority: s.authority.clone(),
+                    decision_due: s.decision_due.unwrap_or_else(|| ctx.now.date_naive()),
+                })?))
+            }
+            // A second payment notice, a late invoice answer, a timer that lost its race: no
+            // change.
+            _ => Ok(Step::to(s.clone())),
+        }
+    }
+
+    fn state_name(&self, s: &Application) -> String {
+        match s.stage {
+            Stage::AwaitingPayment { .. } => "awaiting_payment",
+            Stage::AtAuthority if s.registration_number.is_some() => "registered",
+            Stage::AtAuthority => "at_authority",
+            Stage::Withdrawing => "withdrawing",
+            Stage::Decided { .. } => "decided",
+            Stage::Withdrawn { .. } => "withdrawn",
+            Stage::Rejected { .. } => "rejected",
+            Stage::Cancelled { .. } => "cancelled",
+        }
+        .into()
+    }
+
+    fn is_terminal(&self, s: &Application) -> bool {
+        matches!(
+            s.stage,
+            Stage::Decided { .. }
+                | Stage::Withdrawn { .. }
+                | Stage::Rejected { .. }
+                | Stage::Cancelled { .. }
+        )
+    }
+
+    /// Like a withdrawal, without waiting for the authority (which may be why it is stuck):
+    /// the unpaid invoice is cancelled, or the authority is told to stop and the fee paid is
+    /// recorded as due back; the portal gets `procedure.withdrawn.v1` with the reason.
+    fn cancel(
+        &self,
+        s: &Application,
+        request: &CancelSaga,
+        _ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let refund = s.paid.as_ref().map_or(0, |p| p.amount_kopecks);
+        let compensation = match (&s.stage, &s.order_number) {
+            (Stage::AwaitingPayment { .. }, Some(order)) => Some(Command::new(&CancelInvoice {
+                order_number: order.clone(),
+            })?),
+            (Stage::AwaitingPayment { .. }, None) => None,
+            (Stage::AtAuthority | Stage::Withdrawing, _) => Some(
+                Command::new(&AuthorityWithdrawal {
+                    application_id: s.application_id,
+                })?
+                .reply_to(self.queue_of(&s.authority)),
+            ),
+            _ => return Err(Failure::permanent("the application has ended")),
+        };
+        let step = with_stage(
+            s,
+            Stage::Cancelled {
+                reason: request.reason.clone(),
+                refund_due_kopecks: refund,
+            },
+        )
+        .cancel_timer(PAYMENT_TIMER)
+        .cancel_timer(OVERDUE_TIMER)
+        .send(Command::new(&ApplicationWithdrawn {
+            application_id: s.application_id,
+            refund_due_kopecks: refund,
+            reason: Some(CANCELLED_BY_OPERATOR.into()),
+            detail: Some(request.reason.clone()),
+        })?);
+        Ok(compensation.into_iter().fold(step, Step::send))
+    }
+}
+
+impl ProcedureSaga {
+    /// An SMS to the applicant (at the phone the registry has for the identifier); nobody
+    /// waits for its fate: the cabinet has the same news.
+    fn notify(&self, s: &Application, text: String) -> Result<Command, Failure> {
+        Ok(Command::new(&NotifyHolder {
+            identifier: s.applicant.clone(),
+            text,
+        })?
+        .detach())
+    }
+
+    fn authority_name(&self, id: &str) -> String {
+        self.catalogue
+            .authority(id)
+            .map_or_else(|| id.to_owned(), |a| a.name.clone())
+    }
+
+    fn queue_of(&self, authority: &str) -> String {
+        format!("{}{}", self.prefix, authority_queue(authority))
+    }
+
+    /// Only the authority that owns the procedure may answer for it: the broker checked the
+    /// sender's `user_id` against its connection, the catalogue says whose it must be.
+    fn check_sender(&self, s: &Application, ctx: &StepContext<'_>) -> Result<(), Failure> {
+        self.catalogue.check_sender(
+            &s.authority,
+            ctx.message.user_id.as_deref(),
+            &format!(
+                "procedure {} is decided by {}",
+                s.procedure_code, s.authority
+            ),
+            &self.bridge_user,
+        )
+    }
+
+    fn submit(
+        &self,
+        m: &SubmitApplication,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let mut app = Application {
+            application_id: m.application_id,
+            number: format!(
+                "{}-{}",
+                ctx.now.format("%Y%m%d"),
+                &m.application_id.simple().to_string()[..8].to_uppercase()
+            ),
+            procedure_code: m.procedure_code.clone(),
+            authority: String::new(),
+            applicant: m.applicant.identifier.clone(),
+            form: m.form.clone(),
+            attachments: m.attachments.clone(),
+            fee_kopecks: 0,
+            order_number: None,
+            invoice_id: None,
+            paid: None,
+            receipt: None,
+            registration_number: None,
+            decision_due: None,
+            stage: Stage::AtAuthority,
+        };
+        let Some(procedure) = self.catalogue.procedure(&m.procedure_code) else {
+            return reject(
+                &app,
+                ProcedureRejectReason::UnknownProcedure,
+                vec![FieldError {
+                    field: "procedure_code".into(),
+                    problem: "is not in the catalogue".into(),
+                }],
+            );
+        };
+        app.authority = procedure.authority.clone();
+        app.fee_kopecks = procedure.fee_kopecks;
+        if m.applicant.assurance_level < procedure.assurance {
+            return reject(
+                &app,
+                ProcedureRejectReason::AssuranceTooLow,
+                vec![FieldError {
+                    field: "applicant.assurance_level".into(),
+                    problem: format!(
+                        "the procedure needs {:?} or higher; log in with a stronger method",
+                        procedure.assurance
+                    )
+                    .to_lowercase(),
+                }],
+            );
+        }
+        let fields = self.catalogue.validate_form(procedure, &m.form);
+        if !fields.is_empty() {
+            return reject(&app, ProcedureRejectReason::InvalidInput, fields);
+        }
+        if procedure.fee_kopecks == 0 {
+            let step = self.to_authority(&app, ctx)?;
+            let accepted = accepted(&step.state, None);
+            return Ok(step.send(Command::new(&accepted)?));
+        }
+        let order = order_number(&mut ctx.rng());
+        let pay_before = ctx.now + self.settings.payment_ttl;
+        app.order_number = Some(order.clone());
+        app.stage = Stage::AwaitingPayment { pay_before };
+        let accepted = accepted(&app, Some(pay_before));
+        Ok(Step::to(app.clone())
+            .send(Command::new(&CreateInvoice {
+                order_number: order,
+                amount_kopecks: procedure.fee_kopecks,
+                description: format!("{} {}", procedure.code, procedure.name_ru),
+                expires_at: pay_before,
+            })?)
+            .send(Command::new(&accepted)?)
+            .set_timer(TimerRequest {
+                name: PAYMENT_TIMER.into(),
+                after: self.settings.payment_ttl,
+                message: Command::new(&DeadlinePassed {
+                    application_id: app.application_id,
+                    which: PAYMENT_TIMER.into(),
+                })?,
+            }))
+    }
+
+    /// Sends the application to its authority and starts counting the statutory term.
+    fn to_authority(
+        &self,
+        app: &Application,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let term = self
+            .catalogue
+            .procedure(&app.procedure_code)
+            .map_or(0, |p| p.term_working_days);
+        let today = ctx.now.date_naive();
+        let due = self.calendar.add_working_days(today, term);
+        // The term ends at the end of its last day (Minsk is UTC+3, all year).
+        let end = due
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc() - chrono::Duration::hours(3))
+            .unwrap_or(ctx.now);
+        let after = (end - ctx.now).to_std().unwrap_or_default();
+        let mut next = app.clone();
+        next.decision_due = Some(due);
+        next.stage = Stage::AtAuthority;
+        Ok(Step::to(next)
+            .send(
+                Command::new(&AuthorityApplication {
+                    application_id: app.application_id,
+                    number: app.number.clone(),
+                    procedure_code: app.procedure_code.clone(),
+                    applicant: app.applicant.clone(),
+                    form: app.form.clone(),
+                    attachments: app.attachments.clone(),
+                    paid_kopecks: app.paid.as_ref().map_or(0, |p| p.amount_kopecks),
+                    decision_due: due,
+                })?
+                .reply_to(self.queue_of(&app.authority)),
+            )
+            .set_timer(TimerRequest {
+                name: OVERDUE_TIMER.into(),
+                after,
+                message: Command::new(&DeadlinePassed {
+                    application_id: app.application_id,
+                    which: OVERDUE_TIMER.into(),
+                })?,
+            }))
+    }
+}
+
+/// The receipt against ERIP's record, when both are known.
+fn receipt_check(app: &Application) -> Result<Option<Command>, Failure> {
+    let (Some(receipt), Some(paid)) = (&app.receipt, &app.paid) else {
+        return Ok(None);
+    };
+    let problem = if receipt.operation_id != paid.operation_id {
+        Some("the receipt's operation number is not ERIP's".to_owned())
+    } else if receipt.amount_kopecks != paid.amount_kopecks {
+        Some(format!(
+            "the receipt says {} kopecks, ERIP received {}",
+            receipt.amount_kopecks, paid.amount_kopecks
+        ))
+    } else {
+        None
+    };
+    Ok(Some(Command::new(&ReceiptChecked {
+        application_id: app.application_id,
+        matches: problem.is_none(),
+        problem,
+    })?))
+}
+
+fn accepted(app: &Application, pay_before: Option<DateTime<Utc>>) -> ApplicationAccepted {
+    ApplicationAccepted {
+        application_id: app.application_id,
+        number: app.number.clone(),
+        order_number: app.order_number.clone(),
+        amount_kopecks: app.fee_kopecks,
+        pay_before,
+    }
+}
+
+fn with_stage(s: &Application, stage: Stage) -> Step<Application> {
+    Step::to(Application { stage, ..s.clone() })
+}
+
+fn reject(
+    s: &Application,
+    reason: ProcedureRejectReason,
+    fields: Vec<FieldError>,
+) -> Result<Step<Application>, Failure> {
+    Ok(
+        with_stage(s, Stage::Rejected { reason }).send(Command::new(&ApplicationRejected {
+            application_id: s.application_id,
+            reason,
+            fields,
+        })?),
+    )
+}
+
+/// A fresh order number: 29 random digits (the first not zero) and the check digit.
+fn order_number(rng: &mut impl Rng) -> String {
+    let mut body = String::with_capacity(30);
+    body.push(char::from(b'1' + rng.random_range(0..9u8)));
+    for _ in 0..28 {
+        body.push(char::from(b'0' + rng.random_range(0..10u8)));
+    }
+    let check = order_number_check_digit(&body).unwrap_or(0);
+    body.push(char::from(b'0' + check));
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::Metadata;
+    use contracts::procedure::Applicant;
+
+    struct Run {
+        saga: ProcedureSaga,
+        meta: Metadata,
+        now: DateTime<Utc>,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Self {
+                saga: ProcedureSaga::new(
+                    Arc::new(Catalogue::embedded().expect("catalogue")),
+                    Arc::new(Calendar::belarus().expect("calendar")),
+                    ProcedureSettings::default(),
+                    "ns",
+                    "hub",
+                ),
+                meta: Metadata::new("t.v1", "t"),
+                // Thursday 16 April 2026: the term crosses a weekend, the transferred 20 April
+                // and Radunitsa on 21 April.
+                now: DateTime::parse_from_rfc3339("2026-04-16T09:00:00+03:00")
+                    .expect("time")
+                    .with_timezone(&Utc),
+            }
+        }
+
+        fn from(&mut self, user: Option<&str>) -> &mut Self {
+            self.meta.user_id = user.map(str::to_owned);
+            self
+        }
+
+        fn step(
+            &self,
+            state: Option<&Application>,
+            input: Input,
+        ) -> Result<Step<Application>, Failure> {
+            let ctx = StepContext {
+                now: self.now,
+                saga_id: Uuid::nil(),
+                message: &self.meta,
+                seed: [7; 32],
+            };
+            self.saga.transition(state, &input, &ctx)
+        }
+    }
+
+    fn submit(code: &str, form: serde_json::Value) -> Input {
+        Input::Submit(SubmitApplication {
+            application_id: Uuid::from_u128(1),
+            procedure_code: code.into(),
+            applicant: Applicant {
+                identifier: "3270287A012PB2".into(),
+                assurance_level: contracts::procedure::AssuranceLevel::Substantial,
+            },
+            form: form.as_object().cloned().expect("object"),
+            attachments: vec![],
+        })
+    }
+
+    fn sent(step: &Step<Application>) -> Vec<&str> {
+        step.commands
+            .iter()
+            .map(|c| c.message_type.as_str())
+            .collect()
+    }
+
+    fn paid() -> Input {
+        Input::Invoice(InvoiceNotified {
+            order_number: "x".into(),
+            event: InvoiceEvent::Paid,
+            amount_kopecks: 2100,
+            operation_id: Some("op-1".into()),
+        })
+    }
+
+    #[test]
+    fn a_free_application_goes_to_its_authority_with_the_term_in_working_days() {
+        let run = Run::new();
+        let form = serde_json::json!({"period_from": "2026-01-01", "period_to": "2026-03-31"});
+        let step = run.step(None, submit("2.19", form)).expect("submits");
+        assert_eq!(
+            sent(&step),
+            ["authority.application.v1", "procedure.accepted.v1"]
+        );
+        assert_eq!(
+            step.commands[0].reply_to.as_deref(),
+            Some("ns.authority.fszn")
+        );
+        // 7 working days after Thu 16 Apr 2026: 17, (20 off, 21 Radunitsa), 22, 23, 24, 25 (Sat,
+        // transferred working day), 27, 28.
+        assert_eq!(
+            step.state.decision_due,
+            NaiveDate::from_ymd_opt(2026, 4, 28)
+        );
+        assert_eq!(step.timers[0].name, OVERDUE_TIMER);
+    }
+
+    #[test]
+    fn a_payment_counts_once_even_before_the_invoice_is_confirmed() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        assert_eq!(
+            sent(&submitted),
+            ["erip.create_invoice.v1", "procedure.accepted.v1"]
+        );
+        let order = submitted.state.order_number.clone().expect("order number");
+        assert!(contracts::procedure::is_order_number(&order));
+        // ERIP's payment notice overtakes the worker's confirmation of the invoice.
+        let first = run.step(Some(&submitted.state), paid()).expect("paid");
+        assert_eq!(
+            sent(&first),
+            ["authority.application.v1", "procedure.payment_received.v1"]
+        );
+        assert!(first.cancel_timers.contains(&PAYMENT_TIMER.to_string()));
+        let again = run.step(Some(&first.state), paid()).expect("again");
+        assert!(again.commands.is_empty(), "a second notice changes nothing");
+        let late = run
+            .step(
+                Some(&again.state),
+                Input::InvoiceCreated(InvoiceCreated {
+                    invoice_id: "erip-1".into(),
+                }),
+            )
+            .expect("late");
+        assert!(late.commands.is_empty());
+        // Only the owning authority may answer.
+        let registered = Input::Registered(AuthorityRegistered {
+            application_id: Uuid::from_u128(1),
+            registration_number: "R-1".into(),
+        });
+        assert!(
+            run.from(Some("guest"))
+                .step(Some(&late.state), registered)
+                .is_err()
+        );
+        let registered = Input::Registered(AuthorityRegistered {
+            application_id: Uuid::from_u128(1),
+            registration_number: "R-1".into(),
+        });
+        let ok = run
+            .from(Some("authority-minsk-zags"))
+            .step(Some(&late.state), registered)
+            .expect("the owner registers");
+        assert_eq!(
+            sent(&ok),
+            ["procedure.registered.v1", "sms.notify_holder.v1"]
+        );
+        assert!(ok.commands[1].detached, "nobody waits for the notice SMS");
+    }
+
+    #[test]
+    fn a_receipt_is_checked_against_erips_record_whichever_comes_first() {
+        let run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let receipt = |operation: &str, amount| {
+            Input::Receipt(AttachReceipt {
+                application_id: Uuid::from_u128(1),
+                operation_id: operation.into(),
+                amount_kopecks: amount,
+            })
+        };
+        let early = run
+            .step(Some(&submitted.state), receipt("op-1", 2100))
+            .expect("recorded");
+        assert!(early.commands.is_empty(), "nothing to check against yet");
+        let paid_step = run.step(Some(&early.state), paid()).expect("paid");
+        let check: ReceiptChecked = paid_step
+            .commands
+            .iter()
+            .find(|c| c.message_type == "procedure.receipt_checked.v1")
+            .map(|c| serde_json::from_slice(&c.body).expect("body"))
+            .expect("checked when the payment came");
+        assert!(check.matches);
+        let wrong = run
+            .step(Some(&paid_step.state), receipt("op-1", 2000))
+            .expect("checked");
+        let check: ReceiptChecked = serde_json::from_slice(&wrong.commands[0].body).expect("body");
+        assert!(!check.matches);
+        assert_eq!(
+            check.problem.as_deref(),
+            Some("the receipt says 2000 kopecks, ERIP received 2100")
+        );
+    }
+
+    #[test]
+    fn an_operators_cancel_ends_a_stuck_application_as_a_withdrawal_that_does_not_wait() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let request = CancelSaga {
+            saga_id: Uuid::nil(),
+            reason: "ERIP outage, the person asked by phone".into(),
+            operator: "ivanov".into(),
+        };
+        let cancel = |run: &Run, state: &Application| {
+            let ctx = StepContext {
+                now: run.now,
+                saga_id: Uuid::nil(),
+                message: &run.meta,
+                seed: [7; 32],
+            };
+            run.saga.cancel(state, &request, &ctx)
+        };
+        // Unpaid: the invoice is closed, nothing is due back.
+        let unpaid = cancel(&run, &submitted.state).expect("cancelled");
+        assert_eq!(
+            sent(&unpaid),
+            ["procedure.withdrawn.v1", "erip.cancel_invoice.v1"]
+        );
+        assert!(run.saga.is_terminal(&unpaid.state));
+        assert_eq!(run.saga.state_name(&unpaid.state), "cancelled");
+        assert!(unpaid.cancel_timers.contains(&PAYMENT_TIMER.to_string()));
+        // Paid and with the authority: it is told to stop, the fee is due back, the portal
+        // learns why.
+        let paid_step = run.step(Some(&submitted.state), paid()).expect("paid");
+        let stuck = cancel(&run, &paid_step.state).expect("cancelled");
+        assert_eq!(
+            sent(&stuck),
+            ["procedure.withdrawn.v1", "authority.withdrawal.v1"]
+        );
+        assert_eq!(
+            stuck.commands[1].reply_to.as_deref(),
+            Some("ns.authority.minsk-civil-registry")
+        );
+        assert!(stuck.cancel_timers.contains(&OVERDUE_TIMER.to_string()));
+        let news: ApplicationWithdrawn =
+            serde_json::from_slice(&stuck.commands[0].body).expect("body");
+        assert_eq!(news.refund_due_kopecks, 2100);
+        assert_eq!(news.reason.as_deref(), Some(CANCELLED_BY_OPERATOR));
+        assert_eq!(news.detail.as_deref(), Some(request.reason.as_str()));
+        assert_eq!(
+            stuck.state.stage,
+            Stage::Cancelled {
+                reason: request.reason.clone(),
+                refund_due_kopecks: 2100,
+            }
+        );
+        // The authority's late decision changes nothing any more.
+        let now = run.now;
+        let late = run
+            .from(Some("authority-minsk-zags"))
+            .step(
+                Some(&stuck.state),
+                Input::Decided(AuthorityDecided {
+                    application_id: Uuid::from_u128(1),
+                    verdict: Verdict::Granted,
+                    document: "ok".into(),
+                    decided_at: now,
+                }),
+            )
+            .expect("ignored");
+        assert!(late.commands.is_empty());
+        assert_eq!(late.state, stuck.state);
+        // An ended application cannot be cancelled.
+        assert!(cancel(&run, &stuck.state).is_err());
+    }
+
+    #[test]
+    fn the_overdue_timer_raises_an_event_and_a_withdrawal_is_settled_by_the_authority() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"period_from": "2026-01-01", "period_to": "2026-03-31"});
+        let at = run.step(None, submit("2.19", form)).expect("submits").state;
+        let overdue = run
+            .step(
+                Some(&at),
+                Input::Deadline(DeadlinePassed {
+                    application_id: Uuid::from_u128(1),
+                    which: OVERDUE_TIMER.into(),
+                }),
+            )
+            .expect("overdue");
+        assert_eq!(sent(&overdue), ["procedure.overdue.v1"]);
+        let withdrawing = run
+            .step(
+                Some(&at),
+                Input::Withdraw(WithdrawApplication {
+                    application_id: Uuid::from_u128(1),
+                }),
+            )
+            .expect("withdraws");
+        assert_eq!(sent(&withdrawing), ["authority.withdrawal.v1"]);
+        run.from(Some("authority-fszn"));
+        // The authority had decided: the decision stands, the withdrawal is refused.
+        let decided = run
+            .step(
+                Some(&withdrawing.state),
+                Input::Decided(AuthorityDecided {
+                    application_id: Uuid::from_u128(1),
+                    verdict: Verdict::Granted,
+                    document: "ok".into(),
+                    decided_at: run.now,
+                }),
+            )
+            .expect("decided");
+        assert_eq!(
+            sent(&decided),
+            ["procedure.decided.v1", "sms.notify_holder.v1"]
+        );
+        let refused = run
+            .step(
+                Some(&decided.state),
+                Input::WithdrawalAnswered(AuthorityWithdrawalAnswered {
+                    application_id: Uuid::from_u128(1),
+                    accepted: false,
+                }),
+            )
+            .expect("answered");
+        assert_eq!(sent(&refused), ["procedure.rejected.v1"]);
+        assert!(matches!(refused.state.stage, Stage::Decided { .. }));
+        // Or it had not: withdrawn, nothing due back for a free procedure.
+        let withdrawn = run
+            .step(
+                Some(&withdrawing.state),
+                Input::WithdrawalAnswered(AuthorityWithdrawalAnswered {
+                    application_id: Uuid::from_u128(1),
+                    accepted: true,
+                }),
+            )
+            .expect("answered");
+        assert_eq!(sent(&withdrawn), ["procedure.withdrawn.v1"]);
+    }
+}

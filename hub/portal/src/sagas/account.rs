@@ -1,0 +1,1494 @@
+//! Account lifecycle by desk application: block, unblock, change of phone. One saga per desk
+//! application (business key `desk_id/application_number`), in the order DOMAIN.md and the
+//! project's rule give (unblocking only at a desk, after the same identity and MVD checks as
+//! issuance; all earlier history kept):
+//!
+//! ```text
+//! block         --validate--> blocking --registry--> blocked
+//! unblock       --validate--> looking_up --registry: blocked--> reconciling --MVD--> unblocking
+//!                 --registry--> unblocked
+//! change_phone  --validate--> looking_up --registry: active, phone free--> checking_subscriber
+//!                 --operator--> confirming_phone --code--> changing_phone --registry--> phone_changed
+//! any failed rule --> rejected (reason code, with the fields)
+//! ```
+//!
+//! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox;
+//! the code comes from the step's seeded CSPRNG and leaves the saga only sealed (to the SMS
+//! worker) or hashed (in the saga's own state).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::Failure;
+use chrono::{DateTime, NaiveDate, Utc};
+use contracts::account::{
+    AccountBlocked, AccountLookedUp, AccountPhoneChanged, AccountState, AccountUnblocked,
+    BlockAccount, BlockIdentifier, BlockOutcome, ChangeAccountPhone, ChangePhone,
+    ChangePhoneOutcome, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked, LookupAccount,
+    NewPhoneCodeExpired, NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged, PhoneUse,
+    RequestRejectReason as Reason, RequestRejected, UnblockAccount, UnblockIdentifier,
+    UnblockOutcome,
+};
+use contracts::issuance::{DocumentKind, application_key};
+use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
+use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
+use contracts::sms::{
+    CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
+    SubscriberStatus, WrongCode,
+};
+use contracts::{FieldError, Message, ValidationErrors, decode};
+use serde::{Deserialize, Serialize};
+
+use hub_runtime::broker::Incoming;
+use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
+use hub_runtime::secrets::{Sealer, hash_secret, random_digits, verify_secret};
+
+/// The saga type.
+pub const SAGA_TYPE: &str = "account";
+/// Its queue (short name).
+pub const QUEUE: &str = "saga.account";
+const CODE_TIMER: &str = "phone_code";
+
+/// Rules the texts leave to the project, and the SMS text.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// How long a code sent to the new phone is valid.
+    pub code_ttl: Duration,
+    /// Codes accepted (wrong ones included) before the request is rejected.
+    pub code_attempts: u32,
+    /// The SMS with the code for the new phone; `{code}` is replaced.
+    pub phone_code_text: String,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::from_secs(10 * 60),
+            code_attempts: 3,
+            phone_code_text: "Код подтверждения нового номера для идентификатора: {code}. \
+                              Никому его не сообщайте, кроме работника службы."
+                .into(),
+        }
+    }
+}
+
+/// The account lifecycle saga.
+#[derive(Debug, Clone)]
+pub struct AccountSaga {
+    sealer: Arc<Sealer>,
+    settings: AccountSettings,
+}
+
+impl AccountSaga {
+    /// The saga with the hub's sealing key and settings.
+    pub fn new(sealer: Arc<Sealer>, settings: AccountSettings) -> Self {
+        Self { sealer, settings }
+    }
+
+    /// The instance key of a desk's request.
+    pub fn key(desk_id: &str, application_number: &str) -> SagaKey {
+        SagaKey::for_business_key(SAGA_TYPE, &application_key(desk_id, application_number))
+    }
+}
+
+/// The saga's queue and what it takes from the bus (answers to its own commands come by
+/// `reply_to`, the code timer through the requeue exchange).
+pub fn queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(
+        QUEUE,
+        [
+            BlockIdentifier::TYPE.to_string(),
+            UnblockIdentifier::TYPE.to_string(),
+            ChangePhone::TYPE.to_string(),
+            ConfirmNewPhone::TYPE.to_string(),
+        ],
+    )
+}
+
+/// The state of one desk request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRequest {
+    /// The desk.
+    pub desk_id: String,
+    /// The desk's application number.
+    pub application_number: String,
+    /// The identifier, normalised (as typed when it did not parse).
+    pub identifier: String,
+    /// The request as the desk sent it.
+    pub request: Request,
+    /// Where it is.
+    pub stage: Stage,
+}
+
+impl AccountRequest {
+    fn business_key(&self) -> String {
+        application_key(&self.desk_id, &self.application_number)
+    }
+
+    /// The new phone, normalised, of a change of phone.
+    fn new_phone(&self) -> Option<String> {
+        match &self.request {
+            Request::ChangePhone(c) => Msisdn::parse(&c.new_phone).ok().map(String::from),
+            _ => None,
+        }
+    }
+}
+
+/// What the desk asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Request {
+    /// Block the identifier.
+    Block(BlockIdentifier),
+    /// Unblock it.
+    Unblock(UnblockIdentifier),
+    /// Bind it to a new phone.
+    ChangePhone(ChangePhone),
+}
+
+/// Where a request is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Waiting for the registry to block the account.
+    Blocking,
+    /// Waiting for the registry to say whether the account exists (and is blocked, and who uses
+    /// the new phone).
+    LookingUp,
+    /// Waiting for the MVD registry.
+    Reconciling,
+    /// Waiting for the registry to unblock the account.
+    Unblocking,
+    /// Waiting for the operators' subscriber check of the new phone.
+    CheckingSubscriber,
+    /// Waiting for the desk to send the code the person received on the new phone.
+    ConfirmingPhone {
+        /// Argon2 hash of the code.
+        code_hash: String,
+        /// Attempts left.
+        attempts_left: u32,
+        /// The code's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator that serves the new phone.
+        operator: Operator,
+    },
+    /// Waiting for the registry to bind the new phone.
+    ChangingPhone,
+    /// The identifier is blocked.
+    Blocked,
+    /// The identifier is unblocked.
+    Unblocked,
+    /// The identifier uses the new phone.
+    PhoneChanged,
+    /// The request was rejected.
+    Rejected {
+        /// The rule.
+        reason: Reason,
+        /// Detail.
+        detail: Option<String>,
+    },
+}
+
+/// What the saga reads from a message.
+#[derive(Debug)]
+pub enum Input {
+    /// A desk's application to block.
+    Block(BlockIdentifier),
+    /// A desk's application to unblock.
+    Unblock(UnblockIdentifier),
+    /// A desk's application to change the phone.
+    ChangePhone(ChangePhone),
+    /// The code the person read out.
+    Confirm(ConfirmNewPhone),
+    /// The registry's lookup.
+    LookedUp(AccountLookedUp),
+    /// The registry's answer to a block.
+    Blocked(AccountBlocked),
+    /// The registry's answer to an unblock.
+    Unblocked(AccountUnblocked),
+    /// The registry's answer to a change of phone.
+    PhoneChanged(AccountPhoneChanged),
+    /// The MVD registry's verdict.
+    Reconciled(Reconciled),
+    /// The operators' answer.
+    Subscriber(SubscriberChecked),
+    /// The code's timer.
+    CodeExpired,
+    /// The operator accepted the code SMS.
+    SmsSent(SmsSent),
+    /// The operator refused the code SMS.
+    SmsNotSent(SmsNotSent),
+    /// A delivery report.
+    Delivery(DeliveryReported),
+}
+
+impl Saga for AccountSaga {
+    type State = AccountRequest;
+    type Input = Input;
+
+    fn saga_type(&self) -> &'static str {
+        SAGA_TYPE
+    }
+
+    fn read(&self, message: &Incoming) -> Result<(SagaKey, Input), Failure> {
+        let t = message.metadata.message_type.as_str();
+        let by_correlation = || SagaKey::from_correlation_id(&message.metadata);
+        let body = &message.body;
+        Ok(if BlockIdentifier::TYPE.matches(t) {
+            let m: BlockIdentifier = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::Block(m),
+            )
+        } else if UnblockIdentifier::TYPE.matches(t) {
+            let m: UnblockIdentifier = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::Unblock(m),
+            )
+        } else if ChangePhone::TYPE.matches(t) {
+            let m: ChangePhone = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::ChangePhone(m),
+            )
+        } else if ConfirmNewPhone::TYPE.matches(t) {
+            let m: ConfirmNewPhone = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::Confirm(m),
+            )
+        } else if AccountLookedUp::TYPE.matches(t) {
+            (by_correlation()?, Input::LookedUp(decode(t, body)?))
+        } else if AccountBlocked::TYPE.matches(t) {
+            (by_correlation()?, Input::Blocked(decode(t, body)?))
+        } else if AccountUnblocked::TYPE.matches(t) {
+            (by_correlation()?, Input::Unblocked(decode(t, body)?))
+        } else if AccountPhoneChanged::TYPE.matches(t) {
+            (by_correlation()?, Input::PhoneChanged(decode(t, body)?))
+        } else if Reconciled::TYPE.matches(t) {
+            (by_correlation()?, Input::Reconciled(decode(t, body)?))
+        } else if SubscriberChecked::TYPE.matches(t) {
+            (by_correlation()?, Input::Subscriber(decode(t, body)?))
+        } else if NewPhoneCodeExpired::TYPE.matches(t) {
+            let _: NewPhoneCodeExpired = decode(t, body)?;
+            (by_correlation()?, Input::CodeExpired)
+        } else if SmsSent::TYPE.matches(t) {
+            (by_correlation()?, Input::SmsSent(decode(t, body)?))
+        } else if SmsNotSent::TYPE.matches(t) {
+            (by_correlation()?, Input::SmsNotSent(decode(t, body)?))
+        } else if DeliveryReported::TYPE.matches(t) {
+            (by_correlation()?, Input::Delivery(decode(t, body)?))
+        } else {
+            return Err(Failure::invalid_input(format!(
+                "the account saga does not take {t}"
+            )));
+        })
+    }
+
+    fn transition(
+        &self,
+        state: Option<&AccountRequest>,
+        input: &Input,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<AccountRequest>, Failure> {
+        let Some(s) = state else {
+            return match input {
+                Input::Block(b) => start_block(b),
+                Input::Unblock(u) => start_unblock(u, ctx.now.date_naive()),
+                Input::ChangePhone(c) => start_change_phone(c),
+                Input::Confirm(_) => Err(Failure::permanent("no such application")),
+                _ => Err(Failure::permanent(
+                    "an answer for an application that does not exist",
+                )),
+            };
+        };
+        match (&s.stage, input) {
+            (_, Input::Block(_) | Input::Unblock(_) | Input::ChangePhone(_)) => {
+                if request_of(input).as_ref() == Some(&s.request) {
+                    Ok(Step::to(s.clone())) // the desk sent it again: no change
+                } else {
+                    Err(Failure::permanent(
+                        "this application number is taken by another request of the desk",
+                    ))
+                }
+            }
+            (Stage::Blocking, Input::Blocked(b)) => match b.outcome {
+                BlockOutcome::Blocked => Ok(with_stage(s, Stage::Blocked).send(Command::new(
+                    &IdentifierBlocked {
+                        desk_id: s.desk_id.clone(),
+                        application_number: s.application_number.clone(),
+                        blocked_at: ctx.now,
+                    },
+                )?)),
+                BlockOutcome::AlreadyBlocked => reject(s, Reason::AlreadyBlocked, None, vec![]),
+                BlockOutcome::UnknownIdentifier => unknown(s),
+            },
+            (Stage::LookingUp, Input::LookedUp(l)) => self.looked_up(s, l),
+            (Stage::Reconciling, Input::Reconciled(r)) => match &r.result {
+                ReconcileResult::Match => Ok(with_stage(s, Stage::Unblocking).send(Command::new(
+                    &UnblockAccount {
+                        identifier: s.identifier.clone(),
+                        application: s.business_key(),
+                    },
+                )?)),
+                ReconcileResult::Mismatch { fields } => {
+                    let fields = fields
+                        .iter()
+                        .map(|f| FieldError {
+                            field: mvd_field(f),
+                            problem: "differs from the MVD registry".into(),
+                        })
+                        .collect();
+                    reject(s, Reason::MvdMismatch, None, fields)
+                }
+                ReconcileResult::PersonUnknown => reject(
+                    s,
+                    Reason::MvdMismatch,
+                    Some("person_unknown"),
+                    vec![FieldError {
+                        field: "person.identification_number".into(),
+                        problem: "the MVD registry does not know this person".into(),
+                    }],
+                ),
+                ReconcileResult::DocumentInvalid { status } => {
+                    reject(s, Reason::DocumentInvalid, Some(status), vec![])
+                }
+            },
+            (Stage::Unblocking, Input::Unblocked(u)) => match u.outcome {
+                UnblockOutcome::Unblocked => Ok(with_stage(s, Stage::Unblocked).send(
+                    Command::new(&IdentifierUnblocked {
+                        desk_id: s.desk_id.clone(),
+                        application_number: s.application_number.clone(),
+                        unblocked_at: ctx.now,
+                    })?,
+                )),
+                // Unblocked meanwhile by another application: nothing is left to do here.
+                UnblockOutcome::NotBlocked => reject(s, Reason::NotBlocked, None, vec![]),
+                UnblockOutcome::UnknownIdentifier => unknown(s),
+            },
+            (Stage::CheckingSubscriber, Input::Subscriber(c)) => self.subscriber(s, c, ctx),
+            (
+                Stage::ConfirmingPhone {
+                    code_hash,
+                    attempts_left,
+                    expires_at,
+                    operator,
+                },
+                Input::Confirm(c),
+            ) => {
+                if ctx.now >= *expires_at {
+                    return not_confirmed(s, "timed_out");
+                }
+                if verify_secret(c.code.trim(), code_hash) {
+                    let phone = s
+                        .new_phone()
+                        .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
+                    return Ok(with_stage(s, Stage::ChangingPhone)
+                        .send(Command::new(&ChangeAccountPhone {
+                            identifier: s.identifier.clone(),
+                            phone,
+                            application: s.business_key(),
+                        })?)
+                        .cancel_timer(CODE_TIMER));
+                }
+                if *attempts_left <= 1 {
+                    return count_wrong_code(s, not_confirmed(s, "too_many_attempts")?);
+                }
+                let left = attempts_left - 1;
+                let step = with_stage(
+                    s,
+                    Stage::ConfirmingPhone {
+                        code_hash: code_hash.clone(),
+                        attempts_left: left,
+                        expires_at: *expires_at,
+                        operator: *operator,
+                    },
+                )
+                .send(Command::new(&NewPhoneCodeWrong {
+                    desk_id: s.desk_id.clone(),
+                    application_number: s.application_number.clone(),
+                    attempts_left: left,
+                })?);
+                count_wrong_code(s, step)
+            }
+            (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => not_confirmed(s, "timed_out"),
+            // The operator refused the code for good: no code will come.
+            (Stage::ConfirmingPhone { .. }, Input::SmsNotSent(n))
+                if n.purpose == SmsPurpose::PhoneCode =>
+            {
+                not_confirmed(s, "code_not_delivered")
+            }
+            (Stage::ChangingPhone, Input::PhoneChanged(c)) => match c.outcome {
+                ChangePhoneOutcome::Changed => {
+                    let phone = s.new_phone().unwrap_or_default();
+                    Ok(
+                        with_stage(s, Stage::PhoneChanged).send(Command::new(&PhoneChanged {
+                            desk_id: s.desk_id.clone(),
+                            application_number: s.application_number.clone(),
+                            phone_masked: masked_phone(&phone),
+                            changed_at: ctx.now,
+                        })?),
+                    )
+                }
+                ChangePhoneOutcome::PhoneBound => phone_bound(s),
+                ChangePhoneOutcome::Blocked => reject(
+                    s,
+                    Reason::AlreadyBlocked,
+                    Some("identifier_blocked"),
+                    vec![],
+                ),
+                ChangePhoneOutcome::UnknownIdentifier => unknown(s),
+            },
+            // Late or repeated answers (the code SMS accepted or reported, a second copy of a
+            // reply, the code timer after the code was confirmed, a code after the end) change
+            // nothing.
+            _ => Ok(Step::to(s.clone())),
+        }
+    }
+
+    fn state_name(&self, state: &AccountRequest) -> String {
+        match &state.stage {
+            Stage::Blocking => "blocking",
+            Stage::LookingUp => "looking_up",
+            Stage::Reconciling => "reconciling",
+            Stage::Unblocking => "unblocking",
+            Stage::CheckingSubscriber => "checking_subscriber",
+            Stage::ConfirmingPhone { .. } => "confirming_phone",
+            Stage::ChangingPhone => "changing_phone",
+            Stage::Blocked => "blocked",
+            Stage::Unblocked => "unblocked",
+            Stage::PhoneChanged => "phone_changed",
+            Stage::Rejected { .. } => "rejected",
+        }
+        .into()
+    }
+
+    fn is_terminal(&self, state: &AccountRequest) -> bool {
+        matches!(
+            state.stage,
+            Stage::Blocked | Stage::Unblocked | Stage::PhoneChanged | Stage::Rejected { .. }
+        )
+    }
+}
+
+impl AccountSaga {
+    /// The registry's lookup, for an unblock or a change of phone.
+    fn looked_up(
+        &self,
+        s: &AccountRequest,
+        l: &AccountLookedUp,
+    ) -> Result<Step<AccountRequest>, Failure> {
+        match (&s.request, l.state) {
+            (_, AccountState::Unknown) => unknown(s),
+            (Request::Unblock(_), AccountState::Active) => {
+                reject(s, Reason::NotBlocked, None, vec![])
+            }
+            (Request::Unblock(u), AccountState::Blocked) => {
+                let mut person = u.person.clone();
+                person.identification_number.clone_from(&s.identifier);
+                Ok(
+                    with_stage(s, Stage::Reconciling).send(Command::new(&Reconcile {
+                        person,
+                        document: u.document.clone(),
+                    })?),
+                )
+            }
+            (Request::ChangePhone(_), AccountState::Blocked) => reject(
+                s,
+                Reason::AlreadyBlocked,
+                Some("identifier_blocked"),
+                vec![],
+            ),
+            (Request::ChangePhone(_), AccountState::Active) => match l.phone {
+                Some(PhoneUse::AnotherIdentifier) => phone_bound(s),
+                Some(PhoneUse::ThisIdentifier) => reject(
+                    s,
+                    Reason::InvalidInput,
+                    None,
+                    vec![FieldError {
+                        field: "new_phone".into(),
+                        problem: "is the identifier's phone already".into(),
+                    }],
+                ),
+                Some(PhoneUse::Free) | None => {
+                    let phone = s
+                        .new_phone()
+                        .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
+                    Ok(with_stage(s, Stage::CheckingSubscriber)
+                        .send(Command::new(&CheckSubscriber { phone })?))
+                }
+            },
+            // A block does not look up: a stray answer changes nothing.
+            (Request::Block(_), _) => Ok(Step::to(s.clone())),
+        }
+    }
+
+    /// The operators' answer about the new phone: send the code, or reject.
+    fn subscriber(
+        &self,
+        s: &AccountRequest,
+        c: &SubscriberChecked,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<AccountRequest>, Failure> {
+        let (SubscriberStatus::Active, Some(operator)) = (c.status, c.operator) else {
+            let detail = match c.status {
+                SubscriberStatus::Blocked => "subscriber_blocked",
+                _ => "no_subscriber",
+            };
+            return reject(s, Reason::PhoneNotMobile, Some(detail), vec![]);
+        };
+        let phone = s
+            .new_phone()
+            .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
+        let mut rng = ctx.rng();
+        let code = random_digits(&mut rng, 6);
+        let text = self.settings.phone_code_text.replace("{code}", &code);
+        let sealed = self.sealer.seal(&mut rng, &text)?;
+        let expires_at = ctx.now + self.settings.code_ttl;
+        Ok(with_stage(
+            s,
+            Stage::ConfirmingPhone {
+                code_hash: hash_secret(&mut rng, &code)?,
+                attempts_left: self.settings.code_attempts,
+                expires_at,
+                operator,
+            },
+        )
+        .send(Command::new(&SendSms {
+            to: phone.clone(),
+            operator: Some(operator),
+            purpose: SmsPurpose::PhoneCode,
+            text: sealed,
+        })?)
+        .send(Command::new(&NewPhoneCodeSent {
+            desk_id: s.desk_id.clone(),
+            application_number: s.application_number.clone(),
+            phone_masked: masked_phone(&phone),
+            expires_at,
+            attempts_left: self.settings.code_attempts,
+        })?)
+        .set_timer(TimerRequest {
+            name: CODE_TIMER.into(),
+            after: self.settings.code_ttl,
+            message: Command::new(&NewPhoneCodeExpired {
+                desk_id: s.desk_id.clone(),
+                application_number: s.application_number.clone(),
+            })?,
+        }))
+    }
+}
+
+/// The request a desk message makes, to tell a re-send from another request under the same
+/// application number.
+fn request_of(input: &Input) -> Option<Request> {
+    match input {
+        Input::Block(b) => Some(Request::Block(b.clone())),
+        Input::Unblock(u) => Some(Request::Unblock(u.clone())),
+        Input::ChangePhone(c) => Some(Request::ChangePhone(c.clone())),
+        _ => None,
+    }
+}
+
+fn initial(
+    desk_id: &str,
+    application_number: &str,
+    identifier: String,
+    request: Request,
+    stage: Stage,
+) -> AccountRequest {
+    AccountRequest {
+        desk_id: desk_id.to_owned(),
+        application_number: application_number.to_owned(),
+        identifier,
+        request,
+        stage,
+    }
+}
+
+fn start_block(b: &BlockIdentifier) -> Result<Step<AccountRequest>, Failure> {
+    let mut e = ValidationErrors::new();
+    check_application(&mut e, &b.desk_id, &b.application_number);
+    let id = parse_identifier(&mut e, "identifier", &b.identifier);
+    if let Some(reason) = &b.reason {
+        e.check(
+            reason.chars().count() <= 1000,
+            "reason",
+            "must be at most 1000 characters",
+        );
+    }
+    let identifier = id.map_or_else(|| b.identifier.clone(), String::from);
+    let state = initial(
+        &b.desk_id,
+        &b.application_number,
+        identifier,
+        Request::Block(b.clone()),
+        Stage::Blocking,
+    );
+    if !e.is_empty() {
+        return reject(&state, Reason::InvalidInput, None, e.fields);
+    }
+    Ok(Step::to(state.clone()).send(Command::new(&BlockAccount {
+        identifier: state.identifier.clone(),
+        application: state.business_key(),
+        reason: b.reason.as_ref().map(|r| r.trim().to_owned()),
+    })?))
+}
+
+fn start_unblock(u: &UnblockIdentifier, today: NaiveDate) -> Result<Step<AccountRequest>, Failure> {
+    let (e, id) = validate_unblock(u, today);
+    let identifier = id.map_or_else(|| u.person.identification_number.clone(), String::from);
+    let state = initial(
+        &u.desk_id,
+        &u.application_number,
+        identifier,
+        Request::Unblock(u.clone()),
+        Stage::LookingUp,
+    );
+    if !e.is_empty() {
+        return reject(&state, Reason::InvalidInput, None, e.fields);
+    }
+    if !u.consent_to_mvd_check {
+        return reject(&state, Reason::ConsentMissing, None, vec![]);
+    }
+    if u.document.expires_on < today {
+        return reject(&state, Reason::DocumentInvalid, Some("expired"), vec![]);
+    }
+    Ok(Step::to(state.clone()).send(Command::new(&LookupAccount {
+        identifier: state.identifier.clone(),
+        phone: None,
+    })?))
+}
+
+fn start_change_phone(c: &ChangePhone) -> Result<Step<AccountRequest>, Failure> {
+    let mut e = ValidationErrors::new();
+    check_application(&mut e, &c.desk_id, &c.application_number);
+    let id = parse_identifier(&mut e, "identifier", &c.identifier);
+    let phone = Msisdn::parse(&c.new_phone);
+    if let Err(PhoneError::Malformed { problem }) = &phone {
+        e.add("new_phone", format!("is malformed: {problem}"));
+    }
+    let identifier = id.map_or_else(|| c.identifier.clone(), String::from);
+    let state = initial(
+        &c.desk_id,
+        &c.application_number,
+        identifier,
+        Request::ChangePhone(c.clone()),
+        Stage::LookingUp,
+    );
+    if !e.is_empty() {
+        return reject(&state, Reason::InvalidInput, None, e.fields);
+    }
+    let phone = match phone {
+        Ok(p) => p,
+        Err(err) => {
+            return reject(
+                &state,
+                Reason::PhoneNotMobile,
+                None,
+                vec![FieldError {
+                    field: "new_phone".into(),
+                    problem: err.to_string(),
+                }],
+            );
+        }
+    };
+    Ok(Step::to(state.clone()).send(Command::new(&LookupAccount {
+        identifier: state.identifier.clone(),
+        phone: Some(phone.as_str().to_owned()),
+    })?))
+}
+
+fn with_stage(s: &AccountRequest, stage: Stage) -> Step<AccountRequest> {
+    Step::to(AccountRequest { stage, ..s.clone() })
+}
+
+/// Ends the request with `reason`, telling the desk. The code timer, if any, is cancelled
+/// (cancelling a timer that is not set does nothing).
+fn reject(
+    s: &AccountRequest,
+    reason: Reason,
+    detail: Option<&str>,
+    fields: Vec<FieldError>,
+) -> Result<Step<AccountRequest>, Failure> {
+    let detail = detail.map(str::to_owned);
+    let step = with_stage(
+        s,
+        Stage::Rejected {
+            reason,
+            detail: detail.clone(),
+        },
+    )
+    .send(Command::new(&RequestRejected {
+        desk_id: s.desk_id.clone(),
+        application_number: s.application_number.clone(),
+        reason,
+        detail,
+        fields,
+    })?);
+    Ok(if matches!(s.stage, Stage::ConfirmingPhone { .. }) {
+        step.cancel_timer(CODE_TIMER)
+    } else {
+        step
+    })
+}
+
+fn unknown(s: &AccountRequest) -> Result<Step<AccountRequest>, Failure> {
+    let field = match s.request {
+        Request::Unblock(_) => "person.identification_number",
+        _ => "identifier",
+    };
+    reject(
+        s,
+        Reason::UnknownIdentifier,
+        None,
+        vec![FieldError {
+            field: field.into(),
+            problem: "no identifier is assigned under this number".into(),
+        }],
+    )
+}
+
+fn phone_bound(s: &AccountRequest) -> Result<Step<AccountRequest>, Failure> {
+    reject(
+        s,
+        Reason::PhoneBound,
+        None,
+        vec![FieldError {
+            field: "new_phone".into(),
+            problem: "is used with another identifier".into(),
+        }],
+    )
+}
+
+/// Tells the SMS worker a wrong code was typed for the new phone: it counts them per phone over
+/// every application and recovery, as for issuance.
+fn count_wrong_code(
+    s: &AccountRequest,
+    step: Step<AccountRequest>,
+) -> Result<Step<AccountRequest>, Failure> {
+    let Some(phone) = s.new_phone() else {
+        return Ok(step);
+    };
+    Ok(step.send(
+        Command::new(&WrongCode {
+            phone,
+            purpose: SmsPurpose::PhoneCode,
+        })?
+        .detach(),
+    ))
+}
+
+fn not_confirmed(s: &AccountRequest, detail: &str) -> Result<Step<AccountRequest>, Failure> {
+    reject(s, Reason::PhoneNotConfirmed, Some(detail), vec![])
+}
+
+fn masked_phone(phone: &str) -> String {
+    Msisdn::parse(phone).map_or_else(|_| "***".into(), |p| p.masked())
+}
+
+/// The request's field for an MVD field name.
+fn mvd_field(f: &str) -> String {
+    if f.starts_with("document.") {
+        f.to_owned()
+    } else {
+        format!("person.{f}")
+    }
+}
+
+fn check_application(e: &mut ValidationErrors, desk_id: &str, application_number: &str) {
+    e.check(!desk_id.trim().is_empty(), "desk_id", "must not be empty");
+    e.check(
+        !application_number.trim().is_empty(),
+        "application_number",
+        "must not be empty",
+    );
+}
+
+fn parse_identifier(e: &mut ValidationErrors, field: &str, raw: &str) -> Option<IdNumber> {
+    IdNumber::parse(raw)
+        .map_err(|err| e.add(field, err.to_string()))
+        .ok()
+}
+
+/// Checks an unblock application's form, by issuance's rules for the person and the document
+/// (the age rule aside: the person holds an identifier already). Returns the problems and the
+/// parsed identification number.
+fn validate_unblock(
+    u: &UnblockIdentifier,
+    today: NaiveDate,
+) -> (ValidationErrors, Option<IdNumber>) {
+    let mut e = ValidationErrors::new();
+    check_application(&mut e, &u.desk_id, &u.application_number);
+    let p = &u.person;
+    let id = parse_identifier(
+        &mut e,
+        "person.identification_number",
+        &p.identification_number,
+    );
+    if let Some(id) = id.as_ref().filter(|id| id.status() != p.status) {
+        e.add(
+            "person.status",
+            format!(
+                "does not match the identification number, which says {}",
+                status_name(id.status())
+            ),
+        );
+    }
+    for (field, value) in [
+        ("person.surname", Some(&p.surname)),
+        ("person.given_name", Some(&p.given_name)),
+        ("person.patronymic", p.patronymic.as_ref()),
+    ] {
+        if let Some(v) = value {
+            let v = v.trim();
+            let ok = !v.is_empty()
+                && v.chars().count() <= 100
+                && v.chars().all(|c| c.is_alphabetic() || " -'".contains(c));
+            e.check(
+                ok,
+                field,
+                "must be 1-100 letters (spaces, hyphens and apostrophes allowed)",
+            );
+        }
+    }
+    e.check(
+        p.birth_date <= today,
+        "person.birth_date",
+        "must not be in the future",
+    );
+    let d = &u.document;
+    e.check(
+        !d.number.trim().is_empty(),
+        "document.number",
+        "must not be empty",
+    );
+    e.check(
+        d.issued_on <= today,
+        "document.issued_on",
+        "must not be in the future",
+    );
+    e.check(
+        d.issued_on < d.expires_on,
+        "document.expires_on",
+        "must be after the date of issue",
+    );
+    let kind_fits = match p.status {
+        PersonStatus::Citizen => matches!(d.kind, DocumentKind::Passport | DocumentKind::IdCard),
+        _ => d.kind == DocumentKind::ResidencePermit,
+    };
+    e.check(
+        kind_fits,
+        "document.kind",
+        "a citizen presents a passport or identity card; a foreign citizen or stateless person a residence permit",
+    );
+    (e, id)
+}
+
+fn status_name(s: PersonStatus) -> &'static str {
+    match s {
+        PersonStatus::Citizen => "citizen",
+        PersonStatus::ForeignCitizen => "foreign citizen",
+        PersonStatus::Stateless => "stateless person",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::Metadata;
+    use contracts::issuance::{Applicant, IdentityDocument};
+    use uuid::Uuid;
+
+    const ID: &str = "3270287A012PB2";
+
+    fn saga() -> AccountSaga {
+        let sealer = Sealer::from_config(Some("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+            .expect("key");
+        AccountSaga::new(Arc::new(sealer), AccountSettings::default())
+    }
+
+    fn block() -> BlockIdentifier {
+        BlockIdentifier {
+            desk_id: "minsk-1".into(),
+            application_number: "B-1".into(),
+            // As a worker might type it: lower case, spaces around.
+            identifier: " 3270287a012pb2 ".into(),
+            reason: Some("gives it up".into()),
+        }
+    }
+
+    fn unblock() -> UnblockIdentifier {
+        UnblockIdentifier {
+            desk_id: "minsk-1".into(),
+            application_number: "U-1".into(),
+            person: Applicant {
+                identification_number: ID.into(),
+                surname: "Иванова".into(),
+                given_name: "Анна".into(),
+                patronymic: Some("Сергеевна".into()),
+                birth_date: NaiveDate::from_ymd_opt(1987, 2, 27).expect("date"),
+                status: PersonStatus::Citizen,
+            },
+            document: IdentityDocument {
+                kind: DocumentKind::Passport,
+                number: "MP1234567".into(),
+                issued_on: NaiveDate::from_ymd_opt(2020, 3, 1).expect("date"),
+                expires_on: NaiveDate::from_ymd_opt(2030, 3, 1).expect("date"),
+            },
+            consent_to_mvd_check: true,
+        }
+    }
+
+    fn change_phone() -> ChangePhone {
+        ChangePhone {
+            desk_id: "minsk-1".into(),
+            application_number: "P-1".into(),
+            identifier: ID.into(),
+            new_phone: "8 (029) 765-43-21".into(),
+        }
+    }
+
+    fn confirm(code: &str) -> Input {
+        Input::Confirm(ConfirmNewPhone {
+            desk_id: "minsk-1".into(),
+            application_number: "P-1".into(),
+            code: code.into(),
+        })
+    }
+
+    struct Run {
+        saga: AccountSaga,
+        meta: Metadata,
+        seed: u8,
+        now: DateTime<Utc>,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Self {
+                saga: saga(),
+                meta: Metadata::new("test.v1", "test"),
+                seed: 0,
+                now: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+                    .expect("time")
+                    .with_timezone(&Utc),
+            }
+        }
+
+        fn try_step(
+            &mut self,
+            state: Option<&AccountRequest>,
+            input: Input,
+        ) -> Result<Step<AccountRequest>, Failure> {
+            self.seed += 1;
+            let ctx = StepContext {
+                now: self.now,
+                saga_id: Uuid::nil(),
+                message: &self.meta,
+                seed: [self.seed; 32],
+            };
+            self.saga.transition(state, &input, &ctx)
+        }
+
+        fn step(&mut self, state: Option<&AccountRequest>, input: Input) -> Step<AccountRequest> {
+            self.try_step(state, input).expect("transition")
+        }
+
+        /// Runs `inputs` from no state; returns every step.
+        fn run(&mut self, inputs: Vec<Input>) -> Vec<Step<AccountRequest>> {
+            let mut steps: Vec<Step<AccountRequest>> = Vec::new();
+            for input in inputs {
+                let state = steps.last().map(|s| s.state.clone());
+                steps.push(self.step(state.as_ref(), input));
+            }
+            steps
+        }
+    }
+
+    fn sent(step: &Step<AccountRequest>) -> Vec<&str> {
+        step.commands
+            .iter()
+            .map(|c| c.message_type.as_str())
+            .collect()
+    }
+
+    fn body<M: Message>(step: &Step<AccountRequest>) -> M {
+        let c = step
+            .commands
+            .iter()
+            .find(|c| c.message_type == M::TYPE.to_string())
+            .unwrap_or_else(|| panic!("a {} in {:?}", M::TYPE, sent(step)));
+        serde_json::from_slice(&c.body).expect("body")
+    }
+
+    fn rejection(step: &Step<AccountRequest>) -> RequestRejected {
+        body(step)
+    }
+
+    fn looked_up(state: AccountState, phone: Option<PhoneUse>) -> Input {
+        Input::LookedUp(AccountLookedUp { state, phone })
+    }
+
+    fn reconciled(result: ReconcileResult) -> Input {
+        Input::Reconciled(Reconciled {
+            reconciliation_id: "r".into(),
+            result,
+            checked_on: NaiveDate::from_ymd_opt(2026, 11, 22).expect("date"),
+        })
+    }
+
+    fn subscriber(status: SubscriberStatus) -> Input {
+        Input::Subscriber(SubscriberChecked {
+            status,
+            operator: Some(Operator::Mts),
+        })
+    }
+
+    #[test]
+    fn a_block_goes_to_the_registry_and_ends_blocked() {
+        let mut run = Run::new();
+        let steps = run.run(vec![
+            Input::Block(block()),
+            Input::Blocked(AccountBlocked {
+                outcome: BlockOutcome::Blocked,
+            }),
+        ]);
+        assert_eq!(sent(&steps[0]), ["registry.block_account.v1"]);
+        let cmd: BlockAccount = body(&steps[0]);
+        assert_eq!(cmd.identifier, ID, "the identifier is normalised");
+        assert_eq!(cmd.application, "minsk-1/B-1");
+        assert_eq!(cmd.reason.as_deref(), Some("gives it up"));
+        assert_eq!(run.saga.state_name(&steps[0].state), "blocking");
+        assert_eq!(sent(&steps[1]), ["identifier.blocked.v1"]);
+        let blocked: IdentifierBlocked = body(&steps[1]);
+        assert_eq!(
+            (blocked.application_number.as_str(), blocked.blocked_at),
+            ("B-1", run.now)
+        );
+        assert!(run.saga.is_terminal(&steps[1].state));
+    }
+
+    #[test]
+    fn a_block_of_a_blocked_or_unknown_identifier_is_rejected_with_its_reason() {
+        let mut run = Run::new();
+        for (outcome, reason) in [
+            (BlockOutcome::AlreadyBlocked, Reason::AlreadyBlocked),
+            (BlockOutcome::UnknownIdentifier, Reason::UnknownIdentifier),
+        ] {
+            let steps = run.run(vec![
+                Input::Block(block()),
+                Input::Blocked(AccountBlocked { outcome }),
+            ]);
+            assert_eq!(sent(&steps[1]), ["identifier.request_rejected.v1"]);
+            assert_eq!(rejection(&steps[1]).reason, reason);
+            assert!(run.saga.is_terminal(&steps[1].state));
+        }
+
+        let mut bad = block();
+        bad.identifier = "3270287А012PB2".into(); // a Cyrillic А
+        bad.application_number = " ".into();
+        let step = run.step(None, Input::Block(bad));
+        assert_eq!(
+            sent(&step),
+            ["identifier.request_rejected.v1"],
+            "nothing reaches the registry"
+        );
+        let r = rejection(&step);
+        assert_eq!(r.reason, Reason::InvalidInput);
+        let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["application_number", "identifier"]);
+    }
+
+    #[test]
+    fn an_unblock_looks_up_reconciles_with_the_mvd_then_unblocks() {
+        let mut run = Run::new();
+        let steps = run.run(vec![
+            Input::Unblock(unblock()),
+            looked_up(AccountState::Blocked, None),
+            reconciled(ReconcileResult::Match),
+            Input::Unblocked(AccountUnblocked {
+                outcome: UnblockOutcome::Unblocked,
+            }),
+        ]);
+        assert_eq!(sent(&steps[0]), ["registry.lookup_account.v1"]);
+        let lookup: LookupAccount = body(&steps[0]);
+        assert_eq!((lookup.identifier.as_str(), lookup.phone), (ID, None));
+        assert_eq!(sent(&steps[1]), ["mvd.reconcile.v1"]);
+        let reconcile: Reconcile = body(&steps[1]);
+        assert_eq!(reconcile.person, unblock().person);
+        assert_eq!(reconcile.document, unblock().document);
+        assert_eq!(sent(&steps[2]), ["registry.unblock_account.v1"]);
+        let cmd: UnblockAccount = body(&steps[2]);
+        assert_eq!(
+            (cmd.identifier.as_str(), cmd.application.as_str()),
+            (ID, "minsk-1/U-1")
+        );
+        assert_eq!(sent(&steps[3]), ["identifier.unblocked.v1"]);
+        assert_eq!(run.saga.state_name(&steps[3].state), "unblocked");
+        assert!(run.saga.is_terminal(&steps[3].state));
+    }
+
+    #[test]
+    fn each_failed_rule_of_an_unblock_is_its_own_rejection() {
+        let mut run = Run::new();
+        let reason_after = |run: &mut Run, inputs: Vec<Input>| {
+            let steps = run.run(inputs);
+            let last = steps.last().expect("a step");
+            assert!(run.saga.is_terminal(&last.state));
+            rejection(last)
+        };
+        let r = reason_after(
+            &mut run,
+            vec![
+                Input::Unblock(unblock()),
+                looked_up(AccountState::Active, None),
+            ],
+        );
+        assert_eq!(r.reason, Reason::NotBlocked);
+        let r = reason_after(
+            &mut run,
+            vec![
+                Input::Unblock(unblock()),
+                looked_up(AccountState::Unknown, None),
+            ],
+        );
+        assert_eq!(r.reason, Reason::UnknownIdentifier);
+        assert_eq!(r.fields[0].field, "person.identification_number");
+
+        let no_consent = UnblockIdentifier {
+            consent_to_mvd_check: false,
+            ..unblock()
+        };
+        let r = reason_after(&mut run, vec![Input::Unblock(no_consent)]);
+        assert_eq!(r.reason, Reason::ConsentMissing);
+
+        let r = reason_after(
+            &mut run,
+            vec![
+                Input::Unblock(unblock()),
+                looked_up(AccountState::Blocked, None),
+                reconciled(ReconcileResult::Mismatch {
+                    fields: vec!["surname".into(), "document.number".into()],
+                }),
+            ],
+        );
+        assert_eq!(r.reason, Reason::MvdMismatch);
+        let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["person.surname", "document.number"]);
+
+        let r = reason_after(
+            &mut run,
+            vec![
+                Input::Unblock(unblock()),
+                looked_up(AccountState::Blocked, None),
+                reconciled(ReconcileResult::PersonUnknown),
+            ],
+        );
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::MvdMismatch, Some("person_unknown"))
+        );
+
+        let r = reason_after(
+            &mut run,
+            vec![
+                Input::Unblock(unblock()),
+                looked_up(AccountState::Blocked, None),
+                reconciled(ReconcileResult::DocumentInvalid {
+                    status: "lost".into(),
+                }),
+            ],
+        );
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::DocumentInvalid, Some("lost"))
+        );
+
+        let r = reason_after(
+            &mut run,
+            vec![
+                Input::Unblock(unblock()),
+                looked_up(AccountState::Blocked, None),
+                reconciled(ReconcileResult::Match),
+                Input::Unblocked(AccountUnblocked {
+                    outcome: UnblockOutcome::NotBlocked,
+                }),
+            ],
+        );
+        assert_eq!(r.reason, Reason::NotBlocked);
+
+        let mut expired = unblock();
+        expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
+        let r = reason_after(&mut run, vec![Input::Unblock(expired)]);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::DocumentInvalid, Some("expired"))
+        );
+
+        let mut malformed = unblock();
+        malformed.person.status = PersonStatus::Stateless;
+        malformed.person.surname = "Ivanova1".into();
+        let r = reason_after(&mut run, vec![Input::Unblock(malformed)]);
+        assert_eq!(r.reason, Reason::InvalidInput);
+        let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["person.status", "person.surname", "document.kind"]);
+    }
+
+    #[test]
+    fn a_phone_change_confirms_the_new_phone_by_code_and_the_code_is_never_in_the_clear() {
+        let mut run = Run::new();
+        let s1 = run.step(None, Input::ChangePhone(change_phone()));
+        assert_eq!(sent(&s1), ["registry.lookup_account.v1"]);
+        let lookup: LookupAccount = body(&s1);
+        assert_eq!(
+            lookup.phone.as_deref(),
+            Some("+375297654321"),
+            "the phone is normalised"
+        );
+        let s2 = run.step(
+            Some(&s1.state),
+            looked_up(AccountState::Active, Some(PhoneUse::Free)),
+        );
+        assert_eq!(sent(&s2), ["sms.check_subscriber.v1"]);
+        let s3 = run.step(Some(&s2.state), subscriber(SubscriberStatus::Active));
+        assert_eq!(sent(&s3), ["sms.send.v1", "identifier.phone_code_sent.v1"]);
+        assert_eq!(s3.timers.len(), 1);
+        assert_eq!(
+            s3.timers[0].message.message_type,
+            "identifier.phone_code_expired.v1"
+        );
+        let code_sent: NewPhoneCodeSent = body(&s3);
+        assert_eq!(code_sent.phone_masked, "+375 29 ***-**-21");
+        assert_eq!(code_sent.attempts_left, 3);
+        assert_eq!(
+            code_sent.expires_at,
+            run.now + AccountSettings::default().code_ttl
+        );
+        let send: SendSms = body(&s3);
+        assert_eq!(
+            (send.to.as_str(), send.purpose),
+            ("+375297654321", SmsPurpose::PhoneCode)
+        );
+        let text = run.saga.sealer.open(&send.text).expect("opens");
+        let code: String = text.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(code.len(), 6);
+        let mut all = serde_json::to_vec(&s3.state).expect("state");
+        for c in s3
+            .commands
+            .iter()
+            .chain(s3.timers.iter().map(|t| &t.message))
+        {
+            all.extend_from_slice(&c.body);
+        }
+        assert!(
+            !String::from_utf8_lossy(&all).contains(&code),
+            "the code is never in the clear"
+        );
+
+        let s4 = run.step(Some(&s3.state), confirm(&format!(" {code} ")));
+        assert_eq!(sent(&s4), ["registry.change_phone.v1"]);
+        assert_eq!(s4.cancel_timers, vec![CODE_TIMER.to_string()]);
+        let change: ChangeAccountPhone = body(&s4);
+        assert_eq!(
+            (
+                change.identifier.as_str(),
+                change.phone.as_str(),
+                change.application.as_str()
+            ),
+            (ID, "+375297654321", "minsk-1/P-1")
+        );
+        let s5 = run.step(
+            Some(&s4.state),
+            Input::PhoneChanged(AccountPhoneChanged {
+                outcome: ChangePhoneOutcome::Changed,
+            }),
+        );
+        assert_eq!(sent(&s5), ["identifier.phone_changed.v1"]);
+        let changed: PhoneChanged = body(&s5);
+        assert_eq!(changed.phone_masked, "+375 29 ***-**-21");
+        assert!(run.saga.is_terminal(&s5.state));
+        // The code timer firing late changes nothing.
+        let late = run.step(Some(&s5.state), Input::CodeExpired);
+        assert!(late.commands.is_empty());
+        assert_eq!(late.state, s5.state);
+    }
+
+    #[test]
+    fn a_phone_change_is_rejected_by_each_rule() {
+        let mut run = Run::new();
+        let last = |run: &mut Run, inputs: Vec<Input>| {
+            let steps = run.run(inputs);
+            let last = steps.last().expect("a step").clone();
+            assert!(run.saga.is_terminal(&last.state), "{:?}", last.state.stage);
+            rejection(&last)
+        };
+        let start = || Input::ChangePhone(change_phone());
+        let active = |phone| looked_up(AccountState::Active, Some(phone));
+
+        let r = last(&mut run, vec![start(), active(PhoneUse::AnotherIdentifier)]);
+        assert_eq!(
+            (r.reason, r.fields[0].field.as_str()),
+            (Reason::PhoneBound, "new_phone")
+        );
+        let r = last(&mut run, vec![start(), active(PhoneUse::ThisIdentifier)]);
+        assert_eq!(
+            (r.reason, r.fields[0].field.as_str()),
+            (Reason::InvalidInput, "new_phone")
+        );
+        let r = last(
+            &mut run,
+            vec![
+                start(),
+                looked_up(AccountState::Blocked, Some(PhoneUse::Free)),
+            ],
+        );
+        assert_eq!(r.reason, Reason::AlreadyBlocked);
+        let r = last(
+            &mut run,
+            vec![
+                start(),
+                looked_up(AccountState::Unknown, Some(PhoneUse::Free)),
+            ],
+        );
+        assert_eq!(
+            (r.reason, r.fields[0].field.as_str()),
+            (Reason::UnknownIdentifier, "identifier")
+        );
+        let r = last(
+            &mut run,
+            vec![
+                start(),
+                active(PhoneUse::Free),
+                subscriber(SubscriberStatus::Blocked),
+            ],
+        );
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::PhoneNotMobile, Some("subscriber_blocked"))
+        );
+
+        // The unique constraint decides at the end: another identifier took the phone meanwhile.
+        let mut steps = run.run(vec![
+            start(),
+            active(PhoneUse::Free),
+            subscriber(SubscriberStatus::Active),
+        ]);
+        let send: SendSms = body(&steps[2]);
+        let code: String = run
+            .saga
+            .sealer
+            .open(&send.text)
+            .expect("opens")
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let state = steps.pop().expect("step").state;
+        let changing = run.step(Some(&state), confirm(&code));
+        let bound = run.step(
+            Some(&changing.state),
+            Input::PhoneChanged(AccountPhoneChanged {
+                outcome: ChangePhoneOutcome::PhoneBound,
+            }),
+        );
+        assert_eq!(rejection(&bound).reason, Reason::PhoneBound);
+
+        let mut landline = change_phone();
+        landline.new_phone = "+375 17 123-45-67".into();
+        let r = last(&mut run, vec![Input::ChangePhone(landline)]);
+        assert_eq!(
+            (r.reason, r.fields[0].field.as_str()),
+            (Reason::PhoneNotMobile, "new_phone")
+        );
+        let mut malformed = change_phone();
+        malformed.new_phone = "call me".into();
+        malformed.identifier = "123".into();
+        let r = last(&mut run, vec![Input::ChangePhone(malformed)]);
+        assert_eq!(r.reason, Reason::InvalidInput);
+        let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["identifier", "new_phone"]);
+    }
+
+    #[test]
+    fn wrong_codes_are_counted_and_the_last_one_rejects_as_does_the_timer() {
+        let mut run = Run::new();
+        let state = run
+            .run(vec![
+                Input::ChangePhone(change_phone()),
+                looked_up(AccountState::Active, Some(PhoneUse::Free)),
+                subscriber(SubscriberStatus::Active),
+            ])
+            .pop()
+            .expect("step")
+            .state;
+        let first = run.step(Some(&state), confirm("000000x"));
+        // The desk hears of it, and the SMS worker counts it against the new phone.
+        assert_eq!(
+            sent(&first),
+            ["identifier.phone_code_wrong.v1", "sms.wrong_code.v1"]
+        );
+        let wrong: NewPhoneCodeWrong = body(&first);
+        assert_eq!(wrong.attempts_left, 2);
+        let second = run.step(Some(&first.state), confirm("111111x"));
+        let third = run.step(Some(&second.state), confirm("222222x"));
+        assert!(
+            sent(&third).contains(&"sms.wrong_code.v1"),
+            "{:?}",
+            sent(&third)
+        );
+        let r = rejection(&third);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::PhoneNotConfirmed, Some("too_many_attempts"))
+        );
+        assert_eq!(third.cancel_timers, vec![CODE_TIMER.to_string()]);
+        // A code after the end changes nothing.
+        let after = run.step(Some(&third.state), confirm("333333"));
+        assert!(after.commands.is_empty());
+
+        let expired = run.step(Some(&state), Input::CodeExpired);
+        assert_eq!(rejection(&expired).detail.as_deref(), Some("timed_out"));
+
+        // A code that arrives after its expiry is refused even before the timer fires.
+        run.now += AccountSettings::default().code_ttl;
+        let late = run.step(Some(&state), confirm("444444"));
+        assert_eq!(rejection(&late).detail.as_deref(), Some("timed_out"));
+
+        let refused = run.step(
+            Some(&state),
+            Input::SmsNotSent(SmsNotSent {
+                purpose: SmsPurpose::PhoneCode,
+                reason: "subscriber blocked".into(),
+            }),
+        );
+        let r = rejection(&refused);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (Reason::PhoneNotConfirmed, Some("code_not_delivered"))
+        );
+    }
+
+    #[test]
+    fn a_resent_request_changes_nothing_and_another_under_the_same_number_is_refused() {
+        let mut run = Run::new();
+        let s1 = run.step(None, Input::Block(block()));
+        let again = run.step(Some(&s1.state), Input::Block(block()));
+        assert!(again.commands.is_empty());
+        assert_eq!(again.state, s1.state);
+        let mut other = change_phone();
+        other.application_number = "B-1".into();
+        assert!(
+            run.try_step(Some(&s1.state), Input::ChangePhone(other))
+                .is_err()
+        );
+        assert!(
+            run.try_step(None, confirm("123456")).is_err(),
+            "no such application"
+        );
+        assert!(
+            run.try_step(None, looked_up(AccountState::Active, None))
+                .is_err(),
+            "an answer without a request"
+        );
+    }
+}

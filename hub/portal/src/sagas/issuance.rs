@@ -1,0 +1,1388 @@
+//! The issuance of a unique identifier, one saga per application, in the order DOMAIN.md gives:
+//!
+//! ```text
+//! apply --validate--> reserving --registry--> reconciling --MVD--> checking_subscriber
+//!   --operator--> confirming_phone --code--> creating_account --registry--> sending_password
+//!   --SMS accepted--> issued (notice of issuance)
+//! any failed rule --> rejected (reason code), undoing the reservation where one was made
+//! operator's cancel, before the account step --> rejected (cancelled_by_operator), likewise
+//! ```
+//!
+//! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox,
+//! codes and passwords come from the step's seeded CSPRNG, and secrets leave the saga only
+//! sealed (to the SMS worker) or hashed (to the registry and the saga's own state).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::Failure;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use contracts::issuance::{
+    Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
+    IdentifierIssued, NoticeOfIssuance, PasswordNotDelivered, PasswordResent, PhoneCodeExpired,
+    PhoneCodeSent, PhoneCodeWrong, RejectReason, ResendTemporaryPassword, application_key,
+};
+use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
+use contracts::ops::CancelSaga;
+use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
+use contracts::registry::{
+    AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved,
+};
+use contracts::sealed::Sealed;
+use contracts::sms::{
+    CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
+    SubscriberStatus, WrongCode,
+};
+use contracts::{FieldError, Message, ValidationErrors, decode};
+use serde::{Deserialize, Serialize};
+
+use crate::workers::sms::WRONG_CODES_PER_PHONE_REACHED;
+use hub_runtime::broker::Incoming;
+use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
+use hub_runtime::secrets::{Sealer, hash_secret, random_digits, random_password, verify_secret};
+
+/// The saga type.
+pub const SAGA_TYPE: &str = "issuance";
+/// Its queue (short name).
+pub const QUEUE: &str = "saga.issuance";
+const CODE_TIMER: &str = "phone_code";
+
+/// Rules the texts leave to the project (see DOMAIN.md), and the SMS texts.
+#[derive(Debug, Clone)]
+pub struct IssuanceSettings {
+    /// How long a phone confirmation code is valid.
+    pub code_ttl: Duration,
+    /// Codes accepted (wrong ones included) before the application is rejected.
+    pub code_attempts: u32,
+    /// How long a temporary password is valid.
+    pub temporary_password_ttl: Duration,
+    /// The youngest age at which an identifier is issued (the age of a first passport).
+    pub min_age_years: u32,
+    /// The SMS with the phone code; `{code}` is replaced.
+    pub phone_code_text: String,
+    /// The SMS with the temporary password; `{identifier}` and `{password}` are replaced.
+    pub temporary_password_text: String,
+}
+
+impl Default for IssuanceSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::from_secs(10 * 60),
+            code_attempts: 3,
+            temporary_password_ttl: Duration::from_secs(72 * 3600),
+            min_age_years: 14,
+            phone_code_text: "Код подтверждения номера для получения идентификатора: {code}. \
+                              Никому его не сообщайте, кроме работника службы."
+                .into(),
+            temporary_password_text: "Ваш идентификатор: {identifier}. Временный пароль: \
+                                      {password}. Смените его при первом входе на портал."
+                .into(),
+        }
+    }
+}
+
+/// The issuance saga.
+#[derive(Debug, Clone)]
+pub struct IssuanceSaga {
+    sealer: Arc<Sealer>,
+    settings: IssuanceSettings,
+}
+
+impl IssuanceSaga {
+    /// The saga with the hub's sealing key and settings.
+    pub fn new(sealer: Arc<Sealer>, settings: IssuanceSettings) -> Self {
+        Self { sealer, settings }
+    }
+
+    /// The instance key of an application.
+    pub fn key(desk_id: &str, application_number: &str) -> SagaKey {
+        SagaKey::for_business_key(SAGA_TYPE, &application_key(desk_id, application_number))
+    }
+}
+
+/// The saga's queue and what it takes from the bus (answers to its own commands come by
+/// `reply_to`, the code timer through the requeue exchange).
+pub fn queue_spec() -> contracts::QueueSpec {
+    contracts::QueueSpec::new(
+        QUEUE,
+        [
+            ApplyForIdentifier::TYPE.to_string(),
+            ConfirmPhone::TYPE.to_string(),
+            ResendTemporaryPassword::TYPE.to_string(),
+        ],
+    )
+}
+
+/// The state of one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issuance {
+    /// The application.
+    pub application: Application,
+    /// The person.
+    pub person: Applicant,
+    /// The document presented.
+    pub document: contracts::issuance::IdentityDocument,
+    /// The phone, normalised (`+375XXXXXXXXX`).
+    pub phone: String,
+    /// Where it is.
+    pub stage: Stage,
+}
+
+/// Where an application is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// Waiting for the registry to hold identifier and phone.
+    Reserving,
+    /// Waiting for the MVD registry.
+    Reconciling,
+    /// Waiting for the operators' subscriber check.
+    CheckingSubscriber,
+    /// Waiting for the desk to send the code the person received.
+    ConfirmingPhone {
+        /// Argon2 hash of the code.
+        code_hash: String,
+        /// Attempts left.
+        attempts_left: u32,
+        /// The code's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator that serves the phone.
+        operator: Operator,
+    },
+    /// Waiting for the registry to assign the identifier and create (or re-key) the account.
+    CreatingAccount {
+        /// The SMS with the temporary password, sealed.
+        text: Sealed,
+        /// The temporary password's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator.
+        operator: Operator,
+        /// A resend, not the first issue.
+        resend: bool,
+    },
+    /// Waiting for the operator to accept the temporary password SMS.
+    SendingPassword {
+        /// The temporary password's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator.
+        operator: Operator,
+        /// A resend, not the first issue.
+        resend: bool,
+    },
+    /// The identifier is issued.
+    Issued {
+        /// The notice number.
+        notice_number: String,
+        /// The temporary password's expiry.
+        expires_at: DateTime<Utc>,
+        /// The operator.
+        operator: Operator,
+        /// What the operator last reported about the temporary password SMS.
+        password_delivered: Option<bool>,
+    },
+    /// The application was rejected.
+    Rejected {
+        /// The rule.
+        reason: RejectReason,
+        /// Detail.
+        detail: Option<String>,
+    },
+}
+
+/// What the saga reads from a message.
+#[derive(Debug)]
+pub enum Input {
+    /// A desk's application.
+    Apply(ApplyForIdentifier),
+    /// The code the person read out.
+    Confirm(ConfirmPhone),
+    /// Resend the temporary password.
+    Resend(ResendTemporaryPassword),
+    /// The registry's answer to a reservation.
+    Reserved(Reserved),
+    /// The MVD registry's verdict.
+    Reconciled(Reconciled),
+    /// The operators' answer.
+    Subscriber(SubscriberChecked),
+    /// The code's timer.
+    CodeExpired,
+    /// The registry created the account.
+    AccountCreated(AccountCreated),
+    /// The operator accepted an SMS.
+    SmsSent(SmsSent),
+    /// The operator refused an SMS.
+    SmsNotSent(SmsNotSent),
+    /// A delivery report.
+    Delivery(DeliveryReported),
+}
+
+impl Saga for IssuanceSaga {
+    type State = Issuance;
+    type Input = Input;
+
+    fn saga_type(&self) -> &'static str {
+        SAGA_TYPE
+    }
+
+    fn read(&self, message: &Incoming) -> Result<(SagaKey, Input), Failure> {
+        let t = message.metadata.message_type.as_str();
+        let by_correlation = || SagaKey::from_correlation_id(&message.metadata);
+        let body = &message.body;
+        Ok(if ApplyForIdentifier::TYPE.matches(t) {
+            let m: ApplyForIdentifier = decode(t, body)?;
+            (
+                Self::key(&m.application.desk_id, &m.application.number),
+                Input::Apply(m),
+            )
+        } else if ConfirmPhone::TYPE.matches(t) {
+            let m: ConfirmPhone = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::Confirm(m),
+            )
+        } else if ResendTemporaryPassword::TYPE.matches(t) {
+            let m: ResendTemporaryPassword = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::Resend(m),
+            )
+        } else if Reserved::TYPE.matches(t) {
+            (by_correlation()?, Input::Reserved(decode(t, body)?))
+        } else if Reconciled::TYPE.matches(t) {
+            (by_correlation()?, Input::Reconciled(decode(t, body)?))
+        } else if SubscriberChecked::TYPE.matches(t) {
+            (by_correlation()?, Input::Subscriber(decode(t, body)?))
+        } else if PhoneCodeExpired::TYPE.matches(t) {
+            let _: PhoneCodeExpired = decode(t, body)?;
+            (by_correlation()?, Input::CodeExpired)
+        } else if AccountCreated::TYPE.matches(t) {
+            (by_correlation()?, Input::AccountCreated(decode(t, body)?))
+        } else if SmsSent::TYPE.matches(t) {
+            (by_correlation()?, Input::SmsSent(decode(t, body)?))
+        } else if SmsNotSent::TYPE.matches(t) {
+            (by_correlation()?, Input::SmsNotSent(decode(t, body)?))
+        } else if DeliveryReported::TYPE.matches(t) {
+            (by_correlation()?, Input::Delivery(decode(t, body)?))
+        } else {
+            return Err(Failure::invalid_input(format!(
+                "the issuance saga does not take {t}"
+            )));
+        })
+    }
+
+    fn transition(
+        &self,
+        state: Option<&Issuance>,
+        input: &Input,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let Some(state) = state else {
+            return match input {
+                Input::Apply(a) => self.apply(a, ctx),
+                Input::Confirm(_) | Input::Resend(_) => {
+                    Err(Failure::permanent("no such application"))
+                }
+                _ => Err(Failure::permanent(
+                    "an answer for an application that does not exist",
+                )),
+            };
+        };
+        let mut rng = ctx.rng();
+        let s = state;
+        match (&s.stage, input) {
+            (_, Input::Apply(_)) => Ok(Step::to(s.clone())), // the desk sent it again: no change
+            (Stage::Reserving, Input::Reserved(r)) => Ok(match r.outcome {
+                ReserveOutcome::Reserved => {
+                    with_stage(s, Stage::Reconciling).send(Command::new(&Reconcile {
+                        person: s.person.clone(),
+                        document: s.document.clone(),
+                    })?)
+                }
+                // Nothing was reserved: nothing to undo.
+                ReserveOutcome::AlreadyAssigned => {
+                    reject(s, RejectReason::AlreadyAssigned, None, vec![], false)?
+                }
+                ReserveOutcome::PhoneBound => {
+                    reject(s, RejectReason::PhoneBound, None, vec![], false)?
+                }
+            }),
+            (Stage::Reconciling, Input::Reconciled(r)) => Ok(match &r.result {
+                ReconcileResult::Match => {
+                    with_stage(s, Stage::CheckingSubscriber).send(Command::new(&CheckSubscriber {
+                        phone: s.phone.clone(),
+                    })?)
+                }
+                ReconcileResult::Mismatch { fields } => {
+                    let fields = fields
+                        .iter()
+                        .map(|f| FieldError {
+                            field: mvd_field(f),
+                            problem: "differs from the MVD registry".into(),
+                        })
+                        .collect();
+                    reject(s, RejectReason::MvdMismatch, None, fields, true)?
+                }
+                ReconcileResult::PersonUnknown => reject(
+                    s,
+                    RejectReason::MvdMismatch,
+                    Some("person_unknown".into()),
+                    vec![FieldError {
+                        field: "person.identification_number".into(),
+                        problem: "the MVD registry does not know this person".into(),
+                    }],
+                    true,
+                )?,
+                ReconcileResult::DocumentInvalid { status } => reject(
+                    s,
+                    RejectReason::DocumentInvalid,
+                    Some(status.clone()),
+                    vec![],
+                    true,
+                )?,
+            }),
+            (Stage::CheckingSubscriber, Input::Subscriber(c)) => match (c.status, c.operator) {
+                (SubscriberStatus::Active, Some(operator)) => {
+                    let code = random_digits(&mut rng, 6);
+                    let text = self.settings.phone_code_text.replace("{code}", &code);
+                    let sealed = self.sealer.seal(&mut rng, &text)?;
+                    let expires_at = ctx.now + self.settings.code_ttl;
+                    Ok(with_stage(
+                        s,
+                        Stage::ConfirmingPhone {
+                            code_hash: hash_secret(&mut rng, &code)?,
+                            attempts_left: self.settings.code_attempts,
+                            expires_at,
+                            operator,
+                        },
+                    )
+                    .send(Command::new(&SendSms {
+                        to: s.phone.clone(),
+                        operator: Some(operator),
+                        purpose: SmsPurpose::PhoneCode,
+                        text: sealed,
+                    })?)
+                    .send(Command::new(&PhoneCodeSent {
+                        desk_id: s.application.desk_id.clone(),
+                        application_number: s.application.number.clone(),
+                        phone_masked: masked_phone(&s.phone),
+                        expires_at,
+                        attempts_left: self.settings.code_attempts,
+                    })?)
+                    .set_timer(TimerRequest {
+                        name: CODE_TIMER.into(),
+                        after: self.settings.code_ttl,
+                        message: Command::new(&PhoneCodeExpired {
+                            desk_id: s.application.desk_id.clone(),
+                            application_number: s.application.number.clone(),
+                        })?,
+                    }))
+                }
+                (status, _) => reject(
+                    s,
+                    RejectReason::PhoneNotMobile,
+                    Some(
+                        match status {
+                            SubscriberStatus::Blocked => "subscriber_blocked",
+                            _ => "no_subscriber",
+                        }
+                        .into(),
+                    ),
+                    vec![],
+                    true,
+                ),
+            },
+            (
+                Stage::ConfirmingPhone {
+                    code_hash,
+                    attempts_left,
+                    expires_at,
+                    operator,
+                },
+                Input::Confirm(c),
+            ) => {
+                if ctx.now >= *expires_at {
+                    return reject(
+                        s,
+                        RejectReason::PhoneNotConfirmed,
+                        Some("timed_out".into()),
+                        vec![],
+                        true,
+                    )
+                    .map(|st| st.cancel_timer(CODE_TIMER));
+                }
+                if verify_secret(c.code.trim(), code_hash) {
+                    let password = random_password(&mut rng);
+                    let expires_at = ctx.now + self.settings.temporary_password_ttl;
+                    let text = self
+                        .settings
+                        .temporary_password_text
+                        .replace("{identifier}", &s.person.identification_number)
+                        .replace("{password}", &password);
+                    let sealed = self.sealer.seal(&mut rng, &text)?;
+                    Ok(with_stage(
+                        s,
+                        Stage::CreatingAccount {
+                            text: sealed,
+                            expires_at,
+                            operator: *operator,
+                            resend: false,
+                        },
+                    )
+                    .send(Command::new(&CreateAccount {
+                        identifier: s.person.identification_number.clone(),
+                        application: s.application.business_key(),
+                        temporary_password_hash: hash_secret(&mut rng, &password)?,
+                        temporary_password_expires_at: expires_at,
+                    })?)
+                    .cancel_timer(CODE_TIMER))
+                } else if *attempts_left <= 1 {
+                    reject(
+                        s,
+                        RejectReason::PhoneNotConfirmed,
+                        Some("too_many_attempts".into()),
+                        vec![],
+                        true,
+                    )
+                    .and_then(|st| Ok(st.send(wrong_code(s)?)))
+                    .map(|st| st.cancel_timer(CODE_TIMER))
+                } else {
+                    let left = attempts_left - 1;
+                    Ok(with_stage(
+                        s,
+                        Stage::ConfirmingPhone {
+                            code_hash: code_hash.clone(),
+                            attempts_left: left,
+                            expires_at: *expires_at,
+                            operator: *operator,
+                        },
+                    )
+                    .send(Command::new(&PhoneCodeWrong {
+                        desk_id: s.application.desk_id.clone(),
+                        application_number: s.application.number.clone(),
+                        attempts_left: left,
+                    })?)
+                    .send(wrong_code(s)?))
+                }
+            }
+            (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => reject(
+                s,
+                RejectReason::PhoneNotConfirmed,
+                Some("timed_out".into()),
+                vec![],
+                true,
+            ),
+            // No code will come: too many wrong codes were typed for this phone over every
+            // application (the per-phone limit), the phone had too many SMS, or the operator
+            // refused it. Said now rather than when the code would have expired.
+            (Stage::ConfirmingPhone { .. }, Input::SmsNotSent(n))
+                if n.purpose == SmsPurpose::PhoneCode =>
+            {
+                let detail = if n.reason == WRONG_CODES_PER_PHONE_REACHED {
+                    "too_many_attempts"
+                } else {
+                    "code_not_delivered"
+                };
+                reject(
+                    s,
+                    RejectReason::PhoneNotConfirmed,
+                    Some(detail.into()),
+                    vec![],
+                    true,
+                )
+                .map(|st| st.cancel_timer(CODE_TIMER))
+            }
+            (
+                Stage::CreatingAccount {
+                    text,
+                    expires_at,
+                    operator,
+                    resend,
+                },
+                Input::AccountCreated(_),
+            ) => Ok(with_stage(
+                s,
+                Stage::SendingPassword {
+                    expires_at: *expires_at,
+                    operator: *operator,
+                    resend: *resend,
+                },
+            )
+            .send(Command::new(&SendSms {
+                to: s.phone.clone(),
+                operator: Some(*operator),
+                purpose: SmsPurpose::TemporaryPassword,
+                text: text.clone(),
+            })?)),
+            (
+                Stage::SendingPassword {
+                    expires_at,
+                    operator,
+                    resend,
+                },
+                Input::SmsSent(m),
+            ) if m.purpose == SmsPurpose::TemporaryPassword => {
+                self.issued(s, *expires_at, *operator, *resend, None, ctx)
+            }
+            (
+                Stage::SendingPassword {
+                    expires_at,
+                    operator,
+                    resend,
+                },
+                Input::SmsNotSent(m),
+            ) if m.purpose == SmsPurpose::TemporaryPassword => {
+                // The identifier is assigned and the account exists; only the SMS failed. The
+                // desk learns it and may ask for a resend.
+                let step = self.issued(s, *expires_at, *operator, *resend, Some(false), ctx)?;
+                Ok(step.send(Command::new(&PasswordNotDelivered {
+                    desk_id: s.application.desk_id.clone(),
+                    application_number: s.application.number.clone(),
+                })?))
+            }
+            (
+                Stage::Issued {
+                    notice_number,
+                    expires_at,
+                    operator,
+                    password_delivered,
+                },
+                Input::Delivery(d),
+            ) if d.purpose == SmsPurpose::TemporaryPassword => {
+                let mut step = with_stage(
+                    s,
+                    Stage::Issued {
+                        notice_number: notice_number.clone(),
+                        expires_at: *expires_at,
+                        operator: *operator,
+                        password_delivered: Some(d.delivered),
+                    },
+                );
+                if !d.delivered && *password_delivered != Some(false) {
+                    step = step.send(Command::new(&PasswordNotDelivered {
+                        desk_id: s.application.desk_id.clone(),
+                        application_number: s.application.number.clone(),
+                    })?);
+                }
+                Ok(step)
+            }
+            // A resend after the notice, or while the first password SMS is stuck (the
+            // operator refused it until its retries ran out): a new password either way.
+            (
+                Stage::Issued { operator, .. } | Stage::SendingPassword { operator, .. },
+                Input::Resend(_),
+            ) => {
+                let resend = matches!(s.stage, Stage::Issued { .. });
+                let password = random_password(&mut rng);
+                let expires_at = ctx.now + self.settings.temporary_password_ttl;
+                let text = self
+                    .settings
+                    .temporary_password_text
+                    .replace("{identifier}", &s.person.identification_number)
+                    .replace("{password}", &password);
+                Ok(with_stage(
+                    s,
+                    Stage::CreatingAccount {
+                        text: self.sealer.seal(&mut rng, &text)?,
+                        expires_at,
+                        operator: *operator,
+                        resend,
+                    },
+                )
+                .send(Command::new(&CreateAccount {
+                    identifier: s.person.identification_number.clone(),
+                    application: s.application.business_key(),
+                    temporary_password_hash: hash_secret(&mut rng, &password)?,
+                    temporary_password_expires_at: expires_at,
+                })?))
+            }
+            // The registry reserved after an operator's cancel (its command was stuck): undo it.
+            (
+                Stage::Rejected {
+                    reason: RejectReason::CancelledByOperator,
+                    ..
+                },
+                Input::Reserved(Reserved {
+                    outcome: ReserveOutcome::Reserved,
+                }),
+            ) => Ok(Step::to(s.clone()).send(release(s)?)),
+            // Late or repeated answers (a delivery report of the phone code, a second copy of a
+            // reply, the code timer after the code was confirmed) change nothing.
+            _ => Ok(Step::to(s.clone())),
+        }
+    }
+
+    fn state_name(&self, state: &Issuance) -> String {
+        match &state.stage {
+            Stage::Reserving => "reserving",
+            Stage::Reconciling => "reconciling",
+            Stage::CheckingSubscriber => "checking_subscriber",
+            Stage::ConfirmingPhone { .. } => "confirming_phone",
+            Stage::CreatingAccount { .. } => "creating_account",
+            Stage::SendingPassword { .. } => "sending_password",
+            Stage::Issued { .. } => "issued",
+            Stage::Rejected { .. } => "rejected",
+        }
+        .into()
+    }
+
+    fn is_terminal(&self, state: &Issuance) -> bool {
+        matches!(state.stage, Stage::Issued { .. } | Stage::Rejected { .. })
+    }
+
+    /// The failure path with reason `cancelled_by_operator`: the desk is told, the reservation
+    /// released (also one still on its way: see the late `Reserved` above). Refused from the
+    /// account step on, when the registry may have assigned the identifier already.
+    fn cancel(
+        &self,
+        s: &Issuance,
+        request: &CancelSaga,
+        _ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        match s.stage {
+            Stage::Reserving
+            | Stage::Reconciling
+            | Stage::CheckingSubscriber
+            | Stage::ConfirmingPhone { .. } => reject(
+                s,
+                RejectReason::CancelledByOperator,
+                Some(request.reason.clone()),
+                vec![],
+                true,
+            )
+            .map(|st| st.cancel_timer(CODE_TIMER)),
+            Stage::CreatingAccount { .. } | Stage::SendingPassword { .. } => {
+                Err(Failure::permanent(
+                    "the registry may have assigned the identifier already: an application \
+                     past the phone confirmation cannot be cancelled (the desk may ask for the \
+                     temporary password again)",
+                ))
+            }
+            Stage::Issued { .. } | Stage::Rejected { .. } => {
+                Err(Failure::permanent("the application has ended"))
+            }
+        }
+    }
+}
+
+impl IssuanceSaga {
+    fn apply(
+        &self,
+        a: &ApplyForIdentifier,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let today = ctx.now.date_naive();
+        let initial = |phone: String, stage| Issuance {
+            application: a.application.clone(),
+            person: a.person.clone(),
+            document: a.document.clone(),
+            phone,
+            stage,
+        };
+        let (errors, id, phone) = validate(a, today, self.settings.min_age_years);
+        let rejected = |reason, detail: Option<&str>, fields: Vec<FieldError>| {
+            let state = initial(a.phone.clone(), Stage::Reserving);
+            reject(&state, reason, detail.map(str::to_owned), fields, false)
+        };
+        if !errors.is_empty() {
+            return rejected(RejectReason::InvalidInput, None, errors.fields);
+        }
+        if !a.consent_to_mvd_check {
+            return rejected(RejectReason::ConsentMissing, None, vec![]);
+        }
+        if a.document.expires_on < today {
+            return rejected(RejectReason::DocumentInvalid, Some("expired"), vec![]);
+        }
+        let phone = match phone {
+            Ok(p) => p,
+            Err(e) => {
+                return rejected(
+                    RejectReason::PhoneNotMobile,
+                    None,
+                    vec![FieldError {
+                        field: "phone".into(),
+                        problem: e.to_string(),
+                    }],
+                );
+            }
+        };
+        let Some(id) = id else {
+            return Err(Failure::permanent(
+                "validated identification number missing",
+            ));
+        };
+        let state = initial(phone.as_str().to_owned(), Stage::Reserving);
+        Ok(Step::to(state).send(Command::new(&Reserve {
+            identifier: id.as_str().to_owned(),
+            phone: phone.as_str().to_owned(),
+            application: a.application.business_key(),
+        })?))
+    }
+
+    fn issued(
+        &self,
+        s: &Issuance,
+        expires_at: DateTime<Utc>,
+        operator: Operator,
+        resend: bool,
+        password_delivered: Option<bool>,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let notice_number = notice_number(&s.application);
+        let step = with_stage(
+            s,
+            Stage::Issued {
+                notice_number: notice_number.clone(),
+                expires_at,
+                operator,
+                password_delivered,
+            },
+        );
+        Ok(if resend {
+            step.send(Command::new(&PasswordResent {
+                desk_id: s.application.desk_id.clone(),
+                application_number: s.application.number.clone(),
+                temporary_password_expires_at: expires_at,
+            })?)
+        } else {
+            step.send(Command::new(&IdentifierIssued {
+                notice: NoticeOfIssuance {
+                    notice_number,
+                    identifier: s.person.identification_number.clone(),
+                    issued_on: ctx.now.date_naive(),
+                    surname: s.person.surname.clone(),
+                    given_name: s.person.given_name.clone(),
+                    patronymic: s.person.patronymic.clone(),
+                    application: s.application.clone(),
+                    phone_masked: masked_phone(&s.phone),
+                    temporary_password_expires_at: expires_at,
+                },
+            })?)
+        })
+    }
+}
+
+fn with_stage(s: &Issuance, stage: Stage) -> Step<Issuance> {
+    Step::to(Issuance { stage, ..s.clone() })
+}
+
+/// Ends the application with `reason`, telling the desk, and releases the reservation when one
+/// was made.
+fn reject(
+    s: &Issuance,
+    reason: RejectReason,
+    detail: Option<String>,
+    fields: Vec<FieldError>,
+    release: bool,
+) -> Result<Step<Issuance>, Failure> {
+    let mut step = with_stage(
+        s,
+        Stage::Rejected {
+            reason,
+            detail: detail.clone(),
+        },
+    )
+    .send(Command::new(&ApplicationRejected {
+        desk_id: s.application.desk_id.clone(),
+        application_number: s.application.number.clone(),
+        reason,
+        detail,
+        fields,
+    })?);
+    if release {
+        step = step.send(self::release(s)?);
+    }
+    Ok(step)
+}
+
+/// Tells the SMS worker a wrong code was typed for the application's phone: it counts them per
+/// phone over every application, so a new application on the same phone gets no fresh guesses
+/// once the phone's limit is reached.
+fn wrong_code(s: &Issuance) -> Result<Command, Failure> {
+    Command::new(&WrongCode {
+        phone: s.phone.clone(),
+        purpose: SmsPurpose::PhoneCode,
+    })
+    .map(Command::detach)
+}
+
+/// The registry command that frees the application's reservation (a no-op when there is none).
+fn release(s: &Issuance) -> Result<Command, Failure> {
+    Command::new(&Release {
+        identifier: s.person.identification_number.clone(),
+        application: s.application.business_key(),
+    })
+}
+
+fn masked_phone(phone: &str) -> String {
+    Msisdn::parse(phone).map_or_else(|_| "***".into(), |p| p.masked())
+}
+
+fn notice_number(a: &Application) -> String {
+    format!("UI-{}-{}-{}", a.date.year(), a.desk_id, a.number)
+}
+
+/// The application's field for an MVD field name.
+fn mvd_field(f: &str) -> String {
+    if f.starts_with("document.") {
+        f.to_owned()
+    } else {
+        format!("person.{f}")
+    }
+}
+
+/// Checks the application's form; returns the problems, the parsed identification number and
+/// the parsed phone (the phone's own rule is judged separately, as `phone_not_mobile`).
+fn validate(
+    a: &ApplyForIdentifier,
+    today: NaiveDate,
+    min_age: u32,
+) -> (
+    ValidationErrors,
+    Option<IdNumber>,
+    Result<Msisdn, PhoneError>,
+) {
+    let mut e = ValidationErrors::new();
+    e.check(
+        !a.application.number.trim().is_empty(),
+        "application.number",
+        "must not be empty",
+    );
+    e.check(
+        !a.application.desk_id.trim().is_empty(),
+        "application.desk_id",
+        "must not be empty",
+    );
+    e.check(
+        !a.application.worker_id.trim().is_empty(),
+        "application.worker_id",
+        "must not be empty",
+    );
+    e.check(
+        a.application.date <= today,
+        "application.date",
+        "must not be in the future",
+    );
+    let id = match IdNumber::parse(&a.person.identification_number) {
+        Ok(id) => {
+            if id.status() != a.person.status {
+                e.add(
+                    "person.status",
+                    format!(
+                        "does not match the identification number, which says {}",
+                        status_name(id.status())
+                    ),
+                );
+            }
+            Some(id)
+        }
+        Err(err) => {
+            e.add("person.identification_number", err.to_string());
+            None
+        }
+    };
+    for (field, value) in [
+        ("person.surname", Some(&a.person.surname)),
+        ("person.given_name", Some(&a.person.given_name)),
+        ("person.patronymic", a.person.patronymic.as_ref()),
+    ] {
+        if let Some(v) = value {
+            let v = v.trim();
+            let ok = !v.is_empty()
+                && v.chars().count() <= 100
+                && v.chars().all(|c| c.is_alphabetic() || " -'".contains(c));
+            e.check(
+                ok,
+                field,
+                "must be 1-100 letters (spaces, hyphens and apostrophes allowed)",
+            );
+        }
+    }
+    match age_on(a.person.birth_date, today) {
+        Some(age) if age >= min_age => {}
+        Some(_) => e.add(
+            "person.birth_date",
+            format!("the person must be at least {min_age} years old"),
+        ),
+        None => e.add("person.birth_date", "must not be in the future"),
+    }
+    let d = &a.document;
+    e.check(
+        !d.number.trim().is_empty(),
+        "document.number",
+        "must not be empty",
+    );
+    e.check(
+        d.issued_on <= today,
+        "document.issued_on",
+        "must not be in the future",
+    );
+    e.check(
+        d.issued_on < d.expires_on,
+        "document.expires_on",
+        "must be after the date of issue",
+    );
+    let kind_fits = match a.person.status {
+        PersonStatus::Citizen => matches!(d.kind, DocumentKind::Passport | DocumentKind::IdCard),
+        _ => d.kind == DocumentKind::ResidencePermit,
+    };
+    e.check(
+        kind_fits,
+        "document.kind",
+        "a citizen presents a passport or identity card; a foreign citizen or stateless person a residence permit",
+    );
+    let phone = Msisdn::parse(&a.phone);
+    if let Err(PhoneError::Malformed { problem }) = &phone {
+        e.add("phone", format!("is malformed: {problem}"));
+    }
+    (e, id, phone)
+}
+
+fn status_name(s: PersonStatus) -> &'static str {
+    match s {
+        PersonStatus::Citizen => "citizen",
+        PersonStatus::ForeignCitizen => "foreign citizen",
+        PersonStatus::Stateless => "stateless person",
+    }
+}
+
+fn age_on(birth: NaiveDate, today: NaiveDate) -> Option<u32> {
+    if birth > today {
+        return None;
+    }
+    let mut age = today.year() - birth.year();
+    if (today.month(), today.day()) < (birth.month(), birth.day()) {
+        age -= 1;
+    }
+    u32::try_from(age).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::Metadata;
+    use contracts::issuance::IdentityDocument;
+    use uuid::Uuid;
+
+    fn saga() -> IssuanceSaga {
+        let sealer = Sealer::from_config(Some("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+            .expect("key");
+        IssuanceSaga::new(Arc::new(sealer), IssuanceSettings::default())
+    }
+
+    fn application() -> ApplyForIdentifier {
+        ApplyForIdentifier {
+            application: Application {
+                number: "A-1".into(),
+                date: NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+                desk_id: "minsk-1".into(),
+                worker_id: "w-7".into(),
+            },
+            person: Applicant {
+                identification_number: "3270287A012PB2".into(),
+                surname: "Иванова".into(),
+                given_name: "Анна".into(),
+                patronymic: Some("Сергеевна".into()),
+                birth_date: NaiveDate::from_ymd_opt(1987, 2, 27).expect("date"),
+                status: PersonStatus::Citizen,
+            },
+            document: IdentityDocument {
+                kind: DocumentKind::Passport,
+                number: "MP1234567".into(),
+                issued_on: NaiveDate::from_ymd_opt(2020, 3, 1).expect("date"),
+                expires_on: NaiveDate::from_ymd_opt(2030, 3, 1).expect("date"),
+            },
+            phone: "+375 29 123-45-67".into(),
+            consent_to_mvd_check: true,
+        }
+    }
+
+    struct Run {
+        saga: IssuanceSaga,
+        meta: Metadata,
+        seed: u8,
+        now: DateTime<Utc>,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Self {
+                saga: saga(),
+                meta: Metadata::new("test.v1", "test"),
+                seed: 0,
+                now: DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+                    .expect("time")
+                    .with_timezone(&Utc),
+            }
+        }
+
+        fn step(&mut self, state: Option<&Issuance>, input: Input) -> Step<Issuance> {
+            self.seed += 1;
+            let ctx = StepContext {
+                now: self.now,
+                saga_id: Uuid::nil(),
+                message: &self.meta,
+                seed: [self.seed; 32],
+            };
+            self.saga
+                .transition(state, &input, &ctx)
+                .expect("transition")
+        }
+    }
+
+    fn sent(step: &Step<Issuance>) -> Vec<&str> {
+        step.commands
+            .iter()
+            .map(|c| c.message_type.as_str())
+            .collect()
+    }
+
+    fn rejection(step: &Step<Issuance>) -> ApplicationRejected {
+        let c = step
+            .commands
+            .iter()
+            .find(|c| c.message_type == ApplicationRejected::TYPE.to_string())
+            .expect("a rejection");
+        serde_json::from_slice(&c.body).expect("body")
+    }
+
+    #[test]
+    fn a_good_application_is_issued_step_by_step_and_secrets_leave_only_sealed_or_hashed() {
+        let mut run = Run::new();
+        let s1 = run.step(None, Input::Apply(application()));
+        assert_eq!(sent(&s1), ["registry.reserve.v1"]);
+        assert_eq!(s1.state.phone, "+375291234567", "the phone is normalised");
+        let s2 = run.step(
+            Some(&s1.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::Reserved,
+            }),
+        );
+        assert_eq!(sent(&s2), ["mvd.reconcile.v1"]);
+        let s3 = run.step(
+            Some(&s2.state),
+            Input::Reconciled(Reconciled {
+                reconciliation_id: "r".into(),
+                result: ReconcileResult::Match,
+                checked_on: run.now.date_naive(),
+            }),
+        );
+        assert_eq!(sent(&s3), ["sms.check_subscriber.v1"]);
+        let s4 = run.step(
+            Some(&s3.state),
+            Input::Subscriber(SubscriberChecked {
+                status: SubscriberStatus::Active,
+                operator: Some(Operator::A1),
+            }),
+        );
+        assert_eq!(sent(&s4), ["sms.send.v1", "issuance.phone_code_sent.v1"]);
+        assert_eq!(s4.timers.len(), 1);
+        let send: SendSms = serde_json::from_slice(&s4.commands[0].body).expect("body");
+        let text = run.saga.sealer.open(&send.text).expect("opens");
+        let code: String = text.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(code.len(), 6);
+        let all_bytes = |s: &Step<Issuance>| {
+            let mut v = serde_json::to_vec(&s.state).expect("state");
+            for c in &s.commands {
+                v.extend_from_slice(&c.body);
+            }
+            String::from_utf8_lossy(&v).into_owned()
+        };
+        assert!(
+            !all_bytes(&s4).contains(&code),
+            "the code is never in the clear"
+        );
+
+        let s5 = run.step(
+            Some(&s4.state),
+            Input::Confirm(ConfirmPhone {
+                desk_id: "minsk-1".into(),
+                application_number: "A-1".into(),
+                code: code.clone(),
+            }),
+        );
+        assert_eq!(sent(&s5), ["registry.create_account.v1"]);
+        assert_eq!(s5.cancel_timers, vec![CODE_TIMER.to_string()]);
+        let Stage::CreatingAccount { text, .. } = &s5.state.stage else {
+            panic!("creating the account: {:?}", s5.state.stage);
+        };
+        let text = run.saga.sealer.open(text).expect("opens");
+        let password = text
+            .split("пароль: ")
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .expect("password in the text")
+            .to_owned();
+        assert_eq!(password.len(), 10);
+        let create: CreateAccount = serde_json::from_slice(&s5.commands[0].body).expect("body");
+        assert!(verify_secret(&password, &create.temporary_password_hash));
+        assert!(
+            !all_bytes(&s5).contains(&password),
+            "the password is never in the clear"
+        );
+
+        let s6 = run.step(
+            Some(&s5.state),
+            Input::AccountCreated(AccountCreated {
+                password_replaced: false,
+            }),
+        );
+        assert_eq!(sent(&s6), ["sms.send.v1"]);
+        let s7 = run.step(
+            Some(&s6.state),
+            Input::SmsSent(SmsSent {
+                purpose: SmsPurpose::TemporaryPassword,
+                operator: Operator::A1,
+                provider_message_id: "a1-1".into(),
+            }),
+        );
+        assert_eq!(sent(&s7), ["issuance.identifier_issued.v1"]);
+        let issued: IdentifierIssued = serde_json::from_slice(&s7.commands[0].body).expect("body");
+        assert_eq!(issued.notice.identifier, "3270287A012PB2");
+        assert_eq!(issued.notice.notice_number, "UI-2026-minsk-1-A-1");
+        assert_eq!(issued.notice.phone_masked, "+375 29 ***-**-67");
+        assert!(run.saga.is_terminal(&s7.state));
+    }
+
+    #[test]
+    fn each_broken_rule_in_the_application_is_its_own_rejection() {
+        let mut run = Run::new();
+        let mut bad = application();
+        bad.person.identification_number = "327028".into();
+        bad.person.birth_date = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+        let r = rejection(&run.step(None, Input::Apply(bad)));
+        assert_eq!(r.reason, RejectReason::InvalidInput);
+        let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["person.identification_number", "person.birth_date"]
+        );
+
+        let mut no_consent = application();
+        no_consent.consent_to_mvd_check = false;
+        let r = rejection(&run.step(None, Input::Apply(no_consent)));
+        assert_eq!(r.reason, RejectReason::ConsentMissing);
+
+        let mut expired = application();
+        expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
+        let r = rejection(&run.step(None, Input::Apply(expired)));
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (RejectReason::DocumentInvalid, Some("expired"))
+        );
+
+        let mut landline = application();
+        landline.phone = "+375 17 123-45-67".into();
+        let r = rejection(&run.step(None, Input::Apply(landline)));
+        assert_eq!(r.reason, RejectReason::PhoneNotMobile);
+
+        let mut wrong_status = application();
+        wrong_status.person.status = PersonStatus::Stateless;
+        wrong_status.document.kind = DocumentKind::ResidencePermit;
+        let r = rejection(&run.step(None, Input::Apply(wrong_status)));
+        assert_eq!(r.fields[0].field, "person.status");
+    }
+
+    #[test]
+    fn a_failed_step_after_the_reservation_releases_it() {
+        let mut run = Run::new();
+        let s1 = run.step(None, Input::Apply(application()));
+        let taken = run.step(
+            Some(&s1.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::AlreadyAssigned,
+            }),
+        );
+        assert_eq!(rejection(&taken).reason, RejectReason::AlreadyAssigned);
+        assert_eq!(sent(&taken), ["issuance.rejected.v1"], "nothing to release");
+
+        let s2 = run.step(
+            Some(&s1.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::Reserved,
+            }),
+        );
+        let mismatch = run.step(
+            Some(&s2.state),
+            Input::Reconciled(Reconciled {
+                reconciliation_id: "r".into(),
+                result: ReconcileResult::Mismatch {
+                    fields: vec!["surname".into()],
+                },
+                checked_on: run.now.date_naive(),
+            }),
+        );
+        assert_eq!(
+            sent(&mismatch),
+            ["issuance.rejected.v1", "registry.release.v1"]
+        );
+        let r = rejection(&mismatch);
+        assert_eq!(r.reason, RejectReason::MvdMismatch);
+        assert_eq!(r.fields[0].field, "person.surname");
+    }
+
+    #[test]
+    fn an_operators_cancel_rejects_and_releases_until_the_account_step() {
+        let mut run = Run::new();
+        let request = CancelSaga {
+            saga_id: Uuid::nil(),
+            reason: "MVD outage for a week".into(),
+            operator: "ivanov".into(),
+        };
+        let cancel = |run: &Run, state: &Issuance| {
+            let ctx = StepContext {
+                now: run.now,
+                saga_id: Uuid::nil(),
+                message: &run.meta,
+                seed: [1; 32],
+            };
+            run.saga.cancel(state, &request, &ctx)
+        };
+        let reserving = run.step(None, Input::Apply(application())).state;
+        let reconciling = run
+            .step(
+                Some(&reserving),
+                Input::Reserved(Reserved {
+                    outcome: ReserveOutcome::Reserved,
+                }),
+            )
+            .state;
+        let stuck = cancel(&run, &reconciling).expect("cancelled");
+        assert_eq!(
+            sent(&stuck),
+            ["issuance.rejected.v1", "registry.release.v1"]
+        );
+        let r = rejection(&stuck);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (
+                RejectReason::CancelledByOperator,
+                Some("MVD outage for a week")
+            )
+        );
+        assert_eq!(r.reason.as_str(), "cancelled_by_operator");
+        assert!(run.saga.is_terminal(&stuck.state));
+        assert_eq!(stuck.cancel_timers, vec![CODE_TIMER.to_string()]);
+        // Cancelled while the reservation was on its way: released now, and again when the
+        // registry's late answer comes.
+        let early = cancel(&run, &reserving).expect("cancelled");
+        assert!(sent(&early).contains(&"registry.release.v1"));
+        let late = run.step(
+            Some(&early.state),
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::Reserved,
+            }),
+        );
+        assert_eq!(sent(&late), ["registry.release.v1"]);
+        assert_eq!(late.state, early.state);
+        // Past the phone confirmation the identifier may be assigned: refused. Ended: refused.
+        let creating = Issuance {
+            stage: Stage::SendingPassword {
+                expires_at: run.now,
+                operator: Operator::A1,
+                resend: false,
+            },
+            ..reconciling.clone()
+        };
+        let refused = cancel(&run, &creating).expect_err("refused");
+        assert!(
+            refused.reason.contains("cannot be cancelled"),
+            "{refused:?}"
+        );
+        assert!(cancel(&run, &stuck.state).is_err());
+    }
+
+    #[test]
+    fn wrong_codes_are_counted_and_the_last_one_rejects() {
+        let mut run = Run::new();
+        let mut state = run.step(None, Input::Apply(application())).state;
+        state = run
+            .step(
+                Some(&state),
+                Input::Reserved(Reserved {
+                    outcome: ReserveOutcome::Reserved,
+                }),
+            )
+            .state;
+        state = run
+            .step(
+                Some(&state),
+                Input::Reconciled(Reconciled {
+                    reconciliation_id: "r".into(),
+                    result: ReconcileResult::Match,
+                    checked_on: run.now.date_naive(),
+                }),
+            )
+            .state;
+        state = run
+            .step(
+                Some(&state),
+                Input::Subscriber(SubscriberChecked {
+                    status: SubscriberStatus::Active,
+                    operator: Some(Operator::Mts),
+                }),
+            )
+            .state;
+        let wrong = || {
+            Input::Confirm(ConfirmPhone {
+                desk_id: "minsk-1".into(),
+                application_number: "A-1".into(),
+                code: "not-it".into(),
+            })
+        };
+        let first = run.step(Some(&state), wrong());
+        assert_eq!(
+            sent(&first),
+            ["issuance.phone_code_wrong.v1", "sms.wrong_code.v1"]
+        );
+        let second = run.step(Some(&first.state), wrong());
+        let third = run.step(Some(&second.state), wrong());
+        let r = rejection(&third);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
+        );
+        assert!(sent(&third).contains(&"registry.release.v1"));
+        assert_eq!(third.cancel_timers, vec![CODE_TIMER.to_string()]);
+        // Every wrong code, the last one too, is counted against the phone, detached.
+        for step in [&first, &second, &third] {
+            let counted: Vec<&Command> = step
+                .commands
+                .iter()
+                .filter(|c| c.message_type == "sms.wrong_code.v1")
+                .collect();
+            assert_eq!(counted.len(), 1);
+            assert!(counted[0].detached);
+            let w: WrongCode = serde_json::from_slice(&counted[0].body).expect("body");
+            assert_eq!(
+                (w.phone.as_str(), w.purpose),
+                ("+375291234567", SmsPurpose::PhoneCode)
+            );
+        }
+
+        let expired = run.step(Some(&state), Input::CodeExpired);
+        let r = rejection(&expired);
+        assert_eq!(r.detail.as_deref(), Some("timed_out"));
+
+        // The phone's limit of wrong codes over every application is reached: the code is not
+        // sent, and the application ends at once, as if its own attempts were used up.
+        let not_sent = |reason: &str| {
+            Input::SmsNotSent(SmsNotSent {
+                purpose: SmsPurpose::PhoneCode,
+                reason: reason.into(),
+            })
+        };
+        let limited = run.step(Some(&state), not_sent(WRONG_CODES_PER_PHONE_REACHED));
+        let r = rejection(&limited);
+        assert_eq!(
+            (r.reason, r.detail.as_deref()),
+            (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
+        );
+        assert!(sent(&limited).contains(&"registry.release.v1"));
+        assert_eq!(limited.cancel_timers, vec![CODE_TIMER.to_string()]);
+        let refused = run.step(Some(&state), not_sent("subscriber blocked"));
+        assert_eq!(
+            rejection(&refused).detail.as_deref(),
+            Some("code_not_delivered")
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! Starting and stopping the hub: connect, migrate, declare, run every component, drain.
+//!
+//! Shutdown order (SIGINT/SIGTERM or the caller's token): stop taking deliveries and firing
+//! timers, let in-flight handlers finish, flush the outbox relay, close the connection.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use contracts::{QueueSpec, Topology};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::{
+    self, Broker, ConsumerSettings, Handler, NamedSenders, Publisher, SenderPolicy,
+};
+use crate::config::HubConfig;
+use crate::health::Readiness;
+use crate::store::{self, relay, timers};
+
+/// What a handler factory may use.
+#[derive(Debug, Clone)]
+pub struct HubContext {
+    /// The database pool.
+    pub pool: PgPool,
+    /// The namespace's topology.
+    pub topology: Arc<Topology>,
+    /// This process's `app_id` on outgoing messages.
+    pub app_id: String,
+    /// The broker user the hub connects as: what the broker puts in `user_id` checks for the
+    /// hub's own messages (the bridge from HTTP back-offices speaks as it).
+    pub broker_user: String,
+}
+
+/// Builds a handler once the hub is connected.
+pub type HandlerFactory = Box<dyn Fn(&HubContext) -> Arc<dyn Handler> + Send + Sync>;
+
+/// A work queue and the handler that consumes it.
+pub struct Registration {
+    /// The queue and its bindings.
+    pub queue: QueueSpec,
+    /// Makes its handler.
+    pub factory: HandlerFactory,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which parts of the hub this process runs (`hub run --only ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Components {
+    /// Saga engines and other consumers.
+    pub consumers: bool,
+    /// The outbox relay.
+    pub relay: bool,
+    /// The timer poller.
+    pub timers: bool,
+    /// The dead-letter keeper (`ops::keeper`): dead-letter queues into `dead_letters`.
+    pub keeper: bool,
+}
+
+impl Components {
+    /// Everything.
+    pub const ALL: Components = Components {
+        consumers: true,
+        relay: true,
+        timers: true,
+        keeper: true,
+    };
+}
+
+/// A command line that asks for something that does not exist (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The plan of a process that consumes only `queues` (short names; all when empty): the other
+/// queues stay declared, as queues other processes consume, and the background tasks (the HTTP
+/// listener, the console) are left to the process that consumes everything. An unknown name
+/// is an error that lists the known ones.
+pub fn only_queues(mut plan: Plan, queues: &[String]) -> anyhow::Result<Plan> {
+    if queues.is_empty() {
+        return Ok(plan);
+    }
+    let known: Vec<&str> = plan
+        .registrations
+        .iter()
+        .map(|r| r.queue.name.as_str())
+        .collect();
+    if let Some(unknown) = queues.iter().find(|q| !known.contains(&q.as_str())) {
+        return Err(UsageError(format!(
+            "--queues: {unknown:?} is not a work queue of the hub; use some of: {}",
+            known.join(", ")
+        ))
+        .into());
+    }
+    let (mine, others): (Vec<_>, Vec<_>) = plan
+        .registrations
+        .into_iter()
+        .partition(|r| queues.contains(&r.queue.name));
+    plan.foreign_queues
+        .extend(others.into_iter().map(|r| r.queue));
+    plan.registrations = mine;
+    plan.background.clear();
+    Ok(plan)
+}
+
+/// The topology of `config`'s namespace with these queues.
+pub fn topology(config: &HubConfig, queues: Vec<QueueSpec>) -> anyhow::Result<Topology> {
+    Ok(Topology::new(
+        config.namespace.clone(),
+        queues,
+        config.retry_tiers.0.clone(),
+    )?)
+}
+
+/// A task that runs beside the consumers (an HTTP listener for callbacks and the operators'
+/// endpoints, the operators' console), started and stopped with them. It gets the process's
+/// [`Running`] parts besides the context.
+pub type Background = Box<
+    dyn FnOnce(&HubContext, &Running, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>
+        + Send,
+>;
+
+/// What a background task may use besides the [`HubContext`]: the parts that exist only once
+/// this process is connected and its handlers are made.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// What `GET /readyz` checks: this process's broker connection, database and outbox.
+    pub readiness: Readiness,
+    /// This process's broker connection.
+    pub broker: Broker,
+    /// This process's confirming publisher.
+    pub publisher: Arc<Publisher>,
+    /// The sagas this process runs (what an operator may cancel).
+    pub sagas: Arc<crate::engine::SagaTypes>,
+}
+
+/// What a hub process runs: its queues with their handlers, background tasks, who may send what
+/// and the business's migrations.
+#[derive(Default)]
+pub struct Plan {
+    /// Queues and handlers.
+    pub registrations: Vec<Registration>,
+    /// Queues the hub declares but others consume (an authority's queue).
+    pub foreign_queues: Vec<QueueSpec>,
+    /// Background tasks.
+    pub background: Vec<Background>,
+    /// Who may send what; [`NamedSenders`] (every message names its sender) when `None`.
+    pub senders: Option<Arc<dyn SenderPolicy>>,
+    /// The business's migrations, run with the runtime's as one ordered set
+    /// ([`store::migrator`]).
+    pub migrations: Vec<&'static Migrator>,
+}
+
+impl Plan {
+    /// Every queue of the plan: consumed and foreign.
+    pub fn queues(&self) -> Vec<QueueSpec> {
+        self.registrations
+            .iter()
+            .map(|r| r.queue.clone())
+            .chain(self.foreign_queues.iter().cloned())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("registrations", &self.registrations)
+            .field("foreign_queues", &self.foreign_queues)
+            .field("background", &self.background.len())
+            .field("senders", &self.senders.is_some())
+            .field("migrations", &self.migrations.len())
+            .finish()
+    }
+}
+
+impl From<Vec<Registration>> for Plan {
+    fn from(registrations: Vec<Registration>) -> Self {
+        Self {
+            registrations,
+            ..Self::default()
+        }
+    }
+}
+
+/// Runs the hub with these queues until `shutdown` is cancelled, then drains and returns.
+pub async fn run(
+    config: &HubConfig,
+    components: Components,
+    registrations: Vec<Registration>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_plan(config, components, Plan::from(registrations), shutdown).await
+}
+
+/// Runs the hub with this plan until `shutdown` is cancelled, then drains and returns.
+pub async fn run_plan(
+    config: &HubConfig,
+    components: Components,
+    plan: Plan,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let queues = plan.queues();
+    let Plan {
+        registrations,
+        background,
+        senders,
+        migrations,
+        ..
+    } = plan;
+    let senders = senders.unwrap_or_else(|| Arc::new(NamedSenders));
+    // Which process sent a message: several hub processes (or engines in one test) share a
+    // namespace, and operators need to tell them apart.
+    let app_id = format!(
+        "hub/{}/{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let topology = Arc::new(topology(config, queues)?);
+    let migrator = store::migrator(&migrations)?;
+    let pool = store::connect(&config.database_url, config.db_pool, &migrator).await?;
+    // The connection outlives the consumers so the relay can flush after they stop.
+    let connection_token = CancellationToken::new();
+    let broker = Broker::connect(&config.amqp_url, &app_id, connection_token.clone()).await?;
+    let channel = broker
+        .channel(&connection_token)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("broker connection closed during start"))?;
+    broker::declare(&channel, &topology, config.delivery_limit).await?;
+    let _ = channel.close(200, "topology declared".into()).await;
+
+    let publisher = Arc::new(Publisher::new(broker.clone(), connection_token.clone()));
+    let ctx = HubContext {
+        pool: pool.clone(),
+        topology: topology.clone(),
+        app_id: app_id.clone(),
+        broker_user: broker::broker_user(&config.amqp_url),
+    };
+    // What `GET /readyz` checks: this process's broker connection, database and outbox.
+    let readiness = Readiness::new(broker.clone(), pool.clone(), config.ready_max_outbox_lag);
+    let consuming = TaskTracker::new();
+    let mut handlers = Vec::new();
+    if components.consumers {
+        for r in &registrations {
+            let settings = ConsumerSettings {
+                queue: topology.work_queue(&r.queue.name),
+                prefetch: config.prefetch,
+                max_attempts: config.max_attempts,
+                handler_timeout: config.handler_timeout,
+                jitter: config.retry_jitter,
+                broker_user: ctx.broker_user.clone(),
+                senders: senders.clone(),
+            };
+            let handler = (r.factory)(&ctx);
+            handlers.push(handler.clone());
+            consuming.spawn(broker::run_consumer(
+                broker.clone(),
+                publisher.clone(),
+                topology.clone(),
+                settings,
+                handler,
+                shutdown.clone(),
+            ));
+        }
+    }
+    if components.consumers {
+        let running = Running {
+            readiness: readiness.clone(),
+            broker: broker.clone(),
+            publisher: publisher.clone(),
+            sagas: Arc::new(crate::engine::SagaTypes::new(&topology, handlers)),
+        };
+        for task in background {
+            let run = task(&ctx, &running, shutdown.clone());
+            consuming.spawn(async move {
+                if let Err(e) = run.await {
+                    tracing::error!(error = %format!("{e:#}"), "background task failed");
+                }
+            });
+        }
+    }
+    if components.timers {
+        consuming.spawn(timers::run_timers(
+            pool.clone(),
+            config.relay_batch,
+            config.poll_interval,
+            shutdown.clone(),
+        ));
+    }
+    if components.keeper {
+        consuming.spawn(crate::keeper::run_keeper(
+            broker.clone(),
+            pool.clone(),
+            topology.clone(),
+            shutdown.clone(),
+        ));
+    }
+    consuming.close();
+    let relay_stop = CancellationToken::new();
+    let relay_task = components.relay.then(|| {
+        tokio::spawn(relay::run_relay(
+            pool.clone(),
+            publisher.clone(),
+            relay::RelaySettings {
+                batch: config.relay_batch,
+                poll_interval: config.poll_interval,
+            },
+            relay_stop.clone(),
+        ))
+    });
+    tracing::info!(
+        namespace = %config.namespace,
+        queues = registrations.len(),
+        consumers = components.consumers,
+        relay = components.relay,
+        timers = components.timers,
+        keeper = components.keeper,
+        "hub running"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("draining: finishing in-flight messages");
+    if tokio::time::timeout(config.drain_timeout, consuming.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight messages did not finish in time; the broker will redeliver them");
+    }
+    relay_stop.cancel();
+    if let Some(task) = relay_task
+        && tokio::time::timeout(config.drain_timeout, task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the outbox relay did not flush in time; the rest goes out at next start");
+    }
+    broker.close().await;
+    connection_token.cancel();
+    pool.close().await;
+    tracing::info!("hub stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(name: &str) -> Registration {
+        Registration {
+            queue: QueueSpec::new(name, Vec::<String>::new()),
+            factory: Box::new(|_| unreachable!("not built in this test")),
+        }
+    }
+
+    #[test]
+    fn a_process_for_some_queues_declares_the_others_and_runs_no_background_task() {
+        let plan = Plan {
+            registrations: vec![registration("a"), registration("b"), registration("c")],
+            foreign_queues: vec![QueueSpec::new("x", Vec::<String>::new())],
+            background: vec![Box::new(|_, _, _| Box::pin(async { Ok(()) }))],
+            ..Plan::default()
+        };
+        let plan = only_queues(plan, &["b".to_owned()]).expect("b is a queue");
+        let mine: Vec<_> = plan
+            .registrations
+            .iter()
+            .map(|r| r.queue.name.clone())
+            .collect();
+        assert_eq!(mine, ["b"]);
+        let mut declared: Vec<_> = plan.queues().into_iter().map(|q| q.name).collect();
+        declared.sort();
+        assert_eq!(declared, ["a", "b", "c", "x"]);
+        assert!(plan.background.is_empty());
+        let all = Plan {
+            registrations: vec![registration("a")],
+            ..Plan::default()
+        };
+        assert!(only_queues(all, &["z".to_owned()]).is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! Configuration: a typed struct read once at start from flags and the environment, with
+//! defaults that work against the local RabbitMQ and PostgreSQL.
+
+use std::time::Duration;
+
+use clap::Args;
+use contracts::{Namespace, RetryTier};
+
+/// Where the hub connects and how it runs. Every field has a flag and an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct HubConfig {
+    /// RabbitMQ URL; for a cluster, its nodes' URLs separated by commas: the hub connects to
+    /// the first that answers and, when the connection is lost, tries the others in turn.
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// PostgreSQL URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/hub"
+    )]
+    pub database_url: String,
+
+    /// Prefix of every exchange and queue name, so several hubs or tests share one broker.
+    #[arg(long, env = "HUB_NAMESPACE", default_value = "hub", value_parser = parse_namespace)]
+    pub namespace: Namespace,
+
+    /// Unacked messages in flight per queue.
+    #[arg(long, env = "HUB_PREFETCH", default_value_t = 32)]
+    pub prefetch: u16,
+
+    /// Handling attempts before a transiently failing message is dead-lettered.
+    #[arg(long, env = "HUB_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u32,
+
+    /// Redeliveries after which the broker itself dead-letters a message (quorum queue
+    /// `x-delivery-limit`); bounds poison messages that crash the process.
+    #[arg(long, env = "HUB_DELIVERY_LIMIT", default_value_t = 20)]
+    pub delivery_limit: u32,
+
+    /// Delays of the retry tiers, shortest first, comma separated (`500ms,5s,30s,2m,10m`).
+    #[arg(long, env = "HUB_RETRY_TIERS", default_value = "1s,5s,30s,2m,10m", value_parser = parse_tiers)]
+    pub retry_tiers: Tiers,
+
+    /// Random spread of retry delays (0.2 = ±20%).
+    #[arg(long, env = "HUB_RETRY_JITTER", default_value_t = 0.2)]
+    pub retry_jitter: f64,
+
+    /// A handler running longer than this is a transient failure.
+    #[arg(long, env = "HUB_HANDLER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub handler_timeout: Duration,
+
+    /// PostgreSQL connections in the pool.
+    #[arg(long, env = "HUB_DB_POOL", default_value_t = 16)]
+    pub db_pool: u32,
+
+    /// Outbox rows the relay publishes per batch.
+    #[arg(long, env = "HUB_RELAY_BATCH", default_value_t = 256)]
+    pub relay_batch: i64,
+
+    /// How often the relay and the timer poller look for work when no notification came.
+    #[arg(long, env = "HUB_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// Longest wait for in-flight work when draining on SIGINT/SIGTERM.
+    #[arg(long, env = "HUB_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// `GET /readyz` fails while the oldest unsent outbox row is older than this: the relay is
+    /// not keeping up (or not running anywhere).
+    #[arg(long, env = "HUB_READY_MAX_OUTBOX_LAG", default_value = "30s", value_parser = parse_duration)]
+    pub ready_max_outbox_lag: Duration,
+}
+
+/// Retry tier delays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tiers(pub Vec<RetryTier>);
+
+fn parse_namespace(s: &str) -> Result<Namespace, String> {
+    Namespace::new(s).map_err(|e| e.to_string())
+}
+
+fn parse_tiers(s: &str) -> Result<Tiers, String> {
+    let tiers = s
+        .split(',')
+        .map(|t| parse_duration(t.trim()).map(|delay| RetryTier { delay }))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tiers.is_empty() || tiers.windows(2).any(|w| w[0].delay > w[1].delay) {
+        return Err("give at least one delay, in ascending order, e.g. 1s,5s,30s".into());
+    }
+    Ok(Tiers(tiers))
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| {
+        format!("{s:?} is not a duration: write a number and a unit, e.g. 250ms, 5s, 2m, 1h")
+    })?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?} has unit {unit:?}: use ms, s, m or h")),
+    }
+}
+
+/// The URL with its password replaced by `***`, for messages and logs.
+pub fn mask_url(url: &str) -> String {
+    // An `AMQP_URL` may name a cluster's nodes, each with its own password.
+    let urls = crate::broker::amqp_urls(url);
+    if urls.len() > 1 {
+        return urls
+            .iter()
+            .map(|u| mask_url(u))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_tiers_parse_or_say_what_to_write() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5").expect_err("no unit").contains("unit"));
+        assert!(
+            parse_duration("fast")
+                .expect_err("no number")
+                .contains("e.g.")
+        );
+        assert_eq!(parse_tiers("1s,5s").map(|t| t.0.len()), Ok(2));
+        assert!(parse_tiers("5s,1s").is_err());
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
+        assert_eq!(
+            mask_url("postgres://postgres@127.0.0.1/hub"),
+            "postgres://postgres@127.0.0.1/hub"
+        );
+        assert_eq!(mask_url("not a url"), "<unparseable URL>");
+    }
+}

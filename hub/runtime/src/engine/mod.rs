@@ -1,0 +1,330 @@
+//! The saga engine. A saga is a pure transition function, `(state, message) -> (new state,
+//! commands, timers)`; the engine around it does the I/O, exactly as DESIGN.md's "Sagas" says:
+//!
+//! 1. skip the message if its `message_id` is already in the inbox;
+//! 2. lock the saga row (`SELECT ... FOR UPDATE`) and apply the transition;
+//! 3. in one transaction: new state (version + 1), a history row, the outgoing messages into
+//!    the outbox, timers, the inbox row;
+//! 4. the consumer runner acks after the commit.
+
+mod runner;
+pub(crate) mod service;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use contracts::Failure;
+use contracts::ops::CancelSaga;
+use contracts::{Message, Metadata};
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use std::sync::Arc;
+
+use contracts::Topology;
+
+use crate::app::{HubContext, Plan};
+use crate::broker::{Handler, Incoming};
+
+pub use runner::SagaEngine;
+pub use service::{Service, ServiceRunner, db_failure};
+
+/// A saga: its state type, how it reads messages, and its pure transition.
+pub trait Saga: Send + Sync + 'static {
+    /// The state kept in the saga row (as JSON).
+    type State: Serialize + DeserializeOwned + Send + Sync;
+    /// What the saga reads out of a message.
+    type Input: Send + Sync;
+
+    /// The saga type, stored with each instance and used in the inbox key.
+    fn saga_type(&self) -> &'static str;
+
+    /// Decodes a message and names the instance it belongs to. An error here is invalid
+    /// input, dead-lettered with its reason.
+    fn read(&self, message: &Incoming) -> Result<(SagaKey, Self::Input), Failure>;
+
+    /// The transition. `state` is `None` when no instance exists yet. Pure: everything it may
+    /// depend on is in its arguments (the time is `ctx.now`).
+    fn transition(
+        &self,
+        state: Option<&Self::State>,
+        input: &Self::Input,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Self::State>, Failure>;
+
+    /// A short name of the state for listing and history (`awaiting_mvd`).
+    fn state_name(&self, state: &Self::State) -> String;
+
+    /// Whether the saga has ended.
+    fn is_terminal(&self, state: &Self::State) -> bool;
+
+    /// An operator ends a stuck instance (`hub saga cancel`, message `ops.cancel_saga.v1`):
+    /// the step runs the compensations the saga defines and must end in a terminal state.
+    /// `state` is never terminal (the engine leaves an ended saga alone). Pure, like
+    /// [`Saga::transition`]. A saga that does not override it cannot be cancelled.
+    fn cancel(
+        &self,
+        state: &Self::State,
+        request: &CancelSaga,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Self::State>, Failure> {
+        let _ = (state, request, ctx);
+        Err(Failure::permanent(format!(
+            "this saga ({}) cannot be cancelled",
+            self.saga_type()
+        )))
+    }
+}
+
+/// What operators' tools may ask of a running saga type without knowing its Rust types: the
+/// CLI and the console find it through [`crate::broker::Handler::saga`] on a plan's handlers.
+pub trait SagaControl: Send + Sync {
+    /// The saga type.
+    fn saga_type(&self) -> &str;
+
+    /// Its work queue (full name): timers and operators' messages go there.
+    fn queue(&self) -> &str;
+
+    /// What cancelling the instance `saga_id` in stored state `state` would do, without doing
+    /// it; or why the saga refuses.
+    fn preview_cancel(
+        &self,
+        saga_id: Uuid,
+        state: &serde_json::Value,
+        request: &CancelSaga,
+    ) -> Result<CancelPreview, Failure>;
+}
+
+/// What a cancel would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelPreview {
+    /// The state it ends in.
+    pub to_state: String,
+    /// The types of the messages it sends (the compensations and the news), in order.
+    pub sends: Vec<String>,
+}
+
+/// Which instance a message belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaKey {
+    /// The saga id, also the `correlation_id` of its messages.
+    pub id: Uuid,
+    /// A business key operators search by (application number, order number), if any.
+    pub business_key: Option<String>,
+}
+
+impl SagaKey {
+    /// The key of the instance of `saga_type` for a business key: the id is derived from both,
+    /// so every message carrying that business key finds the same instance.
+    pub fn for_business_key(saga_type: &str, business_key: &str) -> Self {
+        Self {
+            id: Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("{saga_type}/{business_key}").as_bytes(),
+            ),
+            business_key: Some(business_key.to_owned()),
+        }
+    }
+
+    /// The key named by a message's `correlation_id`, which must be a saga id.
+    pub fn from_correlation_id(metadata: &Metadata) -> Result<Self, Failure> {
+        let raw = metadata.correlation_id.as_deref().ok_or_else(|| {
+            Failure::invalid_input("property correlation_id (the saga id) is missing")
+        })?;
+        let id = Uuid::parse_str(raw).map_err(|_| {
+            Failure::invalid_input(format!(
+                "property correlation_id {raw:?} is not a saga id (UUID)"
+            ))
+        })?;
+        Ok(Self {
+            id,
+            business_key: None,
+        })
+    }
+}
+
+/// What a transition may look at besides the state and the input.
+#[derive(Debug)]
+pub struct StepContext<'a> {
+    /// The time of this step.
+    pub now: DateTime<Utc>,
+    /// The saga id.
+    pub saga_id: Uuid,
+    /// The message being handled.
+    pub message: &'a Metadata,
+    /// Fresh randomness for this step, from the operating system (tests fix it).
+    pub seed: [u8; 32],
+}
+
+impl StepContext<'_> {
+    /// A CSPRNG for this step. Call it once per transition: every call starts from the same seed.
+    pub fn rng(&self) -> rand::rngs::StdRng {
+        <rand::rngs::StdRng as rand::SeedableRng>::from_seed(self.seed)
+    }
+}
+
+/// A message a transition sends. It is published to the bus with the message type as routing
+/// key, or to `reply_to` when it answers a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    /// `name.vN`.
+    pub message_type: String,
+    /// JSON body.
+    pub body: Vec<u8>,
+    /// When set, the message goes to this queue through the default exchange (a reply).
+    pub reply_to: Option<String>,
+    /// Nobody waits for an answer to it (a notification SMS sent by a service on a person's
+    /// request): it carries no `reply_to`, and its answers are not sent anywhere.
+    pub detached: bool,
+    /// Sent as this broker user (`user_id`, which the broker checks against the hub's
+    /// connection): set by the bridge that speaks for an HTTP back-office.
+    pub user_id: Option<String>,
+}
+
+impl Command {
+    /// A command or event carrying `message`.
+    pub fn new<M: Message>(message: &M) -> Result<Self, Failure> {
+        Ok(Self {
+            message_type: M::TYPE.to_string(),
+            body: contracts::encode(message)
+                .map_err(|e| Failure::permanent(format!("cannot encode {}: {e}", M::TYPE)))?,
+            reply_to: None,
+            detached: false,
+            user_id: None,
+        })
+    }
+}
+
+impl Command {
+    /// The same command, with no answer expected (see [`Command::detached`]).
+    pub fn detach(mut self) -> Self {
+        self.detached = true;
+        self
+    }
+
+    /// The same command, sent as broker user `user` (see [`Command::user_id`]).
+    pub fn as_user(mut self, user: impl Into<String>) -> Self {
+        self.user_id = Some(user.into());
+        self
+    }
+
+    /// The same command, answering a request whose reply queue is `queue`.
+    pub fn reply_to(mut self, queue: impl Into<String>) -> Self {
+        self.reply_to = Some(queue.into());
+        self
+    }
+}
+
+/// A timeout a transition asks for; when due it comes back to this saga's queue as a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerRequest {
+    /// Unique within the saga: setting a timer of the same name replaces it.
+    pub name: String,
+    /// How long after this step it fires.
+    pub after: Duration,
+    /// The message it fires.
+    pub message: Command,
+}
+
+/// The result of a transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step<S> {
+    /// The new state.
+    pub state: S,
+    /// Messages to send, in order.
+    pub commands: Vec<Command>,
+    /// Timers to set (or replace).
+    pub timers: Vec<TimerRequest>,
+    /// Names of timers to cancel.
+    pub cancel_timers: Vec<String>,
+}
+
+impl<S> Step<S> {
+    /// Move to `state` with no effects.
+    pub fn to(state: S) -> Self {
+        Self {
+            state,
+            commands: Vec::new(),
+            timers: Vec::new(),
+            cancel_timers: Vec::new(),
+        }
+    }
+
+    /// Also send `command`.
+    pub fn send(mut self, command: Command) -> Self {
+        self.commands.push(command);
+        self
+    }
+
+    /// Also set a timer.
+    pub fn set_timer(mut self, timer: TimerRequest) -> Self {
+        self.timers.push(timer);
+        self
+    }
+
+    /// Also cancel the timer `name`.
+    pub fn cancel_timer(mut self, name: impl Into<String>) -> Self {
+        self.cancel_timers.push(name.into());
+        self
+    }
+}
+
+/// The saga types a hub runs, with what operators may ask of each: built from the plan's
+/// handlers.
+pub struct SagaTypes {
+    requeue_exchange: String,
+    handlers: Vec<Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for SagaTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaTypes")
+            .field("requeue_exchange", &self.requeue_exchange)
+            .field("types", &self.types())
+            .finish()
+    }
+}
+
+impl SagaTypes {
+    /// The sagas among `handlers` (the others are left out), in `topology`'s namespace.
+    pub fn new(topology: &Topology, handlers: impl IntoIterator<Item = Arc<dyn Handler>>) -> Self {
+        Self {
+            requeue_exchange: topology.requeue_exchange(),
+            handlers: handlers
+                .into_iter()
+                .filter(|h| h.saga().is_some())
+                .collect(),
+        }
+    }
+
+    /// The sagas of `plan`: its handlers are made (not run) with `ctx`.
+    pub fn from_plan(plan: &Plan, ctx: &HubContext) -> Self {
+        Self::new(
+            &ctx.topology,
+            plan.registrations.iter().map(|r| (r.factory)(ctx)),
+        )
+    }
+
+    /// Saga type `saga_type`, if the hub runs it.
+    pub fn get(&self, saga_type: &str) -> Option<&dyn SagaControl> {
+        self.handlers
+            .iter()
+            .filter_map(|h| h.saga())
+            .find(|s| s.saga_type() == saga_type)
+    }
+
+    /// The exchange a cancel (or any message an operator sends a saga) is published to: it
+    /// routes by queue name to the saga's work queue.
+    pub fn requeue_exchange(&self) -> &str {
+        &self.requeue_exchange
+    }
+
+    /// The types, for messages.
+    pub fn types(&self) -> Vec<String> {
+        self.handlers
+            .iter()
+            .filter_map(|h| h.saga())
+            .map(|s| s.saga_type().to_owned())
+            .collect()
+    }
+}
