@@ -111,7 +111,7 @@ impl Refusal {
             Some(code) => format!("{system} answered HTTP {} ({code})", self.status),
             None => format!("{system} answered HTTP {}", self.status),
         };
-        Failure::new(kind, reason)
+        Failure::new(kind, reason).with_retry_after(self.retry_after)
     }
 
     /// The failed attempt this refusal means, carrying its `Retry-After` for [`QuickRetry`].

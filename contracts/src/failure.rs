@@ -5,6 +5,8 @@
 //! once. A saga that can handle a permanent failure itself gets it as a reply instead. It lives
 //! here, beside the contracts, so that the runtime uses it without depending on HTTP clients.
 
+use std::time::Duration;
+
 /// What the runtime should do with a message whose handling failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureKind {
@@ -24,6 +26,9 @@ pub struct Failure {
     pub kind: FailureKind,
     /// What went wrong, one line, with no secret or personal data in it.
     pub reason: String,
+    /// How long the failing system asked to be left alone (an HTTP 429's or 503's
+    /// `Retry-After`): the runtime retries a transient failure no sooner than this.
+    pub retry_after: Option<Duration>,
 }
 
 impl Failure {
@@ -46,7 +51,18 @@ impl Failure {
     pub fn new(kind: FailureKind, reason: impl Into<String>) -> Self {
         // Header values and log lines stay one line.
         let reason = reason.into().replace(['\n', '\r'], " ");
-        Self { kind, reason }
+        Self {
+            kind,
+            reason,
+            retry_after: None,
+        }
+    }
+
+    /// The same failure, to be retried no sooner than `delay` when the system said so.
+    #[must_use]
+    pub fn with_retry_after(mut self, delay: Option<Duration>) -> Self {
+        self.retry_after = delay;
+        self
     }
 
     /// True for [`FailureKind::Transient`].

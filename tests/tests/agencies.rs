@@ -415,7 +415,7 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
     .expect("the broker takes it");
     let letters = portal
         .env
-        .dead_letters(hub_portal::workers::sms::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::external::sms::worker::QUEUE, 1, WAIT)
         .await;
     assert_eq!(letters[0].message_id, Some(sms_meta.message_id));
     assert!(

@@ -468,7 +468,7 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
     let mvd_queue = format!(
         "{}.{}",
         portal.env.config.namespace,
-        hub_portal::workers::mvd::QUEUE
+        hub_portal::external::mvd::worker::QUEUE
     );
     let row = browser
         .text(&format!("#queues tr[data-queue='{mvd_queue}']"))

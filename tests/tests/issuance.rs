@@ -272,7 +272,7 @@ async fn a_password_sms_that_cannot_be_sent_is_dead_lettered_sealed_and_the_desk
     portal.confirm("S-1", &code).await;
     let letters = portal
         .env
-        .dead_letters(hub_portal::workers::sms::QUEUE, 1, WAIT)
+        .dead_letters(hub_portal::external::sms::worker::QUEUE, 1, WAIT)
         .await;
     let letter = &letters[0];
     let body = &letter.body;

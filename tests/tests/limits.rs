@@ -11,7 +11,7 @@ use contracts::sms::{SendSms, SmsNotSent, SmsPurpose, SmsSent};
 use contracts::{Message, Metadata};
 use e2e::portal::{DESK, Person, Portal, WAIT, code_in, password_in, phone};
 use e2e::wait_until;
-use hub_portal::workers::sms::SMS_PER_PHONE_REACHED;
+use hub_portal::external::sms::worker::SMS_PER_PHONE_REACHED;
 use hub_runtime::secrets::Sealer;
 
 /// Issues an identifier to `person` on `phone`, whose inbox has `texts_before` SMS, as a desk

@@ -220,7 +220,7 @@ async fn a_stuck_application_is_listed_shown_masked_and_its_step_retried_to_comp
     assert_eq!(detail.dead_letters.len(), 1, "{:?}", detail.dead_letters);
     let letter = &detail.dead_letters[0];
     assert_eq!(letter.message_id, Some(reconcile.message_id));
-    assert_eq!(letter.queue, hub_portal::workers::mvd::QUEUE);
+    assert_eq!(letter.queue, hub_portal::external::mvd::worker::QUEUE);
     assert_eq!(letter.error_kind, "retries_exhausted");
     assert_eq!(letter.status, "new");
     assert_eq!(reconcile.dead_letter_id, Some(letter.id));

@@ -38,7 +38,7 @@ use futures_util::future::BoxFuture;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::workers::sms::{PhoneEvent, PhoneKey, PhoneLimits};
+use crate::external::sms::worker::{PhoneEvent, PhoneKey, PhoneLimits};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};

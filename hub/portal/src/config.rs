@@ -136,7 +136,7 @@ pub struct IntegrationConfig {
     #[arg(skip)]
     pub authority_settings: std::collections::HashMap<String, String>,
 
-    /// Per-phone limits against brute force and SMS floods ([`crate::workers::sms::PhoneLimits`]).
+    /// Per-phone limits against brute force and SMS floods ([`crate::external::sms::worker::PhoneLimits`]).
     #[command(flatten)]
     pub limits: LimitsConfig,
 }

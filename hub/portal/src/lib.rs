@@ -8,13 +8,13 @@
 pub mod agency;
 pub mod cabinet;
 pub mod config;
+pub mod external;
 pub mod http;
 pub mod procedures;
 pub mod registration;
 pub mod registry;
 pub mod sagas;
 pub mod services;
-pub mod workers;
 
 /// The portal's migrations (identifiers, cabinet, procedures, registration, limits, ERIP); the
 /// binary runs them with the runtime's and the operators' as one ordered set.

@@ -11,6 +11,11 @@ use contracts::person::Operator;
 
 use crate::cabinet::{Cabinet, CabinetSettings};
 use crate::config::IntegrationConfig;
+use crate::external::backoffice::worker::{self as backoffice_worker, BackOfficeWorker};
+use crate::external::email::worker::{self as email_worker, EmailWorker};
+use crate::external::erip::worker::{self as erip_worker, EripWorker};
+use crate::external::mvd::worker::{self as mvd_worker, MvdWorker};
+use crate::external::sms::worker::{self as sms_worker, PhoneLimits, SmsWorker};
 use crate::procedures::calendar::Calendar;
 use crate::procedures::catalogue::{AuthorityChannel, Catalogue};
 use crate::procedures::complaint::{self, ApplicationLookup, ComplaintSaga};
@@ -19,11 +24,6 @@ use crate::procedures::saga::{
 };
 use crate::registry::{self, Registry};
 use crate::sagas::issuance::{self, IssuanceSaga, IssuanceSettings};
-use crate::workers::backoffice::{self as backoffice_worker, BackOfficeWorker};
-use crate::workers::email::{self as email_worker, EmailWorker};
-use crate::workers::erip::{self as erip_worker, EripWorker};
-use crate::workers::mvd::{self as mvd_worker, MvdWorker};
-use crate::workers::sms::{self as sms_worker, PhoneLimits, SmsWorker};
 use adapters::backoffice::BackOfficeClient;
 use adapters::email::{EmailClient, EmailConfig};
 use adapters::erip::EripClient;

@@ -64,7 +64,7 @@ pub(super) async fn play(
         ctx.send(a).await?;
     }
     let filter = Filter {
-        queue: Some(hub_portal::workers::mvd::QUEUE.to_owned()),
+        queue: Some(hub_portal::external::mvd::worker::QUEUE.to_owned()),
         status: StatusFilter::New,
         ..Filter::default()
     };

@@ -36,7 +36,7 @@ use contracts::sms::{
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
 
-use crate::workers::sms::WRONG_CODES_PER_PHONE_REACHED;
+use crate::external::sms::worker::WRONG_CODES_PER_PHONE_REACHED;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
 use hub_runtime::secrets::{Sealer, hash_secret, random_digits, random_password, verify_secret};

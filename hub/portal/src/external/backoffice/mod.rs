@@ -1,0 +1,3 @@
+//! The authorities' HTTP back-offices.
+
+pub mod worker;

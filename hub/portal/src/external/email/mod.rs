@@ -1,0 +1,3 @@
+//! The mail server.
+
+pub mod worker;

@@ -1,0 +1,3 @@
+//! ERIP, the payment system.
+
+pub mod worker;

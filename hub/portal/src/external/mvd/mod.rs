@@ -1,0 +1,3 @@
+//! MVD, the population registry.
+
+pub mod worker;

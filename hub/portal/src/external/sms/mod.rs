@@ -1,0 +1,3 @@
+//! The mobile operators' SMS gateways, and the per-phone limits.
+
+pub mod worker;
