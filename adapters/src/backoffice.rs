@@ -63,9 +63,8 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::api_url;
-use crate::failure::{
-    Attempt, Failure, QuickRetry, Refusal, contract_violation, transport_failure, unexpected_json,
-};
+use crate::client::{Answer, ClientError, HttpClient};
+use crate::failure::{Failure, QuickRetry, Refusal, contract_violation, unexpected_json};
 use crate::signature;
 
 /// The header the hub signs its calls with: `sha256=<hex HMAC-SHA256 of the body>`.
@@ -93,12 +92,9 @@ pub const UNKNOWN_COMPLAINT: &str = "the back-office does not know the complaint
 #[derive(Clone)]
 pub struct BackOfficeClient {
     system: String,
-    http: reqwest::Client,
+    http: HttpClient,
     base: Url,
     secret: Vec<u8>,
-    timeout: Duration,
-    retry: QuickRetry,
-    traceparent: crate::Traceparent,
 }
 
 impl fmt::Debug for BackOfficeClient {
@@ -108,8 +104,8 @@ impl fmt::Debug for BackOfficeClient {
             .field("system", &self.system)
             .field("base", &self.base.as_str())
             .field("secret", &"<redacted>")
-            .field("timeout", &self.timeout)
-            .field("retry", &self.retry)
+            .field("timeout", &self.http.timeout())
+            .field("retry", &self.http.retry())
             .finish()
     }
 }
@@ -126,31 +122,26 @@ impl BackOfficeClient {
     /// simulator), signing with `secret`. `system_name` names it in failure reasons and logs
     /// (`back-office of tax-ministry`). Every HTTP attempt is bounded by `timeout`; transient
     /// failures get [`QuickRetry::default`].
+    ///
+    /// Errors: the HTTP client cannot be built (a start-up error naming `system_name`).
     pub fn new(
         system_name: impl Into<String>,
         base_url: Url,
         secret: Vec<u8>,
         timeout: Duration,
-    ) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        BackOfficeClient {
-            system: system_name.into(),
-            http,
+    ) -> Result<Self, ClientError> {
+        let system = system_name.into();
+        Ok(BackOfficeClient {
+            http: HttpClient::new(&system, timeout)?,
+            system,
             base: base_url,
             secret,
-            timeout,
-            retry: QuickRetry::default(),
-            traceparent: crate::Traceparent::default(),
-        }
+        })
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
-        self.retry = retry;
+        self.http = self.http.with_retry(retry);
         self
     }
 
@@ -158,7 +149,7 @@ impl BackOfficeClient {
     /// the system's own logs join the trace of the message that caused them. `None`, or a value
     /// that cannot be a header, sends none.
     pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
-        self.traceparent = crate::Traceparent::new(traceparent);
+        self.http = self.http.with_traceparent(traceparent);
         self
     }
 
@@ -279,12 +270,11 @@ impl BackOfficeClient {
     ) -> Result<Vec<u8>, Failure> {
         let url = api_url(&self.base, path);
         let signature = sign(&self.secret, &body);
-        self.retry
+        self.http
             .run(&self.system, || async {
                 let mut request = self
                     .http
                     .request(method.clone(), url.clone())
-                    .timeout(self.timeout)
                     .header(HUB_SIGNATURE_HEADER, &signature)
                     .body(body.clone());
                 if !body.is_empty() {
@@ -293,37 +283,25 @@ impl BackOfficeClient {
                 if let Some(callback) = callback {
                     request = request.header(CALLBACK_URL_HEADER, callback.as_str());
                 }
-                let response = self
-                    .traceparent
-                    .apply(request)
-                    .send()
-                    .await
-                    .map_err(|e| transport_failure(&self.system, e))?;
-                if !response.status().is_success() {
-                    let refusal = Refusal::read(response).await;
-                    return Err(self.refused(refusal, subject));
+                match self.http.send(&self.system, request).await? {
+                    Answer::Success(answer) => Ok(answer),
+                    Answer::Refused(refusal) => Err(self.refused(refusal, subject)),
                 }
-                let answer = response
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_failure(&self.system, e))?;
-                Ok(answer.to_vec())
             })
             .await
     }
 
-    /// The failed attempt a non-success answer means.
-    fn refused(&self, refusal: Refusal, subject: Subject) -> Attempt {
+    /// The failure a non-success answer means.
+    fn refused(&self, refusal: Refusal, subject: Subject) -> Failure {
         match (refusal.status.as_u16(), subject) {
             (401, _) => Failure::permanent(format!(
                 "{} refused the hub's signature (HTTP 401): the hub and the back-office have \
                  different secrets for this authority, a configuration error",
                 self.system
-            ))
-            .into(),
-            (404, Subject::Application(_)) => Failure::permanent(UNKNOWN_APPLICATION).into(),
-            (404, Subject::Complaint(_)) => Failure::permanent(UNKNOWN_COMPLAINT).into(),
-            _ => refusal.into_attempt(&self.system),
+            )),
+            (404, Subject::Application(_)) => Failure::permanent(UNKNOWN_APPLICATION),
+            (404, Subject::Complaint(_)) => Failure::permanent(UNKNOWN_COMPLAINT),
+            _ => refusal.failure(&self.system),
         }
     }
 
@@ -415,7 +393,9 @@ mod tests {
     }
 
     fn client_with(server: &MockServer, timeout: Duration) -> BackOfficeClient {
-        BackOfficeClient::new(SYSTEM, base(server), SECRET.to_vec(), timeout).with_retry(quick())
+        BackOfficeClient::new(SYSTEM, base(server), SECRET.to_vec(), timeout)
+            .expect("a client")
+            .with_retry(quick())
     }
 
     fn client(server: &MockServer) -> BackOfficeClient {
@@ -626,6 +606,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_back_office_s_retry_after_reaches_the_failure() {
+        for (status, code) in [(429, "busy"), (503, "unavailable")] {
+            let server = MockServer::start().await;
+            Mock::given(method("PUT"))
+                .respond_with(refusal(status, code).insert_header("Retry-After", "120"))
+                .expect(1)
+                .mount(&server)
+                .await;
+            let f = client(&server)
+                .submit_application(&application(), &callback())
+                .await
+                .expect_err("busy");
+            assert_eq!(f.kind, FailureKind::Transient, "HTTP {status}");
+            assert_eq!(
+                f.retry_after,
+                Some(Duration::from_secs(120)),
+                "HTTP {status}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn a_503_is_retried_with_the_same_signed_body() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -682,6 +684,7 @@ mod tests {
             .port();
         let base = Url::parse(&format!("http://127.0.0.1:{port}/tax-ministry/")).expect("a URL");
         let f = BackOfficeClient::new(SYSTEM, base, SECRET.to_vec(), Duration::from_millis(500))
+            .expect("a client")
             .with_retry(QuickRetry::NONE)
             .withdraw_application(Uuid::new_v4())
             .await
@@ -846,7 +849,8 @@ mod tests {
             Url::parse("http://127.0.0.1:8131/tax-ministry/").expect("a URL"),
             SECRET.to_vec(),
             Duration::from_secs(1),
-        );
+        )
+        .expect("a client");
         let printed = format!("{client:?}");
         assert!(printed.contains("<redacted>"), "{printed}");
         assert!(!printed.contains("backoffice-test-secret"), "{printed}");

@@ -204,12 +204,11 @@ impl EmailClient {
                     .await
                 {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(classify(&e).into()),
+                    Ok(Err(e)) => Err(classify(&e)),
                     Err(_) => Err(Failure::transient(format!(
                         "{SYSTEM} timed out after {} ms",
                         timeout.as_millis()
-                    ))
-                    .into()),
+                    ))),
                 }
             })
             .await;

@@ -20,9 +20,9 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::api_url;
+use crate::client::{Answer, ClientError, HttpClient};
 use crate::failure::{
-    Attempt, Failure, QuickRetry, Refusal, contract_violation, describe_json_error, quoted_code,
-    transport_failure, unexpected_json,
+    Failure, QuickRetry, contract_violation, describe_json_error, quoted_code, unexpected_json,
 };
 use crate::signature;
 
@@ -85,11 +85,8 @@ pub const OUTSIDE_WINDOW: &str = "outside the acceptance window";
 /// A client of ERIP's invoice API (`/api/v1/invoices`).
 #[derive(Clone, Debug)]
 pub struct EripClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base: Url,
-    timeout: Duration,
-    retry: QuickRetry,
-    traceparent: crate::Traceparent,
 }
 
 /// An invoice to register.
@@ -233,24 +230,18 @@ pub struct EripNotification {
 impl EripClient {
     /// A client of ERIP at `base_url` (`http://127.0.0.1:8121` for the simulator). Every HTTP
     /// attempt is bounded by `timeout`; transient failures get [`QuickRetry::default`].
-    pub fn new(base_url: Url, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        EripClient {
-            http,
+    ///
+    /// Errors: the HTTP client cannot be built (a start-up error naming ERIP).
+    pub fn new(base_url: Url, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(EripClient {
+            http: HttpClient::new(SYSTEM, timeout)?,
             base: base_url,
-            timeout,
-            retry: QuickRetry::default(),
-            traceparent: crate::Traceparent::default(),
-        }
+        })
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
-        self.retry = retry;
+        self.http = self.http.with_retry(retry);
         self
     }
 
@@ -258,7 +249,7 @@ impl EripClient {
     /// the system's own logs join the trace of the message that caused them. `None`, or a value
     /// that cannot be a header, sends none.
     pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
-        self.traceparent = crate::Traceparent::new(traceparent);
+        self.http = self.http.with_traceparent(traceparent);
         self
     }
 
@@ -286,25 +277,14 @@ impl EripClient {
             notify_url: req.notify_url.as_ref().map(Url::as_str),
         };
         let result = self
-            .retry
+            .http
             .run(SYSTEM, || async {
                 let request = self
                     .http
                     .post(endpoint.clone())
-                    .timeout(self.timeout)
                     .header("Idempotency-Key", request_id.to_string())
                     .json(&body);
-                let response = self
-                    .traceparent
-                    .apply(request)
-                    .send()
-                    .await
-                    .map_err(|e| transport_failure(SYSTEM, e))?;
-                let body = accepted(response)
-                    .await?
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_failure(SYSTEM, e))?;
+                let body = accepted(self.http.send(SYSTEM, request).await?)?;
                 let invoice = parse_invoice(&body)?;
                 if invoice.account_number != req.account_number
                     || invoice.amount_kopecks != req.amount_kopecks
@@ -312,8 +292,7 @@ impl EripClient {
                     return Err(contract_violation(
                         SYSTEM,
                         "answered a new invoice with another account number or amount",
-                    )
-                    .into());
+                    ));
                 }
                 if invoice.status != InvoiceStatus::Awaiting {
                     return Err(contract_violation(
@@ -322,8 +301,7 @@ impl EripClient {
                             "answered a new invoice as {} (expected awaiting)",
                             invoice.status
                         ),
-                    )
-                    .into());
+                    ));
                 }
                 Ok(invoice)
             })
@@ -340,21 +318,11 @@ impl EripClient {
         check_invoice_id(invoice_id)?;
         let url = api_url(&self.base, &format!("api/v1/invoices/{invoice_id}"));
         let result = self
-            .retry
+            .http
             .run(SYSTEM, || async {
-                let request = self.http.get(url.clone()).timeout(self.timeout);
-                let response = self
-                    .traceparent
-                    .apply(request)
-                    .send()
-                    .await
-                    .map_err(|e| transport_failure(SYSTEM, e))?;
-                let body = accepted(response)
-                    .await?
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_failure(SYSTEM, e))?;
-                Ok(parse_invoice_of(invoice_id, &body)?)
+                let request = self.http.get(url.clone());
+                let body = accepted(self.http.send(SYSTEM, request).await?)?;
+                parse_invoice_of(invoice_id, &body)
             })
             .await;
         log("invoice read", &result, None);
@@ -397,24 +365,13 @@ impl EripClient {
             &format!("api/v1/invoices/{invoice_id}/{action}"),
         );
         let result = self
-            .retry
+            .http
             .run(SYSTEM, || async {
                 let request = self
                     .http
                     .post(url.clone())
-                    .timeout(self.timeout)
                     .header("Idempotency-Key", request_id.to_string());
-                let response = self
-                    .traceparent
-                    .apply(request)
-                    .send()
-                    .await
-                    .map_err(|e| transport_failure(SYSTEM, e))?;
-                let body = accepted(response)
-                    .await?
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_failure(SYSTEM, e))?;
+                let body = accepted(self.http.send(SYSTEM, request).await?)?;
                 let invoice = parse_invoice_of(invoice_id, &body)?;
                 if invoice.status != expected {
                     return Err(contract_violation(
@@ -423,8 +380,7 @@ impl EripClient {
                             "answered a {action} with the status {} (expected {expected})",
                             invoice.status
                         ),
-                    )
-                    .into());
+                    ));
                 }
                 Ok(invoice)
             })
@@ -439,14 +395,14 @@ impl EripClient {
     }
 }
 
-/// The response when it is a success, else the failed attempt its refusal means: ERIP's
-/// refusals that a saga decides on get their fixed reasons, the others the generic one naming
-/// the status and code.
-async fn accepted(response: reqwest::Response) -> Result<reqwest::Response, Attempt> {
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    let refusal = Refusal::read(response).await;
+/// The body of a success, else the failure its refusal means: ERIP's refusals that a saga
+/// decides on get their fixed reasons, the others the generic one naming the status and code
+/// (and keeping ERIP's `Retry-After`).
+fn accepted(answer: Answer) -> Result<Vec<u8>, Failure> {
+    let refusal = match answer {
+        Answer::Success(body) => return Ok(body),
+        Answer::Refused(refusal) => refusal,
+    };
     let known = [
         (409, "duplicate_account_number", DUPLICATE_ACCOUNT_NUMBER),
         (409, "already_paid", ALREADY_PAID),
@@ -457,8 +413,8 @@ async fn accepted(response: reqwest::Response) -> Result<reqwest::Response, Atte
     .into_iter()
     .find(|(status, code, _)| refusal.is(*status, code));
     Err(match known {
-        Some((_, _, reason)) => Failure::permanent(reason).into(),
-        None => refusal.into_attempt(SYSTEM),
+        Some((_, _, reason)) => Failure::permanent(reason),
+        None => refusal.failure(SYSTEM),
     })
 }
 
@@ -811,7 +767,9 @@ mod tests {
 
     fn client_with(server: &MockServer, timeout: Duration) -> EripClient {
         let base = Url::parse(&server.uri()).expect("the mock server's URL");
-        EripClient::new(base, timeout).with_retry(quick())
+        EripClient::new(base, timeout)
+            .expect("a client")
+            .with_retry(quick())
     }
 
     fn client(server: &MockServer) -> EripClient {
@@ -977,6 +935,44 @@ mod tests {
             f.reason,
             "ERIP answered HTTP 503 Service Unavailable (unavailable)"
         );
+    }
+
+    #[tokio::test]
+    async fn erip_s_retry_after_reaches_the_failure() {
+        // A 429 on a registration and a 503 on a cancellation: both paths through `accepted`.
+        let server = MockServer::start().await;
+        on(
+            &server,
+            "POST",
+            "/api/v1/invoices",
+            refusal(429, "rate_limited").insert_header("Retry-After", "30"),
+        )
+        .await;
+        on(
+            &server,
+            "POST",
+            &format!("/api/v1/invoices/{INVOICE_ID}/cancel"),
+            refusal(503, "unavailable").insert_header("Retry-After", "45"),
+        )
+        .await;
+        let f = client(&server)
+            .create_invoice(Uuid::new_v4(), &new_invoice())
+            .await
+            .expect_err("busy");
+        assert_eq!(f.kind, FailureKind::Transient);
+        assert_eq!(
+            f.reason,
+            "ERIP answered HTTP 429 Too Many Requests (rate_limited)"
+        );
+        assert_eq!(f.retry_after, Some(Duration::from_secs(30)));
+        let f = client(&server)
+            .cancel(Uuid::new_v4(), INVOICE_ID)
+            .await
+            .expect_err("down");
+        assert_eq!(f.kind, FailureKind::Transient);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(45)));
+        let calls = server.received_requests().await.unwrap_or_default();
+        assert_eq!(calls.len(), 2, "no in-process wait of half a minute");
     }
 
     #[tokio::test]
@@ -1334,6 +1330,7 @@ mod tests {
             .await;
         let base = Url::parse(&format!("{}/erip/", server.uri())).expect("a URL");
         EripClient::new(base, Duration::from_millis(500))
+            .expect("a client")
             .invoice(INVOICE_ID)
             .await
             .expect("found under the prefix");

@@ -114,14 +114,6 @@ impl Refusal {
         Failure::new(kind, reason).with_retry_after(self.retry_after)
     }
 
-    /// The failed attempt this refusal means, carrying its `Retry-After` for [`QuickRetry`].
-    pub fn into_attempt(self, system: &str) -> Attempt {
-        Attempt {
-            failure: self.failure(system),
-            retry_after: self.retry_after,
-        }
-    }
-
     /// True when the status is `status` and the body's code is `code`.
     pub fn is(&self, status: u16, code: &str) -> bool {
         self.status.as_u16() == status && self.code.as_deref() == Some(code)
@@ -192,32 +184,15 @@ pub fn quoted_code(s: &str) -> String {
     }
 }
 
-/// One failed attempt at a call: the failure and, when the system said so, how long it asked us
-/// to wait before the next attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// What went wrong.
-    pub failure: Failure,
-    /// The system's `Retry-After`.
-    pub retry_after: Option<Duration>,
-}
-
-impl From<Failure> for Attempt {
-    fn from(failure: Failure) -> Self {
-        Attempt {
-            failure,
-            retry_after: None,
-        }
-    }
-}
-
 /// The few quick in-process retries every adapter makes before it hands a transient failure to
 /// the hub's delayed-retry tiers.
 ///
 /// They are short on purpose: they cover a blip (a dropped connection, one 503) without holding
 /// a consumer's slot for long. Anything longer is the retry queues' job, which wait without
 /// blocking anything. Only transient failures are retried; a POST is retried with the same
-/// `Idempotency-Key`, so the system applies it once.
+/// `Idempotency-Key`, so the system applies it once. A system's `Retry-After` travels in the
+/// [`Failure`] itself ([`Failure::retry_after`]): honoured here when it is short, handed on to
+/// the delayed-retry tiers with the failure when it is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuickRetry {
     /// Attempts in all, the first included; 1 means no retry.
@@ -253,11 +228,13 @@ impl QuickRetry {
     };
 
     /// Runs `attempt` until it succeeds, fails for good, or the attempts run out; returns the
-    /// last failure then. `system` names the system in the log line of each retry.
+    /// last failure then, its `Retry-After` included. A `Retry-After` longer than
+    /// [`Self::max_retry_after`] ends the retries at once. `system` names the system in the log
+    /// line of each retry.
     pub async fn run<T, F, Fut>(&self, system: &str, attempt: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Attempt>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         use backon::Retryable;
 
@@ -273,22 +250,21 @@ impl QuickRetry {
         let max_retry_after = self.max_retry_after;
         attempt
             .retry(backoff)
-            .when(|a: &Attempt| a.failure.is_transient())
-            .adjust(move |a: &Attempt, delay| match (delay, a.retry_after) {
+            .when(Failure::is_transient)
+            .adjust(move |f: &Failure, delay| match (delay, f.retry_after) {
                 (Some(_), Some(asked)) if asked > max_retry_after => None,
                 (Some(delay), Some(asked)) => Some(delay.max(asked)),
                 (delay, _) => delay,
             })
-            .notify(|a: &Attempt, delay| {
+            .notify(|f: &Failure, delay| {
                 tracing::warn!(
                     system,
-                    reason = %a.failure.reason,
+                    reason = %f.reason,
                     retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "transient failure, retrying"
                 );
             })
             .await
-            .map_err(|a| a.failure)
     }
 }
 
@@ -361,6 +337,55 @@ mod tests {
             "the URL leaked: {}",
             failure.reason
         );
+    }
+
+    /// Runs `policy` over an attempt that always fails with `failure`; the result and the number
+    /// of attempts made.
+    async fn always_failing(policy: QuickRetry, failure: Failure) -> (Failure, usize) {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let result: Result<(), Failure> = policy
+            .run("MVD", || {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let failure = failure.clone();
+                async move { Err(failure) }
+            })
+            .await;
+        (
+            result.expect_err("it always fails"),
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    const QUICK: QuickRetry = QuickRetry {
+        attempts: 3,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+        max_retry_after: Duration::from_secs(1),
+    };
+
+    #[tokio::test]
+    async fn a_long_retry_after_ends_the_quick_retries_and_is_handed_on() {
+        let busy = Failure::transient("MVD answered HTTP 429 Too Many Requests")
+            .with_retry_after(Some(Duration::from_secs(120)));
+        let (failure, calls) = always_failing(QUICK, busy.clone()).await;
+        assert_eq!(calls, 1, "no in-process wait of two minutes");
+        assert_eq!(failure, busy, "the Retry-After reaches the caller");
+    }
+
+    #[tokio::test]
+    async fn a_short_retry_after_is_honoured_and_the_last_one_handed_on() {
+        let busy = Failure::transient("MVD answered HTTP 503 Service Unavailable")
+            .with_retry_after(Some(Duration::from_millis(5)));
+        let (failure, calls) = always_failing(QUICK, busy.clone()).await;
+        assert_eq!(calls, 3, "retried within the call");
+        assert_eq!(failure.retry_after, Some(Duration::from_millis(5)));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_is_not_retried() {
+        let (failure, calls) = always_failing(QUICK, Failure::permanent("refused")).await;
+        assert_eq!(calls, 1);
+        assert_eq!(failure.kind, FailureKind::Permanent);
     }
 
     #[test]

@@ -22,10 +22,8 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::api_url;
-use crate::failure::{
-    Attempt, Failure, QuickRetry, Refusal, contract_violation, quoted_code, transport_failure,
-    unexpected_json,
-};
+use crate::client::{ClientError, HttpClient};
+use crate::failure::{Failure, QuickRetry, contract_violation, quoted_code, unexpected_json};
 
 /// How the registry is named in failure reasons and logs.
 const SYSTEM: &str = "MVD";
@@ -33,11 +31,8 @@ const SYSTEM: &str = "MVD";
 /// A client of the MVD registry's reconciliation API (`POST /api/v1/reconciliations`).
 #[derive(Clone, Debug)]
 pub struct MvdClient {
-    http: reqwest::Client,
+    http: HttpClient,
     endpoint: Url,
-    timeout: Duration,
-    retry: QuickRetry,
-    traceparent: crate::Traceparent,
 }
 
 /// A person's stated data and identity document, as the registry's API takes them.
@@ -144,25 +139,18 @@ impl MvdClient {
     /// A client of the registry at `base_url` (`http://127.0.0.1:8101` for the simulator).
     /// Every HTTP attempt is bounded by `timeout`; transient failures get
     /// [`QuickRetry::default`].
-    pub fn new(base_url: Url, timeout: Duration) -> Self {
-        let endpoint = api_url(&base_url, "api/v1/reconciliations");
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        MvdClient {
-            http,
-            endpoint,
-            timeout,
-            retry: QuickRetry::default(),
-            traceparent: crate::Traceparent::default(),
-        }
+    ///
+    /// Errors: the HTTP client cannot be built (a start-up error naming MVD).
+    pub fn new(base_url: Url, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(MvdClient {
+            http: HttpClient::new(SYSTEM, timeout)?,
+            endpoint: api_url(&base_url, "api/v1/reconciliations"),
+        })
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
-        self.retry = retry;
+        self.http = self.http.with_retry(retry);
         self
     }
 
@@ -170,7 +158,7 @@ impl MvdClient {
     /// the system's own logs join the trace of the message that caused them. `None`, or a value
     /// that cannot be a header, sends none.
     pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
-        self.traceparent = crate::Traceparent::new(traceparent);
+        self.http = self.http.with_traceparent(traceparent);
         self
     }
 
@@ -198,7 +186,7 @@ impl MvdClient {
             "reconciling"
         );
         let result = self
-            .retry
+            .http
             .run(SYSTEM, || self.attempt(idempotency_key, request))
             .await;
         match &result {
@@ -224,27 +212,14 @@ impl MvdClient {
         &self,
         idempotency_key: Uuid,
         request: &ReconcileRequest,
-    ) -> Result<Reconciliation, Attempt> {
+    ) -> Result<Reconciliation, Failure> {
         let request = self
             .http
             .post(self.endpoint.clone())
-            .timeout(self.timeout)
             .header("Idempotency-Key", idempotency_key.to_string())
             .json(request);
-        let response = self
-            .traceparent
-            .apply(request)
-            .send()
-            .await
-            .map_err(|e| transport_failure(SYSTEM, e))?;
-        if !response.status().is_success() {
-            return Err(Refusal::read(response).await.into_attempt(SYSTEM));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_failure(SYSTEM, e))?;
-        Ok(parse_answer(&body)?)
+        let body = self.http.send(SYSTEM, request).await?.body(SYSTEM)?;
+        parse_answer(&body)
     }
 }
 
@@ -442,7 +417,9 @@ mod tests {
 
     async fn client(server: &MockServer) -> MvdClient {
         let base = Url::parse(&server.uri()).expect("the mock server's URL");
-        MvdClient::new(base, Duration::from_millis(500)).with_retry(quick())
+        MvdClient::new(base, Duration::from_millis(500))
+            .expect("a client")
+            .with_retry(quick())
     }
 
     async fn answer(server: &MockServer, template: ResponseTemplate) {
@@ -747,8 +724,31 @@ mod tests {
             .await
             .expect_err("busy");
         assert_eq!(f.kind, FailureKind::Transient);
+        assert_eq!(
+            f.retry_after,
+            Some(Duration::from_secs(120)),
+            "the Retry-After reaches the retry tiers"
+        );
         let calls = server.received_requests().await.unwrap_or_default();
         assert_eq!(calls.len(), 1, "no in-process wait of two minutes");
+    }
+
+    #[tokio::test]
+    async fn a_503_s_retry_after_reaches_the_failure() {
+        let server = MockServer::start().await;
+        answer(
+            &server,
+            ResponseTemplate::new(503).insert_header("Retry-After", "60"),
+        )
+        .await;
+        let f = client(&server)
+            .await
+            .reconcile(Uuid::new_v4(), &request())
+            .await
+            .expect_err("down for a minute");
+        assert_eq!(f.kind, FailureKind::Transient);
+        assert_eq!(f.reason, "MVD answered HTTP 503 Service Unavailable");
+        assert_eq!(f.retry_after, Some(Duration::from_secs(60)));
     }
 
     #[tokio::test]
@@ -787,6 +787,7 @@ mod tests {
         let base = Url::parse(&server.uri()).expect("the mock server's URL");
         let started = std::time::Instant::now();
         let f = MvdClient::new(base, Duration::from_millis(200))
+            .expect("a client")
             .with_retry(QuickRetry::NONE)
             .reconcile(Uuid::new_v4(), &request())
             .await
@@ -805,6 +806,7 @@ mod tests {
             .port();
         let base = Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
         let f = MvdClient::new(base, Duration::from_millis(500))
+            .expect("a client")
             .with_retry(quick())
             .reconcile(Uuid::new_v4(), &request())
             .await
@@ -861,6 +863,7 @@ mod tests {
             .await;
         let base = Url::parse(&format!("{}/mvd/", server.uri())).expect("a URL");
         MvdClient::new(base, Duration::from_millis(500))
+            .expect("a client")
             .reconcile(Uuid::new_v4(), &request())
             .await
             .expect("found under the prefix");

@@ -21,9 +21,9 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::api_url;
+use crate::client::{Answer, ClientError, HttpClient};
 use crate::failure::{
-    Failure, QuickRetry, Refusal, contract_violation, describe_json_error, quoted_code,
-    transport_failure, unexpected_json,
+    Failure, QuickRetry, contract_violation, describe_json_error, quoted_code, unexpected_json,
 };
 
 /// The reason of the permanent failure when a gateway refuses an SMS because the subscriber is
@@ -50,10 +50,8 @@ pub struct SmsConfig {
 /// A client of the operators' SMS gateways.
 #[derive(Debug, Clone)]
 pub struct SmsClient {
-    http: reqwest::Client,
+    http: HttpClient,
     config: SmsConfig,
-    retry: QuickRetry,
-    traceparent: crate::Traceparent,
 }
 
 /// An operator's answer about a number it serves.
@@ -91,23 +89,18 @@ pub struct DeliveryReport {
 
 impl SmsClient {
     /// A client of the gateways in `config`; transient failures get [`QuickRetry::default`].
-    pub fn new(config: SmsConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout)
-            .build()
-            .unwrap_or_default();
-        SmsClient {
-            http,
+    ///
+    /// Errors: the HTTP client cannot be built (a start-up error naming the SMS gateways).
+    pub fn new(config: SmsConfig) -> Result<Self, ClientError> {
+        Ok(SmsClient {
+            http: HttpClient::new("the SMS gateways", config.timeout)?,
             config,
-            retry: QuickRetry::default(),
-            traceparent: crate::Traceparent::default(),
-        }
+        })
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
-        self.retry = retry;
+        self.http = self.http.with_retry(retry);
         self
     }
 
@@ -115,7 +108,7 @@ impl SmsClient {
     /// the system's own logs join the trace of the message that caused them. `None`, or a value
     /// that cannot be a header, sends none.
     pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
-        self.traceparent = crate::Traceparent::new(traceparent);
+        self.http = self.http.with_traceparent(traceparent);
         self
     }
 
@@ -199,35 +192,24 @@ impl SmsClient {
             callback_url: callback_url.map(Url::as_str),
         };
         let result = self
-            .retry
+            .http
             .run(&system, || async {
                 let request = self
                     .http
                     .post(endpoint.clone())
-                    .timeout(self.config.timeout)
                     .header("Idempotency-Key", idempotency_key.to_string())
                     .json(&body);
-                let response = self
-                    .traceparent
-                    .apply(request)
-                    .send()
-                    .await
-                    .map_err(|e| transport_failure(&system, e))?;
-                if !response.status().is_success() {
-                    let refusal = Refusal::read(response).await;
-                    return Err(if refusal.is(422, "subscriber_blocked") {
-                        Failure::permanent(SUBSCRIBER_BLOCKED).into()
-                    } else if refusal.is(404, "not_our_subscriber") {
-                        Failure::permanent(NOT_OUR_SUBSCRIBER).into()
-                    } else {
-                        refusal.into_attempt(&system)
-                    });
-                }
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_failure(&system, e))?;
-                Ok(parse_accepted(&system, operator, &body)?)
+                let body = match self.http.send(&system, request).await? {
+                    Answer::Success(body) => body,
+                    Answer::Refused(refusal) if refusal.is(422, "subscriber_blocked") => {
+                        return Err(Failure::permanent(SUBSCRIBER_BLOCKED));
+                    }
+                    Answer::Refused(refusal) if refusal.is(404, "not_our_subscriber") => {
+                        return Err(Failure::permanent(NOT_OUR_SUBSCRIBER));
+                    }
+                    Answer::Refused(refusal) => return Err(refusal.failure(&system)),
+                };
+                parse_accepted(&system, operator, &body)
             })
             .await;
         match &result {
@@ -261,27 +243,17 @@ impl SmsClient {
             self.base(operator)?,
             &format!("api/v1/subscribers/%2B{digits}"),
         );
-        self.retry
+        self.http
             .run(&system, || async {
-                let request = self.http.get(url.clone()).timeout(self.config.timeout);
-                let response = self
-                    .traceparent
-                    .apply(request)
-                    .send()
-                    .await
-                    .map_err(|e| transport_failure(&system, e))?;
-                if !response.status().is_success() {
-                    let refusal = Refusal::read(response).await;
-                    if refusal.is(404, "not_our_subscriber") {
+                let request = self.http.get(url.clone());
+                let body = match self.http.send(&system, request).await? {
+                    Answer::Success(body) => body,
+                    Answer::Refused(refusal) if refusal.is(404, "not_our_subscriber") => {
                         return Ok(None);
                     }
-                    return Err(refusal.into_attempt(&system));
-                }
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| transport_failure(&system, e))?;
-                Ok(Some(parse_subscriber(&system, operator, msisdn, &body)?))
+                    Answer::Refused(refusal) => return Err(refusal.failure(&system)),
+                };
+                parse_subscriber(&system, operator, msisdn, &body).map(Some)
             })
             .await
     }
@@ -505,6 +477,7 @@ mod tests {
                 sender: "E-SERVICES".to_owned(),
                 timeout,
             })
+            .expect("a client")
             .with_retry(quick())
         }
 
@@ -771,6 +744,51 @@ mod tests {
                 Some(key.to_string().as_str())
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_busy_gateway_s_retry_after_reaches_the_failure() {
+        let g = Gateways::start().await;
+        messages(
+            &g.a1,
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "90")
+                .set_body_json(json!({"error": "rate_limited", "message": "slow down"})),
+        )
+        .await;
+        let f = g
+            .client()
+            .send(Uuid::new_v4(), Operator::A1, &phone(), TEXT, None)
+            .await
+            .expect_err("busy");
+        assert_eq!(f.kind, FailureKind::Transient);
+        assert_eq!(
+            f.reason,
+            "SMS gateway a1 answered HTTP 429 Too Many Requests (rate_limited)"
+        );
+        assert_eq!(f.retry_after, Some(Duration::from_secs(90)));
+        let calls = g.a1.received_requests().await.unwrap_or_default();
+        assert_eq!(calls.len(), 1, "no in-process wait of a minute and a half");
+    }
+
+    #[tokio::test]
+    async fn a_down_gateway_s_retry_after_reaches_the_lookup_s_failure() {
+        let g = Gateways::start().await;
+        lookup(
+            &g.a1,
+            ResponseTemplate::new(503).insert_header("Retry-After", "60"),
+            1,
+        )
+        .await;
+        lookup(&g.mts, not_ours(), 1).await;
+        lookup(&g.life, not_ours(), 1).await;
+        let f = g
+            .client()
+            .subscriber(&phone())
+            .await
+            .expect_err("A1 could not say");
+        assert_eq!(f.kind, FailureKind::Transient);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(60)));
     }
 
     #[tokio::test]

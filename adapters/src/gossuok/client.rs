@@ -15,18 +15,14 @@ use url::Url;
 use super::revocation::{CaLevel, RevocationReason};
 use super::{SYSTEM, normalize_serial};
 use crate::api_url;
-use crate::failure::{
-    Attempt, Failure, QuickRetry, Refusal, contract_violation, quoted_code, transport_failure,
-    unexpected_json,
-};
+use crate::client::{ClientError, HttpClient};
+use crate::failure::{Failure, QuickRetry, contract_violation, quoted_code, unexpected_json};
 
 /// A client of GosSUOK's publication points and status API.
 #[derive(Clone, Debug)]
 pub struct GosSuokClient {
-    http: reqwest::Client,
+    http: HttpClient,
     base: Url,
-    timeout: Duration,
-    retry: QuickRetry,
 }
 
 /// What the CA's status API says of a certificate, now.
@@ -48,23 +44,18 @@ pub enum OnlineStatus {
 impl GosSuokClient {
     /// A client of GosSUOK at `base_url` (the CA's publication point, or the simulator). Every
     /// HTTP attempt is bounded by `timeout`; transient failures get [`QuickRetry::default`].
-    pub fn new(base_url: Url, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        GosSuokClient {
-            http,
+    ///
+    /// Errors: the HTTP client cannot be built (a start-up error naming GosSUOK).
+    pub fn new(base_url: Url, timeout: Duration) -> Result<Self, ClientError> {
+        Ok(GosSuokClient {
+            http: HttpClient::new(SYSTEM, timeout)?,
             base: base_url,
-            timeout,
-            retry: QuickRetry::default(),
-        }
+        })
     }
 
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
-        self.retry = retry;
+        self.http = self.http.with_retry(retry);
         self
     }
 
@@ -118,10 +109,10 @@ impl GosSuokClient {
         };
         let url = api_url(&self.base, &format!("api/v1/certificates/{serial}/status"));
         let result = self
-            .retry
+            .http
             .run(SYSTEM, || async {
                 let body = self.get(url.clone()).await?;
-                Ok(parse_status(&serial, &body)?)
+                parse_status(&serial, &body)
             })
             .await;
         match &result {
@@ -145,34 +136,21 @@ impl GosSuokClient {
     /// The non-empty body of `GET {base}/{path}`, with the quick retries.
     async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
         let url = api_url(&self.base, path);
-        self.retry
+        self.http
             .run(SYSTEM, || async {
                 let body = self.get(url.clone()).await?;
                 if body.is_empty() {
-                    return Err(contract_violation(SYSTEM, "answered an empty body").into());
+                    return Err(contract_violation(SYSTEM, "answered an empty body"));
                 }
                 Ok(body)
             })
             .await
     }
 
-    /// One attempt at `GET url`: the body of a success, else the failed attempt.
-    async fn get(&self, url: Url) -> Result<Vec<u8>, Attempt> {
-        let response = self
-            .http
-            .get(url)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| transport_failure(SYSTEM, e))?;
-        if !response.status().is_success() {
-            return Err(Refusal::read(response).await.into_attempt(SYSTEM));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_failure(SYSTEM, e))?;
-        Ok(body.to_vec())
+    /// One attempt at `GET url`: the body of a success, else the failure.
+    async fn get(&self, url: Url) -> Result<Vec<u8>, Failure> {
+        let request = self.http.get(url);
+        self.http.send(SYSTEM, request).await?.body(SYSTEM)
     }
 }
 

@@ -700,7 +700,9 @@ fn quick() -> QuickRetry {
 
 fn client_with(server: &MockServer, timeout: Duration) -> GosSuokClient {
     let base = Url::parse(&server.uri()).expect("the mock server's URL");
-    GosSuokClient::new(base, timeout).with_retry(quick())
+    GosSuokClient::new(base, timeout)
+        .expect("a client")
+        .with_retry(quick())
 }
 
 fn client(server: &MockServer) -> GosSuokClient {
@@ -757,6 +759,7 @@ async fn ca_certificates_are_fetched_and_must_be_certificates() {
     .await;
     let base = Url::parse(&format!("{}/gossuok/", server.uri())).expect("a URL");
     let (root, intermediate) = GosSuokClient::new(base, Duration::from_millis(500))
+        .expect("a client")
         .ca_certificates()
         .await
         .expect("both");
@@ -899,6 +902,32 @@ async fn a_busy_or_slow_ca_is_transient_and_a_missing_crl_permanent() {
         .await
         .expect_err("missing");
     assert_eq!(f.kind, FailureKind::Permanent);
+}
+
+#[tokio::test]
+async fn a_ca_s_retry_after_reaches_the_failure() {
+    let server = MockServer::start().await;
+    serve(
+        &server,
+        "/crl/root.crl",
+        ResponseTemplate::new(503).insert_header("Retry-After", "300"),
+    )
+    .await;
+    serve(
+        &server,
+        "/api/v1/certificates/4a0b/status",
+        ResponseTemplate::new(429).insert_header("Retry-After", "60"),
+    )
+    .await;
+    let f = client(&server)
+        .fetch_crl(CaLevel::Root)
+        .await
+        .expect_err("down");
+    assert_eq!(f.kind, FailureKind::Transient);
+    assert_eq!(f.retry_after, Some(Duration::from_secs(300)));
+    let f = client(&server).status("4a0b").await.expect_err("busy");
+    assert_eq!(f.kind, FailureKind::Transient);
+    assert_eq!(f.retry_after, Some(Duration::from_secs(60)));
 }
 
 // The checker.
@@ -1149,7 +1178,7 @@ async fn a_person_of_the_simulator_logs_in_until_their_certificate_is_revoked() 
         .collect();
 
     // In tests the root comes from the CA itself; the hub takes it from its configuration.
-    let client = GosSuokClient::new(gossuok.clone(), Duration::from_secs(5));
+    let client = GosSuokClient::new(gossuok.clone(), Duration::from_secs(5)).expect("a client");
     let (root, _) = client.ca_certificates().await.expect("the CA certificates");
     let validator = Validator::new(&[root]).expect("a root");
     let checker = Checker::new(validator.clone(), client.clone());

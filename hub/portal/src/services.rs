@@ -1,12 +1,22 @@
 //! The portal's plan: the business sagas, the identifier registry, the adapter workers and the
 //! callback listener, built from the configuration, with who may send what and the portal's
 //! migrations. `hub run` runs it (with the operators' console beside it).
+//!
+//! [`plan`] puts together the groups built by the functions below it: the identity services
+//! (`identity`: registration, cabinet, issuance, account, registry), the procedures
+//! (`procedures`), the workers of the external systems (`adapter_workers`), the bridges to the
+//! HTTP authorities (`bridges`) and the callback listener (`callback_listener`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use adapters::backoffice::BackOfficeClient;
+use adapters::email::{EmailClient, EmailConfig};
+use adapters::erip::EripClient;
+use adapters::gossuok::{Checker, GosSuokClient, Validator};
 use adapters::mvd::MvdClient;
 use adapters::sms::{SmsClient, SmsConfig};
+use anyhow::Context as _;
 use contracts::person::Operator;
 
 use crate::cabinet::{Cabinet, CabinetSettings};
@@ -23,89 +33,79 @@ use crate::procedures::saga::{
     self as procedure, ProcedureSaga, ProcedureSettings, authority_queue,
 };
 use crate::registry::{self, Registry};
+use crate::sagas::account::{self, AccountSaga, AccountSettings};
 use crate::sagas::issuance::{self, IssuanceSaga, IssuanceSettings};
-use adapters::backoffice::BackOfficeClient;
-use adapters::email::{EmailClient, EmailConfig};
-use adapters::erip::EripClient;
-use adapters::gossuok::{Checker, GosSuokClient, Validator};
-use hub_runtime::app::{Background, Plan, Registration};
-use hub_runtime::engine::{SagaEngine, ServiceRunner};
+use hub_runtime::app::{Background, HubContext, Plan, Registration};
+use hub_runtime::engine::{Saga, SagaEngine, Service, ServiceRunner};
 use hub_runtime::health::{ExternalSystem, Target};
 use hub_runtime::secrets::Sealer;
 
 /// Everything `hub run` runs.
+///
+/// Errors: a configuration the portal cannot start with (a seal key, an authority's URL or
+/// secret, the mail server, the EDS roots), or an adapter whose HTTP client cannot be built.
 pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     let sealer = Arc::new(Sealer::from_config(config.seal_key.as_deref())?);
-    let settings = IssuanceSettings {
-        code_ttl: config.phone_code_ttl,
-        code_attempts: config.phone_code_attempts,
-        temporary_password_ttl: config.temp_password_ttl,
-        ..IssuanceSettings::default()
-    };
-    let saga = IssuanceSaga::new(sealer.clone(), settings);
-    let mvd = MvdClient::new(config.mvd_url.clone(), config.http_timeout);
-    let sms = SmsClient::new(SmsConfig {
-        operators: HashMap::from([
-            (Operator::A1, config.sms_a1_url.clone()),
-            (Operator::Mts, config.sms_mts_url.clone()),
-            (Operator::Life, config.sms_life_url.clone()),
-        ]),
-        sender: config.sms_sender.clone(),
-        timeout: config.http_timeout,
-    });
-    let callback = Some(config.callback_url.clone());
     let catalogue = Arc::new(Catalogue::embedded()?);
-    let calendar = Arc::new(Calendar::belarus()?);
-    let procedure_settings = ProcedureSettings {
-        payment_ttl: config.payment_ttl,
-    };
-    let erip = EripClient::new(config.erip_url.clone(), config.http_timeout);
-    let erip_notify = config.callback_url.join("callbacks/erip").ok();
-    // A queue authority consumes its queue itself; an HTTP one's queue is the bridge's.
-    let mut foreign_queues = Vec::new();
-    let mut bridges = Vec::new();
-    let mut authority_secrets = HashMap::new();
-    for a in catalogue.authorities() {
-        match &a.channel {
-            AuthorityChannel::Queue { .. } => foreign_queues.push(contracts::QueueSpec::new(
-                authority_queue(&a.id),
-                Vec::<String>::new(),
-            )),
-            AuthorityChannel::Http {
-                base_url_key,
-                secret_key,
-            } => {
-                let (url, secret) = config.backoffice(&a.id, base_url_key, secret_key)?;
-                let client = BackOfficeClient::new(
-                    format!("the back-office of {}", a.id),
-                    url,
-                    secret.clone(),
-                    config.http_timeout,
-                );
-                let callback = config
-                    .callback_url
-                    .join(&backoffice_worker::callback_path(&a.id))?;
-                authority_secrets.insert(a.id.clone(), secret);
-                bridges.push(Registration {
-                    queue: backoffice_worker::queue_spec(&a.id),
-                    factory: Box::new(move |ctx| {
-                        Arc::new(ServiceRunner::new(
-                            BackOfficeWorker::new(
-                                client.clone(),
-                                callback.clone(),
-                                &ctx.broker_user,
-                            ),
-                            ctx.pool.clone(),
-                            ctx.topology.clone(),
-                            &ctx.app_id,
-                        ))
-                    }),
-                });
-            }
-        }
-    }
     // One key and one set of limits for the cabinet and the SMS worker: they count one phone.
     let limits = PhoneLimits::new(&config.limits, config.seal_key.as_deref());
+    let procedures = procedures(config, &catalogue)?;
+    let bridges = bridges(config, &catalogue)?;
+    let workers = adapter_workers(config, &sealer, &limits)?;
+    let identity = identity(config, &sealer, &limits)?;
+    // The order in which consumers start and `hub topology` lists the queues: kept as it was.
+    let mut registrations = vec![
+        identity.registration,
+        workers.email,
+        procedures.complaint,
+        procedures.application_lookup,
+        procedures.procedure,
+        workers.erip,
+        identity.cabinet,
+        identity.issuance,
+        identity.account,
+        identity.registry,
+        workers.mvd,
+        workers.sms,
+    ];
+    registrations.extend(bridges.workers);
+    let listener = callback_listener(config, catalogue, bridges.authority_secrets);
+    Ok(Plan {
+        registrations,
+        foreign_queues: bridges.foreign_queues,
+        background: vec![listener],
+        senders: Some(Arc::new(crate::agency::Senders)),
+        migrations: vec![&crate::MIGRATOR],
+    })
+}
+
+/// The identity services: registration (by e-mail or EDS), the personal cabinet, the
+/// issuance and account sagas, and the identifier registry.
+struct Identity {
+    registration: Registration,
+    cabinet: Registration,
+    issuance: Registration,
+    account: Registration,
+    registry: Registration,
+}
+
+fn identity(
+    config: &IntegrationConfig,
+    sealer: &Arc<Sealer>,
+    limits: &PhoneLimits,
+) -> anyhow::Result<Identity> {
+    let eds = eds_checker(config)?;
+    let registration = service_on(crate::registration::queue_spec(), {
+        let sealer = sealer.clone();
+        move |ctx| {
+            crate::registration::Registration::new(
+                sealer.clone(),
+                crate::registration::RegistrationSettings::default(),
+                ctx.pool.clone(),
+                eds.clone(),
+            )
+        }
+    });
     let cabinet = Cabinet::new(
         sealer.clone(),
         CabinetSettings {
@@ -114,211 +114,221 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         },
         limits.clone(),
     );
+    let issuance_saga = IssuanceSaga::new(
+        sealer.clone(),
+        IssuanceSettings {
+            code_ttl: config.phone_code_ttl,
+            code_attempts: config.phone_code_attempts,
+            temporary_password_ttl: config.temp_password_ttl,
+            ..IssuanceSettings::default()
+        },
+    );
+    let account_saga = AccountSaga::new(
+        sealer.clone(),
+        AccountSettings {
+            code_ttl: config.phone_code_ttl,
+            code_attempts: config.phone_code_attempts,
+            ..AccountSettings::default()
+        },
+    );
+    Ok(Identity {
+        registration,
+        cabinet: service_on(crate::cabinet::queue_spec(), move |_| cabinet.clone()),
+        issuance: saga_on(issuance::queue_spec(), issuance::QUEUE, move |_| {
+            issuance_saga.clone()
+        }),
+        account: saga_on(account::queue_spec(), account::QUEUE, move |_| {
+            account_saga.clone()
+        }),
+        registry: service_on(registry::queue_spec(), |_| Registry),
+    })
+}
+
+/// The checker of EDS certificates, when the configuration trusts a root; `None` refuses EDS
+/// logins and registrations.
+fn eds_checker(config: &IntegrationConfig) -> anyhow::Result<Option<Arc<Checker>>> {
+    let roots = config.eds_roots()?;
+    if roots.is_empty() {
+        tracing::warn!(
+            "no trusted EDS root (HUB_EDS_TRUSTED_ROOTS): EDS logins and registrations are refused"
+        );
+        return Ok(None);
+    }
+    let validator = Validator::new(&roots)
+        .map_err(|f| anyhow::anyhow!("HUB_EDS_TRUSTED_ROOTS: {}", f.reason))?;
+    let client = GosSuokClient::new(config.gossuok_url.clone(), config.http_timeout)
+        .context("starting the EDS checker (HUB_GOSSUOK_URL)")?;
+    Ok(Some(Arc::new(Checker::new(validator, client))))
+}
+
+/// The administrative procedures: the procedure and complaint sagas, and the lookup the
+/// complaint saga asks about an application.
+struct Procedures {
+    complaint: Registration,
+    application_lookup: Registration,
+    procedure: Registration,
+}
+
+fn procedures(
+    config: &IntegrationConfig,
+    catalogue: &Arc<Catalogue>,
+) -> anyhow::Result<Procedures> {
+    let calendar = Arc::new(Calendar::belarus()?);
+    let settings = ProcedureSettings {
+        payment_ttl: config.payment_ttl,
+    };
+    let complaint_saga = saga_on(complaint::queue_spec(), complaint::QUEUE, {
+        let catalogue = catalogue.clone();
+        move |ctx| {
+            ComplaintSaga::new(
+                catalogue.clone(),
+                ctx.topology.namespace().as_str(),
+                &ctx.broker_user,
+            )
+        }
+    });
+    let procedure_saga = saga_on(procedure::queue_spec(), procedure::QUEUE, {
+        let catalogue = catalogue.clone();
+        move |ctx| {
+            ProcedureSaga::new(
+                catalogue.clone(),
+                calendar.clone(),
+                settings.clone(),
+                ctx.topology.namespace().as_str(),
+                &ctx.broker_user,
+            )
+        }
+    });
+    Ok(Procedures {
+        complaint: complaint_saga,
+        application_lookup: service_on(complaint::lookup_queue_spec(), |ctx| {
+            ApplicationLookup::new(ctx.pool.clone())
+        }),
+        procedure: procedure_saga,
+    })
+}
+
+/// The workers of the external systems the portal calls itself: the mail server, ERIP, MVD
+/// and the SMS gateways.
+struct AdapterWorkers {
+    email: Registration,
+    erip: Registration,
+    mvd: Registration,
+    sms: Registration,
+}
+
+fn adapter_workers(
+    config: &IntegrationConfig,
+    sealer: &Arc<Sealer>,
+    limits: &PhoneLimits,
+) -> anyhow::Result<AdapterWorkers> {
     let email = EmailClient::new(EmailConfig {
         smtp_url: config.smtp_url.clone(),
         from: config.email_from.clone(),
         timeout: config.http_timeout,
     })
     .map_err(|f| anyhow::anyhow!("HUB_SMTP_URL / HUB_EMAIL_FROM: {}", f.reason))?;
+    let erip = EripClient::new(config.erip_url.clone(), config.http_timeout)
+        .context("starting the ERIP worker (HUB_ERIP_URL)")?;
+    let erip_notify = config.callback_url.join("callbacks/erip").ok();
+    let mvd = MvdClient::new(config.mvd_url.clone(), config.http_timeout)
+        .context("starting the MVD worker (HUB_MVD_URL)")?;
+    let sms = SmsClient::new(SmsConfig {
+        operators: HashMap::from([
+            (Operator::A1, config.sms_a1_url.clone()),
+            (Operator::Mts, config.sms_mts_url.clone()),
+            (Operator::Life, config.sms_life_url.clone()),
+        ]),
+        sender: config.sms_sender.clone(),
+        timeout: config.http_timeout,
+    })
+    .context("starting the SMS worker (HUB_SMS_A1_URL, HUB_SMS_MTS_URL, HUB_SMS_LIFE_URL)")?;
     let portal_url = config.portal_url.clone();
-    let roots = config.eds_roots()?;
-    let eds = if roots.is_empty() {
-        tracing::warn!(
-            "no trusted EDS root (HUB_EDS_TRUSTED_ROOTS): EDS logins and registrations are refused"
-        );
-        None
-    } else {
-        let validator = Validator::new(&roots)
-            .map_err(|f| anyhow::anyhow!("HUB_EDS_TRUSTED_ROOTS: {}", f.reason))?;
-        let client = GosSuokClient::new(config.gossuok_url.clone(), config.http_timeout);
-        Some(Arc::new(Checker::new(validator, client)))
+    let sms_callback = Some(config.callback_url.clone());
+    let (sealer, limits) = (sealer.clone(), limits.clone());
+    Ok(AdapterWorkers {
+        email: service_on(email_worker::queue_spec(), {
+            let sealer = sealer.clone();
+            move |_| EmailWorker::new(email.clone(), sealer.clone(), portal_url.clone())
+        }),
+        erip: service_on(erip_worker::queue_spec(), move |ctx| {
+            EripWorker::new(erip.clone(), ctx.pool.clone(), erip_notify.clone())
+        }),
+        mvd: service_on(mvd_worker::queue_spec(), move |_| {
+            MvdWorker::new(mvd.clone())
+        }),
+        sms: service_on(sms_worker::queue_spec(), move |ctx| {
+            SmsWorker::new(
+                sms.clone(),
+                sealer.clone(),
+                ctx.pool.clone(),
+                sms_callback.clone(),
+                limits.clone(),
+            )
+        }),
+    })
+}
+
+/// The catalogue's authorities as the hub sees them: a queue authority consumes its queue
+/// itself (the hub only declares it); an HTTP authority's queue is consumed by a bridge worker,
+/// and its back-office answers on the callback listener, signed with its secret.
+struct Bridges {
+    foreign_queues: Vec<contracts::QueueSpec>,
+    workers: Vec<Registration>,
+    authority_secrets: HashMap<String, Vec<u8>>,
+}
+
+fn bridges(config: &IntegrationConfig, catalogue: &Catalogue) -> anyhow::Result<Bridges> {
+    let mut bridges = Bridges {
+        foreign_queues: Vec::new(),
+        workers: Vec::new(),
+        authority_secrets: HashMap::new(),
     };
-    let mut registrations = vec![
-        Registration {
-            queue: crate::registration::queue_spec(),
-            factory: Box::new({
-                let sealer = sealer.clone();
-                move |ctx| {
-                    Arc::new(ServiceRunner::new(
-                        crate::registration::Registration::new(
-                            sealer.clone(),
-                            crate::registration::RegistrationSettings::default(),
-                            ctx.pool.clone(),
-                            eds.clone(),
-                        ),
-                        ctx.pool.clone(),
-                        ctx.topology.clone(),
-                        &ctx.app_id,
-                    ))
-                }
-            }),
-        },
-        Registration {
-            queue: email_worker::queue_spec(),
-            factory: Box::new({
-                let sealer = sealer.clone();
-                move |ctx| {
-                    Arc::new(ServiceRunner::new(
-                        EmailWorker::new(email.clone(), sealer.clone(), portal_url.clone()),
-                        ctx.pool.clone(),
-                        ctx.topology.clone(),
-                        &ctx.app_id,
-                    ))
-                }
-            }),
-        },
-        Registration {
-            queue: complaint::queue_spec(),
-            factory: Box::new({
-                let catalogue = catalogue.clone();
-                move |ctx| {
-                    Arc::new(SagaEngine::new(
-                        ComplaintSaga::new(
-                            catalogue.clone(),
-                            ctx.topology.namespace().as_str(),
-                            &ctx.broker_user,
-                        ),
-                        ctx.pool.clone(),
-                        ctx.topology.clone(),
-                        complaint::QUEUE,
-                        &ctx.app_id,
-                    ))
-                }
-            }),
-        },
-        Registration {
-            queue: complaint::lookup_queue_spec(),
-            factory: Box::new(|ctx| {
-                Arc::new(ServiceRunner::new(
-                    ApplicationLookup::new(ctx.pool.clone()),
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    &ctx.app_id,
-                ))
-            }),
-        },
-        Registration {
-            queue: procedure::queue_spec(),
-            factory: Box::new({
-                let catalogue = catalogue.clone();
-                move |ctx| {
-                    Arc::new(SagaEngine::new(
-                        ProcedureSaga::new(
-                            catalogue.clone(),
-                            calendar.clone(),
-                            procedure_settings.clone(),
-                            ctx.topology.namespace().as_str(),
-                            &ctx.broker_user,
-                        ),
-                        ctx.pool.clone(),
-                        ctx.topology.clone(),
-                        procedure::QUEUE,
-                        &ctx.app_id,
-                    ))
-                }
-            }),
-        },
-        Registration {
-            queue: erip_worker::queue_spec(),
-            factory: Box::new(move |ctx| {
-                Arc::new(ServiceRunner::new(
-                    EripWorker::new(erip.clone(), ctx.pool.clone(), erip_notify.clone()),
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    &ctx.app_id,
-                ))
-            }),
-        },
-        Registration {
-            queue: crate::cabinet::queue_spec(),
-            factory: Box::new(move |ctx| {
-                Arc::new(ServiceRunner::new(
-                    cabinet.clone(),
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    &ctx.app_id,
-                ))
-            }),
-        },
-        Registration {
-            queue: issuance::queue_spec(),
-            factory: Box::new(move |ctx| {
-                Arc::new(SagaEngine::new(
-                    saga.clone(),
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    issuance::QUEUE,
-                    &ctx.app_id,
-                ))
-            }),
-        },
-        Registration {
-            queue: crate::sagas::account::queue_spec(),
-            factory: Box::new({
-                use crate::sagas::account::{AccountSaga, AccountSettings, QUEUE};
-                let saga = AccountSaga::new(
-                    sealer.clone(),
-                    AccountSettings {
-                        code_ttl: config.phone_code_ttl,
-                        code_attempts: config.phone_code_attempts,
-                        ..AccountSettings::default()
-                    },
-                );
-                move |ctx| {
-                    Arc::new(SagaEngine::new(
-                        saga.clone(),
-                        ctx.pool.clone(),
-                        ctx.topology.clone(),
-                        QUEUE,
-                        &ctx.app_id,
-                    ))
-                }
-            }),
-        },
-        Registration {
-            queue: registry::queue_spec(),
-            factory: Box::new(|ctx| {
-                Arc::new(ServiceRunner::new(
-                    Registry,
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    &ctx.app_id,
-                ))
-            }),
-        },
-        Registration {
-            queue: mvd_worker::queue_spec(),
-            factory: Box::new(move |ctx| {
-                Arc::new(ServiceRunner::new(
-                    MvdWorker::new(mvd.clone()),
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    &ctx.app_id,
-                ))
-            }),
-        },
-        Registration {
-            queue: sms_worker::queue_spec(),
-            factory: Box::new(move |ctx| {
-                Arc::new(ServiceRunner::new(
-                    SmsWorker::new(
-                        sms.clone(),
-                        sealer.clone(),
-                        ctx.pool.clone(),
-                        callback.clone(),
-                        limits.clone(),
-                    ),
-                    ctx.pool.clone(),
-                    ctx.topology.clone(),
-                    &ctx.app_id,
-                ))
-            }),
-        },
-    ];
-    registrations.extend(bridges);
+    for a in catalogue.authorities() {
+        let (base_url_key, secret_key) = match &a.channel {
+            AuthorityChannel::Queue { .. } => {
+                bridges.foreign_queues.push(contracts::QueueSpec::new(
+                    authority_queue(&a.id),
+                    Vec::<String>::new(),
+                ));
+                continue;
+            }
+            AuthorityChannel::Http {
+                base_url_key,
+                secret_key,
+            } => (base_url_key, secret_key),
+        };
+        let (url, secret) = config.backoffice(&a.id, base_url_key, secret_key)?;
+        let client = BackOfficeClient::new(
+            format!("the back-office of {}", a.id),
+            url,
+            secret.clone(),
+            config.http_timeout,
+        )
+        .with_context(|| format!("starting the bridge to {} ({base_url_key})", a.id))?;
+        let callback = config
+            .callback_url
+            .join(&backoffice_worker::callback_path(&a.id))?;
+        bridges.authority_secrets.insert(a.id.clone(), secret);
+        bridges.workers.push(service_on(
+            backoffice_worker::queue_spec(&a.id),
+            move |ctx| BackOfficeWorker::new(client.clone(), callback.clone(), &ctx.broker_user),
+        ));
+    }
+    Ok(bridges)
+}
+
+/// The HTTP listener on `HUB_HTTP_ADDR`: the external systems' callbacks and the operators'
+/// endpoints ([`crate::http`]). It refuses to start when the hub's broker user is an
+/// authority's own (the bridge speaks as that user).
+fn callback_listener(
+    config: &IntegrationConfig,
+    catalogue: Arc<Catalogue>,
+    authority_secrets: HashMap<String, Vec<u8>>,
+) -> Background {
     let addr = config.http_addr;
     let erip_secret = config.erip_secret.clone().into_bytes();
-    let http: Background = Box::new(move |ctx, running, shutdown| {
+    Box::new(move |ctx, running, shutdown| {
         let callbacks = crate::http::Callbacks {
             erip_secret: erip_secret.clone(),
             procedure_queue: ctx.topology.work_queue(procedure::QUEUE),
@@ -334,14 +344,46 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
             checked?;
             crate::http::serve(addr, pool, app_id, callbacks, readiness, shutdown).await
         })
-    });
-    Ok(Plan {
-        registrations,
-        foreign_queues,
-        background: vec![http],
-        senders: Some(Arc::new(crate::agency::Senders)),
-        migrations: vec![&crate::MIGRATOR],
     })
+}
+
+/// `queue`, consumed by a [`ServiceRunner`] of the service `make` builds in each process.
+fn service_on<S: Service>(
+    queue: contracts::QueueSpec,
+    make: impl Fn(&HubContext) -> S + Send + Sync + 'static,
+) -> Registration {
+    Registration {
+        queue,
+        factory: Box::new(move |ctx| {
+            Arc::new(ServiceRunner::new(
+                make(ctx),
+                ctx.pool.clone(),
+                ctx.topology.clone(),
+                &ctx.app_id,
+            ))
+        }),
+    }
+}
+
+/// `queue`, consumed by a [`SagaEngine`] of the saga `make` builds in each process; `short`
+/// is the queue's short name the engine re-queues to.
+fn saga_on<S: Saga>(
+    queue: contracts::QueueSpec,
+    short: &'static str,
+    make: impl Fn(&HubContext) -> S + Send + Sync + 'static,
+) -> Registration {
+    Registration {
+        queue,
+        factory: Box::new(move |ctx| {
+            Arc::new(SagaEngine::new(
+                make(ctx),
+                ctx.pool.clone(),
+                ctx.topology.clone(),
+                short,
+                &ctx.app_id,
+            ))
+        }),
+    }
 }
 
 /// Every external system of `config` (what the operators' console probes): MVD, the SMS operators, ERIP, GosSUOK, the mail server,

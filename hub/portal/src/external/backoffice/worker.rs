@@ -4,7 +4,7 @@
 //! ([`adapters::backoffice`] has the contract), and puts the synchronous answers on the bus as
 //! the authority's messages (`authority.registered.v1`, the withdrawal answers). The later
 //! answers (information requested, decisions) come back to the hub's HTTP callback
-//! (`crate::http`), which puts them on the bus the same way.
+//! ([`super::callback`]), which puts them on the bus the same way.
 //!
 //! Everything the bridge publishes carries the hub's own broker user as `user_id`: the
 //! procedure and complaint sagas accept an HTTP authority's answers only from it, and the
