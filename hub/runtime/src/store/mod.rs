@@ -114,3 +114,53 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+    use super::{MIGRATOR, migrator};
+
+    fn set(versions: &[i64]) -> Migrator {
+        Migrator::with_migrations(
+            versions
+                .iter()
+                .map(|&v| {
+                    Migration::new(
+                        v,
+                        Cow::Owned(format!("business {v}")),
+                        MigrationType::Simple,
+                        sqlx::AssertSqlSafe(format!("SELECT {v}")).into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn sets_merge_in_version_order_with_the_runtimes_own() {
+        let business = set(&[1_000_001, 2, 3]);
+        let merged = migrator(&[&business]).expect("no version twice");
+        let versions: Vec<i64> = merged.iter().map(|m| m.version).collect();
+        let mut expected: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        expected.extend([1_000_001, 2, 3]);
+        expected.sort_unstable();
+        assert_eq!(versions, expected);
+        assert!(merged.ignore_missing, "other plans' migrations are left alone");
+    }
+
+    #[test]
+    fn a_version_two_sets_claim_is_refused() {
+        let first = MIGRATOR.iter().next().expect("the runtime has migrations").version;
+        let err = migrator(&[&set(&[first])]).expect_err("version claimed twice");
+        assert!(
+            err.reason.contains(&format!("two migrations have version {first}")),
+            "{}",
+            err.reason
+        );
+    }
+}
