@@ -296,7 +296,7 @@ pub struct RequestRejected {
     pub reason: RequestRejectReason,
     /// More detail where the rule has it (`expired`, `lost`, `person_unknown`,
     /// `too_many_attempts`, `timed_out`, `code_not_delivered`, `subscriber_blocked`).
-    pub detail: Option<String>,
+    pub detail: Option<crate::issuance::RejectDetail>,
     /// The fields concerned, with what is wrong.
     pub fields: Vec<FieldError>,
 }

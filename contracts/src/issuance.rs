@@ -337,9 +337,96 @@ pub struct ApplicationRejected {
     /// The rule that failed.
     pub reason: RejectReason,
     /// More detail where the rule has it (`expired`, `lost`, `too_many_attempts`, `timed_out`).
-    pub detail: Option<String>,
+    pub detail: Option<RejectDetail>,
     /// The fields concerned, with what is wrong.
     pub fields: Vec<crate::FieldError>,
+}
+
+/// More detail on a rejection (of an application, or of a desk's account request): a code
+/// where the hub's own rule has one, else the words of whoever decided (the MVD registry's
+/// status of a document, an operator's reason for cancelling). On the wire a plain string, as
+/// it always was: a code is its snake_case name, and a string that spells a code reads as it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RejectDetail {
+    /// The identity document has expired (`expired`).
+    Expired,
+    /// The MVD registry does not know the person (`person_unknown`).
+    PersonUnknown,
+    /// The operator says the subscriber is blocked (`subscriber_blocked`).
+    SubscriberBlocked,
+    /// No operator serves the number (`no_subscriber`).
+    NoSubscriber,
+    /// The phone code expired before the right one came (`timed_out`).
+    TimedOut,
+    /// Too many wrong codes, for the application or for the phone (`too_many_attempts`).
+    TooManyAttempts,
+    /// The code SMS could not be delivered (`code_not_delivered`).
+    CodeNotDelivered,
+    /// The identifier is blocked (`identifier_blocked`).
+    IdentifierBlocked,
+    /// Words from outside the hub's rules: a document status of the MVD registry's (`lost`),
+    /// an operator's reason for cancelling.
+    Other(String),
+}
+
+impl RejectDetail {
+    /// Every code (not [`RejectDetail::Other`]).
+    pub const CODES: [RejectDetail; 8] = [
+        RejectDetail::Expired,
+        RejectDetail::PersonUnknown,
+        RejectDetail::SubscriberBlocked,
+        RejectDetail::NoSubscriber,
+        RejectDetail::TimedOut,
+        RejectDetail::TooManyAttempts,
+        RejectDetail::CodeNotDelivered,
+        RejectDetail::IdentifierBlocked,
+    ];
+
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RejectDetail::Expired => "expired",
+            RejectDetail::PersonUnknown => "person_unknown",
+            RejectDetail::SubscriberBlocked => "subscriber_blocked",
+            RejectDetail::NoSubscriber => "no_subscriber",
+            RejectDetail::TimedOut => "timed_out",
+            RejectDetail::TooManyAttempts => "too_many_attempts",
+            RejectDetail::CodeNotDelivered => "code_not_delivered",
+            RejectDetail::IdentifierBlocked => "identifier_blocked",
+            RejectDetail::Other(words) => words,
+        }
+    }
+}
+
+impl From<String> for RejectDetail {
+    fn from(s: String) -> Self {
+        Self::CODES
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(RejectDetail::Other(s))
+    }
+}
+
+impl From<&str> for RejectDetail {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<RejectDetail> for String {
+    fn from(d: RejectDetail) -> Self {
+        match d {
+            RejectDetail::Other(words) => words,
+            code => code.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for RejectDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Message for ApplicationRejected {
@@ -357,4 +444,38 @@ pub struct PhoneCodeExpired {
 
 impl Message for PhoneCodeExpired {
     const TYPE: MessageType = MessageType::new("issuance.phone_code_expired", 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reject_detail_is_the_same_string_on_the_wire_as_before() {
+        for code in RejectDetail::CODES {
+            let wire = serde_json::to_value(&code).expect("json");
+            assert_eq!(wire, code.as_str());
+            let back: RejectDetail = serde_json::from_value(wire).expect("decodes");
+            assert_eq!(back, code);
+        }
+        let lost: RejectDetail = serde_json::from_str(r#""lost""#).expect("decodes");
+        assert_eq!(lost, RejectDetail::Other("lost".into()));
+        assert_eq!(serde_json::to_string(&lost).expect("json"), r#""lost""#);
+        // The words of an MVD status that spell a code read as the code.
+        assert_eq!(RejectDetail::from("timed_out"), RejectDetail::TimedOut);
+        let rejected = ApplicationRejected {
+            desk_id: "d".into(),
+            application_number: "A-1".into(),
+            reason: RejectReason::PhoneNotConfirmed,
+            detail: Some(RejectDetail::TooManyAttempts),
+            fields: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(&rejected).expect("json"),
+            serde_json::json!({
+                "desk_id": "d", "application_number": "A-1", "reason": "phone_not_confirmed",
+                "detail": "too_many_attempts", "fields": [],
+            })
+        );
+    }
 }

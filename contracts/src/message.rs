@@ -62,6 +62,12 @@ impl std::fmt::Display for MessageType {
     }
 }
 
+impl From<MessageType> for String {
+    fn from(t: MessageType) -> Self {
+        t.to_string()
+    }
+}
+
 /// A message body with a fixed type. Implemented by every contract struct.
 pub trait Message: Serialize + DeserializeOwned {
     /// The type this body travels as.

@@ -77,6 +77,25 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// Every kind, in the order of the table above.
+    pub const ALL: [ErrorKind; 4] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::Permanent,
+        ErrorKind::RetriesExhausted,
+        ErrorKind::HandlerPanicked,
+    ];
+
+    /// The kind a header value names, or `None` for any other text.
+    pub fn parse(value: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == value)
+    }
+}
+
+/// The [`headers::ERROR_KIND`] value of a message on its way to a retry tier: not a dead
+/// letter's kind, so not an [`ErrorKind`].
+pub const RETRYING: &str = "transient";
+
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -146,5 +165,23 @@ impl Metadata {
     pub fn with_message_id(mut self, id: Uuid) -> Self {
         self.message_id = id;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ErrorKind, RETRYING};
+
+    #[test]
+    fn every_error_kind_reads_back_from_its_header_value() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(
+            ErrorKind::parse(RETRYING),
+            None,
+            "a retry is not a dead letter"
+        );
+        assert_eq!(ErrorKind::parse("delivery_limit"), None);
     }
 }

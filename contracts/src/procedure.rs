@@ -213,7 +213,7 @@ pub struct ApplicationWithdrawn {
     pub refund_due_kopecks: u64,
     /// Set when the hub ended the application rather than the person: `cancelled_by_operator`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<WithdrawalReason>,
     /// The operator's words, with `reason`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -221,6 +221,14 @@ pub struct ApplicationWithdrawn {
 
 impl Message for ApplicationWithdrawn {
     const TYPE: MessageType = MessageType::new("procedure.withdrawn", 1);
+}
+
+/// Why the hub, not the person, withdrew an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalReason {
+    /// An operator ended it (`hub saga cancel`); `detail` has the operator's words.
+    CancelledByOperator,
 }
 
 /// Why an application ended without a decision.
@@ -662,5 +670,24 @@ mod tests {
         typo[3] = if typo[3] == b'9' { b'0' } else { typo[3] + 1 };
         assert!(!is_order_number(&String::from_utf8(typo).expect("ascii")));
         assert!(!is_order_number("123"));
+    }
+
+    #[test]
+    fn a_withdrawal_by_an_operator_says_so_as_before() {
+        let w = ApplicationWithdrawn {
+            application_id: Uuid::nil(),
+            refund_due_kopecks: 0,
+            reason: Some(WithdrawalReason::CancelledByOperator),
+            detail: Some("stuck".into()),
+        };
+        let json = serde_json::to_value(&w).expect("json");
+        assert_eq!(json["reason"], "cancelled_by_operator");
+        let by_person = ApplicationWithdrawn {
+            reason: None,
+            detail: None,
+            ..w
+        };
+        let json = serde_json::to_value(&by_person).expect("json");
+        assert!(json.get("reason").is_none() && json.get("detail").is_none());
     }
 }

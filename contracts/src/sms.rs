@@ -116,13 +116,86 @@ impl Message for SmsSent {
     const TYPE: MessageType = MessageType::new("sms.sent", 1);
 }
 
-/// `sms.not_sent.v1`: the operator refused the SMS (blocked subscriber, unknown number).
+/// `sms.not_sent.v1`: the SMS was not sent, for good: the operator refused it, no operator
+/// serves the number, or a per-phone limit held it back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmsNotSent {
     /// Why it was to be sent.
     pub purpose: SmsPurpose,
-    /// The operator's reason, without the number or the text.
-    pub reason: String,
+    /// Why it was not: the code the requester decides by.
+    pub reason: NotSentReason,
+    /// The operator's own words when it refused ([`NotSentReason::Refused`]), for people
+    /// reading logs and dead letters; never the number or the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl SmsNotSent {
+    /// Not sent for `reason`, with no words of the operator's.
+    pub fn new(purpose: SmsPurpose, reason: NotSentReason) -> Self {
+        Self {
+            purpose,
+            reason,
+            detail: None,
+        }
+    }
+}
+
+/// Why an SMS was not sent. On the wire the snake_case name; the sentences the SMS worker sent
+/// before there was a code (`too many SMS to this number; try later`, ...) still decode to
+/// their codes, and any other sentence (an operator's refusal) to [`NotSentReason::Refused`],
+/// so an answer in flight across an upgrade is understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotSentReason {
+    /// Too many SMS to this number in the window (`HUB_SMS_PER_PHONE`).
+    #[serde(alias = "too many SMS to this number; try later")]
+    SmsPerPhoneReached,
+    /// Too many wrong codes typed for this number in the window (`HUB_WRONG_CODES_PER_PHONE`):
+    /// no further code goes to it.
+    #[serde(alias = "too many wrong codes for this number; try later")]
+    WrongCodesPerPhoneReached,
+    /// The holder of the identifier has no phone on record (a notice SMS).
+    #[serde(alias = "no phone for the holder")]
+    NoPhone,
+    /// No operator serves the number.
+    #[serde(alias = "no operator serves the number")]
+    NoOperator,
+    /// The operator refused it for good (a blocked subscriber, say); `detail` has its words.
+    #[serde(other)]
+    Refused,
+}
+
+impl NotSentReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotSentReason::SmsPerPhoneReached => "sms_per_phone_reached",
+            NotSentReason::WrongCodesPerPhoneReached => "wrong_codes_per_phone_reached",
+            NotSentReason::NoPhone => "no_phone",
+            NotSentReason::NoOperator => "no_operator",
+            NotSentReason::Refused => "refused",
+        }
+    }
+
+    /// A sentence for people (logs, the operations console).
+    pub fn describe(self) -> &'static str {
+        match self {
+            NotSentReason::SmsPerPhoneReached => "too many SMS to this number; try later",
+            NotSentReason::WrongCodesPerPhoneReached => {
+                "too many wrong codes for this number; try later"
+            }
+            NotSentReason::NoPhone => "no phone for the holder",
+            NotSentReason::NoOperator => "no operator serves the number",
+            NotSentReason::Refused => "the operator refused the SMS",
+        }
+    }
+}
+
+impl std::fmt::Display for NotSentReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Message for SmsNotSent {
@@ -163,4 +236,40 @@ masked_debug!(WrongCode, "WrongCode");
 
 impl Message for WrongCode {
     const TYPE: MessageType = MessageType::new("sms.wrong_code", 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_sent_reasons_are_codes_and_the_old_sentences_still_decode() {
+        let n = SmsNotSent::new(
+            SmsPurpose::PhoneCode,
+            NotSentReason::WrongCodesPerPhoneReached,
+        );
+        let json = serde_json::to_value(&n).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"purpose": "phone_code", "reason": "wrong_codes_per_phone_reached"})
+        );
+        for reason in [
+            NotSentReason::SmsPerPhoneReached,
+            NotSentReason::WrongCodesPerPhoneReached,
+            NotSentReason::NoPhone,
+            NotSentReason::NoOperator,
+            NotSentReason::Refused,
+        ] {
+            let wire = serde_json::to_value(reason).expect("json");
+            assert_eq!(wire, reason.as_str());
+            // An answer written before the codes carried the sentence.
+            let old: NotSentReason =
+                serde_json::from_value(reason.describe().into()).expect("old sentence");
+            assert_eq!(old, reason, "{}", reason.describe());
+        }
+        let refused: SmsNotSent =
+            serde_json::from_str(r#"{"purpose": "recovery_code", "reason": "subscriber blocked"}"#)
+                .expect("an operator's words");
+        assert_eq!(refused.reason, NotSentReason::Refused);
+    }
 }

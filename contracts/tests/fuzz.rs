@@ -326,7 +326,7 @@ every_type! {
     sms::SendSms => [json!({"to": "+375291234567", "operator": "a1", "purpose": "phone_code", "text": sealed()})],
     sms::NotifyHolder => [json!({"identifier": "3270287A012PB2", "text": "Your application is registered"})],
     sms::SmsSent => [json!({"purpose": "temporary_password", "operator": "life", "provider_message_id": "m-1"})],
-    sms::SmsNotSent => [json!({"purpose": "recovery_code", "reason": "subscriber blocked"})],
+    sms::SmsNotSent => [json!({"purpose": "recovery_code", "reason": "refused", "detail": "subscriber blocked"})],
     sms::WrongCode => [json!({"phone": "+375291234567", "purpose": "phone_code"})],
     sms::DeliveryReported => [json!({
         "purpose": "notice", "provider_message_id": "m-1", "delivered": true, "at": AT,

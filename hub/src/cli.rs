@@ -13,6 +13,9 @@ use hub_runtime::config::{HubConfig, mask_url};
 use hub_runtime::store::{self, StoreError};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "lab")]
+mod lab;
+
 /// Exit code when RabbitMQ or PostgreSQL cannot be reached (sysexits EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
@@ -66,17 +69,7 @@ enum Command {
     /// administrative procedures, and registration by e-mail and by EDS; print what happened.
     /// Exit 0 when every outcome was the expected one, 1 otherwise.
     #[command(after_help = "Examples:\n  hub demo\n  hub demo --applications 200 --json")]
-    Demo {
-        /// How many applications to play (8 of them break a rule on purpose).
-        #[arg(long, default_value_t = 40)]
-        applications: usize,
-        /// Seed of the simulated population.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Demo(DemoArgs),
     #[cfg(feature = "lab")]
     /// Measure the hub on this machine: the raw limits of the broker and the database, then
     /// identifier issuance, free and paid applications driven through `hub run` processes (this
@@ -87,33 +80,7 @@ enum Command {
         after_help = "Examples:\n  hub bench\n  hub bench --sagas 1000 --concurrency 64 --json-out bench.json\n  \
                             hub bench --types free,paid --processes 1,2,3"
     )]
-    Bench {
-        /// Sagas of each type.
-        #[arg(long, default_value_t = 200)]
-        sagas: usize,
-        /// Sagas in flight at once.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// The saga types to drive (comma separated); all by default.
-        #[arg(long, value_delimiter = ',', value_enum)]
-        types: Vec<hub_lab::bench::SagaKind>,
-        /// Operations of each raw measurement (broker hops, database steps).
-        #[arg(long, default_value_t = 3000)]
-        raw_operations: usize,
-        /// Numbers of `hub run` processes to measure with, comma separated: one run each, on
-        /// a namespace and database of its own (e.g. `1,2,3` for scale-out).
-        #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u16).range(1..=16))]
-        processes: Vec<u16>,
-        /// The longest one phase (a raw measurement, one saga type) may take.
-        #[arg(long, default_value = "10m", value_parser = hub_runtime::config::parse_duration)]
-        phase_timeout: std::time::Duration,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also write the report as JSON to this file.
-        #[arg(long)]
-        json_out: Option<std::path::PathBuf>,
-    },
+    Bench(BenchArgs),
     #[cfg(feature = "lab")]
     /// Run the demo's journeys at load while injecting faults on a seeded schedule (hub
     /// processes killed with SIGKILL, the broker and PostgreSQL restarted, simulators slow,
@@ -126,33 +93,7 @@ enum Command {
         after_help = "Examples:\n  hub chaos\n  hub chaos --seed 7 --duration 10m --concurrency 16 --processes 3\n  \
                             hub chaos --faults kill,sims --duration 30s --json"
     )]
-    Chaos {
-        /// Seed of the fault schedule and the journeys' mix: the same seed, the same faults at
-        /// the same moments.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// How long to start journeys for.
-        #[arg(long, default_value = "2m", value_parser = hub_runtime::config::parse_duration)]
-        duration: std::time::Duration,
-        /// Journeys in flight at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// `hub run` processes.
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
-        processes: u16,
-        /// The kinds of faults to inject, comma separated; all by default.
-        #[arg(long, value_delimiter = ',', value_enum)]
-        faults: Vec<hub_lab::chaos::FaultKind>,
-        /// About one fault this often.
-        #[arg(long, default_value = "8s", value_parser = hub_runtime::config::parse_duration)]
-        fault_every: std::time::Duration,
-        /// The longest the system may take to settle after the load before the check.
-        #[arg(long, default_value = "5m", value_parser = hub_runtime::config::parse_duration)]
-        settle_timeout: std::time::Duration,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Chaos(ChaosArgs),
     /// Create the database if needed and apply the migrations, then exit.
     #[command(
         after_help = "Example:\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/hub hub migrate"
@@ -165,23 +106,7 @@ enum Command {
                             hub topology --agency-users > agency-users.sh\n  \
                             hub topology --agency-users --desks minsk-desk-1,brest-desk-2"
     )]
-    Topology {
-        /// Print the declarations without connecting to the broker.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print, without connecting, the `rabbitmqctl` commands that create each authority's
-        /// broker user with the least permissions it needs (for the broker's administrators;
-        /// replace the PASSWORD_OF_* placeholders).
-        #[arg(long, conflicts_with_all = ["dry_run", "json"])]
-        agency_users: bool,
-        /// With --agency-users: the issuance desks (comma separated ids) whose users
-        /// (`desk-<id>`: write the bus, read the queue `<ns>.desk.<id>`) are printed too.
-        #[arg(long, env = "HUB_DESKS", value_delimiter = ',')]
-        desks: Vec<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Topology(TopologyArgs),
     /// The dead letters the keeper keeps: list and group them by cause, show one, replay,
     /// discard or export them. Exit 3 when nothing matched, 77 when not allowed.
     #[command(
@@ -205,6 +130,99 @@ enum Command {
         after_help = "Example:\n  HUB_CONSOLE_USERS=\"ivanova:$(hub console hash-password)\" hub run"
     )]
     Console(hub_ops::console::cli::ConsoleArgs),
+}
+
+#[cfg(feature = "lab")]
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// How many applications to play (8 of them break a rule on purpose).
+    #[arg(long, default_value_t = 40)]
+    applications: usize,
+    /// Seed of the simulated population.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[cfg(feature = "lab")]
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Sagas of each type.
+    #[arg(long, default_value_t = 200)]
+    sagas: usize,
+    /// Sagas in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// The saga types to drive (comma separated); all by default.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    types: Vec<hub_lab::bench::SagaKind>,
+    /// Operations of each raw measurement (broker hops, database steps).
+    #[arg(long, default_value_t = 3000)]
+    raw_operations: usize,
+    /// Numbers of `hub run` processes to measure with, comma separated: one run each, on
+    /// a namespace and database of its own (e.g. `1,2,3` for scale-out).
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u16).range(1..=16))]
+    processes: Vec<u16>,
+    /// The longest one phase (a raw measurement, one saga type) may take.
+    #[arg(long, default_value = "10m", value_parser = hub_runtime::config::parse_duration)]
+    phase_timeout: std::time::Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json_out: Option<std::path::PathBuf>,
+}
+
+#[cfg(feature = "lab")]
+#[derive(Debug, clap::Args)]
+struct ChaosArgs {
+    /// Seed of the fault schedule and the journeys' mix: the same seed, the same faults at
+    /// the same moments.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long to start journeys for.
+    #[arg(long, default_value = "2m", value_parser = hub_runtime::config::parse_duration)]
+    duration: std::time::Duration,
+    /// Journeys in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// `hub run` processes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    processes: u16,
+    /// The kinds of faults to inject, comma separated; all by default.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    faults: Vec<hub_lab::chaos::FaultKind>,
+    /// About one fault this often.
+    #[arg(long, default_value = "8s", value_parser = hub_runtime::config::parse_duration)]
+    fault_every: std::time::Duration,
+    /// The longest the system may take to settle after the load before the check.
+    #[arg(long, default_value = "5m", value_parser = hub_runtime::config::parse_duration)]
+    settle_timeout: std::time::Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct TopologyArgs {
+    /// Print the declarations without connecting to the broker.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print, without connecting, the `rabbitmqctl` commands that create each authority's
+    /// broker user with the least permissions it needs (for the broker's administrators;
+    /// replace the PASSWORD_OF_* placeholders).
+    #[arg(long, conflicts_with_all = ["dry_run", "json"])]
+    agency_users: bool,
+    /// With --agency-users: the issuance desks (comma separated ids) whose users
+    /// (`desk-<id>`: write the bus, read the queue `<ns>.desk.<id>`) are printed too.
+    #[arg(long, env = "HUB_DESKS", value_delimiter = ',')]
+    desks: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -287,201 +305,112 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
     let console = cli.console;
     let build = || build(&integrations, &console);
     match cli.command {
-        Command::Run { only, queues } => {
-            let components = if only.is_empty() {
-                Components::ALL
-            } else {
-                Components {
-                    consumers: only.contains(&Component::Consumers),
-                    relay: only.contains(&Component::Relay),
-                    timers: only.contains(&Component::Timers),
-                    keeper: only.contains(&Component::Keeper),
-                }
-            };
-            let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
-            let plan = app::only_queues(build()?, &queues)?;
-            app::run_plan(&config, components, plan, shutdown).await
-        }
+        Command::Run { only, queues } => run(&config, &build, &only, &queues).await,
         #[cfg(feature = "lab")]
-        Command::Demo {
-            applications,
-            seed,
-            json,
-        } => {
-            let report = hub_lab::demo::run(&config, applications, seed).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", hub_lab::demo::table(&report));
-            }
-            if !report.unexpected.is_empty() {
-                anyhow::bail!(
-                    "{} of {} applications did not end as expected",
-                    report.unexpected.len(),
-                    report.started
-                );
-            }
-            Ok(())
-        }
+        Command::Demo(args) => lab::demo(&config, args).await,
         #[cfg(feature = "lab")]
-        Command::Bench {
-            sagas,
-            concurrency,
-            types,
-            raw_operations,
-            processes,
-            phase_timeout,
-            json,
-            json_out,
-        } => {
-            anyhow::ensure!(
-                sagas > 0 && concurrency > 0,
-                "--sagas and --concurrency must be positive"
-            );
-            let settings = hub_lab::bench::Settings {
-                sagas,
-                concurrency,
-                kinds: if types.is_empty() {
-                    hub_lab::bench::SagaKind::ALL.to_vec()
-                } else {
-                    types
-                },
-                phase_timeout,
-                raw_operations: raw_operations.max(1),
-                processes: processes.into_iter().map(usize::from).collect(),
-            };
-            let report = hub_lab::bench::run(&config, &settings).await?;
-            let as_json = serde_json::to_string_pretty(&report)?;
-            if let Some(path) = json_out {
-                std::fs::write(&path, format!("{as_json}\n"))
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            if json {
-                println!("{as_json}");
-            } else {
-                print!("{}", hub_lab::bench::table(&report));
-            }
-            let failed = report.failed();
-            anyhow::ensure!(
-                failed == 0,
-                "{failed} sagas did not come to their expected end"
-            );
-            let duplicates = report.duplicates();
-            anyhow::ensure!(
-                duplicates == 0,
-                "{duplicates} effects happened more than once (see the report)"
-            );
-            Ok(())
-        }
+        Command::Bench(args) => lab::bench(&config, args).await,
         #[cfg(feature = "lab")]
-        Command::Chaos {
-            seed,
-            duration,
-            concurrency,
-            processes,
-            faults,
-            fault_every,
-            settle_timeout,
-            json,
-        } => {
-            anyhow::ensure!(
-                concurrency > 0 && !duration.is_zero(),
-                "--concurrency and --duration must be positive"
-            );
-            let settings = hub_lab::chaos::Settings {
-                seed,
-                duration,
-                concurrency,
-                processes: usize::from(processes),
-                faults: if faults.is_empty() {
-                    hub_lab::chaos::FaultKind::ALL.to_vec()
-                } else {
-                    faults
-                },
-                fault_every,
-                settle_timeout,
-                // Outages last up to a quarter of the load; a journey waits them out.
-                step_timeout: (duration / 2).max(std::time::Duration::from_secs(120)),
-            };
-            let report = hub_lab::chaos::run(&config, &settings).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", hub_lab::chaos::table(&report));
-            }
-            let violations = report.violations();
-            anyhow::ensure!(
-                violations == 0,
-                "{violations} invariants broken (see the report); seed {seed} plays the same faults again"
-            );
-            Ok(())
-        }
-        Command::Migrate => {
-            let migrator = crate::migrator()?;
-            let pool = store::connect(&config.database_url, 1, &migrator).await?;
-            let applied = migrator.iter().count();
-            pool.close().await;
-            println!("database is at the latest schema ({applied} migrations)");
-            Ok(())
-        }
+        Command::Chaos(args) => lab::chaos(&config, args).await,
+        Command::Migrate => migrate(&config).await,
         Command::Dlq(args) => hub_ops::dlq::cli::run(&config, &crate::migrator()?, args).await,
         Command::Saga(args) => {
             hub_ops::sagas::cli::run(&config, &crate::migrator()?, &build, args).await
         }
         Command::Console(args) => hub_ops::console::cli::run(args),
-        Command::Topology {
-            dry_run,
-            json,
-            agency_users,
-            desks,
-        } => {
-            if agency_users {
-                let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
-                let vhost = broker::vhost(&config.amqp_url);
-                let desks = hub_portal::agency::check_desk_ids(&desks)
-                    .map_err(|e| anyhow::anyhow!("--desks (HUB_DESKS): {e}"))?;
-                let commands = hub_portal::agency::rabbitmqctl_commands(&catalogue, &vhost)
-                    .into_iter()
-                    .chain(hub_portal::agency::desk_rabbitmqctl_commands(
-                        &desks, &vhost,
-                    ));
-                for command in commands {
-                    let words: Vec<String> = command.iter().map(|w| shell_quote(w)).collect();
-                    println!("rabbitmqctl {}", words.join(" "));
-                }
-                return Ok(());
-            }
-            // Every queue of the plan, the ones others consume (authorities') too.
-            let queues = build()?.queues();
-            let topology = app::topology(&config, queues)?;
-            if !dry_run {
-                let token = CancellationToken::new();
-                let broker =
-                    Broker::connect(&config.amqp_url, "hub topology", token.clone()).await?;
-                let channel = broker
-                    .channel(&token)
-                    .await
-                    .context("broker connection closed")?;
-                broker::declare(&channel, &topology, config.delivery_limit)
-                    .await
-                    .context("declaring the topology failed")?;
-                let _ = channel.close(200, "topology declared".into()).await;
-                broker.close().await;
-                token.cancel();
-            }
-            let plan = broker::topology::describe(&topology, config.delivery_limit);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&plan)?);
-            } else {
-                print!("{}", broker::topology::table(&plan));
-                if !dry_run {
-                    println!("declared on {}", mask_url(&config.amqp_url));
-                }
-            }
-            Ok(())
+        Command::Topology(args) => topology(&config, &build, args).await,
+    }
+}
+
+/// `hub run`: the plan's components until SIGINT or SIGTERM, then a drain.
+async fn run(
+    config: &HubConfig,
+    build: &dyn Fn() -> anyhow::Result<Plan>,
+    only: &[Component],
+    queues: &[String],
+) -> anyhow::Result<()> {
+    let components = if only.is_empty() {
+        Components::ALL
+    } else {
+        Components {
+            consumers: only.contains(&Component::Consumers),
+            relay: only.contains(&Component::Relay),
+            timers: only.contains(&Component::Timers),
+            keeper: only.contains(&Component::Keeper),
+        }
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let plan = app::only_queues(build()?, queues)?;
+    app::run_plan(config, components, plan, shutdown).await
+}
+
+/// `hub migrate`: every crate's migrations, in one order.
+async fn migrate(config: &HubConfig) -> anyhow::Result<()> {
+    let migrator = crate::migrator()?;
+    let pool = store::connect(&config.database_url, 1, &migrator).await?;
+    let applied = migrator.iter().count();
+    pool.close().await;
+    println!("database is at the latest schema ({applied} migrations)");
+    Ok(())
+}
+
+/// `hub topology`: declares (or only prints) the namespace's topology, or prints the
+/// agencies' broker users.
+async fn topology(
+    config: &HubConfig,
+    build: &dyn Fn() -> anyhow::Result<Plan>,
+    args: TopologyArgs,
+) -> anyhow::Result<()> {
+    let TopologyArgs {
+        dry_run,
+        agency_users,
+        desks,
+        json,
+    } = args;
+    if agency_users {
+        let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
+        let vhost = broker::vhost(&config.amqp_url);
+        let desks = hub_portal::agency::check_desk_ids(&desks)
+            .map_err(|e| anyhow::anyhow!("--desks (HUB_DESKS): {e}"))?;
+        let commands = hub_portal::agency::rabbitmqctl_commands(&catalogue, &vhost)
+            .into_iter()
+            .chain(hub_portal::agency::desk_rabbitmqctl_commands(
+                &desks, &vhost,
+            ));
+        for command in commands {
+            let words: Vec<String> = command.iter().map(|w| shell_quote(w)).collect();
+            println!("rabbitmqctl {}", words.join(" "));
+        }
+        return Ok(());
+    }
+    // Every queue of the plan, the ones others consume (authorities') too.
+    let queues = build()?.queues();
+    let topology = app::topology(config, queues)?;
+    if !dry_run {
+        let token = CancellationToken::new();
+        let broker = Broker::connect(&config.amqp_url, "hub topology", token.clone()).await?;
+        let channel = broker
+            .channel(&token)
+            .await
+            .context("broker connection closed")?;
+        broker::declare(&channel, &topology, config.delivery_limit)
+            .await
+            .context("declaring the topology failed")?;
+        let _ = channel.close(200, "topology declared".into()).await;
+        broker.close().await;
+        token.cancel();
+    }
+    let plan = broker::topology::describe(&topology, config.delivery_limit);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", broker::topology::table(&plan));
+        if !dry_run {
+            println!("declared on {}", mask_url(&config.amqp_url));
         }
     }
+    Ok(())
 }
 
 /// A word as a POSIX shell reads it back: bare when it is plain, else in single quotes.

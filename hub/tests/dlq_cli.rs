@@ -5,24 +5,15 @@
 use std::process::Output;
 use std::time::Duration;
 
-use contracts::{Namespace, QueueSpec, RetryTier, Topology, headers};
+use contracts::{QueueSpec, RetryTier, Topology, headers};
+use hub_lab::sandbox::{Sandbox, Servers};
 use hub_runtime::broker::{self, Broker};
 use hub_runtime::keeper;
 use lapin::BasicProperties;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-fn postgres_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 /// `hub <args>` with `env` set and `HUB_OPS_UNMASK` unset.
 async fn hub(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -100,91 +91,29 @@ async fn every_dlq_command_has_help_with_examples() {
 
 /// A scratch database and namespace, removed when dropped (also after a failure).
 struct Scratch {
-    database: String,
-    database_url: String,
-    namespace: Namespace,
+    sandbox: Sandbox,
     topology: Topology,
 }
 
 impl Scratch {
     fn new() -> Self {
-        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let database = format!("hubcli_{id}");
-        let mut url = url::Url::parse(&postgres_url()).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&database);
-        let namespace = Namespace::new(format!("c-{id}")).expect("valid");
+        let sandbox = Sandbox::new(&Servers::for_tests(), "c", "hubcli")
+            .expect("TEST_DATABASE_URL is a PostgreSQL URL");
         let topology = Topology::new(
-            namespace.clone(),
+            sandbox.namespace.clone(),
             vec![QueueSpec::new("probe", ["test.probe.v1"])],
             vec![RetryTier {
                 delay: Duration::from_secs(1),
             }],
         )
         .expect("valid topology");
-        Self {
-            database,
-            database_url: url.to_string(),
-            namespace,
-            topology,
-        }
-    }
-
-    fn env(&self) -> Vec<(&str, String)> {
-        vec![
-            ("DATABASE_URL", self.database_url.clone()),
-            ("AMQP_URL", amqp_url()),
-            ("HUB_NAMESPACE", self.namespace.to_string()),
-        ]
+        sandbox.remember(&topology, DELIVERY_LIMIT);
+        Self { sandbox, topology }
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let database = self.database.clone();
-        let plan = broker::describe(&self.topology, 20);
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(conn) =
-                    lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-                        .await
-                {
-                    if let Ok(ch) = conn.create_channel().await {
-                        for d in plan {
-                            match d {
-                                broker::Declaration::Queue { name, .. } => {
-                                    let _ = ch
-                                        .queue_delete(name.into(), QueueDeleteOptions::default())
-                                        .await;
-                                }
-                                broker::Declaration::Exchange { name, .. } => {
-                                    let _ =
-                                        ch.exchange_delete(name.into(), Default::default()).await;
-                                }
-                                broker::Declaration::Binding { .. } => {}
-                            }
-                        }
-                    }
-                    let _ = conn.close(200, "cleanup".into()).await;
-                }
-                if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                    admin.close().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
+/// The delivery limit the scratch topology is declared with.
+const DELIVERY_LIMIT: u32 = 20;
 
 fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
@@ -194,18 +123,22 @@ fn text(s: &str) -> AMQPValue {
 async fn list_and_replay_through_the_hub_binary() {
     let scratch = Scratch::new();
     let pool = hub_runtime::store::connect(
-        &scratch.database_url,
+        &scratch.sandbox.database_url,
         2,
         &hub::migrator().expect("migrations"),
     )
     .await
     .expect("PostgreSQL is running");
     let token = CancellationToken::new();
-    let broker = Broker::connect(&amqp_url(), "dlq cli test", token.clone())
-        .await
-        .expect("RabbitMQ is running");
+    let broker = Broker::connect(
+        &scratch.sandbox.servers().amqp_url,
+        "dlq cli test",
+        token.clone(),
+    )
+    .await
+    .expect("RabbitMQ is running");
     let channel = broker.channel(&token).await.expect("channel");
-    broker::declare(&channel, &scratch.topology, 20)
+    broker::declare(&channel, &scratch.topology, DELIVERY_LIMIT)
         .await
         .expect("declared");
 
@@ -237,14 +170,15 @@ async fn list_and_replay_through_the_hub_binary() {
         },
         &scratch.topology.dead_exchange(),
         &scratch.topology.work_queue("probe"),
-        &props,
+        broker::properties_to_json(&props),
         br#"{"n":1,"phone":"+375291234567"}"#,
+        chrono::Utc::now(),
     );
     let id = keeper::keep(&pool, &letter)
         .await
         .expect("kept")
         .expect("new");
-    let env = scratch.env();
+    let env = scratch.sandbox.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     let out = hub(&["dlq", "list", "--json"], &env).await;

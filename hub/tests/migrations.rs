@@ -109,8 +109,9 @@ impl Db {
         let mut server = PgConnection::connect(&server_url())
             .await
             .expect("PostgreSQL is running (see README, Prerequisites)");
+        let create = format!("CREATE DATABASE {name}");
         server
-            .execute(format!("CREATE DATABASE {name}").as_str())
+            .execute(sqlx::AssertSqlSafe(create))
             .await
             .expect("create the test database");
         let mut url = url::Url::parse(&server_url()).expect("TEST_DATABASE_URL is a URL");
@@ -133,11 +134,8 @@ impl Drop for Db {
                 .map(|rt| {
                     rt.block_on(async {
                         if let Ok(mut c) = PgConnection::connect(&server).await {
-                            let _ = c
-                                .execute(
-                                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                                )
-                                .await;
+                            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                            let _ = c.execute(sqlx::AssertSqlSafe(drop)).await;
                         }
                     })
                 })

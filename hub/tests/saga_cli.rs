@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use contracts::Metadata;
 use contracts::procedure::{Applicant, AssuranceLevel, SubmitApplication, SubmitComplaint};
+use hub_lab::sandbox::{Sandbox, Servers};
 use hub_portal::procedures::calendar::Calendar;
 use hub_portal::procedures::catalogue::Catalogue;
 use hub_portal::procedures::complaint::{ComplaintInput, ComplaintSaga};
@@ -24,31 +25,26 @@ const ID_NUMBER: &str = "3270287A012PB2";
 /// A database and namespace of one test, dropped at the end (also when the test fails).
 struct Db {
     pool: PgPool,
-    url: String,
-    name: String,
     namespace: String,
-}
-
-fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    /// Last: the database goes after the pool.
+    sandbox: Sandbox,
 }
 
 impl Db {
     async fn new() -> Self {
-        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let name = format!("hubtest_cli_{id}");
-        let mut url = url::Url::parse(&server_url()).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&name);
-        let pool =
-            hub_runtime::store::connect(url.as_str(), 2, &hub::migrator().expect("migrations"))
-                .await
-                .expect("PostgreSQL is running (see README, Prerequisites)");
+        let sandbox = Sandbox::new(&Servers::for_tests(), "t", "hubtest_cli")
+            .expect("TEST_DATABASE_URL is a PostgreSQL URL");
+        let pool = hub_runtime::store::connect(
+            &sandbox.database_url,
+            2,
+            &hub::migrator().expect("migrations"),
+        )
+        .await
+        .expect("PostgreSQL is running (see README, Prerequisites)");
         Self {
             pool,
-            url: url.to_string(),
-            name,
-            namespace: format!("t-{id}"),
+            namespace: sandbox.namespace.to_string(),
+            sandbox,
         }
     }
 
@@ -57,39 +53,13 @@ impl Db {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hub"));
         command
             .args(args)
-            .env("DATABASE_URL", &self.url)
-            .env("HUB_NAMESPACE", &self.namespace)
+            .envs(self.sandbox.env())
             .env("RUST_LOG", "warn")
             .env_remove("HUB_OPS_UNMASK");
         for (k, v) in env {
             command.env(k, v);
         }
         command.output().await.expect("the hub binary runs")
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(admin) = PgPool::connect(&server_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                    admin.close().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 
@@ -139,7 +109,7 @@ async fn store<S: Serialize>(
     let mut outgoing = Vec::new();
     for c in &step.commands {
         let metadata =
-            Metadata::new(c.message_type.clone(), "hub/test").with_correlation_id(id.to_string());
+            Metadata::new(c.message_type, "hub/test").with_correlation_id(id.to_string());
         outgoing.push(metadata.message_id);
         sqlx::query(
             "INSERT INTO outbox (id, exchange, routing_key, metadata, body, created_at, sent_at, attempts)
@@ -147,7 +117,7 @@ async fn store<S: Serialize>(
         )
         .bind(metadata.message_id)
         .bind(format!("{}.bus", db.namespace))
-        .bind(&c.message_type)
+        .bind(c.message_type.to_string())
         .bind(Json(&metadata))
         .bind(&c.body)
         .bind(at)
@@ -181,10 +151,7 @@ async fn store<S: Serialize>(
         .bind(at + t.after)
         .bind(format!("{}.requeue", db.namespace))
         .bind(format!("{}.saga.procedure", db.namespace))
-        .bind(Json(Metadata::new(
-            t.message.message_type.clone(),
-            "hub/test",
-        )))
+        .bind(Json(Metadata::new(t.message.message_type, "hub/test")))
         .bind(&t.message.body)
         .execute(&db.pool)
         .await
@@ -208,6 +175,7 @@ fn ctx(meta: &Metadata) -> StepContext<'_> {
         saga_id: Uuid::nil(),
         message: meta,
         seed: rand::random(),
+        prepared: None,
     }
 }
 

@@ -400,6 +400,21 @@ impl RunningSims {
             .and_then(|server| server.join(&format!("{authority}/")).ok())
     }
 
+    /// Records the base URL of a started simulator.
+    fn set(&mut self, kind: SimKind, url: Url) {
+        let slot = match kind {
+            SimKind::Mvd => &mut self.mvd,
+            SimKind::A1 => &mut self.a1,
+            SimKind::Mts => &mut self.mts,
+            SimKind::Life => &mut self.life,
+            SimKind::Erip => &mut self.erip,
+            SimKind::BackOffice => &mut self.backoffice,
+            SimKind::Email => &mut self.email,
+            SimKind::Gossuok => &mut self.gossuok,
+        };
+        *slot = Some(url);
+    }
+
     /// Waits until every server, delivery-report, notification and callback task has finished. They finish once the
     /// `shutdown` token given to [`start`] is cancelled; before that this waits forever.
     pub async fn stopped(self) {
@@ -417,53 +432,21 @@ impl RunningSims {
 /// that.
 pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Result<RunningSims> {
     let kinds = config.kinds();
-    if kinds.is_empty() {
-        anyhow::bail!("no simulator selected: `only` is empty");
-    }
-    if kinds.contains(&SimKind::BackOffice) && config.backoffice.secret.is_empty() {
-        // An empty key signs nothing anyone could not forge.
-        anyhow::bail!("the back-office secret is empty; give one with --backoffice-secret");
-    }
-    if kinds.contains(&SimKind::Gossuok) && config.gossuok.crl_validity > gossuok::MAX_CRL_VALIDITY
-    {
-        anyhow::bail!(
-            "GosSUOK's CRL validity is over 365 days; give less with --gossuok-crl-validity-secs"
-        );
-    }
-
-    let mut listeners = Vec::with_capacity(kinds.len());
-    for kind in kinds {
-        let addr = SocketAddr::new(config.bind, config.ports.get(kind));
-        let listener = TcpListener::bind(addr).await.map_err(|io| BindError {
-            kind,
-            addr,
-            io,
-            option: format!("--{kind}-port"),
-        })?;
-        listeners.push((kind, listener));
-    }
-    // The e-mail simulator's second listener, bound with the others.
-    let mut email_smtp = None;
-    if listeners.iter().any(|(kind, _)| *kind == SimKind::Email) {
-        let addr = SocketAddr::new(config.bind, config.ports.email_smtp);
-        let listener = TcpListener::bind(addr).await.map_err(|io| BindError {
-            kind: SimKind::Email,
-            addr,
-            io,
-            option: "--email-smtp-port".to_owned(),
-        })?;
-        email_smtp = Some(listener);
-    }
-
+    check(&config, &kinds)?;
+    let (listeners, mut email_smtp) = bind(&config, kinds).await?;
     let tasks = TaskTracker::new();
-    let phones = Arc::new(operators::Phones::default());
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("building the HTTP client for delivery reports, notifications and callbacks")?;
-
+    let shared = Shared {
+        phones: Arc::new(operators::Phones::default()),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .context(
+                "building the HTTP client for delivery reports, notifications and callbacks",
+            )?,
+        tasks: tasks.clone(),
+    };
     let mut running = RunningSims {
         mvd: None,
         a1: None,
@@ -482,86 +465,144 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             .with_context(|| format!("reading the address of the {kind} simulator"))?;
         let url = base_url(local)?;
         let ctx = server::SimContext::new(kind, shutdown.clone());
-        let router = match (kind, msisdn::Operator::from_kind(kind)) {
-            (SimKind::Email, _) => {
-                let smtp = email_smtp
-                    .take()
-                    .context("the e-mail simulator's SMTP listener is missing")?;
-                let smtp_local = smtp
-                    .local_addr()
-                    .context("reading the address of the e-mail simulator's SMTP sink")?;
-                let smtp_url = base_url(smtp_local)?;
-                let smtp_url = Url::parse(&format!(
-                    "smtp://{}:{}",
-                    smtp_url.host_str().unwrap_or("127.0.0.1"),
-                    smtp_local.port()
-                ))
-                .context("building the SMTP URL of the e-mail simulator")?;
-                tracing::info!(simulator = %kind, url = %smtp_url, "SMTP sink listening");
-                running.email_smtp = Some(smtp_url);
-                email::start(ctx, smtp, &tasks)
-            }
-            (SimKind::BackOffice, _) => backoffice::router(
-                ctx,
-                backoffice::Deps {
-                    client: client.clone(),
-                    tasks: tasks.clone(),
-                    secret: config.backoffice.secret.clone().into_bytes(),
-                    pace: clerk::Pace {
-                        decide_after: config.backoffice.decide_after,
-                        complaint_decide_after: config.backoffice.complaint_decide_after,
-                    },
-                },
-            ),
-            (SimKind::Gossuok, _) => gossuok::router(
-                ctx,
-                gossuok::Deps {
-                    ca: gossuok::ca::TestCa::new(config.seed),
-                    population: mvd::population::generate(
-                        config.seed,
-                        config.population,
-                        chrono::Utc::now().date_naive(),
-                    ),
-                    crl_validity: config.gossuok.crl_validity,
-                },
-            ),
-            (SimKind::Erip, _) => erip::router(
-                ctx,
-                erip::Deps {
-                    client: client.clone(),
-                    tasks: tasks.clone(),
-                    secret: config.erip_secret.clone().into_bytes(),
-                },
-            ),
-            (_, Some(operator)) => operators::router(
-                ctx,
-                operator,
-                operators::Deps {
-                    phones: phones.clone(),
-                    client: client.clone(),
-                    tasks: tasks.clone(),
-                },
-            ),
-            (_, None) => {
-                let today = chrono::Utc::now().date_naive();
-                let population = mvd::population::generate(config.seed, config.population, today);
-                mvd::router(ctx, population)
-            }
+        let router = if kind == SimKind::Email {
+            let smtp = email_smtp
+                .take()
+                .context("the e-mail simulator's SMTP listener is missing")?;
+            running.email_smtp = Some(smtp_url(&smtp)?);
+            email::start(ctx, smtp, &tasks)
+        } else {
+            router(kind, ctx, &config, &shared)
         };
         tasks.spawn(server::serve(kind, listener, router, shutdown.clone()));
         tracing::info!(simulator = %kind, %url, "simulator listening");
-        match kind {
-            SimKind::Mvd => running.mvd = Some(url),
-            SimKind::A1 => running.a1 = Some(url),
-            SimKind::Mts => running.mts = Some(url),
-            SimKind::Life => running.life = Some(url),
-            SimKind::Erip => running.erip = Some(url),
-            SimKind::BackOffice => running.backoffice = Some(url),
-            SimKind::Email => running.email = Some(url),
-            SimKind::Gossuok => running.gossuok = Some(url),
-        }
+        running.set(kind, url);
     }
     Ok(running)
+}
+
+/// Refuses a configuration no simulator could run with.
+fn check(config: &SimConfig, kinds: &[SimKind]) -> anyhow::Result<()> {
+    if kinds.is_empty() {
+        anyhow::bail!("no simulator selected: `only` is empty");
+    }
+    if kinds.contains(&SimKind::BackOffice) && config.backoffice.secret.is_empty() {
+        // An empty key signs nothing anyone could not forge.
+        anyhow::bail!("the back-office secret is empty; give one with --backoffice-secret");
+    }
+    if kinds.contains(&SimKind::Gossuok) && config.gossuok.crl_validity > gossuok::MAX_CRL_VALIDITY
+    {
+        anyhow::bail!(
+            "GosSUOK's CRL validity is over 365 days; give less with --gossuok-crl-validity-secs"
+        );
+    }
+    Ok(())
+}
+
+/// Binds every simulator's listener (and the e-mail simulator's SMTP sink), before any serves.
+async fn bind(
+    config: &SimConfig,
+    kinds: Vec<SimKind>,
+) -> anyhow::Result<(Vec<(SimKind, TcpListener)>, Option<TcpListener>)> {
+    let listen = |kind: SimKind, port: u16, option: String| async move {
+        let addr = SocketAddr::new(config.bind, port);
+        TcpListener::bind(addr).await.map_err(|io| BindError {
+            kind,
+            addr,
+            io,
+            option,
+        })
+    };
+    let mut listeners = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        let listener = listen(kind, config.ports.get(kind), format!("--{kind}-port")).await?;
+        listeners.push((kind, listener));
+    }
+    // The e-mail simulator's second listener, bound with the others.
+    let mut email_smtp = None;
+    if listeners.iter().any(|(kind, _)| *kind == SimKind::Email) {
+        let option = "--email-smtp-port".to_owned();
+        email_smtp = Some(listen(SimKind::Email, config.ports.email_smtp, option).await?);
+    }
+    Ok((listeners, email_smtp))
+}
+
+/// `smtp://<host>:<port>` of the e-mail simulator's SMTP sink.
+fn smtp_url(smtp: &TcpListener) -> anyhow::Result<Url> {
+    let local = smtp
+        .local_addr()
+        .context("reading the address of the e-mail simulator's SMTP sink")?;
+    let http = base_url(local)?;
+    let url = Url::parse(&format!(
+        "smtp://{}:{}",
+        http.host_str().unwrap_or("127.0.0.1"),
+        local.port()
+    ))
+    .context("building the SMTP URL of the e-mail simulator")?;
+    tracing::info!(simulator = %SimKind::Email, url = %url, "SMTP sink listening");
+    Ok(url)
+}
+
+/// What the simulators share: the phones the operators deliver to, the HTTP client of their
+/// reports, notifications and callbacks, and the tracker of those tasks.
+struct Shared {
+    phones: Arc<operators::Phones>,
+    client: reqwest::Client,
+    tasks: TaskTracker,
+}
+
+/// The HTTP routes of simulator `kind` (every one but the e-mail simulator, which starts its
+/// SMTP sink too).
+fn router(
+    kind: SimKind,
+    ctx: server::SimContext,
+    config: &SimConfig,
+    shared: &Shared,
+) -> axum::Router {
+    let today = chrono::Utc::now().date_naive();
+    match (kind, msisdn::Operator::from_kind(kind)) {
+        (SimKind::BackOffice, _) => backoffice::router(
+            ctx,
+            backoffice::Deps {
+                client: shared.client.clone(),
+                tasks: shared.tasks.clone(),
+                secret: config.backoffice.secret.clone().into_bytes(),
+                pace: clerk::Pace {
+                    decide_after: config.backoffice.decide_after,
+                    complaint_decide_after: config.backoffice.complaint_decide_after,
+                },
+            },
+        ),
+        (SimKind::Gossuok, _) => gossuok::router(
+            ctx,
+            gossuok::Deps {
+                ca: gossuok::ca::TestCa::new(config.seed),
+                population: mvd::population::generate(config.seed, config.population, today),
+                crl_validity: config.gossuok.crl_validity,
+            },
+        ),
+        (SimKind::Erip, _) => erip::router(
+            ctx,
+            erip::Deps {
+                client: shared.client.clone(),
+                tasks: shared.tasks.clone(),
+                secret: config.erip_secret.clone().into_bytes(),
+            },
+        ),
+        (_, Some(operator)) => operators::router(
+            ctx,
+            operator,
+            operators::Deps {
+                phones: shared.phones.clone(),
+                client: shared.client.clone(),
+                tasks: shared.tasks.clone(),
+            },
+        ),
+        (_, None) => {
+            let population = mvd::population::generate(config.seed, config.population, today);
+            mvd::router(ctx, population)
+        }
+    }
 }
 
 /// `http://<addr>/`; an unspecified bind address (0.0.0.0, ::) is given as the loopback one, the

@@ -5,30 +5,16 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use contracts::{Message, Metadata, Namespace, QueueSpec, RetryTier, Topology};
+use contracts::{Message, Metadata, QueueSpec, RetryTier, Topology};
+use hub_lab::sandbox::{Sandbox, Servers};
 use hub_runtime::app::{self, Components, Registration};
 use hub_runtime::broker::{self, Broker, Envelope, Publisher};
 use hub_runtime::config::{HubConfig, Tiers};
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-/// The broker tests use, unless `TEST_AMQP_URL` says otherwise.
-pub fn amqp_url() -> String {
-    std::env::var("TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// The PostgreSQL server tests use (any database on it), unless `TEST_DATABASE_URL` says
-/// otherwise. Each test creates its own database there.
-pub fn postgres_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
 
 /// Logs to stderr when `TEST_LOG` is set (`TEST_LOG=hub=debug`), quiet otherwise.
 pub fn init_logging() {
@@ -73,28 +59,34 @@ pub struct TestEnv {
     /// Publisher with confirms on that connection.
     pub publisher: Publisher,
     token: CancellationToken,
-    queues: Mutex<Vec<String>>,
-    exchanges: Mutex<Vec<String>>,
-    database: String,
+    /// The namespace and database, and every queue and exchange to remove with them (last
+    /// field: dropped after the test's connections).
+    sandbox: Sandbox,
 }
 
 impl TestEnv {
     /// A fresh namespace and database on the default local servers.
     pub async fn new() -> Self {
-        Self::with_broker(&amqp_url()).await
+        Self::on(Servers::for_tests()).await
     }
 
     /// A fresh namespace and database, with the broker at `amqp_url`.
     pub async fn with_broker(amqp_url: &str) -> Self {
-        init_logging();
-        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let database = format!("hubtest_{id}");
-        let mut db_url = url::Url::parse(&postgres_url()).expect("TEST_DATABASE_URL is a URL");
-        db_url.set_path(&database);
-        let config = HubConfig {
+        Self::on(Servers {
             amqp_url: amqp_url.to_owned(),
-            database_url: db_url.to_string(),
-            namespace: Namespace::new(format!("t-{id}")).expect("valid namespace"),
+            ..Servers::for_tests()
+        })
+        .await
+    }
+
+    async fn on(servers: Servers) -> Self {
+        init_logging();
+        let sandbox =
+            Sandbox::new(&servers, "t", "hubtest").expect("TEST_DATABASE_URL is a PostgreSQL URL");
+        let config = HubConfig {
+            amqp_url: servers.amqp_url.clone(),
+            database_url: sandbox.database_url.clone(),
+            namespace: sandbox.namespace.clone(),
             prefetch: 16,
             max_attempts: 4,
             delivery_limit: 20,
@@ -119,19 +111,21 @@ impl TestEnv {
             .await
             .expect("PostgreSQL is running (see README, Prerequisites)");
         let token = CancellationToken::new();
-        let broker = Broker::connect(amqp_url, "test harness", token.clone())
+        let broker = Broker::connect(&servers.amqp_url, "test harness", token.clone())
             .await
             .expect("RabbitMQ is running (see README, Prerequisites)");
         let publisher = Publisher::new(broker.clone(), token.clone());
+        // The namespace's base topology (retry tiers, unrouted, bus ...) goes at the end too: a
+        // hub process of the test may declare it without the test declaring anything.
+        let base = app::topology(&config, vec![]).expect("valid topology");
+        sandbox.remember(&base, config.delivery_limit);
         Self {
             config,
             pool,
             broker,
             publisher,
             token,
-            queues: Mutex::new(Vec::new()),
-            exchanges: Mutex::new(Vec::new()),
-            database,
+            sandbox,
         }
     }
 
@@ -147,17 +141,7 @@ impl TestEnv {
         broker::declare(&channel, &topology, self.config.delivery_limit)
             .await
             .expect("topology declared");
-        for d in broker::describe(&topology, self.config.delivery_limit) {
-            match d {
-                broker::Declaration::Exchange { name, .. } => {
-                    self.exchanges.lock().expect("lock").push(name)
-                }
-                broker::Declaration::Queue { name, .. } => {
-                    self.queues.lock().expect("lock").push(name)
-                }
-                broker::Declaration::Binding { .. } => {}
-            }
-        }
+        self.sandbox.remember(&topology, self.config.delivery_limit);
         topology
     }
 
@@ -220,7 +204,7 @@ impl TestEnv {
                 .await
                 .expect("observer bound");
         }
-        self.queues.lock().expect("lock").push(queue.clone());
+        self.sandbox.remember_queue(queue.clone());
         Observer { channel, queue }
     }
 
@@ -251,10 +235,13 @@ impl TestEnv {
             .iter()
             .map(|t| format!("{}ms", t.delay.as_millis()))
             .collect();
-        vec![
-            ("AMQP_URL".into(), c.amqp_url.clone()),
-            ("DATABASE_URL".into(), c.database_url.clone()),
-            ("HUB_NAMESPACE".into(), c.namespace.to_string()),
+        let mut env: Vec<(String, String)> = self
+            .sandbox
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.extend([
             ("HUB_MAX_ATTEMPTS".into(), c.max_attempts.to_string()),
             ("HUB_RETRY_TIERS".into(), tiers.join(",")),
             (
@@ -262,12 +249,13 @@ impl TestEnv {
                 format!("{}ms", c.poll_interval.as_millis()),
             ),
             ("HUB_DB_POOL".into(), "4".into()),
-        ]
+        ]);
+        env
     }
 
     /// Remembers extra broker objects for cleanup.
     pub fn forget_later(&self, queue: String) {
-        self.queues.lock().expect("lock").push(queue);
+        self.sandbox.remember_queue(queue);
     }
 
     /// The dead letters the keeper kept from queue `queue` (short name, or `unrouted`), in the
@@ -312,71 +300,11 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        // Cleanup must also run when the test panicked, and Drop cannot await: do it on a
-        // thread of its own with a small runtime. The test's pool is not closed from there (its
-        // connections belong to the test's runtime, which this blocks); the forced DROP DATABASE
-        // ends them.
-        let mut queues =
-            std::mem::take(&mut *self.queues.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut exchanges =
-            std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
-        // The namespace's base topology too (retry tiers, unrouted, bus ...): a hub process of
-        // the test may have declared it without the test declaring anything.
-        for d in hub_runtime::broker::describe(&self.topology(vec![]), self.config.delivery_limit) {
-            match d {
-                hub_runtime::broker::Declaration::Queue { name, .. } if !queues.contains(&name) => {
-                    queues.push(name);
-                }
-                hub_runtime::broker::Declaration::Exchange { name, .. }
-                    if !exchanges.contains(&name) =>
-                {
-                    exchanges.push(name);
-                }
-                _ => {}
-            }
-        }
-        let amqp = self.config.amqp_url.clone();
-        let database = self.database.clone();
+        // The test's connection goes first; the sandbox (dropped after this) then removes the
+        // namespace's queues and exchanges and the database, also when the test panicked. The
+        // test's pool is not closed here (its connections belong to the test's runtime, which
+        // the removal blocks); the forced DROP DATABASE ends them.
         self.token.cancel();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(conn) =
-                    lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default()).await
-                {
-                    if let Ok(ch) = conn.create_channel().await {
-                        for q in queues {
-                            let _ = ch
-                                .queue_delete(q.into(), QueueDeleteOptions::default())
-                                .await;
-                        }
-                        for x in exchanges {
-                            let _ = ch
-                                .exchange_delete(
-                                    x.into(),
-                                    lapin::options::ExchangeDeleteOptions::default(),
-                                )
-                                .await;
-                        }
-                    }
-                    let _ = conn.close(200, "cleanup".into()).await;
-                }
-                if let Ok(admin) = sqlx::PgPool::connect(&postgres_url()).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                    admin.close().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 

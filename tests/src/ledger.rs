@@ -302,6 +302,7 @@ mod tests {
             saga_id: Uuid::nil(),
             message: m,
             seed: [0; 32],
+            prepared: None,
         }
     }
 

@@ -6,13 +6,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine;
 use contracts::cabinet::{CabinetOutcome, CabinetReply};
 use contracts::issuance::{
     Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentityDocument,
 };
 use contracts::person::{Msisdn, Operator, PersonStatus};
 use contracts::{Message, Metadata};
+use hub_lab::simulated::{Simulated, random_seal_key};
 use hub_ops::config::ConsoleConfig;
 use hub_portal::config::IntegrationConfig;
 use hub_runtime::app::Components;
@@ -149,49 +149,22 @@ impl Portal {
         console: ConsoleConfig,
     ) -> Self {
         let env = TestEnv::new().await;
-        let sims_token = CancellationToken::new();
         let mut sim_config = SimConfig {
             population: 500,
             ..SimConfig::ephemeral()
         };
         adjust_sims(&mut sim_config);
-        let backoffice_secret = sim_config.backoffice.secret.clone();
-        let sims = simulators::start(sim_config, sims_token.clone())
+        let Simulated {
+            sims,
+            mut integrations,
+            token: sims_token,
+        } = Simulated::start(sim_config)
             .await
-            .expect("simulators start");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let url = |k: SimKind| sims.operator_url(k).cloned().expect("simulator URL");
-        let mut integrations = IntegrationConfig {
-            mvd_url: url(SimKind::Mvd),
-            sms_a1_url: url(SimKind::A1),
-            sms_mts_url: url(SimKind::Mts),
-            sms_life_url: url(SimKind::Life),
-            sms_sender: "E-SERVICES".into(),
-            http_timeout: Duration::from_secs(2),
-            http_addr: format!("127.0.0.1:{port}").parse().expect("address"),
-            callback_url: format!("http://127.0.0.1:{port}/").parse().expect("URL"),
-            seal_key: Some(format!(
-                "t1:{}",
-                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
-            )),
-            phone_code_ttl: Duration::from_secs(60),
-            phone_code_attempts: 3,
-            temp_password_ttl: Duration::from_secs(72 * 3600),
-            erip_url: url(SimKind::Erip),
-            erip_secret: sims_erip_secret(),
-            payment_ttl: Duration::from_secs(3600),
-            authority_settings: backoffice_settings(&url(SimKind::BackOffice), &backoffice_secret),
-            smtp_url: sims.email_smtp_url().expect("the SMTP sink"),
-            email_from: "E-Services Portal <noreply@portal.example.by>".into(),
-            portal_url: "http://127.0.0.1:8080/".parse().expect("URL"),
-            gossuok_url: url(SimKind::Gossuok),
-            eds_trusted_root_files: Vec::new(),
-            eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)).await],
-            limits: Default::default(),
-        };
+            .expect("the simulators start");
+        // Tests fail sooner than the lab, and each seals with a key of its own.
+        integrations.http_timeout = Duration::from_secs(2);
+        integrations.phone_code_ttl = Duration::from_secs(60);
+        integrations.seal_key = Some(random_seal_key());
         adjust(&mut integrations);
         let plan = hub::plan(&integrations, &console).expect("the hub's plan");
         env.declare(plan.queues()).await;
@@ -517,41 +490,6 @@ impl Portal {
 
 /// The password the tests' authority users have on the local broker.
 pub const AUTHORITY_PASSWORD: &str = hub_portal::agency::DEV_PASSWORD;
-
-/// The GosSUOK simulator's root certificate (DER): the tests' trust anchor.
-pub async fn gossuok_root(gossuok: &url::Url) -> Vec<u8> {
-    let r = reqwest::get(gossuok.join("ca/root.der").expect("URL"))
-        .await
-        .expect("the GosSUOK simulator answers");
-    assert!(r.status().is_success(), "root certificate: {}", r.status());
-    r.bytes().await.expect("the root").to_vec()
-}
-
-/// The settings that point every HTTP authority of the catalogue at the back-office simulator.
-pub fn backoffice_settings(
-    simulator: &url::Url,
-    secret: &str,
-) -> std::collections::HashMap<String, String> {
-    let catalogue =
-        hub_portal::procedures::catalogue::Catalogue::embedded().expect("the embedded catalogue");
-    let mut settings = std::collections::HashMap::new();
-    for a in catalogue.authorities() {
-        if let hub_portal::procedures::catalogue::AuthorityChannel::Http {
-            base_url_key,
-            secret_key,
-        } = &a.channel
-        {
-            let url = simulator.join(&format!("{}/", a.id)).expect("URL");
-            settings.insert(base_url_key.clone(), url.to_string());
-            settings.insert(secret_key.clone(), secret.to_owned());
-        }
-    }
-    settings
-}
-
-fn sims_erip_secret() -> String {
-    SimConfig::default().erip_secret
-}
 
 /// The six-digit code in an SMS text.
 pub fn code_in(text: &str) -> String {

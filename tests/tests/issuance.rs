@@ -125,7 +125,7 @@ async fn the_mvd_verdict_rejects_mismatches_and_lost_documents_and_releases_the_
     portal.apply(&lost_app).await;
     let r = rejected(&portal, "M-2").await;
     assert_eq!(r.reason, RejectReason::DocumentInvalid);
-    assert_eq!(r.detail.as_deref(), Some("lost"));
+    assert_eq!(r.detail.as_ref().map(|d| d.as_str()), Some("lost"));
 
     wait_until(WAIT, "both reservations released", || async {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM identifiers")
@@ -152,7 +152,7 @@ async fn wrong_codes_end_the_application_and_a_bad_code_message_is_dead_lettered
     portal.confirm("C-1", "222222x").await;
     let r = rejected(&portal, "C-1").await;
     assert_eq!(
-        (r.reason, r.detail.as_deref()),
+        (r.reason, r.detail.as_ref().map(|d| d.as_str())),
         (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
     );
 

@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use contracts::account::{ChangePhone, ConfirmNewPhone};
 use contracts::cabinet::{CabinetOutcome, CompleteRecovery, RecoverPassword};
 use contracts::issuance::{ApplicationRejected, IdentifierIssued, PhoneCodeSent, RejectReason};
-use contracts::sms::{SendSms, SmsNotSent, SmsPurpose, SmsSent};
+use contracts::sms::{NotSentReason, SendSms, SmsNotSent, SmsPurpose, SmsSent};
 use contracts::{Message, Metadata};
 use e2e::portal::{DESK, Person, Portal, WAIT, code_in, password_in, phone};
 use e2e::wait_until;
-use hub_portal::external::sms::worker::SMS_PER_PHONE_REACHED;
 use hub_runtime::secrets::Sealer;
 
 /// Issues an identifier to `person` on `phone`, whose inbox has `texts_before` SMS, as a desk
@@ -198,7 +197,7 @@ async fn wrong_phone_codes_are_limited_per_phone_across_applications() {
         }
         let r: ApplicationRejected = portal.event(&number).await;
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(|d| d.as_str())),
             (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
         );
         wait_for_phone_events(&portal, "wrong_code", 3 * (n as i64 + 1)).await;
@@ -209,7 +208,7 @@ async fn wrong_phone_codes_are_limited_per_phone_across_applications() {
     portal.apply(&persons[2].application("W-2", &shared)).await;
     let r: ApplicationRejected = portal.event("W-2").await;
     assert_eq!(
-        (r.reason, r.detail.as_deref()),
+        (r.reason, r.detail.as_ref().map(|d| d.as_str())),
         (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
     );
     assert_eq!(
@@ -340,10 +339,7 @@ async fn the_sms_flood_cap_stops_the_sms_over_the_limit_to_one_number_only() {
         not_sent[0],
         (
             flooded.clone(),
-            SmsNotSent {
-                purpose: SmsPurpose::Notice,
-                reason: SMS_PER_PHONE_REACHED.into()
-            }
+            SmsNotSent::new(SmsPurpose::Notice, NotSentReason::SmsPerPhoneReached)
         )
     );
     // The phones got what was sent (the operator delivers after it accepts), no more.

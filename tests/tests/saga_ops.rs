@@ -14,7 +14,7 @@ use e2e::portal::{DESK, Portal, WAIT, phone};
 use e2e::{Observer, wait_until};
 use hub_ops::dlq::Disclosure;
 use hub_ops::sagas::{self, ListFilter, OperatorRequest, SagaOpsError, SagaTypes};
-use hub_portal::procedures::saga::{CANCELLED_BY_OPERATOR, ProcedureSaga};
+use hub_portal::procedures::saga::ProcedureSaga;
 use hub_portal::sagas::issuance::IssuanceSaga;
 use hub_runtime::app::HubContext;
 use serde_json::json;
@@ -404,7 +404,10 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
     );
     let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
     assert_eq!(withdrawn.refund_due_kopecks, 2100);
-    assert_eq!(withdrawn.reason.as_deref(), Some(CANCELLED_BY_OPERATOR));
+    assert_eq!(
+        withdrawn.reason,
+        Some(contracts::procedure::WithdrawalReason::CancelledByOperator)
+    );
     assert_eq!(
         withdrawn.detail.as_deref(),
         Some("the registry office is closed for a month")

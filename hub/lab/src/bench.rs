@@ -263,6 +263,10 @@ async fn run_with(
     sims.backoffice.complaint_decide_after = Duration::ZERO;
     let stage = Stage::start(config, sims, "bench", Hubs::Processes(processes.max(1))).await?;
     let namespace = stage.hub_config.namespace.to_string();
+    // The raw measurement's queues go with the stage, also when a failed measurement left them.
+    for queue in raw::queues(&namespace) {
+        stage.remove_later(queue);
+    }
     let outcome = play(&stage, settings, people, raw).await;
     let hub_peak_memory_mib = stage
         .hub_processes()
@@ -271,12 +275,10 @@ async fn run_with(
         .collect();
     // Leave nothing behind, whatever happened: the raw queues, the stage's queues, exchanges
     // and database.
-    let raw_cleanup = delete_raw_queues(&stage.hub_config.amqp_url, &namespace).await;
     let database = stage.database().to_owned();
     let stopped = stage.stop().await;
     let (raw, types, effects, probe_queue) = outcome?;
     stopped?;
-    raw_cleanup?;
     Ok((
         raw,
         Run {
@@ -452,9 +454,56 @@ where
     let since: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(pool)
         .await?;
-    let commits_before = commits(pool).await?;
-    let statements_before = statements.count(pool).await;
-    let (cpu_before, argon2_before) = (Cpu::now(hubs), hubs.argon2_seconds().await);
+    let before = Counters::read(pool, statements, hubs).await?;
+    let driven = drive(kind, settings, saga).await?;
+    // Late steps (an SMS report after the final event) and idle backends' counters come in.
+    tokio::time::sleep(STATS_SETTLE).await;
+    let after = Counters::read(pool, statements, hubs).await?;
+    let history = History::since(pool, since).await?;
+    Ok(figures(kind, raw, driven, &before, &after, history, hubs))
+}
+
+/// The database's and the hub processes' counters at one moment.
+struct Counters {
+    commits: i64,
+    statements: Option<i64>,
+    cpu: Cpu,
+    argon2_seconds: f64,
+}
+
+impl Counters {
+    async fn read(
+        pool: &PgPool,
+        statements: &Statements,
+        hubs: &HubProbes,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            commits: commits(pool).await?,
+            statements: statements.count(pool).await,
+            cpu: Cpu::now(hubs),
+            argon2_seconds: hubs.argon2_seconds().await,
+        })
+    }
+}
+
+/// How a phase's sagas went, as the client saw them.
+struct Driven {
+    /// Each finished saga's time, µs.
+    times: Vec<u64>,
+    failed: usize,
+    /// The first few failures.
+    errors: Vec<String>,
+    /// Wall time of the phase.
+    seconds: f64,
+}
+
+/// Runs `settings.sagas` sagas, at most `settings.concurrency` at once, for at most
+/// `settings.phase_timeout`.
+async fn drive<F, Fut>(kind: SagaKind, settings: &Settings, saga: F) -> anyhow::Result<Driven>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let bar = progress_bar(settings.sagas as u64, kind.name());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -471,28 +520,31 @@ where
             r
         });
     }
-    let mut times = Vec::new();
-    let mut errors = Vec::new();
-    let mut failed = 0;
+    let mut driven = Driven {
+        times: Vec::new(),
+        failed: 0,
+        errors: Vec::new(),
+        seconds: 0.0,
+    };
     let deadline = started + settings.phase_timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, tasks.join_next()).await {
-            Ok(Some(Ok(Ok(took)))) => times.push(took.as_micros() as u64),
+            Ok(Some(Ok(Ok(took)))) => driven.times.push(took.as_micros() as u64),
             Ok(Some(Ok(Err(e)))) => {
-                failed += 1;
-                if errors.len() < 5 {
-                    errors.push(format!("{e:#}"));
+                driven.failed += 1;
+                if driven.errors.len() < 5 {
+                    driven.errors.push(format!("{e:#}"));
                 }
             }
             Ok(Some(Err(e))) => {
-                failed += 1;
-                errors.push(format!("a saga's task: {e}"));
+                driven.failed += 1;
+                driven.errors.push(format!("a saga's task: {e}"));
             }
             Ok(None) => break,
             Err(_) => {
-                failed += tasks.len();
-                errors.push(format!(
+                driven.failed += tasks.len();
+                driven.errors.push(format!(
                     "{} sagas not done within {:?}",
                     tasks.len(),
                     settings.phase_timeout
@@ -502,40 +554,69 @@ where
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    driven.seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    // Late steps (an SMS report after the final event) and idle backends' counters come in.
-    tokio::time::sleep(STATS_SETTLE).await;
-    let commits_after = commits(pool).await?;
-    let statements_after = statements.count(pool).await;
-    let (cpu_after, argon2) = (Cpu::now(hubs), hubs.argon2_seconds().await - argon2_before);
-    let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM saga_history WHERE at >= $1")
+    Ok(driven)
+}
+
+/// What the engine recorded in a phase: its steps, the messages it published, and the time
+/// between consecutive steps of a saga (µs).
+struct History {
+    steps: i64,
+    messages: i64,
+    step_times: Vec<i64>,
+}
+
+impl History {
+    async fn since(pool: &PgPool, since: DateTime<Utc>) -> anyhow::Result<Self> {
+        let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM saga_history WHERE at >= $1")
+            .bind(since)
+            .fetch_one(pool)
+            .await?;
+        let messages: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE created_at >= $1")
+                .bind(since)
+                .fetch_one(pool)
+                .await?;
+        let step_times: Vec<i64> = sqlx::query_scalar(
+            "SELECT (EXTRACT(EPOCH FROM gap) * 1000000)::bigint FROM (
+                 SELECT at - lag(at) OVER (PARTITION BY saga_id ORDER BY version) AS gap
+                 FROM saga_history WHERE at >= $1) steps
+             WHERE gap IS NOT NULL",
+        )
         .bind(since)
-        .fetch_one(pool)
+        .fetch_all(pool)
         .await?;
-    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE created_at >= $1")
-        .bind(since)
-        .fetch_one(pool)
-        .await?;
-    let mut step_times: Vec<i64> = sqlx::query_scalar(
-        "SELECT (EXTRACT(EPOCH FROM gap) * 1000000)::bigint FROM (
-             SELECT at - lag(at) OVER (PARTITION BY saga_id ORDER BY version) AS gap
-             FROM saga_history WHERE at >= $1) steps
-         WHERE gap IS NOT NULL",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
-    let done = times.len();
+        Ok(Self {
+            steps,
+            messages,
+            step_times,
+        })
+    }
+}
+
+/// A phase's figures from what the client saw and the counters before and after it.
+fn figures(
+    kind: SagaKind,
+    raw: &RawLimits,
+    mut driven: Driven,
+    before: &Counters,
+    after: &Counters,
+    mut history: History,
+    hubs: &HubProbes,
+) -> Figures {
+    let (done, steps, seconds) = (driven.times.len(), history.steps, driven.seconds);
     let per_saga = |n: f64| if done > 0 { n / done as f64 } else { 0.0 };
     let per_step = |n: f64| if steps > 0 { n / steps as f64 } else { 0.0 };
-    let cpu_per_saga = cpu_after.per(cpu_before, done);
+    let cpu_per_saga = after.cpu.per(before.cpu, done);
+    let argon2 = after.argon2_seconds - before.argon2_seconds;
     let steps_per_second = steps as f64 / seconds;
-    Ok(Figures {
+    let messages = history.messages as f64;
+    Figures {
         saga_type: kind,
         sagas: done,
-        failed,
-        errors,
+        failed: driven.failed,
+        errors: driven.errors,
         seconds,
         sagas_per_second: done as f64 / seconds,
         steps,
@@ -545,15 +626,16 @@ where
         } else {
             0.0
         },
-        saga_p50_ms: percentile(&mut times, 0.50) as f64 / 1000.0,
-        saga_p99_ms: percentile(&mut times, 0.99) as f64 / 1000.0,
-        step_p50_ms: percentile(&mut step_times, 0.50) as f64 / 1000.0,
-        step_p99_ms: percentile(&mut step_times, 0.99) as f64 / 1000.0,
-        messages_per_saga: per_saga(messages as f64),
-        publishes_per_step: per_step(messages as f64),
-        db_transactions_per_saga: per_saga(commits_after.saturating_sub(commits_before) as f64),
-        db_statements_per_step: statements_before
-            .zip(statements_after)
+        saga_p50_ms: percentile(&mut driven.times, 0.50) as f64 / 1000.0,
+        saga_p99_ms: percentile(&mut driven.times, 0.99) as f64 / 1000.0,
+        step_p50_ms: percentile(&mut history.step_times, 0.50) as f64 / 1000.0,
+        step_p99_ms: percentile(&mut history.step_times, 0.99) as f64 / 1000.0,
+        messages_per_saga: per_saga(messages),
+        publishes_per_step: per_step(messages),
+        db_transactions_per_saga: per_saga(after.commits.saturating_sub(before.commits) as f64),
+        db_statements_per_step: before
+            .statements
+            .zip(after.statements)
             .map(|(b, a)| per_step(a.saturating_sub(b) as f64)),
         hub_cpu_ms_per_saga: cpu_per_saga.hub,
         cpu_ms_per_saga: cpu_per_saga,
@@ -564,7 +646,7 @@ where
             0.0
         },
         peak_memory_mib: hubs.peak_memory_mib(),
-    })
+    }
 }
 
 /// Transactions committed in this database so far.
@@ -589,24 +671,6 @@ fn progress_bar(total: u64, name: &str) -> indicatif::ProgressBar {
     }
     bar.set_message(name.to_owned());
     bar
-}
-
-/// Deletes the raw measurement's queues, if a failed measurement left them.
-async fn delete_raw_queues(amqp_url: &str, prefix: &str) -> anyhow::Result<()> {
-    let conn = hub_runtime::broker::connect_first(amqp_url, lapin::ConnectionProperties::default())
-        .await
-        .context("the broker, to clean up")?;
-    let channel = conn.create_channel().await?;
-    for q in [format!("{prefix}.raw.a"), format!("{prefix}.raw.b")] {
-        channel
-            .queue_delete(
-                q.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await?;
-    }
-    let _ = conn.close(200, "bench cleaned up".into()).await;
-    Ok(())
 }
 
 /// A process's peak resident memory (VmHWM), MiB: `pid` is a process id or `self`; 0 where
@@ -777,71 +841,65 @@ impl HubProbes {
 
 /// The report as aligned tables.
 pub fn table(r: &Report) -> String {
-    let mut out = String::new();
+    let mut out = raw_lines(&r.raw);
+    out.push_str(&figures_table(r));
+    out.push_str(&cpu_lines(r));
+    out.push('\n');
+    out.push_str(&effects_lines(r));
     out.push_str(&format!(
-        "raw limits (same servers, same run)\n  broker hops: consume, persistent publish with confirm, ack; quorum queues, {} in flight  {:>9.0} /s\n  database steps: engine-step-shaped transactions, {} at once                          {:>9.0} /s\n\n",
-        r.raw.broker_in_flight,
-        r.raw.broker_hops.per_second,
-        r.raw.database_concurrency,
-        r.raw.database_steps.per_second,
+        "\n{} sagas per type, {} in flight; {} cores (the hubs, the simulators and clients, \
+         RabbitMQ and PostgreSQL share them); argon2 % is of the hubs' CPU; stmts/step counts \
+         every component's statements (BEGIN and COMMIT too) per engine step; bench process peak \
+         {:.0} MiB; {:.0} s in all\n",
+        r.sagas_per_type, r.concurrency, r.cores, r.peak_memory_mib, r.total_seconds
     ));
-    let header = [
-        "hubs",
-        "type",
-        "sagas",
-        "failed",
-        "sagas/s",
-        "steps/s",
-        "of raw",
-        "saga p50",
-        "saga p99",
-        "step p50",
-        "step p99",
-        "msgs/saga",
-        "pub/step",
-        "xacts/saga",
-        "stmts/step",
-        "hub CPU/saga",
-        "argon2/saga",
-        "hub MiB",
-    ];
-    let mut rows = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
+    out.push_str(&warnings(r));
+    out
+}
+
+/// The raw limits, two lines.
+fn raw_lines(raw: &RawLimits) -> String {
+    format!(
+        "raw limits (same servers, same run)\n  broker hops: consume, persistent publish with confirm, ack; quorum queues, {} in flight  {:>9.0} /s\n  database steps: engine-step-shaped transactions, {} at once                          {:>9.0} /s\n\n",
+        raw.broker_in_flight,
+        raw.broker_hops.per_second,
+        raw.database_concurrency,
+        raw.database_steps.per_second,
+    )
+}
+
+/// The columns of the figures table.
+const FIGURES_HEADER: [&str; 18] = [
+    "hubs",
+    "type",
+    "sagas",
+    "failed",
+    "sagas/s",
+    "steps/s",
+    "of raw",
+    "saga p50",
+    "saga p99",
+    "step p50",
+    "step p99",
+    "msgs/saga",
+    "pub/step",
+    "xacts/saga",
+    "stmts/step",
+    "hub CPU/saga",
+    "argon2/saga",
+    "hub MiB",
+];
+
+/// The figures of every run and type, a row each, in aligned columns (the type left-aligned).
+fn figures_table(r: &Report) -> String {
+    let mut rows = vec![FIGURES_HEADER.map(str::to_owned).to_vec()];
     for run in &r.runs {
-        for t in &run.types {
-            rows.push(vec![
-                run.processes.to_string(),
-                t.saga_type.name().to_owned(),
-                t.sagas.to_string(),
-                t.failed.to_string(),
-                format!("{:.1}", t.sagas_per_second),
-                format!("{:.1}", t.steps_per_second),
-                format!("{:.1}%", t.of_raw_limit * 100.0),
-                format!("{:.0} ms", t.saga_p50_ms),
-                format!("{:.0} ms", t.saga_p99_ms),
-                format!("{:.1} ms", t.step_p50_ms),
-                format!("{:.1} ms", t.step_p99_ms),
-                format!("{:.1}", t.messages_per_saga),
-                format!("{:.2}", t.publishes_per_step),
-                format!("{:.1}", t.db_transactions_per_saga),
-                t.db_statements_per_step
-                    .map_or_else(|| "-".to_owned(), |n| format!("{n:.1}")),
-                format!("{:.1} ms", t.hub_cpu_ms_per_saga),
-                if t.argon2_ms_per_saga > 0.0 {
-                    format!(
-                        "{:.1} ms ({:.0}%)",
-                        t.argon2_ms_per_saga,
-                        t.argon2_share_of_hub_cpu * 100.0
-                    )
-                } else {
-                    "-".to_owned()
-                },
-                format!("{:.0}", t.peak_memory_mib),
-            ]);
-        }
+        rows.extend(run.types.iter().map(|t| figures_row(run.processes, t)));
     }
-    let widths: Vec<usize> = (0..header.len())
+    let widths: Vec<usize> = (0..FIGURES_HEADER.len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
+    let mut out = String::new();
     for row in &rows {
         let cells: Vec<String> = row
             .iter()
@@ -857,7 +915,45 @@ pub fn table(r: &Report) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    out.push_str("\nCPU per saga (where the machine's time went)\n");
+    out
+}
+
+/// One row of the figures table: `t` with `processes` hubs.
+fn figures_row(processes: usize, t: &Figures) -> Vec<String> {
+    vec![
+        processes.to_string(),
+        t.saga_type.name().to_owned(),
+        t.sagas.to_string(),
+        t.failed.to_string(),
+        format!("{:.1}", t.sagas_per_second),
+        format!("{:.1}", t.steps_per_second),
+        format!("{:.1}%", t.of_raw_limit * 100.0),
+        format!("{:.0} ms", t.saga_p50_ms),
+        format!("{:.0} ms", t.saga_p99_ms),
+        format!("{:.1} ms", t.step_p50_ms),
+        format!("{:.1} ms", t.step_p99_ms),
+        format!("{:.1}", t.messages_per_saga),
+        format!("{:.2}", t.publishes_per_step),
+        format!("{:.1}", t.db_transactions_per_saga),
+        t.db_statements_per_step
+            .map_or_else(|| "-".to_owned(), |n| format!("{n:.1}")),
+        format!("{:.1} ms", t.hub_cpu_ms_per_saga),
+        if t.argon2_ms_per_saga > 0.0 {
+            format!(
+                "{:.1} ms ({:.0}%)",
+                t.argon2_ms_per_saga,
+                t.argon2_share_of_hub_cpu * 100.0
+            )
+        } else {
+            "-".to_owned()
+        },
+        format!("{:.0}", t.peak_memory_mib),
+    ]
+}
+
+/// Where the machine's CPU time went, per saga, a line per run and type.
+fn cpu_lines(r: &Report) -> String {
+    let mut out = String::from("\nCPU per saga (where the machine's time went)\n");
     for run in &r.runs {
         for t in &run.types {
             let c = &t.cpu_ms_per_saga;
@@ -873,7 +969,12 @@ pub fn table(r: &Report) -> String {
             ));
         }
     }
-    out.push('\n');
+    out
+}
+
+/// The effects of each run and the hubs' peak memory, a line per run.
+fn effects_lines(r: &Report) -> String {
+    let mut out = String::new();
     for run in &r.runs {
         let e = &run.effects;
         out.push_str(&format!(
@@ -893,13 +994,12 @@ pub fn table(r: &Report) -> String {
                 .join(" + "),
         ));
     }
-    out.push_str(&format!(
-        "\n{} sagas per type, {} in flight; {} cores (the hubs, the simulators and clients, \
-         RabbitMQ and PostgreSQL share them); argon2 % is of the hubs' CPU; stmts/step counts \
-         every component's statements (BEGIN and COMMIT too) per engine step; bench process peak \
-         {:.0} MiB; {:.0} s in all\n",
-        r.sagas_per_type, r.concurrency, r.cores, r.peak_memory_mib, r.total_seconds
-    ));
+    out
+}
+
+/// Effects seen twice and sagas' errors, a `!` line each.
+fn warnings(r: &Report) -> String {
+    let mut out = String::new();
     for run in &r.runs {
         for twice in &run.effects.portal_twice {
             out.push_str(&format!("  ! {} hubs, twice: {twice}\n", run.processes));

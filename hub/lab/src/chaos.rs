@@ -26,6 +26,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use simulators::SimConfig;
+use tokio_util::sync::CancellationToken;
 
 pub use crate::chaos::schedule::{Fault, FaultKind, Planned};
 use crate::demo::procedures::Journey;
@@ -141,6 +142,23 @@ impl Ledger {
             n.personal.push(s.to_owned());
         }
     }
+
+    /// Counts journey `i` of `kind` done or failed (keeping the first few errors).
+    fn count(&self, kind: Kind, i: usize, outcome: anyhow::Result<()>) {
+        match outcome {
+            Ok(()) => {
+                self.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut errors) = self.errors.lock()
+                    && errors.len() < 10
+                {
+                    errors.push(format!("{kind:?} {i}: {e:#}"));
+                }
+            }
+        }
+    }
 }
 
 /// Runs chaos with `settings`; `config` gives everything but the servers (the run has its own).
@@ -232,6 +250,7 @@ type Servers = (
     Arc<tokio::sync::Mutex<servers::PrivatePostgres>>,
 );
 
+/// The load with its faults, the settling, and the checker's verdict.
 async fn play(
     stage: &Stage,
     settings: &Settings,
@@ -239,18 +258,7 @@ async fn play(
     postgres: &Arc<tokio::sync::Mutex<servers::PrivatePostgres>>,
     people: usize,
 ) -> anyhow::Result<Report> {
-    let today = chrono::Utc::now().date_naive();
-    let people: Vec<Person> = stage
-        .population(people * 2)
-        .await?
-        .into_iter()
-        .filter(|p| is_good(p, today))
-        .collect();
-    anyhow::ensure!(
-        !people.is_empty(),
-        "the simulated population has nobody to play"
-    );
-    let people = Arc::new(people);
+    let people = people_to_play(stage, people).await?;
     let pool = stage.pool(4).await?;
     let ledger = Arc::new(Ledger::default());
     let plan = schedule::plan(
@@ -265,111 +273,16 @@ async fn play(
     // it carries must not be kept in clear.
     let planted = plant_hostile(&stage.play, &ledger).await?;
 
-    // The load: `concurrency` players, each starting journeys until the time is up.
     let load_started = Instant::now();
-    let load_end = load_started + settings.duration;
-    let next_person = Arc::new(AtomicUsize::new(0));
     let bar = progress(settings.duration);
-    let mut players = tokio::task::JoinSet::new();
-    for slot in 0..settings.concurrency {
-        let (play, people, ledger, next_person) = (
-            stage.play.clone(),
-            people.clone(),
-            ledger.clone(),
-            next_person.clone(),
-        );
-        let mut rng = StdRng::seed_from_u64(settings.seed ^ (slot as u64).wrapping_mul(0x9e37));
-        players.spawn(async move {
-            while Instant::now() < load_end {
-                let kind = match rng.random_range(0..10) {
-                    0..4 => Kind::Issuance,
-                    4..7 => Kind::Free,
-                    _ => Kind::Paid,
-                };
-                let i = next_person.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut s) = ledger.started.lock() {
-                    *s.entry(format!("{kind:?}").to_lowercase()).or_default() += 1;
-                }
-                match journey(&play, kind, &people, i, &ledger).await {
-                    Ok(()) => {
-                        ledger.done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        ledger.failed.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut errors) = ledger.errors.lock()
-                            && errors.len() < 10
-                        {
-                            errors.push(format!("{kind:?} {i}: {e:#}"));
-                        }
-                    }
-                }
-            }
-        });
-    }
-
-    // A supervisor: a hub process that exits by itself (one started while the broker or the
-    // database is down exits at once, by design) is started again, as systemd or compose's
-    // `restart:` would.
-    let revived = Arc::new(AtomicUsize::new(0));
+    let mut players = start_players(stage, settings, people, &ledger, load_started);
+    let revived = AtomicUsize::new(0);
     let supervising = tokio_util::sync::CancellationToken::new();
-
-    // The faults, each in a task of its own at its moment.
-    let stage_ref = stage;
-    let supervisor = async {
-        while !supervising.is_cancelled() {
-            match stage.revive_exited_hubs() {
-                Ok(n) => revived.fetch_add(n, Ordering::Relaxed),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "restarting a hub process");
-                    0
-                }
-            };
-            tokio::select! {
-                () = supervising.cancelled() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    };
-    let faults = futures_util::future::join_all(plan.into_iter().map(|p| {
-        let servers = servers.clone();
-        async move {
-            tokio::time::sleep_until((load_started + p.at()).into()).await;
-            let result = inject(stage_ref, &servers, &p).await;
-            tracing::info!(fault = ?p.fault, hold_ms = p.hold_ms, ok = result.is_ok(), "fault injected");
-            match result {
-                Ok(true) => Injected { planned: p, applied: true, note: None },
-                Ok(false) => Injected {
-                    planned: p,
-                    applied: false,
-                    note: Some("the process was already down".into()),
-                },
-                Err(e) => Injected {
-                    planned: p,
-                    applied: false,
-                    note: Some(format!("{e:#}")),
-                },
-            }
-        }
-    }));
     let load = async {
-        let injected = faults.await;
+        let injected = inject_all(stage, &servers, plan, load_started).await;
         while players.join_next().await.is_some() {}
         let duration_seconds = load_started.elapsed().as_secs_f64();
-        for i in 0..settings.processes {
-            if let Err(e) = stage.restart_hub(i) {
-                tracing::warn!(error = %format!("{e:#}"), "restarting a hub process");
-            }
-        }
-        for kind in [
-            simulators::SimKind::Mvd,
-            simulators::SimKind::A1,
-            simulators::SimKind::Erip,
-            simulators::SimKind::BackOffice,
-        ] {
-            if let Ok(url) = stage.url(kind).and_then(|u| Ok(u.join("sim/faults")?)) {
-                let _ = stage.play.http.delete(url).send().await;
-            }
-        }
+        all_faults_off(stage, settings.processes).await;
         let settle_started = Instant::now();
         settle(stage, &pool, settings.settle_timeout).await;
         supervising.cancel();
@@ -379,7 +292,8 @@ async fn play(
             settle_started.elapsed().as_secs_f64(),
         )
     };
-    let ((injected, duration_seconds, settle_seconds), ()) = tokio::join!(load, supervisor);
+    let ((injected, duration_seconds, settle_seconds), ()) =
+        tokio::join!(load, supervise(stage, &supervising, &revived));
     bar.finish_and_clear();
 
     let needles = ledger.needles.lock().map(|n| n.clone()).unwrap_or_default();
@@ -401,6 +315,124 @@ async fn play(
         checks,
         total_seconds: 0.0,
     })
+}
+
+/// The first `people * 2` of the population, those every issuance rule lets through.
+async fn people_to_play(stage: &Stage, people: usize) -> anyhow::Result<Arc<Vec<Person>>> {
+    let today = chrono::Utc::now().date_naive();
+    let people: Vec<Person> = stage
+        .population(people * 2)
+        .await?
+        .into_iter()
+        .filter(|p| is_good(p, today))
+        .collect();
+    anyhow::ensure!(
+        !people.is_empty(),
+        "the simulated population has nobody to play"
+    );
+    Ok(Arc::new(people))
+}
+
+/// The load: `concurrency` players, each starting journeys until `settings.duration` after
+/// `load_started`, recording them in `ledger`.
+fn start_players(
+    stage: &Stage,
+    settings: &Settings,
+    people: Arc<Vec<Person>>,
+    ledger: &Arc<Ledger>,
+    load_started: Instant,
+) -> tokio::task::JoinSet<()> {
+    let load_end = load_started + settings.duration;
+    let next_person = Arc::new(AtomicUsize::new(0));
+    let mut players = tokio::task::JoinSet::new();
+    for slot in 0..settings.concurrency {
+        let (play, people, ledger, next_person) = (
+            stage.play.clone(),
+            people.clone(),
+            ledger.clone(),
+            next_person.clone(),
+        );
+        let mut rng = StdRng::seed_from_u64(settings.seed ^ (slot as u64).wrapping_mul(0x9e37));
+        players.spawn(async move {
+            while Instant::now() < load_end {
+                let kind = match rng.random_range(0..10) {
+                    0..4 => Kind::Issuance,
+                    4..7 => Kind::Free,
+                    _ => Kind::Paid,
+                };
+                let i = next_person.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut s) = ledger.started.lock() {
+                    *s.entry(format!("{kind:?}").to_lowercase()).or_default() += 1;
+                }
+                let outcome = journey(&play, kind, &people, i, &ledger).await;
+                ledger.count(kind, i, outcome);
+            }
+        });
+    }
+    players
+}
+
+/// A supervisor: a hub process that exits by itself (one started while the broker or the
+/// database is down exits at once, by design) is started again, as systemd or compose's
+/// `restart:` would, until `supervising` is cancelled; `revived` counts them.
+async fn supervise(stage: &Stage, supervising: &CancellationToken, revived: &AtomicUsize) {
+    while !supervising.is_cancelled() {
+        match stage.revive_exited_hubs() {
+            Ok(n) => revived.fetch_add(n, Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "restarting a hub process");
+                0
+            }
+        };
+        tokio::select! {
+            () = supervising.cancelled() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// The faults of `plan`, each in a task of its own at its moment after `load_started`.
+async fn inject_all(
+    stage: &Stage,
+    servers: &Servers,
+    plan: Vec<Planned>,
+    load_started: Instant,
+) -> Vec<Injected> {
+    futures_util::future::join_all(plan.into_iter().map(|p| async move {
+        tokio::time::sleep_until((load_started + p.at()).into()).await;
+        let result = inject(stage, servers, &p).await;
+        tracing::info!(fault = ?p.fault, hold_ms = p.hold_ms, ok = result.is_ok(), "fault injected");
+        let (applied, note) = match result {
+            Ok(true) => (true, None),
+            Ok(false) => (false, Some("the process was already down".into())),
+            Err(e) => (false, Some(format!("{e:#}"))),
+        };
+        Injected {
+            planned: p,
+            applied,
+            note,
+        }
+    }))
+    .await
+}
+
+/// After the load: every hub process up, every simulator without faults.
+async fn all_faults_off(stage: &Stage, processes: usize) {
+    for i in 0..processes {
+        if let Err(e) = stage.restart_hub(i) {
+            tracing::warn!(error = %format!("{e:#}"), "restarting a hub process");
+        }
+    }
+    for kind in [
+        simulators::SimKind::Mvd,
+        simulators::SimKind::A1,
+        simulators::SimKind::Erip,
+        simulators::SimKind::BackOffice,
+    ] {
+        if let Ok(url) = stage.url(kind).and_then(|u| Ok(u.join("sim/faults")?)) {
+            let _ = stage.play.http.delete(url).send().await;
+        }
+    }
 }
 
 /// Sends messages a hub must refuse, each carrying a secret: a phone confirmation and a login

@@ -20,7 +20,7 @@ use simulators::{SimConfig, SimKind};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use crate::stage::{Desk, Person, Play, STEP_TIMEOUT};
-use crate::stage::{Stage, is_good, percentile};
+use crate::stage::{Stage, a1_phone, is_good, percentile};
 use hub_runtime::broker;
 use hub_runtime::config::HubConfig;
 
@@ -123,6 +123,49 @@ impl Desk {
 /// Runs the demo with `applications` applications; returns the report.
 pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::Result<Report> {
     let started_at = Instant::now();
+    let (sim_config, hub_config) = demo_settings(config, applications, seed);
+    let stage = Stage::start(
+        &hub_config,
+        sim_config,
+        "demo",
+        crate::stage::Hubs::InProcess,
+    )
+    .await?;
+    let population = stage.population(stage.population).await?;
+    // The authorities on the bus connect as their own broker users, which the demo creates
+    // on the local broker; where it may not, their journeys are left out (and the report says
+    // why), while the HTTP back-offices still decide.
+    let bus_skipped = start_bus_authorities(&stage.hub_config, &stage.topology, &stage.token);
+    let outage = outage_act(&stage, &population).await?;
+    let acts = Acts {
+        play: stage.play.clone(),
+        semaphore: Arc::new(tokio::sync::Semaphore::new(8)),
+    };
+    let issued = acts.issuance(scenarios(&population, applications)).await?;
+    let holders: Vec<String> = issued
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok((Expect::Issued, _))))
+        .map(|(s, _)| s.application.person.identification_number.clone())
+        .collect();
+    let procedures = acts
+        .procedures(holders.clone(), bus_skipped.is_none())
+        .await?;
+    let registrations = acts.registrations(holders).await?;
+
+    let mut report = Report::new(outage, bus_skipped);
+    report.count_issuance(&issued);
+    report.count_procedures(&procedures);
+    report.count_outage();
+    report.count_registrations(&registrations);
+    // Leave nothing behind: the demo's queues, exchanges and database.
+    stage.stop().await?;
+    report.total_ms = started_at.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The simulators' and the hub's settings of a demo with `applications` applications: quick
+/// authorities, short-lived CRLs, short retries.
+fn demo_settings(config: &HubConfig, applications: usize, seed: u64) -> (SimConfig, HubConfig) {
     let mut sim_config = SimConfig {
         seed,
         population: (applications * 3).max(200),
@@ -146,24 +189,12 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         max_attempts: 3,
         ..config.clone()
     };
-    let stage = Stage::start(
-        &hub_config,
-        sim_config,
-        "demo",
-        crate::stage::Hubs::InProcess,
-    )
-    .await?;
-    let hub_config = stage.hub_config.clone();
-    let mvd = stage.url(SimKind::Mvd)?;
-    let population = stage.population(stage.population).await?;
-    let scenarios = scenarios(&population, applications);
-    // The authorities on the bus connect as their own broker users, which the demo creates
-    // on the local broker; where it may not, their journeys are left out (and the report says
-    // why), while the HTTP back-offices still decide.
-    let bus_skipped = start_bus_authorities(&hub_config, &stage.topology, &stage.token);
-    let ctx = stage.play.clone();
-    let publisher = ctx.publisher.clone();
-    // First act: the MVD registry is down for a while; the operator replays what died.
+    (sim_config, hub_config)
+}
+
+/// First act: the MVD registry is down for a while; the operator replays what died. Plays it
+/// with the last two people every rule lets through (the other acts start from the first).
+async fn outage_act(stage: &Stage, population: &[Person]) -> anyhow::Result<outage::OutageReport> {
     let today = chrono::Utc::now().date_naive();
     let spare: Vec<&Person> = population
         .iter()
@@ -173,175 +204,228 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         .collect();
     let ops_pool = stage.pool(2).await?;
     let outage = outage::play(
-        &ctx,
+        &stage.play,
         &ops_pool,
-        &publisher,
-        &broker::broker_user(&hub_config.amqp_url),
-        &mvd,
+        &stage.play.publisher,
+        &broker::broker_user(&stage.hub_config.amqp_url),
+        &stage.url(SimKind::Mvd)?,
         &spare,
     )
     .await?;
     ops_pool.close().await;
+    Ok(outage)
+}
 
-    let progress = Progress::new(scenarios.len());
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(8));
-    let mut tasks = Vec::new();
-    // Scenarios that depend on an earlier issue (the same person or phone again) go after it.
-    let (first, second): (Vec<_>, Vec<_>) = scenarios.into_iter().partition(|s| !s.after_others);
-    let mut results = Vec::new();
-    for batch in [first, second] {
-        for s in batch {
-            let ctx = ctx.clone();
-            let permit = semaphore.clone();
-            let progress = progress.clone();
+/// An outcome of one player's journey and how long it took.
+type Played<T> = anyhow::Result<(T, Duration)>;
+
+/// The acts played by many at once: at most the semaphore's permits in flight.
+struct Acts {
+    play: Arc<Play>,
+    semaphore: Arc<tokio::sync::Semaphore>,
+}
+
+impl Acts {
+    /// Second act: the applications for identifiers. Scenarios that depend on an earlier issue
+    /// (the same person or phone again) go after it.
+    async fn issuance(
+        &self,
+        scenarios: Vec<Scenario>,
+    ) -> anyhow::Result<Vec<(Scenario, Played<Expect>)>> {
+        let progress = Progress::new(scenarios.len());
+        let (first, second): (Vec<_>, Vec<_>) =
+            scenarios.into_iter().partition(|s| !s.after_others);
+        let mut results = Vec::new();
+        for batch in [first, second] {
+            let played = self
+                .all(batch, &progress, |play, s| async move {
+                    let r = play.play(&s).await;
+                    (s, r)
+                })
+                .await?;
+            results.extend(played);
+        }
+        progress.finish();
+        Ok(results)
+    }
+
+    /// Third act: the new identifier holders apply for procedures (those at authorities on the
+    /// bus only when `bus`).
+    async fn procedures(
+        &self,
+        holders: Vec<String>,
+        bus: bool,
+    ) -> anyhow::Result<Vec<(procedures::Journey, Played<String>)>> {
+        let journeys = procedures::Journey::deal(holders.len(), bus);
+        let progress = Progress::new(journeys.len()).named("procedures");
+        let played = self
+            .all(
+                journeys.into_iter().zip(holders),
+                &progress,
+                |play, (journey, identifier)| async move {
+                    (journey, play.procedure(journey, &identifier).await)
+                },
+            )
+            .await?;
+        progress.finish();
+        Ok(played)
+    }
+
+    /// Fourth act: registration on the portal, by e-mail and by EDS.
+    async fn registrations(
+        &self,
+        holders: Vec<String>,
+    ) -> anyhow::Result<Vec<(registration::Signup, Played<String>)>> {
+        let signups = registration::Signup::deal(holders.len());
+        let progress = Progress::new(signups.len()).named("registrations");
+        let played = self
+            .all(
+                signups.into_iter().zip(holders).enumerate(),
+                &progress,
+                |play, (n, (signup, identifier))| async move {
+                    (signup, play.signup(signup, &identifier, n).await)
+                },
+            )
+            .await?;
+        progress.finish();
+        Ok(played)
+    }
+
+    /// Plays every item at once, within the permits, ticking `progress`; the outcomes in the
+    /// items' order.
+    async fn all<I, O, F, Fut>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        progress: &Progress,
+        play: F,
+    ) -> anyhow::Result<Vec<O>>
+    where
+        F: Fn(Arc<Play>, I) -> Fut,
+        Fut: Future<Output = O> + Send + 'static,
+        O: Send + 'static,
+    {
+        let mut tasks = Vec::new();
+        for item in items {
+            let (permit, progress) = (self.semaphore.clone(), progress.clone());
+            let played = play(self.play.clone(), item);
             tasks.push(tokio::spawn(async move {
                 let _permit = permit.acquire_owned().await;
-                let r = ctx.play(&s).await;
+                let outcome = played.await;
                 progress.tick();
-                (s, r)
+                outcome
             }));
         }
-        for t in tasks.drain(..) {
-            results.push(t.await?);
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await?);
+        }
+        Ok(outcomes)
+    }
+}
+
+impl Report {
+    /// A report with nothing counted yet but the outage.
+    fn new(outage: outage::OutageReport, procedures_on_bus_skipped: Option<String>) -> Self {
+        Report {
+            started: 0,
+            issued: 0,
+            first_logins: 0,
+            rejected: BTreeMap::new(),
+            procedures: BTreeMap::new(),
+            procedures_on_bus_skipped,
+            procedure_p50_ms: 0,
+            registrations: BTreeMap::new(),
+            outage,
+            unexpected: Vec::new(),
+            p50_ms: 0,
+            p99_ms: 0,
+            total_ms: 0,
         }
     }
-    progress.finish();
 
-    // Second act: the new identifier holders apply for procedures.
-    let holders: Vec<String> = results
-        .iter()
-        .filter(|(_, r)| matches!(r, Ok((Expect::Issued, _))))
-        .map(|(s, _)| s.application.person.identification_number.clone())
-        .collect();
-    let signups = registration::Signup::deal(holders.len());
-    let signup_holders = holders.clone();
-    let journeys = procedures::Journey::deal(holders.len(), bus_skipped.is_none());
-    let progress = Progress::new(journeys.len()).named("procedures");
-    let mut procedure_tasks = Vec::new();
-    for (journey, identifier) in journeys.into_iter().zip(holders) {
-        let ctx = ctx.clone();
-        let permit = semaphore.clone();
-        let progress = progress.clone();
-        procedure_tasks.push(tokio::spawn(async move {
-            let _permit = permit.acquire_owned().await;
-            let r = ctx.procedure(journey, &identifier).await;
-            progress.tick();
-            (journey, r)
-        }));
-    }
-    let mut procedure_results = Vec::new();
-    for t in procedure_tasks {
-        procedure_results.push(t.await?);
-    }
-    progress.finish();
-
-    // Third act: registration on the portal, by e-mail and by EDS.
-    let progress = Progress::new(signups.len()).named("registrations");
-    let mut signup_tasks = Vec::new();
-    for (n, (signup, identifier)) in signups.into_iter().zip(signup_holders).enumerate() {
-        let ctx = ctx.clone();
-        let permit = semaphore.clone();
-        let progress = progress.clone();
-        signup_tasks.push(tokio::spawn(async move {
-            let _permit = permit.acquire_owned().await;
-            let r = ctx.signup(signup, &identifier, n).await;
-            progress.tick();
-            (signup, r)
-        }));
-    }
-    let mut signup_results = Vec::new();
-    for t in signup_tasks {
-        signup_results.push(t.await?);
-    }
-    progress.finish();
-
-    let mut report = Report {
-        started: results.len(),
-        issued: 0,
-        first_logins: 0,
-        rejected: BTreeMap::new(),
-        procedures: BTreeMap::new(),
-        procedures_on_bus_skipped: bus_skipped,
-        procedure_p50_ms: 0,
-        registrations: BTreeMap::new(),
-        outage,
-        unexpected: Vec::new(),
-        p50_ms: 0,
-        p99_ms: 0,
-        total_ms: 0,
-    };
-    let mut times: Vec<u64> = Vec::new();
-    for (s, r) in &results {
-        match r {
-            Ok((outcome, took)) => {
-                times.push(took.as_millis() as u64);
-                match outcome {
-                    Expect::Issued => {
-                        report.issued += 1;
-                        report.first_logins += 1;
+    /// Counts the applications for identifiers and their times.
+    fn count_issuance(&mut self, results: &[(Scenario, Played<Expect>)]) {
+        self.started = results.len();
+        let mut times: Vec<u64> = Vec::new();
+        for (s, r) in results {
+            match r {
+                Ok((outcome, took)) => {
+                    times.push(took.as_millis() as u64);
+                    match outcome {
+                        Expect::Issued => {
+                            self.issued += 1;
+                            self.first_logins += 1;
+                        }
+                        Expect::Rejected(reason) => {
+                            *self.rejected.entry(reason.0.to_owned()).or_default() += 1;
+                        }
                     }
-                    Expect::Rejected(reason) => {
-                        *report.rejected.entry(reason.0.to_owned()).or_default() += 1;
+                    if *outcome != s.expect {
+                        self.unexpected.push(format!(
+                            "{}: expected {:?}, got {:?}",
+                            s.number, s.expect, outcome
+                        ));
                     }
                 }
-                if *outcome != s.expect {
-                    report.unexpected.push(format!(
-                        "{}: expected {:?}, got {:?}",
-                        s.number, s.expect, outcome
-                    ));
-                }
+                Err(e) => self.unexpected.push(format!("{}: {e:#}", s.number)),
             }
-            Err(e) => report.unexpected.push(format!("{}: {e:#}", s.number)),
         }
+        self.p50_ms = percentile(&mut times, 0.50);
+        self.p99_ms = percentile(&mut times, 0.99);
     }
-    let mut procedure_times: Vec<u64> = Vec::new();
-    for (i, (journey, r)) in procedure_results.iter().enumerate() {
-        match r {
-            Ok((outcome, took)) => {
-                procedure_times.push(took.as_millis() as u64);
-                *report.procedures.entry(outcome.clone()).or_default() += 1;
-                if outcome != journey.expected() {
-                    report.unexpected.push(format!(
-                        "procedure {i} ({journey:?}): expected {}, got {outcome}",
-                        journey.expected()
-                    ));
-                }
-            }
-            Err(e) => report
-                .unexpected
-                .push(format!("procedure {i} ({journey:?}): {e:#}")),
-        }
-    }
-    if report.outage.issued_after_replay != report.outage.applications {
-        report.unexpected.push(format!(
-            "outage: {} of {} applications issued after the replay",
-            report.outage.issued_after_replay, report.outage.applications
-        ));
-    }
-    for (i, (signup, r)) in signup_results.iter().enumerate() {
-        match r {
-            Ok((outcome, _)) => {
-                *report.registrations.entry(outcome.clone()).or_default() += 1;
-                if outcome != signup.expected() {
-                    report.unexpected.push(format!(
-                        "registration {i} ({signup:?}): expected {}, got {outcome}",
-                        signup.expected()
-                    ));
-                }
-            }
-            Err(e) => report
-                .unexpected
-                .push(format!("registration {i} ({signup:?}): {e:#}")),
-        }
-    }
-    report.p50_ms = percentile(&mut times, 0.50);
-    report.p99_ms = percentile(&mut times, 0.99);
-    report.procedure_p50_ms = percentile(&mut procedure_times, 0.50);
 
-    // Leave nothing behind: the demo's queues, exchanges and database.
-    stage.stop().await?;
-    report.total_ms = started_at.elapsed().as_millis() as u64;
-    Ok(report)
+    /// Counts the procedures by outcome, and their median time.
+    fn count_procedures(&mut self, results: &[(procedures::Journey, Played<String>)]) {
+        let mut times: Vec<u64> = Vec::new();
+        for (i, (journey, r)) in results.iter().enumerate() {
+            match r {
+                Ok((outcome, took)) => {
+                    times.push(took.as_millis() as u64);
+                    *self.procedures.entry(outcome.clone()).or_default() += 1;
+                    if outcome != journey.expected() {
+                        self.unexpected.push(format!(
+                            "procedure {i} ({journey:?}): expected {}, got {outcome}",
+                            journey.expected()
+                        ));
+                    }
+                }
+                Err(e) => self
+                    .unexpected
+                    .push(format!("procedure {i} ({journey:?}): {e:#}")),
+            }
+        }
+        self.procedure_p50_ms = percentile(&mut times, 0.50);
+    }
+
+    /// Every application of the outage must have been issued after the replay.
+    fn count_outage(&mut self) {
+        if self.outage.issued_after_replay != self.outage.applications {
+            self.unexpected.push(format!(
+                "outage: {} of {} applications issued after the replay",
+                self.outage.issued_after_replay, self.outage.applications
+            ));
+        }
+    }
+
+    /// Counts the registrations by outcome.
+    fn count_registrations(&mut self, results: &[(registration::Signup, Played<String>)]) {
+        for (i, (signup, r)) in results.iter().enumerate() {
+            match r {
+                Ok((outcome, _)) => {
+                    *self.registrations.entry(outcome.clone()).or_default() += 1;
+                    if outcome != signup.expected() {
+                        self.unexpected.push(format!(
+                            "registration {i} ({signup:?}): expected {}, got {outcome}",
+                            signup.expected()
+                        ));
+                    }
+                }
+                Err(e) => self
+                    .unexpected
+                    .push(format!("registration {i} ({signup:?}): {e:#}")),
+            }
+        }
+    }
 }
 
 /// How long the simulated authorities take to decide.
@@ -421,6 +505,113 @@ struct Scenario {
     after_others: bool,
 }
 
+/// Who applies in a scenario that breaks a rule.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    /// The next person every rule lets through, not used yet.
+    NextGood,
+    /// Someone whose surname changed (the application gives the old one).
+    SurnameChanged,
+    /// Someone whose document is lost.
+    DocumentLost,
+    /// The first person again, once the first issue is done.
+    FirstGood,
+}
+
+/// The phone a scenario that breaks a rule gives.
+#[derive(Debug, Clone, Copy)]
+enum PhoneOf {
+    /// The scenario's own A1 number.
+    Own,
+    /// A number no operator serves.
+    NotMobile,
+    /// The first person's phone.
+    FirstHolders,
+}
+
+/// A scenario that breaks one rule on purpose.
+struct Breach {
+    who: Who,
+    phone: PhoneOf,
+    reason: RejectReason,
+    /// Changes the application of the person (`p`) to break the rule.
+    tweak: fn(&mut ApplyForIdentifier, &Person),
+    wrong_codes: u32,
+    after_others: bool,
+}
+
+/// Every rule the demo breaks, once each, in the order the scenarios are numbered.
+const BREACHES: [Breach; 8] = [
+    Breach {
+        who: Who::NextGood,
+        phone: PhoneOf::Own,
+        reason: RejectReason::InvalidInput,
+        tweak: |a, _| a.person.identification_number = "12345".into(),
+        wrong_codes: 0,
+        after_others: false,
+    },
+    Breach {
+        who: Who::NextGood,
+        phone: PhoneOf::Own,
+        reason: RejectReason::ConsentMissing,
+        tweak: |a, _| a.consent_to_mvd_check = false,
+        wrong_codes: 0,
+        after_others: false,
+    },
+    Breach {
+        who: Who::NextGood,
+        phone: PhoneOf::NotMobile,
+        reason: RejectReason::PhoneNotMobile,
+        tweak: |_, _| {},
+        wrong_codes: 0,
+        after_others: false,
+    },
+    Breach {
+        who: Who::NextGood,
+        phone: PhoneOf::Own,
+        reason: RejectReason::PhoneNotConfirmed,
+        tweak: |_, _| {},
+        wrong_codes: 3,
+        after_others: false,
+    },
+    Breach {
+        who: Who::SurnameChanged,
+        phone: PhoneOf::Own,
+        reason: RejectReason::MvdMismatch,
+        tweak: |a, p| a.person.surname = p.previous_surname.clone().unwrap_or_default(),
+        wrong_codes: 0,
+        after_others: false,
+    },
+    Breach {
+        who: Who::DocumentLost,
+        phone: PhoneOf::Own,
+        reason: RejectReason::DocumentInvalid,
+        tweak: |a, _| {
+            a.document.expires_on = chrono::Utc::now().date_naive() + chrono::Days::new(365);
+        },
+        wrong_codes: 0,
+        after_others: false,
+    },
+    Breach {
+        who: Who::FirstGood,
+        phone: PhoneOf::Own,
+        reason: RejectReason::AlreadyAssigned,
+        tweak: |_, _| {},
+        wrong_codes: 0,
+        after_others: true,
+    },
+    Breach {
+        who: Who::NextGood,
+        phone: PhoneOf::FirstHolders,
+        reason: RejectReason::PhoneBound,
+        tweak: |_, _| {},
+        wrong_codes: 0,
+        after_others: true,
+    },
+];
+
+/// About `n` applications: most by people every rule lets through, then one breaking each rule
+/// of [`BREACHES`] (left out where the population has nobody to break it).
 fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
     let today = chrono::Utc::now().date_naive();
     let good: Vec<&Person> = population.iter().filter(|p| is_good(p, today)).collect();
@@ -430,143 +621,50 @@ fn scenarios(population: &[Person], n: usize) -> Vec<Scenario> {
     let lost = population
         .iter()
         .find(|p| p.document_status == "lost" && p.previous_surname.is_none());
-    let phone = crate::stage::a1_phone;
-    let mut out = Vec::new();
-    let mut add = |i: usize,
-                   p: &Person,
-                   phone: String,
-                   expect: Expect,
-                   tweak: &dyn Fn(&mut ApplyForIdentifier),
-                   wrong_codes: u32,
-                   after_others: bool| {
-        let number = format!("D-{i:04}");
-        let mut application = apply(p, &number, &phone);
-        tweak(&mut application);
-        out.push(Scenario {
-            number,
-            application,
-            wrong_codes,
-            expect,
-            after_others,
-        });
-    };
-    let rejected = |r: RejectReason| Expect::Rejected(r.into());
-    let special = 8;
     let happy = n
-        .saturating_sub(special)
+        .saturating_sub(BREACHES.len())
         .max(1)
-        .min(good.len().saturating_sub(special));
-    for (i, p) in good.iter().take(happy).enumerate() {
-        add(i, p, phone(i), Expect::Issued, &|_| {}, 0, false);
-    }
-    let mut i = happy;
-    let mut next_good = good.iter().skip(happy);
-    if let Some(p) = next_good.next() {
-        add(
-            i,
-            p,
-            phone(i),
-            rejected(RejectReason::InvalidInput),
-            &|a| a.person.identification_number = "12345".into(),
-            0,
-            false,
-        );
-        i += 1;
-    }
-    if let Some(p) = next_good.next() {
-        add(
-            i,
-            p,
-            phone(i),
-            rejected(RejectReason::ConsentMissing),
-            &|a| a.consent_to_mvd_check = false,
-            0,
-            false,
-        );
-        i += 1;
-    }
-    if let Some(p) = next_good.next() {
-        // A number no operator serves.
-        add(
-            i,
-            p,
-            "+375440000000".into(),
-            rejected(RejectReason::PhoneNotMobile),
-            &|_| {},
-            0,
-            false,
-        );
-        i += 1;
-    }
-    if let Some(p) = next_good.next() {
-        add(
-            i,
-            p,
-            phone(i),
-            rejected(RejectReason::PhoneNotConfirmed),
-            &|_| {},
-            3,
-            false,
-        );
-        i += 1;
-    }
-    if let Some(p) = changed {
-        let old = p.previous_surname.clone().unwrap_or_default();
-        add(
-            i,
-            p,
-            phone(i),
-            rejected(RejectReason::MvdMismatch),
-            &move |a| a.person.surname = old.clone(),
-            0,
-            false,
-        );
-        i += 1;
-    }
-    if let Some(p) = lost {
-        add(
-            i,
-            p,
-            phone(i),
-            rejected(RejectReason::DocumentInvalid),
-            &|a| {
-                a.document.expires_on = chrono::Utc::now().date_naive() + chrono::Days::new(365);
-            },
-            0,
-            false,
-        );
-        i += 1;
-    }
-    if let Some(p) = good.first() {
-        // The first person again, with a new phone, once the first issue is done.
-        add(
-            i,
-            p,
-            phone(i),
-            rejected(RejectReason::AlreadyAssigned),
-            &|_| {},
-            0,
-            true,
-        );
-        i += 1;
-    }
-    if let Some(p) = next_good.next() {
-        // Someone else with the first person's phone.
-        add(
-            i,
-            p,
-            phone(0),
-            rejected(RejectReason::PhoneBound),
-            &|_| {},
-            0,
-            true,
-        );
+        .min(good.len().saturating_sub(BREACHES.len()));
+    let mut out: Vec<Scenario> = good
+        .iter()
+        .take(happy)
+        .enumerate()
+        .map(|(i, p)| scenario(i, p, a1_phone(i), Expect::Issued))
+        .collect();
+    let mut next_good = good.iter().skip(happy).copied();
+    for breach in &BREACHES {
+        let who = match breach.who {
+            Who::NextGood => next_good.next(),
+            Who::SurnameChanged => changed,
+            Who::DocumentLost => lost,
+            Who::FirstGood => good.first().copied(),
+        };
+        let Some(p) = who else { continue };
+        let i = out.len();
+        let phone = match breach.phone {
+            PhoneOf::Own => a1_phone(i),
+            PhoneOf::NotMobile => "+375440000000".into(),
+            PhoneOf::FirstHolders => a1_phone(0),
+        };
+        let mut s = scenario(i, p, phone, Expect::Rejected(breach.reason.into()));
+        (breach.tweak)(&mut s.application, p);
+        s.wrong_codes = breach.wrong_codes;
+        s.after_others = breach.after_others;
+        out.push(s);
     }
     out
 }
 
-fn apply(p: &Person, number: &str, phone: &str) -> ApplyForIdentifier {
-    crate::stage::identifier_application(p, number, phone, DESK)
+/// Application `D-<i>` of `p` with `phone`, confirmed with the code from the phone.
+fn scenario(i: usize, p: &Person, phone: String, expect: Expect) -> Scenario {
+    let number = format!("D-{i:04}");
+    Scenario {
+        application: crate::stage::identifier_application(p, &number, &phone, DESK),
+        number,
+        wrong_codes: 0,
+        expect,
+        after_others: false,
+    }
 }
 
 impl Play {

@@ -6,4 +6,6 @@
 pub mod bench;
 pub mod chaos;
 pub mod demo;
+pub mod sandbox;
+pub mod simulated;
 pub mod stage;

@@ -15,11 +15,9 @@ use contracts::issuance::{
     IdentityDocument, PhoneCodeSent,
 };
 use contracts::person::PersonStatus;
-use contracts::{Message, Metadata, Namespace, Topology};
+use contracts::{Message, Metadata, Topology};
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde::Deserialize;
 use serde_json::json;
@@ -32,6 +30,9 @@ use hub_portal::config::IntegrationConfig;
 use hub_runtime::app::{self, Components};
 use hub_runtime::broker::{self, Broker, Envelope, Publisher, decode_properties};
 use hub_runtime::config::HubConfig;
+
+use crate::sandbox::{Sandbox, Servers};
+use crate::simulated::{Simulated, free_local_addr};
 
 /// The longest wait for one answer.
 pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -534,10 +535,19 @@ pub(crate) struct Stage {
     broker: Broker,
     listeners: Vec<JoinHandle<()>>,
     hub: RunningHub,
-    admin_url: String,
-    database: String,
+    /// The namespace and database, with every queue and exchange of the stage to remove.
+    sandbox: Sandbox,
     /// The desk's and the portal's queues.
     own_queues: [String; 2],
+}
+
+/// The desk's side of the stage: its connection, its ears, and its queues.
+struct Listening {
+    broker: Broker,
+    desk: Arc<Desk>,
+    listeners: Vec<JoinHandle<()>>,
+    desk_queue: String,
+    portal_queue: String,
 }
 
 impl Stage {
@@ -561,148 +571,60 @@ impl Stage {
         hubs: Hubs,
         hub_log: Option<&str>,
     ) -> anyhow::Result<Stage> {
-        let token = CancellationToken::new();
         let population = sims.population;
-        let erip_secret = sims.erip_secret.clone();
-        let backoffice_secret = sims.backoffice.secret.clone();
-        let sims = simulators::start(sims, token.clone()).await?;
-        let url = |k: SimKind| {
-            sims.operator_url(k)
-                .cloned()
-                .context("a simulator did not start")
+        let simulated = Simulated::start(sims).await?;
+        let servers = Servers {
+            amqp_url: config.amqp_url.clone(),
+            postgres_url: config.database_url.clone(),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
-        let database = format!("hub_{label}_{suffix}");
-        let mut db_url = url::Url::parse(&config.database_url).context("DATABASE_URL")?;
-        db_url.set_path(&database);
+        let sandbox = Sandbox::new(&servers, label, &format!("hub_{label}"))?;
         let hub_config = HubConfig {
-            namespace: Namespace::new(format!("{label}-{suffix}"))?,
-            database_url: db_url.to_string(),
+            namespace: sandbox.namespace.clone(),
+            database_url: sandbox.database_url.clone(),
             ..config.clone()
         };
-        let integrations = IntegrationConfig {
-            mvd_url: url(SimKind::Mvd)?,
-            sms_a1_url: url(SimKind::A1)?,
-            sms_mts_url: url(SimKind::Mts)?,
-            sms_life_url: url(SimKind::Life)?,
-            sms_sender: "E-SERVICES".into(),
-            http_timeout: Duration::from_secs(5),
-            http_addr: format!("127.0.0.1:{port}").parse()?,
-            callback_url: format!("http://127.0.0.1:{port}/").parse()?,
-            seal_key: None,
-            phone_code_ttl: Duration::from_secs(120),
-            phone_code_attempts: 3,
-            temp_password_ttl: Duration::from_secs(72 * 3600),
-            erip_url: url(SimKind::Erip)?,
-            erip_secret,
-            payment_ttl: Duration::from_secs(3600),
-            authority_settings: backoffice_settings(
-                &url(SimKind::BackOffice)?,
-                &backoffice_secret,
-            )?,
-            smtp_url: sims
-                .email_smtp_url()
-                .context("the e-mail simulator did not start")?,
-            email_from: "E-Services Portal <noreply@portal.example.by>".into(),
-            portal_url: "http://127.0.0.1:8080/".parse()?,
-            gossuok_url: url(SimKind::Gossuok)?,
-            eds_trusted_root_files: Vec::new(),
-            eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
-            limits: Default::default(),
-        };
-        let plan = hub_portal::services::plan(&integrations)?;
+        let plan = hub_portal::services::plan(&simulated.integrations)?;
         let topology = app::topology(&hub_config, plan.queues())?;
-
-        // The desk's connection: it sends applications and listens to what comes back.
-        let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;
-        let channel = broker
-            .channel(&token)
-            .await
-            .context("broker connection closed")?;
-        broker::declare(&channel, &topology, hub_config.delivery_limit).await?;
-        let desk = Arc::new(Desk::default());
-        // The desk hears every issuance event; the portal's queue gets the cabinet's answers.
-        // Durable quorum queues, as a real desk's would be: an event published while the broker
-        // restarts, or while the listener reconnects, waits for it.
-        let desk_queue = format!("{}.demo-desk", hub_config.namespace);
-        let portal_queue = format!("{}.demo-portal", hub_config.namespace);
-        let mut listeners = Vec::new();
-        for (queue, bindings, is_reply) in [
-            (
-                desk_queue.clone(),
-                &["issuance.#", "procedure.#", "complaint.#"][..],
-                false,
-            ),
-            (portal_queue.clone(), &[][..], true),
-        ] {
-            let bus = topology.bus_exchange();
-            listen(&channel, &queue, &bus, bindings).await?;
-            let (desk, broker, token) = (desk.clone(), broker.clone(), token.clone());
-            let bindings: Vec<&'static str> = bindings.to_vec();
-            listeners.push(tokio::spawn(async move {
-                // Consume; when the connection goes (a broker restart), consume again on the
-                // next one.
-                while let Some(channel) = broker.channel(&token).await {
-                    if let Err(e) =
-                        consume(&channel, &queue, &bus, &bindings, &desk, is_reply).await
-                    {
-                        tracing::debug!(queue = %queue, error = %e, "listener lost its channel");
-                    }
-                    if token.is_cancelled() {
-                        break;
-                    }
-                }
-            }));
-        }
-        let publisher = Arc::new(Publisher::new(broker.clone(), token.clone()));
-
+        sandbox.remember(&topology, hub_config.delivery_limit);
+        let heard = listen_as_desk(&hub_config, &topology, &simulated.token).await?;
+        sandbox.remember_queue(heard.desk_queue.clone());
+        sandbox.remember_queue(heard.portal_queue.clone());
         let hub = match hubs {
-            Hubs::InProcess => {
-                let token = CancellationToken::new();
-                let cfg = hub_config.clone();
-                let t = token.clone();
-                RunningHub::Task {
-                    token,
-                    task: tokio::spawn(async move {
-                        app::run_plan(&cfg, Components::ALL, plan, t).await
-                    }),
-                }
-            }
+            Hubs::InProcess => RunningHub::task(&hub_config, plan),
             Hubs::Processes(n) => RunningHub::Processes(Mutex::new(HubProcess::spawn_all(
                 n,
                 &hub_config,
-                &integrations,
+                &simulated.integrations,
                 hub_log,
             )?)),
         };
         let play = Arc::new(Play {
-            publisher,
+            publisher: Arc::new(Publisher::new(
+                heard.broker.clone(),
+                simulated.token.clone(),
+            )),
             bus: topology.bus_exchange(),
-            desk,
+            desk: heard.desk,
             http: reqwest::Client::new(),
-            a1: url(SimKind::A1)?,
-            erip: url(SimKind::Erip)?,
-            email: url(SimKind::Email)?,
-            gossuok: url(SimKind::Gossuok)?,
-            portal_queue: portal_queue.clone(),
+            a1: simulated.url(SimKind::A1)?,
+            erip: simulated.url(SimKind::Erip)?,
+            email: simulated.url(SimKind::Email)?,
+            gossuok: simulated.url(SimKind::Gossuok)?,
+            portal_queue: heard.portal_queue.clone(),
             sender: "demo-desk".into(),
         });
         Ok(Stage {
             hub_config,
             topology,
             play,
-            token,
+            token: simulated.token,
             population,
-            sims,
-            broker,
-            listeners,
+            sims: simulated.sims,
+            broker: heard.broker,
+            listeners: heard.listeners,
             hub,
-            admin_url: config.database_url.clone(),
-            database,
-            own_queues: [desk_queue, portal_queue],
+            sandbox,
+            own_queues: [heard.desk_queue, heard.portal_queue],
         })
     }
 
@@ -737,9 +659,14 @@ impl Stage {
         queues
     }
 
+    /// Removes `queue` (a full name) with the stage's own, when it stops.
+    pub(crate) fn remove_later(&self, queue: String) {
+        self.sandbox.remember_queue(queue);
+    }
+
     /// The stage's database's name.
     pub(crate) fn database(&self) -> &str {
-        &self.database
+        &self.sandbox.database
     }
 
     /// The first `limit` people of the simulated population.
@@ -803,41 +730,10 @@ impl Stage {
         for l in self.listeners {
             l.abort();
         }
-        // A channel of the connection as it is now (the first may have gone with a restart).
-        let channel = tokio::time::timeout(STEP_TIMEOUT, self.broker.channel(&self.token))
-            .await
-            .ok()
-            .flatten();
-        if let Some(channel) = &channel {
-            for q in &self.own_queues {
-                let _ = channel
-                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-            }
-        }
-        for d in broker::describe(&self.topology, self.hub_config.delivery_limit) {
-            let Some(channel) = &channel else { break };
-            match d {
-                broker::Declaration::Queue { name, .. } => {
-                    let _ = channel
-                        .queue_delete(name.into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                broker::Declaration::Exchange { name, .. } => {
-                    let _ = channel
-                        .exchange_delete(
-                            name.into(),
-                            lapin::options::ExchangeDeleteOptions::default(),
-                        )
-                        .await;
-                }
-                broker::Declaration::Binding { .. } => {}
-            }
-        }
         self.broker.close().await;
         self.token.cancel();
         self.sims.stopped().await;
-        drop_database(&self.admin_url, &self.database).await;
+        self.sandbox.remove().await;
         hub
     }
 
@@ -924,6 +820,60 @@ impl Stage {
             _ => Ok(()),
         }
     }
+}
+
+/// The desk's connection: declares the hub's topology (so nothing the hub sends is lost before
+/// it starts) and listens, the desk to every issuance, procedure and complaint event and the
+/// portal to the cabinet's answers.
+async fn listen_as_desk(
+    hub_config: &HubConfig,
+    topology: &Topology,
+    token: &CancellationToken,
+) -> anyhow::Result<Listening> {
+    let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;
+    let channel = broker
+        .channel(token)
+        .await
+        .context("broker connection closed")?;
+    broker::declare(&channel, topology, hub_config.delivery_limit).await?;
+    let desk = Arc::new(Desk::default());
+    // Durable quorum queues, as a real desk's would be: an event published while the broker
+    // restarts, or while the listener reconnects, waits for it.
+    let desk_queue = format!("{}.demo-desk", hub_config.namespace);
+    let portal_queue = format!("{}.demo-portal", hub_config.namespace);
+    let mut listeners = Vec::new();
+    for (queue, bindings, is_reply) in [
+        (
+            desk_queue.clone(),
+            &["issuance.#", "procedure.#", "complaint.#"][..],
+            false,
+        ),
+        (portal_queue.clone(), &[][..], true),
+    ] {
+        let bus = topology.bus_exchange();
+        listen(&channel, &queue, &bus, bindings).await?;
+        let (desk, broker, token) = (desk.clone(), broker.clone(), token.clone());
+        let bindings: Vec<&'static str> = bindings.to_vec();
+        listeners.push(tokio::spawn(async move {
+            // Consume; when the connection goes (a broker restart), consume again on the next
+            // one.
+            while let Some(channel) = broker.channel(&token).await {
+                if let Err(e) = consume(&channel, &queue, &bus, &bindings, &desk, is_reply).await {
+                    tracing::debug!(queue = %queue, error = %e, "listener lost its channel");
+                }
+                if token.is_cancelled() {
+                    break;
+                }
+            }
+        }));
+    }
+    Ok(Listening {
+        broker,
+        desk,
+        listeners,
+        desk_queue,
+        portal_queue,
+    })
 }
 
 /// Declares a listener's durable quorum queue and binds it to the bus.
@@ -1014,6 +964,18 @@ enum RunningHub {
 }
 
 impl RunningHub {
+    /// Runs `plan` as a task of this process.
+    fn task(config: &HubConfig, plan: app::Plan) -> Self {
+        let token = CancellationToken::new();
+        let (config, t) = (config.clone(), token.clone());
+        RunningHub::Task {
+            token,
+            task: tokio::spawn(
+                async move { app::run_plan(&config, Components::ALL, plan, t).await },
+            ),
+        }
+    }
+
     /// Drains and stops the hub; its own error, if it failed.
     async fn stop(self) -> anyhow::Result<()> {
         match self {
@@ -1064,7 +1026,7 @@ impl HubProcess {
         }
         let mut processes = Vec::new();
         for i in 0..n {
-            let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            let http = free_local_addr()?;
             let log = dir.join(format!("{}-hub-{i}.log", config.namespace));
             let _ = std::fs::remove_file(&log);
             let mut env = process_env(config, integrations, http, &roots);
@@ -1205,13 +1167,6 @@ fn process_env(
     env
 }
 
-/// The GosSUOK simulator's root certificate (DER): the stage's EDS trust anchor.
-async fn gossuok_root(gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
-    let r = reqwest::get(gossuok.join("ca/root.der")?).await?;
-    anyhow::ensure!(r.status().is_success(), "GosSUOK root: {}", r.status());
-    Ok(r.bytes().await?.to_vec())
-}
-
 /// The `p` quantile of `times` (sorted in place), 0 when empty.
 pub(crate) fn percentile<T: Copy + Ord + Default>(times: &mut [T], p: f64) -> T {
     times.sort_unstable();
@@ -1219,43 +1174,4 @@ pub(crate) fn percentile<T: Copy + Ord + Default>(times: &mut [T], p: f64) -> T 
         .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
         .copied()
         .unwrap_or_default()
-}
-
-/// Points every HTTP authority of the catalogue at the back-office simulator.
-fn backoffice_settings(
-    simulator: &url::Url,
-    secret: &str,
-) -> anyhow::Result<HashMap<String, String>> {
-    let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
-    let mut settings = HashMap::new();
-    for a in catalogue.authorities() {
-        if let hub_portal::procedures::catalogue::AuthorityChannel::Http {
-            base_url_key,
-            secret_key,
-        } = &a.channel
-        {
-            settings.insert(
-                base_url_key.clone(),
-                simulator.join(&format!("{}/", a.id))?.to_string(),
-            );
-            settings.insert(secret_key.clone(), secret.to_owned());
-        }
-    }
-    Ok(settings)
-}
-
-/// Drops a database, whoever is still connected to it.
-pub(crate) async fn drop_database(url: &str, name: &str) {
-    let Ok(mut admin) = url::Url::parse(url) else {
-        return;
-    };
-    admin.set_path("postgres");
-    if let Ok(pool) = sqlx::PgPool::connect(admin.as_str()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await;
-        pool.close().await;
-    }
 }

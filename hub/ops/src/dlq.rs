@@ -19,11 +19,7 @@ pub mod mask;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
-use contracts::headers;
-use lapin::BasicProperties;
-use lapin::types::ShortString;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -32,7 +28,8 @@ use uuid::Uuid;
 
 use super::audit::{self, Action};
 use hub_runtime::broker::Publisher;
-use hub_runtime::keeper::{DEAD_LETTER_ID, REPLAYED, json_to_table};
+use hub_runtime::keeper::{COLUMNS, DEAD_LETTER_ID, REPLAYED};
+pub use hub_runtime::keeper::{DeadLetter, DeadLetterKind, LetterStatus};
 pub use mask::{mask_json, mask_text};
 
 /// Why a workbench call did not do what was asked. Each variant is a decision for the caller
@@ -95,13 +92,19 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
-    fn as_sql(self) -> Option<&'static str> {
+    /// The status it takes, or `None` for any.
+    pub fn status(self) -> Option<LetterStatus> {
         match self {
-            StatusFilter::New => Some("new"),
-            StatusFilter::Replayed => Some("replayed"),
-            StatusFilter::Discarded => Some("discarded"),
+            StatusFilter::New => Some(LetterStatus::New),
+            StatusFilter::Replayed => Some(LetterStatus::Replayed),
+            StatusFilter::Discarded => Some(LetterStatus::Discarded),
             StatusFilter::All => None,
         }
+    }
+
+    /// Its name: a status's, or `all`.
+    pub fn as_str(self) -> &'static str {
+        self.status().map_or("all", LetterStatus::as_str)
     }
 }
 
@@ -116,7 +119,7 @@ pub struct Filter {
     pub message_type: Option<String>,
     /// Error kind (`permanent`, `invalid_input`, `unrouted`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<DeadLetterKind>,
     /// Correlation id (the saga).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saga: Option<String>,
@@ -176,7 +179,7 @@ impl Filter {
         if let Some(until) = self.until {
             q.push(format!(" AND {FAILED_AT} < ")).push_bind(until);
         }
-        if let Some(status) = self.status.as_sql() {
+        if let Some(status) = self.status.status() {
             q.push(" AND status = ").push_bind(status);
         }
     }
@@ -191,14 +194,11 @@ impl Filter {
         };
         add("queue", self.queue.clone());
         add("type", self.message_type.clone());
-        add("kind", self.kind.clone());
+        add("kind", self.kind.as_ref().map(ToString::to_string));
         add("saga", self.saga.clone());
         add("since", self.since.map(|t| t.to_rfc3339()));
         add("until", self.until.map(|t| t.to_rfc3339()));
-        add(
-            "status",
-            Some(self.status.as_sql().unwrap_or("all").to_owned()),
-        );
+        add("status", Some(self.status.as_str().to_owned()));
         add("limit", self.limit.map(|n| n.to_string()));
         words.join(" ")
     }
@@ -243,7 +243,7 @@ pub struct Summary {
     /// Short name of the queue it died on.
     pub queue: String,
     /// Error kind.
-    pub error_kind: String,
+    pub error_kind: DeadLetterKind,
     /// Error text (masked).
     pub error: String,
     /// The saga (masked).
@@ -254,8 +254,8 @@ pub struct Summary {
     pub failed_at: DateTime<Utc>,
     /// When the keeper kept it.
     pub received_at: DateTime<Utc>,
-    /// `new`, `replayed` or `discarded`.
-    pub status: String,
+    /// Where it stands.
+    pub status: LetterStatus,
     /// How many times this row was replayed.
     pub replay_count: i32,
     /// How many times the message had been replayed before it died this time.
@@ -263,10 +263,16 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Masks the personal data in its error text and saga id.
+    fn mask(&mut self) {
+        self.error = mask_text(&self.error);
+        self.correlation_id = self.correlation_id.as_deref().map(mask_text);
+    }
+
     /// What an operator should notice about it, in words (empty when nothing).
     pub fn flags(&self) -> Vec<String> {
         flags(
-            &self.status,
+            self.status,
             self.replay_count,
             self.replayed_before,
             None,
@@ -276,7 +282,7 @@ impl Summary {
 }
 
 fn flags(
-    status: &str,
+    status: LetterStatus,
     replay_count: i32,
     replayed_before: i32,
     replayed_from: Option<i64>,
@@ -298,7 +304,7 @@ fn flags(
             plural(replay_count)
         ));
     }
-    if status == "discarded" {
+    if status == LetterStatus::Discarded {
         out.push("discarded".into());
     }
     if redacted {
@@ -311,7 +317,8 @@ fn plural(n: i32) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-const SUMMARY_COLUMNS: &str = "id, message_id, message_type, queue, error_kind, error, \
+/// The columns of a [`Summary`].
+pub(crate) const SUMMARY_COLUMNS: &str = "id, message_id, message_type, queue, error_kind, error, \
      correlation_id, attempts, coalesce(last_failure_at, received_at) AS failed_at, received_at, \
      status, replay_count, replayed_before";
 
@@ -325,8 +332,7 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Vec<Summary>, DlqErr
     }
     let mut rows: Vec<Summary> = q.build_query_as().fetch_all(pool).await?;
     for r in &mut rows {
-        r.error = mask_text(&r.error);
-        r.correlation_id = r.correlation_id.as_deref().map(mask_text);
+        r.mask();
     }
     Ok(rows)
 }
@@ -349,7 +355,7 @@ pub struct Group {
     /// Message type.
     pub message_type: Option<String>,
     /// Error kind.
-    pub error_kind: String,
+    pub error_kind: DeadLetterKind,
     /// The error text with ids and numbers as `#` (masked).
     pub cause: String,
     /// How many letters.
@@ -412,7 +418,12 @@ pub fn group(rows: &[Summary]) -> Vec<Group> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for r in rows {
         let cause = normalize_cause(&r.error);
-        let key = group_key(&r.queue, r.message_type.as_deref(), &r.error_kind, &cause);
+        let key = group_key(
+            &r.queue,
+            r.message_type.as_deref(),
+            r.error_kind.as_str(),
+            &cause,
+        );
         let g = groups.entry(key.clone()).or_insert_with(|| Group {
             key,
             queue: r.queue.clone(),
@@ -443,126 +454,34 @@ pub async fn groups(pool: &PgPool, filter: &Filter) -> Result<Vec<Group>, DlqErr
     Ok(group(&list(pool, filter).await?))
 }
 
-/// One dead letter, everything about it, unmasked: for code, not for screens (see [`view`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeadLetter {
-    /// Row id.
-    pub id: i64,
-    /// Message id.
-    pub message_id: Option<Uuid>,
-    /// Message type.
-    pub message_type: Option<String>,
-    /// Short name of the queue it died on.
-    pub queue: String,
-    /// Where it was first published.
-    pub original_exchange: String,
-    /// With which routing key.
-    pub original_routing_key: String,
-    /// Error kind.
-    pub error_kind: String,
-    /// Error text.
-    pub error: String,
-    /// Failed attempts.
-    pub attempts: i32,
-    /// First failure.
-    pub first_failure_at: Option<DateTime<Utc>>,
-    /// Last failure.
-    pub last_failure_at: Option<DateTime<Utc>>,
-    /// The saga.
-    pub correlation_id: Option<String>,
-    /// Properties and headers as the keeper read them.
-    pub properties: Value,
-    /// The body as it died.
-    pub body: Vec<u8>,
-    /// `new`, `replayed` or `discarded`.
-    pub status: String,
-    /// How many times this row was replayed.
-    pub replay_count: i32,
-    /// Last replay.
-    pub replayed_at: Option<DateTime<Utc>>,
-    /// When it was discarded.
-    pub discarded_at: Option<DateTime<Utc>>,
-    /// Why.
-    pub discard_reason: Option<String>,
-    /// When the keeper kept it.
-    pub received_at: DateTime<Utc>,
-    /// How many times the message had been replayed before it died this time.
-    pub replayed_before: i32,
-    /// The row it was last replayed from.
-    pub replayed_from: Option<i64>,
-}
-
-const COLUMNS: &str = "id, message_id, message_type, queue, original_exchange, \
-     original_routing_key, error_kind, error, attempts, first_failure_at, last_failure_at, \
-     correlation_id, properties, body, status, replay_count, replayed_at, discarded_at, \
-     discard_reason, received_at, replayed_before, replayed_from";
-
-impl DeadLetter {
-    /// Its headers.
-    pub fn headers(&self) -> Option<&Map<String, Value>> {
-        self.properties.get("headers").and_then(Value::as_object)
+/// Why `letter` cannot be replayed by a hub publishing as `broker_user`, or `None` when it can.
+pub fn replay_refusal(letter: &DeadLetter, broker_user: &str) -> Option<String> {
+    if letter.status == LetterStatus::Discarded {
+        return Some("it was discarded".into());
     }
-
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&Value> {
-        self.headers()?.get(name)
+    if letter.is_redacted() {
+        return Some(
+            "its body was redacted (the message carried a secret): the sender must send it again"
+                .into(),
+        );
     }
-
-    /// A string header.
-    pub fn header_str(&self, name: &str) -> Option<String> {
-        self.header(name)?.as_str().map(str::to_owned)
-    }
-
-    /// An integer header.
-    pub fn header_i64(&self, name: &str) -> Option<i64> {
-        self.header(name)?.as_i64()
-    }
-
-    /// A property (`app_id`, `user_id`, `timestamp`, ...).
-    pub fn property(&self, name: &str) -> Option<&Value> {
-        self.properties.get(name)
-    }
-
-    /// The body as JSON, when it is.
-    pub fn body_json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    /// Whether the consumer replaced its body because it carried a secret.
-    pub fn is_redacted(&self) -> bool {
-        self.header(headers::REDACTED)
-            .is_some_and(|v| v.as_bool() == Some(true))
-    }
-
-    /// Why it cannot be replayed by a hub publishing as `broker_user`, or `None` when it can.
-    pub fn replay_refusal(&self, broker_user: &str) -> Option<String> {
-        if self.status == "discarded" {
-            return Some("it was discarded".into());
-        }
-        if self.is_redacted() {
-            return Some(
-                "its body was redacted (the message carried a secret): the sender must send it again"
-                    .into(),
-            );
-        }
-        if self.message_id.is_none() {
-            return Some(
+    if letter.message_id.is_none() {
+        return Some(
                 "it has no message id (missing or not a UUID), so its receiver could not tell a copy from a new message"
                     .into(),
             );
-        }
-        if self.message_type.is_none() {
-            return Some("it has no message type".into());
-        }
-        if let Some(user) = self.property("user_id").and_then(Value::as_str)
-            && user != broker_user
-        {
-            return Some(format!(
-                "it was published by broker user {user:?}, and the hub (user {broker_user:?}) cannot publish as another user: ask the sender to send it again"
-            ));
-        }
-        None
     }
+    if letter.message_type.is_none() {
+        return Some("it has no message type".into());
+    }
+    if let Some(user) = letter.property("user_id").and_then(Value::as_str)
+        && user != broker_user
+    {
+        return Some(format!(
+            "it was published by broker user {user:?}, and the hub (user {broker_user:?}) cannot publish as another user: ask the sender to send it again"
+        ));
+    }
+    None
 }
 
 /// One letter by id, unmasked.
@@ -606,57 +525,17 @@ impl Disclosure<'_> {
 /// A dead letter as an operator sees it: masked unless disclosed, body decoded when it can be.
 #[derive(Debug, Clone, Serialize)]
 pub struct LetterView {
-    /// Row id.
-    pub id: i64,
-    /// `new`, `replayed` or `discarded`.
-    pub status: String,
+    /// The letter as shown: its error, saga, discard reason, properties and body masked unless
+    /// disclosed (its JSON fields are the view's own, the body as base64).
+    #[serde(flatten)]
+    pub letter: DeadLetter,
     /// What to notice (a message that failed again after a replay, ...).
     pub flags: Vec<String>,
-    /// Message id.
-    pub message_id: Option<Uuid>,
-    /// Message type.
-    pub message_type: Option<String>,
-    /// Queue it died on.
-    pub queue: String,
-    /// Where it was first published.
-    pub original_exchange: String,
-    /// With which routing key.
-    pub original_routing_key: String,
-    /// Error kind.
-    pub error_kind: String,
-    /// Error text.
-    pub error: String,
-    /// Failed attempts.
-    pub attempts: i32,
-    /// First failure.
-    pub first_failure_at: Option<DateTime<Utc>>,
-    /// Last failure.
-    pub last_failure_at: Option<DateTime<Utc>>,
-    /// The saga.
-    pub correlation_id: Option<String>,
-    /// When the keeper kept it.
-    pub received_at: DateTime<Utc>,
-    /// Replays of this row.
-    pub replay_count: i32,
-    /// Last replay.
-    pub replayed_at: Option<DateTime<Utc>>,
-    /// Replays of the message before it died this time.
-    pub replayed_before: i32,
-    /// The row it was last replayed from.
-    pub replayed_from: Option<i64>,
-    /// When it was discarded.
-    pub discarded_at: Option<DateTime<Utc>>,
-    /// Why.
-    pub discard_reason: Option<String>,
     /// Whether `replay` would take it.
     pub replayable: bool,
     /// Why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_replayable: Option<String>,
-    /// Properties and headers.
-    pub properties: Value,
-    /// The body (as shown: masked when `masked`), base64.
-    pub body: String,
     /// The body, when it is JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_json: Option<Value>,
@@ -676,10 +555,10 @@ pub struct LetterView {
 pub fn view(letter: &DeadLetter, disclosure: Disclosure<'_>, broker_user: &str) -> LetterView {
     let masked = disclosure.masked();
     let text = |s: &str| if masked { mask_text(s) } else { s.to_owned() };
-    let mut properties = letter.properties.clone();
+    let mut shown = letter.clone();
     let mut body_json = letter.body_json();
     if masked {
-        mask_json(&mut properties);
+        mask_json(&mut shown.properties);
         if let Some(b) = &mut body_json {
             mask_json(b);
         }
@@ -688,44 +567,26 @@ pub fn view(letter: &DeadLetter, disclosure: Disclosure<'_>, broker_user: &str) 
         Some(_) => None,
         None => std::str::from_utf8(&letter.body).ok().map(text),
     };
-    let shown: Vec<u8> = match (&body_json, &body_text) {
-        (Some(j), _) if masked => serde_json::to_vec(j).unwrap_or_default(),
-        (None, Some(t)) if masked => t.as_bytes().to_vec(),
-        _ => letter.body.clone(),
-    };
-    let refusal = letter.replay_refusal(broker_user);
+    match (&body_json, &body_text) {
+        (Some(j), _) if masked => shown.body = serde_json::to_vec(j).unwrap_or_default(),
+        (None, Some(t)) if masked => shown.body = t.as_bytes().to_vec(),
+        _ => {}
+    }
+    shown.error = text(&letter.error);
+    shown.correlation_id = letter.correlation_id.as_deref().map(text);
+    shown.discard_reason = letter.discard_reason.as_deref().map(text);
+    let refusal = replay_refusal(letter, broker_user);
     LetterView {
-        id: letter.id,
-        status: letter.status.clone(),
         flags: flags(
-            &letter.status,
+            letter.status,
             letter.replay_count,
             letter.replayed_before,
             letter.replayed_from,
             letter.is_redacted(),
         ),
-        message_id: letter.message_id,
-        message_type: letter.message_type.clone(),
-        queue: letter.queue.clone(),
-        original_exchange: letter.original_exchange.clone(),
-        original_routing_key: letter.original_routing_key.clone(),
-        error_kind: letter.error_kind.clone(),
-        error: text(&letter.error),
-        attempts: letter.attempts,
-        first_failure_at: letter.first_failure_at,
-        last_failure_at: letter.last_failure_at,
-        correlation_id: letter.correlation_id.as_deref().map(text),
-        received_at: letter.received_at,
-        replay_count: letter.replay_count,
-        replayed_at: letter.replayed_at,
-        replayed_before: letter.replayed_before,
-        replayed_from: letter.replayed_from,
-        discarded_at: letter.discarded_at,
-        discard_reason: letter.discard_reason.as_deref().map(text),
+        letter: shown,
         replayable: refusal.is_none(),
         not_replayable: refusal,
-        properties,
-        body: base64::engine::general_purpose::STANDARD.encode(shown),
         body_json,
         body_text,
         body_bytes: letter.body.len(),
@@ -970,7 +831,7 @@ pub async fn plan_replay(
     }
     let mut replay = Vec::new();
     for letter in letters {
-        let refusal = letter.replay_refusal(broker_user).or_else(|| {
+        let refusal = replay_refusal(&letter, broker_user).or_else(|| {
             (!selection.by_id() && !include_replayed && letter.replayed_before > 0).then(|| {
                 format!(
                     "its message already failed again after {} replay{}: replay it by id, or add --include-replayed",
@@ -1108,7 +969,7 @@ async fn replay_one(
 ) -> Result<(), String> {
     let db = |e: sqlx::Error| format!("database: {e}");
     let mut tx = pool.begin().await.map_err(db)?;
-    let row: Option<(String, i32)> =
+    let row: Option<(LetterStatus, i32)> =
         sqlx::query_as("SELECT status, replay_count FROM dead_letters WHERE id = $1 FOR UPDATE")
             .bind(letter.id)
             .fetch_optional(&mut *tx)
@@ -1117,25 +978,26 @@ async fn replay_one(
     let Some((status, replay_count)) = row else {
         return Err("it is gone".into());
     };
-    if status == "discarded" || (!by_id && status != "new") {
+    if status == LetterStatus::Discarded || (!by_id && status != LetterStatus::New) {
         return Err(format!("it was {status} meanwhile"));
     }
     let count = letter.replayed_before + replay_count + 1;
     let properties = replay_properties(letter, count);
     publisher
-        .publish_raw(
+        .republish(
             &letter.original_exchange,
             &letter.original_routing_key,
-            properties,
+            &properties,
             &letter.body,
         )
         .await
         .map_err(|e| e.to_string())?;
     sqlx::query(
-        "UPDATE dead_letters SET status = 'replayed', replay_count = replay_count + 1,
+        "UPDATE dead_letters SET status = $2, replay_count = replay_count + 1,
              replayed_at = now() WHERE id = $1",
     )
     .bind(letter.id)
+    .bind(LetterStatus::Replayed)
     .execute(&mut *tx)
     .await
     .map_err(db)?;
@@ -1153,55 +1015,38 @@ fn is_failure_header(name: &str) -> bool {
         || name == "x-delivery-count"
 }
 
-/// The properties a replay publishes `letter` with: the original ones (message id, type,
+/// The properties a replay publishes `letter` with, as JSON
+/// ([`hub_runtime::broker::properties_to_json`]): the original ones (message id, type,
 /// correlation id, timestamp, app id, the hub's own user id, `traceparent` and every other
-/// header) without the failure headers, plus `x-hub-replayed: count` and
-/// `x-hub-dead-letter-id`.
-pub fn replay_properties(letter: &DeadLetter, count: i32) -> BasicProperties {
-    let p = &letter.properties;
-    let text = |name: &str| p.get(name).and_then(Value::as_str).map(ShortString::from);
-    let mut props = BasicProperties::default().with_delivery_mode(
-        p.get("delivery_mode")
-            .and_then(Value::as_u64)
-            .and_then(|d| u8::try_from(d).ok())
-            .unwrap_or(2),
-    );
-    if let Some(v) = text("message_id") {
-        props = props.with_message_id(v);
-    }
-    if let Some(v) = text("type") {
-        props = props.with_type(v);
-    }
-    if let Some(v) = text("correlation_id") {
-        props = props.with_correlation_id(v);
-    }
-    if let Some(v) = text("app_id") {
-        props = props.with_app_id(v);
-    }
-    // Only ever the hub's own: `replay_refusal` turned the others away.
-    if let Some(v) = text("user_id") {
-        props = props.with_user_id(v);
-    }
-    if let Some(v) = text("reply_to") {
-        props = props.with_reply_to(v);
-    }
-    if let Some(v) = text("content_type") {
-        props = props.with_content_type(v);
-    }
-    if let Some(v) = text("content_encoding") {
-        props = props.with_content_encoding(v);
-    }
-    if let Some(t) = p.get("timestamp").and_then(Value::as_u64) {
-        props = props.with_timestamp(t);
-    }
-    if let Some(v) = p
-        .get("priority")
+/// header) without the failure headers and a retry tier's TTL, plus `x-hub-replayed: count`
+/// and `x-hub-dead-letter-id`.
+pub fn replay_properties(letter: &DeadLetter, count: i32) -> Value {
+    /// The properties that travel; `user_id` is only ever the hub's own: `replay_refusal`
+    /// turned the others away.
+    const KEPT: [&str; 10] = [
+        "message_id",
+        "type",
+        "correlation_id",
+        "app_id",
+        "user_id",
+        "reply_to",
+        "content_type",
+        "content_encoding",
+        "timestamp",
+        "priority",
+    ];
+    let mut props: Map<String, Value> = KEPT
+        .iter()
+        .filter_map(|&name| Some((name.to_owned(), letter.property(name)?.clone())))
+        .collect();
+    // Persistent unless the letter said otherwise.
+    let delivery_mode = letter
+        .property("delivery_mode")
         .and_then(Value::as_u64)
         .and_then(|d| u8::try_from(d).ok())
-    {
-        props = props.with_priority(v);
-    }
-    let mut kept: Map<String, Value> = letter
+        .unwrap_or(2);
+    props.insert("delivery_mode".into(), Value::from(delivery_mode));
+    let mut headers: Map<String, Value> = letter
         .headers()
         .map(|h| {
             h.iter()
@@ -1210,9 +1055,10 @@ pub fn replay_properties(letter: &DeadLetter, count: i32) -> BasicProperties {
                 .collect()
         })
         .unwrap_or_default();
-    kept.insert(REPLAYED.into(), Value::from(count));
-    kept.insert(DEAD_LETTER_ID.into(), Value::from(letter.id));
-    props.with_headers(json_to_table(&kept))
+    headers.insert(REPLAYED.into(), Value::from(count));
+    headers.insert(DEAD_LETTER_ID.into(), Value::from(letter.id));
+    props.insert("headers".into(), Value::Object(headers));
+    Value::Object(props)
 }
 
 /// What a discard did.
@@ -1249,11 +1095,12 @@ pub async fn discard(
     let ids: Vec<i64> = letters.iter().map(|l| l.id).collect();
     let mut tx = pool.begin().await?;
     let discarded: Vec<i64> = sqlx::query_scalar(
-        "UPDATE dead_letters SET status = 'discarded', discarded_at = now(), discard_reason = $2
-         WHERE id = ANY($1) AND status <> 'discarded' RETURNING id",
+        "UPDATE dead_letters SET status = $3, discarded_at = now(), discard_reason = $2
+         WHERE id = ANY($1) AND status <> $3 RETURNING id",
     )
     .bind(&ids)
     .bind(reason)
+    .bind(LetterStatus::Discarded)
     .fetch_all(&mut *tx)
     .await?;
     skipped.extend(
@@ -1295,6 +1142,7 @@ pub async fn discard(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use chrono::TimeZone;
 
     fn letter(properties: Value) -> DeadLetter {
@@ -1306,7 +1154,7 @@ mod tests {
             queue: "saga.ledger".into(),
             original_exchange: "ns.bus".into(),
             original_routing_key: "test.deposit.v1".into(),
-            error_kind: "permanent".into(),
+            error_kind: DeadLetterKind::from("permanent"),
             error: "no such account".into(),
             attempts: 1,
             first_failure_at: Some(t),
@@ -1314,7 +1162,8 @@ mod tests {
             correlation_id: Some("saga-1".into()),
             properties,
             body: br#"{"account":"a","phone":"+375291234567"}"#.to_vec(),
-            status: "new".into(),
+            fingerprint: None,
+            status: LetterStatus::New,
             replay_count: 0,
             replayed_at: None,
             discarded_at: None,
@@ -1361,21 +1210,20 @@ mod tests {
                 "x-delivery-count": 2,
             }
         }));
-        assert_eq!(l.replay_refusal("hub"), None);
+        assert_eq!(replay_refusal(&l, "hub"), None);
         let p = replay_properties(&l, 3);
+        assert_eq!(p["message_id"], Uuid::nil().to_string());
+        assert_eq!(p["correlation_id"], "saga-1");
+        assert_eq!(p["user_id"], "hub");
+        assert_eq!(p["timestamp"], 1_772_000_000u64);
+        assert_eq!(p["delivery_mode"], 2);
         assert_eq!(
-            p.message_id().as_ref().map(|m| m.as_str()),
-            Some(Uuid::nil().to_string().as_str())
+            p.get("expiration"),
+            None,
+            "a retry tier's TTL does not travel"
         );
-        assert_eq!(
-            p.correlation_id().as_ref().map(|c| c.as_str()),
-            Some("saga-1")
-        );
-        assert_eq!(p.user_id().as_ref().map(|c| c.as_str()), Some("hub"));
-        assert_eq!(*p.timestamp(), Some(1_772_000_000));
-        assert_eq!(*p.expiration(), None, "a retry tier's TTL does not travel");
-        let h = p.headers().clone().unwrap_or_default();
-        let names: Vec<&str> = h.inner().keys().map(|k| k.as_str()).collect();
+        let h = p["headers"].as_object().expect("headers");
+        let names: Vec<&str> = h.keys().map(String::as_str).collect();
         assert_eq!(
             names,
             [
@@ -1385,34 +1233,22 @@ mod tests {
                 "x-hub-replayed"
             ]
         );
-        assert_eq!(hub_runtime::broker::header_u32(&p, REPLAYED), Some(3));
-        assert_eq!(
-            hub_runtime::broker::header_u32(&p, DEAD_LETTER_ID),
-            Some(42)
-        );
+        assert_eq!(h[REPLAYED], 3);
+        assert_eq!(h[DEAD_LETTER_ID], 42);
+        let mut no_mode = l.clone();
+        no_mode.properties["delivery_mode"] = Value::from("x");
+        assert_eq!(replay_properties(&no_mode, 1)["delivery_mode"], 2);
     }
 
     #[test]
     fn letters_that_cannot_be_replayed_say_why() {
         let foreign = letter(serde_json::json!({"user_id": "authority-fszn", "headers": {}}));
-        assert!(
-            foreign
-                .replay_refusal("hub")
-                .is_some_and(|r| r.contains("authority-fszn"))
-        );
+        assert!(replay_refusal(&foreign, "hub").is_some_and(|r| r.contains("authority-fszn")));
         let redacted = letter(serde_json::json!({"headers": {"x-hub-redacted": true}}));
-        assert!(
-            redacted
-                .replay_refusal("hub")
-                .is_some_and(|r| r.contains("redacted"))
-        );
+        assert!(replay_refusal(&redacted, "hub").is_some_and(|r| r.contains("redacted")));
         let mut no_id = letter(serde_json::json!({"headers": {}}));
         no_id.message_id = None;
-        assert!(
-            no_id
-                .replay_refusal("hub")
-                .is_some_and(|r| r.contains("message id"))
-        );
+        assert!(replay_refusal(&no_id, "hub").is_some_and(|r| r.contains("message id")));
     }
 
     #[test]
@@ -1424,13 +1260,18 @@ mod tests {
             Some("+375 29 ***-**-67".into())
         );
         assert_eq!(
-            v.properties["headers"]["x-hub-error"],
+            v.letter.properties["headers"]["x-hub-error"],
             "phone +375 29 ***-**-67 taken"
         );
+        assert!(!String::from_utf8_lossy(&v.letter.body).contains("1234567"));
+        let json = serde_json::to_value(&v).expect("json");
         let raw = base64::engine::general_purpose::STANDARD
-            .decode(&v.body)
+            .decode(json["body"].as_str().expect("base64 text"))
             .expect("base64");
-        assert!(!String::from_utf8_lossy(&raw).contains("1234567"));
+        assert_eq!(raw, v.letter.body, "the body shown is the body in JSON");
+        assert_eq!(json["status"], "new");
+        assert_eq!(json["error_kind"], "permanent");
+        assert_eq!(json.get("fingerprint"), None);
         let clear = view(&l, Disclosure::Unmasked { operator: "op" }, "hub");
         assert_eq!(
             clear.body_json.map(|b| b["phone"].clone()),

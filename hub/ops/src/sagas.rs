@@ -297,8 +297,8 @@ pub struct SagaDetail {
     pub timeline: Vec<TimelineStep>,
     /// Timers that have not fired.
     pub timers: Vec<PendingTimer>,
-    /// Dead letters correlated to the saga, oldest first.
-    pub dead_letters: Vec<SagaDeadLetter>,
+    /// Dead letters correlated to the saga, oldest first (error text masked unless unmasked).
+    pub dead_letters: Vec<dlq::Summary>,
 }
 
 /// One step: the message that came in, the state change, the messages that went out.
@@ -353,27 +353,6 @@ pub struct PendingTimer {
     pub due_at: DateTime<Utc>,
     /// The message it fires.
     pub message_type: Option<String>,
-}
-
-/// A dead letter the saga caused.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct SagaDeadLetter {
-    /// Its id in `dead_letters` (`hub dlq show ID`).
-    pub id: i64,
-    /// Message id.
-    pub message_id: Option<Uuid>,
-    /// Message type.
-    pub message_type: Option<String>,
-    /// The queue it died on (short name).
-    pub queue: String,
-    /// Error kind.
-    pub error_kind: String,
-    /// Error text (masked unless unmasked).
-    pub error: String,
-    /// `new`, `replayed` or `discarded`.
-    pub status: String,
-    /// When the keeper took it.
-    pub received_at: DateTime<Utc>,
 }
 
 type HistoryRow = (
@@ -442,10 +421,10 @@ pub async fn show(
     .bind(id)
     .fetch_all(pool)
     .await?;
-    let mut dead_letters: Vec<SagaDeadLetter> = sqlx::query_as(
-        "SELECT id, message_id, message_type, queue, error_kind, error, status, received_at
-         FROM dead_letters WHERE correlation_id = $1 ORDER BY id",
-    )
+    let mut dead_letters: Vec<dlq::Summary> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM dead_letters WHERE correlation_id = $1 ORDER BY id",
+        dlq::SUMMARY_COLUMNS
+    )))
     .bind(id.to_string())
     .fetch_all(pool)
     .await?;
@@ -480,6 +459,7 @@ pub async fn show(
         Disclosure::Masked => {
             detail.saga = detail.saga.masked();
             mask_json(&mut detail.state);
+            // The saga's own id is shown anyway: only the error text is masked.
             for letter in &mut dead_letters {
                 letter.error = mask_text(&letter.error);
             }
@@ -655,11 +635,13 @@ pub async fn retry_step(
     }
     outbox::notify(&mut tx).await?;
     sqlx::query(
-        "UPDATE dead_letters SET status = 'replayed', replay_count = replay_count + 1,
+        "UPDATE dead_letters SET status = $2, replay_count = replay_count + 1,
              replayed_at = now()
-         WHERE message_id = ANY($1) AND status = 'new'",
+         WHERE message_id = ANY($1) AND status = $3",
     )
     .bind(&outgoing)
+    .bind(dlq::LetterStatus::Replayed)
+    .bind(dlq::LetterStatus::New)
     .execute(&mut *tx)
     .await?;
     let audit_id = audit::record(
@@ -709,7 +691,7 @@ async fn restore_from_dead_letter(
     };
     let properties =
         dlq::replay_properties(&letter, letter.replayed_before + letter.replay_count + 1);
-    let Ok(metadata) = hub_runtime::broker::decode_properties(&properties) else {
+    let Ok(metadata) = hub_runtime::broker::metadata_from_json(&properties) else {
         return Ok(None);
     };
     Ok(Some(Envelope {

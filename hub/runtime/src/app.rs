@@ -218,79 +218,16 @@ pub async fn run_plan(
         ..
     } = plan;
     let senders = senders.unwrap_or_else(|| Arc::new(NamedSenders));
-    // Which process sent a message: several hub processes (or engines in one test) share a
-    // namespace, and operators need to tell them apart.
-    let app_id = format!(
-        "hub/{}/{}",
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..6]
-    );
-    let topology = Arc::new(topology(config, queues)?);
-    let migrator = store::migrator(&migrations)?;
-    let pool = store::connect(&config.database_url, config.db_pool, &migrator).await?;
-    // The connection outlives the consumers so the relay can flush after they stop.
-    let connection_token = CancellationToken::new();
-    let broker = Broker::connect(&config.amqp_url, &app_id, connection_token.clone()).await?;
-    let channel = broker
-        .channel(&connection_token)
-        .await
-        .ok_or_else(|| anyhow::anyhow!("broker connection closed during start"))?;
-    broker::declare(&channel, &topology, config.delivery_limit).await?;
-    let _ = channel.close(200, "topology declared".into()).await;
-
-    let publisher = Arc::new(Publisher::new(broker.clone(), connection_token.clone()));
-    let ctx = HubContext {
-        pool: pool.clone(),
-        topology: topology.clone(),
-        app_id: app_id.clone(),
-        broker_user: broker::broker_user(&config.amqp_url),
-    };
-    // What `GET /readyz` checks: this process's broker connection, database and outbox.
-    let readiness = Readiness::new(broker.clone(), pool.clone(), config.ready_max_outbox_lag);
+    let hub = connect(config, queues, &migrations).await?;
     let consuming = TaskTracker::new();
-    let mut handlers = Vec::new();
     if components.consumers {
-        for r in &registrations {
-            let settings = ConsumerSettings {
-                queue: topology.work_queue(&r.queue.name),
-                prefetch: config.prefetch,
-                max_attempts: config.max_attempts,
-                handler_timeout: config.handler_timeout,
-                jitter: config.retry_jitter,
-                broker_user: ctx.broker_user.clone(),
-                senders: senders.clone(),
-            };
-            let handler = (r.factory)(&ctx);
-            handlers.push(handler.clone());
-            consuming.spawn(broker::run_consumer(
-                broker.clone(),
-                publisher.clone(),
-                topology.clone(),
-                settings,
-                handler,
-                shutdown.clone(),
-            ));
-        }
-    }
-    if components.consumers {
-        let running = Running {
-            readiness: readiness.clone(),
-            broker: broker.clone(),
-            publisher: publisher.clone(),
-            sagas: Arc::new(crate::engine::SagaTypes::new(&topology, handlers)),
-        };
-        for task in background {
-            let run = task(&ctx, &running, shutdown.clone());
-            consuming.spawn(async move {
-                if let Err(e) = run.await {
-                    tracing::error!(error = %format!("{e:#}"), "background task failed");
-                }
-            });
-        }
+        let handlers =
+            spawn_consumers(&hub, config, &registrations, senders, &consuming, &shutdown);
+        spawn_background(&hub, handlers, background, &consuming, &shutdown);
     }
     if components.timers {
         consuming.spawn(timers::run_timers(
-            pool.clone(),
+            hub.ctx.pool.clone(),
             config.relay_batch,
             config.poll_interval,
             shutdown.clone(),
@@ -298,9 +235,9 @@ pub async fn run_plan(
     }
     if components.keeper {
         consuming.spawn(crate::keeper::run_keeper(
-            broker.clone(),
-            pool.clone(),
-            topology.clone(),
+            hub.broker.clone(),
+            hub.ctx.pool.clone(),
+            hub.ctx.topology.clone(),
             shutdown.clone(),
         ));
     }
@@ -308,8 +245,8 @@ pub async fn run_plan(
     let relay_stop = CancellationToken::new();
     let relay_task = components.relay.then(|| {
         tokio::spawn(relay::run_relay(
-            pool.clone(),
-            publisher.clone(),
+            hub.ctx.pool.clone(),
+            hub.publisher.clone(),
             relay::RelaySettings {
                 batch: config.relay_batch,
                 poll_interval: config.poll_interval,
@@ -326,8 +263,126 @@ pub async fn run_plan(
         keeper = components.keeper,
         "hub running"
     );
-
     shutdown.cancelled().await;
+    drain(config, hub, consuming, relay_stop, relay_task).await;
+    Ok(())
+}
+
+/// A process's connections, once the database is migrated and the topology declared.
+struct Connected {
+    ctx: HubContext,
+    broker: Broker,
+    /// Ends the broker connection: it outlives the consumers so the relay can flush after they
+    /// stop.
+    connection_token: CancellationToken,
+    publisher: Arc<Publisher>,
+    readiness: Readiness,
+}
+
+/// Connects to the database (migrating it with the runtime's and the business's migrations)
+/// and to the broker, and declares the topology of `queues`.
+async fn connect(
+    config: &HubConfig,
+    queues: Vec<QueueSpec>,
+    migrations: &[&'static Migrator],
+) -> anyhow::Result<Connected> {
+    // Which process sent a message: several hub processes (or engines in one test) share a
+    // namespace, and operators need to tell them apart.
+    let app_id = format!(
+        "hub/{}/{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
+    let topology = Arc::new(topology(config, queues)?);
+    let migrator = store::migrator(migrations)?;
+    let pool = store::connect(&config.database_url, config.db_pool, &migrator).await?;
+    let connection_token = CancellationToken::new();
+    let broker = Broker::connect(&config.amqp_url, &app_id, connection_token.clone()).await?;
+    broker::declare_topology(&broker, &topology, config.delivery_limit, &connection_token).await?;
+    let publisher = Arc::new(Publisher::new(broker.clone(), connection_token.clone()));
+    // What `GET /readyz` checks: this process's broker connection, database and outbox.
+    let readiness = Readiness::new(broker.clone(), pool.clone(), config.ready_max_outbox_lag);
+    Ok(Connected {
+        ctx: HubContext {
+            pool,
+            topology,
+            app_id,
+            broker_user: broker::broker_user(&config.amqp_url),
+        },
+        broker,
+        connection_token,
+        publisher,
+        readiness,
+    })
+}
+
+/// Starts a consumer for each registration; returns the handlers made.
+fn spawn_consumers(
+    hub: &Connected,
+    config: &HubConfig,
+    registrations: &[Registration],
+    senders: Arc<dyn SenderPolicy>,
+    consuming: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Vec<Arc<dyn Handler>> {
+    let mut handlers = Vec::new();
+    for r in registrations {
+        let settings = ConsumerSettings {
+            queue: hub.ctx.topology.work_queue(&r.queue.name),
+            prefetch: config.prefetch,
+            max_attempts: config.max_attempts,
+            handler_timeout: config.handler_timeout,
+            jitter: config.retry_jitter,
+            broker_user: hub.ctx.broker_user.clone(),
+            senders: senders.clone(),
+        };
+        let handler = (r.factory)(&hub.ctx);
+        handlers.push(handler.clone());
+        consuming.spawn(broker::run_consumer(
+            hub.broker.clone(),
+            hub.publisher.clone(),
+            hub.ctx.topology.clone(),
+            settings,
+            handler,
+            shutdown.clone(),
+        ));
+    }
+    handlers
+}
+
+/// Starts the background tasks, each with the running process's parts; a failing one is logged.
+fn spawn_background(
+    hub: &Connected,
+    handlers: Vec<Arc<dyn Handler>>,
+    background: Vec<Background>,
+    consuming: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let running = Running {
+        readiness: hub.readiness.clone(),
+        broker: hub.broker.clone(),
+        publisher: hub.publisher.clone(),
+        sagas: Arc::new(crate::engine::SagaTypes::new(&hub.ctx.topology, handlers)),
+    };
+    for task in background {
+        let run = task(&hub.ctx, &running, shutdown.clone());
+        consuming.spawn(async move {
+            if let Err(e) = run.await {
+                tracing::error!(error = %format!("{e:#}"), "background task failed");
+            }
+        });
+    }
+}
+
+/// After shutdown: lets in-flight handlers finish, flushes the relay, closes the connections,
+/// each within the drain timeout.
+async fn drain(
+    config: &HubConfig,
+    hub: Connected,
+    consuming: TaskTracker,
+    relay_stop: CancellationToken,
+    relay_task: Option<tokio::task::JoinHandle<()>>,
+) {
     tracing::info!("draining: finishing in-flight messages");
     if tokio::time::timeout(config.drain_timeout, consuming.wait())
         .await
@@ -343,11 +398,10 @@ pub async fn run_plan(
     {
         tracing::warn!("the outbox relay did not flush in time; the rest goes out at next start");
     }
-    broker.close().await;
-    connection_token.cancel();
-    pool.close().await;
+    hub.broker.close().await;
+    hub.connection_token.cancel();
+    hub.ctx.pool.close().await;
     tracing::info!("hub stopped");
-    Ok(())
 }
 
 #[cfg(test)]

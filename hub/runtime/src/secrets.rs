@@ -10,9 +10,16 @@
 //! - Argon2 work is slow on purpose (tens of milliseconds, 19 MiB each): it runs on a pool of
 //!   its own, one thread per core, so the async workers keep serving and no more hashes run at
 //!   once than there are cores to run them (each thread reuses its own working memory; a hash on
-//!   every blocked thread once made a hub process peak at 700 MiB). The caller waits in
-//!   `block_in_place` on a multi-thread runtime. Its CPU time is recorded ([`argon2_seconds`],
-//!   `hub_argon2_seconds`).
+//!   every blocked thread once made a hub process peak at 700 MiB). A synchronous caller
+//!   ([`hash_secret`], [`verify_secret`]) waits in `block_in_place` on a multi-thread runtime;
+//!   [`FreshSecret::make`] awaits the pool without holding a worker thread. Its CPU time is
+//!   recorded ([`argon2_seconds`], `hub_argon2_seconds`).
+//! - **No hash is made inside an open transaction.** A saga step that hands out a new secret
+//!   (a phone code, a temporary password) gets it as a [`FreshSecret`], made and hashed by the
+//!   engine *before* it opens the step's transaction (see `crate::engine`): the transaction only
+//!   stores the hash it is given. A check that must be counted under a row lock (a code typed
+//!   against the attempts left, a password against the lock-out) still verifies there, so that
+//!   parallel guesses are counted one by one.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -173,22 +180,14 @@ fn thread_cpu() -> Duration {
 /// another thread); on a current-thread runtime, where that is not allowed, the caller's thread
 /// simply waits. `None` if the work panicked.
 fn argon2<T: Send + 'static>(op: Argon2Op, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let timed = move || {
-        let started = thread_cpu();
-        let out = f();
-        let took = thread_cpu().saturating_sub(started);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        ARGON2_NANOS.fetch_add(nanos, Ordering::Relaxed);
-        metrics().argon2(op, took);
-        out
-    };
+    let work = move || timed(op, f);
     let on_pool = move || {
         let Some(pool) = POOL.as_ref() else {
-            return Some(timed());
+            return Some(work());
         };
         let (done, result) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
-            let _ = done.send(timed());
+            let _ = done.send(work());
         });
         pool.send(job).ok()?;
         result.recv().ok()
@@ -226,28 +225,152 @@ fn argon2_into(
     })
 }
 
+/// Runs the argon2 work `f` on the argon2 pool and awaits it without blocking the caller's
+/// thread (a worker of the async runtime keeps serving other tasks). Records its CPU time like
+/// [`argon2`]. `None` if the work panicked.
+async fn argon2_async<T: Send + 'static>(
+    op: Argon2Op,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let Some(pool) = POOL.as_ref() else {
+        return argon2(op, f);
+    };
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = done.send(timed(op, f));
+    });
+    pool.send(job).ok()?;
+    result.await.ok()
+}
+
+/// `f`, with its CPU time recorded.
+fn timed<T>(op: Argon2Op, f: impl FnOnce() -> T) -> T {
+    let started = thread_cpu();
+    let out = f();
+    let took = thread_cpu().saturating_sub(started);
+    let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+    ARGON2_NANOS.fetch_add(nanos, Ordering::Relaxed);
+    metrics().argon2(op, took);
+    out
+}
+
+/// The argon2 work of [`hash_secret`]: the PHC string of `secret` with `salt`.
+fn hash_with_salt(secret: &str, salt: &[u8; 16]) -> Result<String, String> {
+    let params = Params::default();
+    let hasher = Argon2::new(Algorithm::default(), Version::default(), params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(secret.as_bytes(), salt, &hasher, &params, &mut out).map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::default().ident(),
+        version: Some(Version::default().into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(Salt::new(salt).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// The outcome of a hash on the pool as a failure the caller can return.
+fn hashed(outcome: Option<Result<String, String>>) -> Result<String, Failure> {
+    outcome
+        .ok_or_else(|| Failure::permanent("hashing failed: the argon2 thread stopped"))?
+        .map_err(|e| Failure::permanent(format!("hashing failed: {e}")))
+}
+
 /// An argon2id hash (PHC string, the default parameters) of `secret`, salted from `rng`.
 pub fn hash_secret(rng: &mut impl RngCore, secret: &str) -> Result<String, Failure> {
     let mut salt = [0u8; 16];
     rng.fill_bytes(&mut salt);
     let secret = secret.to_owned();
-    argon2(Argon2Op::Hash, move || -> Result<String, String> {
-        let params = Params::default();
-        let hasher = Argon2::new(Algorithm::default(), Version::default(), params.clone());
-        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-        argon2_into(secret.as_bytes(), &salt, &hasher, &params, &mut out)
-            .map_err(|e| e.to_string())?;
-        let phc = PasswordHash {
-            algorithm: Algorithm::default().ident(),
-            version: Some(Version::default().into()),
-            params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
-            salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
-            hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    hashed(argon2(Argon2Op::Hash, move || {
+        hash_with_salt(&secret, &salt)
+    }))
+}
+
+/// What kind of new secret a saga step hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretKind {
+    /// `n` random decimal digits: a confirmation code ([`random_digits`]).
+    Digits(usize),
+    /// A temporary password ([`random_password`]).
+    Password,
+}
+
+/// A new secret in the clear with its argon2 hash, made before the transaction of the saga
+/// step that hands it out (the step seals the clear one for the SMS and keeps or sends the
+/// hash). Its `Debug` shows the kind only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FreshSecret {
+    kind: SecretKind,
+    clear: String,
+    hash: String,
+}
+
+impl std::fmt::Debug for FreshSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FreshSecret")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FreshSecret {
+    /// A new secret of `kind` from the operating system's randomness, hashed on the argon2 pool;
+    /// awaited without holding the caller's thread.
+    pub async fn make(kind: SecretKind) -> Result<Self, Failure> {
+        // The thread's RNG must not live across the await: the secret and salt first.
+        let (clear, salt) = {
+            let mut rng = rand::rng();
+            let clear = Self::generate(kind, &mut rng);
+            let mut salt = [0u8; 16];
+            rng.fill_bytes(&mut salt);
+            (clear, salt)
         };
-        Ok(phc.to_string())
-    })
-    .ok_or_else(|| Failure::permanent("hashing failed: the argon2 thread stopped"))?
-    .map_err(|e| Failure::permanent(format!("hashing failed: {e}")))
+        let secret = clear.clone();
+        let hash =
+            hashed(argon2_async(Argon2Op::Hash, move || hash_with_salt(&secret, &salt)).await)?;
+        Ok(Self { kind, clear, hash })
+    }
+
+    /// A new secret of `kind` from `rng`, hashed here (the caller waits): for pure tests, which
+    /// play the engine's part with a fixed seed.
+    pub fn make_with(kind: SecretKind, rng: &mut impl RngCore) -> Result<Self, Failure> {
+        let clear = Self::generate(kind, rng);
+        let hash = hash_secret(rng, &clear)?;
+        Ok(Self { kind, clear, hash })
+    }
+
+    /// A secret whose hash is already known (tests show with it that a transition stores the
+    /// hash it is given and makes none of its own).
+    pub fn from_parts(kind: SecretKind, clear: impl Into<String>, hash: impl Into<String>) -> Self {
+        Self {
+            kind,
+            clear: clear.into(),
+            hash: hash.into(),
+        }
+    }
+
+    fn generate(kind: SecretKind, rng: &mut impl RngCore) -> String {
+        match kind {
+            SecretKind::Digits(n) => random_digits(rng, n),
+            SecretKind::Password => random_password(rng),
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> SecretKind {
+        self.kind
+    }
+
+    /// The secret in the clear: to be sealed, never stored or logged.
+    pub fn clear(&self) -> &str {
+        &self.clear
+    }
+
+    /// Its argon2 hash (PHC string).
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
 }
 
 /// Whether `secret` matches the argon2 hash `phc` (compared in constant time). A malformed hash
@@ -400,6 +523,28 @@ mod tests {
         assert!(in_task.await.expect("task"));
         let blocking = tokio::task::spawn_blocking(move || verify_secret("654321", &h));
         assert!(blocking.await.expect("blocking task"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fresh_secret_is_of_its_kind_and_its_hash_verifies_it() {
+        let code = FreshSecret::make(SecretKind::Digits(6))
+            .await
+            .expect("made");
+        assert_eq!(code.kind(), SecretKind::Digits(6));
+        assert_eq!(code.clear().len(), 6);
+        assert!(code.clear().bytes().all(|b| b.is_ascii_digit()));
+        assert!(verify_secret(code.clear(), code.hash()));
+        assert!(!code.hash().contains(code.clear()));
+        assert!(
+            !format!("{code:?}").contains(code.clear()),
+            "Debug hides it"
+        );
+        let password = FreshSecret::make(SecretKind::Password).await.expect("made");
+        assert_eq!(password.clear().len(), 10);
+        assert!(verify_secret(password.clear(), password.hash()));
+        let seeded = FreshSecret::make_with(SecretKind::Password, &mut StdRng::seed_from_u64(9))
+            .expect("made");
+        assert!(verify_secret(seeded.clear(), seeded.hash()));
     }
 
     #[test]

@@ -59,6 +59,11 @@ fn quorum() -> FieldTable {
     args
 }
 
+/// The two queues [`broker_hops`] hops between, for namespace `prefix`.
+pub fn queues(prefix: &str) -> [String; 2] {
+    [format!("{prefix}.raw.a"), format!("{prefix}.raw.b")]
+}
+
 /// Measures `count` broker hops between two quorum queues named `<prefix>.raw.a` and
 /// `<prefix>.raw.b` (deleted afterwards), `in_flight` at once, giving up after `timeout`.
 pub async fn broker_hops(
@@ -72,7 +77,7 @@ pub async fn broker_hops(
     let conn = hub_runtime::broker::connect_first(amqp_url, ConnectionProperties::default())
         .await
         .context("the broker for the raw hop benchmark")?;
-    let (a, b) = (format!("{prefix}.raw.a"), format!("{prefix}.raw.b"));
+    let [a, b] = queues(prefix);
     let setup = conn.create_channel().await?;
     for q in [&a, &b] {
         setup
@@ -86,8 +91,31 @@ pub async fn broker_hops(
             )
             .await?;
     }
-    // Load the first queue (not timed), with confirms so every message is there.
-    setup
+    load(&setup, &a, count).await?;
+    let sink = Sink::start(&conn, &b, count, in_flight).await?;
+    let (hops, started) = start_hops(&conn, &a, &b, count, in_flight).await?;
+    let waited = tokio::time::timeout(timeout, sink.done.notified()).await;
+    let elapsed = started.elapsed();
+    hops.abort();
+    sink.task.abort();
+    for q in [&a, &b] {
+        let _ = setup
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "raw benchmark done".into()).await;
+    anyhow::ensure!(
+        waited.is_ok(),
+        "the raw hop benchmark did not finish in {timeout:?} ({} of {count} hops)",
+        sink.arrived.load(Ordering::Relaxed)
+    );
+    Ok(Rate::of(count, elapsed))
+}
+
+/// Loads `count` persistent messages into `queue` (not timed), with confirms so every message
+/// is there.
+async fn load(channel: &lapin::Channel, queue: &str, count: usize) -> anyhow::Result<()> {
+    channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let body = vec![b'x'; 512];
@@ -95,10 +123,10 @@ pub async fn broker_hops(
     let mut pending = Vec::with_capacity(count);
     for _ in 0..count {
         pending.push(
-            setup
+            channel
                 .basic_publish(
                     "".into(),
-                    a.as_str().into(),
+                    queue.into(),
                     BasicPublishOptions::default(),
                     &body,
                     props.clone(),
@@ -109,37 +137,67 @@ pub async fn broker_hops(
     for p in pending {
         p.await?;
     }
+    Ok(())
+}
 
-    // The sink: counts arrivals in the second queue.
-    let arrived = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(Notify::new());
-    let sink = conn.create_channel().await?;
-    sink.basic_qos(in_flight.max(1), BasicQosOptions::default())
-        .await?;
-    let mut sink_deliveries = sink
-        .basic_consume(
-            b.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let sink_task = {
-        let (arrived, done) = (arrived.clone(), done.clone());
-        tokio::spawn(async move {
-            while let Some(Ok(_)) = sink_deliveries.next().await {
-                if arrived.fetch_add(1, Ordering::Relaxed) + 1 >= count {
-                    done.notify_one();
-                    break;
+/// The end of the hops: counts arrivals in the second queue, and says when all have come.
+struct Sink {
+    arrived: Arc<AtomicUsize>,
+    done: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sink {
+    async fn start(
+        conn: &lapin::Connection,
+        queue: &str,
+        count: usize,
+        in_flight: u16,
+    ) -> anyhow::Result<Self> {
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(Notify::new());
+        let sink = conn.create_channel().await?;
+        sink.basic_qos(in_flight.max(1), BasicQosOptions::default())
+            .await?;
+        let mut deliveries = sink
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let task = {
+            let (arrived, done) = (arrived.clone(), done.clone());
+            tokio::spawn(async move {
+                while let Some(Ok(_)) = deliveries.next().await {
+                    if arrived.fetch_add(1, Ordering::Relaxed) + 1 >= count {
+                        done.notify_one();
+                        break;
+                    }
                 }
-            }
+            })
+        };
+        Ok(Self {
+            arrived,
+            done,
+            task,
         })
-    };
+    }
+}
 
-    // The hop: consume from a, publish to b with a confirm, then ack.
+/// The hops: consume from `a`, publish to `b` with a confirm, then ack, `in_flight` at once;
+/// with the moment they started consuming (the clock starts there).
+async fn start_hops(
+    conn: &lapin::Connection,
+    a: &str,
+    b: &str,
+    count: usize,
+    in_flight: u16,
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Instant)> {
     let hop = conn.create_channel().await?;
     hop.confirm_select(ConfirmSelectOptions::default()).await?;
     hop.basic_qos(in_flight.max(1), BasicQosOptions::default())
@@ -147,58 +205,40 @@ pub async fn broker_hops(
     let started = Instant::now();
     let mut deliveries = hop
         .basic_consume(
-            a.as_str().into(),
+            a.into(),
             "".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
-    let hop_task = {
-        let hop = hop.clone();
-        let b = b.clone();
-        tokio::spawn(async move {
-            let mut taken = 0;
-            while taken < count {
-                let Some(Ok(d)) = deliveries.next().await else {
-                    break;
-                };
-                taken += 1;
-                let (hop, b) = (hop.clone(), b.clone());
-                tokio::spawn(async move {
-                    let confirm = hop
-                        .basic_publish(
-                            "".into(),
-                            b.as_str().into(),
-                            BasicPublishOptions::default(),
-                            &d.data,
-                            BasicProperties::default().with_delivery_mode(2),
-                        )
-                        .await;
-                    if let Ok(c) = confirm
-                        && c.await.is_ok()
-                    {
-                        let _ = d.acker.ack(BasicAckOptions::default()).await;
-                    }
-                });
-            }
-        })
-    };
-    let waited = tokio::time::timeout(timeout, done.notified()).await;
-    let elapsed = started.elapsed();
-    hop_task.abort();
-    sink_task.abort();
-    for q in [&a, &b] {
-        let _ = setup
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "raw benchmark done".into()).await;
-    anyhow::ensure!(
-        waited.is_ok(),
-        "the raw hop benchmark did not finish in {timeout:?} ({} of {count} hops)",
-        arrived.load(Ordering::Relaxed)
-    );
-    Ok(Rate::of(count, elapsed))
+    let b = b.to_owned();
+    let task = tokio::spawn(async move {
+        let mut taken = 0;
+        while taken < count {
+            let Some(Ok(d)) = deliveries.next().await else {
+                break;
+            };
+            taken += 1;
+            let (hop, b) = (hop.clone(), b.clone());
+            tokio::spawn(async move {
+                let confirm = hop
+                    .basic_publish(
+                        "".into(),
+                        b.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &d.data,
+                        BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await;
+                if let Ok(c) = confirm
+                    && c.await.is_ok()
+                {
+                    let _ = d.acker.ack(BasicAckOptions::default()).await;
+                }
+            });
+        }
+    });
+    Ok((task, started))
 }
 
 /// Measures `count` engine-step-shaped transactions on `pool` (a database with the hub's

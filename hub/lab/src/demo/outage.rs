@@ -11,7 +11,7 @@ use contracts::issuance::{ConfirmPhone, PhoneCodeSent};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use super::{DESK, Expect, Person, Play, STEP_TIMEOUT, apply};
+use super::{DESK, Expect, Person, Play, STEP_TIMEOUT};
 use hub_ops::dlq::{self, Filter, ReplayOptions, Selection, StatusFilter};
 use hub_runtime::broker::Publisher;
 
@@ -57,7 +57,7 @@ pub(super) async fn play(
             let number = format!("D-9{k:03}");
             // A1 numbers far from the other acts' (the code is read from the A1 inbox).
             let phone = format!("+3754409{:05}", 1000 + k);
-            apply(p, &number, &phone)
+            crate::stage::identifier_application(p, &number, &phone, DESK)
         })
         .collect();
     for a in &applications {

@@ -15,7 +15,8 @@ use super::auth::{Flash, SignedIn};
 use super::layout::{self, Section};
 use super::{Console, internal, reason, see_other};
 use crate::dlq::{
-    self, Disclosure, DlqError, Filter, Group, ReplayOptions, Selection, StatusFilter, Summary,
+    self, Disclosure, DlqError, Filter, Group, LetterStatus, ReplayOptions, Selection,
+    StatusFilter, Summary,
 };
 
 /// Letters read for one page at most (newest first); the CLI reaches the rest.
@@ -38,12 +39,7 @@ fn status_filter(s: Option<&str>) -> StatusFilter {
 }
 
 fn status_name(s: StatusFilter) -> &'static str {
-    match s {
-        StatusFilter::New => "new",
-        StatusFilter::Replayed => "replayed",
-        StatusFilter::Discarded => "discarded",
-        StatusFilter::All => "all",
-    }
+    s.as_str()
 }
 
 /// `GET /dead-letters`: the letters grouped by cause.
@@ -164,7 +160,7 @@ fn group_section(
                                 span.tag { (l.status) }
                                 @for f in l.flags() { span.tag { (f) } }
                             }
-                            td { (letter_actions(l.id, &l.status, signed)) }
+                            td { (letter_actions(l.id, l.status, signed)) }
                         }
                     }
                 }
@@ -173,9 +169,9 @@ fn group_section(
     }
 }
 
-fn letter_actions(id: i64, status: &str, signed: &SignedIn) -> Markup {
+fn letter_actions(id: i64, status: LetterStatus, signed: &SignedIn) -> Markup {
     html! {
-        @if status != "discarded" {
+        @if status != LetterStatus::Discarded {
             form.inline method="post" action={ "/dead-letters/" (id) "/replay" } {
                 (layout::csrf(signed))
                 input type="text" name="reason" placeholder="reason (optional)" size="14";
@@ -221,42 +217,42 @@ pub(super) async fn letter(
     let content = html! {
         p { a href="/dead-letters" { "← All dead letters" } }
         dl.facts {
-            dt { "Status" } dd #status { span.tag { (view.status) } @for f in &view.flags { span.tag { (f) } } }
-            dt { "Message type" } dd { code { (view.message_type.as_deref().unwrap_or("—")) } }
-            dt { "Message id" } dd { code { (view.message_id.map(|m| m.to_string()).unwrap_or_else(|| "—".into())) } }
-            dt { "Died on queue" } dd { code { (view.queue) } }
-            dt { "Sent to" } dd { "exchange " code { (view.original_exchange) } ", routing key " code { (view.original_routing_key) } }
-            dt { "Error" } dd { span.tag { (view.error_kind) } " " (view.error) }
-            dt { "Attempts" } dd { (view.attempts) }
-            dt { "First failure" } dd { (layout::maybe_time(view.first_failure_at)) }
-            dt { "Last failure" } dd { (layout::maybe_time(view.last_failure_at)) }
-            dt { "Kept" } dd { (layout::time_ago(view.received_at, now)) }
-            dt { "Saga" } dd { (layout::saga_link(view.correlation_id.as_deref())) }
+            dt { "Status" } dd #status { span.tag { (view.letter.status) } @for f in &view.flags { span.tag { (f) } } }
+            dt { "Message type" } dd { code { (view.letter.message_type.as_deref().unwrap_or("—")) } }
+            dt { "Message id" } dd { code { (view.letter.message_id.map(|m| m.to_string()).unwrap_or_else(|| "—".into())) } }
+            dt { "Died on queue" } dd { code { (view.letter.queue) } }
+            dt { "Sent to" } dd { "exchange " code { (view.letter.original_exchange) } ", routing key " code { (view.letter.original_routing_key) } }
+            dt { "Error" } dd { span.tag { (view.letter.error_kind) } " " (view.letter.error) }
+            dt { "Attempts" } dd { (view.letter.attempts) }
+            dt { "First failure" } dd { (layout::maybe_time(view.letter.first_failure_at)) }
+            dt { "Last failure" } dd { (layout::maybe_time(view.letter.last_failure_at)) }
+            dt { "Kept" } dd { (layout::time_ago(view.letter.received_at, now)) }
+            dt { "Saga" } dd { (layout::saga_link(view.letter.correlation_id.as_deref())) }
             dt { "Replays" } dd {
-                (view.replay_count)
-                @if let Some(at) = view.replayed_at { ", last " (layout::time(at)) }
-                @if let Some(from) = view.replayed_from {
+                (view.letter.replay_count)
+                @if let Some(at) = view.letter.replayed_at { ", last " (layout::time(at)) }
+                @if let Some(from) = view.letter.replayed_from {
                     " · this failure came from replaying " a href={ "/dead-letters/" (from) } { "#" (from) }
                 }
             }
-            @if let Some(at) = view.discarded_at {
-                dt { "Discarded" } dd { (layout::time(at)) " — " (view.discard_reason.as_deref().unwrap_or("")) }
+            @if let Some(at) = view.letter.discarded_at {
+                dt { "Discarded" } dd { (layout::time(at)) " — " (view.letter.discard_reason.as_deref().unwrap_or("")) }
             }
             dt { "Replayable" } dd {
                 @if view.replayable { span.up { "yes" } }
                 @else { span.down { "no" } " — " (view.not_replayable.as_deref().unwrap_or("")) }
             }
         }
-        @if view.status != "discarded" {
+        @if view.letter.status != LetterStatus::Discarded {
             div.actions {
                 @if view.replayable {
-                    form.inline method="post" action={ "/dead-letters/" (view.id) "/replay" } {
+                    form.inline method="post" action={ "/dead-letters/" (view.letter.id) "/replay" } {
                         (layout::csrf(&signed))
                         input type="text" name="reason" placeholder="reason (optional)";
                         button.primary.replay type="submit" { "Replay" }
                     }
                 }
-                form.inline method="post" action={ "/dead-letters/" (view.id) "/discard" } {
+                form.inline method="post" action={ "/dead-letters/" (view.letter.id) "/discard" } {
                     (layout::csrf(&signed))
                     input type="text" name="reason" placeholder="reason (required)" required;
                     button.danger.discard type="submit" { "Discard" }
@@ -275,11 +271,11 @@ pub(super) async fn letter(
             p.muted { (view.body_bytes) " bytes that are not text." }
         }
         h2 { "Properties and headers" }
-        (layout::json(&view.properties))
+        (layout::json(&view.letter.properties))
         p.muted { "Personal data is masked. The console does not unmask it." }
     };
     layout::page(
-        &format!("Dead letter #{}", view.id),
+        &format!("Dead letter #{}", view.letter.id),
         Section::DeadLetters,
         &signed,
         flash,

@@ -14,8 +14,6 @@ use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use maud::{Markup, html};
 
 use super::auth::SignedIn;
@@ -123,63 +121,34 @@ fn queue_names(hub: &HubParts) -> Vec<(String, String)> {
 
 async fn queue_depths(console: &Console) -> Vec<QueueRow> {
     let names = queue_names(&console.hub);
-    let unknown = |why: &str| {
-        names
-            .iter()
-            .map(|(name, role)| QueueRow {
-                name: name.clone(),
-                role: role.clone(),
-                seen: Err(why.to_owned()),
-            })
-            .collect()
+    let row = |(name, role): &(String, String), seen| QueueRow {
+        name: name.clone(),
+        role: role.clone(),
+        seen,
     };
+    let unknown = |why: &str| names.iter().map(|n| row(n, Err(why.to_owned()))).collect();
     if !console.hub.broker.is_connected() {
         return unknown("the broker is not connected");
     }
-    let timeout = console.probe_timeout;
-    let open = || async {
-        tokio::time::timeout(timeout, console.hub.broker.channel(&console.shutdown))
-            .await
-            .ok()
-            .flatten()
-    };
-    let Some(mut channel) = open().await else {
+    let queues: Vec<String> = names.iter().map(|(name, _)| name.clone()).collect();
+    let Some(states) = console
+        .hub
+        .broker
+        .queue_states(&queues, console.probe_timeout, &console.shutdown)
+        .await
+    else {
         return unknown("no channel could be opened");
     };
-    let mut rows = Vec::with_capacity(names.len());
-    for (name, role) in &names {
-        let options = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let declared = tokio::time::timeout(
-            timeout,
-            channel.queue_declare(name.as_str().into(), options, FieldTable::default()),
-        )
-        .await;
-        let seen = match declared {
-            Ok(Ok(q)) => Ok((q.message_count(), q.consumer_count())),
-            Ok(Err(e)) => {
-                // A missing queue closes the channel (404): go on with a new one.
-                if let Some(fresh) = open().await {
-                    channel = fresh;
-                }
-                Err(if e.to_string().contains("NOT_FOUND") {
-                    "missing".to_owned()
-                } else {
-                    e.to_string()
-                })
-            }
-            Err(_) => Err(format!("no answer within {timeout:?}")),
-        };
-        rows.push(QueueRow {
-            name: name.clone(),
-            role: role.clone(),
-            seen,
-        });
-    }
-    let _ = channel.close(200, "health page".into()).await;
-    rows
+    names
+        .iter()
+        .zip(states)
+        .map(|(n, state)| {
+            let seen = state
+                .map(|s| (s.messages, s.consumers))
+                .map_err(|e| e.to_string());
+            row(n, seen)
+        })
+        .collect()
 }
 
 /// `GET /health`.

@@ -6,13 +6,15 @@
 
 use std::io::IsTerminal;
 
+use base64::Engine as _;
+
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Disclosure, DlqError, Filter, Group, LetterView, ReplayOptions, Selection, StatusFilter,
-    Summary, UNMASK_VAR,
+    DeadLetterKind, Disclosure, DlqError, Filter, Group, LetterView, ReplayOptions, Selection,
+    StatusFilter, Summary, UNMASK_VAR,
 };
 use crate::audit;
 use hub_runtime::broker::{self, Broker, Publisher};
@@ -59,24 +61,7 @@ enum DlqCommand {
                             hub dlq list --group --status all\n  \
                             hub dlq list --kind unrouted --json"
     )]
-    List {
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// Status.
-        #[arg(long, value_enum, default_value_t)]
-        status: StatusFilter,
-        /// Group by cause (queue, type, kind, error text without ids and numbers), with counts
-        /// and the oldest and newest failure; the KEY column is what `--group` of replay and
-        /// discard takes.
-        #[arg(long)]
-        group: bool,
-        /// At most this many letters.
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Show one dead letter: properties, headers, body (pretty when JSON). Personal data is
     /// masked; `--unmask` shows it in the clear, for operators with HUB_OPS_UNMASK=1, and is
     /// audited.
@@ -84,19 +69,7 @@ enum DlqCommand {
         after_help = "Examples:\n  hub dlq show 42\n  hub dlq show 42 --json\n  \
                             HUB_OPS_UNMASK=1 hub dlq show 42 --unmask --operator ivanova"
     )]
-    Show {
-        /// The letter's id (first column of `list`).
-        id: i64,
-        /// Show personal data in the clear (needs HUB_OPS_UNMASK=1; audited).
-        #[arg(long)]
-        unmask: bool,
-        /// Who you are, for the audit trail (default: $USER).
-        #[arg(long)]
-        operator: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Show(ShowArgs),
     /// Re-publish letters to their original exchange and routing key, with their original
     /// message id, at a bounded rate; mark them replayed and audit the run. By group or filter,
     /// only `new` letters are taken, and letters whose message already failed again after a
@@ -105,39 +78,7 @@ enum DlqCommand {
                             hub dlq replay --group 3f9c0a1b2c4d --reason \"MVD is back\"\n  \
                             hub dlq replay --queue saga.issuance --since 2h --rate 5 --dry-run\n  \
                             hub dlq replay --all --rate 20 --operator ivanova")]
-    Replay {
-        /// Letters by id.
-        ids: Vec<i64>,
-        /// The `new` letters of this cause (the KEY of `list --group`).
-        #[arg(long, value_name = "KEY")]
-        group: Option<String>,
-        /// Every `new` letter (when no id, group or filter is given).
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// At most this many letters (newest first).
-        #[arg(long)]
-        limit: Option<i64>,
-        /// Letters a second at most: `10`, `10/s`, `120/m`.
-        #[arg(long, default_value = "10/s", value_parser = parse_rate)]
-        rate: f64,
-        /// List what would be replayed; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Also take letters whose message already failed again after a replay.
-        #[arg(long)]
-        include_replayed: bool,
-        /// Why, for the audit trail.
-        #[arg(long)]
-        reason: Option<String>,
-        /// Who you are, for the audit trail (default: $USER).
-        #[arg(long)]
-        operator: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Replay(ReplayArgs),
     /// Mark letters discarded, with a reason (required); audited. By group or filter, only
     /// `new` letters are taken.
     #[command(
@@ -145,51 +86,128 @@ enum DlqCommand {
                             hub dlq discard --group 3f9c0a1b2c4d --reason \"test traffic\"\n  \
                             hub dlq discard --kind unrouted --until 7d --reason \"old\""
     )]
-    Discard {
-        /// Letters by id.
-        ids: Vec<i64>,
-        /// The `new` letters of this cause (the KEY of `list --group`).
-        #[arg(long, value_name = "KEY")]
-        group: Option<String>,
-        /// Every `new` letter (when no id, group or filter is given).
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// At most this many letters (newest first).
-        #[arg(long)]
-        limit: Option<i64>,
-        /// Why (required).
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-        /// Who you are, for the audit trail (default: $USER).
-        #[arg(long)]
-        operator: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Discard(DiscardArgs),
     /// Write letters as JSON lines to stdout, oldest first: the body as base64 (`body`) and,
     /// when it is JSON, as `body_json`. Masked unless `--unmask` (HUB_OPS_UNMASK=1; audited).
     #[command(after_help = "Examples:\n  hub dlq export > dead-letters.jsonl\n  \
                             hub dlq export --queue saga.procedure --status all --since 7d\n  \
                             HUB_OPS_UNMASK=1 hub dlq export --saga 5d0c... --unmask")]
-    Export {
-        #[command(flatten)]
-        filter: FilterArgs,
-        /// Status.
-        #[arg(long, value_enum, default_value_t)]
-        status: StatusFilter,
-        /// At most this many letters.
-        #[arg(long)]
-        limit: Option<i64>,
-        /// Personal data in the clear (needs HUB_OPS_UNMASK=1; audited).
-        #[arg(long)]
-        unmask: bool,
-        /// Who you are, for the audit trail (default: $USER).
-        #[arg(long)]
-        operator: Option<String>,
-    },
+    Export(ExportArgs),
+}
+
+/// `hub dlq list`.
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Status.
+    #[arg(long, value_enum, default_value_t)]
+    status: StatusFilter,
+    /// Group by cause (queue, type, kind, error text without ids and numbers), with counts
+    /// and the oldest and newest failure; the KEY column is what `--group` of replay and
+    /// discard takes.
+    #[arg(long)]
+    group: bool,
+    /// At most this many letters.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `hub dlq show`.
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// The letter's id (first column of `list`).
+    id: i64,
+    /// Show personal data in the clear (needs HUB_OPS_UNMASK=1; audited).
+    #[arg(long)]
+    unmask: bool,
+    /// Who you are, for the audit trail (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which letters a replay or discard takes.
+#[derive(Debug, Args)]
+struct SelectionArgs {
+    /// Letters by id.
+    ids: Vec<i64>,
+    /// The `new` letters of this cause (the KEY of `list --group`).
+    #[arg(long, value_name = "KEY")]
+    group: Option<String>,
+    /// Every `new` letter (when no id, group or filter is given).
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// At most this many letters (newest first).
+    #[arg(long)]
+    limit: Option<i64>,
+}
+
+/// `hub dlq replay`.
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    which: SelectionArgs,
+    /// Letters a second at most: `10`, `10/s`, `120/m`.
+    #[arg(long, default_value = "10/s", value_parser = parse_rate)]
+    rate: f64,
+    /// List what would be replayed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also take letters whose message already failed again after a replay.
+    #[arg(long)]
+    include_replayed: bool,
+    /// Why, for the audit trail.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Who you are, for the audit trail (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `hub dlq discard`.
+#[derive(Debug, Args)]
+struct DiscardArgs {
+    #[command(flatten)]
+    which: SelectionArgs,
+    /// Why (required).
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// Who you are, for the audit trail (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `hub dlq export`.
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Status.
+    #[arg(long, value_enum, default_value_t)]
+    status: StatusFilter,
+    /// At most this many letters.
+    #[arg(long)]
+    limit: Option<i64>,
+    /// Personal data in the clear (needs HUB_OPS_UNMASK=1; audited).
+    #[arg(long)]
+    unmask: bool,
+    /// Who you are, for the audit trail (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
 }
 
 fn parse_when(s: &str) -> Result<DateTime<Utc>, String> {
@@ -228,7 +246,7 @@ impl FilterArgs {
         Filter {
             queue,
             message_type: self.message_type.clone(),
-            kind: self.kind.clone(),
+            kind: self.kind.as_deref().map(DeadLetterKind::from),
             saga: self.saga.clone(),
             since: self.since,
             until: self.until,
@@ -270,6 +288,29 @@ fn check_unmask(unmask: bool) -> Result<(), DlqError> {
     Ok(())
 }
 
+impl SelectionArgs {
+    /// The selection these arguments name.
+    ///
+    /// Errors: none named, or several ways at once ([`DlqError::BadUsage`]).
+    fn selection(&self, config: &HubConfig) -> Result<Selection, DlqError> {
+        selection(
+            self.ids.clone(),
+            self.group.clone(),
+            self.all,
+            self.filter.filter(config, StatusFilter::New, self.limit),
+        )
+    }
+}
+
+/// Whether to show personal data: in the clear (audited) for this operator, or masked.
+fn disclosure(unmask: bool, operator: &str) -> Disclosure<'_> {
+    if unmask {
+        Disclosure::Unmasked { operator }
+    } else {
+        Disclosure::Masked
+    }
+}
+
 /// Runs `hub dlq ...`. Errors carry their exit code: [`DlqError::exit_code`], or the CLI's
 /// own for an unreachable broker or database.
 pub async fn run(config: &HubConfig, migrator: &Migrator, args: DlqArgs) -> anyhow::Result<()> {
@@ -277,10 +318,9 @@ pub async fn run(config: &HubConfig, migrator: &Migrator, args: DlqArgs) -> anyh
     // Usage is checked before connecting, so a mistake is reported as one even when the
     // database is down.
     match &args.command {
-        DlqCommand::Show { unmask, .. } | DlqCommand::Export { unmask, .. } => {
-            check_unmask(*unmask)?
-        }
-        DlqCommand::Discard { reason, .. } if reason.trim().is_empty() => {
+        DlqCommand::Show(ShowArgs { unmask, .. })
+        | DlqCommand::Export(ExportArgs { unmask, .. }) => check_unmask(*unmask)?,
+        DlqCommand::Discard(d) if d.reason.trim().is_empty() => {
             return Err(DlqError::BadUsage(
                 "say why the letters are discarded: --reason TEXT".into(),
             )
@@ -288,29 +328,10 @@ pub async fn run(config: &HubConfig, migrator: &Migrator, args: DlqArgs) -> anyh
         }
         _ => {}
     }
-    if let DlqCommand::Replay {
-        ids,
-        group,
-        all,
-        filter,
-        limit,
-        ..
-    }
-    | DlqCommand::Discard {
-        ids,
-        group,
-        all,
-        filter,
-        limit,
-        ..
-    } = &args.command
+    if let DlqCommand::Replay(ReplayArgs { which, .. })
+    | DlqCommand::Discard(DiscardArgs { which, .. }) = &args.command
     {
-        selection(
-            ids.clone(),
-            group.clone(),
-            *all,
-            filter.filter(config, StatusFilter::New, *limit),
-        )?;
+        which.selection(config)?;
     }
     let pool = hub_runtime::store::connect(&config.database_url, 2, migrator).await?;
     let result = execute(config, &pool, &broker_user, args.command).await;
@@ -325,201 +346,172 @@ async fn execute(
     command: DlqCommand,
 ) -> anyhow::Result<()> {
     match command {
-        DlqCommand::List {
-            filter,
-            status,
-            group,
-            limit,
-            json,
-        } => {
-            if group {
-                let filter = filter.filter(config, status, None);
-                let groups = super::groups(pool, &filter).await?;
-                if groups.is_empty() {
-                    return Err(DlqError::NothingMatched(filter.describe()).into());
-                }
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&groups)?);
-                } else {
-                    print!("{}", groups_table(&groups, Utc::now()));
-                }
-                return Ok(());
-            }
-            let filter = filter.filter(config, status, Some(limit));
-            let rows = super::list(pool, &filter).await?;
-            if rows.is_empty() {
-                return Err(DlqError::NothingMatched(filter.describe()).into());
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print!("{}", list_table(&rows, Utc::now()));
-                let total = super::count(pool, &filter).await?;
-                if total > rows.len() as i64 {
-                    println!(
-                        "{} of {total} shown (newest first); --limit shows more",
-                        rows.len()
-                    );
-                }
-            }
-            Ok(())
+        DlqCommand::List(args) => list(config, pool, args).await,
+        DlqCommand::Show(args) => show(pool, broker_user, args).await,
+        DlqCommand::Replay(args) => replay(config, pool, broker_user, args).await,
+        DlqCommand::Discard(args) => discard(config, pool, args).await,
+        DlqCommand::Export(args) => export(config, pool, broker_user, args).await,
+    }
+}
+
+/// `hub dlq list`: the letters, or their causes.
+async fn list(config: &HubConfig, pool: &sqlx::PgPool, args: ListArgs) -> anyhow::Result<()> {
+    let ListArgs {
+        filter,
+        status,
+        group,
+        limit,
+        json,
+    } = args;
+    if group {
+        let filter = filter.filter(config, status, None);
+        let groups = super::groups(pool, &filter).await?;
+        if groups.is_empty() {
+            return Err(DlqError::NothingMatched(filter.describe()).into());
         }
-        DlqCommand::Show {
-            id,
-            unmask,
-            operator,
-            json,
-        } => {
-            let operator = audit::cli_operator(operator.as_deref());
-            let disclosure = if unmask {
-                Disclosure::Unmasked {
-                    operator: &operator,
-                }
-            } else {
-                Disclosure::Masked
-            };
-            let view = super::show(pool, id, disclosure, broker_user).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                print!("{}", show_text(&view));
-            }
-            if view.masked && std::io::stderr().is_terminal() {
-                eprintln!(
-                    "personal data is masked; --unmask shows it (operators with {UNMASK_VAR}=1; audited)"
-                );
-            }
-            Ok(())
+        if json {
+            println!("{}", serde_json::to_string_pretty(&groups)?);
+        } else {
+            print!("{}", groups_table(&groups, Utc::now()));
         }
-        DlqCommand::Replay {
-            ids,
-            group,
-            all,
-            filter,
-            limit,
-            rate,
-            dry_run,
-            include_replayed,
-            reason,
-            operator,
-            json,
-        } => {
-            let selection = selection(
-                ids,
-                group,
-                all,
-                filter.filter(config, StatusFilter::New, limit),
-            )?;
-            if dry_run {
-                let plan =
-                    super::plan_replay(pool, broker_user, &selection, include_replayed).await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&plan)?);
-                } else {
-                    print!("{}", plan_text(&plan, rate));
-                }
-                return Ok(());
-            }
-            let options = ReplayOptions {
-                rate,
-                operator: audit::cli_operator(operator.as_deref()),
-                reason,
-                include_replayed,
-            };
-            let token = CancellationToken::new();
-            let broker = Broker::connect(&config.amqp_url, "hub dlq replay", token.clone()).await?;
-            let publisher = Publisher::new(broker.clone(), token.clone());
-            let bar = progress_bar(!json);
-            let mut progress = |done: usize, total: usize| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            };
-            let report = super::replay(
-                pool,
-                &publisher,
-                broker_user,
-                &selection,
-                &options,
-                &mut progress,
-            )
-            .await;
-            bar.finish_and_clear();
-            broker.close().await;
-            token.cancel();
-            let report = report?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", replay_text(&report));
-            }
-            if !report.failed.is_empty() {
-                anyhow::bail!(
-                    "{} of {} letters could not be replayed",
-                    report.failed.len(),
-                    report.failed.len() + report.replayed.len()
-                );
-            }
-            if report.replayed.is_empty() {
-                anyhow::bail!("nothing was replayed: none of the letters can be");
-            }
-            Ok(())
-        }
-        DlqCommand::Discard {
-            ids,
-            group,
-            all,
-            filter,
-            limit,
-            reason,
-            operator,
-            json,
-        } => {
-            let selection = selection(
-                ids,
-                group,
-                all,
-                filter.filter(config, StatusFilter::New, limit),
-            )?;
-            let operator = audit::cli_operator(operator.as_deref());
-            let report = super::discard(pool, &selection, &reason, &operator).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!(
-                    "discarded {} dead letter{} ({}); audit #{}",
-                    report.discarded.len(),
-                    if report.discarded.len() == 1 { "" } else { "s" },
-                    report.selection,
-                    report.audit_id
-                );
-                for s in &report.skipped {
-                    println!("  #{} left alone: {}", s.id, s.reason);
-                }
-            }
-            Ok(())
-        }
-        DlqCommand::Export {
-            filter,
-            status,
-            limit,
-            unmask,
-            operator,
-        } => {
-            let operator = audit::cli_operator(operator.as_deref());
-            let disclosure = if unmask {
-                Disclosure::Unmasked {
-                    operator: &operator,
-                }
-            } else {
-                Disclosure::Masked
-            };
-            let filter = filter.filter(config, status, limit);
-            let mut out = std::io::BufWriter::new(std::io::stdout());
-            let n = super::export(pool, &filter, disclosure, broker_user, &mut out).await?;
-            tracing::debug!(letters = n, "exported");
-            Ok(())
+        return Ok(());
+    }
+    let filter = filter.filter(config, status, Some(limit));
+    let rows = super::list(pool, &filter).await?;
+    if rows.is_empty() {
+        return Err(DlqError::NothingMatched(filter.describe()).into());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", list_table(&rows, Utc::now()));
+        let total = super::count(pool, &filter).await?;
+        if total > rows.len() as i64 {
+            println!(
+                "{} of {total} shown (newest first); --limit shows more",
+                rows.len()
+            );
         }
     }
+    Ok(())
+}
+
+/// `hub dlq show`: one letter.
+async fn show(pool: &sqlx::PgPool, broker_user: &str, args: ShowArgs) -> anyhow::Result<()> {
+    let operator = audit::cli_operator(args.operator.as_deref());
+    let disclosure = disclosure(args.unmask, &operator);
+    let view = super::show(pool, args.id, disclosure, broker_user).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", show_text(&view));
+    }
+    if view.masked && std::io::stderr().is_terminal() {
+        eprintln!(
+            "personal data is masked; --unmask shows it (operators with {UNMASK_VAR}=1; audited)"
+        );
+    }
+    Ok(())
+}
+
+/// `hub dlq replay`: a dry run's plan, or the replay through a publisher of its own.
+async fn replay(
+    config: &HubConfig,
+    pool: &sqlx::PgPool,
+    broker_user: &str,
+    args: ReplayArgs,
+) -> anyhow::Result<()> {
+    let selection = args.which.selection(config)?;
+    if args.dry_run {
+        let plan = super::plan_replay(pool, broker_user, &selection, args.include_replayed).await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print!("{}", plan_text(&plan, args.rate));
+        }
+        return Ok(());
+    }
+    let options = ReplayOptions {
+        rate: args.rate,
+        operator: audit::cli_operator(args.operator.as_deref()),
+        reason: args.reason,
+        include_replayed: args.include_replayed,
+    };
+    let token = CancellationToken::new();
+    let broker = Broker::connect(&config.amqp_url, "hub dlq replay", token.clone()).await?;
+    let publisher = Publisher::new(broker.clone(), token.clone());
+    let bar = progress_bar(!args.json);
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let report = super::replay(
+        pool,
+        &publisher,
+        broker_user,
+        &selection,
+        &options,
+        &mut progress,
+    )
+    .await;
+    bar.finish_and_clear();
+    broker.close().await;
+    token.cancel();
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", replay_text(&report));
+    }
+    if !report.failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} letters could not be replayed",
+            report.failed.len(),
+            report.failed.len() + report.replayed.len()
+        );
+    }
+    if report.replayed.is_empty() {
+        anyhow::bail!("nothing was replayed: none of the letters can be");
+    }
+    Ok(())
+}
+
+/// `hub dlq discard`.
+async fn discard(config: &HubConfig, pool: &sqlx::PgPool, args: DiscardArgs) -> anyhow::Result<()> {
+    let selection = args.which.selection(config)?;
+    let operator = audit::cli_operator(args.operator.as_deref());
+    let report = super::discard(pool, &selection, &args.reason, &operator).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "discarded {} dead letter{} ({}); audit #{}",
+            report.discarded.len(),
+            if report.discarded.len() == 1 { "" } else { "s" },
+            report.selection,
+            report.audit_id
+        );
+        for s in &report.skipped {
+            println!("  #{} left alone: {}", s.id, s.reason);
+        }
+    }
+    Ok(())
+}
+
+/// `hub dlq export`: JSON lines on stdout.
+async fn export(
+    config: &HubConfig,
+    pool: &sqlx::PgPool,
+    broker_user: &str,
+    args: ExportArgs,
+) -> anyhow::Result<()> {
+    let operator = audit::cli_operator(args.operator.as_deref());
+    let disclosure = disclosure(args.unmask, &operator);
+    let filter = args.filter.filter(config, args.status, args.limit);
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let n = super::export(pool, &filter, disclosure, broker_user, &mut out).await?;
+    tracing::debug!(letters = n, "exported");
+    Ok(())
 }
 
 fn progress_bar(wanted: bool) -> indicatif::ProgressBar {
@@ -593,7 +585,7 @@ fn list_table(rows: &[Summary], now: DateTime<Utc>) -> String {
                 age(r.failed_at, now),
                 r.queue.clone(),
                 r.message_type.clone().unwrap_or_else(|| "-".into()),
-                r.error_kind.clone(),
+                r.error_kind.to_string(),
                 short(&r.error, 50),
                 short(r.correlation_id.as_deref().unwrap_or("-"), 36),
                 r.flags().join("; "),
@@ -619,7 +611,7 @@ fn groups_table(groups: &[Group], now: DateTime<Utc>) -> String {
                 age(g.newest, now),
                 g.queue.clone(),
                 g.message_type.clone().unwrap_or_else(|| "-".into()),
-                g.error_kind.clone(),
+                g.error_kind.to_string(),
                 short(&g.cause, 60),
             ]
         })
@@ -633,45 +625,46 @@ fn groups_table(groups: &[Group], now: DateTime<Utc>) -> String {
 }
 
 fn show_text(v: &LetterView) -> String {
+    let l = &v.letter;
     let time = |t: Option<DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
-    let mut out = format!("dead letter #{} ({})\n", v.id, v.status);
+    let mut out = format!("dead letter #{} ({})\n", l.id, l.status);
     for flag in &v.flags {
         out.push_str(&format!("  ! {flag}\n"));
     }
     let mut field = |k: &str, val: String| out.push_str(&format!("{k:<14}{val}\n"));
     field(
         "message id",
-        v.message_id.map_or_else(|| "-".into(), |m| m.to_string()),
+        l.message_id.map_or_else(|| "-".into(), |m| m.to_string()),
     );
-    field("type", v.message_type.clone().unwrap_or_else(|| "-".into()));
-    field("queue", v.queue.clone());
+    field("type", l.message_type.clone().unwrap_or_else(|| "-".into()));
+    field("queue", l.queue.clone());
     field(
         "published to",
         format!(
             "exchange {:?}, routing key {:?}",
-            v.original_exchange, v.original_routing_key
+            l.original_exchange, l.original_routing_key
         ),
     );
-    field("kind", v.error_kind.clone());
-    field("error", v.error.clone());
-    field("attempts", v.attempts.to_string());
-    field("first failure", time(v.first_failure_at));
-    field("last failure", time(v.last_failure_at));
+    field("kind", l.error_kind.to_string());
+    field("error", l.error.clone());
+    field("attempts", l.attempts.to_string());
+    field("first failure", time(l.first_failure_at));
+    field("last failure", time(l.last_failure_at));
     field(
         "saga",
-        v.correlation_id.clone().unwrap_or_else(|| "-".into()),
+        l.correlation_id.clone().unwrap_or_else(|| "-".into()),
     );
-    field("kept", v.received_at.to_rfc3339());
-    if v.replay_count > 0 {
+    field("kept", l.received_at.to_rfc3339());
+    if l.replay_count > 0 {
         field(
             "replayed",
-            format!("{} times, last {}", v.replay_count, time(v.replayed_at)),
+            format!("{} times, last {}", l.replay_count, time(l.replayed_at)),
         );
     }
-    if let Some(reason) = &v.discard_reason {
+    if let Some(reason) = &l.discard_reason {
         field(
             "discarded",
-            format!("{} because {reason}", time(v.discarded_at)),
+            format!("{} because {reason}", time(l.discarded_at)),
         );
     }
     field(
@@ -682,13 +675,18 @@ fn show_text(v: &LetterView) -> String {
         },
     );
     out.push_str("properties\n");
-    if let Some(props) = v.properties.as_object() {
+    if let Some(props) = v.letter.properties.as_object() {
         for (k, val) in props.iter().filter(|(k, _)| k.as_str() != "headers") {
             out.push_str(&format!("  {k}: {}\n", plain(val)));
         }
     }
     out.push_str("headers\n");
-    if let Some(h) = v.properties.get("headers").and_then(|h| h.as_object()) {
+    if let Some(h) = v
+        .letter
+        .properties
+        .get("headers")
+        .and_then(|h| h.as_object())
+    {
         for (k, val) in h {
             out.push_str(&format!("  {k}: {}\n", plain(val)));
         }
@@ -712,7 +710,10 @@ fn show_text(v: &LetterView) -> String {
             out.push_str(text);
             out.push('\n');
         }
-        (None, None) => out.push_str(&format!("(binary, base64) {}\n", v.body)),
+        (None, None) => out.push_str(&format!(
+            "(binary, base64) {}\n",
+            base64::engine::general_purpose::STANDARD.encode(&v.letter.body)
+        )),
     }
     out
 }

@@ -14,8 +14,8 @@ use clap::{Args, Subcommand};
 use sqlx::PgPool;
 
 use super::{
-    ListFilter, OperatorRequest, RetryReport, SagaDetail, SagaOpsError, SagaSummary, SagaTypes,
-    age_text,
+    CancelReport, ListFilter, OperatorRequest, RetryReport, SagaDetail, SagaOpsError, SagaSummary,
+    SagaTypes, age_text,
 };
 use crate::audit;
 use crate::dlq::{Disclosure, UNMASK_VAR, unmask_allowed};
@@ -41,32 +41,7 @@ enum SagaCommand {
                             hub saga list --type procedure --state at_authority\n  \
                             hub saga list --stuck-longer-than 10m\n  \
                             hub saga list --terminal --older-than 7d --limit 500 --json")]
-    List {
-        /// Saga type (`issuance`, `account`, `procedure`, `complaint`).
-        #[arg(long = "type", value_name = "TYPE")]
-        saga_type: Option<String>,
-        /// State name (`reconciling`, `awaiting_payment`, `cancelled`, ...).
-        #[arg(long)]
-        state: Option<String>,
-        /// Started longer ago than this (`30s`, `10m`, `2h`, `7d`).
-        #[arg(long, value_name = "AGE", value_parser = parse_age)]
-        older_than: Option<chrono::Duration>,
-        /// Not ended, and no step for longer than this.
-        #[arg(long, value_name = "AGE", value_parser = parse_age)]
-        stuck_longer_than: Option<chrono::Duration>,
-        /// Only ended sagas.
-        #[arg(long, conflicts_with = "active")]
-        terminal: bool,
-        /// Only sagas that have not ended.
-        #[arg(long)]
-        active: bool,
-        /// At most this many.
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Show one saga: its state (personal data masked), the timeline of every message in and
     /// out, pending timers, and the dead letters it caused. TARGET is the saga id, its business
     /// key, or a value in its state: an identification number, an application number, an ERIP
@@ -77,19 +52,7 @@ enum SagaCommand {
                             hub saga show 123456789012345678901234567890\n  \
                             HUB_OPS_UNMASK=1 hub saga show 3270287A012PB2 --unmask --operator ivanova"
     )]
-    Show {
-        /// Saga id, business key, or a value in the state.
-        target: String,
-        /// Show personal data in the clear (needs HUB_OPS_UNMASK=1; audited).
-        #[arg(long)]
-        unmask: bool,
-        /// Who you are, for the audit trail (default: $USER).
-        #[arg(long)]
-        operator: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Show(ShowArgs),
     /// Send the messages of a stuck saga's last step again, with their original message ids:
     /// a receiver that handled one already drops it, one that lost it (dead-lettered, never
     /// received) handles it now. The running hub's relay publishes them. Audited. Refuses a
@@ -98,19 +61,7 @@ enum SagaCommand {
         after_help = "Examples:\n  hub saga retry-step 5d0c2a8e-0b1f-5c57-9d0e-2f1a7c3b9e41\n  \
                             hub saga retry-step minsk-desk-1/A-17 --reason \"MVD is back\" --operator ivanova"
     )]
-    RetryStep {
-        /// Saga id, business key, or a value in the state.
-        target: String,
-        /// Why, for the audit trail.
-        #[arg(long, value_name = "TEXT")]
-        reason: Option<String>,
-        /// Who you are, for the audit trail (default: $USER).
-        #[arg(long)]
-        operator: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    RetryStep(RetryStepArgs),
     /// End a stuck saga with the compensations its type defines (a procedure application:
     /// the invoice cancelled or the refund due, the authority told, `cancelled`; an identifier
     /// application: the reservation released, rejected as `cancelled_by_operator`). The running
@@ -120,22 +71,87 @@ enum SagaCommand {
         after_help = "Examples:\n  hub saga cancel 5d0c2a8e-0b1f-5c57-9d0e-2f1a7c3b9e41 --reason \"authority closed\"\n  \
                             hub saga cancel minsk-desk-1/A-17 --reason \"MVD outage, desk asked\" --wait 30s"
     )]
-    Cancel {
-        /// Saga id, business key, or a value in the state.
-        target: String,
-        /// Why (required): the agency that started the saga sees it.
-        #[arg(long, value_name = "TEXT")]
-        reason: String,
-        /// Who you are, for the audit trail (default: $USER).
-        #[arg(long)]
-        operator: Option<String>,
-        /// Wait this long for the saga to end (exit 1 if it does not).
-        #[arg(long, value_name = "AGE", value_parser = parse_wait)]
-        wait: Option<Duration>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Cancel(CancelArgs),
+}
+
+/// `hub saga list`.
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// Saga type (`issuance`, `account`, `procedure`, `complaint`).
+    #[arg(long = "type", value_name = "TYPE")]
+    saga_type: Option<String>,
+    /// State name (`reconciling`, `awaiting_payment`, `cancelled`, ...).
+    #[arg(long)]
+    state: Option<String>,
+    /// Started longer ago than this (`30s`, `10m`, `2h`, `7d`).
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    older_than: Option<chrono::Duration>,
+    /// Not ended, and no step for longer than this.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    stuck_longer_than: Option<chrono::Duration>,
+    /// Only ended sagas.
+    #[arg(long, conflicts_with = "active")]
+    terminal: bool,
+    /// Only sagas that have not ended.
+    #[arg(long)]
+    active: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `hub saga show`.
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// Saga id, business key, or a value in the state.
+    target: String,
+    /// Show personal data in the clear (needs HUB_OPS_UNMASK=1; audited).
+    #[arg(long)]
+    unmask: bool,
+    /// Who you are, for the audit trail (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `hub saga retry-step`.
+#[derive(Debug, Args)]
+struct RetryStepArgs {
+    /// Saga id, business key, or a value in the state.
+    target: String,
+    /// Why, for the audit trail.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
+    /// Who you are, for the audit trail (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `hub saga cancel`.
+#[derive(Debug, Args)]
+struct CancelArgs {
+    /// Saga id, business key, or a value in the state.
+    target: String,
+    /// Why (required): the agency that started the saga sees it.
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// Who you are, for the audit trail (default: $USER).
+    #[arg(long)]
+    operator: Option<String>,
+    /// Wait this long for the saga to end (exit 1 if it does not).
+    #[arg(long, value_name = "AGE", value_parser = parse_wait)]
+    wait: Option<Duration>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `30s`, `10m`, `2h`, `7d`, `1w`.
@@ -176,7 +192,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Usage is checked before connecting, so a mistake is reported as one even when the
     // database is down.
-    if let SagaCommand::Show { unmask: true, .. } = &args.command
+    if let SagaCommand::Show(ShowArgs { unmask: true, .. }) = &args.command
         && !unmask_allowed()
     {
         return Err(SagaOpsError::NotAllowed(format!(
@@ -198,154 +214,147 @@ async fn execute(
     command: SagaCommand,
 ) -> anyhow::Result<()> {
     match command {
-        SagaCommand::List {
-            saga_type,
-            state,
-            older_than,
-            stuck_longer_than,
-            terminal,
-            active,
-            limit,
-            json,
-        } => {
-            let filter = ListFilter {
-                saga_type,
-                state,
-                older_than,
-                stuck_longer_than,
-                terminal: match (terminal, active) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
-                    _ => None,
-                },
-                limit,
-            };
-            let rows = super::list(pool, &filter).await?;
-            if rows.is_empty() {
-                return Err(SagaOpsError::NotFound(filter.describe()).into());
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print!("{}", list_table(&rows, Utc::now()));
-                let total = super::count(pool, &filter).await?;
-                if total > rows.len() as i64 {
-                    println!("{} of {total} shown; --limit shows more", rows.len());
-                }
-            }
-            Ok(())
-        }
-        SagaCommand::Show {
-            target,
-            unmask,
-            operator,
-            json,
-        } => {
-            let saga = one(pool, &target, json).await?;
-            let operator = audit::cli_operator(operator.as_deref());
-            let disclosure = if unmask {
-                Disclosure::Unmasked {
-                    operator: &operator,
-                }
-            } else {
-                Disclosure::Masked
-            };
-            let detail = super::show(pool, saga.id, disclosure).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&detail)?);
-            } else {
-                print!("{}", detail_text(&detail, Utc::now()));
-            }
-            if detail.masked && std::io::stderr().is_terminal() {
-                eprintln!(
-                    "personal data is masked; --unmask shows it (operators with {UNMASK_VAR}=1; audited)"
-                );
-            }
-            Ok(())
-        }
-        SagaCommand::RetryStep {
-            target,
-            reason,
-            operator,
-            json,
-        } => {
-            let saga = one(pool, &target, json).await?;
-            let request = OperatorRequest {
-                operator: audit::cli_operator(operator.as_deref()),
-                reason,
-            };
-            let report = super::retry_step(pool, saga.id, &request).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", retry_text(&report));
-            }
-            Ok(())
-        }
-        SagaCommand::Cancel {
-            target,
-            reason,
-            operator,
-            wait,
-            json,
-        } => {
-            if reason.trim().is_empty() {
-                anyhow::bail!(SagaOpsError::Refused(
-                    "say why the saga is cancelled: --reason TEXT".into()
-                ));
-            }
-            let saga = one(pool, &target, json).await?;
-            let plan = build()?;
-            let ctx = HubContext {
-                pool: pool.clone(),
-                topology: Arc::new(app::topology(config, plan.queues())?),
-                app_id: "hub saga cancel".into(),
-                broker_user: broker::broker_user(&config.amqp_url),
-            };
-            let sagas = SagaTypes::from_plan(&plan, &ctx);
-            let request = OperatorRequest {
-                operator: audit::cli_operator(operator.as_deref()),
-                reason: Some(reason),
-            };
-            let report = super::cancel(pool, &sagas, saga.id, &request, &ctx.app_id).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!(
-                    "cancel of saga {} ({}, {}) queued to {} as message {} (audit #{})",
-                    report.saga_id,
-                    report.saga_type,
-                    report.from_state,
-                    report.queue,
-                    report.message_id,
-                    report.audit_id
-                );
-                println!(
-                    "it will end as {}, sending {}",
-                    report.preview.to_state,
-                    if report.preview.sends.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        report.preview.sends.join(", ")
-                    }
-                );
-            }
-            if let Some(wait) = wait {
-                let ended = wait_until_ended(pool, saga.id, wait).await?;
-                match ended {
-                    Some(state) if !json => println!("saga {} ended: {state}", saga.id),
-                    Some(_) => {}
-                    None => anyhow::bail!(SagaOpsError::Refused(format!(
-                        "saga {} has not ended within {}: is the hub running? (the cancel waits in \
-                         the outbox until its relay publishes it)",
-                        saga.id,
-                        age_text(chrono::Duration::from_std(wait).unwrap_or_default())
-                    ))),
-                }
-            }
-            Ok(())
+        SagaCommand::List(args) => list(pool, args).await,
+        SagaCommand::Show(args) => show(pool, args).await,
+        SagaCommand::RetryStep(args) => retry_step(pool, args).await,
+        SagaCommand::Cancel(args) => cancel(config, build, pool, args).await,
+    }
+}
+
+/// `hub saga list`.
+async fn list(pool: &PgPool, args: ListArgs) -> anyhow::Result<()> {
+    let filter = ListFilter {
+        saga_type: args.saga_type,
+        state: args.state,
+        older_than: args.older_than,
+        stuck_longer_than: args.stuck_longer_than,
+        terminal: match (args.terminal, args.active) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+        limit: args.limit,
+    };
+    let rows = super::list(pool, &filter).await?;
+    if rows.is_empty() {
+        return Err(SagaOpsError::NotFound(filter.describe()).into());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", list_table(&rows, Utc::now()));
+        let total = super::count(pool, &filter).await?;
+        if total > rows.len() as i64 {
+            println!("{} of {total} shown; --limit shows more", rows.len());
         }
     }
+    Ok(())
+}
+
+/// `hub saga show`.
+async fn show(pool: &PgPool, args: ShowArgs) -> anyhow::Result<()> {
+    let saga = one(pool, &args.target, args.json).await?;
+    let operator = audit::cli_operator(args.operator.as_deref());
+    let disclosure = if args.unmask {
+        Disclosure::Unmasked {
+            operator: &operator,
+        }
+    } else {
+        Disclosure::Masked
+    };
+    let detail = super::show(pool, saga.id, disclosure).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        print!("{}", detail_text(&detail, Utc::now()));
+    }
+    if detail.masked && std::io::stderr().is_terminal() {
+        eprintln!(
+            "personal data is masked; --unmask shows it (operators with {UNMASK_VAR}=1; audited)"
+        );
+    }
+    Ok(())
+}
+
+/// `hub saga retry-step`.
+async fn retry_step(pool: &PgPool, args: RetryStepArgs) -> anyhow::Result<()> {
+    let saga = one(pool, &args.target, args.json).await?;
+    let request = OperatorRequest {
+        operator: audit::cli_operator(args.operator.as_deref()),
+        reason: args.reason,
+    };
+    let report = super::retry_step(pool, saga.id, &request).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", retry_text(&report));
+    }
+    Ok(())
+}
+
+/// `hub saga cancel`: queues the cancel, then waits for the saga to end when asked to.
+async fn cancel(
+    config: &HubConfig,
+    build: PlanBuilder<'_>,
+    pool: &PgPool,
+    args: CancelArgs,
+) -> anyhow::Result<()> {
+    if args.reason.trim().is_empty() {
+        anyhow::bail!(SagaOpsError::Refused(
+            "say why the saga is cancelled: --reason TEXT".into()
+        ));
+    }
+    let saga = one(pool, &args.target, args.json).await?;
+    let plan = build()?;
+    let ctx = HubContext {
+        pool: pool.clone(),
+        topology: Arc::new(app::topology(config, plan.queues())?),
+        app_id: "hub saga cancel".into(),
+        broker_user: broker::broker_user(&config.amqp_url),
+    };
+    let sagas = SagaTypes::from_plan(&plan, &ctx);
+    let request = OperatorRequest {
+        operator: audit::cli_operator(args.operator.as_deref()),
+        reason: Some(args.reason),
+    };
+    let report = super::cancel(pool, &sagas, saga.id, &request, &ctx.app_id).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", cancel_text(&report));
+    }
+    let Some(wait) = args.wait else {
+        return Ok(());
+    };
+    match wait_until_ended(pool, saga.id, wait).await? {
+        Some(state) if !args.json => println!("saga {} ended: {state}", saga.id),
+        Some(_) => {}
+        None => anyhow::bail!(SagaOpsError::Refused(format!(
+            "saga {} has not ended within {}: is the hub running? (the cancel waits in \
+             the outbox until its relay publishes it)",
+            saga.id,
+            age_text(chrono::Duration::from_std(wait).unwrap_or_default())
+        ))),
+    }
+    Ok(())
+}
+
+fn cancel_text(report: &CancelReport) -> String {
+    format!(
+        "cancel of saga {} ({}, {}) queued to {} as message {} (audit #{})\nit will end as {}, sending {}\n",
+        report.saga_id,
+        report.saga_type,
+        report.from_state,
+        report.queue,
+        report.message_id,
+        report.audit_id,
+        report.preview.to_state,
+        if report.preview.sends.is_empty() {
+            "nothing".to_owned()
+        } else {
+            report.preview.sends.join(", ")
+        }
+    )
 }
 
 /// The one saga `target` names; when several match they are printed before the error.

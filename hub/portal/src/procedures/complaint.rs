@@ -532,15 +532,16 @@ mod tests {
                 saga_id: Uuid::nil(),
                 message: &self.meta,
                 seed: [7; 32],
+                prepared: None,
             };
             self.saga.transition(state, &input, &ctx)
         }
     }
 
-    fn sent(step: &Step<Complaint>) -> Vec<&str> {
+    fn sent(step: &Step<Complaint>) -> Vec<String> {
         step.commands
             .iter()
-            .map(|c| c.message_type.as_str())
+            .map(|c| c.message_type.to_string())
             .collect()
     }
 

@@ -29,7 +29,7 @@ use contracts::procedure::{
     AuthorityDecided, AuthorityInfoRequested, AuthorityRegistered, AuthorityWithdrawal,
     AuthorityWithdrawalAnswered, CancelInvoice, CreateInvoice, InfoRequested, InvoiceCreated,
     InvoiceEvent, InvoiceNotified, PaymentReceived, ProcedureRejectReason, ReceiptChecked,
-    SubmitApplication, Verdict, WithdrawApplication, order_number_check_digit,
+    SubmitApplication, Verdict, WithdrawApplication, WithdrawalReason, order_number_check_digit,
 };
 use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
@@ -48,8 +48,6 @@ pub const SAGA_TYPE: &str = "procedure";
 pub const QUEUE: &str = "saga.procedure";
 const PAYMENT_TIMER: &str = "payment";
 const OVERDUE_TIMER: &str = "overdue";
-/// The `reason` of the `procedure.withdrawn.v1` of an application an operator ended.
-pub const CANCELLED_BY_OPERATOR: &str = "cancelled_by_operator";
 
 /// The short name of an authority's queue: the hub sends it applications and withdrawals there.
 pub fn authority_queue(authority: &str) -> String {
@@ -322,17 +320,7 @@ impl Saga for ProcedureSaga {
             (_, Input::Submit(_)) => Ok(Step::to(s.clone())),
             // A receipt is recorded whenever it comes; it is checked once ERIP's record is
             // there too.
-            (_, Input::Receipt(r)) => {
-                let next = Application {
-                    receipt: Some(Paid {
-                        operation_id: r.operation_id.clone(),
-                        amount_kopecks: r.amount_kopecks,
-                    }),
-                    ..s.clone()
-                };
-                let check = receipt_check(&next)?;
-                Ok(check.into_iter().fold(Step::to(next), Step::send))
-            }
+            (_, Input::Receipt(r)) => receipt(s, r),
             (Stage::AwaitingPayment { .. }, Input::InvoiceCreated(c)) => {
                 Ok(Step::to(Application {
                     invoice_id: Some(c.invoice_id.clone()),
@@ -340,24 +328,7 @@ impl Saga for ProcedureSaga {
                 }))
             }
             (Stage::AwaitingPayment { .. }, Input::Invoice(n)) if n.event == InvoiceEvent::Paid => {
-                let paid = Paid {
-                    operation_id: n.operation_id.clone().unwrap_or_default(),
-                    amount_kopecks: n.amount_kopecks,
-                };
-                let with_payment = Application {
-                    paid: Some(paid.clone()),
-                    ..s.clone()
-                };
-                let step = self
-                    .to_authority(&with_payment, ctx)?
-                    .cancel_timer(PAYMENT_TIMER)
-                    .send(Command::new(&PaymentReceived {
-                        application_id: s.application_id,
-                        operation_id: paid.operation_id,
-                        amount_kopecks: paid.amount_kopecks,
-                    })?);
-                let check = receipt_check(&with_payment)?;
-                Ok(check.into_iter().fold(step, Step::send))
+                self.paid(s, n, ctx)
             }
             (Stage::AwaitingPayment { .. }, Input::Invoice(n))
                 if n.event == InvoiceEvent::Expired =>
@@ -366,58 +337,10 @@ impl Saga for ProcedureSaga {
                     .map(|st| st.cancel_timer(PAYMENT_TIMER))
             }
             (Stage::AwaitingPayment { .. }, Input::Deadline(d)) if d.which == PAYMENT_TIMER => {
-                // Close the invoice so that a late payment cannot land on an ended application.
-                let step = reject(s, ProcedureRejectReason::PaymentExpired, vec![])?;
-                Ok(match &s.order_number {
-                    Some(order) => step.send(Command::new(&CancelInvoice {
-                        order_number: order.clone(),
-                    })?),
-                    None => step,
-                })
+                payment_overdue(s)
             }
-            (Stage::AwaitingPayment { .. }, Input::Withdraw(_)) => {
-                let mut step = with_stage(
-                    s,
-                    Stage::Withdrawn {
-                        refund_due_kopecks: 0,
-                    },
-                )
-                .cancel_timer(PAYMENT_TIMER)
-                .send(Command::new(&ApplicationWithdrawn {
-                    application_id: s.application_id,
-                    refund_due_kopecks: 0,
-                    reason: None,
-                    detail: None,
-                })?);
-                if let Some(order) = &s.order_number {
-                    step = step.send(Command::new(&CancelInvoice {
-                        order_number: order.clone(),
-                    })?);
-                }
-                Ok(step)
-            }
-            (Stage::AtAuthority, Input::Registered(r)) => {
-                let due = s.decision_due.unwrap_or_else(|| ctx.now.date_naive());
-                Ok(Step::to(Application {
-                    registration_number: Some(r.registration_number.clone()),
-                    ..s.clone()
-                })
-                .send(Command::new(&ApplicationRegistered {
-                    application_id: s.application_id,
-                    registration_number: r.registration_number.clone(),
-                    decision_due: due,
-                })?)
-                .send(self.notify(
-                    s,
-                    format!(
-                        "Заявление № {} зарегистрировано ({}), рег. № {}. Решение — до {}.",
-                        s.number,
-                        self.authority_name(&s.authority),
-                        r.registration_number,
-                        due.format("%d.%m.%Y")
-                    ),
-                )?))
-            }
+            (Stage::AwaitingPayment { .. }, Input::Withdraw(_)) => withdraw_unpaid(s),
+            (Stage::AtAuthority, Input::Registered(r)) => self.registered(s, r, ctx),
             (Stage::AtAuthority | Stage::Withdrawing, Input::InfoRequested(r)) => {
                 Ok(Step::to(s.clone()).send(Command::new(&InfoRequested {
                     application_id: s.application_id,
@@ -426,69 +349,24 @@ impl Saga for ProcedureSaga {
             }
             // The decision wins over a withdrawal the authority has not answered yet: it
             // decided first, and will refuse the withdrawal.
-            (Stage::AtAuthority | Stage::Withdrawing, Input::Decided(d)) => {
-                Ok(with_stage(s, Stage::Decided { verdict: d.verdict })
-                    .cancel_timer(OVERDUE_TIMER)
-                    .send(Command::new(&ApplicationDecided {
-                        application_id: s.application_id,
-                        verdict: d.verdict,
-                        document: d.document.clone(),
-                        decided_at: d.decided_at,
-                    })?)
-                    .send(self.notify(
-                        s,
-                        format!(
-                            "По заявлению № {} принято решение: {}. Решение — в личном кабинете.",
-                            s.number,
-                            match d.verdict {
-                                Verdict::Granted => "удовлетворено",
-                                Verdict::Refused => "отказано",
-                            }
-                        ),
-                    )?))
-            }
+            (Stage::AtAuthority | Stage::Withdrawing, Input::Decided(d)) => self.decided(s, d),
             (Stage::AtAuthority, Input::Withdraw(_)) => Ok(with_stage(s, Stage::Withdrawing).send(
                 Command::new(&AuthorityWithdrawal {
                     application_id: s.application_id,
                 })?
                 .reply_to(self.queue_of(&s.authority)),
             )),
-            (Stage::Withdrawing, Input::WithdrawalAnswered(a)) if a.accepted => {
-                let refund = s.paid.as_ref().map_or(0, |p| p.amount_kopecks);
-                Ok(with_stage(
-                    s,
-                    Stage::Withdrawn {
-                        refund_due_kopecks: refund,
-                    },
-                )
-                .cancel_timer(OVERDUE_TIMER)
-                .send(Command::new(&ApplicationWithdrawn {
-                    application_id: s.application_id,
-                    refund_due_kopecks: refund,
-                    reason: None,
-                    detail: None,
-                })?))
-            }
+            (Stage::Withdrawing, Input::WithdrawalAnswered(a)) if a.accepted => withdrawn(s),
             // The authority had decided: its decision is on the way (or here already).
             (Stage::Withdrawing | Stage::Decided { .. }, Input::WithdrawalAnswered(_)) => {
                 let stage = match s.stage {
                     Stage::Withdrawing => Stage::AtAuthority,
                     ref other => other.clone(),
                 };
-                Ok(
-                    with_stage(s, stage).send(Command::new(&ApplicationRejected {
-                        application_id: s.application_id,
-                        reason: ProcedureRejectReason::AlreadyDecided,
-                        fields: vec![],
-                    })?),
-                )
+                Ok(with_stage(s, stage).send(already_decided(s)?))
             }
             (Stage::Decided { .. }, Input::Withdraw(_)) => {
-                Ok(Step::to(s.clone()).send(Command::new(&ApplicationRejected {
-                    application_id: s.application_id,
-                    reason: ProcedureRejectReason::AlreadyDecided,
-                    fields: vec![],
-                })?))
+                Ok(Step::to(s.clone()).send(already_decided(s)?))
             }
             (Stage::AtAuthority | Stage::Withdrawing, Input::Deadline(d))
                 if d.which == OVERDUE_TIMER =>
@@ -565,7 +443,7 @@ impl Saga for ProcedureSaga {
         .send(Command::new(&ApplicationWithdrawn {
             application_id: s.application_id,
             refund_due_kopecks: refund,
-            reason: Some(CANCELLED_BY_OPERATOR.into()),
+            reason: Some(WithdrawalReason::CancelledByOperator),
             detail: Some(request.reason.clone()),
         })?);
         Ok(compensation.into_iter().fold(step, Step::send))
@@ -573,6 +451,85 @@ impl Saga for ProcedureSaga {
 }
 
 impl ProcedureSaga {
+    /// ERIP says the fee is paid: the application goes to the authority.
+    fn paid(
+        &self,
+        s: &Application,
+        n: &InvoiceNotified,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let paid = Paid {
+            operation_id: n.operation_id.clone().unwrap_or_default(),
+            amount_kopecks: n.amount_kopecks,
+        };
+        let with_payment = Application {
+            paid: Some(paid.clone()),
+            ..s.clone()
+        };
+        let step = self
+            .to_authority(&with_payment, ctx)?
+            .cancel_timer(PAYMENT_TIMER)
+            .send(Command::new(&PaymentReceived {
+                application_id: s.application_id,
+                operation_id: paid.operation_id,
+                amount_kopecks: paid.amount_kopecks,
+            })?);
+        let check = receipt_check(&with_payment)?;
+        Ok(check.into_iter().fold(step, Step::send))
+    }
+
+    /// The authority registered the application: the portal and the person are told.
+    fn registered(
+        &self,
+        s: &Application,
+        r: &AuthorityRegistered,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let due = s.decision_due.unwrap_or_else(|| ctx.now.date_naive());
+        Ok(Step::to(Application {
+            registration_number: Some(r.registration_number.clone()),
+            ..s.clone()
+        })
+        .send(Command::new(&ApplicationRegistered {
+            application_id: s.application_id,
+            registration_number: r.registration_number.clone(),
+            decision_due: due,
+        })?)
+        .send(self.notify(
+            s,
+            format!(
+                "Заявление № {} зарегистрировано ({}), рег. № {}. Решение — до {}.",
+                s.number,
+                self.authority_name(&s.authority),
+                r.registration_number,
+                due.format("%d.%m.%Y")
+            ),
+        )?))
+    }
+
+    /// The authority decided: the portal and the person are told.
+    fn decided(&self, s: &Application, d: &AuthorityDecided) -> Result<Step<Application>, Failure> {
+        Ok(with_stage(s, Stage::Decided { verdict: d.verdict })
+            .cancel_timer(OVERDUE_TIMER)
+            .send(Command::new(&ApplicationDecided {
+                application_id: s.application_id,
+                verdict: d.verdict,
+                document: d.document.clone(),
+                decided_at: d.decided_at,
+            })?)
+            .send(self.notify(
+                s,
+                format!(
+                    "По заявлению № {} принято решение: {}. Решение — в личном кабинете.",
+                    s.number,
+                    match d.verdict {
+                        Verdict::Granted => "удовлетворено",
+                        Verdict::Refused => "отказано",
+                    }
+                ),
+            )?))
+    }
+
     /// An SMS to the applicant (at the phone the registry has for the identifier); nobody
     /// waits for its fate: the cabinet has the same news.
     fn notify(&self, s: &Application, text: String) -> Result<Command, Failure> {
@@ -770,6 +727,81 @@ fn accepted(app: &Application, pay_before: Option<DateTime<Utc>>) -> Application
     }
 }
 
+/// The person attached a receipt: kept, and checked against ERIP's record when there is one.
+fn receipt(s: &Application, r: &AttachReceipt) -> Result<Step<Application>, Failure> {
+    let next = Application {
+        receipt: Some(Paid {
+            operation_id: r.operation_id.clone(),
+            amount_kopecks: r.amount_kopecks,
+        }),
+        ..s.clone()
+    };
+    let check = receipt_check(&next)?;
+    Ok(check.into_iter().fold(Step::to(next), Step::send))
+}
+
+/// The fee was not paid in time: rejected, and the invoice closed so that a late payment cannot
+/// land on an ended application.
+fn payment_overdue(s: &Application) -> Result<Step<Application>, Failure> {
+    let step = reject(s, ProcedureRejectReason::PaymentExpired, vec![])?;
+    Ok(match &s.order_number {
+        Some(order) => step.send(Command::new(&CancelInvoice {
+            order_number: order.clone(),
+        })?),
+        None => step,
+    })
+}
+
+/// Withdrawn before the fee was paid: nothing is due back, the invoice is closed.
+fn withdraw_unpaid(s: &Application) -> Result<Step<Application>, Failure> {
+    let mut step = with_stage(
+        s,
+        Stage::Withdrawn {
+            refund_due_kopecks: 0,
+        },
+    )
+    .cancel_timer(PAYMENT_TIMER)
+    .send(Command::new(&ApplicationWithdrawn {
+        application_id: s.application_id,
+        refund_due_kopecks: 0,
+        reason: None,
+        detail: None,
+    })?);
+    if let Some(order) = &s.order_number {
+        step = step.send(Command::new(&CancelInvoice {
+            order_number: order.clone(),
+        })?);
+    }
+    Ok(step)
+}
+
+/// The authority accepted the withdrawal: the fee paid is due back.
+fn withdrawn(s: &Application) -> Result<Step<Application>, Failure> {
+    let refund = s.paid.as_ref().map_or(0, |p| p.amount_kopecks);
+    Ok(with_stage(
+        s,
+        Stage::Withdrawn {
+            refund_due_kopecks: refund,
+        },
+    )
+    .cancel_timer(OVERDUE_TIMER)
+    .send(Command::new(&ApplicationWithdrawn {
+        application_id: s.application_id,
+        refund_due_kopecks: refund,
+        reason: None,
+        detail: None,
+    })?))
+}
+
+/// A withdrawal refused: the authority decided first.
+fn already_decided(s: &Application) -> Result<Command, Failure> {
+    Command::new(&ApplicationRejected {
+        application_id: s.application_id,
+        reason: ProcedureRejectReason::AlreadyDecided,
+        fields: vec![],
+    })
+}
+
 fn with_stage(s: &Application, stage: Stage) -> Step<Application> {
     Step::to(Application { stage, ..s.clone() })
 }
@@ -846,6 +878,7 @@ mod tests {
                 saga_id: Uuid::nil(),
                 message: &self.meta,
                 seed: [7; 32],
+                prepared: None,
             };
             self.saga.transition(state, &input, &ctx)
         }
@@ -864,10 +897,10 @@ mod tests {
         })
     }
 
-    fn sent(step: &Step<Application>) -> Vec<&str> {
+    fn sent(step: &Step<Application>) -> Vec<String> {
         step.commands
             .iter()
-            .map(|c| c.message_type.as_str())
+            .map(|c| c.message_type.to_string())
             .collect()
     }
 
@@ -976,7 +1009,7 @@ mod tests {
         let check: ReceiptChecked = paid_step
             .commands
             .iter()
-            .find(|c| c.message_type == "procedure.receipt_checked.v1")
+            .find(|c| c.message_type == ReceiptChecked::TYPE)
             .map(|c| serde_json::from_slice(&c.body).expect("body"))
             .expect("checked when the payment came");
         assert!(check.matches);
@@ -1007,6 +1040,7 @@ mod tests {
                 saga_id: Uuid::nil(),
                 message: &run.meta,
                 seed: [7; 32],
+                prepared: None,
             };
             run.saga.cancel(state, &request, &ctx)
         };
@@ -1035,7 +1069,7 @@ mod tests {
         let news: ApplicationWithdrawn =
             serde_json::from_slice(&stuck.commands[0].body).expect("body");
         assert_eq!(news.refund_due_kopecks, 2100);
-        assert_eq!(news.reason.as_deref(), Some(CANCELLED_BY_OPERATOR));
+        assert_eq!(news.reason, Some(WithdrawalReason::CancelledByOperator));
         assert_eq!(news.detail.as_deref(), Some(request.reason.as_str()));
         assert_eq!(
             stuck.state.stage,

@@ -12,9 +12,12 @@
 //! any failed rule --> rejected (reason code, with the fields)
 //! ```
 //!
-//! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox;
-//! the code comes from the step's seeded CSPRNG and leaves the saga only sealed (to the SMS
-//! worker) or hashed (in the saga's own state).
+//! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox.
+//! The code for the new phone is not made here: the saga names it in [`Saga::fresh_secret`] and
+//! the engine makes it, argon2 hash included, before it opens the step's transaction (see
+//! `hub_runtime::engine`); it leaves the saga only sealed (to the SMS worker) or hashed (in the
+//! saga's own state). The code the person reads out is checked in the transition, under the
+//! saga row's lock, so that every attempt is counted exactly once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +32,7 @@ use contracts::account::{
     RequestRejectReason as Reason, RequestRejected, UnblockAccount, UnblockIdentifier,
     UnblockOutcome,
 };
-use contracts::issuance::{DocumentKind, application_key};
+use contracts::issuance::{DocumentKind, RejectDetail, application_key};
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
 use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
 use contracts::sms::{
@@ -41,13 +44,15 @@ use serde::{Deserialize, Serialize};
 
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
-use hub_runtime::secrets::{Sealer, hash_secret, random_digits, verify_secret};
+use hub_runtime::secrets::{Sealer, SecretKind, verify_secret};
 
 /// The saga type.
 pub const SAGA_TYPE: &str = "account";
 /// Its queue (short name).
 pub const QUEUE: &str = "saga.account";
 const CODE_TIMER: &str = "phone_code";
+/// The code sent to the new phone: six digits.
+const PHONE_CODE: SecretKind = SecretKind::Digits(6);
 
 /// Rules the texts leave to the project, and the SMS text.
 #[derive(Debug, Clone)]
@@ -185,7 +190,7 @@ pub enum Stage {
         /// The rule.
         reason: Reason,
         /// Detail.
-        detail: Option<String>,
+        detail: Option<RejectDetail>,
     },
 }
 
@@ -286,6 +291,19 @@ impl Saga for AccountSaga {
         })
     }
 
+    /// Needs a new phone code when the operator confirmed the new phone is in service: the
+    /// engine makes it (and its argon2 hash) before it opens the step's transaction.
+    fn fresh_secret(&self, state: Option<&AccountRequest>, input: &Input) -> Option<SecretKind> {
+        match (&state?.stage, input) {
+            (Stage::CheckingSubscriber, Input::Subscriber(c))
+                if c.status == SubscriberStatus::Active && c.operator.is_some() =>
+            {
+                Some(PHONE_CODE)
+            }
+            _ => None,
+        }
+    }
+
     fn transition(
         &self,
         state: Option<&AccountRequest>,
@@ -313,60 +331,10 @@ impl Saga for AccountSaga {
                     ))
                 }
             }
-            (Stage::Blocking, Input::Blocked(b)) => match b.outcome {
-                BlockOutcome::Blocked => Ok(with_stage(s, Stage::Blocked).send(Command::new(
-                    &IdentifierBlocked {
-                        desk_id: s.desk_id.clone(),
-                        application_number: s.application_number.clone(),
-                        blocked_at: ctx.now,
-                    },
-                )?)),
-                BlockOutcome::AlreadyBlocked => reject(s, Reason::AlreadyBlocked, None, vec![]),
-                BlockOutcome::UnknownIdentifier => unknown(s),
-            },
+            (Stage::Blocking, Input::Blocked(b)) => blocked(s, b, ctx),
             (Stage::LookingUp, Input::LookedUp(l)) => self.looked_up(s, l),
-            (Stage::Reconciling, Input::Reconciled(r)) => match &r.result {
-                ReconcileResult::Match => Ok(with_stage(s, Stage::Unblocking).send(Command::new(
-                    &UnblockAccount {
-                        identifier: s.identifier.clone(),
-                        application: s.business_key(),
-                    },
-                )?)),
-                ReconcileResult::Mismatch { fields } => {
-                    let fields = fields
-                        .iter()
-                        .map(|f| FieldError {
-                            field: mvd_field(f),
-                            problem: "differs from the MVD registry".into(),
-                        })
-                        .collect();
-                    reject(s, Reason::MvdMismatch, None, fields)
-                }
-                ReconcileResult::PersonUnknown => reject(
-                    s,
-                    Reason::MvdMismatch,
-                    Some("person_unknown"),
-                    vec![FieldError {
-                        field: "person.identification_number".into(),
-                        problem: "the MVD registry does not know this person".into(),
-                    }],
-                ),
-                ReconcileResult::DocumentInvalid { status } => {
-                    reject(s, Reason::DocumentInvalid, Some(status), vec![])
-                }
-            },
-            (Stage::Unblocking, Input::Unblocked(u)) => match u.outcome {
-                UnblockOutcome::Unblocked => Ok(with_stage(s, Stage::Unblocked).send(
-                    Command::new(&IdentifierUnblocked {
-                        desk_id: s.desk_id.clone(),
-                        application_number: s.application_number.clone(),
-                        unblocked_at: ctx.now,
-                    })?,
-                )),
-                // Unblocked meanwhile by another application: nothing is left to do here.
-                UnblockOutcome::NotBlocked => reject(s, Reason::NotBlocked, None, vec![]),
-                UnblockOutcome::UnknownIdentifier => unknown(s),
-            },
+            (Stage::Reconciling, Input::Reconciled(r)) => reconciled(s, r),
+            (Stage::Unblocking, Input::Unblocked(u)) => unblocked(s, u, ctx),
             (Stage::CheckingSubscriber, Input::Subscriber(c)) => self.subscriber(s, c, ctx),
             (
                 Stage::ConfirmingPhone {
@@ -377,69 +345,24 @@ impl Saga for AccountSaga {
                 },
                 Input::Confirm(c),
             ) => {
-                if ctx.now >= *expires_at {
-                    return not_confirmed(s, "timed_out");
-                }
-                if verify_secret(c.code.trim(), code_hash) {
-                    let phone = s
-                        .new_phone()
-                        .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
-                    return Ok(with_stage(s, Stage::ChangingPhone)
-                        .send(Command::new(&ChangeAccountPhone {
-                            identifier: s.identifier.clone(),
-                            phone,
-                            application: s.business_key(),
-                        })?)
-                        .cancel_timer(CODE_TIMER));
-                }
-                if *attempts_left <= 1 {
-                    return count_wrong_code(s, not_confirmed(s, "too_many_attempts")?);
-                }
-                let left = attempts_left - 1;
-                let step = with_stage(
-                    s,
-                    Stage::ConfirmingPhone {
-                        code_hash: code_hash.clone(),
-                        attempts_left: left,
-                        expires_at: *expires_at,
-                        operator: *operator,
-                    },
-                )
-                .send(Command::new(&NewPhoneCodeWrong {
-                    desk_id: s.desk_id.clone(),
-                    application_number: s.application_number.clone(),
-                    attempts_left: left,
-                })?);
-                count_wrong_code(s, step)
+                let code = CodeCheck {
+                    code_hash,
+                    attempts_left: *attempts_left,
+                    expires_at: *expires_at,
+                    operator: *operator,
+                };
+                confirm(s, &code, c, ctx)
             }
-            (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => not_confirmed(s, "timed_out"),
+            (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => {
+                not_confirmed(s, RejectDetail::TimedOut)
+            }
             // The operator refused the code for good: no code will come.
             (Stage::ConfirmingPhone { .. }, Input::SmsNotSent(n))
                 if n.purpose == SmsPurpose::PhoneCode =>
             {
-                not_confirmed(s, "code_not_delivered")
+                not_confirmed(s, RejectDetail::CodeNotDelivered)
             }
-            (Stage::ChangingPhone, Input::PhoneChanged(c)) => match c.outcome {
-                ChangePhoneOutcome::Changed => {
-                    let phone = s.new_phone().unwrap_or_default();
-                    Ok(
-                        with_stage(s, Stage::PhoneChanged).send(Command::new(&PhoneChanged {
-                            desk_id: s.desk_id.clone(),
-                            application_number: s.application_number.clone(),
-                            phone_masked: masked_phone(&phone),
-                            changed_at: ctx.now,
-                        })?),
-                    )
-                }
-                ChangePhoneOutcome::PhoneBound => phone_bound(s),
-                ChangePhoneOutcome::Blocked => reject(
-                    s,
-                    Reason::AlreadyBlocked,
-                    Some("identifier_blocked"),
-                    vec![],
-                ),
-                ChangePhoneOutcome::UnknownIdentifier => unknown(s),
-            },
+            (Stage::ChangingPhone, Input::PhoneChanged(c)) => phone_changed(s, c, ctx),
             // Late or repeated answers (the code SMS accepted or reported, a second copy of a
             // reply, the code timer after the code was confirmed, a code after the end) change
             // nothing.
@@ -497,7 +420,7 @@ impl AccountSaga {
             (Request::ChangePhone(_), AccountState::Blocked) => reject(
                 s,
                 Reason::AlreadyBlocked,
-                Some("identifier_blocked"),
+                Some(RejectDetail::IdentifierBlocked),
                 vec![],
             ),
             (Request::ChangePhone(_), AccountState::Active) => match l.phone {
@@ -533,23 +456,27 @@ impl AccountSaga {
     ) -> Result<Step<AccountRequest>, Failure> {
         let (SubscriberStatus::Active, Some(operator)) = (c.status, c.operator) else {
             let detail = match c.status {
-                SubscriberStatus::Blocked => "subscriber_blocked",
-                _ => "no_subscriber",
+                SubscriberStatus::Blocked => RejectDetail::SubscriberBlocked,
+                _ => RejectDetail::NoSubscriber,
             };
             return reject(s, Reason::PhoneNotMobile, Some(detail), vec![]);
         };
         let phone = s
             .new_phone()
             .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
+        // Made and hashed before the transaction (see `fresh_secret`).
+        let code = ctx.fresh_secret(PHONE_CODE)?;
         let mut rng = ctx.rng();
-        let code = random_digits(&mut rng, 6);
-        let text = self.settings.phone_code_text.replace("{code}", &code);
+        let text = self
+            .settings
+            .phone_code_text
+            .replace("{code}", code.clear());
         let sealed = self.sealer.seal(&mut rng, &text)?;
         let expires_at = ctx.now + self.settings.code_ttl;
         Ok(with_stage(
             s,
             Stage::ConfirmingPhone {
-                code_hash: hash_secret(&mut rng, &code)?,
+                code_hash: code.hash().to_owned(),
                 attempts_left: self.settings.code_attempts,
                 expires_at,
                 operator,
@@ -652,7 +579,12 @@ fn start_unblock(u: &UnblockIdentifier, today: NaiveDate) -> Result<Step<Account
         return reject(&state, Reason::ConsentMissing, None, vec![]);
     }
     if u.document.expires_on < today {
-        return reject(&state, Reason::DocumentInvalid, Some("expired"), vec![]);
+        return reject(
+            &state,
+            Reason::DocumentInvalid,
+            Some(RejectDetail::Expired),
+            vec![],
+        );
     }
     Ok(Step::to(state.clone()).send(Command::new(&LookupAccount {
         identifier: state.identifier.clone(),
@@ -699,6 +631,163 @@ fn start_change_phone(c: &ChangePhone) -> Result<Step<AccountRequest>, Failure> 
     })?))
 }
 
+/// The code awaited on the new phone, as the state keeps it.
+struct CodeCheck<'a> {
+    code_hash: &'a str,
+    attempts_left: u32,
+    expires_at: DateTime<Utc>,
+    operator: Operator,
+}
+
+/// The registry's answer to a block.
+fn blocked(
+    s: &AccountRequest,
+    b: &AccountBlocked,
+    ctx: &StepContext<'_>,
+) -> Result<Step<AccountRequest>, Failure> {
+    match b.outcome {
+        BlockOutcome::Blocked => Ok(with_stage(s, Stage::Blocked).send(Command::new(
+            &IdentifierBlocked {
+                desk_id: s.desk_id.clone(),
+                application_number: s.application_number.clone(),
+                blocked_at: ctx.now,
+            },
+        )?)),
+        BlockOutcome::AlreadyBlocked => reject(s, Reason::AlreadyBlocked, None, vec![]),
+        BlockOutcome::UnknownIdentifier => unknown(s),
+    }
+}
+
+/// The MVD registry's verdict on an unblock.
+fn reconciled(s: &AccountRequest, r: &Reconciled) -> Result<Step<AccountRequest>, Failure> {
+    match &r.result {
+        ReconcileResult::Match => Ok(with_stage(s, Stage::Unblocking).send(Command::new(
+            &UnblockAccount {
+                identifier: s.identifier.clone(),
+                application: s.business_key(),
+            },
+        )?)),
+        ReconcileResult::Mismatch { fields } => {
+            let fields = fields
+                .iter()
+                .map(|f| FieldError {
+                    field: mvd_field(f),
+                    problem: "differs from the MVD registry".into(),
+                })
+                .collect();
+            reject(s, Reason::MvdMismatch, None, fields)
+        }
+        ReconcileResult::PersonUnknown => reject(
+            s,
+            Reason::MvdMismatch,
+            Some(RejectDetail::PersonUnknown),
+            vec![FieldError {
+                field: "person.identification_number".into(),
+                problem: "the MVD registry does not know this person".into(),
+            }],
+        ),
+        ReconcileResult::DocumentInvalid { status } => reject(
+            s,
+            Reason::DocumentInvalid,
+            Some(RejectDetail::from(status.as_str())),
+            vec![],
+        ),
+    }
+}
+
+/// The registry's answer to an unblock.
+fn unblocked(
+    s: &AccountRequest,
+    u: &AccountUnblocked,
+    ctx: &StepContext<'_>,
+) -> Result<Step<AccountRequest>, Failure> {
+    match u.outcome {
+        UnblockOutcome::Unblocked => Ok(with_stage(s, Stage::Unblocked).send(Command::new(
+            &IdentifierUnblocked {
+                desk_id: s.desk_id.clone(),
+                application_number: s.application_number.clone(),
+                unblocked_at: ctx.now,
+            },
+        )?)),
+        // Unblocked meanwhile by another application: nothing is left to do here.
+        UnblockOutcome::NotBlocked => reject(s, Reason::NotBlocked, None, vec![]),
+        UnblockOutcome::UnknownIdentifier => unknown(s),
+    }
+}
+
+/// The code the person read out, checked here, under the saga row's lock, so that each attempt
+/// is counted before the next is checked.
+fn confirm(
+    s: &AccountRequest,
+    code: &CodeCheck<'_>,
+    c: &ConfirmNewPhone,
+    ctx: &StepContext<'_>,
+) -> Result<Step<AccountRequest>, Failure> {
+    if ctx.now >= code.expires_at {
+        return not_confirmed(s, RejectDetail::TimedOut);
+    }
+    if verify_secret(c.code.trim(), code.code_hash) {
+        let phone = s
+            .new_phone()
+            .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
+        return Ok(with_stage(s, Stage::ChangingPhone)
+            .send(Command::new(&ChangeAccountPhone {
+                identifier: s.identifier.clone(),
+                phone,
+                application: s.business_key(),
+            })?)
+            .cancel_timer(CODE_TIMER));
+    }
+    if code.attempts_left <= 1 {
+        return count_wrong_code(s, not_confirmed(s, RejectDetail::TooManyAttempts)?);
+    }
+    let left = code.attempts_left - 1;
+    let step = with_stage(
+        s,
+        Stage::ConfirmingPhone {
+            code_hash: code.code_hash.to_owned(),
+            attempts_left: left,
+            expires_at: code.expires_at,
+            operator: code.operator,
+        },
+    )
+    .send(Command::new(&NewPhoneCodeWrong {
+        desk_id: s.desk_id.clone(),
+        application_number: s.application_number.clone(),
+        attempts_left: left,
+    })?);
+    count_wrong_code(s, step)
+}
+
+/// The registry's answer to the change of phone.
+fn phone_changed(
+    s: &AccountRequest,
+    c: &AccountPhoneChanged,
+    ctx: &StepContext<'_>,
+) -> Result<Step<AccountRequest>, Failure> {
+    match c.outcome {
+        ChangePhoneOutcome::Changed => {
+            let phone = s.new_phone().unwrap_or_default();
+            Ok(
+                with_stage(s, Stage::PhoneChanged).send(Command::new(&PhoneChanged {
+                    desk_id: s.desk_id.clone(),
+                    application_number: s.application_number.clone(),
+                    phone_masked: masked_phone(&phone),
+                    changed_at: ctx.now,
+                })?),
+            )
+        }
+        ChangePhoneOutcome::PhoneBound => phone_bound(s),
+        ChangePhoneOutcome::Blocked => reject(
+            s,
+            Reason::AlreadyBlocked,
+            Some(RejectDetail::IdentifierBlocked),
+            vec![],
+        ),
+        ChangePhoneOutcome::UnknownIdentifier => unknown(s),
+    }
+}
+
 fn with_stage(s: &AccountRequest, stage: Stage) -> Step<AccountRequest> {
     Step::to(AccountRequest { stage, ..s.clone() })
 }
@@ -708,10 +797,9 @@ fn with_stage(s: &AccountRequest, stage: Stage) -> Step<AccountRequest> {
 fn reject(
     s: &AccountRequest,
     reason: Reason,
-    detail: Option<&str>,
+    detail: Option<RejectDetail>,
     fields: Vec<FieldError>,
 ) -> Result<Step<AccountRequest>, Failure> {
-    let detail = detail.map(str::to_owned);
     let step = with_stage(
         s,
         Stage::Rejected {
@@ -779,7 +867,10 @@ fn count_wrong_code(
     ))
 }
 
-fn not_confirmed(s: &AccountRequest, detail: &str) -> Result<Step<AccountRequest>, Failure> {
+fn not_confirmed(
+    s: &AccountRequest,
+    detail: RejectDetail,
+) -> Result<Step<AccountRequest>, Failure> {
     reject(s, Reason::PhoneNotConfirmed, Some(detail), vec![])
 }
 
@@ -898,6 +989,10 @@ mod tests {
     use super::*;
     use contracts::Metadata;
     use contracts::issuance::{Applicant, IdentityDocument};
+    use contracts::sms::NotSentReason;
+    use hub_runtime::secrets::FreshSecret;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
     use uuid::Uuid;
 
     const ID: &str = "3270287A012PB2";
@@ -982,11 +1077,17 @@ mod tests {
             input: Input,
         ) -> Result<Step<AccountRequest>, Failure> {
             self.seed += 1;
+            // As the engine does before its transaction: the new secret the saga asks for.
+            let prepared = self.saga.fresh_secret(state, &input).map(|kind| {
+                let mut rng = StdRng::from_seed([self.seed.wrapping_add(100); 32]);
+                FreshSecret::make_with(kind, &mut rng).expect("secret")
+            });
             let ctx = StepContext {
                 now: self.now,
                 saga_id: Uuid::nil(),
                 message: &self.meta,
                 seed: [self.seed; 32],
+                prepared: prepared.as_ref(),
             };
             self.saga.transition(state, &input, &ctx)
         }
@@ -1006,10 +1107,10 @@ mod tests {
         }
     }
 
-    fn sent(step: &Step<AccountRequest>) -> Vec<&str> {
+    fn sent(step: &Step<AccountRequest>) -> Vec<String> {
         step.commands
             .iter()
-            .map(|c| c.message_type.as_str())
+            .map(|c| c.message_type.to_string())
             .collect()
     }
 
@@ -1017,7 +1118,7 @@ mod tests {
         let c = step
             .commands
             .iter()
-            .find(|c| c.message_type == M::TYPE.to_string())
+            .find(|c| c.message_type == M::TYPE)
             .unwrap_or_else(|| panic!("a {} in {:?}", M::TYPE, sent(step)));
         serde_json::from_slice(&c.body).expect("body")
     }
@@ -1186,7 +1287,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::MvdMismatch, Some("person_unknown"))
         );
 
@@ -1201,7 +1302,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::DocumentInvalid, Some("lost"))
         );
 
@@ -1222,7 +1323,7 @@ mod tests {
         expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
         let r = reason_after(&mut run, vec![Input::Unblock(expired)]);
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::DocumentInvalid, Some("expired"))
         );
 
@@ -1233,6 +1334,56 @@ mod tests {
         assert_eq!(r.reason, Reason::InvalidInput);
         let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["person.status", "person.surname", "document.kind"]);
+    }
+
+    #[test]
+    fn the_code_for_the_new_phone_is_prepared_before_the_transaction_not_hashed_in_it() {
+        let mut run = Run::new();
+        let steps = run.run(vec![
+            Input::ChangePhone(change_phone()),
+            looked_up(AccountState::Active, Some(PhoneUse::Free)),
+        ]);
+        let checking = &steps[1].state;
+        let active = subscriber(SubscriberStatus::Active);
+        assert_eq!(
+            run.saga.fresh_secret(Some(checking), &active),
+            Some(SecretKind::Digits(6))
+        );
+        assert_eq!(
+            run.saga
+                .fresh_secret(Some(checking), &subscriber(SubscriberStatus::Blocked)),
+            None
+        );
+        let code = FreshSecret::from_parts(SecretKind::Digits(6), "246810", "prepared-code-hash");
+        let at = |prepared| StepContext {
+            now: run.now,
+            saga_id: Uuid::nil(),
+            message: &run.meta,
+            seed: [3; 32],
+            prepared,
+        };
+        let step = run
+            .saga
+            .transition(Some(checking), &active, &at(Some(&code)))
+            .expect("transition");
+        // The hash given, not one made here (it is not even a PHC string).
+        let Stage::ConfirmingPhone { code_hash, .. } = &step.state.stage else {
+            panic!("confirming the phone: {:?}", step.state.stage);
+        };
+        assert_eq!(code_hash, "prepared-code-hash");
+        let sms: SendSms = body(&step);
+        assert!(
+            run.saga
+                .sealer
+                .open(&sms.text)
+                .expect("opens")
+                .contains("246810")
+        );
+        let unprepared = run
+            .saga
+            .transition(Some(checking), &active, &at(None))
+            .expect_err("not prepared");
+        assert!(unprepared.reason.contains("not prepared"), "{unprepared:?}");
     }
 
     #[test]
@@ -1254,10 +1405,7 @@ mod tests {
         let s3 = run.step(Some(&s2.state), subscriber(SubscriberStatus::Active));
         assert_eq!(sent(&s3), ["sms.send.v1", "identifier.phone_code_sent.v1"]);
         assert_eq!(s3.timers.len(), 1);
-        assert_eq!(
-            s3.timers[0].message.message_type,
-            "identifier.phone_code_expired.v1"
-        );
+        assert_eq!(s3.timers[0].message.message_type, NewPhoneCodeExpired::TYPE);
         let code_sent: NewPhoneCodeSent = body(&s3);
         assert_eq!(code_sent.phone_masked, "+375 29 ***-**-21");
         assert_eq!(code_sent.attempts_left, 3);
@@ -1364,7 +1512,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::PhoneNotMobile, Some("subscriber_blocked"))
         );
 
@@ -1432,13 +1580,13 @@ mod tests {
         let second = run.step(Some(&first.state), confirm("111111x"));
         let third = run.step(Some(&second.state), confirm("222222x"));
         assert!(
-            sent(&third).contains(&"sms.wrong_code.v1"),
+            sent(&third).contains(&"sms.wrong_code.v1".to_owned()),
             "{:?}",
             sent(&third)
         );
         let r = rejection(&third);
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::PhoneNotConfirmed, Some("too_many_attempts"))
         );
         assert_eq!(third.cancel_timers, vec![CODE_TIMER.to_string()]);
@@ -1447,23 +1595,32 @@ mod tests {
         assert!(after.commands.is_empty());
 
         let expired = run.step(Some(&state), Input::CodeExpired);
-        assert_eq!(rejection(&expired).detail.as_deref(), Some("timed_out"));
+        assert_eq!(
+            rejection(&expired)
+                .detail
+                .as_ref()
+                .map(RejectDetail::as_str),
+            Some("timed_out")
+        );
 
         // A code that arrives after its expiry is refused even before the timer fires.
         run.now += AccountSettings::default().code_ttl;
         let late = run.step(Some(&state), confirm("444444"));
-        assert_eq!(rejection(&late).detail.as_deref(), Some("timed_out"));
+        assert_eq!(
+            rejection(&late).detail.as_ref().map(RejectDetail::as_str),
+            Some("timed_out")
+        );
 
         let refused = run.step(
             Some(&state),
-            Input::SmsNotSent(SmsNotSent {
-                purpose: SmsPurpose::PhoneCode,
-                reason: "subscriber blocked".into(),
-            }),
+            Input::SmsNotSent(SmsNotSent::new(
+                SmsPurpose::PhoneCode,
+                NotSentReason::Refused,
+            )),
         );
         let r = rejection(&refused);
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::PhoneNotConfirmed, Some("code_not_delivered"))
         );
     }

@@ -9,8 +9,12 @@
 //! ```
 //!
 //! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox,
-//! codes and passwords come from the step's seeded CSPRNG, and secrets leave the saga only
-//! sealed (to the SMS worker) or hashed (to the registry and the saga's own state).
+//! and secrets leave the saga only sealed (to the SMS worker) or hashed (to the registry and the
+//! saga's own state). The phone code and the temporary password are not made here: the saga
+//! names them in [`Saga::fresh_secret`] and the engine makes them, argon2 hash included, before
+//! it opens the step's transaction (see `hub_runtime::engine`); the transition only seals the
+//! clear one and keeps or sends the hash. The code the person reads out is checked in the
+//! transition, under the saga row's lock, so that every attempt is counted exactly once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +24,8 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use contracts::issuance::{
     Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
     IdentifierIssued, NoticeOfIssuance, PasswordNotDelivered, PasswordResent, PhoneCodeExpired,
-    PhoneCodeSent, PhoneCodeWrong, RejectReason, ResendTemporaryPassword, application_key,
+    PhoneCodeSent, PhoneCodeWrong, RejectDetail, RejectReason, ResendTemporaryPassword,
+    application_key,
 };
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
 use contracts::ops::CancelSaga;
@@ -30,22 +35,23 @@ use contracts::registry::{
 };
 use contracts::sealed::Sealed;
 use contracts::sms::{
-    CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
-    SubscriberStatus, WrongCode,
+    CheckSubscriber, DeliveryReported, NotSentReason, SendSms, SmsNotSent, SmsPurpose, SmsSent,
+    SubscriberChecked, SubscriberStatus, WrongCode,
 };
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
 
-use crate::external::sms::worker::WRONG_CODES_PER_PHONE_REACHED;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
-use hub_runtime::secrets::{Sealer, hash_secret, random_digits, random_password, verify_secret};
+use hub_runtime::secrets::{Sealer, SecretKind, verify_secret};
 
 /// The saga type.
 pub const SAGA_TYPE: &str = "issuance";
 /// Its queue (short name).
 pub const QUEUE: &str = "saga.issuance";
 const CODE_TIMER: &str = "phone_code";
+/// The phone confirmation code: six digits.
+const PHONE_CODE: SecretKind = SecretKind::Digits(6);
 
 /// Rules the texts leave to the project (see DOMAIN.md), and the SMS texts.
 #[derive(Debug, Clone)]
@@ -185,7 +191,7 @@ pub enum Stage {
         /// The rule.
         reason: RejectReason,
         /// Detail.
-        detail: Option<String>,
+        detail: Option<RejectDetail>,
     },
 }
 
@@ -270,13 +276,33 @@ impl Saga for IssuanceSaga {
         })
     }
 
+    /// Needs a new phone code when the operator confirmed the phone is in service, and a new
+    /// temporary password when the desk sends a code or asks for a resend: the engine makes
+    /// them (and their argon2 hashes) before it opens the step's transaction. A password is made
+    /// for every code sent while one is awaited, right or wrong, because whether it is right is
+    /// known only under the row lock, where the attempt is counted.
+    fn fresh_secret(&self, state: Option<&Issuance>, input: &Input) -> Option<SecretKind> {
+        match (&state?.stage, input) {
+            (Stage::CheckingSubscriber, Input::Subscriber(c))
+                if c.status == SubscriberStatus::Active && c.operator.is_some() =>
+            {
+                Some(PHONE_CODE)
+            }
+            (Stage::ConfirmingPhone { .. }, Input::Confirm(_))
+            | (Stage::Issued { .. } | Stage::SendingPassword { .. }, Input::Resend(_)) => {
+                Some(SecretKind::Password)
+            }
+            _ => None,
+        }
+    }
+
     fn transition(
         &self,
         state: Option<&Issuance>,
         input: &Input,
         ctx: &StepContext<'_>,
     ) -> Result<Step<Issuance>, Failure> {
-        let Some(state) = state else {
+        let Some(s) = state else {
             return match input {
                 Input::Apply(a) => self.apply(a, ctx),
                 Input::Confirm(_) | Input::Resend(_) => {
@@ -287,110 +313,11 @@ impl Saga for IssuanceSaga {
                 )),
             };
         };
-        let mut rng = ctx.rng();
-        let s = state;
         match (&s.stage, input) {
             (_, Input::Apply(_)) => Ok(Step::to(s.clone())), // the desk sent it again: no change
-            (Stage::Reserving, Input::Reserved(r)) => Ok(match r.outcome {
-                ReserveOutcome::Reserved => {
-                    with_stage(s, Stage::Reconciling).send(Command::new(&Reconcile {
-                        person: s.person.clone(),
-                        document: s.document.clone(),
-                    })?)
-                }
-                // Nothing was reserved: nothing to undo.
-                ReserveOutcome::AlreadyAssigned => {
-                    reject(s, RejectReason::AlreadyAssigned, None, vec![], false)?
-                }
-                ReserveOutcome::PhoneBound => {
-                    reject(s, RejectReason::PhoneBound, None, vec![], false)?
-                }
-            }),
-            (Stage::Reconciling, Input::Reconciled(r)) => Ok(match &r.result {
-                ReconcileResult::Match => {
-                    with_stage(s, Stage::CheckingSubscriber).send(Command::new(&CheckSubscriber {
-                        phone: s.phone.clone(),
-                    })?)
-                }
-                ReconcileResult::Mismatch { fields } => {
-                    let fields = fields
-                        .iter()
-                        .map(|f| FieldError {
-                            field: mvd_field(f),
-                            problem: "differs from the MVD registry".into(),
-                        })
-                        .collect();
-                    reject(s, RejectReason::MvdMismatch, None, fields, true)?
-                }
-                ReconcileResult::PersonUnknown => reject(
-                    s,
-                    RejectReason::MvdMismatch,
-                    Some("person_unknown".into()),
-                    vec![FieldError {
-                        field: "person.identification_number".into(),
-                        problem: "the MVD registry does not know this person".into(),
-                    }],
-                    true,
-                )?,
-                ReconcileResult::DocumentInvalid { status } => reject(
-                    s,
-                    RejectReason::DocumentInvalid,
-                    Some(status.clone()),
-                    vec![],
-                    true,
-                )?,
-            }),
-            (Stage::CheckingSubscriber, Input::Subscriber(c)) => match (c.status, c.operator) {
-                (SubscriberStatus::Active, Some(operator)) => {
-                    let code = random_digits(&mut rng, 6);
-                    let text = self.settings.phone_code_text.replace("{code}", &code);
-                    let sealed = self.sealer.seal(&mut rng, &text)?;
-                    let expires_at = ctx.now + self.settings.code_ttl;
-                    Ok(with_stage(
-                        s,
-                        Stage::ConfirmingPhone {
-                            code_hash: hash_secret(&mut rng, &code)?,
-                            attempts_left: self.settings.code_attempts,
-                            expires_at,
-                            operator,
-                        },
-                    )
-                    .send(Command::new(&SendSms {
-                        to: s.phone.clone(),
-                        operator: Some(operator),
-                        purpose: SmsPurpose::PhoneCode,
-                        text: sealed,
-                    })?)
-                    .send(Command::new(&PhoneCodeSent {
-                        desk_id: s.application.desk_id.clone(),
-                        application_number: s.application.number.clone(),
-                        phone_masked: masked_phone(&s.phone),
-                        expires_at,
-                        attempts_left: self.settings.code_attempts,
-                    })?)
-                    .set_timer(TimerRequest {
-                        name: CODE_TIMER.into(),
-                        after: self.settings.code_ttl,
-                        message: Command::new(&PhoneCodeExpired {
-                            desk_id: s.application.desk_id.clone(),
-                            application_number: s.application.number.clone(),
-                        })?,
-                    }))
-                }
-                (status, _) => reject(
-                    s,
-                    RejectReason::PhoneNotMobile,
-                    Some(
-                        match status {
-                            SubscriberStatus::Blocked => "subscriber_blocked",
-                            _ => "no_subscriber",
-                        }
-                        .into(),
-                    ),
-                    vec![],
-                    true,
-                ),
-            },
+            (Stage::Reserving, Input::Reserved(r)) => reserved(s, r),
+            (Stage::Reconciling, Input::Reconciled(r)) => reconciled(s, r),
+            (Stage::CheckingSubscriber, Input::Subscriber(c)) => self.subscriber(s, c, ctx),
             (
                 Stage::ConfirmingPhone {
                     code_hash,
@@ -400,74 +327,18 @@ impl Saga for IssuanceSaga {
                 },
                 Input::Confirm(c),
             ) => {
-                if ctx.now >= *expires_at {
-                    return reject(
-                        s,
-                        RejectReason::PhoneNotConfirmed,
-                        Some("timed_out".into()),
-                        vec![],
-                        true,
-                    )
-                    .map(|st| st.cancel_timer(CODE_TIMER));
-                }
-                if verify_secret(c.code.trim(), code_hash) {
-                    let password = random_password(&mut rng);
-                    let expires_at = ctx.now + self.settings.temporary_password_ttl;
-                    let text = self
-                        .settings
-                        .temporary_password_text
-                        .replace("{identifier}", &s.person.identification_number)
-                        .replace("{password}", &password);
-                    let sealed = self.sealer.seal(&mut rng, &text)?;
-                    Ok(with_stage(
-                        s,
-                        Stage::CreatingAccount {
-                            text: sealed,
-                            expires_at,
-                            operator: *operator,
-                            resend: false,
-                        },
-                    )
-                    .send(Command::new(&CreateAccount {
-                        identifier: s.person.identification_number.clone(),
-                        application: s.application.business_key(),
-                        temporary_password_hash: hash_secret(&mut rng, &password)?,
-                        temporary_password_expires_at: expires_at,
-                    })?)
-                    .cancel_timer(CODE_TIMER))
-                } else if *attempts_left <= 1 {
-                    reject(
-                        s,
-                        RejectReason::PhoneNotConfirmed,
-                        Some("too_many_attempts".into()),
-                        vec![],
-                        true,
-                    )
-                    .and_then(|st| Ok(st.send(wrong_code(s)?)))
-                    .map(|st| st.cancel_timer(CODE_TIMER))
-                } else {
-                    let left = attempts_left - 1;
-                    Ok(with_stage(
-                        s,
-                        Stage::ConfirmingPhone {
-                            code_hash: code_hash.clone(),
-                            attempts_left: left,
-                            expires_at: *expires_at,
-                            operator: *operator,
-                        },
-                    )
-                    .send(Command::new(&PhoneCodeWrong {
-                        desk_id: s.application.desk_id.clone(),
-                        application_number: s.application.number.clone(),
-                        attempts_left: left,
-                    })?)
-                    .send(wrong_code(s)?))
-                }
+                let code = CodeCheck {
+                    code_hash,
+                    attempts_left: *attempts_left,
+                    expires_at: *expires_at,
+                    operator: *operator,
+                };
+                self.confirm(s, &code, c, ctx)
             }
             (Stage::ConfirmingPhone { .. }, Input::CodeExpired) => reject(
                 s,
                 RejectReason::PhoneNotConfirmed,
-                Some("timed_out".into()),
+                Some(RejectDetail::TimedOut),
                 vec![],
                 true,
             ),
@@ -477,19 +348,7 @@ impl Saga for IssuanceSaga {
             (Stage::ConfirmingPhone { .. }, Input::SmsNotSent(n))
                 if n.purpose == SmsPurpose::PhoneCode =>
             {
-                let detail = if n.reason == WRONG_CODES_PER_PHONE_REACHED {
-                    "too_many_attempts"
-                } else {
-                    "code_not_delivered"
-                };
-                reject(
-                    s,
-                    RejectReason::PhoneNotConfirmed,
-                    Some(detail.into()),
-                    vec![],
-                    true,
-                )
-                .map(|st| st.cancel_timer(CODE_TIMER))
+                code_not_sent(s, n)
             }
             (
                 Stage::CreatingAccount {
@@ -499,20 +358,7 @@ impl Saga for IssuanceSaga {
                     resend,
                 },
                 Input::AccountCreated(_),
-            ) => Ok(with_stage(
-                s,
-                Stage::SendingPassword {
-                    expires_at: *expires_at,
-                    operator: *operator,
-                    resend: *resend,
-                },
-            )
-            .send(Command::new(&SendSms {
-                to: s.phone.clone(),
-                operator: Some(*operator),
-                purpose: SmsPurpose::TemporaryPassword,
-                text: text.clone(),
-            })?)),
+            ) => account_created(s, text, *expires_at, *operator, *resend),
             (
                 Stage::SendingPassword {
                     expires_at,
@@ -534,36 +380,12 @@ impl Saga for IssuanceSaga {
                 // The identifier is assigned and the account exists; only the SMS failed. The
                 // desk learns it and may ask for a resend.
                 let step = self.issued(s, *expires_at, *operator, *resend, Some(false), ctx)?;
-                Ok(step.send(Command::new(&PasswordNotDelivered {
-                    desk_id: s.application.desk_id.clone(),
-                    application_number: s.application.number.clone(),
-                })?))
+                Ok(step.send(password_not_delivered(s)?))
             }
-            (
-                Stage::Issued {
-                    notice_number,
-                    expires_at,
-                    operator,
-                    password_delivered,
-                },
-                Input::Delivery(d),
-            ) if d.purpose == SmsPurpose::TemporaryPassword => {
-                let mut step = with_stage(
-                    s,
-                    Stage::Issued {
-                        notice_number: notice_number.clone(),
-                        expires_at: *expires_at,
-                        operator: *operator,
-                        password_delivered: Some(d.delivered),
-                    },
-                );
-                if !d.delivered && *password_delivered != Some(false) {
-                    step = step.send(Command::new(&PasswordNotDelivered {
-                        desk_id: s.application.desk_id.clone(),
-                        application_number: s.application.number.clone(),
-                    })?);
-                }
-                Ok(step)
+            (Stage::Issued { .. }, Input::Delivery(d))
+                if d.purpose == SmsPurpose::TemporaryPassword =>
+            {
+                password_delivery(s, d)
             }
             // A resend after the notice, or while the first password SMS is stuck (the
             // operator refused it until its retries ran out): a new password either way.
@@ -572,28 +394,7 @@ impl Saga for IssuanceSaga {
                 Input::Resend(_),
             ) => {
                 let resend = matches!(s.stage, Stage::Issued { .. });
-                let password = random_password(&mut rng);
-                let expires_at = ctx.now + self.settings.temporary_password_ttl;
-                let text = self
-                    .settings
-                    .temporary_password_text
-                    .replace("{identifier}", &s.person.identification_number)
-                    .replace("{password}", &password);
-                Ok(with_stage(
-                    s,
-                    Stage::CreatingAccount {
-                        text: self.sealer.seal(&mut rng, &text)?,
-                        expires_at,
-                        operator: *operator,
-                        resend,
-                    },
-                )
-                .send(Command::new(&CreateAccount {
-                    identifier: s.person.identification_number.clone(),
-                    application: s.application.business_key(),
-                    temporary_password_hash: hash_secret(&mut rng, &password)?,
-                    temporary_password_expires_at: expires_at,
-                })?))
+                self.create_account(s, *operator, resend, ctx)
             }
             // The registry reserved after an operator's cancel (its command was stuck): undo it.
             (
@@ -645,7 +446,7 @@ impl Saga for IssuanceSaga {
             | Stage::ConfirmingPhone { .. } => reject(
                 s,
                 RejectReason::CancelledByOperator,
-                Some(request.reason.clone()),
+                Some(RejectDetail::from(request.reason.as_str())),
                 vec![],
                 true,
             )
@@ -679,9 +480,9 @@ impl IssuanceSaga {
             stage,
         };
         let (errors, id, phone) = validate(a, today, self.settings.min_age_years);
-        let rejected = |reason, detail: Option<&str>, fields: Vec<FieldError>| {
+        let rejected = |reason, detail: Option<RejectDetail>, fields: Vec<FieldError>| {
             let state = initial(a.phone.clone(), Stage::Reserving);
-            reject(&state, reason, detail.map(str::to_owned), fields, false)
+            reject(&state, reason, detail, fields, false)
         };
         if !errors.is_empty() {
             return rejected(RejectReason::InvalidInput, None, errors.fields);
@@ -690,7 +491,11 @@ impl IssuanceSaga {
             return rejected(RejectReason::ConsentMissing, None, vec![]);
         }
         if a.document.expires_on < today {
-            return rejected(RejectReason::DocumentInvalid, Some("expired"), vec![]);
+            return rejected(
+                RejectReason::DocumentInvalid,
+                Some(RejectDetail::Expired),
+                vec![],
+            );
         }
         let phone = match phone {
             Ok(p) => p,
@@ -715,6 +520,149 @@ impl IssuanceSaga {
             identifier: id.as_str().to_owned(),
             phone: phone.as_str().to_owned(),
             application: a.application.business_key(),
+        })?))
+    }
+
+    /// The operators' answer about the phone: send the code, or reject.
+    fn subscriber(
+        &self,
+        s: &Issuance,
+        c: &SubscriberChecked,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let (SubscriberStatus::Active, Some(operator)) = (c.status, c.operator) else {
+            let detail = match c.status {
+                SubscriberStatus::Blocked => RejectDetail::SubscriberBlocked,
+                _ => RejectDetail::NoSubscriber,
+            };
+            return reject(s, RejectReason::PhoneNotMobile, Some(detail), vec![], true);
+        };
+        // Made and hashed before the transaction (see `fresh_secret`).
+        let code = ctx.fresh_secret(PHONE_CODE)?;
+        let mut rng = ctx.rng();
+        let text = self
+            .settings
+            .phone_code_text
+            .replace("{code}", code.clear());
+        let sealed = self.sealer.seal(&mut rng, &text)?;
+        let expires_at = ctx.now + self.settings.code_ttl;
+        Ok(with_stage(
+            s,
+            Stage::ConfirmingPhone {
+                code_hash: code.hash().to_owned(),
+                attempts_left: self.settings.code_attempts,
+                expires_at,
+                operator,
+            },
+        )
+        .send(Command::new(&SendSms {
+            to: s.phone.clone(),
+            operator: Some(operator),
+            purpose: SmsPurpose::PhoneCode,
+            text: sealed,
+        })?)
+        .send(Command::new(&PhoneCodeSent {
+            desk_id: s.application.desk_id.clone(),
+            application_number: s.application.number.clone(),
+            phone_masked: masked_phone(&s.phone),
+            expires_at,
+            attempts_left: self.settings.code_attempts,
+        })?)
+        .set_timer(TimerRequest {
+            name: CODE_TIMER.into(),
+            after: self.settings.code_ttl,
+            message: Command::new(&PhoneCodeExpired {
+                desk_id: s.application.desk_id.clone(),
+                application_number: s.application.number.clone(),
+            })?,
+        }))
+    }
+
+    /// The code the person read out, checked here, under the saga row's lock, so that each
+    /// attempt is counted before the next is checked: the right one goes on to the account,
+    /// a wrong one costs an attempt (and counts against the phone), the last wrong one rejects.
+    fn confirm(
+        &self,
+        s: &Issuance,
+        code: &CodeCheck<'_>,
+        c: &ConfirmPhone,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        if ctx.now >= code.expires_at {
+            return reject(
+                s,
+                RejectReason::PhoneNotConfirmed,
+                Some(RejectDetail::TimedOut),
+                vec![],
+                true,
+            )
+            .map(|st| st.cancel_timer(CODE_TIMER));
+        }
+        if verify_secret(c.code.trim(), code.code_hash) {
+            return self
+                .create_account(s, code.operator, false, ctx)
+                .map(|st| st.cancel_timer(CODE_TIMER));
+        }
+        if code.attempts_left <= 1 {
+            return reject(
+                s,
+                RejectReason::PhoneNotConfirmed,
+                Some(RejectDetail::TooManyAttempts),
+                vec![],
+                true,
+            )
+            .and_then(|st| Ok(st.send(wrong_code(s)?)))
+            .map(|st| st.cancel_timer(CODE_TIMER));
+        }
+        let left = code.attempts_left - 1;
+        Ok(with_stage(
+            s,
+            Stage::ConfirmingPhone {
+                code_hash: code.code_hash.to_owned(),
+                attempts_left: left,
+                expires_at: code.expires_at,
+                operator: code.operator,
+            },
+        )
+        .send(Command::new(&PhoneCodeWrong {
+            desk_id: s.application.desk_id.clone(),
+            application_number: s.application.number.clone(),
+            attempts_left: left,
+        })?)
+        .send(wrong_code(s)?))
+    }
+
+    /// A new temporary password (made and hashed before the transaction): its hash to the
+    /// registry with the account, its SMS sealed in the state until the account exists.
+    fn create_account(
+        &self,
+        s: &Issuance,
+        operator: Operator,
+        resend: bool,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let password = ctx.fresh_secret(SecretKind::Password)?;
+        let mut rng = ctx.rng();
+        let expires_at = ctx.now + self.settings.temporary_password_ttl;
+        let text = self
+            .settings
+            .temporary_password_text
+            .replace("{identifier}", &s.person.identification_number)
+            .replace("{password}", password.clear());
+        Ok(with_stage(
+            s,
+            Stage::CreatingAccount {
+                text: self.sealer.seal(&mut rng, &text)?,
+                expires_at,
+                operator,
+                resend,
+            },
+        )
+        .send(Command::new(&CreateAccount {
+            identifier: s.person.identification_number.clone(),
+            application: s.application.business_key(),
+            temporary_password_hash: password.hash().to_owned(),
+            temporary_password_expires_at: expires_at,
         })?))
     }
 
@@ -761,6 +709,147 @@ impl IssuanceSaga {
     }
 }
 
+/// The phone code awaited, as the state keeps it.
+struct CodeCheck<'a> {
+    code_hash: &'a str,
+    attempts_left: u32,
+    expires_at: DateTime<Utc>,
+    operator: Operator,
+}
+
+/// The registry's answer to the reservation.
+fn reserved(s: &Issuance, r: &Reserved) -> Result<Step<Issuance>, Failure> {
+    match r.outcome {
+        ReserveOutcome::Reserved => Ok(with_stage(s, Stage::Reconciling).send(Command::new(
+            &Reconcile {
+                person: s.person.clone(),
+                document: s.document.clone(),
+            },
+        )?)),
+        // Nothing was reserved: nothing to undo.
+        ReserveOutcome::AlreadyAssigned => {
+            reject(s, RejectReason::AlreadyAssigned, None, vec![], false)
+        }
+        ReserveOutcome::PhoneBound => reject(s, RejectReason::PhoneBound, None, vec![], false),
+    }
+}
+
+/// The MVD registry's verdict.
+fn reconciled(s: &Issuance, r: &Reconciled) -> Result<Step<Issuance>, Failure> {
+    match &r.result {
+        ReconcileResult::Match => Ok(with_stage(s, Stage::CheckingSubscriber).send(Command::new(
+            &CheckSubscriber {
+                phone: s.phone.clone(),
+            },
+        )?)),
+        ReconcileResult::Mismatch { fields } => {
+            let fields = fields
+                .iter()
+                .map(|f| FieldError {
+                    field: mvd_field(f),
+                    problem: "differs from the MVD registry".into(),
+                })
+                .collect();
+            reject(s, RejectReason::MvdMismatch, None, fields, true)
+        }
+        ReconcileResult::PersonUnknown => reject(
+            s,
+            RejectReason::MvdMismatch,
+            Some(RejectDetail::PersonUnknown),
+            vec![FieldError {
+                field: "person.identification_number".into(),
+                problem: "the MVD registry does not know this person".into(),
+            }],
+            true,
+        ),
+        ReconcileResult::DocumentInvalid { status } => reject(
+            s,
+            RejectReason::DocumentInvalid,
+            Some(RejectDetail::from(status.as_str())),
+            vec![],
+            true,
+        ),
+    }
+}
+
+/// The phone code was not sent: the application ends now. Held back because the phone's limit
+/// of wrong codes is reached, it ends as if its own attempts were used up.
+fn code_not_sent(s: &Issuance, n: &SmsNotSent) -> Result<Step<Issuance>, Failure> {
+    let detail = match n.reason {
+        NotSentReason::WrongCodesPerPhoneReached => RejectDetail::TooManyAttempts,
+        NotSentReason::SmsPerPhoneReached
+        | NotSentReason::NoPhone
+        | NotSentReason::NoOperator
+        | NotSentReason::Refused => RejectDetail::CodeNotDelivered,
+    };
+    reject(
+        s,
+        RejectReason::PhoneNotConfirmed,
+        Some(detail),
+        vec![],
+        true,
+    )
+    .map(|st| st.cancel_timer(CODE_TIMER))
+}
+
+/// The registry created (or re-keyed) the account: the sealed password SMS goes out.
+fn account_created(
+    s: &Issuance,
+    text: &Sealed,
+    expires_at: DateTime<Utc>,
+    operator: Operator,
+    resend: bool,
+) -> Result<Step<Issuance>, Failure> {
+    Ok(with_stage(
+        s,
+        Stage::SendingPassword {
+            expires_at,
+            operator,
+            resend,
+        },
+    )
+    .send(Command::new(&SendSms {
+        to: s.phone.clone(),
+        operator: Some(operator),
+        purpose: SmsPurpose::TemporaryPassword,
+        text: text.clone(),
+    })?))
+}
+
+/// The operator's delivery report of the temporary password: kept, and a first failure told to
+/// the desk.
+fn password_delivery(s: &Issuance, d: &DeliveryReported) -> Result<Step<Issuance>, Failure> {
+    let Stage::Issued {
+        notice_number,
+        expires_at,
+        operator,
+        password_delivered,
+    } = &s.stage
+    else {
+        return Ok(Step::to(s.clone()));
+    };
+    let mut step = with_stage(
+        s,
+        Stage::Issued {
+            notice_number: notice_number.clone(),
+            expires_at: *expires_at,
+            operator: *operator,
+            password_delivered: Some(d.delivered),
+        },
+    );
+    if !d.delivered && *password_delivered != Some(false) {
+        step = step.send(password_not_delivered(s)?);
+    }
+    Ok(step)
+}
+
+fn password_not_delivered(s: &Issuance) -> Result<Command, Failure> {
+    Command::new(&PasswordNotDelivered {
+        desk_id: s.application.desk_id.clone(),
+        application_number: s.application.number.clone(),
+    })
+}
+
 fn with_stage(s: &Issuance, stage: Stage) -> Step<Issuance> {
     Step::to(Issuance { stage, ..s.clone() })
 }
@@ -770,7 +859,7 @@ fn with_stage(s: &Issuance, stage: Stage) -> Step<Issuance> {
 fn reject(
     s: &Issuance,
     reason: RejectReason,
-    detail: Option<String>,
+    detail: Option<RejectDetail>,
     fields: Vec<FieldError>,
     release: bool,
 ) -> Result<Step<Issuance>, Failure> {
@@ -961,6 +1050,9 @@ mod tests {
     use super::*;
     use contracts::Metadata;
     use contracts::issuance::IdentityDocument;
+    use hub_runtime::secrets::FreshSecret;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
     use uuid::Uuid;
 
     fn saga() -> IssuanceSaga {
@@ -1015,13 +1107,20 @@ mod tests {
             }
         }
 
+        /// A step as the engine runs it: the new secret the saga asks for is made first (as
+        /// the engine does before its transaction), then the transition runs with it.
         fn step(&mut self, state: Option<&Issuance>, input: Input) -> Step<Issuance> {
             self.seed += 1;
+            let prepared = self.saga.fresh_secret(state, &input).map(|kind| {
+                let mut rng = StdRng::from_seed([self.seed.wrapping_add(100); 32]);
+                FreshSecret::make_with(kind, &mut rng).expect("secret")
+            });
             let ctx = StepContext {
                 now: self.now,
                 saga_id: Uuid::nil(),
                 message: &self.meta,
                 seed: [self.seed; 32],
+                prepared: prepared.as_ref(),
             };
             self.saga
                 .transition(state, &input, &ctx)
@@ -1029,10 +1128,10 @@ mod tests {
         }
     }
 
-    fn sent(step: &Step<Issuance>) -> Vec<&str> {
+    fn sent(step: &Step<Issuance>) -> Vec<String> {
         step.commands
             .iter()
-            .map(|c| c.message_type.as_str())
+            .map(|c| c.message_type.to_string())
             .collect()
     }
 
@@ -1040,7 +1139,7 @@ mod tests {
         let c = step
             .commands
             .iter()
-            .find(|c| c.message_type == ApplicationRejected::TYPE.to_string())
+            .find(|c| c.message_type == ApplicationRejected::TYPE)
             .expect("a rejection");
         serde_json::from_slice(&c.body).expect("body")
     }
@@ -1144,6 +1243,138 @@ mod tests {
     }
 
     #[test]
+    fn the_transition_uses_the_secret_prepared_before_the_transaction_and_hashes_none() {
+        let mut run = Run::new();
+        let mut state = run.step(None, Input::Apply(application())).state;
+        for input in [
+            Input::Reserved(Reserved {
+                outcome: ReserveOutcome::Reserved,
+            }),
+            Input::Reconciled(Reconciled {
+                reconciliation_id: "r".into(),
+                result: ReconcileResult::Match,
+                checked_on: run.now.date_naive(),
+            }),
+        ] {
+            state = run.step(Some(&state), input).state;
+        }
+        let active = || {
+            Input::Subscriber(SubscriberChecked {
+                status: SubscriberStatus::Active,
+                operator: Some(Operator::A1),
+            })
+        };
+        fn at<'a>(run: &'a Run, prepared: Option<&'a FreshSecret>) -> StepContext<'a> {
+            StepContext {
+                now: run.now,
+                saga_id: Uuid::nil(),
+                message: &run.meta,
+                seed: [7; 32],
+                prepared,
+            }
+        }
+        // The saga names what it needs; the engine makes it before BEGIN. Not a PHC string:
+        // what comes out was given, not hashed here.
+        assert_eq!(
+            run.saga.fresh_secret(Some(&state), &active()),
+            Some(SecretKind::Digits(6))
+        );
+        let code = FreshSecret::from_parts(SecretKind::Digits(6), "135790", "prepared-code-hash");
+        let sent = run
+            .saga
+            .transition(Some(&state), &active(), &at(&run, Some(&code)))
+            .expect("transition");
+        let Stage::ConfirmingPhone { code_hash, .. } = &sent.state.stage else {
+            panic!("confirming the phone: {:?}", sent.state.stage);
+        };
+        assert_eq!(code_hash, "prepared-code-hash");
+        let sms: SendSms = serde_json::from_slice(&sent.commands[0].body).expect("body");
+        assert!(
+            run.saga
+                .sealer
+                .open(&sms.text)
+                .expect("opens")
+                .contains("135790")
+        );
+        // Without the prepared secret the step fails rather than hash in the transaction.
+        let unprepared = run
+            .saga
+            .transition(Some(&state), &active(), &at(&run, None))
+            .expect_err("not prepared");
+        assert!(unprepared.reason.contains("not prepared"), "{unprepared:?}");
+
+        // The code is checked here, under the lock; the password comes prepared.
+        let confirming = Issuance {
+            stage: Stage::ConfirmingPhone {
+                code_hash: hub_runtime::secrets::hash_secret(
+                    &mut StdRng::seed_from_u64(1),
+                    "135790",
+                )
+                .expect("hash"),
+                attempts_left: 3,
+                expires_at: run.now + Duration::from_secs(60),
+                operator: Operator::A1,
+            },
+            ..state.clone()
+        };
+        let confirm = Input::Confirm(ConfirmPhone {
+            desk_id: "minsk-1".into(),
+            application_number: "A-1".into(),
+            code: "135790".into(),
+        });
+        assert_eq!(
+            run.saga.fresh_secret(Some(&confirming), &confirm),
+            Some(SecretKind::Password)
+        );
+        let password =
+            FreshSecret::from_parts(SecretKind::Password, "Xy3kLmNpQr", "prepared-password-hash");
+        let created = run
+            .saga
+            .transition(Some(&confirming), &confirm, &at(&run, Some(&password)))
+            .expect("transition");
+        let create: CreateAccount =
+            serde_json::from_slice(&created.commands[0].body).expect("body");
+        assert_eq!(create.temporary_password_hash, "prepared-password-hash");
+        let Stage::CreatingAccount { text, .. } = &created.state.stage else {
+            panic!("creating the account: {:?}", created.state.stage);
+        };
+        assert!(
+            run.saga
+                .sealer
+                .open(text)
+                .expect("opens")
+                .contains("Xy3kLmNpQr")
+        );
+        // A resend needs one too; an answer that hands out nothing needs none.
+        let issued = Issuance {
+            stage: Stage::Issued {
+                notice_number: "n".into(),
+                expires_at: run.now,
+                operator: Operator::A1,
+                password_delivered: None,
+            },
+            ..state.clone()
+        };
+        let resend = Input::Resend(ResendTemporaryPassword {
+            desk_id: "minsk-1".into(),
+            application_number: "A-1".into(),
+        });
+        assert_eq!(
+            run.saga.fresh_secret(Some(&issued), &resend),
+            Some(SecretKind::Password)
+        );
+        let blocked = Input::Subscriber(SubscriberChecked {
+            status: SubscriberStatus::Blocked,
+            operator: Some(Operator::A1),
+        });
+        assert_eq!(run.saga.fresh_secret(Some(&state), &blocked), None);
+        assert_eq!(
+            run.saga.fresh_secret(None, &Input::Apply(application())),
+            None
+        );
+    }
+
+    #[test]
     fn each_broken_rule_in_the_application_is_its_own_rejection() {
         let mut run = Run::new();
         let mut bad = application();
@@ -1166,7 +1397,7 @@ mod tests {
         expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
         let r = rejection(&run.step(None, Input::Apply(expired)));
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (RejectReason::DocumentInvalid, Some("expired"))
         );
 
@@ -1234,6 +1465,7 @@ mod tests {
                 saga_id: Uuid::nil(),
                 message: &run.meta,
                 seed: [1; 32],
+                prepared: None,
             };
             run.saga.cancel(state, &request, &ctx)
         };
@@ -1253,7 +1485,7 @@ mod tests {
         );
         let r = rejection(&stuck);
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (
                 RejectReason::CancelledByOperator,
                 Some("MVD outage for a week")
@@ -1265,7 +1497,7 @@ mod tests {
         // Cancelled while the reservation was on its way: released now, and again when the
         // registry's late answer comes.
         let early = cancel(&run, &reserving).expect("cancelled");
-        assert!(sent(&early).contains(&"registry.release.v1"));
+        assert!(sent(&early).contains(&"registry.release.v1".to_owned()));
         let late = run.step(
             Some(&early.state),
             Input::Reserved(Reserved {
@@ -1338,17 +1570,17 @@ mod tests {
         let third = run.step(Some(&second.state), wrong());
         let r = rejection(&third);
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
         );
-        assert!(sent(&third).contains(&"registry.release.v1"));
+        assert!(sent(&third).contains(&"registry.release.v1".to_owned()));
         assert_eq!(third.cancel_timers, vec![CODE_TIMER.to_string()]);
         // Every wrong code, the last one too, is counted against the phone, detached.
         for step in [&first, &second, &third] {
             let counted: Vec<&Command> = step
                 .commands
                 .iter()
-                .filter(|c| c.message_type == "sms.wrong_code.v1")
+                .filter(|c| c.message_type == WrongCode::TYPE)
                 .collect();
             assert_eq!(counted.len(), 1);
             assert!(counted[0].detached);
@@ -1361,27 +1593,31 @@ mod tests {
 
         let expired = run.step(Some(&state), Input::CodeExpired);
         let r = rejection(&expired);
-        assert_eq!(r.detail.as_deref(), Some("timed_out"));
+        assert_eq!(
+            r.detail.as_ref().map(RejectDetail::as_str),
+            Some("timed_out")
+        );
 
         // The phone's limit of wrong codes over every application is reached: the code is not
         // sent, and the application ends at once, as if its own attempts were used up.
-        let not_sent = |reason: &str| {
-            Input::SmsNotSent(SmsNotSent {
-                purpose: SmsPurpose::PhoneCode,
-                reason: reason.into(),
-            })
-        };
-        let limited = run.step(Some(&state), not_sent(WRONG_CODES_PER_PHONE_REACHED));
+        let not_sent = |reason| Input::SmsNotSent(SmsNotSent::new(SmsPurpose::PhoneCode, reason));
+        let limited = run.step(
+            Some(&state),
+            not_sent(NotSentReason::WrongCodesPerPhoneReached),
+        );
         let r = rejection(&limited);
         assert_eq!(
-            (r.reason, r.detail.as_deref()),
+            (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (RejectReason::PhoneNotConfirmed, Some("too_many_attempts"))
         );
-        assert!(sent(&limited).contains(&"registry.release.v1"));
+        assert!(sent(&limited).contains(&"registry.release.v1".to_owned()));
         assert_eq!(limited.cancel_timers, vec![CODE_TIMER.to_string()]);
-        let refused = run.step(Some(&state), not_sent("subscriber blocked"));
+        let refused = run.step(Some(&state), not_sent(NotSentReason::Refused));
         assert_eq!(
-            rejection(&refused).detail.as_deref(),
+            rejection(&refused)
+                .detail
+                .as_ref()
+                .map(RejectDetail::as_str),
             Some("code_not_delivered")
         );
     }

@@ -2,10 +2,14 @@
 //! and turns every failure into a decision. A bad body, a failing or panicking handler never
 //! stops the consumer.
 //!
+//! Each delivery is read (properties, size), authorised ([`SenderPolicy`]) and handled; what
+//! then happens to it is decided by [`super::decision::decide`], a pure function whose module
+//! holds the whole table:
+//!
 //! | handler result                         | what happens                                          |
 //! |----------------------------------------|-------------------------------------------------------|
 //! | `Ok`                                   | ack                                                   |
-//! | transient, attempts left               | to the retry tier for this attempt, TTL with jitter   |
+//! | transient, attempts left               | to the retry tier for this attempt, TTL with jitter (no sooner than a `retry_after`) |
 //! | transient, no attempts left            | dead-lettered, kind `retries_exhausted`               |
 //! | permanent / invalid input / panic      | dead-lettered at once                                 |
 //!
@@ -18,24 +22,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use contracts::metadata::ErrorKind;
+use contracts::metadata;
 use contracts::{Failure, FailureKind};
 use contracts::{Metadata, Topology, headers};
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, StreamExt};
-use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::decision::{Decision, Outcome, RetryPolicy, decide};
 use super::properties::{
     decode_properties, header_str, header_time, header_u32, long_string, time_value, with_headers,
 };
+use super::runner::{self, Consumption, Flow, Taken};
 use super::{Broker, Publisher};
 use crate::metrics::{InOutcome, metrics};
 use crate::trace::TraceContext;
@@ -186,78 +187,26 @@ pub async fn run_consumer(
     handler: Arc<dyn Handler>,
     shutdown: CancellationToken,
 ) {
+    let consumption = Consumption {
+        queue: settings.queue.clone(),
+        prefetch: settings.prefetch,
+        flow: Flow::Concurrent,
+        consumer: handler.name().to_owned(),
+    };
     let shared = Arc::new(Shared {
         publisher,
         topology,
         settings,
         handler,
     });
-    let queue = shared.settings.queue.clone();
-    while !shutdown.is_cancelled() {
-        let Some(channel) = broker.channel(&shutdown).await else {
-            break;
-        };
-        let consumer = async {
-            channel
-                .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
-                .await?;
-            channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-        }
-        .await;
-        let mut consumer = match consumer {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(%queue, error = %e, "cannot consume; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        tracing::info!(%queue, handler = shared.handler.name(), "consuming");
-        let in_flight = TaskTracker::new();
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => {
-                    let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
-                    break;
-                }
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        let shared = shared.clone();
-                        let (trace, span) = message_span(&shared.settings.queue, &delivery);
-                        in_flight.spawn(
-                            async move { process(&shared, delivery, trace).await }.instrument(span),
-                        );
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(%queue, error = %e, "consumer failed; reconnecting");
-                        break;
-                    }
-                    None => break,
-                },
-            }
-        }
-        // Finish what was taken before giving the channel up: its acks go on this channel.
-        in_flight.close();
-        if !in_flight.is_empty() {
-            tracing::debug!(%queue, in_flight = in_flight.len(), "finishing in-flight messages");
-        }
-        in_flight.wait().await;
-    }
-    tracing::info!(%queue, "consumer stopped");
-}
-
-enum Outcome {
-    Done { duplicate: bool },
-    Failed(Failure, ErrorKind),
+    runner::consume(&broker, &consumption, &shutdown, |taken| {
+        let shared = shared.clone();
+        let (trace, span) = message_span(&shared.settings.queue, taken.properties());
+        async move { process(&shared, taken, trace).await }
+            .instrument(span)
+            .boxed()
+    })
+    .await;
 }
 
 /// The properties for the hub's own copy of a message (a retry or a dead letter). The broker
@@ -276,8 +225,7 @@ fn republished_as_hub(props: &lapin::BasicProperties, hub_user: &str) -> lapin::
 
 /// The span of handling one delivery, a child of the trace the message arrived with or the
 /// root of a new one: every log line of its handling carries the trace id.
-fn message_span(queue: &str, delivery: &Delivery) -> (TraceContext, tracing::Span) {
-    let props = &delivery.properties;
+fn message_span(queue: &str, props: &lapin::BasicProperties) -> (TraceContext, tracing::Span) {
     let trace = TraceContext::continue_or_start(header_str(props, headers::TRACEPARENT).as_deref());
     let span = tracing::info_span!(
         "message",
@@ -290,239 +238,278 @@ fn message_span(queue: &str, delivery: &Delivery) -> (TraceContext, tracing::Spa
     (trace, span)
 }
 
-async fn process(shared: &Shared, delivery: Delivery, trace: TraceContext) {
-    let props = &delivery.properties;
-    let queue = shared.settings.queue.as_str();
-    let message_type = props
-        .kind()
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let previous_failures = header_u32(props, headers::ATTEMPTS).unwrap_or(0);
-    let exchange = header_str(props, headers::ORIGINAL_EXCHANGE)
-        .unwrap_or_else(|| delivery.exchange.to_string());
-    let routing_key = header_str(props, headers::ORIGINAL_ROUTING_KEY)
-        .unwrap_or_else(|| delivery.routing_key.to_string());
-    let outcome = match decode_properties(props) {
-        // Contract messages are a few kilobytes (attachments travel as references): a larger
-        // body is refused before anything parses it, and dead-lettered with its reason.
-        _ if delivery.data.len() > MAX_BODY_BYTES => Outcome::Failed(
-            Failure::invalid_input(format!(
-                "body of {} bytes is larger than the {MAX_BODY_BYTES} bytes the hub accepts",
-                delivery.data.len()
-            )),
-            ErrorKind::InvalidInput,
-        ),
-        Err(reason) => Outcome::Failed(Failure::invalid_input(reason), ErrorKind::InvalidInput),
-        Ok(mut metadata) => 'handled: {
-            // A copy the hub itself republished for another sender names that sender in a
-            // header (see `republished_as_hub`).
-            if metadata.user_id.as_deref() == Some(shared.settings.broker_user.as_str())
-                && let Some(original) = header_str(props, headers::ORIGINAL_USER_ID)
-            {
-                metadata.user_id = Some(original);
-            }
-            // An unattributed message, an agency sending the hub's own types or a desk speaking
-            // for another desk is refused before any handler (or saga) sees it.
-            if let Err(refused) = shared.settings.senders.authorise(
-                metadata.user_id.as_deref(),
-                &shared.settings.broker_user,
-                &metadata.message_type,
-                &delivery.data,
-            ) {
-                tracing::warn!(reason = %refused.reason, "a message refused for its sender");
-                break 'handled Outcome::Failed(refused, ErrorKind::Permanent);
-            }
-            // Handling it is a span of its own: what it causes carries that span as parent.
-            metadata.traceparent = Some(trace.to_string());
-            let incoming = Incoming {
-                metadata,
-                body: delivery.data.clone(),
-                queue: shared.settings.queue.clone(),
-                exchange: exchange.clone(),
-                routing_key: routing_key.clone(),
-                previous_failures,
-            };
-            let started = Instant::now();
-            let handled = AssertUnwindSafe(tokio::time::timeout(
-                shared.settings.handler_timeout,
-                DUPLICATE.scope(Cell::new(false), async {
-                    let result = shared.handler.handle(&incoming).await;
-                    (result, DUPLICATE.with(Cell::get))
-                }),
-            ))
-            .catch_unwind()
-            .await;
-            metrics().handler_ran(queue, started.elapsed());
-            match handled {
-                Ok(Ok((Ok(()), duplicate))) => Outcome::Done { duplicate },
-                Ok(Ok((Err(f), _))) => {
-                    let kind = match f.kind {
-                        FailureKind::Transient => ErrorKind::RetriesExhausted,
-                        FailureKind::Permanent => ErrorKind::Permanent,
-                        FailureKind::InvalidInput => ErrorKind::InvalidInput,
-                    };
-                    Outcome::Failed(f, kind)
-                }
-                Ok(Err(_elapsed)) => Outcome::Failed(
-                    Failure::transient(format!(
-                        "handler did not finish within {:?}",
-                        shared.settings.handler_timeout
-                    )),
-                    ErrorKind::RetriesExhausted,
-                ),
-                Err(_panic) => Outcome::Failed(
-                    Failure::permanent("handler panicked"),
-                    ErrorKind::HandlerPanicked,
-                ),
-            }
+/// What the runner reads of a delivery before handling it.
+struct Facts {
+    message_type: String,
+    message_id: String,
+    previous_failures: u32,
+    /// The exchange and routing key it was first published with (not its retry path).
+    exchange: String,
+    routing_key: String,
+}
+
+impl Facts {
+    fn of(taken: &Taken) -> Self {
+        let props = taken.properties();
+        let text = |v: &Option<lapin::types::ShortString>| {
+            v.as_ref().map(ToString::to_string).unwrap_or_default()
+        };
+        Self {
+            message_type: text(props.kind()),
+            message_id: text(props.message_id()),
+            previous_failures: header_u32(props, headers::ATTEMPTS).unwrap_or(0),
+            exchange: header_str(props, headers::ORIGINAL_EXCHANGE)
+                .unwrap_or_else(|| taken.exchange().to_owned()),
+            routing_key: header_str(props, headers::ORIGINAL_ROUTING_KEY)
+                .unwrap_or_else(|| taken.routing_key().to_owned()),
         }
-    };
-    let failure = match outcome {
-        Outcome::Done { duplicate } => {
+    }
+}
+
+/// How one handling went.
+enum Handling {
+    /// Its work is committed; `duplicate` when the inbox had seen it before.
+    Done { duplicate: bool },
+    /// It failed: what the decision needs, and the failure itself for the headers and logs.
+    Failed(Outcome, Failure),
+}
+
+/// Handles one delivery: decides, then carries the decision out. Never fails: whatever goes
+/// wrong is a retry, a dead letter or, when even that cannot be published, a requeue.
+async fn process(shared: &Shared, taken: Taken, trace: TraceContext) {
+    let facts = Facts::of(&taken);
+    let handling = handle(shared, &taken, &facts, trace).await;
+    let (outcome, failure) = match handling {
+        Handling::Done { duplicate } => {
             let outcome = if duplicate {
                 InOutcome::Duplicate
             } else {
                 InOutcome::Ok
             };
-            metrics().message_in(queue, &message_type, outcome);
-            ack(&delivery).await;
+            metrics().message_in(&shared.settings.queue, &facts.message_type, outcome);
+            taken.ack().await;
             return;
         }
-        Outcome::Failed(f, kind) => (f, kind),
+        Handling::Failed(outcome, failure) => (outcome, failure),
     };
-    let (failure, dead_kind) = failure;
-    let attempts = previous_failures + 1;
+    let policy = RetryPolicy {
+        max_attempts: shared.settings.max_attempts,
+        tiers: shared.topology.retry_tiers(),
+        jitter: shared.settings.jitter,
+    };
+    let jitter_sample = rand::rng().random_range(0.0..=1.0);
+    let decision = decide(
+        outcome,
+        facts.previous_failures,
+        failure.retry_after,
+        &policy,
+        jitter_sample,
+    );
+    park(shared, &taken, &facts, decision, &failure).await;
+}
+
+/// Reads, authorises and handles one delivery.
+async fn handle(shared: &Shared, taken: &Taken, facts: &Facts, trace: TraceContext) -> Handling {
+    let props = taken.properties();
+    let body = taken.body();
+    // Contract messages are a few kilobytes (attachments travel as references): a larger body
+    // is refused before anything parses it, and dead-lettered with its reason.
+    if body.len() > MAX_BODY_BYTES {
+        return Handling::Failed(
+            Outcome::Unreadable,
+            Failure::invalid_input(format!(
+                "body of {} bytes is larger than the {MAX_BODY_BYTES} bytes the hub accepts",
+                body.len()
+            )),
+        );
+    }
+    let mut metadata = match decode_properties(props) {
+        Ok(metadata) => metadata,
+        Err(reason) => {
+            return Handling::Failed(Outcome::Unreadable, Failure::invalid_input(reason));
+        }
+    };
+    // A copy the hub itself republished for another sender names that sender in a header (see
+    // `republished_as_hub`).
+    if metadata.user_id.as_deref() == Some(shared.settings.broker_user.as_str())
+        && let Some(original) = header_str(props, headers::ORIGINAL_USER_ID)
+    {
+        metadata.user_id = Some(original);
+    }
+    // An unattributed message, or one its sender may not send, is refused before any handler
+    // (or saga) sees it.
+    if let Err(refused) = shared.settings.senders.authorise(
+        metadata.user_id.as_deref(),
+        &shared.settings.broker_user,
+        &metadata.message_type,
+        body,
+    ) {
+        tracing::warn!(reason = %refused.reason, "a message refused for its sender");
+        return Handling::Failed(Outcome::Refused, refused);
+    }
+    // Handling it is a span of its own: what it causes carries that span as parent.
+    metadata.traceparent = Some(trace.to_string());
+    let incoming = Incoming {
+        metadata,
+        body: body.to_vec(),
+        queue: shared.settings.queue.clone(),
+        exchange: facts.exchange.clone(),
+        routing_key: facts.routing_key.clone(),
+        previous_failures: facts.previous_failures,
+    };
+    run_handler(shared, &incoming).await
+}
+
+/// Runs the handler within its timeout, a panic caught.
+async fn run_handler(shared: &Shared, incoming: &Incoming) -> Handling {
+    let timeout = shared.settings.handler_timeout;
+    let started = Instant::now();
+    let handled = AssertUnwindSafe(tokio::time::timeout(
+        timeout,
+        DUPLICATE.scope(Cell::new(false), async {
+            let result = shared.handler.handle(incoming).await;
+            (result, DUPLICATE.with(Cell::get))
+        }),
+    ))
+    .catch_unwind()
+    .await;
+    metrics().handler_ran(&shared.settings.queue, started.elapsed());
+    match handled {
+        Ok(Ok((Ok(()), duplicate))) => Handling::Done { duplicate },
+        Ok(Ok((Err(failure), _))) => Handling::Failed(Outcome::Failed(failure.kind), failure),
+        Ok(Err(_elapsed)) => Handling::Failed(
+            Outcome::Failed(FailureKind::Transient),
+            Failure::transient(format!("handler did not finish within {timeout:?}")),
+        ),
+        Err(_panic) => Handling::Failed(Outcome::Panicked, Failure::permanent("handler panicked")),
+    }
+}
+
+/// The headers every failed message carries on: how often and when it failed, where it was
+/// first published, where it failed and why.
+fn failure_headers<'a>(
+    props: &lapin::BasicProperties,
+    facts: &'a Facts,
+    queue: &'a str,
+    attempts: u32,
+    reason: &str,
+) -> Vec<(&'static str, AMQPValue)> {
     let now = time_value(Utc::now());
     let first = header_time(props, headers::FIRST_FAILURE).map_or_else(|| now.clone(), time_value);
-    let mut set: Vec<(&str, AMQPValue)> = vec![
+    vec![
         (headers::ATTEMPTS, AMQPValue::LongLongInt(attempts.into())),
         (headers::FIRST_FAILURE, first),
         (headers::LAST_FAILURE, now),
-        (headers::ORIGINAL_EXCHANGE, long_string(&exchange)),
-        (headers::ORIGINAL_ROUTING_KEY, long_string(&routing_key)),
-        (headers::QUEUE, long_string(&shared.settings.queue)),
-        (headers::ERROR_TEXT, long_string(&failure.reason)),
-    ];
-    let message_id = props
-        .message_id()
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let props = &republished_as_hub(props, &shared.settings.broker_user);
-    let retry = failure.is_transient() && attempts < shared.settings.max_attempts;
-    let tier = shared.topology.tier_for_attempt(attempts);
-    let published = if retry {
-        let delay = jittered(
-            shared.topology.retry_tiers()[tier].delay,
-            shared.settings.jitter,
-        );
-        set.push((headers::ERROR_KIND, long_string("transient")));
-        tracing::info!(
-            queue = %shared.settings.queue, %message_id, %message_type, attempts,
-            retry_in_ms = delay.as_millis() as u64, reason = %failure.reason,
-            "transient failure; retrying later"
-        );
-        let props = with_headers(props, &set).with_expiration(delay.as_millis().to_string().into());
-        let tier_exchange = shared.topology.retry_tier(tier);
-        // The routing key travels with the message: the tier dead-letters it to the requeue
-        // exchange, where it names this work queue.
-        shared
-            .publisher
-            .publish_raw(
-                &tier_exchange,
-                &shared.settings.queue,
-                props,
-                &delivery.data,
-            )
-            .await
-    } else {
-        set.push((headers::ERROR_KIND, long_string(dead_kind.as_str())));
-        tracing::warn!(
-            queue = %shared.settings.queue, %message_id, %message_type, attempts,
-            kind = %dead_kind, reason = %failure.reason,
-            "message dead-lettered"
-        );
-        // A body with a secret in the clear (a code a person read out) is not kept.
-        let redacted = contracts::is_sensitive(&message_type);
-        if redacted {
-            set.push((headers::REDACTED, AMQPValue::Boolean(true)));
+        (headers::ORIGINAL_EXCHANGE, long_string(&facts.exchange)),
+        (
+            headers::ORIGINAL_ROUTING_KEY,
+            long_string(&facts.routing_key),
+        ),
+        (headers::QUEUE, long_string(queue)),
+        (headers::ERROR_TEXT, long_string(reason)),
+    ]
+}
+
+/// What a dead letter carries of a body: a body with a secret in the clear (a code a person
+/// read out) is not kept.
+const REDACTED_BODY: &[u8] =
+    br#"{"redacted":"this message type carries a secret; its body is not kept in dead letters"}"#;
+
+/// Carries out `decision` for a failed message: publishes it to its retry tier or to the
+/// dead-letter exchange (confirmed) and then acks the original; if that publish fails, the
+/// original goes back to its queue.
+async fn park(
+    shared: &Shared,
+    taken: &Taken,
+    facts: &Facts,
+    decision: Decision,
+    failure: &Failure,
+) {
+    let queue = shared.settings.queue.as_str();
+    let (message_id, message_type) = (&facts.message_id, &facts.message_type);
+    let props = &republished_as_hub(taken.properties(), &shared.settings.broker_user);
+    let published = match decision {
+        Decision::Ack => {
+            // Only a handled message is acked; `decide` gives nothing else for a failure.
+            taken.ack().await;
+            return;
         }
-        let body: &[u8] = if redacted {
-            br#"{"redacted":"this message type carries a secret; its body is not kept in dead letters"}"#
-        } else {
-            &delivery.data
-        };
-        let props = with_headers(props, &set);
-        shared
-            .publisher
-            .publish_raw(
-                &shared.topology.dead_exchange(),
-                &shared.settings.queue,
-                props,
-                body,
-            )
-            .await
+        Decision::Retry {
+            attempts,
+            tier,
+            delay,
+        } => {
+            let mut set = failure_headers(props, facts, queue, attempts, &failure.reason);
+            set.push((headers::ERROR_KIND, long_string(metadata::RETRYING)));
+            tracing::info!(
+                %queue, %message_id, %message_type, attempts,
+                retry_in_ms = delay.as_millis() as u64, reason = %failure.reason,
+                "transient failure; retrying later"
+            );
+            let props =
+                with_headers(props, &set).with_expiration(delay.as_millis().to_string().into());
+            // The routing key travels with the message: the tier dead-letters it to the requeue
+            // exchange, where it names this work queue.
+            shared
+                .publisher
+                .publish_raw(
+                    &shared.topology.retry_tier(tier),
+                    queue,
+                    props,
+                    taken.body(),
+                )
+                .await
+        }
+        Decision::DeadLetter { attempts, kind } => {
+            let mut set = failure_headers(props, facts, queue, attempts, &failure.reason);
+            set.push((headers::ERROR_KIND, long_string(kind.as_str())));
+            tracing::warn!(
+                %queue, %message_id, %message_type, attempts,
+                %kind, reason = %failure.reason,
+                "message dead-lettered"
+            );
+            let redacted = contracts::is_sensitive(message_type);
+            if redacted {
+                set.push((headers::REDACTED, AMQPValue::Boolean(true)));
+            }
+            let body = if redacted {
+                REDACTED_BODY
+            } else {
+                taken.body()
+            };
+            let props = with_headers(props, &set);
+            shared
+                .publisher
+                .publish_raw(&shared.topology.dead_exchange(), queue, props, body)
+                .await
+        }
     };
     match published {
         Ok(()) => {
-            if retry {
-                metrics().message_in(queue, &message_type, InOutcome::Retried);
-                metrics().retry(queue, tier);
-            } else {
-                metrics().message_in(queue, &message_type, InOutcome::DeadLettered);
-                metrics().dead_letter(queue, dead_kind);
+            match decision {
+                Decision::Retry { tier, .. } => {
+                    metrics().message_in(queue, message_type, InOutcome::Retried);
+                    metrics().retry(queue, tier);
+                }
+                Decision::DeadLetter { kind, .. } => {
+                    metrics().message_in(queue, message_type, InOutcome::DeadLettered);
+                    metrics().dead_letter(queue, kind);
+                }
+                Decision::Ack => {}
             }
-            ack(&delivery).await
+            taken.ack().await;
         }
         Err(e) => {
-            metrics().message_in(queue, &message_type, InOutcome::Requeued);
-            tracing::warn!(queue = %shared.settings.queue, %message_id, error = %e, "could not park the failed message; returning it to its queue");
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            let nacked = tokio::time::timeout(ACK_TIMEOUT, delivery.acker.nack(requeue)).await;
-            if let Some(e) = match nacked {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some(format!("not written within {ACK_TIMEOUT:?}")),
-            } {
-                tracing::debug!(error = %e, "nack failed; the broker redelivers after the channel closes");
-            }
+            metrics().message_in(queue, message_type, InOutcome::Requeued);
+            tracing::warn!(%queue, %message_id, error = %e, "could not park the failed message; returning it to its queue");
+            taken.requeue().await;
         }
     }
-}
-
-/// Longest wait for an ack or nack to be written: on a connection that died unnoticed it would
-/// otherwise hold the consumer's drain for ever.
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn ack(delivery: &Delivery) {
-    match tokio::time::timeout(ACK_TIMEOUT, delivery.acker.ack(BasicAckOptions::default())).await {
-        Ok(Ok(_)) => {}
-        // The channel died after the work was committed: the broker redelivers, the inbox skips.
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "ack failed; the message will be redelivered and deduplicated");
-        }
-        Err(_) => {
-            tracing::warn!("ack not written within {ACK_TIMEOUT:?}; the broker will redeliver")
-        }
-    }
-}
-
-fn jittered(delay: Duration, jitter: f64) -> Duration {
-    let jitter = jitter.clamp(0.0, 0.9);
-    if jitter == 0.0 {
-        return delay;
-    }
-    delay.mul_f64(rand::rng().random_range(1.0 - jitter..=1.0 + jitter))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{headers, jittered, republished_as_hub};
-    use std::time::Duration;
+    use super::{headers, republished_as_hub};
 
     #[test]
     fn the_hubs_copy_of_an_agencys_message_names_the_agency_in_a_header() {
@@ -538,15 +525,5 @@ mod tests {
         assert_eq!(again, copy);
         let ours = lapin::BasicProperties::default().with_user_id("hub".into());
         assert_eq!(republished_as_hub(&ours, "hub"), ours);
-    }
-
-    #[test]
-    fn jitter_stays_within_its_spread() {
-        let base = Duration::from_millis(1000);
-        for _ in 0..1000 {
-            let d = jittered(base, 0.2);
-            assert!((800..=1200).contains(&d.as_millis()), "{d:?}");
-        }
-        assert_eq!(jittered(base, 0.0), base);
     }
 }

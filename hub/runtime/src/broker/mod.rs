@@ -1,11 +1,16 @@
-//! The broker runtime: one supervised connection, the topology, a confirming publisher and a
-//! consumer runner. Everything that talks AMQP lives here, so the rest of the hub deals in
+//! The broker runtime: one supervised connection, the topology, a confirming publisher, one
+//! consume loop (`runner`) with the consumer runner on it, and the retry / dead-letter
+//! [`decision`]. Everything that talks AMQP lives here, so the rest of the hub deals in
 //! [`Incoming`] messages and [`Envelope`]s.
 
 mod connection;
 mod consumer;
+pub mod decision;
+mod inspect;
+mod json;
 mod properties;
 mod publisher;
+pub(crate) mod runner;
 pub mod topology;
 
 pub use connection::{Broker, ConnectError, amqp_urls, connect_first};
@@ -13,9 +18,12 @@ pub use consumer::{
     ConsumerSettings, Handler, Incoming, MAX_BODY_BYTES, NamedSenders, SenderPolicy,
     handled_as_duplicate, require_sender, run_consumer,
 };
+pub use inspect::{InspectError, QueueState};
+pub(crate) use json::clean as json_clean;
+pub use json::{metadata_from_json, properties_from_json, properties_to_json};
 pub use properties::{Envelope, decode_properties, encode_properties, header_str, header_u32};
 pub use publisher::{PublishError, Publisher};
-pub use topology::{Declaration, declare, describe};
+pub use topology::{Declaration, DeclareError, declare, declare_topology, describe};
 
 /// The user an AMQP URL logs in as: its user name, or `guest` when it names none (the AMQP
 /// URI spec's default). The broker checks a message's `user_id` against it. Of a list of URLs

@@ -122,6 +122,21 @@ impl Publisher {
         result
     }
 
+    /// Publishes a message kept as JSON (a dead letter's properties as
+    /// [`super::properties_to_json`] gave them, perhaps changed) and waits for its confirm: how
+    /// the operators' tools send a kept message again without handling AMQP types.
+    pub async fn republish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &serde_json::Value,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
+        let properties = super::properties_from_json(properties);
+        self.publish_raw(exchange, routing_key, properties, body)
+            .await
+    }
+
     /// Publishes all envelopes at once and waits for all their confirms: one round trip for the
     /// batch instead of one per message. Results are in input order.
     pub async fn publish_all(&self, envelopes: &[Envelope]) -> Vec<Result<(), PublishError>> {

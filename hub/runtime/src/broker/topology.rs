@@ -198,6 +198,30 @@ pub async fn declare(
     Ok(())
 }
 
+/// Why the topology was not declared.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclareError {
+    /// The connection closed (the process is shutting down) before a channel opened.
+    #[error("broker connection closed during start")]
+    Closed,
+    /// The broker refused a declaration (a changed argument on an existing queue, ...).
+    #[error("{0}")]
+    Refused(#[from] lapin::Error),
+}
+
+/// Declares everything in `describe(topology)` on a channel of its own, closed afterwards.
+pub async fn declare_topology(
+    broker: &super::Broker,
+    topology: &Topology,
+    delivery_limit: u32,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<(), DeclareError> {
+    let channel = broker.channel(shutdown).await.ok_or(DeclareError::Closed)?;
+    declare(&channel, topology, delivery_limit).await?;
+    let _ = channel.close(200, "topology declared".into()).await;
+    Ok(())
+}
+
 /// The plan as an aligned table for a terminal.
 pub fn table(plan: &[Declaration]) -> String {
     let rows: Vec<[String; 3]> = plan

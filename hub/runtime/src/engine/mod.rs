@@ -6,16 +6,31 @@
 //! 3. in one transaction: new state (version + 1), a history row, the outgoing messages into
 //!    the outbox, timers, the inbox row;
 //! 4. the consumer runner acks after the commit.
+//!
+//! **Argon2 never runs inside the step's transaction.** A transition that hands out a new secret
+//! (a phone code, a temporary password) says so beforehand: [`Saga::fresh_secret`] names the kind
+//! it needs for a given state and input, purely. The engine locks the row; if the transition
+//! needs a secret the step does not have yet, it rolls the transaction back at once (nothing
+//! written, the lock released), makes the secret and its argon2 hash
+//! ([`crate::secrets::FreshSecret::make`], on the argon2 threads, awaited), and runs the step
+//! again from the start; under the lock it asks again, and the transition gets the secret in
+//! [`StepContext::fresh_secret`] only if the kind still matches (else it is made anew). The
+//! transition seals the clear secret for the SMS and stores or sends only the hash. A message
+//! that needs no new secret costs what it always did; one that does costs one extra `BEGIN`
+//! and `ROLLBACK`. A check that must be counted under the row lock (a code typed against the
+//! attempts left) still verifies inside the transition, under the lock, so that two parallel
+//! guesses are counted one after the other.
 
+mod command;
 mod runner;
-pub(crate) mod service;
+mod service;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use contracts::Failure;
+use contracts::Metadata;
 use contracts::ops::CancelSaga;
-use contracts::{Message, Metadata};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
@@ -26,8 +41,12 @@ use contracts::Topology;
 use crate::app::{HubContext, Plan};
 use crate::broker::{Handler, Incoming};
 
+pub use command::Command;
 pub use runner::SagaEngine;
-pub use service::{Service, ServiceRunner, db_failure};
+pub use service::{Service, ServiceRunner};
+
+use crate::secrets::{FreshSecret, SecretKind};
+use crate::store::is_transient;
 
 /// A saga: its state type, how it reads messages, and its pure transition.
 pub trait Saga: Send + Sync + 'static {
@@ -51,6 +70,16 @@ pub trait Saga: Send + Sync + 'static {
         input: &Self::Input,
         ctx: &StepContext<'_>,
     ) -> Result<Step<Self::State>, Failure>;
+
+    /// The new secret the transition from `state` on `input` hands out, if it hands one out:
+    /// the engine makes it (argon2 hash included) before it opens the step's transaction and
+    /// passes it in [`StepContext::prepared`]. Pure, and it must agree with
+    /// [`Saga::transition`]: a transition that asks [`StepContext::fresh_secret`] for a kind
+    /// not named here fails. Most sagas hand out none.
+    fn fresh_secret(&self, state: Option<&Self::State>, input: &Self::Input) -> Option<SecretKind> {
+        let _ = (state, input);
+        None
+    }
 
     /// A short name of the state for listing and history (`awaiting_mvd`).
     fn state_name(&self, state: &Self::State) -> String;
@@ -154,6 +183,9 @@ pub struct StepContext<'a> {
     pub message: &'a Metadata,
     /// Fresh randomness for this step, from the operating system (tests fix it).
     pub seed: [u8; 32],
+    /// The new secret [`Saga::fresh_secret`] asked for, made and hashed before the step's
+    /// transaction; `None` when it asked for none.
+    pub prepared: Option<&'a FreshSecret>,
 }
 
 impl StepContext<'_> {
@@ -161,57 +193,25 @@ impl StepContext<'_> {
     pub fn rng(&self) -> rand::rngs::StdRng {
         <rand::rngs::StdRng as rand::SeedableRng>::from_seed(self.seed)
     }
-}
 
-/// A message a transition sends. It is published to the bus with the message type as routing
-/// key, or to `reply_to` when it answers a request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Command {
-    /// `name.vN`.
-    pub message_type: String,
-    /// JSON body.
-    pub body: Vec<u8>,
-    /// When set, the message goes to this queue through the default exchange (a reply).
-    pub reply_to: Option<String>,
-    /// Nobody waits for an answer to it (a notification SMS sent by a service on a person's
-    /// request): it carries no `reply_to`, and its answers are not sent anywhere.
-    pub detached: bool,
-    /// Sent as this broker user (`user_id`, which the broker checks against the hub's
-    /// connection): set by the bridge that speaks for an HTTP back-office.
-    pub user_id: Option<String>,
-}
-
-impl Command {
-    /// A command or event carrying `message`.
-    pub fn new<M: Message>(message: &M) -> Result<Self, Failure> {
-        Ok(Self {
-            message_type: M::TYPE.to_string(),
-            body: contracts::encode(message)
-                .map_err(|e| Failure::permanent(format!("cannot encode {}: {e}", M::TYPE)))?,
-            reply_to: None,
-            detached: false,
-            user_id: None,
+    /// The new secret of `kind` prepared for this step. A transition never hashes one itself:
+    /// when none was prepared ([`Saga::fresh_secret`] did not name it), the step fails.
+    pub fn fresh_secret(&self, kind: SecretKind) -> Result<&FreshSecret, Failure> {
+        self.prepared.filter(|s| s.kind() == kind).ok_or_else(|| {
+            Failure::permanent(format!(
+                "the step needs a new secret ({kind:?}) that was not prepared: the saga's \
+                 fresh_secret and its transition disagree"
+            ))
         })
     }
 }
 
-impl Command {
-    /// The same command, with no answer expected (see [`Command::detached`]).
-    pub fn detach(mut self) -> Self {
-        self.detached = true;
-        self
-    }
-
-    /// The same command, sent as broker user `user` (see [`Command::user_id`]).
-    pub fn as_user(mut self, user: impl Into<String>) -> Self {
-        self.user_id = Some(user.into());
-        self
-    }
-
-    /// The same command, answering a request whose reply queue is `queue`.
-    pub fn reply_to(mut self, queue: impl Into<String>) -> Self {
-        self.reply_to = Some(queue.into());
-        self
+/// A database error as a failure: connection trouble is transient, the rest permanent.
+pub fn db_failure(e: &sqlx::Error) -> Failure {
+    if is_transient(e) {
+        Failure::transient(format!("database: {e}"))
+    } else {
+        Failure::permanent(format!("database: {e}"))
     }
 }
 

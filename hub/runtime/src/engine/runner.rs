@@ -11,9 +11,10 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::service::db_failure;
-use super::{CancelPreview, Command, Saga, SagaControl, SagaKey, StepContext};
+use super::command::outgoing;
+use super::{CancelPreview, Command, Saga, SagaControl, SagaKey, Step, StepContext, db_failure};
 use crate::broker::{Envelope, Handler, Incoming};
+use crate::secrets::{FreshSecret, SecretKind};
 use crate::store::outbox;
 
 /// Runs one saga type on one queue.
@@ -35,10 +36,45 @@ enum Delivery<I> {
     Cancel(CancelSaga),
 }
 
+/// Why an attempt at a step did not commit.
 enum StepError {
     /// Someone else created or changed the row first: run the step again.
     Conflict,
+    /// The transition hands out a new secret of this kind and the attempt had none (or one of
+    /// another kind): the transaction was rolled back; make one and run the step again.
+    NeedsSecret(SecretKind),
     Failed(Failure),
+}
+
+/// The saga row as a step found it, locked.
+struct Locked<St> {
+    /// `None` before the first step.
+    state: Option<St>,
+    /// 0 before the first step.
+    version: i64,
+    state_name: Option<String>,
+    /// When the saga started (now, before the first step).
+    created_at: DateTime<Utc>,
+}
+
+/// What a step wrote, for the log and the metrics.
+struct Written {
+    to_state: String,
+    terminal: bool,
+    sent: usize,
+}
+
+/// The secret the step may use: the one `prepared`, when it is of the kind the transition
+/// `wanted`; `Err(kind)` when the transition wants one it was not given.
+fn secret_for(
+    wanted: Option<SecretKind>,
+    prepared: Option<&FreshSecret>,
+) -> Result<Option<&FreshSecret>, SecretKind> {
+    match (wanted, prepared) {
+        (None, _) => Ok(None),
+        (Some(kind), Some(secret)) if secret.kind() == kind => Ok(Some(secret)),
+        (Some(kind), _) => Err(kind),
+    }
 }
 
 impl From<sqlx::Error> for StepError {
@@ -53,7 +89,8 @@ impl From<Failure> for StepError {
     }
 }
 
-/// How many times a step is re-run when it loses a race to create or update the row.
+/// How many times a step is re-run when it loses a race to create or update the row (or, once,
+/// to make the new secret it hands out).
 const CONFLICT_RETRIES: usize = 5;
 
 impl<S: Saga> SagaEngine<S> {
@@ -76,16 +113,71 @@ impl<S: Saga> SagaEngine<S> {
         }
     }
 
+    /// One attempt at the step, in one transaction: lock the row, run the transition, write
+    /// its effects. Argon2 never runs in here: a transition that hands out a new secret gets it
+    /// `prepared` before the transaction, or the attempt ends with [`StepError::NeedsSecret`]
+    /// before it has written anything.
     async fn step(
         &self,
         message: &Incoming,
         key: &SagaKey,
         input: &Delivery<S::Input>,
+        prepared: Option<&FreshSecret>,
     ) -> Result<(), StepError> {
         let mut tx = self.pool.begin().await?;
-        // One round trip: lock the saga row (if there is one yet), then record the message in
-        // the inbox. Every step takes the two in this order, so two copies of one message cannot
-        // deadlock: the second waits for the saga, then finds the message already recorded.
+        let Some(row) = self.lock(&mut tx, message, key).await? else {
+            tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
+            crate::broker::handled_as_duplicate();
+            tx.rollback().await?;
+            return Ok(());
+        };
+        let secret = match input {
+            Delivery::Input(input) => {
+                let wanted = self.saga.fresh_secret(row.state.as_ref(), input);
+                match secret_for(wanted, prepared) {
+                    Ok(secret) => secret,
+                    Err(kind) => {
+                        // Released at once: the secret is made with no transaction open.
+                        tx.rollback().await?;
+                        return Err(StepError::NeedsSecret(kind));
+                    }
+                }
+            }
+            Delivery::Cancel(_) => None,
+        };
+        let ctx = StepContext {
+            now: Utc::now(),
+            saga_id: key.id,
+            message: &message.metadata,
+            seed: rand::random(),
+            prepared: secret,
+        };
+        let Some(step) = self.decide(key, &row, input, &ctx)? else {
+            // Nothing to do; the inbox row is kept so the message is not handled again.
+            tx.commit().await?;
+            return Ok(());
+        };
+        let written = self.write(&mut tx, message, key, &row, &step).await?;
+        tx.commit().await?;
+        let was_terminal = row.state.as_ref().is_some_and(|s| self.saga.is_terminal(s));
+        if written.terminal && !was_terminal {
+            let lasted = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+            crate::metrics::metrics().saga_ended(self.saga.saga_type(), lasted);
+        }
+        tracing::debug!(saga_id = %key.id, saga_type = self.saga.saga_type(), from = ?row.state_name, to = %written.to_state, sent = written.sent, "saga step committed");
+        Ok(())
+    }
+
+    /// Locks the saga row (if there is one yet) and records the message in the inbox, in one
+    /// round trip. `None` when the message is in the inbox already (a duplicate).
+    async fn lock(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        message: &Incoming,
+        key: &SagaKey,
+    ) -> Result<Option<Locked<S::State>>, StepError> {
+        // Every step takes the two in this order, so two copies of one message cannot deadlock:
+        // the second waits for the saga, then finds the message already recorded.
         type Read = (
             bool,
             Option<Json<serde_json::Value>>,
@@ -106,55 +198,74 @@ impl<S: Saga> SagaEngine<S> {
         .bind(&self.inbox_key)
         .bind(message.metadata.message_id)
         .bind(key.id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         if !fresh {
-            tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
-            crate::broker::handled_as_duplicate();
-            tx.rollback().await?;
-            return Ok(());
+            return Ok(None);
         }
-        let row = match (state, version, name, created_at) {
-            (Some(state), Some(version), Some(name), Some(created_at)) => {
-                Some((state, version, name, created_at))
-            }
-            _ => None,
+        let Some((Json(value), version, name, created_at)) = state
+            .zip(version)
+            .zip(name)
+            .zip(created_at)
+            .map(|(((s, v), n), c)| (s, v, n, c))
+        else {
+            return Ok(Some(Locked {
+                state: None,
+                version: 0,
+                state_name: None,
+                created_at: Utc::now(),
+            }));
         };
-        let (state, version, from_state, started_at) = match row {
-            Some((Json(value), version, name, created_at)) => {
-                let state = serde_json::from_value::<S::State>(value).map_err(|e| {
-                    Failure::permanent(format!(
-                        "stored state of saga {} cannot be read: {e}",
-                        key.id
-                    ))
-                })?;
-                (Some(state), version, Some(name), created_at)
-            }
-            None => (None, 0, None, Utc::now()),
-        };
-        let was_terminal = state.as_ref().is_some_and(|s| self.saga.is_terminal(s));
-        let ctx = StepContext {
-            now: Utc::now(),
-            saga_id: key.id,
-            message: &message.metadata,
-            seed: rand::random(),
-        };
-        let step = match (input, state.as_ref()) {
-            (Delivery::Input(input), state) => self.saga.transition(state, input, &ctx)?,
+        let state = serde_json::from_value::<S::State>(value).map_err(|e| {
+            Failure::permanent(format!(
+                "stored state of saga {} cannot be read: {e}",
+                key.id
+            ))
+        })?;
+        Ok(Some(Locked {
+            state: Some(state),
+            version,
+            state_name: Some(name),
+            created_at,
+        }))
+    }
+
+    /// What the step does: the saga's transition, or an operator's cancel. `None` when there is
+    /// nothing to do (a cancel of a saga that has ended meanwhile).
+    fn decide(
+        &self,
+        key: &SagaKey,
+        row: &Locked<S::State>,
+        input: &Delivery<S::Input>,
+        ctx: &StepContext<'_>,
+    ) -> Result<Option<Step<S::State>>, Failure> {
+        match (input, row.state.as_ref()) {
+            (Delivery::Input(input), state) => self.saga.transition(state, input, ctx).map(Some),
             (Delivery::Cancel(_), None) => {
-                return Err(StepError::Failed(Failure::permanent(format!(
-                    "no saga {} to cancel",
-                    key.id
-                ))));
+                Err(Failure::permanent(format!("no saga {} to cancel", key.id)))
             }
             (Delivery::Cancel(_), Some(state)) if self.saga.is_terminal(state) => {
                 // It ended while the operator's message was on its way: nothing to undo.
-                tracing::warn!(saga_id = %key.id, state = from_state.as_deref().unwrap_or_default(), "cancel of an ended saga ignored");
-                tx.commit().await?;
-                return Ok(());
+                tracing::warn!(saga_id = %key.id, state = row.state_name.as_deref().unwrap_or_default(), "cancel of an ended saga ignored");
+                Ok(None)
             }
-            (Delivery::Cancel(request), Some(state)) => self.cancelled(state, request, &ctx)?,
-        };
+            (Delivery::Cancel(request), Some(state)) => {
+                self.cancelled(state, request, ctx).map(Some)
+            }
+        }
+    }
+
+    /// Writes the step: the saga row, its history row, the outbox rows and the relays' wake-up
+    /// in one statement (one round trip), then the timers. The history row is written only if
+    /// the saga row was: none means someone else got there first ([`StepError::Conflict`]).
+    async fn write(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        message: &Incoming,
+        key: &SagaKey,
+        row: &Locked<S::State>,
+        step: &Step<S::State>,
+    ) -> Result<Written, StepError> {
         let to_state = self.saga.state_name(&step.state);
         let terminal = self.saga.is_terminal(&step.state);
         let state_json = serde_json::to_value(&step.state)
@@ -166,9 +277,6 @@ impl<S: Saga> SagaEngine<S> {
             .map(|(i, c)| self.envelope(&message.metadata, key.id, &format!("out/{i}"), c, None))
             .collect();
         let outgoing: Vec<Uuid> = envelopes.iter().map(|e| e.metadata.message_id).collect();
-        // The saga row, its history row, the outbox rows and the relays' wake-up in one
-        // statement (one round trip). The history row is written only if the saga row was: none
-        // means someone else got there first, and the transaction is rolled back.
         // $1-$9 the step, $10 the relays' channel, $11-$15 the outbox columns, then the saga
         // row's own: a new saga's type and business key, or the version it must still have.
         macro_rules! step_statement {
@@ -188,6 +296,7 @@ impl<S: Saga> SagaEngine<S> {
                 )
             };
         }
+        let version = row.version;
         let statement = if version == 0 {
             step_statement!(
                 "INSERT INTO sagas (id, saga_type, business_key, state_name, state, terminal, version)
@@ -205,7 +314,7 @@ impl<S: Saga> SagaEngine<S> {
             .bind(version + 1)
             .bind(message.metadata.message_id)
             .bind(&message.metadata.message_type)
-            .bind(from_state.as_deref())
+            .bind(row.state_name.as_deref())
             .bind(&to_state)
             .bind(&outgoing)
             .bind(Json(&state_json))
@@ -223,19 +332,17 @@ impl<S: Saga> SagaEngine<S> {
         } else {
             query.bind(version)
         };
-        let (written, _) = query.fetch_one(&mut *tx).await?;
+        let (written, _) = query.fetch_one(&mut **tx).await?;
         if written != 1 {
             return Err(StepError::Conflict);
         }
-        self.write_timers(&mut tx, &message.metadata, key.id, &step)
+        self.write_timers(tx, &message.metadata, key.id, step)
             .await?;
-        tx.commit().await?;
-        if terminal && !was_terminal {
-            let lasted = (Utc::now() - started_at).to_std().unwrap_or_default();
-            crate::metrics::metrics().saga_ended(self.saga.saga_type(), lasted);
-        }
-        tracing::debug!(saga_id = %key.id, saga_type = self.saga.saga_type(), from = ?from_state, to = %to_state, sent = outgoing.len(), "saga step committed");
-        Ok(())
+        Ok(Written {
+            to_state,
+            terminal,
+            sent: outgoing.len(),
+        })
     }
 
     /// The saga's cancel step, which must end it.
@@ -244,7 +351,7 @@ impl<S: Saga> SagaEngine<S> {
         state: &S::State,
         request: &CancelSaga,
         ctx: &StepContext<'_>,
-    ) -> Result<super::Step<S::State>, Failure> {
+    ) -> Result<Step<S::State>, Failure> {
         let step = self.saga.cancel(state, request, ctx)?;
         if !self.saga.is_terminal(&step.state) {
             return Err(Failure::permanent(format!(
@@ -282,7 +389,7 @@ impl<S: Saga> SagaEngine<S> {
         tx: &mut Transaction<'static, Postgres>,
         cause: &Metadata,
         saga_id: Uuid,
-        step: &super::Step<S::State>,
+        step: &Step<S::State>,
     ) -> Result<(), sqlx::Error> {
         if !step.cancel_timers.is_empty() {
             sqlx::query("DELETE FROM timers WHERE saga_id = $1 AND name = ANY($2)")
@@ -347,33 +454,6 @@ impl<S: Saga> SagaEngine<S> {
     }
 }
 
-/// The envelope of a message `c` sent because of `cause`: its id is derived from the cause's
-/// id and `slot`, so handling the same input twice yields the same ids. It goes to the bus by
-/// type, or, when it answers a request (`c.reply_to`), straight to that queue through the
-/// default exchange, keeping the request's correlation.
-pub(crate) fn outgoing(
-    topology: &Topology,
-    app_id: &str,
-    cause: &Metadata,
-    slot: &str,
-    c: &Command,
-) -> Envelope {
-    let mut metadata = Metadata::caused_by(cause, c.message_type.clone(), app_id.to_owned())
-        .with_message_id(Uuid::new_v5(&cause.message_id, slot.as_bytes()));
-    metadata.correlation_id = cause.correlation_id.clone();
-    metadata.user_id.clone_from(&c.user_id);
-    let (exchange, routing_key) = match &c.reply_to {
-        Some(queue) => (String::new(), queue.clone()),
-        None => (topology.bus_exchange(), c.message_type.clone()),
-    };
-    Envelope {
-        exchange,
-        routing_key,
-        metadata,
-        body: c.body.clone(),
-    }
-}
-
 impl<S: Saga> SagaControl for SagaEngine<S> {
     fn saga_type(&self) -> &str {
         self.saga.saga_type()
@@ -407,6 +487,7 @@ impl<S: Saga> SagaControl for SagaEngine<S> {
             saga_id,
             message: &metadata,
             seed: rand::random(),
+            prepared: None,
         };
         let step = self.cancelled(&state, request, &ctx)?;
         Ok(CancelPreview {
@@ -414,7 +495,7 @@ impl<S: Saga> SagaControl for SagaEngine<S> {
             sends: step
                 .commands
                 .iter()
-                .map(|c| c.message_type.clone())
+                .map(|c| c.message_type.to_string())
                 .collect(),
         })
     }
@@ -438,10 +519,15 @@ impl<S: Saga> Handler for SagaEngine<S> {
                 let (key, input) = self.saga.read(message)?;
                 (key, Delivery::Input(input))
             };
+            let mut prepared = None;
             for _ in 0..CONFLICT_RETRIES {
-                match self.step(message, &key, &input).await {
+                match self.step(message, &key, &input, prepared.as_ref()).await {
                     Ok(()) => return Ok(()),
                     Err(StepError::Conflict) => continue,
+                    // Made with no transaction open, then the step runs again.
+                    Err(StepError::NeedsSecret(kind)) => {
+                        prepared = Some(FreshSecret::make(kind).await?);
+                    }
                     Err(StepError::Failed(f)) => return Err(f),
                 }
             }
@@ -450,5 +536,38 @@ impl<S: Saga> Handler for SagaEngine<S> {
                 key.id
             )))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_gets_the_prepared_secret_only_when_its_transition_wants_that_kind() {
+        let code = FreshSecret::from_parts(SecretKind::Digits(6), "123456", "hash-of-code");
+        let password = FreshSecret::from_parts(SecretKind::Password, "Xy3kLmNpQr", "hash");
+        // No secret wanted: none given, whatever was prepared.
+        assert_eq!(secret_for(None, None), Ok(None));
+        assert_eq!(secret_for(None, Some(&code)), Ok(None));
+        // Wanted and prepared: given.
+        assert_eq!(
+            secret_for(Some(SecretKind::Digits(6)), Some(&code)),
+            Ok(Some(&code))
+        );
+        // Wanted and not prepared, or prepared for another state (another kind): the attempt
+        // stops before it writes, and the secret is made outside the transaction.
+        assert_eq!(
+            secret_for(Some(SecretKind::Password), None),
+            Err(SecretKind::Password)
+        );
+        assert_eq!(
+            secret_for(Some(SecretKind::Password), Some(&code)),
+            Err(SecretKind::Password)
+        );
+        assert_eq!(
+            secret_for(Some(SecretKind::Digits(6)), Some(&password)),
+            Err(SecretKind::Digits(6))
+        );
     }
 }

@@ -17,10 +17,10 @@ use contracts::Topology;
 use futures_util::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
-use super::Command;
-use super::runner::outgoing;
+use super::command::outgoing;
+use super::{Command, db_failure};
 use crate::broker::{Handler, Incoming};
-use crate::store::{is_transient, outbox};
+use crate::store::outbox;
 
 /// A command handler with a database side.
 pub trait Service: Send + Sync + 'static {
@@ -121,15 +121,6 @@ impl<S: Service> ServiceRunner<S> {
             .map_err(|e| db_failure(&e))?;
         tx.commit().await.map_err(|e| db_failure(&e))?;
         Ok(())
-    }
-}
-
-/// A database error as a failure: connection trouble is transient, the rest permanent.
-pub fn db_failure(e: &sqlx::Error) -> Failure {
-    if is_transient(e) {
-        Failure::transient(format!("database: {e}"))
-    } else {
-        Failure::permanent(format!("database: {e}"))
     }
 }
 

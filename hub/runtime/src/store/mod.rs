@@ -150,15 +150,23 @@ mod tests {
         expected.extend([1_000_001, 2, 3]);
         expected.sort_unstable();
         assert_eq!(versions, expected);
-        assert!(merged.ignore_missing, "other plans' migrations are left alone");
+        assert!(
+            merged.ignore_missing,
+            "other plans' migrations are left alone"
+        );
     }
 
     #[test]
     fn a_version_two_sets_claim_is_refused() {
-        let first = MIGRATOR.iter().next().expect("the runtime has migrations").version;
+        let first = MIGRATOR
+            .iter()
+            .next()
+            .expect("the runtime has migrations")
+            .version;
         let err = migrator(&[&set(&[first])]).expect_err("version claimed twice");
         assert!(
-            err.reason.contains(&format!("two migrations have version {first}")),
+            err.reason
+                .contains(&format!("two migrations have version {first}")),
             "{}",
             err.reason
         );

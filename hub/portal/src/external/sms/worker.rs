@@ -24,8 +24,8 @@ use adapters::sms::SmsClient;
 use chrono::{DateTime, Utc};
 use contracts::person::Msisdn;
 use contracts::sms::{
-    CheckSubscriber, NotifyHolder, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
-    SubscriberStatus, WrongCode,
+    CheckSubscriber, NotSentReason, NotifyHolder, SendSms, SmsNotSent, SmsPurpose, SmsSent,
+    SubscriberChecked, SubscriberStatus, WrongCode,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
@@ -41,12 +41,6 @@ use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
 use hub_runtime::metrics::{external_call, metrics};
 use hub_runtime::secrets::Sealer;
-
-/// The reason of the [`SmsNotSent`] for an SMS over the number's SMS limit.
-pub const SMS_PER_PHONE_REACHED: &str = "too many SMS to this number; try later";
-
-/// The reason of the [`SmsNotSent`] for a code to a number with too many wrong codes typed.
-pub const WRONG_CODES_PER_PHONE_REACHED: &str = "too many wrong codes for this number; try later";
 
 /// What a per-phone limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,14 +396,13 @@ impl SmsWorker {
             "SMS not sent: a per-phone limit is reached"
         );
         metrics().sms_capped(purpose_label(purpose), event.limit_name());
-        Ok(Some(SmsNotSent {
+        Ok(Some(SmsNotSent::new(
             purpose,
-            reason: match event {
-                PhoneEvent::WrongCode => WRONG_CODES_PER_PHONE_REACHED,
-                PhoneEvent::Sms | PhoneEvent::RecoveryCode => SMS_PER_PHONE_REACHED,
-            }
-            .to_owned(),
-        }))
+            match event {
+                PhoneEvent::WrongCode => NotSentReason::WrongCodesPerPhoneReached,
+                PhoneEvent::Sms | PhoneEvent::RecoveryCode => NotSentReason::SmsPerPhoneReached,
+            },
+        )))
     }
 
     /// The client, sending the message's trace context along.
@@ -424,10 +417,11 @@ impl SmsWorker {
         message: &Incoming,
         cmd: &NotifyHolder,
     ) -> Result<SmsOutcome, Failure> {
-        let not_sent = |reason: &str| {
+        let not_sent = |reason, detail: Option<String>| {
             Ok(SmsOutcome::NotSent(SmsNotSent {
                 purpose: SmsPurpose::Notice,
-                reason: reason.to_owned(),
+                reason,
+                detail,
             }))
         };
         let phone: Option<String> =
@@ -440,7 +434,7 @@ impl SmsWorker {
             // An applicant who logged in another way has no phone here: the cabinet shows the
             // notice, the SMS is skipped.
             tracing::info!("no phone for the holder; the notice SMS is skipped");
-            return not_sent("no phone for the holder");
+            return not_sent(NotSentReason::NoPhone, None);
         };
         if let Some(held) = self.over_limit(message, &to, SmsPurpose::Notice).await? {
             return Ok(SmsOutcome::NotSent(held));
@@ -448,7 +442,7 @@ impl SmsWorker {
         let client = self.client(message);
         let asked = external_call("sms", "subscriber", client.subscriber(&to));
         let Some(subscriber) = asked.await? else {
-            return not_sent("no operator serves the number");
+            return not_sent(NotSentReason::NoOperator, None);
         };
         let sent = client.send(
             message.metadata.message_id,
@@ -463,7 +457,7 @@ impl SmsWorker {
                 operator: s.operator,
                 provider_message_id: s.provider_message_id,
             })),
-            Err(f) if !f.is_transient() => not_sent(&f.reason),
+            Err(f) if !f.is_transient() => not_sent(NotSentReason::Refused, Some(f.reason)),
             Err(f) => Err(f),
         }
     }
@@ -518,10 +512,10 @@ impl Service for SmsWorker {
                         match asked.await? {
                             Some(s) => s.operator,
                             None => {
-                                return Ok(SmsOutcome::NotSent(SmsNotSent {
-                                    purpose: cmd.purpose,
-                                    reason: "no operator serves the number".into(),
-                                }));
+                                return Ok(SmsOutcome::NotSent(SmsNotSent::new(
+                                    cmd.purpose,
+                                    NotSentReason::NoOperator,
+                                )));
                             }
                         }
                     }
@@ -548,7 +542,8 @@ impl Service for SmsWorker {
                     // decides what that means.
                     Err(f) if !f.is_transient() => Ok(SmsOutcome::NotSent(SmsNotSent {
                         purpose: cmd.purpose,
-                        reason: f.reason,
+                        reason: NotSentReason::Refused,
+                        detail: Some(f.reason),
                     })),
                     Err(f) => Err(f),
                 }

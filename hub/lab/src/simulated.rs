@@ -1,0 +1,139 @@
+//! Every external system simulated on free ports, and the portal's integration settings pointed
+//! at them: the one place the lab's [`Stage`](crate::stage::Stage) and the end-to-end tests'
+//! `Portal` start the simulators from, so both run the hub against the same world.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use hub_portal::config::IntegrationConfig;
+use hub_portal::procedures::catalogue::{AuthorityChannel, Catalogue};
+use simulators::{RunningSims, SimConfig, SimKind};
+use tokio_util::sync::CancellationToken;
+
+/// The simulators, running in this process, and the hub's settings for them.
+#[derive(Debug)]
+pub struct Simulated {
+    /// The running simulators (their URLs).
+    pub sims: RunningSims,
+    /// The portal's integration settings, every system at its simulator, the callbacks at a
+    /// free local port, GosSUOK's root as the one trusted EDS root.
+    pub integrations: IntegrationConfig,
+    /// Stops the simulators (and whatever else was started under it, such as the authorities
+    /// on the bus).
+    pub token: CancellationToken,
+}
+
+impl Simulated {
+    /// Starts the simulators of `config` and points the portal's settings at them.
+    ///
+    /// The settings are the lab's: a 5 s HTTP timeout, phone codes valid for 2 minutes, and
+    /// no seal key (the development key, as `hub run` without `HUB_SEAL_KEY` uses); a test that
+    /// wants its own key sets [`random_seal_key`].
+    ///
+    /// Errors: a simulator does not start, or GosSUOK's root cannot be read.
+    pub async fn start(config: SimConfig) -> anyhow::Result<Simulated> {
+        let token = CancellationToken::new();
+        let erip_secret = config.erip_secret.clone();
+        let backoffice_secret = config.backoffice.secret.clone();
+        let sims = simulators::start(config, token.clone()).await?;
+        let url = |k: SimKind| sim_url(&sims, k);
+        let callbacks = free_local_addr()?;
+        let integrations = IntegrationConfig {
+            mvd_url: url(SimKind::Mvd)?,
+            sms_a1_url: url(SimKind::A1)?,
+            sms_mts_url: url(SimKind::Mts)?,
+            sms_life_url: url(SimKind::Life)?,
+            sms_sender: "E-SERVICES".into(),
+            http_timeout: Duration::from_secs(5),
+            http_addr: callbacks,
+            callback_url: format!("http://{callbacks}/").parse()?,
+            seal_key: None,
+            phone_code_ttl: Duration::from_secs(120),
+            phone_code_attempts: 3,
+            temp_password_ttl: Duration::from_secs(72 * 3600),
+            erip_url: url(SimKind::Erip)?,
+            erip_secret,
+            payment_ttl: Duration::from_secs(3600),
+            authority_settings: backoffice_settings(
+                &url(SimKind::BackOffice)?,
+                &backoffice_secret,
+            )?,
+            smtp_url: sims
+                .email_smtp_url()
+                .context("the e-mail simulator did not start")?,
+            email_from: "E-Services Portal <noreply@portal.example.by>".into(),
+            portal_url: "http://127.0.0.1:8080/".parse()?,
+            gossuok_url: url(SimKind::Gossuok)?,
+            eds_trusted_root_files: Vec::new(),
+            eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
+            limits: Default::default(),
+        };
+        Ok(Simulated {
+            sims,
+            integrations,
+            token,
+        })
+    }
+
+    /// The base URL of one simulator.
+    pub fn url(&self, kind: SimKind) -> anyhow::Result<url::Url> {
+        sim_url(&self.sims, kind)
+    }
+}
+
+fn sim_url(sims: &RunningSims, kind: SimKind) -> anyhow::Result<url::Url> {
+    sims.operator_url(kind)
+        .cloned()
+        .with_context(|| format!("the {kind} simulator did not start"))
+}
+
+/// A free port on the loopback interface, for a listener started soon after.
+pub fn free_local_addr() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// A fresh random seal key (`HUB_SEAL_KEY` form, `t1:<base64 of 32 bytes>`).
+pub fn random_seal_key() -> String {
+    format!(
+        "t1:{}",
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    )
+}
+
+/// The GosSUOK simulator's root certificate (DER): the EDS trust anchor.
+///
+/// Errors: the simulator does not answer, or answers with an error.
+async fn gossuok_root(gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
+    let r = reqwest::get(gossuok.join("ca/root.der")?).await?;
+    anyhow::ensure!(r.status().is_success(), "GosSUOK root: {}", r.status());
+    Ok(r.bytes().await?.to_vec())
+}
+
+/// The settings that point every HTTP authority of the catalogue at the back-office simulator
+/// at `simulator`, signing with `secret`.
+///
+/// Errors: the embedded catalogue does not load, or an authority's id makes no URL.
+fn backoffice_settings(
+    simulator: &url::Url,
+    secret: &str,
+) -> anyhow::Result<HashMap<String, String>> {
+    let catalogue = Catalogue::embedded()?;
+    let mut settings = HashMap::new();
+    for a in catalogue.authorities() {
+        if let AuthorityChannel::Http {
+            base_url_key,
+            secret_key,
+        } = &a.channel
+        {
+            settings.insert(
+                base_url_key.clone(),
+                simulator.join(&format!("{}/", a.id))?.to_string(),
+            );
+            settings.insert(secret_key.clone(), secret.to_owned());
+        }
+    }
+    Ok(settings)
+}
