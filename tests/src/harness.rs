@@ -106,6 +106,9 @@ impl TestEnv {
             drain_timeout: Duration::from_secs(10),
             ready_max_outbox_lag: Duration::from_secs(30),
         };
+        if let Ok(template) = std::env::var("TEST_DATABASE_TEMPLATE") {
+            copy_template(&servers.postgres_url, &sandbox.database, &template).await;
+        }
         let migrator = hub::migrator().expect("the hub's migrations");
         let pool = hub_runtime::store::connect(&config.database_url, 4, &migrator)
             .await
@@ -456,3 +459,25 @@ pub async fn queue_depth(channel: &lapin::Channel, queue: &str) -> u32 {
 
 /// Shared state handlers in tests record into.
 pub type Shared<T> = Arc<Mutex<T>>;
+
+/// `TEST_DATABASE_TEMPLATE`: the test's database starts as a copy of that one instead of empty
+/// (e.g. one an older `hub migrate` made, to run every test on a database migrated the old way;
+/// the hub's migrations then take it as it is). Creating two copies of one template at the same
+/// moment can be refused while the other copy reads it, so a refusal is tried again.
+async fn copy_template(postgres_url: &str, database: &str, template: &str) {
+    use sqlx::{Connection, Executor};
+    let create = format!("CREATE DATABASE {database} TEMPLATE {template}");
+    let mut server = sqlx::PgConnection::connect(postgres_url)
+        .await
+        .expect("PostgreSQL is running (see README, Prerequisites)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match server.execute(sqlx::AssertSqlSafe(create.clone())).await {
+            Ok(_) => return,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("being accessed") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot copy TEST_DATABASE_TEMPLATE {template:?}: {e}"),
+        }
+    }
+}

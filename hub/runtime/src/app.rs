@@ -62,7 +62,7 @@ pub struct Components {
     pub relay: bool,
     /// The timer poller.
     pub timers: bool,
-    /// The dead-letter keeper (`ops::keeper`): dead-letter queues into `dead_letters`.
+    /// The dead-letter keeper ([`crate::keeper`]): dead-letter queues into `dead_letters`.
     pub keeper: bool,
 }
 
