@@ -13,7 +13,7 @@ use contracts::procedure::{
 use e2e::portal::{DESK, Portal, WAIT, phone};
 use e2e::{Observer, wait_until};
 use hub_ops::dlq::Disclosure;
-use hub_ops::sagas::{self, ListFilter, OperatorRequest, SagaOpsError, SagaTypes};
+use hub_ops::sagas::{self, ListFilter, OperatorRequest, SagaOpsError};
 use hub_portal::procedures::saga::ProcedureSaga;
 use hub_portal::sagas::issuance::IssuanceSaga;
 use hub_runtime::app::HubContext;
@@ -381,7 +381,7 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
         app_id: "saga-ops-test".into(),
         broker_user: hub_runtime::broker::broker_user(&portal.env.config.amqp_url),
     };
-    let types = SagaTypes::from_plan(&plan, &ctx);
+    let types = plan.saga_types(&ctx);
     let request = OperatorRequest {
         operator: "petrov".into(),
         reason: Some("the registry office is closed for a month".into()),

@@ -27,47 +27,8 @@ use hub_runtime::health::Readiness;
 use hub_runtime::metrics::{SagaCountCache, Snapshot, metrics};
 use hub_runtime::trace::TraceContext;
 
-/// What the callbacks need to know besides the database.
-#[derive(Clone)]
-pub struct Callbacks {
-    /// ERIP's shared secret for notification signatures.
-    pub erip_secret: Vec<u8>,
-    /// The full name of the procedure saga's queue (ERIP's events go there).
-    pub procedure_queue: String,
-    /// The bus exchange (HTTP back-offices' answers go there, as a queue authority's would).
-    pub bus_exchange: String,
-    /// The hub's own broker user: the bridge's messages carry it as `user_id`.
-    pub bridge_user: String,
-    /// Each HTTP authority's id and the secret its back-office signs with.
-    pub authority_secrets: std::collections::HashMap<String, Vec<u8>>,
-}
-
-impl std::fmt::Debug for Callbacks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Callbacks")
-            .field("procedure_queue", &self.procedure_queue)
-            .field("bus_exchange", &self.bus_exchange)
-            .field("bridge_user", &self.bridge_user)
-            .field(
-                "authorities",
-                &self.authority_secrets.keys().collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a callback handler is given: the database its message is written to (through the
-/// outbox), the hub's app id for the message's metadata, and [`Callbacks`]. Nothing of the
-/// operators' endpoints.
-#[derive(Debug, Clone)]
-pub(crate) struct CallbackState {
-    /// The hub's database.
-    pub(crate) pool: PgPool,
-    /// The app id the callbacks' messages carry.
-    pub(crate) app_id: String,
-    /// Secrets, queues and users the callbacks need.
-    pub(crate) callbacks: Arc<Callbacks>,
-}
+use crate::external::CallbackState;
+pub use crate::external::Callbacks;
 
 #[derive(Debug, Clone)]
 struct AppState {

@@ -17,6 +17,7 @@ use crate::broker::{
     self, Broker, ConsumerSettings, Handler, NamedSenders, Publisher, SenderPolicy,
 };
 use crate::config::HubConfig;
+use crate::engine::SagaTypes;
 use crate::health::Readiness;
 use crate::store::{self, relay, timers};
 
@@ -140,7 +141,7 @@ pub struct Running {
     /// This process's confirming publisher.
     pub publisher: Arc<Publisher>,
     /// The sagas this process runs (what an operator may cancel).
-    pub sagas: Arc<crate::engine::SagaTypes>,
+    pub sagas: Arc<SagaTypes>,
 }
 
 /// What a hub process runs: its queues with their handlers, background tasks, who may send what
@@ -161,6 +162,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The sagas of this plan, with what operators may ask of each: its handlers are made (not
+    /// run) with `ctx`.
+    pub fn saga_types(&self, ctx: &HubContext) -> SagaTypes {
+        SagaTypes::new(
+            &ctx.topology,
+            self.registrations.iter().map(|r| (r.factory)(ctx)),
+        )
+    }
+
     /// Every queue of the plan: consumed and foreign.
     pub fn queues(&self) -> Vec<QueueSpec> {
         self.registrations

@@ -15,7 +15,7 @@ use sqlx::PgPool;
 
 use super::{
     CancelReport, ListFilter, OperatorRequest, RetryReport, SagaDetail, SagaOpsError, SagaSummary,
-    SagaTypes, age_text,
+    age_text,
 };
 use crate::audit;
 use crate::dlq::{Disclosure, UNMASK_VAR, unmask_allowed};
@@ -312,7 +312,7 @@ async fn cancel(
         app_id: "hub saga cancel".into(),
         broker_user: broker::broker_user(&config.amqp_url),
     };
-    let sagas = SagaTypes::from_plan(&plan, &ctx);
+    let sagas = plan.saga_types(&ctx);
     let request = OperatorRequest {
         operator: audit::cli_operator(args.operator.as_deref()),
         reason: Some(args.reason),

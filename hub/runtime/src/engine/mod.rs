@@ -38,7 +38,6 @@ use std::sync::Arc;
 
 use contracts::Topology;
 
-use crate::app::{HubContext, Plan};
 use crate::broker::{Handler, Incoming};
 
 pub use command::Command;
@@ -295,14 +294,6 @@ impl SagaTypes {
                 .filter(|h| h.saga().is_some())
                 .collect(),
         }
-    }
-
-    /// The sagas of `plan`: its handlers are made (not run) with `ctx`.
-    pub fn from_plan(plan: &Plan, ctx: &HubContext) -> Self {
-        Self::new(
-            &ctx.topology,
-            plan.registrations.iter().map(|r| (r.factory)(ctx)),
-        )
     }
 
     /// Saga type `saga_type`, if the hub runs it.

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use contracts::{Message, Metadata};
 use uuid::Uuid;
 
-use crate::http::CallbackState;
+use crate::external::CallbackState;
 use hub_runtime::broker::Envelope;
 use hub_runtime::store::outbox;
 use hub_runtime::trace::TraceContext;

@@ -15,7 +15,7 @@ use contracts::sms::{DeliveryReported, SmsPurpose};
 use contracts::{Message, Metadata};
 use uuid::Uuid;
 
-use crate::http::CallbackState;
+use crate::external::CallbackState;
 use hub_runtime::broker::Envelope;
 use hub_runtime::store::outbox;
 use hub_runtime::trace::TraceContext;
