@@ -39,10 +39,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::external::sms::worker::{PhoneEvent, PhoneKey, PhoneLimits};
+use crate::metrics::portal_metrics;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
-use hub_runtime::metrics::metrics;
 use hub_runtime::secrets::{Sealer, hash_secret, random_digits, verify_secret};
 
 /// The cabinet's queue (short name).
@@ -512,7 +512,7 @@ impl Cabinet {
                     %until,
                     "recovery code not sent: a per-phone limit is reached"
                 );
-                metrics().cabinet_limited("recover_password", event.limit_name());
+                portal_metrics().cabinet_limited("recover_password", event.limit_name());
                 return Ok(CabinetOutcome::CodeSentIfKnown);
             }
         }
@@ -589,7 +589,8 @@ impl Cabinet {
                     %until,
                     "recovery code not checked: a per-phone limit is reached"
                 );
-                metrics().cabinet_limited("complete_recovery", PhoneEvent::WrongCode.limit_name());
+                portal_metrics()
+                    .cabinet_limited("complete_recovery", PhoneEvent::WrongCode.limit_name());
                 return Ok(CabinetOutcome::LockedOut { until });
             }
         }

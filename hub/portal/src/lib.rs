@@ -10,6 +10,7 @@ pub mod cabinet;
 pub mod config;
 pub mod external;
 pub mod http;
+pub mod metrics;
 pub mod procedures;
 pub mod registration;
 pub mod registry;

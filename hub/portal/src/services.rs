@@ -45,6 +45,8 @@ use hub_runtime::secrets::Sealer;
 /// Errors: a configuration the portal cannot start with (a seal key, an authority's URL or
 /// secret, the mail server, the EDS roots), or an adapter whose HTTP client cannot be built.
 pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
+    // The portal's counters show at `GET /metrics` from the start, not from their first event.
+    crate::metrics::portal_metrics();
     let sealer = Arc::new(Sealer::from_config(config.seal_key.as_deref())?);
     let catalogue = Arc::new(Catalogue::embedded()?);
     // One key and one set of limits for the cabinet and the SMS worker: they count one phone.

@@ -6,7 +6,8 @@
 //! process-wide registry ([`metrics()`]): the consumer runner, the relay, the saga engine and
 //! the adapter workers record without being handed anything. What is cheaper to read than to
 //! keep (sagas by state, outbox lag, the broker connection) is read at scrape time from the
-//! serving hub's own database ([`Snapshot`]).
+//! serving hub's own database ([`Snapshot`]). A business registers its own metrics beside these
+//! ([`Metrics::register`]); the runtime names none of them.
 //!
 //! Labels carry names the hub chose (queues, exchanges, message types, saga types and states,
 //! systems, error kinds), never ids, phone numbers or anything a person typed. A message type is
@@ -26,7 +27,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use sqlx::PgPool;
 
 /// The content type of `GET /metrics`.
@@ -153,18 +154,6 @@ struct CallErrorLabels {
     kind: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct CappedLabels {
-    purpose: &'static str,
-    limit: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct LimitedLabels {
-    request: &'static str,
-    limit: &'static str,
-}
-
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The process's counters and histograms.
@@ -182,8 +171,8 @@ pub struct Metrics {
     external_duration: HistogramFamily<CallLabels>,
     external_errors: Family<CallErrorLabels, Counter>,
     argon2_duration: HistogramFamily<Argon2Label>,
-    sms_capped: Family<CappedLabels, Counter>,
-    cabinet_limited: Family<LimitedLabels, Counter>,
+    /// What a business registers beside the runtime's own ([`Metrics::register`]).
+    business: Mutex<Registry>,
     message_types: Mutex<HashSet<String>>,
 }
 
@@ -289,18 +278,6 @@ impl Metrics {
             "Time spent hashing or verifying a secret with argon2, by operation",
             argon2_duration.clone(),
         );
-        let sms_capped = Family::default();
-        registry.register(
-            "hub_sms_capped",
-            "SMS the SMS worker did not send because a per-phone limit was reached, by purpose and limit",
-            sms_capped.clone(),
-        );
-        let cabinet_limited = Family::default();
-        registry.register(
-            "hub_cabinet_phone_limited",
-            "Cabinet requests held back by a per-phone limit (no code sent, or none checked), by request and limit",
-            cabinet_limited.clone(),
-        );
         Self {
             registry,
             messages_in,
@@ -314,8 +291,7 @@ impl Metrics {
             external_duration,
             external_errors,
             argon2_duration,
-            sms_capped,
-            cabinet_limited,
+            business: Mutex::new(Registry::default()),
             message_types: Mutex::new(HashSet::new()),
         }
     }
@@ -421,20 +397,14 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The SMS worker did not send an SMS for `purpose` (`phone_code`, `notice`, ...) because
-    /// the per-phone `limit` (`sms_per_phone`, `wrong_codes_per_phone`) was reached.
-    pub fn sms_capped(&self, purpose: &'static str, limit: &'static str) {
-        self.sms_capped
-            .get_or_create(&CappedLabels { purpose, limit })
-            .inc();
-    }
-
-    /// The cabinet held back `request` (`recover_password`, `complete_recovery`) because the
-    /// per-phone `limit` was reached.
-    pub fn cabinet_limited(&self, request: &'static str, limit: &'static str) {
-        self.cabinet_limited
-            .get_or_create(&LimitedLabels { request, limit })
-            .inc();
+    /// Registers a business's own metric (the portal's per-phone limits, say) beside the
+    /// runtime's, so that `GET /metrics` shows it; the business records it through the handle
+    /// it keeps. Register each name once per process.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.business
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, metric);
     }
 
     /// The process's metrics followed by `scraped` (read at scrape time), in the text format.
@@ -442,6 +412,10 @@ impl Metrics {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(
+            &mut out,
+            &self.business.lock().unwrap_or_else(PoisonError::into_inner),
+        );
         let _ = encode_registry(&mut out, scraped);
         let _ = encode_eof(&mut out);
         out
@@ -634,8 +608,17 @@ mod tests {
             &Err(Failure::transient("down")),
         );
         m.argon2(Argon2Op::Verify, Duration::from_millis(20));
-        m.sms_capped("t-metrics-purpose", "sms_per_phone");
-        m.cabinet_limited("t-metrics-request", "wrong_codes_per_phone");
+        let business: Family<QueueLabel, Counter> = Family::default();
+        m.register(
+            "t_metrics_business",
+            "A business's own counter",
+            business.clone(),
+        );
+        business
+            .get_or_create(&QueueLabel {
+                queue: "t-metrics.q".into(),
+            })
+            .inc();
         let snapshot = Snapshot {
             sagas: vec![("issuance".into(), "awaiting_mvd".into(), 3)],
             outbox_unsent: Some(2),
@@ -655,8 +638,7 @@ mod tests {
             r#"hub_argon2_seconds_count{op="verify"} "#,
             r#"hub_argon2_seconds_sum{op="verify"} "#,
             r#"hub_argon2_seconds_bucket{le="0.032",op="verify"} "#,
-            r#"hub_sms_capped_total{purpose="t-metrics-purpose",limit="sms_per_phone"} 1"#,
-            r#"hub_cabinet_phone_limited_total{request="t-metrics-request",limit="wrong_codes_per_phone"} 1"#,
+            r#"t_metrics_business_total{queue="t-metrics.q"} 1"#,
             r#"hub_sagas{saga_type="issuance",state="awaiting_mvd"} 3"#,
             "hub_outbox_unsent 2",
             "hub_outbox_lag_seconds 1.5",

@@ -36,10 +36,11 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::config::LimitsConfig;
+use crate::metrics::portal_metrics;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
-use hub_runtime::metrics::{external_call, metrics};
+use hub_runtime::metrics::external_call;
 use hub_runtime::secrets::Sealer;
 
 /// What a per-phone limit counts.
@@ -395,7 +396,7 @@ impl SmsWorker {
             %until,
             "SMS not sent: a per-phone limit is reached"
         );
-        metrics().sms_capped(purpose_label(purpose), event.limit_name());
+        portal_metrics().sms_capped(purpose_label(purpose), event.limit_name());
         Ok(Some(SmsNotSent::new(
             purpose,
             match event {
