@@ -27,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 use rand::RngCore;
 use serde::Deserialize;
 
+use super::signed_in::Flash;
+pub use super::signed_in::SignedIn;
 use super::{Console, internal, layout, see_other};
 use crate::audit::{self, Action};
 
@@ -63,39 +65,6 @@ impl Default for Limits {
             session_idle: Duration::from_secs(30 * 60),
             max_failures: 5,
             lockout: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-/// The operator of a request, put among its extensions by [`require_session`].
-#[derive(Debug, Clone)]
-pub struct SignedIn {
-    pub(super) id: String,
-    /// The operator's name: what the audit rows say.
-    pub operator: String,
-    /// The session's CSRF token, for the forms of the page.
-    pub csrf: String,
-}
-
-/// A one-time message shown on the next page (what an action did).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Flash {
-    pub(super) ok: bool,
-    pub(super) text: String,
-}
-
-impl Flash {
-    pub(super) fn ok(text: impl Into<String>) -> Self {
-        Self {
-            ok: true,
-            text: text.into(),
-        }
-    }
-
-    pub(super) fn error(text: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            text: text.into(),
         }
     }
 }

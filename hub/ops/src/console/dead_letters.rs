@@ -11,7 +11,7 @@ use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{Flash, SignedIn};
+use super::signed_in::{Flash, SignedIn};
 use super::layout::{self, Section};
 use super::{Console, internal, reason, see_other};
 use crate::dlq::{

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 
-use super::auth::{Flash, SignedIn};
+use super::signed_in::{Flash, SignedIn};
 
 /// The one style sheet, inline: no files to serve, and the policy allows exactly it.
 const CSS: &str = r#"

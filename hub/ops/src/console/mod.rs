@@ -22,6 +22,7 @@ mod dead_letters;
 pub mod health;
 mod layout;
 mod sagas;
+mod signed_in;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

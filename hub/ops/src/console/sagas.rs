@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{Flash, SignedIn};
+use super::signed_in::{Flash, SignedIn};
 use super::layout::{self, Section};
 use super::{Console, internal, reason, see_other};
 use crate::dlq::{Disclosure, mask_text};
