@@ -1,4 +1,5 @@
-# The hub and the simulators in one small image.
+# The hub and the simulators in one small image. The hub is the production binary: built without
+# the lab (no demo, bench or chaos, no simulator linked in); the simulators are their own binary.
 #   docker build -t eservices-hub .
 #   docker run --rm eservices-hub --help
 FROM rust:1.95-bookworm AS build
@@ -6,7 +7,8 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p hub -p simulators \
+    cargo build --release --locked -p hub --no-default-features \
+ && cargo build --release --locked -p simulators \
  && install -D target/release/hub /out/hub \
  && install -D target/release/simulators /out/simulators
 
