@@ -11,8 +11,8 @@ use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::signed_in::{Flash, SignedIn};
 use super::layout::{self, Section};
+use super::signed_in::{Flash, SignedIn};
 use super::{Console, internal, reason, see_other};
 use crate::dlq::{
     self, Disclosure, DlqError, Filter, Group, LetterStatus, ReplayOptions, Selection,

@@ -14,8 +14,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::signed_in::{Flash, SignedIn};
 use super::layout::{self, Section};
+use super::signed_in::{Flash, SignedIn};
 use super::{Console, internal, reason, see_other};
 use crate::dlq::{Disclosure, mask_text};
 use crate::sagas::{self, ListFilter, OperatorRequest, SagaDetail, SagaOpsError, SagaSummary};

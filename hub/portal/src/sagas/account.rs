@@ -304,6 +304,19 @@ impl Saga for AccountSaga {
         }
     }
 
+    /// A code, judged by the message alone (see [`Saga::likely_secret`]): the operator's answer
+    /// that the new phone is in service.
+    fn likely_secret(&self, input: &Input) -> Option<SecretKind> {
+        match input {
+            Input::Subscriber(c)
+                if c.status == SubscriberStatus::Active && c.operator.is_some() =>
+            {
+                Some(PHONE_CODE)
+            }
+            _ => None,
+        }
+    }
+
     fn transition(
         &self,
         state: Option<&AccountRequest>,

@@ -296,6 +296,20 @@ impl Saga for IssuanceSaga {
         }
     }
 
+    /// A code or a password, judged by the message alone (see [`Saga::likely_secret`]): the
+    /// operator's answer that a phone is in service, a code typed at the desk, a resend.
+    fn likely_secret(&self, input: &Input) -> Option<SecretKind> {
+        match input {
+            Input::Subscriber(c)
+                if c.status == SubscriberStatus::Active && c.operator.is_some() =>
+            {
+                Some(PHONE_CODE)
+            }
+            Input::Confirm(_) | Input::Resend(_) => Some(SecretKind::Password),
+            _ => None,
+        }
+    }
+
     fn transition(
         &self,
         state: Option<&Issuance>,
@@ -1372,6 +1386,21 @@ mod tests {
             run.saga.fresh_secret(None, &Input::Apply(application())),
             None
         );
+        // The hint the engine acts on before any read names, for every message of the usual
+        // path, what the state then asks for: those steps run once, with no attempt rolled back.
+        for (state, input) in [
+            (&state, &active()),
+            (&confirming, &confirm),
+            (&issued, &resend),
+        ] {
+            assert_eq!(
+                run.saga.likely_secret(input),
+                run.saga.fresh_secret(Some(state), input),
+                "{input:?}"
+            );
+        }
+        assert_eq!(run.saga.likely_secret(&blocked), None);
+        assert_eq!(run.saga.likely_secret(&Input::Apply(application())), None);
     }
 
     #[test]

@@ -80,6 +80,16 @@ pub trait Saga: Send + Sync + 'static {
         None
     }
 
+    /// The new secret a message of this `input` will most likely need, judged by the input alone
+    /// (no state read): the engine makes it before the step's first attempt, so the usual case
+    /// pays no extra round to the database. Only a hint: [`Saga::fresh_secret`], asked under
+    /// the row lock, decides; a hint it does not confirm costs one unused hash, and a secret it
+    /// wants that was not hinted costs one attempt rolled back at once. Most sagas hint none.
+    fn likely_secret(&self, input: &Self::Input) -> Option<SecretKind> {
+        let _ = input;
+        None
+    }
+
     /// A short name of the state for listing and history (`awaiting_mvd`).
     fn state_name(&self, state: &Self::State) -> String;
 

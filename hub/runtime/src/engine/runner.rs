@@ -519,7 +519,15 @@ impl<S: Saga> Handler for SagaEngine<S> {
                 let (key, input) = self.saga.read(message)?;
                 (key, Delivery::Input(input))
             };
-            let mut prepared = None;
+            // The likely secret is made before the first attempt: the usual step then runs
+            // once, with no transaction open while argon2 works.
+            let mut prepared = match &input {
+                Delivery::Input(input) => match self.saga.likely_secret(input) {
+                    Some(kind) => Some(FreshSecret::make(kind).await?),
+                    None => None,
+                },
+                Delivery::Cancel(_) => None,
+            };
             for _ in 0..CONFLICT_RETRIES {
                 match self.step(message, &key, &input, prepared.as_ref()).await {
                     Ok(()) => return Ok(()),
