@@ -96,7 +96,8 @@ pub enum DecodeError {
     NotJson {
         /// The type the reader expected.
         message_type: String,
-        /// The parser's words, with line and column.
+        /// What was wrong, by [`describe_json_error`]: the field, the kind of error, the line
+        /// and column, never a value of the body.
         reason: String,
     },
     /// The body parsed but broke a rule.
@@ -117,15 +118,99 @@ pub fn decode<M: Message>(message_type: &str, body: &[u8]) -> Result<M, DecodeEr
             actual: message_type.to_owned(),
         });
     }
-    let message: M = serde_json::from_slice(body).map_err(|e| DecodeError::NotJson {
-        message_type: M::TYPE.to_string(),
-        reason: e.to_string(),
-    })?;
+    // Read through serde_path_to_error so the reason can name the field that was wrong; then,
+    // as serde_json::from_slice does, refuse anything after the document.
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let message: M = serde_path_to_error::deserialize(&mut reader)
+        .map_err(|e| describe_json_error(&e.path().to_string(), e.inner()))
+        .and_then(|m| {
+            reader
+                .end()
+                .map(|()| m)
+                .map_err(|e| describe_json_error(".", &e))
+        })
+        .map_err(|reason| DecodeError::NotJson {
+            message_type: M::TYPE.to_string(),
+            reason,
+        })?;
     message.validate().map_err(|errors| DecodeError::Invalid {
         message_type: M::TYPE.to_string(),
         errors,
     })?;
     Ok(message)
+}
+
+/// What was wrong with a JSON body, in words that never quote one of its values: the text
+/// becomes a log line, a failure reason and a dead letter's `error`, and a value may be a code
+/// or a password (serde's own text quotes a wrong-typed value: ``invalid type: integer
+/// `123456` ``). `path` is where the error was (`code`, `person.birth_date`, `.` for the root).
+///
+/// Kept: the field, the kind of error (not JSON, a missing field, a value of the wrong type
+/// with the type expected, an unknown variant), the line and column. Serde's own text is kept
+/// only for a missing or duplicate field, whose quoted name is the type's, not the body's.
+pub fn describe_json_error(path: &str, error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("line {} column {}", error.line(), error.column());
+    let field = if path.is_empty() || path == "." {
+        String::new()
+    } else {
+        format!("field {path}: ")
+    };
+    match error.classify() {
+        Category::Syntax => format!("not well-formed JSON ({at})"),
+        Category::Eof => format!("JSON that ends too early ({at})"),
+        Category::Io => format!("a body that could not be read ({at})"),
+        Category::Data => {
+            let message = error.to_string();
+            let what =
+                if message.starts_with("missing field") || message.starts_with("duplicate field") {
+                    // `missing field `code` at line 1 column 2`: drop serde's position, ours follows.
+                    message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                } else if let Some(rest) = message.strip_prefix("invalid type: ") {
+                    // `invalid type: integer `123456`, expected a string`: the found kind is the
+                    // word before the quoted value; the expectation is the type's.
+                    let found = rest
+                        .split(['`', '"', ','])
+                        .next()
+                        .unwrap_or_default()
+                        .trim();
+                    match expected(rest) {
+                        Some(expected) => {
+                            format!("a value of the wrong type ({found}, expected {expected})")
+                        }
+                        None => format!("a value of the wrong type ({found})"),
+                    }
+                } else if message.starts_with("unknown variant") {
+                    match expected(&message) {
+                        Some(expected) => format!("an unknown variant (expected {expected})"),
+                        None => "an unknown variant".to_owned(),
+                    }
+                } else if message.starts_with("invalid length") {
+                    "a list or text of the wrong length".to_owned()
+                } else {
+                    // Anything else (`invalid value`, a custom parser's words) may quote the value.
+                    "a value that is not valid".to_owned()
+                };
+            format!("{field}{what} ({at})")
+        }
+    }
+}
+
+/// The `expected ...` part of serde's text, when it names no value of the body: it comes from
+/// the type (`a string`, `one of `ok`, `wrong``), up to serde's position.
+fn expected(message: &str) -> Option<&str> {
+    let (_, expected) = message.split_once(", expected ")?;
+    Some(
+        expected
+            .split(" at line ")
+            .next()
+            .unwrap_or(expected)
+            .trim(),
+    )
 }
 
 /// Serialises a message body. Contract structs are plain data, so this cannot fail for them;
@@ -151,6 +236,67 @@ mod tests {
             e.check(self.n >= 0, "n", "must not be negative");
             e.into_result()
         }
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Code {
+        code: String,
+        kind: Kind,
+        when: chrono::NaiveDate,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Sms,
+    }
+
+    impl Message for Code {
+        const TYPE: MessageType = MessageType::new("test.code", 1);
+    }
+
+    /// The decode error of `body` as text, asserting it quotes none of `values`.
+    fn quoting_none(body: &str, values: &[&str]) -> String {
+        let text = decode::<Code>("test.code.v1", body.as_bytes())
+            .expect_err("bad body")
+            .to_string();
+        for value in values {
+            assert!(!text.contains(value), "{value:?} quoted in {text:?}");
+        }
+        text
+    }
+
+    #[test]
+    fn a_decode_error_names_the_field_and_the_kind_but_never_a_value() {
+        let wrong_type = quoting_none(
+            r#"{"code": 123456, "kind": "sms", "when": "2026-01-01"}"#,
+            &["123456"],
+        );
+        assert_eq!(
+            wrong_type,
+            "body is not a valid test.code.v1 JSON document: field code: a value of the wrong \
+             type (integer, expected a string) (line 1 column 15)"
+        );
+        let variant = quoting_none(
+            r#"{"code": "1", "kind": "s3cr3t-variant", "when": "2026-01-01"}"#,
+            &["s3cr3t"],
+        );
+        assert!(
+            variant.contains("field kind: an unknown variant"),
+            "{variant}"
+        );
+        let custom = quoting_none(
+            r#"{"code": "1", "kind": "sms", "when": "98765-99-99"}"#,
+            &["98765"],
+        );
+        assert!(
+            custom.contains("field when: a value that is not valid"),
+            "{custom}"
+        );
+        let broken = quoting_none(r#"{"code": "4242"#, &["4242"]);
+        assert!(broken.contains("line 1"), "{broken}");
+        let nested = quoting_none(r#"{"code": ["777111"]}"#, &["777111"]);
+        assert!(nested.contains("field code"), "{nested}");
     }
 
     #[test]
@@ -185,6 +331,12 @@ mod tests {
         assert!(
             matches!(not_json, DecodeError::NotJson { .. }),
             "{not_json}"
+        );
+        assert_eq!(
+            decode::<Ping>("test.ping.v2", br#"{}"#)
+                .expect_err("missing")
+                .to_string(),
+            "body is not a valid test.ping.v2 JSON document: missing field `n` (line 1 column 2)"
         );
         let invalid = decode::<Ping>("test.ping.v2", br#"{"n":-1}"#).expect_err("negative");
         assert_eq!(

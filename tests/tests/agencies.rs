@@ -454,3 +454,131 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
     let _ = conn.close(200, "done".into()).await;
     portal.stop().await;
 }
+
+/// An operator's replay of dead letter `id` by id, through the hub's own publisher (as the
+/// console and `hub dlq replay` do): the report's replayed ids.
+async fn replay(portal: &Portal, id: i64) -> Vec<i64> {
+    let report = hub_ops::dlq::replay(
+        &portal.env.pool,
+        &portal.env.publisher,
+        portal.env.broker.user(),
+        &hub_ops::dlq::Selection::Ids(vec![id]),
+        &hub_ops::dlq::ReplayOptions {
+            rate: 10.0,
+            operator: "tester".into(),
+            reason: Some("replay keeps the sender".into()),
+            include_replayed: false,
+        },
+        &mut |_, _| {},
+    )
+    .await
+    .expect("the replay");
+    report.replayed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_forgery_is_refused_again_as_its_senders() {
+    let mut portal = Portal::start().await;
+    let persons = portal.good_persons().await;
+    let a = DeskLogin::new(&portal, "a");
+    let b = format!("e2e-b-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let conn = Connection::connect(a.url.as_str(), ConnectionProperties::default())
+        .await
+        .expect("desk A connects");
+
+    // Desk A's user applies in desk B's name: dead-lettered by the hub, as the consumer makes
+    // such letters (the hub's user id, desk A's in the header).
+    let mut forged: ApplyForIdentifier = persons[0].application("R-1", &phone(811));
+    forged.application.desk_id = b.clone();
+    let mut metadata = Metadata::new(ApplyForIdentifier::TYPE.to_string(), a.desk.as_str());
+    metadata.user_id = Some(a.user.clone());
+    publish(
+        &conn,
+        &portal.env.topology(vec![]).bus_exchange(),
+        &ApplyForIdentifier::TYPE.to_string(),
+        hub_runtime::broker::encode_properties(&metadata),
+        &contracts::encode(&forged).expect("encodes"),
+    )
+    .await
+    .expect("the broker takes it");
+    let _ = conn.close(200, "done".into()).await;
+    let queue = hub_portal::sagas::issuance::QUEUE;
+    let first = portal.env.dead_letters(queue, 1, WAIT).await.remove(0);
+    assert_eq!(first.message_id, Some(metadata.message_id));
+    assert_eq!(
+        first.header_str(headers::ORIGINAL_USER_ID),
+        Some(a.user.clone())
+    );
+    let desks_named = |reason: &str| {
+        reason.contains(&format!("{:?}", a.user))
+            && reason.contains(&format!("{:?}", hub_portal::agency::desk_user(&b)))
+    };
+    assert!(desks_named(&first.error), "{}", first.error);
+
+    // The operator replays it: it is still desk A's, so it is refused again for the same
+    // reason; had the replay made it the hub's, desk B's saga would start.
+    assert_eq!(replay(&portal, first.id).await, vec![first.id]);
+    let again = portal.env.dead_letters(queue, 2, WAIT).await.remove(1);
+    assert_eq!(again.message_id, Some(metadata.message_id));
+    assert_eq!(again.error_kind, first.error_kind);
+    assert!(desks_named(&again.error), "{}", again.error);
+    assert_eq!(
+        again.header_str(headers::ORIGINAL_USER_ID),
+        Some(a.user.clone()),
+        "the letter of the replay still names desk A"
+    );
+    assert!(!taken(&portal, metadata.message_id).await);
+    assert!(!saga_exists(&portal, IssuanceSaga::key(&b, "R-1").id).await);
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agencys_replayed_decision_is_taken_as_the_agencys_once_its_cause_is_gone() {
+    let mut portal = Portal::start().await;
+    let app = application();
+
+    // FSZN's real user decides an application the hub does not know yet: dead-lettered ("no
+    // such application"), the letter made by the consumer with FSZN's user in the header.
+    let conn = connect_as(&portal, "fszn").await;
+    let mut metadata = Metadata::new(AuthorityDecided::TYPE.to_string(), "fszn");
+    metadata.user_id = Some(broker_user("fszn"));
+    publish(
+        &conn,
+        &portal.env.topology(vec![]).bus_exchange(),
+        &AuthorityDecided::TYPE.to_string(),
+        hub_runtime::broker::encode_properties(&metadata),
+        &contracts::encode(&decision(app.application_id)).expect("encodes"),
+    )
+    .await
+    .expect("the broker takes it");
+    let _ = conn.close(200, "done".into()).await;
+    let queue = hub_portal::procedures::saga::QUEUE;
+    let letter = portal.env.dead_letters(queue, 1, WAIT).await.remove(0);
+    assert_eq!(letter.message_id, Some(metadata.message_id));
+    assert_eq!(
+        letter.header_str(headers::ORIGINAL_USER_ID),
+        Some(broker_user("fszn"))
+    );
+
+    // The cause goes: the application is submitted and waits at FSZN.
+    portal.env.send(&app).await;
+    let _: ApplicationAccepted = portal.event(&app.application_id.to_string()).await;
+
+    // The operator replays the decision: it is FSZN's, so the saga takes it. Judged as the
+    // hub's, it would be refused (only FSZN's user decides for FSZN) and dead-lettered again.
+    assert_eq!(replay(&portal, letter.id).await, vec![letter.id]);
+    wait_until(
+        WAIT,
+        "FSZN's replayed decision taken by the saga",
+        || async { taken(&portal, metadata.message_id).await.then_some(()) },
+    )
+    .await;
+    let state: Option<String> = sqlx::query_scalar("SELECT state_name FROM sagas WHERE id = $1")
+        .bind(ProcedureSaga::key(app.application_id).id)
+        .fetch_optional(&portal.env.pool)
+        .await
+        .expect("the saga");
+    assert_eq!(state.as_deref(), Some("decided"));
+    assert_eq!(portal.env.dead_letter_count(queue).await, 1, "not again");
+    portal.stop().await;
+}

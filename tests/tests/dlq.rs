@@ -929,7 +929,7 @@ async fn the_keeper_keeps_a_redelivered_letter_once_and_a_malformed_one_with_wha
             .is_some_and(|r| r.contains("no message id"))
     );
 
-    // A message another broker user published cannot be re-published by the hub.
+    // A message another broker user published, kept as the broker dead-lettered it.
     let foreign = BasicProperties::default()
         .with_message_id(Uuid::new_v4().to_string().into())
         .with_type("procedure.authority_decided.v1".into())
@@ -954,25 +954,139 @@ async fn the_keeper_keeps_a_redelivered_letter_once_and_a_malformed_one_with_wha
         None,
         "idempotent"
     );
-    let report = dlq::replay(
+    // The hub replays it as itself, naming the broker user that published it as the sender
+    // (the consumer judges it as that user's); a dry run says so and changes nothing.
+    let plan = dlq::plan_replay(
         &env.pool,
-        &env.publisher,
         HUB_USER,
         &Selection::Ids(vec![foreign_id, 999_999]),
-        &options(10.0),
-        &mut |_, _| {},
+        false,
     )
     .await
-    .expect("replay");
-    assert!(report.replayed.is_empty());
-    let reasons: Vec<(i64, &str)> = report
+    .expect("plan");
+    let planned: Vec<(i64, Option<&str>)> = plan
+        .replay
+        .iter()
+        .map(|p| (p.id, p.sender.as_deref()))
+        .collect();
+    assert_eq!(planned, [(foreign_id, Some("authority-fszn"))]);
+    let reasons: Vec<(i64, &str)> = plan
         .skipped
         .iter()
         .map(|s| (s.id, s.reason.as_str()))
         .collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert!(reasons[0].1.contains("authority-fszn"), "{reasons:?}");
-    assert_eq!(reasons[1], (999_999, "no such dead letter"));
+    assert_eq!(reasons, [(999_999, "no such dead letter")]);
     assert_eq!(status(env, foreign_id).await.0, "new");
+    b.hub.stop().await;
+}
+
+/// The letter kept of the message with id `id`, once the keeper has stored it.
+async fn kept(env: &TestEnv, id: Uuid) -> DeadLetter {
+    let row = wait_until(WAIT, &format!("letter of {id} kept"), || async {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM dead_letters WHERE message_id = $1")
+            .bind(id)
+            .fetch_optional(&env.pool)
+            .await
+            .expect("query")
+    })
+    .await;
+    dlq::get(&env.pool, row)
+        .await
+        .expect("get")
+        .expect("the letter")
+}
+
+/// Everything a kept letter stores as text: the row's error, properties and body.
+fn stored(letter: &DeadLetter) -> String {
+    format!(
+        "{} {} {}",
+        letter.error,
+        letter.properties,
+        String::from_utf8_lossy(&letter.body)
+    )
+}
+
+#[tokio::test]
+async fn no_secret_and_no_value_of_a_bad_body_is_kept_in_a_dead_letter() {
+    let b = bench().await;
+    let env = &b.env;
+
+    // A value of the wrong type (a number where the contract has text): the decode error names
+    // the field and the kind of error, not the value.
+    let bad = raw_deposit(&b, br#"{"account":987654321,"amount":1,"seq":1}"#).await;
+    let letter = kept(env, bad.message_id).await;
+    assert_eq!(letter.error_kind, "invalid_input");
+    assert!(
+        letter.error.contains("field account") && letter.error.contains("wrong type"),
+        "{}",
+        letter.error
+    );
+    assert!(!letter.error.contains("987654321"), "{}", letter.error);
+    assert!(
+        !letter
+            .header_str(headers::ERROR_TEXT)
+            .unwrap_or_default()
+            .contains("987654321")
+    );
+
+    // A login nobody here consumes is unrouted: the keeper keeps it without the password.
+    let login = Uuid::new_v4();
+    env.publisher
+        .publish_raw(
+            &b.topology.bus_exchange(),
+            "cabinet.login.v1",
+            BasicProperties::default()
+                .with_message_id(login.to_string().into())
+                .with_type("cabinet.login.v1".into()),
+            format!(r#"{{"identifier":"{ID_NUMBER}","password":"Xy3kLmNpQr"}}"#).as_bytes(),
+        )
+        .await
+        .expect("published");
+    let letter = kept(env, login).await;
+    assert_eq!(letter.error_kind, "unrouted");
+    assert!(
+        !stored(&letter).contains("Xy3kLmNpQr"),
+        "{}",
+        stored(&letter)
+    );
+    assert_eq!(
+        letter.body_json().map(|j| j["identifier"].clone()),
+        Some(ID_NUMBER.into()),
+        "the rest of the body stays for the operators"
+    );
+    assert!(letter.is_redacted());
+    let view = dlq::view(&letter, Disclosure::Masked, HUB_USER);
+    assert!(
+        !view.replayable,
+        "a body without its secret is not replayed"
+    );
+
+    // A code (a JSON number) the broker dead-lettered itself (delivery limit): the consumer
+    // never redacted it, the keeper does.
+    let code = Uuid::new_v4();
+    let mut death = FieldTable::default();
+    death.insert("queue".into(), long_string(&b.topology.work_queue(QUEUE)));
+    death.insert("reason".into(), long_string("delivery_limit"));
+    let mut h = FieldTable::default();
+    h.insert(
+        "x-death".into(),
+        AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+    );
+    env.publisher
+        .publish_raw(
+            &b.topology.dead_exchange(),
+            &b.topology.work_queue(QUEUE),
+            BasicProperties::default()
+                .with_message_id(code.to_string().into())
+                .with_type("identifier.confirm_phone.v1".into())
+                .with_headers(h),
+            br#"{"desk_id":"desk-1","application_number":"7","code":123456}"#,
+        )
+        .await
+        .expect("published");
+    let letter = kept(env, code).await;
+    assert_eq!(letter.error_kind, "delivery_limit");
+    assert!(!stored(&letter).contains("123456"), "{}", stored(&letter));
+    assert!(letter.is_redacted());
     b.hub.stop().await;
 }

@@ -76,9 +76,10 @@ async fn wait_until_free(portal: &Portal, phone: &str) {
     .await;
 }
 
-/// The value of the sample `sample` (name and labels) on the hub's `/metrics`, 0 if absent.
+/// The value of the sample `sample` (name and labels) on the hub's `/metrics` (its internal
+/// listener, `HUB_OPS_ADDR`), 0 if absent.
 async fn metric(portal: &Portal, sample: &str) -> f64 {
-    let url = format!("http://{}/metrics", portal.integrations.http_addr);
+    let url = format!("http://{}/metrics", portal.integrations.ops_addr);
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()

@@ -1,5 +1,5 @@
-//! Observability end to end: `/metrics`, `/healthz` and `/readyz` on the hub's HTTP listener,
-//! and one W3C trace from the portal's message through the saga, the adapters, the SMS
+//! Observability end to end: `/metrics`, `/healthz` and `/readyz` on the hub's internal
+//! listener (`HUB_OPS_ADDR`) and not on the callbacks' port, and one W3C trace from the portal's message through the saga, the adapters, the SMS
 //! gateway and its delivery report, against the real RabbitMQ and PostgreSQL.
 
 use std::collections::{BTreeSet, HashMap};
@@ -56,7 +56,7 @@ async fn an_issuance_is_one_trace_and_shows_in_the_metrics() {
     let persons = portal.good_persons().await;
     let person = &persons[0];
     let (number, phone) = ("OBS-1", phone(71));
-    let base = format!("http://{}", portal.integrations.http_addr);
+    let base = format!("http://{}", portal.integrations.ops_addr);
 
     // The desk's application arrives with a trace of its own; a copy with the same id is a
     // duplicate.
@@ -230,22 +230,59 @@ async fn an_issuance_is_one_trace_and_shows_in_the_metrics() {
     portal.stop().await;
 }
 
-/// Starts the HTTP listener alone, with this readiness probe, on a free port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_answer_on_the_internal_listener_and_not_on_the_callbacks_port() {
+    let mut portal = Portal::start().await;
+    let ops = format!("http://{}", portal.integrations.ops_addr);
+    let callbacks = format!("http://{}", portal.integrations.http_addr);
+    assert_ne!(ops, callbacks, "two listeners");
+    let client = reqwest::Client::new();
+    // Both listeners start with the hub; ready once the hub has connected.
+    wait_until(WAIT, "the internal listener ready", || async {
+        let r = client.get(format!("{ops}/readyz")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    wait_until(WAIT, "the callbacks' listener", || async {
+        client.get(&callbacks).send().await.ok().map(|_| ())
+    })
+    .await;
+
+    // The external systems' port knows nothing of the hub's insides.
+    for path in ["/metrics", "/readyz", "/healthz", "/health"] {
+        let (status, _, body) = get(format!("{callbacks}{path}")).await;
+        assert_eq!(status, 404, "{path} on the callbacks' port: {body}");
+        assert!(!body.contains("hub_"), "{path}: {body}");
+    }
+    // The internal one serves them, and no callback.
+    let (status, content_type, text) = get(format!("{ops}/metrics")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(content_type.starts_with("application/openmetrics-text"));
+    assert!(value(&text, "hub_broker_connected").is_some(), "{text}");
+    for path in ["/readyz", "/healthz", "/health"] {
+        let (status, _, body) = get(format!("{ops}{path}")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let status = client
+        .post(format!("{ops}/callbacks/erip"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("the internal listener answers")
+        .status();
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "no callback there");
+    portal.stop().await;
+}
+
+/// Starts the internal listener (health and metrics) alone, with this readiness probe, on a
+/// free port.
 async fn listener(env: &TestEnv, readiness: Readiness, shutdown: &CancellationToken) -> String {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
-    let callbacks = hub_portal::http::Callbacks {
-        erip_secret: b"secret".to_vec(),
-        procedure_queue: "unused".into(),
-        bus_exchange: "unused".into(),
-        bridge_user: "hub".into(),
-        authority_secrets: HashMap::new(),
-    };
     let (pool, token) = (env.pool.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        hub_portal::http::serve(addr, pool, "test".into(), callbacks, readiness, token).await
-    });
+    tokio::spawn(async move { hub_portal::http::serve_ops(addr, pool, readiness, token).await });
     let base = format!("http://{addr}");
     wait_until(WAIT, "the listener", || async {
         reqwest::get(format!("{base}/healthz"))

@@ -791,7 +791,8 @@ impl Cpu {
     }
 }
 
-/// Reads the hub processes: CPU time and peak memory from /proc, argon2 time from `/metrics`.
+/// Reads the hub processes: CPU time and peak memory from /proc, argon2 time from `/metrics` on
+/// each one's internal listener (`HUB_OPS_ADDR`).
 struct HubProbes {
     processes: Vec<(u32, std::net::SocketAddr)>,
     http: reqwest::Client,

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Simulated {
     /// The running simulators (their URLs).
     pub sims: RunningSims,
-    /// The portal's integration settings, every system at its simulator, the callbacks at a
-    /// free local port, GosSUOK's root as the one trusted EDS root.
+    /// The portal's integration settings, every system at its simulator, the callbacks and the
+    /// health and metrics each at a free local port, GosSUOK's root as the one trusted EDS root.
     pub integrations: IntegrationConfig,
     /// Stops the simulators (and whatever else was started under it, such as the authorities
     /// on the bus).
@@ -49,6 +49,7 @@ impl Simulated {
             sms_sender: "E-SERVICES".into(),
             http_timeout: Duration::from_secs(5),
             http_addr: callbacks,
+            ops_addr: free_local_addr()?,
             callback_url: format!("http://{callbacks}/").parse()?,
             seal_key: None,
             phone_code_ttl: Duration::from_secs(120),

@@ -737,8 +737,8 @@ impl Stage {
         hub
     }
 
-    /// The hub processes' ids and metrics addresses (none when the hub runs in this process;
-    /// a killed process is left out).
+    /// The hub processes' ids and health-and-metrics addresses (`HUB_OPS_ADDR`; none when the
+    /// hub runs in this process; a killed process is left out).
     pub(crate) fn hub_processes(&self) -> Vec<(u32, std::net::SocketAddr)> {
         match &self.hub {
             RunningHub::Task { .. } => Vec::new(),
@@ -746,7 +746,7 @@ impl Stage {
                 |_| Vec::new(),
                 |p| {
                     p.iter()
-                        .filter_map(|h| Some((h.child.as_ref()?.id()?, h.http)))
+                        .filter_map(|h| Some((h.child.as_ref()?.id()?, h.ops)))
                         .collect()
                 },
             ),
@@ -1002,7 +1002,8 @@ impl RunningHub {
 /// One `hub run` child process of the stage; `child` is `None` while it is killed.
 struct HubProcess {
     child: Option<tokio::process::Child>,
-    http: std::net::SocketAddr,
+    /// Where it serves health and metrics (`HUB_OPS_ADDR`).
+    ops: std::net::SocketAddr,
     log: std::path::PathBuf,
     files: Vec<std::path::PathBuf>,
     env: Vec<(String, String)>,
@@ -1026,16 +1027,16 @@ impl HubProcess {
         }
         let mut processes = Vec::new();
         for i in 0..n {
-            let http = free_local_addr()?;
+            let (http, ops) = (free_local_addr()?, free_local_addr()?);
             let log = dir.join(format!("{}-hub-{i}.log", config.namespace));
             let _ = std::fs::remove_file(&log);
-            let mut env = process_env(config, integrations, http, &roots);
+            let mut env = process_env(config, integrations, http, ops, &roots);
             if let Some(filter) = log_filter {
                 env.push(("RUST_LOG".into(), filter.into()));
             }
             let mut p = HubProcess {
                 child: None,
-                http,
+                ops,
                 log,
                 files: if i == 0 { roots.clone() } else { Vec::new() },
                 env,
@@ -1106,6 +1107,7 @@ fn process_env(
     config: &HubConfig,
     i: &IntegrationConfig,
     http: std::net::SocketAddr,
+    ops: std::net::SocketAddr,
     roots: &[std::path::PathBuf],
 ) -> Vec<(String, String)> {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
@@ -1138,6 +1140,7 @@ fn process_env(
         ("HUB_HTTP_TIMEOUT", ms(i.http_timeout)),
         ("HUB_HTTP_ADDR", http.to_string()),
         ("HUB_CALLBACK_URL", format!("http://{http}/")),
+        ("HUB_OPS_ADDR", ops.to_string()),
         ("HUB_PHONE_CODE_TTL", ms(i.phone_code_ttl)),
         ("HUB_PHONE_CODE_ATTEMPTS", i.phone_code_attempts.to_string()),
         ("HUB_TEMP_PASSWORD_TTL", ms(i.temp_password_ttl)),

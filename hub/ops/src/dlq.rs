@@ -9,9 +9,11 @@
 //! - **Replay** re-publishes a letter to its original exchange and routing key with its original
 //!   message id and properties (so the receiver's inbox still deduplicates it), without the
 //!   `x-hub-*` failure headers but with `x-hub-replayed: <count>` and `x-hub-dead-letter-id`,
-//!   through the hub's confirming publisher, at a bounded rate. A replayed message that fails
-//!   again comes back as a new letter that remembers it was replayed; nothing replays it
-//!   automatically, and a replay by filter leaves it alone unless told otherwise.
+//!   and with its original sender in `x-hub-original-user-id` ([`replay_properties`]), so the
+//!   consumer judges it as that sender's, through the hub's confirming publisher, at a bounded
+//!   rate. A replayed message that fails again comes back as a new letter that remembers it
+//!   was replayed; nothing replays it automatically, and a replay by filter leaves it alone
+//!   unless told otherwise.
 
 pub mod cli;
 pub mod mask;
@@ -454,8 +456,8 @@ pub async fn groups(pool: &PgPool, filter: &Filter) -> Result<Vec<Group>, DlqErr
     Ok(group(&list(pool, filter).await?))
 }
 
-/// Why `letter` cannot be replayed by a hub publishing as `broker_user`, or `None` when it can.
-pub fn replay_refusal(letter: &DeadLetter, broker_user: &str) -> Option<String> {
+/// Why `letter` cannot be replayed, or `None` when it can.
+pub fn replay_refusal(letter: &DeadLetter) -> Option<String> {
     if letter.status == LetterStatus::Discarded {
         return Some("it was discarded".into());
     }
@@ -474,14 +476,38 @@ pub fn replay_refusal(letter: &DeadLetter, broker_user: &str) -> Option<String> 
     if letter.message_type.is_none() {
         return Some("it has no message type".into());
     }
-    if let Some(user) = letter.property("user_id").and_then(Value::as_str)
-        && user != broker_user
-    {
-        return Some(format!(
-            "it was published by broker user {user:?}, and the hub (user {broker_user:?}) cannot publish as another user: ask the sender to send it again"
-        ));
-    }
+    // Whoever sent it, the hub may replay it: the replay names the original sender
+    // (`replay_properties`), so the message is judged as that sender's, not as the hub's.
     None
+}
+
+/// The broker user whose message a replay of `letter` by the hub (`hub_user`) is judged as:
+/// its original sender ([`original_sender`]), or the hub when that was the hub; `None` when
+/// the letter names no sender (the consumer refuses it again).
+pub fn replay_sender(letter: &DeadLetter, hub_user: &str) -> Option<String> {
+    letter
+        .property("user_id")
+        .is_some()
+        .then(|| original_sender(letter, hub_user).unwrap_or_else(|| hub_user.to_owned()))
+}
+
+/// The broker user a replay of `letter` must be judged as, when it is not the hub
+/// (`hub_user`) itself: the sender the hub's copy names in
+/// [`headers::ORIGINAL_USER_ID`](contracts::headers::ORIGINAL_USER_ID) (the consumer
+/// republishes an agency's failed message as the hub with that header), or the letter's own
+/// `user_id` when the broker dead-lettered another user's message as it was.
+///
+/// The header is believed only on a letter whose `user_id` is the hub's: as in the consumer,
+/// only the hub's own user can have put it there (the broker checks `user_id`), so a header an
+/// agency forged on its own message, or on one naming no user, names no one.
+pub fn original_sender(letter: &DeadLetter, hub_user: &str) -> Option<String> {
+    match letter.property("user_id").and_then(Value::as_str) {
+        Some(user) if user == hub_user => letter
+            .header_str(contracts::headers::ORIGINAL_USER_ID)
+            .filter(|original| original != hub_user),
+        Some(user) => Some(user.to_owned()),
+        None => None,
+    }
 }
 
 /// One letter by id, unmasked.
@@ -536,6 +562,10 @@ pub struct LetterView {
     /// Why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_replayable: Option<String>,
+    /// The broker user a replay is judged as sent by: the original sender, which the replay
+    /// keeps ([`replay_properties`]); `None` when the letter names no sender.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed_as: Option<String>,
     /// The body, when it is JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_json: Option<Value>,
@@ -550,8 +580,9 @@ pub struct LetterView {
     pub masked: bool,
 }
 
-/// How `letter` looks to an operator (replayability judged for a hub publishing as
-/// `broker_user`). Does not audit: [`show`] and [`export`] do.
+/// How `letter` looks to an operator, for a hub publishing as `broker_user` (whose message a
+/// replay is when the letter's sender was the hub). Does not audit: [`show`] and [`export`]
+/// do.
 pub fn view(letter: &DeadLetter, disclosure: Disclosure<'_>, broker_user: &str) -> LetterView {
     let masked = disclosure.masked();
     let text = |s: &str| if masked { mask_text(s) } else { s.to_owned() };
@@ -575,7 +606,7 @@ pub fn view(letter: &DeadLetter, disclosure: Disclosure<'_>, broker_user: &str) 
     shown.error = text(&letter.error);
     shown.correlation_id = letter.correlation_id.as_deref().map(text);
     shown.discard_reason = letter.discard_reason.as_deref().map(text);
-    let refusal = replay_refusal(letter, broker_user);
+    let refusal = replay_refusal(letter);
     LetterView {
         flags: flags(
             letter.status,
@@ -587,6 +618,7 @@ pub fn view(letter: &DeadLetter, disclosure: Disclosure<'_>, broker_user: &str) 
         letter: shown,
         replayable: refusal.is_none(),
         not_replayable: refusal,
+        replayed_as: replay_sender(letter, broker_user),
         body_json,
         body_text,
         body_bytes: letter.body.len(),
@@ -803,6 +835,8 @@ pub struct Planned {
     pub routing_key: String,
     /// Replays of this message so far (the new `x-hub-replayed` is one more).
     pub replays_so_far: i32,
+    /// Whose message the replay is judged as ([`replay_sender`]).
+    pub sender: Option<String>,
     #[serde(skip)]
     letter: DeadLetter,
 }
@@ -831,7 +865,7 @@ pub async fn plan_replay(
     }
     let mut replay = Vec::new();
     for letter in letters {
-        let refusal = replay_refusal(&letter, broker_user).or_else(|| {
+        let refusal = replay_refusal(&letter).or_else(|| {
             (!selection.by_id() && !include_replayed && letter.replayed_before > 0).then(|| {
                 format!(
                     "its message already failed again after {} replay{}: replay it by id, or add --include-replayed",
@@ -853,6 +887,7 @@ pub async fn plan_replay(
                 exchange: letter.original_exchange.clone(),
                 routing_key: letter.original_routing_key.clone(),
                 replays_so_far: letter.replayed_before + letter.replay_count,
+                sender: replay_sender(&letter, broker_user),
                 letter,
             }),
         }
@@ -912,7 +947,15 @@ pub async fn replay(
         if i > 0 {
             tokio::time::sleep_until((started + period.mul_f64(i as f64)).into()).await;
         }
-        match replay_one(pool, publisher, &item.letter, selection.by_id()).await {
+        match replay_one(
+            pool,
+            publisher,
+            broker_user,
+            &item.letter,
+            selection.by_id(),
+        )
+        .await
+        {
             Ok(()) => replayed.push(item.id),
             Err(reason) => {
                 tracing::warn!(id = item.id, %reason, "dead letter not replayed");
@@ -964,6 +1007,7 @@ pub async fn replay(
 async fn replay_one(
     pool: &PgPool,
     publisher: &Publisher,
+    hub_user: &str,
     letter: &DeadLetter,
     by_id: bool,
 ) -> Result<(), String> {
@@ -982,7 +1026,7 @@ async fn replay_one(
         return Err(format!("it was {status} meanwhile"));
     }
     let count = letter.replayed_before + replay_count + 1;
-    let properties = replay_properties(letter, count);
+    let properties = replay_properties(letter, count, hub_user);
     publisher
         .republish(
             &letter.original_exchange,
@@ -1015,20 +1059,26 @@ fn is_failure_header(name: &str) -> bool {
         || name == "x-delivery-count"
 }
 
-/// The properties a replay publishes `letter` with, as JSON
-/// ([`hub_runtime::broker::properties_to_json`]): the original ones (message id, type,
-/// correlation id, timestamp, app id, the hub's own user id, `traceparent` and every other
-/// header) without the failure headers and a retry tier's TTL, plus `x-hub-replayed: count`
-/// and `x-hub-dead-letter-id`.
-pub fn replay_properties(letter: &DeadLetter, count: i32) -> Value {
-    /// The properties that travel; `user_id` is only ever the hub's own: `replay_refusal`
-    /// turned the others away.
-    const KEPT: [&str; 10] = [
+/// The properties a replay by the hub (broker user `hub_user`) publishes `letter` with, as
+/// JSON ([`hub_runtime::broker::properties_to_json`]): the original ones (message id, type,
+/// correlation id, timestamp, app id, `traceparent` and every other header) without the
+/// failure headers and a retry tier's TTL, plus `x-hub-replayed: count` and
+/// `x-hub-dead-letter-id`.
+///
+/// The replay keeps the sender: the broker lets the hub publish only as itself, so a letter
+/// that named a user goes out with the hub's `user_id`, and, when its sender was not the hub
+/// ([`original_sender`]), with that sender in
+/// [`headers::ORIGINAL_USER_ID`](contracts::headers::ORIGINAL_USER_ID), where the consumer
+/// reads it: the replayed message is judged as its sender's, so a refused forgery is refused
+/// again and an agency's message is taken as the agency's. A letter that named no user names
+/// none again (and no original sender either), so the consumer still refuses it.
+pub fn replay_properties(letter: &DeadLetter, count: i32, hub_user: &str) -> Value {
+    /// The properties that travel as they are; `user_id` is set below.
+    const KEPT: [&str; 9] = [
         "message_id",
         "type",
         "correlation_id",
         "app_id",
-        "user_id",
         "reply_to",
         "content_type",
         "content_encoding",
@@ -1055,6 +1105,18 @@ pub fn replay_properties(letter: &DeadLetter, count: i32) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    // The failure headers were dropped above, the original sender's among them (a header an
+    // agency forged is no different from any other `x-hub-*` one): it comes back only as
+    // `original_sender` judged it.
+    if letter.property("user_id").is_some() {
+        props.insert("user_id".into(), Value::from(hub_user));
+    }
+    if let Some(sender) = original_sender(letter, hub_user) {
+        headers.insert(
+            contracts::headers::ORIGINAL_USER_ID.into(),
+            Value::from(sender),
+        );
+    }
     headers.insert(REPLAYED.into(), Value::from(count));
     headers.insert(DEAD_LETTER_ID.into(), Value::from(letter.id));
     props.insert("headers".into(), Value::Object(headers));
@@ -1210,8 +1272,8 @@ mod tests {
                 "x-delivery-count": 2,
             }
         }));
-        assert_eq!(replay_refusal(&l, "hub"), None);
-        let p = replay_properties(&l, 3);
+        assert_eq!(replay_refusal(&l), None);
+        let p = replay_properties(&l, 3, "hub");
         assert_eq!(p["message_id"], Uuid::nil().to_string());
         assert_eq!(p["correlation_id"], "saga-1");
         assert_eq!(p["user_id"], "hub");
@@ -1237,18 +1299,81 @@ mod tests {
         assert_eq!(h[DEAD_LETTER_ID], 42);
         let mut no_mode = l.clone();
         no_mode.properties["delivery_mode"] = Value::from("x");
-        assert_eq!(replay_properties(&no_mode, 1)["delivery_mode"], 2);
+        assert_eq!(replay_properties(&no_mode, 1, "hub")["delivery_mode"], 2);
     }
 
     #[test]
     fn letters_that_cannot_be_replayed_say_why() {
-        let foreign = letter(serde_json::json!({"user_id": "authority-fszn", "headers": {}}));
-        assert!(replay_refusal(&foreign, "hub").is_some_and(|r| r.contains("authority-fszn")));
         let redacted = letter(serde_json::json!({"headers": {"x-hub-redacted": true}}));
-        assert!(replay_refusal(&redacted, "hub").is_some_and(|r| r.contains("redacted")));
+        assert!(replay_refusal(&redacted).is_some_and(|r| r.contains("redacted")));
         let mut no_id = letter(serde_json::json!({"headers": {}}));
         no_id.message_id = None;
-        assert!(replay_refusal(&no_id, "hub").is_some_and(|r| r.contains("message id")));
+        assert!(replay_refusal(&no_id).is_some_and(|r| r.contains("message id")));
+    }
+
+    /// A letter as the consumer makes it of an agency's message: the hub's copy, with the
+    /// hub's user id and the agency's in `x-hub-original-user-id` (`republished_as_hub`).
+    fn agencys_letter(agency: &str) -> DeadLetter {
+        letter(serde_json::json!({
+            "message_id": Uuid::nil().to_string(),
+            "type": "test.deposit.v1",
+            "user_id": "hub",
+            "headers": {
+                contracts::headers::ORIGINAL_USER_ID: agency,
+                "x-hub-error": "sent by broker user \"desk-a\" for desk \"b\"",
+                "x-hub-error-kind": "permanent",
+            }
+        }))
+    }
+
+    #[test]
+    fn a_replay_of_an_agencys_letter_is_judged_as_the_agencys() {
+        let l = agencys_letter("authority-fszn");
+        assert_eq!(replay_refusal(&l), None);
+        assert_eq!(replay_sender(&l, "hub").as_deref(), Some("authority-fszn"));
+        let p = replay_properties(&l, 1, "hub");
+        // The broker lets the hub publish only as itself; the consumer believes the header on
+        // the hub's user id, so the replay is judged as the agency's.
+        assert_eq!(p["user_id"], "hub");
+        assert_eq!(
+            p["headers"][contracts::headers::ORIGINAL_USER_ID],
+            "authority-fszn"
+        );
+        assert_eq!(p["headers"].get("x-hub-error"), None);
+    }
+
+    #[test]
+    fn a_letter_the_broker_kept_as_the_agency_sent_it_is_replayed_in_its_name() {
+        // Dead-lettered by the broker (a delivery limit), not by the consumer: the agency's own
+        // user id, and a header it forged, which names no one.
+        let l = letter(serde_json::json!({
+            "user_id": "desk-a",
+            "headers": {contracts::headers::ORIGINAL_USER_ID: "hub"},
+        }));
+        assert_eq!(replay_refusal(&l), None);
+        let p = replay_properties(&l, 1, "hub");
+        assert_eq!(p["user_id"], "hub");
+        assert_eq!(p["headers"][contracts::headers::ORIGINAL_USER_ID], "desk-a");
+        assert_eq!(replay_sender(&l, "hub").as_deref(), Some("desk-a"));
+    }
+
+    #[test]
+    fn only_the_hubs_own_letters_vouch_for_a_sender() {
+        // The hub's own message stays the hub's: no header is made up.
+        let ours = letter(serde_json::json!({"user_id": "hub", "headers": {}}));
+        let p = replay_properties(&ours, 1, "hub");
+        assert_eq!(p["user_id"], "hub");
+        assert_eq!(p["headers"].get(contracts::headers::ORIGINAL_USER_ID), None);
+        assert_eq!(replay_sender(&ours, "hub").as_deref(), Some("hub"));
+        // A letter naming no sender names none again, whatever header it carries: the consumer
+        // refuses it again instead of taking the header's word.
+        let unnamed = letter(serde_json::json!({
+            "headers": {contracts::headers::ORIGINAL_USER_ID: "authority-fszn"},
+        }));
+        let p = replay_properties(&unnamed, 1, "hub");
+        assert_eq!(p.get("user_id"), None);
+        assert_eq!(p["headers"].get(contracts::headers::ORIGINAL_USER_ID), None);
+        assert_eq!(replay_sender(&unnamed, "hub"), None);
     }
 
     #[test]

@@ -689,8 +689,27 @@ async fn restore_from_dead_letter(
     let Some(letter) = dlq::get(pool, letter_id).await? else {
         return Ok(None);
     };
-    let properties =
-        dlq::replay_properties(&letter, letter.replayed_before + letter.replay_count + 1);
+    // The saga's own message was published by the hub. A letter of that id naming another
+    // sender is the hub's copy of someone else's message (an agency may reuse an id it saw):
+    // putting it in the outbox would send it as the hub's own, so it is not restored.
+    if letter
+        .header_str(contracts::headers::ORIGINAL_USER_ID)
+        .is_some()
+    {
+        return Ok(None);
+    }
+    // Taking the letter's own user as the hub's keeps its `user_id` as it was and adds no
+    // sender: the outbox sends it as it was first sent (by the hub, the saga's publisher).
+    let hub_user = letter
+        .property("user_id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let properties = dlq::replay_properties(
+        &letter,
+        letter.replayed_before + letter.replay_count + 1,
+        &hub_user,
+    );
     let Ok(metadata) = hub_runtime::broker::metadata_from_json(&properties) else {
         return Ok(None);
     };

@@ -6,7 +6,9 @@
 //! - passwords and codes are checked against argon2 hashes; none is stored or logged in clear;
 //! - failures count per identifier *as typed*, known or not, and lock attempts out for a time
 //!   that doubles with each further failure, so the answers never tell whether an identifier
-//!   exists to someone who has not proved they hold it;
+//!   exists to someone who has not proved they hold it; nor does their time: an unknown
+//!   identifier's password is checked against a decoy hash ([`decoy_hash`]), the same argon2
+//!   work as a known one's;
 //! - each request runs in one transaction that locks the identifier's throttle row, so parallel
 //!   guesses are serialised and counted;
 //! - new passwords and recovery codes are hashed before that transaction (in `prepare`), so it
@@ -43,7 +45,7 @@ use crate::metrics::portal_metrics;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
-use hub_runtime::secrets::{Sealer, hash_secret, random_digits, verify_secret};
+use hub_runtime::secrets::{Sealer, decoy_hash, hash_secret, random_digits, verify_secret};
 
 /// The cabinet's queue (short name).
 pub const QUEUE: &str = "cabinet";
@@ -395,9 +397,12 @@ impl Cabinet {
             return Ok(Err(CabinetOutcome::LockedOut { until }));
         }
         let account = self.account(conn, id).await?;
-        let holds = account
+        // An unknown identifier is checked against the decoy: the refusal costs the argon2 work
+        // a known one's does, so its time does not tell who has an account.
+        let hash = account
             .as_ref()
-            .is_some_and(|a| verify_secret(password, &a.password_hash));
+            .map_or(decoy_hash(), |a| a.password_hash.as_str());
+        let holds = verify_secret(password, hash) && account.is_some();
         let Some(account) = account.filter(|_| holds) else {
             return Ok(Err(self
                 .throttle()

@@ -60,9 +60,19 @@ pub struct IntegrationConfig {
     #[arg(long, env = "HUB_PAYMENT_TTL", default_value = "72h", value_parser = parse_duration)]
     pub payment_ttl: Duration,
 
-    /// Where the hub listens for callbacks (operators' delivery reports).
+    /// Where the hub listens for the external systems' callbacks (and nothing else).
     #[arg(long, env = "HUB_HTTP_ADDR", default_value = "127.0.0.1:8090")]
     pub http_addr: std::net::SocketAddr,
+
+    /// Where the hub serves its health and metrics (`/healthz`, `/readyz`, `/metrics`): an
+    /// internal listener of its own, for the orchestrator and the monitoring only, never the
+    /// callbacks' port that the external systems reach.
+    #[arg(
+        long = "ops-addr",
+        env = "HUB_OPS_ADDR",
+        default_value = "127.0.0.1:8092"
+    )]
+    pub ops_addr: std::net::SocketAddr,
 
     /// The callback base URL the external systems are given (how they reach `HUB_HTTP_ADDR`).
     #[arg(
@@ -273,6 +283,7 @@ impl std::fmt::Debug for IntegrationConfig {
         f.debug_struct("IntegrationConfig")
             .field("mvd_url", &self.mvd_url.as_str())
             .field("http_addr", &self.http_addr)
+            .field("ops_addr", &self.ops_addr)
             .field("seal_key", &self.seal_key.as_ref().map(|_| "***"))
             .field("limits", &self.limits)
             .finish_non_exhaustive()

@@ -1,6 +1,11 @@
-//! The hub's HTTP listener: the routes of the external systems' callbacks, and the operators'
-//! endpoints (`/healthz`, `/readyz`, `/metrics`; see [`hub_runtime::health`] and
-//! [`hub_runtime::metrics`]).
+//! The hub's two HTTP listeners: the external systems' callbacks on `HUB_HTTP_ADDR`, and the
+//! operators' endpoints (`/health`, `/healthz`, `/readyz`, `/metrics`; see
+//! [`hub_runtime::health`] and [`hub_runtime::metrics`]) on `HUB_OPS_ADDR`.
+//!
+//! They are apart because they face different parties: ERIP, the mobile operators and the
+//! back-offices must reach the callbacks, while saga counts, queue names and database errors are
+//! for the orchestrator and the monitoring only. The callbacks' listener answers 404 for the
+//! operators' paths, and the operators' listener for the callbacks.
 //!
 //! The callbacks themselves live beside their systems' workers: the SMS delivery reports in
 //! [`crate::external::sms::callback`], ERIP's notifications in
@@ -30,13 +35,12 @@ use hub_runtime::trace::TraceContext;
 use crate::external::CallbackState;
 pub use crate::external::Callbacks;
 
+/// What the callbacks' handlers share.
 #[derive(Debug, Clone)]
 struct AppState {
     pool: PgPool,
     app_id: String,
     callbacks: Arc<Callbacks>,
-    readiness: Readiness,
-    saga_counts: Arc<SagaCountCache>,
 }
 
 impl FromRef<AppState> for CallbackState {
@@ -49,13 +53,20 @@ impl FromRef<AppState> for CallbackState {
     }
 }
 
-/// Serves the callbacks and the operators' endpoints on `addr` until `shutdown`.
+/// What the operators' endpoints read.
+#[derive(Debug, Clone)]
+struct OpsState {
+    pool: PgPool,
+    readiness: Readiness,
+    saga_counts: Arc<SagaCountCache>,
+}
+
+/// Serves the external systems' callbacks on `addr` until `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
     pool: PgPool,
     app_id: String,
     callbacks: Callbacks,
-    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -68,6 +79,28 @@ pub async fn serve(
         pool,
         app_id,
         callbacks: Arc::new(callbacks),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// Serves health and metrics on `addr`, an internal address, until `shutdown`.
+pub async fn serve_ops(
+    addr: SocketAddr,
+    pool: PgPool,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for health and metrics on {addr}: {e}; set HUB_OPS_ADDR to a free address"
+        )
+    })?;
+    tracing::info!(%addr, "serving health and metrics");
+    let app = ops_router(OpsState {
+        pool,
         readiness,
         saga_counts: Arc::new(SagaCountCache::default()),
     });
@@ -80,8 +113,9 @@ pub async fn serve(
 /// The largest callback body the hub reads (256 KiB).
 pub const CALLBACK_BODY_LIMIT: usize = 256 * 1024;
 
+/// The callbacks' routes, and nothing else.
 fn router(state: AppState) -> Router {
-    let callbacks = Router::new()
+    Router::new()
         .route(
             "/callbacks/sms/{operator}",
             post(sms::callback::delivery_report),
@@ -94,13 +128,17 @@ fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(traced))
         // Callbacks are small JSON documents: a larger body is refused (413) before it is read
         // whole or parsed.
-        .layer(DefaultBodyLimit::max(CALLBACK_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(CALLBACK_BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The operators' routes: health and metrics.
+fn ops_router(state: OpsState) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/healthz", get(alive))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
-        .merge(callbacks)
         .with_state(state)
 }
 
@@ -110,7 +148,7 @@ async fn alive() -> Json<serde_json::Value> {
 }
 
 /// Ready: 200 with the checks, or 503 naming the failing ones.
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<hub_runtime::health::Report>) {
+async fn ready(State(state): State<OpsState>) -> (StatusCode, Json<hub_runtime::health::Report>) {
     let report = state.readiness.check().await;
     let status = if report.is_ready() {
         StatusCode::OK
@@ -122,7 +160,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<hub_runtime::
 }
 
 /// The process's metrics, with the gauges read now from this hub's database and broker.
-async fn metrics_text(State(state): State<AppState>) -> Response {
+async fn metrics_text(State(state): State<OpsState>) -> Response {
     let (unsent, lag) = match hub_runtime::metrics::outbox_lag(&state.pool).await {
         Some((unsent, lag)) => (Some(unsent), Some(lag)),
         None => (None, None),

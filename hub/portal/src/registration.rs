@@ -46,7 +46,7 @@ use crate::cabinet::{Throttle, password_problems};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
-use hub_runtime::secrets::{Sealer, hash_secret, verify_secret};
+use hub_runtime::secrets::{Sealer, decoy_hash, hash_secret, verify_secret};
 
 /// The service's queue (short name).
 pub const QUEUE: &str = "registration";
@@ -447,8 +447,11 @@ impl Registration {
         Ok(CabinetOutcome::ActivationSent)
     }
 
-    /// Outside the transaction: checks the password against the address's hash, unless the
-    /// address has none or its logins are locked out now (no argon2 work for those).
+    /// Outside the transaction: checks the password against the address's hash, unless its
+    /// logins are locked out now (no argon2 work then, for a known address as for an unknown
+    /// one). An address with no account, or with no password (registered by EDS), is checked
+    /// against the decoy and answers `None`: the refusal costs the argon2 work a password's
+    /// does, so its time does not tell which addresses are registered.
     async fn check_password(&self, r: &LogInByEmail) -> Result<Option<CheckedPassword>, Failure> {
         let email = normalise_email(&r.email);
         let locked: bool = sqlx::query_scalar(
@@ -468,7 +471,11 @@ impl Registration {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| db_failure(&e))?;
-        Ok(hash.flatten().map(|hash| CheckedPassword {
+        let Some(hash) = hash.flatten() else {
+            verify_secret(&r.password, decoy_hash());
+            return Ok(None);
+        };
+        Ok(Some(CheckedPassword {
             holds: verify_secret(&r.password, &hash),
             hash,
         }))

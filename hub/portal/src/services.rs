@@ -5,7 +5,8 @@
 //! [`plan`] puts together the groups built by the functions below it: the identity services
 //! (`identity`: registration, cabinet, issuance, account, registry), the procedures
 //! (`procedures`), the workers of the external systems (`adapter_workers`), the bridges to the
-//! HTTP authorities (`bridges`) and the callback listener (`callback_listener`).
+//! HTTP authorities (`bridges`), the callback listener (`callback_listener`) and the internal
+//! listener of health and metrics (`ops_listener`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     Ok(Plan {
         registrations,
         foreign_queues: bridges.foreign_queues,
-        background: vec![listener],
+        background: vec![listener, ops_listener(config)],
         senders: Some(Arc::new(crate::agency::Senders)),
         migrations: vec![&crate::MIGRATOR],
     })
@@ -320,9 +321,9 @@ fn bridges(config: &IntegrationConfig, catalogue: &Catalogue) -> anyhow::Result<
     Ok(bridges)
 }
 
-/// The HTTP listener on `HUB_HTTP_ADDR`: the external systems' callbacks and the operators'
-/// endpoints ([`crate::http`]). It refuses to start when the hub's broker user is an
-/// authority's own (the bridge speaks as that user).
+/// The HTTP listener on `HUB_HTTP_ADDR`: the external systems' callbacks ([`crate::http`]). It
+/// refuses to start when the hub's broker user is an authority's own (the bridge speaks as that
+/// user).
 fn callback_listener(
     config: &IntegrationConfig,
     catalogue: Arc<Catalogue>,
@@ -330,7 +331,7 @@ fn callback_listener(
 ) -> Background {
     let addr = config.http_addr;
     let erip_secret = config.erip_secret.clone().into_bytes();
-    Box::new(move |ctx, running, shutdown| {
+    Box::new(move |ctx, _running, shutdown| {
         let callbacks = crate::http::Callbacks {
             erip_secret: erip_secret.clone(),
             procedure_queue: ctx.topology.work_queue(procedure::QUEUE),
@@ -341,11 +342,20 @@ fn callback_listener(
         // The bridge speaks as the hub's broker user: that user must be no authority's own.
         let checked = catalogue.check_bridge_user(&ctx.broker_user);
         let (pool, app_id) = (ctx.pool.clone(), ctx.app_id.clone());
-        let readiness = running.readiness.clone();
         Box::pin(async move {
             checked?;
-            crate::http::serve(addr, pool, app_id, callbacks, readiness, shutdown).await
+            crate::http::serve(addr, pool, app_id, callbacks, shutdown).await
         })
+    })
+}
+
+/// The internal HTTP listener on `HUB_OPS_ADDR`: health and metrics ([`crate::http::serve_ops`]),
+/// apart from the callbacks' port that the external systems reach.
+fn ops_listener(config: &IntegrationConfig) -> Background {
+    let addr = config.ops_addr;
+    Box::new(move |ctx, running, shutdown| {
+        let (pool, readiness) = (ctx.pool.clone(), running.readiness.clone());
+        Box::pin(crate::http::serve_ops(addr, pool, readiness, shutdown))
     })
 }
 

@@ -122,8 +122,8 @@ pub fn topology(config: &HubConfig, queues: Vec<QueueSpec>) -> anyhow::Result<To
     )?)
 }
 
-/// A task that runs beside the consumers (an HTTP listener for callbacks and the operators'
-/// endpoints, the operators' console), started and stopped with them. It gets the process's
+/// A task that runs beside the consumers (the HTTP listeners for callbacks and for health and
+/// metrics, the operators' console), started and stopped with them. It gets the process's
 /// [`Running`] parts besides the context.
 pub type Background = Box<
     dyn FnOnce(&HubContext, &Running, CancellationToken) -> BoxFuture<'static, anyhow::Result<()>>

@@ -5,8 +5,12 @@
 //! It consumes the dead-letter queue `ns.Q.dead` of every work queue of the plan, and the bus's
 //! `ns.unrouted` queue (messages no queue was bound for, kept with error kind `unrouted`). Each
 //! letter is read into one row — what the `x-hub-*` headers say about the failure, every
-//! property and header as JSON, the body as it came (a sensitive one was already redacted by
-//! the consumer, a secret inside one is sealed) — and acked only once the row is committed.
+//! property and header as JSON, the body as it came less its secrets — and acked only once the
+//! row is committed. A body of a type that carries a secret was already redacted by the
+//! consumer when the consumer dead-lettered it; one the consumer never saw (unrouted, or
+//! dead-lettered by the broker itself) has its secret fields replaced here, by the contracts'
+//! one list ([`contracts::SECRET_FIELDS`]), and is marked redacted so it is not replayed. A
+//! secret that travels sealed stays sealed.
 //! A letter is never lost for a database outage: the keeper holds it and tries again.
 //!
 //! The row is keyed by a fingerprint of the delivery (queue, properties less the broker's
@@ -473,6 +477,121 @@ mod tests {
         assert_eq!(l.error_kind, "unrouted");
         assert_eq!(l.original_exchange, "ns.bus");
         assert!(l.error.contains("nobody.listens.v1"), "{}", l.error);
+    }
+
+    /// Whether any of `secrets` shows in what the keeper would store of `l`: its body, its
+    /// error, its properties.
+    fn shows_any(l: &DeadLetter, secrets: &[&str]) -> bool {
+        let stored = format!(
+            "{} {} {}",
+            String::from_utf8_lossy(&l.body),
+            l.error,
+            l.properties,
+        );
+        secrets.iter().any(|s| stored.contains(s))
+    }
+
+    #[test]
+    fn an_unrouted_login_is_kept_without_its_password_and_is_not_replayable() {
+        let body = br#"{"identifier":"3270287A012PB2","password":"Xy3kLmNpQr"}"#;
+        let p = BasicProperties::default().with_type("cabinet.login.v1".into());
+        let l = read_letter(
+            &topology(),
+            &Source::Unrouted,
+            "ns.bus",
+            "cabinet.login.v1",
+            &p,
+            body,
+        );
+        assert!(!shows_any(&l, &["Xy3kLmNpQr"]), "{l:?}");
+        // The rest stays, so an operator sees what the message was.
+        assert_eq!(
+            l.body_json().map(|b| b["identifier"].clone()),
+            Some("3270287A012PB2".into())
+        );
+        assert!(
+            l.is_redacted(),
+            "a body without its secret cannot be replayed"
+        );
+
+        // Without the type property, the routing key names the type.
+        let untyped = read_letter(
+            &topology(),
+            &Source::Unrouted,
+            "ns.bus",
+            "cabinet.change_password.v1",
+            &BasicProperties::default(),
+            br#"{"identifier":"x","current_password":"Old-Pass-1","new_password":"New-Pass-2"}"#,
+        );
+        assert!(
+            !shows_any(&untyped, &["Old-Pass-1", "New-Pass-2"]),
+            "{untyped:?}"
+        );
+    }
+
+    #[test]
+    fn a_code_the_broker_dead_lettered_is_kept_without_it() {
+        let death = table(&[
+            ("queue", s("ns.saga.ledger")),
+            ("reason", s("delivery_limit")),
+            ("exchange", s("ns.bus")),
+        ]);
+        let p = BasicProperties::default()
+            .with_type("identifier.confirm_phone.v1".into())
+            .with_headers(table(&[(
+                "x-death",
+                AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+            )]));
+        for body in [
+            &br#"{"desk_id":"d","application_number":"7","code":123456}"#[..],
+            br#"{"desk_id":"d","application_number":"7","code":"123456"}"#,
+            // Not an object: nothing to find the code in, so nothing of it is kept.
+            br#"["123456"]"#,
+            b"code=123456",
+        ] {
+            let l = read_letter(
+                &topology(),
+                &ledger(),
+                "ns.dead",
+                "ns.saga.ledger",
+                &p,
+                body,
+            );
+            assert_eq!(l.error_kind, "delivery_limit");
+            assert!(!shows_any(&l, &["123456"]), "{l:?}");
+            assert!(l.is_redacted());
+        }
+        // The fingerprint is a digest of the redacted body: one of the body with the code
+        // would give a six-digit code back to whoever tries the million candidates.
+        let [one, other] = [123456, 654321].map(|code| {
+            let body = format!(r#"{{"desk_id":"d","application_number":"7","code":"{code}"}}"#);
+            read_letter(
+                &topology(),
+                &ledger(),
+                "ns.dead",
+                "ns.saga.ledger",
+                &p,
+                body.as_bytes(),
+            )
+        });
+        assert_eq!(one.fingerprint, other.fingerprint);
+    }
+
+    #[test]
+    fn a_body_without_a_secret_is_kept_as_it_came() {
+        let body =
+            br#"{"procedure_code":"2.19","token":{"key_id":"k","nonce":"n","ciphertext":"c"}}"#;
+        let p = BasicProperties::default().with_type("email.send.v1".into());
+        let l = read_letter(
+            &topology(),
+            &Source::Unrouted,
+            "ns.bus",
+            "email.send.v1",
+            &p,
+            body,
+        );
+        assert_eq!(l.body, body, "a sealed token is no secret in the clear");
+        assert!(!l.is_redacted());
     }
 
     #[test]

@@ -373,6 +373,35 @@ impl FreshSecret {
     }
 }
 
+/// A hash no secret matches, with the parameters [`hash_secret`] uses: a login checks an
+/// unknown user's password against it, so that the refusal costs the argon2 work a known
+/// user's does and its time does not tell who is registered.
+///
+/// Its salt and output are random bytes from the operating system, not the hash of anything:
+/// making it costs no argon2 work, and finding a password that matches it is finding a preimage
+/// of argon2. One per process, made at first use.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: LazyLock<String> = LazyLock::new(|| {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+        let mut salt = [0u8; 16];
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        rng.fill_bytes(&mut salt);
+        rng.fill_bytes(&mut out);
+        let params = Params::default();
+        // Fixed sizes within argon2's bounds: these cannot fail; should they, an empty decoy
+        // would skip the work silently, so it is a panic (at first login, found by any test).
+        let phc = PasswordHash {
+            algorithm: Algorithm::default().ident(),
+            version: Some(Version::default().into()),
+            params: ParamsString::try_from(&params).expect("the default argon2 parameters"),
+            salt: Some(Salt::new(&salt).expect("a 16-byte salt")),
+            hash: Some(Output::new(&out).expect("a 32-byte output")),
+        };
+        phc.to_string()
+    });
+    &DECOY
+}
+
 /// Whether `secret` matches the argon2 hash `phc` (compared in constant time). A malformed hash
 /// never matches (and costs no argon2 work).
 pub fn verify_secret(secret: &str, phc: &str) -> bool {
@@ -495,6 +524,23 @@ mod tests {
             .to_string();
         assert!(verify_secret("s3cret", &other));
         assert!(!verify_secret("s3cre7", &other));
+    }
+
+    #[test]
+    fn the_decoy_hash_costs_a_real_verification_and_matches_nothing() {
+        let decoy = decoy_hash();
+        assert!(is_secret_hash(decoy), "{decoy}");
+        assert_eq!(decoy, decoy_hash(), "one per process");
+        // The parameters of a real hash: the same argon2 work to check.
+        let real = hash_secret(&mut StdRng::seed_from_u64(7), "secret").expect("hash");
+        let params =
+            |phc: &str| Params::try_from(&PasswordHash::new(phc).expect("PHC")).expect("params");
+        assert_eq!(params(decoy), params(&real));
+        let before = argon2_seconds();
+        for guess in ["", "secret", "password", "Portal2026pass"] {
+            assert!(!verify_secret(guess, decoy), "{guess:?} matches the decoy");
+        }
+        assert!(argon2_seconds() > before, "checking the decoy ran argon2");
     }
 
     #[test]

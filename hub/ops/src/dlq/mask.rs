@@ -6,6 +6,11 @@
 //!
 //! Rules, in order, for every JSON string (or number) in a body or a header:
 //!
+//! 0. a field that holds a secret (`password`, `current_password`, `new_password`, `code`,
+//!    `token`, ...: [`contracts::is_secret_field`], the contracts' one list) is replaced
+//!    whatever its value, at any depth: the consumer and the keeper redact such fields before a
+//!    letter is stored, so this covers letters kept before they did and bodies of types nobody
+//!    listed;
 //! 1. a field whose name suggests personal data (`identifier`, `identification_number`,
 //!    `phone`, `surname`, `given_name`, `patronymic`, `name`, `email`, ...) is masked whatever
 //!    its value;
@@ -43,7 +48,18 @@ pub fn mask_json(value: &mut Value) {
     mask_under(None, value);
 }
 
+/// What a secret field shows instead of its value.
+pub const SECRET_MASK: &str = "********";
+
 fn mask_under(key: Option<&str>, value: &mut Value) {
+    // A secret is hidden whole, not masked to a recognisable shape; a sealed envelope (an
+    // object) is no secret in the clear and is masked field by field like any other.
+    if key.is_some_and(contracts::is_secret_field)
+        && matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
+    {
+        *value = Value::from(SECRET_MASK);
+        return;
+    }
     let personal = key.is_some_and(is_personal_field);
     match value {
         Value::String(s) => {
@@ -171,6 +187,35 @@ mod tests {
         assert_eq!(body["procedure_code"], "2.19");
         let text = body.to_string();
         assert!(!text.contains(ID) && !text.contains("1234567"), "{text}");
+    }
+
+    #[test]
+    fn secret_fields_are_hidden_at_any_depth_whatever_their_value() {
+        let mut body = json!({
+            "password": "Xy3kLmNpQr",
+            "change": {"current_password": "Old-Pass-1", "new_password": "New-Pass-2"},
+            "steps": [{"code": 123456}, {"code": "654321"}],
+            "token": "tok-abcdef",
+            "procedure_code": "2.19",
+        });
+        mask_json(&mut body);
+        let text = body.to_string();
+        for secret in [
+            "Xy3kLmNpQr",
+            "Old-Pass-1",
+            "New-Pass-2",
+            "123456",
+            "654321",
+            "tok-abcdef",
+        ] {
+            assert!(!text.contains(secret), "{secret} shows in {text}");
+        }
+        assert_eq!(body["change"]["new_password"], SECRET_MASK);
+        assert_eq!(body["steps"][0]["code"], SECRET_MASK);
+        assert_eq!(
+            body["procedure_code"], "2.19",
+            "a catalogue code is no secret"
+        );
     }
 
     #[test]

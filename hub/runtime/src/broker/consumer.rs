@@ -223,6 +223,21 @@ fn republished_as_hub(props: &lapin::BasicProperties, hub_user: &str) -> lapin::
     }
 }
 
+/// The broker user a delivery is judged as sent by. A copy the hub itself republished for
+/// another sender (a retry, a dead letter's replay) names that sender in
+/// [`headers::ORIGINAL_USER_ID`] (see `republished_as_hub`). The header is believed only when
+/// `user_id` is the hub's (`hub_user`), which the broker lets no one else publish: on another
+/// user's message, or one naming no user, it is anyone's claim and names no one.
+fn sender_of(props: &lapin::BasicProperties, hub_user: &str) -> Option<String> {
+    let user = props.user_id().as_ref().map(|u| u.to_string());
+    match user {
+        Some(user) if user == hub_user => {
+            header_str(props, headers::ORIGINAL_USER_ID).or(Some(user))
+        }
+        other => other,
+    }
+}
+
 /// The span of handling one delivery, a child of the trace the message arrived with or the
 /// root of a new one: every log line of its handling carries the trace id.
 fn message_span(queue: &str, props: &lapin::BasicProperties) -> (TraceContext, tracing::Span) {
@@ -329,13 +344,7 @@ async fn handle(shared: &Shared, taken: &Taken, facts: &Facts, trace: TraceConte
             return Handling::Failed(Outcome::Unreadable, Failure::invalid_input(reason));
         }
     };
-    // A copy the hub itself republished for another sender names that sender in a header (see
-    // `republished_as_hub`).
-    if metadata.user_id.as_deref() == Some(shared.settings.broker_user.as_str())
-        && let Some(original) = header_str(props, headers::ORIGINAL_USER_ID)
-    {
-        metadata.user_id = Some(original);
-    }
+    metadata.user_id = sender_of(props, &shared.settings.broker_user);
     // An unattributed message, or one its sender may not send, is refused before any handler
     // (or saga) sees it.
     if let Err(refused) = shared.settings.senders.authorise(
@@ -509,7 +518,7 @@ async fn park(
 
 #[cfg(test)]
 mod tests {
-    use super::{headers, republished_as_hub};
+    use super::{headers, long_string, republished_as_hub, sender_of, with_headers};
 
     #[test]
     fn the_hubs_copy_of_an_agencys_message_names_the_agency_in_a_header() {
@@ -525,5 +534,30 @@ mod tests {
         assert_eq!(again, copy);
         let ours = lapin::BasicProperties::default().with_user_id("hub".into());
         assert_eq!(republished_as_hub(&ours, "hub"), ours);
+    }
+
+    #[test]
+    fn only_the_hubs_own_user_vouches_for_another_sender() {
+        let claiming = |user: Option<&str>, original: &str| {
+            let p = lapin::BasicProperties::default();
+            let p = match user {
+                Some(u) => p.with_user_id(u.into()),
+                None => p,
+            };
+            with_headers(&p, &[(headers::ORIGINAL_USER_ID, long_string(original))])
+        };
+        // The hub's copy (a retry, a replay) is judged as the sender it names.
+        let copy = claiming(Some("hub"), "desk-a");
+        assert_eq!(sender_of(&copy, "hub").as_deref(), Some("desk-a"));
+        // An agency's own claim to speak for another is not believed ...
+        let forged = claiming(Some("desk-a"), "hub");
+        assert_eq!(sender_of(&forged, "hub").as_deref(), Some("desk-a"));
+        assert_eq!(sender_of(&claiming(None, "hub"), "hub"), None);
+        // ... and the hub's copy of it names the agency, not the claim.
+        let again = republished_as_hub(&forged, "hub");
+        assert_eq!(sender_of(&again, "hub").as_deref(), Some("desk-a"));
+        // The hub's own message, no header: the hub's.
+        let ours = lapin::BasicProperties::default().with_user_id("hub".into());
+        assert_eq!(sender_of(&ours, "hub").as_deref(), Some("hub"));
     }
 }

@@ -217,7 +217,7 @@ pub struct DeadLetter {
     pub correlation_id: Option<String>,
     /// Every property and header ([`crate::broker::properties_to_json`]).
     pub properties: Value,
-    /// The body as it came (base64 in JSON).
+    /// The body as it came, less any secret in the clear (see [`super`]; base64 in JSON).
     #[serde(serialize_with = "base64_bytes")]
     pub body: Vec<u8>,
     /// Identity of this delivery: see [`super`]. Not shown: it is the keeper's.
@@ -283,7 +283,8 @@ impl DeadLetter {
         serde_json::from_slice(&self.body).ok()
     }
 
-    /// Whether the consumer replaced its body because it carried a secret.
+    /// Whether the consumer or the keeper replaced its body, or a secret in it, because it
+    /// carried one: such a letter cannot be replayed.
     pub fn is_redacted(&self) -> bool {
         self.header(headers::REDACTED)
             .is_some_and(|v| v.as_bool() == Some(true))

@@ -43,8 +43,7 @@ pub fn read_letter(
         }
     };
     let first_failure_at = said.time(headers::FIRST_FAILURE).or(failure.last_at);
-    let fingerprint = fingerprint(source.queue(), &properties, body);
-    DeadLetter {
+    let mut letter = DeadLetter {
         id: 0,
         message_id: said
             .property("message_id")
@@ -63,7 +62,7 @@ pub fn read_letter(
         last_failure_at: failure.last_at,
         correlation_id: said.property("correlation_id"),
         body: body.to_vec(),
-        fingerprint: Some(fingerprint),
+        fingerprint: None,
         status: LetterStatus::New,
         replay_count: 0,
         replayed_at: None,
@@ -78,6 +77,73 @@ pub fn read_letter(
             .header(DEAD_LETTER_ID)
             .and_then(|v| json_int(v).or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))),
         properties,
+    };
+    // The consumer redacts what it dead-letters; a letter it never saw (unrouted, or
+    // dead-lettered by the broker itself) is redacted here, before anything of it is kept.
+    let types = [
+        letter.message_type.as_deref(),
+        Some(letter.original_routing_key.as_str()),
+    ];
+    if let Some(redacted) = redact(&types, body) {
+        mark_redacted(&mut letter.properties);
+        letter.body = redacted;
+    }
+    // Over the redacted body: a digest of a body holding a six-digit code would give the code
+    // back to anyone who tries the million candidates.
+    letter.fingerprint = Some(fingerprint(
+        source.queue(),
+        &letter.properties,
+        &letter.body,
+    ));
+    letter
+}
+
+/// What replaces a body of a type that carries a secret when its secret fields cannot be found
+/// (the body is not a JSON object).
+const REDACTED_BODY: &[u8] =
+    br#"{"redacted":"this message type carries a secret; its body is not kept in dead letters"}"#;
+
+/// The body to keep instead of `body` when it holds a secret, or `None` to keep it as it came.
+///
+/// `types` are what may name its type (the `type` property, the routing key: an unrouted
+/// message's routing key is usually its type, and a sender may leave the property out). Which
+/// fields hold a secret is the contracts' one list ([`contracts::SECRET_FIELDS`], kept in sync
+/// with the types by a test there); whatever its type, a scalar under a field named like a
+/// secret ([`contracts::is_secret_field`]) is replaced too. The rest is kept, so an operator
+/// still sees what the message was.
+pub(crate) fn redact(types: &[Option<&str>], body: &[u8]) -> Option<Vec<u8>> {
+    let sensitive = types.iter().flatten().any(|t| contracts::is_sensitive(t));
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut json) if json.is_object() => {
+            let mut replaced = false;
+            for t in types.iter().flatten() {
+                replaced |= contracts::redact_secrets(t, &mut json);
+            }
+            replaced.then(|| serde_json::to_vec(&json).unwrap_or_else(|_| REDACTED_BODY.to_vec()))
+        }
+        // Nothing to find the secret in: the whole body goes.
+        _ if sensitive => Some(REDACTED_BODY.to_vec()),
+        Ok(_) | Err(_) => None,
+    }
+}
+
+/// Marks `properties` as those of a redacted letter (the consumer's header), so the workbench
+/// shows it and refuses to replay a body whose secret is gone.
+fn mark_redacted(properties: &mut Value) {
+    if !properties.is_object() {
+        *properties = Value::Object(serde_json::Map::new());
+    }
+    let table = properties.as_object_mut().map(|p| {
+        p.entry("headers")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()))
+    });
+    if let Some(table) = table {
+        if !table.is_object() {
+            *table = Value::Object(serde_json::Map::new());
+        }
+        if let Some(h) = table.as_object_mut() {
+            h.insert(headers::REDACTED.to_owned(), Value::Bool(true));
+        }
     }
 }
 
