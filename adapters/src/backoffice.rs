@@ -8,12 +8,25 @@
 //!
 //! # The HTTP back-office contract, v1
 //!
-//! **Signatures.** Both directions sign the exact body bytes with HMAC-SHA256 under the
-//! authority's shared secret; the header value is `sha256=<lower-case hex>` (an empty body is
-//! signed as the empty byte string). The hub signs in [`HUB_SIGNATURE_HEADER`]
-//! (`X-Hub-Signature`), the back-office in [`AUTHORITY_SIGNATURE_HEADER`]
-//! (`X-Authority-Signature`). Each side checks the signature over the bytes it received, in
-//! constant time, before it parses them.
+//! **Signatures.** Both directions sign with HMAC-SHA256 under the authority's shared secret;
+//! the header value is `sha256=<lower-case hex>` (an empty body is signed as the empty byte
+//! string). The hub signs the exact body bytes of its calls in [`HUB_SIGNATURE_HEADER`]
+//! (`X-Hub-Signature`). The back-office signs its callbacks in [`AUTHORITY_SIGNATURE_HEADER`]
+//! (`X-Authority-Signature`) over the whole request ([`sign_callback`]):
+//!
+//! ```text
+//! METHOD "\n" path "\n" timestamp "\n" body
+//! ```
+//!
+//! — the method (`POST`), the path of the URL it posts to (percent-encoded as in the URL, no
+//! query: it names the authority and the answer type, e.g.
+//! `/callbacks/authority/tax-ministry/authority.decided.v1`), the value of
+//! [`AUTHORITY_TIMESTAMP_HEADER`] (`X-Authority-Timestamp`: whole seconds since 1970-01-01 UTC,
+//! in decimal, taken when the attempt is sent) and the body bytes. So a signed answer cannot be
+//! moved to another authority or another answer type, and the hub refuses one whose timestamp is
+//! more than its window (by default [`DEFAULT_CALLBACK_WINDOW`], 5 minutes) from its own clock,
+//! either way: a replay is refused once it is old, whatever the hub still remembers. Each side
+//! checks the signature over the bytes it received, in constant time, before it parses them.
 //!
 //! **Hub -> back-office**, under the authority's base URL (it ends with `/`):
 //!
@@ -37,8 +50,10 @@
 //! not the callback URL ends with one), where the message type is `authority.info_requested.v1`
 //! (`AuthorityInfoRequested`), `authority.decided.v1` (`AuthorityDecided`) or
 //! `authority.complaint_decided.v1` (`AuthorityComplaintDecided`), the body is that contract's
-//! JSON, and [`AUTHORITY_SIGNATURE_HEADER`] signs it ([`verify_callback`] checks it). The hub
-//! answers `200` when it recorded the answer (also for a duplicate), `4xx` when it refuses it
+//! JSON, [`AUTHORITY_TIMESTAMP_HEADER`] says when it was sent and [`AUTHORITY_SIGNATURE_HEADER`]
+//! signs the request ([`verify_callback`] checks both; a retry is signed anew, with its own
+//! timestamp). The hub answers `200` when it recorded the answer (also for a duplicate), `401`
+//! when the signature or the timestamp is missing or wrong, `4xx` when it refuses it
 //! (the back-office logs that and gives up on that answer), `5xx` when it cannot take it now
 //! (the back-office retries with a backoff, e.g. from 200 ms doubling up to 5 s, until it gets
 //! a 2xx or 4xx). A callback may reach the hub before the answer to the `PUT` that asked for it.
@@ -56,6 +71,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use contracts::procedure::{AuthorityApplication, AuthorityComplaint};
 use reqwest::Method;
 use serde::Deserialize;
@@ -70,8 +86,17 @@ use crate::signature;
 /// The header the hub signs its calls with: `sha256=<hex HMAC-SHA256 of the body>`.
 pub const HUB_SIGNATURE_HEADER: &str = "X-Hub-Signature";
 
-/// The header the back-office signs its callbacks with: `sha256=<hex HMAC-SHA256 of the body>`.
+/// The header the back-office signs its callbacks with: `sha256=<hex HMAC-SHA256 of the
+/// method, path, timestamp and body>` ([`sign_callback`]).
 pub const AUTHORITY_SIGNATURE_HEADER: &str = "X-Authority-Signature";
+
+/// The header of a callback saying when it was sent: whole seconds since 1970-01-01 UTC.
+pub const AUTHORITY_TIMESTAMP_HEADER: &str = "X-Authority-Timestamp";
+
+/// How far a callback's timestamp may be from the hub's clock, either way, unless configured
+/// otherwise: long enough for a retry's flight and a modest clock skew, short enough that a
+/// captured callback soon cannot be replayed.
+pub const DEFAULT_CALLBACK_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// The header of a `PUT` naming where the back-office posts its later answers.
 pub const CALLBACK_URL_HEADER: &str = "X-Callback-Url";
@@ -351,19 +376,91 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     signature::sign(secret, body)
 }
 
-/// Verifies a callback posted by a back-office: `body` must be the exact bytes received and
-/// `signature_header` the value of [`AUTHORITY_SIGNATURE_HEADER`]. Checked in constant time;
-/// parse the body only after this succeeds.
+/// The value of [`AUTHORITY_SIGNATURE_HEADER`] for a callback: `method` (`POST`), `path` (the
+/// percent-encoded path of the URL posted to, no query), `timestamp` (the value of
+/// [`AUTHORITY_TIMESTAMP_HEADER`]) and the exact `body`.
+pub fn sign_callback(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    signature::sign_request(secret, method, path, &timestamp.to_string(), body)
+}
+
+/// The path a back-office posts an answer of `message_type` to, under the `callback` URL the
+/// hub gave it: `{callback path}/{message_type}`, one `/` between them, percent-encoded as in
+/// the URL. The hub checks a callback's signature against this path (made from its own
+/// callback URL, so a proxy that rewrites the path in front of the hub changes nothing).
+pub fn callback_path(callback: &Url, message_type: &str) -> String {
+    let mut url = callback.clone();
+    url.set_path(&format!(
+        "{}/{message_type}",
+        callback.path().trim_end_matches('/')
+    ));
+    url.path().to_owned()
+}
+
+/// A callback as the hub received it, for [`verify_callback`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReceivedCallback<'a> {
+    /// The authority the path names: only for the refusal's reason.
+    pub authority: &'a str,
+    /// The request's method.
+    pub method: &'a str,
+    /// The path the back-office posted to ([`callback_path`]).
+    pub path: &'a str,
+    /// The value of [`AUTHORITY_TIMESTAMP_HEADER`], if any.
+    pub timestamp: Option<&'a str>,
+    /// The value of [`AUTHORITY_SIGNATURE_HEADER`], if any.
+    pub signature: Option<&'a str>,
+    /// The exact body bytes received.
+    pub body: &'a [u8],
+}
+
+/// Verifies a callback posted by a back-office: its signature over the method, path, timestamp
+/// and body (in constant time), then that its timestamp is within `window` of `now`, either
+/// way. Parse the body only after this succeeds.
 ///
-/// Errors: a missing, malformed or wrong signature is invalid input with the reason
-/// [`BAD_SIGNATURE`] and nothing more; an empty `secret` is a permanent failure — a
-/// configuration mistake that would accept any signature made with it.
+/// Errors, all invalid input unless said otherwise: a missing timestamp, or one that is not
+/// whole seconds, names the header; a missing, malformed or wrong signature has the reason
+/// [`BAD_SIGNATURE`] and nothing more; a well-signed callback whose timestamp is outside the
+/// window names the authority and how far off it is — never the body; an empty `secret` is a
+/// permanent failure — a configuration mistake that would accept any signature made with it.
 pub fn verify_callback(
     secret: &[u8],
-    body: &[u8],
-    signature_header: Option<&str>,
+    callback: &ReceivedCallback<'_>,
+    now: DateTime<Utc>,
+    window: Duration,
 ) -> Result<(), Failure> {
-    signature::verify(secret, body, signature_header, "back-office")
+    let authority = callback.authority;
+    let raw = callback.timestamp.map(str::trim).unwrap_or_default();
+    let sent: i64 = raw.parse().map_err(|_| {
+        Failure::invalid_input(format!(
+            "a callback of {authority} refused: {AUTHORITY_TIMESTAMP_HEADER} is missing or not \
+             whole seconds since 1970-01-01 UTC"
+        ))
+    })?;
+    // The signature first: only a callback the authority really signed learns of the window.
+    signature::verify_request(
+        secret,
+        callback.method,
+        callback.path,
+        raw,
+        callback.body,
+        callback.signature,
+        "back-office",
+    )?;
+    let off = now.timestamp().abs_diff(sent);
+    if off > window.as_secs() {
+        return Err(Failure::invalid_input(format!(
+            "a callback of {authority} refused: its timestamp is {off} s from the hub's clock, \
+             outside the window of {} s (a replay, or a clock to set right)",
+            window.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -438,7 +535,7 @@ mod tests {
                 .headers
                 .get(HUB_SIGNATURE_HEADER)
                 .and_then(|v| v.to_str().ok());
-            verify_callback(SECRET, &request.body, header).is_ok()
+            signature::verify(SECRET, &request.body, header, "test").is_ok()
         }
     }
 
@@ -811,12 +908,109 @@ mod tests {
         assert_eq!(f.kind, FailureKind::InvalidInput);
     }
 
+    const PATH: &str = "/callbacks/authority/tax-ministry/authority.decided.v1";
+    const BODY: &[u8] = br#"{"application_id":"5b0c7a52-1111-4111-8111-111111111111"}"#;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 0).expect("a time")
+    }
+
+    /// Checks a callback to `path`, sent at `sent` with `signature`, at the hub's `now`.
+    fn check(path: &str, sent: &str, signature: Option<&str>, now: i64) -> Result<(), Failure> {
+        let callback = ReceivedCallback {
+            authority: "tax-ministry",
+            method: "POST",
+            path,
+            timestamp: Some(sent),
+            signature,
+            body: BODY,
+        };
+        verify_callback(SECRET, &callback, at(now), DEFAULT_CALLBACK_WINDOW)
+    }
+
     #[test]
-    fn verify_callback_accepts_the_good_signature_only() {
-        let body = br#"{"application_id":"5b0c7a52-1111-4111-8111-111111111111"}"#;
-        let good = sign(SECRET, body);
-        assert_eq!(verify_callback(SECRET, body, Some(&good)), Ok(()));
-        let wrong_secret = sign(b"another-secret", body);
+    fn a_callback_signed_for_its_path_and_time_is_accepted_within_the_window() {
+        let sent = 1_800_000_000;
+        let good = sign_callback(SECRET, "POST", PATH, sent, BODY);
+        for now in [sent, sent + 300, sent - 300] {
+            assert_eq!(
+                check(PATH, &sent.to_string(), Some(&good), now),
+                Ok(()),
+                "{now}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signed_body_moved_to_another_authority_or_answer_type_is_refused() {
+        let sent = 1_800_000_000;
+        let good = sign_callback(SECRET, "POST", PATH, sent, BODY);
+        for moved in [
+            "/callbacks/authority/minsk-city-executive-committee/authority.decided.v1",
+            "/callbacks/authority/tax-ministry/authority.info_requested.v1",
+            "/callbacks/authority/tax-ministry/authority.complaint_decided.v1",
+        ] {
+            assert_eq!(
+                check(moved, &sent.to_string(), Some(&good), sent),
+                Err(Failure::invalid_input(BAD_SIGNATURE)),
+                "{moved}"
+            );
+        }
+        // Nor is another method, another time in the header, or the body-only signature.
+        let put = sign_callback(SECRET, "PUT", PATH, sent, BODY);
+        let body_only = sign(SECRET, BODY);
+        for signature in [put.as_str(), body_only.as_str()] {
+            assert_eq!(
+                check(PATH, &sent.to_string(), Some(signature), sent),
+                Err(Failure::invalid_input(BAD_SIGNATURE))
+            );
+        }
+        assert_eq!(
+            check(PATH, &(sent + 1).to_string(), Some(&good), sent),
+            Err(Failure::invalid_input(BAD_SIGNATURE))
+        );
+    }
+
+    #[test]
+    fn a_well_signed_callback_outside_the_window_is_refused_naming_the_authority() {
+        let sent = 1_800_000_000;
+        let good = sign_callback(SECRET, "POST", PATH, sent, BODY);
+        for now in [sent + 301, sent - 301, sent + 86_400] {
+            let f = check(PATH, &sent.to_string(), Some(&good), now).expect_err("refused");
+            assert_eq!(f.kind, FailureKind::InvalidInput);
+            assert!(f.reason.contains("tax-ministry"), "{}", f.reason);
+            assert!(f.reason.contains("window of 300 s"), "{}", f.reason);
+            assert!(!f.reason.contains("5b0c7a52"), "no body in {}", f.reason);
+        }
+        // The window is the caller's.
+        let callback = ReceivedCallback {
+            authority: "tax-ministry",
+            method: "POST",
+            path: PATH,
+            timestamp: Some("1800000000"),
+            signature: Some(&good),
+            body: BODY,
+        };
+        assert_eq!(
+            verify_callback(SECRET, &callback, at(sent + 500), Duration::from_secs(600)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_callback_without_a_timestamp_or_a_good_signature_is_refused() {
+        let sent = 1_800_000_000;
+        let good = sign_callback(SECRET, "POST", PATH, sent, BODY);
+        for raw in ["", "soon", "1800000000.5", "2027-01-15T10:00:00Z"] {
+            let f = check(PATH, raw, Some(&good), sent).expect_err("refused");
+            assert!(
+                f.reason.contains(AUTHORITY_TIMESTAMP_HEADER),
+                "{}",
+                f.reason
+            );
+            assert!(f.reason.contains("tax-ministry"), "{}", f.reason);
+        }
+        let wrong_secret = sign_callback(b"another-secret", "POST", PATH, sent, BODY);
         let upper_prefix = good.replacen("sha256=", "SHA256=", 1);
         let bare_hex = good.trim_start_matches("sha256=").to_owned();
         for header in [
@@ -828,18 +1022,39 @@ mod tests {
             Some("sha256="),
         ] {
             assert_eq!(
-                verify_callback(SECRET, body, header),
+                check(PATH, &sent.to_string(), header, sent),
                 Err(Failure::invalid_input(BAD_SIGNATURE)),
                 "{header:?}"
             );
         }
-        assert_eq!(
-            verify_callback(SECRET, b"{}", Some(&good)),
-            Err(Failure::invalid_input(BAD_SIGNATURE)),
-            "another body"
-        );
-        let f = verify_callback(b"", body, Some(&sign(b"", body))).expect_err("no secret");
+        let callback = ReceivedCallback {
+            authority: "tax-ministry",
+            method: "POST",
+            path: PATH,
+            timestamp: Some("1800000000"),
+            signature: Some(&good),
+            body: BODY,
+        };
+        let f = verify_callback(b"", &callback, at(sent), DEFAULT_CALLBACK_WINDOW)
+            .expect_err("no secret");
         assert_eq!(f.kind, FailureKind::Permanent);
+    }
+
+    #[test]
+    fn the_callback_path_is_the_callback_url_s_path_and_the_type_with_one_slash() {
+        for base in [
+            "http://127.0.0.1:8090/callbacks/authority/tax-ministry",
+            "http://127.0.0.1:8090/callbacks/authority/tax-ministry/",
+        ] {
+            let url = Url::parse(base).expect("a URL");
+            assert_eq!(callback_path(&url, "authority.decided.v1"), PATH);
+        }
+        let behind_a_proxy =
+            Url::parse("https://gw.example/hub/callbacks/authority/fszn?x=1").expect("a URL");
+        assert_eq!(
+            callback_path(&behind_a_proxy, "authority.decided.v1"),
+            "/hub/callbacks/authority/fszn/authority.decided.v1"
+        );
     }
 
     #[test]

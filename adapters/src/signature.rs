@@ -1,7 +1,10 @@
-//! The one signature scheme of the systems that call the hub back (ERIP's notifications, the
-//! authorities' back-offices): HMAC-SHA256 over the exact body bytes under a shared secret, sent
-//! as `sha256=<lower-case hex>`. Kept in one place so that every verification is constant-time
-//! and refuses the same things.
+//! The signature scheme of the systems that call the hub back (ERIP's notifications, the
+//! authorities' back-offices): HMAC-SHA256 under a shared secret, sent as
+//! `sha256=<lower-case hex>`. ERIP (and the hub's own calls to the back-offices) sign the exact
+//! body bytes ([`sign`], [`verify`]); the back-offices' callbacks sign the request — method,
+//! path, timestamp and body ([`sign_request`], [`verify_request`]) — so that a signed answer
+//! cannot be moved to another authority's or another answer type's path, nor replayed later.
+//! Kept in one place so that every verification is constant-time and refuses the same things.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -16,7 +19,25 @@ pub(crate) const BAD_SIGNATURE: &str = "bad signature";
 pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     format!(
         "sha256={}",
-        hex::encode(mac(secret, body).finalize().into_bytes())
+        hex::encode(mac(secret, &[body]).finalize().into_bytes())
+    )
+}
+
+/// `sha256=<hex of HMAC-SHA256(secret, METHOD "\n" path "\n" timestamp "\n" body)>`: the
+/// signature of a request. The method, the path (percent-encoded, as in a URL) and the
+/// timestamp (decimal seconds) hold no line feed, so the line feeds keep the parts apart: no
+/// other request has the same signed bytes.
+pub(crate) fn sign_request(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    timestamp: &str,
+    body: &[u8],
+) -> String {
+    let parts = request_parts(method, path, timestamp, body);
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, &parts).finalize().into_bytes())
     )
 }
 
@@ -31,6 +52,51 @@ pub(crate) fn verify(
     signature_header: Option<&str>,
     secret_name: &str,
 ) -> Result<(), Failure> {
+    verify_parts(secret, &[body], signature_header, secret_name)
+}
+
+/// Checks `signature_header` against the request's method, path, timestamp (exactly as sent) and
+/// body, in constant time, as [`sign_request`] makes it.
+///
+/// Errors: as [`verify`].
+pub(crate) fn verify_request(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    timestamp: &str,
+    body: &[u8],
+    signature_header: Option<&str>,
+    secret_name: &str,
+) -> Result<(), Failure> {
+    let parts = request_parts(method, path, timestamp, body);
+    verify_parts(secret, &parts, signature_header, secret_name)
+}
+
+/// The signed bytes of a request, in order.
+fn request_parts<'a>(
+    method: &'a str,
+    path: &'a str,
+    timestamp: &'a str,
+    body: &'a [u8],
+) -> [&'a [u8]; 7] {
+    [
+        method.as_bytes(),
+        b"\n",
+        path.as_bytes(),
+        b"\n",
+        timestamp.as_bytes(),
+        b"\n",
+        body,
+    ]
+}
+
+/// Checks `signature_header` against the concatenation of `parts`.
+fn verify_parts(
+    secret: &[u8],
+    parts: &[&[u8]],
+    signature_header: Option<&str>,
+    secret_name: &str,
+) -> Result<(), Failure> {
     if secret.is_empty() {
         return Err(Failure::permanent(format!(
             "the {secret_name} secret is not configured"
@@ -42,17 +108,20 @@ pub(crate) fn verify(
         .and_then(|h| h.strip_prefix("sha256="))
         .and_then(|hex| hex::decode(hex).ok())
         .ok_or_else(bad)?;
-    mac(secret, body).verify_slice(&tag).map_err(|_| bad())
+    mac(secret, parts).verify_slice(&tag).map_err(|_| bad())
 }
 
-fn mac(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
+/// The HMAC of the concatenation of `parts`.
+fn mac(secret: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
         Ok(mac) => mac,
         // HMAC takes a key of any length (a long one is hashed first), so this is never taken;
         // an all-zero key is what an empty key means to HMAC anyway.
         Err(_) => Hmac::<Sha256>::new(&Default::default()),
     };
-    mac.update(body);
+    for part in parts {
+        mac.update(part);
+    }
     mac
 }
 
@@ -92,5 +161,43 @@ mod tests {
         let f = verify(b"", b"body", Some(&sign(b"", b"body")), "test").expect_err("no secret");
         assert_eq!(f.kind, FailureKind::Permanent);
         assert_eq!(f.reason, "the test secret is not configured");
+    }
+
+    #[test]
+    fn a_request_signature_is_the_hmac_of_method_path_timestamp_and_body_on_lines() {
+        // The same RFC 4231 key, over the four parts joined by line feeds: a back-office in
+        // another language checks its implementation against this value.
+        let signature = sign_request(b"Jefe", "POST", "/cb/a.v1", "1700000000", b"{}");
+        assert_eq!(signature, sign(b"Jefe", b"POST\n/cb/a.v1\n1700000000\n{}"));
+        let check = |method, path, timestamp, body: &[u8]| {
+            verify_request(
+                b"Jefe",
+                method,
+                path,
+                timestamp,
+                body,
+                Some(&signature),
+                "test",
+            )
+        };
+        assert_eq!(check("POST", "/cb/a.v1", "1700000000", b"{}"), Ok(()));
+        let bad = Err(Failure::invalid_input(BAD_SIGNATURE));
+        assert_eq!(check("PUT", "/cb/a.v1", "1700000000", b"{}"), bad);
+        assert_eq!(check("POST", "/cb/b.v1", "1700000000", b"{}"), bad);
+        assert_eq!(check("POST", "/cb/a.v1", "1700000001", b"{}"), bad);
+        assert_eq!(check("POST", "/cb/a.v1", "1700000000", b"{ }"), bad);
+        // A body-only signature is not a request signature.
+        assert_eq!(
+            verify_request(
+                b"Jefe",
+                "POST",
+                "/cb/a.v1",
+                "1700000000",
+                b"{}",
+                Some(&sign(b"Jefe", b"{}")),
+                "test"
+            ),
+            bad
+        );
     }
 }

@@ -25,6 +25,7 @@ use crate::client::{Answer, ClientError, HttpClient};
 use crate::failure::{
     Failure, QuickRetry, contract_violation, describe_json_error, quoted_code, unexpected_json,
 };
+use crate::signature;
 
 /// The reason of the permanent failure when a gateway refuses an SMS because the subscriber is
 /// blocked (`422 subscriber_blocked`).
@@ -34,6 +35,14 @@ pub const SUBSCRIBER_BLOCKED: &str = "subscriber blocked";
 /// serve (`404 not_our_subscriber`): the number was ported, or nobody serves it. Ask
 /// [`SmsClient::subscriber`] which operator to send through.
 pub const NOT_OUR_SUBSCRIBER: &str = "not our subscriber";
+
+/// The header a gateway signs its delivery reports with: `sha256=<lower-case hex of
+/// HMAC-SHA256(the operator's secret, the exact body bytes)>`.
+pub const SIGNATURE_HEADER: &str = "x-sms-signature";
+
+/// The reason of the invalid-input failure for a delivery report whose signature is missing,
+/// malformed or wrong. It never says more: the body is not to be trusted, nor echoed.
+pub const BAD_SIGNATURE: &str = signature::BAD_SIGNATURE;
 
 /// Where the gateways are, and how to talk to them.
 #[derive(Debug, Clone)]
@@ -395,6 +404,34 @@ fn parse_subscriber(
 /// Parses a delivery report posted by a gateway to the callback URL given in
 /// [`SmsClient::send`]. A body that is not a well-formed report is invalid input; the reason
 /// never quotes the number.
+/// Verifies a delivery report posted by `operator`'s gateway and parses it.
+///
+/// `body` must be the exact bytes received, `signature_header` the value of
+/// [`SIGNATURE_HEADER`], and `secret` that operator's own secret (each operator has one, so a
+/// report signed by one operator is refused when posted as another's). The signature is
+/// checked first, in constant time; nothing of an unverified body is parsed.
+///
+/// Errors: a missing, malformed or wrong signature is invalid input with the reason
+/// [`BAD_SIGNATURE`] and nothing more; a signed body that is not a report, those of
+/// [`parse_delivery_report`]; an empty `secret` is a permanent failure — a configuration mistake
+/// that would accept any signature made with it.
+pub fn verify_delivery_report(
+    operator: Operator,
+    secret: &[u8],
+    body: &[u8],
+    signature_header: Option<&str>,
+) -> Result<DeliveryReport, Failure> {
+    let name = format!("{operator} delivery report");
+    signature::verify(secret, body, signature_header, &name)?;
+    parse_delivery_report(body)
+}
+
+/// The value of [`SIGNATURE_HEADER`] for `body` as a gateway computes it. For the gateways'
+/// stand-ins (tests, tools).
+pub fn sign_delivery_report(secret: &[u8], body: &[u8]) -> String {
+    signature::sign(secret, body)
+}
+
 pub fn parse_delivery_report(body: &[u8]) -> Result<DeliveryReport, Failure> {
     let invalid = |what: String| Failure::invalid_input(format!("SMS delivery report: {what}"));
     let wire: WireReport =
@@ -908,6 +945,32 @@ mod tests {
         assert!(!failed.delivered);
         assert_eq!(failed.at.to_rfc3339(), "2026-11-26T10:00:00+00:00");
         assert!(!format!("{failed:?}").contains(PHONE));
+    }
+
+    #[test]
+    fn a_delivery_report_is_taken_only_with_its_operators_signature() {
+        let body = br#"{"message_id": "a1-42", "to": "+375291234567", "status": "delivered",
+                 "at": "2026-11-26T10:00:00Z"}"#;
+        let good = sign_delivery_report(b"a1-key", body);
+        let report = verify_delivery_report(Operator::A1, b"a1-key", body, Some(&good))
+            .expect("signed by A1");
+        assert_eq!(report.provider_message_id, "a1-42");
+        // Another operator's key, none, or a signature of other bytes: the same bare refusal.
+        let other = sign_delivery_report(b"mts-key", body);
+        for header in [None, Some(other.as_str()), Some("sha256=00")] {
+            let f = verify_delivery_report(Operator::A1, b"a1-key", body, header)
+                .expect_err("not A1's signature");
+            assert_eq!(f, Failure::invalid_input(BAD_SIGNATURE), "{header:?}");
+        }
+        let f = verify_delivery_report(
+            Operator::A1,
+            b"",
+            body,
+            Some(&sign_delivery_report(b"", body)),
+        )
+        .expect_err("no secret configured");
+        assert_eq!(f.kind, FailureKind::Permanent);
+        assert!(f.reason.contains("a1"), "{}", f.reason);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! transport differs: the hub `PUT`s applications and complaints and `POST`s withdrawals, and
 //! the back-office answers the registration and the withdrawals at once and posts its later
 //! answers (info requests, decisions) to the callback URL the hub gave, retrying while the hub
-//! cannot take them. Both directions are signed with HMAC-SHA256 over the exact body bytes.
+//! cannot take them. Both directions are signed with HMAC-SHA256: the hub's calls over the exact
+//! body bytes, the callbacks over the method, the path, a timestamp (`X-Authority-Timestamp`)
+//! and the body, each attempt signed anew at the time it is sent.
 //!
 //! One server serves any number of authorities, each under its own path prefix
 //! (`http://127.0.0.1:8131/tax-ministry/`), each with its own book, made when first called; so
@@ -39,8 +41,12 @@ use crate::server::{self, SimContext};
 /// The header the hub signs its calls with: `sha256=<lower-case hex>`.
 const HUB_SIGNATURE_HEADER: &str = "x-hub-signature";
 
-/// The header the back-office signs its callbacks with: `sha256=<lower-case hex>`.
+/// The header the back-office signs its callbacks with: `sha256=<lower-case hex>` of
+/// [`callback_signed_bytes`].
 const AUTHORITY_SIGNATURE_HEADER: &str = "x-authority-signature";
+
+/// The header of a callback saying when the attempt was sent: whole seconds since 1970 (UTC).
+const AUTHORITY_TIMESTAMP_HEADER: &str = "x-authority-timestamp";
 
 /// The header of a `PUT` naming where the later answers go.
 const CALLBACK_URL_HEADER: &str = "x-callback-url";
@@ -364,6 +370,15 @@ fn sign(secret: &[u8], body: &[u8]) -> String {
     )
 }
 
+/// What a callback's signature covers: `METHOD "\n" path "\n" timestamp "\n" body`, the path
+/// percent-encoded as in the URL, without its query; so the hub can tell a callback moved to
+/// another authority's or another answer type's path, or sent again later.
+fn callback_signed_bytes(method: &str, url: &Url, timestamp: i64, body: &[u8]) -> Vec<u8> {
+    let mut signed = format!("{method}\n{}\n{timestamp}\n", url.path()).into_bytes();
+    signed.extend_from_slice(body);
+    signed
+}
+
 /// Whether `header` is `sha256=<hex>` of `body` under `secret`, compared in constant time.
 fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     let tag = header
@@ -400,7 +415,6 @@ impl Outbox for Callbacks {
     async fn send(&self, callback: &Url, answer: &Answer) -> anyhow::Result<()> {
         let url = callback_to(callback, answer.message_type());
         let body = answer.to_json().to_string().into_bytes();
-        let signature = sign(&self.secret, &body);
         let faults = self.ctx.faults.get();
         if roll(faults.drop_callback_rate) {
             tracing::info!(
@@ -418,7 +432,7 @@ impl Outbox for Callbacks {
             1
         };
         for _ in 0..copies {
-            self.post(&url, &body, &signature, answer).await?;
+            self.post(&url, &body, answer).await?;
         }
         Ok(())
     }
@@ -427,22 +441,21 @@ impl Outbox for Callbacks {
 impl Callbacks {
     /// POSTs until the hub answers 2xx (done) or 4xx (it refuses: given up), retrying other
     /// answers and failed connections with a doubling backoff; stops when the simulator does.
-    async fn post(
-        &self,
-        url: &Url,
-        body: &[u8],
-        signature: &str,
-        answer: &Answer,
-    ) -> anyhow::Result<()> {
+    /// Each attempt is signed at the time it is sent, so a long outage of the hub does not age
+    /// the retries out of the hub's window.
+    async fn post(&self, url: &Url, body: &[u8], answer: &Answer) -> anyhow::Result<()> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 0_u32;
         loop {
             attempt += 1;
+            let now = chrono::Utc::now().timestamp();
+            let signed = callback_signed_bytes("POST", url, now, body);
             let request = self
                 .client
                 .post(url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(AUTHORITY_SIGNATURE_HEADER, signature)
+                .header(AUTHORITY_TIMESTAMP_HEADER, now.to_string())
+                .header(AUTHORITY_SIGNATURE_HEADER, sign(&self.secret, &signed))
                 .body(body.to_vec())
                 .send();
             let result = tokio::select! {
@@ -548,5 +561,15 @@ mod tests {
         assert!(!verify(b"Jefe", b"", None));
         assert!(!verify(b"Jefe", b"", Some("sha256=zz")));
         assert!(verify(b"Jefe", b"", Some(&sign(b"Jefe", b""))));
+    }
+
+    #[test]
+    fn a_callback_signs_method_path_timestamp_and_body_on_lines() {
+        // The adapter's request-signature test pins the same layout: both sides agree.
+        let url = Url::parse("http://127.0.0.1:8090/cb/a.v1?t=1").expect("a URL");
+        assert_eq!(
+            callback_signed_bytes("POST", &url, 1_700_000_000, b"{}"),
+            b"POST\n/cb/a.v1\n1700000000\n{}".to_vec()
+        );
     }
 }

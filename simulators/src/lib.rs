@@ -196,6 +196,59 @@ pub const DEFAULT_ERIP_SECRET: &str = "erip-dev-secret";
 /// The back-offices' secret when none is given: fine for one machine, never for a real one.
 pub const DEFAULT_BACKOFFICE_SECRET: &str = "backoffice-dev-secret";
 
+/// Operator A1's delivery-report secret when none is given: fine for one machine, never for a
+/// real one.
+pub const DEFAULT_A1_SECRET: &str = "a1-dev-secret";
+
+/// Operator MTS's delivery-report secret when none is given: fine for one machine only.
+pub const DEFAULT_MTS_SECRET: &str = "mts-dev-secret";
+
+/// Operator life:)'s delivery-report secret when none is given: fine for one machine only.
+pub const DEFAULT_LIFE_SECRET: &str = "life-dev-secret";
+
+/// The secret each operator signs its delivery reports with (HMAC-SHA256 over the body, header
+/// `X-Sms-Signature`). One per operator, so a leaked key forges one operator's reports only;
+/// the hub holds the same three.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OperatorSecrets {
+    /// Operator A1's.
+    pub a1: String,
+    /// Operator MTS's.
+    pub mts: String,
+    /// Operator life:)'s.
+    pub life: String,
+}
+
+impl OperatorSecrets {
+    /// The secret of an operator; `None` for a simulator that is no operator.
+    pub fn get(&self, kind: SimKind) -> Option<&str> {
+        match kind {
+            SimKind::A1 => Some(&self.a1),
+            SimKind::Mts => Some(&self.mts),
+            SimKind::Life => Some(&self.life),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for OperatorSecrets {
+    /// Leaves the secrets out: whoever holds one can forge that operator's reports.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OperatorSecrets(<redacted>)")
+    }
+}
+
+impl Default for OperatorSecrets {
+    /// [`DEFAULT_A1_SECRET`], [`DEFAULT_MTS_SECRET`], [`DEFAULT_LIFE_SECRET`].
+    fn default() -> Self {
+        OperatorSecrets {
+            a1: DEFAULT_A1_SECRET.to_owned(),
+            mts: DEFAULT_MTS_SECRET.to_owned(),
+            life: DEFAULT_LIFE_SECRET.to_owned(),
+        }
+    }
+}
+
 /// How the simulated HTTP back-offices behave (the same for every authority they serve).
 #[derive(Clone, PartialEq, Eq)]
 pub struct BackOfficeSimConfig {
@@ -264,6 +317,9 @@ pub struct SimConfig {
     /// The secret ERIP signs its notifications with (HMAC-SHA256 over the body); the hub
     /// verifies them with the same one.
     pub erip_secret: String,
+    /// The secrets the operators sign their delivery reports with; the hub verifies each
+    /// operator's with the same one.
+    pub operator_secrets: OperatorSecrets,
     /// The HTTP back-offices.
     pub backoffice: BackOfficeSimConfig,
     /// GosSUOK.
@@ -280,6 +336,7 @@ impl fmt::Debug for SimConfig {
             .field("only", &self.only)
             .field("ports", &self.ports)
             .field("erip_secret", &"<redacted>")
+            .field("operator_secrets", &self.operator_secrets)
             .field("backoffice", &self.backoffice)
             .field("gossuok", &self.gossuok)
             .finish()
@@ -288,7 +345,8 @@ impl fmt::Debug for SimConfig {
 
 impl Default for SimConfig {
     /// 127.0.0.1, seed 42, 5000 persons, every simulator on its default port, ERIP secret
-    /// [`DEFAULT_ERIP_SECRET`], the back-offices' defaults ([`BackOfficeSimConfig::default`]),
+    /// [`DEFAULT_ERIP_SECRET`], the operators' development secrets
+    /// ([`OperatorSecrets::default`]), the back-offices' defaults ([`BackOfficeSimConfig::default`]),
     /// GosSUOK's ([`GossuokSimConfig::default`]).
     fn default() -> Self {
         SimConfig {
@@ -298,6 +356,7 @@ impl Default for SimConfig {
             only: None,
             ports: Ports::default(),
             erip_secret: DEFAULT_ERIP_SECRET.to_owned(),
+            operator_secrets: OperatorSecrets::default(),
             backoffice: BackOfficeSimConfig::default(),
             gossuok: GossuokSimConfig::default(),
         }
@@ -490,6 +549,15 @@ fn check(config: &SimConfig, kinds: &[SimKind]) -> anyhow::Result<()> {
         // An empty key signs nothing anyone could not forge.
         anyhow::bail!("the back-office secret is empty; give one with --backoffice-secret");
     }
+    if let Some(kind) = kinds
+        .iter()
+        .find(|k| config.operator_secrets.get(**k).is_some_and(str::is_empty))
+    {
+        // An empty key signs nothing anyone could not forge.
+        anyhow::bail!(
+            "the {kind} operator's report secret is empty; give one with --{kind}-secret"
+        );
+    }
     if kinds.contains(&SimKind::Gossuok) && config.gossuok.crl_validity > gossuok::MAX_CRL_VALIDITY
     {
         anyhow::bail!(
@@ -596,6 +664,12 @@ fn router(
                 phones: shared.phones.clone(),
                 client: shared.client.clone(),
                 tasks: shared.tasks.clone(),
+                secret: config
+                    .operator_secrets
+                    .get(kind)
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec(),
             },
         ),
         (_, None) => {

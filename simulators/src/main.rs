@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use simulators::{
-    BackOfficeSimConfig, BindError, DEFAULT_BACKOFFICE_SECRET, DEFAULT_ERIP_SECRET,
-    GossuokSimConfig, Ports, SimConfig, SimKind,
+    BackOfficeSimConfig, BindError, DEFAULT_A1_SECRET, DEFAULT_BACKOFFICE_SECRET,
+    DEFAULT_ERIP_SECRET, DEFAULT_LIFE_SECRET, DEFAULT_MTS_SECRET, GossuokSimConfig,
+    OperatorSecrets, Ports, SimConfig, SimKind,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +83,19 @@ struct Cli {
     #[arg(long, env = "ERIP_SECRET", default_value = DEFAULT_ERIP_SECRET, hide_env_values = true)]
     erip_secret: String,
 
+    /// The secret operator A1 signs its delivery reports with (HMAC-SHA256); the hub needs the
+    /// same one (`HUB_SMS_A1_SECRET`).
+    #[arg(long, env = "A1_SECRET", default_value = DEFAULT_A1_SECRET, hide_env_values = true)]
+    a1_secret: String,
+
+    /// The secret operator MTS signs its delivery reports with (`HUB_SMS_MTS_SECRET`).
+    #[arg(long, env = "MTS_SECRET", default_value = DEFAULT_MTS_SECRET, hide_env_values = true)]
+    mts_secret: String,
+
+    /// The secret operator life:) signs its delivery reports with (`HUB_SMS_LIFE_SECRET`).
+    #[arg(long, env = "LIFE_SECRET", default_value = DEFAULT_LIFE_SECRET, hide_env_values = true)]
+    life_secret: String,
+
     /// Port of the authorities' HTTP back-offices (0: any free port).
     #[arg(long, default_value_t = 8131)]
     backoffice_port: u16,
@@ -136,6 +150,11 @@ impl Cli {
                 gossuok: self.gossuok_port,
             },
             erip_secret: self.erip_secret.clone(),
+            operator_secrets: OperatorSecrets {
+                a1: self.a1_secret.clone(),
+                mts: self.mts_secret.clone(),
+                life: self.life_secret.clone(),
+            },
             backoffice: BackOfficeSimConfig {
                 secret: self.backoffice_secret.clone(),
                 decide_after: Duration::from_millis(self.backoffice_decide_after_ms),

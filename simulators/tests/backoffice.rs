@@ -42,6 +42,10 @@ struct Received {
     authority: String,
     message_type: String,
     body: Bytes,
+    /// The path it was posted to, which the signature covers.
+    path: String,
+    /// `X-Authority-Timestamp`, as sent.
+    timestamp: Option<String>,
     signature: Option<String>,
     answered: u16,
     at: Instant,
@@ -52,16 +56,25 @@ impl Received {
         serde_json::from_slice(&self.body).expect("a JSON callback")
     }
 
-    /// Checked as a receiver must: HMAC-SHA256 over the exact bytes, constant time.
+    /// Checked as a receiver must: HMAC-SHA256 over `POST`, the path, the timestamp and the
+    /// exact body bytes, one line feed between them, in constant time; and the timestamp within
+    /// the hub's default window (5 minutes) of now.
     fn is_signed(&self) -> bool {
+        let Some(sent) = self.timestamp.as_deref() else {
+            return false;
+        };
+        let fresh = sent
+            .parse::<i64>()
+            .is_ok_and(|s| chrono::Utc::now().timestamp().abs_diff(s) <= 300);
         let tag = self
             .signature
             .as_deref()
             .and_then(|h| h.strip_prefix("sha256="))
             .and_then(|h| hex::decode(h).ok());
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("a key");
+        mac.update(format!("POST\n{}\n{sent}\n", self.path).as_bytes());
         mac.update(&self.body);
-        tag.is_some_and(|tag| mac.verify_slice(&tag).is_ok())
+        fresh && tag.is_some_and(|tag| mac.verify_slice(&tag).is_ok())
     }
 }
 
@@ -147,15 +160,19 @@ async fn receive(
         .expect("the lock")
         .pop_front()
         .unwrap_or(200);
-    let signature = headers
-        .get("x-authority-signature")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     state.received.lock().expect("the lock").push(Received {
+        path: format!("/callbacks/{authority}/{message_type}"),
         authority,
         message_type,
         body,
-        signature,
+        timestamp: header("x-authority-timestamp"),
+        signature: header("x-authority-signature"),
         answered,
         at: Instant::now(),
     });

@@ -143,6 +143,49 @@ async fn a_message_reaches_the_inbox_and_its_report_the_receiver() {
     sims.stop().await;
 }
 
+/// `sha256=<hex of HMAC-SHA256(secret, body)>`, computed here so the test does not trust the
+/// simulator's own signing code.
+fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn each_operator_signs_its_reports_with_its_own_secret() {
+    let secrets = simulators::OperatorSecrets {
+        a1: "a1-test-key".into(),
+        mts: "mts-test-key".into(),
+        life: "life-test-key".into(),
+    };
+    let sims = Sims::start(simulators::SimConfig {
+        operator_secrets: secrets.clone(),
+        ..simulators::SimConfig::ephemeral()
+    })
+    .await;
+    let numbers = [
+        (A1, "+375441112201"),
+        (Mts, "+375331112202"),
+        (Life, "+375251112203"),
+    ];
+    for (n, (kind, to)) in numbers.into_iter().enumerate() {
+        let receiver = Receiver::start(0).await;
+        let (status, body) = send(&sims, kind, None, &message(to, "x", Some(&receiver.url))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let report = receiver.wait_for(1).await;
+        assert_eq!(report.len(), 1, "{n}");
+        let got = receiver.signed().remove(0);
+        let secret = secrets.get(kind).expect("an operator").as_bytes();
+        assert_eq!(
+            got.signature.as_deref(),
+            Some(hmac_sha256_hex(secret, &got.body).as_str()),
+            "{kind}'s report is signed over its body with {kind}'s secret"
+        );
+    }
+    sims.stop().await;
+}
+
 #[tokio::test]
 async fn a_phone_ending_in_8888_never_receives() {
     let sims = Sims::all().await;

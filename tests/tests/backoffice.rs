@@ -77,7 +77,53 @@ async fn at_backoffice(portal: &Portal, authority: &str, id: Uuid) -> Value {
     r.json().await.expect("JSON")
 }
 
-/// Posts a back-office answer to the hub's callback as `authority`, signed with `secret`.
+/// The hub's callback URL for `authority`'s answers of `message_type`.
+fn answer_url(portal: &Portal, authority: &str, message_type: &str) -> url::Url {
+    portal
+        .integrations
+        .callback_url
+        .join(&format!("callbacks/authority/{authority}/{message_type}"))
+        .expect("URL")
+}
+
+/// The headers of a back-office callback sent at `sent` (seconds since 1970) and signed with
+/// `secret` as a `POST` to `signed_for` with `body`: the timestamp and the signature.
+fn signed_headers(
+    secret: &[u8],
+    signed_for: &url::Url,
+    sent: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    use adapters::backoffice::{
+        AUTHORITY_SIGNATURE_HEADER, AUTHORITY_TIMESTAMP_HEADER, sign_callback,
+    };
+    let signature = sign_callback(secret, "POST", signed_for.path(), sent, body);
+    vec![
+        (AUTHORITY_TIMESTAMP_HEADER, sent.to_string()),
+        (AUTHORITY_SIGNATURE_HEADER, signature),
+    ]
+}
+
+/// Posts `body` to `to` with `headers`: the hub's status and its reason.
+async fn post(
+    to: url::Url,
+    headers: &[(&'static str, String)],
+    body: &[u8],
+) -> (reqwest::StatusCode, String) {
+    let mut request = reqwest::Client::new()
+        .post(to)
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let answer = request.send().await.expect("the hub answers");
+    let status = answer.status();
+    (status, answer.text().await.expect("a reason"))
+}
+
+/// Posts a back-office answer to the hub's callback as `authority`, signed now with `secret`
+/// the way the contract says.
 async fn call_back(
     portal: &Portal,
     authority: &str,
@@ -86,23 +132,9 @@ async fn call_back(
     secret: &[u8],
 ) -> reqwest::StatusCode {
     let body = serde_json::to_vec(body).expect("JSON");
-    let url = portal
-        .integrations
-        .callback_url
-        .join(&format!("callbacks/authority/{authority}/{message_type}"))
-        .expect("URL");
-    reqwest::Client::new()
-        .post(url)
-        .header(
-            adapters::backoffice::AUTHORITY_SIGNATURE_HEADER,
-            adapters::backoffice::sign(secret, &body),
-        )
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("the hub answers")
-        .status()
+    let url = answer_url(portal, authority, message_type);
+    let headers = signed_headers(secret, &url, chrono::Utc::now().timestamp(), &body);
+    post(url, &headers, &body).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,6 +220,80 @@ async fn a_back_office_answers_only_for_its_own_applications_and_only_signed() {
     .await;
     portal.stop().await;
     assert_eq!(portal.events_so_far::<ApplicationDecided>(&id).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_s_signature_binds_its_authority_answer_type_and_time() {
+    use adapters::backoffice::{AUTHORITY_SIGNATURE_HEADER, AUTHORITY_TIMESTAMP_HEADER, sign};
+    let mut portal = portal(Duration::from_secs(600)).await;
+    let app = submit(TAX_PROCEDURE);
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let _: ApplicationRegistered = portal.event(&id).await;
+    let secret = simulators::SimConfig::default()
+        .backoffice
+        .secret
+        .into_bytes();
+    let body = serde_json::to_vec(&json!(AuthorityDecided {
+        application_id: app.application_id,
+        verdict: Verdict::Granted,
+        document: "Certificate No. 7.".into(),
+        decided_at: chrono::Utc::now(),
+    }))
+    .expect("JSON");
+    let decided = AuthorityDecided::TYPE.to_string();
+    let right = answer_url(&portal, TAX, &decided);
+    let now = chrono::Utc::now().timestamp();
+    let good = signed_headers(&secret, &right, now, &body);
+    let unauthorized = reqwest::StatusCode::UNAUTHORIZED;
+    // The very headers and body, moved to another authority (the simulator signs for every
+    // authority with one secret, so only the path tells them apart) or another answer type.
+    for moved in [
+        answer_url(&portal, CEC, &decided),
+        answer_url(&portal, TAX, "authority.info_requested.v1"),
+    ] {
+        assert_eq!(
+            post(moved.clone(), &good, &body).await,
+            (unauthorized, "bad signature".to_owned()),
+            "{moved}"
+        );
+    }
+    // A signature of the body alone (the contract before the request was signed) is refused.
+    let body_only = vec![
+        (AUTHORITY_TIMESTAMP_HEADER, now.to_string()),
+        (AUTHORITY_SIGNATURE_HEADER, sign(&secret, &body)),
+    ];
+    assert_eq!(post(right.clone(), &body_only, &body).await.0, unauthorized);
+    // A well-signed callback ten minutes old, or ten minutes ahead, is outside the window; the
+    // reason names the authority and no one's data.
+    for sent in [now - 600, now + 600] {
+        let (status, reason) = post(
+            right.clone(),
+            &signed_headers(&secret, &right, sent, &body),
+            &body,
+        )
+        .await;
+        assert_eq!(status, unauthorized, "{reason}");
+        assert!(reason.contains(TAX), "{reason}");
+        assert!(reason.contains("window of 300 s"), "{reason}");
+        assert!(
+            !reason.contains(&id) && !reason.contains(APPLICANT),
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        state_name(&portal, app.application_id).await.as_deref(),
+        Some("registered"),
+        "no refused callback touched the application"
+    );
+    // The headers refused on the other paths are good on their own: the path alone was wrong.
+    assert_eq!(
+        post(right, &good, &body).await,
+        (reqwest::StatusCode::OK, "recorded".to_owned())
+    );
+    let event: ApplicationDecided = portal.event(&id).await;
+    assert_eq!(event.verdict, Verdict::Granted);
+    portal.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,7 @@ impl Simulated {
         let token = CancellationToken::new();
         let erip_secret = config.erip_secret.clone();
         let backoffice_secret = config.backoffice.secret.clone();
+        let operator_secrets = config.operator_secrets.clone();
         let sims = simulators::start(config, token.clone()).await?;
         let url = |k: SimKind| sim_url(&sims, k);
         let callbacks = free_local_addr()?;
@@ -46,11 +47,16 @@ impl Simulated {
             sms_a1_url: url(SimKind::A1)?,
             sms_mts_url: url(SimKind::Mts)?,
             sms_life_url: url(SimKind::Life)?,
+            // The operators sign their reports with these; the hub checks with the same.
+            sms_a1_secret: operator_secrets.a1,
+            sms_mts_secret: operator_secrets.mts,
+            sms_life_secret: operator_secrets.life,
             sms_sender: "E-SERVICES".into(),
             http_timeout: Duration::from_secs(5),
             http_addr: callbacks,
             ops_addr: free_local_addr()?,
             callback_url: format!("http://{callbacks}/").parse()?,
+            backoffice_callback_window: Duration::from_secs(5 * 60),
             seal_key: None,
             phone_code_ttl: Duration::from_secs(120),
             phone_code_attempts: 3,

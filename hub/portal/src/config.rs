@@ -35,6 +35,33 @@ pub struct IntegrationConfig {
     )]
     pub sms_life_url: url::Url,
 
+    /// Operator A1's secret for the HMAC signature of its delivery reports.
+    #[arg(
+        long,
+        env = "HUB_SMS_A1_SECRET",
+        default_value = "a1-dev-secret",
+        hide_env_values = true
+    )]
+    pub sms_a1_secret: String,
+
+    /// Operator MTS's secret for the HMAC signature of its delivery reports.
+    #[arg(
+        long,
+        env = "HUB_SMS_MTS_SECRET",
+        default_value = "mts-dev-secret",
+        hide_env_values = true
+    )]
+    pub sms_mts_secret: String,
+
+    /// Operator life:)'s secret for the HMAC signature of its delivery reports.
+    #[arg(
+        long,
+        env = "HUB_SMS_LIFE_SECRET",
+        default_value = "life-dev-secret",
+        hide_env_values = true
+    )]
+    pub sms_life_secret: String,
+
     /// Sender id shown on the hub's SMS.
     #[arg(long, env = "HUB_SMS_SENDER", default_value = "E-SERVICES")]
     pub sms_sender: String,
@@ -81,6 +108,11 @@ pub struct IntegrationConfig {
         default_value = "http://127.0.0.1:8090/"
     )]
     pub callback_url: url::Url,
+
+    /// How far a back-office callback's `X-Authority-Timestamp` may be from the hub's clock,
+    /// either way; a callback outside it is refused (401) as a replay or a clock to set right.
+    #[arg(long, env = "HUB_BACKOFFICE_CALLBACK_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub backoffice_callback_window: Duration,
 
     /// Key that seals codes and passwords on their way to the SMS worker: 32 random bytes in
     /// base64, optionally prefixed by a key id (`k2:...`). Unset: a development key, with a
@@ -239,6 +271,16 @@ impl IntegrationConfig {
             })?);
         }
         Ok(roots)
+    }
+
+    /// The secret `operator` signs its delivery reports with (`HUB_SMS_<OPERATOR>_SECRET`).
+    pub fn sms_secret(&self, operator: contracts::person::Operator) -> &str {
+        use contracts::person::Operator;
+        match operator {
+            Operator::A1 => &self.sms_a1_secret,
+            Operator::Mts => &self.sms_mts_secret,
+            Operator::Life => &self.sms_life_secret,
+        }
     }
 
     /// The value of a setting the catalogue names: given in `authority_settings`, else from the

@@ -331,13 +331,24 @@ fn callback_listener(
 ) -> Background {
     let addr = config.http_addr;
     let erip_secret = config.erip_secret.clone().into_bytes();
+    let callback_url = config.callback_url.clone();
+    let backoffice_window = config.backoffice_callback_window;
+    let sms_secrets: HashMap<_, _> = contracts::person::Operator::ALL
+        .into_iter()
+        .map(|o| (o, config.sms_secret(o).as_bytes().to_vec()))
+        .collect();
+    let phone_limits = PhoneLimits::new(&config.limits, config.seal_key.as_deref());
     Box::new(move |ctx, _running, shutdown| {
         let callbacks = crate::http::Callbacks {
             erip_secret: erip_secret.clone(),
+            sms_secrets: sms_secrets.clone(),
+            phone_limits: phone_limits.clone(),
             procedure_queue: ctx.topology.work_queue(procedure::QUEUE),
             bus_exchange: ctx.topology.bus_exchange(),
             bridge_user: ctx.broker_user.clone(),
             authority_secrets: authority_secrets.clone(),
+            callback_url: callback_url.clone(),
+            backoffice_window,
         };
         // The bridge speaks as the hub's broker user: that user must be no authority's own.
         let checked = catalogue.check_bridge_user(&ctx.broker_user);

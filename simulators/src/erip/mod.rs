@@ -14,6 +14,7 @@ mod notify;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use api::router;
+pub(crate) use notify::sign;
 
 /// What the ERIP simulator needs from the process that starts it.
 #[derive(Clone)]

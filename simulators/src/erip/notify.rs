@@ -51,8 +51,9 @@ impl Outgoing {
     }
 }
 
-/// `sha256=<hex of HMAC-SHA256(secret, body)>`.
-pub(super) fn sign(secret: &[u8], body: &[u8]) -> String {
+/// `sha256=<hex of HMAC-SHA256(secret, body)>`. The operators sign their delivery reports
+/// with it too: one scheme, as the hub checks one.
+pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
         Ok(mac) => mac,
         // HMAC takes a key of any length (a long one is hashed first), so this is never taken;

@@ -15,14 +15,26 @@ use tokio_util::task::TaskTracker;
 
 pub(crate) use api::router;
 
-/// What the operators started in one process share: the phones (a phone is one phone whichever
-/// operator's simulator is asked about its inbox), the HTTP client for delivery reports, and
-/// the task tracker that [`crate::RunningSims::stopped`] waits on.
-#[derive(Debug, Clone)]
+/// What one operator's simulator is given: the phones (a phone is one phone whichever
+/// operator's simulator is asked about its inbox), the HTTP client for delivery reports, the
+/// task tracker that [`crate::RunningSims::stopped`] waits on, and this operator's own secret
+/// its delivery reports are signed with.
+#[derive(Clone)]
 pub(crate) struct Deps {
     pub(crate) phones: std::sync::Arc<Phones>,
     pub(crate) client: reqwest::Client,
     pub(crate) tasks: TaskTracker,
+    /// The key of the reports' HMAC-SHA256 (the hub holds the same one for this operator).
+    pub(crate) secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Deps {
+    /// Leaves the secret out: whoever holds it can forge delivery reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// A message as the phone shows it.

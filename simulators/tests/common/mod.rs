@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
 use simulators::{RunningSims, SimConfig, SimKind};
@@ -127,16 +127,26 @@ where
     }
 }
 
-/// A tiny HTTP server that records the delivery reports POSTed to it.
+/// A tiny HTTP server that records the delivery reports POSTed to it, with their exact body
+/// bytes and `X-Sms-Signature` header.
 pub(crate) struct Receiver {
     pub(crate) url: String,
     reports: Arc<Mutex<Vec<Value>>>,
+    signed: Arc<Mutex<Vec<SignedReport>>>,
     shutdown: CancellationToken,
+}
+
+/// A report as received: its body bytes and its signature header, if any.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedReport {
+    pub(crate) body: Vec<u8>,
+    pub(crate) signature: Option<String>,
 }
 
 #[derive(Clone)]
 struct ReceiverState {
     reports: Arc<Mutex<Vec<Value>>>,
+    signed: Arc<Mutex<Vec<SignedReport>>>,
     failures_left: Arc<AtomicU32>,
 }
 
@@ -144,8 +154,10 @@ impl Receiver {
     /// Starts a receiver on a free port that answers 500 to its first `fail_first` reports.
     pub(crate) async fn start(fail_first: u32) -> Receiver {
         let reports = Arc::new(Mutex::new(Vec::new()));
+        let signed = Arc::new(Mutex::new(Vec::new()));
         let state = ReceiverState {
             reports: reports.clone(),
+            signed: signed.clone(),
             failures_left: Arc::new(AtomicU32::new(fail_first)),
         };
         let app = axum::Router::new()
@@ -166,8 +178,14 @@ impl Receiver {
         Receiver {
             url: format!("http://{addr}/callbacks/sms"),
             reports,
+            signed,
             shutdown,
         }
+    }
+
+    /// The reports received so far as they came: body bytes and signature.
+    pub(crate) fn signed(&self) -> Vec<SignedReport> {
+        self.signed.lock().expect("the lock").clone()
     }
 
     /// The reports received so far, in arrival order.
@@ -191,7 +209,10 @@ impl Drop for Receiver {
     }
 }
 
-async fn record(State(state): State<ReceiverState>, Json(report): Json<Value>) -> StatusCode {
+async fn record(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let Ok(report) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
     let failing = state
         .failures_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -200,5 +221,12 @@ async fn record(State(state): State<ReceiverState>, Json(report): Json<Value>) -
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
     state.reports.lock().expect("the lock").push(report);
+    state.signed.lock().expect("the lock").push(SignedReport {
+        body: body.to_vec(),
+        signature: headers
+            .get("x-sms-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    });
     StatusCode::NO_CONTENT
 }

@@ -19,6 +19,11 @@ use sqlx::PgPool;
 pub struct Callbacks {
     /// ERIP's shared secret for notification signatures.
     pub erip_secret: Vec<u8>,
+    /// Each operator's shared secret for delivery-report signatures.
+    pub sms_secrets: std::collections::HashMap<contracts::person::Operator, Vec<u8>>,
+    /// The per-phone limits, for their key: a report's `to` is compared with the recipient as
+    /// the SMS worker stored it, keyed the same way.
+    pub phone_limits: sms::worker::PhoneLimits,
     /// The full name of the procedure saga's queue (ERIP's events go there).
     pub procedure_queue: String,
     /// The bus exchange (HTTP back-offices' answers go there, as a queue authority's would).
@@ -27,6 +32,11 @@ pub struct Callbacks {
     pub bridge_user: String,
     /// Each HTTP authority's id and the secret its back-office signs with.
     pub authority_secrets: std::collections::HashMap<String, Vec<u8>>,
+    /// The callback base URL the back-offices were given: their signatures cover the path
+    /// under it (`HUB_CALLBACK_URL`), whatever a proxy in front of the hub makes of it.
+    pub callback_url: url::Url,
+    /// How far a back-office callback's timestamp may be from the hub's clock, either way.
+    pub backoffice_window: std::time::Duration,
 }
 
 impl std::fmt::Debug for Callbacks {

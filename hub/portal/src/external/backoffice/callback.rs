@@ -7,7 +7,7 @@
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use contracts::{Message, Metadata};
 use uuid::Uuid;
 
@@ -17,15 +17,18 @@ use hub_runtime::store::outbox;
 use hub_runtime::trace::TraceContext;
 
 /// An HTTP back-office's later answer (`authority.info_requested.v1`, `authority.decided.v1`,
-/// `authority.complaint_decided.v1`): verified by the authority's signature, checked to be about
-/// an application (or complaint) of that authority, then put on the bus as the hub's bridge
-/// (`user_id` = the hub's broker user), where the saga takes it like a queue authority's
-/// answer. Its message id is derived from the authority, the type and the exact body, so a
+/// `authority.complaint_decided.v1`): verified by the authority's signature over the method, the
+/// path (so over the authority and the answer type it names), the timestamp and the body, and by
+/// its timestamp being within the hub's window (a replay is refused once it is old, whatever the
+/// inbox still remembers); checked to be about an application (or complaint) of that authority,
+/// then put on the bus as the hub's bridge (`user_id` = the hub's broker user), where the saga
+/// takes it like a queue authority's answer. Its message id is derived from the authority, the type and the exact body, so a
 /// re-sent answer counts once.
 pub(crate) async fn answer(
     State(state): State<CallbackState>,
     Path((authority, message_type)): Path<(String, String)>,
     Extension(trace): Extension<TraceContext>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
@@ -35,10 +38,34 @@ pub(crate) async fn answer(
             format!("{authority} is not an HTTP authority of this hub"),
         );
     };
-    let signature = headers
-        .get(adapters::backoffice::AUTHORITY_SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
-    if let Err(f) = adapters::backoffice::verify_callback(secret, &body, signature) {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    // The path the back-office was told to post to, made from the hub's own callback URL (not
+    // the request's, which a proxy in front of the hub may have rewritten).
+    let base = state
+        .callbacks
+        .callback_url
+        .join(&super::worker::callback_path(&authority));
+    // The same join succeeded for every HTTP authority when the bridges were built, so this
+    // refusal is never taken; it stays a refusal rather than a panic.
+    let Ok(base) = base else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("{authority} is not an HTTP authority of this hub"),
+        );
+    };
+    let path = adapters::backoffice::callback_path(&base, &message_type);
+    let callback = adapters::backoffice::ReceivedCallback {
+        authority: &authority,
+        method: method.as_str(),
+        path: &path,
+        timestamp: header(adapters::backoffice::AUTHORITY_TIMESTAMP_HEADER),
+        signature: header(adapters::backoffice::AUTHORITY_SIGNATURE_HEADER),
+        body: &body,
+    };
+    let window = state.callbacks.backoffice_window;
+    if let Err(f) =
+        adapters::backoffice::verify_callback(secret, &callback, chrono::Utc::now(), window)
+    {
         tracing::warn!(%authority, reason = %f.reason, "back-office callback refused");
         return (StatusCode::UNAUTHORIZED, f.reason);
     }

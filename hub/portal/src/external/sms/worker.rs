@@ -24,8 +24,8 @@ use adapters::sms::SmsClient;
 use chrono::{DateTime, Utc};
 use contracts::person::Msisdn;
 use contracts::sms::{
-    CheckSubscriber, NotSentReason, NotifyHolder, SendSms, SmsNotSent, SmsPurpose, SmsSent,
-    SubscriberChecked, SubscriberStatus, WrongCode,
+    CheckSubscriber, DeliveryReported, NotSentReason, NotifyHolder, SendSms, SmsNotSent,
+    SmsPurpose, SmsSent, SubscriberChecked, SubscriberStatus, WrongCode,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
@@ -360,8 +360,9 @@ impl SmsWorker {
 pub enum SmsOutcome {
     /// A subscriber check's answer.
     Checked(SubscriberChecked),
-    /// Accepted by the operator.
-    Sent(SmsSent),
+    /// Accepted by the operator, for the recipient of this key: the key is kept with the
+    /// operator's message id, so that a delivery report about another number is refused.
+    Sent(SmsSent, PhoneKey),
     /// Refused by the operator for good, or held back by a per-phone limit.
     NotSent(SmsNotSent),
     /// A wrong code typed for this phone, to be counted.
@@ -453,11 +454,14 @@ impl SmsWorker {
             None,
         );
         match external_call("sms", "send", sent).await {
-            Ok(s) => Ok(SmsOutcome::Sent(SmsSent {
-                purpose: SmsPurpose::Notice,
-                operator: s.operator,
-                provider_message_id: s.provider_message_id,
-            })),
+            Ok(s) => Ok(SmsOutcome::Sent(
+                SmsSent {
+                    purpose: SmsPurpose::Notice,
+                    operator: s.operator,
+                    provider_message_id: s.provider_message_id,
+                },
+                self.limits.key(&to),
+            )),
             Err(f) if !f.is_transient() => not_sent(NotSentReason::Refused, Some(f.reason)),
             Err(f) => Err(f),
         }
@@ -534,11 +538,14 @@ impl Service for SmsWorker {
                     callback.as_ref(),
                 );
                 match external_call("sms", "send", sent).await {
-                    Ok(sent) => Ok(SmsOutcome::Sent(SmsSent {
-                        purpose: cmd.purpose,
-                        operator: sent.operator,
-                        provider_message_id: sent.provider_message_id,
-                    })),
+                    Ok(sent) => Ok(SmsOutcome::Sent(
+                        SmsSent {
+                            purpose: cmd.purpose,
+                            operator: sent.operator,
+                            provider_message_id: sent.provider_message_id,
+                        },
+                        self.limits.key(&to),
+                    )),
                     // The operator refuses for good (blocked, not its subscriber): the saga
                     // decides what that means.
                     Err(f) if !f.is_transient() => Ok(SmsOutcome::NotSent(SmsNotSent {
@@ -589,26 +596,74 @@ impl Service for SmsWorker {
                 }
                 SmsOutcome::Checked(c) => Command::new(&c)?,
                 SmsOutcome::NotSent(n) => Command::new(&n)?,
-                SmsOutcome::Sent(s) => {
-                    // Remember who asked, so the operator's delivery report finds its saga.
+                SmsOutcome::Sent(s, to) => {
+                    // Remember who asked, so the operator's delivery report finds its saga, and
+                    // to whom (as the limits' key, never the number), so that a report about
+                    // another number is refused.
                     sqlx::query(
-                        "INSERT INTO sms_messages (provider_message_id, operator, purpose, correlation_id, reply_to)
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        "INSERT INTO sms_messages (provider_message_id, operator, purpose, correlation_id, reply_to, to_key)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                     )
                     .bind(&s.provider_message_id)
                     .bind(s.operator.to_string())
                     .bind(serde_json::to_value(s.purpose).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
                     .bind(message.metadata.correlation_id.as_deref())
                     .bind(message.metadata.reply_to.as_deref())
+                    .bind(to.as_bytes())
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| db_failure(&e))?;
-                    Command::new(&s)?
+                    let early = take_early_reports(conn, &s, &to).await?;
+                    let mut answers = vec![Command::new(&s)?];
+                    // After the `SmsSent`, so the saga hears of the send before its fate.
+                    for report in &early {
+                        answers.push(Command::new(report)?);
+                    }
+                    return Ok(if answer_wanted { answers } else { Vec::new() });
                 }
             }];
             Ok(if answer_wanted { answers } else { Vec::new() })
         })
     }
+}
+
+/// The delivery reports the operator posted for `sent` before this send was recorded (see
+/// [`super::callback`]), taken out of `sms_early_reports`: those about its recipient become the
+/// saga's `sms.delivery_reported.v1`; one about another number is dropped, as the callback would
+/// have refused it.
+async fn take_early_reports(
+    conn: &mut PgConnection,
+    sent: &SmsSent,
+    to: &PhoneKey,
+) -> Result<Vec<DeliveryReported>, Failure> {
+    let rows: Vec<(bool, Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
+        "DELETE FROM sms_early_reports WHERE operator = $1 AND provider_message_id = $2
+         RETURNING delivered, to_key, at",
+    )
+    .bind(sent.operator.to_string())
+    .bind(&sent.provider_message_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| db_failure(&e))?;
+    let mut reports = Vec::with_capacity(rows.len());
+    for (delivered, to_key, at) in rows {
+        if to_key != to.as_bytes() {
+            tracing::warn!(
+                operator = %sent.operator,
+                "early SMS delivery report about another number than the message's; dropped"
+            );
+            continue;
+        }
+        reports.push(DeliveryReported {
+            purpose: sent.purpose,
+            provider_message_id: sent.provider_message_id.clone(),
+            delivered,
+            at,
+        });
+    }
+    // A failure before a delivery in time: the saga keeps whichever comes last.
+    reports.sort_by_key(|r| (r.at, r.delivered));
+    Ok(reports)
 }
 
 #[cfg(test)]
