@@ -465,19 +465,27 @@ pub type Shared<T> = Arc<Mutex<T>>;
 /// the hub's migrations then take it as it is). Creating two copies of one template at the same
 /// moment can be refused while the other copy reads it, so a refusal is tried again.
 async fn copy_template(postgres_url: &str, database: &str, template: &str) {
-    use sqlx::{Connection, Executor};
+    use sqlx::Executor;
     let create = format!("CREATE DATABASE {database} TEMPLATE {template}");
-    let mut server = sqlx::PgConnection::connect(postgres_url)
+    let server = PgPool::connect(postgres_url)
         .await
         .expect("PostgreSQL is running (see README, Prerequisites)");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match server.execute(sqlx::AssertSqlSafe(create.clone())).await {
-            Ok(_) => return,
-            Err(e) if Instant::now() < deadline && e.to_string().contains("being accessed") => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    // A refusal because another copy is reading the template is waited out, on the tests' one
+    // wait (a condition with a deadline); any other error fails the test at once.
+    wait_until(
+        Duration::from_secs(60),
+        "a copy of TEST_DATABASE_TEMPLATE",
+        || {
+            let (server, create) = (server.clone(), create.clone());
+            async move {
+                match server.execute(sqlx::AssertSqlSafe(create)).await.map(drop) {
+                    Ok(_) => Some(()),
+                    Err(e) if e.to_string().contains("being accessed") => None,
+                    Err(e) => panic!("cannot copy TEST_DATABASE_TEMPLATE {template:?}: {e}"),
+                }
             }
-            Err(e) => panic!("cannot copy TEST_DATABASE_TEMPLATE {template:?}: {e}"),
-        }
-    }
+        },
+    )
+    .await;
+    server.close().await;
 }
