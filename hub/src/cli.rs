@@ -211,14 +211,15 @@ struct TopologyArgs {
     /// Print the declarations without connecting to the broker.
     #[arg(long)]
     dry_run: bool,
-    /// Print, without connecting, the `rabbitmqctl` commands that create each authority's
-    /// broker user with the least permissions it needs (for the broker's administrators;
-    /// replace the PASSWORD_OF_* placeholders).
+    /// Print, without connecting, the `rabbitmqctl` commands that create the broker user of
+    /// every party (the portal, each desk, each authority on the bus) with the least
+    /// permissions it needs: write the bus, read its own queue (for the broker's
+    /// administrators; replace the PASSWORD_OF_* placeholders).
     #[arg(long, conflicts_with_all = ["dry_run", "json"])]
     agency_users: bool,
-    /// With --agency-users: the issuance desks (comma separated ids) whose users
-    /// (`desk-<id>`: write the bus, read the queue `<ns>.desk.<id>`) are printed too.
-    #[arg(long, env = "HUB_DESKS", value_delimiter = ',')]
+    /// The issuance desks (comma separated ids) whose queues (`<ns>.desk.<id>`) are declared
+    /// and whose users (`desk-<id>`) are printed; HUB_DESKS when not given.
+    #[arg(long, value_delimiter = ',')]
     desks: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -301,7 +302,13 @@ fn init_logging() -> Result<(), String> {
 
 async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
     let config = cli.config;
-    let integrations = cli.integrations;
+    let mut integrations = cli.integrations;
+    if let Command::Topology(TopologyArgs { desks, .. }) = &cli.command
+        && !desks.is_empty()
+    {
+        // `hub topology --desks ...` declares (and prints the users of) these desks.
+        integrations.desks.clone_from(desks);
+    }
     let console = cli.console;
     let build = || build(&integrations, &console);
     match cli.command {
@@ -318,7 +325,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             hub_ops::sagas::cli::run(&config, &crate::migrator()?, &build, args).await
         }
         Command::Console(args) => hub_ops::console::cli::run(args),
-        Command::Topology(args) => topology(&config, &build, args).await,
+        Command::Topology(args) => topology(&config, &integrations, &build, args).await,
     }
 }
 
@@ -359,25 +366,35 @@ async fn migrate(config: &HubConfig) -> anyhow::Result<()> {
 /// agencies' broker users.
 async fn topology(
     config: &HubConfig,
+    integrations: &IntegrationConfig,
     build: &dyn Fn() -> anyhow::Result<Plan>,
     args: TopologyArgs,
 ) -> anyhow::Result<()> {
     let TopologyArgs {
         dry_run,
         agency_users,
-        desks,
+        desks: _,
         json,
     } = args;
     if agency_users {
         let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
         let vhost = broker::vhost(&config.amqp_url);
-        let desks = hub_portal::agency::check_desk_ids(&desks)
-            .map_err(|e| anyhow::anyhow!("--desks (HUB_DESKS): {e}"))?;
-        let commands = hub_portal::agency::rabbitmqctl_commands(&catalogue, &vhost)
-            .into_iter()
-            .chain(hub_portal::agency::desk_rabbitmqctl_commands(
-                &desks, &vhost,
-            ));
+        let parties = hub_portal::parties::Parties::declare(
+            &integrations.portal_user,
+            &integrations.desks,
+            &catalogue,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("the parties on the bus (--desks, HUB_DESKS, HUB_PORTAL_USER): {e}")
+        })?;
+        let desks: Vec<String> = parties.desks().map(str::to_owned).collect();
+        let commands =
+            hub_portal::agency::portal_rabbitmqctl_commands(parties.portal_user(), &vhost)
+                .into_iter()
+                .chain(hub_portal::agency::desk_rabbitmqctl_commands(
+                    &desks, &vhost,
+                ))
+                .chain(hub_portal::agency::rabbitmqctl_commands(&catalogue, &vhost));
         for command in commands {
             let words: Vec<String> = command.iter().map(|w| shell_quote(w)).collect();
             println!("rabbitmqctl {}", words.join(" "));

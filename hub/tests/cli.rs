@@ -32,6 +32,56 @@ fn agency_users_are_printed_as_rabbitmqctl_commands_with_least_privilege() {
     );
     // Authorities with an HTTP back-office have no broker user.
     assert!(!stdout.contains("tax-ministry"), "{stdout}");
+    // The portal reads its own queue only.
+    assert!(
+        stdout.contains(
+            r"rabbitmqctl set_permissions -p / portal '^$' '^[a-z0-9_-]+\.bus$' '^[a-z0-9_-]+\.portal$'"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_topology_declares_every_partys_queue_and_refuses_a_bad_desk() {
+    let out = hub(&[
+        "topology",
+        "--dry-run",
+        "--json",
+        "--desks",
+        "minsk-desk-1,brest-desk-2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for queue in [
+        "hub.portal",
+        "hub.desk.minsk-desk-1",
+        "hub.desk.brest-desk-2",
+    ] {
+        assert!(text.contains(&format!("\"{queue}\"")), "{queue}: {text}");
+    }
+    let users = hub(&["topology", "--agency-users", "--desks", "minsk-desk-1"]);
+    let stdout = String::from_utf8_lossy(&users.stdout);
+    assert!(
+        stdout.contains(
+            r"rabbitmqctl set_permissions -p / desk-minsk-desk-1 '^$' '^[a-z0-9_-]+\.bus$' '^[a-z0-9_-]+\.desk\.minsk-desk-1$'"
+        ),
+        "{stdout}"
+    );
+    let bad = hub(&["topology", "--dry-run", "--desks", "a.b"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "a desk id with a dot is refused"
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("HUB_DESKS") && stderr.contains("a.b"),
+        "{stderr}"
+    );
 }
 
 #[test]

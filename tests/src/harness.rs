@@ -47,6 +47,26 @@ where
     }
 }
 
+/// The issuance desks every test hub declares (`HUB_DESKS`): the tests' desk and another.
+pub const TEST_DESKS: [&str; 2] = ["minsk-desk-1", "brest-desk-2"];
+
+/// The password the tests' party users (the portal, the desks, the bus authorities) have on
+/// the local broker.
+pub const PARTY_PASSWORD: &str = hub_lab::parties::PARTY_PASSWORD;
+
+/// `amqp_url` with `user` and [`PARTY_PASSWORD`] as its credentials.
+pub fn url_as(amqp_url: &str, user: &str) -> url::Url {
+    hub_lab::parties::url_as(amqp_url, user).expect("AMQP URL")
+}
+
+/// Makes sure party `user` (the portal's `portal`, a desk's `desk-<id>`, a bus authority's
+/// user) exists on the local RabbitMQ with [`PARTY_PASSWORD`] and its least permissions.
+pub async fn ensure_party_user(amqp_url: &str, user: &str) {
+    hub_lab::parties::ensure_party_user(amqp_url, user, hub_portal::parties::DEFAULT_PORTAL_USER)
+        .await
+        .expect("the party's broker user");
+}
+
 /// One test's namespace and database.
 #[derive(Debug)]
 pub struct TestEnv {
@@ -59,6 +79,8 @@ pub struct TestEnv {
     /// Publisher with confirms on that connection.
     pub publisher: Publisher,
     token: CancellationToken,
+    /// Publishers connected as the parties (the portal, desks, authorities), by broker user.
+    parties: tokio::sync::Mutex<HashMap<String, Arc<Publisher>>>,
     /// The namespace and database, and every queue and exchange to remove with them (last
     /// field: dropped after the test's connections).
     sandbox: Sandbox,
@@ -128,6 +150,7 @@ impl TestEnv {
             broker,
             publisher,
             token,
+            parties: tokio::sync::Mutex::default(),
             sandbox,
         }
     }
@@ -163,18 +186,61 @@ impl TestEnv {
         metadata
     }
 
-    /// Publishes `message` on the bus with the given metadata (to re-send an id).
+    /// Publishes `message` on the bus with the given metadata (to re-send an id), as the party
+    /// that legitimately sends it ([`hub_portal::parties::legitimate_sender`]): the portal, the desk its body names,
+    /// or the hub's own user.
     pub async fn send_with<M: Message>(&self, message: &M, metadata: Metadata) {
+        let body = contracts::encode(message).expect("encodes");
+        let user = hub_portal::parties::legitimate_sender(
+            &M::TYPE.to_string(),
+            &body,
+            hub_portal::parties::DEFAULT_PORTAL_USER,
+        );
+        self.send_raw_as(user.as_deref(), &M::TYPE.to_string(), body, metadata)
+            .await;
+    }
+
+    /// Publishes a body of type `message_type` on the bus as broker user `user` (`None`: the
+    /// hub's own), made on the local broker if missing.
+    pub async fn send_raw_as(
+        &self,
+        user: Option<&str>,
+        message_type: &str,
+        body: Vec<u8>,
+        metadata: Metadata,
+    ) {
         let envelope = Envelope {
             exchange: self.topology(vec![]).bus_exchange(),
-            routing_key: M::TYPE.to_string(),
+            routing_key: message_type.to_owned(),
             metadata,
-            body: contracts::encode(message).expect("encodes"),
+            body,
         };
-        self.publisher
+        let party = match user {
+            Some(user) => Some(self.publisher_as(user).await),
+            None => None,
+        };
+        party
+            .as_deref()
+            .unwrap_or(&self.publisher)
             .publish(&envelope)
             .await
             .expect("published and confirmed");
+    }
+
+    /// A publisher connected as party `user` (made on the local broker if missing).
+    pub async fn publisher_as(&self, user: &str) -> Arc<Publisher> {
+        let mut parties = self.parties.lock().await;
+        if let Some(p) = parties.get(user) {
+            return p.clone();
+        }
+        ensure_party_user(&self.config.amqp_url, user).await;
+        let url = url_as(&self.config.amqp_url, user);
+        let broker = Broker::connect(url.as_str(), "test party", self.token.clone())
+            .await
+            .expect("the party connects");
+        let publisher = Arc::new(Publisher::new(broker, self.token.clone()));
+        parties.insert(user.to_owned(), publisher.clone());
+        publisher
     }
 
     /// Declares a queue that collects copies of the messages matching `patterns` from the bus.
@@ -252,6 +318,7 @@ impl TestEnv {
                 format!("{}ms", c.poll_interval.as_millis()),
             ),
             ("HUB_DB_POOL".into(), "4".into()),
+            ("HUB_DESKS".into(), TEST_DESKS.join(",")),
         ]);
         env
     }

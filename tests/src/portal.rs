@@ -95,7 +95,7 @@ impl Person {
 }
 
 /// The desk every test application comes from.
-pub const DESK: &str = "minsk-desk-1";
+pub const DESK: &str = crate::harness::TEST_DESKS[0];
 
 /// The n-th test phone: an A1 number that is not ported, unknown, blocked or failing.
 pub fn phone(n: u32) -> String {
@@ -165,21 +165,18 @@ impl Portal {
         integrations.http_timeout = Duration::from_secs(2);
         integrations.phone_code_ttl = Duration::from_secs(60);
         integrations.seal_key = Some(random_seal_key());
+        integrations.desks = crate::harness::TEST_DESKS.map(str::to_owned).to_vec();
         adjust(&mut integrations);
         let plan = hub::plan(&integrations, &console).expect("the hub's plan");
-        env.declare(plan.queues()).await;
-        let desk = env
-            .observe(
-                "desk",
-                &[
-                    "issuance.#".to_string(),
-                    "procedure.#".to_string(),
-                    "complaint.#".to_string(),
-                ],
-            )
-            .await;
-        // The portal's reply queue for cabinet requests: bound to nothing, answers come by name.
-        let replies = env.observe("portal-replies", &[]).await;
+        let topology = env.declare(plan.queues()).await;
+        // What the desk and the portal hear: their own queues, which the hub declares.
+        let desk = Observer::attach(
+            &env,
+            topology.work_queue(&hub_portal::agency::desk_queue(DESK)),
+        )
+        .await;
+        let replies =
+            Observer::attach(&env, topology.work_queue(hub_portal::parties::PORTAL_QUEUE)).await;
         let hub = env.spawn_plan(Components::ALL, plan);
         Self {
             env,
@@ -251,17 +248,24 @@ impl Portal {
             .await;
     }
 
+    /// Takes what the desk's and the portal's queues hold into `seen`.
+    async fn hear(&self) {
+        for queue in [&self.desk, &self.replies] {
+            while let Some(m) = queue.get().await {
+                self.seen.lock().expect("lock").push(m);
+            }
+        }
+    }
+
     /// Waits for an event of type `M` about application `number` (an issuance's number, or a
-    /// procedure application's id).
+    /// procedure application's id), heard by the desk or the portal.
     pub async fn event<M: Message>(&self, number: &str) -> M {
         let wanted = M::TYPE.to_string();
         let observed = wait_until(
             WAIT,
             &format!("{wanted} for application {number}"),
             || async {
-                while let Some(m) = self.desk.get().await {
-                    self.seen.lock().expect("lock").push(m);
-                }
+                self.hear().await;
                 let seen = self.seen.lock().expect("lock");
                 seen.iter()
                     .find(|m| {
@@ -332,13 +336,12 @@ impl Portal {
         metadata.reply_to = Some(self.replies.queue.clone());
         self.env.send_with(request, metadata).await;
         let reply = wait_until(WAIT, "the cabinet's answer", || async {
-            let m = self.replies.get().await?;
-            assert_eq!(
-                m.metadata.correlation_id.as_deref(),
-                Some(correlation.as_str()),
-                "answers come one at a time to this test's requests"
-            );
-            Some(m)
+            self.hear().await;
+            let mut seen = self.seen.lock().expect("lock");
+            let at = seen
+                .iter()
+                .position(|m| m.metadata.correlation_id.as_deref() == Some(correlation.as_str()))?;
+            Some(seen.remove(at))
         })
         .await;
         assert_eq!(reply.metadata.message_type, CabinetReply::TYPE.to_string());
@@ -349,9 +352,7 @@ impl Portal {
 
     /// Every event of type `M` about application `number` seen so far.
     pub async fn events_so_far<M: Message>(&self, number: &str) -> usize {
-        while let Some(m) = self.desk.get().await {
-            self.seen.lock().expect("lock").push(m);
-        }
+        self.hear().await;
         let wanted = M::TYPE.to_string();
         self.seen
             .lock()

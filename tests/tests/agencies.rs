@@ -241,8 +241,12 @@ struct DeskLogin {
 }
 
 impl DeskLogin {
-    fn new(portal: &Portal, tag: &str) -> Self {
-        let desk = format!("e2e-{tag}-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    /// A fresh desk id, to declare (`HUB_DESKS`) before the hub starts.
+    fn fresh(tag: &str) -> String {
+        format!("e2e-{tag}-{}", &Uuid::new_v4().simple().to_string()[..8])
+    }
+
+    fn new(portal: &Portal, desk: String) -> Self {
         let user = hub_portal::agency::ensure_desk_user_with_rabbitmqctl(
             &desk,
             hub_portal::agency::DEV_PASSWORD,
@@ -288,9 +292,10 @@ async fn saga_exists(portal: &Portal, id: Uuid) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_lettered_and_no_saga_is_touched()
  {
-    let mut portal = Portal::start().await;
+    let desk_a = DeskLogin::fresh("a");
+    let mut portal = Portal::start_with(|c| c.desks.push(desk_a.clone())).await;
     let persons = portal.good_persons().await;
-    let a = DeskLogin::new(&portal, "a");
+    let a = DeskLogin::new(&portal, desk_a);
     let b = format!("e2e-b-{}", &Uuid::new_v4().simple().to_string()[..8]);
     let conn = Connection::connect(a.url.as_str(), ConnectionProperties::default())
         .await
@@ -478,9 +483,10 @@ async fn replay(portal: &Portal, id: i64) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_forgery_is_refused_again_as_its_senders() {
-    let mut portal = Portal::start().await;
+    let desk_a = DeskLogin::fresh("a");
+    let mut portal = Portal::start_with(|c| c.desks.push(desk_a.clone())).await;
     let persons = portal.good_persons().await;
-    let a = DeskLogin::new(&portal, "a");
+    let a = DeskLogin::new(&portal, desk_a);
     let b = format!("e2e-b-{}", &Uuid::new_v4().simple().to_string()[..8]);
     let conn = Connection::connect(a.url.as_str(), ConnectionProperties::default())
         .await

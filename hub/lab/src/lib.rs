@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod demo;
+pub mod parties;
 pub mod sandbox;
 pub mod simulated;
 pub mod stage;

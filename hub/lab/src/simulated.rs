@@ -76,6 +76,8 @@ impl Simulated {
             gossuok_url: url(SimKind::Gossuok)?,
             eds_trusted_root_files: Vec::new(),
             eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
+            portal_user: hub_portal::parties::DEFAULT_PORTAL_USER.into(),
+            desks: Vec::new(),
             limits: Default::default(),
         };
         Ok(Simulated {

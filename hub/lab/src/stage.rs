@@ -17,7 +17,7 @@ use contracts::issuance::{
 use contracts::person::PersonStatus;
 use contracts::{Message, Metadata, Topology};
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
 use serde::Deserialize;
 use serde_json::json;
@@ -247,7 +247,11 @@ impl Desk {
 /// inbox, ERIP's bank, the mailbox, the CA).
 #[derive(Debug)]
 pub(crate) struct Play {
+    /// The hub's own user's publisher (the operators' replays).
     pub(crate) publisher: Arc<Publisher>,
+    /// The parties' publishers (the portal, each desk), by broker user: a command goes out as
+    /// the party that legitimately sends it.
+    pub(crate) parties: HashMap<String, Arc<Publisher>>,
     pub(crate) bus: String,
     pub(crate) desk: Arc<Desk>,
     pub(crate) http: reqwest::Client,
@@ -256,7 +260,7 @@ pub(crate) struct Play {
     pub(crate) email: url::Url,
     pub(crate) gossuok: url::Url,
     pub(crate) portal_queue: String,
-    /// Who the commands say they come from.
+    /// Who the commands say they come from (`app_id`).
     pub(crate) sender: String,
 }
 
@@ -273,11 +277,19 @@ impl Play {
     }
 
     /// Publishes until the broker confirms, as a desk does: through a broker restart the same
-    /// message (same id) is sent again, and the hub's inbox takes it once.
+    /// message (same id) is sent again, and the hub's inbox takes it once. It goes out as the
+    /// party that legitimately sends it (the portal, the desk it names), else as the hub.
     pub(crate) async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
         let deadline = Instant::now() + self.desk.timeout();
+        let publisher = hub_portal::parties::legitimate_sender(
+            &envelope.metadata.message_type,
+            &envelope.body,
+            hub_portal::parties::DEFAULT_PORTAL_USER,
+        )
+        .and_then(|user| self.parties.get(&user))
+        .unwrap_or(&self.publisher);
         loop {
-            match self.publisher.publish(envelope).await {
+            match publisher.publish(envelope).await {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() > deadline => {
                     return Err(e).context("the broker did not confirm a command");
@@ -537,16 +549,21 @@ pub(crate) struct Stage {
     hub: RunningHub,
     /// The namespace and database, with every queue and exchange of the stage to remove.
     sandbox: Sandbox,
-    /// The desk's and the portal's queues.
-    own_queues: [String; 2],
+    /// The parties' connections.
+    party_brokers: Vec<Broker>,
 }
 
-/// The desk's side of the stage: its connection, its ears, and its queues.
+/// The desks the lab plays (`HUB_DESKS` of its hubs): the demo's, the bench's, the chaos run's.
+pub(crate) const LAB_DESKS: [&str; 3] = ["demo-desk", "bench-desk", "chaos-desk"];
+
+/// The parties' side of the stage: the hub user's connection (it declares the topology), the
+/// parties' own connections with their publishers, their ears, and the portal's queue.
 struct Listening {
     broker: Broker,
+    party_brokers: Vec<Broker>,
+    parties: HashMap<String, Arc<Publisher>>,
     desk: Arc<Desk>,
     listeners: Vec<JoinHandle<()>>,
-    desk_queue: String,
     portal_queue: String,
 }
 
@@ -572,7 +589,8 @@ impl Stage {
         hub_log: Option<&str>,
     ) -> anyhow::Result<Stage> {
         let population = sims.population;
-        let simulated = Simulated::start(sims).await?;
+        let mut simulated = Simulated::start(sims).await?;
+        simulated.integrations.desks = LAB_DESKS.map(str::to_owned).to_vec();
         let servers = Servers {
             amqp_url: config.amqp_url.clone(),
             postgres_url: config.database_url.clone(),
@@ -586,9 +604,7 @@ impl Stage {
         let plan = hub_portal::services::plan(&simulated.integrations)?;
         let topology = app::topology(&hub_config, plan.queues())?;
         sandbox.remember(&topology, hub_config.delivery_limit);
-        let heard = listen_as_desk(&hub_config, &topology, &simulated.token).await?;
-        sandbox.remember_queue(heard.desk_queue.clone());
-        sandbox.remember_queue(heard.portal_queue.clone());
+        let heard = listen_as_parties(&hub_config, &topology, &simulated.token).await?;
         let hub = match hubs {
             Hubs::InProcess => RunningHub::task(&hub_config, plan),
             Hubs::Processes(n) => RunningHub::Processes(Mutex::new(HubProcess::spawn_all(
@@ -611,6 +627,7 @@ impl Stage {
             email: simulated.url(SimKind::Email)?,
             gossuok: simulated.url(SimKind::Gossuok)?,
             portal_queue: heard.portal_queue.clone(),
+            parties: heard.parties,
             sender: "demo-desk".into(),
         });
         Ok(Stage {
@@ -624,7 +641,7 @@ impl Stage {
             listeners: heard.listeners,
             hub,
             sandbox,
-            own_queues: [heard.desk_queue, heard.portal_queue],
+            party_brokers: heard.party_brokers,
         })
     }
 
@@ -645,18 +662,15 @@ impl Stage {
             .context("no broker connection")
     }
 
-    /// Every queue of the stage: the hub's and the desk's and portal's.
+    /// Every queue of the stage: the hub's and the parties'.
     pub(crate) fn queues(&self) -> Vec<String> {
-        let mut queues: Vec<String> =
-            broker::describe(&self.topology, self.hub_config.delivery_limit)
-                .into_iter()
-                .filter_map(|d| match d {
-                    broker::Declaration::Queue { name, .. } => Some(name),
-                    _ => None,
-                })
-                .collect();
-        queues.extend(self.own_queues.iter().cloned());
-        queues
+        broker::describe(&self.topology, self.hub_config.delivery_limit)
+            .into_iter()
+            .filter_map(|d| match d {
+                broker::Declaration::Queue { name, .. } => Some(name),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Removes `queue` (a full name) with the stage's own, when it stops.
@@ -729,6 +743,9 @@ impl Stage {
         let hub = self.hub.stop().await;
         for l in self.listeners {
             l.abort();
+        }
+        for b in self.party_brokers {
+            b.close().await;
         }
         self.broker.close().await;
         self.token.cancel();
@@ -822,43 +839,51 @@ impl Stage {
     }
 }
 
-/// The desk's connection: declares the hub's topology (so nothing the hub sends is lost before
-/// it starts) and listens, the desk to every issuance, procedure and complaint event and the
-/// portal to the cabinet's answers.
-async fn listen_as_desk(
+/// The hub user's connection declares the hub's topology (so nothing the hub sends is lost
+/// before it starts); then each party connects as its own broker user and listens to its own
+/// queue, which the topology holds: every desk of [`LAB_DESKS`] to its events, the portal to its
+/// events and the cabinet's answers.
+async fn listen_as_parties(
     hub_config: &HubConfig,
     topology: &Topology,
     token: &CancellationToken,
 ) -> anyhow::Result<Listening> {
-    let broker = Broker::connect(&hub_config.amqp_url, "demo desk", token.clone()).await?;
+    let broker = Broker::connect(&hub_config.amqp_url, "lab", token.clone()).await?;
     let channel = broker
         .channel(token)
         .await
         .context("broker connection closed")?;
     broker::declare(&channel, topology, hub_config.delivery_limit).await?;
+    let _ = channel.close(200, "declared".into()).await;
     let desk = Arc::new(Desk::default());
-    // Durable quorum queues, as a real desk's would be: an event published while the broker
-    // restarts, or while the listener reconnects, waits for it.
-    let desk_queue = format!("{}.demo-desk", hub_config.namespace);
-    let portal_queue = format!("{}.demo-portal", hub_config.namespace);
-    let mut listeners = Vec::new();
-    for (queue, bindings, is_reply) in [
+    let portal_user = hub_portal::parties::DEFAULT_PORTAL_USER;
+    let portal_queue = topology.work_queue(hub_portal::parties::PORTAL_QUEUE);
+    let mut parties = vec![(portal_user.to_owned(), portal_queue.clone(), true)];
+    parties.extend(LAB_DESKS.map(|d| {
         (
-            desk_queue.clone(),
-            &["issuance.#", "procedure.#", "complaint.#"][..],
+            hub_portal::agency::desk_user(d),
+            topology.work_queue(&hub_portal::agency::desk_queue(d)),
             false,
-        ),
-        (portal_queue.clone(), &[][..], true),
-    ] {
-        let bus = topology.bus_exchange();
-        listen(&channel, &queue, &bus, bindings).await?;
-        let (desk, broker, token) = (desk.clone(), broker.clone(), token.clone());
-        let bindings: Vec<&'static str> = bindings.to_vec();
+        )
+    }));
+    let (mut listeners, mut party_brokers, mut publishers) =
+        (Vec::new(), Vec::new(), HashMap::new());
+    for (user, queue, is_reply) in parties {
+        crate::parties::ensure_party_user(&hub_config.amqp_url, &user, portal_user).await?;
+        let url = crate::parties::url_as(&hub_config.amqp_url, &user)?;
+        let party = Broker::connect(url.as_str(), &format!("lab {user}"), token.clone())
+            .await
+            .with_context(|| format!("the lab's party {user} connecting"))?;
+        publishers.insert(
+            user.clone(),
+            Arc::new(Publisher::new(party.clone(), token.clone())),
+        );
+        let (desk, broker, token) = (desk.clone(), party.clone(), token.clone());
         listeners.push(tokio::spawn(async move {
             // Consume; when the connection goes (a broker restart), consume again on the next
             // one.
             while let Some(channel) = broker.channel(&token).await {
-                if let Err(e) = consume(&channel, &queue, &bus, &bindings, &desk, is_reply).await {
+                if let Err(e) = consume(&channel, &queue, &desk, is_reply).await {
                     tracing::debug!(queue = %queue, error = %e, "listener lost its channel");
                 }
                 if token.is_cancelled() {
@@ -866,63 +891,25 @@ async fn listen_as_desk(
                 }
             }
         }));
+        party_brokers.push(party);
     }
     Ok(Listening {
         broker,
+        party_brokers,
+        parties: publishers,
         desk,
         listeners,
-        desk_queue,
         portal_queue,
     })
 }
 
-/// Declares a listener's durable quorum queue and binds it to the bus.
-async fn listen(
-    channel: &lapin::Channel,
-    queue: &str,
-    bus: &str,
-    bindings: &[&str],
-) -> anyhow::Result<()> {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        lapin::types::AMQPValue::LongString("quorum".into()),
-    );
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            args,
-        )
-        .await?;
-    for pattern in bindings {
-        channel
-            .queue_bind(
-                queue.into(),
-                bus.into(),
-                (*pattern).into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-/// Consumes a listener's queue into the desk until the channel goes.
+/// Consumes a party's queue into the desk until the channel goes.
 async fn consume(
     channel: &lapin::Channel,
     queue: &str,
-    bus: &str,
-    bindings: &[&str],
     desk: &Desk,
     is_reply: bool,
 ) -> anyhow::Result<()> {
-    // After a broker restart the queue is there (durable); declaring again costs nothing.
-    listen(channel, queue, bus, bindings).await?;
     let mut consumer = channel
         .basic_consume(
             queue.into(),
@@ -936,7 +923,10 @@ async fn consume(
             decode_properties(&d.properties),
             serde_json::from_slice::<serde_json::Value>(&d.data),
         ) {
-            desk.record(meta, body, is_reply);
+            // The portal's queue holds its events and the cabinet's answers: an answer carries
+            // the correlation of a request the portal made.
+            let reply = is_reply && meta.message_type == CabinetReply::TYPE.to_string();
+            desk.record(meta, body, reply);
         }
         // Acked after it is recorded: a delivery lost with the connection comes again, and the
         // desk counts effects by message id.
@@ -1141,6 +1131,8 @@ fn process_env(
         ("HUB_SMS_LIFE_SECRET", i.sms_life_secret.clone()),
         ("HUB_SMS_SENDER", i.sms_sender.clone()),
         ("HUB_HTTP_TIMEOUT", ms(i.http_timeout)),
+        ("HUB_PORTAL_USER", i.portal_user.clone()),
+        ("HUB_DESKS", i.desks.join(",")),
         ("HUB_HTTP_ADDR", http.to_string()),
         ("HUB_CALLBACK_URL", format!("http://{http}/")),
         ("HUB_OPS_ADDR", ops.to_string()),

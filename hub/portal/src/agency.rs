@@ -1,27 +1,21 @@
-//! Broker users of the agencies on the bus: the queue-contract authorities (`channel = "queue"`
-//! in the catalogue) and the issuance desks. Each connects to RabbitMQ as its own user, which
-//! the broker checks against the `user_id` a message carries; the hub takes an authority's
-//! answers only from that authority's user, and a desk's commands only for that desk.
+//! Broker users of the parties on the bus: the portal, the issuance desks and the authorities
+//! that work on the bus (`channel = "queue"` in the catalogue). Each connects to RabbitMQ as its
+//! own user, which the broker checks against the `user_id` a message carries; who may send what
+//! is [`crate::parties`].
 //!
-//! The permissions are the least an agency needs, in any namespace: write (publish) to the bus
-//! exchange `<ns>.bus`, read (consume) its own queue (`<ns>.authority.<id>`, `<ns>.desk.<id>`
-//! for a desk that has one), configure nothing. In production the broker's administrators
-//! create the users with the commands [`rabbitmqctl_commands`] and [`desk_rabbitmqctl_commands`]
-//! print (`hub topology --agency-users [--desks ...]`, with passwords of their own); on one
-//! machine the demo and the tests create them with `rabbitmqctl` and [`DEV_PASSWORD`].
+//! The permissions are the least a party needs, in any namespace: write (publish) to the bus
+//! exchange `<ns>.bus`, read (consume) its own queue (`<ns>.portal`, `<ns>.desk.<id>`,
+//! `<ns>.authority.<id>`), configure nothing: it can neither declare nor bind a queue, so it
+//! hears only what the hub sends to its queue. In production the broker's administrators create
+//! the users with the commands `hub topology --agency-users` prints (with passwords of their
+//! own); on one machine the demo and the tests create them with `rabbitmqctl` and
+//! [`DEV_PASSWORD`].
 //!
-//! A desk connects as `desk-<desk_id>` ([`desk_user`]). Every consumer of the hub runs
-//! [`authorise_desk`] on what it takes: a message from a `desk-*` user must name that desk in
-//! its body (`desk_id`, or `application.desk_id` of an application), else it is dead-lettered
-//! with a reason naming both desks before any handler sees it, so no saga is touched. Messages
-//! of the hub's own user (the demo's and the tests' desks) stay trusted, and so, for now, do
-//! those without a `user_id`, which the demo's and the tests' desks send: RabbitMQ checks a
-//! `user_id` only when one is set, so a desk that leaves it out is not judged here.
+//! A desk connects as `desk-<desk_id>` ([`desk_user`]).
 
 use std::process::Command;
 
 use anyhow::Context;
-use hub_runtime::broker::{SenderPolicy, require_sender};
 
 use crate::procedures::catalogue::Catalogue;
 use crate::procedures::saga::authority_queue;
@@ -96,100 +90,29 @@ pub fn desk_rabbitmqctl_commands(desk_ids: &[String], vhost: &str) -> Vec<Vec<St
         .collect()
 }
 
-/// The message types only the hub itself sends: commands to its adapter workers and their
-/// results, the registry's, and operators' (sent by `hub` commands with the hub's user).
-const INTERNAL_PREFIXES: [&str; 6] = ["mvd.", "sms.", "erip.", "email.", "registry.", "ops."];
-
-/// The portal's [`SenderPolicy`]: who may send what, asked by the runtime's consumer about
-/// every message before any handler sees it.
-///
-/// - every message names its sender in `user_id`, which the broker checks against the
-///   connection; one without it cannot be attributed, so it is refused (a desk leaving it out
-///   could otherwise speak for any desk);
-/// - the hub's internal types (adapter commands and results, the registry's, operators') only
-///   from the hub's own user, so nobody on the bus can send an SMS or spend a phone's limits;
-/// - a desk user only for its own desk ([`authorise_desk`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Senders;
-
-impl SenderPolicy for Senders {
-    fn authorise(
-        &self,
-        sender: Option<&str>,
-        hub_user: &str,
-        message_type: &str,
-        body: &[u8],
-    ) -> Result<(), contracts::Failure> {
-        authorise_sender(sender, hub_user, message_type, body)
-    }
+/// The `rabbitmqctl` commands that create the portal's user `portal_user`: write the bus, read
+/// its own queue `<ns>.portal`, configure nothing.
+pub fn portal_rabbitmqctl_commands(portal_user: &str, vhost: &str) -> Vec<Vec<String>> {
+    user_commands(
+        portal_user,
+        least_permissions(crate::parties::PORTAL_QUEUE),
+        vhost,
+    )
 }
 
-/// What [`Senders`] decides, as a function.
-///
-/// Errors: a permanent failure naming the sender (the message is dead-lettered with it).
-pub fn authorise_sender(
-    user_id: Option<&str>,
-    hub_user: &str,
-    message_type: &str,
-    body: &[u8],
-) -> Result<(), contracts::Failure> {
-    let user = require_sender(user_id, message_type)?;
-    if user != hub_user
-        && INTERNAL_PREFIXES
-            .iter()
-            .any(|p| message_type.starts_with(p))
-    {
-        return Err(contracts::Failure::permanent(format!(
-            "{message_type} is the hub's own message type, but broker user {user:?} sent it: \
-             only the hub ({hub_user:?}) sends it"
-        )));
-    }
-    authorise_desk(user_id, hub_user, body)
-}
-
-/// Checks that a message a consumer took may speak for the desk its body names.
-///
-/// `user_id` is the sender as the broker checked it (for the hub's own retry copies, the
-/// original sender). Only a `desk-<id>` user is judged: its message must name desk `<id>` (in
-/// `desk_id`, or `application.desk_id` for an application); anything else it sends — another
-/// desk's command, or a message that names no desk — is refused, naming both. Messages of the
-/// hub's own user, of other agencies (judged by their sagas) and without a `user_id` pass.
-///
-/// Errors: a permanent failure (the message is dead-lettered with it as the reason).
-pub fn authorise_desk(
-    user_id: Option<&str>,
-    hub_user: &str,
-    body: &[u8],
-) -> Result<(), contracts::Failure> {
-    let Some(user) = user_id.filter(|u| *u != hub_user) else {
-        return Ok(());
-    };
-    let Some(desk) = user.strip_prefix(DESK_USER_PREFIX) else {
-        return Ok(());
-    };
-    let named = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            [
-                v.get("desk_id"),
-                v.get("application").and_then(|a| a.get("desk_id")),
-            ]
-            .into_iter()
-            .flatten()
-            .find_map(|d| d.as_str().map(str::to_owned))
-        });
-    match named {
-        Some(named) if named == desk => Ok(()),
-        Some(named) => Err(contracts::Failure::permanent(format!(
-            "sent by broker user {user:?} (desk {desk:?}), but the message is desk {named:?}'s \
-             (user {:?}): a desk sends only its own desk's commands",
-            desk_user(&named)
-        ))),
-        None => Err(contracts::Failure::permanent(format!(
-            "sent by broker user {user:?} (desk {desk:?}), but the message names no desk: a \
-             desk sends only its own desk's commands"
-        ))),
-    }
+/// Creates (or updates) the portal's broker user on the local RabbitMQ, as
+/// [`ensure_user_with_rabbitmqctl`] does for an authority.
+pub fn ensure_portal_user_with_rabbitmqctl(
+    portal_user: &str,
+    password: &str,
+    vhost: &str,
+) -> anyhow::Result<()> {
+    ensure_broker_user(
+        portal_user,
+        password,
+        least_permissions(crate::parties::PORTAL_QUEUE),
+        vhost,
+    )
 }
 
 /// The `rabbitmqctl` commands that create every queue authority's user with its permissions;
@@ -315,41 +238,6 @@ fn regex_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_sender_is_named_and_internal_types_come_from_the_hub_only() {
-        use super::authorise_sender;
-        let body = br#"{"desk_id": "minsk-1", "application_number": "A-1", "code": "1"}"#;
-        let unattributed = authorise_sender(None, "hub", "issuance.confirm_phone.v1", body)
-            .expect_err("no user_id");
-        assert!(
-            unattributed.reason.contains("without user_id"),
-            "{unattributed:?}"
-        );
-        let forged = authorise_sender(Some("desk-minsk-1"), "hub", "sms.send.v1", b"{}")
-            .expect_err("an agency sending the hub's SMS command");
-        assert!(forged.reason.contains("desk-minsk-1"), "{forged:?}");
-        assert!(authorise_sender(Some("hub"), "hub", "sms.send.v1", b"{}").is_ok());
-        assert!(
-            authorise_sender(
-                Some("desk-minsk-1"),
-                "hub",
-                "issuance.confirm_phone.v1",
-                body
-            )
-            .is_ok()
-        );
-        assert!(
-            authorise_sender(
-                Some("desk-brest-2"),
-                "hub",
-                "issuance.confirm_phone.v1",
-                body
-            )
-            .is_err()
-        );
-        assert!(authorise_sender(Some("fszn"), "hub", "authority.decided.v1", b"{}").is_ok());
-    }
-
     use super::*;
 
     #[test]
@@ -391,36 +279,6 @@ mod tests {
         assert_eq!(commands[3][3], "desk-brest_2");
         for bad in ["a.b", "desk 1", "*", &"d".repeat(65)] {
             assert!(check_desk_ids(&[bad.to_owned()]).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn a_desk_may_speak_only_for_itself() {
-        let own = br#"{"desk_id": "minsk-1", "application_number": "7"}"#;
-        let application = br#"{"application": {"number": "7", "desk_id": "minsk-1"}}"#;
-        let other = br#"{"desk_id": "brest-2", "application_number": "7"}"#;
-        let other_application = br#"{"application": {"number": "7", "desk_id": "brest-2"}}"#;
-        let none = br#"{"application_id": "0b6c7a52-1111-4111-8111-111111111111"}"#;
-        let desk = Some("desk-minsk-1");
-        assert!(authorise_desk(desk, "hub", own).is_ok());
-        assert!(authorise_desk(desk, "hub", application).is_ok());
-        for body in [&other[..], other_application] {
-            let f = authorise_desk(desk, "hub", body).expect_err("another desk's");
-            assert_eq!(f.kind, contracts::FailureKind::Permanent);
-            assert!(
-                f.reason.contains("\"desk-minsk-1\"") && f.reason.contains("\"desk-brest-2\""),
-                "{}",
-                f.reason
-            );
-        }
-        for body in [&none[..], b"not json"] {
-            let f = authorise_desk(desk, "hub", body).expect_err("names no desk");
-            assert!(f.reason.contains("names no desk"), "{}", f.reason);
-        }
-        // The hub's own user (the demo's and tests' desks), other agencies and unattributed
-        // messages are not judged here.
-        for user in [Some("hub"), Some("authority-fszn"), None] {
-            assert!(authorise_desk(user, "hub", other).is_ok(), "{user:?}");
         }
     }
 }

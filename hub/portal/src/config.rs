@@ -178,6 +178,18 @@ pub struct IntegrationConfig {
     #[arg(skip)]
     pub authority_settings: std::collections::HashMap<String, String>,
 
+    /// The portal's broker user: the only party that may send cabinet, registration,
+    /// application and complaint messages, and the one that hears their answers (in its queue
+    /// `<ns>.portal`).
+    #[arg(long, env = "HUB_PORTAL_USER", default_value = crate::parties::DEFAULT_PORTAL_USER)]
+    pub portal_user: String,
+
+    /// The issuance desks (comma separated ids): desk `<id>` connects as `desk-<id>`, may send
+    /// only its own desk's commands, and hears its events in its queue `<ns>.desk.<id>`. A desk
+    /// not named here is refused.
+    #[arg(long, env = "HUB_DESKS", value_delimiter = ',')]
+    pub desks: Vec<String>,
+
     /// Per-phone limits against brute force and SMS floods ([`crate::external::sms::worker::PhoneLimits`]).
     #[command(flatten)]
     pub limits: LimitsConfig,
@@ -327,6 +339,8 @@ impl std::fmt::Debug for IntegrationConfig {
             .field("http_addr", &self.http_addr)
             .field("ops_addr", &self.ops_addr)
             .field("seal_key", &self.seal_key.as_ref().map(|_| "***"))
+            .field("portal_user", &self.portal_user)
+            .field("desks", &self.desks)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod external;
 pub mod http;
 pub mod metrics;
+pub mod parties;
 pub mod procedures;
 pub mod registration;
 pub mod registry;

@@ -37,7 +37,7 @@ use crate::registry::{self, Registry};
 use crate::sagas::account::{self, AccountSaga, AccountSettings};
 use crate::sagas::issuance::{self, IssuanceSaga, IssuanceSettings};
 use hub_runtime::app::{Background, HubContext, Plan, Registration};
-use hub_runtime::engine::{Saga, SagaEngine, Service, ServiceRunner};
+use hub_runtime::engine::{Command, Saga, SagaEngine, Service, ServiceRunner};
 use hub_runtime::health::{ExternalSystem, Target};
 use hub_runtime::secrets::Sealer;
 
@@ -50,6 +50,8 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     crate::metrics::portal_metrics();
     let sealer = Arc::new(Sealer::from_config(config.seal_key.as_deref())?);
     let catalogue = Arc::new(Catalogue::embedded()?);
+    let parties = crate::parties::Parties::declare(&config.portal_user, &config.desks, &catalogue)
+        .map_err(|e| anyhow::anyhow!("the parties on the bus: {e}"))?;
     // One key and one set of limits for the cabinet and the SMS worker: they count one phone.
     let limits = PhoneLimits::new(&config.limits, config.seal_key.as_deref());
     let procedures = procedures(config, &catalogue)?;
@@ -73,11 +75,14 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     ];
     registrations.extend(bridges.workers);
     let listener = callback_listener(config, catalogue, bridges.authority_secrets);
+    // The portal's and the desks' queues: the hub declares them, they consume them.
+    let mut foreign_queues = parties.queues();
+    foreign_queues.extend(bridges.foreign_queues);
     Ok(Plan {
         registrations,
-        foreign_queues: bridges.foreign_queues,
+        foreign_queues,
         background: vec![listener, ops_listener(config)],
-        senders: Some(Arc::new(crate::agency::Senders)),
+        senders: Some(Arc::new(crate::parties::Policy::new(parties))),
         migrations: vec![&crate::MIGRATOR],
     })
 }
@@ -379,7 +384,7 @@ fn service_on<S: Service>(
         queue,
         factory: Box::new(move |ctx| {
             Arc::new(ServiceRunner::new(
-                make(ctx),
+                Addressed(make(ctx)),
                 ctx.pool.clone(),
                 ctx.topology.clone(),
                 &ctx.app_id,
@@ -399,13 +404,102 @@ fn saga_on<S: Saga>(
         queue,
         factory: Box::new(move |ctx| {
             Arc::new(SagaEngine::new(
-                make(ctx),
+                Addressed(make(ctx)),
                 ctx.pool.clone(),
                 ctx.topology.clone(),
                 short,
                 &ctx.app_id,
             ))
         }),
+    }
+}
+
+/// A saga or a service whose messages for a party go to that party's own queue
+/// ([`crate::parties::address`]), whatever it sends them from.
+struct Addressed<T>(T);
+
+impl<S: Saga> Saga for Addressed<S> {
+    type State = S::State;
+    type Input = S::Input;
+
+    fn saga_type(&self) -> &'static str {
+        self.0.saga_type()
+    }
+
+    fn read(
+        &self,
+        message: &hub_runtime::broker::Incoming,
+    ) -> Result<(hub_runtime::engine::SagaKey, Self::Input), contracts::Failure> {
+        self.0.read(message)
+    }
+
+    fn transition(
+        &self,
+        state: Option<&Self::State>,
+        input: &Self::Input,
+        ctx: &hub_runtime::engine::StepContext<'_>,
+    ) -> Result<hub_runtime::engine::Step<Self::State>, contracts::Failure> {
+        crate::parties::address_step(self.0.transition(state, input, ctx)?)
+    }
+
+    fn fresh_secret(
+        &self,
+        state: Option<&Self::State>,
+        input: &Self::Input,
+    ) -> Option<hub_runtime::secrets::SecretKind> {
+        self.0.fresh_secret(state, input)
+    }
+
+    fn likely_secret(&self, input: &Self::Input) -> Option<hub_runtime::secrets::SecretKind> {
+        self.0.likely_secret(input)
+    }
+
+    fn state_name(&self, state: &Self::State) -> String {
+        self.0.state_name(state)
+    }
+
+    fn is_terminal(&self, state: &Self::State) -> bool {
+        self.0.is_terminal(state)
+    }
+
+    fn cancel(
+        &self,
+        state: &Self::State,
+        request: &contracts::ops::CancelSaga,
+        ctx: &hub_runtime::engine::StepContext<'_>,
+    ) -> Result<hub_runtime::engine::Step<Self::State>, contracts::Failure> {
+        crate::parties::address_step(self.0.cancel(state, request, ctx)?)
+    }
+}
+
+impl<S: Service> Service for Addressed<S> {
+    type Prepared = S::Prepared;
+
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        message: &'a hub_runtime::broker::Incoming,
+    ) -> futures_util::future::BoxFuture<'a, Result<Self::Prepared, contracts::Failure>> {
+        self.0.prepare(message)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut sqlx::PgConnection,
+        message: &'a hub_runtime::broker::Incoming,
+        prepared: Self::Prepared,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<Command>, contracts::Failure>> {
+        Box::pin(async move {
+            self.0
+                .apply(conn, message, prepared)
+                .await?
+                .into_iter()
+                .map(crate::parties::address)
+                .collect()
+        })
     }
 }
 

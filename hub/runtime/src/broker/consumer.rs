@@ -120,21 +120,33 @@ impl std::fmt::Debug for ConsumerSettings {
     }
 }
 
+/// One delivery as the [`SenderPolicy`] is asked about it: who sent it (as the broker checked
+/// it), what it claims to be, where it wants answers, and its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The sender's broker user (for the hub's own retry and replay copies, the original
+    /// sender); `None` when the message names none.
+    pub sender: Option<&'a str>,
+    /// The hub's own broker user.
+    pub hub_user: &'a str,
+    /// The namespace of the hub's topology (queue names start with it).
+    pub namespace: &'a str,
+    /// The `type` property.
+    pub message_type: &'a str,
+    /// The `reply_to` property: the queue the sender wants answers in.
+    pub reply_to: Option<&'a str>,
+    /// The body, not yet decoded.
+    pub body: &'a [u8],
+}
+
 /// The seam through which a business says who may send what. The consumer asks it about every
 /// message, after the properties are decoded and before any handler (or saga) sees the body; a
 /// refusal is dead-lettered with its reason, which names the sender and why.
 pub trait SenderPolicy: Send + Sync + 'static {
-    /// `Ok` when broker user `sender` (as the broker checked it; `None` when the message names
-    /// none) may send this message of `message_type`. `hub_user` is the hub's own broker user.
+    /// `Ok` when the sender may send this message (and ask for answers where it asks).
     ///
     /// Errors: the refusal, a permanent failure whose reason names who and why.
-    fn authorise(
-        &self,
-        sender: Option<&str>,
-        hub_user: &str,
-        message_type: &str,
-        body: &[u8],
-    ) -> Result<(), Failure>;
+    fn authorise(&self, claim: &Claim<'_>) -> Result<(), Failure>;
 }
 
 /// The runtime's own policy, for a plan that names none: every message must name its sender in
@@ -144,14 +156,8 @@ pub trait SenderPolicy: Send + Sync + 'static {
 pub struct NamedSenders;
 
 impl SenderPolicy for NamedSenders {
-    fn authorise(
-        &self,
-        sender: Option<&str>,
-        _hub_user: &str,
-        message_type: &str,
-        _body: &[u8],
-    ) -> Result<(), Failure> {
-        require_sender(sender, message_type).map(|_| ())
+    fn authorise(&self, claim: &Claim<'_>) -> Result<(), Failure> {
+        require_sender(claim.sender, claim.message_type).map(|_| ())
     }
 }
 
@@ -347,12 +353,15 @@ async fn handle(shared: &Shared, taken: &Taken, facts: &Facts, trace: TraceConte
     metadata.user_id = sender_of(props, &shared.settings.broker_user);
     // An unattributed message, or one its sender may not send, is refused before any handler
     // (or saga) sees it.
-    if let Err(refused) = shared.settings.senders.authorise(
-        metadata.user_id.as_deref(),
-        &shared.settings.broker_user,
-        &metadata.message_type,
+    let claim = Claim {
+        sender: metadata.user_id.as_deref(),
+        hub_user: &shared.settings.broker_user,
+        namespace: shared.topology.namespace().as_str(),
+        message_type: &metadata.message_type,
+        reply_to: metadata.reply_to.as_deref(),
         body,
-    ) {
+    };
+    if let Err(refused) = shared.settings.senders.authorise(&claim) {
         tracing::warn!(reason = %refused.reason, "a message refused for its sender");
         return Handling::Failed(Outcome::Refused, refused);
     }

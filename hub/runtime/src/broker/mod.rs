@@ -15,7 +15,7 @@ pub mod topology;
 
 pub use connection::{Broker, ConnectError, amqp_urls, connect_first};
 pub use consumer::{
-    ConsumerSettings, Handler, Incoming, MAX_BODY_BYTES, NamedSenders, SenderPolicy,
+    Claim, ConsumerSettings, Handler, Incoming, MAX_BODY_BYTES, NamedSenders, SenderPolicy,
     handled_as_duplicate, require_sender, run_consumer,
 };
 pub use inspect::{InspectError, QueueState};

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::broker::Envelope;
 
 /// A message a transition sends. It is published to the bus with the message type as routing
-/// key, or to `reply_to` when it answers a request.
+/// key, to `reply_to` when it answers a request, or to a party's own queue (`to`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
     /// Its type (`name.vN` on the wire).
@@ -16,6 +16,10 @@ pub struct Command {
     pub body: Vec<u8>,
     /// When set, the message goes to this queue through the default exchange (a reply).
     pub reply_to: Option<String>,
+    /// When set (and `reply_to` is not), the message goes to the queue of this short name in the
+    /// hub's namespace through the default exchange: the own queue of the party it is for (a
+    /// desk's, the portal's), so that no other party hears it.
+    pub to: Option<String>,
     /// Nobody waits for an answer to it (a notification SMS sent by a service on a person's
     /// request): it carries no `reply_to`, and its answers are not sent anywhere.
     pub detached: bool,
@@ -32,6 +36,7 @@ impl Command {
             body: contracts::encode(message)
                 .map_err(|e| Failure::permanent(format!("cannot encode {}: {e}", M::TYPE)))?,
             reply_to: None,
+            to: None,
             detached: false,
             user_id: None,
         })
@@ -48,6 +53,13 @@ impl Command {
     /// The same command, sent as broker user `user` (see [`Command::user_id`]).
     pub fn as_user(mut self, user: impl Into<String>) -> Self {
         self.user_id = Some(user.into());
+        self
+    }
+
+    /// The same command, for the party whose own queue has the short name `queue` (see
+    /// [`Command::to`]).
+    pub fn to_party(mut self, queue: impl Into<String>) -> Self {
+        self.to = Some(queue.into());
         self
     }
 
@@ -74,9 +86,10 @@ pub(super) fn outgoing(
         .with_message_id(Uuid::new_v5(&cause.message_id, slot.as_bytes()));
     metadata.correlation_id = cause.correlation_id.clone();
     metadata.user_id.clone_from(&c.user_id);
-    let (exchange, routing_key) = match &c.reply_to {
-        Some(queue) => (String::new(), queue.clone()),
-        None => (topology.bus_exchange(), message_type),
+    let (exchange, routing_key) = match (&c.reply_to, &c.to) {
+        (Some(queue), _) => (String::new(), queue.clone()),
+        (None, Some(party)) => (String::new(), topology.work_queue(party)),
+        (None, None) => (topology.bus_exchange(), message_type),
     };
     Envelope {
         exchange,

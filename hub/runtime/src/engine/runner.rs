@@ -442,7 +442,7 @@ impl<S: Saga> SagaEngine<S> {
         let slot = format!("{}/{slot}", self.saga.saga_type());
         let mut envelope = outgoing(&self.topology, &self.app_id, cause, &slot, c);
         envelope.metadata.correlation_id = Some(saga_id.to_string());
-        if c.reply_to.is_none() && !c.detached {
+        if c.reply_to.is_none() && c.to.is_none() && !c.detached {
             envelope.metadata.reply_to = Some(self.queue.clone());
         }
         if let Some(queue) = to_queue {
