@@ -2,8 +2,6 @@
 //! and MVD checks, and changing the phone with an SMS code, against the hub's own plan, every
 //! simulator, the real RabbitMQ and PostgreSQL. The test is the desk and reads the phones.
 
-use std::sync::Mutex;
-
 use contracts::Message;
 use contracts::account::{
     BlockIdentifier, ChangePhone, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked,
@@ -12,47 +10,23 @@ use contracts::account::{
 };
 use contracts::cabinet::{CabinetOutcome, LogIn};
 use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
-use e2e::harness::Observed;
 use e2e::portal::{DESK, Person, Portal, WAIT, code_in, password_in, phone};
-use e2e::{Observer, wait_until};
+use e2e::wait_until;
 
 /// The desk's side of the account requests: its own observer of `identifier.*` events.
-struct Desk {
-    observer: Observer,
-    seen: Mutex<Vec<Observed>>,
+/// The desk's side: the events the hub sends to the desk's own queue.
+struct Desk<'a> {
+    portal: &'a Portal,
 }
 
-impl Desk {
-    async fn new(portal: &Portal) -> Self {
-        Self {
-            observer: portal
-                .env
-                .observe("desk2", &["identifier.#".to_string()])
-                .await,
-            seen: Mutex::new(Vec::new()),
-        }
+impl<'a> Desk<'a> {
+    async fn new(portal: &'a Portal) -> Self {
+        Self { portal }
     }
 
     /// Waits for an event of type `M` about application `number`.
     async fn event<M: Message>(&self, number: &str) -> M {
-        let wanted = M::TYPE.to_string();
-        let observed = wait_until(
-            WAIT,
-            &format!("{wanted} for application {number}"),
-            || async {
-                while let Some(m) = self.observer.get().await {
-                    self.seen.lock().expect("lock").push(m);
-                }
-                let seen = self.seen.lock().expect("lock");
-                seen.iter()
-                    .find(|m| {
-                        m.metadata.message_type == wanted && m.body["application_number"] == number
-                    })
-                    .cloned()
-            },
-        )
-        .await;
-        serde_json::from_value(observed.body).expect("event body")
+        self.portal.event::<M>(number).await
     }
 
     async fn rejected(&self, number: &str) -> RequestRejected {

@@ -424,7 +424,9 @@ async fn a_desk_publishing_in_another_desks_name_unnamed_or_as_the_hub_is_dead_l
         .await;
     assert_eq!(letters[0].message_id, Some(sms_meta.message_id));
     assert!(
-        letters[0].error.contains("hub's own message type")
+        letters[0]
+            .error
+            .contains("may not send sms.send.v1: the hub only sends it")
             && letters[0].error.contains(&format!("{:?}", a.user)),
         "{}",
         letters[0].error

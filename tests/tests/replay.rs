@@ -398,7 +398,15 @@ async fn a_signed_eds_challenge_answers_once_even_when_two_copies_race() {
 
     // Two copies of one login, sent together as two messages: one logs in, the other is a
     // replay, whichever the hub takes first.
-    let replies = portal.env.observe("eds-race-replies", &[]).await;
+    // The portal asks for answers in its own queue (the only one it may name).
+    let replies = e2e::Observer::attach(
+        &portal.env,
+        portal
+            .env
+            .topology(vec![])
+            .work_queue(hub_portal::parties::PORTAL_QUEUE),
+    )
+    .await;
     let login = LogInByEds {
         proof: proof(&portal, &id).await,
     };

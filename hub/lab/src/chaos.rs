@@ -171,6 +171,8 @@ pub async fn run(config: &HubConfig, settings: &Settings) -> anyhow::Result<Repo
     let (rabbit, postgres) = tokio::try_join!(servers::PrivateRabbit::start(), async {
         servers::PrivatePostgres::start().await
     })?;
+    // The parties the run plays log in to the private node as to the local broker.
+    rabbit.add_party_users()?;
     let rabbit = Arc::new(tokio::sync::Mutex::new(rabbit));
     let postgres = Arc::new(tokio::sync::Mutex::new(postgres));
     let config = HubConfig {

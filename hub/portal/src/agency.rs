@@ -40,6 +40,12 @@ pub fn desk_permissions(desk_id: &str) -> [String; 3] {
     least_permissions(&desk_queue(desk_id))
 }
 
+/// The permission patterns of the portal's broker user: the bus, and its own queue
+/// `<ns>.portal`.
+pub fn portal_permissions() -> [String; 3] {
+    least_permissions(crate::parties::PORTAL_QUEUE)
+}
+
 /// The short name of the queue a desk may read its events from.
 pub fn desk_queue(desk_id: &str) -> String {
     format!("desk.{desk_id}")
@@ -93,11 +99,7 @@ pub fn desk_rabbitmqctl_commands(desk_ids: &[String], vhost: &str) -> Vec<Vec<St
 /// The `rabbitmqctl` commands that create the portal's user `portal_user`: write the bus, read
 /// its own queue `<ns>.portal`, configure nothing.
 pub fn portal_rabbitmqctl_commands(portal_user: &str, vhost: &str) -> Vec<Vec<String>> {
-    user_commands(
-        portal_user,
-        least_permissions(crate::parties::PORTAL_QUEUE),
-        vhost,
-    )
+    user_commands(portal_user, portal_permissions(), vhost)
 }
 
 /// Creates (or updates) the portal's broker user on the local RabbitMQ, as
@@ -107,12 +109,7 @@ pub fn ensure_portal_user_with_rabbitmqctl(
     password: &str,
     vhost: &str,
 ) -> anyhow::Result<()> {
-    ensure_broker_user(
-        portal_user,
-        password,
-        least_permissions(crate::parties::PORTAL_QUEUE),
-        vhost,
-    )
+    ensure_broker_user(portal_user, password, portal_permissions(), vhost)
 }
 
 /// The `rabbitmqctl` commands that create every queue authority's user with its permissions;

@@ -87,6 +87,51 @@ impl PrivateRabbit {
         Ok(node)
     }
 
+    /// Adds the broker users of the parties the lab plays (the portal and the lab's desks) on
+    /// this node, with [`crate::parties::PARTY_PASSWORD`] and their least permissions, so that
+    /// they log in here as on the local broker (`rabbitmqctl -n <node>`).
+    pub fn add_party_users(&self) -> anyhow::Result<()> {
+        use hub_portal::agency;
+        let mut users = vec![(
+            hub_portal::parties::DEFAULT_PORTAL_USER.to_owned(),
+            agency::portal_permissions(),
+        )];
+        users.extend(
+            crate::stage::LAB_DESKS
+                .iter()
+                .map(|d| (agency::desk_user(d), agency::desk_permissions(d))),
+        );
+        for (user, [configure, write, read]) in users {
+            for args in [
+                vec!["add_user", &user, crate::parties::PARTY_PASSWORD],
+                vec![
+                    "set_permissions",
+                    "-p",
+                    "/",
+                    &user,
+                    &configure,
+                    &write,
+                    &read,
+                ],
+            ] {
+                let out = Command::new("rabbitmqctl")
+                    .arg("-n")
+                    .arg(&self.node)
+                    .args(&args)
+                    .output()
+                    .context("cannot run rabbitmqctl (it comes with RabbitMQ)")?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "rabbitmqctl -n {} {} failed: {}",
+                    self.node,
+                    args[0],
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The node's AMQP URL.
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
