@@ -114,7 +114,9 @@ impl PrivateRabbit {
                     &read,
                 ],
             ] {
-                let out = Command::new("rabbitmqctl")
+                // The CLI beside the node's own script: it runs as this user, with this user's
+                // Erlang cookie, as the node does (the packaged wrapper would switch users).
+                let out = Command::new(Self::cli())
                     .arg("-n")
                     .arg(&self.node)
                     .args(&args)
@@ -146,6 +148,15 @@ impl PrivateRabbit {
             return debian.into();
         }
         "rabbitmq-server".into()
+    }
+
+    fn cli() -> PathBuf {
+        let beside = Self::script().with_file_name("rabbitmqctl");
+        if beside.exists() {
+            beside
+        } else {
+            "rabbitmqctl".into()
+        }
     }
 
     async fn boot(&mut self) -> anyhow::Result<()> {
