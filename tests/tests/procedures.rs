@@ -368,3 +368,104 @@ async fn an_application_past_its_term_raises_the_overdue_event() {
     );
     portal.stop().await;
 }
+
+/// A create-invoice command that reached ERIP from one hub process is handled again by another:
+/// the first was killed after ERIP registered the invoice and before its own commit (or its call
+/// timed out and the retry went to the other), as in the chaos run. Each process has a callback
+/// URL of its own, which goes to ERIP as the invoice's `notify_url`, and ERIP compares the whole
+/// request under the `Idempotency-Key`: the second process must send the request the first
+/// sent, and so gets ERIP's first answer rather than `409 idempotency_conflict` (a dead letter,
+/// and an application whose invoice the hub never learns of).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_command_handled_again_by_another_hub_process_gets_erips_first_answer() {
+    use adapters::erip::EripClient;
+    use contracts::procedure::CreateInvoice;
+    use hub_portal::external::erip::worker::{self as erip_worker, EripOutcome, EripWorker};
+    use hub_runtime::broker::{Handler, Incoming};
+    use hub_runtime::engine::{Service, ServiceRunner};
+
+    let env = e2e::TestEnv::new().await;
+    let token = tokio_util::sync::CancellationToken::new();
+    let sims = simulators::start(
+        simulators::SimConfig {
+            only: Some(vec![SimKind::Erip]),
+            ..simulators::SimConfig::ephemeral()
+        },
+        token.clone(),
+    )
+    .await
+    .expect("the ERIP simulator starts");
+    let erip_url = sims.erip.clone().expect("ERIP's URL");
+    let client = EripClient::new(erip_url.clone(), Duration::from_secs(2)).expect("a client");
+    // Two hub processes, each told to give ERIP its own callback listener.
+    let notify =
+        |host: &str| url::Url::parse(&format!("http://{host}/callbacks/erip")).expect("URL");
+    let first = EripWorker::new(client.clone(), env.pool.clone(), Some(notify("hub-0:8090")));
+    let second = EripWorker::new(client, env.pool.clone(), Some(notify("hub-1:8090")));
+
+    let order_number = "202612070000000000000000000409".to_owned();
+    let command = CreateInvoice {
+        order_number: order_number.clone(),
+        amount_kopecks: 2100,
+        description: "5.13 Duplicate civil-status certificate".into(),
+        expires_at: chrono::Utc::now() + chrono::TimeDelta::hours(1),
+    };
+    let topology = env.topology(vec![erip_worker::queue_spec()]);
+    let incoming = Incoming {
+        metadata: Metadata::new(CreateInvoice::TYPE.to_string(), "hub")
+            .with_correlation_id(Uuid::new_v4().to_string()),
+        body: contracts::encode(&command).expect("JSON"),
+        queue: topology.work_queue(erip_worker::QUEUE),
+        exchange: topology.bus_exchange(),
+        routing_key: CreateInvoice::TYPE.to_string(),
+        previous_failures: 0,
+    };
+
+    // The first process calls ERIP, which registers the invoice; the process dies before its
+    // transaction, so nothing of its handling is committed and the command is not acknowledged.
+    let invoice_id = match first.prepare(&incoming).await {
+        Ok(EripOutcome::Created { invoice_id, .. }) => invoice_id,
+        other => panic!("the first process registers the invoice: {other:?}"),
+    };
+    // The broker hands the command to the other process, which handles it whole.
+    let runner = ServiceRunner::new(
+        second,
+        env.pool.clone(),
+        std::sync::Arc::new(topology),
+        "hub",
+    );
+    runner
+        .handle(&incoming)
+        .await
+        .expect("the second process gets ERIP's first answer, not a conflict");
+
+    let recorded: String =
+        sqlx::query_scalar("SELECT invoice_id FROM erip_invoices WHERE order_number = $1")
+            .bind(&order_number)
+            .fetch_one(&env.pool)
+            .await
+            .expect("the invoice recorded");
+    assert_eq!(recorded, invoice_id);
+    // ERIP holds one invoice, which notifies the process that registered it.
+    let mut list = erip_url.join("sim/invoices").expect("URL");
+    list.query_pairs_mut()
+        .append_pair("account_number", &order_number);
+    let invoices: serde_json::Value = reqwest::get(list)
+        .await
+        .expect("ERIP answers")
+        .json()
+        .await
+        .expect("JSON");
+    let invoices = invoices["invoices"].as_array().expect("a list");
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0]["notify_url"], notify("hub-0:8090").as_str());
+    // Answered: nothing of the request is kept for another attempt.
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM request_callbacks")
+        .fetch_one(&env.pool)
+        .await
+        .expect("request_callbacks");
+    assert_eq!(kept, 0);
+
+    token.cancel();
+    sims.stopped().await;
+}

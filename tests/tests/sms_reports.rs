@@ -189,3 +189,114 @@ async fn an_unknown_message_id_is_answered_as_a_known_one() {
     );
     portal.stop().await;
 }
+
+/// An SMS command that reached the operator from one hub process is handled again by another
+/// (the first was killed after the operator took the SMS and before its own commit, or its call
+/// timed out and the retry went to the other). Each process has a callback URL of its own, which
+/// the SMS carries for its delivery report, and the operator compares the whole request under
+/// the `Idempotency-Key`: the second process must send the request the first sent, and so gets
+/// the operator's first answer (the SMS recorded as sent, once) rather than
+/// `409 idempotency_conflict`, which the worker would take as a refusal of the SMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_command_handled_again_by_another_hub_process_gets_the_first_answer() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use adapters::sms::{SmsClient, SmsConfig};
+    use contracts::person::Operator;
+    use contracts::sms::{SendSms, SmsPurpose};
+    use contracts::{Message, Metadata};
+    use hub_portal::config::LimitsConfig;
+    use hub_portal::external::sms::worker::{
+        self as sms_worker, PhoneLimits, SmsOutcome, SmsWorker,
+    };
+    use hub_runtime::broker::{Handler, Incoming};
+    use hub_runtime::engine::{Service, ServiceRunner};
+    use hub_runtime::secrets::Sealer;
+    use simulators::{SimConfig, SimKind};
+
+    let env = e2e::TestEnv::new().await;
+    let token = tokio_util::sync::CancellationToken::new();
+    let sims = simulators::start(
+        SimConfig {
+            only: Some(vec![SimKind::A1]),
+            ..SimConfig::ephemeral()
+        },
+        token.clone(),
+    )
+    .await
+    .expect("the A1 simulator starts");
+    let a1 = sims.a1.clone().expect("A1's URL");
+    let client = SmsClient::new(SmsConfig {
+        operators: HashMap::from([(Operator::A1, a1.clone())]),
+        sender: "E-SERVICES".into(),
+        timeout: Duration::from_secs(2),
+    })
+    .expect("a client");
+    let sealer = Arc::new(
+        Sealer::from_config(Some("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+            .expect("a key"),
+    );
+    let limits = PhoneLimits::new(&LimitsConfig::default(), None);
+    // Two hub processes, each with its own callback listener (nothing listens there: the
+    // reports are not what is tested).
+    let process = |port: u16| {
+        let callback = url::Url::parse(&format!("http://127.0.0.1:{port}/")).expect("URL");
+        SmsWorker::new(
+            client.clone(),
+            sealer.clone(),
+            env.pool.clone(),
+            Some(callback),
+            limits.clone(),
+        )
+    };
+    let (first, second) = (process(1), process(2));
+
+    let to = phone(409);
+    let send = SendSms {
+        to: to.clone(),
+        operator: Some(Operator::A1),
+        purpose: SmsPurpose::Notice,
+        text: sealer
+            .seal(&mut rand::rng(), "Your application is registered")
+            .expect("sealed"),
+    };
+    let topology = env.topology(vec![sms_worker::queue_spec()]);
+    let mut metadata = Metadata::new(SendSms::TYPE.to_string(), "hub")
+        .with_correlation_id(uuid::Uuid::new_v4().to_string());
+    metadata.reply_to = Some("a-saga-queue".into());
+    let incoming = Incoming {
+        metadata,
+        body: contracts::encode(&send).expect("JSON"),
+        queue: topology.work_queue(sms_worker::QUEUE),
+        exchange: topology.bus_exchange(),
+        routing_key: SendSms::TYPE.to_string(),
+        previous_failures: 0,
+    };
+
+    // The first process has the operator take the SMS, and dies before its transaction.
+    let provider_message_id = match first.prepare(&incoming).await {
+        Ok(SmsOutcome::Sent(sent, _)) => sent.provider_message_id,
+        other => panic!("the first process sends the SMS: {other:?}"),
+    };
+    // The broker hands the command to the other process, which handles it whole.
+    let runner = ServiceRunner::new(second, env.pool.clone(), Arc::new(topology), "hub");
+    runner.handle(&incoming).await.expect("handled");
+
+    // Recorded as sent, under the operator's first answer (after a conflict it would be
+    // answered "not sent", refused, although the phone gets it).
+    let recorded: Vec<String> = sqlx::query_scalar("SELECT provider_message_id FROM sms_messages")
+        .fetch_all(&env.pool)
+        .await
+        .expect("sms_messages");
+    assert_eq!(recorded, [provider_message_id]);
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM request_callbacks")
+        .fetch_one(&env.pool)
+        .await
+        .expect("request_callbacks");
+    assert_eq!(kept, 0);
+
+    token.cancel();
+    sims.stopped().await;
+}

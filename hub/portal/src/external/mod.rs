@@ -65,3 +65,60 @@ pub(crate) struct CallbackState {
     /// Secrets, queues and users the callbacks need.
     pub(crate) callbacks: Arc<Callbacks>,
 }
+
+/// The callback URL the request `request_id` (a command's message id, its `Idempotency-Key`)
+/// goes out with: the one it first went out with, from whichever hub process, else `ours`,
+/// recorded now as the first.
+///
+/// Each hub process has a callback URL of its own (`HUB_CALLBACK_URL`: its own listener, a
+/// replica's own address), and ERIP's invoice and the operators' SMS carry it in their body,
+/// which the system compares under one key. A command redelivered to another process (the first
+/// was killed after its call and before its commit, or its call timed out and the retry went to
+/// the other) must send the very request the first one sent, else it is refused as a conflict
+/// (`409 idempotency_conflict`) and the command is lost. Called before the call, outside any
+/// transaction; [`release_callback`] forgets it in the transaction that records the answer.
+///
+/// Errors: the database, as [`db_failure`](hub_runtime::engine::db_failure) classifies it.
+pub(crate) async fn first_callback(
+    pool: &PgPool,
+    request_id: uuid::Uuid,
+    ours: Option<&url::Url>,
+) -> Result<Option<url::Url>, contracts::Failure> {
+    // `DO UPDATE` (a no-op) rather than `DO NOTHING`, so that the row is returned either way
+    // and a concurrent first attempt is waited for rather than missed.
+    let stored: Option<String> = sqlx::query_scalar(
+        "INSERT INTO request_callbacks (request_id, callback_url) VALUES ($1, $2)
+         ON CONFLICT (request_id) DO UPDATE SET callback_url = request_callbacks.callback_url
+         RETURNING callback_url",
+    )
+    .bind(request_id)
+    .bind(ours.map(url::Url::as_str))
+    .fetch_one(pool)
+    .await
+    .map_err(|e| hub_runtime::engine::db_failure(&e))?;
+    stored
+        .map(|raw| {
+            url::Url::parse(&raw).map_err(|e| {
+                contracts::Failure::permanent(format!(
+                    "the callback URL stored for request {request_id} does not parse: {e}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Forgets the callback URL of the request `request_id` once its answer is recorded: in the
+/// transaction that records it, after which the command is in the inbox and never sent again.
+///
+/// Errors: the database, as [`db_failure`](hub_runtime::engine::db_failure) classifies it.
+pub(crate) async fn release_callback(
+    conn: &mut sqlx::PgConnection,
+    request_id: uuid::Uuid,
+) -> Result<(), contracts::Failure> {
+    sqlx::query("DELETE FROM request_callbacks WHERE request_id = $1")
+        .bind(request_id)
+        .execute(conn)
+        .await
+        .map_err(|e| hub_runtime::engine::db_failure(&e))?;
+    Ok(())
+}

@@ -1,6 +1,10 @@
 //! The ERIP worker: creates and cancels invoices for the procedure saga. Invoices are keyed by
 //! the saga's order number; the worker keeps ERIP's invoice id beside it so that a cancellation
 //! (which ERIP takes by invoice id) can be made from the order number alone.
+//!
+//! The invoice's `notify_url` is this process's callback, but a command that another process
+//! already sent to ERIP goes again with that process's URL ([`first_callback`]): ERIP compares
+//! the whole request under its `Idempotency-Key`.
 
 use adapters::Failure;
 use adapters::erip::{EripClient, NewInvoice};
@@ -14,6 +18,8 @@ use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
 use hub_runtime::metrics::external_call;
+
+use crate::external::{first_callback, release_callback};
 
 /// The worker's queue (short name).
 pub const QUEUE: &str = "adapter.erip";
@@ -38,7 +44,8 @@ pub struct EripWorker {
 }
 
 impl EripWorker {
-    /// A worker; ERIP is told to notify `notify_url` (the hub's callback).
+    /// A worker; ERIP is told to notify `notify_url` (this process's callback), unless the
+    /// command first went out from another process, with its own.
     pub fn new(client: EripClient, pool: PgPool, notify_url: Option<Url>) -> Self {
         Self {
             client,
@@ -78,12 +85,20 @@ impl Service for EripWorker {
                 .with_traceparent(message.metadata.traceparent.as_deref());
             if CreateInvoice::TYPE.matches(t) {
                 let c: CreateInvoice = decode(t, &message.body)?;
+                // The notify URL is in the body ERIP compares under the key: the one this
+                // command first went out with, whichever process sent it.
+                let notify_url = first_callback(
+                    &self.pool,
+                    message.metadata.message_id,
+                    self.notify_url.as_ref(),
+                )
+                .await?;
                 let invoice = NewInvoice {
                     account_number: c.order_number.clone(),
                     amount_kopecks: c.amount_kopecks,
                     description: c.description.clone(),
                     expires_at: c.expires_at,
-                    notify_url: self.notify_url.clone(),
+                    notify_url,
                 };
                 let created = client.create_invoice(message.metadata.message_id, &invoice);
                 let invoice = external_call("erip", "create_invoice", created).await?;
@@ -147,6 +162,7 @@ impl Service for EripWorker {
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| db_failure(&e))?;
+                    release_callback(conn, message.metadata.message_id).await?;
                     Ok(vec![Command::new(&InvoiceCreated { invoice_id })?])
                 }
                 EripOutcome::Cancelled => Ok(vec![]),

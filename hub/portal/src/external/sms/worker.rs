@@ -36,6 +36,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::config::LimitsConfig;
+use crate::external::{first_callback, release_callback};
 use crate::metrics::portal_metrics;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
@@ -530,6 +531,11 @@ impl Service for SmsWorker {
                     .callback_base
                     .as_ref()
                     .and_then(|b| b.join(&format!("callbacks/sms/{operator}")).ok());
+                // The callback URL is in the body the operator compares under the key: the
+                // one this command first went out with, whichever process sent it.
+                let callback =
+                    first_callback(&self.pool, message.metadata.message_id, callback.as_ref())
+                        .await?;
                 let sent = client.send(
                     message.metadata.message_id,
                     operator,
@@ -580,6 +586,10 @@ impl Service for SmsWorker {
         Box::pin(async move {
             // Nobody asked for an answer (a detached notification): record, answer nobody.
             let answer_wanted = message.metadata.reply_to.is_some();
+            if SendSms::TYPE.matches(&message.metadata.message_type) {
+                // Answered (sent, refused or held back): never sent again.
+                release_callback(conn, message.metadata.message_id).await?;
+            }
             let answers = vec![match outcome {
                 SmsOutcome::WrongCode(phone) => {
                     // Counted in the inbox transaction: once per message, however redelivered.
