@@ -1147,6 +1147,7 @@ fn process_env(
         ("HUB_PHONE_CODE_TTL", ms(i.phone_code_ttl)),
         ("HUB_PHONE_CODE_ATTEMPTS", i.phone_code_attempts.to_string()),
         ("HUB_TEMP_PASSWORD_TTL", ms(i.temp_password_ttl)),
+        ("HUB_SESSION_TTL", ms(i.session_ttl)),
         ("HUB_ERIP_URL", i.erip_url.to_string()),
         ("HUB_ERIP_SECRET", i.erip_secret.clone()),
         ("HUB_PAYMENT_TTL", ms(i.payment_ttl)),
