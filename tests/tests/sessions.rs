@@ -7,7 +7,8 @@
 use contracts::cabinet::{BlockSelf, CabinetOutcome, ChangePassword, LogOut, SessionToken};
 use contracts::procedure::{
     ApplicationAccepted, ApplicationRejected, ApplicationWithdrawn, AttachReceipt,
-    ProcedureRejectReason, SubmitApplication, WithdrawApplication,
+    ComplaintRejectReason, ComplaintRejected, ProcedureRejectReason, SubmitApplication,
+    SubmitComplaint, WithdrawApplication,
 };
 use contracts::{Message, MessageType};
 use e2e::portal::{Portal, STATIC_PASSWORD, WAIT, plain};
@@ -284,6 +285,16 @@ async fn expired_logged_out_changed_and_blocked_sessions_are_refused_without_dea
     assert_eq!(moved, 1);
     let (_, answer) = apply(&portal, PAID, &first).await;
     session_refused(answer, "an expired session");
+    // A complaint with it is refused in the complaints' own event.
+    let complaint = SubmitComplaint {
+        complaint_id: Uuid::new_v4(),
+        application_id: Uuid::new_v4(),
+        session_token: first.clone(),
+        text: "unfair".into(),
+    };
+    portal.env.send(&complaint).await;
+    let refused: ComplaintRejected = portal.event(&complaint.complaint_id.to_string()).await;
+    assert_eq!(refused.reason, ComplaintRejectReason::SessionInvalid);
 
     // Logged out: the logout answers `ok`, and the session is gone.
     let out = portal
