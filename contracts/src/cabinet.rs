@@ -82,14 +82,58 @@ impl Message for BlockSelf {
     const TYPE: MessageType = MessageType::new("cabinet.block", 1);
 }
 
+/// `cabinet.logout.v1`: ends the session (the portal's "log out"). Answered `ok` whether or not
+/// the session was still open.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOut {
+    /// The session to end.
+    pub session_token: SessionToken,
+}
+masked_debug!(LogOut, "LogOut");
+impl Message for LogOut {
+    const TYPE: MessageType = MessageType::new("cabinet.logout", 1);
+}
+
+/// A session token: what a successful login answers, and what the portal then sends with every
+/// application, withdrawal, receipt and complaint of that person. 256 random bits from the
+/// operating system's CSPRNG, base64url without padding (43 characters); the hub keeps only its
+/// SHA-256. Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionToken(pub String);
+
+impl SessionToken {
+    /// The token's text, as the portal sends it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(..)")
+    }
+}
+
+impl From<String> for SessionToken {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 /// What the portal must show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CabinetOutcome {
-    /// Done: logged in (with the assurance level), password changed, account blocked.
+    /// Done: logged in (with the assurance level and the session), password changed, account
+    /// blocked, logged out.
     Ok {
         /// `substantial` for the unique identifier (DOMAIN.md).
         assurance_level: String,
+        /// The new session, on a login (password, e-mail or EDS) and an EDS registration;
+        /// absent on every other answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_token: Option<SessionToken>,
     },
     /// The password is the temporary one: it must be replaced before anything else.
     MustChangePassword,

@@ -64,6 +64,14 @@ pub const SECRET_FIELDS: &[(MessageType, &[&str])] = &[
     (registration::RegisterByEmail::TYPE, &["password"]),
     (registration::ActivateEmail::TYPE, &["token"]),
     (registration::LogInByEmail::TYPE, &["password"]),
+    // Sessions: the token a login answers, and every request that carries it.
+    (cabinet::CabinetReply::TYPE, &["session_token"]),
+    (cabinet::LogOut::TYPE, &["session_token"]),
+    (procedure::SubmitApplication::TYPE, &["session_token"]),
+    (procedure::WithdrawApplication::TYPE, &["session_token"]),
+    (procedure::AttachReceipt::TYPE, &["session_token"]),
+    (procedure::SubmitComplaint::TYPE, &["session_token"]),
+    (procedure::WithdrawComplaint::TYPE, &["session_token"]),
 ];
 
 /// The message types of [`SECRET_FIELDS`]: the hub never keeps such a body in a dead letter as

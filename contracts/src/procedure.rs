@@ -21,6 +21,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cabinet::SessionToken;
 use crate::{FieldError, Message, MessageType};
 
 /// How strongly the person was identified at login (DOMAIN.md: e-mail `basic`, unique
@@ -36,7 +37,9 @@ pub enum AssuranceLevel {
     High,
 }
 
-/// The applicant as the portal knows them from the current login.
+/// The applicant as the hub knows them from the session: the identifier and the assurance
+/// level of the login that opened it. Never taken from a portal's message (the portal sends
+/// the session token); the hub's session gate puts it in the internal messages it forwards.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applicant {
     /// The account's identifier.
@@ -53,15 +56,16 @@ impl std::fmt::Debug for Applicant {
     }
 }
 
-/// `procedure.submit.v1`: an electronic application.
+/// `procedure.submit.v1`: an electronic application. The applicant and the assurance level are
+/// the session's (an `applicant` field, as earlier versions of this body had, is ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmitApplication {
     /// The portal's id of the application (its business key).
     pub application_id: Uuid,
     /// The procedure's code in the catalogue (`1.1.5`).
     pub procedure_code: String,
-    /// Who applies.
-    pub applicant: Applicant,
+    /// The session of the person who applies (from their login).
+    pub session_token: SessionToken,
     /// The form, field name -> value.
     pub form: serde_json::Map<String, serde_json::Value>,
     /// References to attachments kept by the portal.
@@ -73,22 +77,27 @@ impl Message for SubmitApplication {
     const TYPE: MessageType = MessageType::new("procedure.submit", 1);
 }
 
-/// `procedure.withdraw.v1`: the person withdraws the application.
+/// `procedure.withdraw.v1`: the person withdraws the application (only its applicant may).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WithdrawApplication {
     /// The application.
     pub application_id: Uuid,
+    /// The session of the person who withdraws.
+    pub session_token: SessionToken,
 }
 
 impl Message for WithdrawApplication {
     const TYPE: MessageType = MessageType::new("procedure.withdraw", 1);
 }
 
-/// `procedure.attach_receipt.v1`: the person attaches the electronic receipt of the payment.
+/// `procedure.attach_receipt.v1`: the person attaches the electronic receipt of the payment
+/// (only the application's applicant may).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachReceipt {
     /// The application.
     pub application_id: Uuid,
+    /// The session of the person who attaches it.
+    pub session_token: SessionToken,
     /// The ERIP operation number on the receipt.
     pub operation_id: String,
     /// The amount on the receipt, kopecks.
@@ -245,6 +254,12 @@ pub enum ProcedureRejectReason {
     PaymentExpired,
     /// The withdrawal came after the decision.
     AlreadyDecided,
+    /// The request's session is unknown, expired or ended (logged out, password changed,
+    /// identifier blocked): log in again. Nothing about the application changed.
+    SessionInvalid,
+    /// A withdrawal or a receipt from someone other than the applicant: refused, nothing
+    /// changed.
+    NotTheApplicant,
 }
 
 /// `procedure.rejected.v1`: the application (or a request about it) is refused.
@@ -483,15 +498,17 @@ pub fn is_order_number(s: &str) -> bool {
 // portal -> complaint.withdraw.v1 -> hub -> authority.complaint_withdrawal.v1 -> authority
 // authority -> authority.complaint_withdrawal_answered.v1 -> hub -> complaint.withdrawn.v1
 
-/// `complaint.submit.v1`: the applicant appeals the decision on an application.
+/// `complaint.submit.v1`: the applicant appeals the decision on an application. Who complains
+/// is the session's identifier (an `applicant_identifier` field, as earlier versions of this
+/// body had, is ignored); it must be the application's applicant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmitComplaint {
     /// The portal's id of the complaint (its business key).
     pub complaint_id: Uuid,
     /// The application whose decision is appealed.
     pub application_id: Uuid,
-    /// Who complains; must be the application's applicant.
-    pub applicant_identifier: String,
+    /// The session of the person who complains.
+    pub session_token: SessionToken,
     /// The complaint.
     pub text: String,
 }
@@ -500,11 +517,13 @@ impl Message for SubmitComplaint {
     const TYPE: MessageType = MessageType::new("complaint.submit", 1);
 }
 
-/// `complaint.withdraw.v1`: the applicant withdraws the complaint.
+/// `complaint.withdraw.v1`: the applicant withdraws the complaint (only the complainant may).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WithdrawComplaint {
     /// The complaint.
     pub complaint_id: Uuid,
+    /// The session of the person who withdraws it.
+    pub session_token: SessionToken,
 }
 
 impl Message for WithdrawComplaint {
@@ -576,6 +595,8 @@ pub enum ComplaintRejectReason {
     NotTheApplicant,
     /// The withdrawal came after the decision on the complaint.
     AlreadyDecided,
+    /// The request's session is unknown, expired or ended: log in again. Nothing changed.
+    SessionInvalid,
 }
 
 /// `complaint.rejected.v1`: the complaint (or its withdrawal) is refused.

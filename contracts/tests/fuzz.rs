@@ -160,8 +160,10 @@ every_type! {
         "identifier": "3270287A012PB2", "code": "493817", "new_password": "Secret-42",
     })],
     cabinet::BlockSelf => [json!({"identifier": "3270287A012PB2", "password": "Secret-42"})],
+    cabinet::LogOut => [json!({"session_token": "tok-1"})],
     cabinet::CabinetReply => [
         json!({"outcome": "ok", "assurance_level": "substantial"}),
+        json!({"outcome": "ok", "assurance_level": "high", "session_token": "tok-1"}),
         json!({"outcome": "must_change_password"}),
         json!({"outcome": "locked_out", "until": AT}),
         json!({"outcome": "weak_password", "problems": ["too short", "no digit"]}),
@@ -214,12 +216,12 @@ every_type! {
     procedure::SubmitApplication => [json!({
         "application_id": UUID,
         "procedure_code": "1.1.5",
-        "applicant": {"identifier": "3270287A012PB2", "assurance_level": "substantial"},
+        "session_token": "q3Jx0Wm6oVt1b1tVZ2p0f0sSb3QkqB9fQm3P4x7JdE8",
         "form": {"address": "Minsk", "children": [{"name": "A", "age": 3}], "paid": true, "rooms": 2, "note": null},
         "attachments": ["att-1"],
     })],
-    procedure::WithdrawApplication => [json!({"application_id": UUID})],
-    procedure::AttachReceipt => [json!({"application_id": UUID, "operation_id": "op-1", "amount_kopecks": 2750})],
+    procedure::WithdrawApplication => [json!({"application_id": UUID, "session_token": "tok-1"})],
+    procedure::AttachReceipt => [json!({"application_id": UUID, "session_token": "tok-1", "operation_id": "op-1", "amount_kopecks": 2750})],
     procedure::ReceiptChecked => [json!({"application_id": UUID, "matches": false, "problem": "amount differs"})],
     procedure::ApplicationAccepted => [json!({
         "application_id": UUID,
@@ -274,9 +276,9 @@ every_type! {
         "order_number": "123456789012345678901234567897", "event": "paid", "amount_kopecks": 2750, "operation_id": "op-1",
     })],
     procedure::SubmitComplaint => [json!({
-        "complaint_id": UUID, "application_id": UUID, "applicant_identifier": "3270287A012PB2", "text": "unfair",
+        "complaint_id": UUID, "application_id": UUID, "session_token": "tok-1", "text": "unfair",
     })],
-    procedure::WithdrawComplaint => [json!({"complaint_id": UUID})],
+    procedure::WithdrawComplaint => [json!({"complaint_id": UUID, "session_token": "tok-1"})],
     procedure::ComplaintAccepted => [json!({"complaint_id": UUID, "application_id": UUID, "authority": "tax"})],
     procedure::ComplaintDecided => [json!({
         "complaint_id": UUID, "verdict": "upheld", "document": "Decision 2", "decided_at": AT,
@@ -995,7 +997,7 @@ fn a_number_in_a_form_survives_the_hub_exactly() {
         let body = replace_node(
             &json!({
                 "application_id": UUID, "procedure_code": "1.1.5",
-                "applicant": {"identifier": "3270287A012PB2", "assurance_level": "high"},
+                "session_token": "tok-1",
                 "form": {"n": 0}, "attachments": [],
             }),
             &[Step::Key("form".into()), Step::Key("n".into())],

@@ -37,6 +37,10 @@ const NOT_SECRET: [(&str, &str, &str); 5] = [
     ),
 ];
 
+/// Types whose fields are flattened into a message type's body (`#[serde(flatten)]`): their
+/// fields count as that message type's.
+const FLATTENED: [(&str, &str); 1] = [("CabinetOutcome", "CabinetReply")];
+
 /// A field of a struct or enum variant in the sources.
 struct Field {
     owner: String,
@@ -54,6 +58,10 @@ fn is_test_module(attrs: &[syn::Attribute]) -> bool {
 }
 
 fn named(owner: &str, fields: &syn::Fields, out: &mut Vec<Field>) {
+    let owner = FLATTENED
+        .iter()
+        .find(|(inner, _)| *inner == owner)
+        .map_or(owner, |(_, outer)| outer);
     for f in fields {
         if let Some(ident) = &f.ident {
             let ty = &f.ty;

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use contracts::Metadata;
-use contracts::procedure::{Applicant, AssuranceLevel, SubmitApplication, SubmitComplaint};
+use contracts::procedure::{Applicant, AssuranceLevel};
 use hub_lab::sandbox::{Sandbox, Servers};
 use hub_portal::procedures::calendar::Calendar;
 use hub_portal::procedures::catalogue::Catalogue;
 use hub_portal::procedures::complaint::{ComplaintInput, ComplaintSaga};
 use hub_portal::procedures::saga::{Input, ProcedureSaga, ProcedureSettings};
+use hub_portal::sessions::{StartApplication, StartComplaint};
 use hub_runtime::engine::{Saga, Step, StepContext};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -184,11 +185,11 @@ fn ctx(meta: &Metadata) -> StepContext<'_> {
 async fn awaiting_payment(db: &Db, minutes_ago: i64) -> (Uuid, String) {
     let saga = procedures(&db.namespace);
     let application_id = Uuid::new_v4();
-    let meta = Metadata::new("procedure.submit.v1", "portal");
+    let meta = Metadata::new("procedure.start.v1", "portal");
     let step = saga
         .transition(
             None,
-            &Input::Submit(SubmitApplication {
+            &Input::Submit(StartApplication {
                 application_id,
                 procedure_code: "5.13".into(),
                 applicant: Applicant {
@@ -211,7 +212,7 @@ async fn awaiting_payment(db: &Db, minutes_ago: i64) -> (Uuid, String) {
         &saga,
         key.id,
         &application_id.to_string(),
-        "procedure.submit.v1",
+        "procedure.start.v1",
         &step,
         at,
     )
@@ -223,11 +224,11 @@ async fn awaiting_payment(db: &Db, minutes_ago: i64) -> (Uuid, String) {
 async fn rejected(db: &Db) -> Uuid {
     let saga = procedures(&db.namespace);
     let application_id = Uuid::new_v4();
-    let meta = Metadata::new("procedure.submit.v1", "portal");
+    let meta = Metadata::new("procedure.start.v1", "portal");
     let step = saga
         .transition(
             None,
-            &Input::Submit(SubmitApplication {
+            &Input::Submit(StartApplication {
                 application_id,
                 procedure_code: "99.99".into(),
                 applicant: Applicant {
@@ -247,7 +248,7 @@ async fn rejected(db: &Db) -> Uuid {
         &saga,
         id,
         &application_id.to_string(),
-        "procedure.submit.v1",
+        "procedure.start.v1",
         &step,
         Utc::now(),
     )
@@ -263,14 +264,14 @@ async fn complaint(db: &Db) -> Uuid {
         "hub",
     );
     let complaint_id = Uuid::new_v4();
-    let meta = Metadata::new("complaint.submit.v1", "portal");
+    let meta = Metadata::new("complaint.start.v1", "portal");
     let step = saga
         .transition(
             None,
-            &ComplaintInput::Submit(SubmitComplaint {
+            &ComplaintInput::Submit(StartComplaint {
                 complaint_id,
                 application_id: Uuid::new_v4(),
-                applicant_identifier: ID_NUMBER.into(),
+                applicant: ID_NUMBER.into(),
                 text: "the decision is wrong".into(),
             }),
             &ctx(&meta),
@@ -282,7 +283,7 @@ async fn complaint(db: &Db) -> Uuid {
         &saga,
         id,
         &complaint_id.to_string(),
-        "complaint.submit.v1",
+        "complaint.start.v1",
         &step,
         Utc::now(),
     )
@@ -367,7 +368,7 @@ async fn saga_list_and_show_filter_find_mask_and_say_when_nothing_or_several_mat
     assert!(shown.contains(&stuck.to_string()), "{shown}");
     assert!(shown.contains("timeline:"), "{shown}");
     assert!(
-        shown.contains("procedure.submit.v1") && shown.contains("(new) -> awaiting_payment"),
+        shown.contains("procedure.start.v1") && shown.contains("(new) -> awaiting_payment"),
         "{shown}"
     );
     assert!(

@@ -6,11 +6,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use contracts::cabinet::{CabinetOutcome, CabinetReply};
+use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn, SessionToken};
 use contracts::issuance::{
-    Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentityDocument,
+    Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentifierIssued,
+    IdentityDocument, PhoneCodeSent,
 };
 use contracts::person::{Msisdn, Operator, PersonStatus};
+use contracts::registration::RegisterByEds;
 use contracts::{Message, Metadata};
 use hub_lab::simulated::{Simulated, random_seal_key};
 use hub_ops::config::ConsoleConfig;
@@ -350,6 +352,63 @@ impl Portal {
             .outcome
     }
 
+    /// Registers the n-th good person by EDS (a challenge signed by their key at the GosSUOK
+    /// simulator), which logs them in; returns their identification number and the session
+    /// (level `high`). Cheap: no password is hashed.
+    pub async fn eds_session(&self, n: usize) -> (String, SessionToken) {
+        let id = crate::eds::holder(self, n).await;
+        let proof = crate::eds::proof(self, &id).await;
+        let (level, session) = session_in(self.cabinet(&RegisterByEds { proof }).await);
+        assert_eq!(level, "high");
+        (id, session)
+    }
+
+    /// Issues an identifier to the n-th good person, with phone `phone(100 + n)`; returns
+    /// (identifier, temporary password, phone).
+    pub async fn issued(&self, n: u32) -> (String, String, String) {
+        let person = self.good_persons().await.remove(n as usize);
+        let number = format!("K-{n}");
+        let phone = phone(100 + n);
+        self.apply(&person.application(&number, &phone)).await;
+        let _: PhoneCodeSent = self.event(&number).await;
+        let code = code_in(&self.nth_text(&phone, 1).await);
+        self.confirm(&number, &code).await;
+        let _: IdentifierIssued = self.event(&number).await;
+        let password = password_in(&self.nth_text(&phone, 2).await);
+        (person.identification_number, password, phone)
+    }
+
+    /// Issues an identifier to the n-th good person ([`Portal::issued`]), replaces the temporary
+    /// password with [`STATIC_PASSWORD`] and logs in with it, as a person does on the portal;
+    /// returns the identifier and the session (level `substantial`).
+    pub async fn password_session(&self, n: u32) -> (String, SessionToken) {
+        let (id, temporary, _) = self.issued(n).await;
+        let change = ChangePassword {
+            identifier: id.clone(),
+            current_password: temporary,
+            new_password: STATIC_PASSWORD.into(),
+        };
+        assert!(matches!(
+            self.cabinet(&change).await,
+            CabinetOutcome::Ok { .. }
+        ));
+        let session = self.log_in(&id, STATIC_PASSWORD).await;
+        (id, session)
+    }
+
+    /// Logs in with the identifier and password; returns the session (level `substantial`).
+    pub async fn log_in(&self, identifier: &str, password: &str) -> SessionToken {
+        let (level, session) = session_in(
+            self.cabinet(&LogIn {
+                identifier: identifier.into(),
+                password: password.into(),
+            })
+            .await,
+        );
+        assert_eq!(level, "substantial");
+        session
+    }
+
     /// Every event of type `M` about application `number` seen so far.
     pub async fn events_so_far<M: Message>(&self, number: &str) -> usize {
         self.hear().await;
@@ -486,6 +545,34 @@ impl Portal {
             hub.stop().await;
         }
         self.sims_token.cancel();
+    }
+}
+
+/// The static password [`Portal::password_session`] sets.
+pub const STATIC_PASSWORD: &str = "Static2026pass";
+
+/// The assurance level and the session of a successful login's answer (fails the test on any
+/// other answer, or an `ok` without a session).
+pub fn session_in(outcome: CabinetOutcome) -> (String, SessionToken) {
+    match outcome {
+        CabinetOutcome::Ok {
+            assurance_level,
+            session_token: Some(session),
+        } => (assurance_level, session),
+        other => panic!("a login with a session, got {other:?}"),
+    }
+}
+
+/// An answer with its session left out (each login's token is new), to compare answers whole.
+pub fn plain(outcome: CabinetOutcome) -> CabinetOutcome {
+    match outcome {
+        CabinetOutcome::Ok {
+            assurance_level, ..
+        } => CabinetOutcome::Ok {
+            assurance_level,
+            session_token: None,
+        },
+        other => other,
     }
 }
 

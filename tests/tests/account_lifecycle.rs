@@ -10,10 +10,10 @@ use contracts::account::{
 };
 use contracts::cabinet::{CabinetOutcome, LogIn};
 use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
+use contracts::procedure::{ApplicationRejected, ProcedureRejectReason, SubmitApplication};
 use e2e::portal::{DESK, Person, Portal, WAIT, code_in, password_in, phone};
 use e2e::wait_until;
 
-/// The desk's side of the account requests: its own observer of `identifier.*` events.
 /// The desk's side: the events the hub sends to the desk's own queue.
 struct Desk<'a> {
     portal: &'a Portal,
@@ -130,11 +130,34 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
         "issuance wrote the account's first event: {before:?}"
     );
 
+    // Alice also logs in with her EDS (her identification number is the identifier): a
+    // session of the identifier.
+    let (eds_id, session) = portal.eds_session(0).await;
+    assert_eq!(eds_id, id);
+
     // Blocked by desk: the flag, the event with its application, and the cabinet refuses.
     portal.env.send(&block("B-1", &id.to_lowercase())).await;
     let b: IdentifierBlocked = desk.event("B-1").await;
     assert_eq!(b.desk_id, DESK);
     assert!(blocked(&portal, &id).await);
+    // Every session of the identifier ended with the block: an application with one is refused.
+    let open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM portal_sessions WHERE identifier = $1")
+            .bind(&id)
+            .fetch_one(&portal.env.pool)
+            .await
+            .expect("sessions");
+    assert_eq!(open, 0, "no session outlives the block");
+    let application = SubmitApplication {
+        application_id: uuid::Uuid::new_v4(),
+        procedure_code: "2.19".into(),
+        session_token: session,
+        form: serde_json::Map::new(),
+        attachments: vec![],
+    };
+    portal.env.send(&application).await;
+    let refused: ApplicationRejected = portal.event(&application.application_id.to_string()).await;
+    assert_eq!(refused.reason, ProcedureRejectReason::SessionInvalid);
     let after_block = history(&portal, &id).await;
     assert_eq!(
         after_block.last(),

@@ -5,10 +5,9 @@
 //! and the saga does not move. A desk connects as `desk-<desk_id>`: what it publishes in another
 //! desk's name is dead-lettered with the reason naming both before any saga sees it.
 
+use contracts::cabinet::SessionToken;
 use contracts::issuance::{ApplyForIdentifier, ConfirmPhone, PhoneCodeSent};
-use contracts::procedure::{
-    Applicant, ApplicationAccepted, AssuranceLevel, AuthorityDecided, SubmitApplication, Verdict,
-};
+use contracts::procedure::{ApplicationAccepted, AuthorityDecided, SubmitApplication, Verdict};
 use contracts::{Message, Metadata, headers};
 use e2e::portal::{DESK, Portal, WAIT, phone};
 use e2e::wait_until;
@@ -43,14 +42,11 @@ async fn connect_as(portal: &Portal, authority: &str) -> Connection {
         .expect("the authority connects")
 }
 
-fn application() -> SubmitApplication {
+fn application(session: &SessionToken) -> SubmitApplication {
     SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: FSZN_PROCEDURE.into(),
-        applicant: Applicant {
-            identifier: "3270287A012PB2".into(),
-            assurance_level: AssuranceLevel::Substantial,
-        },
+        session_token: session.clone(),
         form: json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"})
             .as_object()
             .cloned()
@@ -179,7 +175,8 @@ async fn the_broker_refuses_a_forged_user_id_and_any_write_or_read_outside_an_ag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_deciding_another_agencys_application_is_dead_lettered_and_the_saga_waits() {
     let mut portal = Portal::start().await;
-    let app = application();
+    let (_, session) = portal.eds_session(0).await;
+    let app = application(&session);
     portal.env.send(&app).await;
     let _: ApplicationAccepted = portal.event(&app.application_id.to_string()).await;
 
@@ -543,7 +540,8 @@ async fn a_replayed_forgery_is_refused_again_as_its_senders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agencys_replayed_decision_is_taken_as_the_agencys_once_its_cause_is_gone() {
     let mut portal = Portal::start().await;
-    let app = application();
+    let (_, session) = portal.eds_session(0).await;
+    let app = application(&session);
 
     // FSZN's real user decides an application the hub does not know yet: dead-lettered ("no
     // such application"), the letter made by the consumer with FSZN's user in the header.

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use contracts::Message;
+use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    Applicant, ApplicationAccepted, ApplicationDecided, ApplicationRegistered,
-    ApplicationWithdrawn, AssuranceLevel, AuthorityDecided, ComplaintAccepted, ComplaintDecided,
-    ComplaintVerdict, SubmitApplication, SubmitComplaint, Verdict, WithdrawApplication,
+    ApplicationAccepted, ApplicationDecided, ApplicationRegistered, ApplicationWithdrawn,
+    AuthorityDecided, ComplaintAccepted, ComplaintDecided, ComplaintVerdict, SubmitApplication,
+    SubmitComplaint, Verdict, WithdrawApplication,
 };
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
@@ -23,9 +24,9 @@ const CEC_PROCEDURE: &str = "1.3.1";
 /// A tax certificate from the Ministry of Taxes and Duties: free, substantial.
 const TAX: &str = "tax-ministry";
 const TAX_PROCEDURE: &str = "18.13";
-const APPLICANT: &str = "3270287A012PB2";
 
-fn submit(code: &str) -> SubmitApplication {
+/// An application of procedure `code` by the holder of `session`.
+fn submit(code: &str, session: &SessionToken) -> SubmitApplication {
     let form = match code {
         CEC_PROCEDURE => json!({"address": "Minsk, Nezavisimosti 1-1", "purpose": "bank"}),
         _ => json!({"tax_year": 2025, "purpose": "embassy"}),
@@ -33,10 +34,7 @@ fn submit(code: &str) -> SubmitApplication {
     SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: code.into(),
-        applicant: Applicant {
-            identifier: APPLICANT.into(),
-            assurance_level: AssuranceLevel::Substantial,
-        },
+        session_token: session.clone(),
         form: form.as_object().cloned().expect("object"),
         attachments: vec!["att-1".into()],
     }
@@ -140,7 +138,8 @@ async fn call_back(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_authority_registers_and_decides_through_the_bridge() {
     let mut portal = portal(Duration::from_millis(300)).await;
-    let app = submit(CEC_PROCEDURE);
+    let (_, session) = portal.eds_session(0).await;
+    let app = submit(CEC_PROCEDURE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -166,7 +165,8 @@ async fn an_http_authority_registers_and_decides_through_the_bridge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_back_office_answers_only_for_its_own_applications_and_only_signed() {
     let mut portal = portal(Duration::from_secs(600)).await;
-    let app = submit(TAX_PROCEDURE);
+    let (_, session) = portal.eds_session(0).await;
+    let app = submit(TAX_PROCEDURE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let _: ApplicationRegistered = portal.event(&id).await;
@@ -226,7 +226,8 @@ async fn a_back_office_answers_only_for_its_own_applications_and_only_signed() {
 async fn a_callback_s_signature_binds_its_authority_answer_type_and_time() {
     use adapters::backoffice::{AUTHORITY_SIGNATURE_HEADER, AUTHORITY_TIMESTAMP_HEADER, sign};
     let mut portal = portal(Duration::from_secs(600)).await;
-    let app = submit(TAX_PROCEDURE);
+    let (applicant, session) = portal.eds_session(0).await;
+    let app = submit(TAX_PROCEDURE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let _: ApplicationRegistered = portal.event(&id).await;
@@ -277,7 +278,7 @@ async fn a_callback_s_signature_binds_its_authority_answer_type_and_time() {
         assert!(reason.contains(TAX), "{reason}");
         assert!(reason.contains("window of 300 s"), "{reason}");
         assert!(
-            !reason.contains(&id) && !reason.contains(APPLICANT),
+            !reason.contains(&id) && !reason.contains(&applicant),
             "{reason}"
         );
     }
@@ -299,7 +300,8 @@ async fn a_callback_s_signature_binds_its_authority_answer_type_and_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_application_at_an_http_authority_is_withdrawn_there() {
     let mut portal = portal(Duration::from_secs(600)).await;
-    let app = submit(TAX_PROCEDURE);
+    let (_, session) = portal.eds_session(0).await;
+    let app = submit(TAX_PROCEDURE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let _: ApplicationRegistered = portal.event(&id).await;
@@ -307,6 +309,7 @@ async fn an_application_at_an_http_authority_is_withdrawn_there() {
         .env
         .send(&WithdrawApplication {
             application_id: app.application_id,
+            session_token: session.clone(),
         })
         .await;
     let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
@@ -319,13 +322,14 @@ async fn an_application_at_an_http_authority_is_withdrawn_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_is_heard_by_the_http_authority_that_decided() {
     let mut portal = portal(Duration::from_millis(300)).await;
-    let app = submit(CEC_PROCEDURE);
+    let (_, session) = portal.eds_session(0).await;
+    let app = submit(CEC_PROCEDURE, &session);
     portal.env.send(&app).await;
     let _: ApplicationDecided = portal.event(&app.application_id.to_string()).await;
     let complaint = SubmitComplaint {
         complaint_id: Uuid::new_v4(),
         application_id: app.application_id,
-        applicant_identifier: APPLICANT.into(),
+        session_token: session.clone(),
         text: "The certificate has the wrong flat number.".into(),
     };
     let id = complaint.complaint_id.to_string();

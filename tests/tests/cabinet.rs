@@ -6,7 +6,7 @@ use contracts::cabinet::{
     BlockSelf, CabinetOutcome, ChangePassword, CompleteRecovery, LogIn, RecoverPassword,
 };
 use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
-use e2e::portal::{Portal, code_in, password_in, phone};
+use e2e::portal::{Portal, code_in, password_in, phone, plain};
 
 /// Issues an identifier; returns (identifier, temporary password, phone).
 async fn issued(portal: &Portal, n: u32) -> (String, String, String) {
@@ -32,6 +32,7 @@ fn login(identifier: &str, password: &str) -> LogIn {
 fn ok() -> CabinetOutcome {
     CabinetOutcome::Ok {
         assurance_level: "substantial".into(),
+        session_token: None,
     }
 }
 
@@ -40,7 +41,7 @@ async fn the_first_login_forces_a_new_password_which_then_works() {
     let mut portal = Portal::start().await;
     let (id, temporary, _) = issued(&portal, 0).await;
     assert_eq!(
-        portal.cabinet(&login(&id, &temporary)).await,
+        plain(portal.cabinet(&login(&id, &temporary)).await),
         CabinetOutcome::MustChangePassword
     );
     let weak = ChangePassword {
@@ -49,7 +50,7 @@ async fn the_first_login_forces_a_new_password_which_then_works() {
         new_password: "short".into(),
     };
     assert!(matches!(
-        portal.cabinet(&weak).await,
+        plain(portal.cabinet(&weak).await),
         CabinetOutcome::WeakPassword { .. }
     ));
     let change = ChangePassword {
@@ -57,10 +58,13 @@ async fn the_first_login_forces_a_new_password_which_then_works() {
         current_password: temporary.clone(),
         new_password: "Static2026pass".into(),
     };
-    assert_eq!(portal.cabinet(&change).await, ok());
-    assert_eq!(portal.cabinet(&login(&id, "Static2026pass")).await, ok());
+    assert_eq!(plain(portal.cabinet(&change).await), ok());
     assert_eq!(
-        portal.cabinet(&login(&id, &temporary)).await,
+        plain(portal.cabinet(&login(&id, "Static2026pass")).await),
+        ok()
+    );
+    assert_eq!(
+        plain(portal.cabinet(&login(&id, &temporary)).await),
         CabinetOutcome::WrongCredentials,
         "the temporary password is single use"
     );
@@ -75,12 +79,12 @@ async fn repeated_failures_lock_out_known_and_unknown_identifiers_alike() {
     for who in [id.as_str(), unknown] {
         for i in 1..=5 {
             assert_eq!(
-                portal.cabinet(&login(who, "not-the-password1")).await,
+                plain(portal.cabinet(&login(who, "not-the-password1")).await),
                 CabinetOutcome::WrongCredentials,
                 "failure {i} of {who:?} looks the same for everyone"
             );
         }
-        let sixth = portal.cabinet(&login(who, "not-the-password1")).await;
+        let sixth = plain(portal.cabinet(&login(who, "not-the-password1")).await);
         assert!(
             matches!(sixth, CabinetOutcome::LockedOut { .. }),
             "{sixth:?}"
@@ -88,7 +92,7 @@ async fn repeated_failures_lock_out_known_and_unknown_identifiers_alike() {
     }
     // Locked out: even the right password is not checked now.
     assert!(matches!(
-        portal.cabinet(&login(&id, &temporary)).await,
+        plain(portal.cabinet(&login(&id, &temporary)).await),
         CabinetOutcome::LockedOut { .. }
     ));
     portal.stop().await;
@@ -104,7 +108,7 @@ async fn a_lost_password_is_recovered_by_an_sms_code() {
         phone: e2e::portal::phone(999),
     };
     assert_eq!(
-        portal.cabinet(&wrong_phone).await,
+        plain(portal.cabinet(&wrong_phone).await),
         CabinetOutcome::CodeSentIfKnown
     );
     let right = RecoverPassword {
@@ -112,7 +116,7 @@ async fn a_lost_password_is_recovered_by_an_sms_code() {
         phone: phone.clone(),
     };
     assert_eq!(
-        portal.cabinet(&right).await,
+        plain(portal.cabinet(&right).await),
         CabinetOutcome::CodeSentIfKnown
     );
     let code = code_in(&portal.nth_text(&phone, 3).await);
@@ -127,7 +131,7 @@ async fn a_lost_password_is_recovered_by_an_sms_code() {
         code: "000000".into(),
         new_password: "Recovered2026".into(),
     };
-    let wrong_answer = portal.cabinet(&wrong).await;
+    let wrong_answer = plain(portal.cabinet(&wrong).await);
     if code != "000000" {
         assert_eq!(wrong_answer, CabinetOutcome::WrongCode);
     }
@@ -136,10 +140,13 @@ async fn a_lost_password_is_recovered_by_an_sms_code() {
         code,
         new_password: "Recovered2026".into(),
     };
-    assert_eq!(portal.cabinet(&complete).await, ok());
-    assert_eq!(portal.cabinet(&login(&id, "Recovered2026")).await, ok());
+    assert_eq!(plain(portal.cabinet(&complete).await), ok());
     assert_eq!(
-        portal.cabinet(&complete).await,
+        plain(portal.cabinet(&login(&id, "Recovered2026")).await),
+        ok()
+    );
+    assert_eq!(
+        plain(portal.cabinet(&complete).await),
         CabinetOutcome::CodeExpired,
         "a code works once"
     );
@@ -160,18 +167,18 @@ async fn a_person_blocks_the_identifier_and_can_no_longer_log_in() {
         current_password: temporary,
         new_password: "Static2026pass".into(),
     };
-    assert_eq!(portal.cabinet(&change).await, ok());
+    assert_eq!(plain(portal.cabinet(&change).await), ok());
     let block = BlockSelf {
         identifier: id.clone(),
         password: "Static2026pass".into(),
     };
-    assert_eq!(portal.cabinet(&block).await, ok());
+    assert_eq!(plain(portal.cabinet(&block).await), ok());
     assert_eq!(
-        portal.cabinet(&login(&id, "Static2026pass")).await,
+        plain(portal.cabinet(&login(&id, "Static2026pass")).await),
         CabinetOutcome::Blocked
     );
     assert_eq!(
-        portal.cabinet(&login(&id, "wrong-password1")).await,
+        plain(portal.cabinet(&login(&id, "wrong-password1")).await),
         CabinetOutcome::WrongCredentials,
         "a blocked account tells nothing to someone without the password"
     );

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    Applicant, ApplicationDecided, ApplicationRegistered, AssuranceLevel, ComplaintAccepted,
-    ComplaintDecided, ComplaintRejectReason, ComplaintRejected, ComplaintVerdict,
-    ComplaintWithdrawn, SubmitApplication, SubmitComplaint, WithdrawComplaint,
+    ApplicationDecided, ApplicationRegistered, ComplaintAccepted, ComplaintDecided,
+    ComplaintRejectReason, ComplaintRejected, ComplaintVerdict, ComplaintWithdrawn,
+    SubmitApplication, SubmitComplaint, WithdrawComplaint,
 };
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
@@ -18,34 +19,30 @@ use uuid::Uuid;
 /// A free procedure of a queue authority (pension certificate, FSZN).
 const FREE: &str = "2.19";
 const FREE_AUTHORITY: &str = "fszn";
-const APPLICANT: &str = "3270287A012PB2";
 
-fn application() -> SubmitApplication {
+fn application(session: &SessionToken) -> SubmitApplication {
     let form = json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"});
     SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: FREE.into(),
-        applicant: Applicant {
-            identifier: APPLICANT.into(),
-            assurance_level: AssuranceLevel::Substantial,
-        },
+        session_token: session.clone(),
         form: form.as_object().cloned().expect("object"),
         attachments: vec![],
     }
 }
 
-fn complaint(application_id: Uuid) -> SubmitComplaint {
+fn complaint(application_id: Uuid, session: &SessionToken) -> SubmitComplaint {
     SubmitComplaint {
         complaint_id: Uuid::new_v4(),
         application_id,
-        applicant_identifier: APPLICANT.into(),
+        session_token: session.clone(),
         text: "The certificate leaves out March.".into(),
     }
 }
 
 /// Submits a free application and waits for the authority's decision.
-async fn decided_application(portal: &Portal) -> Uuid {
-    let app = application();
+async fn decided_application(portal: &Portal, session: &SessionToken) -> Uuid {
+    let app = application(session);
     portal.env.send(&app).await;
     let _: ApplicationDecided = portal.event(&app.application_id.to_string()).await;
     app.application_id
@@ -62,9 +59,10 @@ async fn complaint_state(portal: &Portal, id: Uuid) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_is_heard_and_decided_by_the_authority_that_decided() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     portal.start_authority(FREE_AUTHORITY, Duration::from_millis(200));
-    let application_id = decided_application(&portal).await;
-    let c = complaint(application_id);
+    let application_id = decided_application(&portal, &session).await;
+    let c = complaint(application_id, &session);
     let id = c.complaint_id.to_string();
     portal.env.send(&c).await;
     let accepted: ComplaintAccepted = portal.event(&id).await;
@@ -83,12 +81,13 @@ async fn a_complaint_is_heard_and_decided_by_the_authority_that_decided() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_against_an_undecided_application_is_rejected() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     // The authority registers at once and takes its time to decide.
     portal.start_authority(FREE_AUTHORITY, Duration::from_secs(600));
-    let app = application();
+    let app = application(&session);
     portal.env.send(&app).await;
     let _: ApplicationRegistered = portal.event(&app.application_id.to_string()).await;
-    let c = complaint(app.application_id);
+    let c = complaint(app.application_id, &session);
     let id = c.complaint_id.to_string();
     portal.env.send(&c).await;
     let rejected: ComplaintRejected = portal.event(&id).await;
@@ -103,6 +102,7 @@ async fn a_complaint_against_an_undecided_application_is_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_withdrawn_before_the_decision_ends_withdrawn() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     // The authority decides applications at once but takes its time over complaints, so the
     // withdrawal surely reaches it first.
     portal.start_authority_with(
@@ -110,15 +110,31 @@ async fn a_complaint_withdrawn_before_the_decision_ends_withdrawn() {
         Duration::from_millis(100),
         Duration::from_secs(600),
     );
-    let application_id = decided_application(&portal).await;
-    let c = complaint(application_id);
+    let application_id = decided_application(&portal, &session).await;
+    let c = complaint(application_id, &session);
     let id = c.complaint_id.to_string();
     portal.env.send(&c).await;
     let _: ComplaintAccepted = portal.event(&id).await;
+    // Another person's session cannot withdraw it.
+    let (_, stranger) = portal.eds_session(1).await;
     portal
         .env
         .send(&WithdrawComplaint {
             complaint_id: c.complaint_id,
+            session_token: stranger,
+        })
+        .await;
+    let refused: ComplaintRejected = portal.event(&id).await;
+    assert_eq!(refused.reason, ComplaintRejectReason::NotTheApplicant);
+    assert_eq!(
+        complaint_state(&portal, c.complaint_id).await.as_deref(),
+        Some("at_authority")
+    );
+    portal
+        .env
+        .send(&WithdrawComplaint {
+            complaint_id: c.complaint_id,
+            session_token: session.clone(),
         })
         .await;
     let withdrawn: ComplaintWithdrawn = portal.event(&id).await;

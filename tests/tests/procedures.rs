@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    Applicant, ApplicationAccepted, ApplicationDecided, ApplicationRegistered, ApplicationRejected,
-    ApplicationWithdrawn, AssuranceLevel, PaymentReceived, ProcedureRejectReason,
-    SubmitApplication, Verdict, WithdrawApplication, is_order_number,
+    ApplicationAccepted, ApplicationDecided, ApplicationRegistered, ApplicationRejected,
+    ApplicationWithdrawn, PaymentReceived, ProcedureRejectReason, SubmitApplication, Verdict,
+    WithdrawApplication, is_order_number,
 };
 use contracts::{Message, Metadata, headers};
 use e2e::portal::{Portal, WAIT};
@@ -25,7 +26,8 @@ const PAID_AUTHORITY: &str = "minsk-civil-registry";
 /// One that needs an EDS login (passport).
 const HIGH: &str = "11.1.2";
 
-fn submit(code: &str, level: AssuranceLevel) -> SubmitApplication {
+/// An application of procedure `code` by the holder of `session`.
+fn submit(code: &str, session: &SessionToken) -> SubmitApplication {
     let form = match code {
         FREE => json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"}),
         PAID => json!({"record_kind": "birth", "record_year": 1990}),
@@ -34,10 +36,7 @@ fn submit(code: &str, level: AssuranceLevel) -> SubmitApplication {
     SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: code.into(),
-        applicant: Applicant {
-            identifier: "3270287A012PB2".into(),
-            assurance_level: level,
-        },
+        session_token: session.clone(),
         form: form.as_object().cloned().expect("object"),
         attachments: vec!["att-1".into()],
     }
@@ -54,8 +53,9 @@ async fn state_name(portal: &Portal, id: Uuid) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_free_procedure_goes_from_submission_to_decision() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     portal.start_authority(FREE_AUTHORITY, Duration::from_millis(200));
-    let app = submit(FREE, AssuranceLevel::Substantial);
+    let app = submit(FREE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -75,11 +75,12 @@ async fn a_free_procedure_goes_from_submission_to_decision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_procedure_is_paid_once_although_erip_notifies_twice() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     portal.start_authority(PAID_AUTHORITY, Duration::from_millis(200));
     portal
         .faults(SimKind::Erip, json!({"duplicate_callback_rate": 1.0}))
         .await;
-    let app = submit(PAID, AssuranceLevel::Substantial);
+    let app = submit(PAID, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -102,6 +103,7 @@ async fn a_paid_procedure_is_paid_once_although_erip_notifies_twice() {
         .env
         .send(&contracts::procedure::AttachReceipt {
             application_id: app.application_id,
+            session_token: session.clone(),
             operation_id: paid.operation_id.clone(),
             amount_kopecks: 2100,
         })
@@ -121,7 +123,8 @@ async fn a_paid_procedure_is_paid_once_although_erip_notifies_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpaid_invoice_expires_and_ends_the_application() {
     let mut portal = Portal::start_with(|c| c.payment_ttl = Duration::from_secs(2)).await;
-    let app = submit(PAID, AssuranceLevel::Substantial);
+    let (_, session) = portal.eds_session(0).await;
+    let app = submit(PAID, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -140,13 +143,15 @@ async fn an_unpaid_invoice_expires_and_ends_the_application() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_below_the_procedures_assurance_level_is_refused() {
     let mut portal = Portal::start().await;
-    let app = submit(HIGH, AssuranceLevel::Substantial);
+    // A password login is `substantial`; the passport needs `high` (an EDS login).
+    let (_, session) = portal.password_session(0).await;
+    let app = submit(HIGH, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let rejected: ApplicationRejected = portal.event(&id).await;
     assert_eq!(rejected.reason, ProcedureRejectReason::AssuranceTooLow);
-    assert_eq!(rejected.fields[0].field, "applicant.assurance_level");
-    let mut bad_form = submit(FREE, AssuranceLevel::Substantial);
+    assert_eq!(rejected.fields[0].field, "assurance_level");
+    let mut bad_form = submit(FREE, &session);
     bad_form.form.remove("period_to");
     bad_form.form.insert("colour".into(), json!("red"));
     let id = bad_form.application_id.to_string();
@@ -164,9 +169,10 @@ async fn a_login_below_the_procedures_assurance_level_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdrawal_before_payment_cancels_the_invoice_and_after_payment_owes_a_refund() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     // The authority takes its time, so the withdrawal reaches it before any decision.
     portal.start_authority(PAID_AUTHORITY, Duration::from_secs(600));
-    let before = submit(PAID, AssuranceLevel::Substantial);
+    let before = submit(PAID, &session);
     let id = before.application_id.to_string();
     portal.env.send(&before).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -175,6 +181,7 @@ async fn withdrawal_before_payment_cancels_the_invoice_and_after_payment_owes_a_
         .env
         .send(&WithdrawApplication {
             application_id: before.application_id,
+            session_token: session.clone(),
         })
         .await;
     let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
@@ -184,7 +191,7 @@ async fn withdrawal_before_payment_cancels_the_invoice_and_after_payment_owes_a_
     })
     .await;
 
-    let after = submit(PAID, AssuranceLevel::Substantial);
+    let after = submit(PAID, &session);
     let id = after.application_id.to_string();
     portal.env.send(&after).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -199,6 +206,7 @@ async fn withdrawal_before_payment_cancels_the_invoice_and_after_payment_owes_a_
         .env
         .send(&WithdrawApplication {
             application_id: after.application_id,
+            session_token: session.clone(),
         })
         .await;
     let withdrawn: ApplicationWithdrawn = portal.event(&id).await;
@@ -216,9 +224,10 @@ async fn withdrawal_before_payment_cancels_the_invoice_and_after_payment_owes_a_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_racing_the_decision_ends_in_exactly_one_of_them() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     // The authority decides the moment it registers.
     portal.start_authority(FREE_AUTHORITY, Duration::ZERO);
-    let app = submit(FREE, AssuranceLevel::Substantial);
+    let app = submit(FREE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let _: ApplicationAccepted = portal.event(&id).await;
@@ -226,6 +235,7 @@ async fn a_withdrawal_racing_the_decision_ends_in_exactly_one_of_them() {
         .env
         .send(&WithdrawApplication {
             application_id: app.application_id,
+            session_token: session.clone(),
         })
         .await;
     let end = wait_until(WAIT, "the application to end", || async {
@@ -257,7 +267,8 @@ async fn a_withdrawal_racing_the_decision_ends_in_exactly_one_of_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_sent_by_another_authority_is_dead_lettered() {
     let mut portal = Portal::start().await;
-    let app = submit(FREE, AssuranceLevel::Substantial);
+    let (_, session) = portal.eds_session(0).await;
+    let app = submit(FREE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let _: ApplicationAccepted = portal.event(&id).await;
@@ -295,22 +306,14 @@ async fn a_decision_sent_by_another_authority_is_dead_lettered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holder_is_told_of_registration_and_decision_by_sms() {
-    use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
     let mut portal = Portal::start().await;
     portal.start_authority(FREE_AUTHORITY, Duration::from_millis(100));
-    // First the person gets an identifier (two SMS: the code and the temporary password).
-    let person = portal.good_persons().await.remove(0);
-    let phone = e2e::portal::phone(61);
-    portal.apply(&person.application("N-1", &phone)).await;
-    let _: PhoneCodeSent = portal.event("N-1").await;
-    let code = e2e::portal::code_in(&portal.nth_text(&phone, 1).await);
-    portal.confirm("N-1", &code).await;
-    let _: IdentifierIssued = portal.event("N-1").await;
-    // The temporary password reaches the phone a moment after the notice of issuance.
-    portal.nth_text(&phone, 2).await;
-    // Then applies for a procedure with it.
-    let mut app = submit(FREE, AssuranceLevel::Substantial);
-    app.applicant.identifier = person.identification_number.clone();
+    // First the person gets an identifier (two SMS: the code and the temporary password),
+    // replaces the temporary password and logs in.
+    let (_, session) = portal.password_session(0).await;
+    let phone = e2e::portal::phone(100);
+    // Then applies for a procedure: the notices go to the session's identifier's phone.
+    let app = submit(FREE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -336,8 +339,9 @@ async fn the_holder_is_told_of_registration_and_decision_by_sms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_application_past_its_term_raises_the_overdue_event() {
     let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
     // No authority runs: nobody decides.
-    let app = submit(FREE, AssuranceLevel::Substantial);
+    let app = submit(FREE, &session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let _: ApplicationAccepted = portal.event(&id).await;

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use contracts::cabinet::CabinetOutcome;
-use contracts::procedure::{Applicant, ApplicationAccepted, AssuranceLevel, SubmitApplication};
+use contracts::procedure::{ApplicationAccepted, SubmitApplication};
 use contracts::registration::{
     ActivateEmail, LogInByEds, LogInByEmail, RegisterByEds, RegisterByEmail,
 };
 use e2e::eds::{holder, proof};
-use e2e::portal::{Portal, WAIT};
+use e2e::portal::{Portal, WAIT, plain, session_in};
 use e2e::wait_until;
 use serde_json::{Value, json};
 use simulators::SimKind;
@@ -20,6 +20,7 @@ use uuid::Uuid;
 fn ok(level: &str) -> CabinetOutcome {
     CabinetOutcome::Ok {
         assurance_level: level.into(),
+        session_token: None,
     }
 }
 
@@ -96,7 +97,7 @@ async fn registration_by_email_activates_once_and_logs_in_at_basic() {
     let mut portal = Portal::start().await;
     let email = address("maria");
     assert_eq!(
-        portal.cabinet(&form(&email)).await,
+        plain(portal.cabinet(&form(&email)).await),
         CabinetOutcome::ActivationSent
     );
     // Not activated yet: the right password says so, a wrong one says nothing.
@@ -105,25 +106,28 @@ async fn registration_by_email_activates_once_and_logs_in_at_basic() {
         password: password.into(),
     };
     assert_eq!(
-        portal.cabinet(&login("Portal2026pass")).await,
+        plain(portal.cabinet(&login("Portal2026pass")).await),
         CabinetOutcome::NotActivated
     );
     assert_eq!(
-        portal.cabinet(&login("Wrong2026pass")).await,
+        plain(portal.cabinet(&login("Wrong2026pass")).await),
         CabinetOutcome::WrongCredentials
     );
     let token = activation_token(&portal, &email, 1).await;
     let activate = ActivateEmail { token };
-    assert_eq!(portal.cabinet(&activate).await, ok("basic"));
+    assert_eq!(plain(portal.cabinet(&activate).await), ok("basic"));
     assert_eq!(
-        portal.cabinet(&activate).await,
+        plain(portal.cabinet(&activate).await),
         CabinetOutcome::ActivationInvalid,
         "the link works once"
     );
-    assert_eq!(portal.cabinet(&login("Portal2026pass")).await, ok("basic"));
+    assert_eq!(
+        plain(portal.cabinet(&login("Portal2026pass")).await),
+        ok("basic")
+    );
     // Registering the address again tells the portal nothing new, and the owner gets a note.
     assert_eq!(
-        portal.cabinet(&form(&email)).await,
+        plain(portal.cabinet(&form(&email)).await),
         CabinetOutcome::ActivationSent
     );
     let note = wait_until(WAIT, "the note to the owner", || async {
@@ -154,7 +158,7 @@ async fn a_registration_form_that_breaks_the_rules_is_answered_field_by_field() 
         password: "short".into(),
         ..form("x@y.by")
     };
-    let CabinetOutcome::InvalidForm { problems } = portal.cabinet(&bad).await else {
+    let CabinetOutcome::InvalidForm { problems } = plain(portal.cabinet(&bad).await) else {
         panic!("an invalid form");
     };
     assert!(
@@ -200,22 +204,20 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
     // Not registered yet: a valid EDS is not an account.
     let p = proof(&portal, &id).await;
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: p }).await,
+        plain(portal.cabinet(&LogInByEds { proof: p }).await),
         CabinetOutcome::NotRegistered
     );
     let p = proof(&portal, &id).await;
     assert_eq!(
-        portal.cabinet(&RegisterByEds { proof: p }).await,
+        plain(portal.cabinet(&RegisterByEds { proof: p }).await),
         ok("high")
     );
     let p = proof(&portal, &id).await;
-    assert_eq!(
-        portal.cabinet(&LogInByEds { proof: p.clone() }).await,
-        ok("high")
-    );
+    let (level, session) = session_in(portal.cabinet(&LogInByEds { proof: p.clone() }).await);
+    assert_eq!(level, "high");
     // The same signed challenge again is a replay.
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: p.clone() }).await,
+        plain(portal.cabinet(&LogInByEds { proof: p.clone() }).await),
         CabinetOutcome::EdsRefused {
             reason: "challenge_used".into()
         }
@@ -224,7 +226,7 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
     let mut other = proof(&portal, &id).await;
     other.signature = p.signature.clone();
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: other }).await,
+        plain(portal.cabinet(&LogInByEds { proof: other }).await),
         CabinetOutcome::EdsRefused {
             reason: "bad_signature".into()
         }
@@ -233,10 +235,7 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
     let app = SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: "11.1.2".into(),
-        applicant: Applicant {
-            identifier: id.clone(),
-            assurance_level: AssuranceLevel::High,
-        },
+        session_token: session.clone(),
         form: json!({"passport_number": "MP1234567", "passport_expires": "2026-12-31"})
             .as_object()
             .cloned()
@@ -249,6 +248,13 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
         accepted.amount_kopecks, 4200,
         "accepted, with the passport's fee to pay"
     );
+    let applicant: String =
+        sqlx::query_scalar("SELECT state->>'applicant' FROM sagas WHERE id = $1")
+            .bind(hub_portal::procedures::saga::ProcedureSaga::key(app.application_id).id)
+            .fetch_one(&portal.env.pool)
+            .await
+            .expect("the application");
+    assert_eq!(applicant, id, "the applicant is the EDS session's holder");
     let level: String = sqlx::query_scalar(
         "SELECT assurance_level FROM portal_users WHERE identification_number = $1",
     )
@@ -268,7 +274,7 @@ async fn a_revoked_certificate_is_refused_at_the_next_login() {
     let id = holder(&portal, 1).await;
     let p = proof(&portal, &id).await;
     assert_eq!(
-        portal.cabinet(&RegisterByEds { proof: p }).await,
+        plain(portal.cabinet(&RegisterByEds { proof: p }).await),
         ok("high")
     );
     let serial = serial(&portal, &id).await;
@@ -286,7 +292,7 @@ async fn a_revoked_certificate_is_refused_at_the_next_login() {
     assert!(r.status().is_success(), "revoked: {}", r.status());
     let outcome = wait_until(WAIT, "the revocation seen by the hub", || async {
         let p = proof(&portal, &id).await;
-        match portal.cabinet(&LogInByEds { proof: p }).await {
+        match plain(portal.cabinet(&LogInByEds { proof: p }).await) {
             CabinetOutcome::EdsRefused { reason } => Some(reason),
             _ => None,
         }
@@ -304,7 +310,7 @@ async fn an_unreachable_ca_is_a_transient_failure_never_a_success() {
     portal
         .faults(SimKind::Gossuok, json!({"error_rate": 1.0}))
         .await;
-    let outcome = portal.cabinet(&RegisterByEds { proof: p }).await;
+    let outcome = plain(portal.cabinet(&RegisterByEds { proof: p }).await);
     assert!(
         matches!(outcome, CabinetOutcome::TryLater { .. }),
         "{outcome:?}"

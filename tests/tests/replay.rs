@@ -16,13 +16,12 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use contracts::cabinet::{CabinetOutcome, CabinetReply};
 use contracts::procedure::{
-    Applicant, ApplicationAccepted, AssuranceLevel, InvoiceNotified, PaymentReceived,
-    SubmitApplication,
+    ApplicationAccepted, InvoiceNotified, PaymentReceived, SubmitApplication,
 };
 use contracts::registration::{EdsProof, LogInByEds, RegisterByEds};
 use contracts::{Message, Metadata};
 use e2e::eds::{certificate, holder, proof, sign};
-use e2e::portal::{Portal, WAIT};
+use e2e::portal::{Portal, WAIT, plain};
 use e2e::wait_until;
 use serde_json::{Value, json};
 use simulators::SimConfig;
@@ -182,14 +181,11 @@ fn resigned(notification: &Value, edit: impl FnOnce(&mut Value)) -> (Vec<u8>, St
     (body, signature)
 }
 
-fn paid_application() -> SubmitApplication {
+fn paid_application(session: &contracts::cabinet::SessionToken) -> SubmitApplication {
     SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: PAID.into(),
-        applicant: Applicant {
-            identifier: "3270287A012PB2".into(),
-            assurance_level: AssuranceLevel::Substantial,
-        },
+        session_token: session.clone(),
         form: json!({"record_kind": "birth", "record_year": 1990})
             .as_object()
             .cloned()
@@ -252,7 +248,8 @@ async fn effects(portal: &Portal, application_id: Uuid, order: &str) -> Effects 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_captured_erip_notification_sent_again_changes_nothing_and_forgeries_are_refused() {
     let (mut portal, seen, tap) = portal_with_tap().await;
-    let app = paid_application();
+    let (_, session) = portal.eds_session(0).await;
+    let app = paid_application(&session);
     let id = app.application_id.to_string();
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&id).await;
@@ -386,6 +383,7 @@ fn refused(reason: &str) -> CabinetOutcome {
 fn high() -> CabinetOutcome {
     CabinetOutcome::Ok {
         assurance_level: "high".into(),
+        session_token: None,
     }
 }
 
@@ -394,7 +392,10 @@ async fn a_signed_eds_challenge_answers_once_even_when_two_copies_race() {
     let mut portal = Portal::start().await;
     let id = holder(&portal, 3).await;
     let p = proof(&portal, &id).await;
-    assert_eq!(portal.cabinet(&RegisterByEds { proof: p }).await, high());
+    assert_eq!(
+        plain(portal.cabinet(&RegisterByEds { proof: p }).await),
+        high()
+    );
 
     // Two copies of one login, sent together as two messages: one logs in, the other is a
     // replay, whichever the hub takes first.
@@ -427,16 +428,18 @@ async fn a_signed_eds_challenge_answers_once_even_when_two_copies_race() {
                 correlations.contains(m.metadata.correlation_id.as_ref().expect("correlated")),
                 "answers to this test's requests"
             );
-            serde_json::from_value::<CabinetReply>(m.body.clone())
-                .expect("a cabinet reply")
-                .outcome
+            plain(
+                serde_json::from_value::<CabinetReply>(m.body.clone())
+                    .expect("a cabinet reply")
+                    .outcome,
+            )
         })
         .collect();
     outcomes.sort_by_key(|o| format!("{o:?}"));
     assert_eq!(outcomes, [refused("challenge_used"), high()]);
     // And later still: used.
     assert_eq!(
-        portal.cabinet(&login).await,
+        plain(portal.cabinet(&login).await),
         refused(hub_portal::registration::CHALLENGE_USED)
     );
     let used: bool =
@@ -455,7 +458,10 @@ async fn an_expired_unknown_or_someone_elses_eds_challenge_is_refused_with_its_r
     let id = holder(&portal, 4).await;
     let other = holder(&portal, 5).await;
     let p = proof(&portal, &id).await;
-    assert_eq!(portal.cabinet(&RegisterByEds { proof: p }).await, high());
+    assert_eq!(
+        plain(portal.cabinet(&RegisterByEds { proof: p }).await),
+        high()
+    );
 
     // Expired: the challenge's five minutes pass (moved into the past here, not waited for).
     let late = proof(&portal, &id).await;
@@ -467,7 +473,7 @@ async fn an_expired_unknown_or_someone_elses_eds_challenge_is_refused_with_its_r
     .await
     .expect("expired");
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: late }).await,
+        plain(portal.cabinet(&LogInByEds { proof: late }).await),
         refused(hub_portal::registration::CHALLENGE_EXPIRED)
     );
 
@@ -485,7 +491,7 @@ async fn an_expired_unknown_or_someone_elses_eds_challenge_is_refused_with_its_r
     );
     made_up.signature = sign(&portal, &id, &to_sign).await;
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: made_up }).await,
+        plain(portal.cabinet(&LogInByEds { proof: made_up }).await),
         refused(hub_portal::registration::CHALLENGE_UNKNOWN)
     );
 
@@ -499,15 +505,15 @@ async fn an_expired_unknown_or_someone_elses_eds_challenge_is_refused_with_its_r
         ..own.clone()
     };
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: swapped }).await,
+        plain(portal.cabinet(&LogInByEds { proof: swapped }).await),
         refused("bad_signature")
     );
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: own.clone() }).await,
+        plain(portal.cabinet(&LogInByEds { proof: own.clone() }).await),
         high()
     );
     assert_eq!(
-        portal.cabinet(&LogInByEds { proof: own }).await,
+        plain(portal.cabinet(&LogInByEds { proof: own }).await),
         refused(hub_portal::registration::CHALLENGE_USED)
     );
     portal.stop().await;

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::procedure::{
-    Applicant, ApplicationAccepted, ApplicationWithdrawn, AssuranceLevel, PaymentReceived,
-    SubmitApplication,
+    ApplicationAccepted, ApplicationWithdrawn, PaymentReceived, SubmitApplication,
 };
 use e2e::portal::{DESK, Portal, WAIT, phone};
 use e2e::{Observer, wait_until};
@@ -316,14 +315,12 @@ async fn a_stuck_application_is_listed_shown_masked_and_its_step_retried_to_comp
 async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_one_is_refused() {
     let mut portal = Portal::start().await;
     let pool = portal.env.pool.clone();
+    let (applicant, session) = portal.eds_session(0).await;
     // No authority is running: the application waits with it after the payment.
     let app = SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: "5.13".into(),
-        applicant: Applicant {
-            identifier: "3270287A012PB2".into(),
-            assurance_level: AssuranceLevel::Substantial,
-        },
+        session_token: session,
         form: json!({"record_kind": "birth", "record_year": 1990})
             .as_object()
             .cloned()
@@ -358,7 +355,8 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
     let detail = sagas::show(&pool, saga, Disclosure::Masked)
         .await
         .expect("show");
-    assert_eq!(detail.timeline[0].message_type, "procedure.submit.v1");
+    // The portal's `procedure.submit.v1` reached the saga as the session gate's own message.
+    assert_eq!(detail.timeline[0].message_type, "procedure.start.v1");
     let sent: Vec<&str> = detail.timeline[0]
         .outgoing
         .iter()
@@ -371,7 +369,13 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
             .windows(2)
             .all(|w| w[0].version + 1 == w[1].version && w[0].at <= w[1].at)
     );
-    assert_eq!(detail.state["applicant"], "32**********B2");
+    let masked = format!(
+        "{}{}{}",
+        &applicant[..2],
+        "*".repeat(applicant.len() - 4),
+        &applicant[applicant.len() - 2..]
+    );
+    assert_eq!(detail.state["applicant"], masked.as_str());
 
     // Cancelled: the authority is told, the fee is due back, the portal learns why.
     let plan = hub_portal::services::plan(&portal.integrations).expect("plan");

@@ -23,8 +23,9 @@ const DESK_TYPES: [&str; 7] = [
 ];
 
 /// The types the portal sends.
-const PORTAL_TYPES: [&str; 16] = [
+const PORTAL_TYPES: [&str; 17] = [
     "cabinet.login.v1",
+    "cabinet.logout.v1",
     "cabinet.change_password.v1",
     "cabinet.recover_password.v1",
     "cabinet.complete_recovery.v1",

@@ -61,6 +61,7 @@ impl Simulated {
             phone_code_ttl: Duration::from_secs(120),
             phone_code_attempts: 3,
             temp_password_ttl: Duration::from_secs(72 * 3600),
+            session_ttl: Duration::from_secs(8 * 3600),
             erip_url: url(SimKind::Erip)?,
             erip_secret,
             payment_ttl: Duration::from_secs(3600),

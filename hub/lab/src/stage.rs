@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn};
+use contracts::cabinet::{CabinetOutcome, CabinetReply, ChangePassword, LogIn, SessionToken};
 use contracts::issuance::{
     Applicant, Application, ApplyForIdentifier, ConfirmPhone, DocumentKind, IdentifierIssued,
     IdentityDocument, PhoneCodeSent,
 };
 use contracts::person::PersonStatus;
+use contracts::registration::RegisterByEds;
 use contracts::{Message, Metadata, Topology};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions};
@@ -262,6 +263,9 @@ pub(crate) struct Play {
     pub(crate) portal_queue: String,
     /// Who the commands say they come from (`app_id`).
     pub(crate) sender: String,
+    /// Each person's session, by identifier: a person logs in once and applies with it (a
+    /// password login costs an argon2 hash).
+    pub(crate) sessions: Mutex<HashMap<String, SessionToken>>,
 }
 
 impl Play {
@@ -404,6 +408,7 @@ impl Play {
             .to_owned();
         let done = CabinetOutcome::Ok {
             assurance_level: "substantial".into(),
+            session_token: None,
         };
         self.expect(
             &LogIn {
@@ -422,15 +427,57 @@ impl Play {
             &done,
         )
         .await?;
-        self.expect(
-            &LogIn {
+        let login = self
+            .ask(&LogIn {
                 identifier: identifier.to_owned(),
                 password: chosen.to_owned(),
-            },
-            &done,
-        )
-        .await?;
+            })
+            .await?;
+        let CabinetOutcome::Ok {
+            assurance_level,
+            session_token: Some(session),
+        } = login
+        else {
+            anyhow::bail!("{}: expected a session, got {login:?}", LogIn::TYPE);
+        };
+        anyhow::ensure!(
+            assurance_level == "substantial",
+            "a password login at {assurance_level}"
+        );
+        self.keep_session(identifier, session);
         Ok(temporary)
+    }
+
+    /// Keeps `identifier`'s session for the applications that follow.
+    pub(crate) fn keep_session(&self, identifier: &str, session: SessionToken) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(identifier.to_owned(), session);
+        }
+    }
+
+    /// The session of the person with `identifier`: the one their login left, else a new one
+    /// from an EDS registration (which logs them in at level `high`; their certificate at the
+    /// GosSUOK simulator signs the challenge), kept for the next time.
+    pub(crate) async fn session(&self, identifier: &str) -> anyhow::Result<SessionToken> {
+        if let Some(s) = self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(identifier).cloned())
+        {
+            return Ok(s);
+        }
+        let proof = self.proof(identifier).await?;
+        let registered = self.ask(&RegisterByEds { proof }).await?;
+        let CabinetOutcome::Ok {
+            session_token: Some(session),
+            ..
+        } = registered
+        else {
+            anyhow::bail!("an EDS login for a session: {registered:?}");
+        };
+        self.keep_session(identifier, session.clone());
+        Ok(session)
     }
 
     /// [`Play::ask`], failing unless the answer is `expected`.
@@ -629,6 +676,7 @@ impl Stage {
             portal_queue: heard.portal_queue.clone(),
             parties: heard.parties,
             sender: "demo-desk".into(),
+            sessions: Mutex::new(HashMap::new()),
         });
         Ok(Stage {
             hub_config,
@@ -1139,6 +1187,7 @@ fn process_env(
         ("HUB_PHONE_CODE_TTL", ms(i.phone_code_ttl)),
         ("HUB_PHONE_CODE_ATTEMPTS", i.phone_code_attempts.to_string()),
         ("HUB_TEMP_PASSWORD_TTL", ms(i.temp_password_ttl)),
+        ("HUB_SESSION_TTL", ms(i.session_ttl)),
         ("HUB_ERIP_URL", i.erip_url.to_string()),
         ("HUB_ERIP_SECRET", i.erip_secret.clone()),
         ("HUB_PAYMENT_TTL", ms(i.payment_ttl)),

@@ -22,6 +22,10 @@
 //!
 //! Logging in is limited per identifier only: an identifier has exactly one phone, so the
 //! identifier's count is the phone's.
+//!
+//! A login opens a session ([`crate::sessions`]) and answers its token; `cabinet.logout.v1` ends
+//! it; a password change, a recovery and a self-service block end every session of the
+//! identifier, in the same transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +33,11 @@ use std::time::Duration;
 use adapters::Failure;
 use chrono::{DateTime, Utc};
 use contracts::cabinet::{
-    BlockSelf, CabinetOutcome, CabinetReply, ChangePassword, CompleteRecovery, LogIn,
+    BlockSelf, CabinetOutcome, CabinetReply, ChangePassword, CompleteRecovery, LogIn, LogOut,
     RecoverPassword,
 };
 use contracts::person::Msisdn;
+use contracts::procedure::AssuranceLevel;
 use contracts::sealed::Sealed;
 use contracts::sms::{SendSms, SmsPurpose};
 use contracts::{Message, decode};
@@ -42,6 +47,7 @@ use uuid::Uuid;
 
 use crate::external::sms::worker::{PhoneEvent, PhoneKey, PhoneLimits};
 use crate::metrics::portal_metrics;
+use crate::sessions;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
@@ -60,6 +66,7 @@ pub fn queue_spec() -> contracts::QueueSpec {
             RecoverPassword::TYPE.to_string(),
             CompleteRecovery::TYPE.to_string(),
             BlockSelf::TYPE.to_string(),
+            LogOut::TYPE.to_string(),
         ],
     )
 }
@@ -81,6 +88,8 @@ pub struct CabinetSettings {
     pub recovery_interval: Duration,
     /// The recovery SMS; `{code}` is replaced.
     pub recovery_text: String,
+    /// How long a session lasts after the login (`HUB_SESSION_TTL`).
+    pub session_ttl: Duration,
 }
 
 impl Default for CabinetSettings {
@@ -93,6 +102,7 @@ impl Default for CabinetSettings {
             recovery_attempts: 3,
             recovery_interval: Duration::from_secs(60),
             recovery_text: "Код для восстановления пароля: {code}. Никому его не сообщайте.".into(),
+            session_ttl: sessions::DEFAULT_TTL,
         }
     }
 }
@@ -130,6 +140,8 @@ pub enum Request {
     Complete(CompleteRecovery, NewPassword),
     /// Block oneself.
     Block(BlockSelf),
+    /// End a session.
+    LogOut(LogOut),
 }
 
 /// A new password, checked against the rules and hashed before the transaction.
@@ -185,7 +197,18 @@ const LEVEL: &str = "substantial";
 fn ok() -> CabinetOutcome {
     CabinetOutcome::Ok {
         assurance_level: LEVEL.into(),
+        session_token: None,
     }
+}
+
+/// `cabinet.logout.v1`: ends the session; `ok` with its level, or with an empty level when it was
+/// not open (unknown, expired, ended before).
+async fn log_out(conn: &mut PgConnection, r: &LogOut) -> Result<CabinetOutcome, sqlx::Error> {
+    let level = sessions::end(conn, &r.session_token).await?;
+    Ok(CabinetOutcome::Ok {
+        assurance_level: level.map_or("", sessions::level_str).into(),
+        session_token: None,
+    })
 }
 
 struct Account {
@@ -222,6 +245,8 @@ impl Service for Cabinet {
                 Request::Complete(r, new)
             } else if BlockSelf::TYPE.matches(t) {
                 Request::Block(decode(t, b)?)
+            } else if LogOut::TYPE.matches(t) {
+                Request::LogOut(decode(t, b)?)
             } else {
                 return Err(Failure::invalid_input(format!(
                     "the cabinet does not take {t}"
@@ -245,6 +270,7 @@ impl Service for Cabinet {
                 Request::Recover(r, code) => self.recover(conn, &r, code, cause, &mut extra).await,
                 Request::Complete(r, new) => self.complete(conn, &r, new, cause).await,
                 Request::Block(r) => self.block(conn, &r).await,
+                Request::LogOut(r) => log_out(conn, &r).await,
             }
             .map_err(|e| db_failure(&e))?;
             let mut answers = vec![Command::new(&CabinetReply { outcome })?];
@@ -434,7 +460,18 @@ impl Cabinet {
             Ok(a) if a.must_change_password => CabinetOutcome::MustChangePassword,
             Ok(_) => {
                 event(conn, &id, "logged_in").await?;
-                ok()
+                let token = sessions::open(
+                    conn,
+                    &id,
+                    AssuranceLevel::Substantial,
+                    sessions::Method::Password,
+                    self.settings.session_ttl,
+                )
+                .await?;
+                CabinetOutcome::Ok {
+                    assurance_level: LEVEL.into(),
+                    session_token: Some(token),
+                }
             }
         })
     }
@@ -454,6 +491,7 @@ impl Cabinet {
             Err(weak) => return Ok(weak),
         };
         set_password(conn, &id, &hash).await?;
+        sessions::end_all(conn, &id).await?;
         event(conn, &id, "password_changed").await?;
         Ok(ok())
     }
@@ -623,6 +661,7 @@ impl Cabinet {
             Err(weak) => return Ok(weak),
         };
         set_password(conn, &id, &hash).await?;
+        sessions::end_all(conn, &id).await?;
         sqlx::query("DELETE FROM recoveries WHERE identifier = $1")
             .bind(&id)
             .execute(&mut *conn)
@@ -639,8 +678,11 @@ impl Cabinet {
     ) -> Result<CabinetOutcome, sqlx::Error> {
         let id = normalise(&r.identifier);
         match self.authenticate(conn, &id, &r.password).await? {
-            // Blocking what is blocked already is done.
-            Err(CabinetOutcome::Blocked) => Ok(ok()),
+            // Blocking what is blocked already is done (and no session outlives it).
+            Err(CabinetOutcome::Blocked) => {
+                sessions::end_all(conn, &id).await?;
+                Ok(ok())
+            }
             Err(CabinetOutcome::TemporaryPasswordExpired) | Ok(_) => {
                 sqlx::query(
                     "UPDATE accounts SET blocked = true, updated_at = now() WHERE identifier = $1",
@@ -648,6 +690,7 @@ impl Cabinet {
                 .bind(&id)
                 .execute(&mut *conn)
                 .await?;
+                sessions::end_all(conn, &id).await?;
                 event(conn, &id, "blocked_by_person").await?;
                 Ok(ok())
             }

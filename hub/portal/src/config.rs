@@ -132,6 +132,11 @@ pub struct IntegrationConfig {
     #[arg(long, env = "HUB_TEMP_PASSWORD_TTL", default_value = "72h", value_parser = parse_duration)]
     pub temp_password_ttl: Duration,
 
+    /// How long a portal session lasts after the login that opened it (a fixed lifetime, not an
+    /// idle one); it ends sooner by logout, a password change or recovery, or a block.
+    #[arg(long, env = "HUB_SESSION_TTL", default_value = "8h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
     /// The portal's mail server, `smtp://host:port` (or `smtps://user:password@host`).
     #[arg(
         long,

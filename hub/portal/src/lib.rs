@@ -17,6 +17,7 @@ pub mod registration;
 pub mod registry;
 pub mod sagas;
 pub mod services;
+pub mod sessions;
 
 /// The portal's migrations (identifiers, cabinet, procedures, registration, limits, ERIP); the
 /// binary runs them with the runtime's and the operators' as one ordered set.

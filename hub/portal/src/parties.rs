@@ -140,6 +140,7 @@ pub const MATRIX: &[(MessageType, Sender)] = {
         (c::RecoverPassword::TYPE, Sender::Portal),
         (c::CompleteRecovery::TYPE, Sender::Portal),
         (c::BlockSelf::TYPE, Sender::Portal),
+        (c::LogOut::TYPE, Sender::Portal),
         (r::RegisterByEmail::TYPE, Sender::Portal),
         (r::ActivateEmail::TYPE, Sender::Portal),
         (r::LogInByEmail::TYPE, Sender::Portal),

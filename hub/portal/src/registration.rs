@@ -43,6 +43,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::cabinet::{Throttle, password_problems};
+use crate::sessions::{self, Method};
+use contracts::procedure::AssuranceLevel;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
@@ -86,6 +88,8 @@ pub struct RegistrationSettings {
     pub first_lockout: Duration,
     /// The longest lock-out.
     pub max_lockout: Duration,
+    /// How long a session lasts after the login (`HUB_SESSION_TTL`).
+    pub session_ttl: Duration,
 }
 
 impl Default for RegistrationSettings {
@@ -96,6 +100,7 @@ impl Default for RegistrationSettings {
             free_failures: 5,
             first_lockout: Duration::from_secs(60),
             max_lockout: Duration::from_secs(24 * 3600),
+            session_ttl: sessions::DEFAULT_TTL,
         }
     }
 }
@@ -270,8 +275,12 @@ impl Service for Registration {
                     .await
                     .map_err(|e| db_failure(&e))?,
                 Request::Challenge => self.challenge(conn).await.map_err(|e| db_failure(&e))?,
-                Request::LogInEds(p) => eds(conn, p, false).await.map_err(|e| db_failure(&e))?,
-                Request::RegisterEds(p) => eds(conn, p, true).await.map_err(|e| db_failure(&e))?,
+                Request::LogInEds(p) => {
+                    self.eds(conn, p, false).await.map_err(|e| db_failure(&e))?
+                }
+                Request::RegisterEds(p) => {
+                    self.eds(conn, p, true).await.map_err(|e| db_failure(&e))?
+                }
             };
             let mut answers = vec![Command::new(&CabinetReply { outcome })?];
             answers.extend(extra);
@@ -286,6 +295,7 @@ const HIGH: &str = "high";
 fn ok(level: &str) -> CabinetOutcome {
     CabinetOutcome::Ok {
         assurance_level: level.into(),
+        session_token: None,
     }
 }
 
@@ -496,12 +506,15 @@ impl Registration {
         if let Some(until) = throttle.locked(conn, &key).await? {
             return Ok(CabinetOutcome::LockedOut { until });
         }
-        let row: Option<(Option<String>, Option<DateTime<Utc>>)> =
-            sqlx::query_as("SELECT password_hash, activated_at FROM portal_users WHERE email = $1")
-                .bind(&email)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let holds = match row.as_ref().and_then(|(hash, _)| hash.as_deref()) {
+        type Row = (Option<String>, Option<DateTime<Utc>>, Uuid, Option<String>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT password_hash, activated_at, id, identification_number FROM portal_users
+             WHERE email = $1",
+        )
+        .bind(&email)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let holds = match row.as_ref().and_then(|(hash, ..)| hash.as_deref()) {
             None => false,
             Some(h) => match &checked {
                 Some(c) if c.hash == h => c.holds,
@@ -517,7 +530,24 @@ impl Registration {
         }
         throttle.succeed(conn, &key).await?;
         Ok(match row {
-            Some((_, Some(_))) => ok(BASIC),
+            Some((_, Some(_), user, identification_number)) => {
+                // An e-mail account has no identification number (unless one was linked): its
+                // sessions name the account.
+                let identifier = identification_number
+                    .unwrap_or_else(|| sessions::email_account_identifier(user));
+                let token = sessions::open(
+                    conn,
+                    &identifier,
+                    AssuranceLevel::Basic,
+                    Method::Email,
+                    self.settings.session_ttl,
+                )
+                .await?;
+                CabinetOutcome::Ok {
+                    assurance_level: BASIC.into(),
+                    session_token: Some(token),
+                }
+            }
             _ => CabinetOutcome::NotActivated,
         })
     }
@@ -647,54 +677,58 @@ async fn activate(
     Ok(ok(BASIC))
 }
 
-/// Spends the challenge, then registers (or links) or logs in the holder.
-async fn eds(
-    conn: &mut PgConnection,
-    proof: Proof,
-    register: bool,
-) -> Result<CabinetOutcome, sqlx::Error> {
-    let holder = match proof {
-        Proof::Valid(h) => h,
-        Proof::Refused(reason) => return Ok(CabinetOutcome::EdsRefused { reason }),
-        Proof::TryLater(reason) => return Ok(CabinetOutcome::TryLater { reason }),
-    };
-    let spent = sqlx::query(
-        "UPDATE eds_challenges SET used_at = now()
-         WHERE nonce = $1 AND used_at IS NULL AND expires_at > now()",
-    )
-    .bind(&holder.nonce)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if spent == 0 {
-        // Another copy of the proof spent it first (a replay), or it expired meanwhile.
-        let used: Option<bool> =
-            sqlx::query_scalar("SELECT used_at IS NOT NULL FROM eds_challenges WHERE nonce = $1")
-                .bind(&holder.nonce)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let reason = match used {
-            Some(true) => {
-                tracing::warn!(
-                    nonce = %short(&holder.nonce),
-                    "EDS proof refused: its challenge was spent by another copy (a replay)"
-                );
-                CHALLENGE_USED
-            }
-            Some(false) => CHALLENGE_EXPIRED,
-            None => CHALLENGE_UNKNOWN,
+impl Registration {
+    /// Spends the challenge, then registers (or links) or logs in the holder; either opens a
+    /// session at level `high` (a registration proves the key as a login does).
+    async fn eds(
+        &self,
+        conn: &mut PgConnection,
+        proof: Proof,
+        register: bool,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
+        let holder = match proof {
+            Proof::Valid(h) => h,
+            Proof::Refused(reason) => return Ok(CabinetOutcome::EdsRefused { reason }),
+            Proof::TryLater(reason) => return Ok(CabinetOutcome::TryLater { reason }),
         };
-        return Ok(CabinetOutcome::EdsRefused {
-            reason: reason.into(),
-        });
-    }
-    if register {
-        let linked: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE identifier = $1)")
-                .bind(&holder.identification_number)
-                .fetch_one(&mut *conn)
-                .await?;
-        sqlx::query(
+        let spent = sqlx::query(
+            "UPDATE eds_challenges SET used_at = now()
+         WHERE nonce = $1 AND used_at IS NULL AND expires_at > now()",
+        )
+        .bind(&holder.nonce)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if spent == 0 {
+            // Another copy of the proof spent it first (a replay), or it expired meanwhile.
+            let used: Option<bool> = sqlx::query_scalar(
+                "SELECT used_at IS NOT NULL FROM eds_challenges WHERE nonce = $1",
+            )
+            .bind(&holder.nonce)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let reason = match used {
+                Some(true) => {
+                    tracing::warn!(
+                        nonce = %short(&holder.nonce),
+                        "EDS proof refused: its challenge was spent by another copy (a replay)"
+                    );
+                    CHALLENGE_USED
+                }
+                Some(false) => CHALLENGE_EXPIRED,
+                None => CHALLENGE_UNKNOWN,
+            };
+            return Ok(CabinetOutcome::EdsRefused {
+                reason: reason.into(),
+            });
+        }
+        if register {
+            let linked: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE identifier = $1)")
+                    .bind(&holder.identification_number)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            sqlx::query(
             "INSERT INTO portal_users (id, identification_number, eds_serial, linked_identifier,
              assurance_level, surname, given_name)
              VALUES ($1, $2, $3, $4, 'high', $5, $6)
@@ -710,27 +744,48 @@ async fn eds(
         .bind(&holder.given_name)
         .execute(&mut *conn)
         .await?;
-        tracing::info!(
-            holder = %mask_name(&holder.surname),
-            linked,
-            "registration by EDS"
-        );
-        return Ok(ok(HIGH));
-    }
-    let known = sqlx::query(
-        "UPDATE portal_users SET eds_serial = $2, updated_at = now()
+            tracing::info!(
+                holder = %mask_name(&holder.surname),
+                linked,
+                "registration by EDS"
+            );
+            return self.eds_session(conn, &holder).await;
+        }
+        let known = sqlx::query(
+            "UPDATE portal_users SET eds_serial = $2, updated_at = now()
          WHERE identification_number = $1",
-    )
-    .bind(&holder.identification_number)
-    .bind(&holder.serial)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(if known == 0 {
-        CabinetOutcome::NotRegistered
-    } else {
-        ok(HIGH)
-    })
+        )
+        .bind(&holder.identification_number)
+        .bind(&holder.serial)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if known == 0 {
+            return Ok(CabinetOutcome::NotRegistered);
+        }
+        self.eds_session(conn, &holder).await
+    }
+
+    /// A session at level `high` for the EDS holder, named by the certificate's identification
+    /// number (the identifier of a linked account).
+    async fn eds_session(
+        &self,
+        conn: &mut PgConnection,
+        holder: &Holder,
+    ) -> Result<CabinetOutcome, sqlx::Error> {
+        let token = sessions::open(
+            conn,
+            &holder.identification_number,
+            AssuranceLevel::High,
+            Method::Eds,
+            self.settings.session_ttl,
+        )
+        .await?;
+        Ok(CabinetOutcome::Ok {
+            assurance_level: HIGH.into(),
+            session_token: Some(token),
+        })
+    }
 }
 
 /// The first characters of a nonce, enough to find it in the table from a log line.

@@ -61,6 +61,7 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     // The order in which consumers start and `hub topology` lists the queues: kept as it was.
     let mut registrations = vec![
         identity.registration,
+        procedures.session_gate,
         workers.email,
         procedures.complaint,
         procedures.application_lookup,
@@ -103,12 +104,16 @@ fn identity(
     limits: &PhoneLimits,
 ) -> anyhow::Result<Identity> {
     let eds = eds_checker(config)?;
+    let session_ttl = config.session_ttl;
     let registration = service_on(crate::registration::queue_spec(), {
         let sealer = sealer.clone();
         move |ctx| {
             crate::registration::Registration::new(
                 sealer.clone(),
-                crate::registration::RegistrationSettings::default(),
+                crate::registration::RegistrationSettings {
+                    session_ttl,
+                    ..crate::registration::RegistrationSettings::default()
+                },
                 ctx.pool.clone(),
                 eds.clone(),
             )
@@ -118,6 +123,7 @@ fn identity(
         sealer.clone(),
         CabinetSettings {
             recovery_interval: config.limits.recovery_interval,
+            session_ttl,
             ..CabinetSettings::default()
         },
         limits.clone(),
@@ -169,9 +175,10 @@ fn eds_checker(config: &IntegrationConfig) -> anyhow::Result<Option<Arc<Checker>
     Ok(Some(Arc::new(Checker::new(validator, client))))
 }
 
-/// The administrative procedures: the procedure and complaint sagas, and the lookup the
-/// complaint saga asks about an application.
+/// The administrative procedures: the session gate in front of them, the procedure and
+/// complaint sagas, and the lookup the complaint saga asks about an application.
 struct Procedures {
+    session_gate: Registration,
     complaint: Registration,
     application_lookup: Registration,
     procedure: Registration,
@@ -208,6 +215,13 @@ fn procedures(
         }
     });
     Ok(Procedures {
+        // The portal's requests: their sessions looked up, then forwarded to the sagas.
+        session_gate: service_on(crate::sessions::gate_queue_spec(), |ctx| {
+            crate::sessions::SessionGate::new(
+                ctx.topology.work_queue(procedure::QUEUE),
+                ctx.topology.work_queue(complaint::QUEUE),
+            )
+        }),
         complaint: complaint_saga,
         application_lookup: service_on(complaint::lookup_queue_spec(), |ctx| {
             ApplicationLookup::new(ctx.pool.clone())

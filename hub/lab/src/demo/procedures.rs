@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    Applicant, ApplicationAccepted, ApplicationDecided, ApplicationRejected, ApplicationWithdrawn,
+    ApplicationAccepted, ApplicationDecided, ApplicationRejected, ApplicationWithdrawn,
     AssuranceLevel, ComplaintDecided, ComplaintVerdict, PaymentReceived, ProcedureRejectReason,
     SubmitApplication, SubmitComplaint, Verdict, WithdrawApplication,
 };
@@ -83,9 +84,10 @@ impl Journey {
     }
 }
 
-/// The application a journey submits, for the person with `identifier`.
-fn application(journey: Journey, identifier: &str) -> SubmitApplication {
-    let (code, form, level) = match journey {
+/// The application a journey submits, with the person's session.
+fn application(journey: Journey, session: &SessionToken) -> SubmitApplication {
+    // The level each journey's login is meant to have (the session's decides).
+    let (code, form, _level) = match journey {
         Journey::FreeOnBus => (
             "2.19",
             json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"}),
@@ -125,10 +127,7 @@ fn application(journey: Journey, identifier: &str) -> SubmitApplication {
     SubmitApplication {
         application_id: Uuid::new_v4(),
         procedure_code: code.into(),
-        applicant: Applicant {
-            identifier: identifier.to_owned(),
-            assurance_level: level,
-        },
+        session_token: session.clone(),
         form: form.as_object().cloned().unwrap_or_default(),
         attachments,
     }
@@ -153,7 +152,9 @@ impl Play {
         identifier: &str,
     ) -> anyhow::Result<(String, Duration)> {
         let started = Instant::now();
-        let app = application(journey, identifier);
+        // One login per person, kept for all their applications.
+        let session = self.session(identifier).await?;
+        let app = application(journey, &session);
         let key = app.application_id.to_string();
         self.send(&app).await?;
         if journey == Journey::AssuranceTooLow {
@@ -168,6 +169,7 @@ impl Play {
         if journey == Journey::Withdrawn {
             self.send(&WithdrawApplication {
                 application_id: app.application_id,
+                session_token: session.clone(),
             })
             .await?;
             let _: ApplicationWithdrawn = self.desk.wait(&key).await?;
@@ -194,7 +196,7 @@ impl Play {
         let complaint = SubmitComplaint {
             complaint_id: Uuid::new_v4(),
             application_id: app.application_id,
-            applicant_identifier: identifier.to_owned(),
+            session_token: session.clone(),
             text: "The certificate gives the wrong flat number.".into(),
         };
         self.send(&complaint).await?;

@@ -51,7 +51,9 @@ impl Signup {
 
 fn level(outcome: &CabinetOutcome) -> Option<&str> {
     match outcome {
-        CabinetOutcome::Ok { assurance_level } => Some(assurance_level),
+        CabinetOutcome::Ok {
+            assurance_level, ..
+        } => Some(assurance_level),
         _ => None,
     }
 }
@@ -150,7 +152,7 @@ impl Play {
     }
 
     /// A challenge from the hub, signed with the person's key at the GosSUOK simulator.
-    async fn proof(&self, identifier: &str) -> anyhow::Result<EdsProof> {
+    pub(crate) async fn proof(&self, identifier: &str) -> anyhow::Result<EdsProof> {
         let CabinetOutcome::EdsChallenge { nonce, to_sign, .. } =
             self.ask(&RequestEdsChallenge {}).await?
         else {

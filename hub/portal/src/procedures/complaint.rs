@@ -23,7 +23,6 @@ use contracts::procedure::{
     AuthorityComplaint, AuthorityComplaintDecided, AuthorityComplaintWithdrawal,
     AuthorityComplaintWithdrawalAnswered, ComplaintAccepted, ComplaintDecided,
     ComplaintRejectReason, ComplaintRejected, ComplaintVerdict, ComplaintWithdrawn,
-    SubmitComplaint, WithdrawComplaint,
 };
 use contracts::{Message, MessageType, decode};
 use futures_util::future::BoxFuture;
@@ -33,6 +32,7 @@ use uuid::Uuid;
 
 use super::catalogue::Catalogue;
 use super::saga::{self as procedure, ProcedureSaga, authority_queue};
+use crate::sessions::{self, StartComplaint, WithdrawComplaintAs};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Saga, SagaKey, Service, Step, StepContext};
@@ -75,13 +75,12 @@ impl Message for ApplicationLookedUp {
     const TYPE: MessageType = MessageType::new("procedure.application_looked_up", 1);
 }
 
-/// The saga's queue and what it takes from the bus.
+/// The saga's queue and what it takes from the bus (the portal's requests come through the
+/// session gate, [`crate::sessions`], by name).
 pub fn queue_spec() -> contracts::QueueSpec {
     contracts::QueueSpec::new(
         QUEUE,
         [
-            SubmitComplaint::TYPE.to_string(),
-            WithdrawComplaint::TYPE.to_string(),
             AuthorityComplaintDecided::TYPE.to_string(),
             AuthorityComplaintWithdrawalAnswered::TYPE.to_string(),
         ],
@@ -166,10 +165,10 @@ pub enum ComplaintStage {
 /// What the saga reads.
 #[derive(Debug)]
 pub enum ComplaintInput {
-    /// A new complaint.
-    Submit(SubmitComplaint),
-    /// The person withdraws.
-    Withdraw(WithdrawComplaint),
+    /// A new complaint (from the session gate: the complainant is the session's).
+    Submit(StartComplaint),
+    /// Someone withdraws (from the session gate, with the session's identifier).
+    Withdraw(WithdrawComplaintAs),
     /// The application's state.
     LookedUp(ApplicationLookedUp),
     /// From the authority.
@@ -189,11 +188,14 @@ impl Saga for ComplaintSaga {
     fn read(&self, message: &Incoming) -> Result<(SagaKey, ComplaintInput), Failure> {
         let t = message.metadata.message_type.as_str();
         let b = &message.body;
-        Ok(if SubmitComplaint::TYPE.matches(t) {
-            let m: SubmitComplaint = decode(t, b)?;
+        let bus = format!("{}bus", self.prefix);
+        Ok(if StartComplaint::TYPE.matches(t) {
+            sessions::check_internal(message, &bus)?;
+            let m: StartComplaint = decode(t, b)?;
             (Self::key(m.complaint_id), ComplaintInput::Submit(m))
-        } else if WithdrawComplaint::TYPE.matches(t) {
-            let m: WithdrawComplaint = decode(t, b)?;
+        } else if WithdrawComplaintAs::TYPE.matches(t) {
+            sessions::check_internal(message, &bus)?;
+            let m: WithdrawComplaintAs = decode(t, b)?;
             (Self::key(m.complaint_id), ComplaintInput::Withdraw(m))
         } else if ApplicationLookedUp::TYPE.matches(t) {
             (
@@ -229,7 +231,7 @@ impl Saga for ComplaintSaga {
                 I::Submit(m) => Ok(Step::to(Complaint {
                     complaint_id: m.complaint_id,
                     application_id: m.application_id,
-                    applicant: m.applicant_identifier.clone(),
+                    applicant: m.applicant.clone(),
                     text: m.text.clone(),
                     authority: None,
                     application_number: None,
@@ -243,6 +245,16 @@ impl Saga for ComplaintSaga {
         };
         if matches!(input, I::Decided(_) | I::WithdrawalAnswered(_)) {
             self.check_sender(s, ctx)?;
+        }
+        if let I::Withdraw(w) = input
+            && w.applicant != s.applicant
+        {
+            // Another person's session: refused, the complaint unchanged.
+            return Ok(Step::to(s.clone()).send(Command::new(&ComplaintRejected {
+                complaint_id: s.complaint_id,
+                reason: ComplaintRejectReason::NotTheApplicant,
+                detail: "only the complainant may withdraw the complaint".into(),
+            })?));
         }
         match (&s.stage, input) {
             (S::LookingUp, I::LookedUp(a)) => self.looked_up(s, a),
@@ -546,10 +558,10 @@ mod tests {
     }
 
     fn submit() -> ComplaintInput {
-        ComplaintInput::Submit(SubmitComplaint {
+        ComplaintInput::Submit(StartComplaint {
             complaint_id: Uuid::from_u128(2),
             application_id: Uuid::from_u128(1),
-            applicant_identifier: APPLICANT.into(),
+            applicant: APPLICANT.into(),
             text: "The certificate omits March.".into(),
         })
     }
@@ -655,17 +667,25 @@ mod tests {
     fn a_withdrawal_is_settled_by_the_authority() {
         let mut run = Run::new();
         let at = at_authority(&run);
-        let withdraw = || {
-            ComplaintInput::Withdraw(WithdrawComplaint {
+        let withdraw_as = |who: &str| {
+            ComplaintInput::Withdraw(WithdrawComplaintAs {
                 complaint_id: Uuid::from_u128(2),
+                applicant: who.into(),
             })
         };
+        let withdraw = || withdraw_as(APPLICANT);
         let answer = |accepted| {
             ComplaintInput::WithdrawalAnswered(AuthorityComplaintWithdrawalAnswered {
                 complaint_id: Uuid::from_u128(2),
                 accepted,
             })
         };
+        // Another person's session cannot withdraw it.
+        let stranger = run
+            .step(Some(&at), withdraw_as("someone else"))
+            .expect("refused");
+        assert_eq!(sent(&stranger), ["complaint.rejected.v1"]);
+        assert_eq!(stranger.state, at);
         let withdrawing = run.step(Some(&at), withdraw()).expect("withdraws");
         assert_eq!(sent(&withdrawing), ["authority.complaint_withdrawal.v1"]);
         assert_eq!(

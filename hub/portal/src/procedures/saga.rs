@@ -25,11 +25,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::ops::CancelSaga;
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
-    ApplicationRejected, ApplicationWithdrawn, AttachReceipt, AuthorityApplication,
-    AuthorityDecided, AuthorityInfoRequested, AuthorityRegistered, AuthorityWithdrawal,
-    AuthorityWithdrawalAnswered, CancelInvoice, CreateInvoice, InfoRequested, InvoiceCreated,
-    InvoiceEvent, InvoiceNotified, PaymentReceived, ProcedureRejectReason, ReceiptChecked,
-    SubmitApplication, Verdict, WithdrawApplication, WithdrawalReason, order_number_check_digit,
+    ApplicationRejected, ApplicationWithdrawn, AuthorityApplication, AuthorityDecided,
+    AuthorityInfoRequested, AuthorityRegistered, AuthorityWithdrawal, AuthorityWithdrawalAnswered,
+    CancelInvoice, CreateInvoice, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified,
+    PaymentReceived, ProcedureRejectReason, ReceiptChecked, Verdict, WithdrawalReason,
+    order_number_check_digit,
 };
 use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 use super::calendar::Calendar;
 use super::catalogue::Catalogue;
+use crate::sessions::{self, AttachReceiptAs, StartApplication, WithdrawApplicationAs};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
 
@@ -67,14 +68,12 @@ impl Message for DeadlinePassed {
     const TYPE: MessageType = MessageType::new("procedure.deadline_passed", 1);
 }
 
-/// The queue and what it takes from the bus (ERIP's events come by name, from the callback).
+/// The queue and what it takes from the bus (ERIP's events come by name, from the callback;
+/// the portal's requests through the session gate, [`crate::sessions`], by name too).
 pub fn queue_spec() -> contracts::QueueSpec {
     contracts::QueueSpec::new(
         QUEUE,
         [
-            SubmitApplication::TYPE.to_string(),
-            WithdrawApplication::TYPE.to_string(),
-            AttachReceipt::TYPE.to_string(),
             AuthorityRegistered::TYPE.to_string(),
             AuthorityInfoRequested::TYPE.to_string(),
             AuthorityDecided::TYPE.to_string(),
@@ -111,6 +110,11 @@ pub struct ProcedureSaga {
 }
 
 impl ProcedureSaga {
+    /// The bus exchange, from which the hub's own messages of the session gate are refused.
+    fn bus(&self) -> String {
+        format!("{}bus", self.prefix)
+    }
+
     /// The saga over a catalogue and a calendar; `namespace` addresses the authorities' queues.
     pub fn new(
         catalogue: Arc<Catalogue>,
@@ -219,12 +223,12 @@ pub enum Stage {
 /// What the saga reads.
 #[derive(Debug)]
 pub enum Input {
-    /// A new application.
-    Submit(SubmitApplication),
-    /// The person withdraws.
-    Withdraw(WithdrawApplication),
-    /// The person attaches the payment receipt.
-    Receipt(AttachReceipt),
+    /// A new application (from the session gate: the applicant is the session's).
+    Submit(StartApplication),
+    /// Someone withdraws (from the session gate, with the session's identifier).
+    Withdraw(WithdrawApplicationAs),
+    /// Someone attaches the payment receipt (from the session gate).
+    Receipt(AttachReceiptAs),
     /// ERIP created the invoice.
     InvoiceCreated(InvoiceCreated),
     /// ERIP reported on the invoice.
@@ -251,6 +255,15 @@ impl Input {
                 | Input::WithdrawalAnswered(_)
         )
     }
+
+    /// Who asks, for the person's requests about an existing application.
+    fn requester(&self) -> Option<&str> {
+        match self {
+            Input::Withdraw(m) => Some(&m.applicant),
+            Input::Receipt(m) => Some(&m.applicant),
+            _ => None,
+        }
+    }
 }
 
 impl Saga for ProcedureSaga {
@@ -266,14 +279,17 @@ impl Saga for ProcedureSaga {
         let b = &message.body;
         let by_id = |id: Uuid| Self::key(id);
         let by_correlation = || SagaKey::from_correlation_id(&message.metadata);
-        Ok(if SubmitApplication::TYPE.matches(t) {
-            let m: SubmitApplication = decode(t, b)?;
+        Ok(if StartApplication::TYPE.matches(t) {
+            sessions::check_internal(message, &self.bus())?;
+            let m: StartApplication = decode(t, b)?;
             (by_id(m.application_id), Input::Submit(m))
-        } else if WithdrawApplication::TYPE.matches(t) {
-            let m: WithdrawApplication = decode(t, b)?;
+        } else if WithdrawApplicationAs::TYPE.matches(t) {
+            sessions::check_internal(message, &self.bus())?;
+            let m: WithdrawApplicationAs = decode(t, b)?;
             (by_id(m.application_id), Input::Withdraw(m))
-        } else if AttachReceipt::TYPE.matches(t) {
-            let m: AttachReceipt = decode(t, b)?;
+        } else if AttachReceiptAs::TYPE.matches(t) {
+            sessions::check_internal(message, &self.bus())?;
+            let m: AttachReceiptAs = decode(t, b)?;
             (by_id(m.application_id), Input::Receipt(m))
         } else if InvoiceCreated::TYPE.matches(t) {
             (by_correlation()?, Input::InvoiceCreated(decode(t, b)?))
@@ -315,6 +331,14 @@ impl Saga for ProcedureSaga {
         };
         if input.is_from_authority() {
             self.check_sender(s, ctx)?;
+        }
+        if input.requester().is_some_and(|who| who != s.applicant) {
+            // Another person's session: refused, the application unchanged.
+            return Ok(Step::to(s.clone()).send(Command::new(&ApplicationRejected {
+                application_id: s.application_id,
+                reason: ProcedureRejectReason::NotTheApplicant,
+                fields: vec![],
+            })?));
         }
         match (&s.stage, input) {
             (_, Input::Submit(_)) => Ok(Step::to(s.clone())),
@@ -566,7 +590,7 @@ impl ProcedureSaga {
 
     fn submit(
         &self,
-        m: &SubmitApplication,
+        m: &StartApplication,
         ctx: &StepContext<'_>,
     ) -> Result<Step<Application>, Failure> {
         let mut app = Application {
@@ -607,7 +631,7 @@ impl ProcedureSaga {
                 &app,
                 ProcedureRejectReason::AssuranceTooLow,
                 vec![FieldError {
-                    field: "applicant.assurance_level".into(),
+                    field: "assurance_level".into(),
                     problem: format!(
                         "the procedure needs {:?} or higher; log in with a stronger method",
                         procedure.assurance
@@ -728,7 +752,7 @@ fn accepted(app: &Application, pay_before: Option<DateTime<Utc>>) -> Application
 }
 
 /// The person attached a receipt: kept, and checked against ERIP's record when there is one.
-fn receipt(s: &Application, r: &AttachReceipt) -> Result<Step<Application>, Failure> {
+fn receipt(s: &Application, r: &AttachReceiptAs) -> Result<Step<Application>, Failure> {
     let next = Application {
         receipt: Some(Paid {
             operation_id: r.operation_id.clone(),
@@ -884,12 +908,14 @@ mod tests {
         }
     }
 
+    const APPLICANT: &str = "3270287A012PB2";
+
     fn submit(code: &str, form: serde_json::Value) -> Input {
-        Input::Submit(SubmitApplication {
+        Input::Submit(StartApplication {
             application_id: Uuid::from_u128(1),
             procedure_code: code.into(),
             applicant: Applicant {
-                identifier: "3270287A012PB2".into(),
+                identifier: APPLICANT.into(),
                 assurance_level: contracts::procedure::AssuranceLevel::Substantial,
             },
             form: form.as_object().cloned().expect("object"),
@@ -995,8 +1021,9 @@ mod tests {
         let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
         let submitted = run.step(None, submit("5.13", form)).expect("submits");
         let receipt = |operation: &str, amount| {
-            Input::Receipt(AttachReceipt {
+            Input::Receipt(AttachReceiptAs {
                 application_id: Uuid::from_u128(1),
+                applicant: APPLICANT.into(),
                 operation_id: operation.into(),
                 amount_kopecks: amount,
             })
@@ -1022,6 +1049,22 @@ mod tests {
             check.problem.as_deref(),
             Some("the receipt says 2000 kopecks, ERIP received 2100")
         );
+        // Another person's session cannot attach a receipt to this application.
+        let stranger = run
+            .step(
+                Some(&wrong.state),
+                Input::Receipt(AttachReceiptAs {
+                    application_id: Uuid::from_u128(1),
+                    applicant: "3270287A012PB3".into(),
+                    operation_id: "op-9".into(),
+                    amount_kopecks: 1,
+                }),
+            )
+            .expect("refused");
+        assert_eq!(stranger.state, wrong.state);
+        let refused: ApplicationRejected =
+            serde_json::from_slice(&stranger.commands[0].body).expect("body");
+        assert_eq!(refused.reason, ProcedureRejectReason::NotTheApplicant);
     }
 
     #[test]
@@ -1113,11 +1156,26 @@ mod tests {
             )
             .expect("overdue");
         assert_eq!(sent(&overdue), ["procedure.overdue.v1"]);
+        let stranger = run
+            .step(
+                Some(&at),
+                Input::Withdraw(WithdrawApplicationAs {
+                    application_id: Uuid::from_u128(1),
+                    applicant: "3270287A012PB3".into(),
+                }),
+            )
+            .expect("refused");
+        assert_eq!(sent(&stranger), ["procedure.rejected.v1"]);
+        assert_eq!(
+            stranger.state, at,
+            "another person's withdrawal changes nothing"
+        );
         let withdrawing = run
             .step(
                 Some(&at),
-                Input::Withdraw(WithdrawApplication {
+                Input::Withdraw(WithdrawApplicationAs {
                     application_id: Uuid::from_u128(1),
+                    applicant: APPLICANT.into(),
                 }),
             )
             .expect("withdraws");

@@ -106,8 +106,18 @@ pub(super) async fn block(
 ) -> Result<AccountBlocked, Failure> {
     let outcome = match lock_account(conn, &b.identifier).await? {
         None => BlockOutcome::UnknownIdentifier,
-        Some((_, true)) => BlockOutcome::AlreadyBlocked,
+        Some((_, true)) => {
+            // No session outlives a block (none should be open; this makes sure).
+            crate::sessions::end_all(conn, &b.identifier)
+                .await
+                .map_err(db)?;
+            BlockOutcome::AlreadyBlocked
+        }
         Some((_, false)) => {
+            // Every session of the identifier ends with the block, in its transaction.
+            crate::sessions::end_all(conn, &b.identifier)
+                .await
+                .map_err(db)?;
             sqlx::query(
                 "UPDATE accounts SET blocked = true, updated_at = now() WHERE identifier = $1",
             )

@@ -4,6 +4,11 @@
 //!
 //! A crash after the publish and before the mark publishes the row again on restart: delivery
 //! is at-least-once, and receivers deduplicate by `message_id` in their inbox.
+//!
+//! A row of a type that carries a secret ([`contracts::is_sensitive`]: a `cabinet.reply.v1`
+//! with a login's session token) keeps it only until it is sent: the statement that marks the
+//! row sent replaces its secret fields with [`contracts::REDACTED_VALUE`] ([`redacted_body`]),
+//! so no sent row holds a secret in the clear.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +90,22 @@ pub async fn relay_once(
         .bind(&sent)
         .execute(&mut *tx)
         .await?;
+        // Sent: the secrets a reply carried (a session token) are not kept.
+        let (ids, bodies): (Vec<Uuid>, Vec<Vec<u8>>) = envelopes
+            .iter()
+            .filter(|e| sent.contains(&e.metadata.message_id))
+            .filter_map(|e| Some((e.metadata.message_id, redacted_body(e)?)))
+            .unzip();
+        if !ids.is_empty() {
+            sqlx::query(
+                "UPDATE outbox o SET body = r.body
+                 FROM UNNEST($1::uuid[], $2::bytea[]) AS r(id, body) WHERE o.id = r.id",
+            )
+            .bind(&ids)
+            .bind(&bodies)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     if !failed.is_empty() {
         // Back off per row: 1 s, 2 s, 4 s ... up to 5 minutes.
@@ -101,6 +122,24 @@ pub async fn relay_once(
     tx.commit().await?;
     metrics().relay_batch(started.elapsed());
     Ok(envelopes.len())
+}
+
+/// The body to keep of a sent message that carries a secret: its secret fields replaced
+/// ([`contracts::redact_secrets`]); `None` when there is nothing to replace (a type that
+/// carries no secret, a reply without a token). A body of such a type that is not JSON is kept
+/// as `{}`: it cannot be redacted field by field.
+pub fn redacted_body(envelope: &Envelope) -> Option<Vec<u8>> {
+    let message_type = &envelope.metadata.message_type;
+    if !contracts::is_sensitive(message_type) {
+        return None;
+    }
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&envelope.body) else {
+        return Some(b"{}".to_vec());
+    };
+    if !contracts::redact_secrets(message_type, &mut body) {
+        return None;
+    }
+    serde_json::to_vec(&body).ok()
 }
 
 /// Relays until `stop`, then flushes what is left (as far as the broker lets it) and returns.
@@ -182,4 +221,41 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
     let mut listener = PgListener::connect_with(pool).await.ok()?;
     listener.listen(OUTBOX_CHANNEL).await.ok()?;
     Some(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(message_type: &str, body: serde_json::Value) -> Envelope {
+        Envelope {
+            exchange: String::new(),
+            routing_key: "portal".into(),
+            metadata: Metadata::new(message_type, "hub"),
+            body: serde_json::to_vec(&body).expect("json"),
+        }
+    }
+
+    #[test]
+    fn a_sent_reply_keeps_no_session_token_and_other_rows_stay_as_they_are() {
+        let token = "q3Jx0Wm6oVt1b1tVZ2p0f0sSb3QkqB9fQm3P4x7JdE8";
+        let login = envelope(
+            "cabinet.reply.v1",
+            serde_json::json!({"outcome": "ok", "assurance_level": "high", "session_token": token}),
+        );
+        let kept = redacted_body(&login).expect("redacted");
+        let text = String::from_utf8(kept).expect("utf-8");
+        assert!(!text.contains(token), "{text}");
+        assert!(text.contains("\"assurance_level\":\"high\""), "{text}");
+        let changed = envelope(
+            "cabinet.reply.v1",
+            serde_json::json!({"outcome": "ok", "assurance_level": "substantial"}),
+        );
+        assert_eq!(redacted_body(&changed), None, "nothing to replace");
+        let event = envelope(
+            "procedure.accepted.v1",
+            serde_json::json!({"application_id": "x", "number": "N-1"}),
+        );
+        assert_eq!(redacted_body(&event), None);
+    }
 }
