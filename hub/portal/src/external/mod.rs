@@ -96,6 +96,12 @@ pub(crate) async fn first_callback(
     .fetch_one(pool)
     .await
     .map_err(|e| hub_runtime::engine::db_failure(&e))?;
+    if stored.as_deref() != ours.map(url::Url::as_str) {
+        tracing::info!(
+            %request_id,
+            "the request goes again with the callback URL another hub process first sent it with"
+        );
+    }
     stored
         .map(|raw| {
             url::Url::parse(&raw).map_err(|e| {
