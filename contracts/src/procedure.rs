@@ -12,6 +12,10 @@
 //! authority -> authority.withdrawal_answered.v1 -> hub -> procedure.withdrawn.v1 (or decided)
 //! ```
 //!
+//! Every request of the person (submit, withdraw, attach a receipt, and the complaints' submit and
+//! withdraw) carries the `session_token` a login answered (`contracts::cabinet`); the hub takes
+//! the applicant and the assurance level from that session, never from the body.
+//!
 //! An application is named by the portal's `application_id` (a UUID it makes); that is the
 //! saga's business key. Messages from an authority carry the saga id as `correlation_id`, as
 //! the application they answer did, and the broker-validated `user_id` of the authority's own

@@ -158,6 +158,14 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
     portal.env.send(&application).await;
     let refused: ApplicationRejected = portal.event(&application.application_id.to_string()).await;
     assert_eq!(refused.reason, ProcedureRejectReason::SessionInvalid);
+    // Nor does an EDS login open a new one while the identifier is blocked.
+    let proof = e2e::eds::proof(&portal, &id).await;
+    assert_eq!(
+        portal
+            .cabinet(&contracts::registration::LogInByEds { proof })
+            .await,
+        CabinetOutcome::Blocked
+    );
     let after_block = history(&portal, &id).await;
     assert_eq!(
         after_block.last(),

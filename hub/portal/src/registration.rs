@@ -773,6 +773,17 @@ impl Registration {
         conn: &mut PgConnection,
         holder: &Holder,
     ) -> Result<CabinetOutcome, sqlx::Error> {
+        // A blocked identifier opens no session, by EDS either (its sessions ended with the
+        // block). The row's share lock orders this against a block in progress, which holds it
+        // for update: a session opened first is ended by the block.
+        let blocked: Option<bool> =
+            sqlx::query_scalar("SELECT blocked FROM accounts WHERE identifier = $1 FOR SHARE")
+                .bind(&holder.identification_number)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if blocked == Some(true) {
+            return Ok(CabinetOutcome::Blocked);
+        }
         let token = sessions::open(
             conn,
             &holder.identification_number,

@@ -1016,6 +1016,33 @@ mod tests {
     }
 
     #[test]
+    fn the_session_gates_messages_are_taken_only_off_the_bus() {
+        let run = Run::new();
+        let Input::Submit(start) = submit("2.19", serde_json::json!({})) else {
+            unreachable!("a submission");
+        };
+        let incoming = |exchange: &str| Incoming {
+            metadata: Metadata::new(StartApplication::TYPE.to_string(), "hub"),
+            body: serde_json::to_vec(&start).expect("json"),
+            queue: "ns.saga.procedure".into(),
+            exchange: exchange.into(),
+            routing_key: "ns.saga.procedure".into(),
+            previous_failures: 0,
+        };
+        // Straight to the queue (the gate), or back from a retry tier: taken.
+        assert!(run.saga.read(&incoming("")).is_ok());
+        assert!(run.saga.read(&incoming("ns.requeue")).is_ok());
+        // Published on the bus, where anyone with a bus right could put it: refused.
+        let refused = run.saga.read(&incoming("ns.bus")).expect_err("refused");
+        assert_eq!(refused.kind, adapters::FailureKind::InvalidInput);
+        assert!(
+            refused.reason.contains("procedure.start.v1"),
+            "{}",
+            refused.reason
+        );
+    }
+
+    #[test]
     fn a_receipt_is_checked_against_erips_record_whichever_comes_first() {
         let run = Run::new();
         let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
