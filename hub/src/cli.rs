@@ -9,7 +9,7 @@ use hub_ops::config::ConsoleConfig;
 use hub_portal::config::IntegrationConfig;
 use hub_runtime::app::{self, Components, Plan};
 use hub_runtime::broker::{self, Broker, ConnectError};
-use hub_runtime::config::{HubConfig, mask_url};
+use hub_runtime::config::{HubConfig, Problem, mask_url};
 use hub_runtime::store::{self, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,100 @@ const EXIT_UNAVAILABLE: u8 = 69;
 /// Exit code of a bad setting read outside the command line (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
+/// Exit code when production mode refuses the settings (sysexits EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Where the hub runs: on one machine against the simulators (every setting has a default), or
+/// in production, where it refuses to start on a development default or a connection without
+/// TLS ([`production_problems`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HubEnv {
+    /// Defaults for one machine; each development default in use is announced at start.
+    Development,
+    /// No development key or secret, TLS to the broker, the database and every external system.
+    Production,
+}
+
+/// Production mode refused the settings: every problem, one line each (exit 78).
+#[derive(Debug)]
+pub struct ConfigRefused(pub Vec<Problem>);
+
+impl std::fmt::Display for ConfigRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HUB_ENV=production: the hub refuses to start with {} setting{} to fix:",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigRefused {}
+
+/// What production mode refuses in these settings, all of them: the broker's and the
+/// database's URLs ([`hub_runtime::config::production_problems`]), the portal's secrets and
+/// external systems ([`hub_portal::config::production_problems`]), and, when `console` is
+/// given (a process that serves it), the console's ([`hub_ops::config::production_problems`]).
+pub fn production_problems(
+    config: &HubConfig,
+    integrations: Option<&IntegrationConfig>,
+    console: Option<&ConsoleConfig>,
+) -> anyhow::Result<Vec<Problem>> {
+    let mut problems = hub_runtime::config::production_problems(config);
+    if let Some(integrations) = integrations {
+        let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
+        problems.extend(hub_portal::config::production_problems(
+            integrations,
+            &catalogue,
+        ));
+    }
+    if let Some(console) = console {
+        problems.extend(hub_ops::config::production_problems(console));
+    }
+    Ok(problems)
+}
+
+/// In production, refuses `problems` (all at once); in development, announces each development
+/// default in use, once: a warning per secret, one for the services reached on this machine in
+/// plain text.
+fn enforce(env: HubEnv, problems: Vec<Problem>, announce: bool) -> anyhow::Result<()> {
+    match env {
+        HubEnv::Production if !problems.is_empty() => Err(ConfigRefused(problems).into()),
+        HubEnv::Production => Ok(()),
+        HubEnv::Development => {
+            if announce {
+                let mut urls = Vec::new();
+                for p in problems.iter().filter(|p| p.dev_default) {
+                    if p.variable.ends_with("_URL") {
+                        if !urls.contains(&p.variable.as_str()) {
+                            urls.push(p.variable.as_str());
+                        }
+                    } else {
+                        tracing::warn!(
+                            variable = %p.variable,
+                            "development default: {}; {} (HUB_ENV=production refuses it)",
+                            p.why,
+                            p.how
+                        );
+                    }
+                }
+                if !urls.is_empty() {
+                    tracing::warn!(
+                        "development defaults: {} reach this machine's simulators and servers in plain text (HUB_ENV=production requires TLS)",
+                        urls.join(", ")
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hub",
@@ -33,6 +127,18 @@ const EXIT_USAGE: u8 = 64;
                   terminal, HUB_LOG_FORMAT=json|text forces one); results go to stdout."
 )]
 struct Cli {
+    /// `production` refuses to start while a development key or secret is in use, or the
+    /// broker, the database or an external system is reached without TLS: every problem is
+    /// printed, one line each, and the exit code is 78. `development` (the default) announces
+    /// each development default at start.
+    #[arg(
+        long = "env",
+        env = "HUB_ENV",
+        value_enum,
+        default_value = "development"
+    )]
+    env: HubEnv,
+
     #[command(flatten)]
     config: HubConfig,
 
@@ -94,6 +200,11 @@ enum Command {
                             hub chaos --faults kill,sims --duration 30s --json"
     )]
     Chaos(ChaosArgs),
+    /// Check the settings as `hub run` does, without connecting: in production mode
+    /// (`HUB_ENV=production`) print every problem, one line each, and exit 78; else print
+    /// the development defaults in use and exit 0.
+    #[command(after_help = "Example:\n  HUB_ENV=production hub check-config")]
+    CheckConfig,
     /// Create the database if needed and apply the migrations, then exit.
     #[command(
         after_help = "Example:\n  DATABASE_URL=postgres://postgres@127.0.0.1:5432/hub hub migrate"
@@ -273,6 +384,9 @@ pub fn main(build: PlanBuilder) -> ExitCode {
             if e.downcast_ref::<app::UsageError>().is_some() {
                 return ExitCode::from(2);
             }
+            if e.downcast_ref::<ConfigRefused>().is_some() {
+                return ExitCode::from(EXIT_CONFIG);
+            }
             if let Some(code) = e
                 .downcast_ref::<hub_ops::dlq::DlqError>()
                 .map(hub_ops::dlq::DlqError::exit_code)
@@ -310,9 +424,36 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
         integrations.desks.clone_from(desks);
     }
     let console = cli.console;
+    let env = cli.env;
+    // Production mode checks what the command uses before it connects to anything: `hub run`
+    // (and `hub check-config`) everything, the console's settings too unless `--queues` keeps
+    // it off; the commands that only reach the broker and the database, their URLs.
+    match &cli.command {
+        Command::Run { queues, .. } => {
+            let console = queues.is_empty().then_some(&console);
+            enforce(
+                env,
+                production_problems(&config, Some(&integrations), console)?,
+                true,
+            )?;
+        }
+        Command::CheckConfig => {}
+        Command::Topology(_) => enforce(
+            env,
+            production_problems(&config, Some(&integrations), None)?,
+            false,
+        )?,
+        Command::Migrate | Command::Dlq(_) | Command::Saga(_) => {
+            enforce(env, production_problems(&config, None, None)?, false)?;
+        }
+        #[cfg(feature = "lab")]
+        Command::Demo(_) | Command::Bench(_) | Command::Chaos(_) => {}
+        Command::Console(_) => {}
+    }
     let build = || build(&integrations, &console);
     match cli.command {
         Command::Run { only, queues } => run(&config, &build, &only, &queues).await,
+        Command::CheckConfig => check_config(env, &config, &integrations, &console),
         #[cfg(feature = "lab")]
         Command::Demo(args) => lab::demo(&config, args).await,
         #[cfg(feature = "lab")]
@@ -350,6 +491,33 @@ async fn run(
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let plan = app::only_queues(build()?, queues)?;
     app::run_plan(config, components, plan, shutdown).await
+}
+
+/// `hub check-config`: the settings as production mode sees them.
+fn check_config(
+    env: HubEnv,
+    config: &HubConfig,
+    integrations: &IntegrationConfig,
+    console: &ConsoleConfig,
+) -> anyhow::Result<()> {
+    let problems = production_problems(config, Some(integrations), Some(console))?;
+    if env == HubEnv::Production {
+        enforce(env, problems, false)?;
+        println!("HUB_ENV=production: the settings pass the check");
+        return Ok(());
+    }
+    let defaults: Vec<&Problem> = problems.iter().filter(|p| p.dev_default).collect();
+    println!(
+        "HUB_ENV=development: {} development default{} in use (HUB_ENV=production would refuse {} setting{}):",
+        defaults.len(),
+        if defaults.len() == 1 { "" } else { "s" },
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in &problems {
+        println!("  {p}");
+    }
+    Ok(())
 }
 
 /// `hub migrate`: every crate's migrations, in one order.

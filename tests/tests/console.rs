@@ -111,6 +111,91 @@ async fn log_in(client: &reqwest::Client, base: &str, password: &str) -> reqwest
     .await
 }
 
+/// Served over TLS (behind a TLS-terminating proxy; here plain HTTP stands in for it) the
+/// console's cookies are `__Host-` prefixed and `Secure`, and only those open a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_tls_the_cookies_are_host_prefixed_and_secure() {
+    let env = TestEnv::new().await;
+    let addr: SocketAddr = console::free_addr();
+    let hash = hub_ops::console::cli::hash_password(PASSWORD).expect("hash");
+    let settings = ConsoleSettings {
+        addr,
+        users: ConsoleUsers::single(OPERATOR, &hash),
+        systems: Vec::new(),
+        probe_timeout: Duration::from_secs(1),
+        limits: Limits::default(),
+        secure_cookies: true,
+    };
+    let plan = Plan {
+        background: vec![hub_ops::console::task(settings)],
+        ..Plan::default()
+    };
+    let hub = env.spawn_plan(Components::ALL, plan);
+    console::wait_listening(addr).await;
+    let base = format!("http://{addr}");
+    let client = http();
+
+    let page = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(set_cookie(&page, "hub_console_login").is_none());
+    let (login_cookie, attributes) =
+        set_cookie(&page, "__Host-hub_console_login").expect("login cookie");
+    assert!(
+        attributes.ends_with("; Path=/; Secure; HttpOnly; SameSite=Strict"),
+        "{attributes}"
+    );
+    let token = csrf_in(&page.text().await.expect("HTML"));
+    let fields = [
+        ("csrf", token.as_str()),
+        ("name", OPERATOR),
+        ("password", PASSWORD),
+    ];
+    // The plain cookie's name is not the login cookie's any more.
+    let r = post_form(
+        &client,
+        &format!("{base}/login"),
+        &format!("hub_console_login={login_cookie}"),
+        &fields,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = post_form(
+        &client,
+        &format!("{base}/login"),
+        &format!("__Host-hub_console_login={login_cookie}"),
+        &fields,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (session, attributes) = set_cookie(&r, "__Host-hub_console").expect("session cookie");
+    assert!(
+        attributes.ends_with("; Path=/; Secure; HttpOnly; SameSite=Strict"),
+        "{attributes}"
+    );
+    let (_, gone) = set_cookie(&r, "__Host-hub_console_login").expect("login cookie removed");
+    assert!(
+        gone.contains("Secure") && gone.contains("Max-Age=0"),
+        "{gone}"
+    );
+    for (cookie, status) in [
+        (format!("hub_console={session}"), StatusCode::SEE_OTHER),
+        (format!("__Host-hub_console={session}"), StatusCode::OK),
+    ] {
+        let r = client
+            .get(format!("{base}/dead-letters"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), status, "{cookie}");
+    }
+    hub.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_need_a_session_and_posts_need_its_csrf_token() {
     let env = TestEnv::new().await;
@@ -125,6 +210,7 @@ async fn pages_need_a_session_and_posts_need_its_csrf_token() {
             max_failures: 3,
             ..Limits::default()
         },
+        secure_cookies: false,
     };
     let plan = Plan {
         background: vec![hub_ops::console::task(settings)],

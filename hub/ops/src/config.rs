@@ -26,6 +26,48 @@ pub struct ConsoleConfig {
         value_parser = ConsoleUsersParser
     )]
     pub users: ConsoleUsers,
+
+    /// The console is reached over TLS: behind a TLS-terminating proxy (it has no TLS of its
+    /// own). Its cookies are then `__Host-` prefixed and `Secure`, so a browser never sends them
+    /// in plain text. Production mode (`HUB_ENV=production`) refuses to serve the console
+    /// without it.
+    #[arg(
+        long = "console-behind-tls",
+        env = "HUB_CONSOLE_BEHIND_TLS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub behind_tls: bool,
+}
+
+/// What production mode (`HUB_ENV=production`) refuses in the console's settings: no operator
+/// (`HUB_CONSOLE_USERS` unset: the dead letters and stuck sagas would have no one to see them
+/// but the command line), and a console served without TLS (`HUB_CONSOLE_BEHIND_TLS`). Neither
+/// is announced in development (`dev_default` false): a console off, or on loopback without
+/// TLS, is what one machine wants.
+pub fn production_problems(config: &ConsoleConfig) -> Vec<hub_runtime::config::Problem> {
+    use hub_runtime::config::Problem;
+    let mut problems = Vec::new();
+    if config.users.is_empty() {
+        problems.push(Problem::new(
+            "HUB_CONSOLE_USERS",
+            "no operator is configured, so the operators' console does not run",
+            "name each operator as name:argon2-hash, comma separated; make a hash with `hub console hash-password`",
+            false,
+        ));
+    }
+    if !config.behind_tls {
+        problems.push(Problem::new(
+            "HUB_CONSOLE_BEHIND_TLS",
+            "the console would be served in plain text: operators' passwords and session cookies readable on the network",
+            "serve it behind a TLS-terminating proxy (HUB_CONSOLE_ADDR on loopback or a private interface) and set HUB_CONSOLE_BEHIND_TLS=true",
+            false,
+        ));
+    }
+    problems
 }
 
 /// Parses `HUB_CONSOLE_USERS` with an error that does not repeat the value: a password written
@@ -59,6 +101,7 @@ impl Default for ConsoleConfig {
         Self {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8091)),
             users: ConsoleUsers::default(),
+            behind_tls: false,
         }
     }
 }
@@ -147,6 +190,46 @@ impl std::fmt::Debug for ConsoleUsers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        console: ConsoleConfig,
+    }
+
+    #[test]
+    fn production_refuses_a_console_without_operators_or_tls() {
+        let lines = |c: &ConsoleConfig| {
+            production_problems(c)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let off = ConsoleConfig::default();
+        let found = lines(&off);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("HUB_CONSOLE_USERS: "), "{found:#?}");
+        assert!(
+            found[1].starts_with("HUB_CONSOLE_BEHIND_TLS: "),
+            "{found:#?}"
+        );
+        let hash = hub_runtime::secrets::hash_secret(&mut rand::rng(), "pw").expect("hash");
+        let parsed = <Cli as clap::Parser>::try_parse_from([
+            "hub",
+            "--console-users",
+            &format!("ivanova:{hash}"),
+            "--console-behind-tls",
+        ])
+        .expect("parses")
+        .console;
+        assert!(parsed.behind_tls);
+        assert_eq!(lines(&parsed), Vec::<String>::new());
+        let explicit =
+            <Cli as clap::Parser>::try_parse_from(["hub", "--console-behind-tls", "false"])
+                .expect("parses")
+                .console;
+        assert!(!explicit.behind_tls);
+    }
 
     #[test]
     fn console_users_split_between_entries_not_inside_hashes() {

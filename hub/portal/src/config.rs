@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use clap::Args;
-use hub_runtime::config::parse_duration;
+use hub_runtime::config::{Problem, parse_duration};
+
+use crate::procedures::catalogue::{AuthorityChannel, Catalogue};
 
 /// Where the external systems are and how the business sagas behave. Separate from
 /// [`HubConfig`](hub_runtime::config::HubConfig) because the messaging core does not need it.
@@ -39,7 +41,7 @@ pub struct IntegrationConfig {
     #[arg(
         long,
         env = "HUB_SMS_A1_SECRET",
-        default_value = "a1-dev-secret",
+        default_value = DEV_SMS_A1_SECRET,
         hide_env_values = true
     )]
     pub sms_a1_secret: String,
@@ -48,7 +50,7 @@ pub struct IntegrationConfig {
     #[arg(
         long,
         env = "HUB_SMS_MTS_SECRET",
-        default_value = "mts-dev-secret",
+        default_value = DEV_SMS_MTS_SECRET,
         hide_env_values = true
     )]
     pub sms_mts_secret: String,
@@ -57,7 +59,7 @@ pub struct IntegrationConfig {
     #[arg(
         long,
         env = "HUB_SMS_LIFE_SECRET",
-        default_value = "life-dev-secret",
+        default_value = DEV_SMS_LIFE_SECRET,
         hide_env_values = true
     )]
     pub sms_life_secret: String,
@@ -78,7 +80,7 @@ pub struct IntegrationConfig {
     #[arg(
         long,
         env = "HUB_ERIP_SECRET",
-        default_value = "erip-dev-secret",
+        default_value = DEV_ERIP_SECRET,
         hide_env_values = true
     )]
     pub erip_secret: String,
@@ -115,8 +117,8 @@ pub struct IntegrationConfig {
     pub backoffice_callback_window: Duration,
 
     /// Key that seals codes and passwords on their way to the SMS worker: 32 random bytes in
-    /// base64, optionally prefixed by a key id (`k2:...`). Unset: a development key, with a
-    /// warning.
+    /// base64, optionally prefixed by a key id (`k2:...`). Unset: a development key, announced
+    /// at start (refused by `HUB_ENV=production`).
     #[arg(long, env = "HUB_SEAL_KEY", hide_env_values = true)]
     pub seal_key: Option<String>,
 
@@ -268,6 +270,15 @@ impl Default for LimitsConfig {
     }
 }
 
+/// Operator A1's development secret (the SMS simulator's): the default of `HUB_SMS_A1_SECRET`.
+pub const DEV_SMS_A1_SECRET: &str = "a1-dev-secret";
+/// Operator MTS's development secret: the default of `HUB_SMS_MTS_SECRET`.
+pub const DEV_SMS_MTS_SECRET: &str = "mts-dev-secret";
+/// Operator life:)'s development secret: the default of `HUB_SMS_LIFE_SECRET`.
+pub const DEV_SMS_LIFE_SECRET: &str = "life-dev-secret";
+/// ERIP's development secret (the ERIP simulator's): the default of `HUB_ERIP_SECRET`.
+pub const DEV_ERIP_SECRET: &str = "erip-dev-secret";
+
 /// The back-office simulator's development secret: the default of every HTTP authority's
 /// `secret_key`, for one machine only.
 pub const DEV_BACKOFFICE_SECRET: &str = "backoffice-dev-secret";
@@ -337,6 +348,166 @@ impl IntegrationConfig {
     }
 }
 
+/// Everything production mode (`HUB_ENV=production`) refuses in the portal's settings, each
+/// with the variable, why and how; empty when nothing is wrong. In development the ones that
+/// are development defaults (`dev_default`) are announced at start instead.
+///
+/// - a development secret: `HUB_SEAL_KEY` unset or the development key (the sealing key and the
+///   phone-limits key derived from it), `HUB_ERIP_SECRET`, `HUB_SMS_<OPERATOR>_SECRET`, and the
+///   `secret_key` of every HTTP authority of `catalogue`, unset (the back-office simulator's
+///   secret) or equal to a development value, or empty;
+/// - an external system reached over plain `http://` (and SMTP without TLS), or an HTTP
+///   authority's back-office URL left to the simulator's.
+pub fn production_problems(config: &IntegrationConfig, catalogue: &Catalogue) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if hub_runtime::secrets::is_dev_seal_key(config.seal_key.as_deref()) {
+        let how = "set it to 32 random bytes in base64 from a secret store: HUB_SEAL_KEY=k1:$(openssl rand -base64 32)";
+        problems.push(Problem::new(
+            "HUB_SEAL_KEY",
+            "codes and passwords on their way to the SMS worker are sealed with the development key, which is in the repository",
+            how,
+            true,
+        ));
+        problems.push(Problem::new(
+            "HUB_SEAL_KEY (the phone-limits key)",
+            "the key of the stored phone hashes (phone_events, recoveries) is derived from a constant in the repository, so they can be reversed by hashing every number",
+            how,
+            true,
+        ));
+    }
+    let secrets = [
+        (
+            "HUB_ERIP_SECRET",
+            &config.erip_secret,
+            DEV_ERIP_SECRET,
+            "ERIP's 'paid' notifications",
+        ),
+        (
+            "HUB_SMS_A1_SECRET",
+            &config.sms_a1_secret,
+            DEV_SMS_A1_SECRET,
+            "A1's delivery reports",
+        ),
+        (
+            "HUB_SMS_MTS_SECRET",
+            &config.sms_mts_secret,
+            DEV_SMS_MTS_SECRET,
+            "MTS's delivery reports",
+        ),
+        (
+            "HUB_SMS_LIFE_SECRET",
+            &config.sms_life_secret,
+            DEV_SMS_LIFE_SECRET,
+            "life:)'s delivery reports",
+        ),
+    ];
+    for (variable, value, dev, what) in secrets {
+        if let Some(p) = secret_problem(variable, Some(value.as_str()), dev, what) {
+            problems.push(p);
+        }
+    }
+    let urls = [
+        ("HUB_MVD_URL", &config.mvd_url),
+        ("HUB_SMS_A1_URL", &config.sms_a1_url),
+        ("HUB_SMS_MTS_URL", &config.sms_mts_url),
+        ("HUB_SMS_LIFE_URL", &config.sms_life_url),
+        ("HUB_ERIP_URL", &config.erip_url),
+        ("HUB_GOSSUOK_URL", &config.gossuok_url),
+        ("HUB_CALLBACK_URL", &config.callback_url),
+        ("HUB_PORTAL_URL", &config.portal_url),
+    ];
+    for (variable, url) in urls {
+        if let Some(p) = url_problem(variable, url) {
+            problems.push(p);
+        }
+    }
+    let smtp_tls = config.smtp_url.scheme() == "smtps"
+        || config
+            .smtp_url
+            .query_pairs()
+            .any(|(k, v)| k == "tls" && v == "required");
+    if !smtp_tls {
+        problems.push(Problem::new(
+            "HUB_SMTP_URL",
+            "the mail server is reached without TLS (or with STARTTLS only if offered): activation links and the SMTP password cross the network readable",
+            "use smtps://USER:PASSWORD@HOST:465 or smtp://USER:PASSWORD@HOST:587?tls=required",
+            is_local_dev(&config.smtp_url),
+        ));
+    }
+    for a in catalogue.authorities() {
+        let AuthorityChannel::Http {
+            base_url_key,
+            secret_key,
+        } = &a.channel
+        else {
+            continue;
+        };
+        match config.authority_setting(base_url_key) {
+            None => problems.push(Problem::new(
+                base_url_key,
+                format!(
+                    "not set: the back-office of {} is the simulator's, http://127.0.0.1:8131/{}/",
+                    a.id, a.id
+                ),
+                "set it to the back-office's https:// base URL",
+                true,
+            )),
+            Some(v) => {
+                if let Ok(url) = url::Url::parse(&v)
+                    && let Some(p) = url_problem(base_url_key, &url)
+                {
+                    problems.push(p);
+                }
+            }
+        }
+        let what = format!("the decisions of {}'s back-office", a.id);
+        if let Some(p) = secret_problem(
+            secret_key,
+            config.authority_setting(secret_key).as_deref(),
+            DEV_BACKOFFICE_SECRET,
+            &what,
+        ) {
+            problems.push(p);
+        }
+    }
+    problems
+}
+
+/// A signing secret that is unset (`None`), empty or the development one.
+fn secret_problem(variable: &str, value: Option<&str>, dev: &str, what: &str) -> Option<Problem> {
+    let how = "set it to the secret agreed with the system, at least 32 random bytes (e.g. `openssl rand -base64 32`), from a secret store";
+    let why = match value {
+        None => format!(
+            "not set: {what} are checked with the development secret {dev:?}, so anyone can sign them"
+        ),
+        Some(v) if v == dev => format!("the development secret {dev:?}: anyone can sign {what}"),
+        Some(v) if v.trim().is_empty() => format!("empty: anyone can sign {what}"),
+        Some(_) => return None,
+    };
+    let dev_default = value.is_none_or(|v| v == dev);
+    Some(Problem::new(variable, why, how, dev_default))
+}
+
+/// An external system's URL in plain `http://`.
+fn url_problem(variable: &str, url: &url::Url) -> Option<Problem> {
+    (url.scheme() != "https").then(|| {
+        Problem::new(
+            variable,
+            format!(
+                "{url} is not https://: requests, answers and their signatures cross the network readable and unauthenticated"
+            ),
+            "give the system's https:// URL",
+            is_local_dev(url),
+        )
+    })
+}
+
+/// A URL on this machine in plain text: a development default (a simulator).
+fn is_local_dev(url: &url::Url) -> bool {
+    matches!(url.scheme(), "http" | "smtp")
+        && matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+}
+
 impl std::fmt::Debug for IntegrationConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntegrationConfig")
@@ -372,6 +543,193 @@ fn pem_or_der(bytes: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Portal {
+        #[command(flatten)]
+        integrations: IntegrationConfig,
+    }
+
+    /// The settings as flags give them (the environment's `HUB_*` could add to them).
+    fn parsed(args: &[&str]) -> IntegrationConfig {
+        <Portal as clap::Parser>::try_parse_from(std::iter::once("hub").chain(args.iter().copied()))
+            .expect("parses")
+            .integrations
+    }
+
+    const DEV_ARGS: &[&str] = &[
+        "--mvd-url",
+        "http://127.0.0.1:8101/",
+        "--sms-a1-url",
+        "http://127.0.0.1:8111/",
+        "--sms-mts-url",
+        "http://127.0.0.1:8112/",
+        "--sms-life-url",
+        "http://127.0.0.1:8113/",
+        "--sms-a1-secret",
+        DEV_SMS_A1_SECRET,
+        "--sms-mts-secret",
+        DEV_SMS_MTS_SECRET,
+        "--sms-life-secret",
+        DEV_SMS_LIFE_SECRET,
+        "--erip-url",
+        "http://127.0.0.1:8121/",
+        "--erip-secret",
+        DEV_ERIP_SECRET,
+        "--callback-url",
+        "http://127.0.0.1:8090/",
+        "--smtp-url",
+        "smtp://127.0.0.1:2525",
+        "--portal-url",
+        "http://127.0.0.1:8080/",
+        "--gossuok-url",
+        "http://127.0.0.1:8141/",
+    ];
+
+    fn http_authorities(catalogue: &Catalogue) -> Vec<(String, String)> {
+        catalogue
+            .authorities()
+            .filter_map(|a| match &a.channel {
+                AuthorityChannel::Http {
+                    base_url_key,
+                    secret_key,
+                } => Some((base_url_key.clone(), secret_key.clone())),
+                AuthorityChannel::Queue { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn production_refuses_every_development_default_naming_it() {
+        let catalogue = Catalogue::embedded().expect("catalogue");
+        let mut config = parsed(DEV_ARGS);
+        let authorities = http_authorities(&catalogue);
+        assert!(
+            !authorities.is_empty(),
+            "the catalogue has HTTP authorities"
+        );
+        // None of the authorities' settings given, unless the environment has them: say none.
+        for (url_key, secret_key) in &authorities {
+            config
+                .authority_settings
+                .insert(url_key.clone(), String::new());
+            config
+                .authority_settings
+                .insert(secret_key.clone(), String::new());
+        }
+        let problems = production_problems(&config, &catalogue);
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let named = |variable: &str| {
+            lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("{variable}: ")))
+                .count()
+        };
+        for variable in [
+            "HUB_SEAL_KEY",
+            "HUB_SEAL_KEY (the phone-limits key)",
+            "HUB_ERIP_SECRET",
+            "HUB_SMS_A1_SECRET",
+            "HUB_SMS_MTS_SECRET",
+            "HUB_SMS_LIFE_SECRET",
+            "HUB_MVD_URL",
+            "HUB_SMS_A1_URL",
+            "HUB_SMS_MTS_URL",
+            "HUB_SMS_LIFE_URL",
+            "HUB_ERIP_URL",
+            "HUB_GOSSUOK_URL",
+            "HUB_CALLBACK_URL",
+            "HUB_PORTAL_URL",
+            "HUB_SMTP_URL",
+        ] {
+            assert_eq!(named(variable), 1, "{variable} once in {lines:#?}");
+        }
+        for (url_key, secret_key) in &authorities {
+            assert_eq!(named(url_key), 1, "{url_key} in {lines:#?}");
+            assert_eq!(named(secret_key), 1, "{secret_key} in {lines:#?}");
+        }
+        assert_eq!(lines.len(), 15 + 2 * authorities.len(), "{lines:#?}");
+        assert!(problems.iter().all(|p| p.dev_default), "{lines:#?}");
+        assert!(
+            lines.iter().all(|l| l.split("; ").count() >= 2),
+            "each says why and how: {lines:#?}"
+        );
+        // A secret set to the development value is refused as well as an unset one.
+        let (_, secret_key) = &authorities[0];
+        config
+            .authority_settings
+            .insert(secret_key.clone(), DEV_BACKOFFICE_SECRET.to_owned());
+        config.seal_key = Some(format!(
+            "k1:{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                hub_runtime::secrets::DEV_SEAL_KEY
+            )
+        ));
+        let lines: Vec<String> = production_problems(&config, &catalogue)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{secret_key}: the development secret"))),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("HUB_SEAL_KEY: ")),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn production_accepts_real_secrets_and_tls() {
+        let catalogue = Catalogue::embedded().expect("catalogue");
+        let mut config = parsed(&[
+            "--mvd-url",
+            "https://mvd.example.by/",
+            "--sms-a1-url",
+            "https://sms.a1.by/",
+            "--sms-mts-url",
+            "https://sms.mts.by/",
+            "--sms-life-url",
+            "https://sms.life.by/",
+            "--sms-a1-secret",
+            "a1-real-secret-from-the-vault",
+            "--sms-mts-secret",
+            "mts-real-secret-from-the-vault",
+            "--sms-life-secret",
+            "life-real-secret-from-the-vault",
+            "--erip-url",
+            "https://erip.example.by/",
+            "--erip-secret",
+            "erip-real-secret-from-the-vault",
+            "--callback-url",
+            "https://hub.portal.gov.by/",
+            "--smtp-url",
+            "smtp://relay.portal.gov.by:587?tls=required",
+            "--portal-url",
+            "https://portal.gov.by/",
+            "--gossuok-url",
+            "https://pki.example.by/",
+            "--seal-key",
+            "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ]);
+        for (url_key, secret_key) in http_authorities(&catalogue) {
+            config
+                .authority_settings
+                .insert(url_key, "https://backoffice.example.by/api/".to_owned());
+            config
+                .authority_settings
+                .insert(secret_key, "a-real-back-office-secret".to_owned());
+        }
+        assert_eq!(production_problems(&config, &catalogue), Vec::new());
+        config.smtp_url = "smtp://relay.portal.gov.by:587".parse().expect("url");
+        let problems = production_problems(&config, &catalogue);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].variable, "HUB_SMTP_URL");
+        assert!(!problems[0].dev_default, "a value given, not a default");
+    }
 
     #[test]
     fn the_limits_flags_default_to_the_limits_default() {

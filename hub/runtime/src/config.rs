@@ -11,19 +11,11 @@ use contracts::{Namespace, RetryTier};
 pub struct HubConfig {
     /// RabbitMQ URL; for a cluster, its nodes' URLs separated by commas: the hub connects to
     /// the first that answers and, when the connection is lost, tries the others in turn.
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
-    )]
+    #[arg(long, env = "AMQP_URL", default_value = DEV_AMQP_URL)]
     pub amqp_url: String,
 
     /// PostgreSQL URL.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/hub"
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = DEV_DATABASE_URL)]
     pub database_url: String,
 
     /// Prefix of every exchange and queue name, so several hubs or tests share one broker.
@@ -75,6 +67,122 @@ pub struct HubConfig {
     /// not keeping up (or not running anywhere).
     #[arg(long, env = "HUB_READY_MAX_OUTBOX_LAG", default_value = "30s", value_parser = parse_duration)]
     pub ready_max_outbox_lag: Duration,
+}
+
+/// The development broker: the local RabbitMQ as `guest`, in plain text.
+pub const DEV_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The development database: the local PostgreSQL, in plain text.
+pub const DEV_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/hub";
+
+/// A setting production mode refuses (`HUB_ENV=production`): the variable, why, and how to set
+/// it right. In development the ones that are development defaults are announced at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The environment variable (or variables) to set.
+    pub variable: String,
+    /// Why it is refused.
+    pub why: String,
+    /// How to set it.
+    pub how: String,
+    /// It is a development default (a value in the repository, or unset), not a value given.
+    pub dev_default: bool,
+}
+
+impl Problem {
+    /// A problem of `variable`.
+    pub fn new(
+        variable: impl Into<String>,
+        why: impl Into<String>,
+        how: impl Into<String>,
+        dev_default: bool,
+    ) -> Self {
+        Self {
+            variable: variable.into(),
+            why: why.into(),
+            how: how.into(),
+            dev_default,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    /// One line: `VARIABLE: why; how`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}; {}", self.variable, self.why, self.how)
+    }
+}
+
+/// What production mode refuses in the broker's and the database's URLs: a broker node not
+/// reached over TLS (`amqps://`) or as `guest` (also when no user is given: the client then
+/// logs in as `guest`), a database URL without `sslmode=verify-full` or `sslmode=verify-ca`.
+pub fn production_problems(config: &HubConfig) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let amqp_default = config.amqp_url == DEV_AMQP_URL;
+    let nodes = crate::broker::amqp_urls(&config.amqp_url);
+    let mut plain = Vec::new();
+    let mut guest = Vec::new();
+    for node in &nodes {
+        match url::Url::parse(node) {
+            Ok(u) => {
+                if u.scheme() != "amqps" {
+                    plain.push(mask_url(node));
+                }
+                if u.username().is_empty() || u.username() == "guest" {
+                    guest.push(mask_url(node));
+                }
+            }
+            Err(_) => plain.push("<unparseable URL>".to_owned()),
+        }
+    }
+    if nodes.is_empty() {
+        plain.push("(empty)".to_owned());
+    }
+    if !plain.is_empty() {
+        problems.push(Problem::new(
+            "AMQP_URL",
+            format!(
+                "the broker is reached in plain text ({}): messages, sealed codes and the hub's broker password cross the network readable",
+                plain.join(", ")
+            ),
+            "give each node as amqps://USER:PASSWORD@HOST:5671/VHOST (RabbitMQ's TLS listener)",
+            amqp_default,
+        ));
+    }
+    if !guest.is_empty() {
+        problems.push(Problem::new(
+            "AMQP_URL",
+            format!(
+                "the broker user is guest ({}), the well-known default account",
+                guest.join(", ")
+            ),
+            "create the hub's own user (rabbitmqctl add_user hub ...) and put it in the URL; delete guest",
+            amqp_default,
+        ));
+    }
+    if !database_verifies_tls(&config.database_url) {
+        problems.push(Problem::new(
+            "DATABASE_URL",
+            format!(
+                "the database is not reached over verified TLS ({}): rows and the password cross the network readable or to an unchecked server",
+                mask_url(&config.database_url)
+            ),
+            "add ?sslmode=verify-full (or verify-ca) and sslrootcert=/path/to/ca.pem to the URL, e.g. postgres://hub:PASSWORD@db.example.by:5432/hub?sslmode=verify-full",
+            config.database_url == DEV_DATABASE_URL,
+        ));
+    }
+    problems
+}
+
+/// The URL asks the client to verify the server's certificate (`sslmode=verify-full` or
+/// `verify-ca`).
+fn database_verifies_tls(database_url: &str) -> bool {
+    url::Url::parse(database_url).is_ok_and(|u| {
+        u.query_pairs().any(|(k, v)| {
+            k == "sslmode"
+                && (v.eq_ignore_ascii_case("verify-full") || v.eq_ignore_ascii_case("verify-ca"))
+        })
+    })
 }
 
 /// Retry tier delays.
@@ -149,6 +257,70 @@ mod tests {
         );
         assert_eq!(parse_tiers("1s,5s").map(|t| t.0.len()), Ok(2));
         assert!(parse_tiers("5s,1s").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: HubConfig,
+    }
+
+    fn parsed(args: &[&str]) -> HubConfig {
+        <Cli as clap::Parser>::try_parse_from(std::iter::once("hub").chain(args.iter().copied()))
+            .expect("parses")
+            .config
+    }
+
+    #[test]
+    fn production_refuses_a_plain_or_guest_broker_and_an_unverified_database() {
+        let dev = parsed(&[
+            "--amqp-url",
+            DEV_AMQP_URL,
+            "--database-url",
+            DEV_DATABASE_URL,
+        ]);
+        let problems = production_problems(&dev);
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{lines:#?}");
+        assert!(problems.iter().all(|p| p.dev_default), "{lines:#?}");
+        assert!(lines[0].starts_with("AMQP_URL: ") && lines[0].contains("plain text"));
+        assert!(lines[1].starts_with("AMQP_URL: ") && lines[1].contains("guest"));
+        assert!(lines[2].starts_with("DATABASE_URL: ") && lines[2].contains("verify-full"));
+        assert!(
+            !lines.iter().any(|l| l.contains(":guest@")),
+            "no password shown"
+        );
+
+        // A cluster: one node in plain text, one with no user (guest to the client).
+        let mixed = parsed(&[
+            "--amqp-url",
+            "amqps://hub:pw@mq1:5671/%2f,amqp://hub:pw@mq2:5672/%2f,amqps://mq3/%2f",
+            "--database-url",
+            "postgres://hub:pw@db/hub?sslmode=require",
+        ]);
+        let lines: Vec<String> = production_problems(&mixed)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(
+            lines[0].contains("mq2") && !lines[0].contains("mq1"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].contains("mq3"), "{}", lines[1]);
+        assert!(
+            lines[2].contains("DATABASE_URL"),
+            "sslmode=require does not verify"
+        );
+
+        let good = parsed(&[
+            "--amqp-url",
+            "amqps://hub:pw@mq1:5671/%2f,amqps://hub:pw@mq2:5671/%2f",
+            "--database-url",
+            "postgres://hub:pw@db/hub?sslmode=verify-ca&sslrootcert=/etc/hub/ca.pem",
+        ]);
+        assert_eq!(production_problems(&good), Vec::new());
     }
 
     #[test]

@@ -39,8 +39,19 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::metrics::{Argon2Op, metrics};
 
-/// The development key: used only when `HUB_SEAL_KEY` is not set, with a warning at start.
-const DEV_KEY: [u8; 32] = *b"dev-only-seal-key-do-not-deploy!";
+/// The development key: used only when `HUB_SEAL_KEY` is not set (announced at start; refused
+/// in production mode, see [`is_dev_seal_key`]).
+pub const DEV_SEAL_KEY: [u8; 32] = *b"dev-only-seal-key-do-not-deploy!";
+
+/// The configured sealing key is the development one: not set, or set to the development key's
+/// bytes (under any key id).
+pub fn is_dev_seal_key(key: Option<&str>) -> bool {
+    let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
+        return true;
+    };
+    let b64 = key.trim().split_once(':').map_or(key.trim(), |(_, b)| b);
+    B64.decode(b64).is_ok_and(|bytes| bytes == DEV_SEAL_KEY)
+}
 
 /// Seals and opens secrets in transit.
 #[derive(Clone)]
@@ -64,13 +75,11 @@ pub struct KeyError(String);
 
 impl Sealer {
     /// A sealer with the configured key (`key_id:base64` or just base64, id `k1`), or the
-    /// development key when none is configured.
+    /// development key when none is configured (the binary announces it at start, and refuses
+    /// it in production mode).
     pub fn from_config(key: Option<&str>) -> Result<Self, KeyError> {
         let Some(key) = key.filter(|k| !k.trim().is_empty()) else {
-            tracing::warn!(
-                "HUB_SEAL_KEY is not set: sealing secrets with the development key; set it before real use"
-            );
-            return Ok(Self::with_key("dev", &DEV_KEY));
+            return Ok(Self::with_key("dev", &DEV_SEAL_KEY));
         };
         let (id, b64) = key.trim().split_once(':').unwrap_or(("k1", key.trim()));
         let bytes = B64.decode(b64).map_err(|e| KeyError(e.to_string()))?;
@@ -482,6 +491,18 @@ mod tests {
             Sealer::from_config(Some("c2hvcnQ=")).is_err(),
             "a short key is refused"
         );
+    }
+
+    #[test]
+    fn the_development_seal_key_is_recognised_however_it_is_given() {
+        assert!(is_dev_seal_key(None));
+        assert!(is_dev_seal_key(Some("  ")));
+        assert!(is_dev_seal_key(Some(&B64.encode(DEV_SEAL_KEY))));
+        assert!(is_dev_seal_key(Some(&format!(
+            "k7:{}",
+            B64.encode(DEV_SEAL_KEY)
+        ))));
+        assert!(!is_dev_seal_key(Some(&B64.encode([7u8; 32]))));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!   (`console.login`, with `result` success / failure / locked in its details).
 //! - **Lock-out**: [`Limits::max_failures`] failures in a row lock that name for
 //!   [`Limits::lockout`], whether the name exists or not (so a lock says nothing about it).
+//!   At most 10,000 names are counted; while the table is full of fresh failures a name not in
+//!   it is refused (429) without its password being checked, so filling the table does not
+//!   switch the lock-out off.
 //! - **Sessions** are kept in memory: a random 32-byte id in an `HttpOnly`, `SameSite=Strict`
 //!   cookie; a session ends after [`Limits::session_lifetime`], or [`Limits::session_idle`]
 //!   without a request, or at logout.
@@ -32,10 +35,64 @@ pub use super::signed_in::SignedIn;
 use super::{Console, internal, layout, see_other};
 use crate::audit::{self, Action};
 
-/// The session cookie.
+/// The session cookie (served without TLS, in development).
 pub const SESSION_COOKIE: &str = "hub_console";
-/// The login form's own CSRF cookie.
+/// The login form's own CSRF cookie (served without TLS, in development).
 pub const LOGIN_COOKIE: &str = "hub_console_login";
+/// The session cookie when the console is served over TLS: the `__Host-` prefix makes a
+/// browser take it only with `Secure`, `Path=/` and no `Domain`, so no plain-text page and no
+/// other host of the domain can set or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-hub_console";
+/// The login form's CSRF cookie when the console is served over TLS.
+pub const SECURE_LOGIN_COOKIE: &str = "__Host-hub_console_login";
+
+/// The console's cookies: their names and attributes, plain (development, no TLS) or
+/// `__Host-` and `Secure` (served over TLS, `HUB_CONSOLE_BEHIND_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookies {
+    /// Served over TLS: `__Host-` names and `Secure`.
+    pub secure: bool,
+}
+
+impl Cookies {
+    /// The session cookie's name.
+    pub fn session(self) -> &'static str {
+        if self.secure {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
+    /// The login form's cookie's name.
+    pub fn login(self) -> &'static str {
+        if self.secure {
+            SECURE_LOGIN_COOKIE
+        } else {
+            LOGIN_COOKIE
+        }
+    }
+
+    fn attributes(self) -> &'static str {
+        if self.secure {
+            "Path=/; Secure; HttpOnly; SameSite=Strict"
+        } else {
+            "Path=/; HttpOnly; SameSite=Strict"
+        }
+    }
+
+    /// `Set-Cookie` for `name=value`.
+    fn set(self, name: &str, value: &str) -> HeaderValue {
+        HeaderValue::from_str(&format!("{name}={value}; {}", self.attributes()))
+            .unwrap_or(HeaderValue::from_static(""))
+    }
+
+    /// `Set-Cookie` that removes `name`.
+    fn expire(self, name: &str) -> HeaderValue {
+        HeaderValue::from_str(&format!("{name}=; {}; Max-Age=0", self.attributes()))
+            .unwrap_or(HeaderValue::from_static(""))
+    }
+}
 /// The largest form the console reads.
 const FORM_LIMIT: usize = 64 * 1024;
 /// Sessions kept at most (the oldest idle one goes first).
@@ -174,7 +231,32 @@ struct Attempts {
     locked_until: Option<Instant>,
 }
 
-/// Failed logins per name.
+impl Attempts {
+    /// When this entry may be forgotten: its last failure a lock-out ago, and not locked.
+    fn stale_at(&self, lockout: Duration) -> Instant {
+        let fresh_until = self.last + lockout;
+        self.locked_until
+            .map_or(fresh_until, |u| u.max(fresh_until))
+    }
+
+    fn stale(&self, now: Instant, lockout: Duration) -> bool {
+        self.stale_at(lockout) <= now
+    }
+}
+
+/// Why a login is not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// The name is locked for this much longer.
+    Locked(Duration),
+    /// The table of failures is full of fresh ones (many names tried at once): no new name is
+    /// checked for this long.
+    Full(Duration),
+}
+
+/// Failed logins per name. At most [`MAX_TRACKED_NAMES`] names are counted; when the table is
+/// full of fresh failures, a name not in it is refused without its password being checked (the
+/// lock-out cannot be bypassed by filling the table first).
 #[derive(Debug)]
 pub(super) struct Limiter {
     limits: Limits,
@@ -194,26 +276,59 @@ impl Limiter {
     }
 
     /// How much longer `name` is locked, if it is.
-    pub(super) fn locked_for(&self, name: &str, now: Instant) -> Option<Duration> {
+    #[cfg(test)]
+    fn locked_for(&self, name: &str, now: Instant) -> Option<Duration> {
         let until = self.lock().get(name)?.locked_until?;
         (until > now).then(|| until - now)
     }
 
-    /// Counts a failed login of `name`; true when it locks the name.
+    /// Whether a login of `name` may be checked now: not while the name is locked, and not
+    /// while the table is full of fresh failures and has no room to count this name's (fail
+    /// closed: a password is checked only when its failure will be counted). An admitted name
+    /// holds its place in the table until its login succeeds or its failures go stale.
+    pub(super) fn admit(&self, name: &str, now: Instant) -> Result<(), Refusal> {
+        let lockout = self.limits.lockout;
+        let mut map = self.lock();
+        if let Some(a) = map.get(name) {
+            return match a.locked_until {
+                Some(until) if until > now => Err(Refusal::Locked(until - now)),
+                _ => Ok(()),
+            };
+        }
+        if map.len() >= MAX_TRACKED_NAMES {
+            map.retain(|_, a| !a.stale(now, lockout));
+            if map.len() >= MAX_TRACKED_NAMES {
+                // Still full of fresh failures: someone is trying many names. Check no name
+                // the table cannot count, whoever it is, until the oldest entry goes stale.
+                let free_at = map
+                    .values()
+                    .map(|a| a.stale_at(lockout))
+                    .min()
+                    .unwrap_or(now + lockout);
+                return Err(Refusal::Full(
+                    free_at
+                        .saturating_duration_since(now)
+                        .max(Duration::from_secs(1)),
+                ));
+            }
+        }
+        map.insert(
+            name.to_owned(),
+            Attempts {
+                failures: 0,
+                last: now,
+                locked_until: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Counts a failed login of `name` (admitted by [`Self::admit`]); true when it locks the
+    /// name. It is always counted: the table may go over its size by the logins in flight, never
+    /// forget one.
     pub(super) fn failed(&self, name: &str, now: Instant) -> bool {
         let lockout = self.limits.lockout;
         let mut map = self.lock();
-        if map.len() >= MAX_TRACKED_NAMES && !map.contains_key(name) {
-            map.retain(|_, a| {
-                now.saturating_duration_since(a.last) < lockout
-                    || a.locked_until.is_some_and(|u| u > now)
-            });
-            if map.len() >= MAX_TRACKED_NAMES {
-                // Still full of fresh failures: someone is trying many names; each of them is
-                // slowed by the password hash anyway.
-                return false;
-            }
-        }
         let a = map.entry(name.to_owned()).or_insert(Attempts {
             failures: 0,
             last: now,
@@ -266,20 +381,6 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn set_cookie(name: &str, value: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Strict"
-    ))
-    .unwrap_or(HeaderValue::from_static(""))
-}
-
-fn expire_cookie(name: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-    ))
-    .unwrap_or(HeaderValue::from_static(""))
-}
-
 /// Where to go after login: a path of this console, else its start page (no open redirect).
 pub(super) fn local_path(next: Option<&str>) -> String {
     match next {
@@ -322,7 +423,7 @@ pub(super) async fn require_session(
     request: Request,
     next: Next,
 ) -> Response {
-    let signed = cookie(request.headers(), SESSION_COOKIE)
+    let signed = cookie(request.headers(), console.cookies.session())
         .and_then(|id| console.sessions.resume(&id, Instant::now()));
     let Some(signed) = signed else {
         let back = if request.method() == Method::GET {
@@ -385,20 +486,20 @@ pub(super) async fn login_page(
     Query(query): Query<NextQuery>,
 ) -> Response {
     let next = local_path(query.next.as_deref());
-    let signed = cookie(&headers, SESSION_COOKIE)
+    let signed = cookie(&headers, console.cookies.session())
         .and_then(|id| console.sessions.resume(&id, Instant::now()));
     if signed.is_some() {
         return see_other(&next);
     }
-    login_form(StatusCode::OK, &next, None)
+    login_form(console.cookies, StatusCode::OK, &next, None)
 }
 
-fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+fn login_form(cookies: Cookies, status: StatusCode, next: &str, error: Option<&str>) -> Response {
     let token = random_token();
     let mut response = (status, layout::login(&token, next, error)).into_response();
     response
         .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &token));
+        .append(header::SET_COOKIE, cookies.set(cookies.login(), &token));
     response
 }
 
@@ -427,23 +528,28 @@ pub(super) async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if !cookie(&headers, LOGIN_COOKIE).is_some_and(|t| same(&t, &form.csrf)) {
+    if !cookie(&headers, console.cookies.login()).is_some_and(|t| same(&t, &form.csrf)) {
         return forbidden();
     }
     let next = local_path(Some(&form.next));
     let name = form.name.trim().to_owned();
     let shown = printable(&name);
     let now = Instant::now();
-    if let Some(wait) = console.limiter.locked_for(&name, now) {
-        if let Err(e) = audit_login(&console, &shown, "locked", peer).await {
+    if let Err(refusal) = console.limiter.admit(&name, now) {
+        let (result, wait, whose) = match refusal {
+            Refusal::Locked(wait) => ("locked", wait, " with this name"),
+            Refusal::Full(wait) => ("too_many_names", wait, ""),
+        };
+        if let Err(e) = audit_login(&console, &shown, result, peer).await {
             tracing::warn!(error = %e, "console: a refused login was not audited");
         }
         let minutes = wait.as_secs().div_ceil(60);
         return login_form(
+            console.cookies,
             StatusCode::TOO_MANY_REQUESTS,
             &next,
             Some(&format!(
-                "Too many failed logins with this name: try again in {minutes} minute{}.",
+                "Too many failed logins{whose}: try again in {minutes} minute{}.",
                 if minutes == 1 { "" } else { "s" }
             )),
         );
@@ -464,8 +570,12 @@ pub(super) async fn login(
         tracing::info!(operator = %name, %peer, "console: operator logged in");
         let mut response = see_other(&next);
         let h = response.headers_mut();
-        h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &signed.id));
-        h.append(header::SET_COOKIE, expire_cookie(LOGIN_COOKIE));
+        let cookies = console.cookies;
+        h.append(
+            header::SET_COOKIE,
+            cookies.set(cookies.session(), &signed.id),
+        );
+        h.append(header::SET_COOKIE, cookies.expire(cookies.login()));
         return response;
     }
     let locked = console.limiter.failed(&name, now);
@@ -475,6 +585,7 @@ pub(super) async fn login(
     }
     tracing::warn!(name = %shown, %peer, locked, "console: login refused");
     login_form(
+        console.cookies,
         StatusCode::UNAUTHORIZED,
         &next,
         Some("Wrong name or password."),
@@ -526,9 +637,10 @@ pub(super) async fn logout(
         tracing::warn!(error = %e, "console: a logout was not audited");
     }
     let mut response = see_other("/login");
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, expire_cookie(SESSION_COOKIE));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        console.cookies.expire(console.cookies.session()),
+    );
     response
 }
 
@@ -598,6 +710,61 @@ mod tests {
         assert!(!limiter.failed("sidorov", t0));
     }
 
+    /// One login attempt as `login` makes it: checked only when admitted, and then failed.
+    /// True when the password was checked.
+    fn guess(limiter: &Limiter, name: &str, now: Instant) -> bool {
+        if limiter.admit(name, now).is_err() {
+            return false;
+        }
+        limiter.failed(name, now);
+        true
+    }
+
+    #[test]
+    fn a_table_full_of_fresh_failures_does_not_bypass_the_lock_out() {
+        let limiter = Limiter::new(LIMITS);
+        let t0 = Instant::now();
+        // Petrov fails once before the flood: his entry is in the table.
+        assert!(guess(&limiter, "petrov", t0));
+        // A flood of made-up names, each failing once, fills the table.
+        for i in 0..MAX_TRACKED_NAMES {
+            guess(&limiter, &format!("made-up-{i}"), t0);
+        }
+        // Now a real name is guessed, over and over: at most max_failures guesses in a
+        // lock-out are ever checked (none here: the table has no room to count them).
+        let t1 = t0 + Duration::from_secs(60);
+        let checked = (0..100).filter(|_| guess(&limiter, "ivanova", t1)).count();
+        assert!(
+            checked <= LIMITS.max_failures as usize,
+            "{checked} guesses of ivanova's password were checked"
+        );
+        assert!(
+            matches!(
+                limiter.admit("ivanova", t1),
+                Err(Refusal::Full(_) | Refusal::Locked(_))
+            ),
+            "ivanova is refused while the table is full"
+        );
+        // A name in the table is still counted, and locks.
+        assert!(guess(&limiter, "petrov", t1));
+        assert!(limiter.failed("petrov", t1), "petrov's third failure locks");
+        assert!(matches!(
+            limiter.admit("petrov", t1),
+            Err(Refusal::Locked(_))
+        ));
+        // Once the flood's failures are stale, names are counted again: locks are kept.
+        let later = t0 + LIMITS.lockout + Duration::from_secs(1);
+        assert_eq!(limiter.admit("ivanova", later), Ok(()));
+        assert!(matches!(
+            limiter.admit("petrov", later),
+            Err(Refusal::Locked(_))
+        ));
+        assert_eq!(
+            limiter.locked_for("petrov", later),
+            Some(t1 + LIMITS.lockout - later)
+        );
+    }
+
     #[test]
     fn tokens_compare_whole_and_cookies_are_found_by_name() {
         assert!(same("abc", "abc"));
@@ -611,9 +778,26 @@ mod tests {
         assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&headers, LOGIN_COOKIE).as_deref(), Some("xyz"));
         assert_eq!(cookie(&headers, "missing"), None);
-        let set = set_cookie(SESSION_COOKIE, "abc");
+        let plain = Cookies { secure: false };
+        let set = plain.set(plain.session(), "abc");
         let set = set.to_str().expect("ASCII");
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+        assert_eq!(set, "hub_console=abc; Path=/; HttpOnly; SameSite=Strict");
+        let tls = Cookies { secure: true };
+        let set = tls.set(tls.session(), "abc");
+        assert_eq!(
+            set.to_str().expect("ASCII"),
+            "__Host-hub_console=abc; Path=/; Secure; HttpOnly; SameSite=Strict"
+        );
+        let gone = tls.expire(tls.login());
+        assert_eq!(
+            gone.to_str().expect("ASCII"),
+            "__Host-hub_console_login=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("hub_console=plain; __Host-hub_console=tls"),
+        );
+        assert_eq!(cookie(&headers, tls.session()).as_deref(), Some("tls"));
     }
 
     #[test]

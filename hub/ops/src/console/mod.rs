@@ -11,7 +11,9 @@
 //! - **Who.** Operators and their argon2 hashes come from configuration ([`auth`]); a failed
 //!   login is audited and a name that fails too often is locked for a while.
 //! - **Sessions** live in memory: a random 32-byte id in an `HttpOnly`, `SameSite=Strict`
-//!   cookie, ending after 8 hours or 30 idle minutes (a restart logs everyone out).
+//!   cookie, ending after 8 hours or 30 idle minutes (a restart logs everyone out). Served over
+//!   TLS (`HUB_CONSOLE_BEHIND_TLS`, required in production mode) the cookies are `Secure` and
+//!   `__Host-` prefixed.
 //! - **CSRF.** Every form carries the session's token, checked on every POST before any
 //!   handler runs; the login form has its own (double-submit cookie).
 //! - **Personal data** is shown masked only: there is no unmask in the console.
@@ -61,6 +63,8 @@ pub struct ConsoleSettings {
     pub probe_timeout: Duration,
     /// Session lifetime and idle limit, and the login lock-out.
     pub limits: auth::Limits,
+    /// Served over TLS (behind a TLS-terminating proxy): `__Host-` and `Secure` cookies.
+    pub secure_cookies: bool,
 }
 
 /// The running hub's parts the console works with.
@@ -92,6 +96,7 @@ pub(crate) struct Console {
     decoy_hash: String,
     sessions: Sessions,
     limiter: Limiter,
+    cookies: auth::Cookies,
     systems: Vec<ExternalSystem>,
     probe: reqwest::Client,
     probe_timeout: Duration,
@@ -113,6 +118,7 @@ pub fn background(config: &ConsoleConfig, systems: Vec<ExternalSystem>) -> Optio
         systems,
         probe_timeout: Duration::from_secs(2),
         limits: auth::Limits::default(),
+        secure_cookies: config.behind_tls,
     };
     Some(task(settings))
 }
@@ -162,6 +168,9 @@ pub async fn serve(
         decoy_hash,
         sessions: Sessions::new(settings.limits),
         limiter: Limiter::new(settings.limits),
+        cookies: auth::Cookies {
+            secure: settings.secure_cookies,
+        },
         systems: settings.systems,
         probe,
         probe_timeout: settings.probe_timeout,
@@ -170,6 +179,7 @@ pub async fn serve(
     tracing::info!(
         addr = %settings.addr,
         operators = ?console.users,
+        behind_tls = settings.secure_cookies,
         "operators' console listening"
     );
     axum::serve(

@@ -138,8 +138,10 @@ impl std::fmt::Debug for PhoneLimits {
     }
 }
 
-/// Used to derive the key when `HUB_SEAL_KEY` is not set (the sealer warns about that already).
-const DEV_KEY_MATERIAL: &str = "dev-only-phone-limits-key";
+/// Used to derive the key when `HUB_SEAL_KEY` is not set: a constant in the repository, so the
+/// stored phone keys of a hub without one can be reversed by hashing every number (announced at
+/// start, refused in production mode).
+pub const DEV_KEY_MATERIAL: &str = "dev-only-phone-limits-key";
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
