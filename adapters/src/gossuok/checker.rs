@@ -3,9 +3,12 @@
 //!
 //! For each certificate whose status matters (the leaf, the intermediate) the issuer's CRL is
 //! the source: a fresh one from the cache, else a newly fetched one, verified with the issuer's
-//! key. Only when no fresh CRL can be had is the CA's online status asked instead. When neither
-//! answers, the certificate's status is unknown and the check fails with
-//! [`Invalid::StatusUnknown`], transient: an unreachable CA never lets a certificate through.
+//! key. Only when no fresh CRL can be had is the CA's online status asked instead, and its
+//! answer is unsigned JSON: whoever sits on the path could answer `good` for a revoked
+//! certificate while blocking the CRL. So it may refuse (`revoked`) but never vouch: its `good`
+//! leaves the status unknown. When no signed source answers, the check fails with
+//! [`Invalid::StatusUnknown`], transient (`try_later`): an unreachable or blocked CA never lets a
+//! certificate through.
 
 use std::collections::HashMap;
 
@@ -128,7 +131,12 @@ impl RevocationSource for Gathered<'_> {
             return from_crl;
         }
         match self.online.get(serial) {
-            Some(OnlineStatus::Good) => RevocationStatus::Good,
+            // Unsigned: it cannot vouch (see the module's documentation).
+            Some(OnlineStatus::Good) => RevocationStatus::Unknown(
+                "no fresh CRL, and the CA's status API, which said good, answers unsigned: only \
+                 a signed source vouches for a certificate"
+                    .to_owned(),
+            ),
             Some(OnlineStatus::Revoked { revoked_at, reason }) => RevocationStatus::Revoked {
                 revoked_at: *revoked_at,
                 reason: *reason,
