@@ -184,6 +184,42 @@ fn a_leaf_signed_by_the_root_validates_without_an_intermediate() {
 }
 
 #[test]
+fn a_key_signing_outside_its_private_key_usage_period_is_refused() {
+    // The certificate is valid at `at()`, but its key may sign only within the period.
+    for (from, until, code) in [
+        (
+            at() - TimeDelta::days(20),
+            at() - TimeDelta::days(1),
+            Some("expired"),
+        ),
+        (
+            at() + TimeDelta::days(1),
+            at() + TimeDelta::days(20),
+            Some("not_yet_valid"),
+        ),
+        (at() - TimeDelta::days(1), at() + TimeDelta::days(1), None),
+    ] {
+        let issued = issue(&IssueOptions {
+            private_key_usage: Some((from, until)),
+            ..options()
+        });
+        let result = validate(&issued.certificate_der, &chain(), &crls(&[]));
+        match code {
+            Some(code) => {
+                let invalid = refused(result, code);
+                assert!(
+                    invalid.to_string().contains("privateKeyUsagePeriod"),
+                    "{invalid}"
+                );
+            }
+            None => {
+                result.expect("signed within the period");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_flipped_bit_in_the_leafs_signature_is_a_bad_signature() {
     let mut der = issue(&options()).certificate_der;
     // The signature BIT STRING ends the certificate.

@@ -16,7 +16,7 @@ use der::asn1::{Any, ObjectIdentifier};
 use der::{Decode, Tag, Tagged};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, PrivateKeyUsagePeriod, SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
 
@@ -51,7 +51,7 @@ const KNOWN_EXTENSIONS: [ObjectIdentifier; 10] = [
     ObjectIdentifier::new_unwrap("2.5.29.9"), // subjectDirectoryAttributes
     ObjectIdentifier::new_unwrap("2.5.29.14"), // subjectKeyIdentifier
     ObjectIdentifier::new_unwrap("2.5.29.15"), // keyUsage
-    ObjectIdentifier::new_unwrap("2.5.29.16"), // privateKeyUsagePeriod
+    ObjectIdentifier::new_unwrap("2.5.29.16"), // privateKeyUsagePeriod (enforced on the leaf)
     ObjectIdentifier::new_unwrap("2.5.29.17"), // subjectAltName
     ObjectIdentifier::new_unwrap("2.5.29.18"), // issuerAltName
     ObjectIdentifier::new_unwrap("2.5.29.19"), // basicConstraints
@@ -519,6 +519,22 @@ impl CertPath {
                 });
             }
         }
+        // The leaf's key signed at `at`: within its private key usage period, if it has one.
+        if let Some((from, until)) = self.leaf.private_key_usage {
+            let which = format!("{}'s private key (privateKeyUsagePeriod)", self.leaf.which);
+            if let Some(from) = from.filter(|from| at < *from) {
+                return Err(Invalid::NotYetValid {
+                    which,
+                    not_before: from,
+                });
+            }
+            if let Some(until) = until.filter(|until| at > *until) {
+                return Err(Invalid::Expired {
+                    which,
+                    not_after: until,
+                });
+            }
+        }
         check_leaf(&self.leaf)?;
         for (below, issuer) in self.issuers.iter().enumerate() {
             // `below` intermediates sit between this issuer and the leaf.
@@ -591,6 +607,9 @@ struct Parsed {
     authority_key_id: Option<Vec<u8>>,
     basic_constraints: Option<BasicConstraints>,
     key_usage: Option<KeyUsage>,
+    /// The `privateKeyUsagePeriod` (from, until), when the certificate has one: its private
+    /// key may sign only within it.
+    private_key_usage: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
 }
 
 impl std::fmt::Debug for Parsed {
@@ -656,6 +675,21 @@ impl Parsed {
             .get::<KeyUsage>()
             .map_err(bad_extension("keyUsage"))?
             .map(|(_, usage)| usage);
+        let generalized = |t: Option<x509_cert::der::asn1::GeneralizedTime>| {
+            t.map(|t| to_utc(x509_cert::time::Time::GeneralTime(t)))
+                .map(|t| t.ok_or_else(|| malformed("has a time out of range".to_owned())))
+                .transpose()
+        };
+        let private_key_usage = match tbs
+            .get::<PrivateKeyUsagePeriod>()
+            .map_err(bad_extension("privateKeyUsagePeriod"))?
+        {
+            Some((_, period)) => Some((
+                generalized(period.not_before)?,
+                generalized(period.not_after)?,
+            )),
+            None => None,
+        };
 
         let time = |t| to_utc(t).ok_or_else(|| malformed("has a time out of range".to_owned()));
         let not_before = time(tbs.validity.not_before)?;
@@ -669,6 +703,7 @@ impl Parsed {
             authority_key_id,
             basic_constraints,
             key_usage,
+            private_key_usage,
             key,
             signed,
             der: der.to_vec(),

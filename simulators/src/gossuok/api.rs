@@ -150,6 +150,7 @@ impl GossuokState {
             key_usage: LeafKeyUsage::DigitalSignature,
             signed_by: Issuer::Intermediate,
             key_seed: key_seed(&person.identification_number, 0),
+            private_key_usage: None,
         };
         let serial = self.issue(book, person, &options)?;
         book.person_certificates
@@ -481,6 +482,7 @@ async fn issue_certificate(
                     SignedBy::Root => Issuer::Root,
                 },
                 key_seed: key_seed(&person.identification_number, n),
+                private_key_usage: None,
             };
             let serial = state.issue(&mut book, person, &options)?;
             let record = book

@@ -47,7 +47,7 @@ use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, CrlNumber, CrlReason,
-    KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    KeyUsage, KeyUsages, PrivateKeyUsagePeriod, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -170,6 +170,9 @@ pub struct IssueOptions {
     pub signed_by: Issuer,
     /// The holder's key is derived from this: the same seed, the same key.
     pub key_seed: u64,
+    /// A `privateKeyUsagePeriod` extension (from, until), to test that the hub enforces one;
+    /// none by default, as RFC 5280 advises.
+    pub private_key_usage: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Default for IssueOptions {
@@ -183,6 +186,7 @@ impl Default for IssueOptions {
             key_usage: LeafKeyUsage::DigitalSignature,
             signed_by: Issuer::Intermediate,
             key_seed: 0,
+            private_key_usage: None,
         }
     }
 }
@@ -487,6 +491,19 @@ impl TestCa {
             LeafKeyUsage::KeyEnciphermentOnly => KeyUsages::KeyEncipherment.into(),
         };
         builder.add_extension(&KeyUsage(usage))?;
+        if let Some((from, until)) = options.private_key_usage {
+            let generalized = |t: DateTime<Utc>| {
+                x509_cert::der::asn1::GeneralizedTime::from_unix_duration(
+                    std::time::Duration::from_secs(
+                        u64::try_from(t.timestamp()).unwrap_or_default(),
+                    ),
+                )
+            };
+            builder.add_extension(&PrivateKeyUsagePeriod {
+                not_before: Some(generalized(from)?),
+                not_after: Some(generalized(until)?),
+            })?;
+        }
         builder.add_extension(&BasicConstraints {
             ca: false,
             path_len_constraint: None,
