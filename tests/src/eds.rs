@@ -48,6 +48,7 @@ pub async fn sign(portal: &Portal, id: &str, to_sign: &str) -> String {
         .expect("the GosSUOK simulator")
         .join(&format!("sim/persons/{id}/sign"))
         .expect("URL");
+    adapters::tls::install_default_provider();
     let signed: Value = reqwest::Client::new()
         .post(url)
         .json(&json!({"data": to_sign}))

@@ -26,6 +26,20 @@ pub struct HubConfig {
     )]
     pub database_url: String,
 
+    /// PEM bundle of CA certificates the broker's certificate is verified against (an
+    /// `amqps://` URL), added to the OS trust store.
+    #[arg(long, env = "HUB_AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<std::path::PathBuf>,
+
+    /// PEM client certificate (chain) shown to the broker (`amqps://`), with
+    /// `HUB_AMQP_CLIENT_KEY`.
+    #[arg(long, env = "HUB_AMQP_CLIENT_CERT")]
+    pub amqp_client_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `HUB_AMQP_CLIENT_CERT`.
+    #[arg(long, env = "HUB_AMQP_CLIENT_KEY")]
+    pub amqp_client_key: Option<std::path::PathBuf>,
+
     /// Prefix of every exchange and queue name, so several hubs or tests share one broker.
     #[arg(long, env = "HUB_NAMESPACE", default_value = "hub", value_parser = parse_namespace)]
     pub namespace: Namespace,
@@ -75,6 +89,19 @@ pub struct HubConfig {
     /// not keeping up (or not running anywhere).
     #[arg(long, env = "HUB_READY_MAX_OUTBOX_LAG", default_value = "30s", value_parser = parse_duration)]
     pub ready_max_outbox_lag: Duration,
+}
+
+impl HubConfig {
+    /// The broker connection's TLS settings, files read and checked.
+    ///
+    /// Errors: a file that cannot be read or parsed, named with its variable.
+    pub fn broker_tls(&self) -> Result<crate::tls::BrokerTls, crate::tls::TlsFileError> {
+        crate::tls::BrokerTls::load(
+            self.amqp_ca_file.as_deref(),
+            self.amqp_client_cert.as_deref(),
+            self.amqp_client_key.as_deref(),
+        )
+    }
 }
 
 /// Retry tier delays.
