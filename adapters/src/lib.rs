@@ -15,6 +15,8 @@ pub mod mvd;
 mod signature;
 pub mod sms;
 pub mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 pub use client::{ClientError, TRACEPARENT_HEADER};
 pub use failure::{Failure, FailureKind};
