@@ -1,0 +1,116 @@
+//! The whole portal over TLS on this machine: every simulator serves HTTPS with a certificate of
+//! a test CA and requires a client certificate of another; the hub is given both through the
+//! documented settings (`HUB_<SYSTEM>_CA_FILE`, `_CLIENT_CERT`, `_CLIENT_KEY`), and completes an
+//! issuance, a paid application (ERIP) and an application to an HTTP authority's back-office
+//! over TLS only. The certificates are made in the test (rcgen).
+
+use std::time::Duration;
+
+use contracts::cabinet::SessionToken;
+use contracts::procedure::{
+    ApplicationAccepted, ApplicationDecided, ApplicationRegistered, PaymentReceived,
+    SubmitApplication, Verdict,
+};
+use e2e::portal::{Portal, WAIT};
+use e2e::tls::TestPki;
+use e2e::wait_until;
+use serde_json::json;
+use uuid::Uuid;
+
+/// The prefixes of the systems the hub calls itself (the back-offices' come from the catalogue).
+const SYSTEMS: [&str; 6] = [
+    "HUB_MVD",
+    "HUB_SMS_A1",
+    "HUB_SMS_MTS",
+    "HUB_SMS_LIFE",
+    "HUB_ERIP",
+    "HUB_GOSSUOK",
+];
+
+fn submit(code: &str, form: serde_json::Value, session: &SessionToken) -> SubmitApplication {
+    SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: code.into(),
+        session_token: session.clone(),
+        form: form.as_object().cloned().expect("object"),
+        attachments: vec!["att-1".into()],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_payment_and_a_back_office_work_over_mutual_tls_only() {
+    let pki = TestPki::new();
+    let mut portal = Portal::start_custom_with_http(
+        |sims| {
+            sims.tls = Some(pki.sim_tls());
+            sims.backoffice.decide_after = Duration::from_millis(200);
+        },
+        |config| {
+            for url in [
+                &config.mvd_url,
+                &config.sms_a1_url,
+                &config.sms_mts_url,
+                &config.sms_life_url,
+                &config.erip_url,
+                &config.gossuok_url,
+            ] {
+                assert_eq!(url.scheme(), "https", "{url}");
+            }
+            let mut prefixes: Vec<String> = SYSTEMS.map(str::to_owned).to_vec();
+            prefixes.extend(
+                config
+                    .authority_settings
+                    .iter()
+                    .filter(|(key, _)| key.ends_with("_URL"))
+                    .inspect(|(_, url)| assert!(url.starts_with("https://"), "{url}"))
+                    .map(|(key, _)| hub_portal::config::tls_prefix(key).to_owned()),
+            );
+            let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+            config
+                .authority_settings
+                .extend(pki.hub_settings(&prefixes));
+        },
+        pki.http_client(),
+    )
+    .await;
+
+    // An issuance: MVD reconciles, A1's gateway sends the code and the password, over mTLS.
+    let (identifier, password, _) = portal.issued(0).await;
+    assert!(!identifier.is_empty() && !password.is_empty());
+
+    // A paid application: an EDS login (GosSUOK over mTLS), an ERIP invoice, the payment.
+    let (_, session) = portal.eds_session(1).await;
+    portal.start_authority("minsk-civil-registry", Duration::from_millis(200));
+    let app = submit(
+        "5.13",
+        json!({"record_kind": "birth", "record_year": 1990}),
+        &session,
+    );
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    assert_eq!(accepted.amount_kopecks, 2100);
+    let order = accepted.order_number.expect("an order number");
+    wait_until(WAIT, "the ERIP invoice", || async {
+        let invoice = portal.erip_invoice(&order).await;
+        (invoice["status"] == "awaiting").then_some(())
+    })
+    .await;
+    portal.pay(&order).await;
+    let paid: PaymentReceived = portal.event(&id).await;
+    assert_eq!(paid.amount_kopecks, 2100);
+
+    // An HTTP authority: the bridge hands the application to the back-office over mTLS.
+    let app = submit(
+        "18.13",
+        json!({"tax_year": 2025, "purpose": "embassy"}),
+        &session,
+    );
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let registered: ApplicationRegistered = portal.event(&id).await;
+    assert!(!registered.registration_number.is_empty());
+    let decided: ApplicationDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, Verdict::Granted);
+    portal.stop().await;
+}
