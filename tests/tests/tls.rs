@@ -114,3 +114,43 @@ async fn issuance_payment_and_a_back_office_work_over_mutual_tls_only() {
     assert_eq!(decided.verdict, Verdict::Granted);
     portal.stop().await;
 }
+
+/// PostgreSQL over TLS with `sslmode=verify-full` (the hub's `DATABASE_URL` form, through the
+/// hub's own pool): a private server with a certificate of the test CA; the CA given in
+/// `sslrootcert` gets an encrypted connection, another CA is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_is_verified_against_sslrootcert() {
+    let pki = TestPki::new();
+    let stranger = TestPki::new();
+    let pg =
+        hub_lab::chaos::servers::PrivatePostgres::start_with_tls(&pki.server_cert, &pki.server_key)
+            .await
+            .expect("a private PostgreSQL server with TLS");
+    let url = |ca: &std::path::Path| {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            pg.url(),
+            ca.display()
+        )
+    };
+    let migrator = hub_runtime::store::migrator(&[]).expect("the runtime's migrations");
+    let pool = hub_runtime::store::connect(&url(&pki.server_ca), 2, &migrator)
+        .await
+        .expect("connected over verified TLS");
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_ssl");
+    assert!(ssl, "the session is encrypted");
+    pool.close().await;
+    let refused = hub_runtime::store::connect(&url(&stranger.server_ca), 2, &migrator)
+        .await
+        .expect_err("a server certificate of another CA");
+    // The stranger CA has the same name as the server's (both TestPki's): rustls finds it as
+    // the issuer and the signature does not verify.
+    let text = refused.to_string();
+    assert!(
+        text.contains("invalid peer certificate: BadSignature"),
+        "{text}"
+    );
+}

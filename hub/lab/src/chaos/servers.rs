@@ -257,11 +257,23 @@ pub struct PrivatePostgres {
     port: u16,
     as_postgres: bool,
     running: bool,
+    /// `-c ssl=on …` when the server takes TLS connections.
+    tls_options: String,
 }
 
 impl PrivatePostgres {
     /// Creates a cluster (`initdb`, trust authentication on loopback) and starts it.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_inner(None).await
+    }
+
+    /// [`Self::start`], the server also taking TLS connections with the PEM certificate `cert`
+    /// and key `key` (copied into its directory; plain connections are still taken).
+    pub async fn start_with_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        Self::start_inner(Some((cert, key))).await
+    }
+
+    async fn start_inner(tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         let dir = temp_dir("postgres")?;
         let as_postgres = is_root();
         let mut pg = Self {
@@ -269,11 +281,26 @@ impl PrivatePostgres {
             port: free_port()?,
             as_postgres,
             running: false,
+            tls_options: String::new(),
             dir,
         };
+        if let Some((cert, key)) = tls {
+            let (server_cert, server_key) = (pg.dir.join("server.crt"), pg.dir.join("server.key"));
+            std::fs::copy(cert, &server_cert).context("copying the server certificate")?;
+            std::fs::copy(key, &server_key).context("copying the server key")?;
+            // PostgreSQL refuses a key others may read.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&server_key, std::fs::Permissions::from_mode(0o600))
+                .context("chmod of the server key")?;
+            pg.tls_options = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                server_cert.display(),
+                server_key.display()
+            );
+        }
         if as_postgres {
             let status = Command::new("chown")
-                .args(["postgres:postgres"])
+                .args(["-R", "postgres:postgres"])
                 .arg(&pg.dir)
                 .status()
                 .context("chown of the private PostgreSQL directory")?;
@@ -360,9 +387,10 @@ impl PrivatePostgres {
         // fsync off: a killed server loses nothing the OS has (the faults here are process
         // crashes, not power cuts), and the run is not slowed by the disk.
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=300 -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=300 -c fsync=off{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.tls_options
         );
         let timeout = START_TIMEOUT.as_secs().to_string();
         self.run(
