@@ -154,3 +154,59 @@ async fn postgres_over_tls_is_verified_against_sslrootcert() {
         "{text}"
     );
 }
+
+/// RabbitMQ over TLS (`amqps://`) with a client certificate required: a private node with an
+/// AMQPS listener; the hub's broker connection with `HUB_AMQP_CA_FILE`, `HUB_AMQP_CLIENT_CERT`
+/// and `HUB_AMQP_CLIENT_KEY` gets in; without the client certificate, or trusting another CA,
+/// it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_over_tls_takes_the_hub_with_its_client_certificate() {
+    use hub_lab::chaos::servers::{PrivateRabbit, RabbitTls};
+    use hub_runtime::broker::Broker;
+    use hub_runtime::tls::BrokerTls;
+    let pki = TestPki::new();
+    let stranger = e2e::tls::Ca::new("a stranger CA");
+    let stranger_ca = std::env::temp_dir().join(format!("stranger-{}.pem", Uuid::new_v4()));
+    std::fs::write(&stranger_ca, stranger.pem()).expect("written");
+    let node = PrivateRabbit::start_with_tls(RabbitTls {
+        cert: &pki.server_cert,
+        key: &pki.server_key,
+        client_ca: Some(&pki.client_ca),
+    })
+    .await
+    .expect("a private RabbitMQ node with an AMQPS listener");
+    let url = node.tls_url().expect("the AMQPS URL");
+    let token = tokio_util::sync::CancellationToken::new();
+
+    let tls = BrokerTls::load(
+        Some(&pki.server_ca),
+        Some(&pki.client_cert),
+        Some(&pki.client_key),
+    )
+    .expect("the broker's TLS files");
+    let broker = Broker::connect_with_tls(&url, &tls, "tls test", token.clone())
+        .await
+        .expect("connected over mutual TLS");
+    assert!(broker.is_connected());
+    broker.channel(&token).await.expect("a channel");
+    broker.close().await;
+
+    let no_client_cert = BrokerTls::load(Some(&pki.server_ca), None, None).expect("the CA");
+    let refused = Broker::connect_with_tls(&url, &no_client_cert, "tls test", token.clone())
+        .await
+        .expect_err("no client certificate");
+    assert!(refused.reason.contains("CertificateRequired"), "{refused}");
+
+    let other_ca = BrokerTls::load(
+        Some(&stranger_ca),
+        Some(&pki.client_cert),
+        Some(&pki.client_key),
+    )
+    .expect("the stranger CA");
+    let refused = Broker::connect_with_tls(&url, &other_ca, "tls test", token.clone())
+        .await
+        .expect_err("a server certificate the hub does not trust");
+    assert!(refused.reason.contains("UnknownIssuer"), "{refused}");
+    token.cancel();
+    let _ = std::fs::remove_file(stranger_ca);
+}

@@ -54,12 +54,40 @@ pub struct PrivateRabbit {
     node: String,
     port: u16,
     dist_port: u16,
+    /// The AMQPS listener's port, when the node has one.
+    tls_port: Option<u16>,
     child: Option<std::process::Child>,
+}
+
+/// The files of a node's AMQPS listener.
+#[derive(Debug, Clone, Copy)]
+pub struct RabbitTls<'a> {
+    /// The server's PEM certificate (its names must cover `127.0.0.1`).
+    pub cert: &'a Path,
+    /// Its PEM key.
+    pub key: &'a Path,
+    /// The CA whose client certificates are required; `None` asks for none.
+    pub client_ca: Option<&'a Path>,
 }
 
 impl PrivateRabbit {
     /// Starts a fresh node and waits until it takes AMQP connections.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_inner(None).await
+    }
+
+    /// [`Self::start`], the node also listening for AMQPS ([`Self::tls_url`]) with `tls`.
+    pub async fn start_with_tls(tls: RabbitTls<'_>) -> anyhow::Result<Self> {
+        Self::start_inner(Some(tls)).await
+    }
+
+    /// The node's AMQPS URL, when it was started with TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("amqps://guest:guest@127.0.0.1:{port}/%2f"))
+    }
+
+    async fn start_inner(tls: Option<RabbitTls<'_>>) -> anyhow::Result<Self> {
         let dir = temp_dir("rabbitmq")?;
         for d in ["log", "mnesia"] {
             std::fs::create_dir_all(dir.join(d))?;
@@ -67,10 +95,24 @@ impl PrivateRabbit {
         std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
         let port = free_port()?;
         let dist_port = free_port()?;
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
-        )?;
+        let mut conf = format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n");
+        let mut tls_port = None;
+        if let Some(tls) = tls {
+            let p = free_port()?;
+            tls_port = Some(p);
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{p}\nssl_options.certfile = {}\nssl_options.keyfile = {}\n",
+                tls.cert.display(),
+                tls.key.display()
+            ));
+            if let Some(ca) = tls.client_ca {
+                conf.push_str(&format!(
+                    "ssl_options.cacertfile = {}\nssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n",
+                    ca.display()
+                ));
+            }
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), conf)?;
         let id = dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -81,6 +123,7 @@ impl PrivateRabbit {
             node: format!("{id}@localhost"),
             port,
             dist_port,
+            tls_port,
             child: None,
         };
         node.boot().await?;
