@@ -13,20 +13,22 @@ use reqwest::{Method, RequestBuilder};
 use url::Url;
 
 use crate::failure::{Failure, QuickRetry, Refusal, transport_failure};
+use crate::tls::ClientTls;
 
 /// The W3C trace context header the HTTP adapters send, so an external system's logs can join
 /// the trace of the message that caused the call.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
-/// An adapter's HTTP client could not be built (the TLS backend or the system's resolver could
-/// not be set up). A start-up error: the hub does not run without its timeouts.
+/// An adapter's HTTP client could not be built (the system's TLS settings were refused, or the
+/// TLS backend or the resolver could not be set up). A start-up error: the hub does not run
+/// without its timeouts, nor with TLS other than configured.
 #[derive(Debug, thiserror::Error)]
-#[error("the HTTP client of {system} could not be built")]
+#[error("the HTTP client of {system} could not be built: {source}")]
 pub struct ClientError {
     /// The system the client was for, as its failure reasons name it.
     pub system: String,
     #[source]
-    source: reqwest::Error,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// The HTTP client of one external system: every attempt bounded by the system's timeout
@@ -61,25 +63,51 @@ impl Answer {
 
 impl HttpClient {
     /// A client of `system` whose every attempt is bounded by `timeout`, with
-    /// [`QuickRetry::default`] and no `traceparent`.
+    /// [`QuickRetry::default`], no `traceparent`, and the default TLS (the OS roots, no client
+    /// certificate).
     pub(crate) fn new(system: &str, timeout: Duration) -> Result<Self, ClientError> {
-        Self::from_builder(system, timeout, reqwest::Client::builder())
+        Self::with_tls(system, timeout, &ClientTls::default())
     }
 
-    /// [`Self::new`] from a given builder: the one place a `reqwest` client is built.
+    /// A client of `system` as [`Self::new`], its HTTPS verified against `tls`'s roots and
+    /// showing `tls`'s client certificate.
+    pub(crate) fn with_tls(
+        system: &str,
+        timeout: Duration,
+        tls: &ClientTls,
+    ) -> Result<Self, ClientError> {
+        Self::from_builder(system, timeout, tls, reqwest::Client::builder())
+    }
+
+    /// The same client (timeout, retries, `traceparent`) with other TLS settings.
+    pub(crate) fn retls(self, system: &str, tls: &ClientTls) -> Result<Self, ClientError> {
+        let rebuilt = Self::with_tls(system, self.timeout, tls)?;
+        Ok(HttpClient {
+            http: rebuilt.http,
+            ..self
+        })
+    }
+
+    /// [`Self::with_tls`] from a given builder: the one place a `reqwest` client is built.
     fn from_builder(
         system: &str,
         timeout: Duration,
+        tls: &ClientTls,
         builder: reqwest::ClientBuilder,
     ) -> Result<Self, ClientError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| ClientError {
+            system: system.to_owned(),
+            source,
+        };
+        let mut config = tls.rustls_config().map_err(|e| failed(Box::new(e)))?;
+        // The client speaks HTTP/1.1 only (no `http2` feature).
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let http = builder
+            .tls_backend_preconfigured(config)
             .connect_timeout(timeout)
             .timeout(timeout)
             .build()
-            .map_err(|source| ClientError {
-                system: system.to_owned(),
-                source,
-            })?;
+            .map_err(|e| failed(Box::new(e)))?;
         Ok(HttpClient {
             http,
             timeout,
@@ -193,12 +221,19 @@ mod tests {
     fn a_builder_that_fails_is_an_error_naming_the_system_not_a_default_client() {
         // A user agent that cannot be a header makes reqwest's builder fail at `build()`.
         let failing = reqwest::Client::builder().user_agent("bad\nagent");
-        let error = HttpClient::from_builder("MVD", Duration::from_secs(1), failing)
-            .expect_err("the builder fails");
+        let error = HttpClient::from_builder(
+            "MVD",
+            Duration::from_secs(1),
+            &ClientTls::default(),
+            failing,
+        )
+        .expect_err("the builder fails");
         assert_eq!(error.system, "MVD");
-        assert_eq!(
-            error.to_string(),
-            "the HTTP client of MVD could not be built"
+        assert!(
+            error
+                .to_string()
+                .starts_with("the HTTP client of MVD could not be built: "),
+            "{error}"
         );
         assert!(
             std::error::Error::source(&error).is_some(),

@@ -373,6 +373,7 @@ mod tests {
             )
             .await
             .expect("the e-mail simulator starts");
+            crate::tls::install_default_provider();
             let http = reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(10))

@@ -45,6 +45,14 @@ pub fn check_response(system: &str, response: &reqwest::Response) -> Result<(), 
 /// Turns a transport error into a failure naming the system. The URL is left out: it may
 /// carry personal data in its path or query.
 pub fn transport_failure(system: &str, error: reqwest::Error) -> Failure {
+    let kind = classify_transport(&error);
+    if let Some(cause) = tls_cause(&error) {
+        // A refused certificate (theirs or ours) says so, not only "error sending request".
+        return Failure::new(
+            kind,
+            format!("{system} could not be reached over TLS: {cause}"),
+        );
+    }
     let what = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -52,8 +60,29 @@ pub fn transport_failure(system: &str, error: reqwest::Error) -> Failure {
     } else {
         "failed"
     };
-    let kind = classify_transport(&error);
     Failure::new(kind, format!("{system} {what}: {}", error.without_url()))
+}
+
+/// The TLS error behind a transport error, if there is one (rustls's words: an unknown issuer,
+/// a name the certificate does not cover, the server's alert that a client certificate is
+/// required, …).
+fn tls_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        // An I/O error's `source` skips the error it wraps (itself an I/O error at times): go
+        // through the wrapped one.
+        current = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// The `Retry-After` a busy system asked for, when it gave one in seconds.

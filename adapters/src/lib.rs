@@ -14,9 +14,13 @@ pub mod gossuok;
 pub mod mvd;
 mod signature;
 pub mod sms;
+pub mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 pub use client::{ClientError, TRACEPARENT_HEADER};
 pub use failure::{Failure, FailureKind};
+pub use tls::{ClientTls, TlsError, TlsFiles};
 
 /// `base` with `path` appended to its own path, so a base URL with a path prefix
 /// (`http://gateway/mvd/`) keeps it. `path` has no leading slash and is already URL-encoded.

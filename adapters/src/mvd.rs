@@ -154,6 +154,15 @@ impl MvdClient {
         self
     }
 
+    /// The same client, its HTTPS verified against `tls`'s CA bundle (instead of the OS roots)
+    /// and showing `tls`'s client certificate, if any ([`crate::tls`]).
+    ///
+    /// Errors: rustls refuses the settings (a start-up error naming MVD).
+    pub fn with_tls(mut self, tls: &crate::tls::ClientTls) -> Result<Self, ClientError> {
+        self.http = self.http.retls(SYSTEM, tls)?;
+        Ok(self)
+    }
+
     /// The same client, sending `traceparent` (W3C trace context) with each of its calls, so
     /// the system's own logs join the trace of the message that caused them. `None`, or a value
     /// that cannot be a header, sends none.

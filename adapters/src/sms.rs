@@ -60,6 +60,8 @@ pub struct SmsConfig {
 #[derive(Debug, Clone)]
 pub struct SmsClient {
     http: HttpClient,
+    /// The clients of the operators with TLS settings of their own ([`SmsClient::with_tls`]).
+    per_operator: HashMap<Operator, HttpClient>,
     config: SmsConfig,
 }
 
@@ -103,6 +105,7 @@ impl SmsClient {
     pub fn new(config: SmsConfig) -> Result<Self, ClientError> {
         Ok(SmsClient {
             http: HttpClient::new("the SMS gateways", config.timeout)?,
+            per_operator: HashMap::new(),
             config,
         })
     }
@@ -110,7 +113,25 @@ impl SmsClient {
     /// The same client with another in-process retry policy.
     pub fn with_retry(mut self, retry: QuickRetry) -> Self {
         self.http = self.http.with_retry(retry);
+        for http in self.per_operator.values_mut() {
+            *http = http.clone().with_retry(retry);
+        }
         self
+    }
+
+    /// The same client, `operator`'s gateway verified against `tls`'s CA bundle (instead of the
+    /// OS roots) and shown `tls`'s client certificate, if any ([`crate::tls`]); the other
+    /// operators keep theirs.
+    ///
+    /// Errors: rustls refuses the settings (a start-up error naming the operator's gateway).
+    pub fn with_tls(
+        mut self,
+        operator: Operator,
+        tls: &crate::tls::ClientTls,
+    ) -> Result<Self, ClientError> {
+        let http = self.http.clone().retls(&system(operator), tls)?;
+        self.per_operator.insert(operator, http);
+        Ok(self)
     }
 
     /// The same client, sending `traceparent` (W3C trace context) with each of its calls, so
@@ -118,7 +139,15 @@ impl SmsClient {
     /// that cannot be a header, sends none.
     pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
         self.http = self.http.with_traceparent(traceparent);
+        for http in self.per_operator.values_mut() {
+            *http = http.clone().with_traceparent(traceparent);
+        }
         self
+    }
+
+    /// The HTTP client of `operator`'s gateway.
+    fn http(&self, operator: Operator) -> &HttpClient {
+        self.per_operator.get(&operator).unwrap_or(&self.http)
     }
 
     /// Which operator serves `msisdn`, and whether the subscriber is blocked.
@@ -200,15 +229,14 @@ impl SmsClient {
             text,
             callback_url: callback_url.map(Url::as_str),
         };
-        let result = self
-            .http
+        let http = self.http(operator);
+        let result = http
             .run(&system, || async {
-                let request = self
-                    .http
+                let request = http
                     .post(endpoint.clone())
                     .header("Idempotency-Key", idempotency_key.to_string())
                     .json(&body);
-                let body = match self.http.send(&system, request).await? {
+                let body = match http.send(&system, request).await? {
                     Answer::Success(body) => body,
                     Answer::Refused(refusal) if refusal.is(422, "subscriber_blocked") => {
                         return Err(Failure::permanent(SUBSCRIBER_BLOCKED));
@@ -252,19 +280,19 @@ impl SmsClient {
             self.base(operator)?,
             &format!("api/v1/subscribers/%2B{digits}"),
         );
-        self.http
-            .run(&system, || async {
-                let request = self.http.get(url.clone());
-                let body = match self.http.send(&system, request).await? {
-                    Answer::Success(body) => body,
-                    Answer::Refused(refusal) if refusal.is(404, "not_our_subscriber") => {
-                        return Ok(None);
-                    }
-                    Answer::Refused(refusal) => return Err(refusal.failure(&system)),
-                };
-                parse_subscriber(&system, operator, msisdn, &body).map(Some)
-            })
-            .await
+        let http = self.http(operator);
+        http.run(&system, || async {
+            let request = http.get(url.clone());
+            let body = match http.send(&system, request).await? {
+                Answer::Success(body) => body,
+                Answer::Refused(refusal) if refusal.is(404, "not_our_subscriber") => {
+                    return Ok(None);
+                }
+                Answer::Refused(refusal) => return Err(refusal.failure(&system)),
+            };
+            parse_subscriber(&system, operator, msisdn, &body).map(Some)
+        })
+        .await
     }
 
     fn base(&self, operator: Operator) -> Result<&Url, Failure> {

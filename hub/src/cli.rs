@@ -574,7 +574,9 @@ async fn topology(
     let topology = app::topology(config, queues)?;
     if !dry_run {
         let token = CancellationToken::new();
-        let broker = Broker::connect(&config.amqp_url, "hub topology", token.clone()).await?;
+        let tls = config.broker_tls()?;
+        let broker =
+            Broker::connect_with_tls(&config.amqp_url, &tls, "hub topology", token.clone()).await?;
         let channel = broker
             .channel(&token)
             .await

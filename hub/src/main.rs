@@ -3,5 +3,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    hub_runtime::tls::install_default_provider();
     hub::cli::main(hub::plan)
 }

@@ -41,6 +41,7 @@ mod msisdn;
 mod mvd;
 mod operators;
 mod server;
+pub mod tls;
 
 /// One of the simulated external systems.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -324,6 +325,8 @@ pub struct SimConfig {
     pub backoffice: BackOfficeSimConfig,
     /// GosSUOK.
     pub gossuok: GossuokSimConfig,
+    /// HTTPS for every HTTP simulator (the SMTP sink stays plain); `None` serves plain HTTP.
+    pub tls: Option<tls::SimTls>,
 }
 
 impl fmt::Debug for SimConfig {
@@ -339,6 +342,7 @@ impl fmt::Debug for SimConfig {
             .field("operator_secrets", &self.operator_secrets)
             .field("backoffice", &self.backoffice)
             .field("gossuok", &self.gossuok)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -359,6 +363,7 @@ impl Default for SimConfig {
             operator_secrets: OperatorSecrets::default(),
             backoffice: BackOfficeSimConfig::default(),
             gossuok: GossuokSimConfig::default(),
+            tls: None,
         }
     }
 }
@@ -492,7 +497,12 @@ impl RunningSims {
 pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Result<RunningSims> {
     let kinds = config.kinds();
     check(&config, &kinds)?;
+    let tls = match &config.tls {
+        Some(tls) => Some(tls.server_config()?),
+        None => None,
+    };
     let (listeners, mut email_smtp) = bind(&config, kinds).await?;
+    tls::install_default_provider();
     let tasks = TaskTracker::new();
     let shared = Shared {
         phones: Arc::new(operators::Phones::default()),
@@ -522,7 +532,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         let local = listener
             .local_addr()
             .with_context(|| format!("reading the address of the {kind} simulator"))?;
-        let url = base_url(local)?;
+        let url = base_url(local, tls.is_some())?;
         let ctx = server::SimContext::new(kind, shutdown.clone());
         let router = if kind == SimKind::Email {
             let smtp = email_smtp
@@ -532,6 +542,13 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             email::start(ctx, smtp, &tasks)
         } else {
             router(kind, ctx, &config, &shared)
+        };
+        let listener = match &tls {
+            None => server::Listening::Plain(listener),
+            Some(config) => server::Listening::Tls(
+                tls::TlsListener::new(listener, config.clone(), shutdown.clone())
+                    .with_context(|| format!("starting the {kind} simulator's TLS listener"))?,
+            ),
         };
         tasks.spawn(server::serve(kind, listener, router, shutdown.clone()));
         tracing::info!(simulator = %kind, %url, "simulator listening");
@@ -600,7 +617,7 @@ fn smtp_url(smtp: &TcpListener) -> anyhow::Result<Url> {
     let local = smtp
         .local_addr()
         .context("reading the address of the e-mail simulator's SMTP sink")?;
-    let http = base_url(local)?;
+    let http = base_url(local, false)?;
     let url = Url::parse(&format!(
         "smtp://{}:{}",
         http.host_str().unwrap_or("127.0.0.1"),
@@ -681,14 +698,15 @@ fn router(
 
 /// `http://<addr>/`; an unspecified bind address (0.0.0.0, ::) is given as the loopback one, the
 /// address a local client can actually connect to.
-fn base_url(local: SocketAddr) -> anyhow::Result<Url> {
+fn base_url(local: SocketAddr, https: bool) -> anyhow::Result<Url> {
     let ip = match local.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
     let addr = SocketAddr::new(ip, local.port());
-    Url::parse(&format!("http://{addr}/")).with_context(|| format!("building a URL for {addr}"))
+    let scheme = if https { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://{addr}/")).with_context(|| format!("building a URL for {addr}"))
 }
 
 #[cfg(test)]
@@ -715,9 +733,11 @@ mod tests {
 
     #[test]
     fn base_urls_end_with_a_slash_and_use_loopback_for_any() {
-        let url = base_url("0.0.0.0:8101".parse().expect("an address")).expect("a URL");
+        let url = base_url("0.0.0.0:8101".parse().expect("an address"), false).expect("a URL");
         assert_eq!(url.as_str(), "http://127.0.0.1:8101/");
-        let url = base_url("[::]:8101".parse().expect("an address")).expect("a URL");
+        let url = base_url("0.0.0.0:8101".parse().expect("an address"), true).expect("a URL");
+        assert_eq!(url.as_str(), "https://127.0.0.1:8101/");
+        let url = base_url("[::]:8101".parse().expect("an address"), false).expect("a URL");
         assert_eq!(url.as_str(), "http://[::1]:8101/");
     }
 }

@@ -129,6 +129,20 @@ struct Cli {
     /// seconds; at most 365 days.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     gossuok_crl_validity_secs: u64,
+
+    /// Serve HTTPS with this PEM certificate chain (its names must cover the host the clients
+    /// use, e.g. 127.0.0.1); needs --tls-key. Without it every simulator serves plain HTTP.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
+    /// Require client certificates signed by a CA of this PEM bundle (mutual TLS); needs
+    /// --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -164,6 +178,14 @@ impl Cli {
             },
             gossuok: GossuokSimConfig {
                 crl_validity: Duration::from_secs(self.gossuok_crl_validity_secs),
+            },
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(simulators::tls::SimTls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                _ => None,
             },
         }
     }

@@ -41,18 +41,39 @@ pub(crate) fn finish(routes: Router, ctx: SimContext) -> Router {
         ))
 }
 
+/// How a simulator listens: plain HTTP, or HTTPS with the run's server config.
+pub(crate) enum Listening {
+    Plain(TcpListener),
+    Tls(crate::tls::TlsListener),
+}
+
 /// Serves until `shutdown` is cancelled, then lets the requests in flight finish.
 pub(crate) async fn serve(
     kind: SimKind,
-    listener: TcpListener,
+    listener: Listening,
     router: Router,
     shutdown: CancellationToken,
 ) {
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let result = match listener {
+        Listening::Plain(listener) => serve_on(listener, router, shutdown).await,
+        Listening::Tls(listener) => serve_on(listener, router, shutdown).await,
+    };
     match result {
         Ok(()) => tracing::info!(simulator = %kind, "simulator stopped"),
         Err(e) => tracing::error!(simulator = %kind, error = %e, "simulator failed"),
     }
+}
+
+async fn serve_on<L>(
+    listener: L,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

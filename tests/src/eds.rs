@@ -21,7 +21,10 @@ pub async fn certificate(portal: &Portal, id: &str) -> (String, Vec<String>) {
         .expect("the GosSUOK simulator")
         .join(&format!("sim/persons/{id}/certificate"))
         .expect("URL");
-    let cert: Value = reqwest::get(url)
+    let cert: Value = portal
+        .http
+        .get(url)
+        .send()
         .await
         .expect("certificate")
         .json()
@@ -48,7 +51,8 @@ pub async fn sign(portal: &Portal, id: &str, to_sign: &str) -> String {
         .expect("the GosSUOK simulator")
         .join(&format!("sim/persons/{id}/sign"))
         .expect("URL");
-    let signed: Value = reqwest::Client::new()
+    let signed: Value = portal
+        .http
         .post(url)
         .json(&json!({"data": to_sign}))
         .send()

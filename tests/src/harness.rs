@@ -102,6 +102,8 @@ impl TestEnv {
     }
 
     async fn on(servers: Servers) -> Self {
+        // The tests' own reqwest clients need a process default TLS provider.
+        adapters::tls::install_default_provider();
         init_logging();
         let sandbox =
             Sandbox::new(&servers, "t", "hubtest").expect("TEST_DATABASE_URL is a PostgreSQL URL");
@@ -127,6 +129,9 @@ impl TestEnv {
             poll_interval: Duration::from_millis(100),
             drain_timeout: Duration::from_secs(10),
             ready_max_outbox_lag: Duration::from_secs(30),
+            amqp_ca_file: None,
+            amqp_client_cert: None,
+            amqp_client_key: None,
         };
         if let Ok(template) = std::env::var("TEST_DATABASE_TEMPLATE") {
             copy_template(&servers.postgres_url, &sandbox.database, &template).await;

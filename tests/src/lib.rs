@@ -9,5 +9,6 @@ pub mod ledger;
 pub mod portal;
 pub mod private_broker;
 pub mod process;
+pub mod tls;
 
 pub use harness::{Observer, RunningHub, TestEnv, wait_until};

@@ -25,6 +25,12 @@ use tokio_util::sync::CancellationToken;
 use crate::harness::{Observed, Observer};
 use crate::{RunningHub, TestEnv, wait_until};
 
+/// The test's client of the simulators when they serve plain HTTP.
+fn plain_http() -> reqwest::Client {
+    adapters::tls::install_default_provider();
+    reqwest::Client::new()
+}
+
 /// How long a test waits for a journey step.
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -115,7 +121,7 @@ pub struct Portal {
     pub integrations: IntegrationConfig,
     hub: Option<RunningHub>,
     sims_token: CancellationToken,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     desk: Observer,
     seen: Mutex<Vec<Observed>>,
     replies: Observer,
@@ -134,7 +140,7 @@ impl Portal {
 
     /// Starts everything with the operators' console configured as `console`.
     pub async fn start_with_console(console: ConsoleConfig) -> Self {
-        Self::start_full(|_| {}, |_| {}, console).await
+        Self::start_full(|_| {}, |_| {}, console, plain_http()).await
     }
 
     /// Starts everything, letting the test adjust the simulators' and then the hub's settings.
@@ -142,13 +148,24 @@ impl Portal {
         adjust_sims: impl FnOnce(&mut SimConfig),
         adjust: impl FnOnce(&mut IntegrationConfig),
     ) -> Self {
-        Self::start_full(adjust_sims, adjust, ConsoleConfig::default()).await
+        Self::start_full(adjust_sims, adjust, ConsoleConfig::default(), plain_http()).await
+    }
+
+    /// [`Self::start_custom`], the test reaching the simulators with `http` (over TLS: a client
+    /// that trusts their CA and shows the certificate they require).
+    pub async fn start_custom_with_http(
+        adjust_sims: impl FnOnce(&mut SimConfig),
+        adjust: impl FnOnce(&mut IntegrationConfig),
+        http: reqwest::Client,
+    ) -> Self {
+        Self::start_full(adjust_sims, adjust, ConsoleConfig::default(), http).await
     }
 
     async fn start_full(
         adjust_sims: impl FnOnce(&mut SimConfig),
         adjust: impl FnOnce(&mut IntegrationConfig),
         console: ConsoleConfig,
+        http: reqwest::Client,
     ) -> Self {
         let env = TestEnv::new().await;
         let mut sim_config = SimConfig {
@@ -160,7 +177,7 @@ impl Portal {
             sims,
             mut integrations,
             token: sims_token,
-        } = Simulated::start(sim_config)
+        } = Simulated::start_with_client(sim_config, &http)
             .await
             .expect("the simulators start");
         // Tests fail sooner than the lab, and each seals with a key of its own.
@@ -186,7 +203,7 @@ impl Portal {
             integrations,
             hub: Some(hub),
             sims_token,
-            http: reqwest::Client::new(),
+            http,
             desk,
             seen: Mutex::new(Vec::new()),
             replies,

@@ -59,6 +59,15 @@ impl GosSuokClient {
         self
     }
 
+    /// The same client, its HTTPS verified against `tls`'s CA bundle (instead of the OS roots)
+    /// and showing `tls`'s client certificate, if any ([`crate::tls`]).
+    ///
+    /// Errors: rustls refuses the settings (a start-up error naming GosSUOK).
+    pub fn with_tls(mut self, tls: &crate::tls::ClientTls) -> Result<Self, ClientError> {
+        self.http = self.http.retls(SYSTEM, tls)?;
+        Ok(self)
+    }
+
     /// The current CRL of a CA (`GET crl/root.crl` or `crl/intermediate.crl`), as DER bytes,
     /// not yet verified.
     ///

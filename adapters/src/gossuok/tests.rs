@@ -1167,6 +1167,7 @@ async fn a_person_of_the_simulator_logs_in_until_their_certificate_is_revoked() 
     .expect("the simulators start");
     let gossuok = sims.gossuok.clone().expect("GosSUOK runs");
     let mvd = sims.mvd.clone().expect("the MVD runs");
+    crate::tls::install_default_provider();
     let http = reqwest::Client::new();
     let json = |response: reqwest::Response| async move {
         assert!(response.status().is_success(), "{}", response.status());

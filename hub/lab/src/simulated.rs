@@ -35,6 +35,18 @@ impl Simulated {
     ///
     /// Errors: a simulator does not start, or GosSUOK's root cannot be read.
     pub async fn start(config: SimConfig) -> anyhow::Result<Simulated> {
+        hub_runtime::tls::install_default_provider();
+        Self::start_with_client(config, &reqwest::Client::new()).await
+    }
+
+    /// [`Self::start`], reading GosSUOK's root with `http`: over HTTPS, a client that trusts
+    /// the simulators' CA and shows the client certificate they require.
+    ///
+    /// Errors: as [`Self::start`].
+    pub async fn start_with_client(
+        config: SimConfig,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Simulated> {
         let token = CancellationToken::new();
         let erip_secret = config.erip_secret.clone();
         let backoffice_secret = config.backoffice.secret.clone();
@@ -76,7 +88,7 @@ impl Simulated {
             portal_url: "http://127.0.0.1:8080/".parse()?,
             gossuok_url: url(SimKind::Gossuok)?,
             eds_trusted_root_files: Vec::new(),
-            eds_trusted_roots: vec![gossuok_root(&url(SimKind::Gossuok)?).await?],
+            eds_trusted_roots: vec![gossuok_root(http, &url(SimKind::Gossuok)?).await?],
             portal_user: hub_portal::parties::DEFAULT_PORTAL_USER.into(),
             desks: Vec::new(),
             limits: Default::default(),
@@ -116,8 +128,8 @@ pub fn random_seal_key() -> String {
 /// The GosSUOK simulator's root certificate (DER): the EDS trust anchor.
 ///
 /// Errors: the simulator does not answer, or answers with an error.
-async fn gossuok_root(gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
-    let r = reqwest::get(gossuok.join("ca/root.der")?).await?;
+async fn gossuok_root(http: &reqwest::Client, gossuok: &url::Url) -> anyhow::Result<Vec<u8>> {
+    let r = http.get(gossuok.join("ca/root.der")?).send().await?;
     anyhow::ensure!(r.status().is_success(), "GosSUOK root: {}", r.status());
     Ok(r.bytes().await?.to_vec())
 }

@@ -668,7 +668,10 @@ impl Stage {
             )),
             bus: topology.bus_exchange(),
             desk: heard.desk,
-            http: reqwest::Client::new(),
+            http: {
+                hub_runtime::tls::install_default_provider();
+                reqwest::Client::new()
+            },
             a1: simulated.url(SimKind::A1)?,
             erip: simulated.url(SimKind::Erip)?,
             email: simulated.url(SimKind::Email)?,

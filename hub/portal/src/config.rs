@@ -279,6 +279,12 @@ pub const DEV_SMS_LIFE_SECRET: &str = "life-dev-secret";
 /// ERIP's development secret (the ERIP simulator's): the default of `HUB_ERIP_SECRET`.
 pub const DEV_ERIP_SECRET: &str = "erip-dev-secret";
 
+/// The prefix of the TLS settings of the system whose base URL is set by `url_key`: the key
+/// without its `_URL` (`HUB_AUTHORITY_TAX_MINISTRY_URL` → `HUB_AUTHORITY_TAX_MINISTRY`).
+pub fn tls_prefix(url_key: &str) -> &str {
+    url_key.strip_suffix("_URL").unwrap_or(url_key)
+}
+
 /// The back-office simulator's development secret: the default of every HTTP authority's
 /// `secret_key`, for one machine only.
 pub const DEV_BACKOFFICE_SECRET: &str = "backoffice-dev-secret";
@@ -319,6 +325,18 @@ impl IntegrationConfig {
             .cloned()
             .or_else(|| std::env::var(key).ok())
             .filter(|v| !v.is_empty())
+    }
+
+    /// The TLS settings of the external system whose settings start with `prefix` (`HUB_MVD`,
+    /// `HUB_SMS_A1`, `HUB_AUTHORITY_TAX_MINISTRY`, …): `<prefix>_CA_FILE`, a PEM bundle that
+    /// replaces the OS roots for that system; `<prefix>_CLIENT_CERT` and `<prefix>_CLIENT_KEY`,
+    /// the PEM client certificate and key shown to it (mutual TLS). Each is taken from
+    /// `authority_settings`, else from the environment ([`adapters::tls`]).
+    ///
+    /// Errors: a file that cannot be read or parsed, named with its variable.
+    pub fn client_tls(&self, prefix: &str) -> anyhow::Result<adapters::ClientTls> {
+        let files = adapters::TlsFiles::lookup(prefix, |key| self.authority_setting(key));
+        Ok(adapters::ClientTls::load(&files)?)
     }
 
     /// Where an HTTP authority's back-office is, and the secret both sides sign with.

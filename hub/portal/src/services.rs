@@ -170,7 +170,9 @@ fn eds_checker(config: &IntegrationConfig) -> anyhow::Result<Option<Arc<Checker>
     }
     let validator = Validator::new(&roots)
         .map_err(|f| anyhow::anyhow!("HUB_EDS_TRUSTED_ROOTS: {}", f.reason))?;
+    let tls = config.client_tls("HUB_GOSSUOK")?;
     let client = GosSuokClient::new(config.gossuok_url.clone(), config.http_timeout)
+        .and_then(|c| c.with_tls(&tls))
         .context("starting the EDS checker (HUB_GOSSUOK_URL)")?;
     Ok(Some(Arc::new(Checker::new(validator, client))))
 }
@@ -250,11 +252,20 @@ fn adapter_workers(
         timeout: config.http_timeout,
     })
     .map_err(|f| anyhow::anyhow!("HUB_SMTP_URL / HUB_EMAIL_FROM: {}", f.reason))?;
+    let erip_tls = config.client_tls("HUB_ERIP")?;
     let erip = EripClient::new(config.erip_url.clone(), config.http_timeout)
+        .and_then(|c| c.with_tls(&erip_tls))
         .context("starting the ERIP worker (HUB_ERIP_URL)")?;
     let erip_notify = config.callback_url.join("callbacks/erip").ok();
+    let mvd_tls = config.client_tls("HUB_MVD")?;
     let mvd = MvdClient::new(config.mvd_url.clone(), config.http_timeout)
+        .and_then(|c| c.with_tls(&mvd_tls))
         .context("starting the MVD worker (HUB_MVD_URL)")?;
+    let sms_tls = [
+        (Operator::A1, config.client_tls("HUB_SMS_A1")?),
+        (Operator::Mts, config.client_tls("HUB_SMS_MTS")?),
+        (Operator::Life, config.client_tls("HUB_SMS_LIFE")?),
+    ];
     let sms = SmsClient::new(SmsConfig {
         operators: HashMap::from([
             (Operator::A1, config.sms_a1_url.clone()),
@@ -263,6 +274,11 @@ fn adapter_workers(
         ]),
         sender: config.sms_sender.clone(),
         timeout: config.http_timeout,
+    })
+    .and_then(|c| {
+        sms_tls
+            .iter()
+            .try_fold(c, |c, (operator, tls)| c.with_tls(*operator, tls))
     })
     .context("starting the SMS worker (HUB_SMS_A1_URL, HUB_SMS_MTS_URL, HUB_SMS_LIFE_URL)")?;
     let portal_url = config.portal_url.clone();
@@ -321,12 +337,14 @@ fn bridges(config: &IntegrationConfig, catalogue: &Catalogue) -> anyhow::Result<
             } => (base_url_key, secret_key),
         };
         let (url, secret) = config.backoffice(&a.id, base_url_key, secret_key)?;
+        let tls = config.client_tls(crate::config::tls_prefix(base_url_key))?;
         let client = BackOfficeClient::new(
             format!("the back-office of {}", a.id),
             url,
             secret.clone(),
             config.http_timeout,
         )
+        .and_then(|c| c.with_tls(&tls))
         .with_context(|| format!("starting the bridge to {} ({base_url_key})", a.id))?;
         let callback = config
             .callback_url

@@ -307,7 +307,14 @@ async fn connect(
     let migrator = store::migrator(migrations)?;
     let pool = store::connect(&config.database_url, config.db_pool, &migrator).await?;
     let connection_token = CancellationToken::new();
-    let broker = Broker::connect(&config.amqp_url, &app_id, connection_token.clone()).await?;
+    let broker_tls = config.broker_tls()?;
+    let broker = Broker::connect_with_tls(
+        &config.amqp_url,
+        &broker_tls,
+        &app_id,
+        connection_token.clone(),
+    )
+    .await?;
     broker::declare_topology(&broker, &topology, config.delivery_limit, &connection_token).await?;
     let publisher = Arc::new(Publisher::new(broker.clone(), connection_token.clone()));
     // What `GET /readyz` checks: this process's broker connection, database and outbox.

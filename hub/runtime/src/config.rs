@@ -18,6 +18,20 @@ pub struct HubConfig {
     #[arg(long, env = "DATABASE_URL", default_value = DEV_DATABASE_URL)]
     pub database_url: String,
 
+    /// PEM bundle of CA certificates the broker's certificate is verified against (an
+    /// `amqps://` URL), added to the OS trust store.
+    #[arg(long, env = "HUB_AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<std::path::PathBuf>,
+
+    /// PEM client certificate (chain) shown to the broker (`amqps://`), with
+    /// `HUB_AMQP_CLIENT_KEY`.
+    #[arg(long, env = "HUB_AMQP_CLIENT_CERT")]
+    pub amqp_client_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `HUB_AMQP_CLIENT_CERT`.
+    #[arg(long, env = "HUB_AMQP_CLIENT_KEY")]
+    pub amqp_client_key: Option<std::path::PathBuf>,
+
     /// Prefix of every exchange and queue name, so several hubs or tests share one broker.
     #[arg(long, env = "HUB_NAMESPACE", default_value = "hub", value_parser = parse_namespace)]
     pub namespace: Namespace,
@@ -183,6 +197,19 @@ fn database_verifies_tls(database_url: &str) -> bool {
                 && (v.eq_ignore_ascii_case("verify-full") || v.eq_ignore_ascii_case("verify-ca"))
         })
     })
+}
+
+impl HubConfig {
+    /// The broker connection's TLS settings, files read and checked.
+    ///
+    /// Errors: a file that cannot be read or parsed, named with its variable.
+    pub fn broker_tls(&self) -> Result<crate::tls::BrokerTls, crate::tls::TlsFileError> {
+        crate::tls::BrokerTls::load(
+            self.amqp_ca_file.as_deref(),
+            self.amqp_client_cert.as_deref(),
+            self.amqp_client_key.as_deref(),
+        )
+    }
 }
 
 /// Retry tier delays.

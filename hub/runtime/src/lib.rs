@@ -23,4 +23,5 @@ pub mod logging;
 pub mod metrics;
 pub mod secrets;
 pub mod store;
+pub mod tls;
 pub mod trace;

@@ -98,6 +98,7 @@ impl Sims {
 }
 
 pub(crate) fn client() -> reqwest::Client {
+    simulators::tls::install_default_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

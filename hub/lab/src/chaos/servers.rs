@@ -54,12 +54,40 @@ pub struct PrivateRabbit {
     node: String,
     port: u16,
     dist_port: u16,
+    /// The AMQPS listener's port, when the node has one.
+    tls_port: Option<u16>,
     child: Option<std::process::Child>,
+}
+
+/// The files of a node's AMQPS listener.
+#[derive(Debug, Clone, Copy)]
+pub struct RabbitTls<'a> {
+    /// The server's PEM certificate (its names must cover `127.0.0.1`).
+    pub cert: &'a Path,
+    /// Its PEM key.
+    pub key: &'a Path,
+    /// The CA whose client certificates are required; `None` asks for none.
+    pub client_ca: Option<&'a Path>,
 }
 
 impl PrivateRabbit {
     /// Starts a fresh node and waits until it takes AMQP connections.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_inner(None).await
+    }
+
+    /// [`Self::start`], the node also listening for AMQPS ([`Self::tls_url`]) with `tls`.
+    pub async fn start_with_tls(tls: RabbitTls<'_>) -> anyhow::Result<Self> {
+        Self::start_inner(Some(tls)).await
+    }
+
+    /// The node's AMQPS URL, when it was started with TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("amqps://guest:guest@127.0.0.1:{port}/%2f"))
+    }
+
+    async fn start_inner(tls: Option<RabbitTls<'_>>) -> anyhow::Result<Self> {
         let dir = temp_dir("rabbitmq")?;
         for d in ["log", "mnesia"] {
             std::fs::create_dir_all(dir.join(d))?;
@@ -67,10 +95,24 @@ impl PrivateRabbit {
         std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
         let port = free_port()?;
         let dist_port = free_port()?;
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"),
-        )?;
+        let mut conf = format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n");
+        let mut tls_port = None;
+        if let Some(tls) = tls {
+            let p = free_port()?;
+            tls_port = Some(p);
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{p}\nssl_options.certfile = {}\nssl_options.keyfile = {}\n",
+                tls.cert.display(),
+                tls.key.display()
+            ));
+            if let Some(ca) = tls.client_ca {
+                conf.push_str(&format!(
+                    "ssl_options.cacertfile = {}\nssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n",
+                    ca.display()
+                ));
+            }
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), conf)?;
         let id = dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -81,6 +123,7 @@ impl PrivateRabbit {
             node: format!("{id}@localhost"),
             port,
             dist_port,
+            tls_port,
             child: None,
         };
         node.boot().await?;
@@ -257,11 +300,23 @@ pub struct PrivatePostgres {
     port: u16,
     as_postgres: bool,
     running: bool,
+    /// `-c ssl=on …` when the server takes TLS connections.
+    tls_options: String,
 }
 
 impl PrivatePostgres {
     /// Creates a cluster (`initdb`, trust authentication on loopback) and starts it.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_inner(None).await
+    }
+
+    /// [`Self::start`], the server also taking TLS connections with the PEM certificate `cert`
+    /// and key `key` (copied into its directory; plain connections are still taken).
+    pub async fn start_with_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        Self::start_inner(Some((cert, key))).await
+    }
+
+    async fn start_inner(tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
         let dir = temp_dir("postgres")?;
         let as_postgres = is_root();
         let mut pg = Self {
@@ -269,11 +324,26 @@ impl PrivatePostgres {
             port: free_port()?,
             as_postgres,
             running: false,
+            tls_options: String::new(),
             dir,
         };
+        if let Some((cert, key)) = tls {
+            let (server_cert, server_key) = (pg.dir.join("server.crt"), pg.dir.join("server.key"));
+            std::fs::copy(cert, &server_cert).context("copying the server certificate")?;
+            std::fs::copy(key, &server_key).context("copying the server key")?;
+            // PostgreSQL refuses a key others may read.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&server_key, std::fs::Permissions::from_mode(0o600))
+                .context("chmod of the server key")?;
+            pg.tls_options = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                server_cert.display(),
+                server_key.display()
+            );
+        }
         if as_postgres {
             let status = Command::new("chown")
-                .args(["postgres:postgres"])
+                .args(["-R", "postgres:postgres"])
                 .arg(&pg.dir)
                 .status()
                 .context("chown of the private PostgreSQL directory")?;
@@ -360,9 +430,10 @@ impl PrivatePostgres {
         // fsync off: a killed server loses nothing the OS has (the faults here are process
         // crashes, not power cuts), and the run is not slowed by the disk.
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=300 -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=300 -c fsync=off{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.tls_options
         );
         let timeout = START_TIMEOUT.as_secs().to_string();
         self.run(

@@ -158,6 +158,7 @@ pub async fn serve(
     })
     .await?
     .map_err(|f| anyhow::anyhow!("console: {}", f.reason))?;
+    hub_runtime::tls::install_default_provider();
     let probe = reqwest::Client::builder()
         .timeout(settings.probe_timeout)
         .redirect(reqwest::redirect::Policy::none())

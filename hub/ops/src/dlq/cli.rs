@@ -438,7 +438,9 @@ async fn replay(
         include_replayed: args.include_replayed,
     };
     let token = CancellationToken::new();
-    let broker = Broker::connect(&config.amqp_url, "hub dlq replay", token.clone()).await?;
+    let tls = config.broker_tls()?;
+    let broker =
+        Broker::connect_with_tls(&config.amqp_url, &tls, "hub dlq replay", token.clone()).await?;
     let publisher = Publisher::new(broker.clone(), token.clone());
     let bar = progress_bar(!args.json);
     let mut progress = |done: usize, total: usize| {

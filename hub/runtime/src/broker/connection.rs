@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::mask_url;
+use crate::tls::BrokerTls;
 
 /// The longest one node of a list may take to answer before the next is tried: a node that is
 /// cut off rather than stopped would otherwise hold the connect for the TCP timeout (minutes).
@@ -72,7 +73,24 @@ pub async fn connect_first(
     properties: ConnectionProperties,
 ) -> Result<Connection, ConnectError> {
     let urls = amqp_urls(amqp_url);
-    connect_any(&urls, 0, &properties).await.map(|(c, _)| c)
+    connect_any(&urls, 0, &properties, &BrokerTls::default())
+        .await
+        .map(|(c, _)| c)
+}
+
+/// Connects to `url` once, over TLS as `tls` says for an `amqps://` URL.
+async fn connect_one(
+    url: &str,
+    properties: ConnectionProperties,
+    tls: &BrokerTls,
+) -> lapin::Result<Connection> {
+    Connection::connect_with_config(
+        url,
+        properties,
+        tls.lapin_config(),
+        lapin::runtime::default_runtime()?,
+    )
+    .await
 }
 
 /// Tries each of `urls` once, starting at `start` and wrapping around; returns the first
@@ -81,9 +99,10 @@ async fn connect_any(
     urls: &[String],
     start: usize,
     properties: &ConnectionProperties,
+    tls: &BrokerTls,
 ) -> Result<(Connection, usize), ConnectError> {
     if let [url] = urls {
-        return Connection::connect(url, properties.clone())
+        return connect_one(url, properties.clone(), tls)
             .await
             .map(|c| (c, 0))
             .map_err(|e| ConnectError {
@@ -96,7 +115,7 @@ async fn connect_any(
         let url = &urls[i];
         let reason = match tokio::time::timeout(
             NODE_CONNECT_TIMEOUT,
-            Connection::connect(url, properties.clone()),
+            connect_one(url, properties.clone(), tls),
         )
         .await
         {
@@ -134,13 +153,31 @@ impl Broker {
         name: &str,
         shutdown: CancellationToken,
     ) -> Result<Self, ConnectError> {
+        Self::connect_with_tls(url, &BrokerTls::default(), name, shutdown).await
+    }
+
+    /// [`Self::connect`], an `amqps://` URL's TLS as `tls` says (a CA bundle added to the
+    /// roots, a client certificate), on the first connection and every reconnection.
+    pub async fn connect_with_tls(
+        url: &str,
+        tls: &BrokerTls,
+        name: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, ConnectError> {
         let urls = amqp_urls(url);
-        let (first, node) = open(&urls, 0, name).await?;
+        let (first, node) = open(&urls, 0, name, tls).await?;
         if urls.len() > 1 {
             tracing::info!(connection = %name, url = %mask_url(&urls[node]), "connected to the broker");
         }
         let (tx, rx) = watch::channel(Some(Arc::new(first)));
-        tokio::spawn(supervise(urls, node, name.to_owned(), tx, shutdown));
+        tokio::spawn(supervise(
+            urls,
+            node,
+            name.to_owned(),
+            tls.clone(),
+            tx,
+            shutdown,
+        ));
         Ok(Self {
             current: rx,
             name: name.to_owned(),
@@ -197,9 +234,10 @@ async fn open(
     urls: &[String],
     start: usize,
     name: &str,
+    tls: &BrokerTls,
 ) -> Result<(Connection, usize), ConnectError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    connect_any(urls, start, &properties).await
+    connect_any(urls, start, &properties, tls).await
 }
 
 /// Watches the connection to `urls[node]` and replaces it when it fails.
@@ -207,6 +245,7 @@ async fn supervise(
     urls: Vec<String>,
     mut node: usize,
     name: String,
+    tls: BrokerTls,
     tx: watch::Sender<Option<Arc<Connection>>>,
     shutdown: CancellationToken,
 ) {
@@ -247,7 +286,7 @@ async fn supervise(
         // Start with the node after the one lost (it may be down); one URL is tried alone.
         let start = (node + 1) % urls.len();
         let reconnected = loop {
-            match open(&urls, start, &name).await {
+            match open(&urls, start, &name, &tls).await {
                 Ok((c, i)) => {
                     node = i;
                     break c;
@@ -331,11 +370,16 @@ mod tests {
         let dead = format!("amqp://guest:guest@127.0.0.1:{}/%2f", closed_port());
         let urls = [dead.clone(), live, dead];
         let props = ConnectionProperties::default();
-        let (conn, node) = connect_any(&urls, 0, &props).await.expect("the live node");
+        let tls = BrokerTls::default();
+        let (conn, node) = connect_any(&urls, 0, &props, &tls)
+            .await
+            .expect("the live node");
         assert_eq!(node, 1);
         let _ = conn.close(200, "test".into()).await;
         // Starting after the live node wraps around to it.
-        let (conn, node) = connect_any(&urls, 2, &props).await.expect("the live node");
+        let (conn, node) = connect_any(&urls, 2, &props, &tls)
+            .await
+            .expect("the live node");
         assert_eq!(node, 1);
         let _ = conn.close(200, "test".into()).await;
     }
