@@ -609,8 +609,11 @@ struct Parsed {
     key_usage: Option<KeyUsage>,
     /// The `privateKeyUsagePeriod` (from, until), when the certificate has one: its private
     /// key may sign only within it.
-    private_key_usage: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    private_key_usage: Option<KeyUsagePeriod>,
 }
+
+/// A `privateKeyUsagePeriod`: from, until (either may be absent).
+type KeyUsagePeriod = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl std::fmt::Debug for Parsed {
     /// Which certificate and its serial number: its subject may be a person's name.
