@@ -47,7 +47,7 @@ pub struct TestPki {
     dir: PathBuf,
     /// The CA of the simulators' server certificate (what the hub's `*_CA_FILE` name).
     pub server_ca: PathBuf,
-    /// The simulators' server certificate (`127.0.0.1`, `localhost`) and key.
+    /// The simulators' server certificate (`127.0.0.1` and `localhost` unless made for other names) and key.
     pub server_cert: PathBuf,
     /// See [`Self::server_cert`].
     pub server_key: PathBuf,
@@ -62,6 +62,11 @@ pub struct TestPki {
 impl TestPki {
     /// Makes the CAs, certificates and keys, and writes them to a fresh directory.
     pub fn new() -> Self {
+        Self::for_server_names(&["127.0.0.1", "localhost"])
+    }
+
+    /// [`Self::new`], the simulators' server certificate naming only `names`.
+    pub fn for_server_names(names: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("e2e-pki-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let write = |name: &str, content: &str| -> PathBuf {
@@ -71,7 +76,7 @@ impl TestPki {
         };
         let server_ca = Ca::new("simulators' test CA");
         let client_ca = Ca::new("hub's test client CA");
-        let (server_cert, server_key) = server_ca.leaf(&["127.0.0.1", "localhost"]);
+        let (server_cert, server_key) = server_ca.leaf(names);
         let (client_cert, client_key) = client_ca.leaf(&["hub.test"]);
         TestPki {
             server_ca: write("server-ca.pem", &server_ca.pem()),

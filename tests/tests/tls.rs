@@ -115,6 +115,48 @@ async fn issuance_payment_and_a_back_office_work_over_mutual_tls_only() {
     portal.stop().await;
 }
 
+/// A server whose certificate does not name the host the hub calls is refused, though its CA is
+/// trusted: the simulators' certificate names only `127.0.0.1` and the hub reaches the MVD
+/// registry as `localhost`. The reconciliation never reaches the registry; after its attempts
+/// the command is dead-lettered with the TLS refusal as its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_certificate_for_another_host_is_refused() {
+    let pki = TestPki::for_server_names(&["127.0.0.1"]);
+    let mut portal = Portal::start_custom_with_http(
+        |sims| sims.tls = Some(pki.sim_tls()),
+        |config| {
+            config
+                .mvd_url
+                .set_host(Some("localhost"))
+                .expect("a host name");
+            config.authority_settings.extend(pki.hub_settings(&SYSTEMS));
+        },
+        pki.http_client(),
+    )
+    .await;
+    let person = portal.good_persons().await.remove(0);
+    portal
+        .apply(&person.application("TLS-1", &e2e::portal::phone(901)))
+        .await;
+    let letters = portal
+        .env
+        .dead_letters(hub_portal::external::mvd::worker::QUEUE, 1, WAIT)
+        .await;
+    let reason = &letters[0].error;
+    assert!(
+        reason.contains("not valid for name \"localhost\""),
+        "the refusal names the host: {reason}"
+    );
+    assert!(
+        portal
+            .phone_texts(&e2e::portal::phone(901))
+            .await
+            .is_empty(),
+        "no code was sent for an unreconciled application"
+    );
+    portal.stop().await;
+}
+
 /// PostgreSQL over TLS with `sslmode=verify-full` (the hub's `DATABASE_URL` form, through the
 /// hub's own pool): a private server with a certificate of the test CA; the CA given in
 /// `sslrootcert` gets an encrypted connection, another CA is refused.
