@@ -326,3 +326,31 @@ async fn two_desks_busy_at_once_each_hear_only_their_own_events() {
     assert_eq!(unrouted, 0, "no issuance event unrouted or dead-lettered");
     portal.stop().await;
 }
+
+/// The parties' broker users on a node of the lab's own (the chaos run's), made twice: the
+/// second time they exist and only their passwords and permissions are set again. The portal
+/// then logs in with its password, and a stranger's password is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn party_users_are_made_on_a_private_node_and_made_again_without_error() {
+    let node = hub_lab::chaos::servers::PrivateRabbit::start()
+        .await
+        .expect("a private RabbitMQ node");
+    node.add_party_users().expect("the parties' users");
+    node.add_party_users().expect("made again: they exist");
+    let portal = hub_lab::parties::url_as(&node.url(), hub_portal::parties::DEFAULT_PORTAL_USER)
+        .expect("the portal's URL");
+    let conn = lapin::Connection::connect(portal.as_str(), lapin::ConnectionProperties::default())
+        .await
+        .expect("the portal logs in with its password");
+    conn.close(200, "done".into()).await.expect("closed");
+    let mut stranger = portal.clone();
+    stranger
+        .set_password(Some("not-the-password"))
+        .expect("a password");
+    assert!(
+        lapin::Connection::connect(stranger.as_str(), lapin::ConnectionProperties::default())
+            .await
+            .is_err(),
+        "a wrong password is refused"
+    );
+}

@@ -178,47 +178,101 @@ fn ensure_broker_user(
     permissions: [String; 3],
     vhost: &str,
 ) -> anyhow::Result<()> {
-    let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
-        Command::new("rabbitmqctl")
+    Rabbitmqctl::local().ensure_user(user, password, permissions, vhost)
+}
+
+/// The `rabbitmqctl` that administers one node: the one on the `PATH` for the local broker, or
+/// a given program for another node (`-n <node>`).
+#[derive(Debug, Clone)]
+pub struct Rabbitmqctl {
+    program: std::path::PathBuf,
+    node: Option<String>,
+}
+
+impl Rabbitmqctl {
+    /// `rabbitmqctl` on the `PATH`, for the local broker; it needs to run as a user that may
+    /// administer it (root or the `rabbitmq` user on a Debian install).
+    pub fn local() -> Self {
+        Rabbitmqctl {
+            program: "rabbitmqctl".into(),
+            node: None,
+        }
+    }
+
+    /// `program` for the node named `node` (`rabbit-chaos@localhost`).
+    pub fn on_node(program: impl Into<std::path::PathBuf>, node: &str) -> Self {
+        Rabbitmqctl {
+            program: program.into(),
+            node: Some(node.to_owned()),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut command = Command::new(&self.program);
+        if let Some(node) = &self.node {
+            command.arg("-n").arg(node);
+        }
+        command
             .args(args)
             .output()
-            .context("cannot run rabbitmqctl (it comes with RabbitMQ)")
-    };
-    let listed = run(&["-q", "list_users"])?;
-    anyhow::ensure!(
-        listed.status.success(),
-        "rabbitmqctl list_users failed: {}",
-        String::from_utf8_lossy(&listed.stderr).trim()
-    );
-    let exists = String::from_utf8_lossy(&listed.stdout)
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(user));
-    let set = if exists {
-        run(&["change_password", user, password])?
-    } else {
-        run(&["add_user", user, password])?
-    };
-    anyhow::ensure!(
-        set.status.success() || String::from_utf8_lossy(&set.stderr).contains("already exists"),
-        "rabbitmqctl could not set the user {user}: {}",
-        String::from_utf8_lossy(&set.stderr).trim()
-    );
-    let [configure, write, read] = permissions;
-    let granted = run(&[
-        "set_permissions",
-        "-p",
-        vhost,
-        user,
-        &configure,
-        &write,
-        &read,
-    ])?;
-    anyhow::ensure!(
-        granted.status.success(),
-        "rabbitmqctl could not set the permissions of {user}: {}",
-        String::from_utf8_lossy(&granted.stderr).trim()
-    );
-    Ok(())
+            .with_context(|| format!("cannot run {} (it comes with RabbitMQ)", self.describe()))
+    }
+
+    fn describe(&self) -> String {
+        match &self.node {
+            Some(node) => format!("rabbitmqctl -n {node}"),
+            None => "rabbitmqctl".to_owned(),
+        }
+    }
+
+    /// Creates `user` with `password`, or sets the password of the user that exists, and grants
+    /// it `permissions` (configure, write, read) on `vhost`.
+    ///
+    /// Errors: the program cannot run, or the node refuses a step (named, with its stderr).
+    pub fn ensure_user(
+        &self,
+        user: &str,
+        password: &str,
+        permissions: [String; 3],
+        vhost: &str,
+    ) -> anyhow::Result<()> {
+        let ctl = self.describe();
+        let listed = self.run(&["-q", "list_users"])?;
+        anyhow::ensure!(
+            listed.status.success(),
+            "{ctl} list_users failed: {}",
+            String::from_utf8_lossy(&listed.stderr).trim()
+        );
+        let exists = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(user));
+        let set = if exists {
+            self.run(&["change_password", user, password])?
+        } else {
+            self.run(&["add_user", user, password])?
+        };
+        anyhow::ensure!(
+            set.status.success() || String::from_utf8_lossy(&set.stderr).contains("already exists"),
+            "{ctl} could not set the user {user}: {}",
+            String::from_utf8_lossy(&set.stderr).trim()
+        );
+        let [configure, write, read] = permissions;
+        let granted = self.run(&[
+            "set_permissions",
+            "-p",
+            vhost,
+            user,
+            &configure,
+            &write,
+            &read,
+        ])?;
+        anyhow::ensure!(
+            granted.status.success(),
+            "{ctl} could not set the permissions of {user}: {}",
+            String::from_utf8_lossy(&granted.stderr).trim()
+        );
+        Ok(())
+    }
 }
 
 fn regex_escape(s: &str) -> String {

@@ -144,35 +144,11 @@ impl PrivateRabbit {
                 .iter()
                 .map(|d| (agency::desk_user(d), agency::desk_permissions(d))),
         );
-        for (user, [configure, write, read]) in users {
-            for args in [
-                vec!["add_user", &user, crate::parties::PARTY_PASSWORD],
-                vec![
-                    "set_permissions",
-                    "-p",
-                    "/",
-                    &user,
-                    &configure,
-                    &write,
-                    &read,
-                ],
-            ] {
-                // The CLI beside the node's own script: it runs as this user, with this user's
-                // Erlang cookie, as the node does (the packaged wrapper would switch users).
-                let out = Command::new(Self::cli())
-                    .arg("-n")
-                    .arg(&self.node)
-                    .args(&args)
-                    .output()
-                    .context("cannot run rabbitmqctl (it comes with RabbitMQ)")?;
-                anyhow::ensure!(
-                    out.status.success(),
-                    "rabbitmqctl -n {} {} failed: {}",
-                    self.node,
-                    args[0],
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
+        // The CLI beside the node's own script: it runs as this user, with this user's Erlang
+        // cookie, as the node does (the packaged wrapper would switch users).
+        let ctl = agency::Rabbitmqctl::on_node(Self::cli(), &self.node);
+        for (user, permissions) in users {
+            ctl.ensure_user(&user, crate::parties::PARTY_PASSWORD, permissions, "/")?;
         }
         Ok(())
     }
