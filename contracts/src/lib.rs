@@ -24,6 +24,7 @@ pub mod issuance;
 pub mod message;
 pub mod metadata;
 pub mod mvd;
+pub mod offer;
 pub mod ops;
 pub mod person;
 pub mod procedure;
@@ -72,6 +73,7 @@ pub const SECRET_FIELDS: &[(MessageType, &[&str])] = &[
     (procedure::AttachReceipt::TYPE, &["session_token"]),
     (procedure::SubmitComplaint::TYPE, &["session_token"]),
     (procedure::WithdrawComplaint::TYPE, &["session_token"]),
+    (offer::ListProcedures::TYPE, &["session_token"]),
 ];
 
 /// The message types of [`SECRET_FIELDS`]: the hub never keeps such a body in a dead letter as

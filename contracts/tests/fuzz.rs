@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use contracts::{
-    DecodeError, Message, MessageType, account, cabinet, issuance, mvd, ops, procedure,
+    DecodeError, Message, MessageType, account, cabinet, issuance, mvd, offer, ops, procedure,
     registration, registry, sms,
 };
 use proptest::prelude::*;
@@ -295,6 +295,22 @@ every_type! {
         "complaint_id": UUID, "verdict": "dismissed", "document": "Decision 3", "decided_at": AT,
     })],
     procedure::AuthorityComplaintWithdrawalAnswered => [json!({"complaint_id": UUID, "accepted": false})],
+    // offer
+    offer::ListProcedures => [json!({"request_id": UUID, "session_token": "tok-1"})],
+    offer::ProceduresListed => [
+        json!({"request_id": UUID, "outcome": {"status": "session_invalid"}}),
+        json!({"request_id": UUID, "outcome": {"status": "listed", "level": "basic", "procedures": [{
+            "code": "16.6", "name_ru": "Справка", "name_en": "A certificate", "authority_id": "fszn",
+            "authority_name": "Social protection fund", "assurance": "basic", "fee_kopecks": 0,
+            "term_working_days": 5, "fields": [
+                {"name": "purpose", "kind": "text", "max_length": 200, "required": true},
+                {"name": "year", "kind": "number", "min": 2000, "max": null, "required": false},
+                {"name": "kind", "kind": "choice", "options": ["a", "b"], "required": true},
+                {"name": "from", "kind": "date", "required": true},
+                {"name": "urgent", "kind": "boolean", "required": false},
+            ],
+        }]}}),
+    ],
     // registration
     registration::RegisterByEmail => [json!({
         "email": "anna@example.by", "password": "Secret-42", "surname": "Иванова", "given_name": "Анна",

@@ -292,6 +292,7 @@ impl Portal {
                             && (m.body["application_number"] == number
                                 || m.body["application_id"] == number
                                 || m.body["complaint_id"] == number
+                                || m.body["request_id"] == number
                                 || m.body["notice"]["application"]["number"] == number)
                     })
                     .cloned()
@@ -349,12 +350,21 @@ impl Portal {
     /// Sends a cabinet request as the portal does (reply queue and a correlation id) and waits
     /// for the hub's answer.
     pub async fn cabinet<M: Message>(&self, request: &M) -> CabinetOutcome {
+        self.ask::<M, CabinetReply>(request).await.outcome
+    }
+
+    /// Sends the portal's request `request` with a `reply_to` of the portal's own queue and a
+    /// fresh correlation id, and waits for the answer with that correlation id, of type `R`.
+    pub async fn ask<M: Message, R: Message + serde::de::DeserializeOwned>(
+        &self,
+        request: &M,
+    ) -> R {
         let mut metadata = Metadata::new(M::TYPE.to_string(), "portal");
         let correlation = uuid::Uuid::new_v4().to_string();
         metadata.correlation_id = Some(correlation.clone());
         metadata.reply_to = Some(self.replies.queue.clone());
         self.env.send_with(request, metadata).await;
-        let reply = wait_until(WAIT, "the cabinet's answer", || async {
+        let reply = wait_until(WAIT, &format!("the answer to {}", M::TYPE), || async {
             self.hear().await;
             let mut seen = self.seen.lock().expect("lock");
             let at = seen
@@ -363,10 +373,8 @@ impl Portal {
             Some(seen.remove(at))
         })
         .await;
-        assert_eq!(reply.metadata.message_type, CabinetReply::TYPE.to_string());
-        serde_json::from_value::<CabinetReply>(reply.body)
-            .expect("cabinet reply")
-            .outcome
+        assert_eq!(reply.metadata.message_type, R::TYPE.to_string());
+        serde_json::from_value::<R>(reply.body).expect("the answer's body")
     }
 
     /// Registers the n-th good person by EDS (a challenge signed by their key at the GosSUOK

@@ -411,3 +411,65 @@ async fn a_withdrawal_or_receipt_with_another_persons_session_is_refused() {
     assert_eq!(withdrawn.refund_due_kopecks, 0);
     portal.stop().await;
 }
+
+/// The procedures a person may order (seeds 000, 001): a session at `substantial` (password)
+/// lists every procedure up to that level and none at `high`; an EDS session (`high`) lists the
+/// whole catalogue, each with its authority, fee, term and form; a session that is no more gets
+/// `session_invalid`; a request naming no `reply_to` is answered on the portal's queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_procedures_on_offer_follow_the_sessions_level() {
+    use contracts::offer::{ListOutcome, ListProcedures, ProceduresListed};
+    use contracts::procedure::AssuranceLevel;
+    let portal = Portal::start().await;
+    let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded().expect("catalogue");
+    let list = |session: &SessionToken| ListProcedures {
+        request_id: Uuid::new_v4(),
+        session_token: session.clone(),
+    };
+    let listed = |answer: ProceduresListed| match answer.outcome {
+        ListOutcome::Listed { level, procedures } => (level, procedures),
+        ListOutcome::SessionInvalid => panic!("a valid session is refused"),
+    };
+
+    let (_, password) = portal.password_session(0).await;
+    let (level, offered) = listed(portal.ask(&list(&password)).await);
+    assert_eq!(level, AssuranceLevel::Substantial);
+    let expected: Vec<&str> = catalogue
+        .procedures()
+        .filter(|p| p.assurance <= AssuranceLevel::Substantial)
+        .map(|p| p.code.as_str())
+        .collect();
+    let codes: Vec<&str> = offered.iter().map(|p| p.code.as_str()).collect();
+    assert_eq!(codes, expected);
+    assert!(!codes.contains(&HIGH), "{HIGH} needs an EDS login");
+    let paid = offered.iter().find(|p| p.code == PAID).expect("offered");
+    assert_eq!(paid.fee_kopecks, 2100);
+    assert_eq!(paid.authority_id, "minsk-civil-registry");
+    assert!(!paid.authority_name.is_empty());
+    assert!(
+        paid.fields
+            .iter()
+            .any(|f| f.name == "record_kind" && f.required)
+    );
+
+    let (_, eds) = portal.eds_session(1).await;
+    let (level, offered) = listed(portal.ask(&list(&eds)).await);
+    assert_eq!(level, AssuranceLevel::High);
+    assert_eq!(offered.len(), catalogue.procedures().count());
+
+    // Without a reply_to: on the portal's queue, found by the request's id.
+    let request = list(&eds);
+    portal.env.send(&request).await;
+    let answer: ProceduresListed = portal.event(&request.request_id.to_string()).await;
+    assert!(matches!(answer.outcome, ListOutcome::Listed { .. }));
+
+    // Logged out: no list.
+    let out = portal
+        .cabinet(&LogOut {
+            session_token: eds.clone(),
+        })
+        .await;
+    assert!(matches!(out, CabinetOutcome::Ok { .. }), "{out:?}");
+    let answer: ProceduresListed = portal.ask(&list(&eds)).await;
+    assert_eq!(answer.outcome, ListOutcome::SessionInvalid);
+}

@@ -23,7 +23,7 @@ const DESK_TYPES: [&str; 7] = [
 ];
 
 /// The types the portal sends.
-const PORTAL_TYPES: [&str; 17] = [
+const PORTAL_TYPES: [&str; 18] = [
     "cabinet.login.v1",
     "cabinet.logout.v1",
     "cabinet.change_password.v1",
@@ -41,6 +41,7 @@ const PORTAL_TYPES: [&str; 17] = [
     "procedure.attach_receipt.v1",
     "complaint.submit.v1",
     "complaint.withdraw.v1",
+    "procedure.list.v1",
 ];
 
 /// The authorities' answers (the hub's requests to them, `authority.application.v1` and the

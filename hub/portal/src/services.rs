@@ -218,11 +218,15 @@ fn procedures(
     });
     Ok(Procedures {
         // The portal's requests: their sessions looked up, then forwarded to the sagas.
-        session_gate: service_on(crate::sessions::gate_queue_spec(), |ctx| {
-            crate::sessions::SessionGate::new(
-                ctx.topology.work_queue(procedure::QUEUE),
-                ctx.topology.work_queue(complaint::QUEUE),
-            )
+        session_gate: service_on(crate::sessions::gate_queue_spec(), {
+            let catalogue = catalogue.clone();
+            move |ctx| {
+                crate::sessions::SessionGate::new(
+                    ctx.topology.work_queue(procedure::QUEUE),
+                    ctx.topology.work_queue(complaint::QUEUE),
+                    catalogue.clone(),
+                )
+            }
         }),
         complaint: complaint_saga,
         application_lookup: service_on(complaint::lookup_queue_spec(), |ctx| {

@@ -23,6 +23,10 @@
 //! | `complaint.submit.v1`     | `complaint.start.v1`               |
 //! | `complaint.withdraw.v1`   | `complaint.withdraw_as.v1`         |
 //!
+//! The gate answers one request itself: `procedure.list.v1`, the procedures the session's
+//! assurance level allows, from the catalogue (`procedure.listed.v1`, to the request's
+//! `reply_to` or the portal's queue; `session_invalid` without a valid session).
+//!
 //! A request whose session is unknown, expired or ended is answered like any refusal of its
 //! flow (`procedure.rejected.v1` / `complaint.rejected.v1`, reason `session_invalid`): it is
 //! ordinary input, nothing is dead-lettered. Withdrawals and receipts carry the session's
@@ -47,8 +51,11 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use contracts::offer::{ListOutcome, ListProcedures, OrderableProcedure, ProceduresListed};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Service, db_failure};
+
+use crate::procedures::catalogue::Catalogue;
 
 /// The gate's queue (short name).
 pub const GATE_QUEUE: &str = "session.gate";
@@ -66,6 +73,7 @@ pub fn gate_queue_spec() -> contracts::QueueSpec {
             AttachReceipt::TYPE.to_string(),
             SubmitComplaint::TYPE.to_string(),
             WithdrawComplaint::TYPE.to_string(),
+            ListProcedures::TYPE.to_string(),
         ],
     )
 }
@@ -331,6 +339,8 @@ pub enum GateRequest {
     Complain(SubmitComplaint),
     /// Its withdrawal.
     WithdrawComplaint(WithdrawComplaint),
+    /// The procedures the person may order.
+    List(ListProcedures),
 }
 
 impl GateRequest {
@@ -341,6 +351,7 @@ impl GateRequest {
             GateRequest::Receipt(m) => &m.session_token,
             GateRequest::Complain(m) => &m.session_token,
             GateRequest::WithdrawComplaint(m) => &m.session_token,
+            GateRequest::List(m) => &m.session_token,
         }
     }
 
@@ -366,6 +377,10 @@ impl GateRequest {
             GateRequest::Receipt(m) => Command::new(&application(m.application_id)),
             GateRequest::Complain(m) => Command::new(&complaint(m.complaint_id)),
             GateRequest::WithdrawComplaint(m) => Command::new(&complaint(m.complaint_id)),
+            GateRequest::List(m) => Command::new(&ProceduresListed {
+                request_id: m.request_id,
+                outcome: ListOutcome::SessionInvalid,
+            }),
         }
     }
 }
@@ -376,15 +391,45 @@ impl GateRequest {
 pub struct SessionGate {
     procedure_queue: String,
     complaint_queue: String,
+    catalogue: std::sync::Arc<Catalogue>,
 }
 
 impl SessionGate {
-    /// The gate forwarding to the procedure saga's and the complaint saga's queues (full names).
-    pub fn new(procedure_queue: String, complaint_queue: String) -> Self {
+    /// The gate forwarding to the procedure saga's and the complaint saga's queues (full names),
+    /// and listing `catalogue`'s procedures.
+    pub fn new(
+        procedure_queue: String,
+        complaint_queue: String,
+        catalogue: std::sync::Arc<Catalogue>,
+    ) -> Self {
         Self {
             procedure_queue,
             complaint_queue,
+            catalogue,
         }
+    }
+
+    /// The procedures a person logged in at `level` may order, in the catalogue's order.
+    pub fn orderable(&self, level: AssuranceLevel) -> Vec<OrderableProcedure> {
+        self.catalogue
+            .procedures()
+            .filter(|p| p.assurance <= level)
+            .map(|p| OrderableProcedure {
+                code: p.code.clone(),
+                name_ru: p.name_ru.clone(),
+                name_en: p.name_en.clone(),
+                authority_id: p.authority.clone(),
+                authority_name: self
+                    .catalogue
+                    .authority(&p.authority)
+                    .map(|a| a.name.clone())
+                    .unwrap_or_default(),
+                assurance: p.assurance,
+                fee_kopecks: p.fee_kopecks,
+                term_working_days: p.term_working_days,
+                fields: p.fields.clone(),
+            })
+            .collect()
     }
 
     fn forward(&self, request: GateRequest, applicant: Applicant) -> Result<Command, Failure> {
@@ -422,6 +467,14 @@ impl SessionGate {
                 applicant: applicant.identifier,
             })?
             .reply_to(complaint),
+            // Answered here: to the request's reply queue (the engine's reply) or the portal's.
+            GateRequest::List(m) => Command::new(&ProceduresListed {
+                request_id: m.request_id,
+                outcome: ListOutcome::Listed {
+                    level: applicant.assurance_level,
+                    procedures: self.orderable(applicant.assurance_level),
+                },
+            })?,
         })
     }
 }
@@ -447,6 +500,8 @@ impl Service for SessionGate {
                 GateRequest::Complain(decode(t, b)?)
             } else if WithdrawComplaint::TYPE.matches(t) {
                 GateRequest::WithdrawComplaint(decode(t, b)?)
+            } else if ListProcedures::TYPE.matches(t) {
+                GateRequest::List(decode(t, b)?)
             } else {
                 return Err(Failure::invalid_input(format!(
                     "the session gate does not take {t}"

@@ -174,44 +174,7 @@ impl Authority {
     }
 }
 
-/// What a form field holds, with the limits that go with each kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FieldKind {
-    /// A string of at most `max_length` characters (Unicode scalar values, not bytes).
-    Text {
-        /// The longest accepted value.
-        max_length: u32,
-    },
-    /// A calendar date written `YYYY-MM-DD`.
-    Date,
-    /// A whole number, within the bounds given.
-    Number {
-        /// The smallest accepted value, if bounded.
-        min: Option<i64>,
-        /// The largest accepted value, if bounded.
-        max: Option<i64>,
-    },
-    /// One of a fixed list of strings.
-    Choice {
-        /// The accepted values, in display order.
-        options: Vec<String>,
-    },
-    /// `true` or `false`.
-    Boolean,
-}
-
-/// One field of a procedure's electronic form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FormField {
-    /// The field's key in the submitted form (lower-case, digits and `_`).
-    pub name: String,
-    /// What it holds.
-    #[serde(flatten)]
-    pub kind: FieldKind,
-    /// Whether the application is incomplete without it.
-    pub required: bool,
-}
+pub use contracts::offer::{FieldKind, FormField};
 
 /// An administrative procedure as the portal offers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
