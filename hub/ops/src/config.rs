@@ -249,6 +249,24 @@ mod tests {
     }
 
     #[test]
+    fn the_login_rate_is_at_least_one() {
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("hub").chain(args.iter().copied()),
+            )
+            .map(|c| c.console.login_rate)
+        };
+        assert_eq!(parse(&[]).expect("default"), DEFAULT_LOGIN_RATE);
+        assert_eq!(parse(&["--console-login-rate", "20"]).expect("parses"), 20);
+        for refused in ["0", "-1", "fast"] {
+            assert!(
+                parse(&["--console-login-rate", refused]).is_err(),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
     fn console_users_split_between_entries_not_inside_hashes() {
         let mut rng = rand::rng();
         let a = hub_runtime::secrets::hash_secret(&mut rng, "first password").expect("hash");

@@ -592,3 +592,52 @@ pub fn external_systems(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Portal {
+        #[command(flatten)]
+        integrations: IntegrationConfig,
+    }
+
+    /// The console probes each HTTP system with the TLS settings its adapter is built with: a
+    /// CA bundle that cannot be read stops the start, naming its variable, as the adapter's.
+    #[test]
+    fn every_http_system_carries_its_tls_settings() {
+        let catalogue = Catalogue::embedded().expect("catalogue");
+        let config = <Portal as clap::Parser>::try_parse_from(["hub"])
+            .expect("defaults")
+            .integrations;
+        let systems = external_systems(&config, &catalogue).expect("systems");
+        assert!(systems.len() > 6, "{systems:?}");
+        for s in &systems {
+            match s.target {
+                Target::Http(_) => assert!(s.tls.is_some(), "{}", s.name),
+                Target::Tcp { .. } => assert!(s.tls.is_none(), "{}", s.name),
+            }
+        }
+        let authority = catalogue
+            .authorities()
+            .find_map(|a| match &a.channel {
+                AuthorityChannel::Http { base_url_key, .. } => Some(base_url_key.clone()),
+                AuthorityChannel::Queue { .. } => None,
+            })
+            .expect("an HTTP authority");
+        for prefix in ["HUB_ERIP", crate::config::tls_prefix(&authority)] {
+            let variable = format!("{prefix}_CA_FILE");
+            let mut config = config.clone();
+            config
+                .authority_settings
+                .insert(variable.clone(), "/nonexistent/ca.pem".to_owned());
+            let e = external_systems(&config, &catalogue).expect_err("no such file");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("{variable}: cannot read /nonexistent/ca.pem")),
+                "{e}"
+            );
+        }
+    }
+}

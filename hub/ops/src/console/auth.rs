@@ -2,12 +2,19 @@
 //!
 //! - **Login** checks a name and password against the argon2 hashes of `HUB_CONSOLE_USERS`
 //!   (off the async threads: a hash takes a while on purpose). Every attempt is audited
-//!   (`console.login`, with `result` success / failure / locked in its details).
+//!   (`console.login`, with `result` in its details: `success`, `failure`, `failure_locked`,
+//!   or, refused before its password was checked, `locked`, `busy`, `too_many_names`,
+//!   `rate_limited`). Every refusal before the check is a 429 with `Retry-After`.
 //! - **Lock-out**: [`Limits::max_failures`] failures in a row lock that name for
 //!   [`Limits::lockout`], whether the name exists or not (so a lock says nothing about it).
+//!   A login takes one of its name's slots before its password is checked, and a name has as
+//!   many as it has failures left: guesses sent at once cannot check more passwords than the
+//!   lock allows while the hashes run (the others are refused as `busy`).
 //!   At most 10,000 names are counted; while the table is full of fresh failures a name not in
 //!   it is refused (429) without its password being checked, so filling the table does not
 //!   switch the lock-out off.
+//! - **Rate**: at most [`Limits::login_rate`] passwords are checked per second over every name
+//!   (a token bucket), so spraying many names burns no more CPU than that.
 //! - **Sessions** are kept in memory: a random 32-byte id in an `HttpOnly`, `SameSite=Strict`
 //!   cookie; a session ends after [`Limits::session_lifetime`], or [`Limits::session_idle`]
 //!   without a request, or at logout.

@@ -6,6 +6,11 @@
 //! of any kind from its base URL (a 5xx shows as "up, failing"), or an open TCP port for the
 //! mail server. That is reachability,
 //! not correctness; the adapters' own errors (dead letters, retries) say the rest.
+//!
+//! An `https://` system is probed with the TLS settings its adapter uses (its CA bundle, its
+//! client certificate: [`ExternalSystem::tls`]), so a system with a private CA or one that
+//! requires mutual TLS is up when the adapter can reach it; when the handshake fails the page
+//! says why in rustls's words (`TLS: invalid peer certificate: UnknownIssuer`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

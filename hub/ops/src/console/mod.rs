@@ -9,7 +9,8 @@
 //! callbacks' port, and runs only when `HUB_CONSOLE_USERS` names at least one operator.
 //!
 //! - **Who.** Operators and their argon2 hashes come from configuration ([`auth`]); a failed
-//!   login is audited and a name that fails too often is locked for a while.
+//!   login is audited and a name that fails too often is locked for a while, and the console
+//!   checks at most `HUB_CONSOLE_LOGIN_RATE` passwords a second over every name.
 //! - **Sessions** live in memory: a random 32-byte id in an `HttpOnly`, `SameSite=Strict`
 //!   cookie, ending after 8 hours or 30 idle minutes (a restart logs everyone out). Served over
 //!   TLS (`HUB_CONSOLE_BEHIND_TLS`, required in production mode) the cookies are `Secure` and
