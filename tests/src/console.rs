@@ -27,7 +27,7 @@ pub fn config() -> ConsoleConfig {
     ConsoleConfig {
         addr: free_addr(),
         users: ConsoleUsers::single(OPERATOR, &hash),
-        behind_tls: false,
+        ..ConsoleConfig::default()
     }
 }
 

@@ -414,6 +414,186 @@ async fn pages_need_a_session_and_posts_need_its_csrf_token() {
     hub.stop().await;
 }
 
+/// A console on a free port with the test operator and `limits`, in a hub of `env`: its base
+/// URL and the hub.
+async fn console_with(env: &TestEnv, limits: Limits) -> (String, e2e::RunningHub) {
+    let addr: SocketAddr = console::free_addr();
+    let hash = hub_ops::console::cli::hash_password(PASSWORD).expect("hash");
+    let settings = ConsoleSettings {
+        addr,
+        users: ConsoleUsers::single(OPERATOR, &hash),
+        systems: Vec::new(),
+        probe_timeout: Duration::from_secs(1),
+        limits,
+        secure_cookies: false,
+    };
+    let plan = Plan {
+        background: vec![hub_ops::console::task(settings)],
+        ..Plan::default()
+    };
+    let hub = env.spawn_plan(Components::ALL, plan);
+    console::wait_listening(addr).await;
+    (format!("http://{addr}"), hub)
+}
+
+/// Logins of `names` with `password`, all sent at once (each with a login form of its own):
+/// their answers' statuses, `Retry-After` and pages, in the order of `names`.
+async fn log_in_at_once(
+    client: &reqwest::Client,
+    base: &str,
+    names: &[String],
+    password: &str,
+) -> Vec<(StatusCode, Option<u64>, String)> {
+    let mut forms = Vec::new();
+    for _ in names {
+        forms.push(login_form(client, base).await);
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(names.len()));
+    let logins: Vec<_> = names
+        .iter()
+        .zip(forms)
+        .map(|(name, (cookie, token))| {
+            let (client, base, name) = (client.clone(), base.to_owned(), name.clone());
+            let (password, start) = (password.to_owned(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let r = post_form(
+                    &client,
+                    &format!("{base}/login"),
+                    &format!("hub_console_login={cookie}"),
+                    &[
+                        ("csrf", token.as_str()),
+                        ("name", name.as_str()),
+                        ("password", password.as_str()),
+                    ],
+                )
+                .await;
+                let retry_after = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                (r.status(), retry_after, r.text().await.expect("HTML"))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for login in logins {
+        answers.push(login.await.expect("a login"));
+    }
+    answers
+}
+
+/// Wrong passwords for one name sent all at once, while each check takes an argon2 hash: no
+/// more are checked than the failures that lock the name (the others are refused, 429, before
+/// their hash), and then the right password is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_of_one_name_at_once_check_no_more_passwords_than_the_lock_allows() {
+    let env = TestEnv::new().await;
+    let limits = Limits {
+        max_failures: 3,
+        login_rate: 1000,
+        ..Limits::default()
+    };
+    let (base, hub) = console_with(&env, limits).await;
+    let client = http();
+    let names = vec![OPERATOR.to_owned(); 24];
+    let answers = log_in_at_once(&client, &base, &names, "a wrong guess").await;
+    let checked = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!(checked, 3, "passwords checked: {answers:?}");
+    assert_eq!(checked + refused.len(), names.len(), "{answers:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, retry_after, _)| retry_after.is_some_and(|s| s >= 1)),
+        "{refused:?}"
+    );
+    // Locked now: the right password is not even checked.
+    let r = log_in(&client, &base, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(set_cookie(&r, "hub_console").is_none());
+    let page = r.text().await.expect("HTML");
+    assert!(
+        page.contains("Too many failed logins with this name: try again in 15 minutes."),
+        "{page}"
+    );
+    let results: Vec<String> = console::audit(&env.pool, "console.login")
+        .await
+        .into_iter()
+        .map(|row| row.details.0["result"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let count = |result: &str| results.iter().filter(|r| *r == result).count();
+    assert_eq!(count("failure"), 2, "{results:?}");
+    assert_eq!(count("failure_locked"), 1, "{results:?}");
+    assert_eq!(
+        count("busy") + count("locked"),
+        names.len() - 3 + 1,
+        "{results:?}"
+    );
+    assert_eq!(results.len(), names.len() + 1, "every login audited");
+    hub.stop().await;
+}
+
+/// A spray of made-up names, each tried once, all at once: the console checks no more
+/// passwords than its login rate allows (a second's worth, then the rate), and refuses the
+/// others before their hash with 429, `Retry-After` and how long to wait, audited
+/// `rate_limited`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_checks_no_more_passwords_a_second_than_its_login_rate() {
+    let env = TestEnv::new().await;
+    let limits = Limits {
+        login_rate: 2,
+        ..Limits::default()
+    };
+    let (base, hub) = console_with(&env, limits).await;
+    let client = http();
+    let names: Vec<String> = (0..16).map(|i| format!("sprayed-{i}")).collect();
+    let started = std::time::Instant::now();
+    let answers = log_in_at_once(&client, &base, &names, "a wrong guess").await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let checked = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!(checked + refused.len(), names.len(), "{answers:?}");
+    assert!(!refused.is_empty(), "{answers:?}");
+    // The burst (2) and what the rate gave back while they ran.
+    let allowed = 2 + (elapsed * 2.0).ceil() as usize;
+    assert!(
+        (2..=allowed).contains(&checked),
+        "{checked} checked in {elapsed:.2} s"
+    );
+    for (_, retry_after, page) in &refused {
+        assert_eq!(*retry_after, Some(1), "a token within a second");
+        assert!(
+            page.contains("Too many login attempts, try again in 1 s."),
+            "{page}"
+        );
+    }
+    let rate_limited = console::audit(&env.pool, "console.login")
+        .await
+        .into_iter()
+        .filter(|row| row.details.0["result"] == "rate_limited")
+        .count();
+    assert_eq!(rate_limited, refused.len());
+    // A second later a token is back, and the operator logs in.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = log_in(&client, &base, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    hub.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes() {
     let console_config = console::config();

@@ -41,7 +41,23 @@ pub struct ConsoleConfig {
         default_missing_value = "true"
     )]
     pub behind_tls: bool,
+
+    /// Password checks the console makes per second at most, whatever the names (a token
+    /// bucket holding one second's worth): a login over it is refused (429, `Retry-After`)
+    /// before its password is hashed, so spraying many names burns no more CPU than this. At
+    /// least 1: a security limit is not switched off by a zero.
+    #[arg(
+        long = "console-login-rate",
+        env = "HUB_CONSOLE_LOGIN_RATE",
+        default_value_t = DEFAULT_LOGIN_RATE,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub login_rate: u32,
 }
+
+/// The default of `HUB_CONSOLE_LOGIN_RATE`: a handful of operators never log in faster, and
+/// five argon2 checks a second take a small part of one core.
+pub const DEFAULT_LOGIN_RATE: u32 = 5;
 
 /// What production mode (`HUB_ENV=production`) refuses in the console's settings: no operator
 /// (`HUB_CONSOLE_USERS` unset: the dead letters and stuck sagas would have no one to see them
@@ -102,6 +118,7 @@ impl Default for ConsoleConfig {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 8091)),
             users: ConsoleUsers::default(),
             behind_tls: false,
+            login_rate: DEFAULT_LOGIN_RATE,
         }
     }
 }
@@ -229,6 +246,24 @@ mod tests {
                 .expect("parses")
                 .console;
         assert!(!explicit.behind_tls);
+    }
+
+    #[test]
+    fn the_login_rate_is_at_least_one() {
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("hub").chain(args.iter().copied()),
+            )
+            .map(|c| c.console.login_rate)
+        };
+        assert_eq!(parse(&[]).expect("default"), DEFAULT_LOGIN_RATE);
+        assert_eq!(parse(&["--console-login-rate", "20"]).expect("parses"), 20);
+        for refused in ["0", "-1", "fast"] {
+            assert!(
+                parse(&["--console-login-rate", refused]).is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

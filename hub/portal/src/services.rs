@@ -539,23 +539,32 @@ impl<S: Service> Service for Addressed<S> {
     }
 }
 
-/// Every external system of `config` (what the operators' console probes): MVD, the SMS operators, ERIP, GosSUOK, the mail server,
-/// and the back-office of each HTTP authority of `catalogue`.
+/// Every external system of `config` (what the operators' console probes): MVD, the SMS
+/// operators, ERIP, GosSUOK, the mail server, and the back-office of each HTTP authority of
+/// `catalogue`. Each HTTP system carries the TLS settings its adapter is built with
+/// (`<PREFIX>_CA_FILE`, `<PREFIX>_CLIENT_CERT`, `<PREFIX>_CLIENT_KEY`), so that a system with a
+/// private CA or one that requires a client certificate is probed as the adapter reaches it.
+///
+/// Errors: a TLS file that cannot be read or parsed; an authority's URL that is not one.
 pub fn external_systems(
     config: &IntegrationConfig,
     catalogue: &Catalogue,
 ) -> anyhow::Result<Vec<ExternalSystem>> {
-    let http = |name: &str, url: &url::Url| ExternalSystem {
-        name: name.to_owned(),
-        target: Target::Http(url.clone()),
+    let http = |name: &str, url: &url::Url, prefix: &str| -> anyhow::Result<ExternalSystem> {
+        let tls = config.client_tls(prefix)?.rustls_config()?;
+        Ok(ExternalSystem {
+            name: name.to_owned(),
+            target: Target::Http(url.clone()),
+            tls: Some(Arc::new(tls)),
+        })
     };
     let mut out = vec![
-        http("MVD population registry", &config.mvd_url),
-        http("SMS gateway A1", &config.sms_a1_url),
-        http("SMS gateway MTS", &config.sms_mts_url),
-        http("SMS gateway life:)", &config.sms_life_url),
-        http("ERIP", &config.erip_url),
-        http("GosSUOK (state PKI)", &config.gossuok_url),
+        http("MVD population registry", &config.mvd_url, "HUB_MVD")?,
+        http("SMS gateway A1", &config.sms_a1_url, "HUB_SMS_A1")?,
+        http("SMS gateway MTS", &config.sms_mts_url, "HUB_SMS_MTS")?,
+        http("SMS gateway life:)", &config.sms_life_url, "HUB_SMS_LIFE")?,
+        http("ERIP", &config.erip_url, "HUB_ERIP")?,
+        http("GosSUOK (state PKI)", &config.gossuok_url, "HUB_GOSSUOK")?,
     ];
     let smtp = &config.smtp_url;
     let port = smtp
@@ -568,6 +577,7 @@ pub fn external_systems(
                 host: host.to_owned(),
                 port,
             },
+            tls: None,
         });
     }
     for a in catalogue.authorities() {
@@ -577,8 +587,61 @@ pub fn external_systems(
         } = &a.channel
         {
             let (url, _) = config.backoffice(&a.id, base_url_key, secret_key)?;
-            out.push(http(&format!("Back-office of {} ({})", a.name, a.id), &url));
+            out.push(http(
+                &format!("Back-office of {} ({})", a.name, a.id),
+                &url,
+                crate::config::tls_prefix(base_url_key),
+            )?);
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Portal {
+        #[command(flatten)]
+        integrations: IntegrationConfig,
+    }
+
+    /// The console probes each HTTP system with the TLS settings its adapter is built with: a
+    /// CA bundle that cannot be read stops the start, naming its variable, as the adapter's.
+    #[test]
+    fn every_http_system_carries_its_tls_settings() {
+        let catalogue = Catalogue::embedded().expect("catalogue");
+        let config = <Portal as clap::Parser>::try_parse_from(["hub"])
+            .expect("defaults")
+            .integrations;
+        let systems = external_systems(&config, &catalogue).expect("systems");
+        assert!(systems.len() > 6, "{systems:?}");
+        for s in &systems {
+            match s.target {
+                Target::Http(_) => assert!(s.tls.is_some(), "{}", s.name),
+                Target::Tcp { .. } => assert!(s.tls.is_none(), "{}", s.name),
+            }
+        }
+        let authority = catalogue
+            .authorities()
+            .find_map(|a| match &a.channel {
+                AuthorityChannel::Http { base_url_key, .. } => Some(base_url_key.clone()),
+                AuthorityChannel::Queue { .. } => None,
+            })
+            .expect("an HTTP authority");
+        for prefix in ["HUB_ERIP", crate::config::tls_prefix(&authority)] {
+            let variable = format!("{prefix}_CA_FILE");
+            let mut config = config.clone();
+            config
+                .authority_settings
+                .insert(variable.clone(), "/nonexistent/ca.pem".to_owned());
+            let e = external_systems(&config, &catalogue).expect_err("no such file");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("{variable}: cannot read /nonexistent/ca.pem")),
+                "{e}"
+            );
+        }
+    }
 }

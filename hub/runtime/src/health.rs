@@ -6,6 +6,7 @@
 //! `HUB_READY_MAX_OUTBOX_LAG`). The decision is a pure function of what was observed
 //! ([`decide`]), so it is tested without breaking a server.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -188,12 +189,17 @@ fn fail(detail: String) -> Check {
 }
 
 /// An external system the hub talks to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ExternalSystem {
     /// What operators call it.
     pub name: String,
     /// Where it is.
     pub target: Target,
+    /// The TLS an `https://` target is reached with: the rustls config its adapter is built
+    /// with (the system's CA bundle, the client certificate shown to it), so that a probe
+    /// trusts and shows what the adapter does. `None`: the process's default client (the OS
+    /// trust store, no client certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// How to reach an external system.

@@ -2,12 +2,19 @@
 //!
 //! - **Login** checks a name and password against the argon2 hashes of `HUB_CONSOLE_USERS`
 //!   (off the async threads: a hash takes a while on purpose). Every attempt is audited
-//!   (`console.login`, with `result` success / failure / locked in its details).
+//!   (`console.login`, with `result` in its details: `success`, `failure`, `failure_locked`,
+//!   or, refused before its password was checked, `locked`, `busy`, `too_many_names`,
+//!   `rate_limited`). Every refusal before the check is a 429 with `Retry-After`.
 //! - **Lock-out**: [`Limits::max_failures`] failures in a row lock that name for
 //!   [`Limits::lockout`], whether the name exists or not (so a lock says nothing about it).
+//!   A login takes one of its name's slots before its password is checked, and a name has as
+//!   many as it has failures left: guesses sent at once cannot check more passwords than the
+//!   lock allows while the hashes run (the others are refused as `busy`).
 //!   At most 10,000 names are counted; while the table is full of fresh failures a name not in
 //!   it is refused (429) without its password being checked, so filling the table does not
 //!   switch the lock-out off.
+//! - **Rate**: at most [`Limits::login_rate`] passwords are checked per second over every name
+//!   (a token bucket), so spraying many names burns no more CPU than that.
 //! - **Sessions** are kept in memory: a random 32-byte id in an `HttpOnly`, `SameSite=Strict`
 //!   cookie; a session ends after [`Limits::session_lifetime`], or [`Limits::session_idle`]
 //!   without a request, or at logout.
@@ -32,7 +39,7 @@ use serde::Deserialize;
 
 use super::signed_in::Flash;
 pub use super::signed_in::SignedIn;
-use super::{Console, internal, layout, see_other};
+use super::{Console, internal, layout, login_rate, see_other};
 use crate::audit::{self, Action};
 
 /// The session cookie (served without TLS, in development).
@@ -112,16 +119,20 @@ pub struct Limits {
     pub max_failures: u32,
     /// How long a lock lasts; failures older than this are forgotten.
     pub lockout: Duration,
+    /// Password checks per second at most, over every name (`HUB_CONSOLE_LOGIN_RATE`).
+    pub login_rate: u32,
 }
 
 impl Default for Limits {
-    /// 8 hours, 30 idle minutes; 5 failures lock a name for 15 minutes.
+    /// 8 hours, 30 idle minutes; 5 failures lock a name for 15 minutes; 5 password checks a
+    /// second.
     fn default() -> Self {
         Self {
             session_lifetime: Duration::from_secs(8 * 3600),
             session_idle: Duration::from_secs(30 * 60),
             max_failures: 5,
             lockout: Duration::from_secs(15 * 60),
+            login_rate: crate::config::DEFAULT_LOGIN_RATE,
         }
     }
 }
@@ -226,12 +237,24 @@ impl Sessions {
 
 #[derive(Debug, Clone, Copy)]
 struct Attempts {
+    /// Failures in a row, the latest at `last`.
     failures: u32,
+    /// Logins of this name admitted and not yet decided: their passwords are being checked.
+    in_flight: u32,
     last: Instant,
     locked_until: Option<Instant>,
 }
 
 impl Attempts {
+    fn new(now: Instant) -> Self {
+        Attempts {
+            failures: 0,
+            in_flight: 0,
+            last: now,
+            locked_until: None,
+        }
+    }
+
     /// When this entry may be forgotten: its last failure a lock-out ago, and not locked.
     fn stale_at(&self, lockout: Duration) -> Instant {
         let fresh_until = self.last + lockout;
@@ -239,8 +262,9 @@ impl Attempts {
             .map_or(fresh_until, |u| u.max(fresh_until))
     }
 
+    /// Forgettable: stale, and no login of it in flight (its slot must be found when it ends).
     fn stale(&self, now: Instant, lockout: Duration) -> bool {
-        self.stale_at(lockout) <= now
+        self.in_flight == 0 && self.stale_at(lockout) <= now
     }
 }
 
@@ -252,15 +276,74 @@ pub(super) enum Refusal {
     /// The table of failures is full of fresh ones (many names tried at once): no new name is
     /// checked for this long.
     Full(Duration),
+    /// As many logins of this name are being checked at once as it has failures left before
+    /// its lock: another waits until one of them is decided.
+    Busy,
+}
+
+/// How a login admitted by [`Limiter::admit`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// A wrong password (or the login never said: see [`Attempt`]'s drop).
+    Failed,
+    /// The right password.
+    Succeeded,
+    /// The password was not checked after all (the console-wide rate refused it).
+    Unchecked,
 }
 
 /// Failed logins per name. At most [`MAX_TRACKED_NAMES`] names are counted; when the table is
 /// full of fresh failures, a name not in it is refused without its password being checked (the
 /// lock-out cannot be bypassed by filling the table first).
+///
+/// A login is admitted into one of its name's slots ([`Attempt`]): a name has as many slots as
+/// it has failures left before its lock, so logins checked at once (each hash takes a while)
+/// can never together check more passwords than [`Limits::max_failures`] in a row.
 #[derive(Debug)]
 pub(super) struct Limiter {
     limits: Limits,
     map: Mutex<HashMap<String, Attempts>>,
+}
+
+/// One login admitted by [`Limiter::admit`]: it holds a slot of its name until it is decided
+/// ([`Self::failed`], [`Self::succeeded`], [`Self::unchecked`]). Dropped undecided (the request
+/// was cancelled, or a panic unwound through it) it counts as a failure: its password may have
+/// been checked, and every checked password counts.
+#[derive(Debug)]
+#[must_use = "an attempt dropped undecided counts as a failure"]
+pub(super) struct Attempt<'a> {
+    limiter: &'a Limiter,
+    name: String,
+    decided: bool,
+}
+
+impl Attempt<'_> {
+    /// A wrong password: counted; true when this failure locks the name.
+    pub(super) fn failed(mut self, now: Instant) -> bool {
+        self.decided = true;
+        self.limiter.decide(&self.name, Decision::Failed, now)
+    }
+
+    /// The right password: the name's failures and lock are forgotten.
+    pub(super) fn succeeded(mut self, now: Instant) {
+        self.decided = true;
+        self.limiter.decide(&self.name, Decision::Succeeded, now);
+    }
+
+    /// Not checked after all: the slot is freed, nothing counted.
+    pub(super) fn unchecked(mut self, now: Instant) {
+        self.decided = true;
+        self.limiter.decide(&self.name, Decision::Unchecked, now);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.decided {
+            self.limiter
+                .decide(&self.name, Decision::Failed, Instant::now());
+        }
+    }
 }
 
 impl Limiter {
@@ -282,20 +365,20 @@ impl Limiter {
         (until > now).then(|| until - now)
     }
 
-    /// Whether a login of `name` may be checked now: not while the name is locked, and not
-    /// while the table is full of fresh failures and has no room to count this name's (fail
-    /// closed: a password is checked only when its failure will be counted). An admitted name
-    /// holds its place in the table until its login succeeds or its failures go stale.
-    pub(super) fn admit(&self, name: &str, now: Instant) -> Result<(), Refusal> {
-        let lockout = self.limits.lockout;
+    /// A slot for a login of `name` now, if its password may be checked: not while the name is
+    /// locked; not while its logins in flight already number the failures it has left before
+    /// its lock (they could all fail); and not while the table is full of fresh failures and
+    /// has no room to count this name's (fail closed: a password is checked only when its
+    /// failure will be counted). An admitted name holds its place in the table until its login
+    /// succeeds or its failures go stale.
+    pub(super) fn admit(&self, name: &str, now: Instant) -> Result<Attempt<'_>, Refusal> {
+        let Limits {
+            lockout,
+            max_failures,
+            ..
+        } = self.limits;
         let mut map = self.lock();
-        if let Some(a) = map.get(name) {
-            return match a.locked_until {
-                Some(until) if until > now => Err(Refusal::Locked(until - now)),
-                _ => Ok(()),
-            };
-        }
-        if map.len() >= MAX_TRACKED_NAMES {
+        if !map.contains_key(name) && map.len() >= MAX_TRACKED_NAMES {
             map.retain(|_, a| !a.stale(now, lockout));
             if map.len() >= MAX_TRACKED_NAMES {
                 // Still full of fresh failures: someone is trying many names. Check no name
@@ -312,44 +395,66 @@ impl Limiter {
                 ));
             }
         }
-        map.insert(
-            name.to_owned(),
-            Attempts {
-                failures: 0,
-                last: now,
-                locked_until: None,
-            },
-        );
-        Ok(())
-    }
-
-    /// Counts a failed login of `name` (admitted by [`Self::admit`]); true when it locks the
-    /// name. It is always counted: the table may go over its size by the logins in flight, never
-    /// forget one.
-    pub(super) fn failed(&self, name: &str, now: Instant) -> bool {
-        let lockout = self.limits.lockout;
-        let mut map = self.lock();
-        let a = map.entry(name.to_owned()).or_insert(Attempts {
-            failures: 0,
-            last: now,
-            locked_until: None,
-        });
+        let a = map
+            .entry(name.to_owned())
+            .or_insert_with(|| Attempts::new(now));
+        if let Some(until) = a.locked_until
+            && until > now
+        {
+            return Err(Refusal::Locked(until - now));
+        }
         if now.saturating_duration_since(a.last) >= lockout {
             a.failures = 0;
         }
-        a.failures += 1;
-        a.last = now;
-        if a.failures >= self.limits.max_failures {
-            a.failures = 0;
-            a.locked_until = Some(now + lockout);
-            return true;
+        if a.failures + a.in_flight >= max_failures.max(1) {
+            return Err(Refusal::Busy);
         }
-        false
+        a.in_flight += 1;
+        Ok(Attempt {
+            limiter: self,
+            name: name.to_owned(),
+            decided: false,
+        })
     }
 
-    /// Forgets the failures of `name` after a successful login.
-    pub(super) fn succeeded(&self, name: &str) {
-        self.lock().remove(name);
+    /// Frees a slot of `name` and records how its login ended; true when it locked the name. A
+    /// failure is always counted: the table may go over its size by the logins in flight, never
+    /// forget one.
+    fn decide(&self, name: &str, decision: Decision, now: Instant) -> bool {
+        let Limits {
+            lockout,
+            max_failures,
+            ..
+        } = self.limits;
+        let mut map = self.lock();
+        let a = map
+            .entry(name.to_owned())
+            .or_insert_with(|| Attempts::new(now));
+        a.in_flight = a.in_flight.saturating_sub(1);
+        match decision {
+            Decision::Unchecked => false,
+            Decision::Succeeded => {
+                a.failures = 0;
+                a.locked_until = None;
+                if a.in_flight == 0 {
+                    map.remove(name);
+                }
+                false
+            }
+            Decision::Failed => {
+                if now.saturating_duration_since(a.last) >= lockout {
+                    a.failures = 0;
+                }
+                a.failures += 1;
+                a.last = now;
+                if a.failures >= max_failures {
+                    a.failures = 0;
+                    a.locked_until = Some(now + lockout);
+                    return true;
+                }
+                false
+            }
+        }
     }
 }
 
@@ -535,24 +640,41 @@ pub(super) async fn login(
     let name = form.name.trim().to_owned();
     let shown = printable(&name);
     let now = Instant::now();
-    if let Err(refusal) = console.limiter.admit(&name, now) {
-        let (result, wait, whose) = match refusal {
-            Refusal::Locked(wait) => ("locked", wait, " with this name"),
-            Refusal::Full(wait) => ("too_many_names", wait, ""),
-        };
-        if let Err(e) = audit_login(&console, &shown, result, peer).await {
-            tracing::warn!(error = %e, "console: a refused login was not audited");
+    let attempt = match console.limiter.admit(&name, now) {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            let (result, text, wait) = match refusal {
+                Refusal::Locked(wait) => (
+                    "locked",
+                    format!(
+                        "Too many failed logins with this name: try again in {}.",
+                        minutes(wait)
+                    ),
+                    wait,
+                ),
+                Refusal::Full(wait) => (
+                    "too_many_names",
+                    format!("Too many failed logins: try again in {}.", minutes(wait)),
+                    wait,
+                ),
+                Refusal::Busy => (
+                    "busy",
+                    "Too many logins with this name at once: try again in a few seconds."
+                        .to_owned(),
+                    Duration::from_secs(1),
+                ),
+            };
+            return refused(&console, &shown, result, peer, &next, &text, wait).await;
         }
-        let minutes = wait.as_secs().div_ceil(60);
-        return login_form(
-            console.cookies,
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-            Some(&format!(
-                "Too many failed logins{whose}: try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            )),
+    };
+    // Only a login that may be counted takes one of the console's password checks.
+    if let Err(wait) = console.login_rate.take(now) {
+        attempt.unchecked(now);
+        let text = format!(
+            "Too many login attempts, try again in {} s.",
+            login_rate::whole_seconds(wait)
         );
+        return refused(&console, &shown, "rate_limited", peer, &next, &text, wait).await;
     }
     let known = console.users.hash_of(&name).map(str::to_owned);
     let hash = known.clone().unwrap_or_else(|| console.decoy_hash.clone());
@@ -561,11 +683,12 @@ pub(super) async fn login(
         tokio::task::spawn_blocking(move || hub_runtime::secrets::verify_secret(&password, &hash))
             .await
             .unwrap_or(false);
+    let now = Instant::now();
     if matches && known.is_some() {
+        attempt.succeeded(now);
         if let Err(e) = audit_login(&console, &name, "success", peer).await {
             return internal("Recording the login", &e);
         }
-        console.limiter.succeeded(&name);
         let signed = console.sessions.start(&name, now);
         tracing::info!(operator = %name, %peer, "console: operator logged in");
         let mut response = see_other(&next);
@@ -578,7 +701,7 @@ pub(super) async fn login(
         h.append(header::SET_COOKIE, cookies.expire(cookies.login()));
         return response;
     }
-    let locked = console.limiter.failed(&name, now);
+    let locked = attempt.failed(now);
     let result = if locked { "failure_locked" } else { "failure" };
     if let Err(e) = audit_login(&console, &shown, result, peer).await {
         tracing::warn!(error = %e, "console: a failed login was not audited");
@@ -590,6 +713,40 @@ pub(super) async fn login(
         &next,
         Some("Wrong name or password."),
     )
+}
+
+/// "N minutes", rounded up.
+fn minutes(wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
+}
+
+/// A login refused before its password was checked: audited with `result`, and the form again
+/// with `text`, 429 and `Retry-After`.
+async fn refused(
+    console: &Console,
+    shown: &str,
+    result: &str,
+    peer: SocketAddr,
+    next: &str,
+    text: &str,
+    wait: Duration,
+) -> Response {
+    if let Err(e) = audit_login(console, shown, result, peer).await {
+        tracing::warn!(error = %e, result, "console: a refused login was not audited");
+    }
+    tracing::warn!(name = %shown, %peer, result, "console: login refused before its password was checked");
+    let mut response = login_form(
+        console.cookies,
+        StatusCode::TOO_MANY_REQUESTS,
+        next,
+        Some(text),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(login_rate::whole_seconds(wait)),
+    );
+    response
 }
 
 async fn audit_login(
@@ -653,7 +810,15 @@ mod tests {
         session_idle: Duration::from_secs(30 * 60),
         max_failures: 3,
         lockout: Duration::from_secs(15 * 60),
+        login_rate: 5,
     };
+
+    impl Limiter {
+        /// A login of `name` admitted and failed at `now`: true when it locked the name.
+        fn fail(&self, name: &str, now: Instant) -> bool {
+            self.admit(name, now).expect("admitted").failed(now)
+        }
+    }
 
     #[test]
     fn a_session_ends_when_idle_or_old() {
@@ -692,32 +857,173 @@ mod tests {
     fn failures_in_a_row_lock_a_name_for_a_while() {
         let limiter = Limiter::new(LIMITS);
         let t0 = Instant::now();
-        assert!(!limiter.failed("ivanova", t0));
-        assert!(!limiter.failed("ivanova", t0));
+        assert!(!limiter.fail("ivanova", t0));
+        assert!(!limiter.fail("ivanova", t0));
         assert_eq!(limiter.locked_for("ivanova", t0), None);
-        assert!(limiter.failed("ivanova", t0), "the third locks");
+        assert!(limiter.fail("ivanova", t0), "the third locks");
         assert_eq!(limiter.locked_for("ivanova", t0), Some(LIMITS.lockout));
         assert_eq!(limiter.locked_for("petrov", t0), None, "per name");
         assert_eq!(limiter.locked_for("ivanova", t0 + LIMITS.lockout), None);
         // Failures far apart never add up; a success forgets them.
         let limiter = Limiter::new(LIMITS);
         for i in 0..5 {
-            assert!(!limiter.failed("petrov", t0 + LIMITS.lockout * i));
+            assert!(!limiter.fail("petrov", t0 + LIMITS.lockout * i));
         }
-        limiter.failed("sidorov", t0);
-        limiter.failed("sidorov", t0);
-        limiter.succeeded("sidorov");
-        assert!(!limiter.failed("sidorov", t0));
+        limiter.fail("sidorov", t0);
+        limiter.fail("sidorov", t0);
+        limiter
+            .admit("sidorov", t0)
+            .expect("admitted")
+            .succeeded(t0);
+        assert!(!limiter.fail("sidorov", t0));
     }
 
     /// One login attempt as `login` makes it: checked only when admitted, and then failed.
     /// True when the password was checked.
     fn guess(limiter: &Limiter, name: &str, now: Instant) -> bool {
-        if limiter.admit(name, now).is_err() {
-            return false;
+        match limiter.admit(name, now) {
+            Ok(attempt) => {
+                attempt.failed(now);
+                true
+            }
+            Err(_) => false,
         }
-        limiter.failed(name, now);
-        true
+    }
+
+    /// Many guesses of one name at once, each taking a while to check (as an argon2 hash does),
+    /// on a multi-thread runtime: no more passwords are checked than the failures that lock
+    /// the name, the others are refused as busy or locked, and then the name is locked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_guesses_check_no_more_passwords_than_the_lock_allows() {
+        let limiter = Arc::new(Limiter::new(LIMITS));
+        let checked = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let start = Arc::new(tokio::sync::Barrier::new(64));
+        let guesses: Vec<_> = (0..64)
+            .map(|_| {
+                let (limiter, checked, start) = (limiter.clone(), checked.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let attempt = match limiter.admit("ivanova", Instant::now()) {
+                        Ok(attempt) => attempt,
+                        Err(refusal) => return Err(refusal),
+                    };
+                    checked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // The check of a wrong password, off the async threads.
+                    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50)))
+                        .await
+                        .expect("checked");
+                    Ok(attempt.failed(Instant::now()))
+                })
+            })
+            .collect();
+        let mut locked_by = 0;
+        let mut refused = 0;
+        for guess in guesses {
+            match guess.await.expect("a guess") {
+                Ok(locked) => locked_by += usize::from(locked),
+                Err(Refusal::Busy | Refusal::Locked(_)) => refused += 1,
+                Err(other) => panic!("refused as {other:?}"),
+            }
+        }
+        let checked = checked.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(checked, LIMITS.max_failures, "passwords checked");
+        assert_eq!(refused, 64 - checked as usize);
+        assert_eq!(locked_by, 1, "the last failure locks");
+        let now = Instant::now();
+        assert!(matches!(
+            limiter.admit("ivanova", now),
+            Err(Refusal::Locked(_))
+        ));
+        assert!(limiter.locked_for("ivanova", now).is_some());
+    }
+
+    #[test]
+    fn a_name_has_as_many_slots_as_failures_left() {
+        let limiter = Limiter::new(LIMITS);
+        let t0 = Instant::now();
+        assert!(!limiter.fail("ivanova", t0));
+        // Two failures left: two logins at once, not a third.
+        let a = limiter.admit("ivanova", t0).expect("first");
+        let b = limiter.admit("ivanova", t0).expect("second");
+        assert_eq!(limiter.admit("ivanova", t0).map(drop), Err(Refusal::Busy));
+        // A slot not checked after all is free again, and nothing is counted.
+        a.unchecked(t0);
+        let a = limiter.admit("ivanova", t0).expect("again");
+        // Another name has its own slots.
+        drop(limiter.admit("petrov", t0).expect("petrov"));
+        // A success forgets the failures, and the other login in flight keeps its slot.
+        a.succeeded(t0);
+        let c = limiter
+            .admit("ivanova", t0)
+            .expect("a slot freed by the success");
+        let d = limiter
+            .admit("ivanova", t0)
+            .expect("the failure is forgotten");
+        assert_eq!(
+            limiter.admit("ivanova", t0).map(drop),
+            Err(Refusal::Busy),
+            "b, c and d are in flight"
+        );
+        assert!(!b.failed(t0));
+        assert!(!c.failed(t0));
+        assert!(d.failed(t0), "the third failure in a row locks");
+        assert_eq!(limiter.locked_for("ivanova", t0), Some(LIMITS.lockout));
+        // Failures a lock-out old leave their slots free.
+        let limiter = Limiter::new(LIMITS);
+        limiter.fail("sidorov", t0);
+        limiter.fail("sidorov", t0);
+        let later = t0 + LIMITS.lockout;
+        let slots: Vec<_> = (0..3)
+            .map(|_| limiter.admit("sidorov", later).expect("a slot"))
+            .collect();
+        assert_eq!(slots.len(), 3);
+    }
+
+    /// A login whose request is cancelled, or whose handler panics, between admission and its
+    /// verdict frees its slot, and counts as a failure: its password may have been checked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_attempt_dropped_undecided_frees_its_slot_and_counts_as_a_failure() {
+        let limiter = Arc::new(Limiter::new(LIMITS));
+        let t0 = Instant::now();
+        let attempt = limiter.admit("ivanova", t0).expect("admitted");
+        drop(attempt);
+        // Cancelled while its password is being checked.
+        let (held, holding) = tokio::sync::oneshot::channel();
+        let waiting = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let _attempt = limiter.admit("ivanova", Instant::now()).expect("admitted");
+                let _ = held.send(());
+                std::future::pending::<()>().await;
+            })
+        };
+        holding.await.expect("the slot is held");
+        assert_eq!(in_flight(&limiter, "ivanova"), (1, 1));
+        waiting.abort();
+        assert!(waiting.await.expect_err("cancelled").is_cancelled());
+        assert_eq!(
+            in_flight(&limiter, "ivanova"),
+            (2, 0),
+            "two undecided attempts, two failures, no slot held"
+        );
+        // A panic unwinding through an attempt.
+        let limiter = Arc::new(Limiter::new(LIMITS));
+        let panicked = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                let _attempt = limiter.admit("petrov", Instant::now()).expect("admitted");
+                panic!("the handler failed");
+            })
+        };
+        assert!(panicked.await.expect_err("panicked").is_panic());
+        assert_eq!(in_flight(&limiter, "petrov"), (1, 0));
+    }
+
+    /// The failures and the logins in flight of `name`.
+    fn in_flight(limiter: &Limiter, name: &str) -> (u32, u32) {
+        let map = limiter.lock();
+        let a = map.get(name).expect("counted");
+        (a.failures, a.in_flight)
     }
 
     #[test]
@@ -747,14 +1053,17 @@ mod tests {
         );
         // A name in the table is still counted, and locks.
         assert!(guess(&limiter, "petrov", t1));
-        assert!(limiter.failed("petrov", t1), "petrov's third failure locks");
+        assert!(limiter.fail("petrov", t1), "petrov's third failure locks");
         assert!(matches!(
             limiter.admit("petrov", t1),
             Err(Refusal::Locked(_))
         ));
         // Once the flood's failures are stale, names are counted again: locks are kept.
         let later = t0 + LIMITS.lockout + Duration::from_secs(1);
-        assert_eq!(limiter.admit("ivanova", later), Ok(()));
+        assert_eq!(
+            limiter.admit("ivanova", later).map(|a| a.unchecked(later)),
+            Ok(())
+        );
         assert!(matches!(
             limiter.admit("petrov", later),
             Err(Refusal::Locked(_))

@@ -6,6 +6,11 @@
 //! of any kind from its base URL (a 5xx shows as "up, failing"), or an open TCP port for the
 //! mail server. That is reachability,
 //! not correctness; the adapters' own errors (dead letters, retries) say the rest.
+//!
+//! An `https://` system is probed with the TLS settings its adapter uses (its CA bundle, its
+//! client certificate: [`ExternalSystem::tls`]), so a system with a private CA or one that
+//! requires mutual TLS is up when the adapter can reach it; when the handshake fails the page
+//! says why in rustls's words (`TLS: invalid peer certificate: UnknownIssuer`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +46,121 @@ struct Probe {
     detail: String,
 }
 
+/// An external system and the HTTP client its probes go through.
+#[derive(Debug, Clone)]
+pub(super) struct Probed {
+    system: ExternalSystem,
+    client: reqwest::Client,
+}
+
+/// The systems with their probes' clients, built once at start: an HTTP system with TLS
+/// settings of its own gets a client with them (its CA bundle, its client certificate), the
+/// others share one client of the process's defaults. Redirects are not followed: any answer
+/// means up.
+///
+/// Errors: a client that cannot be built (the system's TLS config refused), naming the system.
+pub(super) fn probed(
+    systems: Vec<ExternalSystem>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Probed>> {
+    hub_runtime::tls::install_default_provider();
+    let shared = client(None, timeout)?;
+    systems
+        .into_iter()
+        .map(|system| {
+            let client = match (&system.target, &system.tls) {
+                (Target::Http(_), Some(tls)) => client(Some(tls), timeout).map_err(|e| {
+                    anyhow::anyhow!(
+                        "console: the health probe of {} cannot be built: {e}",
+                        system.name
+                    )
+                })?,
+                _ => shared.clone(),
+            };
+            Ok(Probed { system, client })
+        })
+        .collect()
+}
+
+/// A probe client: bounded by `timeout`, redirects not followed, HTTP/1.1 (as the adapters
+/// speak), with `tls` when given.
+fn client(
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = match tls {
+        Some(tls) => {
+            let mut config = rustls::ClientConfig::clone(tls);
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            builder.tls_backend_preconfigured(config)
+        }
+        None => builder,
+    };
+    builder.build()
+}
+
+/// Why a call failed, for the page: a TLS problem in rustls's words (an unknown issuer, a name
+/// the certificate does not cover, the server's alert that a client certificate is required),
+/// else the innermost cause.
+fn call_failed(error: &reqwest::Error, timeout: Duration) -> String {
+    if let Some(tls) = tls_cause(error) {
+        return format!("TLS: {tls}");
+    }
+    if error.is_timeout() {
+        return format!("no answer within {timeout:?}");
+    }
+    let what = if error.is_connect() {
+        "cannot connect"
+    } else {
+        "the call failed"
+    };
+    match innermost(error) {
+        Some(cause) => format!("{what}: {cause}"),
+        None => what.to_owned(),
+    }
+}
+
+/// The next error down the chain. An I/O error's `source` skips the error it wraps (where
+/// rustls's is): go through the wrapped one.
+fn next_cause<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    }
+}
+
+/// The rustls error behind `error`, if there is one.
+fn tls_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        current = next_cause(e);
+    }
+    None
+}
+
+/// The last error of the chain below `error` (the OS's words: connection refused, …).
+fn innermost(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut last = None;
+    let mut current = next_cause(error);
+    while let Some(e) = current {
+        last = Some(e.to_string());
+        current = next_cause(e);
+    }
+    last
+}
+
 async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> Probe {
     let started = Instant::now();
     match target {
@@ -55,13 +175,7 @@ async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> 
                 up: false,
                 errors: false,
                 latency: started.elapsed(),
-                detail: if e.is_timeout() {
-                    format!("no answer within {timeout:?}")
-                } else if e.is_connect() {
-                    "cannot connect".into()
-                } else {
-                    "the call failed".into()
-                },
+                detail: call_failed(&e, timeout),
             },
         },
         Target::Tcp { host, port } => {
@@ -77,11 +191,11 @@ async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> 
                     latency: started.elapsed(),
                     detail: "port open".into(),
                 },
-                Ok(Err(_)) => Probe {
+                Ok(Err(e)) => Probe {
                     up: false,
                     errors: false,
                     latency: started.elapsed(),
-                    detail: "cannot connect".into(),
+                    detail: format!("cannot connect: {e}"),
                 },
                 Err(_) => Probe {
                     up: false,
@@ -161,7 +275,7 @@ pub(super) async fn page(
         console
             .systems
             .iter()
-            .map(|s| probe(&console.probe, console.probe_timeout, &s.target)),
+            .map(|p| probe(&p.client, console.probe_timeout, &p.system.target)),
     );
     let waiting = Filter::default();
     let (readiness, queues, dead, outbox, probes) = tokio::join!(
@@ -220,12 +334,12 @@ fn up_down(ok: bool) -> Markup {
     html! { @if ok { span.up { "ok" } } @else { span.down { "failing" } } }
 }
 
-fn systems_table(systems: &[ExternalSystem], probes: &[Probe]) -> Markup {
+fn systems_table(systems: &[Probed], probes: &[Probe]) -> Markup {
     html! {
         table #systems {
             thead { tr { th { "System" } th { "Address" } th { "State" } th.num { "Latency" } th { "Seen" } } }
             tbody {
-                @for (s, p) in systems.iter().zip(probes) {
+                @for (s, p) in systems.iter().map(|p| &p.system).zip(probes) {
                     tr data-system=(s.name) {
                         td { (s.name) }
                         td { code { (shown(&s.target)) } }
@@ -273,6 +387,188 @@ fn queues_table(rows: &[QueueRow]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A private CA of the test.
+    struct Ca(CertifiedIssuer<'static, KeyPair>);
+
+    impl Ca {
+        fn new(name: &str) -> Self {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let key = KeyPair::generate().expect("a CA key");
+            Ca(CertifiedIssuer::self_signed(params, key).expect("a CA certificate"))
+        }
+
+        /// A certificate for `name` signed by this CA, and its key.
+        fn leaf(&self, name: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+            let params = CertificateParams::new(vec![name.to_owned()]).expect("leaf params");
+            let key = KeyPair::generate().expect("a leaf key");
+            let cert = params.signed_by(&key, &self.0).expect("a leaf");
+            (
+                cert.der().clone(),
+                PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+            )
+        }
+
+        fn roots(&self) -> Arc<rustls::RootCertStore> {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.0.der().clone()).expect("a root");
+            Arc::new(roots)
+        }
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// A client config as an adapter's: `ca`'s roots only, and `identity` shown when given.
+    fn client_tls(
+        ca: &Ca,
+        identity: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    ) -> Arc<rustls::ClientConfig> {
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(ca.roots());
+        Arc::new(match identity {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(vec![cert], key)
+                .expect("a client certificate"),
+            None => builder.with_no_client_auth(),
+        })
+    }
+
+    /// An HTTPS server on a free port answering `200 OK` to anything, with a certificate of
+    /// `ca` for 127.0.0.1; when `clients` is given, only clients with a certificate of it get
+    /// through the handshake (mutual TLS).
+    async fn https_server(ca: &Ca, clients: Option<&Ca>) -> url::Url {
+        let (cert, key) = ca.leaf("127.0.0.1");
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions");
+        let builder = match clients {
+            Some(clients) => builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    clients.roots(),
+                    provider(),
+                )
+                .build()
+                .expect("a client verifier"),
+            ),
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(vec![cert], key)
+            .expect("a server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let addr = listener.local_addr().expect("its address");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        format!("https://{addr}/").parse().expect("a URL")
+    }
+
+    /// Probes `url` as the console would, with `tls` as the system's settings.
+    async fn probe_with(url: &url::Url, tls: Option<Arc<rustls::ClientConfig>>) -> Probe {
+        let timeout = Duration::from_secs(5);
+        let system = ExternalSystem {
+            name: "MVD population registry".into(),
+            target: Target::Http(url.clone()),
+            tls,
+        };
+        let probed = probed(vec![system], timeout).expect("a probe client");
+        probe(&probed[0].client, timeout, &probed[0].system.target).await
+    }
+
+    #[tokio::test]
+    async fn a_system_with_a_private_ca_is_probed_with_its_ca_bundle() {
+        let ca = Ca::new("MVD's private CA");
+        let url = https_server(&ca, None).await;
+        let up = probe_with(&url, Some(client_tls(&ca, None))).await;
+        assert!(up.up && !up.errors, "{up:?}");
+        assert_eq!(up.detail, "HTTP 200");
+        // Trusting another CA, or the process's default roots, it is down, and says why.
+        let other = probe_with(&url, Some(client_tls(&Ca::new("another CA"), None))).await;
+        assert!(!other.up);
+        assert_eq!(
+            other.detail, "TLS: invalid peer certificate: UnknownIssuer",
+            "{other:?}"
+        );
+        let default = probe_with(&url, None).await;
+        assert!(!default.up);
+        assert!(
+            default.detail.starts_with("TLS: invalid peer certificate"),
+            "{default:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_system_requiring_a_client_certificate_is_shown_it() {
+        let ca = Ca::new("ERIP's private CA");
+        let clients = Ca::new("the hub's client CA");
+        let url = https_server(&ca, Some(&clients)).await;
+        let identity = clients.leaf("hub.test");
+        let up = probe_with(&url, Some(client_tls(&ca, Some(identity)))).await;
+        assert!(up.up, "{up:?}");
+        let refused = probe_with(&url, Some(client_tls(&ca, None))).await;
+        assert!(!refused.up);
+        assert!(refused.detail.starts_with("TLS: "), "{refused:?}");
+        assert!(
+            refused.detail.contains("CertificateRequired"),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_says_it_cannot_connect() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url: url::Url = format!("https://127.0.0.1:{port}/").parse().expect("URL");
+        let down = probe_with(&url, None).await;
+        assert!(!down.up);
+        assert!(down.detail.starts_with("cannot connect: "), "{down:?}");
+        let smtp = probe(
+            &client(None, Duration::from_secs(1)).expect("a client"),
+            Duration::from_secs(1),
+            &Target::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+            },
+        )
+        .await;
+        assert!(smtp.detail.starts_with("cannot connect: "), "{smtp:?}");
+    }
 
     #[test]
     fn the_mail_server_is_shown_without_its_password() {

@@ -9,7 +9,8 @@
 //! callbacks' port, and runs only when `HUB_CONSOLE_USERS` names at least one operator.
 //!
 //! - **Who.** Operators and their argon2 hashes come from configuration ([`auth`]); a failed
-//!   login is audited and a name that fails too often is locked for a while.
+//!   login is audited and a name that fails too often is locked for a while, and the console
+//!   checks at most `HUB_CONSOLE_LOGIN_RATE` passwords a second over every name.
 //! - **Sessions** live in memory: a random 32-byte id in an `HttpOnly`, `SameSite=Strict`
 //!   cookie, ending after 8 hours or 30 idle minutes (a restart logs everyone out). Served over
 //!   TLS (`HUB_CONSOLE_BEHIND_TLS`, required in production mode) the cookies are `Secure` and
@@ -23,12 +24,13 @@ pub mod cli;
 mod dead_letters;
 pub mod health;
 mod layout;
+mod login_rate;
 mod sagas;
 mod signed_in;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
@@ -96,9 +98,11 @@ pub(crate) struct Console {
     decoy_hash: String,
     sessions: Sessions,
     limiter: Limiter,
+    /// Password checks per second, over every name.
+    login_rate: login_rate::LoginRate,
     cookies: auth::Cookies,
-    systems: Vec<ExternalSystem>,
-    probe: reqwest::Client,
+    /// The external systems, each with the client its probes go through.
+    systems: Vec<health::Probed>,
     probe_timeout: Duration,
     shutdown: CancellationToken,
 }
@@ -117,7 +121,10 @@ pub fn background(config: &ConsoleConfig, systems: Vec<ExternalSystem>) -> Optio
         users: config.users.clone(),
         systems,
         probe_timeout: Duration::from_secs(2),
-        limits: auth::Limits::default(),
+        limits: auth::Limits {
+            login_rate: config.login_rate,
+            ..auth::Limits::default()
+        },
         secure_cookies: config.behind_tls,
     };
     Some(task(settings))
@@ -158,22 +165,18 @@ pub async fn serve(
     })
     .await?
     .map_err(|f| anyhow::anyhow!("console: {}", f.reason))?;
-    hub_runtime::tls::install_default_provider();
-    let probe = reqwest::Client::builder()
-        .timeout(settings.probe_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let systems = health::probed(settings.systems, settings.probe_timeout)?;
     let console = Arc::new(Console {
         hub,
         users: settings.users,
         decoy_hash,
         sessions: Sessions::new(settings.limits),
         limiter: Limiter::new(settings.limits),
+        login_rate: login_rate::LoginRate::new(settings.limits.login_rate, Instant::now()),
         cookies: auth::Cookies {
             secure: settings.secure_cookies,
         },
-        systems: settings.systems,
-        probe,
+        systems,
         probe_timeout: settings.probe_timeout,
         shutdown: shutdown.clone(),
     });
@@ -181,6 +184,7 @@ pub async fn serve(
         addr = %settings.addr,
         operators = ?console.users,
         behind_tls = settings.secure_cookies,
+        login_rate = settings.limits.login_rate,
         "operators' console listening"
     );
     axum::serve(
