@@ -207,6 +207,103 @@ async fn the_same_message_delivered_twice_has_its_effect_once() {
     );
 }
 
+/// Retention keeps the dedup promise within its horizon: a round of pruning leaves a fresh inbox
+/// row, so a copy of that message is still dropped; once the row is older than the horizon it
+/// goes (counted in `hub_retention_deleted_rows_total`), and only then would a copy be taken again,
+/// which is why the horizon is refused shorter than a day or twice the retry schedule.
+#[tokio::test]
+async fn a_copy_within_the_retention_horizon_is_still_dropped() {
+    use hub_runtime::store::retention::prune;
+    let env = TestEnv::new().await;
+    env.declare(vec![ledger::queue_spec()]).await;
+    let hub = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
+    env.send(&OpenAccount {
+        account: "ret".into(),
+        expire_after_ms: None,
+    })
+    .await;
+    wait_until(WAIT, "the account saga", || account(&env, "ret")).await;
+    let deposit = Deposit {
+        account: "ret".into(),
+        amount: 100,
+        seq: 1,
+    };
+    let metadata = Metadata::new(Deposit::TYPE.to_string(), "test");
+    env.send_with(&deposit, metadata.clone()).await;
+    wait_for_applied(&env, "ret", 1).await;
+    let horizon = Duration::from_secs(7 * 24 * 3600);
+    let inbox_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox WHERE message_id = $1")
+            .bind(metadata.message_id)
+            .fetch_one(&env.pool)
+            .await
+            .expect("inbox")
+    };
+
+    // Inside the horizon: pruning keeps the row, and the copy is dropped.
+    let pruned = prune(&env.pool, horizon, 10).await.expect("pruned");
+    assert!(pruned.ran);
+    assert_eq!(inbox_rows().await, 1, "a fresh row stays");
+    env.send_with(&deposit, metadata.clone()).await;
+    env.send(&Deposit {
+        seq: 2,
+        ..deposit.clone()
+    })
+    .await;
+    let (state, _) = wait_for_applied(&env, "ret", 2).await;
+    let mut applied = state.applied.clone();
+    applied.sort_unstable();
+    assert_eq!(applied, vec![1, 2], "the copy was not applied");
+    assert_eq!(inbox_rows().await, 1, "the copy was dropped by the inbox");
+
+    // Past the horizon: the row goes, in batches, and is counted.
+    sqlx::query("UPDATE inbox SET received_at = now() - interval '8 days' WHERE message_id = $1")
+        .bind(metadata.message_id)
+        .execute(&env.pool)
+        .await
+        .expect("backdated");
+    let pruned = prune(&env.pool, horizon, 10).await.expect("pruned");
+    assert_eq!(pruned.inbox, 1, "{pruned:?}");
+    assert_eq!(inbox_rows().await, 0);
+    let exported = hub_runtime::metrics::metrics().encode(&Default::default());
+    assert!(
+        exported
+            .lines()
+            .any(|l| l.starts_with("hub_retention_deleted_rows_total{table=\"inbox\"}")),
+        "{exported}"
+    );
+    // Sent outbox rows past the horizon go too; an unsent one never does.
+    sqlx::query(
+        "INSERT INTO outbox (id, exchange, routing_key, metadata, body, sent_at, created_at)
+         VALUES (gen_random_uuid(), 'x', 'old-sent', '{}', '', now() - interval '8 days', now() - interval '8 days'),
+                (gen_random_uuid(), 'x', 'old-unsent', '{}', '', NULL, now() - interval '8 days')",
+    )
+    .execute(&env.pool)
+    .await
+    .expect("planted");
+    let pruned = prune(&env.pool, horizon, 10).await.expect("pruned");
+    assert_eq!(pruned.outbox, 1, "{pruned:?}");
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT routing_key FROM outbox WHERE routing_key IN ('old-sent', 'old-unsent')",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .expect("outbox");
+    assert_eq!(left, vec!["old-unsent".to_owned()]);
+
+    // One process at a time: while another holds the lock, a round does nothing.
+    let mut holder = env.pool.begin().await.expect("a transaction");
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(hub_runtime::store::retention::LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .expect("locked");
+    let skipped = prune(&env.pool, horizon, 10).await.expect("pruned");
+    assert!(!skipped.ran, "{skipped:?}");
+    holder.rollback().await.expect("released");
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn bad_bodies_are_dead_lettered_with_reasons_and_the_next_message_is_processed() {
     let env = TestEnv::new().await;

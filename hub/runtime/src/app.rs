@@ -219,6 +219,7 @@ pub async fn run_plan(
     plan: Plan,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let retention = config.retention_settings().map_err(anyhow::Error::msg)?;
     let queues = plan.queues();
     let Plan {
         registrations,
@@ -244,6 +245,12 @@ pub async fn run_plan(
         ));
     }
     if components.keeper {
+        // Housekeeping beside the keeper; one process at a time prunes (an advisory lock).
+        consuming.spawn(crate::store::retention::run_retention(
+            hub.ctx.pool.clone(),
+            retention,
+            shutdown.clone(),
+        ));
         consuming.spawn(crate::keeper::run_keeper(
             hub.broker.clone(),
             hub.ctx.pool.clone(),

@@ -81,6 +81,20 @@ pub struct HubConfig {
     /// not keeping up (or not running anywhere).
     #[arg(long, env = "HUB_READY_MAX_OUTBOX_LAG", default_value = "30s", value_parser = parse_duration)]
     pub ready_max_outbox_lag: Duration,
+
+    /// Inbox rows received and outbox rows sent longer ago than this are removed: a copy of a
+    /// message arriving within it of the first is still dropped ([`crate::store::retention`]).
+    /// At least a day, and twice the whole retry schedule.
+    #[arg(long, env = "HUB_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub retention: Duration,
+
+    /// Rows of a table removed per retention transaction.
+    #[arg(long, env = "HUB_RETENTION_BATCH", default_value_t = 1000)]
+    pub retention_batch: i64,
+
+    /// How often retention runs.
+    #[arg(long, env = "HUB_RETENTION_EVERY", default_value = "5m", value_parser = parse_duration)]
+    pub retention_every: Duration,
 }
 
 /// The development broker: the local RabbitMQ as `guest`, in plain text.
@@ -200,6 +214,35 @@ fn database_verifies_tls(database_url: &str) -> bool {
 }
 
 impl HubConfig {
+    /// The retention settings, refused when the horizon is shorter than
+    /// [`crate::store::retention::minimum_horizon`] (a copy of a message still retried could be
+    /// handled twice).
+    ///
+    /// Errors: the horizon is too short, said with the minimum.
+    pub fn retention_settings(&self) -> Result<crate::store::retention::RetentionSettings, String> {
+        let tiers: Vec<Duration> = self.retry_tiers.0.iter().map(|t| t.delay).collect();
+        let minimum = crate::store::retention::minimum_horizon(
+            &tiers,
+            self.max_attempts,
+            self.handler_timeout,
+        );
+        if self.retention < minimum {
+            return Err(format!(
+                "HUB_RETENTION {}s is shorter than {}s (a day, or twice the whole retry schedule): \
+                 a copy of a message still being retried could be handled twice; give at least \
+                 {}h",
+                self.retention.as_secs(),
+                minimum.as_secs(),
+                minimum.as_secs().div_ceil(3600)
+            ));
+        }
+        Ok(crate::store::retention::RetentionSettings {
+            horizon: self.retention,
+            batch: self.retention_batch.max(1),
+            every: self.retention_every.max(Duration::from_secs(1)),
+        })
+    }
+
     /// The broker connection's TLS settings, files read and checked.
     ///
     /// Errors: a file that cannot be read or parsed, named with its variable.
@@ -231,7 +274,7 @@ fn parse_tiers(s: &str) -> Result<Tiers, String> {
     Ok(Tiers(tiers))
 }
 
-/// Parses `250ms`, `5s`, `2m`, `1h`.
+/// Parses `250ms`, `5s`, `2m`, `1h`, `7d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
@@ -243,7 +286,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?} has unit {unit:?}: use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(n * 24 * 3600)),
+        _ => Err(format!("{s:?} has unit {unit:?}: use ms, s, m, h or d")),
     }
 }
 
@@ -296,6 +340,21 @@ mod tests {
         <Cli as clap::Parser>::try_parse_from(std::iter::once("hub").chain(args.iter().copied()))
             .expect("parses")
             .config
+    }
+
+    #[test]
+    fn a_retention_shorter_than_a_day_or_the_retry_schedule_is_refused() {
+        let default = parsed(&[]).retention_settings().expect("the default passes");
+        assert_eq!(default.horizon, Duration::from_secs(7 * 24 * 3600));
+        let short = parsed(&["--retention", "12h"])
+            .retention_settings()
+            .expect_err("half a day");
+        assert!(short.contains("HUB_RETENTION 43200s is shorter than 86400s"), "{short}");
+        let slow = parsed(&["--retention", "2d", "--retry-tiers", "1h,2d"])
+            .retention_settings()
+            .expect_err("shorter than twice the retry schedule");
+        assert!(slow.contains("give at least"), "{slow}");
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
     }
 
     #[test]

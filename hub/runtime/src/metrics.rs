@@ -109,6 +109,11 @@ struct MessageOut {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TableLabel {
+    table: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct QueueLabel {
     queue: String,
 }
@@ -171,6 +176,7 @@ pub struct Metrics {
     external_duration: HistogramFamily<CallLabels>,
     external_errors: Family<CallErrorLabels, Counter>,
     argon2_duration: HistogramFamily<Argon2Label>,
+    retention_deleted: Family<TableLabel, Counter>,
     /// What a business registers beside the runtime's own ([`Metrics::register`]).
     business: Mutex<Registry>,
     message_types: Mutex<HashSet<String>>,
@@ -278,8 +284,15 @@ impl Metrics {
             "Time spent hashing or verifying a secret with argon2, by operation",
             argon2_duration.clone(),
         );
+        let retention_deleted = Family::default();
+        registry.register(
+            "hub_retention_deleted_rows",
+            "Inbox and outbox rows removed past the retention horizon, by table",
+            retention_deleted.clone(),
+        );
         Self {
             registry,
+            retention_deleted,
             messages_in,
             handler_duration,
             retries,
@@ -294,6 +307,13 @@ impl Metrics {
             business: Mutex::new(Registry::default()),
             message_types: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Retention removed `rows` rows of `table` (`inbox` or `outbox`).
+    pub fn retention_deleted(&self, table: &'static str, rows: u64) {
+        self.retention_deleted
+            .get_or_create(&TableLabel { table })
+            .inc_by(rows);
     }
 
     /// A consumer is done with a message of `message_type` from `queue`.

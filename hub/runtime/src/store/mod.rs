@@ -2,6 +2,7 @@
 
 pub mod outbox;
 pub mod relay;
+pub mod retention;
 pub mod timers;
 
 use std::time::Duration;
