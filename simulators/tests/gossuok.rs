@@ -35,6 +35,7 @@ async fn gossuok() -> Sims {
         population: 300,
         gossuok: GossuokSimConfig {
             crl_validity: Duration::from_secs(120),
+            ..GossuokSimConfig::default()
         },
         ..SimConfig::ephemeral()
     })

@@ -16,6 +16,7 @@
 
 mod api;
 pub mod ca;
+pub mod ocsp;
 #[cfg(test)]
 mod vectors;
 
