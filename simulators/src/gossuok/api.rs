@@ -165,6 +165,7 @@ impl GossuokState {
             signed_by: Issuer::Intermediate,
             key_seed: key_seed(&person.identification_number, 0),
             private_key_usage: None,
+            unknown_critical_extension: false,
         };
         let serial = self.issue(book, person, &options)?;
         book.person_certificates
@@ -575,6 +576,7 @@ async fn issue_certificate(
                 },
                 key_seed: key_seed(&person.identification_number, n),
                 private_key_usage: None,
+                unknown_critical_extension: false,
             };
             let serial = state.issue(&mut book, person, &options)?;
             let record = book

@@ -179,6 +179,9 @@ pub struct IssueOptions {
     /// A `privateKeyUsagePeriod` extension (from, until), to test that the hub enforces one;
     /// none by default, as RFC 5280 advises.
     pub private_key_usage: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Adds an extension of a made-up OID marked critical, which no validator can process and
+    /// so must refuse the certificate for; false by default.
+    pub unknown_critical_extension: bool,
 }
 
 impl Default for IssueOptions {
@@ -193,6 +196,7 @@ impl Default for IssueOptions {
             signed_by: Issuer::Intermediate,
             key_seed: 0,
             private_key_usage: None,
+            unknown_critical_extension: false,
         }
     }
 }
@@ -609,6 +613,9 @@ impl TestCa {
         builder.add_extension(&authority_key_identifier(&issuer.key)?)?;
         builder.add_extension(&subject_key_identifier(&holder)?)?;
         self.add_publication_extensions(&mut builder, options.signed_by)?;
+        if options.unknown_critical_extension {
+            builder.add_extension(&UnknownCritical)?;
+        }
         let certificate = builder.build::<CertSignature>()?;
         Ok(Issued {
             certificate_der: certificate.to_der()?,
@@ -889,6 +896,29 @@ fn add_ca_extensions(
         builder.add_extension(&authority_key_identifier(issuer)?)?;
     }
     Ok(())
+}
+
+/// An extension no one knows (a private-arc OID, its value a NULL), marked critical.
+struct UnknownCritical;
+
+impl Encode for UnknownCritical {
+    fn encoded_len(&self) -> der::Result<der::Length> {
+        der::asn1::Null.encoded_len()
+    }
+
+    fn encode(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        der::asn1::Null.encode(writer)
+    }
+}
+
+impl der::oid::AssociatedOid for UnknownCritical {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55555.1.2");
+}
+
+impl AsExtension for UnknownCritical {
+    fn critical(&self, _subject: &Name, _extensions: &[Extension]) -> bool {
+        true
+    }
 }
 
 /// A CA's key as x509-cert's builder wants a signer: it names its algorithm (bign-with-hbelt,
@@ -1369,6 +1399,29 @@ mod tests {
         assert!(!printed.contains(&secret));
         assert!(!printed.contains(&hex::encode(ca.root.key.to_bytes())));
         assert!(printed.contains(&hex::encode(issued.holder.public_key_bytes())));
+    }
+
+    #[test]
+    fn the_publication_base_ends_with_a_slash_and_changes_all_but_the_root() {
+        let ca = TestCa::new(7);
+        assert_eq!(ca.crl_url(Issuer::Root), "http://gossuok.sim/crl/root.crl");
+        let base = url::Url::parse("https://ca.example:8443/pki?x=1").expect("a URL");
+        let published = ca.with_publication(&base);
+        assert_eq!(published.publication().as_str(), "https://ca.example:8443/pki/");
+        assert_eq!(
+            published.crl_url(Issuer::Intermediate),
+            "https://ca.example:8443/pki/crl/intermediate.crl"
+        );
+        assert_eq!(published.ocsp_url(), "https://ca.example:8443/pki/ocsp");
+        assert_eq!(published.root_der(), ca.root_der());
+        let intermediate = parse(&published.intermediate_der());
+        assert!(verifies(&intermediate, &public_key(&parse(&ca.root_der()))));
+        let cdp = extension(&intermediate, "2.5.29.31");
+        assert!(!cdp.critical);
+        let aia = extension(&intermediate, "1.3.6.1.5.5.7.1.1");
+        assert!(!aia.critical);
+        let text = String::from_utf8_lossy(cdp.extn_value.as_bytes()).into_owned();
+        assert!(text.contains("https://ca.example:8443/pki/crl/root.crl"), "{text}");
     }
 
     #[test]
