@@ -367,7 +367,10 @@ async fn certificates_name_the_crl_and_the_ocsp_responder_under_the_simulators_u
             ),
         ]
     );
-    assert_eq!(distribution_points(&intermediate), [format!("{base}crl/root.crl")]);
+    assert_eq!(
+        distribution_points(&intermediate),
+        [format!("{base}crl/root.crl")]
+    );
     assert_eq!(
         authority_info_access(&intermediate)[0],
         ("1.3.6.1.5.5.7.48.1".to_owned(), format!("{base}ocsp"))
@@ -376,8 +379,8 @@ async fn certificates_name_the_crl_and_the_ocsp_responder_under_the_simulators_u
     assert!(distribution_points(&root).is_empty());
     assert!(authority_info_access(&root).is_empty());
     // The addresses work: the CRL named is there.
-    let crl_path = format!("crl/intermediate.crl");
-    get_der(&sims, &crl_path, "application/pkix-crl").await;
+    let crl_path = "crl/intermediate.crl";
+    get_der(&sims, crl_path, "application/pkix-crl").await;
 
     let published = gossuok_published_at("http://simulators:8141/").await;
     let (leaf, intermediate, published_root) = person_chain(&published, 4).await;
@@ -406,7 +409,13 @@ async fn ocsp_answers_good_then_revoked_signed_by_the_issuer_as_the_crl_says() {
     let nonce = [7_u8; 32];
 
     let asked_at = u64::try_from(Utc::now().timestamp()).expect("after 1970");
-    let good = basic(&post_ocsp(&sims, ocsp_request(&[leaf_id.clone()], Some(&nonce))).await);
+    let good = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&leaf_id), Some(&nonce)),
+        )
+        .await,
+    );
     assert!(matches!(status_of(&good, &leaf_id), CertStatus::Good(_)));
     assert!(ocsp_signed_by(&good, &key_of(&intermediate)));
     assert!(!ocsp_signed_by(&good, &key_of(&root)));
@@ -436,8 +445,17 @@ async fn ocsp_answers_good_then_revoked_signed_by_the_issuer_as_the_crl_says() {
 
     // The intermediate is answered for by the root.
     let intermediate_id = cert_id(&root, &intermediate.tbs_certificate.serial_number);
-    let answer = basic(&post_ocsp(&sims, ocsp_request(&[intermediate_id.clone()], None)).await);
-    assert!(matches!(status_of(&answer, &intermediate_id), CertStatus::Good(_)));
+    let answer = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&intermediate_id), None),
+        )
+        .await,
+    );
+    assert!(matches!(
+        status_of(&answer, &intermediate_id),
+        CertStatus::Good(_)
+    ));
     assert!(ocsp_signed_by(&answer, &key_of(&root)));
     assert_eq!(nonce_of(&answer), None, "no nonce asked, none given");
 
@@ -446,8 +464,17 @@ async fn ocsp_answers_good_then_revoked_signed_by_the_issuer_as_the_crl_says() {
         &intermediate,
         &SerialNumber::new(&[0x01, 0x23, 0xab, 0xcd]).expect("a serial"),
     );
-    let answer = basic(&post_ocsp(&sims, ocsp_request(&[stranger_id.clone()], None)).await);
-    assert!(matches!(status_of(&answer, &stranger_id), CertStatus::Unknown(_)));
+    let answer = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&stranger_id), None),
+        )
+        .await,
+    );
+    assert!(matches!(
+        status_of(&answer, &stranger_id),
+        CertStatus::Unknown(_)
+    ));
 
     // Revoked: OCSP and the CRL say the same, at the same time and for the same reason.
     let serial = serial_hex(leaf.tbs_certificate.serial_number.as_bytes());
@@ -460,7 +487,13 @@ async fn ocsp_answers_good_then_revoked_signed_by_the_issuer_as_the_crl_says() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let revoked = basic(&post_ocsp(&sims, ocsp_request(&[leaf_id.clone()], Some(&nonce))).await);
+    let revoked = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&leaf_id), Some(&nonce)),
+        )
+        .await,
+    );
     assert!(ocsp_signed_by(&revoked, &key_of(&intermediate)));
     let CertStatus::Revoked(info) = status_of(&revoked, &leaf_id) else {
         panic!("revoked expected");
@@ -491,7 +524,11 @@ async fn ocsp_answers_good_then_revoked_signed_by_the_issuer_as_the_crl_says() {
 
     // One answer speaks for one CA: both CAs' certificates at once, or a CA it does not know,
     // are not its to answer.
-    let both = post_ocsp(&sims, ocsp_request(&[leaf_id.clone(), intermediate_id], None)).await;
+    let both = post_ocsp(
+        &sims,
+        ocsp_request(&[leaf_id.clone(), intermediate_id], None),
+    )
+    .await;
     assert_eq!(both.response_status, OcspResponseStatus::Unauthorized);
     let mut foreign = leaf_id;
     foreign.issuer_key_hash = der::asn1::OctetString::new(vec![0; 20]).expect("bytes");
@@ -509,7 +546,7 @@ async fn the_get_form_answers_as_the_post_does() {
     let (request, nonce) = (0_u8..=255)
         .map(|n| {
             let nonce = [n; 16];
-            (ocsp_request(&[id.clone()], Some(&nonce)), nonce)
+            (ocsp_request(std::slice::from_ref(&id), Some(&nonce)), nonce)
         })
         .find(|(request, _)| BASE64.encode(request).contains(['+', '/']))
         .expect("some nonce gives a + or a /");
@@ -527,7 +564,10 @@ async fn the_get_form_answers_as_the_post_does() {
             .await
             .expect("the GET is answered");
         let answer = basic(&ocsp_response(response).await);
-        assert!(matches!(status_of(&answer, &id), CertStatus::Good(_)), "{encoded}");
+        assert!(
+            matches!(status_of(&answer, &id), CertStatus::Good(_)),
+            "{encoded}"
+        );
         assert!(ocsp_signed_by(&answer, &key_of(&intermediate)));
         assert_eq!(nonce_of(&answer).as_deref(), Some(&nonce[..]));
     }
@@ -545,7 +585,7 @@ async fn a_malformed_request_gets_malformed_request() {
         ("no certificate asked", ocsp_request(&[], None)),
         (
             "a nonce over 32 bytes (RFC 8954)",
-            ocsp_request(&[id.clone()], Some(&[1; 33])),
+            ocsp_request(std::slice::from_ref(&id), Some(&[1; 33])),
         ),
     ] {
         let response = post_ocsp(&sims, request).await;
@@ -576,7 +616,8 @@ async fn ocsp_modes_give_the_answers_a_client_must_refuse() {
     let id = cert_id(&intermediate, &leaf.tbs_certificate.serial_number);
     let nonce = [9_u8; 32];
     let intermediate_key = key_of(&intermediate);
-    let ask = || async { post_ocsp(&sims, ocsp_request(&[id.clone()], Some(&nonce))).await };
+    let ask =
+        || async { post_ocsp(&sims, ocsp_request(std::slice::from_ref(&id), Some(&nonce))).await };
     let set = |mode: &'static str| {
         let sims = &sims;
         async move {
@@ -597,7 +638,10 @@ async fn ocsp_modes_give_the_answers_a_client_must_refuse() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"mode": "try_later"}));
     set("internal_error").await;
-    assert_eq!(ask().await.response_status, OcspResponseStatus::InternalError);
+    assert_eq!(
+        ask().await.response_status,
+        OcspResponseStatus::InternalError
+    );
 
     set("bad_signature").await;
     let answer = basic(&ask().await);
@@ -609,7 +653,11 @@ async fn ocsp_modes_give_the_answers_a_client_must_refuse() {
     set("stale").await;
     let answer = basic(&ask().await);
     assert!(ocsp_signed_by(&answer, &intermediate_key));
-    let next_update = seconds(answer.tbs_response_data.responses[0].next_update.expect("next"));
+    let next_update = seconds(
+        answer.tbs_response_data.responses[0]
+            .next_update
+            .expect("next"),
+    );
     assert!(next_update < u64::try_from(Utc::now().timestamp()).expect("after 1970"));
 
     set("other_serial").await;
@@ -1132,7 +1180,8 @@ fn the_committed_root_for_compose_is_the_default_seeds_root() {
     let ca = simulators::gossuok::ca::TestCa::new(SimConfig::default().seed);
     assert_eq!(der, ca.root_der());
     // Wherever the simulator publishes, the root stays the same.
-    let published = ca.with_publication(&url::Url::parse("http://simulators:8141/").expect("a URL"));
+    let published =
+        ca.with_publication(&url::Url::parse("http://simulators:8141/").expect("a URL"));
     assert_eq!(der, published.root_der());
     assert_ne!(ca.intermediate_der(), published.intermediate_der());
 }

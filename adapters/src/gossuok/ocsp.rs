@@ -37,8 +37,8 @@ use x509_ocsp::{
 
 use super::bign::{self, PublicKey};
 use super::revocation::{RevocationReason, RevocationStatus};
-use super::validate::ocsp_responder_key;
 use super::to_utc;
+use super::validate::ocsp_responder_key;
 
 /// id-pkix-ocsp-basic: the one response type taken.
 const ID_PKIX_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
@@ -69,7 +69,10 @@ pub(crate) struct OcspQuery {
 impl fmt::Debug for OcspQuery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OcspQuery")
-            .field("serial", &hex::encode(self.cert_id.serial_number.as_bytes()))
+            .field(
+                "serial",
+                &hex::encode(self.cert_id.serial_number.as_bytes()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -155,12 +158,10 @@ impl OcspQuery {
             )));
         }
         let basic_der = bytes.response.as_bytes();
-        let basic = BasicOcspResponse::from_der(basic_der).map_err(|e| {
-            OcspRefusal::Malformed(format!("not a DER BasicOCSPResponse ({e})"))
-        })?;
-        let signed = bign::signed_part(basic_der).map_err(|e| {
-            OcspRefusal::Malformed(format!("not a DER BasicOCSPResponse ({e})"))
-        })?;
+        let basic = BasicOcspResponse::from_der(basic_der)
+            .map_err(|e| OcspRefusal::Malformed(format!("not a DER BasicOCSPResponse ({e})")))?;
+        let signed = bign::signed_part(basic_der)
+            .map_err(|e| OcspRefusal::Malformed(format!("not a DER BasicOCSPResponse ({e})")))?;
 
         // Signed by the issuer or its delegate, or nothing in it counts.
         let algorithm = &basic.signature_algorithm;
@@ -246,9 +247,9 @@ fn check_times(
         Some(next_update) if next_update < this_update => Err(OcspRefusal::Malformed(
             "nextUpdate before thisUpdate".to_owned(),
         )),
-        Some(next_update) if next_update < at => Err(OcspRefusal::NotFresh(format!(
-            "valid until {next_update}"
-        ))),
+        Some(next_update) if next_update < at => {
+            Err(OcspRefusal::NotFresh(format!("valid until {next_update}")))
+        }
         Some(_) => Ok(()),
         None => {
             let max_age = TimeDelta::from_std(MAX_AGE_WITHOUT_NEXT).unwrap_or(TimeDelta::MAX);
@@ -309,10 +310,8 @@ fn signer_key(
 /// Whether the answer's CertID is the one asked: the same hash algorithm (its parameters NULL
 /// or absent), issuer hashes and serial.
 fn same_cert_id(answered: &CertId, asked: &CertId) -> bool {
-    let null_or_absent = |p: &Option<der::asn1::Any>| {
-        p.as_ref()
-            .is_none_or(|any| any.decode_as::<Null>().is_ok())
-    };
+    let null_or_absent =
+        |p: &Option<der::asn1::Any>| p.as_ref().is_none_or(|any| any.decode_as::<Null>().is_ok());
     answered.hash_algorithm.oid == asked.hash_algorithm.oid
         && null_or_absent(&answered.hash_algorithm.parameters)
         && answered.issuer_name_hash == asked.issuer_name_hash

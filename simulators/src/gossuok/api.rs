@@ -28,10 +28,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Deps;
-use super::ocsp::{self, OcspMode, OcspStatus};
 use super::ca::{
     HolderKey, IssueOptions, Issuer, LeafKeyUsage, Revocation, RevocationReason, Subject, TestCa,
 };
+use super::ocsp::{self, OcspMode, OcspStatus};
 use crate::error::{ApiError, parse_json, timestamp};
 use crate::idempotency::IdempotencyStore;
 use crate::idnumber;
@@ -347,10 +347,7 @@ async fn ocsp_post(State(state): State<Arc<GossuokState>>, body: Bytes) -> Respo
 
 /// `GET /ocsp/{request}`: the DER OCSPRequest in base64 (standard or URL-safe, padded or
 /// not), URL-encoded (RFC 6960 appendix A.1).
-async fn ocsp_get(
-    State(state): State<Arc<GossuokState>>,
-    Path(encoded): Path<String>,
-) -> Response {
+async fn ocsp_get(State(state): State<Arc<GossuokState>>, Path(encoded): Path<String>) -> Response {
     let encoded = encoded.trim();
     let der = [&BASE64, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD]
         .into_iter()

@@ -45,6 +45,7 @@ use der::asn1::{
     Uint, UtcTime, Utf8StringRef,
 };
 use der::referenced::OwnedToRef;
+use url::Url;
 use x509_cert::Version;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
@@ -64,7 +65,6 @@ use x509_cert::spki::{
     SignatureBitStringEncoding, SubjectPublicKeyInfoOwned,
 };
 use x509_cert::time::{Time, Validity};
-use url::Url;
 
 /// bign-with-hbelt: a bign signature over the belt-hash of the message (STB 34.101.45).
 pub(crate) const BIGN_WITH_HBELT: ObjectIdentifier =
@@ -352,6 +352,8 @@ pub struct TestCa {
     seed: u64,
     /// Where the CRLs, the OCSP responder and the CA certificates are published (ends with `/`).
     publication: Url,
+    /// Further publication bases the certificates name after the first, in order.
+    mirrors: Vec<Url>,
     root: Authority,
     intermediate: Authority,
 }
@@ -383,19 +385,26 @@ impl TestCa {
     /// under `base`, and every certificate issued from now on names `base` too. A `base`
     /// without a trailing `/` gets one; its query and fragment are dropped.
     pub fn with_publication(&self, base: &Url) -> TestCa {
-        let mut publication = base.clone();
-        publication.set_query(None);
-        publication.set_fragment(None);
-        if !publication.path().ends_with('/') {
-            let path = format!("{}/", publication.path());
-            publication.set_path(&path);
-        }
         let mut ca = self.clone();
-        ca.publication = publication;
-        ca.intermediate.certificate_der = ca
+        ca.publication = publication_base(base);
+        ca.mirrors.clear();
+        ca.resign_intermediate()
+    }
+
+    /// The same CA naming `base` too, after the places it names already: each certificate then
+    /// has a CRL distribution point and an OCSP responder under each base, in order (to test
+    /// that a client tries them in order).
+    pub fn with_mirror(&self, base: &Url) -> TestCa {
+        let mut ca = self.clone();
+        ca.mirrors.push(publication_base(base));
+        ca.resign_intermediate()
+    }
+
+    fn resign_intermediate(mut self) -> TestCa {
+        self.intermediate.certificate_der = self
             .intermediate_certificate()
             .expect("the test CA's fixed certificates always encode");
-        ca
+        self
     }
 
     /// The seed the CA's keys derive from.
@@ -446,6 +455,7 @@ impl TestCa {
         let mut ca = TestCa {
             seed,
             publication: Url::parse(DEFAULT_PUBLICATION)?,
+            mirrors: Vec::new(),
             root: Authority {
                 key: root_key,
                 name: root_name,
@@ -489,7 +499,8 @@ impl TestCa {
     }
 
     /// The CRL distribution point and the authorityInfoAccess (OCSP responder, issuer's
-    /// certificate) of a certificate `issuer` signs, under the publication base.
+    /// certificate) of a certificate `issuer` signs, under the publication base (and the
+    /// mirrors, in order).
     fn add_publication_extensions(
         &self,
         builder: &mut CertificateBuilder<'_, CaSigner<'_>>,
@@ -500,23 +511,29 @@ impl TestCa {
                 &url,
             )?))
         };
-        builder.add_extension(&CrlDistributionPoints(vec![DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![uri(
-                self.crl_url(issuer),
-            )?])),
-            reasons: None,
-            crl_issuer: None,
-        }]))?;
-        builder.add_extension(&AuthorityInfoAccessSyntax(vec![
-            AccessDescription {
+        let bases = std::iter::once(&self.publication).chain(&self.mirrors);
+        let mut points = Vec::new();
+        let mut access = Vec::new();
+        for base in bases {
+            points.push(DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(format!(
+                    "{base}crl/{}.crl",
+                    issuer.label()
+                ))?])),
+                reasons: None,
+                crl_issuer: None,
+            });
+            access.push(AccessDescription {
                 access_method: ID_AD_OCSP,
-                access_location: uri(self.ocsp_url())?,
-            },
-            AccessDescription {
+                access_location: uri(format!("{base}ocsp"))?,
+            });
+            access.push(AccessDescription {
                 access_method: ID_AD_CA_ISSUERS,
-                access_location: uri(self.ca_certificate_url(issuer))?,
-            },
-        ]))?;
+                access_location: uri(format!("{base}ca/{}.der", issuer.label()))?,
+            });
+        }
+        builder.add_extension(&CrlDistributionPoints(points))?;
+        builder.add_extension(&AuthorityInfoAccessSyntax(access))?;
         Ok(())
     }
 
@@ -776,6 +793,18 @@ pub(crate) fn serial_bytes(serial: &str) -> Result<Vec<u8>, CaError> {
     Ok(bytes[first..].to_vec())
 }
 
+/// `base` as a publication base: its query and fragment dropped, its path ending with `/`.
+fn publication_base(base: &Url) -> Url {
+    let mut publication = base.clone();
+    publication.set_query(None);
+    publication.set_fragment(None);
+    if !publication.path().ends_with('/') {
+        let path = format!("{}/", publication.path());
+        publication.set_path(&path);
+    }
+    publication
+}
+
 /// The CAs' validity: 2020-01-01 to 2040-01-01.
 fn ca_validity() -> Result<Validity, CaError> {
     let not_before = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single();
@@ -799,7 +828,10 @@ pub(crate) fn x509_time(at: DateTime<Utc>) -> Result<Time, CaError> {
     }
 }
 
-pub(crate) fn validity(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<Validity, CaError> {
+pub(crate) fn validity(
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<Validity, CaError> {
     Ok(Validity {
         not_before: x509_time(not_before)?,
         not_after: x509_time(not_after)?,
@@ -858,7 +890,9 @@ pub(crate) fn bign_with_hbelt() -> AlgorithmIdentifierOwned {
 }
 
 /// bign-pubkey with the curve as its parameters, and the STB public key.
-pub(crate) fn subject_public_key_info(key: &VerifyingKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
+pub(crate) fn subject_public_key_info(
+    key: &VerifyingKey,
+) -> Result<SubjectPublicKeyInfoOwned, CaError> {
     Ok(SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: BIGN_PUBKEY,
@@ -873,7 +907,9 @@ pub(crate) fn subject_key_identifier(key: &SigningKey) -> Result<SubjectKeyIdent
     Ok(SubjectKeyIdentifier::try_from(spki.owned_to_ref())?)
 }
 
-pub(crate) fn authority_key_identifier(issuer: &SigningKey) -> Result<AuthorityKeyIdentifier, CaError> {
+pub(crate) fn authority_key_identifier(
+    issuer: &SigningKey,
+) -> Result<AuthorityKeyIdentifier, CaError> {
     let spki = subject_public_key_info(issuer.verifying_key())?;
     Ok(AuthorityKeyIdentifier::try_from(spki.owned_to_ref())?)
 }
@@ -1407,7 +1443,10 @@ mod tests {
         assert_eq!(ca.crl_url(Issuer::Root), "http://gossuok.sim/crl/root.crl");
         let base = url::Url::parse("https://ca.example:8443/pki?x=1").expect("a URL");
         let published = ca.with_publication(&base);
-        assert_eq!(published.publication().as_str(), "https://ca.example:8443/pki/");
+        assert_eq!(
+            published.publication().as_str(),
+            "https://ca.example:8443/pki/"
+        );
         assert_eq!(
             published.crl_url(Issuer::Intermediate),
             "https://ca.example:8443/pki/crl/intermediate.crl"
@@ -1421,7 +1460,10 @@ mod tests {
         let aia = extension(&intermediate, "1.3.6.1.5.5.7.1.1");
         assert!(!aia.critical);
         let text = String::from_utf8_lossy(cdp.extn_value.as_bytes()).into_owned();
-        assert!(text.contains("https://ca.example:8443/pki/crl/root.crl"), "{text}");
+        assert!(
+            text.contains("https://ca.example:8443/pki/crl/root.crl"),
+            "{text}"
+        );
     }
 
     #[test]

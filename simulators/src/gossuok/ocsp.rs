@@ -22,13 +22,13 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use der::asn1::{BitString, GeneralizedTime, Null, ObjectIdentifier, OctetString};
 use der::{Decode, Encode, Length, Writer};
 use serde::{Deserialize, Serialize};
+use x509_cert::Certificate;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::AlgorithmIdentifierOwned;
-use x509_cert::Certificate;
 use x509_ocsp::{
     BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse,
     OcspResponseStatus, ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
@@ -62,8 +62,7 @@ pub const MAX_NONCE_LEN: usize = 32;
 
 /// A made-up extension, marked critical in [`OcspAnswer::critical_extension`] answers: no
 /// client knows it, so every client must refuse the answer.
-const UNKNOWN_EXTENSION: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55555.1.1");
+const UNKNOWN_EXTENSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55555.1.1");
 
 /// What the CA says of one certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,16 +295,18 @@ impl TestCa {
 
     /// Which of the two CAs `id` names (by its name and key hashed as it says), if either.
     fn issuer_of(&self, id: &CertId) -> Option<Issuer> {
-        [Issuer::Intermediate, Issuer::Root].into_iter().find(|issuer| {
-            let authority = self.authority(*issuer);
-            let Ok(name) = authority.name.to_der() else {
-                return false;
-            };
-            let key = stb_public_key(authority.key.verifying_key());
-            let oid = id.hash_algorithm.oid;
-            digest(oid, &name).is_some_and(|h| h == id.issuer_name_hash.as_bytes())
-                && digest(oid, &key).is_some_and(|h| h == id.issuer_key_hash.as_bytes())
-        })
+        [Issuer::Intermediate, Issuer::Root]
+            .into_iter()
+            .find(|issuer| {
+                let authority = self.authority(*issuer);
+                let Ok(name) = authority.name.to_der() else {
+                    return false;
+                };
+                let key = stb_public_key(authority.key.verifying_key());
+                let oid = id.hash_algorithm.oid;
+                digest(oid, &name).is_some_and(|h| h == id.issuer_name_hash.as_bytes())
+                    && digest(oid, &key).is_some_and(|h| h == id.issuer_key_hash.as_bytes())
+            })
     }
 
     fn responder_key(&self, issuer: Issuer) -> SigningKey {
@@ -380,9 +381,12 @@ impl TestCa {
         // The key that signs, the certificate that names the responder (its subject and key)
         // and the certificates sent along.
         let (key, named_name, named_key, certs) = match signer {
-            OcspSigner::Issuer | OcspSigner::CorruptedSignature => {
-                (authority.key.clone(), authority.name.clone(), authority.key.clone(), None)
-            }
+            OcspSigner::Issuer | OcspSigner::CorruptedSignature => (
+                authority.key.clone(),
+                authority.name.clone(),
+                authority.key.clone(),
+                None,
+            ),
             OcspSigner::Stranger => (
                 ca::derive_key(&[b"ocsp-stranger", &self.seed().to_be_bytes()]),
                 authority.name.clone(),
@@ -391,7 +395,12 @@ impl TestCa {
             ),
             OcspSigner::OtherCa => {
                 let other = self.authority(other);
-                (other.key.clone(), other.name.clone(), other.key.clone(), None)
+                (
+                    other.key.clone(),
+                    other.name.clone(),
+                    other.key.clone(),
+                    None,
+                )
             }
             OcspSigner::Delegated(options) => {
                 let der = self.try_responder_certificate(issuer, &options)?;
