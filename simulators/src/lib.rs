@@ -287,16 +287,22 @@ impl Default for BackOfficeSimConfig {
 /// How the simulated GosSUOK behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GossuokSimConfig {
-    /// How long each CRL is valid: its nextUpdate is its thisUpdate (the moment it is fetched)
-    /// plus this. At most 365 days.
+    /// How long each CRL and OCSP answer is valid: its nextUpdate is its thisUpdate (the
+    /// moment it is fetched) plus this. At most 365 days.
     pub crl_validity: Duration,
+    /// The base URL the certificates name for the CRLs and the OCSP responder (their CRL
+    /// distribution points and authorityInfoAccess), as the hub reaches the simulator; `None`
+    /// takes the simulator's own (`http://127.0.0.1:<port>/`, https with TLS). For compose,
+    /// where the hub reaches it as `http://simulators:8141/`.
+    pub public_url: Option<Url>,
 }
 
 impl Default for GossuokSimConfig {
-    /// CRLs valid for 10 minutes.
+    /// CRLs and OCSP answers valid for 10 minutes; the simulator's own URL in certificates.
     fn default() -> Self {
         GossuokSimConfig {
             crl_validity: Duration::from_secs(600),
+            public_url: None,
         }
     }
 }
@@ -541,7 +547,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             running.email_smtp = Some(smtp_url(&smtp)?);
             email::start(ctx, smtp, &tasks)
         } else {
-            router(kind, ctx, &config, &shared)
+            router(kind, ctx, &config, &shared, &url)
         };
         let listener = match &tls {
             None => server::Listening::Plain(listener),
@@ -580,6 +586,12 @@ fn check(config: &SimConfig, kinds: &[SimKind]) -> anyhow::Result<()> {
         anyhow::bail!(
             "GosSUOK's CRL validity is over 365 days; give less with --gossuok-crl-validity-secs"
         );
+    }
+    if let Some(url) = &config.gossuok.public_url
+        && (!matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base())
+    {
+        // The hub fetches CRLs and asks OCSP over HTTP(S) only.
+        anyhow::bail!("GosSUOK's public URL {url} is not an http or https URL");
     }
     Ok(())
 }
@@ -637,12 +649,13 @@ struct Shared {
 }
 
 /// The HTTP routes of simulator `kind` (every one but the e-mail simulator, which starts its
-/// SMTP sink too).
+/// SMTP sink too), listening at `url`.
 fn router(
     kind: SimKind,
     ctx: server::SimContext,
     config: &SimConfig,
     shared: &Shared,
+    url: &Url,
 ) -> axum::Router {
     let today = chrono::Utc::now().date_naive();
     match (kind, msisdn::Operator::from_kind(kind)) {
@@ -661,7 +674,9 @@ fn router(
         (SimKind::Gossuok, _) => gossuok::router(
             ctx,
             gossuok::Deps {
-                ca: gossuok::ca::TestCa::new(config.seed),
+                // The certificates name where the hub finds their CRLs and the OCSP responder.
+                ca: gossuok::ca::TestCa::new(config.seed)
+                    .with_publication(config.gossuok.public_url.as_ref().unwrap_or(url)),
                 population: mvd::population::generate(config.seed, config.population, today),
                 crl_validity: config.gossuok.crl_validity,
             },

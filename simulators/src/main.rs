@@ -130,6 +130,12 @@ struct Cli {
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     gossuok_crl_validity_secs: u64,
 
+    /// The base URL GosSUOK's certificates name for their CRLs and the OCSP responder, as the
+    /// hub reaches the simulator (e.g. http://simulators:8141/ in compose); by default its own
+    /// listening URL (https with --tls-cert).
+    #[arg(long)]
+    gossuok_public_url: Option<url::Url>,
+
     /// Serve HTTPS with this PEM certificate chain (its names must cover the host the clients
     /// use, e.g. 127.0.0.1); needs --tls-key. Without it every simulator serves plain HTTP.
     #[arg(long, requires = "tls_key")]
@@ -178,6 +184,7 @@ impl Cli {
             },
             gossuok: GossuokSimConfig {
                 crl_validity: Duration::from_secs(self.gossuok_crl_validity_secs),
+                public_url: self.gossuok_public_url.clone(),
             },
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(simulators::tls::SimTls {

@@ -1,7 +1,8 @@
 //! The GosSUOK simulator over real HTTP, checked from the outside with bign256 and x509-cert:
 //! a person's certificate chains to the published CA certificates, their key token's signature
-//! verifies with the certificate's key, a revocation shows in the status endpoint and in a
-//! freshly signed CRL, odd certificates can be issued, and the faults reach the CA's services.
+//! verifies with the certificate's key, a revocation shows in the status endpoint, in a freshly
+//! signed CRL and in the OCSP responder's signed answers, the certificates name where those are
+//! published, odd certificates can be issued, and the faults reach the CA's services.
 
 mod common;
 
@@ -20,7 +21,15 @@ use serde_json::{Value, json};
 use simulators::{GossuokSimConfig, SimConfig, SimKind};
 use x509_cert::Certificate;
 use x509_cert::crl::CertificateList;
-use x509_cert::ext::pkix::CrlReason;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, CrlDistributionPoints, CrlReason, ExtendedKeyUsage,
+};
+use x509_cert::serial_number::SerialNumber;
+use x509_ocsp::{
+    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request,
+    ResponderId, TbsRequest,
+};
 
 const GOSSUOK: SimKind = SimKind::Gossuok;
 
@@ -35,6 +44,21 @@ async fn gossuok() -> Sims {
         population: 300,
         gossuok: GossuokSimConfig {
             crl_validity: Duration::from_secs(120),
+            ..GossuokSimConfig::default()
+        },
+        ..SimConfig::ephemeral()
+    })
+    .await
+}
+
+/// The simulators of [`gossuok`], their certificates naming `public_url`.
+async fn gossuok_published_at(public_url: &str) -> Sims {
+    Sims::start(SimConfig {
+        only: Some(vec![SimKind::Mvd, GOSSUOK]),
+        population: 300,
+        gossuok: GossuokSimConfig {
+            crl_validity: Duration::from_secs(120),
+            public_url: Some(url::Url::parse(public_url).expect("a URL")),
         },
         ..SimConfig::ephemeral()
     })
@@ -140,6 +164,540 @@ fn attribute(name: &x509_cert::name::Name, oid: &str) -> String {
                 .to_owned()
         })
         .expect("the attribute")
+}
+
+/// The URIs of a certificate's CRL distribution points.
+fn distribution_points(certificate: &Certificate) -> Vec<String> {
+    let Some((_, points)) = certificate
+        .tbs_certificate
+        .get::<CrlDistributionPoints>()
+        .expect("decodes")
+    else {
+        return Vec::new();
+    };
+    points
+        .0
+        .iter()
+        .flat_map(|point| match &point.distribution_point {
+            Some(DistributionPointName::FullName(names)) => names.clone(),
+            _ => Vec::new(),
+        })
+        .map(|name| match name {
+            GeneralName::UniformResourceIdentifier(uri) => uri.to_string(),
+            other => panic!("not a URI: {other:?}"),
+        })
+        .collect()
+}
+
+/// The (access method, URI) pairs of a certificate's authorityInfoAccess.
+fn authority_info_access(certificate: &Certificate) -> Vec<(String, String)> {
+    let Some((_, access)) = certificate
+        .tbs_certificate
+        .get::<AuthorityInfoAccessSyntax>()
+        .expect("decodes")
+    else {
+        return Vec::new();
+    };
+    access
+        .0
+        .iter()
+        .map(|description| match &description.access_location {
+            GeneralName::UniformResourceIdentifier(uri) => {
+                (description.access_method.to_string(), uri.to_string())
+            }
+            other => panic!("not a URI: {other:?}"),
+        })
+        .collect()
+}
+
+/// A person's certificate, the intermediate and the root, parsed.
+async fn person_chain(sims: &Sims, n: usize) -> (Certificate, Certificate, Certificate) {
+    let id = id_of(&person(sims, n).await).to_owned();
+    let (status, body) = sims
+        .get(GOSSUOK, &format!("sim/persons/{id}/certificate"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let intermediate = parse(&get_der(sims, "ca/intermediate.der", "application/pkix-cert").await);
+    let root = parse(&get_der(sims, "ca/root.der", "application/pkix-cert").await);
+    (parse(&base64_der(&body["certificate"])), intermediate, root)
+}
+
+fn sha1(bytes: &[u8]) -> Vec<u8> {
+    <sha1::Sha1 as sha1::Digest>::digest(bytes).to_vec()
+}
+
+/// The SHA-1 CertID of `serial` issued by `issuer`, as RFC 5019 clients send it.
+fn cert_id(issuer: &Certificate, serial: &SerialNumber) -> CertId {
+    let tbs = &issuer.tbs_certificate;
+    CertId {
+        hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap("1.3.14.3.2.26"),
+            parameters: Some(der::asn1::Null.into()),
+        },
+        issuer_name_hash: der::asn1::OctetString::new(sha1(&tbs.subject.to_der().expect("DER")))
+            .expect("an octet string"),
+        issuer_key_hash: der::asn1::OctetString::new(sha1(
+            tbs.subject_public_key_info.subject_public_key.raw_bytes(),
+        ))
+        .expect("an octet string"),
+        serial_number: serial.clone(),
+    }
+}
+
+const OCSP_NONCE: &str = "1.3.6.1.5.5.7.48.1.2";
+
+/// A DER OCSPRequest about `ids`, with `nonce` if given.
+fn ocsp_request(ids: &[CertId], nonce: Option<&[u8]>) -> Vec<u8> {
+    let request_extensions = nonce.map(|nonce| {
+        vec![x509_cert::ext::Extension {
+            extn_id: ObjectIdentifier::new_unwrap(OCSP_NONCE),
+            critical: false,
+            extn_value: der::asn1::OctetString::new(
+                der::asn1::OctetString::new(nonce)
+                    .expect("an octet string")
+                    .to_der()
+                    .expect("DER"),
+            )
+            .expect("an octet string"),
+        }]
+    });
+    OcspRequest {
+        tbs_request: TbsRequest {
+            version: x509_ocsp::Version::V1,
+            requestor_name: None,
+            request_list: ids
+                .iter()
+                .map(|id| Request {
+                    req_cert: id.clone(),
+                    single_request_extensions: None,
+                })
+                .collect(),
+            request_extensions,
+        },
+        optional_signature: None,
+    }
+    .to_der()
+    .expect("DER")
+}
+
+/// The responder's answer to a POSTed request: always 200, `application/ocsp-response`.
+async fn post_ocsp(sims: &Sims, request: Vec<u8>) -> OcspResponse {
+    let response = sims
+        .client
+        .post(sims.url(GOSSUOK, "ocsp"))
+        .header("content-type", "application/ocsp-request")
+        .body(request)
+        .send()
+        .await
+        .expect("the POST is answered");
+    ocsp_response(response).await
+}
+
+async fn ocsp_response(response: reqwest::Response) -> OcspResponse {
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/ocsp-response")
+    );
+    OcspResponse::from_der(&response.bytes().await.expect("a body")).expect("a DER OCSPResponse")
+}
+
+/// The BasicOCSPResponse of a successful answer.
+fn basic(response: &OcspResponse) -> BasicOcspResponse {
+    assert_eq!(response.response_status, OcspResponseStatus::Successful);
+    let bytes = response.response_bytes.as_ref().expect("response bytes");
+    assert_eq!(bytes.response_type.to_string(), "1.3.6.1.5.5.7.48.1.1");
+    BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("a BasicOCSPResponse")
+}
+
+/// Whether the answer's bign-with-hbelt signature verifies with `key`.
+fn ocsp_signed_by(basic: &BasicOcspResponse, key: &VerifyingKey) -> bool {
+    assert_eq!(basic.signature_algorithm.oid.to_string(), BIGN_WITH_HBELT);
+    let tbs = basic.tbs_response_data.to_der().expect("DER");
+    signed_by(&tbs, basic.signature.raw_bytes(), key)
+}
+
+fn nonce_of(basic: &BasicOcspResponse) -> Option<Vec<u8>> {
+    basic
+        .tbs_response_data
+        .response_extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id.to_string() == OCSP_NONCE)
+        .map(|e| {
+            der::asn1::OctetString::from_der(e.extn_value.as_bytes())
+                .expect("an octet string")
+                .as_bytes()
+                .to_vec()
+        })
+}
+
+/// The one answer's status, after checking it is about `id`.
+fn status_of(basic: &BasicOcspResponse, id: &CertId) -> CertStatus {
+    let responses = &basic.tbs_response_data.responses;
+    assert_eq!(responses.len(), 1);
+    assert_eq!(&responses[0].cert_id, id);
+    responses[0].cert_status
+}
+
+fn seconds(time: x509_ocsp::OcspGeneralizedTime) -> u64 {
+    time.0.to_unix_duration().as_secs()
+}
+
+#[tokio::test]
+async fn certificates_name_the_crl_and_the_ocsp_responder_under_the_simulators_url() {
+    let sims = gossuok().await;
+    let base = sims.url(GOSSUOK, "").to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let (leaf, intermediate, root) = person_chain(&sims, 4).await;
+    assert_eq!(
+        distribution_points(&leaf),
+        [format!("{base}crl/intermediate.crl")]
+    );
+    assert_eq!(
+        authority_info_access(&leaf),
+        [
+            ("1.3.6.1.5.5.7.48.1".to_owned(), format!("{base}ocsp")),
+            (
+                "1.3.6.1.5.5.7.48.2".to_owned(),
+                format!("{base}ca/intermediate.der")
+            ),
+        ]
+    );
+    assert_eq!(
+        distribution_points(&intermediate),
+        [format!("{base}crl/root.crl")]
+    );
+    assert_eq!(
+        authority_info_access(&intermediate)[0],
+        ("1.3.6.1.5.5.7.48.1".to_owned(), format!("{base}ocsp"))
+    );
+    // The root, the trust anchor, names no URL: it is the same wherever the simulator runs.
+    assert!(distribution_points(&root).is_empty());
+    assert!(authority_info_access(&root).is_empty());
+    // The addresses work: the CRL named is there.
+    let crl_path = "crl/intermediate.crl";
+    get_der(&sims, crl_path, "application/pkix-crl").await;
+
+    let published = gossuok_published_at("http://simulators:8141/").await;
+    let (leaf, intermediate, published_root) = person_chain(&published, 4).await;
+    assert_eq!(
+        distribution_points(&leaf),
+        ["http://simulators:8141/crl/intermediate.crl"]
+    );
+    assert_eq!(
+        authority_info_access(&leaf)[0].1,
+        "http://simulators:8141/ocsp"
+    );
+    assert_eq!(
+        distribution_points(&intermediate),
+        ["http://simulators:8141/crl/root.crl"]
+    );
+    assert_eq!(published_root, root);
+    sims.stop().await;
+    published.stop().await;
+}
+
+#[tokio::test]
+async fn ocsp_answers_good_then_revoked_signed_by_the_issuer_as_the_crl_says() {
+    let sims = gossuok().await;
+    let (leaf, intermediate, root) = person_chain(&sims, 8).await;
+    let leaf_id = cert_id(&intermediate, &leaf.tbs_certificate.serial_number);
+    let nonce = [7_u8; 32];
+
+    let asked_at = u64::try_from(Utc::now().timestamp()).expect("after 1970");
+    let good = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&leaf_id), Some(&nonce)),
+        )
+        .await,
+    );
+    assert!(matches!(status_of(&good, &leaf_id), CertStatus::Good(_)));
+    assert!(ocsp_signed_by(&good, &key_of(&intermediate)));
+    assert!(!ocsp_signed_by(&good, &key_of(&root)));
+    assert_eq!(
+        good.tbs_response_data.responder_id,
+        ResponderId::ByKey(
+            der::asn1::OctetString::new(sha1(
+                intermediate
+                    .tbs_certificate
+                    .subject_public_key_info
+                    .subject_public_key
+                    .raw_bytes()
+            ))
+            .expect("an octet string")
+        )
+    );
+    assert_eq!(nonce_of(&good).as_deref(), Some(&nonce[..]));
+    assert!(good.certs.is_none());
+    let single = &good.tbs_response_data.responses[0];
+    let this_update = seconds(single.this_update);
+    assert!(this_update + 5 >= asked_at && this_update <= asked_at + 5);
+    assert_eq!(
+        seconds(single.next_update.expect("a next update")) - this_update,
+        120,
+        "valid as long as a CRL"
+    );
+
+    // The intermediate is answered for by the root.
+    let intermediate_id = cert_id(&root, &intermediate.tbs_certificate.serial_number);
+    let answer = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&intermediate_id), None),
+        )
+        .await,
+    );
+    assert!(matches!(
+        status_of(&answer, &intermediate_id),
+        CertStatus::Good(_)
+    ));
+    assert!(ocsp_signed_by(&answer, &key_of(&root)));
+    assert_eq!(nonce_of(&answer), None, "no nonce asked, none given");
+
+    // A serial the CA never issued is unknown.
+    let stranger_id = cert_id(
+        &intermediate,
+        &SerialNumber::new(&[0x01, 0x23, 0xab, 0xcd]).expect("a serial"),
+    );
+    let answer = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&stranger_id), None),
+        )
+        .await,
+    );
+    assert!(matches!(
+        status_of(&answer, &stranger_id),
+        CertStatus::Unknown(_)
+    ));
+
+    // Revoked: OCSP and the CRL say the same, at the same time and for the same reason.
+    let serial = serial_hex(leaf.tbs_certificate.serial_number.as_bytes());
+    let (status, body) = sims
+        .post(
+            GOSSUOK,
+            &format!("sim/revoke/{serial}"),
+            None,
+            &json!({"reason": "key_compromise", "revoked_at": "2026-01-02T03:04:05Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let revoked = basic(
+        &post_ocsp(
+            &sims,
+            ocsp_request(std::slice::from_ref(&leaf_id), Some(&nonce)),
+        )
+        .await,
+    );
+    assert!(ocsp_signed_by(&revoked, &key_of(&intermediate)));
+    let CertStatus::Revoked(info) = status_of(&revoked, &leaf_id) else {
+        panic!("revoked expected");
+    };
+    assert_eq!(info.revocation_reason, Some(CrlReason::KeyCompromise));
+    let crl = CertificateList::from_der(
+        &get_der(&sims, "crl/intermediate.crl", "application/pkix-crl").await,
+    )
+    .expect("a DER CRL");
+    let entries = crl.tbs_cert_list.revoked_certificates.expect("entries");
+    let entry = entries
+        .iter()
+        .find(|e| e.serial_number == leaf.tbs_certificate.serial_number)
+        .expect("listed");
+    assert_eq!(
+        seconds(info.revocation_time),
+        entry.revocation_date.to_unix_duration().as_secs()
+    );
+    assert_eq!(
+        seconds(info.revocation_time),
+        u64::try_from(
+            chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+                .expect("a time")
+                .timestamp()
+        )
+        .expect("after 1970")
+    );
+
+    // One answer speaks for one CA: both CAs' certificates at once, or a CA it does not know,
+    // are not its to answer.
+    let both = post_ocsp(
+        &sims,
+        ocsp_request(&[leaf_id.clone(), intermediate_id], None),
+    )
+    .await;
+    assert_eq!(both.response_status, OcspResponseStatus::Unauthorized);
+    let mut foreign = leaf_id;
+    foreign.issuer_key_hash = der::asn1::OctetString::new(vec![0; 20]).expect("bytes");
+    let foreign = post_ocsp(&sims, ocsp_request(&[foreign], None)).await;
+    assert_eq!(foreign.response_status, OcspResponseStatus::Unauthorized);
+    sims.stop().await;
+}
+
+#[tokio::test]
+async fn the_get_form_answers_as_the_post_does() {
+    let sims = gossuok().await;
+    let (leaf, intermediate, _) = person_chain(&sims, 9).await;
+    let id = cert_id(&intermediate, &leaf.tbs_certificate.serial_number);
+    // Find a nonce whose request's standard base64 has `+` or `/`, which must be URL-encoded.
+    let (request, nonce) = (0_u8..=255)
+        .map(|n| {
+            let nonce = [n; 16];
+            (ocsp_request(std::slice::from_ref(&id), Some(&nonce)), nonce)
+        })
+        .find(|(request, _)| BASE64.encode(request).contains(['+', '/']))
+        .expect("some nonce gives a + or a /");
+    let standard = BASE64
+        .encode(&request)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&request);
+    for encoded in [standard, url_safe] {
+        let response = sims
+            .client
+            .get(sims.url(GOSSUOK, &format!("ocsp/{encoded}")))
+            .send()
+            .await
+            .expect("the GET is answered");
+        let answer = basic(&ocsp_response(response).await);
+        assert!(
+            matches!(status_of(&answer, &id), CertStatus::Good(_)),
+            "{encoded}"
+        );
+        assert!(ocsp_signed_by(&answer, &key_of(&intermediate)));
+        assert_eq!(nonce_of(&answer).as_deref(), Some(&nonce[..]));
+    }
+    sims.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_request_gets_malformed_request() {
+    let sims = gossuok().await;
+    let (leaf, intermediate, _) = person_chain(&sims, 10).await;
+    let id = cert_id(&intermediate, &leaf.tbs_certificate.serial_number);
+    for (what, request) in [
+        ("garbage", b"not an OCSP request".to_vec()),
+        ("nothing", Vec::new()),
+        ("no certificate asked", ocsp_request(&[], None)),
+        (
+            "a nonce over 32 bytes (RFC 8954)",
+            ocsp_request(std::slice::from_ref(&id), Some(&[1; 33])),
+        ),
+    ] {
+        let response = post_ocsp(&sims, request).await;
+        assert_eq!(
+            response.response_status,
+            OcspResponseStatus::MalformedRequest,
+            "{what}"
+        );
+        assert!(response.response_bytes.is_none(), "{what}");
+    }
+    let response = sims
+        .client
+        .get(sims.url(GOSSUOK, "ocsp/not*base64"))
+        .send()
+        .await
+        .expect("the GET is answered");
+    assert_eq!(
+        ocsp_response(response).await.response_status,
+        OcspResponseStatus::MalformedRequest
+    );
+    sims.stop().await;
+}
+
+#[tokio::test]
+async fn ocsp_modes_give_the_answers_a_client_must_refuse() {
+    let sims = gossuok().await;
+    let (leaf, intermediate, _) = person_chain(&sims, 11).await;
+    let id = cert_id(&intermediate, &leaf.tbs_certificate.serial_number);
+    let nonce = [9_u8; 32];
+    let intermediate_key = key_of(&intermediate);
+    let ask =
+        || async { post_ocsp(&sims, ocsp_request(std::slice::from_ref(&id), Some(&nonce))).await };
+    let set = |mode: &'static str| {
+        let sims = &sims;
+        async move {
+            let response = sims
+                .client
+                .put(sims.url(GOSSUOK, "sim/ocsp"))
+                .json(&json!({ "mode": mode }))
+                .send()
+                .await
+                .expect("the PUT is answered");
+            assert_eq!(response.status().as_u16(), 200, "{mode}");
+        }
+    };
+
+    set("try_later").await;
+    assert_eq!(ask().await.response_status, OcspResponseStatus::TryLater);
+    let (status, body) = sims.get(GOSSUOK, "sim/ocsp").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"mode": "try_later"}));
+    set("internal_error").await;
+    assert_eq!(
+        ask().await.response_status,
+        OcspResponseStatus::InternalError
+    );
+
+    set("bad_signature").await;
+    let answer = basic(&ask().await);
+    assert!(!ocsp_signed_by(&answer, &intermediate_key));
+    set("wrong_key").await;
+    let answer = basic(&ask().await);
+    assert!(!ocsp_signed_by(&answer, &intermediate_key));
+
+    set("stale").await;
+    let answer = basic(&ask().await);
+    assert!(ocsp_signed_by(&answer, &intermediate_key));
+    let next_update = seconds(
+        answer.tbs_response_data.responses[0]
+            .next_update
+            .expect("next"),
+    );
+    assert!(next_update < u64::try_from(Utc::now().timestamp()).expect("after 1970"));
+
+    set("other_serial").await;
+    let answer = basic(&ask().await);
+    assert_ne!(answer.tbs_response_data.responses[0].cert_id, id);
+
+    set("no_nonce").await;
+    assert_eq!(nonce_of(&basic(&ask().await)), None);
+    set("wrong_nonce").await;
+    let echoed = nonce_of(&basic(&ask().await)).expect("a nonce");
+    assert_ne!(echoed, nonce);
+
+    // A delegated responder: its certificate, issued by the CA for OCSP signing, is included.
+    set("delegated_responder").await;
+    let answer = basic(&ask().await);
+    let responder = &answer.certs.as_ref().expect("the responder's certificate")[0];
+    assert!(certificate_verifies(responder, &intermediate_key));
+    assert!(ocsp_signed_by(&answer, &key_of(responder)));
+    let (_, purposes) = responder
+        .tbs_certificate
+        .get::<ExtendedKeyUsage>()
+        .expect("decodes")
+        .expect("an extendedKeyUsage");
+    assert_eq!(purposes.0[0].to_string(), "1.3.6.1.5.5.7.3.9");
+
+    let response = sims
+        .client
+        .put(sims.url(GOSSUOK, "sim/ocsp"))
+        .json(&json!({"mode": "lie"}))
+        .send()
+        .await
+        .expect("the PUT is answered");
+    assert_eq!(response.status().as_u16(), 400);
+
+    set("normal").await;
+    let answer = basic(&ask().await);
+    assert!(matches!(status_of(&answer, &id), CertStatus::Good(_)));
+    assert!(ocsp_signed_by(&answer, &intermediate_key));
+    assert_eq!(nonce_of(&answer).as_deref(), Some(&nonce[..]));
+    sims.stop().await;
 }
 
 #[tokio::test]
@@ -569,6 +1127,14 @@ async fn faults_make_the_ca_unreachable_but_not_the_control_routes() {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert_eq!(body["error"], "unavailable");
     }
+    let response = sims
+        .client
+        .post(sims.url(GOSSUOK, "ocsp"))
+        .body(b"an OCSP request".to_vec())
+        .send()
+        .await
+        .expect("the POST is answered");
+    assert_eq!(response.status().as_u16(), 503, "POST /ocsp");
     let id = id_of(&person(&sims, 1).await).to_owned();
     let (status, _) = sims
         .get(GOSSUOK, &format!("sim/persons/{id}/certificate"))
@@ -611,8 +1177,11 @@ fn the_committed_root_for_compose_is_the_default_seeds_root() {
     let pem = include_str!("../data/gossuok-test-root-seed-42.pem");
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = BASE64.decode(body).expect("base64");
-    assert_eq!(
-        der,
-        simulators::gossuok::ca::TestCa::new(SimConfig::default().seed).root_der()
-    );
+    let ca = simulators::gossuok::ca::TestCa::new(SimConfig::default().seed);
+    assert_eq!(der, ca.root_der());
+    // Wherever the simulator publishes, the root stays the same.
+    let published =
+        ca.with_publication(&url::Url::parse("http://simulators:8141/").expect("a URL"));
+    assert_eq!(der, published.root_der());
+    assert_ne!(ca.intermediate_der(), published.intermediate_der());
 }

@@ -268,7 +268,8 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_certificate_is_refused_at_the_next_login() {
-    // CRLs live one second, so the hub fetches the fresh one soon after the revocation.
+    // The hub asks the certificate's OCSP responder at each login (it caches no CRL while OCSP
+    // answers); CRLs live one second in case it falls back to them.
     let mut portal =
         Portal::start_custom(|s| s.gossuok.crl_validity = Duration::from_secs(1), |_| {}).await;
     let id = holder(&portal, 1).await;

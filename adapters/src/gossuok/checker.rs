@@ -1,14 +1,23 @@
 //! The one place that brings the network and the validator together: gather what the
 //! validator needs to know about revocation, then ask it.
 //!
-//! For each certificate whose status matters (the leaf, the intermediate) the issuer's CRL is
-//! the source: a fresh one from the cache, else a newly fetched one, verified with the issuer's
-//! key. Only when no fresh CRL can be had is the CA's online status asked instead, and its
-//! answer is unsigned JSON: whoever sits on the path could answer `good` for a revoked
-//! certificate while blocking the CRL. So it may refuse (`revoked`) but never vouch: its `good`
-//! leaves the status unknown. When no signed source answers, the check fails with
-//! [`Invalid::StatusUnknown`], transient (`try_later`): an unreachable or blocked CA never lets a
-//! certificate through.
+//! For each certificate whose status matters (the intermediate, then the leaf) the sources are
+//! tried in this order, and the first that answers with its CA's signature decides:
+//! 1. a fresh CRL of the issuer in the cache (no call at all);
+//! 2. the OCSP responders the certificate names (authorityInfoAccess, id-ad-ocsp), in order:
+//!    an answer is taken only once [`super::ocsp`] checked it (signed by the issuer or its
+//!    delegated responder, about this certificate, echoing this request's nonce, fresh). A
+//!    taken `revoked` refuses, `good` vouches, `unknown` leaves the status unknown (the CA said
+//!    it does not know the certificate, so no CRL is asked to overrule it);
+//! 3. the issuer's CRL fetched from the distribution points the certificate names, in order,
+//!    kept once it verifies with the issuer's key.
+//!
+//! OCSP comes before the CRL download because it tells the status now, and costs one small
+//! answer instead of a list; a fresh cached CRL comes first because it costs nothing. Anything
+//! refused on the way (an HTTP failure, an unsigned or forged answer, a stale one, one about
+//! another certificate) is logged with its reason and tells nothing. When no signed source
+//! answers, the check fails with [`Invalid::StatusUnknown`], transient (`try_later`): an
+//! unreachable, blocked or lying CA never lets a certificate through.
 
 use std::collections::HashMap;
 
@@ -17,12 +26,14 @@ use tokio::sync::RwLock;
 use x509_cert::Certificate;
 
 use super::SYSTEM;
-use super::client::{GosSuokClient, OnlineStatus};
+use super::client::GosSuokClient;
+use super::locations;
+use super::ocsp::OcspQuery;
 use super::revocation::{Crl, CrlCache, RevocationSource, RevocationStatus};
 use super::validate::{Invalid, StatusQuery, ValidCertificate, Validator};
 
-/// Checks certificates with a [`Validator`], keeping the CAs' CRLs fresh through a
-/// [`GosSuokClient`].
+/// Checks certificates with a [`Validator`], asking the CAs' OCSP responders and keeping their
+/// CRLs fresh through a [`GosSuokClient`].
 #[derive(Debug)]
 pub struct Checker {
     validator: Validator,
@@ -31,7 +42,7 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// A checker with an empty CRL cache: the first check fetches the CRLs.
+    /// A checker with an empty CRL cache.
     pub fn new(validator: Validator, client: GosSuokClient) -> Self {
         Checker {
             validator,
@@ -40,13 +51,13 @@ impl Checker {
         }
     }
 
-    /// Validates `leaf_der` (with the intermediates `chain_der`, in any order) at `at`,
-    /// refreshing a missing or stale CRL first, and asking the CA's status API about a
-    /// certificate only when its issuer's CRL cannot be had fresh.
+    /// Validates `leaf_der` (with the intermediates `chain_der`, in any order) at `at`: for each
+    /// certificate of the path whose issuer has no fresh CRL in the cache, asks its OCSP
+    /// responders, then fetches the CRL from its distribution points (see the module).
     ///
     /// A certificate that fails before revocation (a bad signature, an untrusted chain, expiry)
     /// costs no call to the CA. Errors: see [`Invalid`]; [`Invalid::StatusUnknown`] (transient)
-    /// when neither a fresh CRL nor the status API tells a certificate's status.
+    /// when no signed source tells a certificate's status.
     pub async fn check(
         &self,
         leaf_der: &[u8],
@@ -54,24 +65,27 @@ impl Checker {
         at: DateTime<Utc>,
     ) -> Result<ValidCertificate, Invalid> {
         let path = self.validator.path(leaf_der, chain_der, at)?;
-        let mut online = HashMap::new();
+        let mut gathered = HashMap::new();
         for query in path.status_queries() {
             if self.cache.read().await.is_fresh(query.issuer, at) {
                 continue;
             }
-            self.refresh_crl(&query).await;
-            if self.cache.read().await.is_fresh(query.issuer, at) {
-                continue;
-            }
-            if let Ok(status) = self.client.status(query.serial).await {
-                online.insert(query.serial.to_owned(), status);
+            let mut notes = Vec::new();
+            match self.ask_ocsp(&query, at, &mut notes).await {
+                Some(status) => {
+                    gathered.insert(query.serial.to_owned(), Ok(status));
+                }
+                None => {
+                    self.refresh_crl(&query, at, &mut notes).await;
+                    gathered.insert(query.serial.to_owned(), Err(notes.join("; ")));
+                }
             }
         }
         let cache = self.cache.read().await;
         let result = path.check_revocation(
             &Gathered {
                 crls: &cache,
-                online,
+                ocsp: gathered,
             },
             at,
         );
@@ -86,42 +100,125 @@ impl Checker {
         result
     }
 
-    /// Fetches the CRL of the query's issuer and keeps it when it verifies with the issuer's
-    /// key. A failure is logged and left for the status API to make up for.
-    async fn refresh_crl(&self, query: &StatusQuery<'_>) {
-        let Ok(der) = self.client.fetch_crl(query.issuer_level).await else {
-            return;
-        };
-        match Crl::parse_verified(&der, query.issuer) {
-            Ok(crl) => {
-                let next_update = crl.next_update();
-                let kept = self.cache.write().await.insert(crl);
-                tracing::info!(
-                    system = SYSTEM,
-                    ca = %query.issuer_level,
-                    %next_update,
-                    kept,
-                    "CRL verified"
-                );
+    /// The status from the first OCSP responder of the certificate whose answer passes the
+    /// checks; `None` when none does (each refusal logged and noted).
+    async fn ask_ocsp(
+        &self,
+        query: &StatusQuery<'_>,
+        at: DateTime<Utc>,
+        notes: &mut Vec<String>,
+    ) -> Option<RevocationStatus> {
+        let responders = locations::ocsp_responders(query.subject);
+        if responders.is_empty() {
+            notes.push("the certificate names no http(s) OCSP responder".to_owned());
+            return None;
+        }
+        let request = match OcspQuery::new(query.subject, query.issuer) {
+            Ok(request) => request,
+            Err(e) => {
+                notes.push(format!("no OCSP request could be made ({e})"));
+                return None;
             }
-            Err(invalid) => tracing::warn!(
-                system = SYSTEM,
-                ca = %query.issuer_level,
-                reason_code = invalid.reason_code(),
-                reason = %invalid,
-                "CRL refused"
-            ),
+        };
+        for url in responders {
+            let body = match self.client.ocsp(&url, request.der()).await {
+                Ok(body) => body,
+                Err(f) => {
+                    notes.push(format!("OCSP {url}: {}", f.reason));
+                    continue;
+                }
+            };
+            match request.verify(&body, query.issuer, at) {
+                Ok(status) => {
+                    tracing::info!(
+                        system = SYSTEM,
+                        ca = %query.issuer_level,
+                        serial = query.serial,
+                        %url,
+                        status = ?status,
+                        "OCSP answer verified"
+                    );
+                    return Some(status);
+                }
+                Err(refusal) => {
+                    tracing::warn!(
+                        system = SYSTEM,
+                        ca = %query.issuer_level,
+                        serial = query.serial,
+                        %url,
+                        reason_code = refusal.code(),
+                        reason = %refusal,
+                        "OCSP answer refused"
+                    );
+                    notes.push(format!("OCSP {url} refused: {refusal}"));
+                }
+            }
+        }
+        None
+    }
+
+    /// Fetches the issuer's CRL from the certificate's distribution points, in order, until one
+    /// verifies with the issuer's key and is fresh at `at`; keeps every one that verifies.
+    /// Failures are logged and noted.
+    async fn refresh_crl(
+        &self,
+        query: &StatusQuery<'_>,
+        at: DateTime<Utc>,
+        notes: &mut Vec<String>,
+    ) {
+        let points = locations::crl_distribution_points(query.subject);
+        if points.is_empty() {
+            notes.push("the certificate names no http(s) CRL distribution point".to_owned());
+        }
+        for url in points {
+            let der = match self.client.fetch_crl(&url).await {
+                Ok(der) => der,
+                Err(f) => {
+                    notes.push(format!("CRL {url}: {}", f.reason));
+                    continue;
+                }
+            };
+            match Crl::parse_verified(&der, query.issuer) {
+                Ok(crl) => {
+                    let next_update = crl.next_update();
+                    let fresh = crl.is_fresh_at(at);
+                    let kept = self.cache.write().await.insert(crl);
+                    tracing::info!(
+                        system = SYSTEM,
+                        ca = %query.issuer_level,
+                        %url,
+                        %next_update,
+                        kept,
+                        "CRL verified"
+                    );
+                    if fresh {
+                        return;
+                    }
+                    notes.push(format!("CRL {url} was valid until {next_update}"));
+                }
+                Err(invalid) => {
+                    tracing::warn!(
+                        system = SYSTEM,
+                        ca = %query.issuer_level,
+                        %url,
+                        reason_code = invalid.reason_code(),
+                        reason = %invalid,
+                        "CRL refused"
+                    );
+                    notes.push(format!("CRL {url} refused: {invalid}"));
+                }
+            }
         }
     }
 }
 
-/// The revocation data gathered for one check: the CRLs first, the status API's answers for
-/// the certificates no fresh CRL covered.
+/// The revocation data gathered for one check: the CRLs first, then the verified OCSP answers
+/// (or why there was none) for the certificates no fresh cached CRL covered.
 #[derive(Debug)]
 struct Gathered<'a> {
     crls: &'a CrlCache,
-    /// Answers by serial number.
-    online: HashMap<String, OnlineStatus>,
+    /// By serial number: a verified OCSP answer, or what was tried and failed.
+    ocsp: HashMap<String, Result<RevocationStatus, String>>,
 }
 
 impl RevocationSource for Gathered<'_> {
@@ -130,23 +227,12 @@ impl RevocationSource for Gathered<'_> {
         if !matches!(from_crl, RevocationStatus::Unknown(_)) {
             return from_crl;
         }
-        match self.online.get(serial) {
-            // Unsigned: it cannot vouch (see the module's documentation).
-            Some(OnlineStatus::Good) => RevocationStatus::Unknown(
-                "no fresh CRL, and the CA's status API, which said good, answers unsigned: only \
-                 a signed source vouches for a certificate"
-                    .to_owned(),
-            ),
-            Some(OnlineStatus::Revoked { revoked_at, reason }) => RevocationStatus::Revoked {
-                revoked_at: *revoked_at,
-                reason: *reason,
-            },
-            Some(OnlineStatus::Unknown) => RevocationStatus::Unknown(
-                "no fresh CRL, and the CA's status API does not know the certificate".to_owned(),
-            ),
-            None => RevocationStatus::Unknown(
-                "no fresh CRL, and the CA's status API did not answer".to_owned(),
-            ),
+        match self.ocsp.get(serial) {
+            Some(Ok(status)) => status.clone(),
+            Some(Err(tried)) => RevocationStatus::Unknown(format!(
+                "no signed answer: no fresh CRL and no OCSP answer taken ({tried})"
+            )),
+            None => from_crl,
         }
     }
 }

@@ -1,49 +1,40 @@
-//! The HTTP side of GosSUOK: the CAs' CRLs and certificates, and the online status of a
-//! certificate. It only fetches: what the bytes are worth is decided by
-//! [`super::Crl::parse_verified`] and [`super::Validator`].
+//! The HTTP side of GosSUOK: the CRLs at the distribution points a certificate names, its OCSP
+//! responder, and the CA certificates. It only fetches: what the bytes are worth is decided by
+//! [`super::Crl::parse_verified`], the OCSP checks and [`super::Validator`].
 //!
 //! Failures are classified once ([`crate::failure`]): a busy or unreachable CA is transient
 //! (a few quick retries here), an answer outside the published contract permanent.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use der::Decode;
-use serde::Deserialize;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use url::Url;
 
-use super::revocation::{CaLevel, RevocationReason};
-use super::{SYSTEM, normalize_serial};
+use super::SYSTEM;
+use super::revocation::CaLevel;
 use crate::api_url;
 use crate::client::{ClientError, HttpClient};
-use crate::failure::{Failure, QuickRetry, contract_violation, quoted_code, unexpected_json};
+use crate::failure::{Failure, QuickRetry, contract_violation};
 
-/// A client of GosSUOK's publication points and status API.
+/// The media type of an OCSP request (RFC 6960 appendix C.1).
+const OCSP_REQUEST: &str = "application/ocsp-request";
+/// The media type of an OCSP response (RFC 6960 appendix C.2).
+const OCSP_RESPONSE: &str = "application/ocsp-response";
+
+/// A client of GosSUOK's publication points: its CA certificates under the configured base
+/// URL, and the CRLs and OCSP responders at the URLs the certificates name (fetched with the
+/// same timeouts, retries and TLS settings).
 #[derive(Clone, Debug)]
 pub struct GosSuokClient {
     http: HttpClient,
     base: Url,
 }
 
-/// What the CA's status API says of a certificate, now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnlineStatus {
-    /// Issued and not revoked.
-    Good,
-    /// Revoked.
-    Revoked {
-        /// When the CA revoked it.
-        revoked_at: DateTime<Utc>,
-        /// Why; `Unspecified` when the CA gave no reason or one outside RFC 5280's list.
-        reason: RevocationReason,
-    },
-    /// The CA does not know this serial number.
-    Unknown,
-}
-
 impl GosSuokClient {
-    /// A client of GosSUOK at `base_url` (the CA's publication point, or the simulator). Every
-    /// HTTP attempt is bounded by `timeout`; transient failures get [`QuickRetry::default`].
+    /// A client of GosSUOK at `base_url` (the CA's publication point for its certificates, or
+    /// the simulator). Every HTTP attempt is bounded by `timeout`; transient failures get
+    /// [`QuickRetry::default`].
     ///
     /// Errors: the HTTP client cannot be built (a start-up error naming GosSUOK).
     pub fn new(base_url: Url, timeout: Duration) -> Result<Self, ClientError> {
@@ -60,7 +51,8 @@ impl GosSuokClient {
     }
 
     /// The same client, its HTTPS verified against `tls`'s CA bundle (instead of the OS roots)
-    /// and showing `tls`'s client certificate, if any ([`crate::tls`]).
+    /// and showing `tls`'s client certificate, if any ([`crate::tls`]). It applies to every URL
+    /// the client fetches, the ones certificates name included.
     ///
     /// Errors: rustls refuses the settings (a start-up error naming GosSUOK).
     pub fn with_tls(mut self, tls: &crate::tls::ClientTls) -> Result<Self, ClientError> {
@@ -68,14 +60,39 @@ impl GosSuokClient {
         Ok(self)
     }
 
-    /// The current CRL of a CA (`GET crl/root.crl` or `crl/intermediate.crl`), as DER bytes,
-    /// not yet verified.
+    /// A CRL from a distribution point a certificate names (`GET url`), as DER bytes, not yet
+    /// verified.
     ///
     /// Errors: an empty body is a contract violation (permanent); other refusals permanent;
     /// timeouts, lost connections, 429 and 5xx transient after the quick retries.
-    pub async fn fetch_crl(&self, which: CaLevel) -> Result<Vec<u8>, Failure> {
-        let result = self.get_bytes(&format!("crl/{which}.crl")).await;
-        log_fetch("CRL fetched", which, &result);
+    pub async fn fetch_crl(&self, url: &Url) -> Result<Vec<u8>, Failure> {
+        let result = self.get_bytes(url.clone()).await;
+        log_fetch("CRL fetched", url.as_str(), &result);
+        result
+    }
+
+    /// An OCSP responder's answer to `request_der` (`POST url`, `application/ocsp-request`),
+    /// as DER bytes, not yet verified.
+    ///
+    /// Errors: as [`Self::fetch_crl`].
+    pub async fn ocsp(&self, url: &Url, request_der: &[u8]) -> Result<Vec<u8>, Failure> {
+        let result = self
+            .http
+            .run(SYSTEM, || async {
+                let request = self
+                    .http
+                    .post(url.clone())
+                    .header(CONTENT_TYPE, OCSP_REQUEST)
+                    .header(ACCEPT, OCSP_RESPONSE)
+                    .body(request_der.to_vec());
+                let body = self.http.send(SYSTEM, request).await?.body(SYSTEM)?;
+                if body.is_empty() {
+                    return Err(contract_violation(SYSTEM, "answered an empty body"));
+                }
+                Ok(body)
+            })
+            .await;
+        log_fetch("OCSP answer received", url.as_str(), &result);
         result
     }
 
@@ -88,8 +105,9 @@ impl GosSuokClient {
     pub async fn ca_certificates(&self) -> Result<(Vec<u8>, Vec<u8>), Failure> {
         let mut certificates = Vec::with_capacity(2);
         for which in [CaLevel::Root, CaLevel::Intermediate] {
-            let result = self.get_bytes(&format!("ca/{which}.der")).await;
-            log_fetch("CA certificate fetched", which, &result);
+            let url = api_url(&self.base, &format!("ca/{which}.der"));
+            let result = self.get_bytes(url.clone()).await;
+            log_fetch("CA certificate fetched", url.as_str(), &result);
             let der = result?;
             if x509_cert::Certificate::from_der(&der).is_err() {
                 return Err(contract_violation(
@@ -104,50 +122,12 @@ impl GosSuokClient {
         Ok((root, intermediate))
     }
 
-    /// The CA's online answer about the certificate `serial` (hex, any case; leading zeros do
-    /// not matter): `GET api/v1/certificates/{serial}/status`.
-    ///
-    /// Errors: a serial that is not 1 to 42 hex digits is invalid input (nothing is sent); an
-    /// answer about another serial, an unknown status or a revocation without its date is a
-    /// contract violation (permanent); otherwise as [`Self::fetch_crl`].
-    pub async fn status(&self, serial: &str) -> Result<OnlineStatus, Failure> {
-        let Some(serial) = normalize_serial(serial) else {
-            return Err(Failure::invalid_input(
-                "GosSUOK serial number must be 1 to 42 hex digits",
-            ));
-        };
-        let url = api_url(&self.base, &format!("api/v1/certificates/{serial}/status"));
-        let result = self
-            .http
-            .run(SYSTEM, || async {
-                let body = self.get(url.clone()).await?;
-                parse_status(&serial, &body)
-            })
-            .await;
-        match &result {
-            Ok(status) => tracing::info!(
-                system = SYSTEM,
-                serial = %serial,
-                status = ?status,
-                "certificate status read"
-            ),
-            Err(f) => tracing::warn!(
-                system = SYSTEM,
-                serial = %serial,
-                kind = ?f.kind,
-                reason = %f.reason,
-                "GosSUOK call failed (certificate status)"
-            ),
-        }
-        result
-    }
-
-    /// The non-empty body of `GET {base}/{path}`, with the quick retries.
-    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, Failure> {
-        let url = api_url(&self.base, path);
+    /// The non-empty body of `GET url`, with the quick retries.
+    async fn get_bytes(&self, url: Url) -> Result<Vec<u8>, Failure> {
         self.http
             .run(SYSTEM, || async {
-                let body = self.get(url.clone()).await?;
+                let request = self.http.get(url.clone());
+                let body = self.http.send(SYSTEM, request).await?.body(SYSTEM)?;
                 if body.is_empty() {
                     return Err(contract_violation(SYSTEM, "answered an empty body"));
                 }
@@ -155,75 +135,17 @@ impl GosSuokClient {
             })
             .await
     }
-
-    /// One attempt at `GET url`: the body of a success, else the failure.
-    async fn get(&self, url: Url) -> Result<Vec<u8>, Failure> {
-        let request = self.http.get(url);
-        self.http.send(SYSTEM, request).await?.body(SYSTEM)
-    }
 }
 
-fn log_fetch(what: &str, which: CaLevel, result: &Result<Vec<u8>, Failure>) {
+fn log_fetch(what: &str, url: &str, result: &Result<Vec<u8>, Failure>) {
     match result {
-        Ok(body) => tracing::info!(system = SYSTEM, ca = %which, bytes = body.len(), "{what}"),
+        Ok(body) => tracing::info!(system = SYSTEM, %url, bytes = body.len(), "{what}"),
         Err(f) => tracing::warn!(
             system = SYSTEM,
-            ca = %which,
+            %url,
             kind = ?f.kind,
             reason = %f.reason,
             "GosSUOK call failed ({what})"
         ),
-    }
-}
-
-/// The status API's answer as the wire has it.
-#[derive(Deserialize)]
-struct WireStatus {
-    serial: String,
-    status: String,
-    #[serde(default)]
-    revoked_at: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// Parses a status answer about `serial`; anything outside the contract is permanent.
-fn parse_status(serial: &str, body: &[u8]) -> Result<OnlineStatus, Failure> {
-    let wire: WireStatus = serde_json::from_slice(body).map_err(|e| unexpected_json(SYSTEM, &e))?;
-    if normalize_serial(&wire.serial).as_deref() != Some(serial) {
-        return Err(contract_violation(
-            SYSTEM,
-            "answered about another certificate than the one asked",
-        ));
-    }
-    match wire.status.as_str() {
-        "good" => Ok(OnlineStatus::Good),
-        "unknown" => Ok(OnlineStatus::Unknown),
-        "revoked" => {
-            let revoked_at = wire
-                .revoked_at
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .ok_or_else(|| {
-                    contract_violation(
-                        SYSTEM,
-                        "answered a revocation without an RFC 3339 revoked_at",
-                    )
-                })?
-                .with_timezone(&Utc);
-            let reason = wire
-                .reason
-                .as_deref()
-                .and_then(RevocationReason::parse)
-                .unwrap_or(RevocationReason::Unspecified);
-            Ok(OnlineStatus::Revoked { revoked_at, reason })
-        }
-        other => Err(contract_violation(
-            SYSTEM,
-            format!(
-                "answered an unknown certificate status {} (expected good, revoked or unknown)",
-                quoted_code(other)
-            ),
-        )),
     }
 }

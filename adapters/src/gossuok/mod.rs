@@ -6,12 +6,16 @@
 //! configured trusted root and checks every link (bign-with-hbelt signatures, validity periods,
 //! basic constraints and key usage) and the revocation status of the leaf and the
 //! intermediates through a [`RevocationSource`]; [`Crl`] and [`CrlCache`] answer that status
-//! from the CAs' signed CRLs; [`Challenge`] is what a holder signs to prove they hold the key.
+//! from the CAs' signed CRLs, the OCSP checks (RFC 6960) from a responder's signed answer;
+//! [`Challenge`] is what a holder signs to prove they hold the key.
 //!
-//! The network is a thin shell around them: [`GosSuokClient`] fetches the CRLs, the CA
-//! certificates and the online status of a certificate, and [`Checker`] gathers what the
-//! validator needs (a fresh CRL, else the online status) before it asks it. When neither can be
-//! had the answer is [`Invalid::StatusUnknown`], transient: an unreachable CA is never a pass.
+//! The network is a thin shell around them: [`GosSuokClient`] asks the OCSP responders and
+//! fetches the CRLs at the addresses each certificate names (its authorityInfoAccess and CRL
+//! distribution points, never fixed paths), and the CA certificates; [`Checker`] gathers what
+//! the validator needs (a fresh cached CRL, else a verified OCSP answer, else a freshly fetched
+//! CRL) before it asks it. Only answers signed by the certificate's CA count: when none can be
+//! had, the answer is [`Invalid::StatusUnknown`], transient: an unreachable or lying CA is never
+//! a pass. GosSUOK's unsigned JSON status API is not used.
 //!
 //! The cryptography is the Belarusian one (STB 34.101.45 bign on bign-curve256v1, over
 //! STB 34.101.31 belt-hash) from the RustCrypto `bign256` crate; certificates and CRLs are read
@@ -22,12 +26,14 @@ mod bign;
 mod challenge;
 mod checker;
 mod client;
+mod locations;
+mod ocsp;
 mod revocation;
 mod validate;
 
 pub use challenge::{CHALLENGE_CONTEXT, Challenge};
 pub use checker::Checker;
-pub use client::{GosSuokClient, OnlineStatus};
+pub use client::GosSuokClient;
 pub use revocation::{
     CaLevel, Crl, CrlCache, RevocationReason, RevocationSource, RevocationStatus,
 };
@@ -51,7 +57,7 @@ fn serial_hex(integer_bytes: &[u8]) -> String {
     hex::encode(&integer_bytes[first.min(integer_bytes.len())..])
 }
 
-/// A serial number given as text (by a caller or the CA's status API) in the form of
+/// A serial number given as text (by a caller or a CRL) in the form of
 /// [`serial_hex`]: case and leading zeros do not matter. `None` when it is not 1 to 42 hex
 /// digits (a DER serial has at most 21 bytes).
 fn normalize_serial(serial: &str) -> Option<String> {

@@ -130,7 +130,7 @@ impl RevocationReason {
             .find(|reason| reason.as_str().replace('_', "") == wanted)
     }
 
-    fn from_crl(reason: CrlReason) -> RevocationReason {
+    pub(crate) fn from_crl(reason: CrlReason) -> RevocationReason {
         match reason {
             CrlReason::Unspecified => RevocationReason::Unspecified,
             CrlReason::KeyCompromise => RevocationReason::KeyCompromise,

@@ -6,15 +6,19 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use der::Decode;
+use der::{Decode, Encode};
 use serde_json::json;
 use simulators::gossuok::ca::{
     IssueOptions, Issued, Issuer, LeafKeyUsage, Revocation, RevocationReason as SimReason, Subject,
     TestCa,
 };
+use simulators::gossuok::ocsp::{
+    self, OcspAnswer, OcspSigner, OcspStatus, ResponderIdForm, ResponderOptions,
+};
 use url::Url;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+use x509_ocsp::OcspResponseStatus;
 
 use super::*;
 use crate::failure::{FailureKind, QuickRetry};
@@ -519,6 +523,7 @@ fn the_path_tells_whose_status_is_needed_from_the_top_down() {
     assert_eq!(queries[0].issuer_level, CaLevel::Root);
     assert_eq!(*queries[0].issuer, certificate(&CA.root_der()));
     assert_eq!(queries[1].serial, issued.serial);
+    assert_eq!(*queries[1].subject, certificate(&issued.certificate_der));
     assert_eq!(queries[1].issuer_level, CaLevel::Intermediate);
     assert_eq!(*queries[1].issuer, certificate(&CA.intermediate_der()));
 }
@@ -757,30 +762,8 @@ fn der_body(der: Vec<u8>) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(der, "application/pkix-crl")
 }
 
-#[tokio::test]
-async fn crls_are_fetched_from_their_publication_points() {
-    let server = MockServer::start().await;
-    let root_crl = crl(Issuer::Root, &[], at() + TimeDelta::days(1));
-    let intermediate_crl = crl(Issuer::Intermediate, &[], at() + TimeDelta::days(1));
-    serve(&server, "/crl/root.crl", der_body(root_crl.clone())).await;
-    serve(
-        &server,
-        "/crl/intermediate.crl",
-        der_body(intermediate_crl.clone()),
-    )
-    .await;
-    let client = client(&server);
-    assert_eq!(
-        client.fetch_crl(CaLevel::Root).await.expect("root"),
-        root_crl
-    );
-    assert_eq!(
-        client
-            .fetch_crl(CaLevel::Intermediate)
-            .await
-            .expect("intermediate"),
-        intermediate_crl
-    );
+fn url_of(server: &MockServer, at_path: &str) -> Url {
+    Url::parse(&format!("{}{at_path}", server.uri())).expect("a URL")
 }
 
 #[tokio::test]
@@ -817,103 +800,23 @@ async fn ca_certificates_are_fetched_and_must_be_certificates() {
 }
 
 #[tokio::test]
-async fn the_online_status_reads_good_revoked_and_unknown() {
-    let server = MockServer::start().await;
-    serve(
-        &server,
-        "/api/v1/certificates/4a0b/status",
-        ResponseTemplate::new(200).set_body_json(json!({"serial": "4a0b", "status": "good"})),
-    )
-    .await;
-    serve(
-        &server,
-        "/api/v1/certificates/4a0c/status",
-        ResponseTemplate::new(200).set_body_json(json!({
-            "serial": "4A0C", "status": "revoked",
-            "revoked_at": "2026-11-25T13:00:00+03:00", "reason": "key_compromise",
-        })),
-    )
-    .await;
-    serve(
-        &server,
-        "/api/v1/certificates/4a0d/status",
-        ResponseTemplate::new(200).set_body_json(json!({"serial": "4a0d", "status": "unknown"})),
-    )
-    .await;
-    let client = client(&server);
-    assert_eq!(
-        client.status("004A0B").await.expect("good"),
-        OnlineStatus::Good
-    );
-    assert_eq!(
-        client.status("4a0c").await.expect("revoked"),
-        OnlineStatus::Revoked {
-            revoked_at: DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
-                .expect("a time")
-                .with_timezone(&Utc),
-            reason: RevocationReason::KeyCompromise,
-        }
-    );
-    assert_eq!(
-        client.status("4a0d").await.expect("unknown"),
-        OnlineStatus::Unknown
-    );
-}
-
-#[tokio::test]
-async fn status_answers_outside_the_contract_are_permanent() {
-    for body in [
-        json!({"serial": "4a0c", "status": "revoked"}),
-        json!({"serial": "ffff", "status": "good"}),
-        json!({"serial": "4a0c", "status": "suspended"}),
-        json!({"status": "good"}),
-    ] {
-        let server = MockServer::start().await;
-        serve(
-            &server,
-            "/api/v1/certificates/4a0c/status",
-            ResponseTemplate::new(200).set_body_json(body.clone()),
-        )
-        .await;
-        let f = client(&server).status("4a0c").await.expect_err("refused");
-        assert_eq!(f.kind, FailureKind::Permanent, "{body}");
-        assert!(
-            f.reason.starts_with("contract violation: GosSUOK"),
-            "{}",
-            f.reason
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_serial_that_is_not_hex_is_invalid_input_without_a_call() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
-    for serial in ["", "../admin", "4a0g", &"a".repeat(43)] {
-        let f = client(&server).status(serial).await.expect_err("invalid");
-        assert_eq!(f.kind, FailureKind::InvalidInput, "{serial:?}");
-    }
-}
-
-#[tokio::test]
 async fn a_busy_or_slow_ca_is_transient_and_a_missing_crl_permanent() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(wiremock::matchers::any())
         .respond_with(ResponseTemplate::new(503))
         // Three attempts for each call.
         .expect(6)
         .mount(&server)
         .await;
     let f = client(&server)
-        .fetch_crl(CaLevel::Intermediate)
+        .fetch_crl(&url_of(&server, "/crl/intermediate.crl"))
         .await
         .expect_err("busy");
     assert_eq!(f.kind, FailureKind::Transient);
-    let f = client(&server).status("4a0b").await.expect_err("busy");
+    let f = client(&server)
+        .ocsp(&url_of(&server, "/ocsp"), b"request")
+        .await
+        .expect_err("busy");
     assert_eq!(f.kind, FailureKind::Transient);
 
     let server = MockServer::start().await;
@@ -925,7 +828,7 @@ async fn a_busy_or_slow_ca_is_transient_and_a_missing_crl_permanent() {
     .await;
     let f = client_with(&server, Duration::from_millis(100))
         .with_retry(QuickRetry::NONE)
-        .fetch_crl(CaLevel::Intermediate)
+        .fetch_crl(&url_of(&server, "/crl/intermediate.crl"))
         .await
         .expect_err("timed out");
     assert_eq!(f.kind, FailureKind::Transient);
@@ -934,7 +837,7 @@ async fn a_busy_or_slow_ca_is_transient_and_a_missing_crl_permanent() {
     let server = MockServer::start().await;
     serve(&server, "/crl/root.crl", ResponseTemplate::new(404)).await;
     let f = client(&server)
-        .fetch_crl(CaLevel::Root)
+        .fetch_crl(&url_of(&server, "/crl/root.crl"))
         .await
         .expect_err("missing");
     assert_eq!(f.kind, FailureKind::Permanent);
@@ -949,61 +852,246 @@ async fn a_ca_s_retry_after_reaches_the_failure() {
         ResponseTemplate::new(503).insert_header("Retry-After", "300"),
     )
     .await;
-    serve(
-        &server,
-        "/api/v1/certificates/4a0b/status",
-        ResponseTemplate::new(429).insert_header("Retry-After", "60"),
-    )
-    .await;
+    Mock::given(method("POST"))
+        .and(path("/ocsp"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "60"))
+        .mount(&server)
+        .await;
     let f = client(&server)
-        .fetch_crl(CaLevel::Root)
+        .fetch_crl(&url_of(&server, "/crl/root.crl"))
         .await
         .expect_err("down");
     assert_eq!(f.kind, FailureKind::Transient);
     assert_eq!(f.retry_after, Some(Duration::from_secs(300)));
-    let f = client(&server).status("4a0b").await.expect_err("busy");
+    let f = client(&server)
+        .ocsp(&url_of(&server, "/ocsp"), b"request")
+        .await
+        .expect_err("busy");
     assert_eq!(f.kind, FailureKind::Transient);
     assert_eq!(f.retry_after, Some(Duration::from_secs(60)));
 }
 
-// The checker.
+#[tokio::test]
+async fn an_ocsp_request_is_posted_as_application_ocsp_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/pki/ocsp"))
+        .and(wiremock::matchers::header(
+            "content-type",
+            "application/ocsp-request",
+        ))
+        .and(wiremock::matchers::body_bytes(b"the request".to_vec()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(b"the answer".to_vec(), OCSP_RESPONSE),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = client(&server)
+        .ocsp(&url_of(&server, "/pki/ocsp"), b"the request")
+        .await
+        .expect("an answer");
+    assert_eq!(answer, b"the answer");
+}
 
+// The checker: where it looks, and what it trusts.
+
+const OCSP_RESPONSE: &str = "application/ocsp-response";
+
+/// The test CA publishing under `base` (the mock server's URL and a path): the intermediate and
+/// every certificate issued name `{base}crl/...` and `{base}ocsp`.
+fn published_at(base: &str) -> TestCa {
+    CA.with_publication(&Url::parse(base).expect("a URL"))
+}
+
+/// The CA publishing at the root of `server`.
+fn published(server: &MockServer) -> TestCa {
+    published_at(&format!("{}/", server.uri()))
+}
+
+/// A checker whose configured base URL is `server`'s.
 fn checker(server: &MockServer) -> Checker {
     let client = client_with(server, Duration::from_millis(300));
     Checker::new(validator(), client)
 }
 
+/// Issues a leaf from `ca` and checks it (with `ca`'s intermediate) at `at()`.
+async fn check_with(checker: &Checker, ca: &TestCa) -> (Issued, Result<ValidCertificate, Invalid>) {
+    let issued = ca.issue(&subject(), &options());
+    let result = checker
+        .check(&issued.certificate_der, &[ca.intermediate_der()], at())
+        .await;
+    (issued, result)
+}
+
+/// Both CAs' CRLs served at `{prefix}crl/...`, listing `revoked` on the intermediate's, each
+/// expected `times` times.
+async fn serve_crls(
+    server: &MockServer,
+    prefix: &str,
+    revoked: &[Revocation],
+    next_update: DateTime<Utc>,
+    times: u64,
+) {
+    for (issuer, listed) in [(Issuer::Root, &[][..]), (Issuer::Intermediate, revoked)] {
+        Mock::given(method("GET"))
+            .and(path(format!("{prefix}crl/{}.crl", issuer.label())))
+            .respond_with(der_body(crl(issuer, listed, next_update)))
+            .expect(times)
+            .mount(server)
+            .await;
+    }
+}
+
+/// CRLs that cannot be had: every GET answers 503.
+async fn crls_down(server: &MockServer) {
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(server)
+        .await;
+}
+
+/// How a test reshapes an honest OCSP answer.
+type Forge = Box<dyn Fn(&mut OcspAnswer) + Send + Sync>;
+
+/// An OCSP responder for wiremock, answering as GosSUOK does (good, or revoked for the serials
+/// listed; signed by the issuer; the request's nonce echoed; made at `at()`), each answer
+/// about a leaf then reshaped by `forge`. Answers about the intermediate stay honest, so that
+/// what a test checks is the leaf's answer.
+struct Responder {
+    ca: TestCa,
+    revoked: Vec<(String, DateTime<Utc>, SimReason)>,
+    forge: Forge,
+}
+
+impl Responder {
+    fn honest(ca: &TestCa) -> Responder {
+        Responder::forging(ca, |_| {})
+    }
+
+    fn forging(ca: &TestCa, forge: impl Fn(&mut OcspAnswer) + Send + Sync + 'static) -> Responder {
+        Responder {
+            ca: ca.clone(),
+            revoked: Vec::new(),
+            forge: Box::new(forge),
+        }
+    }
+
+    fn revoking(mut self, serial: &str, revoked_at: DateTime<Utc>, reason: SimReason) -> Self {
+        self.revoked.push((serial.to_owned(), revoked_at, reason));
+        self
+    }
+
+    /// The honest answer to `request_der`, before any forgery.
+    fn answer(&self, request_der: &[u8]) -> Option<OcspAnswer> {
+        let request = x509_ocsp::OcspRequest::from_der(request_der).ok()?;
+        let asked = &request.tbs_request.request_list.first()?.req_cert;
+        let serial = serial_hex(asked.serial_number.as_bytes());
+        let issuer = [Issuer::Intermediate, Issuer::Root]
+            .into_iter()
+            .find(|issuer| self.ca.ocsp_cert_id(*issuer, &serial) == *asked)?;
+        let status = match self.revoked.iter().find(|(s, _, _)| *s == serial) {
+            Some((_, revoked_at, reason)) => OcspStatus::Revoked {
+                revoked_at: *revoked_at,
+                reason: *reason,
+            },
+            None => OcspStatus::Good,
+        };
+        let mut answer = OcspAnswer::new(issuer, &serial, status, at(), TimeDelta::minutes(10));
+        answer.nonce = request.nonce().map(|nonce| nonce.0.as_bytes().to_vec());
+        Some(answer)
+    }
+}
+
+impl wiremock::Respond for Responder {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let Some(mut answer) = self.answer(&request.body) else {
+            return ResponseTemplate::new(200).set_body_raw(
+                ocsp::status_only_der(OcspResponseStatus::MalformedRequest),
+                OCSP_RESPONSE,
+            );
+        };
+        if answer.issuer == Issuer::Intermediate {
+            (self.forge)(&mut answer);
+        }
+        ResponseTemplate::new(200).set_body_raw(self.ca.ocsp_response_der(&answer), OCSP_RESPONSE)
+    }
+}
+
+/// Mounts `responder` at `POST {at_path}`, expected `times` times.
+async fn serve_ocsp(
+    server: &MockServer,
+    at_path: &str,
+    responder: impl wiremock::Respond + 'static,
+    times: impl Into<wiremock::Times>,
+) {
+    Mock::given(method("POST"))
+        .and(path(at_path))
+        .respond_with(responder)
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+/// No OCSP responder: a POST is answered 404 (permanent, no retries).
+async fn no_ocsp(server: &MockServer, times: u64) {
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn crls_are_fetched_from_the_distribution_points_the_certificates_name() {
+    // The certificates name a publication point on one server; the checker's configured URL
+    // is another, which must not be asked for a CRL.
+    let publication = MockServer::start().await;
+    let configured = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(503))
+        .expect(0)
+        .mount(&configured)
+        .await;
+    serve_crls(&publication, "/pki/", &[], at() + TimeDelta::days(1), 1).await;
+    no_ocsp(&publication, 2).await;
+    let ca = published_at(&format!("{}/pki/", publication.uri()));
+    let (_, result) = check_with(&checker(&configured), &ca).await;
+    result.expect("valid, by the CRLs of the distribution points");
+    let asked: Vec<String> = publication
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(asked, ["/pki/crl/root.crl", "/pki/crl/intermediate.crl"]);
+}
+
 #[tokio::test]
 async fn the_checker_fetches_the_crls_once_and_validates() {
     let server = MockServer::start().await;
-    let next_update = at() + TimeDelta::days(1);
-    for (at_path, der) in [
-        ("/crl/root.crl", crl(Issuer::Root, &[], next_update)),
-        (
-            "/crl/intermediate.crl",
-            crl(Issuer::Intermediate, &[], next_update),
-        ),
-    ] {
-        Mock::given(method("GET"))
-            .and(path(at_path))
-            .respond_with(der_body(der))
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    serve_crls(&server, "/", &[], at() + TimeDelta::days(1), 1).await;
+    // OCSP is asked (and fails) for the first check only: then the CRLs are fresh in the cache.
+    no_ocsp(&server, 2).await;
+    let ca = published(&server);
     let checker = checker(&server);
-    let issued = issue(&options());
-    let valid = checker
-        .check(&issued.certificate_der, &chain(), at())
-        .await
-        .expect("valid");
-    assert_eq!(valid.identification_number, ID_NUMBER);
-    let other = issue(&IssueOptions {
-        key_seed: 2,
-        ..options()
-    });
+    let (_, result) = check_with(&checker, &ca).await;
+    assert_eq!(result.expect("valid").identification_number, ID_NUMBER);
+    let other = ca.issue(
+        &subject(),
+        &IssueOptions {
+            key_seed: 2,
+            ..options()
+        },
+    );
     checker
-        .check(&other.certificate_der, &chain(), at() + TimeDelta::hours(1))
+        .check(
+            &other.certificate_der,
+            &[ca.intermediate_der()],
+            at() + TimeDelta::hours(1),
+        )
         .await
         .expect("valid, from the cached CRLs");
 }
@@ -1011,7 +1099,9 @@ async fn the_checker_fetches_the_crls_once_and_validates() {
 #[tokio::test]
 async fn the_checker_refreshes_a_stale_crl_and_sees_the_revocation() {
     let server = MockServer::start().await;
-    let issued = issue(&options());
+    no_ocsp(&server, 3).await;
+    let ca = published(&server);
+    let issued = ca.issue(&subject(), &options());
     serve(
         &server,
         "/crl/root.crl",
@@ -1047,16 +1137,13 @@ async fn the_checker_refreshes_a_stale_crl_and_sees_the_revocation() {
         .mount(&server)
         .await;
     let checker = checker(&server);
+    let chain = [ca.intermediate_der()];
     checker
-        .check(&issued.certificate_der, &chain(), at())
+        .check(&issued.certificate_der, &chain, at())
         .await
         .expect("good at first");
     let invalid = checker
-        .check(
-            &issued.certificate_der,
-            &chain(),
-            at() + TimeDelta::hours(2),
-        )
+        .check(&issued.certificate_der, &chain, at() + TimeDelta::hours(2))
         .await
         .expect_err("revoked since");
     assert_eq!(
@@ -1072,76 +1159,450 @@ async fn the_checker_refreshes_a_stale_crl_and_sees_the_revocation() {
 #[tokio::test]
 async fn with_the_ca_down_and_no_fresh_crl_the_status_is_unknown_never_valid() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(wiremock::matchers::any())
         .respond_with(ResponseTemplate::new(503))
         .mount(&server)
         .await;
-    let issued = issue(&options());
-    let invalid = checker(&server)
-        .check(&issued.certificate_der, &chain(), at())
-        .await
-        .expect_err("never valid");
-    assert_eq!(invalid.reason_code(), "status_unknown");
+    let (_, result) = check_with(&checker(&server), &published(&server)).await;
+    let invalid = refused(result, "status_unknown");
     assert!(invalid.is_transient());
 }
 
 #[tokio::test]
-async fn with_no_crl_the_unsigned_status_api_may_refuse_but_never_vouch() {
-    let issued = issue(&options());
-    let intermediate_serial = serial_of(&CA.intermediate_der());
-    // The CRLs blocked and the status answered `good` is what an attacker on the path would do
-    // for a revoked certificate: it is `try_later`, never a login.
-    for (leaf_status, expected) in [
-        ("good", "status_unknown"),
-        ("revoked", "revoked"),
-        ("unknown", "status_unknown"),
-    ] {
+async fn a_good_certificate_is_accepted_by_ocsp_when_the_crl_is_unreachable() {
+    let server = MockServer::start().await;
+    crls_down(&server).await;
+    let ca = published(&server);
+    serve_ocsp(&server, "/ocsp", Responder::honest(&ca), 2).await;
+    let (_, result) = check_with(&checker(&server), &ca).await;
+    assert_eq!(result.expect("valid").identification_number, ID_NUMBER);
+    // OCSP answered for both: no CRL was asked for.
+    let gets = server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(gets, 0);
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_by_ocsp() {
+    let server = MockServer::start().await;
+    crls_down(&server).await;
+    let ca = published(&server);
+    let issued = ca.issue(&subject(), &options());
+    let revoked_at = at() - TimeDelta::days(2);
+    let responder =
+        Responder::honest(&ca).revoking(&issued.serial, revoked_at, SimReason::KeyCompromise);
+    serve_ocsp(&server, "/ocsp", responder, 2).await;
+    let invalid = checker(&server)
+        .check(&issued.certificate_der, &[ca.intermediate_der()], at())
+        .await
+        .expect_err("revoked");
+    assert_eq!(
+        invalid,
+        Invalid::Revoked {
+            serial: issued.serial,
+            revoked_at,
+            reason: "key_compromise".to_owned(),
+        }
+    );
+}
+
+/// What a refused leaf answer leaves: the status unknown, saying why the OCSP answer was
+/// refused.
+fn unknown_because(result: Result<ValidCertificate, Invalid>, why: &str, case: &str) {
+    let invalid = result.expect_err(case);
+    assert_eq!(invalid.reason_code(), "status_unknown", "{case}: {invalid}");
+    let text = invalid.to_string();
+    assert!(text.contains("leaf certificate"), "{case}: {text}");
+    assert!(text.contains(why), "{case}: {text}");
+}
+
+#[tokio::test]
+async fn forged_or_stale_ocsp_answers_are_not_trusted() {
+    let other_serial = issue(&IssueOptions {
+        key_seed: 3,
+        ..options()
+    })
+    .serial;
+    let cases: Vec<(&str, Forge, &str)> = vec![
+        (
+            "a garbage signature",
+            Box::new(|a| a.signer = OcspSigner::CorruptedSignature),
+            "the signature does not verify",
+        ),
+        (
+            "signed by a key of no CA, claiming to be the issuer",
+            Box::new(|a| a.signer = OcspSigner::Stranger),
+            "the signature does not verify",
+        ),
+        (
+            "signed by the root for the intermediate's certificate",
+            Box::new(|a| a.signer = OcspSigner::OtherCa),
+            "not signed by the certificate's CA",
+        ),
+        (
+            "stale (nextUpdate past)",
+            Box::new(|a| {
+                a.this_update = at() - TimeDelta::hours(2);
+                a.next_update = Some(at() - TimeDelta::hours(1));
+            }),
+            "not fresh",
+        ),
+        (
+            "no nextUpdate and an hour old",
+            Box::new(|a| {
+                a.this_update = at() - TimeDelta::hours(1);
+                a.next_update = None;
+            }),
+            "not fresh",
+        ),
+        (
+            "thisUpdate in the future",
+            Box::new(|a| a.this_update = at() + TimeDelta::hours(1)),
+            "not fresh",
+        ),
+        (
+            "about another serial",
+            Box::new(move |a| a.serial = other_serial.clone()),
+            "no answer about the certificate asked",
+        ),
+        (
+            "another nonce",
+            Box::new(|a| a.nonce = Some(vec![0x42; 32])),
+            "another nonce",
+        ),
+        (
+            "no nonce",
+            Box::new(|a| a.nonce = None),
+            "does not echo the request's nonce",
+        ),
+        (
+            "an unknown critical extension",
+            Box::new(|a| a.critical_extension = true),
+            "critical extension",
+        ),
+        (
+            "a delegated responder without id-kp-OCSPSigning",
+            Box::new(|a| {
+                a.signer = OcspSigner::Delegated(ResponderOptions {
+                    ocsp_signing: false,
+                    ..ResponderOptions::default()
+                })
+            }),
+            "id-kp-OCSPSigning",
+        ),
+        (
+            "a delegated responder without id-pkix-ocsp-nocheck",
+            Box::new(|a| {
+                a.signer = OcspSigner::Delegated(ResponderOptions {
+                    no_check: false,
+                    ..ResponderOptions::default()
+                })
+            }),
+            "nocheck",
+        ),
+        (
+            "a delegated responder whose certificate expired",
+            Box::new(|a| {
+                a.signer = OcspSigner::Delegated(ResponderOptions {
+                    not_after: at() - TimeDelta::days(1),
+                    ..ResponderOptions::default()
+                })
+            }),
+            "expired",
+        ),
+    ];
+    for (case, forge, why) in cases {
         let server = MockServer::start().await;
-        // The CRLs cannot be had: one is down, the other's signature is broken.
-        serve(&server, "/crl/root.crl", ResponseTemplate::new(503)).await;
-        let mut broken = crl(Issuer::Intermediate, &[], at() + TimeDelta::days(1));
-        let last = broken.len() - 1;
-        broken[last] ^= 0x01;
-        serve(&server, "/crl/intermediate.crl", der_body(broken)).await;
-        serve(
-            &server,
-            &format!("/api/v1/certificates/{intermediate_serial}/status"),
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"serial": intermediate_serial, "status": "good"})),
-        )
-        .await;
-        serve(
-            &server,
-            &format!("/api/v1/certificates/{}/status", issued.serial),
-            ResponseTemplate::new(200).set_body_json(json!({
-                "serial": issued.serial, "status": leaf_status,
-                "revoked_at": "2026-11-25T10:00:00Z", "reason": "superseded",
-            })),
-        )
-        .await;
-        let result = checker(&server)
-            .check(&issued.certificate_der, &chain(), at())
-            .await;
-        refused(result, expected);
+        crls_down(&server).await;
+        let ca = published(&server);
+        serve_ocsp(&server, "/ocsp", Responder::forging(&ca, forge), 2).await;
+        let (_, result) = check_with(&checker(&server), &ca).await;
+        unknown_because(result, why, case);
     }
+}
+
+#[tokio::test]
+async fn ocsp_refusals_and_http_failures_are_not_trusted() {
+    let status = |status: OcspResponseStatus| {
+        ResponseTemplate::new(200).set_body_raw(ocsp::status_only_der(status), OCSP_RESPONSE)
+    };
+    let cases = [
+        ("tryLater", status(OcspResponseStatus::TryLater), "TryLater"),
+        (
+            "internalError",
+            status(OcspResponseStatus::InternalError),
+            "InternalError",
+        ),
+        (
+            "unauthorized",
+            status(OcspResponseStatus::Unauthorized),
+            "Unauthorized",
+        ),
+        (
+            "malformedRequest",
+            status(OcspResponseStatus::MalformedRequest),
+            "MalformedRequest",
+        ),
+        (
+            "HTTP 500",
+            ResponseTemplate::new(500),
+            "GosSUOK answered HTTP 500",
+        ),
+        (
+            "not DER",
+            ResponseTemplate::new(200).set_body_raw(b"<html>ok</html>".to_vec(), "text/html"),
+            "not a DER OCSPResponse",
+        ),
+    ];
+    for (case, template, why) in cases {
+        let server = MockServer::start().await;
+        crls_down(&server).await;
+        let ca = published(&server);
+        Mock::given(method("POST"))
+            .and(path("/ocsp"))
+            .respond_with(template)
+            .expect(1..)
+            .mount(&server)
+            .await;
+        let (_, result) = check_with(&checker(&server), &ca).await;
+        let invalid = refused(result, "status_unknown");
+        assert!(invalid.to_string().contains(why), "{case}: {invalid}");
+    }
+}
+
+#[tokio::test]
+async fn an_unsigned_ocsp_answer_is_not_trusted() {
+    // An honest answer whose signature is taken out (an empty BIT STRING).
+    struct Unsigned(Responder);
+    impl wiremock::Respond for Unsigned {
+        fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+            let answer = self.0.answer(&request.body).expect("a request");
+            let der = self.0.ca.ocsp_response_der(&answer);
+            let mut response = x509_ocsp::OcspResponse::from_der(&der).expect("a response");
+            let bytes = response.response_bytes.as_mut().expect("bytes");
+            let mut basic =
+                x509_ocsp::BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("basic");
+            basic.signature = der::asn1::BitString::from_bytes(&[]).expect("empty");
+            bytes.response =
+                der::asn1::OctetString::new(basic.to_der().expect("DER")).expect("bytes");
+            ResponseTemplate::new(200).set_body_raw(response.to_der().expect("DER"), OCSP_RESPONSE)
+        }
+    }
+    let server = MockServer::start().await;
+    crls_down(&server).await;
+    let ca = published(&server);
+    serve_ocsp(&server, "/ocsp", Unsigned(Responder::honest(&ca)), 1..).await;
+    let (_, result) = check_with(&checker(&server), &ca).await;
+    let invalid = refused(result, "status_unknown");
+    assert!(
+        invalid
+            .to_string()
+            .contains("the signature does not verify"),
+        "{invalid}"
+    );
+}
+
+#[tokio::test]
+async fn a_ca_of_another_seed_answering_for_its_own_certificates_is_not_trusted() {
+    // An answer signed by a whole other CA (same names, other keys), about the serial asked but
+    // as its own certificate: its CertID names another issuer key, and its key is not ours.
+    let server = MockServer::start().await;
+    crls_down(&server).await;
+    let ca = published(&server);
+    let other = OTHER_CA.with_publication(&Url::parse(&server.uri()).expect("a URL"));
+    serve_ocsp(&server, "/ocsp", Responder::honest(&other), 1..).await;
+    let (_, result) = check_with(&checker(&server), &ca).await;
+    refused(result, "status_unknown");
+}
+
+#[tokio::test]
+async fn proper_answers_are_taken_a_delegated_responder_and_a_recent_one_without_next_update() {
+    let cases: Vec<(&str, Forge)> = vec![
+        (
+            "a delegated responder",
+            Box::new(|a| a.signer = OcspSigner::Delegated(ResponderOptions::default())),
+        ),
+        (
+            "the responder named by name",
+            Box::new(|a| a.responder_id = ResponderIdForm::ByName),
+        ),
+        (
+            "no nextUpdate, made a minute ago",
+            Box::new(|a| {
+                a.this_update = at() - TimeDelta::minutes(1);
+                a.next_update = None;
+            }),
+        ),
+        (
+            "thisUpdate a minute ahead (clock skew)",
+            Box::new(|a| a.this_update = at() + TimeDelta::minutes(1)),
+        ),
+    ];
+    for (case, forge) in cases {
+        let server = MockServer::start().await;
+        crls_down(&server).await;
+        let ca = published(&server);
+        serve_ocsp(&server, "/ocsp", Responder::forging(&ca, forge), 2).await;
+        let (_, result) = check_with(&checker(&server), &ca).await;
+        result.unwrap_or_else(|e| panic!("{case}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn with_the_ocsp_answer_refused_the_crl_of_the_distribution_point_decides() {
+    // A forged `good` from the responder, and the CRL lists the certificate: revoked.
+    let server = MockServer::start().await;
+    let ca = published(&server);
+    let issued = ca.issue(&subject(), &options());
+    let revocation = Revocation {
+        serial: issued.serial.clone(),
+        revoked_at: at() - TimeDelta::days(1),
+        reason: SimReason::Superseded,
+    };
+    // The intermediate's answer is honest: only the leaf's CRL is needed.
+    Mock::given(method("GET"))
+        .and(path("/crl/intermediate.crl"))
+        .respond_with(der_body(crl(
+            Issuer::Intermediate,
+            &[revocation],
+            at() + TimeDelta::days(1),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    serve_ocsp(
+        &server,
+        "/ocsp",
+        Responder::forging(&ca, |a| a.signer = OcspSigner::Stranger),
+        2,
+    )
+    .await;
+    let result = checker(&server)
+        .check(&issued.certificate_der, &[ca.intermediate_der()], at())
+        .await;
+    refused(result, "revoked");
+}
+
+#[tokio::test]
+async fn a_signed_ocsp_unknown_leaves_the_status_unknown_even_with_a_good_crl() {
+    let server = MockServer::start().await;
+    serve_crls(&server, "/", &[], at() + TimeDelta::days(1), 0).await;
+    let ca = published(&server);
+    serve_ocsp(
+        &server,
+        "/ocsp",
+        Responder::forging(&ca, |a| a.status = OcspStatus::Unknown),
+        2,
+    )
+    .await;
+    let (_, result) = check_with(&checker(&server), &ca).await;
+    unknown_because(result, "does not know the certificate", "a signed unknown");
+}
+
+#[tokio::test]
+async fn responders_and_distribution_points_are_tried_in_order() {
+    // The certificates name two places; the first answers nothing (404), the second answers.
+    let first = MockServer::start().await;
+    let second = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&first)
+        .await;
+    let ca = published(&first).with_mirror(&Url::parse(&second.uri()).expect("a URL"));
+    serve_ocsp(&second, "/ocsp", Responder::honest(&ca), 2).await;
+    let (_, result) = check_with(&checker(&first), &ca).await;
+    result.expect("valid from the second responder");
+    let posts = |requests: Vec<wiremock::Request>| {
+        requests
+            .iter()
+            .filter(|r| r.method.as_str() == "POST")
+            .count()
+    };
+    let first_asked = first.received_requests().await.expect("recorded");
+    assert_eq!(posts(first_asked), 2, "the first responder was asked first");
+
+    // No responder answers: the CRLs come from the second distribution point.
+    let first = MockServer::start().await;
+    let second = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&first)
+        .await;
+    no_ocsp(&second, 2).await;
+    serve_crls(&second, "/", &[], at() + TimeDelta::days(1), 1).await;
+    let ca = published(&first).with_mirror(&Url::parse(&second.uri()).expect("a URL"));
+    let (_, result) = check_with(&checker(&first), &ca).await;
+    result.expect("valid from the second distribution point's CRLs");
+    let gets: Vec<String> = first
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(gets, ["/crl/root.crl", "/crl/intermediate.crl"]);
+}
+
+#[tokio::test]
+async fn a_certificate_naming_no_http_location_has_an_unknown_status() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let ca = published_at("ldap://ldap.gossuok.sim/");
+    let (_, result) = check_with(&checker(&server), &ca).await;
+    let invalid = refused(result, "status_unknown");
+    let text = invalid.to_string();
+    assert!(text.contains("names no http(s) OCSP responder"), "{text}");
+    assert!(
+        text.contains("names no http(s) CRL distribution point"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_certificate_refused_before_revocation_costs_no_call() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    Mock::given(wiremock::matchers::any())
         .respond_with(ResponseTemplate::new(200))
         .expect(0)
         .mount(&server)
         .await;
-    let mut der = issue(&options()).certificate_der;
+    let ca = published(&server);
+    let mut der = ca.issue(&subject(), &options()).certificate_der;
     let last = der.len() - 1;
     der[last] ^= 0x01;
     let invalid = checker(&server)
-        .check(&der, &chain(), at())
+        .check(&der, &[ca.intermediate_der()], at())
         .await
         .expect_err("bad signature");
     assert_eq!(invalid.reason_code(), "bad_signature");
+}
+
+#[test]
+fn a_certificate_with_an_unknown_critical_extension_is_malformed() {
+    let issued = issue(&IssueOptions {
+        unknown_critical_extension: true,
+        ..options()
+    });
+    let invalid = refused(
+        validate(&issued.certificate_der, &chain(), &crls(&[])),
+        "malformed",
+    );
+    assert!(
+        invalid
+            .to_string()
+            .contains("critical extension 1.3.6.1.4.1.55555.1.2"),
+        "{invalid}"
+    );
 }
 
 // Against the simulator itself.
@@ -1178,6 +1639,19 @@ async fn a_person_of_the_simulator_logs_in_until_their_certificate_is_revoked() 
             .decode(value.as_str().expect("base64"))
             .expect("base64 DER")
     };
+    let ocsp_mode = |mode: &'static str| {
+        let http = http.clone();
+        let url = gossuok.join("sim/ocsp").expect("a URL");
+        async move {
+            let response = http
+                .put(url)
+                .json(&json!({ "mode": mode }))
+                .send()
+                .await
+                .expect("GosSUOK answers");
+            assert!(response.status().is_success(), "{mode}");
+        }
+    };
 
     let persons = json(
         http.get(mvd.join("sim/population?offset=0&limit=1").expect("a URL"))
@@ -1213,6 +1687,7 @@ async fn a_person_of_the_simulator_logs_in_until_their_certificate_is_revoked() 
     let client = GosSuokClient::new(gossuok.clone(), Duration::from_secs(5)).expect("a client");
     let (root, _) = client.ca_certificates().await.expect("the CA certificates");
     let validator = Validator::new(&[root]).expect("a root");
+    // Good by OCSP: the checker keeps no CRL, so each check asks the responder.
     let checker = Checker::new(validator.clone(), client.clone());
     let now = Utc::now();
     let valid = checker.check(&leaf, &chain, now).await.expect("valid");
@@ -1250,19 +1725,23 @@ async fn a_person_of_the_simulator_logs_in_until_their_certificate_is_revoked() 
         .expect("GosSUOK revokes"),
     )
     .await;
-    assert!(matches!(
-        client.status(&valid.serial).await.expect("a status"),
-        OnlineStatus::Revoked {
-            reason: RevocationReason::KeyCompromise,
-            ..
-        }
-    ));
-    // A checker without the old CRL in its cache fetches the new one.
-    let fresh = Checker::new(validator, client);
-    let invalid = fresh
+    // The responder says so at once, to the same checker.
+    let invalid = checker
         .check(&leaf, &chain, Utc::now())
         .await
         .expect_err("revoked");
     assert_eq!(invalid.reason_code(), "revoked");
+
+    // With the responder's answers forged, a checker falls back to the CRL at the
+    // certificate's distribution point, signed, which lists the revocation too.
+    for mode in ["wrong_key", "no_nonce", "stale"] {
+        ocsp_mode(mode).await;
+        let fresh = Checker::new(validator.clone(), client.clone());
+        let invalid = fresh
+            .check(&leaf, &chain, Utc::now())
+            .await
+            .expect_err("revoked");
+        assert_eq!(invalid.reason_code(), "revoked", "{mode}");
+    }
     shutdown.cancel();
 }

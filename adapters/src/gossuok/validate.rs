@@ -6,7 +6,9 @@
 //! the little that GosSUOK uses: bign-with-hbelt signatures only, validity periods at the time
 //! asked, `basicConstraints` (CA and path length) and `keyUsage` (`keyCertSign` on issuers,
 //! `digitalSignature` on the leaf), and no critical extension left unprocessed. Policies and
-//! name constraints are not processed, so a certificate marking them critical is refused.
+//! name constraints are not processed, so a certificate marking them critical is refused. The
+//! CRL distribution points and the authorityInfoAccess must decode: they say where the
+//! certificate's status is published (see [`super::Checker`]).
 //!
 //! Everything is synchronous and pure: the caller gathers the revocation data first (see
 //! [`super::Checker`]), so the same inputs always give the same answer.
@@ -16,7 +18,8 @@ use der::asn1::{Any, ObjectIdentifier};
 use der::{Decode, Tag, Tagged};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, PrivateKeyUsagePeriod, SubjectKeyIdentifier,
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints,
+    ExtendedKeyUsage, KeyUsage, PrivateKeyUsagePeriod, SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
 
@@ -38,6 +41,15 @@ const MAX_VERIFICATIONS: usize = 16;
 const LEAF: &str = "leaf certificate";
 const INTERMEDIATE: &str = "intermediate certificate";
 const ROOT: &str = "root certificate";
+const RESPONDER: &str = "OCSP responder certificate";
+
+/// extendedKeyUsage (RFC 5280 4.2.1.12): processed on a delegated OCSP responder only.
+const EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
+/// id-kp-OCSPSigning: a delegated OCSP responder's key purpose.
+const ID_KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1): the responder certificate is not to be checked
+/// for revocation (the CA keeps it short-lived instead).
+const ID_PKIX_OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
 
 /// Subject attributes (X.520).
 const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
@@ -436,11 +448,14 @@ pub struct CertPath {
 }
 
 /// A certificate of a path whose revocation status must be known, with its issuer, whose CRL
-/// tells it.
+/// or OCSP responder tells it.
 #[derive(Debug, Clone, Copy)]
 pub struct StatusQuery<'a> {
     /// The certificate's serial number (lowercase hex).
     pub serial: &'a str,
+    /// The certificate itself: its CRL distribution points and OCSP responders say where to
+    /// ask.
+    pub subject: &'a Certificate,
     /// Its issuer's certificate.
     pub issuer: &'a Certificate,
     /// Whether the issuer is the trusted root or an intermediate CA.
@@ -456,6 +471,7 @@ impl CertPath {
             .zip(self.issuers.iter().enumerate())
             .map(|(subject, (i, issuer))| StatusQuery {
                 serial: &subject.serial,
+                subject: &subject.cert,
                 issuer: &issuer.cert,
                 issuer_level: if i == root {
                     CaLevel::Root
@@ -627,6 +643,15 @@ impl std::fmt::Debug for Parsed {
 
 impl Parsed {
     fn from_der(der: &[u8], which: &'static str) -> Result<Parsed, Invalid> {
+        Self::from_der_knowing(der, which, &[])
+    }
+
+    /// [`Self::from_der`], with the critical extensions `also_known` processed by the caller.
+    fn from_der_knowing(
+        der: &[u8],
+        which: &'static str,
+        also_known: &[ObjectIdentifier],
+    ) -> Result<Parsed, Invalid> {
         let malformed = |what: String| Invalid::Malformed(format!("the {which} {what}"));
         let cert = Certificate::from_der(der)
             .map_err(|e| malformed(format!("is not a DER X.509 certificate ({e})")))?;
@@ -651,7 +676,10 @@ impl Parsed {
                     extension.extn_id
                 )));
             }
-            if extension.critical && !KNOWN_EXTENSIONS.contains(&extension.extn_id) {
+            if extension.critical
+                && !KNOWN_EXTENSIONS.contains(&extension.extn_id)
+                && !also_known.contains(&extension.extn_id)
+            {
                 return Err(malformed(format!(
                     "has the critical extension {}, which is not processed here",
                     extension.extn_id
@@ -678,6 +706,11 @@ impl Parsed {
             .get::<KeyUsage>()
             .map_err(bad_extension("keyUsage"))?
             .map(|(_, usage)| usage);
+        // Where the status is published: read by the checker, so they must make sense.
+        tbs.get::<CrlDistributionPoints>()
+            .map_err(bad_extension("cRLDistributionPoints"))?;
+        tbs.get::<AuthorityInfoAccessSyntax>()
+            .map_err(bad_extension("authorityInfoAccess"))?;
         let generalized = |t: Option<x509_cert::der::asn1::GeneralizedTime>| {
             t.map(|t| to_utc(x509_cert::time::Time::GeneralTime(t)))
                 .map(|t| t.ok_or_else(|| malformed("has a time out of range".to_owned())))
@@ -742,6 +775,84 @@ impl Parsed {
             public_key: self.key.to_stb().to_vec(),
         })
     }
+}
+
+/// The key of a delegated OCSP responder of `issuer` (RFC 6960 4.2.2.2), checked: its
+/// certificate `der` is issued and signed by `issuer`, valid at `at`, no CA, its key usage (if
+/// any) allows `digitalSignature`, its extendedKeyUsage has id-kp-OCSPSigning, and it carries
+/// id-pkix-ocsp-nocheck: its own revocation is not checked (that would need another status
+/// source for every answer), so only a responder the CA declares not to be checked is taken.
+///
+/// Errors: what is wrong with the certificate, as [`Invalid`].
+pub(crate) fn ocsp_responder_key(
+    der: &[u8],
+    issuer: &Certificate,
+    at: DateTime<Utc>,
+) -> Result<PublicKey, Invalid> {
+    let responder = Parsed::from_der_knowing(der, RESPONDER, &[EXTENDED_KEY_USAGE])?;
+    let issuer_tbs = &issuer.tbs_certificate;
+    if responder.cert.tbs_certificate.issuer != issuer_tbs.subject {
+        return Err(Invalid::UntrustedChain(format!(
+            "the {RESPONDER} is not issued by the CA of the certificate asked about"
+        )));
+    }
+    let issuer_key = PublicKey::from_spki(&issuer_tbs.subject_public_key_info, "issuer")?;
+    if !issuer_key.verifies(&responder.signed, responder.signature()) {
+        return Err(bad_signature(&responder));
+    }
+    if at < responder.not_before {
+        return Err(Invalid::NotYetValid {
+            which: RESPONDER.to_owned(),
+            not_before: responder.not_before,
+        });
+    }
+    if at > responder.not_after {
+        return Err(Invalid::Expired {
+            which: RESPONDER.to_owned(),
+            not_after: responder.not_after,
+        });
+    }
+    if responder.basic_constraints.as_ref().is_some_and(|bc| bc.ca) {
+        return Err(Invalid::WrongKeyUsage(format!(
+            "the {RESPONDER} is a CA certificate"
+        )));
+    }
+    if responder
+        .key_usage
+        .as_ref()
+        .is_some_and(|usage| !usage.digital_signature())
+    {
+        return Err(Invalid::WrongKeyUsage(format!(
+            "the {RESPONDER}'s key usage does not include digitalSignature"
+        )));
+    }
+    let purposes = responder
+        .cert
+        .tbs_certificate
+        .get::<ExtendedKeyUsage>()
+        .map_err(|_| {
+            Invalid::Malformed(format!(
+                "the {RESPONDER} has an extendedKeyUsage extension that does not decode"
+            ))
+        })?;
+    if !purposes.is_some_and(|(_, eku)| eku.0.contains(&ID_KP_OCSP_SIGNING)) {
+        return Err(Invalid::WrongKeyUsage(format!(
+            "the {RESPONDER}'s extendedKeyUsage does not include id-kp-OCSPSigning"
+        )));
+    }
+    let no_check = responder
+        .cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .any(|e| e.extn_id == ID_PKIX_OCSP_NOCHECK);
+    if !no_check {
+        return Err(Invalid::StatusUnknown(format!(
+            "the {RESPONDER} has no id-pkix-ocsp-nocheck, and its own status is not checked"
+        )));
+    }
+    Ok(responder.key)
 }
 
 /// The one value of the attribute `oid` in `name`, trimmed; `None` when absent or blank.

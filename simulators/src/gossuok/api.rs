@@ -1,11 +1,13 @@
-//! GosSUOK's HTTP API: the CA certificates (`/ca/`), freshly signed CRLs (`/crl/`) and the
-//! certificate status endpoint (`/api/v1/certificates/{serial}/status`), all under the faults;
-//! and, for tests and the demo, each person's certificate and key token, extra certificates and
-//! revocation (`/sim/`).
+//! GosSUOK's HTTP API: the CA certificates (`/ca/`), freshly signed CRLs (`/crl/`), the OCSP
+//! responder (`/ocsp`, RFC 6960: POST, and GET with the request in base64 in the path) and the
+//! unsigned JSON status endpoint (`/api/v1/certificates/{serial}/status`, for integrators; the
+//! hub trusts only signed answers), all under the faults; and, for tests and the demo, each
+//! person's certificate and key token, extra certificates, revocation and the OCSP responder's
+//! mode (`/sim/`).
 //!
 //! Every certificate the simulator knows is in one [`Book`], keyed by serial: the intermediate
 //! (so the root's CRL can list it) and the leaves. A revocation is recorded there once and read
-//! by both the status endpoint and the CRLs, so the two never disagree.
+//! by the status endpoint, the CRLs and the OCSP responder, so they never disagree.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +19,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{
+    STANDARD as BASE64, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+};
 use belt_hash::{BeltHash, Digest};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
@@ -27,6 +31,7 @@ use super::Deps;
 use super::ca::{
     HolderKey, IssueOptions, Issuer, LeafKeyUsage, Revocation, RevocationReason, Subject, TestCa,
 };
+use super::ocsp::{self, OcspMode, OcspStatus};
 use crate::error::{ApiError, parse_json, timestamp};
 use crate::idempotency::IdempotencyStore;
 use crate::idnumber;
@@ -38,6 +43,9 @@ const PKIX_CERT: &str = "application/pkix-cert";
 
 /// The media type of a DER CRL (RFC 2585).
 const PKIX_CRL: &str = "application/pkix-crl";
+
+/// The media type of an OCSP response (RFC 6960 appendix C.2).
+const OCSP_RESPONSE: &str = "application/ocsp-response";
 
 /// The longest serial accepted, in hex digits (20 bytes and a sign byte).
 const MAX_SERIAL_DIGITS: usize = 42;
@@ -56,6 +64,8 @@ struct GossuokState {
     population: Population,
     crl_validity: TimeDelta,
     book: Mutex<Book>,
+    /// How the OCSP responder answers (`/sim/ocsp`).
+    ocsp_mode: Mutex<OcspMode>,
     idempotency: IdempotencyStore,
 }
 
@@ -98,6 +108,7 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
         population: deps.population,
         crl_validity: TimeDelta::from_std(crl_validity).unwrap_or(TimeDelta::days(365)),
         book: Mutex::new(book),
+        ocsp_mode: Mutex::new(OcspMode::default()),
         idempotency: IdempotencyStore::default(),
     });
     let routes = Router::new()
@@ -105,6 +116,8 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
         .route("/ca/intermediate.der", get(intermediate_certificate))
         .route("/crl/root.crl", get(root_crl))
         .route("/crl/intermediate.crl", get(intermediate_crl))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
         .route("/api/v1/certificates/{serial}/status", get(status))
         .route(
             "/sim/persons/{identification_number}/certificate",
@@ -117,6 +130,7 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
         .route("/sim/certificates", post(issue_certificate))
         .route("/sim/certificates/{serial}/sign", post(certificate_sign))
         .route("/sim/revoke/{serial}", post(revoke))
+        .route("/sim/ocsp", get(get_ocsp_mode).put(put_ocsp_mode))
         .with_state(state);
     server::finish(routes, ctx)
 }
@@ -151,6 +165,7 @@ impl GossuokState {
             signed_by: Issuer::Intermediate,
             key_seed: key_seed(&person.identification_number, 0),
             private_key_usage: None,
+            unknown_critical_extension: false,
         };
         let serial = self.issue(book, person, &options)?;
         book.person_certificates
@@ -325,6 +340,81 @@ fn crl(state: &GossuokState, issuer: Issuer) -> Response {
     }
 }
 
+/// `POST /ocsp`: the body is a DER OCSPRequest (`application/ocsp-request`).
+async fn ocsp_post(State(state): State<Arc<GossuokState>>, body: Bytes) -> Response {
+    ocsp_answer(&state, &body)
+}
+
+/// `GET /ocsp/{request}`: the DER OCSPRequest in base64 (standard or URL-safe, padded or
+/// not), URL-encoded (RFC 6960 appendix A.1).
+async fn ocsp_get(State(state): State<Arc<GossuokState>>, Path(encoded): Path<String>) -> Response {
+    let encoded = encoded.trim();
+    let der = [&BASE64, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD]
+        .into_iter()
+        .find_map(|engine| engine.decode(encoded).ok());
+    match der {
+        Some(der) => ocsp_answer(&state, &der),
+        None => der_response(
+            OCSP_RESPONSE,
+            ocsp::status_only_der(x509_ocsp::OcspResponseStatus::MalformedRequest),
+        ),
+    }
+}
+
+/// The responder's answer to a DER request, from the book, valid as long as a CRL. Always
+/// `200 OK`: an OCSP refusal is in the response's status (RFC 6960 2.3).
+fn ocsp_answer(state: &GossuokState, request_der: &[u8]) -> Response {
+    let mode = *state
+        .ocsp_mode
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let book = state.book();
+    let der = ocsp::respond(
+        &state.ca,
+        request_der,
+        Utc::now(),
+        state.crl_validity,
+        mode,
+        |issuer, serial| match book.certificates.get(serial) {
+            Some(record) if record.issuer == issuer => match record.revocation {
+                Some((revoked_at, reason)) => OcspStatus::Revoked { revoked_at, reason },
+                None => OcspStatus::Good,
+            },
+            _ => OcspStatus::Unknown,
+        },
+    );
+    der_response(OCSP_RESPONSE, der)
+}
+
+/// A `PUT /sim/ocsp` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OcspModeRequest {
+    mode: OcspMode,
+}
+
+async fn get_ocsp_mode(State(state): State<Arc<GossuokState>>) -> axum::Json<Value> {
+    let mode = *state
+        .ocsp_mode
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    axum::Json(json!({ "mode": mode }))
+}
+
+/// `PUT /sim/ocsp {"mode": "..."}`: how the OCSP responder answers from now on.
+async fn put_ocsp_mode(
+    State(state): State<Arc<GossuokState>>,
+    body: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    let request: OcspModeRequest = parse_json(&body)?;
+    *state
+        .ocsp_mode
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = request.mode;
+    tracing::info!(simulator = %state.ctx.kind, mode = ?request.mode, "OCSP mode set");
+    Ok(axum::Json(json!({ "mode": request.mode })))
+}
+
 async fn status(
     State(state): State<Arc<GossuokState>>,
     Path(serial): Path<String>,
@@ -483,6 +573,7 @@ async fn issue_certificate(
                 },
                 key_seed: key_seed(&person.identification_number, n),
                 private_key_usage: None,
+                unknown_critical_extension: false,
             };
             let serial = state.issue(&mut book, person, &options)?;
             let record = book

@@ -19,6 +19,12 @@
 //!   `PublicKey::to_bytes`.)
 //! - Key identifiers are RFC 5280's method 1 (SHA-1 of the key's BIT STRING), as x509-cert
 //!   computes them.
+//! - Every certificate below the root names where its status is published, under the CA's
+//!   publication base URL ([`TestCa::with_publication`]; `http://gossuok.sim/` by default): a CRL
+//!   distribution point `{base}crl/<issuer>.crl` (the CRL of the CA that issued it) and an
+//!   authorityInfoAccess with the OCSP responder `{base}ocsp` and the issuer's certificate
+//!   `{base}ca/<issuer>.der`. The root names nothing: it is the trust anchor, the same whatever
+//!   the URL the simulator is reached at.
 //!
 //! Everything is a function of the seed: the same seed gives byte-identical CA certificates,
 //! and a holder's key is a function of its `key_seed`. No private key is stored anywhere: the
@@ -39,6 +45,7 @@ use der::asn1::{
     Uint, UtcTime, Utf8StringRef,
 };
 use der::referenced::OwnedToRef;
+use url::Url;
 use x509_cert::Version;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
@@ -46,8 +53,9 @@ use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, CrlNumber, CrlReason,
-    KeyUsage, KeyUsages, PrivateKeyUsagePeriod, SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CrlDistributionPoints, CrlNumber, CrlReason, KeyUsage, KeyUsages, PrivateKeyUsagePeriod,
+    SubjectKeyIdentifier,
 };
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -82,10 +90,14 @@ const INTERMEDIATE_CN: &str = "GosSUOK Test Republican CA (RUC)";
 /// The organisation of both CAs.
 const CA_ORGANIZATION: &str = "Simulator";
 
-/// The CRL distribution point written into the certificates each CA issues. A marker, not a
-/// place to fetch from: validators use the CRL URLs they are configured with.
-const ROOT_CRL_URL: &str = "http://gossuok.sim/crl/root.crl";
-const INTERMEDIATE_CRL_URL: &str = "http://gossuok.sim/crl/intermediate.crl";
+/// The publication base of [`TestCa::new`]: a name that resolves nowhere, for tests that make
+/// no call. The simulator gives its own URL ([`TestCa::with_publication`]).
+pub const DEFAULT_PUBLICATION: &str = "http://gossuok.sim/";
+
+/// id-ad-ocsp (RFC 5280 4.2.2.1): the access method of an OCSP responder.
+pub const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+/// id-ad-caIssuers (RFC 5280 4.2.2.1): where the issuer's certificate is published.
+pub const ID_AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
 
 /// Separates this module's derivations from any other use of belt-hash over a seed.
 const DERIVATION_DOMAIN: &[u8] = b"gossuok-sim/v1";
@@ -100,17 +112,11 @@ pub enum Issuer {
 }
 
 impl Issuer {
-    fn label(self) -> &'static str {
+    /// `root` or `intermediate`, as the publication URLs name the CA.
+    pub fn label(self) -> &'static str {
         match self {
             Issuer::Root => "root",
             Issuer::Intermediate => "intermediate",
-        }
-    }
-
-    fn crl_url(self) -> &'static str {
-        match self {
-            Issuer::Root => ROOT_CRL_URL,
-            Issuer::Intermediate => INTERMEDIATE_CRL_URL,
         }
     }
 }
@@ -173,6 +179,9 @@ pub struct IssueOptions {
     /// A `privateKeyUsagePeriod` extension (from, until), to test that the hub enforces one;
     /// none by default, as RFC 5280 advises.
     pub private_key_usage: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Adds an extension of a made-up OID marked critical, which no validator can process and
+    /// so must refuse the certificate for; false by default.
+    pub unknown_critical_extension: bool,
 }
 
 impl Default for IssueOptions {
@@ -187,6 +196,7 @@ impl Default for IssueOptions {
             signed_by: Issuer::Intermediate,
             key_seed: 0,
             private_key_usage: None,
+            unknown_critical_extension: false,
         }
     }
 }
@@ -280,7 +290,7 @@ impl RevocationReason {
             .find(|reason| reason.as_str() == name)
     }
 
-    fn crl_reason(self) -> CrlReason {
+    pub(crate) fn crl_reason(self) -> CrlReason {
         match self {
             RevocationReason::Unspecified => CrlReason::Unspecified,
             RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
@@ -322,14 +332,17 @@ pub(crate) enum CaError {
     /// Signing failed (it does not: bign signs any message).
     #[error("signing: {0}")]
     Signature(#[from] bign256::dsa::signature::Error),
+    /// A publication URL that does not parse (the default one does).
+    #[error("publication URL: {0}")]
+    Url(#[from] url::ParseError),
 }
 
 /// One CA: its key, name and certificate.
 #[derive(Clone)]
-struct Authority {
-    key: SigningKey,
-    name: Name,
-    certificate_der: Vec<u8>,
+pub(crate) struct Authority {
+    pub(crate) key: SigningKey,
+    pub(crate) name: Name,
+    pub(crate) certificate_der: Vec<u8>,
     serial: String,
 }
 
@@ -337,6 +350,10 @@ struct Authority {
 #[derive(Clone)]
 pub struct TestCa {
     seed: u64,
+    /// Where the CRLs, the OCSP responder and the CA certificates are published (ends with `/`).
+    publication: Url,
+    /// Further publication bases the certificates name after the first, in order.
+    mirrors: Vec<Url>,
     root: Authority,
     intermediate: Authority,
 }
@@ -345,6 +362,7 @@ impl fmt::Debug for TestCa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestCa")
             .field("seed", &self.seed)
+            .field("publication", &self.publication.as_str())
             .field("root_serial", &self.root.serial)
             .field("intermediate_serial", &self.intermediate.serial)
             .finish_non_exhaustive()
@@ -357,18 +375,65 @@ impl TestCa {
     /// The root (`CN=GosSUOK Test Root CA (KUC), O=Simulator, C=BY`) is self-signed; the
     /// intermediate (`CN=GosSUOK Test Republican CA (RUC), O=Simulator, C=BY`) is signed by it
     /// with `pathLenConstraint` 0. Both are CAs with `keyCertSign | cRLSign`, valid for 20 years
-    /// from 2020-01-01.
+    /// from 2020-01-01. What they issue names the publication base [`DEFAULT_PUBLICATION`].
     pub fn new(seed: u64) -> TestCa {
         Self::build(seed).expect("the test CA's fixed certificates always encode")
     }
 
+    /// The same CA (the same keys, names and root certificate) publishing under `base`: the
+    /// intermediate is signed again so that its CRL distribution point and OCSP responder are
+    /// under `base`, and every certificate issued from now on names `base` too. A `base`
+    /// without a trailing `/` gets one; its query and fragment are dropped.
+    pub fn with_publication(&self, base: &Url) -> TestCa {
+        let mut ca = self.clone();
+        ca.publication = publication_base(base);
+        ca.mirrors.clear();
+        ca.resign_intermediate()
+    }
+
+    /// The same CA naming `base` too, after the places it names already: each certificate then
+    /// has a CRL distribution point and an OCSP responder under each base, in order (to test
+    /// that a client tries them in order).
+    pub fn with_mirror(&self, base: &Url) -> TestCa {
+        let mut ca = self.clone();
+        ca.mirrors.push(publication_base(base));
+        ca.resign_intermediate()
+    }
+
+    fn resign_intermediate(mut self) -> TestCa {
+        self.intermediate.certificate_der = self
+            .intermediate_certificate()
+            .expect("the test CA's fixed certificates always encode");
+        self
+    }
+
+    /// The seed the CA's keys derive from.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The publication base URL (ends with `/`).
+    pub fn publication(&self) -> &Url {
+        &self.publication
+    }
+
+    /// Where `issuer`'s CRL is published: `{base}crl/<issuer>.crl`.
+    pub fn crl_url(&self, issuer: Issuer) -> String {
+        format!("{}crl/{}.crl", self.publication, issuer.label())
+    }
+
+    /// Where the OCSP responder answers: `{base}ocsp`.
+    pub fn ocsp_url(&self) -> String {
+        format!("{}ocsp", self.publication)
+    }
+
+    /// Where `issuer`'s certificate is published: `{base}ca/<issuer>.der`.
+    pub fn ca_certificate_url(&self, issuer: Issuer) -> String {
+        format!("{}ca/{}.der", self.publication, issuer.label())
+    }
+
     fn build(seed: u64) -> Result<TestCa, CaError> {
-        let not_before = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single();
-        let not_after = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).single();
-        let (Some(not_before), Some(not_after)) = (not_before, not_after) else {
-            unreachable!("fixed dates are valid");
-        };
-        let validity = validity(not_before, not_after)?;
+        let validity = ca_validity()?;
 
         let root_key = derive_key(&[b"ca", b"root", &seed.to_be_bytes()]);
         let root_name = ca_name(ROOT_CN)?;
@@ -386,23 +451,11 @@ impl TestCa {
         let root_der = builder.build::<CertSignature>()?.to_der()?;
 
         let intermediate_key = derive_key(&[b"ca", b"intermediate", &seed.to_be_bytes()]);
-        let intermediate_name = ca_name(INTERMEDIATE_CN)?;
         let intermediate_serial = derive_serial(&[b"ca", b"intermediate", &seed.to_be_bytes()]);
-        let mut builder = CertificateBuilder::new(
-            Profile::Manual {
-                issuer: Some(root_name.clone()),
-            },
-            SerialNumber::new(&intermediate_serial)?,
-            validity,
-            intermediate_name.clone(),
-            subject_public_key_info(intermediate_key.verifying_key())?,
-            &root_signer,
-        )?;
-        add_ca_extensions(&mut builder, &intermediate_key, Some(&root_key), Some(0))?;
-        let intermediate_der = builder.build::<CertSignature>()?.to_der()?;
-
-        Ok(TestCa {
+        let mut ca = TestCa {
             seed,
+            publication: Url::parse(DEFAULT_PUBLICATION)?,
+            mirrors: Vec::new(),
             root: Authority {
                 key: root_key,
                 name: root_name,
@@ -411,11 +464,77 @@ impl TestCa {
             },
             intermediate: Authority {
                 key: intermediate_key,
-                name: intermediate_name,
-                certificate_der: intermediate_der,
+                name: ca_name(INTERMEDIATE_CN)?,
+                certificate_der: Vec::new(),
                 serial: hex::encode(intermediate_serial),
             },
-        })
+        };
+        ca.intermediate.certificate_der = ca.intermediate_certificate()?;
+        Ok(ca)
+    }
+
+    /// The intermediate's certificate, signed by the root, naming the root's CRL and the OCSP
+    /// responder under the publication base.
+    fn intermediate_certificate(&self) -> Result<Vec<u8>, CaError> {
+        let serial = serial_bytes(&self.intermediate.serial)?;
+        let root_signer = CaSigner(&self.root.key);
+        let mut builder = CertificateBuilder::new(
+            Profile::Manual {
+                issuer: Some(self.root.name.clone()),
+            },
+            SerialNumber::new(&serial)?,
+            ca_validity()?,
+            self.intermediate.name.clone(),
+            subject_public_key_info(self.intermediate.key.verifying_key())?,
+            &root_signer,
+        )?;
+        add_ca_extensions(
+            &mut builder,
+            &self.intermediate.key,
+            Some(&self.root.key),
+            Some(0),
+        )?;
+        self.add_publication_extensions(&mut builder, Issuer::Root)?;
+        Ok(builder.build::<CertSignature>()?.to_der()?)
+    }
+
+    /// The CRL distribution point and the authorityInfoAccess (OCSP responder, issuer's
+    /// certificate) of a certificate `issuer` signs, under the publication base (and the
+    /// mirrors, in order).
+    fn add_publication_extensions(
+        &self,
+        builder: &mut CertificateBuilder<'_, CaSigner<'_>>,
+        issuer: Issuer,
+    ) -> Result<(), CaError> {
+        let uri = |url: String| -> Result<GeneralName, CaError> {
+            Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(
+                &url,
+            )?))
+        };
+        let bases = std::iter::once(&self.publication).chain(&self.mirrors);
+        let mut points = Vec::new();
+        let mut access = Vec::new();
+        for base in bases {
+            points.push(DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(format!(
+                    "{base}crl/{}.crl",
+                    issuer.label()
+                ))?])),
+                reasons: None,
+                crl_issuer: None,
+            });
+            access.push(AccessDescription {
+                access_method: ID_AD_OCSP,
+                access_location: uri(format!("{base}ocsp"))?,
+            });
+            access.push(AccessDescription {
+                access_method: ID_AD_CA_ISSUERS,
+                access_location: uri(format!("{base}ca/{}.der", issuer.label()))?,
+            });
+        }
+        builder.add_extension(&CrlDistributionPoints(points))?;
+        builder.add_extension(&AuthorityInfoAccessSyntax(access))?;
+        Ok(())
     }
 
     /// The root CA's self-signed certificate, DER.
@@ -437,8 +556,8 @@ impl TestCa {
     ///
     /// The subject DN is `serialNumber` (the identification number), `surname`, `givenName`
     /// and `commonName` "Surname GivenName Patronymic"; the extensions are keyUsage (critical),
-    /// basicConstraints CA:false, the authority and subject key identifiers and a CRL
-    /// distribution point. The serial (16 bytes, positive) is a function of the seed, the
+    /// basicConstraints CA:false, the authority and subject key identifiers, a CRL
+    /// distribution point and the authorityInfoAccess (see the module). The serial (16 bytes, positive) is a function of the seed, the
     /// subject and the options, so issuing twice alike gives the same certificate.
     ///
     /// # Panics
@@ -510,15 +629,10 @@ impl TestCa {
         })?;
         builder.add_extension(&authority_key_identifier(&issuer.key)?)?;
         builder.add_extension(&subject_key_identifier(&holder)?)?;
-        builder.add_extension(&CrlDistributionPoints(vec![DistributionPoint {
-            distribution_point: Some(DistributionPointName::FullName(vec![
-                GeneralName::UniformResourceIdentifier(Ia5String::new(
-                    options.signed_by.crl_url(),
-                )?),
-            ])),
-            reasons: None,
-            crl_issuer: None,
-        }]))?;
+        self.add_publication_extensions(&mut builder, options.signed_by)?;
+        if options.unknown_critical_extension {
+            builder.add_extension(&UnknownCritical)?;
+        }
         let certificate = builder.build::<CertSignature>()?;
         Ok(Issued {
             certificate_der: certificate.to_der()?,
@@ -593,7 +707,7 @@ impl TestCa {
         Ok(crl.to_der()?)
     }
 
-    fn authority(&self, issuer: Issuer) -> &Authority {
+    pub(crate) fn authority(&self, issuer: Issuer) -> &Authority {
         match issuer {
             Issuer::Root => &self.root,
             Issuer::Intermediate => &self.intermediate,
@@ -630,7 +744,7 @@ pub(crate) fn verifying_key_from_stb(bytes: &[u8]) -> Option<VerifyingKey> {
 
 /// A signing key from belt-hash over the domain, the parts (each length-prefixed) and a
 /// counter, retried until the hash is a valid scalar (1..q-1: a retry is rarer than 1 in 10^9).
-fn derive_key(parts: &[&[u8]]) -> SigningKey {
+pub(crate) fn derive_key(parts: &[&[u8]]) -> SigningKey {
     let mut counter: u32 = 0;
     loop {
         let mut hasher = derivation(b"key", parts);
@@ -643,7 +757,7 @@ fn derive_key(parts: &[&[u8]]) -> SigningKey {
 }
 
 /// A 16-byte positive serial number without a leading zero byte (its top bits are `01`).
-fn derive_serial(parts: &[&[u8]]) -> [u8; 16] {
+pub(crate) fn derive_serial(parts: &[&[u8]]) -> [u8; 16] {
     let digest = derivation(b"serial", parts).finalize();
     let mut serial = [0_u8; 16];
     serial.copy_from_slice(&digest[..16]);
@@ -661,7 +775,7 @@ fn derivation(purpose: &[u8], parts: &[&[u8]]) -> BeltHash {
 }
 
 /// The bytes of a hex serial number (an odd count of digits gets a leading zero).
-fn serial_bytes(serial: &str) -> Result<Vec<u8>, CaError> {
+pub(crate) fn serial_bytes(serial: &str) -> Result<Vec<u8>, CaError> {
     let bad = || CaError::BadSerial(serial.to_owned());
     if serial.is_empty() || serial.len() > 40 {
         return Err(bad());
@@ -679,8 +793,30 @@ fn serial_bytes(serial: &str) -> Result<Vec<u8>, CaError> {
     Ok(bytes[first..].to_vec())
 }
 
+/// `base` as a publication base: its query and fragment dropped, its path ending with `/`.
+fn publication_base(base: &Url) -> Url {
+    let mut publication = base.clone();
+    publication.set_query(None);
+    publication.set_fragment(None);
+    if !publication.path().ends_with('/') {
+        let path = format!("{}/", publication.path());
+        publication.set_path(&path);
+    }
+    publication
+}
+
+/// The CAs' validity: 2020-01-01 to 2040-01-01.
+fn ca_validity() -> Result<Validity, CaError> {
+    let not_before = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).single();
+    let not_after = Utc.with_ymd_and_hms(2040, 1, 1, 0, 0, 0).single();
+    let (Some(not_before), Some(not_after)) = (not_before, not_after) else {
+        unreachable!("fixed dates are valid");
+    };
+    validity(not_before, not_after)
+}
+
 /// An X.509 time: UTCTime up to 2049, GeneralizedTime from 2050, to the second.
-fn x509_time(at: DateTime<Utc>) -> Result<Time, CaError> {
+pub(crate) fn x509_time(at: DateTime<Utc>) -> Result<Time, CaError> {
     let out_of_range = || CaError::TimeOutOfRange(at);
     let seconds = u64::try_from(at.timestamp()).map_err(|_| out_of_range())?;
     let unix = Duration::from_secs(seconds);
@@ -692,7 +828,10 @@ fn x509_time(at: DateTime<Utc>) -> Result<Time, CaError> {
     }
 }
 
-fn validity(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<Validity, CaError> {
+pub(crate) fn validity(
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+) -> Result<Validity, CaError> {
     Ok(Validity {
         not_before: x509_time(not_before)?,
         not_after: x509_time(not_after)?,
@@ -700,7 +839,7 @@ fn validity(not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Result<Valid
 }
 
 /// `C=BY, O=Simulator, CN=<cn>`.
-fn ca_name(common_name: &str) -> Result<Name, CaError> {
+pub(crate) fn ca_name(common_name: &str) -> Result<Name, CaError> {
     Ok(RdnSequence(vec![
         rdn(ID_AT_COUNTRY, printable_or_utf8("BY")?)?,
         rdn(ID_AT_ORGANIZATION, utf8(CA_ORGANIZATION)?)?,
@@ -743,7 +882,7 @@ fn printable_or_utf8(value: &str) -> Result<Any, CaError> {
 }
 
 /// bign-with-hbelt with its parameters absent.
-fn bign_with_hbelt() -> AlgorithmIdentifierOwned {
+pub(crate) fn bign_with_hbelt() -> AlgorithmIdentifierOwned {
     AlgorithmIdentifierOwned {
         oid: BIGN_WITH_HBELT,
         parameters: None,
@@ -751,7 +890,9 @@ fn bign_with_hbelt() -> AlgorithmIdentifierOwned {
 }
 
 /// bign-pubkey with the curve as its parameters, and the STB public key.
-fn subject_public_key_info(key: &VerifyingKey) -> Result<SubjectPublicKeyInfoOwned, CaError> {
+pub(crate) fn subject_public_key_info(
+    key: &VerifyingKey,
+) -> Result<SubjectPublicKeyInfoOwned, CaError> {
     Ok(SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: BIGN_PUBKEY,
@@ -761,12 +902,14 @@ fn subject_public_key_info(key: &VerifyingKey) -> Result<SubjectPublicKeyInfoOwn
     })
 }
 
-fn subject_key_identifier(key: &SigningKey) -> Result<SubjectKeyIdentifier, CaError> {
+pub(crate) fn subject_key_identifier(key: &SigningKey) -> Result<SubjectKeyIdentifier, CaError> {
     let spki = subject_public_key_info(key.verifying_key())?;
     Ok(SubjectKeyIdentifier::try_from(spki.owned_to_ref())?)
 }
 
-fn authority_key_identifier(issuer: &SigningKey) -> Result<AuthorityKeyIdentifier, CaError> {
+pub(crate) fn authority_key_identifier(
+    issuer: &SigningKey,
+) -> Result<AuthorityKeyIdentifier, CaError> {
     let spki = subject_public_key_info(issuer.verifying_key())?;
     Ok(AuthorityKeyIdentifier::try_from(spki.owned_to_ref())?)
 }
@@ -791,16 +934,39 @@ fn add_ca_extensions(
     Ok(())
 }
 
+/// An extension no one knows (a private-arc OID, its value a NULL), marked critical.
+struct UnknownCritical;
+
+impl Encode for UnknownCritical {
+    fn encoded_len(&self) -> der::Result<der::Length> {
+        der::asn1::Null.encoded_len()
+    }
+
+    fn encode(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        der::asn1::Null.encode(writer)
+    }
+}
+
+impl der::oid::AssociatedOid for UnknownCritical {
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55555.1.2");
+}
+
+impl AsExtension for UnknownCritical {
+    fn critical(&self, _subject: &Name, _extensions: &[Extension]) -> bool {
+        true
+    }
+}
+
 /// A CA's key as x509-cert's builder wants a signer: it names its algorithm (bign-with-hbelt,
 /// no parameters) and gives its public key as an STB SubjectPublicKeyInfo.
-struct CaSigner<'k>(&'k SigningKey);
+pub(crate) struct CaSigner<'k>(pub(crate) &'k SigningKey);
 
 /// A CA's public key, encodable as a SubjectPublicKeyInfo.
 #[derive(Clone)]
-struct CaPublicKey(VerifyingKey);
+pub(crate) struct CaPublicKey(VerifyingKey);
 
 /// A bign signature as the builder puts it in the BIT STRING: the 48 bytes as they are.
-struct CertSignature([u8; 48]);
+pub(crate) struct CertSignature(pub(crate) [u8; 48]);
 
 impl Keypair for CaSigner<'_> {
     type VerifyingKey = CaPublicKey;
@@ -1269,6 +1435,35 @@ mod tests {
         assert!(!printed.contains(&secret));
         assert!(!printed.contains(&hex::encode(ca.root.key.to_bytes())));
         assert!(printed.contains(&hex::encode(issued.holder.public_key_bytes())));
+    }
+
+    #[test]
+    fn the_publication_base_ends_with_a_slash_and_changes_all_but_the_root() {
+        let ca = TestCa::new(7);
+        assert_eq!(ca.crl_url(Issuer::Root), "http://gossuok.sim/crl/root.crl");
+        let base = url::Url::parse("https://ca.example:8443/pki?x=1").expect("a URL");
+        let published = ca.with_publication(&base);
+        assert_eq!(
+            published.publication().as_str(),
+            "https://ca.example:8443/pki/"
+        );
+        assert_eq!(
+            published.crl_url(Issuer::Intermediate),
+            "https://ca.example:8443/pki/crl/intermediate.crl"
+        );
+        assert_eq!(published.ocsp_url(), "https://ca.example:8443/pki/ocsp");
+        assert_eq!(published.root_der(), ca.root_der());
+        let intermediate = parse(&published.intermediate_der());
+        assert!(verifies(&intermediate, &public_key(&parse(&ca.root_der()))));
+        let cdp = extension(&intermediate, "2.5.29.31");
+        assert!(!cdp.critical);
+        let aia = extension(&intermediate, "1.3.6.1.5.5.7.1.1");
+        assert!(!aia.critical);
+        let text = String::from_utf8_lossy(cdp.extn_value.as_bytes()).into_owned();
+        assert!(
+            text.contains("https://ca.example:8443/pki/crl/root.crl"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //!
 //! A citizen logs in and signs with an EDS key whose certificate the republican CA (RUC) issued
 //! under the root (KUC). The hub must build and check that chain, check the signature of a
-//! challenge, and learn of revocations from the CAs' CRLs (or a status endpoint where the CA
-//! offers one) — and keep working sensibly when the CA is slow or down. The simulator publishes
-//! the CA certificates and freshly signed CRLs, answers certificate status, and plays each
-//! person's key token: it holds one certificate per person of the MVD population (issued on
+//! challenge, and learn of revocations from the CAs' signed answers (the CRLs and the OCSP
+//! responder each certificate names) — and keep working sensibly when the CA is slow, down or
+//! answering falsely. The simulator publishes the CA certificates and freshly signed CRLs,
+//! answers OCSP requests ([`ocsp`]) and the unsigned status endpoint, and plays each person's
+//! key token: it holds one certificate per person of the MVD population (issued on
 //! first use, the holder's key fixed by the identification number) and signs with it on
 //! request. Tests can also issue odd certificates (expired, not yet valid, the wrong key usage,
 //! signed straight by the root) and revoke any of them.
@@ -16,6 +17,7 @@
 
 mod api;
 pub mod ca;
+pub mod ocsp;
 #[cfg(test)]
 mod vectors;
 
