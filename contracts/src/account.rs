@@ -4,9 +4,10 @@
 //! desk -> identifier.block.v1 -> hub            (the identifier, an optional reason)
 //! hub  -> identifier.blocked.v1 -> desk
 //!
-//! desk -> identifier.unblock.v1 -> hub          (the person and the document: the same identity
-//!                                                and MVD checks as at issuance)
-//! hub  -> identifier.unblocked.v1 -> desk       (all earlier history kept)
+//! desk -> identifier.unblock.v2 -> hub          (the worker, the person and the document: the
+//!                                                same identity and MVD checks as at issuance)
+//! hub  -> identifier.unblocked.v1 -> desk       (all earlier history kept; a new temporary
+//!                                                password went by SMS to the registry's phone)
 //!
 //! desk -> identifier.change_phone.v1 -> hub     (the identifier, the new phone)
 //! hub  -> identifier.phone_code_sent.v1 -> desk (the person reads the SMS code out to the worker)
@@ -17,8 +18,10 @@
 //! any failed rule: hub -> identifier.request_rejected.v1 (a reason code, with the fields)
 //! ```
 //!
-//! Unblocking is only by desk application (the cabinet can block, never unblock). Every message
-//! names its request by `desk_id` + `application_number`, the saga's business key.
+//! The person may also unblock in the cabinet (`cabinet.unblock.v1`, see [`crate::cabinet`]).
+//! `identifier.unblock.v1` (no worker, no new password) is answered `request_rejected` with
+//! `retired_version`. Every message names its request by `desk_id` + `application_number`, the
+//! saga's business key.
 //!
 //! The hub's own registry commands for these requests (`registry.*_account.v1`,
 //! `registry.change_phone.v1`) are at the end: the account saga sends them to the identifier
@@ -57,8 +60,8 @@ impl Message for BlockIdentifier {
     const TYPE: MessageType = MessageType::new("identifier.block", 1);
 }
 
-/// `identifier.unblock.v1`: unblock the identifier of the person presenting the document. The
-/// identifier is the person's identification number.
+/// `identifier.unblock.v1`: retired (it issued no password and named no worker); answered
+/// [`RequestRejected`] with [`RequestRejectReason::RetiredVersion`]. Use [`UnblockIdentifierV2`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnblockIdentifier {
     /// The desk.
@@ -87,6 +90,42 @@ impl std::fmt::Debug for UnblockIdentifier {
 
 impl Message for UnblockIdentifier {
     const TYPE: MessageType = MessageType::new("identifier.unblock", 1);
+}
+
+/// `identifier.unblock.v2`: unblock the identifier of the person presenting the document, on a
+/// written application taken by `worker_id`; the identifier is the person's identification
+/// number. After the checks of issuance (MVD reconciliation) the account is unblocked with a new
+/// temporary password, sent by SMS to the phone the registry holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnblockIdentifierV2 {
+    /// The desk.
+    pub desk_id: String,
+    /// The desk's application number.
+    pub application_number: String,
+    /// The worker who took the application and checked the person against the document.
+    pub worker_id: String,
+    /// The person as stated in the application.
+    pub person: Applicant,
+    /// The identity document presented.
+    pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD, as for issuance. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
+}
+
+impl std::fmt::Debug for UnblockIdentifierV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnblockIdentifierV2")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .field("person", &self.person)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for UnblockIdentifierV2 {
+    const TYPE: MessageType = MessageType::new("identifier.unblock", 2);
 }
 
 /// `identifier.change_phone.v1`: bind the identifier to a new mobile number.
@@ -155,7 +194,8 @@ impl Message for IdentifierBlocked {
     const TYPE: MessageType = MessageType::new("identifier.blocked", 1);
 }
 
-/// `identifier.unblocked.v1`: the identifier works again, with all its earlier history.
+/// `identifier.unblocked.v1`: the identifier works again, with all its earlier history, and a
+/// new temporary password went to the person's phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentifierUnblocked {
     /// The desk.
@@ -164,6 +204,12 @@ pub struct IdentifierUnblocked {
     pub application_number: String,
     /// When.
     pub unblocked_at: DateTime<Utc>,
+    /// Where the new temporary password went (masked): the phone the registry holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_masked: Option<String>,
+    /// The new temporary password must be replaced before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Message for IdentifierUnblocked {
@@ -245,11 +291,14 @@ pub enum RequestRejectReason {
     PhoneBound,
     /// The new phone was not confirmed in time, or too many wrong codes were given.
     PhoneNotConfirmed,
+    /// A retired version of the request (`identifier.unblock.v1`): `detail` names the one to
+    /// send.
+    RetiredVersion,
 }
 
 impl RequestRejectReason {
     /// Every reason, for reports.
-    pub const ALL: [RequestRejectReason; 10] = [
+    pub const ALL: [RequestRejectReason; 11] = [
         RequestRejectReason::InvalidInput,
         RequestRejectReason::ConsentMissing,
         RequestRejectReason::UnknownIdentifier,
@@ -260,6 +309,7 @@ impl RequestRejectReason {
         RequestRejectReason::PhoneNotMobile,
         RequestRejectReason::PhoneBound,
         RequestRejectReason::PhoneNotConfirmed,
+        RequestRejectReason::RetiredVersion,
     ];
 
     /// The wire name.
@@ -275,6 +325,7 @@ impl RequestRejectReason {
             RequestRejectReason::PhoneNotMobile => "phone_not_mobile",
             RequestRejectReason::PhoneBound => "phone_bound",
             RequestRejectReason::PhoneNotConfirmed => "phone_not_confirmed",
+            RequestRejectReason::RetiredVersion => "retired_version",
         }
     }
 }
@@ -424,13 +475,23 @@ impl Message for AccountBlocked {
 }
 
 /// `registry.unblock_account.v1`: unblock the account, keeping its history and resetting its
-/// failed-login throttles (an `account_events` row `unblocked_by_desk`).
+/// failed-login throttles (an `account_events` row `unblocked_by_desk`), and set a new temporary
+/// password when one is given (every unblock the account saga asks for now gives one).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnblockAccount {
     /// The identifier, normalised.
     pub identifier: String,
     /// The business key of the desk's application.
     pub application: String,
+    /// The worker who took the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// Argon2 PHC string of the new temporary password (never the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password_hash: Option<String>,
+    /// The new temporary password is refused after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password_expires_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for UnblockAccount {
@@ -458,10 +519,22 @@ pub enum UnblockOutcome {
 }
 
 /// `registry.account_unblocked.v1`: the answer to [`UnblockAccount`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountUnblocked {
     /// The outcome.
     pub outcome: UnblockOutcome,
+    /// When unblocked with a new temporary password: the phone (`+375XXXXXXXXX`) the registry
+    /// holds, where it must go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+impl std::fmt::Debug for AccountUnblocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountUnblocked")
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Message for AccountUnblocked {
@@ -532,6 +605,7 @@ mod tests {
         vec![
             BlockIdentifier::TYPE,
             UnblockIdentifier::TYPE,
+            UnblockIdentifierV2::TYPE,
             ChangePhone::TYPE,
             ConfirmNewPhone::TYPE,
             IdentifierBlocked::TYPE,
@@ -650,6 +724,9 @@ mod tests {
                 UnblockAccount {
                     identifier: ID.into(),
                     application: "d/1".into(),
+                    worker_id: Some("w-1".into()),
+                    temporary_password_hash: Some("$argon2id$hash".into()),
+                    temporary_password_expires_at: None,
                 }
             ),
             format!(
