@@ -1,12 +1,14 @@
 //! Account lifecycle by desk application: block, unblock, change of phone. One saga per desk
-//! application (business key `desk_id/application_number`), in the order DOMAIN.md and the
-//! project's rule give (unblocking only at a desk, after the same identity and MVD checks as
-//! issuance; all earlier history kept):
+//! application (business key `desk_id/application_number`), in the order DOMAIN.md gives (an
+//! unblock at a desk after the same identity and MVD checks as issuance, with a new temporary
+//! password by SMS to the phone the registry holds; all earlier history kept; the person may
+//! also unblock in the cabinet, see `crate::cabinet`):
 //!
 //! ```text
 //! block         --validate--> blocking --registry--> blocked
-//! unblock       --validate--> looking_up --registry: blocked--> reconciling --MVD--> unblocking
-//!                 --registry--> unblocked
+//! unblock v2    --validate--> looking_up --registry: blocked--> reconciling --MVD--> unblocking
+//!                 (new temporary password) --registry--> unblocked (password SMS to its phone)
+//! unblock v1    --> rejected (retired_version); a v2 under the same number starts afresh
 //! change_phone  --validate--> looking_up --registry: active, phone free--> checking_subscriber
 //!                 --operator--> confirming_phone --code--> changing_phone --registry--> phone_changed
 //! any failed rule --> rejected (reason code, with the fields)
@@ -30,17 +32,20 @@ use contracts::account::{
     ChangePhoneOutcome, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked, LookupAccount,
     NewPhoneCodeExpired, NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged, PhoneUse,
     RequestRejectReason as Reason, RequestRejected, UnblockAccount, UnblockIdentifier,
-    UnblockOutcome,
+    UnblockIdentifierV2, UnblockOutcome,
 };
-use contracts::issuance::{DocumentKind, RejectDetail, application_key};
+use contracts::issuance::{Applicant, IdentityDocument, RejectDetail, application_key};
+use contracts::sealed::Sealed;
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
-use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
+use contracts::person::{IdNumber, Msisdn, Operator, PhoneError};
 use contracts::sms::{
     CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
     SubscriberStatus, WrongCode,
 };
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
+
+use crate::sagas::identity::mvd_field;
 
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
@@ -63,6 +68,11 @@ pub struct AccountSettings {
     pub code_attempts: u32,
     /// The SMS with the code for the new phone; `{code}` is replaced.
     pub phone_code_text: String,
+    /// How long the temporary password of an unblock is valid (as at issuance).
+    pub temporary_password_ttl: Duration,
+    /// The SMS with the temporary password of an unblock; `{identifier}` and `{password}` are
+    /// replaced.
+    pub temporary_password_text: String,
 }
 
 impl Default for AccountSettings {
@@ -72,6 +82,10 @@ impl Default for AccountSettings {
             code_attempts: 3,
             phone_code_text: "Код подтверждения нового номера для идентификатора: {code}. \
                               Никому его не сообщайте, кроме работника службы."
+                .into(),
+            temporary_password_ttl: Duration::from_secs(72 * 3600),
+            temporary_password_text: "Идентификатор {identifier} разблокирован. Временный \
+                                      пароль: {password}. Смените его при первом входе на портал."
                 .into(),
         }
     }
@@ -104,6 +118,7 @@ pub fn queue_spec() -> contracts::QueueSpec {
         [
             BlockIdentifier::TYPE.to_string(),
             UnblockIdentifier::TYPE.to_string(),
+            UnblockIdentifierV2::TYPE.to_string(),
             ChangePhone::TYPE.to_string(),
             ConfirmNewPhone::TYPE.to_string(),
         ],
@@ -145,8 +160,11 @@ impl AccountRequest {
 pub enum Request {
     /// Block the identifier.
     Block(BlockIdentifier),
-    /// Unblock it.
+    /// Unblock it: the retired version (rejected on arrival; a request in flight when the hub
+    /// was upgraded ends as a v2 does, with a new temporary password).
     Unblock(UnblockIdentifier),
+    /// Unblock it, with a new temporary password.
+    UnblockV2(UnblockIdentifierV2),
     /// Bind it to a new phone.
     ChangePhone(ChangePhone),
 }
@@ -162,8 +180,16 @@ pub enum Stage {
     LookingUp,
     /// Waiting for the MVD registry.
     Reconciling,
-    /// Waiting for the registry to unblock the account.
-    Unblocking,
+    /// Waiting for the registry to unblock the account (and set the new temporary password).
+    Unblocking {
+        /// The SMS with the new temporary password, sealed (absent in a state stored before
+        /// unblocking issued one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<Sealed>,
+        /// The new temporary password's expiry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
     /// Waiting for the operators' subscriber check of the new phone.
     CheckingSubscriber,
     /// Waiting for the desk to send the code the person received on the new phone.
@@ -199,8 +225,10 @@ pub enum Stage {
 pub enum Input {
     /// A desk's application to block.
     Block(BlockIdentifier),
-    /// A desk's application to unblock.
+    /// A desk's application to unblock, retired version.
     Unblock(UnblockIdentifier),
+    /// A desk's application to unblock.
+    UnblockV2(UnblockIdentifierV2),
     /// A desk's application to change the phone.
     ChangePhone(ChangePhone),
     /// The code the person read out.
@@ -251,6 +279,12 @@ impl Saga for AccountSaga {
                 Self::key(&m.desk_id, &m.application_number),
                 Input::Unblock(m),
             )
+        } else if UnblockIdentifierV2::TYPE.matches(t) {
+            let m: UnblockIdentifierV2 = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::UnblockV2(m),
+            )
         } else if ChangePhone::TYPE.matches(t) {
             let m: ChangePhone = decode(t, body)?;
             (
@@ -291,10 +325,14 @@ impl Saga for AccountSaga {
         })
     }
 
-    /// Needs a new phone code when the operator confirmed the new phone is in service: the
-    /// engine makes it (and its argon2 hash) before it opens the step's transaction.
+    /// Needs a new phone code when the operator confirmed the new phone is in service, and a
+    /// new temporary password when the MVD confirms an unblock's person: the engine makes them
+    /// (and their argon2 hashes) before it opens the step's transaction.
     fn fresh_secret(&self, state: Option<&AccountRequest>, input: &Input) -> Option<SecretKind> {
         match (&state?.stage, input) {
+            (Stage::Reconciling, Input::Reconciled(r)) if r.result == ReconcileResult::Match => {
+                Some(SecretKind::Password)
+            }
             (Stage::CheckingSubscriber, Input::Subscriber(c))
                 if c.status == SubscriberStatus::Active && c.operator.is_some() =>
             {
@@ -326,7 +364,8 @@ impl Saga for AccountSaga {
         let Some(s) = state else {
             return match input {
                 Input::Block(b) => start_block(b),
-                Input::Unblock(u) => start_unblock(u, ctx.now.date_naive()),
+                Input::Unblock(u) => retired_unblock(u),
+                Input::UnblockV2(u) => start_unblock(u, ctx.now.date_naive()),
                 Input::ChangePhone(c) => start_change_phone(c),
                 Input::Confirm(_) => Err(Failure::permanent("no such application")),
                 _ => Err(Failure::permanent(
@@ -335,7 +374,18 @@ impl Saga for AccountSaga {
             };
         };
         match (&s.stage, input) {
-            (_, Input::Block(_) | Input::Unblock(_) | Input::ChangePhone(_)) => {
+            // The desk sends v2 under the number its retired v1 was refused under: a fresh start.
+            (
+                Stage::Rejected {
+                    reason: Reason::RetiredVersion,
+                    ..
+                },
+                Input::UnblockV2(u),
+            ) => start_unblock(u, ctx.now.date_naive()),
+            (
+                _,
+                Input::Block(_) | Input::Unblock(_) | Input::UnblockV2(_) | Input::ChangePhone(_),
+            ) => {
                 if request_of(input).as_ref() == Some(&s.request) {
                     Ok(Step::to(s.clone())) // the desk sent it again: no change
                 } else {
@@ -346,8 +396,11 @@ impl Saga for AccountSaga {
             }
             (Stage::Blocking, Input::Blocked(b)) => blocked(s, b, ctx),
             (Stage::LookingUp, Input::LookedUp(l)) => self.looked_up(s, l),
-            (Stage::Reconciling, Input::Reconciled(r)) => reconciled(s, r),
-            (Stage::Unblocking, Input::Unblocked(u)) => unblocked(s, u, ctx),
+            (Stage::Reconciling, Input::Reconciled(r)) => self.reconciled(s, r, ctx),
+            (Stage::Unblocking { text, expires_at }, Input::Unblocked(u)) => {
+                let password = text.as_ref().zip(*expires_at);
+                unblocked(s, u, password, ctx)
+            }
             (Stage::CheckingSubscriber, Input::Subscriber(c)) => self.subscriber(s, c, ctx),
             (
                 Stage::ConfirmingPhone {
@@ -388,7 +441,7 @@ impl Saga for AccountSaga {
             Stage::Blocking => "blocking",
             Stage::LookingUp => "looking_up",
             Stage::Reconciling => "reconciling",
-            Stage::Unblocking => "unblocking",
+            Stage::Unblocking { .. } => "unblocking",
             Stage::CheckingSubscriber => "checking_subscriber",
             Stage::ConfirmingPhone { .. } => "confirming_phone",
             Stage::ChangingPhone => "changing_phone",
@@ -420,15 +473,22 @@ impl AccountSaga {
             (Request::Unblock(_), AccountState::Active) => {
                 reject(s, Reason::NotBlocked, None, vec![])
             }
-            (Request::Unblock(u), AccountState::Blocked) => {
-                let mut person = u.person.clone();
+            (Request::Unblock(_) | Request::UnblockV2(_), AccountState::Blocked) => {
+                let (person, document, _) = s
+                    .request
+                    .identity()
+                    .ok_or_else(|| Failure::permanent("an unblock without its person"))?;
+                let mut person = person.clone();
                 person.identification_number.clone_from(&s.identifier);
                 Ok(
                     with_stage(s, Stage::Reconciling).send(Command::new(&Reconcile {
                         person,
-                        document: u.document.clone(),
+                        document: document.clone(),
                     })?),
                 )
+            }
+            (Request::UnblockV2(_), AccountState::Active) => {
+                reject(s, Reason::NotBlocked, None, vec![])
             }
             (Request::ChangePhone(_), AccountState::Blocked) => reject(
                 s,
@@ -525,6 +585,7 @@ fn request_of(input: &Input) -> Option<Request> {
     match input {
         Input::Block(b) => Some(Request::Block(b.clone())),
         Input::Unblock(u) => Some(Request::Unblock(u.clone())),
+        Input::UnblockV2(u) => Some(Request::UnblockV2(u.clone())),
         Input::ChangePhone(c) => Some(Request::ChangePhone(c.clone())),
         _ => None,
     }
@@ -575,14 +636,37 @@ fn start_block(b: &BlockIdentifier) -> Result<Step<AccountRequest>, Failure> {
     })?))
 }
 
-fn start_unblock(u: &UnblockIdentifier, today: NaiveDate) -> Result<Step<AccountRequest>, Failure> {
+/// `identifier.unblock.v1` is refused: it named no worker, and an unblock now issues a password.
+fn retired_unblock(u: &UnblockIdentifier) -> Result<Step<AccountRequest>, Failure> {
+    let state = initial(
+        &u.desk_id,
+        &u.application_number,
+        u.person.identification_number.clone(),
+        Request::Unblock(u.clone()),
+        Stage::LookingUp,
+    );
+    reject(
+        &state,
+        Reason::RetiredVersion,
+        Some(RejectDetail::Other(format!(
+            "send {} with the worker: an unblock issues a new temporary password",
+            UnblockIdentifierV2::TYPE
+        ))),
+        vec![],
+    )
+}
+
+fn start_unblock(
+    u: &UnblockIdentifierV2,
+    today: NaiveDate,
+) -> Result<Step<AccountRequest>, Failure> {
     let (e, id) = validate_unblock(u, today);
     let identifier = id.map_or_else(|| u.person.identification_number.clone(), String::from);
     let state = initial(
         &u.desk_id,
         &u.application_number,
         identifier,
-        Request::Unblock(u.clone()),
+        Request::UnblockV2(u.clone()),
         Stage::LookingUp,
     );
     if !e.is_empty() {
@@ -671,15 +755,49 @@ fn blocked(
     }
 }
 
-/// The MVD registry's verdict on an unblock.
-fn reconciled(s: &AccountRequest, r: &Reconciled) -> Result<Step<AccountRequest>, Failure> {
-    match &r.result {
-        ReconcileResult::Match => Ok(with_stage(s, Stage::Unblocking).send(Command::new(
-            &UnblockAccount {
-                identifier: s.identifier.clone(),
-                application: s.business_key(),
+impl AccountSaga {
+    /// The MVD registry's verdict on an unblock: on a match, a new temporary password (made and
+    /// hashed before the transaction) goes to the registry with the unblock, its SMS sealed in
+    /// the state until the registry names the phone.
+    fn reconciled(
+        &self,
+        s: &AccountRequest,
+        r: &Reconciled,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<AccountRequest>, Failure> {
+        if r.result != ReconcileResult::Match {
+            return not_reconciled(s, r);
+        }
+        let password = ctx.fresh_secret(SecretKind::Password)?;
+        let mut rng = ctx.rng();
+        let expires_at = ctx.now + self.settings.temporary_password_ttl;
+        let text = self
+            .settings
+            .temporary_password_text
+            .replace("{identifier}", &s.identifier)
+            .replace("{password}", password.clear());
+        let worker_id = s.request.identity().and_then(|(_, _, w)| w).map(str::to_owned);
+        Ok(with_stage(
+            s,
+            Stage::Unblocking {
+                text: Some(self.sealer.seal(&mut rng, &text)?),
+                expires_at: Some(expires_at),
             },
-        )?)),
+        )
+        .send(Command::new(&UnblockAccount {
+            identifier: s.identifier.clone(),
+            application: s.business_key(),
+            worker_id,
+            temporary_password_hash: Some(password.hash().to_owned()),
+            temporary_password_expires_at: Some(expires_at),
+        })?))
+    }
+}
+
+/// The MVD registry's verdict on an unblock, when it is not a match.
+fn not_reconciled(s: &AccountRequest, r: &Reconciled) -> Result<Step<AccountRequest>, Failure> {
+    match &r.result {
+        ReconcileResult::Match => Err(Failure::permanent("a match is not a refusal")),
         ReconcileResult::Mismatch { fields } => {
             let fields = fields
                 .iter()
@@ -708,20 +826,40 @@ fn reconciled(s: &AccountRequest, r: &Reconciled) -> Result<Step<AccountRequest>
     }
 }
 
-/// The registry's answer to an unblock.
+/// The registry's answer to an unblock: the sealed temporary password goes to the phone the
+/// registry holds (the SMS worker's own retries deliver it; if it never arrives, the desk asks
+/// for a resend under the issuance application, which the temporary password allows).
 fn unblocked(
     s: &AccountRequest,
     u: &AccountUnblocked,
+    password: Option<(&Sealed, DateTime<Utc>)>,
     ctx: &StepContext<'_>,
 ) -> Result<Step<AccountRequest>, Failure> {
     match u.outcome {
-        UnblockOutcome::Unblocked => Ok(with_stage(s, Stage::Unblocked).send(Command::new(
-            &IdentifierUnblocked {
-                desk_id: s.desk_id.clone(),
-                application_number: s.application_number.clone(),
-                unblocked_at: ctx.now,
-            },
-        )?)),
+        UnblockOutcome::Unblocked => {
+            let sms = password.zip(u.phone.as_ref());
+            let mut step = with_stage(s, Stage::Unblocked).send(Command::new(
+                &IdentifierUnblocked {
+                    desk_id: s.desk_id.clone(),
+                    application_number: s.application_number.clone(),
+                    unblocked_at: ctx.now,
+                    phone_masked: sms.map(|(_, phone)| masked_phone(phone)),
+                    temporary_password_expires_at: sms.map(|((_, at), _)| at),
+                },
+            )?);
+            if let Some(((text, _), phone)) = sms {
+                step = step.send(
+                    Command::new(&SendSms {
+                        to: phone.clone(),
+                        operator: None,
+                        purpose: SmsPurpose::TemporaryPassword,
+                        text: text.clone(),
+                    })?
+                    .detach(),
+                );
+            }
+            Ok(step)
+        }
         // Unblocked meanwhile by another application: nothing is left to do here.
         UnblockOutcome::NotBlocked => reject(s, Reason::NotBlocked, None, vec![]),
         UnblockOutcome::UnknownIdentifier => unknown(s),
@@ -836,7 +974,7 @@ fn reject(
 
 fn unknown(s: &AccountRequest) -> Result<Step<AccountRequest>, Failure> {
     let field = match s.request {
-        Request::Unblock(_) => "person.identification_number",
+        Request::Unblock(_) | Request::UnblockV2(_) => "person.identification_number",
         _ => "identifier",
     };
     reject(
@@ -891,14 +1029,6 @@ fn masked_phone(phone: &str) -> String {
     Msisdn::parse(phone).map_or_else(|_| "***".into(), |p| p.masked())
 }
 
-/// The request's field for an MVD field name.
-fn mvd_field(f: &str) -> String {
-    if f.starts_with("document.") {
-        f.to_owned()
-    } else {
-        format!("person.{f}")
-    }
-}
 
 fn check_application(e: &mut ValidationErrors, desk_id: &str, application_number: &str) {
     e.check(!desk_id.trim().is_empty(), "desk_id", "must not be empty");
@@ -916,84 +1046,36 @@ fn parse_identifier(e: &mut ValidationErrors, field: &str, raw: &str) -> Option<
 }
 
 /// Checks an unblock application's form, by issuance's rules for the person and the document
-/// (the age rule aside: the person holds an identifier already). Returns the problems and the
-/// parsed identification number.
+/// (the age rule aside: the person holds an identifier already), and the worker. Returns the
+/// problems and the parsed identification number.
 fn validate_unblock(
-    u: &UnblockIdentifier,
+    u: &UnblockIdentifierV2,
     today: NaiveDate,
 ) -> (ValidationErrors, Option<IdNumber>) {
     let mut e = ValidationErrors::new();
     check_application(&mut e, &u.desk_id, &u.application_number);
-    let p = &u.person;
-    let id = parse_identifier(
-        &mut e,
-        "person.identification_number",
-        &p.identification_number,
-    );
-    if let Some(id) = id.as_ref().filter(|id| id.status() != p.status) {
-        e.add(
-            "person.status",
-            format!(
-                "does not match the identification number, which says {}",
-                status_name(id.status())
-            ),
-        );
-    }
-    for (field, value) in [
-        ("person.surname", Some(&p.surname)),
-        ("person.given_name", Some(&p.given_name)),
-        ("person.patronymic", p.patronymic.as_ref()),
-    ] {
-        if let Some(v) = value {
-            let v = v.trim();
-            let ok = !v.is_empty()
-                && v.chars().count() <= 100
-                && v.chars().all(|c| c.is_alphabetic() || " -'".contains(c));
-            e.check(
-                ok,
-                field,
-                "must be 1-100 letters (spaces, hyphens and apostrophes allowed)",
-            );
-        }
-    }
     e.check(
-        p.birth_date <= today,
-        "person.birth_date",
-        "must not be in the future",
-    );
-    let d = &u.document;
-    e.check(
-        !d.number.trim().is_empty(),
-        "document.number",
+        !u.worker_id.trim().is_empty(),
+        "worker_id",
         "must not be empty",
     );
-    e.check(
-        d.issued_on <= today,
-        "document.issued_on",
-        "must not be in the future",
-    );
-    e.check(
-        d.issued_on < d.expires_on,
-        "document.expires_on",
-        "must be after the date of issue",
-    );
-    let kind_fits = match p.status {
-        PersonStatus::Citizen => matches!(d.kind, DocumentKind::Passport | DocumentKind::IdCard),
-        _ => d.kind == DocumentKind::ResidencePermit,
-    };
-    e.check(
-        kind_fits,
-        "document.kind",
-        "a citizen presents a passport or identity card; a foreign citizen or stateless person a residence permit",
+    let id = crate::sagas::identity::check_person_and_document(
+        &mut e,
+        &u.person,
+        &u.document,
+        today,
     );
     (e, id)
 }
 
-fn status_name(s: PersonStatus) -> &'static str {
-    match s {
-        PersonStatus::Citizen => "citizen",
-        PersonStatus::ForeignCitizen => "foreign citizen",
-        PersonStatus::Stateless => "stateless person",
+impl Request {
+    /// The person, the document and the worker of an unblock.
+    fn identity(&self) -> Option<(&Applicant, &IdentityDocument, Option<&str>)> {
+        match self {
+            Request::Unblock(u) => Some((&u.person, &u.document, None)),
+            Request::UnblockV2(u) => Some((&u.person, &u.document, Some(u.worker_id.as_str()))),
+            _ => None,
+        }
     }
 }
 
@@ -1001,7 +1083,8 @@ fn status_name(s: PersonStatus) -> &'static str {
 mod tests {
     use super::*;
     use contracts::Metadata;
-    use contracts::issuance::{Applicant, IdentityDocument};
+    use contracts::issuance::DocumentKind;
+    use contracts::person::PersonStatus;
     use contracts::sms::NotSentReason;
     use hub_runtime::secrets::FreshSecret;
     use rand::SeedableRng;
@@ -1026,10 +1109,11 @@ mod tests {
         }
     }
 
-    fn unblock() -> UnblockIdentifier {
-        UnblockIdentifier {
+    fn unblock() -> UnblockIdentifierV2 {
+        UnblockIdentifierV2 {
             desk_id: "minsk-1".into(),
             application_number: "U-1".into(),
+            worker_id: "w-7".into(),
             person: Applicant {
                 identification_number: ID.into(),
                 surname: "Иванова".into(),
@@ -1218,11 +1302,12 @@ mod tests {
     fn an_unblock_looks_up_reconciles_with_the_mvd_then_unblocks() {
         let mut run = Run::new();
         let steps = run.run(vec![
-            Input::Unblock(unblock()),
+            Input::UnblockV2(unblock()),
             looked_up(AccountState::Blocked, None),
             reconciled(ReconcileResult::Match),
             Input::Unblocked(AccountUnblocked {
                 outcome: UnblockOutcome::Unblocked,
+                phone: Some("+375297654321".into()),
             }),
         ]);
         assert_eq!(sent(&steps[0]), ["registry.lookup_account.v1"]);
@@ -1235,12 +1320,86 @@ mod tests {
         assert_eq!(sent(&steps[2]), ["registry.unblock_account.v1"]);
         let cmd: UnblockAccount = body(&steps[2]);
         assert_eq!(
-            (cmd.identifier.as_str(), cmd.application.as_str()),
-            (ID, "minsk-1/U-1")
+            (
+                cmd.identifier.as_str(),
+                cmd.application.as_str(),
+                cmd.worker_id.as_deref()
+            ),
+            (ID, "minsk-1/U-1", Some("w-7"))
         );
-        assert_eq!(sent(&steps[3]), ["identifier.unblocked.v1"]);
+        // A new temporary password: only its hash to the registry, its SMS sealed in the state.
+        let hash = cmd.temporary_password_hash.expect("a new temporary password");
+        assert!(hash.starts_with("$argon2"), "{hash}");
+        let Stage::Unblocking {
+            text: Some(text),
+            expires_at: Some(expires_at),
+        } = &steps[2].state.stage
+        else {
+            panic!("unblocking: {:?}", steps[2].state.stage);
+        };
+        assert_eq!(
+            *expires_at,
+            run.now + AccountSettings::default().temporary_password_ttl
+        );
+        let clear = run.saga.sealer.open(text).expect("opens");
+        let password = clear
+            .split("пароль: ")
+            .nth(1)
+            .and_then(|rest| rest.split('.').next())
+            .expect("the password in the text")
+            .to_owned();
+        assert!(hub_runtime::secrets::verify_secret(&password, &hash));
+        for step in &steps {
+            let mut all = serde_json::to_vec(&step.state).expect("state");
+            for c in &step.commands {
+                all.extend_from_slice(&c.body);
+            }
+            assert!(
+                !String::from_utf8_lossy(&all).contains(&password),
+                "the password is never in the clear"
+            );
+        }
+        // The registry names the phone it holds; the sealed SMS goes there, told to the desk.
+        assert_eq!(
+            sent(&steps[3]),
+            ["identifier.unblocked.v1", "sms.send.v1"]
+        );
+        let sms: SendSms = body(&steps[3]);
+        assert_eq!(
+            (sms.to.as_str(), sms.purpose, &sms.text),
+            ("+375297654321", SmsPurpose::TemporaryPassword, text)
+        );
+        let told: IdentifierUnblocked = body(&steps[3]);
+        assert_eq!(told.phone_masked.as_deref(), Some("+375 29 ***-**-21"));
+        assert_eq!(told.temporary_password_expires_at, Some(*expires_at));
         assert_eq!(run.saga.state_name(&steps[3].state), "unblocked");
         assert!(run.saga.is_terminal(&steps[3].state));
+    }
+
+    #[test]
+    fn a_retired_unblock_is_refused_and_v2_under_its_number_starts_afresh() {
+        let mut run = Run::new();
+        let v2 = unblock();
+        let v1 = UnblockIdentifier {
+            desk_id: v2.desk_id.clone(),
+            application_number: v2.application_number.clone(),
+            person: v2.person.clone(),
+            document: v2.document.clone(),
+            consent_to_mvd_check: true,
+        };
+        let refused = run.step(None, Input::Unblock(v1));
+        assert_eq!(sent(&refused), ["identifier.request_rejected.v1"]);
+        let r = rejection(&refused);
+        assert_eq!(r.reason, Reason::RetiredVersion);
+        assert!(
+            r.detail
+                .as_ref()
+                .is_some_and(|d| d.as_str().contains("identifier.unblock.v2")),
+            "{r:?}"
+        );
+        let again = run.step(Some(&refused.state), Input::UnblockV2(v2));
+        assert_eq!(sent(&again), ["registry.lookup_account.v1"]);
+        assert_eq!(run.saga.state_name(&again.state), "looking_up");
     }
 
     #[test]
@@ -1255,7 +1414,7 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Active, None),
             ],
         );
@@ -1263,24 +1422,24 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Unknown, None),
             ],
         );
         assert_eq!(r.reason, Reason::UnknownIdentifier);
         assert_eq!(r.fields[0].field, "person.identification_number");
 
-        let no_consent = UnblockIdentifier {
+        let no_consent = UnblockIdentifierV2 {
             consent_to_mvd_check: false,
             ..unblock()
         };
-        let r = reason_after(&mut run, vec![Input::Unblock(no_consent)]);
+        let r = reason_after(&mut run, vec![Input::UnblockV2(no_consent)]);
         assert_eq!(r.reason, Reason::ConsentMissing);
 
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::Mismatch {
                     fields: vec!["surname".into(), "document.number".into()],
@@ -1294,7 +1453,7 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::PersonUnknown),
             ],
@@ -1307,7 +1466,7 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::DocumentInvalid {
                     status: "lost".into(),
@@ -1322,11 +1481,12 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::Match),
                 Input::Unblocked(AccountUnblocked {
                     outcome: UnblockOutcome::NotBlocked,
+                    phone: None,
                 }),
             ],
         );
@@ -1334,7 +1494,7 @@ mod tests {
 
         let mut expired = unblock();
         expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
-        let r = reason_after(&mut run, vec![Input::Unblock(expired)]);
+        let r = reason_after(&mut run, vec![Input::UnblockV2(expired)]);
         assert_eq!(
             (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::DocumentInvalid, Some("expired"))
@@ -1343,7 +1503,7 @@ mod tests {
         let mut malformed = unblock();
         malformed.person.status = PersonStatus::Stateless;
         malformed.person.surname = "Ivanova1".into();
-        let r = reason_after(&mut run, vec![Input::Unblock(malformed)]);
+        let r = reason_after(&mut run, vec![Input::UnblockV2(malformed)]);
         assert_eq!(r.reason, Reason::InvalidInput);
         let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["person.status", "person.surname", "document.kind"]);

@@ -3,3 +3,4 @@
 
 pub mod account;
 pub mod issuance;
+pub(crate) mod identity;
