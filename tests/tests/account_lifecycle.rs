@@ -1,12 +1,12 @@
 //! The account lifecycle by desk application end to end: blocking, unblocking after the identity
-//! and MVD checks, and changing the phone with an SMS code, against the hub's own plan, every
+//! and MVD checks with a new temporary password, and changing the phone with an SMS code, against the hub's own plan, every
 //! simulator, the real RabbitMQ and PostgreSQL. The test is the desk and reads the phones.
 
 use contracts::Message;
 use contracts::account::{
     BlockIdentifier, ChangePhone, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked,
     NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged, RequestRejectReason, RequestRejected,
-    UnblockIdentifier,
+    UnblockIdentifier, UnblockIdentifierV2,
 };
 use contracts::cabinet::{CabinetOutcome, LogIn};
 use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
@@ -53,11 +53,12 @@ fn block(number: &str, identifier: &str) -> BlockIdentifier {
     }
 }
 
-fn unblock(number: &str, person: &Person) -> UnblockIdentifier {
+fn unblock(number: &str, person: &Person) -> UnblockIdentifierV2 {
     let application = person.application(number, &phone(0));
-    UnblockIdentifier {
+    UnblockIdentifierV2 {
         desk_id: DESK.into(),
         application_number: number.into(),
+        worker_id: "worker-3".into(),
         person: application.person,
         document: application.document,
         consent_to_mvd_check: true,
@@ -201,6 +202,22 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
     }
     assert!(locked_out, "wrong passwords lead to a lock-out");
 
+    // The retired v1 (no worker, no new password): refused with the version to send.
+    let v1 = unblock("U-0", alice);
+    portal
+        .env
+        .send(&UnblockIdentifier {
+            desk_id: v1.desk_id,
+            application_number: v1.application_number,
+            person: v1.person,
+            document: v1.document,
+            consent_to_mvd_check: true,
+        })
+        .await;
+    let r = desk.rejected("U-0").await;
+    assert_eq!(r.reason, RequestRejectReason::RetiredVersion);
+    assert!(blocked(&portal, &id).await);
+
     // A stated surname that the MVD registry does not confirm: still blocked.
     let mut wrong = unblock("U-1", alice);
     wrong.person.surname = format!("{}а", alice.surname);
@@ -216,10 +233,16 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
     );
     assert!(blocked(&portal, &id).await);
 
-    // The person's correct data: unblocked, every earlier event still there, the old password
-    // works again and the lock-out is gone.
+    // The person's correct data: unblocked, every earlier event still there, a new temporary
+    // password by SMS to the registry's phone (the old password no longer works) and the
+    // lock-out is gone.
     portal.env.send(&unblock("U-2", alice)).await;
-    let _: IdentifierUnblocked = desk.event("U-2").await;
+    let unblocked: IdentifierUnblocked = desk.event("U-2").await;
+    assert_eq!(unblocked.phone_masked.as_deref(), Some("+375 44 ***-**-34"));
+    assert!(unblocked.temporary_password_expires_at.is_some());
+    let text = portal.nth_text(&phone(1), 3).await;
+    assert!(text.contains("разблокирован"), "{text}");
+    let new_password = password_in(&text);
     assert!(!blocked(&portal, &id).await);
     let after_unblock = history(&portal, &id).await;
     assert_eq!(
@@ -231,10 +254,33 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
         after_unblock[after_block.len()..],
         [("unblocked_by_desk".to_string(), Some(format!("{DESK}/U-2")))]
     );
+    let worker: Option<String> = sqlx::query_scalar(
+        "SELECT detail->>'worker_id' FROM account_events
+         WHERE identifier = $1 AND event = 'unblocked_by_desk'",
+    )
+    .bind(&id)
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("the unblock's event");
+    assert_eq!(worker.as_deref(), Some("worker-3"));
     assert_eq!(
         portal.cabinet(&login(&id, &password)).await,
+        CabinetOutcome::WrongCredentials,
+        "the password before the block is replaced"
+    );
+    assert_eq!(
+        portal.cabinet(&login(&id, &new_password)).await,
         CabinetOutcome::MustChangePassword
     );
+    let dump: String = sqlx::query_scalar(
+        "SELECT concat_ws(' ',
+            (SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM outbox),
+            (SELECT string_agg(state::text, ' ') FROM sagas))",
+    )
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("dump");
+    assert!(!dump.contains(&new_password), "the password in the clear");
 
     // Nothing to unblock any more; an identifier nobody holds cannot be unblocked either.
     portal.env.send(&unblock("U-3", alice)).await;

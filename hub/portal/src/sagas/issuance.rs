@@ -820,7 +820,7 @@ impl IssuanceSaga {
                     given_name: s.person.given_name.clone(),
                     patronymic: s.person.patronymic.clone(),
                     application: s.application.clone(),
-                    phone_masked: masked_phone(&s.phone),
+                    phone_masked: masked_phone(sent.to.unwrap_or(&s.phone)),
                     temporary_password_expires_at: expires_at,
                 },
             })?)
@@ -978,8 +978,13 @@ fn reissued(
         }
         ReissueOutcome::UnknownIdentifier => return refuse(ResendRefusal::NotIssued, None),
     };
-    let operator = match previous {
-        Stage::Issued { operator, .. } | Stage::SendingPassword { operator, .. } => *operator,
+    // A first password that never went out (its SMS stuck): the notice of issuance is still
+    // owed, and goes out with this one.
+    let (operator, resend) = match previous {
+        Stage::Issued { operator, .. } => (*operator, true),
+        Stage::SendingPassword {
+            operator, resend, ..
+        } => (*operator, *resend),
         _ => return Err(Failure::permanent("a reissue from a stage that has no operator")),
     };
     Ok(with_stage(
@@ -987,7 +992,7 @@ fn reissued(
         Stage::SendingPassword {
             expires_at,
             operator,
-            resend: true,
+            resend,
             to: Some(phone.clone()),
         },
     )
