@@ -1,7 +1,8 @@
 //! Account lifecycle requests from issuance desks (block, unblock, change of phone).
 //!
 //! ```text
-//! desk -> identifier.block.v1 -> hub            (the identifier, an optional reason)
+//! desk -> identifier.block.v2 -> hub            (the worker, the person and the document, checked
+//!                                                as at issuance; an optional reason)
 //! hub  -> identifier.blocked.v1 -> desk
 //!
 //! desk -> identifier.unblock.v2 -> hub          (the worker, the person and the document: the
@@ -9,7 +10,8 @@
 //! hub  -> identifier.unblocked.v1 -> desk       (all earlier history kept; a new temporary
 //!                                                password went by SMS to the registry's phone)
 //!
-//! desk -> identifier.change_phone.v1 -> hub     (the identifier, the new phone)
+//! desk -> identifier.change_phone.v2 -> hub     (the worker, the person and the document, checked
+//!                                                as at issuance; the new phone)
 //! hub  -> identifier.phone_code_sent.v1 -> desk (the person reads the SMS code out to the worker)
 //! desk -> identifier.confirm_phone.v1 -> hub    (the code)
 //! hub  -> identifier.phone_code_wrong.v1        (try again), or
@@ -19,8 +21,8 @@
 //! ```
 //!
 //! The person may also unblock in the cabinet (`cabinet.unblock.v1`, see [`crate::cabinet`]).
-//! `identifier.unblock.v1` (no worker, no new password) is answered `request_rejected` with
-//! `retired_version`. Every message names its request by `desk_id` + `application_number`, the
+//! The v1 requests (`identifier.block.v1`, `identifier.unblock.v1`, `identifier.change_phone.v1`:
+//! no worker, no proof of identity) are answered `request_rejected` with `retired_version`. Every message names its request by `desk_id` + `application_number`, the
 //! saga's business key.
 //!
 //! The hub's own registry commands for these requests (`registry.*_account.v1`,
@@ -33,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use crate::issuance::{Applicant, IdentityDocument};
 use crate::{FieldError, Message, MessageType};
 
-/// `identifier.block.v1`: block the identifier on the person's written application.
+/// `identifier.block.v1`: retired (no proof of who asks); answered [`RequestRejected`] with
+/// [`RequestRejectReason::RetiredVersion`]. Use [`BlockIdentifierV2`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockIdentifier {
     /// The desk.
@@ -58,6 +61,44 @@ impl std::fmt::Debug for BlockIdentifier {
 
 impl Message for BlockIdentifier {
     const TYPE: MessageType = MessageType::new("identifier.block", 1);
+}
+
+/// `identifier.block.v2`: block the identifier on the person's written application, taken by
+/// `worker_id` with the identity document presented (checked as at issuance, MVD
+/// reconciliation). The identifier is the person's identification number.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockIdentifierV2 {
+    /// The desk.
+    pub desk_id: String,
+    /// The desk's application number.
+    pub application_number: String,
+    /// The worker who took the application and checked the person against the document.
+    pub worker_id: String,
+    /// The person as stated in the application.
+    pub person: Applicant,
+    /// The identity document presented.
+    pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
+    /// Why, as the person stated it, if at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl std::fmt::Debug for BlockIdentifierV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockIdentifierV2")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .field("person", &self.person)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for BlockIdentifierV2 {
+    const TYPE: MessageType = MessageType::new("identifier.block", 2);
 }
 
 /// `identifier.unblock.v1`: retired (it issued no password and named no worker); answered
@@ -128,7 +169,8 @@ impl Message for UnblockIdentifierV2 {
     const TYPE: MessageType = MessageType::new("identifier.unblock", 2);
 }
 
-/// `identifier.change_phone.v1`: bind the identifier to a new mobile number.
+/// `identifier.change_phone.v1`: retired (no proof of who asks); answered [`RequestRejected`]
+/// with [`RequestRejectReason::RetiredVersion`]. Use [`ChangePhoneV2`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePhone {
     /// The desk.
@@ -152,6 +194,44 @@ impl std::fmt::Debug for ChangePhone {
 
 impl Message for ChangePhone {
     const TYPE: MessageType = MessageType::new("identifier.change_phone", 1);
+}
+
+/// `identifier.change_phone.v2`: bind the identifier to a new mobile number, on the person's
+/// written application taken by `worker_id` with the identity document presented (checked as at
+/// issuance, MVD reconciliation), then confirmed by a code on the new phone. The identifier is
+/// the person's identification number.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePhoneV2 {
+    /// The desk.
+    pub desk_id: String,
+    /// The desk's application number.
+    pub application_number: String,
+    /// The worker who took the application and checked the person against the document.
+    pub worker_id: String,
+    /// The person as stated in the application.
+    pub person: Applicant,
+    /// The identity document presented.
+    pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
+    /// The new mobile number, as typed (`+375 29 123-45-67`).
+    pub new_phone: String,
+}
+
+impl std::fmt::Debug for ChangePhoneV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangePhoneV2")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .field("person", &self.person)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for ChangePhoneV2 {
+    const TYPE: MessageType = MessageType::new("identifier.change_phone", 2);
 }
 
 /// `identifier.confirm_phone.v1`: the code the person read out from the SMS on the new phone.
@@ -291,8 +371,8 @@ pub enum RequestRejectReason {
     PhoneBound,
     /// The new phone was not confirmed in time, or too many wrong codes were given.
     PhoneNotConfirmed,
-    /// A retired version of the request (`identifier.unblock.v1`): `detail` names the one to
-    /// send.
+    /// A retired version of the request (`identifier.block.v1`, `identifier.unblock.v1`,
+    /// `identifier.change_phone.v1`): `detail` names the one to send.
     RetiredVersion,
 }
 
@@ -437,6 +517,9 @@ pub struct BlockAccount {
     /// The reason the person stated, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The worker who took the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
 }
 
 impl std::fmt::Debug for BlockAccount {
@@ -551,6 +634,9 @@ pub struct ChangeAccountPhone {
     pub phone: String,
     /// The business key of the desk's application.
     pub application: String,
+    /// The worker who took the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
 }
 
 impl std::fmt::Debug for ChangeAccountPhone {
@@ -604,6 +690,8 @@ mod tests {
     fn types() -> Vec<MessageType> {
         vec![
             BlockIdentifier::TYPE,
+            BlockIdentifierV2::TYPE,
+            ChangePhoneV2::TYPE,
             UnblockIdentifier::TYPE,
             UnblockIdentifierV2::TYPE,
             ChangePhone::TYPE,
@@ -717,6 +805,7 @@ mod tests {
                     identifier: ID.into(),
                     application: "d/1".into(),
                     reason: None,
+                    worker_id: None,
                 }
             ),
             format!(
@@ -735,6 +824,7 @@ mod tests {
                     identifier: ID.into(),
                     phone: PHONE.into(),
                     application: "d/1".into(),
+                    worker_id: None,
                 }
             ),
         ];

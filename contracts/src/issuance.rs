@@ -13,6 +13,9 @@
 //!                                              registry holds now), or
 //! hub  -> issuance.resend_refused.v1          (a reason code: `use_recovery` once a static
 //!                                              password is set, the identity checks' own codes)
+//! desk -> issuance.notice_signed.v1           (the person signed for the notice of issuance)
+//! hub  -> issuance.notice_recorded.v1         (recorded in the application), or
+//! hub  -> issuance.notice_refused.v1          (not issued, another notice number, malformed)
 //! ```
 //!
 //! `issuance.resend_password.v1` (no identity document) is answered `resend_refused` with
@@ -281,6 +284,75 @@ pub struct ResendRefused {
 
 impl Message for ResendRefused {
     const TYPE: MessageType = MessageType::new("issuance.resend_refused", 1);
+}
+
+/// `issuance.notice_signed.v1`: the person signed for the notice of issuance (seeds 000, 002:
+/// "the mark of receipt of the notice is certified by the citizen's signature"); the desk
+/// confirms it, and the application records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeSigned {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The notice's number, as printed (`UI-<year>-<desk>-<application>`).
+    pub notice_number: String,
+    /// The day the person signed.
+    pub signed_on: NaiveDate,
+    /// The worker before whom the person signed.
+    pub worker_id: String,
+}
+
+impl Message for NoticeSigned {
+    const TYPE: MessageType = MessageType::new("issuance.notice_signed", 1);
+}
+
+/// `issuance.notice_recorded.v1`: the signature for the notice is recorded in the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRecorded {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The notice's number.
+    pub notice_number: String,
+    /// The day the person signed.
+    pub signed_on: NaiveDate,
+}
+
+impl Message for NoticeRecorded {
+    const TYPE: MessageType = MessageType::new("issuance.notice_recorded", 1);
+}
+
+/// Why a signed notice was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeRefusal {
+    /// The confirmation is malformed; `fields` says which.
+    InvalidInput,
+    /// The application has no identifier issued (yet, or it was rejected): there is no notice.
+    NotIssued,
+    /// The notice number is not this application's notice.
+    NoticeMismatch,
+    /// Another signature is recorded already (another day or worker); the first one stays.
+    AlreadyRecorded,
+}
+
+/// `issuance.notice_refused.v1`: the signature was not recorded; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRefused {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The rule that failed.
+    pub reason: NoticeRefusal,
+    /// The fields concerned, with what is wrong.
+    pub fields: Vec<crate::FieldError>,
+}
+
+impl Message for NoticeRefused {
+    const TYPE: MessageType = MessageType::new("issuance.notice_refused", 1);
 }
 
 /// `issuance.phone_code_sent.v1`: a confirmation code went to the person's phone.

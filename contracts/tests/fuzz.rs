@@ -120,6 +120,14 @@ every_type! {
     account::UnblockIdentifier => [desk(json!({
         "person": person(), "document": document(), "consent_to_mvd_check": true,
     }))],
+    account::BlockIdentifierV2 => [desk(json!({
+        "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
+        "reason": "gives it up",
+    }))],
+    account::ChangePhoneV2 => [desk(json!({
+        "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
+        "new_phone": "+375 29 123-45-67",
+    }))],
     account::UnblockIdentifierV2 => [desk(json!({
         "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
     }))],
@@ -148,7 +156,10 @@ every_type! {
         json!({"state": "active", "phone": "another_identifier"}),
         json!({"state": "unknown"}),
     ],
-    account::BlockAccount => [json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1", "reason": "lost"})],
+    account::BlockAccount => [
+        json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1", "reason": "lost"}),
+        json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1", "worker_id": "w-1"}),
+    ],
     account::AccountBlocked => [json!({"outcome": "already_blocked"})],
     account::UnblockAccount => [
         json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1"}),
@@ -162,9 +173,13 @@ every_type! {
         json!({"outcome": "not_blocked"}),
         json!({"outcome": "unblocked", "phone": "+375291234567"}),
     ],
-    account::ChangeAccountPhone => [json!({
-        "identifier": "3270287A012PB2", "phone": "+375291234567", "application": "desk-1/A-1",
-    })],
+    account::ChangeAccountPhone => [
+        json!({"identifier": "3270287A012PB2", "phone": "+375291234567", "application": "desk-1/A-1"}),
+        json!({
+            "identifier": "3270287A012PB2", "phone": "+375291234567", "application": "desk-1/A-1",
+            "worker_id": "w-1",
+        }),
+    ],
     account::AccountPhoneChanged => [json!({"outcome": "phone_bound"})],
     // cabinet
     cabinet::LogIn => [json!({"identifier": "3270287A012PB2", "password": "Secret-42"})],
@@ -205,6 +220,11 @@ every_type! {
     issuance::ResendTemporaryPasswordV2 => [desk(json!({
         "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
     }))],
+    issuance::NoticeSigned => [desk(json!({
+        "notice_number": "UI-2026-desk-1-A-1", "signed_on": DAY, "worker_id": "w-1",
+    }))],
+    issuance::NoticeRecorded => [desk(json!({"notice_number": "UI-2026-desk-1-A-1", "signed_on": DAY}))],
+    issuance::NoticeRefused => [desk(json!({"reason": "notice_mismatch", "fields": field_errors()}))],
     issuance::ResendRefused => [desk(json!({
         "reason": "use_recovery", "detail": null, "fields": [],
     }))],

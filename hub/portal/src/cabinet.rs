@@ -456,7 +456,8 @@ impl Cabinet {
         };
         let (Ok(hash), Ok(text)) = (
             hash_secret(&mut rng, &code),
-            self.sealer.seal(&mut rng, &template.replace("{code}", &code)),
+            self.sealer
+                .seal(&mut rng, &template.replace("{code}", &code)),
         ) else {
             return None;
         };
@@ -746,10 +747,12 @@ impl Cabinet {
             .await?;
         }
         sessions::end_all(conn, &id).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE identifier = $1")))
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE identifier = $1"
+        )))
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
         self.throttle().succeed(conn, &id).await?;
         event(conn, &id, flow.completed_event()).await?;
         Ok(ok())

@@ -127,7 +127,10 @@ pub(super) async fn block(
             .execute(&mut *conn)
             .await
             .map_err(db)?;
-            let detail = b.reason.as_ref().map(|r| json!({ "reason": r }));
+            let detail = match (&b.reason, &b.worker_id) {
+                (None, None) => None,
+                (reason, worker_id) => Some(json!({ "reason": reason, "worker_id": worker_id })),
+            };
             event(conn, &b.identifier, BLOCKED_BY_DESK, &b.application, detail).await?;
             BlockOutcome::Blocked
         }
@@ -254,7 +257,7 @@ pub(super) async fn change_phone(
         &c.identifier,
         PHONE_CHANGED,
         &c.application,
-        Some(json!({ "previous_phone": previous })),
+        Some(json!({ "previous_phone": previous, "worker_id": c.worker_id })),
     )
     .await?;
     Ok(outcome(ChangePhoneOutcome::Changed))

@@ -12,6 +12,7 @@
 //!   phone now) --SMS accepted--> issued (password_resent)
 //! any failed rule of a resend --> resend_refused, back where it was (`use_recovery` once the
 //!   person has formed a static password)
+//! notice_signed, once the notice went out --> recorded in the application (notice_recorded)
 //! ```
 //!
 //! A resend is the issuance's own checks again: the person presents the identity document (form,
@@ -34,9 +35,10 @@ use adapters::Failure;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use contracts::issuance::{
     Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
-    IdentifierIssued, NoticeOfIssuance, PasswordNotDelivered, PasswordResent, PhoneCodeExpired,
-    PhoneCodeSent, PhoneCodeWrong, RejectDetail, RejectReason, ResendRefusal, ResendRefused,
-    ResendTemporaryPassword, ResendTemporaryPasswordV2, application_key,
+    IdentifierIssued, NoticeOfIssuance, NoticeRecorded, NoticeRefusal, NoticeRefused, NoticeSigned,
+    PasswordNotDelivered, PasswordResent, PhoneCodeExpired, PhoneCodeSent, PhoneCodeWrong,
+    RejectDetail, RejectReason, ResendRefusal, ResendRefused, ResendTemporaryPassword,
+    ResendTemporaryPasswordV2, application_key,
 };
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
 use contracts::ops::CancelSaga;
@@ -130,6 +132,7 @@ pub fn queue_spec() -> contracts::QueueSpec {
             ConfirmPhone::TYPE.to_string(),
             ResendTemporaryPassword::TYPE.to_string(),
             ResendTemporaryPasswordV2::TYPE.to_string(),
+            NoticeSigned::TYPE.to_string(),
         ],
     )
 }
@@ -147,6 +150,20 @@ pub struct Issuance {
     pub phone: String,
     /// Where it is.
     pub stage: Stage,
+    /// The person's signature for the notice of issuance, as the desk confirmed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_signed: Option<SignedNotice>,
+}
+
+/// The person signed for the notice of issuance (seeds 000, 002), as the desk confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedNotice {
+    /// The day the person signed.
+    pub signed_on: NaiveDate,
+    /// The worker before whom the person signed.
+    pub worker_id: String,
+    /// When the hub recorded it.
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// Where an application is.
@@ -244,6 +261,8 @@ pub enum Input {
     Resend(ResendTemporaryPasswordV2),
     /// The registry's answer to a reissue.
     Reissued(PasswordReissued),
+    /// The desk confirms the person signed for the notice.
+    NoticeSigned(NoticeSigned),
     /// The registry's answer to a reservation.
     Reserved(Reserved),
     /// The MVD registry's verdict.
@@ -297,6 +316,12 @@ impl Saga for IssuanceSaga {
             (
                 Self::key(&m.desk_id, &m.application_number),
                 Input::Resend(m),
+            )
+        } else if NoticeSigned::TYPE.matches(t) {
+            let m: NoticeSigned = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::NoticeSigned(m),
             )
         } else if PasswordReissued::TYPE.matches(t) {
             (by_correlation()?, Input::Reissued(decode(t, body)?))
@@ -370,9 +395,10 @@ impl Saga for IssuanceSaga {
         let Some(s) = state else {
             return match input {
                 Input::Apply(a) => self.apply(a, ctx),
-                Input::Confirm(_) | Input::Resend(_) | Input::ResendRetired(_) => {
-                    Err(Failure::permanent("no such application"))
-                }
+                Input::Confirm(_)
+                | Input::Resend(_)
+                | Input::ResendRetired(_)
+                | Input::NoticeSigned(_) => Err(Failure::permanent("no such application")),
                 _ => Err(Failure::permanent(
                     "an answer for an application that does not exist",
                 )),
@@ -477,13 +503,8 @@ impl Saga for IssuanceSaga {
                 Input::Resend(_),
             ) => Ok(Step::to(s.clone())),
             // Before the identifier is issued, or after a rejection: nothing to resend.
-            (_, Input::Resend(_)) => refuse_resend(
-                s,
-                None,
-                ResendRefusal::NotIssued,
-                None,
-                vec![],
-            ),
+            (_, Input::Resend(_)) => refuse_resend(s, None, ResendRefusal::NotIssued, None, vec![]),
+            (_, Input::NoticeSigned(n)) => notice_signed(s, n, ctx),
             (_, Input::ResendRetired(_)) => refuse_resend(
                 s,
                 None,
@@ -570,13 +591,11 @@ impl Saga for IssuanceSaga {
             Stage::CreatingAccount { .. }
             | Stage::SendingPassword { .. }
             | Stage::ReissueReconciling { .. }
-            | Stage::ReissueRegistering { .. } => {
-                Err(Failure::permanent(
-                    "the registry may have assigned the identifier already: an application \
+            | Stage::ReissueRegistering { .. } => Err(Failure::permanent(
+                "the registry may have assigned the identifier already: an application \
                      past the phone confirmation cannot be cancelled (the desk may ask for the \
                      temporary password again)",
-                ))
-            }
+            )),
             Stage::Issued { .. } | Stage::Rejected { .. } => {
                 Err(Failure::permanent("the application has ended"))
             }
@@ -597,6 +616,7 @@ impl IssuanceSaga {
             document: a.document.clone(),
             phone,
             stage,
+            notice_signed: None,
         };
         let (errors, id, phone) = validate(a, today, self.settings.min_age_years);
         let rejected = |reason, detail: Option<RejectDetail>, fields: Vec<FieldError>| {
@@ -840,7 +860,8 @@ impl IssuanceSaga {
         r: &Reconciled,
         ctx: &StepContext<'_>,
     ) -> Result<Step<Issuance>, Failure> {
-        let refuse = |reason, detail, fields| refuse_resend(s, Some(previous), reason, detail, fields);
+        let refuse =
+            |reason, detail, fields| refuse_resend(s, Some(previous), reason, detail, fields);
         match &r.result {
             ReconcileResult::Match => {}
             ReconcileResult::Mismatch { fields } => {
@@ -910,7 +931,8 @@ fn start_reissue(
         "worker_id",
         "must not be empty",
     );
-    let id = crate::sagas::identity::check_person_and_document(&mut e, &r.person, &r.document, today);
+    let id =
+        crate::sagas::identity::check_person_and_document(&mut e, &r.person, &r.document, today);
     if let Some(id) = &id {
         e.check(
             id.as_str() == s.person.identification_number,
@@ -934,7 +956,9 @@ fn start_reissue(
         );
     }
     let mut person = r.person.clone();
-    person.identification_number.clone_from(&s.person.identification_number);
+    person
+        .identification_number
+        .clone_from(&s.person.identification_number);
     Ok(with_stage(
         s,
         Stage::ReissueReconciling {
@@ -985,7 +1009,11 @@ fn reissued(
         Stage::SendingPassword {
             operator, resend, ..
         } => (*operator, *resend),
-        _ => return Err(Failure::permanent("a reissue from a stage that has no operator")),
+        _ => {
+            return Err(Failure::permanent(
+                "a reissue from a stage that has no operator",
+            ));
+        }
     };
     Ok(with_stage(
         s,
@@ -1003,6 +1031,90 @@ fn reissued(
         purpose: SmsPurpose::TemporaryPassword,
         text: text.clone(),
     })?))
+}
+
+/// Whether the notice of issuance went out: issued, or a resend of an issued application.
+fn notice_issued(stage: &Stage) -> bool {
+    match stage {
+        Stage::Issued { .. } => true,
+        Stage::SendingPassword { resend, .. } => *resend,
+        Stage::ReissueReconciling { previous, .. } | Stage::ReissueRegistering { previous, .. } => {
+            notice_issued(previous)
+        }
+        _ => false,
+    }
+}
+
+/// The desk confirms the person signed for the notice: recorded once, for this application's
+/// notice, on a day not in the future; the same confirmation again is answered again.
+fn notice_signed(
+    s: &Issuance,
+    n: &NoticeSigned,
+    ctx: &StepContext<'_>,
+) -> Result<Step<Issuance>, Failure> {
+    let refuse = |reason, fields: Vec<FieldError>| {
+        Ok(Step::to(s.clone()).send(Command::new(&NoticeRefused {
+            desk_id: s.application.desk_id.clone(),
+            application_number: s.application.number.clone(),
+            reason,
+            fields,
+        })?))
+    };
+    if !notice_issued(&s.stage) {
+        return refuse(NoticeRefusal::NotIssued, vec![]);
+    }
+    let number = notice_number(&s.application);
+    if n.notice_number.trim() != number {
+        return refuse(
+            NoticeRefusal::NoticeMismatch,
+            vec![FieldError {
+                field: "notice_number".into(),
+                problem: "is not the notice of this application".into(),
+            }],
+        );
+    }
+    let mut e = ValidationErrors::new();
+    e.check(
+        !n.worker_id.trim().is_empty(),
+        "worker_id",
+        "must not be empty",
+    );
+    e.check(
+        n.signed_on <= ctx.now.date_naive(),
+        "signed_on",
+        "must not be in the future",
+    );
+    e.check(
+        n.signed_on >= s.application.date,
+        "signed_on",
+        "must not be before the application",
+    );
+    if !e.is_empty() {
+        return refuse(NoticeRefusal::InvalidInput, e.fields);
+    }
+    let recorded = |signed: SignedNotice| -> Result<Step<Issuance>, Failure> {
+        Ok(Step::to(Issuance {
+            notice_signed: Some(signed.clone()),
+            ..s.clone()
+        })
+        .send(Command::new(&NoticeRecorded {
+            desk_id: s.application.desk_id.clone(),
+            application_number: s.application.number.clone(),
+            notice_number: number.clone(),
+            signed_on: signed.signed_on,
+        })?))
+    };
+    match &s.notice_signed {
+        None => recorded(SignedNotice {
+            signed_on: n.signed_on,
+            worker_id: n.worker_id.trim().to_owned(),
+            recorded_at: ctx.now,
+        }),
+        Some(first) if first.signed_on == n.signed_on && first.worker_id == n.worker_id.trim() => {
+            recorded(first.clone())
+        }
+        Some(_) => refuse(NoticeRefusal::AlreadyRecorded, vec![]),
+    }
 }
 
 /// Answers a resend with a refusal; the application goes back to `previous` (or stays where it
@@ -1241,7 +1353,6 @@ fn notice_number(a: &Application) -> String {
     format!("UI-{}-{}-{}", a.date.year(), a.desk_id, a.number)
 }
 
-
 /// Checks the application's form; returns the problems, the parsed identification number and
 /// the parsed phone (the phone's own rule is judged separately, as `phone_not_mobile`).
 fn validate(
@@ -1348,7 +1459,6 @@ fn validate(
     }
     (e, id, phone)
 }
-
 
 fn age_on(birth: NaiveDate, today: NaiveDate) -> Option<u32> {
     if birth > today {
@@ -1487,6 +1597,7 @@ mod tests {
             person: a.person,
             document: a.document,
             phone: "+375291234567".into(),
+            notice_signed: None,
             stage: Stage::Issued {
                 notice_number: "UI-2026-minsk-1-A-1".into(),
                 expires_at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
@@ -1546,7 +1657,10 @@ mod tests {
         let resent: PasswordResent = body(&s4);
         assert_eq!(resent.phone_masked.as_deref(), Some("+375 44 ***-**-21"));
         assert_eq!(run.saga.state_name(&s4.state), "issued");
-        assert_eq!(s4.state.phone, "+375291234567", "the application's record stays");
+        assert_eq!(
+            s4.state.phone, "+375291234567",
+            "the application's record stays"
+        );
     }
 
     #[test]
@@ -1557,7 +1671,10 @@ mod tests {
         let reconciling = run.step(Some(&issued), resend()).state;
         let registering = run.step(Some(&reconciling), matched()).state;
         for (outcome, reason) in [
-            (ReissueOutcome::StaticPasswordSet, ResendRefusal::UseRecovery),
+            (
+                ReissueOutcome::StaticPasswordSet,
+                ResendRefusal::UseRecovery,
+            ),
             (ReissueOutcome::Blocked, ResendRefusal::IdentifierBlocked),
             (ReissueOutcome::UnknownIdentifier, ResendRefusal::NotIssued),
         ] {
@@ -1635,7 +1752,12 @@ mod tests {
         assert_eq!(sent(&v1), ["issuance.resend_refused.v1"]);
         let r = refusal(&v1);
         assert_eq!(r.reason, ResendRefusal::RetiredVersion);
-        assert!(r.detail.expect("detail").as_str().contains("issuance.resend_password.v2"));
+        assert!(
+            r.detail
+                .expect("detail")
+                .as_str()
+                .contains("issuance.resend_password.v2")
+        );
         assert_eq!(v1.state, issued);
         // Before the identifier is issued there is nothing to resend.
         let reserving = Issuance {
@@ -1648,6 +1770,52 @@ mod tests {
         // A second resend while the first is checked changes nothing.
         let twice = run.step(Some(&reconciling), resend());
         assert!(twice.commands.is_empty());
+    }
+
+    #[test]
+    fn the_signed_notice_is_recorded_once_for_the_application_s_own_notice() {
+        let mut run = Run::new();
+        let issued = issued_state();
+        let signed = |number: &str, worker: &str| {
+            Input::NoticeSigned(NoticeSigned {
+                desk_id: "minsk-1".into(),
+                application_number: "A-1".into(),
+                notice_number: number.into(),
+                signed_on: NaiveDate::from_ymd_opt(2026, 11, 22).expect("date"),
+                worker_id: worker.into(),
+            })
+        };
+        let refused =
+            |step: &Step<Issuance>| -> NoticeRefusal { body::<NoticeRefused>(step).reason };
+        let s1 = run.step(Some(&issued), signed("UI-2026-minsk-1-A-1", "w-7"));
+        assert_eq!(sent(&s1), ["issuance.notice_recorded.v1"]);
+        let recorded = s1.state.notice_signed.clone().expect("recorded");
+        assert_eq!(
+            (recorded.worker_id.as_str(), recorded.recorded_at),
+            ("w-7", run.now)
+        );
+        assert_eq!(s1.state.stage, issued.stage, "the stage stays");
+        // Again, the same: answered again, nothing new. Another signature: refused.
+        let again = run.step(Some(&s1.state), signed("UI-2026-minsk-1-A-1", "w-7"));
+        assert_eq!(sent(&again), ["issuance.notice_recorded.v1"]);
+        assert_eq!(again.state, s1.state);
+        let other = run.step(Some(&s1.state), signed("UI-2026-minsk-1-A-1", "w-8"));
+        assert_eq!(refused(&other), NoticeRefusal::AlreadyRecorded);
+        assert_eq!(other.state, s1.state);
+        let wrong = run.step(Some(&issued), signed("UI-2026-minsk-1-A-2", "w-7"));
+        assert_eq!(refused(&wrong), NoticeRefusal::NoticeMismatch);
+        assert_eq!(wrong.state, issued);
+        let nobody = run.step(Some(&issued), signed("UI-2026-minsk-1-A-1", " "));
+        assert_eq!(refused(&nobody), NoticeRefusal::InvalidInput);
+        let early = Issuance {
+            stage: Stage::CheckingSubscriber,
+            ..issued.clone()
+        };
+        let not_yet = run.step(Some(&early), signed("UI-2026-minsk-1-A-1", "w-7"));
+        assert_eq!(refused(&not_yet), NoticeRefusal::NotIssued);
+        // A resend keeps it.
+        let reissuing = run.step(Some(&s1.state), resend());
+        assert_eq!(reissuing.state.notice_signed, s1.state.notice_signed);
     }
 
     fn rejection(step: &Step<Issuance>) -> ApplicationRejected {

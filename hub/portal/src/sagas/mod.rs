@@ -2,5 +2,5 @@
 //! nothing else.
 
 pub mod account;
-pub mod issuance;
 pub(crate) mod identity;
+pub mod issuance;
