@@ -4,9 +4,9 @@
 
 use contracts::Message;
 use contracts::account::{
-    BlockIdentifier, ChangePhone, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked,
-    NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged, RequestRejectReason, RequestRejected,
-    UnblockIdentifier, UnblockIdentifierV2,
+    BlockIdentifier, BlockIdentifierV2, ChangePhone, ChangePhoneV2, ConfirmNewPhone,
+    IdentifierBlocked, IdentifierUnblocked, NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged,
+    RequestRejectReason, RequestRejected, UnblockIdentifier, UnblockIdentifierV2,
 };
 use contracts::cabinet::{CabinetOutcome, LogIn};
 use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
@@ -44,11 +44,16 @@ async fn issue(portal: &Portal, person: &Person, number: &str, phone: &str) -> S
     password_in(&portal.nth_text(phone, 2).await)
 }
 
-fn block(number: &str, identifier: &str) -> BlockIdentifier {
-    BlockIdentifier {
+/// A block on the written application of `person`, who presents the document.
+fn block(number: &str, person: &Person) -> BlockIdentifierV2 {
+    let application = person.application(number, &phone(0));
+    BlockIdentifierV2 {
         desk_id: DESK.into(),
         application_number: number.into(),
-        identifier: identifier.into(),
+        worker_id: "worker-3".into(),
+        person: application.person,
+        document: application.document,
+        consent_to_mvd_check: true,
         reason: Some("the person gives the identifier up".into()),
     }
 }
@@ -65,11 +70,16 @@ fn unblock(number: &str, person: &Person) -> UnblockIdentifierV2 {
     }
 }
 
-fn change_phone(number: &str, identifier: &str, new_phone: &str) -> ChangePhone {
-    ChangePhone {
+/// A change of phone on the written application of `person`, who presents the document.
+fn change_phone(number: &str, person: &Person, new_phone: &str) -> ChangePhoneV2 {
+    let application = person.application(number, &phone(0));
+    ChangePhoneV2 {
         desk_id: DESK.into(),
         application_number: number.into(),
-        identifier: identifier.into(),
+        worker_id: "worker-3".into(),
+        person: application.person,
+        document: application.document,
+        consent_to_mvd_check: true,
         new_phone: new_phone.into(),
     }
 }
@@ -136,8 +146,32 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
     let (eds_id, session) = portal.eds_session(0).await;
     assert_eq!(eds_id, id);
 
+    // The retired v1 (no worker, no document): refused, nothing blocked.
+    portal
+        .env
+        .send(&BlockIdentifier {
+            desk_id: DESK.into(),
+            application_number: "B-0".into(),
+            identifier: id.clone(),
+            reason: None,
+        })
+        .await;
+    assert_eq!(
+        desk.rejected("B-0").await.reason,
+        RequestRejectReason::RetiredVersion
+    );
+    // A document the MVD registry does not confirm: refused, nothing blocked.
+    let mut forged = block("B-0a", alice);
+    forged.document.number = format!("{}9", forged.document.number);
+    portal.env.send(&forged).await;
+    let r = desk.rejected("B-0a").await;
+    assert_eq!(r.reason, RequestRejectReason::MvdMismatch, "{r:?}");
+    assert!(!blocked(&portal, &id).await);
+
     // Blocked by desk: the flag, the event with its application, and the cabinet refuses.
-    portal.env.send(&block("B-1", &id.to_lowercase())).await;
+    let mut lower = block("B-1", alice);
+    lower.person.identification_number = id.to_lowercase();
+    portal.env.send(&lower).await;
     let b: IdentifierBlocked = desk.event("B-1").await;
     assert_eq!(b.desk_id, DESK);
     assert!(blocked(&portal, &id).await);
@@ -178,15 +212,12 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
     );
 
     // Blocking again, and blocking an identifier nobody holds, are rejected.
-    portal.env.send(&block("B-2", &id)).await;
+    portal.env.send(&block("B-2", alice)).await;
     assert_eq!(
         desk.rejected("B-2").await.reason,
         RequestRejectReason::AlreadyBlocked
     );
-    portal
-        .env
-        .send(&block("B-3", &bob.identification_number))
-        .await;
+    portal.env.send(&block("B-3", bob)).await;
     assert_eq!(
         desk.rejected("B-3").await.reason,
         RequestRejectReason::UnknownIdentifier
@@ -308,7 +339,38 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
 
     // A free number, confirmed with the code the new phone received.
     let new_phone = phone(3);
-    portal.env.send(&change_phone("P-1", &id, &new_phone)).await;
+    portal
+        .env
+        .send(&ChangePhone {
+            desk_id: DESK.into(),
+            application_number: "P-0".into(),
+            identifier: id.clone(),
+            new_phone: new_phone.clone(),
+        })
+        .await;
+    assert_eq!(
+        desk.rejected("P-0").await.reason,
+        RequestRejectReason::RetiredVersion,
+        "the retired v1 carries no proof of identity"
+    );
+    // Bob cannot move Alice's identifier to his phone with his own document: the identifier
+    // is the presenting person's identification number.
+    let mut impostor = change_phone("P-0b", alice, &new_phone);
+    impostor.person.surname = bob.surname.clone();
+    impostor.document = change_phone("P-0b", bob, &new_phone).document;
+    portal.env.send(&impostor).await;
+    assert_eq!(
+        desk.rejected("P-0b").await.reason,
+        RequestRejectReason::MvdMismatch
+    );
+    assert!(
+        portal.phone_texts(&new_phone).await.is_empty(),
+        "no code sent"
+    );
+    portal
+        .env
+        .send(&change_phone("P-1", alice, &new_phone))
+        .await;
     let sent: NewPhoneCodeSent = desk.event("P-1").await;
     assert_eq!(sent.phone_masked, "+375 44 ***-**-34");
     assert_eq!(sent.attempts_left, 3);
@@ -322,17 +384,27 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     let changed: PhoneChanged = desk.event("P-1").await;
     assert_eq!(changed.phone_masked, "+375 44 ***-**-34");
     assert_eq!(phone_of(&portal, &id).await, new_phone);
-    let (event, application, previous): (String, Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT event, application, detail->>'previous_phone' FROM account_events
-         WHERE identifier = $1 ORDER BY id DESC LIMIT 1",
+    let (event, application, previous, worker): (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT event, application, detail->>'previous_phone', detail->>'worker_id'
+         FROM account_events WHERE identifier = $1 ORDER BY id DESC LIMIT 1",
     )
     .bind(&id)
     .fetch_one(&portal.env.pool)
     .await
     .expect("the last event");
     assert_eq!(
-        (event.as_str(), application, previous),
-        ("phone_changed", Some(format!("{DESK}/P-1")), Some(phone(1)))
+        (event.as_str(), application, previous, worker.as_deref()),
+        (
+            "phone_changed",
+            Some(format!("{DESK}/P-1")),
+            Some(phone(1)),
+            Some("worker-3")
+        )
     );
     // The code is nowhere in the clear.
     let dump: String = sqlx::query_scalar(
@@ -346,7 +418,10 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     assert!(!dump.contains(&format!("\"{code}\"")) && !dump.contains(&format!(": {code}")));
 
     // Bob's phone is bound to Bob: refused before any SMS.
-    portal.env.send(&change_phone("P-2", &id, &phone(2))).await;
+    portal
+        .env
+        .send(&change_phone("P-2", alice, &phone(2)))
+        .await;
     let r = desk.rejected("P-2").await;
     assert_eq!(r.reason, RequestRejectReason::PhoneBound);
     assert!(
@@ -355,10 +430,7 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     );
 
     // Alice's old phone is free now: Bob may take it.
-    portal
-        .env
-        .send(&change_phone("P-3", &bob.identification_number, &phone(1)))
-        .await;
+    portal.env.send(&change_phone("P-3", bob, &phone(1))).await;
     let _: NewPhoneCodeSent = desk.event("P-3").await;
     let code = wait_until(WAIT, "the code on the old phone", || async {
         portal
@@ -377,7 +449,10 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     );
 
     // Wrong codes: counted, and the last one ends the request with the phone unchanged.
-    portal.env.send(&change_phone("P-4", &id, &phone(4))).await;
+    portal
+        .env
+        .send(&change_phone("P-4", alice, &phone(4)))
+        .await;
     let _: NewPhoneCodeSent = desk.event("P-4").await;
     portal.env.send(&confirm("P-4", "000000x")).await;
     let wrong: NewPhoneCodeWrong = desk.event("P-4").await;
@@ -404,7 +479,10 @@ async fn a_phone_code_that_is_never_given_times_out() {
     let person = portal.good_persons().await.remove(0);
     let id = person.identification_number.clone();
     issue(&portal, &person, "I-1", &phone(1)).await;
-    portal.env.send(&change_phone("T-1", &id, &phone(5))).await;
+    portal
+        .env
+        .send(&change_phone("T-1", &person, &phone(5)))
+        .await;
     let _: NewPhoneCodeSent = desk.event("T-1").await;
     let r = desk.rejected("T-1").await;
     assert_eq!(
@@ -412,5 +490,71 @@ async fn a_phone_code_that_is_never_given_times_out() {
         (RequestRejectReason::PhoneNotConfirmed, Some("timed_out"))
     );
     assert_eq!(phone_of(&portal, &id).await, phone(1));
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_confirms_the_signed_notice_and_the_application_records_it() {
+    use contracts::issuance::{NoticeRecorded, NoticeRefusal, NoticeRefused, NoticeSigned};
+    let mut portal = Portal::start().await;
+    let person = portal.good_persons().await.remove(0);
+    portal.apply(&person.application("N-1", &phone(7))).await;
+    let _: PhoneCodeSent = portal.event("N-1").await;
+    let code = code_in(&portal.nth_text(&phone(7), 1).await);
+    portal.confirm("N-1", &code).await;
+    let issued: IdentifierIssued = portal.event("N-1").await;
+    let today = chrono::Utc::now().date_naive();
+    let signed = |number: &str| NoticeSigned {
+        desk_id: DESK.into(),
+        application_number: "N-1".into(),
+        notice_number: number.into(),
+        signed_on: today,
+        worker_id: "worker-1".into(),
+    };
+
+    // Another desk may not confirm it: dead-lettered, naming its user.
+    let other = e2e::harness::TEST_DESKS[1];
+    let body = contracts::encode(&signed(&issued.notice.notice_number)).expect("encodes");
+    portal
+        .env
+        .send_raw_as(
+            Some(&hub_portal::agency::desk_user(other)),
+            &NoticeSigned::TYPE.to_string(),
+            body,
+            contracts::Metadata::new(NoticeSigned::TYPE.to_string(), "intruder"),
+        )
+        .await;
+    let letters = portal
+        .env
+        .dead_letters(hub_portal::sagas::issuance::QUEUE, 1, WAIT)
+        .await;
+    assert!(
+        letters[0].error.contains("a desk sends only its own"),
+        "{}",
+        letters[0].error
+    );
+
+    // Another notice's number: refused, nothing recorded.
+    portal.env.send(&signed("UI-1999-x-1")).await;
+    let refused: NoticeRefused = portal.event("N-1").await;
+    assert_eq!(refused.reason, NoticeRefusal::NoticeMismatch);
+
+    // The notice's own number: recorded in the application.
+    portal.env.send(&signed(&issued.notice.notice_number)).await;
+    let recorded: NoticeRecorded = portal.event("N-1").await;
+    assert_eq!(
+        (recorded.notice_number.as_str(), recorded.signed_on),
+        (issued.notice.notice_number.as_str(), today)
+    );
+    let kept: serde_json::Value = sqlx::query_scalar(
+        "SELECT state->'notice_signed' FROM sagas
+         WHERE saga_type = 'issuance' AND business_key = $1",
+    )
+    .bind(format!("{DESK}/N-1"))
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("the application");
+    assert_eq!(kept["worker_id"], "worker-1");
+    assert_eq!(kept["signed_on"], today.to_string());
     portal.stop().await;
 }

@@ -5,7 +5,7 @@
 //! phones.
 
 use contracts::Message;
-use contracts::account::{ChangePhone, ConfirmNewPhone, NewPhoneCodeSent, PhoneChanged};
+use contracts::account::{ChangePhoneV2, ConfirmNewPhone, NewPhoneCodeSent, PhoneChanged};
 use contracts::cabinet::{
     BlockSelf, CabinetOutcome, ChangePassword, CompleteUnblock, LogIn, UnblockSelf,
 };
@@ -14,7 +14,9 @@ use contracts::issuance::{
     ResendTemporaryPassword, ResendTemporaryPasswordV2,
 };
 use contracts::{Metadata, encode};
-use e2e::portal::{DESK, Person, Portal, STATIC_PASSWORD, WAIT, code_in, password_in, phone, plain};
+use e2e::portal::{
+    DESK, Person, Portal, STATIC_PASSWORD, WAIT, code_in, password_in, phone, plain,
+};
 
 /// Issues an identifier the way a desk does; returns the temporary password.
 async fn issue(portal: &Portal, person: &Person, number: &str, phone: &str) -> String {
@@ -104,12 +106,16 @@ async fn a_resend_checks_the_person_again_goes_to_the_phone_held_now_and_stops_a
     );
 
     // A desk binds the identifier to a new phone (the old number may go to a stranger).
+    let presented = alice.application("P-1", &second_phone);
     portal
         .env
-        .send(&ChangePhone {
+        .send(&ChangePhoneV2 {
             desk_id: DESK.into(),
             application_number: "P-1".into(),
-            identifier: id.clone(),
+            worker_id: "worker-3".into(),
+            person: presented.person,
+            document: presented.document,
+            consent_to_mvd_check: true,
             new_phone: second_phone.clone(),
         })
         .await;
@@ -217,7 +223,9 @@ async fn a_resend_checks_the_person_again_goes_to_the_phone_held_now_and_stops_a
         .dead_letters(hub_portal::sagas::issuance::QUEUE, 1, WAIT)
         .await;
     assert!(
-        letters[0].error.contains("may not send issuance.resend_password.v2"),
+        letters[0]
+            .error
+            .contains("may not send issuance.resend_password.v2"),
         "{}",
         letters[0].error
     );
@@ -319,7 +327,10 @@ async fn the_person_unblocks_in_the_cabinet_by_a_code_to_the_phone_held_now_and_
     assert_eq!(after[..before.len()], before[..], "no event is lost");
     assert_eq!(
         after[before.len()..],
-        ["unblock_code_sent".to_string(), "unblocked_by_person".to_string()]
+        [
+            "unblock_code_sent".to_string(),
+            "unblocked_by_person".to_string()
+        ]
     );
     assert!(matches!(
         plain(portal.cabinet(&login(&id, new_password)).await),
