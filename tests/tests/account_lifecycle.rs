@@ -211,6 +211,26 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
         CabinetOutcome::Blocked
     );
 
+    // No new temporary password for a blocked identifier, even with the document: unblock first.
+    let presented = alice.application("I-1", &phone(1));
+    portal
+        .env
+        .send(&contracts::issuance::ResendTemporaryPasswordV2 {
+            desk_id: DESK.into(),
+            application_number: "I-1".into(),
+            worker_id: "worker-3".into(),
+            person: presented.person,
+            document: presented.document,
+            consent_to_mvd_check: true,
+        })
+        .await;
+    let refused: contracts::issuance::ResendRefused = portal.event("I-1").await;
+    assert_eq!(
+        refused.reason,
+        contracts::issuance::ResendRefusal::IdentifierBlocked
+    );
+    assert_eq!(portal.phone_texts(&phone(1)).await.len(), 2, "no SMS");
+
     // Blocking again, and blocking an identifier nobody holds, are rejected.
     portal.env.send(&block("B-2", alice)).await;
     assert_eq!(
