@@ -1,14 +1,17 @@
 //! Account lifecycle requests from issuance desks (block, unblock, change of phone).
 //!
 //! ```text
-//! desk -> identifier.block.v1 -> hub            (the identifier, an optional reason)
+//! desk -> identifier.block.v2 -> hub            (the worker, the person and the document, checked
+//!                                                as at issuance; an optional reason)
 //! hub  -> identifier.blocked.v1 -> desk
 //!
-//! desk -> identifier.unblock.v1 -> hub          (the person and the document: the same identity
-//!                                                and MVD checks as at issuance)
-//! hub  -> identifier.unblocked.v1 -> desk       (all earlier history kept)
+//! desk -> identifier.unblock.v2 -> hub          (the worker, the person and the document: the
+//!                                                same identity and MVD checks as at issuance)
+//! hub  -> identifier.unblocked.v1 -> desk       (all earlier history kept; a new temporary
+//!                                                password went by SMS to the registry's phone)
 //!
-//! desk -> identifier.change_phone.v1 -> hub     (the identifier, the new phone)
+//! desk -> identifier.change_phone.v2 -> hub     (the worker, the person and the document, checked
+//!                                                as at issuance; the new phone)
 //! hub  -> identifier.phone_code_sent.v1 -> desk (the person reads the SMS code out to the worker)
 //! desk -> identifier.confirm_phone.v1 -> hub    (the code)
 //! hub  -> identifier.phone_code_wrong.v1        (try again), or
@@ -17,8 +20,10 @@
 //! any failed rule: hub -> identifier.request_rejected.v1 (a reason code, with the fields)
 //! ```
 //!
-//! Unblocking is only by desk application (the cabinet can block, never unblock). Every message
-//! names its request by `desk_id` + `application_number`, the saga's business key.
+//! The person may also unblock in the cabinet (`cabinet.unblock.v1`, see [`crate::cabinet`]).
+//! The v1 requests (`identifier.block.v1`, `identifier.unblock.v1`, `identifier.change_phone.v1`:
+//! no worker, no proof of identity) are answered `request_rejected` with `retired_version`. Every message names its request by `desk_id` + `application_number`, the
+//! saga's business key.
 //!
 //! The hub's own registry commands for these requests (`registry.*_account.v1`,
 //! `registry.change_phone.v1`) are at the end: the account saga sends them to the identifier
@@ -30,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use crate::issuance::{Applicant, IdentityDocument};
 use crate::{FieldError, Message, MessageType};
 
-/// `identifier.block.v1`: block the identifier on the person's written application.
+/// `identifier.block.v1`: retired (no proof of who asks); answered [`RequestRejected`] with
+/// [`RequestRejectReason::RetiredVersion`]. Use [`BlockIdentifierV2`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockIdentifier {
     /// The desk.
@@ -57,8 +63,46 @@ impl Message for BlockIdentifier {
     const TYPE: MessageType = MessageType::new("identifier.block", 1);
 }
 
-/// `identifier.unblock.v1`: unblock the identifier of the person presenting the document. The
-/// identifier is the person's identification number.
+/// `identifier.block.v2`: block the identifier on the person's written application, taken by
+/// `worker_id` with the identity document presented (checked as at issuance, MVD
+/// reconciliation). The identifier is the person's identification number.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockIdentifierV2 {
+    /// The desk.
+    pub desk_id: String,
+    /// The desk's application number.
+    pub application_number: String,
+    /// The worker who took the application and checked the person against the document.
+    pub worker_id: String,
+    /// The person as stated in the application.
+    pub person: Applicant,
+    /// The identity document presented.
+    pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
+    /// Why, as the person stated it, if at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl std::fmt::Debug for BlockIdentifierV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockIdentifierV2")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .field("person", &self.person)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for BlockIdentifierV2 {
+    const TYPE: MessageType = MessageType::new("identifier.block", 2);
+}
+
+/// `identifier.unblock.v1`: retired (it issued no password and named no worker); answered
+/// [`RequestRejected`] with [`RequestRejectReason::RetiredVersion`]. Use [`UnblockIdentifierV2`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnblockIdentifier {
     /// The desk.
@@ -89,7 +133,44 @@ impl Message for UnblockIdentifier {
     const TYPE: MessageType = MessageType::new("identifier.unblock", 1);
 }
 
-/// `identifier.change_phone.v1`: bind the identifier to a new mobile number.
+/// `identifier.unblock.v2`: unblock the identifier of the person presenting the document, on a
+/// written application taken by `worker_id`; the identifier is the person's identification
+/// number. After the checks of issuance (MVD reconciliation) the account is unblocked with a new
+/// temporary password, sent by SMS to the phone the registry holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnblockIdentifierV2 {
+    /// The desk.
+    pub desk_id: String,
+    /// The desk's application number.
+    pub application_number: String,
+    /// The worker who took the application and checked the person against the document.
+    pub worker_id: String,
+    /// The person as stated in the application.
+    pub person: Applicant,
+    /// The identity document presented.
+    pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD, as for issuance. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
+}
+
+impl std::fmt::Debug for UnblockIdentifierV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnblockIdentifierV2")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .field("person", &self.person)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for UnblockIdentifierV2 {
+    const TYPE: MessageType = MessageType::new("identifier.unblock", 2);
+}
+
+/// `identifier.change_phone.v1`: retired (no proof of who asks); answered [`RequestRejected`]
+/// with [`RequestRejectReason::RetiredVersion`]. Use [`ChangePhoneV2`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePhone {
     /// The desk.
@@ -113,6 +194,44 @@ impl std::fmt::Debug for ChangePhone {
 
 impl Message for ChangePhone {
     const TYPE: MessageType = MessageType::new("identifier.change_phone", 1);
+}
+
+/// `identifier.change_phone.v2`: bind the identifier to a new mobile number, on the person's
+/// written application taken by `worker_id` with the identity document presented (checked as at
+/// issuance, MVD reconciliation), then confirmed by a code on the new phone. The identifier is
+/// the person's identification number.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePhoneV2 {
+    /// The desk.
+    pub desk_id: String,
+    /// The desk's application number.
+    pub application_number: String,
+    /// The worker who took the application and checked the person against the document.
+    pub worker_id: String,
+    /// The person as stated in the application.
+    pub person: Applicant,
+    /// The identity document presented.
+    pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
+    /// The new mobile number, as typed (`+375 29 123-45-67`).
+    pub new_phone: String,
+}
+
+impl std::fmt::Debug for ChangePhoneV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangePhoneV2")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .field("person", &self.person)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for ChangePhoneV2 {
+    const TYPE: MessageType = MessageType::new("identifier.change_phone", 2);
 }
 
 /// `identifier.confirm_phone.v1`: the code the person read out from the SMS on the new phone.
@@ -155,7 +274,8 @@ impl Message for IdentifierBlocked {
     const TYPE: MessageType = MessageType::new("identifier.blocked", 1);
 }
 
-/// `identifier.unblocked.v1`: the identifier works again, with all its earlier history.
+/// `identifier.unblocked.v1`: the identifier works again, with all its earlier history, and a
+/// new temporary password went to the person's phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentifierUnblocked {
     /// The desk.
@@ -164,6 +284,12 @@ pub struct IdentifierUnblocked {
     pub application_number: String,
     /// When.
     pub unblocked_at: DateTime<Utc>,
+    /// Where the new temporary password went (masked): the phone the registry holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_masked: Option<String>,
+    /// The new temporary password must be replaced before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Message for IdentifierUnblocked {
@@ -245,11 +371,14 @@ pub enum RequestRejectReason {
     PhoneBound,
     /// The new phone was not confirmed in time, or too many wrong codes were given.
     PhoneNotConfirmed,
+    /// A retired version of the request (`identifier.block.v1`, `identifier.unblock.v1`,
+    /// `identifier.change_phone.v1`): `detail` names the one to send.
+    RetiredVersion,
 }
 
 impl RequestRejectReason {
     /// Every reason, for reports.
-    pub const ALL: [RequestRejectReason; 10] = [
+    pub const ALL: [RequestRejectReason; 11] = [
         RequestRejectReason::InvalidInput,
         RequestRejectReason::ConsentMissing,
         RequestRejectReason::UnknownIdentifier,
@@ -260,6 +389,7 @@ impl RequestRejectReason {
         RequestRejectReason::PhoneNotMobile,
         RequestRejectReason::PhoneBound,
         RequestRejectReason::PhoneNotConfirmed,
+        RequestRejectReason::RetiredVersion,
     ];
 
     /// The wire name.
@@ -275,6 +405,7 @@ impl RequestRejectReason {
             RequestRejectReason::PhoneNotMobile => "phone_not_mobile",
             RequestRejectReason::PhoneBound => "phone_bound",
             RequestRejectReason::PhoneNotConfirmed => "phone_not_confirmed",
+            RequestRejectReason::RetiredVersion => "retired_version",
         }
     }
 }
@@ -386,6 +517,9 @@ pub struct BlockAccount {
     /// The reason the person stated, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The worker who took the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
 }
 
 impl std::fmt::Debug for BlockAccount {
@@ -424,13 +558,23 @@ impl Message for AccountBlocked {
 }
 
 /// `registry.unblock_account.v1`: unblock the account, keeping its history and resetting its
-/// failed-login throttles (an `account_events` row `unblocked_by_desk`).
+/// failed-login throttles (an `account_events` row `unblocked_by_desk`), and set a new temporary
+/// password when one is given (every unblock the account saga asks for now gives one).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnblockAccount {
     /// The identifier, normalised.
     pub identifier: String,
     /// The business key of the desk's application.
     pub application: String,
+    /// The worker who took the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// Argon2 PHC string of the new temporary password (never the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password_hash: Option<String>,
+    /// The new temporary password is refused after this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password_expires_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for UnblockAccount {
@@ -458,10 +602,22 @@ pub enum UnblockOutcome {
 }
 
 /// `registry.account_unblocked.v1`: the answer to [`UnblockAccount`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountUnblocked {
     /// The outcome.
     pub outcome: UnblockOutcome,
+    /// When unblocked with a new temporary password: the phone (`+375XXXXXXXXX`) the registry
+    /// holds, where it must go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+impl std::fmt::Debug for AccountUnblocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountUnblocked")
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Message for AccountUnblocked {
@@ -478,6 +634,9 @@ pub struct ChangeAccountPhone {
     pub phone: String,
     /// The business key of the desk's application.
     pub application: String,
+    /// The worker who took the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
 }
 
 impl std::fmt::Debug for ChangeAccountPhone {
@@ -531,7 +690,10 @@ mod tests {
     fn types() -> Vec<MessageType> {
         vec![
             BlockIdentifier::TYPE,
+            BlockIdentifierV2::TYPE,
+            ChangePhoneV2::TYPE,
             UnblockIdentifier::TYPE,
+            UnblockIdentifierV2::TYPE,
             ChangePhone::TYPE,
             ConfirmNewPhone::TYPE,
             IdentifierBlocked::TYPE,
@@ -643,6 +805,7 @@ mod tests {
                     identifier: ID.into(),
                     application: "d/1".into(),
                     reason: None,
+                    worker_id: None,
                 }
             ),
             format!(
@@ -650,6 +813,9 @@ mod tests {
                 UnblockAccount {
                     identifier: ID.into(),
                     application: "d/1".into(),
+                    worker_id: Some("w-1".into()),
+                    temporary_password_hash: Some("$argon2id$hash".into()),
+                    temporary_password_expires_at: None,
                 }
             ),
             format!(
@@ -658,6 +824,7 @@ mod tests {
                     identifier: ID.into(),
                     phone: PHONE.into(),
                     application: "d/1".into(),
+                    worker_id: None,
                 }
             ),
         ];

@@ -82,6 +82,38 @@ impl Message for BlockSelf {
     const TYPE: MessageType = MessageType::new("cabinet.block", 1);
 }
 
+/// `cabinet.unblock.v1`: the person who blocked the identifier (in the cabinet or at a desk)
+/// takes it back: send a code to the phone the registry holds now, if the identifier is blocked
+/// and the phone given is that one. Answered `code_sent_if_known` whatever the case, as a
+/// recovery is.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnblockSelf {
+    /// The identifier.
+    pub identifier: String,
+    /// The phone the person says is theirs.
+    pub phone: String,
+}
+masked_debug!(UnblockSelf, "UnblockSelf");
+impl Message for UnblockSelf {
+    const TYPE: MessageType = MessageType::new("cabinet.unblock", 1);
+}
+
+/// `cabinet.complete_unblock.v1`: the code from the SMS and a new static password; the
+/// identifier is unblocked with it, all earlier history kept.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteUnblock {
+    /// The identifier.
+    pub identifier: String,
+    /// The code from the SMS.
+    pub code: String,
+    /// The new static password.
+    pub new_password: String,
+}
+masked_debug!(CompleteUnblock, "CompleteUnblock");
+impl Message for CompleteUnblock {
+    const TYPE: MessageType = MessageType::new("cabinet.complete_unblock", 1);
+}
+
 /// `cabinet.logout.v1`: ends the session (the portal's "log out"). Answered `ok` whether or not
 /// the session was still open.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +173,8 @@ pub enum CabinetOutcome {
     TemporaryPasswordExpired,
     /// The identifier or the password is wrong (the portal cannot tell which, on purpose).
     WrongCredentials,
-    /// The identifier is blocked; unblocking is by application at an issuance desk.
+    /// The identifier is blocked; unblocking is in the cabinet (`cabinet.unblock.v1`) or by
+    /// application at an issuance desk.
     Blocked,
     /// Too many failures: try again after `until`.
     LockedOut {
@@ -153,11 +186,12 @@ pub enum CabinetOutcome {
         /// What is wrong with it.
         problems: Vec<String>,
     },
-    /// A recovery code went to the phone, if the identifier and phone belong together.
+    /// A recovery (or unblock) code went to the phone, if the identifier and phone belong
+    /// together (and, for an unblock, the identifier is blocked).
     CodeSentIfKnown,
-    /// The recovery code is wrong.
+    /// The recovery (or unblock) code is wrong.
     WrongCode,
-    /// There is no valid recovery code (expired, used up, or never sent).
+    /// There is no valid recovery (or unblock) code (expired, used up, or never sent).
     CodeExpired,
     /// The registration form breaks the rules.
     InvalidForm {

@@ -7,8 +7,19 @@
 //! desk -> issuance.confirm_phone.v1 -> hub    (the code)
 //! hub  -> issuance.identifier_issued.v1       (the notice of issuance), or
 //! hub  -> issuance.rejected.v1                (a reason code per rule, with the fields)
-//! desk -> issuance.resend_password.v1         (the temporary password SMS did not arrive)
+//! desk -> issuance.resend_password.v2         (the temporary password SMS did not arrive: the
+//!                                              person presents the identity document again)
+//! hub  -> issuance.password_resent.v1         (a new temporary password went to the phone the
+//!                                              registry holds now), or
+//! hub  -> issuance.resend_refused.v1          (a reason code: `use_recovery` once a static
+//!                                              password is set, the identity checks' own codes)
+//! desk -> issuance.notice_signed.v1           (the person signed for the notice of issuance)
+//! hub  -> issuance.notice_recorded.v1         (recorded in the application), or
+//! hub  -> issuance.notice_refused.v1          (not issued, another notice number, malformed)
 //! ```
+//!
+//! `issuance.resend_password.v1` (no identity document) is answered `resend_refused` with
+//! `retired_version`: a new temporary password goes out only after the checks of issuance.
 //!
 //! Every message names its application by `desk_id` + `application_number`: that pair is the
 //! saga's business key. Identification numbers and phone numbers travel as the desk typed them;
@@ -147,8 +158,9 @@ impl Message for ConfirmPhone {
     const TYPE: MessageType = MessageType::new("issuance.confirm_phone", 1);
 }
 
-/// `issuance.resend_password.v1`: the SMS with the temporary password did not reach the person;
-/// send a new temporary password without a new application.
+/// `issuance.resend_password.v1`: retired. It asked for a new temporary password with no proof
+/// of who asks; the hub answers it [`ResendRefused`] with [`ResendRefusal::RetiredVersion`] and
+/// sends nothing. Use [`ResendTemporaryPasswordV2`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResendTemporaryPassword {
     /// The desk.
@@ -159,6 +171,188 @@ pub struct ResendTemporaryPassword {
 
 impl Message for ResendTemporaryPassword {
     const TYPE: MessageType = MessageType::new("issuance.resend_password", 1);
+}
+
+/// `issuance.resend_password.v2`: the SMS with the temporary password did not reach the person
+/// (or the password expired); the person presents the identity document again at the desk of
+/// the issuance application, and a new temporary password goes to the phone the registry holds
+/// now. Refused once the person has formed a static password (`use_recovery`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendTemporaryPasswordV2 {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The worker who checked the person against the document.
+    pub worker_id: String,
+    /// The person as stated now; the identification number must be the application's.
+    pub person: Applicant,
+    /// The identity document presented now.
+    pub document: IdentityDocument,
+    /// Written consent to reconcile the data with the MVD, as for issuance. Missing means no.
+    #[serde(default)]
+    pub consent_to_mvd_check: bool,
+}
+
+impl std::fmt::Debug for ResendTemporaryPasswordV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResendTemporaryPasswordV2")
+            .field("desk_id", &self.desk_id)
+            .field("application_number", &self.application_number)
+            .field("person", &self.person)
+            .field("document", &self.document)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for ResendTemporaryPasswordV2 {
+    const TYPE: MessageType = MessageType::new("issuance.resend_password", 2);
+}
+
+/// Why a resend of the temporary password was refused: one code per rule. The application
+/// itself stays issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResendRefusal {
+    /// The request is malformed or breaks a rule; `fields` says which.
+    InvalidInput,
+    /// No consent to the MVD check.
+    ConsentMissing,
+    /// The identity document is invalid, expired or reported lost.
+    DocumentInvalid,
+    /// The MVD registry does not confirm the stated data; `fields` says which.
+    MvdMismatch,
+    /// The person has formed a static password: a lost one is re-formed by recovery in the
+    /// cabinet (`cabinet.recover_password.v1`), never by a new temporary password.
+    UseRecovery,
+    /// The identifier is blocked: unblocking (which issues a password) comes first.
+    IdentifierBlocked,
+    /// The application has no identifier issued (yet, or it was rejected).
+    NotIssued,
+    /// `issuance.resend_password.v1`, which carries no identity document: send v2.
+    RetiredVersion,
+}
+
+impl ResendRefusal {
+    /// Every reason, for reports.
+    pub const ALL: [ResendRefusal; 8] = [
+        ResendRefusal::InvalidInput,
+        ResendRefusal::ConsentMissing,
+        ResendRefusal::DocumentInvalid,
+        ResendRefusal::MvdMismatch,
+        ResendRefusal::UseRecovery,
+        ResendRefusal::IdentifierBlocked,
+        ResendRefusal::NotIssued,
+        ResendRefusal::RetiredVersion,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResendRefusal::InvalidInput => "invalid_input",
+            ResendRefusal::ConsentMissing => "consent_missing",
+            ResendRefusal::DocumentInvalid => "document_invalid",
+            ResendRefusal::MvdMismatch => "mvd_mismatch",
+            ResendRefusal::UseRecovery => "use_recovery",
+            ResendRefusal::IdentifierBlocked => "identifier_blocked",
+            ResendRefusal::NotIssued => "not_issued",
+            ResendRefusal::RetiredVersion => "retired_version",
+        }
+    }
+}
+
+impl std::fmt::Display for ResendRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `issuance.resend_refused.v1`: no new temporary password; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendRefused {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The rule that failed.
+    pub reason: ResendRefusal,
+    /// More detail where the rule has it (`expired`, `lost`, `person_unknown`).
+    pub detail: Option<RejectDetail>,
+    /// The fields concerned, with what is wrong.
+    pub fields: Vec<crate::FieldError>,
+}
+
+impl Message for ResendRefused {
+    const TYPE: MessageType = MessageType::new("issuance.resend_refused", 1);
+}
+
+/// `issuance.notice_signed.v1`: the person signed for the notice of issuance (seeds 000, 002:
+/// "the mark of receipt of the notice is certified by the citizen's signature"); the desk
+/// confirms it, and the application records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeSigned {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The notice's number, as printed (`UI-<year>-<desk>-<application>`).
+    pub notice_number: String,
+    /// The day the person signed.
+    pub signed_on: NaiveDate,
+    /// The worker before whom the person signed.
+    pub worker_id: String,
+}
+
+impl Message for NoticeSigned {
+    const TYPE: MessageType = MessageType::new("issuance.notice_signed", 1);
+}
+
+/// `issuance.notice_recorded.v1`: the signature for the notice is recorded in the application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRecorded {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The notice's number.
+    pub notice_number: String,
+    /// The day the person signed.
+    pub signed_on: NaiveDate,
+}
+
+impl Message for NoticeRecorded {
+    const TYPE: MessageType = MessageType::new("issuance.notice_recorded", 1);
+}
+
+/// Why a signed notice was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeRefusal {
+    /// The confirmation is malformed; `fields` says which.
+    InvalidInput,
+    /// The application has no identifier issued (yet, or it was rejected): there is no notice.
+    NotIssued,
+    /// The notice number is not this application's notice.
+    NoticeMismatch,
+    /// Another signature is recorded already (another day or worker); the first one stays.
+    AlreadyRecorded,
+}
+
+/// `issuance.notice_refused.v1`: the signature was not recorded; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRefused {
+    /// The desk.
+    pub desk_id: String,
+    /// The issuance application's number.
+    pub application_number: String,
+    /// The rule that failed.
+    pub reason: NoticeRefusal,
+    /// The fields concerned, with what is wrong.
+    pub fields: Vec<crate::FieldError>,
+}
+
+impl Message for NoticeRefused {
+    const TYPE: MessageType = MessageType::new("issuance.notice_refused", 1);
 }
 
 /// `issuance.phone_code_sent.v1`: a confirmation code went to the person's phone.
@@ -247,6 +441,10 @@ pub struct PasswordResent {
     pub application_number: String,
     /// The new temporary password's expiry.
     pub temporary_password_expires_at: DateTime<Utc>,
+    /// Where it went (masked): the phone the registry holds now, which a change of phone may
+    /// have made another than the notice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_masked: Option<String>,
 }
 
 impl Message for PasswordResent {

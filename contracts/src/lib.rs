@@ -62,6 +62,7 @@ pub const SECRET_FIELDS: &[(MessageType, &[&str])] = &[
     ),
     (cabinet::CompleteRecovery::TYPE, &["code", "new_password"]),
     (cabinet::BlockSelf::TYPE, &["password"]),
+    (cabinet::CompleteUnblock::TYPE, &["code", "new_password"]),
     (registration::RegisterByEmail::TYPE, &["password"]),
     (registration::ActivateEmail::TYPE, &["token"]),
     (registration::LogInByEmail::TYPE, &["password"]),

@@ -111,3 +111,72 @@ pub struct AccountCreated {
 impl Message for AccountCreated {
     const TYPE: MessageType = MessageType::new("registry.account_created", 1);
 }
+
+/// `registry.reissue_password.v1`: replace the temporary password of an issued identifier whose
+/// holder has not formed a static password yet, and say which phone the new one must go to. The
+/// registry decides under the account's lock, so a static password formed meanwhile wins.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReissuePassword {
+    /// The identifier.
+    pub identifier: String,
+    /// The business key of the issuance application the desk asked under.
+    pub application: String,
+    /// The worker who checked the person against the document again.
+    pub worker_id: String,
+    /// Argon2 PHC string of the new temporary password (never the password).
+    pub temporary_password_hash: String,
+    /// The new temporary password is refused after this.
+    pub temporary_password_expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ReissuePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReissuePassword")
+            .field("application", &self.application)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message for ReissuePassword {
+    const TYPE: MessageType = MessageType::new("registry.reissue_password", 1);
+}
+
+/// What a reissue came to.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReissueOutcome {
+    /// The new temporary password is set; it goes to `phone`, the one the registry holds now.
+    Reissued {
+        /// `+375XXXXXXXXX`.
+        phone: String,
+    },
+    /// The holder formed a static password: nothing changed (recovery is the way).
+    StaticPasswordSet,
+    /// The identifier is blocked: nothing changed.
+    Blocked,
+    /// No identifier with an account under this number.
+    UnknownIdentifier,
+}
+
+impl std::fmt::Debug for ReissueOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReissueOutcome::Reissued { .. } => "Reissued { .. }",
+            ReissueOutcome::StaticPasswordSet => "StaticPasswordSet",
+            ReissueOutcome::Blocked => "Blocked",
+            ReissueOutcome::UnknownIdentifier => "UnknownIdentifier",
+        })
+    }
+}
+
+/// `registry.password_reissued.v1`: the answer to [`ReissuePassword`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordReissued {
+    /// The outcome.
+    #[serde(flatten)]
+    pub outcome: ReissueOutcome,
+}
+
+impl Message for PasswordReissued {
+    const TYPE: MessageType = MessageType::new("registry.password_reissued", 1);
+}

@@ -120,10 +120,24 @@ every_type! {
     account::UnblockIdentifier => [desk(json!({
         "person": person(), "document": document(), "consent_to_mvd_check": true,
     }))],
+    account::BlockIdentifierV2 => [desk(json!({
+        "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
+        "reason": "gives it up",
+    }))],
+    account::ChangePhoneV2 => [desk(json!({
+        "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
+        "new_phone": "+375 29 123-45-67",
+    }))],
+    account::UnblockIdentifierV2 => [desk(json!({
+        "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
+    }))],
     account::ChangePhone => [desk(json!({"identifier": "3270287A012PB2", "new_phone": "+375 29 123-45-67"}))],
     account::ConfirmNewPhone => [desk(json!({"code": "493817"}))],
     account::IdentifierBlocked => [desk(json!({"blocked_at": AT}))],
-    account::IdentifierUnblocked => [desk(json!({"unblocked_at": AT}))],
+    account::IdentifierUnblocked => [
+        desk(json!({"unblocked_at": AT})),
+        desk(json!({"unblocked_at": AT, "phone_masked": "+375 29 ***-**-67", "temporary_password_expires_at": AT})),
+    ],
     account::NewPhoneCodeSent => [desk(json!({
         "phone_masked": "+375 29 ***-**-67", "expires_at": AT, "attempts_left": 3,
     }))],
@@ -142,13 +156,30 @@ every_type! {
         json!({"state": "active", "phone": "another_identifier"}),
         json!({"state": "unknown"}),
     ],
-    account::BlockAccount => [json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1", "reason": "lost"})],
+    account::BlockAccount => [
+        json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1", "reason": "lost"}),
+        json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1", "worker_id": "w-1"}),
+    ],
     account::AccountBlocked => [json!({"outcome": "already_blocked"})],
-    account::UnblockAccount => [json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1"})],
-    account::AccountUnblocked => [json!({"outcome": "not_blocked"})],
-    account::ChangeAccountPhone => [json!({
-        "identifier": "3270287A012PB2", "phone": "+375291234567", "application": "desk-1/A-1",
-    })],
+    account::UnblockAccount => [
+        json!({"identifier": "3270287A012PB2", "application": "desk-1/A-1"}),
+        json!({
+            "identifier": "3270287A012PB2", "application": "desk-1/A-1", "worker_id": "w-1",
+            "temporary_password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+            "temporary_password_expires_at": AT,
+        }),
+    ],
+    account::AccountUnblocked => [
+        json!({"outcome": "not_blocked"}),
+        json!({"outcome": "unblocked", "phone": "+375291234567"}),
+    ],
+    account::ChangeAccountPhone => [
+        json!({"identifier": "3270287A012PB2", "phone": "+375291234567", "application": "desk-1/A-1"}),
+        json!({
+            "identifier": "3270287A012PB2", "phone": "+375291234567", "application": "desk-1/A-1",
+            "worker_id": "w-1",
+        }),
+    ],
     account::AccountPhoneChanged => [json!({"outcome": "phone_bound"})],
     // cabinet
     cabinet::LogIn => [json!({"identifier": "3270287A012PB2", "password": "Secret-42"})],
@@ -160,6 +191,10 @@ every_type! {
         "identifier": "3270287A012PB2", "code": "493817", "new_password": "Secret-42",
     })],
     cabinet::BlockSelf => [json!({"identifier": "3270287A012PB2", "password": "Secret-42"})],
+    cabinet::UnblockSelf => [json!({"identifier": "3270287A012PB2", "phone": "+375291234567"})],
+    cabinet::CompleteUnblock => [json!({
+        "identifier": "3270287A012PB2", "code": "493817", "new_password": "Secret-42",
+    })],
     cabinet::LogOut => [json!({"session_token": "tok-1"})],
     cabinet::CabinetReply => [
         json!({"outcome": "ok", "assurance_level": "substantial"}),
@@ -182,6 +217,17 @@ every_type! {
     })],
     issuance::ConfirmPhone => [desk(json!({"code": "493817"}))],
     issuance::ResendTemporaryPassword => [desk(json!({}))],
+    issuance::ResendTemporaryPasswordV2 => [desk(json!({
+        "worker_id": "w-1", "person": person(), "document": document(), "consent_to_mvd_check": true,
+    }))],
+    issuance::NoticeSigned => [desk(json!({
+        "notice_number": "UI-2026-desk-1-A-1", "signed_on": DAY, "worker_id": "w-1",
+    }))],
+    issuance::NoticeRecorded => [desk(json!({"notice_number": "UI-2026-desk-1-A-1", "signed_on": DAY}))],
+    issuance::NoticeRefused => [desk(json!({"reason": "notice_mismatch", "fields": field_errors()}))],
+    issuance::ResendRefused => [desk(json!({
+        "reason": "use_recovery", "detail": null, "fields": [],
+    }))],
     issuance::PhoneCodeSent => [desk(json!({
         "phone_masked": "+375 29 ***-**-67", "expires_at": AT, "attempts_left": 3,
     }))],
@@ -197,7 +243,10 @@ every_type! {
         "phone_masked": "+375 29 ***-**-67",
         "temporary_password_expires_at": AT,
     }})],
-    issuance::PasswordResent => [desk(json!({"temporary_password_expires_at": AT}))],
+    issuance::PasswordResent => [
+        desk(json!({"temporary_password_expires_at": AT})),
+        desk(json!({"temporary_password_expires_at": AT, "phone_masked": "+375 29 ***-**-67"})),
+    ],
     issuance::PasswordNotDelivered => [desk(json!({}))],
     issuance::ApplicationRejected => [desk(json!({
         "reason": "invalid_input", "detail": "expired", "fields": field_errors(),
@@ -335,6 +384,17 @@ every_type! {
         "temporary_password_expires_at": AT,
     })],
     registry::AccountCreated => [json!({"password_replaced": false})],
+    registry::ReissuePassword => [json!({
+        "identifier": "3270287A012PB2", "application": "desk-1/A-1", "worker_id": "w-1",
+        "temporary_password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        "temporary_password_expires_at": AT,
+    })],
+    registry::PasswordReissued => [
+        json!({"outcome": "reissued", "phone": "+375291234567"}),
+        json!({"outcome": "static_password_set"}),
+        json!({"outcome": "blocked"}),
+        json!({"outcome": "unknown_identifier"}),
+    ],
     // sms
     sms::CheckSubscriber => [json!({"phone": "+375291234567"})],
     sms::SubscriberChecked => [

@@ -21,13 +21,33 @@ const SUSPICIOUS: [&str; 8] = [
 
 /// Fields (type, field) whose names suggest a secret but that hold none in the clear, and why.
 /// (A time or a flag cannot hold one: such fields pass by their type.)
-const NOT_SECRET: [(&str, &str, &str); 6] = [
+const NOT_SECRET: [(&str, &str, &str); 10] = [
     ("SubmitApplication", "procedure_code", "a catalogue code"),
     ("ApplicationOverdue", "procedure_code", "a catalogue code"),
     ("AuthorityApplication", "procedure_code", "a catalogue code"),
     ("OrderableProcedure", "code", "a catalogue code"),
     (
         "CreateAccount",
+        "temporary_password_hash",
+        "an argon2 hash; a replayed letter must keep it",
+    ),
+    (
+        "ReissuePassword",
+        "temporary_password_hash",
+        "an argon2 hash; a replayed letter must keep it",
+    ),
+    (
+        "UnblockAccount",
+        "temporary_password_expires_at",
+        "a time (optional)",
+    ),
+    (
+        "IdentifierUnblocked",
+        "temporary_password_expires_at",
+        "a time (optional)",
+    ),
+    (
+        "UnblockAccount",
         "temporary_password_hash",
         "an argon2 hash; a replayed letter must keep it",
     ),

@@ -58,6 +58,16 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "EDS: revoked certificate refused": 1,
         })
     );
+    // The ways back into an account (issue 17): unblocked in the cabinet and at a desk, and a
+    // resend refused once the holder has a static password.
+    assert_eq!(
+        report["accounts"],
+        serde_json::json!({
+            "unblocked in the cabinet (SMS code, new password)": 1,
+            "unblocked at a desk (MVD check, new temporary password)": 1,
+            "resend refused: use_recovery": 1,
+        })
+    );
     // The MVD outage: its commands dead-lettered, grouped, replayed by the operator's tools,
     // and the applications issued.
     let outage = &report["outage"];

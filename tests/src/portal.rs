@@ -434,6 +434,30 @@ impl Portal {
         session
     }
 
+    /// Waits for the n-th (1-based) event of type `M` about application `number`, in the order
+    /// heard.
+    pub async fn nth_event<M: Message>(&self, number: &str, n: usize) -> M {
+        let wanted = M::TYPE.to_string();
+        let observed = wait_until(
+            WAIT,
+            &format!("{wanted} number {n} for application {number}"),
+            || async {
+                self.hear().await;
+                let seen = self.seen.lock().expect("lock");
+                seen.iter()
+                    .filter(|m| {
+                        m.metadata.message_type == wanted
+                            && (m.body["application_number"] == number
+                                || m.body["application_id"] == number)
+                    })
+                    .nth(n - 1)
+                    .cloned()
+            },
+        )
+        .await;
+        serde_json::from_value(observed.body).expect("event body")
+    }
+
     /// Every event of type `M` about application `number` seen so far.
     pub async fn events_so_far<M: Message>(&self, number: &str) -> usize {
         self.hear().await;

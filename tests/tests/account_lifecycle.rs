@@ -1,12 +1,12 @@
 //! The account lifecycle by desk application end to end: blocking, unblocking after the identity
-//! and MVD checks, and changing the phone with an SMS code, against the hub's own plan, every
+//! and MVD checks with a new temporary password, and changing the phone with an SMS code, against the hub's own plan, every
 //! simulator, the real RabbitMQ and PostgreSQL. The test is the desk and reads the phones.
 
 use contracts::Message;
 use contracts::account::{
-    BlockIdentifier, ChangePhone, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked,
-    NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged, RequestRejectReason, RequestRejected,
-    UnblockIdentifier,
+    BlockIdentifier, BlockIdentifierV2, ChangePhone, ChangePhoneV2, ConfirmNewPhone,
+    IdentifierBlocked, IdentifierUnblocked, NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged,
+    RequestRejectReason, RequestRejected, UnblockIdentifier, UnblockIdentifierV2,
 };
 use contracts::cabinet::{CabinetOutcome, LogIn};
 use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
@@ -44,31 +44,42 @@ async fn issue(portal: &Portal, person: &Person, number: &str, phone: &str) -> S
     password_in(&portal.nth_text(phone, 2).await)
 }
 
-fn block(number: &str, identifier: &str) -> BlockIdentifier {
-    BlockIdentifier {
+/// A block on the written application of `person`, who presents the document.
+fn block(number: &str, person: &Person) -> BlockIdentifierV2 {
+    let application = person.application(number, &phone(0));
+    BlockIdentifierV2 {
         desk_id: DESK.into(),
         application_number: number.into(),
-        identifier: identifier.into(),
+        worker_id: "worker-3".into(),
+        person: application.person,
+        document: application.document,
+        consent_to_mvd_check: true,
         reason: Some("the person gives the identifier up".into()),
     }
 }
 
-fn unblock(number: &str, person: &Person) -> UnblockIdentifier {
+fn unblock(number: &str, person: &Person) -> UnblockIdentifierV2 {
     let application = person.application(number, &phone(0));
-    UnblockIdentifier {
+    UnblockIdentifierV2 {
         desk_id: DESK.into(),
         application_number: number.into(),
+        worker_id: "worker-3".into(),
         person: application.person,
         document: application.document,
         consent_to_mvd_check: true,
     }
 }
 
-fn change_phone(number: &str, identifier: &str, new_phone: &str) -> ChangePhone {
-    ChangePhone {
+/// A change of phone on the written application of `person`, who presents the document.
+fn change_phone(number: &str, person: &Person, new_phone: &str) -> ChangePhoneV2 {
+    let application = person.application(number, &phone(0));
+    ChangePhoneV2 {
         desk_id: DESK.into(),
         application_number: number.into(),
-        identifier: identifier.into(),
+        worker_id: "worker-3".into(),
+        person: application.person,
+        document: application.document,
+        consent_to_mvd_check: true,
         new_phone: new_phone.into(),
     }
 }
@@ -135,8 +146,32 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
     let (eds_id, session) = portal.eds_session(0).await;
     assert_eq!(eds_id, id);
 
+    // The retired v1 (no worker, no document): refused, nothing blocked.
+    portal
+        .env
+        .send(&BlockIdentifier {
+            desk_id: DESK.into(),
+            application_number: "B-0".into(),
+            identifier: id.clone(),
+            reason: None,
+        })
+        .await;
+    assert_eq!(
+        desk.rejected("B-0").await.reason,
+        RequestRejectReason::RetiredVersion
+    );
+    // A document the MVD registry does not confirm: refused, nothing blocked.
+    let mut forged = block("B-0a", alice);
+    forged.document.number = format!("{}9", forged.document.number);
+    portal.env.send(&forged).await;
+    let r = desk.rejected("B-0a").await;
+    assert_eq!(r.reason, RequestRejectReason::MvdMismatch, "{r:?}");
+    assert!(!blocked(&portal, &id).await);
+
     // Blocked by desk: the flag, the event with its application, and the cabinet refuses.
-    portal.env.send(&block("B-1", &id.to_lowercase())).await;
+    let mut lower = block("B-1", alice);
+    lower.person.identification_number = id.to_lowercase();
+    portal.env.send(&lower).await;
     let b: IdentifierBlocked = desk.event("B-1").await;
     assert_eq!(b.desk_id, DESK);
     assert!(blocked(&portal, &id).await);
@@ -176,16 +211,33 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
         CabinetOutcome::Blocked
     );
 
+    // No new temporary password for a blocked identifier, even with the document: unblock first.
+    let presented = alice.application("I-1", &phone(1));
+    portal
+        .env
+        .send(&contracts::issuance::ResendTemporaryPasswordV2 {
+            desk_id: DESK.into(),
+            application_number: "I-1".into(),
+            worker_id: "worker-3".into(),
+            person: presented.person,
+            document: presented.document,
+            consent_to_mvd_check: true,
+        })
+        .await;
+    let refused: contracts::issuance::ResendRefused = portal.event("I-1").await;
+    assert_eq!(
+        refused.reason,
+        contracts::issuance::ResendRefusal::IdentifierBlocked
+    );
+    assert_eq!(portal.phone_texts(&phone(1)).await.len(), 2, "no SMS");
+
     // Blocking again, and blocking an identifier nobody holds, are rejected.
-    portal.env.send(&block("B-2", &id)).await;
+    portal.env.send(&block("B-2", alice)).await;
     assert_eq!(
         desk.rejected("B-2").await.reason,
         RequestRejectReason::AlreadyBlocked
     );
-    portal
-        .env
-        .send(&block("B-3", &bob.identification_number))
-        .await;
+    portal.env.send(&block("B-3", bob)).await;
     assert_eq!(
         desk.rejected("B-3").await.reason,
         RequestRejectReason::UnknownIdentifier
@@ -200,6 +252,22 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
         }
     }
     assert!(locked_out, "wrong passwords lead to a lock-out");
+
+    // The retired v1 (no worker, no new password): refused with the version to send.
+    let v1 = unblock("U-0", alice);
+    portal
+        .env
+        .send(&UnblockIdentifier {
+            desk_id: v1.desk_id,
+            application_number: v1.application_number,
+            person: v1.person,
+            document: v1.document,
+            consent_to_mvd_check: true,
+        })
+        .await;
+    let r = desk.rejected("U-0").await;
+    assert_eq!(r.reason, RequestRejectReason::RetiredVersion);
+    assert!(blocked(&portal, &id).await);
 
     // A stated surname that the MVD registry does not confirm: still blocked.
     let mut wrong = unblock("U-1", alice);
@@ -216,10 +284,16 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
     );
     assert!(blocked(&portal, &id).await);
 
-    // The person's correct data: unblocked, every earlier event still there, the old password
-    // works again and the lock-out is gone.
+    // The person's correct data: unblocked, every earlier event still there, a new temporary
+    // password by SMS to the registry's phone (the old password no longer works) and the
+    // lock-out is gone.
     portal.env.send(&unblock("U-2", alice)).await;
-    let _: IdentifierUnblocked = desk.event("U-2").await;
+    let unblocked: IdentifierUnblocked = desk.event("U-2").await;
+    assert_eq!(unblocked.phone_masked.as_deref(), Some("+375 44 ***-**-34"));
+    assert!(unblocked.temporary_password_expires_at.is_some());
+    let text = portal.nth_text(&phone(1), 3).await;
+    assert!(text.contains("разблокирован"), "{text}");
+    let new_password = password_in(&text);
     assert!(!blocked(&portal, &id).await);
     let after_unblock = history(&portal, &id).await;
     assert_eq!(
@@ -231,10 +305,33 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
         after_unblock[after_block.len()..],
         [("unblocked_by_desk".to_string(), Some(format!("{DESK}/U-2")))]
     );
+    let worker: Option<String> = sqlx::query_scalar(
+        "SELECT detail->>'worker_id' FROM account_events
+         WHERE identifier = $1 AND event = 'unblocked_by_desk'",
+    )
+    .bind(&id)
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("the unblock's event");
+    assert_eq!(worker.as_deref(), Some("worker-3"));
     assert_eq!(
         portal.cabinet(&login(&id, &password)).await,
+        CabinetOutcome::WrongCredentials,
+        "the password before the block is replaced"
+    );
+    assert_eq!(
+        portal.cabinet(&login(&id, &new_password)).await,
         CabinetOutcome::MustChangePassword
     );
+    let dump: String = sqlx::query_scalar(
+        "SELECT concat_ws(' ',
+            (SELECT string_agg(convert_from(body, 'UTF8'), ' ') FROM outbox),
+            (SELECT string_agg(state::text, ' ') FROM sagas))",
+    )
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("dump");
+    assert!(!dump.contains(&new_password), "the password in the clear");
 
     // Nothing to unblock any more; an identifier nobody holds cannot be unblocked either.
     portal.env.send(&unblock("U-3", alice)).await;
@@ -262,7 +359,38 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
 
     // A free number, confirmed with the code the new phone received.
     let new_phone = phone(3);
-    portal.env.send(&change_phone("P-1", &id, &new_phone)).await;
+    portal
+        .env
+        .send(&ChangePhone {
+            desk_id: DESK.into(),
+            application_number: "P-0".into(),
+            identifier: id.clone(),
+            new_phone: new_phone.clone(),
+        })
+        .await;
+    assert_eq!(
+        desk.rejected("P-0").await.reason,
+        RequestRejectReason::RetiredVersion,
+        "the retired v1 carries no proof of identity"
+    );
+    // Bob cannot move Alice's identifier to his phone with his own document: the identifier
+    // is the presenting person's identification number.
+    let mut impostor = change_phone("P-0b", alice, &new_phone);
+    impostor.person.surname = bob.surname.clone();
+    impostor.document = change_phone("P-0b", bob, &new_phone).document;
+    portal.env.send(&impostor).await;
+    assert_eq!(
+        desk.rejected("P-0b").await.reason,
+        RequestRejectReason::MvdMismatch
+    );
+    assert!(
+        portal.phone_texts(&new_phone).await.is_empty(),
+        "no code sent"
+    );
+    portal
+        .env
+        .send(&change_phone("P-1", alice, &new_phone))
+        .await;
     let sent: NewPhoneCodeSent = desk.event("P-1").await;
     assert_eq!(sent.phone_masked, "+375 44 ***-**-34");
     assert_eq!(sent.attempts_left, 3);
@@ -276,17 +404,27 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     let changed: PhoneChanged = desk.event("P-1").await;
     assert_eq!(changed.phone_masked, "+375 44 ***-**-34");
     assert_eq!(phone_of(&portal, &id).await, new_phone);
-    let (event, application, previous): (String, Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT event, application, detail->>'previous_phone' FROM account_events
-         WHERE identifier = $1 ORDER BY id DESC LIMIT 1",
+    let (event, application, previous, worker): (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT event, application, detail->>'previous_phone', detail->>'worker_id'
+         FROM account_events WHERE identifier = $1 ORDER BY id DESC LIMIT 1",
     )
     .bind(&id)
     .fetch_one(&portal.env.pool)
     .await
     .expect("the last event");
     assert_eq!(
-        (event.as_str(), application, previous),
-        ("phone_changed", Some(format!("{DESK}/P-1")), Some(phone(1)))
+        (event.as_str(), application, previous, worker.as_deref()),
+        (
+            "phone_changed",
+            Some(format!("{DESK}/P-1")),
+            Some(phone(1)),
+            Some("worker-3")
+        )
     );
     // The code is nowhere in the clear.
     let dump: String = sqlx::query_scalar(
@@ -300,7 +438,10 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     assert!(!dump.contains(&format!("\"{code}\"")) && !dump.contains(&format!(": {code}")));
 
     // Bob's phone is bound to Bob: refused before any SMS.
-    portal.env.send(&change_phone("P-2", &id, &phone(2))).await;
+    portal
+        .env
+        .send(&change_phone("P-2", alice, &phone(2)))
+        .await;
     let r = desk.rejected("P-2").await;
     assert_eq!(r.reason, RequestRejectReason::PhoneBound);
     assert!(
@@ -309,10 +450,7 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     );
 
     // Alice's old phone is free now: Bob may take it.
-    portal
-        .env
-        .send(&change_phone("P-3", &bob.identification_number, &phone(1)))
-        .await;
+    portal.env.send(&change_phone("P-3", bob, &phone(1))).await;
     let _: NewPhoneCodeSent = desk.event("P-3").await;
     let code = wait_until(WAIT, "the code on the old phone", || async {
         portal
@@ -331,7 +469,10 @@ async fn a_desk_changes_the_phone_after_the_code_and_never_to_a_bound_one() {
     );
 
     // Wrong codes: counted, and the last one ends the request with the phone unchanged.
-    portal.env.send(&change_phone("P-4", &id, &phone(4))).await;
+    portal
+        .env
+        .send(&change_phone("P-4", alice, &phone(4)))
+        .await;
     let _: NewPhoneCodeSent = desk.event("P-4").await;
     portal.env.send(&confirm("P-4", "000000x")).await;
     let wrong: NewPhoneCodeWrong = desk.event("P-4").await;
@@ -358,7 +499,10 @@ async fn a_phone_code_that_is_never_given_times_out() {
     let person = portal.good_persons().await.remove(0);
     let id = person.identification_number.clone();
     issue(&portal, &person, "I-1", &phone(1)).await;
-    portal.env.send(&change_phone("T-1", &id, &phone(5))).await;
+    portal
+        .env
+        .send(&change_phone("T-1", &person, &phone(5)))
+        .await;
     let _: NewPhoneCodeSent = desk.event("T-1").await;
     let r = desk.rejected("T-1").await;
     assert_eq!(
@@ -366,5 +510,71 @@ async fn a_phone_code_that_is_never_given_times_out() {
         (RequestRejectReason::PhoneNotConfirmed, Some("timed_out"))
     );
     assert_eq!(phone_of(&portal, &id).await, phone(1));
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_confirms_the_signed_notice_and_the_application_records_it() {
+    use contracts::issuance::{NoticeRecorded, NoticeRefusal, NoticeRefused, NoticeSigned};
+    let mut portal = Portal::start().await;
+    let person = portal.good_persons().await.remove(0);
+    portal.apply(&person.application("N-1", &phone(7))).await;
+    let _: PhoneCodeSent = portal.event("N-1").await;
+    let code = code_in(&portal.nth_text(&phone(7), 1).await);
+    portal.confirm("N-1", &code).await;
+    let issued: IdentifierIssued = portal.event("N-1").await;
+    let today = chrono::Utc::now().date_naive();
+    let signed = |number: &str| NoticeSigned {
+        desk_id: DESK.into(),
+        application_number: "N-1".into(),
+        notice_number: number.into(),
+        signed_on: today,
+        worker_id: "worker-1".into(),
+    };
+
+    // Another desk may not confirm it: dead-lettered, naming its user.
+    let other = e2e::harness::TEST_DESKS[1];
+    let body = contracts::encode(&signed(&issued.notice.notice_number)).expect("encodes");
+    portal
+        .env
+        .send_raw_as(
+            Some(&hub_portal::agency::desk_user(other)),
+            &NoticeSigned::TYPE.to_string(),
+            body,
+            contracts::Metadata::new(NoticeSigned::TYPE.to_string(), "intruder"),
+        )
+        .await;
+    let letters = portal
+        .env
+        .dead_letters(hub_portal::sagas::issuance::QUEUE, 1, WAIT)
+        .await;
+    assert!(
+        letters[0].error.contains("a desk sends only its own"),
+        "{}",
+        letters[0].error
+    );
+
+    // Another notice's number: refused, nothing recorded.
+    portal.env.send(&signed("UI-1999-x-1")).await;
+    let refused: NoticeRefused = portal.event("N-1").await;
+    assert_eq!(refused.reason, NoticeRefusal::NoticeMismatch);
+
+    // The notice's own number: recorded in the application.
+    portal.env.send(&signed(&issued.notice.notice_number)).await;
+    let recorded: NoticeRecorded = portal.event("N-1").await;
+    assert_eq!(
+        (recorded.notice_number.as_str(), recorded.signed_on),
+        (issued.notice.notice_number.as_str(), today)
+    );
+    let kept: serde_json::Value = sqlx::query_scalar(
+        "SELECT state->'notice_signed' FROM sagas
+         WHERE saga_type = 'issuance' AND business_key = $1",
+    )
+    .bind(format!("{DESK}/N-1"))
+    .fetch_one(&portal.env.pool)
+    .await
+    .expect("the application");
+    assert_eq!(kept["worker_id"], "worker-1");
+    assert_eq!(kept["signed_on"], today.to_string());
     portal.stop().await;
 }

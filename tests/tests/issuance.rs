@@ -301,11 +301,17 @@ async fn a_password_sms_that_cannot_be_sent_is_dead_lettered_sealed_and_the_desk
     portal
         .faults(SimKind::A1, serde_json::json!({"error_rate": 0.0}))
         .await;
+    // The person presents the document again (checked as at issuance).
+    let again = person.application("S-1", &phone);
     portal
         .env
-        .send(&contracts::issuance::ResendTemporaryPassword {
+        .send(&contracts::issuance::ResendTemporaryPasswordV2 {
             desk_id: e2e::portal::DESK.into(),
             application_number: "S-1".into(),
+            worker_id: "worker-2".into(),
+            person: again.person,
+            document: again.document,
+            consent_to_mvd_check: true,
         })
         .await;
     let issued: IdentifierIssued = portal.event("S-1").await;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use contracts::account::{ChangePhone, ConfirmNewPhone};
+use contracts::account::{ChangePhoneV2, ConfirmNewPhone};
 use contracts::cabinet::{CabinetOutcome, CompleteRecovery, RecoverPassword};
 use contracts::issuance::{ApplicationRejected, IdentifierIssued, PhoneCodeSent, RejectReason};
 use contracts::sms::{NotSentReason, SendSms, SmsNotSent, SmsPurpose, SmsSent};
@@ -118,12 +118,16 @@ async fn recovery_codes_are_limited_per_phone_across_identifiers() {
     code_in(&portal.nth_text(&shared, 3).await);
 
     // Alice moves to another number at a desk; the number goes to Bob.
+    let presented = alice.application("P-1", &alices_new);
     portal
         .env
-        .send(&ChangePhone {
+        .send(&ChangePhoneV2 {
             desk_id: DESK.into(),
             application_number: "P-1".into(),
-            identifier: a.clone(),
+            worker_id: "worker-1".into(),
+            person: presented.person,
+            document: presented.document,
+            consent_to_mvd_check: true,
             new_phone: alices_new.clone(),
         })
         .await;

@@ -12,24 +12,31 @@ use uuid::Uuid;
 
 /// The types a desk sends (the desk its body names), written out here and not read from the
 /// hub's matrix, so the test checks the hub against the rules rather than against itself.
-const DESK_TYPES: [&str; 7] = [
+const DESK_TYPES: [&str; 12] = [
     "issuance.apply.v1",
     "issuance.confirm_phone.v1",
     "issuance.resend_password.v1",
+    "issuance.resend_password.v2",
+    "issuance.notice_signed.v1",
     "identifier.block.v1",
+    "identifier.block.v2",
     "identifier.unblock.v1",
+    "identifier.unblock.v2",
     "identifier.change_phone.v1",
+    "identifier.change_phone.v2",
     "identifier.confirm_phone.v1",
 ];
 
 /// The types the portal sends.
-const PORTAL_TYPES: [&str; 18] = [
+const PORTAL_TYPES: [&str; 20] = [
     "cabinet.login.v1",
     "cabinet.logout.v1",
     "cabinet.change_password.v1",
     "cabinet.recover_password.v1",
     "cabinet.complete_recovery.v1",
     "cabinet.block.v1",
+    "cabinet.unblock.v1",
+    "cabinet.complete_unblock.v1",
     "cabinet.login_email.v1",
     "cabinet.eds_challenge.v1",
     "cabinet.login_eds.v1",

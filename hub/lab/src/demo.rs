@@ -2,7 +2,9 @@
 //! process, against the local RabbitMQ and PostgreSQL, in a namespace and database of its own),
 //! then plays issuance desks and citizens through a number of applications — most succeed, some
 //! break each rule on purpose — reading codes and passwords from the simulated phones, and prints
-//! what happened. Exits 0 only when every outcome is the expected one.
+//! what happened; at the end some holders give their identifier up and take it back (in the
+//! cabinet and at a desk) and a desk asks for a temporary password too late. Exits 0 only when
+//! every outcome is the expected one.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -24,6 +26,7 @@ use crate::stage::{Stage, a1_phone, is_good, percentile};
 use hub_runtime::broker;
 use hub_runtime::config::HubConfig;
 
+mod accounts;
 mod outage;
 pub(crate) mod procedures;
 mod registration;
@@ -69,6 +72,9 @@ pub struct Report {
     pub procedure_p50_ms: u64,
     /// Registrations on the portal (by e-mail, by EDS), by outcome.
     pub registrations: BTreeMap<String, usize>,
+    /// The ways back into an account (unblock in the cabinet and at a desk, a resend after a
+    /// static password), by outcome.
+    pub accounts: BTreeMap<String, usize>,
     /// The MVD outage and its repair by dead-letter replay.
     pub outage: outage::OutageReport,
     /// Outcomes that were not the expected one.
@@ -151,12 +157,26 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         .procedures(holders.clone(), bus_skipped.is_none())
         .await?;
     let registrations = acts.registrations(holders).await?;
+    // Last, as blocking ends the holders' sessions: the ways back into an account.
+    let account_holders: Vec<accounts::Holder> = issued
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok((Expect::Issued, _))))
+        .rev()
+        .take(accounts::Journey::ALL.len())
+        .map(|(s, _)| accounts::Holder {
+            number: s.number.clone(),
+            application: s.application.clone(),
+            password: chosen_password(&s.number),
+        })
+        .collect();
+    let accounts = acts.accounts(account_holders).await?;
 
     let mut report = Report::new(outage, bus_skipped);
     report.count_issuance(&issued);
     report.count_procedures(&procedures);
     report.count_outage();
     report.count_registrations(&registrations);
+    report.count_accounts(&accounts);
     // Leave nothing behind: the demo's queues, exchanges and database.
     stage.stop().await?;
     report.total_ms = started_at.elapsed().as_millis() as u64;
@@ -291,6 +311,27 @@ impl Acts {
         Ok(played)
     }
 
+    /// Fifth act: the ways back into an account, one journey per holder.
+    async fn accounts(
+        &self,
+        holders: Vec<accounts::Holder>,
+    ) -> anyhow::Result<Vec<(accounts::Journey, Played<String>)>> {
+        let progress = Progress::new(holders.len()).named("accounts");
+        let played = self
+            .all(
+                accounts::Journey::ALL.into_iter().zip(holders),
+                &progress,
+                |play, (journey, holder)| async move {
+                    let started = Instant::now();
+                    let r = play.account_journey(journey, &holder).await;
+                    (journey, r.map(|outcome| (outcome, started.elapsed())))
+                },
+            )
+            .await?;
+        progress.finish();
+        Ok(played)
+    }
+
     /// Plays every item at once, within the permits, ticking `progress`; the outcomes in the
     /// items' order.
     async fn all<I, O, F, Fut>(
@@ -335,6 +376,7 @@ impl Report {
             procedures_on_bus_skipped,
             procedure_p50_ms: 0,
             registrations: BTreeMap::new(),
+            accounts: BTreeMap::new(),
             outage,
             unexpected: Vec::new(),
             p50_ms: 0,
@@ -404,6 +446,26 @@ impl Report {
                 "outage: {} of {} applications issued after the replay",
                 self.outage.issued_after_replay, self.outage.applications
             ));
+        }
+    }
+
+    /// Counts the account journeys by outcome; each must come to its own.
+    fn count_accounts(&mut self, results: &[(accounts::Journey, Played<String>)]) {
+        for (journey, r) in results {
+            match r {
+                Ok((outcome, _)) => {
+                    *self.accounts.entry(outcome.clone()).or_default() += 1;
+                    if outcome != journey.expected() {
+                        self.unexpected.push(format!(
+                            "account ({journey:?}): expected {}, got {outcome}",
+                            journey.expected()
+                        ));
+                    }
+                }
+                Err(e) => self
+                    .unexpected
+                    .push(format!("account ({journey:?}): {e:#}")),
+            }
         }
     }
 
@@ -699,7 +761,7 @@ impl Play {
 
     /// The citizen logs in with the temporary password from the phone and sets a static one.
     async fn first_login_of(&self, s: &Scenario) -> anyhow::Result<()> {
-        let chosen = format!("Demo{}x", &s.number.replace('-', ""));
+        let chosen = chosen_password(&s.number);
         self.first_login(
             &s.application.person.identification_number,
             &s.application.phone,
@@ -708,6 +770,11 @@ impl Play {
         .await?;
         Ok(())
     }
+}
+
+/// The static password the holder of application `number` sets at the first login.
+fn chosen_password(number: &str) -> String {
+    format!("Demo{}x", number.replace('-', ""))
 }
 
 /// A one-line progress counter on stderr, when stderr is a terminal.
@@ -782,6 +849,9 @@ pub fn table(r: &Report) -> String {
     }
     for (outcome, n) in &r.registrations {
         rows.push((format!("registrations: {outcome}"), n.to_string()));
+    }
+    for (outcome, n) in &r.accounts {
+        rows.push((format!("accounts: {outcome}"), n.to_string()));
     }
     rows.push(("saga time p50".into(), format!("{} ms", r.p50_ms)));
     rows.push(("saga time p99".into(), format!("{} ms", r.p99_ms)));

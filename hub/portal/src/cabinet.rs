@@ -1,6 +1,6 @@
 //! The personal cabinet's account operations, answered over the broker (request/reply): log in,
-//! replace the temporary password, change the password, recover a lost one by an SMS code, and
-//! block the identifier oneself.
+//! replace the temporary password, change the password, recover a lost one by an SMS code, block
+//! the identifier oneself, and unblock it again by an SMS code with a new password.
 //!
 //! Rules:
 //! - passwords and codes are checked against argon2 hashes; none is stored or logged in clear;
@@ -23,6 +23,12 @@
 //! Logging in is limited per identifier only: an identifier has exactly one phone, so the
 //! identifier's count is the phone's.
 //!
+//! Unblocking (`cabinet.unblock.v1`, then `cabinet.complete_unblock.v1`) is the recovery's
+//! two steps over a blocked identifier: the code goes to the phone the registry holds now, only
+//! when the phone given is that one and the identifier is blocked (else the same
+//! `code_sent_if_known`); the code and a new static password unblock it, all history kept. Its
+//! codes are counted with the recovery codes against the phone's limits.
+//!
 //! A login opens a session ([`crate::sessions`]) and answers its token; `cabinet.logout.v1` ends
 //! it; a password change, a recovery and a self-service block end every session of the
 //! identifier, in the same transaction.
@@ -33,8 +39,8 @@ use std::time::Duration;
 use adapters::Failure;
 use chrono::{DateTime, Utc};
 use contracts::cabinet::{
-    BlockSelf, CabinetOutcome, CabinetReply, ChangePassword, CompleteRecovery, LogIn, LogOut,
-    RecoverPassword,
+    BlockSelf, CabinetOutcome, CabinetReply, ChangePassword, CompleteRecovery, CompleteUnblock,
+    LogIn, LogOut, RecoverPassword, UnblockSelf,
 };
 use contracts::person::Msisdn;
 use contracts::procedure::AssuranceLevel;
@@ -67,6 +73,8 @@ pub fn queue_spec() -> contracts::QueueSpec {
             CompleteRecovery::TYPE.to_string(),
             BlockSelf::TYPE.to_string(),
             LogOut::TYPE.to_string(),
+            UnblockSelf::TYPE.to_string(),
+            CompleteUnblock::TYPE.to_string(),
         ],
     )
 }
@@ -88,6 +96,8 @@ pub struct CabinetSettings {
     pub recovery_interval: Duration,
     /// The recovery SMS; `{code}` is replaced.
     pub recovery_text: String,
+    /// The unblock SMS; `{code}` is replaced.
+    pub unblock_text: String,
     /// How long a session lasts after the login (`HUB_SESSION_TTL`).
     pub session_ttl: Duration,
 }
@@ -102,6 +112,8 @@ impl Default for CabinetSettings {
             recovery_attempts: 3,
             recovery_interval: Duration::from_secs(60),
             recovery_text: "Код для восстановления пароля: {code}. Никому его не сообщайте.".into(),
+            unblock_text: "Код для разблокировки идентификатора: {code}. Никому его не сообщайте."
+                .into(),
             session_ttl: sessions::DEFAULT_TTL,
         }
     }
@@ -140,6 +152,10 @@ pub enum Request {
     Complete(CompleteRecovery, NewPassword),
     /// Block oneself.
     Block(BlockSelf),
+    /// Start an unblock, with the code it would send.
+    Unblock(UnblockSelf, Option<RecoveryCode>),
+    /// Finish an unblock.
+    CompleteUnblock(CompleteUnblock, NewPassword),
     /// End a session.
     LogOut(LogOut),
 }
@@ -238,13 +254,19 @@ impl Service for Cabinet {
                 Request::Change(r, new)
             } else if RecoverPassword::TYPE.matches(t) {
                 // Made whether or not it is sent: the answer takes as long either way.
-                Request::Recover(decode(t, b)?, self.recovery_code())
+                Request::Recover(decode(t, b)?, self.code(CodeFlow::Recovery))
             } else if CompleteRecovery::TYPE.matches(t) {
                 let r: CompleteRecovery = decode(t, b)?;
                 let new = NewPassword::new(&r.new_password, &normalise(&r.identifier), None);
                 Request::Complete(r, new)
             } else if BlockSelf::TYPE.matches(t) {
                 Request::Block(decode(t, b)?)
+            } else if UnblockSelf::TYPE.matches(t) {
+                Request::Unblock(decode(t, b)?, self.code(CodeFlow::Unblock))
+            } else if CompleteUnblock::TYPE.matches(t) {
+                let r: CompleteUnblock = decode(t, b)?;
+                let new = NewPassword::new(&r.new_password, &normalise(&r.identifier), None);
+                Request::CompleteUnblock(r, new)
             } else if LogOut::TYPE.matches(t) {
                 Request::LogOut(decode(t, b)?)
             } else {
@@ -267,8 +289,38 @@ impl Service for Cabinet {
             let outcome = match request {
                 Request::LogIn(r) => self.log_in(conn, &r).await,
                 Request::Change(r, new) => self.change(conn, &r, new).await,
-                Request::Recover(r, code) => self.recover(conn, &r, code, cause, &mut extra).await,
-                Request::Complete(r, new) => self.complete(conn, &r, new, cause).await,
+                Request::Recover(r, code) => {
+                    let ask = CodeRequest {
+                        identifier: &r.identifier,
+                        phone: &r.phone,
+                    };
+                    self.send_code(conn, CodeFlow::Recovery, ask, code, cause, &mut extra)
+                        .await
+                }
+                Request::Complete(r, new) => {
+                    let typed = CodeTyped {
+                        identifier: &r.identifier,
+                        code: &r.code,
+                    };
+                    self.complete(conn, CodeFlow::Recovery, typed, new, cause)
+                        .await
+                }
+                Request::Unblock(r, code) => {
+                    let ask = CodeRequest {
+                        identifier: &r.identifier,
+                        phone: &r.phone,
+                    };
+                    self.send_code(conn, CodeFlow::Unblock, ask, code, cause, &mut extra)
+                        .await
+                }
+                Request::CompleteUnblock(r, new) => {
+                    let typed = CodeTyped {
+                        identifier: &r.identifier,
+                        code: &r.code,
+                    };
+                    self.complete(conn, CodeFlow::Unblock, typed, new, cause)
+                        .await
+                }
                 Request::Block(r) => self.block(conn, &r).await,
                 Request::LogOut(r) => log_out(conn, &r).await,
             }
@@ -394,16 +446,18 @@ impl Cabinet {
         ))
     }
 
-    /// A fresh recovery code: its hash and the SMS that carries it.
-    fn recovery_code(&self) -> Option<RecoveryCode> {
+    /// A fresh recovery (or unblock) code: its hash and the SMS that carries it.
+    fn code(&self, flow: CodeFlow) -> Option<RecoveryCode> {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
         let code = random_digits(&mut rng, 6);
+        let template = match flow {
+            CodeFlow::Recovery => &self.settings.recovery_text,
+            CodeFlow::Unblock => &self.settings.unblock_text,
+        };
         let (Ok(hash), Ok(text)) = (
             hash_secret(&mut rng, &code),
-            self.sealer.seal(
-                &mut rng,
-                &self.settings.recovery_text.replace("{code}", &code),
-            ),
+            self.sealer
+                .seal(&mut rng, &template.replace("{code}", &code)),
         ) else {
             return None;
         };
@@ -496,16 +550,21 @@ impl Cabinet {
         Ok(ok())
     }
 
-    async fn recover(
+    /// The first step of a recovery or an unblock: a code to the identifier's phone, when the
+    /// phone given is that one and the account is in the state the flow needs (not blocked for
+    /// a recovery, blocked for an unblock). The answer is the same whatever happened.
+    async fn send_code(
         &self,
         conn: &mut PgConnection,
-        r: &RecoverPassword,
+        flow: CodeFlow,
+        r: CodeRequest<'_>,
         code: Option<RecoveryCode>,
         cause: Uuid,
         extra: &mut Vec<Command>,
     ) -> Result<CabinetOutcome, sqlx::Error> {
-        let id = normalise(&r.identifier);
-        let phone = Msisdn::parse(&r.phone).ok();
+        let table = flow.table();
+        let id = normalise(r.identifier);
+        let phone = Msisdn::parse(r.phone).ok();
         let found: Option<(String, bool)> = sqlx::query_as(
             "SELECT i.phone, a.blocked FROM identifiers i JOIN accounts a USING (identifier)
              WHERE i.identifier = $1",
@@ -513,14 +572,17 @@ impl Cabinet {
         .bind(&id)
         .fetch_optional(&mut *conn)
         .await?;
-        let matches =
-            matches!((&found, &phone), (Some((p, false)), Some(given)) if p == given.as_str());
+        let matches = matches!(
+            (&found, &phone),
+            (Some((p, blocked)), Some(given))
+                if p == given.as_str() && *blocked == flow.needs_blocked()
+        );
         if !matches {
             return Ok(CabinetOutcome::CodeSentIfKnown);
         }
-        let recent: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM recoveries WHERE identifier = $1 AND created_at > now() - $2::interval)",
-        )
+        let recent: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE identifier = $1 AND created_at > now() - $2::interval)",
+        )))
         .bind(&id)
         .bind(format!("{} seconds", self.settings.recovery_interval.as_secs()))
         .fetch_one(&mut *conn)
@@ -539,11 +601,13 @@ impl Cabinet {
         else {
             return Ok(CabinetOutcome::CodeSentIfKnown);
         };
-        // The recovery row before the phone, as `complete` takes them: no deadlock between them.
-        sqlx::query("SELECT 1 FROM recoveries WHERE identifier = $1 FOR UPDATE")
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
+        // The code's row before the phone, as `complete` takes them: no deadlock between them.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM {table} WHERE identifier = $1 FOR UPDATE"
+        )))
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
         let key = self.limits.key(&phone);
         self.limits.lock(conn, &key).await?;
         for event in [PhoneEvent::RecoveryCode, PhoneEvent::WrongCode] {
@@ -553,19 +617,20 @@ impl Cabinet {
                     phone = %phone.masked(),
                     limit = event.limit_name(),
                     %until,
-                    "recovery code not sent: a per-phone limit is reached"
+                    flow = flow.name(),
+                    "code not sent: a per-phone limit is reached"
                 );
-                portal_metrics().cabinet_limited("recover_password", event.limit_name());
+                portal_metrics().cabinet_limited(flow.request_name(), event.limit_name());
                 return Ok(CabinetOutcome::CodeSentIfKnown);
             }
         }
-        sqlx::query(
-            "INSERT INTO recoveries (identifier, code_hash, expires_at, attempts_left, phone_key)
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (identifier, code_hash, expires_at, attempts_left, phone_key)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (identifier) DO UPDATE SET code_hash = excluded.code_hash,
                  expires_at = excluded.expires_at, attempts_left = excluded.attempts_left,
                  phone_key = excluded.phone_key, created_at = now()",
-        )
+        )))
         .bind(&id)
         .bind(&code_hash)
         .bind(Utc::now() + self.settings.recovery_code_ttl)
@@ -576,7 +641,7 @@ impl Cabinet {
         self.limits
             .record(conn, &key, PhoneEvent::RecoveryCode, Some(cause))
             .await?;
-        event(conn, &id, "recovery_code_sent").await?;
+        event(conn, &id, flow.code_sent_event()).await?;
         if let Ok(send) = Command::new(&SendSms {
             to: phone.as_str().to_owned(),
             operator: None,
@@ -588,23 +653,33 @@ impl Cabinet {
         Ok(CabinetOutcome::CodeSentIfKnown)
     }
 
+    /// The second step of a recovery or an unblock: the code and the new password. An unblock's
+    /// code holds only while the identifier is still blocked.
     async fn complete(
         &self,
         conn: &mut PgConnection,
-        r: &CompleteRecovery,
+        flow: CodeFlow,
+        r: CodeTyped<'_>,
         new: NewPassword,
         cause: Uuid,
     ) -> Result<CabinetOutcome, sqlx::Error> {
-        let id = normalise(&r.identifier);
+        let table = flow.table();
+        let id = normalise(r.identifier);
         if let Some(until) = self.throttle().locked(conn, &id).await? {
             return Ok(CabinetOutcome::LockedOut { until });
         }
         type Row = (String, DateTime<Utc>, i32, Option<Vec<u8>>, String);
-        let row: Option<Row> = sqlx::query_as(
+        let still = match flow {
+            CodeFlow::Recovery => "",
+            CodeFlow::Unblock => {
+                " AND EXISTS (SELECT 1 FROM accounts a WHERE a.identifier = r.identifier AND a.blocked)"
+            }
+        };
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT r.code_hash, r.expires_at, r.attempts_left, r.phone_key, i.phone
-             FROM recoveries r JOIN identifiers i USING (identifier)
-             WHERE r.identifier = $1 FOR UPDATE OF r",
-        )
+             FROM {table} r JOIN identifiers i USING (identifier)
+             WHERE r.identifier = $1{still} FOR UPDATE OF r",
+        )))
         .bind(&id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -630,19 +705,20 @@ impl Cabinet {
                 tracing::warn!(
                     limit = PhoneEvent::WrongCode.limit_name(),
                     %until,
-                    "recovery code not checked: a per-phone limit is reached"
+                    flow = flow.name(),
+                    "code not checked: a per-phone limit is reached"
                 );
                 portal_metrics()
-                    .cabinet_limited("complete_recovery", PhoneEvent::WrongCode.limit_name());
+                    .cabinet_limited(flow.complete_name(), PhoneEvent::WrongCode.limit_name());
                 return Ok(CabinetOutcome::LockedOut { until });
             }
         }
         // Checked here, under the throttle, recovery row and phone locks: a wrong code is
         // counted before the next attempt is checked.
         if !verify_secret(r.code.trim(), &hash) {
-            sqlx::query(
-                "UPDATE recoveries SET attempts_left = attempts_left - 1 WHERE identifier = $1",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET attempts_left = attempts_left - 1 WHERE identifier = $1",
+            )))
             .bind(&id)
             .execute(&mut *conn)
             .await?;
@@ -661,13 +737,24 @@ impl Cabinet {
             Err(weak) => return Ok(weak),
         };
         set_password(conn, &id, &hash).await?;
-        sessions::end_all(conn, &id).await?;
-        sqlx::query("DELETE FROM recoveries WHERE identifier = $1")
+        if flow == CodeFlow::Unblock {
+            sqlx::query(
+                "UPDATE accounts SET blocked = false, failed_logins = 0, locked_until = NULL
+                 WHERE identifier = $1",
+            )
             .bind(&id)
             .execute(&mut *conn)
             .await?;
+        }
+        sessions::end_all(conn, &id).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE identifier = $1"
+        )))
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
         self.throttle().succeed(conn, &id).await?;
-        event(conn, &id, "password_recovered").await?;
+        event(conn, &id, flow.completed_event()).await?;
         Ok(ok())
     }
 
@@ -697,6 +784,78 @@ impl Cabinet {
             Err(outcome) => Ok(outcome),
         }
     }
+}
+
+/// The two flows of a code by SMS and a new password: recovery and unblocking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeFlow {
+    /// A lost password (the identifier not blocked).
+    Recovery,
+    /// A blocked identifier taken back by its holder.
+    Unblock,
+}
+
+impl CodeFlow {
+    /// The table of its pending codes (a constant: never from a message).
+    fn table(self) -> &'static str {
+        match self {
+            CodeFlow::Recovery => "recoveries",
+            CodeFlow::Unblock => "unblock_codes",
+        }
+    }
+
+    fn needs_blocked(self) -> bool {
+        self == CodeFlow::Unblock
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            CodeFlow::Recovery => "recovery",
+            CodeFlow::Unblock => "unblock",
+        }
+    }
+
+    fn request_name(self) -> &'static str {
+        match self {
+            CodeFlow::Recovery => "recover_password",
+            CodeFlow::Unblock => "unblock",
+        }
+    }
+
+    fn complete_name(self) -> &'static str {
+        match self {
+            CodeFlow::Recovery => "complete_recovery",
+            CodeFlow::Unblock => "complete_unblock",
+        }
+    }
+
+    fn code_sent_event(self) -> &'static str {
+        match self {
+            CodeFlow::Recovery => "recovery_code_sent",
+            CodeFlow::Unblock => "unblock_code_sent",
+        }
+    }
+
+    fn completed_event(self) -> &'static str {
+        match self {
+            CodeFlow::Recovery => "password_recovered",
+            CodeFlow::Unblock => "unblocked_by_person",
+        }
+    }
+}
+
+/// The first step's request: the identifier and the phone the person says is theirs.
+#[derive(Clone, Copy)]
+struct CodeRequest<'a> {
+    identifier: &'a str,
+    phone: &'a str,
+}
+
+/// The second step's request: the identifier and the code typed.
+#[derive(Clone, Copy)]
+struct CodeTyped<'a> {
+    identifier: &'a str,
+    code: &'a str,
 }
 
 /// Stores `hash`, the new password's hash, as the account's password.

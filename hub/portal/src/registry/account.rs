@@ -10,6 +10,7 @@ use contracts::account::{
     BlockAccount, BlockOutcome, ChangeAccountPhone, ChangePhoneOutcome, LookupAccount, PhoneUse,
     UnblockAccount, UnblockOutcome,
 };
+use contracts::registry::{ReissueOutcome, ReissuePassword};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
@@ -19,6 +20,7 @@ use hub_runtime::engine::db_failure;
 const BLOCKED_BY_DESK: &str = "blocked_by_desk";
 const UNBLOCKED_BY_DESK: &str = "unblocked_by_desk";
 const PHONE_CHANGED: &str = "phone_changed";
+const TEMPORARY_PASSWORD_REISSUED: &str = "temporary_password_reissued";
 
 fn db(e: sqlx::Error) -> Failure {
     db_failure(&e)
@@ -125,7 +127,10 @@ pub(super) async fn block(
             .execute(&mut *conn)
             .await
             .map_err(db)?;
-            let detail = b.reason.as_ref().map(|r| json!({ "reason": r }));
+            let detail = match (&b.reason, &b.worker_id) {
+                (None, None) => None,
+                (reason, worker_id) => Some(json!({ "reason": reason, "worker_id": worker_id })),
+            };
             event(conn, &b.identifier, BLOCKED_BY_DESK, &b.application, detail).await?;
             BlockOutcome::Blocked
         }
@@ -134,15 +139,17 @@ pub(super) async fn block(
 }
 
 /// `registry.unblock_account.v1`: unblocks a blocked account and resets its failed-login
-/// throttles; the password, the phone and the history stay as they were.
+/// throttles; with a new temporary password (every unblock the saga asks for now), that password
+/// replaces the old one and the answer names the phone it must go to. The phone and the history
+/// stay as they were.
 pub(super) async fn unblock(
     conn: &mut PgConnection,
     u: &UnblockAccount,
 ) -> Result<AccountUnblocked, Failure> {
-    let outcome = match lock_account(conn, &u.identifier).await? {
-        None => UnblockOutcome::UnknownIdentifier,
-        Some((_, false)) => UnblockOutcome::NotBlocked,
-        Some((_, true)) => {
+    let (outcome, phone) = match lock_account(conn, &u.identifier).await? {
+        None => (UnblockOutcome::UnknownIdentifier, None),
+        Some((_, false)) => (UnblockOutcome::NotBlocked, None),
+        Some((phone, true)) => {
             sqlx::query(
                 "UPDATE accounts SET blocked = false, failed_logins = 0, locked_until = NULL,
                      updated_at = now()
@@ -152,27 +159,59 @@ pub(super) async fn unblock(
             .execute(&mut *conn)
             .await
             .map_err(db)?;
-            // The cabinet's throttle of login attempts, where the schema has one.
-            let throttled: bool =
-                sqlx::query_scalar("SELECT to_regclass('login_throttle') IS NOT NULL")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db)?;
-            if throttled {
+            let temporary = u
+                .temporary_password_hash
+                .as_ref()
+                .zip(u.temporary_password_expires_at);
+            if let Some((hash, expires_at)) = temporary {
                 sqlx::query(
-                    "UPDATE login_throttle SET failures = 0, locked_until = NULL, updated_at = now()
+                    "UPDATE accounts SET password_hash = $2, must_change_password = true,
+                         temporary_expires_at = $3
                      WHERE identifier = $1",
                 )
                 .bind(&u.identifier)
+                .bind(hash)
+                .bind(expires_at)
                 .execute(&mut *conn)
                 .await
                 .map_err(db)?;
             }
-            event(conn, &u.identifier, UNBLOCKED_BY_DESK, &u.application, None).await?;
-            UnblockOutcome::Unblocked
+            reset_login_throttle(conn, &u.identifier).await?;
+            let detail = json!({
+                "worker_id": u.worker_id,
+                "temporary_password": temporary.is_some(),
+            });
+            event(
+                conn,
+                &u.identifier,
+                UNBLOCKED_BY_DESK,
+                &u.application,
+                Some(detail),
+            )
+            .await?;
+            (UnblockOutcome::Unblocked, temporary.map(|_| phone))
         }
     };
-    Ok(AccountUnblocked { outcome })
+    Ok(AccountUnblocked { outcome, phone })
+}
+
+/// Clears the cabinet's throttle of login attempts, where the schema has one.
+async fn reset_login_throttle(conn: &mut PgConnection, identifier: &str) -> Result<(), Failure> {
+    let throttled: bool = sqlx::query_scalar("SELECT to_regclass('login_throttle') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    if throttled {
+        sqlx::query(
+            "UPDATE login_throttle SET failures = 0, locked_until = NULL, updated_at = now()
+             WHERE identifier = $1",
+        )
+        .bind(identifier)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 /// `registry.change_phone.v1`: binds an active account's identifier to a new phone. The unique
@@ -218,7 +257,7 @@ pub(super) async fn change_phone(
         &c.identifier,
         PHONE_CHANGED,
         &c.application,
-        Some(json!({ "previous_phone": previous })),
+        Some(json!({ "previous_phone": previous, "worker_id": c.worker_id })),
     )
     .await?;
     Ok(outcome(ChangePhoneOutcome::Changed))
@@ -226,4 +265,54 @@ pub(super) async fn change_phone(
 
 fn outcome(outcome: ChangePhoneOutcome) -> AccountPhoneChanged {
     AccountPhoneChanged { outcome }
+}
+
+/// `registry.reissue_password.v1`: a desk's resend of the temporary password, after the identity
+/// checks. Decided under the account's lock: only while the account is not blocked and its
+/// password is still a temporary one (`must_change_password`: the person has not formed a static
+/// password since the last temporary one); then the new hash replaces it, the failed-login count
+/// starts again, and the answer names the phone the registry holds now.
+pub(super) async fn reissue(
+    conn: &mut PgConnection,
+    r: &ReissuePassword,
+) -> Result<ReissueOutcome, Failure> {
+    let row: Option<(String, bool, bool)> = sqlx::query_as(
+        "SELECT i.phone, a.blocked, a.must_change_password
+         FROM identifiers i JOIN accounts a USING (identifier)
+         WHERE i.identifier = $1 AND i.status = 'assigned'
+         FOR UPDATE OF i, a",
+    )
+    .bind(&r.identifier)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some((phone, blocked, temporary)) = row else {
+        return Ok(ReissueOutcome::UnknownIdentifier);
+    };
+    if blocked {
+        return Ok(ReissueOutcome::Blocked);
+    }
+    if !temporary {
+        return Ok(ReissueOutcome::StaticPasswordSet);
+    }
+    sqlx::query(
+        "UPDATE accounts SET password_hash = $2, must_change_password = true,
+             temporary_expires_at = $3, failed_logins = 0, locked_until = NULL, updated_at = now()
+         WHERE identifier = $1",
+    )
+    .bind(&r.identifier)
+    .bind(&r.temporary_password_hash)
+    .bind(r.temporary_password_expires_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    event(
+        conn,
+        &r.identifier,
+        TEMPORARY_PASSWORD_REISSUED,
+        &r.application,
+        Some(json!({ "worker_id": r.worker_id })),
+    )
+    .await?;
+    Ok(ReissueOutcome::Reissued { phone })
 }

@@ -11,7 +11,8 @@ mod account;
 use adapters::Failure;
 use contracts::account::{BlockAccount, ChangeAccountPhone, LookupAccount, UnblockAccount};
 use contracts::registry::{
-    AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved,
+    AccountCreated, CreateAccount, PasswordReissued, ReissuePassword, Release, Reserve,
+    ReserveOutcome, Reserved,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
@@ -36,6 +37,7 @@ pub fn queue_spec() -> contracts::QueueSpec {
             BlockAccount::TYPE.to_string(),
             UnblockAccount::TYPE.to_string(),
             ChangeAccountPhone::TYPE.to_string(),
+            ReissuePassword::TYPE.to_string(),
         ],
     )
 }
@@ -57,6 +59,8 @@ pub enum RegistryCommand {
     UnblockAccount(UnblockAccount),
     /// Bind an identifier to a new phone.
     ChangePhone(ChangeAccountPhone),
+    /// Replace a temporary password on a desk's resend.
+    Reissue(ReissuePassword),
 }
 
 /// The registry service.
@@ -90,6 +94,8 @@ impl Service for Registry {
                 Ok(RegistryCommand::UnblockAccount(decode(t, &message.body)?))
             } else if ChangeAccountPhone::TYPE.matches(t) {
                 Ok(RegistryCommand::ChangePhone(decode(t, &message.body)?))
+            } else if ReissuePassword::TYPE.matches(t) {
+                Ok(RegistryCommand::Reissue(decode(t, &message.body)?))
             } else {
                 Err(Failure::invalid_input(format!(
                     "the registry does not take {t}"
@@ -140,6 +146,9 @@ impl Service for Registry {
                 RegistryCommand::ChangePhone(c) => {
                     Ok(vec![Command::new(&account::change_phone(conn, &c).await?)?])
                 }
+                RegistryCommand::Reissue(r) => Ok(vec![Command::new(&PasswordReissued {
+                    outcome: account::reissue(conn, &r).await?,
+                })?]),
             }
         })
     }

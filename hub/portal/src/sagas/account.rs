@@ -1,13 +1,17 @@
 //! Account lifecycle by desk application: block, unblock, change of phone. One saga per desk
-//! application (business key `desk_id/application_number`), in the order DOMAIN.md and the
-//! project's rule give (unblocking only at a desk, after the same identity and MVD checks as
-//! issuance; all earlier history kept):
+//! application (business key `desk_id/application_number`), in the order DOMAIN.md gives (an
+//! unblock at a desk after the same identity and MVD checks as issuance, with a new temporary
+//! password by SMS to the phone the registry holds; all earlier history kept; the person may
+//! also unblock in the cabinet, see `crate::cabinet`):
 //!
 //! ```text
-//! block         --validate--> blocking --registry--> blocked
-//! unblock       --validate--> looking_up --registry: blocked--> reconciling --MVD--> unblocking
-//!                 --registry--> unblocked
-//! change_phone  --validate--> looking_up --registry: active, phone free--> checking_subscriber
+//! block v2      --validate--> reconciling --MVD--> blocking --registry--> blocked
+//! unblock v2    --validate--> looking_up --registry: blocked--> reconciling --MVD--> unblocking
+//!                 (new temporary password) --registry--> unblocked (password SMS to its phone)
+//! block v1, unblock v1, change_phone v1 --> rejected (retired_version); a v2 under the same
+//!                 number starts afresh
+//! change_phone v2 --validate--> reconciling --MVD--> looking_up
+//!                 --registry: active, phone free--> checking_subscriber
 //!                 --operator--> confirming_phone --code--> changing_phone --registry--> phone_changed
 //! any failed rule --> rejected (reason code, with the fields)
 //! ```
@@ -26,21 +30,24 @@ use adapters::Failure;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::account::{
     AccountBlocked, AccountLookedUp, AccountPhoneChanged, AccountState, AccountUnblocked,
-    BlockAccount, BlockIdentifier, BlockOutcome, ChangeAccountPhone, ChangePhone,
-    ChangePhoneOutcome, ConfirmNewPhone, IdentifierBlocked, IdentifierUnblocked, LookupAccount,
-    NewPhoneCodeExpired, NewPhoneCodeSent, NewPhoneCodeWrong, PhoneChanged, PhoneUse,
-    RequestRejectReason as Reason, RequestRejected, UnblockAccount, UnblockIdentifier,
-    UnblockOutcome,
+    BlockAccount, BlockIdentifier, BlockIdentifierV2, BlockOutcome, ChangeAccountPhone,
+    ChangePhone, ChangePhoneOutcome, ChangePhoneV2, ConfirmNewPhone, IdentifierBlocked,
+    IdentifierUnblocked, LookupAccount, NewPhoneCodeExpired, NewPhoneCodeSent, NewPhoneCodeWrong,
+    PhoneChanged, PhoneUse, RequestRejectReason as Reason, RequestRejected, UnblockAccount,
+    UnblockIdentifier, UnblockIdentifierV2, UnblockOutcome,
 };
-use contracts::issuance::{DocumentKind, RejectDetail, application_key};
+use contracts::issuance::{Applicant, IdentityDocument, RejectDetail, application_key};
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
-use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
+use contracts::person::{Msisdn, Operator, PhoneError};
+use contracts::sealed::Sealed;
 use contracts::sms::{
     CheckSubscriber, DeliveryReported, SendSms, SmsNotSent, SmsPurpose, SmsSent, SubscriberChecked,
     SubscriberStatus, WrongCode,
 };
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
+
+use crate::sagas::identity::mvd_field;
 
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
@@ -63,6 +70,11 @@ pub struct AccountSettings {
     pub code_attempts: u32,
     /// The SMS with the code for the new phone; `{code}` is replaced.
     pub phone_code_text: String,
+    /// How long the temporary password of an unblock is valid (as at issuance).
+    pub temporary_password_ttl: Duration,
+    /// The SMS with the temporary password of an unblock; `{identifier}` and `{password}` are
+    /// replaced.
+    pub temporary_password_text: String,
 }
 
 impl Default for AccountSettings {
@@ -72,6 +84,10 @@ impl Default for AccountSettings {
             code_attempts: 3,
             phone_code_text: "Код подтверждения нового номера для идентификатора: {code}. \
                               Никому его не сообщайте, кроме работника службы."
+                .into(),
+            temporary_password_ttl: Duration::from_secs(72 * 3600),
+            temporary_password_text: "Идентификатор {identifier} разблокирован. Временный \
+                                      пароль: {password}. Смените его при первом входе на портал."
                 .into(),
         }
     }
@@ -103,7 +119,10 @@ pub fn queue_spec() -> contracts::QueueSpec {
         QUEUE,
         [
             BlockIdentifier::TYPE.to_string(),
+            BlockIdentifierV2::TYPE.to_string(),
+            ChangePhoneV2::TYPE.to_string(),
             UnblockIdentifier::TYPE.to_string(),
+            UnblockIdentifierV2::TYPE.to_string(),
             ChangePhone::TYPE.to_string(),
             ConfirmNewPhone::TYPE.to_string(),
         ],
@@ -134,6 +153,7 @@ impl AccountRequest {
     fn new_phone(&self) -> Option<String> {
         match &self.request {
             Request::ChangePhone(c) => Msisdn::parse(&c.new_phone).ok().map(String::from),
+            Request::ChangePhoneV2(c) => Msisdn::parse(&c.new_phone).ok().map(String::from),
             _ => None,
         }
     }
@@ -143,10 +163,18 @@ impl AccountRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
-    /// Block the identifier.
+    /// Block the identifier: the retired version (rejected on arrival; one in flight when the
+    /// hub was upgraded ends as before).
     Block(BlockIdentifier),
-    /// Unblock it.
+    /// Block the identifier, after the identity checks.
+    BlockV2(BlockIdentifierV2),
+    /// Bind it to a new phone, after the identity checks.
+    ChangePhoneV2(ChangePhoneV2),
+    /// Unblock it: the retired version (rejected on arrival; a request in flight when the hub
+    /// was upgraded ends as a v2 does, with a new temporary password).
     Unblock(UnblockIdentifier),
+    /// Unblock it, with a new temporary password.
+    UnblockV2(UnblockIdentifierV2),
     /// Bind it to a new phone.
     ChangePhone(ChangePhone),
 }
@@ -162,8 +190,16 @@ pub enum Stage {
     LookingUp,
     /// Waiting for the MVD registry.
     Reconciling,
-    /// Waiting for the registry to unblock the account.
-    Unblocking,
+    /// Waiting for the registry to unblock the account (and set the new temporary password).
+    Unblocking {
+        /// The SMS with the new temporary password, sealed (absent in a state stored before
+        /// unblocking issued one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<Sealed>,
+        /// The new temporary password's expiry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
     /// Waiting for the operators' subscriber check of the new phone.
     CheckingSubscriber,
     /// Waiting for the desk to send the code the person received on the new phone.
@@ -197,11 +233,17 @@ pub enum Stage {
 /// What the saga reads from a message.
 #[derive(Debug)]
 pub enum Input {
-    /// A desk's application to block.
+    /// A desk's application to block, retired version.
     Block(BlockIdentifier),
-    /// A desk's application to unblock.
-    Unblock(UnblockIdentifier),
+    /// A desk's application to block.
+    BlockV2(BlockIdentifierV2),
     /// A desk's application to change the phone.
+    ChangePhoneV2(ChangePhoneV2),
+    /// A desk's application to unblock, retired version.
+    Unblock(UnblockIdentifier),
+    /// A desk's application to unblock.
+    UnblockV2(UnblockIdentifierV2),
+    /// A desk's application to change the phone, retired version.
     ChangePhone(ChangePhone),
     /// The code the person read out.
     Confirm(ConfirmNewPhone),
@@ -251,6 +293,24 @@ impl Saga for AccountSaga {
                 Self::key(&m.desk_id, &m.application_number),
                 Input::Unblock(m),
             )
+        } else if BlockIdentifierV2::TYPE.matches(t) {
+            let m: BlockIdentifierV2 = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::BlockV2(m),
+            )
+        } else if ChangePhoneV2::TYPE.matches(t) {
+            let m: ChangePhoneV2 = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::ChangePhoneV2(m),
+            )
+        } else if UnblockIdentifierV2::TYPE.matches(t) {
+            let m: UnblockIdentifierV2 = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::UnblockV2(m),
+            )
         } else if ChangePhone::TYPE.matches(t) {
             let m: ChangePhone = decode(t, body)?;
             (
@@ -291,10 +351,17 @@ impl Saga for AccountSaga {
         })
     }
 
-    /// Needs a new phone code when the operator confirmed the new phone is in service: the
-    /// engine makes it (and its argon2 hash) before it opens the step's transaction.
+    /// Needs a new phone code when the operator confirmed the new phone is in service, and a
+    /// new temporary password when the MVD confirms an unblock's person: the engine makes them
+    /// (and their argon2 hashes) before it opens the step's transaction.
     fn fresh_secret(&self, state: Option<&AccountRequest>, input: &Input) -> Option<SecretKind> {
-        match (&state?.stage, input) {
+        let s = state?;
+        match (&s.stage, input) {
+            (Stage::Reconciling, Input::Reconciled(r))
+                if r.result == ReconcileResult::Match && s.request.is_unblock() =>
+            {
+                Some(SecretKind::Password)
+            }
             (Stage::CheckingSubscriber, Input::Subscriber(c))
                 if c.status == SubscriberStatus::Active && c.operator.is_some() =>
             {
@@ -325,9 +392,30 @@ impl Saga for AccountSaga {
     ) -> Result<Step<AccountRequest>, Failure> {
         let Some(s) = state else {
             return match input {
-                Input::Block(b) => start_block(b),
-                Input::Unblock(u) => start_unblock(u, ctx.now.date_naive()),
-                Input::ChangePhone(c) => start_change_phone(c),
+                Input::Block(b) => retired(
+                    &b.desk_id,
+                    &b.application_number,
+                    &b.identifier,
+                    Request::Block(b.clone()),
+                    BlockIdentifierV2::TYPE,
+                ),
+                Input::Unblock(u) => retired(
+                    &u.desk_id,
+                    &u.application_number,
+                    &u.person.identification_number,
+                    Request::Unblock(u.clone()),
+                    UnblockIdentifierV2::TYPE,
+                ),
+                Input::ChangePhone(c) => retired(
+                    &c.desk_id,
+                    &c.application_number,
+                    &c.identifier,
+                    Request::ChangePhone(c.clone()),
+                    ChangePhoneV2::TYPE,
+                ),
+                Input::BlockV2(_) | Input::UnblockV2(_) | Input::ChangePhoneV2(_) => {
+                    start(input, ctx.now.date_naive())
+                }
                 Input::Confirm(_) => Err(Failure::permanent("no such application")),
                 _ => Err(Failure::permanent(
                     "an answer for an application that does not exist",
@@ -335,7 +423,23 @@ impl Saga for AccountSaga {
             };
         };
         match (&s.stage, input) {
-            (_, Input::Block(_) | Input::Unblock(_) | Input::ChangePhone(_)) => {
+            // The desk sends v2 under the number its retired v1 was refused under: a fresh start.
+            (
+                Stage::Rejected {
+                    reason: Reason::RetiredVersion,
+                    ..
+                },
+                Input::BlockV2(_) | Input::UnblockV2(_) | Input::ChangePhoneV2(_),
+            ) => start(input, ctx.now.date_naive()),
+            (
+                _,
+                Input::Block(_)
+                | Input::BlockV2(_)
+                | Input::Unblock(_)
+                | Input::UnblockV2(_)
+                | Input::ChangePhone(_)
+                | Input::ChangePhoneV2(_),
+            ) => {
                 if request_of(input).as_ref() == Some(&s.request) {
                     Ok(Step::to(s.clone())) // the desk sent it again: no change
                 } else {
@@ -346,8 +450,11 @@ impl Saga for AccountSaga {
             }
             (Stage::Blocking, Input::Blocked(b)) => blocked(s, b, ctx),
             (Stage::LookingUp, Input::LookedUp(l)) => self.looked_up(s, l),
-            (Stage::Reconciling, Input::Reconciled(r)) => reconciled(s, r),
-            (Stage::Unblocking, Input::Unblocked(u)) => unblocked(s, u, ctx),
+            (Stage::Reconciling, Input::Reconciled(r)) => self.reconciled(s, r, ctx),
+            (Stage::Unblocking { text, expires_at }, Input::Unblocked(u)) => {
+                let password = text.as_ref().zip(*expires_at);
+                unblocked(s, u, password, ctx)
+            }
             (Stage::CheckingSubscriber, Input::Subscriber(c)) => self.subscriber(s, c, ctx),
             (
                 Stage::ConfirmingPhone {
@@ -388,7 +495,7 @@ impl Saga for AccountSaga {
             Stage::Blocking => "blocking",
             Stage::LookingUp => "looking_up",
             Stage::Reconciling => "reconciling",
-            Stage::Unblocking => "unblocking",
+            Stage::Unblocking { .. } => "unblocking",
             Stage::CheckingSubscriber => "checking_subscriber",
             Stage::ConfirmingPhone { .. } => "confirming_phone",
             Stage::ChangingPhone => "changing_phone",
@@ -420,43 +527,52 @@ impl AccountSaga {
             (Request::Unblock(_), AccountState::Active) => {
                 reject(s, Reason::NotBlocked, None, vec![])
             }
-            (Request::Unblock(u), AccountState::Blocked) => {
-                let mut person = u.person.clone();
+            (Request::Unblock(_) | Request::UnblockV2(_), AccountState::Blocked) => {
+                let (person, document, _) = s
+                    .request
+                    .identity()
+                    .ok_or_else(|| Failure::permanent("an unblock without its person"))?;
+                let mut person = person.clone();
                 person.identification_number.clone_from(&s.identifier);
                 Ok(
                     with_stage(s, Stage::Reconciling).send(Command::new(&Reconcile {
                         person,
-                        document: u.document.clone(),
+                        document: document.clone(),
                     })?),
                 )
             }
-            (Request::ChangePhone(_), AccountState::Blocked) => reject(
+            (Request::UnblockV2(_), AccountState::Active) => {
+                reject(s, Reason::NotBlocked, None, vec![])
+            }
+            (Request::ChangePhone(_) | Request::ChangePhoneV2(_), AccountState::Blocked) => reject(
                 s,
                 Reason::AlreadyBlocked,
                 Some(RejectDetail::IdentifierBlocked),
                 vec![],
             ),
-            (Request::ChangePhone(_), AccountState::Active) => match l.phone {
-                Some(PhoneUse::AnotherIdentifier) => phone_bound(s),
-                Some(PhoneUse::ThisIdentifier) => reject(
-                    s,
-                    Reason::InvalidInput,
-                    None,
-                    vec![FieldError {
-                        field: "new_phone".into(),
-                        problem: "is the identifier's phone already".into(),
-                    }],
-                ),
-                Some(PhoneUse::Free) | None => {
-                    let phone = s
-                        .new_phone()
-                        .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
-                    Ok(with_stage(s, Stage::CheckingSubscriber)
-                        .send(Command::new(&CheckSubscriber { phone })?))
+            (Request::ChangePhone(_) | Request::ChangePhoneV2(_), AccountState::Active) => {
+                match l.phone {
+                    Some(PhoneUse::AnotherIdentifier) => phone_bound(s),
+                    Some(PhoneUse::ThisIdentifier) => reject(
+                        s,
+                        Reason::InvalidInput,
+                        None,
+                        vec![FieldError {
+                            field: "new_phone".into(),
+                            problem: "is the identifier's phone already".into(),
+                        }],
+                    ),
+                    Some(PhoneUse::Free) | None => {
+                        let phone = s
+                            .new_phone()
+                            .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
+                        Ok(with_stage(s, Stage::CheckingSubscriber)
+                            .send(Command::new(&CheckSubscriber { phone })?))
+                    }
                 }
-            },
+            }
             // A block does not look up: a stray answer changes nothing.
-            (Request::Block(_), _) => Ok(Step::to(s.clone())),
+            (Request::Block(_) | Request::BlockV2(_), _) => Ok(Step::to(s.clone())),
         }
     }
 
@@ -524,7 +640,10 @@ impl AccountSaga {
 fn request_of(input: &Input) -> Option<Request> {
     match input {
         Input::Block(b) => Some(Request::Block(b.clone())),
+        Input::BlockV2(b) => Some(Request::BlockV2(b.clone())),
+        Input::ChangePhoneV2(c) => Some(Request::ChangePhoneV2(c.clone())),
         Input::Unblock(u) => Some(Request::Unblock(u.clone())),
+        Input::UnblockV2(u) => Some(Request::UnblockV2(u.clone())),
         Input::ChangePhone(c) => Some(Request::ChangePhone(c.clone())),
         _ => None,
     }
@@ -546,52 +665,108 @@ fn initial(
     }
 }
 
-fn start_block(b: &BlockIdentifier) -> Result<Step<AccountRequest>, Failure> {
-    let mut e = ValidationErrors::new();
-    check_application(&mut e, &b.desk_id, &b.application_number);
-    let id = parse_identifier(&mut e, "identifier", &b.identifier);
-    if let Some(reason) = &b.reason {
-        e.check(
-            reason.chars().count() <= 1000,
-            "reason",
-            "must be at most 1000 characters",
-        );
-    }
-    let identifier = id.map_or_else(|| b.identifier.clone(), String::from);
+/// A v1 request (no worker, no proof of identity) is refused, naming the version to send.
+fn retired(
+    desk_id: &str,
+    application_number: &str,
+    identifier: &str,
+    request: Request,
+    instead: contracts::MessageType,
+) -> Result<Step<AccountRequest>, Failure> {
     let state = initial(
-        &b.desk_id,
-        &b.application_number,
-        identifier,
-        Request::Block(b.clone()),
-        Stage::Blocking,
-    );
-    if !e.is_empty() {
-        return reject(&state, Reason::InvalidInput, None, e.fields);
-    }
-    Ok(Step::to(state.clone()).send(Command::new(&BlockAccount {
-        identifier: state.identifier.clone(),
-        application: state.business_key(),
-        reason: b.reason.as_ref().map(|r| r.trim().to_owned()),
-    })?))
-}
-
-fn start_unblock(u: &UnblockIdentifier, today: NaiveDate) -> Result<Step<AccountRequest>, Failure> {
-    let (e, id) = validate_unblock(u, today);
-    let identifier = id.map_or_else(|| u.person.identification_number.clone(), String::from);
-    let state = initial(
-        &u.desk_id,
-        &u.application_number,
-        identifier,
-        Request::Unblock(u.clone()),
+        desk_id,
+        application_number,
+        identifier.to_owned(),
+        request,
         Stage::LookingUp,
     );
+    reject(
+        &state,
+        Reason::RetiredVersion,
+        Some(RejectDetail::Other(format!(
+            "send {instead} with the worker, the person and the identity document presented \
+             (checked as at issuance)"
+        ))),
+        vec![],
+    )
+}
+
+/// A v2 request: its form (the desk, the worker, the person and the document as at issuance,
+/// the request's own fields), the consent and the document's expiry; then an unblock looks the
+/// account up, a block and a change of phone go to the MVD registry first.
+fn start(input: &Input, today: NaiveDate) -> Result<Step<AccountRequest>, Failure> {
+    let (request, desk_id, number, worker_id, person, document, consent) = match input {
+        Input::BlockV2(b) => (
+            Request::BlockV2(b.clone()),
+            &b.desk_id,
+            &b.application_number,
+            &b.worker_id,
+            &b.person,
+            &b.document,
+            b.consent_to_mvd_check,
+        ),
+        Input::UnblockV2(u) => (
+            Request::UnblockV2(u.clone()),
+            &u.desk_id,
+            &u.application_number,
+            &u.worker_id,
+            &u.person,
+            &u.document,
+            u.consent_to_mvd_check,
+        ),
+        Input::ChangePhoneV2(c) => (
+            Request::ChangePhoneV2(c.clone()),
+            &c.desk_id,
+            &c.application_number,
+            &c.worker_id,
+            &c.person,
+            &c.document,
+            c.consent_to_mvd_check,
+        ),
+        _ => return Err(Failure::permanent("not a desk's request")),
+    };
+    let mut e = ValidationErrors::new();
+    check_application(&mut e, desk_id, number);
+    e.check(
+        !worker_id.trim().is_empty(),
+        "worker_id",
+        "must not be empty",
+    );
+    let id = crate::sagas::identity::check_person_and_document(&mut e, person, document, today);
+    let mut phone = None;
+    match &request {
+        Request::BlockV2(b) => {
+            if let Some(reason) = &b.reason {
+                e.check(
+                    reason.chars().count() <= 1000,
+                    "reason",
+                    "must be at most 1000 characters",
+                );
+            }
+        }
+        Request::ChangePhoneV2(c) => {
+            let parsed = Msisdn::parse(&c.new_phone);
+            if let Err(PhoneError::Malformed { problem }) = &parsed {
+                e.add("new_phone", format!("is malformed: {problem}"));
+            }
+            phone = Some(parsed);
+        }
+        _ => {}
+    }
+    let identifier = id.map_or_else(|| person.identification_number.clone(), String::from);
+    let first = if matches!(request, Request::UnblockV2(_)) {
+        Stage::LookingUp
+    } else {
+        Stage::Reconciling
+    };
+    let state = initial(desk_id, number, identifier, request, first);
     if !e.is_empty() {
         return reject(&state, Reason::InvalidInput, None, e.fields);
     }
-    if !u.consent_to_mvd_check {
+    if !consent {
         return reject(&state, Reason::ConsentMissing, None, vec![]);
     }
-    if u.document.expires_on < today {
+    if document.expires_on < today {
         return reject(
             &state,
             Reason::DocumentInvalid,
@@ -599,48 +774,28 @@ fn start_unblock(u: &UnblockIdentifier, today: NaiveDate) -> Result<Step<Account
             vec![],
         );
     }
-    Ok(Step::to(state.clone()).send(Command::new(&LookupAccount {
-        identifier: state.identifier.clone(),
-        phone: None,
-    })?))
-}
-
-fn start_change_phone(c: &ChangePhone) -> Result<Step<AccountRequest>, Failure> {
-    let mut e = ValidationErrors::new();
-    check_application(&mut e, &c.desk_id, &c.application_number);
-    let id = parse_identifier(&mut e, "identifier", &c.identifier);
-    let phone = Msisdn::parse(&c.new_phone);
-    if let Err(PhoneError::Malformed { problem }) = &phone {
-        e.add("new_phone", format!("is malformed: {problem}"));
+    if let Some(Err(err)) = phone {
+        return reject(
+            &state,
+            Reason::PhoneNotMobile,
+            None,
+            vec![FieldError {
+                field: "new_phone".into(),
+                problem: err.to_string(),
+            }],
+        );
     }
-    let identifier = id.map_or_else(|| c.identifier.clone(), String::from);
-    let state = initial(
-        &c.desk_id,
-        &c.application_number,
-        identifier,
-        Request::ChangePhone(c.clone()),
-        Stage::LookingUp,
-    );
-    if !e.is_empty() {
-        return reject(&state, Reason::InvalidInput, None, e.fields);
+    if state.stage == Stage::LookingUp {
+        return Ok(Step::to(state.clone()).send(Command::new(&LookupAccount {
+            identifier: state.identifier.clone(),
+            phone: None,
+        })?));
     }
-    let phone = match phone {
-        Ok(p) => p,
-        Err(err) => {
-            return reject(
-                &state,
-                Reason::PhoneNotMobile,
-                None,
-                vec![FieldError {
-                    field: "new_phone".into(),
-                    problem: err.to_string(),
-                }],
-            );
-        }
-    };
-    Ok(Step::to(state.clone()).send(Command::new(&LookupAccount {
-        identifier: state.identifier.clone(),
-        phone: Some(phone.as_str().to_owned()),
+    let mut person = person.clone();
+    person.identification_number.clone_from(&state.identifier);
+    Ok(Step::to(state).send(Command::new(&Reconcile {
+        person,
+        document: document.clone(),
     })?))
 }
 
@@ -671,15 +826,77 @@ fn blocked(
     }
 }
 
-/// The MVD registry's verdict on an unblock.
-fn reconciled(s: &AccountRequest, r: &Reconciled) -> Result<Step<AccountRequest>, Failure> {
-    match &r.result {
-        ReconcileResult::Match => Ok(with_stage(s, Stage::Unblocking).send(Command::new(
-            &UnblockAccount {
-                identifier: s.identifier.clone(),
-                application: s.business_key(),
+impl AccountSaga {
+    /// The MVD registry's verdict on an unblock: on a match, a new temporary password (made and
+    /// hashed before the transaction) goes to the registry with the unblock, its SMS sealed in
+    /// the state until the registry names the phone.
+    fn reconciled(
+        &self,
+        s: &AccountRequest,
+        r: &Reconciled,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<AccountRequest>, Failure> {
+        if r.result != ReconcileResult::Match {
+            return not_reconciled(s, r);
+        }
+        let worker_id = s
+            .request
+            .identity()
+            .and_then(|(_, _, w)| w)
+            .map(str::to_owned);
+        match &s.request {
+            Request::BlockV2(b) => {
+                return Ok(
+                    with_stage(s, Stage::Blocking).send(Command::new(&BlockAccount {
+                        identifier: s.identifier.clone(),
+                        application: s.business_key(),
+                        reason: b.reason.as_ref().map(|r| r.trim().to_owned()),
+                        worker_id,
+                    })?),
+                );
+            }
+            Request::ChangePhoneV2(_) => {
+                let phone = s
+                    .new_phone()
+                    .ok_or_else(|| Failure::permanent("validated new phone missing"))?;
+                return Ok(
+                    with_stage(s, Stage::LookingUp).send(Command::new(&LookupAccount {
+                        identifier: s.identifier.clone(),
+                        phone: Some(phone),
+                    })?),
+                );
+            }
+            _ => {}
+        }
+        let password = ctx.fresh_secret(SecretKind::Password)?;
+        let mut rng = ctx.rng();
+        let expires_at = ctx.now + self.settings.temporary_password_ttl;
+        let text = self
+            .settings
+            .temporary_password_text
+            .replace("{identifier}", &s.identifier)
+            .replace("{password}", password.clear());
+        Ok(with_stage(
+            s,
+            Stage::Unblocking {
+                text: Some(self.sealer.seal(&mut rng, &text)?),
+                expires_at: Some(expires_at),
             },
-        )?)),
+        )
+        .send(Command::new(&UnblockAccount {
+            identifier: s.identifier.clone(),
+            application: s.business_key(),
+            worker_id,
+            temporary_password_hash: Some(password.hash().to_owned()),
+            temporary_password_expires_at: Some(expires_at),
+        })?))
+    }
+}
+
+/// The MVD registry's verdict on an unblock, when it is not a match.
+fn not_reconciled(s: &AccountRequest, r: &Reconciled) -> Result<Step<AccountRequest>, Failure> {
+    match &r.result {
+        ReconcileResult::Match => Err(Failure::permanent("a match is not a refusal")),
         ReconcileResult::Mismatch { fields } => {
             let fields = fields
                 .iter()
@@ -708,20 +925,39 @@ fn reconciled(s: &AccountRequest, r: &Reconciled) -> Result<Step<AccountRequest>
     }
 }
 
-/// The registry's answer to an unblock.
+/// The registry's answer to an unblock: the sealed temporary password goes to the phone the
+/// registry holds (the SMS worker's own retries deliver it; if it never arrives, the desk asks
+/// for a resend under the issuance application, which the temporary password allows).
 fn unblocked(
     s: &AccountRequest,
     u: &AccountUnblocked,
+    password: Option<(&Sealed, DateTime<Utc>)>,
     ctx: &StepContext<'_>,
 ) -> Result<Step<AccountRequest>, Failure> {
     match u.outcome {
-        UnblockOutcome::Unblocked => Ok(with_stage(s, Stage::Unblocked).send(Command::new(
-            &IdentifierUnblocked {
-                desk_id: s.desk_id.clone(),
-                application_number: s.application_number.clone(),
-                unblocked_at: ctx.now,
-            },
-        )?)),
+        UnblockOutcome::Unblocked => {
+            let sms = password.zip(u.phone.as_ref());
+            let mut step =
+                with_stage(s, Stage::Unblocked).send(Command::new(&IdentifierUnblocked {
+                    desk_id: s.desk_id.clone(),
+                    application_number: s.application_number.clone(),
+                    unblocked_at: ctx.now,
+                    phone_masked: sms.map(|(_, phone)| masked_phone(phone)),
+                    temporary_password_expires_at: sms.map(|((_, at), _)| at),
+                })?);
+            if let Some(((text, _), phone)) = sms {
+                step = step.send(
+                    Command::new(&SendSms {
+                        to: phone.clone(),
+                        operator: None,
+                        purpose: SmsPurpose::TemporaryPassword,
+                        text: text.clone(),
+                    })?
+                    .detach(),
+                );
+            }
+            Ok(step)
+        }
         // Unblocked meanwhile by another application: nothing is left to do here.
         UnblockOutcome::NotBlocked => reject(s, Reason::NotBlocked, None, vec![]),
         UnblockOutcome::UnknownIdentifier => unknown(s),
@@ -748,6 +984,11 @@ fn confirm(
                 identifier: s.identifier.clone(),
                 phone,
                 application: s.business_key(),
+                worker_id: s
+                    .request
+                    .identity()
+                    .and_then(|(_, _, w)| w)
+                    .map(str::to_owned),
             })?)
             .cancel_timer(CODE_TIMER));
     }
@@ -836,7 +1077,10 @@ fn reject(
 
 fn unknown(s: &AccountRequest) -> Result<Step<AccountRequest>, Failure> {
     let field = match s.request {
-        Request::Unblock(_) => "person.identification_number",
+        Request::Unblock(_)
+        | Request::UnblockV2(_)
+        | Request::BlockV2(_)
+        | Request::ChangePhoneV2(_) => "person.identification_number",
         _ => "identifier",
     };
     reject(
@@ -891,15 +1135,6 @@ fn masked_phone(phone: &str) -> String {
     Msisdn::parse(phone).map_or_else(|_| "***".into(), |p| p.masked())
 }
 
-/// The request's field for an MVD field name.
-fn mvd_field(f: &str) -> String {
-    if f.starts_with("document.") {
-        f.to_owned()
-    } else {
-        format!("person.{f}")
-    }
-}
-
 fn check_application(e: &mut ValidationErrors, desk_id: &str, application_number: &str) {
     e.check(!desk_id.trim().is_empty(), "desk_id", "must not be empty");
     e.check(
@@ -909,91 +1144,20 @@ fn check_application(e: &mut ValidationErrors, desk_id: &str, application_number
     );
 }
 
-fn parse_identifier(e: &mut ValidationErrors, field: &str, raw: &str) -> Option<IdNumber> {
-    IdNumber::parse(raw)
-        .map_err(|err| e.add(field, err.to_string()))
-        .ok()
-}
-
-/// Checks an unblock application's form, by issuance's rules for the person and the document
-/// (the age rule aside: the person holds an identifier already). Returns the problems and the
-/// parsed identification number.
-fn validate_unblock(
-    u: &UnblockIdentifier,
-    today: NaiveDate,
-) -> (ValidationErrors, Option<IdNumber>) {
-    let mut e = ValidationErrors::new();
-    check_application(&mut e, &u.desk_id, &u.application_number);
-    let p = &u.person;
-    let id = parse_identifier(
-        &mut e,
-        "person.identification_number",
-        &p.identification_number,
-    );
-    if let Some(id) = id.as_ref().filter(|id| id.status() != p.status) {
-        e.add(
-            "person.status",
-            format!(
-                "does not match the identification number, which says {}",
-                status_name(id.status())
-            ),
-        );
-    }
-    for (field, value) in [
-        ("person.surname", Some(&p.surname)),
-        ("person.given_name", Some(&p.given_name)),
-        ("person.patronymic", p.patronymic.as_ref()),
-    ] {
-        if let Some(v) = value {
-            let v = v.trim();
-            let ok = !v.is_empty()
-                && v.chars().count() <= 100
-                && v.chars().all(|c| c.is_alphabetic() || " -'".contains(c));
-            e.check(
-                ok,
-                field,
-                "must be 1-100 letters (spaces, hyphens and apostrophes allowed)",
-            );
+impl Request {
+    /// The person, the document and the worker of a request that carries them.
+    fn identity(&self) -> Option<(&Applicant, &IdentityDocument, Option<&str>)> {
+        match self {
+            Request::Unblock(u) => Some((&u.person, &u.document, None)),
+            Request::UnblockV2(u) => Some((&u.person, &u.document, Some(u.worker_id.as_str()))),
+            Request::BlockV2(b) => Some((&b.person, &b.document, Some(b.worker_id.as_str()))),
+            Request::ChangePhoneV2(c) => Some((&c.person, &c.document, Some(c.worker_id.as_str()))),
+            Request::Block(_) | Request::ChangePhone(_) => None,
         }
     }
-    e.check(
-        p.birth_date <= today,
-        "person.birth_date",
-        "must not be in the future",
-    );
-    let d = &u.document;
-    e.check(
-        !d.number.trim().is_empty(),
-        "document.number",
-        "must not be empty",
-    );
-    e.check(
-        d.issued_on <= today,
-        "document.issued_on",
-        "must not be in the future",
-    );
-    e.check(
-        d.issued_on < d.expires_on,
-        "document.expires_on",
-        "must be after the date of issue",
-    );
-    let kind_fits = match p.status {
-        PersonStatus::Citizen => matches!(d.kind, DocumentKind::Passport | DocumentKind::IdCard),
-        _ => d.kind == DocumentKind::ResidencePermit,
-    };
-    e.check(
-        kind_fits,
-        "document.kind",
-        "a citizen presents a passport or identity card; a foreign citizen or stateless person a residence permit",
-    );
-    (e, id)
-}
 
-fn status_name(s: PersonStatus) -> &'static str {
-    match s {
-        PersonStatus::Citizen => "citizen",
-        PersonStatus::ForeignCitizen => "foreign citizen",
-        PersonStatus::Stateless => "stateless person",
+    fn is_unblock(&self) -> bool {
+        matches!(self, Request::Unblock(_) | Request::UnblockV2(_))
     }
 }
 
@@ -1001,7 +1165,8 @@ fn status_name(s: PersonStatus) -> &'static str {
 mod tests {
     use super::*;
     use contracts::Metadata;
-    use contracts::issuance::{Applicant, IdentityDocument};
+    use contracts::issuance::DocumentKind;
+    use contracts::person::PersonStatus;
     use contracts::sms::NotSentReason;
     use hub_runtime::secrets::FreshSecret;
     use rand::SeedableRng;
@@ -1016,20 +1181,31 @@ mod tests {
         AccountSaga::new(Arc::new(sealer), AccountSettings::default())
     }
 
-    fn block() -> BlockIdentifier {
-        BlockIdentifier {
+    fn block() -> BlockIdentifierV2 {
+        let u = unblock();
+        let mut person = u.person;
+        // As a worker might type it: lower case, spaces around.
+        person.identification_number = " 3270287a012pb2 ".into();
+        BlockIdentifierV2 {
             desk_id: "minsk-1".into(),
             application_number: "B-1".into(),
-            // As a worker might type it: lower case, spaces around.
-            identifier: " 3270287a012pb2 ".into(),
+            worker_id: "w-7".into(),
+            person,
+            document: u.document,
+            consent_to_mvd_check: true,
             reason: Some("gives it up".into()),
         }
     }
 
-    fn unblock() -> UnblockIdentifier {
-        UnblockIdentifier {
+    fn matched() -> Input {
+        reconciled(ReconcileResult::Match)
+    }
+
+    fn unblock() -> UnblockIdentifierV2 {
+        UnblockIdentifierV2 {
             desk_id: "minsk-1".into(),
             application_number: "U-1".into(),
+            worker_id: "w-7".into(),
             person: Applicant {
                 identification_number: ID.into(),
                 surname: "Иванова".into(),
@@ -1048,11 +1224,15 @@ mod tests {
         }
     }
 
-    fn change_phone() -> ChangePhone {
-        ChangePhone {
+    fn change_phone() -> ChangePhoneV2 {
+        let u = unblock();
+        ChangePhoneV2 {
             desk_id: "minsk-1".into(),
             application_number: "P-1".into(),
-            identifier: ID.into(),
+            worker_id: "w-7".into(),
+            person: u.person,
+            document: u.document,
+            consent_to_mvd_check: true,
             new_phone: "8 (029) 765-43-21".into(),
         }
     }
@@ -1163,24 +1343,37 @@ mod tests {
     fn a_block_goes_to_the_registry_and_ends_blocked() {
         let mut run = Run::new();
         let steps = run.run(vec![
-            Input::Block(block()),
+            Input::BlockV2(block()),
+            matched(),
             Input::Blocked(AccountBlocked {
                 outcome: BlockOutcome::Blocked,
             }),
         ]);
-        assert_eq!(sent(&steps[0]), ["registry.block_account.v1"]);
-        let cmd: BlockAccount = body(&steps[0]);
+        // The person is checked as at issuance before anything is blocked.
+        assert_eq!(sent(&steps[0]), ["mvd.reconcile.v1"]);
+        let reconcile: Reconcile = body(&steps[0]);
+        assert_eq!(reconcile.person.identification_number, ID, "normalised");
+        assert_eq!(reconcile.document, block().document);
+        assert_eq!(run.saga.state_name(&steps[0].state), "reconciling");
+        assert_eq!(
+            run.saga.fresh_secret(Some(&steps[0].state), &matched()),
+            None,
+            "a block hands out no password"
+        );
+        assert_eq!(sent(&steps[1]), ["registry.block_account.v1"]);
+        let cmd: BlockAccount = body(&steps[1]);
         assert_eq!(cmd.identifier, ID, "the identifier is normalised");
         assert_eq!(cmd.application, "minsk-1/B-1");
         assert_eq!(cmd.reason.as_deref(), Some("gives it up"));
-        assert_eq!(run.saga.state_name(&steps[0].state), "blocking");
-        assert_eq!(sent(&steps[1]), ["identifier.blocked.v1"]);
-        let blocked: IdentifierBlocked = body(&steps[1]);
+        assert_eq!(cmd.worker_id.as_deref(), Some("w-7"));
+        assert_eq!(run.saga.state_name(&steps[1].state), "blocking");
+        assert_eq!(sent(&steps[2]), ["identifier.blocked.v1"]);
+        let blocked: IdentifierBlocked = body(&steps[2]);
         assert_eq!(
             (blocked.application_number.as_str(), blocked.blocked_at),
             ("B-1", run.now)
         );
-        assert!(run.saga.is_terminal(&steps[1].state));
+        assert!(run.saga.is_terminal(&steps[2].state));
     }
 
     #[test]
@@ -1191,18 +1384,32 @@ mod tests {
             (BlockOutcome::UnknownIdentifier, Reason::UnknownIdentifier),
         ] {
             let steps = run.run(vec![
-                Input::Block(block()),
+                Input::BlockV2(block()),
+                matched(),
                 Input::Blocked(AccountBlocked { outcome }),
             ]);
-            assert_eq!(sent(&steps[1]), ["identifier.request_rejected.v1"]);
-            assert_eq!(rejection(&steps[1]).reason, reason);
-            assert!(run.saga.is_terminal(&steps[1].state));
+            assert_eq!(sent(&steps[2]), ["identifier.request_rejected.v1"]);
+            assert_eq!(rejection(&steps[2]).reason, reason);
+            assert!(run.saga.is_terminal(&steps[2].state));
         }
+        // The MVD does not confirm the person: nothing is blocked.
+        let steps = run.run(vec![
+            Input::BlockV2(block()),
+            reconciled(ReconcileResult::Mismatch {
+                fields: vec!["document.number".into()],
+            }),
+        ]);
+        assert_eq!(sent(&steps[1]), ["identifier.request_rejected.v1"]);
+        assert_eq!(rejection(&steps[1]).reason, Reason::MvdMismatch);
+        let mut no_consent = block();
+        no_consent.consent_to_mvd_check = false;
+        let step = run.step(None, Input::BlockV2(no_consent));
+        assert_eq!(rejection(&step).reason, Reason::ConsentMissing);
 
         let mut bad = block();
-        bad.identifier = "3270287А012PB2".into(); // a Cyrillic А
+        bad.person.identification_number = "3270287А012PB2".into(); // a Cyrillic А
         bad.application_number = " ".into();
-        let step = run.step(None, Input::Block(bad));
+        let step = run.step(None, Input::BlockV2(bad));
         assert_eq!(
             sent(&step),
             ["identifier.request_rejected.v1"],
@@ -1211,18 +1418,34 @@ mod tests {
         let r = rejection(&step);
         assert_eq!(r.reason, Reason::InvalidInput);
         let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["application_number", "identifier"]);
+        assert_eq!(
+            fields,
+            ["application_number", "person.identification_number"]
+        );
+
+        // The retired v1 is refused; v2 under its number starts afresh.
+        let v1 = BlockIdentifier {
+            desk_id: "minsk-1".into(),
+            application_number: "B-1".into(),
+            identifier: ID.into(),
+            reason: None,
+        };
+        let refused = run.step(None, Input::Block(v1));
+        assert_eq!(rejection(&refused).reason, Reason::RetiredVersion);
+        let again = run.step(Some(&refused.state), Input::BlockV2(block()));
+        assert_eq!(sent(&again), ["mvd.reconcile.v1"]);
     }
 
     #[test]
     fn an_unblock_looks_up_reconciles_with_the_mvd_then_unblocks() {
         let mut run = Run::new();
         let steps = run.run(vec![
-            Input::Unblock(unblock()),
+            Input::UnblockV2(unblock()),
             looked_up(AccountState::Blocked, None),
             reconciled(ReconcileResult::Match),
             Input::Unblocked(AccountUnblocked {
                 outcome: UnblockOutcome::Unblocked,
+                phone: Some("+375297654321".into()),
             }),
         ]);
         assert_eq!(sent(&steps[0]), ["registry.lookup_account.v1"]);
@@ -1235,12 +1458,85 @@ mod tests {
         assert_eq!(sent(&steps[2]), ["registry.unblock_account.v1"]);
         let cmd: UnblockAccount = body(&steps[2]);
         assert_eq!(
-            (cmd.identifier.as_str(), cmd.application.as_str()),
-            (ID, "minsk-1/U-1")
+            (
+                cmd.identifier.as_str(),
+                cmd.application.as_str(),
+                cmd.worker_id.as_deref()
+            ),
+            (ID, "minsk-1/U-1", Some("w-7"))
         );
-        assert_eq!(sent(&steps[3]), ["identifier.unblocked.v1"]);
+        // A new temporary password: only its hash to the registry, its SMS sealed in the state.
+        let hash = cmd
+            .temporary_password_hash
+            .expect("a new temporary password");
+        assert!(hash.starts_with("$argon2"), "{hash}");
+        let Stage::Unblocking {
+            text: Some(text),
+            expires_at: Some(expires_at),
+        } = &steps[2].state.stage
+        else {
+            panic!("unblocking: {:?}", steps[2].state.stage);
+        };
+        assert_eq!(
+            *expires_at,
+            run.now + AccountSettings::default().temporary_password_ttl
+        );
+        let clear = run.saga.sealer.open(text).expect("opens");
+        let password = clear
+            .split("пароль: ")
+            .nth(1)
+            .and_then(|rest| rest.split('.').next())
+            .expect("the password in the text")
+            .to_owned();
+        assert!(hub_runtime::secrets::verify_secret(&password, &hash));
+        for step in &steps {
+            let mut all = serde_json::to_vec(&step.state).expect("state");
+            for c in &step.commands {
+                all.extend_from_slice(&c.body);
+            }
+            assert!(
+                !String::from_utf8_lossy(&all).contains(&password),
+                "the password is never in the clear"
+            );
+        }
+        // The registry names the phone it holds; the sealed SMS goes there, told to the desk.
+        assert_eq!(sent(&steps[3]), ["identifier.unblocked.v1", "sms.send.v1"]);
+        let sms: SendSms = body(&steps[3]);
+        assert_eq!(
+            (sms.to.as_str(), sms.purpose, &sms.text),
+            ("+375297654321", SmsPurpose::TemporaryPassword, text)
+        );
+        let told: IdentifierUnblocked = body(&steps[3]);
+        assert_eq!(told.phone_masked.as_deref(), Some("+375 29 ***-**-21"));
+        assert_eq!(told.temporary_password_expires_at, Some(*expires_at));
         assert_eq!(run.saga.state_name(&steps[3].state), "unblocked");
         assert!(run.saga.is_terminal(&steps[3].state));
+    }
+
+    #[test]
+    fn a_retired_unblock_is_refused_and_v2_under_its_number_starts_afresh() {
+        let mut run = Run::new();
+        let v2 = unblock();
+        let v1 = UnblockIdentifier {
+            desk_id: v2.desk_id.clone(),
+            application_number: v2.application_number.clone(),
+            person: v2.person.clone(),
+            document: v2.document.clone(),
+            consent_to_mvd_check: true,
+        };
+        let refused = run.step(None, Input::Unblock(v1));
+        assert_eq!(sent(&refused), ["identifier.request_rejected.v1"]);
+        let r = rejection(&refused);
+        assert_eq!(r.reason, Reason::RetiredVersion);
+        assert!(
+            r.detail
+                .as_ref()
+                .is_some_and(|d| d.as_str().contains("identifier.unblock.v2")),
+            "{r:?}"
+        );
+        let again = run.step(Some(&refused.state), Input::UnblockV2(v2));
+        assert_eq!(sent(&again), ["registry.lookup_account.v1"]);
+        assert_eq!(run.saga.state_name(&again.state), "looking_up");
     }
 
     #[test]
@@ -1255,7 +1551,7 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Active, None),
             ],
         );
@@ -1263,24 +1559,24 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Unknown, None),
             ],
         );
         assert_eq!(r.reason, Reason::UnknownIdentifier);
         assert_eq!(r.fields[0].field, "person.identification_number");
 
-        let no_consent = UnblockIdentifier {
+        let no_consent = UnblockIdentifierV2 {
             consent_to_mvd_check: false,
             ..unblock()
         };
-        let r = reason_after(&mut run, vec![Input::Unblock(no_consent)]);
+        let r = reason_after(&mut run, vec![Input::UnblockV2(no_consent)]);
         assert_eq!(r.reason, Reason::ConsentMissing);
 
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::Mismatch {
                     fields: vec!["surname".into(), "document.number".into()],
@@ -1294,7 +1590,7 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::PersonUnknown),
             ],
@@ -1307,7 +1603,7 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::DocumentInvalid {
                     status: "lost".into(),
@@ -1322,11 +1618,12 @@ mod tests {
         let r = reason_after(
             &mut run,
             vec![
-                Input::Unblock(unblock()),
+                Input::UnblockV2(unblock()),
                 looked_up(AccountState::Blocked, None),
                 reconciled(ReconcileResult::Match),
                 Input::Unblocked(AccountUnblocked {
                     outcome: UnblockOutcome::NotBlocked,
+                    phone: None,
                 }),
             ],
         );
@@ -1334,7 +1631,7 @@ mod tests {
 
         let mut expired = unblock();
         expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
-        let r = reason_after(&mut run, vec![Input::Unblock(expired)]);
+        let r = reason_after(&mut run, vec![Input::UnblockV2(expired)]);
         assert_eq!(
             (r.reason, r.detail.as_ref().map(RejectDetail::as_str)),
             (Reason::DocumentInvalid, Some("expired"))
@@ -1343,7 +1640,7 @@ mod tests {
         let mut malformed = unblock();
         malformed.person.status = PersonStatus::Stateless;
         malformed.person.surname = "Ivanova1".into();
-        let r = reason_after(&mut run, vec![Input::Unblock(malformed)]);
+        let r = reason_after(&mut run, vec![Input::UnblockV2(malformed)]);
         assert_eq!(r.reason, Reason::InvalidInput);
         let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["person.status", "person.surname", "document.kind"]);
@@ -1353,10 +1650,11 @@ mod tests {
     fn the_code_for_the_new_phone_is_prepared_before_the_transaction_not_hashed_in_it() {
         let mut run = Run::new();
         let steps = run.run(vec![
-            Input::ChangePhone(change_phone()),
+            Input::ChangePhoneV2(change_phone()),
+            matched(),
             looked_up(AccountState::Active, Some(PhoneUse::Free)),
         ]);
-        let checking = &steps[1].state;
+        let checking = &steps[2].state;
         let active = subscriber(SubscriberStatus::Active);
         assert_eq!(
             run.saga.fresh_secret(Some(checking), &active),
@@ -1402,7 +1700,9 @@ mod tests {
     #[test]
     fn a_phone_change_confirms_the_new_phone_by_code_and_the_code_is_never_in_the_clear() {
         let mut run = Run::new();
-        let s1 = run.step(None, Input::ChangePhone(change_phone()));
+        let s0 = run.step(None, Input::ChangePhoneV2(change_phone()));
+        assert_eq!(sent(&s0), ["mvd.reconcile.v1"], "the person first");
+        let s1 = run.step(Some(&s0.state), matched());
         assert_eq!(sent(&s1), ["registry.lookup_account.v1"]);
         let lookup: LookupAccount = body(&s1);
         assert_eq!(
@@ -1484,15 +1784,21 @@ mod tests {
             assert!(run.saga.is_terminal(&last.state), "{:?}", last.state.stage);
             rejection(&last)
         };
-        let start = || Input::ChangePhone(change_phone());
+        let start = || Input::ChangePhoneV2(change_phone());
         let active = |phone| looked_up(AccountState::Active, Some(phone));
 
-        let r = last(&mut run, vec![start(), active(PhoneUse::AnotherIdentifier)]);
+        let r = last(
+            &mut run,
+            vec![start(), matched(), active(PhoneUse::AnotherIdentifier)],
+        );
         assert_eq!(
             (r.reason, r.fields[0].field.as_str()),
             (Reason::PhoneBound, "new_phone")
         );
-        let r = last(&mut run, vec![start(), active(PhoneUse::ThisIdentifier)]);
+        let r = last(
+            &mut run,
+            vec![start(), matched(), active(PhoneUse::ThisIdentifier)],
+        );
         assert_eq!(
             (r.reason, r.fields[0].field.as_str()),
             (Reason::InvalidInput, "new_phone")
@@ -1501,6 +1807,7 @@ mod tests {
             &mut run,
             vec![
                 start(),
+                matched(),
                 looked_up(AccountState::Blocked, Some(PhoneUse::Free)),
             ],
         );
@@ -1509,17 +1816,19 @@ mod tests {
             &mut run,
             vec![
                 start(),
+                matched(),
                 looked_up(AccountState::Unknown, Some(PhoneUse::Free)),
             ],
         );
         assert_eq!(
             (r.reason, r.fields[0].field.as_str()),
-            (Reason::UnknownIdentifier, "identifier")
+            (Reason::UnknownIdentifier, "person.identification_number")
         );
         let r = last(
             &mut run,
             vec![
                 start(),
+                matched(),
                 active(PhoneUse::Free),
                 subscriber(SubscriberStatus::Blocked),
             ],
@@ -1532,10 +1841,11 @@ mod tests {
         // The unique constraint decides at the end: another identifier took the phone meanwhile.
         let mut steps = run.run(vec![
             start(),
+            matched(),
             active(PhoneUse::Free),
             subscriber(SubscriberStatus::Active),
         ]);
-        let send: SendSms = body(&steps[2]);
+        let send: SendSms = body(&steps[3]);
         let code: String = run
             .saga
             .sealer
@@ -1556,18 +1866,31 @@ mod tests {
 
         let mut landline = change_phone();
         landline.new_phone = "+375 17 123-45-67".into();
-        let r = last(&mut run, vec![Input::ChangePhone(landline)]);
+        let r = last(&mut run, vec![Input::ChangePhoneV2(landline)]);
         assert_eq!(
             (r.reason, r.fields[0].field.as_str()),
             (Reason::PhoneNotMobile, "new_phone")
         );
         let mut malformed = change_phone();
         malformed.new_phone = "call me".into();
-        malformed.identifier = "123".into();
-        let r = last(&mut run, vec![Input::ChangePhone(malformed)]);
+        malformed.person.identification_number = "123".into();
+        let r = last(&mut run, vec![Input::ChangePhoneV2(malformed)]);
         assert_eq!(r.reason, Reason::InvalidInput);
         let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["identifier", "new_phone"]);
+        assert_eq!(fields, ["person.identification_number", "new_phone"]);
+        // The MVD does not know the person: no code goes anywhere.
+        let steps = run.run(vec![start(), reconciled(ReconcileResult::PersonUnknown)]);
+        assert_eq!(sent(&steps[1]), ["identifier.request_rejected.v1"]);
+        assert_eq!(rejection(&steps[1]).reason, Reason::MvdMismatch);
+        // The retired v1 is refused.
+        let v1 = ChangePhone {
+            desk_id: "minsk-1".into(),
+            application_number: "P-1".into(),
+            identifier: ID.into(),
+            new_phone: "+375297654321".into(),
+        };
+        let r = last(&mut run, vec![Input::ChangePhone(v1)]);
+        assert_eq!(r.reason, Reason::RetiredVersion);
     }
 
     #[test]
@@ -1575,7 +1898,8 @@ mod tests {
         let mut run = Run::new();
         let state = run
             .run(vec![
-                Input::ChangePhone(change_phone()),
+                Input::ChangePhoneV2(change_phone()),
+                matched(),
                 looked_up(AccountState::Active, Some(PhoneUse::Free)),
                 subscriber(SubscriberStatus::Active),
             ])
@@ -1641,14 +1965,14 @@ mod tests {
     #[test]
     fn a_resent_request_changes_nothing_and_another_under_the_same_number_is_refused() {
         let mut run = Run::new();
-        let s1 = run.step(None, Input::Block(block()));
-        let again = run.step(Some(&s1.state), Input::Block(block()));
+        let s1 = run.step(None, Input::BlockV2(block()));
+        let again = run.step(Some(&s1.state), Input::BlockV2(block()));
         assert!(again.commands.is_empty());
         assert_eq!(again.state, s1.state);
         let mut other = change_phone();
         other.application_number = "B-1".into();
         assert!(
-            run.try_step(Some(&s1.state), Input::ChangePhone(other))
+            run.try_step(Some(&s1.state), Input::ChangePhoneV2(other))
                 .is_err()
         );
         assert!(

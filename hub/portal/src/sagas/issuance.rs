@@ -6,7 +6,19 @@
 //!   --SMS accepted--> issued (notice of issuance)
 //! any failed rule --> rejected (reason code), undoing the reservation where one was made
 //! operator's cancel, before the account step --> rejected (cancelled_by_operator), likewise
+//!
+//! issued | sending_password --resend v2, form--> reissue_reconciling --MVD match-->
+//!   reissue_registering --registry: still temporary--> sending_password (to the registry's
+//!   phone now) --SMS accepted--> issued (password_resent)
+//! any failed rule of a resend --> resend_refused, back where it was (`use_recovery` once the
+//!   person has formed a static password)
+//! notice_signed, once the notice went out --> recorded in the application (notice_recorded)
 //! ```
+//!
+//! A resend is the issuance's own checks again: the person presents the identity document (form,
+//! expiry, consent, MVD reconciliation), the registry replaces the password only while it is a
+//! temporary one and not blocked (under the account's lock), and the SMS goes to the phone the
+//! registry holds now, not the one of the application (a desk may have changed it since).
 //!
 //! The transition is pure: the registry, MVD and SMS are reached by commands through the outbox,
 //! and secrets leave the saga only sealed (to the SMS worker) or hashed (to the registry and the
@@ -23,15 +35,17 @@ use adapters::Failure;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use contracts::issuance::{
     Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
-    IdentifierIssued, NoticeOfIssuance, PasswordNotDelivered, PasswordResent, PhoneCodeExpired,
-    PhoneCodeSent, PhoneCodeWrong, RejectDetail, RejectReason, ResendTemporaryPassword,
-    application_key,
+    IdentifierIssued, NoticeOfIssuance, NoticeRecorded, NoticeRefusal, NoticeRefused, NoticeSigned,
+    PasswordNotDelivered, PasswordResent, PhoneCodeExpired, PhoneCodeSent, PhoneCodeWrong,
+    RejectDetail, RejectReason, ResendRefusal, ResendRefused, ResendTemporaryPassword,
+    ResendTemporaryPasswordV2, application_key,
 };
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
 use contracts::ops::CancelSaga;
 use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
 use contracts::registry::{
-    AccountCreated, CreateAccount, Release, Reserve, ReserveOutcome, Reserved,
+    AccountCreated, CreateAccount, PasswordReissued, ReissueOutcome, ReissuePassword, Release,
+    Reserve, ReserveOutcome, Reserved,
 };
 use contracts::sealed::Sealed;
 use contracts::sms::{
@@ -40,6 +54,8 @@ use contracts::sms::{
 };
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
+
+use crate::sagas::identity::{mvd_field, status_name};
 
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
@@ -115,6 +131,8 @@ pub fn queue_spec() -> contracts::QueueSpec {
             ApplyForIdentifier::TYPE.to_string(),
             ConfirmPhone::TYPE.to_string(),
             ResendTemporaryPassword::TYPE.to_string(),
+            ResendTemporaryPasswordV2::TYPE.to_string(),
+            NoticeSigned::TYPE.to_string(),
         ],
     )
 }
@@ -132,6 +150,20 @@ pub struct Issuance {
     pub phone: String,
     /// Where it is.
     pub stage: Stage,
+    /// The person's signature for the notice of issuance, as the desk confirmed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_signed: Option<SignedNotice>,
+}
+
+/// The person signed for the notice of issuance (seeds 000, 002), as the desk confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedNotice {
+    /// The day the person signed.
+    pub signed_on: NaiveDate,
+    /// The worker before whom the person signed.
+    pub worker_id: String,
+    /// When the hub recorded it.
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// Where an application is.
@@ -174,6 +206,27 @@ pub enum Stage {
         operator: Operator,
         /// A resend, not the first issue.
         resend: bool,
+        /// Where a resent password went (`+375XXXXXXXXX`): the phone the registry held then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// A resend: waiting for the MVD registry's verdict on the person and the document presented
+    /// again.
+    ReissueReconciling {
+        /// The worker who took the request.
+        worker_id: String,
+        /// Where the application was; it goes back there when the resend is refused.
+        previous: Box<Stage>,
+    },
+    /// A resend: waiting for the registry to replace the temporary password (only while no
+    /// static password is set) and to name the phone it holds now.
+    ReissueRegistering {
+        /// The SMS with the new temporary password, sealed.
+        text: Sealed,
+        /// The new password's expiry.
+        expires_at: DateTime<Utc>,
+        /// Where the application was.
+        previous: Box<Stage>,
     },
     /// The identifier is issued.
     Issued {
@@ -202,8 +255,14 @@ pub enum Input {
     Apply(ApplyForIdentifier),
     /// The code the person read out.
     Confirm(ConfirmPhone),
-    /// Resend the temporary password.
-    Resend(ResendTemporaryPassword),
+    /// Resend the temporary password: the retired version, without a document.
+    ResendRetired(ResendTemporaryPassword),
+    /// Resend the temporary password after the identity checks.
+    Resend(ResendTemporaryPasswordV2),
+    /// The registry's answer to a reissue.
+    Reissued(PasswordReissued),
+    /// The desk confirms the person signed for the notice.
+    NoticeSigned(NoticeSigned),
     /// The registry's answer to a reservation.
     Reserved(Reserved),
     /// The MVD registry's verdict.
@@ -250,8 +309,22 @@ impl Saga for IssuanceSaga {
             let m: ResendTemporaryPassword = decode(t, body)?;
             (
                 Self::key(&m.desk_id, &m.application_number),
+                Input::ResendRetired(m),
+            )
+        } else if ResendTemporaryPasswordV2::TYPE.matches(t) {
+            let m: ResendTemporaryPasswordV2 = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
                 Input::Resend(m),
             )
+        } else if NoticeSigned::TYPE.matches(t) {
+            let m: NoticeSigned = decode(t, body)?;
+            (
+                Self::key(&m.desk_id, &m.application_number),
+                Input::NoticeSigned(m),
+            )
+        } else if PasswordReissued::TYPE.matches(t) {
+            (by_correlation()?, Input::Reissued(decode(t, body)?))
         } else if Reserved::TYPE.matches(t) {
             (by_correlation()?, Input::Reserved(decode(t, body)?))
         } else if Reconciled::TYPE.matches(t) {
@@ -277,8 +350,8 @@ impl Saga for IssuanceSaga {
     }
 
     /// Needs a new phone code when the operator confirmed the phone is in service, and a new
-    /// temporary password when the desk sends a code or asks for a resend: the engine makes
-    /// them (and their argon2 hashes) before it opens the step's transaction. A password is made
+    /// temporary password when the desk sends a code or the MVD confirms a resend's person: the
+    /// engine makes them (and their argon2 hashes) before it opens the step's transaction. A password is made
     /// for every code sent while one is awaited, right or wrong, because whether it is right is
     /// known only under the row lock, where the attempt is counted.
     fn fresh_secret(&self, state: Option<&Issuance>, input: &Input) -> Option<SecretKind> {
@@ -288,8 +361,10 @@ impl Saga for IssuanceSaga {
             {
                 Some(PHONE_CODE)
             }
-            (Stage::ConfirmingPhone { .. }, Input::Confirm(_))
-            | (Stage::Issued { .. } | Stage::SendingPassword { .. }, Input::Resend(_)) => {
+            (Stage::ConfirmingPhone { .. }, Input::Confirm(_)) => Some(SecretKind::Password),
+            (Stage::ReissueReconciling { .. }, Input::Reconciled(r))
+                if r.result == ReconcileResult::Match =>
+            {
                 Some(SecretKind::Password)
             }
             _ => None,
@@ -297,7 +372,8 @@ impl Saga for IssuanceSaga {
     }
 
     /// A code or a password, judged by the message alone (see [`Saga::likely_secret`]): the
-    /// operator's answer that a phone is in service, a code typed at the desk, a resend.
+    /// operator's answer that a phone is in service, a code typed at the desk. (The MVD's match
+    /// of a resend is not hinted: most matches are of first applications, which need none.)
     fn likely_secret(&self, input: &Input) -> Option<SecretKind> {
         match input {
             Input::Subscriber(c)
@@ -305,7 +381,7 @@ impl Saga for IssuanceSaga {
             {
                 Some(PHONE_CODE)
             }
-            Input::Confirm(_) | Input::Resend(_) => Some(SecretKind::Password),
+            Input::Confirm(_) => Some(SecretKind::Password),
             _ => None,
         }
     }
@@ -319,9 +395,10 @@ impl Saga for IssuanceSaga {
         let Some(s) = state else {
             return match input {
                 Input::Apply(a) => self.apply(a, ctx),
-                Input::Confirm(_) | Input::Resend(_) => {
-                    Err(Failure::permanent("no such application"))
-                }
+                Input::Confirm(_)
+                | Input::Resend(_)
+                | Input::ResendRetired(_)
+                | Input::NoticeSigned(_) => Err(Failure::permanent("no such application")),
                 _ => Err(Failure::permanent(
                     "an answer for an application that does not exist",
                 )),
@@ -378,22 +455,36 @@ impl Saga for IssuanceSaga {
                     expires_at,
                     operator,
                     resend,
+                    to,
                 },
                 Input::SmsSent(m),
             ) if m.purpose == SmsPurpose::TemporaryPassword => {
-                self.issued(s, *expires_at, *operator, *resend, None, ctx)
+                let sent = Sent {
+                    expires_at: *expires_at,
+                    operator: *operator,
+                    resend: *resend,
+                    to: to.as_deref(),
+                };
+                self.issued(s, &sent, None, ctx)
             }
             (
                 Stage::SendingPassword {
                     expires_at,
                     operator,
                     resend,
+                    to,
                 },
                 Input::SmsNotSent(m),
             ) if m.purpose == SmsPurpose::TemporaryPassword => {
                 // The identifier is assigned and the account exists; only the SMS failed. The
                 // desk learns it and may ask for a resend.
-                let step = self.issued(s, *expires_at, *operator, *resend, Some(false), ctx)?;
+                let sent = Sent {
+                    expires_at: *expires_at,
+                    operator: *operator,
+                    resend: *resend,
+                    to: to.as_deref(),
+                };
+                let step = self.issued(s, &sent, Some(false), ctx)?;
                 Ok(step.send(password_not_delivered(s)?))
             }
             (Stage::Issued { .. }, Input::Delivery(d))
@@ -402,14 +493,44 @@ impl Saga for IssuanceSaga {
                 password_delivery(s, d)
             }
             // A resend after the notice, or while the first password SMS is stuck (the
-            // operator refused it until its retries ran out): a new password either way.
-            (
-                Stage::Issued { operator, .. } | Stage::SendingPassword { operator, .. },
-                Input::Resend(_),
-            ) => {
-                let resend = matches!(s.stage, Stage::Issued { .. });
-                self.create_account(s, *operator, resend, ctx)
+            // operator refused it until its retries ran out): the identity checks first.
+            (Stage::Issued { .. } | Stage::SendingPassword { .. }, Input::Resend(r)) => {
+                start_reissue(s, r, ctx.now.date_naive())
             }
+            // One resend at a time: the desk sent it again while the first is being checked.
+            (
+                Stage::ReissueReconciling { .. } | Stage::ReissueRegistering { .. },
+                Input::Resend(_),
+            ) => Ok(Step::to(s.clone())),
+            // Before the identifier is issued, or after a rejection: nothing to resend.
+            (_, Input::Resend(_)) => refuse_resend(s, None, ResendRefusal::NotIssued, None, vec![]),
+            (_, Input::NoticeSigned(n)) => notice_signed(s, n, ctx),
+            (_, Input::ResendRetired(_)) => refuse_resend(
+                s,
+                None,
+                ResendRefusal::RetiredVersion,
+                Some(RejectDetail::Other(format!(
+                    "send {} with the worker, the person and the identity document presented \
+                     again",
+                    ResendTemporaryPasswordV2::TYPE
+                ))),
+                vec![],
+            ),
+            (
+                Stage::ReissueReconciling {
+                    worker_id,
+                    previous,
+                },
+                Input::Reconciled(r),
+            ) => self.reissue_reconciled(s, worker_id, previous, r, ctx),
+            (
+                Stage::ReissueRegistering {
+                    text,
+                    expires_at,
+                    previous,
+                },
+                Input::Reissued(r),
+            ) => reissued(s, text, *expires_at, previous, r),
             // The registry reserved after an operator's cancel (its command was stuck): undo it.
             (
                 Stage::Rejected {
@@ -434,6 +555,8 @@ impl Saga for IssuanceSaga {
             Stage::ConfirmingPhone { .. } => "confirming_phone",
             Stage::CreatingAccount { .. } => "creating_account",
             Stage::SendingPassword { .. } => "sending_password",
+            Stage::ReissueReconciling { .. } => "reissue_reconciling",
+            Stage::ReissueRegistering { .. } => "reissue_registering",
             Stage::Issued { .. } => "issued",
             Stage::Rejected { .. } => "rejected",
         }
@@ -465,13 +588,14 @@ impl Saga for IssuanceSaga {
                 true,
             )
             .map(|st| st.cancel_timer(CODE_TIMER)),
-            Stage::CreatingAccount { .. } | Stage::SendingPassword { .. } => {
-                Err(Failure::permanent(
-                    "the registry may have assigned the identifier already: an application \
+            Stage::CreatingAccount { .. }
+            | Stage::SendingPassword { .. }
+            | Stage::ReissueReconciling { .. }
+            | Stage::ReissueRegistering { .. } => Err(Failure::permanent(
+                "the registry may have assigned the identifier already: an application \
                      past the phone confirmation cannot be cancelled (the desk may ask for the \
                      temporary password again)",
-                ))
-            }
+            )),
             Stage::Issued { .. } | Stage::Rejected { .. } => {
                 Err(Failure::permanent("the application has ended"))
             }
@@ -492,6 +616,7 @@ impl IssuanceSaga {
             document: a.document.clone(),
             phone,
             stage,
+            notice_signed: None,
         };
         let (errors, id, phone) = validate(a, today, self.settings.min_age_years);
         let rejected = |reason, detail: Option<RejectDetail>, fields: Vec<FieldError>| {
@@ -683,27 +808,27 @@ impl IssuanceSaga {
     fn issued(
         &self,
         s: &Issuance,
-        expires_at: DateTime<Utc>,
-        operator: Operator,
-        resend: bool,
+        sent: &Sent<'_>,
         password_delivered: Option<bool>,
         ctx: &StepContext<'_>,
     ) -> Result<Step<Issuance>, Failure> {
         let notice_number = notice_number(&s.application);
+        let expires_at = sent.expires_at;
         let step = with_stage(
             s,
             Stage::Issued {
                 notice_number: notice_number.clone(),
                 expires_at,
-                operator,
+                operator: sent.operator,
                 password_delivered,
             },
         );
-        Ok(if resend {
+        Ok(if sent.resend {
             step.send(Command::new(&PasswordResent {
                 desk_id: s.application.desk_id.clone(),
                 application_number: s.application.number.clone(),
                 temporary_password_expires_at: expires_at,
+                phone_masked: Some(masked_phone(sent.to.unwrap_or(&s.phone))),
             })?)
         } else {
             step.send(Command::new(&IdentifierIssued {
@@ -715,12 +840,315 @@ impl IssuanceSaga {
                     given_name: s.person.given_name.clone(),
                     patronymic: s.person.patronymic.clone(),
                     application: s.application.clone(),
-                    phone_masked: masked_phone(&s.phone),
+                    phone_masked: masked_phone(sent.to.unwrap_or(&s.phone)),
                     temporary_password_expires_at: expires_at,
                 },
             })?)
         })
     }
+}
+
+impl IssuanceSaga {
+    /// The MVD's verdict on a resend's person: a new temporary password (made and hashed before
+    /// the transaction) goes to the registry, its SMS sealed in the state until the registry
+    /// says where it goes; any other verdict refuses the resend.
+    fn reissue_reconciled(
+        &self,
+        s: &Issuance,
+        worker_id: &str,
+        previous: &Stage,
+        r: &Reconciled,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let refuse =
+            |reason, detail, fields| refuse_resend(s, Some(previous), reason, detail, fields);
+        match &r.result {
+            ReconcileResult::Match => {}
+            ReconcileResult::Mismatch { fields } => {
+                let fields = fields
+                    .iter()
+                    .map(|f| FieldError {
+                        field: mvd_field(f),
+                        problem: "differs from the MVD registry".into(),
+                    })
+                    .collect();
+                return refuse(ResendRefusal::MvdMismatch, None, fields);
+            }
+            ReconcileResult::PersonUnknown => {
+                return refuse(
+                    ResendRefusal::MvdMismatch,
+                    Some(RejectDetail::PersonUnknown),
+                    vec![FieldError {
+                        field: "person.identification_number".into(),
+                        problem: "the MVD registry does not know this person".into(),
+                    }],
+                );
+            }
+            ReconcileResult::DocumentInvalid { status } => {
+                return refuse(
+                    ResendRefusal::DocumentInvalid,
+                    Some(RejectDetail::from(status.as_str())),
+                    vec![],
+                );
+            }
+        }
+        let password = ctx.fresh_secret(SecretKind::Password)?;
+        let mut rng = ctx.rng();
+        let expires_at = ctx.now + self.settings.temporary_password_ttl;
+        let text = self
+            .settings
+            .temporary_password_text
+            .replace("{identifier}", &s.person.identification_number)
+            .replace("{password}", password.clear());
+        Ok(with_stage(
+            s,
+            Stage::ReissueRegistering {
+                text: self.sealer.seal(&mut rng, &text)?,
+                expires_at,
+                previous: Box::new(previous.clone()),
+            },
+        )
+        .send(Command::new(&ReissuePassword {
+            identifier: s.person.identification_number.clone(),
+            application: s.application.business_key(),
+            worker_id: worker_id.to_owned(),
+            temporary_password_hash: password.hash().to_owned(),
+            temporary_password_expires_at: expires_at,
+        })?))
+    }
+}
+
+/// A resend's form, as at issuance (the person and the document, the worker, the consent, the
+/// document's expiry); then the MVD reconciliation.
+fn start_reissue(
+    s: &Issuance,
+    r: &ResendTemporaryPasswordV2,
+    today: NaiveDate,
+) -> Result<Step<Issuance>, Failure> {
+    let mut e = ValidationErrors::new();
+    e.check(
+        !r.worker_id.trim().is_empty(),
+        "worker_id",
+        "must not be empty",
+    );
+    let id =
+        crate::sagas::identity::check_person_and_document(&mut e, &r.person, &r.document, today);
+    if let Some(id) = &id {
+        e.check(
+            id.as_str() == s.person.identification_number,
+            "person.identification_number",
+            "is not the identifier issued under this application",
+        );
+    }
+    if !e.is_empty() {
+        return refuse_resend(s, None, ResendRefusal::InvalidInput, None, e.fields);
+    }
+    if !r.consent_to_mvd_check {
+        return refuse_resend(s, None, ResendRefusal::ConsentMissing, None, vec![]);
+    }
+    if r.document.expires_on < today {
+        return refuse_resend(
+            s,
+            None,
+            ResendRefusal::DocumentInvalid,
+            Some(RejectDetail::Expired),
+            vec![],
+        );
+    }
+    let mut person = r.person.clone();
+    person
+        .identification_number
+        .clone_from(&s.person.identification_number);
+    Ok(with_stage(
+        s,
+        Stage::ReissueReconciling {
+            worker_id: r.worker_id.trim().to_owned(),
+            previous: Box::new(s.stage.clone()),
+        },
+    )
+    .send(Command::new(&Reconcile {
+        person,
+        document: r.document.clone(),
+    })?))
+}
+
+/// The registry's answer to a reissue: the sealed SMS goes to the phone it holds now, or the
+/// resend is refused (a static password set, the identifier blocked).
+fn reissued(
+    s: &Issuance,
+    text: &Sealed,
+    expires_at: DateTime<Utc>,
+    previous: &Stage,
+    r: &PasswordReissued,
+) -> Result<Step<Issuance>, Failure> {
+    let refuse = |reason, detail| refuse_resend(s, Some(previous), reason, detail, vec![]);
+    let phone = match &r.outcome {
+        ReissueOutcome::Reissued { phone } => phone,
+        ReissueOutcome::StaticPasswordSet => {
+            return refuse(
+                ResendRefusal::UseRecovery,
+                Some(RejectDetail::Other(
+                    "the person formed a static password: a lost one is re-formed by recovery \
+                     in the cabinet"
+                        .into(),
+                )),
+            );
+        }
+        ReissueOutcome::Blocked => {
+            return refuse(
+                ResendRefusal::IdentifierBlocked,
+                Some(RejectDetail::IdentifierBlocked),
+            );
+        }
+        ReissueOutcome::UnknownIdentifier => return refuse(ResendRefusal::NotIssued, None),
+    };
+    // A first password that never went out (its SMS stuck): the notice of issuance is still
+    // owed, and goes out with this one.
+    let (operator, resend) = match previous {
+        Stage::Issued { operator, .. } => (*operator, true),
+        Stage::SendingPassword {
+            operator, resend, ..
+        } => (*operator, *resend),
+        _ => {
+            return Err(Failure::permanent(
+                "a reissue from a stage that has no operator",
+            ));
+        }
+    };
+    Ok(with_stage(
+        s,
+        Stage::SendingPassword {
+            expires_at,
+            operator,
+            resend,
+            to: Some(phone.clone()),
+        },
+    )
+    // The operator by the number: a changed phone may be another operator's.
+    .send(Command::new(&SendSms {
+        to: phone.clone(),
+        operator: None,
+        purpose: SmsPurpose::TemporaryPassword,
+        text: text.clone(),
+    })?))
+}
+
+/// Whether the notice of issuance went out: issued, or a resend of an issued application.
+fn notice_issued(stage: &Stage) -> bool {
+    match stage {
+        Stage::Issued { .. } => true,
+        Stage::SendingPassword { resend, .. } => *resend,
+        Stage::ReissueReconciling { previous, .. } | Stage::ReissueRegistering { previous, .. } => {
+            notice_issued(previous)
+        }
+        _ => false,
+    }
+}
+
+/// The desk confirms the person signed for the notice: recorded once, for this application's
+/// notice, on a day not in the future; the same confirmation again is answered again.
+fn notice_signed(
+    s: &Issuance,
+    n: &NoticeSigned,
+    ctx: &StepContext<'_>,
+) -> Result<Step<Issuance>, Failure> {
+    let refuse = |reason, fields: Vec<FieldError>| {
+        Ok(Step::to(s.clone()).send(Command::new(&NoticeRefused {
+            desk_id: s.application.desk_id.clone(),
+            application_number: s.application.number.clone(),
+            reason,
+            fields,
+        })?))
+    };
+    if !notice_issued(&s.stage) {
+        return refuse(NoticeRefusal::NotIssued, vec![]);
+    }
+    let number = notice_number(&s.application);
+    if n.notice_number.trim() != number {
+        return refuse(
+            NoticeRefusal::NoticeMismatch,
+            vec![FieldError {
+                field: "notice_number".into(),
+                problem: "is not the notice of this application".into(),
+            }],
+        );
+    }
+    let mut e = ValidationErrors::new();
+    e.check(
+        !n.worker_id.trim().is_empty(),
+        "worker_id",
+        "must not be empty",
+    );
+    e.check(
+        n.signed_on <= ctx.now.date_naive(),
+        "signed_on",
+        "must not be in the future",
+    );
+    e.check(
+        n.signed_on >= s.application.date,
+        "signed_on",
+        "must not be before the application",
+    );
+    if !e.is_empty() {
+        return refuse(NoticeRefusal::InvalidInput, e.fields);
+    }
+    let recorded = |signed: SignedNotice| -> Result<Step<Issuance>, Failure> {
+        Ok(Step::to(Issuance {
+            notice_signed: Some(signed.clone()),
+            ..s.clone()
+        })
+        .send(Command::new(&NoticeRecorded {
+            desk_id: s.application.desk_id.clone(),
+            application_number: s.application.number.clone(),
+            notice_number: number.clone(),
+            signed_on: signed.signed_on,
+        })?))
+    };
+    match &s.notice_signed {
+        None => recorded(SignedNotice {
+            signed_on: n.signed_on,
+            worker_id: n.worker_id.trim().to_owned(),
+            recorded_at: ctx.now,
+        }),
+        Some(first) if first.signed_on == n.signed_on && first.worker_id == n.worker_id.trim() => {
+            recorded(first.clone())
+        }
+        Some(_) => refuse(NoticeRefusal::AlreadyRecorded, vec![]),
+    }
+}
+
+/// Answers a resend with a refusal; the application goes back to `previous` (or stays where it
+/// is): nothing changed.
+fn refuse_resend(
+    s: &Issuance,
+    previous: Option<&Stage>,
+    reason: ResendRefusal,
+    detail: Option<RejectDetail>,
+    fields: Vec<FieldError>,
+) -> Result<Step<Issuance>, Failure> {
+    let state = match previous {
+        Some(p) => Issuance {
+            stage: p.clone(),
+            ..s.clone()
+        },
+        None => s.clone(),
+    };
+    Ok(Step::to(state).send(Command::new(&ResendRefused {
+        desk_id: s.application.desk_id.clone(),
+        application_number: s.application.number.clone(),
+        reason,
+        detail,
+        fields,
+    })?))
+}
+
+/// The temporary password SMS the operator accepted (or refused).
+struct Sent<'a> {
+    expires_at: DateTime<Utc>,
+    operator: Operator,
+    resend: bool,
+    /// Where a resent one went; `None`: the application's phone.
+    to: Option<&'a str>,
 }
 
 /// The phone code awaited, as the state keeps it.
@@ -820,6 +1248,7 @@ fn account_created(
             expires_at,
             operator,
             resend,
+            to: None,
         },
     )
     .send(Command::new(&SendSms {
@@ -922,15 +1351,6 @@ fn masked_phone(phone: &str) -> String {
 
 fn notice_number(a: &Application) -> String {
     format!("UI-{}-{}-{}", a.date.year(), a.desk_id, a.number)
-}
-
-/// The application's field for an MVD field name.
-fn mvd_field(f: &str) -> String {
-    if f.starts_with("document.") {
-        f.to_owned()
-    } else {
-        format!("person.{f}")
-    }
 }
 
 /// Checks the application's form; returns the problems, the parsed identification number and
@@ -1040,14 +1460,6 @@ fn validate(
     (e, id, phone)
 }
 
-fn status_name(s: PersonStatus) -> &'static str {
-    match s {
-        PersonStatus::Citizen => "citizen",
-        PersonStatus::ForeignCitizen => "foreign citizen",
-        PersonStatus::Stateless => "stateless person",
-    }
-}
-
 fn age_on(birth: NaiveDate, today: NaiveDate) -> Option<u32> {
     if birth > today {
         return None;
@@ -1147,6 +1559,263 @@ mod tests {
             .iter()
             .map(|c| c.message_type.to_string())
             .collect()
+    }
+
+    fn resend() -> Input {
+        let a = application();
+        Input::Resend(ResendTemporaryPasswordV2 {
+            desk_id: "minsk-1".into(),
+            application_number: "A-1".into(),
+            worker_id: "w-9".into(),
+            person: a.person,
+            document: a.document,
+            consent_to_mvd_check: true,
+        })
+    }
+
+    fn matched() -> Input {
+        Input::Reconciled(Reconciled {
+            reconciliation_id: "r".into(),
+            result: ReconcileResult::Match,
+            checked_on: NaiveDate::from_ymd_opt(2026, 11, 22).expect("date"),
+        })
+    }
+
+    fn body<M: Message>(step: &Step<Issuance>) -> M {
+        let c = step
+            .commands
+            .iter()
+            .find(|c| c.message_type == M::TYPE)
+            .unwrap_or_else(|| panic!("a {} in {:?}", M::TYPE, sent(step)));
+        serde_json::from_slice(&c.body).expect("body")
+    }
+
+    fn issued_state() -> Issuance {
+        let a = application();
+        Issuance {
+            application: a.application,
+            person: a.person,
+            document: a.document,
+            phone: "+375291234567".into(),
+            notice_signed: None,
+            stage: Stage::Issued {
+                notice_number: "UI-2026-minsk-1-A-1".into(),
+                expires_at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                    .expect("time")
+                    .with_timezone(&Utc),
+                operator: Operator::A1,
+                password_delivered: Some(false),
+            },
+        }
+    }
+
+    #[test]
+    fn a_resend_checks_the_person_again_and_sends_to_the_phone_the_registry_holds_now() {
+        let mut run = Run::new();
+        let issued = issued_state();
+        let s1 = run.step(Some(&issued), resend());
+        assert_eq!(sent(&s1), ["mvd.reconcile.v1"]);
+        let reconcile: Reconcile = body(&s1);
+        assert_eq!(reconcile.person, application().person);
+        assert_eq!(run.saga.state_name(&s1.state), "reissue_reconciling");
+        let s2 = run.step(Some(&s1.state), matched());
+        assert_eq!(sent(&s2), ["registry.reissue_password.v1"]);
+        let reissue: ReissuePassword = body(&s2);
+        assert_eq!(
+            (reissue.application.as_str(), reissue.worker_id.as_str()),
+            ("minsk-1/A-1", "w-9")
+        );
+        let Stage::ReissueRegistering { text, .. } = &s2.state.stage else {
+            panic!("registering: {:?}", s2.state.stage);
+        };
+        let clear = run.saga.sealer.open(text).expect("opens");
+        assert!(clear.contains("Временный пароль"), "{clear}");
+        // The registry holds another phone now (a desk changed it): the SMS goes there.
+        let s3 = run.step(
+            Some(&s2.state),
+            Input::Reissued(PasswordReissued {
+                outcome: ReissueOutcome::Reissued {
+                    phone: "+375447654321".into(),
+                },
+            }),
+        );
+        let sms: SendSms = body(&s3);
+        assert_eq!(
+            (sms.to.as_str(), sms.operator, sms.purpose),
+            ("+375447654321", None, SmsPurpose::TemporaryPassword)
+        );
+        assert_eq!(&sms.text, text);
+        let s4 = run.step(
+            Some(&s3.state),
+            Input::SmsSent(SmsSent {
+                purpose: SmsPurpose::TemporaryPassword,
+                operator: Operator::A1,
+                provider_message_id: "m-1".into(),
+            }),
+        );
+        assert_eq!(sent(&s4), ["issuance.password_resent.v1"]);
+        let resent: PasswordResent = body(&s4);
+        assert_eq!(resent.phone_masked.as_deref(), Some("+375 44 ***-**-21"));
+        assert_eq!(run.saga.state_name(&s4.state), "issued");
+        assert_eq!(
+            s4.state.phone, "+375291234567",
+            "the application's record stays"
+        );
+    }
+
+    #[test]
+    fn a_resend_is_refused_by_each_rule_and_the_application_stays_issued() {
+        let mut run = Run::new();
+        let issued = issued_state();
+        let refusal = |step: &Step<Issuance>| -> ResendRefused { body(step) };
+        let reconciling = run.step(Some(&issued), resend()).state;
+        let registering = run.step(Some(&reconciling), matched()).state;
+        for (outcome, reason) in [
+            (
+                ReissueOutcome::StaticPasswordSet,
+                ResendRefusal::UseRecovery,
+            ),
+            (ReissueOutcome::Blocked, ResendRefusal::IdentifierBlocked),
+            (ReissueOutcome::UnknownIdentifier, ResendRefusal::NotIssued),
+        ] {
+            let step = run.step(
+                Some(&registering),
+                Input::Reissued(PasswordReissued { outcome }),
+            );
+            assert_eq!(sent(&step), ["issuance.resend_refused.v1"]);
+            assert_eq!(refusal(&step).reason, reason);
+            assert_eq!(step.state, issued, "back where it was");
+        }
+        let mismatch = run.step(
+            Some(&reconciling),
+            Input::Reconciled(Reconciled {
+                reconciliation_id: "r".into(),
+                result: ReconcileResult::Mismatch {
+                    fields: vec!["document.number".into()],
+                },
+                checked_on: run.now.date_naive(),
+            }),
+        );
+        let r = refusal(&mismatch);
+        assert_eq!(
+            (r.reason, r.fields[0].field.as_str()),
+            (ResendRefusal::MvdMismatch, "document.number")
+        );
+        assert_eq!(mismatch.state, issued);
+        let lost = run.step(
+            Some(&reconciling),
+            Input::Reconciled(Reconciled {
+                reconciliation_id: "r".into(),
+                result: ReconcileResult::DocumentInvalid {
+                    status: "lost".into(),
+                },
+                checked_on: run.now.date_naive(),
+            }),
+        );
+        assert_eq!(refusal(&lost).reason, ResendRefusal::DocumentInvalid);
+
+        // The form, before anything leaves the saga.
+        let mut other = application().person;
+        other.identification_number = "7000000A000PB1".into();
+        let Input::Resend(mut wrong_person) = resend() else {
+            unreachable!()
+        };
+        wrong_person.person = other;
+        wrong_person.worker_id = " ".into();
+        let step = run.step(Some(&issued), Input::Resend(wrong_person));
+        let r = refusal(&step);
+        let fields: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(r.reason, ResendRefusal::InvalidInput);
+        assert_eq!(fields, ["worker_id", "person.identification_number"]);
+        assert_eq!(step.state, issued);
+        let Input::Resend(mut no_consent) = resend() else {
+            unreachable!()
+        };
+        no_consent.consent_to_mvd_check = false;
+        let step = run.step(Some(&issued), Input::Resend(no_consent));
+        assert_eq!(refusal(&step).reason, ResendRefusal::ConsentMissing);
+        let Input::Resend(mut expired) = resend() else {
+            unreachable!()
+        };
+        expired.document.expires_on = NaiveDate::from_ymd_opt(2025, 1, 1).expect("date");
+        let step = run.step(Some(&issued), Input::Resend(expired));
+        assert_eq!(refusal(&step).reason, ResendRefusal::DocumentInvalid);
+
+        // The retired v1 is refused with the version to send; nothing else happens.
+        let v1 = run.step(
+            Some(&issued),
+            Input::ResendRetired(ResendTemporaryPassword {
+                desk_id: "minsk-1".into(),
+                application_number: "A-1".into(),
+            }),
+        );
+        assert_eq!(sent(&v1), ["issuance.resend_refused.v1"]);
+        let r = refusal(&v1);
+        assert_eq!(r.reason, ResendRefusal::RetiredVersion);
+        assert!(
+            r.detail
+                .expect("detail")
+                .as_str()
+                .contains("issuance.resend_password.v2")
+        );
+        assert_eq!(v1.state, issued);
+        // Before the identifier is issued there is nothing to resend.
+        let reserving = Issuance {
+            stage: Stage::Reserving,
+            ..issued.clone()
+        };
+        let early = run.step(Some(&reserving), resend());
+        assert_eq!(refusal(&early).reason, ResendRefusal::NotIssued);
+        assert_eq!(early.state, reserving);
+        // A second resend while the first is checked changes nothing.
+        let twice = run.step(Some(&reconciling), resend());
+        assert!(twice.commands.is_empty());
+    }
+
+    #[test]
+    fn the_signed_notice_is_recorded_once_for_the_application_s_own_notice() {
+        let mut run = Run::new();
+        let issued = issued_state();
+        let signed = |number: &str, worker: &str| {
+            Input::NoticeSigned(NoticeSigned {
+                desk_id: "minsk-1".into(),
+                application_number: "A-1".into(),
+                notice_number: number.into(),
+                signed_on: NaiveDate::from_ymd_opt(2026, 11, 22).expect("date"),
+                worker_id: worker.into(),
+            })
+        };
+        let refused =
+            |step: &Step<Issuance>| -> NoticeRefusal { body::<NoticeRefused>(step).reason };
+        let s1 = run.step(Some(&issued), signed("UI-2026-minsk-1-A-1", "w-7"));
+        assert_eq!(sent(&s1), ["issuance.notice_recorded.v1"]);
+        let recorded = s1.state.notice_signed.clone().expect("recorded");
+        assert_eq!(
+            (recorded.worker_id.as_str(), recorded.recorded_at),
+            ("w-7", run.now)
+        );
+        assert_eq!(s1.state.stage, issued.stage, "the stage stays");
+        // Again, the same: answered again, nothing new. Another signature: refused.
+        let again = run.step(Some(&s1.state), signed("UI-2026-minsk-1-A-1", "w-7"));
+        assert_eq!(sent(&again), ["issuance.notice_recorded.v1"]);
+        assert_eq!(again.state, s1.state);
+        let other = run.step(Some(&s1.state), signed("UI-2026-minsk-1-A-1", "w-8"));
+        assert_eq!(refused(&other), NoticeRefusal::AlreadyRecorded);
+        assert_eq!(other.state, s1.state);
+        let wrong = run.step(Some(&issued), signed("UI-2026-minsk-1-A-2", "w-7"));
+        assert_eq!(refused(&wrong), NoticeRefusal::NoticeMismatch);
+        assert_eq!(wrong.state, issued);
+        let nobody = run.step(Some(&issued), signed("UI-2026-minsk-1-A-1", " "));
+        assert_eq!(refused(&nobody), NoticeRefusal::InvalidInput);
+        let early = Issuance {
+            stage: Stage::CheckingSubscriber,
+            ..issued.clone()
+        };
+        let not_yet = run.step(Some(&early), signed("UI-2026-minsk-1-A-1", "w-7"));
+        assert_eq!(refused(&not_yet), NoticeRefusal::NotIssued);
+        // A resend keeps it.
+        let reissuing = run.step(Some(&s1.state), resend());
+        assert_eq!(reissuing.state.notice_signed, s1.state.notice_signed);
     }
 
     fn rejection(step: &Step<Issuance>) -> ApplicationRejected {
@@ -1359,7 +2028,7 @@ mod tests {
                 .expect("opens")
                 .contains("Xy3kLmNpQr")
         );
-        // A resend needs one too; an answer that hands out nothing needs none.
+        // A resend needs one once the MVD confirms the person again, not before.
         let issued = Issuance {
             stage: Stage::Issued {
                 notice_number: "n".into(),
@@ -1369,12 +2038,16 @@ mod tests {
             },
             ..state.clone()
         };
-        let resend = Input::Resend(ResendTemporaryPassword {
-            desk_id: "minsk-1".into(),
-            application_number: "A-1".into(),
-        });
+        assert_eq!(run.saga.fresh_secret(Some(&issued), &resend()), None);
+        let reconciling = Issuance {
+            stage: Stage::ReissueReconciling {
+                worker_id: "w-9".into(),
+                previous: Box::new(issued.stage.clone()),
+            },
+            ..state.clone()
+        };
         assert_eq!(
-            run.saga.fresh_secret(Some(&issued), &resend),
+            run.saga.fresh_secret(Some(&reconciling), &matched()),
             Some(SecretKind::Password)
         );
         let blocked = Input::Subscriber(SubscriberChecked {
@@ -1388,11 +2061,7 @@ mod tests {
         );
         // The hint the engine acts on before any read names, for every message of the usual
         // path, what the state then asks for: those steps run once, with no attempt rolled back.
-        for (state, input) in [
-            (&state, &active()),
-            (&confirming, &confirm),
-            (&issued, &resend),
-        ] {
+        for (state, input) in [(&state, &active()), (&confirming, &confirm)] {
             assert_eq!(
                 run.saga.likely_secret(input),
                 run.saga.fresh_secret(Some(state), input),
@@ -1541,6 +2210,7 @@ mod tests {
                 expires_at: run.now,
                 operator: Operator::A1,
                 resend: false,
+                to: None,
             },
             ..reconciling.clone()
         };

@@ -2,4 +2,5 @@
 //! nothing else.
 
 pub mod account;
+pub(crate) mod identity;
 pub mod issuance;
