@@ -198,7 +198,9 @@ async fn handle(
             publish(channel, config, kind, &correlation, answer).await
         }
         ("authority.payment_receipt.v1", Some(id), _) => {
-            let document = body["payment"]["document_number"].as_str().unwrap_or_default();
+            let document = body["payment"]["document_number"]
+                .as_str()
+                .unwrap_or_default();
             let refused = document.to_ascii_lowercase().starts_with("refuse");
             let mut answer = json!({
                 "application_id": id,

@@ -526,8 +526,11 @@ impl Portal {
         order_number: &str,
         body: serde_json::Value,
     ) -> serde_json::Value {
-        self.erip_sim(&format!("sim/invoices/by-account/{order_number}/return"), body)
-            .await
+        self.erip_sim(
+            &format!("sim/invoices/by-account/{order_number}/return"),
+            body,
+        )
+        .await
     }
 
     /// Moves ERIP's clock: every awaiting invoice due by `at` (RFC 3339) expires, notified.
@@ -553,18 +556,22 @@ impl Portal {
     /// Waits for an event of type `M` about application `number` for which `pick` holds.
     pub async fn event_where<M: Message>(&self, number: &str, pick: impl Fn(&M) -> bool) -> M {
         let wanted = M::TYPE.to_string();
-        wait_until(WAIT, &format!("a matching {wanted} for {number}"), || async {
-            self.hear().await;
-            let seen = self.seen.lock().expect("lock");
-            seen.iter()
-                .filter(|m| {
-                    m.metadata.message_type == wanted
-                        && (m.body["application_id"] == number
-                            || m.body["application_number"] == number)
-                })
-                .filter_map(|m| serde_json::from_value::<M>(m.body.clone()).ok())
-                .find(|m| pick(m))
-        })
+        wait_until(
+            WAIT,
+            &format!("a matching {wanted} for {number}"),
+            || async {
+                self.hear().await;
+                let seen = self.seen.lock().expect("lock");
+                seen.iter()
+                    .filter(|m| {
+                        m.metadata.message_type == wanted
+                            && (m.body["application_id"] == number
+                                || m.body["application_number"] == number)
+                    })
+                    .filter_map(|m| serde_json::from_value::<M>(m.body.clone()).ok())
+                    .find(|m| pick(m))
+            },
+        )
         .await
     }
 

@@ -88,19 +88,29 @@ async fn a_short_payment_waits_for_the_rest_and_an_overpayment_or_a_second_payme
     assert_eq!(invoice["status"], "awaiting", "{invoice}");
     let short: PaymentReceived = portal.event(&id).await;
     assert_eq!(
-        (short.amount_kopecks, short.paid_kopecks, short.missing_kopecks),
+        (
+            short.amount_kopecks,
+            short.paid_kopecks,
+            short.missing_kopecks
+        ),
         (1000, 1000, 1100)
     );
     assert_eq!(state_name(&portal, app).await, "awaiting_payment");
 
     // 15.00 more: the fee is met, 4.00 is due back, the application goes to the authority.
     portal.pay_with(&order, json!({"amount": 1500})).await;
-    let full: PaymentReceived = portal.event_where(&id, |p: &PaymentReceived| p.missing_kopecks == 0).await;
+    let full: PaymentReceived = portal
+        .event_where(&id, |p: &PaymentReceived| p.missing_kopecks == 0)
+        .await;
     assert_eq!((full.amount_kopecks, full.paid_kopecks), (1500, FEE));
     let over: PaymentDueBack = portal.event(&id).await;
     assert_eq!(
         (over.amount_kopecks, over.reason, over.operation_ids.clone()),
-        (400, DueBackReason::Overpaid, vec![full.operation_id.clone()])
+        (
+            400,
+            DueBackReason::Overpaid,
+            vec![full.operation_id.clone()]
+        )
     );
     let decided: ApplicationDecided = portal.event(&id).await;
     assert_eq!(decided.verdict, Verdict::Granted);
@@ -108,9 +118,14 @@ async fn a_short_payment_waits_for_the_rest_and_an_overpayment_or_a_second_payme
     // Paid twice: the second payment is due back whole.
     portal.pay_with(&order, json!({})).await;
     let twice: PaymentDueBack = portal
-        .event_where(&id, |d: &PaymentDueBack| d.reason == DueBackReason::AlreadyPaid)
+        .event_where(&id, |d: &PaymentDueBack| {
+            d.reason == DueBackReason::AlreadyPaid
+        })
         .await;
-    assert_eq!((twice.amount_kopecks, twice.due_back_kopecks), (FEE, 400 + FEE));
+    assert_eq!(
+        (twice.amount_kopecks, twice.due_back_kopecks),
+        (FEE, 400 + FEE)
+    );
     assert_eq!(
         due_back(&portal, app).await,
         [
@@ -138,7 +153,12 @@ async fn post_erip(portal: &Portal, body: &[u8], signature: Option<&str>) -> u16
     if let Some(signature) = signature {
         request = request.header(adapters::erip::SIGNATURE_HEADER, signature);
     }
-    request.send().await.expect("the hub answers").status().as_u16()
+    request
+        .send()
+        .await
+        .expect("the hub answers")
+        .status()
+        .as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,13 +172,14 @@ async fn payments_after_expiry_or_withdrawal_are_due_back_and_refunds_and_revers
     portal.pay_with(&order, json!({"amount": 700})).await;
     let _: PaymentReceived = portal.event(&id).await;
     let soon = chrono::Utc::now() + chrono::TimeDelta::days(30);
-    portal
-        .erip_sim_expire(&soon.to_rfc3339())
-        .await;
+    portal.erip_sim_expire(&soon.to_rfc3339()).await;
     let rejected: ApplicationRejected = portal.event(&id).await;
     assert_eq!(rejected.reason, ProcedureRejectReason::PaymentExpired);
     let expired: PaymentDueBack = portal.event(&id).await;
-    assert_eq!((expired.amount_kopecks, expired.reason), (700, DueBackReason::Expired));
+    assert_eq!(
+        (expired.amount_kopecks, expired.reason),
+        (700, DueBackReason::Expired)
+    );
 
     // A forged "paid" for the rest — unsigned, or signed with another key — is refused and
     // changes nothing.
@@ -182,7 +203,10 @@ async fn payments_after_expiry_or_withdrawal_are_due_back_and_refunds_and_revers
     let late: PaymentDueBack = portal
         .event_where(&id, |d: &PaymentDueBack| d.amount_kopecks == 1400)
         .await;
-    assert_eq!((late.reason, late.due_back_kopecks), (DueBackReason::Expired, 2100));
+    assert_eq!(
+        (late.reason, late.due_back_kopecks),
+        (DueBackReason::Expired, 2100)
+    );
     assert_eq!(state_name(&portal, app).await, "rejected");
 
     // ERIP refunds the first payment and the bank reverses the second: both recorded, nothing
@@ -202,10 +226,16 @@ async fn payments_after_expiry_or_withdrawal_are_due_back_and_refunds_and_revers
     let reversal: PaymentReturned = portal
         .event_where(&id, |r: &PaymentReturned| r.kind == ReturnKind::Reversal)
         .await;
-    assert_eq!((reversal.amount_kopecks, reversal.due_back_kopecks), (1400, 0));
+    assert_eq!(
+        (reversal.amount_kopecks, reversal.due_back_kopecks),
+        (1400, 0)
+    );
     assert_eq!(
         due_back(&portal, app).await,
-        [("expired".to_owned(), 700, 0), ("expired".to_owned(), 1400, 0)]
+        [
+            ("expired".to_owned(), 700, 0),
+            ("expired".to_owned(), 1400, 0)
+        ]
     );
 
     // Withdrawn before paying, then paid: due back, the person told.
@@ -278,7 +308,10 @@ async fn a_receipt_of_a_payment_outside_erip_waits_for_the_authoritys_confirmati
         (false, ReceiptCheckedBy::Authority)
     );
     assert!(
-        refused.problem.as_deref().is_some_and(|p| p.contains("no such payment")),
+        refused
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("no such payment")),
         "{refused:?}"
     );
     assert_eq!(state_name(&portal, app).await, "awaiting_payment");
@@ -307,11 +340,19 @@ async fn a_receipt_of_a_payment_outside_erip_waits_for_the_authoritys_confirmati
     // A receipt naming another order number is refused at once.
     portal
         .env
-        .send(&bank_receipt(app, &session, &"1".repeat(30), "PP-2026-16", FEE))
+        .send(&bank_receipt(
+            app,
+            &session,
+            &"1".repeat(30),
+            "PP-2026-16",
+            FEE,
+        ))
         .await;
     let _: ReceiptChecked = portal
         .event_where(&id, |c: &ReceiptChecked| {
-            c.problem.as_deref().is_some_and(|p| p.contains("order number"))
+            c.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("order number"))
         })
         .await;
 

@@ -35,9 +35,9 @@ use base64::Engine;
 use chrono::Utc;
 use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    Applicant, ApplicationRejected, AssuranceLevel, AttachReceipt, BankPayment, ComplaintRejectReason,
-    ComplaintRejected, ProcedureRejectReason, SubmitApplication, SubmitComplaint,
-    WithdrawApplication, WithdrawComplaint,
+    Applicant, ApplicationRejected, AssuranceLevel, AttachReceipt, BankPayment,
+    ComplaintRejectReason, ComplaintRejected, ProcedureRejectReason, SubmitApplication,
+    SubmitComplaint, WithdrawApplication, WithdrawComplaint,
 };
 use contracts::{FieldError, Message, MessageType, decode};
 use futures_util::future::BoxFuture;

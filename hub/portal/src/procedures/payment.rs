@@ -262,7 +262,13 @@ impl Ledger {
         });
     }
 
-    fn owe(&mut self, operation_ids: Vec<String>, amount: u64, reason: DueBackReason, at: DateTime<Utc>) {
+    fn owe(
+        &mut self,
+        operation_ids: Vec<String>,
+        amount: u64,
+        reason: DueBackReason,
+        at: DateTime<Utc>,
+    ) {
         self.due_back.push(DueBack {
             operation_ids,
             amount_kopecks: amount,
@@ -326,7 +332,13 @@ mod tests {
         let mut l = Ledger::default();
         l.pay_toward("op-1", 700, PaymentSource::Erip, 2100, now());
         assert_eq!(l.release(DueBackReason::Expired, now()), 700);
-        let late = l.pay_late("op-2", 1400, PaymentSource::Erip, DueBackReason::Expired, now());
+        let late = l.pay_late(
+            "op-2",
+            1400,
+            PaymentSource::Erip,
+            DueBackReason::Expired,
+            now(),
+        );
         assert_eq!(late.due_back, Some((1400, DueBackReason::Expired)));
         assert_eq!(l.due_back_outstanding(), 2100);
         assert_eq!(rubles(2100), "21.00");

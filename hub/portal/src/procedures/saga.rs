@@ -560,8 +560,9 @@ impl ProcedureSaga {
                 .pay_toward(operation, amount, source, s.fee_kopecks, ctx.now),
         };
         let missing = next.ledger.missing(next.fee_kopecks);
-        let completes =
-            matches!(s.stage, Stage::AwaitingPayment { .. }) && recorded.counted_kopecks > 0 && missing == 0;
+        let completes = matches!(s.stage, Stage::AwaitingPayment { .. })
+            && recorded.counted_kopecks > 0
+            && missing == 0;
         let mut step = if completes {
             next.paid = Some(Paid {
                 operation_id: operation.to_owned(),
@@ -596,7 +597,11 @@ impl ProcedureSaga {
             step = step.send(command.0).send(command.1);
         }
         // The ERIP receipt the person attached first is checked when its payment comes.
-        let check = if s.receipt.as_ref().is_some_and(|r| r.operation_id == operation) {
+        let check = if s
+            .receipt
+            .as_ref()
+            .is_some_and(|r| r.operation_id == operation)
+        {
             receipt_check(&step.state)?
         } else {
             None
@@ -724,7 +729,10 @@ impl ProcedureSaga {
         if s.order_number.as_deref() != Some(payment.order_number.as_str()) {
             return refuse("the receipt's order number is not this application's".into());
         }
-        if r.amount_kopecks == 0 || payment.bank.trim().is_empty() || payment.document_number.trim().is_empty() {
+        if r.amount_kopecks == 0
+            || payment.bank.trim().is_empty()
+            || payment.document_number.trim().is_empty()
+        {
             return refuse("the receipt needs the amount, the bank and the document number".into());
         }
         if s.ledger.knows(&bank_operation(&payment.document_number)) {
