@@ -23,7 +23,11 @@ const SUSPICIOUS: [&str; 8] = [
 /// (A time or a flag cannot hold one: such fields pass by their type.)
 const NOT_SECRET: [(&str, &str, &str); 6] = [
     ("SubmitApplication", "procedure_code", "a catalogue code"),
-    ("AuthorityPaymentReceipt", "procedure_code", "a catalogue code"),
+    (
+        "AuthorityPaymentReceipt",
+        "procedure_code",
+        "a catalogue code",
+    ),
     ("ApplicationOverdue", "procedure_code", "a catalogue code"),
     ("AuthorityApplication", "procedure_code", "a catalogue code"),
     (
