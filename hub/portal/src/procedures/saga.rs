@@ -1417,6 +1417,170 @@ mod tests {
         assert!(ok.commands[1].detached, "nobody waits for the notice SMS");
     }
 
+    fn payment(operation: &str, amount: u64) -> Input {
+        Input::Invoice(InvoiceNotified {
+            order_number: "x".into(),
+            event: InvoiceEvent::Paid,
+            amount_kopecks: amount,
+            operation_id: Some(operation.into()),
+        })
+    }
+
+    fn body<M: serde::de::DeserializeOwned>(step: &Step<Application>, t: MessageType) -> M {
+        step.commands
+            .iter()
+            .find(|c| c.message_type == t)
+            .map(|c| serde_json::from_slice(&c.body).expect("body"))
+            .unwrap_or_else(|| panic!("{t} sent: {:?}", sent(step)))
+    }
+
+    #[test]
+    fn short_payments_wait_for_the_rest_and_what_is_above_the_fee_is_due_back() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let short = run
+            .step(Some(&submitted.state), payment("op-1", 1000))
+            .expect("short");
+        assert_eq!(
+            sent(&short),
+            ["procedure.payment_received.v1", "sms.notify_holder.v1"]
+        );
+        assert_eq!(run.saga.state_name(&short.state), "awaiting_payment");
+        let news: PaymentReceived = body(&short, PaymentReceived::TYPE);
+        assert_eq!((news.paid_kopecks, news.missing_kopecks), (1000, 1100));
+        // The same notice again changes nothing.
+        let again = run
+            .step(Some(&short.state), payment("op-1", 1000))
+            .expect("again");
+        assert!(again.commands.is_empty());
+        let rest = run
+            .step(Some(&short.state), payment("op-2", 1500))
+            .expect("the rest");
+        assert_eq!(
+            sent(&rest),
+            [
+                "authority.application.v1",
+                "procedure.payment_received.v1",
+                "procedure.payment_due_back.v1",
+                "sms.notify_holder.v1"
+            ]
+        );
+        let to_authority: AuthorityApplication = body(&rest, AuthorityApplication::TYPE);
+        assert_eq!(to_authority.paid_kopecks, 2100);
+        let owed: PaymentDueBack = body(&rest, PaymentDueBack::TYPE);
+        assert_eq!(
+            (owed.amount_kopecks, owed.reason),
+            (400, DueBackReason::Overpaid)
+        );
+        // Withdrawn at the authority: the fee counted is due back, the excess stays recorded.
+        let mut withdrawing = rest.state.clone();
+        withdrawing.stage = Stage::Withdrawing;
+        let done = run
+            .from(Some("authority-minsk-zags"))
+            .step(
+                Some(&withdrawing),
+                Input::WithdrawalAnswered(AuthorityWithdrawalAnswered {
+                    application_id: Uuid::from_u128(1),
+                    accepted: true,
+                }),
+            )
+            .expect("withdrawn");
+        let news: ApplicationWithdrawn = body(&done, ApplicationWithdrawn::TYPE);
+        assert_eq!(news.refund_due_kopecks, 2100);
+        assert_eq!(done.state.ledger.due_back_outstanding(), 2500);
+        // A payment after the withdrawal: due back whole.
+        let late = run
+            .step(Some(&done.state), payment("op-3", 2100))
+            .expect("late");
+        let owed: PaymentDueBack = body(&late, PaymentDueBack::TYPE);
+        assert_eq!(
+            (owed.reason, owed.due_back_kopecks),
+            (DueBackReason::Withdrawn, 4600)
+        );
+    }
+
+    #[test]
+    fn a_bank_receipt_waits_for_the_authority_and_only_the_owner_answers() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let order = submitted.state.order_number.clone().expect("order");
+        let receipt = Input::Receipt(AttachReceiptAs {
+            application_id: Uuid::from_u128(1),
+            applicant: APPLICANT.into(),
+            operation_id: String::new(),
+            amount_kopecks: 2100,
+            outside_erip: Some(BankPayment {
+                order_number: order,
+                bank: "Belarusbank".into(),
+                paid_on: run.now.date_naive(),
+                document_number: "PP-1".into(),
+            }),
+        });
+        let sent_on = run
+            .step(Some(&submitted.state), receipt)
+            .expect("forwarded");
+        assert_eq!(sent(&sent_on), ["authority.payment_receipt.v1"]);
+        assert_eq!(
+            sent_on.commands[0].reply_to.as_deref(),
+            Some("ns.authority.minsk-civil-registry")
+        );
+        assert_eq!(run.saga.state_name(&sent_on.state), "receipt_at_authority");
+        // The payment term passes while the authority checks: the application waits.
+        let deadline = Input::Deadline(DeadlinePassed {
+            application_id: Uuid::from_u128(1),
+            which: PAYMENT_TIMER.into(),
+        });
+        let waits = run.step(Some(&sent_on.state), deadline).expect("waits");
+        assert!(waits.commands.is_empty());
+        let answer = |confirmed| {
+            Input::ReceiptAnswered(AuthorityReceiptAnswered {
+                application_id: Uuid::from_u128(1),
+                document_number: "PP-1".into(),
+                confirmed,
+                reason: None,
+            })
+        };
+        assert!(
+            run.from(Some("guest"))
+                .step(Some(&sent_on.state), answer(true))
+                .is_err(),
+            "only the owning authority answers"
+        );
+        let confirmed = run
+            .from(Some("authority-minsk-zags"))
+            .step(Some(&sent_on.state), answer(true))
+            .expect("confirmed");
+        assert_eq!(
+            sent(&confirmed),
+            [
+                "authority.application.v1",
+                "procedure.payment_received.v1",
+                "procedure.receipt_checked.v1"
+            ]
+        );
+        assert_eq!(run.saga.state_name(&confirmed.state), "at_authority");
+        // Refused after the term passed: the application ends unpaid.
+        run.now += chrono::Duration::days(4);
+        let refused = run
+            .step(Some(&sent_on.state), answer(false))
+            .expect("refused");
+        assert_eq!(
+            sent(&refused),
+            [
+                "procedure.rejected.v1",
+                "erip.cancel_invoice.v1",
+                "procedure.receipt_checked.v1"
+            ]
+        );
+        let check: ReceiptChecked = body(&refused, ReceiptChecked::TYPE);
+        assert_eq!(
+            (check.matches, check.checked_by),
+            (false, ReceiptCheckedBy::Authority)
+        );
+    }
+
     #[test]
     fn the_session_gates_messages_are_taken_only_off_the_bus() {
         let run = Run::new();
