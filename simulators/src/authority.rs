@@ -201,14 +201,14 @@ async fn handle(
             let document = body["payment"]["document_number"]
                 .as_str()
                 .unwrap_or_default();
-            let refused = document.to_ascii_lowercase().starts_with("refuse");
+            let checked = crate::clerk::check_receipt(document);
             let mut answer = json!({
                 "application_id": id,
                 "document_number": document,
-                "confirmed": !refused,
+                "confirmed": checked.is_ok(),
             });
-            if refused {
-                answer["reason"] = json!("no such payment reached the authority's account");
+            if let Err(reason) = checked {
+                answer["reason"] = json!(reason);
             }
             let kind = "authority.receipt_answered.v1";
             publish(channel, config, kind, &correlation, answer).await

@@ -374,3 +374,63 @@ async fn a_receipt_of_a_payment_outside_erip_waits_for_the_authoritys_confirmati
     assert_eq!(decided.verdict, Verdict::Granted);
     portal.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_back_office_confirms_or_refuses_a_receipt_through_the_bridge() {
+    let mut portal = Portal::start_custom(
+        |s| s.backoffice.decide_after = Duration::from_millis(300),
+        |_| {},
+    )
+    .await;
+    let (_, session) = portal.eds_session(0).await;
+    // Pet registration in Minsk: 12.60 BYN, decided by the city executive committee's HTTP
+    // back-office.
+    let app = SubmitApplication {
+        procedure_code: "16.6".into(),
+        form: json!({"species": "dog", "pet_name": "Rex", "microchipped": true})
+            .as_object()
+            .cloned()
+            .expect("object"),
+        ..submit(&session)
+    };
+    let id = app.application_id.to_string();
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id).await;
+    let order = accepted.order_number.expect("an order number");
+    let fee = accepted.amount_kopecks;
+    portal
+        .env
+        .send(&bank_receipt(
+            app.application_id,
+            &session,
+            &order,
+            "refuse-5",
+            fee,
+        ))
+        .await;
+    let refused: ReceiptChecked = portal.event(&id).await;
+    assert!(!refused.matches, "{refused:?}");
+    assert_eq!(
+        state_name(&portal, app.application_id).await,
+        "awaiting_payment"
+    );
+    portal
+        .env
+        .send(&bank_receipt(
+            app.application_id,
+            &session,
+            &order,
+            "PP-5",
+            fee,
+        ))
+        .await;
+    let confirmed: ReceiptChecked = portal
+        .event_where(&id, |c: &ReceiptChecked| c.matches)
+        .await;
+    assert_eq!(confirmed.checked_by, ReceiptCheckedBy::Authority);
+    let paid: PaymentReceived = portal.event(&id).await;
+    assert_eq!((paid.amount_kopecks, paid.missing_kopecks), (fee, 0));
+    let decided: ApplicationDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, Verdict::Granted);
+    portal.stop().await;
+}

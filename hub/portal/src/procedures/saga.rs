@@ -745,17 +745,6 @@ impl ProcedureSaga {
                     .into(),
             );
         }
-        let by_queue = self
-            .catalogue
-            .authority(&s.authority)
-            .is_some_and(|a| a.broker_user().is_some());
-        if !by_queue {
-            return refuse(
-                "this authority takes payments through ERIP only: pay by the order number in \
-                 ERIP"
-                    .into(),
-            );
-        }
         let next = Application {
             receipt_at_authority: Some(BankReceipt {
                 amount_kopecks: r.amount_kopecks,
