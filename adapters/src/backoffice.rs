@@ -34,6 +34,7 @@
 //! |------|------|--------|
 //! | `PUT {base}applications/{application_id}` | `AuthorityApplication` | `200 {"registration_number": "<text>"}` |
 //! | `POST {base}applications/{application_id}/withdrawal` | empty | `200 {"accepted": true \| false}` |
+//! | `POST {base}applications/{application_id}/receipts` | `AuthorityPaymentReceipt` | `200 {"confirmed": true \| false, "reason": "<text, when refused>"}` |
 //! | `PUT {base}complaints/{complaint_id}` | `AuthorityComplaint` | `202 {}` |
 //! | `POST {base}complaints/{complaint_id}/withdrawal` | empty | `200 {"accepted": true \| false}` |
 //!
@@ -72,7 +73,7 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use contracts::procedure::{AuthorityApplication, AuthorityComplaint};
+use contracts::procedure::{AuthorityApplication, AuthorityComplaint, AuthorityPaymentReceipt};
 use reqwest::Method;
 use serde::Deserialize;
 use url::Url;
@@ -235,6 +236,34 @@ impl BackOfficeClient {
         let path = format!("applications/{application_id}/withdrawal");
         let result = self.withdraw(&path, subject).await;
         self.log("application withdrawal answered", subject, &result);
+        result
+    }
+
+    /// Asks the back-office whether the payment a receipt shows (made outside ERIP) reached the
+    /// authority: `(confirmed, reason)`. The same receipt gets the same answer.
+    ///
+    /// Errors: as [`Self::submit_application`].
+    pub async fn check_receipt(
+        &self,
+        receipt: &AuthorityPaymentReceipt,
+    ) -> Result<(bool, Option<String>), Failure> {
+        #[derive(Deserialize)]
+        struct Answer {
+            confirmed: bool,
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        let subject = Subject::Application(receipt.application_id);
+        let result = async {
+            let body = encode(receipt)?;
+            let path = format!("applications/{}/receipts", receipt.application_id);
+            let answer = self.call(Method::POST, &path, body, None, subject).await?;
+            let answer: Answer =
+                serde_json::from_slice(&answer).map_err(|e| unexpected_json(&self.system, &e))?;
+            Ok((answer.confirmed, answer.reason))
+        }
+        .await;
+        self.log("receipt answered", subject, &result);
         result
     }
 

@@ -125,14 +125,20 @@ pub struct Invoice {
 pub enum InvoiceStatus {
     /// Registered, payable.
     Awaiting,
-    /// Paid by the payer.
+    /// Paid by the payer. In a notification: one payment (its operation number and amount),
+    /// which may be part of the amount due, all of it, or more; several may come for one
+    /// invoice.
     Paid,
     /// Its time passed unpaid.
     Expired,
     /// Cancelled by the provider before it was paid.
     Cancelled,
-    /// Paid, then the payment was returned.
+    /// Paid, then the payment was returned. In a notification: one payment (its operation
+    /// number) was refunded.
     Refunded,
+    /// In a notification: one payment (its operation number) was reversed by the bank
+    /// (ERIP's reversal notice, message 216). Not an invoice's own status.
+    Reversed,
 }
 
 impl InvoiceStatus {
@@ -144,6 +150,7 @@ impl InvoiceStatus {
             InvoiceStatus::Expired => "expired",
             InvoiceStatus::Cancelled => "cancelled",
             InvoiceStatus::Refunded => "refunded",
+            InvoiceStatus::Reversed => "reversed",
         }
     }
 
@@ -155,6 +162,7 @@ impl InvoiceStatus {
             InvoiceStatus::Expired,
             InvoiceStatus::Cancelled,
             InvoiceStatus::Refunded,
+            InvoiceStatus::Reversed,
         ]
         .into_iter()
         .find(|status| status.as_str() == s)
@@ -162,7 +170,10 @@ impl InvoiceStatus {
 
     /// Whether the status carries a payment (`paid`, `refunded`).
     fn has_payment(self) -> bool {
-        matches!(self, InvoiceStatus::Paid | InvoiceStatus::Refunded)
+        matches!(
+            self,
+            InvoiceStatus::Paid | InvoiceStatus::Refunded | InvoiceStatus::Reversed
+        )
     }
 }
 
@@ -725,7 +736,7 @@ fn parse_notification(body: &[u8]) -> Result<EripNotification, Failure> {
         Some(status) => status,
         None => {
             return Err(invalid(format!(
-                "status must be paid, expired, cancelled or refunded, got {}",
+                "status must be paid, expired, cancelled, refunded or reversed, got {}",
                 quoted_code(&wire.status)
             )));
         }

@@ -95,17 +95,38 @@ impl Message for WithdrawApplication {
 }
 
 /// `procedure.attach_receipt.v1`: the person attaches the electronic receipt of the payment
-/// (only the application's applicant may).
+/// (only the application's applicant may). An ERIP receipt names ERIP's operation number and is
+/// checked against ERIP's own record; a receipt of a payment outside ERIP (a bank transfer with
+/// the order number) carries `outside_erip` and goes to the authority, which confirms or
+/// refuses it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachReceipt {
     /// The application.
     pub application_id: Uuid,
     /// The session of the person who attaches it.
     pub session_token: SessionToken,
-    /// The ERIP operation number on the receipt.
+    /// The ERIP operation number on the receipt (empty for a payment outside ERIP).
+    #[serde(default)]
     pub operation_id: String,
     /// The amount on the receipt, kopecks.
     pub amount_kopecks: u64,
+    /// A payment made outside ERIP: the bank's receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_erip: Option<BankPayment>,
+}
+
+/// A payment made outside ERIP, as the bank's receipt shows it (seed 001: the person pays by
+/// the order number "in any convenient way" and attaches the receipt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankPayment {
+    /// The 30-digit order number the payment names.
+    pub order_number: String,
+    /// The bank that took the payment.
+    pub bank: String,
+    /// The day of the payment.
+    pub paid_on: NaiveDate,
+    /// The payment document's number (unique at its bank).
+    pub document_number: String,
 }
 
 impl Message for AttachReceipt {
@@ -113,15 +134,30 @@ impl Message for AttachReceipt {
 }
 
 /// `procedure.receipt_checked.v1`: the attached receipt against ERIP's own record of the
-/// payment (checked when both are there, whichever came first).
+/// payment (checked when both are there, whichever came first), or the authority's answer on a
+/// receipt of a payment outside ERIP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptChecked {
     /// The application.
     pub application_id: Uuid,
-    /// The receipt matches ERIP's record.
+    /// The receipt matches ERIP's record (or the authority confirmed it).
     pub matches: bool,
     /// What differs, when it does not.
     pub problem: Option<String>,
+    /// Who checked it: ERIP's record, or the authority.
+    #[serde(default)]
+    pub checked_by: ReceiptCheckedBy,
+}
+
+/// Who checked a receipt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptCheckedBy {
+    /// Against ERIP's record of the payment.
+    #[default]
+    Erip,
+    /// The authority, for a payment outside ERIP.
+    Authority,
 }
 
 impl Message for ReceiptChecked {
@@ -147,19 +183,98 @@ impl Message for ApplicationAccepted {
     const TYPE: MessageType = MessageType::new("procedure.accepted", 1);
 }
 
-/// `procedure.payment_received.v1`: ERIP reported the payment.
+/// `procedure.payment_received.v1`: a payment toward the fee (ERIP's, or a receipt the
+/// authority confirmed). The application moves on only when `missing_kopecks` is 0; until then
+/// the invoice stays open and the person is told what is missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentReceived {
     /// The application.
     pub application_id: Uuid,
-    /// ERIP's operation number.
+    /// ERIP's operation number (`bank:<document number>` for a confirmed bank receipt).
     pub operation_id: String,
-    /// Amount paid, kopecks.
+    /// Amount of this payment, kopecks.
     pub amount_kopecks: u64,
+    /// Paid toward the fee so far, this payment included, kopecks (at most the fee).
+    #[serde(default)]
+    pub paid_kopecks: u64,
+    /// Still to pay, kopecks: 0 when the fee is paid in full.
+    #[serde(default)]
+    pub missing_kopecks: u64,
 }
 
 impl Message for PaymentReceived {
     const TYPE: MessageType = MessageType::new("procedure.payment_received", 1);
+}
+
+/// Why money paid for an application is due back to the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DueBackReason {
+    /// More than the fee: the difference.
+    Overpaid,
+    /// A payment after the fee was paid in full (paid twice).
+    AlreadyPaid,
+    /// The invoice expired before the fee was paid in full: what was paid, or a payment that
+    /// arrived after.
+    Expired,
+    /// The application was withdrawn: the fee paid, or a payment that arrived after.
+    Withdrawn,
+    /// An operator ended the application: the fee paid, or a payment that arrived after.
+    Cancelled,
+}
+
+/// `procedure.payment_due_back.v1`: money the hub received for an application is recorded as
+/// due back to the person (an overpayment, a second payment, a payment after the application
+/// ended, the fee of a withdrawn application).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentDueBack {
+    /// The application.
+    pub application_id: Uuid,
+    /// The payments concerned (ERIP operation numbers, `bank:<document number>`).
+    pub operation_ids: Vec<String>,
+    /// Due back by this record, kopecks.
+    pub amount_kopecks: u64,
+    /// Why.
+    pub reason: DueBackReason,
+    /// Everything still due back for the application, kopecks.
+    pub due_back_kopecks: u64,
+}
+
+impl Message for PaymentDueBack {
+    const TYPE: MessageType = MessageType::new("procedure.payment_due_back", 1);
+}
+
+/// How a payment went back to the payer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnKind {
+    /// ERIP refunded it.
+    Refund,
+    /// The bank reversed it (ERIP's reversal notice).
+    Reversal,
+}
+
+/// `procedure.payment_returned.v1`: ERIP refunded or reversed a payment. It settles what was due
+/// back first; whatever it takes from the fee makes the fee unpaid again by that much
+/// (`missing_kopecks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentReturned {
+    /// The application.
+    pub application_id: Uuid,
+    /// ERIP's operation number of the payment.
+    pub operation_id: String,
+    /// Returned, kopecks.
+    pub amount_kopecks: u64,
+    /// Refund or reversal.
+    pub kind: ReturnKind,
+    /// Of the fee, still (or again) to pay, kopecks.
+    pub missing_kopecks: u64,
+    /// Still due back to the person after this, kopecks.
+    pub due_back_kopecks: u64,
+}
+
+impl Message for PaymentReturned {
+    const TYPE: MessageType = MessageType::new("procedure.payment_returned", 1);
 }
 
 /// `procedure.registered.v1`: the authority registered the application.
@@ -335,6 +450,46 @@ impl Message for AuthorityWithdrawal {
     const TYPE: MessageType = MessageType::new("authority.withdrawal", 1);
 }
 
+/// `authority.payment_receipt.v1`: the receipt of a payment outside ERIP, to the authority,
+/// which confirms it (the money reached its account) or refuses it; the application waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityPaymentReceipt {
+    /// The application.
+    pub application_id: Uuid,
+    /// The hub's application number.
+    pub number: String,
+    /// The procedure.
+    pub procedure_code: String,
+    /// The fee, kopecks.
+    pub fee_kopecks: u64,
+    /// The amount on the receipt, kopecks.
+    pub amount_kopecks: u64,
+    /// The payment as the receipt shows it.
+    pub payment: BankPayment,
+}
+
+impl Message for AuthorityPaymentReceipt {
+    const TYPE: MessageType = MessageType::new("authority.payment_receipt", 1);
+}
+
+/// `authority.receipt_answered.v1`: from the authority, on a receipt it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityReceiptAnswered {
+    /// The application.
+    pub application_id: Uuid,
+    /// The receipt's document number.
+    pub document_number: String,
+    /// True: the money arrived. False: refused (`reason` says why).
+    pub confirmed: bool,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Message for AuthorityReceiptAnswered {
+    const TYPE: MessageType = MessageType::new("authority.receipt_answered", 1);
+}
+
 /// `authority.registered.v1`: from the authority.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorityRegistered {
@@ -434,14 +589,17 @@ impl Message for CancelInvoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceEvent {
-    /// Paid.
+    /// A payment: one operation, which may be part of the amount due, all of it, or more (a
+    /// second payment, or one after the invoice closed).
     Paid,
     /// Expired unpaid.
     Expired,
     /// Cancelled.
     Cancelled,
-    /// Refunded.
+    /// Refunded (one payment, named by its operation number).
     Refunded,
+    /// A payment reversed by the bank (ERIP's reversal notice), named by its operation number.
+    Reversed,
 }
 
 /// `erip.invoice_event.v1`: an ERIP notification, verified and turned into a message for the

@@ -270,8 +270,13 @@ every_type! {
         "attachments": ["att-1"],
     })],
     procedure::WithdrawApplication => [json!({"application_id": UUID, "session_token": "tok-1"})],
-    procedure::AttachReceipt => [json!({"application_id": UUID, "session_token": "tok-1", "operation_id": "op-1", "amount_kopecks": 2750})],
-    procedure::ReceiptChecked => [json!({"application_id": UUID, "matches": false, "problem": "amount differs"})],
+    procedure::AttachReceipt => [
+        json!({"application_id": UUID, "session_token": "tok-1", "operation_id": "op-1", "amount_kopecks": 2750}),
+        json!({"application_id": UUID, "session_token": "tok-1", "operation_id": "", "amount_kopecks": 2750,
+               "outside_erip": {"order_number": "123456789012345678901234567897", "bank": "Belarusbank",
+                                "paid_on": DAY, "document_number": "PP-1"}}),
+    ],
+    procedure::ReceiptChecked => [json!({"application_id": UUID, "matches": false, "problem": "amount differs", "checked_by": "erip"})],
     procedure::ApplicationAccepted => [json!({
         "application_id": UUID,
         "number": "P-1",
@@ -279,7 +284,16 @@ every_type! {
         "amount_kopecks": 2750,
         "pay_before": AT,
     })],
-    procedure::PaymentReceived => [json!({"application_id": UUID, "operation_id": "op-1", "amount_kopecks": 2750})],
+    procedure::PaymentReceived => [json!({
+        "application_id": UUID, "operation_id": "op-1", "amount_kopecks": 1000, "paid_kopecks": 1000, "missing_kopecks": 1750,
+    })],
+    procedure::PaymentDueBack => [json!({
+        "application_id": UUID, "operation_ids": ["op-1"], "amount_kopecks": 250, "reason": "overpaid", "due_back_kopecks": 250,
+    })],
+    procedure::PaymentReturned => [json!({
+        "application_id": UUID, "operation_id": "op-1", "amount_kopecks": 250, "kind": "reversal",
+        "missing_kopecks": 0, "due_back_kopecks": 0,
+    })],
     procedure::ApplicationRegistered => [json!({
         "application_id": UUID, "registration_number": "TAX-1", "decision_due": DAY,
     })],
@@ -313,6 +327,15 @@ every_type! {
         "application_id": UUID, "verdict": "refused", "document": "Notice 1", "decided_at": AT,
     })],
     procedure::AuthorityWithdrawalAnswered => [json!({"application_id": UUID, "accepted": true})],
+    procedure::AuthorityPaymentReceipt => [json!({
+        "application_id": UUID, "number": "P-1", "procedure_code": "5.13", "fee_kopecks": 2100, "amount_kopecks": 2100,
+        "payment": {"order_number": "123456789012345678901234567897", "bank": "Belarusbank", "paid_on": DAY,
+                    "document_number": "PP-1"},
+    })],
+    procedure::AuthorityReceiptAnswered => [
+        json!({"application_id": UUID, "document_number": "PP-1", "confirmed": true}),
+        json!({"application_id": UUID, "document_number": "PP-1", "confirmed": false, "reason": "no such payment"}),
+    ],
     procedure::CreateInvoice => [json!({
         "order_number": "123456789012345678901234567897",
         "amount_kopecks": 2750,

@@ -7,7 +7,7 @@ use std::process::Command;
 #[test]
 fn the_demo_plays_every_journey_and_reports_them() {
     let out = Command::new(env!("CARGO_BIN_EXE_hub"))
-        .args(["demo", "--applications", "16", "--json"])
+        .args(["demo", "--applications", "18", "--json"])
         .env("RUST_LOG", "warn")
         .output()
         .expect("the hub binary runs");
@@ -15,9 +15,9 @@ fn the_demo_plays_every_journey_and_reports_them() {
     assert!(out.status.success(), "hub demo failed: {stderr}");
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("the report is JSON on stdout");
-    assert_eq!(report["started"], 16);
-    assert_eq!(report["issued"], 8);
-    assert_eq!(report["first_logins"], 8);
+    assert_eq!(report["started"], 18);
+    assert_eq!(report["issued"], 10);
+    assert_eq!(report["first_logins"], 10);
     let rejected = report["rejected"]
         .as_object()
         .expect("rejections by reason");
@@ -37,7 +37,7 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "{reason}"
         );
     }
-    // Each new holder applies for a procedure: the eight journeys once each.
+    // Each new holder applies for a procedure: the ten journeys once each.
     assert_eq!(report["procedures_on_bus_skipped"], serde_json::Value::Null);
     assert_eq!(
         report["procedures"],
@@ -47,14 +47,16 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "withdrawn": 1,
             "rejected: assurance_too_low": 1,
             "complaint dismissed": 1,
+            "granted after a short payment completed": 1,
+            "late payment due back (withdrawn)": 1,
         })
     );
     // And registers on the portal: by e-mail, by EDS, and one EDS revoked at the CA.
     assert_eq!(
         report["registrations"],
         serde_json::json!({
-            "e-mail: activated, logged in (basic)": 4,
-            "EDS: registered, logged in (high)": 3,
+            "e-mail: activated, logged in (basic)": 5,
+            "EDS: registered, logged in (high)": 4,
             "EDS: revoked certificate refused": 1,
         })
     );

@@ -9,6 +9,9 @@
 //!   asked the same way with `simulate_refusal` / `simulate:refusal`, else granted);
 //!   a redelivered application gets the same registration number again, and nothing more;
 //! - `authority.withdrawal.v1` -> `authority.withdrawal_answered.v1`: accepted unless it decided.
+//! - `authority.payment_receipt.v1` (a payment made outside ERIP) -> `authority.receipt_answered.v1`
+//!   at once: confirmed, unless the receipt's document number starts with `refuse` (then refused,
+//!   "no such payment reached the authority's account");
 //! - `authority.complaint.v1` -> after `complaint_decide_after` `authority.complaint_decided.v1`
 //!   (dismissed), unless the complaint was withdrawn first;
 //! - `authority.complaint_withdrawal.v1` -> `authority.complaint_withdrawal_answered.v1`:
@@ -192,6 +195,22 @@ async fn handle(
             let accepted = clerk.withdraw(id).unwrap_or(true);
             let answer = json!({"application_id": id, "accepted": accepted});
             let kind = "authority.withdrawal_answered.v1";
+            publish(channel, config, kind, &correlation, answer).await
+        }
+        ("authority.payment_receipt.v1", Some(id), _) => {
+            let document = body["payment"]["document_number"]
+                .as_str()
+                .unwrap_or_default();
+            let checked = crate::clerk::check_receipt(document);
+            let mut answer = json!({
+                "application_id": id,
+                "document_number": document,
+                "confirmed": checked.is_ok(),
+            });
+            if let Err(reason) = checked {
+                answer["reason"] = json!(reason);
+            }
+            let kind = "authority.receipt_answered.v1";
             publish(channel, config, kind, &correlation, answer).await
         }
         ("authority.complaint.v1", _, Some(id)) => {

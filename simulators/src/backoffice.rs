@@ -162,6 +162,10 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
             post(withdraw_application),
         )
         .route(
+            "/{authority}/applications/{application_id}/receipts",
+            post(check_receipt),
+        )
+        .route(
             "/{authority}/complaints/{complaint_id}",
             put(submit_complaint),
         )
@@ -247,6 +251,55 @@ async fn withdraw_application(
         .withdraw(id)
         .ok_or_else(|| ApiError::not_found("no application with this id"))?;
     Ok(Json(json!({"accepted": accepted})))
+}
+
+/// The body of `POST {base}applications/{id}/receipts`: the queue contract
+/// `authority.payment_receipt.v1`.
+#[derive(Deserialize)]
+#[allow(
+    dead_code,
+    reason = "every field is checked to be there; the clerk reads the document number"
+)]
+struct ReceiptBody {
+    application_id: Uuid,
+    number: String,
+    procedure_code: String,
+    fee_kopecks: u64,
+    amount_kopecks: u64,
+    payment: ReceiptPayment,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code, reason = "checked to be there")]
+struct ReceiptPayment {
+    order_number: String,
+    bank: String,
+    paid_on: NaiveDate,
+    document_number: String,
+}
+
+/// A receipt of a payment outside ERIP, answered at once: confirmed or refused (the clerk's
+/// rule, [`clerk::check_receipt`]); the same receipt gets the same answer.
+async fn check_receipt(
+    State(state): State<Arc<BackOffice>>,
+    Path((authority, application_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    state.admit(&authority, &headers, &body)?;
+    let id = parse_id("application_id", &application_id)?;
+    let receipt: ReceiptBody = parse_json(&body)?;
+    if receipt.application_id != id {
+        return Err(ApiError::invalid_request(
+            "application_id in the body differs from the one in the path",
+        ));
+    }
+    Ok(Json(
+        match clerk::check_receipt(&receipt.payment.document_number) {
+            Ok(()) => json!({"confirmed": true}),
+            Err(reason) => json!({"confirmed": false, "reason": reason}),
+        },
+    ))
 }
 
 async fn submit_complaint(

@@ -472,6 +472,17 @@ impl<O: Outbox> Clerk<O> {
     }
 }
 
+/// The clerk's answer on the receipt of a payment made outside ERIP: confirmed, unless the
+/// receipt's document number starts with `refuse` (case aside) — then refused with the reason
+/// given. The simulated authority cannot see a bank account, so the test says which.
+pub(crate) fn check_receipt(document_number: &str) -> Result<(), &'static str> {
+    if document_number.to_ascii_lowercase().starts_with("refuse") {
+        Err("no such payment reached the authority's account")
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

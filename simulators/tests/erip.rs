@@ -278,10 +278,20 @@ async fn create_pay_and_a_signed_notification() {
     assert_eq!(record["notifications"][0]["attempts"], 1);
     assert_eq!(record["notifications"][0]["sent"], 1);
 
-    // Paying twice is refused; an unknown account is not found.
+    // Paying twice is a second payment (ERIP takes it; the provider owes it back), notified
+    // with its own operation number; an unknown account is not found.
     let (status, body) = pay(&sims, &account, &json!({})).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(body["error"], "not_awaiting");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (body["status"].clone(), body["paid_amount"].clone()),
+        (json!("paid"), json!(5500))
+    );
+    let second = receiver.wait_for(2).await[1].json();
+    assert_eq!(
+        (second["status"].clone(), second["amount"].clone()),
+        (json!("paid"), json!(2750))
+    );
+    assert_ne!(second["operation_id"], operation_id.as_str());
     let (status, body) = pay(&sims, &"9".repeat(30), &json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "unknown_account");
@@ -477,6 +487,75 @@ async fn refund_a_paid_invoice() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"], "already_paid");
+    sims.stop().await;
+}
+
+#[tokio::test]
+async fn short_payments_add_up_late_ones_need_asking_and_one_payment_can_go_back() {
+    let sims = erip().await;
+    let receiver = Receiver::start(0).await;
+    let account = account();
+    create(&sims, &account, Some(&receiver.url)).await;
+
+    // 10.00 of 27.50: still awaiting (payable), the notice carries the payment's own amount.
+    let (status, short) = pay(&sims, &account, &json!({"amount": 1000})).await;
+    assert_eq!(status, StatusCode::CREATED, "{short}");
+    assert_eq!(short["status"], "awaiting");
+    assert_eq!(short["payment"], Value::Null);
+    let notice = receiver.wait_for(1).await[0].json();
+    assert_eq!(
+        (notice["status"].clone(), notice["amount"].clone()),
+        (json!("paid"), json!(1000))
+    );
+    // By default the rest is paid.
+    let (_, full) = pay(&sims, &account, &json!({})).await;
+    assert_eq!(
+        (full["status"].clone(), full["paid_amount"].clone()),
+        (json!("paid"), json!(2750))
+    );
+    assert_eq!(receiver.wait_for(2).await[1].json()["amount"], 1750);
+
+    // The bank reverses the second payment: the invoice is payable again.
+    let return_path = format!("sim/invoices/by-account/{account}/return");
+    let (status, back) = sims
+        .post(ERIP, &return_path, None, &json!({"reversal": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(
+        (back["status"].clone(), back["paid_amount"].clone()),
+        (json!("awaiting"), json!(1000))
+    );
+    let reversed = receiver.wait_for(3).await[2].json();
+    assert_eq!(
+        (reversed["status"].clone(), reversed["amount"].clone()),
+        (json!("reversed"), json!(1750))
+    );
+
+    // Closed, it takes only a payment asked to be late.
+    sims.post(
+        ERIP,
+        "sim/clock/expire",
+        None,
+        &json!({"at": "2999-01-01T00:00:00Z"}),
+    )
+    .await;
+    let (status, body) = pay(&sims, &account, &json!({})).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::CONFLICT, json!("not_awaiting"))
+    );
+    let (status, late) = pay(&sims, &account, &json!({"late": true, "amount": 500})).await;
+    assert_eq!(status, StatusCode::CREATED, "{late}");
+    assert_eq!(late["status"], "expired");
+    let notices = receiver.wait_for(5).await;
+    assert_eq!(notices[3].json()["status"], "expired");
+    assert_eq!(
+        (
+            notices[4].json()["status"].clone(),
+            notices[4].json()["amount"].clone()
+        ),
+        (json!("paid"), json!(500))
+    );
     sims.stop().await;
 }
 

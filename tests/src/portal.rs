@@ -543,6 +543,70 @@ impl Portal {
         assert!(r.status().is_success(), "paid: {}", r.status());
     }
 
+    /// Pays the invoice of `order_number` at the simulated bank as `body` says (`amount` in
+    /// kopecks for a short payment or an overpayment, `late: true` for a payment after it
+    /// closed); returns the simulator's view of the invoice.
+    pub async fn pay_with(&self, order_number: &str, body: serde_json::Value) -> serde_json::Value {
+        self.erip_sim(&format!("sim/invoices/by-account/{order_number}/pay"), body)
+            .await
+    }
+
+    /// Returns a payment of `order_number` to the payer (`{"operation_id": ..., "reversal":
+    /// true}`, both optional); returns the simulator's view of the invoice.
+    pub async fn return_payment(
+        &self,
+        order_number: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        self.erip_sim(
+            &format!("sim/invoices/by-account/{order_number}/return"),
+            body,
+        )
+        .await
+    }
+
+    /// Moves ERIP's clock: every awaiting invoice due by `at` (RFC 3339) expires, notified.
+    pub async fn erip_sim_expire(&self, at: &str) -> serde_json::Value {
+        self.erip_sim("sim/clock/expire", serde_json::json!({"at": at}))
+            .await
+    }
+
+    async fn erip_sim(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = self
+            .sims
+            .operator_url(SimKind::Erip)
+            .expect("erip")
+            .join(path)
+            .expect("url");
+        let r = self.http.post(url).json(&body).send().await.expect(path);
+        let status = r.status();
+        let answer: serde_json::Value = r.json().await.unwrap_or_default();
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+
+    /// Waits for an event of type `M` about application `number` for which `pick` holds.
+    pub async fn event_where<M: Message>(&self, number: &str, pick: impl Fn(&M) -> bool) -> M {
+        let wanted = M::TYPE.to_string();
+        wait_until(
+            WAIT,
+            &format!("a matching {wanted} for {number}"),
+            || async {
+                self.hear().await;
+                let seen = self.seen.lock().expect("lock");
+                seen.iter()
+                    .filter(|m| {
+                        m.metadata.message_type == wanted
+                            && (m.body["application_id"] == number
+                                || m.body["application_number"] == number)
+                    })
+                    .filter_map(|m| serde_json::from_value::<M>(m.body.clone()).ok())
+                    .find(|m| pick(m))
+            },
+        )
+        .await
+    }
+
     /// ERIP's view of the invoice with this order number (`status` etc.).
     pub async fn erip_invoice(&self, order_number: &str) -> serde_json::Value {
         let url = self

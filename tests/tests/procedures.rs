@@ -106,6 +106,7 @@ async fn a_paid_procedure_is_paid_once_although_erip_notifies_twice() {
             session_token: session.clone(),
             operation_id: paid.operation_id.clone(),
             amount_kopecks: 2100,
+            outside_erip: None,
         })
         .await;
     let checked: contracts::procedure::ReceiptChecked = portal.event(&id).await;

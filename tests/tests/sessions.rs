@@ -387,6 +387,7 @@ async fn a_withdrawal_or_receipt_with_another_persons_session_is_refused() {
             session_token: theirs,
             operation_id: "op-1".into(),
             amount_kopecks: 2100,
+            outside_erip: None,
         })
         .await;
     wait_until(WAIT, "the receipt refused too", || async {

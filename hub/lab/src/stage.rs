@@ -548,6 +548,17 @@ impl Play {
 
     /// Pays the invoice with this order number at the simulated bank, once ERIP has it.
     pub(crate) async fn pay(&self, order_number: &str) -> anyhow::Result<()> {
+        self.pay_with(order_number, json!({"channel": "bank"}))
+            .await
+    }
+
+    /// Pays the invoice of `order_number` at the simulated bank as `body` says (`amount` for a
+    /// short payment, `late` for a payment after the invoice closed), once ERIP has it.
+    pub(crate) async fn pay_with(
+        &self,
+        order_number: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<()> {
         let url = self
             .erip
             .join(&format!("sim/invoices/by-account/{order_number}/pay"))?;
@@ -557,7 +568,7 @@ impl Play {
             let r = self
                 .http
                 .post(url.clone())
-                .json(&json!({"channel": "bank"}))
+                .json(&body)
                 .send()
                 .await
                 .context("the ERIP simulator")?;

@@ -167,6 +167,7 @@ pub const MATRIX: &[(MessageType, Sender)] = {
             p::AuthorityWithdrawalAnswered::TYPE,
             Sender::OwningAuthority,
         ),
+        (p::AuthorityReceiptAnswered::TYPE, Sender::OwningAuthority),
         (p::AuthorityComplaintDecided::TYPE, Sender::OwningAuthority),
         (
             p::AuthorityComplaintWithdrawalAnswered::TYPE,
@@ -203,6 +204,8 @@ const RECIPIENTS: &[(MessageType, Recipient)] = {
         (contracts::offer::ProceduresListed::TYPE, Recipient::Portal),
         (p::ApplicationAccepted::TYPE, Recipient::Portal),
         (p::PaymentReceived::TYPE, Recipient::Portal),
+        (p::PaymentDueBack::TYPE, Recipient::Portal),
+        (p::PaymentReturned::TYPE, Recipient::Portal),
         (p::ReceiptChecked::TYPE, Recipient::Portal),
         (p::ApplicationRegistered::TYPE, Recipient::Portal),
         (p::InfoRequested::TYPE, Recipient::Portal),

@@ -39,9 +39,9 @@ use base64::Engine;
 use chrono::Utc;
 use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    Applicant, ApplicationRejected, AssuranceLevel, AttachReceipt, ComplaintRejectReason,
-    ComplaintRejected, ProcedureRejectReason, SubmitApplication, SubmitComplaint,
-    WithdrawApplication, WithdrawComplaint,
+    Applicant, ApplicationRejected, AssuranceLevel, AttachReceipt, BankPayment,
+    ComplaintRejectReason, ComplaintRejected, ProcedureRejectReason, SubmitApplication,
+    SubmitComplaint, WithdrawApplication, WithdrawComplaint,
 };
 use contracts::{FieldError, Message, MessageType, decode};
 use futures_util::future::BoxFuture;
@@ -266,6 +266,9 @@ pub struct AttachReceiptAs {
     pub operation_id: String,
     /// The amount on the receipt, kopecks.
     pub amount_kopecks: u64,
+    /// A payment made outside ERIP: the bank's receipt, for the authority to confirm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_erip: Option<BankPayment>,
 }
 
 impl Message for AttachReceiptAs {
@@ -453,6 +456,7 @@ impl SessionGate {
                 applicant: applicant.identifier,
                 operation_id: m.operation_id,
                 amount_kopecks: m.amount_kopecks,
+                outside_erip: m.outside_erip,
             })?
             .reply_to(procedure),
             GateRequest::Complain(m) => Command::new(&StartComplaint {

@@ -1,9 +1,15 @@
 //! ERIP's HTTP API: `POST /api/v1/invoices`, `GET /api/v1/invoices/{invoice_id}`, its `cancel`
-//! and `refund`, and the simulator-only payment by account number, expiry clock and invoice list.
+//! and `refund`, and the simulator-only payment by account number (short, in full, twice, or
+//! late), refund or reversal of one payment, expiry clock and invoice list.
 //!
-//! Every status change goes through [`Invoice::change`], which records the change's
-//! notification and hands it to [`super::notify`]; nothing else sets a status, so no change can
-//! go unnotified.
+//! Every status change goes through [`Invoice::change`], and every payment event through
+//! [`Invoice::notify`], which records the notification and hands it to [`super::notify`];
+//! nothing else sets a status or takes money, so nothing can go unnotified.
+//!
+//! Payments are ERIP's payment notices (message 206), one per operation: a notification with
+//! status `paid` carries one operation's number and amount, which may be part of the amount
+//! due (the invoice stays `awaiting`, still payable, until its payments add up), all of it, or
+//! more. `refunded` and `reversed` notifications name the one payment returned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -50,6 +56,8 @@ pub(super) enum Status {
     Expired,
     Cancelled,
     Refunded,
+    /// Never an invoice's status: the notification of one payment reversed by the bank.
+    Reversed,
 }
 
 impl Status {
@@ -60,6 +68,7 @@ impl Status {
             Status::Expired => "expired",
             Status::Cancelled => "cancelled",
             Status::Refunded => "refunded",
+            Status::Reversed => "reversed",
         }
     }
 }
@@ -121,6 +130,20 @@ struct Payment {
     paid_at: DateTime<Utc>,
     amount: u64,
     channel: Channel,
+    /// Set once the payment went back: `Refunded` or `Reversed`.
+    returned: Option<Status>,
+}
+
+impl Payment {
+    fn to_json(&self) -> Value {
+        json!({
+            "operation_id": self.operation_id,
+            "paid_at": timestamp(self.paid_at),
+            "amount": self.amount,
+            "channel": self.channel.name(),
+            "returned": self.returned.map(Status::name),
+        })
+    }
 }
 
 /// One status change's notification, as `GET /sim/invoices` shows it.
@@ -144,11 +167,28 @@ struct Invoice {
     expires_at: DateTime<Utc>,
     notify_url: Option<Url>,
     status: Status,
-    payment: Option<Payment>,
+    payments: Vec<Payment>,
     notifications: Vec<NotificationRecord>,
 }
 
 impl Invoice {
+    /// Paid and not returned, kopecks.
+    fn paid_amount(&self) -> u64 {
+        self.payments
+            .iter()
+            .filter(|p| p.returned.is_none())
+            .map(|p| p.amount)
+            .sum()
+    }
+
+    /// The payment the API shows (`paid` and `refunded` invoices only, as the contract has it):
+    /// the last one.
+    fn payment(&self) -> Option<&Payment> {
+        matches!(self.status, Status::Paid | Status::Refunded)
+            .then(|| self.payments.last())
+            .flatten()
+    }
+
     /// The invoice as the API answers it.
     fn to_json(&self) -> Value {
         json!({
@@ -160,7 +200,7 @@ impl Invoice {
             "status": self.status.name(),
             "created_at": timestamp(self.created_at),
             "expires_at": timestamp(self.expires_at),
-            "payment": self.payment.as_ref().map(|p| json!({
+            "payment": self.payment().map(|p| json!({
                 "operation_id": p.operation_id,
                 "paid_at": timestamp(p.paid_at),
                 "amount": p.amount,
@@ -172,6 +212,8 @@ impl Invoice {
     /// The invoice as `GET /sim/invoices` shows it: with its notifications.
     fn to_sim_json(&self) -> Value {
         let mut value = self.to_json();
+        value["paid_amount"] = json!(self.paid_amount());
+        value["payments"] = self.payments.iter().map(Payment::to_json).collect();
         value["notify_url"] = json!(self.notify_url.as_ref().map(Url::as_str));
         value["notifications"] = self
             .notifications
@@ -199,11 +241,22 @@ impl Invoice {
         out: &mut Vec<Outgoing>,
     ) {
         self.status = status;
+        self.notify(status, None, at, secret, out);
+    }
+
+    /// Records the notification of `status` (about payment number `payment` for `paid`,
+    /// `refunded` and `reversed`) and, when the invoice has a `notify_url`, adds it to `out`.
+    fn notify(
+        &mut self,
+        status: Status,
+        payment: Option<usize>,
+        at: DateTime<Utc>,
+        secret: &[u8],
+        out: &mut Vec<Outgoing>,
+    ) {
         let event_id = Uuid::new_v4().to_string();
-        let payment = self
-            .payment
-            .as_ref()
-            .filter(|_| matches!(status, Status::Paid | Status::Refunded));
+        let payment = payment.and_then(|i| self.payments.get(i)).cloned();
+        let payment = payment.as_ref();
         let mut body = Map::new();
         body.insert("event_id".into(), json!(event_id));
         body.insert("invoice_id".into(), json!(self.invoice_id));
@@ -362,6 +415,10 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
         .route("/api/v1/invoices/{invoice_id}/refund", post(refund))
         .route("/sim/invoices", get(list))
         .route("/sim/invoices/by-account/{account_number}/pay", post(pay))
+        .route(
+            "/sim/invoices/by-account/{account_number}/return",
+            post(return_payment),
+        )
         .route("/sim/clock/expire", post(expire))
         .with_state(state);
     server::finish(routes, ctx)
@@ -477,7 +534,7 @@ fn register(state: &Arc<EripState>, body: &[u8]) -> Result<(StatusCode, Value), 
             expires_at,
             notify_url,
             status: Status::Awaiting,
-            payment: None,
+            payments: Vec::new(),
             notifications: Vec::new(),
         };
         tracing::info!(
@@ -525,7 +582,7 @@ async fn cancel(
                     tracing::info!(simulator = %state.ctx.kind, %invoice_id, "invoice cancelled");
                 }
                 Status::Cancelled => {}
-                Status::Paid | Status::Refunded => {
+                Status::Paid | Status::Refunded | Status::Reversed => {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
                         "already_paid",
@@ -559,11 +616,18 @@ async fn refund(
             invoice.expire_if_due(now, &state.deps.secret, out);
             match invoice.status {
                 Status::Paid => {
-                    invoice.change(Status::Refunded, now, &state.deps.secret, out);
+                    // Every payment not returned yet goes back, each with its notification.
+                    invoice.status = Status::Refunded;
+                    for i in 0..invoice.payments.len() {
+                        if invoice.payments[i].returned.is_none() {
+                            invoice.payments[i].returned = Some(Status::Refunded);
+                            invoice.notify(Status::Refunded, Some(i), now, &state.deps.secret, out);
+                        }
+                    }
                     tracing::info!(simulator = %state.ctx.kind, %invoice_id, "payment refunded");
                 }
                 Status::Refunded => {}
-                Status::Awaiting | Status::Expired | Status::Cancelled => {
+                Status::Awaiting | Status::Expired | Status::Cancelled | Status::Reversed => {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
                         "not_paid",
@@ -582,8 +646,12 @@ async fn refund(
 struct PayRequest {
     #[serde(default)]
     channel: Channel,
+    /// Kopecks; by default what is still due (the whole amount once paid).
     #[serde(default)]
     amount: Option<u64>,
+    /// Pay an expired or cancelled invoice too: a payment that arrives after it closed.
+    #[serde(default)]
+    late: bool,
 }
 
 async fn pay(
@@ -608,21 +676,31 @@ async fn pay(
             let invoice = book.by_account(&account_number)?;
             let now = Utc::now();
             invoice.expire_if_due(now, &state.deps.secret, out);
-            if invoice.status != Status::Awaiting {
+            // An awaiting invoice takes payments, and a paid one a second; a closed one only
+            // a late payment (one the bank took by the account number before it heard).
+            let payable = matches!(invoice.status, Status::Awaiting | Status::Paid);
+            if !payable && !request.late {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "not_awaiting",
                     format!(
-                        "the invoice is {}; only an awaiting invoice can be paid",
+                        "the invoice is {}; only an awaiting or paid invoice can be paid \
+                         (send \"late\": true for a payment that arrives after it closed)",
                         invoice.status.name()
                     ),
                 ));
             }
+            // By default the payer pays what is still due (all of it again once it is paid:
+            // a second payment).
+            let due = invoice.amount.saturating_sub(invoice.paid_amount());
             let payment = Payment {
                 operation_id: operation_id(),
                 paid_at: now,
-                amount: request.amount.unwrap_or(invoice.amount),
+                amount: request
+                    .amount
+                    .unwrap_or(if due > 0 { due } else { invoice.amount }),
                 channel: request.channel,
+                returned: None,
             };
             tracing::info!(
                 simulator = %state.ctx.kind,
@@ -633,9 +711,87 @@ async fn pay(
                 channel = payment.channel.name(),
                 "invoice paid"
             );
-            invoice.payment = Some(payment);
-            invoice.change(Status::Paid, now, &state.deps.secret, out);
-            Ok((StatusCode::CREATED, invoice.to_json()))
+            invoice.payments.push(payment);
+            if invoice.status == Status::Awaiting && invoice.paid_amount() >= invoice.amount {
+                invoice.status = Status::Paid;
+            }
+            let index = invoice.payments.len() - 1;
+            invoice.notify(Status::Paid, Some(index), now, &state.deps.secret, out);
+            Ok((StatusCode::CREATED, invoice.to_sim_json()))
+        })
+    })
+}
+
+/// A `POST /sim/invoices/by-account/{account_number}/return` body; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnRequest {
+    /// The payment; by default the last one not returned.
+    #[serde(default)]
+    operation_id: Option<String>,
+    /// A bank's reversal (216) rather than a refund.
+    #[serde(default)]
+    reversal: bool,
+}
+
+/// Returns one payment to the payer, as a refund or the bank's reversal, with its notification.
+/// The invoice leaves `paid` when its payments no longer add up: `refunded` after a refund,
+/// `awaiting` (payable again) after a reversal.
+async fn return_payment(
+    State(state): State<Arc<EripState>>,
+    Path(account_number): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let route = format!("POST /sim/invoices/by-account/{account_number}/return");
+    state.idempotency.run(&headers, &route, &body, || {
+        let request: ReturnRequest = if body.trim_ascii().is_empty() {
+            ReturnRequest::default()
+        } else {
+            parse_json(&body)?
+        };
+        state.with_book(|book, out| {
+            let invoice = book.by_account(&account_number)?;
+            let index = invoice
+                .payments
+                .iter()
+                .rposition(|p| {
+                    p.returned.is_none()
+                        && request
+                            .operation_id
+                            .as_deref()
+                            .is_none_or(|o| o == p.operation_id)
+                })
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "not_paid",
+                        "no payment of this invoice to return",
+                    )
+                })?;
+            let kind = if request.reversal {
+                Status::Reversed
+            } else {
+                Status::Refunded
+            };
+            invoice.payments[index].returned = Some(kind);
+            if invoice.status == Status::Paid && invoice.paid_amount() < invoice.amount {
+                invoice.status = if request.reversal {
+                    Status::Awaiting
+                } else {
+                    Status::Refunded
+                };
+            }
+            let now = Utc::now();
+            invoice.notify(kind, Some(index), now, &state.deps.secret, out);
+            tracing::info!(
+                simulator = %state.ctx.kind,
+                invoice_id = %invoice.invoice_id,
+                operation_id = %invoice.payments[index].operation_id,
+                kind = kind.name(),
+                "payment returned"
+            );
+            Ok((StatusCode::OK, invoice.to_sim_json()))
         })
     })
 }
@@ -733,7 +889,7 @@ mod tests {
             expires_at: Utc::now() + chrono::TimeDelta::hours(1),
             notify_url: notify_url.map(|u| Url::parse(u).expect("a URL")),
             status: Status::Awaiting,
-            payment: None,
+            payments: Vec::new(),
             notifications: Vec::new(),
         }
     }

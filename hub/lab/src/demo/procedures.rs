@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use contracts::cabinet::SessionToken;
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationRejected, ApplicationWithdrawn,
-    AssuranceLevel, ComplaintDecided, ComplaintVerdict, PaymentReceived, ProcedureRejectReason,
-    SubmitApplication, SubmitComplaint, Verdict, WithdrawApplication,
+    AssuranceLevel, ComplaintDecided, ComplaintVerdict, DueBackReason, PaymentDueBack,
+    PaymentReceived, ProcedureRejectReason, SubmitApplication, SubmitComplaint, Verdict,
+    WithdrawApplication,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -38,13 +39,19 @@ pub(crate) enum Journey {
     AssuranceTooLow,
     /// A complaint against a granted certificate, which the authority dismisses.
     Complaint,
+    /// A paid certificate (on the bus) paid short first: it waits, and the rest completes it.
+    ShortPayment,
+    /// A paid application withdrawn, then paid anyway: the late payment is due back.
+    LatePayment,
 }
 
 impl Journey {
     /// Every journey, in the order the demo deals them out.
-    const ALL: [Journey; 8] = [
+    const ALL: [Journey; 10] = [
         Journey::FreeOverHttp,
+        Journey::ShortPayment,
         Journey::PaidOnBus,
+        Journey::LatePayment,
         Journey::FreeOnBus,
         Journey::PaidOverHttp,
         Journey::Complaint,
@@ -57,7 +64,11 @@ impl Journey {
     fn on_bus(self) -> bool {
         matches!(
             self,
-            Journey::FreeOnBus | Journey::PaidOnBus | Journey::Withdrawn
+            Journey::FreeOnBus
+                | Journey::PaidOnBus
+                | Journey::Withdrawn
+                | Journey::ShortPayment
+                | Journey::LatePayment
         )
     }
 
@@ -70,6 +81,8 @@ impl Journey {
             Journey::Withdrawn => "withdrawn",
             Journey::AssuranceTooLow => "rejected: assurance_too_low",
             Journey::Complaint => "complaint dismissed",
+            Journey::ShortPayment => "granted after a short payment completed",
+            Journey::LatePayment => "late payment due back (withdrawn)",
         }
     }
 
@@ -93,7 +106,7 @@ fn application(journey: Journey, session: &SessionToken) -> SubmitApplication {
             json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"}),
             AssuranceLevel::Substantial,
         ),
-        Journey::PaidOnBus | Journey::Withdrawn => (
+        Journey::PaidOnBus | Journey::Withdrawn | Journey::ShortPayment | Journey::LatePayment => (
             "5.13",
             json!({"record_kind": "birth", "record_year": 1990}),
             AssuranceLevel::Substantial,
@@ -166,14 +179,58 @@ impl Play {
             return Ok((format!("rejected: {reason}"), started.elapsed()));
         }
         let accepted: ApplicationAccepted = self.desk.wait(&key).await?;
-        if journey == Journey::Withdrawn {
+        if matches!(journey, Journey::Withdrawn | Journey::LatePayment) {
             self.send(&WithdrawApplication {
                 application_id: app.application_id,
                 session_token: session.clone(),
             })
             .await?;
             let _: ApplicationWithdrawn = self.desk.wait(&key).await?;
-            return Ok(("withdrawn".into(), started.elapsed()));
+            if journey == Journey::Withdrawn {
+                return Ok(("withdrawn".into(), started.elapsed()));
+            }
+            // The person pays anyway (the bank takes it by the order number after the invoice
+            // closed): the hub records it as due back and tells them.
+            let order = accepted.order_number.clone().unwrap_or_default();
+            self.pay_with(&order, json!({"channel": "bank", "late": true}))
+                .await?;
+            let owed: PaymentDueBack = self.desk.wait(&key).await?;
+            anyhow::ensure!(
+                owed.amount_kopecks == accepted.amount_kopecks,
+                "{} of {} kopecks due back",
+                owed.amount_kopecks,
+                accepted.amount_kopecks
+            );
+            let reason = match owed.reason {
+                DueBackReason::Withdrawn => "withdrawn",
+                other => return Ok((format!("due back: {other:?}"), started.elapsed())),
+            };
+            return Ok((
+                format!("late payment due back ({reason})"),
+                started.elapsed(),
+            ));
+        }
+        if journey == Journey::ShortPayment {
+            // Half the fee first: the application waits and the person is told what is
+            // missing; then the rest (the simulated bank pays what is still due).
+            let order = accepted.order_number.clone().unwrap_or_default();
+            let half = accepted.amount_kopecks / 2;
+            self.pay_with(&order, json!({"channel": "bank", "amount": half}))
+                .await?;
+            let short: PaymentReceived = self.desk.wait(&key).await?;
+            anyhow::ensure!(
+                short.missing_kopecks == accepted.amount_kopecks - half,
+                "after a short payment {} kopecks missing, not {}",
+                short.missing_kopecks,
+                accepted.amount_kopecks - half
+            );
+            self.pay_with(&order, json!({"channel": "bank"})).await?;
+            let decided: ApplicationDecided = self.desk.wait(&key).await?;
+            let outcome = match decided.verdict {
+                Verdict::Granted => "granted after a short payment completed",
+                Verdict::Refused => "refused",
+            };
+            return Ok((outcome.to_owned(), started.elapsed()));
         }
         if let Some(order) = &accepted.order_number {
             self.pay(order).await?;

@@ -4,4 +4,5 @@
 pub mod calendar;
 pub mod catalogue;
 pub mod complaint;
+pub mod payment;
 pub mod saga;

@@ -8,9 +8,17 @@
 //!           at_authority | registered --> withdrawing --authority stops--> withdrawn (refund due)
 //!                                                    --authority had decided--> decided
 //! awaiting_payment --payment term over--> rejected (payment_expired)
+//! awaiting_payment --receipt of a payment outside ERIP--> receipt_at_authority
+//!           --authority confirms--> (counted as a payment) --refuses--> awaiting_payment
 //! operator's cancel (a stuck application): --> cancelled, as a withdrawal that does not wait
 //!           for the authority (invoice cancelled, or the authority told and the refund due)
 //! ```
+//!
+//! Payments must match the fee ([`super::payment`]): short payments add up, and the application
+//! moves on only when they reach the fee; the person is told what is missing after each. Money
+//! above the fee, a second payment, a payment after the application ended, and the fee of an
+//! application that ends unused are recorded as due back (in the state's `ledger`, and the view
+//! `payments_due_back`), and the person is told; ERIP's refunds and reversals are recorded too.
 //!
 //! The statutory term is counted in working days on the Belarus calendar; when it passes with
 //! no decision the saga raises `procedure.overdue.v1` for operators. A withdrawal racing a
@@ -26,10 +34,11 @@ use contracts::ops::CancelSaga;
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
     ApplicationRejected, ApplicationWithdrawn, AuthorityApplication, AuthorityDecided,
-    AuthorityInfoRequested, AuthorityRegistered, AuthorityWithdrawal, AuthorityWithdrawalAnswered,
-    CancelInvoice, CreateInvoice, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified,
-    PaymentReceived, ProcedureRejectReason, ReceiptChecked, Verdict, WithdrawalReason,
-    order_number_check_digit,
+    AuthorityInfoRequested, AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered,
+    AuthorityWithdrawal, AuthorityWithdrawalAnswered, BankPayment, CancelInvoice, CreateInvoice,
+    DueBackReason, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified, PaymentDueBack,
+    PaymentReceived, PaymentReturned, ProcedureRejectReason, ReceiptChecked, ReceiptCheckedBy,
+    ReturnKind, Verdict, WithdrawalReason, order_number_check_digit,
 };
 use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
@@ -39,6 +48,7 @@ use uuid::Uuid;
 
 use super::calendar::Calendar;
 use super::catalogue::Catalogue;
+use super::payment::{Ledger, PaymentSource, Recorded, bank_operation, rubles};
 use crate::sessions::{self, AttachReceiptAs, StartApplication, WithdrawApplicationAs};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
@@ -78,6 +88,7 @@ pub fn queue_spec() -> contracts::QueueSpec {
             AuthorityInfoRequested::TYPE.to_string(),
             AuthorityDecided::TYPE.to_string(),
             AuthorityWithdrawalAnswered::TYPE.to_string(),
+            AuthorityReceiptAnswered::TYPE.to_string(),
         ],
     )
 }
@@ -161,11 +172,17 @@ pub struct Application {
     pub order_number: Option<String>,
     /// ERIP's invoice id, once known.
     pub invoice_id: Option<String>,
-    /// The payment, once made.
+    /// The payment that met the fee, once it is met (`amount_kopecks`: the fee).
     pub paid: Option<Paid>,
-    /// The receipt the person attached, if any.
+    /// The ERIP receipt the person attached, if any.
     #[serde(default)]
     pub receipt: Option<Paid>,
+    /// Every payment, what counts toward the fee, what is due back, refunds and reversals.
+    #[serde(default)]
+    pub ledger: Ledger,
+    /// The receipt of a payment outside ERIP the authority was sent and has not answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_at_authority: Option<BankReceipt>,
     /// The authority's registration number.
     pub registration_number: Option<String>,
     /// The last day of the statutory term.
@@ -181,6 +198,15 @@ pub struct Paid {
     pub operation_id: String,
     /// Amount, kopecks.
     pub amount_kopecks: u64,
+}
+
+/// A receipt of a payment outside ERIP, sent to the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankReceipt {
+    /// The amount on it, kopecks.
+    pub amount_kopecks: u64,
+    /// The payment it shows.
+    pub payment: BankPayment,
 }
 
 /// Where an application is.
@@ -243,6 +269,8 @@ pub enum Input {
     Decided(AuthorityDecided),
     /// From the authority.
     WithdrawalAnswered(AuthorityWithdrawalAnswered),
+    /// From the authority: its answer on a receipt of a payment outside ERIP.
+    ReceiptAnswered(AuthorityReceiptAnswered),
 }
 
 impl Input {
@@ -253,6 +281,7 @@ impl Input {
                 | Input::InfoRequested(_)
                 | Input::Decided(_)
                 | Input::WithdrawalAnswered(_)
+                | Input::ReceiptAnswered(_)
         )
     }
 
@@ -310,6 +339,9 @@ impl Saga for ProcedureSaga {
         } else if AuthorityWithdrawalAnswered::TYPE.matches(t) {
             let m: AuthorityWithdrawalAnswered = decode(t, b)?;
             (by_id(m.application_id), Input::WithdrawalAnswered(m))
+        } else if AuthorityReceiptAnswered::TYPE.matches(t) {
+            let m: AuthorityReceiptAnswered = decode(t, b)?;
+            (by_id(m.application_id), Input::ReceiptAnswered(m))
         } else {
             return Err(Failure::invalid_input(format!(
                 "the procedure saga does not take {t}"
@@ -329,6 +361,7 @@ impl Saga for ProcedureSaga {
                 _ => Err(Failure::permanent("no such application")),
             };
         };
+        let s = &with_ledger(s);
         if input.is_from_authority() {
             self.check_sender(s, ctx)?;
         }
@@ -342,28 +375,50 @@ impl Saga for ProcedureSaga {
         }
         match (&s.stage, input) {
             (_, Input::Submit(_)) => Ok(Step::to(s.clone())),
-            // A receipt is recorded whenever it comes; it is checked once ERIP's record is
-            // there too.
+            // A receipt of a payment outside ERIP goes to the authority.
+            (_, Input::Receipt(r)) if r.outside_erip.is_some() => self.bank_receipt(s, r),
+            // An ERIP receipt is recorded whenever it comes; it is checked once ERIP's record
+            // is there too.
             (_, Input::Receipt(r)) => receipt(s, r),
+            (_, Input::ReceiptAnswered(a)) => self.receipt_answered(s, a, ctx),
             (Stage::AwaitingPayment { .. }, Input::InvoiceCreated(c)) => {
                 Ok(Step::to(Application {
                     invoice_id: Some(c.invoice_id.clone()),
                     ..s.clone()
                 }))
             }
-            (Stage::AwaitingPayment { .. }, Input::Invoice(n)) if n.event == InvoiceEvent::Paid => {
-                self.paid(s, n, ctx)
+            // Every payment is recorded, whatever the stage: it counts toward the fee, or it
+            // is due back.
+            (_, Input::Invoice(n)) if n.event == InvoiceEvent::Paid => {
+                let operation = n.operation_id.clone().unwrap_or_default();
+                self.payment(s, &operation, n.amount_kopecks, PaymentSource::Erip, ctx)
+            }
+            (_, Input::Invoice(n))
+                if matches!(n.event, InvoiceEvent::Refunded | InvoiceEvent::Reversed) =>
+            {
+                self.returned(s, n, ctx)
+            }
+            // A receipt the authority is checking holds the application open: its answer
+            // decides (see `receipt_answered`).
+            (Stage::AwaitingPayment { .. }, Input::Invoice(n))
+                if n.event == InvoiceEvent::Expired && s.receipt_at_authority.is_some() =>
+            {
+                Ok(Step::to(s.clone()))
+            }
+            (Stage::AwaitingPayment { .. }, Input::Deadline(d))
+                if d.which == PAYMENT_TIMER && s.receipt_at_authority.is_some() =>
+            {
+                Ok(Step::to(s.clone()))
             }
             (Stage::AwaitingPayment { .. }, Input::Invoice(n))
                 if n.event == InvoiceEvent::Expired =>
             {
-                reject(s, ProcedureRejectReason::PaymentExpired, vec![])
-                    .map(|st| st.cancel_timer(PAYMENT_TIMER))
+                expire(s, ctx).map(|st| st.cancel_timer(PAYMENT_TIMER))
             }
             (Stage::AwaitingPayment { .. }, Input::Deadline(d)) if d.which == PAYMENT_TIMER => {
-                payment_overdue(s)
+                payment_overdue(s, ctx)
             }
-            (Stage::AwaitingPayment { .. }, Input::Withdraw(_)) => withdraw_unpaid(s),
+            (Stage::AwaitingPayment { .. }, Input::Withdraw(_)) => withdraw_unpaid(s, ctx),
             (Stage::AtAuthority, Input::Registered(r)) => self.registered(s, r, ctx),
             (Stage::AtAuthority | Stage::Withdrawing, Input::InfoRequested(r)) => {
                 Ok(Step::to(s.clone()).send(Command::new(&InfoRequested {
@@ -380,7 +435,7 @@ impl Saga for ProcedureSaga {
                 })?
                 .reply_to(self.queue_of(&s.authority)),
             )),
-            (Stage::Withdrawing, Input::WithdrawalAnswered(a)) if a.accepted => withdrawn(s),
+            (Stage::Withdrawing, Input::WithdrawalAnswered(a)) if a.accepted => withdrawn(s, ctx),
             // The authority had decided: its decision is on the way (or here already).
             (Stage::Withdrawing | Stage::Decided { .. }, Input::WithdrawalAnswered(_)) => {
                 let stage = match s.stage {
@@ -410,6 +465,9 @@ impl Saga for ProcedureSaga {
 
     fn state_name(&self, s: &Application) -> String {
         match s.stage {
+            Stage::AwaitingPayment { .. } if s.receipt_at_authority.is_some() => {
+                "receipt_at_authority"
+            }
             Stage::AwaitingPayment { .. } => "awaiting_payment",
             Stage::AtAuthority if s.registration_number.is_some() => "registered",
             Stage::AtAuthority => "at_authority",
@@ -439,9 +497,11 @@ impl Saga for ProcedureSaga {
         &self,
         s: &Application,
         request: &CancelSaga,
-        _ctx: &StepContext<'_>,
+        ctx: &StepContext<'_>,
     ) -> Result<Step<Application>, Failure> {
-        let refund = s.paid.as_ref().map_or(0, |p| p.amount_kopecks);
+        let mut s = with_ledger(s);
+        let refund = s.ledger.release(DueBackReason::Cancelled, ctx.now);
+        let s = &s;
         let compensation = match (&s.stage, &s.order_number) {
             (Stage::AwaitingPayment { .. }, Some(order)) => Some(Command::new(&CancelInvoice {
                 order_number: order.clone(),
@@ -475,31 +535,294 @@ impl Saga for ProcedureSaga {
 }
 
 impl ProcedureSaga {
-    /// ERIP says the fee is paid: the application goes to the authority.
-    fn paid(
+    /// A payment (ERIP's, or a bank receipt the authority confirmed), whatever the stage: it
+    /// counts toward the fee while the application can use it, the rest is due back; when it
+    /// completes the fee of an application awaiting payment, the application goes to the
+    /// authority. A payment already recorded changes nothing.
+    fn payment(
+        &self,
+        s: &Application,
+        operation: &str,
+        amount: u64,
+        source: PaymentSource,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        if s.ledger.knows(operation) {
+            return Ok(Step::to(s.clone()));
+        }
+        let mut next = s.clone();
+        let recorded = match ended_reason(&s.stage) {
+            Some(reason) => next
+                .ledger
+                .pay_late(operation, amount, source, reason, ctx.now),
+            None => next
+                .ledger
+                .pay_toward(operation, amount, source, s.fee_kopecks, ctx.now),
+        };
+        let missing = next.ledger.missing(next.fee_kopecks);
+        let completes = matches!(s.stage, Stage::AwaitingPayment { .. })
+            && recorded.counted_kopecks > 0
+            && missing == 0;
+        let mut step = if completes {
+            next.paid = Some(Paid {
+                operation_id: operation.to_owned(),
+                amount_kopecks: next.fee_kopecks,
+            });
+            self.to_authority(&next, ctx)?.cancel_timer(PAYMENT_TIMER)
+        } else {
+            Step::to(next.clone())
+        };
+        if recorded.counted_kopecks > 0 {
+            step = step.send(Command::new(&PaymentReceived {
+                application_id: s.application_id,
+                operation_id: operation.to_owned(),
+                amount_kopecks: amount,
+                paid_kopecks: next.ledger.counted(),
+                missing_kopecks: missing,
+            })?);
+            if missing > 0 {
+                step = step.send(self.notify(
+                    s,
+                    format!(
+                        "Оплата по заявлению № {} получена: {} руб. Не хватает {} руб.; \
+                         заявление будет направлено в орган после полной оплаты.",
+                        s.number,
+                        rubles(amount),
+                        rubles(missing)
+                    ),
+                )?);
+            }
+        }
+        if let Some(command) = self.due_back_news(&next, operation, recorded)? {
+            step = step.send(command.0).send(command.1);
+        }
+        // The ERIP receipt the person attached first is checked when its payment comes.
+        let check = if s
+            .receipt
+            .as_ref()
+            .is_some_and(|r| r.operation_id == operation)
+        {
+            receipt_check(&step.state)?
+        } else {
+            None
+        };
+        Ok(check.into_iter().fold(step, Step::send))
+    }
+
+    /// `procedure.payment_due_back.v1` and the person's SMS, when a payment left money due back.
+    fn due_back_news(
+        &self,
+        s: &Application,
+        operation: &str,
+        recorded: Recorded,
+    ) -> Result<Option<(Command, Command)>, Failure> {
+        let Some((amount, reason)) = recorded.due_back else {
+            return Ok(None);
+        };
+        let why = match reason {
+            DueBackReason::Overpaid => "оплачено больше пошлины",
+            DueBackReason::AlreadyPaid => "пошлина уже была оплачена",
+            DueBackReason::Expired => "срок оплаты истёк",
+            DueBackReason::Withdrawn => "заявление отозвано",
+            DueBackReason::Cancelled => "заявление прекращено",
+        };
+        Ok(Some((
+            Command::new(&PaymentDueBack {
+                application_id: s.application_id,
+                operation_ids: vec![operation.to_owned()],
+                amount_kopecks: amount,
+                reason,
+                due_back_kopecks: s.ledger.due_back_outstanding(),
+            })?,
+            self.notify(
+                s,
+                format!(
+                    "По заявлению № {} к возврату {} руб.: {}.",
+                    s.number,
+                    rubles(amount),
+                    why
+                ),
+            )?,
+        )))
+    }
+
+    /// ERIP refunded a payment or the bank reversed it: recorded once; it settles what was due
+    /// back, and what it takes from the fee is missing again (the person is told; an application
+    /// already with the authority stays there, the operators see the shortfall in the state).
+    fn returned(
         &self,
         s: &Application,
         n: &InvoiceNotified,
         ctx: &StepContext<'_>,
     ) -> Result<Step<Application>, Failure> {
-        let paid = Paid {
-            operation_id: n.operation_id.clone().unwrap_or_default(),
-            amount_kopecks: n.amount_kopecks,
+        let kind = if n.event == InvoiceEvent::Reversed {
+            ReturnKind::Reversal
+        } else {
+            ReturnKind::Refund
         };
-        let with_payment = Application {
-            paid: Some(paid.clone()),
+        let operation = n.operation_id.clone().unwrap_or_default();
+        if s.ledger.knows_return(&operation, kind) {
+            return Ok(Step::to(s.clone()));
+        }
+        let mut next = s.clone();
+        let settled = next
+            .ledger
+            .returned(&operation, n.amount_kopecks, kind, ctx.now);
+        tracing::debug!(
+            from_due_back = settled.from_due_back_kopecks,
+            from_fee = settled.from_fee_kopecks,
+            "payment returned"
+        );
+        let missing = if ended_reason(&next.stage).is_some() {
+            0
+        } else {
+            next.ledger.missing(next.fee_kopecks)
+        };
+        let news = PaymentReturned {
+            application_id: s.application_id,
+            operation_id: operation,
+            amount_kopecks: n.amount_kopecks,
+            kind,
+            missing_kopecks: missing,
+            due_back_kopecks: next.ledger.due_back_outstanding(),
+        };
+        let what = match kind {
+            ReturnKind::Refund => "возвращён платёж",
+            ReturnKind::Reversal => "платёж сторнирован банком",
+        };
+        let mut text = format!(
+            "По заявлению № {} {}: {} руб.",
+            s.number,
+            what,
+            rubles(n.amount_kopecks)
+        );
+        if missing > 0 {
+            text.push_str(&format!(" Пошлина не оплачена на {} руб.", rubles(missing)));
+        }
+        Ok(Step::to(next)
+            .send(Command::new(&news)?)
+            .send(self.notify(s, text)?))
+    }
+
+    /// A receipt of a payment outside ERIP: while the application awaits payment, it goes to
+    /// the authority, and the application waits for its answer; otherwise it is refused with
+    /// `procedure.receipt_checked.v1` saying why, nothing changed.
+    fn bank_receipt(
+        &self,
+        s: &Application,
+        r: &AttachReceiptAs,
+    ) -> Result<Step<Application>, Failure> {
+        let Some(payment) = &r.outside_erip else {
+            return Ok(Step::to(s.clone()));
+        };
+        let refuse = |problem: String| -> Result<Step<Application>, Failure> {
+            Ok(Step::to(s.clone()).send(Command::new(&ReceiptChecked {
+                application_id: s.application_id,
+                matches: false,
+                problem: Some(problem),
+                checked_by: ReceiptCheckedBy::Authority,
+            })?))
+        };
+        if !matches!(s.stage, Stage::AwaitingPayment { .. }) {
+            return refuse("the application is not waiting for a payment".into());
+        }
+        if s.order_number.as_deref() != Some(payment.order_number.as_str()) {
+            return refuse("the receipt's order number is not this application's".into());
+        }
+        if r.amount_kopecks == 0
+            || payment.bank.trim().is_empty()
+            || payment.document_number.trim().is_empty()
+        {
+            return refuse("the receipt needs the amount, the bank and the document number".into());
+        }
+        if s.ledger.knows(&bank_operation(&payment.document_number)) {
+            return refuse("this receipt is counted already".into());
+        }
+        if s.receipt_at_authority.is_some() {
+            return refuse(
+                "the authority is checking another receipt of this application; attach this one \
+                 after its answer"
+                    .into(),
+            );
+        }
+        let next = Application {
+            receipt_at_authority: Some(BankReceipt {
+                amount_kopecks: r.amount_kopecks,
+                payment: payment.clone(),
+            }),
             ..s.clone()
         };
-        let step = self
-            .to_authority(&with_payment, ctx)?
-            .cancel_timer(PAYMENT_TIMER)
-            .send(Command::new(&PaymentReceived {
+        Ok(Step::to(next).send(
+            Command::new(&AuthorityPaymentReceipt {
                 application_id: s.application_id,
-                operation_id: paid.operation_id,
-                amount_kopecks: paid.amount_kopecks,
-            })?);
-        let check = receipt_check(&with_payment)?;
-        Ok(check.into_iter().fold(step, Step::send))
+                number: s.number.clone(),
+                procedure_code: s.procedure_code.clone(),
+                fee_kopecks: s.fee_kopecks,
+                amount_kopecks: r.amount_kopecks,
+                payment: payment.clone(),
+            })?
+            .reply_to(self.queue_of(&s.authority)),
+        ))
+    }
+
+    /// The authority's answer on a receipt: confirmed, it is a payment like ERIP's (and money
+    /// that arrived for an application that ended meanwhile is due back); refused, the person is
+    /// told why and the application awaits payment again — or ends, if its term passed while
+    /// the authority checked.
+    fn receipt_answered(
+        &self,
+        s: &Application,
+        a: &AuthorityReceiptAnswered,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let Some(pending) = s
+            .receipt_at_authority
+            .as_ref()
+            .filter(|p| p.payment.document_number == a.document_number)
+        else {
+            // Not the receipt it was sent (a repeated answer): nothing changes.
+            return Ok(Step::to(s.clone()));
+        };
+        let cleared = Application {
+            receipt_at_authority: None,
+            ..s.clone()
+        };
+        let checked = Command::new(&ReceiptChecked {
+            application_id: s.application_id,
+            matches: a.confirmed,
+            problem: (!a.confirmed).then(|| {
+                a.reason
+                    .clone()
+                    .unwrap_or_else(|| "the authority did not find the payment".into())
+            }),
+            checked_by: ReceiptCheckedBy::Authority,
+        })?;
+        let step = if a.confirmed {
+            self.payment(
+                &cleared,
+                &bank_operation(&pending.payment.document_number),
+                pending.amount_kopecks,
+                PaymentSource::Bank,
+                ctx,
+            )?
+        } else {
+            Step::to(cleared)
+        };
+        let step = step.send(checked);
+        // The payment term passed while the authority checked, and the fee is still not met.
+        match &step.state.stage {
+            Stage::AwaitingPayment { pay_before } if ctx.now >= *pay_before => {
+                let ended = expire(&step.state, ctx)?;
+                let ended = match &s.order_number {
+                    Some(order) => ended.send(Command::new(&CancelInvoice {
+                        order_number: order.clone(),
+                    })?),
+                    None => ended,
+                };
+                Ok(step.commands.into_iter().fold(ended, Step::send))
+            }
+            _ => Ok(step),
+        }
     }
 
     /// The authority registered the application: the portal and the person are told.
@@ -610,6 +933,8 @@ impl ProcedureSaga {
             invoice_id: None,
             paid: None,
             receipt: None,
+            ledger: Ledger::default(),
+            receipt_at_authority: None,
             registration_number: None,
             decision_due: None,
             stage: Stage::AtAuthority,
@@ -719,26 +1044,65 @@ impl ProcedureSaga {
     }
 }
 
-/// The receipt against ERIP's record, when both are known.
+/// The ERIP receipt against ERIP's record of its payment, when both are known.
 fn receipt_check(app: &Application) -> Result<Option<Command>, Failure> {
-    let (Some(receipt), Some(paid)) = (&app.receipt, &app.paid) else {
+    let Some(receipt) = &app.receipt else {
         return Ok(None);
     };
-    let problem = if receipt.operation_id != paid.operation_id {
-        Some("the receipt's operation number is not ERIP's".to_owned())
-    } else if receipt.amount_kopecks != paid.amount_kopecks {
-        Some(format!(
+    let Some(paid) = app
+        .ledger
+        .payments
+        .iter()
+        .find(|p| p.operation_id == receipt.operation_id)
+    else {
+        // ERIP's notice of this operation is not here (yet): checked when it comes. A receipt
+        // whose operation ERIP never reports stays unchecked.
+        return Ok(None);
+    };
+    let problem = (receipt.amount_kopecks != paid.amount_kopecks).then(|| {
+        format!(
             "the receipt says {} kopecks, ERIP received {}",
             receipt.amount_kopecks, paid.amount_kopecks
-        ))
-    } else {
-        None
-    };
+        )
+    });
     Ok(Some(Command::new(&ReceiptChecked {
         application_id: app.application_id,
         matches: problem.is_none(),
         problem,
+        checked_by: ReceiptCheckedBy::Erip,
     })?))
+}
+
+/// An application stored before the ledger existed: its one payment becomes the ledger's.
+fn with_ledger(s: &Application) -> Application {
+    let mut next = s.clone();
+    if next.ledger.payments.is_empty()
+        && let Some(paid) = &s.paid
+    {
+        next.ledger.payments.push(super::payment::Payment {
+            operation_id: paid.operation_id.clone(),
+            amount_kopecks: paid.amount_kopecks,
+            counted_kopecks: paid.amount_kopecks.min(s.fee_kopecks),
+            source: PaymentSource::Erip,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+        });
+    }
+    next
+}
+
+/// Why a payment arriving in this stage is due back whole: the application ended without a
+/// decision. `None` while the application can still use a payment (a payment to a decided one
+/// or one with its authority counts against a fee that is already met: `already_paid`).
+fn ended_reason(stage: &Stage) -> Option<DueBackReason> {
+    match stage {
+        Stage::Rejected { .. } => Some(DueBackReason::Expired),
+        Stage::Withdrawn { .. } => Some(DueBackReason::Withdrawn),
+        Stage::Cancelled { .. } => Some(DueBackReason::Cancelled),
+        Stage::AwaitingPayment { .. }
+        | Stage::AtAuthority
+        | Stage::Withdrawing
+        | Stage::Decided { .. } => None,
+    }
 }
 
 fn accepted(app: &Application, pay_before: Option<DateTime<Utc>>) -> ApplicationAccepted {
@@ -764,10 +1128,10 @@ fn receipt(s: &Application, r: &AttachReceiptAs) -> Result<Step<Application>, Fa
     Ok(check.into_iter().fold(Step::to(next), Step::send))
 }
 
-/// The fee was not paid in time: rejected, and the invoice closed so that a late payment cannot
-/// land on an ended application.
-fn payment_overdue(s: &Application) -> Result<Step<Application>, Failure> {
-    let step = reject(s, ProcedureRejectReason::PaymentExpired, vec![])?;
+/// The fee was not paid in time: rejected, what was paid of it is due back, and the invoice
+/// closed so that a late payment cannot land on an ended application.
+fn payment_overdue(s: &Application, ctx: &StepContext<'_>) -> Result<Step<Application>, Failure> {
+    let step = expire(s, ctx)?;
     Ok(match &s.order_number {
         Some(order) => step.send(Command::new(&CancelInvoice {
             order_number: order.clone(),
@@ -776,18 +1140,44 @@ fn payment_overdue(s: &Application) -> Result<Step<Application>, Failure> {
     })
 }
 
-/// Withdrawn before the fee was paid: nothing is due back, the invoice is closed.
-fn withdraw_unpaid(s: &Application) -> Result<Step<Application>, Failure> {
+/// The invoice's term passed before the fee was met: rejected (`payment_expired`); the part
+/// paid is due back and the person told.
+fn expire(s: &Application, ctx: &StepContext<'_>) -> Result<Step<Application>, Failure> {
+    let mut next = s.clone();
+    let owed = next.ledger.release(DueBackReason::Expired, ctx.now);
+    let step = reject(&next, ProcedureRejectReason::PaymentExpired, vec![])?;
+    if owed == 0 {
+        return Ok(step);
+    }
+    let operation_ids = next
+        .ledger
+        .due_back
+        .last()
+        .map(|d| d.operation_ids.clone())
+        .unwrap_or_default();
+    Ok(step.send(Command::new(&PaymentDueBack {
+        application_id: s.application_id,
+        operation_ids,
+        amount_kopecks: owed,
+        reason: DueBackReason::Expired,
+        due_back_kopecks: next.ledger.due_back_outstanding(),
+    })?))
+}
+
+/// Withdrawn before the fee was met: what was paid of it is due back, the invoice is closed.
+fn withdraw_unpaid(s: &Application, ctx: &StepContext<'_>) -> Result<Step<Application>, Failure> {
+    let mut next = s.clone();
+    let refund = next.ledger.release(DueBackReason::Withdrawn, ctx.now);
     let mut step = with_stage(
-        s,
+        &next,
         Stage::Withdrawn {
-            refund_due_kopecks: 0,
+            refund_due_kopecks: refund,
         },
     )
     .cancel_timer(PAYMENT_TIMER)
     .send(Command::new(&ApplicationWithdrawn {
         application_id: s.application_id,
-        refund_due_kopecks: 0,
+        refund_due_kopecks: refund,
         reason: None,
         detail: None,
     })?);
@@ -800,10 +1190,11 @@ fn withdraw_unpaid(s: &Application) -> Result<Step<Application>, Failure> {
 }
 
 /// The authority accepted the withdrawal: the fee paid is due back.
-fn withdrawn(s: &Application) -> Result<Step<Application>, Failure> {
-    let refund = s.paid.as_ref().map_or(0, |p| p.amount_kopecks);
+fn withdrawn(s: &Application, ctx: &StepContext<'_>) -> Result<Step<Application>, Failure> {
+    let mut next = s.clone();
+    let refund = next.ledger.release(DueBackReason::Withdrawn, ctx.now);
     Ok(with_stage(
-        s,
+        &next,
         Stage::Withdrawn {
             refund_due_kopecks: refund,
         },
@@ -1015,6 +1406,170 @@ mod tests {
         assert!(ok.commands[1].detached, "nobody waits for the notice SMS");
     }
 
+    fn payment(operation: &str, amount: u64) -> Input {
+        Input::Invoice(InvoiceNotified {
+            order_number: "x".into(),
+            event: InvoiceEvent::Paid,
+            amount_kopecks: amount,
+            operation_id: Some(operation.into()),
+        })
+    }
+
+    fn body<M: serde::de::DeserializeOwned>(step: &Step<Application>, t: MessageType) -> M {
+        step.commands
+            .iter()
+            .find(|c| c.message_type == t)
+            .map(|c| serde_json::from_slice(&c.body).expect("body"))
+            .unwrap_or_else(|| panic!("{t} sent: {:?}", sent(step)))
+    }
+
+    #[test]
+    fn short_payments_wait_for_the_rest_and_what_is_above_the_fee_is_due_back() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let short = run
+            .step(Some(&submitted.state), payment("op-1", 1000))
+            .expect("short");
+        assert_eq!(
+            sent(&short),
+            ["procedure.payment_received.v1", "sms.notify_holder.v1"]
+        );
+        assert_eq!(run.saga.state_name(&short.state), "awaiting_payment");
+        let news: PaymentReceived = body(&short, PaymentReceived::TYPE);
+        assert_eq!((news.paid_kopecks, news.missing_kopecks), (1000, 1100));
+        // The same notice again changes nothing.
+        let again = run
+            .step(Some(&short.state), payment("op-1", 1000))
+            .expect("again");
+        assert!(again.commands.is_empty());
+        let rest = run
+            .step(Some(&short.state), payment("op-2", 1500))
+            .expect("the rest");
+        assert_eq!(
+            sent(&rest),
+            [
+                "authority.application.v1",
+                "procedure.payment_received.v1",
+                "procedure.payment_due_back.v1",
+                "sms.notify_holder.v1"
+            ]
+        );
+        let to_authority: AuthorityApplication = body(&rest, AuthorityApplication::TYPE);
+        assert_eq!(to_authority.paid_kopecks, 2100);
+        let owed: PaymentDueBack = body(&rest, PaymentDueBack::TYPE);
+        assert_eq!(
+            (owed.amount_kopecks, owed.reason),
+            (400, DueBackReason::Overpaid)
+        );
+        // Withdrawn at the authority: the fee counted is due back, the excess stays recorded.
+        let mut withdrawing = rest.state.clone();
+        withdrawing.stage = Stage::Withdrawing;
+        let done = run
+            .from(Some("authority-minsk-zags"))
+            .step(
+                Some(&withdrawing),
+                Input::WithdrawalAnswered(AuthorityWithdrawalAnswered {
+                    application_id: Uuid::from_u128(1),
+                    accepted: true,
+                }),
+            )
+            .expect("withdrawn");
+        let news: ApplicationWithdrawn = body(&done, ApplicationWithdrawn::TYPE);
+        assert_eq!(news.refund_due_kopecks, 2100);
+        assert_eq!(done.state.ledger.due_back_outstanding(), 2500);
+        // A payment after the withdrawal: due back whole.
+        let late = run
+            .step(Some(&done.state), payment("op-3", 2100))
+            .expect("late");
+        let owed: PaymentDueBack = body(&late, PaymentDueBack::TYPE);
+        assert_eq!(
+            (owed.reason, owed.due_back_kopecks),
+            (DueBackReason::Withdrawn, 4600)
+        );
+    }
+
+    #[test]
+    fn a_bank_receipt_waits_for_the_authority_and_only_the_owner_answers() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"record_kind": "birth", "record_year": 1990});
+        let submitted = run.step(None, submit("5.13", form)).expect("submits");
+        let order = submitted.state.order_number.clone().expect("order");
+        let receipt = Input::Receipt(AttachReceiptAs {
+            application_id: Uuid::from_u128(1),
+            applicant: APPLICANT.into(),
+            operation_id: String::new(),
+            amount_kopecks: 2100,
+            outside_erip: Some(BankPayment {
+                order_number: order,
+                bank: "Belarusbank".into(),
+                paid_on: run.now.date_naive(),
+                document_number: "PP-1".into(),
+            }),
+        });
+        let sent_on = run
+            .step(Some(&submitted.state), receipt)
+            .expect("forwarded");
+        assert_eq!(sent(&sent_on), ["authority.payment_receipt.v1"]);
+        assert_eq!(
+            sent_on.commands[0].reply_to.as_deref(),
+            Some("ns.authority.minsk-civil-registry")
+        );
+        assert_eq!(run.saga.state_name(&sent_on.state), "receipt_at_authority");
+        // The payment term passes while the authority checks: the application waits.
+        let deadline = Input::Deadline(DeadlinePassed {
+            application_id: Uuid::from_u128(1),
+            which: PAYMENT_TIMER.into(),
+        });
+        let waits = run.step(Some(&sent_on.state), deadline).expect("waits");
+        assert!(waits.commands.is_empty());
+        let answer = |confirmed| {
+            Input::ReceiptAnswered(AuthorityReceiptAnswered {
+                application_id: Uuid::from_u128(1),
+                document_number: "PP-1".into(),
+                confirmed,
+                reason: None,
+            })
+        };
+        assert!(
+            run.from(Some("guest"))
+                .step(Some(&sent_on.state), answer(true))
+                .is_err(),
+            "only the owning authority answers"
+        );
+        let confirmed = run
+            .from(Some("authority-minsk-zags"))
+            .step(Some(&sent_on.state), answer(true))
+            .expect("confirmed");
+        assert_eq!(
+            sent(&confirmed),
+            [
+                "authority.application.v1",
+                "procedure.payment_received.v1",
+                "procedure.receipt_checked.v1"
+            ]
+        );
+        assert_eq!(run.saga.state_name(&confirmed.state), "at_authority");
+        // Refused after the term passed: the application ends unpaid.
+        run.now += chrono::Duration::days(4);
+        let refused = run
+            .step(Some(&sent_on.state), answer(false))
+            .expect("refused");
+        assert_eq!(
+            sent(&refused),
+            [
+                "procedure.rejected.v1",
+                "erip.cancel_invoice.v1",
+                "procedure.receipt_checked.v1"
+            ]
+        );
+        let check: ReceiptChecked = body(&refused, ReceiptChecked::TYPE);
+        assert_eq!(
+            (check.matches, check.checked_by),
+            (false, ReceiptCheckedBy::Authority)
+        );
+    }
+
     #[test]
     fn the_session_gates_messages_are_taken_only_off_the_bus() {
         let run = Run::new();
@@ -1053,6 +1608,7 @@ mod tests {
                 applicant: APPLICANT.into(),
                 operation_id: operation.into(),
                 amount_kopecks: amount,
+                outside_erip: None,
             })
         };
         let early = run
@@ -1085,6 +1641,7 @@ mod tests {
                     applicant: "3270287A012PB3".into(),
                     operation_id: "op-9".into(),
                     amount_kopecks: 1,
+                    outside_erip: None,
                 }),
             )
             .expect("refused");

@@ -2,7 +2,8 @@
 //! catalogue). One worker per such authority consumes the authority's queue — the same queue a
 //! queue-contract authority would consume itself — calls the back-office
 //! ([`adapters::backoffice`] has the contract), and puts the synchronous answers on the bus as
-//! the authority's messages (`authority.registered.v1`, the withdrawal answers). The later
+//! the authority's messages (`authority.registered.v1`, the withdrawal answers, the answer on a
+//! receipt of a payment outside ERIP). The later
 //! answers (information requested, decisions) come back to the hub's HTTP callback
 //! ([`super::callback`]), which puts them on the bus the same way.
 //!
@@ -15,8 +16,8 @@ use adapters::Failure;
 use adapters::backoffice::BackOfficeClient;
 use contracts::procedure::{
     AuthorityApplication, AuthorityComplaint, AuthorityComplaintWithdrawal,
-    AuthorityComplaintWithdrawalAnswered, AuthorityRegistered, AuthorityWithdrawal,
-    AuthorityWithdrawalAnswered,
+    AuthorityComplaintWithdrawalAnswered, AuthorityPaymentReceipt, AuthorityReceiptAnswered,
+    AuthorityRegistered, AuthorityWithdrawal, AuthorityWithdrawalAnswered,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
@@ -39,6 +40,7 @@ pub fn queue_spec(authority: &str) -> contracts::QueueSpec {
         [
             AuthorityApplication::TYPE.to_string(),
             AuthorityWithdrawal::TYPE.to_string(),
+            AuthorityPaymentReceipt::TYPE.to_string(),
             AuthorityComplaint::TYPE.to_string(),
             AuthorityComplaintWithdrawal::TYPE.to_string(),
         ],
@@ -104,6 +106,16 @@ impl Service for BackOfficeWorker {
                 Some(Command::new(&AuthorityWithdrawalAnswered {
                     application_id: w.application_id,
                     accepted,
+                })?)
+            } else if AuthorityPaymentReceipt::TYPE.matches(t) {
+                let r: AuthorityPaymentReceipt = decode(t, b)?;
+                let checked = client.check_receipt(&r);
+                let (confirmed, reason) = external_call(SYSTEM, "check_receipt", checked).await?;
+                Some(Command::new(&AuthorityReceiptAnswered {
+                    application_id: r.application_id,
+                    document_number: r.payment.document_number,
+                    confirmed,
+                    reason,
                 })?)
             } else if AuthorityComplaint::TYPE.matches(t) {
                 let c: AuthorityComplaint = decode(t, b)?;

@@ -19,11 +19,13 @@ use hub_runtime::trace::TraceContext;
 /// then turned into a message for the application's saga, found by the order number in its
 /// state.
 ///
-/// Replays change nothing. The first notification of each (order number, status) is recorded
-/// in `erip_notifications` in the transaction that writes the saga's message; a copy — ERIP's
-/// own retry, or a captured one re-sent — finds the row and is answered `200 already recorded`
-/// with nothing written. The message id is derived from the order number and the status too, so
-/// even without the row the saga's inbox would count it once. A notification about another
+/// Replays change nothing. The first notification of each (order number, status, operation
+/// number) is recorded in `erip_notifications` in the transaction that writes the saga's
+/// message; a copy — ERIP's own retry, or a captured one re-sent — finds the row and is answered
+/// `200 already recorded` with nothing written. Several payments of one order (short payments
+/// that add up, a second payment) have operation numbers of their own, so each is taken once.
+/// The message id is derived from the same three, so even without the row the saga's inbox
+/// would count it once (and the saga's ledger knows each operation number). A notification about another
 /// invoice than the one the application's saga holds is refused (`409`), whatever its signature.
 pub(crate) async fn notification(
     State(state): State<CallbackState>,
@@ -115,6 +117,7 @@ async fn record_invoice_event(
         InvoiceStatus::Expired => InvoiceEvent::Expired,
         InvoiceStatus::Cancelled => InvoiceEvent::Cancelled,
         InvoiceStatus::Refunded => InvoiceEvent::Refunded,
+        InvoiceStatus::Reversed => InvoiceEvent::Reversed,
         // "awaiting" is not news.
         InvoiceStatus::Awaiting => return Ok(Noted::Recorded),
     };
@@ -138,7 +141,7 @@ async fn record_invoice_event(
         "INSERT INTO erip_notifications
              (account_number, status, invoice_id, event_id, operation_id, occurred_at)
          VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (account_number, status) DO NOTHING",
+         ON CONFLICT (account_number, status, (COALESCE(operation_id, ''))) DO NOTHING",
     )
     .bind(&n.account_number)
     .bind(n.status.as_str())
@@ -159,11 +162,12 @@ async fn record_invoice_event(
         amount_kopecks: n.amount_kopecks,
         operation_id: n.operation_id.clone(),
     };
+    let name = match &n.operation_id {
+        Some(operation) => format!("erip/{}/{:?}/{operation}", n.account_number, event),
+        None => format!("erip/{}/{:?}", n.account_number, event),
+    };
     let mut metadata = Metadata::new(InvoiceNotified::TYPE.to_string(), state.app_id.clone())
-        .with_message_id(Uuid::new_v5(
-            &Uuid::NAMESPACE_URL,
-            format!("erip/{}/{:?}", n.account_number, event).as_bytes(),
-        ));
+        .with_message_id(Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()));
     metadata.correlation_id = Some(saga.to_string());
     metadata.traceparent = Some(trace.to_string());
     let body = contracts::encode(&message).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;

@@ -123,7 +123,9 @@ impl Service for EripWorker {
                 match external_call("erip", "cancel_invoice", cancelled).await {
                     Ok(_) => Ok(EripOutcome::Cancelled),
                     // Paid or expired meanwhile: the saga learns it from ERIP's notification;
-                    // nothing is left to cancel here (a refund is recorded by the saga).
+                    // nothing is left to cancel here. A payment that reached an application
+                    // which ended is recorded by the saga as due back (its ledger and the view
+                    // `payments_due_back`); ERIP's refund of it, when it comes, settles that.
                     Err(f)
                         if f.reason.contains(adapters::erip::ALREADY_PAID)
                             || f.reason.contains(adapters::erip::INVOICE_EXPIRED) =>
