@@ -344,12 +344,17 @@ mod tests {
 
     #[test]
     fn a_retention_shorter_than_a_day_or_the_retry_schedule_is_refused() {
-        let default = parsed(&[]).retention_settings().expect("the default passes");
+        let default = parsed(&[])
+            .retention_settings()
+            .expect("the default passes");
         assert_eq!(default.horizon, Duration::from_secs(7 * 24 * 3600));
         let short = parsed(&["--retention", "12h"])
             .retention_settings()
             .expect_err("half a day");
-        assert!(short.contains("HUB_RETENTION 43200s is shorter than 86400s"), "{short}");
+        assert!(
+            short.contains("HUB_RETENTION 43200s is shorter than 86400s"),
+            "{short}"
+        );
         let slow = parsed(&["--retention", "2d", "--retry-tiers", "1h,2d"])
             .retention_settings()
             .expect_err("shorter than twice the retry schedule");
