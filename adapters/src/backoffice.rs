@@ -550,6 +550,7 @@ mod tests {
             applicant: APPLICANT.to_owned(),
             form: form.as_object().cloned().unwrap_or_default(),
             attachments: vec!["att-1".to_owned()],
+            delivery: Default::default(),
             paid_kopecks: 2750,
             decision_due: NaiveDate::from_ymd_opt(2026, 12, 10).expect("a date"),
         }

@@ -75,6 +75,22 @@ pub struct SubmitApplication {
     /// References to attachments kept by the portal.
     #[serde(default)]
     pub attachments: Vec<String>,
+    /// How the person wants the decision: in the cabinet only (the default, as before this
+    /// field), or also on paper at the authority.
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// How the person wants the decision delivered (seed 000: the decision, its copy or extract,
+/// can also be collected at the authority).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// In the personal cabinet only.
+    #[default]
+    Cabinet,
+    /// In the cabinet, and the person also collects it at the authority.
+    CabinetAndCollect,
 }
 
 impl Message for SubmitApplication {
@@ -292,17 +308,57 @@ impl Message for ApplicationRegistered {
     const TYPE: MessageType = MessageType::new("procedure.registered", 1);
 }
 
-/// `procedure.info_requested.v1`: the authority asks for more information.
+/// `procedure.info_requested.v1`: the authority asks for more information; the person answers
+/// with `procedure.provide_info.v1` by `answer_by`. The term is suspended meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoRequested {
     /// The application.
     pub application_id: Uuid,
     /// What the authority asks.
     pub request: String,
+    /// The last day (Minsk) the person may answer; past it the authority may refuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_by: Option<NaiveDate>,
 }
 
 impl Message for InfoRequested {
     const TYPE: MessageType = MessageType::new("procedure.info_requested", 1);
+}
+
+/// `procedure.provide_info.v1`: the person answers the authority's request for more
+/// information (only the applicant may, only while a request waits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvideInfo {
+    /// The application.
+    pub application_id: Uuid,
+    /// The session of the person who answers.
+    pub session_token: SessionToken,
+    /// The answer's form fields, name -> value.
+    #[serde(default)]
+    pub form: serde_json::Map<String, serde_json::Value>,
+    /// References to attachments kept by the portal.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+}
+
+impl Message for ProvideInfo {
+    const TYPE: MessageType = MessageType::new("procedure.provide_info", 1);
+}
+
+/// `procedure.info_provided.v1`: the answer went to the authority; the term runs again, moved
+/// by the working days it waited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoProvided {
+    /// The application.
+    pub application_id: Uuid,
+    /// Working days the term was suspended (after the request's day, up to the answer's).
+    pub suspended_working_days: u32,
+    /// The term's last day, moved.
+    pub decision_due: NaiveDate,
+}
+
+impl Message for InfoProvided {
+    const TYPE: MessageType = MessageType::new("procedure.info_provided", 1);
 }
 
 /// The authority's decision.
@@ -376,9 +432,14 @@ pub enum ProcedureRejectReason {
     /// The request's session is unknown, expired or ended (logged out, password changed,
     /// identifier blocked): log in again. Nothing about the application changed.
     SessionInvalid,
-    /// A withdrawal or a receipt from someone other than the applicant: refused, nothing
-    /// changed.
+    /// A withdrawal, a receipt or an answer from someone other than the applicant: refused,
+    /// nothing changed.
     NotTheApplicant,
+    /// An answer to an information request when none waits: refused, nothing changed.
+    NoInfoRequested,
+    /// An answer after the period the authority named: refused (the authority may refuse the
+    /// application), nothing changed.
+    InfoPeriodPassed,
 }
 
 /// `procedure.rejected.v1`: the application (or a request about it) is refused.
@@ -396,7 +457,8 @@ impl Message for ApplicationRejected {
     const TYPE: MessageType = MessageType::new("procedure.rejected", 1);
 }
 
-/// `procedure.overdue.v1`: the statutory term passed without a decision (for operators).
+/// `procedure.overdue.v1`: the statutory term passed without a decision (to the portal, for
+/// the person and operators; the person is also told by SMS and may complain of the inaction).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplicationOverdue {
     /// The application.
@@ -432,6 +494,9 @@ pub struct AuthorityApplication {
     pub paid_kopecks: u64,
     /// The last day of the statutory term.
     pub decision_due: NaiveDate,
+    /// How the person wants the decision: `cabinet_and_collect` means also on paper here.
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 impl Message for AuthorityApplication {
@@ -510,10 +575,34 @@ pub struct AuthorityInfoRequested {
     pub application_id: Uuid,
     /// What it asks.
     pub request: String,
+    /// The period the person has to answer, working days after the request's day (the hub's
+    /// default, 10, when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_within_working_days: Option<u32>,
 }
 
 impl Message for AuthorityInfoRequested {
     const TYPE: MessageType = MessageType::new("authority.info_requested", 1);
+}
+
+/// `authority.info_provided.v1`: the person's answer to the authority's request, to its own
+/// queue, with the term's last day moved by the working days it waited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorityInfoProvided {
+    /// The application.
+    pub application_id: Uuid,
+    /// The answer's form fields.
+    pub form: serde_json::Map<String, serde_json::Value>,
+    /// References to attachments kept by the portal.
+    pub attachments: Vec<String>,
+    /// Working days the term was suspended.
+    pub suspended_working_days: u32,
+    /// The term's last day, moved.
+    pub decision_due: NaiveDate,
+}
+
+impl Message for AuthorityInfoProvided {
+    const TYPE: MessageType = MessageType::new("authority.info_provided", 1);
 }
 
 /// `authority.decided.v1`: from the authority.

@@ -268,6 +268,7 @@ every_type! {
         "session_token": "q3Jx0Wm6oVt1b1tVZ2p0f0sSb3QkqB9fQm3P4x7JdE8",
         "form": {"address": "Minsk", "children": [{"name": "A", "age": 3}], "paid": true, "rooms": 2, "note": null},
         "attachments": ["att-1"],
+        "delivery": "cabinet_and_collect",
     })],
     procedure::WithdrawApplication => [json!({"application_id": UUID, "session_token": "tok-1"})],
     procedure::AttachReceipt => [
@@ -297,7 +298,18 @@ every_type! {
     procedure::ApplicationRegistered => [json!({
         "application_id": UUID, "registration_number": "TAX-1", "decision_due": DAY,
     })],
-    procedure::InfoRequested => [json!({"application_id": UUID, "request": "a copy of the lease"})],
+    procedure::InfoRequested => [
+        json!({"application_id": UUID, "request": "a copy of the lease"}),
+        json!({"application_id": UUID, "request": "a copy of the lease", "answer_by": DAY}),
+    ],
+    procedure::ProvideInfo => [json!({
+        "application_id": UUID, "session_token": "tok-1", "form": {"lease_number": "L-7"}, "attachments": ["att-2"],
+    })],
+    procedure::InfoProvided => [json!({"application_id": UUID, "suspended_working_days": 3, "decision_due": DAY})],
+    procedure::AuthorityInfoProvided => [json!({
+        "application_id": UUID, "form": {"lease_number": "L-7"}, "attachments": ["att-2"],
+        "suspended_working_days": 3, "decision_due": DAY,
+    })],
     procedure::ApplicationDecided => [json!({
         "application_id": UUID, "verdict": "granted", "document": "Certificate 1", "decided_at": AT,
     })],
@@ -319,10 +331,14 @@ every_type! {
         "attachments": ["att-1"],
         "paid_kopecks": 2750,
         "decision_due": DAY,
+        "delivery": "cabinet",
     })],
     procedure::AuthorityWithdrawal => [json!({"application_id": UUID})],
     procedure::AuthorityRegistered => [json!({"application_id": UUID, "registration_number": "TAX-1"})],
-    procedure::AuthorityInfoRequested => [json!({"application_id": UUID, "request": "a copy of the lease"})],
+    procedure::AuthorityInfoRequested => [
+        json!({"application_id": UUID, "request": "a copy of the lease"}),
+        json!({"application_id": UUID, "request": "a copy of the lease", "answer_within_working_days": 5}),
+    ],
     procedure::AuthorityDecided => [json!({
         "application_id": UUID, "verdict": "refused", "document": "Notice 1", "decided_at": AT,
     })],

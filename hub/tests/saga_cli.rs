@@ -201,6 +201,7 @@ async fn awaiting_payment(db: &Db, minutes_ago: i64) -> (Uuid, String) {
                     .cloned()
                     .expect("object"),
                 attachments: vec![],
+                delivery: Default::default(),
             }),
             &ctx(&meta),
         )
@@ -237,6 +238,7 @@ async fn rejected(db: &Db) -> Uuid {
                 },
                 form: serde_json::Map::new(),
                 attachments: vec![],
+                delivery: Default::default(),
             }),
             &ctx(&meta),
         )

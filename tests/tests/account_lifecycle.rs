@@ -189,6 +189,7 @@ async fn a_desk_blocks_and_only_a_checked_application_unblocks_with_all_history_
         session_token: session,
         form: serde_json::Map::new(),
         attachments: vec![],
+        delivery: Default::default(),
     };
     portal.env.send(&application).await;
     let refused: ApplicationRejected = portal.event(&application.application_id.to_string()).await;

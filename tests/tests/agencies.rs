@@ -52,6 +52,7 @@ fn application(session: &SessionToken) -> SubmitApplication {
             .cloned()
             .expect("object"),
         attachments: vec!["att-1".into()],
+        delivery: Default::default(),
     }
 }
 

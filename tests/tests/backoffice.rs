@@ -37,6 +37,7 @@ fn submit(code: &str, session: &SessionToken) -> SubmitApplication {
         session_token: session.clone(),
         form: form.as_object().cloned().expect("object"),
         attachments: vec!["att-1".into()],
+        delivery: Default::default(),
     }
 }
 

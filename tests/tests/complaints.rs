@@ -28,6 +28,7 @@ fn application(session: &SessionToken) -> SubmitApplication {
         session_token: session.clone(),
         form: form.as_object().cloned().expect("object"),
         attachments: vec![],
+        delivery: Default::default(),
     }
 }
 

@@ -33,6 +33,7 @@ fn submit(session: &SessionToken) -> SubmitApplication {
             .cloned()
             .expect("object"),
         attachments: vec![],
+        delivery: Default::default(),
     }
 }
 

@@ -241,6 +241,7 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
             .cloned()
             .expect("object"),
         attachments: vec![],
+        delivery: Default::default(),
     };
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&app.application_id.to_string()).await;

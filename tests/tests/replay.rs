@@ -191,6 +191,7 @@ fn paid_application(session: &contracts::cabinet::SessionToken) -> SubmitApplica
             .cloned()
             .expect("object"),
         attachments: vec![],
+        delivery: Default::default(),
     }
 }
 

@@ -326,6 +326,7 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
             .cloned()
             .expect("object"),
         attachments: vec![],
+        delivery: Default::default(),
     };
     let id = app.application_id.to_string();
     portal.env.send(&app).await;

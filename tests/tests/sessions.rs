@@ -50,6 +50,7 @@ fn submit(code: &str, session: &SessionToken) -> SubmitApplication {
         session_token: session.clone(),
         form: form(code).as_object().cloned().expect("object"),
         attachments: vec![],
+        delivery: Default::default(),
     }
 }
 

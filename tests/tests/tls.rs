@@ -34,6 +34,7 @@ fn submit(code: &str, form: serde_json::Value, session: &SessionToken) -> Submit
         session_token: session.clone(),
         form: form.as_object().cloned().expect("object"),
         attachments: vec!["att-1".into()],
+        delivery: Default::default(),
     }
 }
 

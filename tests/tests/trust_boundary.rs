@@ -28,7 +28,7 @@ const DESK_TYPES: [&str; 12] = [
 ];
 
 /// The types the portal sends.
-const PORTAL_TYPES: [&str; 20] = [
+const PORTAL_TYPES: [&str; 21] = [
     "cabinet.login.v1",
     "cabinet.logout.v1",
     "cabinet.change_password.v1",
@@ -46,6 +46,7 @@ const PORTAL_TYPES: [&str; 20] = [
     "procedure.submit.v1",
     "procedure.withdraw.v1",
     "procedure.attach_receipt.v1",
+    "procedure.provide_info.v1",
     "complaint.submit.v1",
     "complaint.withdraw.v1",
     "procedure.list.v1",

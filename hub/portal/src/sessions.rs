@@ -40,8 +40,8 @@ use chrono::Utc;
 use contracts::cabinet::SessionToken;
 use contracts::procedure::{
     Applicant, ApplicationRejected, AssuranceLevel, AttachReceipt, BankPayment,
-    ComplaintRejectReason, ComplaintRejected, ProcedureRejectReason, SubmitApplication,
-    SubmitComplaint, WithdrawApplication, WithdrawComplaint,
+    ComplaintRejectReason, ComplaintRejected, Delivery, ProcedureRejectReason, ProvideInfo,
+    SubmitApplication, SubmitComplaint, WithdrawApplication, WithdrawComplaint,
 };
 use contracts::{FieldError, Message, MessageType, decode};
 use futures_util::future::BoxFuture;
@@ -71,6 +71,7 @@ pub fn gate_queue_spec() -> contracts::QueueSpec {
             SubmitApplication::TYPE.to_string(),
             WithdrawApplication::TYPE.to_string(),
             AttachReceipt::TYPE.to_string(),
+            ProvideInfo::TYPE.to_string(),
             SubmitComplaint::TYPE.to_string(),
             WithdrawComplaint::TYPE.to_string(),
             ListProcedures::TYPE.to_string(),
@@ -235,6 +236,9 @@ pub struct StartApplication {
     /// References to attachments kept by the portal.
     #[serde(default)]
     pub attachments: Vec<String>,
+    /// How the person wants the decision.
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 impl Message for StartApplication {
@@ -275,6 +279,26 @@ impl Message for AttachReceiptAs {
     const TYPE: MessageType = MessageType::new("procedure.attach_receipt_as", 1);
 }
 
+/// `procedure.provide_info_as.v1` (the hub's own): an answer to the authority's information
+/// request, by the session's identifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvideInfoAs {
+    /// The application.
+    pub application_id: Uuid,
+    /// Who answers, from the session.
+    pub applicant: String,
+    /// The answer's form fields.
+    #[serde(default)]
+    pub form: serde_json::Map<String, serde_json::Value>,
+    /// References to attachments kept by the portal.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+}
+
+impl Message for ProvideInfoAs {
+    const TYPE: MessageType = MessageType::new("procedure.provide_info_as", 1);
+}
+
 /// `complaint.start.v1` (the hub's own): a complaint by the session's identifier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartComplaint {
@@ -308,10 +332,11 @@ impl Message for WithdrawComplaintAs {
 
 /// The hub's own message types the gate forwards: only the gate sends them, straight to a
 /// saga's queue; nobody outside the hub may (the sagas refuse them from the bus).
-pub const INTERNAL_TYPES: [MessageType; 5] = [
+pub const INTERNAL_TYPES: [MessageType; 6] = [
     StartApplication::TYPE,
     WithdrawApplicationAs::TYPE,
     AttachReceiptAs::TYPE,
+    ProvideInfoAs::TYPE,
     StartComplaint::TYPE,
     WithdrawComplaintAs::TYPE,
 ];
@@ -338,6 +363,8 @@ pub enum GateRequest {
     Withdraw(WithdrawApplication),
     /// A payment receipt.
     Receipt(AttachReceipt),
+    /// An answer to the authority's information request.
+    Info(ProvideInfo),
     /// A complaint.
     Complain(SubmitComplaint),
     /// Its withdrawal.
@@ -352,6 +379,7 @@ impl GateRequest {
             GateRequest::Submit(m) => &m.session_token,
             GateRequest::Withdraw(m) => &m.session_token,
             GateRequest::Receipt(m) => &m.session_token,
+            GateRequest::Info(m) => &m.session_token,
             GateRequest::Complain(m) => &m.session_token,
             GateRequest::WithdrawComplaint(m) => &m.session_token,
             GateRequest::List(m) => &m.session_token,
@@ -378,6 +406,7 @@ impl GateRequest {
             GateRequest::Submit(m) => Command::new(&application(m.application_id)),
             GateRequest::Withdraw(m) => Command::new(&application(m.application_id)),
             GateRequest::Receipt(m) => Command::new(&application(m.application_id)),
+            GateRequest::Info(m) => Command::new(&application(m.application_id)),
             GateRequest::Complain(m) => Command::new(&complaint(m.complaint_id)),
             GateRequest::WithdrawComplaint(m) => Command::new(&complaint(m.complaint_id)),
             GateRequest::List(m) => Command::new(&ProceduresListed {
@@ -444,6 +473,7 @@ impl SessionGate {
                 applicant,
                 form: m.form,
                 attachments: m.attachments,
+                delivery: m.delivery,
             })?
             .reply_to(procedure),
             GateRequest::Withdraw(m) => Command::new(&WithdrawApplicationAs {
@@ -457,6 +487,13 @@ impl SessionGate {
                 operation_id: m.operation_id,
                 amount_kopecks: m.amount_kopecks,
                 outside_erip: m.outside_erip,
+            })?
+            .reply_to(procedure),
+            GateRequest::Info(m) => Command::new(&ProvideInfoAs {
+                application_id: m.application_id,
+                applicant: applicant.identifier,
+                form: m.form,
+                attachments: m.attachments,
             })?
             .reply_to(procedure),
             GateRequest::Complain(m) => Command::new(&StartComplaint {
@@ -500,6 +537,8 @@ impl Service for SessionGate {
                 GateRequest::Withdraw(decode(t, b)?)
             } else if AttachReceipt::TYPE.matches(t) {
                 GateRequest::Receipt(decode(t, b)?)
+            } else if ProvideInfo::TYPE.matches(t) {
+                GateRequest::Info(decode(t, b)?)
             } else if SubmitComplaint::TYPE.matches(t) {
                 GateRequest::Complain(decode(t, b)?)
             } else if WithdrawComplaint::TYPE.matches(t) {

@@ -143,6 +143,7 @@ fn application(journey: Journey, session: &SessionToken) -> SubmitApplication {
         session_token: session.clone(),
         form: form.as_object().cloned().unwrap_or_default(),
         attachments,
+        delivery: Default::default(),
     }
 }
 

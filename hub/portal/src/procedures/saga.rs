@@ -10,6 +10,10 @@
 //! awaiting_payment --payment term over--> rejected (payment_expired)
 //! awaiting_payment --receipt of a payment outside ERIP--> receipt_at_authority
 //!           --authority confirms--> (counted as a payment) --refuses--> awaiting_payment
+//! at_authority --authority asks for information--> awaiting_info (the term suspended)
+//!           --the person answers--> at_authority (the term moved by the working days waited)
+//!           --the period the authority named passes--> at_authority (moved to the period's end;
+//!             the authority may refuse)
 //! operator's cancel (a stuck application): --> cancelled, as a withdrawal that does not wait
 //!           for the authority (invoice cancelled, or the authority told and the refund due)
 //! ```
@@ -34,11 +38,12 @@ use contracts::ops::CancelSaga;
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
     ApplicationRejected, ApplicationWithdrawn, AuthorityApplication, AuthorityDecided,
-    AuthorityInfoRequested, AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered,
-    AuthorityWithdrawal, AuthorityWithdrawalAnswered, BankPayment, CancelInvoice, CreateInvoice,
-    DueBackReason, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified, PaymentDueBack,
-    PaymentReceived, PaymentReturned, ProcedureRejectReason, ReceiptChecked, ReceiptCheckedBy,
-    ReturnKind, Verdict, WithdrawalReason, order_number_check_digit,
+    AuthorityInfoProvided, AuthorityInfoRequested, AuthorityPaymentReceipt,
+    AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
+    AuthorityWithdrawalAnswered, BankPayment, CancelInvoice, CreateInvoice, Delivery,
+    DueBackReason, InfoProvided, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified,
+    PaymentDueBack, PaymentReceived, PaymentReturned, ProcedureRejectReason, ReceiptChecked,
+    ReceiptCheckedBy, ReturnKind, Verdict, WithdrawalReason, order_number_check_digit,
 };
 use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
@@ -49,7 +54,9 @@ use uuid::Uuid;
 use super::calendar::Calendar;
 use super::catalogue::Catalogue;
 use super::payment::{Ledger, PaymentSource, Recorded, bank_operation, rubles};
-use crate::sessions::{self, AttachReceiptAs, StartApplication, WithdrawApplicationAs};
+use crate::sessions::{
+    self, AttachReceiptAs, ProvideInfoAs, StartApplication, WithdrawApplicationAs,
+};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
 
@@ -59,6 +66,9 @@ pub const SAGA_TYPE: &str = "procedure";
 pub const QUEUE: &str = "saga.procedure";
 const PAYMENT_TIMER: &str = "payment";
 const OVERDUE_TIMER: &str = "overdue";
+const INFO_TIMER: &str = "info";
+/// The period to answer an information request when the authority names none, working days.
+pub const DEFAULT_INFO_PERIOD_WORKING_DAYS: u32 = 10;
 
 /// The short name of an authority's queue: the hub sends it applications and withdrawals there.
 pub fn authority_queue(authority: &str) -> String {
@@ -70,7 +80,7 @@ pub fn authority_queue(authority: &str) -> String {
 pub struct DeadlinePassed {
     /// The application.
     pub application_id: Uuid,
-    /// `payment` or `overdue`.
+    /// `payment`, `overdue` or `info`.
     pub which: String,
 }
 
@@ -189,6 +199,33 @@ pub struct Application {
     pub decision_due: Option<NaiveDate>,
     /// Where it is.
     pub stage: Stage,
+    /// How the person wants the decision.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// The authority's information request, while it waits for the person (or after its
+    /// period passed unanswered: `lapsed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_request: Option<PendingInfo>,
+    /// Working days the term was suspended in all, for the authority's information requests.
+    #[serde(default)]
+    pub suspended_working_days: u32,
+    /// The term passed without a decision (the person was told, and may complain of inaction).
+    #[serde(default)]
+    pub overdue: bool,
+}
+
+/// An information request of the authority, waiting for the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingInfo {
+    /// What the authority asks.
+    pub request: String,
+    /// The day (Minsk) it asked: the term stops after it.
+    pub requested_on: NaiveDate,
+    /// The last day the person may answer.
+    pub answer_by: NaiveDate,
+    /// The period passed unanswered: the term runs again, an answer is refused.
+    #[serde(default)]
+    pub lapsed: bool,
 }
 
 /// A payment ERIP reported.
@@ -255,6 +292,8 @@ pub enum Input {
     Withdraw(WithdrawApplicationAs),
     /// Someone attaches the payment receipt (from the session gate).
     Receipt(AttachReceiptAs),
+    /// Someone answers the authority's information request (from the session gate).
+    ProvideInfo(ProvideInfoAs),
     /// ERIP created the invoice.
     InvoiceCreated(InvoiceCreated),
     /// ERIP reported on the invoice.
@@ -290,6 +329,7 @@ impl Input {
         match self {
             Input::Withdraw(m) => Some(&m.applicant),
             Input::Receipt(m) => Some(&m.applicant),
+            Input::ProvideInfo(m) => Some(&m.applicant),
             _ => None,
         }
     }
@@ -320,6 +360,10 @@ impl Saga for ProcedureSaga {
             sessions::check_internal(message, &self.bus())?;
             let m: AttachReceiptAs = decode(t, b)?;
             (by_id(m.application_id), Input::Receipt(m))
+        } else if ProvideInfoAs::TYPE.matches(t) {
+            sessions::check_internal(message, &self.bus())?;
+            let m: ProvideInfoAs = decode(t, b)?;
+            (by_id(m.application_id), Input::ProvideInfo(m))
         } else if InvoiceCreated::TYPE.matches(t) {
             (by_correlation()?, Input::InvoiceCreated(decode(t, b)?))
         } else if InvoiceNotified::TYPE.matches(t) {
@@ -421,10 +465,14 @@ impl Saga for ProcedureSaga {
             (Stage::AwaitingPayment { .. }, Input::Withdraw(_)) => withdraw_unpaid(s, ctx),
             (Stage::AtAuthority, Input::Registered(r)) => self.registered(s, r, ctx),
             (Stage::AtAuthority | Stage::Withdrawing, Input::InfoRequested(r)) => {
-                Ok(Step::to(s.clone()).send(Command::new(&InfoRequested {
-                    application_id: s.application_id,
-                    request: r.request.clone(),
-                })?))
+                self.info_requested(s, r, ctx)
+            }
+            (Stage::AtAuthority, Input::ProvideInfo(p)) => self.info_provided(s, p, ctx),
+            (_, Input::ProvideInfo(_)) => refuse_info(s, ProcedureRejectReason::NoInfoRequested),
+            (Stage::AtAuthority | Stage::Withdrawing, Input::Deadline(d))
+                if d.which == INFO_TIMER =>
+            {
+                self.info_lapsed(s, ctx)
             }
             // The decision wins over a withdrawal the authority has not answered yet: it
             // decided first, and will refuse the withdrawal.
@@ -447,15 +495,16 @@ impl Saga for ProcedureSaga {
             (Stage::Decided { .. }, Input::Withdraw(_)) => {
                 Ok(Step::to(s.clone()).send(already_decided(s)?))
             }
+            // The term is suspended while the authority waits for the person.
+            (Stage::AtAuthority | Stage::Withdrawing, Input::Deadline(d))
+                if d.which == OVERDUE_TIMER && waiting_for_person(s) =>
+            {
+                Ok(Step::to(s.clone()))
+            }
             (Stage::AtAuthority | Stage::Withdrawing, Input::Deadline(d))
                 if d.which == OVERDUE_TIMER =>
             {
-                Ok(Step::to(s.clone()).send(Command::new(&ApplicationOverdue {
-                    application_id: s.application_id,
-                    procedure_code: s.procedure_code.clone(),
-                    authority: s.authority.clone(),
-                    decision_due: s.decision_due.unwrap_or_else(|| ctx.now.date_naive()),
-                })?))
+                self.overdue(s, ctx)
             }
             // A second payment notice, a late invoice answer, a timer that lost its race: no
             // change.
@@ -469,6 +518,7 @@ impl Saga for ProcedureSaga {
                 "receipt_at_authority"
             }
             Stage::AwaitingPayment { .. } => "awaiting_payment",
+            Stage::AtAuthority if waiting_for_person(s) => "awaiting_info",
             Stage::AtAuthority if s.registration_number.is_some() => "registered",
             Stage::AtAuthority => "at_authority",
             Stage::Withdrawing => "withdrawing",
@@ -938,6 +988,10 @@ impl ProcedureSaga {
             registration_number: None,
             decision_due: None,
             stage: Stage::AtAuthority,
+            delivery: m.delivery,
+            info_request: None,
+            suspended_working_days: 0,
+            overdue: false,
         };
         let Some(procedure) = self.catalogue.procedure(&m.procedure_code) else {
             return reject(
@@ -1009,13 +1063,6 @@ impl ProcedureSaga {
             .map_or(0, |p| p.term_working_days);
         let today = ctx.now.date_naive();
         let due = self.calendar.add_working_days(today, term);
-        // The term ends at the end of its last day (Minsk is UTC+3, all year).
-        let end = due
-            .succ_opt()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc() - chrono::Duration::hours(3))
-            .unwrap_or(ctx.now);
-        let after = (end - ctx.now).to_std().unwrap_or_default();
         let mut next = app.clone();
         next.decision_due = Some(due);
         next.stage = Stage::AtAuthority;
@@ -1030,18 +1077,244 @@ impl ProcedureSaga {
                     attachments: app.attachments.clone(),
                     paid_kopecks: app.paid.as_ref().map_or(0, |p| p.amount_kopecks),
                     decision_due: due,
+                    delivery: app.delivery,
                 })?
                 .reply_to(self.queue_of(&app.authority)),
             )
-            .set_timer(TimerRequest {
-                name: OVERDUE_TIMER.into(),
-                after,
-                message: Command::new(&DeadlinePassed {
-                    application_id: app.application_id,
-                    which: OVERDUE_TIMER.into(),
-                })?,
-            }))
+            .set_timer(timer_at_end_of(
+                app.application_id,
+                OVERDUE_TIMER,
+                due,
+                ctx.now,
+            )?))
     }
+
+    /// The authority asks for more information: the person is told (with the last day to
+    /// answer), and the term stops until the answer or the period's end. A second request while
+    /// one waits replaces its text and period; the suspension still counts from the first.
+    fn info_requested(
+        &self,
+        s: &Application,
+        r: &AuthorityInfoRequested,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let today = minsk_today(ctx.now);
+        let period = r
+            .answer_within_working_days
+            .unwrap_or(DEFAULT_INFO_PERIOD_WORKING_DAYS)
+            .max(1);
+        let answer_by = self.calendar.add_working_days(today, period);
+        let requested_on = match &s.info_request {
+            Some(p) if !p.lapsed => p.requested_on,
+            _ => today,
+        };
+        let next = Application {
+            info_request: Some(PendingInfo {
+                request: r.request.clone(),
+                requested_on,
+                answer_by,
+                lapsed: false,
+            }),
+            ..s.clone()
+        };
+        Ok(Step::to(next)
+            .cancel_timer(OVERDUE_TIMER)
+            .set_timer(timer_at_end_of(
+                s.application_id,
+                INFO_TIMER,
+                answer_by,
+                ctx.now,
+            )?)
+            .send(Command::new(&InfoRequested {
+                application_id: s.application_id,
+                request: r.request.clone(),
+                answer_by: Some(answer_by),
+            })?)
+            .send(self.notify(
+                s,
+                format!(
+                    "По заявлению № {} орган запросил дополнительные сведения. Ответьте в личном \
+                     кабинете до {}; срок рассмотрения приостановлен.",
+                    s.number,
+                    answer_by.format("%d.%m.%Y")
+                ),
+            )?))
+    }
+
+    /// The person answers in time: the answer goes to the authority, the term runs again,
+    /// moved by the working days after the request's day up to the answer's.
+    fn info_provided(
+        &self,
+        s: &Application,
+        p: &ProvideInfoAs,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let today = minsk_today(ctx.now);
+        let pending = match &s.info_request {
+            None => return refuse_info(s, ProcedureRejectReason::NoInfoRequested),
+            Some(pending) if pending.lapsed || today > pending.answer_by => {
+                return refuse_info(s, ProcedureRejectReason::InfoPeriodPassed);
+            }
+            Some(pending) => pending,
+        };
+        let waited = self
+            .calendar
+            .working_days_between(pending.requested_on, today);
+        let (next, due) = self.resume(s, waited, ctx);
+        Ok(Step::to(next)
+            .cancel_timer(INFO_TIMER)
+            .set_timer(timer_at_end_of(
+                s.application_id,
+                OVERDUE_TIMER,
+                due,
+                ctx.now,
+            )?)
+            .send(
+                Command::new(&AuthorityInfoProvided {
+                    application_id: s.application_id,
+                    form: p.form.clone(),
+                    attachments: p.attachments.clone(),
+                    suspended_working_days: waited,
+                    decision_due: due,
+                })?
+                .reply_to(self.queue_of(&s.authority)),
+            )
+            .send(Command::new(&InfoProvided {
+                application_id: s.application_id,
+                suspended_working_days: waited,
+                decision_due: due,
+            })?))
+    }
+
+    /// The period to answer passed with no answer: the term runs again, moved by the working
+    /// days up to the period's last day; the authority decides (it may refuse), and a late
+    /// answer is refused.
+    fn info_lapsed(
+        &self,
+        s: &Application,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let Some(pending) = s.info_request.as_ref().filter(|p| !p.lapsed) else {
+            return Ok(Step::to(s.clone()));
+        };
+        let waited = self
+            .calendar
+            .working_days_between(pending.requested_on, pending.answer_by);
+        let (mut next, due) = self.resume(s, waited, ctx);
+        next.info_request = Some(PendingInfo {
+            lapsed: true,
+            ..pending.clone()
+        });
+        Ok(Step::to(next).set_timer(timer_at_end_of(
+            s.application_id,
+            OVERDUE_TIMER,
+            due,
+            ctx.now,
+        )?))
+    }
+
+    /// The application with the suspension of `waited` working days over: the term's last day
+    /// moved by them, the request cleared.
+    fn resume(
+        &self,
+        s: &Application,
+        waited: u32,
+        ctx: &StepContext<'_>,
+    ) -> (Application, NaiveDate) {
+        let due = self.calendar.add_working_days(
+            s.decision_due.unwrap_or_else(|| ctx.now.date_naive()),
+            waited,
+        );
+        let next = Application {
+            info_request: None,
+            decision_due: Some(due),
+            suspended_working_days: s.suspended_working_days.saturating_add(waited),
+            ..s.clone()
+        };
+        (next, due)
+    }
+
+    /// The term passed without a decision: the portal gets `procedure.overdue.v1` (the person's
+    /// cabinet and operators), the person an SMS; from now a complaint of inaction is possible.
+    fn overdue(
+        &self,
+        s: &Application,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Application>, Failure> {
+        let due = s.decision_due.unwrap_or_else(|| ctx.now.date_naive());
+        Ok(Step::to(Application {
+            overdue: true,
+            ..s.clone()
+        })
+        .send(Command::new(&ApplicationOverdue {
+            application_id: s.application_id,
+            procedure_code: s.procedure_code.clone(),
+            authority: s.authority.clone(),
+            decision_due: due,
+        })?)
+        .send(self.notify(
+            s,
+            format!(
+                "Срок рассмотрения заявления № {} истёк {} без решения. Вы можете подать жалобу \
+                 на бездействие в личном кабинете.",
+                s.number,
+                due.format("%d.%m.%Y")
+            ),
+        )?))
+    }
+}
+
+/// Whether the authority waits for the person's answer (the term suspended).
+fn waiting_for_person(s: &Application) -> bool {
+    s.info_request.as_ref().is_some_and(|p| !p.lapsed)
+}
+
+/// Today in Minsk (UTC+3 all year).
+fn minsk_today(now: DateTime<Utc>) -> NaiveDate {
+    (now + chrono::Duration::hours(3)).date_naive()
+}
+
+/// A timer `which` at the end of day `last` in Minsk (UTC+3, all year).
+fn timer_at_end_of(
+    application_id: Uuid,
+    which: &str,
+    last: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<TimerRequest, Failure> {
+    let end = last
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc() - chrono::Duration::hours(3))
+        .unwrap_or(now);
+    Ok(TimerRequest {
+        name: which.into(),
+        after: (end - now).to_std().unwrap_or_default(),
+        message: Command::new(&DeadlinePassed {
+            application_id,
+            which: which.into(),
+        })?,
+    })
+}
+
+/// A request about the information request refused, the application unchanged.
+fn refuse_info(
+    s: &Application,
+    reason: ProcedureRejectReason,
+) -> Result<Step<Application>, Failure> {
+    let problem = match reason {
+        ProcedureRejectReason::InfoPeriodPassed => {
+            "the period the authority named to answer has passed"
+        }
+        _ => "the authority is not waiting for information on this application",
+    };
+    Ok(Step::to(s.clone()).send(Command::new(&ApplicationRejected {
+        application_id: s.application_id,
+        reason,
+        fields: vec![FieldError {
+            field: "application_id".into(),
+            problem: problem.into(),
+        }],
+    })?))
 }
 
 /// The ERIP receipt against ERIP's record of its payment, when both are known.
@@ -1311,6 +1584,7 @@ mod tests {
             },
             form: form.as_object().cloned().expect("object"),
             attachments: vec![],
+            delivery: Delivery::CabinetAndCollect,
         })
     }
 
@@ -1739,7 +2013,11 @@ mod tests {
                 }),
             )
             .expect("overdue");
-        assert_eq!(sent(&overdue), ["procedure.overdue.v1"]);
+        assert_eq!(
+            sent(&overdue),
+            ["procedure.overdue.v1", "sms.notify_holder.v1"]
+        );
+        assert!(overdue.state.overdue);
         let stranger = run
             .step(
                 Some(&at),
@@ -1803,5 +2081,120 @@ mod tests {
             )
             .expect("answered");
         assert_eq!(sent(&withdrawn), ["procedure.withdrawn.v1"]);
+    }
+
+    fn answer(who: &str) -> Input {
+        Input::ProvideInfo(ProvideInfoAs {
+            application_id: Uuid::from_u128(1),
+            applicant: who.into(),
+            form: serde_json::json!({"lease_number": "L-7"})
+                .as_object()
+                .cloned()
+                .expect("object"),
+            attachments: vec!["att-2".into()],
+        })
+    }
+
+    #[test]
+    fn an_answered_information_request_moves_the_term_by_the_working_days_waited() {
+        let mut run = Run::new();
+        let form = serde_json::json!({"period_from": "2026-01-01", "period_to": "2026-03-31"});
+        let at = run.step(None, submit("2.19", form)).expect("submits");
+        let sent_application: AuthorityApplication = body(&at, AuthorityApplication::TYPE);
+        assert_eq!(sent_application.delivery, Delivery::CabinetAndCollect);
+        let at = at.state;
+        // No request waits: an answer is refused, nothing changes.
+        let early = run.step(Some(&at), answer(APPLICANT)).expect("refused");
+        let refused: ApplicationRejected = body(&early, ApplicationRejected::TYPE);
+        assert_eq!(refused.reason, ProcedureRejectReason::NoInfoRequested);
+        assert_eq!(early.state, at);
+        run.from(Some("authority-fszn"));
+        let asked = run
+            .step(
+                Some(&at),
+                Input::InfoRequested(AuthorityInfoRequested {
+                    application_id: Uuid::from_u128(1),
+                    request: "the lease".into(),
+                    answer_within_working_days: Some(5),
+                }),
+            )
+            .expect("asked");
+        assert_eq!(
+            sent(&asked),
+            ["procedure.info_requested.v1", "sms.notify_holder.v1"]
+        );
+        assert_eq!(run.saga.state_name(&asked.state), "awaiting_info");
+        assert_eq!(asked.cancel_timers, [OVERDUE_TIMER]);
+        // Thu 16 Apr + 5 working days: 17, 22, 23, 24, 25 (the transferred Saturday).
+        let pending = asked.state.info_request.clone().expect("pending");
+        assert_eq!(
+            pending.answer_by,
+            NaiveDate::from_ymd_opt(2026, 4, 25).expect("day")
+        );
+        // The overdue timer that lost its race to the request changes nothing.
+        let raced = run
+            .step(
+                Some(&asked.state),
+                Input::Deadline(DeadlinePassed {
+                    application_id: Uuid::from_u128(1),
+                    which: OVERDUE_TIMER.into(),
+                }),
+            )
+            .expect("ignored");
+        assert!(raced.commands.is_empty() && !raced.state.overdue);
+        // Another person's answer is refused.
+        let stranger = run
+            .step(Some(&asked.state), answer("3270287A012PB3"))
+            .expect("refused");
+        let refused: ApplicationRejected = body(&stranger, ApplicationRejected::TYPE);
+        assert_eq!(refused.reason, ProcedureRejectReason::NotTheApplicant);
+        assert_eq!(stranger.state, asked.state);
+        // The person answers on Thu 23 Apr: 17, 22, 23 are the working days waited.
+        run.now += chrono::Duration::days(7);
+        let answered = run
+            .step(Some(&asked.state), answer(APPLICANT))
+            .expect("answers");
+        assert_eq!(
+            sent(&answered),
+            ["authority.info_provided.v1", "procedure.info_provided.v1"]
+        );
+        assert_eq!(
+            answered.commands[0].reply_to.as_deref(),
+            Some("ns.authority.fszn")
+        );
+        let provided: InfoProvided = body(&answered, InfoProvided::TYPE);
+        assert_eq!(provided.suspended_working_days, 3);
+        // 28 Apr + 3 working days: 29, 30 Apr, (1 May off) 4 May.
+        assert_eq!(
+            provided.decision_due,
+            NaiveDate::from_ymd_opt(2026, 5, 4).expect("day")
+        );
+        assert_eq!(answered.state.decision_due, Some(provided.decision_due));
+        assert_eq!(answered.timers[0].name, OVERDUE_TIMER);
+        assert_eq!(answered.cancel_timers, [INFO_TIMER]);
+        assert_eq!(run.saga.state_name(&answered.state), "at_authority");
+        // A second answer finds no request.
+        let again = run
+            .step(Some(&answered.state), answer(APPLICANT))
+            .expect("refused");
+        let refused: ApplicationRejected = body(&again, ApplicationRejected::TYPE);
+        assert_eq!(refused.reason, ProcedureRejectReason::NoInfoRequested);
+        // Unanswered, the period lapses: the term moves to the period's end, an answer is late.
+        let lapsed = run
+            .step(
+                Some(&asked.state),
+                Input::Deadline(DeadlinePassed {
+                    application_id: Uuid::from_u128(1),
+                    which: INFO_TIMER.into(),
+                }),
+            )
+            .expect("lapsed");
+        assert_eq!(lapsed.state.suspended_working_days, 5);
+        assert_eq!(lapsed.timers[0].name, OVERDUE_TIMER);
+        let late = run
+            .step(Some(&lapsed.state), answer(APPLICANT))
+            .expect("refused");
+        let refused: ApplicationRejected = body(&late, ApplicationRejected::TYPE);
+        assert_eq!(refused.reason, ProcedureRejectReason::InfoPeriodPassed);
     }
 }
