@@ -8,6 +8,8 @@
 //!   `simulate:info_request`), then after `decide_after` `authority.decided.v1` (refused when
 //!   asked the same way with `simulate_refusal` / `simulate:refusal`, else granted);
 //!   a redelivered application gets the same registration number again, and nothing more;
+//!   The info request gives the person 5 working days (`answer_within_working_days`);
+//!   `authority.info_provided.v1` (the person's answer, with the moved term) is taken and logged.
 //! - `authority.withdrawal.v1` -> `authority.withdrawal_answered.v1`: accepted unless it decided.
 //! - `authority.payment_receipt.v1` (a payment made outside ERIP) -> `authority.receipt_answered.v1`
 //!   at once: confirmed, unless the receipt's document number starts with `refuse` (then refused,
@@ -212,6 +214,12 @@ async fn handle(
             }
             let kind = "authority.receipt_answered.v1";
             publish(channel, config, kind, &correlation, answer).await
+        }
+        ("authority.info_provided.v1", Some(id), _) => {
+            // The person's answer to the clerk's request: the file is complete again; the clerk
+            // decides on its own pace, within the moved term.
+            tracing::info!(application = %id, due = %body["decision_due"], "information provided");
+            Ok(())
         }
         ("authority.complaint.v1", _, Some(id)) => {
             clerk.receive_complaint(id, correlation);

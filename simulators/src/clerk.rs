@@ -68,6 +68,9 @@ impl Verdict {
     }
 }
 
+/// The period the clerk gives the person to answer its information request, working days.
+pub const INFO_PERIOD_WORKING_DAYS: u32 = 5;
+
 /// An answer the clerk gives later, on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Answer {
@@ -116,7 +119,8 @@ impl Answer {
             Answer::InfoRequested {
                 application_id,
                 request,
-            } => json!({"application_id": application_id, "request": request}),
+            } => json!({"application_id": application_id, "request": request,
+                "answer_within_working_days": INFO_PERIOD_WORKING_DAYS}),
             Answer::Decided {
                 application_id,
                 verdict,

@@ -1,0 +1,276 @@
+//! The person's side of a procedure, end to end on the real broker and database: answering the
+//! authority's information request (the term suspended, then moved by the working days waited),
+//! being told of an overdue application, and choosing how the decision is delivered. The test
+//! is the portal; the authority is the queue simulator, as its own broker user.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use contracts::cabinet::SessionToken;
+use contracts::procedure::{
+    ApplicationAccepted, ApplicationOverdue, ApplicationRegistered, ApplicationRejected, Delivery,
+    InfoProvided, InfoRequested, ProcedureRejectReason, ProvideInfo, SubmitApplication,
+};
+use e2e::portal::{Portal, WAIT};
+use e2e::wait_until;
+use hub_portal::procedures::calendar::Calendar;
+use hub_portal::procedures::saga::ProcedureSaga;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A free procedure of a queue authority (pension certificate, FSZN).
+const FREE: &str = "2.19";
+const FREE_AUTHORITY: &str = "fszn";
+
+fn submit(
+    session: &SessionToken,
+    attachments: Vec<String>,
+    delivery: Delivery,
+) -> SubmitApplication {
+    let form = json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"});
+    SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: FREE.into(),
+        session_token: session.clone(),
+        form: form.as_object().cloned().expect("object"),
+        attachments,
+        delivery,
+    }
+}
+
+fn answer(application_id: Uuid, session: &SessionToken) -> ProvideInfo {
+    ProvideInfo {
+        application_id,
+        session_token: session.clone(),
+        form: json!({"lease_number": "L-7"})
+            .as_object()
+            .cloned()
+            .expect("object"),
+        attachments: vec!["att-lease".into()],
+    }
+}
+
+async fn saga_state(portal: &Portal, id: Uuid) -> (String, Value) {
+    sqlx::query_as("SELECT state_name, state FROM sagas WHERE id = $1")
+        .bind(ProcedureSaga::key(id).id)
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("saga")
+}
+
+/// The bodies of the messages of `message_type` the hub put in its outbox about `id`.
+async fn sent_bodies(portal: &Portal, message_type: &str, id: Uuid) -> Vec<Value> {
+    let bodies: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT body FROM outbox WHERE metadata->>'message_type' = $1 ORDER BY created_at",
+    )
+    .bind(message_type)
+    .fetch_all(&portal.env.pool)
+    .await
+    .expect("outbox");
+    bodies
+        .iter()
+        .filter_map(|b| serde_json::from_slice::<Value>(b).ok())
+        .filter(|b| b["application_id"] == id.to_string())
+        .collect()
+}
+
+fn minsk_today() -> NaiveDate {
+    (Utc::now() + chrono::Duration::hours(3)).date_naive()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_information_request_moves_the_term_by_the_working_days_waited() {
+    let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
+    let (_, stranger) = portal.eds_session(1).await;
+    // The clerk asks for information, then waits long before deciding.
+    portal.start_authority(FREE_AUTHORITY, Duration::from_secs(600));
+    let app = submit(
+        &session,
+        vec![simulators::INFO_REQUEST_ATTACHMENT.into()],
+        Delivery::CabinetAndCollect,
+    );
+    let id = app.application_id;
+    portal.env.send(&app).await;
+    let _: ApplicationAccepted = portal.event(&id.to_string()).await;
+    let registered: ApplicationRegistered = portal.event(&id.to_string()).await;
+    let asked: InfoRequested = portal.event(&id.to_string()).await;
+    let calendar = Calendar::belarus().expect("calendar");
+    assert_eq!(
+        asked.answer_by,
+        Some(calendar.add_working_days(minsk_today(), simulators::INFO_PERIOD_WORKING_DAYS)),
+        "the period the authority named, in working days"
+    );
+    let (state_name, _) = saga_state(&portal, id).await;
+    assert_eq!(state_name, "awaiting_info");
+    // The term is suspended: no overdue timer while the authority waits for the person.
+    let saga = ProcedureSaga::key(id).id;
+    let timers: Vec<String> = sqlx::query_scalar("SELECT name FROM timers WHERE saga_id = $1")
+        .bind(saga)
+        .fetch_all(&portal.env.pool)
+        .await
+        .expect("timers");
+    assert_eq!(timers, ["info"]);
+
+    // Another person's session answers: refused, nothing changes.
+    portal.env.send(&answer(id, &stranger)).await;
+    let refused: ApplicationRejected = portal.event(&id.to_string()).await;
+    assert_eq!(refused.reason, ProcedureRejectReason::NotTheApplicant);
+    assert_eq!(saga_state(&portal, id).await.0, "awaiting_info");
+
+    // Let a week pass: the request is dated seven days back (the authority and the person take
+    // their time; the calendar counts the working days in between).
+    let asked_on = minsk_today() - chrono::Duration::days(7);
+    sqlx::query(
+        "UPDATE sagas SET state = jsonb_set(jsonb_set(state, '{info_request,requested_on}', to_jsonb($2::text)),
+                                            '{info_request,answer_by}', to_jsonb($3::text))
+         WHERE id = $1",
+    )
+    .bind(saga)
+    .bind(asked_on.to_string())
+    .bind(calendar.add_working_days(minsk_today(), 3).to_string())
+    .execute(&portal.env.pool)
+    .await
+    .expect("the request dated back");
+    let waited = calendar.working_days_between(asked_on, minsk_today());
+    assert!(waited >= 3, "a week holds working days");
+
+    portal.env.send(&answer(id, &session)).await;
+    let provided: InfoProvided = portal.event(&id.to_string()).await;
+    assert_eq!(provided.suspended_working_days, waited);
+    assert_eq!(
+        provided.decision_due,
+        calendar.add_working_days(registered.decision_due, waited),
+        "the registered term moved by the working days waited"
+    );
+    let (state_name, state) = saga_state(&portal, id).await;
+    assert_eq!(state_name, "registered");
+    assert_eq!(state["decision_due"], provided.decision_due.to_string());
+    // The authority got the answer, with the moved term.
+    let to_authority = wait_until(WAIT, "the answer in the outbox", || async {
+        sent_bodies(&portal, "authority.info_provided.v1", id)
+            .await
+            .pop()
+    })
+    .await;
+    assert_eq!(to_authority["form"]["lease_number"], "L-7");
+    assert_eq!(to_authority["attachments"], json!(["att-lease"]));
+    assert_eq!(
+        to_authority["decision_due"],
+        provided.decision_due.to_string()
+    );
+    // The overdue timer runs again, to the end of the moved term.
+    let timers: Vec<String> = sqlx::query_scalar("SELECT name FROM timers WHERE saga_id = $1")
+        .bind(saga)
+        .fetch_all(&portal.env.pool)
+        .await
+        .expect("timers");
+    assert_eq!(timers, ["overdue"]);
+    // And the authority was told how the person wants the decision.
+    let application = sent_bodies(&portal, "authority.application.v1", id).await;
+    assert_eq!(application[0]["delivery"], "cabinet_and_collect");
+
+    // A second answer: no request waits.
+    portal.env.send(&answer(id, &session)).await;
+    let again: ApplicationRejected = portal.nth_event(&id.to_string(), 2).await;
+    assert_eq!(again.reason, ProcedureRejectReason::NoInfoRequested);
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_with_no_request_or_past_the_period_is_refused() {
+    let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
+    // No authority runs: nobody asks anything.
+    let app = submit(&session, vec![], Delivery::Cabinet);
+    let id = app.application_id;
+    portal.env.send(&app).await;
+    let _: ApplicationAccepted = portal.event(&id.to_string()).await;
+    portal.env.send(&answer(id, &session)).await;
+    let refused: ApplicationRejected = portal.event(&id.to_string()).await;
+    assert_eq!(refused.reason, ProcedureRejectReason::NoInfoRequested);
+    assert_eq!(saga_state(&portal, id).await.0, "at_authority");
+    // A submit without the field asks for the cabinet only.
+    let application = wait_until(WAIT, "the application in the outbox", || async {
+        sent_bodies(&portal, "authority.application.v1", id)
+            .await
+            .pop()
+    })
+    .await;
+    assert_eq!(application["delivery"], "cabinet");
+
+    // The authority asks (as its own broker user); the period passes unanswered.
+    let user = format!("authority-{FREE_AUTHORITY}");
+    let request = contracts::procedure::AuthorityInfoRequested {
+        application_id: id,
+        request: "the lease".into(),
+        answer_within_working_days: Some(2),
+    };
+    let mut metadata = contracts::Metadata::new(
+        <contracts::procedure::AuthorityInfoRequested as contracts::Message>::TYPE.to_string(),
+        "authority",
+    );
+    metadata.user_id = Some(user.clone());
+    portal
+        .env
+        .send_raw_as(
+            Some(&user),
+            "authority.info_requested.v1",
+            serde_json::to_vec(&request).expect("json"),
+            metadata,
+        )
+        .await;
+    let _: InfoRequested = portal.event(&id.to_string()).await;
+    let saga = ProcedureSaga::key(id).id;
+    let (_, before) = saga_state(&portal, id).await;
+    sqlx::query("UPDATE timers SET due_at = now() WHERE saga_id = $1 AND name = 'info'")
+        .bind(saga)
+        .execute(&portal.env.pool)
+        .await
+        .expect("timers");
+    let lapsed = wait_until(WAIT, "the period's end", || async {
+        let (name, state) = saga_state(&portal, id).await;
+        (name == "at_authority").then_some(state)
+    })
+    .await;
+    assert_eq!(lapsed["info_request"]["lapsed"], true);
+    assert_eq!(lapsed["suspended_working_days"], 2);
+    assert_ne!(lapsed["decision_due"], before["decision_due"]);
+    portal.env.send(&answer(id, &session)).await;
+    let late: ApplicationRejected = portal.nth_event(&id.to_string(), 2).await;
+    assert_eq!(late.reason, ProcedureRejectReason::InfoPeriodPassed);
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_person_is_told_when_the_term_passes_without_a_decision() {
+    let mut portal = Portal::start().await;
+    let (_, session) = portal.password_session(0).await;
+    let phone = e2e::portal::phone(100);
+    let app = submit(&session, vec![], Delivery::Cabinet);
+    let id = app.application_id;
+    portal.env.send(&app).await;
+    let accepted: ApplicationAccepted = portal.event(&id.to_string()).await;
+    let saga = ProcedureSaga::key(id).id;
+    wait_until(WAIT, "the overdue timer", || async {
+        let n =
+            sqlx::query("UPDATE timers SET due_at = now() WHERE saga_id = $1 AND name = 'overdue'")
+                .bind(saga)
+                .execute(&portal.env.pool)
+                .await
+                .expect("timers")
+                .rows_affected();
+        (n == 1).then_some(())
+    })
+    .await;
+    let overdue: ApplicationOverdue = portal.event(&id.to_string()).await;
+    assert_eq!(overdue.authority, FREE_AUTHORITY);
+    // The SMS: two at issuance, then the overdue notice.
+    let text = portal.nth_text(&phone, 3).await;
+    assert!(
+        text.contains(&accepted.number) && text.contains("бездействие"),
+        "{text}"
+    );
+    assert_eq!(saga_state(&portal, id).await.1["overdue"], true);
+    portal.stop().await;
+}
