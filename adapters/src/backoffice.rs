@@ -562,6 +562,8 @@ mod tests {
             application_id: Uuid::new_v4(),
             application_number: "A-2026-000001".to_owned(),
             text: "I disagree with the decision.".to_owned(),
+            kind: Default::default(),
+            subordinate: None,
         }
     }
 

@@ -72,6 +72,7 @@ pub const SECRET_FIELDS: &[(MessageType, &[&str])] = &[
     (procedure::SubmitApplication::TYPE, &["session_token"]),
     (procedure::WithdrawApplication::TYPE, &["session_token"]),
     (procedure::AttachReceipt::TYPE, &["session_token"]),
+    (procedure::ProvideInfo::TYPE, &["session_token"]),
     (procedure::SubmitComplaint::TYPE, &["session_token"]),
     (procedure::WithdrawComplaint::TYPE, &["session_token"]),
     (offer::ListProcedures::TYPE, &["session_token"]),

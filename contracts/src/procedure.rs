@@ -762,6 +762,21 @@ pub struct SubmitComplaint {
     pub session_token: SessionToken,
     /// The complaint.
     pub text: String,
+    /// Against the decision (the default, as before this field) or against inaction (the term
+    /// passed without a decision).
+    #[serde(default)]
+    pub kind: ComplaintKind,
+}
+
+/// What a complaint is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintKind {
+    /// The decision on the application: heard by the authority that decided.
+    #[default]
+    Decision,
+    /// The authority's inaction, its term passed without a decision: heard by its superior body.
+    Inaction,
 }
 
 impl Message for SubmitComplaint {
@@ -846,6 +861,9 @@ pub enum ComplaintRejectReason {
     NotTheApplicant,
     /// The withdrawal came after the decision on the complaint.
     AlreadyDecided,
+    /// A complaint of inaction while the application's term has not passed (or it was
+    /// decided, withdrawn or ended): there is no inaction to complain of.
+    NotOverdue,
     /// The request's session is unknown, expired or ended: log in again. Nothing changed.
     SessionInvalid,
 }
@@ -876,6 +894,13 @@ pub struct AuthorityComplaint {
     pub application_number: String,
     /// The complaint.
     pub text: String,
+    /// Against the decision, or against the inaction of `subordinate` (this authority is its
+    /// superior body).
+    #[serde(default)]
+    pub kind: ComplaintKind,
+    /// For a complaint of inaction: the authority that let the term pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subordinate: Option<String>,
 }
 
 impl Message for AuthorityComplaint {

@@ -363,9 +363,10 @@ every_type! {
     procedure::InvoiceNotified => [json!({
         "order_number": "123456789012345678901234567897", "event": "paid", "amount_kopecks": 2750, "operation_id": "op-1",
     })],
-    procedure::SubmitComplaint => [json!({
-        "complaint_id": UUID, "application_id": UUID, "session_token": "tok-1", "text": "unfair",
-    })],
+    procedure::SubmitComplaint => [
+        json!({"complaint_id": UUID, "application_id": UUID, "session_token": "tok-1", "text": "unfair", "kind": "decision"}),
+        json!({"complaint_id": UUID, "application_id": UUID, "session_token": "tok-1", "text": "no answer", "kind": "inaction"}),
+    ],
     procedure::WithdrawComplaint => [json!({"complaint_id": UUID, "session_token": "tok-1"})],
     procedure::ComplaintAccepted => [json!({"complaint_id": UUID, "application_id": UUID, "authority": "tax"})],
     procedure::ComplaintDecided => [json!({
@@ -375,9 +376,11 @@ every_type! {
     procedure::ComplaintRejected => [json!({
         "complaint_id": UUID, "reason": "not_the_applicant", "detail": "another person's application",
     })],
-    procedure::AuthorityComplaint => [json!({
-        "complaint_id": UUID, "application_id": UUID, "application_number": "P-1", "text": "unfair",
-    })],
+    procedure::AuthorityComplaint => [
+        json!({"complaint_id": UUID, "application_id": UUID, "application_number": "P-1", "text": "unfair", "kind": "decision"}),
+        json!({"complaint_id": UUID, "application_id": UUID, "application_number": "P-1", "text": "no answer",
+               "kind": "inaction", "subordinate": "fszn"}),
+    ],
     procedure::AuthorityComplaintWithdrawal => [json!({"complaint_id": UUID})],
     procedure::AuthorityComplaintDecided => [json!({
         "complaint_id": UUID, "verdict": "dismissed", "document": "Decision 3", "decided_at": AT,

@@ -275,6 +275,7 @@ async fn complaint(db: &Db) -> Uuid {
                 application_id: Uuid::new_v4(),
                 applicant: ID_NUMBER.into(),
                 text: "the decision is wrong".into(),
+                kind: Default::default(),
             }),
             &ctx(&meta),
         )

@@ -332,6 +332,7 @@ async fn a_complaint_is_heard_by_the_http_authority_that_decided() {
         application_id: app.application_id,
         session_token: session.clone(),
         text: "The certificate has the wrong flat number.".into(),
+        kind: Default::default(),
     };
     let id = complaint.complaint_id.to_string();
     portal.env.send(&complaint).await;

@@ -38,6 +38,7 @@ fn complaint(application_id: Uuid, session: &SessionToken) -> SubmitComplaint {
         application_id,
         session_token: session.clone(),
         text: "The certificate leaves out March.".into(),
+        kind: Default::default(),
     }
 }
 

@@ -292,6 +292,7 @@ async fn expired_logged_out_changed_and_blocked_sessions_are_refused_without_dea
         application_id: Uuid::new_v4(),
         session_token: first.clone(),
         text: "unfair".into(),
+        kind: Default::default(),
     };
     portal.env.send(&complaint).await;
     let refused: ComplaintRejected = portal.event(&complaint.complaint_id.to_string()).await;

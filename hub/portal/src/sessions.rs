@@ -39,7 +39,7 @@ use base64::Engine;
 use chrono::Utc;
 use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    Applicant, ApplicationRejected, AssuranceLevel, AttachReceipt, BankPayment,
+    Applicant, ApplicationRejected, AssuranceLevel, AttachReceipt, BankPayment, ComplaintKind,
     ComplaintRejectReason, ComplaintRejected, Delivery, ProcedureRejectReason, ProvideInfo,
     SubmitApplication, SubmitComplaint, WithdrawApplication, WithdrawComplaint,
 };
@@ -310,6 +310,9 @@ pub struct StartComplaint {
     pub applicant: String,
     /// The complaint.
     pub text: String,
+    /// Against the decision or against inaction.
+    #[serde(default)]
+    pub kind: ComplaintKind,
 }
 
 impl Message for StartComplaint {
@@ -501,6 +504,7 @@ impl SessionGate {
                 application_id: m.application_id,
                 applicant: applicant.identifier,
                 text: m.text,
+                kind: m.kind,
             })?
             .reply_to(complaint),
             GateRequest::WithdrawComplaint(m) => Command::new(&WithdrawComplaintAs {

@@ -256,6 +256,7 @@ impl Play {
             application_id: app.application_id,
             session_token: session.clone(),
             text: "The certificate gives the wrong flat number.".into(),
+            kind: Default::default(),
         };
         self.send(&complaint).await?;
         let decided: ComplaintDecided = self.desk.wait(&complaint.complaint_id.to_string()).await?;

@@ -79,6 +79,15 @@ pub enum CatalogueError {
         /// What is wrong.
         problem: String,
     },
+    /// An authority that decides procedures without a superior body in the catalogue, or one
+    /// naming a superior the catalogue does not list (or itself).
+    #[error("authority {authority}: {problem}")]
+    BadSuperior {
+        /// The authority's id.
+        authority: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A procedure decided by an authority the catalogue does not list.
     #[error("procedure {procedure}: authority {authority} is not in the catalogue")]
     UnknownAuthority {
@@ -162,6 +171,9 @@ pub struct Authority {
     pub name: String,
     /// How the hub reaches it.
     pub channel: AuthorityChannel,
+    /// The superior body that hears complaints of its inaction (a term passed without a
+    /// decision); required of every authority that decides a procedure.
+    pub superior: Option<String>,
 }
 
 impl Authority {
@@ -241,6 +253,8 @@ struct RawAuthority {
     channel: RawChannel,
     base_url_key: Option<String>,
     secret_key: Option<String>,
+    #[serde(default)]
+    superior: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -385,6 +399,29 @@ impl Catalogue {
             }
             by_code.insert(procedure.code.clone(), procedures.len());
             procedures.push(procedure);
+        }
+        // Every deciding authority has a superior body, listed, and not itself: a complaint of
+        // its inaction must have somewhere to go.
+        for a in &authorities {
+            let decides = procedures.iter().any(|p| p.authority == a.id);
+            let bad = |problem: String| CatalogueError::BadSuperior {
+                authority: a.id.clone(),
+                problem,
+            };
+            match &a.superior {
+                None if decides => {
+                    return Err(bad(
+                        "it decides procedures, so it needs a superior (who hears complaints of \
+                         its inaction)"
+                            .into(),
+                    ));
+                }
+                Some(s) if *s == a.id => return Err(bad("it cannot be its own superior".into())),
+                Some(s) if !by_id.contains_key(s) => {
+                    return Err(bad(format!("its superior {s} is not in the catalogue")));
+                }
+                _ => {}
+            }
         }
         Ok(Catalogue {
             procedures,
@@ -557,6 +594,7 @@ fn authority(raw: RawAuthority) -> Result<Authority, CatalogueError> {
         id: raw.id,
         name: raw.name,
         channel,
+        superior: given(raw.superior),
     })
 }
 
@@ -711,9 +749,14 @@ mod tests {
             c.authorities()
                 .any(|a| matches!(a.channel, AuthorityChannel::Queue { .. }))
         );
-        // Every authority decides something.
+        // Every authority decides something, or is the superior of one that does.
         for a in c.authorities() {
-            assert!(c.procedures().any(|p| p.authority == a.id), "{}", a.id);
+            assert!(
+                c.procedures().any(|p| p.authority == a.id)
+                    || c.authorities().any(|b| b.superior.as_ref() == Some(&a.id)),
+                "{}",
+                a.id
+            );
         }
         let p = c.procedure("1.3.1").expect("1.3.1 is listed");
         assert_eq!(
@@ -776,6 +819,7 @@ id = "fszn"
 name = "Social Protection Fund"
 broker_user = "authority-fszn"
 channel = "queue"
+superior = "tax-ministry"
 
 [[authority]]
 id = "tax-ministry"
@@ -797,6 +841,25 @@ secret_key = "HUB_TAX_SECRET"
 
     fn load_error(text: &str) -> CatalogueError {
         Catalogue::from_toml(text).expect_err("the catalogue is rejected")
+    }
+
+    #[test]
+    fn a_deciding_authority_needs_a_listed_superior_other_than_itself() {
+        let without = with_procedure("2.1", GOOD).replace("superior = \"tax-ministry\"\n", "");
+        assert!(matches!(
+            load_error(&without),
+            CatalogueError::BadSuperior { ref authority, .. } if authority == "fszn"
+        ));
+        let unknown = with_procedure("2.1", GOOD)
+            .replace("superior = \"tax-ministry\"", "superior = \"nobody\"");
+        assert!(
+            load_error(&unknown)
+                .to_string()
+                .contains("nobody is not in the catalogue")
+        );
+        let itself = with_procedure("2.1", GOOD)
+            .replace("superior = \"tax-ministry\"", "superior = \"fszn\"");
+        assert!(load_error(&itself).to_string().contains("its own superior"));
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //!                                        --authority had decided--> decided
 //! ```
 //!
-//! The complaint is heard by the authority that decided the application. A transition is pure
+//! A complaint against a decision is heard by the authority that decided the application; a
+//! complaint of inaction (`kind: inaction`: the application's term passed without a decision,
+//! the person was told `procedure.overdue.v1`) by that authority's superior body, as the
+//! catalogue names it, and only while the application is still undecided. A transition is pure
 //! and cannot read the application saga's state, so the saga asks [`ApplicationLookup`], a
 //! small service over the `sagas` table, and goes on with its answer. As for applications, a
 //! withdrawal racing the decision is settled by the authority, and only the authority's own
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use adapters::Failure;
 use contracts::procedure::{
     AuthorityComplaint, AuthorityComplaintDecided, AuthorityComplaintWithdrawal,
-    AuthorityComplaintWithdrawalAnswered, ComplaintAccepted, ComplaintDecided,
+    AuthorityComplaintWithdrawalAnswered, ComplaintAccepted, ComplaintDecided, ComplaintKind,
     ComplaintRejectReason, ComplaintRejected, ComplaintVerdict, ComplaintWithdrawn,
 };
 use contracts::{Message, MessageType, decode};
@@ -69,6 +72,9 @@ pub struct ApplicationLookedUp {
     pub applicant: String,
     /// The hub's number of the application (empty when not found).
     pub number: String,
+    /// Whether its term passed without a decision and it is still with the authority.
+    #[serde(default)]
+    pub overdue: bool,
 }
 
 impl Message for ApplicationLookedUp {
@@ -136,6 +142,9 @@ pub struct Complaint {
     pub application_number: Option<String>,
     /// Where it is.
     pub stage: ComplaintStage,
+    /// Against the decision or against inaction.
+    #[serde(default)]
+    pub kind: ComplaintKind,
 }
 
 /// Where a complaint is.
@@ -236,6 +245,7 @@ impl Saga for ComplaintSaga {
                     authority: None,
                     application_number: None,
                     stage: S::LookingUp,
+                    kind: m.kind,
                 })
                 .send(Command::new(&LookupApplication {
                     application_id: m.application_id,
@@ -347,7 +357,15 @@ impl ComplaintSaga {
                 ComplaintRejectReason::NotTheApplicant,
                 "only the applicant may appeal the decision".into(),
             ))
-        } else if !a.decided {
+        } else if s.kind == ComplaintKind::Inaction && !a.overdue {
+            Some((
+                ComplaintRejectReason::NotOverdue,
+                format!(
+                    "application {} is not past its term without a decision",
+                    a.number
+                ),
+            ))
+        } else if s.kind == ComplaintKind::Decision && !a.decided {
             Some((
                 ComplaintRejectReason::NoDecisionToAppeal,
                 format!("application {} is not decided", a.number),
@@ -366,8 +384,26 @@ impl ComplaintSaga {
                 )?),
             );
         }
+        // Inaction is heard by the superior body (the catalogue requires one of every deciding
+        // authority).
+        let (hearer, subordinate) = match s.kind {
+            ComplaintKind::Decision => (a.authority.clone(), None),
+            ComplaintKind::Inaction => {
+                let superior = self
+                    .catalogue
+                    .authority(&a.authority)
+                    .and_then(|x| x.superior.clone())
+                    .ok_or_else(|| {
+                        Failure::permanent(format!(
+                            "authority {} has no superior body in the catalogue",
+                            a.authority
+                        ))
+                    })?;
+                (superior, Some(a.authority.clone()))
+            }
+        };
         let next = Complaint {
-            authority: Some(a.authority.clone()),
+            authority: Some(hearer.clone()),
             application_number: Some(a.number.clone()),
             stage: ComplaintStage::AtAuthority,
             ..s.clone()
@@ -380,13 +416,15 @@ impl ComplaintSaga {
                     application_id: s.application_id,
                     application_number: a.number.clone(),
                     text: s.text.clone(),
+                    kind: s.kind,
+                    subordinate,
                 })?
                 .reply_to(queue),
             )
             .send(Command::new(&ComplaintAccepted {
                 complaint_id: s.complaint_id,
                 application_id: s.application_id,
-                authority: a.authority.clone(),
+                authority: hearer,
             })?))
     }
 
@@ -456,6 +494,7 @@ fn looked_up(state: Option<&serde_json::Value>) -> ApplicationLookedUp {
             authority: String::new(),
             applicant: String::new(),
             number: String::new(),
+            overdue: false,
         },
         Some(s) => ApplicationLookedUp {
             found: true,
@@ -463,6 +502,12 @@ fn looked_up(state: Option<&serde_json::Value>) -> ApplicationLookedUp {
             authority: field(s, "authority"),
             applicant: field(s, "applicant"),
             number: field(s, "number"),
+            // Overdue and still with the authority (not decided, withdrawn or ended).
+            overdue: s["overdue"] == true
+                && matches!(
+                    s["stage"]["stage"].as_str(),
+                    Some("at_authority" | "withdrawing")
+                ),
         },
     }
 }
@@ -563,6 +608,7 @@ mod tests {
             application_id: Uuid::from_u128(1),
             applicant: APPLICANT.into(),
             text: "The certificate omits March.".into(),
+            kind: Default::default(),
         })
     }
 
@@ -573,7 +619,58 @@ mod tests {
             authority: "fszn".into(),
             applicant: applicant.into(),
             number: "20260416-00000000".into(),
+            overdue: false,
         })
+    }
+
+    #[test]
+    fn a_complaint_of_inaction_goes_to_the_superior_only_when_the_term_passed() {
+        let mut run = Run::new();
+        let inaction = ComplaintInput::Submit(StartComplaint {
+            kind: ComplaintKind::Inaction,
+            ..match submit() {
+                ComplaintInput::Submit(m) => m,
+                _ => unreachable!("a submission"),
+            }
+        });
+        let looking = run.step(None, inaction).expect("submits").state;
+        let undecided = |overdue| {
+            ComplaintInput::LookedUp(ApplicationLookedUp {
+                found: true,
+                decided: false,
+                authority: "fszn".into(),
+                applicant: APPLICANT.into(),
+                number: "20260416-00000000".into(),
+                overdue,
+            })
+        };
+        let early = run.step(Some(&looking), undecided(false)).expect("refused");
+        assert_eq!(rejected(&early), Some(ComplaintRejectReason::NotOverdue));
+        let accepted = run.step(Some(&looking), undecided(true)).expect("accepted");
+        assert_eq!(
+            sent(&accepted),
+            ["authority.complaint.v1", "complaint.accepted.v1"]
+        );
+        assert_eq!(
+            accepted.commands[0].reply_to.as_deref(),
+            Some("ns.authority.mintrud"),
+            "FSZN's superior, from the catalogue"
+        );
+        let body: AuthorityComplaint =
+            serde_json::from_slice(&accepted.commands[0].body).expect("body");
+        assert_eq!(
+            (body.kind, body.subordinate.as_deref()),
+            (ComplaintKind::Inaction, Some("fszn"))
+        );
+        // Only the superior's own broker user answers for it.
+        run.from(Some("authority-fszn"));
+        let decided = ComplaintInput::Decided(AuthorityComplaintDecided {
+            complaint_id: Uuid::from_u128(2),
+            verdict: ComplaintVerdict::Upheld,
+            document: "decide within 3 days".into(),
+            decided_at: run.now,
+        });
+        assert!(run.step(Some(&accepted.state), decided).is_err());
     }
 
     fn rejected(step: &Step<Complaint>) -> Option<ComplaintRejectReason> {
