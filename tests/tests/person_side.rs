@@ -8,8 +8,10 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    ApplicationAccepted, ApplicationOverdue, ApplicationRegistered, ApplicationRejected, Delivery,
-    InfoProvided, InfoRequested, ProcedureRejectReason, ProvideInfo, SubmitApplication,
+    ApplicationAccepted, ApplicationOverdue, ApplicationRegistered, ApplicationRejected,
+    ComplaintAccepted, ComplaintDecided, ComplaintKind, ComplaintRejectReason, ComplaintRejected,
+    ComplaintVerdict, Delivery, InfoProvided, InfoRequested, ProcedureRejectReason, ProvideInfo,
+    SubmitApplication, SubmitComplaint,
 };
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
@@ -242,15 +244,33 @@ async fn an_answer_with_no_request_or_past_the_period_is_refused() {
     portal.stop().await;
 }
 
+fn inaction(application_id: Uuid, session: &SessionToken) -> SubmitComplaint {
+    SubmitComplaint {
+        complaint_id: Uuid::new_v4(),
+        application_id,
+        session_token: session.clone(),
+        text: "No decision within the term.".into(),
+        kind: ComplaintKind::Inaction,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_person_is_told_when_the_term_passes_without_a_decision() {
+async fn the_person_is_told_when_the_term_passes_and_the_superior_hears_the_inaction() {
     let mut portal = Portal::start().await;
+    // FSZN's superior body (the catalogue's `superior`) hears complaints of its inaction.
+    portal.start_authority("mintrud", Duration::from_millis(200));
     let (_, session) = portal.password_session(0).await;
+    let (_, stranger) = portal.eds_session(1).await;
     let phone = e2e::portal::phone(100);
     let app = submit(&session, vec![], Delivery::Cabinet);
     let id = app.application_id;
     portal.env.send(&app).await;
     let accepted: ApplicationAccepted = portal.event(&id.to_string()).await;
+    // Before the term passed there is no inaction to complain of.
+    let early = inaction(id, &session);
+    portal.env.send(&early).await;
+    let refused: ComplaintRejected = portal.event(&early.complaint_id.to_string()).await;
+    assert_eq!(refused.reason, ComplaintRejectReason::NotOverdue);
     let saga = ProcedureSaga::key(id).id;
     wait_until(WAIT, "the overdue timer", || async {
         let n =
@@ -272,5 +292,17 @@ async fn the_person_is_told_when_the_term_passes_without_a_decision() {
         "{text}"
     );
     assert_eq!(saga_state(&portal, id).await.1["overdue"], true);
+    // Another person may not complain of it.
+    let theirs = inaction(id, &stranger);
+    portal.env.send(&theirs).await;
+    let refused: ComplaintRejected = portal.event(&theirs.complaint_id.to_string()).await;
+    assert_eq!(refused.reason, ComplaintRejectReason::NotTheApplicant);
+    // The applicant's complaint goes to the superior, which decides it as its own broker user.
+    let complaint = inaction(id, &session);
+    portal.env.send(&complaint).await;
+    let heard: ComplaintAccepted = portal.event(&complaint.complaint_id.to_string()).await;
+    assert_eq!(heard.authority, "mintrud");
+    let decided: ComplaintDecided = portal.event(&complaint.complaint_id.to_string()).await;
+    assert_eq!(decided.verdict, ComplaintVerdict::Dismissed);
     portal.stop().await;
 }
