@@ -25,7 +25,8 @@
 //! `payments_due_back`), and the person is told; ERIP's refunds and reversals are recorded too.
 //!
 //! The statutory term is counted in working days on the Belarus calendar; when it passes with
-//! no decision the saga raises `procedure.overdue.v1` for operators. A withdrawal racing a
+//! no decision the saga raises `procedure.overdue.v1` (to the portal) and the person gets an SMS; an
+//! information request of the authority suspends the term until the person answers. A withdrawal racing a
 //! decision is settled by the authority, which alone knows whether it decided first: the
 //! application ends as exactly one of the two, and everyone is told the same.
 
