@@ -35,6 +35,7 @@
 //! | `PUT {base}applications/{application_id}` | `AuthorityApplication` | `200 {"registration_number": "<text>"}` |
 //! | `POST {base}applications/{application_id}/withdrawal` | empty | `200 {"accepted": true \| false}` |
 //! | `POST {base}applications/{application_id}/receipts` | `AuthorityPaymentReceipt` | `200 {"confirmed": true \| false, "reason": "<text, when refused>"}` |
+//! | `POST {base}applications/{application_id}/info` | `AuthorityInfoProvided` | `2xx` (the person's answer to the authority's information request; the same answer again changes nothing) |
 //! | `PUT {base}complaints/{complaint_id}` | `AuthorityComplaint` | `202 {}` |
 //! | `POST {base}complaints/{complaint_id}/withdrawal` | empty | `200 {"accepted": true \| false}` |
 //!
@@ -73,7 +74,9 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use contracts::procedure::{AuthorityApplication, AuthorityComplaint, AuthorityPaymentReceipt};
+use contracts::procedure::{
+    AuthorityApplication, AuthorityComplaint, AuthorityInfoProvided, AuthorityPaymentReceipt,
+};
 use reqwest::Method;
 use serde::Deserialize;
 use url::Url;
@@ -264,6 +267,23 @@ impl BackOfficeClient {
         }
         .await;
         self.log("receipt answered", subject, &result);
+        result
+    }
+
+    /// Hands the person's answer to the authority's information request to the back-office,
+    /// with the moved term. A repeated call does nothing more.
+    ///
+    /// Errors: as [`Self::submit_application`].
+    pub async fn provide_info(&self, info: &AuthorityInfoProvided) -> Result<(), Failure> {
+        let subject = Subject::Application(info.application_id);
+        let result = async {
+            let body = encode(info)?;
+            let path = format!("applications/{}/info", info.application_id);
+            self.call(Method::POST, &path, body, None, subject).await?;
+            Ok(())
+        }
+        .await;
+        self.log("information provided", subject, &result);
         result
     }
 

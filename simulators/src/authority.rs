@@ -218,7 +218,10 @@ async fn handle(
         ("authority.info_provided.v1", Some(id), _) => {
             // The person's answer to the clerk's request: the file is complete again; the clerk
             // decides on its own pace, within the moved term.
-            tracing::info!(application = %id, due = %body["decision_due"], "information provided");
+            let due = body["decision_due"].as_str().unwrap_or_default();
+            if clerk.info_provided(id, due).is_none() {
+                tracing::warn!(application = %id, "information for an application it never had");
+            }
             Ok(())
         }
         ("authority.complaint.v1", _, Some(id)) => {

@@ -166,6 +166,10 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
             post(check_receipt),
         )
         .route(
+            "/{authority}/applications/{application_id}/info",
+            post(provide_info),
+        )
+        .route(
             "/{authority}/complaints/{complaint_id}",
             put(submit_complaint),
         )
@@ -302,6 +306,41 @@ async fn check_receipt(
     ))
 }
 
+/// The body of `POST {base}applications/{id}/info`: the queue contract
+/// `authority.info_provided.v1`.
+#[derive(Deserialize)]
+#[allow(dead_code, reason = "every field is checked to be there")]
+struct InfoBody {
+    application_id: Uuid,
+    form: serde_json::Map<String, Value>,
+    attachments: Vec<String>,
+    suspended_working_days: u32,
+    decision_due: NaiveDate,
+}
+
+/// The person's answer to the clerk's information request: taken (the clerk decides at its
+/// own pace, within the moved term); the same answer again changes nothing.
+async fn provide_info(
+    State(state): State<Arc<BackOffice>>,
+    Path((authority, application_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    state.admit(&authority, &headers, &body)?;
+    let id = parse_id("application_id", &application_id)?;
+    let info: InfoBody = parse_json(&body)?;
+    if info.application_id != id {
+        return Err(ApiError::invalid_request(
+            "application_id in the body differs from the one in the path",
+        ));
+    }
+    state
+        .clerk(&authority)
+        .info_provided(id, &info.decision_due.to_string())
+        .ok_or_else(|| ApiError::not_found("no application with this id"))?;
+    Ok(Json(json!({})))
+}
+
 async fn submit_complaint(
     State(state): State<Arc<BackOffice>>,
     Path((authority, complaint_id)): Path<(String, String)>,
@@ -351,6 +390,9 @@ async fn inspect_application(
     });
     if let clerk::State::Decided(verdict) = case.state {
         answer["verdict"] = json!(verdict.name());
+    }
+    if let Some(due) = &case.due_after_info {
+        answer["decision_due_after_info"] = json!(due);
     }
     Ok(Json(answer))
 }

@@ -215,6 +215,8 @@ impl ComplaintState {
 pub(crate) struct Case {
     pub(crate) registration_number: String,
     pub(crate) state: State,
+    /// The term's last day after the person answered the information request, once answered.
+    pub(crate) due_after_info: Option<String>,
     application: Application,
     taken_up: bool,
 }
@@ -285,6 +287,7 @@ impl<O: Outbox> Clerk<O> {
             Case {
                 registration_number: number.clone(),
                 state: State::Registered,
+                due_after_info: None,
                 application,
                 taken_up: false,
             },
@@ -363,6 +366,15 @@ impl<O: Outbox> Clerk<O> {
 
     /// Withdraws an application: `Some(true)` when it stops (also again), `Some(false)` when it
     /// was decided, `None` when the clerk does not know it.
+    /// The person answered the information request; the term now ends on `due`. `None` for an
+    /// application the clerk never had.
+    pub(crate) fn info_provided(&self, application_id: Uuid, due: &str) -> Option<()> {
+        let mut book = self.book();
+        let case = book.applications.get_mut(&application_id)?;
+        case.due_after_info = Some(due.to_owned());
+        Some(())
+    }
+
     pub(crate) fn withdraw(&self, application_id: Uuid) -> Option<bool> {
         let accepted = {
             let mut book = self.book();

@@ -306,3 +306,62 @@ async fn the_person_is_told_when_the_term_passes_and_the_superior_hears_the_inac
     assert_eq!(decided.verdict, ComplaintVerdict::Dismissed);
     portal.stop().await;
 }
+
+/// The back-office simulator's record of an application of HTTP authority `authority`.
+async fn at_backoffice(portal: &Portal, authority: &str, id: Uuid) -> Value {
+    let url = portal
+        .sims
+        .operator_url(simulators::SimKind::BackOffice)
+        .expect("the back-office simulator")
+        .join(&format!("sim/backoffice/{authority}/applications/{id}"))
+        .expect("URL");
+    reqwest::get(url)
+        .await
+        .expect("the simulator answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_back_office_gets_the_persons_answer_through_the_bridge() {
+    const CEC: &str = "minsk-city-executive-committee";
+    let mut portal = Portal::start_custom(
+        |s| s.backoffice.decide_after = Duration::from_secs(600),
+        |_| {},
+    )
+    .await;
+    let (_, session) = portal.eds_session(0).await;
+    let form = json!({"address": "Minsk, Nezavisimosti 1-1", "purpose": "bank"});
+    let app = SubmitApplication {
+        procedure_code: "1.3.1".into(),
+        form: form.as_object().cloned().expect("object"),
+        ..submit(
+            &session,
+            vec![simulators::INFO_REQUEST_ATTACHMENT.into()],
+            Delivery::CabinetAndCollect,
+        )
+    };
+    let id = app.application_id;
+    portal.env.send(&app).await;
+    let registered: ApplicationRegistered = portal.event(&id.to_string()).await;
+    let asked: InfoRequested = portal.event(&id.to_string()).await;
+    assert!(asked.answer_by.is_some());
+    portal.env.send(&answer(id, &session)).await;
+    let provided: InfoProvided = portal.event(&id.to_string()).await;
+    assert_eq!(provided.suspended_working_days, 0, "answered the same day");
+    assert_eq!(provided.decision_due, registered.decision_due);
+    let record = wait_until(WAIT, "the back-office has the answer", || async {
+        let record = at_backoffice(&portal, CEC, id).await;
+        record
+            .get("decision_due_after_info")
+            .is_some()
+            .then_some(record)
+    })
+    .await;
+    assert_eq!(
+        record["decision_due_after_info"],
+        provided.decision_due.to_string()
+    );
+    portal.stop().await;
+}

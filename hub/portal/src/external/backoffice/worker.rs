@@ -16,8 +16,9 @@ use adapters::Failure;
 use adapters::backoffice::BackOfficeClient;
 use contracts::procedure::{
     AuthorityApplication, AuthorityComplaint, AuthorityComplaintWithdrawal,
-    AuthorityComplaintWithdrawalAnswered, AuthorityPaymentReceipt, AuthorityReceiptAnswered,
-    AuthorityRegistered, AuthorityWithdrawal, AuthorityWithdrawalAnswered,
+    AuthorityComplaintWithdrawalAnswered, AuthorityInfoProvided, AuthorityPaymentReceipt,
+    AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
+    AuthorityWithdrawalAnswered,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
@@ -41,6 +42,7 @@ pub fn queue_spec(authority: &str) -> contracts::QueueSpec {
             AuthorityApplication::TYPE.to_string(),
             AuthorityWithdrawal::TYPE.to_string(),
             AuthorityPaymentReceipt::TYPE.to_string(),
+            AuthorityInfoProvided::TYPE.to_string(),
             AuthorityComplaint::TYPE.to_string(),
             AuthorityComplaintWithdrawal::TYPE.to_string(),
         ],
@@ -117,6 +119,11 @@ impl Service for BackOfficeWorker {
                     confirmed,
                     reason,
                 })?)
+            } else if AuthorityInfoProvided::TYPE.matches(t) {
+                let i: AuthorityInfoProvided = decode(t, b)?;
+                let provided = client.provide_info(&i);
+                external_call(SYSTEM, "provide_info", provided).await?;
+                None
             } else if AuthorityComplaint::TYPE.matches(t) {
                 let c: AuthorityComplaint = decode(t, b)?;
                 let submitted = client.submit_complaint(&c, &self.callback);
