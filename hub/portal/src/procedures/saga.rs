@@ -863,6 +863,7 @@ impl ProcedureSaga {
                 verdict: d.verdict,
                 document: d.document.clone(),
                 decided_at: d.decided_at,
+                signed: None,
             })?)
             .send(self.notify(
                 s,
