@@ -8,6 +8,9 @@
 //!   `simulate:info_request`), then after `decide_after` `authority.decided.v1` (refused when
 //!   asked the same way with `simulate_refusal` / `simulate:refusal`, else granted);
 //!   a redelivered application gets the same registration number again, and nothing more;
+//!   with an official's certificate ([`AuthorityConfig::signing`]) the decision is the signed
+//!   `authority.decided.v2` instead ([`crate::decision_signing`]);
+//! - `authority.decision_refused.v1` -> nothing: the refusal is logged and kept;
 //! - `authority.withdrawal.v1` -> `authority.withdrawal_answered.v1`: accepted unless it decided.
 //! - `authority.payment_receipt.v1` (a payment made outside ERIP) -> `authority.receipt_answered.v1`
 //!   at once: confirmed, unless the receipt's document number starts with `refuse` (then refused,
@@ -39,6 +42,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::clerk::{Answer, Application, Clerk, Outbox, Pace};
+use crate::decision_signing::DecisionSigning;
 
 /// How the simulated authority behaves.
 #[derive(Debug, Clone)]
@@ -57,6 +61,9 @@ pub struct AuthorityConfig {
     pub decide_after: Duration,
     /// How long after receiving a complaint it decides it.
     pub complaint_decide_after: Duration,
+    /// Its official's certificate: with one, it decides with the signed
+    /// `authority.decided.v2`; without, with the unsigned `authority.decided.v1`.
+    pub signing: Option<Arc<DecisionSigning>>,
 }
 
 /// Publishes the clerk's later answers on the bus, correlated with the application they answer.
@@ -71,6 +78,28 @@ impl Outbox for Bus {
     type Address = Option<String>;
 
     async fn send(&self, correlation: &Option<String>, answer: &Answer) -> anyhow::Result<()> {
+        if let (
+            Some(signing),
+            Answer::Decided {
+                application_id,
+                verdict,
+                document,
+                decided_at,
+            },
+        ) = (&self.config.signing, answer)
+        {
+            let body = signing
+                .decided(
+                    &self.config.authority,
+                    *application_id,
+                    verdict.name(),
+                    document,
+                    *decided_at,
+                )
+                .await?;
+            let kind = "authority.decided.v2";
+            return publish(&self.channel, &self.config, kind, correlation, body).await;
+        }
         publish(
             &self.channel,
             &self.config,
@@ -212,6 +241,17 @@ async fn handle(
             }
             let kind = "authority.receipt_answered.v1";
             publish(channel, config, kind, &correlation, answer).await
+        }
+        ("authority.decision_refused.v1", Some(_), _) => {
+            // Its decision did not reach the person: kept for the tests and the demo to read.
+            tracing::warn!(
+                reason = body["reason"].as_str().unwrap_or_default(),
+                "the hub refused the authority's decision"
+            );
+            if let Some(signing) = &config.signing {
+                signing.refused(body);
+            }
+            Ok(())
         }
         ("authority.complaint.v1", _, Some(id)) => {
             clerk.receive_complaint(id, correlation);

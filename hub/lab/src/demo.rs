@@ -542,6 +542,7 @@ fn start_bus_authorities(
             bus_exchange: topology.bus_exchange(),
             decide_after: AUTHORITY_DELAY,
             complaint_decide_after: AUTHORITY_DELAY,
+            signing: None,
         });
     }
     for c in configs {

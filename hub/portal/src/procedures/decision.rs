@@ -36,9 +36,7 @@ use adapters::Failure;
 use adapters::gossuok::{Checker, Invalid, ValidCertificate};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use contracts::procedure::{
-    AuthorityDecidedSigned, DecisionRefusalReason, DecisionSigner,
-};
+use contracts::procedure::{AuthorityDecidedSigned, DecisionRefusalReason, DecisionSigner};
 use contracts::{Message, MessageType, decode};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -143,7 +141,9 @@ pub fn unpack(
             format!("the {what} is not base64"),
         )
     };
-    let signature = b64.decode(&signed.signature).map_err(|_| bad("signature"))?;
+    let signature = b64
+        .decode(&signed.signature)
+        .map_err(|_| bad("signature"))?;
     let certificate = b64
         .decode(&signed.certificate)
         .map_err(|_| bad("certificate"))?;
@@ -292,7 +292,11 @@ impl Service for DecisionGate {
         _message: &'a Incoming,
         checked: DecisionChecked,
     ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
-        Box::pin(async move { Ok(vec![Command::new(&checked)?.reply_to(&self.procedure_queue)]) })
+        Box::pin(async move {
+            Ok(vec![
+                Command::new(&checked)?.reply_to(&self.procedure_queue),
+            ])
+        })
     }
 }
 
@@ -323,7 +327,10 @@ mod tests {
     #[test]
     fn an_unsigned_or_unreadable_decision_is_refused_before_any_certificate_check() {
         let refused = |m: &AuthorityDecidedSigned| unpack(m).err().map(|(r, _)| r);
-        assert_eq!(refused(&decided(None)), Some(DecisionRefusalReason::Unsigned));
+        assert_eq!(
+            refused(&decided(None)),
+            Some(DecisionRefusalReason::Unsigned)
+        );
         let garbled = DecisionSignature {
             signature: "not base64!".to_owned(),
             certificate: "AAAA".to_owned(),

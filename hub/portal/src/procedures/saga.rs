@@ -34,12 +34,12 @@ use contracts::ops::CancelSaga;
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
     ApplicationRejected, ApplicationWithdrawn, AuthorityApplication, AuthorityDecided,
-    AuthorityDecisionRefused, DecisionRefusalReason, SignedDecision,
-    AuthorityInfoRequested, AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered,
-    AuthorityWithdrawal, AuthorityWithdrawalAnswered, BankPayment, CancelInvoice, CreateInvoice,
+    AuthorityDecisionRefused, AuthorityInfoRequested, AuthorityPaymentReceipt,
+    AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
+    AuthorityWithdrawalAnswered, BankPayment, CancelInvoice, CreateInvoice, DecisionRefusalReason,
     DueBackReason, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified, PaymentDueBack,
     PaymentReceived, PaymentReturned, ProcedureRejectReason, ReceiptChecked, ReceiptCheckedBy,
-    ReturnKind, Verdict, WithdrawalReason, order_number_check_digit,
+    ReturnKind, SignedDecision, Verdict, WithdrawalReason, order_number_check_digit,
 };
 use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
@@ -1935,9 +1935,7 @@ mod tests {
     }
 
     fn checked(authority: &str, check: CheckOutcome, sender: Option<&str>) -> Input {
-        use contracts::procedure::{
-            AuthorityDecidedSigned, DecisionDocument, DecisionSignature,
-        };
+        use contracts::procedure::{AuthorityDecidedSigned, DecisionDocument, DecisionSignature};
         let id = Uuid::from_u128(1);
         Input::DecisionChecked(DecisionChecked {
             decided: AuthorityDecidedSigned {
@@ -1984,16 +1982,15 @@ mod tests {
         run.from(Some("hub"));
 
         // The unsigned v1: refused back to the authority's queue, the application unchanged.
-        let unsigned = run
-            .step(
-                Some(&at),
-                Input::Decided(AuthorityDecided {
-                    application_id: Uuid::from_u128(1),
-                    verdict: Verdict::Granted,
-                    document: "ok".into(),
-                    decided_at: run.now,
-                }),
-            );
+        let unsigned = run.step(
+            Some(&at),
+            Input::Decided(AuthorityDecided {
+                application_id: Uuid::from_u128(1),
+                verdict: Verdict::Granted,
+                document: "ok".into(),
+                decided_at: run.now,
+            }),
+        );
         // v1 comes from the authority itself: from the hub's user it is not taken at all.
         assert!(unsigned.is_err());
         run.from(Some("authority-fszn"));
@@ -2009,9 +2006,11 @@ mod tests {
             )
             .expect("refused");
         assert_eq!(sent(&unsigned), ["authority.decision_refused.v1"]);
-        assert_eq!(unsigned.commands[0].reply_to.as_deref(), Some("ns.authority.fszn"));
-        let r: AuthorityDecisionRefused =
-            body(&unsigned, AuthorityDecisionRefused::TYPE);
+        assert_eq!(
+            unsigned.commands[0].reply_to.as_deref(),
+            Some("ns.authority.fszn")
+        );
+        let r: AuthorityDecisionRefused = body(&unsigned, AuthorityDecisionRefused::TYPE);
         assert_eq!(r.reason, DecisionRefusalReason::Unsigned);
         assert_eq!(unsigned.state, at);
 
@@ -2040,7 +2039,10 @@ mod tests {
 
         // Verified, but signed for another authority.
         let other = run
-            .step(Some(&at), checked("mns", verified(), Some("authority-fszn")))
+            .step(
+                Some(&at),
+                checked("mns", verified(), Some("authority-fszn")),
+            )
             .expect("refused");
         let r: AuthorityDecisionRefused = body(&other, AuthorityDecisionRefused::TYPE);
         assert_eq!(r.reason, DecisionRefusalReason::WrongAuthority);
@@ -2048,13 +2050,19 @@ mod tests {
 
         // Another authority's broker user: not taken (dead-lettered).
         assert!(
-            run.step(Some(&at), checked("fszn", verified(), Some("authority-mns")))
-                .is_err()
+            run.step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-mns"))
+            )
+            .is_err()
         );
 
         // Verified, the owner's: the person gets the document and the signer.
         let decided = run
-            .step(Some(&at), checked("fszn", verified(), Some("authority-fszn")))
+            .step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-fszn")),
+            )
             .expect("decided");
         assert_eq!(
             sent(&decided),
