@@ -188,10 +188,8 @@ impl DecisionSigning {
             .json()
             .await?;
         let mut signature = BASE64.decode(&signed.signature)?;
-        if fault == SigningFault::BadSignature {
-            if let Some(b) = signature.first_mut() {
-                *b ^= 0x01;
-            }
+        if let (SigningFault::BadSignature, Some(b)) = (fault, signature.first_mut()) {
+            *b ^= 0x01;
         }
         body["signature"] = json!({
             "signature": BASE64.encode(&signature),
