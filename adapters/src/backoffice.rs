@@ -328,6 +328,28 @@ impl BackOfficeClient {
         result
     }
 
+    /// Tells the back-office the hub refused its decision (`authority.decision_refused.v1` as
+    /// the body of `POST {base}applications/{id}/decision-refusals`): it did not reach the
+    /// person, and the application waits for a properly signed one. A repeated call records
+    /// nothing more at a back-office that keeps it idempotent.
+    ///
+    /// Errors: as [`Self::submit_application`].
+    pub async fn decision_refused(
+        &self,
+        refusal: &contracts::procedure::AuthorityDecisionRefused,
+    ) -> Result<(), Failure> {
+        let subject = Subject::Application(refusal.application_id);
+        let result = async {
+            let body = encode(refusal)?;
+            let path = format!("applications/{}/decision-refusals", refusal.application_id);
+            self.call(Method::POST, &path, body, None, subject).await?;
+            Ok(())
+        }
+        .await;
+        self.log("decision refusal delivered", subject, &result);
+        result
+    }
+
     /// `POST {base}{path}` with an empty body; the answer's `accepted`.
     async fn withdraw(&self, path: &str, subject: Subject) -> Result<bool, Failure> {
         #[derive(Deserialize)]

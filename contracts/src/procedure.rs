@@ -382,6 +382,10 @@ pub struct ApplicationDecided {
     pub document: String,
     /// When the authority decided.
     pub decided_at: DateTime<Utc>,
+    /// The signed decision, verified by the hub (`authority.decided.v2`); absent only for a
+    /// decision taken unsigned in development (`HUB_UNSIGNED_DECISIONS=accept`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedDecision>,
 }
 
 impl Message for ApplicationDecided {
@@ -620,6 +624,196 @@ pub struct AuthorityDecided {
 
 impl Message for AuthorityDecided {
     const TYPE: MessageType = MessageType::new("authority.decided", 1);
+}
+
+/// The decision document an authority signs: what the person receives, and what the hub
+/// verifies before it does. The signed bytes are [`DecisionDocument::signed_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionDocument {
+    /// The application decided.
+    pub application_id: Uuid,
+    /// The deciding authority's id in the hub's catalogue (`mns`, `minsk_gik`).
+    pub authority_id: String,
+    /// The decision's number in the authority's register.
+    pub number: String,
+    /// The day of the decision.
+    pub date: NaiveDate,
+    /// Granted or refused.
+    pub verdict: Verdict,
+    /// The decision's text (or the notice of it).
+    pub text: String,
+}
+
+/// The first line of the signed bytes of a decision: names the layout, so that bytes signed
+/// for anything else never read as a decision.
+pub const DECISION_SIGNED_CONTEXT: &str = "by.portal.decision.v1";
+
+impl DecisionDocument {
+    /// The canonical bytes the authority signs (bign with belt-hash, STB 34.101.45): UTF-8
+    /// lines joined by `\n`, in this order, with no trailing newline after the text:
+    ///
+    /// ```text
+    /// by.portal.decision.v1
+    /// <application_id, lowercase hyphenated UUID>
+    /// <authority_id>
+    /// <number>
+    /// <date, YYYY-MM-DD>
+    /// <verdict: granted | refused>
+    /// <text, as is, may span lines>
+    /// ```
+    ///
+    /// Every field but the text is a single line ([`DecisionDocument::problem`] refuses a line
+    /// break in them), so the layout is unambiguous: the text is the rest.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let verdict = match self.verdict {
+            Verdict::Granted => "granted",
+            Verdict::Refused => "refused",
+        };
+        format!(
+            "{DECISION_SIGNED_CONTEXT}\n{}\n{}\n{}\n{}\n{verdict}\n{}",
+            self.application_id.hyphenated(),
+            self.authority_id,
+            self.number,
+            self.date.format("%Y-%m-%d"),
+            self.text
+        )
+        .into_bytes()
+    }
+
+    /// What breaks the canonical layout, if anything: a line break (or an empty value) in a
+    /// single-line field.
+    pub fn problem(&self) -> Option<&'static str> {
+        let single_line = |v: &str| !v.is_empty() && !v.contains(['\n', '\r']);
+        if !single_line(&self.authority_id) {
+            Some("authority_id must be one non-empty line")
+        } else if !single_line(&self.number) {
+            Some("number must be one non-empty line")
+        } else {
+            None
+        }
+    }
+}
+
+/// The authority's signature of a [`DecisionDocument`], with the certificate to check it by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionSignature {
+    /// The bign signature (48 bytes) of [`DecisionDocument::signed_bytes`], base64 (standard,
+    /// padded).
+    pub signature: String,
+    /// The signer's certificate, DER in base64.
+    pub certificate: String,
+    /// The intermediate CA certificates, DER in base64 (any order; may be empty when the
+    /// hub's trusted roots issued the signer's certificate).
+    #[serde(default)]
+    pub chain: Vec<String>,
+}
+
+/// `authority.decided.v2`: the authority's signed decision. The hub verifies the signature, the
+/// certificate's path to its trusted roots, its revocation status and that it is the deciding
+/// authority's before the decision reaches the person; otherwise it answers
+/// `authority.decision_refused.v1` and the application keeps waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityDecidedSigned {
+    /// The application (the same as the document's).
+    pub application_id: Uuid,
+    /// The decision.
+    pub document: DecisionDocument,
+    /// The signature; absent for an unsigned decision, which is refused (`unsigned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<DecisionSignature>,
+    /// When the authority decided.
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Message for AuthorityDecidedSigned {
+    const TYPE: MessageType = MessageType::new("authority.decided", 2);
+}
+
+/// Why the hub refused an authority's decision (`authority.decision_refused.v1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionRefusalReason {
+    /// No signature (or `authority.decided.v1`, which has none).
+    Unsigned,
+    /// The document breaks the canonical layout, or names another application.
+    MalformedDocument,
+    /// The signature, the certificate or the chain cannot be read.
+    MalformedSignature,
+    /// The signature does not verify under the certificate's key.
+    BadSignature,
+    /// No path from the certificate to the hub's trusted roots (or a CA's signature in it
+    /// does not verify).
+    UntrustedChain,
+    /// A certificate of the path expired, or is not valid yet.
+    CertificateExpired,
+    /// A certificate of the path is revoked.
+    Revoked,
+    /// The certificate's key may not sign (no digitalSignature), or an algorithm other than
+    /// bign-with-hbelt.
+    WrongKeyUsage,
+    /// The certificate is not the deciding authority's (its subject's organizationName is not
+    /// the authority's id), or the document names another authority.
+    WrongAuthority,
+}
+
+impl DecisionRefusalReason {
+    /// The code as it travels (`bad_signature`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionRefusalReason::Unsigned => "unsigned",
+            DecisionRefusalReason::MalformedDocument => "malformed_document",
+            DecisionRefusalReason::MalformedSignature => "malformed_signature",
+            DecisionRefusalReason::BadSignature => "bad_signature",
+            DecisionRefusalReason::UntrustedChain => "untrusted_chain",
+            DecisionRefusalReason::CertificateExpired => "certificate_expired",
+            DecisionRefusalReason::Revoked => "revoked",
+            DecisionRefusalReason::WrongKeyUsage => "wrong_key_usage",
+            DecisionRefusalReason::WrongAuthority => "wrong_authority",
+        }
+    }
+}
+
+/// `authority.decision_refused.v1`: to the authority; its decision did not reach the person,
+/// the application still waits for a properly signed one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityDecisionRefused {
+    /// The application.
+    pub application_id: Uuid,
+    /// The refused decision's number (empty for a `authority.decided.v1`, which has none).
+    pub number: String,
+    /// Why.
+    pub reason: DecisionRefusalReason,
+    /// What failed, in words (no personal data).
+    pub detail: String,
+}
+
+impl Message for AuthorityDecisionRefused {
+    const TYPE: MessageType = MessageType::new("authority.decision_refused", 1);
+}
+
+/// Who signed a decision, as the hub verified it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionSigner {
+    /// The official's name: the certificate's surname, given name and patronymic.
+    pub name: String,
+    /// The organisation (the certificate subject's organizationName, the authority's id).
+    pub organization: String,
+    /// The certificate's serial number, lowercase hex.
+    pub certificate_serial: String,
+    /// The issuing CA (RFC 4514).
+    pub issuer: String,
+}
+
+/// A verified signed decision, as the cabinet shows and keeps it: the document, the signature
+/// and certificate (so anyone can check it again) and the signer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedDecision {
+    /// The document signed.
+    pub document: DecisionDocument,
+    /// The signature, the certificate and its chain, as the authority sent them.
+    pub signature: DecisionSignature,
+    /// Who signed, verified.
+    pub signer: DecisionSigner,
 }
 
 /// `authority.withdrawal_answered.v1`: from the authority.
@@ -986,5 +1180,41 @@ mod tests {
         };
         let json = serde_json::to_value(&by_person).expect("json");
         assert!(json.get("reason").is_none() && json.get("detail").is_none());
+    }
+}
+
+#[cfg(test)]
+mod signed_decision_tests {
+    use super::*;
+
+    fn document() -> DecisionDocument {
+        DecisionDocument {
+            application_id: Uuid::from_u128(0x8f0c6f4e_8a0e_4d5c_9d55_3f1f0b8a2b6e),
+            authority_id: "mns".to_owned(),
+            number: "R-17".to_owned(),
+            date: NaiveDate::from_ymd_opt(2026, 12, 7).expect("a day"),
+            verdict: Verdict::Granted,
+            text: "Удовлетворить.\nВторая строка.".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_signed_bytes_are_the_documented_lines() {
+        assert_eq!(
+            String::from_utf8(document().signed_bytes()).expect("utf-8"),
+            "by.portal.decision.v1\n8f0c6f4e-8a0e-4d5c-9d55-3f1f0b8a2b6e\nmns\nR-17\n2026-12-07\n\
+             granted\nУдовлетворить.\nВторая строка."
+        );
+        assert_eq!(document().problem(), None);
+    }
+
+    #[test]
+    fn a_line_break_in_a_single_line_field_breaks_the_layout() {
+        let mut d = document();
+        d.number = "R-17\nrefused".to_owned();
+        assert!(d.problem().is_some());
+        let mut d = document();
+        d.authority_id = String::new();
+        assert!(d.problem().is_some());
     }
 }

@@ -310,9 +310,19 @@ every_type! {
         "application_id": UUID, "form": {"lease_number": "L-7"}, "attachments": ["att-2"],
         "suspended_working_days": 3, "decision_due": DAY,
     })],
-    procedure::ApplicationDecided => [json!({
-        "application_id": UUID, "verdict": "granted", "document": "Certificate 1", "decided_at": AT,
-    })],
+    procedure::ApplicationDecided => [
+        json!({"application_id": UUID, "verdict": "granted", "document": "Certificate 1", "decided_at": AT}),
+        json!({
+            "application_id": UUID, "verdict": "granted", "document": "Certificate 1", "decided_at": AT,
+            "signed": {
+                "document": {"application_id": UUID, "authority_id": "mns", "number": "R-1", "date": DAY,
+                             "verdict": "granted", "text": "Certificate 1"},
+                "signature": {"signature": "AAAA", "certificate": "MIIB", "chain": []},
+                "signer": {"name": "Петров Пётр", "organization": "mns", "certificate_serial": "0a1b",
+                           "issuer": "CN=RUC"},
+            },
+        }),
+    ],
     procedure::ApplicationWithdrawn => [json!({
         "application_id": UUID, "refund_due_kopecks": 2750, "reason": "cancelled_by_operator", "detail": "stuck",
     })],
@@ -341,6 +351,22 @@ every_type! {
     ],
     procedure::AuthorityDecided => [json!({
         "application_id": UUID, "verdict": "refused", "document": "Notice 1", "decided_at": AT,
+    })],
+    procedure::AuthorityDecidedSigned => [
+        json!({
+            "application_id": UUID, "decided_at": AT,
+            "document": {"application_id": UUID, "authority_id": "mns", "number": "R-1", "date": DAY,
+                         "verdict": "granted", "text": "Granted.\nSecond line."},
+            "signature": {"signature": "AAAA", "certificate": "MIIB", "chain": ["MIIC"]},
+        }),
+        json!({
+            "application_id": UUID, "decided_at": AT,
+            "document": {"application_id": UUID, "authority_id": "mns", "number": "R-1", "date": DAY,
+                         "verdict": "refused", "text": ""},
+        }),
+    ],
+    procedure::AuthorityDecisionRefused => [json!({
+        "application_id": UUID, "number": "R-1", "reason": "bad_signature", "detail": "the signature does not verify",
     })],
     procedure::AuthorityWithdrawalAnswered => [json!({"application_id": UUID, "accepted": true})],
     procedure::AuthorityPaymentReceipt => [json!({

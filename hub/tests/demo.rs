@@ -51,6 +51,20 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "late payment due back (withdrawn)": 1,
         })
     );
+    // Signed decisions (issue 17): FSZN's official signs; the cabinet shows the signer, and a
+    // badly signed decision is refused back to FSZN.
+    assert_eq!(
+        report["signed_decisions"],
+        serde_json::json!({
+            "signed decision shown with its signer": 1,
+            "badly signed decision refused (bad_signature)": 1,
+        })
+    );
+    assert!(
+        report["decision_signer"].is_string(),
+        "{}",
+        report["decision_signer"]
+    );
     // And registers on the portal: by e-mail, by EDS, and one EDS revoked at the CA.
     assert_eq!(
         report["registrations"],

@@ -8,8 +8,11 @@
 //!   `simulate:info_request`), then after `decide_after` `authority.decided.v1` (refused when
 //!   asked the same way with `simulate_refusal` / `simulate:refusal`, else granted);
 //!   a redelivered application gets the same registration number again, and nothing more;
-//!   The info request gives the person 5 working days (`answer_within_working_days`);
-//!   `authority.info_provided.v1` (the person's answer, with the moved term) is taken and logged.
+//!   the info request gives the person 5 working days (`answer_within_working_days`);
+//!   with an official's certificate ([`AuthorityConfig::signing`]) the decision is the signed
+//!   `authority.decided.v2` instead ([`crate::decision_signing`]);
+//! - `authority.info_provided.v1` (the person's answer, with the moved term) -> taken and logged;
+//! - `authority.decision_refused.v1` -> nothing: the refusal is logged and kept;
 //! - `authority.withdrawal.v1` -> `authority.withdrawal_answered.v1`: accepted unless it decided.
 //! - `authority.payment_receipt.v1` (a payment made outside ERIP) -> `authority.receipt_answered.v1`
 //!   at once: confirmed, unless the receipt's document number starts with `refuse` (then refused,
@@ -41,6 +44,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::clerk::{Answer, Application, Clerk, Outbox, Pace};
+use crate::decision_signing::DecisionSigning;
 
 /// How the simulated authority behaves.
 #[derive(Debug, Clone)]
@@ -59,6 +63,9 @@ pub struct AuthorityConfig {
     pub decide_after: Duration,
     /// How long after receiving a complaint it decides it.
     pub complaint_decide_after: Duration,
+    /// Its official's certificate: with one, it decides with the signed
+    /// `authority.decided.v2`; without, with the unsigned `authority.decided.v1`.
+    pub signing: Option<Arc<DecisionSigning>>,
 }
 
 /// Publishes the clerk's later answers on the bus, correlated with the application they answer.
@@ -73,6 +80,28 @@ impl Outbox for Bus {
     type Address = Option<String>;
 
     async fn send(&self, correlation: &Option<String>, answer: &Answer) -> anyhow::Result<()> {
+        if let (
+            Some(signing),
+            Answer::Decided {
+                application_id,
+                verdict,
+                document,
+                decided_at,
+            },
+        ) = (&self.config.signing, answer)
+        {
+            let body = signing
+                .decided(
+                    &self.config.authority,
+                    *application_id,
+                    verdict.name(),
+                    document,
+                    *decided_at,
+                )
+                .await?;
+            let kind = "authority.decided.v2";
+            return publish(&self.channel, &self.config, kind, correlation, body).await;
+        }
         publish(
             &self.channel,
             &self.config,
@@ -221,6 +250,17 @@ async fn handle(
             let due = body["decision_due"].as_str().unwrap_or_default();
             if clerk.info_provided(id, due).is_none() {
                 tracing::warn!(application = %id, "information for an application it never had");
+            }
+            Ok(())
+        }
+        ("authority.decision_refused.v1", Some(_), _) => {
+            // Its decision did not reach the person: kept for the tests and the demo to read.
+            tracing::warn!(
+                reason = body["reason"].as_str().unwrap_or_default(),
+                "the hub refused the authority's decision"
+            );
+            if let Some(signing) = &config.signing {
+                signing.refused(body);
             }
             Ok(())
         }

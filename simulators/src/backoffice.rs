@@ -93,6 +93,8 @@ struct BackOffice {
     ctx: SimContext,
     deps: Deps,
     clerks: Mutex<HashMap<String, Arc<Clerk<Callbacks>>>>,
+    /// The hub's refusals of the authorities' decisions, per authority, as received.
+    refusals: Mutex<HashMap<String, Vec<Value>>>,
 }
 
 impl BackOffice {
@@ -151,6 +153,7 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
         ctx: ctx.clone(),
         deps,
         clerks: Mutex::new(HashMap::new()),
+        refusals: Mutex::new(HashMap::new()),
     });
     let routes = Router::new()
         .route(
@@ -168,6 +171,14 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
         .route(
             "/{authority}/applications/{application_id}/info",
             post(provide_info),
+        )
+        .route(
+            "/{authority}/applications/{application_id}/decision-refusals",
+            post(decision_refused),
+        )
+        .route(
+            "/sim/backoffice/{authority}/decision-refusals",
+            get(inspect_refusals),
         )
         .route(
             "/{authority}/complaints/{complaint_id}",
@@ -218,6 +229,53 @@ struct ComplaintBody {
     application_id: Uuid,
     application_number: String,
     text: String,
+}
+
+/// `POST {base}applications/{id}/decision-refusals`: the hub refused the authority's decision
+/// (`authority.decision_refused.v1`); kept for `GET /sim/backoffice/{authority}/decision-refusals`.
+async fn decision_refused(
+    State(state): State<Arc<BackOffice>>,
+    Path((authority, application_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    state.admit(&authority, &headers, &body)?;
+    let id = parse_id("application_id", &application_id)?;
+    let refusal: Value = parse_json(&body)?;
+    if refusal["application_id"] != json!(id) {
+        return Err(ApiError::invalid_request(
+            "application_id in the body differs from the one in the path",
+        ));
+    }
+    tracing::warn!(
+        simulator = %state.ctx.kind,
+        %authority,
+        reason = refusal["reason"].as_str().unwrap_or_default(),
+        "the hub refused the authority's decision"
+    );
+    state
+        .refusals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(authority)
+        .or_default()
+        .push(refusal);
+    Ok(Json(json!({"recorded": true})))
+}
+
+/// `GET /sim/backoffice/{authority}/decision-refusals`: the refusals received, oldest first.
+async fn inspect_refusals(
+    State(state): State<Arc<BackOffice>>,
+    Path(authority): Path<String>,
+) -> Json<Value> {
+    let refusals = state
+        .refusals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&authority)
+        .cloned()
+        .unwrap_or_default();
+    Json(json!({"refusals": refusals}))
 }
 
 async fn submit_application(

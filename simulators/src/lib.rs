@@ -29,6 +29,7 @@ use url::Url;
 pub mod authority;
 mod backoffice;
 mod clerk;
+pub mod decision_signing;
 pub use clerk::{INFO_PERIOD_WORKING_DAYS, INFO_REQUEST_ATTACHMENT, REFUSAL_ATTACHMENT};
 mod email;
 mod erip;

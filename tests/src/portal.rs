@@ -499,12 +499,52 @@ impl Portal {
         self.start_authority_with(authority, decide_after, decide_after);
     }
 
+    /// Starts the queue authority simulator deciding with the signed `authority.decided.v2`:
+    /// its official (the population's person `official`) gets a certificate from the GosSUOK
+    /// simulator naming `organization` (the authority's id, or another's to test the refusal).
+    /// The returned signing holds the fault switch and the refusals the hub answered.
+    pub async fn start_signing_authority(
+        &self,
+        authority: &str,
+        organization: &str,
+        official: &str,
+        decide_after: Duration,
+    ) -> std::sync::Arc<simulators::decision_signing::DecisionSigning> {
+        let gossuok = self
+            .sims
+            .operator_url(SimKind::Gossuok)
+            .expect("gossuok")
+            .clone();
+        let signing = std::sync::Arc::new(
+            simulators::decision_signing::DecisionSigning::issue(
+                &self.http,
+                &gossuok,
+                official,
+                organization,
+            )
+            .await
+            .expect("the official's certificate"),
+        );
+        self.spawn_authority(authority, decide_after, decide_after, Some(signing.clone()));
+        signing
+    }
+
     /// Like [`Portal::start_authority`], with its own delay for deciding complaints.
     pub fn start_authority_with(
         &self,
         authority: &str,
         decide_after: Duration,
         complaint_decide_after: Duration,
+    ) {
+        self.spawn_authority(authority, decide_after, complaint_decide_after, None);
+    }
+
+    fn spawn_authority(
+        &self,
+        authority: &str,
+        decide_after: Duration,
+        complaint_decide_after: Duration,
+        signing: Option<std::sync::Arc<simulators::decision_signing::DecisionSigning>>,
     ) {
         let (user, url) = self.authority_login(authority);
         let topology = self.env.topology(vec![]);
@@ -516,6 +556,7 @@ impl Portal {
             bus_exchange: topology.bus_exchange(),
             decide_after,
             complaint_decide_after,
+            signing,
         };
         let token = self.sims_token.clone();
         tokio::spawn(async move {

@@ -54,10 +54,11 @@ const PORTAL_TYPES: [&str; 21] = [
 
 /// The authorities' answers (the hub's requests to them, `authority.application.v1` and the
 /// like, are the hub's own: its bridges consume them for the HTTP authorities).
-const AUTHORITY_ANSWERS: [&str; 7] = [
+const AUTHORITY_ANSWERS: [&str; 8] = [
     "authority.registered.v1",
     "authority.info_requested.v1",
     "authority.decided.v1",
+    "authority.decided.v2",
     "authority.withdrawal_answered.v1",
     "authority.receipt_answered.v1",
     "authority.complaint_decided.v1",

@@ -47,6 +47,7 @@ fn subject() -> Subject {
         surname: SURNAME.to_owned(),
         given_name: GIVEN_NAME.to_owned(),
         patronymic: Some(PATRONYMIC.to_owned()),
+        organization: None,
     }
 }
 

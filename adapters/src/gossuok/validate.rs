@@ -56,6 +56,7 @@ const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const SURNAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.4");
 const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
 const GIVEN_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.42");
+const ORGANIZATION_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
 
 /// The extensions this validator processes or that carry nothing to enforce. Any other
 /// extension marked critical makes the certificate unusable (RFC 5280 4.2).
@@ -178,6 +179,9 @@ pub struct ValidCertificate {
     /// What the subject's `commonName` has after the surname and the given name, when it has
     /// more: X.520 has no attribute for a patronymic.
     pub patronymic: Option<String>,
+    /// The subject's `organizationName` (2.5.4.10): the organisation an official signs for
+    /// (an authority's catalogue id on its officials' certificates); none for a private person.
+    pub organization: Option<String>,
     /// The end of the certificate's validity.
     pub not_after: DateTime<Utc>,
     /// The issuing CA's name (RFC 4514).
@@ -198,6 +202,7 @@ impl std::fmt::Debug for ValidCertificate {
                 "patronymic",
                 &self.patronymic.as_ref().map(|_| "(personal data)"),
             )
+            .field("organization", &self.organization)
             .field("not_after", &self.not_after)
             .field("issuer", &self.issuer)
             .field("public_key", &hex::encode(&self.public_key))
@@ -770,6 +775,7 @@ impl Parsed {
             surname,
             given_name,
             patronymic,
+            organization: attribute(subject, ORGANIZATION_NAME)?,
             not_after: self.not_after,
             issuer: self.cert.tbs_certificate.issuer.to_string(),
             public_key: self.key.to_stb().to_vec(),

@@ -66,6 +66,11 @@ pub struct Report {
     pub rejected: BTreeMap<String, usize>,
     /// Administrative procedures the new identifier holders applied for, by outcome.
     pub procedures: BTreeMap<String, usize>,
+    /// Signed decisions (a signed one shown with its signer, a badly signed one refused), by
+    /// outcome; empty when the authorities on the bus were left out.
+    pub signed_decisions: BTreeMap<String, usize>,
+    /// The signer the cabinet was shown (name, organisation, certificate serial).
+    pub decision_signer: Option<String>,
     /// Why the journeys at authorities on the bus were left out, when they were.
     pub procedures_on_bus_skipped: Option<String>,
     /// Median time from an application for a procedure to its outcome, ms.
@@ -141,7 +146,13 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     // The authorities on the bus connect as their own broker users, which the demo creates
     // on the local broker; where it may not, their journeys are left out (and the report says
     // why), while the HTTP back-offices still decide.
-    let bus_skipped = start_bus_authorities(&stage.hub_config, &stage.topology, &stage.token);
+    let ids: Vec<String> = population
+        .iter()
+        .map(|p| p.identification_number.clone())
+        .collect();
+    let officials = procedures::officials(&stage.play, &ids).await?;
+    let bus_skipped =
+        start_bus_authorities(&stage.hub_config, &stage.topology, &stage.token, &officials);
     let outage = outage_act(&stage, &population).await?;
     let acts = Acts {
         play: stage.play.clone(),
@@ -156,6 +167,11 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     let procedures = acts
         .procedures(holders.clone(), bus_skipped.is_none())
         .await?;
+    // Alone, as the authority's fault switch would touch other journeys' decisions.
+    let signed = match (&bus_skipped, holders.first(), officials.get("fszn")) {
+        (None, Some(holder), Some(fszn)) => Some(acts.play.signed_decisions(holder, fszn).await),
+        _ => None,
+    };
     let registrations = acts.registrations(holders).await?;
     // Last, as blocking ends the holders' sessions: the ways back into an account.
     let account_holders: Vec<accounts::Holder> = issued
@@ -174,6 +190,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     let mut report = Report::new(outage, bus_skipped);
     report.count_issuance(&issued);
     report.count_procedures(&procedures);
+    report.count_signed(signed);
     report.count_outage();
     report.count_registrations(&registrations);
     report.count_accounts(&accounts);
@@ -373,6 +390,8 @@ impl Report {
             first_logins: 0,
             rejected: BTreeMap::new(),
             procedures: BTreeMap::new(),
+            signed_decisions: BTreeMap::new(),
+            decision_signer: None,
             procedures_on_bus_skipped,
             procedure_p50_ms: 0,
             registrations: BTreeMap::new(),
@@ -414,6 +433,25 @@ impl Report {
         }
         self.p50_ms = percentile(&mut times, 0.50);
         self.p99_ms = percentile(&mut times, 0.99);
+    }
+
+    /// Counts the signed-decision act's outcomes; each must be the expected one.
+    fn count_signed(&mut self, played: Option<anyhow::Result<(Vec<String>, Option<String>)>>) {
+        match played {
+            None => {}
+            Some(Err(e)) => self.unexpected.push(format!("signed decisions: {e:#}")),
+            Some(Ok((outcomes, signer))) => {
+                self.decision_signer = signer;
+                for (outcome, expected) in outcomes.iter().zip(procedures::SIGNED_EXPECTED) {
+                    *self.signed_decisions.entry(outcome.clone()).or_default() += 1;
+                    if outcome != expected {
+                        self.unexpected.push(format!(
+                            "signed decisions: expected {expected}, got {outcome}"
+                        ));
+                    }
+                }
+            }
+        }
     }
 
     /// Counts the procedures by outcome, and their median time.
@@ -499,6 +537,10 @@ fn start_bus_authorities(
     config: &HubConfig,
     topology: &contracts::Topology,
     token: &CancellationToken,
+    officials: &std::collections::HashMap<
+        String,
+        Arc<simulators::decision_signing::DecisionSigning>,
+    >,
 ) -> Option<String> {
     let catalogue = match hub_portal::procedures::catalogue::Catalogue::embedded() {
         Ok(c) => c,
@@ -542,6 +584,8 @@ fn start_bus_authorities(
             bus_exchange: topology.bus_exchange(),
             decide_after: AUTHORITY_DELAY,
             complaint_decide_after: AUTHORITY_DELAY,
+            // Each decides with the signed authority.decided.v2, its official's certificate.
+            signing: officials.get(id).cloned(),
         });
     }
     for c in configs {
@@ -847,6 +891,9 @@ pub fn table(r: &Report) -> String {
     for (outcome, n) in &r.procedures {
         rows.push((format!("procedures: {outcome}"), n.to_string()));
     }
+    for (outcome, n) in &r.signed_decisions {
+        rows.push((format!("signed decisions: {outcome}"), n.to_string()));
+    }
     for (outcome, n) in &r.registrations {
         rows.push((format!("registrations: {outcome}"), n.to_string()));
     }
@@ -865,6 +912,9 @@ pub fn table(r: &Report) -> String {
     let mut out = String::new();
     for (k, v) in rows {
         out.push_str(&format!("{k:<w$}  {v:>8}\n"));
+    }
+    if let Some(signer) = &r.decision_signer {
+        out.push_str(&format!("  (the decision was shown signed by {signer})\n"));
     }
     if let Some(why) = &r.procedures_on_bus_skipped {
         out.push_str(&format!(

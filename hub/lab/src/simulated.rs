@@ -77,6 +77,10 @@ impl Simulated {
             erip_url: url(SimKind::Erip)?,
             erip_secret,
             payment_ttl: Duration::from_secs(3600),
+            // The HTTP back-office simulator and the hub's bridge still decide unsigned
+            // (`authority.decided.v1`); the queue authority signs when given a certificate
+            // (`authority.decided.v2`), which is verified whatever this says.
+            unsigned_decisions: hub_portal::procedures::saga::UnsignedDecisions::Accept,
             authority_settings: backoffice_settings(
                 &url(SimKind::BackOffice)?,
                 &backoffice_secret,

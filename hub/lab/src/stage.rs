@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use hub_portal::config::IntegrationConfig;
+use hub_portal::procedures::saga::UnsignedDecisions;
 use hub_runtime::app::{self, Components};
 use hub_runtime::broker::{self, Broker, Envelope, Publisher, decode_properties};
 use hub_runtime::config::HubConfig;
@@ -1205,6 +1206,14 @@ fn process_env(
         ("HUB_ERIP_URL", i.erip_url.to_string()),
         ("HUB_ERIP_SECRET", i.erip_secret.clone()),
         ("HUB_PAYMENT_TTL", ms(i.payment_ttl)),
+        (
+            "HUB_UNSIGNED_DECISIONS",
+            match i.unsigned_decisions {
+                UnsignedDecisions::Refuse => "refuse",
+                UnsignedDecisions::Accept => "accept",
+            }
+            .to_owned(),
+        ),
         ("HUB_SMTP_URL", i.smtp_url.to_string()),
         ("HUB_EMAIL_FROM", i.email_from.clone()),
         ("HUB_PORTAL_URL", i.portal_url.to_string()),

@@ -89,6 +89,16 @@ pub struct IntegrationConfig {
     #[arg(long, env = "HUB_PAYMENT_TTL", default_value = "72h", value_parser = parse_duration)]
     pub payment_ttl: Duration,
 
+    /// What becomes of an unsigned decision (`authority.decided.v1`): `refuse` (back to the
+    /// authority, reason `unsigned`) or, in development only, `accept`.
+    #[arg(
+        long,
+        env = "HUB_UNSIGNED_DECISIONS",
+        default_value = "refuse",
+        value_enum
+    )]
+    pub unsigned_decisions: crate::procedures::saga::UnsignedDecisions,
+
     /// Where the hub listens for the external systems' callbacks (and nothing else).
     #[arg(long, env = "HUB_HTTP_ADDR", default_value = "127.0.0.1:8090")]
     pub http_addr: std::net::SocketAddr,

@@ -164,6 +164,7 @@ pub const MATRIX: &[(MessageType, Sender)] = {
         (p::AuthorityRegistered::TYPE, Sender::OwningAuthority),
         (p::AuthorityInfoRequested::TYPE, Sender::OwningAuthority),
         (p::AuthorityDecided::TYPE, Sender::OwningAuthority),
+        (p::AuthorityDecidedSigned::TYPE, Sender::OwningAuthority),
         (
             p::AuthorityWithdrawalAnswered::TYPE,
             Sender::OwningAuthority,

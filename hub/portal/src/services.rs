@@ -62,6 +62,7 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     let mut registrations = vec![
         identity.registration,
         procedures.session_gate,
+        procedures.decision_gate,
         workers.email,
         procedures.complaint,
         procedures.application_lookup,
@@ -181,6 +182,7 @@ fn eds_checker(config: &IntegrationConfig) -> anyhow::Result<Option<Arc<Checker>
 /// complaint sagas, and the lookup the complaint saga asks about an application.
 struct Procedures {
     session_gate: Registration,
+    decision_gate: Registration,
     complaint: Registration,
     application_lookup: Registration,
     procedure: Registration,
@@ -193,6 +195,7 @@ fn procedures(
     let calendar = Arc::new(Calendar::belarus()?);
     let settings = ProcedureSettings {
         payment_ttl: config.payment_ttl,
+        unsigned_decisions: config.unsigned_decisions,
     };
     let complaint_saga = saga_on(complaint::queue_spec(), complaint::QUEUE, {
         let catalogue = catalogue.clone();
@@ -225,6 +228,16 @@ fn procedures(
                     ctx.topology.work_queue(procedure::QUEUE),
                     ctx.topology.work_queue(complaint::QUEUE),
                     catalogue.clone(),
+                )
+            }
+        }),
+        // The authorities' signed decisions: checked (OCSP / CRL), then forwarded to the saga.
+        decision_gate: service_on(crate::procedures::decision::gate_queue_spec(), {
+            let checker = eds_checker(config)?;
+            move |ctx| {
+                crate::procedures::decision::DecisionGate::new(
+                    ctx.topology.work_queue(procedure::QUEUE),
+                    checker.clone(),
                 )
             }
         }),

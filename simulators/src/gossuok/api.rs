@@ -167,7 +167,7 @@ impl GossuokState {
             private_key_usage: None,
             unknown_critical_extension: false,
         };
-        let serial = self.issue(book, person, &options)?;
+        let serial = self.issue(book, person, None, &options)?;
         book.person_certificates
             .insert(person.identification_number.clone(), serial.clone());
         Ok(serial)
@@ -178,6 +178,7 @@ impl GossuokState {
         &self,
         book: &mut Book,
         person: &Person,
+        organization: Option<String>,
         options: &IssueOptions,
     ) -> Result<String, ApiError> {
         let subject = Subject {
@@ -185,6 +186,7 @@ impl GossuokState {
             surname: person.surname.clone(),
             given_name: person.given_name.clone(),
             patronymic: person.patronymic.clone(),
+            organization,
         };
         let issued = self
             .ca
@@ -533,6 +535,10 @@ struct IssueRequest {
     key_usage: KeyUsageName,
     #[serde(default)]
     signed_by: SignedBy,
+    /// The organisation the person signs for (`organizationName`): an authority's official
+    /// gets the authority's catalogue id here, and signs its decisions with the certificate.
+    #[serde(default)]
+    organization: Option<String>,
 }
 
 async fn issue_certificate(
@@ -575,7 +581,7 @@ async fn issue_certificate(
                 private_key_usage: None,
                 unknown_critical_extension: false,
             };
-            let serial = state.issue(&mut book, person, &options)?;
+            let serial = state.issue(&mut book, person, request.organization, &options)?;
             let record = book
                 .certificates
                 .get(&serial)

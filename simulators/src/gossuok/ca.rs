@@ -132,6 +132,9 @@ pub struct Subject {
     pub given_name: String,
     /// The patronymic, if the person has one (only in the common name).
     pub patronymic: Option<String>,
+    /// The organisation the holder signs for (`organizationName`, 2.5.4.10): an authority's
+    /// official has the authority's catalogue id there; none for a private person.
+    pub organization: Option<String>,
 }
 
 impl Subject {
@@ -588,6 +591,7 @@ impl TestCa {
             subject.surname.as_bytes(),
             subject.given_name.as_bytes(),
             subject.patronymic.as_deref().unwrap_or("").as_bytes(),
+            subject.organization.as_deref().unwrap_or("").as_bytes(),
             &options.not_before.timestamp().to_be_bytes(),
             &options.not_after.timestamp().to_be_bytes(),
             options.key_usage.label().as_bytes(),
@@ -849,7 +853,7 @@ pub(crate) fn ca_name(common_name: &str) -> Result<Name, CaError> {
 
 /// `serialNumber=<id>, SN=<surname>, GN=<given name>, CN=<full name>`.
 fn leaf_name(subject: &Subject) -> Result<Name, CaError> {
-    Ok(RdnSequence(vec![
+    let mut rdns = vec![
         rdn(
             ID_AT_SERIAL_NUMBER,
             printable_or_utf8(&subject.identification_number)?,
@@ -857,7 +861,11 @@ fn leaf_name(subject: &Subject) -> Result<Name, CaError> {
         rdn(ID_AT_SURNAME, utf8(&subject.surname)?)?,
         rdn(ID_AT_GIVEN_NAME, utf8(&subject.given_name)?)?,
         rdn(ID_AT_COMMON_NAME, utf8(&subject.common_name())?)?,
-    ]))
+    ];
+    if let Some(organization) = subject.organization.as_deref() {
+        rdns.push(rdn(ID_AT_ORGANIZATION, utf8(organization)?)?);
+    }
+    Ok(RdnSequence(rdns))
 }
 
 fn rdn(oid: ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, CaError> {
@@ -1017,6 +1025,7 @@ mod tests {
             surname: "Иванова".to_owned(),
             given_name: "Анна".to_owned(),
             patronymic: Some("Сергеевна".to_owned()),
+            organization: None,
         }
     }
 

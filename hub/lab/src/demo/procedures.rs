@@ -16,6 +16,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::Play;
+use simulators::decision_signing::{DecisionSigning, SigningFault};
 
 /// The authorities on the bus the journeys use: the demo runs their back-office simulators.
 pub(super) const QUEUE_AUTHORITIES: [&str; 2] = ["fszn", "minsk-civil-registry"];
@@ -265,5 +266,83 @@ impl Play {
             ComplaintVerdict::Dismissed => "complaint dismissed",
         };
         Ok((verdict.to_owned(), started.elapsed()))
+    }
+}
+
+/// What the signed-decision act must come to: a signed decision shown with its signer, a badly
+/// signed one refused back to the authority.
+pub(crate) const SIGNED_EXPECTED: [&str; 2] = [
+    "signed decision shown with its signer",
+    "badly signed decision refused (bad_signature)",
+];
+
+/// Officials' certificates for the authorities on the bus, from the GosSUOK simulator (each
+/// naming its authority as organizationName), by authority id; the officials are the first
+/// persons of `population` GosSUOK knows.
+pub(super) async fn officials(
+    play: &Play,
+    population: &[String],
+) -> anyhow::Result<std::collections::HashMap<String, std::sync::Arc<DecisionSigning>>> {
+    let mut officials = std::collections::HashMap::new();
+    let mut persons = population.iter();
+    for id in QUEUE_AUTHORITIES {
+        let signing = loop {
+            let Some(person) = persons.next() else {
+                anyhow::bail!("no person of the population has a GosSUOK record");
+            };
+            if let Ok(s) = DecisionSigning::issue(&play.http, &play.gossuok, person, id).await {
+                break s;
+            }
+        };
+        officials.insert(id.to_owned(), std::sync::Arc::new(signing));
+    }
+    Ok(officials)
+}
+
+impl Play {
+    /// The signed-decision act, played alone (its fault switch is the authority's): a decision
+    /// of FSZN signed by its official reaches the cabinet with the signer; then one with a
+    /// broken signature is refused back to FSZN and never reaches the cabinet. Returns the two
+    /// outcomes (see [`SIGNED_EXPECTED`]) and the signer shown.
+    pub(crate) async fn signed_decisions(
+        &self,
+        identifier: &str,
+        fszn: &DecisionSigning,
+    ) -> anyhow::Result<(Vec<String>, Option<String>)> {
+        let session = self.session(identifier).await?;
+        let app = application(Journey::FreeOnBus, &session);
+        self.send(&app).await?;
+        let decided: ApplicationDecided = self.desk.wait(&app.application_id.to_string()).await?;
+        let (signed, signer) = match &decided.signed {
+            Some(s) if s.signer.certificate_serial == fszn.serial => (
+                SIGNED_EXPECTED[0].to_owned(),
+                Some(format!(
+                    "{} ({}, certificate {})",
+                    s.signer.name, s.signer.organization, s.signer.certificate_serial
+                )),
+            ),
+            Some(_) => ("signed by another certificate".to_owned(), None),
+            None => ("decision without a signer".to_owned(), None),
+        };
+        fszn.set_fault(SigningFault::BadSignature);
+        let bad = application(Journey::FreeOnBus, &session);
+        let sent = self.send(&bad).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let refused = loop {
+            if let Some(r) = fszn
+                .refusals()
+                .into_iter()
+                .find(|r| r.application_id == bad.application_id)
+            {
+                break format!("badly signed decision refused ({})", r.reason);
+            }
+            if sent.is_err() || Instant::now() > deadline {
+                break "no refusal of the badly signed decision".to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        fszn.set_fault(SigningFault::None);
+        sent?;
+        Ok((vec![signed, refused], signer))
     }
 }

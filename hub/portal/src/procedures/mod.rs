@@ -4,5 +4,6 @@
 pub mod calendar;
 pub mod catalogue;
 pub mod complaint;
+pub mod decision;
 pub mod payment;
 pub mod saga;

@@ -39,12 +39,13 @@ use contracts::ops::CancelSaga;
 use contracts::procedure::{
     ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
     ApplicationRejected, ApplicationWithdrawn, AuthorityApplication, AuthorityDecided,
-    AuthorityInfoProvided, AuthorityInfoRequested, AuthorityPaymentReceipt,
-    AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
-    AuthorityWithdrawalAnswered, BankPayment, CancelInvoice, CreateInvoice, Delivery,
-    DueBackReason, InfoProvided, InfoRequested, InvoiceCreated, InvoiceEvent, InvoiceNotified,
-    PaymentDueBack, PaymentReceived, PaymentReturned, ProcedureRejectReason, ReceiptChecked,
-    ReceiptCheckedBy, ReturnKind, Verdict, WithdrawalReason, order_number_check_digit,
+    AuthorityDecisionRefused, AuthorityInfoProvided, AuthorityInfoRequested,
+    AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
+    AuthorityWithdrawalAnswered, BankPayment, CancelInvoice, CreateInvoice, DecisionRefusalReason,
+    Delivery, DueBackReason, InfoProvided, InfoRequested, InvoiceCreated, InvoiceEvent,
+    InvoiceNotified, PaymentDueBack, PaymentReceived, PaymentReturned, ProcedureRejectReason,
+    ReceiptChecked, ReceiptCheckedBy, ReturnKind, SignedDecision, Verdict, WithdrawalReason,
+    order_number_check_digit,
 };
 use contracts::sms::NotifyHolder;
 use contracts::{FieldError, Message, MessageType, decode};
@@ -54,6 +55,7 @@ use uuid::Uuid;
 
 use super::calendar::Calendar;
 use super::catalogue::Catalogue;
+use super::decision::{CheckOutcome, DecisionChecked};
 use super::payment::{Ledger, PaymentSource, Recorded, bank_operation, rubles};
 use crate::sessions::{
     self, AttachReceiptAs, ProvideInfoAs, StartApplication, WithdrawApplicationAs,
@@ -109,14 +111,28 @@ pub fn queue_spec() -> contracts::QueueSpec {
 pub struct ProcedureSettings {
     /// How long an invoice may stay unpaid.
     pub payment_ttl: Duration,
+    /// What becomes of an unsigned `authority.decided.v1` (`HUB_UNSIGNED_DECISIONS`).
+    pub unsigned_decisions: UnsignedDecisions,
 }
 
 impl Default for ProcedureSettings {
     fn default() -> Self {
         Self {
             payment_ttl: Duration::from_secs(72 * 3600),
+            unsigned_decisions: UnsignedDecisions::Refuse,
         }
     }
+}
+
+/// What becomes of an unsigned decision (`authority.decided.v1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnsignedDecisions {
+    /// Refused back to the authority (`authority.decision_refused.v1`, `unsigned`): the
+    /// default, and the only choice in production.
+    Refuse,
+    /// Taken as before signed decisions existed: development and old test set-ups only; the
+    /// cabinet then shows a decision with no signer.
+    Accept,
 }
 
 /// The procedure saga.
@@ -305,8 +321,10 @@ pub enum Input {
     Registered(AuthorityRegistered),
     /// From the authority.
     InfoRequested(AuthorityInfoRequested),
-    /// From the authority.
+    /// From the authority: an unsigned decision (`authority.decided.v1`).
     Decided(AuthorityDecided),
+    /// From the decision gate: a signed decision and what the gate found of it.
+    DecisionChecked(DecisionChecked),
     /// From the authority.
     WithdrawalAnswered(AuthorityWithdrawalAnswered),
     /// From the authority: its answer on a receipt of a payment outside ERIP.
@@ -378,6 +396,10 @@ impl Saga for ProcedureSaga {
         } else if AuthorityInfoRequested::TYPE.matches(t) {
             let m: AuthorityInfoRequested = decode(t, b)?;
             (by_id(m.application_id), Input::InfoRequested(m))
+        } else if DecisionChecked::TYPE.matches(t) {
+            sessions::check_internal(message, &self.bus())?;
+            let m: DecisionChecked = decode(t, b)?;
+            (by_id(m.decided.application_id), Input::DecisionChecked(m))
         } else if AuthorityDecided::TYPE.matches(t) {
             let m: AuthorityDecided = decode(t, b)?;
             (by_id(m.application_id), Input::Decided(m))
@@ -477,7 +499,24 @@ impl Saga for ProcedureSaga {
             }
             // The decision wins over a withdrawal the authority has not answered yet: it
             // decided first, and will refuse the withdrawal.
-            (Stage::AtAuthority | Stage::Withdrawing, Input::Decided(d)) => self.decided(s, d),
+            (Stage::AtAuthority | Stage::Withdrawing, Input::Decided(d)) => {
+                match self.settings.unsigned_decisions {
+                    UnsignedDecisions::Accept => {
+                        self.decided(s, d.verdict, &d.document, d.decided_at, None)
+                    }
+                    UnsignedDecisions::Refuse => self.refuse_decision(
+                        s,
+                        String::new(),
+                        DecisionRefusalReason::Unsigned,
+                        "authority.decided.v1 carries no signature: send the signed \
+                         authority.decided.v2"
+                            .to_owned(),
+                    ),
+                }
+            }
+            (Stage::AtAuthority | Stage::Withdrawing, Input::DecisionChecked(c)) => {
+                self.decision_checked(s, c)
+            }
             (Stage::AtAuthority, Input::Withdraw(_)) => Ok(with_stage(s, Stage::Withdrawing).send(
                 Command::new(&AuthorityWithdrawal {
                     application_id: s.application_id,
@@ -905,22 +944,107 @@ impl ProcedureSaga {
         )?))
     }
 
+    /// A signed decision, as the decision gate found it: only one verified, and signed for the
+    /// application's own authority, reaches the person; any other is refused back to the
+    /// authority, and the application keeps waiting.
+    fn decision_checked(
+        &self,
+        s: &Application,
+        c: &DecisionChecked,
+    ) -> Result<Step<Application>, Failure> {
+        // Sent by the owning authority (its broker user, as the gate received it).
+        self.catalogue.check_sender(
+            &s.authority,
+            c.sender.as_deref(),
+            &format!(
+                "procedure {} is decided by {}",
+                s.procedure_code, s.authority
+            ),
+            &self.bridge_user,
+        )?;
+        let d = &c.decided;
+        let number = d.document.number.clone();
+        match &c.check {
+            CheckOutcome::Refused { reason, detail } => {
+                self.refuse_decision(s, number, *reason, detail.clone())
+            }
+            CheckOutcome::Verified { .. } if d.document.authority_id != s.authority => self
+                .refuse_decision(
+                    s,
+                    number,
+                    DecisionRefusalReason::WrongAuthority,
+                    format!(
+                        "the decision is signed for {}, but procedure {} is decided by {}",
+                        d.document.authority_id, s.procedure_code, s.authority
+                    ),
+                ),
+            CheckOutcome::Verified { signer } => {
+                let Some(signature) = d.signature.clone() else {
+                    return self.refuse_decision(
+                        s,
+                        number,
+                        DecisionRefusalReason::Unsigned,
+                        "the decision carries no signature".to_owned(),
+                    );
+                };
+                self.decided(
+                    s,
+                    d.document.verdict,
+                    &d.document.text,
+                    d.decided_at,
+                    Some(SignedDecision {
+                        document: d.document.clone(),
+                        signature,
+                        signer: signer.clone(),
+                    }),
+                )
+            }
+        }
+    }
+
+    /// Refuses a decision back to the authority: the application is unchanged.
+    fn refuse_decision(
+        &self,
+        s: &Application,
+        number: String,
+        reason: DecisionRefusalReason,
+        detail: String,
+    ) -> Result<Step<Application>, Failure> {
+        Ok(Step::to(s.clone()).send(
+            Command::new(&AuthorityDecisionRefused {
+                application_id: s.application_id,
+                number,
+                reason,
+                detail,
+            })?
+            .reply_to(self.queue_of(&s.authority)),
+        ))
+    }
+
     /// The authority decided: the portal and the person are told.
-    fn decided(&self, s: &Application, d: &AuthorityDecided) -> Result<Step<Application>, Failure> {
-        Ok(with_stage(s, Stage::Decided { verdict: d.verdict })
+    fn decided(
+        &self,
+        s: &Application,
+        verdict: Verdict,
+        document: &str,
+        decided_at: DateTime<Utc>,
+        signed: Option<SignedDecision>,
+    ) -> Result<Step<Application>, Failure> {
+        Ok(with_stage(s, Stage::Decided { verdict })
             .cancel_timer(OVERDUE_TIMER)
             .send(Command::new(&ApplicationDecided {
                 application_id: s.application_id,
-                verdict: d.verdict,
-                document: d.document.clone(),
-                decided_at: d.decided_at,
+                verdict,
+                document: document.to_owned(),
+                decided_at,
+                signed,
             })?)
             .send(self.notify(
                 s,
                 format!(
                     "По заявлению № {} принято решение: {}. Решение — в личном кабинете.",
                     s.number,
-                    match d.verdict {
+                    match verdict {
                         Verdict::Granted => "удовлетворено",
                         Verdict::Refused => "отказано",
                     }
@@ -1539,7 +1663,12 @@ mod tests {
                 saga: ProcedureSaga::new(
                     Arc::new(Catalogue::embedded().expect("catalogue")),
                     Arc::new(Calendar::belarus().expect("calendar")),
-                    ProcedureSettings::default(),
+                    // The older tests decide with the unsigned `authority.decided.v1`, taken
+                    // as in development; the signed path has its own tests below.
+                    ProcedureSettings {
+                        unsigned_decisions: UnsignedDecisions::Accept,
+                        ..ProcedureSettings::default()
+                    },
                     "ns",
                     "hub",
                 ),
@@ -2197,5 +2326,147 @@ mod tests {
             .expect("refused");
         let refused: ApplicationRejected = body(&late, ApplicationRejected::TYPE);
         assert_eq!(refused.reason, ProcedureRejectReason::InfoPeriodPassed);
+    }
+
+    fn checked(authority: &str, check: CheckOutcome, sender: Option<&str>) -> Input {
+        use contracts::procedure::{AuthorityDecidedSigned, DecisionDocument, DecisionSignature};
+        let id = Uuid::from_u128(1);
+        Input::DecisionChecked(DecisionChecked {
+            decided: AuthorityDecidedSigned {
+                application_id: id,
+                document: DecisionDocument {
+                    application_id: id,
+                    authority_id: authority.into(),
+                    number: "R-1".into(),
+                    date: NaiveDate::from_ymd_opt(2026, 4, 20).expect("a day"),
+                    verdict: Verdict::Granted,
+                    text: "Назначить пособие.".into(),
+                },
+                signature: Some(DecisionSignature {
+                    signature: "c2ln".into(),
+                    certificate: "Y2VydA==".into(),
+                    chain: vec![],
+                }),
+                decided_at: DateTime::parse_from_rfc3339("2026-04-20T09:00:00Z")
+                    .expect("time")
+                    .with_timezone(&Utc),
+            },
+            sender: sender.map(str::to_owned),
+            check,
+        })
+    }
+
+    fn verified() -> CheckOutcome {
+        CheckOutcome::Verified {
+            signer: contracts::procedure::DecisionSigner {
+                name: "Петров Пётр Петрович".into(),
+                organization: "fszn".into(),
+                certificate_serial: "0a1b".into(),
+                issuer: "CN=RUC".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn only_a_verified_decision_of_the_owning_authority_reaches_the_person() {
+        let mut run = Run::new();
+        run.saga.settings.unsigned_decisions = UnsignedDecisions::Refuse;
+        let form = serde_json::json!({"period_from": "2026-01-01", "period_to": "2026-03-31"});
+        let at = run.step(None, submit("2.19", form)).expect("submits").state;
+        run.from(Some("hub"));
+
+        // The unsigned v1: refused back to the authority's queue, the application unchanged.
+        let unsigned = run.step(
+            Some(&at),
+            Input::Decided(AuthorityDecided {
+                application_id: Uuid::from_u128(1),
+                verdict: Verdict::Granted,
+                document: "ok".into(),
+                decided_at: run.now,
+            }),
+        );
+        // v1 comes from the authority itself: from the hub's user it is not taken at all.
+        assert!(unsigned.is_err());
+        run.from(Some("authority-fszn"));
+        let unsigned = run
+            .step(
+                Some(&at),
+                Input::Decided(AuthorityDecided {
+                    application_id: Uuid::from_u128(1),
+                    verdict: Verdict::Granted,
+                    document: "ok".into(),
+                    decided_at: run.now,
+                }),
+            )
+            .expect("refused");
+        assert_eq!(sent(&unsigned), ["authority.decision_refused.v1"]);
+        assert_eq!(
+            unsigned.commands[0].reply_to.as_deref(),
+            Some("ns.authority.fszn")
+        );
+        let r: AuthorityDecisionRefused = body(&unsigned, AuthorityDecisionRefused::TYPE);
+        assert_eq!(r.reason, DecisionRefusalReason::Unsigned);
+        assert_eq!(unsigned.state, at);
+
+        // The gate's finding, forwarded as the hub's user, names the authority's user.
+        run.from(Some("hub"));
+        let bad = run
+            .step(
+                Some(&at),
+                checked(
+                    "fszn",
+                    CheckOutcome::Refused {
+                        reason: DecisionRefusalReason::BadSignature,
+                        detail: "the signed message does not verify".into(),
+                    },
+                    Some("authority-fszn"),
+                ),
+            )
+            .expect("refused");
+        assert_eq!(sent(&bad), ["authority.decision_refused.v1"]);
+        let r: AuthorityDecisionRefused = body(&bad, AuthorityDecisionRefused::TYPE);
+        assert_eq!(
+            (r.reason, r.number.as_str()),
+            (DecisionRefusalReason::BadSignature, "R-1")
+        );
+        assert_eq!(bad.state, at);
+
+        // Verified, but signed for another authority.
+        let other = run
+            .step(
+                Some(&at),
+                checked("mns", verified(), Some("authority-fszn")),
+            )
+            .expect("refused");
+        let r: AuthorityDecisionRefused = body(&other, AuthorityDecisionRefused::TYPE);
+        assert_eq!(r.reason, DecisionRefusalReason::WrongAuthority);
+        assert_eq!(other.state, at);
+
+        // Another authority's broker user: not taken (dead-lettered).
+        assert!(
+            run.step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-mns"))
+            )
+            .is_err()
+        );
+
+        // Verified, the owner's: the person gets the document and the signer.
+        let decided = run
+            .step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-fszn")),
+            )
+            .expect("decided");
+        assert_eq!(
+            sent(&decided),
+            ["procedure.decided.v1", "sms.notify_holder.v1"]
+        );
+        let d: ApplicationDecided = body(&decided, ApplicationDecided::TYPE);
+        let signed = d.signed.expect("signed");
+        assert_eq!(signed.signer.certificate_serial, "0a1b");
+        assert_eq!(signed.document.number, "R-1");
+        assert_eq!(d.document, "Назначить пособие.");
+        assert!(matches!(decided.state.stage, Stage::Decided { .. }));
     }
 }

@@ -3,7 +3,8 @@
 //! queue-contract authority would consume itself — calls the back-office
 //! ([`adapters::backoffice`] has the contract), and puts the synchronous answers on the bus as
 //! the authority's messages (`authority.registered.v1`, the withdrawal answers, the answer on a
-//! receipt of a payment outside ERIP). The later
+//! receipt of a payment outside ERIP); a refusal of its decision (`authority.decision_refused.v1`)
+//! is handed to the back-office. The later
 //! answers (information requested, decisions) come back to the hub's HTTP callback
 //! ([`super::callback`]), which puts them on the bus the same way.
 //!
@@ -16,8 +17,8 @@ use adapters::Failure;
 use adapters::backoffice::BackOfficeClient;
 use contracts::procedure::{
     AuthorityApplication, AuthorityComplaint, AuthorityComplaintWithdrawal,
-    AuthorityComplaintWithdrawalAnswered, AuthorityInfoProvided, AuthorityPaymentReceipt,
-    AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
+    AuthorityComplaintWithdrawalAnswered, AuthorityDecisionRefused, AuthorityInfoProvided,
+    AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
     AuthorityWithdrawalAnswered,
 };
 use contracts::{Message, decode};
@@ -137,6 +138,12 @@ impl Service for BackOfficeWorker {
                     complaint_id: w.complaint_id,
                     accepted,
                 })?)
+            } else if AuthorityDecisionRefused::TYPE.matches(t) {
+                // The hub refused the back-office's decision: it is told, nothing goes back.
+                let r: AuthorityDecisionRefused = decode(t, b)?;
+                let told = client.decision_refused(&r);
+                external_call(SYSTEM, "decision_refused", told).await?;
+                None
             } else {
                 return Err(Failure::invalid_input(format!(
                     "the back-office bridge does not take {t}"
