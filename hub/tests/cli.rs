@@ -246,6 +246,7 @@ fn production_mode_passes_when_every_setting_is_fixed_and_names_the_one_left() {
         ),
         ("HUB_MVD_URL", "http://mvd.example.by/"),
         ("HUB_CONSOLE_BEHIND_TLS", "false"),
+        ("HUB_UNSIGNED_DECISIONS", "accept"),
     ] {
         let mut env = env.clone();
         env.retain(|(k, _)| *k != variable);

@@ -498,6 +498,14 @@ pub fn production_problems(config: &IntegrationConfig, catalogue: &Catalogue) ->
             problems.push(p);
         }
     }
+    if config.unsigned_decisions == crate::procedures::saga::UnsignedDecisions::Accept {
+        problems.push(Problem::new(
+            "HUB_UNSIGNED_DECISIONS",
+            "unsigned decisions (authority.decided.v1) would reach the person: nobody could prove who decided",
+            "leave it unset (refuse), so only decisions signed with an authority's certificate (authority.decided.v2) are taken",
+            false,
+        ));
+    }
     problems
 }
 
