@@ -137,6 +137,7 @@ impl Hub {
 
     /// What was received after watching for [`QUIET`]: to show that nothing more came.
     async fn after_quiet(&self) -> Vec<Received> {
+        // The sleep is what is tested: an absence can only be shown by watching for a while.
         tokio::time::sleep(QUIET).await;
         self.received()
     }

@@ -43,6 +43,7 @@ where
             Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
+        // The poll interval of this wait on a condition with a deadline.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -71,6 +71,7 @@ impl HubProcess {
                 self.name,
                 self.log_tail()
             );
+            // The poll interval of this wait for the exit, which has a deadline.
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -124,6 +124,7 @@ where
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        // The poll interval of this wait on a condition with a deadline.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -3,7 +3,7 @@
 //! identifier already), then reconciled with the MVD registry by the saga. Shared by every desk
 //! request that needs it (an unblock, a resend of the temporary password).
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use contracts::ValidationErrors;
 use contracts::issuance::{Applicant, DocumentKind, IdentityDocument};
 use contracts::person::{IdNumber, PersonStatus};
@@ -15,6 +15,20 @@ pub(crate) fn check_person_and_document(
     p: &Applicant,
     d: &IdentityDocument,
     today: NaiveDate,
+) -> Option<IdNumber> {
+    let id = check_person(e, p, today, None);
+    check_document(e, p, d, today);
+    id
+}
+
+/// Checks the person as stated (`person.*`): the identification number and the status it
+/// says, the names, and the birth date — not in the future, and with `min_age` (issuance) at
+/// least that many years ago. Returns the parsed identification number.
+pub(crate) fn check_person(
+    e: &mut ValidationErrors,
+    p: &Applicant,
+    today: NaiveDate,
+    min_age: Option<u32>,
 ) -> Option<IdNumber> {
     let id = IdNumber::parse(&p.identification_number)
         .map_err(|err| e.add("person.identification_number", err.to_string()))
@@ -45,11 +59,25 @@ pub(crate) fn check_person_and_document(
             );
         }
     }
-    e.check(
-        p.birth_date <= today,
-        "person.birth_date",
-        "must not be in the future",
-    );
+    match (age_on(p.birth_date, today), min_age) {
+        (None, _) => e.add("person.birth_date", "must not be in the future"),
+        (Some(age), Some(min_age)) if age < min_age => e.add(
+            "person.birth_date",
+            format!("the person must be at least {min_age} years old"),
+        ),
+        _ => {}
+    }
+    id
+}
+
+/// Checks the identity document presented (`document.*`): a number, dates in order, and the
+/// kind the person's status calls for.
+pub(crate) fn check_document(
+    e: &mut ValidationErrors,
+    p: &Applicant,
+    d: &IdentityDocument,
+    today: NaiveDate,
+) {
     e.check(
         !d.number.trim().is_empty(),
         "document.number",
@@ -74,7 +102,18 @@ pub(crate) fn check_person_and_document(
         "document.kind",
         "a citizen presents a passport or identity card; a foreign citizen or stateless person a residence permit",
     );
-    id
+}
+
+/// Whole years from `birth` to `today`; `None` for a birth in the future.
+fn age_on(birth: NaiveDate, today: NaiveDate) -> Option<u32> {
+    if birth > today {
+        return None;
+    }
+    let mut age = today.year() - birth.year();
+    if (today.month(), today.day()) < (birth.month(), birth.day()) {
+        age -= 1;
+    }
+    u32::try_from(age).ok()
 }
 
 /// How the rules name a person's status.

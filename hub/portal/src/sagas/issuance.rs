@@ -34,7 +34,7 @@ use std::time::Duration;
 use adapters::Failure;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use contracts::issuance::{
-    Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone, DocumentKind,
+    Applicant, Application, ApplicationRejected, ApplyForIdentifier, ConfirmPhone,
     IdentifierIssued, NoticeOfIssuance, NoticeRecorded, NoticeRefusal, NoticeRefused, NoticeSigned,
     PasswordNotDelivered, PasswordResent, PhoneCodeExpired, PhoneCodeSent, PhoneCodeWrong,
     RejectDetail, RejectReason, ResendRefusal, ResendRefused, ResendTemporaryPassword,
@@ -42,7 +42,7 @@ use contracts::issuance::{
 };
 use contracts::mvd::{Reconcile, ReconcileResult, Reconciled};
 use contracts::ops::CancelSaga;
-use contracts::person::{IdNumber, Msisdn, Operator, PersonStatus, PhoneError};
+use contracts::person::{IdNumber, Msisdn, Operator, PhoneError};
 use contracts::registry::{
     AccountCreated, CreateAccount, PasswordReissued, ReissueOutcome, ReissuePassword, Release,
     Reserve, ReserveOutcome, Reserved,
@@ -55,7 +55,7 @@ use contracts::sms::{
 use contracts::{FieldError, Message, ValidationErrors, decode};
 use serde::{Deserialize, Serialize};
 
-use crate::sagas::identity::{mvd_field, status_name};
+use crate::sagas::identity::{self, mvd_field};
 
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::{Command, Saga, SagaKey, Step, StepContext, TimerRequest};
@@ -393,16 +393,7 @@ impl Saga for IssuanceSaga {
         ctx: &StepContext<'_>,
     ) -> Result<Step<Issuance>, Failure> {
         let Some(s) = state else {
-            return match input {
-                Input::Apply(a) => self.apply(a, ctx),
-                Input::Confirm(_)
-                | Input::Resend(_)
-                | Input::ResendRetired(_)
-                | Input::NoticeSigned(_) => Err(Failure::permanent("no such application")),
-                _ => Err(Failure::permanent(
-                    "an answer for an application that does not exist",
-                )),
-            };
+            return self.first(input, ctx);
         };
         match (&s.stage, input) {
             (_, Input::Apply(_)) => Ok(Step::to(s.clone())), // the desk sent it again: no change
@@ -450,41 +441,17 @@ impl Saga for IssuanceSaga {
                 },
                 Input::AccountCreated(_),
             ) => account_created(s, text, *expires_at, *operator, *resend),
-            (
-                Stage::SendingPassword {
-                    expires_at,
-                    operator,
-                    resend,
-                    to,
-                },
-                Input::SmsSent(m),
-            ) if m.purpose == SmsPurpose::TemporaryPassword => {
-                let sent = Sent {
-                    expires_at: *expires_at,
-                    operator: *operator,
-                    resend: *resend,
-                    to: to.as_deref(),
-                };
-                self.issued(s, &sent, None, ctx)
+            (Stage::SendingPassword { .. }, Input::SmsSent(m))
+                if m.purpose == SmsPurpose::TemporaryPassword =>
+            {
+                self.password_sent(s, None, ctx)
             }
-            (
-                Stage::SendingPassword {
-                    expires_at,
-                    operator,
-                    resend,
-                    to,
-                },
-                Input::SmsNotSent(m),
-            ) if m.purpose == SmsPurpose::TemporaryPassword => {
+            (Stage::SendingPassword { .. }, Input::SmsNotSent(m))
+                if m.purpose == SmsPurpose::TemporaryPassword =>
+            {
                 // The identifier is assigned and the account exists; only the SMS failed. The
                 // desk learns it and may ask for a resend.
-                let sent = Sent {
-                    expires_at: *expires_at,
-                    operator: *operator,
-                    resend: *resend,
-                    to: to.as_deref(),
-                };
-                let step = self.issued(s, &sent, Some(false), ctx)?;
+                let step = self.password_sent(s, Some(false), ctx)?;
                 Ok(step.send(password_not_delivered(s)?))
             }
             (Stage::Issued { .. }, Input::Delivery(d))
@@ -505,17 +472,7 @@ impl Saga for IssuanceSaga {
             // Before the identifier is issued, or after a rejection: nothing to resend.
             (_, Input::Resend(_)) => refuse_resend(s, None, ResendRefusal::NotIssued, None, vec![]),
             (_, Input::NoticeSigned(n)) => notice_signed(s, n, ctx),
-            (_, Input::ResendRetired(_)) => refuse_resend(
-                s,
-                None,
-                ResendRefusal::RetiredVersion,
-                Some(RejectDetail::Other(format!(
-                    "send {} with the worker, the person and the identity document presented \
-                     again",
-                    ResendTemporaryPasswordV2::TYPE
-                ))),
-                vec![],
-            ),
+            (_, Input::ResendRetired(_)) => refuse_retired_resend(s),
             (
                 Stage::ReissueReconciling {
                     worker_id,
@@ -604,6 +561,47 @@ impl Saga for IssuanceSaga {
 }
 
 impl IssuanceSaga {
+    /// The step of a message for an application the hub has no saga of: only an application
+    /// starts one.
+    fn first(&self, input: &Input, ctx: &StepContext<'_>) -> Result<Step<Issuance>, Failure> {
+        match input {
+            Input::Apply(a) => self.apply(a, ctx),
+            Input::Confirm(_)
+            | Input::Resend(_)
+            | Input::ResendRetired(_)
+            | Input::NoticeSigned(_) => Err(Failure::permanent("no such application")),
+            _ => Err(Failure::permanent(
+                "an answer for an application that does not exist",
+            )),
+        }
+    }
+
+    /// The temporary password's SMS went out (`delivered` unknown yet) or could not be sent
+    /// (`Some(false)`): the application is issued either way. `s` is in `SendingPassword`.
+    fn password_sent(
+        &self,
+        s: &Issuance,
+        delivered: Option<bool>,
+        ctx: &StepContext<'_>,
+    ) -> Result<Step<Issuance>, Failure> {
+        let Stage::SendingPassword {
+            expires_at,
+            operator,
+            resend,
+            to,
+        } = &s.stage
+        else {
+            return Ok(Step::to(s.clone()));
+        };
+        let sent = Sent {
+            expires_at: *expires_at,
+            operator: *operator,
+            resend: *resend,
+            to: to.as_deref(),
+        };
+        self.issued(s, &sent, delivered, ctx)
+    }
+
     fn apply(
         &self,
         a: &ApplyForIdentifier,
@@ -1117,6 +1115,20 @@ fn notice_signed(
     }
 }
 
+/// A resend in the retired v1 form: refused, saying what to send instead.
+fn refuse_retired_resend(s: &Issuance) -> Result<Step<Issuance>, Failure> {
+    refuse_resend(
+        s,
+        None,
+        ResendRefusal::RetiredVersion,
+        Some(RejectDetail::Other(format!(
+            "send {} with the worker, the person and the identity document presented again",
+            ResendTemporaryPasswordV2::TYPE
+        ))),
+        vec![],
+    )
+}
+
 /// Answers a resend with a refusal; the application goes back to `previous` (or stays where it
 /// is): nothing changed.
 fn refuse_resend(
@@ -1385,74 +1397,8 @@ fn validate(
         "application.date",
         "must not be in the future",
     );
-    let id = match IdNumber::parse(&a.person.identification_number) {
-        Ok(id) => {
-            if id.status() != a.person.status {
-                e.add(
-                    "person.status",
-                    format!(
-                        "does not match the identification number, which says {}",
-                        status_name(id.status())
-                    ),
-                );
-            }
-            Some(id)
-        }
-        Err(err) => {
-            e.add("person.identification_number", err.to_string());
-            None
-        }
-    };
-    for (field, value) in [
-        ("person.surname", Some(&a.person.surname)),
-        ("person.given_name", Some(&a.person.given_name)),
-        ("person.patronymic", a.person.patronymic.as_ref()),
-    ] {
-        if let Some(v) = value {
-            let v = v.trim();
-            let ok = !v.is_empty()
-                && v.chars().count() <= 100
-                && v.chars().all(|c| c.is_alphabetic() || " -'".contains(c));
-            e.check(
-                ok,
-                field,
-                "must be 1-100 letters (spaces, hyphens and apostrophes allowed)",
-            );
-        }
-    }
-    match age_on(a.person.birth_date, today) {
-        Some(age) if age >= min_age => {}
-        Some(_) => e.add(
-            "person.birth_date",
-            format!("the person must be at least {min_age} years old"),
-        ),
-        None => e.add("person.birth_date", "must not be in the future"),
-    }
-    let d = &a.document;
-    e.check(
-        !d.number.trim().is_empty(),
-        "document.number",
-        "must not be empty",
-    );
-    e.check(
-        d.issued_on <= today,
-        "document.issued_on",
-        "must not be in the future",
-    );
-    e.check(
-        d.issued_on < d.expires_on,
-        "document.expires_on",
-        "must be after the date of issue",
-    );
-    let kind_fits = match a.person.status {
-        PersonStatus::Citizen => matches!(d.kind, DocumentKind::Passport | DocumentKind::IdCard),
-        _ => d.kind == DocumentKind::ResidencePermit,
-    };
-    e.check(
-        kind_fits,
-        "document.kind",
-        "a citizen presents a passport or identity card; a foreign citizen or stateless person a residence permit",
-    );
+    let id = identity::check_person(&mut e, &a.person, today, Some(min_age));
+    identity::check_document(&mut e, &a.person, &a.document, today);
     let phone = Msisdn::parse(&a.phone);
     if let Err(PhoneError::Malformed { problem }) = &phone {
         e.add("phone", format!("is malformed: {problem}"));
@@ -1460,22 +1406,13 @@ fn validate(
     (e, id, phone)
 }
 
-fn age_on(birth: NaiveDate, today: NaiveDate) -> Option<u32> {
-    if birth > today {
-        return None;
-    }
-    let mut age = today.year() - birth.year();
-    if (today.month(), today.day()) < (birth.month(), birth.day()) {
-        age -= 1;
-    }
-    u32::try_from(age).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use contracts::Metadata;
+    use contracts::issuance::DocumentKind;
     use contracts::issuance::IdentityDocument;
+    use contracts::person::PersonStatus;
     use hub_runtime::secrets::FreshSecret;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
