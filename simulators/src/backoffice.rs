@@ -145,6 +145,28 @@ impl BackOffice {
             ))
         }
     }
+
+    /// Admits a signed call about the application or complaint `path_id` (its path parameter
+    /// `which`: `application_id`, `complaint_id`) and reads its JSON body, which must name the
+    /// same one (`body_id`).
+    fn admit_about<T: serde::de::DeserializeOwned>(
+        &self,
+        authority: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        (which, path_id): (&str, &str),
+        body_id: impl FnOnce(&T) -> Option<Uuid>,
+    ) -> Result<(Uuid, T), ApiError> {
+        self.admit(authority, headers, body)?;
+        let id = parse_id(which, path_id)?;
+        let parsed: T = parse_json(body)?;
+        if body_id(&parsed) != Some(id) {
+            return Err(ApiError::invalid_request(format!(
+                "{which} in the body differs from the one in the path"
+            )));
+        }
+        Ok((id, parsed))
+    }
 }
 
 /// The back-office's routes, finished with the common ones.
@@ -239,14 +261,17 @@ async fn decision_refused(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    state.admit(&authority, &headers, &body)?;
-    let id = parse_id("application_id", &application_id)?;
-    let refusal: Value = parse_json(&body)?;
-    if refusal["application_id"] != json!(id) {
-        return Err(ApiError::invalid_request(
-            "application_id in the body differs from the one in the path",
-        ));
-    }
+    let (_, refusal) = state.admit_about(
+        &authority,
+        &headers,
+        &body,
+        ("application_id", &application_id),
+        |v: &Value| {
+            v["application_id"]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+        },
+    )?;
     tracing::warn!(
         simulator = %state.ctx.kind,
         %authority,
@@ -284,15 +309,14 @@ async fn submit_application(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    state.admit(&authority, &headers, &body)?;
-    let id = parse_id("application_id", &application_id)?;
+    let (id, application) = state.admit_about(
+        &authority,
+        &headers,
+        &body,
+        ("application_id", &application_id),
+        |a: &ApplicationBody| Some(a.application_id),
+    )?;
     let callback = callback_url(&headers)?;
-    let application: ApplicationBody = parse_json(&body)?;
-    if application.application_id != id {
-        return Err(ApiError::invalid_request(
-            "application_id in the body differs from the one in the path",
-        ));
-    }
     let clerk = state.clerk(&authority);
     let number =
         clerk.register(Application::new(id, &application.form).marked(&application.attachments));
@@ -348,14 +372,13 @@ async fn check_receipt(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    state.admit(&authority, &headers, &body)?;
-    let id = parse_id("application_id", &application_id)?;
-    let receipt: ReceiptBody = parse_json(&body)?;
-    if receipt.application_id != id {
-        return Err(ApiError::invalid_request(
-            "application_id in the body differs from the one in the path",
-        ));
-    }
+    let (_, receipt) = state.admit_about(
+        &authority,
+        &headers,
+        &body,
+        ("application_id", &application_id),
+        |r: &ReceiptBody| Some(r.application_id),
+    )?;
     Ok(Json(
         match clerk::check_receipt(&receipt.payment.document_number) {
             Ok(()) => json!({"confirmed": true}),
@@ -384,14 +407,13 @@ async fn provide_info(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    state.admit(&authority, &headers, &body)?;
-    let id = parse_id("application_id", &application_id)?;
-    let info: InfoBody = parse_json(&body)?;
-    if info.application_id != id {
-        return Err(ApiError::invalid_request(
-            "application_id in the body differs from the one in the path",
-        ));
-    }
+    let (id, info) = state.admit_about(
+        &authority,
+        &headers,
+        &body,
+        ("application_id", &application_id),
+        |i: &InfoBody| Some(i.application_id),
+    )?;
     state
         .clerk(&authority)
         .info_provided(id, &info.decision_due.to_string())
@@ -405,15 +427,14 @@ async fn submit_complaint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    state.admit(&authority, &headers, &body)?;
-    let id = parse_id("complaint_id", &complaint_id)?;
+    let (id, _) = state.admit_about(
+        &authority,
+        &headers,
+        &body,
+        ("complaint_id", &complaint_id),
+        |c: &ComplaintBody| Some(c.complaint_id),
+    )?;
     let callback = callback_url(&headers)?;
-    let complaint: ComplaintBody = parse_json(&body)?;
-    if complaint.complaint_id != id {
-        return Err(ApiError::invalid_request(
-            "complaint_id in the body differs from the one in the path",
-        ));
-    }
     state.clerk(&authority).receive_complaint(id, callback);
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }
