@@ -30,6 +30,7 @@
 //! registry, whose answers come back by `reply_to`.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::issuance::{Applicant, IdentityDocument};
@@ -37,7 +38,7 @@ use crate::{FieldError, Message, MessageType};
 
 /// `identifier.block.v1`: retired (no proof of who asks); answered [`RequestRejected`] with
 /// [`RequestRejectReason::RetiredVersion`]. Use [`BlockIdentifierV2`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockIdentifier {
     /// The desk.
     pub desk_id: String,
@@ -66,7 +67,7 @@ impl Message for BlockIdentifier {
 /// `identifier.block.v2`: block the identifier on the person's written application, taken by
 /// `worker_id` with the identity document presented (checked as at issuance, MVD
 /// reconciliation). The identifier is the person's identification number.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockIdentifierV2 {
     /// The desk.
     pub desk_id: String,
@@ -103,7 +104,7 @@ impl Message for BlockIdentifierV2 {
 
 /// `identifier.unblock.v1`: retired (it issued no password and named no worker); answered
 /// [`RequestRejected`] with [`RequestRejectReason::RetiredVersion`]. Use [`UnblockIdentifierV2`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnblockIdentifier {
     /// The desk.
     pub desk_id: String,
@@ -137,7 +138,7 @@ impl Message for UnblockIdentifier {
 /// written application taken by `worker_id`; the identifier is the person's identification
 /// number. After the checks of issuance (MVD reconciliation) the account is unblocked with a new
 /// temporary password, sent by SMS to the phone the registry holds.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnblockIdentifierV2 {
     /// The desk.
     pub desk_id: String,
@@ -171,7 +172,7 @@ impl Message for UnblockIdentifierV2 {
 
 /// `identifier.change_phone.v1`: retired (no proof of who asks); answered [`RequestRejected`]
 /// with [`RequestRejectReason::RetiredVersion`]. Use [`ChangePhoneV2`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangePhone {
     /// The desk.
     pub desk_id: String,
@@ -200,7 +201,7 @@ impl Message for ChangePhone {
 /// written application taken by `worker_id` with the identity document presented (checked as at
 /// issuance, MVD reconciliation), then confirmed by a code on the new phone. The identifier is
 /// the person's identification number.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangePhoneV2 {
     /// The desk.
     pub desk_id: String,
@@ -236,7 +237,7 @@ impl Message for ChangePhoneV2 {
 
 /// `identifier.confirm_phone.v1`: the code the person read out from the SMS on the new phone.
 /// Sensitive: see [`crate::SENSITIVE_TYPES`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConfirmNewPhone {
     /// The desk.
     pub desk_id: String,
@@ -260,7 +261,7 @@ impl Message for ConfirmNewPhone {
 }
 
 /// `identifier.blocked.v1`: the identifier is blocked; logging in with it is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IdentifierBlocked {
     /// The desk.
     pub desk_id: String,
@@ -276,7 +277,7 @@ impl Message for IdentifierBlocked {
 
 /// `identifier.unblocked.v1`: the identifier works again, with all its earlier history, and a
 /// new temporary password went to the person's phone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IdentifierUnblocked {
     /// The desk.
     pub desk_id: String,
@@ -297,7 +298,7 @@ impl Message for IdentifierUnblocked {
 }
 
 /// `identifier.phone_code_sent.v1`: a confirmation code went to the new phone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NewPhoneCodeSent {
     /// The desk.
     pub desk_id: String,
@@ -316,7 +317,7 @@ impl Message for NewPhoneCodeSent {
 }
 
 /// `identifier.phone_code_wrong.v1`: the code did not match; the desk may try again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NewPhoneCodeWrong {
     /// The desk.
     pub desk_id: String,
@@ -331,7 +332,7 @@ impl Message for NewPhoneCodeWrong {
 }
 
 /// `identifier.phone_changed.v1`: the identifier now uses the new phone; the old one is free.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PhoneChanged {
     /// The desk.
     pub desk_id: String,
@@ -348,7 +349,7 @@ impl Message for PhoneChanged {
 }
 
 /// Why a request was rejected: one code per rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestRejectReason {
     /// The request is malformed or breaks a rule; `fields` says which.
@@ -417,7 +418,7 @@ impl std::fmt::Display for RequestRejectReason {
 }
 
 /// `identifier.request_rejected.v1`: the request ends with nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestRejected {
     /// The desk.
     pub desk_id: String,
@@ -437,7 +438,7 @@ impl Message for RequestRejected {
 }
 
 /// Fired by the account saga's own timer when the new phone's code expires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NewPhoneCodeExpired {
     /// The desk.
     pub desk_id: String,
@@ -454,7 +455,7 @@ impl Message for NewPhoneCodeExpired {
 
 /// `registry.lookup_account.v1`: is the identifier assigned with an account, is it blocked, and
 /// (when `phone` is given) who uses that phone?
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LookupAccount {
     /// The identifier, normalised.
     pub identifier: String,
@@ -470,7 +471,7 @@ impl Message for LookupAccount {
 }
 
 /// The state of an identifier's account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountState {
     /// No identifier is assigned under this number (or only reserved by an application).
@@ -482,7 +483,7 @@ pub enum AccountState {
 }
 
 /// Who uses a phone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PhoneUse {
     /// Nobody.
@@ -494,7 +495,7 @@ pub enum PhoneUse {
 }
 
 /// `registry.account_looked_up.v1`: the answer to [`LookupAccount`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountLookedUp {
     /// The account's state.
     pub state: AccountState,
@@ -508,7 +509,7 @@ impl Message for AccountLookedUp {
 }
 
 /// `registry.block_account.v1`: block the account (an `account_events` row `blocked_by_desk`).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockAccount {
     /// The identifier, normalised.
     pub identifier: String,
@@ -535,7 +536,7 @@ impl Message for BlockAccount {
 }
 
 /// What a block came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockOutcome {
     /// Blocked now.
@@ -547,7 +548,7 @@ pub enum BlockOutcome {
 }
 
 /// `registry.account_blocked.v1`: the answer to [`BlockAccount`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountBlocked {
     /// The outcome.
     pub outcome: BlockOutcome,
@@ -560,7 +561,7 @@ impl Message for AccountBlocked {
 /// `registry.unblock_account.v1`: unblock the account, keeping its history and resetting its
 /// failed-login throttles (an `account_events` row `unblocked_by_desk`), and set a new temporary
 /// password when one is given (every unblock the account saga asks for now gives one).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnblockAccount {
     /// The identifier, normalised.
     pub identifier: String,
@@ -590,7 +591,7 @@ impl Message for UnblockAccount {
 }
 
 /// What an unblock came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UnblockOutcome {
     /// Unblocked now.
@@ -602,7 +603,7 @@ pub enum UnblockOutcome {
 }
 
 /// `registry.account_unblocked.v1`: the answer to [`UnblockAccount`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountUnblocked {
     /// The outcome.
     pub outcome: UnblockOutcome,
@@ -626,7 +627,7 @@ impl Message for AccountUnblocked {
 
 /// `registry.change_phone.v1`: bind the identifier to `phone` instead of its current one (an
 /// `account_events` row `phone_changed`).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangeAccountPhone {
     /// The identifier, normalised.
     pub identifier: String,
@@ -652,7 +653,7 @@ impl Message for ChangeAccountPhone {
 }
 
 /// What a change of phone came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangePhoneOutcome {
     /// The identifier uses the new phone now.
@@ -666,7 +667,7 @@ pub enum ChangePhoneOutcome {
 }
 
 /// `registry.phone_changed.v1`: the answer to [`ChangeAccountPhone`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountPhoneChanged {
     /// The outcome.
     pub outcome: ChangePhoneOutcome,

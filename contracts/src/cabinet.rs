@@ -8,12 +8,13 @@
 //! lock-out after repeated failures counts both.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{Message, MessageType};
 
 /// `cabinet.login.v1`: log in with the identifier and a password.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogIn {
     /// The identifier (identification number).
     pub identifier: String,
@@ -26,7 +27,7 @@ impl Message for LogIn {
 }
 
 /// `cabinet.change_password.v1`: replace the password (the temporary one at first login).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangePassword {
     /// The identifier.
     pub identifier: String,
@@ -42,7 +43,7 @@ impl Message for ChangePassword {
 
 /// `cabinet.recover_password.v1`: the person lost the password; send a code to the account's
 /// phone if the identifier and phone belong together.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RecoverPassword {
     /// The identifier.
     pub identifier: String,
@@ -55,7 +56,7 @@ impl Message for RecoverPassword {
 }
 
 /// `cabinet.complete_recovery.v1`: the code from the SMS and the new password.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CompleteRecovery {
     /// The identifier.
     pub identifier: String,
@@ -70,7 +71,7 @@ impl Message for CompleteRecovery {
 }
 
 /// `cabinet.block.v1`: the person gives up the identifier (self-service block).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockSelf {
     /// The identifier.
     pub identifier: String,
@@ -86,7 +87,7 @@ impl Message for BlockSelf {
 /// takes it back: send a code to the phone the registry holds now, if the identifier is blocked
 /// and the phone given is that one. Answered `code_sent_if_known` whatever the case, as a
 /// recovery is.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnblockSelf {
     /// The identifier.
     pub identifier: String,
@@ -100,7 +101,7 @@ impl Message for UnblockSelf {
 
 /// `cabinet.complete_unblock.v1`: the code from the SMS and a new static password; the
 /// identifier is unblocked with it, all earlier history kept.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CompleteUnblock {
     /// The identifier.
     pub identifier: String,
@@ -116,7 +117,7 @@ impl Message for CompleteUnblock {
 
 /// `cabinet.logout.v1`: ends the session (the portal's "log out"). Answered `ok` whether or not
 /// the session was still open.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogOut {
     /// The session to end.
     pub session_token: SessionToken,
@@ -130,7 +131,7 @@ impl Message for LogOut {
 /// application, withdrawal, receipt and complaint of that person. 256 random bits from the
 /// operating system's CSPRNG, base64url without padding (43 characters); the hub keeps only its
 /// SHA-256. Its `Debug` shows nothing of it.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct SessionToken(pub String);
 
@@ -154,7 +155,7 @@ impl From<String> for SessionToken {
 }
 
 /// What the portal must show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CabinetOutcome {
     /// Done: logged in (with the assurance level and the session), password changed, account
@@ -234,7 +235,7 @@ pub enum CabinetOutcome {
 }
 
 /// `cabinet.reply.v1`: the answer to every cabinet request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CabinetReply {
     /// The outcome.
     #[serde(flatten)]

@@ -26,13 +26,14 @@
 //! the hub validates them and answers with a rejection, never a dead letter, when they are wrong.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::person::PersonStatus;
 use crate::{Message, MessageType};
 
 /// The application as the desk registered it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Application {
     /// The desk's own application number.
     pub number: String,
@@ -57,7 +58,7 @@ pub fn application_key(desk_id: &str, number: &str) -> String {
 }
 
 /// The person as stated in the application.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Applicant {
     /// The identification number from the identity document (14 characters).
     pub identification_number: String,
@@ -82,7 +83,7 @@ impl std::fmt::Debug for Applicant {
 }
 
 /// Kind of identity document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentKind {
     /// Passport of a citizen.
@@ -94,7 +95,7 @@ pub enum DocumentKind {
 }
 
 /// The identity document presented at the desk.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IdentityDocument {
     /// Kind.
     pub kind: DocumentKind,
@@ -116,7 +117,7 @@ impl std::fmt::Debug for IdentityDocument {
 }
 
 /// `issuance.apply.v1`: apply for a unique identifier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplyForIdentifier {
     /// The application.
     pub application: Application,
@@ -135,7 +136,7 @@ impl Message for ApplyForIdentifier {
 }
 
 /// `issuance.confirm_phone.v1`: the code the person read out from the SMS.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConfirmPhone {
     /// The desk.
     pub desk_id: String,
@@ -161,7 +162,7 @@ impl Message for ConfirmPhone {
 /// `issuance.resend_password.v1`: retired. It asked for a new temporary password with no proof
 /// of who asks; the hub answers it [`ResendRefused`] with [`ResendRefusal::RetiredVersion`] and
 /// sends nothing. Use [`ResendTemporaryPasswordV2`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResendTemporaryPassword {
     /// The desk.
     pub desk_id: String,
@@ -177,7 +178,7 @@ impl Message for ResendTemporaryPassword {
 /// (or the password expired); the person presents the identity document again at the desk of
 /// the issuance application, and a new temporary password goes to the phone the registry holds
 /// now. Refused once the person has formed a static password (`use_recovery`).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResendTemporaryPasswordV2 {
     /// The desk.
     pub desk_id: String,
@@ -211,7 +212,7 @@ impl Message for ResendTemporaryPasswordV2 {
 
 /// Why a resend of the temporary password was refused: one code per rule. The application
 /// itself stays issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResendRefusal {
     /// The request is malformed or breaks a rule; `fields` says which.
@@ -268,7 +269,7 @@ impl std::fmt::Display for ResendRefusal {
 }
 
 /// `issuance.resend_refused.v1`: no new temporary password; nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResendRefused {
     /// The desk.
     pub desk_id: String,
@@ -289,7 +290,7 @@ impl Message for ResendRefused {
 /// `issuance.notice_signed.v1`: the person signed for the notice of issuance (seeds 000, 002:
 /// "the mark of receipt of the notice is certified by the citizen's signature"); the desk
 /// confirms it, and the application records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NoticeSigned {
     /// The desk.
     pub desk_id: String,
@@ -308,7 +309,7 @@ impl Message for NoticeSigned {
 }
 
 /// `issuance.notice_recorded.v1`: the signature for the notice is recorded in the application.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NoticeRecorded {
     /// The desk.
     pub desk_id: String,
@@ -325,7 +326,7 @@ impl Message for NoticeRecorded {
 }
 
 /// Why a signed notice was not recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeRefusal {
     /// The confirmation is malformed; `fields` says which.
@@ -339,7 +340,7 @@ pub enum NoticeRefusal {
 }
 
 /// `issuance.notice_refused.v1`: the signature was not recorded; nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NoticeRefused {
     /// The desk.
     pub desk_id: String,
@@ -356,7 +357,7 @@ impl Message for NoticeRefused {
 }
 
 /// `issuance.phone_code_sent.v1`: a confirmation code went to the person's phone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PhoneCodeSent {
     /// The desk.
     pub desk_id: String,
@@ -375,7 +376,7 @@ impl Message for PhoneCodeSent {
 }
 
 /// `issuance.phone_code_wrong.v1`: the code did not match; the desk may try again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PhoneCodeWrong {
     /// The desk.
     pub desk_id: String,
@@ -390,7 +391,7 @@ impl Message for PhoneCodeWrong {
 }
 
 /// The notice of issuance (izveshchenie): everything the printed notice shows.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NoticeOfIssuance {
     /// Notice number, unique: `UI-<year>-<desk>-<application>`.
     pub notice_number: String,
@@ -422,7 +423,7 @@ impl std::fmt::Debug for NoticeOfIssuance {
 }
 
 /// `issuance.identifier_issued.v1`: the identifier is assigned and the temporary password sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IdentifierIssued {
     /// The notice to print and have signed.
     pub notice: NoticeOfIssuance,
@@ -433,7 +434,7 @@ impl Message for IdentifierIssued {
 }
 
 /// `issuance.password_resent.v1`: a new temporary password went out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PasswordResent {
     /// The desk.
     pub desk_id: String,
@@ -453,7 +454,7 @@ impl Message for PasswordResent {
 
 /// `issuance.password_not_delivered.v1`: the operator reported the temporary password SMS as
 /// not delivered; the desk may ask for a resend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PasswordNotDelivered {
     /// The desk.
     pub desk_id: String,
@@ -466,7 +467,7 @@ impl Message for PasswordNotDelivered {
 }
 
 /// Why an application was rejected: one code per rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
     /// The application data is malformed or breaks a rule; `fields` says which.
@@ -526,7 +527,7 @@ impl std::fmt::Display for RejectReason {
 }
 
 /// `issuance.rejected.v1`: the application ends without an identifier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationRejected {
     /// The desk.
     pub desk_id: String,
@@ -566,6 +567,25 @@ pub enum RejectDetail {
     /// Words from outside the hub's rules: a document status of the MVD registry's (`lost`),
     /// an operator's reason for cancelling.
     Other(String),
+}
+
+impl JsonSchema for RejectDetail {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RejectDetail".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<String> = RejectDetail::CODES.iter().map(|c| c.to_string()).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "description": format!(
+                "More detail on a rejection: one of the hub's codes ({}), or the words of \
+                 whoever decided (an MVD document status such as `lost`, an operator's reason).",
+                codes.join(", ")
+            ),
+            "examples": codes
+        })
+    }
 }
 
 impl RejectDetail {
@@ -632,7 +652,7 @@ impl Message for ApplicationRejected {
 }
 
 /// Fired by the saga's own timer when the phone code expires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PhoneCodeExpired {
     /// The desk.
     pub desk_id: String,

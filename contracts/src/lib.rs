@@ -30,6 +30,7 @@ pub mod person;
 pub mod procedure;
 pub mod registration;
 pub mod registry;
+pub mod schema;
 pub mod sealed;
 pub mod sms;
 pub mod topology;

@@ -14,6 +14,7 @@
 //! | `traceparent`    | header `traceparent` (W3C)          |
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ pub mod headers {
 }
 
 /// Why a message failed, as written in the [`headers::ERROR_KIND`] header of a dead letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The body or properties could not be read or broke a contract rule.
@@ -103,7 +104,7 @@ impl std::fmt::Display for ErrorKind {
 }
 
 /// Everything about a message except its body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Metadata {
     /// Unique per message; the inbox deduplicates by it, so a re-send keeps it.
     pub message_id: Uuid,

@@ -2,13 +2,14 @@
 //! MVD adapter worker, and its answer.
 
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::issuance::{Applicant, IdentityDocument};
 use crate::{Message, MessageType};
 
 /// `mvd.reconcile.v1`: check the stated data and document against the registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Reconcile {
     /// The person as stated.
     pub person: Applicant,
@@ -21,7 +22,7 @@ impl Message for Reconcile {
 }
 
 /// The registry's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ReconcileResult {
     /// The data and the document match.
@@ -41,7 +42,7 @@ pub enum ReconcileResult {
 }
 
 /// `mvd.reconciled.v1`: the answer to [`Reconcile`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Reconciled {
     /// The registry's id of the check.
     pub reconciliation_id: String,

@@ -6,6 +6,7 @@
 //! assurance level is at or above the procedure's (an e-mail login, `basic`, sees fewer than an
 //! EDS login, `high`). The form of each procedure comes with it, so the portal can draw it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -16,7 +17,7 @@ use crate::procedure::AssuranceLevel;
 /// `procedure.list.v1`: the portal asks which procedures the person of a session may order.
 /// Answered with [`ProceduresListed`], to the request's `reply_to` when it names one (else to
 /// the portal's queue), with the request's correlation id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ListProcedures {
     /// The portal's id of this request, echoed in the answer.
     pub request_id: Uuid,
@@ -29,7 +30,7 @@ impl Message for ListProcedures {
 }
 
 /// `procedure.listed.v1`: the answer to [`ListProcedures`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProceduresListed {
     /// The request's id.
     pub request_id: Uuid,
@@ -42,7 +43,7 @@ impl Message for ProceduresListed {
 }
 
 /// What [`ProceduresListed`] says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ListOutcome {
     /// The procedures the session's level allows, in the catalogue's order.
@@ -57,7 +58,7 @@ pub enum ListOutcome {
 }
 
 /// One procedure as the person may order it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderableProcedure {
     /// The code in the list of procedures (`1.3.1`), what `procedure.submit.v1` names.
     pub code: String,
@@ -80,7 +81,7 @@ pub struct OrderableProcedure {
 }
 
 /// One field of a procedure's electronic form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FormField {
     /// The field's key in the submitted form (lower-case, digits and `_`).
     pub name: String,
@@ -92,7 +93,7 @@ pub struct FormField {
 }
 
 /// What a form field holds, with the limits that go with each kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FieldKind {
     /// A string of at most `max_length` characters (Unicode scalar values, not bytes).

@@ -2,6 +2,7 @@
 //! saga. They travel like a saga's own timers, through the hub's requeue exchange straight to
 //! the saga's work queue, so no agency can send them: agencies may publish only to the bus.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ pub const MAX_REASON_CHARS: usize = 1000;
 /// `ops.cancel_saga.v1`: an operator ends a stuck saga. The saga runs the compensations it
 /// defines for that (a saga that defines none refuses) and ends with the reason visible to the
 /// agency that started it. Its `correlation_id` is the saga id, as for every saga message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CancelSaga {
     /// The saga to end (the same as the message's `correlation_id`).
     pub saga_id: Uuid,

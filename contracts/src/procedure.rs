@@ -22,6 +22,7 @@
 //! broker user: the hub takes a decision only from the authority that owns the procedure.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,7 +31,7 @@ use crate::{FieldError, Message, MessageType};
 
 /// How strongly the person was identified at login (DOMAIN.md: e-mail `basic`, unique
 /// identifier `substantial`, EDS `high`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssuranceLevel {
     /// E-mail registration.
@@ -44,7 +45,7 @@ pub enum AssuranceLevel {
 /// The applicant as the hub knows them from the session: the identifier and the assurance
 /// level of the login that opened it. Never taken from a portal's message (the portal sends
 /// the session token); the hub's session gate puts it in the internal messages it forwards.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Applicant {
     /// The account's identifier.
     pub identifier: String,
@@ -62,7 +63,7 @@ impl std::fmt::Debug for Applicant {
 
 /// `procedure.submit.v1`: an electronic application. The applicant and the assurance level are
 /// the session's (an `applicant` field, as earlier versions of this body had, is ignored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubmitApplication {
     /// The portal's id of the application (its business key).
     pub application_id: Uuid,
@@ -83,7 +84,7 @@ pub struct SubmitApplication {
 
 /// How the person wants the decision delivered (seed 000: the decision, its copy or extract,
 /// can also be collected at the authority).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// In the personal cabinet only.
@@ -98,7 +99,7 @@ impl Message for SubmitApplication {
 }
 
 /// `procedure.withdraw.v1`: the person withdraws the application (only its applicant may).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WithdrawApplication {
     /// The application.
     pub application_id: Uuid,
@@ -115,7 +116,7 @@ impl Message for WithdrawApplication {
 /// checked against ERIP's own record; a receipt of a payment outside ERIP (a bank transfer with
 /// the order number) carries `outside_erip` and goes to the authority, which confirms or
 /// refuses it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AttachReceipt {
     /// The application.
     pub application_id: Uuid,
@@ -133,9 +134,10 @@ pub struct AttachReceipt {
 
 /// A payment made outside ERIP, as the bank's receipt shows it (seed 001: the person pays by
 /// the order number "in any convenient way" and attaches the receipt).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BankPayment {
     /// The 30-digit order number the payment names.
+    #[schemars(pattern(r"^[0-9]{30}$"))]
     pub order_number: String,
     /// The bank that took the payment.
     pub bank: String,
@@ -152,7 +154,7 @@ impl Message for AttachReceipt {
 /// `procedure.receipt_checked.v1`: the attached receipt against ERIP's own record of the
 /// payment (checked when both are there, whichever came first), or the authority's answer on a
 /// receipt of a payment outside ERIP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReceiptChecked {
     /// The application.
     pub application_id: Uuid,
@@ -166,7 +168,7 @@ pub struct ReceiptChecked {
 }
 
 /// Who checked a receipt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptCheckedBy {
     /// Against ERIP's record of the payment.
@@ -181,13 +183,14 @@ impl Message for ReceiptChecked {
 }
 
 /// `procedure.accepted.v1`: the application is accepted for processing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationAccepted {
     /// The application.
     pub application_id: Uuid,
     /// The hub's application number, shown to the person.
     pub number: String,
     /// The 30-digit ERIP order number to pay by, for a paid procedure.
+    #[schemars(pattern(r"^[0-9]{30}$"))]
     pub order_number: Option<String>,
     /// The fee in kopecks (BYN), 0 for a free procedure.
     pub amount_kopecks: u64,
@@ -202,7 +205,7 @@ impl Message for ApplicationAccepted {
 /// `procedure.payment_received.v1`: a payment toward the fee (ERIP's, or a receipt the
 /// authority confirmed). The application moves on only when `missing_kopecks` is 0; until then
 /// the invoice stays open and the person is told what is missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentReceived {
     /// The application.
     pub application_id: Uuid,
@@ -223,7 +226,7 @@ impl Message for PaymentReceived {
 }
 
 /// Why money paid for an application is due back to the person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DueBackReason {
     /// More than the fee: the difference.
@@ -242,7 +245,7 @@ pub enum DueBackReason {
 /// `procedure.payment_due_back.v1`: money the hub received for an application is recorded as
 /// due back to the person (an overpayment, a second payment, a payment after the application
 /// ended, the fee of a withdrawn application).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentDueBack {
     /// The application.
     pub application_id: Uuid,
@@ -261,7 +264,7 @@ impl Message for PaymentDueBack {
 }
 
 /// How a payment went back to the payer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReturnKind {
     /// ERIP refunded it.
@@ -273,7 +276,7 @@ pub enum ReturnKind {
 /// `procedure.payment_returned.v1`: ERIP refunded or reversed a payment. It settles what was due
 /// back first; whatever it takes from the fee makes the fee unpaid again by that much
 /// (`missing_kopecks`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentReturned {
     /// The application.
     pub application_id: Uuid,
@@ -294,7 +297,7 @@ impl Message for PaymentReturned {
 }
 
 /// `procedure.registered.v1`: the authority registered the application.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationRegistered {
     /// The application.
     pub application_id: Uuid,
@@ -310,7 +313,7 @@ impl Message for ApplicationRegistered {
 
 /// `procedure.info_requested.v1`: the authority asks for more information; the person answers
 /// with `procedure.provide_info.v1` by `answer_by`. The term is suspended meanwhile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InfoRequested {
     /// The application.
     pub application_id: Uuid,
@@ -327,7 +330,7 @@ impl Message for InfoRequested {
 
 /// `procedure.provide_info.v1`: the person answers the authority's request for more
 /// information (only the applicant may, only while a request waits).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProvideInfo {
     /// The application.
     pub application_id: Uuid,
@@ -347,7 +350,7 @@ impl Message for ProvideInfo {
 
 /// `procedure.info_provided.v1`: the answer went to the authority; the term runs again, moved
 /// by the working days it waited.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InfoProvided {
     /// The application.
     pub application_id: Uuid,
@@ -362,7 +365,7 @@ impl Message for InfoProvided {
 }
 
 /// The authority's decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Granted.
@@ -372,7 +375,7 @@ pub enum Verdict {
 }
 
 /// `procedure.decided.v1`: the decision, into the cabinet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationDecided {
     /// The application.
     pub application_id: Uuid,
@@ -393,7 +396,7 @@ impl Message for ApplicationDecided {
 }
 
 /// `procedure.withdrawn.v1`: the application is withdrawn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationWithdrawn {
     /// The application.
     pub application_id: Uuid,
@@ -412,7 +415,7 @@ impl Message for ApplicationWithdrawn {
 }
 
 /// Why the hub, not the person, withdrew an application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WithdrawalReason {
     /// An operator ended it (`hub saga cancel`); `detail` has the operator's words.
@@ -420,7 +423,7 @@ pub enum WithdrawalReason {
 }
 
 /// Why an application ended without a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcedureRejectReason {
     /// No such procedure in the catalogue.
@@ -447,7 +450,7 @@ pub enum ProcedureRejectReason {
 }
 
 /// `procedure.rejected.v1`: the application (or a request about it) is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationRejected {
     /// The application.
     pub application_id: Uuid,
@@ -463,7 +466,7 @@ impl Message for ApplicationRejected {
 
 /// `procedure.overdue.v1`: the statutory term passed without a decision (to the portal, for
 /// the person and operators; the person is also told by SMS and may complain of the inaction).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplicationOverdue {
     /// The application.
     pub application_id: Uuid,
@@ -480,7 +483,7 @@ impl Message for ApplicationOverdue {
 }
 
 /// `authority.application.v1`: a new application, to the authority's own queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityApplication {
     /// The application.
     pub application_id: Uuid,
@@ -509,7 +512,7 @@ impl Message for AuthorityApplication {
 
 /// `authority.withdrawal.v1`: the person withdraws; the authority answers whether it can still
 /// stop (it has not decided) or not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityWithdrawal {
     /// The application.
     pub application_id: Uuid,
@@ -521,7 +524,7 @@ impl Message for AuthorityWithdrawal {
 
 /// `authority.payment_receipt.v1`: the receipt of a payment outside ERIP, to the authority,
 /// which confirms it (the money reached its account) or refuses it; the application waits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityPaymentReceipt {
     /// The application.
     pub application_id: Uuid,
@@ -542,7 +545,7 @@ impl Message for AuthorityPaymentReceipt {
 }
 
 /// `authority.receipt_answered.v1`: from the authority, on a receipt it was sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityReceiptAnswered {
     /// The application.
     pub application_id: Uuid,
@@ -560,7 +563,7 @@ impl Message for AuthorityReceiptAnswered {
 }
 
 /// `authority.registered.v1`: from the authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityRegistered {
     /// The application.
     pub application_id: Uuid,
@@ -573,7 +576,7 @@ impl Message for AuthorityRegistered {
 }
 
 /// `authority.info_requested.v1`: from the authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityInfoRequested {
     /// The application.
     pub application_id: Uuid,
@@ -591,7 +594,7 @@ impl Message for AuthorityInfoRequested {
 
 /// `authority.info_provided.v1`: the person's answer to the authority's request, to its own
 /// queue, with the term's last day moved by the working days it waited.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityInfoProvided {
     /// The application.
     pub application_id: Uuid,
@@ -610,7 +613,7 @@ impl Message for AuthorityInfoProvided {
 }
 
 /// `authority.decided.v1`: from the authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityDecided {
     /// The application.
     pub application_id: Uuid,
@@ -628,7 +631,7 @@ impl Message for AuthorityDecided {
 
 /// The decision document an authority signs: what the person receives, and what the hub
 /// verifies before it does. The signed bytes are [`DecisionDocument::signed_bytes`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DecisionDocument {
     /// The application decided.
     pub application_id: Uuid,
@@ -695,7 +698,7 @@ impl DecisionDocument {
 }
 
 /// The authority's signature of a [`DecisionDocument`], with the certificate to check it by.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DecisionSignature {
     /// The bign signature (48 bytes) of [`DecisionDocument::signed_bytes`], base64 (standard,
     /// padded).
@@ -712,7 +715,7 @@ pub struct DecisionSignature {
 /// certificate's path to its trusted roots, its revocation status and that it is the deciding
 /// authority's before the decision reaches the person; otherwise it answers
 /// `authority.decision_refused.v1` and the application keeps waiting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityDecidedSigned {
     /// The application (the same as the document's).
     pub application_id: Uuid,
@@ -730,7 +733,7 @@ impl Message for AuthorityDecidedSigned {
 }
 
 /// Why the hub refused an authority's decision (`authority.decision_refused.v1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionRefusalReason {
     /// No signature (or `authority.decided.v1`, which has none).
@@ -775,7 +778,7 @@ impl DecisionRefusalReason {
 
 /// `authority.decision_refused.v1`: to the authority; its decision did not reach the person,
 /// the application still waits for a properly signed one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityDecisionRefused {
     /// The application.
     pub application_id: Uuid,
@@ -792,7 +795,7 @@ impl Message for AuthorityDecisionRefused {
 }
 
 /// Who signed a decision, as the hub verified it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DecisionSigner {
     /// The official's name: the certificate's surname, given name and patronymic.
     pub name: String,
@@ -806,7 +809,7 @@ pub struct DecisionSigner {
 
 /// A verified signed decision, as the cabinet shows and keeps it: the document, the signature
 /// and certificate (so anyone can check it again) and the signer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SignedDecision {
     /// The document signed.
     pub document: DecisionDocument,
@@ -817,7 +820,7 @@ pub struct SignedDecision {
 }
 
 /// `authority.withdrawal_answered.v1`: from the authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityWithdrawalAnswered {
     /// The application.
     pub application_id: Uuid,
@@ -830,9 +833,10 @@ impl Message for AuthorityWithdrawalAnswered {
 }
 
 /// `erip.create_invoice.v1`: to the ERIP worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateInvoice {
     /// The 30-digit order (account) number.
+    #[schemars(pattern(r"^[0-9]{30}$"))]
     pub order_number: String,
     /// Kopecks.
     pub amount_kopecks: u64,
@@ -847,7 +851,7 @@ impl Message for CreateInvoice {
 }
 
 /// `erip.invoice_created.v1`: the ERIP worker's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InvoiceCreated {
     /// ERIP's invoice id.
     pub invoice_id: String,
@@ -858,9 +862,10 @@ impl Message for InvoiceCreated {
 }
 
 /// `erip.cancel_invoice.v1`: to the ERIP worker (a withdrawal before payment).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CancelInvoice {
     /// The order number of the invoice.
+    #[schemars(pattern(r"^[0-9]{30}$"))]
     pub order_number: String,
 }
 
@@ -869,7 +874,7 @@ impl Message for CancelInvoice {
 }
 
 /// What ERIP says happened to an invoice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceEvent {
     /// A payment: one operation, which may be part of the amount due, all of it, or more (a
@@ -887,9 +892,10 @@ pub enum InvoiceEvent {
 
 /// `erip.invoice_event.v1`: an ERIP notification, verified and turned into a message for the
 /// saga that owns the order number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InvoiceNotified {
     /// The order number.
+    #[schemars(pattern(r"^[0-9]{30}$"))]
     pub order_number: String,
     /// What happened.
     pub event: InvoiceEvent,
@@ -946,7 +952,7 @@ pub fn is_order_number(s: &str) -> bool {
 /// `complaint.submit.v1`: the applicant appeals the decision on an application. Who complains
 /// is the session's identifier (an `applicant_identifier` field, as earlier versions of this
 /// body had, is ignored); it must be the application's applicant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SubmitComplaint {
     /// The portal's id of the complaint (its business key).
     pub complaint_id: Uuid,
@@ -963,7 +969,7 @@ pub struct SubmitComplaint {
 }
 
 /// What a complaint is about.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComplaintKind {
     /// The decision on the application: heard by the authority that decided.
@@ -978,7 +984,7 @@ impl Message for SubmitComplaint {
 }
 
 /// `complaint.withdraw.v1`: the applicant withdraws the complaint (only the complainant may).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WithdrawComplaint {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -991,7 +997,7 @@ impl Message for WithdrawComplaint {
 }
 
 /// `complaint.accepted.v1`: the complaint went to the authority that hears it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComplaintAccepted {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1006,7 +1012,7 @@ impl Message for ComplaintAccepted {
 }
 
 /// The authority's verdict on a complaint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComplaintVerdict {
     /// The complaint is founded; the decision is revised.
@@ -1016,7 +1022,7 @@ pub enum ComplaintVerdict {
 }
 
 /// `complaint.decided.v1`: the decision on the complaint, into the cabinet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComplaintDecided {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1033,7 +1039,7 @@ impl Message for ComplaintDecided {
 }
 
 /// `complaint.withdrawn.v1`: the complaint is withdrawn.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComplaintWithdrawn {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1044,7 +1050,7 @@ impl Message for ComplaintWithdrawn {
 }
 
 /// Why a complaint (or a request about it) is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComplaintRejectReason {
     /// The application is not decided: there is nothing to appeal yet.
@@ -1063,7 +1069,7 @@ pub enum ComplaintRejectReason {
 }
 
 /// `complaint.rejected.v1`: the complaint (or its withdrawal) is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComplaintRejected {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1078,7 +1084,7 @@ impl Message for ComplaintRejected {
 }
 
 /// `authority.complaint.v1`: a complaint, to the deciding authority's own queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityComplaint {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1103,7 +1109,7 @@ impl Message for AuthorityComplaint {
 
 /// `authority.complaint_withdrawal.v1`: the person withdraws the complaint; the authority
 /// answers whether it can still stop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityComplaintWithdrawal {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1114,7 +1120,7 @@ impl Message for AuthorityComplaintWithdrawal {
 }
 
 /// `authority.complaint_decided.v1`: from the authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityComplaintDecided {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1131,7 +1137,7 @@ impl Message for AuthorityComplaintDecided {
 }
 
 /// `authority.complaint_withdrawal_answered.v1`: from the authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityComplaintWithdrawalAnswered {
     /// The complaint.
     pub complaint_id: Uuid,

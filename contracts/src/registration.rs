@@ -12,13 +12,14 @@
 //!
 //! Certificates travel as base64 DER; signatures as base64 of the 48-byte bign signature.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::sealed::Sealed;
 use crate::{Message, MessageType};
 
 /// `registration.email.v1`: the registration form.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RegisterByEmail {
     /// The e-mail address (the login).
     pub email: String,
@@ -35,7 +36,7 @@ impl Message for RegisterByEmail {
 }
 
 /// `registration.activate.v1`: the token from the activation link.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ActivateEmail {
     /// The token.
     pub token: String,
@@ -46,7 +47,7 @@ impl Message for ActivateEmail {
 }
 
 /// `cabinet.login_email.v1`: log in with the e-mail address and password.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogInByEmail {
     /// The address.
     pub email: String,
@@ -59,14 +60,14 @@ impl Message for LogInByEmail {
 }
 
 /// `cabinet.eds_challenge.v1`: asks for a challenge to sign with the EDS key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 pub struct RequestEdsChallenge {}
 impl Message for RequestEdsChallenge {
     const TYPE: MessageType = MessageType::new("cabinet.eds_challenge", 1);
 }
 
 /// The signed answer to a challenge: the certificate, its chain, and the signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EdsProof {
     /// The holder's certificate, base64 DER.
     pub certificate: String,
@@ -80,7 +81,7 @@ pub struct EdsProof {
 }
 
 /// `cabinet.login_eds.v1`: log in with the EDS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogInByEds {
     /// The proof.
     #[serde(flatten)]
@@ -91,7 +92,7 @@ impl Message for LogInByEds {
 }
 
 /// `registration.eds.v1`: register (or link) with the EDS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RegisterByEds {
     /// The proof.
     #[serde(flatten)]
@@ -102,7 +103,7 @@ impl Message for RegisterByEds {
 }
 
 /// Why an e-mail is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailPurpose {
     /// The activation link of a new registration.
@@ -113,7 +114,7 @@ pub enum EmailPurpose {
 
 /// `email.send.v1`: send an e-mail (inside the hub, to the e-mail worker). The activation token
 /// travels sealed; the worker opens it and puts it in the link.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SendEmail {
     /// Why.
     pub purpose: EmailPurpose,

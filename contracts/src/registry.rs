@@ -3,12 +3,13 @@
 //! saga asks the registry through these messages so that its own transition stays pure.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{Message, MessageType};
 
 /// `registry.reserve.v1`: hold the identifier and the phone for an application.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Reserve {
     /// The identifier (the identification number).
     pub identifier: String,
@@ -31,7 +32,7 @@ impl Message for Reserve {
 }
 
 /// What a reservation came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReserveOutcome {
     /// Both are held for this application.
@@ -43,7 +44,7 @@ pub enum ReserveOutcome {
 }
 
 /// `registry.reserved.v1`: the answer to [`Reserve`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Reserved {
     /// The outcome.
     pub outcome: ReserveOutcome,
@@ -54,7 +55,7 @@ impl Message for Reserved {
 }
 
 /// `registry.release.v1`: undo a reservation (the application failed a later step).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Release {
     /// The identifier.
     pub identifier: String,
@@ -77,7 +78,7 @@ impl Message for Release {
 /// `registry.create_account.v1`: turn the reservation into an assigned identifier with an
 /// account whose temporary password has this hash. Sent again (with a new hash) to replace the
 /// temporary password when it must be re-sent.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateAccount {
     /// The identifier.
     pub identifier: String,
@@ -102,7 +103,7 @@ impl Message for CreateAccount {
 }
 
 /// `registry.account_created.v1`: the identifier is assigned and the account exists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountCreated {
     /// True when the account already existed and only its temporary password was replaced.
     pub password_replaced: bool,
@@ -115,7 +116,7 @@ impl Message for AccountCreated {
 /// `registry.reissue_password.v1`: replace the temporary password of an issued identifier whose
 /// holder has not formed a static password yet, and say which phone the new one must go to. The
 /// registry decides under the account's lock, so a static password formed meanwhile wins.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReissuePassword {
     /// The identifier.
     pub identifier: String,
@@ -142,7 +143,7 @@ impl Message for ReissuePassword {
 }
 
 /// What a reissue came to.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ReissueOutcome {
     /// The new temporary password is set; it goes to `phone`, the one the registry holds now.
@@ -170,7 +171,7 @@ impl std::fmt::Debug for ReissueOutcome {
 }
 
 /// `registry.password_reissued.v1`: the answer to [`ReissuePassword`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PasswordReissued {
     /// The outcome.
     #[serde(flatten)]

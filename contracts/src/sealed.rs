@@ -2,10 +2,11 @@
 //! the SMS adapter. The outbox, a dead letter and a log only ever see this envelope; the key is in
 //! the hub's configuration, and the sealing itself is the hub's (this crate does no crypto).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Ciphertext with what is needed to open it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Sealed {
     /// Which configured key sealed it (for key rotation).
     pub key_id: String,

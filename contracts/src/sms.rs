@@ -2,6 +2,7 @@
 //! an SMS (its text sealed), and the operators' delivery reports.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::person::Operator;
@@ -9,7 +10,7 @@ use crate::sealed::Sealed;
 use crate::{Message, MessageType};
 
 /// `sms.check_subscriber.v1`: which operator serves this number, and is it active?
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckSubscriber {
     /// `+375XXXXXXXXX`.
     pub phone: String,
@@ -22,7 +23,7 @@ impl Message for CheckSubscriber {
 }
 
 /// What the operators said about a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriberStatus {
     /// In service.
@@ -34,7 +35,7 @@ pub enum SubscriberStatus {
 }
 
 /// `sms.subscriber_checked.v1`: the answer to [`CheckSubscriber`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SubscriberChecked {
     /// The status.
     pub status: SubscriberStatus,
@@ -47,7 +48,7 @@ impl Message for SubscriberChecked {
 }
 
 /// What an SMS is for (the text itself is sealed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SmsPurpose {
     /// A phone confirmation code.
@@ -61,7 +62,7 @@ pub enum SmsPurpose {
 }
 
 /// `sms.send.v1`: send a text to a phone.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SendSms {
     /// `+375XXXXXXXXX`.
     pub to: String,
@@ -87,7 +88,7 @@ impl Message for SendSms {
 
 /// `sms.notify_holder.v1`: tell the holder of an identifier something by SMS, at the phone the
 /// registry has for it. Nobody waits for an answer.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NotifyHolder {
     /// The identifier whose phone gets the SMS.
     pub identifier: String,
@@ -102,7 +103,7 @@ impl Message for NotifyHolder {
 }
 
 /// `sms.sent.v1`: the operator accepted the SMS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SmsSent {
     /// Why it was sent.
     pub purpose: SmsPurpose,
@@ -118,7 +119,7 @@ impl Message for SmsSent {
 
 /// `sms.not_sent.v1`: the SMS was not sent, for good: the operator refused it, no operator
 /// serves the number, or a per-phone limit held it back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SmsNotSent {
     /// Why it was to be sent.
     pub purpose: SmsPurpose,
@@ -145,7 +146,7 @@ impl SmsNotSent {
 /// before there was a code (`too many SMS to this number; try later`, ...) still decode to
 /// their codes, and any other sentence (an operator's refusal) to [`NotSentReason::Refused`],
 /// so an answer in flight across an upgrade is understood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotSentReason {
     /// Too many SMS to this number in the window (`HUB_SMS_PER_PHONE`).
@@ -204,7 +205,7 @@ impl Message for SmsNotSent {
 
 /// `sms.delivery_reported.v1`: an operator's delivery report, turned into a message for the
 /// saga that sent the SMS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeliveryReported {
     /// Why it was sent.
     pub purpose: SmsPurpose,
@@ -224,7 +225,7 @@ impl Message for DeliveryReported {
 /// wrong codes per phone, over every application and account, and sends no further code to a
 /// phone over its limit, so rotating applications does not multiply the guesses on one phone.
 /// Nobody waits for an answer.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WrongCode {
     /// `+375XXXXXXXXX`.
     pub phone: String,

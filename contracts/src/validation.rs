@@ -1,9 +1,10 @@
 //! Validation errors: what was wrong with which field, in words an agency's developer can act on.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldError {
     /// Path of the field in the body, dotted (`person.document.number`).
     pub field: String,
@@ -12,7 +13,7 @@ pub struct FieldError {
 }
 
 /// Every problem found in one body; empty means valid.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ValidationErrors {
     /// The fields that failed, in the order they were checked.
     pub fields: Vec<FieldError>,

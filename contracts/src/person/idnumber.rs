@@ -10,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::mask::mask_keep_ends;
@@ -34,6 +35,27 @@ const REGIONS: [char; 7] = ['A', 'B', 'C', 'E', 'H', 'K', 'M'];
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct IdNumber(String);
+
+impl schemars::JsonSchema for IdNumber {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "IdNumber".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A personal identification number, 14 characters, upper case: the \
+                older layout (sex and century digit 1-6, birth date DDMMYY, region letter A B C E \
+                H K M, sequence, status PB/BA/BI, check digit) or the 2012 layout (7, six \
+                digits, a letter, three digits, status, check digit). The hub trims and \
+                upper-cases what it reads and checks the birth date; it writes this form.",
+            "pattern": "^(?:[1-6][0-9]{6}[ABCEHKM]|7[0-9]{6}[A-Z])[0-9]{3}(?:PB|BA|BI)[0-9]$",
+            "minLength": 14,
+            "maxLength": 14,
+            "examples": ["3270287A012PB2"]
+        })
+    }
+}
 
 /// Why a string is not a well-formed identification number. Messages name the position
 /// (1-based) and what is expected there, and never repeat the whole number.
@@ -130,7 +152,7 @@ pub enum IdNumberError {
 }
 
 /// A person's status, from characters 12-13 of the identification number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PersonStatus {
     /// `PB`: a citizen of the Republic of Belarus.

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Mobile network codes that follow `+375`.
@@ -22,6 +23,23 @@ const MOBILE_CODES: [&str; 4] = ["25", "29", "33", "44"];
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Msisdn(String);
+
+impl JsonSchema for Msisdn {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Msisdn".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A Belarusian mobile number in its normalised form, +375 and a \
+                mobile code (25, 29, 33, 44) and 7 digits. The hub also reads the national \
+                form (80...) and spaces, hyphens and parentheses, and always writes this form.",
+            "pattern": "^\\+375(?:25|29|33|44)[0-9]{7}$",
+            "examples": ["+375291234567"]
+        })
+    }
+}
 
 /// Why a string is not an accepted mobile number. Messages never repeat the number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,7 +68,7 @@ pub enum PhoneError {
 }
 
 /// A Belarusian mobile operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Operator {
     /// A1 (`a1`).

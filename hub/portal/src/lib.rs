@@ -6,6 +6,7 @@
 //! what ([`agency`]). [`services::plan`] puts it all together for `hub run`.
 
 pub mod agency;
+pub mod asyncapi;
 pub mod cabinet;
 pub mod config;
 pub mod external;

@@ -113,7 +113,7 @@ impl Sender {
 
 /// Who receives a message type the hub sends to a party.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Recipient {
+pub(crate) enum Recipient {
     /// The desk the body names (`desk_id`, or the application's in a notice).
     Desk,
     /// The portal.
@@ -179,7 +179,7 @@ pub const MATRIX: &[(MessageType, Sender)] = {
 };
 
 /// The message types the hub sends to a party, with the party.
-const RECIPIENTS: &[(MessageType, Recipient)] = {
+pub(crate) const RECIPIENTS: &[(MessageType, Recipient)] = {
     use contracts::account as a;
     use contracts::cabinet as c;
     use contracts::issuance as i;
