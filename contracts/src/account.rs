@@ -45,6 +45,7 @@ pub struct BlockIdentifier {
     /// The desk's application number.
     pub application_number: String,
     /// The identifier (the identification number).
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// Why, as the person stated it, if at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,8 +180,10 @@ pub struct ChangePhone {
     /// The desk's application number.
     pub application_number: String,
     /// The identifier (the identification number).
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The new mobile number, as typed (`+375 29 123-45-67`).
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub new_phone: String,
 }
 
@@ -217,6 +220,7 @@ pub struct ChangePhoneV2 {
     #[serde(default)]
     pub consent_to_mvd_check: bool,
     /// The new mobile number, as typed (`+375 29 123-45-67`).
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub new_phone: String,
 }
 
@@ -458,9 +462,11 @@ impl Message for NewPhoneCodeExpired {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LookupAccount {
     /// The identifier, normalised.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// A phone, `+375XXXXXXXXX`, whose use to report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: Option<String>,
 }
 
@@ -512,6 +518,7 @@ impl Message for AccountLookedUp {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockAccount {
     /// The identifier, normalised.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The business key of the desk's application.
     pub application: String,
@@ -564,6 +571,7 @@ impl Message for AccountBlocked {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnblockAccount {
     /// The identifier, normalised.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The business key of the desk's application.
     pub application: String,
@@ -610,6 +618,7 @@ pub struct AccountUnblocked {
     /// When unblocked with a new temporary password: the phone (`+375XXXXXXXXX`) the registry
     /// holds, where it must go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: Option<String>,
 }
 
@@ -630,8 +639,10 @@ impl Message for AccountUnblocked {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangeAccountPhone {
     /// The identifier, normalised.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The new phone, `+375XXXXXXXXX`.
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: String,
     /// The business key of the desk's application.
     pub application: String,

@@ -17,6 +17,7 @@ use crate::{Message, MessageType};
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LogIn {
     /// The identifier (identification number).
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The password as typed.
     pub password: String,
@@ -30,6 +31,7 @@ impl Message for LogIn {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ChangePassword {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The current password (the temporary one at first login).
     pub current_password: String,
@@ -46,8 +48,10 @@ impl Message for ChangePassword {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RecoverPassword {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The phone the person says is theirs.
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: String,
 }
 masked_debug!(RecoverPassword, "RecoverPassword");
@@ -59,6 +63,7 @@ impl Message for RecoverPassword {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CompleteRecovery {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The code from the SMS.
     pub code: String,
@@ -74,6 +79,7 @@ impl Message for CompleteRecovery {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockSelf {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The password, to prove it is the holder.
     pub password: String,
@@ -90,8 +96,10 @@ impl Message for BlockSelf {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UnblockSelf {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The phone the person says is theirs.
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: String,
 }
 masked_debug!(UnblockSelf, "UnblockSelf");
@@ -104,6 +112,7 @@ impl Message for UnblockSelf {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CompleteUnblock {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The code from the SMS.
     pub code: String,

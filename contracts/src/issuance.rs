@@ -61,6 +61,7 @@ pub fn application_key(desk_id: &str, number: &str) -> String {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Applicant {
     /// The identification number from the identity document (14 characters).
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identification_number: String,
     /// Surname.
     pub surname: String,
@@ -126,6 +127,7 @@ pub struct ApplyForIdentifier {
     /// The identity document presented.
     pub document: IdentityDocument,
     /// The mobile number the person uses, as typed (`+375 29 123-45-67`).
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: String,
     /// Written consent to reconcile the data with the MVD's information resources.
     pub consent_to_mvd_check: bool,
@@ -396,6 +398,7 @@ pub struct NoticeOfIssuance {
     /// Notice number, unique: `UI-<year>-<desk>-<application>`.
     pub notice_number: String,
     /// The identifier (equal to the identification number).
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// Date of issue.
     pub issued_on: NaiveDate,

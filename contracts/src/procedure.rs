@@ -31,7 +31,9 @@ use crate::{FieldError, Message, MessageType};
 
 /// How strongly the person was identified at login (DOMAIN.md: e-mail `basic`, unique
 /// identifier `substantial`, EDS `high`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AssuranceLevel {
     /// E-mail registration.
@@ -48,6 +50,7 @@ pub enum AssuranceLevel {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Applicant {
     /// The account's identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The assurance level of the current login.
     pub assurance_level: AssuranceLevel,

@@ -12,8 +12,10 @@ use crate::{Message, MessageType};
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Reserve {
     /// The identifier (the identification number).
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The phone, `+375XXXXXXXXX`.
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: String,
     /// The application's business key.
     pub application: String,
@@ -58,6 +60,7 @@ impl Message for Reserved {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Release {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The application that held it; a reservation of another application is left alone.
     pub application: String,
@@ -81,6 +84,7 @@ impl Message for Release {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CreateAccount {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The application that reserved it.
     pub application: String,
@@ -119,6 +123,7 @@ impl Message for AccountCreated {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReissuePassword {
     /// The identifier.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The business key of the issuance application the desk asked under.
     pub application: String,

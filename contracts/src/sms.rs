@@ -13,6 +13,7 @@ use crate::{Message, MessageType};
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckSubscriber {
     /// `+375XXXXXXXXX`.
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: String,
 }
 
@@ -91,6 +92,7 @@ impl Message for SendSms {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NotifyHolder {
     /// The identifier whose phone gets the SMS.
+    #[schemars(pattern(crate::person::id_number_pattern()))]
     pub identifier: String,
     /// The text (a notice: nothing secret).
     pub text: String,
@@ -228,6 +230,7 @@ impl Message for DeliveryReported {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WrongCode {
     /// `+375XXXXXXXXX`.
+    #[schemars(pattern(crate::person::phone_pattern()))]
     pub phone: String,
     /// What the code was for.
     pub purpose: SmsPurpose,

@@ -13,6 +13,7 @@ use hub_runtime::config::{HubConfig, Problem, mask_url};
 use hub_runtime::store::{self, StoreError};
 use tokio_util::sync::CancellationToken;
 
+mod contracts;
 #[cfg(feature = "lab")]
 mod lab;
 
@@ -241,6 +242,14 @@ enum Command {
         after_help = "Example:\n  HUB_CONSOLE_USERS=\"ivanova:$(hub console hash-password)\" hub run"
     )]
     Console(hub_ops::console::cli::ConsoleArgs),
+    /// The published contracts for agencies: `export` writes the JSON Schemas, the AsyncAPI
+    /// document and the OpenAPI documents; `check` runs the compatibility gate against the last
+    /// release; `release` freezes the current contracts as the new baseline.
+    #[command(
+        after_help = "Examples:\n  hub contracts export --out /tmp/c\n  hub contracts check\n  \
+                            hub contracts release"
+    )]
+    Contracts(contracts::ContractsArgs),
 }
 
 #[cfg(feature = "lab")]
@@ -448,7 +457,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
         }
         #[cfg(feature = "lab")]
         Command::Demo(_) | Command::Bench(_) | Command::Chaos(_) => {}
-        Command::Console(_) => {}
+        Command::Console(_) | Command::Contracts(_) => {}
     }
     let build = || build(&integrations, &console);
     match cli.command {
@@ -466,6 +475,7 @@ async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {
             hub_ops::sagas::cli::run(&config, &crate::migrator()?, &build, args).await
         }
         Command::Console(args) => hub_ops::console::cli::run(args),
+        Command::Contracts(args) => contracts::run(args),
         Command::Topology(args) => topology(&config, &integrations, &build, args).await,
     }
 }

@@ -11,6 +11,7 @@
 //! [`migrator`] is every crate's migrations as one ordered set.
 
 pub mod cli;
+pub mod contracts;
 
 use hub_ops::config::ConsoleConfig;
 use hub_portal::config::IntegrationConfig;

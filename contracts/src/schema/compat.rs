@@ -118,7 +118,11 @@ fn resolve<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
 fn types(s: &Value) -> Option<BTreeSet<String>> {
     let set: BTreeSet<String> = match s.get("type")? {
         Value::String(t) => [t.clone()].into(),
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => return None,
     };
     Some(set.into_iter().filter(|t| t != "null").collect())
@@ -268,7 +272,12 @@ impl Cx<'_> {
         let required = |s: &Value| -> BTreeSet<String> {
             s.get("required")
                 .and_then(Value::as_array)
-                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let (or, nr) = (required(os), required(ns));
@@ -324,20 +333,18 @@ impl Cx<'_> {
             return;
         }
         let tags = |root: &Value, vs: &[Value]| -> Option<Vec<String>> {
-            vs.iter().map(|v| tag(root, shape(root, v).schema)).collect()
+            vs.iter()
+                .map(|v| tag(root, shape(root, v).schema))
+                .collect()
         };
         match (tags(self.old, &ov), tags(self.new, &nv)) {
             (Some(ot), Some(nt)) => {
                 for (i, t) in ot.iter().enumerate() {
                     match nt.iter().position(|x| x == t) {
                         None => out.push(format!("{}: variant {t} removed", field(path))),
-                        Some(j) => self.compare(
-                            &format!("{path}<{t}>"),
-                            &ov[i],
-                            &nv[j],
-                            depth + 1,
-                            out,
-                        ),
+                        Some(j) => {
+                            self.compare(&format!("{path}<{t}>"), &ov[i], &nv[j], depth + 1, out)
+                        }
                     }
                 }
             }
@@ -365,6 +372,15 @@ fn list(set: &BTreeSet<String>) -> String {
     set.iter().cloned().collect::<Vec<_>>().join(" | ")
 }
 
+/// A value as a break names it: at most 40 characters of its JSON.
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text,
+    }
+}
+
 /// `pattern`, `format`, lengths and ranges: any new or tighter one narrows what is accepted.
 fn compare_constraints(path: &str, os: &Value, ns: &Value, out: &mut Vec<String>) {
     for key in ["pattern", "format"] {
@@ -373,8 +389,8 @@ fn compare_constraints(path: &str, os: &Value, ns: &Value, out: &mut Vec<String>
             out.push(format!(
                 "{}: {key} {} where it was {}",
                 field(path),
-                n.map_or("none".to_owned(), Value::to_string),
-                o.map_or("none".to_owned(), Value::to_string)
+                n.map_or("none".to_owned(), short),
+                o.map_or("none".to_owned(), short)
             ));
         }
     }
@@ -428,13 +444,25 @@ mod tests {
 
     #[test]
     fn narrowing_a_type_or_dropping_null_breaks_and_widening_does_not() {
-        let old = body(json!({"a": {"type": ["string", "null"]}, "n": {"type": "integer"}}), &[]);
-        let narrowed = body(json!({"a": {"type": "string"}, "n": {"type": "number"}}), &[]);
+        let old = body(
+            json!({"a": {"type": ["string", "null"]}, "n": {"type": "integer"}}),
+            &[],
+        );
+        let narrowed = body(
+            json!({"a": {"type": "string"}, "n": {"type": "number"}}),
+            &[],
+        );
         let breaks = breaking_changes("t.v1", &old, &narrowed);
         assert_eq!(breaks, vec!["t.v1: `a`: null is no longer allowed"]);
-        let changed = body(json!({"a": {"type": ["integer", "null"]}, "n": {"type": "integer"}}), &[]);
+        let changed = body(
+            json!({"a": {"type": ["integer", "null"]}, "n": {"type": "integer"}}),
+            &[],
+        );
         let breaks = breaking_changes("t.v1", &old, &changed);
-        assert!(breaks[0].contains("type narrowed or changed from string"), "{breaks:?}");
+        assert!(
+            breaks[0].contains("type narrowed or changed from string"),
+            "{breaks:?}"
+        );
     }
 
     #[test]
@@ -456,9 +484,24 @@ mod tests {
             {"type": "object", "properties": {"kind": {"const": "a"}}}
         ]);
         let breaks = breaking_changes("t.v1", &root_old, &root_new);
-        assert!(breaks.iter().any(|b| b.contains("`v`: value \"refused\" removed")), "{breaks:?}");
-        assert!(breaks.iter().any(|b| b.contains("variant kind=\"b\" removed")), "{breaks:?}");
-        assert!(breaks.iter().any(|b| b.contains("`u<kind=\"a\">.x`: field removed")), "{breaks:?}");
+        assert!(
+            breaks
+                .iter()
+                .any(|b| b.contains("`v`: value \"refused\" removed")),
+            "{breaks:?}"
+        );
+        assert!(
+            breaks
+                .iter()
+                .any(|b| b.contains("variant kind=\"b\" removed")),
+            "{breaks:?}"
+        );
+        assert!(
+            breaks
+                .iter()
+                .any(|b| b.contains("`u<kind=\"a\">.x`: field removed")),
+            "{breaks:?}"
+        );
         // Adding a value or a variant is additive.
         assert!(breaking_changes("t.v1", &root_new, &root_old).is_empty());
     }
@@ -478,6 +521,9 @@ mod tests {
     fn a_removed_type_is_named() {
         let released = BTreeMap::from([("a.v1.json".to_owned(), json!({}))]);
         let breaks = gate(&released, &BTreeMap::new());
-        assert!(breaks[0].starts_with("a.v1: message type removed"), "{breaks:?}");
+        assert!(
+            breaks[0].starts_with("a.v1: message type removed"),
+            "{breaks:?}"
+        );
     }
 }

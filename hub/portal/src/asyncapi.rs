@@ -12,7 +12,7 @@
 //! under the `hub` role, so an agency sees that they exist and that it may neither send nor hear
 //! them.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use contracts::schema::{PUBLISHED, Published};
 use contracts::{MessageType, headers};
@@ -45,7 +45,9 @@ fn published(t: MessageType) -> &'static Published {
     PUBLISHED
         .iter()
         .find(|p| p.message_type == t)
-        .unwrap_or_else(|| panic!("{t} is in the access matrix but not in contracts::schema::PUBLISHED"))
+        .unwrap_or_else(|| {
+            panic!("{t} is in the access matrix but not in contracts::schema::PUBLISHED")
+        })
 }
 
 /// The hub's messages to authorities: every `authority.*` type no party sends.
@@ -387,6 +389,8 @@ pub fn document(version: &str) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn operation_types(doc: &Value, op: &str) -> BTreeSet<String> {
@@ -433,8 +437,13 @@ mod tests {
                 let target = doc
                     .pointer(r.trim_start_matches('#'))
                     .unwrap_or_else(|| panic!("{id}: {r} does not resolve"));
-                let inner = target["$ref"].as_str().expect("a channel message refers on");
-                assert!(doc.pointer(inner.trim_start_matches('#')).is_some(), "{inner}");
+                let inner = target["$ref"]
+                    .as_str()
+                    .expect("a channel message refers on");
+                assert!(
+                    doc.pointer(inner.trim_start_matches('#')).is_some(),
+                    "{inner}"
+                );
             }
         }
         assert_eq!(
