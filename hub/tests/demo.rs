@@ -37,7 +37,8 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "{reason}"
         );
     }
-    // Each new holder applies for a procedure: the ten journeys once each.
+    // Each new holder applies for a procedure: the ten journeys once each; then two of them play
+    // the person's side.
     assert_eq!(report["procedures_on_bus_skipped"], serde_json::Value::Null);
     assert_eq!(
         report["procedures"],
@@ -49,7 +50,18 @@ fn the_demo_plays_every_journey_and_reports_them() {
             "complaint dismissed": 1,
             "granted after a short payment completed": 1,
             "late payment due back (withdrawn)": 1,
+            "information given, term moved by the working days waited, granted": 1,
+            "overdue, inaction complaint upheld by the superior body": 1,
         })
+    );
+    // The person's side (issue 17): the lab moved the clock for both, and says so.
+    let clock = report["clock"].as_array().expect("the clock's moves");
+    assert_eq!(clock.len(), 2, "{clock:?}");
+    assert!(
+        clock.iter().all(|m| m
+            .as_str()
+            .is_some_and(|m| m.starts_with("the lab moves the clock: "))),
+        "{clock:?}"
     );
     // Signed decisions (issue 17): FSZN's official signs; the cabinet shows the signer, and a
     // badly signed decision is refused back to FSZN.

@@ -6,7 +6,8 @@
 //! - `authority.application.v1` -> `authority.registered.v1` at once, `authority.info_requested.v1`
 //!   when asked (the form's `"simulate_info_request": true` or the attachment
 //!   `simulate:info_request`), then after `decide_after` `authority.decided.v1` (refused when
-//!   asked the same way with `simulate_refusal` / `simulate:refusal`, else granted);
+//!   asked the same way with `simulate_refusal` / `simulate:refusal`, else granted; with the
+//!   attachment `simulate:idle` only `decide_after` after the person's answer, if any);
 //!   a redelivered application gets the same registration number again, and nothing more;
 //!   the info request gives the person 5 working days (`answer_within_working_days`);
 //!   with an official's certificate ([`AuthorityConfig::signing`]) the decision is the signed
@@ -17,8 +18,10 @@
 //! - `authority.payment_receipt.v1` (a payment made outside ERIP) -> `authority.receipt_answered.v1`
 //!   at once: confirmed, unless the receipt's document number starts with `refuse` (then refused,
 //!   "no such payment reached the authority's account");
-//! - `authority.complaint.v1` -> after `complaint_decide_after` `authority.complaint_decided.v1`
-//!   (dismissed), unless the complaint was withdrawn first;
+//! - `authority.complaint.v1` -> after `complaint_decide_after` `authority.complaint_decided.v1`,
+//!   unless the complaint was withdrawn first: `upheld` or `dismissed` by the clerk's rule (a
+//!   `simulate:upheld` / `simulate:dismissed` marker in the text, else upheld for a complaint of
+//!   inaction, dismissed for one against a decision);
 //! - `authority.complaint_withdrawal.v1` -> `authority.complaint_withdrawal_answered.v1`:
 //!   accepted unless it decided.
 //!
@@ -43,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::clerk::{Answer, Application, Clerk, Outbox, Pace};
+use crate::clerk::{Answer, Application, Clerk, Complaint, Outbox, Pace};
 use crate::decision_signing::DecisionSigning;
 
 /// How the simulated authority behaves.
@@ -265,7 +268,9 @@ async fn handle(
             Ok(())
         }
         ("authority.complaint.v1", _, Some(id)) => {
-            clerk.receive_complaint(id, correlation);
+            let text = body["text"].as_str().unwrap_or_default();
+            let complaint = Complaint::new(id, text, body["kind"].as_str());
+            clerk.receive_complaint(complaint, correlation);
             Ok(())
         }
         ("authority.complaint_withdrawal.v1", _, Some(id)) => {

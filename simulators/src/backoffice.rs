@@ -244,13 +244,16 @@ struct ApplicationBody {
 #[derive(Deserialize)]
 #[allow(
     dead_code,
-    reason = "every field is checked to be there; the clerk reads the id"
+    reason = "every field is checked to be there; the clerk reads the id, the text and the kind"
 )]
 struct ComplaintBody {
     complaint_id: Uuid,
     application_id: Uuid,
     application_number: String,
     text: String,
+    /// `decision` (the default) or `inaction`.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 /// `POST {base}applications/{id}/decision-refusals`: the hub refused the authority's decision
@@ -427,7 +430,7 @@ async fn submit_complaint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (id, _) = state.admit_about(
+    let (id, complaint) = state.admit_about(
         &authority,
         &headers,
         &body,
@@ -435,7 +438,10 @@ async fn submit_complaint(
         |c: &ComplaintBody| Some(c.complaint_id),
     )?;
     let callback = callback_url(&headers)?;
-    state.clerk(&authority).receive_complaint(id, callback);
+    let complaint = clerk::Complaint::new(id, &complaint.text, complaint.kind.as_deref());
+    state
+        .clerk(&authority)
+        .receive_complaint(complaint, callback);
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }
 
@@ -486,8 +492,8 @@ async fn inspect_complaint(
         .complaint(id)
         .ok_or_else(|| ApiError::not_found("no complaint with this id"))?;
     let mut answer = json!({"state": complaint.name()});
-    if complaint == clerk::ComplaintState::Decided {
-        answer["verdict"] = json!("dismissed");
+    if let clerk::ComplaintState::Decided(verdict) = complaint {
+        answer["verdict"] = json!(verdict.name());
     }
     Ok(Json(answer))
 }

@@ -11,11 +11,17 @@
 //!   `"simulate_info_request": true` or an attachment is [`INFO_REQUEST_ATTACHMENT`], and
 //!   decides `decide_after` later: `refused` when the form says `"simulate_refusal": true` or
 //!   an attachment is [`REFUSAL_ATTACHMENT`], else `granted` — unless it was withdrawn first.
+//!   An application with an attachment [`IDLE_ATTACHMENT`] is not decided on that pace: it
+//!   stays undecided (its term passes: an inaction to complain of) until the person answers
+//!   the clerk's information request, and is decided `decide_after` after that answer.
 //!   (The hub validates forms against its catalogue, so through the hub only the attachment
 //!   markers reach the clerk);
 //! - a withdrawal is accepted unless the application was decided (a repeat answers the same);
-//! - a complaint is decided `dismissed` `complaint_decide_after` after it arrived, unless it was
-//!   withdrawn first; its withdrawal is accepted unless it was decided.
+//! - a complaint is decided `complaint_decide_after` after it arrived, unless it was withdrawn
+//!   first, by [`Complaint::verdict`]: `upheld` when its text carries [`UPHELD_MARKER`],
+//!   `dismissed` when it carries [`DISMISSED_MARKER`], else `upheld` for a complaint of inaction
+//!   (the hub sends one only once the term passed with no decision) and `dismissed` for one
+//!   against a decision; its withdrawal is accepted unless it was decided.
 //!
 //! The answers the clerk gives on the spot (a registration number, a withdrawal's answer) are
 //! return values; the ones it gives later on its own (an info request, a decision) go through
@@ -28,6 +34,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -86,9 +93,10 @@ pub(crate) enum Answer {
         document: String,
         decided_at: DateTime<Utc>,
     },
-    /// `authority.complaint_decided.v1`; always `dismissed` here.
+    /// `authority.complaint_decided.v1`.
     ComplaintDecided {
         complaint_id: Uuid,
+        verdict: ComplaintVerdict,
         document: String,
         decided_at: DateTime<Utc>,
     },
@@ -130,9 +138,10 @@ impl Answer {
                 "document": document, "decided_at": timestamp(*decided_at)}),
             Answer::ComplaintDecided {
                 complaint_id,
+                verdict,
                 document,
                 decided_at,
-            } => json!({"complaint_id": complaint_id, "verdict": "dismissed",
+            } => json!({"complaint_id": complaint_id, "verdict": verdict.name(),
                 "document": document, "decided_at": timestamp(*decided_at)}),
         }
     }
@@ -146,12 +155,17 @@ pub(crate) struct Application {
     pub(crate) info_request: bool,
     /// The form says `"simulate_refusal": true`.
     pub(crate) refusal: bool,
+    /// An attachment is [`IDLE_ATTACHMENT`]: decided only after the person's answer.
+    pub(crate) idle: bool,
 }
 
 /// An attachment reference that makes the clerk refuse the application.
 pub const REFUSAL_ATTACHMENT: &str = "simulate:refusal";
 /// An attachment reference that makes the clerk ask for more information.
 pub const INFO_REQUEST_ATTACHMENT: &str = "simulate:info_request";
+/// An attachment reference that makes the clerk leave the application undecided until the
+/// person answers its information request (without one, for good: the term passes).
+pub const IDLE_ATTACHMENT: &str = "simulate:idle";
 
 impl Application {
     pub(crate) fn new(id: Uuid, form: &Map<String, Value>) -> Self {
@@ -160,6 +174,7 @@ impl Application {
             id,
             info_request: says("simulate_info_request"),
             refusal: says("simulate_refusal"),
+            idle: false,
         }
     }
 
@@ -168,7 +183,64 @@ impl Application {
         let has = |marker: &str| attachments.iter().any(|a| a.as_ref() == marker);
         self.info_request |= has(INFO_REQUEST_ATTACHMENT);
         self.refusal |= has(REFUSAL_ATTACHMENT);
+        self.idle |= has(IDLE_ATTACHMENT);
         self
+    }
+}
+
+/// The decision on a complaint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ComplaintVerdict {
+    Upheld,
+    Dismissed,
+}
+
+impl ComplaintVerdict {
+    /// The wire name: `upheld`, `dismissed`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ComplaintVerdict::Upheld => "upheld",
+            ComplaintVerdict::Dismissed => "dismissed",
+        }
+    }
+}
+
+/// A complaint's text carrying this makes the clerk uphold it.
+pub const UPHELD_MARKER: &str = "simulate:upheld";
+/// A complaint's text carrying this makes the clerk dismiss it (also one of inaction).
+pub const DISMISSED_MARKER: &str = "simulate:dismissed";
+
+/// A complaint, as much of it as the clerk looks at: the body of `authority.complaint.v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Complaint {
+    pub(crate) id: Uuid,
+    /// What the clerk will decide; see [`Complaint::verdict`].
+    pub(crate) verdict: ComplaintVerdict,
+}
+
+impl Complaint {
+    /// The complaint `id` with `text`, of `kind` (`"decision"`, `"inaction"`; none is a
+    /// complaint against a decision, as the contract's default).
+    pub(crate) fn new(id: Uuid, text: &str, kind: Option<&str>) -> Self {
+        Complaint {
+            id,
+            verdict: Self::verdict(text, kind),
+        }
+    }
+
+    /// The clerk's rule: a marker in the text decides ([`UPHELD_MARKER`] before
+    /// [`DISMISSED_MARKER`]); otherwise a complaint of inaction is upheld — the hub sends one
+    /// only once the term passed with no decision — and one against a decision dismissed.
+    pub(crate) fn verdict(text: &str, kind: Option<&str>) -> ComplaintVerdict {
+        if text.contains(UPHELD_MARKER) {
+            ComplaintVerdict::Upheld
+        } else if text.contains(DISMISSED_MARKER) {
+            ComplaintVerdict::Dismissed
+        } else if kind == Some("inaction") {
+            ComplaintVerdict::Upheld
+        } else {
+            ComplaintVerdict::Dismissed
+        }
     }
 }
 
@@ -195,7 +267,7 @@ impl State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ComplaintState {
     Received,
-    Decided,
+    Decided(ComplaintVerdict),
     Withdrawn,
 }
 
@@ -204,7 +276,7 @@ impl ComplaintState {
     pub(crate) fn name(self) -> &'static str {
         match self {
             ComplaintState::Received => "received",
-            ComplaintState::Decided => "decided",
+            ComplaintState::Decided(_) => "decided",
             ComplaintState::Withdrawn => "withdrawn",
         }
     }
@@ -219,6 +291,8 @@ pub(crate) struct Case {
     pub(crate) due_after_info: Option<String>,
     application: Application,
     taken_up: bool,
+    /// Wakes an idle application's work once the person answered.
+    answered: Arc<Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -290,6 +364,7 @@ impl<O: Outbox> Clerk<O> {
                 due_after_info: None,
                 application,
                 taken_up: false,
+                answered: Arc::new(Notify::new()),
             },
         );
         tracing::info!(
@@ -304,29 +379,36 @@ impl<O: Outbox> Clerk<O> {
     /// Starts work on a registered application: its later answers go to `reply_to`. Only the
     /// first call does anything.
     pub(crate) fn take_up(self: &Arc<Self>, application_id: Uuid, reply_to: O::Address) {
-        let application = {
+        let (application, answered) = {
             let mut book = self.book();
             match book.applications.get_mut(&application_id) {
                 Some(case) if !case.taken_up && case.state == State::Registered => {
                     case.taken_up = true;
-                    case.application
+                    (case.application, case.answered.clone())
                 }
                 _ => return,
             }
         };
         let clerk = self.clone();
         self.tasks
-            .spawn(async move { clerk.work_on(application, reply_to).await });
+            .spawn(async move { clerk.work_on(application, answered, reply_to).await });
     }
 
-    /// An application's life after registration: the info request, then the decision.
-    async fn work_on(&self, application: Application, to: O::Address) {
+    /// An application's life after registration: the info request, (for an idle one) the
+    /// person's answer, then the decision.
+    async fn work_on(&self, application: Application, answered: Arc<Notify>, to: O::Address) {
         if application.info_request {
             let answer = Answer::InfoRequested {
                 application_id: application.id,
                 request: INFO_REQUEST.to_owned(),
             };
             self.deliver(&to, answer).await;
+        }
+        if application.idle {
+            tokio::select! {
+                () = answered.notified() => {}
+                () = self.stop.cancelled() => return,
+            }
         }
         if !self.wait(self.pace.decide_after).await {
             return;
@@ -372,6 +454,8 @@ impl<O: Outbox> Clerk<O> {
         let mut book = self.book();
         let case = book.applications.get_mut(&application_id)?;
         case.due_after_info = Some(due.to_owned());
+        // An idle application is decided from now on (a permit, should its work not wait yet).
+        case.answered.notify_one();
         Some(())
     }
 
@@ -383,6 +467,8 @@ impl<O: Outbox> Clerk<O> {
                 State::Decided(_) => false,
                 State::Registered | State::Withdrawn => {
                     case.state = State::Withdrawn;
+                    // An idle application's work ends: it sees the withdrawal.
+                    case.answered.notify_one();
                     true
                 }
             }
@@ -398,7 +484,8 @@ impl<O: Outbox> Clerk<O> {
 
     /// Receives a complaint: it is decided later, and the decision goes to `reply_to`. A repeat
     /// does nothing.
-    pub(crate) fn receive_complaint(self: &Arc<Self>, complaint_id: Uuid, reply_to: O::Address) {
+    pub(crate) fn receive_complaint(self: &Arc<Self>, complaint: Complaint, reply_to: O::Address) {
+        let complaint_id = complaint.id;
         {
             let mut book = self.book();
             if book.complaints.contains_key(&complaint_id) {
@@ -410,10 +497,11 @@ impl<O: Outbox> Clerk<O> {
         tracing::info!(authority = %self.authority, %complaint_id, "complaint received");
         let clerk = self.clone();
         self.tasks
-            .spawn(async move { clerk.decide_complaint(complaint_id, reply_to).await });
+            .spawn(async move { clerk.decide_complaint(complaint, reply_to).await });
     }
 
-    async fn decide_complaint(&self, complaint_id: Uuid, to: O::Address) {
+    async fn decide_complaint(&self, complaint: Complaint, to: O::Address) {
+        let (complaint_id, verdict) = (complaint.id, complaint.verdict);
         if !self.wait(self.pace.complaint_decide_after).await {
             return;
         }
@@ -421,15 +509,25 @@ impl<O: Outbox> Clerk<O> {
             let mut book = self.book();
             match book.complaints.get_mut(&complaint_id) {
                 Some(state) if *state == ComplaintState::Received => {
-                    *state = ComplaintState::Decided;
+                    *state = ComplaintState::Decided(verdict);
                 }
                 _ => return,
             }
         }
-        tracing::info!(authority = %self.authority, %complaint_id, "complaint decided");
+        tracing::info!(
+            authority = %self.authority,
+            %complaint_id,
+            verdict = verdict.name(),
+            "complaint decided"
+        );
+        let document = match verdict {
+            ComplaintVerdict::Upheld => "the complaint is founded; the case is revised",
+            ComplaintVerdict::Dismissed => "the decision stands",
+        };
         let answer = Answer::ComplaintDecided {
             complaint_id,
-            document: format!("Decision on complaint {complaint_id}: the decision stands."),
+            verdict,
+            document: format!("Decision on complaint {complaint_id}: {document}."),
             decided_at: Utc::now(),
         };
         self.deliver(&to, answer).await;
@@ -441,7 +539,7 @@ impl<O: Outbox> Clerk<O> {
             let mut book = self.book();
             let state = book.complaints.get_mut(&complaint_id)?;
             match state {
-                ComplaintState::Decided => false,
+                ComplaintState::Decided(_) => false,
                 ComplaintState::Received | ComplaintState::Withdrawn => {
                     *state = ComplaintState::Withdrawn;
                     true
@@ -590,7 +688,7 @@ mod tests {
         assert_eq!(clerk.withdraw(application.id), Some(true));
         assert_eq!(clerk.withdraw(application.id), Some(true), "again the same");
         let complaint = Uuid::new_v4();
-        clerk.receive_complaint(complaint, ());
+        clerk.receive_complaint(Complaint::new(complaint, "no", Some("inaction")), ());
         assert_eq!(clerk.withdraw_complaint(complaint), Some(true));
         clerk.tasks.close();
         clerk.tasks.wait().await;
@@ -601,5 +699,91 @@ mod tests {
         );
         assert_eq!(clerk.withdraw(Uuid::new_v4()), None);
         assert_eq!(clerk.withdraw_complaint(Uuid::new_v4()), None);
+    }
+
+    #[test]
+    fn a_marker_in_the_text_decides_a_complaint_else_its_kind() {
+        use ComplaintVerdict::{Dismissed, Upheld};
+        assert_eq!(Complaint::verdict("wrong flat", None), Dismissed);
+        assert_eq!(
+            Complaint::verdict("wrong flat", Some("decision")),
+            Dismissed
+        );
+        assert_eq!(Complaint::verdict("no decision", Some("inaction")), Upheld);
+        let upheld = format!("wrong flat {UPHELD_MARKER}");
+        assert_eq!(Complaint::verdict(&upheld, Some("decision")), Upheld);
+        let dismissed = format!("no decision {DISMISSED_MARKER}");
+        assert_eq!(Complaint::verdict(&dismissed, Some("inaction")), Dismissed);
+        let both = format!("{DISMISSED_MARKER} {UPHELD_MARKER}");
+        assert_eq!(Complaint::verdict(&both, None), Upheld, "upheld first");
+    }
+
+    #[tokio::test]
+    async fn complaints_are_decided_by_the_rule_and_say_so() {
+        let (clerk, mut answers) = clerk(Duration::from_millis(10));
+        let cases = [
+            (
+                Complaint::new(Uuid::new_v4(), "late", Some("inaction")),
+                "upheld",
+            ),
+            (
+                Complaint::new(Uuid::new_v4(), "wrong", Some("decision")),
+                "dismissed",
+            ),
+            (
+                Complaint::new(Uuid::new_v4(), UPHELD_MARKER, None),
+                "upheld",
+            ),
+        ];
+        for (complaint, _) in cases {
+            clerk.receive_complaint(complaint, ());
+        }
+        for _ in cases {
+            let answer = answers.recv().await.expect("a decision");
+            assert_eq!(answer.message_type(), "authority.complaint_decided.v1");
+            let (complaint, verdict) = cases
+                .iter()
+                .find(|(c, _)| c.id == answer.about())
+                .expect("one of the complaints");
+            assert_eq!(answer.to_json()["verdict"], *verdict);
+            assert_eq!(
+                clerk.complaint(complaint.id).map(ComplaintState::name),
+                Some("decided")
+            );
+            assert_eq!(
+                clerk.complaint(complaint.id),
+                Some(ComplaintState::Decided(complaint.verdict))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_application_is_decided_only_after_the_persons_answer() {
+        let (clerk, mut answers) = clerk(Duration::from_millis(10));
+        let application = Application::new(Uuid::new_v4(), &Map::new())
+            .marked(&[INFO_REQUEST_ATTACHMENT, IDLE_ATTACHMENT]);
+        assert!(application.idle && application.info_request);
+        clerk.register(application);
+        clerk.take_up(application.id, ());
+        let asked = answers.recv().await.expect("the info request");
+        assert_eq!(asked.message_type(), "authority.info_requested.v1");
+        // Many times its pace: still undecided.
+        let quiet = tokio::time::timeout(Duration::from_millis(200), answers.recv()).await;
+        assert!(quiet.is_err(), "decided before the answer: {quiet:?}");
+        assert_eq!(
+            clerk.application(application.id).map(|c| c.state),
+            Some(State::Registered)
+        );
+        assert_eq!(clerk.info_provided(application.id, "2026-12-31"), Some(()));
+        let decided = answers.recv().await.expect("the decision");
+        assert_eq!(decided.to_json()["verdict"], "granted");
+        // Without an information request it is never decided; a withdrawal ends its work.
+        let idle = Application::new(Uuid::new_v4(), &Map::new()).marked(&[IDLE_ATTACHMENT]);
+        clerk.register(idle);
+        clerk.take_up(idle.id, ());
+        assert_eq!(clerk.withdraw(idle.id), Some(true));
+        clerk.tasks.close();
+        clerk.tasks.wait().await;
+        assert!(answers.try_recv().is_err(), "nothing for the withdrawn one");
     }
 }

@@ -30,7 +30,10 @@ pub mod authority;
 mod backoffice;
 mod clerk;
 pub mod decision_signing;
-pub use clerk::{INFO_PERIOD_WORKING_DAYS, INFO_REQUEST_ATTACHMENT, REFUSAL_ATTACHMENT};
+pub use clerk::{
+    DISMISSED_MARKER, IDLE_ATTACHMENT, INFO_PERIOD_WORKING_DAYS, INFO_REQUEST_ATTACHMENT,
+    REFUSAL_ATTACHMENT, UPHELD_MARKER,
+};
 mod email;
 mod erip;
 mod error;

@@ -602,3 +602,48 @@ async fn stopping_ends_the_retries_of_a_callback_the_hub_never_takes() {
     h.hub.wait_for(2).await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_complaint_of_inaction_is_upheld_and_a_marked_one_dismissed() {
+    let h = Harness::start().await;
+    let (inaction, marked) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, text) in [
+        (inaction, "No decision within the term.".to_owned()),
+        (
+            marked,
+            format!("No decision. {}", simulators::DISMISSED_MARKER),
+        ),
+    ] {
+        let body = json!({
+            "complaint_id": id, "application_id": Uuid::new_v4(),
+            "application_number": "A-2026-000001", "text": text, "kind": "inaction",
+            "subordinate": "tax-ministry",
+        });
+        let path = format!("complaints/{id}");
+        let answer = json_of(
+            h.call(
+                Method::PUT,
+                &path,
+                body.to_string().as_bytes(),
+                Some(&h.hub.callback),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(answer, (StatusCode::ACCEPTED, json!({})));
+    }
+    let received = h.hub.wait_for(2).await;
+    for (id, verdict) in [(inaction, "upheld"), (marked, "dismissed")] {
+        let decision = received
+            .iter()
+            .map(Received::json)
+            .find(|b| b["complaint_id"] == json!(id))
+            .expect("a decision on each");
+        assert_eq!(decision["verdict"], verdict, "{decision}");
+        assert_eq!(
+            h.inspect("complaints", id).await.1,
+            json!({"state": "decided", "verdict": verdict})
+        );
+    }
+    h.stop().await;
+}

@@ -81,6 +81,36 @@ async fn a_complaint_is_heard_and_decided_by_the_authority_that_decided() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_the_authority_upholds_reaches_the_portal_upheld() {
+    let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
+    portal.start_authority(FREE_AUTHORITY, Duration::from_millis(200));
+    let application_id = decided_application(&portal, &session).await;
+    // The simulated clerk upholds a complaint whose text carries the marker.
+    let c = SubmitComplaint {
+        text: format!("March is missing. {}", simulators::UPHELD_MARKER),
+        ..complaint(application_id, &session)
+    };
+    let id = c.complaint_id.to_string();
+    portal.env.send(&c).await;
+    let accepted: ComplaintAccepted = portal.event(&id).await;
+    assert_eq!(accepted.authority, FREE_AUTHORITY);
+    let decided: ComplaintDecided = portal.event(&id).await;
+    assert_eq!(decided.verdict, ComplaintVerdict::Upheld);
+    assert!(decided.document.contains(&id), "{}", decided.document);
+    let state: serde_json::Value = sqlx::query_scalar("SELECT state FROM sagas WHERE id = $1")
+        .bind(ComplaintSaga::key(c.complaint_id).id)
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("saga");
+    assert_eq!(
+        state["stage"],
+        json!({"stage": "decided", "verdict": "upheld"})
+    );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complaint_against_an_undecided_application_is_rejected() {
     let mut portal = Portal::start().await;
     let (_, session) = portal.eds_session(0).await;

@@ -8,10 +8,10 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use contracts::cabinet::SessionToken;
 use contracts::procedure::{
-    ApplicationAccepted, ApplicationOverdue, ApplicationRegistered, ApplicationRejected,
-    ComplaintAccepted, ComplaintDecided, ComplaintKind, ComplaintRejectReason, ComplaintRejected,
-    ComplaintVerdict, Delivery, InfoProvided, InfoRequested, ProcedureRejectReason, ProvideInfo,
-    SubmitApplication, SubmitComplaint,
+    ApplicationAccepted, ApplicationDecided, ApplicationOverdue, ApplicationRegistered,
+    ApplicationRejected, ComplaintAccepted, ComplaintDecided, ComplaintKind, ComplaintRejectReason,
+    ComplaintRejected, ComplaintVerdict, Delivery, InfoProvided, InfoRequested,
+    ProcedureRejectReason, ProvideInfo, SubmitApplication, SubmitComplaint, Verdict,
 };
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
@@ -297,13 +297,31 @@ async fn the_person_is_told_when_the_term_passes_and_the_superior_hears_the_inac
     portal.env.send(&theirs).await;
     let refused: ComplaintRejected = portal.event(&theirs.complaint_id.to_string()).await;
     assert_eq!(refused.reason, ComplaintRejectReason::NotTheApplicant);
-    // The applicant's complaint goes to the superior, which decides it as its own broker user.
+    // The applicant's complaint goes to the superior, which decides it as its own broker user:
+    // the inaction is a fact (the term passed undecided), so the complaint is upheld, and the
+    // portal is told so.
     let complaint = inaction(id, &session);
     portal.env.send(&complaint).await;
     let heard: ComplaintAccepted = portal.event(&complaint.complaint_id.to_string()).await;
     assert_eq!(heard.authority, "mintrud");
     let decided: ComplaintDecided = portal.event(&complaint.complaint_id.to_string()).await;
-    assert_eq!(decided.verdict, ComplaintVerdict::Dismissed);
+    assert_eq!(decided.verdict, ComplaintVerdict::Upheld);
+    assert!(
+        decided
+            .document
+            .contains(&complaint.complaint_id.to_string()),
+        "{}",
+        decided.document
+    );
+    let (complaint_state,): (Value,) = sqlx::query_as("SELECT state FROM sagas WHERE id = $1")
+        .bind(hub_portal::procedures::complaint::ComplaintSaga::key(complaint.complaint_id).id)
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("the complaint's saga");
+    assert_eq!(
+        complaint_state["stage"]["verdict"], "upheld",
+        "{complaint_state}"
+    );
     portal.stop().await;
 }
 
@@ -363,5 +381,45 @@ async fn an_http_back_office_gets_the_persons_answer_through_the_bridge() {
         record["decision_due_after_info"],
         provided.decision_due.to_string()
     );
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authority_that_waits_for_the_answer_decides_after_it() {
+    let mut portal = Portal::start().await;
+    let (_, session) = portal.eds_session(0).await;
+    // A quick clerk, which for this application waits for the person's answer before its pace.
+    portal.start_authority(FREE_AUTHORITY, Duration::from_millis(100));
+    let app = submit(
+        &session,
+        vec![
+            simulators::INFO_REQUEST_ATTACHMENT.into(),
+            simulators::IDLE_ATTACHMENT.into(),
+        ],
+        Delivery::Cabinet,
+    );
+    let id = app.application_id;
+    portal.env.send(&app).await;
+    let registered: ApplicationRegistered = portal.event(&id.to_string()).await;
+    let _: InfoRequested = portal.event(&id.to_string()).await;
+    // Ten times the clerk's pace, and still undecided: it waits for the person. (A quiet
+    // window, as there is no event to wait for when nothing may happen.)
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        portal
+            .events_so_far::<ApplicationDecided>(&id.to_string())
+            .await,
+        0
+    );
+    assert_eq!(saga_state(&portal, id).await.0, "awaiting_info");
+    portal.env.send(&answer(id, &session)).await;
+    let provided: InfoProvided = portal.event(&id.to_string()).await;
+    assert_eq!(
+        provided.decision_due, registered.decision_due,
+        "answered at once"
+    );
+    let decided: ApplicationDecided = portal.event(&id.to_string()).await;
+    assert_eq!(decided.verdict, Verdict::Granted);
+    assert_eq!(saga_state(&portal, id).await.0, "decided");
     portal.stop().await;
 }

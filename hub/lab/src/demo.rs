@@ -28,6 +28,7 @@ use hub_runtime::config::HubConfig;
 
 mod accounts;
 mod outage;
+mod person_side;
 pub(crate) mod procedures;
 mod registration;
 
@@ -71,6 +72,9 @@ pub struct Report {
     pub signed_decisions: BTreeMap<String, usize>,
     /// The signer the cabinet was shown (name, organisation, certificate serial).
     pub decision_signer: Option<String>,
+    /// What the lab did to the clock for the journeys of the person's side (an information
+    /// request dated back, a term's end brought forward), one line each.
+    pub clock: Vec<String>,
     /// Why the journeys at authorities on the bus were left out, when they were.
     pub procedures_on_bus_skipped: Option<String>,
     /// Median time from an application for a procedure to its outcome, ms.
@@ -164,9 +168,22 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         .filter(|(_, r)| matches!(r, Ok((Expect::Issued, _))))
         .map(|(s, _)| s.application.person.identification_number.clone())
         .collect();
-    let procedures = acts
+    let mut procedures = acts
         .procedures(holders.clone(), bus_skipped.is_none())
         .await?;
+    // The person's side, where the lab moves the clock on the stage's database.
+    let mut clock = Vec::new();
+    if bus_skipped.is_none() {
+        let pool = stage.pool(2).await?;
+        for (journey, played) in acts.person_side(holders.clone(), &pool).await? {
+            let played = played.map(|((outcome, moved), took)| {
+                clock.push(moved);
+                (outcome, took)
+            });
+            procedures.push((journey, played));
+        }
+        pool.close().await;
+    }
     // Alone, as the authority's fault switch would touch other journeys' decisions.
     let signed = match (&bus_skipped, holders.first(), officials.get("fszn")) {
         (None, Some(holder), Some(fszn)) => Some(acts.play.signed_decisions(holder, fszn).await),
@@ -190,6 +207,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
     let mut report = Report::new(outage, bus_skipped);
     report.count_issuance(&issued);
     report.count_procedures(&procedures);
+    report.clock = clock;
     report.count_signed(signed);
     report.count_outage();
     report.count_registrations(&registrations);
@@ -308,6 +326,32 @@ impl Acts {
         Ok(played)
     }
 
+    /// The person's side of a procedure (issue 17): one journey of
+    /// [`procedures::Journey::PERSON_SIDE`] per holder, the lab moving the clock in `pool`.
+    async fn person_side(
+        &self,
+        holders: Vec<String>,
+        pool: &sqlx::PgPool,
+    ) -> anyhow::Result<Vec<(procedures::Journey, Played<(String, String)>)>> {
+        let progress = Progress::new(procedures::Journey::PERSON_SIDE.len()).named("person side");
+        let played = self
+            .all(
+                procedures::Journey::PERSON_SIDE.into_iter().zip(holders),
+                &progress,
+                |play, (journey, identifier)| {
+                    let pool = pool.clone();
+                    async move {
+                        let started = Instant::now();
+                        let r = play.person_side(journey, &identifier, &pool).await;
+                        (journey, r.map(|outcome| (outcome, started.elapsed())))
+                    }
+                },
+            )
+            .await?;
+        progress.finish();
+        Ok(played)
+    }
+
     /// Fourth act: registration on the portal, by e-mail and by EDS.
     async fn registrations(
         &self,
@@ -392,6 +436,7 @@ impl Report {
             procedures: BTreeMap::new(),
             signed_decisions: BTreeMap::new(),
             decision_signer: None,
+            clock: Vec::new(),
             procedures_on_bus_skipped,
             procedure_p50_ms: 0,
             registrations: BTreeMap::new(),
@@ -548,7 +593,8 @@ fn start_bus_authorities(
     };
     let vhost = broker::vhost(&config.amqp_url);
     let mut configs = Vec::new();
-    for id in procedures::QUEUE_AUTHORITIES {
+    let superior = [person_side::FSZN_SUPERIOR];
+    for id in procedures::QUEUE_AUTHORITIES.into_iter().chain(superior) {
         let Some(user) = catalogue.authority(id).and_then(|a| a.broker_user()) else {
             return Some(format!(
                 "{id} is not an authority on the bus in the catalogue"
@@ -912,6 +958,9 @@ pub fn table(r: &Report) -> String {
     let mut out = String::new();
     for (k, v) in rows {
         out.push_str(&format!("{k:<w$}  {v:>8}\n"));
+    }
+    for moved in &r.clock {
+        out.push_str(&format!("  ({moved})\n"));
     }
     if let Some(signer) = &r.decision_signer {
         out.push_str(&format!("  (the decision was shown signed by {signer})\n"));

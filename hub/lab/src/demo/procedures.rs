@@ -18,7 +18,9 @@ use uuid::Uuid;
 use super::Play;
 use simulators::decision_signing::{DecisionSigning, SigningFault};
 
-/// The authorities on the bus the journeys use: the demo runs their back-office simulators.
+/// The authorities on the bus the journeys use: the demo runs their back-office simulators
+/// (and that of FSZN's superior body, [`super::person_side::FSZN_SUPERIOR`], which decides
+/// complaints only).
 pub(super) const QUEUE_AUTHORITIES: [&str; 2] = ["fszn", "minsk-civil-registry"];
 
 /// What a person does on the portal.
@@ -44,10 +46,20 @@ pub(crate) enum Journey {
     ShortPayment,
     /// A paid application withdrawn, then paid anyway: the late payment is due back.
     LatePayment,
+    /// The person's side ([`super::person_side`]): FSZN asks for information, the person
+    /// answers after some working days, the term moves by them, FSZN decides.
+    InfoAnswered,
+    /// The person's side: FSZN lets the term pass; the person is told, complains of the
+    /// inaction, and FSZN's superior body upholds the complaint.
+    OverdueInaction,
 }
 
 impl Journey {
-    /// Every journey, in the order the demo deals them out.
+    /// The journeys of the person's side, played alone, with the lab moving the clock.
+    pub(crate) const PERSON_SIDE: [Journey; 2] = [Journey::InfoAnswered, Journey::OverdueInaction];
+
+    /// Every journey dealt to the new holders, in the order the demo deals them out (not those
+    /// of [`Self::PERSON_SIDE`]).
     const ALL: [Journey; 10] = [
         Journey::FreeOverHttp,
         Journey::ShortPayment,
@@ -70,6 +82,8 @@ impl Journey {
                 | Journey::Withdrawn
                 | Journey::ShortPayment
                 | Journey::LatePayment
+                | Journey::InfoAnswered
+                | Journey::OverdueInaction
         )
     }
 
@@ -84,6 +98,10 @@ impl Journey {
             Journey::Complaint => "complaint dismissed",
             Journey::ShortPayment => "granted after a short payment completed",
             Journey::LatePayment => "late payment due back (withdrawn)",
+            Journey::InfoAnswered => {
+                "information given, term moved by the working days waited, granted"
+            }
+            Journey::OverdueInaction => "overdue, inaction complaint upheld by the superior body",
         }
     }
 
@@ -102,7 +120,7 @@ impl Journey {
 fn application(journey: Journey, session: &SessionToken) -> SubmitApplication {
     // The level each journey's login is meant to have (the session's decides).
     let (code, form, _level) = match journey {
-        Journey::FreeOnBus => (
+        Journey::FreeOnBus | Journey::InfoAnswered | Journey::OverdueInaction => (
             "2.19",
             json!({"period_from": "2026-01-01", "period_to": "2026-06-30", "purpose": "bank"}),
             AssuranceLevel::Substantial,
