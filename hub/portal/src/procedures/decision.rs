@@ -267,7 +267,7 @@ pub fn check_signed_by(
     signature: &[u8],
 ) -> CheckOutcome {
     let authority = m.authority_id();
-    if cert.organization.as_deref() != Some(authority.as_str()) {
+    if cert.organization.as_deref() != Some(authority) {
         return CheckOutcome::Refused {
             reason: DecisionRefusalReason::WrongAuthority,
             detail: format!(
