@@ -119,28 +119,29 @@ impl BackOffice {
     fn signing(&self, authority: &str) -> Option<Arc<DecisionSigning>> {
         let tokens = self.deps.key_tokens.as_ref()?;
         let mut signers = self.signers.lock().unwrap_or_else(PoisonError::into_inner);
-        let signing = signers.entry(authority.to_owned()).or_insert_with(|| {
-            match DecisionSigning::in_process(tokens, authority) {
-                Ok(signing) => {
-                    tracing::info!(
-                        simulator = %self.ctx.kind,
-                        %authority,
-                        serial = %signing.serial,
-                        "the authority's official signs its decisions"
-                    );
-                    Some(Arc::new(signing))
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        simulator = %self.ctx.kind,
-                        %authority,
-                        error = %e,
-                        "no official's certificate: the authority decides unsigned"
-                    );
-                    None
-                }
-            }
-        });
+        let signing =
+            signers.entry(authority.to_owned()).or_insert_with(
+                || match DecisionSigning::in_process(tokens, authority) {
+                    Ok(signing) => {
+                        tracing::info!(
+                            simulator = %self.ctx.kind,
+                            %authority,
+                            serial = %signing.serial,
+                            "the authority's official signs its decisions"
+                        );
+                        Some(Arc::new(signing))
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            simulator = %self.ctx.kind,
+                            %authority,
+                            error = %e,
+                            "no official's certificate: the authority decides unsigned"
+                        );
+                        None
+                    }
+                },
+            );
         signing.clone()
     }
 

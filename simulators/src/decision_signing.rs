@@ -67,7 +67,10 @@ pub struct ComplaintRefusal {
 #[derive(Debug)]
 enum KeyToken {
     /// At the GosSUOK simulator, reached over HTTP.
-    Http { gossuok_url: Url, http: reqwest::Client },
+    Http {
+        gossuok_url: Url,
+        http: reqwest::Client,
+    },
     /// At the GosSUOK simulator of this process.
     InProcess(KeyTokens),
 }
@@ -124,7 +127,12 @@ impl DecisionSigning {
             gossuok_url: gossuok_url.clone(),
             http: http.clone(),
         };
-        Ok(Self::with(key, issued.serial, issued.certificate, issued.chain))
+        Ok(Self::with(
+            key,
+            issued.serial,
+            issued.certificate,
+            issued.chain,
+        ))
     }
 
     /// A certificate for `organization` (an authority's catalogue id) from the GosSUOK
@@ -134,7 +142,12 @@ impl DecisionSigning {
     pub fn in_process(tokens: &KeyTokens, organization: &str) -> anyhow::Result<DecisionSigning> {
         let issued = tokens.issue_official(organization)?;
         let key = KeyToken::InProcess(tokens.clone());
-        Ok(Self::with(key, issued.serial, issued.certificate, issued.chain))
+        Ok(Self::with(
+            key,
+            issued.serial,
+            issued.certificate,
+            issued.chain,
+        ))
     }
 
     fn with(key: KeyToken, serial: String, certificate: String, chain: Vec<String>) -> Self {
@@ -381,13 +394,21 @@ mod tests {
     /// Whether `body`'s signature verifies over `bytes` under the certificate it carries.
     fn verifies(body: &Value, bytes: &str) -> bool {
         let der = BASE64
-            .decode(body["signature"]["certificate"].as_str().expect("a certificate"))
+            .decode(
+                body["signature"]["certificate"]
+                    .as_str()
+                    .expect("a certificate"),
+            )
             .expect("base64");
         let cert = Certificate::from_der(&der).expect("a certificate");
         let spki = &cert.tbs_certificate.subject_public_key_info;
         let key = verifying_key_from_stb(spki.subject_public_key.raw_bytes()).expect("a key");
         let signature = BASE64
-            .decode(body["signature"]["signature"].as_str().expect("a signature"))
+            .decode(
+                body["signature"]["signature"]
+                    .as_str()
+                    .expect("a signature"),
+            )
             .expect("base64");
         let signature = Signature::from_slice(&signature).expect("a bign signature");
         key.verify(bytes.as_bytes(), &signature).is_ok()

@@ -19,9 +19,9 @@ use contracts::procedure::{
 };
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
+use hub_portal::procedures::saga::UnsignedDecisions;
 use serde_json::json;
 use simulators::SimKind;
-use hub_portal::procedures::saga::UnsignedDecisions;
 use simulators::decision_signing::{ComplaintRefusal, DecisionSigning, Refusal, SigningFault};
 use uuid::Uuid;
 
@@ -373,7 +373,9 @@ async fn an_http_back_offices_own_decisions_arrive_signed_while_the_hub_refuses_
     let c = complaint(id, &session);
     portal.env.send(&c).await;
     let decided: ComplaintDecided = portal.event(&c.complaint_id.to_string()).await;
-    let signed = decided.signed.expect("the signed decision on the complaint");
+    let signed = decided
+        .signed
+        .expect("the signed decision on the complaint");
     assert_eq!(signed.signer.organization, TAX);
     assert_eq!(signed.document.complaint_id, c.complaint_id);
     assert_eq!(signed.document.text, decided.document);
@@ -409,12 +411,16 @@ async fn complaint_refused(
     let id = c.complaint_id;
     portal.env.send(&c).await;
     let _: ComplaintAccepted = portal.event(&id.to_string()).await;
-    let refusal = wait_until(WAIT, "the hub's refusal of the complaint decision", || async {
-        signing
-            .complaint_refusals()
-            .into_iter()
-            .find(|r| r.complaint_id == id)
-    })
+    let refusal = wait_until(
+        WAIT,
+        "the hub's refusal of the complaint decision",
+        || async {
+            signing
+                .complaint_refusals()
+                .into_iter()
+                .find(|r| r.complaint_id == id)
+        },
+    )
     .await;
     // The refusal is the transition that would have decided it: the complaint did not move.
     assert_eq!(
@@ -446,7 +452,9 @@ async fn only_a_properly_signed_complaint_decision_reaches_the_portal_with_its_s
     let c = complaint(app.application_id, &session);
     portal.env.send(&c).await;
     let decided: ComplaintDecided = portal.event(&c.complaint_id.to_string()).await;
-    let signed = decided.signed.expect("the signed decision on the complaint");
+    let signed = decided
+        .signed
+        .expect("the signed decision on the complaint");
     assert_eq!(signed.signer.certificate_serial, signing.serial);
     assert_eq!(signed.signer.organization, FREE_AUTHORITY);
     assert_eq!(signed.document.complaint_id, c.complaint_id);

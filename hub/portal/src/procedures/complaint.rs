@@ -203,7 +203,7 @@ pub enum ComplaintInput {
     /// From the authority, unsigned.
     Decided(AuthorityComplaintDecided),
     /// From the decision gate: a signed decision and what the gate found of it.
-    DecisionChecked(ComplaintDecisionChecked),
+    DecisionChecked(Box<ComplaintDecisionChecked>),
     /// From the authority.
     WithdrawalAnswered(AuthorityComplaintWithdrawalAnswered),
 }
@@ -238,7 +238,7 @@ impl Saga for ComplaintSaga {
             let m: ComplaintDecisionChecked = decode(t, b)?;
             (
                 Self::key(m.decided.complaint_id),
-                ComplaintInput::DecisionChecked(m),
+                ComplaintInput::DecisionChecked(Box::new(m)),
             )
         } else if AuthorityComplaintDecided::TYPE.matches(t) {
             let m: AuthorityComplaintDecided = decode(t, b)?;
@@ -311,9 +311,7 @@ impl Saga for ComplaintSaga {
             // The decision wins over a withdrawal the authority has not answered yet: it
             // decided first, and will refuse the withdrawal.
             (S::AtAuthority | S::Withdrawing, I::Decided(d)) => match self.unsigned_decisions {
-                UnsignedDecisions::Accept => {
-                    decided(s, d.verdict, &d.document, d.decided_at, None)
-                }
+                UnsignedDecisions::Accept => decided(s, d.verdict, &d.document, d.decided_at, None),
                 UnsignedDecisions::Refuse => self.refuse_decision(
                     s,
                     String::new(),
@@ -323,9 +321,7 @@ impl Saga for ComplaintSaga {
                         .to_owned(),
                 ),
             },
-            (S::AtAuthority | S::Withdrawing, I::DecisionChecked(c)) => {
-                self.decision_checked(s, c)
-            }
+            (S::AtAuthority | S::Withdrawing, I::DecisionChecked(c)) => self.decision_checked(s, c),
             (S::AtAuthority, I::Withdraw(_)) => Ok(with_stage(s, S::Withdrawing).send(
                 Command::new(&AuthorityComplaintWithdrawal {
                     complaint_id: s.complaint_id,
@@ -892,7 +888,10 @@ mod tests {
             Some("ns.authority.fszn")
         );
         assert_eq!(unsigned.state, at, "the complaint keeps waiting");
-        run.saga = run.saga.clone().with_unsigned_decisions(UnsignedDecisions::Accept);
+        run.saga = run
+            .saga
+            .clone()
+            .with_unsigned_decisions(UnsignedDecisions::Accept);
         let ok = run.step(Some(&at), decided()).expect("the owner decides");
         assert_eq!(sent(&ok), ["complaint.decided.v1"]);
         assert_eq!(run.saga.state_name(&ok.state), "decided");
@@ -902,7 +901,7 @@ mod tests {
         use contracts::procedure::{
             AuthorityComplaintDecidedSigned, ComplaintDecisionDocument, DecisionSignature,
         };
-        ComplaintInput::DecisionChecked(ComplaintDecisionChecked {
+        ComplaintInput::DecisionChecked(Box::new(ComplaintDecisionChecked {
             decided: AuthorityComplaintDecidedSigned {
                 complaint_id: Uuid::from_u128(2),
                 document: ComplaintDecisionDocument {
@@ -922,7 +921,7 @@ mod tests {
             },
             sender: sender.map(str::to_owned),
             check,
-        })
+        }))
     }
 
     #[test]
@@ -939,7 +938,10 @@ mod tests {
             },
         };
         let ok = run
-            .step(Some(&at), checked("fszn", verified(), Some("authority-fszn")))
+            .step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-fszn")),
+            )
             .expect("decided");
         assert_eq!(sent(&ok), ["complaint.decided.v1"]);
         let told: ComplaintDecided = serde_json::from_slice(&ok.commands[0].body).expect("body");
@@ -964,15 +966,21 @@ mod tests {
         assert_eq!(refused.state, at);
         // Signed for another body: refused as not the hearing body's.
         let other = run
-            .step(Some(&at), checked("mintrud", verified(), Some("authority-fszn")))
+            .step(
+                Some(&at),
+                checked("mintrud", verified(), Some("authority-fszn")),
+            )
             .expect("refused");
         let r: AuthorityComplaintDecisionRefused =
             serde_json::from_slice(&other.commands[0].body).expect("body");
         assert_eq!(r.reason, DecisionRefusalReason::WrongAuthority);
         // Forwarded for another body's broker user: not taken at all.
         assert!(
-            run.step(Some(&at), checked("fszn", verified(), Some("authority-mintrud")))
-                .is_err()
+            run.step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-mintrud"))
+            )
+            .is_err()
         );
     }
 

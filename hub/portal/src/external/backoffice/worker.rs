@@ -16,11 +16,10 @@
 use adapters::Failure;
 use adapters::backoffice::BackOfficeClient;
 use contracts::procedure::{
-    AuthorityApplication, AuthorityComplaint, AuthorityComplaintWithdrawal,
-    AuthorityComplaintDecisionRefused, AuthorityComplaintWithdrawalAnswered,
-    AuthorityDecisionRefused, AuthorityInfoProvided,
-    AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
-    AuthorityWithdrawalAnswered,
+    AuthorityApplication, AuthorityComplaint, AuthorityComplaintDecisionRefused,
+    AuthorityComplaintWithdrawal, AuthorityComplaintWithdrawalAnswered, AuthorityDecisionRefused,
+    AuthorityInfoProvided, AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered,
+    AuthorityWithdrawal, AuthorityWithdrawalAnswered,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
