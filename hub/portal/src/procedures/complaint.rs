@@ -796,6 +796,32 @@ mod tests {
             decided_at: run.now,
         });
         assert!(run.step(Some(&accepted.state), decided).is_err());
+        // The superior body signs the decision: its certificate, not the subordinate's.
+        let signer = |organization: &str| CheckOutcome::Verified {
+            signer: contracts::procedure::DecisionSigner {
+                name: "Official".into(),
+                organization: organization.into(),
+                certificate_serial: "0b".into(),
+                issuer: "CN=RUC".into(),
+            },
+        };
+        let by_superior = checked("mintrud", signer("mintrud"), Some("authority-mintrud"));
+        let ok = run
+            .step(Some(&accepted.state), by_superior)
+            .expect("decided");
+        assert_eq!(sent(&ok), ["complaint.decided.v1"]);
+        let by_subordinate = checked("fszn", signer("fszn"), Some("authority-mintrud"));
+        let refused = run
+            .step(Some(&accepted.state), by_subordinate)
+            .expect("refused");
+        let r: AuthorityComplaintDecisionRefused =
+            serde_json::from_slice(&refused.commands[0].body).expect("body");
+        assert_eq!(r.reason, DecisionRefusalReason::WrongAuthority);
+        assert_eq!(
+            refused.commands[0].reply_to.as_deref(),
+            Some("ns.authority.mintrud"),
+            "the refusal goes to the body that heard it"
+        );
     }
 
     fn rejected(step: &Step<Complaint>) -> Option<ComplaintRejectReason> {
