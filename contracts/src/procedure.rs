@@ -1148,7 +1148,7 @@ impl Message for AuthorityComplaintDecided {
 /// receives, and what the hub verifies before they do. The deciding body is the authority that
 /// heard the complaint: the one that decided the application, or for a complaint of inaction
 /// its superior body. The signed bytes are [`ComplaintDecisionDocument::signed_bytes`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ComplaintDecisionDocument {
     /// The complaint decided.
     pub complaint_id: Uuid,
@@ -1226,7 +1226,7 @@ pub fn complaint_verdict_name(verdict: ComplaintVerdict) -> String {
 /// trusted roots, its revocation, and that it is the deciding body's: organizationName = the
 /// body's id) before it reaches the person; otherwise it answers
 /// `authority.complaint_decision_refused.v1` and the complaint keeps waiting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityComplaintDecidedSigned {
     /// The complaint (the same as the document's).
     pub complaint_id: Uuid,
@@ -1246,7 +1246,7 @@ impl Message for AuthorityComplaintDecidedSigned {
 /// `authority.complaint_decision_refused.v1`: to the body that decided the complaint; its
 /// decision did not reach the person, the complaint still waits for a properly signed one. The
 /// reasons are those of `authority.decision_refused.v1`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityComplaintDecisionRefused {
     /// The complaint.
     pub complaint_id: Uuid,
@@ -1263,7 +1263,7 @@ impl Message for AuthorityComplaintDecisionRefused {
 }
 
 /// A verified signed decision on a complaint, as the cabinet shows and keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SignedComplaintDecision {
     /// The document signed.
     pub document: ComplaintDecisionDocument,
