@@ -101,4 +101,6 @@ fn build(stem: &str) -> Value {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
 mod tests;

@@ -195,7 +195,7 @@ fn concrete(template: &str) -> String {
 }
 
 /// Starts every simulator on free ports; their base URLs by kind.
-async fn running(shutdown: &CancellationToken) -> BTreeMap<SimKind, url::Url> {
+pub(super) async fn running(shutdown: &CancellationToken) -> BTreeMap<SimKind, url::Url> {
     let mut config = SimConfig::ephemeral();
     config.population = 50;
     let email_smtp = StdListener::bind("127.0.0.1:0").expect("a free port");
