@@ -154,7 +154,8 @@ struct DecisionSignature {
     /// The signer's certificate, DER in base64.
     #[schema(content_encoding = "base64")]
     certificate: String,
-    /// Intermediate CA certificates, DER in base64, any order; may be empty.
+    /// Intermediate CA certificates, DER in base64, any order; may be empty or absent.
+    #[schema(nullable = false)]
     chain: Option<Vec<String>>,
 }
 

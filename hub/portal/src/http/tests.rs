@@ -297,3 +297,28 @@ fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
         .remove("verdict");
     assert!(!validator_of(&doc, "/components/schemas/AuthorityDecided").is_valid(&partial));
 }
+
+#[test]
+fn the_readiness_report_matches_its_schema() {
+    use hub_runtime::health::{Check, Report};
+    let doc = super::openapi();
+    let check = |ok: bool| Check {
+        ok,
+        detail: "seen".into(),
+    };
+    let report = Report {
+        status: "not_ready",
+        checks: [("broker", check(true)), ("database", check(false))]
+            .into_iter()
+            .collect(),
+        failing: vec!["database"],
+    };
+    let body = serde_json::to_value(&report).expect("JSON");
+    let readiness = validator_of(&doc, "/components/schemas/Readiness");
+    let errors: Vec<String> = readiness
+        .iter_errors(&body)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(!readiness.is_valid(&json!({"status": "maybe", "checks": {}, "failing": []})));
+}
