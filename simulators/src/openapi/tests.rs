@@ -167,6 +167,11 @@ async fn every_route_served_is_documented_and_every_documented_path_is_served() 
             .keys()
             .cloned()
             .collect();
+        // A route added without documentation is seen.
+        let extra = router
+            .clone()
+            .route("/sim/undocumented", axum::routing::get(|| async { "" }));
+        assert!(!documented.is_superset(&router_paths(&extra)), "{kind}");
         let undocumented: Vec<_> = served.difference(&documented).collect();
         let unserved: Vec<_> = documented.difference(&served).collect();
         assert!(
