@@ -43,6 +43,7 @@ mod idempotency;
 mod idnumber;
 mod msisdn;
 mod mvd;
+pub mod openapi;
 mod operators;
 mod server;
 pub mod tls;
