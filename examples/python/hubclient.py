@@ -161,10 +161,16 @@ class Party:
         self._seen_ids.add(properties.message_id)
         return Message(properties, body)
 
-    def wait_for(self, what, match, timeout=60):
-        """Waits up to `timeout` seconds for a heard message `match` accepts; returns it."""
+    def wait_for(self, what, match, timeout=60, give_up=lambda: None):
+        """Waits up to `timeout` seconds for a heard message `match` accepts; returns it.
+
+        `give_up` is asked at every poll: a reason it returns ends the wait with that reason.
+        """
         deadline = time.monotonic() + timeout
         while True:
+            reason = give_up()
+            if reason:
+                raise ContractError(f"{self.user}: no {what}: {reason}")
             for message in self.heard:
                 if match(message):
                     self.heard.remove(message)

@@ -86,8 +86,10 @@ def open_session(portal, identifier, temporary):
     return login["session_token"]
 
 
-def apply_and_hear_decision(portal, session, procedure, erip_url, token):
-    """Applies, pays if there is a fee, and waits for the signed decision."""
+def apply_and_hear_decision(portal, session, procedure, erip_url, authority):
+    """Applies, pays if there is a fee, and waits for the signed decision (or the hub's
+    refusal of it, which the authority hears)."""
+    token = authority.token
     code, form = procedure
     application_id = portal.submit(session, code, form)
     accepted = portal.event("procedure.accepted.v1", application_id)
@@ -99,7 +101,10 @@ def apply_and_hear_decision(portal, session, procedure, erip_url, token):
         step(f"portal: {code} paid {paid['amount_kopecks']} kopecks")
     registered = portal.event("procedure.registered.v1", application_id)
     step(f"portal: {code} registered as {registered['registration_number']}")
-    decided = portal.event("procedure.decided.v1", application_id)
+    refused = lambda: next(  # noqa: E731
+        (f"the hub refused the decision: {r['reason']}: {r['detail']}"
+         for r in authority.refusals if r["application_id"] == application_id), None)
+    decided = portal.event("procedure.decided.v1", application_id, give_up=refused)
     signer = (decided.get("signed") or {}).get("signer") or {}
     assert decided["verdict"] == "granted", f"decision: {decided}"
     assert signer.get("certificate_serial") == token.serial, f"signer: {signer}"
@@ -140,7 +145,7 @@ def main():
         identifier, temporary = issue_identifier(desk, person, phone, sms_url)
         session = open_session(portal, identifier, temporary)
         for procedure in (FREE, PAID):
-            apply_and_hear_decision(portal, session, procedure, erip_url, token)
+            apply_and_hear_decision(portal, session, procedure, erip_url, authority.authority)
     finally:
         authority.stop.set()
         authority.join(30)

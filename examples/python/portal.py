@@ -54,13 +54,15 @@ class Portal(Party):
         self.publish("procedure.submit.v1", body)
         return application_id
 
-    def event(self, message_type, application_id, timeout=60):
-        """Waits for event `message_type` about the application; a rejection fails."""
+    def event(self, message_type, application_id, timeout=60, give_up=lambda: None):
+        """Waits for event `message_type` about the application; a rejection fails, and so
+        does a reason `give_up` returns (see Party.wait_for)."""
         message = self.wait_for(
             f"{message_type} for {application_id}",
             lambda m: m.body.get("application_id") == application_id
             and m.type in (message_type, "procedure.rejected.v1"),
             timeout,
+            give_up,
         )
         if message.type != message_type:
             raise ContractError(f"application {application_id} rejected: {message.body}")
