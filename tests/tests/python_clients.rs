@@ -110,7 +110,10 @@ async fn stage() -> (Portal, Vec<(String, String)>) {
         ("HUB_NAMESPACE", portal.env.config.namespace.to_string()),
         ("DESK_AMQP_URL", url_as(&amqp, &desk_user).to_string()),
         ("PORTAL_AMQP_URL", url_as(&amqp, portal_user).to_string()),
-        ("AUTHORITY_AMQP_URL", url_as(&amqp, &authority_user).to_string()),
+        (
+            "AUTHORITY_AMQP_URL",
+            url_as(&amqp, &authority_user).to_string(),
+        ),
         ("DESK_ID", DESK.to_owned()),
         ("AUTHORITY_ID", AUTHORITY.to_owned()),
         ("SIM_MVD_URL", sim(SimKind::Mvd)),
@@ -150,8 +153,7 @@ async fn script(script: &str, env: &[(String, String)]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_desk_portal_and_authority_play_a_whole_journey_from_the_published_contracts()
-{
+async fn the_python_desk_portal_and_authority_play_a_whole_journey_from_the_published_contracts() {
     let (mut portal, env) = stage().await;
     let out = script("journey.py", &env).await;
     assert!(
@@ -177,14 +179,16 @@ async fn a_python_desk_sending_a_portal_type_is_dead_lettered_not_answered() {
         .and_then(|id| Uuid::parse_str(id.trim()).ok())
         .unwrap_or_else(|| panic!("the hostile message's id in:\n{out}"));
     let pool = &portal.env.pool;
-    let (queue, error): (String, String) = wait_until(WAIT, "the hostile message's dead letter", || async {
-        sqlx::query_as("SELECT queue, error FROM dead_letters WHERE message_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .expect("dead letters")
-    })
-    .await;
+    let (queue, error): (String, String) =
+        wait_until(WAIT, "the hostile message's dead letter", || async {
+            sqlx::query_as("SELECT queue, error FROM dead_letters WHERE message_id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .expect("dead letters")
+        })
+        .await;
+    println!("dead letter on {queue}: {error}");
     let user = hub_portal::agency::desk_user(DESK);
     assert_eq!(queue, "cabinet", "{error}");
     assert!(
@@ -205,4 +209,31 @@ async fn a_python_desk_sending_a_portal_type_is_dead_lettered_not_answered() {
     let desk = Observer::attach(&portal.env, desk_queue).await;
     assert!(desk.get().await.is_none(), "the desk got an answer");
     portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integrators_guide_lists_what_each_party_sends_and_hears_as_the_asyncapi_says() {
+    let python = python().await;
+    let out = tokio::process::Command::new(&python)
+        .arg(examples().join("contract_tables.py"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("contract_tables.py runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tables = String::from_utf8(out.stdout).expect("UTF-8");
+    let guide =
+        std::fs::read_to_string(repository().join("docs/integrators.md")).expect("the guide");
+    let (begin, end) = ("<!-- party-tables:begin -->\n", "<!-- party-tables:end -->");
+    let start = guide.find(begin).expect("the begin marker") + begin.len();
+    let stop = guide.find(end).expect("the end marker");
+    assert!(
+        guide[start..stop] == tables,
+        "docs/integrators.md's party tables differ from asyncapi.json: replace what is between \
+         its party-tables markers with the output of `python3 examples/python/contract_tables.py`"
+    );
 }
