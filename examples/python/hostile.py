@@ -32,7 +32,7 @@ def main():
     # Sent anyway (check=False), as a misbehaving or compromised desk would.
     message_id = desk.publish("cabinet.login.v1", body, correlation_id=str(uuid.uuid4()),
                               reply_to=desk.queue, check=False)
-    print(f"-- desk published cabinet.login.v1; the broker confirmed it")
+    print("-- desk published cabinet.login.v1; the broker confirmed it")
     print(f"HOSTILE_MESSAGE_ID={message_id}", flush=True)
     desk.close()
 

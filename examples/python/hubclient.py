@@ -99,7 +99,6 @@ class Party:
         # Publisher confirms: basic_publish returns only when the broker took the message, and
         # raises if it refused it or (with mandatory) could not route it.
         self.channel.confirm_delivery()
-        self.channel.basic_qos(prefetch_count=16)
         self.heard = []
         self._seen_ids = set()
 

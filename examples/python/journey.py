@@ -86,9 +86,10 @@ def open_session(portal, identifier, temporary):
     return login["session_token"]
 
 
-def apply_and_hear_decision(portal, session, procedure, erip_url, authority):
+def apply_and_hear_decision(portal, session, procedure, erip_url, authority_thread):
     """Applies, pays if there is a fee, and waits for the signed decision (or the hub's
-    refusal of it, which the authority hears)."""
+    refusal of it, which the authority hears, or the authority's own failure)."""
+    authority = authority_thread.authority
     token = authority.token
     code, form = procedure
     application_id = portal.submit(session, code, form)
@@ -101,10 +102,16 @@ def apply_and_hear_decision(portal, session, procedure, erip_url, authority):
         step(f"portal: {code} paid {paid['amount_kopecks']} kopecks")
     registered = portal.event("procedure.registered.v1", application_id)
     step(f"portal: {code} registered as {registered['registration_number']}")
-    refused = lambda: next(  # noqa: E731
-        (f"the hub refused the decision: {r['reason']}: {r['detail']}"
-         for r in authority.refusals if r["application_id"] == application_id), None)
-    decided = portal.event("procedure.decided.v1", application_id, give_up=refused)
+
+    def no_decision_coming():
+        if authority_thread.error:
+            return f"the authority failed: {authority_thread.error!r}"
+        for r in authority.refusals:
+            if r["application_id"] == application_id:
+                return f"the hub refused the decision: {r['reason']}: {r['detail']}"
+        return None
+
+    decided = portal.event("procedure.decided.v1", application_id, give_up=no_decision_coming)
     signer = (decided.get("signed") or {}).get("signer") or {}
     assert decided["verdict"] == "granted", f"decision: {decided}"
     assert signer.get("certificate_serial") == token.serial, f"signer: {signer}"
@@ -136,16 +143,15 @@ def main():
     authority = AuthorityThread(lambda: QueueAuthority(
         contracts, env("AUTHORITY_AMQP_URL"), namespace, authority_id, token))
     authority.start()
-    authority.ready.wait(30)
-    if authority.error:
-        raise authority.error
+    if not authority.ready.wait(30) or authority.error:
+        raise RuntimeError(f"the authority did not start: {authority.error!r}")
     desk = Desk(contracts, env("DESK_AMQP_URL"), namespace, env("DESK_ID"))
     portal = Portal(contracts, env("PORTAL_AMQP_URL"), namespace)
     try:
         identifier, temporary = issue_identifier(desk, person, phone, sms_url)
         session = open_session(portal, identifier, temporary)
         for procedure in (FREE, PAID):
-            apply_and_hear_decision(portal, session, procedure, erip_url, authority.authority)
+            apply_and_hear_decision(portal, session, procedure, erip_url, authority)
     finally:
         authority.stop.set()
         authority.join(30)
