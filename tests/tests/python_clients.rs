@@ -133,6 +133,7 @@ async fn script(script: &str, env: &[(String, String)]) -> String {
         .arg(examples().join(script))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -216,6 +217,7 @@ async fn the_integrators_guide_lists_what_each_party_sends_and_hears_as_the_asyn
     let python = python().await;
     let out = tokio::process::Command::new(&python)
         .arg(examples().join("contract_tables.py"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .output()
         .await
