@@ -75,7 +75,9 @@ async fn one_account(env: &TestEnv, heard: &Heard, i: usize) -> anyhow::Result<(
         expire_after_ms: Some(EXPIRY_MS),
     })
     .await;
-    heard.wait(&account, &AccountOpened::TYPE.to_string()).await?;
+    heard
+        .wait(&account, &AccountOpened::TYPE.to_string())
+        .await?;
     for seq in 1..=DEPOSITS {
         env.send(&Deposit {
             account: account.clone(),
@@ -148,6 +150,7 @@ async fn the_bench_measures_a_saga_of_known_shape_over_one_interval() {
     let around = around.elapsed().as_secs_f64();
     listening.abort();
     let c = &measured.counts;
+    eprintln!("measured: {c:?}");
     assert!(measured.errors.is_empty(), "{:?}", measured.errors);
     assert_eq!(
         (c.started, c.completed, c.failed, c.timed_out),
@@ -204,7 +207,10 @@ async fn the_bench_measures_a_saga_of_known_shape_over_one_interval() {
     // statement and COMMIT.
     match c.statements {
         Some(statements) => {
-            assert!(statements >= 3 * history, "{statements} for {history} steps");
+            assert!(
+                statements >= 3 * history,
+                "{statements} for {history} steps"
+            );
             assert_eq!(
                 rates.statements_per_step,
                 Some(statements as f64 / history as f64)

@@ -478,7 +478,12 @@ where
         timeout: settings.phase_timeout,
     };
     let measured = meter.phase(&spec, saga).await?;
-    Ok(figures(kind, raw.lower_per_second, measured, hubs.peak_memory_mib()))
+    Ok(figures(
+        kind,
+        raw.lower_per_second,
+        measured,
+        hubs.peak_memory_mib(),
+    ))
 }
 
 /// A phase's figures: each a count of its interval over another (see [`Counts::rates`]), the

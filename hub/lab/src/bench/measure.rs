@@ -407,8 +407,9 @@ impl Meter {
             .await_quiescence(phase, start.db.clock_micros, deadline)
             .await?;
         let end = self.read().await?;
-        let (steps, messages, step_times) =
-            self.history(start.db.clock_micros, end.db.clock_micros).await?;
+        let (steps, messages, step_times) = self
+            .history(start.db.clock_micros, end.db.clock_micros)
+            .await?;
         self.probe.await_published(end.db.clock_micros).await?;
         let published = self.read().await?;
         let transactions = Transactions {
@@ -436,7 +437,10 @@ impl Meter {
                 timed_out: driven.timed_out,
                 seconds: (end.at - start.at).as_secs_f64(),
                 quiescent,
-                tail_seconds: end.at.saturating_duration_since(driven.last_end).as_secs_f64(),
+                tail_seconds: end
+                    .at
+                    .saturating_duration_since(driven.last_end)
+                    .as_secs_f64(),
                 steps,
                 messages,
                 transactions: transactions.hub(),
