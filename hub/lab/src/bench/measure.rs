@@ -381,6 +381,11 @@ impl Meter {
         self.probe.counts_statements()
     }
 
+    /// Statements (each one transaction) the meter's probe has run so far.
+    pub fn probe_statements(&self) -> u64 {
+        self.probe.issued()
+    }
+
     async fn read(&mut self) -> anyhow::Result<Reading> {
         let argon2_seconds = self.hubs.argon2_seconds().await;
         let cpu = Cpu::now(&self.hubs);
