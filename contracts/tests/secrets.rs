@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use common::is_test_module;
 use contracts::{SECRET_FIELDS, is_secret_field};
 

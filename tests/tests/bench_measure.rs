@@ -123,6 +123,29 @@ async fn statements(env: &TestEnv) -> i64 {
     .expect("pg_stat_statements")
 }
 
+/// The clients' ears: every event on the bus, by account (a poll of the observer queue, until
+/// the test ends).
+fn listen(observer: e2e::Observer, heard: Arc<Heard>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            while let Some(m) = observer.get().await {
+                let account = m.body["account"].as_str().unwrap_or_default().to_owned();
+                heard
+                    .events
+                    .lock()
+                    .expect("lock")
+                    .entry(account)
+                    .or_default()
+                    .push(m.metadata.message_type.clone());
+                *heard.total.lock().expect("lock") += 1;
+                heard.changed.notify_waiters();
+            }
+            // A poll interval of the observer queue, not a wait for a condition.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_bench_measures_a_saga_of_known_shape_over_one_interval() {
     let pg =
@@ -144,28 +167,7 @@ async fn the_bench_measures_a_saga_of_known_shape_over_one_interval() {
     let hub = env.spawn_hub(Components::ALL, vec![ledger::registration()]);
     let env = Arc::new(env);
     let heard = Arc::new(Heard::default());
-    // The clients' ears: every event on the bus, by account (a poll of the observer queue,
-    // until the test ends).
-    let listening = {
-        let heard = heard.clone();
-        tokio::spawn(async move {
-            loop {
-                while let Some(m) = observer.get().await {
-                    let account = m.body["account"].as_str().unwrap_or_default().to_owned();
-                    heard
-                        .events
-                        .lock()
-                        .expect("lock")
-                        .entry(account)
-                        .or_default()
-                        .push(m.metadata.message_type.clone());
-                    *heard.total.lock().expect("lock") += 1;
-                    heard.changed.notify_waiters();
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let listening = listen(observer, heard.clone());
 
     let mut meter = Meter::start(
         &env.config.database_url,

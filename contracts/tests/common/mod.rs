@@ -27,7 +27,10 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Every source file of the crate, parsed.
 pub(crate) fn parsed_sources() -> Vec<syn::File> {
     let mut files = Vec::new();
-    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     files
         .iter()
         .map(|f| {
