@@ -134,17 +134,28 @@ async fn routers() -> Vec<(SimKind, axum::Router)> {
         },
         tasks: tasks.clone(),
     };
-    let url = url::Url::parse("http://127.0.0.1:1/").expect("a URL");
+    // GosSUOK's key tokens, as `start` makes them (on a port nothing listens on).
+    let gossuok_port = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let listener = tokio::net::TcpListener::from_std({
+        gossuok_port.set_nonblocking(true).expect("non-blocking");
+        gossuok_port
+    })
+    .expect("a listener");
+    let tokens = crate::gossuok_tokens(&config, &[(SimKind::Gossuok, listener)], false, &shutdown)
+        .expect("the key tokens")
+        .expect("GosSUOK is among the listeners");
     let mut routers = Vec::new();
     for kind in SimKind::ALL {
         let ctx = crate::server::SimContext::new(kind, shutdown.clone());
-        let router = if kind == SimKind::Email {
+        let router = if kind == SimKind::Gossuok {
+            crate::gossuok::router(&tokens)
+        } else if kind == SimKind::Email {
             let smtp = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("an SMTP port");
             crate::email::start(ctx, smtp, &tasks)
         } else {
-            crate::router(kind, ctx, &config, &shared, &url)
+            crate::router(kind, ctx, &config, &shared, Some(&tokens))
         };
         routers.push((kind, router));
     }
