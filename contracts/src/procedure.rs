@@ -654,6 +654,38 @@ pub struct DecisionDocument {
 /// for anything else never read as a decision.
 pub const DECISION_SIGNED_CONTEXT: &str = "by.portal.decision.v1";
 
+/// The canonical bytes of a signed decision (on an application or a complaint): the context
+/// line, the id (lowercase hyphenated), the authority and the number, the date (`YYYY-MM-DD`),
+/// the verdict, then the text, joined by `\n` with no trailing newline.
+fn signed_lines(
+    context: &str,
+    id: Uuid,
+    [authority_id, number]: [&str; 2],
+    date: NaiveDate,
+    verdict: &str,
+    text: &str,
+) -> Vec<u8> {
+    format!(
+        "{context}\n{}\n{authority_id}\n{number}\n{}\n{verdict}\n{text}",
+        id.hyphenated(),
+        date.format("%Y-%m-%d"),
+    )
+    .into_bytes()
+}
+
+/// What breaks the canonical layout of a signed decision, if anything: a line break (or an
+/// empty value) in a single-line field.
+fn layout_problem(authority_id: &str, number: &str) -> Option<&'static str> {
+    let single_line = |v: &str| !v.is_empty() && !v.contains(['\n', '\r']);
+    if !single_line(authority_id) {
+        Some("authority_id must be one non-empty line")
+    } else if !single_line(number) {
+        Some("number must be one non-empty line")
+    } else {
+        None
+    }
+}
+
 impl DecisionDocument {
     /// The canonical bytes the authority signs (bign with belt-hash, STB 34.101.45): UTF-8
     /// lines joined by `\n`, in this order, with no trailing newline after the text:
@@ -675,28 +707,20 @@ impl DecisionDocument {
             Verdict::Granted => "granted",
             Verdict::Refused => "refused",
         };
-        format!(
-            "{DECISION_SIGNED_CONTEXT}\n{}\n{}\n{}\n{}\n{verdict}\n{}",
-            self.application_id.hyphenated(),
-            self.authority_id,
-            self.number,
-            self.date.format("%Y-%m-%d"),
-            self.text
+        signed_lines(
+            DECISION_SIGNED_CONTEXT,
+            self.application_id,
+            [&self.authority_id, &self.number],
+            self.date,
+            verdict,
+            &self.text,
         )
-        .into_bytes()
     }
 
     /// What breaks the canonical layout, if anything: a line break (or an empty value) in a
     /// single-line field.
     pub fn problem(&self) -> Option<&'static str> {
-        let single_line = |v: &str| !v.is_empty() && !v.contains(['\n', '\r']);
-        if !single_line(&self.authority_id) {
-            Some("authority_id must be one non-empty line")
-        } else if !single_line(&self.number) {
-            Some("number must be one non-empty line")
-        } else {
-            None
-        }
+        layout_problem(&self.authority_id, &self.number)
     }
 }
 
@@ -1186,29 +1210,20 @@ impl ComplaintDecisionDocument {
     /// Every field but the text is a single line ([`ComplaintDecisionDocument::problem`]), so
     /// the layout is unambiguous; the first line tells it from an application's decision.
     pub fn signed_bytes(&self) -> Vec<u8> {
-        format!(
-            "{COMPLAINT_DECISION_SIGNED_CONTEXT}\n{}\n{}\n{}\n{}\n{}\n{}",
-            self.complaint_id.hyphenated(),
-            self.authority_id,
-            self.number,
-            self.date.format("%Y-%m-%d"),
-            complaint_verdict_name(self.verdict),
-            self.text
+        signed_lines(
+            COMPLAINT_DECISION_SIGNED_CONTEXT,
+            self.complaint_id,
+            [&self.authority_id, &self.number],
+            self.date,
+            &complaint_verdict_name(self.verdict),
+            &self.text,
         )
-        .into_bytes()
     }
 
     /// What breaks the canonical layout, if anything: a line break (or an empty value) in a
     /// single-line field.
     pub fn problem(&self) -> Option<&'static str> {
-        let single_line = |v: &str| !v.is_empty() && !v.contains(['\n', '\r']);
-        if !single_line(&self.authority_id) {
-            Some("authority_id must be one non-empty line")
-        } else if !single_line(&self.number) {
-            Some("number must be one non-empty line")
-        } else {
-            None
-        }
+        layout_problem(&self.authority_id, &self.number)
     }
 }
 
