@@ -647,6 +647,9 @@ impl Stage {
         hubs: Hubs,
         hub_log: Option<&str>,
     ) -> anyhow::Result<Stage> {
+        // The lab's queue authorities check what they send against the published schemas, as
+        // the stage's publishers do (hub_runtime::conformance).
+        simulators::authority::check_outgoing_with(hub_runtime::conformance::check_text);
         let population = sims.population;
         let mut simulated = Simulated::start(sims).await?;
         simulated.integrations.desks = LAB_DESKS.map(str::to_owned).to_vec();
