@@ -33,6 +33,7 @@ fn namespace(env: &TestEnv) -> String {
 async fn a_non_conforming_body_is_refused_naming_type_path_and_rule_never_the_value() {
     assert!(conformance::is_on(), "the end-to-end tests check conformance");
     let env = TestEnv::new().await;
+    env.declare(vec![]).await;
     let ns = namespace(&env);
 
     let refused = env
