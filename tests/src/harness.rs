@@ -197,6 +197,27 @@ impl TestEnv {
         metadata
     }
 
+    /// As [`Self::send`], for a body its type's schema refuses, sent on purpose by a
+    /// hostile-path test ([`Self::send_deliberately_invalid_as`]).
+    pub async fn send_deliberately_invalid<M: Message>(&self, message: &M) -> Metadata {
+        let metadata = Metadata::new(M::TYPE.to_string(), "test");
+        let body = contracts::encode(message).expect("encodes");
+        let user = hub_portal::parties::legitimate_sender(
+            &M::TYPE.to_string(),
+            &body,
+            hub_portal::parties::DEFAULT_PORTAL_USER,
+        );
+        self.send_envelope(
+            user.as_deref(),
+            &M::TYPE.to_string(),
+            body,
+            metadata.clone(),
+            false,
+        )
+        .await;
+        metadata
+    }
+
     /// Publishes `message` on the bus with the given metadata (to re-send an id), as the party
     /// that legitimately sends it ([`hub_portal::parties::legitimate_sender`]): the portal, the desk its body names,
     /// or the hub's own user.
