@@ -366,7 +366,10 @@ fn every_type_has_an_example_from_a_run_but_the_listed_ones() {
         .iter()
         .filter(|t| examples.contains_key(**t))
         .collect();
-    assert!(stale.is_empty(), "{stale:?} have an example now: take them off NO_EXAMPLE");
+    assert!(
+        stale.is_empty(),
+        "{stale:?} have an example now: take them off NO_EXAMPLE"
+    );
     for t in examples.keys() {
         assert!(find(t).is_some(), "{t} has an example but is not published");
     }
@@ -385,7 +388,10 @@ fn every_example_validates_against_its_schema_and_is_carried_by_it() {
             .iter_errors(&example)
             .map(|e| format!("{} {}", e.instance_path(), e.kind().keyword()))
             .collect();
-        assert!(problems.is_empty(), "the example of {t} does not validate: {problems:?}");
+        assert!(
+            problems.is_empty(),
+            "the example of {t} does not validate: {problems:?}"
+        );
         assert_eq!(schema["examples"], Value::Array(vec![example]), "{t}");
     }
 }
@@ -393,7 +399,9 @@ fn every_example_validates_against_its_schema_and_is_carried_by_it() {
 /// A secret's placeholder: zeros for a code, `example-...` for anything else.
 fn is_placeholder(value: &Value) -> bool {
     match value {
-        Value::String(s) => s.starts_with("example-") || (!s.is_empty() && s.bytes().all(|b| b == b'0')),
+        Value::String(s) => {
+            s.starts_with("example-") || (!s.is_empty() && s.bytes().all(|b| b == b'0'))
+        }
         Value::Number(n) => n.as_u64() == Some(0),
         Value::Null => true,
         _ => false,
@@ -404,7 +412,8 @@ fn secrets_are_placeholders(t: &str, value: &Value, listed: &[&str], top: bool) 
     match value {
         Value::Object(fields) => {
             for (key, v) in fields {
-                let secret = contracts::is_secret_field(key) || (top && listed.contains(&key.as_str()));
+                let secret =
+                    contracts::is_secret_field(key) || (top && listed.contains(&key.as_str()));
                 if secret && !v.is_object() && !v.is_array() {
                     assert!(is_placeholder(v), "{t}: the secret {key} is a placeholder");
                 } else {

@@ -31,7 +31,10 @@ fn namespace(env: &TestEnv) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_conforming_body_is_refused_naming_type_path_and_rule_never_the_value() {
-    assert!(conformance::is_on(), "the end-to-end tests check conformance");
+    assert!(
+        conformance::is_on(),
+        "the end-to-end tests check conformance"
+    );
     let env = TestEnv::new().await;
     env.declare(vec![]).await;
     let ns = namespace(&env);
@@ -89,7 +92,10 @@ async fn a_non_conforming_body_is_refused_naming_type_path_and_rule_never_the_va
     let bus = env.topology(vec![]).bus_exchange();
     let e = conformance::check_text(&bus, "authority.registered.v1", b"{}")
         .expect_err("a registration without its fields");
-    assert!(e.contains("authority.registered.v1") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("authority.registered.v1") && e.contains("missing"),
+        "{e}"
+    );
     assert_eq!(conformance::violations_in(&ns).len(), 1);
 }
 
@@ -120,7 +126,10 @@ async fn the_relay_refuses_a_non_conforming_message_of_the_hub_and_keeps_why() {
         error.contains("non-conforming cabinet.login.v1") && error.contains("/identifier"),
         "{error}"
     );
-    assert!(!error.contains(PASSWORD) && !error.contains(BAD_ID), "{error}");
+    assert!(
+        !error.contains(PASSWORD) && !error.contains(BAD_ID),
+        "{error}"
+    );
     assert_eq!(conformance::violations_in(&namespace(&env)).len(), 1);
 }
 

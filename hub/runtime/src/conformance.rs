@@ -348,11 +348,14 @@ mod tests {
 
     #[test]
     fn secrets_get_placeholders_of_their_shape() {
-        let mut body = json!({"desk_id": "d1", "code": "123456", "nested": [{"session_token": "abcdefghij"}]});
+        let mut body =
+            json!({"desk_id": "d1", "code": "123456", "nested": [{"session_token": "abcdefghij"}]});
         placeholder_secrets("identifier.confirm_phone.v1", &mut body);
         assert_eq!(body["code"], "000000");
         assert_eq!(body["desk_id"], "d1");
-        let token = body["nested"][0]["session_token"].as_str().expect("a string");
+        let token = body["nested"][0]["session_token"]
+            .as_str()
+            .expect("a string");
         assert!(token.starts_with("example-session-token"), "{token}");
     }
 }
