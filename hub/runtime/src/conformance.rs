@@ -89,19 +89,17 @@ pub fn check(exchange: &str, message_type: &str, body: &[u8]) -> Result<(), Viol
     if !is_on() || is_hub_internal(message_type) || message_type.starts_with(TEST_FAMILY) {
         return Ok(());
     }
-    #[cfg(feature = "conformance")]
-    {
-        let result = checker::check(message_type, body);
-        if let Err(v) = &result {
-            checker::record(exchange, v.clone());
-        }
-        return result;
-    }
-    #[cfg(not(feature = "conformance"))]
-    {
-        let _ = (exchange, body);
-        Ok(())
-    }
+    checked(exchange, message_type, body)
+}
+
+#[cfg(feature = "conformance")]
+fn checked(exchange: &str, message_type: &str, body: &[u8]) -> Result<(), Violation> {
+    checker::check(message_type, body).inspect_err(|v| checker::record(exchange, v.clone()))
+}
+
+#[cfg(not(feature = "conformance"))]
+fn checked(_: &str, _: &str, _: &[u8]) -> Result<(), Violation> {
+    Ok(())
 }
 
 /// [`check`] with the violation as text: the shape the simulators' hooks take
@@ -115,15 +113,17 @@ pub fn check_text(exchange: &str, message_type: &str, body: &[u8]) -> Result<(),
 /// The violations recorded so far for exchanges of namespace `namespace` (`<namespace>.bus`,
 /// ...), taken out of the record.
 pub fn violations_in(namespace: &str) -> Vec<Violation> {
-    #[cfg(feature = "conformance")]
-    {
-        checker::take(&format!("{namespace}."))
-    }
-    #[cfg(not(feature = "conformance"))]
-    {
-        let _ = namespace;
-        Vec::new()
-    }
+    taken(&format!("{namespace}."))
+}
+
+#[cfg(feature = "conformance")]
+fn taken(prefix: &str) -> Vec<Violation> {
+    checker::take(prefix)
+}
+
+#[cfg(not(feature = "conformance"))]
+fn taken(_: &str) -> Vec<Violation> {
+    Vec::new()
 }
 
 /// Replaces, at any depth, the value of every field that holds a secret in a body of type
