@@ -290,7 +290,15 @@ impl Play {
             metadata: Metadata::new(M::TYPE.to_string(), &self.sender),
             body: contracts::encode(m)?,
         };
-        self.publish_checked(&envelope, false).await
+        self.publish_deliberately_invalid(&envelope).await
+    }
+
+    /// [`Self::publish`] without the conformance check: for a hostile body sent on purpose.
+    pub(crate) async fn publish_deliberately_invalid(
+        &self,
+        envelope: &Envelope,
+    ) -> anyhow::Result<()> {
+        self.publish_checked(envelope, false).await
     }
 
     /// Publishes until the broker confirms, as a desk does: through a broker restart the same
