@@ -38,6 +38,8 @@
 //! | `POST {base}applications/{application_id}/info` | `AuthorityInfoProvided` | `2xx` (the person's answer to the authority's information request; the same answer again changes nothing) |
 //! | `PUT {base}complaints/{complaint_id}` | `AuthorityComplaint` | `202 {}` |
 //! | `POST {base}complaints/{complaint_id}/withdrawal` | empty | `200 {"accepted": true \| false}` |
+//! | `POST {base}applications/{application_id}/decision-refusals` | `AuthorityDecisionRefused` | `2xx` (the hub refused the back-office's decision) |
+//! | `POST {base}complaints/{complaint_id}/decision-refusals` | `AuthorityComplaintDecisionRefused` | `2xx` (the hub refused its decision on the complaint) |
 //!
 //! The two `PUT`s carry [`CALLBACK_URL_HEADER`] (`X-Callback-Url`): where the back-office posts
 //! its later answers about that application or complaint. Every call is idempotent: a repeated
@@ -50,7 +52,9 @@
 //!
 //! **Back-office -> hub**: `POST {callback_url}/{message_type}` (one `/` between them, whether or
 //! not the callback URL ends with one), where the message type is `authority.info_requested.v1`
-//! (`AuthorityInfoRequested`), `authority.decided.v1` (`AuthorityDecided`) or
+//! (`AuthorityInfoRequested`), the signed `authority.decided.v2` (`AuthorityDecidedSigned`) or the
+//! unsigned `authority.decided.v1` (`AuthorityDecided`), the signed
+//! `authority.complaint_decided.v2` (`AuthorityComplaintDecidedSigned`) or the unsigned
 //! `authority.complaint_decided.v1` (`AuthorityComplaintDecided`), the body is that contract's
 //! JSON, [`AUTHORITY_TIMESTAMP_HEADER`] says when it was sent and [`AUTHORITY_SIGNATURE_HEADER`]
 //! signs the request ([`verify_callback`] checks both; a retry is signed anew, with its own
@@ -347,6 +351,28 @@ impl BackOfficeClient {
         }
         .await;
         self.log("decision refusal delivered", subject, &result);
+        result
+    }
+
+    /// Tells the back-office the hub refused its decision on a complaint
+    /// (`authority.complaint_decision_refused.v1` as the body of
+    /// `POST {base}complaints/{id}/decision-refusals`): it did not reach the person, and the
+    /// complaint waits for a properly signed one.
+    ///
+    /// Errors: as [`Self::submit_application`].
+    pub async fn complaint_decision_refused(
+        &self,
+        refusal: &contracts::procedure::AuthorityComplaintDecisionRefused,
+    ) -> Result<(), Failure> {
+        let subject = Subject::Complaint(refusal.complaint_id);
+        let result = async {
+            let body = encode(refusal)?;
+            let path = format!("complaints/{}/decision-refusals", refusal.complaint_id);
+            self.call(Method::POST, &path, body, None, subject).await?;
+            Ok(())
+        }
+        .await;
+        self.log("complaint decision refusal delivered", subject, &result);
         result
     }
 

@@ -1035,6 +1035,11 @@ pub struct ComplaintDecided {
     pub document: String,
     /// When the authority decided.
     pub decided_at: DateTime<Utc>,
+    /// The signed decision on the complaint, verified by the hub
+    /// (`authority.complaint_decided.v2`); absent only for a decision taken unsigned in
+    /// development (`HUB_UNSIGNED_DECISIONS=accept`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedComplaintDecision>,
 }
 
 impl Message for ComplaintDecided {
@@ -1139,6 +1144,135 @@ impl Message for AuthorityComplaintDecided {
     const TYPE: MessageType = MessageType::new("authority.complaint_decided", 1);
 }
 
+/// The decision document on a complaint, which the deciding body signs: what the person
+/// receives, and what the hub verifies before they do. The deciding body is the authority that
+/// heard the complaint: the one that decided the application, or for a complaint of inaction
+/// its superior body. The signed bytes are [`ComplaintDecisionDocument::signed_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ComplaintDecisionDocument {
+    /// The complaint decided.
+    pub complaint_id: Uuid,
+    /// The deciding body's id in the hub's catalogue.
+    pub authority_id: String,
+    /// The decision's number in the body's register.
+    pub number: String,
+    /// The day of the decision.
+    pub date: NaiveDate,
+    /// The verdict.
+    pub verdict: ComplaintVerdict,
+    /// The decision's text.
+    pub text: String,
+}
+
+/// The first line of the signed bytes of a decision on a complaint: bytes signed for an
+/// application's decision (first line [`DECISION_SIGNED_CONTEXT`]) never read as one, nor the
+/// other way round.
+pub const COMPLAINT_DECISION_SIGNED_CONTEXT: &str = "by.portal.complaint_decision.v1";
+
+impl ComplaintDecisionDocument {
+    /// The canonical bytes the deciding body signs (bign with belt-hash): UTF-8 lines joined by
+    /// `\n`, in this order, with no trailing newline after the text:
+    ///
+    /// ```text
+    /// by.portal.complaint_decision.v1
+    /// <complaint_id, lowercase hyphenated UUID>
+    /// <authority_id>
+    /// <number>
+    /// <date, YYYY-MM-DD>
+    /// <verdict, its wire name: upheld | dismissed | ...>
+    /// <text, as is, may span lines>
+    /// ```
+    ///
+    /// Every field but the text is a single line ([`ComplaintDecisionDocument::problem`]), so
+    /// the layout is unambiguous; the first line tells it from an application's decision.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        format!(
+            "{COMPLAINT_DECISION_SIGNED_CONTEXT}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.complaint_id.hyphenated(),
+            self.authority_id,
+            self.number,
+            self.date.format("%Y-%m-%d"),
+            complaint_verdict_name(self.verdict),
+            self.text
+        )
+        .into_bytes()
+    }
+
+    /// What breaks the canonical layout, if anything: a line break (or an empty value) in a
+    /// single-line field.
+    pub fn problem(&self) -> Option<&'static str> {
+        let single_line = |v: &str| !v.is_empty() && !v.contains(['\n', '\r']);
+        if !single_line(&self.authority_id) {
+            Some("authority_id must be one non-empty line")
+        } else if !single_line(&self.number) {
+            Some("number must be one non-empty line")
+        } else {
+            None
+        }
+    }
+}
+
+/// A complaint verdict's wire name (`upheld`, `dismissed`), as JSON carries it.
+pub fn complaint_verdict_name(verdict: ComplaintVerdict) -> String {
+    match serde_json::to_value(verdict) {
+        Ok(serde_json::Value::String(name)) => name,
+        // A unit variant always serialises to its name.
+        _ => String::new(),
+    }
+}
+
+/// `authority.complaint_decided.v2`: the deciding body's signed decision on a complaint. The hub
+/// verifies it as it does `authority.decided.v2` (the signature, the certificate's path to its
+/// trusted roots, its revocation, and that it is the deciding body's: organizationName = the
+/// body's id) before it reaches the person; otherwise it answers
+/// `authority.complaint_decision_refused.v1` and the complaint keeps waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuthorityComplaintDecidedSigned {
+    /// The complaint (the same as the document's).
+    pub complaint_id: Uuid,
+    /// The decision.
+    pub document: ComplaintDecisionDocument,
+    /// The signature; absent for an unsigned decision, which is refused (`unsigned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<DecisionSignature>,
+    /// When the body decided.
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Message for AuthorityComplaintDecidedSigned {
+    const TYPE: MessageType = MessageType::new("authority.complaint_decided", 2);
+}
+
+/// `authority.complaint_decision_refused.v1`: to the body that decided the complaint; its
+/// decision did not reach the person, the complaint still waits for a properly signed one. The
+/// reasons are those of `authority.decision_refused.v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuthorityComplaintDecisionRefused {
+    /// The complaint.
+    pub complaint_id: Uuid,
+    /// The refused decision's number (empty for a `authority.complaint_decided.v1`).
+    pub number: String,
+    /// Why.
+    pub reason: DecisionRefusalReason,
+    /// What failed, in words (no personal data).
+    pub detail: String,
+}
+
+impl Message for AuthorityComplaintDecisionRefused {
+    const TYPE: MessageType = MessageType::new("authority.complaint_decision_refused", 1);
+}
+
+/// A verified signed decision on a complaint, as the cabinet shows and keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignedComplaintDecision {
+    /// The document signed.
+    pub document: ComplaintDecisionDocument,
+    /// The signature, the certificate and its chain, as the body sent them.
+    pub signature: DecisionSignature,
+    /// Who signed, verified.
+    pub signer: DecisionSigner,
+}
+
 /// `authority.complaint_withdrawal_answered.v1`: from the authority.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthorityComplaintWithdrawalAnswered {
@@ -1215,6 +1349,33 @@ mod signed_decision_tests {
              granted\nУдовлетворить.\nВторая строка."
         );
         assert_eq!(document().problem(), None);
+    }
+
+    #[test]
+    fn a_complaint_decision_signs_its_own_documented_lines() {
+        let d = ComplaintDecisionDocument {
+            complaint_id: Uuid::from_u128(0x8f0c6f4e_8a0e_4d5c_9d55_3f1f0b8a2b6e),
+            authority_id: "mintrud".to_owned(),
+            number: "C-3".to_owned(),
+            date: NaiveDate::from_ymd_opt(2026, 12, 7).expect("a day"),
+            verdict: ComplaintVerdict::Upheld,
+            text: "Жалобу удовлетворить.".to_owned(),
+        };
+        assert_eq!(
+            String::from_utf8(d.signed_bytes()).expect("utf-8"),
+            "by.portal.complaint_decision.v1\n8f0c6f4e-8a0e-4d5c-9d55-3f1f0b8a2b6e\nmintrud\nC-3\n\
+             2026-12-07\nupheld\nЖалобу удовлетворить."
+        );
+        assert_eq!(d.problem(), None);
+        assert_ne!(
+            d.signed_bytes()[..COMPLAINT_DECISION_SIGNED_CONTEXT.len()],
+            document().signed_bytes()[..COMPLAINT_DECISION_SIGNED_CONTEXT.len()]
+        );
+        let broken = ComplaintDecisionDocument {
+            number: "C-3\nupheld".to_owned(),
+            ..d
+        };
+        assert!(broken.problem().is_some());
     }
 
     #[test]

@@ -183,6 +183,8 @@ pub const PUBLISHED: &[Published] = published![
     procedure::AuthorityApplication,
     procedure::AuthorityComplaint,
     procedure::AuthorityComplaintDecided,
+    procedure::AuthorityComplaintDecidedSigned,
+    procedure::AuthorityComplaintDecisionRefused,
     procedure::AuthorityComplaintWithdrawal,
     procedure::AuthorityComplaintWithdrawalAnswered,
     procedure::AuthorityDecided,

@@ -395,9 +395,19 @@ every_type! {
     ],
     procedure::WithdrawComplaint => [json!({"complaint_id": UUID, "session_token": "tok-1"})],
     procedure::ComplaintAccepted => [json!({"complaint_id": UUID, "application_id": UUID, "authority": "tax"})],
-    procedure::ComplaintDecided => [json!({
-        "complaint_id": UUID, "verdict": "upheld", "document": "Decision 2", "decided_at": AT,
-    })],
+    procedure::ComplaintDecided => [
+        json!({"complaint_id": UUID, "verdict": "upheld", "document": "Decision 2", "decided_at": AT}),
+        json!({
+            "complaint_id": UUID, "verdict": "upheld", "document": "Decision 2", "decided_at": AT,
+            "signed": {
+                "document": {"complaint_id": UUID, "authority_id": "mintrud", "number": "C-1", "date": DAY,
+                             "verdict": "upheld", "text": "Decision 2"},
+                "signature": {"signature": "AAAA", "certificate": "MIIB", "chain": []},
+                "signer": {"name": "Петров Пётр", "organization": "mintrud", "certificate_serial": "0a1b",
+                           "issuer": "CN=RUC"},
+            },
+        }),
+    ],
     procedure::ComplaintWithdrawn => [json!({"complaint_id": UUID})],
     procedure::ComplaintRejected => [json!({
         "complaint_id": UUID, "reason": "not_the_applicant", "detail": "another person's application",
@@ -410,6 +420,22 @@ every_type! {
     procedure::AuthorityComplaintWithdrawal => [json!({"complaint_id": UUID})],
     procedure::AuthorityComplaintDecided => [json!({
         "complaint_id": UUID, "verdict": "dismissed", "document": "Decision 3", "decided_at": AT,
+    })],
+    procedure::AuthorityComplaintDecidedSigned => [
+        json!({
+            "complaint_id": UUID, "decided_at": AT,
+            "document": {"complaint_id": UUID, "authority_id": "fszn", "number": "C-1", "date": DAY,
+                         "verdict": "dismissed", "text": "The decision stands.\nSecond line."},
+            "signature": {"signature": "AAAA", "certificate": "MIIB", "chain": ["MIIC"]},
+        }),
+        json!({
+            "complaint_id": UUID, "decided_at": AT,
+            "document": {"complaint_id": UUID, "authority_id": "fszn", "number": "C-1", "date": DAY,
+                         "verdict": "upheld", "text": ""},
+        }),
+    ],
+    procedure::AuthorityComplaintDecisionRefused => [json!({
+        "complaint_id": UUID, "number": "C-1", "reason": "unsigned", "detail": "no signature",
     })],
     procedure::AuthorityComplaintWithdrawalAnswered => [json!({"complaint_id": UUID, "accepted": false})],
     // offer

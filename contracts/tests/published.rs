@@ -4,8 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use common::is_test_module;
 use contracts::schema::{PUBLISHED, compat, find, schemas};
 use serde_json::Value;
+
+mod common;
 
 const REGENERATE: &str = "regenerate with `cargo run -p hub -- contracts export` and commit \
                           contracts/published";
@@ -29,12 +32,6 @@ fn read_dir(dir: &Path) -> BTreeMap<String, Value> {
         out.insert(name, value);
     }
     out
-}
-
-fn is_test_module(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|a| {
-        a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
-    })
 }
 
 /// The types that implement `Message` in this crate's sources (outside test modules).
@@ -62,29 +59,11 @@ fn message_impls(items: &[syn::Item], out: &mut BTreeSet<String>) {
     }
 }
 
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("the sources") {
-        let path = entry.expect("an entry").path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|x| x == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_message_type_of_the_crate_is_published() {
-    let mut files = Vec::new();
-    sources(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
     let mut impls = BTreeSet::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).expect("a source");
-        let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        message_impls(&ast.items, &mut impls);
+    for parsed in common::parsed_sources() {
+        message_impls(&parsed.items, &mut impls);
     }
     let listed: BTreeSet<String> = PUBLISHED
         .iter()
@@ -333,7 +312,8 @@ fn the_patterns_agree_with_the_parsers() {
 
 /// The message types no run of the end-to-end tests sends with a conforming body, so without an
 /// example in `contracts/published/examples.json`. A type leaves this list when a test sends it
-/// and the examples are captured again (README, Conformance of the published contracts).
+/// and the examples are captured again (README: Published contracts, Conformance and examples
+/// from a real run).
 const NO_EXAMPLE: &[&str] = &[
     // The hub's answer when an issuance's SMS code expires: no test waits out the code.
     "issuance.phone_code_expired.v1",
@@ -359,8 +339,8 @@ fn every_type_has_an_example_from_a_run_but_the_listed_ones() {
         .collect();
     assert!(
         missing.is_empty(),
-        "no example taken from a run for {missing:?}: capture them again (README, Conformance of \
-         the published contracts), or list them in NO_EXAMPLE if no test sends them"
+        "no example taken from a run for {missing:?}: capture them again (README, Published contracts, \
+         Conformance and examples from a real run), or list them in NO_EXAMPLE if no test sends them"
     );
     let stale: Vec<&&str> = NO_EXAMPLE
         .iter()

@@ -3,9 +3,11 @@
 //! named below as not a secret in the clear, or when the list names a field its type lacks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
+use common::is_test_module;
 use contracts::{SECRET_FIELDS, is_secret_field};
+
+mod common;
 
 /// Name parts that suggest a field holds a secret.
 const SUSPICIOUS: [&str; 8] = [
@@ -72,15 +74,6 @@ struct Field {
     owner: String,
     name: String,
     ty: String,
-}
-
-fn is_test_module(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|a| {
-        a.path().is_ident("cfg")
-            && a.meta
-                .require_list()
-                .is_ok_and(|l| l.tokens.to_string().contains("test"))
-    })
 }
 
 fn named(owner: &str, fields: &syn::Fields, out: &mut Vec<Field>) {
@@ -181,28 +174,10 @@ fn walk(items: &[syn::Item], fields: &mut Vec<Field>, types: &mut BTreeMap<Strin
     }
 }
 
-fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read src") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_field_that_looks_secret_is_listed_or_explained() {
-    let mut files = Vec::new();
-    sources(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
     let (mut fields, mut types) = (Vec::new(), BTreeMap::new());
-    for file in &files {
-        let text = std::fs::read_to_string(file).expect("read");
-        let parsed = syn::parse_file(&text).expect("parses");
+    for parsed in common::parsed_sources() {
         walk(&parsed.items, &mut fields, &mut types);
     }
     assert!(

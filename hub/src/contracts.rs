@@ -7,6 +7,8 @@
 //! |---|---|
 //! | `schemas/<type>.json` | the JSON Schema (2020-12) of each message body ([`contracts::schema`]) |
 //! | `asyncapi.json` | the bus: servers, channels, each party role's operations ([`hub_portal::asyncapi`]) |
+//! | `openapi/hub.json` | the hub's HTTP side: the callbacks, health, metrics ([`hub_portal::http::openapi`]) |
+//! | `openapi/simulator-<name>.json` | each simulator's API (only in a build with the lab) |
 //! | `baseline/` | the last release: its schemas, which the compatibility gate compares with |
 //! | `CHANGELOG.md` | one entry per release |
 //!
@@ -27,6 +29,8 @@ pub const SCHEMAS_DIR: &str = "schemas";
 pub const BASELINE_DIR: &str = "baseline";
 /// The AsyncAPI document in a published set.
 pub const ASYNCAPI_FILE: &str = "asyncapi.json";
+/// The directory of the OpenAPI documents in a published set.
+pub const OPENAPI_DIR: &str = "openapi";
 /// The changelog of a published set.
 pub const CHANGELOG_FILE: &str = "CHANGELOG.md";
 
@@ -43,8 +47,19 @@ pub fn generated() -> BTreeMap<String, Value> {
         ASYNCAPI_FILE.to_owned(),
         hub_portal::asyncapi::document(VERSION),
     );
+    files.insert(
+        format!("{OPENAPI_DIR}/hub.json"),
+        hub_portal::http::openapi(),
+    );
+    #[cfg(feature = "lab")]
+    for (stem, doc) in hub_lab::simulator_openapi() {
+        files.insert(format!("{OPENAPI_DIR}/simulator-{stem}.json"), doc);
+    }
     files
 }
+
+/// Whether this build writes the simulators' OpenAPI documents too (the lab is linked).
+pub const WITH_SIMULATORS: bool = cfg!(feature = "lab");
 
 /// The text a JSON file is written as: pretty, two-space indented, a final newline.
 pub fn to_text(value: &Value) -> String {

@@ -1,11 +1,81 @@
 //! `hub bench` run as users run it, with a small load and two hub processes: it must measure
-//! every saga type and the raw limits, report positive figures, count no effect twice, and leave
-//! neither its queues nor its database behind.
+//! every saga type and the raw limits, make every figure of a row from the counts of one
+//! interval (over the sagas started, the steps, the interval's seconds), count no effect twice,
+//! and leave neither its queues nor its database behind. The machinery's figures against
+//! independent counts of a saga of known shape: `tests/tests/bench_measure.rs`.
 
 use std::process::Command;
 
 fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+fn total_seconds(report: &serde_json::Value) -> f64 {
+    report["total_seconds"].as_f64().expect("total_seconds")
+}
+
+fn f(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is a number: {v}"))
+}
+
+/// Every saga of the type came to its end, and each figure is its count over the sagas started,
+/// the steps or the interval (to a rounding), the interval at least the longest saga.
+fn figures_are_the_counts_of_one_interval(t: &serde_json::Value, total_seconds: f64) {
+    let c = &t["counts"];
+    assert_eq!(t["sagas"], 10, "{t}");
+    assert_eq!(c["started"], 10, "{t}");
+    assert_eq!(t["completed"], 10, "{t}");
+    assert_eq!(t["failed"], 0, "{t}");
+    assert_eq!(t["timed_out"], 0, "{t}");
+    assert_eq!(c["quiescent"], true, "{t}");
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    let (seconds, steps, messages) = (f(c, "seconds"), f(c, "steps"), f(c, "messages"));
+    assert!(seconds > 0.0 && seconds <= total_seconds, "{t}");
+    // Every saga's time is inside the interval (p99 of 10 is the longest).
+    assert!(f(t, "saga_p99_ms") <= seconds * 1000.0, "{t}");
+    assert!(steps >= 20.0 && messages >= 10.0, "{t}");
+    assert!(close(f(t, "seconds"), seconds), "{t}");
+    assert!(close(f(t, "steps_per_second"), steps / seconds), "{t}");
+    assert!(close(f(t, "sagas_per_second"), 10.0 / seconds), "{t}");
+    assert!(close(f(t, "messages_per_saga"), messages / 10.0), "{t}");
+    assert!(close(f(t, "publishes_per_step"), messages / steps), "{t}");
+    let transactions = f(c, "transactions");
+    assert!(
+        close(f(t, "db_transactions_per_saga"), transactions / 10.0),
+        "{t}"
+    );
+    // The hub's transactions leave out the probe's and the idle polling after the end.
+    let from = &c["transactions_from"];
+    assert!(f(from, "probe") > 0.0, "{t}");
+    assert!(
+        transactions <= f(from, "xact_commit") - f(from, "probe") + 1e-9,
+        "{t}"
+    );
+    assert!(
+        transactions >= steps,
+        "a step is one transaction at least: {t}"
+    );
+    if let Some(statements) = c["statements"].as_f64() {
+        let per_step = f(t, "db_statements_per_step");
+        assert!(close(per_step, statements / steps), "{t}");
+    }
+    let cpu = &c["cpu_seconds"];
+    assert!(
+        close(f(t, "hub_cpu_ms_per_saga"), f(cpu, "hub") * 100.0),
+        "{t}"
+    );
+    for figure in [
+        "of_raw_limit",
+        "saga_p50_ms",
+        "step_p50_ms",
+        "step_p99_ms",
+        "hub_cpu_ms_per_saga",
+        "peak_memory_mib",
+    ] {
+        assert!(f(t, figure) > 0.0, "{figure} of {}: {t}", t["saga_type"]);
+    }
 }
 
 fn postgres_url() -> String {
@@ -87,28 +157,7 @@ fn the_bench_measures_every_saga_type_and_leaves_nothing_behind() {
         .collect();
     assert_eq!(names, ["issuance", "free", "paid"]);
     for t in types {
-        assert_eq!(t["sagas"], 10, "{t}");
-        assert_eq!(t["failed"], 0, "{t}");
-        for figure in [
-            "sagas_per_second",
-            "steps_per_second",
-            "of_raw_limit",
-            "saga_p50_ms",
-            "saga_p99_ms",
-            "step_p50_ms",
-            "step_p99_ms",
-            "messages_per_saga",
-            "publishes_per_step",
-            "db_transactions_per_saga",
-            "hub_cpu_ms_per_saga",
-            "peak_memory_mib",
-        ] {
-            assert!(
-                t[figure].as_f64().unwrap_or(0.0) > 0.0,
-                "{figure} of {}: {t}",
-                t["saga_type"]
-            );
-        }
+        figures_are_the_counts_of_one_interval(t, total_seconds(&report));
     }
     assert!(report["peak_memory_mib"].as_f64().unwrap_or(0.0) > 0.0);
 

@@ -13,7 +13,8 @@
 //!   with an official's certificate ([`AuthorityConfig::signing`]) the decision is the signed
 //!   `authority.decided.v2` instead ([`crate::decision_signing`]);
 //! - `authority.info_provided.v1` (the person's answer, with the moved term) -> taken and logged;
-//! - `authority.decision_refused.v1` -> nothing: the refusal is logged and kept;
+//! - `authority.decision_refused.v1`, `authority.complaint_decision_refused.v1` -> nothing: the
+//!   refusal is logged and kept;
 //! - `authority.withdrawal.v1` -> `authority.withdrawal_answered.v1`: accepted unless it decided.
 //! - `authority.payment_receipt.v1` (a payment made outside ERIP) -> `authority.receipt_answered.v1`
 //!   at once: confirmed, unless the receipt's document number starts with `refuse` (then refused,
@@ -21,7 +22,8 @@
 //! - `authority.complaint.v1` -> after `complaint_decide_after` `authority.complaint_decided.v1`,
 //!   unless the complaint was withdrawn first: `upheld` or `dismissed` by the clerk's rule (a
 //!   `simulate:upheld` / `simulate:dismissed` marker in the text, else upheld for a complaint of
-//!   inaction, dismissed for one against a decision);
+//!   inaction, dismissed for one against a decision); with an official's certificate the signed
+//!   `authority.complaint_decided.v2` instead;
 //! - `authority.complaint_withdrawal.v1` -> `authority.complaint_withdrawal_answered.v1`:
 //!   accepted unless it decided.
 //!
@@ -83,26 +85,16 @@ impl Outbox for Bus {
     type Address = Option<String>;
 
     async fn send(&self, correlation: &Option<String>, answer: &Answer) -> anyhow::Result<()> {
-        if let (
-            Some(signing),
-            Answer::Decided {
-                application_id,
-                verdict,
-                document,
-                decided_at,
-            },
-        ) = (&self.config.signing, answer)
-        {
-            let body = signing
-                .decided(
+        // A decision (on an application or a complaint) goes signed when it has a certificate.
+        if let Some(signing) = &self.config.signing
+            && let Some((kind, body)) = signing
+                .sign_answer(
                     &self.config.authority,
-                    *application_id,
-                    verdict.name(),
-                    document,
-                    *decided_at,
+                    answer.message_type(),
+                    &answer.to_json(),
                 )
-                .await?;
-            let kind = "authority.decided.v2";
+                .await?
+        {
             return publish(&self.channel, &self.config, kind, correlation, body).await;
         }
         publish(
@@ -256,7 +248,8 @@ async fn handle(
             }
             Ok(())
         }
-        ("authority.decision_refused.v1", Some(_), _) => {
+        ("authority.decision_refused.v1", Some(_), _)
+        | ("authority.complaint_decision_refused.v1", _, Some(_)) => {
             // Its decision did not reach the person: kept for the tests and the demo to read.
             tracing::warn!(
                 reason = body["reason"].as_str().unwrap_or_default(),

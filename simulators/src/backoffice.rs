@@ -13,6 +13,15 @@
 //! the simulator needs no catalogue. The contract (v1) is in README.md and in the `adapters`
 //! crate's `backoffice` module.
 //!
+//! Decisions are signed as the queue authority signs them ([`crate::decision_signing`]): each
+//! authority gets its own official's certificate (organizationName = the authority's id) from
+//! the GosSUOK simulator of the same process, and signs in-process with that certificate's key
+//! (no HTTP call, so no client certificate is needed under mutual TLS); its decisions go to the
+//! hub as `authority.decided.v2` and `authority.complaint_decided.v2`. Without GosSUOK in the
+//! process (`--only backoffice`) they stay unsigned (v1), which a hub refuses unless
+//! `HUB_UNSIGNED_DECISIONS=accept`. `PUT /sim/backoffice/{authority}/signing` with
+//! `{"fault": "unsigned" | "bad_signature" | "none"}` makes an authority sign badly on demand.
+//!
 //! Forms and applicants are never logged: ids, registration numbers and verdicts only.
 
 use std::collections::HashMap;
@@ -34,6 +43,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::clerk::{self, Answer, Application, Clerk, Outbox, Pace};
+use crate::decision_signing::{DecisionSigning, SigningFault};
 use crate::error::{ApiError, parse_json};
 use crate::faults::roll;
 use crate::server::{self, SimContext};
@@ -73,6 +83,9 @@ pub(crate) struct Deps {
     pub(crate) secret: Vec<u8>,
     /// How long the clerks take.
     pub(crate) pace: Pace,
+    /// GosSUOK's key tokens in this process, for the officials' certificates; `None`: the
+    /// decisions go unsigned.
+    pub(crate) key_tokens: Option<crate::gossuok::KeyTokens>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -83,6 +96,7 @@ impl std::fmt::Debug for Deps {
             .field("tasks", &self.tasks)
             .field("secret", &"<redacted>")
             .field("pace", &self.pace)
+            .field("signs", &self.key_tokens.is_some())
             .finish()
     }
 }
@@ -93,13 +107,47 @@ struct BackOffice {
     ctx: SimContext,
     deps: Deps,
     clerks: Mutex<HashMap<String, Arc<Clerk<Callbacks>>>>,
+    /// Each authority's official's certificate (`None`: it decides unsigned), made on first use.
+    signers: Mutex<HashMap<String, Option<Arc<DecisionSigning>>>>,
     /// The hub's refusals of the authorities' decisions, per authority, as received.
     refusals: Mutex<HashMap<String, Vec<Value>>>,
 }
 
 impl BackOffice {
+    /// The official's certificate `authority` signs its decisions with, issued by GosSUOK on
+    /// first use; `None` when GosSUOK is not in this process (or cannot issue).
+    fn signing(&self, authority: &str) -> Option<Arc<DecisionSigning>> {
+        let tokens = self.deps.key_tokens.as_ref()?;
+        let mut signers = self.signers.lock().unwrap_or_else(PoisonError::into_inner);
+        let signing =
+            signers.entry(authority.to_owned()).or_insert_with(
+                || match DecisionSigning::in_process(tokens, authority) {
+                    Ok(signing) => {
+                        tracing::info!(
+                            simulator = %self.ctx.kind,
+                            %authority,
+                            serial = %signing.serial,
+                            "the authority's official signs its decisions"
+                        );
+                        Some(Arc::new(signing))
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            simulator = %self.ctx.kind,
+                            %authority,
+                            error = %e,
+                            "no official's certificate: the authority decides unsigned"
+                        );
+                        None
+                    }
+                },
+            );
+        signing.clone()
+    }
+
     /// The clerk of `authority`, made on its first call.
     fn clerk(&self, authority: &str) -> Arc<Clerk<Callbacks>> {
+        let signing = self.signing(authority);
         let mut clerks = self.clerks.lock().unwrap_or_else(PoisonError::into_inner);
         let clerk = clerks.entry(authority.to_owned()).or_insert_with(|| {
             let callbacks = Callbacks {
@@ -107,6 +155,7 @@ impl BackOffice {
                 client: self.deps.client.clone(),
                 secret: self.deps.secret.clone(),
                 ctx: self.ctx.clone(),
+                signing,
             };
             Clerk::new(
                 authority,
@@ -171,10 +220,18 @@ impl BackOffice {
 
 /// The back-office's routes, finished with the common ones.
 pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
+    if deps.key_tokens.is_none() {
+        tracing::warn!(
+            simulator = %ctx.kind,
+            "GosSUOK is not started in this process: the back-offices decide unsigned \
+             (authority.decided.v1), which a hub refuses unless HUB_UNSIGNED_DECISIONS=accept"
+        );
+    }
     let state = Arc::new(BackOffice {
         ctx: ctx.clone(),
         deps,
         clerks: Mutex::new(HashMap::new()),
+        signers: Mutex::new(HashMap::new()),
         refusals: Mutex::new(HashMap::new()),
     });
     let routes = Router::new()
@@ -199,8 +256,16 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
             post(decision_refused),
         )
         .route(
+            "/{authority}/complaints/{complaint_id}/decision-refusals",
+            post(complaint_decision_refused),
+        )
+        .route(
             "/sim/backoffice/{authority}/decision-refusals",
             get(inspect_refusals),
+        )
+        .route(
+            "/sim/backoffice/{authority}/signing",
+            get(inspect_signing).put(set_signing),
         )
         .route(
             "/{authority}/complaints/{complaint_id}",
@@ -275,20 +340,116 @@ async fn decision_refused(
                 .and_then(|s| Uuid::parse_str(s).ok())
         },
     )?;
-    tracing::warn!(
-        simulator = %state.ctx.kind,
-        %authority,
-        reason = refusal["reason"].as_str().unwrap_or_default(),
-        "the hub refused the authority's decision"
-    );
-    state
-        .refusals
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(authority)
-        .or_default()
-        .push(refusal);
-    Ok(Json(json!({"recorded": true})))
+    Ok(state.record_refusal(authority, refusal))
+}
+
+/// `POST {base}complaints/{id}/decision-refusals`: the hub refused the authority's decision on
+/// a complaint (`authority.complaint_decision_refused.v1`); kept with the other refusals.
+async fn complaint_decision_refused(
+    State(state): State<Arc<BackOffice>>,
+    Path((authority, complaint_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (_, refusal) = state.admit_about(
+        &authority,
+        &headers,
+        &body,
+        ("complaint_id", &complaint_id),
+        |v: &Value| {
+            v["complaint_id"]
+                .as_str()
+                .and_then(|s| Uuid::parse_str(s).ok())
+        },
+    )?;
+    Ok(state.record_refusal(authority, refusal))
+}
+
+impl BackOffice {
+    /// Keeps a refusal the hub sent `authority` (and tells its signer, as a queue authority's).
+    fn record_refusal(&self, authority: String, refusal: Value) -> Json<Value> {
+        tracing::warn!(
+            simulator = %self.ctx.kind,
+            %authority,
+            reason = refusal["reason"].as_str().unwrap_or_default(),
+            "the hub refused the authority's decision"
+        );
+        if let Some(signing) = self.signing(&authority) {
+            signing.refused(&refusal);
+        }
+        self.refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(authority)
+            .or_default()
+            .push(refusal);
+        Json(json!({"recorded": true}))
+    }
+
+    /// `{"signed": bool, "serial", "fault"}` of an authority's signing.
+    fn signing_json(&self, authority: &str) -> Value {
+        match self.signing(authority) {
+            None => json!({"signed": false}),
+            Some(s) => json!({
+                "signed": true,
+                "serial": s.serial,
+                "fault": match s.fault() {
+                    SigningFault::None => "none",
+                    SigningFault::Unsigned => "unsigned",
+                    SigningFault::BadSignature => "bad_signature",
+                },
+            }),
+        }
+    }
+}
+
+/// `GET /sim/backoffice/{authority}/signing`: whether the authority signs, its official's
+/// certificate serial and the fault in force.
+async fn inspect_signing(
+    State(state): State<Arc<BackOffice>>,
+    Path(authority): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_authority(&authority)?;
+    Ok(Json(state.signing_json(&authority)))
+}
+
+/// The body of `PUT /sim/backoffice/{authority}/signing`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigningBody {
+    /// `none`, `unsigned` or `bad_signature`.
+    fault: String,
+}
+
+/// `PUT /sim/backoffice/{authority}/signing`: from now on the authority's decisions go
+/// unsigned (`unsigned`), with a signature that does not verify (`bad_signature`), or properly
+/// signed (`none`).
+async fn set_signing(
+    State(state): State<Arc<BackOffice>>,
+    Path(authority): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    check_authority(&authority)?;
+    let request: SigningBody = parse_json(&body)?;
+    let fault = match request.fault.as_str() {
+        "none" => SigningFault::None,
+        "unsigned" => SigningFault::Unsigned,
+        "bad_signature" => SigningFault::BadSignature,
+        other => {
+            return Err(ApiError::invalid_request(format!(
+                "fault {other:?} is none of none, unsigned, bad_signature"
+            )));
+        }
+    };
+    let signing = state.signing(&authority).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_signing",
+            "this authority has no official's certificate: GosSUOK is not in this process",
+        )
+    })?;
+    signing.set_fault(fault);
+    Ok(Json(state.signing_json(&authority)))
 }
 
 /// `GET /sim/backoffice/{authority}/decision-refusals`: the refusals received, oldest first.
@@ -585,6 +746,8 @@ struct Callbacks {
     client: reqwest::Client,
     secret: Vec<u8>,
     ctx: SimContext,
+    /// Its official's certificate: decisions go signed (v2) with one.
+    signing: Option<Arc<DecisionSigning>>,
 }
 
 impl Outbox for Callbacks {
@@ -593,8 +756,18 @@ impl Outbox for Callbacks {
 
     /// Signs the answer once, then posts it — dropped or sent twice by the faults in force.
     async fn send(&self, callback: &Url, answer: &Answer) -> anyhow::Result<()> {
-        let url = callback_to(callback, answer.message_type());
-        let body = answer.to_json().to_string().into_bytes();
+        let unsigned = answer.to_json();
+        let signed = match &self.signing {
+            Some(signing) => {
+                signing
+                    .sign_answer(&self.authority, answer.message_type(), &unsigned)
+                    .await?
+            }
+            None => None,
+        };
+        let (message_type, body) = signed.unwrap_or((answer.message_type(), unsigned));
+        let url = callback_to(callback, message_type);
+        let body = body.to_string().into_bytes();
         let faults = self.ctx.faults.get();
         if roll(faults.drop_callback_rate) {
             tracing::info!(

@@ -1,7 +1,8 @@
 //! Fault injection, shared by every simulator: integrators must see their adapters cope with a
 //! slow, failing or hanging system and with lost or repeated delivery reports, so the faults are
 //! set at run time through `/sim/faults` and applied by one axum middleware to the API paths
-//! (every path but `/sim/`, so a test can always control and inspect a simulator).
+//! (every path but `/sim/` and `/openapi.json`, so a test can always control and inspect a
+//! simulator).
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -129,7 +130,7 @@ pub(crate) async fn fault_layer(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.uri().path().starts_with("/sim/") {
+    if req.uri().path().starts_with("/sim/") || req.uri().path() == crate::openapi::PATH {
         return next.run(req).await;
     }
     let faults = ctx.faults.get();

@@ -43,6 +43,7 @@ mod idempotency;
 mod idnumber;
 mod msisdn;
 mod mvd;
+pub mod openapi;
 mod operators;
 mod server;
 pub mod tls;
@@ -538,20 +539,23 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         gossuok: None,
         tasks: tasks.clone(),
     };
+    let key_tokens = gossuok_tokens(&config, &listeners, tls.is_some(), &shutdown)?;
     for (kind, listener) in listeners {
         let local = listener
             .local_addr()
             .with_context(|| format!("reading the address of the {kind} simulator"))?;
         let url = base_url(local, tls.is_some())?;
         let ctx = server::SimContext::new(kind, shutdown.clone());
-        let router = if kind == SimKind::Email {
+        let router = if let (SimKind::Gossuok, Some(tokens)) = (kind, &key_tokens) {
+            gossuok::router(tokens)
+        } else if kind == SimKind::Email {
             let smtp = email_smtp
                 .take()
                 .context("the e-mail simulator's SMTP listener is missing")?;
             running.email_smtp = Some(smtp_url(&smtp)?);
             email::start(ctx, smtp, &tasks)
         } else {
-            router(kind, ctx, &config, &shared, &url)
+            router(kind, ctx, &config, &shared, key_tokens.as_ref())
         };
         let listener = match &tls {
             None => server::Listening::Plain(listener),
@@ -652,14 +656,43 @@ struct Shared {
     tasks: TaskTracker,
 }
 
+/// GosSUOK's CA and key tokens when it is started in this process (made before any router, so
+/// that the back-offices sign with them in-process): its certificates name where the hub finds
+/// their CRLs and the OCSP responder, its public URL or its own.
+fn gossuok_tokens(
+    config: &SimConfig,
+    listeners: &[(SimKind, TcpListener)],
+    https: bool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<gossuok::KeyTokens>> {
+    let Some((_, listener)) = listeners.iter().find(|(k, _)| *k == SimKind::Gossuok) else {
+        return Ok(None);
+    };
+    let local = listener
+        .local_addr()
+        .context("reading the address of the gossuok simulator")?;
+    let url = base_url(local, https)?;
+    let today = chrono::Utc::now().date_naive();
+    let ctx = server::SimContext::new(SimKind::Gossuok, shutdown.clone());
+    Ok(Some(gossuok::key_tokens(
+        ctx,
+        gossuok::Deps {
+            ca: gossuok::ca::TestCa::new(config.seed)
+                .with_publication(config.gossuok.public_url.as_ref().unwrap_or(&url)),
+            population: mvd::population::generate(config.seed, config.population, today),
+            crl_validity: config.gossuok.crl_validity,
+        },
+    )))
+}
+
 /// The HTTP routes of simulator `kind` (every one but the e-mail simulator, which starts its
-/// SMTP sink too), listening at `url`.
+/// SMTP sink too, and GosSUOK, served from its `key_tokens`).
 fn router(
     kind: SimKind,
     ctx: server::SimContext,
     config: &SimConfig,
     shared: &Shared,
-    url: &Url,
+    key_tokens: Option<&gossuok::KeyTokens>,
 ) -> axum::Router {
     let today = chrono::Utc::now().date_naive();
     match (kind, msisdn::Operator::from_kind(kind)) {
@@ -673,16 +706,8 @@ fn router(
                     decide_after: config.backoffice.decide_after,
                     complaint_decide_after: config.backoffice.complaint_decide_after,
                 },
-            },
-        ),
-        (SimKind::Gossuok, _) => gossuok::router(
-            ctx,
-            gossuok::Deps {
-                // The certificates name where the hub finds their CRLs and the OCSP responder.
-                ca: gossuok::ca::TestCa::new(config.seed)
-                    .with_publication(config.gossuok.public_url.as_ref().unwrap_or(url)),
-                population: mvd::population::generate(config.seed, config.population, today),
-                crl_validity: config.gossuok.crl_validity,
+                // The officials' certificates and keys: GosSUOK's, in this process.
+                key_tokens: key_tokens.cloned(),
             },
         ),
         (SimKind::Erip, _) => erip::router(

@@ -28,11 +28,19 @@ impl SimContext {
     }
 }
 
-/// Adds the common `/sim/` routes, the JSON fallbacks and the fault layer to a simulator's own
-/// routes.
+/// Adds the common `/sim/` routes, the simulator's OpenAPI document (`/openapi.json`), the JSON
+/// fallbacks and the fault layer to a simulator's own routes.
 pub(crate) fn finish(routes: Router, ctx: SimContext) -> Router {
     routes
         .merge(faults::sim_routes(ctx.clone()))
+        .merge(
+            Router::new()
+                .route(
+                    crate::openapi::PATH,
+                    axum::routing::get(crate::openapi::serve),
+                )
+                .with_state(ctx.clone()),
+        )
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(axum::middleware::from_fn_with_state(

@@ -102,7 +102,8 @@ impl TestEnv {
         .await
     }
 
-    async fn on(servers: Servers) -> Self {
+    /// A fresh namespace and database on `servers` (a private PostgreSQL server, say).
+    pub async fn on(servers: Servers) -> Self {
         // The tests' own reqwest clients need a process default TLS provider.
         adapters::tls::install_default_provider();
         init_logging();

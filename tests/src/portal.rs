@@ -185,6 +185,10 @@ impl Portal {
         integrations.phone_code_ttl = Duration::from_secs(60);
         integrations.seal_key = Some(random_seal_key());
         integrations.desks = crate::harness::TEST_DESKS.map(str::to_owned).to_vec();
+        // The queue authorities the tests start with `start_authority` decide unsigned
+        // (`authority.decided.v1`, `authority.complaint_decided.v1`); the tests of signed
+        // decisions set `Refuse` (the lab's and production's) themselves.
+        integrations.unsigned_decisions = hub_portal::procedures::saga::UnsignedDecisions::Accept;
         adjust(&mut integrations);
         let plan = hub::plan(&integrations, &console).expect("the hub's plan");
         let topology = env.declare(plan.queues()).await;

@@ -3,18 +3,26 @@
 //! checks the chain, the revocation (OCSP at the certificate's own address), that the
 //! certificate is the authority's and the signature, on the real RabbitMQ and PostgreSQL. Only
 //! a verified decision reaches the portal, with its signer; any other is refused back to the
-//! authority (`authority.decision_refused.v1`) and the application keeps waiting.
+//! authority (`authority.decision_refused.v1`) and the application keeps waiting. The HTTP
+//! back-office simulator signs its own decisions in-process (its officials' certificates from
+//! the GosSUOK simulator of the same process); decisions on complaints are signed and verified
+//! the same way (`authority.complaint_decided.v2`, refused with
+//! `authority.complaint_decision_refused.v1`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::cabinet::SessionToken;
-use contracts::procedure::{ApplicationDecided, ApplicationRegistered, SubmitApplication, Verdict};
+use contracts::procedure::{
+    ApplicationDecided, ApplicationRegistered, ComplaintAccepted, ComplaintDecided,
+    SubmitApplication, SubmitComplaint, Verdict,
+};
 use e2e::portal::{Portal, WAIT};
 use e2e::wait_until;
+use hub_portal::procedures::saga::UnsignedDecisions;
 use serde_json::json;
 use simulators::SimKind;
-use simulators::decision_signing::{DecisionSigning, Refusal, SigningFault};
+use simulators::decision_signing::{ComplaintRefusal, DecisionSigning, Refusal, SigningFault};
 use uuid::Uuid;
 
 /// A free procedure of a queue authority (pension certificate, FSZN).
@@ -274,5 +282,196 @@ async fn an_http_back_office_decision_is_verified_and_a_bad_one_refused_back_to_
     assert_eq!(signed.signer.certificate_serial, signing.serial);
     assert_eq!(signed.signer.organization, TAX);
     assert_eq!(decided.document, "Справка выдана.");
+    portal.stop().await;
+}
+
+/// The complaint saga's state of complaint `id`.
+async fn complaint_state(portal: &Portal, id: Uuid) -> Option<String> {
+    sqlx::query_scalar("SELECT state_name FROM sagas WHERE id = $1")
+        .bind(hub_portal::procedures::complaint::ComplaintSaga::key(id).id)
+        .fetch_optional(&portal.env.pool)
+        .await
+        .expect("saga")
+}
+
+fn complaint(application_id: Uuid, session: &SessionToken) -> SubmitComplaint {
+    SubmitComplaint {
+        complaint_id: Uuid::new_v4(),
+        application_id,
+        session_token: session.clone(),
+        text: "The decision leaves out March.".into(),
+        kind: Default::default(),
+    }
+}
+
+/// The hub as in production: an unsigned decision (v1) is refused.
+fn refusing(i: &mut hub_portal::config::IntegrationConfig) {
+    i.unsigned_decisions = UnsignedDecisions::Refuse;
+}
+
+/// `GET` or `PUT` the back-office simulator's signing of `authority`: its official's
+/// certificate serial and the fault in force.
+async fn backoffice_signing(
+    portal: &Portal,
+    authority: &str,
+    fault: Option<&str>,
+) -> serde_json::Value {
+    let url = portal
+        .sims
+        .operator_url(SimKind::BackOffice)
+        .expect("the back-office simulator")
+        .join(&format!("sim/backoffice/{authority}/signing"))
+        .expect("URL");
+    let client = reqwest::Client::new();
+    let request = match fault {
+        Some(fault) => client.put(url).json(&json!({ "fault": fault })),
+        None => client.get(url),
+    };
+    let answer = request.send().await.expect("the simulator answers");
+    assert!(answer.status().is_success(), "{}", answer.status());
+    answer.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_back_offices_own_decisions_arrive_signed_while_the_hub_refuses_unsigned_ones() {
+    let mut portal = Portal::start_custom(
+        |s| {
+            s.backoffice.decide_after = Duration::from_millis(200);
+            s.backoffice.complaint_decide_after = Duration::from_millis(200);
+        },
+        refusing,
+    )
+    .await;
+    let (_, session) = portal.eds_session(0).await;
+    let form = json!({"tax_year": 2025, "purpose": "embassy"});
+    let tax_application = || SubmitApplication {
+        application_id: Uuid::new_v4(),
+        procedure_code: TAX_PROCEDURE.into(),
+        session_token: session.clone(),
+        form: form.as_object().cloned().expect("object"),
+        attachments: vec![],
+        delivery: Default::default(),
+    };
+
+    // The back-office's clerk decides on its own, signed by the Ministry's official.
+    let app = tax_application();
+    let id = app.application_id;
+    portal.env.send(&app).await;
+    let decided: ApplicationDecided = portal.event(&id.to_string()).await;
+    let signing = backoffice_signing(&portal, TAX, None).await;
+    let signed = decided.signed.expect("the signed decision");
+    assert_eq!(signed.signer.organization, TAX);
+    assert_eq!(
+        json!(signed.signer.certificate_serial),
+        signing["serial"],
+        "{signing}"
+    );
+    assert_eq!(signed.document.authority_id, TAX);
+    assert_eq!(state_name(&portal, id).await.as_deref(), Some("decided"));
+
+    // Its decision on a complaint is signed too, and reaches the portal with the signer.
+    let c = complaint(id, &session);
+    portal.env.send(&c).await;
+    let decided: ComplaintDecided = portal.event(&c.complaint_id.to_string()).await;
+    let signed = decided
+        .signed
+        .expect("the signed decision on the complaint");
+    assert_eq!(signed.signer.organization, TAX);
+    assert_eq!(signed.document.complaint_id, c.complaint_id);
+    assert_eq!(signed.document.text, decided.document);
+
+    // On demand it signs badly: refused back to it, never reaching the person.
+    backoffice_signing(&portal, TAX, Some("bad_signature")).await;
+    let bad = tax_application();
+    portal.env.send(&bad).await;
+    let refusal = wait_until(WAIT, "the back-office hears the refusal", || async {
+        backoffice_refusals(&portal, TAX)
+            .await
+            .into_iter()
+            .find(|r| r["application_id"] == json!(bad.application_id))
+    })
+    .await;
+    assert_eq!(refusal["reason"], "bad_signature", "{refusal}");
+    assert_ne!(
+        state_name(&portal, bad.application_id).await.as_deref(),
+        Some("decided")
+    );
+    portal.stop().await;
+}
+
+/// Files a complaint against application `application_id` and waits for the authority to hear
+/// the hub refuse its decision on it; checks the complaint stays with the authority.
+async fn complaint_refused(
+    portal: &Portal,
+    session: &SessionToken,
+    signing: &Arc<DecisionSigning>,
+    application_id: Uuid,
+) -> ComplaintRefusal {
+    let c = complaint(application_id, session);
+    let id = c.complaint_id;
+    portal.env.send(&c).await;
+    let _: ComplaintAccepted = portal.event(&id.to_string()).await;
+    let refusal = wait_until(
+        WAIT,
+        "the hub's refusal of the complaint decision",
+        || async {
+            signing
+                .complaint_refusals()
+                .into_iter()
+                .find(|r| r.complaint_id == id)
+        },
+    )
+    .await;
+    // The refusal is the transition that would have decided it: the complaint did not move.
+    assert_eq!(
+        complaint_state(portal, id).await.as_deref(),
+        Some("at_authority"),
+        "a refused decision never reaches the person"
+    );
+    refusal
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_properly_signed_complaint_decision_reaches_the_portal_with_its_signer() {
+    let mut portal = Portal::start_with(refusing).await;
+    let (_, session) = portal.eds_session(0).await;
+    let official = e2e::eds::holder(&portal, 3).await;
+    let signing = portal
+        .start_signing_authority(
+            FREE_AUTHORITY,
+            FREE_AUTHORITY,
+            &official,
+            Duration::from_millis(200),
+        )
+        .await;
+    let app = submit(&session);
+    portal.env.send(&app).await;
+    let _: ApplicationDecided = portal.event(&app.application_id.to_string()).await;
+
+    // Signed by the authority's official: shown with the document and the signer.
+    let c = complaint(app.application_id, &session);
+    portal.env.send(&c).await;
+    let decided: ComplaintDecided = portal.event(&c.complaint_id.to_string()).await;
+    let signed = decided
+        .signed
+        .expect("the signed decision on the complaint");
+    assert_eq!(signed.signer.certificate_serial, signing.serial);
+    assert_eq!(signed.signer.organization, FREE_AUTHORITY);
+    assert_eq!(signed.document.complaint_id, c.complaint_id);
+    assert_eq!(signed.document.verdict, decided.verdict);
+    assert_eq!(
+        complaint_state(&portal, c.complaint_id).await.as_deref(),
+        Some("decided")
+    );
+
+    // Unsigned.
+    signing.set_fault(SigningFault::Unsigned);
+    let r = complaint_refused(&portal, &session, &signing, app.application_id).await;
+    assert_eq!(r.reason, "unsigned", "{r:?}");
+
+    // A signature that does not verify.
+    signing.set_fault(SigningFault::BadSignature);
+    let r = complaint_refused(&portal, &session, &signing, app.application_id).await;
+    assert_eq!(r.reason, "bad_signature", "{r:?}");
     portal.stop().await;
 }

@@ -54,7 +54,7 @@ const PORTAL_TYPES: [&str; 21] = [
 
 /// The authorities' answers (the hub's requests to them, `authority.application.v1` and the
 /// like, are the hub's own: its bridges consume them for the HTTP authorities).
-const AUTHORITY_ANSWERS: [&str; 8] = [
+const AUTHORITY_ANSWERS: [&str; 9] = [
     "authority.registered.v1",
     "authority.info_requested.v1",
     "authority.decided.v1",
@@ -62,6 +62,7 @@ const AUTHORITY_ANSWERS: [&str; 8] = [
     "authority.withdrawal_answered.v1",
     "authority.receipt_answered.v1",
     "authority.complaint_decided.v1",
+    "authority.complaint_decided.v2",
     "authority.complaint_withdrawal_answered.v1",
 ];
 

@@ -395,18 +395,23 @@ fn compare_constraints(path: &str, os: &Value, ns: &Value, out: &mut Vec<String>
         }
     }
     let num = |s: &Value, k: &str| s.get(k).and_then(Value::as_f64);
-    for key in ["minLength", "minimum", "exclusiveMinimum", "minItems"] {
-        if let Some(n) = num(ns, key)
-            && num(os, key).is_none_or(|o| n > o)
-        {
-            out.push(format!("{}: {key} raised to {n}", field(path)));
-        }
-    }
-    for key in ["maxLength", "maximum", "exclusiveMaximum", "maxItems"] {
-        if let Some(n) = num(ns, key)
-            && num(os, key).is_none_or(|o| n < o)
-        {
-            out.push(format!("{}: {key} lowered to {n}", field(path)));
+    // A lower bound raised or an upper bound lowered (or either added) narrows.
+    let bounds = [
+        ("minLength", true),
+        ("minimum", true),
+        ("exclusiveMinimum", true),
+        ("minItems", true),
+        ("maxLength", false),
+        ("maximum", false),
+        ("exclusiveMaximum", false),
+        ("maxItems", false),
+    ];
+    for (key, lower) in bounds {
+        let Some(n) = num(ns, key) else { continue };
+        let tighter = num(os, key).is_none_or(|o| if lower { n > o } else { n < o });
+        if tighter {
+            let moved = if lower { "raised" } else { "lowered" };
+            out.push(format!("{}: {key} {moved} to {n}", field(path)));
         }
     }
 }

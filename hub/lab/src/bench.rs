@@ -6,6 +6,7 @@
 //! issuance, a free application at an HTTP back-office, a paid one (paid at ERIP). Figures come
 //! from the client's clock (saga time) and from the database (steps, messages, transactions).
 
+pub mod measure;
 pub mod raw;
 
 use std::future::Future;
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use simulators::SimConfig;
-use sqlx::PgPool;
+
+pub use measure::Cpu;
+use measure::{Counts, HubProbes, Measured, Meter};
 
 use crate::demo::procedures::Journey;
 use crate::stage::{Hubs, Person, Play, Stage, a1_phone, is_good, percentile};
@@ -26,10 +28,10 @@ use hub_runtime::config::HubConfig;
 /// The desk the benchmark's identifier applications come from.
 const DESK: &str = "bench-desk";
 
-/// How long PostgreSQL may keep an idle backend's counters before publishing them to
-/// `pg_stat_database` (PostgreSQL 15's `PGSTAT_IDLE_INTERVAL` is 10 s); the transaction count of
-/// a phase is read this long after it ends.
-const STATS_SETTLE: Duration = Duration::from_secs(11);
+/// The idle window over which the hub's idle polling (transactions per second) is measured,
+/// once per run before the first phase: that rate is taken off the wait between a phase's end
+/// and the moment its transaction count is read (see [`measure`]).
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
 
 /// A saga type the benchmark drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -53,6 +55,14 @@ impl SagaKind {
             SagaKind::Issuance => "issuance",
             SagaKind::Free => "free",
             SagaKind::Paid => "paid",
+        }
+    }
+
+    /// The hub's saga type (`sagas.saga_type`) a saga of this kind runs as.
+    fn saga_type(self) -> &'static str {
+        match self {
+            SagaKind::Issuance => hub_portal::sagas::issuance::SAGA_TYPE,
+            SagaKind::Free | SagaKind::Paid => hub_portal::procedures::saga::SAGA_TYPE,
         }
     }
 }
@@ -89,28 +99,35 @@ pub struct RawLimits {
     pub lower_per_second: f64,
 }
 
-/// The figures of one saga type.
+/// The figures of one saga type, every one over the same interval: from just before the first
+/// saga is driven to quiescence (every saga of the type ended, the outbox drained).
 #[derive(Debug, Clone, Serialize)]
 pub struct Figures {
     /// The saga type.
     pub saga_type: SagaKind,
-    /// Sagas that came to their expected end.
+    /// Sagas started: the denominator of every per-saga figure.
     pub sagas: usize,
-    /// Sagas that failed or timed out.
+    /// Of those, sagas that came to their expected end.
+    pub completed: usize,
+    /// Sagas that failed (their time, to the failure, is in the percentiles).
     pub failed: usize,
+    /// Sagas not done when the phase's time was up (their time, to then, is in the
+    /// percentiles: a lower bound).
+    pub timed_out: usize,
     /// The first few failures.
     pub errors: Vec<String>,
-    /// Wall time of the phase, seconds.
+    /// The interval, seconds.
     pub seconds: f64,
-    /// Finished sagas per second of the phase.
+    /// Completed sagas per second of the interval.
     pub sagas_per_second: f64,
-    /// Engine steps (`saga_history` rows) of the phase.
+    /// Engine steps (`saga_history` rows) of the interval.
     pub steps: i64,
-    /// Engine steps per second of the phase.
+    /// Engine steps per second of the interval.
     pub steps_per_second: f64,
     /// Engine steps per second over the lower raw limit.
     pub of_raw_limit: f64,
-    /// Time from the first command to the final event, as the client saw it, ms.
+    /// Time from the first command to the final event (or the failure, or the phase's end), as
+    /// the client saw it, over every saga started, ms.
     pub saga_p50_ms: f64,
     /// The same, 99th percentile.
     pub saga_p99_ms: f64,
@@ -118,25 +135,29 @@ pub struct Figures {
     pub step_p50_ms: f64,
     /// The same, 99th percentile.
     pub step_p99_ms: f64,
-    /// Messages the hub published (outbox rows) per saga.
+    /// Messages the hub published (outbox rows) per saga started.
     pub messages_per_saga: f64,
     /// Broker publishes (outbox rows) per engine step.
     pub publishes_per_step: f64,
-    /// Committed database transactions (`pg_stat_database.xact_commit`) per saga.
+    /// The hub's committed database transactions per saga started (the probe's and the idle
+    /// polling after the end taken off: see [`measure`]).
     pub db_transactions_per_saga: f64,
-    /// Database statements (round trips, `BEGIN` and `COMMIT` included) of every component per
-    /// engine step, from `pg_stat_statements`; absent where that extension is not loaded.
+    /// Database statements (round trips, `BEGIN` and `COMMIT` included) of every component but
+    /// the bench's probe per engine step, from `pg_stat_statements`; absent where that
+    /// extension is not loaded.
     pub db_statements_per_step: Option<f64>,
-    /// CPU time of the hub processes per saga, ms.
+    /// CPU time of the hub processes per saga started, ms.
     pub hub_cpu_ms_per_saga: f64,
-    /// CPU time per saga, ms, of each party on the machine.
+    /// CPU time per saga started, ms, of each party on the machine.
     pub cpu_ms_per_saga: Cpu,
-    /// Argon2 time (hashing and verifying codes and passwords) per saga, ms.
+    /// Argon2 time (hashing and verifying codes and passwords) per saga started, ms.
     pub argon2_ms_per_saga: f64,
-    /// Argon2's share of the hub processes' CPU time in the phase.
+    /// Argon2's share of the hub processes' CPU time in the interval.
     pub argon2_share_of_hub_cpu: f64,
     /// The largest peak resident memory (VmHWM) of a hub process at the end of the phase, MiB.
     pub peak_memory_mib: f64,
+    /// The counts the figures are made of.
+    pub counts: Counts,
 }
 
 /// Effects counted after a run: each must have happened once.
@@ -205,12 +226,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// Sagas that failed, over every run and type.
+    /// Sagas that did not come to their expected end (failed, timed out or never started),
+    /// over every run and type.
     pub fn failed(&self) -> usize {
         self.runs
             .iter()
             .flat_map(|r| &r.types)
-            .map(|t| t.failed)
+            .map(|t| self.sagas_per_type.saturating_sub(t.completed))
             .sum()
     }
 
@@ -309,8 +331,8 @@ async fn play(
             _ => None,
         })
         .context("the hub declares no queue")?;
-    let pool = stage.pool(4).await?;
-    let statements = Statements::new(&pool).await;
+    // The hub has created and migrated its database once this answers.
+    stage.pool(1).await?.close().await;
 
     // 1. The raw limits, while the hub idles (once per benchmark).
     let raw = match raw {
@@ -334,8 +356,8 @@ async fn play(
         people.len()
     );
     let people = Arc::new(people);
-    let hubs = HubProbes::of(stage);
-    tokio::time::sleep(STATS_SETTLE).await;
+    let hubs = HubProbes::new(stage.hub_processes(), stage.play.http.clone());
+    let mut meter = Meter::start(&config.database_url, hubs.clone(), IDLE_WINDOW).await?;
     let mut types = Vec::new();
     for kind in SagaKind::ALL {
         if !settings.kinds.contains(&kind) {
@@ -343,7 +365,7 @@ async fn play(
         }
         let play = stage.play.clone();
         let people = people.clone();
-        let figures = phase(&pool, &statements, &hubs, kind, settings, &raw, move |i| {
+        let figures = phase(&mut meter, &hubs, kind, settings, &raw, move |i| {
             let (play, people) = (play.clone(), people.clone());
             async move { journey(&play, kind, &people[i % people.len()], i).await }
         })
@@ -356,7 +378,6 @@ async fn play(
         0
     };
     let effects = effects(stage, issued).await?;
-    pool.close().await;
     Ok((raw, types, effects, probe_queue))
 }
 
@@ -436,11 +457,9 @@ async fn journey(play: &Play, kind: SagaKind, person: &Person, i: usize) -> anyh
     }
 }
 
-/// Drives `settings.sagas` sagas of `kind` with `settings.concurrency` in flight and reads the
-/// phase's figures from the database.
+/// Drives `settings.sagas` sagas of `kind` and makes the phase's figures from one interval.
 async fn phase<F, Fut>(
-    pool: &PgPool,
-    statements: &Statements,
+    meter: &mut Meter,
     hubs: &HubProbes,
     kind: SagaKind,
     settings: &Settings,
@@ -451,213 +470,59 @@ where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let since: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-        .fetch_one(pool)
-        .await?;
-    let before = Counters::read(pool, statements, hubs).await?;
-    let driven = drive(kind, settings, saga).await?;
-    // Late steps (an SMS report after the final event) and idle backends' counters come in.
-    tokio::time::sleep(STATS_SETTLE).await;
-    let after = Counters::read(pool, statements, hubs).await?;
-    let history = History::since(pool, since).await?;
-    Ok(figures(kind, raw, driven, &before, &after, history, hubs))
-}
-
-/// The database's and the hub processes' counters at one moment.
-struct Counters {
-    commits: i64,
-    statements: Option<i64>,
-    cpu: Cpu,
-    argon2_seconds: f64,
-}
-
-impl Counters {
-    async fn read(
-        pool: &PgPool,
-        statements: &Statements,
-        hubs: &HubProbes,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
-            commits: commits(pool).await?,
-            statements: statements.count(pool).await,
-            cpu: Cpu::now(hubs),
-            argon2_seconds: hubs.argon2_seconds().await,
-        })
-    }
-}
-
-/// How a phase's sagas went, as the client saw them.
-struct Driven {
-    /// Each finished saga's time, µs.
-    times: Vec<u64>,
-    failed: usize,
-    /// The first few failures.
-    errors: Vec<String>,
-    /// Wall time of the phase.
-    seconds: f64,
-}
-
-/// Runs `settings.sagas` sagas, at most `settings.concurrency` at once, for at most
-/// `settings.phase_timeout`.
-async fn drive<F, Fut>(kind: SagaKind, settings: &Settings, saga: F) -> anyhow::Result<Driven>
-where
-    F: Fn(usize) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let bar = progress_bar(settings.sagas as u64, kind.name());
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for i in 0..settings.sagas {
-        let permit = semaphore.clone().acquire_owned().await?;
-        let run = saga(i);
-        let bar = bar.clone();
-        tasks.spawn(async move {
-            let t = Instant::now();
-            let r = run.await.map(|()| t.elapsed());
-            drop(permit);
-            bar.inc(1);
-            r
-        });
-    }
-    let mut driven = Driven {
-        times: Vec::new(),
-        failed: 0,
-        errors: Vec::new(),
-        seconds: 0.0,
+    let spec = measure::Phase {
+        name: kind.name().to_owned(),
+        saga_types: vec![kind.saga_type().to_owned()],
+        sagas: settings.sagas,
+        concurrency: settings.concurrency,
+        timeout: settings.phase_timeout,
     };
-    let deadline = started + settings.phase_timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, tasks.join_next()).await {
-            Ok(Some(Ok(Ok(took)))) => driven.times.push(took.as_micros() as u64),
-            Ok(Some(Ok(Err(e)))) => {
-                driven.failed += 1;
-                if driven.errors.len() < 5 {
-                    driven.errors.push(format!("{e:#}"));
-                }
-            }
-            Ok(Some(Err(e))) => {
-                driven.failed += 1;
-                driven.errors.push(format!("a saga's task: {e}"));
-            }
-            Ok(None) => break,
-            Err(_) => {
-                driven.failed += tasks.len();
-                driven.errors.push(format!(
-                    "{} sagas not done within {:?}",
-                    tasks.len(),
-                    settings.phase_timeout
-                ));
-                tasks.abort_all();
-                break;
-            }
-        }
-    }
-    driven.seconds = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    Ok(driven)
+    let measured = meter.phase(&spec, saga).await?;
+    Ok(figures(
+        kind,
+        raw.lower_per_second,
+        measured,
+        hubs.peak_memory_mib(),
+    ))
 }
 
-/// What the engine recorded in a phase: its steps, the messages it published, and the time
-/// between consecutive steps of a saga (µs).
-struct History {
-    steps: i64,
-    messages: i64,
-    step_times: Vec<i64>,
-}
-
-impl History {
-    async fn since(pool: &PgPool, since: DateTime<Utc>) -> anyhow::Result<Self> {
-        let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM saga_history WHERE at >= $1")
-            .bind(since)
-            .fetch_one(pool)
-            .await?;
-        let messages: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE created_at >= $1")
-                .bind(since)
-                .fetch_one(pool)
-                .await?;
-        let step_times: Vec<i64> = sqlx::query_scalar(
-            "SELECT (EXTRACT(EPOCH FROM gap) * 1000000)::bigint FROM (
-                 SELECT at - lag(at) OVER (PARTITION BY saga_id ORDER BY version) AS gap
-                 FROM saga_history WHERE at >= $1) steps
-             WHERE gap IS NOT NULL",
-        )
-        .bind(since)
-        .fetch_all(pool)
-        .await?;
-        Ok(Self {
-            steps,
-            messages,
-            step_times,
-        })
-    }
-}
-
-/// A phase's figures from what the client saw and the counters before and after it.
-fn figures(
-    kind: SagaKind,
-    raw: &RawLimits,
-    mut driven: Driven,
-    before: &Counters,
-    after: &Counters,
-    mut history: History,
-    hubs: &HubProbes,
-) -> Figures {
-    let (done, steps, seconds) = (driven.times.len(), history.steps, driven.seconds);
-    let per_saga = |n: f64| if done > 0 { n / done as f64 } else { 0.0 };
-    let per_step = |n: f64| if steps > 0 { n / steps as f64 } else { 0.0 };
-    let cpu_per_saga = after.cpu.per(before.cpu, done);
-    let argon2 = after.argon2_seconds - before.argon2_seconds;
-    let steps_per_second = steps as f64 / seconds;
-    let messages = history.messages as f64;
+/// A phase's figures: each a count of its interval over another (see [`Counts::rates`]), the
+/// saga time's percentiles over every saga started.
+fn figures(kind: SagaKind, lower_raw: f64, mut m: Measured, peak_memory_mib: f64) -> Figures {
+    let r = m.counts.rates(lower_raw);
+    let c = &m.counts;
     Figures {
         saga_type: kind,
-        sagas: done,
-        failed: driven.failed,
-        errors: driven.errors,
-        seconds,
-        sagas_per_second: done as f64 / seconds,
-        steps,
-        steps_per_second,
-        of_raw_limit: if raw.lower_per_second > 0.0 {
-            steps_per_second / raw.lower_per_second
+        sagas: c.started,
+        completed: c.completed,
+        failed: c.failed,
+        timed_out: c.timed_out,
+        errors: m.errors,
+        seconds: c.seconds,
+        sagas_per_second: r.sagas_per_second,
+        steps: c.steps,
+        steps_per_second: r.steps_per_second,
+        of_raw_limit: r.of_raw_limit,
+        saga_p50_ms: percentile(&mut m.saga_times, 0.50) as f64 / 1000.0,
+        saga_p99_ms: percentile(&mut m.saga_times, 0.99) as f64 / 1000.0,
+        step_p50_ms: percentile(&mut m.step_times, 0.50) as f64 / 1000.0,
+        step_p99_ms: percentile(&mut m.step_times, 0.99) as f64 / 1000.0,
+        messages_per_saga: r.messages_per_saga,
+        publishes_per_step: r.publishes_per_step,
+        db_transactions_per_saga: r.transactions_per_saga,
+        db_statements_per_step: r.statements_per_step,
+        hub_cpu_ms_per_saga: r.cpu_ms_per_saga.hub,
+        cpu_ms_per_saga: r.cpu_ms_per_saga,
+        argon2_ms_per_saga: r.argon2_ms_per_saga,
+        argon2_share_of_hub_cpu: if r.cpu_ms_per_saga.hub > 0.0 {
+            r.argon2_ms_per_saga / r.cpu_ms_per_saga.hub
         } else {
             0.0
         },
-        saga_p50_ms: percentile(&mut driven.times, 0.50) as f64 / 1000.0,
-        saga_p99_ms: percentile(&mut driven.times, 0.99) as f64 / 1000.0,
-        step_p50_ms: percentile(&mut history.step_times, 0.50) as f64 / 1000.0,
-        step_p99_ms: percentile(&mut history.step_times, 0.99) as f64 / 1000.0,
-        messages_per_saga: per_saga(messages),
-        publishes_per_step: per_step(messages),
-        db_transactions_per_saga: per_saga(after.commits.saturating_sub(before.commits) as f64),
-        db_statements_per_step: before
-            .statements
-            .zip(after.statements)
-            .map(|(b, a)| per_step(a.saturating_sub(b) as f64)),
-        hub_cpu_ms_per_saga: cpu_per_saga.hub,
-        cpu_ms_per_saga: cpu_per_saga,
-        argon2_ms_per_saga: per_saga(argon2 * 1000.0),
-        argon2_share_of_hub_cpu: if cpu_per_saga.hub > 0.0 {
-            per_saga(argon2 * 1000.0) / cpu_per_saga.hub
-        } else {
-            0.0
-        },
-        peak_memory_mib: hubs.peak_memory_mib(),
+        peak_memory_mib,
+        counts: m.counts,
     }
 }
-
-/// Transactions committed in this database so far.
-async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
-    )
-    .fetch_one(pool)
-    .await?)
-}
-
 /// A progress bar on stderr when it is a terminal; hidden otherwise.
 fn progress_bar(total: u64, name: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -687,159 +552,6 @@ fn peak_memory_mib(pid: &str) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-/// Database statements of this database so far, from `pg_stat_statements` where PostgreSQL
-/// loads it (`shared_preload_libraries`); the bench creates the extension in its database.
-struct Statements {
-    available: bool,
-}
-
-impl Statements {
-    async fn new(pool: &PgPool) -> Self {
-        let created = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            .execute(pool)
-            .await
-            .is_ok();
-        let mut s = Self { available: created };
-        s.available = s.count(pool).await.is_some();
-        s
-    }
-
-    async fn count(&self, pool: &PgPool) -> Option<i64> {
-        if !self.available {
-            return None;
-        }
-        sqlx::query_scalar(
-            "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
-             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_one(pool)
-        .await
-        .ok()
-    }
-}
-
-/// User and system CPU time of a process (`pid` or `self`) so far, seconds; 0 where /proc is
-/// not there.
-fn cpu_seconds(pid: &str) -> f64 {
-    // /proc/PID/stat counts in USER_HZ, which Linux fixes at 100 for user space.
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let ticks = || -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces) start at field 3; utime and
-        // stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
-    };
-    ticks().map_or(0.0, |t| t / TICKS_PER_SECOND)
-}
-
-/// CPU time so far of every process of this machine named `comm` (e.g. `postgres`,
-/// `beam.smp`), seconds. Exited processes (PostgreSQL's short-lived backends) are not counted.
-fn cpu_seconds_named(comm: &str) -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
-        })
-        .map(|pid| cpu_seconds(&pid))
-        .sum()
-}
-
-/// CPU seconds so far: the hubs, this process (simulators and clients), PostgreSQL, RabbitMQ.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Cpu {
-    /// The `hub run` processes.
-    pub hub: f64,
-    /// This process: every simulator and the clients playing desks, citizens and banks.
-    pub simulators_and_clients: f64,
-    /// PostgreSQL's processes.
-    pub postgres: f64,
-    /// RabbitMQ's Erlang VM.
-    pub rabbitmq: f64,
-}
-
-impl Cpu {
-    fn now(hubs: &HubProbes) -> Self {
-        Self {
-            hub: hubs.cpu_seconds(),
-            simulators_and_clients: cpu_seconds("self"),
-            postgres: cpu_seconds_named("postgres"),
-            rabbitmq: cpu_seconds_named("beam.smp"),
-        }
-    }
-
-    /// `self - before`, in ms per `n`.
-    fn per(self, before: Cpu, n: usize) -> Cpu {
-        let per = |a: f64, b: f64| {
-            if n > 0 {
-                (a - b).max(0.0) * 1000.0 / n as f64
-            } else {
-                0.0
-            }
-        };
-        Cpu {
-            hub: per(self.hub, before.hub),
-            simulators_and_clients: per(self.simulators_and_clients, before.simulators_and_clients),
-            postgres: per(self.postgres, before.postgres),
-            rabbitmq: per(self.rabbitmq, before.rabbitmq),
-        }
-    }
-}
-
-/// Reads the hub processes: CPU time and peak memory from /proc, argon2 time from `/metrics` on
-/// each one's internal listener (`HUB_OPS_ADDR`).
-struct HubProbes {
-    processes: Vec<(u32, std::net::SocketAddr)>,
-    http: reqwest::Client,
-}
-
-impl HubProbes {
-    fn of(stage: &Stage) -> Self {
-        Self {
-            processes: stage.hub_processes(),
-            http: stage.play.http.clone(),
-        }
-    }
-
-    /// User and system CPU time of the hub processes so far, seconds.
-    fn cpu_seconds(&self) -> f64 {
-        self.processes
-            .iter()
-            .map(|(pid, _)| cpu_seconds(&pid.to_string()))
-            .sum()
-    }
-
-    /// Argon2 time of the hub processes so far (`hub_argon2_seconds_sum`), seconds.
-    async fn argon2_seconds(&self) -> f64 {
-        let mut total = 0.0;
-        for (_, addr) in &self.processes {
-            let Ok(r) = self.http.get(format!("http://{addr}/metrics")).send().await else {
-                continue;
-            };
-            let text = r.text().await.unwrap_or_default();
-            total += text
-                .lines()
-                .filter(|l| l.starts_with("hub_argon2_seconds_sum"))
-                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-                .sum::<f64>();
-        }
-        total
-    }
-
-    /// The largest peak resident memory of a hub process, MiB.
-    fn peak_memory_mib(&self) -> f64 {
-        self.processes
-            .iter()
-            .map(|(pid, _)| peak_memory_mib(&pid.to_string()))
-            .fold(0.0, f64::max)
-    }
-}
-
 /// The report as aligned tables.
 pub fn table(r: &Report) -> String {
     let mut out = raw_lines(&r.raw);
@@ -849,9 +561,14 @@ pub fn table(r: &Report) -> String {
     out.push_str(&effects_lines(r));
     out.push_str(&format!(
         "\n{} sagas per type, {} in flight; {} cores (the hubs, the simulators and clients, \
-         RabbitMQ and PostgreSQL share them); argon2 % is of the hubs' CPU; stmts/step counts \
-         every component's statements (BEGIN and COMMIT too) per engine step; bench process peak \
-         {:.0} MiB; {:.0} s in all\n",
+         RabbitMQ and PostgreSQL share them). Every figure of a row is over one interval, \
+         `seconds`: from just before the first saga to quiescence (every saga of the type \
+         ended, the outbox drained; `!` where the wait gave up). Per-saga figures are over \
+         every saga started; saga p50/p99 too, a failed saga with its time to the failure, a \
+         timed-out one with its time to the phase's end. xacts/saga: the hub's own (the \
+         bench's probe and the idle polling after the end taken off); stmts/step: every \
+         component's statements but the probe's (BEGIN and COMMIT too) per engine step; argon2 \
+         % is of the hubs' CPU; bench process peak {:.0} MiB; {:.0} s in all\n",
         r.sagas_per_type, r.concurrency, r.cores, r.peak_memory_mib, r.total_seconds
     ));
     out.push_str(&warnings(r));
@@ -870,11 +587,13 @@ fn raw_lines(raw: &RawLimits) -> String {
 }
 
 /// The columns of the figures table.
-const FIGURES_HEADER: [&str; 18] = [
+const FIGURES_HEADER: [&str; 20] = [
     "hubs",
     "type",
     "sagas",
     "failed",
+    "timed out",
+    "seconds",
     "sagas/s",
     "steps/s",
     "of raw",
@@ -926,6 +645,12 @@ fn figures_row(processes: usize, t: &Figures) -> Vec<String> {
         t.saga_type.name().to_owned(),
         t.sagas.to_string(),
         t.failed.to_string(),
+        t.timed_out.to_string(),
+        format!(
+            "{:.1}{}",
+            t.seconds,
+            if t.counts.quiescent { "" } else { "!" }
+        ),
         format!("{:.1}", t.sagas_per_second),
         format!("{:.1}", t.steps_per_second),
         format!("{:.1}%", t.of_raw_limit * 100.0),

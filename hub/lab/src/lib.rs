@@ -10,3 +10,9 @@ pub mod parties;
 pub mod sandbox;
 pub mod simulated;
 pub mod stage;
+
+/// The OpenAPI 3.1 documents of the simulators' APIs (`simulators::openapi::documents`), by file
+/// stem, for `hub contracts export`: the hub links the simulators only through the lab.
+pub fn simulator_openapi() -> Vec<(&'static str, serde_json::Value)> {
+    simulators::openapi::documents()
+}

@@ -77,10 +77,10 @@ impl Simulated {
             erip_url: url(SimKind::Erip)?,
             erip_secret,
             payment_ttl: Duration::from_secs(3600),
-            // The HTTP back-office simulator and the hub's bridge still decide unsigned
-            // (`authority.decided.v1`); the queue authority signs when given a certificate
-            // (`authority.decided.v2`), which is verified whatever this says.
-            unsigned_decisions: hub_portal::procedures::saga::UnsignedDecisions::Accept,
+            // Every simulated authority signs: the HTTP back-offices with their officials'
+            // certificates from the GosSUOK simulator of this process, the queue authorities
+            // when given one. An unsigned decision is refused, as in production.
+            unsigned_decisions: hub_portal::procedures::saga::UnsignedDecisions::Refuse,
             authority_settings: backoffice_settings(
                 &url(SimKind::BackOffice)?,
                 &backoffice_secret,

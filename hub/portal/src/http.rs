@@ -35,6 +35,15 @@ use hub_runtime::trace::TraceContext;
 use crate::external::CallbackState;
 pub use crate::external::Callbacks;
 
+mod openapi;
+
+/// The hub's OpenAPI 3.1 document: its callbacks (served on `HUB_HTTP_ADDR`, where the
+/// document itself is at `GET /openapi.json`) and the operators' endpoints (`HUB_OPS_ADDR`).
+/// Deterministic, and naming no host, so a checked-in copy does not drift.
+pub fn openapi() -> serde_json::Value {
+    openapi::document()
+}
+
 /// What the callbacks' handlers share.
 #[derive(Debug, Clone)]
 struct AppState {
@@ -113,8 +122,13 @@ pub async fn serve_ops(
 /// The largest callback body the hub reads (256 KiB).
 pub const CALLBACK_BODY_LIMIT: usize = 256 * 1024;
 
-/// The callbacks' routes, and nothing else.
+/// The callbacks' routes and the hub's OpenAPI document, and nothing else.
 fn router(state: AppState) -> Router {
+    callback_routes().with_state(state)
+}
+
+/// The callbacks' routes and the document, before their state.
+fn callback_routes() -> Router<AppState> {
     Router::new()
         .route(
             "/callbacks/sms/{operator}",
@@ -129,17 +143,21 @@ fn router(state: AppState) -> Router {
         // Callbacks are small JSON documents: a larger body is refused (413) before it is read
         // whole or parsed.
         .layer(DefaultBodyLimit::max(CALLBACK_BODY_LIMIT))
-        .with_state(state)
+        .route(openapi::PATH, get(|| async { Json(openapi()) }))
 }
 
 /// The operators' routes: health and metrics.
 fn ops_router(state: OpsState) -> Router {
+    ops_routes().with_state(state)
+}
+
+/// The operators' routes, before their state.
+fn ops_routes() -> Router<OpsState> {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/healthz", get(alive))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
-        .with_state(state)
 }
 
 /// Alive: the process serves HTTP.
@@ -196,3 +214,6 @@ async fn traced(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(trace);
     next.run(request).instrument(span).await
 }
+
+#[cfg(test)]
+mod tests;

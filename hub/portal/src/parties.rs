@@ -172,6 +172,10 @@ pub const MATRIX: &[(MessageType, Sender)] = {
         (p::AuthorityReceiptAnswered::TYPE, Sender::OwningAuthority),
         (p::AuthorityComplaintDecided::TYPE, Sender::OwningAuthority),
         (
+            p::AuthorityComplaintDecidedSigned::TYPE,
+            Sender::OwningAuthority,
+        ),
+        (
             p::AuthorityComplaintWithdrawalAnswered::TYPE,
             Sender::OwningAuthority,
         ),

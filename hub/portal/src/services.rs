@@ -197,6 +197,7 @@ fn procedures(
         payment_ttl: config.payment_ttl,
         unsigned_decisions: config.unsigned_decisions,
     };
+    let unsigned_decisions = config.unsigned_decisions;
     let complaint_saga = saga_on(complaint::queue_spec(), complaint::QUEUE, {
         let catalogue = catalogue.clone();
         move |ctx| {
@@ -205,6 +206,7 @@ fn procedures(
                 ctx.topology.namespace().as_str(),
                 &ctx.broker_user,
             )
+            .with_unsigned_decisions(unsigned_decisions)
         }
     });
     let procedure_saga = saga_on(procedure::queue_spec(), procedure::QUEUE, {
@@ -237,6 +239,7 @@ fn procedures(
             move |ctx| {
                 crate::procedures::decision::DecisionGate::new(
                     ctx.topology.work_queue(procedure::QUEUE),
+                    ctx.topology.work_queue(complaint::QUEUE),
                     checker.clone(),
                 )
             }

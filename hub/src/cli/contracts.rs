@@ -56,6 +56,12 @@ pub(crate) fn run(args: ContractsArgs) -> anyhow::Result<()> {
             let files = crate::contracts::generated();
             let n = crate::contracts::write(&out, &files)?;
             println!("wrote {n} files under {}", out.display());
+            if !crate::contracts::WITH_SIMULATORS {
+                eprintln!(
+                    "note: this build has no lab, so the simulators' OpenAPI documents were not \
+                     written (build with the default features for them)"
+                );
+            }
             Ok(())
         }
         ContractsCommand::Check { published } => {

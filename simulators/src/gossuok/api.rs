@@ -89,8 +89,91 @@ struct Record {
     revocation: Option<(DateTime<Utc>, RevocationReason)>,
 }
 
-/// The simulator's routes, finished with the common ones.
-pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
+/// The simulator's CA and key tokens, as the simulators of the same process may use them: an
+/// authority's back-office gets its official's certificate and signs with its key here, without
+/// an HTTP call (which under mutual TLS would need a client certificate of its own). Whatever it
+/// issues is in the simulator's book like any certificate: its status, OCSP answers and
+/// revocation (`POST /sim/revoke/{serial}`) apply to it.
+#[derive(Debug, Clone)]
+pub struct KeyTokens(Arc<GossuokState>);
+
+/// An official's certificate issued in-process ([`KeyTokens::issue_official`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfficialCertificate {
+    /// The serial, lowercase hex (what [`KeyTokens::sign`] takes).
+    pub serial: String,
+    /// The certificate, DER in base64.
+    pub certificate: String,
+    /// Its issuers up to the root, DER in base64.
+    pub chain: Vec<String>,
+}
+
+impl KeyTokens {
+    /// Issues a certificate signing for `organization` (its subject's organizationName) to an
+    /// official: a person of the population chosen by the organisation's name (the same one for
+    /// the same name), as `POST /sim/certificates` with `organization` would.
+    ///
+    /// Errors: the population is empty, or the CA cannot issue.
+    pub fn issue_official(&self, organization: &str) -> anyhow::Result<OfficialCertificate> {
+        let persons = self.0.population.persons();
+        anyhow::ensure!(!persons.is_empty(), "GosSUOK's population is empty");
+        let digest = BeltHash::digest(organization.as_bytes());
+        let pick = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+        let index = usize::try_from(pick % persons.len() as u64).unwrap_or_default();
+        let person = &persons[index];
+        let mut book = self.0.book();
+        let count = book
+            .extra_certificates
+            .entry(person.identification_number.clone())
+            .or_insert(0);
+        *count += 1;
+        let now = Utc::now();
+        let options = IssueOptions {
+            not_before: now - TimeDelta::days(1),
+            not_after: now + TimeDelta::days(365),
+            key_usage: LeafKeyUsage::DigitalSignature,
+            signed_by: Issuer::Intermediate,
+            key_seed: key_seed(&person.identification_number, *count),
+            private_key_usage: None,
+            unknown_critical_extension: false,
+        };
+        let serial = self
+            .0
+            .issue(&mut book, person, Some(organization.to_owned()), &options)
+            .map_err(|e| anyhow::anyhow!("GosSUOK could not issue: {e:?}"))?;
+        let record = book
+            .certificates
+            .get(&serial)
+            .ok_or_else(|| anyhow::anyhow!("the certificate {serial} is gone"))?;
+        let json = self.0.certificate_json(&serial, record);
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        Ok(OfficialCertificate {
+            serial,
+            certificate: text(&json["certificate"]),
+            chain: json["chain"]
+                .as_array()
+                .map(|c| c.iter().map(text).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Signs `data` with the key of the certificate `serial` (bign over belt-hash), as
+    /// `POST /sim/certificates/{serial}/sign` does.
+    ///
+    /// Errors: no key token holds a certificate with this serial.
+    pub fn sign(&self, serial: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let book = self.0.book();
+        let holder = book
+            .certificates
+            .get(serial)
+            .and_then(|record| record.holder.as_ref())
+            .ok_or_else(|| anyhow::anyhow!("no key token holds certificate {serial}"))?;
+        Ok(holder.sign(data).to_vec())
+    }
+}
+
+/// The simulator's CA and book, made from `deps`; serve it with [`router`].
+pub(crate) fn key_tokens(ctx: SimContext, deps: Deps) -> KeyTokens {
     let mut book = Book::default();
     book.certificates.insert(
         deps.ca.intermediate_serial().to_owned(),
@@ -111,6 +194,12 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
         ocsp_mode: Mutex::new(OcspMode::default()),
         idempotency: IdempotencyStore::default(),
     });
+    KeyTokens(state)
+}
+
+/// The simulator's routes over `tokens`' CA and book, finished with the common ones.
+pub(crate) fn router(tokens: &KeyTokens) -> Router {
+    let (state, ctx) = (tokens.0.clone(), tokens.0.ctx.clone());
     let routes = Router::new()
         .route("/ca/root.der", get(root_certificate))
         .route("/ca/intermediate.der", get(intermediate_certificate))

@@ -23,7 +23,8 @@ mod vectors;
 
 use std::time::Duration;
 
-pub(crate) use api::{MAX_CRL_VALIDITY, router};
+pub use api::{KeyTokens, OfficialCertificate};
+pub(crate) use api::{MAX_CRL_VALIDITY, key_tokens, router};
 
 use crate::mvd::population::Population;
 

@@ -188,7 +188,7 @@ impl OcspAnswer {
 
 /// How the simulator's responder answers, set at run time with `PUT /sim/ocsp`: honestly, or
 /// with one of the faults a client must not trust.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OcspMode {
     /// Signed by the issuing CA, fresh, the nonce echoed.

@@ -33,8 +33,9 @@ const LATEST_BIRTH: NaiveDate = match NaiveDate::from_ymd_opt(2008, 12, 31) {
 const FIRST_DOCUMENT_AGE: u32 = 14;
 
 /// A person's legal status, and the status letters of the identification number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = PersonStatus)]
 pub(crate) enum Status {
     Citizen,
     ForeignCitizen,
@@ -52,7 +53,7 @@ impl Status {
 }
 
 /// The kind of an identity document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DocumentKind {
     Passport,
@@ -78,7 +79,7 @@ impl DocumentKind {
 }
 
 /// What the registry knows about a document beyond its dates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DocumentStatus {
     Valid,
@@ -87,7 +88,7 @@ pub(crate) enum DocumentStatus {
 }
 
 /// An identity document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct Document {
     pub(crate) kind: DocumentKind,
     pub(crate) number: String,

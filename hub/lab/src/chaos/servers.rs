@@ -276,23 +276,33 @@ pub struct PrivatePostgres {
     port: u16,
     as_postgres: bool,
     running: bool,
-    /// `-c ssl=on …` when the server takes TLS connections.
-    tls_options: String,
+    /// `-c name=value` options: `ssl=on …` when the server takes TLS connections, and the
+    /// settings it was started with.
+    options: String,
 }
 
 impl PrivatePostgres {
     /// Creates a cluster (`initdb`, trust authentication on loopback) and starts it.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_inner(None).await
+        Self::start_inner(None, &[]).await
+    }
+
+    /// [`Self::start`] with server settings (`-c name=value` each), e.g.
+    /// `("shared_preload_libraries", "pg_stat_statements")`.
+    pub async fn start_with_settings(settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_inner(None, settings).await
     }
 
     /// [`Self::start`], the server also taking TLS connections with the PEM certificate `cert`
     /// and key `key` (copied into its directory; plain connections are still taken).
     pub async fn start_with_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
-        Self::start_inner(Some((cert, key))).await
+        Self::start_inner(Some((cert, key)), &[]).await
     }
 
-    async fn start_inner(tls: Option<(&Path, &Path)>) -> anyhow::Result<Self> {
+    async fn start_inner(
+        tls: Option<(&Path, &Path)>,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = temp_dir("postgres")?;
         let as_postgres = is_root();
         let mut pg = Self {
@@ -300,7 +310,10 @@ impl PrivatePostgres {
             port: free_port()?,
             as_postgres,
             running: false,
-            tls_options: String::new(),
+            options: settings
+                .iter()
+                .map(|(name, value)| format!(" -c {name}={value}"))
+                .collect(),
             dir,
         };
         if let Some((cert, key)) = tls {
@@ -311,7 +324,7 @@ impl PrivatePostgres {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&server_key, std::fs::Permissions::from_mode(0o600))
                 .context("chmod of the server key")?;
-            pg.tls_options = format!(
+            pg.options += &format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
                 server_cert.display(),
                 server_key.display()
@@ -409,7 +422,7 @@ impl PrivatePostgres {
             "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=300 -c fsync=off{}",
             self.port,
             self.dir.display(),
-            self.tls_options
+            self.options
         );
         let timeout = START_TIMEOUT.as_secs().to_string();
         self.run(

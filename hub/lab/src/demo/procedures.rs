@@ -303,7 +303,12 @@ pub(super) async fn officials(
 ) -> anyhow::Result<std::collections::HashMap<String, std::sync::Arc<DecisionSigning>>> {
     let mut officials = std::collections::HashMap::new();
     let mut persons = population.iter();
-    for id in QUEUE_AUTHORITIES {
+    // Every authority the demo starts on the bus signs: FSZN's superior body decides the
+    // complaint of inaction, and the hub refuses an unsigned decision on it too.
+    for id in QUEUE_AUTHORITIES
+        .into_iter()
+        .chain([super::person_side::FSZN_SUPERIOR])
+    {
         let signing = loop {
             let Some(person) = persons.next() else {
                 anyhow::bail!("no person of the population has a GosSUOK record");

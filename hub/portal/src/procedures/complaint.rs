@@ -18,14 +18,23 @@
 //! small service over the `sagas` table, and goes on with its answer. As for applications, a
 //! withdrawal racing the decision is settled by the authority, and only the authority's own
 //! broker user may answer for it.
+//!
+//! A decision on a complaint is an administrative decision too: the body that heard it signs it
+//! (`authority.complaint_decided.v2`), the decision gate ([`super::decision`]) checks the
+//! signature, the certificate's path and revocation, and the saga takes it only when the signer
+//! is that body (organizationName = its id); otherwise, and for the unsigned
+//! `authority.complaint_decided.v1` unless `HUB_UNSIGNED_DECISIONS=accept`, it answers the body
+//! `authority.complaint_decision_refused.v1` and the complaint keeps waiting.
 
 use std::sync::Arc;
 
 use adapters::Failure;
+use chrono::{DateTime, Utc};
 use contracts::procedure::{
-    AuthorityComplaint, AuthorityComplaintDecided, AuthorityComplaintWithdrawal,
-    AuthorityComplaintWithdrawalAnswered, ComplaintAccepted, ComplaintDecided, ComplaintKind,
-    ComplaintRejectReason, ComplaintRejected, ComplaintVerdict, ComplaintWithdrawn,
+    AuthorityComplaint, AuthorityComplaintDecided, AuthorityComplaintDecisionRefused,
+    AuthorityComplaintWithdrawal, AuthorityComplaintWithdrawalAnswered, ComplaintAccepted,
+    ComplaintDecided, ComplaintKind, ComplaintRejectReason, ComplaintRejected, ComplaintVerdict,
+    ComplaintWithdrawn, DecisionRefusalReason, SignedComplaintDecision,
 };
 use contracts::{Message, MessageType, decode};
 use futures_util::future::BoxFuture;
@@ -34,7 +43,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::catalogue::Catalogue;
-use super::saga::{self as procedure, ProcedureSaga, authority_queue};
+use super::decision::{CheckOutcome, ComplaintDecisionChecked};
+use super::saga::{self as procedure, ProcedureSaga, UnsignedDecisions, authority_queue};
 use crate::sessions::{self, StartComplaint, WithdrawComplaintAs};
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
@@ -106,6 +116,8 @@ pub struct ComplaintSaga {
     prefix: String,
     /// The hub's own broker user: HTTP back-offices' answers come through its bridge.
     bridge_user: String,
+    /// What becomes of an unsigned `authority.complaint_decided.v1`.
+    unsigned_decisions: UnsignedDecisions,
 }
 
 impl ComplaintSaga {
@@ -116,7 +128,15 @@ impl ComplaintSaga {
             catalogue,
             prefix: format!("{namespace}."),
             bridge_user: bridge_user.to_owned(),
+            unsigned_decisions: UnsignedDecisions::Refuse,
         }
+    }
+
+    /// The same, taking an unsigned `authority.complaint_decided.v1` as `unsigned_decisions`
+    /// says (`HUB_UNSIGNED_DECISIONS`; refused by default).
+    pub fn with_unsigned_decisions(mut self, unsigned_decisions: UnsignedDecisions) -> Self {
+        self.unsigned_decisions = unsigned_decisions;
+        self
     }
 
     /// The instance key of a complaint.
@@ -180,8 +200,10 @@ pub enum ComplaintInput {
     Withdraw(WithdrawComplaintAs),
     /// The application's state.
     LookedUp(ApplicationLookedUp),
-    /// From the authority.
+    /// From the authority, unsigned.
     Decided(AuthorityComplaintDecided),
+    /// From the decision gate: a signed decision and what the gate found of it.
+    DecisionChecked(Box<ComplaintDecisionChecked>),
     /// From the authority.
     WithdrawalAnswered(AuthorityComplaintWithdrawalAnswered),
 }
@@ -210,6 +232,13 @@ impl Saga for ComplaintSaga {
             (
                 SagaKey::from_correlation_id(&message.metadata)?,
                 ComplaintInput::LookedUp(decode(t, b)?),
+            )
+        } else if ComplaintDecisionChecked::TYPE.matches(t) {
+            sessions::check_internal(message, &bus)?;
+            let m: ComplaintDecisionChecked = decode(t, b)?;
+            (
+                Self::key(m.decided.complaint_id),
+                ComplaintInput::DecisionChecked(Box::new(m)),
             )
         } else if AuthorityComplaintDecided::TYPE.matches(t) {
             let m: AuthorityComplaintDecided = decode(t, b)?;
@@ -253,8 +282,13 @@ impl Saga for ComplaintSaga {
                 _ => Err(Failure::permanent("no such complaint")),
             };
         };
-        if matches!(input, I::Decided(_) | I::WithdrawalAnswered(_)) {
-            self.check_sender(s, ctx)?;
+        match input {
+            I::Decided(_) | I::WithdrawalAnswered(_) => {
+                self.check_sender(s, ctx.message.user_id.as_deref())?;
+            }
+            // Sent by the hearing body (its broker user, as the gate received it).
+            I::DecisionChecked(c) => self.check_sender(s, c.sender.as_deref())?,
+            _ => {}
         }
         if let I::Withdraw(w) = input
             && w.applicant != s.applicant
@@ -276,16 +310,18 @@ impl Saga for ComplaintSaga {
             )?)),
             // The decision wins over a withdrawal the authority has not answered yet: it
             // decided first, and will refuse the withdrawal.
-            (S::AtAuthority | S::Withdrawing, I::Decided(d)) => Ok(with_stage(
-                s,
-                S::Decided { verdict: d.verdict },
-            )
-            .send(Command::new(&ComplaintDecided {
-                complaint_id: s.complaint_id,
-                verdict: d.verdict,
-                document: d.document.clone(),
-                decided_at: d.decided_at,
-            })?)),
+            (S::AtAuthority | S::Withdrawing, I::Decided(d)) => match self.unsigned_decisions {
+                UnsignedDecisions::Accept => decided(s, d.verdict, &d.document, d.decided_at, None),
+                UnsignedDecisions::Refuse => self.refuse_decision(
+                    s,
+                    String::new(),
+                    DecisionRefusalReason::Unsigned,
+                    "authority.complaint_decided.v1 carries no signature: send the signed \
+                     authority.complaint_decided.v2"
+                        .to_owned(),
+                ),
+            },
+            (S::AtAuthority | S::Withdrawing, I::DecisionChecked(c)) => self.decision_checked(s, c),
             (S::AtAuthority, I::Withdraw(_)) => Ok(with_stage(s, S::Withdrawing).send(
                 Command::new(&AuthorityComplaintWithdrawal {
                     complaint_id: s.complaint_id,
@@ -442,13 +478,83 @@ impl ComplaintSaga {
         ))
     }
 
+    /// A signed decision, as the decision gate found it: only one verified and signed by the
+    /// body that heard the complaint reaches the person; any other is refused back to that
+    /// body, and the complaint keeps waiting.
+    fn decision_checked(
+        &self,
+        s: &Complaint,
+        c: &ComplaintDecisionChecked,
+    ) -> Result<Step<Complaint>, Failure> {
+        let d = &c.decided;
+        let number = d.document.number.clone();
+        let hearer = self.authority(s)?;
+        match &c.check {
+            CheckOutcome::Refused { reason, detail } => {
+                self.refuse_decision(s, number, *reason, detail.clone())
+            }
+            CheckOutcome::Verified { .. } if d.document.authority_id != hearer => self
+                .refuse_decision(
+                    s,
+                    number,
+                    DecisionRefusalReason::WrongAuthority,
+                    format!(
+                        "the decision is signed for {}, but complaint {} is heard by {hearer}",
+                        d.document.authority_id, s.complaint_id
+                    ),
+                ),
+            CheckOutcome::Verified { signer } => {
+                let Some(signature) = d.signature.clone() else {
+                    return self.refuse_decision(
+                        s,
+                        number,
+                        DecisionRefusalReason::Unsigned,
+                        "the decision carries no signature".to_owned(),
+                    );
+                };
+                decided(
+                    s,
+                    d.document.verdict,
+                    &d.document.text,
+                    d.decided_at,
+                    Some(SignedComplaintDecision {
+                        document: d.document.clone(),
+                        signature,
+                        signer: signer.clone(),
+                    }),
+                )
+            }
+        }
+    }
+
+    /// Refuses a decision back to the body that heard the complaint: the complaint is
+    /// unchanged.
+    fn refuse_decision(
+        &self,
+        s: &Complaint,
+        number: String,
+        reason: DecisionRefusalReason,
+        detail: String,
+    ) -> Result<Step<Complaint>, Failure> {
+        Ok(Step::to(s.clone()).send(
+            Command::new(&AuthorityComplaintDecisionRefused {
+                complaint_id: s.complaint_id,
+                number,
+                reason,
+                detail,
+            })?
+            .reply_to(self.queue_of(s)?),
+        ))
+    }
+
     /// Only the authority hearing the complaint may answer for it: the broker checked the
-    /// sender's `user_id` against its connection, the catalogue says whose it must be.
-    fn check_sender(&self, s: &Complaint, ctx: &StepContext<'_>) -> Result<(), Failure> {
+    /// sender's `user_id` (`sender`) against its connection, the catalogue says whose it must
+    /// be.
+    fn check_sender(&self, s: &Complaint, sender: Option<&str>) -> Result<(), Failure> {
         let authority = self.authority(s)?;
         self.catalogue.check_sender(
             authority,
-            ctx.message.user_id.as_deref(),
+            sender,
             &format!("complaint {} is heard by {authority}", s.complaint_id),
             &self.bridge_user,
         )
@@ -457,6 +563,25 @@ impl ComplaintSaga {
 
 fn with_stage(s: &Complaint, stage: ComplaintStage) -> Step<Complaint> {
     Step::to(Complaint { stage, ..s.clone() })
+}
+
+/// The body decided: the portal and the person are told.
+fn decided(
+    s: &Complaint,
+    verdict: ComplaintVerdict,
+    document: &str,
+    decided_at: DateTime<Utc>,
+    signed: Option<SignedComplaintDecision>,
+) -> Result<Step<Complaint>, Failure> {
+    Ok(
+        with_stage(s, ComplaintStage::Decided { verdict }).send(Command::new(&ComplaintDecided {
+            complaint_id: s.complaint_id,
+            verdict,
+            document: document.to_owned(),
+            decided_at,
+            signed,
+        })?),
+    )
 }
 
 /// Answers the complaint saga's [`LookupApplication`] from the procedure saga's stored state:
@@ -671,6 +796,32 @@ mod tests {
             decided_at: run.now,
         });
         assert!(run.step(Some(&accepted.state), decided).is_err());
+        // The superior body signs the decision: its certificate, not the subordinate's.
+        let signer = |organization: &str| CheckOutcome::Verified {
+            signer: contracts::procedure::DecisionSigner {
+                name: "Official".into(),
+                organization: organization.into(),
+                certificate_serial: "0b".into(),
+                issuer: "CN=RUC".into(),
+            },
+        };
+        let by_superior = checked("mintrud", signer("mintrud"), Some("authority-mintrud"));
+        let ok = run
+            .step(Some(&accepted.state), by_superior)
+            .expect("decided");
+        assert_eq!(sent(&ok), ["complaint.decided.v1"]);
+        let by_subordinate = checked("fszn", signer("fszn"), Some("authority-mintrud"));
+        let refused = run
+            .step(Some(&accepted.state), by_subordinate)
+            .expect("refused");
+        let r: AuthorityComplaintDecisionRefused =
+            serde_json::from_slice(&refused.commands[0].body).expect("body");
+        assert_eq!(r.reason, DecisionRefusalReason::WrongAuthority);
+        assert_eq!(
+            refused.commands[0].reply_to.as_deref(),
+            Some("ns.authority.mintrud"),
+            "the refusal goes to the body that heard it"
+        );
     }
 
     fn rejected(step: &Step<Complaint>) -> Option<ComplaintRejectReason> {
@@ -752,12 +903,111 @@ mod tests {
                 .is_err()
         );
         assert!(run.from(None).step(Some(&at), decided()).is_err());
-        let ok = run
+        // Unsigned: refused back to the body unless the hub accepts unsigned decisions.
+        let unsigned = run
             .from(Some("authority-fszn"))
             .step(Some(&at), decided())
-            .expect("the owner decides");
+            .expect("refused");
+        assert_eq!(sent(&unsigned), ["authority.complaint_decision_refused.v1"]);
+        assert_eq!(
+            unsigned.commands[0].reply_to.as_deref(),
+            Some("ns.authority.fszn")
+        );
+        assert_eq!(unsigned.state, at, "the complaint keeps waiting");
+        run.saga = run
+            .saga
+            .clone()
+            .with_unsigned_decisions(UnsignedDecisions::Accept);
+        let ok = run.step(Some(&at), decided()).expect("the owner decides");
         assert_eq!(sent(&ok), ["complaint.decided.v1"]);
         assert_eq!(run.saga.state_name(&ok.state), "decided");
+    }
+
+    fn checked(authority: &str, check: CheckOutcome, sender: Option<&str>) -> ComplaintInput {
+        use contracts::procedure::{
+            AuthorityComplaintDecidedSigned, ComplaintDecisionDocument, DecisionSignature,
+        };
+        ComplaintInput::DecisionChecked(Box::new(ComplaintDecisionChecked {
+            decided: AuthorityComplaintDecidedSigned {
+                complaint_id: Uuid::from_u128(2),
+                document: ComplaintDecisionDocument {
+                    complaint_id: Uuid::from_u128(2),
+                    authority_id: authority.into(),
+                    number: "FSZN-C-1".into(),
+                    date: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).expect("a day"),
+                    verdict: ComplaintVerdict::Upheld,
+                    text: "Upheld.".into(),
+                },
+                signature: Some(DecisionSignature {
+                    signature: "c2ln".into(),
+                    certificate: "Y2VydA==".into(),
+                    chain: vec![],
+                }),
+                decided_at: DateTime::UNIX_EPOCH,
+            },
+            sender: sender.map(str::to_owned),
+            check,
+        }))
+    }
+
+    #[test]
+    fn only_a_verified_decision_signed_by_the_hearing_body_reaches_the_person() {
+        use contracts::procedure::DecisionSigner;
+        let run = Run::new();
+        let at = at_authority(&run);
+        let verified = || CheckOutcome::Verified {
+            signer: DecisionSigner {
+                name: "Official".into(),
+                organization: "fszn".into(),
+                certificate_serial: "0a".into(),
+                issuer: "CN=RUC".into(),
+            },
+        };
+        let ok = run
+            .step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-fszn")),
+            )
+            .expect("decided");
+        assert_eq!(sent(&ok), ["complaint.decided.v1"]);
+        let told: ComplaintDecided = serde_json::from_slice(&ok.commands[0].body).expect("body");
+        let signed = told.signed.expect("the signed decision");
+        assert_eq!(signed.signer.organization, "fszn");
+        assert_eq!(told.document, "Upheld.");
+        // The gate refused it: back to the body with the gate's reason.
+        let bad = CheckOutcome::Refused {
+            reason: DecisionRefusalReason::BadSignature,
+            detail: "the signature does not verify".into(),
+        };
+        let refused = run
+            .step(Some(&at), checked("fszn", bad, Some("authority-fszn")))
+            .expect("refused");
+        assert_eq!(sent(&refused), ["authority.complaint_decision_refused.v1"]);
+        let r: AuthorityComplaintDecisionRefused =
+            serde_json::from_slice(&refused.commands[0].body).expect("body");
+        assert_eq!(
+            (r.reason, r.number.as_str()),
+            (DecisionRefusalReason::BadSignature, "FSZN-C-1")
+        );
+        assert_eq!(refused.state, at);
+        // Signed for another body: refused as not the hearing body's.
+        let other = run
+            .step(
+                Some(&at),
+                checked("mintrud", verified(), Some("authority-fszn")),
+            )
+            .expect("refused");
+        let r: AuthorityComplaintDecisionRefused =
+            serde_json::from_slice(&other.commands[0].body).expect("body");
+        assert_eq!(r.reason, DecisionRefusalReason::WrongAuthority);
+        // Forwarded for another body's broker user: not taken at all.
+        assert!(
+            run.step(
+                Some(&at),
+                checked("fszn", verified(), Some("authority-mintrud"))
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -29,6 +29,12 @@
 //!
 //! The certificate is checked at the time the hub receives the decision, not at the document's
 //! date: the hub has no trusted time stamp to believe an earlier one.
+//!
+//! A decision on a complaint (`authority.complaint_decided.v2`, a
+//! [`contracts::procedure::ComplaintDecisionDocument`] with its own canonical bytes) goes
+//! through the same gate and the same rules; the gate forwards it to the complaint saga as
+//! `complaint.decision_checked.v1`, which checks that the signer is the body that heard the
+//! complaint and answers a refusal with `authority.complaint_decision_refused.v1`.
 
 use std::sync::Arc;
 
@@ -36,7 +42,10 @@ use adapters::Failure;
 use adapters::gossuok::{Checker, Invalid, ValidCertificate};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use contracts::procedure::{AuthorityDecidedSigned, DecisionRefusalReason, DecisionSigner};
+use contracts::procedure::{
+    AuthorityComplaintDecidedSigned, AuthorityDecidedSigned, DecisionRefusalReason,
+    DecisionSignature, DecisionSigner,
+};
 use contracts::{Message, MessageType, decode};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -48,9 +57,71 @@ use hub_runtime::engine::{Command, Service};
 /// The decision gate's queue (short name).
 pub const GATE_QUEUE: &str = "decision.gate";
 
-/// The gate's queue and the authorities' signed decisions it takes from the bus.
+/// The gate's queue and the authorities' signed decisions it takes from the bus: on
+/// applications and on complaints.
 pub fn gate_queue_spec() -> contracts::QueueSpec {
-    contracts::QueueSpec::new(GATE_QUEUE, [AuthorityDecidedSigned::TYPE.to_string()])
+    contracts::QueueSpec::new(
+        GATE_QUEUE,
+        [
+            AuthorityDecidedSigned::TYPE.to_string(),
+            AuthorityComplaintDecidedSigned::TYPE.to_string(),
+        ],
+    )
+}
+
+/// A signed decision the gate checks: on an application (`authority.decided.v2`) or on a
+/// complaint (`authority.complaint_decided.v2`). Each has its own canonical bytes.
+pub trait SignedDocument {
+    /// What breaks the document's layout, or makes it name another case than the message's.
+    fn layout_problem(&self) -> Option<String>;
+    /// The signature, if any.
+    fn signature(&self) -> Option<&DecisionSignature>;
+    /// The authority the document names as the deciding one.
+    fn authority_id(&self) -> &str;
+    /// The canonical bytes signed.
+    fn signed_bytes(&self) -> Vec<u8>;
+}
+
+impl SignedDocument for AuthorityDecidedSigned {
+    fn layout_problem(&self) -> Option<String> {
+        if self.document.application_id != self.application_id {
+            return Some("the document names another application".to_owned());
+        }
+        self.document.problem().map(str::to_owned)
+    }
+
+    fn signature(&self) -> Option<&DecisionSignature> {
+        self.signature.as_ref()
+    }
+
+    fn authority_id(&self) -> &str {
+        &self.document.authority_id
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        self.document.signed_bytes()
+    }
+}
+
+impl SignedDocument for AuthorityComplaintDecidedSigned {
+    fn layout_problem(&self) -> Option<String> {
+        if self.document.complaint_id != self.complaint_id {
+            return Some("the document names another complaint".to_owned());
+        }
+        self.document.problem().map(str::to_owned)
+    }
+
+    fn signature(&self) -> Option<&DecisionSignature> {
+        self.signature.as_ref()
+    }
+
+    fn authority_id(&self) -> &str {
+        &self.document.authority_id
+    }
+
+    fn signed_bytes(&self) -> Vec<u8> {
+        self.document.signed_bytes()
+    }
 }
 
 /// What the gate found of a signed decision.
@@ -88,6 +159,31 @@ impl Message for DecisionChecked {
     const TYPE: MessageType = MessageType::new("procedure.decision_checked", 1);
 }
 
+/// `complaint.decision_checked.v1`: the hub's own message, from the decision gate to the
+/// complaint saga: the deciding body's signed decision on a complaint and what the gate found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintDecisionChecked {
+    /// The decision as the body sent it.
+    pub decided: AuthorityComplaintDecidedSigned,
+    /// The broker-checked `user_id` the body's message carried (the saga checks it).
+    pub sender: Option<String>,
+    /// The gate's finding.
+    pub check: CheckOutcome,
+}
+
+impl Message for ComplaintDecisionChecked {
+    const TYPE: MessageType = MessageType::new("complaint.decision_checked", 1);
+}
+
+/// What the gate forwards: a checked decision, to the saga it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// On an application, to the procedure saga.
+    Application(DecisionChecked),
+    /// On a complaint, to the complaint saga.
+    Complaint(ComplaintDecisionChecked),
+}
+
 /// The refusal reason for a certificate the checker refused.
 pub fn reason_of(invalid: &Invalid) -> DecisionRefusalReason {
     match invalid {
@@ -117,18 +213,12 @@ pub fn reason_of(invalid: &Invalid) -> DecisionRefusalReason {
 /// and encoding. Returns the signature, the certificate and the chain, decoded.
 #[allow(clippy::type_complexity)]
 pub fn unpack(
-    m: &AuthorityDecidedSigned,
+    m: &impl SignedDocument,
 ) -> Result<(Vec<u8>, Vec<u8>, Vec<Vec<u8>>), (DecisionRefusalReason, String)> {
-    if m.document.application_id != m.application_id {
-        return Err((
-            DecisionRefusalReason::MalformedDocument,
-            "the document names another application".to_owned(),
-        ));
+    if let Some(problem) = m.layout_problem() {
+        return Err((DecisionRefusalReason::MalformedDocument, problem));
     }
-    if let Some(problem) = m.document.problem() {
-        return Err((DecisionRefusalReason::MalformedDocument, problem.to_owned()));
-    }
-    let Some(signed) = &m.signature else {
+    let Some(signed) = m.signature() else {
         return Err((
             DecisionRefusalReason::Unsigned,
             "the decision carries no signature".to_owned(),
@@ -172,12 +262,12 @@ fn signer_of(cert: &ValidCertificate, organization: &str) -> DecisionSigner {
 /// The checks of a certificate that passed the path: it is the organisation's, and it signed
 /// the document.
 pub fn check_signed_by(
-    m: &AuthorityDecidedSigned,
+    m: &impl SignedDocument,
     cert: &ValidCertificate,
     signature: &[u8],
 ) -> CheckOutcome {
-    let authority = &m.document.authority_id;
-    if cert.organization.as_deref() != Some(authority.as_str()) {
+    let authority = m.authority_id();
+    if cert.organization.as_deref() != Some(authority) {
         return CheckOutcome::Refused {
             reason: DecisionRefusalReason::WrongAuthority,
             detail: format!(
@@ -187,7 +277,7 @@ pub fn check_signed_by(
             ),
         };
     }
-    if let Err(invalid) = cert.verify_signature(&m.document.signed_bytes(), signature) {
+    if let Err(invalid) = cert.verify_signature(&m.signed_bytes(), signature) {
         return CheckOutcome::Refused {
             reason: DecisionRefusalReason::BadSignature,
             detail: invalid.to_string(),
@@ -202,7 +292,7 @@ pub fn check_signed_by(
 /// the certificate's revocation status cannot be told now (retried, never accepted).
 pub async fn check(
     checker: Option<&Checker>,
-    m: &AuthorityDecidedSigned,
+    m: &impl SignedDocument,
     now: DateTime<Utc>,
 ) -> Result<CheckOutcome, Failure> {
     let (signature, certificate, chain) = match unpack(m) {
@@ -233,56 +323,73 @@ pub async fn check(
 }
 
 /// The decision gate: checks each signed decision (with I/O, before any transaction) and
-/// forwards the decision and the finding to the procedure saga.
+/// forwards the decision and the finding to the saga it concerns: the procedure saga for an
+/// application's, the complaint saga for a complaint's.
 #[derive(Debug, Clone)]
 pub struct DecisionGate {
     procedure_queue: String,
+    complaint_queue: String,
     checker: Option<Arc<Checker>>,
 }
 
 impl DecisionGate {
-    /// The gate forwarding to the procedure saga's queue (full name); with no checker (no
-    /// trusted root configured) every signed decision is refused as untrusted.
-    pub fn new(procedure_queue: String, checker: Option<Arc<Checker>>) -> Self {
+    /// The gate forwarding to the procedure and complaint sagas' queues (full names); with no
+    /// checker (no trusted root configured) every signed decision is refused as untrusted.
+    pub fn new(
+        procedure_queue: String,
+        complaint_queue: String,
+        checker: Option<Arc<Checker>>,
+    ) -> Self {
         Self {
             procedure_queue,
+            complaint_queue,
             checker,
         }
     }
 }
 
+/// Logs a refusal: the case's id and the reason, nothing of the document.
+fn log_refusal(kind: &str, id: uuid::Uuid, check: &CheckOutcome) {
+    if let CheckOutcome::Refused { reason, .. } = check {
+        tracing::warn!(%kind, %id, reason = reason.as_str(), "signed decision refused");
+    }
+}
+
 impl Service for DecisionGate {
-    type Prepared = DecisionChecked;
+    type Prepared = Checked;
 
     fn name(&self) -> &'static str {
         "decision_gate"
     }
 
-    fn prepare<'a>(
-        &'a self,
-        message: &'a Incoming,
-    ) -> BoxFuture<'a, Result<DecisionChecked, Failure>> {
+    fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Checked, Failure>> {
         Box::pin(async move {
             let t = message.metadata.message_type.as_str();
-            if !AuthorityDecidedSigned::TYPE.matches(t) {
-                return Err(Failure::invalid_input(format!(
+            let sender = message.metadata.user_id.clone();
+            let checker = self.checker.as_deref();
+            if AuthorityDecidedSigned::TYPE.matches(t) {
+                let decided: AuthorityDecidedSigned = decode(t, &message.body)?;
+                let check = check(checker, &decided, Utc::now()).await?;
+                log_refusal("application", decided.application_id, &check);
+                Ok(Checked::Application(DecisionChecked {
+                    decided,
+                    sender,
+                    check,
+                }))
+            } else if AuthorityComplaintDecidedSigned::TYPE.matches(t) {
+                let decided: AuthorityComplaintDecidedSigned = decode(t, &message.body)?;
+                let check = check(checker, &decided, Utc::now()).await?;
+                log_refusal("complaint", decided.complaint_id, &check);
+                Ok(Checked::Complaint(ComplaintDecisionChecked {
+                    decided,
+                    sender,
+                    check,
+                }))
+            } else {
+                Err(Failure::invalid_input(format!(
                     "the decision gate does not take {t}"
-                )));
+                )))
             }
-            let decided: AuthorityDecidedSigned = decode(t, &message.body)?;
-            let check = check(self.checker.as_deref(), &decided, Utc::now()).await?;
-            if let CheckOutcome::Refused { reason, .. } = &check {
-                tracing::warn!(
-                    application_id = %decided.application_id,
-                    reason = reason.as_str(),
-                    "signed decision refused"
-                );
-            }
-            Ok(DecisionChecked {
-                decided,
-                sender: message.metadata.user_id.clone(),
-                check,
-            })
         })
     }
 
@@ -290,12 +397,13 @@ impl Service for DecisionGate {
         &'a self,
         _conn: &'a mut PgConnection,
         _message: &'a Incoming,
-        checked: DecisionChecked,
+        checked: Checked,
     ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
         Box::pin(async move {
-            Ok(vec![
-                Command::new(&checked)?.reply_to(&self.procedure_queue),
-            ])
+            Ok(vec![match &checked {
+                Checked::Application(c) => Command::new(c)?.reply_to(&self.procedure_queue),
+                Checked::Complaint(c) => Command::new(c)?.reply_to(&self.complaint_queue),
+            }])
         })
     }
 }

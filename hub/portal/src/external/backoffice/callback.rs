@@ -17,7 +17,8 @@ use hub_runtime::store::outbox;
 use hub_runtime::trace::TraceContext;
 
 /// An HTTP back-office's later answer (`authority.info_requested.v1`, the signed
-/// `authority.decided.v2` or the unsigned `authority.decided.v1`, `authority.complaint_decided.v1`): verified by the authority's signature over the method, the
+/// `authority.decided.v2` or the unsigned `authority.decided.v1`, the signed
+/// `authority.complaint_decided.v2` or the unsigned `authority.complaint_decided.v1`): verified by the authority's signature over the method, the
 /// path (so over the authority and the answer type it names), the timestamp and the body, and by
 /// its timestamp being within the hub's window (a replay is refused once it is old, whatever the
 /// inbox still remembers); checked to be about an application (or complaint) of that authority,
@@ -134,7 +135,8 @@ impl Subject {
 /// Decodes an answer of one of the types a back-office may call back with.
 fn about(message_type: &str, body: &[u8]) -> Result<Subject, String> {
     use contracts::procedure::{
-        AuthorityComplaintDecided, AuthorityDecided, AuthorityDecidedSigned, AuthorityInfoRequested,
+        AuthorityComplaintDecided, AuthorityComplaintDecidedSigned, AuthorityDecided,
+        AuthorityDecidedSigned, AuthorityInfoRequested,
     };
     let bad = |e: contracts::DecodeError| e.to_string();
     if AuthorityDecided::TYPE.matches(message_type) {
@@ -150,12 +152,18 @@ fn about(message_type: &str, body: &[u8]) -> Result<Subject, String> {
     } else if AuthorityComplaintDecided::TYPE.matches(message_type) {
         let m: AuthorityComplaintDecided = contracts::decode(message_type, body).map_err(bad)?;
         Ok(Subject::Complaint(m.complaint_id))
+    } else if AuthorityComplaintDecidedSigned::TYPE.matches(message_type) {
+        // Its signature is checked by the decision gate, as a queue authority's.
+        let m: AuthorityComplaintDecidedSigned =
+            contracts::decode(message_type, body).map_err(bad)?;
+        Ok(Subject::Complaint(m.complaint_id))
     } else {
         Err(format!(
-            "a back-office may call back with {}, {}, {} or {}, not {message_type:?}",
+            "a back-office may call back with {}, {}, {}, {} or {}, not {message_type:?}",
             AuthorityInfoRequested::TYPE,
             AuthorityDecidedSigned::TYPE,
             AuthorityDecided::TYPE,
+            AuthorityComplaintDecidedSigned::TYPE,
             AuthorityComplaintDecided::TYPE
         ))
     }

@@ -3,8 +3,8 @@
 //! queue-contract authority would consume itself — calls the back-office
 //! ([`adapters::backoffice`] has the contract), and puts the synchronous answers on the bus as
 //! the authority's messages (`authority.registered.v1`, the withdrawal answers, the answer on a
-//! receipt of a payment outside ERIP); a refusal of its decision (`authority.decision_refused.v1`)
-//! is handed to the back-office. The later
+//! receipt of a payment outside ERIP); a refusal of its decision (`authority.decision_refused.v1`,
+//! `authority.complaint_decision_refused.v1`) is handed to the back-office. The later
 //! answers (information requested, decisions) come back to the hub's HTTP callback
 //! ([`super::callback`]), which puts them on the bus the same way.
 //!
@@ -16,10 +16,10 @@
 use adapters::Failure;
 use adapters::backoffice::BackOfficeClient;
 use contracts::procedure::{
-    AuthorityApplication, AuthorityComplaint, AuthorityComplaintWithdrawal,
-    AuthorityComplaintWithdrawalAnswered, AuthorityDecisionRefused, AuthorityInfoProvided,
-    AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered, AuthorityWithdrawal,
-    AuthorityWithdrawalAnswered,
+    AuthorityApplication, AuthorityComplaint, AuthorityComplaintDecisionRefused,
+    AuthorityComplaintWithdrawal, AuthorityComplaintWithdrawalAnswered, AuthorityDecisionRefused,
+    AuthorityInfoProvided, AuthorityPaymentReceipt, AuthorityReceiptAnswered, AuthorityRegistered,
+    AuthorityWithdrawal, AuthorityWithdrawalAnswered,
 };
 use contracts::{Message, decode};
 use futures_util::future::BoxFuture;
@@ -143,6 +143,12 @@ impl Service for BackOfficeWorker {
                 let r: AuthorityDecisionRefused = decode(t, b)?;
                 let told = client.decision_refused(&r);
                 external_call(SYSTEM, "decision_refused", told).await?;
+                None
+            } else if AuthorityComplaintDecisionRefused::TYPE.matches(t) {
+                // The same for a decision on a complaint.
+                let r: AuthorityComplaintDecisionRefused = decode(t, b)?;
+                let told = client.complaint_decision_refused(&r);
+                external_call(SYSTEM, "complaint_decision_refused", told).await?;
                 None
             } else {
                 return Err(Failure::invalid_input(format!(
