@@ -41,6 +41,7 @@ pub const HUB_INTERNAL: &[&str] = &[
     "procedure.deadline_passed.v1",
     "procedure.lookup_application.v1",
     "procedure.application_looked_up.v1",
+    "complaint.decision_checked.v1",
 ];
 
 static SWITCHED_OFF: AtomicBool = AtomicBool::new(false);
