@@ -43,7 +43,8 @@ impl std::fmt::Debug for Published {
 
 impl Published {
     /// The body's schema: a standalone 2020-12 document (`$defs` inside), its `$id`
-    /// [`SCHEMA_ID_PREFIX`] and the type, its `title` the type.
+    /// [`SCHEMA_ID_PREFIX`] and the type, its `title` the type, its `examples` the body a real
+    /// run sent ([`example`]), when one was captured.
     pub fn schema(&self) -> Value {
         let mut schema = (self.generate)().to_value();
         if let Value::Object(map) = &mut schema {
@@ -58,6 +59,9 @@ impl Published {
             out.insert("title".into(), self.message_type.to_string().into());
             if let Some(d) = description {
                 out.insert("description".into(), d);
+            }
+            if let Some(example) = example(&self.message_type.to_string()) {
+                out.insert("examples".into(), Value::Array(vec![example]));
             }
             out.insert("x-rust-type".into(), self.rust_type.into());
             for (k, v) in std::mem::take(map) {
@@ -74,6 +78,24 @@ impl Published {
     pub fn file_name(&self) -> String {
         format!("{}.json", self.message_type)
     }
+}
+
+/// The examples taken from a real run: `contracts/published/examples.json`, a body per message
+/// type, captured by the end-to-end tests with `HUB_CAPTURE_EXAMPLES` (the first conforming body
+/// of each type the hub, the tests' desks and portal and the queue authorities sent, its secrets
+/// replaced by placeholders; see `hub_runtime::conformance`). Each schema carries its type's
+/// as `examples`.
+pub const EXAMPLES: &str = include_str!("../published/examples.json");
+
+/// The example of `message_type` taken from a real run ([`EXAMPLES`]), if one was captured.
+pub fn example(message_type: &str) -> Option<Value> {
+    static PARSED: std::sync::LazyLock<serde_json::Map<String, Value>> =
+        std::sync::LazyLock::new(|| match serde_json::from_str(EXAMPLES) {
+            Ok(Value::Object(map)) => map,
+            // A test (tests/published.rs) keeps the file an object of bodies.
+            _ => serde_json::Map::new(),
+        });
+    PARSED.get(message_type).cloned()
 }
 
 fn generate<T: JsonSchema>() -> Schema {

@@ -280,6 +280,20 @@ async fn handle(
     }
 }
 
+/// A check of every body an authority sends: the message's exchange, type and body, and why it
+/// may not be sent.
+pub type OutgoingCheck = fn(&str, &str, &[u8]) -> Result<(), String>;
+
+static OUTGOING_CHECK: std::sync::OnceLock<OutgoingCheck> = std::sync::OnceLock::new();
+
+/// Makes every authority of this process pass each body it sends through `check` first and
+/// refuse to send one it fails: the end-to-end tests and the lab check what the authorities
+/// publish against the hub's published schemas this way (the simulator itself, like an
+/// agency's client, knows only the wire). The first check installed stays.
+pub fn check_outgoing_with(check: OutgoingCheck) {
+    let _ = OUTGOING_CHECK.set(check);
+}
+
 async fn publish(
     channel: &Channel,
     config: &AuthorityConfig,
@@ -287,6 +301,10 @@ async fn publish(
     correlation: &Option<String>,
     body: Value,
 ) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(&body)?;
+    if let Some(check) = OUTGOING_CHECK.get() {
+        check(&config.bus_exchange, kind, &body).map_err(anyhow::Error::msg)?;
+    }
     let mut props = BasicProperties::default()
         .with_message_id(uuid::Uuid::new_v4().to_string().into())
         .with_type(kind.into())
@@ -303,7 +321,7 @@ async fn publish(
             config.bus_exchange.as_str().into(),
             kind.into(),
             BasicPublishOptions::default(),
-            &serde_json::to_vec(&body)?,
+            &body,
             props,
         )
         .await?

@@ -107,6 +107,8 @@ impl TestEnv {
         // The tests' own reqwest clients need a process default TLS provider.
         adapters::tls::install_default_provider();
         init_logging();
+        // The queue authorities the tests run check what they send, as the test's own sends do.
+        simulators::authority::check_outgoing_with(hub_runtime::conformance::check_text);
         let sandbox =
             Sandbox::new(&servers, "t", "hubtest").expect("TEST_DATABASE_URL is a PostgreSQL URL");
         let config = HubConfig {
@@ -196,6 +198,27 @@ impl TestEnv {
         metadata
     }
 
+    /// As [`Self::send`], for a body its type's schema refuses, sent on purpose by a
+    /// hostile-path test ([`Self::send_deliberately_invalid_as`]).
+    pub async fn send_deliberately_invalid<M: Message>(&self, message: &M) -> Metadata {
+        let metadata = Metadata::new(M::TYPE.to_string(), "test");
+        let body = contracts::encode(message).expect("encodes");
+        let user = hub_portal::parties::legitimate_sender(
+            &M::TYPE.to_string(),
+            &body,
+            hub_portal::parties::DEFAULT_PORTAL_USER,
+        );
+        self.send_envelope(
+            user.as_deref(),
+            &M::TYPE.to_string(),
+            body,
+            metadata.clone(),
+            false,
+        )
+        .await;
+        metadata
+    }
+
     /// Publishes `message` on the bus with the given metadata (to re-send an id), as the party
     /// that legitimately sends it ([`hub_portal::parties::legitimate_sender`]): the portal, the desk its body names,
     /// or the hub's own user.
@@ -211,13 +234,41 @@ impl TestEnv {
     }
 
     /// Publishes a body of type `message_type` on the bus as broker user `user` (`None`: the
-    /// hub's own), made on the local broker if missing.
+    /// hub's own), made on the local broker if missing. The body must conform to the type's
+    /// published schema ([`hub_runtime::conformance`]): a test that sends a malformed one on
+    /// purpose says so with [`Self::send_deliberately_invalid_as`].
     pub async fn send_raw_as(
         &self,
         user: Option<&str>,
         message_type: &str,
         body: Vec<u8>,
         metadata: Metadata,
+    ) {
+        self.send_envelope(user, message_type, body, metadata, true)
+            .await;
+    }
+
+    /// As [`Self::send_raw_as`], without the conformance check: for a hostile-path test that
+    /// sends a body its type's schema refuses (a wrong field, a bad number, not JSON), to show
+    /// the hub refuses it.
+    pub async fn send_deliberately_invalid_as(
+        &self,
+        user: Option<&str>,
+        message_type: &str,
+        body: Vec<u8>,
+        metadata: Metadata,
+    ) {
+        self.send_envelope(user, message_type, body, metadata, false)
+            .await;
+    }
+
+    async fn send_envelope(
+        &self,
+        user: Option<&str>,
+        message_type: &str,
+        body: Vec<u8>,
+        metadata: Metadata,
+        checked: bool,
     ) {
         let envelope = Envelope {
             exchange: self.topology(vec![]).bus_exchange(),
@@ -229,12 +280,17 @@ impl TestEnv {
             Some(user) => Some(self.publisher_as(user).await),
             None => None,
         };
-        party
-            .as_deref()
-            .unwrap_or(&self.publisher)
-            .publish(&envelope)
-            .await
-            .expect("published and confirmed");
+        let publisher = party.as_deref().unwrap_or(&self.publisher);
+        let sent = if checked {
+            publisher.publish(&envelope).await
+        } else {
+            publisher.publish_deliberately_invalid(&envelope).await
+        };
+        if let Err(e) = sent {
+            // Taken out of the record: the test fails here, not again when it ends.
+            let _ = hub_runtime::conformance::violations_in(self.config.namespace.as_str());
+            panic!("{message_type} not sent: {e}");
+        }
     }
 
     /// A publisher connected as party `user` (made on the local broker if missing).
@@ -385,6 +441,22 @@ impl Drop for TestEnv {
         // test's pool is not closed here (its connections belong to the test's runtime, which
         // the removal blocks); the forced DROP DATABASE ends them.
         self.token.cancel();
+        // A body that did not conform to its published schema, sent in this test's namespace
+        // by the test or by a hub it ran, fails the test (hub_runtime::conformance).
+        let violations = hub_runtime::conformance::violations_in(self.config.namespace.as_str());
+        if !violations.is_empty() {
+            let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            let text = format!(
+                "{} message(s) sent in this test do not conform to their published schema:\n  {}",
+                list.len(),
+                list.join("\n  ")
+            );
+            if std::thread::panicking() {
+                eprintln!("{text}");
+            } else {
+                panic!("{text}");
+            }
+        }
     }
 }
 

@@ -236,7 +236,7 @@ async fn an_application_runs_as_the_sessions_holder_whatever_the_body_claims() {
     let before = portal.env.dead_letter_count(GATE_QUEUE).await;
     portal
         .env
-        .send(&RawSubmit(json!({
+        .send_deliberately_invalid(&RawSubmit(json!({
             "application_id": Uuid::new_v4(),
             "procedure_code": FREE,
             "applicant": claim,

@@ -468,7 +468,8 @@ async fn plant_hostile(play: &Play, ledger: &Ledger) -> anyhow::Result<Vec<uuid:
     for (message_type, body) in bodies {
         let metadata = contracts::Metadata::new(message_type.clone(), "chaos-hostile");
         ids.push(metadata.message_id);
-        play.publish(&hub_runtime::broker::Envelope {
+        // Malformed on purpose: the hub must dead-letter them (no conformance check).
+        play.publish_deliberately_invalid(&hub_runtime::broker::Envelope {
             exchange: play.bus.clone(),
             routing_key: message_type,
             metadata,

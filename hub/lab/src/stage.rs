@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use hub_portal::config::IntegrationConfig;
 use hub_portal::procedures::saga::UnsignedDecisions;
 use hub_runtime::app::{self, Components};
-use hub_runtime::broker::{self, Broker, Envelope, Publisher, decode_properties};
+use hub_runtime::broker::{self, Broker, Envelope, PublishError, Publisher, decode_properties};
 use hub_runtime::config::HubConfig;
 
 use crate::sandbox::{Sandbox, Servers};
@@ -281,10 +281,36 @@ impl Play {
         self.publish(&envelope).await
     }
 
+    /// Publishes a command whose body its type's schema refuses, on purpose (a breach the hub
+    /// must refuse): [`Self::send`] without the conformance check.
+    pub(crate) async fn send_deliberately_invalid<M: Message>(&self, m: &M) -> anyhow::Result<()> {
+        let envelope = Envelope {
+            exchange: self.bus.clone(),
+            routing_key: M::TYPE.to_string(),
+            metadata: Metadata::new(M::TYPE.to_string(), &self.sender),
+            body: contracts::encode(m)?,
+        };
+        self.publish_deliberately_invalid(&envelope).await
+    }
+
+    /// [`Self::publish`] without the conformance check: for a hostile body sent on purpose.
+    pub(crate) async fn publish_deliberately_invalid(
+        &self,
+        envelope: &Envelope,
+    ) -> anyhow::Result<()> {
+        self.publish_checked(envelope, false).await
+    }
+
     /// Publishes until the broker confirms, as a desk does: through a broker restart the same
     /// message (same id) is sent again, and the hub's inbox takes it once. It goes out as the
-    /// party that legitimately sends it (the portal, the desk it names), else as the hub.
+    /// party that legitimately sends it (the portal, the desk it names), else as the hub. A body
+    /// that does not conform to its published schema is refused at once
+    /// ([`hub_runtime::conformance`]).
     pub(crate) async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
+        self.publish_checked(envelope, true).await
+    }
+
+    async fn publish_checked(&self, envelope: &Envelope, checked: bool) -> anyhow::Result<()> {
         let deadline = Instant::now() + self.desk.timeout();
         let publisher = hub_portal::parties::legitimate_sender(
             &envelope.metadata.message_type,
@@ -294,8 +320,16 @@ impl Play {
         .and_then(|user| self.parties.get(&user))
         .unwrap_or(&self.publisher);
         loop {
-            match publisher.publish(envelope).await {
+            let sent = if checked {
+                publisher.publish(envelope).await
+            } else {
+                publisher.publish_deliberately_invalid(envelope).await
+            };
+            match sent {
                 Ok(()) => return Ok(()),
+                Err(e @ PublishError::Nonconforming(_)) => {
+                    return Err(e).context("a command the lab sent breaks its published schema");
+                }
                 Err(e) if Instant::now() > deadline => {
                     return Err(e).context("the broker did not confirm a command");
                 }
@@ -647,6 +681,9 @@ impl Stage {
         hubs: Hubs,
         hub_log: Option<&str>,
     ) -> anyhow::Result<Stage> {
+        // The lab's queue authorities check what they send against the published schemas, as
+        // the stage's publishers do (hub_runtime::conformance).
+        simulators::authority::check_outgoing_with(hub_runtime::conformance::check_text);
         let population = sims.population;
         let mut simulated = Simulated::start(sims).await?;
         simulated.integrations.desks = LAB_DESKS.map(str::to_owned).to_vec();

@@ -8,7 +8,8 @@
 //! - [`keeper`]: dead-letter queues into the `dead_letters` table;
 //! - [`app`]: starting, running and draining a process built from a [`app::Plan`];
 //! - [`health`], [`metrics`], [`trace`], [`logging`]: what operators see;
-//! - [`secrets`]: sealing and hashing of secrets.
+//! - [`secrets`]: sealing and hashing of secrets;
+//! - [`conformance`]: every body sent checked against its published schema (tests and lab).
 //!
 //! Business crates plug in through seams: a [`broker::Handler`] per queue, a
 //! [`engine::Saga`] per saga type, and a [`broker::SenderPolicy`] that says who may send what.
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod broker;
 pub mod config;
+pub mod conformance;
 pub mod engine;
 pub mod health;
 pub mod keeper;

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::Broker;
 use super::properties::{Envelope, encode_properties};
 
-/// Why a publish did not go through. Every variant is worth retrying later.
+/// Why a publish did not go through. Every variant but [`PublishError::Nonconforming`] is worth
+/// retrying later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
     /// The broker returned the message: no queue is bound for its routing key.
@@ -32,6 +33,10 @@ pub enum PublishError {
     /// The hub is shutting down and no connection is left.
     #[error("the hub is shutting down")]
     ShuttingDown,
+    /// The body does not match its type's published schema (checked in the tests' and the
+    /// lab's builds only: [`crate::conformance`]); nothing was sent.
+    #[error(transparent)]
+    Nonconforming(#[from] crate::conformance::Violation),
 }
 
 /// Publishes with confirms on a channel of its own, reopened after a failure.
@@ -89,8 +94,19 @@ impl Publisher {
         props.with_user_id(self.broker.user().into())
     }
 
-    /// Publishes one envelope and waits for its confirm.
+    /// Publishes one envelope and waits for its confirm. In the builds that check conformance
+    /// ([`crate::conformance`]) a body that does not match its type's schema is refused.
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), PublishError> {
+        conformance(envelope)?;
+        self.publish_deliberately_invalid(envelope).await
+    }
+
+    /// Publishes one envelope without the conformance check: for a hostile-path test that
+    /// sends a malformed body on purpose, to show the hub refuses it. Nothing else uses it.
+    pub async fn publish_deliberately_invalid(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<(), PublishError> {
         let props = self.properties(&envelope.metadata);
         self.publish_raw(
             &envelope.exchange,
@@ -138,13 +154,15 @@ impl Publisher {
     }
 
     /// Publishes all envelopes at once and waits for all their confirms: one round trip for the
-    /// batch instead of one per message. Results are in input order.
+    /// batch instead of one per message. Results are in input order. A body that does not
+    /// conform ([`Self::publish`]) is refused alone.
     pub async fn publish_all(&self, envelopes: &[Envelope]) -> Vec<Result<(), PublishError>> {
         let ch = match self.channel().await {
             Ok(ch) => ch,
             Err(e) => return vec![Err(e); envelopes.len()],
         };
-        let results = join_all(envelopes.iter().map(|e| {
+        let results = join_all(envelopes.iter().map(|e| async {
+            conformance(e)?;
             publish_on(
                 &ch,
                 &e.exchange,
@@ -152,6 +170,7 @@ impl Publisher {
                 self.properties(&e.metadata),
                 &e.body,
             )
+            .await
         }))
         .await;
         if results
@@ -162,6 +181,16 @@ impl Publisher {
         }
         results
     }
+}
+
+/// The conformance check of an envelope's body ([`crate::conformance::check`]).
+fn conformance(envelope: &Envelope) -> Result<(), PublishError> {
+    crate::conformance::check(
+        &envelope.exchange,
+        &envelope.metadata.message_type,
+        &envelope.body,
+    )?;
+    Ok(())
 }
 
 /// Longest wait for a publisher confirm.
