@@ -244,6 +244,8 @@ impl Report {
 
 /// Runs the benchmark on the servers `config` names.
 pub async fn run(config: &HubConfig, settings: &Settings) -> anyhow::Result<Report> {
+    // The bench measures speed; conformance is the tests', the demo's and chaos's to check.
+    hub_runtime::conformance::switch_off();
     let started = Instant::now();
     let mut raw = None;
     let mut runs = Vec::new();
@@ -283,7 +285,13 @@ async fn run_with(
     };
     sims.backoffice.decide_after = Duration::ZERO;
     sims.backoffice.complaint_decide_after = Duration::ZERO;
-    let stage = Stage::start(config, sims, "bench", Hubs::Processes(processes.max(1))).await?;
+    let stage = Stage::start(
+        config,
+        sims,
+        crate::stage::BENCH_LABEL,
+        Hubs::Processes(processes.max(1)),
+    )
+    .await?;
     let namespace = stage.hub_config.namespace.to_string();
     // The raw measurement's queues go with the stage, also when a failed measurement left them.
     for queue in raw::queues(&namespace) {

@@ -36,6 +36,9 @@ use hub_runtime::config::HubConfig;
 use crate::sandbox::{Sandbox, Servers};
 use crate::simulated::{Simulated, free_local_addr};
 
+/// The label of the bench's stage: its hub processes run without the conformance check.
+pub const BENCH_LABEL: &str = "bench";
+
 /// The longest wait for one answer.
 pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -708,6 +711,9 @@ impl Stage {
                 &hub_config,
                 &simulated.integrations,
                 hub_log,
+                // The bench measures the hub as production runs it: without the conformance
+                // check (the tests, the demo and chaos keep it).
+                label != BENCH_LABEL,
             )?)),
         };
         let play = Arc::new(Play {
@@ -1106,6 +1112,7 @@ impl HubProcess {
         config: &HubConfig,
         integrations: &IntegrationConfig,
         log_filter: Option<&str>,
+        conformance: bool,
     ) -> anyhow::Result<Vec<HubProcess>> {
         let dir = std::env::temp_dir();
         // The trusted EDS roots go by file, as in production.
@@ -1123,6 +1130,9 @@ impl HubProcess {
             let mut env = process_env(config, integrations, http, ops, &roots);
             if let Some(filter) = log_filter {
                 env.push(("RUST_LOG".into(), filter.into()));
+            }
+            if !conformance {
+                env.push(("HUB_CONFORMANCE".into(), "off".into()));
             }
             let mut p = HubProcess {
                 child: None,
