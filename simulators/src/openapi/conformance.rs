@@ -27,11 +27,11 @@ fn token(raw: &str) -> String {
         .replace('}', "%7D")
 }
 
-/// Validates `instance` against the schema at `pointer` in `doc`; the errors, if any.
+/// Validates `instance` against the schema at `pointer` in `doc`; the errors, if any. The
+/// contract bodies' `#/$defs/...` references resolve inside them, as an OpenAPI 3.1 tool
+/// resolves them (`contracts::schema::openapi::as_json_schema`).
 fn errors(doc: &Value, pointer: &str, instance: &Value) -> Vec<String> {
-    let mut root = doc.clone();
-    root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
-    root["$ref"] = json!(format!("#{pointer}"));
+    let root = contracts::schema::openapi::as_json_schema(doc, pointer);
     let validator =
         jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("no schema at {pointer}: {e}"));
     validator
