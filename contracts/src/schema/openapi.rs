@@ -103,7 +103,9 @@ pub fn as_json_schema(doc: &Value, pointer: &str) -> Value {
         .collect();
     root["$schema"] = super::DIALECT.into();
     root["$defs"] = Value::Object(bodies);
-    root["$ref"] = format!("#{pointer}").into();
+    // A pointer to a contract body itself is a reference to it too.
+    let target = format!("#{pointer}");
+    root["$ref"] = ids.get(&target).cloned().unwrap_or(target.into());
     root
 }
 
