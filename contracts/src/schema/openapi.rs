@@ -113,7 +113,11 @@ pub fn as_json_schema(doc: &Value, pointer: &str) -> Value {
 fn refer_by_id(value: &mut Value, ids: &serde_json::Map<String, Value>) {
     match value {
         Value::Object(map) => {
-            if let Some(id) = map.get("$ref").and_then(Value::as_str).and_then(|r| ids.get(r)) {
+            if let Some(id) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| ids.get(r))
+            {
                 map.insert("$ref".into(), id.clone());
             }
             map.values_mut().for_each(|v| refer_by_id(v, ids));
@@ -178,6 +182,9 @@ mod tests {
         assert!(validator.is_valid(&refused));
         let mut unknown_reason = refused.clone();
         unknown_reason["reason"] = json!("tired");
-        assert!(!validator.is_valid(&unknown_reason), "the reason's enum is in $defs");
+        assert!(
+            !validator.is_valid(&unknown_reason),
+            "the reason's enum is in $defs"
+        );
     }
 }

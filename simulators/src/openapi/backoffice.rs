@@ -592,9 +592,8 @@ pub(super) fn link_callbacks(doc: &mut Value) {
         "authority.decided.v2",
         "authority.decided.v1",
     ]);
-    doc["paths"]["/{authority}/complaints/{complaint_id}"]["put"]["callbacks"] =
-        answers(&[
-            "authority.complaint_decided.v2",
-            "authority.complaint_decided.v1",
-        ]);
+    doc["paths"]["/{authority}/complaints/{complaint_id}"]["put"]["callbacks"] = answers(&[
+        "authority.complaint_decided.v2",
+        "authority.complaint_decided.v1",
+    ]);
 }

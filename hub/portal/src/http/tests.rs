@@ -318,7 +318,8 @@ fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
         .remove("verdict");
     assert!(!validator_of(&doc, "/components/schemas/authority.decided.v1").is_valid(&partial));
     // And a body of another contract is none of the answers.
-    let refused = json!({"application_id": id, "number": "", "reason": "unsigned", "detail": "none"});
+    let refused =
+        json!({"application_id": id, "number": "", "reason": "unsigned", "detail": "none"});
     assert!(!body_schema.is_valid(&refused));
 }
 
