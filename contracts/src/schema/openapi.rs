@@ -74,6 +74,22 @@ pub fn fill_components(doc: &mut Value) -> Result<(), UnknownType> {
     Ok(())
 }
 
+/// Puts `message_type`'s published schema into `doc`'s `components.schemas` under the type's
+/// name, for a schema the document builds by hand (a `oneOf` of bodies); the [`reference`] to
+/// it.
+///
+/// # Errors
+///
+/// [`UnknownType`] when `message_type` is not published.
+pub fn insert(doc: &mut Value, message_type: &str) -> Result<Value, UnknownType> {
+    let published = find(message_type).ok_or_else(|| UnknownType(message_type.to_owned()))?;
+    if !doc["components"]["schemas"].is_object() {
+        doc["components"]["schemas"] = Value::Object(serde_json::Map::new());
+    }
+    doc["components"]["schemas"][message_type] = published.schema();
+    Ok(reference(message_type))
+}
+
 /// `doc` (an OpenAPI 3.1 document) as one JSON Schema 2020-12 that a plain validator, which
 /// knows no OpenAPI, compiles to check a body against the schema at `pointer` (`/paths/...`):
 /// JSON Schema does not look for `$id`s under `components` (not one of its keywords), so the
@@ -161,6 +177,20 @@ mod tests {
         let mut doc = json!({"components": {"schemas": {"authority.decided.v9": {}}}});
         let e = fill_components(&mut doc).expect_err("not published");
         assert!(e.to_string().contains("authority.decided.v9"), "{e}");
+        assert!(insert(&mut doc, "authority.decided.v9").is_err());
+    }
+
+    #[test]
+    fn an_inserted_body_is_the_published_schema_and_its_reference() {
+        let mut doc = json!({"paths": {}});
+        let at = insert(&mut doc, "authority.complaint_decided.v2").expect("published");
+        assert_eq!(at, reference("authority.complaint_decided.v2"));
+        assert_eq!(
+            doc["components"]["schemas"]["authority.complaint_decided.v2"],
+            find("authority.complaint_decided.v2")
+                .expect("published")
+                .schema()
+        );
     }
 
     #[test]

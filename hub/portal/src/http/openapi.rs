@@ -16,6 +16,7 @@
 )]
 
 use chrono::{DateTime, Utc};
+use contracts::{Message, MessageType, procedure};
 use serde_json::{Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -94,35 +95,13 @@ pub(super) struct EripNotification {
 }
 
 /// The answers an HTTP back-office may call back with, in the order the document lists them.
-const ANSWERS: [&str; 5] = [
-    "authority.info_requested.v1",
-    "authority.decided.v2",
-    "authority.decided.v1",
-    "authority.complaint_decided.v2",
-    "authority.complaint_decided.v1",
+const ANSWERS: [MessageType; 5] = [
+    procedure::AuthorityInfoRequested::TYPE,
+    procedure::AuthorityDecidedSigned::TYPE,
+    procedure::AuthorityDecided::TYPE,
+    procedure::AuthorityComplaintDecidedSigned::TYPE,
+    procedure::AuthorityComplaintDecided::TYPE,
 ];
-
-contracts::openapi_body!(
-    /// `authority.info_requested.v1`: the authority asks the person for more information.
-    InfoRequested = authority::info_requested::v1
-);
-contracts::openapi_body!(
-    /// `authority.decided.v2`: the authority's signed decision.
-    DecidedV2 = authority::decided::v2
-);
-contracts::openapi_body!(
-    /// `authority.decided.v1`: an unsigned decision (refused unless the hub accepts unsigned
-    /// decisions, never in production).
-    DecidedV1 = authority::decided::v1
-);
-contracts::openapi_body!(
-    /// `authority.complaint_decided.v2`: the authority's signed decision on a complaint.
-    ComplaintDecidedV2 = authority::complaint_decided::v2
-);
-contracts::openapi_body!(
-    /// `authority.complaint_decided.v1`: an unsigned decision on a complaint.
-    ComplaintDecidedV1 = authority::complaint_decided::v1
-);
 
 /// A check of readiness.
 #[derive(ToSchema)]
@@ -332,13 +311,6 @@ impl Modify for Signatures {
         ready,
         metrics
     ),
-    components(schemas(
-        InfoRequested,
-        DecidedV2,
-        DecidedV1,
-        ComplaintDecidedV2,
-        ComplaintDecidedV1
-    )),
     modifiers(&Signatures),
     info(
         title = "Integration hub: HTTP side",
@@ -381,12 +353,13 @@ pub(super) fn document() -> Value {
     );
     // One of the answers' bodies, as the path's `message_type` names it: the contracts'
     // published schemas.
+    let answers: Result<Vec<Value>, _> = ANSWERS
+        .iter()
+        .map(|answer| contracts::schema::openapi::insert(&mut doc, &answer.to_string()))
+        .collect();
+    let answers = answers.unwrap_or_else(|e| panic!("the hub's OpenAPI document: {e}"));
     doc["paths"]["/callbacks/authority/{authority}/{message_type}"]["post"]["requestBody"]["content"]
-        ["application/json"]["schema"] = json!({"oneOf": ANSWERS
-        .map(contracts::schema::openapi::reference)});
-    if let Err(e) = contracts::schema::openapi::fill_components(&mut doc) {
-        panic!("the hub's OpenAPI document: {e}");
-    }
+        ["application/json"]["schema"] = json!({ "oneOf": answers });
     for path in OPS_PATHS {
         doc["paths"][path]["servers"] =
             server("The operators' address (HUB_OPS_ADDR), internal.", "8092");
