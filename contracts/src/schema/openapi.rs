@@ -11,24 +11,26 @@ use serde_json::Value;
 
 use super::find;
 
-/// Declares, in a crate that builds its document with `utoipa`, the stand-in for a contract
-/// body: an empty struct whose component schema is named after the message type (`Decided =
-/// authority::decided::v2` names it `authority.decided.v2`), for the operations' `body = ...`;
-/// [`fill_components`] then puts the published schema in its place.
+/// Declares, in a crate that builds its document with `utoipa`, the stand-ins for contract
+/// bodies: empty structs whose component schemas are named after the message types (`DecidedV2
+/// = authority::decided::v2` names it `authority.decided.v2`), for the operations' `body =
+/// ...`; [`fill_components`] then puts the published schemas in their places.
 ///
 /// ```ignore
-/// contracts::openapi_body!(
-///     /// `authority.decided.v2`: a signed decision.
-///     DecidedV2 = authority::decided::v2
-/// );
+/// contracts::openapi_body! {
+///     DecidedV1 = authority::decided::v1,
+///     DecidedV2 = authority::decided::v2,
+/// }
 /// ```
 #[macro_export]
 macro_rules! openapi_body {
-    ($(#[$meta:meta])* $name:ident = $($segment:ident)::+) => {
-        $(#[$meta])*
-        #[derive(::utoipa::ToSchema)]
-        #[schema(as = $($segment)::+)]
-        struct $name {}
+    ($($name:ident = $($segment:ident)::+),+ $(,)?) => {
+        $(
+            #[doc = concat!("`", stringify!($($segment).+), "`: the contract's published schema.")]
+            #[derive(::utoipa::ToSchema)]
+            #[schema(as = $($segment)::+)]
+            struct $name {}
+        )+
     };
 }
 

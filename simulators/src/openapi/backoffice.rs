@@ -144,30 +144,15 @@ struct Signing {
     fault: Option<SigningFault>,
 }
 
-contracts::openapi_body!(
-    /// `authority.application.v1`: an application for the authority to register and decide.
-    Application = authority::application::v1
-);
-contracts::openapi_body!(
-    /// `authority.complaint.v1`: a complaint about a decision or an inaction.
-    Complaint = authority::complaint::v1
-);
-contracts::openapi_body!(
-    /// `authority.payment_receipt.v1`: a receipt for the authority to confirm.
-    Receipt = authority::payment_receipt::v1
-);
-contracts::openapi_body!(
-    /// `authority.info_provided.v1`: the person's answer to the information request.
-    InfoProvided = authority::info_provided::v1
-);
-contracts::openapi_body!(
-    /// `authority.decision_refused.v1`: the hub refused a decision on an application.
-    DecisionRefused = authority::decision_refused::v1
-);
-contracts::openapi_body!(
-    /// `authority.complaint_decision_refused.v1`: the hub refused a decision on a complaint.
-    ComplaintDecisionRefused = authority::complaint_decision_refused::v1
-);
+// The hub's calls' bodies: the contracts' published schemas.
+contracts::openapi_body! {
+    Application = authority::application::v1,
+    Complaint = authority::complaint::v1,
+    Receipt = authority::payment_receipt::v1,
+    InfoProvided = authority::info_provided::v1,
+    DecisionRefused = authority::decision_refused::v1,
+    ComplaintDecisionRefused = authority::complaint_decision_refused::v1,
+}
 
 /// The description of the authority path parameter.
 const AUTHORITY: &str = "The authority's id: 1 to 64 of `a-z`, `0-9`, `-` (not `sim`); the hub's HTTP authority's base URL ends with it.";
@@ -452,26 +437,14 @@ fn set_signing() {}
 ))]
 pub(super) struct Doc;
 
-contracts::openapi_body!(
-    /// `authority.info_requested.v1`: the authority asks the person for more information.
-    InfoRequested = authority::info_requested::v1
-);
-contracts::openapi_body!(
-    /// `authority.decided.v1`: an unsigned decision (refused in production).
-    DecidedV1 = authority::decided::v1
-);
-contracts::openapi_body!(
-    /// `authority.decided.v2`: the authority's signed decision.
-    DecidedV2 = authority::decided::v2
-);
-contracts::openapi_body!(
-    /// `authority.complaint_decided.v1`: an unsigned decision on a complaint.
-    ComplaintDecidedV1 = authority::complaint_decided::v1
-);
-contracts::openapi_body!(
-    /// `authority.complaint_decided.v2`: the authority's signed decision on a complaint.
-    ComplaintDecidedV2 = authority::complaint_decided::v2
-);
+// The callbacks' bodies: the contracts' published schemas.
+contracts::openapi_body! {
+    InfoRequested = authority::info_requested::v1,
+    DecidedV1 = authority::decided::v1,
+    DecidedV2 = authority::decided::v2,
+    ComplaintDecidedV1 = authority::complaint_decided::v1,
+    ComplaintDecidedV2 = authority::complaint_decided::v2,
+}
 
 /// The hub's answers to a callback.
 const CALLBACK_ANSWERS: &str = "2xx: taken (a copy sent again is taken once). 4xx: refused for good (401 a bad or stale signature, 400 not that message type's body, 403 the case is another authority's, 404 no such case); the back-office gives up. Anything else or no answer: retried with a doubling backoff from 0.2 s up to 5 s, each attempt signed anew.";
