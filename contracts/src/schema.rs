@@ -9,6 +9,7 @@
 //! change that would break an agency written against it.
 
 pub mod compat;
+pub mod openapi;
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};

@@ -1,50 +1,22 @@
 //! The HTTP back-office's document (handlers and callbacks: `crate::backoffice`): the API a real
-//! authority's back-office implements to take work from the hub over HTTP. The bodies are the
-//! queue contracts' (`contracts::procedure`), described here with schemas of their own; the
-//! published JSON Schemas of the contracts are the reference for them.
+//! authority's back-office implements to take work from the hub over HTTP. The bodies that are
+//! queue contracts' messages (`contracts::procedure`) are their published JSON Schemas, put in
+//! the document under the message type's name (`contracts::schema::openapi`); the HTTP-only
+//! answers and the simulator's own bodies have schemas here.
 
 #![allow(
     dead_code,
     reason = "the functions carry the operations' annotations and the types are schemas only"
 )]
 
-use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
-use uuid::Uuid;
 
 use super::common::ApiError;
 
 /// The description of the `X-Callback-Url` header.
 const CALLBACK_URL: &str = "Where the later answers about this application (or complaint) go: an absolute http(s) URL; each answer is posted to `{X-Callback-Url}/{message type}` (one `/` between them).";
-
-/// `authority.application.v1`: an application for the authority to register and decide.
-#[derive(ToSchema)]
-#[schema(example = json!({
-    "application_id": "6f1d2c3b-4a59-4e8f-9a7b-0c1d2e3f4a5b", "number": "2026-000123",
-    "procedure_code": "mns.tax_certificate", "applicant": "3150790A001PB7",
-    "form": {"purpose": "for the bank"}, "attachments": [], "paid_kopecks": 0, "decision_due": "2026-12-11"
-}))]
-struct Application {
-    /// The application's id; the same as the path's.
-    application_id: Uuid,
-    /// Its number in the portal's register.
-    number: String,
-    /// The procedure's code in the hub's catalogue.
-    procedure_code: String,
-    /// The applicant's identification number.
-    applicant: String,
-    /// The form, as the procedure's form defines it. `"simulate_info_request": true` or
-    /// `"simulate_refusal": true` steer the simulator's clerk.
-    form: serde_json::Map<String, Value>,
-    /// References to attachments kept by the portal.
-    attachments: Vec<String>,
-    /// What the applicant paid, kopecks.
-    paid_kopecks: u64,
-    /// The last day of the term to decide.
-    decision_due: NaiveDate,
-}
 
 /// The registration of an application.
 #[derive(ToSchema)]
@@ -54,50 +26,11 @@ struct Registered {
     registration_number: String,
 }
 
-/// `authority.complaint.v1`: a complaint about a decision.
-#[derive(ToSchema)]
-struct Complaint {
-    /// The complaint's id; the same as the path's.
-    complaint_id: Uuid,
-    /// The application decided.
-    application_id: Uuid,
-    /// Its number in the portal's register.
-    application_number: String,
-    /// The complaint.
-    text: String,
-}
-
 /// The answer to a withdrawal.
 #[derive(ToSchema)]
 struct WithdrawalAnswer {
     /// True: it stopped. False: it had been decided (the decision follows or came).
     accepted: bool,
-}
-
-/// A payment outside ERIP, paid at a bank.
-#[derive(ToSchema)]
-struct ReceiptPayment {
-    /// The order number the payer paid by.
-    order_number: String,
-    /// The bank.
-    bank: String,
-    /// The day paid.
-    paid_on: NaiveDate,
-    /// The payment document's number.
-    document_number: String,
-}
-
-/// `authority.payment_receipt.v1`: a receipt for the authority to confirm.
-#[derive(ToSchema)]
-struct Receipt {
-    application_id: Uuid,
-    number: String,
-    procedure_code: String,
-    /// The fee due, kopecks.
-    fee_kopecks: u64,
-    /// The amount paid, kopecks.
-    amount_kopecks: u64,
-    payment: ReceiptPayment,
 }
 
 /// The authority's word on a receipt; the same receipt always gets the same one.
@@ -110,60 +43,9 @@ struct ReceiptAnswer {
     reason: Option<String>,
 }
 
-/// `authority.info_provided.v1`: the person's answer to the authority's information request.
-#[derive(ToSchema)]
-struct InfoProvided {
-    application_id: Uuid,
-    /// The answer's form fields.
-    form: serde_json::Map<String, Value>,
-    /// References to attachments kept by the portal.
-    attachments: Vec<String>,
-    /// Working days the term was suspended.
-    suspended_working_days: u32,
-    /// The term's last day, moved by them.
-    decision_due: NaiveDate,
-}
-
 /// An empty JSON object.
 #[derive(ToSchema)]
 struct Empty {}
-
-/// Why the hub refused a decision.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-enum DecisionRefusalReason {
-    /// No signature (or `authority.decided.v1`, which has none).
-    Unsigned,
-    /// The document breaks the canonical layout, or names another application.
-    MalformedDocument,
-    /// The signature, the certificate or the chain cannot be read.
-    MalformedSignature,
-    /// The signature does not verify under the certificate's key.
-    BadSignature,
-    /// No path from the certificate to the hub's trusted roots.
-    UntrustedChain,
-    /// A certificate of the path expired, or is not valid yet.
-    CertificateExpired,
-    /// A certificate of the path is revoked.
-    Revoked,
-    /// The certificate's key may not sign, or an algorithm other than bign-with-hbelt.
-    WrongKeyUsage,
-    /// The certificate is not the deciding authority's, or the document names another.
-    WrongAuthority,
-}
-
-/// `authority.decision_refused.v1`: the hub refused the authority's decision; the application
-/// keeps waiting for a decision it accepts.
-#[derive(ToSchema)]
-#[schema(example = json!({"application_id": "6f1d2c3b-4a59-4e8f-9a7b-0c1d2e3f4a5b", "number": "", "reason": "unsigned", "detail": "authority.decided.v1 carries no signature"}))]
-struct DecisionRefused {
-    application_id: Uuid,
-    /// The refused decision's number (empty for an `authority.decided.v1`).
-    number: String,
-    reason: DecisionRefusalReason,
-    /// What failed, in words.
-    detail: String,
-}
 
 /// The refusal was recorded.
 #[derive(ToSchema)]
@@ -199,16 +81,77 @@ struct SimApplication {
 struct SimComplaint {
     /// `received`, `decided` or `withdrawn`.
     state: String,
-    /// `dismissed` once decided.
+    /// `upheld` or `dismissed`, once decided.
     #[schema(nullable = false)]
     verdict: Option<String>,
 }
 
-/// The hub's refusals of this authority's decisions (simulator only).
+/// The hub's refusals of this authority's decisions, on applications and on complaints
+/// (simulator only).
 #[derive(ToSchema)]
 struct SimRefusals {
-    /// Oldest first, as received.
-    refusals: Vec<DecisionRefused>,
+    /// Oldest first, as received: `authority.decision_refused.v1` and
+    /// `authority.complaint_decision_refused.v1` bodies.
+    #[schema(schema_with = refusal_items)]
+    refusals: Vec<Value>,
+}
+
+/// The items of [`SimRefusals`]: either refusal's published schema.
+fn refusal_items() -> utoipa::openapi::Array {
+    let refusal = |message_type: &str| {
+        utoipa::openapi::Ref::new(format!("#/components/schemas/{message_type}"))
+    };
+    utoipa::openapi::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::OneOfBuilder::new()
+                .item(refusal("authority.decision_refused.v1"))
+                .item(refusal("authority.complaint_decision_refused.v1")),
+        )
+        .build()
+}
+
+/// How an authority's decisions go out (simulator only).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+enum SigningFault {
+    /// Properly signed (`authority.decided.v2`, `authority.complaint_decided.v2`).
+    None,
+    /// v2 without a signature.
+    Unsigned,
+    /// v2 with a signature that does not verify.
+    BadSignature,
+}
+
+/// The body of `PUT /sim/backoffice/{authority}/signing`.
+#[derive(ToSchema)]
+#[schema(example = json!({"fault": "bad_signature"}))]
+struct SigningRequest {
+    fault: SigningFault,
+}
+
+/// Whether an authority signs its decisions, and how (simulator only).
+#[derive(ToSchema)]
+#[schema(example = json!({"signed": true, "serial": "5f0c2d7e0d0a4c55", "fault": "none"}))]
+struct Signing {
+    /// False without GosSUOK in the process: the decisions go unsigned (`authority.decided.v1`,
+    /// `authority.complaint_decided.v1`) and nothing else is said.
+    signed: bool,
+    /// The serial of the authority's official's certificate, hex.
+    #[schema(nullable = false)]
+    serial: Option<String>,
+    /// The fault in force.
+    #[schema(nullable = false)]
+    fault: Option<SigningFault>,
+}
+
+// The hub's calls' bodies: the contracts' published schemas.
+contracts::openapi_body! {
+    Application = authority::application::v1,
+    Complaint = authority::complaint::v1,
+    Receipt = authority::payment_receipt::v1,
+    InfoProvided = authority::info_provided::v1,
+    DecisionRefused = authority::decision_refused::v1,
+    ComplaintDecisionRefused = authority::complaint_decision_refused::v1,
 }
 
 /// The description of the authority path parameter.
@@ -327,6 +270,29 @@ fn provide_info() {}
 )]
 fn decision_refused() {}
 
+/// The hub refused the authority's decision on a complaint (its signature, certificate or
+/// document); the authority decides again with a decision the hub can accept.
+#[utoipa::path(
+    post,
+    path = "/{authority}/complaints/{complaint_id}/decision-refusals",
+    tag = "complaints",
+    operation_id = "complaint_decision_refused",
+    params(
+        ("authority" = String, Path, description = AUTHORITY),
+        ("complaint_id" = Uuid, Path, description = "The complaint's id.")
+    ),
+    request_body(content = ComplaintDecisionRefused),
+    security(("hub_signature" = [])),
+    responses(
+        (status = 200, description = "Recorded.", body = Recorded),
+        (status = 400, description = "`invalid_request`: the body names another complaint than the path, or is no refusal.", body = ApiError),
+        (status = 401, description = "`bad_signature`.", body = ApiError),
+        (status = 404, description = "`not_found`: not an authority id.", body = ApiError),
+        (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
+    )
+)]
+fn complaint_decision_refused() {}
+
 /// Receives a complaint; the decision comes later to `X-Callback-Url`.
 #[utoipa::path(
     put,
@@ -418,6 +384,40 @@ fn inspect_complaint() {}
 )]
 fn inspect_refusals() {}
 
+/// Whether an authority signs its decisions, its official's certificate serial and the fault in
+/// force (simulator only).
+#[utoipa::path(
+    get,
+    path = "/sim/backoffice/{authority}/signing",
+    tag = "simulator",
+    operation_id = "inspect_signing",
+    params(("authority" = String, Path, description = AUTHORITY)),
+    responses(
+        (status = 200, description = "How its decisions go out.", body = Signing),
+        (status = 404, description = "`not_found`: not an authority id.", body = ApiError)
+    )
+)]
+fn inspect_signing() {}
+
+/// From now on the authority's decisions (on applications and complaints) go properly signed
+/// (`none`), without a signature (`unsigned`) or with one that does not verify
+/// (`bad_signature`) (simulator only).
+#[utoipa::path(
+    put,
+    path = "/sim/backoffice/{authority}/signing",
+    tag = "simulator",
+    operation_id = "set_signing",
+    params(("authority" = String, Path, description = AUTHORITY)),
+    request_body(content = SigningRequest),
+    responses(
+        (status = 200, description = "Set; as `GET` answers.", body = Signing),
+        (status = 400, description = "`invalid_request`: no such fault, or not that body.", body = ApiError),
+        (status = 404, description = "`not_found`: not an authority id.", body = ApiError),
+        (status = 409, description = "`not_signing`: GosSUOK is not in this process, so the authority has no official's certificate.", body = ApiError)
+    )
+)]
+fn set_signing() {}
+
 /// The back-office's operations.
 #[derive(OpenApi)]
 #[openapi(paths(
@@ -426,95 +426,24 @@ fn inspect_refusals() {}
     check_receipt,
     provide_info,
     decision_refused,
+    complaint_decision_refused,
     submit_complaint,
     withdraw_complaint,
     inspect_application,
     inspect_complaint,
-    inspect_refusals
+    inspect_refusals,
+    inspect_signing,
+    set_signing
 ))]
 pub(super) struct Doc;
 
-/// `authority.info_requested.v1`: the authority asks the person for more information.
-#[derive(ToSchema)]
-#[schema(example = json!({"application_id": "6f1d2c3b-4a59-4e8f-9a7b-0c1d2e3f4a5b", "request": "Please attach the lease agreement.", "answer_within_working_days": 5}))]
-struct InfoRequested {
-    application_id: Uuid,
-    /// What it asks.
-    request: String,
-    /// Working days the person has to answer (the hub's default, 10, when absent).
-    #[schema(nullable = false)]
-    answer_within_working_days: Option<u32>,
-}
-
-/// `authority.decided.v1`: an unsigned decision. A hub in production refuses it
-/// (`authority.decision_refused.v1`, reason `unsigned`); send `authority.decided.v2`.
-#[derive(ToSchema)]
-struct DecidedV1 {
-    application_id: Uuid,
-    verdict: Verdict,
-    /// The decision document or notice.
-    document: String,
-    decided_at: DateTime<Utc>,
-}
-
-/// The decision document the authority signs. The signed bytes are UTF-8 lines joined by `\n`,
-/// no newline after the text: `by.portal.decision.v1`, the application id (lower-case
-/// hyphenated UUID), `authority_id`, `number`, `date` (YYYY-MM-DD), `verdict`, `text`.
-#[derive(ToSchema)]
-struct DecisionDocument {
-    /// The application decided (the same as the body's).
-    application_id: Uuid,
-    /// The deciding authority's id in the hub's catalogue; one non-empty line.
-    authority_id: String,
-    /// The decision's number in the authority's register; one non-empty line.
-    number: String,
-    /// The day of the decision.
-    date: NaiveDate,
-    verdict: Verdict,
-    /// The decision's text (may span lines).
-    text: String,
-}
-
-/// The authority's bign signature of the decision document, with the certificate to check it.
-#[derive(ToSchema)]
-struct DecisionSignature {
-    /// The bign signature (48 bytes, STB 34.101.45 with belt-hash) of the document's signed
-    /// bytes, base64 (standard, padded).
-    #[schema(content_encoding = "base64")]
-    signature: String,
-    /// The signer's certificate (issued by GosSUOK to an official of the authority), DER in
-    /// base64.
-    #[schema(content_encoding = "base64")]
-    certificate: String,
-    /// Intermediate CA certificates, DER in base64, any order; may be empty or absent.
-    #[schema(nullable = false)]
-    chain: Option<Vec<String>>,
-}
-
-/// `authority.decided.v2`: the authority's signed decision. The hub verifies the signature, the
-/// certificate's path to its trusted roots, its revocation status and that it is the deciding
-/// authority's before the person sees it; otherwise it posts `decision-refusals`.
-#[derive(ToSchema)]
-struct DecidedV2 {
-    /// The application (the same as the document's).
-    application_id: Uuid,
-    document: DecisionDocument,
-    /// The signature; an unsigned decision is refused (`unsigned`).
-    #[schema(nullable = false)]
-    signature: Option<DecisionSignature>,
-    decided_at: DateTime<Utc>,
-}
-
-/// `authority.complaint_decided.v1`: the decision on a complaint.
-#[derive(ToSchema)]
-struct ComplaintDecided {
-    complaint_id: Uuid,
-    /// `upheld` (the decision is revised) or `dismissed`.
-    #[schema(pattern = "^(upheld|dismissed)$")]
-    verdict: String,
-    /// The decision document.
-    document: String,
-    decided_at: DateTime<Utc>,
+// The callbacks' bodies: the contracts' published schemas.
+contracts::openapi_body! {
+    InfoRequested = authority::info_requested::v1,
+    DecidedV1 = authority::decided::v1,
+    DecidedV2 = authority::decided::v2,
+    ComplaintDecidedV1 = authority::complaint_decided::v1,
+    ComplaintDecidedV2 = authority::complaint_decided::v2,
 }
 
 /// The hub's answers to a callback.
@@ -558,17 +487,31 @@ fn decided_v2() {}
 )]
 fn decided_v1() {}
 
-/// The decision on a complaint, posted to `{X-Callback-Url}/authority.complaint_decided.v1`.
+/// An unsigned decision on a complaint, posted to
+/// `{X-Callback-Url}/authority.complaint_decided.v1` (refused in production).
 #[utoipa::path(
     post,
     path = "/authority.complaint_decided.v1",
     operation_id = "callback_complaint_decided",
     params(("X-Authority-Timestamp" = i64, Header, description = "When this attempt was sent: whole seconds since 1970-01-01 UTC.")),
-    request_body(content = ComplaintDecided),
+    request_body(content = ComplaintDecidedV1),
     security(("authority_signature" = [])),
     responses((status = 200, description = CALLBACK_ANSWERS))
 )]
 fn complaint_decided() {}
+
+/// A signed decision on a complaint, posted to
+/// `{X-Callback-Url}/authority.complaint_decided.v2`.
+#[utoipa::path(
+    post,
+    path = "/authority.complaint_decided.v2",
+    operation_id = "callback_complaint_decided_v2",
+    params(("X-Authority-Timestamp" = i64, Header, description = "When this attempt was sent: whole seconds since 1970-01-01 UTC.")),
+    request_body(content = ComplaintDecidedV2),
+    security(("authority_signature" = [])),
+    responses((status = 200, description = CALLBACK_ANSWERS))
+)]
+fn complaint_decided_v2() {}
 
 /// Adds the callbacks' signature scheme.
 struct Signature;
@@ -591,7 +534,13 @@ impl Modify for Signature {
 /// The calls a back-office makes: its later answers.
 #[derive(OpenApi)]
 #[openapi(
-    paths(info_requested, decided_v2, decided_v1, complaint_decided),
+    paths(
+        info_requested,
+        decided_v2,
+        decided_v1,
+        complaint_decided_v2,
+        complaint_decided
+    ),
     modifiers(&Signature)
 )]
 pub(super) struct Webhooks;
@@ -616,6 +565,8 @@ pub(super) fn link_callbacks(doc: &mut Value) {
         "authority.decided.v2",
         "authority.decided.v1",
     ]);
-    doc["paths"]["/{authority}/complaints/{complaint_id}"]["put"]["callbacks"] =
-        answers(&["authority.complaint_decided.v1"]);
+    doc["paths"]["/{authority}/complaints/{complaint_id}"]["put"]["callbacks"] = answers(&[
+        "authority.complaint_decided.v2",
+        "authority.complaint_decided.v1",
+    ]);
 }

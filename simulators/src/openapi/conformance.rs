@@ -27,11 +27,11 @@ fn token(raw: &str) -> String {
         .replace('}', "%7D")
 }
 
-/// Validates `instance` against the schema at `pointer` in `doc`; the errors, if any.
+/// Validates `instance` against the schema at `pointer` in `doc`; the errors, if any. The
+/// contract bodies' `#/$defs/...` references resolve inside them, as an OpenAPI 3.1 tool
+/// resolves them (`contracts::schema::openapi::as_json_schema`).
 fn errors(doc: &Value, pointer: &str, instance: &Value) -> Vec<String> {
-    let mut root = doc.clone();
-    root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
-    root["$ref"] = json!(format!("#{pointer}"));
+    let root = contracts::schema::openapi::as_json_schema(doc, pointer);
     let validator =
         jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("no schema at {pointer}: {e}"));
     validator
@@ -408,6 +408,15 @@ async fn backoffice(
     assert_eq!(unsigned.status, 401);
     let asked = next_callback(callbacks, "/authority.info_requested.v1").await;
     check_webhook(office, "authority.info_requested.v1", &asked);
+    let complaint_id = complaint(checker, hook).await;
+    signing_and_refusals(checker, complaint_id).await;
+    // Decided with GosSUOK in the process: signed, as the contracts' v2 bodies.
+    let decided = next_callback(callbacks, "/authority.decided.v2").await;
+    check_webhook(office, "authority.decided.v2", &decided);
+    assert!(decided["signature"].is_object(), "{decided}");
+    let decided = next_callback(callbacks, "/authority.complaint_decided.v2").await;
+    check_webhook(office, "authority.complaint_decided.v2", &decided);
+    assert_eq!(decided["complaint_id"], json!(complaint_id));
     checker
         .get(
             office,
@@ -422,6 +431,85 @@ async fn backoffice(
             "/sim/backoffice/mns/decision-refusals",
         )
         .await;
+}
+
+/// Submits a complaint to the back-office (`mns`); its id.
+async fn complaint(checker: &Checker, hook: &str) -> uuid::Uuid {
+    let id = uuid::Uuid::new_v4();
+    let body = json!({
+        "complaint_id": id, "application_id": uuid::Uuid::new_v4(),
+        "application_number": "2026-000124", "text": "simulate:dismissed"
+    });
+    let bytes = serde_json::to_vec(&body).expect("JSON");
+    let signature = crate::erip::sign(crate::DEFAULT_BACKOFFICE_SECRET.as_bytes(), &bytes);
+    let received = checker
+        .call(
+            SimKind::BackOffice,
+            "put",
+            (
+                "/{authority}/complaints/{complaint_id}",
+                &format!("/mns/complaints/{id}"),
+            ),
+            &[
+                ("x-hub-signature", signature),
+                ("x-callback-url", format!("{hook}/callbacks/authority/mns")),
+            ],
+            Some(bytes),
+        )
+        .await;
+    assert_eq!(received.status, 202);
+    id
+}
+
+/// The signing switch, and a refusal of a complaint's decision among the refusals kept.
+async fn signing_and_refusals(checker: &Checker, complaint_id: uuid::Uuid) {
+    let office = SimKind::BackOffice;
+    let signing = "/sim/backoffice/{authority}/signing";
+    let at = "/sim/backoffice/mns/signing";
+    let seen = checker.get(office, signing, at).await;
+    assert_eq!((seen.status, &seen.body["signed"]), (200, &json!(true)));
+    let put = |fault: &str| {
+        let bytes = serde_json::to_vec(&json!({"fault": fault})).expect("JSON");
+        checker.call(office, "put", (signing, at), &[], Some(bytes))
+    };
+    let refused = put("tired").await;
+    assert_eq!(refused.status, 400);
+    let set = put("none").await;
+    assert_eq!((set.status, &set.body["fault"]), (200, &json!("none")));
+
+    let refusal = json!({
+        "complaint_id": complaint_id, "number": "MNS-C-000001", "reason": "bad_signature",
+        "detail": "the signature does not verify"
+    });
+    let bytes = serde_json::to_vec(&refusal).expect("JSON");
+    let signature = crate::erip::sign(crate::DEFAULT_BACKOFFICE_SECRET.as_bytes(), &bytes);
+    let recorded = checker
+        .call(
+            office,
+            "post",
+            (
+                "/{authority}/complaints/{complaint_id}/decision-refusals",
+                &format!("/mns/complaints/{complaint_id}/decision-refusals"),
+            ),
+            &[("x-hub-signature", signature)],
+            Some(bytes),
+        )
+        .await;
+    assert_eq!(recorded.status, 200);
+    let refusals = checker
+        .get(
+            office,
+            "/sim/backoffice/{authority}/decision-refusals",
+            "/sim/backoffice/mns/decision-refusals",
+        )
+        .await;
+    assert!(
+        refusals.body["refusals"]
+            .as_array()
+            .is_some_and(|all| all.contains(&refusal)),
+        "{}",
+        refusals.body
+    );
 }
 
 async fn gossuok_and_email(checker: &Checker) {

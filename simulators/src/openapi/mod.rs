@@ -73,7 +73,13 @@ pub(crate) async fn serve(State(ctx): State<SimContext>) -> Json<Value> {
 }
 
 /// Builds the document of one stem: its own operations, the shared ones, the security schemes,
-/// the info and the generic server, then the webhooks (the calls the simulator makes).
+/// the info and the generic server, then the webhooks (the calls the simulator makes), and the
+/// contract bodies' published schemas (`contracts::schema::openapi`).
+///
+/// # Panics
+///
+/// When a body's stand-in names no published message type: a mistake in this code, which the
+/// tests that build every document find.
 fn build(stem: &str) -> Value {
     let (mut api, webhooks) = match stem {
         "mvd" => (mvd::Doc::openapi(), None),
@@ -96,6 +102,10 @@ fn build(stem: &str) -> Value {
     }
     if stem == "backoffice" {
         backoffice::link_callbacks(&mut doc);
+    }
+    // The contract bodies' stand-ins become the contracts' published schemas.
+    if let Err(e) = contracts::schema::openapi::fill_components(&mut doc) {
+        panic!("the {stem} document: {e}");
     }
     doc
 }

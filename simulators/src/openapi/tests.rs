@@ -87,6 +87,7 @@ fn the_backoffice_document_describes_its_signatures_and_callbacks() {
         "authority.decided.v1",
         "authority.decided.v2",
         "authority.complaint_decided.v1",
+        "authority.complaint_decided.v2",
     ] {
         let post = &doc["webhooks"][webhook]["post"];
         assert_eq!(
@@ -94,7 +95,25 @@ fn the_backoffice_document_describes_its_signatures_and_callbacks() {
             json!([{"authority_signature": []}]),
             "{webhook}"
         );
+        // The body is the contract's published schema, referred to by the type's name.
+        assert_eq!(
+            post["requestBody"]["content"]["application/json"]["schema"],
+            contracts::schema::openapi::reference(webhook),
+            "{webhook}"
+        );
+        let published = contracts::schema::find(webhook).expect("published");
+        assert_eq!(
+            doc["components"]["schemas"][webhook],
+            published.schema(),
+            "{webhook}"
+        );
     }
+    let complaint = &doc["paths"]["/{authority}/complaints/{complaint_id}"]["put"];
+    assert_eq!(
+        complaint["callbacks"]["authority.complaint_decided.v2"]["{$request.header.X-Callback-Url}/authority.complaint_decided.v2"]
+            ["$ref"],
+        "#/webhooks/authority.complaint_decided.v2"
+    );
 }
 
 /// The paths a router serves, from its `Debug` form (axum shows its route table there), in the

@@ -7,19 +7,19 @@
 //! bodies the hub's own parsers take.
 //!
 //! The bodies are what the external systems send. The back-offices' answers are the queue
-//! contracts' messages (`contracts::procedure`), described here with schemas of their own; the
-//! published JSON Schemas of the contracts are the reference for them.
+//! contracts' messages (`contracts::procedure`): their published JSON Schemas, put in the
+//! document under the message type's name (`contracts::schema::openapi`).
 
 #![allow(
     dead_code,
     reason = "the functions carry the operations' annotations and the types are schemas only"
 )]
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
+use contracts::{Message, MessageType, procedure};
 use serde_json::{Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
-use uuid::Uuid;
 
 /// Where the hub serves this document, on its callbacks' address.
 pub(super) const PATH: &str = "/openapi.json";
@@ -94,96 +94,14 @@ pub(super) struct EripNotification {
     occurred_at: DateTime<Utc>,
 }
 
-/// The decision on an application.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-enum Verdict {
-    Granted,
-    Refused,
-}
-
-/// `authority.info_requested.v1`: the authority asks the person for more information.
-#[derive(ToSchema)]
-#[schema(example = json!({"application_id": "6f1d2c3b-4a59-4e8f-9a7b-0c1d2e3f4a5b", "request": "Please attach the lease agreement.", "answer_within_working_days": 5}))]
-struct AuthorityInfoRequested {
-    /// The application.
-    application_id: Uuid,
-    /// What it asks.
-    request: String,
-    /// Working days the person has to answer (10 when absent).
-    #[schema(nullable = false)]
-    answer_within_working_days: Option<u32>,
-}
-
-/// `authority.decided.v1`: an unsigned decision (refused unless the hub accepts unsigned
-/// decisions, never in production).
-#[derive(ToSchema)]
-struct AuthorityDecided {
-    application_id: Uuid,
-    verdict: Verdict,
-    /// The decision document or notice.
-    document: String,
-    decided_at: DateTime<Utc>,
-}
-
-/// The decision document the authority signs. The signed bytes are UTF-8 lines joined by `\n`,
-/// no newline after the text: `by.portal.decision.v1`, the application id (lower-case
-/// hyphenated UUID), `authority_id`, `number`, `date` (YYYY-MM-DD), `verdict`, `text`.
-#[derive(ToSchema)]
-struct DecisionDocument {
-    /// The application decided (the same as the body's).
-    application_id: Uuid,
-    /// The deciding authority's id in the hub's catalogue; one non-empty line.
-    authority_id: String,
-    /// The decision's number in the authority's register; one non-empty line.
-    number: String,
-    /// The day of the decision.
-    date: NaiveDate,
-    verdict: Verdict,
-    /// The decision's text (may span lines).
-    text: String,
-}
-
-/// The authority's bign signature of the decision document, with the certificate to check it.
-#[derive(ToSchema)]
-struct DecisionSignature {
-    /// The bign signature (48 bytes, STB 34.101.45 with belt-hash) of the document's signed
-    /// bytes, base64 (standard, padded).
-    #[schema(content_encoding = "base64")]
-    signature: String,
-    /// The signer's certificate, DER in base64.
-    #[schema(content_encoding = "base64")]
-    certificate: String,
-    /// Intermediate CA certificates, DER in base64, any order; may be empty or absent.
-    #[schema(nullable = false)]
-    chain: Option<Vec<String>>,
-}
-
-/// `authority.decided.v2`: the authority's signed decision, verified (signature, path to the
-/// trusted roots, revocation, the deciding authority's certificate) before the person sees it;
-/// a refusal goes back to the back-office as `authority.decision_refused.v1`.
-#[derive(ToSchema)]
-struct AuthorityDecidedSigned {
-    /// The application (the same as the document's).
-    application_id: Uuid,
-    document: DecisionDocument,
-    /// The signature; an unsigned decision is refused (`unsigned`).
-    #[schema(nullable = false)]
-    signature: Option<DecisionSignature>,
-    decided_at: DateTime<Utc>,
-}
-
-/// `authority.complaint_decided.v1`: the decision on a complaint.
-#[derive(ToSchema)]
-struct AuthorityComplaintDecided {
-    complaint_id: Uuid,
-    /// `upheld` or `dismissed`.
-    #[schema(pattern = "^(upheld|dismissed)$")]
-    verdict: String,
-    /// The decision document.
-    document: String,
-    decided_at: DateTime<Utc>,
-}
+/// The answers an HTTP back-office may call back with, in the order the document lists them.
+const ANSWERS: [MessageType; 5] = [
+    procedure::AuthorityInfoRequested::TYPE,
+    procedure::AuthorityDecidedSigned::TYPE,
+    procedure::AuthorityDecided::TYPE,
+    procedure::AuthorityComplaintDecidedSigned::TYPE,
+    procedure::AuthorityComplaintDecided::TYPE,
+];
 
 /// A check of readiness.
 #[derive(ToSchema)]
@@ -273,11 +191,11 @@ fn erip_notification() {}
     operation_id = "authority_answer",
     params(
         ("authority" = String, Path, description = "The HTTP authority's id in the hub's catalogue (the path the hub gave its back-office with the application)."),
-        ("message_type" = String, Path, description = "The answer's type: `authority.info_requested.v1`, `authority.decided.v2`, `authority.decided.v1` or `authority.complaint_decided.v1`; the body is that message's."),
+        ("message_type" = String, Path, description = "The answer's type: `authority.info_requested.v1`, `authority.decided.v2`, `authority.decided.v1`, `authority.complaint_decided.v2` or `authority.complaint_decided.v1`; the body is that message's."),
         ("X-Authority-Timestamp" = i64, Header, description = "When the attempt was sent: whole seconds since 1970-01-01 UTC; refused outside the hub's window (`HUB_BACKOFFICE_CALLBACK_WINDOW`, 5 minutes by default) either way."),
         ("traceparent" = Option<String>, Header, description = TRACEPARENT)
     ),
-    request_body(content = Object, description = "The body of the message type the path names (`oneOf` the four)."),
+    request_body(content = Object, description = "The body of the message type the path names (`oneOf` the five)."),
     security(("authority_signature" = [])),
     responses(
         (status = 200, description = "`recorded`.", content_type = TEXT, body = String),
@@ -393,12 +311,6 @@ impl Modify for Signatures {
         ready,
         metrics
     ),
-    components(schemas(
-        AuthorityInfoRequested,
-        AuthorityDecidedSigned,
-        AuthorityDecided,
-        AuthorityComplaintDecided
-    )),
     modifiers(&Signatures),
     info(
         title = "Integration hub: HTTP side",
@@ -417,6 +329,11 @@ struct Doc;
 pub(super) const OPS_PATHS: [&str; 4] = ["/health", "/healthz", "/readyz", "/metrics"];
 
 /// The document, as JSON: deterministic, no host named (the servers are templates).
+///
+/// # Panics
+///
+/// When a body's stand-in names no published message type: a mistake in this code, which the
+/// tests that build the document find.
 pub(super) fn document() -> Value {
     let mut doc = serde_json::to_value(Doc::openapi()).unwrap_or_default();
     let server = |description: &str, port: &str| {
@@ -434,14 +351,15 @@ pub(super) fn document() -> Value {
         "The callbacks' address (HUB_HTTP_ADDR; the external systems are given HUB_CALLBACK_URL, which may be a proxy in front of it).",
         "8090",
     );
-    // One of the four answers' bodies, as the path's `message_type` names it.
+    // One of the answers' bodies, as the path's `message_type` names it: the contracts'
+    // published schemas.
+    let answers: Result<Vec<Value>, _> = ANSWERS
+        .iter()
+        .map(|answer| contracts::schema::openapi::insert(&mut doc, &answer.to_string()))
+        .collect();
+    let answers = answers.unwrap_or_else(|e| panic!("the hub's OpenAPI document: {e}"));
     doc["paths"]["/callbacks/authority/{authority}/{message_type}"]["post"]["requestBody"]["content"]
-        ["application/json"]["schema"] = json!({"oneOf": [
-        {"$ref": "#/components/schemas/AuthorityInfoRequested"},
-        {"$ref": "#/components/schemas/AuthorityDecidedSigned"},
-        {"$ref": "#/components/schemas/AuthorityDecided"},
-        {"$ref": "#/components/schemas/AuthorityComplaintDecided"},
-    ]});
+        ["application/json"]["schema"] = json!({ "oneOf": answers });
     for path in OPS_PATHS {
         doc["paths"][path]["servers"] =
             server("The operators' address (HUB_OPS_ADDR), internal.", "8092");

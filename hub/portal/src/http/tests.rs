@@ -15,13 +15,12 @@ const META_SCHEMA: &str =
     include_str!("../../../../contracts/published/meta/openapi-3.1.schema.json");
 
 /// A validator of what `pointer` (a JSON pointer into the document) describes, its `$ref`s
-/// resolved in the document.
+/// resolved in the document (the contract bodies' own `#/$defs/...` inside them, as an OpenAPI
+/// 3.1 tool resolves them).
 fn validator_of(doc: &Value, pointer: &str) -> jsonschema::Validator {
-    let mut root = doc.clone();
-    root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     // A URI fragment: the braces of path templates percent-encoded.
     let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
-    root["$ref"] = json!(format!("#{fragment}"));
+    let root = contracts::schema::openapi::as_json_schema(doc, &fragment);
     jsonschema::validator_for(&root).expect("the document's schemas compile")
 }
 
@@ -204,15 +203,16 @@ fn the_examples_are_bodies_the_hub_takes() {
 #[test]
 fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
     use contracts::procedure::{
-        AuthorityComplaintDecided, AuthorityDecided, AuthorityDecidedSigned,
-        AuthorityInfoRequested, ComplaintVerdict, DecisionDocument, DecisionSignature, Verdict,
+        AuthorityComplaintDecided, AuthorityComplaintDecidedSigned, AuthorityDecided,
+        AuthorityDecidedSigned, AuthorityInfoRequested, ComplaintDecisionDocument,
+        ComplaintVerdict, DecisionDocument, DecisionSignature, Verdict,
     };
     let doc = super::openapi();
     let id = uuid::Uuid::new_v4();
     let at = chrono::Utc::now();
-    let answers: [(&str, Value); 5] = [
+    let answers: [(&str, Value); 6] = [
         (
-            "AuthorityInfoRequested",
+            "authority.info_requested.v1",
             serde_json::to_value(AuthorityInfoRequested {
                 application_id: id,
                 request: "the lease".into(),
@@ -221,7 +221,7 @@ fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
             .expect("JSON"),
         ),
         (
-            "AuthorityDecided",
+            "authority.decided.v1",
             serde_json::to_value(AuthorityDecided {
                 application_id: id,
                 verdict: Verdict::Refused,
@@ -231,7 +231,7 @@ fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
             .expect("JSON"),
         ),
         (
-            "AuthorityDecidedSigned",
+            "authority.decided.v2",
             serde_json::to_value(AuthorityDecidedSigned {
                 application_id: id,
                 document: DecisionDocument {
@@ -252,7 +252,7 @@ fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
             .expect("JSON"),
         ),
         (
-            "AuthorityDecidedSigned",
+            "authority.decided.v2",
             serde_json::to_value(AuthorityDecidedSigned {
                 application_id: id,
                 document: DecisionDocument {
@@ -269,7 +269,28 @@ fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
             .expect("JSON"),
         ),
         (
-            "AuthorityComplaintDecided",
+            "authority.complaint_decided.v2",
+            serde_json::to_value(AuthorityComplaintDecidedSigned {
+                complaint_id: id,
+                document: ComplaintDecisionDocument {
+                    complaint_id: id,
+                    authority_id: "mns".into(),
+                    number: "MNS-C-1".into(),
+                    date: at.date_naive(),
+                    verdict: ComplaintVerdict::Dismissed,
+                    text: "dismissed".into(),
+                },
+                signature: Some(DecisionSignature {
+                    signature: "AAAA".into(),
+                    certificate: "AAAA".into(),
+                    chain: Vec::new(),
+                }),
+                decided_at: at,
+            })
+            .expect("JSON"),
+        ),
+        (
+            "authority.complaint_decided.v1",
             serde_json::to_value(AuthorityComplaintDecided {
                 complaint_id: id,
                 verdict: ComplaintVerdict::Upheld,
@@ -295,7 +316,11 @@ fn the_back_offices_answers_as_the_contracts_encode_them_match_the_schemas() {
         .as_object_mut()
         .expect("an object")
         .remove("verdict");
-    assert!(!validator_of(&doc, "/components/schemas/AuthorityDecided").is_valid(&partial));
+    assert!(!validator_of(&doc, "/components/schemas/authority.decided.v1").is_valid(&partial));
+    // And a body of another contract is none of the answers.
+    let refused =
+        json!({"application_id": id, "number": "", "reason": "unsigned", "detail": "none"});
+    assert!(!body_schema.is_valid(&refused));
 }
 
 #[test]
