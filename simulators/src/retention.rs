@@ -360,18 +360,19 @@ mod tests {
         let long_ago = now.checked_sub(2 * HOUR).expect("a past instant");
         let mut map = Bounded::new(Limit::new(10, HOUR));
         map.insert_at(1, "old", long_ago);
-        map.insert_at(2, "new", now);
         assert_eq!(map.get(&1), None, "too old to be seen");
         assert!(!map.contains_key(&1));
         assert_eq!(map.get_mut(&1), None);
-        assert_eq!(keys(&map), vec![2]);
-        assert_eq!(map.len(), 2, "seen no more, not yet dropped");
+        assert_eq!(map.iter().count(), 0);
+        assert_eq!(map.len(), 1, "seen no more, not yet dropped");
         assert_eq!(map.expire_at(now), vec![(1, "old")]);
-        assert_eq!(map.len(), 1);
+        assert!(map.is_empty());
+        assert!(map.insert_at(2, "new", now).is_empty());
         assert_eq!(map.get(&2), Some(&"new"));
         // An insert drops what is too old by its own time.
         let later = now + 2 * HOUR;
         assert_eq!(map.insert_at(3, "newer", later), vec![(2, "new")]);
+        assert_eq!(keys(&map), vec![3]);
         assert_eq!(map.len(), 1);
     }
 

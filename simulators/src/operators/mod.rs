@@ -81,6 +81,13 @@ impl Inboxes {
     }
 }
 
+impl Default for Phones {
+    /// No messages yet; keeps the default [`crate::Retention`]'s records.
+    fn default() -> Self {
+        Phones::new(crate::Retention::default().records_limit())
+    }
+}
+
 impl Phones {
     /// No messages yet; keeps up to `limit` of them, all phones together.
     pub(crate) fn new(limit: Limit) -> Self {
