@@ -102,6 +102,9 @@ impl std::fmt::Debug for Deps {
     }
 }
 
+/// One authority's refusals: the last number given, and the newest refusals by number.
+type Refusals = (u64, Bounded<u64, Value>);
+
 /// The simulator's state: a clerk per authority called so far.
 #[derive(Debug)]
 struct BackOffice {
@@ -112,7 +115,7 @@ struct BackOffice {
     signers: Mutex<HashMap<String, Option<Arc<DecisionSigning>>>>,
     /// The hub's refusals of the authorities' decisions, per authority, as received (the
     /// newest up to the record limit), numbered in arrival order.
-    refusals: Mutex<HashMap<String, (u64, Bounded<u64, Value>)>>,
+    refusals: Mutex<HashMap<String, Refusals>>,
 }
 
 impl BackOffice {

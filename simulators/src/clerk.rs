@@ -849,8 +849,15 @@ mod tests {
         for id in &complaints {
             clerk.receive_complaint(Complaint::new(*id, "no", Some("inaction")), ());
         }
-        assert_eq!(clerk.complaint(complaints[0]), None, "the oldest complaint dropped");
+        assert_eq!(
+            clerk.complaint(complaints[0]),
+            None,
+            "the oldest complaint dropped"
+        );
         assert_eq!(clerk.withdraw_complaint(complaints[0]), None);
-        assert_eq!(clerk.complaint(complaints[2]), Some(ComplaintState::Received));
+        assert_eq!(
+            clerk.complaint(complaints[2]),
+            Some(ComplaintState::Received)
+        );
     }
 }

@@ -679,8 +679,8 @@ fn gossuok_tokens(
         .context("reading the address of the gossuok simulator")?;
     let url = base_url(local, https)?;
     let today = chrono::Utc::now().date_naive();
-    let ctx =
-        server::SimContext::new(SimKind::Gossuok, shutdown.clone()).with_retention(config.retention);
+    let ctx = server::SimContext::new(SimKind::Gossuok, shutdown.clone())
+        .with_retention(config.retention);
     Ok(Some(gossuok::key_tokens(
         ctx,
         gossuok::Deps {

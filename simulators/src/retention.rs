@@ -124,9 +124,7 @@ pub fn parse_count(value: &str) -> Result<usize, String> {
 pub fn parse_age(value: &str) -> Result<Duration, String> {
     let value = value.trim();
     let bad = || format!("{value:?} is not an age such as 90s, 30m, 24h or 7d");
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = value.split_at(split);
     let number: u64 = number.parse().map_err(|_| bad())?;
     let unit_secs = match unit {
@@ -303,7 +301,7 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
         self.entries
             .iter_mut()
             .filter(move |(_, (stored, _))| now.saturating_duration_since(*stored) <= max_age)
-            .map(|(k, (_, v))| (&*k, v))
+            .map(|(k, (_, v))| (k, v))
     }
 
     /// How many entries it holds (those too old but not yet dropped included).
@@ -348,7 +346,10 @@ mod tests {
         let mut map = Bounded::new(Limit::new(2, HOUR));
         map.insert(1, "a");
         map.insert(2, "b");
-        assert!(map.insert(1, "a2").is_empty(), "a replacement drops nothing");
+        assert!(
+            map.insert(1, "a2").is_empty(),
+            "a replacement drops nothing"
+        );
         assert_eq!(map.insert(3, "c"), vec![(2, "b")]);
         assert_eq!(keys(&map), vec![1, 3]);
         assert_eq!(map.get(&1), Some(&"a2"));
@@ -385,7 +386,11 @@ mod tests {
         for (_, v) in map.iter_mut() {
             *v += 1;
         }
-        assert_eq!(map.insert(3, 3), vec![(1, 12)], "a change does not make it newer");
+        assert_eq!(
+            map.insert(3, 3),
+            vec![(1, 12)],
+            "a change does not make it newer"
+        );
         assert_eq!(map.remove(&2), Some(3));
         assert!(map.insert(4, 4).is_empty(), "room after a removal");
         assert_eq!(keys(&map), vec![3, 4]);

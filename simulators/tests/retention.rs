@@ -166,7 +166,12 @@ async fn erip_keeps_its_newest_invoices() {
     assert_eq!(listed, vec![ids[1].as_str(), ids[2].as_str()]);
     // The dropped account number may be registered again.
     let (status, body) = sims
-        .post(SimKind::Erip, "api/v1/invoices", None, &invoice(&accounts[0]))
+        .post(
+            SimKind::Erip,
+            "api/v1/invoices",
+            None,
+            &invoice(&accounts[0]),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     sims.stop().await;

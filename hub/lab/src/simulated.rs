@@ -24,9 +24,6 @@ pub struct Simulated {
     /// Stops the simulators (and whatever else was started under it, such as the authorities
     /// on the bus).
     pub token: CancellationToken,
-    /// How much the simulators keep: the configuration's, with `SIM_KEEP_RECORDS`,
-    /// `SIM_KEEP_KEYS` and `SIM_KEEP_FOR` from the environment instead when set.
-    pub retention: simulators::Retention,
 }
 
 impl Simulated {
@@ -59,7 +56,6 @@ impl Simulated {
             .retention
             .with_env()
             .context("the simulators' retention")?;
-        let retention = config.retention;
         let token = CancellationToken::new();
         let erip_secret = config.erip_secret.clone();
         let backoffice_secret = config.backoffice.secret.clone();
@@ -114,7 +110,6 @@ impl Simulated {
             sims,
             integrations,
             token,
-            retention,
         })
     }
 

@@ -658,6 +658,11 @@ impl Stage {
         hub_log: Option<&str>,
     ) -> anyhow::Result<Stage> {
         let population = sims.population;
+        // What the simulators keep, the desk keeps too (the environment's, when set).
+        let retention = sims
+            .retention
+            .with_env()
+            .context("the simulators' retention")?;
         let mut simulated = Simulated::start(sims).await?;
         simulated.integrations.desks = LAB_DESKS.map(str::to_owned).to_vec();
         let servers = Servers {
@@ -673,13 +678,7 @@ impl Stage {
         let plan = hub_portal::services::plan(&simulated.integrations)?;
         let topology = app::topology(&hub_config, plan.queues())?;
         sandbox.remember(&topology, hub_config.delivery_limit);
-        let heard = listen_as_parties(
-            &hub_config,
-            &topology,
-            &simulated.token,
-            &simulated.retention,
-        )
-        .await?;
+        let heard = listen_as_parties(&hub_config, &topology, &simulated.token, &retention).await?;
         let hub = match hubs {
             Hubs::InProcess => RunningHub::task(&hub_config, plan),
             Hubs::Processes(n) => RunningHub::Processes(Mutex::new(HubProcess::spawn_all(

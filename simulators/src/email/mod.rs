@@ -272,7 +272,10 @@ mod tests {
         assert_eq!(ids(store.recent(100)), vec!["<2@h>", "<3@h>"]);
         // The dropped message's id is forgotten: sent again, it is news.
         assert!(!store.receive(mail(&["ivan@example.by"], "<1@h>")));
-        assert!(store.receive(mail(&["ivan@example.by"], "<1@h>")), "kept: a re-send");
+        assert!(
+            store.receive(mail(&["ivan@example.by"], "<1@h>")),
+            "kept: a re-send"
+        );
     }
 
     #[test]

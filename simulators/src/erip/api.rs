@@ -961,7 +961,9 @@ mod tests {
         }
         let first_account = "1".repeat(ACCOUNT_DIGITS);
         assert_eq!(
-            book.by_id("erip-1").map(|_| ()).map_err(|e| e.body()["error"].clone()),
+            book.by_id("erip-1")
+                .map(|_| ())
+                .map_err(|e| e.body()["error"].clone()),
             Err(json!("unknown_invoice"))
         );
         assert_eq!(

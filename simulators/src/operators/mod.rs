@@ -169,19 +169,13 @@ mod tests {
         phones.receive("+375291111111", entry(3));
         phones.receive("+375292222222", entry(4));
         assert_eq!(texts(&phones, "+375291111111"), vec!["text 3"]);
-        assert_eq!(
-            texts(&phones, "+375292222222"),
-            vec!["text 2", "text 4"]
-        );
+        assert_eq!(texts(&phones, "+375292222222"), vec!["text 2", "text 4"]);
         phones.receive("+375293333333", entry(5));
         phones.receive("+375293333333", entry(6));
         // The first phone's last message went: the phone is forgotten, its inbox empty.
         assert!(phones.inbox("+375291111111").is_empty());
         assert_eq!(texts(&phones, "+375292222222"), vec!["text 4"]);
-        assert_eq!(
-            texts(&phones, "+375293333333"),
-            vec!["text 5", "text 6"]
-        );
+        assert_eq!(texts(&phones, "+375293333333"), vec!["text 5", "text 6"]);
         assert_eq!(phones.phones(), 2);
     }
 }
