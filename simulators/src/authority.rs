@@ -134,9 +134,11 @@ pub async fn run(config: AuthorityConfig, shutdown: CancellationToken) -> anyhow
         channel: channel.clone(),
         config: config.clone(),
     };
+    // Its book keeps what the simulators keep: the defaults, or SIM_KEEP_RECORDS / SIM_KEEP_FOR.
+    let limit = crate::Retention::default().with_env()?.records_limit();
     let clerk = Clerk::new(
         &config.authority,
-        pace,
+        (pace, limit),
         bus,
         tasks.clone(),
         stopping.clone(),

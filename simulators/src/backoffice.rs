@@ -46,6 +46,7 @@ use crate::clerk::{self, Answer, Application, Clerk, Outbox, Pace};
 use crate::decision_signing::{DecisionSigning, SigningFault};
 use crate::error::{ApiError, parse_json};
 use crate::faults::roll;
+use crate::retention::Bounded;
 use crate::server::{self, SimContext};
 
 /// The header the hub signs its calls with: `sha256=<lower-case hex>`.
@@ -101,6 +102,9 @@ impl std::fmt::Debug for Deps {
     }
 }
 
+/// One authority's refusals: the last number given, and the newest refusals by number.
+type Refusals = (u64, Bounded<u64, Value>);
+
 /// The simulator's state: a clerk per authority called so far.
 #[derive(Debug)]
 struct BackOffice {
@@ -109,8 +113,9 @@ struct BackOffice {
     clerks: Mutex<HashMap<String, Arc<Clerk<Callbacks>>>>,
     /// Each authority's official's certificate (`None`: it decides unsigned), made on first use.
     signers: Mutex<HashMap<String, Option<Arc<DecisionSigning>>>>,
-    /// The hub's refusals of the authorities' decisions, per authority, as received.
-    refusals: Mutex<HashMap<String, Vec<Value>>>,
+    /// The hub's refusals of the authorities' decisions, per authority, as received (the
+    /// newest up to the record limit), numbered in arrival order.
+    refusals: Mutex<HashMap<String, Refusals>>,
 }
 
 impl BackOffice {
@@ -159,7 +164,7 @@ impl BackOffice {
             };
             Clerk::new(
                 authority,
-                self.deps.pace,
+                (self.deps.pace, self.ctx.retention.records_limit()),
                 callbacks,
                 self.deps.tasks.clone(),
                 self.ctx.shutdown.clone(),
@@ -377,12 +382,14 @@ impl BackOffice {
         if let Some(signing) = self.signing(&authority) {
             signing.refused(&refusal);
         }
-        self.refusals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let limit = self.ctx.retention.records_limit();
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        let (next, kept) = refusals
             .entry(authority)
-            .or_default()
-            .push(refusal);
+            .or_insert_with(|| (0, Bounded::new(limit)));
+        *next += 1;
+        // The oldest refusals are dropped past the limit.
+        let _dropped = kept.insert(*next, refusal);
         Json(json!({"recorded": true}))
     }
 
@@ -462,7 +469,7 @@ async fn inspect_refusals(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&authority)
-        .cloned()
+        .map(|(_, kept)| kept.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>())
         .unwrap_or_default();
     Json(json!({"refusals": refusals}))
 }

@@ -27,7 +27,6 @@
 //! return values; the ones it gives later on its own (an info request, a decision) go through
 //! an [`Outbox`], which the transport implements.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -40,6 +39,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::error::timestamp;
+use crate::retention::{Bounded, Limit};
 
 /// What the clerk asks for when the form asks it to ask.
 const INFO_REQUEST: &str = "Please attach a copy of the lease.";
@@ -295,11 +295,32 @@ pub(crate) struct Case {
     answered: Arc<Notify>,
 }
 
-#[derive(Debug, Default)]
+/// One authority's applications and complaints, the newest of each up to the record limit. A
+/// case dropped is one the clerk never had: its work ends undecided, a repeat registers it anew
+/// (under a new number), and a withdrawal or an inspection of it finds nothing.
+#[derive(Debug)]
 struct Book {
-    applications: HashMap<Uuid, Case>,
-    complaints: HashMap<Uuid, ComplaintState>,
+    applications: Bounded<Uuid, Case>,
+    complaints: Bounded<Uuid, ComplaintState>,
     registered: u64,
+}
+
+impl Book {
+    fn new(limit: Limit) -> Self {
+        Book {
+            applications: Bounded::new(limit),
+            complaints: Bounded::new(limit),
+            registered: 0,
+        }
+    }
+
+    /// Ends the work on dropped applications: an idle one waiting for the person's answer is
+    /// woken, finds its case gone and stops.
+    fn dropped(cases: Vec<(Uuid, Case)>) {
+        for (_, case) in cases {
+            case.answered.notify_one();
+        }
+    }
 }
 
 /// How long the clerk takes.
@@ -325,9 +346,10 @@ pub(crate) struct Clerk<O: Outbox> {
 }
 
 impl<O: Outbox> Clerk<O> {
+    /// The clerk of `authority`, keeping up to `limit` applications and as many complaints.
     pub(crate) fn new(
         authority: &str,
-        pace: Pace,
+        (pace, limit): (Pace, Limit),
         outbox: O,
         tasks: TaskTracker,
         stop: CancellationToken,
@@ -336,7 +358,7 @@ impl<O: Outbox> Clerk<O> {
             authority: authority.to_owned(),
             pace,
             outbox,
-            book: Mutex::new(Book::default()),
+            book: Mutex::new(Book::new(limit)),
             tasks,
             stop,
         })
@@ -356,7 +378,7 @@ impl<O: Outbox> Clerk<O> {
         }
         book.registered += 1;
         let number = format!("{}-{:06}", self.authority.to_uppercase(), book.registered);
-        book.applications.insert(
+        let dropped = book.applications.insert(
             application.id,
             Case {
                 registration_number: number.clone(),
@@ -367,6 +389,7 @@ impl<O: Outbox> Clerk<O> {
                 answered: Arc::new(Notify::new()),
             },
         );
+        Book::dropped(dropped);
         tracing::info!(
             authority = %self.authority,
             application_id = %application.id,
@@ -491,7 +514,9 @@ impl<O: Outbox> Clerk<O> {
             if book.complaints.contains_key(&complaint_id) {
                 return;
             }
-            book.complaints
+            // A complaint dropped is simply forgotten: its decision finds nothing to decide.
+            let _dropped = book
+                .complaints
                 .insert(complaint_id, ComplaintState::Received);
         }
         tracing::info!(authority = %self.authority, %complaint_id, "complaint received");
@@ -615,6 +640,13 @@ mod tests {
     }
 
     fn clerk(decide_after: Duration) -> (Arc<Clerk<Collect>>, mpsc::UnboundedReceiver<Answer>) {
+        bounded_clerk(decide_after, 100)
+    }
+
+    fn bounded_clerk(
+        decide_after: Duration,
+        keep: usize,
+    ) -> (Arc<Clerk<Collect>>, mpsc::UnboundedReceiver<Answer>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let pace = Pace {
             decide_after,
@@ -622,7 +654,7 @@ mod tests {
         };
         let clerk = Clerk::new(
             "tax-ministry",
-            pace,
+            (pace, Limit::new(keep, Duration::from_secs(3600))),
             Collect(tx),
             TaskTracker::new(),
             CancellationToken::new(),
@@ -785,5 +817,47 @@ mod tests {
         clerk.tasks.close();
         clerk.tasks.wait().await;
         assert!(answers.try_recv().is_err(), "nothing for the withdrawn one");
+    }
+
+    #[tokio::test]
+    async fn past_its_bound_the_oldest_cases_are_unknown_and_their_work_ends() {
+        let (clerk, mut answers) = bounded_clerk(Duration::from_millis(10), 2);
+        // The oldest waits for the person's answer, which never comes.
+        let idle = Application::new(Uuid::new_v4(), &Map::new()).marked(&[IDLE_ATTACHMENT]);
+        clerk.register(idle);
+        clerk.take_up(idle.id, ());
+        let second = Application::new(Uuid::new_v4(), &Map::new());
+        let third = Application::new(Uuid::new_v4(), &Map::new());
+        clerk.register(second);
+        assert_eq!(clerk.register(third), "TAX-MINISTRY-000003");
+        // The oldest was dropped: unknown to an inspection, a withdrawal, an answer.
+        assert!(clerk.application(idle.id).is_none());
+        assert_eq!(clerk.withdraw(idle.id), None);
+        assert_eq!(clerk.info_provided(idle.id, "2026-12-31"), None);
+        assert!(clerk.application(second.id).is_some());
+        assert!(clerk.application(third.id).is_some());
+        // Its work ended undecided: the tracker empties with no answer.
+        clerk.tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), clerk.tasks.wait())
+            .await
+            .expect("the dropped idle application's work ended");
+        assert!(answers.try_recv().is_err(), "no decision on a dropped case");
+        // Sent again, it is registered anew.
+        assert_eq!(clerk.register(idle), "TAX-MINISTRY-000004");
+
+        let complaints: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        for id in &complaints {
+            clerk.receive_complaint(Complaint::new(*id, "no", Some("inaction")), ());
+        }
+        assert_eq!(
+            clerk.complaint(complaints[0]),
+            None,
+            "the oldest complaint dropped"
+        );
+        assert_eq!(clerk.withdraw_complaint(complaints[0]), None);
+        assert_eq!(
+            clerk.complaint(complaints[2]),
+            Some(ComplaintState::Received)
+        );
     }
 }

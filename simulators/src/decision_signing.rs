@@ -63,6 +63,24 @@ pub struct ComplaintRefusal {
     pub detail: String,
 }
 
+/// The most refusals of each kind an official's certificate keeps; the oldest go first.
+pub const MAX_REFUSALS: usize = 10_000;
+
+/// A list that keeps its newest [`MAX_REFUSALS`].
+trait PushBounded<T> {
+    fn push_bounded(&mut self, item: T);
+}
+
+impl<T> PushBounded<T> for Vec<T> {
+    fn push_bounded(&mut self, item: T) {
+        if self.len() >= MAX_REFUSALS {
+            let excess = self.len() + 1 - MAX_REFUSALS;
+            self.drain(..excess);
+        }
+        self.push(item);
+    }
+}
+
 /// Where the official's key is.
 #[derive(Debug)]
 enum KeyToken {
@@ -189,7 +207,8 @@ impl DecisionSigning {
     }
 
     /// Keeps a refusal (an `authority.decision_refused.v1` or
-    /// `authority.complaint_decision_refused.v1` body).
+    /// `authority.complaint_decision_refused.v1` body); past [`MAX_REFUSALS`] of a kind, the
+    /// oldest goes.
     pub(crate) fn refused(&self, body: &Value) {
         let id = |f: &str| body[f].as_str().and_then(|s| Uuid::parse_str(s).ok());
         let text = |f: &str| body[f].as_str().unwrap_or_default().to_owned();
@@ -197,7 +216,7 @@ impl DecisionSigning {
             self.complaint_refusals
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(ComplaintRefusal {
+                .push_bounded(ComplaintRefusal {
                     complaint_id,
                     reason: text("reason"),
                     detail: text("detail"),
@@ -210,7 +229,7 @@ impl DecisionSigning {
         self.refusals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Refusal {
+            .push_bounded(Refusal {
                 application_id,
                 reason: text("reason"),
                 detail: text("detail"),
@@ -373,6 +392,17 @@ mod tests {
     use bign256::dsa::signature::Verifier;
     use der::Decode;
     use x509_cert::Certificate;
+
+    #[test]
+    fn past_the_bound_the_oldest_refusal_goes() {
+        let mut kept: Vec<usize> = Vec::new();
+        for n in 0..=MAX_REFUSALS {
+            kept.push_bounded(n);
+        }
+        assert_eq!(kept.len(), MAX_REFUSALS);
+        assert_eq!(kept.first(), Some(&1), "the oldest dropped");
+        assert_eq!(kept.last(), Some(&MAX_REFUSALS), "the newest kept");
+    }
 
     use crate::gossuok::ca::{TestCa, verifying_key_from_stb};
 

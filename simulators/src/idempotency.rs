@@ -8,9 +8,11 @@
 //! stored response without running the handler again; the same key with another request is
 //! `409 idempotency_conflict`. A request without the header is served every time (no dedupe).
 //! A `400` (malformed request) is not stored, so the key can be used again with a corrected body.
-//! Keys are kept for the simulator's lifetime.
+//! Keys are kept up to the simulator's [`crate::Retention`]: at most `keys` of them (the oldest
+//! dropped first), none longer than `max_age`. A key dropped is a key never seen: a retry that
+//! comes later than that is served as a new request (see README.md, "Retention", for why the
+//! defaults outlast the hub's retries).
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
@@ -20,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::retention::{Bounded, Limit};
 
 /// The request header carrying the key.
 pub(crate) const HEADER: &str = "idempotency-key";
@@ -38,13 +41,20 @@ struct Stored {
     body: Value,
 }
 
-/// The keys seen by one simulator.
-#[derive(Debug, Default)]
+/// The keys seen by one simulator, the newest up to its limit.
+#[derive(Debug)]
 pub(crate) struct IdempotencyStore {
-    entries: Mutex<HashMap<String, Stored>>,
+    entries: Mutex<Bounded<String, Stored>>,
 }
 
 impl IdempotencyStore {
+    /// An empty store keeping keys up to `limit`.
+    pub(crate) fn new(limit: Limit) -> Self {
+        IdempotencyStore {
+            entries: Mutex::new(Bounded::new(limit)),
+        }
+    }
+
     /// Answers a `POST` to `route` with `body`: runs `effect` unless the request's key was seen.
     ///
     /// `effect` runs under the store's lock, so two concurrent requests with one key have one
@@ -133,6 +143,11 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::cell::Cell;
+    use std::time::Duration;
+
+    fn store() -> IdempotencyStore {
+        IdempotencyStore::new(Limit::new(100, Duration::from_secs(3600)))
+    }
 
     fn with_key(key: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -142,7 +157,7 @@ mod tests {
 
     #[test]
     fn same_key_same_body_runs_once() {
-        let store = IdempotencyStore::default();
+        let store = store();
         let runs = Cell::new(0);
         let effect = || {
             runs.set(runs.get() + 1);
@@ -158,7 +173,7 @@ mod tests {
 
     #[test]
     fn same_key_other_body_is_a_conflict() {
-        let store = IdempotencyStore::default();
+        let store = store();
         let ok = || Ok((StatusCode::OK, json!({})));
         store.run(&with_key("k1"), "POST /x", b"{\"a\":1}", ok);
         let second = store.run(&with_key("k1"), "POST /x", b"{\"a\":2}", ok);
@@ -167,7 +182,7 @@ mod tests {
 
     #[test]
     fn no_key_runs_every_time_and_a_400_is_not_stored() {
-        let store = IdempotencyStore::default();
+        let store = store();
         let runs = Cell::new(0);
         let effect = || {
             runs.set(runs.get() + 1);
@@ -183,5 +198,44 @@ mod tests {
         let fixed = store.run(&with_key("k2"), "POST /x", b"{}", effect);
         assert_eq!(fixed.status(), StatusCode::OK);
         assert_eq!(runs.get(), 3);
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use serde_json::json;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    fn with_key(key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER, HeaderValue::from_str(key).expect("a header value"));
+        headers
+    }
+
+    #[test]
+    fn past_its_bound_the_oldest_key_is_forgotten_and_its_retry_runs_anew() {
+        let store = IdempotencyStore::new(Limit::new(3, Duration::from_secs(3600)));
+        let runs = Cell::new(0);
+        let effect = || {
+            runs.set(runs.get() + 1);
+            Ok((StatusCode::ACCEPTED, json!({"n": runs.get()})))
+        };
+        for key in ["k1", "k2", "k3", "k4"] {
+            store.run(&with_key(key), "POST /x", b"{}", effect);
+        }
+        assert_eq!(runs.get(), 4);
+        // The newest are still deduplicated.
+        let newest = store.run(&with_key("k4"), "POST /x", b"{}", effect);
+        assert!(newest.headers().contains_key(REPLAYED_HEADER));
+        let kept = store.run(&with_key("k2"), "POST /x", b"{}", effect);
+        assert!(kept.headers().contains_key(REPLAYED_HEADER));
+        assert_eq!(runs.get(), 4);
+        // The oldest was dropped: its very late retry is a new request.
+        let late = store.run(&with_key("k1"), "POST /x", b"{}", effect);
+        assert_eq!(late.status(), StatusCode::ACCEPTED);
+        assert!(!late.headers().contains_key(REPLAYED_HEADER));
+        assert_eq!(runs.get(), 5);
     }
 }

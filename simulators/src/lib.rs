@@ -45,6 +45,8 @@ mod msisdn;
 mod mvd;
 pub mod openapi;
 mod operators;
+pub mod retention;
+pub use retention::Retention;
 mod server;
 pub mod tls;
 
@@ -338,6 +340,8 @@ pub struct SimConfig {
     pub gossuok: GossuokSimConfig,
     /// HTTPS for every HTTP simulator (the SMTP sink stays plain); `None` serves plain HTTP.
     pub tls: Option<tls::SimTls>,
+    /// How many records and idempotency keys each store keeps, and for how long.
+    pub retention: Retention,
 }
 
 impl fmt::Debug for SimConfig {
@@ -354,6 +358,7 @@ impl fmt::Debug for SimConfig {
             .field("backoffice", &self.backoffice)
             .field("gossuok", &self.gossuok)
             .field("tls", &self.tls)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -362,7 +367,7 @@ impl Default for SimConfig {
     /// 127.0.0.1, seed 42, 5000 persons, every simulator on its default port, ERIP secret
     /// [`DEFAULT_ERIP_SECRET`], the operators' development secrets
     /// ([`OperatorSecrets::default`]), the back-offices' defaults ([`BackOfficeSimConfig::default`]),
-    /// GosSUOK's ([`GossuokSimConfig::default`]).
+    /// GosSUOK's ([`GossuokSimConfig::default`]), the default [`Retention`].
     fn default() -> Self {
         SimConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -375,6 +380,7 @@ impl Default for SimConfig {
             backoffice: BackOfficeSimConfig::default(),
             gossuok: GossuokSimConfig::default(),
             tls: None,
+            retention: Retention::default(),
         }
     }
 }
@@ -516,7 +522,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
     tls::install_default_provider();
     let tasks = TaskTracker::new();
     let shared = Shared {
-        phones: Arc::new(operators::Phones::default()),
+        phones: Arc::new(operators::Phones::new(config.retention.records_limit())),
         client: reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
@@ -545,7 +551,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             .local_addr()
             .with_context(|| format!("reading the address of the {kind} simulator"))?;
         let url = base_url(local, tls.is_some())?;
-        let ctx = server::SimContext::new(kind, shutdown.clone());
+        let ctx = server::SimContext::new(kind, shutdown.clone()).with_retention(config.retention);
         let router = if let (SimKind::Gossuok, Some(tokens)) = (kind, &key_tokens) {
             gossuok::router(tokens)
         } else if kind == SimKind::Email {
@@ -673,7 +679,8 @@ fn gossuok_tokens(
         .context("reading the address of the gossuok simulator")?;
     let url = base_url(local, https)?;
     let today = chrono::Utc::now().date_naive();
-    let ctx = server::SimContext::new(SimKind::Gossuok, shutdown.clone());
+    let ctx = server::SimContext::new(SimKind::Gossuok, shutdown.clone())
+        .with_retention(config.retention);
     Ok(Some(gossuok::key_tokens(
         ctx,
         gossuok::Deps {

@@ -11,7 +11,7 @@ use clap::Parser;
 use simulators::{
     BackOfficeSimConfig, BindError, DEFAULT_A1_SECRET, DEFAULT_BACKOFFICE_SECRET,
     DEFAULT_ERIP_SECRET, DEFAULT_LIFE_SECRET, DEFAULT_MTS_SECRET, GossuokSimConfig,
-    OperatorSecrets, Ports, SimConfig, SimKind,
+    OperatorSecrets, Ports, Retention, SimConfig, SimKind, retention,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,7 @@ const EXIT_UNAVAILABLE: u8 = 69;
                   simulators --only email --email-port 0 --email-smtp-port 0\n  \
                   simulators --only gossuok --gossuok-port 0 --gossuok-crl-validity-secs 60\n  \
                   simulators --bind 0.0.0.0\n  \
+                  simulators --keep-records 5000 --keep-for 2h\n  \
                   curl -s 'http://127.0.0.1:8101/sim/population?limit=1'"
 )]
 struct Cli {
@@ -149,6 +150,23 @@ struct Cli {
     /// --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<std::path::PathBuf>,
+
+    /// The most records each store keeps (an operator's messages, all phones' inboxes, the mail
+    /// sink, ERIP's invoices, one authority's applications, complaints, refusals); the oldest
+    /// are dropped first.
+    #[arg(long, env = retention::ENV_KEEP_RECORDS, default_value_t = retention::DEFAULT_KEEP_RECORDS,
+          value_parser = retention::parse_count)]
+    keep_records: usize,
+
+    /// The most idempotency keys each simulator keeps; the oldest are dropped first, and a
+    /// retry with a dropped key is served as a new request.
+    #[arg(long, env = retention::ENV_KEEP_KEYS, default_value_t = retention::DEFAULT_KEEP_KEYS,
+          value_parser = retention::parse_count)]
+    keep_keys: usize,
+
+    /// How long records and idempotency keys are kept: 90s, 30m, 24h, 7d.
+    #[arg(long, env = retention::ENV_KEEP_FOR, default_value = "24h", value_parser = retention::parse_age)]
+    keep_for: Duration,
 }
 
 impl Cli {
@@ -193,6 +211,11 @@ impl Cli {
                     client_ca: self.tls_client_ca.clone(),
                 }),
                 _ => None,
+            },
+            retention: Retention {
+                records: self.keep_records,
+                keys: self.keep_keys,
+                max_age: self.keep_for,
             },
         }
     }

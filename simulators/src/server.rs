@@ -16,15 +16,25 @@ pub(crate) struct SimContext {
     pub(crate) kind: SimKind,
     pub(crate) faults: Faults,
     pub(crate) shutdown: CancellationToken,
+    /// How much its stores keep.
+    pub(crate) retention: crate::Retention,
 }
 
 impl SimContext {
+    /// The context of simulator `kind`, keeping the default [`crate::Retention`].
     pub(crate) fn new(kind: SimKind, shutdown: CancellationToken) -> Self {
         SimContext {
             kind,
             faults: Faults::default(),
             shutdown,
+            retention: crate::Retention::default(),
         }
+    }
+
+    /// The same, keeping `retention`.
+    pub(crate) fn with_retention(mut self, retention: crate::Retention) -> Self {
+        self.retention = retention;
+        self
     }
 }
 

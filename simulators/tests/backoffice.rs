@@ -190,7 +190,13 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::keeping(simulators::Retention::default()).await
+    }
+
+    /// A harness whose back-office keeps what `retention` says.
+    async fn keeping(retention: simulators::Retention) -> Harness {
         let sims = Sims::start(SimConfig {
+            retention,
             only: Some(vec![BACKOFFICE]),
             backoffice: BackOfficeSimConfig {
                 secret: String::from_utf8(SECRET.to_vec()).expect("UTF-8"),
@@ -645,5 +651,52 @@ async fn a_complaint_of_inaction_is_upheld_and_a_marked_one_dismissed() {
             json!({"state": "decided", "verdict": verdict})
         );
     }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn past_its_bound_the_oldest_cases_are_unknown() {
+    let h = Harness::keeping(simulators::Retention {
+        records: 2,
+        keys: 2,
+        max_age: Duration::from_secs(3600),
+    })
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (id, (status, answer)) = h.submit(json!({"address": "Minsk"})).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        ids.push(id);
+    }
+    // The oldest application was dropped: unknown to an inspection and a withdrawal.
+    let (status, body) = h.inspect("applications", ids[0]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "not_found");
+    let (status, body) = h.withdraw("applications", ids[0]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = h.inspect("applications", ids[2]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["registration_number"], "TAX-MINISTRY-000003");
+    // Sent again, it is registered anew.
+    let again = h.resubmit(ids[0], json!({"address": "Minsk"})).await;
+    assert_eq!(
+        again,
+        (
+            StatusCode::OK,
+            json!({"registration_number": "TAX-MINISTRY-000004"})
+        )
+    );
+    // The same for complaints.
+    let complaints = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    for id in complaints {
+        let (status, body) = h.submit_complaint(id).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (status, body) = h.inspect("complaints", complaints[0]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = h.withdraw("complaints", complaints[0]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = h.inspect("complaints", complaints[2]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     h.stop().await;
 }

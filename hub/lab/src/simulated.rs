@@ -33,7 +33,12 @@ impl Simulated {
     /// no seal key (the development key, as `hub run` without `HUB_SEAL_KEY` uses); a test that
     /// wants its own key sets [`random_seal_key`].
     ///
-    /// Errors: a simulator does not start, or GosSUOK's root cannot be read.
+    /// The simulators keep what `config.retention` says, or what `SIM_KEEP_RECORDS`,
+    /// `SIM_KEEP_KEYS` and `SIM_KEEP_FOR` say when set (so `SIM_KEEP_RECORDS=5000 hub bench`
+    /// bounds the bench's simulators).
+    ///
+    /// Errors: a retention variable is not a count or an age, a simulator does not start, or
+    /// GosSUOK's root cannot be read.
     pub async fn start(config: SimConfig) -> anyhow::Result<Simulated> {
         hub_runtime::tls::install_default_provider();
         Self::start_with_client(config, &reqwest::Client::new()).await
@@ -44,9 +49,13 @@ impl Simulated {
     ///
     /// Errors: as [`Self::start`].
     pub async fn start_with_client(
-        config: SimConfig,
+        mut config: SimConfig,
         http: &reqwest::Client,
     ) -> anyhow::Result<Simulated> {
+        config.retention = config
+            .retention
+            .with_env()
+            .context("the simulators' retention")?;
         let token = CancellationToken::new();
         let erip_secret = config.erip_secret.clone();
         let backoffice_secret = config.backoffice.secret.clone();

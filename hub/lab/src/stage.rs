@@ -22,6 +22,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
 use serde::Deserialize;
 use serde_json::json;
+use simulators::retention::Bounded;
 use simulators::{RunningSims, SimConfig, SimKind};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -112,27 +113,31 @@ pub(crate) fn identifier_application(
 }
 
 /// Events the desk received, by application number (or application / complaint id), and the
-/// cabinet's answers by correlation id.
+/// cabinet's answers by correlation id. Like the simulators, it keeps the applications of the
+/// last [`simulators::Retention::records`] (their events and their message ids): a long bench
+/// stays flat, and an application still in play is always among them.
 #[derive(Debug)]
 pub(crate) struct Desk {
-    pub(crate) events: Mutex<HashMap<String, Vec<(String, serde_json::Value)>>>,
+    pub(crate) events: Mutex<Bounded<String, Vec<(String, serde_json::Value)>>>,
     /// Cabinet answers, by correlation id.
     pub(crate) replies: Mutex<HashMap<String, serde_json::Value>>,
     pub(crate) changed: Notify,
     /// The distinct message ids seen per (application, event type): more than one is the same
-    /// effect delivered twice (a redelivery of one message keeps its id).
-    distinct: Mutex<HashMap<(String, String), Vec<uuid::Uuid>>>,
+    /// effect delivered twice (a redelivery of one message keeps its id). Kept as long as the
+    /// events, so a copy is seen when it comes within the last that many applications.
+    distinct: Mutex<Bounded<(String, String), Vec<uuid::Uuid>>>,
     /// The longest wait for one answer, ms ([`STEP_TIMEOUT`] unless set).
     timeout_ms: std::sync::atomic::AtomicU64,
 }
 
-impl Default for Desk {
-    fn default() -> Self {
+impl Desk {
+    /// A desk that has heard nothing yet and keeps the applications of `limit`.
+    pub(crate) fn new(limit: simulators::retention::Limit) -> Self {
         Self {
-            events: Mutex::default(),
+            events: Mutex::new(Bounded::new(limit)),
             replies: Mutex::default(),
             changed: Notify::new(),
-            distinct: Mutex::default(),
+            distinct: Mutex::new(Bounded::new(limit)),
             timeout_ms: std::sync::atomic::AtomicU64::new(STEP_TIMEOUT.as_millis() as u64),
         }
     }
@@ -190,7 +195,7 @@ impl Desk {
                 .filter(|(_, ids)| ids.len() > 1)
                 .map(|((number, kind), _)| format!("{kind} {number}"))
                 .collect();
-            (d.len(), twice)
+            (d.iter().count(), twice)
         })
     }
 
@@ -230,18 +235,23 @@ impl Desk {
                 .unwrap_or_default()
                 .to_owned();
             if let (false, Ok(mut distinct)) = (number.is_empty(), self.distinct.lock()) {
-                let ids = distinct
-                    .entry((number.clone(), meta.message_type.clone()))
-                    .or_default();
-                if !ids.contains(&meta.message_id) {
-                    ids.push(meta.message_id);
+                let key = (number.clone(), meta.message_type.clone());
+                match distinct.get_mut(&key) {
+                    Some(ids) if !ids.contains(&meta.message_id) => ids.push(meta.message_id),
+                    Some(_) => {}
+                    None => {
+                        // The oldest application's ids go past the limit.
+                        let _dropped = distinct.insert(key, vec![meta.message_id]);
+                    }
                 }
             }
             if let Ok(mut events) = self.events.lock() {
-                events
-                    .entry(number)
-                    .or_default()
-                    .push((meta.message_type, body));
+                match events.get_mut(&number) {
+                    Some(list) => list.push((meta.message_type, body)),
+                    None => {
+                        let _dropped = events.insert(number, vec![(meta.message_type, body)]);
+                    }
+                }
             }
         }
         self.changed.notify_waiters();
@@ -688,6 +698,11 @@ impl Stage {
         // the stage's publishers do (hub_runtime::conformance).
         simulators::authority::check_outgoing_with(hub_runtime::conformance::check_text);
         let population = sims.population;
+        // What the simulators keep, the desk keeps too (the environment's, when set).
+        let retention = sims
+            .retention
+            .with_env()
+            .context("the simulators' retention")?;
         let mut simulated = Simulated::start(sims).await?;
         simulated.integrations.desks = LAB_DESKS.map(str::to_owned).to_vec();
         let servers = Servers {
@@ -703,7 +718,7 @@ impl Stage {
         let plan = hub_portal::services::plan(&simulated.integrations)?;
         let topology = app::topology(&hub_config, plan.queues())?;
         sandbox.remember(&topology, hub_config.delivery_limit);
-        let heard = listen_as_parties(&hub_config, &topology, &simulated.token).await?;
+        let heard = listen_as_parties(&hub_config, &topology, &simulated.token, &retention).await?;
         let hub = match hubs {
             Hubs::InProcess => RunningHub::task(&hub_config, plan),
             Hubs::Processes(n) => RunningHub::Processes(Mutex::new(HubProcess::spawn_all(
@@ -953,6 +968,7 @@ async fn listen_as_parties(
     hub_config: &HubConfig,
     topology: &Topology,
     token: &CancellationToken,
+    retention: &simulators::Retention,
 ) -> anyhow::Result<Listening> {
     let broker = Broker::connect(&hub_config.amqp_url, "lab", token.clone()).await?;
     let channel = broker
@@ -961,7 +977,7 @@ async fn listen_as_parties(
         .context("broker connection closed")?;
     broker::declare(&channel, topology, hub_config.delivery_limit).await?;
     let _ = channel.close(200, "declared".into()).await;
-    let desk = Arc::new(Desk::default());
+    let desk = Arc::new(Desk::new(retention.records_limit()));
     let portal_user = hub_portal::parties::DEFAULT_PORTAL_USER;
     let portal_queue = topology.work_queue(hub_portal::parties::PORTAL_QUEUE);
     let mut parties = vec![(portal_user.to_owned(), portal_queue.clone(), true)];

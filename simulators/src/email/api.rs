@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::smtp::INJECTABLE_REPLIES;
-use super::{EmailState, MAX_STORED, SmtpFaults, mask};
+use super::{EmailState, MAX_LISTED, SmtpFaults, mask};
 use crate::error::{ApiError, parse_json};
 use crate::server::{self, SimContext};
 
@@ -93,7 +93,7 @@ async fn messages(
 ) -> Result<axum::Json<Value>, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::invalid_request(format!("bad query: {}", e.body_text())))?;
-    let messages = state.store.recent(query.limit.min(MAX_STORED));
+    let messages = state.store.recent(query.limit.min(MAX_LISTED));
     Ok(axum::Json(json!({"messages": messages})))
 }
 

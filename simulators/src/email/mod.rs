@@ -15,7 +15,7 @@ mod api;
 mod message;
 mod smtp;
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::Router;
@@ -23,17 +23,18 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
+use crate::retention::{Bounded, Limit};
 use crate::server::SimContext;
 
-/// How many messages the sink keeps, all inboxes together; the oldest go first.
-const MAX_STORED: usize = 10_000;
+/// The most messages one `GET /sim/messages` lists (the sink keeps up to the record limit).
+const MAX_LISTED: usize = 10_000;
 
 /// Starts the SMTP sink on `smtp` (its sessions run on `tasks`, so
 /// [`crate::RunningSims::stopped`] waits for them) and returns the inbox's HTTP routes.
 pub(crate) fn start(ctx: SimContext, smtp: TcpListener, tasks: &TaskTracker) -> Router {
     let state = Arc::new(EmailState {
         ctx: ctx.clone(),
-        store: Store::default(),
+        store: Store::new(ctx.retention.records_limit()),
         smtp_faults: RwLock::new(SmtpFaults::default()),
     });
     tasks.spawn(smtp::serve(smtp, state.clone(), tasks.clone()));
@@ -110,36 +111,75 @@ struct Stored {
     inboxes: Vec<String>,
 }
 
-/// Every message the sink accepted, oldest first, at most [`MAX_STORED`].
-#[derive(Debug, Default)]
+/// Every message the sink accepted, oldest first, the newest up to the record limit (all
+/// inboxes together); a message dropped is in no inbox and no list.
+#[derive(Debug)]
 struct Store {
-    messages: Mutex<VecDeque<Stored>>,
+    messages: Mutex<Messages>,
+}
+
+#[derive(Debug)]
+struct Messages {
+    kept: Bounded<u64, Stored>,
+    /// How many kept messages carry each `Message-ID`.
+    ids: HashMap<String, usize>,
+    next: u64,
+}
+
+impl Messages {
+    /// Forgets the `Message-ID`s of dropped messages.
+    fn forget(&mut self, dropped: Vec<(u64, Stored)>) {
+        for (_, stored) in dropped {
+            if let Some(id) = stored.mail.message_id
+                && let Some(count) = self.ids.get_mut(&id)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    self.ids.remove(&id);
+                }
+            }
+        }
+    }
 }
 
 impl Store {
+    /// An empty sink keeping up to `limit` messages.
+    fn new(limit: Limit) -> Self {
+        Store {
+            messages: Mutex::new(Messages {
+                kept: Bounded::new(limit),
+                ids: HashMap::new(),
+                next: 0,
+            }),
+        }
+    }
+
     /// Puts a message into each recipient's inbox. True when a message with the same
-    /// `Message-ID` was received before: the sender sent it again.
+    /// `Message-ID` was received before (and is still kept): the sender sent it again.
     fn receive(&self, mail: Mail) -> bool {
         let inboxes = mail.to.iter().map(|to| to.to_lowercase()).collect();
         let mut messages = self.lock();
+        let expired = messages.kept.expire();
+        messages.forget(expired);
         let again = mail.message_id.as_ref().is_some_and(|id| {
-            messages
-                .iter()
-                .any(|m| m.mail.message_id.as_ref() == Some(id))
+            let count = messages.ids.entry(id.clone()).or_insert(0);
+            *count += 1;
+            *count > 1
         });
-        if messages.len() >= MAX_STORED {
-            messages.pop_front();
-        }
-        messages.push_back(Stored { mail, inboxes });
+        let seq = messages.next;
+        messages.next += 1;
+        let dropped = messages.kept.insert(seq, Stored { mail, inboxes });
+        messages.forget(dropped);
         again
     }
 
     /// What `address` (lower case) received, oldest first.
     fn inbox(&self, address: &str) -> Vec<Mail> {
         self.lock()
+            .kept
             .iter()
-            .filter(|m| m.inboxes.iter().any(|i| i == address))
-            .map(|m| m.mail.clone())
+            .filter(|(_, m)| m.inboxes.iter().any(|i| i == address))
+            .map(|(_, m)| m.mail.clone())
             .collect()
     }
 
@@ -147,7 +187,7 @@ impl Store {
     /// Returns how many it held.
     fn clear(&self, address: &str) -> usize {
         let mut cleared = 0;
-        for message in self.lock().iter_mut() {
+        for (_, message) in self.lock().kept.iter_mut() {
             let before = message.inboxes.len();
             message.inboxes.retain(|i| i != address);
             cleared += before - message.inboxes.len();
@@ -158,11 +198,12 @@ impl Store {
     /// The last `limit` messages received, oldest first.
     fn recent(&self, limit: usize) -> Vec<Mail> {
         let messages = self.lock();
-        let skip = messages.len().saturating_sub(limit);
-        messages.iter().skip(skip).map(|m| m.mail.clone()).collect()
+        let kept: Vec<&Stored> = messages.kept.iter().map(|(_, m)| m).collect();
+        let skip = kept.len().saturating_sub(limit);
+        kept[skip..].iter().map(|m| m.mail.clone()).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Stored>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Messages> {
         self.messages.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -196,7 +237,7 @@ mod tests {
 
     #[test]
     fn inboxes_are_per_lower_case_address_and_clearing_one_keeps_the_others() {
-        let store = Store::default();
+        let store = Store::new(Limit::new(100, std::time::Duration::from_secs(3600)));
         assert!(!store.receive(mail(&["Ivan@Example.by", "anna@example.by"], "<1@h>")));
         assert!(!store.receive(mail(&["ivan@example.by"], "<2@h>")));
         assert!(
@@ -214,6 +255,26 @@ mod tests {
             store.recent(1)[0].message_id.as_deref(),
             Some("<2@h>"),
             "the newest"
+        );
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_messages_go_and_the_newest_stay() {
+        let store = Store::new(Limit::new(2, std::time::Duration::from_secs(3600)));
+        store.receive(mail(&["ivan@example.by"], "<1@h>"));
+        store.receive(mail(&["anna@example.by"], "<2@h>"));
+        store.receive(mail(&["ivan@example.by"], "<3@h>"));
+        let ids = |mails: Vec<Mail>| -> Vec<String> {
+            mails.into_iter().filter_map(|m| m.message_id).collect()
+        };
+        assert_eq!(ids(store.inbox("ivan@example.by")), vec!["<3@h>"]);
+        assert_eq!(ids(store.inbox("anna@example.by")), vec!["<2@h>"]);
+        assert_eq!(ids(store.recent(100)), vec!["<2@h>", "<3@h>"]);
+        // The dropped message's id is forgotten: sent again, it is news.
+        assert!(!store.receive(mail(&["ivan@example.by"], "<1@h>")));
+        assert!(
+            store.receive(mail(&["ivan@example.by"], "<1@h>")),
+            "kept: a re-send"
         );
     }
 

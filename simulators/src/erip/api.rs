@@ -33,6 +33,7 @@ use super::Deps;
 use super::notify::{Outgoing, deliver};
 use crate::error::{ApiError, parse_json, timestamp};
 use crate::idempotency::IdempotencyStore;
+use crate::retention::{Bounded, Limit};
 use crate::server::{self, SimContext};
 
 /// The only currency ERIP invoices here are in: the Belarusian ruble (ISO 4217 933).
@@ -303,39 +304,73 @@ impl Invoice {
     }
 }
 
-/// Every invoice, oldest first, with its indexes.
-#[derive(Debug, Default)]
+/// Every invoice, oldest first, the newest up to the record limit, with the index by account
+/// number. An invoice dropped is unknown by its id and by its account number, and its account
+/// number may be registered again.
+#[derive(Debug)]
 struct Book {
-    invoices: Vec<Invoice>,
-    by_id: HashMap<String, usize>,
-    by_account: HashMap<String, usize>,
+    invoices: Bounded<String, Invoice>,
+    /// The invoice id of each account number kept.
+    by_account: HashMap<String, String>,
 }
 
 impl Book {
+    fn new(limit: Limit) -> Self {
+        Book {
+            invoices: Bounded::new(limit),
+            by_account: HashMap::new(),
+        }
+    }
+
+    /// Keeps a new invoice (the newest), dropping the oldest past the limit.
+    fn add(&mut self, invoice: Invoice) {
+        let account = invoice.account_number.clone();
+        let id = invoice.invoice_id.clone();
+        let dropped = self.invoices.insert(id.clone(), invoice);
+        self.by_account.insert(account, id);
+        self.forget(dropped);
+    }
+
+    /// Drops the invoices too old to keep.
+    fn expire_old(&mut self) {
+        let dropped = self.invoices.expire();
+        self.forget(dropped);
+    }
+
+    fn forget(&mut self, dropped: Vec<(String, Invoice)>) {
+        for (id, invoice) in dropped {
+            if self.by_account.get(&invoice.account_number) == Some(&id) {
+                self.by_account.remove(&invoice.account_number);
+            }
+        }
+    }
+
     fn by_id(&mut self, invoice_id: &str) -> Result<&mut Invoice, ApiError> {
-        self.by_id
-            .get(invoice_id)
-            .and_then(|&i| self.invoices.get_mut(i))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_invoice",
-                    "no invoice with this id",
-                )
-            })
+        self.invoices.get_mut(invoice_id).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_invoice",
+                "no invoice with this id",
+            )
+        })
     }
 
     fn by_account(&mut self, account_number: &str) -> Result<&mut Invoice, ApiError> {
+        let id = self.by_account.get(account_number).cloned();
+        id.and_then(|id| self.invoices.get_mut(&id)).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_account",
+                "no invoice with this account number",
+            )
+        })
+    }
+
+    /// Whether an invoice with this account number is kept.
+    fn has_account(&self, account_number: &str) -> bool {
         self.by_account
             .get(account_number)
-            .and_then(|&i| self.invoices.get_mut(i))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "unknown_account",
-                    "no invoice with this account number",
-                )
-            })
+            .is_some_and(|id| self.invoices.contains_key(id))
     }
 
     /// Expires every awaiting invoice due by `at`; their ids, oldest first.
@@ -345,9 +380,10 @@ impl Book {
         secret: &[u8],
         out: &mut Vec<Outgoing>,
     ) -> Vec<String> {
+        self.expire_old();
         self.invoices
             .iter_mut()
-            .filter_map(|invoice| {
+            .filter_map(|(_, invoice)| {
                 invoice
                     .expire_if_due(at, secret, out)
                     .then(|| invoice.invoice_id.clone())
@@ -404,8 +440,8 @@ pub(crate) fn router(ctx: SimContext, deps: Deps) -> Router {
     let state = Arc::new(EripState {
         ctx: ctx.clone(),
         deps,
-        book: Mutex::new(Book::default()),
-        idempotency: IdempotencyStore::default(),
+        book: Mutex::new(Book::new(ctx.retention.records_limit())),
+        idempotency: IdempotencyStore::new(ctx.retention.keys_limit()),
     });
     state.deps.tasks.spawn(clock(state.clone()));
     let routes = Router::new()
@@ -513,7 +549,7 @@ fn register(state: &Arc<EripState>, body: &[u8]) -> Result<(StatusCode, Value), 
     };
 
     state.with_book(|book, _| {
-        if book.by_account.contains_key(&account_number) {
+        if book.has_account(&account_number) {
             tracing::info!(
                 simulator = %state.ctx.kind,
                 %account_number,
@@ -545,10 +581,7 @@ fn register(state: &Arc<EripState>, body: &[u8]) -> Result<(StatusCode, Value), 
             "invoice registered"
         );
         let answer = invoice.to_json();
-        let index = book.invoices.len();
-        book.by_id.insert(invoice.invoice_id.clone(), index);
-        book.by_account.insert(account_number, index);
-        book.invoices.push(invoice);
+        book.add(invoice);
         Ok((StatusCode::CREATED, answer))
     })
 }
@@ -862,6 +895,7 @@ async fn list(
         book.expire_due(Utc::now(), &state.deps.secret, out);
         book.invoices
             .iter()
+            .map(|(_, invoice)| invoice)
             .filter(|i| {
                 query
                     .account_number
@@ -914,6 +948,41 @@ mod tests {
         assert_eq!(invoice.status, Status::Expired);
         assert!(!invoice.expire_if_due(later, b"k", &mut out));
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_invoice_is_unknown_by_id_and_account() {
+        let mut book = Book::new(Limit::new(2, Duration::from_secs(3600)));
+        for n in 1..=3 {
+            let mut invoice = invoice(None);
+            invoice.invoice_id = format!("erip-{n}");
+            invoice.account_number = n.to_string().repeat(ACCOUNT_DIGITS);
+            book.add(invoice);
+        }
+        let first_account = "1".repeat(ACCOUNT_DIGITS);
+        assert_eq!(
+            book.by_id("erip-1")
+                .map(|_| ())
+                .map_err(|e| e.body()["error"].clone()),
+            Err(json!("unknown_invoice"))
+        );
+        assert_eq!(
+            book.by_account(&first_account)
+                .map(|_| ())
+                .map_err(|e| e.body()["error"].clone()),
+            Err(json!("unknown_account"))
+        );
+        assert!(!book.has_account(&first_account), "free to register again");
+        assert!(book.by_id("erip-2").is_ok());
+        assert_eq!(
+            book.by_account(&"3".repeat(ACCOUNT_DIGITS))
+                .map(|i| i.invoice_id.clone())
+                .ok(),
+            Some("erip-3".to_owned())
+        );
+        let listed: Vec<&String> = book.invoices.iter().map(|(id, _)| id).collect();
+        assert_eq!(listed, vec!["erip-2", "erip-3"]);
+        assert_eq!(book.by_account.len(), 2, "the index follows");
     }
 
     #[test]

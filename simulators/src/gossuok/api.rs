@@ -192,7 +192,7 @@ pub(crate) fn key_tokens(ctx: SimContext, deps: Deps) -> KeyTokens {
         crl_validity: TimeDelta::from_std(crl_validity).unwrap_or(TimeDelta::days(365)),
         book: Mutex::new(book),
         ocsp_mode: Mutex::new(OcspMode::default()),
-        idempotency: IdempotencyStore::default(),
+        idempotency: IdempotencyStore::new(ctx.retention.keys_limit()),
     });
     KeyTokens(state)
 }

@@ -37,7 +37,7 @@ pub(crate) fn router(ctx: SimContext, population: Population) -> Router {
     let state = Arc::new(MvdState {
         ctx: ctx.clone(),
         population,
-        idempotency: IdempotencyStore::default(),
+        idempotency: IdempotencyStore::new(ctx.retention.keys_limit()),
     });
     let routes = Router::new()
         .route("/api/v1/reconciliations", post(reconcile))

@@ -1,7 +1,6 @@
 //! An operator's HTTP API: `GET /api/v1/subscribers/{msisdn}`, `POST /api/v1/messages`, and the
 //! simulator-only `GET /sim/inbox/{msisdn}` and `GET /sim/messages/{message_id}`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -20,6 +19,7 @@ use super::{Deps, delivery};
 use crate::error::{ApiError, parse_json, timestamp};
 use crate::idempotency::IdempotencyStore;
 use crate::msisdn::{self, Msisdn, Operator};
+use crate::retention::Bounded;
 use crate::server::{self, SimContext};
 
 /// The longest sender name accepted.
@@ -34,7 +34,8 @@ pub(super) struct OperatorState {
     pub(super) operator: Operator,
     pub(super) ctx: SimContext,
     pub(super) deps: Deps,
-    messages: Mutex<HashMap<String, MessageRecord>>,
+    /// The messages accepted, the newest up to the record limit.
+    messages: Mutex<Bounded<String, MessageRecord>>,
     idempotency: IdempotencyStore,
 }
 
@@ -137,7 +138,7 @@ impl OperatorState {
             .cloned()
     }
 
-    /// Changes a message's record.
+    /// Changes a message's record (nothing if it was dropped meanwhile).
     pub(super) fn update(&self, message_id: &str, change: impl FnOnce(&mut MessageRecord)) {
         if let Some(record) = self
             .messages
@@ -156,8 +157,8 @@ pub(crate) fn router(ctx: SimContext, operator: Operator, deps: Deps) -> Router 
         operator,
         ctx: ctx.clone(),
         deps,
-        messages: Mutex::new(HashMap::new()),
-        idempotency: IdempotencyStore::default(),
+        messages: Mutex::new(Bounded::new(ctx.retention.records_limit())),
+        idempotency: IdempotencyStore::new(ctx.retention.keys_limit()),
     });
     let routes = Router::new()
         .route("/api/v1/subscribers/{msisdn}", get(subscriber))
