@@ -16,7 +16,7 @@ use super::find;
 /// = authority::decided::v2` names it `authority.decided.v2`), for the operations' `body =
 /// ...`; [`fill_components`] then puts the published schemas in their places.
 ///
-/// ```ignore
+/// ```text
 /// contracts::openapi_body! {
 ///     DecidedV1 = authority::decided::v1,
 ///     DecidedV2 = authority::decided::v2,
