@@ -178,6 +178,7 @@ const AUTHORITY: &str = "The authority's id: 1 to 64 of `a-z`, `0-9`, `-` (not `
         (status = 503, description = "`unavailable`: an injected fault; the hub retries.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn submit_application() {}
 
 /// Withdraws an application (`authority.withdrawal.v1`'s HTTP form; the body is not read but
@@ -200,6 +201,7 @@ fn submit_application() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn withdraw_application() {}
 
 /// Asks the authority to confirm a receipt of a payment outside ERIP; answered at once.
@@ -222,6 +224,7 @@ fn withdraw_application() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn check_receipt() {}
 
 /// The person's answer to the authority's information request; the same answer again changes
@@ -245,6 +248,7 @@ fn check_receipt() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn provide_info() {}
 
 /// The hub refused the authority's decision (its signature, certificate or document); the
@@ -268,6 +272,7 @@ fn provide_info() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn decision_refused() {}
 
 /// The hub refused the authority's decision on a complaint (its signature, certificate or
@@ -291,6 +296,7 @@ fn decision_refused() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn complaint_decision_refused() {}
 
 /// Receives a complaint; the decision comes later to `X-Callback-Url`.
@@ -314,6 +320,7 @@ fn complaint_decision_refused() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn submit_complaint() {}
 
 /// Withdraws a complaint (the body is not read but signed).
@@ -335,6 +342,7 @@ fn submit_complaint() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn withdraw_complaint() {}
 
 /// Where the simulator's clerk is with an application (simulator only).
@@ -353,6 +361,7 @@ fn withdraw_complaint() {}
         (status = 404, description = "`not_found`.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn inspect_application() {}
 
 /// Where the simulator's clerk is with a complaint (simulator only).
@@ -371,6 +380,7 @@ fn inspect_application() {}
         (status = 404, description = "`not_found`.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn inspect_complaint() {}
 
 /// The hub's refusals of an authority's decisions (simulator only).
@@ -382,6 +392,7 @@ fn inspect_complaint() {}
     params(("authority" = String, Path, description = AUTHORITY)),
     responses((status = 200, description = "The refusals received.", body = SimRefusals))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn inspect_refusals() {}
 
 /// Whether an authority signs its decisions, its official's certificate serial and the fault in
@@ -397,6 +408,7 @@ fn inspect_refusals() {}
         (status = 404, description = "`not_found`: not an authority id.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn inspect_signing() {}
 
 /// From now on the authority's decisions (on applications and complaints) go properly signed
@@ -416,6 +428,7 @@ fn inspect_signing() {}
         (status = 409, description = "`not_signing`: GosSUOK is not in this process, so the authority has no official's certificate.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn set_signing() {}
 
 /// The back-office's operations.
@@ -460,6 +473,7 @@ const CALLBACK_ANSWERS: &str = "2xx: taken (a copy sent again is taken once). 4x
     security(("authority_signature" = [])),
     responses((status = 200, description = CALLBACK_ANSWERS))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn info_requested() {}
 
 /// A signed decision on an application, posted to `{X-Callback-Url}/authority.decided.v2`.
@@ -472,6 +486,7 @@ fn info_requested() {}
     security(("authority_signature" = [])),
     responses((status = 200, description = CALLBACK_ANSWERS))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn decided_v2() {}
 
 /// An unsigned decision, posted to `{X-Callback-Url}/authority.decided.v1` (refused in
@@ -485,6 +500,7 @@ fn decided_v2() {}
     security(("authority_signature" = [])),
     responses((status = 200, description = CALLBACK_ANSWERS))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn decided_v1() {}
 
 /// An unsigned decision on a complaint, posted to
@@ -498,6 +514,7 @@ fn decided_v1() {}
     security(("authority_signature" = [])),
     responses((status = 200, description = CALLBACK_ANSWERS))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn complaint_decided() {}
 
 /// A signed decision on a complaint, posted to
@@ -511,6 +528,7 @@ fn complaint_decided() {}
     security(("authority_signature" = [])),
     responses((status = 200, description = CALLBACK_ANSWERS))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn complaint_decided_v2() {}
 
 /// Adds the callbacks' signature scheme.

@@ -101,6 +101,7 @@ pub(super) struct SimHealth {
     operation_id = "get_faults",
     responses((status = 200, description = "The faults in force.", body = FaultSettings))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn get_faults() {}
 
 /// Sets some faults; the others stay.
@@ -115,6 +116,7 @@ fn get_faults() {}
         (status = 400, description = "`invalid_request`: malformed JSON, an unknown field, a rate outside 0.0 to 1.0 or a delay over ten minutes.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn put_faults() {}
 
 /// Clears every fault.
@@ -125,6 +127,7 @@ fn put_faults() {}
     operation_id = "delete_faults",
     responses((status = 200, description = "No fault in force any more.", body = FaultSettings))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn delete_faults() {}
 
 /// Whether the simulator is up; never under the faults.
@@ -135,6 +138,7 @@ fn delete_faults() {}
     operation_id = "health",
     responses((status = 200, description = "Up.", body = SimHealth))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn health() {}
 
 /// This document; never under the faults.
@@ -145,6 +149,7 @@ fn health() {}
     operation_id = "openapi",
     responses((status = 200, description = "The simulator's OpenAPI 3.1 document.", content_type = "application/json", body = Object))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn openapi() {}
 
 /// The operations every simulator has.

@@ -61,6 +61,7 @@ struct Messages {
         (status = 400, description = "`invalid_address`.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn inbox() {}
 
 /// Empties an address's inbox (simulator only).
@@ -75,6 +76,7 @@ fn inbox() {}
         (status = 400, description = "`invalid_address`.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn clear_inbox() {}
 
 /// The latest messages (simulator only).
@@ -89,6 +91,7 @@ fn clear_inbox() {}
         (status = 400, description = "`invalid_request`: a bad query.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn messages() {}
 
 /// The e-mail simulator's own operations. Its `/sim/faults` also takes `smtp_reply` (null or

@@ -194,6 +194,7 @@ struct Expired {
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn create_invoice() {}
 
 /// An invoice.
@@ -209,6 +210,7 @@ fn create_invoice() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn get_invoice() {}
 
 /// Cancels an awaiting invoice (a cancelled one stays so).
@@ -228,6 +230,7 @@ fn get_invoice() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn cancel_invoice() {}
 
 /// Refunds every payment of a paid invoice, each with its notification.
@@ -247,6 +250,7 @@ fn cancel_invoice() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn refund_invoice() {}
 
 /// Every invoice with its payments and notifications (simulator only).
@@ -264,6 +268,7 @@ fn refund_invoice() {}
         (status = 400, description = "`invalid_request`: a bad query.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn list_invoices() {}
 
 /// A payer pays the invoice of an account number (simulator only).
@@ -284,6 +289,7 @@ fn list_invoices() {}
         (status = 409, description = "`not_awaiting` (closed, and not `late`).", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn pay() {}
 
 /// A payment goes back: a refund or the bank's reversal (simulator only).
@@ -304,6 +310,7 @@ fn pay() {}
         (status = 409, description = "`not_paid`: no payment to return.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn return_payment() {}
 
 /// Expires the invoices due by a time, as ERIP's clock does (simulator only).
@@ -319,6 +326,7 @@ fn return_payment() {}
         (status = 400, description = "`invalid_request`.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn expire() {}
 
 /// ERIP's own operations.
@@ -374,6 +382,7 @@ struct Notification {
         (status = 401, description = "Refused: the signature is wrong.")
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn invoice_notification() {}
 
 /// Adds the notifications' signature scheme.

@@ -100,11 +100,13 @@ const SERIAL: &str = "A certificate's serial in hex (case and leading zero bytes
 /// The root CA's certificate.
 #[utoipa::path(get, path = "/ca/root.der", tag = "pki", operation_id = "root_certificate",
     responses((status = 200, description = "DER.", content_type = "application/pkix-cert", body = Vec<u8>)))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn root_certificate() {}
 
 /// The intermediate CA's certificate.
 #[utoipa::path(get, path = "/ca/intermediate.der", tag = "pki", operation_id = "intermediate_certificate",
     responses((status = 200, description = "DER.", content_type = "application/pkix-cert", body = Vec<u8>)))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn intermediate_certificate() {}
 
 /// The root's CRL, signed now.
@@ -113,6 +115,7 @@ fn intermediate_certificate() {}
         (status = 200, description = "DER, valid for the configured time.", content_type = "application/pkix-crl", body = Vec<u8>),
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn root_crl() {}
 
 /// The intermediate's CRL, signed now.
@@ -121,6 +124,7 @@ fn root_crl() {}
         (status = 200, description = "DER, valid for the configured time.", content_type = "application/pkix-crl", body = Vec<u8>),
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn intermediate_crl() {}
 
 /// The OCSP responder (RFC 6960); a refusal is in the response's status, always 200.
@@ -130,6 +134,7 @@ fn intermediate_crl() {}
         (status = 200, description = "A DER OCSPResponse.", content_type = "application/ocsp-response", body = Vec<u8>),
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn ocsp_post() {}
 
 /// The OCSP responder by GET (RFC 6960 appendix A.1).
@@ -139,6 +144,7 @@ fn ocsp_post() {}
         (status = 200, description = "A DER OCSPResponse.", content_type = "application/ocsp-response", body = Vec<u8>),
         (status = 400, description = "`invalid_request`: not base64.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn ocsp_get() {}
 
 /// A certificate's status, unsigned (for integrators).
@@ -148,6 +154,7 @@ fn ocsp_get() {}
         (status = 200, description = "The status.", body = CertificateStatus),
         (status = 400, description = "`invalid_request`: not a serial.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn certificate_status() {}
 
 /// A person's own certificate, the one their key token holds (simulator only).
@@ -157,6 +164,7 @@ fn certificate_status() {}
         (status = 200, description = "The certificate.", body = Certificate),
         (status = 404, description = "`not_found`: no such person.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn person_certificate() {}
 
 /// Signs with a person's key token (simulator only).
@@ -171,6 +179,7 @@ fn person_certificate() {}
         (status = 400, description = "`invalid_request`.", body = ApiError),
         (status = 404, description = "`not_found`.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn person_sign() {}
 
 /// Issues another certificate to a person (simulator only).
@@ -182,6 +191,7 @@ fn person_sign() {}
         (status = 400, description = "`invalid_request`.", body = ApiError),
         (status = 404, description = "`not_found`: no such person.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn issue_certificate() {}
 
 /// Signs with the key of a certificate a key token holds (simulator only).
@@ -196,6 +206,7 @@ fn issue_certificate() {}
         (status = 400, description = "`invalid_request`.", body = ApiError),
         (status = 404, description = "`not_found`: no key token holds it.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn certificate_sign() {}
 
 /// Revokes a certificate; the CRLs, OCSP and the status say so from now on (simulator only).
@@ -210,11 +221,13 @@ fn certificate_sign() {}
         (status = 400, description = "`invalid_request`.", body = ApiError),
         (status = 404, description = "`not_found`: no certificate with this serial.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn revoke() {}
 
 /// How the OCSP responder answers now (simulator only).
 #[utoipa::path(get, path = "/sim/ocsp", tag = "simulator", operation_id = "get_ocsp_mode",
     responses((status = 200, description = "The mode.", body = OcspModeBody)))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn get_ocsp_mode() {}
 
 /// Sets how the OCSP responder answers (simulator only).
@@ -224,6 +237,7 @@ fn get_ocsp_mode() {}
         (status = 200, description = "The mode now.", body = OcspModeBody),
         (status = 400, description = "`invalid_request`: not a mode.", body = ApiError)
     ))]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn put_ocsp_mode() {}
 
 /// GosSUOK's own operations.

@@ -127,6 +127,7 @@ struct PopulationPage {
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn reconcile() {}
 
 /// A page of the simulated population, optionally filtered (simulator only).
@@ -148,6 +149,7 @@ fn reconcile() {}
         (status = 400, description = "`invalid_request`: a bad query.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn list_population() {}
 
 /// One person of the simulated population (simulator only).
@@ -162,6 +164,7 @@ fn list_population() {}
         (status = 404, description = "`not_found`: no person has this number.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn get_person() {}
 
 /// The registry's own operations.

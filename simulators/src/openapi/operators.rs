@@ -122,6 +122,7 @@ struct MessageRecord {
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn subscriber() {}
 
 /// Sends an SMS; the delivery report goes to `callback_url` (see the webhook
@@ -145,6 +146,7 @@ fn subscriber() {}
         (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn send() {}
 
 /// What a phone received (simulator only; a phone is one phone whichever operator is asked).
@@ -159,6 +161,7 @@ fn send() {}
         (status = 400, description = "`invalid_msisdn`.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn inbox() {}
 
 /// A message and its report's state (simulator only).
@@ -173,6 +176,7 @@ fn inbox() {}
         (status = 404, description = "`not_found`: no message with this id at this operator.", body = ApiError)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn message() {}
 
 /// The operator's own operations.
@@ -210,6 +214,7 @@ struct DeliveryReport {
         (status = 401, description = "Refused: the signature is wrong; not retried (any 4xx).")
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn delivery_report() {}
 
 /// Adds the reports' signature scheme.

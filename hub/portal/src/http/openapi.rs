@@ -156,6 +156,7 @@ struct Alive {
         (status = 503, description = "Not recorded now (`try again later`); the operator retries.", content_type = TEXT, body = String)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn sms_delivery_report() {}
 
 /// ERIP's notification of an invoice's status change, for the procedure whose order number
@@ -178,6 +179,7 @@ fn sms_delivery_report() {}
         (status = 503, description = "Not recorded now (`try again later`); ERIP retries.", content_type = TEXT, body = String)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn erip_notification() {}
 
 /// An HTTP back-office's later answer about an application or complaint of its authority; it
@@ -207,6 +209,7 @@ fn erip_notification() {}
         (status = 503, description = "Not recorded now (`try again later`); the back-office retries.", content_type = TEXT, body = String)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn authority_answer() {}
 
 /// This document.
@@ -217,6 +220,7 @@ fn authority_answer() {}
     operation_id = "openapi",
     responses((status = 200, description = "The hub's OpenAPI 3.1 document.", content_type = "application/json", body = Object))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn openapi() {}
 
 /// `ok` while the process serves HTTP (operators' address).
@@ -227,6 +231,7 @@ fn openapi() {}
     operation_id = "health",
     responses((status = 200, description = "`ok`.", content_type = TEXT, body = String))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn health() {}
 
 /// Liveness (operators' address).
@@ -237,6 +242,7 @@ fn health() {}
     operation_id = "alive",
     responses((status = 200, description = "Alive.", body = Alive))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn alive() {}
 
 /// Readiness: the broker, the database and the outbox's lag (operators' address).
@@ -250,6 +256,7 @@ fn alive() {}
         (status = 503, description = "Not ready; `failing` names the failing checks.", body = Readiness)
     )
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn ready() {}
 
 /// The process's metrics, OpenMetrics text, the gauges read now (operators' address).
@@ -260,6 +267,7 @@ fn ready() {}
     operation_id = "metrics",
     responses((status = 200, description = "OpenMetrics 1.0.0 text.", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
 )]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn metrics() {}
 
 /// Adds the callbacks' signature schemes.
