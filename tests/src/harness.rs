@@ -116,6 +116,8 @@ impl TestEnv {
             database_url: sandbox.database_url.clone(),
             namespace: sandbox.namespace.clone(),
             prefetch: 16,
+            batch: 32,
+            batch_lanes: 2,
             max_attempts: 4,
             delivery_limit: 20,
             retry_tiers: Tiers(

@@ -1232,6 +1232,8 @@ fn process_env(
         ("DATABASE_URL", config.database_url.clone()),
         ("HUB_NAMESPACE", config.namespace.to_string()),
         ("HUB_PREFETCH", config.prefetch.to_string()),
+        ("HUB_BATCH", config.batch.to_string()),
+        ("HUB_BATCH_LANES", config.batch_lanes.to_string()),
         ("HUB_MAX_ATTEMPTS", config.max_attempts.to_string()),
         ("HUB_DELIVERY_LIMIT", config.delivery_limit.to_string()),
         ("HUB_DB_POOL", config.db_pool.to_string()),

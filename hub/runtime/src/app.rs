@@ -354,6 +354,8 @@ fn spawn_consumers(
         let settings = ConsumerSettings {
             queue: hub.ctx.topology.work_queue(&r.queue.name),
             prefetch: config.prefetch,
+            batch: config.batch,
+            lanes: config.batch_lanes,
             max_attempts: config.max_attempts,
             handler_timeout: config.handler_timeout,
             jitter: config.retry_jitter,

@@ -40,6 +40,17 @@ pub struct HubConfig {
     #[arg(long, env = "HUB_PREFETCH", default_value_t = 32)]
     pub prefetch: u16,
 
+    /// Most messages of a saga's queue handled in one database transaction: the deliveries
+    /// already received when one arrives are taken together, none is waited for. 1 handles every
+    /// message in a transaction of its own.
+    #[arg(long, env = "HUB_BATCH", default_value_t = 32)]
+    pub batch: usize,
+
+    /// Batches in flight at once per saga queue, each on a channel of its own with
+    /// `HUB_PREFETCH` unacked deliveries.
+    #[arg(long, env = "HUB_BATCH_LANES", default_value_t = 2)]
+    pub batch_lanes: usize,
+
     /// Handling attempts before a transiently failing message is dead-lettered.
     #[arg(long, env = "HUB_MAX_ATTEMPTS", default_value_t = 8)]
     pub max_attempts: u32,

@@ -158,7 +158,12 @@ pub async fn run_keeper(
         tasks.spawn(async move {
             runner::consume(&broker, &consumption, &shutdown, |taken| {
                 let keeper = keeper.clone();
-                async move { keeper.take(taken).await }.boxed()
+                async move {
+                    for letter in taken {
+                        keeper.take(letter).await;
+                    }
+                }
+                .boxed()
             })
             .await;
         });

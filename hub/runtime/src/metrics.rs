@@ -167,6 +167,7 @@ pub struct Metrics {
     registry: Registry,
     messages_in: Family<MessageIn, Counter>,
     handler_duration: HistogramFamily<QueueLabel>,
+    batch_messages: HistogramFamily<QueueLabel>,
     retries: Family<RetryLabels, Counter>,
     dead_letters: Family<DeadLabels, Counter>,
     messages_out: Family<MessageOut, Counter>,
@@ -191,6 +192,11 @@ pub fn metrics() -> &'static Metrics {
 /// 1 ms to about 33 s: handlers, relay batches, external calls and argon2.
 fn call_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// 2 to 256 messages per batch (a batch of one is handled as a single message).
+fn batch_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(2.0, 2.0, 8))
 }
 
 /// A second to a month: sagas wait for people, payments and authorities.
@@ -224,8 +230,15 @@ impl Metrics {
             Family::new_with_constructor(call_histogram);
         registry.register(
             "hub_handler_duration_seconds",
-            "Time a handler took with one message, by work queue",
+            "Time a handler took with one message, or with one batch of a batching handler, by work queue",
             handler_duration.clone(),
+        );
+        let batch_messages: HistogramFamily<QueueLabel> =
+            Family::new_with_constructor(batch_histogram);
+        registry.register(
+            "hub_batch_messages",
+            "Messages a batching handler (a saga) took in one transaction, by work queue",
+            batch_messages.clone(),
         );
         let retries = Family::default();
         registry.register(
@@ -295,6 +308,7 @@ impl Metrics {
             retention_deleted,
             messages_in,
             handler_duration,
+            batch_messages,
             retries,
             dead_letters,
             messages_out,
@@ -334,6 +348,17 @@ impl Metrics {
                 queue: queue.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// A batching handler of `queue` took `messages` messages together in `took`.
+    pub fn batch_ran(&self, queue: &str, messages: usize, took: Duration) {
+        let label = QueueLabel {
+            queue: queue.to_owned(),
+        };
+        self.handler_ran(queue, took);
+        self.batch_messages
+            .get_or_create(&label)
+            .observe(messages as f64);
     }
 
     /// A message of `queue` went to retry tier `tier` (0 is the shortest).

@@ -69,10 +69,43 @@ pub trait Handler: Send + Sync + 'static {
     /// Handles one message. `Ok` means its effects are committed.
     fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<(), Failure>>;
 
+    /// Whether it handles several messages of its queue together ([`Handler::handle_batch`]).
+    /// The consumer then takes its queue's ready deliveries as batches (`HUB_BATCH`).
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Handles `messages` (deliveries of its queue, in delivery order) together, typically in
+    /// one transaction: one outcome per message, in the same order. A message left
+    /// [`BatchOutcome::Alone`] is then given to [`Handler::handle`] on its own, after the
+    /// batch. `Err` means nothing of the batch is committed, and every message is handled on
+    /// its own. The default leaves them all alone.
+    fn handle_batch<'a>(
+        &'a self,
+        messages: &'a [Incoming],
+    ) -> BoxFuture<'a, Result<Vec<BatchOutcome>, Failure>> {
+        Box::pin(async move { Ok(messages.iter().map(|_| BatchOutcome::Alone).collect()) })
+    }
+
     /// The saga this handler runs, if it runs one: what operators' tools may ask of it.
     fn saga(&self) -> Option<&dyn crate::engine::SagaControl> {
         None
     }
+}
+
+/// What became of one message of a batch ([`Handler::handle_batch`]).
+#[derive(Debug)]
+pub enum BatchOutcome {
+    /// Its effects are committed with the batch; `duplicate` when the inbox had seen it.
+    Done {
+        /// It had been handled before.
+        duplicate: bool,
+    },
+    /// It failed and nothing of it is committed (the others' effects are): it is retried or
+    /// dead-lettered like any failed message.
+    Failed(Failure),
+    /// Not handled in the batch: it is handled on its own afterwards.
+    Alone,
 }
 
 tokio::task_local! {
@@ -93,8 +126,14 @@ pub fn handled_as_duplicate() {
 pub struct ConsumerSettings {
     /// Full name of the work queue.
     pub queue: String,
-    /// Unacked messages in flight at once (and so handler calls at once).
+    /// Unacked messages in flight at once (and so handler calls at once), per lane.
     pub prefetch: u16,
+    /// Most messages a batching handler ([`Handler::batches`]) takes in one go; 1 handles
+    /// every message on its own.
+    pub batch: usize,
+    /// Batches in flight at once on the queue of a batching handler, each on a channel of its
+    /// own with `prefetch` unacked deliveries.
+    pub lanes: usize,
     /// Handling attempts before a transiently failing message is dead-lettered.
     pub max_attempts: u32,
     /// A handler running longer than this counts as a transient failure.
@@ -112,6 +151,8 @@ impl std::fmt::Debug for ConsumerSettings {
         f.debug_struct("ConsumerSettings")
             .field("queue", &self.queue)
             .field("prefetch", &self.prefetch)
+            .field("batch", &self.batch)
+            .field("lanes", &self.lanes)
             .field("max_attempts", &self.max_attempts)
             .field("handler_timeout", &self.handler_timeout)
             .field("jitter", &self.jitter)
@@ -193,10 +234,16 @@ pub async fn run_consumer(
     handler: Arc<dyn Handler>,
     shutdown: CancellationToken,
 ) {
+    let batched = handler.batches() && settings.batch > 1;
+    let (flow, lanes) = if batched {
+        (Flow::Batched(settings.batch), settings.lanes.max(1))
+    } else {
+        (Flow::Concurrent, 1)
+    };
     let consumption = Consumption {
         queue: settings.queue.clone(),
         prefetch: settings.prefetch,
-        flow: Flow::Concurrent,
+        flow,
         consumer: handler.name().to_owned(),
     };
     let shared = Arc::new(Shared {
@@ -205,14 +252,22 @@ pub async fn run_consumer(
         settings,
         handler,
     });
-    runner::consume(&broker, &consumption, &shutdown, |taken| {
-        let shared = shared.clone();
-        let (trace, span) = message_span(&shared.settings.queue, taken.properties());
-        async move { process(&shared, taken, trace).await }
-            .instrument(span)
+    let lane = || {
+        runner::consume(&broker, &consumption, &shutdown, |taken| {
+            let shared = shared.clone();
+            if batched {
+                return async move { process_batch(&shared, taken).await }.boxed();
+            }
+            async move {
+                for taken in taken {
+                    let (trace, span) = message_span(&shared.settings.queue, taken.properties());
+                    process(&shared, taken, trace).instrument(span).await;
+                }
+            }
             .boxed()
-    })
-    .await;
+        })
+    };
+    futures_util::future::join_all((0..lanes).map(|_| lane())).await;
 }
 
 /// The properties for the hub's own copy of a message (a retry or a dead letter). The broker
@@ -313,6 +368,18 @@ async fn process(shared: &Shared, taken: Taken, trace: TraceContext) {
         }
         Handling::Failed(outcome, failure) => (outcome, failure),
     };
+    settle_failed(shared, &taken, &facts, outcome, &failure).await;
+}
+
+/// Retries or dead-letters a failed delivery (see [`park`]); false when it went back to its
+/// queue instead.
+async fn settle_failed(
+    shared: &Shared,
+    taken: &Taken,
+    facts: &Facts,
+    outcome: Outcome,
+    failure: &Failure,
+) -> bool {
     let policy = RetryPolicy {
         max_attempts: shared.settings.max_attempts,
         tiers: shared.topology.retry_tiers(),
@@ -326,30 +393,170 @@ async fn process(shared: &Shared, taken: Taken, trace: TraceContext) {
         &policy,
         jitter_sample,
     );
-    park(shared, &taken, &facts, decision, &failure).await;
+    park(shared, taken, facts, decision, failure).await
+}
+
+/// One delivery of a batch on its way through [`process_batch`].
+struct Member {
+    taken: Taken,
+    facts: Facts,
+    span: tracing::Span,
+    /// How its handling went, once known.
+    handling: Option<Handling>,
+}
+
+/// Handles the deliveries of a batch together ([`Handler::handle_batch`]) and settles them:
+/// the failed ones each on its own (retried or dead-lettered), the ones left alone by the
+/// batch handled on their own, then every handled one with one multiple-ack after the last of
+/// them. Never fails, like [`process`].
+async fn process_batch(shared: &Shared, taken: Vec<Taken>) {
+    let mut members = Vec::with_capacity(taken.len());
+    let mut admitted = Vec::new();
+    for taken in taken {
+        let facts = Facts::of(&taken);
+        let (trace, span) = message_span(&shared.settings.queue, taken.properties());
+        let handling = match span.in_scope(|| admit(shared, &taken, &facts, trace)) {
+            Ok(incoming) => {
+                admitted.push((members.len(), incoming));
+                None
+            }
+            Err(refused) => Some(refused),
+        };
+        members.push(Member {
+            taken,
+            facts,
+            span,
+            handling,
+        });
+    }
+    let incoming: Vec<Incoming> = admitted.iter().map(|(_, m)| m.clone()).collect();
+    let outcomes = match incoming.len() {
+        0 => Vec::new(),
+        1 => vec![BatchOutcome::Alone],
+        _ => run_batch(shared, &incoming).await,
+    };
+    for ((index, message), outcome) in admitted.iter().zip(outcomes) {
+        let member = &mut members[*index];
+        member.handling = Some(match outcome {
+            BatchOutcome::Done { duplicate } => Handling::Done { duplicate },
+            BatchOutcome::Failed(f) => Handling::Failed(Outcome::Failed(f.kind), f),
+            BatchOutcome::Alone => {
+                run_handler(shared, message)
+                    .instrument(member.span.clone())
+                    .await
+            }
+        });
+    }
+    settle_batch(shared, members).await;
+}
+
+/// Runs the handler on a batch within the handler's timeout, a panic caught: one outcome per
+/// message, or every one [`BatchOutcome::Alone`] when the batch committed nothing (it failed,
+/// timed out or panicked; a transaction dropped unfinished is rolled back).
+async fn run_batch(shared: &Shared, messages: &[Incoming]) -> Vec<BatchOutcome> {
+    let (queue, timeout) = (&shared.settings.queue, shared.settings.handler_timeout);
+    let started = Instant::now();
+    let span = tracing::debug_span!("batch", %queue, messages = messages.len());
+    let ran = AssertUnwindSafe(tokio::time::timeout(
+        timeout,
+        shared.handler.handle_batch(messages),
+    ))
+    .catch_unwind()
+    .instrument(span)
+    .await;
+    metrics().batch_ran(queue, messages.len(), started.elapsed());
+    let why = match ran {
+        Ok(Ok(Ok(outcomes))) if outcomes.len() == messages.len() => return outcomes,
+        Ok(Ok(Ok(outcomes))) => format!(
+            "the handler gave {} outcomes for {} messages",
+            outcomes.len(),
+            messages.len()
+        ),
+        Ok(Ok(Err(failure))) => failure.reason,
+        Ok(Err(_elapsed)) => format!("not done within {timeout:?}"),
+        Err(_panic) => "the handler panicked".to_owned(),
+    };
+    tracing::warn!(%queue, messages = messages.len(), reason = %why, "a batch committed nothing; its messages are handled one by one");
+    messages.iter().map(|_| BatchOutcome::Alone).collect()
+}
+
+/// Settles a batch whose handling is known: the failed deliveries first, each on its own, then
+/// the handled ones with one multiple-ack through the last of them, which is safe because by
+/// then every other delivery of the channel before it is settled (one batch at a time per
+/// channel). If a failed one could only be returned to its queue, the handled ones are acked
+/// one by one instead, so that the multiple-ack cannot take the returned one with it.
+async fn settle_batch(shared: &Shared, members: Vec<Member>) {
+    let queue = shared.settings.queue.as_str();
+    let mut handled = Vec::new();
+    let mut all_acked = true;
+    for member in members {
+        match member.handling {
+            Some(Handling::Done { duplicate }) => {
+                let outcome = if duplicate {
+                    InOutcome::Duplicate
+                } else {
+                    InOutcome::Ok
+                };
+                metrics().message_in(queue, &member.facts.message_type, outcome);
+                handled.push(member.taken);
+            }
+            Some(Handling::Failed(outcome, failure)) => {
+                let (taken, facts) = (&member.taken, &member.facts);
+                all_acked &= settle_failed(shared, taken, facts, outcome, &failure)
+                    .instrument(member.span)
+                    .await;
+            }
+            // Every member is admitted or refused, and every admitted one gets an outcome; were
+            // one left without, it goes back to its queue rather than be acked unhandled.
+            None => {
+                tracing::error!(%queue, message_id = %member.facts.message_id, "a batch member was left without an outcome; returning it to its queue");
+                member.taken.requeue().await;
+                all_acked = false;
+            }
+        }
+    }
+    match handled.last() {
+        Some(last) if all_acked => {
+            last.ack_through().await;
+        }
+        _ => {
+            for taken in &handled {
+                taken.ack().await;
+            }
+        }
+    }
 }
 
 /// Reads, authorises and handles one delivery.
 async fn handle(shared: &Shared, taken: &Taken, facts: &Facts, trace: TraceContext) -> Handling {
+    match admit(shared, taken, facts, trace) {
+        Ok(incoming) => run_handler(shared, &incoming).await,
+        Err(refused) => refused,
+    }
+}
+
+/// Reads and authorises one delivery: the message its handler is to see, or why it is refused.
+fn admit(
+    shared: &Shared,
+    taken: &Taken,
+    facts: &Facts,
+    trace: TraceContext,
+) -> Result<Incoming, Handling> {
     let props = taken.properties();
     let body = taken.body();
     // Contract messages are a few kilobytes (attachments travel as references): a larger body
     // is refused before anything parses it, and dead-lettered with its reason.
     if body.len() > MAX_BODY_BYTES {
-        return Handling::Failed(
+        return Err(Handling::Failed(
             Outcome::Unreadable,
             Failure::invalid_input(format!(
                 "body of {} bytes is larger than the {MAX_BODY_BYTES} bytes the hub accepts",
                 body.len()
             )),
-        );
+        ));
     }
-    let mut metadata = match decode_properties(props) {
-        Ok(metadata) => metadata,
-        Err(reason) => {
-            return Handling::Failed(Outcome::Unreadable, Failure::invalid_input(reason));
-        }
-    };
+    let mut metadata = decode_properties(props)
+        .map_err(|reason| Handling::Failed(Outcome::Unreadable, Failure::invalid_input(reason)))?;
     metadata.user_id = sender_of(props, &shared.settings.broker_user);
     // An unattributed message, or one its sender may not send, is refused before any handler
     // (or saga) sees it.
@@ -363,19 +570,18 @@ async fn handle(shared: &Shared, taken: &Taken, facts: &Facts, trace: TraceConte
     };
     if let Err(refused) = shared.settings.senders.authorise(&claim) {
         tracing::warn!(reason = %refused.reason, "a message refused for its sender");
-        return Handling::Failed(Outcome::Refused, refused);
+        return Err(Handling::Failed(Outcome::Refused, refused));
     }
     // Handling it is a span of its own: what it causes carries that span as parent.
     metadata.traceparent = Some(trace.to_string());
-    let incoming = Incoming {
+    Ok(Incoming {
         metadata,
         body: body.to_vec(),
         queue: shared.settings.queue.clone(),
         exchange: facts.exchange.clone(),
         routing_key: facts.routing_key.clone(),
         previous_failures: facts.previous_failures,
-    };
-    run_handler(shared, &incoming).await
+    })
 }
 
 /// Runs the handler within its timeout, a panic caught.
@@ -435,14 +641,14 @@ const REDACTED_BODY: &[u8] =
 
 /// Carries out `decision` for a failed message: publishes it to its retry tier or to the
 /// dead-letter exchange (confirmed) and then acks the original; if that publish fails, the
-/// original goes back to its queue.
+/// original goes back to its queue (and the result is false).
 async fn park(
     shared: &Shared,
     taken: &Taken,
     facts: &Facts,
     decision: Decision,
     failure: &Failure,
-) {
+) -> bool {
     let queue = shared.settings.queue.as_str();
     let (message_id, message_type) = (&facts.message_id, &facts.message_type);
     let props = &republished_as_hub(taken.properties(), &shared.settings.broker_user);
@@ -450,7 +656,7 @@ async fn park(
         Decision::Ack => {
             // Only a handled message is acked; `decide` gives nothing else for a failure.
             taken.ack().await;
-            return;
+            return true;
         }
         Decision::Retry {
             attempts,
@@ -516,11 +722,13 @@ async fn park(
                 Decision::Ack => {}
             }
             taken.ack().await;
+            true
         }
         Err(e) => {
             metrics().message_in(queue, message_type, InOutcome::Requeued);
             tracing::warn!(%queue, %message_id, error = %e, "could not park the failed message; returning it to its queue");
             taken.requeue().await;
+            false
         }
     }
 }

@@ -15,8 +15,8 @@ pub mod topology;
 
 pub use connection::{Broker, ConnectError, amqp_urls, connect_first};
 pub use consumer::{
-    Claim, ConsumerSettings, Handler, Incoming, MAX_BODY_BYTES, NamedSenders, SenderPolicy,
-    handled_as_duplicate, require_sender, run_consumer,
+    BatchOutcome, Claim, ConsumerSettings, Handler, Incoming, MAX_BODY_BYTES, NamedSenders,
+    SenderPolicy, handled_as_duplicate, require_sender, run_consumer,
 };
 pub use inspect::{InspectError, QueueState};
 pub(crate) use json::clean as json_clean;

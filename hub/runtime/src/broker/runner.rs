@@ -1,12 +1,12 @@
 //! The one consume loop: takes a queue's deliveries with a bounded prefetch, through every
-//! reconnect, until shutdown, and hands each to a processing function that settles it (acks or
-//! returns it). The consumer runner ([`super::run_consumer`]) and the dead-letter keeper both
+//! reconnect, until shutdown, and hands them (one by one, or the ready ones as a batch) to a
+//! processing function that settles them (acks or returns them). The consumer runner ([`super::run_consumer`]) and the dead-letter keeper both
 //! consume through it, so reconnecting, draining and bounded acks are written once.
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -29,6 +29,11 @@ pub(crate) enum Flow {
     Concurrent,
     /// One delivery at a time, in the order they come.
     InOrder,
+    /// The deliveries already taken from the broker when one arrives, up to this many, are
+    /// processed together, one batch at a time per channel (so a batch may be settled with one
+    /// multiple-ack: every delivery of the channel before its last is settled by then). None is
+    /// waited for: a lone delivery is a batch of one.
+    Batched(usize),
 }
 
 /// What a consume loop takes from one queue.
@@ -75,12 +80,19 @@ impl Taken {
     /// Acknowledges it, waiting at most [`ACK_TIMEOUT`]; false when the ack was not written
     /// (the broker then redelivers it after the channel closes).
     pub(crate) async fn ack(&self) -> bool {
-        match tokio::time::timeout(
-            ACK_TIMEOUT,
-            self.delivery.acker.ack(BasicAckOptions::default()),
-        )
-        .await
-        {
+        self.ack_with(BasicAckOptions::default()).await
+    }
+
+    /// Acknowledges it and every delivery of its channel before it that is not settled yet, in
+    /// one frame (`multiple`). Only for [`Flow::Batched`], after every delivery of the batch
+    /// that is settled on its own has been: a delivery acked this way must never be settled
+    /// again (the broker closes the channel on an unknown delivery tag).
+    pub(crate) async fn ack_through(&self) -> bool {
+        self.ack_with(BasicAckOptions { multiple: true }).await
+    }
+
+    async fn ack_with(&self, options: BasicAckOptions) -> bool {
+        match tokio::time::timeout(ACK_TIMEOUT, self.delivery.acker.ack(options)).await {
             Ok(Ok(_)) => true,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "ack failed; the broker redelivers after the channel closes");
@@ -110,16 +122,41 @@ impl Taken {
     }
 }
 
+/// The deliveries to process together: `first`, and for [`Flow::Batched`] those the consumer
+/// already holds, up to the batch's size. The second value is `Some` when the consumer ended
+/// meanwhile (with its error, if it failed): the loop processes what it has and reconnects.
+#[allow(clippy::option_option)]
+fn gather(
+    first: Taken,
+    consumer: &mut lapin::Consumer,
+    flow: Flow,
+) -> (Vec<Taken>, Option<Option<lapin::Error>>) {
+    let mut taken = vec![first];
+    let Flow::Batched(max) = flow else {
+        return (taken, None);
+    };
+    while taken.len() < max {
+        match consumer.next().now_or_never() {
+            Some(Some(Ok(delivery))) => taken.push(Taken { delivery }),
+            Some(Some(Err(e))) => return (taken, Some(Some(e))),
+            Some(None) => return (taken, Some(None)),
+            None => break,
+        }
+    }
+    (taken, None)
+}
+
 /// Consumes `what.queue` until `shutdown`, reconnecting as often as the broker goes away, and
-/// gives every delivery to `process`. On shutdown it stops taking deliveries and waits for
-/// those being processed.
+/// gives every delivery to `process`: one per call, or with [`Flow::Batched`] the ready ones
+/// together (in delivery order). On shutdown it stops taking deliveries and waits for those
+/// being processed.
 pub(crate) async fn consume<F>(
     broker: &Broker,
     what: &Consumption,
     shutdown: &CancellationToken,
     process: F,
 ) where
-    F: Fn(Taken) -> BoxFuture<'static, ()> + Send + Sync,
+    F: Fn(Vec<Taken>) -> BoxFuture<'static, ()> + Send + Sync,
 {
     let queue = what.queue.as_str();
     while !shutdown.is_cancelled() {
@@ -160,12 +197,23 @@ pub(crate) async fn consume<F>(
                 }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
-                        let processing = process(Taken { delivery });
+                        if matches!(what.flow, Flow::Batched(_)) {
+                            // Lets the connection's reader hand over what came with this one.
+                            tokio::task::yield_now().await;
+                        }
+                        let (taken, lost) = gather(Taken { delivery }, &mut consumer, what.flow);
+                        let processing = process(taken);
                         match what.flow {
                             Flow::Concurrent => {
                                 in_flight.spawn(processing);
                             }
-                            Flow::InOrder => processing.await,
+                            Flow::InOrder | Flow::Batched(_) => processing.await,
+                        }
+                        if let Some(lost) = lost {
+                            if let Some(e) = lost {
+                                tracing::warn!(%queue, consumer = %what.consumer, error = %e, "consumer failed; reconnecting");
+                            }
+                            break;
                         }
                     }
                     Some(Err(e)) => {

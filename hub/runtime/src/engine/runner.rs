@@ -1,4 +1,16 @@
-//! The engine's I/O shell around a [`Saga`]: one PostgreSQL transaction per message.
+//! The engine's I/O shell around a [`Saga`]: one PostgreSQL transaction per message, or per
+//! batch of the queue's ready messages ([`Handler::handle_batch`]).
+//!
+//! **A batch** is handled in one transaction, its messages one after the other, ordered by saga
+//! id (a stable sort: one saga's messages keep their delivery order), so that every batch takes
+//! the saga rows' locks in the same order and two batches never deadlock on them. Each message
+//! is the same attempt as alone (inbox row and lock in one statement, the transition, the step
+//! in one statement, the timers); a message whose transition fails has its inbox row removed
+//! again and is retried or dead-lettered on its own, while the others commit. A message that
+//! cannot be done in the batch (it needs a new secret that was not made beforehand, or it lost
+//! a race to create its saga) is left to be handled alone after the batch, and so are the later
+//! messages of its saga, to keep their order. A database error ends the batch uncommitted, and
+//! every message is then handled alone.
 
 use std::sync::Arc;
 
@@ -6,14 +18,15 @@ use chrono::{DateTime, Utc};
 use contracts::Failure;
 use contracts::ops::CancelSaga;
 use contracts::{Message, Metadata, Topology, decode};
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::command::outgoing;
 use super::{CancelPreview, Command, Saga, SagaControl, SagaKey, Step, StepContext, db_failure};
-use crate::broker::{Envelope, Handler, Incoming};
+use crate::broker::{BatchOutcome, Envelope, Handler, Incoming};
 use crate::secrets::{FreshSecret, SecretKind};
 use crate::store::outbox;
 
@@ -43,7 +56,31 @@ enum StepError {
     /// The transition hands out a new secret of this kind and the attempt had none (or one of
     /// another kind): the transaction was rolled back; make one and run the step again.
     NeedsSecret(SecretKind),
+    /// The database failed: the transaction cannot go on.
+    Database(sqlx::Error),
+    /// The message cannot be handled (its transition or its stored state failed); nothing of
+    /// the attempt but the inbox row is written.
     Failed(Failure),
+}
+
+/// What an attempt did in its transaction, not yet committed.
+enum Attempted {
+    /// The message is in the inbox already: nothing written.
+    Duplicate,
+    /// Nothing to do (a cancel of a saga that has ended meanwhile): only the inbox row.
+    Nothing,
+    /// The step is written.
+    Stepped(Stepped),
+}
+
+/// A written step, for the log and the metrics after the commit.
+struct Stepped {
+    saga_id: Uuid,
+    from: Option<String>,
+    /// The saga had ended before this step.
+    was_terminal: bool,
+    created_at: DateTime<Utc>,
+    written: Written,
 }
 
 /// The saga row as a step found it, locked.
@@ -79,7 +116,7 @@ fn secret_for(
 
 impl From<sqlx::Error> for StepError {
     fn from(e: sqlx::Error) -> Self {
-        StepError::Failed(db_failure(&e))
+        StepError::Database(e)
     }
 }
 
@@ -125,23 +162,46 @@ impl<S: Saga> SagaEngine<S> {
         prepared: Option<&FreshSecret>,
     ) -> Result<(), StepError> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = self.lock(&mut tx, message, key).await? else {
-            tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
-            crate::broker::handled_as_duplicate();
-            tx.rollback().await?;
-            return Ok(());
+        match self.attempt(&mut tx, message, key, input, prepared).await {
+            Ok(Attempted::Duplicate) => {
+                tracing::debug!(message_id = %message.metadata.message_id, "duplicate message skipped");
+                crate::broker::handled_as_duplicate();
+                tx.rollback().await?;
+            }
+            // Nothing to do; the inbox row is kept so the message is not handled again.
+            Ok(Attempted::Nothing) => tx.commit().await?,
+            Ok(Attempted::Stepped(stepped)) => {
+                tx.commit().await?;
+                self.committed(&stepped);
+            }
+            // A broken transaction is rolled back when dropped.
+            Err(e @ StepError::Database(_)) => return Err(e),
+            Err(e) => {
+                // Released at once: a secret is then made with no transaction open.
+                tx.rollback().await?;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The step of one message within `tx`, not committed: the inbox row and the lock, the
+    /// transition, and what it writes.
+    async fn attempt(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        message: &Incoming,
+        key: &SagaKey,
+        input: &Delivery<S::Input>,
+        prepared: Option<&FreshSecret>,
+    ) -> Result<Attempted, StepError> {
+        let Some(row) = self.lock(tx, message, key).await? else {
+            return Ok(Attempted::Duplicate);
         };
         let secret = match input {
             Delivery::Input(input) => {
                 let wanted = self.saga.fresh_secret(row.state.as_ref(), input);
-                match secret_for(wanted, prepared) {
-                    Ok(secret) => secret,
-                    Err(kind) => {
-                        // Released at once: the secret is made with no transaction open.
-                        tx.rollback().await?;
-                        return Err(StepError::NeedsSecret(kind));
-                    }
-                }
+                secret_for(wanted, prepared).map_err(StepError::NeedsSecret)?
             }
             Delivery::Cancel(_) => None,
         };
@@ -153,19 +213,126 @@ impl<S: Saga> SagaEngine<S> {
             prepared: secret,
         };
         let Some(step) = self.decide(key, &row, input, &ctx)? else {
-            // Nothing to do; the inbox row is kept so the message is not handled again.
-            tx.commit().await?;
-            return Ok(());
+            return Ok(Attempted::Nothing);
         };
-        let written = self.write(&mut tx, message, key, &row, &step).await?;
-        tx.commit().await?;
-        let was_terminal = row.state.as_ref().is_some_and(|s| self.saga.is_terminal(s));
-        if written.terminal && !was_terminal {
-            let lasted = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+        let written = self.write(tx, message, key, &row, &step).await?;
+        Ok(Attempted::Stepped(Stepped {
+            saga_id: key.id,
+            from: row.state_name,
+            was_terminal: row.state.as_ref().is_some_and(|s| self.saga.is_terminal(s)),
+            created_at: row.created_at,
+            written,
+        }))
+    }
+
+    /// After the commit of a step: the saga's duration when it has just ended, and the log.
+    fn committed(&self, stepped: &Stepped) {
+        let written = &stepped.written;
+        if written.terminal && !stepped.was_terminal {
+            let lasted = (Utc::now() - stepped.created_at)
+                .to_std()
+                .unwrap_or_default();
             crate::metrics::metrics().saga_ended(self.saga.saga_type(), lasted);
         }
-        tracing::debug!(saga_id = %key.id, saga_type = self.saga.saga_type(), from = ?row.state_name, to = %written.to_state, sent = written.sent, "saga step committed");
-        Ok(())
+        tracing::debug!(saga_id = %stepped.saga_id, saga_type = self.saga.saga_type(), from = ?stepped.from, to = %written.to_state, sent = written.sent, "saga step committed");
+    }
+
+    /// What a message asks of the saga, and of which instance: its input, or an operator's
+    /// cancel.
+    fn delivery(&self, message: &Incoming) -> Result<(SagaKey, Delivery<S::Input>), Failure> {
+        if CancelSaga::TYPE.matches(&message.metadata.message_type) {
+            let (key, request) = self.read_cancel(message)?;
+            Ok((key, Delivery::Cancel(request)))
+        } else {
+            let (key, input) = self.saga.read(message)?;
+            Ok((key, Delivery::Input(input)))
+        }
+    }
+
+    /// The secret a message will most likely need, made before its step's transaction opens.
+    async fn likely(&self, input: &Delivery<S::Input>) -> Result<Option<FreshSecret>, Failure> {
+        match input {
+            Delivery::Input(input) => match self.saga.likely_secret(input) {
+                Some(kind) => FreshSecret::make(kind).await.map(Some),
+                None => Ok(None),
+            },
+            Delivery::Cancel(_) => Ok(None),
+        }
+    }
+
+    /// Handles `messages` in one transaction (see the module's notes): one outcome per message.
+    async fn batch(&self, messages: &[Incoming]) -> Result<Vec<BatchOutcome>, Failure> {
+        let mut outcomes: Vec<BatchOutcome> =
+            messages.iter().map(|_| BatchOutcome::Alone).collect();
+        let mut work = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            match self.delivery(message) {
+                Ok((key, input)) => work.push((i, key, input)),
+                Err(failure) => outcomes[i] = BatchOutcome::Failed(failure),
+            }
+        }
+        // One lock order for every batch; stable, so a saga's messages keep their order.
+        work.sort_by_key(|(_, key, _)| key.id);
+        let secrets = join_all(work.iter().map(|(_, _, input)| self.likely(input))).await;
+        let mut tx = self.pool.begin().await.map_err(|e| db_failure(&e))?;
+        let mut alone = HashSet::new();
+        let mut stepped = Vec::new();
+        for ((i, key, input), secret) in work.iter().zip(secrets) {
+            let message = &messages[*i];
+            if alone.contains(&key.id) {
+                continue;
+            }
+            let secret = match secret {
+                Ok(secret) => secret,
+                Err(failure) => {
+                    outcomes[*i] = BatchOutcome::Failed(failure);
+                    continue;
+                }
+            };
+            outcomes[*i] = match self
+                .attempt(&mut tx, message, key, input, secret.as_ref())
+                .await
+            {
+                Ok(attempted) => {
+                    let duplicate = matches!(attempted, Attempted::Duplicate);
+                    if let Attempted::Stepped(s) = attempted {
+                        stepped.push(s);
+                    }
+                    BatchOutcome::Done { duplicate }
+                }
+                Err(StepError::Database(e)) => return Err(db_failure(&e)),
+                Err(StepError::Conflict | StepError::NeedsSecret(_)) => {
+                    self.forget(&mut tx, message).await?;
+                    alone.insert(key.id);
+                    BatchOutcome::Alone
+                }
+                Err(StepError::Failed(failure)) => {
+                    self.forget(&mut tx, message).await?;
+                    BatchOutcome::Failed(failure)
+                }
+            };
+        }
+        tx.commit().await.map_err(|e| db_failure(&e))?;
+        for s in &stepped {
+            self.committed(s);
+        }
+        Ok(outcomes)
+    }
+
+    /// Takes a message's inbox row out of the batch's transaction again: its attempt wrote
+    /// nothing else, and it is handled later (alone, or as a retry).
+    async fn forget(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        message: &Incoming,
+    ) -> Result<(), Failure> {
+        sqlx::query("DELETE FROM inbox WHERE consumer = $1 AND message_id = $2")
+            .bind(&self.inbox_key)
+            .bind(message.metadata.message_id)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+            .map_err(|e| db_failure(&e))
     }
 
     /// Locks the saga row (if there is one yet) and records the message in the inbox, in one
@@ -290,7 +457,7 @@ impl<S: Saga> SagaEngine<S> {
                          SELECT id, $2, $3, $4, $5, $6, $7 FROM saga RETURNING 1),
                      written AS (
                          INSERT INTO outbox (id, exchange, routing_key, metadata, body)
-                         SELECT * FROM UNNEST($11::uuid[], $12::text[], $13::text[], $14::jsonb[], $15::bytea[])
+                         SELECT u.* FROM UNNEST($11::uuid[], $12::text[], $13::text[], $14::jsonb[], $15::bytea[]) AS u, saga
                          ON CONFLICT (id) DO NOTHING)
                      SELECT (SELECT count(*) FROM history), pg_notify($10, '')::text"
                 )
@@ -510,24 +677,23 @@ impl<S: Saga> Handler for SagaEngine<S> {
         Some(self)
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn handle_batch<'a>(
+        &'a self,
+        messages: &'a [Incoming],
+    ) -> BoxFuture<'a, Result<Vec<BatchOutcome>, Failure>> {
+        Box::pin(self.batch(messages))
+    }
+
     fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
-            let (key, input) = if CancelSaga::TYPE.matches(&message.metadata.message_type) {
-                let (key, request) = self.read_cancel(message)?;
-                (key, Delivery::Cancel(request))
-            } else {
-                let (key, input) = self.saga.read(message)?;
-                (key, Delivery::Input(input))
-            };
+            let (key, input) = self.delivery(message)?;
             // The likely secret is made before the first attempt: the usual step then runs
             // once, with no transaction open while argon2 works.
-            let mut prepared = match &input {
-                Delivery::Input(input) => match self.saga.likely_secret(input) {
-                    Some(kind) => Some(FreshSecret::make(kind).await?),
-                    None => None,
-                },
-                Delivery::Cancel(_) => None,
-            };
+            let mut prepared = self.likely(&input).await?;
             for _ in 0..CONFLICT_RETRIES {
                 match self.step(message, &key, &input, prepared.as_ref()).await {
                     Ok(()) => return Ok(()),
@@ -536,6 +702,7 @@ impl<S: Saga> Handler for SagaEngine<S> {
                     Err(StepError::NeedsSecret(kind)) => {
                         prepared = Some(FreshSecret::make(kind).await?);
                     }
+                    Err(StepError::Database(e)) => return Err(db_failure(&e)),
                     Err(StepError::Failed(f)) => return Err(f),
                 }
             }
