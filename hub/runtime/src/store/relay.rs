@@ -1,6 +1,7 @@
 //! The outbox relay: claims unsent rows with `FOR UPDATE SKIP LOCKED` (so several hub
 //! processes share the work without publishing a row twice at once), publishes the batch with
-//! confirms in flight together, and marks the batch in one statement.
+//! confirms in flight together, and marks the whole batch, sent and failed rows alike, in one
+//! statement.
 //!
 //! A crash after the publish and before the mark publishes the row again on restart: delivery
 //! is at-least-once, and receivers deduplicate by `message_id` in their inbox.
@@ -69,56 +70,46 @@ pub async fn relay_once(
         )
         .collect();
     let results = publisher.publish_all(&envelopes).await;
-    let mut sent = Vec::new();
-    let (mut failed, mut errors) = (Vec::new(), Vec::new());
+    // One row per envelope for the marking statement: the secret-free body to keep of a sent
+    // one that carried a secret, the error of a failed one.
+    let mut ids = Vec::with_capacity(envelopes.len());
+    let mut kept_bodies: Vec<Option<Vec<u8>>> = Vec::with_capacity(envelopes.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(envelopes.len());
     for (envelope, result) in envelopes.iter().zip(results) {
         let (exchange, message_type) = (&envelope.exchange, &envelope.metadata.message_type);
         metrics().relayed(exchange, message_type, result.is_ok());
+        ids.push(envelope.metadata.message_id);
         match result {
-            Ok(()) => sent.push(envelope.metadata.message_id),
+            // Sent: the secrets a reply carried (a session token) are not kept.
+            Ok(()) => {
+                kept_bodies.push(redacted_body(envelope));
+                errors.push(None);
+            }
             Err(e) => {
                 tracing::warn!(message_id = %envelope.metadata.message_id, message_type = %envelope.metadata.message_type, error = %e, "outbox publish failed; will retry");
-                failed.push(envelope.metadata.message_id);
-                errors.push(e.to_string());
+                kept_bodies.push(None);
+                errors.push(Some(e.to_string()));
             }
         }
     }
-    if !sent.is_empty() {
-        sqlx::query(
-            "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)",
-        )
-        .bind(&sent)
-        .execute(&mut *tx)
-        .await?;
-        // Sent: the secrets a reply carried (a session token) are not kept.
-        let (ids, bodies): (Vec<Uuid>, Vec<Vec<u8>>) = envelopes
-            .iter()
-            .filter(|e| sent.contains(&e.metadata.message_id))
-            .filter_map(|e| Some((e.metadata.message_id, redacted_body(e)?)))
-            .unzip();
-        if !ids.is_empty() {
-            sqlx::query(
-                "UPDATE outbox o SET body = r.body
-                 FROM UNNEST($1::uuid[], $2::bytea[]) AS r(id, body) WHERE o.id = r.id",
-            )
-            .bind(&ids)
-            .bind(&bodies)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    if !failed.is_empty() {
-        // Back off per row: 1 s, 2 s, 4 s ... up to 5 minutes.
-        sqlx::query(
-            "UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.error,
-                 available_at = now() + least(interval '1 second' * power(2, o.attempts), interval '5 minutes')
-             FROM UNNEST($1::uuid[], $2::text[]) AS f(id, error) WHERE o.id = f.id",
-        )
-        .bind(&failed)
-        .bind(&errors)
-        .execute(&mut *tx)
-        .await?;
-    }
+    // The whole batch marked in one statement: a sent row gets its time (and loses its
+    // secrets); a failed one backs off per row, 1 s, 2 s, 4 s ... up to 5 minutes.
+    sqlx::query(
+        "UPDATE outbox o SET
+             attempts = o.attempts + 1,
+             sent_at = CASE WHEN r.error IS NULL THEN now() ELSE o.sent_at END,
+             body = coalesce(r.body, o.body),
+             last_error = coalesce(r.error, o.last_error),
+             available_at = CASE WHEN r.error IS NULL THEN o.available_at
+                 ELSE now() + least(interval '1 second' * power(2, o.attempts), interval '5 minutes') END
+         FROM UNNEST($1::uuid[], $2::bytea[], $3::text[]) AS r(id, body, error)
+         WHERE o.id = r.id",
+    )
+    .bind(&ids)
+    .bind(&kept_bodies)
+    .bind(&errors)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     metrics().relay_batch(started.elapsed());
     Ok(envelopes.len())
