@@ -1,7 +1,8 @@
 //! The engine's batches against the real RabbitMQ and PostgreSQL: a queue's ready deliveries
 //! handled in one transaction, each saga's messages in order, a failing message settled on its
 //! own while the others commit once, a batch the database refuses redone message by message,
-//! and every delivery acked (one multiple-ack per batch) with nothing handled twice.
+//! and every delivery acked (one multiple-ack per batch) with nothing handled twice. And a
+//! service's group commit: prepared messages committed together, a failing one alone.
 //!
 //! Each test fills the queue before its hub starts, so the consumer finds deliveries waiting and
 //! makes batches of them; with one lane the batches run one after the other in delivery order.
@@ -9,11 +10,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use contracts::{Message, Metadata};
+use contracts::{Failure, Message, Metadata};
 use e2e::TestEnv;
 use e2e::harness::queue_depth;
 use e2e::ledger::{self, Deposit, Deposited, OpenAccount};
+use futures_util::future::BoxFuture;
 use hub_runtime::app::Components;
+use hub_runtime::broker::{Handler, Incoming};
+use hub_runtime::engine::{Command, Service, ServiceRunner};
 
 const WAIT: Duration = Duration::from_secs(60);
 const DEPOSITS: u64 = 25;
@@ -239,4 +243,157 @@ async fn a_batch_the_database_refuses_is_redone_message_by_message() {
     hub.stop().await;
     assert_eq!(env.dead_letter_count(ledger::QUEUE).await, 1);
     queue_left_empty(&env).await;
+}
+
+/// A service for the group-commit test: it journals each deposit in a table of the test's own
+/// (with the transaction it was written in) and answers `Deposited`; its `apply` refuses
+/// sequence number 13 after writing, to show the refusal is rolled back alone.
+struct Journal;
+
+impl Service for Journal {
+    type Prepared = Deposit;
+
+    fn name(&self) -> &'static str {
+        "test.journal"
+    }
+
+    fn prepare<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<Deposit, Failure>> {
+        Box::pin(async move {
+            Ok(contracts::decode(
+                &message.metadata.message_type,
+                &message.body,
+            )?)
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut sqlx::PgConnection,
+        _message: &'a Incoming,
+        deposit: Deposit,
+    ) -> BoxFuture<'a, Result<Vec<Command>, Failure>> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO journal (account, seq, xid) VALUES ($1, $2, txid_current())")
+                .bind(&deposit.account)
+                .bind(deposit.seq as i64)
+                .execute(conn)
+                .await
+                .map_err(|e| Failure::transient(e.to_string()))?;
+            if deposit.seq == 13 {
+                return Err(Failure::permanent("refused after writing"));
+            }
+            Ok(vec![Command::new(&Deposited {
+                account: deposit.account.clone(),
+                seq: deposit.seq,
+                balance: deposit.amount,
+            })?])
+        })
+    }
+}
+
+/// `n` deposits to `account` as the service's queue would hand them over.
+fn deposits(env: &TestEnv, account: &str, n: u64) -> Vec<Incoming> {
+    let topology = env.topology(vec![]);
+    (1..=n)
+        .map(|seq| {
+            let deposit = Deposit {
+                account: account.into(),
+                amount: seq as i64,
+                seq,
+            };
+            Incoming {
+                metadata: Metadata::new(Deposit::TYPE.to_string(), "test"),
+                body: contracts::encode(&deposit).expect("JSON"),
+                queue: topology.work_queue("journal"),
+                exchange: topology.bus_exchange(),
+                routing_key: Deposit::TYPE.to_string(),
+                previous_failures: 0,
+            }
+        })
+        .collect()
+}
+
+/// Handles `messages` concurrently; the refusals' reasons by sequence number.
+async fn handle_all(runner: &ServiceRunner<Journal>, messages: &[Incoming]) -> Vec<(u64, String)> {
+    let results = futures_util::future::join_all(messages.iter().map(|m| runner.handle(m))).await;
+    results
+        .into_iter()
+        .zip(1..)
+        .filter_map(|(r, seq)| r.err().map(|f| (seq, f.reason)))
+        .collect()
+}
+
+/// (rows, distinct transactions) journalled for `account`.
+async fn journalled(env: &TestEnv, account: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), count(DISTINCT xid) FROM journal WHERE account = $1")
+        .bind(account)
+        .fetch_one(&env.pool)
+        .await
+        .expect("journal")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_commits_prepared_messages_in_groups_and_a_failing_one_alone() {
+    const N: u64 = 64;
+    let env = TestEnv::new().await;
+    sqlx::query(
+        "CREATE TABLE journal (account text, seq bigint, xid bigint, UNIQUE (account, seq))",
+    )
+    .execute(&env.pool)
+    .await
+    .expect("journal table");
+    let topology = std::sync::Arc::new(env.topology(vec![]));
+    let grouped = ServiceRunner::new(Journal, env.pool.clone(), topology.clone(), "hub")
+        .with_group_commit(16);
+    let messages = deposits(&env, "grouped", N);
+
+    let refused = handle_all(&grouped, &messages).await;
+    assert_eq!(refused, [(13, "refused after writing".to_owned())]);
+    let (rows, transactions) = journalled(&env, "grouped").await;
+    assert_eq!(
+        rows,
+        N as i64 - 1,
+        "the refused one's write is rolled back, the others kept"
+    );
+    assert!(
+        transactions < rows,
+        "{rows} messages in {transactions} transactions: no group was formed"
+    );
+    let ids: Vec<uuid::Uuid> = messages.iter().map(|m| m.metadata.message_id).collect();
+    let count = |sql: &'static str| {
+        let (pool, ids) = (env.pool.clone(), ids.clone());
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(&ids)
+                .fetch_one(&pool)
+                .await
+                .expect("count")
+        }
+    };
+    let inbox = "SELECT count(*) FROM inbox WHERE message_id = ANY($1)";
+    let answers =
+        "SELECT count(*) FROM outbox WHERE metadata->>'causation_id' = ANY($1::uuid[]::text[])";
+    assert_eq!(
+        count(inbox).await,
+        N as i64 - 1,
+        "no inbox row for the refused one"
+    );
+    assert_eq!(
+        count(answers).await,
+        N as i64 - 1,
+        "one answer per committed message"
+    );
+
+    // Delivered again: every committed one is a duplicate (nothing written twice), the refused
+    // one is refused again.
+    let again = handle_all(&grouped, &messages).await;
+    assert_eq!(again, [(13, "refused after writing".to_owned())]);
+    assert_eq!(journalled(&env, "grouped").await.0, N as i64 - 1);
+    assert_eq!(count(inbox).await, N as i64 - 1);
+    assert_eq!(count(answers).await, N as i64 - 1);
+
+    // Without group commit, each message is a transaction of its own.
+    let alone = ServiceRunner::new(Journal, env.pool.clone(), topology, "hub");
+    handle_all(&alone, &deposits(&env, "alone", 20)).await;
+    assert_eq!(journalled(&env, "alone").await, (19, 19));
 }

@@ -385,6 +385,7 @@ async fn a_paid_undecided_application_is_cancelled_with_its_refund_and_an_ended_
         topology: Arc::new(portal.env.topology(plan.queues())),
         app_id: "saga-ops-test".into(),
         broker_user: hub_runtime::broker::broker_user(&portal.env.config.amqp_url),
+        batch: portal.env.config.batch,
     };
     let types = plan.saga_types(&ctx);
     let request = OperatorRequest {

@@ -435,12 +435,15 @@ fn service_on<S: Service>(
     Registration {
         queue,
         factory: Box::new(move |ctx| {
-            Arc::new(ServiceRunner::new(
-                Addressed(make(ctx)),
-                ctx.pool.clone(),
-                ctx.topology.clone(),
-                &ctx.app_id,
-            ))
+            Arc::new(
+                ServiceRunner::new(
+                    Addressed(make(ctx)),
+                    ctx.pool.clone(),
+                    ctx.topology.clone(),
+                    &ctx.app_id,
+                )
+                .with_group_commit(ctx.batch),
+            )
         }),
     }
 }

@@ -33,6 +33,9 @@ pub struct HubContext {
     /// The broker user the hub connects as: what the broker puts in `user_id` checks for the
     /// hub's own messages (the bridge from HTTP back-offices speaks as it).
     pub broker_user: String,
+    /// Most messages handled in one transaction (`HUB_BATCH`): a saga's batches, a service's
+    /// group commits ([`crate::engine::ServiceRunner::with_group_commit`]).
+    pub batch: usize,
 }
 
 /// Builds a handler once the hub is connected.
@@ -332,6 +335,7 @@ async fn connect(
             topology,
             app_id,
             broker_user: broker::broker_user(&config.amqp_url),
+            batch: config.batch,
         },
         broker,
         connection_token,

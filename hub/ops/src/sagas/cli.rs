@@ -311,6 +311,7 @@ async fn cancel(
         topology: Arc::new(app::topology(config, plan.queues())?),
         app_id: "hub saga cancel".into(),
         broker_user: broker::broker_user(&config.amqp_url),
+        batch: config.batch,
     };
     let sagas = plan.saga_types(&ctx);
     let request = OperatorRequest {

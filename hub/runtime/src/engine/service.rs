@@ -9,13 +9,22 @@
 //!
 //! Answers go to the request's `reply_to` queue (the saga that asked), else to the bus; a
 //! command marked `detached` goes to the bus and expects no answer.
+//!
+//! **Group commit** ([`ServiceRunner::with_group_commit`]): step 3 of the messages whose
+//! `prepare` finished while another's transaction was committing is done together, in one
+//! transaction, by whichever of their handlers gets the turn first (the others wait for their
+//! outcome). Each message still has its own inbox row and its own savepoint, so one whose
+//! `apply` fails is rolled back alone and retried or dead-lettered like any failure, while the
+//! others commit; their answers go into the outbox in one statement. `prepare` stays outside,
+//! concurrent as before, so a slow external call holds up no other message.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use contracts::Failure;
 use contracts::Topology;
 use futures_util::future::BoxFuture;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::oneshot;
 
 use super::command::outgoing;
 use super::{Command, db_failure};
@@ -47,13 +56,45 @@ pub trait Service: Send + Sync + 'static {
 }
 
 /// Runs a [`Service`] as a queue [`Handler`].
-#[derive(Debug)]
-pub struct ServiceRunner<S> {
+pub struct ServiceRunner<S: Service> {
     service: S,
     pool: PgPool,
     topology: Arc<Topology>,
     app_id: String,
     inbox_key: String,
+    /// Most messages committed together; 1 commits each in a transaction of its own.
+    group: usize,
+    /// Prepared messages waiting for their commit, oldest first.
+    waiting: Mutex<Vec<Pending<S::Prepared>>>,
+    /// The turn to commit what waits.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl<S: Service> std::fmt::Debug for ServiceRunner<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRunner")
+            .field("inbox_key", &self.inbox_key)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A prepared message waiting for a group commit.
+struct Pending<P> {
+    message: Incoming,
+    prepared: P,
+    /// Its outcome: `Ok(true)` committed, `Ok(false)` found in the inbox (a duplicate).
+    done: oneshot::Sender<Result<bool, Failure>>,
+}
+
+/// How one message of a group went inside the transaction.
+enum Applied {
+    /// In the inbox already: nothing written.
+    Duplicate,
+    /// Applied; its answers.
+    Answers(Vec<crate::broker::Envelope>),
+    /// Its `apply` failed and was rolled back to its savepoint.
+    Failed(Failure),
 }
 
 impl<S: Service> ServiceRunner<S> {
@@ -66,7 +107,18 @@ impl<S: Service> ServiceRunner<S> {
             topology,
             app_id: app_id.to_owned(),
             inbox_key,
+            group: 1,
+            waiting: Mutex::new(Vec::new()),
+            turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Commits up to `group` prepared messages in one transaction (see the module); 1 (the
+    /// default) commits each on its own.
+    #[must_use]
+    pub fn with_group_commit(mut self, group: usize) -> Self {
+        self.group = group.max(1);
+        self
     }
 
     async fn seen(&self, message: &Incoming) -> Result<bool, Failure> {
@@ -87,6 +139,13 @@ impl<S: Service> ServiceRunner<S> {
             return Ok(());
         }
         let prepared = self.service.prepare(message).await?;
+        if self.group > 1 {
+            let fresh = self.commit_in_group(message, prepared).await?;
+            if !fresh {
+                crate::broker::handled_as_duplicate();
+            }
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await.map_err(|e| db_failure(&e))?;
         let fresh = sqlx::query(
             "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -104,7 +163,17 @@ impl<S: Service> ServiceRunner<S> {
             return Ok(());
         }
         let answers = self.service.apply(&mut tx, message, prepared).await?;
-        let envelopes: Vec<_> = answers
+        let envelopes = self.answers(message, &answers);
+        outbox::insert(&mut tx, &envelopes)
+            .await
+            .map_err(|e| db_failure(&e))?;
+        tx.commit().await.map_err(|e| db_failure(&e))?;
+        Ok(())
+    }
+
+    /// The envelopes of `message`'s answers.
+    fn answers(&self, message: &Incoming, answers: &[Command]) -> Vec<crate::broker::Envelope> {
+        answers
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -115,12 +184,124 @@ impl<S: Service> ServiceRunner<S> {
                 let slot = format!("{}/out/{i}", self.inbox_key);
                 outgoing(&self.topology, &self.app_id, &message.metadata, &slot, &c)
             })
-            .collect();
-        outbox::insert(&mut tx, &envelopes)
-            .await
-            .map_err(|e| db_failure(&e))?;
-        tx.commit().await.map_err(|e| db_failure(&e))?;
-        Ok(())
+            .collect()
+    }
+
+    /// Queues the prepared `message` for a group commit, takes the turn to commit what waits
+    /// (its own message among them, unless the one before took it), and returns its outcome:
+    /// true when committed, false when it was a duplicate. Every message queued is followed by
+    /// its handler taking the turn, so none is left waiting: each turn commits the oldest.
+    async fn commit_in_group(
+        &self,
+        message: &Incoming,
+        prepared: S::Prepared,
+    ) -> Result<bool, Failure> {
+        let (done, outcome) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Pending {
+                message: message.clone(),
+                prepared,
+                done,
+            });
+        {
+            let _turn = self.turn.lock().await;
+            let group: Vec<Pending<S::Prepared>> = {
+                let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = waiting.len().min(self.group);
+                waiting.drain(..n).collect()
+            };
+            if !group.is_empty() {
+                self.commit_group(group).await;
+            }
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(Failure::transient(
+                "the group commit holding this message was abandoned before it finished",
+            ))
+        })
+    }
+
+    /// Commits `group` in one transaction and tells each its outcome. A database error outside
+    /// one message's savepoint fails them all, transiently: nothing of the group is committed.
+    async fn commit_group(&self, group: Vec<Pending<S::Prepared>>) {
+        let mut dones = Vec::with_capacity(group.len());
+        let result = async {
+            let mut tx = self.pool.begin().await?;
+            let mut outcomes = Vec::with_capacity(group.len());
+            let mut envelopes = Vec::new();
+            for (i, pending) in group.into_iter().enumerate() {
+                dones.push(pending.done);
+                match self
+                    .apply_in(&mut tx, i, &pending.message, pending.prepared)
+                    .await?
+                {
+                    Applied::Answers(mut answers) => {
+                        envelopes.append(&mut answers);
+                        outcomes.push(Ok(true));
+                    }
+                    Applied::Duplicate => outcomes.push(Ok(false)),
+                    Applied::Failed(failure) => outcomes.push(Err(failure)),
+                }
+            }
+            outbox::insert(&mut tx, &envelopes).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(outcomes)
+        }
+        .await;
+        match result {
+            Ok(outcomes) => {
+                for (done, outcome) in dones.into_iter().zip(outcomes) {
+                    let _ = done.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(service = %self.inbox_key, messages = dones.len(), error = %e, "a group commit failed; its messages are retried");
+                for done in dones {
+                    let _ = done.send(Err(db_failure(&e)));
+                }
+            }
+        }
+    }
+
+    /// One message of a group: its savepoint and inbox row (one round trip), then `apply`,
+    /// rolled back to the savepoint if it fails.
+    async fn apply_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        i: usize,
+        message: &Incoming,
+        prepared: S::Prepared,
+    ) -> Result<Applied, sqlx::Error> {
+        // The consumer key is the service's own name and the id a UUID; quotes are doubled all
+        // the same. The previous message's savepoint is released first, so they do not nest.
+        let release = if i == 0 {
+            ""
+        } else {
+            "RELEASE SAVEPOINT item; "
+        };
+        let statement = format!(
+            "{release}SAVEPOINT item; INSERT INTO inbox (consumer, message_id) VALUES ('{}', '{}') \
+             ON CONFLICT DO NOTHING RETURNING 1",
+            self.inbox_key.replace('\'', "''"),
+            message.metadata.message_id
+        );
+        let inserted = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .fetch_all(&mut **tx)
+            .await?;
+        if inserted.is_empty() {
+            return Ok(Applied::Duplicate);
+        }
+        match self.service.apply(tx, message, prepared).await {
+            Ok(answers) => Ok(Applied::Answers(self.answers(message, &answers))),
+            Err(failure) => {
+                sqlx::raw_sql("ROLLBACK TO SAVEPOINT item")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Applied::Failed(failure))
+            }
+        }
     }
 }
 
