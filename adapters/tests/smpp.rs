@@ -383,6 +383,38 @@ async fn refused_binds_are_retried_and_a_drain_unbinds_cleanly() {
 }
 
 #[tokio::test]
+async fn an_enquire_link_left_unanswered_brings_a_reconnect() {
+    let sim = Sim::start().await;
+    let mut config = sim.config();
+    config.enquire_link_every = Duration::from_millis(100);
+    config.response_timeout = Duration::from_millis(400);
+    let (client, _rx) = SmppClient::start(config);
+    assert!(client.bound(Duration::from_secs(5)).await);
+    assert_eq!(client.binds(), 1);
+    // Answers now take longer than the client waits: the keep-alive finds the bind dead.
+    sim.faults(json!({"latency_ms": 2000})).await;
+    eventually("the bind given up", || async {
+        (!client.is_bound()).then_some(())
+    })
+    .await;
+    sim.faults(json!({"latency_ms": 0})).await;
+    eventually("a new bind", || async {
+        (client.binds() >= 2).then_some(())
+    })
+    .await;
+    client
+        .send(&phone(), "after the reconnect")
+        .await
+        .expect("sent");
+    assert_eq!(
+        sim.inbox_of(1).await,
+        vec!["after the reconnect".to_owned()]
+    );
+    client.drain(Duration::from_secs(2)).await;
+    sim.stop().await;
+}
+
+#[tokio::test]
 async fn refusals_are_classified_and_name_no_number() {
     let sim = Sim::start().await;
     let (client, _rx) = SmppClient::start(sim.config());

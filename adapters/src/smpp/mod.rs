@@ -24,7 +24,7 @@ mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use contracts::person::{Msisdn, Operator};
@@ -146,6 +146,8 @@ struct Inner {
     tracker: std::sync::Mutex<tracker::Tracker>,
     reports: mpsc::UnboundedSender<DeliveryReport>,
     next_reference: AtomicU16,
+    /// How many times a bind succeeded.
+    binds: AtomicU64,
     draining: AtomicBool,
     stop: CancellationToken,
 }
@@ -168,6 +170,7 @@ impl SmppClient {
             link: watch::channel(None).0,
             reports,
             next_reference: AtomicU16::new(rand::random()),
+            binds: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             stop: CancellationToken::new(),
             config,
@@ -186,6 +189,16 @@ impl SmppClient {
         tokio::time::timeout(timeout, link.wait_for(Option::is_some))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether the client is bound now.
+    pub fn is_bound(&self) -> bool {
+        self.inner.link.borrow().is_some()
+    }
+
+    /// How many times the client bound: 1 after the first bind, one more after each reconnect.
+    pub fn binds(&self) -> u64 {
+        self.inner.binds.load(Ordering::Relaxed)
     }
 
     /// Sends `text` to `to`; returns once the SMS centre took every part. The report comes

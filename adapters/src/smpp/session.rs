@@ -135,6 +135,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
         let lost = match bind(&inner).await {
             Ok((reader, writer)) => {
                 wait = config.reconnect_min;
+                inner.binds.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(operator = %config.operator, "SMPP bound");
                 let lost = serve(&inner, reader, writer).await;
                 inner.link.send_replace(None);
