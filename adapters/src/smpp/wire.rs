@@ -490,4 +490,42 @@ mod tests {
             Err(FrameError::Length(4))
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_to_commands_or_errors_never_a_panic(
+            mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 16..400),
+            id in proptest::sample::select(vec![0x8000_0004u32, 0x0000_0005, 0x8000_0009, 0x8000_0000, 0x0000_0015, 0x0000_0006]),
+        ) {
+            // A right frame (length and a known command id) with any body: rusmpp's decoder
+            // sees it all.
+            let length = u32::try_from(bytes.len()).unwrap_or_default();
+            bytes[..4].copy_from_slice(&length.to_be_bytes());
+            bytes[4..8].copy_from_slice(&id.to_be_bytes());
+            let mut codec = ClientCodec::default();
+            let mut src = BytesMut::from(&bytes[..]);
+            while let Ok(Some(inbound)) = codec.decode(&mut src) {
+                if let Inbound::Command(command) = inbound
+                    && let Some(Pdu::DeliverSm(sm)) = command.pdu()
+                {
+                    let _ = receipt(sm);
+                }
+            }
+        }
+
+        #[test]
+        fn any_receipt_text_is_read_or_refused_never_a_panic(text in ".{0,200}") {
+            let bytes = text.into_bytes();
+            if let Ok(short) = OctetString::from_vec(bytes) {
+                let sm = DeliverSm::builder().esm_class(EsmClass::from(4u8)).short_message(short).build();
+                let _ = receipt(&sm);
+            }
+        }
+
+        #[test]
+        fn any_text_is_split_or_refused_never_a_panic(text in "\\PC{0,400}") {
+            let _ = submit_parts("E-SERVICES", &phone(), &text, LongText::Segments, 1);
+            let _ = submit_parts("E-SERVICES", &phone(), &text, LongText::Payload, 1);
+        }
+    }
 }

@@ -322,4 +322,23 @@ mod tests {
              stat:DELIVRD err:000 text:"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_from_an_esme_never_panic(
+            mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 16..400),
+            id in proptest::sample::select(vec![0x0000_0004u32, 0x0000_0009, 0x0000_0002, 0x0000_0015, 0x8000_0005, 0x0000_0006]),
+            coding in 0u8..10,
+        ) {
+            let _ = split_udh(&bytes);
+            let _ = decode_text(coding, &bytes);
+            // A right frame (length and a known command id) with any body.
+            let length = u32::try_from(bytes.len()).unwrap_or_default();
+            bytes[..4].copy_from_slice(&length.to_be_bytes());
+            bytes[4..8].copy_from_slice(&id.to_be_bytes());
+            let mut codec = SmscCodec::default();
+            let mut src = BytesMut::from(&bytes[..]);
+            while let Ok(Some(_)) = codec.decode(&mut src) {}
+        }
+    }
 }
