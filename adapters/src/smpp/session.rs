@@ -45,6 +45,16 @@ impl Drop for Forget {
     }
 }
 
+/// Drops every awaited answer when a connection ends, so their requesters learn of the loss at
+/// once instead of at their timeout.
+struct FailAllOnDrop(Waiting);
+
+impl Drop for FailAllOnDrop {
+    fn drop(&mut self) {
+        lock(&self.0).clear();
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -235,6 +245,7 @@ async fn serve(inner: &Inner, mut reader: Reader, mut writer: Writer) -> Lost {
     let config = &inner.config;
     let (out, mut queue) = mpsc::unbounded_channel::<Command>();
     let link = Link::new(out, 2);
+    let _fail_all = FailAllOnDrop(link.waiting.clone());
     inner.link.send_replace(Some(link.clone()));
     let writing = async move {
         while let Some(command) = queue.recv().await {
