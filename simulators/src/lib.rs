@@ -422,7 +422,8 @@ pub struct SimConfig {
     pub backoffice: BackOfficeSimConfig,
     /// GosSUOK.
     pub gossuok: GossuokSimConfig,
-    /// HTTPS for every HTTP simulator (the SMTP sink stays plain); `None` serves plain HTTP.
+    /// HTTPS for every HTTP simulator and TLS for the SMS centres' SMPP (the SMTP sink stays
+    /// plain); `None` serves plain HTTP and SMPP.
     pub tls: Option<tls::SimTls>,
     /// How many records and idempotency keys each store keeps, and for how long.
     pub retention: Retention,
@@ -638,6 +639,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
             )?,
         tasks: tasks.clone(),
         smpp_listeners: std::sync::Mutex::new(smpp_listeners.into_iter().collect()),
+        smpp_tls: tls.clone(),
     };
     let mut running = RunningSims {
         mvd: None,
@@ -807,6 +809,9 @@ struct Shared {
     client: reqwest::Client,
     tasks: TaskTracker,
     smpp_listeners: std::sync::Mutex<std::collections::HashMap<SimKind, TcpListener>>,
+    /// The TLS the SMS centres serve SMPP over, as the HTTP simulators serve HTTPS; `None` for
+    /// plain TCP.
+    smpp_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// GosSUOK's CA and key tokens when it is started in this process (made before any router, so
@@ -889,9 +894,11 @@ fn router(
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&kind);
             if let Some(listener) = listener {
-                shared
-                    .tasks
-                    .spawn(operators::smsc::serve(smsc.clone(), listener));
+                shared.tasks.spawn(operators::smsc::serve(
+                    smsc.clone(),
+                    listener,
+                    shared.smpp_tls.clone(),
+                ));
             }
             operators::router(
                 ctx,

@@ -73,6 +73,9 @@ pub struct SmppConfig {
     pub attempts: u32,
     /// How long a message's receipts are waited for before it is forgotten (no report).
     pub receipt_timeout: Duration,
+    /// SMPP over TLS, verified against these roots (with this client certificate, if any);
+    /// `None` for plain TCP.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl fmt::Debug for SmppConfig {
@@ -89,6 +92,7 @@ impl fmt::Debug for SmppConfig {
             .field("window", &self.window)
             .field("throughput", &self.throughput)
             .field("long_text", &self.long_text)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -97,7 +101,7 @@ impl SmppConfig {
     /// The SMS centre of `operator` at `host:port`, bound with `system_id` and `password`, with
     /// the defaults: no `system_type`, sender `E-SERVICES`, a window of 10, 50 a second, UDH
     /// segments, `enquire_link` every 30 s, answers within 10 s, reconnects 0.5 s to 30 s
-    /// apart, 5 attempts, receipts waited for an hour.
+    /// apart, 5 attempts, receipts waited for an hour, plain TCP.
     pub fn new(
         operator: Operator,
         host: impl Into<String>,
@@ -122,6 +126,7 @@ impl SmppConfig {
             reconnect_max: Duration::from_secs(30),
             attempts: 5,
             receipt_timeout: Duration::from_secs(3600),
+            tls: None,
         }
     }
 }

@@ -17,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::Inner;
@@ -119,6 +121,8 @@ enum Lost {
     BindTimeout,
     #[error("the configuration cannot bind: {0}")]
     Config(&'static str),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("the SMS centre closed the connection")]
     Closed,
     #[error("the SMS centre unbound")]
@@ -194,9 +198,24 @@ async fn bind(inner: &Inner) -> Result<(Reader, Writer), Lost> {
         .map_err(|_| Lost::Connect(std::io::ErrorKind::TimedOut.into()))?
         .map_err(Lost::Connect)?;
     let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    let mut reader: Reader = FramedRead::new(Box::new(read), ClientCodec::default());
-    let mut writer: Writer = FramedWrite::new(Box::new(write), ClientCodec::default());
+    let (mut reader, mut writer) = match &config.tls {
+        None => {
+            let (read, write) = stream.into_split();
+            framed(read, write)
+        }
+        Some(tls) => {
+            let rustls = tls.rustls_config().map_err(|e| Lost::Tls(e.to_string()))?;
+            let name = ServerName::try_from(config.host.clone())
+                .map_err(|_| Lost::Config("the host is no TLS server name"))?;
+            let connect = TlsConnector::from(Arc::new(rustls)).connect(name, stream);
+            let tls = tokio::time::timeout(config.response_timeout, connect)
+                .await
+                .map_err(|_| Lost::Tls("the handshake timed out".to_owned()))?
+                .map_err(|e| Lost::Tls(e.to_string()))?;
+            let (read, write) = tokio::io::split(tls);
+            framed(read, write)
+        }
+    };
     writer
         .send(Command::new(CommandStatus::EsmeRok, 1, pdu))
         .await
@@ -221,6 +240,16 @@ async fn bind(inner: &Inner) -> Result<(Reader, Writer), Lost> {
         )),
         (status, _) => Err(Lost::Refused(wire::status_name(status))),
     }
+}
+
+fn framed(
+    read: impl AsyncRead + Send + Unpin + 'static,
+    write: impl AsyncWrite + Send + Unpin + 'static,
+) -> (Reader, Writer) {
+    (
+        FramedRead::new(Box::new(read), ClientCodec::default()),
+        FramedWrite::new(Box::new(write), ClientCodec::default()),
+    )
 }
 
 /// What the connection task waits for besides the wire: an `enquire_link` or `unbind` answer.

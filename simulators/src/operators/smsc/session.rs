@@ -13,6 +13,7 @@ use rusmpp::pdus::{
 use rusmpp::types::COctetString;
 use rusmpp::values::InterfaceVersion;
 use rusmpp::{Command, CommandStatus, Pdu};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -24,8 +25,17 @@ use crate::faults::roll;
 /// How long a clean unbind waits for its answer to be written.
 const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
-/// Takes connections until shutdown; each is served on the SMS centre's task tracker.
-pub(crate) async fn serve(smsc: Arc<Smsc>, listener: TcpListener) {
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Takes connections until shutdown (over TLS when `tls` is given); each is served on the SMS
+/// centre's task tracker.
+pub(crate) async fn serve(
+    smsc: Arc<Smsc>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -33,7 +43,16 @@ pub(crate) async fn serve(smsc: Arc<Smsc>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                smsc.tasks.spawn(connection(smsc.clone(), stream, peer));
+                let _ = stream.set_nodelay(true);
+                match &acceptor {
+                    None => {
+                        smsc.tasks.spawn(connection(smsc.clone(), stream, peer));
+                    }
+                    Some(acceptor) => {
+                        smsc.tasks
+                            .spawn(handshake(smsc.clone(), acceptor.clone(), stream, peer));
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(simulator = %smsc.ctx.kind, error = %e, "SMPP accept failed");
@@ -70,9 +89,27 @@ struct Session {
     bound: Option<BindKind>,
 }
 
-async fn connection(smsc: Arc<Smsc>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+/// Serves a connection once its TLS handshake is done (a failed one is logged and closed).
+async fn handshake(
+    smsc: Arc<Smsc>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => connection(smsc, tls, peer).await,
+        Ok(Err(e)) => {
+            tracing::info!(simulator = %smsc.ctx.kind, %peer, error = %e, "SMPP TLS handshake refused");
+        }
+        Err(_) => tracing::info!(simulator = %smsc.ctx.kind, %peer, "SMPP TLS handshake timed out"),
+    }
+}
+
+async fn connection<S>(smsc: Arc<Smsc>, stream: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
     let mut reader = FramedRead::new(read, SmscCodec::default());
     let mut writer = FramedWrite::new(write, SmscCodec::default());
     let (out, mut queue) = mpsc::unbounded_channel::<Command>();
@@ -106,10 +143,7 @@ async fn connection(smsc: Arc<Smsc>, stream: TcpStream, peer: SocketAddr) {
 }
 
 impl Session {
-    async fn read(
-        &mut self,
-        reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, SmscCodec>,
-    ) -> End {
+    async fn read<R: AsyncRead + Unpin>(&mut self, reader: &mut FramedRead<R, SmscCodec>) -> End {
         while let Some(next) = reader.next().await {
             match next {
                 Err(e) => {
