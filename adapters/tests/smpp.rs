@@ -449,3 +449,37 @@ async fn refusals_are_classified_and_name_no_number() {
     client.drain(Duration::from_secs(2)).await;
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn the_throughput_limit_spaces_the_submits() {
+    let sim = Sim::start().await;
+    let mut config = sim.config();
+    config.throughput = 20;
+    config.window = 10;
+    let (client, _rx) = SmppClient::start(config);
+    assert!(client.bound(Duration::from_secs(5)).await);
+    let to = phone();
+    let texts: Vec<String> = (0..10).map(|i| format!("Paced {i}")).collect();
+    let started = Instant::now();
+    let results = futures_util::future::join_all(texts.iter().map(|t| client.send(&to, t))).await;
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(Result::is_ok));
+    // 20 a second: the 10th submit_sm goes 9 gaps of 50 ms after the first.
+    assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
+    client.drain(Duration::from_secs(2)).await;
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_phone_that_never_receives_is_reported_failed() {
+    let sim = Sim::start().await;
+    let (client, mut rx) = SmppClient::start(sim.config());
+    let to = Msisdn::parse("+375291118888").expect("a number");
+    let sent = client.send(&to, PASSWORD_SMS).await.expect("taken");
+    let report = reports(&mut rx, 1).await.remove(0);
+    assert_eq!(report.provider_message_id, sent.provider_message_id);
+    assert!(!report.delivered, "UNDELIV");
+    assert_eq!(report.to, to);
+    client.drain(Duration::from_secs(2)).await;
+    sim.stop().await;
+}
