@@ -165,7 +165,8 @@ impl Drop for SmppClient {
 
 impl SmppClient {
     /// Starts the client: its connection task binds in the background (and again after every
-    /// loss). Returns at once, with the receiver of the delivery reports.
+    /// loss) on the current tokio runtime. Returns at once, with the receiver of the delivery
+    /// reports.
     pub fn start(config: SmppConfig) -> (SmppClient, mpsc::UnboundedReceiver<DeliveryReport>) {
         let (reports, receiver) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
