@@ -1,6 +1,6 @@
 //! Adapters between the hub's contract commands and the external systems' HTTP APIs.
 //!
-//! Each external system gets a module here (mvd, sms, erip, gossuok, backoffice, email). What
+//! Each external system gets a module here (mvd, sms and smpp, erip, gossuok, backoffice, email). What
 //! they share lives in [`failure`] (one classification of every failure into what the runtime
 //! should do about it, and one policy of quick in-process retries) and in [`client`] (the one
 //! way an HTTP client is built, with its timeouts, retries and trace context).
@@ -13,6 +13,7 @@ pub mod failure;
 pub mod gossuok;
 pub mod mvd;
 mod signature;
+pub mod smpp;
 pub mod sms;
 pub mod tls;
 #[cfg(test)]

@@ -248,3 +248,66 @@ async fn mutual_tls_to_a_simulator_gets_through_only_with_the_right_ca_and_clien
     );
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn smpp_over_tls_binds_and_sends_only_with_the_right_ca() {
+    use crate::smpp::{SmppClient, SmppConfig};
+    use contracts::person::{Msisdn, Operator};
+
+    let files = Files::new();
+    let server_ca = Ca::new("SMS centre test CA");
+    let stranger_ca = Ca::new("some other CA");
+    let (server_cert, server_key) = server_ca.leaf(&["127.0.0.1", "localhost"]);
+    let server_ca_file = files.write("server-ca.pem", &server_ca.pem());
+    let stranger_ca_file = files.write("stranger-ca.pem", &stranger_ca.pem());
+    let shutdown = CancellationToken::new();
+    let running = simulators::start(
+        SimConfig {
+            only: Some(vec![SimKind::A1]),
+            tls: Some(SimTls {
+                cert: files.write("server.pem", &server_cert),
+                key: files.write("server.key", &server_key),
+                client_ca: None,
+            }),
+            ..SimConfig::ephemeral()
+        },
+        shutdown.clone(),
+    )
+    .await
+    .expect("A1 starts over TLS");
+    let addr = running.smpp_addr(SimKind::A1).expect("A1's SMS centre");
+    let config = |ca: &Path| {
+        let mut config = SmppConfig::new(Operator::A1, "127.0.0.1", addr.port(), "hub", "a1-dev");
+        config.response_timeout = Duration::from_secs(2);
+        config.reconnect_min = Duration::from_millis(20);
+        config.tls = Some(load(Some(ca), None, None));
+        config
+    };
+
+    // The SMS centre's CA: bound, sent, delivered.
+    let (client, mut reports) = SmppClient::start(config(&server_ca_file));
+    let to = Msisdn::parse("+375291234567").expect("a number");
+    let sent = client
+        .send(&to, "Code 123456")
+        .await
+        .expect("sent over TLS");
+    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("a report in time")
+        .expect("the client runs");
+    assert_eq!(report.provider_message_id, sent.provider_message_id);
+    assert!(report.delivered);
+    client.drain(Duration::from_secs(2)).await;
+
+    // Another CA: the handshake fails, the client never binds.
+    let mut refused = config(&stranger_ca_file);
+    refused.attempts = 1;
+    let (stranger, _reports) = SmppClient::start(refused);
+    assert!(!stranger.bound(Duration::from_millis(500)).await);
+    assert_eq!(stranger.binds(), 0);
+    let failure = stranger.send(&to, "Code 1").await.expect_err("not bound");
+    assert_eq!(failure.kind, FailureKind::Transient);
+    drop(stranger);
+    shutdown.cancel();
+    running.stopped().await;
+}

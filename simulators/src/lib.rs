@@ -151,6 +151,12 @@ pub struct Ports {
     pub email_smtp: u16,
     /// GosSUOK, the state PKI (default 8141).
     pub gossuok: u16,
+    /// Operator A1's SMS centre, SMPP (default 2775).
+    pub a1_smpp: u16,
+    /// Operator MTS's SMS centre, SMPP (default 2776).
+    pub mts_smpp: u16,
+    /// Operator life:)'s SMS centre, SMPP (default 2777).
+    pub life_smpp: u16,
 }
 
 impl Ports {
@@ -165,6 +171,9 @@ impl Ports {
         email: 0,
         email_smtp: 0,
         gossuok: 0,
+        a1_smpp: 0,
+        mts_smpp: 0,
+        life_smpp: 0,
     };
 
     /// The (HTTP) port of one simulator.
@@ -178,6 +187,16 @@ impl Ports {
             SimKind::BackOffice => self.backoffice,
             SimKind::Email => self.email,
             SimKind::Gossuok => self.gossuok,
+        }
+    }
+
+    /// The SMPP port of an operator's SMS centre; `None` for a simulator that is no operator.
+    pub fn smpp(&self, kind: SimKind) -> Option<u16> {
+        match kind {
+            SimKind::A1 => Some(self.a1_smpp),
+            SimKind::Mts => Some(self.mts_smpp),
+            SimKind::Life => Some(self.life_smpp),
+            _ => None,
         }
     }
 }
@@ -194,6 +213,9 @@ impl Default for Ports {
             email: 8151,
             email_smtp: 2525,
             gossuok: 8141,
+            a1_smpp: 2775,
+            mts_smpp: 2776,
+            life_smpp: 2777,
         }
     }
 }
@@ -253,6 +275,66 @@ impl Default for OperatorSecrets {
             a1: DEFAULT_A1_SECRET.to_owned(),
             mts: DEFAULT_MTS_SECRET.to_owned(),
             life: DEFAULT_LIFE_SECRET.to_owned(),
+        }
+    }
+}
+
+/// The `system_id` the SMS centres take binds of when none is given.
+pub const DEFAULT_SMPP_SYSTEM_ID: &str = "hub";
+
+/// Operator A1's SMPP password when none is given: fine for one machine, never for a real one.
+pub const DEFAULT_A1_SMPP_PASSWORD: &str = "a1-dev";
+
+/// Operator MTS's SMPP password when none is given: fine for one machine only.
+pub const DEFAULT_MTS_SMPP_PASSWORD: &str = "mts-dev";
+
+/// Operator life:)'s SMPP password when none is given: fine for one machine only.
+pub const DEFAULT_LIFE_SMPP_PASSWORD: &str = "life-dev";
+
+/// Who may bind to the operators' SMS centres: one `system_id` (1 to 15 ASCII characters) and a
+/// password per operator (1 to 8, SMPP 3.4's limit).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmppAccounts {
+    /// The `system_id` every SMS centre takes.
+    pub system_id: String,
+    /// Operator A1's password.
+    pub a1_password: String,
+    /// Operator MTS's password.
+    pub mts_password: String,
+    /// Operator life:)'s password.
+    pub life_password: String,
+}
+
+impl SmppAccounts {
+    /// The password of an operator's SMS centre; `None` for a simulator that is no operator.
+    pub fn password(&self, kind: SimKind) -> Option<&str> {
+        match kind {
+            SimKind::A1 => Some(&self.a1_password),
+            SimKind::Mts => Some(&self.mts_password),
+            SimKind::Life => Some(&self.life_password),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for SmppAccounts {
+    /// Leaves the passwords out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmppAccounts")
+            .field("system_id", &self.system_id)
+            .field("passwords", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for SmppAccounts {
+    /// [`DEFAULT_SMPP_SYSTEM_ID`] and the development passwords.
+    fn default() -> Self {
+        SmppAccounts {
+            system_id: DEFAULT_SMPP_SYSTEM_ID.to_owned(),
+            a1_password: DEFAULT_A1_SMPP_PASSWORD.to_owned(),
+            mts_password: DEFAULT_MTS_SMPP_PASSWORD.to_owned(),
+            life_password: DEFAULT_LIFE_SMPP_PASSWORD.to_owned(),
         }
     }
 }
@@ -334,11 +416,14 @@ pub struct SimConfig {
     /// The secrets the operators sign their delivery reports with; the hub verifies each
     /// operator's with the same one.
     pub operator_secrets: OperatorSecrets,
+    /// Who may bind to the operators' SMS centres (SMPP).
+    pub smpp: SmppAccounts,
     /// The HTTP back-offices.
     pub backoffice: BackOfficeSimConfig,
     /// GosSUOK.
     pub gossuok: GossuokSimConfig,
-    /// HTTPS for every HTTP simulator (the SMTP sink stays plain); `None` serves plain HTTP.
+    /// HTTPS for every HTTP simulator and TLS for the SMS centres' SMPP (the SMTP sink stays
+    /// plain); `None` serves plain HTTP and SMPP.
     pub tls: Option<tls::SimTls>,
     /// How many records and idempotency keys each store keeps, and for how long.
     pub retention: Retention,
@@ -355,6 +440,7 @@ impl fmt::Debug for SimConfig {
             .field("ports", &self.ports)
             .field("erip_secret", &"<redacted>")
             .field("operator_secrets", &self.operator_secrets)
+            .field("smpp", &self.smpp)
             .field("backoffice", &self.backoffice)
             .field("gossuok", &self.gossuok)
             .field("tls", &self.tls)
@@ -377,6 +463,7 @@ impl Default for SimConfig {
             ports: Ports::default(),
             erip_secret: DEFAULT_ERIP_SECRET.to_owned(),
             operator_secrets: OperatorSecrets::default(),
+            smpp: SmppAccounts::default(),
             backoffice: BackOfficeSimConfig::default(),
             gossuok: GossuokSimConfig::default(),
             tls: None,
@@ -449,6 +536,8 @@ pub struct RunningSims {
     email_smtp: Option<Url>,
     /// GosSUOK's base URL, if started.
     pub gossuok: Option<Url>,
+    /// The operators' SMS centres (SMPP), by operator.
+    smpp: Vec<(SimKind, SocketAddr)>,
     tasks: TaskTracker,
 }
 
@@ -466,6 +555,14 @@ impl RunningSims {
             SimKind::Email => self.email.as_ref(),
             SimKind::Gossuok => self.gossuok.as_ref(),
         }
+    }
+
+    /// The address of an operator's SMS centre (SMPP), if the operator was started.
+    pub fn smpp_addr(&self, kind: SimKind) -> Option<SocketAddr> {
+        self.smpp
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, addr)| *addr)
     }
 
     /// The e-mail simulator's SMTP sink (`smtp://127.0.0.1:2525`), if it was started.
@@ -519,6 +616,15 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         None => None,
     };
     let (listeners, mut email_smtp) = bind(&config, kinds).await?;
+    let smpp_listeners = bind_smpp(&config, &listeners).await?;
+    let mut smpp = Vec::new();
+    for (kind, listener) in &smpp_listeners {
+        let local = listener
+            .local_addr()
+            .with_context(|| format!("reading the SMPP address of the {kind} simulator"))?;
+        smpp.push((*kind, loopback(local)));
+        tracing::info!(simulator = %kind, addr = %loopback(local), "SMS centre (SMPP) listening");
+    }
     tls::install_default_provider();
     let tasks = TaskTracker::new();
     let shared = Shared {
@@ -532,6 +638,8 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
                 "building the HTTP client for delivery reports, notifications and callbacks",
             )?,
         tasks: tasks.clone(),
+        smpp_listeners: std::sync::Mutex::new(smpp_listeners.into_iter().collect()),
+        smpp_tls: tls.clone(),
     };
     let mut running = RunningSims {
         mvd: None,
@@ -543,6 +651,7 @@ pub async fn start(config: SimConfig, shutdown: CancellationToken) -> anyhow::Re
         email: None,
         email_smtp: None,
         gossuok: None,
+        smpp,
         tasks: tasks.clone(),
     };
     let key_tokens = gossuok_tokens(&config, &listeners, tls.is_some(), &shutdown)?;
@@ -595,6 +704,22 @@ fn check(config: &SimConfig, kinds: &[SimKind]) -> anyhow::Result<()> {
             "the {kind} operator's report secret is empty; give one with --{kind}-secret"
         );
     }
+    let system_id = &config.smpp.system_id;
+    if system_id.is_empty() || system_id.len() > 15 || !system_id.is_ascii() {
+        anyhow::bail!(
+            "the SMPP system_id must be 1 to 15 ASCII characters; give one with --smpp-system-id"
+        );
+    }
+    if let Some(kind) = kinds.iter().find(|k| {
+        config
+            .smpp
+            .password(**k)
+            .is_some_and(|p| p.is_empty() || p.len() > 8 || !p.is_ascii())
+    }) {
+        anyhow::bail!(
+            "the {kind} SMS centre's password must be 1 to 8 ASCII characters (SMPP 3.4); give one with --{kind}-smpp-password"
+        );
+    }
     if kinds.contains(&SimKind::Gossuok) && config.gossuok.crl_validity > gossuok::MAX_CRL_VALIDITY
     {
         anyhow::bail!(
@@ -638,6 +763,28 @@ async fn bind(
     Ok((listeners, email_smtp))
 }
 
+/// Binds the SMS centre (SMPP) of every operator among `listeners`.
+async fn bind_smpp(
+    config: &SimConfig,
+    listeners: &[(SimKind, TcpListener)],
+) -> anyhow::Result<Vec<(SimKind, TcpListener)>> {
+    let mut smpp = Vec::new();
+    for (kind, _) in listeners {
+        let Some(port) = config.ports.smpp(*kind) else {
+            continue;
+        };
+        let addr = SocketAddr::new(config.bind, port);
+        let listener = TcpListener::bind(addr).await.map_err(|io| BindError {
+            kind: *kind,
+            addr,
+            io,
+            option: format!("--{kind}-smpp-port"),
+        })?;
+        smpp.push((*kind, listener));
+    }
+    Ok(smpp)
+}
+
 /// `smtp://<host>:<port>` of the e-mail simulator's SMTP sink.
 fn smtp_url(smtp: &TcpListener) -> anyhow::Result<Url> {
     let local = smtp
@@ -655,11 +802,16 @@ fn smtp_url(smtp: &TcpListener) -> anyhow::Result<Url> {
 }
 
 /// What the simulators share: the phones the operators deliver to, the HTTP client of their
-/// reports, notifications and callbacks, and the tracker of those tasks.
+/// reports, notifications and callbacks, the tracker of those tasks, and the SMS centres'
+/// listeners not yet served (each operator's router takes its own).
 struct Shared {
     phones: Arc<operators::Phones>,
     client: reqwest::Client,
     tasks: TaskTracker,
+    smpp_listeners: std::sync::Mutex<std::collections::HashMap<SimKind, TcpListener>>,
+    /// The TLS the SMS centres serve SMPP over, as the HTTP simulators serve HTTPS; `None` for
+    /// plain TCP.
+    smpp_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// GosSUOK's CA and key tokens when it is started in this process (made before any router, so
@@ -725,26 +877,61 @@ fn router(
                 secret: config.erip_secret.clone().into_bytes(),
             },
         ),
-        (_, Some(operator)) => operators::router(
-            ctx,
-            operator,
-            operators::Deps {
-                phones: shared.phones.clone(),
-                client: shared.client.clone(),
-                tasks: shared.tasks.clone(),
-                secret: config
-                    .operator_secrets
-                    .get(kind)
-                    .unwrap_or_default()
-                    .as_bytes()
-                    .to_vec(),
-            },
-        ),
+        (_, Some(operator)) => {
+            let smsc = Arc::new(operators::smsc::Smsc::new(
+                ctx.clone(),
+                operator,
+                operators::smsc::Account {
+                    system_id: config.smpp.system_id.clone(),
+                    password: config.smpp.password(kind).unwrap_or_default().to_owned(),
+                },
+                shared.phones.clone(),
+                shared.tasks.clone(),
+            ));
+            let listener = shared
+                .smpp_listeners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&kind);
+            if let Some(listener) = listener {
+                shared.tasks.spawn(operators::smsc::serve(
+                    smsc.clone(),
+                    listener,
+                    shared.smpp_tls.clone(),
+                ));
+            }
+            operators::router(
+                ctx,
+                operator,
+                operators::Deps {
+                    phones: shared.phones.clone(),
+                    client: shared.client.clone(),
+                    tasks: shared.tasks.clone(),
+                    secret: config
+                        .operator_secrets
+                        .get(kind)
+                        .unwrap_or_default()
+                        .as_bytes()
+                        .to_vec(),
+                    smsc,
+                },
+            )
+        }
         (_, None) => {
             let population = mvd::population::generate(config.seed, config.population, today);
             mvd::router(ctx, population)
         }
     }
+}
+
+/// `addr` with an unspecified IP (0.0.0.0, ::) given as the loopback one.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 /// `http://<addr>/`; an unspecified bind address (0.0.0.0, ::) is given as the loopback one, the

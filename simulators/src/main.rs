@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use simulators::{
-    BackOfficeSimConfig, BindError, DEFAULT_A1_SECRET, DEFAULT_BACKOFFICE_SECRET,
-    DEFAULT_ERIP_SECRET, DEFAULT_LIFE_SECRET, DEFAULT_MTS_SECRET, GossuokSimConfig,
-    OperatorSecrets, Ports, Retention, SimConfig, SimKind, retention,
+    BackOfficeSimConfig, BindError, DEFAULT_A1_SECRET, DEFAULT_A1_SMPP_PASSWORD,
+    DEFAULT_BACKOFFICE_SECRET, DEFAULT_ERIP_SECRET, DEFAULT_LIFE_SECRET,
+    DEFAULT_LIFE_SMPP_PASSWORD, DEFAULT_MTS_SECRET, DEFAULT_MTS_SMPP_PASSWORD,
+    DEFAULT_SMPP_SYSTEM_ID, GossuokSimConfig, OperatorSecrets, Ports, Retention, SimConfig,
+    SimKind, SmppAccounts, retention,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +40,7 @@ const EXIT_UNAVAILABLE: u8 = 69;
                   --erip-port 0 --backoffice-port 0\n  \
                   simulators --only backoffice --backoffice-decide-after-ms 500\n  \
                   simulators --only email --email-port 0 --email-smtp-port 0\n  \
+                  simulators --only a1 --a1-port 0 --a1-smpp-port 0\n  \
                   simulators --only gossuok --gossuok-port 0 --gossuok-crl-validity-secs 60\n  \
                   simulators --bind 0.0.0.0\n  \
                   simulators --keep-records 5000 --keep-for 2h\n  \
@@ -75,6 +78,34 @@ struct Cli {
     /// Port of operator life:) (0: any free port).
     #[arg(long, default_value_t = 8113)]
     life_port: u16,
+
+    /// SMPP port of operator A1's SMS centre (0: any free port).
+    #[arg(long, env = "A1_SMPP_PORT", default_value_t = 2775)]
+    a1_smpp_port: u16,
+
+    /// SMPP port of operator MTS's SMS centre (0: any free port).
+    #[arg(long, env = "MTS_SMPP_PORT", default_value_t = 2776)]
+    mts_smpp_port: u16,
+
+    /// SMPP port of operator life:)'s SMS centre (0: any free port).
+    #[arg(long, env = "LIFE_SMPP_PORT", default_value_t = 2777)]
+    life_smpp_port: u16,
+
+    /// The system_id the SMS centres take binds of (1 to 15 ASCII characters).
+    #[arg(long, env = "SMPP_SYSTEM_ID", default_value = DEFAULT_SMPP_SYSTEM_ID)]
+    smpp_system_id: String,
+
+    /// The password of operator A1's SMS centre (1 to 8 ASCII characters, SMPP 3.4).
+    #[arg(long, env = "A1_SMPP_PASSWORD", default_value = DEFAULT_A1_SMPP_PASSWORD, hide_env_values = true)]
+    a1_smpp_password: String,
+
+    /// The password of operator MTS's SMS centre.
+    #[arg(long, env = "MTS_SMPP_PASSWORD", default_value = DEFAULT_MTS_SMPP_PASSWORD, hide_env_values = true)]
+    mts_smpp_password: String,
+
+    /// The password of operator life:)'s SMS centre.
+    #[arg(long, env = "LIFE_SMPP_PASSWORD", default_value = DEFAULT_LIFE_SMPP_PASSWORD, hide_env_values = true)]
+    life_smpp_password: String,
 
     /// Port of the ERIP payment system (0: any free port).
     #[arg(long, default_value_t = 8121)]
@@ -186,12 +217,21 @@ impl Cli {
                 email: self.email_port,
                 email_smtp: self.email_smtp_port,
                 gossuok: self.gossuok_port,
+                a1_smpp: self.a1_smpp_port,
+                mts_smpp: self.mts_smpp_port,
+                life_smpp: self.life_smpp_port,
             },
             erip_secret: self.erip_secret.clone(),
             operator_secrets: OperatorSecrets {
                 a1: self.a1_secret.clone(),
                 mts: self.mts_secret.clone(),
                 life: self.life_secret.clone(),
+            },
+            smpp: SmppAccounts {
+                system_id: self.smpp_system_id.clone(),
+                a1_password: self.a1_smpp_password.clone(),
+                mts_password: self.mts_smpp_password.clone(),
+                life_password: self.life_smpp_password.clone(),
             },
             backoffice: BackOfficeSimConfig {
                 secret: self.backoffice_secret.clone(),
@@ -247,6 +287,9 @@ async fn main() -> ExitCode {
         if let Some(url) = running.operator_url(kind) {
             // A closed stdout must not stop the simulators; the log has the URLs too.
             let _ = writeln!(stdout, "{kind} {url}");
+        }
+        if let Some(addr) = running.smpp_addr(kind) {
+            let _ = writeln!(stdout, "{kind}-smpp smpp://{addr}");
         }
     }
     if let Some(url) = running.email_smtp_url() {

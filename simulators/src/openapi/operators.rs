@@ -179,9 +179,114 @@ fn inbox() {}
 // One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn message() {}
 
+/// The SMPP faults in force on the operator's SMS centre.
+#[derive(ToSchema)]
+#[schema(example = json!({"latency_ms": 0, "throttle_rate": 0.3, "queue_full_rate": 0.0, "system_error_rate": 0.0, "drop_receipt_rate": 0.0, "duplicate_receipt_rate": 0.0, "receipt_first_rate": 0.0, "refuse_binds": 0, "drop_connection_after": null, "drop_accepted": false}))]
+struct SmppFaults {
+    /// How long every request (bind, submit_sm, enquire_link) waits before its answer.
+    latency_ms: u64,
+    /// The share of submit_sm answered ESME_RTHROTTLED (0x58), not taken.
+    throttle_rate: f64,
+    /// The share of submit_sm answered ESME_RMSGQFUL (0x14), not taken.
+    queue_full_rate: f64,
+    /// The share of submit_sm answered ESME_RSYSERR (0x08), not taken.
+    system_error_rate: f64,
+    /// The share of delivery receipts never sent.
+    drop_receipt_rate: f64,
+    /// The share of delivery receipts sent twice.
+    duplicate_receipt_rate: f64,
+    /// The share of single-part messages whose receipt goes out before their submit_sm_resp.
+    receipt_first_rate: f64,
+    /// How many of the next binds are refused (ESME_RBINDFAIL).
+    refuse_binds: u32,
+    /// The submit_sm (1 = the next) on which its connection is dropped without an answer; once.
+    drop_connection_after: Option<u32>,
+    /// Whether that submit_sm was taken (and reaches the phone) before the drop.
+    drop_accepted: bool,
+}
+
+/// A `PUT /sim/smpp/faults` body: the fields given replace the current values, the others stay
+/// (`drop_connection_after` 0 clears it).
+#[derive(ToSchema)]
+#[schema(example = json!({"throttle_rate": 0.3}))]
+struct SmppFaultPatch {
+    latency_ms: Option<u64>,
+    throttle_rate: Option<f64>,
+    queue_full_rate: Option<f64>,
+    system_error_rate: Option<f64>,
+    drop_receipt_rate: Option<f64>,
+    duplicate_receipt_rate: Option<f64>,
+    receipt_first_rate: Option<f64>,
+    refuse_binds: Option<u32>,
+    drop_connection_after: Option<u32>,
+    drop_accepted: Option<bool>,
+}
+
+/// A text a phone received a second time over SMPP.
+#[derive(ToSchema)]
+struct Duplicate {
+    msisdn: String,
+    /// The SMS centre's id of the second copy (its first segment's).
+    message_id: String,
+    text: String,
+    /// When the second copy arrived (RFC 3339, UTC).
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The duplicates recorded, oldest first.
+#[derive(ToSchema)]
+struct Duplicates {
+    duplicates: Vec<Duplicate>,
+}
+
+/// The SMPP faults in force (simulator only).
+#[utoipa::path(
+    get,
+    path = "/sim/smpp/faults",
+    tag = "simulator",
+    operation_id = "smpp_faults",
+    responses((status = 200, description = "The faults.", body = SmppFaults))
+)]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
+fn smpp_faults() {}
+
+/// Changes the SMPP faults (simulator only).
+#[utoipa::path(
+    put,
+    path = "/sim/smpp/faults",
+    tag = "simulator",
+    operation_id = "set_smpp_faults",
+    request_body = SmppFaultPatch,
+    responses(
+        (status = 200, description = "The faults now in force.", body = SmppFaults),
+        (status = 400, description = "`invalid_request`: a value out of range or an unknown field.", body = ApiError)
+    )
+)]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
+fn set_smpp_faults() {}
+
+/// The texts phones received twice over SMPP (simulator only).
+#[utoipa::path(
+    get,
+    path = "/sim/smpp/duplicates",
+    tag = "simulator",
+    operation_id = "smpp_duplicates",
+    responses((status = 200, description = "The duplicates.", body = Duplicates))
+)]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
+fn smpp_duplicates() {}
+
 /// The operator's own operations.
 #[derive(OpenApi)]
-#[openapi(paths(subscriber, send, inbox, message))]
+#[openapi(paths(
+    subscriber,
+    send,
+    inbox,
+    message,
+    smpp_faults,
+    set_smpp_faults,
+    smpp_duplicates
+))]
 pub(super) struct Doc;
 
 /// The delivery report an operator posts to the message's `callback_url`.

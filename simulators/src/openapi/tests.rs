@@ -152,6 +152,8 @@ async fn routers() -> Vec<(SimKind, axum::Router)> {
             reqwest::Client::new()
         },
         tasks: tasks.clone(),
+        smpp_listeners: Default::default(),
+        smpp_tls: None,
     };
     // GosSUOK's key tokens, as `start` makes them (on a port nothing listens on).
     let gossuok_port = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");

@@ -1,5 +1,6 @@
 //! An operator's HTTP API: `GET /api/v1/subscribers/{msisdn}`, `POST /api/v1/messages`, and the
-//! simulator-only `GET /sim/inbox/{msisdn}` and `GET /sim/messages/{message_id}`.
+//! simulator-only `GET /sim/inbox/{msisdn}` and `GET /sim/messages/{message_id}`, and the SMS
+//! centre's controls (`/sim/smpp/faults`, `/sim/smpp/duplicates`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -165,7 +166,8 @@ pub(crate) fn router(ctx: SimContext, operator: Operator, deps: Deps) -> Router 
         .route("/api/v1/messages", post(send))
         .route("/sim/inbox/{msisdn}", get(inbox))
         .route("/sim/messages/{message_id}", get(message))
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(super::smsc::routes(state.deps.smsc.clone()));
     server::finish(routes, ctx)
 }
 

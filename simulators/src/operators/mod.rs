@@ -2,10 +2,12 @@
 //! asynchronous delivery reports, and the phones' inboxes. The hub confirms phone numbers and
 //! sends temporary passwords by SMS; these let it (and the demo, reading the inbox as a person
 //! reads the phone) do so against ported, unknown, blocked and never-receiving numbers, with
-//! reports that arrive late, twice or not at all.
+//! reports that arrive late, twice or not at all. Each operator also runs an SMS centre speaking
+//! SMPP 3.4 ([`smsc`]) that delivers to the same phones.
 
 mod api;
 mod delivery;
+pub(crate) mod smsc;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -28,6 +30,8 @@ pub(crate) struct Deps {
     pub(crate) tasks: TaskTracker,
     /// The key of the reports' HMAC-SHA256 (the hub holds the same one for this operator).
     pub(crate) secret: Vec<u8>,
+    /// This operator's SMS centre (SMPP), whose faults and duplicates the HTTP side serves.
+    pub(crate) smsc: std::sync::Arc<smsc::Smsc>,
 }
 
 impl std::fmt::Debug for Deps {
