@@ -238,7 +238,15 @@ async fn rabbitmq_over_tls_takes_the_hub_with_its_client_certificate() {
     let refused = Broker::connect_with_tls(&url, &no_client_cert, "tls test", token.clone())
         .await
         .expect_err("no client certificate");
-    assert!(refused.reason.contains("CertificateRequired"), "{refused}");
+    // In TLS 1.3 the client's handshake ends before the server judges its certificate: the
+    // refusal is the server's certificate_required alert, or, when the client's first AMQP
+    // bytes cross it, a reset that discards the alert (seen on a loaded machine). The same
+    // connection with the client certificate succeeded just above.
+    assert!(
+        refused.reason.contains("CertificateRequired")
+            || refused.reason.contains("Connection reset by peer"),
+        "{refused}"
+    );
 
     let other_ca = BrokerTls::load(
         Some(&stranger_ca),
