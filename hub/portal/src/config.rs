@@ -188,6 +188,13 @@ pub struct IntegrationConfig {
     #[arg(skip)]
     pub eds_trusted_roots: Vec<Vec<u8>>,
 
+    /// How long a verified OCSP answer about an EDS certificate is reused (never past its
+    /// `nextUpdate`); `0` asks the CA's responder at every check. The trade-off: a certificate
+    /// revoked meanwhile is refused at the latest when the kept answer ages out (RFC 5019
+    /// section 6), as a cached CRL is used until its `nextUpdate`.
+    #[arg(long, env = "HUB_OCSP_CACHE", default_value = "5m", value_parser = parse_duration)]
+    pub ocsp_cache: Duration,
+
     /// The settings the catalogue's HTTP authorities name (`base_url_key`, `secret_key`, e.g.
     /// `HUB_AUTHORITY_TAX_MINISTRY_URL`). A key not given here is read from the environment;
     /// unset there too, the URL is the back-office simulator's

@@ -175,7 +175,11 @@ fn eds_checker(config: &IntegrationConfig) -> anyhow::Result<Option<Arc<Checker>
     let client = GosSuokClient::new(config.gossuok_url.clone(), config.http_timeout)
         .and_then(|c| c.with_tls(&tls))
         .context("starting the EDS checker (HUB_GOSSUOK_URL)")?;
-    Ok(Some(Arc::new(Checker::new(validator, client))))
+    Ok(Some(Arc::new(Checker::new(
+        validator,
+        client,
+        config.ocsp_cache,
+    ))))
 }
 
 /// The administrative procedures: the session gate in front of them, the procedure and
