@@ -267,12 +267,33 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
     portal.stop().await;
 }
 
+/// Revokes the certificate `serial` at the GosSUOK simulator (key compromise).
+async fn revoke(portal: &Portal, serial: &str) {
+    let url = portal
+        .sims
+        .operator_url(SimKind::Gossuok)
+        .expect("gossuok")
+        .join(&format!("sim/revoke/{serial}"))
+        .expect("URL");
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&json!({"reason": "key_compromise"}))
+        .send()
+        .await
+        .expect("revoke");
+    assert!(r.status().is_success(), "revoked: {}", r.status());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_certificate_is_refused_at_the_next_login() {
     // The hub asks the certificate's OCSP responder at each login (it caches no CRL while OCSP
-    // answers); CRLs live one second in case it falls back to them.
-    let mut portal =
-        Portal::start_custom(|s| s.gossuok.crl_validity = Duration::from_secs(1), |_| {}).await;
+    // answers, and keeps no OCSP answer here); CRLs live one second in case it falls back to
+    // them.
+    let mut portal = Portal::start_custom(
+        |s| s.gossuok.crl_validity = Duration::from_secs(1),
+        |c| c.ocsp_cache = Duration::ZERO,
+    )
+    .await;
     let id = holder(&portal, 1).await;
     let p = proof(&portal, &id).await;
     assert_eq!(
@@ -280,18 +301,7 @@ async fn a_revoked_certificate_is_refused_at_the_next_login() {
         ok("high")
     );
     let serial = serial(&portal, &id).await;
-    let gossuok = portal
-        .sims
-        .operator_url(SimKind::Gossuok)
-        .expect("gossuok")
-        .clone();
-    let r = reqwest::Client::new()
-        .post(gossuok.join(&format!("sim/revoke/{serial}")).expect("URL"))
-        .json(&json!({"reason": "key_compromise"}))
-        .send()
-        .await
-        .expect("revoke");
-    assert!(r.status().is_success(), "revoked: {}", r.status());
+    revoke(&portal, &serial).await;
     let outcome = wait_until(WAIT, "the revocation seen by the hub", || async {
         let p = proof(&portal, &id).await;
         match plain(portal.cabinet(&LogInByEds { proof: p }).await) {
@@ -301,6 +311,46 @@ async fn a_revoked_certificate_is_refused_at_the_next_login() {
     })
     .await;
     assert_eq!(outcome, "revoked");
+    portal.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_ocsp_answer_is_reused_within_its_window_and_not_after() {
+    // The trade-off of `HUB_OCSP_CACHE`, seen from outside: after a revocation, the hub's kept
+    // `good` answer still lets the holder in until it ages out, and not a moment longer.
+    // The simulator's answers hold 10 minutes (its CRL validity): the window ends first.
+    const WINDOW: Duration = Duration::from_secs(30);
+    let mut portal = Portal::start_with(|c| c.ocsp_cache = WINDOW).await;
+    let id = holder(&portal, 3).await;
+    // The hub fetches the answer after this instant, so it ages out after `fetched_by + WINDOW`.
+    let fetched_by = std::time::Instant::now();
+    let p = proof(&portal, &id).await;
+    assert_eq!(
+        plain(portal.cabinet(&RegisterByEds { proof: p }).await),
+        ok("high")
+    );
+    let serial = serial(&portal, &id).await;
+    revoke(&portal, &serial).await;
+    let p = proof(&portal, &id).await;
+    let within = plain(portal.cabinet(&LogInByEds { proof: p }).await);
+    assert!(
+        fetched_by.elapsed() < WINDOW,
+        "the login must come within the window for this test to say anything"
+    );
+    assert_eq!(within, ok("high"), "the kept answer, not the responder's");
+    let outcome = wait_until(WAIT, "the kept answer aged out", || async {
+        let p = proof(&portal, &id).await;
+        match plain(portal.cabinet(&LogInByEds { proof: p }).await) {
+            CabinetOutcome::EdsRefused { reason } => Some(reason),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(outcome, "revoked");
+    assert!(
+        fetched_by.elapsed() >= WINDOW,
+        "refused only once the kept answer aged out"
+    );
     portal.stop().await;
 }
 

@@ -78,7 +78,8 @@ async fn refused(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_properly_signed_decision_reaches_the_portal_with_its_signer() {
-    let mut portal = Portal::start().await;
+    // The revocation at the end must be seen by the next decision: no OCSP answer kept.
+    let mut portal = Portal::start_with(|c| c.ocsp_cache = Duration::ZERO).await;
     let (_, session) = portal.eds_session(0).await;
     let official = e2e::eds::holder(&portal, 3).await;
     let signing = portal

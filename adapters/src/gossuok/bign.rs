@@ -99,6 +99,8 @@ impl PublicKey {
     /// `message`. Any signature bytes at all are safe to pass: a wrong length or a value out of
     /// range is a plain no.
     pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        #[cfg(test)]
+        VERIFICATIONS.with(|count| count.set(count.get() + 1));
         if signature.len() != SIGNATURE_LEN || !s1_below_order(&signature[16..]) {
             return false;
         }
@@ -110,6 +112,19 @@ impl PublicKey {
             Err(_) => false,
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many signatures [`PublicKey::verifies`] was asked to check on this thread: the
+    /// tests' evidence of curve work done or spared (each test runs on a thread of its own).
+    static VERIFICATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The signatures [`PublicKey::verifies`] checked on this thread so far.
+#[cfg(test)]
+pub(crate) fn verifications() -> usize {
+    VERIFICATIONS.with(std::cell::Cell::get)
 }
 
 /// Whether the 32 little-endian bytes `s1` are a value below the order of the curve's group.

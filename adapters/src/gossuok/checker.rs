@@ -4,12 +4,15 @@
 //! For each certificate whose status matters (the intermediate, then the leaf) the sources are
 //! tried in this order, and the first that answers with its CA's signature decides:
 //! 1. a fresh CRL of the issuer in the cache (no call at all);
-//! 2. the OCSP responders the certificate names (authorityInfoAccess, id-ad-ocsp), in order:
+//! 2. a fresh verified OCSP answer about the certificate kept from an earlier check (no call
+//!    either; kept at most the configured maximum age, see [`super::ocsp_cache`] for what that
+//!    trades);
+//! 3. the OCSP responders the certificate names (authorityInfoAccess, id-ad-ocsp), in order:
 //!    an answer is taken only once [`super::ocsp`] checked it (signed by the issuer or its
 //!    delegated responder, about this certificate, echoing this request's nonce, fresh). A
 //!    taken `revoked` refuses, `good` vouches, `unknown` leaves the status unknown (the CA said
 //!    it does not know the certificate, so no CRL is asked to overrule it);
-//! 3. the issuer's CRL fetched from the distribution points the certificate names, in order,
+//! 4. the issuer's CRL fetched from the distribution points the certificate names, in order,
 //!    kept once it verifies with the issuer's key.
 //!
 //! OCSP comes before the CRL download because it tells the status now, and costs one small
@@ -20,6 +23,7 @@
 //! unreachable, blocked or lying CA never lets a certificate through.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::RwLock;
@@ -28,7 +32,8 @@ use x509_cert::Certificate;
 use super::SYSTEM;
 use super::client::GosSuokClient;
 use super::locations;
-use super::ocsp::OcspQuery;
+use super::ocsp::{OcspQuery, TakenAnswer};
+use super::ocsp_cache::OcspCache;
 use super::revocation::{Crl, CrlCache, RevocationSource, RevocationStatus};
 use super::validate::{Invalid, StatusQuery, ValidCertificate, Validator};
 
@@ -39,21 +44,29 @@ pub struct Checker {
     validator: Validator,
     client: GosSuokClient,
     cache: RwLock<CrlCache>,
+    ocsp: OcspCache,
 }
 
 impl Checker {
-    /// A checker with an empty CRL cache.
-    pub fn new(validator: Validator, client: GosSuokClient) -> Self {
+    /// A checker with empty caches, reusing a verified OCSP answer for at most
+    /// `ocsp_cache_max_age` (also never past the answer's `nextUpdate`; zero asks the
+    /// responder at every check). [`super::DEFAULT_OCSP_CACHE`] is the hub's default.
+    ///
+    /// The trade-off: a certificate revoked while a `good` answer about it is kept is refused
+    /// at the latest once that answer ages out, not at once (see [`super::ocsp_cache`]).
+    pub fn new(validator: Validator, client: GosSuokClient, ocsp_cache_max_age: Duration) -> Self {
         Checker {
             validator,
             client,
             cache: RwLock::new(CrlCache::new()),
+            ocsp: OcspCache::new(ocsp_cache_max_age),
         }
     }
 
     /// Validates `leaf_der` (with the intermediates `chain_der`, in any order) at `at`: for each
-    /// certificate of the path whose issuer has no fresh CRL in the cache, asks its OCSP
-    /// responders, then fetches the CRL from its distribution points (see the module).
+    /// certificate of the path whose issuer has no fresh CRL in the cache and that has no fresh
+    /// OCSP answer kept, asks its OCSP responders, then fetches the CRL from its distribution
+    /// points (see the module).
     ///
     /// A certificate that fails before revocation (a bad signature, an untrusted chain, expiry)
     /// costs no call to the CA. Errors: see [`Invalid`]; [`Invalid::StatusUnknown`] (transient)
@@ -70,10 +83,22 @@ impl Checker {
             if self.cache.read().await.is_fresh(query.issuer, at) {
                 continue;
             }
+            if let Some(status) = self.ocsp.status(query.issuer, query.serial, at) {
+                tracing::debug!(
+                    system = SYSTEM,
+                    ca = %query.issuer_level,
+                    serial = query.serial,
+                    status = ?status,
+                    "OCSP answer reused"
+                );
+                gathered.insert(query.serial.to_owned(), Ok(status));
+                continue;
+            }
             let mut notes = Vec::new();
             match self.ask_ocsp(&query, at, &mut notes).await {
-                Some(status) => {
-                    gathered.insert(query.serial.to_owned(), Ok(status));
+                Some(answer) => {
+                    self.ocsp.keep(query.issuer, query.serial, &answer, at);
+                    gathered.insert(query.serial.to_owned(), Ok(answer.status));
                 }
                 None => {
                     self.refresh_crl(&query, at, &mut notes).await;
@@ -100,14 +125,14 @@ impl Checker {
         result
     }
 
-    /// The status from the first OCSP responder of the certificate whose answer passes the
-    /// checks; `None` when none does (each refusal logged and noted).
+    /// The answer of the first OCSP responder of the certificate that passes the checks;
+    /// `None` when none does (each refusal logged and noted).
     async fn ask_ocsp(
         &self,
         query: &StatusQuery<'_>,
         at: DateTime<Utc>,
         notes: &mut Vec<String>,
-    ) -> Option<RevocationStatus> {
+    ) -> Option<TakenAnswer> {
         let responders = locations::ocsp_responders(query.subject);
         if responders.is_empty() {
             notes.push("the certificate names no http(s) OCSP responder".to_owned());
@@ -129,16 +154,16 @@ impl Checker {
                 }
             };
             match request.verify(&body, query.issuer, at) {
-                Ok(status) => {
+                Ok(answer) => {
                     tracing::info!(
                         system = SYSTEM,
                         ca = %query.issuer_level,
                         serial = query.serial,
                         %url,
-                        status = ?status,
+                        status = ?answer.status,
                         "OCSP answer verified"
                     );
-                    return Some(status);
+                    return Some(answer);
                 }
                 Err(refusal) => {
                     tracing::warn!(

@@ -12,10 +12,15 @@
 //! The network is a thin shell around them: [`GosSuokClient`] asks the OCSP responders and
 //! fetches the CRLs at the addresses each certificate names (its authorityInfoAccess and CRL
 //! distribution points, never fixed paths), and the CA certificates; [`Checker`] gathers what
-//! the validator needs (a fresh cached CRL, else a verified OCSP answer, else a freshly fetched
-//! CRL) before it asks it. Only answers signed by the certificate's CA count: when none can be
-//! had, the answer is [`Invalid::StatusUnknown`], transient: an unreachable or lying CA is never
-//! a pass. GosSUOK's unsigned JSON status API is not used.
+//! the validator needs (a fresh cached CRL, else a verified OCSP answer, kept from a recent check
+//! or fetched, else a freshly fetched CRL) before it asks it. Only answers signed by the
+//! certificate's CA count: when none can be had, the answer is [`Invalid::StatusUnknown`],
+//! transient: an unreachable or lying CA is never a pass. GosSUOK's unsigned JSON status API is
+//! not used.
+//!
+//! Work already done is not done again: the validator remembers the certificate signatures it
+//! verified (by exact DER and issuer key), the checker the verified OCSP answers for a few
+//! minutes ([`DEFAULT_OCSP_CACHE`], configurable, with the trade-off it states).
 //!
 //! The cryptography is the Belarusian one (STB 34.101.45 bign on bign-curve256v1, over
 //! STB 34.101.31 belt-hash) from the RustCrypto `bign256` crate; certificates and CRLs are read
@@ -28,12 +33,15 @@ mod checker;
 mod client;
 mod locations;
 mod ocsp;
+mod ocsp_cache;
 mod revocation;
+mod signature_cache;
 mod validate;
 
 pub use challenge::{CHALLENGE_CONTEXT, Challenge};
 pub use checker::Checker;
 pub use client::GosSuokClient;
+pub use ocsp_cache::DEFAULT_OCSP_CACHE;
 pub use revocation::{
     CaLevel, Crl, CrlCache, RevocationReason, RevocationSource, RevocationStatus,
 };

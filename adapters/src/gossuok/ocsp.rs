@@ -58,6 +58,31 @@ pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// nothing of how long it holds, so only a recent one is taken.
 pub(crate) const MAX_AGE_WITHOUT_NEXT: Duration = Duration::from_secs(5 * 60);
 
+/// An answer that passed every check of [`OcspQuery::verify`]: what it says, and the times
+/// that say how long it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TakenAnswer {
+    /// `good`, `revoked` or `unknown`, in the signer's word.
+    pub(crate) status: RevocationStatus,
+    /// When the responder last knew the status to be so.
+    pub(crate) this_update: DateTime<Utc>,
+    /// When newer information will be available, if the responder says.
+    pub(crate) next_update: Option<DateTime<Utc>>,
+}
+
+impl TakenAnswer {
+    /// The last time the answer is fresh, as [`OcspQuery::verify`] judges it: its
+    /// `nextUpdate`, or without one its `thisUpdate` plus [`MAX_AGE_WITHOUT_NEXT`].
+    pub(crate) fn fresh_until(&self) -> DateTime<Utc> {
+        self.next_update.unwrap_or_else(|| {
+            TimeDelta::from_std(MAX_AGE_WITHOUT_NEXT)
+                .ok()
+                .and_then(|age| self.this_update.checked_add_signed(age))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        })
+    }
+}
+
 /// A request about one certificate: its DER, and what the answer must match.
 #[derive(Clone)]
 pub(crate) struct OcspQuery {
@@ -142,7 +167,7 @@ impl OcspQuery {
         response_der: &[u8],
         issuer: &Certificate,
         at: DateTime<Utc>,
-    ) -> Result<RevocationStatus, OcspRefusal> {
+    ) -> Result<TakenAnswer, OcspRefusal> {
         let response = OcspResponse::from_der(response_der)
             .map_err(|e| OcspRefusal::Malformed(format!("not a DER OCSPResponse ({e})")))?;
         if response.response_status != OcspResponseStatus::Successful {
@@ -212,8 +237,8 @@ impl OcspQuery {
             ));
         }
         check_critical(single.single_extensions.as_deref().unwrap_or_default(), &[])?;
-        check_times(single, at, time)?;
-        Ok(match single.cert_status {
+        let (this_update, next_update) = check_times(single, at, time)?;
+        let status = match single.cert_status {
             CertStatus::Good(_) => RevocationStatus::Good,
             CertStatus::Revoked(info) => RevocationStatus::Revoked {
                 revoked_at: time(info.revocation_time)?,
@@ -225,17 +250,22 @@ impl OcspQuery {
             CertStatus::Unknown(_) => RevocationStatus::Unknown(
                 "the CA's OCSP responder does not know the certificate".to_owned(),
             ),
+        };
+        Ok(TakenAnswer {
+            status,
+            this_update,
+            next_update,
         })
     }
 }
 
 /// `thisUpdate` not in the future, `nextUpdate` (when there is one) not past, and without one
-/// a `thisUpdate` no older than [`MAX_AGE_WITHOUT_NEXT`].
+/// a `thisUpdate` no older than [`MAX_AGE_WITHOUT_NEXT`]. Gives `thisUpdate` and `nextUpdate`.
 fn check_times(
     single: &SingleResponse,
     at: DateTime<Utc>,
     time: impl Fn(x509_ocsp::OcspGeneralizedTime) -> Result<DateTime<Utc>, OcspRefusal>,
-) -> Result<(), OcspRefusal> {
+) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>), OcspRefusal> {
     let skew = TimeDelta::from_std(CLOCK_SKEW).unwrap_or(TimeDelta::MAX);
     let this_update = time(single.this_update)?;
     if this_update > at + skew {
@@ -243,14 +273,15 @@ fn check_times(
             "thisUpdate {this_update} is in the future"
         )));
     }
-    match single.next_update.map(time).transpose()? {
+    let next_update = single.next_update.map(time).transpose()?;
+    match next_update {
         Some(next_update) if next_update < this_update => Err(OcspRefusal::Malformed(
             "nextUpdate before thisUpdate".to_owned(),
         )),
         Some(next_update) if next_update < at => {
             Err(OcspRefusal::NotFresh(format!("valid until {next_update}")))
         }
-        Some(_) => Ok(()),
+        Some(_) => Ok((this_update, next_update)),
         None => {
             let max_age = TimeDelta::from_std(MAX_AGE_WITHOUT_NEXT).unwrap_or(TimeDelta::MAX);
             if at - this_update > max_age {
@@ -259,7 +290,7 @@ fn check_times(
                     MAX_AGE_WITHOUT_NEXT.as_secs()
                 )))
             } else {
-                Ok(())
+                Ok((this_update, None))
             }
         }
     }

@@ -179,13 +179,15 @@ pub trait RevocationSource {
 /// A CA, as a CRL and a certificate both name it: its name (DER) and its key. The key is part
 /// of it so that a CRL is only ever applied to the certificates of the key that signed it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct IssuerId {
+pub(crate) struct IssuerId {
     name: Vec<u8>,
     key: Vec<u8>,
 }
 
 impl IssuerId {
-    fn of(issuer: &Certificate) -> Option<IssuerId> {
+    /// The CA whose certificate is `issuer`; `None` when its name does not encode (never for a
+    /// certificate that was parsed from DER).
+    pub(crate) fn of(issuer: &Certificate) -> Option<IssuerId> {
         let tbs = &issuer.tbs_certificate;
         Some(IssuerId {
             name: tbs.subject.to_der().ok()?,

@@ -913,7 +913,7 @@ fn published(server: &MockServer) -> TestCa {
 /// A checker whose configured base URL is `server`'s.
 fn checker(server: &MockServer) -> Checker {
     let client = client_with(server, Duration::from_millis(300));
-    Checker::new(validator(), client)
+    Checker::new(validator(), client, DEFAULT_OCSP_CACHE)
 }
 
 /// Issues a leaf from `ca` and checks it (with `ca`'s intermediate) at `at()`.
@@ -1606,6 +1606,283 @@ fn a_certificate_with_an_unknown_critical_extension_is_malformed() {
     );
 }
 
+// Work not done twice: the verified certificate signatures and the kept OCSP answers.
+
+/// The bign signatures checked on this thread while `work` runs.
+fn curve_work<T>(work: impl FnOnce() -> T) -> (usize, T) {
+    let before = bign::verifications();
+    let result = work();
+    (bign::verifications() - before, result)
+}
+
+#[test]
+fn a_second_check_of_a_path_does_no_curve_work_for_its_certificates() {
+    let validator = validator();
+    let issued = issue(&options());
+    // Made before: verifying the CRLs' signatures is curve work too.
+    let revocation = crls(&[]);
+    let check = |at| validator.validate(&issued.certificate_der, &chain(), at, &revocation);
+    let (first_work, first) = curve_work(|| check(at()));
+    assert_eq!(
+        first_work, 2,
+        "the leaf's and the intermediate's signatures"
+    );
+    let (second_work, second) = curve_work(|| check(at()));
+    assert_eq!(second_work, 0, "both remembered");
+    assert_eq!(second.expect("valid"), first.expect("valid"));
+    // Only the signatures are remembered: the validity at the time asked is checked again.
+    let late = options().not_after + TimeDelta::days(1);
+    let (late_work, expired) = curve_work(|| check(late));
+    assert_eq!(late_work, 0);
+    refused(expired, "expired");
+}
+
+#[test]
+fn a_tampered_certificate_is_refused_at_its_first_check_and_every_later_one() {
+    let validator = validator();
+    let issued = issue(&options());
+    let revocation = crls(&[]);
+    // The genuine certificate first, so its signature is remembered.
+    validator
+        .validate(&issued.certificate_der, &chain(), at(), &revocation)
+        .expect("valid");
+    let mut flipped_signature = issued.certificate_der.clone();
+    let last = flipped_signature.len() - 1;
+    flipped_signature[last] ^= 0x01;
+    let mut changed_subject = issued.certificate_der.clone();
+    let changed = ID_NUMBER.replace('1', "2");
+    assert_eq!(
+        replace_all(
+            &mut changed_subject,
+            ID_NUMBER.as_bytes(),
+            changed.as_bytes()
+        ),
+        1
+    );
+    for (case, der) in [
+        ("a flipped signature bit", &flipped_signature),
+        ("a changed identification number", &changed_subject),
+    ] {
+        for attempt in 1..=2 {
+            let (work, result) =
+                curve_work(|| validator.validate(der, &chain(), at(), &revocation));
+            let invalid = result.expect_err(case);
+            assert_eq!(invalid.reason_code(), "bad_signature", "{case} #{attempt}");
+            // The intermediate is remembered; the leaf's signature is verified, and fails.
+            assert_eq!(work, 1, "{case} #{attempt}: the leaf verified again");
+        }
+    }
+    let (work, genuine) =
+        curve_work(|| validator.validate(&issued.certificate_der, &chain(), at(), &revocation));
+    genuine.expect("the genuine one is still valid");
+    assert_eq!(work, 0);
+}
+
+#[test]
+fn the_signature_cache_is_bounded_and_remembers_successes_only() {
+    let key = bign::PublicKey::from_spki(
+        &certificate(&CA.root_der())
+            .tbs_certificate
+            .subject_public_key_info,
+        "root",
+    )
+    .expect("a key");
+    let cache = signature_cache::SignatureCache::new(2);
+    let calls = std::cell::Cell::new(0);
+    let counted = &calls;
+    let verify = move |outcome: bool| {
+        move || {
+            counted.set(counted.get() + 1);
+            outcome
+        }
+    };
+    for der in [&b"a"[..], b"b", b"c"] {
+        assert!(cache.verifies(&key, der, verify(true)));
+    }
+    assert_eq!((calls.get(), cache.len()), (3, 2));
+    assert!(cache.verifies(&key, b"c", verify(true)));
+    assert_eq!(calls.get(), 3, "c is remembered");
+    assert!(cache.verifies(&key, b"a", verify(true)));
+    assert_eq!(calls.get(), 4, "a, the oldest, was dropped");
+    for _ in 0..2 {
+        assert!(!cache.verifies(&key, b"forged", verify(false)));
+    }
+    assert_eq!(calls.get(), 6, "a failure is verified every time");
+}
+
+/// A checker of `server`'s CA keeping OCSP answers for `max_age`.
+fn checker_keeping(server: &MockServer, max_age: Duration) -> Checker {
+    Checker::new(
+        validator(),
+        client_with(server, Duration::from_millis(300)),
+        max_age,
+    )
+}
+
+/// How many OCSP requests `server` received.
+async fn ocsp_posts(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .count()
+}
+
+#[tokio::test]
+async fn a_kept_ocsp_answer_is_reused_within_its_window_and_not_after() {
+    let server = MockServer::start().await;
+    crls_down(&server).await;
+    let ca = published(&server);
+    serve_ocsp(&server, "/ocsp", Responder::honest(&ca), 4).await;
+    let checker = checker_keeping(&server, Duration::from_secs(5 * 60));
+    let issued = ca.issue(&subject(), &options());
+    let chain = [ca.intermediate_der()];
+    checker
+        .check(&issued.certificate_der, &chain, at())
+        .await
+        .expect("valid");
+    assert_eq!(
+        ocsp_posts(&server).await,
+        2,
+        "the leaf's and the intermediate's"
+    );
+
+    let before = bign::verifications();
+    checker
+        .check(
+            &issued.certificate_der,
+            &chain,
+            at() + TimeDelta::minutes(4),
+        )
+        .await
+        .expect("valid, from the kept answers");
+    assert_eq!(ocsp_posts(&server).await, 2, "no request within 5 minutes");
+    assert_eq!(
+        bign::verifications() - before,
+        0,
+        "no signature verified: neither certificates nor answers"
+    );
+
+    checker
+        .check(
+            &issued.certificate_der,
+            &chain,
+            at() + TimeDelta::minutes(6),
+        )
+        .await
+        .expect("valid, from new answers");
+    assert_eq!(
+        ocsp_posts(&server).await,
+        4,
+        "both asked again after 5 minutes"
+    );
+}
+
+#[tokio::test]
+async fn a_kept_ocsp_answer_is_not_reused_past_its_next_update() {
+    // The answers hold for 10 minutes; the cache would keep them for an hour.
+    let server = MockServer::start().await;
+    crls_down(&server).await;
+    let ca = published(&server);
+    serve_ocsp(&server, "/ocsp", Responder::honest(&ca), 4).await;
+    let checker = checker_keeping(&server, Duration::from_secs(3600));
+    let issued = ca.issue(&subject(), &options());
+    let chain = [ca.intermediate_der()];
+    for minutes in [0, 9] {
+        checker
+            .check(
+                &issued.certificate_der,
+                &chain,
+                at() + TimeDelta::minutes(minutes),
+            )
+            .await
+            .expect("valid");
+    }
+    assert_eq!(ocsp_posts(&server).await, 2);
+    // Past nextUpdate the kept answers are dropped; the responder's (the same, now stale) are
+    // refused and no CRL can be had.
+    let result = checker
+        .check(
+            &issued.certificate_der,
+            &chain,
+            at() + TimeDelta::minutes(11),
+        )
+        .await;
+    refused(result, "status_unknown");
+    assert_eq!(ocsp_posts(&server).await, 4);
+}
+
+#[tokio::test]
+async fn revoked_answers_are_kept_unknown_answers_and_failures_are_not() {
+    let cases: Vec<(&str, Forge, &str, usize)> = vec![
+        (
+            "revoked",
+            Box::new(|a| {
+                a.status = OcspStatus::Revoked {
+                    revoked_at: at() - TimeDelta::days(1),
+                    reason: SimReason::KeyCompromise,
+                }
+            }),
+            "revoked",
+            2,
+        ),
+        (
+            "a signed unknown",
+            Box::new(|a| a.status = OcspStatus::Unknown),
+            "status_unknown",
+            3,
+        ),
+        (
+            "a forged answer",
+            Box::new(|a| a.signer = OcspSigner::Stranger),
+            "status_unknown",
+            3,
+        ),
+    ];
+    for (case, forge, code, posts) in cases {
+        let server = MockServer::start().await;
+        crls_down(&server).await;
+        let ca = published(&server);
+        serve_ocsp(
+            &server,
+            "/ocsp",
+            Responder::forging(&ca, forge),
+            posts as u64,
+        )
+        .await;
+        let checker = checker_keeping(&server, DEFAULT_OCSP_CACHE);
+        let issued = ca.issue(&subject(), &options());
+        for attempt in 1..=2 {
+            let result = checker
+                .check(&issued.certificate_der, &[ca.intermediate_der()], at())
+                .await;
+            let invalid = result.expect_err(case);
+            assert_eq!(invalid.reason_code(), code, "{case} #{attempt}: {invalid}");
+        }
+        // The intermediate's good answer is kept in every case; the leaf's only when revoked.
+        assert_eq!(ocsp_posts(&server).await, posts, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn with_the_ocsp_cache_off_every_check_asks_the_responder() {
+    let server = MockServer::start().await;
+    crls_down(&server).await;
+    let ca = published(&server);
+    serve_ocsp(&server, "/ocsp", Responder::honest(&ca), 4).await;
+    let checker = checker_keeping(&server, Duration::ZERO);
+    let issued = ca.issue(&subject(), &options());
+    for _ in 0..2 {
+        checker
+            .check(&issued.certificate_der, &[ca.intermediate_der()], at())
+            .await
+            .expect("valid");
+    }
+    assert_eq!(ocsp_posts(&server).await, 4);
+}
+
 // Against the simulator itself.
 
 #[tokio::test]
@@ -1688,8 +1965,9 @@ async fn a_person_of_the_simulator_logs_in_until_their_certificate_is_revoked() 
     let client = GosSuokClient::new(gossuok.clone(), Duration::from_secs(5)).expect("a client");
     let (root, _) = client.ca_certificates().await.expect("the CA certificates");
     let validator = Validator::new(&[root]).expect("a root");
-    // Good by OCSP: the checker keeps no CRL, so each check asks the responder.
-    let checker = Checker::new(validator.clone(), client.clone());
+    // Good by OCSP: the checker keeps no CRL, and with its OCSP cache off each check asks the
+    // responder (the cache's own tests show reuse within its window).
+    let checker = Checker::new(validator.clone(), client.clone(), Duration::ZERO);
     let now = Utc::now();
     let valid = checker.check(&leaf, &chain, now).await.expect("valid");
     assert_eq!(valid.identification_number, id);
@@ -1737,7 +2015,7 @@ async fn a_person_of_the_simulator_logs_in_until_their_certificate_is_revoked() 
     // certificate's distribution point, signed, which lists the revocation too.
     for mode in ["wrong_key", "no_nonce", "stale"] {
         ocsp_mode(mode).await;
-        let fresh = Checker::new(validator.clone(), client.clone());
+        let fresh = Checker::new(validator.clone(), client.clone(), Duration::ZERO);
         let invalid = fresh
             .check(&leaf, &chain, Utc::now())
             .await

@@ -25,6 +25,7 @@ use x509_cert::name::Name;
 
 use super::bign::{self, PublicKey};
 use super::revocation::{CaLevel, RevocationSource, RevocationStatus};
+use super::signature_cache::{self, SignatureCache};
 use super::{serial_hex, to_utc};
 use crate::failure::Failure;
 
@@ -231,9 +232,14 @@ impl ValidCertificate {
 }
 
 /// Validates certificates against the trusted roots it was made with.
+///
+/// It remembers the certificate signatures it verified (by the exact DER and the issuer's key,
+/// see [`super::signature_cache`]), so a path checked again costs no curve work for its
+/// certificates; every other check runs each time. Clones share that memory.
 #[derive(Debug, Clone)]
 pub struct Validator {
     trusted_roots: Vec<Parsed>,
+    signatures: SignatureCache,
 }
 
 impl Validator {
@@ -266,7 +272,10 @@ impl Validator {
                 Ok(root)
             })
             .collect::<Result<Vec<_>, Failure>>()?;
-        Ok(Validator { trusted_roots })
+        Ok(Validator {
+            trusted_roots,
+            signatures: SignatureCache::new(signature_cache::CAPACITY),
+        })
     }
 
     /// Validates `leaf_der` at `at`: builds its path through `chain_der` (intermediates, in any
@@ -311,6 +320,7 @@ impl Validator {
             .collect::<Result<Vec<_>, _>>()?;
         let mut search = Search {
             chain: &chain,
+            signatures: &self.signatures,
             visited: Vec::new(),
             verifications_left: MAX_VERIFICATIONS,
         };
@@ -393,16 +403,18 @@ impl Validator {
     }
 }
 
-/// One path search: the intermediates given, those on the current way up, and how many
-/// signature checks are left.
+/// One path search: the intermediates given, those on the current way up, the signatures
+/// verified before, and how many signature checks are left.
 struct Search<'a> {
     chain: &'a [Parsed],
+    signatures: &'a SignatureCache,
     visited: Vec<usize>,
     verifications_left: usize,
 }
 
 impl Search<'_> {
-    /// Whether `cert`'s signature verifies with `issuer`'s key, counted.
+    /// Whether `cert`'s signature verifies with `issuer`'s key, counted (a remembered one
+    /// too, so a search goes the same way whatever the cache holds).
     ///
     /// Errors: [`Invalid::UntrustedChain`] once the checks run out.
     fn verifies(&mut self, issuer: &Parsed, cert: &Parsed) -> Result<bool, Invalid> {
@@ -411,7 +423,10 @@ impl Search<'_> {
                 "no path found within {MAX_VERIFICATIONS} signature checks"
             ))
         })?;
-        Ok(issuer.key.verifies(&cert.signed, cert.signature()))
+        // `signed` and the signature are both read from `der`, the cache's key.
+        Ok(self.signatures.verifies(&issuer.key, &cert.der, || {
+            issuer.key.verifies(&cert.signed, cert.signature())
+        }))
     }
 }
 

@@ -102,6 +102,11 @@ impl Simulated {
             gossuok_url: url(SimKind::Gossuok)?,
             eds_trusted_root_files: Vec::new(),
             eds_trusted_roots: vec![gossuok_root(http, &url(SimKind::Gossuok)?).await?],
+            // Shorter than production's 5 minutes (`HUB_OCSP_CACHE`): the demo's revoked
+            // certificate is refused within its step, and the bench still reuses the
+            // intermediate's and the officials' answers. The tests that revoke a certificate
+            // and expect the very next check to see it turn the cache off.
+            ocsp_cache: Duration::from_secs(10),
             portal_user: hub_portal::parties::DEFAULT_PORTAL_USER.into(),
             desks: Vec::new(),
             limits: Default::default(),

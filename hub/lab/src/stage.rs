@@ -1291,6 +1291,7 @@ fn process_env(
                 .collect::<Vec<_>>()
                 .join(","),
         ),
+        ("HUB_OCSP_CACHE", ms(i.ocsp_cache)),
         // One console at most per machine; the stage's hubs need none.
         ("HUB_CONSOLE_USERS", String::new()),
         ("HUB_LOG_FORMAT", "json".to_owned()),

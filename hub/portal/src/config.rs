@@ -188,6 +188,13 @@ pub struct IntegrationConfig {
     #[arg(skip)]
     pub eds_trusted_roots: Vec<Vec<u8>>,
 
+    /// How long a verified OCSP answer about an EDS certificate is reused (never past its
+    /// `nextUpdate`); `0` asks the CA's responder at every check. The trade-off: a certificate
+    /// revoked meanwhile is refused at the latest when the kept answer ages out (RFC 5019
+    /// section 6), as a cached CRL is used until its `nextUpdate`.
+    #[arg(long, env = "HUB_OCSP_CACHE", default_value = "5m", value_parser = parse_cache_age)]
+    pub ocsp_cache: Duration,
+
     /// The settings the catalogue's HTTP authorities name (`base_url_key`, `secret_key`, e.g.
     /// `HUB_AUTHORITY_TAX_MINISTRY_URL`). A key not given here is read from the environment;
     /// unset there too, the URL is the back-office simulator's
@@ -538,6 +545,15 @@ fn url_problem(variable: &str, url: &url::Url) -> Option<Problem> {
     })
 }
 
+/// A cache's age as [`parse_duration`] reads it, or a bare `0`: no caching.
+fn parse_cache_age(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        Ok(Duration::ZERO)
+    } else {
+        parse_duration(s)
+    }
+}
+
 /// A URL on this machine in plain text: a development default (a simulator).
 fn is_local_dev(url: &url::Url) -> bool {
     matches!(url.scheme(), "http" | "smtp")
@@ -716,6 +732,28 @@ mod tests {
             lines.iter().any(|l| l.starts_with("HUB_SEAL_KEY: ")),
             "{lines:#?}"
         );
+    }
+
+    #[test]
+    fn the_ocsp_cache_keeps_answers_five_minutes_unless_told_and_zero_turns_it_off() {
+        assert_eq!(
+            parsed(DEV_ARGS).ocsp_cache,
+            Duration::from_secs(5 * 60),
+            "the default, unless HUB_OCSP_CACHE is set here"
+        );
+        for (given, age) in [
+            ("0", Duration::ZERO),
+            ("0s", Duration::ZERO),
+            ("30s", Duration::from_secs(30)),
+        ] {
+            let args: Vec<&str> = DEV_ARGS
+                .iter()
+                .copied()
+                .chain(["--ocsp-cache", given])
+                .collect();
+            assert_eq!(parsed(&args).ocsp_cache, age, "{given}");
+        }
+        assert!(parse_cache_age("soon").is_err());
     }
 
     #[test]

@@ -54,10 +54,13 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         .map_err(|e| anyhow::anyhow!("the parties on the bus: {e}"))?;
     // One key and one set of limits for the cabinet and the SMS worker: they count one phone.
     let limits = PhoneLimits::new(&config.limits, config.seal_key.as_deref());
-    let procedures = procedures(config, &catalogue)?;
+    // One checker for EDS logins and signed decisions: one set of caches (verified signatures,
+    // OCSP answers, CRLs), so the intermediate's status is asked once for both.
+    let eds = eds_checker(config)?;
+    let procedures = procedures(config, &catalogue, eds.clone())?;
     let bridges = bridges(config, &catalogue)?;
     let workers = adapter_workers(config, &sealer, &limits)?;
-    let identity = identity(config, &sealer, &limits)?;
+    let identity = identity(config, &sealer, &limits, eds)?;
     // The order in which consumers start and `hub topology` lists the queues: kept as it was.
     let mut registrations = vec![
         identity.registration,
@@ -103,8 +106,8 @@ fn identity(
     config: &IntegrationConfig,
     sealer: &Arc<Sealer>,
     limits: &PhoneLimits,
+    eds: Option<Arc<Checker>>,
 ) -> anyhow::Result<Identity> {
-    let eds = eds_checker(config)?;
     let session_ttl = config.session_ttl;
     let registration = service_on(crate::registration::queue_spec(), {
         let sealer = sealer.clone();
@@ -175,7 +178,11 @@ fn eds_checker(config: &IntegrationConfig) -> anyhow::Result<Option<Arc<Checker>
     let client = GosSuokClient::new(config.gossuok_url.clone(), config.http_timeout)
         .and_then(|c| c.with_tls(&tls))
         .context("starting the EDS checker (HUB_GOSSUOK_URL)")?;
-    Ok(Some(Arc::new(Checker::new(validator, client))))
+    Ok(Some(Arc::new(Checker::new(
+        validator,
+        client,
+        config.ocsp_cache,
+    ))))
 }
 
 /// The administrative procedures: the session gate in front of them, the procedure and
@@ -191,6 +198,7 @@ struct Procedures {
 fn procedures(
     config: &IntegrationConfig,
     catalogue: &Arc<Catalogue>,
+    checker: Option<Arc<Checker>>,
 ) -> anyhow::Result<Procedures> {
     let calendar = Arc::new(Calendar::belarus()?);
     let settings = ProcedureSettings {
@@ -235,7 +243,6 @@ fn procedures(
         }),
         // The authorities' signed decisions: checked (OCSP / CRL), then forwarded to the saga.
         decision_gate: service_on(crate::procedures::decision::gate_queue_spec(), {
-            let checker = eds_checker(config)?;
             move |ctx| {
                 crate::procedures::decision::DecisionGate::new(
                     ctx.topology.work_queue(procedure::QUEUE),

@@ -1,8 +1,8 @@
 //! The demo's third act: registration on the portal. Some people register by e-mail (the
 //! activation link read from the simulated mailbox) and log in at level `basic`; some register
 //! with their EDS (a challenge signed by their key at the GosSUOK simulator, as their token
-//! would) and log in at level `high`; one certificate is revoked at the CA and its next login is
-//! refused.
+//! would) and log in at level `high`; one certificate is revoked at the CA and its logins are
+//! refused once the hub's kept OCSP answer about it ages out (`HUB_OCSP_CACHE`, 10 s in the lab).
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ pub(super) enum Signup {
     Email,
     /// EDS registration, then an EDS login.
     Eds,
-    /// EDS registration; the CA revokes the certificate; the next EDS login is refused.
+    /// EDS registration; the CA revokes the certificate; an EDS login after it is refused.
     EdsRevoked,
 }
 
