@@ -297,8 +297,14 @@ async fn a_send_command_redelivered_to_another_process_is_not_sent_twice_over_sm
         .expect("JSON");
     assert_eq!(duplicates["duplicates"], serde_json::json!([]));
 
-    first_smpp.drain(Duration::from_secs(2)).await;
-    second_smpp.drain(Duration::from_secs(2)).await;
+    // Each process started its client with its worker; a drain unbinds it.
+    for smpp in [&first_smpp, &second_smpp] {
+        let client = smpp.client(Operator::A1).expect("started with the worker");
+        assert!(client.bound(WAIT).await, "bound");
+        smpp.drain(Duration::from_secs(2)).await;
+        assert!(!client.is_bound(), "unbound by the drain");
+        assert!(smpp.client(Operator::Mts).is_none(), "MTS is on HTTP");
+    }
     token.cancel();
     sims.stopped().await;
 }
