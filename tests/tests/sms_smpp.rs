@@ -308,3 +308,53 @@ async fn a_send_command_redelivered_to_another_process_is_not_sent_twice_over_sm
     token.cancel();
     sims.stopped().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_password_is_recovered_by_a_code_sent_over_smpp() {
+    use contracts::cabinet::{CabinetOutcome, CompleteRecovery, LogIn, RecoverPassword};
+    use e2e::portal::plain;
+
+    let mut portal = Portal::start_with(all_on_smpp).await;
+    let person = portal.good_persons().await.remove(0);
+    let (number, phone) = ("R-MTS", "+375330041234");
+    portal.apply(&person.application(number, phone)).await;
+    let _: PhoneCodeSent = portal.event(number).await;
+    let code = code_in(&portal.nth_text(phone, 1).await);
+    portal.confirm(number, &code).await;
+    let _: IdentifierIssued = portal.event(number).await;
+    let id = person.identification_number.clone();
+
+    let recover = RecoverPassword {
+        identifier: id.clone(),
+        phone: phone.to_owned(),
+    };
+    assert_eq!(
+        plain(portal.cabinet(&recover).await),
+        CabinetOutcome::CodeSentIfKnown
+    );
+    let code = code_in(&portal.nth_text(phone, 3).await);
+    let complete = CompleteRecovery {
+        identifier: id.clone(),
+        code,
+        new_password: "Recovered2026".into(),
+    };
+    let ok = CabinetOutcome::Ok {
+        assurance_level: "substantial".into(),
+        session_token: None,
+    };
+    assert_eq!(plain(portal.cabinet(&complete).await), ok);
+    let login = LogIn {
+        identifier: id,
+        password: "Recovered2026".into(),
+    };
+    assert_eq!(plain(portal.cabinet(&login).await), ok);
+
+    // The code, the password and the recovery code all went through MTS's SMS centre.
+    let sends: i64 = sqlx::query_scalar("SELECT count(*) FROM smpp_sends WHERE operator = 'mts'")
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("smpp_sends");
+    assert_eq!(sends, 3);
+    assert!(duplicates(&portal, SimKind::Mts).await.is_empty());
+    portal.stop().await;
+}
