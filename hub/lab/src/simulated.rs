@@ -61,6 +61,12 @@ impl Simulated {
         let backoffice_secret = config.backoffice.secret.clone();
         let operator_secrets = config.operator_secrets.clone();
         let smpp_accounts = config.smpp.clone();
+        // The SMS centres speak TLS when the simulators do.
+        let smpp_scheme = if config.tls.is_some() {
+            "smpps"
+        } else {
+            "smpp"
+        };
         let sims = simulators::start(config, token.clone()).await?;
         let url = |k: SimKind| sim_url(&sims, k);
         let callbacks = free_local_addr()?;
@@ -94,7 +100,7 @@ impl Simulated {
             authority_settings: {
                 let mut settings =
                     backoffice_settings(&url(SimKind::BackOffice)?, &backoffice_secret)?;
-                settings.extend(smsc_settings(&sims, &smpp_accounts));
+                settings.extend(smsc_settings(&sims, &smpp_accounts, smpp_scheme));
                 settings
             },
             smtp_url: sims
@@ -129,11 +135,13 @@ fn sim_url(sims: &RunningSims, kind: SimKind) -> anyhow::Result<url::Url> {
 }
 
 /// Where the simulated SMS centres are and how to bind to them, as each operator's settings
-/// (`HUB_SMS_<OPERATOR>_SMPP_URL`, `_SYSTEM_ID`, `_PASSWORD`); the protocol stays the default
-/// (`http`), so the lab sends over SMPP only where `HUB_SMS_<OPERATOR>_PROTOCOL=smpp` says.
+/// (`HUB_SMS_<OPERATOR>_SMPP_URL` with `scheme`, `_SYSTEM_ID`, `_PASSWORD`); the protocol stays
+/// the default (`http`), so the lab sends over SMPP only where `HUB_SMS_<OPERATOR>_PROTOCOL=smpp`
+/// says.
 fn smsc_settings(
     sims: &RunningSims,
     accounts: &simulators::SmppAccounts,
+    scheme: &str,
 ) -> HashMap<String, String> {
     let mut settings = HashMap::new();
     for kind in [SimKind::A1, SimKind::Mts, SimKind::Life] {
@@ -145,7 +153,7 @@ fn smsc_settings(
             SimKind::Mts => "HUB_SMS_MTS",
             _ => "HUB_SMS_LIFE",
         };
-        settings.insert(format!("{prefix}_SMPP_URL"), format!("smpp://{addr}"));
+        settings.insert(format!("{prefix}_SMPP_URL"), format!("{scheme}://{addr}"));
         settings.insert(format!("{prefix}_SYSTEM_ID"), accounts.system_id.clone());
         settings.insert(format!("{prefix}_PASSWORD"), password.to_owned());
     }
