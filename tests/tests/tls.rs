@@ -62,7 +62,8 @@ async fn issuance_payment_and_a_back_office_work_over_mutual_tls_only() {
                 config
                     .authority_settings
                     .iter()
-                    .filter(|(key, _)| key.ends_with("_URL"))
+                    // The SMS centres' `smpps://` (SMPP, not HTTP) have their operator's prefix.
+                    .filter(|(key, _)| key.ends_with("_URL") && !key.ends_with("_SMPP_URL"))
                     .inspect(|(_, url)| assert!(url.starts_with("https://"), "{url}"))
                     .map(|(key, _)| hub_portal::config::tls_prefix(key).to_owned()),
             );
@@ -260,4 +261,37 @@ async fn rabbitmq_over_tls_takes_the_hub_with_its_client_certificate() {
     assert!(refused.reason.contains("UnknownIssuer"), "{refused}");
     token.cancel();
     let _ = std::fs::remove_file(stranger_ca);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identifier_is_issued_with_a1_on_smpp_over_mutual_tls() {
+    let pki = TestPki::new();
+    let mut portal = Portal::start_custom_with_http(
+        |sims| sims.tls = Some(pki.sim_tls()),
+        |config| {
+            let smsc = config
+                .authority_settings
+                .get("HUB_SMS_A1_SMPP_URL")
+                .expect("the lab gives A1's SMS centre");
+            assert!(smsc.starts_with("smpps://"), "{smsc}");
+            config
+                .authority_settings
+                .insert("HUB_SMS_A1_PROTOCOL".into(), "smpp".into());
+            // A1's CA file and client certificate serve its gateway and its SMS centre alike.
+            config.authority_settings.extend(pki.hub_settings(&SYSTEMS));
+        },
+        pki.http_client(),
+    )
+    .await;
+    let (identifier, password, _) = portal.issued(0).await;
+    assert!(!identifier.is_empty() && !password.is_empty());
+    let sends: i64 = sqlx::query_scalar("SELECT count(*) FROM smpp_sends WHERE operator = 'a1'")
+        .fetch_one(&portal.env.pool)
+        .await
+        .expect("smpp_sends");
+    assert_eq!(
+        sends, 2,
+        "the code and the password went through A1's SMS centre"
+    );
+    portal.stop().await;
 }

@@ -60,6 +60,13 @@ impl Simulated {
         let erip_secret = config.erip_secret.clone();
         let backoffice_secret = config.backoffice.secret.clone();
         let operator_secrets = config.operator_secrets.clone();
+        let smpp_accounts = config.smpp.clone();
+        // The SMS centres speak TLS when the simulators do.
+        let smpp_scheme = if config.tls.is_some() {
+            "smpps"
+        } else {
+            "smpp"
+        };
         let sims = simulators::start(config, token.clone()).await?;
         let url = |k: SimKind| sim_url(&sims, k);
         let callbacks = free_local_addr()?;
@@ -90,10 +97,12 @@ impl Simulated {
             // certificates from the GosSUOK simulator of this process, the queue authorities
             // when given one. An unsigned decision is refused, as in production.
             unsigned_decisions: hub_portal::procedures::saga::UnsignedDecisions::Refuse,
-            authority_settings: backoffice_settings(
-                &url(SimKind::BackOffice)?,
-                &backoffice_secret,
-            )?,
+            authority_settings: {
+                let mut settings =
+                    backoffice_settings(&url(SimKind::BackOffice)?, &backoffice_secret)?;
+                settings.extend(smsc_settings(&sims, &smpp_accounts, smpp_scheme));
+                settings
+            },
             smtp_url: sims
                 .email_smtp_url()
                 .context("the e-mail simulator did not start")?,
@@ -128,6 +137,32 @@ fn sim_url(sims: &RunningSims, kind: SimKind) -> anyhow::Result<url::Url> {
     sims.operator_url(kind)
         .cloned()
         .with_context(|| format!("the {kind} simulator did not start"))
+}
+
+/// Where the simulated SMS centres are and how to bind to them, as each operator's settings
+/// (`HUB_SMS_<OPERATOR>_SMPP_URL` with `scheme`, `_SYSTEM_ID`, `_PASSWORD`); the protocol stays
+/// the default (`http`), so the lab sends over SMPP only where `HUB_SMS_<OPERATOR>_PROTOCOL=smpp`
+/// says.
+fn smsc_settings(
+    sims: &RunningSims,
+    accounts: &simulators::SmppAccounts,
+    scheme: &str,
+) -> HashMap<String, String> {
+    let mut settings = HashMap::new();
+    for kind in [SimKind::A1, SimKind::Mts, SimKind::Life] {
+        let (Some(addr), Some(password)) = (sims.smpp_addr(kind), accounts.password(kind)) else {
+            continue;
+        };
+        let prefix = match kind {
+            SimKind::A1 => "HUB_SMS_A1",
+            SimKind::Mts => "HUB_SMS_MTS",
+            _ => "HUB_SMS_LIFE",
+        };
+        settings.insert(format!("{prefix}_SMPP_URL"), format!("{scheme}://{addr}"));
+        settings.insert(format!("{prefix}_SYSTEM_ID"), accounts.system_id.clone());
+        settings.insert(format!("{prefix}_PASSWORD"), password.to_owned());
+    }
+    settings
 }
 
 /// A free port on the loopback interface, for a listener started soon after.

@@ -392,7 +392,9 @@ impl IntegrationConfig {
 ///   `secret_key` of every HTTP authority of `catalogue`, unset (the back-office simulator's
 ///   secret) or equal to a development value, or empty;
 /// - an external system reached over plain `http://` (and SMTP without TLS), or an HTTP
-///   authority's back-office URL left to the simulator's.
+///   authority's back-office URL left to the simulator's;
+/// - for an operator on SMPP, the SMS centre simulators' development password or plain TCP
+///   ([`crate::external::sms::settings::production_problems`]).
 pub fn production_problems(config: &IntegrationConfig, catalogue: &Catalogue) -> Vec<Problem> {
     let mut problems = Vec::new();
     if hub_runtime::secrets::is_dev_seal_key(config.seal_key.as_deref()) {
@@ -505,6 +507,7 @@ pub fn production_problems(config: &IntegrationConfig, catalogue: &Catalogue) ->
             problems.push(p);
         }
     }
+    problems.extend(crate::external::sms::settings::production_problems(config));
     if config.unsigned_decisions == crate::procedures::saga::UnsignedDecisions::Accept {
         problems.push(Problem::new(
             "HUB_UNSIGNED_DECISIONS",

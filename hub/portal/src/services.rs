@@ -26,6 +26,7 @@ use crate::external::backoffice::worker::{self as backoffice_worker, BackOfficeW
 use crate::external::email::worker::{self as email_worker, EmailWorker};
 use crate::external::erip::worker::{self as erip_worker, EripWorker};
 use crate::external::mvd::worker::{self as mvd_worker, MvdWorker};
+use crate::external::sms::smpp::{Receipts, SmppOperators};
 use crate::external::sms::worker::{self as sms_worker, PhoneLimits, SmsWorker};
 use crate::procedures::calendar::Calendar;
 use crate::procedures::catalogue::{AuthorityChannel, Catalogue};
@@ -80,13 +81,17 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     ];
     registrations.extend(bridges.workers);
     let listener = callback_listener(config, catalogue, bridges.authority_secrets);
+    let mut background = vec![listener, ops_listener(config)];
+    if !workers.smpp.is_empty() {
+        background.push(smpp_drain(workers.smpp.clone()));
+    }
     // The portal's and the desks' queues: the hub declares them, they consume them.
     let mut foreign_queues = parties.queues();
     foreign_queues.extend(bridges.foreign_queues);
     Ok(Plan {
         registrations,
         foreign_queues,
-        background: vec![listener, ops_listener(config)],
+        background,
         senders: Some(Arc::new(crate::parties::Policy::new(parties))),
         migrations: vec![&crate::MIGRATOR],
     })
@@ -266,6 +271,8 @@ struct AdapterWorkers {
     erip: Registration,
     mvd: Registration,
     sms: Registration,
+    /// The operators on SMPP: their clients start with the SMS worker and drain at shutdown.
+    smpp: Arc<SmppOperators>,
 }
 
 fn adapter_workers(
@@ -308,6 +315,7 @@ fn adapter_workers(
             .try_fold(c, |c, (operator, tls)| c.with_tls(*operator, tls))
     })
     .context("starting the SMS worker (HUB_SMS_A1_URL, HUB_SMS_MTS_URL, HUB_SMS_LIFE_URL)")?;
+    let smpp = Arc::new(SmppOperators::from_config(config).context("the operators on SMPP")?);
     let portal_url = config.portal_url.clone();
     let sms_callback = Some(config.callback_url.clone());
     let (sealer, limits) = (sealer.clone(), limits.clone());
@@ -322,7 +330,13 @@ fn adapter_workers(
         mvd: service_on(mvd_worker::queue_spec(), move |_| {
             MvdWorker::new(mvd.clone())
         }),
+        smpp: smpp.clone(),
         sms: service_on(sms_worker::queue_spec(), move |ctx| {
+            let receipts = Receipts {
+                pool: ctx.pool.clone(),
+                app_id: ctx.app_id.clone(),
+                limits: limits.clone(),
+            };
             SmsWorker::new(
                 sms.clone(),
                 sealer.clone(),
@@ -330,6 +344,7 @@ fn adapter_workers(
                 sms_callback.clone(),
                 limits.clone(),
             )
+            .with_smpp(smpp.clone(), &receipts)
         }),
     })
 }
@@ -420,6 +435,22 @@ fn callback_listener(
         Box::pin(async move {
             checked?;
             crate::http::serve(addr, pool, app_id, callbacks, shutdown).await
+        })
+    })
+}
+
+/// How long the SMS centres' sends under way are waited for when the hub stops.
+const SMPP_DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Drains the SMPP clients when the hub stops: no new send, the ones under way answered (up to
+/// [`SMPP_DRAIN_WAIT`]), an `unbind` to each SMS centre. A process that runs no background task
+/// (`hub run --queues ...`) closes its binds without the `unbind`.
+fn smpp_drain(smpp: Arc<SmppOperators>) -> Background {
+    Box::new(move |_ctx, _running, shutdown| {
+        Box::pin(async move {
+            shutdown.cancelled().await;
+            smpp.drain(SMPP_DRAIN_WAIT).await;
+            Ok(())
         })
     })
 }

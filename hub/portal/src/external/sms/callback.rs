@@ -78,7 +78,16 @@ pub(crate) async fn delivery_report(
             return (StatusCode::BAD_REQUEST, f.reason);
         }
     };
-    match record(&state, operator, &report, trace).await {
+    let traceparent = Some(trace.to_string());
+    let recorded = record(
+        &state.pool,
+        &state.app_id,
+        &state.callbacks.phone_limits,
+        operator,
+        &report,
+        traceparent,
+    );
+    match recorded.await {
         Ok(Noted::Recorded) => (StatusCode::OK, "recorded".into()),
         Ok(Noted::OtherRecipient) => {
             tracing::warn!(
@@ -99,7 +108,7 @@ pub(crate) async fn delivery_report(
 
 /// What became of a verified report.
 #[derive(Debug, PartialEq, Eq)]
-enum Noted {
+pub(crate) enum Noted {
     /// Done with: the saga's message is in the outbox, nobody waits for it, or it is kept for a
     /// send not committed yet. One outcome, so that one answer covers them all.
     Recorded,
@@ -111,14 +120,19 @@ enum Noted {
 type SentRow = (String, Option<String>, Option<String>, Option<Vec<u8>>);
 
 /// Writes the saga's message for `report`, or keeps the report for a send not recorded yet.
-async fn record(
-    state: &CallbackState,
+/// The one path of every delivery report, whether an operator posted it (HTTP) or its SMS
+/// centre sent it over the bind (SMPP receipts, [`super::smpp`]): the saga hears the same
+/// `sms.delivery_reported.v1`, deduplicated the same way.
+pub(crate) async fn record(
+    pool: &sqlx::PgPool,
+    app_id: &str,
+    phone_limits: &super::worker::PhoneLimits,
     operator: Operator,
     report: &adapters::sms::DeliveryReport,
-    trace: TraceContext,
+    traceparent: Option<String>,
 ) -> Result<Noted, sqlx::Error> {
-    let to_key = state.callbacks.phone_limits.key(&report.to);
-    let mut tx = state.pool.begin().await?;
+    let to_key = phone_limits.key(&report.to);
+    let mut tx = pool.begin().await?;
     // Only this operator's messages: a report signed by one operator never speaks of another's.
     let row: Option<SentRow> = sqlx::query_as(
         "SELECT purpose, correlation_id, reply_to, to_key FROM sms_messages
@@ -155,7 +169,7 @@ async fn record(
         delivered: report.delivered,
         at: report.at,
     };
-    let mut metadata = Metadata::new(DeliveryReported::TYPE.to_string(), state.app_id.clone())
+    let mut metadata = Metadata::new(DeliveryReported::TYPE.to_string(), app_id.to_owned())
         .with_message_id(Uuid::new_v5(
             &Uuid::NAMESPACE_URL,
             format!(
@@ -165,7 +179,7 @@ async fn record(
             .as_bytes(),
         ));
     metadata.correlation_id = correlation_id;
-    metadata.traceparent = Some(trace.to_string());
+    metadata.traceparent = traceparent;
     let (exchange, routing_key) = (String::new(), reply_to);
     let body = contracts::encode(&event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     outbox::insert(

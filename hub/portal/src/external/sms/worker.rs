@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::Failure;
-use adapters::sms::SmsClient;
+use adapters::smpp::SmppClient;
+use adapters::sms::{SentSms, SmsClient};
 use chrono::{DateTime, Utc};
 use contracts::person::Msisdn;
+use contracts::person::Operator;
 use contracts::sms::{
     CheckSubscriber, DeliveryReported, NotSentReason, NotifyHolder, SendSms, SmsNotSent,
     SmsPurpose, SmsSent, SubscriberChecked, SubscriberStatus, WrongCode,
@@ -35,6 +37,7 @@ use sqlx::{PgConnection, PgPool};
 use url::Url;
 use uuid::Uuid;
 
+use super::smpp::{Receipts, SmppOperators};
 use crate::config::LimitsConfig;
 use crate::external::{first_callback, release_callback};
 use crate::metrics::portal_metrics;
@@ -337,6 +340,8 @@ pub struct SmsWorker {
     callback_base: Option<Url>,
     /// The per-phone limits every SMS is held to.
     limits: PhoneLimits,
+    /// The operators on SMPP, whose SMS go through their SMS centre instead of `client`.
+    smpp: Arc<SmppOperators>,
 }
 
 impl SmsWorker {
@@ -354,7 +359,16 @@ impl SmsWorker {
             pool,
             callback_base,
             limits,
+            smpp: Arc::new(SmppOperators::default()),
         }
+    }
+
+    /// The same worker, sending through `smpp`'s SMS centres for the operators on SMPP
+    /// (started with `receipts`: the clients and their receipts' recording, once per process).
+    pub fn with_smpp(mut self, smpp: Arc<SmppOperators>, receipts: &Receipts) -> Self {
+        smpp.start(receipts);
+        self.smpp = smpp;
+        self
     }
 }
 
@@ -417,6 +431,154 @@ impl SmsWorker {
             .with_traceparent(message.metadata.traceparent.as_deref())
     }
 
+    /// `sms.send.v1`: held to the limits, its operator found, its text opened and sent.
+    async fn send_sms(&self, message: &Incoming, cmd: &SendSms) -> Result<SmsOutcome, Failure> {
+        let to = Msisdn::parse(&cmd.to).map_err(|e| Failure::invalid_input(e.to_string()))?;
+        // Before anything is asked of the operators: a flood costs them nothing either.
+        if let Some(held) = self.over_limit(message, &to, cmd.purpose).await? {
+            return Ok(SmsOutcome::NotSent(held));
+        }
+        // Without a known operator, ask the operators (a ported number is not where its prefix
+        // says).
+        let operator = match cmd.operator {
+            Some(o) => o,
+            None => {
+                let client = self.client(message);
+                let asked = external_call("sms", "subscriber", client.subscriber(&to));
+                match asked.await? {
+                    Some(s) => s.operator,
+                    None => {
+                        return Ok(SmsOutcome::NotSent(SmsNotSent::new(
+                            cmd.purpose,
+                            NotSentReason::NoOperator,
+                        )));
+                    }
+                }
+            }
+        };
+        let text = self.sealer.open(&cmd.text)?;
+        // An HTTP gateway gets the callback URL in the body it compares under the key: the one
+        // this command first went out with, whichever process sent it. An SMS centre reports
+        // over its bind.
+        let callback = if self.smpp.uses(operator) {
+            None
+        } else {
+            let ours = self
+                .callback_base
+                .as_ref()
+                .and_then(|b| b.join(&format!("callbacks/sms/{operator}")).ok());
+            first_callback(&self.pool, message.metadata.message_id, ours.as_ref()).await?
+        };
+        match self
+            .send(message, operator, &to, &text, callback.as_ref())
+            .await
+        {
+            Ok(sent) => Ok(SmsOutcome::Sent(
+                SmsSent {
+                    purpose: cmd.purpose,
+                    operator: sent.operator,
+                    provider_message_id: sent.provider_message_id,
+                },
+                self.limits.key(&to),
+            )),
+            // The operator refuses for good (blocked, not its subscriber): the saga decides what
+            // that means.
+            Err(f) if !f.is_transient() => Ok(SmsOutcome::NotSent(SmsNotSent {
+                purpose: cmd.purpose,
+                reason: NotSentReason::Refused,
+                detail: Some(f.reason),
+            })),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Sends `text` to `to` through `operator`: over SMPP when the operator is on SMPP
+    /// ([`Self::send_smpp`]), else through its HTTP gateway with the command's message id as the
+    /// idempotency key.
+    async fn send(
+        &self,
+        message: &Incoming,
+        operator: Operator,
+        to: &Msisdn,
+        text: &str,
+        callback: Option<&Url>,
+    ) -> Result<SentSms, Failure> {
+        if self.smpp.uses(operator) {
+            let client = self.smpp.client(operator).ok_or_else(|| {
+                Failure::transient(format!("the SMS centre of {operator} is not started"))
+            })?;
+            return self
+                .send_smpp(&client, message.metadata.message_id, to, text)
+                .await;
+        }
+        let client = self.client(message);
+        let sent = client.send(message.metadata.message_id, operator, to, text, callback);
+        external_call("sms", "send", sent).await
+    }
+
+    /// Sends over SMPP at most once per command, as far as the hub can tell.
+    ///
+    /// SMPP has no idempotency key, so the hub keeps its own: the command's message id
+    /// (`command`) is recorded in `smpp_sends` with the SMS centre's message id, in a
+    /// transaction of its own committed as soon as the centre took the SMS, before the command
+    /// is answered and acked. A redelivered command (the process died, the answer's transaction
+    /// failed, the broker lost the ack) finds the row and is answered with the recorded send;
+    /// nothing goes to the SMS centre again. The receipts are matched by the SMS centre's id
+    /// (`sms_messages`, written when the command is answered).
+    ///
+    /// What remains at-least-once: the SMS centre took the SMS but its `submit_sm_resp` was lost
+    /// with the connection (the client tries again, and so does a redelivered command, which
+    /// finds no row), or the process died between that answer and the row's commit, or the row
+    /// could not be written. The phone may then show the SMS twice. Two processes handling the
+    /// same command at the same moment (not a redelivery the broker makes) are not kept apart
+    /// either.
+    async fn send_smpp(
+        &self,
+        client: &SmppClient,
+        command: Uuid,
+        to: &Msisdn,
+        text: &str,
+    ) -> Result<SentSms, Failure> {
+        let recorded: Option<(String, String)> = sqlx::query_as(
+            "SELECT operator, provider_message_id FROM smpp_sends WHERE message_id = $1",
+        )
+        .bind(command)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_failure(&e))?;
+        if let Some((operator, provider_message_id)) = recorded {
+            let operator = operator.parse::<Operator>().map_err(|_| {
+                Failure::permanent(format!("smpp_sends names no operator: {operator:?}"))
+            })?;
+            tracing::info!(
+                phone = %to.masked(),
+                %operator,
+                %provider_message_id,
+                "SMS already sent over SMPP for this command; not sent again"
+            );
+            return Ok(SentSms {
+                operator,
+                provider_message_id,
+            });
+        }
+        let sent = external_call("sms", "send", client.send(to, text)).await?;
+        sqlx::query(
+            "WITH swept AS (
+                 DELETE FROM smpp_sends WHERE message_id IN (
+                     SELECT message_id FROM smpp_sends WHERE sent_at < now() - interval '30 days'
+                     ORDER BY sent_at LIMIT 64 FOR UPDATE SKIP LOCKED))
+             INSERT INTO smpp_sends (message_id, operator, provider_message_id)
+             VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(command)
+        .bind(sent.operator.to_string())
+        .bind(&sent.provider_message_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_failure(&e))?;
+        Ok(sent)
+    }
+
     async fn notify_holder(
         &self,
         message: &Incoming,
@@ -449,14 +611,8 @@ impl SmsWorker {
         let Some(subscriber) = asked.await? else {
             return not_sent(NotSentReason::NoOperator, None);
         };
-        let sent = client.send(
-            message.metadata.message_id,
-            subscriber.operator,
-            &to,
-            &cmd.text,
-            None,
-        );
-        match external_call("sms", "send", sent).await {
+        let sent = self.send(message, subscriber.operator, &to, &cmd.text, None);
+        match sent.await {
             Ok(s) => Ok(SmsOutcome::Sent(
                 SmsSent {
                     purpose: SmsPurpose::Notice,
@@ -504,65 +660,7 @@ impl Service for SmsWorker {
                 Ok(SmsOutcome::Checked(answer))
             } else if SendSms::TYPE.matches(t) {
                 let cmd: SendSms = decode(t, &message.body)?;
-                let to =
-                    Msisdn::parse(&cmd.to).map_err(|e| Failure::invalid_input(e.to_string()))?;
-                // Before anything is asked of the operators: a flood costs them nothing either.
-                if let Some(held) = self.over_limit(message, &to, cmd.purpose).await? {
-                    return Ok(SmsOutcome::NotSent(held));
-                }
-                let client = self.client(message);
-                // Without a known operator, ask the operators (a ported number is not where
-                // its prefix says).
-                let operator = match cmd.operator {
-                    Some(o) => o,
-                    None => {
-                        let asked = external_call("sms", "subscriber", client.subscriber(&to));
-                        match asked.await? {
-                            Some(s) => s.operator,
-                            None => {
-                                return Ok(SmsOutcome::NotSent(SmsNotSent::new(
-                                    cmd.purpose,
-                                    NotSentReason::NoOperator,
-                                )));
-                            }
-                        }
-                    }
-                };
-                let text = self.sealer.open(&cmd.text)?;
-                let callback = self
-                    .callback_base
-                    .as_ref()
-                    .and_then(|b| b.join(&format!("callbacks/sms/{operator}")).ok());
-                // The callback URL is in the body the operator compares under the key: the
-                // one this command first went out with, whichever process sent it.
-                let callback =
-                    first_callback(&self.pool, message.metadata.message_id, callback.as_ref())
-                        .await?;
-                let sent = client.send(
-                    message.metadata.message_id,
-                    operator,
-                    &to,
-                    &text,
-                    callback.as_ref(),
-                );
-                match external_call("sms", "send", sent).await {
-                    Ok(sent) => Ok(SmsOutcome::Sent(
-                        SmsSent {
-                            purpose: cmd.purpose,
-                            operator: sent.operator,
-                            provider_message_id: sent.provider_message_id,
-                        },
-                        self.limits.key(&to),
-                    )),
-                    // The operator refuses for good (blocked, not its subscriber): the saga
-                    // decides what that means.
-                    Err(f) if !f.is_transient() => Ok(SmsOutcome::NotSent(SmsNotSent {
-                        purpose: cmd.purpose,
-                        reason: NotSentReason::Refused,
-                        detail: Some(f.reason),
-                    })),
-                    Err(f) => Err(f),
-                }
+                self.send_sms(message, &cmd).await
             } else if NotifyHolder::TYPE.matches(t) {
                 let cmd: NotifyHolder = decode(t, &message.body)?;
                 self.notify_holder(message, &cmd).await
