@@ -3,13 +3,25 @@
 //! PostgreSQL. The HTTP variants are in `issuance.rs` and `sms_reports.rs`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use contracts::issuance::{IdentifierIssued, PhoneCodeSent};
 use contracts::person::Operator;
 use e2e::portal::{Portal, WAIT, code_in, password_in};
 use e2e::wait_until;
 use hub_portal::config::IntegrationConfig;
-use simulators::SimKind;
+use simulators::{SimConfig, SimKind};
+
+use adapters::smpp::SmppConfig;
+use adapters::sms::{SmsClient, SmsConfig};
+use contracts::sms::{SendSms, SmsPurpose};
+use contracts::{Message, Metadata};
+use hub_portal::config::LimitsConfig;
+use hub_portal::external::sms::smpp::{Receipts, SmppOperators};
+use hub_portal::external::sms::worker::{self as sms_worker, PhoneLimits, SmsOutcome, SmsWorker};
+use hub_runtime::broker::{Handler, Incoming};
+use hub_runtime::engine::{Service, ServiceRunner};
+use hub_runtime::secrets::Sealer;
 
 /// Every operator on SMPP, at the simulated SMS centres the lab pointed the settings at.
 fn all_on_smpp(integrations: &mut IntegrationConfig) {
@@ -148,22 +160,6 @@ async fn an_identifier_is_issued_with_every_operator_on_smpp_and_the_receipts_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_command_redelivered_to_another_process_is_not_sent_twice_over_smpp() {
-    use std::time::Duration;
-
-    use adapters::smpp::SmppConfig;
-    use adapters::sms::{SmsClient, SmsConfig};
-    use contracts::sms::{SendSms, SmsPurpose};
-    use contracts::{Message, Metadata};
-    use hub_portal::config::LimitsConfig;
-    use hub_portal::external::sms::smpp::{Receipts, SmppOperators};
-    use hub_portal::external::sms::worker::{
-        self as sms_worker, PhoneLimits, SmsOutcome, SmsWorker,
-    };
-    use hub_runtime::broker::{Handler, Incoming};
-    use hub_runtime::engine::{Service, ServiceRunner};
-    use hub_runtime::secrets::Sealer;
-    use simulators::SimConfig;
-
     let env = e2e::TestEnv::new().await;
     let token = tokio_util::sync::CancellationToken::new();
     let sims = simulators::start(

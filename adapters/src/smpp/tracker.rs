@@ -233,6 +233,8 @@ mod tests {
         let mut t = Tracker::new(Duration::ZERO);
         let m = t.open(phone(), 1);
         t.taken(m, "z");
+        // Time passes: with a zero timeout, any at all expires the first message (this waits for
+        // no other task).
         std::thread::sleep(Duration::from_millis(2));
         t.open(phone(), 1);
         assert_eq!(t.waiting(), 1, "only the new one");
