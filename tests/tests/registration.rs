@@ -268,6 +268,18 @@ async fn registration_and_login_by_eds_give_level_high_and_a_procedure_that_need
 }
 
 /// Revokes the certificate `serial` at the GosSUOK simulator (key compromise).
+/// Logs `id` in by EDS until the hub refuses it (failing the test after `WAIT`); the reason.
+async fn refused_login(portal: &Portal, id: &str, what: &str) -> String {
+    wait_until(WAIT, what, || async {
+        let p = proof(portal, id).await;
+        match plain(portal.cabinet(&LogInByEds { proof: p }).await) {
+            CabinetOutcome::EdsRefused { reason } => Some(reason),
+            _ => None,
+        }
+    })
+    .await
+}
+
 async fn revoke(portal: &Portal, serial: &str) {
     let url = portal
         .sims
@@ -302,14 +314,7 @@ async fn a_revoked_certificate_is_refused_at_the_next_login() {
     );
     let serial = serial(&portal, &id).await;
     revoke(&portal, &serial).await;
-    let outcome = wait_until(WAIT, "the revocation seen by the hub", || async {
-        let p = proof(&portal, &id).await;
-        match plain(portal.cabinet(&LogInByEds { proof: p }).await) {
-            CabinetOutcome::EdsRefused { reason } => Some(reason),
-            _ => None,
-        }
-    })
-    .await;
+    let outcome = refused_login(&portal, &id, "the revocation seen by the hub").await;
     assert_eq!(outcome, "revoked");
     portal.stop().await;
 }
@@ -338,14 +343,7 @@ async fn a_kept_ocsp_answer_is_reused_within_its_window_and_not_after() {
         "the login must come within the window for this test to say anything"
     );
     assert_eq!(within, ok("high"), "the kept answer, not the responder's");
-    let outcome = wait_until(WAIT, "the kept answer aged out", || async {
-        let p = proof(&portal, &id).await;
-        match plain(portal.cabinet(&LogInByEds { proof: p }).await) {
-            CabinetOutcome::EdsRefused { reason } => Some(reason),
-            _ => None,
-        }
-    })
-    .await;
+    let outcome = refused_login(&portal, &id, "the kept answer aged out").await;
     assert_eq!(outcome, "revoked");
     assert!(
         fetched_by.elapsed() >= WINDOW,
