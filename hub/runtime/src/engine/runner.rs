@@ -29,6 +29,8 @@ use super::{CancelPreview, Command, Saga, SagaControl, SagaKey, Step, StepContex
 use crate::broker::{BatchOutcome, Envelope, Handler, Incoming};
 use crate::secrets::{FreshSecret, SecretKind};
 use crate::store::outbox;
+use crate::trace::TraceContext;
+use tracing::Instrument;
 
 /// Runs one saga type on one queue.
 #[derive(Debug)]
@@ -289,14 +291,15 @@ impl<S: Saga> SagaEngine<S> {
                     continue;
                 }
             };
-            outcomes[*i] = match self
+            let span = message_span(message);
+            let attempt = self
                 .attempt(&mut tx, message, key, input, secret.as_ref())
-                .await
-            {
+                .instrument(span.clone());
+            outcomes[*i] = match attempt.await {
                 Ok(attempted) => {
                     let duplicate = matches!(attempted, Attempted::Duplicate);
                     if let Attempted::Stepped(s) = attempted {
-                        stepped.push(s);
+                        stepped.push((span, s));
                     }
                     BatchOutcome::Done { duplicate }
                 }
@@ -313,8 +316,8 @@ impl<S: Saga> SagaEngine<S> {
             };
         }
         tx.commit().await.map_err(|e| db_failure(&e))?;
-        for s in &stepped {
-            self.committed(s);
+        for (span, s) in &stepped {
+            span.in_scope(|| self.committed(s));
         }
         Ok(outcomes)
     }
@@ -619,6 +622,25 @@ impl<S: Saga> SagaEngine<S> {
         }
         envelope
     }
+}
+
+/// The span of one message's step inside a batch: the same trace and span as its handling
+/// (the consumer's span for the message is not entered while the batch runs), so its log lines
+/// carry its own trace id.
+fn message_span(message: &Incoming) -> tracing::Span {
+    let trace = message
+        .metadata
+        .traceparent
+        .as_deref()
+        .and_then(TraceContext::parse);
+    tracing::info_span!(
+        "message",
+        queue = %message.queue,
+        message_type = %message.metadata.message_type,
+        message_id = %message.metadata.message_id,
+        trace_id = %trace.as_ref().map(TraceContext::trace_id).unwrap_or_default(),
+        span_id = %trace.as_ref().map(TraceContext::span_id).unwrap_or_default(),
+    )
 }
 
 impl<S: Saga> SagaControl for SagaEngine<S> {
