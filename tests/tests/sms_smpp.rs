@@ -319,6 +319,9 @@ async fn a_lost_password_is_recovered_by_a_code_sent_over_smpp() {
     portal.confirm(number, &code).await;
     let _: IdentifierIssued = portal.event(number).await;
     let id = person.identification_number.clone();
+    // The temporary password's SMS is sent after the issuance event: waited for here, so that
+    // the recovery code is the third text, not one that overtook it.
+    password_in(&portal.nth_text(phone, 2).await);
 
     let recover = RecoverPassword {
         identifier: id.clone(),
