@@ -411,13 +411,15 @@ struct Member {
 /// them. Never fails, like [`process`].
 async fn process_batch(shared: &Shared, taken: Vec<Taken>) {
     let mut members = Vec::with_capacity(taken.len());
-    let mut admitted = Vec::new();
+    // The admitted messages, and which member each is.
+    let (mut incoming, mut admitted) = (Vec::new(), Vec::new());
     for taken in taken {
         let facts = Facts::of(&taken);
         let (trace, span) = message_span(&shared.settings.queue, taken.properties());
         let handling = match span.in_scope(|| admit(shared, &taken, &facts, trace)) {
-            Ok(incoming) => {
-                admitted.push((members.len(), incoming));
+            Ok(message) => {
+                admitted.push(members.len());
+                incoming.push(message);
                 None
             }
             Err(refused) => Some(refused),
@@ -429,13 +431,12 @@ async fn process_batch(shared: &Shared, taken: Vec<Taken>) {
             handling,
         });
     }
-    let incoming: Vec<Incoming> = admitted.iter().map(|(_, m)| m.clone()).collect();
     let outcomes = match incoming.len() {
         0 => Vec::new(),
         1 => vec![BatchOutcome::Alone],
         _ => run_batch(shared, &incoming).await,
     };
-    for ((index, message), outcome) in admitted.iter().zip(outcomes) {
+    for ((index, message), outcome) in admitted.iter().zip(&incoming).zip(outcomes) {
         let member = &mut members[*index];
         member.handling = Some(match outcome {
             BatchOutcome::Done { duplicate } => Handling::Done { duplicate },
