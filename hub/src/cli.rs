@@ -181,7 +181,10 @@ enum Command {
     /// repaired by dead-letter replay, desks and citizens through identifier issuance,
     /// administrative procedures, and registration by e-mail and by EDS; print what happened.
     /// Exit 0 when every outcome was the expected one, 1 otherwise.
-    #[command(after_help = "Examples:\n  hub demo\n  hub demo --applications 200 --json")]
+    #[command(
+        after_help = "Examples:\n  hub demo\n  hub demo --applications 200 --json\n  \
+                            hub demo --sms-protocol http"
+    )]
     Demo(DemoArgs),
     #[cfg(feature = "lab")]
     /// Measure the hub on this machine: the raw limits of the broker and the database, then
@@ -191,7 +194,8 @@ enum Command {
     /// effect happened twice, 1 otherwise.
     #[command(
         after_help = "Examples:\n  hub bench\n  hub bench --sagas 1000 --concurrency 64 --json-out bench.json\n  \
-                            hub bench --types free,paid --processes 1,2,3"
+                            hub bench --types free,paid --processes 1,2,3\n  \
+                            hub bench --types issuance --sms-protocol http"
     )]
     Bench(BenchArgs),
     #[cfg(feature = "lab")]
@@ -267,6 +271,10 @@ struct DemoArgs {
     /// Seed of the simulated population.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// How the hub reaches the simulated mobile operators: `smpp` (their SMS centres) or `http`
+    /// (their HTTP gateways).
+    #[arg(long, value_enum, default_value_t = hub_lab::simulated::SmsProtocol::Smpp)]
+    sms_protocol: hub_lab::simulated::SmsProtocol,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -294,6 +302,10 @@ struct BenchArgs {
     /// The longest one phase (a raw measurement, one saga type) may take.
     #[arg(long, default_value = "10m", value_parser = hub_runtime::config::parse_duration)]
     phase_timeout: std::time::Duration,
+    /// How the hub reaches the simulated mobile operators: `smpp` (their SMS centres) or `http`
+    /// (their HTTP gateways).
+    #[arg(long, value_enum, default_value_t = hub_lab::simulated::SmsProtocol::Smpp)]
+    sms_protocol: hub_lab::simulated::SmsProtocol,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -327,6 +339,10 @@ struct ChaosArgs {
     /// The longest the system may take to settle after the load before the check.
     #[arg(long, default_value = "5m", value_parser = hub_runtime::config::parse_duration)]
     settle_timeout: std::time::Duration,
+    /// How the hub reaches the simulated mobile operators: `smpp` (their SMS centres) or `http`
+    /// (their HTTP gateways).
+    #[arg(long, value_enum, default_value_t = hub_lab::simulated::SmsProtocol::Smpp)]
+    sms_protocol: hub_lab::simulated::SmsProtocol,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,

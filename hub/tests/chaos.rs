@@ -47,6 +47,7 @@ fn a_short_chaos_run_injects_every_fault_and_breaks_no_invariant() {
         "{report:#}"
     );
     assert_eq!(report["journeys_failed"], 0, "{report:#}");
+    assert_eq!(report["sms"], "smpp", "SMPP is the default: {report:#}");
 
     let checks = report["checks"].as_array().expect("checks");
     let count = |name: &str| {

@@ -158,82 +158,190 @@ async fn an_identifier_is_issued_with_every_operator_on_smpp_and_the_receipts_re
     portal.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_send_command_redelivered_to_another_process_is_not_sent_twice_over_smpp() {
-    let env = e2e::TestEnv::new().await;
-    let token = tokio_util::sync::CancellationToken::new();
-    let sims = simulators::start(
-        SimConfig {
-            only: Some(vec![SimKind::A1]),
-            ..SimConfig::ephemeral()
-        },
-        token.clone(),
-    )
-    .await
-    .expect("the A1 simulator starts");
-    let a1 = sims.a1.clone().expect("A1's URL");
-    let smsc = sims.smpp_addr(SimKind::A1).expect("A1's SMS centre");
-    let client = SmsClient::new(SmsConfig {
-        operators: std::collections::HashMap::from([(Operator::A1, a1.clone())]),
-        sender: "E-SERVICES".into(),
-        timeout: Duration::from_secs(2),
-    })
-    .expect("a client");
-    let sealer = Arc::new(
-        Sealer::from_config(Some("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
-            .expect("a key"),
-    );
-    let limits = PhoneLimits::new(&LimitsConfig::default(), None);
-    let receipts = Receipts {
-        pool: env.pool.clone(),
-        app_id: "hub".into(),
-        limits: limits.clone(),
-    };
-    // A1 on SMPP, at the simulated SMS centre, with the simulator's account.
-    let a1_smsc = SmppConfig::new(
-        Operator::A1,
-        smsc.ip().to_string(),
-        smsc.port(),
-        simulators::DEFAULT_SMPP_SYSTEM_ID,
-        simulators::DEFAULT_A1_SMPP_PASSWORD,
-    );
-    // Two hub processes, each with its own SMPP client of A1's SMS centre.
-    let process = || {
-        let smpp = Arc::new(SmppOperators::new(vec![a1_smsc.clone()]));
+/// A1's simulator alone, and what an SMS worker of a hub process with A1 on SMPP needs: each
+/// [`OneOperator::process`] is another process, with its own SMPP client.
+struct OneOperator {
+    env: e2e::TestEnv,
+    token: tokio_util::sync::CancellationToken,
+    sims: simulators::RunningSims,
+    a1: url::Url,
+    client: SmsClient,
+    sealer: Arc<Sealer>,
+    limits: PhoneLimits,
+    receipts: Receipts,
+    smsc: SmppConfig,
+    topology: Arc<contracts::Topology>,
+}
+
+impl OneOperator {
+    async fn start() -> OneOperator {
+        let env = e2e::TestEnv::new().await;
+        let token = tokio_util::sync::CancellationToken::new();
+        let sims = simulators::start(
+            SimConfig {
+                only: Some(vec![SimKind::A1]),
+                ..SimConfig::ephemeral()
+            },
+            token.clone(),
+        )
+        .await
+        .expect("the A1 simulator starts");
+        let a1 = sims.a1.clone().expect("A1's URL");
+        let addr = sims.smpp_addr(SimKind::A1).expect("A1's SMS centre");
+        let client = SmsClient::new(SmsConfig {
+            operators: std::collections::HashMap::from([(Operator::A1, a1.clone())]),
+            sender: "E-SERVICES".into(),
+            timeout: Duration::from_secs(2),
+        })
+        .expect("a client");
+        let sealer = Arc::new(
+            Sealer::from_config(Some("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+                .expect("a key"),
+        );
+        let limits = PhoneLimits::new(&LimitsConfig::default(), None);
+        let receipts = Receipts {
+            pool: env.pool.clone(),
+            app_id: "hub".into(),
+            limits: limits.clone(),
+        };
+        // A1 on SMPP, at the simulated SMS centre, with the simulator's account.
+        let smsc = SmppConfig::new(
+            Operator::A1,
+            addr.ip().to_string(),
+            addr.port(),
+            simulators::DEFAULT_SMPP_SYSTEM_ID,
+            simulators::DEFAULT_A1_SMPP_PASSWORD,
+        );
+        let topology = Arc::new(env.topology(vec![sms_worker::queue_spec()]));
+        OneOperator {
+            env,
+            token,
+            sims,
+            a1,
+            client,
+            sealer,
+            limits,
+            receipts,
+            smsc,
+            topology,
+        }
+    }
+
+    /// Another hub process's SMS worker, with its own client of A1's SMS centre.
+    fn process(&self) -> (SmsWorker, Arc<SmppOperators>) {
+        let smpp = Arc::new(SmppOperators::new(vec![self.smsc.clone()]));
         assert!(smpp.uses(Operator::A1) && !smpp.uses(Operator::Mts));
         let worker = SmsWorker::new(
-            client.clone(),
-            sealer.clone(),
-            env.pool.clone(),
+            self.client.clone(),
+            self.sealer.clone(),
+            self.env.pool.clone(),
             None,
-            limits.clone(),
+            self.limits.clone(),
         )
-        .with_smpp(smpp.clone(), &receipts);
+        .with_smpp(smpp.clone(), &self.receipts);
         (worker, smpp)
-    };
-    let ((first, first_smpp), (second, second_smpp)) = (process(), process());
+    }
 
-    let to = "+375440091234";
-    let send = SendSms {
-        to: to.to_owned(),
-        operator: Some(Operator::A1),
-        purpose: SmsPurpose::Notice,
-        text: sealer
-            .seal(&mut rand::rng(), "Ваше заявление зарегистрировано")
-            .expect("sealed"),
-    };
-    let topology = env.topology(vec![sms_worker::queue_spec()]);
-    let mut metadata = Metadata::new(SendSms::TYPE.to_string(), "hub")
-        .with_correlation_id(uuid::Uuid::new_v4().to_string());
-    metadata.reply_to = Some("a-saga-queue".into());
-    let incoming = Incoming {
-        metadata,
-        body: contracts::encode(&send).expect("JSON"),
-        queue: topology.work_queue(sms_worker::QUEUE),
-        exchange: topology.bus_exchange(),
-        routing_key: SendSms::TYPE.to_string(),
-        previous_failures: 0,
-    };
+    /// A new `sms.send.v1` command to `to` with `text`, as a saga sends it.
+    fn command(&self, to: &str, text: &str) -> Incoming {
+        let send = SendSms {
+            to: to.to_owned(),
+            operator: Some(Operator::A1),
+            purpose: SmsPurpose::Notice,
+            text: self.sealer.seal(&mut rand::rng(), text).expect("sealed"),
+        };
+        let mut metadata = Metadata::new(SendSms::TYPE.to_string(), "hub")
+            .with_correlation_id(uuid::Uuid::new_v4().to_string());
+        metadata.reply_to = Some("a-saga-queue".into());
+        Incoming {
+            metadata,
+            body: contracts::encode(&send).expect("JSON"),
+            queue: self.topology.work_queue(sms_worker::QUEUE),
+            exchange: self.topology.bus_exchange(),
+            routing_key: SendSms::TYPE.to_string(),
+            previous_failures: 0,
+        }
+    }
+
+    /// A `ServiceRunner` of `worker`, as the hub runs it.
+    fn runner(&self, worker: SmsWorker) -> ServiceRunner<SmsWorker> {
+        ServiceRunner::new(worker, self.env.pool.clone(), self.topology.clone(), "hub")
+    }
+
+    /// Waits until the phone `digits` shows `n` texts; gives them.
+    async fn inbox(&self, digits: &str, n: usize) -> Vec<String> {
+        let inbox = self.a1.join(&format!("sim/inbox/{digits}")).expect("url");
+        wait_until(WAIT, "the SMS on the phone", || async {
+            let body: serde_json::Value = reqwest::get(inbox.clone())
+                .await
+                .expect("inbox")
+                .json()
+                .await
+                .expect("JSON");
+            let texts: Vec<String> = body["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| m["text"].as_str().map(str::to_owned))
+                .collect();
+            (texts.len() >= n).then_some(texts)
+        })
+        .await
+    }
+
+    /// Sets the SMS centre's faults.
+    async fn faults(&self, patch: serde_json::Value) {
+        reqwest::Client::new()
+            .put(self.a1.join("sim/smpp/faults").expect("url"))
+            .json(&patch)
+            .send()
+            .await
+            .expect("faults")
+            .error_for_status()
+            .expect("faults set");
+    }
+
+    /// The SMS the SMS centre recorded as handed to a phone twice.
+    async fn duplicates(&self) -> Vec<serde_json::Value> {
+        let body: serde_json::Value =
+            reqwest::get(self.a1.join("sim/smpp/duplicates").expect("url"))
+                .await
+                .expect("duplicates")
+                .json()
+                .await
+                .expect("JSON");
+        body["duplicates"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `smpp_sends` of `command`: the SMS centre's id, the resends in doubt, the phone's key.
+    async fn send_row(
+        &self,
+        command: uuid::Uuid,
+    ) -> Option<(Option<String>, i32, Option<Vec<u8>>)> {
+        sqlx::query_as(
+            "SELECT provider_message_id, resent_in_doubt, phone_key FROM smpp_sends WHERE message_id = $1",
+        )
+        .bind(command)
+        .fetch_optional(&self.env.pool)
+        .await
+        .expect("smpp_sends")
+    }
+
+    async fn stop(self, processes: &[&Arc<SmppOperators>]) {
+        for smpp in processes {
+            smpp.drain(Duration::from_secs(2)).await;
+        }
+        self.token.cancel();
+        self.sims.stopped().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_command_redelivered_to_another_process_is_not_sent_twice_over_smpp() {
+    let op = OneOperator::start().await;
+    let ((first, first_smpp), (second, second_smpp)) = (op.process(), op.process());
+    let incoming = op.command("+375440091234", "Ваше заявление зарегистрировано");
 
     // The first process has the SMS centre take the SMS, and dies before its transaction.
     let provider_message_id = match first.prepare(&incoming).await {
@@ -241,57 +349,34 @@ async fn a_send_command_redelivered_to_another_process_is_not_sent_twice_over_sm
         other => panic!("the first process sends the SMS: {other:?}"),
     };
     // The broker hands the command to the other process, which handles it whole.
-    let runner = ServiceRunner::new(second, env.pool.clone(), Arc::new(topology), "hub");
-    runner.handle(&incoming).await.expect("handled");
+    op.runner(second).handle(&incoming).await.expect("handled");
 
     // Recorded as sent under the SMS centre's first answer, and sent once.
     let recorded: Vec<String> = sqlx::query_scalar("SELECT provider_message_id FROM sms_messages")
-        .fetch_all(&env.pool)
+        .fetch_all(&op.env.pool)
         .await
         .expect("sms_messages");
     assert_eq!(recorded, std::slice::from_ref(&provider_message_id));
-    let sends: Vec<String> = sqlx::query_scalar("SELECT provider_message_id FROM smpp_sends")
-        .fetch_all(&env.pool)
-        .await
-        .expect("smpp_sends");
-    assert_eq!(sends, [provider_message_id]);
-    let inbox = a1.join("sim/inbox/375440091234").expect("url");
-    let texts = wait_until(WAIT, "the SMS on the phone", || async {
-        let body: serde_json::Value = reqwest::get(inbox.clone())
-            .await
-            .expect("inbox")
-            .json()
-            .await
-            .expect("JSON");
-        let texts: Vec<String> = body["messages"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| m["text"].as_str().map(str::to_owned))
-            .collect();
-        (!texts.is_empty()).then_some(texts)
-    })
-    .await;
+    let row = op.send_row(incoming.metadata.message_id).await;
+    assert_eq!(
+        row.map(|(id, resent, _)| (id, resent)),
+        Some((Some(provider_message_id), 0)),
+        "one send, none in doubt"
+    );
+    let texts = op.inbox("375440091234", 1).await;
     assert_eq!(texts, ["Ваше заявление зарегистрировано"]);
     // Its receipt came over the first process's bind and was kept for the send's record.
     wait_until(WAIT, "the receipt recorded", || async {
         let n: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM sms_early_reports) + (SELECT count(*) FROM outbox WHERE routing_key = 'a-saga-queue' AND convert_from(body, 'UTF8') LIKE '%delivered%')",
         )
-        .fetch_one(&env.pool)
+        .fetch_one(&op.env.pool)
         .await
         .expect("reports");
         (n >= 1).then_some(())
     })
     .await;
-    let duplicates: serde_json::Value = reqwest::get(a1.join("sim/smpp/duplicates").expect("url"))
-        .await
-        .expect("duplicates")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(duplicates["duplicates"], serde_json::json!([]));
+    assert_eq!(op.duplicates().await, Vec::<serde_json::Value>::new());
 
     // Each process started its client with its worker; a drain unbinds it.
     for smpp in [&first_smpp, &second_smpp] {
@@ -301,8 +386,75 @@ async fn a_send_command_redelivered_to_another_process_is_not_sent_twice_over_sm
         assert!(!client.is_bound(), "unbound by the drain");
         assert!(smpp.client(Operator::Mts).is_none(), "MTS is on HTTP");
     }
-    token.cancel();
-    sims.stopped().await;
+    op.stop(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_in_doubt_is_sent_again_and_counted_against_the_phone() {
+    let op = OneOperator::start().await;
+    let (worker, smpp) = op.process();
+    let phone = contracts::person::Msisdn::parse("+375440092345").expect("a number");
+    let key = op.limits.key(&phone).as_bytes().to_vec();
+    let client = smpp.client(Operator::A1).expect("started with the worker");
+    assert!(client.bound(WAIT).await, "bound");
+
+    // The SMS centre takes the first submit and drops the connection before its answer: the
+    // client cannot know, sends it again on the next bind, and the phone shows it twice.
+    op.faults(serde_json::json!({"drop_connection_after": 1, "drop_accepted": true}))
+        .await;
+    let dropped = op.command(phone.as_str(), "Код: 314159");
+    match worker.prepare(&dropped).await {
+        Ok(SmsOutcome::Sent(..)) => {}
+        other => panic!("sent after the reconnect: {other:?}"),
+    }
+    assert_eq!(
+        op.inbox("375440092345", 2).await,
+        ["Код: 314159", "Код: 314159"]
+    );
+    assert_eq!(
+        op.duplicates().await.len(),
+        1,
+        "the SMS centre saw the copy"
+    );
+    let (id, resent, phone_key) = op
+        .send_row(dropped.metadata.message_id)
+        .await
+        .expect("a row");
+    assert!(id.is_some(), "the resend's id is recorded");
+    assert_eq!(resent, 1, "the copy is counted as a resend in doubt");
+    assert_eq!(
+        phone_key,
+        Some(key.clone()),
+        "under the phone's pseudonym, not its number"
+    );
+
+    // A process died while its send was under way: the row it committed first has no id. The
+    // redelivered command is sent again, and that resend is counted too.
+    let orphan = op.command(phone.as_str(), "Код: 271828");
+    sqlx::query("INSERT INTO smpp_sends (message_id, operator, phone_key) VALUES ($1, 'a1', $2)")
+        .bind(orphan.metadata.message_id)
+        .bind(&key)
+        .execute(&op.env.pool)
+        .await
+        .expect("the dead process's row");
+    let (second, second_smpp) = op.process();
+    op.runner(second).handle(&orphan).await.expect("handled");
+    let (id, resent, _) = op
+        .send_row(orphan.metadata.message_id)
+        .await
+        .expect("a row");
+    assert!(id.is_some() && resent == 1, "{id:?} {resent}");
+
+    // A send the SMS centre refuses outright is not in doubt: its row is taken out again, so
+    // its retry sends as a first send.
+    op.faults(serde_json::json!({"throttle_rate": 1.0})).await;
+    let refused = op.command(phone.as_str(), "Код: 161803");
+    match worker.prepare(&refused).await {
+        Err(f) => assert!(f.is_transient(), "{f:?}"),
+        other => panic!("throttled throughout: {other:?}"),
+    }
+    assert_eq!(op.send_row(refused.metadata.message_id).await, None);
+    op.stop(&[&smpp, &second_smpp]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

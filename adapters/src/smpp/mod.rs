@@ -217,6 +217,30 @@ impl SmppClient {
     /// or missing bind are transient once the attempts are spent. A part taken before a later
     /// part failed stays taken (the phone shows nothing until every part came).
     pub async fn send(&self, to: &Msisdn, text: &str) -> Result<SentSms, Failure> {
+        self.send_counted(to, text).await.result
+    }
+
+    /// [`Self::send`], telling also how many of its `submit_sm` were in doubt and sent again:
+    /// written to the SMS centre, then their connection was lost or their answer did not come in
+    /// time, so the centre may have taken them, and the next attempt may reach the phone a
+    /// second time. A caller that keeps its own record of sends (the hub's `smpp_sends`) adds
+    /// these to it, so a repeated SMS on a phone can be told from a bug.
+    pub async fn send_counted(&self, to: &Msisdn, text: &str) -> Counted {
+        let mut doubt = Doubt::default();
+        let result = self.send_parts(to, text, &mut doubt).await;
+        Counted {
+            result,
+            in_doubt: doubt.in_doubt,
+            resent_in_doubt: doubt.resent,
+        }
+    }
+
+    async fn send_parts(
+        &self,
+        to: &Msisdn,
+        text: &str,
+        doubt: &mut Doubt,
+    ) -> Result<SentSms, Failure> {
         if text.trim().is_empty() {
             return Err(Failure::invalid_input("SMS text must not be empty"));
         }
@@ -229,7 +253,7 @@ impl SmppClient {
         let message = self.inner.tracker().open(to.clone(), parts.len());
         let mut first = None;
         for part in parts {
-            match self.submit(part).await {
+            match self.submit(part, doubt).await {
                 Ok(id) => {
                     let reports = self.inner.tracker().taken(message, &id);
                     self.inner.emit(reports);
@@ -261,6 +285,11 @@ impl SmppClient {
         }
     }
 
+    /// The operator whose SMS centre this is.
+    pub fn operator(&self) -> Operator {
+        self.inner.config.operator
+    }
+
     /// `SMS centre a1`, as failures and logs name it.
     fn system(&self) -> String {
         system(self.inner.config.operator)
@@ -268,65 +297,108 @@ impl SmppClient {
 
     /// Submits one part: within the window and the throughput, retried on transient answers
     /// and lost connections. Gives the SMS centre's message id.
-    async fn submit(&self, sm: SubmitSm) -> Result<String, Failure> {
+    async fn submit(&self, sm: SubmitSm, doubt: &mut Doubt) -> Result<String, Failure> {
         let config = &self.inner.config;
         let mut wait = Duration::from_millis(100);
         let mut last = Failure::transient(format!("{} was not tried", self.system()));
+        let mut this_in_doubt = false;
         for attempt in 1..=config.attempts.max(1) {
             if attempt > 1 {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(2));
             }
+            if this_in_doubt {
+                doubt.resent += 1;
+            }
             match self.submit_once(&sm).await {
                 Ok(id) => return Ok(id),
-                Err(f) if f.kind == FailureKind::Transient => {
+                Err(Refused::InDoubt(f)) => {
+                    tracing::warn!(attempt, operator = %config.operator, reason = %f.reason, "submit_sm in doubt: the SMS centre may have taken it; it is sent again");
+                    doubt.in_doubt += 1;
+                    this_in_doubt = true;
+                    last = f;
+                }
+                Err(Refused::Answered(f)) if f.kind == FailureKind::Transient => {
                     tracing::debug!(attempt, reason = %f.reason, "submit_sm to be tried again");
                     last = f;
                 }
-                Err(f) => return Err(f),
+                Err(Refused::Answered(f)) => return Err(f),
             }
         }
         Err(last)
     }
 
-    async fn submit_once(&self, sm: &SubmitSm) -> Result<String, Failure> {
+    /// One `submit_sm`: its message id, or why not, and whether the SMS centre may have taken
+    /// it all the same ([`Refused::InDoubt`]).
+    async fn submit_once(&self, sm: &SubmitSm) -> Result<String, Refused> {
         let config = &self.inner.config;
         let system = self.system();
-        let _permit = self
-            .inner
-            .window
-            .acquire()
-            .await
-            .map_err(|_| Failure::transient(format!("{system} is closed")))?;
+        let _permit =
+            self.inner.window.acquire().await.map_err(|_| {
+                Refused::Answered(Failure::transient(format!("{system} is closed")))
+            })?;
         self.inner.pace().await;
         let link = self
             .inner
             .current_link(config.response_timeout)
             .await
-            .ok_or_else(|| Failure::transient(format!("{system} is not bound")))?;
+            .ok_or_else(|| {
+                Refused::Answered(Failure::transient(format!("{system} is not bound")))
+            })?;
         let answer = link.request(Pdu::SubmitSm(sm.clone()));
         let answer = tokio::time::timeout(config.response_timeout, answer)
             .await
             .map_err(|_| {
-                Failure::transient(format!("{system} did not answer a submit_sm in time"))
+                Refused::InDoubt(Failure::transient(format!(
+                    "{system} did not answer a submit_sm in time"
+                )))
             })?
             .ok_or_else(|| {
-                Failure::transient(format!(
+                Refused::InDoubt(Failure::transient(format!(
                     "{system}: the connection was lost before the answer"
-                ))
+                )))
             })?;
         if answer.status != CommandStatus::EsmeRok {
-            return Err(refusal(&system, answer.status));
+            return Err(Refused::Answered(refusal(&system, answer.status)));
         }
         match answer.pdu() {
             Some(Pdu::SubmitSmResp(resp)) if !resp.message_id().as_str().is_empty() => {
                 Ok(resp.message_id().as_str().to_owned())
             }
-            _ => Err(Failure::permanent(format!(
+            // Taken, by the look of it, but with no id the receipts could be matched to.
+            _ => Err(Refused::Answered(Failure::permanent(format!(
                 "{system} answered a submit_sm without a message_id"
-            ))),
+            )))),
         }
     }
+}
+
+/// What [`SmppClient::send_counted`] did.
+#[derive(Debug)]
+pub struct Counted {
+    /// The SMS centre's answer: the message id of the first part, or why not.
+    pub result: Result<SentSms, Failure>,
+    /// How many `submit_sm` the SMS centre may have taken without the client learning it (the
+    /// connection lost, or no answer in time).
+    pub in_doubt: u32,
+    /// How many `submit_sm` were sent again after one of those: each may show on the phone a
+    /// second time.
+    pub resent_in_doubt: u32,
+}
+
+/// The in-doubt submits of one send, counted as it goes.
+#[derive(Debug, Default)]
+struct Doubt {
+    in_doubt: u32,
+    resent: u32,
+}
+
+/// Why one `submit_sm` gave no message id.
+enum Refused {
+    /// The SMS centre answered: it did not take the message.
+    Answered(Failure),
+    /// No answer came (the connection was lost, or the wait ran out): it may have taken it.
+    InDoubt(Failure),
 }
 
 impl Inner {

@@ -82,6 +82,8 @@ pub struct Settings {
     pub raw_operations: usize,
     /// The numbers of `hub run` processes to measure with, one run each (e.g. 1, 2, 3).
     pub processes: Vec<usize>,
+    /// How the hub reaches the mobile operators (SMPP by default).
+    pub sms: crate::simulated::SmsProtocol,
 }
 
 /// The raw limits of the servers, measured in the same run.
@@ -215,6 +217,8 @@ pub struct Report {
     pub sagas_per_type: usize,
     /// Sagas in flight at once.
     pub concurrency: usize,
+    /// How the hub reached the mobile operators.
+    pub sms: crate::simulated::SmsProtocol,
     /// The raw limits.
     pub raw: RawLimits,
     /// One run per number of hub processes.
@@ -258,6 +262,7 @@ pub async fn run(config: &HubConfig, settings: &Settings) -> anyhow::Result<Repo
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sagas_per_type: settings.sagas,
         concurrency: settings.concurrency,
+        sms: settings.sms,
         raw: raw.context("no run: give at least one number of processes")?,
         runs,
         peak_memory_mib: peak_memory_mib("self"),
@@ -290,6 +295,7 @@ async fn run_with(
         sims,
         crate::stage::BENCH_LABEL,
         Hubs::Processes(processes.max(1)),
+        settings.sms,
     )
     .await?;
     let namespace = stage.hub_config.namespace.to_string();
@@ -568,7 +574,7 @@ pub fn table(r: &Report) -> String {
     out.push('\n');
     out.push_str(&effects_lines(r));
     out.push_str(&format!(
-        "\n{} sagas per type, {} in flight; {} cores (the hubs, the simulators and clients, \
+        "\n{} sagas per type, {} in flight, SMS over {}; {} cores (the hubs, the simulators and clients, \
          RabbitMQ and PostgreSQL share them). Every figure of a row is over one interval, \
          `seconds`: from just before the first saga to quiescence (every saga of the type \
          ended, the outbox drained; `!` where the wait gave up). Per-saga figures are over \
@@ -577,7 +583,12 @@ pub fn table(r: &Report) -> String {
          bench's probe and the idle polling after the end taken off); stmts/step: every \
          component's statements but the probe's (BEGIN and COMMIT too) per engine step; argon2 \
          % is of the hubs' CPU; bench process peak {:.0} MiB; {:.0} s in all\n",
-        r.sagas_per_type, r.concurrency, r.cores, r.peak_memory_mib, r.total_seconds
+        r.sagas_per_type,
+        r.concurrency,
+        r.sms.as_str(),
+        r.cores,
+        r.peak_memory_mib,
+        r.total_seconds
     ));
     out.push_str(&warnings(r));
     out

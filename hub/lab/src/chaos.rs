@@ -55,6 +55,8 @@ pub struct Settings {
     pub settle_timeout: Duration,
     /// The longest one journey may wait for one answer.
     pub step_timeout: Duration,
+    /// How the hub reaches the mobile operators (SMPP by default).
+    pub sms: crate::simulated::SmsProtocol,
 }
 
 /// A journey the load plays.
@@ -90,6 +92,8 @@ pub struct Report {
     pub seed: u64,
     /// Hub processes.
     pub processes: usize,
+    /// How the hub reached the mobile operators.
+    pub sms: crate::simulated::SmsProtocol,
     /// Load time, seconds.
     pub duration_seconds: f64,
     /// Journeys started, by kind.
@@ -209,6 +213,7 @@ pub async fn run(config: &HubConfig, settings: &Settings) -> anyhow::Result<Repo
         sims,
         "chaos",
         Hubs::Processes(settings.processes),
+        settings.sms,
         Some("info"),
     )
     .await?;
@@ -269,6 +274,7 @@ async fn play(
         settings.fault_every,
         settings.processes,
         &settings.faults,
+        settings.sms == crate::simulated::SmsProtocol::Smpp,
     );
     let servers: Servers = (rabbit.clone(), postgres.clone());
     // Hostile input beside the load: each must be dead-lettered with its reason, and the secret
@@ -306,6 +312,7 @@ async fn play(
     Ok(Report {
         seed: settings.seed,
         processes: settings.processes,
+        sms: settings.sms,
         duration_seconds,
         journeys: ledger.started.lock().map(|s| s.clone()).unwrap_or_default(),
         journeys_done: ledger.done.load(Ordering::Relaxed),
@@ -434,6 +441,17 @@ async fn all_faults_off(stage: &Stage, processes: usize) {
         if let Ok(url) = stage.url(kind).and_then(|u| Ok(u.join("sim/faults")?)) {
             let _ = stage.play.http.delete(url).send().await;
         }
+        if kind == simulators::SimKind::A1
+            && let Ok(url) = stage.url(kind).and_then(|u| Ok(u.join("sim/smpp/faults")?))
+        {
+            let none = serde_json::json!({
+                "latency_ms": 0, "throttle_rate": 0.0, "queue_full_rate": 0.0,
+                "system_error_rate": 0.0, "drop_receipt_rate": 0.0,
+                "duplicate_receipt_rate": 0.0, "receipt_first_rate": 0.0, "refuse_binds": 0,
+                "drop_connection_after": 0, "drop_accepted": false,
+            });
+            let _ = stage.play.http.put(url).json(&none).send().await;
+        }
     }
 }
 
@@ -493,7 +511,7 @@ async fn inject(stage: &Stage, servers: &Servers, p: &Planned) -> anyhow::Result
         Fault::RestartBroker => servers.0.lock().await.restart(p.hold()).await?,
         Fault::RestartPostgres => servers.1.lock().await.crash_restart(p.hold()).await?,
         Fault::Sim { sim, what } => {
-            let url = stage.url(*sim)?.join("sim/faults")?;
+            let url = stage.url(*sim)?.join(what.path())?;
             let (on, off) = what.patches();
             let http = &stage.play.http;
             http.put(url.clone())
@@ -621,10 +639,12 @@ fn progress(duration: Duration) -> indicatif::ProgressBar {
 pub fn table(r: &Report) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "chaos: seed {}, {} hub process{}, {:.0} s of load, settled in {:.0} s, {:.0} s in all\n\n",
+        "chaos: seed {}, {} hub process{}, SMS over {}, {:.0} s of load, settled in {:.0} s, \
+         {:.0} s in all\n\n",
         r.seed,
         r.processes,
         if r.processes == 1 { "" } else { "es" },
+        r.sms.as_str(),
         r.duration_seconds,
         r.settle_seconds,
         r.total_seconds

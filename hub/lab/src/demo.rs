@@ -136,7 +136,12 @@ impl Desk {
 }
 
 /// Runs the demo with `applications` applications; returns the report.
-pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::Result<Report> {
+pub async fn run(
+    config: &HubConfig,
+    applications: usize,
+    seed: u64,
+    sms: crate::simulated::SmsProtocol,
+) -> anyhow::Result<Report> {
     let started_at = Instant::now();
     let (sim_config, hub_config) = demo_settings(config, applications, seed);
     let stage = Stage::start(
@@ -144,6 +149,7 @@ pub async fn run(config: &HubConfig, applications: usize, seed: u64) -> anyhow::
         sim_config,
         "demo",
         crate::stage::Hubs::InProcess,
+        sms,
     )
     .await?;
     let population = stage.population(stage.population).await?;

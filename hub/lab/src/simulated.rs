@@ -139,10 +139,50 @@ fn sim_url(sims: &RunningSims, kind: SimKind) -> anyhow::Result<url::Url> {
         .with_context(|| format!("the {kind} simulator did not start"))
 }
 
+/// How the lab's hub reaches the simulated operators: over SMPP to their SMS centres (the
+/// default of `hub demo`, `hub bench` and `hub chaos`, as real operators take application traffic)
+/// or through their HTTP gateways. The operator lookup (which operator serves a number) is over
+/// HTTP either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsProtocol {
+    /// SMPP 3.4 to each operator's SMS centre.
+    #[default]
+    Smpp,
+    /// Each operator's HTTP gateway (`POST /api/v1/messages`, JSON delivery reports).
+    Http,
+}
+
+impl SmsProtocol {
+    /// Its name in settings (`HUB_SMS_<OPERATOR>_PROTOCOL`) and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsProtocol::Smpp => "smpp",
+            SmsProtocol::Http => "http",
+        }
+    }
+}
+
+impl Simulated {
+    /// Sends the hub's SMS over `protocol`: for SMPP, every operator whose SMS centre started
+    /// gets `HUB_SMS_<OPERATOR>_PROTOCOL=smpp`; for HTTP nothing changes (the default).
+    pub fn send_sms_over(&mut self, protocol: SmsProtocol) {
+        if protocol != SmsProtocol::Smpp {
+            return;
+        }
+        let settings = &mut self.integrations.authority_settings;
+        for prefix in ["HUB_SMS_A1", "HUB_SMS_MTS", "HUB_SMS_LIFE"] {
+            if settings.contains_key(&format!("{prefix}_SMPP_URL")) {
+                settings.insert(format!("{prefix}_PROTOCOL"), "smpp".to_owned());
+            }
+        }
+    }
+}
+
 /// Where the simulated SMS centres are and how to bind to them, as each operator's settings
 /// (`HUB_SMS_<OPERATOR>_SMPP_URL` with `scheme`, `_SYSTEM_ID`, `_PASSWORD`); the protocol stays
-/// the default (`http`), so the lab sends over SMPP only where `HUB_SMS_<OPERATOR>_PROTOCOL=smpp`
-/// says.
+/// the default (`http`) until [`Simulated::send_sms_over`] says SMPP, so a test sends over SMPP
+/// only where it says `HUB_SMS_<OPERATOR>_PROTOCOL=smpp`.
 fn smsc_settings(
     sims: &RunningSims,
     accounts: &simulators::SmppAccounts,

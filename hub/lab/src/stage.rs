@@ -35,7 +35,7 @@ use hub_runtime::broker::{self, Broker, Envelope, PublishError, Publisher, decod
 use hub_runtime::config::HubConfig;
 
 use crate::sandbox::{Sandbox, Servers};
-use crate::simulated::{Simulated, free_local_addr};
+use crate::simulated::{Simulated, SmsProtocol, free_local_addr};
 
 /// The label of the bench's stage: its hub processes run without the conformance check.
 pub const BENCH_LABEL: &str = "bench";
@@ -649,6 +649,8 @@ pub(crate) struct Stage {
     pub(crate) token: CancellationToken,
     /// The simulated population's size.
     pub(crate) population: usize,
+    /// The hub's per-phone limits, for the pseudonym its tables keep a phone under.
+    pub(crate) phone_limits: hub_portal::external::sms::worker::PhoneLimits,
     sims: RunningSims,
     broker: Broker,
     listeners: Vec<JoinHandle<()>>,
@@ -674,15 +676,16 @@ struct Listening {
 }
 
 impl Stage {
-    /// Starts the simulators with `sims`, then the hub (`hubs`) with `config` in a namespace and
-    /// database named after `label` and a random suffix.
+    /// Starts the simulators with `sims`, then the hub (`hubs`, sending its SMS over `sms`) with
+    /// `config` in a namespace and database named after `label` and a random suffix.
     pub(crate) async fn start(
         config: &HubConfig,
         sims: SimConfig,
         label: &str,
         hubs: Hubs,
+        sms: SmsProtocol,
     ) -> anyhow::Result<Stage> {
-        Self::start_logged(config, sims, label, hubs, None).await
+        Self::start_logged(config, sims, label, hubs, sms, None).await
     }
 
     /// [`Stage::start`], with the hub processes' log filter (`RUST_LOG`) set to `hub_log`
@@ -692,6 +695,7 @@ impl Stage {
         sims: SimConfig,
         label: &str,
         hubs: Hubs,
+        sms: SmsProtocol,
         hub_log: Option<&str>,
     ) -> anyhow::Result<Stage> {
         // The lab's queue authorities check what they send against the published schemas, as
@@ -705,6 +709,7 @@ impl Stage {
             .context("the simulators' retention")?;
         let mut simulated = Simulated::start(sims).await?;
         simulated.integrations.desks = LAB_DESKS.map(str::to_owned).to_vec();
+        simulated.send_sms_over(sms);
         let servers = Servers {
             amqp_url: config.amqp_url.clone(),
             postgres_url: config.database_url.clone(),
@@ -751,12 +756,17 @@ impl Stage {
             sender: "demo-desk".into(),
             sessions: Mutex::new(HashMap::new()),
         });
+        let phone_limits = hub_portal::external::sms::worker::PhoneLimits::new(
+            &simulated.integrations.limits,
+            simulated.integrations.seal_key.as_deref(),
+        );
         Ok(Stage {
             hub_config,
             topology,
             play,
             token: simulated.token,
             population,
+            phone_limits,
             sims: simulated.sims,
             broker: heard.broker,
             listeners: heard.listeners,

@@ -12,9 +12,10 @@ pub(super) async fn demo(config: &HubConfig, args: DemoArgs) -> anyhow::Result<(
     let DemoArgs {
         applications,
         seed,
+        sms_protocol,
         json,
     } = args;
-    let report = hub_lab::demo::run(config, applications, seed).await?;
+    let report = hub_lab::demo::run(config, applications, seed, sms_protocol).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -40,6 +41,7 @@ pub(super) async fn bench(config: &HubConfig, args: BenchArgs) -> anyhow::Result
         raw_operations,
         processes,
         phase_timeout,
+        sms_protocol,
         json,
         json_out,
     } = args;
@@ -58,6 +60,7 @@ pub(super) async fn bench(config: &HubConfig, args: BenchArgs) -> anyhow::Result
         phase_timeout,
         raw_operations: raw_operations.max(1),
         processes: processes.into_iter().map(usize::from).collect(),
+        sms: sms_protocol,
     };
     let report = hub_lab::bench::run(config, &settings).await?;
     let as_json = serde_json::to_string_pretty(&report)?;
@@ -94,6 +97,7 @@ pub(super) async fn chaos(config: &HubConfig, args: ChaosArgs) -> anyhow::Result
         faults,
         fault_every,
         settle_timeout,
+        sms_protocol,
         json,
     } = args;
     anyhow::ensure!(
@@ -114,6 +118,7 @@ pub(super) async fn chaos(config: &HubConfig, args: ChaosArgs) -> anyhow::Result
         settle_timeout,
         // Outages last up to a quarter of the load; a journey waits them out.
         step_timeout: (duration / 2).max(std::time::Duration::from_secs(120)),
+        sms: sms_protocol,
     };
     let report = hub_lab::chaos::run(config, &settings).await?;
     if json {

@@ -50,6 +50,30 @@ pub enum SimFault {
     LateNotifications(u64),
     /// Every call fails: the system is down.
     Outage,
+    /// The SMS centre answers every SMPP request this late, ms.
+    SmppLatency(u64),
+    /// This share of `submit_sm` answered `ESME_RTHROTTLED`, and as much again `ESME_RMSGQFUL`.
+    SmppThrottling(f64),
+    /// This share of `submit_sm` answered `ESME_RSYSERR`.
+    SmppSystemErrors(f64),
+    /// This share of delivery receipts never sent.
+    SmppLostReceipts(f64),
+    /// This share of delivery receipts sent twice.
+    SmppDuplicateReceipts(f64),
+    /// This share of single-part SMS delivered, and their receipt sent, before the
+    /// `submit_sm_resp`.
+    SmppReceiptsFirst(f64),
+    /// The next this many binds refused (`ESME_RBINDFAIL`).
+    SmppRefusedBinds(u32),
+    /// The connection dropped without an answer on the `after`th `submit_sm` from now, which
+    /// the SMS centre took first when `taken` (the client cannot know, so it sends it again and
+    /// the phone shows it twice: the checker expects that one, recorded as in doubt).
+    SmppDroppedConnection {
+        /// On which `submit_sm`.
+        after: u32,
+        /// Whether that one reaches the phone.
+        taken: bool,
+    },
 }
 
 impl SimFault {
@@ -70,8 +94,69 @@ impl SimFault {
                 json!({"notification_delay_ms": 0}),
             ),
             SimFault::Outage => (json!({"error_rate": 1.0}), json!({"error_rate": 0.0})),
+            SimFault::SmppLatency(ms) => (json!({"latency_ms": ms}), json!({"latency_ms": 0})),
+            SimFault::SmppThrottling(r) => (
+                json!({"throttle_rate": r, "queue_full_rate": r}),
+                json!({"throttle_rate": 0.0, "queue_full_rate": 0.0}),
+            ),
+            SimFault::SmppSystemErrors(r) => (
+                json!({"system_error_rate": r}),
+                json!({"system_error_rate": 0.0}),
+            ),
+            SimFault::SmppLostReceipts(r) => (
+                json!({"drop_receipt_rate": r}),
+                json!({"drop_receipt_rate": 0.0}),
+            ),
+            SimFault::SmppDuplicateReceipts(r) => (
+                json!({"duplicate_receipt_rate": r}),
+                json!({"duplicate_receipt_rate": 0.0}),
+            ),
+            SimFault::SmppReceiptsFirst(r) => (
+                json!({"receipt_first_rate": r}),
+                json!({"receipt_first_rate": 0.0}),
+            ),
+            SimFault::SmppRefusedBinds(n) => {
+                (json!({"refuse_binds": n}), json!({"refuse_binds": 0}))
+            }
+            SimFault::SmppDroppedConnection { after, taken } => (
+                json!({"drop_connection_after": after, "drop_accepted": taken}),
+                json!({"drop_connection_after": 0, "drop_accepted": false}),
+            ),
         }
     }
+
+    /// The simulator's path that takes [`Self::patches`]: the HTTP gateway's faults
+    /// (`sim/faults`) or, for an operator, its SMS centre's (`sim/smpp/faults`).
+    pub fn path(self) -> &'static str {
+        match self {
+            SimFault::SmppLatency(_)
+            | SimFault::SmppThrottling(_)
+            | SimFault::SmppSystemErrors(_)
+            | SimFault::SmppLostReceipts(_)
+            | SimFault::SmppDuplicateReceipts(_)
+            | SimFault::SmppReceiptsFirst(_)
+            | SimFault::SmppRefusedBinds(_)
+            | SimFault::SmppDroppedConnection { .. } => "sim/smpp/faults",
+            _ => "sim/faults",
+        }
+    }
+}
+
+/// The faults of an operator's SMS centre, for a run whose hub sends over SMPP.
+fn smpp_faults(rng: &mut StdRng) -> Vec<SimFault> {
+    vec![
+        SimFault::SmppLatency(rng.random_range(200..3000)),
+        SimFault::SmppThrottling(rng.random_range(0.2..0.6)),
+        SimFault::SmppSystemErrors(rng.random_range(0.2..0.6)),
+        SimFault::SmppLostReceipts(rng.random_range(0.3..1.0)),
+        SimFault::SmppDuplicateReceipts(rng.random_range(0.3..1.0)),
+        SimFault::SmppReceiptsFirst(rng.random_range(0.3..1.0)),
+        SimFault::SmppRefusedBinds(rng.random_range(1..4)),
+        SimFault::SmppDroppedConnection {
+            after: rng.random_range(1..10),
+            taken: rng.random_bool(0.5),
+        },
+    ]
 }
 
 /// One fault of the schedule.
@@ -137,7 +222,7 @@ impl Planned {
 }
 
 /// The simulators the journeys reach, with the faults each can show.
-fn sim_faults(rng: &mut StdRng, longest: Duration) -> (SimKind, SimFault, Duration) {
+fn sim_faults(rng: &mut StdRng, longest: Duration, smpp: bool) -> (SimKind, SimFault, Duration) {
     let sims = [
         SimKind::Mvd,
         SimKind::A1,
@@ -152,6 +237,9 @@ fn sim_faults(rng: &mut StdRng, longest: Duration) -> (SimKind, SimFault, Durati
         SimFault::Outage,
     ];
     match sim {
+        // Over SMPP the operator's HTTP gateway still answers which operator serves a number;
+        // its SMS centre's faults join the gateway's.
+        SimKind::A1 if smpp => choices.extend(smpp_faults(rng)),
         SimKind::A1 | SimKind::BackOffice => {
             choices.push(SimFault::DuplicateCallbacks(rng.random_range(0.3..1.0)));
         }
@@ -172,13 +260,15 @@ fn sim_faults(rng: &mut StdRng, longest: Duration) -> (SimKind, SimFault, Durati
 
 /// The schedule of a run whose load lasts `duration`, with `hubs` hub processes: about one
 /// fault every `every`, each enabled kind at least once, all within the first 80% of the load
-/// so the run also shows the system settling.
+/// so the run also shows the system settling. With `smpp` (the hub sends SMS over SMPP) the
+/// operator's faults include its SMS centre's.
 pub fn plan(
     seed: u64,
     duration: Duration,
     every: Duration,
     hubs: usize,
     kinds: &[FaultKind],
+    smpp: bool,
 ) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed);
     if kinds.is_empty() || duration.is_zero() {
@@ -215,7 +305,7 @@ pub fn plan(
                     rng.random_range(Duration::from_millis(500)..Duration::from_secs(4)),
                 ),
                 FaultKind::Sims => {
-                    let (sim, what, hold) = sim_faults(&mut rng, longest);
+                    let (sim, what, hold) = sim_faults(&mut rng, longest, smpp);
                     (Fault::Sim { sim, what }, hold)
                 }
             };
@@ -237,9 +327,15 @@ mod tests {
     #[test]
     fn a_seed_gives_the_same_schedule_and_every_kind_asked_for() {
         let d = Duration::from_secs(60);
-        let a = plan(7, d, Duration::from_secs(5), 2, &FaultKind::ALL);
-        assert_eq!(a, plan(7, d, Duration::from_secs(5), 2, &FaultKind::ALL));
-        assert_ne!(a, plan(8, d, Duration::from_secs(5), 2, &FaultKind::ALL));
+        let a = plan(7, d, Duration::from_secs(5), 2, &FaultKind::ALL, false);
+        assert_eq!(
+            a,
+            plan(7, d, Duration::from_secs(5), 2, &FaultKind::ALL, false)
+        );
+        assert_ne!(
+            a,
+            plan(8, d, Duration::from_secs(5), 2, &FaultKind::ALL, false)
+        );
         assert_eq!(a.len(), 12);
         for kind in FaultKind::ALL {
             assert!(
@@ -266,9 +362,70 @@ mod tests {
             Duration::from_secs(3),
             1,
             &[FaultKind::Sims],
+            false,
         );
         assert!(!a.is_empty());
         assert!(a.iter().all(|p| p.kind() == FaultKind::Sims));
-        assert!(plan(1, Duration::from_secs(30), Duration::from_secs(3), 1, &[]).is_empty());
+        assert!(
+            plan(
+                1,
+                Duration::from_secs(30),
+                Duration::from_secs(3),
+                1,
+                &[],
+                false
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_smpp_run_draws_the_sms_centres_faults_for_their_own_path() {
+        let smpp = |seed| {
+            plan(
+                seed,
+                Duration::from_secs(600),
+                Duration::from_secs(1),
+                1,
+                &[FaultKind::Sims],
+                true,
+            )
+        };
+        let drawn: Vec<SimFault> = (1..4)
+            .flat_map(smpp)
+            .filter_map(|p| match p.fault {
+                Fault::Sim { sim, what } if what.path() == "sim/smpp/faults" => {
+                    assert_eq!(sim, SimKind::A1, "only an operator has an SMS centre");
+                    Some(what)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(drawn.len() > 10, "{drawn:?}");
+        assert!(
+            drawn
+                .iter()
+                .any(|f| matches!(f, SimFault::SmppDroppedConnection { .. }))
+        );
+        let (on, off) = SimFault::SmppDroppedConnection {
+            after: 3,
+            taken: true,
+        }
+        .patches();
+        assert_eq!(on["drop_connection_after"], 3);
+        assert_eq!(off["drop_connection_after"], 0);
+        // Over HTTP no SMS centre fault is drawn.
+        let http = plan(
+            1,
+            Duration::from_secs(600),
+            Duration::from_secs(1),
+            1,
+            &[FaultKind::Sims],
+            false,
+        );
+        assert!(http.iter().all(|p| match p.fault {
+            Fault::Sim { what, .. } => what.path() == "sim/faults",
+            _ => true,
+        }));
     }
 }

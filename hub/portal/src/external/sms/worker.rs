@@ -44,7 +44,7 @@ use crate::metrics::portal_metrics;
 use hub_runtime::broker::Incoming;
 use hub_runtime::engine::db_failure;
 use hub_runtime::engine::{Command, Service};
-use hub_runtime::metrics::external_call;
+use hub_runtime::metrics::{external_call, metrics};
 use hub_runtime::secrets::Sealer;
 
 /// What a per-phone limit counts.
@@ -516,22 +516,25 @@ impl SmsWorker {
         external_call("sms", "send", sent).await
     }
 
-    /// Sends over SMPP at most once per command, as far as the hub can tell.
+    /// Sends over SMPP at most once per command, as far as the hub can tell, and counts what
+    /// it cannot tell.
     ///
     /// SMPP has no idempotency key, so the hub keeps its own: the command's message id
-    /// (`command`) is recorded in `smpp_sends` with the SMS centre's message id, in a
-    /// transaction of its own committed as soon as the centre took the SMS, before the command
-    /// is answered and acked. A redelivered command (the process died, the answer's transaction
-    /// failed, the broker lost the ack) finds the row and is answered with the recorded send;
-    /// nothing goes to the SMS centre again. The receipts are matched by the SMS centre's id
+    /// (`command`) gets a row in `smpp_sends`, committed before anything goes to the SMS centre,
+    /// and the row gets the SMS centre's message id as soon as the centre took the SMS, before
+    /// the command is answered and acked. A redelivered command (the process died, the answer's
+    /// transaction failed, the broker lost the ack) that finds the id is answered with the
+    /// recorded send; nothing goes to the SMS centre again. The receipts are matched by that id
     /// (`sms_messages`, written when the command is answered).
     ///
-    /// What remains at-least-once: the SMS centre took the SMS but its `submit_sm_resp` was lost
-    /// with the connection (the client tries again, and so does a redelivered command, which
-    /// finds no row), or the process died between that answer and the row's commit, or the row
-    /// could not be written. The phone may then show the SMS twice. Two processes handling the
-    /// same command at the same moment (not a redelivery the broker makes) are not kept apart
-    /// either.
+    /// What SMPP leaves at-least-once is made visible instead: a row found without the id is a
+    /// send whose fate is unknown (the process died while it was under way, or the centre's
+    /// answers were lost with the connection). The command is sent again, as nothing else
+    /// reaches the phone, with a warning, and the resend is counted in the row
+    /// (`resent_in_doubt`) with the recipient's pseudonym, as are the client's own resends after
+    /// a lost answer. A repeated SMS on a phone is then either explained by those counts or a
+    /// bug (the chaos run's checker tells them apart). A send the centre refused outright takes
+    /// its row out again, so its retry is not in doubt.
     async fn send_smpp(
         &self,
         client: &SmppClient,
@@ -539,44 +542,88 @@ impl SmsWorker {
         to: &Msisdn,
         text: &str,
     ) -> Result<SentSms, Failure> {
-        let recorded: Option<(String, String)> = sqlx::query_as(
-            "SELECT operator, provider_message_id FROM smpp_sends WHERE message_id = $1",
-        )
-        .bind(command)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_failure(&e))?;
-        if let Some((operator, provider_message_id)) = recorded {
-            let operator = operator.parse::<Operator>().map_err(|_| {
-                Failure::permanent(format!("smpp_sends names no operator: {operator:?}"))
-            })?;
-            tracing::info!(
-                phone = %to.masked(),
-                %operator,
-                %provider_message_id,
-                "SMS already sent over SMPP for this command; not sent again"
-            );
-            return Ok(SentSms {
-                operator,
-                provider_message_id,
-            });
-        }
-        let sent = external_call("sms", "send", client.send(to, text)).await?;
-        sqlx::query(
+        let operator = client.operator();
+        let phone_key = self.limits.key(to);
+        // One statement: the existing row when there is one (the insert then does nothing), else
+        // the new row, committed before the submit. The sweep keeps the table to 30 days.
+        let existing: Option<(Option<String>,)> = sqlx::query_as(
             "WITH swept AS (
                  DELETE FROM smpp_sends WHERE message_id IN (
                      SELECT message_id FROM smpp_sends WHERE sent_at < now() - interval '30 days'
-                     ORDER BY sent_at LIMIT 64 FOR UPDATE SKIP LOCKED))
-             INSERT INTO smpp_sends (message_id, operator, provider_message_id)
-             VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING",
+                     ORDER BY sent_at LIMIT 64 FOR UPDATE SKIP LOCKED)),
+             ins AS (
+                 INSERT INTO smpp_sends (message_id, operator, phone_key)
+                 VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING RETURNING 1)
+             SELECT provider_message_id FROM smpp_sends
+              WHERE message_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)",
         )
         .bind(command)
-        .bind(sent.operator.to_string())
-        .bind(&sent.provider_message_id)
+        .bind(operator.to_string())
+        .bind(phone_key.as_bytes())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| db_failure(&e))?;
+        let earlier_in_doubt = match existing {
+            Some((Some(provider_message_id),)) => {
+                tracing::info!(
+                    phone = %to.masked(),
+                    %operator,
+                    %provider_message_id,
+                    "SMS already sent over SMPP for this command; not sent again"
+                );
+                return Ok(SentSms {
+                    operator,
+                    provider_message_id,
+                });
+            }
+            Some((None,)) => {
+                tracing::warn!(
+                    phone = %to.masked(),
+                    %operator,
+                    command = %command,
+                    "an earlier send of this command over SMPP may have reached the SMS centre \
+                     (its answer never came back); sending again, so the phone may show it twice"
+                );
+                true
+            }
+            None => false,
+        };
+        let started = std::time::Instant::now();
+        let counted = client.send_counted(to, text).await;
+        metrics().external_call("sms", "send", started.elapsed(), &counted.result);
+        if counted.result.is_err() && counted.in_doubt == 0 {
+            if !earlier_in_doubt {
+                // The SMS centre answered every submit: nothing of this send is in doubt.
+                sqlx::query(
+                    "DELETE FROM smpp_sends WHERE message_id = $1 AND provider_message_id IS NULL",
+                )
+                .bind(command)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| db_failure(&e))?;
+            }
+            // Refused outright, so not a copy either; an earlier send's doubt stays recorded.
+            return counted.result;
+        }
+        let resent = counted.resent_in_doubt + u32::from(earlier_in_doubt);
+        if counted.in_doubt > 0 {
+            tracing::warn!(phone = %to.masked(), %operator, in_doubt = counted.in_doubt, resent, "SMS submits in doubt over SMPP");
+        }
+        let result = counted.result;
+        sqlx::query(
+            "UPDATE smpp_sends
+                SET provider_message_id = coalesce($2, provider_message_id),
+                    resent_in_doubt = resent_in_doubt + $3,
+                    sent_at = now()
+              WHERE message_id = $1",
+        )
+        .bind(command)
+        .bind(result.as_ref().ok().map(|s| s.provider_message_id.as_str()))
+        .bind(i32::try_from(resent).unwrap_or(i32::MAX))
         .execute(&self.pool)
         .await
         .map_err(|e| db_failure(&e))?;
-        Ok(sent)
+        result
     }
 
     async fn notify_holder(
