@@ -183,13 +183,23 @@ async fn metrics_text(State(state): State<OpsState>) -> Response {
         Some((unsent, lag)) => (Some(unsent), Some(lag)),
         None => (None, None),
     };
+    let (sagas, open_sagas) = state
+        .saga_counts
+        .get_with_open(&state.pool)
+        .await
+        .unwrap_or_default();
     let snapshot = Snapshot {
-        sagas: state.saga_counts.get(&state.pool).await.unwrap_or_default(),
+        sagas,
+        open_sagas,
         outbox_unsent: unsent,
         outbox_lag_seconds: lag,
         broker_connected: Some(state.readiness.broker_connected()),
     };
-    let text = metrics().encode(&snapshot.registry());
+    let mut scraped = snapshot.registry();
+    if let Some(terms) = crate::metrics::procedure_terms(&state.pool).await {
+        crate::metrics::register_procedure_terms(&mut scraped, &terms);
+    }
+    let text = metrics().encode(&scraped);
     (
         [(header::CONTENT_TYPE, hub_runtime::metrics::CONTENT_TYPE)],
         text,

@@ -511,11 +511,17 @@ pub async fn external_call<T>(
 /// Saga instances by type and state name: `(saga_type, state, count)`.
 pub type SagaCounts = Vec<(String, String, i64)>;
 
+/// Saga instances not yet in a terminal state, by type: `(saga_type, count)`; every type with
+/// an instance is listed, with 0 when all of its instances ended.
+pub type OpenSagas = Vec<(String, i64)>;
+
 /// What `/metrics` reads from the database and the broker at scrape time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Saga instances by type and state name.
     pub sagas: SagaCounts,
+    /// Saga instances not yet ended, by type.
+    pub open_sagas: OpenSagas,
     /// Outbox rows not yet published.
     pub outbox_unsent: Option<i64>,
     /// Age of the oldest unsent outbox row, in seconds (0 when none).
@@ -542,6 +548,20 @@ impl Snapshot {
                 "hub_sagas",
                 "Saga instances by saga type and state (terminal ones included)",
                 sagas,
+            );
+        }
+        if !self.open_sagas.is_empty() {
+            let open = Family::<SagaLabel, Gauge>::default();
+            for (saga_type, count) in &self.open_sagas {
+                open.get_or_create(&SagaLabel {
+                    saga_type: saga_type.clone(),
+                })
+                .set(*count);
+            }
+            registry.register(
+                "hub_sagas_open",
+                "Saga instances not yet in a terminal state, by saga type",
+                open,
             );
         }
         if let Some(unsent) = self.outbox_unsent {
@@ -580,28 +600,46 @@ const SAGA_COUNT_TTL: Duration = Duration::from_secs(5);
 /// The saga counts of the last scrape, reused for [`SAGA_COUNT_TTL`].
 #[derive(Debug, Default)]
 pub struct SagaCountCache {
-    last: tokio::sync::Mutex<Option<(Instant, SagaCounts)>>,
+    last: tokio::sync::Mutex<Option<(Instant, SagaCounts, OpenSagas)>>,
 }
 
 impl SagaCountCache {
     /// Saga counts by type and state: cached, else read (`None` when the database did not
     /// answer in time).
     pub async fn get(&self, pool: &PgPool) -> Option<SagaCounts> {
+        self.get_with_open(pool).await.map(|(counts, _)| counts)
+    }
+
+    /// Saga counts by type and state, and the instances not yet ended by type, from the same
+    /// read: cached, else read (`None` when the database did not answer in time).
+    pub async fn get_with_open(&self, pool: &PgPool) -> Option<(SagaCounts, OpenSagas)> {
         let mut last = self.last.lock().await;
-        if let Some((at, counts)) = last.as_ref()
+        if let Some((at, counts, open)) = last.as_ref()
             && at.elapsed() < SAGA_COUNT_TTL
         {
-            return Some(counts.clone());
+            return Some((counts.clone(), open.clone()));
         }
-        let counts: SagaCounts = bounded(
+        let rows: Vec<(String, String, i64, i64)> = bounded(
             sqlx::query_as(
-                "SELECT saga_type, state_name, count(*) FROM sagas GROUP BY 1, 2 ORDER BY 1, 2",
+                "SELECT saga_type, state_name, count(*), count(*) FILTER (WHERE NOT terminal)
+                 FROM sagas GROUP BY 1, 2 ORDER BY 1, 2",
             )
             .fetch_all(pool),
         )
         .await?;
-        *last = Some((Instant::now(), counts.clone()));
-        Some(counts)
+        let mut open: OpenSagas = Vec::new();
+        for (saga_type, _, _, not_ended) in &rows {
+            match open.last_mut() {
+                Some((last_type, n)) if last_type == saga_type => *n += not_ended,
+                _ => open.push((saga_type.clone(), *not_ended)),
+            }
+        }
+        let counts: SagaCounts = rows
+            .into_iter()
+            .map(|(saga_type, state, count, _)| (saga_type, state, count))
+            .collect();
+        *last = Some((Instant::now(), counts.clone(), open.clone()));
+        Some((counts, open))
     }
 }
 
@@ -666,6 +704,7 @@ mod tests {
             .inc();
         let snapshot = Snapshot {
             sagas: vec![("issuance".into(), "awaiting_mvd".into(), 3)],
+            open_sagas: vec![("issuance".into(), 3)],
             outbox_unsent: Some(2),
             outbox_lag_seconds: Some(1.5),
             broker_connected: Some(true),
@@ -685,6 +724,7 @@ mod tests {
             r#"hub_argon2_seconds_bucket{le="0.032",op="verify"} "#,
             r#"t_metrics_business_total{queue="t-metrics.q"} 1"#,
             r#"hub_sagas{saga_type="issuance",state="awaiting_mvd"} 3"#,
+            r#"hub_sagas_open{saga_type="issuance"} 3"#,
             "hub_outbox_unsent 2",
             "hub_outbox_lag_seconds 1.5",
             "hub_broker_connected 1",
