@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,16 +18,15 @@ use axum::response::IntoResponse;
 use contracts::issuance::{ApplyForIdentifier, ConfirmPhone, IdentifierIssued, PhoneCodeSent};
 use contracts::{Message, Metadata};
 use e2e::portal::{DESK, Portal, WAIT, code_in, phone};
-use e2e::wait_until;
 use hub_runtime::otlp::{ENDPOINT_VAR, OtlpSettings, TraceExport};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
-use tracing_subscriber::layer::SubscriberExt;
+use hub_runtime::logging::LogFormat;
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 /// The trace the desk's application starts, and the desk's own span (not exported: the root's
 /// parent).
@@ -143,6 +143,16 @@ impl std::io::Write for Logs {
 }
 
 impl Logs {
+    /// The lines at level WARN or ERROR.
+    fn warnings(&self) -> String {
+        let bytes = self.0.lock().expect("lock").clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The `(trace_id, span_id)` of every line logged inside a span with ids.
     fn span_ids(&self) -> BTreeSet<(String, String)> {
         let bytes = self.0.lock().expect("lock").clone();
@@ -161,7 +171,7 @@ impl Logs {
 }
 
 /// The process's subscriber as `hub run` installs it with an endpoint set: the JSON logs (here
-/// into `logs`) and the export.
+/// into `logs`, at `info`) and the export.
 fn install(base_url: &str, logs: &Logs) -> TraceExport {
     let settings = OtlpSettings::from_vars(|name| (name == ENDPOINT_VAR).then(|| base_url.into()))
         .expect("valid settings")
@@ -169,13 +179,13 @@ fn install(base_url: &str, logs: &Logs) -> TraceExport {
     assert_eq!(settings.service_name, "hub");
     let export = TraceExport::start(&settings).expect("the exporter");
     let writer = logs.clone();
-    tracing_subscriber::registry()
-        .with(
-            hub_runtime::logging::json_layer(move || writer.clone())
-                .with_filter(EnvFilter::new("info")),
-        )
-        .with(export.layer())
-        .init();
+    hub_runtime::logging::subscriber(
+        LogFormat::Json,
+        EnvFilter::new("info"),
+        move || writer.clone(),
+        Some(&export),
+    )
+    .init();
     export
 }
 
@@ -198,6 +208,18 @@ fn journey_complete(spans: &[Exported]) -> bool {
         && ours
             .iter()
             .any(|s| s.name == "saga_step" && s.attribute("state") == "issued")
+}
+
+/// One line per span: its name, ids and attributes.
+fn summary(spans: &[Exported]) -> String {
+    let mut lines = vec![format!("{} spans", spans.len())];
+    for s in spans {
+        lines.push(format!(
+            "{} {} {}<-{} {:?}",
+            s.name, s.trace_id, s.span_id, s.parent_span_id, s.attributes
+        ));
+    }
+    lines.join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,10 +260,17 @@ async fn an_issuance_is_exported_as_one_tree_of_spans() {
     portal.nth_text(&phone, 2).await;
 
     // The spans go out in batches while the hub works.
-    wait_until(WAIT, "the journey's spans at the collector", || async {
-        journey_complete(&received.spans()).then_some(())
-    })
-    .await;
+    let deadline = Instant::now() + WAIT;
+    while !journey_complete(&received.spans()) {
+        assert!(
+            Instant::now() < deadline,
+            "the journey's spans did not reach the collector within {WAIT:?}; it has: {}\nwarnings: {}",
+            summary(&received.spans()),
+            logs.warnings()
+        );
+        // The poll interval of this wait on a condition with a deadline.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     // The hub stops as `hub run` does: drained, then the last spans sent.
     portal.stop().await;
     tokio::task::spawn_blocking(move || export.shutdown())
@@ -367,3 +396,4 @@ async fn an_issuance_is_exported_as_one_tree_of_spans() {
         }
     }
 }
+

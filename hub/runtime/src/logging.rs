@@ -62,34 +62,45 @@ fn filter() -> EnvFilter {
 }
 
 /// Installs the process's logger on stderr and, when `traces` is given, the export of its spans
-/// over OTLP ([`crate::otlp`]). The logs' level (`RUST_LOG`) does not limit the export, nor the
-/// other way round: each has a filter of its own. The export returned is to be shut down when
-/// the hub has stopped ([`TraceExport::shutdown`]).
+/// over OTLP ([`crate::otlp`]). The export returned is to be shut down when the hub has stopped
+/// ([`TraceExport::shutdown`]).
 pub fn init(
     format: LogFormat,
     traces: Option<&OtlpSettings>,
 ) -> Result<Option<TraceExport>, String> {
     let export = traces.map(TraceExport::start).transpose()?;
-    let logs = match format {
-        LogFormat::Json => json_layer(std::io::stderr).boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed(),
-    };
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
-        vec![logs.with_filter(filter()).boxed()];
-    if let Some(export) = &export {
-        layers.push(export.layer().boxed());
-    }
-    tracing_subscriber::registry()
-        .with(layers)
+    subscriber(format, filter(), std::io::stderr, export.as_ref())
         .try_init()
         .map_err(|e| format!("the logger cannot be installed: {e}"))?;
     Ok(export)
 }
 
+/// The process's subscriber: log lines in `format` to `writer`, at the levels `filter` lets
+/// through, and the spans `export` takes. The logs' level does not limit the export, nor the
+/// other way round: each layer has a filter of its own.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    export: Option<&TraceExport>,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let logs = match format {
+        LogFormat::Json => json_layer(writer).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+    };
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
+        vec![logs.with_filter(filter).boxed()];
+    if let Some(export) = export {
+        layers.push(export.layer().boxed());
+    }
+    tracing_subscriber::registry().with(layers)
+}
+
 /// The JSON log layer writing to `writer` (filtered by whoever adds it).
-pub fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync
+fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -107,7 +118,7 @@ pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscri
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::registry().with(json_layer(writer).with_filter(filter))
+    subscriber(LogFormat::Json, filter, writer, None)
 }
 
 #[cfg(test)]

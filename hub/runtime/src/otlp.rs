@@ -28,10 +28,12 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tracing::subscriber::Interest;
 use tracing::{Level, Metadata, Subscriber};
-use tracing_subscriber::Layer;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
 
 /// The collector's base URL; the traces go to `<it>/v1/traces`.
 pub const ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -152,7 +154,7 @@ impl TraceExport {
             .with_threads(false)
             .with_target(false)
             .with_level(false)
-            .with_filter(filter_fn(exported))
+            .with_filter(Exported)
     }
 
     /// Sends the spans not yet sent and stops the export, waiting [`SHUTDOWN_TIMEOUT`] at most.
@@ -161,6 +163,28 @@ impl TraceExport {
         if let Err(e) = self.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
             tracing::warn!(error = %e, "the last spans may not have been exported");
         }
+    }
+}
+
+/// The export's filter: [`exported`], decided once per callsite (its interest is `always` or
+/// `never`, never `sometimes`), with `info` as its most verbose level.
+struct Exported;
+
+impl<S> Filter<S> for Exported {
+    fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        exported(metadata)
+    }
+
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if exported(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::INFO)
     }
 }
 
