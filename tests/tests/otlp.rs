@@ -18,13 +18,13 @@ use axum::response::IntoResponse;
 use contracts::issuance::{ApplyForIdentifier, ConfirmPhone, IdentifierIssued, PhoneCodeSent};
 use contracts::{Message, Metadata};
 use e2e::portal::{DESK, Portal, WAIT, code_in, phone};
+use hub_runtime::logging::LogFormat;
 use hub_runtime::otlp::{ENDPOINT_VAR, OtlpSettings, TraceExport};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
-use hub_runtime::logging::LogFormat;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -302,11 +302,7 @@ async fn an_issuance_is_exported_as_one_tree_of_spans() {
         .iter()
         .filter(|s| s.parent_span_id == DESK_SPAN)
         .collect();
-    assert_eq!(
-        roots.len(),
-        1,
-        "one span hangs from the desk's: {roots:#?}"
-    );
+    assert_eq!(roots.len(), 1, "one span hangs from the desk's: {roots:#?}");
     assert_eq!(roots[0].name, "message");
     assert_eq!(
         roots[0].attribute("message_type"),
@@ -396,4 +392,3 @@ async fn an_issuance_is_exported_as_one_tree_of_spans() {
         }
     }
 }
-

@@ -30,10 +30,10 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata, Subscriber};
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::Layer;
 
 /// The collector's base URL; the traces go to `<it>/v1/traces`.
 pub const ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -98,8 +98,7 @@ impl OtlpSettings {
                 ));
             }
         }
-        let service_name =
-            set(SERVICE_NAME_VAR).unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned());
+        let service_name = set(SERVICE_NAME_VAR).unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned());
         Ok(Some(Self {
             traces_endpoint,
             service_name,
@@ -326,8 +325,14 @@ mod tests {
     #[test]
     fn failed_exports_are_warned_of_once_a_minute_at_most() {
         let reported = ReportedExporter::new((), "http://127.0.0.1:1/v1/traces".into());
-        assert!(reported.failed(&"connection refused"), "the first failure is told");
-        assert!(!reported.failed(&"connection refused"), "the next is counted");
+        assert!(
+            reported.failed(&"connection refused"),
+            "the first failure is told"
+        );
+        assert!(
+            !reported.failed(&"connection refused"),
+            "the next is counted"
+        );
         assert_eq!(reported.failures.load(Ordering::Relaxed), 2);
         reported.succeeded();
         assert_eq!(reported.failures.load(Ordering::Relaxed), 0);
@@ -406,10 +411,22 @@ mod tests {
                 kind,
             )
         };
-        assert!(exported(&meta("hub_runtime::broker", Level::INFO, Kind::SPAN)));
+        assert!(exported(&meta(
+            "hub_runtime::broker",
+            Level::INFO,
+            Kind::SPAN
+        )));
         assert!(exported(&meta("hub_portal::http", Level::WARN, Kind::SPAN)));
-        assert!(!exported(&meta("hub_runtime::broker", Level::DEBUG, Kind::SPAN)));
-        assert!(!exported(&meta("hub_runtime::broker", Level::INFO, Kind::EVENT)));
+        assert!(!exported(&meta(
+            "hub_runtime::broker",
+            Level::DEBUG,
+            Kind::SPAN
+        )));
+        assert!(!exported(&meta(
+            "hub_runtime::broker",
+            Level::INFO,
+            Kind::EVENT
+        )));
         assert!(!exported(&meta("sqlx::query", Level::INFO, Kind::SPAN)));
     }
 }

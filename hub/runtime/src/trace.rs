@@ -15,10 +15,8 @@
 use std::fmt;
 
 use contracts::{Failure, FailureKind};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing::Instrument;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The version of the header this module writes.
@@ -340,13 +338,16 @@ mod tests {
 
     /// `open` under a subscriber with the OpenTelemetry layer (no exporter: the SDK still
     /// makes the span contexts) and under none.
-    fn opened(with_layer: bool, parent: Option<TraceContext>) -> (TraceContext, Option<TraceContext>) {
+    fn opened(
+        with_layer: bool,
+        parent: Option<TraceContext>,
+    ) -> (TraceContext, Option<TraceContext>) {
         use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::layer::SubscriberExt;
 
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let layer = with_layer
-            .then(|| tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let layer =
+            with_layer.then(|| tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!(
@@ -363,13 +364,18 @@ mod tests {
     fn an_exported_span_has_the_ids_the_headers_carry() {
         let parent = TraceContext::parse(SPEC_EXAMPLE).expect("valid");
         let (own, exported) = opened(true, Some(parent));
-        assert_eq!(exported, Some(own), "the OpenTelemetry span is the source of the ids");
+        assert_eq!(
+            exported,
+            Some(own),
+            "the OpenTelemetry span is the source of the ids"
+        );
         assert_eq!(own.trace_id(), parent.trace_id());
         assert_ne!(own.span_id(), parent.span_id());
         assert!(own.sampled());
         // An unsampled parent stays unsampled.
-        let unsampled = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
-            .expect("valid");
+        let unsampled =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+                .expect("valid");
         let (own, _) = opened(true, Some(unsampled));
         assert!(!own.sampled());
         assert_eq!(own.trace_id(), unsampled.trace_id());

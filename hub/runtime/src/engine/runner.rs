@@ -721,7 +721,9 @@ impl<S: Saga> Handler for SagaEngine<S> {
         Box::pin(async move {
             let (key, input) = self.delivery(message)?;
             let span = step_span(self.saga.saga_type(), &key, message);
-            self.step_alone(message, &key, &input).instrument(span).await
+            self.step_alone(message, &key, &input)
+                .instrument(span)
+                .await
         })
     }
 }
