@@ -166,7 +166,10 @@ impl TraceExport {
 }
 
 /// The export's filter: [`exported`], decided once per callsite (its interest is `always` or
-/// `never`, never `sometimes`), with `info` as its most verbose level.
+/// `never`, never `sometimes`), with `info` as its most verbose level. A `filter_fn` (interest
+/// `sometimes`) beside the logs' per-layer filter lost spans: most `message` spans never reached
+/// this layer, so they were neither exported nor the source of their ids
+/// (`cargo test -p e2e --test otlp` failed with it).
 struct Exported;
 
 impl<S> Filter<S> for Exported {
@@ -383,6 +386,42 @@ mod tests {
             "the stop waited {:?}",
             stopping.elapsed()
         );
+    }
+
+    #[test]
+    fn the_spans_are_exported_whatever_the_logs_level() {
+        // No collector is needed: the spans get their exported ids when they are made.
+        let settings = OtlpSettings {
+            traces_endpoint: "http://127.0.0.1:1/v1/traces".into(),
+            service_name: DEFAULT_SERVICE_NAME.into(),
+        };
+        let export = TraceExport::start(&settings).expect("the exporter");
+        for level in ["warn", "info", "debug"] {
+            let subscriber = crate::logging::subscriber(
+                crate::logging::LogFormat::Json,
+                tracing_subscriber::EnvFilter::new(level),
+                std::io::sink,
+                Some(&export),
+            );
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!(
+                    "message",
+                    trace_id = tracing::field::Empty,
+                    span_id = tracing::field::Empty
+                );
+                let own = crate::trace::open(&span, None);
+                let _in = span.enter();
+                let child = tracing::info_span!(
+                    "external_call",
+                    trace_id = tracing::field::Empty,
+                    span_id = tracing::field::Empty
+                );
+                let call = crate::trace::open_in_current(&child)
+                    .unwrap_or_else(|| panic!("RUST_LOG={level}: the call is exported"));
+                assert_eq!(call.trace_id(), own.trace_id(), "RUST_LOG={level}");
+            });
+        }
+        export.shutdown();
     }
 
     #[test]
