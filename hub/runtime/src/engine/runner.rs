@@ -152,6 +152,35 @@ impl<S: Saga> SagaEngine<S> {
         }
     }
 
+    /// The step of a message handled alone: re-run when it loses a race, and once more with
+    /// the new secret it turned out to need.
+    async fn step_alone(
+        &self,
+        message: &Incoming,
+        key: &SagaKey,
+        input: &Delivery<S::Input>,
+    ) -> Result<(), Failure> {
+        // The likely secret is made before the first attempt: the usual step then runs once,
+        // with no transaction open while argon2 works.
+        let mut prepared = self.likely(input).await?;
+        for _ in 0..CONFLICT_RETRIES {
+            match self.step(message, key, input, prepared.as_ref()).await {
+                Ok(()) => return Ok(()),
+                Err(StepError::Conflict) => continue,
+                // Made with no transaction open, then the step runs again.
+                Err(StepError::NeedsSecret(kind)) => {
+                    prepared = Some(FreshSecret::make(kind).await?);
+                }
+                Err(StepError::Database(e)) => return Err(db_failure(&e)),
+                Err(StepError::Failed(f)) => return Err(f),
+            }
+        }
+        Err(Failure::transient(format!(
+            "saga {} kept changing during {CONFLICT_RETRIES} attempts",
+            key.id
+        )))
+    }
+
     /// One attempt at the step, in one transaction: lock the row, run the transition, write
     /// its effects. Argon2 never runs in here: a transition that hands out a new secret gets it
     /// `prepared` before the transaction, or the attempt ends with [`StepError::NeedsSecret`]
@@ -725,37 +754,6 @@ impl<S: Saga> Handler for SagaEngine<S> {
                 .instrument(span)
                 .await
         })
-    }
-}
-
-impl<S: Saga> SagaEngine<S> {
-    /// The step of a message handled alone: re-run when it loses a race, and once more with
-    /// the new secret it turned out to need.
-    async fn step_alone(
-        &self,
-        message: &Incoming,
-        key: &SagaKey,
-        input: &Delivery<S::Input>,
-    ) -> Result<(), Failure> {
-        // The likely secret is made before the first attempt: the usual step then runs once,
-        // with no transaction open while argon2 works.
-        let mut prepared = self.likely(input).await?;
-        for _ in 0..CONFLICT_RETRIES {
-            match self.step(message, key, input, prepared.as_ref()).await {
-                Ok(()) => return Ok(()),
-                Err(StepError::Conflict) => continue,
-                // Made with no transaction open, then the step runs again.
-                Err(StepError::NeedsSecret(kind)) => {
-                    prepared = Some(FreshSecret::make(kind).await?);
-                }
-                Err(StepError::Database(e)) => return Err(db_failure(&e)),
-                Err(StepError::Failed(f)) => return Err(f),
-            }
-        }
-        Err(Failure::transient(format!(
-            "saga {} kept changing during {CONFLICT_RETRIES} attempts",
-            key.id
-        )))
     }
 }
 
