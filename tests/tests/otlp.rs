@@ -5,7 +5,8 @@
 //! message, every saga step, every external call (MVD, the SMS gateway) and the SMS gateway's
 //! delivery report (a callback), with the ids the log lines and the `traceparent` headers name.
 //!
-//! The subscriber is process-global: this binary holds this one test, so it installs it once.
+//! The subscriber is process-global: one test of this binary installs it; the other runs the
+//! hub's command line as a process of its own, exporting to a collector of its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use contracts::issuance::{ApplyForIdentifier, ConfirmPhone, IdentifierIssued, PhoneCodeSent};
 use contracts::{Message, Metadata};
+use e2e::ledger::{self, OpenAccount};
 use e2e::portal::{DESK, Portal, WAIT, code_in, phone};
+use e2e::{TestEnv, wait_until};
 use hub_runtime::logging::LogFormat;
-use hub_runtime::otlp::{ENDPOINT_VAR, OtlpSettings, TraceExport};
+use hub_runtime::otlp::{ENDPOINT_VAR, OtlpSettings, SERVICE_NAME_VAR, TraceExport};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -391,4 +394,88 @@ async fn an_issuance_is_exported_as_one_tree_of_spans() {
             }
         }
     }
+}
+
+/// A child process, killed if the test ends before it exits.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `hub run` (the ledger hub's command line) exports with the standard variables, whatever
+/// `RUST_LOG` says, and sends the last spans when it stops: with a schedule longer than the
+/// test, only the flush at stop can have sent them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_run_exports_with_the_standard_variables_and_flushes_at_stop() {
+    let (base_url, received) = collector().await;
+    let env = TestEnv::new().await;
+    env.declare(vec![ledger::queue_spec()]).await;
+    let mut hub = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ledger-hub"))
+            .arg("run")
+            .envs(env.process_env())
+            .env("RUST_LOG", "warn")
+            .env(ENDPOINT_VAR, &base_url)
+            .env(SERVICE_NAME_VAR, "ledger-hub")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "3600000")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the hub binary starts"),
+    );
+    env.send(&OpenAccount {
+        account: "otto".into(),
+        expire_after_ms: None,
+    })
+    .await;
+    wait_until(WAIT, "the account saga", || ledger::load(&env.pool, "otto")).await;
+    assert!(
+        received.spans().is_empty(),
+        "nothing is sent before the schedule or the stop"
+    );
+
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &hub.0.id().to_string()])
+        .status()
+        .expect("kill(1) runs");
+    assert!(sent.success());
+    let exited = wait_until(WAIT, "the hub to exit after SIGTERM", || {
+        let status = hub.0.try_wait().expect("wait");
+        async move { status }
+    })
+    .await;
+    assert!(exited.success(), "{exited}");
+
+    // The stop sent them before the process ended.
+    let spans = received.spans();
+    let handled = spans
+        .iter()
+        .find(|s| {
+            s.name == "message" && s.attribute("message_type") == OpenAccount::TYPE.to_string()
+        })
+        .unwrap_or_else(|| panic!("the handling of the command: {}", summary(&spans)));
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "saga_step" && s.parent_span_id == handled.span_id),
+        "its saga step: {}",
+        summary(&spans)
+    );
+    assert!(
+        spans.iter().all(|s| s.service == "ledger-hub"),
+        "{}",
+        summary(&spans)
+    );
+    assert!(
+        spans.iter().all(|s| s.trace_id == handled.trace_id),
+        "{}",
+        summary(&spans)
+    );
 }
