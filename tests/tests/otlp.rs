@@ -291,53 +291,9 @@ async fn an_issuance_is_exported_as_one_tree_of_spans() {
     assert!(spans.iter().all(|s| s.service == "hub"), "{spans:#?}");
 
     // One tree: every parent is exported, but the desk's span, the root's parent.
+    assert_one_tree(&spans);
     let ids: HashMap<&str, &Exported> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
-    assert_eq!(ids.len(), spans.len(), "span ids are unique");
-    for span in &spans {
-        assert!(
-            span.parent_span_id == DESK_SPAN || ids.contains_key(span.parent_span_id.as_str()),
-            "{} {} has a parent that is not in the trace: {span:?}",
-            span.name,
-            span.span_id
-        );
-    }
-    let roots: Vec<&Exported> = spans
-        .iter()
-        .filter(|s| s.parent_span_id == DESK_SPAN)
-        .collect();
-    assert_eq!(roots.len(), 1, "one span hangs from the desk's: {roots:#?}");
-    assert_eq!(roots[0].name, "message");
-    assert_eq!(
-        roots[0].attribute("message_type"),
-        ApplyForIdentifier::TYPE.to_string()
-    );
 
-    // The span kinds, and what their parents are.
-    let parent_name = |s: &Exported| ids.get(s.parent_span_id.as_str()).map(|p| p.name.as_str());
-    let names: BTreeSet<&str> = spans.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(
-        names,
-        BTreeSet::from(["callback", "external_call", "message", "saga_step"]),
-        "{spans:#?}"
-    );
-    for span in &spans {
-        let expected_parents: &[&str] = match span.name.as_str() {
-            // A step and a call are done while a message is handled.
-            "saga_step" | "external_call" => &["message"],
-            // The gateway reports on the call that sent the SMS.
-            "callback" => &["message", "external_call"],
-            // A message is caused by a handling or a callback (or by the desk).
-            _ => &["message", "callback"],
-        };
-        if span.parent_span_id != DESK_SPAN {
-            assert!(
-                parent_name(span).is_some_and(|p| expected_parents.contains(&p)),
-                "{} under {:?}: {span:?}",
-                span.name,
-                parent_name(span)
-            );
-        }
-    }
     // The confirmation (sent by the desk in the trace) joined the tree.
     assert!(
         spans.iter().any(|s| s.name == "saga_step"
@@ -392,6 +348,58 @@ async fn an_issuance_is_exported_as_one_tree_of_spans() {
             ] {
                 assert!(!value.contains(personal), "{personal} in {span:?}");
             }
+        }
+    }
+}
+
+/// Every parent of `spans` is among them, but the desk's span (the root's parent), and each
+/// kind of span hangs where it should.
+fn assert_one_tree(spans: &[Exported]) {
+    let ids: HashMap<&str, &Exported> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    assert_eq!(ids.len(), spans.len(), "span ids are unique");
+    for span in spans {
+        assert!(
+            span.parent_span_id == DESK_SPAN || ids.contains_key(span.parent_span_id.as_str()),
+            "{} {} has a parent that is not in the trace: {span:?}",
+            span.name,
+            span.span_id
+        );
+    }
+    let roots: Vec<&Exported> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == DESK_SPAN)
+        .collect();
+    assert_eq!(roots.len(), 1, "one span hangs from the desk's: {roots:#?}");
+    assert_eq!(roots[0].name, "message");
+    assert_eq!(
+        roots[0].attribute("message_type"),
+        ApplyForIdentifier::TYPE.to_string()
+    );
+
+    // The span kinds, and what their parents are.
+    let parent_name = |s: &Exported| ids.get(s.parent_span_id.as_str()).map(|p| p.name.as_str());
+    let names: BTreeSet<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["callback", "external_call", "message", "saga_step"]),
+        "{spans:#?}"
+    );
+    for span in spans {
+        let expected_parents: &[&str] = match span.name.as_str() {
+            // A step and a call are done while a message is handled.
+            "saga_step" | "external_call" => &["message"],
+            // The gateway reports on the call that sent the SMS.
+            "callback" => &["message", "external_call"],
+            // A message is caused by a handling or a callback (or by the desk).
+            _ => &["message", "callback"],
+        };
+        if span.parent_span_id != DESK_SPAN {
+            assert!(
+                parent_name(span).is_some_and(|p| expected_parents.contains(&p)),
+                "{} under {:?}: {span:?}",
+                span.name,
+                parent_name(span)
+            );
         }
     }
 }
