@@ -387,10 +387,13 @@ pub type PlanBuilder = fn(&IntegrationConfig, &ConsoleConfig) -> anyhow::Result<
 /// Parses the command line and runs it with the plan `build` makes; returns the exit code.
 pub fn main(build: PlanBuilder) -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging() {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
+    let traces = match init_logging() {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     // A handler's panic is caught and dead-lettered by the consumer runner; report it as one
     // log line (with where it happened) instead of the default multi-line dump on stderr.
     std::panic::set_hook(Box::new(|info| {
@@ -406,7 +409,17 @@ pub fn main(build: PlanBuilder) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli, build)) {
+    let result = runtime.block_on(execute(cli, build));
+    // The hub has drained: the last spans go out before the process ends.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    exit_code(result)
+}
+
+/// The exit code of a command's result.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let unavailable = e.downcast_ref::<ConnectError>().is_some()
@@ -439,10 +452,12 @@ pub fn main(build: PlanBuilder) -> ExitCode {
     }
 }
 
-/// Logs on stderr: JSON lines unless stderr is a terminal, or as `HUB_LOG_FORMAT` says.
-fn init_logging() -> Result<(), String> {
-    hub_runtime::logging::init(hub_runtime::logging::LogFormat::from_env()?);
-    Ok(())
+/// Logs on stderr: JSON lines unless stderr is a terminal, or as `HUB_LOG_FORMAT` says; and the
+/// spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`hub_runtime::otlp`]).
+fn init_logging() -> Result<Option<hub_runtime::otlp::TraceExport>, String> {
+    let format = hub_runtime::logging::LogFormat::from_env()?;
+    let traces = hub_runtime::otlp::OtlpSettings::from_env()?;
+    hub_runtime::logging::init(format, traces.as_ref())
 }
 
 async fn execute(cli: Cli, build: PlanBuilder) -> anyhow::Result<()> {

@@ -214,13 +214,13 @@ async fn traced(mut request: Request, next: Next) -> Response {
         .headers()
         .get(adapters::TRACEPARENT_HEADER)
         .and_then(|v| v.to_str().ok());
-    let trace = TraceContext::continue_or_start(parent);
     let span = tracing::info_span!(
         "callback",
         path = %request.uri().path(),
-        trace_id = %trace.trace_id(),
-        span_id = %trace.span_id(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
+    let trace = hub_runtime::trace::open(&span, parent.and_then(TraceContext::parse));
     request.extensions_mut().insert(trace);
     next.run(request).instrument(span).await
 }

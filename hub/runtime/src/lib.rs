@@ -23,6 +23,7 @@ pub mod health;
 pub mod keeper;
 pub mod logging;
 pub mod metrics;
+pub mod otlp;
 pub mod secrets;
 pub mod store;
 pub mod tls;

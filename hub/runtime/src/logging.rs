@@ -10,9 +10,12 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::otlp::{OtlpSettings, TraceExport};
 
 /// The environment variable that forces a format.
 pub const FORMAT_VAR: &str = "HUB_LOG_FORMAT";
@@ -58,16 +61,56 @@ fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Installs the process's logger on stderr.
-pub fn init(format: LogFormat) {
-    match format {
-        LogFormat::Json => json_subscriber(filter(), std::io::stderr).init(),
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_writer(std::io::stderr)
-            .finish()
-            .init(),
+/// Installs the process's logger on stderr and, when `traces` is given, the export of its spans
+/// over OTLP ([`crate::otlp`]). The export returned is to be shut down when the hub has stopped
+/// ([`TraceExport::shutdown`]).
+pub fn init(
+    format: LogFormat,
+    traces: Option<&OtlpSettings>,
+) -> Result<Option<TraceExport>, String> {
+    let export = traces.map(TraceExport::start).transpose()?;
+    subscriber(format, filter(), std::io::stderr, export.as_ref())
+        .try_init()
+        .map_err(|e| format!("the logger cannot be installed: {e}"))?;
+    Ok(export)
+}
+
+/// The process's subscriber: log lines in `format` to `writer`, at the levels `filter` lets
+/// through, and the spans `export` takes. The logs' level does not limit the export, nor the
+/// other way round: each layer has a filter of its own.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    export: Option<&TraceExport>,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let logs = match format {
+        LogFormat::Json => json_layer(writer).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+    };
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> =
+        vec![logs.with_filter(filter).boxed()];
+    if let Some(export) = export {
+        layers.push(export.layer().boxed());
     }
+    tracing_subscriber::registry().with(layers)
+}
+
+/// The JSON log layer writing to `writer` (filtered by whoever adds it).
+fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
 }
 
 /// The JSON logger writing to `writer`.
@@ -75,14 +118,7 @@ pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscri
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .finish()
+    subscriber(LogFormat::Json, filter, writer, None)
 }
 
 #[cfg(test)]

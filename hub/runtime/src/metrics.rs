@@ -496,14 +496,15 @@ fn exchange_label(exchange: &str) -> String {
     }
 }
 
-/// Runs `call` to `system` and records its time and, if it failed, its failure kind.
+/// Runs `call` to `system` and records its time and, if it failed, its failure kind; when
+/// spans are exported, the call is a span `external_call` ([`crate::trace::external_call`]).
 pub async fn external_call<T>(
     system: &'static str,
     operation: &'static str,
     call: impl Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
     let started = Instant::now();
-    let result = call.await;
+    let result = crate::trace::external_call(system, operation, call).await;
     metrics().external_call(system, operation, started.elapsed(), &result);
     result
 }

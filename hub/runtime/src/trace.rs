@@ -6,10 +6,18 @@
 //! (or a malformed one). Everything that handling sends carries the same trace id with the
 //! handling's own span id as parent, so each hop adds one span and the trace id never changes.
 //!
-//! Only the parsing, formatting and child generation live here; the consumer runner, the HTTP
-//! callbacks and the adapter workers use them.
+//! The parsing, formatting and child generation live here, and [`open`], which gives a
+//! `tracing` span its place in the trace: the consumer runner, the saga engine, the HTTP
+//! callbacks and the adapter workers use them. When the spans are exported
+//! ([`crate::otlp`]), the OpenTelemetry span is the source of the ids, so the exported span, the
+//! log lines and the `traceparent` headers name the same span; otherwise the ids are made here.
 
 use std::fmt;
+
+use contracts::{Failure, FailureKind};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The version of the header this module writes.
 const VERSION: &str = "00";
@@ -136,6 +144,98 @@ impl fmt::Display for TraceContext {
     }
 }
 
+impl TraceContext {
+    /// This context as OpenTelemetry's, arrived from elsewhere (a header).
+    fn remote_span_context(&self) -> SpanContext {
+        SpanContext::new(
+            TraceId::from_bytes(self.trace_id),
+            SpanId::from_bytes(self.span_id),
+            TraceFlags::new(self.flags & SAMPLED),
+            true,
+            TraceState::default(),
+        )
+    }
+
+    /// OpenTelemetry's span context as ours, when it is valid.
+    fn of_span_context(context: &SpanContext) -> Option<Self> {
+        context.is_valid().then(|| Self {
+            trace_id: context.trace_id().to_bytes(),
+            span_id: context.span_id().to_bytes(),
+            flags: context.trace_flags().to_u8() & SAMPLED,
+        })
+    }
+}
+
+/// Gives `span` its place in the trace: a child of `parent` (the `traceparent` something
+/// arrived with, or the span that caused this one), or the root of a new trace when there is
+/// none. Records its `trace_id` and `span_id` fields (declared empty by the caller) and returns
+/// its context, whose [`Display`](fmt::Display) is the `traceparent` of what it causes.
+///
+/// When the span is exported, the ids are the exported span's; otherwise (no export, or a span
+/// filtered out) they are made here, [`TraceContext::child`] of the parent or a new root.
+pub fn open(span: &tracing::Span, parent: Option<TraceContext>) -> TraceContext {
+    let otel_parent = parent.map_or_else(opentelemetry::Context::new, |p| {
+        opentelemetry::Context::new().with_remote_span_context(p.remote_span_context())
+    });
+    // Fails only when the span is not exported: its ids are then made below.
+    let _ = span.set_parent(otel_parent);
+    let own = exported_context(span)
+        .unwrap_or_else(|| parent.map_or_else(TraceContext::new_root, |p| p.child()));
+    record(span, &own);
+    own
+}
+
+/// Gives `span` its place as a child of the span it was created in (the current one), when it
+/// is exported: records its ids and returns its context. `None` when it is not exported, and
+/// then the span should not be entered, so that log lines keep the ids of the span around it.
+pub fn open_in_current(span: &tracing::Span) -> Option<TraceContext> {
+    let own = exported_context(span)?;
+    record(span, &own);
+    Some(own)
+}
+
+/// The context of `span`'s OpenTelemetry span, if it has one.
+fn exported_context(span: &tracing::Span) -> Option<TraceContext> {
+    TraceContext::of_span_context(span.context().span().span_context())
+}
+
+fn record(span: &tracing::Span, trace: &TraceContext) {
+    span.record("trace_id", trace.trace_id());
+    span.record("span_id", trace.span_id());
+}
+
+/// Runs `call`, an adapter worker's call of `system`, as a span `external_call` (a child of the
+/// message's handling) when spans are exported, with `outcome` recorded: `ok` or the failure's
+/// kind. Without export it runs as it is, and its log lines keep the handling's span.
+pub async fn external_call<T>(
+    system: &'static str,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let span = tracing::info_span!(
+        "external_call",
+        system,
+        operation,
+        outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    if open_in_current(&span).is_none() {
+        return call.await;
+    }
+    let result = call.instrument(span.clone()).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(f) => match f.kind {
+            FailureKind::Transient => "transient",
+            FailureKind::Permanent => "permanent",
+            FailureKind::InvalidInput => "invalid_input",
+        },
+    };
+    span.record("outcome", outcome);
+    result
+}
+
 /// The trace id of a `traceparent`, when it is valid.
 pub fn trace_id_of(traceparent: &str) -> Option<String> {
     TraceContext::parse(traceparent).map(|t| t.trace_id())
@@ -234,6 +334,67 @@ mod tests {
         let odd = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff")
             .expect("any flags parse");
         assert!(odd.child().to_string().ends_with("-01"));
+    }
+
+    /// `open` under a subscriber with the OpenTelemetry layer (no exporter: the SDK still
+    /// makes the span contexts) and under none.
+    fn opened(
+        with_layer: bool,
+        parent: Option<TraceContext>,
+    ) -> (TraceContext, Option<TraceContext>) {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let layer =
+            with_layer.then(|| tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "message",
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty
+            );
+            let own = open(&span, parent);
+            (own, exported_context(&span))
+        })
+    }
+
+    #[test]
+    fn an_exported_span_has_the_ids_the_headers_carry() {
+        let parent = TraceContext::parse(SPEC_EXAMPLE).expect("valid");
+        let (own, exported) = opened(true, Some(parent));
+        assert_eq!(
+            exported,
+            Some(own),
+            "the OpenTelemetry span is the source of the ids"
+        );
+        assert_eq!(own.trace_id(), parent.trace_id());
+        assert_ne!(own.span_id(), parent.span_id());
+        assert!(own.sampled());
+        // An unsampled parent stays unsampled.
+        let unsampled =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+                .expect("valid");
+        let (own, _) = opened(true, Some(unsampled));
+        assert!(!own.sampled());
+        assert_eq!(own.trace_id(), unsampled.trace_id());
+        // No parent: the root of a new trace, even inside another span.
+        let (a, exported) = opened(true, None);
+        assert_eq!(exported, Some(a));
+        let (b, _) = opened(true, None);
+        assert_ne!(a.trace_id(), b.trace_id());
+    }
+
+    #[test]
+    fn without_export_the_ids_are_made_here() {
+        let parent = TraceContext::parse(SPEC_EXAMPLE).expect("valid");
+        let (own, exported) = opened(false, Some(parent));
+        assert_eq!(exported, None);
+        assert_eq!(own.trace_id(), parent.trace_id());
+        assert_ne!(own.span_id(), parent.span_id());
+        let (root, _) = opened(false, None);
+        assert_ne!(root.trace_id(), parent.trace_id());
     }
 
     #[test]

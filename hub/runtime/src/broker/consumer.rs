@@ -300,17 +300,21 @@ fn sender_of(props: &lapin::BasicProperties, hub_user: &str) -> Option<String> {
 }
 
 /// The span of handling one delivery, a child of the trace the message arrived with or the
-/// root of a new one: every log line of its handling carries the trace id.
+/// root of a new one ([`crate::trace::open`]): every log line of its handling carries the trace
+/// id, and so does the span when it is exported.
 fn message_span(queue: &str, props: &lapin::BasicProperties) -> (TraceContext, tracing::Span) {
-    let trace = TraceContext::continue_or_start(header_str(props, headers::TRACEPARENT).as_deref());
+    let parent = header_str(props, headers::TRACEPARENT)
+        .as_deref()
+        .and_then(TraceContext::parse);
     let span = tracing::info_span!(
         "message",
         %queue,
         message_type = props.kind().as_ref().map_or("", |t| t.as_str()),
         message_id = props.message_id().as_ref().map_or("", |m| m.as_str()),
-        trace_id = %trace.trace_id(),
-        span_id = %trace.span_id(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
+    let trace = crate::trace::open(&span, parent);
     (trace, span)
 }
 

@@ -152,6 +152,35 @@ impl<S: Saga> SagaEngine<S> {
         }
     }
 
+    /// The step of a message handled alone: re-run when it loses a race, and once more with
+    /// the new secret it turned out to need.
+    async fn step_alone(
+        &self,
+        message: &Incoming,
+        key: &SagaKey,
+        input: &Delivery<S::Input>,
+    ) -> Result<(), Failure> {
+        // The likely secret is made before the first attempt: the usual step then runs once,
+        // with no transaction open while argon2 works.
+        let mut prepared = self.likely(input).await?;
+        for _ in 0..CONFLICT_RETRIES {
+            match self.step(message, key, input, prepared.as_ref()).await {
+                Ok(()) => return Ok(()),
+                Err(StepError::Conflict) => continue,
+                // Made with no transaction open, then the step runs again.
+                Err(StepError::NeedsSecret(kind)) => {
+                    prepared = Some(FreshSecret::make(kind).await?);
+                }
+                Err(StepError::Database(e)) => return Err(db_failure(&e)),
+                Err(StepError::Failed(f)) => return Err(f),
+            }
+        }
+        Err(Failure::transient(format!(
+            "saga {} kept changing during {CONFLICT_RETRIES} attempts",
+            key.id
+        )))
+    }
+
     /// One attempt at the step, in one transaction: lock the row, run the transition, write
     /// its effects. Argon2 never runs in here: a transition that hands out a new secret gets it
     /// `prepared` before the transaction, or the attempt ends with [`StepError::NeedsSecret`]
@@ -236,6 +265,7 @@ impl<S: Saga> SagaEngine<S> {
                 .unwrap_or_default();
             crate::metrics::metrics().saga_ended(self.saga.saga_type(), lasted);
         }
+        tracing::Span::current().record("state", written.to_state.as_str());
         tracing::debug!(saga_id = %stepped.saga_id, saga_type = self.saga.saga_type(), from = ?stepped.from, to = %written.to_state, sent = written.sent, "saga step committed");
     }
 
@@ -291,7 +321,7 @@ impl<S: Saga> SagaEngine<S> {
                     continue;
                 }
             };
-            let span = message_span(message);
+            let span = step_span(self.saga.saga_type(), key, message);
             let attempt = self
                 .attempt(&mut tx, message, key, input, secret.as_ref())
                 .instrument(span.clone());
@@ -624,23 +654,29 @@ impl<S: Saga> SagaEngine<S> {
     }
 }
 
-/// The span of one message's step inside a batch: the same trace and span as its handling
-/// (the consumer's span for the message is not entered while the batch runs), so its log lines
-/// carry its own trace id.
-fn message_span(message: &Incoming) -> tracing::Span {
-    let trace = message
+/// The span of one message's saga step, alone or in a batch: a child of the message's handling
+/// (its `traceparent`, set by the consumer to the handling's own span, which is not entered
+/// while a batch runs), so its log lines carry the message's trace id. The state it reached is
+/// recorded when the step commits ([`SagaEngine::committed`]).
+fn step_span(saga_type: &str, key: &SagaKey, message: &Incoming) -> tracing::Span {
+    let span = tracing::info_span!(
+        "saga_step",
+        saga_type,
+        saga_id = %key.id,
+        queue = %message.queue,
+        message_type = %message.metadata.message_type,
+        message_id = %message.metadata.message_id,
+        state = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let parent = message
         .metadata
         .traceparent
         .as_deref()
         .and_then(TraceContext::parse);
-    tracing::info_span!(
-        "message",
-        queue = %message.queue,
-        message_type = %message.metadata.message_type,
-        message_id = %message.metadata.message_id,
-        trace_id = %trace.as_ref().map(TraceContext::trace_id).unwrap_or_default(),
-        span_id = %trace.as_ref().map(TraceContext::span_id).unwrap_or_default(),
-    )
+    crate::trace::open(&span, parent);
+    span
 }
 
 impl<S: Saga> SagaControl for SagaEngine<S> {
@@ -713,25 +749,10 @@ impl<S: Saga> Handler for SagaEngine<S> {
     fn handle<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
             let (key, input) = self.delivery(message)?;
-            // The likely secret is made before the first attempt: the usual step then runs
-            // once, with no transaction open while argon2 works.
-            let mut prepared = self.likely(&input).await?;
-            for _ in 0..CONFLICT_RETRIES {
-                match self.step(message, &key, &input, prepared.as_ref()).await {
-                    Ok(()) => return Ok(()),
-                    Err(StepError::Conflict) => continue,
-                    // Made with no transaction open, then the step runs again.
-                    Err(StepError::NeedsSecret(kind)) => {
-                        prepared = Some(FreshSecret::make(kind).await?);
-                    }
-                    Err(StepError::Database(e)) => return Err(db_failure(&e)),
-                    Err(StepError::Failed(f)) => return Err(f),
-                }
-            }
-            Err(Failure::transient(format!(
-                "saga {} kept changing during {CONFLICT_RETRIES} attempts",
-                key.id
-            )))
+            let span = step_span(self.saga.saga_type(), &key, message);
+            self.step_alone(message, &key, &input)
+                .instrument(span)
+                .await
         })
     }
 }
