@@ -2,10 +2,13 @@
 //! depth and consumers (a passive `queue.declare` answers both without touching the queue), the
 //! dead letters waiting, the outbox lag, and whether each external system answers.
 //!
-//! An external system is "up" when it answers at all within the probe timeout: an HTTP status
-//! of any kind from its base URL (a 5xx shows as "up, failing"), or an open TCP port for the
-//! mail server. That is reachability,
-//! not correctness; the adapters' own errors (dead letters, retries) say the rest.
+//! An HTTP system is probed with a `GET` of a cheap endpoint of its API (its probe path, set per
+//! system: `<PREFIX>_PROBE_PATH`; the simulators answer `healthz` under their faults, GosSUOK
+//! publishes its root certificate at `ca/root.der`), and it is "up" only when that call answers
+//! `2xx` within the probe timeout: a `404` (no such endpoint: the probe path or the base URL is
+//! wrong) or a `5xx` (the system fails) is "down" with the status in the reason, as is no
+//! answer. The page shows the call's status and latency. The mail server is "up" when its port
+//! accepts a connection.
 //!
 //! An `https://` system is probed with the TLS settings its adapter uses (its CA bundle, its
 //! client certificate: [`ExternalSystem::tls`]), so a system with a private CA or one that
@@ -39,9 +42,8 @@ fn shown(target: &Target) -> String {
 /// What one probe saw.
 #[derive(Debug, Clone)]
 struct Probe {
+    /// It answered `2xx` (an HTTP system), or accepted the connection (the mail server).
     up: bool,
-    /// It answers, with server errors (5xx).
-    errors: bool,
     latency: Duration,
     detail: String,
 }
@@ -55,8 +57,8 @@ pub(super) struct Probed {
 
 /// The systems with their probes' clients, built once at start: an HTTP system with TLS
 /// settings of its own gets a client with them (its CA bundle, its client certificate), the
-/// others share one client of the process's defaults. Redirects are not followed: any answer
-/// means up.
+/// others share one client of the process's defaults. Redirects are not followed: a probe
+/// path answers itself.
 ///
 /// Errors: a client that cannot be built (the system's TLS config refused), naming the system.
 pub(super) fn probed(
@@ -161,19 +163,25 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     last
 }
 
+/// `HTTP 404 Not Found`: the status as the page shows it.
+fn status_text(status: reqwest::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    }
+}
+
 async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> Probe {
     let started = Instant::now();
     match target {
         Target::Http(url) => match client.get(url.clone()).send().await {
             Ok(r) => Probe {
-                up: true,
-                errors: r.status().is_server_error(),
+                up: r.status().is_success(),
                 latency: started.elapsed(),
-                detail: format!("HTTP {}", r.status().as_u16()),
+                detail: status_text(r.status()),
             },
             Err(e) => Probe {
                 up: false,
-                errors: false,
                 latency: started.elapsed(),
                 detail: call_failed(&e, timeout),
             },
@@ -187,20 +195,17 @@ async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> 
             {
                 Ok(Ok(_)) => Probe {
                     up: true,
-                    errors: false,
-                    latency: started.elapsed(),
+                        latency: started.elapsed(),
                     detail: "port open".into(),
                 },
                 Ok(Err(e)) => Probe {
                     up: false,
-                    errors: false,
-                    latency: started.elapsed(),
+                        latency: started.elapsed(),
                     detail: format!("cannot connect: {e}"),
                 },
                 Err(_) => Probe {
                     up: false,
-                    errors: false,
-                    latency: started.elapsed(),
+                        latency: started.elapsed(),
                     detail: format!("no answer within {timeout:?}"),
                 },
             }
@@ -231,6 +236,18 @@ fn queue_names(hub: &HubParts) -> Vec<(String, String)> {
     }
     out.push((t.unrouted(), "unrouted".to_owned()));
     out
+}
+
+/// The messages ready in the namespace's work queues, summed; `None` when no queue's depth could
+/// be read (the monitor's queue depth).
+pub(super) async fn work_queue_depth(console: &Console) -> Option<u64> {
+    let rows = queue_depths(console).await;
+    let depths: Vec<u64> = rows
+        .iter()
+        .filter(|q| q.role == "work")
+        .filter_map(|q| q.seen.as_ref().ok().map(|(messages, _)| u64::from(*messages)))
+        .collect();
+    (!depths.is_empty()).then(|| depths.iter().sum())
 }
 
 async fn queue_depths(console: &Console) -> Vec<QueueRow> {
@@ -344,9 +361,7 @@ fn systems_table(systems: &[Probed], probes: &[Probe]) -> Markup {
                         td { (s.name) }
                         td { code { (shown(&s.target)) } }
                         td {
-                            @if !p.up { span.down { "down" } }
-                            @else if p.errors { span.warn { "up, failing" } }
-                            @else { span.up { "up" } }
+                            @if p.up { span.up { "up" } } @else { span.down { "down" } }
                         }
                         td.num { (p.latency.as_millis()) " ms" }
                         td { (p.detail) }
@@ -514,8 +529,8 @@ mod tests {
         let ca = Ca::new("MVD's private CA");
         let url = https_server(&ca, None).await;
         let up = probe_with(&url, Some(client_tls(&ca, None))).await;
-        assert!(up.up && !up.errors, "{up:?}");
-        assert_eq!(up.detail, "HTTP 200");
+        assert!(up.up, "{up:?}");
+        assert_eq!(up.detail, "HTTP 200 OK");
         // Trusting another CA, or the process's default roots, it is down, and says why.
         let other = probe_with(&url, Some(client_tls(&Ca::new("another CA"), None))).await;
         assert!(!other.up);
@@ -568,6 +583,71 @@ mod tests {
         )
         .await;
         assert!(smtp.detail.starts_with("cannot connect: "), "{smtp:?}");
+    }
+
+    /// A system that answers `404` at its probe path is down, with the status; one that answers
+    /// `200` there is up, with the call's latency; a `5xx` is down too.
+    #[tokio::test]
+    async fn only_a_2xx_at_the_probe_path_is_up() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/mvd/healthz"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(30)))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/erip/healthz"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        // Anything else (the root, a wrong probe path): wiremock's 404.
+        let base: url::Url = server.uri().parse().expect("URL");
+        let system = |name: &str, probe: &str| ExternalSystem {
+            name: name.to_owned(),
+            target: Target::Http(base.join(probe).expect("a probe URL")),
+            tls: None,
+        };
+        let systems = vec![
+            system("MVD population registry", "mvd/healthz"),
+            system("SMS gateway A1", "a1/healthz"),
+            system("ERIP", "erip/healthz"),
+        ];
+        let timeout = Duration::from_secs(5);
+        let systems = probed(systems, timeout).expect("probe clients");
+        let probes = join_all(
+            systems
+                .iter()
+                .map(|p| probe(&p.client, timeout, &p.system.target)),
+        )
+        .await;
+        let (up, missing, failing) = (&probes[0], &probes[1], &probes[2]);
+        assert!(up.up, "{up:?}");
+        assert_eq!(up.detail, "HTTP 200 OK");
+        assert!(up.latency >= Duration::from_millis(30), "{up:?}");
+        assert!(!missing.up, "{missing:?}");
+        assert_eq!(missing.detail, "HTTP 404 Not Found");
+        assert!(!failing.up, "{failing:?}");
+        assert_eq!(failing.detail, "HTTP 503 Service Unavailable");
+
+        // The page's rows say so, with the probe's address.
+        let table = systems_table(&systems, &probes).into_string();
+        let row = |name: &str| {
+            let start = table
+                .find(&format!("data-system=\"{name}\""))
+                .expect("the system's row");
+            table[start..start + table[start..].find("</tr>").expect("row end")].to_owned()
+        };
+        let mvd = row("MVD population registry");
+        assert!(mvd.contains("<span class=\"up\">up</span>"), "{mvd}");
+        assert!(mvd.contains("/mvd/healthz") && mvd.contains(" ms</td>"), "{mvd}");
+        let a1 = row("SMS gateway A1");
+        assert!(a1.contains("<span class=\"down\">down</span>"), "{a1}");
+        assert!(a1.contains("HTTP 404 Not Found"), "{a1}");
+        let erip = row("ERIP");
+        assert!(erip.contains(">down<") && erip.contains("HTTP 503"), "{erip}");
     }
 
     #[test]
