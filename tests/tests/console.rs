@@ -759,7 +759,10 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
         .text("#systems tr[data-system='MVD population registry']")
         .await;
     assert!(mvd.contains("up"), "{mvd}");
-    assert!(mvd.contains("HTTP 200 OK") && mvd.contains("/healthz"), "{mvd}");
+    assert!(
+        mvd.contains("HTTP 200 OK") && mvd.contains("/healthz"),
+        "{mvd}"
+    );
     assert_eq!(browser.text("#dead-letter-count").await, "0");
     browser.snapshot("console-health").await;
 
@@ -855,9 +858,12 @@ async fn monitor_charts_are_drawn(browser: &Browser) {
         .html(true)
         .await
         .expect("the title");
-    assert!(title.starts_with("Throughput in messages/min"), "{title}");
+    assert!(title.starts_with("Throughput in msg/min"), "{title}");
     let caption = browser.text("#chart-throughput figcaption").await;
-    assert!(caption.contains("messages/min") && caption.contains("last:"), "{caption}");
+    assert!(
+        caption.contains("msg/min") && caption.contains("last:"),
+        "{caption}"
+    );
     // The saga ended while sampled: its time was drawn (p50 and p95), or it is older than a
     // minute of samples and the chart says "no data yet"; either way no broken chart.
     let saga = browser.text("#chart-saga-time").await;

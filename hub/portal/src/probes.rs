@@ -100,8 +100,8 @@ mod tests {
             let mut c = config();
             c.authority_settings
                 .insert("HUB_TEST_ERIP_PROBE_PATH".into(), elsewhere.into());
-            let e = probe_url(&c, "HUB_TEST_ERIP", &base, SIMULATOR_PROBE)
-                .expect_err("another host");
+            let e =
+                probe_url(&c, "HUB_TEST_ERIP", &base, SIMULATOR_PROBE).expect_err("another host");
             assert!(
                 e.to_string().starts_with("HUB_TEST_ERIP_PROBE_PATH="),
                 "{e}"

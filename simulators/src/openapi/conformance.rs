@@ -229,8 +229,14 @@ async fn common_and_mvd(checker: &Checker) {
         )
         .await;
     let failing = checker.get(mvd, "/healthz", "/healthz").await;
-    assert_eq!((failing.status, &failing.body["error"]), (503, &json!("unavailable")));
-    assert_eq!(checker.get(mvd, "/sim/health", "/sim/health").await.status, 200);
+    assert_eq!(
+        (failing.status, &failing.body["error"]),
+        (503, &json!("unavailable"))
+    );
+    assert_eq!(
+        checker.get(mvd, "/sim/health", "/sim/health").await.status,
+        200
+    );
     checker
         .call(mvd, "delete", ("/sim/faults", "/sim/faults"), &[], None)
         .await;

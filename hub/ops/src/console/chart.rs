@@ -70,9 +70,7 @@ fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// A number for a label: whole when it is one, else to two significant decimals at most.
 pub(super) fn number(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{v:.0}")
-    } else if v.abs() >= 100.0 {
+    if (v - v.round()).abs() < 1e-9 || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
@@ -126,13 +124,20 @@ fn last_value(series: &Series) -> Option<f64> {
 /// The chart as a `figure`: the SVG and a caption with each series' last value, or "no data
 /// yet" when no series has a value.
 pub(super) fn render(chart: &Chart) -> Markup {
-    let range = value_range(chart.series.iter().flat_map(|s| s.values.iter().flatten().copied()));
+    let range = value_range(
+        chart
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten().copied()),
+    );
     let lasts: Vec<(&Series, Option<f64>)> =
         chart.series.iter().map(|s| (s, last_value(s))).collect();
     let last_text = lasts
         .iter()
         .map(|(s, v)| match v {
-            Some(v) if chart.series.len() > 1 => format!("{} {} {}", s.name, number(*v), chart.unit),
+            Some(v) if chart.series.len() > 1 => {
+                format!("{} {} {}", s.name, number(*v), chart.unit)
+            }
             Some(v) => format!("{} {}", number(*v), chart.unit),
             None => format!("{} —", s.name),
         })
@@ -243,12 +248,21 @@ mod tests {
             assert!((LEFT..=RIGHT).contains(x) && (TOP..=BOTTOM).contains(y));
         }
         // Axis labels, units, the last value and an accessible title.
-        assert!(html.contains(">10</text>") && html.contains(">0</text>"), "{html}");
+        assert!(
+            html.contains(">10</text>") && html.contains(">0</text>"),
+            "{html}"
+        );
         assert!(html.contains("(messages/min)"));
-        assert!(html.contains("<span class=\"last\">10 messages/min</span>"), "{html}");
+        assert!(
+            html.contains("<span class=\"last\">10 messages/min</span>"),
+            "{html}"
+        );
         assert!(html.contains("<title id=\"chart-test-title\">Throughput in messages/min"));
         assert!(html.contains("aria-labelledby=\"chart-test-title\""));
-        assert!(!html.contains("style="), "no inline styles: the policy forbids them");
+        assert!(
+            !html.contains("style="),
+            "no inline styles: the policy forbids them"
+        );
     }
 
     #[test]
@@ -274,7 +288,10 @@ mod tests {
         .into_string();
         assert_eq!(polyline(&gaps).len(), 2);
         let empty = render(&chart(Vec::new(), Vec::new())).into_string();
-        assert!(empty.contains("no data yet") && !empty.contains("<svg"), "{empty}");
+        assert!(
+            empty.contains("no data yet") && !empty.contains("<svg"),
+            "{empty}"
+        );
         let unknown = render(&chart(vec![at(0)], vec![None])).into_string();
         assert!(unknown.contains("no data yet"), "{unknown}");
     }

@@ -195,17 +195,17 @@ async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> 
             {
                 Ok(Ok(_)) => Probe {
                     up: true,
-                        latency: started.elapsed(),
+                    latency: started.elapsed(),
                     detail: "port open".into(),
                 },
                 Ok(Err(e)) => Probe {
                     up: false,
-                        latency: started.elapsed(),
+                    latency: started.elapsed(),
                     detail: format!("cannot connect: {e}"),
                 },
                 Err(_) => Probe {
                     up: false,
-                        latency: started.elapsed(),
+                    latency: started.elapsed(),
                     detail: format!("no answer within {timeout:?}"),
                 },
             }
@@ -245,7 +245,12 @@ pub(super) async fn work_queue_depth(console: &Console) -> Option<u64> {
     let depths: Vec<u64> = rows
         .iter()
         .filter(|q| q.role == "work")
-        .filter_map(|q| q.seen.as_ref().ok().map(|(messages, _)| u64::from(*messages)))
+        .filter_map(|q| {
+            q.seen
+                .as_ref()
+                .ok()
+                .map(|(messages, _)| u64::from(*messages))
+        })
         .collect();
     (!depths.is_empty()).then(|| depths.iter().sum())
 }
@@ -642,12 +647,18 @@ mod tests {
         };
         let mvd = row("MVD population registry");
         assert!(mvd.contains("<span class=\"up\">up</span>"), "{mvd}");
-        assert!(mvd.contains("/mvd/healthz") && mvd.contains(" ms</td>"), "{mvd}");
+        assert!(
+            mvd.contains("/mvd/healthz") && mvd.contains(" ms</td>"),
+            "{mvd}"
+        );
         let a1 = row("SMS gateway A1");
         assert!(a1.contains("<span class=\"down\">down</span>"), "{a1}");
         assert!(a1.contains("HTTP 404 Not Found"), "{a1}");
         let erip = row("ERIP");
-        assert!(erip.contains(">down<") && erip.contains("HTTP 503"), "{erip}");
+        assert!(
+            erip.contains(">down<") && erip.contains("HTTP 503"),
+            "{erip}"
+        );
     }
 
     #[test]

@@ -224,7 +224,9 @@ impl Ring {
         let per_window = window.as_secs_f64() / interval.as_secs_f64().max(0.001);
         Ring {
             window: chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::hours(1)),
-            capacity: (per_window.ceil() as usize).saturating_add(1).min(MAX_SAMPLES),
+            capacity: (per_window.ceil() as usize)
+                .saturating_add(1)
+                .min(MAX_SAMPLES),
             samples: Mutex::new(VecDeque::new()),
         }
     }
@@ -291,7 +293,7 @@ fn thinned(samples: Vec<Sample>) -> Vec<Sample> {
     samples
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| (last - i) % step == 0)
+        .filter(|(i, _)| (last - i).is_multiple_of(step))
         .map(|(_, s)| s)
         .collect()
 }
@@ -314,14 +316,14 @@ pub(super) fn charts(samples: &[Sample]) -> Vec<Chart> {
         one(
             "chart-throughput",
             "Throughput",
-            "messages/min",
+            "msg/min",
             "messages",
             samples.iter().map(|s| s.handled_per_minute).collect(),
         ),
         one(
             "chart-queue-depth",
             "Queue depth",
-            "messages waiting",
+            "messages",
             "ready",
             samples
                 .iter()
@@ -330,8 +332,8 @@ pub(super) fn charts(samples: &[Sample]) -> Vec<Chart> {
         ),
         one(
             "chart-dead-letters",
-            "Dead letters",
-            "waiting",
+            "Dead letters waiting",
+            "letters",
             "waiting",
             samples
                 .iter()
@@ -437,8 +439,14 @@ hub_messages_out_total{exchange="hub.events",type="x.v1"} 9
                 .find(|(le, _)| *le == 1.0)
                 .map_or(0.0, |(_, c)| *c)
         };
-        assert!(under_a_second(&after) >= under_a_second(&before) + 1.0, "{after:?}");
-        assert_eq!(after.saga_buckets.last().map(|(le, _)| *le), Some(f64::INFINITY));
+        assert!(
+            under_a_second(&after) >= under_a_second(&before) + 1.0,
+            "{after:?}"
+        );
+        assert_eq!(
+            after.saga_buckets.last().map(|(le, _)| *le),
+            Some(f64::INFINITY)
+        );
     }
 
     #[test]
@@ -448,7 +456,10 @@ hub_messages_out_total{exchange="hub.events",type="x.v1"} 9
         assert_eq!(quantile(0.25, &b), Some(0.5));
         assert_eq!(quantile(0.75, &b), Some(3.0));
         // In +Inf: the highest finite bound.
-        assert_eq!(quantile(0.99, &[(1.0, 1.0), (f64::INFINITY, 2.0)]), Some(1.0));
+        assert_eq!(
+            quantile(0.99, &[(1.0, 1.0), (f64::INFINITY, 2.0)]),
+            Some(1.0)
+        );
         assert_eq!(quantile(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)]), None);
         assert_eq!(quantile(0.5, &[]), None);
     }
@@ -468,7 +479,10 @@ hub_messages_out_total{exchange="hub.events",type="x.v1"} 9
     fn the_sampler_makes_rates_and_the_last_minutes_saga_times() {
         let mut sampler = Sampler::default();
         let first = sampler.sample(at(0), totals(100.0, 0.0, 0.0), Some(4), Some(1));
-        assert_eq!(first.handled_per_minute, None, "no rate without a previous sample");
+        assert_eq!(
+            first.handled_per_minute, None,
+            "no rate without a previous sample"
+        );
         assert_eq!((first.saga_p50, first.saga_p95), (None, None));
         assert_eq!((first.queue_depth, first.dead_letters), (Some(4), Some(1)));
         // 30 messages in 15 s: 120 a minute; two sagas ended under a second.
@@ -543,7 +557,7 @@ hub_messages_out_total{exchange="hub.events",type="x.v1"} 9
             .iter()
             .map(|c| chart::render(c).into_string())
             .collect();
-        assert!(html.contains("messages/min") && html.contains("chart-queue-depth"));
+        assert!(html.contains("msg/min") && html.contains("chart-queue-depth"));
         assert!(html.contains("no data yet"), "saga time has no value yet");
     }
 }
