@@ -236,6 +236,32 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_interval_is_15s_by_default_and_at_least_100ms() {
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("hub").chain(args.iter().copied()),
+            )
+        };
+        let default = parse(&[]).expect("defaults").console;
+        assert_eq!(default.sample_interval, std::time::Duration::from_secs(15));
+        assert_eq!(
+            ConsoleConfig::default().sample_interval,
+            default.sample_interval
+        );
+        let fast = parse(&["--console-sample-interval", "250ms"]).expect("250ms");
+        assert_eq!(
+            fast.console.sample_interval,
+            std::time::Duration::from_millis(250)
+        );
+        for refused in ["0s", "50ms", "soon"] {
+            let Err(e) = parse(&["--console-sample-interval", refused]) else {
+                panic!("{refused} was taken");
+            };
+            assert!(e.to_string().contains(refused), "{e}");
+        }
+    }
+
+    #[test]
     fn production_refuses_a_console_without_operators_or_tls() {
         let lines = |c: &ConsoleConfig| {
             production_problems(c)
