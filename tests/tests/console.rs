@@ -763,6 +763,10 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
         mvd.contains("HTTP 200 OK") && mvd.contains("/healthz"),
         "{mvd}"
     );
+    let mail = browser
+        .text("#systems tr[data-system='Mail server (SMTP)']")
+        .await;
+    assert!(mail.contains("up") && mail.contains("SMTP 220"), "{mail}");
     assert_eq!(browser.text("#dead-letter-count").await, "0");
     browser.snapshot("console-health").await;
 

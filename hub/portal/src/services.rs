@@ -656,13 +656,22 @@ pub fn external_systems(
         .port()
         .unwrap_or(if smtp.scheme() == "smtps" { 465 } else { 25 });
     if let Some(host) = smtp.host_str() {
+        // `smtps://` is TLS from the first byte, trusting the OS's roots as the adapter does.
+        let tls = if smtp.scheme() == "smtps" {
+            let files = adapters::TlsFiles::lookup("HUB_SMTP", |_| None);
+            Some(Arc::new(
+                adapters::ClientTls::load(&files)?.rustls_config()?,
+            ))
+        } else {
+            None
+        };
         out.push(ExternalSystem {
             name: "Mail server (SMTP)".into(),
             target: Target::Tcp {
                 host: host.to_owned(),
                 port,
             },
-            tls: None,
+            tls,
         });
     }
     for a in catalogue.authorities() {
@@ -709,6 +718,15 @@ mod tests {
                 Target::Tcp { .. } => assert!(s.tls.is_none(), "{}", s.name),
             }
         }
+        // The mail server over smtps:// is greeted over TLS.
+        let mut smtps = config.clone();
+        smtps.smtp_url = "smtps://mail.example.by".parse().expect("URL");
+        let mail = external_systems(&smtps, &catalogue)
+            .expect("systems")
+            .into_iter()
+            .find(|s| matches!(s.target, Target::Tcp { port: 465, .. }))
+            .expect("the mail server on 465");
+        assert!(mail.tls.is_some());
         let authority = catalogue
             .authorities()
             .find_map(|a| match &a.channel {

@@ -7,8 +7,9 @@
 //! publishes its root certificate at `ca/root.der`), and it is "up" only when that call answers
 //! `2xx` within the probe timeout: a `404` (no such endpoint: the probe path or the base URL is
 //! wrong) or a `5xx` (the system fails) is "down" with the status in the reason, as is no
-//! answer. The page shows the call's status and latency. The mail server is "up" when its port
-//! accepts a connection.
+//! answer. The page shows the call's status and latency. The mail server is "up" when it greets
+//! a new connection with `220` (over TLS from the first byte for `smtps://`); the probe then
+//! says `QUIT`.
 //!
 //! An `https://` system is probed with the TLS settings its adapter uses (its CA bundle, its
 //! client certificate: [`ExternalSystem::tls`]), so a system with a private CA or one that
@@ -42,7 +43,7 @@ fn shown(target: &Target) -> String {
 /// What one probe saw.
 #[derive(Debug, Clone)]
 struct Probe {
-    /// It answered `2xx` (an HTTP system), or accepted the connection (the mail server).
+    /// It answered `2xx` (an HTTP system), or greeted with `220` (the mail server).
     up: bool,
     latency: Duration,
     detail: String,
@@ -171,7 +172,12 @@ fn status_text(status: reqwest::StatusCode) -> String {
     }
 }
 
-async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> Probe {
+async fn probe(
+    client: &reqwest::Client,
+    timeout: Duration,
+    target: &Target,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Probe {
     let started = Instant::now();
     match target {
         Target::Http(url) => match client.get(url.clone()).send().await {
@@ -187,30 +193,68 @@ async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> 
             },
         },
         Target::Tcp { host, port } => {
-            match tokio::time::timeout(
-                timeout,
-                tokio::net::TcpStream::connect((host.as_str(), *port)),
-            )
-            .await
-            {
-                Ok(Ok(_)) => Probe {
-                    up: true,
-                    latency: started.elapsed(),
-                    detail: "port open".into(),
-                },
-                Ok(Err(e)) => Probe {
-                    up: false,
-                    latency: started.elapsed(),
-                    detail: format!("cannot connect: {e}"),
-                },
-                Err(_) => Probe {
-                    up: false,
-                    latency: started.elapsed(),
-                    detail: format!("no answer within {timeout:?}"),
-                },
+            let greeted = tokio::time::timeout(timeout, smtp_greeting(host, *port, tls)).await;
+            let (up, detail) = match greeted {
+                Ok(Ok(line)) => (line.starts_with("220"), format!("SMTP {line}")),
+                Ok(Err(e)) => (false, e),
+                Err(_) => (false, format!("no greeting within {timeout:?}")),
+            };
+            Probe {
+                up,
+                latency: started.elapsed(),
+                detail,
             }
         }
     }
+}
+
+/// The first line a mail server says on a new connection (over TLS from the first byte when
+/// `tls` is given: `smtps://`), cut to 80 characters; then `QUIT`. A server that takes mail
+/// greets with `220`; `421` or `554` mean it refuses.
+async fn smtp_greeting(
+    host: &str,
+    port: u16,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<String, String> {
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    match tls {
+        None => read_greeting(tcp).await,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| format!("TLS: {host} is no server name: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| match tls_cause(&e) {
+                    Some(tls) => format!("TLS: {tls}"),
+                    None => format!("TLS: {e}"),
+                })?;
+            read_greeting(stream).await
+        }
+    }
+}
+
+async fn read_greeting<S>(stream: S) -> Result<String, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = Vec::new();
+    // A greeting line is short: read at most 512 bytes of it.
+    (&mut reader)
+        .take(512)
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| format!("the greeting could not be read: {e}"))?;
+    if line.is_empty() {
+        return Err("closed without a greeting".to_owned());
+    }
+    let _ = reader.get_mut().write_all(b"QUIT\r\n").await;
+    let text = String::from_utf8_lossy(&line);
+    Ok(text.trim_end().chars().take(80).collect())
 }
 
 /// One queue of the namespace.
@@ -293,12 +337,14 @@ pub(super) async fn page(
     Extension(signed): Extension<SignedIn>,
 ) -> Response {
     let pool = &console.hub.pool;
-    let probes = join_all(
-        console
-            .systems
-            .iter()
-            .map(|p| probe(&p.client, console.probe_timeout, &p.system.target)),
-    );
+    let probes = join_all(console.systems.iter().map(|p| {
+        probe(
+            &p.client,
+            console.probe_timeout,
+            &p.system.target,
+            p.system.tls.as_ref(),
+        )
+    }));
     let waiting = Filter::default();
     let (readiness, queues, dead, outbox, probes) = tokio::join!(
         console.hub.readiness.check(),
@@ -526,7 +572,13 @@ mod tests {
             tls,
         };
         let probed = probed(vec![system], timeout).expect("a probe client");
-        probe(&probed[0].client, timeout, &probed[0].system.target).await
+        probe(
+            &probed[0].client,
+            timeout,
+            &probed[0].system.target,
+            probed[0].system.tls.as_ref(),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -585,6 +637,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port,
             },
+            None,
         )
         .await;
         assert!(smtp.detail.starts_with("cannot connect: "), "{smtp:?}");
@@ -625,7 +678,7 @@ mod tests {
         let probes = join_all(
             systems
                 .iter()
-                .map(|p| probe(&p.client, timeout, &p.system.target)),
+                .map(|p| probe(&p.client, timeout, &p.system.target, None)),
         )
         .await;
         let (up, missing, failing) = (&probes[0], &probes[1], &probes[2]);
@@ -659,6 +712,66 @@ mod tests {
             erip.contains(">down<") && erip.contains("HTTP 503"),
             "{erip}"
         );
+    }
+
+    /// A mail server on a free port that greets each connection with `greeting` (nothing when
+    /// empty, holding the connection open) and notes whether the probe said `QUIT`.
+    async fn mail_server(greeting: &'static str) -> (u16, tokio::sync::mpsc::Receiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        let (said, heard) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let said = said.clone();
+                tokio::spawn(async move {
+                    if !greeting.is_empty() {
+                        let _ = tcp.write_all(greeting.as_bytes()).await;
+                    }
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = tcp.read(&mut buf).await {
+                        let _ = said
+                            .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                            .await;
+                    }
+                });
+            }
+        });
+        (port, heard)
+    }
+
+    async fn probe_mail(port: u16, timeout: Duration) -> Probe {
+        let target = Target::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        probe(
+            &client(None, timeout).expect("a client"),
+            timeout,
+            &target,
+            None,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_mail_server_is_up_when_it_greets_with_220() {
+        let (port, mut heard) = mail_server("220 mail.example.by ESMTP ready\r\n").await;
+        let up = probe_mail(port, Duration::from_secs(5)).await;
+        assert!(up.up, "{up:?}");
+        assert_eq!(up.detail, "SMTP 220 mail.example.by ESMTP ready");
+        assert_eq!(heard.recv().await.as_deref(), Some("QUIT\r\n"));
+
+        let (port, _) = mail_server("554 no service for you\r\n").await;
+        let refused = probe_mail(port, Duration::from_secs(5)).await;
+        assert!(!refused.up, "{refused:?}");
+        assert_eq!(refused.detail, "SMTP 554 no service for you");
+
+        let (port, _) = mail_server("").await;
+        let silent = probe_mail(port, Duration::from_millis(300)).await;
+        assert!(!silent.up, "{silent:?}");
+        assert_eq!(silent.detail, "no greeting within 300ms");
     }
 
     #[test]
