@@ -38,8 +38,8 @@ impl SimContext {
     }
 }
 
-/// Adds the common `/sim/` routes, the simulator's OpenAPI document (`/openapi.json`), the JSON
-/// fallbacks and the fault layer to a simulator's own routes.
+/// Adds the common `/sim/` routes, the simulator's OpenAPI document (`/openapi.json`), its API
+/// health (`/healthz`), the JSON fallbacks and the fault layer to a simulator's own routes.
 pub(crate) fn finish(routes: Router, ctx: SimContext) -> Router {
     routes
         .merge(faults::sim_routes(ctx.clone()))
@@ -49,6 +49,7 @@ pub(crate) fn finish(routes: Router, ctx: SimContext) -> Router {
                     crate::openapi::PATH,
                     axum::routing::get(crate::openapi::serve),
                 )
+                .route(API_HEALTH, axum::routing::get(api_health))
                 .with_state(ctx.clone()),
         )
         .fallback(error::no_route)
@@ -57,6 +58,16 @@ pub(crate) fn finish(routes: Router, ctx: SimContext) -> Router {
             ctx,
             faults::fault_layer,
         ))
+}
+
+/// The API's health: what the hub's console probes. Unlike `/sim/health` it is under the fault
+/// layer, so it answers as the API does: late with injected latency, `503` with injected errors.
+pub(crate) const API_HEALTH: &str = "/healthz";
+
+async fn api_health(
+    axum::extract::State(ctx): axum::extract::State<SimContext>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok", "simulator": ctx.kind.name()}))
 }
 
 /// How a simulator listens: plain HTTP, or HTTPS with the run's server config.

@@ -15,7 +15,7 @@ use e2e::browser::Browser;
 use e2e::console::{self, OPERATOR, PASSWORD};
 use e2e::portal::{DESK, Portal, WAIT, code_in, phone};
 use e2e::{TestEnv, wait_until};
-use hub_ops::config::ConsoleUsers;
+use hub_ops::config::{ConsoleConfig, ConsoleUsers};
 use hub_ops::console::{ConsoleSettings, auth::Limits};
 use hub_portal::sagas::issuance::IssuanceSaga;
 use hub_runtime::app::{Components, Plan};
@@ -125,6 +125,7 @@ async fn behind_tls_the_cookies_are_host_prefixed_and_secure() {
         probe_timeout: Duration::from_secs(1),
         limits: Limits::default(),
         secure_cookies: true,
+        sample_interval: Duration::from_secs(15),
     };
     let plan = Plan {
         background: vec![hub_ops::console::task(settings)],
@@ -211,6 +212,7 @@ async fn pages_need_a_session_and_posts_need_its_csrf_token() {
             ..Limits::default()
         },
         secure_cookies: false,
+        sample_interval: Duration::from_secs(15),
     };
     let plan = Plan {
         background: vec![hub_ops::console::task(settings)],
@@ -231,6 +233,7 @@ async fn pages_need_a_session_and_posts_need_its_csrf_token() {
         "/sagas".to_owned(),
         format!("/sagas/{saga}"),
         "/health".to_owned(),
+        "/monitor".to_owned(),
     ] {
         let r = client
             .get(format!("{base}{path}"))
@@ -305,7 +308,7 @@ async fn pages_need_a_session_and_posts_need_its_csrf_token() {
     let html = page.text().await.expect("HTML");
     assert!(html.contains(OPERATOR) && html.contains("No new dead letters"));
     let csrf = csrf_in(&html);
-    for path in ["/health", "/sagas", "/dead-letters?status=all"] {
+    for path in ["/health", "/monitor", "/sagas", "/dead-letters?status=all"] {
         let r = client
             .get(format!("{base}{path}"))
             .header(COOKIE, &cookies)
@@ -426,6 +429,7 @@ async fn console_with(env: &TestEnv, limits: Limits) -> (String, e2e::RunningHub
         probe_timeout: Duration::from_secs(1),
         limits,
         secure_cookies: false,
+        sample_interval: Duration::from_secs(15),
     };
     let plan = Plan {
         background: vec![hub_ops::console::task(settings)],
@@ -603,7 +607,11 @@ async fn the_console_checks_no_more_passwords_a_second_than_its_login_rate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes() {
-    let console_config = console::config();
+    // Sampled often, so that the monitor's charts have lines within the test.
+    let console_config = ConsoleConfig {
+        sample_interval: SAMPLE_INTERVAL,
+        ..console::config()
+    };
     let addr = console_config.addr;
     let mut portal = Portal::start_with_console(console_config).await;
     let pool = portal.env.pool.clone();
@@ -751,8 +759,20 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
         .text("#systems tr[data-system='MVD population registry']")
         .await;
     assert!(mvd.contains("up"), "{mvd}");
+    assert!(
+        mvd.contains("HTTP 200 OK") && mvd.contains("/healthz"),
+        "{mvd}"
+    );
+    let mail = browser
+        .text("#systems tr[data-system='Mail server (SMTP)']")
+        .await;
+    assert!(mail.contains("up") && mail.contains("SMTP 220"), "{mail}");
     assert_eq!(browser.text("#dead-letter-count").await, "0");
     browser.snapshot("console-health").await;
+
+    // The monitor: the charts of what was sampled while the saga ran.
+    browser.click("nav a[href='/monitor']").await;
+    monitor_charts_are_drawn(&browser).await;
 
     browser.click("#logout").await;
     assert_eq!(browser.path().await, "/login");
@@ -782,4 +802,80 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
     assert_eq!(replays[0].target, format!("group {key}"));
     assert_eq!(replays[0].details.0["replayed"], json!([letter]));
     portal.stop().await;
+}
+
+/// How often the browser test's console samples its charts.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The points of the polyline `css` names (`x,y x,y …`), read through the DOM.
+async fn polyline_points(browser: &Browser, css: &str) -> Vec<(f64, f64)> {
+    let Some(line) = browser.try_find(css).await else {
+        return Vec::new();
+    };
+    let points = line
+        .attr("points")
+        .await
+        .expect("attribute")
+        .unwrap_or_default();
+    points
+        .split_whitespace()
+        .filter_map(|p| {
+            let (x, y) = p.split_once(',')?;
+            Some((x.parse().ok()?, y.parse().ok()?))
+        })
+        .collect()
+}
+
+/// On the monitor page: each of the four charts is an SVG with a title, and the throughput,
+/// queue depth and dead-letter lines have more than one point; the throughput line rose above
+/// its floor (messages were handled while it sampled). Saves a screenshot under `target/` and
+/// prints where.
+async fn monitor_charts_are_drawn(browser: &Browser) {
+    assert_eq!(browser.path().await, "/monitor");
+    wait_until(WAIT, "the monitor's charts drawn with data", || async {
+        browser.client.refresh().await.expect("reload");
+        for chart in ["throughput", "queue-depth", "dead-letters"] {
+            let css = format!("#chart-{chart} svg polyline");
+            if polyline_points(browser, &css).await.len() < 2 {
+                return None;
+            }
+        }
+        let throughput = polyline_points(browser, "#chart-throughput svg polyline").await;
+        let floor = throughput.iter().map(|(_, y)| *y).fold(f64::MIN, f64::max);
+        throughput.iter().any(|(_, y)| *y < floor).then_some(())
+    })
+    .await;
+    for chart in ["throughput", "queue-depth", "dead-letters", "saga-time"] {
+        let figure = browser.find(&format!("#chart-{chart}")).await;
+        let caption = figure
+            .find(fantoccini::Locator::Css("figcaption"))
+            .await
+            .expect("a caption")
+            .text()
+            .await
+            .expect("its text");
+        assert!(!caption.is_empty(), "{chart}");
+    }
+    let title = browser
+        .find("#chart-throughput svg title")
+        .await
+        .html(true)
+        .await
+        .expect("the title");
+    assert!(title.starts_with("Throughput in msg/min"), "{title}");
+    let caption = browser.text("#chart-throughput figcaption").await;
+    assert!(
+        caption.contains("msg/min") && caption.contains("last:"),
+        "{caption}"
+    );
+    // The saga ended while sampled: its time was drawn (p50 and p95), or it is older than a
+    // minute of samples and the chart says "no data yet"; either way no broken chart.
+    let saga = browser.text("#chart-saga-time").await;
+    assert!(saga.contains("Saga time"), "{saga}");
+
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-monitor.png");
+    let png = browser.client.screenshot().await.expect("a screenshot");
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    println!("the monitor's screenshot: {}", path.display());
+    browser.snapshot("console-monitor").await;
 }

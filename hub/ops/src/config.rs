@@ -53,6 +53,26 @@ pub struct ConsoleConfig {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub login_rate: u32,
+
+    /// How often the console samples throughput, queue depth, dead letters and saga time for
+    /// the charts of its monitor page, which keep the last hour (`250ms`, `15s`, `1m`; at
+    /// least 100 ms).
+    #[arg(
+        long = "console-sample-interval",
+        env = "HUB_CONSOLE_SAMPLE_INTERVAL",
+        default_value = "15s",
+        value_parser = parse_sample_interval
+    )]
+    pub sample_interval: std::time::Duration,
+}
+
+/// A sample interval: a duration of at least 100 ms.
+fn parse_sample_interval(s: &str) -> Result<std::time::Duration, String> {
+    let interval = hub_runtime::config::parse_duration(s.trim())?;
+    if interval < std::time::Duration::from_millis(100) {
+        return Err(format!("{s:?} is too short: sample at most every 100ms"));
+    }
+    Ok(interval)
 }
 
 /// The default of `HUB_CONSOLE_LOGIN_RATE`: a handful of operators never log in faster, and
@@ -119,6 +139,7 @@ impl Default for ConsoleConfig {
             users: ConsoleUsers::default(),
             behind_tls: false,
             login_rate: DEFAULT_LOGIN_RATE,
+            sample_interval: crate::console::monitor::DEFAULT_INTERVAL,
         }
     }
 }
@@ -212,6 +233,32 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         console: ConsoleConfig,
+    }
+
+    #[test]
+    fn the_sample_interval_is_15s_by_default_and_at_least_100ms() {
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(
+                std::iter::once("hub").chain(args.iter().copied()),
+            )
+        };
+        let default = parse(&[]).expect("defaults").console;
+        assert_eq!(default.sample_interval, std::time::Duration::from_secs(15));
+        assert_eq!(
+            ConsoleConfig::default().sample_interval,
+            default.sample_interval
+        );
+        let fast = parse(&["--console-sample-interval", "250ms"]).expect("250ms");
+        assert_eq!(
+            fast.console.sample_interval,
+            std::time::Duration::from_millis(250)
+        );
+        for refused in ["0s", "50ms", "soon"] {
+            let Err(e) = parse(&["--console-sample-interval", refused]) else {
+                panic!("{refused} was taken");
+            };
+            assert!(e.to_string().contains(refused), "{e}");
+        }
     }
 
     #[test]

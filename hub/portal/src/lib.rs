@@ -13,6 +13,7 @@ pub mod external;
 pub mod http;
 pub mod metrics;
 pub mod parties;
+pub mod probes;
 pub mod procedures;
 pub mod registration;
 pub mod registry;

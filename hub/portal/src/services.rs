@@ -600,41 +600,78 @@ impl<S: Service> Service for Addressed<S> {
 /// operators, ERIP, GosSUOK, the mail server, and the back-office of each HTTP authority of
 /// `catalogue`. Each HTTP system carries the TLS settings its adapter is built with
 /// (`<PREFIX>_CA_FILE`, `<PREFIX>_CLIENT_CERT`, `<PREFIX>_CLIENT_KEY`), so that a system with a
-/// private CA or one that requires a client certificate is probed as the adapter reaches it.
+/// private CA or one that requires a client certificate is probed as the adapter reaches it,
+/// and is probed at its probe path (`<PREFIX>_PROBE_PATH`, [`crate::probes`]).
 ///
-/// Errors: a TLS file that cannot be read or parsed; an authority's URL that is not one.
+/// Errors: a TLS file that cannot be read or parsed; an authority's URL that is not one; a
+/// probe path that makes no URL.
 pub fn external_systems(
     config: &IntegrationConfig,
     catalogue: &Catalogue,
 ) -> anyhow::Result<Vec<ExternalSystem>> {
-    let http = |name: &str, url: &url::Url, prefix: &str| -> anyhow::Result<ExternalSystem> {
+    let http = |name: &str, url: &url::Url, prefix: &str, probe: &str| {
         let tls = config.client_tls(prefix)?.rustls_config()?;
-        Ok(ExternalSystem {
+        Ok::<_, anyhow::Error>(ExternalSystem {
             name: name.to_owned(),
-            target: Target::Http(url.clone()),
+            target: Target::Http(crate::probes::probe_url(config, prefix, url, probe)?),
             tls: Some(Arc::new(tls)),
         })
     };
+    use crate::probes::{GOSSUOK_PROBE, SIMULATOR_PROBE};
     let mut out = vec![
-        http("MVD population registry", &config.mvd_url, "HUB_MVD")?,
-        http("SMS gateway A1", &config.sms_a1_url, "HUB_SMS_A1")?,
-        http("SMS gateway MTS", &config.sms_mts_url, "HUB_SMS_MTS")?,
-        http("SMS gateway life:)", &config.sms_life_url, "HUB_SMS_LIFE")?,
-        http("ERIP", &config.erip_url, "HUB_ERIP")?,
-        http("GosSUOK (state PKI)", &config.gossuok_url, "HUB_GOSSUOK")?,
+        http(
+            "MVD population registry",
+            &config.mvd_url,
+            "HUB_MVD",
+            SIMULATOR_PROBE,
+        )?,
+        http(
+            "SMS gateway A1",
+            &config.sms_a1_url,
+            "HUB_SMS_A1",
+            SIMULATOR_PROBE,
+        )?,
+        http(
+            "SMS gateway MTS",
+            &config.sms_mts_url,
+            "HUB_SMS_MTS",
+            SIMULATOR_PROBE,
+        )?,
+        http(
+            "SMS gateway life:)",
+            &config.sms_life_url,
+            "HUB_SMS_LIFE",
+            SIMULATOR_PROBE,
+        )?,
+        http("ERIP", &config.erip_url, "HUB_ERIP", SIMULATOR_PROBE)?,
+        http(
+            "GosSUOK (state PKI)",
+            &config.gossuok_url,
+            "HUB_GOSSUOK",
+            GOSSUOK_PROBE,
+        )?,
     ];
     let smtp = &config.smtp_url;
     let port = smtp
         .port()
         .unwrap_or(if smtp.scheme() == "smtps" { 465 } else { 25 });
     if let Some(host) = smtp.host_str() {
+        // `smtps://` is TLS from the first byte, trusting the OS's roots as the adapter does.
+        let tls = if smtp.scheme() == "smtps" {
+            let files = adapters::TlsFiles::lookup("HUB_SMTP", |_| None);
+            Some(Arc::new(
+                adapters::ClientTls::load(&files)?.rustls_config()?,
+            ))
+        } else {
+            None
+        };
         out.push(ExternalSystem {
             name: "Mail server (SMTP)".into(),
             target: Target::Tcp {
                 host: host.to_owned(),
                 port,
             },
-            tls: None,
+            tls,
         });
     }
     for a in catalogue.authorities() {
@@ -648,6 +685,7 @@ pub fn external_systems(
                 &format!("Back-office of {} ({})", a.name, a.id),
                 &url,
                 crate::config::tls_prefix(base_url_key),
+                crate::probes::BACKOFFICE_PROBE,
             )?);
         }
     }
@@ -680,6 +718,15 @@ mod tests {
                 Target::Tcp { .. } => assert!(s.tls.is_none(), "{}", s.name),
             }
         }
+        // The mail server over smtps:// is greeted over TLS.
+        let mut smtps = config.clone();
+        smtps.smtp_url = "smtps://mail.example.by".parse().expect("URL");
+        let mail = external_systems(&smtps, &catalogue)
+            .expect("systems")
+            .into_iter()
+            .find(|s| matches!(s.target, Target::Tcp { port: 465, .. }))
+            .expect("the mail server on 465");
+        assert!(mail.tls.is_some());
         let authority = catalogue
             .authorities()
             .find_map(|a| match &a.channel {

@@ -205,7 +205,8 @@ pub struct ExternalSystem {
 /// How to reach an external system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// An HTTP API at this base URL.
+    /// An HTTP API, probed with a `GET` of this URL (a cheap endpoint of the API: up when it
+    /// answers `2xx`).
     Http(url::Url),
     /// A TCP service (the mail server).
     Tcp {

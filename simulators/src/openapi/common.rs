@@ -1,5 +1,5 @@
 //! What every simulator's document has: the fault-injection control API (`/sim/faults`), the
-//! health check, the document itself, the error body, and the finishing touches (info, the
+//! health checks (`/sim/health`, and `/healthz` under the faults), the document itself, the error body, and the finishing touches (info, the
 //! generic server, security schemes, webhooks).
 
 #![allow(
@@ -141,6 +141,21 @@ fn delete_faults() {}
 // One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
 fn health() {}
 
+/// Whether the simulator's API answers, under the faults as every API call is (its latency,
+/// timeouts and `503`s): what the hub's console probes.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "simulator control",
+    operation_id = "api_health",
+    responses(
+        (status = 200, description = "The API answers.", body = SimHealth),
+        (status = 503, description = "`unavailable`: an injected fault.", body = ApiError)
+    )
+)]
+// One line: the `utoipa::path` annotation above is the whole operation; the body is empty.
+fn api_health() {}
+
 /// This document; never under the faults.
 #[utoipa::path(
     get,
@@ -155,7 +170,7 @@ fn openapi() {}
 /// The operations every simulator has.
 #[derive(OpenApi)]
 #[openapi(
-    paths(get_faults, put_faults, delete_faults, health, openapi),
+    paths(get_faults, put_faults, delete_faults, health, api_health, openapi),
     components(schemas(ApiError))
 )]
 pub(super) struct Doc;

@@ -196,6 +196,8 @@ async fn common_and_mvd(checker: &Checker) {
     let mvd = SimKind::Mvd;
     checker.get(mvd, "/sim/faults", "/sim/faults").await;
     checker.get(mvd, "/sim/health", "/sim/health").await;
+    let up = checker.get(mvd, "/healthz", "/healthz").await;
+    assert_eq!((up.status, &up.body["simulator"]), (200, &json!("mvd")));
     let set = checker
         .call(
             mvd,
@@ -216,6 +218,25 @@ async fn common_and_mvd(checker: &Checker) {
         )
         .await;
     assert_eq!(refused.status, 400);
+    // The API's health is under the faults, as the API is; `/sim/health` is not.
+    checker
+        .call(
+            mvd,
+            "put",
+            ("/sim/faults", "/sim/faults"),
+            &[],
+            Some(br#"{"error_rate": 1.0}"#.to_vec()),
+        )
+        .await;
+    let failing = checker.get(mvd, "/healthz", "/healthz").await;
+    assert_eq!(
+        (failing.status, &failing.body["error"]),
+        (503, &json!("unavailable"))
+    );
+    assert_eq!(
+        checker.get(mvd, "/sim/health", "/sim/health").await.status,
+        200
+    );
     checker
         .call(mvd, "delete", ("/sim/faults", "/sim/faults"), &[], None)
         .await;

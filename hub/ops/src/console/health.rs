@@ -2,10 +2,14 @@
 //! depth and consumers (a passive `queue.declare` answers both without touching the queue), the
 //! dead letters waiting, the outbox lag, and whether each external system answers.
 //!
-//! An external system is "up" when it answers at all within the probe timeout: an HTTP status
-//! of any kind from its base URL (a 5xx shows as "up, failing"), or an open TCP port for the
-//! mail server. That is reachability,
-//! not correctness; the adapters' own errors (dead letters, retries) say the rest.
+//! An HTTP system is probed with a `GET` of a cheap endpoint of its API (its probe path, set per
+//! system: `<PREFIX>_PROBE_PATH`; the simulators answer `healthz` under their faults, GosSUOK
+//! publishes its root certificate at `ca/root.der`), and it is "up" only when that call answers
+//! `2xx` within the probe timeout: a `404` (no such endpoint: the probe path or the base URL is
+//! wrong) or a `5xx` (the system fails) is "down" with the status in the reason, as is no
+//! answer. The page shows the call's status and latency. The mail server is "up" when it greets
+//! a new connection with `220` (over TLS from the first byte for `smtps://`); the probe then
+//! says `QUIT`.
 //!
 //! An `https://` system is probed with the TLS settings its adapter uses (its CA bundle, its
 //! client certificate: [`ExternalSystem::tls`]), so a system with a private CA or one that
@@ -39,9 +43,8 @@ fn shown(target: &Target) -> String {
 /// What one probe saw.
 #[derive(Debug, Clone)]
 struct Probe {
+    /// It answered `2xx` (an HTTP system), or greeted with `220` (the mail server).
     up: bool,
-    /// It answers, with server errors (5xx).
-    errors: bool,
     latency: Duration,
     detail: String,
 }
@@ -55,8 +58,8 @@ pub(super) struct Probed {
 
 /// The systems with their probes' clients, built once at start: an HTTP system with TLS
 /// settings of its own gets a client with them (its CA bundle, its client certificate), the
-/// others share one client of the process's defaults. Redirects are not followed: any answer
-/// means up.
+/// others share one client of the process's defaults. Redirects are not followed: a probe
+/// path answers itself.
 ///
 /// Errors: a client that cannot be built (the system's TLS config refused), naming the system.
 pub(super) fn probed(
@@ -161,51 +164,97 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     last
 }
 
-async fn probe(client: &reqwest::Client, timeout: Duration, target: &Target) -> Probe {
+/// `HTTP 404 Not Found`: the status as the page shows it.
+fn status_text(status: reqwest::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    }
+}
+
+async fn probe(
+    client: &reqwest::Client,
+    timeout: Duration,
+    target: &Target,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Probe {
     let started = Instant::now();
     match target {
         Target::Http(url) => match client.get(url.clone()).send().await {
             Ok(r) => Probe {
-                up: true,
-                errors: r.status().is_server_error(),
+                up: r.status().is_success(),
                 latency: started.elapsed(),
-                detail: format!("HTTP {}", r.status().as_u16()),
+                detail: status_text(r.status()),
             },
             Err(e) => Probe {
                 up: false,
-                errors: false,
                 latency: started.elapsed(),
                 detail: call_failed(&e, timeout),
             },
         },
         Target::Tcp { host, port } => {
-            match tokio::time::timeout(
-                timeout,
-                tokio::net::TcpStream::connect((host.as_str(), *port)),
-            )
-            .await
-            {
-                Ok(Ok(_)) => Probe {
-                    up: true,
-                    errors: false,
-                    latency: started.elapsed(),
-                    detail: "port open".into(),
-                },
-                Ok(Err(e)) => Probe {
-                    up: false,
-                    errors: false,
-                    latency: started.elapsed(),
-                    detail: format!("cannot connect: {e}"),
-                },
-                Err(_) => Probe {
-                    up: false,
-                    errors: false,
-                    latency: started.elapsed(),
-                    detail: format!("no answer within {timeout:?}"),
-                },
+            let greeted = tokio::time::timeout(timeout, smtp_greeting(host, *port, tls)).await;
+            let (up, detail) = match greeted {
+                Ok(Ok(line)) => (line.starts_with("220"), format!("SMTP {line}")),
+                Ok(Err(e)) => (false, e),
+                Err(_) => (false, format!("no greeting within {timeout:?}")),
+            };
+            Probe {
+                up,
+                latency: started.elapsed(),
+                detail,
             }
         }
     }
+}
+
+/// The first line a mail server says on a new connection (over TLS from the first byte when
+/// `tls` is given: `smtps://`), cut to 80 characters; then `QUIT`. A server that takes mail
+/// greets with `220`; `421` or `554` mean it refuses.
+async fn smtp_greeting(
+    host: &str,
+    port: u16,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<String, String> {
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    match tls {
+        None => read_greeting(tcp).await,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| format!("TLS: {host} is no server name: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| match tls_cause(&e) {
+                    Some(tls) => format!("TLS: {tls}"),
+                    None => format!("TLS: {e}"),
+                })?;
+            read_greeting(stream).await
+        }
+    }
+}
+
+async fn read_greeting<S>(stream: S) -> Result<String, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut line = Vec::new();
+    // A greeting line is short: read at most 512 bytes of it.
+    (&mut reader)
+        .take(512)
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| format!("the greeting could not be read: {e}"))?;
+    if line.is_empty() {
+        return Err("closed without a greeting".to_owned());
+    }
+    let _ = reader.get_mut().write_all(b"QUIT\r\n").await;
+    let text = String::from_utf8_lossy(&line);
+    Ok(text.trim_end().chars().take(80).collect())
 }
 
 /// One queue of the namespace.
@@ -231,6 +280,23 @@ fn queue_names(hub: &HubParts) -> Vec<(String, String)> {
     }
     out.push((t.unrouted(), "unrouted".to_owned()));
     out
+}
+
+/// The messages ready in the namespace's work queues, summed; `None` when no queue's depth could
+/// be read (the monitor's queue depth).
+pub(super) async fn work_queue_depth(console: &Console) -> Option<u64> {
+    let rows = queue_depths(console).await;
+    let depths: Vec<u64> = rows
+        .iter()
+        .filter(|q| q.role == "work")
+        .filter_map(|q| {
+            q.seen
+                .as_ref()
+                .ok()
+                .map(|(messages, _)| u64::from(*messages))
+        })
+        .collect();
+    (!depths.is_empty()).then(|| depths.iter().sum())
 }
 
 async fn queue_depths(console: &Console) -> Vec<QueueRow> {
@@ -271,12 +337,14 @@ pub(super) async fn page(
     Extension(signed): Extension<SignedIn>,
 ) -> Response {
     let pool = &console.hub.pool;
-    let probes = join_all(
-        console
-            .systems
-            .iter()
-            .map(|p| probe(&p.client, console.probe_timeout, &p.system.target)),
-    );
+    let probes = join_all(console.systems.iter().map(|p| {
+        probe(
+            &p.client,
+            console.probe_timeout,
+            &p.system.target,
+            p.system.tls.as_ref(),
+        )
+    }));
     let waiting = Filter::default();
     let (readiness, queues, dead, outbox, probes) = tokio::join!(
         console.hub.readiness.check(),
@@ -344,9 +412,7 @@ fn systems_table(systems: &[Probed], probes: &[Probe]) -> Markup {
                         td { (s.name) }
                         td { code { (shown(&s.target)) } }
                         td {
-                            @if !p.up { span.down { "down" } }
-                            @else if p.errors { span.warn { "up, failing" } }
-                            @else { span.up { "up" } }
+                            @if p.up { span.up { "up" } } @else { span.down { "down" } }
                         }
                         td.num { (p.latency.as_millis()) " ms" }
                         td { (p.detail) }
@@ -506,7 +572,13 @@ mod tests {
             tls,
         };
         let probed = probed(vec![system], timeout).expect("a probe client");
-        probe(&probed[0].client, timeout, &probed[0].system.target).await
+        probe(
+            &probed[0].client,
+            timeout,
+            &probed[0].system.target,
+            probed[0].system.tls.as_ref(),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -514,8 +586,8 @@ mod tests {
         let ca = Ca::new("MVD's private CA");
         let url = https_server(&ca, None).await;
         let up = probe_with(&url, Some(client_tls(&ca, None))).await;
-        assert!(up.up && !up.errors, "{up:?}");
-        assert_eq!(up.detail, "HTTP 200");
+        assert!(up.up, "{up:?}");
+        assert_eq!(up.detail, "HTTP 200 OK");
         // Trusting another CA, or the process's default roots, it is down, and says why.
         let other = probe_with(&url, Some(client_tls(&Ca::new("another CA"), None))).await;
         assert!(!other.up);
@@ -565,9 +637,141 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port,
             },
+            None,
         )
         .await;
         assert!(smtp.detail.starts_with("cannot connect: "), "{smtp:?}");
+    }
+
+    /// A system that answers `404` at its probe path is down, with the status; one that answers
+    /// `200` there is up, with the call's latency; a `5xx` is down too.
+    #[tokio::test]
+    async fn only_a_2xx_at_the_probe_path_is_up() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/mvd/healthz"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(30)))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/erip/healthz"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        // Anything else (the root, a wrong probe path): wiremock's 404.
+        let base: url::Url = server.uri().parse().expect("URL");
+        let system = |name: &str, probe: &str| ExternalSystem {
+            name: name.to_owned(),
+            target: Target::Http(base.join(probe).expect("a probe URL")),
+            tls: None,
+        };
+        let systems = vec![
+            system("MVD population registry", "mvd/healthz"),
+            system("SMS gateway A1", "a1/healthz"),
+            system("ERIP", "erip/healthz"),
+        ];
+        let timeout = Duration::from_secs(5);
+        let systems = probed(systems, timeout).expect("probe clients");
+        let probes = join_all(
+            systems
+                .iter()
+                .map(|p| probe(&p.client, timeout, &p.system.target, None)),
+        )
+        .await;
+        let (up, missing, failing) = (&probes[0], &probes[1], &probes[2]);
+        assert!(up.up, "{up:?}");
+        assert_eq!(up.detail, "HTTP 200 OK");
+        assert!(up.latency >= Duration::from_millis(30), "{up:?}");
+        assert!(!missing.up, "{missing:?}");
+        assert_eq!(missing.detail, "HTTP 404 Not Found");
+        assert!(!failing.up, "{failing:?}");
+        assert_eq!(failing.detail, "HTTP 503 Service Unavailable");
+
+        // The page's rows say so, with the probe's address.
+        let table = systems_table(&systems, &probes).into_string();
+        let row = |name: &str| {
+            let start = table
+                .find(&format!("data-system=\"{name}\""))
+                .expect("the system's row");
+            table[start..start + table[start..].find("</tr>").expect("row end")].to_owned()
+        };
+        let mvd = row("MVD population registry");
+        assert!(mvd.contains("<span class=\"up\">up</span>"), "{mvd}");
+        assert!(
+            mvd.contains("/mvd/healthz") && mvd.contains(" ms</td>"),
+            "{mvd}"
+        );
+        let a1 = row("SMS gateway A1");
+        assert!(a1.contains("<span class=\"down\">down</span>"), "{a1}");
+        assert!(a1.contains("HTTP 404 Not Found"), "{a1}");
+        let erip = row("ERIP");
+        assert!(
+            erip.contains(">down<") && erip.contains("HTTP 503"),
+            "{erip}"
+        );
+    }
+
+    /// A mail server on a free port that greets each connection with `greeting` (nothing when
+    /// empty, holding the connection open) and notes whether the probe said `QUIT`.
+    async fn mail_server(greeting: &'static str) -> (u16, tokio::sync::mpsc::Receiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        let (said, heard) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let said = said.clone();
+                tokio::spawn(async move {
+                    if !greeting.is_empty() {
+                        let _ = tcp.write_all(greeting.as_bytes()).await;
+                    }
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = tcp.read(&mut buf).await {
+                        let _ = said
+                            .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                            .await;
+                    }
+                });
+            }
+        });
+        (port, heard)
+    }
+
+    async fn probe_mail(port: u16, timeout: Duration) -> Probe {
+        let target = Target::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        probe(
+            &client(None, timeout).expect("a client"),
+            timeout,
+            &target,
+            None,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_mail_server_is_up_when_it_greets_with_220() {
+        let (port, mut heard) = mail_server("220 mail.example.by ESMTP ready\r\n").await;
+        let up = probe_mail(port, Duration::from_secs(5)).await;
+        assert!(up.up, "{up:?}");
+        assert_eq!(up.detail, "SMTP 220 mail.example.by ESMTP ready");
+        assert_eq!(heard.recv().await.as_deref(), Some("QUIT\r\n"));
+
+        let (port, _) = mail_server("554 no service for you\r\n").await;
+        let refused = probe_mail(port, Duration::from_secs(5)).await;
+        assert!(!refused.up, "{refused:?}");
+        assert_eq!(refused.detail, "SMTP 554 no service for you");
+
+        let (port, _) = mail_server("").await;
+        let silent = probe_mail(port, Duration::from_millis(300)).await;
+        assert!(!silent.up, "{silent:?}");
+        assert_eq!(silent.detail, "no greeting within 300ms");
     }
 
     #[test]

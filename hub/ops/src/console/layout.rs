@@ -66,6 +66,19 @@ section.group h2 { margin-top: 0; }
 .login input { width: 100%; }
 .login button { margin-top: 1rem; width: 100%; }
 .actions { display: flex; flex-wrap: wrap; gap: 1rem; margin: .6rem 0; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 1rem; }
+figure.chart { margin: 0; background: #fff; border: 1px solid var(--line); padding: .5rem .6rem; }
+figure.chart figcaption { margin-bottom: .3rem; }
+figure.chart .no-data { height: 118px; margin: 0; display: flex; align-items: center;
+                        justify-content: center; border: 1px dashed var(--line); }
+svg.spark { display: block; width: 100%; max-width: 480px; height: auto; }
+svg.spark .plot { fill: #fbfcfd; stroke: var(--line); }
+svg.spark text { font: 10px system-ui, sans-serif; fill: var(--muted); }
+svg.spark .line { fill: none; stroke-width: 1.6; stroke-linejoin: round; stroke-linecap: round; }
+svg.spark .line.s1 { stroke: var(--accent); }
+svg.spark .line.s2 { stroke: var(--warn); }
+svg.spark .dot.s1, svg.spark text.legend.s1 { fill: var(--accent); }
+svg.spark .dot.s2, svg.spark text.legend.s2 { fill: var(--warn); }
 "#;
 
 /// `Content-Security-Policy` of every page: nothing but this style sheet (by its hash), forms
@@ -87,6 +100,7 @@ pub(super) enum Section {
     DeadLetters,
     Sagas,
     Health,
+    Monitor,
 }
 
 fn head(title: &str) -> Markup {
@@ -126,6 +140,8 @@ pub(super) fn page(
                         (link("/sagas", "Sagas", Section::Sagas))
                         " "
                         (link("/health", "Health", Section::Health))
+                        " "
+                        (link("/monitor", "Monitor", Section::Monitor))
                     }
                     div.who {
                         span { "Signed in as " strong #operator { (signed.operator) } }

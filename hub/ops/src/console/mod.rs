@@ -20,11 +20,13 @@
 //! - **Personal data** is shown masked only: there is no unmask in the console.
 
 pub mod auth;
+mod chart;
 pub mod cli;
 mod dead_letters;
 pub mod health;
 mod layout;
 mod login_rate;
+pub mod monitor;
 mod sagas;
 mod signed_in;
 
@@ -67,6 +69,8 @@ pub struct ConsoleSettings {
     pub limits: auth::Limits,
     /// Served over TLS (behind a TLS-terminating proxy): `__Host-` and `Secure` cookies.
     pub secure_cookies: bool,
+    /// How often the monitor's charts are sampled ([`monitor`]).
+    pub sample_interval: Duration,
 }
 
 /// The running hub's parts the console works with.
@@ -104,6 +108,9 @@ pub(crate) struct Console {
     /// The external systems, each with the client its probes go through.
     systems: Vec<health::Probed>,
     probe_timeout: Duration,
+    /// The monitor's samples of the last hour, and how often they are taken.
+    monitor: monitor::Ring,
+    sample_interval: Duration,
     shutdown: CancellationToken,
 }
 
@@ -126,6 +133,7 @@ pub fn background(config: &ConsoleConfig, systems: Vec<ExternalSystem>) -> Optio
             ..auth::Limits::default()
         },
         secure_cookies: config.behind_tls,
+        sample_interval: config.sample_interval,
     };
     Some(task(settings))
 }
@@ -178,21 +186,29 @@ pub async fn serve(
         },
         systems,
         probe_timeout: settings.probe_timeout,
+        monitor: monitor::Ring::new(settings.sample_interval, monitor::WINDOW),
+        sample_interval: settings.sample_interval,
         shutdown: shutdown.clone(),
     });
+    let sampler = tokio::spawn(monitor::run(console.clone(), settings.sample_interval));
     tracing::info!(
         addr = %settings.addr,
         operators = ?console.users,
         behind_tls = settings.secure_cookies,
         login_rate = settings.limits.login_rate,
+        sample_interval = ?settings.sample_interval,
         "operators' console listening"
     );
-    axum::serve(
+    let served = axum::serve(
         listener,
         router(console).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await?;
+    .await;
+    // The sampler ends with the shutdown; if serving failed, it is stopped here.
+    sampler.abort();
+    let _ = sampler.await;
+    served?;
     Ok(())
 }
 
@@ -224,6 +240,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/sagas/{id}/retry-step", post(sagas::retry_step))
         .route("/sagas/{id}/cancel", post(sagas::cancel))
         .route("/health", get(health::page))
+        .route("/monitor", get(monitor::page))
         .route_layer(middleware::from_fn_with_state(
             console.clone(),
             auth::require_session,
