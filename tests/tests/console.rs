@@ -746,29 +746,7 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
 
     // The health page: the queues with their consumers, the external systems up.
     browser.click("nav a[href='/health']").await;
-    let mvd_queue = format!(
-        "{}.{}",
-        portal.env.config.namespace,
-        hub_portal::external::mvd::worker::QUEUE
-    );
-    let row = browser
-        .text(&format!("#queues tr[data-queue='{mvd_queue}']"))
-        .await;
-    assert!(row.contains("work"), "{row}");
-    let mvd = browser
-        .text("#systems tr[data-system='MVD population registry']")
-        .await;
-    assert!(mvd.contains("up"), "{mvd}");
-    assert!(
-        mvd.contains("HTTP 200 OK") && mvd.contains("/healthz"),
-        "{mvd}"
-    );
-    let mail = browser
-        .text("#systems tr[data-system='Mail server (SMTP)']")
-        .await;
-    assert!(mail.contains("up") && mail.contains("SMTP 220"), "{mail}");
-    assert_eq!(browser.text("#dead-letter-count").await, "0");
-    browser.snapshot("console-health").await;
+    health_shows_queues_and_real_probes(&browser, &portal.env.config.namespace.to_string()).await;
 
     // The monitor: the charts of what was sampled while the saga ran.
     browser.click("nav a[href='/monitor']").await;
@@ -802,6 +780,30 @@ async fn an_operator_replays_a_dead_letter_in_the_browser_and_the_saga_completes
     assert_eq!(replays[0].target, format!("group {key}"));
     assert_eq!(replays[0].details.0["replayed"], json!([letter]));
     portal.stop().await;
+}
+
+/// On the health page: the MVD worker's queue with its consumer, MVD up by its probe path's
+/// `200`, the mail server up by its `220` greeting, no dead letter waiting.
+async fn health_shows_queues_and_real_probes(browser: &Browser, namespace: &str) {
+    let mvd_queue = format!("{namespace}.{}", hub_portal::external::mvd::worker::QUEUE);
+    let row = browser
+        .text(&format!("#queues tr[data-queue='{mvd_queue}']"))
+        .await;
+    assert!(row.contains("work"), "{row}");
+    let mvd = browser
+        .text("#systems tr[data-system='MVD population registry']")
+        .await;
+    assert!(mvd.contains("up"), "{mvd}");
+    assert!(
+        mvd.contains("HTTP 200 OK") && mvd.contains("/healthz"),
+        "{mvd}"
+    );
+    let mail = browser
+        .text("#systems tr[data-system='Mail server (SMTP)']")
+        .await;
+    assert!(mail.contains("up") && mail.contains("SMTP 220"), "{mail}");
+    assert_eq!(browser.text("#dead-letter-count").await, "0");
+    browser.snapshot("console-health").await;
 }
 
 /// How often the browser test's console samples its charts.
