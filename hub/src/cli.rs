@@ -68,6 +68,10 @@ pub fn production_problems(
     console: Option<&ConsoleConfig>,
 ) -> anyhow::Result<Vec<Problem>> {
     let mut problems = hub_runtime::config::production_problems(config);
+    // An endpoint that is not a URL stops the hub before this (when logging starts).
+    if let Ok(Some(otlp)) = hub_runtime::otlp::OtlpSettings::from_env() {
+        problems.extend(otlp.production_problem());
+    }
     if let Some(integrations) = integrations {
         let catalogue = hub_portal::procedures::catalogue::Catalogue::embedded()?;
         problems.extend(hub_portal::config::production_problems(

@@ -106,6 +106,33 @@ impl OtlpSettings {
     }
 }
 
+impl OtlpSettings {
+    /// What production mode refuses here: spans sent in plain text (`http://`) to another host.
+    /// They carry queue, message type and saga names and message and saga ids, never personal
+    /// data, but production sends nothing over the network unencrypted. A collector on the
+    /// hub's own host (loopback: an agent beside it) may take plain HTTP.
+    pub fn production_problem(&self) -> Option<crate::config::Problem> {
+        let url = url::Url::parse(&self.traces_endpoint).ok()?;
+        let loopback = match url.host()? {
+            url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+            url::Host::Ipv4(ip) => ip.is_loopback(),
+            url::Host::Ipv6(ip) => ip.is_loopback(),
+        };
+        (url.scheme() == "http" && !loopback).then(|| {
+            crate::config::Problem::new(
+                format!("{ENDPOINT_VAR} / {TRACES_ENDPOINT_VAR}"),
+                format!(
+                    "spans go to {} in plain text, to another host",
+                    url.origin().ascii_serialization()
+                ),
+                "give the collector's https:// URL, or run a collector on this host \
+                 (http://127.0.0.1:4318) that forwards over TLS; unset it to export no traces",
+                false,
+            )
+        })
+    }
+}
+
 /// The running export: the SDK's tracer provider and its batch processor.
 #[derive(Debug)]
 pub struct TraceExport {
@@ -273,6 +300,30 @@ impl<E: SpanExporter> SpanExporter for ReportedExporter<E> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn production_refuses_plain_http_to_another_host_only() {
+        let settings = |endpoint: &str| OtlpSettings {
+            traces_endpoint: endpoint.to_owned(),
+            service_name: "hub".to_owned(),
+        };
+        let refused = settings("http://jaeger:4318/v1/traces")
+            .production_problem()
+            .expect("plain text to another host is refused");
+        assert!(refused.variable.contains(ENDPOINT_VAR), "{refused:?}");
+        assert!(refused.why.contains("http://jaeger:4318"), "{refused:?}");
+        for allowed in [
+            "https://collector.example.by/v1/traces",
+            "http://127.0.0.1:4318/v1/traces",
+            "http://localhost:4318/v1/traces",
+            "http://[::1]:4318/v1/traces",
+        ] {
+            assert!(
+                settings(allowed).production_problem().is_none(),
+                "{allowed}"
+            );
+        }
+    }
     use std::collections::HashMap;
 
     use super::*;
