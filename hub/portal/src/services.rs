@@ -37,7 +37,7 @@ use crate::procedures::saga::{
 use crate::registry::{self, Registry};
 use crate::sagas::account::{self, AccountSaga, AccountSettings};
 use crate::sagas::issuance::{self, IssuanceSaga, IssuanceSettings};
-use hub_runtime::app::{Background, HubContext, Plan, Registration};
+use hub_runtime::app::{Background, HubContext, Plan, QueueTask, Registration};
 use hub_runtime::engine::{Command, Saga, SagaEngine, Service, ServiceRunner};
 use hub_runtime::health::{ExternalSystem, Target};
 use hub_runtime::secrets::Sealer;
@@ -81,9 +81,14 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
     ];
     registrations.extend(bridges.workers);
     let listener = callback_listener(config, catalogue, bridges.authority_secrets);
-    let mut background = vec![listener, ops_listener(config)];
+    let background = vec![listener, ops_listener(config)];
+    // The SMS worker's binds are drained where the worker runs, also in a `--queues` process.
+    let mut queue_tasks = Vec::new();
     if !workers.smpp.is_empty() {
-        background.push(smpp_drain(workers.smpp.clone()));
+        queue_tasks.push(QueueTask {
+            queue: crate::external::sms::worker::QUEUE.to_owned(),
+            task: smpp_drain(workers.smpp.clone()),
+        });
     }
     // The portal's and the desks' queues: the hub declares them, they consume them.
     let mut foreign_queues = parties.queues();
@@ -92,6 +97,7 @@ pub fn plan(config: &IntegrationConfig) -> anyhow::Result<Plan> {
         registrations,
         foreign_queues,
         background,
+        queue_tasks,
         senders: Some(Arc::new(crate::parties::Policy::new(parties))),
         migrations: vec![&crate::MIGRATOR],
     })
@@ -443,8 +449,8 @@ fn callback_listener(
 const SMPP_DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Drains the SMPP clients when the hub stops: no new send, the ones under way answered (up to
-/// [`SMPP_DRAIN_WAIT`]), an `unbind` to each SMS centre. A process that runs no background task
-/// (`hub run --queues ...`) closes its binds without the `unbind`.
+/// [`SMPP_DRAIN_WAIT`]), an `unbind` to each SMS centre; in every process that runs the SMS
+/// worker, `hub run --queues adapter.sms` too.
 fn smpp_drain(smpp: Arc<SmppOperators>) -> Background {
     Box::new(move |_ctx, _running, shutdown| {
         Box::pin(async move {
@@ -747,5 +753,34 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// The SMPP binds' drain belongs to the SMS worker's queue: a process that consumes only
+    /// that queue runs it (and unbinds at stop); one of other queues does not.
+    #[test]
+    fn a_process_of_the_sms_queue_drains_the_smpp_binds() {
+        let mut config = <Portal as clap::Parser>::try_parse_from(["hub"])
+            .expect("defaults")
+            .integrations;
+        for (k, v) in [
+            ("HUB_SMS_A1_PROTOCOL", "smpp"),
+            ("HUB_SMS_A1_SMPP_URL", "smpp://127.0.0.1:2775"),
+        ] {
+            config.authority_settings.insert(k.to_owned(), v.to_owned());
+        }
+        let queue = crate::external::sms::worker::QUEUE.to_owned();
+        let sms_only = hub_runtime::app::only_queues(plan(&config).expect("plan"), &[queue])
+            .expect("the SMS queue");
+        assert_eq!(sms_only.background.len(), 1, "the drain, and no listener");
+        let mvd = crate::external::mvd::worker::QUEUE.to_owned();
+        let mvd_only =
+            hub_runtime::app::only_queues(plan(&config).expect("plan"), &[mvd]).expect("MVD");
+        assert!(mvd_only.background.is_empty());
+        // Over HTTP there is nothing to drain.
+        let http = <Portal as clap::Parser>::try_parse_from(["hub"])
+            .expect("defaults")
+            .integrations;
+        let all = plan(&http).expect("plan");
+        assert!(all.queue_tasks.is_empty());
     }
 }

@@ -87,8 +87,9 @@ pub struct UsageError(pub String);
 
 /// The plan of a process that consumes only `queues` (short names; all when empty): the other
 /// queues stay declared, as queues other processes consume, and the background tasks (the HTTP
-/// listener, the console) are left to the process that consumes everything. An unknown name
-/// is an error that lists the known ones.
+/// listener, the console) are left to the process that consumes everything, but for those of
+/// the queues it consumes ([`Plan::queue_tasks`]). An unknown name is an error that lists the
+/// known ones.
 pub fn only_queues(mut plan: Plan, queues: &[String]) -> anyhow::Result<Plan> {
     if queues.is_empty() {
         return Ok(plan);
@@ -112,7 +113,11 @@ pub fn only_queues(mut plan: Plan, queues: &[String]) -> anyhow::Result<Plan> {
     plan.foreign_queues
         .extend(others.into_iter().map(|r| r.queue));
     plan.registrations = mine;
-    plan.background.clear();
+    plan.background = std::mem::take(&mut plan.queue_tasks)
+        .into_iter()
+        .filter(|t| queues.contains(&t.queue))
+        .map(|t| t.task)
+        .collect();
     Ok(plan)
 }
 
@@ -157,11 +162,31 @@ pub struct Plan {
     pub foreign_queues: Vec<QueueSpec>,
     /// Background tasks.
     pub background: Vec<Background>,
+    /// Background tasks that belong to one work queue's handler (the SMS worker's SMPP binds,
+    /// drained when the process stops): run with the rest, and also by a process that consumes
+    /// only some queues ([`only_queues`]) when it consumes that one.
+    pub queue_tasks: Vec<QueueTask>,
     /// Who may send what; [`NamedSenders`] (every message names its sender) when `None`.
     pub senders: Option<Arc<dyn SenderPolicy>>,
     /// The business's migrations, run with the runtime's as one ordered set
     /// ([`store::migrator`]).
     pub migrations: Vec<&'static Migrator>,
+}
+
+/// A background task of one work queue's handler ([`Plan::queue_tasks`]).
+pub struct QueueTask {
+    /// The queue's short name, as its [`Registration`] has it.
+    pub queue: String,
+    /// The task.
+    pub task: Background,
+}
+
+impl std::fmt::Debug for QueueTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueTask")
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Plan {
@@ -190,6 +215,14 @@ impl std::fmt::Debug for Plan {
             .field("registrations", &self.registrations)
             .field("foreign_queues", &self.foreign_queues)
             .field("background", &self.background.len())
+            .field(
+                "queue_tasks",
+                &self
+                    .queue_tasks
+                    .iter()
+                    .map(|t| &t.queue)
+                    .collect::<Vec<_>>(),
+            )
             .field("senders", &self.senders.is_some())
             .field("migrations", &self.migrations.len())
             .finish()
@@ -226,11 +259,13 @@ pub async fn run_plan(
     let queues = plan.queues();
     let Plan {
         registrations,
-        background,
+        mut background,
+        queue_tasks,
         senders,
         migrations,
         ..
     } = plan;
+    background.extend(queue_tasks.into_iter().map(|t| t.task));
     let senders = senders.unwrap_or_else(|| Arc::new(NamedSenders));
     let hub = connect(config, queues, &migrations).await?;
     let consuming = TaskTracker::new();
@@ -446,11 +481,22 @@ mod tests {
     }
 
     #[test]
-    fn a_process_for_some_queues_declares_the_others_and_runs_no_background_task() {
+    fn a_process_for_some_queues_declares_the_others_and_runs_only_their_background_tasks() {
+        let task = || -> Background { Box::new(|_, _, _| Box::pin(async { Ok(()) })) };
         let plan = Plan {
             registrations: vec![registration("a"), registration("b"), registration("c")],
             foreign_queues: vec![QueueSpec::new("x", Vec::<String>::new())],
-            background: vec![Box::new(|_, _, _| Box::pin(async { Ok(()) }))],
+            background: vec![task()],
+            queue_tasks: vec![
+                QueueTask {
+                    queue: "a".into(),
+                    task: task(),
+                },
+                QueueTask {
+                    queue: "b".into(),
+                    task: task(),
+                },
+            ],
             ..Plan::default()
         };
         let plan = only_queues(plan, &["b".to_owned()]).expect("b is a queue");
@@ -463,7 +509,9 @@ mod tests {
         let mut declared: Vec<_> = plan.queues().into_iter().map(|q| q.name).collect();
         declared.sort();
         assert_eq!(declared, ["a", "b", "c", "x"]);
-        assert!(plan.background.is_empty());
+        // The listener-like task is left to the process of every queue; b's own task runs.
+        assert_eq!(plan.background.len(), 1, "b's task only");
+        assert!(plan.queue_tasks.is_empty());
         let all = Plan {
             registrations: vec![registration("a")],
             ..Plan::default()
