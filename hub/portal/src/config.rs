@@ -595,21 +595,26 @@ fn pem_or_der(bytes: &[u8]) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// The settings as flags give them (the environment's `HUB_*` could add to them), for the
+/// crate's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
+pub(crate) fn parsed_for_tests(args: &[&str]) -> IntegrationConfig {
     #[derive(clap::Parser)]
     struct Portal {
         #[command(flatten)]
         integrations: IntegrationConfig,
     }
+    <Portal as clap::Parser>::try_parse_from(std::iter::once("hub").chain(args.iter().copied()))
+        .expect("parses")
+        .integrations
+}
 
-    /// The settings as flags give them (the environment's `HUB_*` could add to them).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     fn parsed(args: &[&str]) -> IntegrationConfig {
-        <Portal as clap::Parser>::try_parse_from(std::iter::once("hub").chain(args.iter().copied()))
-            .expect("parses")
-            .integrations
+        parsed_for_tests(args)
     }
 
     const DEV_ARGS: &[&str] = &[

@@ -59,16 +59,8 @@ fn resolve(base: &url::Url, path: &str) -> Result<url::Url, String> {
 mod tests {
     use super::*;
 
-    #[derive(clap::Parser)]
-    struct Portal {
-        #[command(flatten)]
-        integrations: IntegrationConfig,
-    }
-
     fn config() -> IntegrationConfig {
-        <Portal as clap::Parser>::try_parse_from(["hub"])
-            .expect("defaults")
-            .integrations
+        crate::config::parsed_for_tests(&[])
     }
 
     #[test]

@@ -702,20 +702,12 @@ pub fn external_systems(
 mod tests {
     use super::*;
 
-    #[derive(clap::Parser)]
-    struct Portal {
-        #[command(flatten)]
-        integrations: IntegrationConfig,
-    }
-
     /// The console probes each HTTP system with the TLS settings its adapter is built with: a
     /// CA bundle that cannot be read stops the start, naming its variable, as the adapter's.
     #[test]
     fn every_http_system_carries_its_tls_settings() {
         let catalogue = Catalogue::embedded().expect("catalogue");
-        let config = <Portal as clap::Parser>::try_parse_from(["hub"])
-            .expect("defaults")
-            .integrations;
+        let config = crate::config::parsed_for_tests(&[]);
         let systems = external_systems(&config, &catalogue).expect("systems");
         assert!(systems.len() > 6, "{systems:?}");
         for s in &systems {
@@ -759,9 +751,7 @@ mod tests {
     /// that queue runs it (and unbinds at stop); one of other queues does not.
     #[test]
     fn a_process_of_the_sms_queue_drains_the_smpp_binds() {
-        let mut config = <Portal as clap::Parser>::try_parse_from(["hub"])
-            .expect("defaults")
-            .integrations;
+        let mut config = crate::config::parsed_for_tests(&[]);
         for (k, v) in [
             ("HUB_SMS_A1_PROTOCOL", "smpp"),
             ("HUB_SMS_A1_SMPP_URL", "smpp://127.0.0.1:2775"),
@@ -777,9 +767,7 @@ mod tests {
             hub_runtime::app::only_queues(plan(&config).expect("plan"), &[mvd]).expect("MVD");
         assert!(mvd_only.background.is_empty());
         // Over HTTP there is nothing to drain.
-        let http = <Portal as clap::Parser>::try_parse_from(["hub"])
-            .expect("defaults")
-            .integrations;
+        let http = crate::config::parsed_for_tests(&[]);
         let all = plan(&http).expect("plan");
         assert!(all.queue_tasks.is_empty());
     }
