@@ -40,12 +40,12 @@ fn all_on_smpp(integrations: &mut IntegrationConfig) {
 
 /// The SMS the SMS centre of `kind` recorded as handed to a phone twice.
 async fn duplicates(portal: &Portal, kind: SimKind) -> Vec<serde_json::Value> {
-    let url = portal
-        .sims
-        .operator_url(kind)
-        .expect("operator")
-        .join("sim/smpp/duplicates")
-        .expect("url");
+    duplicates_at(portal.sims.operator_url(kind).expect("operator")).await
+}
+
+/// The duplicates of the operator simulator at `operator`.
+async fn duplicates_at(operator: &url::Url) -> Vec<serde_json::Value> {
+    let url = operator.join("sim/smpp/duplicates").expect("url");
     let body: serde_json::Value = reqwest::get(url)
         .await
         .expect("duplicates")
@@ -304,14 +304,7 @@ impl OneOperator {
 
     /// The SMS the SMS centre recorded as handed to a phone twice.
     async fn duplicates(&self) -> Vec<serde_json::Value> {
-        let body: serde_json::Value =
-            reqwest::get(self.a1.join("sim/smpp/duplicates").expect("url"))
-                .await
-                .expect("duplicates")
-                .json()
-                .await
-                .expect("JSON");
-        body["duplicates"].as_array().cloned().unwrap_or_default()
+        duplicates_at(&self.a1).await
     }
 
     /// `smpp_sends` of `command`: the SMS centre's id, the resends in doubt, the phone's key.
